@@ -1,0 +1,19 @@
+// Builds the CLI (dependencies stay external; npm installs them) and the
+// self-contained forwarder bundle the installer deploys without node_modules.
+import { build } from 'esbuild';
+import { rmSync } from 'node:fs';
+
+const common = {
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  bundle: true,
+  sourcemap: true,
+  logLevel: 'warning',
+  // Bundled CommonJS dependencies call require(); give ESM output one.
+  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+};
+
+rmSync('dist', { recursive: true, force: true });
+await build({ ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js', packages: 'external' });
+await build({ ...common, entryPoints: ['src/forwarder-main.ts'], outfile: 'dist/forwarder.mjs' });

@@ -1,0 +1,54 @@
+import { Command, CommanderError } from 'commander';
+import { CliError, formatError } from './errors.js';
+import { VERSION } from './version.js';
+import { parseCommand } from './commands/parse.js';
+import { forwardCommand } from './commands/forward.js';
+import { sendTestCommand } from './commands/send-test.js';
+import { demoCommand } from './commands/demo.js';
+import { dcrCommand } from './commands/dcr.js';
+import { installCommand } from './commands/install.js';
+import { uninstallCommand } from './commands/uninstall.js';
+import { troubleshootCommand } from './commands/troubleshoot.js';
+
+export function buildProgram(): Command {
+  const program = new Command('sentinel-cef')
+    .description('CEF log forwarder for Microsoft Sentinel: install, forward, troubleshoot.')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  for (const cmd of [
+    parseCommand(),
+    forwardCommand(),
+    sendTestCommand(),
+    demoCommand(),
+    dcrCommand(),
+    installCommand(),
+    uninstallCommand(),
+    troubleshootCommand(),
+  ]) {
+    program.addCommand(cmd.exitOverride());
+  }
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with code 0; bad flags are usage errors.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    process.stderr.write(`sentinel-cef: ${formatError(err)}\n`);
+    if (process.env.SENTINEL_CEF_DEBUG && err instanceof Error && err.stack) {
+      process.stderr.write(`${err.stack}\n`);
+    }
+    return err instanceof CliError ? err.exitCode : 1;
+  }
+}
+
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});

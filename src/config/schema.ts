@@ -1,0 +1,109 @@
+import { z } from 'zod';
+
+/**
+ * The forwarder's config file (/etc/sentinel-cef/forwarder.json). Written by `install`, read by
+ * `forward --config`, checked by `forward --check` and `troubleshoot`. Secrets never live here:
+ * only the paths of 0600 files that hold them (or the environment, see secretsFromEnv).
+ */
+export const DEFAULT_FORWARDER_PORT = 25226;
+export const DEFAULT_ADMIN = '127.0.0.1:25227';
+export const DEFAULT_QUEUE_DIR = '/var/lib/sentinel-cef/queue';
+export const DEFAULT_CONFIG_PATH = '/etc/sentinel-cef/forwarder.json';
+
+export const CLOUDS = ['AzureCloud', 'AzureUSGovernment', 'AzureChinaCloud'] as const;
+export type Cloud = (typeof CLOUDS)[number];
+
+const fileSink = z.object({
+  type: z.literal('file'),
+  path: z.string().min(1),
+});
+
+const logAnalyticsSink = z.object({
+  type: z.literal('log-analytics'),
+  workspaceId: z.string().regex(/^[0-9a-fA-F-]{36}$/, 'workspaceId must be a GUID'),
+  /** 0600 file holding the base64 primary/secondary key; else env SENTINEL_CEF_KEY. */
+  sharedKeyFile: z.string().optional(),
+  cloud: z.enum(CLOUDS).default('AzureCloud'),
+  /** Overrides https://{workspaceId}.ods.opinsights.azure.{com,us,cn} (private link, tests). */
+  endpoint: z.string().url().optional(),
+  logType: z.string().regex(/^[A-Za-z0-9_]{1,100}$/).default('CommonSecurityLog'),
+  azureResourceId: z.string().optional(),
+});
+
+const ingestionAuth = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('client-secret'),
+    tenantId: z.string().min(1),
+    clientId: z.string().min(1),
+    /** 0600 file holding the secret; else env AZURE_CLIENT_SECRET. */
+    clientSecretFile: z.string().optional(),
+  }),
+  z.object({
+    kind: z.literal('certificate'),
+    tenantId: z.string().min(1),
+    clientId: z.string().min(1),
+    certificateFile: z.string().min(1),
+  }),
+  z.object({ kind: z.literal('managed-identity'), clientId: z.string().optional() }),
+  z.object({ kind: z.literal('workload-identity') }),
+]);
+
+const logsIngestionSink = z.object({
+  type: z.literal('logs-ingestion'),
+  /** DCE or DCR logs-ingestion endpoint, e.g. https://my-dce.eastus-1.ingest.monitor.azure.com */
+  endpoint: z.string().url(),
+  dcrImmutableId: z.string().min(1),
+  stream: z.string().default('Custom-CommonSecurityLog'),
+  cloud: z.enum(CLOUDS).default('AzureCloud'),
+  auth: ingestionAuth,
+  /** Overrides the Entra ID authority host (sovereign clouds, private link, tests). */
+  authorityHost: z.string().url().optional(),
+  /** Overrides the token scope (defaults from cloud: https://monitor.azure.com//.default ...). */
+  scope: z.string().optional(),
+});
+
+export const sinkSchema = z.discriminatedUnion('type', [fileSink, logAnalyticsSink, logsIngestionSink]);
+export type SinkConfig = z.infer<typeof sinkSchema>;
+
+export const forwarderConfigSchema = z.object({
+  /** tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT */
+  listen: z
+    .array(z.string())
+    .min(1)
+    .default([`tcp://127.0.0.1:${DEFAULT_FORWARDER_PORT}`, `udp://127.0.0.1:${DEFAULT_FORWARDER_PORT}`]),
+  tls: z
+    .object({
+      certFile: z.string(),
+      keyFile: z.string(),
+      caFile: z.string().optional(),
+      requireClientCert: z.boolean().default(false),
+    })
+    .optional(),
+  limits: z
+    .object({
+      maxMessageBytes: z.number().int().positive().default(64 * 1024),
+      maxConnections: z.number().int().positive().default(1024),
+      idleTimeoutSec: z.number().positive().default(300),
+    })
+    .prefault({}),
+  queue: z
+    .object({
+      dir: z.string().default(DEFAULT_QUEUE_DIR),
+      maxBytes: z.number().int().positive().default(1024 * 1024 * 1024),
+    })
+    .prefault({}),
+  batch: z
+    .object({
+      maxRecords: z.number().int().positive().default(5000),
+      maxBytes: z.number().int().positive().default(900 * 1024),
+      flushMs: z.number().int().nonnegative().default(1000),
+    })
+    .prefault({}),
+  sink: sinkSchema,
+  /** Defaults to <queue.dir>/../dead-letter.ndjson */
+  deadLetterFile: z.string().optional(),
+  /** HOST:PORT on loopback, or false to disable. */
+  admin: z.union([z.string(), z.literal(false)]).default(DEFAULT_ADMIN),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+});
+export type ForwarderConfig = z.infer<typeof forwarderConfigSchema>;

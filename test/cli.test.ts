@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { readFileSync } from 'node:fs';
+import { VERSION } from '../src/version.js';
+
+const bin = new URL('../bin/sentinel-cef', import.meta.url).pathname;
+const env = { CI: 'true', NO_COLOR: '1' };
+
+describe('sentinel-cef CLI', () => {
+  it('keeps VERSION in step with package.json', () => {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    expect(VERSION).toBe(pkg.version);
+  });
+
+  it('prints help with every command', async () => {
+    const r = await execa(bin, ['--help'], { env, reject: false });
+    expect(r.exitCode).toBe(0);
+    for (const c of ['parse', 'forward', 'send-test', 'demo', 'dcr', 'install', 'uninstall', 'troubleshoot']) {
+      expect(r.stdout).toMatch(new RegExp(`^\\s+${c}\\b`, 'm'));
+    }
+  });
+
+  it('answers a bad flag with exit 2 and one line on stderr', async () => {
+    const r = await execa(bin, ['--no-such-flag'], { env, reject: false });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain("unknown option '--no-such-flag'");
+    expect(r.stdout).toBe('');
+  });
+});

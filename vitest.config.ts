@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 20_000,
+    hookTimeout: 60_000,
+    // The JSON report feeds the CI summary line; the default reporter is for people.
+    reporters: ['default', ['json', { outputFile: '.vitest-report.json' }]],
+  },
+});
