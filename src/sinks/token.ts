@@ -95,14 +95,18 @@ export class TokenCache {
     this.credential = makeCredential();
   }
 
-  private refreshAt(t: AccessToken): number {
-    const margin = t.expiresOnTimestamp - Math.min(REFRESH_MARGIN_MS, (t.expiresOnTimestamp - this.now()) / 2);
-    return t.refreshAfterTimestamp !== undefined ? Math.min(t.refreshAfterTimestamp, margin) : margin;
+  /** When to fetch again: the service's refresh hint, else 5 min (or half the lifetime) before expiry. */
+  private refreshAt = 0;
+
+  private planRefresh(t: AccessToken): void {
+    const lifetime = t.expiresOnTimestamp - this.now();
+    const early = t.expiresOnTimestamp - Math.min(REFRESH_MARGIN_MS, lifetime / 2);
+    this.refreshAt = t.refreshAfterTimestamp !== undefined ? Math.min(t.refreshAfterTimestamp, early) : early;
   }
 
   async get(signal?: AbortSignal): Promise<string> {
     const cached = this.token;
-    if (cached && this.now() < this.refreshAt(cached)) return cached.token;
+    if (cached && this.now() < this.refreshAt) return cached.token;
     try {
       const t = await this.fetch(signal);
       return t.token;
@@ -119,6 +123,7 @@ export class TokenCache {
         const t = await this.credential.getToken(this.scope, { abortSignal: signal });
         if (!t) throw new Error('the credential returned no token');
         this.token = t;
+        this.planRefresh(t);
         return t;
       } finally {
         this.inflight = undefined;
