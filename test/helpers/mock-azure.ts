@@ -373,7 +373,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
       } else if (/^\/[^/]+\/(v2\.0\/\.well-known\/openid-configuration|oauth2\/v2\.0\/token)$/.test(path) || path === '/common/discovery/instance') {
         record.api = 'token';
         await authority(req, res, url, record);
-      } else if (path === '/metadata/identity/oauth2/token' || path === '/msi/token') {
+      } else if (/^\/(metadata\/identity\/oauth2\/token|msi\/token)\/?$/.test(path)) {
         record.api = 'msi';
         await managedIdentity(req, res, url, record);
       } else {
@@ -612,7 +612,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
     await readBody(req, 64 * 1024);
     if (await inject('msi', res, record)) return;
     const resource = url.searchParams.get('resource');
-    const imds = url.pathname === '/metadata/identity/oauth2/token';
+    const imds = url.pathname.startsWith('/metadata/');
     const authorized = imds ? req.headers.metadata === 'true' : req.headers['x-identity-header'] === identityHeader;
     if (!authorized) {
       record.status = 400;
