@@ -76,10 +76,15 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
     try {
       return await tokens.get(signal);
     } catch (err) {
-      // A token failure (wrong secret, authority unreachable) is not the data's fault: keep it queued.
+      // A token failure is not the data's fault: keep it queued. A refusal by the authority (wrong
+      // secret, unknown app) will not fix itself soon, so wait a minute; a network blip gets the
+      // forwarder's normal backoff.
+      // @azure/identity wraps the authority's answer (AuthenticationRequiredError), so look for
+      // its AADSTS code / OAuth error rather than a status.
+      const refused = /AADSTS\d+|invalid_client|unauthorized_client|invalid_tenant|invalid_scope/.test(String((err as Error)?.message ?? err));
       return {
         kind: 'retry',
-        retryAfterMs: AUTH_RETRY_MS,
+        ...(refused ? { retryAfterMs: AUTH_RETRY_MS } : {}),
         error: clean(`cannot get an Entra ID token for ${scope}: ${firstLine(err)}`),
       };
     }

@@ -76,6 +76,11 @@ describe('credential kinds', () => {
       expect(await sink.send([row])).toEqual({ status: 'success', accepted: 1 });
       const msi = imds.requests.filter((q) => q.api === 'msi' && q.status === 200);
       expect(msi.length).toBeGreaterThan(0);
+      // MSAL keeps managed-identity tokens in a process-wide cache that a new credential does not
+      // bypass: a token revoked before expiry gets 401 twice, which must stay retryable (no loss).
+      imds.revokeTokens();
+      const r = await sink.send([row]);
+      expect(r).toMatchObject({ status: 'retryable', httpStatus: 401 });
       await sink.close?.();
     } finally {
       if (saved === undefined) delete process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST;

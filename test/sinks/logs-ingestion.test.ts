@@ -140,6 +140,7 @@ describe('logs-ingestion: delivery and auth', () => {
     const text = (r as { error: string }).error;
     expect(text).toMatch(/AADSTS7000215/);
     expect(text).not.toContain('not-the-secret-value');
+    expect((r as { retryAfterMs?: number }).retryAfterMs).toBe(60_000);
     expect(dataCalls()).toHaveLength(0);
   });
 
@@ -243,6 +244,20 @@ describe('logs-ingestion: status classification', () => {
     expect(r.status).toBe('retryable');
     expect((r as { error: string }).error).toMatch(/no response within 300 ms/);
     expect(Date.now() - t0).toBeLessThan(1400);
+  });
+});
+
+describe('logs-ingestion: abort', () => {
+  it('an aborted send → retryable, nothing assumed delivered', async () => {
+    const sink = ingestionSink();
+    await sink.send(rows(1));
+    mock.reset();
+    mock.fail({ api: 'logs-ingestion', delayMs: 2000, count: 1 });
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(new Error('shutting down')), 100);
+    const r = await sink.send(rows(2), { signal: ac.signal });
+    expect(r.status).toBe('retryable');
+    expect((r as { error: string }).error).toMatch(/shutting down/);
   });
 });
 
