@@ -85,7 +85,7 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
       return {
         kind: 'retry',
         ...(refused ? { retryAfterMs: AUTH_RETRY_MS } : {}),
-        error: clean(`cannot get an Entra ID token for ${scope}: ${firstLine(err)}`),
+        error: clean(`cannot get an Entra ID token for ${scope}: ${tokenErrorText(err)}`),
       };
     }
   }
@@ -140,7 +140,7 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
         await tokens.get();
         opts.logger?.info(`logs-ingestion: token acquired for ${scope}`);
       } catch (err) {
-        opts.logger?.warn(clean(`logs-ingestion: cannot get a token yet (will retry while sending): ${firstLine(err)}`));
+        opts.logger?.warn(clean(`logs-ingestion: cannot get a token yet (will retry while sending): ${tokenErrorText(err)}`));
       }
     },
     async send(rows: CslRow[], sendOpts?: { signal?: AbortSignal }): Promise<SendResult> {
@@ -152,6 +152,15 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
       transport.close();
     },
   };
+}
+
+function tokenErrorText(err: unknown): string {
+  const text = firstLine(err);
+  // MSAL's code for "could not fetch the authority's OpenID metadata" says nothing about why.
+  if (/endpoints_resolution_error/.test(text)) {
+    return `${text} (the authority could not be reached: check DNS, proxy (HTTPS_PROXY) and authorityHost)`;
+  }
+  return text;
 }
 
 function firstLine(err: unknown): string {
