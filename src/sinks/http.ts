@@ -78,7 +78,21 @@ export class HttpTransport {
     return url.protocol === 'https:' ? this.httpsAgent : this.httpAgent;
   }
 
-  request(
+  async request(
+    url: URL,
+    init: { method: string; headers: Record<string, string>; body?: Buffer; signal?: AbortSignal; timeoutMs?: number },
+  ): Promise<HttpResponse> {
+    try {
+      return await this.once(url, init);
+    } catch (err) {
+      // The server closed an idle keep-alive socket just as we reused it: the request never reached
+      // it, so one fresh attempt is part of the same call (Node docs, http "request.reusedSocket").
+      if ((err as { staleSocket?: boolean }).staleSocket && !init.signal?.aborted) return this.once(url, init);
+      throw err;
+    }
+  }
+
+  private once(
     url: URL,
     init: { method: string; headers: Record<string, string>; body?: Buffer; signal?: AbortSignal; timeoutMs?: number },
   ): Promise<HttpResponse> {
@@ -108,8 +122,16 @@ export class HttpTransport {
         finish(err);
       };
       init.signal?.addEventListener('abort', onAbort, { once: true });
-      req.on('error', (err) => finish(err));
+      let gotResponse = false;
+      req.on('error', (err) => {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (!gotResponse && req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')) {
+          Object.assign(err, { staleSocket: true });
+        }
+        finish(err);
+      });
       req.on('response', (res) => {
+        gotResponse = true;
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {
