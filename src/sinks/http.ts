@@ -70,7 +70,7 @@ export class HttpTransport {
     if (proxy) {
       let agent = this.proxyAgents.get(proxy);
       if (!agent) {
-        agent = new HttpsProxyAgent(proxy, { keepAlive: true, ca: this.ca });
+        agent = new HttpsProxyAgent(proxy, { keepAlive: true });
         this.proxyAgents.set(proxy, agent);
       }
       return agent;
@@ -100,7 +100,8 @@ export class HttpTransport {
     return new Promise<HttpResponse>((resolve, reject) => {
       if (init.signal?.aborted) return reject(init.signal.reason ?? new Error('aborted'));
       const mod = url.protocol === 'https:' ? https : http;
-      const req = mod.request(url, { method: init.method, headers: init.headers, agent: this.agentFor(url) });
+      // `ca` on the request too: a proxy agent takes the target's TLS options from the request.
+      const req = mod.request(url, { method: init.method, headers: init.headers, agent: this.agentFor(url), ...(this.ca ? { ca: this.ca } : {}) });
       let settled = false;
       const finish = (err: Error | null, res?: HttpResponse) => {
         if (settled) return;
