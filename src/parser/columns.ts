@@ -155,14 +155,23 @@ export const CSL_COLUMNS: ReadonlyArray<readonly [name: string, type: ColumnType
 
 export const COLUMN_TYPES: ReadonlyMap<string, ColumnType> = new Map(CSL_COLUMNS);
 
+/** Column name → position in CSL_COLUMNS (the parser fills rows through these slots). */
+export const COLUMN_INDEX: ReadonlyMap<string, number> = new Map(CSL_COLUMNS.map(([n], i) => [n, i]));
+
+export function columnIndex(name: string): number {
+  const i = COLUMN_INDEX.get(name);
+  if (i === undefined) throw new Error(`unknown CommonSecurityLog column ${name}`);
+  return i;
+}
+
 /**
  * How an extension key is stored. `plain` writes the converted value to `column`; the special kinds
  * implement Microsoft's rules for externalId, cn1..3 and deviceDirection.
  */
 export type KeyRule =
-  | { kind: 'plain'; column: string; type: ColumnType }
+  | { kind: 'plain'; column: string; index: number; type: ColumnType }
   | { kind: 'externalId' }
-  | { kind: 'customNumber'; intColumn: string; longColumn: string }
+  | { kind: 'customNumber'; intColumn: string; longColumn: string; intIndex: number; longIndex: number }
   | { kind: 'direction' };
 
 /** [short key, long key, column]; short === long where ArcSight defines only one name. */
@@ -267,7 +276,7 @@ function buildKeyRules(): Map<string, KeyRule> {
   const plain = (column: string): KeyRule => {
     const type = COLUMN_TYPES.get(column);
     if (!type) throw new Error(`unknown CommonSecurityLog column ${column}`);
-    return { kind: 'plain', column, type };
+    return { kind: 'plain', column, index: columnIndex(column), type };
   };
   const add = (keys: string[], rule: KeyRule) => {
     for (const k of keys) rules.set(k, rule);
@@ -282,6 +291,8 @@ function buildKeyRules(): Map<string, KeyRule> {
       kind: 'customNumber',
       intColumn: `DeviceCustomNumber${i}`,
       longColumn: `FieldDeviceCustomNumber${i}`,
+      intIndex: columnIndex(`DeviceCustomNumber${i}`),
+      longIndex: columnIndex(`FieldDeviceCustomNumber${i}`),
     });
     add([`cn${i}Label`, `deviceCustomNumber${i}Label`], plain(`DeviceCustomNumber${i}Label`));
   }

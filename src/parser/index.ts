@@ -9,7 +9,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { CslRow, ParseResult } from './types.js';
-import { bareVersionAt, findCefVersion, parseCefInto } from './cef.js';
+import { bareVersionAt, findCefVersion, parseCefAt } from './cef.js';
 import { findAsa, fillAsaRow } from './asa.js';
 import { parseSyslogHeader, type SyslogHeader } from './syslog.js';
 
@@ -67,12 +67,16 @@ function skipColonsAndBlanks(s: string, p: number): number {
   return p;
 }
 
-function newRow(receivedAt: Date, host: string | undefined): CslRow | undefined {
+// Consecutive lines usually share the receive time (or the millisecond); format it once.
+let lastTime = NaN;
+let lastIso = '';
+function isoOf(receivedAt: Date): string | undefined {
   const t = receivedAt.getTime();
+  if (t === lastTime) return lastIso;
   if (!Number.isFinite(t)) return undefined;
-  const row: CslRow = { TimeGenerated: receivedAt.toISOString() };
-  if (host !== undefined && host !== '') row.Computer = host;
-  return row;
+  lastIso = receivedAt.toISOString();
+  lastTime = t;
+  return lastIso;
 }
 
 function parseText(s: string, receivedAt: Date): ParseResult {
@@ -89,10 +93,10 @@ function parseText(s: string, receivedAt: Date): ParseResult {
   }
   if (v === -1 && h.afterHost < h.msgStart) v = findCefVersion(s, h.afterHost);
   if (v !== -1) {
-    const row = newRow(receivedAt, host);
-    if (!row) return { ok: false, reason: 'receivedAt is not a valid date' };
-    const r = parseCefInto(s, v, row, receivedAt);
-    return r.ok ? { ok: true, kind: 'cef', row } : r;
+    const iso = isoOf(receivedAt);
+    if (iso === undefined) return { ok: false, reason: 'receivedAt is not a valid date' };
+    const r = parseCefAt(s, v, iso, host, receivedAt);
+    return r.ok ? { ok: true, kind: 'cef', row: r.row } : r;
   }
   let asa = undefined;
   if (h.format === 'rfc5424') {
@@ -103,8 +107,10 @@ function parseText(s: string, receivedAt: Date): ParseResult {
   }
   asa ??= findAsa(s, h.afterHost);
   if (asa !== undefined) {
-    const row = newRow(receivedAt, host);
-    if (!row) return { ok: false, reason: 'receivedAt is not a valid date' };
+    const iso = isoOf(receivedAt);
+    if (iso === undefined) return { ok: false, reason: 'receivedAt is not a valid date' };
+    const row: CslRow = { TimeGenerated: iso };
+    if (host !== undefined && host !== '') row.Computer = host;
     fillAsaRow(row, s, asa);
     return { ok: true, kind: 'asa', row };
   }
@@ -118,10 +124,10 @@ export function parseCef(text: string, receivedAt: Date = new Date()): ParseResu
     const s = stripEnd(text);
     const v = findCefVersion(s, 0);
     if (v === -1) return { ok: false, reason: 'no CEF header (expected CEF:<version>|vendor|product|…)' };
-    const row = newRow(receivedAt, undefined);
-    if (!row) return { ok: false, reason: 'receivedAt is not a valid date' };
-    const r = parseCefInto(s, v, row, receivedAt);
-    return r.ok ? { ok: true, kind: 'cef', row } : r;
+    const iso = isoOf(receivedAt);
+    if (iso === undefined) return { ok: false, reason: 'receivedAt is not a valid date' };
+    const r = parseCefAt(s, v, iso, undefined, receivedAt);
+    return r.ok ? { ok: true, kind: 'cef', row: r.row } : r;
   } catch (err) {
     return { ok: false, reason: `parser error: ${err instanceof Error ? err.message : String(err)}` };
   }

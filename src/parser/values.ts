@@ -7,15 +7,18 @@ const INT32_MAX = 2147483647;
 export function parseInteger(s: string): number {
   const len = s.length;
   if (len === 0 || len > 20) return NaN;
-  let i = s.charCodeAt(0) === 45 ? 1 : 0;
+  const neg = s.charCodeAt(0) === 45;
+  let i = neg ? 1 : 0;
   if (i === len) return NaN;
+  let n = 0;
   for (; i < len; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 48 || c > 57) return NaN;
+    const d = s.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return NaN;
+    n = n * 10 + d;
   }
-  const n = Number(s);
   // Beyond 2^53 a JSON number would silently change the value; such values stay text.
-  return Number.isSafeInteger(n) ? n : NaN;
+  if (n > Number.MAX_SAFE_INTEGER) return NaN;
+  return neg ? -n : n;
 }
 
 export function isInt32(n: number): boolean {
