@@ -12,6 +12,7 @@ import type { CslRow, ParseResult } from './types.js';
 import { bareVersionAt, findCefVersion, parseCefAt } from './cef.js';
 import { findAsa, fillAsaRow } from './asa.js';
 import { parseSyslogHeader, type SyslogHeader } from './syslog.js';
+import { CSL_COLUMNS } from './columns.js';
 
 export type { CslRow, ParseResult } from './types.js';
 export { CSL_COLUMNS, COLUMN_TYPES, KEY_RULES, type ColumnType } from './columns.js';
@@ -79,6 +80,16 @@ function isoOf(receivedAt: Date): string | undefined {
   return lastIso;
 }
 
+/** Same key order as CEF rows (CommonSecurityLog column order, AdditionalExtensions last). */
+function canonicalOrder(row: CslRow): CslRow {
+  const out: CslRow = {};
+  for (const [name] of CSL_COLUMNS) {
+    if (name !== 'AdditionalExtensions' && row[name] !== undefined) out[name] = row[name];
+  }
+  if (row.AdditionalExtensions !== undefined) out.AdditionalExtensions = row.AdditionalExtensions;
+  return out;
+}
+
 function parseText(s: string, receivedAt: Date): ParseResult {
   if (s.trim() === '') return { ok: false, reason: 'empty line' };
   const h = parseSyslogHeader(s, header);
@@ -112,7 +123,7 @@ function parseText(s: string, receivedAt: Date): ParseResult {
     const row: CslRow = { TimeGenerated: iso };
     if (host !== undefined && host !== '') row.Computer = host;
     fillAsaRow(row, s, asa);
-    return { ok: true, kind: 'asa', row };
+    return { ok: true, kind: 'asa', row: canonicalOrder(row) };
   }
   if (s.indexOf('CEF:') !== -1) return { ok: false, reason: 'has "CEF:" but no CEF header (expected CEF:<version>|vendor|product|…)' };
   return { ok: false, reason: 'not a CEF or Cisco ASA/FTD message' };
