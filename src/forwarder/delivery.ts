@@ -80,7 +80,7 @@ export class DeliveryLoop {
     const loop = this.running;
     if (!loop) return;
     const empty = new Promise<void>((resolve) => this.drainWaiters.push(resolve));
-    this.o.queue.waitForData(0).catch(() => {});
+    this.o.queue.notify();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, deadlineMs);

@@ -229,12 +229,11 @@ export class DiskQueue {
     try {
       while (written < total) written += this.writeFn(this.writeFd, out, written, total - written);
     } catch (err) {
-      if (written > 0) {
-        try {
-          ftruncateSync(this.writeFd, this.writeOff);
-        } catch {
-          // The reader stops at writeOff regardless; the next open trims the tail.
-        }
+      // Part of the buffer may be on disk even when no count came back: cut back to the last record.
+      try {
+        ftruncateSync(this.writeFd, this.writeOff);
+      } catch {
+        // The reader stops at writeOff regardless; the next open trims the tail.
       }
       throw err;
     }
@@ -246,11 +245,15 @@ export class DiskQueue {
       fsyncSync(this.writeFd);
       this.dirty = false;
     }
-    if (this.waiters.size) {
-      const ws = [...this.waiters];
-      this.waiters.clear();
-      for (const w of ws) w();
-    }
+    this.notify();
+  }
+
+  /** Wakes everyone in waitForData. */
+  notify(): void {
+    if (!this.waiters.size) return;
+    const ws = [...this.waiters];
+    this.waiters.clear();
+    for (const w of ws) w();
   }
 
   private rotate(): void {
