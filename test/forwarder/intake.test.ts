@@ -177,6 +177,7 @@ describe('admin API', () => {
       return r.status === 200 && j.accepted ? j : null;
     }, 5000);
     expect(st).toMatchObject({ id, received: true, accepted: true });
+    if (!st) throw new Error("no probe status");
     expect(st.latencyMs).toBeGreaterThanOrEqual(0);
     const h = (await (await fetch(`${base}/healthz`)).json()) as Health;
     expect(h).toMatchObject({ status: 'ok', sink: 'file', counters: { received: 1, delivered: 1 } });
