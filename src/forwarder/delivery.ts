@@ -102,27 +102,40 @@ export class DeliveryLoop {
     const { queue, batch: cfg } = this.o;
     const signal = this.abort.signal;
     let firstSeen: number | null = null;
+    let next: Prepared | null = null;
     while (!signal.aborted) {
-      if (!queue.unread) {
-        firstSeen = null;
-        if (this.draining) {
-          for (const w of this.drainWaiters.splice(0)) w();
+      let cur: Prepared;
+      if (next) {
+        cur = next;
+        next = null;
+      } else {
+        if (!queue.unread) {
+          firstSeen = null;
+          if (this.draining) {
+            for (const w of this.drainWaiters.splice(0)) w();
+          }
+          await queue.waitForData(this.draining ? 50 : 1000, signal);
+          continue;
         }
-        await queue.waitForData(this.draining ? 50 : 1000, signal);
-        continue;
+        const now = Date.now();
+        firstSeen ??= now;
+        const ready =
+          this.draining || queue.records >= cfg.maxRecords || queue.bytes >= cfg.maxBytes || now - firstSeen >= cfg.flushMs;
+        if (!ready) {
+          await queue.waitForData(Math.max(1, firstSeen + cfg.flushMs - now), signal);
+          continue;
+        }
+        firstSeen = null;
+        cur = this.prepare(queue.readBatch(cfg.maxRecords, cfg.maxBytes));
       }
-      const now = Date.now();
-      firstSeen ??= now;
-      const ready =
-        this.draining || queue.records >= cfg.maxRecords || queue.bytes >= cfg.maxBytes || now - firstSeen >= cfg.flushMs;
-      if (!ready) {
-        await queue.waitForData(Math.max(1, firstSeen + cfg.flushMs - now), signal);
-        continue;
+      const sending = this.deliver(cur, signal);
+      // Overlap: parse the next full batch while this one is on the wire (still one send in flight,
+      // so a crash duplicates at most one batch).
+      if (queue.unread && queue.records - cur.batch.records.length >= cfg.maxRecords) {
+        next = this.prepare(queue.readBatch(cfg.maxRecords, cfg.maxBytes));
       }
-      firstSeen = null;
-      const batch = queue.readBatch(cfg.maxRecords, cfg.maxBytes);
       try {
-        await this.deliver(this.prepare(batch), signal);
+        await sending;
       } catch (err) {
         queue.rewind();
         if (err instanceof Aborted) return;

@@ -428,8 +428,9 @@ class SegmentReader {
     this.limit = limit;
   }
 
+  /** Re-reads the file size only when the cached size is used up (one fstat per refill, not per record). */
   private fileEnd(): number {
-    this.size = fstatSync(this.fd).size;
+    if (this.position >= Math.min(this.size, this.limit) || this.size === 0) this.size = fstatSync(this.fd).size;
     return Math.min(this.size, this.limit);
   }
 
@@ -473,8 +474,8 @@ class SegmentReader {
       const p = pos - this.bufStart + RECORD_HEADER;
       const receivedAt = this.buf.readDoubleLE(p);
       const flags = this.buf[p + 8];
-      // Copy out: the read buffer is replaced on the next refill.
-      const raw = Buffer.from(this.buf.subarray(p + PAYLOAD_PREFIX, p + len));
+      // A view, not a copy: every refill allocates a fresh buffer, so this one is never overwritten.
+      const raw = this.buf.subarray(p + PAYLOAD_PREFIX, p + len);
       this.position = pos + RECORD_HEADER + len;
       return { record: { receivedAt, flags, raw }, start: pos };
     }
