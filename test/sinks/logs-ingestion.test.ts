@@ -238,7 +238,7 @@ describe('logs-ingestion: status classification', () => {
   it('a slow service → retryable after the per-request timeout', async () => {
     const sink = ingestionSink({}, { timeoutMs: 300 });
     await sink.send(rows(1)); // token first
-    mock.fail({ api: 'logs-ingestion', delayMs: 1500, count: 1 });
+    mock.fail({ api: 'logs-ingestion', delayMs: 1500, status: 503, count: 1 }); // 503 after the delay: the abandoned call lands no rows later
     const t0 = Date.now();
     const r = await sink.send(rows(1));
     expect(r.status).toBe('retryable');
