@@ -184,6 +184,8 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       createdDirs.push(d);
       await fs.mkdirp(d, { mode });
     }
+    // Our directories get their modes even when they already existed (an earlier run, a hand-made one).
+    await fs.chmod(d, mode);
     if (owner) await fs.chown(d, owner.uid, owner.gid);
   };
   await mkdir(CONFIG_DIR, 0o750, { uid: 0, gid: user.gid });
@@ -198,6 +200,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   const forwarderFilesChanged = changes.some((c) => c.kind !== 'unchanged' && !(c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
   const rollback = async (why: string, detail: string): Promise<never> => {
     await tx.rollback();
+    for (const d of [...createdDirs].reverse()) if ((await fs.readdir(d)).length === 0) await fs.removeTree(d);
     log(`rolled back: every file is as it was before (${why})`);
     if (forwarderFilesChanged) {
       if (forwarderWasRunning === null && init.kind !== 'systemd') await stopForwarder(ctx).catch(() => {});
@@ -260,11 +263,11 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   await writeState(fs, state);
   deps.out(changed ? `Installed: ${daemon} routes CEF from port ${opts.port} to the forwarder on 127.0.0.1:${opts.forwarderPort}.\n` : 'Nothing to change: everything is already in place.\n');
 
-  if (opts.verify && fs.isSystemRoot) result.probe = await verifyChain(opts, sinkChoice.describe, deps);
+  if (opts.verify && fs.isSystemRoot) result.probe = await verifyChain(opts, daemon, sinkChoice.describe, deps);
   return result;
 }
 
-async function verifyChain(opts: InstallOptions, sinkDesc: string, deps: InstallDeps): Promise<InstallResult['probe']> {
+async function verifyChain(opts: InstallOptions, daemon: SyslogDaemon, sinkDesc: string, deps: InstallDeps): Promise<InstallResult['probe']> {
   const id = newProbeId();
   const protocol = opts.protocol === 'udp' ? 'udp' : 'tcp';
   const started = Date.now();
@@ -272,7 +275,7 @@ async function verifyChain(opts: InstallOptions, sinkDesc: string, deps: Install
   const st = await waitForProbe(DEFAULT_ADMIN, id, 30_000);
   const probe = { id, received: Boolean(st?.received), accepted: Boolean(st?.accepted), latencyMs: st?.latencyMs ?? Date.now() - started, error: st?.error };
   if (probe.accepted) {
-    deps.out(`Probe ${id}: port ${opts.port}/${protocol} -> ${opts.daemon ?? 'daemon'} -> forwarder -> ${sinkDesc}: accepted after ${probe.latencyMs} ms.\n`);
+    deps.out(`Probe ${id}: port ${opts.port}/${protocol} -> ${daemon} -> forwarder -> ${sinkDesc}: accepted after ${probe.latencyMs} ms.\n`);
   } else if (probe.received) {
     throw new CliError(`probe ${id} reached the forwarder but the sink did not accept it${probe.error ? `: ${probe.error}` : ''}`, {
       suggestion: 'run `sentinel-cef troubleshoot` (the configuration stays installed)',
@@ -319,10 +322,23 @@ async function resolveOwner(fs: FsRoot, o: { user: string; group: string }): Pro
 async function prepareSinkFile(fs: FsRoot, file: string, user: UserIds, mkdir: (d: string, mode: number, owner?: UserIds) => Promise<void>) {
   const dir = path.dirname(file);
   if (!(await fs.exists(dir))) await mkdir(dir, 0o750, user);
+  else await assertWritableBy(fs, dir, user);
   if (!(await fs.exists(file))) {
     await fs.writeAtomic(file, '', { mode: 0o640, uid: user.uid, gid: user.gid });
   } else {
     await fs.chown(file, user.uid, user.gid);
+  }
+}
+
+/** The file sink rotates beside its file, so the service user needs the directory, not only the file. */
+async function assertWritableBy(fs: FsRoot, dir: string, user: UserIds): Promise<void> {
+  const st = await fs.stat(dir);
+  if (!st?.isDirectory) throw new UsageError(`${dir} is not a directory`, { suggestion: 'choose another --sink file:PATH' });
+  const ok = st.uid === user.uid ? (st.mode & 0o300) === 0o300 : st.gid === user.gid ? (st.mode & 0o030) === 0o030 : (st.mode & 0o003) === 0o003;
+  if (!ok) {
+    throw new UsageError(`the ${SERVICE_USER} user cannot write in ${dir}`, {
+      suggestion: `use a path in a new directory (install creates it), or run: chown ${SERVICE_USER} ${dir}`,
+    });
   }
 }
 

@@ -7,6 +7,19 @@ import type { InstallDeps } from './run-install.js';
 import { restoreOriginal, readState, STATE_FILE, sha256, BACKUP_ROOT } from './transaction.js';
 import { checkDaemonSyntax, removeServiceUser, restartDaemon, runningDaemonPids, stopForwarder, UNIT_PATH, type Ctx } from './service.js';
 import { DATA_DIR } from './run-install.js';
+import { fetchJson } from './probe.js';
+import { DEFAULT_ADMIN } from '../config/schema.js';
+import type { Health } from '../forwarder/admin-types.js';
+
+/** Records still queued, from the forwarder's admin API; null when it does not answer. */
+async function queuedRecords(): Promise<number | null> {
+  try {
+    const r = await fetchJson<Health>(`http://${DEFAULT_ADMIN}/healthz`);
+    return r.body?.queue?.records ?? null;
+  } catch {
+    return null;
+  }
+}
 
 export interface UninstallResult {
   restored: string[];
@@ -48,6 +61,7 @@ export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDep
   }
   const init = await detectInitSystem(fs);
   const ctx: Ctx = { fs, exec, init: init.kind, log };
+  const queued = await queuedRecords();
   await stopForwarder(ctx);
   log('forwarder stopped');
   for (const f of [...state.files].reverse()) await restoreOriginal(fs, f);
@@ -67,7 +81,9 @@ export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDep
     }
   }
   if (opts.purge) await fs.removeTree(DATA_DIR);
-  else if ((await fs.readdir(`${DATA_DIR}/queue`)).length > 0) log(`warning: ${DATA_DIR}/queue still holds undelivered data; kept (use --purge to delete)`);
+  else if (queued !== 0) {
+    log(`warning: ${DATA_DIR}/queue ${queued === null ? 'may hold' : `holds ${queued}`} undelivered record(s); kept (use --purge to delete)`);
+  }
   if (opts.removeUser && state.user?.createdByUs) await removeServiceUser(ctx);
   await fs.remove(STATE_FILE);
   for (const d of [...state.dirs].reverse()) {
