@@ -22,7 +22,7 @@ import { FileTransaction, readState, writeState, STATE_DIR, type InstallState } 
 import {
   CONFIG_DIR, FORWARDER_PATH, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_PATH,
   checkDaemonSyntax, ensureServiceUser, isForwarderSupervised, lookupUser, restartDaemon, runningDaemonPids,
-  startForwarder, stopForwarder, type Ctx, type UserIds,
+  startForwarder, stopForwarder, systemServices, type Ctx, type Services, type UserIds,
 } from './service.js';
 import { newProbeId, probeLine, sendSyslogLine, waitForHealth, waitForProbe } from './probe.js';
 import { VERSION } from '../version.js';
@@ -44,6 +44,8 @@ export interface InstallDeps {
   forwarderBundle?: string;
   /** Test seam: replaces the rendered daemon drop-in (to force a syntax failure). */
   mutateDropin?: (content: string) => string;
+  /** Process control (systemd or direct); tests pass a fake. */
+  services?: Services;
 }
 
 export interface InstallResult {
@@ -63,6 +65,7 @@ interface SinkChoice {
 
 export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promise<InstallResult> {
   const { fs, exec, prompter, log } = deps;
+  const svc = deps.services ?? systemServices;
   const env = deps.env ?? process.env;
   const warnings: string[] = [];
   const warn = (w: string) => {
@@ -121,11 +124,11 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   const nodePath = (await exec.which('node')) ?? process.execPath;
   if (/^\/(root|home)\//.test(nodePath)) warn(`node is at ${nodePath}: the ${SERVICE_USER} user may not be able to run it; install node system-wide`);
   const group = { user: 'root', group: SERVICE_USER };
-  const svc = { user: SERVICE_USER, group: SERVICE_USER };
+  const serviceOwner = { user: SERVICE_USER, group: SERVICE_USER };
   desired.push({ path: FORWARDER_PATH, content: bundle, mode: 0o644, why: 'forwarder bundle' });
   desired.push({ path: SUPERVISOR_PATH, content: loadTemplate('supervisor/sentinel-cef-supervise.mjs'), mode: 0o644, why: 'supervisor (no systemd)' });
   if (sinkChoice.secretFile) {
-    desired.push({ path: sinkChoice.secretFile.path, content: `${sinkChoice.secretFile.value}\n`, mode: 0o600, owner: svc, secret: true, why: 'secret, readable by the service user only' });
+    desired.push({ path: sinkChoice.secretFile.path, content: `${sinkChoice.secretFile.value}\n`, mode: 0o600, owner: serviceOwner, secret: true, why: 'secret, readable by the service user only' });
   }
   const config = {
     listen: [`tcp://127.0.0.1:${opts.forwarderPort}`, `udp://127.0.0.1:${opts.forwarderPort}`],
@@ -194,8 +197,8 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   await mkdir(DATA_DIR, 0o750, user);
   if (sinkFile) await prepareSinkFile(fs, sinkFile, user, mkdir);
 
-  const forwarderWasRunning = init.kind === 'systemd' ? null : await isForwarderSupervised(fs);
-  const daemonWasRunning = (await runningDaemonPids(fs, daemon)).length > 0;
+  const forwarderWasRunning = init.kind === 'systemd' ? null : await svc.isForwarderSupervised(fs);
+  const daemonWasRunning = (await svc.runningDaemonPids(fs, daemon)).length > 0;
   const daemonFilesChanged = changes.some((c) => c.kind !== 'unchanged' && (c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
   const forwarderFilesChanged = changes.some((c) => c.kind !== 'unchanged' && !(c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
   const rollback = async (why: string, detail: string): Promise<never> => {
@@ -203,11 +206,11 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     for (const d of [...createdDirs].reverse()) if ((await fs.readdir(d)).length === 0) await fs.removeTree(d);
     log(`rolled back: every file is as it was before (${why})`);
     if (forwarderFilesChanged) {
-      if (forwarderWasRunning === null && init.kind !== 'systemd') await stopForwarder(ctx).catch(() => {});
-      else await startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: true }).catch(() => {});
+      if (forwarderWasRunning === null && init.kind !== 'systemd') await svc.stopForwarder(ctx).catch(() => {});
+      else await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: true }).catch(() => {});
     }
     if (why.startsWith('restart') && daemonWasRunning) {
-      const again = await restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: [] });
+      const again = await svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: [] });
       log(again.ok ? `${daemon} restarted on its previous config` : `${daemon} could not be restarted on its previous config: ${again.detail}`);
     }
     throw new CliError(`${why}; nothing was changed (rolled back)`, { suggestion: detail.split('\n').slice(0, 6).join(' | ') });
@@ -226,7 +229,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     log(`${daemon} accepted the configuration (${daemon === 'rsyslog' ? 'rsyslogd -N1' : 'syslog-ng --syntax-only'})`);
   }
   try {
-    const how = await startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: forwarderFilesChanged });
+    const how = await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: forwarderFilesChanged });
     log(how);
   } catch (err) {
     await rollback('the forwarder did not start', (err as Error).message);
@@ -235,7 +238,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     await rollback('the forwarder does not answer on its admin API', `no answer from http://${DEFAULT_ADMIN}/healthz`);
   }
   if (daemonFilesChanged || !daemonWasRunning) {
-    const r = await restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: protocolsOf(opts.protocol) });
+    const r = await svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: protocolsOf(opts.protocol) });
     if (!r.ok) await rollback(`restart of ${daemon} failed`, r.detail);
     log(`${daemon}: ${r.detail}`);
   }

@@ -5,7 +5,7 @@ import { findDaemonBinary } from '../system/detect-daemon.js';
 import type { UninstallOptions } from './options.js';
 import type { InstallDeps } from './run-install.js';
 import { restoreOriginal, readState, STATE_FILE, sha256, BACKUP_ROOT } from './transaction.js';
-import { checkDaemonSyntax, removeServiceUser, restartDaemon, runningDaemonPids, stopForwarder, UNIT_PATH, type Ctx } from './service.js';
+import { checkDaemonSyntax, removeServiceUser, systemServices, UNIT_PATH, type Ctx } from './service.js';
 import { DATA_DIR } from './run-install.js';
 import { fetchJson } from './probe.js';
 import { DEFAULT_ADMIN } from '../config/schema.js';
@@ -30,6 +30,7 @@ export interface UninstallResult {
 /** Undoes install: stops the forwarder, puts every file back as it was before the first install. */
 export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDeps, 'forwarderBundle' | 'mutateDropin'>): Promise<UninstallResult> {
   const { fs, exec, log } = deps;
+  const svc = deps.services ?? systemServices;
   const state = await readState(fs);
   if (!state) {
     deps.out('Nothing to uninstall: no install state found.\n');
@@ -62,20 +63,20 @@ export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDep
   const init = await detectInitSystem(fs);
   const ctx: Ctx = { fs, exec, init: init.kind, log };
   const queued = await queuedRecords();
-  await stopForwarder(ctx);
+  await svc.stopForwarder(ctx);
   log('forwarder stopped');
   for (const f of [...state.files].reverse()) await restoreOriginal(fs, f);
   if (state.files.some((f) => f.path === UNIT_PATH) && init.kind === 'systemd') await exec.run('systemctl', ['daemon-reload']);
   log(`restored ${restored.length} file(s), removed ${removed.length}`);
 
   const daemon = state.daemon as SyslogDaemon | null;
-  if (daemon && (await runningDaemonPids(fs, daemon)).length > 0) {
+  if (daemon && (await svc.runningDaemonPids(fs, daemon)).length > 0) {
     const binary = await findDaemonBinary(fs, daemon);
     if (binary) {
       const check = await checkDaemonSyntax(ctx, daemon, binary);
       if (!check.ok) log(`warning: ${daemon} rejects its restored configuration; not restarting it: ${check.output.split('\n')[0]}`);
       else {
-        const r = await restartDaemon(ctx, daemon, binary, { port: 0, protocols: [] });
+        const r = await svc.restartDaemon(ctx, daemon, binary, { port: 0, protocols: [] });
         log(r.ok ? `${daemon} restarted on its original configuration` : `warning: ${daemon} restart failed: ${r.detail}`);
       }
     }

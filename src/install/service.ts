@@ -184,3 +184,14 @@ async function mustRun(ctx: Ctx, cmd: string, args: string[]): Promise<void> {
   const r = await ctx.exec.run(cmd, args, { timeoutMs: 90_000 });
   if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
 }
+
+/** The process-control side of install/uninstall, one object so tests can replace it. */
+export interface Services {
+  startForwarder: typeof startForwarder;
+  stopForwarder: typeof stopForwarder;
+  restartDaemon: typeof restartDaemon;
+  isForwarderSupervised: typeof isForwarderSupervised;
+  runningDaemonPids: typeof runningDaemonPids;
+}
+
+export const systemServices: Services = { startForwarder, stopForwarder, restartDaemon, isForwarderSupervised, runningDaemonPids };
