@@ -1,39 +1,7 @@
-import { randomUUID } from 'node:crypto';
-import dgram from 'node:dgram';
-import net from 'node:net';
-import os from 'node:os';
 import type { ProbeStatus } from '../forwarder/admin-types.js';
-import { PROBE_ID_KEY, PROBE_ID_LABEL, PROBE_VENDOR } from '../forwarder/admin-types.js';
 
-/** A TestCommonEventFormat line carrying its id in cs2 (what `troubleshoot` and the admin API look for). */
-export function probeLine(id: string, host = os.hostname()): string {
-  const cef = `CEF:0|${PROBE_VENDOR}|sentinel-cef|1.0|probe|sentinel-cef install probe|1|rt=${Date.now()} ${PROBE_ID_KEY}Label=${PROBE_ID_LABEL} ${PROBE_ID_KEY}=${id} msg=install check`;
-  // RFC 3164 local4.warn (PRI 164), what `logger -p local4.warn` sends.
-  const ts = new Date().toString().slice(4, 19);
-  return `<164>${ts} ${host} ${cef}`;
-}
-
-export function newProbeId(): string {
-  return `install-${randomUUID()}`;
-}
-
-export async function sendSyslogLine(line: string, opts: { host: string; port: number; protocol: 'udp' | 'tcp' }): Promise<void> {
-  if (opts.protocol === 'udp') {
-    const sock = dgram.createSocket('udp4');
-    try {
-      await new Promise<void>((resolve, reject) => sock.send(Buffer.from(line), opts.port, opts.host, (e) => (e ? reject(e) : resolve())));
-    } finally {
-      sock.close();
-    }
-    return;
-  }
-  await new Promise<void>((resolve, reject) => {
-    const s = net.connect(opts.port, opts.host, () => s.end(`${line}\n`));
-    s.setTimeout(5000, () => s.destroy(new Error(`timed out sending to ${opts.host}:${opts.port}`)));
-    s.on('close', () => resolve());
-    s.on('error', reject);
-  });
-}
+// The probe itself is the forwarder's (`send-test`): one sender, one message format.
+export { buildProbeMessage, newProbeId, sendSyslog } from '../forwarder/send-test.js';
 
 export async function fetchJson<T>(url: string, timeoutMs = 3000): Promise<{ status: number; body: T | null }> {
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });

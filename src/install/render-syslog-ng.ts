@@ -22,14 +22,23 @@ export function renderSyslogNgDropin(scan: SyslogNgScan, opts: DaemonRenderOptio
     }
     drivers.push(`    network(port(${opts.port}) transport("${proto}") flags(store-raw-message));`);
   }
-  const sources: string[] = [];
   let source = '';
+  const logPaths: string[] = [];
   if (drivers.length > 0) {
     source = `source s_sentinel_cef {\n${drivers.join('\n')}\n};`;
-    sources.push('s_sentinel_cef');
+    logPaths.push('log { source(s_sentinel_cef); filter(f_sentinel_cef); destination(d_sentinel_cef); flags(flow-control, final); };');
+  }
+  let reusedDestination = '';
+  if (reused.size > 0) {
+    // A source we do not own has no raw message: send the parsed one as RFC 5424, octet-counted.
+    reusedDestination =
+      `\n# Sources we reuse do not keep the raw message: RFC 5424, octet-counted.\n` +
+      `destination d_sentinel_cef_parsed {\n` +
+      `    syslog("127.0.0.1" port(${opts.forwarderPort}) transport("tcp") persist-name("sentinel-cef-parsed")\n` +
+      `        disk-buffer(reliable(yes) disk-buf-size(${opts.queueMaxBytes ?? 1024 ** 3}) mem-buf-size(16777216) dir("/var/lib/syslog-ng")));\n};`;
   }
   for (const s of reused) {
-    sources.push(s);
+    logPaths.push(`log { source(${s}); filter(f_sentinel_cef); destination(d_sentinel_cef_parsed); flags(flow-control, final); };`);
     warnings.push(
       `source ${s} already listens on port ${opts.port}; it is reused. Log paths in the main file that read ${s} ` +
         `come before ours and may still store CEF in the Syslog table`,
@@ -56,7 +65,8 @@ export function renderSyslogNgDropin(scan: SyslogNgScan, opts: DaemonRenderOptio
     port: opts.port,
     forwarderPort: opts.forwarderPort,
     source,
-    logSources: sources.map((s) => `source(${s});`).join(' '),
+    logPaths: logPaths.join('\n'),
+    reusedDestination,
     diskBufSize: opts.queueMaxBytes ?? 1024 ** 3,
     fallthrough,
   });

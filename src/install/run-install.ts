@@ -24,7 +24,7 @@ import {
   checkDaemonSyntax, ensureServiceUser, isForwarderSupervised, lookupUser, restartDaemon, runningDaemonPids,
   startForwarder, stopForwarder, systemServices, type Ctx, type Services, type UserIds,
 } from './service.js';
-import { newProbeId, probeLine, sendSyslogLine, waitForHealth, waitForProbe } from './probe.js';
+import { buildProbeMessage, newProbeId, sendSyslog, waitForHealth, waitForProbe } from './probe.js';
 import { VERSION } from '../version.js';
 
 export const SHARED_KEY_PATH = `${CONFIG_DIR}/shared-key`;
@@ -274,7 +274,7 @@ async function verifyChain(opts: InstallOptions, daemon: SyslogDaemon, sinkDesc:
   const id = newProbeId();
   const protocol = opts.protocol === 'udp' ? 'udp' : 'tcp';
   const started = Date.now();
-  await sendSyslogLine(probeLine(id), { host: '127.0.0.1', port: opts.port, protocol });
+  await sendSyslog([buildProbeMessage(id)], { host: '127.0.0.1', port: opts.port, protocol });
   const st = await waitForProbe(DEFAULT_ADMIN, id, 30_000);
   const probe = { id, received: Boolean(st?.received), accepted: Boolean(st?.accepted), latencyMs: st?.latencyMs ?? Date.now() - started, error: st?.error };
   if (probe.accepted) {

@@ -117,7 +117,9 @@ export async function restartDaemon(
     const old = await runningDaemonPids(ctx.fs, daemon);
     if (old.length > 0 && !(await killAndWait(ctx.fs, old))) return { ok: false, detail: `${daemon} (pid ${old.join(',')}) did not stop` };
     const args = daemon === 'rsyslog' ? [] : ['--pidfile', '/run/syslog-ng.pid'];
-    await ctx.exec.spawnDetached(binary, args);
+    // Both daemons fork, close their stdio and exit 0 once initialised, or print why and exit non-zero.
+    const r = await ctx.exec.run(binary, args, { timeoutMs: 60_000 });
+    if (r.exitCode !== 0) return { ok: false, detail: `${binary} failed to start: ${(r.stderr || r.stdout).trim().split('\n').slice(0, 4).join(' ')}` };
     const up = await waitFor(async () => (await runningDaemonPids(ctx.fs, daemon)).length > 0, 10_000);
     if (!up) return { ok: false, detail: `${binary} exited right after start` };
   }

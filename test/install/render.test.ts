@@ -166,9 +166,12 @@ describe('syslog-ng drop-in', () => {
           or program("%FTD-" type(string) flags(prefix));
       };
 
-      # RFC 5424 with octet counting to the local forwarder; the reliable disk buffer holds messages while it is down.
+      # Our source keeps the raw message, so the forwarder receives exactly what the device sent (RFC 3164 or 5424 alike:
+      # syslog-ng's network() parser knows only 3164 and would garble a 5424 header). The reliable disk buffer holds
+      # messages while the forwarder is down.
       destination d_sentinel_cef {
-          syslog("127.0.0.1" port(25226) transport("tcp")
+          network("127.0.0.1" port(25226) transport("tcp") template("\${RAWMSG}\\n")
+              persist-name("sentinel-cef-raw")
               disk-buffer(reliable(yes) disk-buf-size(1073741824) mem-buf-size(16777216)));
       };
 

@@ -47,12 +47,12 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('instal
 
   it('installs, proves the chain with its own probe, and delivers CEF over UDP and TCP and a Cisco ASA line', () => {
     expect(read(dir, 'install1.rc').trim(), read(dir, 'install1.err')).toBe('0');
-    expect(read(dir, 'install1.out')).toMatch(/Probe install-[0-9a-f-]+: port 514\/tcp -> .* accepted after \d+ ms/);
+    expect(read(dir, 'install1.out')).toMatch(/Probe probe-[0-9a-f-]+: port 514\/tcp -> (rsyslog|syslog-ng) -> forwarder -> file .* accepted after \d+ ms/);
     const rows = read(dir, 'rows.ndjson').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
     const activities = rows.map((r) => r.Activity);
     expect(activities).toContain('udp event');
     expect(activities).toContain('tcp event');
-    expect(rows.find((r) => r.Activity === 'tcp event')).toMatchObject({ DeviceVendor: 'Acme', DeviceProduct: 'FW', DeviceEventClassID: '101' });
+    expect(rows.find((r) => r.Activity === 'tcp event')).toMatchObject({ DeviceVendor: 'Acme', DeviceProduct: 'FW', DeviceEventClassID: '101', SourceIP: '10.0.0.3', DestinationIP: '10.0.0.4' });
     expect(rows.some((r) => JSON.stringify(r).includes('302013'))).toBe(true);
     expect(rows.some((r) => r.DeviceCustomString2Label === 'ProbeId')).toBe(true);
   });
