@@ -206,7 +206,10 @@ describe('syslog-ng drop-in', () => {
     const r = renderSyslogNgDropin(scan, opts);
     expect(r.content).toContain('network(port(514) transport("tcp") flags(store-raw-message));');
     expect(r.content).not.toContain('transport("udp")');
-    expect(r.content).toContain('log { source(s_sentinel_cef); source(s_remote); filter(f_sentinel_cef);');
+    expect(r.content).toContain('log { source(s_sentinel_cef); filter(f_sentinel_cef); destination(d_sentinel_cef); flags(flow-control, final); };');
+    // The reused source has no raw message: it goes out parsed, as RFC 5424, with its own persist name.
+    expect(r.content).toContain('log { source(s_remote); filter(f_sentinel_cef); destination(d_sentinel_cef_parsed); flags(flow-control, final); };');
+    expect(r.content).toContain('persist-name("sentinel-cef-parsed")');
     expect(r.warnings[0]).toMatch(/source s_remote already listens on port 514/);
   });
 });
