@@ -230,3 +230,35 @@ describe('runInstall against a fixture root', () => {
     expect(p.asked).toEqual(['Log Analytics workspace id', 'Workspace primary key']);
   });
 });
+
+describe('Logs Ingestion destination', () => {
+  it('writes a config that validates, with the client secret in its own 0600 file', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    const secretFile = path.join(mkdtempSync(path.join(tmpdir(), 'scef-sec-')), 'secret');
+    writeFileSync(secretFile, 'client-secret-value-123\n', { mode: 0o600 });
+    const exec = fakeExec({ root });
+    const d = deps(root, exec);
+    await runInstall(
+      opts({ sink: undefined, dce: 'https://my-dce.eastus-1.ingest.monitor.azure.com', dcr: 'dcr-0123456789abcdef', tenant: 't1', clientId: 'c1', clientSecretFile: secretFile }),
+      d.deps,
+    );
+    const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
+    expect(cfg.sink).toEqual({
+      type: 'logs-ingestion',
+      endpoint: 'https://my-dce.eastus-1.ingest.monitor.azure.com',
+      dcrImmutableId: 'dcr-0123456789abcdef',
+      cloud: 'AzureCloud',
+      auth: { kind: 'client-secret', tenantId: 't1', clientId: 'c1', clientSecretFile: '/etc/sentinel-cef/client-secret' },
+    });
+    const sec = path.join(root, 'etc/sentinel-cef/client-secret');
+    expect(readFileSync(sec, 'utf8')).toBe('client-secret-value-123\n');
+    expect(statSync(sec).mode & 0o777).toBe(0o600);
+  });
+
+  it('refuses half a destination in one line', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    const d = deps(root, fakeExec({ root }));
+    await expect(runInstall(opts({ sink: undefined, dce: 'https://x.example.com' }), d.deps)).rejects.toMatchObject({ exitCode: 2, message: '--dce and --dcr go together' });
+    await expect(runInstall(opts({ dce: 'https://x.example.com', dcr: 'd' }), d.deps)).rejects.toMatchObject({ exitCode: 2 });
+  });
+});
