@@ -116,6 +116,10 @@ export interface MockAzureOptions {
   /** Where to put the generated certificate (default: a fresh temp dir). */
   certDir?: string;
   quiet?: boolean;
+  /** Keep accepted rows in `rows` (default true). Load tests turn it off and count through onRows. */
+  keepRows?: boolean;
+  /** Called with the rows of every accepted call (load tests: sequence checking without holding rows). */
+  onRows?: (rows: AcceptedRow[]) => void;
 }
 
 export interface MockAzure {
@@ -236,6 +240,13 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
     connectionsOpened: 0,
     inFlight: 0,
     maxInFlight: 0,
+    accepted: { 'log-analytics': 0, 'logs-ingestion': 0 },
+  };
+  const keepRows = options.keepRows ?? true;
+  const accept = (batch: AcceptedRow[]) => {
+    counters.accepted[batch[0]?.api ?? 'log-analytics'] += batch.length;
+    if (keepRows) for (const r of batch) rows.push(r);
+    options.onRows?.(batch);
   };
 
   let caPath: string | undefined;
@@ -442,7 +453,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
       for (const v of Object.values(r)) if (typeof v === 'string' && Buffer.byteLength(v) > 32 * 1024) counters.overlongFields++;
     }
     const at = Date.now();
-    for (const r of records as Record<string, unknown>[]) rows.push({ api: 'log-analytics', table: `${logType}_CL`, row: r, at });
+    accept((records as Record<string, unknown>[]).map((r) => ({ api: 'log-analytics' as const, table: `${logType}_CL`, row: r, at })));
     record.rows = records.length;
     record.status = 200;
     send(res, 200);
@@ -515,7 +526,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
       }
     }
     const at = Date.now();
-    for (const r of records) rows.push({ api: 'logs-ingestion', table: stream, row: r, at });
+    accept(records.map((r) => ({ api: 'logs-ingestion' as const, table: stream, row: r, at })));
     record.rows = records.length;
     record.status = 204;
     send(res, 204);
@@ -754,10 +765,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
       return {
         requests: requests.length,
         byApi,
-        rowsAccepted: {
-          'log-analytics': rows.filter((r) => r.api === 'log-analytics').length,
-          'logs-ingestion': rows.filter((r) => r.api === 'logs-ingestion').length,
-        },
+        rowsAccepted: { ...counters.accepted },
         tokensIssued: counters.tokensIssued,
         overlongFields: counters.overlongFields,
         typeMismatches: counters.typeMismatches.slice(0, 100),
@@ -770,6 +778,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
     reset() {
       rows.length = 0;
       requests.length = 0;
+      counters.accepted = { 'log-analytics': 0, 'logs-ingestion': 0 };
       counters.tokensIssued = 0;
       counters.overlongFields = 0;
       counters.typeMismatches = [];
