@@ -84,6 +84,8 @@ export interface FwOptions {
   tmpfsQueueBytes?: number;
   /** Extra node flags (e.g. --cpu-prof). */
   nodeArgs?: string[];
+  /** Raise the open-files limit of the forwarder process (many-connection runs). */
+  ulimitNofile?: number;
   /** Which Azure API (default logs-ingestion: the Data Collector API was retired in Sept. 2026). */
   sink?: 'logs-ingestion' | 'log-analytics';
 }
@@ -162,6 +164,9 @@ export class ForwarderProc {
       const q = JSON.stringify(this.queueDir);
       cmd = 'unshare';
       args = ['--mount', '--propagation', 'private', 'bash', '-c', `mountpoint -q ${q} || mount -t tmpfs -o size=${this.o.tmpfsQueueBytes},mode=0700 tmpfs ${q}; exec "$@"`, 'fw', ...node];
+    } else if (this.o.ulimitNofile) {
+      cmd = 'bash';
+      args = ['-c', `ulimit -n ${this.o.ulimitNofile} && exec "$@"`, 'fw', ...node];
     } else {
       cmd = node[0];
       args = node.slice(1);
