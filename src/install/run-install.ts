@@ -142,13 +142,13 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   desired.push({ path: DEFAULT_CONFIG_PATH, content: `${JSON.stringify(config, null, 2)}\n`, mode: 0o640, owner: group, why: 'forwarder config' });
   const sinkFile = (sinkChoice.sink.type === 'file' ? String(sinkChoice.sink.path) : null);
   if (init.kind === 'systemd') {
-    const rw = [DATA_DIR, ...(sinkFile ? [path.dirname(sinkFile)] : [])];
+    const rw = sinkFile ? [path.dirname(sinkFile)] : [];
     const underTmp = sinkFile !== null && /^\/(var\/)?tmp\//.test(sinkFile);
     desired.push({
       path: UNIT_PATH,
       content: renderTemplate(loadTemplate('systemd/sentinel-cef-forwarder.service'), {
         version: VERSION, user: SERVICE_USER, group: SERVICE_USER, nodePath, forwarderPath: FORWARDER_PATH, configPath: DEFAULT_CONFIG_PATH,
-        readWritePaths: `ReadWritePaths=${rw.join(' ')}`,
+        readWritePaths: rw.length ? `ReadWritePaths=${rw.join(' ')}` : '',
         // The file sink under /tmp must see the real /tmp.
         privateTmp: underTmp ? '# PrivateTmp is off: the file sink writes under /tmp.' : 'PrivateTmp=yes',
       }),
