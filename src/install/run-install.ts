@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CliError, UsageError } from '../errors.js';
 import { DEFAULT_ADMIN, DEFAULT_CONFIG_PATH, forwarderConfigSchema, type Cloud } from '../config/schema.js';
@@ -10,7 +11,6 @@ import { detectInitSystem } from '../system/processes.js';
 import { findListeners, listListeners } from '../system/listeners.js';
 import { detectFirewall, planFirewallFix } from '../system/firewall.js';
 import { detectSelinux, planSelinuxFix } from '../system/selinux.js';
-import { readFileSync } from 'node:fs';
 import type { InstallOptions } from './options.js';
 import { loadTemplate, packageRoot, renderTemplate } from './templates.js';
 import { scanRsyslogConfig } from './rsyslog-config.js';
@@ -21,8 +21,7 @@ import { formatPlan, planFiles, summarizePlan, type DesiredFile, type FileChange
 import { FileTransaction, readState, writeState, STATE_DIR, type InstallState } from './transaction.js';
 import {
   CONFIG_DIR, FORWARDER_PATH, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_PATH,
-  checkDaemonSyntax, ensureServiceUser, isForwarderSupervised, lookupUser, restartDaemon, runningDaemonPids,
-  startForwarder, stopForwarder, systemServices, type Ctx, type Services, type UserIds,
+  checkDaemonSyntax, ensureServiceUser, lookupUser, systemServices, type Ctx, type Services, type UserIds,
 } from './service.js';
 import { buildProbeMessage, newProbeId, sendSyslog, waitForHealth, waitForProbe } from './probe.js';
 import { VERSION } from '../version.js';
@@ -86,7 +85,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   log(`distribution: ${distro.name}${distro.supported ? '' : ' (not in the tested list; continuing)'}; init: ${init.kind === 'systemd' ? 'systemd' : `${init.pid1} (not systemd)`}`);
   let info = await detectDaemon(fs, exec, opts.daemon);
   if (opts.daemon && !info.installed.includes(opts.daemon)) info = { ...info, daemon: null };
-  if (!info.daemon) info = await offerDaemonInstall(distro, opts, deps, info.daemon);
+  if (!info.daemon) info = await offerDaemonInstall(distro, opts, deps);
   const daemon = info.daemon!;
   const binary = info.binary!;
   if (info.running.some((r) => r.daemon !== daemon)) {
@@ -112,7 +111,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   const dropinContent = deps.mutateDropin ? deps.mutateDropin(dropin.content) : dropin.content;
   desired.push({ path: dropin.path, content: `${dropinContent.trimEnd()}\n`, mode: 0o644, why: `route CEF to 127.0.0.1:${opts.forwarderPort}` });
 
-  await checkPortOwners(fs, opts, daemon, warn);
+  await checkPortOwners(fs, opts, daemon);
 
   const bundlePath = deps.forwarderBundle ?? path.join(packageRoot(), 'dist', 'forwarder.mjs');
   let bundle: Buffer;
@@ -161,13 +160,16 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   const changes = await planFiles(fs, desired);
   const sum = summarizePlan(changes);
   const changed = sum.create + sum.update > 0;
-  deps.out(`Plan (${daemon}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun })}\n`);
+  deps.out(`Plan (${daemon}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes) })}\n`);
   const result: InstallResult = { changed, dryRun: opts.dryRun, daemon, changes, warnings };
-  const fw = await detectFirewall(exec);
+  // Firewall and SELinux belong to the running system, not to a --root tree.
+  const fw = fs.isSystemRoot ? await detectFirewall(exec) : { kind: 'none' as const, active: false, allowed: [] };
   const fwCmds = planFirewallFix(fw, protocolsOf(opts.protocol).map((p) => ({ port: opts.port, protocol: p })));
-  const se = await detectSelinux(fs, exec);
+  const se = await detectSelinux(fs, fs.isSystemRoot ? exec : undefined);
   const written = changes.filter((c) => c.kind !== 'unchanged').map((c) => c.file.path);
   const seCmds = planSelinuxFix(se, opts.forwarderPort, written);
+  if (fw.active) log(`firewall: ${fw.kind}${fwCmds.length ? ` (port ${opts.port} not open yet)` : ` (port ${opts.port} open)`}`);
+  if (se.mode !== 'disabled') log(`SELinux: ${se.mode}`);
   if (opts.dryRun) {
     for (const c of [...fwCmds, ...seCmds]) deps.out(`would run: ${c.join(' ')}\n`);
     deps.out(changed ? 'Dry run: nothing was changed.\n' : 'Dry run: nothing to change, everything is already in place.\n');
@@ -345,7 +347,7 @@ async function assertWritableBy(fs: FsRoot, dir: string, user: UserIds): Promise
   }
 }
 
-async function checkPortOwners(fs: FsRoot, opts: InstallOptions, daemon: SyslogDaemon, warn: (w: string) => void) {
+async function checkPortOwners(fs: FsRoot, opts: InstallOptions, daemon: SyslogDaemon) {
   const listeners = await listListeners(fs, { withProcesses: true });
   const daemonComm = daemon === 'rsyslog' ? 'rsyslogd' : 'syslog-ng';
   for (const proto of protocolsOf(opts.protocol)) {
@@ -362,10 +364,9 @@ async function checkPortOwners(fs: FsRoot, opts: InstallOptions, daemon: SyslogD
       throw new CliError(`port ${opts.forwarderPort} is already in use by ${l.comm} (pid ${l.pid})`, { suggestion: 'choose another with --forwarder-port' });
     }
   }
-  void warn;
 }
 
-async function offerDaemonInstall(distro: Distro, opts: InstallOptions, deps: InstallDeps, _: SyslogDaemon | null) {
+async function offerDaemonInstall(distro: Distro, opts: InstallOptions, deps: InstallDeps) {
   const want = opts.daemon ?? 'rsyslog';
   if (!distro.packageManager) {
     throw new CliError(`no syslog daemon found and no known package manager on ${distro.name}`, { suggestion: `install ${want} and run again` });
