@@ -356,3 +356,37 @@ describe('with no syslog daemon', () => {
     await expect(runInstall(opts({ yes: false }), d.deps)).rejects.toMatchObject({ exitCode: 2, suggestion: 'pass --yes to accept' });
   });
 });
+
+describe('restart failure', () => {
+  it('rolls every file back and restarts the daemon on its old config', async () => {
+    const root = copyFixture('centos7-legacy');
+    const before = snapshot(root);
+    const exec = fakeExec({ root });
+    const d = deps(root, exec);
+    const svc = d.deps.services!;
+    let restarts = 0;
+    d.deps.services = {
+      ...svc,
+      async restartDaemon(ctx, daemon, binary, listen) {
+        restarts++;
+        // The first restart (new config) fails; the one after the rollback (old config) works.
+        if (restarts === 1) return { ok: false, detail: 'rsyslogd exited right after start' };
+        return svc.restartDaemon(ctx, daemon, binary, listen);
+      },
+    };
+    await expect(runInstall(opts({}), d.deps)).rejects.toThrow(/restart of rsyslog failed; nothing was changed \(rolled back\)/);
+    expect(restarts).toBe(2);
+    expect(d.logs).toContain('rsyslog restarted on its previous config');
+    const after = snapshot(root);
+    for (const k of Object.keys(after)) if (k.startsWith('var/lib/sentinel-cef/backup/') || k === 'etc/passwd' || k.startsWith('var/tmp/')) delete after[k];
+    expect(after).toEqual(before);
+  });
+
+  it('uninstall --remove-user deletes the user install created', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    const exec = fakeExec({ root });
+    await runInstall(opts({}), deps(root, exec).deps);
+    await runUninstall({ yes: true, dryRun: false, root, removeUser: true, purge: false }, deps(root, exec).deps);
+    expect(exec.calls).toContainEqual(['userdel', '--root', root, 'sentinel-cef']);
+  });
+});
