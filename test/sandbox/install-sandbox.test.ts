@@ -92,6 +92,15 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('instal
     expect(read(dir, 'pid.final').trim()).not.toBe('');
   });
 
+  it.runIf(daemon === 'syslog-ng')('appends the conf.d include where the main file lacks it, and restores it on uninstall', () => {
+    expect(read(dir, 'noinclude-install.rc').trim(), read(dir, 'noinclude-install.err')).toBe('0');
+    expect(read(dir, 'noinclude-install.out')).toMatch(/update +\/etc\/syslog-ng\/syslog-ng\.conf/);
+    expect(read(dir, 'noinclude-install.out')).toMatch(/accepted after \d+ ms/);
+    expect(read(dir, 'noinclude.tail').trim()).toBe('@include "/etc/syslog-ng/conf.d/*.conf"');
+    expect(read(dir, 'noinclude-uninstall.rc').trim(), read(dir, 'noinclude-uninstall.err')).toBe('0');
+    expect(read(dir, 'noinclude.post')).toBe(read(dir, 'noinclude.pre'));
+  });
+
   it('left the host untouched', async () => {
     expect(existsSync('/etc/rsyslog.d')).toBe(hostBefore.rsyslogD);
     expect(existsSync('/etc/syslog-ng')).toBe(hostBefore.syslogNg);

@@ -48,4 +48,14 @@ step uninstall "${cli[@]}" uninstall --yes
 snapshot >"$out/post.sha"
 pgrep -f forwarder.mjs >"$out/forwarder.after" || true
 daemon_pid >"$out/pid.final"
+
+# RHEL-style syslog-ng.conf without the conf.d include: install appends it (backed up), uninstall restores it.
+if [ "$daemon" = syslog-ng ]; then
+  sed -i '/conf.d\/\*.conf/d' /etc/syslog-ng/syslog-ng.conf
+  sha256sum /etc/syslog-ng/syslog-ng.conf >"$out/noinclude.pre"
+  step noinclude-install "${cli[@]}" install --sink "file:$sink" --yes
+  tail -1 /etc/syslog-ng/syslog-ng.conf >"$out/noinclude.tail"
+  step noinclude-uninstall "${cli[@]}" uninstall --yes
+  sha256sum /etc/syslog-ng/syslog-ng.conf >"$out/noinclude.post"
+fi
 exit 0
