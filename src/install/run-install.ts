@@ -18,7 +18,7 @@ import { scanSyslogNgConfig } from './syslog-ng-config.js';
 import { protocolsOf, renderRsyslogDropin, RSYSLOG_DROPIN, type RenderedDropin } from './render-rsyslog.js';
 import { appendSyslogNgInclude, renderSyslogNgDropin, SYSLOG_NG_DROPIN } from './render-syslog-ng.js';
 import { formatPlan, planFiles, summarizePlan, type DesiredFile, type FileChange } from './plan.js';
-import { FileTransaction, readState, writeState, STATE_DIR, type InstallState } from './transaction.js';
+import { acquireLock, FileTransaction, readState, writeState, STATE_DIR, type InstallState } from './transaction.js';
 import {
   CONFIG_DIR, FORWARDER_PATH, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_PATH,
   checkDaemonSyntax, ensureServiceUser, lookupUser, systemServices, type Ctx, type Services, type UserIds,
@@ -180,96 +180,110 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   }
 
   // ---- apply ----
-  const prior = await readState(fs);
-  const user = await ensureServiceUser(ctx);
-  const tx = new FileTransaction(fs);
-  const createdDirs: string[] = [];
-  const mkdir = async (d: string, mode: number, owner?: UserIds) => {
-    if (!(await fs.exists(d))) {
-      createdDirs.push(d);
-      await fs.mkdirp(d, { mode });
-    }
-    // Our directories get their modes even when they already existed (an earlier run, a hand-made one).
-    await fs.chmod(d, mode);
-    if (owner) await fs.chown(d, owner.uid, owner.gid);
-  };
-  await mkdir(CONFIG_DIR, 0o750, { uid: 0, gid: user.gid });
-  await mkdir(LIB_DIR, 0o755);
-  await mkdir(STATE_DIR, 0o755);
-  await mkdir(DATA_DIR, 0o750, user);
-  if (sinkFile) await prepareSinkFile(fs, sinkFile, user, mkdir);
-
-  const forwarderWasRunning = init.kind === 'systemd' ? null : await svc.isForwarderSupervised(fs);
-  const daemonWasRunning = (await svc.runningDaemonPids(fs, daemon)).length > 0;
-  const daemonFilesChanged = changes.some((c) => c.kind !== 'unchanged' && (c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
-  const forwarderFilesChanged = changes.some((c) => c.kind !== 'unchanged' && !(c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
-  const rollback = async (why: string, detail: string): Promise<never> => {
-    await tx.rollback();
-    for (const d of [...createdDirs].reverse()) if ((await fs.readdir(d)).length === 0) await fs.removeTree(d);
-    log(`rolled back: every file is as it was before (${why})`);
-    if (forwarderFilesChanged) {
-      if (forwarderWasRunning === null && init.kind !== 'systemd') await svc.stopForwarder(ctx).catch(() => {});
-      else await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: true }).catch(() => {});
-    }
-    if (why.startsWith('restart') && daemonWasRunning) {
-      const again = await svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: [] });
-      log(again.ok ? `${daemon} restarted on its previous config` : `${daemon} could not be restarted on its previous config: ${again.detail}`);
-    }
-    throw new CliError(`${why}; nothing was changed (rolled back)`, { suggestion: detail.split('\n').slice(0, 6).join(' | ') });
-  };
-
-  for (const c of changes) {
-    if (c.kind === 'unchanged') continue;
-    const owner = c.file.owner ? await resolveOwner(fs, c.file.owner) : { uid: 0, gid: 0 };
-    await tx.write(c.file.path, c.file.content, { mode: c.file.mode, ...owner });
-  }
-  if (changed) log(`wrote ${sum.create + sum.update} file(s); backups in ${tx.backupDir}`);
-
-  if (daemonFilesChanged || !daemonWasRunning) {
-    const check = await checkDaemonSyntax(ctx, daemon, binary);
-    if (!check.ok) await rollback(`${daemon} rejected the new configuration`, check.output);
-    log(`${daemon} accepted the configuration (${daemon === 'rsyslog' ? 'rsyslogd -N1' : 'syslog-ng --syntax-only'})`);
+  let release: () => Promise<void>;
+  try {
+    release = await acquireLock(fs);
+  } catch (err) {
+    throw new CliError((err as Error).message);
   }
   try {
-    const how = await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: forwarderFilesChanged });
-    log(how);
-  } catch (err) {
-    await rollback('the forwarder did not start', (err as Error).message);
-  }
-  if (fs.isSystemRoot && !(await waitForHealth(DEFAULT_ADMIN, 15_000))) {
-    await rollback('the forwarder does not answer on its admin API', `no answer from http://${DEFAULT_ADMIN}/healthz`);
-  }
-  if (daemonFilesChanged || !daemonWasRunning) {
-    const r = await svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: protocolsOf(opts.protocol) });
-    if (!r.ok) await rollback(`restart of ${daemon} failed`, r.detail);
-    log(`${daemon}: ${r.detail}`);
+    return await apply();
+  } finally {
+    await release();
   }
 
-  // Firewall and SELinux: fixed with --yes or after a prompt, otherwise printed.
-  const applied: string[][] = [];
-  for (const [what, cmds] of [['firewall', fwCmds], ['SELinux', seCmds]] as const) {
-    if (cmds.length === 0) continue;
-    const fix = opts.yes || (prompter.interactive && (await prompter.confirm(`Apply the ${what} changes (${cmds.map((c) => c.join(' ')).join('; ')})?`, { default: true })));
-    if (!fix) {
-      warn(`${what} needs: ${cmds.map((c) => c.join(' ')).join(' && ')}`);
-      continue;
+  async function apply(): Promise<InstallResult> {
+    const prior = await readState(fs);
+    const user = await ensureServiceUser(ctx);
+    const tx = new FileTransaction(fs);
+    const createdDirs: string[] = [];
+    const mkdir = async (d: string, mode: number, owner?: UserIds) => {
+      if (!(await fs.exists(d))) {
+        createdDirs.push(d);
+        await fs.mkdirp(d, { mode });
+      }
+      // Our directories get their modes even when they already existed (an earlier run, a hand-made one).
+      await fs.chmod(d, mode);
+      if (owner) await fs.chown(d, owner.uid, owner.gid);
+    };
+    await mkdir(CONFIG_DIR, 0o750, { uid: 0, gid: user.gid });
+    await mkdir(LIB_DIR, 0o755);
+    await mkdir(STATE_DIR, 0o755);
+    await mkdir(DATA_DIR, 0o750, user);
+    if (sinkFile) await prepareSinkFile(fs, sinkFile, user, mkdir);
+
+    const forwarderWasRunning = init.kind === 'systemd' ? null : await svc.isForwarderSupervised(fs);
+    const daemonWasRunning = (await svc.runningDaemonPids(fs, daemon)).length > 0;
+    const daemonFilesChanged = changes.some((c) => c.kind !== 'unchanged' && (c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
+    const forwarderFilesChanged = changes.some((c) => c.kind !== 'unchanged' && !(c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
+    const rollback = async (why: string, detail: string): Promise<never> => {
+      await tx.rollback();
+      for (const d of [...createdDirs].reverse()) if ((await fs.readdir(d)).length === 0) await fs.removeTree(d);
+      log(`rolled back: every file is as it was before (${why})`);
+      if (forwarderFilesChanged) {
+        if (forwarderWasRunning === null && init.kind !== 'systemd') await svc.stopForwarder(ctx).catch(() => {});
+        else await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: true }).catch(() => {});
+      }
+      if (why.startsWith('restart') && daemonWasRunning) {
+        const again = await svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: [] });
+        log(again.ok ? `${daemon} restarted on its previous config` : `${daemon} could not be restarted on its previous config: ${again.detail}`);
+      }
+      throw new CliError(`${why}; nothing was changed (rolled back)`, { suggestion: detail.split('\n').slice(0, 6).join(' | ') });
+    };
+
+    for (const c of changes) {
+      if (c.kind === 'unchanged') continue;
+      const owner = c.file.owner ? await resolveOwner(fs, c.file.owner) : { uid: 0, gid: 0 };
+      await tx.write(c.file.path, c.file.content, { mode: c.file.mode, ...owner });
     }
-    for (const c of cmds) {
-      const r = await exec.run(c[0], c.slice(1));
-      if (r.exitCode !== 0) warn(`${c.join(' ')} failed: ${r.stderr.trim()}`);
-      else applied.push(c);
+    if (changed) log(`wrote ${sum.create + sum.update} file(s); backups in ${tx.backupDir}`);
+
+    if (daemonFilesChanged || !daemonWasRunning) {
+      const check = await checkDaemonSyntax(ctx, daemon, binary);
+      if (!check.ok) await rollback(`${daemon} rejected the new configuration`, check.output);
+      log(`${daemon} accepted the configuration (${daemon === 'rsyslog' ? 'rsyslogd -N1' : 'syslog-ng --syntax-only'})`);
     }
+    try {
+      const how = await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: forwarderFilesChanged });
+      log(how);
+    } catch (err) {
+      await rollback('the forwarder did not start', (err as Error).message);
+    }
+    if (fs.isSystemRoot && !(await waitForHealth(DEFAULT_ADMIN, 15_000))) {
+      await rollback('the forwarder does not answer on its admin API', `no answer from http://${DEFAULT_ADMIN}/healthz`);
+    }
+    if (daemonFilesChanged || !daemonWasRunning) {
+      const r = await svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: protocolsOf(opts.protocol) });
+      if (!r.ok) await rollback(`restart of ${daemon} failed`, r.detail);
+      log(`${daemon}: ${r.detail}`);
+    }
+
+    // Firewall and SELinux: fixed with --yes or after a prompt, otherwise printed.
+    const applied: string[][] = [];
+    for (const [what, cmds] of [['firewall', fwCmds], ['SELinux', seCmds]] as const) {
+      if (cmds.length === 0) continue;
+      const fix = opts.yes || (prompter.interactive && (await prompter.confirm(`Apply the ${what} changes (${cmds.map((c) => c.join(' ')).join('; ')})?`, { default: true })));
+      if (!fix) {
+        warn(`${what} needs: ${cmds.map((c) => c.join(' ')).join(' && ')}`);
+        continue;
+      }
+      for (const c of cmds) {
+        const r = await exec.run(c[0], c.slice(1));
+        if (r.exitCode !== 0) warn(`${c.join(' ')} failed: ${r.stderr.trim()}`);
+        else applied.push(c);
+      }
+    }
+
+    await tx.discardIfEmpty();
+    const state = mergeState(prior, tx.touched, createdDirs, {
+      daemon, init: init.kind, user: { name: SERVICE_USER, createdByUs: user.created || Boolean(prior?.user?.createdByUs) }, applied,
+    });
+    await writeState(fs, state);
+    deps.out(changed ? `Installed: ${daemon} routes CEF from port ${opts.port} to the forwarder on 127.0.0.1:${opts.forwarderPort}.\n` : 'Nothing to change: everything is already in place.\n');
+
+    if (opts.verify && fs.isSystemRoot) result.probe = await verifyChain(opts, daemon, sinkChoice.describe, deps);
+    return result;
   }
-
-  await tx.discardIfEmpty();
-  const state = mergeState(prior, tx.touched, createdDirs, {
-    daemon, init: init.kind, user: { name: SERVICE_USER, createdByUs: user.created || Boolean(prior?.user?.createdByUs) }, applied,
-  });
-  await writeState(fs, state);
-  deps.out(changed ? `Installed: ${daemon} routes CEF from port ${opts.port} to the forwarder on 127.0.0.1:${opts.forwarderPort}.\n` : 'Nothing to change: everything is already in place.\n');
-
-  if (opts.verify && fs.isSystemRoot) result.probe = await verifyChain(opts, daemon, sinkChoice.describe, deps);
-  return result;
 }
 
 async function verifyChain(opts: InstallOptions, daemon: SyslogDaemon, sinkDesc: string, deps: InstallDeps): Promise<InstallResult['probe']> {

@@ -390,3 +390,16 @@ describe('restart failure', () => {
     expect(exec.calls).toContainEqual(['userdel', '--root', root, 'sentinel-cef']);
   });
 });
+
+describe('lock', () => {
+  it('refuses a second install while one runs, and takes over a lock whose process is gone', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    mkdirSync(path.join(root, 'var/lib/sentinel-cef'), { recursive: true });
+    const lock = path.join(root, 'var/lib/sentinel-cef/install.lock');
+    writeFileSync(lock, `${process.ppid}\n`);
+    await expect(runInstall(opts({}), deps(root, fakeExec({ root })).deps)).rejects.toThrow(/another sentinel-cef install or uninstall is running/);
+    writeFileSync(lock, '999999999\n');
+    await runInstall(opts({}), deps(root, fakeExec({ root })).deps);
+    expect(existsSync(lock)).toBe(false);
+  });
+});
