@@ -27,6 +27,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 cp "$sink" "$out/rows.ndjson" 2>/dev/null
+findmnt -no FSTYPE --mountpoint /dev | tail -1 >"$out/dev.fstype"
+stat -c %F /dev/log >"$out/devlog.type" 2>&1
 cat /var/log/syslog /var/log/messages >"$out/syslog.txt" 2>/dev/null
 snapshot >"$out/installed.sha"
 
