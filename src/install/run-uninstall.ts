@@ -98,6 +98,10 @@ export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDep
       log(`warning: ${DATA_DIR}/queue ${queued === null ? 'may hold' : `holds ${queued}`} undelivered record(s); kept (use --purge to delete)`);
     }
     if (opts.removeUser && state.user?.createdByUs) await removeServiceUser(ctx);
+    if (state.applied.length > 0) {
+      // Opening a port or labelling one may serve other software by now: say what was done, undo nothing blindly.
+      log(`kept the firewall/SELinux changes install made: ${state.applied.map((c) => c.join(' ')).join('; ')}`);
+    }
     await fs.remove(STATE_FILE);
     for (const d of [...state.dirs].reverse()) {
       if (d === DATA_DIR && !opts.purge) continue;
