@@ -51,6 +51,19 @@ snapshot >"$out/post.sha"
 pgrep -f forwarder.mjs >"$out/forwarder.after" || true
 daemon_pid >"$out/pid.final"
 
+# rsyslog.conf that already loads imudp with an input on 514: reused, not loaded or bound a second time.
+if [ "$daemon" = rsyslog ]; then
+  sed -i -e 's/^#module(load="imudp")/module(load="imudp")/' -e 's/^#input(type="imudp" port="514")/input(type="imudp" port="514")/' /etc/rsyslog.conf
+  sha256sum /etc/rsyslog.conf >"$out/reuse.pre"
+  step reuse-install "${cli[@]}" install --sink "file:$sink" --yes
+  cp /etc/rsyslog.d/10-sentinel-cef.conf "$out/reuse.dropin"
+  logger -n 127.0.0.1 -P 514 -d -p local4.warn -t CEF: "0|Acme|FW|1.0|300|reused udp input|5|src=10.0.0.5"
+  for _ in $(seq 1 50); do grep -q 'reused udp input' "$sink" && break; sleep 0.1; done
+  grep -c 'reused udp input' "$sink" >"$out/reuse.rows"
+  step reuse-uninstall "${cli[@]}" uninstall --yes
+  sha256sum /etc/rsyslog.conf >"$out/reuse.post"
+fi
+
 # RHEL-style syslog-ng.conf without the conf.d include: install appends it (backed up), uninstall restores it.
 if [ "$daemon" = syslog-ng ]; then
   sed -i '/conf.d\/\*.conf/d' /etc/syslog-ng/syslog-ng.conf
