@@ -229,7 +229,7 @@ export class Intake {
       this.queueFull = true;
       this.o.logger.warn({ queueBytes: queue.bytes }, 'queue is full: pausing TCP intake (UDP datagrams are dropped and counted) until delivery catches up');
       this.pauseAll();
-      this.resumeTimer = setInterval(() => this.maybeResume(), 100);
+      this.resumeTimer = setInterval(() => this.maybeResume(), 25);
       this.resumeTimer.unref();
     }
   }

@@ -125,7 +125,7 @@ describe('intake', () => {
     sink.script = Array.from({ length: 10_000 }, () => (rows) => (open ? { status: 'success', accepted: rows.length } : { status: 'retryable', error: 'down' }));
     const { tcp, udp, f } = await start({ queue: { maxBytes: 20_000, fsyncIntervalMs: 50 }, retry: { initialMs: 20, maxMs: 40 } }, { sink });
     const s = await tcpConnect(tcp.port);
-    const total = 2000;
+    const total = 1000;
     const payload = range(total).map((i) => cef(i) + '\n').join('');
     s.write(payload);
     await waitFor(() => f.health().queue.intakePaused, 5000, 'intake pause');
@@ -138,7 +138,7 @@ describe('intake', () => {
     expect(f.health().counters.received).toBe(receivedAtPause);
     open = true;
     s.end();
-    await waitFor(() => sink.accepted.length === total, 10_000, 'all delivered');
+    await waitFor(() => sink.accepted.length === total, 15_000, 'all delivered');
     expect(ids(sink.accepted)).toEqual(range(total));
   });
 
