@@ -16,6 +16,8 @@ export type Cloud = (typeof CLOUDS)[number];
 const fileSink = z.object({
   type: z.literal('file'),
   path: z.string().min(1),
+  /** fsync after each batch: survives power loss, costs a disk flush per batch. */
+  fsync: z.boolean().optional(),
 });
 
 const logAnalyticsSink = z.object({
