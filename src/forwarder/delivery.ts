@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { CslRow, ParseResult } from '../parser/types.js';
-import type { SendResult, Sink } from '../sinks/types.js';
+import type { RowNote, SendResult, Sink } from '../sinks/types.js';
 import type { Health } from './admin-types.js';
 import type { DeadLetterEntry, DeadLetterFile } from './dead-letter.js';
 import { FLAG_TRUNCATED, type DiskQueue, type QueueBatch } from './disk-queue.js';
@@ -190,17 +190,40 @@ export class DeliveryLoop {
 
   private async deliver(p: Prepared, signal: AbortSignal): Promise<void> {
     const { metrics, probes, sink, logger } = this.o;
-    const dead: DeadLetterEntry[] = [...p.parseFailures];
-    let deadReasonCounts = new Map<string, number>();
-    if (p.parseFailures.length) deadReasonCounts.set('parse_failure', p.parseFailures.length);
-    let delivered = 0;
-    let accepted: number[] | 'all' = 'all';
     const rows = p.rows;
-    for (let attempt = 0; rows.length > 0; attempt++) {
+    const dead: DeadLetterEntry[] = [...p.parseFailures];
+    const deadReasonCounts = new Map<string, number>();
+    const addDead = (reason: string, n: number) => deadReasonCounts.set(reason, (deadReasonCounts.get(reason) ?? 0) + n);
+    if (p.parseFailures.length) addDead('parse_failure', p.parseFailures.length);
+    // Per row: 0 pending, 1 accepted, 2 refused for good.
+    const state = new Uint8Array(rows.length);
+    let index: Map<CslRow, number> | null = null;
+    const indexOf = (row: CslRow) => {
+      index ??= new Map(rows.map((r, i) => [r, i]));
+      return index.get(row) ?? -1;
+    };
+    let truncatedNotes = 0;
+    const refuse = (notes: RowNote[], counter: string) => {
+      for (const n of notes) {
+        const i = indexOf(n.row);
+        if (i >= 0) state[i] = 2;
+        dead.push({ reason: n.reason, row: n.row });
+        const id = probeIdOfRow(n.row);
+        if (id) probes.deadLettered(id, i >= 0 ? p.receivedAt[i] : Date.now(), n.reason);
+      }
+      if (notes.length) addDead(counter, notes.length);
+    };
+    const noteTruncated = (notes: RowNote[] | undefined) => {
+      // Accepted with a value cut to the service's field limit: keep the full original row.
+      for (const n of notes ?? []) dead.push({ reason: `accepted truncated: ${n.reason}`, accepted: true, row: n.row });
+      truncatedNotes += notes?.length ?? 0;
+    };
+    let pending = rows;
+    for (let attempt = 0; pending.length > 0; attempt++) {
       const t0 = performance.now();
       let res: SendResult;
       try {
-        res = await sink.send(rows, { signal });
+        res = await sink.send(pending, { signal });
       } catch (err) {
         if (signal.aborted) throw new Aborted();
         metrics.backgroundErrors.inc({ where: 'sink' });
@@ -213,41 +236,43 @@ export class DeliveryLoop {
         metrics.totals.retried++;
         metrics.retried.inc({ reason: res.httpStatus ? String(res.httpStatus) : 'error' });
         this.lastDelivery = { ok: false, at: new Date(now).toISOString(), error: res.error, ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}) };
-        for (let i = 0; i < rows.length; i++) {
-          const id = probeIdOfRow(rows[i]);
-          if (id) probes.failed(id, p.receivedAt[i], res.error);
+        if (res.progress) {
+          // Part of the batch settled before the error: resend only what is still pending.
+          refuse(res.progress.rejected, 'sink_rejected');
+          noteTruncated(res.progress.truncated);
+          const still = new Set(res.progress.pending);
+          for (const r of pending) {
+            const i = indexOf(r);
+            if (state[i] === 0 && !still.has(r)) state[i] = 1;
+          }
+          pending = res.progress.pending;
+        }
+        for (const r of pending) {
+          const id = probeIdOfRow(r);
+          if (id) probes.failed(id, p.receivedAt[indexOf(r)] ?? now, res.error);
         }
         const delay = Math.max(res.retryAfterMs ?? 0, this.backoff(attempt));
-        logger.warn({ sink: sink.name, rows: rows.length, attempt: attempt + 1, delayMs: delay, httpStatus: res.httpStatus, error: res.error }, 'delivery failed, will retry the same batch');
-        await sleep(delay, signal);
+        logger.warn({ sink: sink.name, rows: pending.length, attempt: attempt + 1, delayMs: delay, httpStatus: res.httpStatus, error: res.error }, 'delivery failed, will retry the same rows');
+        if (pending.length) await sleep(delay, signal);
         continue;
       }
       if (res.status === 'success') {
-        delivered = rows.length;
-        accepted = 'all';
+        if (pending === rows) state.fill(1);
+        else for (const r of pending) state[indexOf(r)] = 1;
+        noteTruncated(res.truncated);
       } else if (res.status === 'partial') {
-        const rejected = new Set<CslRow>();
-        for (const r of res.rejected) {
-          rejected.add(r.row);
-          dead.push({ reason: r.reason, row: r.row });
+        refuse(res.rejected, 'sink_rejected');
+        noteTruncated(res.truncated);
+        for (const r of pending) {
+          const i = indexOf(r);
+          if (state[i] === 0) state[i] = 1;
         }
-        deadReasonCounts.set('sink_rejected', (deadReasonCounts.get('sink_rejected') ?? 0) + res.rejected.length);
-        accepted = [];
-        for (let i = 0; i < rows.length; i++) if (!rejected.has(rows[i])) accepted.push(i);
-        delivered = rows.length - rejected.size;
-        logger.warn({ sink: sink.name, rejected: res.rejected.length, accepted: delivered, firstReason: res.rejected[0]?.reason }, 'sink refused part of a batch; refused rows dead-lettered');
-        for (const r of res.rejected) {
-          const id = probeIdOfRow(r.row);
-          if (id) probes.deadLettered(id, p.receivedAt[rows.indexOf(r.row)] ?? now, r.reason);
-        }
+        logger.warn({ sink: sink.name, rejected: res.rejected.length, firstReason: res.rejected[0]?.reason }, 'sink refused part of a batch; refused rows dead-lettered');
       } else {
-        for (const row of rows) dead.push({ reason: res.error, ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}), row });
-        deadReasonCounts.set('sink_failure', (deadReasonCounts.get('sink_failure') ?? 0) + rows.length);
-        logger.error({ sink: sink.name, rows: rows.length, httpStatus: res.httpStatus, error: res.error }, 'sink refused the batch for good; rows dead-lettered');
-        for (let i = 0; i < rows.length; i++) {
-          const id = probeIdOfRow(rows[i]);
-          if (id) probes.deadLettered(id, p.receivedAt[i], res.error);
-        }
+        const notes = pending.map((row) => ({ row, reason: res.error }));
+        refuse(notes, 'sink_failure');
+        if (res.httpStatus) for (const d of dead.slice(-notes.length)) d.httpStatus = res.httpStatus;
+        logger.error({ sink: sink.name, rows: pending.length, httpStatus: res.httpStatus, error: res.error }, 'sink refused the batch for good; rows dead-lettered');
       }
       this.lastDelivery =
         res.status === 'failure'
@@ -263,20 +288,20 @@ export class DeliveryLoop {
       metrics.parseFailures.inc(p.parseFailures.length);
     }
     for (const [reason, n] of deadReasonCounts) metrics.addDeadLettered(reason, n);
-    deadReasonCounts = new Map();
+    if (truncatedNotes) metrics.sinkTruncated.inc(truncatedNotes);
+    const now = Date.now();
+    let delivered = 0;
+    for (let i = 0; i < rows.length; i++) {
+      if (state[i] !== 1) continue;
+      delivered++;
+      metrics.deliveryLatency.observe((now - p.receivedAt[i]) / 1000);
+      const id = probeIdOfRow(rows[i]);
+      if (id) probes.accepted(id, p.receivedAt[i], now);
+    }
     if (delivered) {
       metrics.totals.delivered += delivered;
       metrics.delivered.inc(delivered);
-      metrics.batchSize.observe(rows.length);
-      const now = Date.now();
-      const idx = accepted === 'all' ? null : accepted;
-      const n = idx ? idx.length : rows.length;
-      for (let k = 0; k < n; k++) {
-        const i = idx ? idx[k] : k;
-        metrics.deliveryLatency.observe((now - p.receivedAt[i]) / 1000);
-        const id = probeIdOfRow(rows[i]);
-        if (id) probes.accepted(id, p.receivedAt[i], now);
-      }
     }
+    if (rows.length) metrics.batchSize.observe(rows.length);
   }
 }

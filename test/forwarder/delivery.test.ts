@@ -71,6 +71,30 @@ describe('delivery loop', () => {
     expect(f.health().lastDelivery).toMatchObject({ ok: true });
   });
 
+  it('resends only the pending rows after a retryable result with progress; keeps truncated originals', async () => {
+    const sink = new FakeSink();
+    sink.script = [
+      (rows) => ({
+        status: 'retryable',
+        error: 'HTTP 503 on call 2 of 2',
+        httpStatus: 503,
+        progress: { accepted: 5, rejected: [{ row: rows[5], reason: 'field type' }], pending: rows.slice(6), truncated: [{ row: rows[0], reason: 'Message:32766' }] },
+      }),
+    ];
+    const { send, f } = await start(sink);
+    await send(Array.from({ length: 10 }, (_, i) => cef(i)));
+    await waitFor(() => f.health().counters.delivered === 9, 5000);
+    expect(sink.sent.map((b) => b.length)).toEqual([10, 4]);
+    expect(sink.sent[1].map(seqOf)).toEqual([6, 7, 8, 9]);
+    const dl = readNdjson(f.deadLetterFile);
+    expect(dl.map((e) => [e.reason, e.accepted ?? false, seqOf(e.row as Record<string, unknown>)])).toEqual([
+      ['field type', false, 5],
+      ['accepted truncated: Message:32766', true, 0],
+    ]);
+    expect(f.health().counters.deadLettered).toBe(1);
+    expect(await f.metrics.registry.metrics()).toMatch(/sentinel_cef_sink_truncated_total 1/);
+  });
+
   it('treats a sink that throws as retryable and counts it', async () => {
     const sink = new FakeSink();
     sink.script = [() => { throw new Error('boom'); }];
