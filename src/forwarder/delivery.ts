@@ -18,12 +18,15 @@ export interface DeliveryOptions {
   metrics: ForwarderMetrics;
   probes: ProbeTracker;
   logger: Logger;
-  batch: { maxRecords: number; maxBytes: number; flushMs: number };
+  batch: { maxRecords: number; maxBytes: number; flushMs: number; parallelSends: number };
   retry: { initialMs: number; maxMs: number };
   random?: () => number;
 }
 
 class Aborted extends Error {}
+
+/** Below this many rows a batch is not split across parallel sends. */
+const MIN_SLICE_ROWS = 250;
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -197,11 +200,9 @@ export class DeliveryLoop {
     if (p.parseFailures.length) addDead('parse_failure', p.parseFailures.length);
     // Per row: 0 pending, 1 accepted, 2 refused for good.
     const state = new Uint8Array(rows.length);
-    let index: Map<CslRow, number> | null = null;
-    const indexOf = (row: CslRow) => {
-      index ??= new Map(rows.map((r, i) => [r, i]));
-      return index.get(row) ?? -1;
-    };
+    const index = new Map<CslRow, number>();
+    for (let i = 0; i < rows.length; i++) index.set(rows[i], i);
+    const indexOf = (row: CslRow) => index.get(row) ?? -1;
     let truncatedNotes = 0;
     const refuse = (notes: RowNote[], counter: string) => {
       for (const n of notes) {
@@ -218,68 +219,77 @@ export class DeliveryLoop {
       for (const n of notes ?? []) dead.push({ reason: `accepted truncated: ${n.reason}`, accepted: true, row: n.row });
       truncatedNotes += notes?.length ?? 0;
     };
-    let pending = rows;
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      const t0 = performance.now();
-      let res: SendResult;
-      try {
-        res = await sink.send(pending, { signal });
-      } catch (err) {
-        if (signal.aborted) throw new Aborted();
-        metrics.backgroundErrors.inc({ where: 'sink' });
-        res = { status: 'retryable', error: `sink error: ${(err as Error).message}` };
-      }
-      metrics.sinkRequestDuration.observe({ sink: sink.name, result: res.status }, (performance.now() - t0) / 1000);
-      const now = Date.now();
-      if (res.status === 'retryable') {
-        if (signal.aborted) throw new Aborted();
-        metrics.totals.retried++;
-        metrics.retried.inc({ reason: res.httpStatus ? String(res.httpStatus) : 'error' });
-        this.lastDelivery = { ok: false, at: new Date(now).toISOString(), error: res.error, ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}) };
-        if (res.progress) {
-          // Part of the batch settled before the error: resend only what is still pending.
-          refuse(res.progress.rejected, 'sink_rejected');
-          noteTruncated(res.progress.truncated);
-          const still = new Set(res.progress.pending);
+    // One batch in flight (the cursor covers it), sent as up to parallelSends concurrent sink calls
+    // so a slow round trip to Azure does not cap throughput; each slice retries on its own.
+    const sendSlice = async (slice: CslRow[]) => {
+      let pending = slice;
+      for (let attempt = 0; pending.length > 0; attempt++) {
+        const t0 = performance.now();
+        let res: SendResult;
+        try {
+          res = await sink.send(pending, { signal });
+        } catch (err) {
+          if (signal.aborted) throw new Aborted();
+          metrics.backgroundErrors.inc({ where: 'sink' });
+          res = { status: 'retryable', error: `sink error: ${(err as Error).message}` };
+        }
+        metrics.sinkRequestDuration.observe({ sink: sink.name, result: res.status }, (performance.now() - t0) / 1000);
+        const now = Date.now();
+        if (res.status === 'retryable') {
+          if (signal.aborted) throw new Aborted();
+          metrics.totals.retried++;
+          metrics.retried.inc({ reason: res.httpStatus ? String(res.httpStatus) : 'error' });
+          this.lastDelivery = { ok: false, at: new Date(now).toISOString(), error: res.error, ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}) };
+          if (res.progress) {
+            // Part of the slice settled before the error: resend only what is still pending.
+            refuse(res.progress.rejected, 'sink_rejected');
+            noteTruncated(res.progress.truncated);
+            const still = new Set(res.progress.pending);
+            for (const r of pending) {
+              const i = indexOf(r);
+              if (state[i] === 0 && !still.has(r)) state[i] = 1;
+            }
+            pending = res.progress.pending;
+          }
+          for (const r of pending) {
+            const id = probeIdOfRow(r);
+            if (id) probes.failed(id, p.receivedAt[indexOf(r)] ?? now, res.error);
+          }
+          const delay = Math.max(res.retryAfterMs ?? 0, this.backoff(attempt));
+          logger.warn({ sink: sink.name, rows: pending.length, attempt: attempt + 1, delayMs: delay, httpStatus: res.httpStatus, error: res.error }, 'delivery failed, will retry the same rows');
+          if (pending.length) await sleep(delay, signal);
+          continue;
+        }
+        if (res.status === 'success') {
+          for (const r of pending) state[indexOf(r)] = 1;
+          noteTruncated(res.truncated);
+        } else if (res.status === 'partial') {
+          refuse(res.rejected, 'sink_rejected');
+          noteTruncated(res.truncated);
           for (const r of pending) {
             const i = indexOf(r);
-            if (state[i] === 0 && !still.has(r)) state[i] = 1;
+            if (state[i] === 0) state[i] = 1;
           }
-          pending = res.progress.pending;
+          logger.warn({ sink: sink.name, rejected: res.rejected.length, firstReason: res.rejected[0]?.reason }, 'sink refused part of a batch; refused rows dead-lettered');
+        } else {
+          const notes = pending.map((row) => ({ row, reason: res.error }));
+          refuse(notes, 'sink_failure');
+          if (res.httpStatus) for (const d of dead.slice(-notes.length)) d.httpStatus = res.httpStatus;
+          logger.error({ sink: sink.name, rows: pending.length, httpStatus: res.httpStatus, error: res.error }, 'sink refused the batch for good; rows dead-lettered');
         }
-        for (const r of pending) {
-          const id = probeIdOfRow(r);
-          if (id) probes.failed(id, p.receivedAt[indexOf(r)] ?? now, res.error);
-        }
-        const delay = Math.max(res.retryAfterMs ?? 0, this.backoff(attempt));
-        logger.warn({ sink: sink.name, rows: pending.length, attempt: attempt + 1, delayMs: delay, httpStatus: res.httpStatus, error: res.error }, 'delivery failed, will retry the same rows');
-        if (pending.length) await sleep(delay, signal);
-        continue;
+        this.lastDelivery =
+          res.status === 'failure'
+            ? { ok: false, at: new Date(now).toISOString(), error: res.error, ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}) }
+            : { ok: true, at: new Date(now).toISOString() };
+        return;
       }
-      if (res.status === 'success') {
-        if (pending === rows) state.fill(1);
-        else for (const r of pending) state[indexOf(r)] = 1;
-        noteTruncated(res.truncated);
-      } else if (res.status === 'partial') {
-        refuse(res.rejected, 'sink_rejected');
-        noteTruncated(res.truncated);
-        for (const r of pending) {
-          const i = indexOf(r);
-          if (state[i] === 0) state[i] = 1;
-        }
-        logger.warn({ sink: sink.name, rejected: res.rejected.length, firstReason: res.rejected[0]?.reason }, 'sink refused part of a batch; refused rows dead-lettered');
-      } else {
-        const notes = pending.map((row) => ({ row, reason: res.error }));
-        refuse(notes, 'sink_failure');
-        if (res.httpStatus) for (const d of dead.slice(-notes.length)) d.httpStatus = res.httpStatus;
-        logger.error({ sink: sink.name, rows: pending.length, httpStatus: res.httpStatus, error: res.error }, 'sink refused the batch for good; rows dead-lettered');
-      }
-      this.lastDelivery =
-        res.status === 'failure'
-          ? { ok: false, at: new Date(now).toISOString(), error: res.error, ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}) }
-          : { ok: true, at: new Date(now).toISOString() };
-      break;
-    }
+    };
+    const slices = Math.max(1, Math.min(this.o.batch.parallelSends, Math.ceil(rows.length / MIN_SLICE_ROWS)));
+    const per = Math.ceil(rows.length / slices);
+    const sends: Array<Promise<void>> = [];
+    for (let k = 0; k < rows.length; k += per) sends.push(sendSlice(k === 0 && per >= rows.length ? rows : rows.slice(k, k + per)));
+    const outcomes = await Promise.allSettled(sends);
+    for (const o of outcomes) if (o.status === 'rejected') throw o.reason;
     await this.mustSucceed('dead-letter write', () => this.o.deadLetter.write(dead), signal);
     await this.mustSucceed('queue cursor write', () => this.o.queue.ackTo(p.batch.end, p.batch.records.length, p.batch.diskBytes), signal);
     // Count only after the cursor moved, so a crash in between never counts twice.

@@ -138,7 +138,10 @@ describe('intake', () => {
     expect(f.health().counters.received).toBe(receivedAtPause);
     open = true;
     s.end();
-    await waitFor(() => sink.accepted.length === total, 15_000, 'all delivered');
+    await waitFor(() => sink.accepted.length === total, 15_000, 'all delivered').catch((err) => {
+      const b = sink.sent.map((x) => `${x.length}:${x[0]?.DeviceEventClassID}-${x.at(-1)?.DeviceEventClassID}`).join(' ');
+      throw new Error(`${(err as Error).message}: batches ${b} accepted ${sink.accepted.length}, health ${JSON.stringify(f.health())}`);
+    });
     expect(ids(sink.accepted)).toEqual(range(total));
   });
 
