@@ -152,6 +152,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-forward-'));
   const secretFile = writeSecretFile(dir, 'client-secret', mock.clientSecret);
   const port = await freePort();
+  const adminPort = await freePort();
   const fw = spawn(process.execPath, [
     // BENCH_CPU_PROF=1 writes a V8 CPU profile of the forwarder to ./prof (open in Chrome DevTools).
     ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', 'prof'] : []),
@@ -159,7 +160,7 @@ async function main(): Promise<void> {
     '--listen', `tcp://127.0.0.1:${port}`,
     '--queue-dir', join(dir, 'queue'),
     '--queue-max-bytes', '4G',
-    '--admin', 'off',
+    '--admin', `127.0.0.1:${adminPort}`,
     '--log-level', 'warn',
     '--sink', 'logs-ingestion',
     '--dce', mock.url,
@@ -186,6 +187,9 @@ async function main(): Promise<void> {
   const fwdMs = lastAt - t2;
   const rss = peakRssMb(fw.pid!);
   const cpu = cpuMs(fw.pid!) - cpu0;
+  const prom = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  const metric = (name: string) => Number(new RegExp(`^sentinel_cef_${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(prom)?.[1] ?? NaN) / 2 ** 20;
+  const heapNow = `heap used ${metric('nodejs_heap_size_used_bytes').toFixed(0)} MB of ${metric('nodejs_heap_size_total_bytes').toFixed(0)} MB, external ${metric('nodejs_external_memory_bytes').toFixed(0)} MB, rss now ${metric('process_resident_memory_bytes').toFixed(0)} MB`;
   fw.kill('SIGTERM');
   await new Promise((r) => fw.once('exit', r));
   const seen = new Uint8Array(events);
@@ -210,7 +214,7 @@ async function main(): Promise<void> {
   console.log(`forwarder (disk queue + parse + Logs Ingestion gzip/HTTPS): ${eps.toLocaleString()} events/s (${fwdMs} ms; generator finished sending after ${gen.ms} ms; ${requests} HTTP requests)`);
   console.log(`rows delivered ${rows}/${events}, duplicates ${dups}, lost ${events - rows}`);
   console.log(`send→accept latency p50 ${p(0.5)} ms, p99 ${p(0.99)} ms (includes time queued behind the backlog)`);
-  console.log(`forwarder peak RSS ${rss.toFixed(0)} MB`);
+  console.log(`forwarder peak RSS ${rss.toFixed(0)} MB (at the end: ${heapNow})`);
   const us = (cpu * 1000) / events;
   console.log(`forwarder CPU ${cpu} ms (user+sys, all threads) = ${us.toFixed(1)} µs per event → ${Math.round(2e6 / us).toLocaleString()} events/s if it had both cores to itself`);
   console.log(`ratio forwarder/raw: ${(eps / rawEps).toFixed(2)}`);

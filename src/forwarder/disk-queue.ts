@@ -100,6 +100,7 @@ export class DiskQueue {
   private cursorFd = -1;
   private cursorSeq = 0;
   private readonly cursorBuf = Buffer.alloc(24);
+  private scratch = Buffer.alloc(0);
   private readonly waiters = new Set<() => void>();
   private readonly writeFn: NonNullable<DiskQueueOptions['writeFn']>;
 
@@ -207,7 +208,9 @@ export class DiskQueue {
     for (const m of messages) total += RECORD_HEADER + PAYLOAD_PREFIX + m.data.length;
     if (total === 0) return;
     if (this.writeOff > 0 && this.writeOff + total > this.opts.segmentBytes) this.rotate();
-    const out = Buffer.allocUnsafe(total);
+    // One reusable write buffer: write(2) is synchronous, so it is free again when append returns.
+    if (this.scratch.length < total) this.scratch = Buffer.allocUnsafe(Math.max(total, this.scratch.length * 2, 64 * 1024));
+    const out = this.scratch;
     let p = 0;
     for (const m of messages) {
       const len = PAYLOAD_PREFIX + m.data.length;
