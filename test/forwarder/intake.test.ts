@@ -48,14 +48,18 @@ describe('intake', () => {
     expect(f.health().counters.received).toBe(40);
   });
 
-  it('receives UDP datagrams, also over IPv6', async () => {
-    const { udp, config } = await start({ listen: ['udp://127.0.0.1:0', 'udp://[::1]:0'] });
-    const v6 = fwd!.addresses.find((a) => a.host === '::1')!;
+  it('receives UDP datagrams, and TCP and UDP over IPv6', async () => {
+    const { udp, config } = await start({ listen: ['udp://127.0.0.1:0', 'udp://[::1]:0', 'tcp://[::1]:0'] });
+    const v6 = fwd!.addresses.find((a) => a.host === '::1' && a.protocol === 'udp')!;
+    const v6tcp = fwd!.addresses.find((a) => a.host === '::1' && a.protocol === 'tcp')!;
+    expect(v6tcp.url).toBe(`tcp://[::1]:${v6tcp.port}`);
     await sendSyslog([cef(1), cef(2)], { host: '127.0.0.1', port: udp.port, protocol: 'udp' });
     await sendSyslog([cef(3)], { host: '::1', port: v6.port, protocol: 'udp' });
+    await sendSyslog([cef(4)], { host: '::1', port: v6tcp.port, protocol: 'tcp' });
     const path = (config.sink as { path: string }).path;
-    await waitFor(() => readRows(path).length === 3, 5000);
-    expect(fwd!.metrics.totals.received).toBe(3);
+    await waitFor(() => readRows(path).length === 4, 5000);
+    expect(fwd!.metrics.totals.received).toBe(4);
+    expect(await fwd!.metrics.registry.metrics()).toMatch(/sentinel_cef_received_total\{input="udp"\} 3/);
   });
 
   it('refuses connections beyond the maximum and counts them', async () => {
