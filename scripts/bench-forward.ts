@@ -74,6 +74,40 @@ async function discardServer(): Promise<void> {
   process.on('message', () => process.send!({ bytes, lines }));
 }
 
+/**
+ * The forwarder's own cost: intake, framing, disk queue (CRC, group fsync) and the delivery loop,
+ * with a parse that only wraps the raw line and a sink that accepts at once.
+ */
+async function core(): Promise<void> {
+  const { forwarderConfigSchema } = await import('../src/config/schema.js');
+  const { startForwarder } = await import('../src/forwarder/forwarder.js');
+  const { pino } = await import('pino');
+  const dir = arg('dir', '');
+  let accepted = 0;
+  const config = forwarderConfigSchema.parse({
+    listen: ['tcp://127.0.0.1:0'],
+    queue: { dir: join(dir, 'queue'), maxBytes: 4 * 1024 ** 3 },
+    sink: { type: 'file', path: join(dir, 'unused') },
+    admin: false,
+  });
+  const f = await startForwarder(config, {
+    logger: pino({ level: 'warn' }),
+    parse: (raw) => ({ ok: true, kind: 'cef', row: { RawLength: raw.length } }),
+    sink: { name: 'null', send: async (rows) => { accepted += rows.length; return { status: 'success', accepted: rows.length }; } },
+  });
+  const cpu0 = process.cpuUsage();
+  process.send!({ port: f.addresses[0].port });
+  process.on('message', async (m) => {
+    const c = process.cpuUsage(cpu0);
+    process.send!({ accepted, cpuUs: c.user + c.system, rss: peakRssMb(process.pid) });
+    if (m === 'stop' && process.env.BENCH_DEBUG) console.error('core memory', process.memoryUsage());
+    if (m === 'stop') {
+      await f.shutdown();
+      process.exit(0);
+    }
+  });
+}
+
 let bundled = '';
 let forwarderBundle = '';
 /** Children run esbuild bundles (the forwarder exactly as the installer deploys it), not tsx. */
@@ -146,6 +180,29 @@ async function main(): Promise<void> {
   const rawEps = Math.round(events / (rawMs / 1000));
   console.log(`raw ceiling (read+discard): ${rawEps.toLocaleString()} events/s (${rawMs} ms)`);
 
+  // Forwarder core only: intake + disk queue + delivery loop, no-op parse and sink.
+  {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-forward-core-'));
+    const c = child('core', ['--dir', dir]);
+    const { port: cport } = await once<{ port: number }>(c);
+    const g = child('gen', ['--port', String(cport), '--events', String(events), '--connections', connections]);
+    const t = Date.now();
+    await once(g);
+    let st: { accepted: number; cpuUs: number; rss: number };
+    const until = Date.now() + 120_000;
+    for (;;) {
+      c.send('stat');
+      st = await once<{ accepted: number; cpuUs: number; rss: number }>(c);
+      if (st.accepted >= events || Date.now() > until) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const ms = Date.now() - t;
+    c.send('stop');
+    if (st.accepted !== events) throw new Error(`core phase delivered ${st.accepted} of ${events}`);
+    console.log(`forwarder core (intake + disk queue + delivery loop, no-op parse/sink): ${Math.round(events / (ms / 1000)).toLocaleString()} events/s (${ms} ms), CPU ${(st.cpuUs / events).toFixed(1)} µs per event, peak RSS ${st.rss.toFixed(0)} MB`);
+    rmSync(dir, { recursive: true, force: true });
+  }
+
   // Forwarder bundle → Logs Ingestion sink → mock Azure (HTTPS, token flow, schema checks).
   const { startMockAzure, writeSecretFile } = await import('../test/helpers/mock-azure.js');
   const mock = await startMockAzure({ quiet: true });
@@ -178,6 +235,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
   const cpu0 = cpuMs(fw.pid!);
+  const mockCpu0 = process.cpuUsage();
   const g2 = child('gen', ['--port', String(port), '--events', String(events), '--connections', connections]);
   const t2 = Date.now();
   const gen = await once<{ ms: number }>(g2);
@@ -187,6 +245,8 @@ async function main(): Promise<void> {
   const fwdMs = lastAt - t2;
   const rss = peakRssMb(fw.pid!);
   const cpu = cpuMs(fw.pid!) - cpu0;
+  const mc = process.cpuUsage(mockCpu0);
+  const mockCpuMs = Math.round((mc.user + mc.system) / 1000);
   const prom = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
   const metric = (name: string) => Number(new RegExp(`^sentinel_cef_${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(prom)?.[1] ?? NaN) / 2 ** 20;
   const heapNow = `heap used ${metric('nodejs_heap_size_used_bytes').toFixed(0)} MB of ${metric('nodejs_heap_size_total_bytes').toFixed(0)} MB, external ${metric('nodejs_external_memory_bytes').toFixed(0)} MB, rss now ${metric('process_resident_memory_bytes').toFixed(0)} MB`;
@@ -217,9 +277,10 @@ async function main(): Promise<void> {
   console.log(`forwarder peak RSS ${rss.toFixed(0)} MB (at the end: ${heapNow})`);
   const us = (cpu * 1000) / events;
   console.log(`forwarder CPU ${cpu} ms (user+sys, all threads) = ${us.toFixed(1)} µs per event → ${Math.round(2e6 / us).toLocaleString()} events/s if it had both cores to itself`);
+  console.log(`mock Azure (this process) CPU ${mockCpuMs} ms over the same ${fwdMs} ms: ${((100 * mockCpuMs) / fwdMs).toFixed(0)}% of a core`);
   console.log(`ratio forwarder/raw: ${(eps / rawEps).toFixed(2)}`);
   process.exit(rows === events ? 0 : 1);
 }
 
-const roles: Record<string, () => Promise<void>> = { main, gen: generator, discard: discardServer };
+const roles: Record<string, () => Promise<void>> = { main, gen: generator, discard: discardServer, core };
 await roles[role]();
