@@ -200,9 +200,15 @@ export class DeliveryLoop {
     if (p.parseFailures.length) addDead('parse_failure', p.parseFailures.length);
     // Per row: 0 pending, 1 accepted, 2 refused for good.
     const state = new Uint8Array(rows.length);
-    const index = new Map<CslRow, number>();
-    for (let i = 0; i < rows.length; i++) index.set(rows[i], i);
-    const indexOf = (row: CslRow) => index.get(row) ?? -1;
+    // Row → position, built only when a sink reports rows individually (partial, progress).
+    let index: Map<CslRow, number> | null = null;
+    const indexOf = (row: CslRow) => {
+      if (!index) {
+        index = new Map();
+        for (let i = 0; i < rows.length; i++) index.set(rows[i], i);
+      }
+      return index.get(row) ?? -1;
+    };
     let truncatedNotes = 0;
     const refuse = (notes: RowNote[], counter: string) => {
       for (const n of notes) {
@@ -221,7 +227,8 @@ export class DeliveryLoop {
     };
     // One batch in flight (the cursor covers it), sent as up to parallelSends concurrent sink calls
     // so a slow round trip to Azure does not cap throughput; each slice retries on its own.
-    const sendSlice = async (slice: CslRow[]) => {
+    const sendSlice = async (from: number, to: number) => {
+      const slice = from === 0 && to === rows.length ? rows : rows.slice(from, to);
       let pending = slice;
       for (let attempt = 0; pending.length > 0; attempt++) {
         const t0 = performance.now();
@@ -261,7 +268,8 @@ export class DeliveryLoop {
           continue;
         }
         if (res.status === 'success') {
-          for (const r of pending) state[indexOf(r)] = 1;
+          if (pending === slice) state.fill(1, from, to);
+          else for (const r of pending) state[indexOf(r)] = 1;
           noteTruncated(res.truncated);
         } else if (res.status === 'partial') {
           refuse(res.rejected, 'sink_rejected');
@@ -287,7 +295,7 @@ export class DeliveryLoop {
     const slices = Math.max(1, Math.min(this.o.batch.parallelSends, Math.ceil(rows.length / MIN_SLICE_ROWS)));
     const per = Math.ceil(rows.length / slices);
     const sends: Array<Promise<void>> = [];
-    for (let k = 0; k < rows.length; k += per) sends.push(sendSlice(k === 0 && per >= rows.length ? rows : rows.slice(k, k + per)));
+    for (let k = 0; k < rows.length; k += per) sends.push(sendSlice(k, Math.min(rows.length, k + per)));
     const outcomes = await Promise.allSettled(sends);
     for (const o of outcomes) if (o.status === 'rejected') throw o.reason;
     await this.mustSucceed('dead-letter write', () => this.o.deadLetter.write(dead), signal);

@@ -95,6 +95,31 @@ describe('delivery loop', () => {
     expect(await f.metrics.registry.metrics()).toMatch(/sentinel_cef_sink_truncated_total 1/);
   });
 
+  it('sends one batch as parallel slices; a failing slice is retried alone', async () => {
+    const sink = new FakeSink();
+    let inFlight = 0;
+    let maxInFlight = 0;
+    let failedOnce = false;
+    const send = sink.send.bind(sink);
+    sink.send = async (rows) => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((r) => setTimeout(r, 30));
+      inFlight--;
+      if (!failedOnce && rows.some((r) => r.DeviceEventClassID === '900')) {
+        failedOnce = true;
+        sink.script.unshift(() => ({ status: 'retryable', error: 'HTTP 500', httpStatus: 500 }));
+      }
+      return send(rows);
+    };
+    const { send: sendLines, f } = await start(sink, { batch: { maxRecords: 1000, parallelSends: 4, flushMs: 200 } });
+    await sendLines(Array.from({ length: 1000 }, (_, i) => cef(i)));
+    await waitFor(() => f.health().counters.delivered === 1000, 5000);
+    expect(maxInFlight).toBe(4);
+    expect(sink.accepted.map(seqOf).sort((a, b) => a - b)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+    expect(f.health().counters.retried).toBe(1);
+  });
+
   it('treats a sink that throws as retryable and counts it', async () => {
     const sink = new FakeSink();
     sink.script = [() => { throw new Error('boom'); }];
