@@ -5,7 +5,10 @@
  * checks every sequence number arrived. Side by side in the same run: the raw ceiling, the same
  * stream read and discarded by a bare TCP server.
  *
- *   npm run bench-forward -- [--events 300000] [--connections 4]
+ *   npm run bench-forward -- [--events 300000] [--connections 4] [--rate EVENTS_PER_SEC]
+ *
+ * Without --rate the generator sends as fast as TCP lets it (throughput); with --rate it paces the
+ * stream so the receive→accept latency reflects a sustainable load instead of a backlog.
  *
  * Each role runs in its own process: generator, forwarder (measured: peak RSS from /proc VmHWM,
  * CPU from /proc stat) and this orchestrator (mock Azure).
@@ -43,13 +46,27 @@ async function generator(): Promise<void> {
         s.on('error', reject);
         let seq = c * per;
         const end = Math.min(events, (c + 1) * per);
-        const pump = () => {
+        // --rate N paces the whole stream at N events/s (for latency at a sustainable load).
+        const rate = Number(arg('rate', '0')) / conns;
+        const begin = Date.now();
+        const first = seq;
+        const pump = (): void => {
           while (seq < end) {
+            if (rate > 0) {
+              const due = begin + ((seq - first) / rate) * 1000;
+              if (due > Date.now()) {
+                setTimeout(pump, Math.max(1, due - Date.now()));
+                return;
+              }
+            }
             let chunk = '';
             const now = Date.now();
-            const stop = Math.min(end, seq + 128);
+            const stop = Math.min(end, seq + (rate > 0 ? 16 : 128));
             for (; seq < stop; seq++) chunk += line(seq, now);
-            if (!s.write(chunk)) return s.once('drain', pump);
+            if (!s.write(chunk)) {
+              s.once('drain', pump);
+              return;
+            }
           }
           s.end(resolve);
         };
@@ -166,7 +183,8 @@ async function main(): Promise<void> {
   // Raw ceiling: the same stream read and discarded.
   const disc = child('discard', []);
   const { port: dport } = await once<{ port: number }>(disc);
-  const g1 = child('gen', ['--port', String(dport), '--events', String(events), '--connections', connections]);
+  const rateArgs = arg('rate', '') ? ['--rate', arg('rate', '')] : [];
+  const g1 = child('gen', ['--port', String(dport), '--events', String(events), '--connections', connections, ...rateArgs]);
   const t1 = Date.now();
   await once(g1);
   for (;;) {
@@ -185,7 +203,7 @@ async function main(): Promise<void> {
     const dir = mkdtempSync(join(tmpdir(), 'bench-forward-core-'));
     const c = child('core', ['--dir', dir]);
     const { port: cport } = await once<{ port: number }>(c);
-    const g = child('gen', ['--port', String(cport), '--events', String(events), '--connections', connections]);
+    const g = child('gen', ['--port', String(cport), '--events', String(events), '--connections', connections, ...rateArgs]);
     const t = Date.now();
     await once(g);
     let st: { accepted: number; cpuUs: number; rss: number };
@@ -236,7 +254,7 @@ async function main(): Promise<void> {
   }
   const cpu0 = cpuMs(fw.pid!);
   const mockCpu0 = process.cpuUsage();
-  const g2 = child('gen', ['--port', String(port), '--events', String(events), '--connections', connections]);
+  const g2 = child('gen', ['--port', String(port), '--events', String(events), '--connections', connections, ...rateArgs]);
   const t2 = Date.now();
   const gen = await once<{ ms: number }>(g2);
   const deadline = Date.now() + 300_000;
