@@ -342,7 +342,7 @@ function nearestExisting(dir: string): string {
 /** What `forward --check` and start-up verify beyond the schema: secret files, TLS files, queue dir. */
 export function checkConfig(config: ForwarderConfig, env: NodeJS.ProcessEnv = process.env): ConfigCheck[] {
   const checks: ConfigCheck[] = [];
-  checks.push({ id: 'listen', ok: true, message: `listening on ${config.listen.map((u) => parseListenUrl(u).url).join(', ')}` });
+  checks.push({ id: 'listen', ok: true, message: `will listen on ${config.listen.map((u) => parseListenUrl(u).url).join(', ')}` });
   const sink = config.sink;
   if (sink.type === 'log-analytics') {
     checks.push(checkSecretFile('sink.sharedKey', sink.sharedKeyFile, 'SENTINEL_CEF_KEY', env, 'shared key'));
