@@ -7,8 +7,13 @@ import { FLAG_TRUNCATED, type DiskQueue, type QueueBatch } from './disk-queue.js
 import type { ForwarderMetrics } from './metrics.js';
 import { probeIdOfRow, type ProbeTracker } from './probes.js';
 
-/** Added to AdditionalExtensions of a row whose message was cut at the maximum message size. */
-export const TRUNCATED_MARKER = 'sentinelCefTruncated=true';
+/**
+ * Added to AdditionalExtensions of a row whose syslog message was cut at the maximum message size;
+ * same shape as the sinks' per-field flag (sentinelCefTruncated=Column:bytes).
+ */
+export function truncatedMarker(maxMessageBytes: number): string {
+  return `sentinelCefTruncated=message:${maxMessageBytes}`;
+}
 
 export interface DeliveryOptions {
   queue: DiskQueue;
@@ -20,6 +25,7 @@ export interface DeliveryOptions {
   logger: Logger;
   batch: { maxRecords: number; maxBytes: number; flushMs: number; parallelSends: number };
   retry: { initialMs: number; maxMs: number };
+  maxMessageBytes: number;
   random?: () => number;
 }
 
@@ -162,7 +168,8 @@ export class DeliveryLoop {
         const row = res.row;
         if (rec.flags & FLAG_TRUNCATED) {
           const prev = row.AdditionalExtensions;
-          row.AdditionalExtensions = prev ? `${prev};${TRUNCATED_MARKER}` : TRUNCATED_MARKER;
+          const marker = truncatedMarker(this.o.maxMessageBytes);
+          row.AdditionalExtensions = prev ? `${prev};${marker}` : marker;
         }
         rows.push(row);
         receivedAt.push(rec.receivedAt);

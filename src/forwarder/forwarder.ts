@@ -88,6 +88,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     logger,
     batch: config.batch,
     retry: config.retry,
+    maxMessageBytes: config.limits.maxMessageBytes,
     random: deps.random,
   });
 

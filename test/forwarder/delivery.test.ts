@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
-import { TRUNCATED_MARKER } from '../../src/forwarder/delivery.js';
+import { truncatedMarker } from '../../src/forwarder/delivery.js';
 import { sendSyslog } from '../../src/forwarder/send-test.js';
 import { FakeSink, cef, makeConfig, readNdjson, silent, tempDir, waitFor } from './helpers.js';
 
@@ -152,7 +152,7 @@ describe('delivery loop', () => {
     const { send, f } = await start(sink, { limits: { maxMessageBytes: 200 } });
     await send([cef(1, `msg=${'z'.repeat(500)}`)]);
     await waitFor(() => sink.accepted.length === 1, 5000);
-    expect(String(sink.accepted[0].AdditionalExtensions)).toContain(TRUNCATED_MARKER);
+    expect(String(sink.accepted[0].AdditionalExtensions)).toContain(truncatedMarker(200));
     expect(f.metrics.totals.truncated).toBe(1);
   });
 
