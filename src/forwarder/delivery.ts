@@ -145,6 +145,9 @@ export class DeliveryLoop {
       }
       try {
         await sending;
+        // A sink that answers without real I/O would otherwise keep this loop in microtasks and
+        // starve intake; give the event loop one turn per batch.
+        await new Promise((r) => setImmediate(r));
       } catch (err) {
         queue.rewind();
         if (err instanceof Aborted) return;
