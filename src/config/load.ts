@@ -71,7 +71,7 @@ export function addForwarderOptions(cmd: Command): Command {
     .option('--queue-max-bytes <size>', 'queue size cap (bytes, or 512M, 2G)')
     .option('--max-message-size <size>', 'longer messages are truncated and flagged (default 64K)')
     .option('--max-connections <n>', 'maximum concurrent TCP/TLS connections')
-    .option('--idle-timeout <sec>', 'close connections that deliver no complete message for this long')
+    .option('--idle-timeout <sec>', 'close a connection holding a partial message this long (slow drip); a silent one after 12x')
     .option('--drain-timeout <sec>', 'on SIGTERM, keep delivering for this long before exiting')
     .option('--admin <host:port|off>', 'admin HTTP endpoint on loopback, or off')
     .option('--dead-letter-file <file>', 'NDJSON file for rejected and unparseable events')

@@ -83,7 +83,24 @@ describe('intake', () => {
     await new Promise((r) => s.once('close', r));
     clearInterval(drip);
     expect(Date.now() - t0).toBeLessThan(3000);
-    expect(await f.metrics.registry.metrics()).toMatch(/sentinel_cef_connections_closed_total\{input="tcp",reason="idle_timeout"\} 1/);
+    expect(await f.metrics.registry.metrics()).toMatch(/sentinel_cef_connections_closed_total\{input="tcp",reason="slow_drip"\} 1/);
+  });
+
+  it('keeps a quiet connection open past the idle timeout, closes it when silent much longer', async () => {
+    const { tcp, f, config } = await start({ limits: { idleTimeoutSec: 0.1 } });
+    const s = await tcpConnect(tcp.port);
+    s.write(cef(1) + '\n');
+    let closedAt = 0;
+    s.on('close', () => (closedAt = Date.now()));
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(closedAt).toBe(0);
+    s.write(cef(2) + '\n');
+    await waitFor(() => closedAt > 0, 5000, 'silent close');
+    expect(closedAt - t0).toBeGreaterThanOrEqual(500 + 100 * 12 - 50);
+    const path = (config.sink as { path: string }).path;
+    await waitFor(() => readRows(path).length === 2, 5000);
+    expect(await f.metrics.registry.metrics()).toMatch(/reason="idle_timeout"\} 1/);
   });
 
   it('truncates oversize messages and counts them', async () => {
