@@ -74,9 +74,23 @@ export class DeliveryLoop {
   }
 
   start(): void {
-    this.running ??= this.run().catch((err) => {
-      if (!(err instanceof Aborted)) this.o.logger.error({ err }, 'delivery loop stopped unexpectedly');
-    });
+    this.running ??= this.supervise();
+  }
+
+  /** Runs the loop; an unexpected error is counted, logged and the loop restarted from the cursor. */
+  private async supervise(): Promise<void> {
+    while (!this.abort.signal.aborted) {
+      try {
+        await this.run();
+        return;
+      } catch (err) {
+        if (err instanceof Aborted || this.abort.signal.aborted) return;
+        this.o.metrics.backgroundErrors.inc({ where: 'delivery_loop' });
+        this.o.logger.error({ err: (err as Error).message, stack: (err as Error).stack }, 'delivery loop failed; restarting from the queue cursor in 1 s');
+        this.o.queue.rewind();
+        await sleep(1000, this.abort.signal).catch(() => {});
+      }
+    }
   }
 
   get isRunning(): boolean {

@@ -171,3 +171,32 @@ describe('delivery loop', () => {
     expect(join(config.queue.dir)).toBeTruthy();
   });
 });
+
+describe('delivery loop supervision', () => {
+  it('restarts after an unexpected error and keeps delivering', async () => {
+    const sink = new FakeSink();
+    const dir = tempDir();
+    const f = await startForwarder(makeConfig(dir, { listen: ['tcp://127.0.0.1:0'], admin: false }), { logger: silent, sink });
+    try {
+      // A bug after the cursor moved: the loop must survive it.
+      const observe = f.metrics.batchSize.observe.bind(f.metrics.batchSize);
+      let thrown = false;
+      f.metrics.batchSize.observe = ((v: number) => {
+        if (!thrown) {
+          thrown = true;
+          throw new Error('unexpected');
+        }
+        observe(v);
+      }) as typeof f.metrics.batchSize.observe;
+      const port = f.addresses[0].port;
+      await sendSyslog([cef(1)], { host: '127.0.0.1', port, protocol: 'tcp' });
+      await waitFor(() => thrown, 5000);
+      await sendSyslog([cef(2)], { host: '127.0.0.1', port, protocol: 'tcp' });
+      await waitFor(() => sink.accepted.length === 2, 5000);
+      expect(await f.metrics.registry.metrics()).toMatch(/sentinel_cef_background_errors_total\{where="delivery_loop"\} 1/);
+      expect(f.health().status).toBe('ok');
+    } finally {
+      await f.shutdown();
+    }
+  });
+});
