@@ -59,6 +59,8 @@ export interface AcceptedRow {
 
 export interface RequestRecord {
   at: number;
+  /** When the answer was sent (or the connection dropped). */
+  doneAt?: number;
   api: MockApi | 'control' | 'other';
   method: string;
   path: string;
@@ -70,6 +72,8 @@ export interface RequestRecord {
   rows?: number;
   injected?: boolean;
   note?: string;
+  /** First row of a data call, also when the call was refused (lets tests match a retry to its call). */
+  firstRow?: Record<string, unknown>;
 }
 
 export interface MockStats {
@@ -400,6 +404,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
         send(res, 404, { error: { code: 'NotFound', message: `no route ${path}` } });
       }
     } finally {
+      record.doneAt = Date.now();
       if (record.api !== 'control') requests.push(record);
     }
   }
@@ -414,7 +419,9 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
       send(res, status, { Error: code, Message: message });
     };
     if (req.method !== 'POST') return fail(405, 'MethodNotAllowed', 'Only POST is supported');
-    if (await inject('log-analytics', res, record, tryParseRows(body))) return;
+    const bodyRows = tryParseRows(body);
+    if (bodyRows?.[0]) record.firstRow = bodyRows[0];
+    if (await inject('log-analytics', res, record, bodyRows)) return;
     const apiVersion = url.searchParams.get('api-version');
     if (!apiVersion) return fail(400, 'MissingApiVersion', 'The API version was not specified');
     if (apiVersion !== '2016-04-01') return fail(400, 'InvalidApiVersion', 'The API version specified was not recognized by the service');
@@ -515,6 +522,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
       return fail(400, 'InvalidPayload', 'The request body must be a JSON array of objects');
     }
     const records = parsed as Record<string, unknown>[];
+    if (records[0]) record.firstRow = records[0];
     if (await inject('logs-ingestion', res, record, records)) return;
     for (const r of records) {
       for (const [k, v] of Object.entries(r)) {
