@@ -49,8 +49,9 @@ export const SCENARIOS: Record<string, { title: string; run: Runner }> = {
     run: (long) =>
       S.queueFull(
         long
-          ? { capBytes: 256 * 1024 ** 2, tmpfsBytes: 256 * 1024 ** 2, tcpEvents: 1_500_000, udpEvents: 50_000, holdSec: 30 }
-          : { capBytes: 2 * 1024 ** 2, tmpfsBytes: 4 * 1024 ** 2, tcpEvents: 30_000, udpEvents: 2000, holdSec: 1 },
+          ? { capBytes: 256 * 1024 ** 2, tmpfsBytes: 256 * 1024 ** 2, tcpEvents: 1_500_000, udpEvents: 50_000, holdSec: 30, diskSegmentBytes: 64 * 1024 ** 2 }
+          : // The disk half keeps the default 64 MiB segment, larger than the whole tmpfs.
+            { capBytes: 2 * 1024 ** 2, tmpfsBytes: 4 * 1024 ** 2, tcpEvents: 30_000, udpEvents: 2000, holdSec: 1, diskSegmentBytes: 64 * 1024 ** 2 },
       ),
   },
   '7': {

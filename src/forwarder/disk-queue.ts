@@ -234,6 +234,13 @@ export class DiskQueue {
       } catch {
         // The reader stops at writeOff regardless; the next open trims the tail.
       }
+      // A drained queue still holds its active segment's file, and on a full disk that is the space
+      // we need: start a fresh segment, drop the consumed one, and try once more (writeOff is then 0).
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code === 'ENOSPC' || code === 'EDQUOT') && this.writeOff > 0 && this.activeDrained()) {
+        this.startFreshSegment();
+        return this.append(messages, receivedAt);
+      }
       throw err;
     }
     this.writeOff += total;
@@ -268,6 +275,23 @@ export class DiskQueue {
     this.dirty = false;
     this.writeSeg++;
     this.openWriteSegment();
+  }
+
+  private activeDrained(): boolean {
+    const at = (p: Position) => p.segment === this.writeSeg && p.offset === this.writeOff;
+    return this._records === 0 && at(this.ack) && at(this.read);
+  }
+
+  private startFreshSegment(): void {
+    const old = this.writeSeg;
+    this.rotate();
+    this.reader?.close();
+    this.reader = null;
+    this.ack = { segment: this.writeSeg, offset: 0 };
+    this.read = { ...this.ack };
+    this.writeCursor();
+    this.unlinkSegment(old);
+    this.segments = this.segments.filter((s) => s !== old);
   }
 
   /** Resolves when records are appended (or after timeoutMs / on close). */
