@@ -28,8 +28,8 @@ export const SCENARIOS: Record<string, { title: string; run: Runner }> = {
           ? S.outage({ rate: 10_000, preSec: 10, outageSec: Number(process.env.CHAOS_OUTAGE_SEC), postSec: 30 })
           : [await S.outage({ rate: 10_000, preSec: 10, outageSec: 60, postSec: 30 }), await S.outage({ rate: 10_000, preSec: 10, outageSec: 600, postSec: 60 })]
         : [
-            await S.outage({ rate: 2000, preSec: 1, outageSec: 4, postSec: 2, config: { retry: { initialMs: 200, maxMs: 1000 } } }),
-            await S.outage({ rate: 2000, preSec: 1, outageSec: 3, postSec: 2, mode: '503', config: { retry: { initialMs: 200, maxMs: 1000 } } }),
+            await S.outage({ rate: 2000, preSec: 1, outageSec: 3, postSec: 1, config: { retry: { initialMs: 200, maxMs: 1000 } } }),
+            await S.outage({ rate: 2000, preSec: 1, outageSec: 2, postSec: 1, mode: '503', config: { retry: { initialMs: 200, maxMs: 1000 } } }),
           ],
   },
   '3': {
@@ -51,12 +51,12 @@ export const SCENARIOS: Record<string, { title: string; run: Runner }> = {
         long
           ? { capBytes: 256 * 1024 ** 2, tmpfsBytes: 256 * 1024 ** 2, tcpEvents: 1_500_000, udpEvents: 50_000, holdSec: 30, diskSegmentBytes: 64 * 1024 ** 2 }
           : // The disk half keeps the default 64 MiB segment, larger than the whole tmpfs.
-            { capBytes: 2 * 1024 ** 2, tmpfsBytes: 4 * 1024 ** 2, tcpEvents: 30_000, udpEvents: 2000, holdSec: 1, diskSegmentBytes: 64 * 1024 ** 2 },
+            { capBytes: 2 * 1024 ** 2, tmpfsBytes: 4 * 1024 ** 2, tcpEvents: 30_000, udpEvents: 2000, holdSec: 1, diskSegmentBytes: 64 * 1024 ** 2, retry: { initialMs: 200, maxMs: 1000 } },
       ),
   },
   '7': {
     title: 'torn or corrupted queue file: starts, recovers, reports what it lost',
-    run: (long) => S.tornQueue({ events: long ? 200_000 : 5000 }),
+    run: (long) => S.tornQueue(long ? { events: 200_000 } : { events: 5000, retry: { initialMs: 200, maxMs: 1000 } }),
   },
   '8': {
     title: 'UDP at 10k and 50k events/s: loss, kernel RcvbufErrors, default vs tuned receive buffer',

@@ -336,13 +336,15 @@ export interface FullParams {
   holdSec: number;
   /** Queue segment size for the full-disk half (default: an eighth of the tmpfs). */
   diskSegmentBytes?: number;
+  /** Delivery retry backoff (short runs: retry quickly once the sink is back). */
+  retry?: { initialMs: number; maxMs: number };
 }
 
 async function fullCommon(kind: 'cap' | 'disk', p: FullParams): Promise<ScenarioResult> {
   const fwOpts: Omit<FwOptions, 'dir' | 'ws'> =
     kind === 'cap'
-      ? { config: { logLevel: 'warn', queue: { maxBytes: p.capBytes, segmentBytes: Math.max(64 * 1024, Math.floor(p.capBytes / 8)) } } }
-      : { tmpfsQueueBytes: p.tmpfsBytes, config: { logLevel: 'warn', queue: { segmentBytes: p.diskSegmentBytes ?? Math.max(64 * 1024, Math.floor(p.tmpfsBytes / 8)) } } };
+      ? { config: { logLevel: 'warn', ...(p.retry ? { retry: p.retry } : {}), queue: { maxBytes: p.capBytes, segmentBytes: Math.max(64 * 1024, Math.floor(p.capBytes / 8)) } } }
+      : { tmpfsQueueBytes: p.tmpfsBytes, config: { logLevel: 'warn', ...(p.retry ? { retry: p.retry } : {}), queue: { segmentBytes: p.diskSegmentBytes ?? Math.max(64 * 1024, Math.floor(p.tmpfsBytes / 8)) } } };
   return withForwarder(`full-${kind}`, fwOpts, async ({ ws, fw }) => {
     const failures: string[] = [];
     await ws.mock.refuseConnections();
@@ -405,8 +407,8 @@ export async function queueFull(p: FullParams): Promise<ScenarioResult[]> {
 // ---------------------------------------------------------------------------------------------
 // 7. Torn or corrupted queue file: starts, recovers, reports what it lost.
 
-export async function tornQueue(p: { events: number }): Promise<ScenarioResult> {
-  return withForwarder('torn', { config: { logLevel: 'info' } }, async ({ ws, fw }) => {
+export async function tornQueue(p: { events: number; retry?: { initialMs: number; maxMs: number } }): Promise<ScenarioResult> {
+  return withForwarder('torn', { config: { logLevel: 'info', ...(p.retry ? { retry: p.retry } : {}) } }, async ({ ws, fw }) => {
     const failures: string[] = [];
     await ws.mock.refuseConnections();
     const gen = await generate({ port: fw.tcpPort, connections: 1, events: p.events, rate: 0, size: 500, run: 'torn' });
