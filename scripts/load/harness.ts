@@ -43,10 +43,12 @@ export interface Workspace {
   keyFile: string;
   /** 0600 file with the app's client secret (Logs Ingestion). */
   secretFile: string;
+  /** When the mock last accepted rows. */
+  lastAcceptAt: number;
 }
 
 /** Mock Data Collector workspace (plain HTTP on loopback) whose accepted rows go straight to a checker. */
-export async function startWorkspace(dir: string, opts: { latencySampleEvery?: number } = {}): Promise<Workspace> {
+export async function startWorkspace(dir: string, opts: { latencySampleEvery?: number; https?: boolean; port?: number } = {}): Promise<Workspace> {
   const checker = new SeqChecker(opts);
   const sharedKey = randomBytes(64).toString('base64');
   const workspaceId = randomUUID();
@@ -59,17 +61,21 @@ export async function startWorkspace(dir: string, opts: { latencySampleEvery?: n
   // HTTPS, as Azure is (and @azure/identity requires for its authority); the forwarder trusts the
   // mock's certificate through NODE_EXTRA_CA_CERTS.
   const mock = await startMockAzure({
-    https: true,
+    https: opts.https ?? true,
+    port: opts.port,
     certDir: dir,
     sharedKey,
     clientSecret,
     workspaceId,
     keepRows: false,
+    // ws.checker, not checker: a run may swap in a fresh checker (after an install's own probe).
     onRows: (rows) => {
-      for (const r of rows) checker.addRow(r.row, r.at);
+      for (const r of rows) ws.checker.addRow(r.row, r.at);
+      ws.lastAcceptAt = Date.now();
     },
   });
-  return { mock, checker, workspaceId, keyFile, secretFile };
+  const ws: Workspace = { mock, checker, workspaceId, keyFile, secretFile, lastAcceptAt: 0 };
+  return ws;
 }
 
 export interface FwOptions {
@@ -172,7 +178,7 @@ export class ForwarderProc {
       args = node.slice(1);
     }
     const log = createWriteStream(this.logPath, { flags: 'a' });
-    const env = { ...process.env, NODE_EXTRA_CA_CERTS: ws.mock.caPath };
+    const env = { ...process.env, ...(ws.mock.caPath ? { NODE_EXTRA_CA_CERTS: ws.mock.caPath } : {}) };
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     this.child = child;
     this.starts++;
