@@ -241,12 +241,18 @@ async function chain(daemon: string): Promise<Measurement> {
   const dir = mkdtempSync(join(tmpdir(), `chain-${daemon}-`));
   const ws = await startWorkspace(join(dir, 'ws'), { https: false, latencySampleEvery: 8 });
   const cli = join(REPO, 'bin/sentinel-cef');
-  const inst = spawnSync(process.execPath, [cli, 'install', ws.workspaceId, '--key-file', ws.keyFile, '--endpoint', ws.mock.url, '--yes'], {
-    encoding: 'utf8',
-    env: { ...process.env, CI: 'true', NO_COLOR: '1' },
-    timeout: 180_000,
+  // Asynchronously: the mock in this process must keep answering the install's probe.
+  const inst = await new Promise<{ status: number | null; out: string }>((resolve) => {
+    const c = spawn(process.execPath, [cli, 'install', ws.workspaceId, '--key-file', ws.keyFile, '--endpoint', ws.mock.url, '--yes'], {
+      env: { ...process.env, CI: 'true', NO_COLOR: '1' },
+    });
+    let out = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.stderr.on('data', (d) => (out += d));
+    c.on('exit', (status) => resolve({ status, out }));
   });
-  if (inst.status !== 0) throw new Error(`install failed (${inst.status}): ${inst.stderr}\n${inst.stdout}`);
+  if (inst.status !== 0) throw new Error(`install failed (${inst.status}): ${inst.out}`);
+  console.log(inst.out.split('\n').filter((l) => /probe|Installed|maximum message/i.test(l)).join('\n'));
   // The install's own probe went through already; count only the load from here.
   ws.checker = new SeqChecker({ latencySampleEvery: 8 });
   const fwPid = pgrep(['-f', 'forwarder.mjs']);
