@@ -66,7 +66,13 @@ function pgrep(args: string[]): number {
 }
 
 /** Events delivered per second, from the first send to the last acceptance. */
-function measure(name: string, ws: Workspace | null, t0: number, gen: GenResult, opts: { pid?: number; cpu0?: number; rep?: SeqReport; endAt?: number; note?: string; extra?: Measurement['extra'] }): Measurement {
+function measure(
+  name: string,
+  ws: Workspace | null,
+  t0: number,
+  gen: GenResult,
+  opts: { pid?: number; cpu0?: number; rep?: SeqReport; endAt?: number; note?: string; extra?: Measurement['extra']; selfCpu0?: NodeJS.CpuUsage },
+): Measurement {
   const rep = opts.rep ?? ws!.checker.report();
   const end = opts.endAt ?? ws!.lastAcceptAt;
   const secs = Math.max(0.001, (end - t0) / 1000);
@@ -86,7 +92,12 @@ function measure(name: string, ws: Workspace | null, t0: number, gen: GenResult,
     p50Ms: rep.latencyMs?.p50 ?? null,
     load: loadAvg(),
     ...(opts.note ? { note: opts.note } : {}),
-    ...(opts.extra ? { extra: opts.extra } : {}),
+    extra: {
+      // Where the rest of the CPU went: the generator, and this process (mock workspace + checker).
+      generatorCpuSecPerMillion: gen.cpuSec !== undefined && m > 0 ? Math.round((gen.cpuSec / m) * 10) / 10 : null,
+      ...(opts.selfCpu0 && m > 0 ? { mockCpuSecPerMillion: Math.round(((process.cpuUsage(opts.selfCpu0).user + process.cpuUsage(opts.selfCpu0).system) / 1e6 / m) * 10) / 10 } : {}),
+      ...opts.extra,
+    },
   };
 }
 
@@ -112,42 +123,29 @@ async function settle(ws: Workspace, events: number, quietMs = 20_000, maxMs = 1
 
 // ---------------------------------------------------------------------------------------------
 
-/** Read-and-discard TCP server in its own process (the ceiling: what any receiver must at least do). */
-function discardRole(): void {
-  let lines = 0;
-  let firstAt = 0;
-  let lastAt = 0;
-  const server = createServer((s) =>
-    s.on('data', (d: Buffer) => {
-      if (!firstAt) firstAt = Date.now();
-      for (let i = d.indexOf(10); i >= 0; i = d.indexOf(10, i + 1)) lines++;
-      lastAt = Date.now();
-    }),
-  );
-  server.listen(0, '127.0.0.1', () => process.send!({ port: (server.address() as { port: number }).port }));
-  process.on('message', () => process.send!({ lines, firstAt, lastAt }));
-}
-
 async function ceiling(): Promise<Measurement> {
-  const child: ChildProcess = fork(new URL(import.meta.url).pathname, ['--mode', 'discard-role'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // bench-forward's read-and-discard server (counts newlines), in its own process.
+  const child: ChildProcess = fork(join(REPO, 'scripts/bench-forward.ts'), ['--role', 'discard'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const { port } = await new Promise<{ port: number }>((r) => child.once('message', (m) => r(m as { port: number })));
   const cpu0 = procCpuSec(child.pid!);
   const t0 = Date.now();
   const g = forkGenerator({ port, connections: CONNS, events: EVENTS, size: SIZE, run: 'ceil' });
   const gen = await g.result;
-  let st = { lines: 0, firstAt: 0, lastAt: 0 };
+  let st = { lines: 0 };
+  let lastAt = 0;
   await waitFor(
     'the discard server to count every line',
     async () => {
       child.send('stat');
       st = await new Promise((r) => child.once('message', (m) => r(m as typeof st)));
+      lastAt = Date.now();
       return st.lines >= EVENTS;
     },
     120_000,
-    50,
+    20,
   ).catch(() => undefined);
   const rep: SeqReport = { expected: EVENTS, received: st.lines, lost: EVENTS - st.lines, holes: 0, tail: 0, duplicates: 0, reordered: 0, unknown: 0, latencyMs: null, streams: CONNS, holeSamples: [] };
-  const m = measure('raw ceiling (read + discard)', null, t0, gen, { pid: child.pid, cpu0, rep, endAt: st.lastAt });
+  const m = measure('raw ceiling (read + discard)', null, t0, gen, { pid: child.pid, cpu0, rep, endAt: lastAt });
   child.kill();
   return m;
 }
@@ -159,12 +157,13 @@ async function ours(sink: 'log-analytics' | 'logs-ingestion'): Promise<Measureme
   await fw.start();
   try {
     const cpu0 = fw.cpuSec();
+    const selfCpu0 = process.cpuUsage();
     const t0 = Date.now();
     const gen = await forkGenerator({ port: fw.tcpPort, connections: CONNS, events: EVENTS, size: SIZE, run: `ours-${sink}` }).result;
     for (const [k, v] of Object.entries(gen.expect)) ws.checker.expect(k, v);
     await settle(ws, EVENTS);
     const label = sink === 'log-analytics' ? 'sentinel-cef forward (disk queue, Data Collector, HTTP)' : 'sentinel-cef forward (disk queue, Logs Ingestion, gzip, HTTPS)';
-    return measure(label, ws, t0, gen, { pid: fw.pid, cpu0 });
+    return measure(label, ws, t0, gen, { pid: fw.pid, cpu0, selfCpu0 });
   } finally {
     await fw.stop();
     await ws.mock.close();
@@ -224,11 +223,12 @@ async function peer(): Promise<Measurement> {
       100,
     );
     const cpu0 = procCpuSec(sng.pid!);
+    const selfCpu0 = process.cpuUsage();
     const t0 = Date.now();
     const gen = await forkGenerator({ port, connections: CONNS, events: EVENTS, size: SIZE, run: 'peer' }).result;
     for (const [k, v] of Object.entries(gen.expect)) ws.checker.expect(k, v);
     await settle(ws, EVENTS);
-    return measure('syslog-ng 3.38 peer (csv+kv parser, http() + azure-auth-header, reliable disk-buffer)', ws, t0, gen, { pid: sng.pid, cpu0 });
+    return measure('syslog-ng 3.38 peer (csv+kv parser, http() + azure-auth-header, reliable disk-buffer)', ws, t0, gen, { pid: sng.pid, cpu0, selfCpu0 });
   } finally {
     sng.kill('SIGTERM');
     await ws.mock.close();
@@ -259,13 +259,15 @@ async function chain(daemon: string): Promise<Measurement> {
   const dPid = pgrep(['-x', daemon === 'rsyslog' ? 'rsyslogd' : 'syslog-ng']);
   const fwCpu0 = procCpuSec(fwPid);
   const dCpu0 = procCpuSec(dPid);
+  const selfCpu0 = process.cpuUsage();
   const t0 = Date.now();
   const gen = await forkGenerator({ port: 514, connections: CONNS, events: EVENTS, size: SIZE, run: `chain-${daemon}` }).result;
   for (const [k, v] of Object.entries(gen.expect)) ws.checker.expect(k, v);
   await settle(ws, EVENTS, 30_000);
-  const m = measure(`${daemon} → sentinel-cef forward → mock (installed by sentinel-cef install)`, ws, t0, gen, { pid: fwPid, cpu0: fwCpu0 });
+  const m = measure(`${daemon} → sentinel-cef forward → mock (installed by sentinel-cef install)`, ws, t0, gen, { pid: fwPid, cpu0: fwCpu0, selfCpu0 });
   const dCpu = procCpuSec(dPid) - dCpu0;
   m.extra = {
+    ...m.extra,
     daemonCpuSecPerMillion: Math.round((dCpu / Math.max(1e-9, m.received / 1e6)) * 10) / 10,
     daemonPeakRssMb: Math.round(procStatus(dPid).hwmMb),
     generatorEps: gen.eps,
@@ -321,6 +323,5 @@ async function outside(): Promise<void> {
   process.exit(r.status ?? 1);
 }
 
-if (values.mode === 'discard-role') discardRole();
-else if (values.inside) await inside().then(() => process.exit(0));
+if (values.inside) await inside().then(() => process.exit(0));
 else await outside();

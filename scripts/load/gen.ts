@@ -47,6 +47,8 @@ export interface GenResult {
   /** Events written per stream (the checker's expectations). */
   expect: Record<string, number>;
   reconnects: number;
+  /** CPU seconds the generator process used (when run in its own process). */
+  cpuSec?: number;
 }
 
 /** Small deterministic PRNG (mulberry32) so size mixes repeat run to run. */
@@ -211,7 +213,8 @@ async function main(): Promise<void> {
     const ac = new AbortController();
     process.on('message', (m) => m === 'stop' && ac.abort());
     const r = await generate(JSON.parse(process.argv[ipc + 1]) as GenOptions, ac.signal);
-    process.send!(r, () => process.exit(0));
+    const c = process.cpuUsage();
+    process.send!({ ...r, cpuSec: (c.user + c.system) / 1e6 }, () => process.exit(0));
     return;
   }
   const { values } = parseArgs({
