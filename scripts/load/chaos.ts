@@ -20,6 +20,10 @@ export const SCENARIOS: Record<string, { title: string; run: Runner }> = {
     title: 'throughput: TCP generator → forwarder (disk queue, Logs Ingestion) → mock',
     run: (long) => S.throughput({ events: long ? 1_000_000 : 20_000, connections: 4, size: 500 }),
   },
+  'mixed-tls': {
+    title: 'TLS listener, message sizes mixed uniformly from 200 B to 8 KiB',
+    run: (long) => S.throughput({ events: long ? 200_000 : 5000, connections: 2, size: [200, 8192], proto: 'tls' }),
+  },
   '2': {
     title: 'sink down under a steady rate (60 s and 10 min long; 4 s short)',
     run: async (long) =>

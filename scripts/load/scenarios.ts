@@ -97,7 +97,7 @@ export async function throughput(p: ThroughputParams): Promise<ScenarioResult> {
     const failures: string[] = [];
     if (seq.lost) failures.push(`${seq.lost} lost`);
     if (seq.duplicates) failures.push(`${seq.duplicates} duplicated`);
-    return finish('throughput', failures, seq, {
+    return finish(`throughput ${p.proto ?? 'tcp'} ${Array.isArray(p.size) ? `${p.size[0]}-${p.size[1]}` : p.size} B`, failures, seq, {
       eps: Math.round(seq.received / (ms / 1000)),
       genEps: gen.eps,
       cpuSecPerM: Math.round((cpu / (p.events / 1e6)) * 10) / 10,
@@ -176,6 +176,8 @@ export async function outage(p: OutageParams): Promise<ScenarioResult> {
     await sleep(p.outageSec * 1000);
     if (p.mode !== '503') await ws.mock.acceptConnections();
     const up = Date.now();
+    const rssDuringOutage = Math.max(rss.peak(), procStatus(fw.pid).rssMb);
+    const qAtUp = qPeak.peak();
     // Drained: the oldest queued event is again younger than 2 s (steady state under load).
     let drainSec: number | null = null;
     await waitFor(
@@ -203,8 +205,9 @@ export async function outage(p: OutageParams): Promise<ScenarioResult> {
     return finish(`outage ${p.outageSec}s ${p.mode ?? 'refuse'}`, failures, seq, {
       rate: p.rate,
       outageSec: Math.round((up - down) / 1000),
-      peakQueueMB: mb(qPeak.stop()),
+      peakQueueMB: mb(Math.max(qAtUp, qPeak.stop())),
       drainSec,
+      peakRssOutageMb: Math.round(rssDuringOutage),
       peakRssMb: Math.round(Math.max(rss.stop(), fw.peakRssMb())),
       // 1.0 = the sender kept its rate (no back-pressure reached it).
       senderPace: Math.round((planned / Math.max(planned, gen.ms)) * 100) / 100,

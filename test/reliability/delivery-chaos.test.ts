@@ -19,6 +19,12 @@ describe('chaos (short): delivery', () => {
     expect(r.seq!.unknown, explain(r)).toBe(0);
   }, 120_000);
 
+  it('carries a TLS stream of mixed sizes (200 B to 8 KiB) with nothing lost or duplicated', async () => {
+    const [r] = await runScenario('mixed-tls', false);
+    expect(r.failures, explain(r)).toEqual([]);
+    expect(r.seq!.unknown, explain(r)).toBe(0);
+  }, 120_000);
+
   it('2: sink refusing connections, then answering 503: nothing lost, the backlog drains', async () => {
     const rs = await runScenario('2', false);
     for (const r of rs) {
