@@ -32,7 +32,7 @@ export const SCENARIOS: Record<string, { title: string; run: Runner }> = {
           ? S.outage({ rate: 10_000, preSec: 10, outageSec: Number(process.env.CHAOS_OUTAGE_SEC), postSec: 30 })
           : [await S.outage({ rate: 10_000, preSec: 10, outageSec: 60, postSec: 30 }), await S.outage({ rate: 10_000, preSec: 10, outageSec: 600, postSec: 60 })]
         : [
-            await S.outage({ rate: 2000, preSec: 1, outageSec: 3, postSec: 1, config: { retry: { initialMs: 200, maxMs: 1000 } } }),
+            await S.outage({ rate: 2000, preSec: 1, outageSec: 2, postSec: 1, config: { retry: { initialMs: 200, maxMs: 1000 } } }),
             await S.outage({ rate: 2000, preSec: 1, outageSec: 2, postSec: 1, mode: '503', config: { retry: { initialMs: 200, maxMs: 1000 } } }),
           ],
   },
