@@ -1,0 +1,325 @@
+import { randomBytes } from 'node:crypto';
+import type { ProbeStatus } from '../../forwarder/admin-types.js';
+import type { Context } from '../context.js';
+import { LAYOUT } from '../layout.js';
+import { buildProbeMessage } from '../probe-message.js';
+import { isListening, isLoopback, reachableFromLoopback, type SocketEntry } from '../proc.js';
+import type { CheckOutcome, Transport } from '../types.js';
+import { fixForDelivery } from './forwarder.js';
+
+const G = 'e2e' as const;
+const POLL_MS = 200;
+
+/** Where a probe stopped. */
+export type ProbeStage =
+  | 'delivered'
+  | 'daemon-not-receiving' // nothing listening, connection refused, port held by another program
+  | 'daemon-not-forwarding' // the daemon got it (or could have), the forwarder never saw it
+  | 'forwarder-not-delivering' // the forwarder has it, the sink has not accepted it
+  | 'unknown'; // the forwarder's admin endpoint could not be asked
+
+export interface ProbeResult {
+  id: string;
+  transport: Transport;
+  target: string;
+  sendError?: string;
+  received: boolean;
+  accepted: boolean;
+  latencyMs?: number;
+  error?: string;
+  deadLettered?: boolean;
+  stage: ProbeStage;
+  /** Why we place the probe at that stage. */
+  evidence: string[];
+}
+
+export interface ProbeRun {
+  results: ProbeResult[];
+  adminError?: string;
+  capture?: { unavailable?: string; seen?: Record<string, { daemonPort: boolean; forwarderPort: boolean }> };
+  /** Daemon processes' connections to the forwarder's ports after sending. */
+  daemonToForwarder: SocketEntry[];
+}
+
+function listenersOn(sockets: SocketEntry[], port: number, transport: Transport): SocketEntry[] {
+  return sockets.filter((s) => s.transport === transport && s.localPort === port && isListening(s));
+}
+
+function targetHost(listeners: SocketEntry[]): string {
+  const l = listeners.find((s) => reachableFromLoopback(s.localAddress)) ?? listeners[0];
+  if (!l) return '127.0.0.1';
+  if (isLoopback(l.localAddress)) return l.localAddress.replace(/^::ffff:/, '');
+  if (reachableFromLoopback(l.localAddress)) return l.family === 6 && l.localAddress === '::' ? '::1' : '127.0.0.1';
+  return l.localAddress.replace(/^::ffff:/, '');
+}
+
+/** Sends the probes once per run and follows each to the sink; shared by every check that needs the answer. */
+export function runProbes(ctx: Context): Promise<ProbeRun> {
+  return ctx.once('e2e-probes', async () => {
+    const { deps, opts } = ctx;
+    const sockets = await ctx.sockets();
+    const daemonPids = new Set(await ctx.daemonPids());
+    const fwdPorts = await ctx.forwarderPorts();
+    const runId = randomBytes(4).toString('hex');
+
+    let capture: { stop(): Promise<string> } | undefined;
+    let captureInfo: ProbeRun['capture'];
+    if (opts.capture) {
+      const c = await deps.startCapture([opts.port, ...fwdPorts]);
+      if ('unavailable' in c) captureInfo = { unavailable: c.unavailable };
+      else capture = c;
+    }
+
+    const results: ProbeResult[] = [];
+    for (const transport of ['tcp', 'udp'] as const) {
+      const listeners = listenersOn(sockets, opts.port, transport);
+      const host = targetHost(listeners);
+      for (let i = 0; i < opts.probes; i++) {
+        const id = `ts-${runId}-${transport}-${i + 1}`;
+        const r: ProbeResult = {
+          id,
+          transport,
+          target: `${host.includes(':') ? `[${host}]` : host}:${opts.port}/${transport}`,
+          received: false,
+          accepted: false,
+          stage: 'unknown',
+          evidence: [],
+        };
+        try {
+          await deps.sendSyslog({ host, port: opts.port, transport }, buildProbeMessage(id, new Date(deps.now())));
+        } catch (err) {
+          r.sendError = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+        }
+        results.push(r);
+      }
+    }
+    deps.progress(`sent ${results.length} probes, waiting for delivery (up to ${opts.timeoutSec}s)`);
+
+    // Poll the forwarder until every probe is accepted, dead-lettered, or time is up.
+    let adminError: string | undefined;
+    const deadline = deps.now() + opts.timeoutSec * 1000;
+    const base = await ctx.adminBase();
+    if (!base) adminError = 'admin endpoint disabled in the config';
+    while (!adminError) {
+      const pending = results.filter((r) => !r.sendError && !r.accepted && !r.deadLettered);
+      if (pending.length === 0) break;
+      await Promise.all(
+        pending.map(async (r) => {
+          const s = await ctx.fetchJson<ProbeStatus>(`/probes/${encodeURIComponent(r.id)}`);
+          if (s.status === 0) {
+            adminError = s.error;
+            return;
+          }
+          if (s.body) {
+            r.received = s.body.received;
+            r.accepted = s.body.accepted;
+            r.latencyMs = s.body.latencyMs;
+            r.error = s.body.error;
+            r.deadLettered = s.body.deadLettered;
+          }
+        }),
+      );
+      if (deps.now() >= deadline) break;
+      await deps.sleep(POLL_MS);
+    }
+
+    const seen: NonNullable<ProbeRun['capture']>['seen'] = {};
+    if (capture) {
+      const text = await capture.stop();
+      for (const r of results) {
+        seen[r.id] = { daemonPort: false, forwarderPort: false };
+      }
+      // tcpdump -A prints a header line per packet, then its payload; attribute payloads to the last header.
+      let lastPorts: number[] = [];
+      for (const line of text.split('\n')) {
+        const h = /\b(?:IP6?|UDP|TCP)\b.*?\.(\d+) > .*?\.(\d+):/.exec(line);
+        if (h) {
+          lastPorts = [Number(h[1]), Number(h[2])];
+          continue;
+        }
+        for (const r of results) {
+          if (line.includes(r.id)) {
+            if (lastPorts.includes(opts.port)) seen[r.id].daemonPort = true;
+            if (lastPorts.some((p) => fwdPorts.includes(p))) seen[r.id].forwarderPort = true;
+          }
+        }
+      }
+      captureInfo = { seen };
+    }
+
+    ctx.invalidate(['sockets', 'processes']); // connections opened by the daemon while sending
+    const after = await ctx.sockets();
+    const daemonToForwarder = after.filter(
+      (s) =>
+        s.state === 'ESTABLISHED' &&
+        fwdPorts.includes(s.remotePort) &&
+        isLoopback(s.remoteAddress) &&
+        (s.pid === undefined || daemonPids.has(s.pid)),
+    );
+
+    const logs = await daemonLogHits(ctx, results.map((r) => r.id));
+    const health = (await ctx.health()).health;
+    for (const r of results) locate(ctx, r, { sockets, daemonPids, daemonToForwarder, logs, adminError, health, seen: seen[r.id] });
+    return { results, adminError, capture: captureInfo, daemonToForwarder };
+  });
+}
+
+async function daemonLogHits(ctx: Context, ids: string[]): Promise<Map<string, string>> {
+  const hits = new Map<string, string>();
+  for (const f of LAYOUT.systemLogs) {
+    const st = await ctx.stat(f);
+    if (!st) continue;
+    // Only the tail: the probes are seconds old.
+    const text = await ctx.readText(f);
+    if (!text) continue;
+    const tail = text.slice(-4 * 1024 * 1024);
+    for (const id of ids) if (!hits.has(id) && tail.includes(id)) hits.set(id, f);
+  }
+  return hits;
+}
+
+function locate(
+  ctx: Context,
+  r: ProbeResult,
+  e: {
+    sockets: SocketEntry[];
+    daemonPids: Set<number>;
+    daemonToForwarder: SocketEntry[];
+    logs: Map<string, string>;
+    adminError?: string;
+    health?: import('../../forwarder/admin-types.js').Health;
+    seen?: { daemonPort: boolean; forwarderPort: boolean };
+  },
+): void {
+  const port = ctx.opts.port;
+  if (r.accepted) {
+    r.stage = 'delivered';
+    return;
+  }
+  if (r.received) {
+    r.stage = 'forwarder-not-delivering';
+    const err = r.error ?? (e.health?.lastDelivery && !e.health.lastDelivery.ok ? e.health.lastDelivery.error : undefined);
+    if (r.deadLettered) r.evidence.push('the forwarder dead-lettered it');
+    if (err) {
+      r.error = err;
+      r.evidence.push(`sink error: ${err}`);
+    } else r.evidence.push(`received by the forwarder, not accepted by the sink within ${ctx.opts.timeoutSec}s`);
+    return;
+  }
+  if (e.adminError) {
+    r.stage = 'unknown';
+    r.evidence.push(`cannot ask the forwarder: ${e.adminError}`);
+    if (r.sendError) r.evidence.push(`sending failed: ${r.sendError}`);
+    return;
+  }
+  const listeners = listenersOn(e.sockets, port, r.transport);
+  const foreign = listeners.filter((l) => l.pid !== undefined && !e.daemonPids.has(l.pid));
+  if (r.sendError || listeners.length === 0 || (foreign.length > 0 && foreign.length === listeners.length)) {
+    r.stage = 'daemon-not-receiving';
+    if (r.sendError) r.evidence.push(`sending to ${r.target} failed: ${r.sendError}`);
+    if (listeners.length === 0) r.evidence.push(`nothing listens on ${port}/${r.transport}`);
+    for (const f of foreign) r.evidence.push(`${port}/${r.transport} is held by ${f.process} (pid ${f.pid}), not the syslog daemon`);
+    return;
+  }
+  r.stage = 'daemon-not-forwarding';
+  const log = e.logs.get(r.id);
+  if (log) r.evidence.push(`the daemon logged it to ${log}`);
+  if (e.seen?.daemonPort) r.evidence.push(`captured on port ${port}`);
+  if (e.seen && !e.seen.forwarderPort) r.evidence.push('not captured on the forwarder port');
+  if (r.transport === 'tcp') r.evidence.push(`the daemon accepted the TCP connection on ${r.target}`);
+  if (e.daemonToForwarder.length === 0) r.evidence.push('the daemon holds no connection to the forwarder port');
+  r.evidence.push('the forwarder never received it');
+}
+
+const STAGE_TEXT: Record<Exclude<ProbeStage, 'delivered'>, string> = {
+  'daemon-not-receiving': 'never reached the syslog daemon',
+  'daemon-not-forwarding': 'reached the daemon but was not forwarded',
+  'forwarder-not-delivering': 'reached the forwarder but was not delivered',
+  unknown: 'could not be followed',
+};
+
+export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'e2e.probes', title: 'End-to-end probes', group: G };
+  if (ctx.opts.probes === 0) return { ...base, status: 'skip', message: 'disabled with --probes 0' };
+  const run = await runProbes(ctx);
+  const total = run.results.length;
+  const ok = run.results.filter((r) => r.accepted);
+  const lat = ok.map((r) => r.latencyMs).filter((x): x is number => typeof x === 'number').sort((a, b) => a - b);
+  const latText = lat.length ? `, latency p50 ${lat[Math.floor(lat.length / 2)]} ms, max ${lat.at(-1)} ms` : '';
+  const byTransport = (t: Transport) =>
+    `${t} ${run.results.filter((r) => r.transport === t && r.accepted).length}/${run.results.filter((r) => r.transport === t).length}`;
+  const details = {
+    probes: run.results,
+    capture: run.capture,
+    daemonToForwarder: run.daemonToForwarder.map((s) => `${s.localAddress}:${s.localPort} -> ${s.remoteAddress}:${s.remotePort}`),
+  };
+  if (ok.length === total) {
+    return {
+      ...base,
+      status: 'pass',
+      message: `${total}/${total} probes delivered (${byTransport('tcp')}, ${byTransport('udp')})${latText}`,
+      details,
+    };
+  }
+  // Report the earliest stage where probes stopped: it is the one to fix first.
+  const order: ProbeStage[] = ['daemon-not-receiving', 'daemon-not-forwarding', 'forwarder-not-delivering', 'unknown'];
+  const groups = order
+    .map((stage) => ({ stage, probes: run.results.filter((r) => r.stage === stage) }))
+    .filter((g) => g.probes.length > 0);
+  const parts = groups.map((g) => {
+    const ts = [...new Set(g.probes.map((p) => p.transport))].join('+');
+    return `${g.probes.length} ${ts} ${STAGE_TEXT[g.stage as Exclude<ProbeStage, 'delivered'>]} (${g.probes[0].evidence.join('; ')})`;
+  });
+  const first = groups[0];
+  const sinkType = (await ctx.config()).config?.sink.type;
+  const fix = fixForStage(first.stage, first.probes[0], ctx.opts.port, sinkType);
+  return {
+    ...base,
+    status: 'fail',
+    message: `${ok.length}/${total} probes delivered (${byTransport('tcp')}, ${byTransport('udp')}): ${parts.join('; ')}`,
+    fix,
+    details: { ...details, stoppedAt: first.stage },
+  };
+}
+
+function fixForStage(stage: ProbeStage, p: ProbeResult, port: number, sinkType?: string): string {
+  switch (stage) {
+    case 'daemon-not-receiving':
+      if (p.evidence.some((e) => e.includes('is held by'))) {
+        return `stop the program holding port ${port} (see daemon.listening) or install on another port with \`sentinel-cef install --port N\``;
+      }
+      return `make the syslog daemon listen on ${port}/${p.transport}: \`sentinel-cef install\` (see daemon.running and daemon.dropin)`;
+    case 'daemon-not-forwarding':
+      return 'the daemon does not route CEF to the forwarder: re-run `sentinel-cef install` (see daemon.dropin, daemon.forwarding)';
+    case 'forwarder-not-delivering': {
+      const m = /\b(4\d\d|5\d\d)\b/.exec(p.error ?? '');
+      if (!p.error) return 'delivery is slower than --timeout: check forwarder.queue, or run again with a longer --timeout';
+      return fixForDelivery(sinkType, m ? Number(m[1]) : undefined, p.error);
+    }
+    default:
+      return 'start the forwarder and its admin endpoint (see forwarder.running, forwarder.admin)';
+  }
+}
+
+export async function checkCapture(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'e2e.capture', title: 'Packet capture', group: G };
+  if (!ctx.opts.capture) return { ...base, status: 'skip', message: 'not requested (use --capture)' };
+  if (ctx.opts.probes === 0) return { ...base, status: 'skip', message: 'no probes to capture (--probes 0)' };
+  const run = await runProbes(ctx);
+  if (!run.capture || run.capture.unavailable) {
+    return { ...base, status: 'skip', message: run.capture?.unavailable ?? 'capture did not run' };
+  }
+  const seen = run.capture.seen ?? {};
+  const onDaemon = Object.values(seen).filter((s) => s.daemonPort).length;
+  const onFwd = Object.values(seen).filter((s) => s.forwarderPort).length;
+  const total = run.results.length;
+  const msg = `${onDaemon}/${total} probes seen on port ${ctx.opts.port}, ${onFwd}/${total} on the forwarder port`;
+  if (onDaemon === total && onFwd === total) return { ...base, status: 'pass', message: msg, details: { seen } };
+  return {
+    ...base,
+    status: 'warn',
+    message: msg,
+    fix: onDaemon < total ? `probes did not reach port ${ctx.opts.port}` : 'the daemon did not pass every probe on: see daemon.dropin',
+    details: { seen },
+  };
+}

@@ -1,0 +1,243 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Stats } from 'node:fs';
+import { forwarderConfigSchema, DEFAULT_ADMIN, DEFAULT_FORWARDER_PORT, type ForwarderConfig } from '../config/schema.js';
+import type { Health } from '../forwarder/admin-types.js';
+import { listProcesses, listSockets, type ProcessEntry, type SocketEntry } from './proc.js';
+import type { TroubleshootDeps, TroubleshootOptions } from './types.js';
+
+export type DaemonName = 'rsyslog' | 'syslog-ng';
+
+export interface ConfigState {
+  path: string;
+  exists: boolean;
+  raw?: string;
+  config?: ForwarderConfig;
+  /** JSON or schema problems, one line each. */
+  errors?: string[];
+}
+
+export interface HealthState {
+  base: string | null;
+  reachable: boolean;
+  httpStatus?: number;
+  health?: Health;
+  error?: string;
+}
+
+export interface DaemonState {
+  /** The daemon found running (by process), else the one installed, else null. */
+  name: DaemonName | null;
+  running: boolean;
+  pid?: number;
+  installed: DaemonName[];
+}
+
+const DAEMON_PROCS: Record<DaemonName, string[]> = { rsyslog: ['rsyslogd'], 'syslog-ng': ['syslog-ng'] };
+const DAEMON_BINS: Record<DaemonName, string[]> = {
+  rsyslog: ['/usr/sbin/rsyslogd', '/sbin/rsyslogd'],
+  'syslog-ng': ['/usr/sbin/syslog-ng', '/sbin/syslog-ng'],
+};
+
+/** Shared, lazily loaded facts: each is gathered once however many checks ask. */
+export class Context {
+  readonly opts: TroubleshootOptions;
+  readonly deps: TroubleshootDeps;
+  private memo = new Map<string, Promise<unknown>>();
+
+  constructor(opts: TroubleshootOptions, deps: TroubleshootDeps) {
+    this.opts = opts;
+    this.deps = deps;
+  }
+
+  /** Drops cached facts so a re-run after a fix sees the new state. */
+  invalidate(keys?: string[]): void {
+    if (!keys) this.memo.clear();
+    else for (const k of keys) this.memo.delete(k);
+  }
+
+  once<T>(key: string, f: () => Promise<T>): Promise<T> {
+    let p = this.memo.get(key) as Promise<T> | undefined;
+    if (!p) {
+      p = f();
+      this.memo.set(key, p);
+    }
+    return p;
+  }
+
+  path(p: string): string {
+    return join(this.deps.root, p);
+  }
+
+  async readText(p: string): Promise<string | null> {
+    try {
+      return await readFile(this.path(p), 'utf8');
+    } catch {
+      return null;
+    }
+  }
+
+  async stat(p: string): Promise<Stats | null> {
+    try {
+      return await stat(this.path(p));
+    } catch {
+      return null;
+    }
+  }
+
+  async list(dir: string): Promise<string[]> {
+    try {
+      return (await readdir(this.path(dir))).sort();
+    } catch {
+      return [];
+    }
+  }
+
+  config(): Promise<ConfigState> {
+    return this.once('config', async () => {
+      const path = this.opts.configPath;
+      const raw = await this.readText(path);
+      if (raw === null) return { path, exists: false };
+      let json: unknown;
+      try {
+        json = JSON.parse(raw);
+      } catch (err) {
+        return { path, exists: true, raw, errors: [`not valid JSON: ${(err as Error).message}`] };
+      }
+      const r = forwarderConfigSchema.safeParse(json);
+      if (!r.success) {
+        return {
+          path,
+          exists: true,
+          raw,
+          errors: r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
+        };
+      }
+      return { path, exists: true, raw, config: r.data };
+    });
+  }
+
+  /** The admin endpoint's base URL, or null when the config disables it. */
+  async adminBase(): Promise<string | null> {
+    if (this.opts.admin) return `http://${this.opts.admin}`;
+    const c = await this.config();
+    const admin = c.config ? c.config.admin : DEFAULT_ADMIN;
+    return admin === false ? null : `http://${admin}`;
+  }
+
+  /** The forwarder's TCP/UDP intake ports on loopback (what the daemon must forward to). */
+  async forwarderPorts(): Promise<number[]> {
+    const c = await this.config();
+    const ports = new Set<number>();
+    for (const url of c.config?.listen ?? []) {
+      const m = /:(\d+)\/?$/.exec(url);
+      if (m) ports.add(Number(m[1]));
+    }
+    if (ports.size === 0) ports.add(DEFAULT_FORWARDER_PORT);
+    return [...ports];
+  }
+
+  async fetchJson<T>(path: string, timeoutMs = 2000): Promise<{ status: number; body?: T; error?: string }> {
+    const base = await this.adminBase();
+    if (!base) return { status: 0, error: 'admin endpoint disabled in the config' };
+    try {
+      const res = await this.deps.fetch(`${base}${path}`, { signal: AbortSignal.timeout(timeoutMs) });
+      const text = await res.text();
+      try {
+        return { status: res.status, body: JSON.parse(text) as T };
+      } catch {
+        return { status: res.status, error: `not JSON: ${text.slice(0, 120)}` };
+      }
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string; message?: string } };
+      return { status: 0, error: e.cause?.code ?? e.cause?.message ?? e.message };
+    }
+  }
+
+  health(): Promise<HealthState> {
+    return this.once('health', async () => {
+      const base = await this.adminBase();
+      if (!base) return { base, reachable: false, error: 'admin endpoint disabled in the config' };
+      const r = await this.fetchJson<Health>('/healthz');
+      if (r.status === 0 || !r.body) return { base, reachable: false, httpStatus: r.status || undefined, error: r.error };
+      return { base, reachable: true, httpStatus: r.status, health: r.body };
+    });
+  }
+
+  processes(): Promise<ProcessEntry[]> {
+    return this.once('processes', () => listProcesses(this.deps.root));
+  }
+
+  sockets(): Promise<SocketEntry[]> {
+    return this.once('sockets', async () => listSockets(this.deps.root, await this.processes()));
+  }
+
+  /** Is PID 1 systemd (so services are managed with systemctl)? */
+  systemd(): Promise<boolean> {
+    return this.once('systemd', async () => {
+      const comm = (await this.readText('/proc/1/comm'))?.trim();
+      return comm === 'systemd';
+    });
+  }
+
+  daemon(): Promise<DaemonState> {
+    return this.once('daemon', async () => {
+      const procs = await this.processes();
+      const installed: DaemonName[] = [];
+      for (const d of ['rsyslog', 'syslog-ng'] as const) {
+        for (const b of DAEMON_BINS[d]) {
+          if (await this.stat(b)) {
+            installed.push(d);
+            break;
+          }
+        }
+      }
+      for (const d of ['rsyslog', 'syslog-ng'] as const) {
+        const p = procs.find((x) => DAEMON_PROCS[d].includes(x.comm));
+        if (p) return { name: d, running: true, pid: p.pid, installed };
+      }
+      return { name: installed[0] ?? null, running: false, installed };
+    });
+  }
+
+  /** Every pid of the daemon (syslog-ng runs a supervisor and a worker). */
+  async daemonPids(): Promise<number[]> {
+    const d = await this.daemon();
+    if (!d.name) return [];
+    return (await this.processes()).filter((p) => DAEMON_PROCS[d.name!].includes(p.comm)).map((p) => p.pid);
+  }
+
+  /** The forwarder's processes: node running our bundle or `sentinel-cef forward`. */
+  async forwarderPids(): Promise<number[]> {
+    return (await this.processes())
+      .filter((p) => {
+        const cmd = p.cmdline.join(' ');
+        return /forwarder\.mjs\b/.test(cmd) || /sentinel-cef(\.js)?\s+forward\b/.test(cmd) || p.comm === 'sentinel-cef-fwd';
+      })
+      .map((p) => p.pid);
+  }
+
+  /** Daemon configuration text: main file plus drop-ins, each with its path. */
+  daemonConfigFiles(): Promise<Array<{ path: string; text: string }>> {
+    return this.once('daemon-config', async () => {
+      const d = await this.daemon();
+      const files: Array<{ path: string; text: string }> = [];
+      const add = async (p: string) => {
+        const t = await this.readText(p);
+        if (t !== null) files.push({ path: p, text: t });
+      };
+      const dirs =
+        d.name === 'syslog-ng'
+          ? [['/etc/syslog-ng/syslog-ng.conf'], ['/etc/syslog-ng/conf.d']]
+          : [['/etc/rsyslog.conf'], ['/etc/rsyslog.d']];
+      await add(dirs[0][0]);
+      for (const f of await this.list(dirs[1][0])) if (f.endsWith('.conf')) await add(`${dirs[1][0]}/${f}`);
+      return files;
+    });
+  }
+
+  /** Shared result slot for the probe run, read by other checks (e.g. credentials). */
+  e2eMemo<T>(f: () => Promise<T>): Promise<T> {
+    return this.once('e2e', f);
+  }
+}
