@@ -206,12 +206,6 @@ function locate(
     } else r.evidence.push(`received by the forwarder, not accepted by the sink within ${ctx.opts.timeoutSec}s`);
     return;
   }
-  if (e.adminError) {
-    r.stage = 'unknown';
-    r.evidence.push(`cannot ask the forwarder: ${e.adminError}`);
-    if (r.sendError) r.evidence.push(`sending failed: ${r.sendError}`);
-    return;
-  }
   const listeners = listenersOn(e.sockets, port, r.transport);
   const foreign = listeners.filter((l) => l.pid !== undefined && !e.daemonPids.has(l.pid));
   if (r.sendError || listeners.length === 0 || (foreign.length > 0 && foreign.length === listeners.length)) {
@@ -219,6 +213,11 @@ function locate(
     if (r.sendError) r.evidence.push(`sending to ${r.target} failed: ${r.sendError}`);
     if (listeners.length === 0) r.evidence.push(`nothing listens on ${port}/${r.transport}`);
     for (const f of foreign) r.evidence.push(`${port}/${r.transport} is held by ${f.process} (pid ${f.pid}), not the syslog daemon`);
+    return;
+  }
+  if (e.adminError) {
+    r.stage = 'unknown';
+    r.evidence.push(`cannot ask the forwarder: ${e.adminError}`);
     return;
   }
   r.stage = 'daemon-not-forwarding';

@@ -1,0 +1,163 @@
+import { appendFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runTroubleshoot } from '../../src/troubleshoot/run.js';
+import { buildProbeMessage } from '../../src/troubleshoot/probe-message.js';
+import { parseLine } from '../../src/parser/index.js';
+import type { CheckResult } from '../../src/troubleshoot/types.js';
+import {
+  cleanup,
+  healthyTree,
+  makeRoot,
+  probeIdOf,
+  put,
+  procNet,
+  startFakeAdmin,
+  startFakeDaemon,
+  testDeps,
+  health,
+  addProcess,
+  type FakeAdmin,
+} from './helpers.js';
+
+const get = (checks: CheckResult[], id: string) => checks.find((c) => c.id === id)!;
+
+describe('probe message', () => {
+  it('is a CEF line the parser reads, with the probe id in cs2', () => {
+    const msg = buildProbeMessage('ts-abc-tcp-1', new Date('2026-11-22T08:00:00Z'), 'host1');
+    expect(msg).toMatch(/^<164>Nov 22 \d\d:\d\d:\d\d host1 CEF:0\|TestCommonEventFormat\|MOCK\|/);
+    const r = parseLine(msg, new Date());
+    expect(JSON.stringify(r)).toContain('ts-abc-tcp-1');
+    expect(JSON.stringify(r)).toContain('TestCommonEventFormat');
+  });
+});
+
+describe('end-to-end probes against a fake daemon and forwarder', () => {
+  let root: string;
+  let admin: FakeAdmin;
+  let daemon: { port: number; close(): Promise<void> } | undefined;
+  /** What the fake daemon does with a probe. */
+  let behaviour: 'deliver' | 'drop' | 'fail-delivery';
+
+  beforeEach(async () => {
+    root = await makeRoot();
+    admin = await startFakeAdmin();
+    behaviour = 'deliver';
+    daemon = await startFakeDaemon((msg) => {
+      const id = probeIdOf(msg);
+      if (!id || behaviour === 'drop') return;
+      const now = new Date().toISOString();
+      if (behaviour === 'deliver') admin.probes.set(id, { id, received: true, receivedAt: now, accepted: true, acceptedAt: now, latencyMs: 12 });
+      else admin.probes.set(id, { id, received: true, receivedAt: now, accepted: false, error: 'HTTP 403: Forbidden' });
+    });
+    await healthyTree(root, { adminPort: admin.port, daemonPort: daemon.port });
+  });
+
+  afterEach(async () => {
+    await daemon?.close();
+    await admin.close();
+    await cleanup(root);
+  });
+
+  const opts = () => ({ configPath: '/etc/sentinel-cef/forwarder.json', port: daemon!.port, probes: 2, timeoutSec: 1.5 });
+
+  it('passes when every probe over TCP and UDP is accepted, with latency', async () => {
+    const r = await runTroubleshoot(opts(), testDeps(root));
+    const p = get(r.checks, 'e2e.probes');
+    expect(p.status).toBe('pass');
+    expect(p.message).toContain('4/4 probes delivered (tcp 2/2, udp 2/2)');
+    expect(p.message).toContain('latency p50 12 ms');
+    expect(get(r.checks, 'daemon.forwarding').status).toBe('pass');
+    expect(r.ok).toBe(true);
+  });
+
+  it('locates probes the daemon received but did not forward', async () => {
+    behaviour = 'drop';
+    // The daemon holds no connection to the forwarder.
+    await put(root, '/proc/net/tcp', procNet([
+      { local: ['0.0.0.0', daemon!.port], st: '0A', inode: 1001 },
+      { local: ['127.0.0.1', 25226], st: '0A', inode: 2001 },
+    ]));
+    const r = await runTroubleshoot(opts(), testDeps(root));
+    const p = get(r.checks, 'e2e.probes');
+    expect(p.status).toBe('fail');
+    expect(p.details?.stoppedAt).toBe('daemon-not-forwarding');
+    expect(p.message).toContain('reached the daemon but was not forwarded');
+    expect(p.message).toContain('no connection to the forwarder port');
+    expect(p.fix).toContain('sentinel-cef install');
+    expect(r.ok).toBe(false);
+  });
+
+  it('uses the daemon log as evidence that the daemon got the probe', async () => {
+    behaviour = 'drop';
+    await put(root, '/var/log/syslog', '');
+    const deps = testDeps(root);
+    const send = deps.sendSyslog;
+    deps.sendSyslog = async (t, m) => {
+      await send(t, m);
+      await appendFile(join(root, '/var/log/syslog'), `Nov 22 host CEF: ${m}\n`);
+    };
+    const r = await runTroubleshoot(opts(), deps);
+    expect(get(r.checks, 'e2e.probes').message).toContain('the daemon logged it to /var/log/syslog');
+    expect(get(r.checks, 'system.duplicates').status).toBe('warn');
+  });
+
+  it('locates probes the forwarder received but could not deliver, with the sink error', async () => {
+    behaviour = 'fail-delivery';
+    admin.health = health({ lastDelivery: { ok: false, at: new Date().toISOString(), error: 'Forbidden', httpStatus: 403 } });
+    const r = await runTroubleshoot(opts(), testDeps(root));
+    const p = get(r.checks, 'e2e.probes');
+    expect(p.status).toBe('fail');
+    expect(p.details?.stoppedAt).toBe('forwarder-not-delivering');
+    expect(p.message).toContain('HTTP 403: Forbidden');
+    expect(get(r.checks, 'forwarder.delivery').status).toBe('fail');
+  });
+
+  it('locates probes that never reached a daemon: nothing listening', async () => {
+    await daemon!.close();
+    daemon = undefined;
+    const closedPort = (await startFakeDaemon(() => {}));
+    const p0 = closedPort.port;
+    await closedPort.close();
+    await put(root, '/proc/net/tcp', procNet([{ local: ['127.0.0.1', 25226], st: '0A', inode: 2001 }]));
+    await put(root, '/proc/net/udp', '');
+    const r = await runTroubleshoot({ configPath: '/etc/sentinel-cef/forwarder.json', port: p0, probes: 1, timeoutSec: 0.5 }, testDeps(root));
+    const p = get(r.checks, 'e2e.probes');
+    expect(p.status).toBe('fail');
+    expect(p.details?.stoppedAt).toBe('daemon-not-receiving');
+    expect(p.message).toMatch(/ECONNREFUSED|nothing listens/);
+    expect(get(r.checks, 'daemon.listening').status).toBe('fail');
+  });
+
+  it('names the program holding the port when it is not the daemon', async () => {
+    await addProcess(root, 500, 'nc', ['nc', '-l', String(daemon!.port)], [9001]);
+    await put(root, '/proc/net/tcp', procNet([
+      { local: ['0.0.0.0', daemon!.port], st: '0A', inode: 9001 },
+      { local: ['127.0.0.1', 25226], st: '0A', inode: 2001 },
+    ]));
+    await put(root, '/proc/net/udp', procNet([{ local: ['0.0.0.0', daemon!.port], st: '07', inode: 9002 }]));
+    behaviour = 'drop';
+    const r = await runTroubleshoot(opts(), testDeps(root));
+    const l = get(r.checks, 'daemon.listening');
+    expect(l.status).toBe('fail');
+    expect(l.message).toContain('nc pid 500');
+    expect(get(r.checks, 'e2e.probes').message).toContain('held by nc (pid 500)');
+  });
+
+  it('says it cannot follow probes when the admin endpoint is down', async () => {
+    await admin.close();
+    const r = await runTroubleshoot(opts(), testDeps(root));
+    expect(get(r.checks, 'forwarder.admin').status).toBe('fail');
+    const p = get(r.checks, 'e2e.probes');
+    expect(p.details?.stoppedAt).toBe('unknown');
+    expect(p.fix).toContain('forwarder.running');
+    admin = await startFakeAdmin(); // for afterEach
+  });
+
+  it('skips the probes with --probes 0 and finishes quickly', async () => {
+    const t = Date.now();
+    const r = await runTroubleshoot({ ...opts(), probes: 0 }, testDeps(root));
+    expect(get(r.checks, 'e2e.probes').status).toBe('skip');
+    expect(Date.now() - t).toBeLessThan(5000);
+  });
+});
