@@ -1,5 +1,5 @@
 import { lookup } from 'node:dns/promises';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { EndpointProbe } from './types.js';
 
@@ -90,7 +90,7 @@ function errText(err: unknown): string {
  */
 export async function probeEndpoint(
   urlText: string,
-  opts: { timeoutMs: number; env: Record<string, string | undefined> },
+  opts: { timeoutMs: number; env: Record<string, string | undefined>; /** Extra trusted CA (PEM), for tests. */ ca?: string },
 ): Promise<EndpointProbe> {
   const url = new URL(urlText);
   const https = url.protocol === 'https:';
@@ -129,7 +129,13 @@ export async function probeEndpoint(
   }
 
   if (https) {
-    const tsock = tlsConnect({ socket: sock, servername: host, ALPNProtocols: ['http/1.1'] });
+    const tsock = tlsConnect({
+      socket: sock,
+      servername: isIP(host) ? undefined : host,
+      host,
+      ALPNProtocols: ['http/1.1'],
+      ...(opts.ca ? { ca: opts.ca } : {}),
+    });
     try {
       await onceConnected(tsock, opts.timeoutMs, 'secureConnect');
     } catch (err) {
