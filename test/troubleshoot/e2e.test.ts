@@ -154,6 +154,19 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
     admin = await startFakeAdmin(); // for afterEach
   });
 
+  it('says the forwarder is down when the daemon got the probes and nothing listens on 25226', async () => {
+    await admin.close();
+    behaviour = 'drop';
+    await put(root, '/proc/net/tcp', procNet([{ local: ['0.0.0.0', daemon!.port], st: '0A', inode: 1001 }]));
+    const r = await runTroubleshoot(opts(), testDeps(root));
+    const p = get(r.checks, 'e2e.probes');
+    expect(p.details?.stoppedAt).toBe('forwarder-down');
+    expect(p.message).toContain('reached the daemon, but the forwarder is not running');
+    expect(p.fix).toContain('start the forwarder');
+    expect(get(r.checks, 'daemon.forwarding').status).toBe('fail');
+    admin = await startFakeAdmin();
+  });
+
   it('skips the probes with --probes 0 and finishes quickly', async () => {
     const t = Date.now();
     const r = await runTroubleshoot({ ...opts(), probes: 0 }, testDeps(root));

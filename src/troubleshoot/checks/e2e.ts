@@ -15,6 +15,7 @@ export type ProbeStage =
   | 'delivered'
   | 'daemon-not-receiving' // nothing listening, connection refused, port held by another program
   | 'daemon-not-forwarding' // the daemon got it (or could have), the forwarder never saw it
+  | 'forwarder-down' // the daemon got it, but no forwarder is listening (the daemon queues it meanwhile)
   | 'forwarder-not-delivering' // the forwarder has it, the sink has not accepted it
   | 'unknown'; // the forwarder's admin endpoint could not be asked
 
@@ -27,6 +28,8 @@ export interface ProbeResult {
   accepted: boolean;
   latencyMs?: number;
   error?: string;
+  /** HTTP status of the sink's last failed delivery, when the probe is stuck there. */
+  httpStatus?: number;
   deadLettered?: boolean;
   stage: ProbeStage;
   /** Why we place the probe at that stage. */
@@ -159,7 +162,7 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
 
     const logs = await daemonLogHits(ctx, results.map((r) => r.id));
     const health = (await ctx.health()).health;
-    for (const r of results) locate(ctx, r, { sockets, daemonPids, daemonToForwarder, logs, adminError, health, seen: seen[r.id] });
+    for (const r of results) locate(ctx, r, { sockets, daemonPids, daemonToForwarder, fwdPorts, logs, adminError, health, seen: seen[r.id] });
     return { results, adminError, capture: captureInfo, daemonToForwarder };
   });
 }
@@ -185,6 +188,7 @@ function locate(
     sockets: SocketEntry[];
     daemonPids: Set<number>;
     daemonToForwarder: SocketEntry[];
+    fwdPorts: number[];
     logs: Map<string, string>;
     adminError?: string;
     health?: import('../../forwarder/admin-types.js').Health;
@@ -198,7 +202,9 @@ function locate(
   }
   if (r.received) {
     r.stage = 'forwarder-not-delivering';
-    const err = r.error ?? (e.health?.lastDelivery && !e.health.lastDelivery.ok ? e.health.lastDelivery.error : undefined);
+    const ld = e.health?.lastDelivery && !e.health.lastDelivery.ok ? e.health.lastDelivery : undefined;
+    const err = r.error ?? ld?.error;
+    if (ld?.httpStatus) r.httpStatus = ld.httpStatus;
     if (r.deadLettered) r.evidence.push('the forwarder dead-lettered it');
     if (err) {
       r.error = err;
@@ -216,8 +222,9 @@ function locate(
     return;
   }
   if (e.adminError) {
-    r.stage = 'unknown';
-    r.evidence.push(`cannot ask the forwarder: ${e.adminError}`);
+    const fwdUp = e.sockets.some((s) => s.transport === 'tcp' && isListening(s) && e.fwdPorts.includes(s.localPort));
+    r.stage = fwdUp ? 'unknown' : 'forwarder-down';
+    r.evidence.push(fwdUp ? `cannot ask the forwarder: ${e.adminError}` : `nothing listens on the forwarder port ${e.fwdPorts.join('/')}`);
     return;
   }
   r.stage = 'daemon-not-forwarding';
@@ -233,6 +240,7 @@ function locate(
 const STAGE_TEXT: Record<Exclude<ProbeStage, 'delivered'>, string> = {
   'daemon-not-receiving': 'never reached the syslog daemon',
   'daemon-not-forwarding': 'reached the daemon but was not forwarded',
+  'forwarder-down': 'reached the daemon, but the forwarder is not running',
   'forwarder-not-delivering': 'reached the forwarder but was not delivered',
   unknown: 'could not be followed',
 };
@@ -261,7 +269,7 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
     };
   }
   // Report the earliest stage where probes stopped: it is the one to fix first.
-  const order: ProbeStage[] = ['daemon-not-receiving', 'daemon-not-forwarding', 'forwarder-not-delivering', 'unknown'];
+  const order: ProbeStage[] = ['daemon-not-receiving', 'daemon-not-forwarding', 'forwarder-down', 'forwarder-not-delivering', 'unknown'];
   const groups = order
     .map((stage) => ({ stage, probes: run.results.filter((r) => r.stage === stage) }))
     .filter((g) => g.probes.length > 0);
@@ -288,12 +296,14 @@ function fixForStage(stage: ProbeStage, p: ProbeResult, port: number, sinkType?:
         return `stop the program holding port ${port} (see daemon.listening) or install on another port with \`sentinel-cef install --port N\``;
       }
       return `make the syslog daemon listen on ${port}/${p.transport}: \`sentinel-cef install\` (see daemon.running and daemon.dropin)`;
+    case 'forwarder-down':
+      return 'start the forwarder (see forwarder.running): `sentinel-cef troubleshoot --fix` or `sentinel-cef install` restarts it';
     case 'daemon-not-forwarding':
       return 'the daemon does not route CEF to the forwarder: re-run `sentinel-cef install` (see daemon.dropin, daemon.forwarding)';
     case 'forwarder-not-delivering': {
       const m = /\b(4\d\d|5\d\d)\b/.exec(p.error ?? '');
       if (!p.error) return 'delivery is slower than --timeout: check forwarder.queue, or run again with a longer --timeout';
-      return fixForDelivery(sinkType, m ? Number(m[1]) : undefined, p.error);
+      return fixForDelivery(sinkType, p.httpStatus ?? (m ? Number(m[1]) : undefined), p.error);
     }
     default:
       return 'start the forwarder and its admin endpoint (see forwarder.running, forwarder.admin)';

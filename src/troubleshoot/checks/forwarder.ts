@@ -280,6 +280,9 @@ export function fixForDelivery(sinkType: string | undefined, httpStatus: number 
   if (httpStatus === 404) return 'wrong DCR immutable id, stream or endpoint: compare the config with `sentinel-cef dcr`';
   if (httpStatus === 413) return 'batches are too large: lower batch.maxBytes in the config';
   if (httpStatus === 400) return 'Azure rejected the records: check the DCR stream declaration matches (see `sentinel-cef dcr`)';
+  if (httpStatus !== undefined && httpStatus >= 500) {
+    return 'Azure answered with a server error: the forwarder keeps the rows queued and retries; check azure.endpoint and the Azure status page';
+  }
   if (httpStatus === 429) return 'throttled by Azure: lower the send rate or spread over more DCRs';
   if (/ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ECONNRESET|certificate|TLS|socket/i.test(error)) {
     return 'the Azure endpoint is unreachable: see azure.endpoint (DNS, firewall, HTTPS_PROXY)';
