@@ -14,7 +14,7 @@ function skipReason(): string | null {
   if (process.getuid?.() !== 0) return 'needs root (mount and network namespaces)';
   if (!existsSync(sandbox)) return 'scripts/sandbox is not in this build';
   if (!existsSync(path.join(repo, 'scripts/mock-azure.ts'))) return 'scripts/mock-azure.ts is not in this build';
-  for (const d of ['rsyslog', 'syslog-ng']) {
+  for (const d of ['rsyslog', 'syslog-ng-core']) {
     const dir = path.join(debCache, d);
     if (!existsSync(dir) || !readdirSync(dir).some((f) => f.endsWith('.deb'))) {
       // CI fetches the packages first; there a missing cache is a failure, not a skip.
