@@ -1,26 +1,145 @@
-// TEMPORARY minimal parser so other modules compile and run; replaced by the real parser.
-import type { ParseResult } from './types.js';
-export type { CslRow, ParseResult } from './types.js';
+/**
+ * CEF and Cisco ASA/FTD syslog lines → CommonSecurityLog rows.
+ *
+ * Never throws. Every line yields a row or `{ok:false, reason}`. Nothing the sender wrote in the event is
+ * dropped: unmapped keys, duplicate keys, values that do not fit their column's type, and extension text
+ * with no key all go to AdditionalExtensions (`key=value` joined by `;`, values unescaped, as sent).
+ * The syslog header itself (PRI, timestamp, tag) is transport, not event data: HOSTNAME becomes Computer,
+ * the rest is not kept in the row.
+ */
+import { isUtf8 } from 'node:buffer';
+import type { CslRow, ParseResult } from './types.js';
+import { bareVersionAt, findCefVersion, parseCefAt } from './cef.js';
+import { findAsa, fillAsaRow } from './asa.js';
+import { parseSyslogHeader, type SyslogHeader } from './syslog.js';
+import { CSL_COLUMNS } from './columns.js';
 
-export function parseLine(line: string | Buffer, receivedAt: Date = new Date()): ParseResult {
-  const text = typeof line === 'string' ? line : line.toString('utf8');
-  const i = text.indexOf('CEF:');
-  if (i < 0) return { ok: false, reason: 'no CEF header' };
-  const parts = text.slice(i + 4).split('|');
-  if (parts.length < 8) return { ok: false, reason: 'CEF header has fewer than 7 fields' };
-  const row: Record<string, string | number> = {
-    TimeGenerated: receivedAt.toISOString(),
-    DeviceVendor: parts[1],
-    DeviceProduct: parts[2],
-    DeviceVersion: parts[3],
-    DeviceEventClassID: parts[4],
-    Activity: parts[5],
-    LogSeverity: parts[6],
-  };
-  const ext = parts.slice(7).join('|');
-  for (const m of ext.matchAll(/(\w+)=(\S*)/g)) {
-    if (m[1] === 'cs2') row.DeviceCustomString2 = m[2];
-    if (m[1] === 'cs2Label') row.DeviceCustomString2Label = m[2];
+export type { CslRow, ParseResult } from './types.js';
+export { CSL_COLUMNS, COLUMN_TYPES, KEY_RULES, type ColumnType } from './columns.js';
+export { escapeValue, escapeHeader, unescapeValue, severityBand, UNPARSED_KEY } from './cef.js';
+export { parseCefTimestamp } from './time.js';
+
+const header: SyslogHeader = { format: 'none', host: undefined, appName: undefined, msgStart: 0, afterHost: 0 };
+
+/**
+ * Decode a received line. Valid UTF-8 is read as UTF-8; anything else is read as Latin-1 so every byte
+ * survives as one character (such senders almost always mean Windows-1252/Latin-1) instead of U+FFFD.
+ */
+export function decodeLine(line: Buffer): string {
+  return isUtf8(line) ? line.toString('utf8') : line.toString('latin1');
+}
+
+function stripEnd(s: string): string {
+  let e = s.length;
+  while (e > 0) {
+    const c = s.charCodeAt(e - 1);
+    if (c === 10 || c === 13 || c === 0) e--;
+    else break;
   }
-  return { ok: true, kind: 'cef', row };
+  return e === s.length ? s : s.slice(0, e);
+}
+
+/** True when the RFC 5424 APP-NAME is the `CEF:` tag (`CEF`, `CEF:`, `CEF::`) rather than a program. */
+function isCefTag(app: string | undefined): boolean {
+  if (app === undefined || app.length < 3 || !app.startsWith('CEF')) return false;
+  for (let i = 3; i < app.length; i++) if (app.charCodeAt(i) !== 58) return false;
+  return true;
+}
+
+/**
+ * Parse one syslog line (or bare CEF/ASA text). `receivedAt` becomes TimeGenerated and completes
+ * timestamps sent without a year.
+ */
+export function parseLine(line: string | Buffer, receivedAt: Date = new Date()): ParseResult {
+  try {
+    return parseText(stripEnd(typeof line === 'string' ? line : decodeLine(line)), receivedAt);
+  } catch (err) {
+    // Defence in depth: a parser bug must cost one line, never the forwarder.
+    return { ok: false, reason: `parser error: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+function skipColonsAndBlanks(s: string, p: number): number {
+  while (p < s.length) {
+    const c = s.charCodeAt(p);
+    if (c !== 58 && c !== 32 && c !== 9) break;
+    p++;
+  }
+  return p;
+}
+
+// Consecutive lines usually share the receive time (or the millisecond); format it once.
+let lastTime = NaN;
+let lastIso = '';
+function isoOf(receivedAt: Date): string | undefined {
+  const t = receivedAt.getTime();
+  if (t === lastTime) return lastIso;
+  if (!Number.isFinite(t)) return undefined;
+  lastIso = receivedAt.toISOString();
+  lastTime = t;
+  return lastIso;
+}
+
+/** Same key order as CEF rows (CommonSecurityLog column order, AdditionalExtensions last). */
+function canonicalOrder(row: CslRow): CslRow {
+  const out: CslRow = {};
+  for (const [name] of CSL_COLUMNS) {
+    if (name !== 'AdditionalExtensions' && row[name] !== undefined) out[name] = row[name];
+  }
+  if (row.AdditionalExtensions !== undefined) out.AdditionalExtensions = row.AdditionalExtensions;
+  return out;
+}
+
+function parseText(s: string, receivedAt: Date): ParseResult {
+  if (s.trim() === '') return { ok: false, reason: 'empty line' };
+  const h = parseSyslogHeader(s, header);
+  const host = h.host;
+  let v = -1;
+  if (h.format === 'rfc5424') {
+    // `logger -t CEF:` and rsyslog's RFC 5424 forwarding carry `CEF:` as APP-NAME and `0|…` as MSG.
+    if (isCefTag(h.appName)) v = bareVersionAt(s, h.msgStart);
+    if (v === -1) v = findCefVersion(s, h.msgStart);
+  } else {
+    v = findCefVersion(s, h.msgStart);
+  }
+  if (v === -1 && h.afterHost < h.msgStart) v = findCefVersion(s, h.afterHost);
+  if (v !== -1) {
+    const iso = isoOf(receivedAt);
+    if (iso === undefined) return { ok: false, reason: 'receivedAt is not a valid date' };
+    const r = parseCefAt(s, v, iso, host, receivedAt);
+    return r.ok ? { ok: true, kind: 'cef', row: r.row } : r;
+  }
+  let asa = undefined;
+  if (h.format === 'rfc5424') {
+    // rsyslog's RFC 5424 forwarding turns the ASA tag `%ASA-6-302013:` into APP-NAME `%ASA-6-302013`.
+    const tag = h.appName === undefined ? undefined : findAsa(h.appName, 0);
+    if (tag !== undefined) asa = { ...tag, textStart: skipColonsAndBlanks(s, h.msgStart) };
+    else asa = findAsa(s, h.msgStart);
+  }
+  asa ??= findAsa(s, h.afterHost);
+  if (asa !== undefined) {
+    const iso = isoOf(receivedAt);
+    if (iso === undefined) return { ok: false, reason: 'receivedAt is not a valid date' };
+    const row: CslRow = { TimeGenerated: iso };
+    if (host !== undefined && host !== '') row.Computer = host;
+    fillAsaRow(row, s, asa);
+    return { ok: true, kind: 'asa', row: canonicalOrder(row) };
+  }
+  if (s.indexOf('CEF:') !== -1) return { ok: false, reason: 'has "CEF:" but no CEF header (expected CEF:<version>|vendor|product|…)' };
+  return { ok: false, reason: 'not a CEF or Cisco ASA/FTD message' };
+}
+
+/** Parse bare CEF text (`CEF:0|…`, no syslog header). */
+export function parseCef(text: string, receivedAt: Date = new Date()): ParseResult {
+  try {
+    const s = stripEnd(text);
+    const v = findCefVersion(s, 0);
+    if (v === -1) return { ok: false, reason: 'no CEF header (expected CEF:<version>|vendor|product|…)' };
+    const iso = isoOf(receivedAt);
+    if (iso === undefined) return { ok: false, reason: 'receivedAt is not a valid date' };
+    const r = parseCefAt(s, v, iso, undefined, receivedAt);
+    return r.ok ? { ok: true, kind: 'cef', row: r.row } : r;
+  } catch (err) {
+    return { ok: false, reason: `parser error: ${err instanceof Error ? err.message : String(err)}` };
+  }
 }

@@ -1,0 +1,524 @@
+/**
+ * CEF header and extension → CommonSecurityLog columns. A single left-to-right pass with indexOf and
+ * charCodeAt: this runs once per event on the forwarder's hot path.
+ */
+import type { CslRow } from './types.js';
+import { CSL_COLUMNS, KEY_RULES, columnIndex, type KeyRule } from './columns.js';
+import { isInt32, parseInt32, parseInteger, parseReal } from './values.js';
+import { parseCefTimestamp, toIsoUtc } from './time.js';
+
+/**
+ * AdditionalExtensions entry that holds extension text with no `key=` in front of it (garbage before the
+ * first key, or an extension with no key at all), so nothing the sender wrote is lost.
+ */
+export const UNPARSED_KEY = 'unparsedExtension';
+
+const BACKSLASH = 92;
+const PIPE = 124;
+const SPACE = 32;
+const TAB = 9;
+
+/** True when the character at `idx` is escaped by an odd run of backslashes (not looking before `lo`). */
+function isEscaped(s: string, idx: number, lo: number): boolean {
+  let n = 0;
+  for (let i = idx - 1; i >= lo && s.charCodeAt(i) === BACKSLASH; i--) n++;
+  return (n & 1) === 1;
+}
+
+function nextPipe(s: string, from: number): number {
+  let p = s.indexOf('|', from);
+  while (p !== -1 && isEscaped(s, p, from)) p = s.indexOf('|', p + 1);
+  return p;
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+/**
+ * Where the CEF version field starts if a CEF version (`\d+(\.\d+)*` then `|`) begins at `p` after optional
+ * spaces/tabs; -1 otherwise.
+ */
+function versionAt(s: string, p: number): number {
+  const len = s.length;
+  while (p < len) {
+    const c = s.charCodeAt(p);
+    if (c !== SPACE && c !== TAB) break;
+    p++;
+  }
+  const start = p;
+  if (p >= len || !isDigit(s.charCodeAt(p))) return -1;
+  const limit = Math.min(len, p + 16);
+  while (p < limit) {
+    const c = s.charCodeAt(p);
+    if (isDigit(c) || c === 46) p++;
+    else break;
+  }
+  while (p < limit && s.charCodeAt(p) === SPACE) p++;
+  return p < len && s.charCodeAt(p) === PIPE ? start : -1;
+}
+
+/**
+ * Finds the CEF version field in `s` at or after `from`. Accepts `CEF:0|`, `CEF: 0|` and the shapes
+ * `logger -t CEF:` produces, where `CEF:` is the syslog tag: `CEF:: 0|`, `CEF:[pid]: 0|`, `CEF[pid]: 0|`.
+ * Returns the index of the version field, or -1.
+ */
+export function findCefVersion(s: string, from: number): number {
+  let p = s.indexOf('CEF', from);
+  const len = s.length;
+  while (p !== -1) {
+    let q = p + 3;
+    let colons = 0;
+    while (q < len && s.charCodeAt(q) === 58) {
+      q++;
+      colons++;
+    }
+    if (q < len && s.charCodeAt(q) === 91 /* [ */) {
+      const close = s.indexOf(']', q);
+      if (close !== -1 && close - q <= 12) {
+        q = close + 1;
+        while (q < len && s.charCodeAt(q) === 58) {
+          q++;
+          colons++;
+        }
+      }
+    }
+    if (colons > 0) {
+      const v = versionAt(s, q);
+      if (v !== -1) return v;
+    }
+    p = s.indexOf('CEF', p + 3);
+  }
+  return -1;
+}
+
+/** Version start when `s` from `p` is a CEF body without the `CEF:` marker (skips `:` and blanks first). */
+export function bareVersionAt(s: string, p: number): number {
+  const len = s.length;
+  while (p < len) {
+    const c = s.charCodeAt(p);
+    if (c !== 58 && c !== SPACE && c !== TAB) break;
+    p++;
+  }
+  return versionAt(s, p);
+}
+
+function unescapeHeader(f: string): string {
+  if (f.indexOf('\\') === -1) return f;
+  let out = '';
+  let last = 0;
+  for (let i = 0; i < f.length; i++) {
+    if (f.charCodeAt(i) !== BACKSLASH || i + 1 >= f.length) continue;
+    const n = f.charCodeAt(i + 1);
+    if (n === BACKSLASH || n === PIPE) {
+      out += f.slice(last, i);
+      last = i + 1;
+      i++;
+    }
+  }
+  return out + f.slice(last);
+}
+
+/** Undo extension-value escapes: `\=` `\\` `\n` `\r`, and leniently `\|`; any other backslash stays. */
+export function unescapeValue(v: string): string {
+  if (v.indexOf('\\') === -1) return v;
+  let out = '';
+  let last = 0;
+  for (let i = 0; i < v.length; i++) {
+    if (v.charCodeAt(i) !== BACKSLASH || i + 1 >= v.length) continue;
+    const n = v.charCodeAt(i + 1);
+    let rep: string | undefined;
+    if (n === BACKSLASH) rep = '\\';
+    else if (n === 61) rep = '=';
+    else if (n === 110) rep = '\n';
+    else if (n === 114) rep = '\r';
+    else if (n === PIPE) rep = '|';
+    if (rep !== undefined) {
+      out += v.slice(last, i) + rep;
+      last = i + 2;
+      i++;
+    }
+  }
+  return out + v.slice(last);
+}
+
+/** The inverse, for senders and tests: escape a value so parsing gives it back unchanged. */
+export function escapeValue(v: string): string {
+  let out = '';
+  for (let i = 0; i < v.length; i++) {
+    const ch = v[i];
+    if (ch === '\\') out += '\\\\';
+    else if (ch === '=') out += '\\=';
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\r') out += '\\r';
+    else out += ch;
+  }
+  return out;
+}
+
+/** Escape a header field (`\` and `|`). */
+export function escapeHeader(v: string): string {
+  return v.replace(/[\\|]/g, (c) => `\\${c}`);
+}
+
+// [A-Za-z0-9_.-]: ArcSight keys are alphanumeric; vendors add `_`, `.` (ad.* fields) and `-`.
+const KEY_CHAR = new Uint8Array(128);
+for (let c = 48; c <= 57; c++) KEY_CHAR[c] = 1;
+for (let c = 65; c <= 90; c++) KEY_CHAR[c] = 2;
+for (let c = 97; c <= 122; c++) KEY_CHAR[c] = 2;
+KEY_CHAR[95] = 2; // _
+KEY_CHAR[46] = 1; // .
+KEY_CHAR[45] = 1; // -
+
+function isBlank(c: number): boolean {
+  return c === SPACE || c === TAB;
+}
+
+function trimmed(s: string, a: number, b: number): string {
+  while (a < b && isBlank(s.charCodeAt(a))) a++;
+  while (b > a && isBlank(s.charCodeAt(b - 1))) b--;
+  return a === b ? '' : s.slice(a, b);
+}
+
+/**
+ * Per-parse state. Parsing is synchronous, so one set serves every call: values go into slots by column
+ * position and the row object is built once at the end, always in CSL_COLUMNS order. Objects built with
+ * the same key order share V8 hidden classes, which keeps the hot path fast.
+ */
+const NCOLS = CSL_COLUMNS.length;
+const slots: Array<string | number | undefined> = new Array(NCOLS).fill(undefined);
+const NAMES: string[] = CSL_COLUMNS.map(([n]) => n);
+const I_TIME = columnIndex('TimeGenerated');
+const I_COMPUTER = columnIndex('Computer');
+const I_VENDOR = columnIndex('DeviceVendor');
+const I_PRODUCT = columnIndex('DeviceProduct');
+const I_VERSION = columnIndex('DeviceVersion');
+const I_CLASS = columnIndex('DeviceEventClassID');
+const I_ACTIVITY = columnIndex('Activity');
+const I_SEVERITY = columnIndex('LogSeverity');
+const I_EXTRA = columnIndex('AdditionalExtensions');
+const I_EXTID = columnIndex('ExtID');
+const I_EXTERNALID = columnIndex('ExternalID');
+const I_DIRECTION = columnIndex('CommunicationDirection');
+
+let extra = '';
+let reference = new Date(0);
+/** Columns written for the current line, in write order, and a running hash of that order. */
+const touched: number[] = [];
+let nTouched = 0;
+let shapeHash = 0;
+
+function put(col: number, v: string | number): void {
+  if (slots[col] === undefined) {
+    touched[nTouched++] = col;
+    shapeHash = (Math.imul(shapeHash, 31) + col + 1) | 0;
+  }
+  slots[col] = v;
+}
+
+/**
+ * Open-addressing table over KEY_RULES, probed with the key's characters in place: mapped keys are
+ * found without slicing a key string or hashing a new one (both showed in profiles).
+ */
+const TABLE_BITS = 11;
+const TABLE_MASK = (1 << TABLE_BITS) - 1;
+const tableKeys: Array<string | undefined> = new Array(1 << TABLE_BITS).fill(undefined);
+const tableRules: Array<KeyRule | undefined> = new Array(1 << TABLE_BITS).fill(undefined);
+
+// FNV-1a over the key read backwards: the extension scanner walks keys backwards from their `=`, so it
+// computes this hash on the way at no extra cost.
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+function finishHash(h: number): number {
+  return (h ^ (h >>> 15)) & TABLE_MASK;
+}
+function hashRange(s: string, a: number, b: number): number {
+  let h = FNV_OFFSET;
+  for (let i = b - 1; i >= a; i--) h = Math.imul(h ^ s.charCodeAt(i), FNV_PRIME);
+  return finishHash(h);
+}
+
+for (const [key, rule] of KEY_RULES) {
+  let i = hashRange(key, 0, key.length);
+  while (tableKeys[i] !== undefined) i = (i + 1) & TABLE_MASK;
+  tableKeys[i] = key;
+  tableRules[i] = rule;
+}
+
+/** Slot of the key `s[a..b)` in the table, or -1 when the key has no column. */
+function findKey(s: string, a: number, b: number, hash: number): number {
+  const len = b - a;
+  let i = hash;
+  for (;;) {
+    const k = tableKeys[i];
+    if (k === undefined) return -1;
+    if (k.length === len && s.startsWith(k, a)) return i;
+    i = (i + 1) & TABLE_MASK;
+  }
+}
+
+function addExtra(key: string, value: string): void {
+  extra = extra === '' ? `${key}=${value}` : `${extra};${key}=${value}`;
+}
+
+const DIRECTIONS: Record<string, string> = { '0': 'Inbound', '1': 'Outbound' };
+
+function store(slot: number, value: string): void {
+  const rule = tableRules[slot] as KeyRule;
+  if (value === '') return;
+  switch (rule.kind) {
+    case 'plain': {
+      const col = rule.index;
+      if (slots[col] !== undefined) break;
+      switch (rule.type) {
+        case 'string':
+          put(col, value);
+          return;
+        case 'int': {
+          const n = parseInt32(value);
+          if (n === n) {
+            put(col, n);
+            return;
+          }
+          break;
+        }
+        case 'long': {
+          const n = parseInteger(value);
+          if (n === n) {
+            put(col, n);
+            return;
+          }
+          break;
+        }
+        case 'real': {
+          const n = parseReal(value);
+          if (n === n) {
+            put(col, n);
+            return;
+          }
+          break;
+        }
+        case 'datetime': {
+          const iso = toIsoUtc(parseCefTimestamp(value, reference));
+          if (iso !== undefined) {
+            put(col, iso);
+            return;
+          }
+          break;
+        }
+      }
+      break;
+    }
+    case 'customNumber': {
+      if (slots[rule.longIndex] !== undefined) break;
+      const n = parseInteger(value);
+      if (n !== n) break;
+      if (isInt32(n)) put(rule.intIndex, n);
+      put(rule.longIndex, n);
+      return;
+    }
+    case 'externalId': {
+      if (slots[I_EXTID] !== undefined) break;
+      put(I_EXTID, value);
+      const n = parseInt32(value);
+      if (n === n) put(I_EXTERNALID, n);
+      return;
+    }
+    case 'direction': {
+      if (slots[I_DIRECTION] !== undefined) break;
+      put(I_DIRECTION, DIRECTIONS[value] ?? value);
+      return;
+    }
+  }
+  // Duplicate key, or a value its column's type cannot hold: keep it, as sent, with its own key name.
+  addExtra(tableKeys[slot] as string, value);
+}
+
+function emit(s: string, ks: number, ke: number, hash: number, a: number, b: number): void {
+  const value = unescapeValue(trimmed(s, a, b));
+  const slot = findKey(s, ks, ke, hash);
+  if (slot === -1) addExtra(s.slice(ks, ke), value);
+  else store(slot, value);
+}
+
+/** Parse the extension `s[from..)` into the slots and `extra`. */
+function parseExtension(s: string, from: number): void {
+  const end = s.length;
+  let ks0 = -1;
+  let ke0 = -1;
+  let kh0 = 0;
+  let valStart = from;
+  let eq = s.indexOf('=', from);
+  while (eq !== -1) {
+    if (s.charCodeAt(eq - 1) !== BACKSLASH || !isEscaped(s, eq, from)) {
+      // Look back from the `=` over key characters; it starts a new pair only when a blank (or the start
+      // of the extension) precedes the key. Otherwise the `=` belongs to the value (URLs, base64).
+      let ks = eq;
+      let h = FNV_OFFSET;
+      while (ks > from) {
+        const c = s.charCodeAt(ks - 1);
+        if (c < 128 && KEY_CHAR[c] !== 0) {
+          ks--;
+          h = Math.imul(h ^ c, FNV_PRIME);
+        } else break;
+      }
+      // A key starts with a letter or `_`; `a=1 2=3` keeps `2=3` in the value of a.
+      while (ks < eq && KEY_CHAR[s.charCodeAt(ks)] !== 2) ks++;
+      if (ks < eq && (ks === from || isBlank(s.charCodeAt(ks - 1)))) {
+        if (ks0 !== -1) emit(s, ks0, ke0, kh0, valStart, ks);
+        else {
+          const lead = trimmed(s, from, ks);
+          if (lead !== '') addExtra(UNPARSED_KEY, lead);
+        }
+        ks0 = ks;
+        ke0 = eq;
+        kh0 = finishHash(h);
+        valStart = eq + 1;
+      }
+    }
+    eq = s.indexOf('=', eq + 1);
+  }
+  if (ks0 !== -1) emit(s, ks0, ke0, kh0, valStart, end);
+  else {
+    const rest = trimmed(s, from, end);
+    if (rest !== '') addExtra(UNPARSED_KEY, rest);
+  }
+}
+
+export type CefOutcome = { ok: true; row: CslRow } | { ok: false; reason: string };
+
+/**
+ * Parse the CEF text whose version field starts at `start`. `timeGenerated` (ISO) and `host` (syslog
+ * HOSTNAME) fill TimeGenerated and Computer; `receivedAt` completes timestamps sent without a year.
+ */
+export function parseCefAt(
+  s: string,
+  start: number,
+  timeGenerated: string,
+  host: string | undefined,
+  receivedAt: Date,
+): CefOutcome {
+  const p0 = nextPipe(s, start);
+  if (p0 === -1) return { ok: false, reason: 'CEF header has no fields after the version' };
+  const p1 = nextPipe(s, p0 + 1);
+  const p2 = p1 === -1 ? -1 : nextPipe(s, p1 + 1);
+  const p3 = p2 === -1 ? -1 : nextPipe(s, p2 + 1);
+  const p4 = p3 === -1 ? -1 : nextPipe(s, p3 + 1);
+  const p5 = p4 === -1 ? -1 : nextPipe(s, p4 + 1);
+  if (p5 === -1) {
+    const found = [p1, p2, p3, p4].filter((p) => p !== -1).length + 2;
+    return {
+      ok: false,
+      reason: `truncated CEF header: ${found} of 7 fields (version|vendor|product|version|id|name|severity)`,
+    };
+  }
+  const p6 = nextPipe(s, p5 + 1);
+  nTouched = 0;
+  shapeHash = 0;
+  put(I_TIME, timeGenerated);
+  if (host !== undefined && host !== '') put(I_COMPUTER, host);
+  setHeader(I_VENDOR, s.slice(p0 + 1, p1));
+  setHeader(I_PRODUCT, s.slice(p1 + 1, p2));
+  setHeader(I_VERSION, s.slice(p2 + 1, p3));
+  setHeader(I_CLASS, s.slice(p3 + 1, p4));
+  setHeader(I_ACTIVITY, s.slice(p4 + 1, p5));
+  // No seventh pipe: the sender put the severity last and no extension at all.
+  setHeader(I_SEVERITY, p6 === -1 ? s.slice(p5 + 1) : s.slice(p5 + 1, p6));
+  extra = '';
+  reference = receivedAt;
+  if (p6 !== -1) parseExtension(s, p6 + 1);
+  if (extra !== '') put(I_EXTRA, extra);
+  extra = '';
+  return { ok: true, row: buildRow() };
+}
+
+/**
+ * Building the row key by key costs a third of the parse (megamorphic keyed stores). Events of one
+ * product share a handful of column sets, so each set gets a compiled object-literal factory, which V8
+ * instantiates from a boilerplate. Column names come from our own table, never from input.
+ */
+type Factory = (v: ReadonlyArray<string | number | undefined>) => CslRow;
+interface Shape {
+  cols: number[];
+  make: Factory;
+}
+const shapes = new Map<number, Shape[]>();
+let shapeCount = 0;
+const MAX_SHAPES = 2000;
+
+function compileShape(cols: number[]): Factory {
+  // Canonical column order, AdditionalExtensions last so people reading the NDJSON see mapped columns first.
+  const order = cols.filter((c) => c !== I_EXTRA).sort((x, y) => x - y);
+  if (order.length !== cols.length) order.push(I_EXTRA);
+  const body = order.map((c) => `${JSON.stringify(NAMES[c])}: v[${c}]`).join(', ');
+  return new Function('v', `return { ${body} };`) as Factory;
+}
+
+function sameCols(a: number[], n: number): boolean {
+  if (a.length !== n) return false;
+  for (let i = 0; i < n; i++) if (a[i] !== touched[i]) return false;
+  return true;
+}
+
+/** Build the row from the slots written for this line (keyed by write order), then clear those slots. */
+function buildRow(): CslRow {
+  const n = nTouched;
+  let row: CslRow | undefined;
+  const bucket = shapes.get(shapeHash);
+  if (bucket !== undefined) {
+    for (let k = 0; k < bucket.length; k++) {
+      if (sameCols(bucket[k].cols, n)) {
+        row = bucket[k].make(slots);
+        break;
+      }
+    }
+  }
+  if (row === undefined) {
+    const cols = touched.slice(0, n);
+    if (shapeCount < MAX_SHAPES) {
+      const shape = { cols, make: compileShape(cols) };
+      shapeCount++;
+      if (bucket === undefined) shapes.set(shapeHash, [shape]);
+      else bucket.push(shape);
+      row = shape.make(slots);
+    } else {
+      row = {};
+      const sorted = cols.filter((c) => c !== I_EXTRA).sort((x, y) => x - y);
+      for (const c of sorted) row[NAMES[c]] = slots[c] as string | number;
+      if (slots[I_EXTRA] !== undefined) row.AdditionalExtensions = slots[I_EXTRA] as string;
+    }
+  }
+  for (let i = 0; i < n; i++) slots[touched[i]] = undefined;
+  nTouched = 0;
+  return row;
+}
+
+function setHeader(col: number, raw: string): void {
+  if (raw !== '') put(col, unescapeHeader(raw));
+}
+
+const WORD_SEVERITY: Record<string, string> = {
+  unknown: 'Unknown',
+  low: 'Low',
+  medium: 'Medium',
+  high: 'High',
+  'very-high': 'Very-High',
+  'very high': 'Very-High',
+};
+
+/**
+ * The CEF severity band (Unknown, Low, Medium, High, Very-High) for a header severity: 0–3 Low,
+ * 4–6 Medium, 7–8 High, 9–10 Very-High, or the word as sent. LogSeverity itself keeps the text as sent.
+ */
+export function severityBand(severity: string): string {
+  const s = severity.trim();
+  const n = parseInteger(s);
+  if (n === n) {
+    if (n < 0 || n > 10) return 'Unknown';
+    if (n <= 3) return 'Low';
+    if (n <= 6) return 'Medium';
+    if (n <= 8) return 'High';
+    return 'Very-High';
+  }
+  return WORD_SEVERITY[s.toLowerCase()] ?? 'Unknown';
+}
