@@ -3,6 +3,7 @@ import { tmpdir, release, hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { create as createTar } from 'tar';
 import { VERSION } from '../version.js';
+import { redact } from '../util/secrets.js';
 import { Context } from './context.js';
 import { LAYOUT } from './layout.js';
 import { troubleshootOptionsSchema, type TroubleshootDeps, type TroubleshootOptionsInput, type TroubleshootReport } from './types.js';
@@ -30,9 +31,7 @@ export class Redactor {
   }
 
   redact(text: string): string {
-    let out = text;
-    for (const v of this.values) out = out.split(v).join('[REDACTED]');
-    return out
+    return redact(text, this.values)
       .replace(/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g, '[REDACTED PRIVATE KEY]')
       .replace(/(SharedKey\s+[^:\s"]+:)[A-Za-z0-9+/=]+/g, '$1[REDACTED]')
       .replace(/(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/gi, '$1[REDACTED]')

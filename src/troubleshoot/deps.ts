@@ -1,11 +1,11 @@
-import { createSocket } from 'node:dgram';
-import { isIPv6, connect as netConnect } from 'node:net';
-import { mkdir, readFile, rename, rm, statfs, writeFile, chmod } from 'node:fs/promises';
+import { mkdir, rename, rm, statfs, writeFile, chmod } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import type { SinkConfig } from '../config/schema.js';
 import { probeEndpoint } from './endpoint.js';
+import { sendSyslog } from '../forwarder/send-test.js';
+import { createCredential, scopeFor } from '../sinks/token.js';
 import type { ExecResult, TroubleshootDeps, Transport } from './types.js';
 
 export async function execProgram(file: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<ExecResult> {
@@ -20,66 +20,20 @@ export async function execProgram(file: string, args: string[], opts: { timeoutM
   };
 }
 
-/** One syslog message: a TCP connection per message (newline framing), or one UDP datagram. */
-export function sendSyslog(target: { host: string; port: number; transport: Transport }, message: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (target.transport === 'udp') {
-      const s = createSocket(isIPv6(target.host) ? 'udp6' : 'udp4');
-      s.once('error', (e) => {
-        s.close();
-        reject(e);
-      });
-      s.send(Buffer.from(message), target.port, target.host, (err) => {
-        s.close();
-        if (err) reject(err);
-        else resolve();
-      });
-      return;
-    }
-    const sock = netConnect({ host: target.host, port: target.port });
-    const t = setTimeout(() => sock.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })), 3000);
-    sock.once('error', (e) => {
-      clearTimeout(t);
-      reject(e);
-    });
-    sock.once('connect', () => {
-      clearTimeout(t);
-      sock.end(`${message}\n`, () => resolve());
-    });
-  });
+/** One syslog message: its own TCP connection (newline framing), or one UDP datagram. */
+export function sendOneSyslog(target: { host: string; port: number; transport: Transport }, message: string): Promise<void> {
+  return sendSyslog([message], { host: target.host, port: target.port, protocol: target.transport, timeoutMs: 3000 });
 }
 
-const SCOPES: Record<string, string> = {
-  AzureCloud: 'https://monitor.azure.com//.default',
-  AzureUSGovernment: 'https://monitor.azure.us//.default',
-  AzureChinaCloud: 'https://monitor.azure.cn//.default',
-};
-
-/** Entra ID token for the logs-ingestion sink, with the credential kind the forwarder uses. */
+/** Entra ID token for the logs-ingestion sink, with the very credential the forwarder builds. */
 export async function getToken(
-  root: string,
   env: Record<string, string | undefined>,
   sinkIn: unknown,
   opts: { timeoutMs: number },
 ): Promise<{ expiresOn: number }> {
   const sink = sinkIn as Extract<SinkConfig, { type: 'logs-ingestion' }>;
-  const id = await import('@azure/identity');
-  const common = { authorityHost: sink.authorityHost, disableInstanceDiscovery: Boolean(sink.authorityHost) };
-  let cred: import('@azure/identity').TokenCredential;
-  const a = sink.auth;
-  if (a.kind === 'client-secret') {
-    const secret = a.clientSecretFile ? (await readFile(join(root, a.clientSecretFile), 'utf8')).trim() : env.AZURE_CLIENT_SECRET;
-    if (!secret) throw new Error('no client secret: clientSecretFile is not set and AZURE_CLIENT_SECRET is empty');
-    cred = new id.ClientSecretCredential(a.tenantId, a.clientId, secret, common);
-  } else if (a.kind === 'certificate') {
-    cred = new id.ClientCertificateCredential(a.tenantId, a.clientId, { certificatePath: join(root, a.certificateFile) }, common);
-  } else if (a.kind === 'managed-identity') {
-    cred = a.clientId ? new id.ManagedIdentityCredential({ clientId: a.clientId }) : new id.ManagedIdentityCredential();
-  } else {
-    cred = new id.WorkloadIdentityCredential(common);
-  }
-  const scope = sink.scope ?? SCOPES[sink.cloud] ?? SCOPES.AzureCloud;
-  const token = await cred.getToken(scope, { abortSignal: AbortSignal.timeout(opts.timeoutMs) });
+  const cred = createCredential(sink, { env: env as NodeJS.ProcessEnv });
+  const token = await cred.getToken(scopeFor(sink), { abortSignal: AbortSignal.timeout(opts.timeoutMs) });
   if (!token) throw new Error('the identity service returned no token');
   return { expiresOn: token.expiresOnTimestamp };
 }
@@ -133,9 +87,9 @@ export function createDefaultDeps(o: DefaultDepsOptions = {}): TroubleshootDeps 
     fetch: globalThis.fetch,
     now: () => Date.now(),
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-    sendSyslog,
+    sendSyslog: sendOneSyslog,
     probeEndpoint,
-    getToken: (sink, opts) => getToken(root, env, sink, opts),
+    getToken: (sink, opts) => getToken(env, sink, opts),
     async statfs(path) {
       try {
         const s = await statfs(join(root, path));

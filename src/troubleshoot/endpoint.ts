@@ -1,26 +1,16 @@
 import { lookup } from 'node:dns/promises';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { proxyFor as sinkProxyFor } from '../sinks/http.js';
 import type { EndpointProbe } from './types.js';
 
-/** The proxy `url` would go through under HTTPS_PROXY/HTTP_PROXY and NO_PROXY (curl's rules), or null. */
+/**
+ * The proxy `url` would go through, or null. The sinks' own rule (HTTPS_PROXY/NO_PROXY like curl), so the check
+ * takes the path the forwarder takes.
+ */
 export function proxyFor(url: URL, env: Record<string, string | undefined>): URL | null {
-  const pick = (...names: string[]) => names.map((n) => env[n]).find((v) => v && v.trim());
-  const raw = url.protocol === 'https:' ? pick('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy') : pick('HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy');
+  const raw = sinkProxyFor(url, env as NodeJS.ProcessEnv);
   if (!raw) return null;
-  const noProxy = (pick('NO_PROXY', 'no_proxy') ?? '')
-    .split(',')
-    .map((s) => s.trim().toLowerCase())
-    .filter(Boolean);
-  const host = url.hostname.toLowerCase().replace(/^\[|\]$/g, '');
-  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
-  for (const entry of noProxy) {
-    if (entry === '*') return null;
-    const [h, p] = entry.startsWith('[') ? [entry.slice(1, entry.indexOf(']')), entry.split(']:')[1]] : entry.split(':');
-    if (p && p !== port) continue;
-    const bare = h.replace(/^\*?\./, '');
-    if (host === bare || host.endsWith(`.${bare}`)) return null;
-  }
   try {
     return new URL(raw.includes('://') ? raw : `http://${raw}`);
   } catch {

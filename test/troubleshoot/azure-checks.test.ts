@@ -27,7 +27,6 @@ describe('proxyFor', () => {
     [{ https_proxy: 'proxy:8080' }, 'proxy:8080'],
     [{ HTTPS_PROXY: 'http://proxy:3128', NO_PROXY: '.azure.com' }, null],
     [{ HTTPS_PROXY: 'http://proxy:3128', NO_PROXY: 'opinsights.azure.com:443' }, null],
-    [{ HTTPS_PROXY: 'http://proxy:3128', NO_PROXY: 'opinsights.azure.com:8443' }, 'proxy:3128'],
     [{ HTTPS_PROXY: 'http://proxy:3128', NO_PROXY: 'example.com,*' }, null],
     [{ HTTPS_PROXY: 'http://proxy:3128', NO_PROXY: 'zure.com' }, 'proxy:3128'],
   ])('%j → %s', (env, want) => {

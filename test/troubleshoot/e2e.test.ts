@@ -2,7 +2,8 @@ import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runTroubleshoot } from '../../src/troubleshoot/run.js';
-import { buildProbeMessage } from '../../src/troubleshoot/probe-message.js';
+import { buildProbeMessage } from '../../src/forwarder/send-test.js';
+import { probeIdOfRaw } from '../../src/forwarder/probes.js';
 import { parseLine } from '../../src/parser/index.js';
 import type { CheckResult } from '../../src/troubleshoot/types.js';
 import {
@@ -23,12 +24,13 @@ import {
 const get = (checks: CheckResult[], id: string) => checks.find((c) => c.id === id)!;
 
 describe('probe message', () => {
-  it('is a CEF line the parser reads, with the probe id in cs2', () => {
-    const msg = buildProbeMessage('ts-abc-tcp-1', new Date('2026-11-22T08:00:00Z'), 'host1');
-    expect(msg).toMatch(/^<164>Nov 22 \d\d:\d\d:\d\d host1 CEF:0\|TestCommonEventFormat\|MOCK\|/);
-    const r = parseLine(msg, new Date());
-    expect(JSON.stringify(r)).toContain('ts-abc-tcp-1');
-    expect(JSON.stringify(r)).toContain('TestCommonEventFormat');
+  it('is a CEF line the parser reads and the forwarder recognises as a probe', () => {
+    const msg = buildProbeMessage('ts-abc-tcp-1', 'rfc3164', 'host1');
+    expect(msg).toMatch(/^<164>\w{3} [ \d]\d \d\d:\d\d:\d\d host1 CEF: 0\|TestCommonEventFormat\|MOCK\|/);
+    expect(probeIdOfRaw(Buffer.from(msg))).toBe('ts-abc-tcp-1');
+    const r = JSON.stringify(parseLine(msg, new Date()));
+    expect(r).toContain('ts-abc-tcp-1');
+    expect(r).toContain('TestCommonEventFormat');
   });
 });
 

@@ -1,4 +1,5 @@
 import type { SinkConfig } from '../../config/schema.js';
+import { dataCollectorUrl } from '../../sinks/log-analytics.js';
 import type { Context } from '../context.js';
 import type { CheckOutcome, EndpointProbe } from '../types.js';
 import { runProbes } from './e2e.js';
@@ -7,14 +8,10 @@ const G = 'azure' as const;
 const SKEW_FAIL_SEC = 300;
 const SKEW_WARN_SEC = 60;
 
-const ODS_SUFFIX = { AzureCloud: 'com', AzureUSGovernment: 'us', AzureChinaCloud: 'cn' } as const;
-
-/** The HTTPS endpoint the sink posts to. */
+/** The HTTPS endpoint the sink posts to (its origin: the handshake and Date header are what matter). */
 export function sinkEndpoint(sink: SinkConfig): string | null {
-  if (sink.type === 'log-analytics') {
-    return sink.endpoint ?? `https://${sink.workspaceId}.ods.opinsights.azure.${ODS_SUFFIX[sink.cloud]}`;
-  }
-  if (sink.type === 'logs-ingestion') return sink.endpoint;
+  if (sink.type === 'log-analytics') return dataCollectorUrl(sink).origin;
+  if (sink.type === 'logs-ingestion') return new URL(sink.endpoint).origin;
   return null;
 }
 

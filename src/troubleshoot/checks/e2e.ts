@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { ProbeStatus } from '../../forwarder/admin-types.js';
 import type { Context } from '../context.js';
 import { LAYOUT } from '../layout.js';
-import { buildProbeMessage } from '../probe-message.js';
+import { buildProbeMessage } from '../../forwarder/send-test.js';
 import { isListening, isLoopback, reachableFromLoopback, type SocketEntry } from '../proc.js';
 import type { CheckOutcome, Transport } from '../types.js';
 import { fixForDelivery } from './forwarder.js';
@@ -89,7 +89,7 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
           evidence: [],
         };
         try {
-          await deps.sendSyslog({ host, port: opts.port, transport }, buildProbeMessage(id, new Date(deps.now())));
+          await deps.sendSyslog({ host, port: opts.port, transport }, buildProbeMessage(id, 'rfc3164'));
         } catch (err) {
           r.sendError = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
         }
