@@ -5,6 +5,7 @@ import { create as createTar } from 'tar';
 import { VERSION } from '../version.js';
 import { redact } from '../util/secrets.js';
 import { Context } from './context.js';
+import { deadLetterPath } from '../config/load.js';
 import { LAYOUT } from './layout.js';
 import { troubleshootOptionsSchema, type TroubleshootDeps, type TroubleshootOptionsInput, type TroubleshootReport } from './types.js';
 
@@ -150,7 +151,7 @@ export async function writeSupportBundle(
         if (r.exitCode === 0) await put(`logs/journal-${unit}.txt`, r.stdout);
       }
     }
-    const dl = cfg.config?.deadLetterFile ?? (cfg.config ? `${dirname(cfg.config.queue.dir)}/dead-letter.ndjson` : undefined);
+    const dl = cfg.config ? deadLetterPath(cfg.config) : undefined;
     if (dl) {
       const t = await ctx.readText(dl);
       if (t) await put('logs/dead-letter-tail.ndjson', tail(t, 50));

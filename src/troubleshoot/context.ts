@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Stats } from 'node:fs';
 import { forwarderConfigSchema, DEFAULT_ADMIN, DEFAULT_FORWARDER_PORT, type ForwarderConfig } from '../config/schema.js';
 import type { Health } from '../forwarder/admin-types.js';
+import { validateSemantics } from '../config/load.js';
 import { listProcesses, listSockets, type ProcessEntry, type SocketEntry } from './proc.js';
 import type { TroubleshootDeps, TroubleshootOptions } from './types.js';
 
@@ -112,6 +113,11 @@ export class Context {
           raw,
           errors: r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
         };
+      }
+      try {
+        validateSemantics(r.data);
+      } catch (err) {
+        return { path, exists: true, raw, errors: [(err as Error).message] };
       }
       return { path, exists: true, raw, config: r.data };
     });

@@ -1,5 +1,6 @@
 import { dirname } from 'node:path';
 import type { Context } from '../context.js';
+import { deadLetterPath } from '../../config/load.js';
 import { LAYOUT } from '../layout.js';
 import type { CheckOutcome } from '../types.js';
 import { restartForwarderFix } from '../fixes.js';
@@ -237,7 +238,7 @@ export async function checkDeadLetters(ctx: Context): Promise<CheckOutcome> {
   const h = await ctx.health();
   const c = await ctx.config();
   const file =
-    c.config?.deadLetterFile ?? (c.config ? `${dirname(c.config.queue.dir)}/dead-letter.ndjson` : undefined);
+    c.config ? deadLetterPath(c.config) : undefined;
   let fileCount = 0;
   let lastReason: string | undefined;
   if (file) {
