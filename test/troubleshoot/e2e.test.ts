@@ -50,7 +50,11 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
       if (!id || behaviour === 'drop') return;
       const now = new Date().toISOString();
       if (behaviour === 'deliver') admin.probes.set(id, { id, received: true, receivedAt: now, accepted: true, acceptedAt: now, latencyMs: 12 });
-      else admin.probes.set(id, { id, received: true, receivedAt: now, accepted: false, error: 'HTTP 403: Forbidden' });
+      else {
+        admin.probes.set(id, { id, received: true, receivedAt: now, accepted: false, error: 'HTTP 403: Forbidden' });
+        // The forwarder's health turns only once the probes have gone through: checks must read it after them.
+        admin.health = health({ lastDelivery: { ok: false, at: now, error: 'Forbidden', httpStatus: 403 } });
+      }
     });
     await healthyTree(root, { adminPort: admin.port, daemonPort: daemon.port });
   });
@@ -84,7 +88,7 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
     const p = get(r.checks, 'e2e.probes');
     expect(p.status).toBe('fail');
     expect(p.details?.stoppedAt).toBe('daemon-not-forwarding');
-    expect(p.message).toContain('reached the daemon but was not forwarded');
+    expect(p.message).toContain('reached the daemon but were not forwarded');
     expect(p.message).toContain('no connection to the forwarder port');
     expect(p.fix).toContain('sentinel-cef install');
     expect(r.ok).toBe(false);
@@ -106,7 +110,6 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
 
   it('locates probes the forwarder received but could not deliver, with the sink error', async () => {
     behaviour = 'fail-delivery';
-    admin.health = health({ lastDelivery: { ok: false, at: new Date().toISOString(), error: 'Forbidden', httpStatus: 403 } });
     const r = await runTroubleshoot(opts(), testDeps(root));
     const p = get(r.checks, 'e2e.probes');
     expect(p.status).toBe('fail');

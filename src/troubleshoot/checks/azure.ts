@@ -2,7 +2,7 @@ import type { SinkConfig } from '../../config/schema.js';
 import { dataCollectorUrl } from '../../sinks/log-analytics.js';
 import type { Context } from '../context.js';
 import type { CheckOutcome, EndpointProbe } from '../types.js';
-import { runProbes } from './e2e.js';
+import { runProbes, settledHealth } from './e2e.js';
 
 const G = 'azure' as const;
 const SKEW_FAIL_SEC = 300;
@@ -102,7 +102,7 @@ export async function checkCredentials(ctx: Context): Promise<CheckOutcome> {
   if (!c.config) return { ...base, status: 'skip', message: 'no valid config' };
   const sink = c.config.sink;
   if (sink.type === 'file') return { ...base, status: 'skip', message: 'file sink: no credentials' };
-  const ld = (await ctx.health()).health?.lastDelivery ?? null;
+  const ld = (await settledHealth(ctx)).health?.lastDelivery ?? null;
 
   // The service's own verdict is the strongest evidence: 401/403 mean the credentials or role were refused.
   if (ld && !ld.ok && (ld.httpStatus === 401 || ld.httpStatus === 403)) {

@@ -5,7 +5,7 @@ import { LAYOUT } from '../layout.js';
 import { buildProbeMessage } from '../../forwarder/send-test.js';
 import { isListening, isLoopback, reachableFromLoopback, type SocketEntry } from '../proc.js';
 import type { CheckOutcome, Transport } from '../types.js';
-import { fixForDelivery } from './forwarder.js';
+import { fixForDelivery } from '../advice.js';
 
 const G = 'e2e' as const;
 const POLL_MS = 200;
@@ -54,6 +54,12 @@ function targetHost(listeners: SocketEntry[]): string {
   if (isLoopback(l.localAddress)) return l.localAddress.replace(/^::ffff:/, '');
   if (reachableFromLoopback(l.localAddress)) return l.family === 6 && l.localAddress === '::' ? '::1' : '127.0.0.1';
   return l.localAddress.replace(/^::ffff:/, '');
+}
+
+/** The forwarder's health once the probes have run (they exercise delivery), or now when there are none. */
+export async function settledHealth(ctx: Context) {
+  if (ctx.opts.probes > 0) await runProbes(ctx);
+  return ctx.health();
 }
 
 /** Sends the probes once per run and follows each to the sink; shared by every check that needs the answer. */
@@ -161,6 +167,7 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
     );
 
     const logs = await daemonLogHits(ctx, results.map((r) => r.id));
+    ctx.invalidate(['health']); // delivery state after the probes, for every check that reads it
     const health = (await ctx.health()).health;
     for (const r of results) locate(ctx, r, { sockets, daemonPids, daemonToForwarder, fwdPorts, logs, adminError, health, seen: seen[r.id] });
     return { results, adminError, capture: captureInfo, daemonToForwarder };
@@ -239,9 +246,9 @@ function locate(
 
 const STAGE_TEXT: Record<Exclude<ProbeStage, 'delivered'>, string> = {
   'daemon-not-receiving': 'never reached the syslog daemon',
-  'daemon-not-forwarding': 'reached the daemon but was not forwarded',
+  'daemon-not-forwarding': 'reached the daemon but were not forwarded',
   'forwarder-down': 'reached the daemon, but the forwarder is not running',
-  'forwarder-not-delivering': 'reached the forwarder but was not delivered',
+  'forwarder-not-delivering': 'reached the forwarder but were not delivered',
   unknown: 'could not be followed',
 };
 
@@ -275,7 +282,7 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
     .filter((g) => g.probes.length > 0);
   const parts = groups.map((g) => {
     const ts = [...new Set(g.probes.map((p) => p.transport))].join('+');
-    return `${g.probes.length} ${ts} ${STAGE_TEXT[g.stage as Exclude<ProbeStage, 'delivered'>]} (${g.probes[0].evidence.join('; ')})`;
+    return `${g.probes.length} ${ts} probe${g.probes.length === 1 ? '' : 's'} ${STAGE_TEXT[g.stage as Exclude<ProbeStage, 'delivered'>]} (${g.probes[0].evidence.join('; ')})`;
   });
   const first = groups[0];
   const sinkType = (await ctx.config()).config?.sink.type;

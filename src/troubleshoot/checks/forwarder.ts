@@ -4,6 +4,8 @@ import { deadLetterPath } from '../../config/load.js';
 import { LAYOUT } from '../layout.js';
 import type { CheckOutcome } from '../types.js';
 import { restartForwarderFix } from '../fixes.js';
+import { fixForDelivery, formatBytes } from '../advice.js';
+import { settledHealth } from './e2e.js';
 
 const G = 'forwarder' as const;
 
@@ -173,7 +175,7 @@ export async function checkRunning(ctx: Context): Promise<CheckOutcome> {
 
 export async function checkAdmin(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'forwarder.admin', title: 'Forwarder admin endpoint healthy', group: G };
-  const h = await ctx.health();
+  const h = await settledHealth(ctx);
   if (h.base === null) {
     return {
       ...base,
@@ -205,7 +207,7 @@ export async function checkAdmin(ctx: Context): Promise<CheckOutcome> {
 
 export async function checkQueue(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'forwarder.queue', title: 'Queue depth and age', group: G };
-  const h = await ctx.health();
+  const h = await settledHealth(ctx);
   if (!h.health) return { ...base, status: 'skip', message: 'admin endpoint unavailable' };
   const q = h.health.queue;
   const pct = q.maxBytes > 0 ? Math.round((q.bytes / q.maxBytes) * 100) : 0;
@@ -235,7 +237,7 @@ export async function checkQueue(ctx: Context): Promise<CheckOutcome> {
 
 export async function checkDeadLetters(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'forwarder.dead-letters', title: 'Dead letters', group: G };
-  const h = await ctx.health();
+  const h = await settledHealth(ctx);
   const c = await ctx.config();
   const file =
     c.config ? deadLetterPath(c.config) : undefined;
@@ -271,29 +273,9 @@ export async function checkDeadLetters(ctx: Context): Promise<CheckOutcome> {
   };
 }
 
-/** What an HTTP status from a sink most likely means, as a one-line fix. */
-export function fixForDelivery(sinkType: string | undefined, httpStatus: number | undefined, error: string): string {
-  if (httpStatus === 403 && sinkType === 'logs-ingestion') {
-    return 'grant the app "Monitoring Metrics Publisher" on the DCR (role assignments take up to 30 min to apply)';
-  }
-  if (httpStatus === 403) return 'the workspace rejected the shared key: store the current primary key with `sentinel-cef install`';
-  if (httpStatus === 401) return 'the token was refused: check tenant, client id and secret (see azure.credentials)';
-  if (httpStatus === 404) return 'wrong DCR immutable id, stream or endpoint: compare the config with `sentinel-cef dcr`';
-  if (httpStatus === 413) return 'batches are too large: lower batch.maxBytes in the config';
-  if (httpStatus === 400) return 'Azure rejected the records: check the DCR stream declaration matches (see `sentinel-cef dcr`)';
-  if (httpStatus !== undefined && httpStatus >= 500) {
-    return 'Azure answered with a server error: the forwarder keeps the rows queued and retries; check azure.endpoint and the Azure status page';
-  }
-  if (httpStatus === 429) return 'throttled by Azure: lower the send rate or spread over more DCRs';
-  if (/ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ECONNRESET|certificate|TLS|socket/i.test(error)) {
-    return 'the Azure endpoint is unreachable: see azure.endpoint (DNS, firewall, HTTPS_PROXY)';
-  }
-  return 'see the forwarder log for the full error';
-}
-
 export async function checkDelivery(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'forwarder.delivery', title: 'Last delivery', group: G };
-  const h = await ctx.health();
+  const h = await settledHealth(ctx);
   if (!h.health) return { ...base, status: 'skip', message: 'admin endpoint unavailable' };
   const ld = h.health.lastDelivery;
   const counters = h.health.counters;
@@ -319,14 +301,3 @@ export async function checkDelivery(ctx: Context): Promise<CheckOutcome> {
   };
 }
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
-}

@@ -3,7 +3,7 @@ import type { Context } from '../context.js';
 import { LAYOUT } from '../layout.js';
 import { isListening } from '../proc.js';
 import type { CheckOutcome, SafeFix } from '../types.js';
-import { formatBytes } from './forwarder.js';
+import { formatBytes } from '../advice.js';
 import { stripComments } from './daemon.js';
 import { runProbes } from './e2e.js';
 
