@@ -1,6 +1,8 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Stats } from 'node:fs';
+import { createFsRoot, type FileMeta, type FsRoot } from '../system/fs-root.js';
+import { detectDaemon, type DaemonInfo } from '../system/detect-daemon.js';
+import { detectInitSystem } from '../system/processes.js';
+import { listListeners, type Listener } from '../system/listeners.js';
 import { forwarderConfigSchema, DEFAULT_ADMIN, DEFAULT_FORWARDER_PORT, type ForwarderConfig } from '../config/schema.js';
 import type { Health } from '../forwarder/admin-types.js';
 import { validateSemantics } from '../config/load.js';
@@ -32,23 +34,22 @@ export interface DaemonState {
   running: boolean;
   pid?: number;
   installed: DaemonName[];
+  binary: string | null;
+  /** Every pid of the daemon (syslog-ng runs a supervisor and a worker). */
+  pids: number[];
 }
-
-const DAEMON_PROCS: Record<DaemonName, string[]> = { rsyslog: ['rsyslogd'], 'syslog-ng': ['syslog-ng'] };
-const DAEMON_BINS: Record<DaemonName, string[]> = {
-  rsyslog: ['/usr/sbin/rsyslogd', '/sbin/rsyslogd'],
-  'syslog-ng': ['/usr/sbin/syslog-ng', '/sbin/syslog-ng'],
-};
 
 /** Shared, lazily loaded facts: each is gathered once however many checks ask. */
 export class Context {
   readonly opts: TroubleshootOptions;
   readonly deps: TroubleshootDeps;
+  readonly fs: FsRoot;
   private memo = new Map<string, Promise<unknown>>();
 
   constructor(opts: TroubleshootOptions, deps: TroubleshootDeps) {
     this.opts = opts;
     this.deps = deps;
+    this.fs = createFsRoot(deps.root);
   }
 
   /** Drops cached facts so a re-run after a fix sees the new state. */
@@ -70,28 +71,17 @@ export class Context {
     return join(this.deps.root, p);
   }
 
+  /** A file's text, or null when it is missing or unreadable (a check reports that, it does not crash). */
   async readText(p: string): Promise<string | null> {
-    try {
-      return await readFile(this.path(p), 'utf8');
-    } catch {
-      return null;
-    }
+    return this.fs.readText(p).catch(() => null);
   }
 
-  async stat(p: string): Promise<Stats | null> {
-    try {
-      return await stat(this.path(p));
-    } catch {
-      return null;
-    }
+  async stat(p: string): Promise<FileMeta | null> {
+    return this.fs.stat(p).catch(() => null);
   }
 
   async list(dir: string): Promise<string[]> {
-    try {
-      return (await readdir(this.path(dir))).sort();
-    } catch {
-      return [];
-    }
+    return this.fs.readdir(dir).catch(() => []);
   }
 
   config(): Promise<ConfigState> {
@@ -174,43 +164,32 @@ export class Context {
     return this.once('processes', () => listProcesses(this.deps.root));
   }
 
+  /** Every socket with its owner, connections included (the daemon's link to the forwarder is one). */
   sockets(): Promise<SocketEntry[]> {
     return this.once('sockets', async () => listSockets(this.deps.root, await this.processes()));
   }
 
+  /** Listening sockets with their owners, as install sees them. */
+  listeners(): Promise<Listener[]> {
+    return this.once('listeners', () => listListeners(this.fs, { withProcesses: true }));
+  }
+
   /** Is PID 1 systemd (so services are managed with systemctl)? */
   systemd(): Promise<boolean> {
-    return this.once('systemd', async () => {
-      const comm = (await this.readText('/proc/1/comm'))?.trim();
-      return comm === 'systemd';
-    });
+    return this.once('systemd', async () => (await detectInitSystem(this.fs)).kind === 'systemd');
   }
 
   daemon(): Promise<DaemonState> {
     return this.once('daemon', async () => {
-      const procs = await this.processes();
-      const installed: DaemonName[] = [];
-      for (const d of ['rsyslog', 'syslog-ng'] as const) {
-        for (const b of DAEMON_BINS[d]) {
-          if (await this.stat(b)) {
-            installed.push(d);
-            break;
-          }
-        }
-      }
-      for (const d of ['rsyslog', 'syslog-ng'] as const) {
-        const p = procs.find((x) => DAEMON_PROCS[d].includes(x.comm));
-        if (p) return { name: d, running: true, pid: p.pid, installed };
-      }
-      return { name: installed[0] ?? null, running: false, installed };
+      const info: DaemonInfo = await detectDaemon(this.fs);
+      const name = info.daemon;
+      const pids = name ? info.running.filter((r) => r.daemon === name).map((r) => r.pid).sort((a, b) => a - b) : [];
+      return { name, running: pids.length > 0, pid: pids[0], installed: info.installed, binary: info.binary, pids };
     });
   }
 
-  /** Every pid of the daemon (syslog-ng runs a supervisor and a worker). */
   async daemonPids(): Promise<number[]> {
-    const d = await this.daemon();
-    if (!d.name) return [];
-    return (await this.processes()).filter((p) => DAEMON_PROCS[d.name!].includes(p.comm)).map((p) => p.pid);
+    return (await this.daemon()).pids;
   }
 
   /** The forwarder's processes: node running our bundle or `sentinel-cef forward`. */

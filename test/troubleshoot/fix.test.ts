@@ -25,6 +25,7 @@ describe('--fix', () => {
     admin = await startFakeAdmin();
     await healthyTree(root, { adminPort: admin.port, daemonPort: 514 });
     await put(root, '/proc/1/comm', 'systemd\n');
+    await put(root, '/run/systemd/system/.keep', '');
     active = false;
     calls = [];
   });

@@ -87,6 +87,7 @@ describe('forwarder.secret', () => {
 describe('forwarder.running', () => {
   it('asks systemctl when PID 1 is systemd', async () => {
     await put(root, '/proc/1/comm', 'systemd\n');
+    await put(root, '/run/systemd/system/.keep', '');
     const calls: string[] = [];
     const down = await fwd.checkRunning(ctxFor({ exec: fakeExec({ 'systemctl is-active sentinel-cef-forwarder': { exitCode: 3, stdout: 'inactive\n' } }, calls) }));
     expect(down.status).toBe('fail');

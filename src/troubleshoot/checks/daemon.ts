@@ -1,6 +1,6 @@
 import type { Context, DaemonName } from '../context.js';
 import { LAYOUT } from '../layout.js';
-import { isListening, isLoopback } from '../proc.js';
+import { isLoopback } from '../proc.js';
 import { reloadDaemon, startDaemonFix } from '../fixes.js';
 import type { CheckOutcome, Transport } from '../types.js';
 import { runProbes } from './e2e.js';
@@ -160,15 +160,15 @@ export async function checkSyntax(ctx: Context): Promise<CheckOutcome> {
 export async function checkListening(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'daemon.listening', title: `Listening on port ${ctx.opts.port}`, group: G };
   const port = ctx.opts.port;
-  const sockets = (await ctx.sockets()).filter((s) => s.localPort === port && isListening(s));
+  const sockets = (await ctx.listeners()).filter((s) => s.port === port);
   const pids = new Set(await ctx.daemonPids());
   const d = await ctx.daemon();
   const found: string[] = [];
   const foreign: string[] = [];
   for (const t of ['tcp', 'udp'] as Transport[]) {
-    for (const s of sockets.filter((x) => x.transport === t)) {
-      const who = s.pid ? `${s.process} pid ${s.pid}` : 'owner unknown';
-      const entry = `${t} ${s.family === 6 ? `[${s.localAddress}]` : s.localAddress}:${port} (${who})`;
+    for (const s of sockets.filter((x) => x.protocol === t)) {
+      const who = s.pid ? `${s.comm} pid ${s.pid}` : 'owner unknown';
+      const entry = `${t} ${s.family === 6 ? `[${s.address}]` : s.address}:${port} (${who})`;
       if (s.pid !== undefined && !pids.has(s.pid)) foreign.push(entry);
       else found.push(entry);
     }
@@ -183,7 +183,7 @@ export async function checkListening(ctx: Context): Promise<CheckOutcome> {
       details,
     };
   }
-  const missing = (['tcp', 'udp'] as Transport[]).filter((t) => !sockets.some((s) => s.transport === t));
+  const missing = (['tcp', 'udp'] as Transport[]).filter((t) => !sockets.some((s) => s.protocol === t));
   if (missing.length === 2) {
     return {
       ...base,
@@ -193,7 +193,7 @@ export async function checkListening(ctx: Context): Promise<CheckOutcome> {
       details,
     };
   }
-  const local = sockets.every((s) => isLoopback(s.localAddress));
+  const local = sockets.every((s) => isLoopback(s.address));
   if (local) {
     return {
       ...base,
@@ -226,7 +226,7 @@ export async function checkForwarding(ctx: Context): Promise<CheckOutcome> {
   const configured = (await ctx.daemonConfigFiles()).some((f) =>
     fwdPorts.some((p) => new RegExp(`port\\s*(=\\s*"|\\()\\s*${p}\\b|@@?127\\.0\\.0\\.1:${p}\\b`).test(stripComments(f.text))),
   );
-  const fwdListening = (await ctx.sockets()).some((s) => s.transport === 'tcp' && fwdPorts.includes(s.localPort) && s.state === 'LISTEN');
+  const fwdListening = (await ctx.listeners()).some((s) => s.protocol === 'tcp' && fwdPorts.includes(s.port));
   const details = { connections: mine.map((s) => `${s.transport} ${s.localAddress}:${s.localPort} -> ${s.remoteAddress}:${s.remotePort} (pid ${s.pid ?? '?'})`), configured, forwarderListening: fwdListening };
   if (mine.length) return { ...base, status: 'pass', message: `${d.name} is connected to 127.0.0.1:${mine[0].remotePort}`, details };
   if (!configured) {

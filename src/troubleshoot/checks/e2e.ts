@@ -3,7 +3,8 @@ import type { ProbeStatus } from '../../forwarder/admin-types.js';
 import type { Context } from '../context.js';
 import { LAYOUT } from '../layout.js';
 import { buildProbeMessage } from '../../forwarder/send-test.js';
-import { isListening, isLoopback, reachableFromLoopback, type SocketEntry } from '../proc.js';
+import { isLoopback, reachableFromLoopback, type SocketEntry } from '../proc.js';
+import type { Listener } from '../../system/listeners.js';
 import type { CheckOutcome, Transport } from '../types.js';
 import { fixForDelivery } from '../advice.js';
 
@@ -44,16 +45,16 @@ export interface ProbeRun {
   daemonToForwarder: SocketEntry[];
 }
 
-function listenersOn(sockets: SocketEntry[], port: number, transport: Transport): SocketEntry[] {
-  return sockets.filter((s) => s.transport === transport && s.localPort === port && isListening(s));
+function listenersOn(listeners: Listener[], port: number, transport: Transport): Listener[] {
+  return listeners.filter((s) => s.protocol === transport && s.port === port);
 }
 
-function targetHost(listeners: SocketEntry[]): string {
-  const l = listeners.find((s) => reachableFromLoopback(s.localAddress)) ?? listeners[0];
+function targetHost(listeners: Listener[]): string {
+  const l = listeners.find((s) => reachableFromLoopback(s.address)) ?? listeners[0];
   if (!l) return '127.0.0.1';
-  if (isLoopback(l.localAddress)) return l.localAddress.replace(/^::ffff:/, '');
-  if (reachableFromLoopback(l.localAddress)) return l.family === 6 && l.localAddress === '::' ? '::1' : '127.0.0.1';
-  return l.localAddress.replace(/^::ffff:/, '');
+  if (isLoopback(l.address)) return l.address.replace(/^::ffff:/, '');
+  if (reachableFromLoopback(l.address)) return l.family === 6 && l.address === '::' && !listeners.some((x) => x.family === 4) ? '::1' : '127.0.0.1';
+  return l.address.replace(/^::ffff:/, '');
 }
 
 /** The forwarder's health once the probes have run (they exercise delivery), or now when there are none. */
@@ -66,7 +67,7 @@ export async function settledHealth(ctx: Context) {
 export function runProbes(ctx: Context): Promise<ProbeRun> {
   return ctx.once('e2e-probes', async () => {
     const { deps, opts } = ctx;
-    const sockets = await ctx.sockets();
+    const sockets = await ctx.listeners();
     const daemonPids = new Set(await ctx.daemonPids());
     const fwdPorts = await ctx.forwarderPorts();
     const runId = randomBytes(4).toString('hex');
@@ -156,7 +157,7 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
       captureInfo = { seen };
     }
 
-    ctx.invalidate(['sockets', 'processes']); // connections opened by the daemon while sending
+    ctx.invalidate(['sockets', 'processes', 'listeners']); // connections opened by the daemon while sending
     const after = await ctx.sockets();
     const daemonToForwarder = after.filter(
       (s) =>
@@ -192,7 +193,7 @@ function locate(
   ctx: Context,
   r: ProbeResult,
   e: {
-    sockets: SocketEntry[];
+    sockets: Listener[];
     daemonPids: Set<number>;
     daemonToForwarder: SocketEntry[];
     fwdPorts: number[];
@@ -225,11 +226,11 @@ function locate(
     r.stage = 'daemon-not-receiving';
     if (r.sendError) r.evidence.push(`sending to ${r.target} failed: ${r.sendError}`);
     if (listeners.length === 0) r.evidence.push(`nothing listens on ${port}/${r.transport}`);
-    for (const f of foreign) r.evidence.push(`${port}/${r.transport} is held by ${f.process} (pid ${f.pid}), not the syslog daemon`);
+    for (const f of foreign) r.evidence.push(`${port}/${r.transport} is held by ${f.comm} (pid ${f.pid}), not the syslog daemon`);
     return;
   }
   if (e.adminError) {
-    const fwdUp = e.sockets.some((s) => s.transport === 'tcp' && isListening(s) && e.fwdPorts.includes(s.localPort));
+    const fwdUp = e.sockets.some((s) => s.protocol === 'tcp' && e.fwdPorts.includes(s.port));
     r.stage = fwdUp ? 'unknown' : 'forwarder-down';
     r.evidence.push(fwdUp ? `cannot ask the forwarder: ${e.adminError}` : `nothing listens on the forwarder port ${e.fwdPorts.join('/')}`);
     return;

@@ -1,7 +1,6 @@
 import { dirname } from 'node:path';
 import type { Context } from '../context.js';
 import { LAYOUT } from '../layout.js';
-import { isListening } from '../proc.js';
 import type { CheckOutcome, SafeFix } from '../types.js';
 import { formatBytes } from '../advice.js';
 import { stripComments } from './daemon.js';
@@ -258,16 +257,16 @@ export async function checkLegacyAgents(ctx: Context): Promise<CheckOutcome> {
   const amaInstalled = Boolean(await ctx.stat('/opt/microsoft/azuremonitoragent'));
   const procs = await ctx.processes();
   const ama = procs.filter((p) => /^(azuremonitorag|mdsd|amacoreagent)/.test(p.comm));
-  const sockets = await ctx.sockets();
+  const listeners = await ctx.listeners();
   const fwdPids = new Set(await ctx.forwarderPids());
   const fwdPorts = await ctx.forwarderPorts();
-  for (const s of sockets.filter(isListening)) {
-    if (s.localPort === 28330) {
-      findings.push(`${s.process ?? 'a process'}${s.pid ? ` (pid ${s.pid})` : ''} listens on ${s.transport}/28330 (Azure Monitor agent syslog input)`);
+  for (const s of listeners) {
+    if (s.port === 28330) {
+      findings.push(`${s.comm ?? 'a process'}${s.pid ? ` (pid ${s.pid})` : ''} listens on ${s.protocol}/28330 (Azure Monitor agent syslog input)`);
     }
-    if (fwdPorts.includes(s.localPort) && s.pid !== undefined && !fwdPids.has(s.pid) && !/^node/.test(s.process ?? '')) {
-      findings.push(`${s.process} (pid ${s.pid}) holds ${s.transport}/${s.localPort}, the forwarder's port`);
-      fixes.push(`stop ${s.process} (an old OMS agent?) so the forwarder can bind ${s.localPort}`);
+    if (fwdPorts.includes(s.port) && s.pid !== undefined && !fwdPids.has(s.pid) && !/^node/.test(s.comm ?? '')) {
+      findings.push(`${s.comm} (pid ${s.pid}) holds ${s.protocol}/${s.port}, the forwarder's port`);
+      fixes.push(`stop ${s.comm} (an old OMS agent?) so the forwarder can bind ${s.port}`);
     }
   }
   if (amaInstalled || ama.length) {
