@@ -1,14 +1,20 @@
+import { FORWARDER_PATH, LOG_DIR, RUN_DIR, SUPERVISOR_PIDFILE, UNIT_NAME } from '../install/service.js';
+import { RSYSLOG_DROPIN } from '../install/render-rsyslog.js';
+import { SYSLOG_NG_DROPIN } from '../install/render-syslog-ng.js';
+
 /**
- * Where `install` puts things on the target system. Kept in one place so the checks, `--fix` and
+ * Where `install` puts things on the target system (its own constants), so the checks, `--fix` and
  * `--collect` agree with the installer.
  */
 export const LAYOUT = {
-  bundleCandidates: ['/opt/sentinel-cef/forwarder.mjs', '/usr/lib/sentinel-cef/forwarder.mjs'],
-  serviceName: 'sentinel-cef-forwarder',
-  pidFiles: ['/run/sentinel-cef/forwarder.pid', '/var/run/sentinel-cef/forwarder.pid'],
-  logFiles: ['/var/log/sentinel-cef/forwarder.log'],
-  rsyslogDropIn: '/etc/rsyslog.d/10-sentinel-cef.conf',
-  syslogNgDropIn: '/etc/syslog-ng/conf.d/sentinel-cef.conf',
+  bundleCandidates: [FORWARDER_PATH],
+  serviceName: UNIT_NAME,
+  /** Without systemd: the supervisor and the forwarder it runs. */
+  supervisorPidFile: SUPERVISOR_PIDFILE,
+  forwarderPidFile: `${RUN_DIR}/forwarder.pid`,
+  logFiles: [`${LOG_DIR}/forwarder.log`],
+  rsyslogDropIn: RSYSLOG_DROPIN,
+  syslogNgDropIn: SYSLOG_NG_DROPIN,
   rsyslogMain: '/etc/rsyslog.conf',
   rsyslogDir: '/etc/rsyslog.d',
   syslogNgMain: '/etc/syslog-ng/syslog-ng.conf',

@@ -113,6 +113,13 @@ export interface TroubleshootDeps {
    * each excluding our own file from the scan. Null when this build cannot render it.
    */
   renderDropIn(daemon: 'rsyslog' | 'syslog-ng', opts: { port: number; forwarderPort: number; queueMaxBytes?: number }): Promise<Array<{ path: string; content: string }> | null>;
+  /** Program on PATH, or null. */
+  which(cmd: string): Promise<string | null>;
+  /** Starting services where PID 1 is not systemd: the installer's supervisor and daemon start-up. */
+  services: {
+    startForwarder(configPath: string): Promise<string>;
+    restartDaemon(daemon: 'rsyslog' | 'syslog-ng', listen: { port: number; protocols: Array<'tcp' | 'udp'> }): Promise<string>;
+  };
   /** Writes a target-system file atomically with the given mode (used by --fix only). */
   writeFile(path: string, content: string, mode: number): Promise<void>;
   /** Asks a yes/no question (only called when stdin is a TTY and --yes was not given). */

@@ -22,13 +22,13 @@ describe('daemon.running', () => {
   });
   it('fails with a start fix when installed but stopped, and the safe fix starts it', async () => {
     await cleanup(`${root}/proc/300`);
-    const calls: string[] = [];
-    const ctx = ctxFor({ exec: fakeExec({ rsyslogd: {} }, calls) });
+    const restarted: unknown[] = [];
+    const ctx = ctxFor({ services: { startForwarder: async () => '', restartDaemon: async (d, l) => (restarted.push([d, l]), 'ok') } });
     const r = await daemon.checkDaemonRunning(ctx);
     expect(r.status).toBe('fail');
     expect(r.fix).toContain('rsyslogd');
     await r.safeFix!.apply();
-    expect(calls).toEqual(['rsyslogd']);
+    expect(restarted).toEqual([['rsyslog', { port: 514, protocols: [] }]]);
   });
   it('fails when no daemon is installed', async () => {
     await cleanup(`${root}/proc/300`);
@@ -61,7 +61,7 @@ describe('daemon.dropin', () => {
     const written: Array<[string, string]> = [];
     const deps: Partial<TroubleshootDeps> = {
       renderDropIn: async () => [{ path: '/etc/rsyslog.d/10-sentinel-cef.conf', content: rendered }],
-      exec: fakeExec({ kill: {}, rsyslogd: {} }, calls),
+      services: { startForwarder: async () => '', restartDaemon: async (d) => (calls.push(`restart ${d}`), 'ok') },
       writeFile: async (p, c) => {
         written.push([p, c]);
       },
@@ -73,7 +73,7 @@ describe('daemon.dropin', () => {
     expect(r.message).toContain('differs from what install renders (line 5');
     await r.safeFix!.apply();
     expect(written).toEqual([['/etc/rsyslog.d/10-sentinel-cef.conf', rendered]]);
-    expect(calls[0]).toBe('kill -TERM 300');
+    expect(calls).toEqual(['restart rsyslog']);
   });
   it('checks the syslog-ng drop-in for flags(final)', async () => {
     await cleanup(root);
@@ -214,5 +214,29 @@ describe('system.duplicates and system.legacy-agents', () => {
     expect(r.message).toContain('security-config-omsagent.conf');
     expect(r.message).toContain('ruby (pid 600) holds tcp/25226');
     expect(r.message).toContain('28330');
+  });
+});
+
+describe('daemon.dropin against the installer renderer', () => {
+  it.each(['rsyslog', 'syslog-ng'] as const)('%s: passes for what install renders and names the first drifted line', async (d) => {
+    await cleanup(root);
+    root = await makeRoot();
+    await healthyTree(root, { adminPort: 1, daemonPort: 514, daemon: d });
+    if (d === 'syslog-ng') await put(root, '/etc/syslog-ng/syslog-ng.conf', '@version: 3.38\n@include "/etc/syslog-ng/conf.d/*.conf"\n');
+    const { createDefaultDeps } = await import('../../src/troubleshoot/deps.js');
+    const real = createDefaultDeps({ root, env: {} });
+    const rendered = await real.renderDropIn(d, { port: 514, forwarderPort: 25226 });
+    expect(rendered).toHaveLength(3);
+    const path = d === 'rsyslog' ? '/etc/rsyslog.d/10-sentinel-cef.conf' : '/etc/syslog-ng/conf.d/sentinel-cef.conf';
+    expect(rendered![0].path).toBe(path);
+    // Installed with --protocol udp: the second candidate set is tcp, the third udp.
+    await put(root, path, rendered![2].content);
+    const ok = await daemon.checkDropIn(ctxFor({ renderDropIn: real.renderDropIn }));
+    expect(ok.status, ok.message).toBe('pass');
+    expect(ok.message).toContain('matches what install renders');
+    await put(root, path, rendered![0].content.replace('127.0.0.1', '127.0.0.2'));
+    const drift = await daemon.checkDropIn(ctxFor({ renderDropIn: real.renderDropIn }));
+    expect(drift.status).toBe('fail');
+    expect(drift.message).toMatch(/differs from what install renders \(line \d+: on disk ".*127\.0\.0\.2/);
   });
 });

@@ -10,8 +10,8 @@ describe('--fix', () => {
   const programs = () =>
     fakeExec(
       {
-        'systemctl is-active sentinel-cef-forwarder': () => (active ? { stdout: 'active\n' } : { exitCode: 3, stdout: 'inactive\n' }),
-        'systemctl restart sentinel-cef-forwarder': () => {
+        'systemctl is-active sentinel-cef-forwarder.service': () => (active ? { stdout: 'active\n' } : { exitCode: 3, stdout: 'inactive\n' }),
+        'systemctl restart sentinel-cef-forwarder.service': () => {
           active = true;
           return {};
         },
@@ -40,9 +40,9 @@ describe('--fix', () => {
     expect(c.status).toBe('pass');
     expect(c.details?.fix).toMatchObject({ applied: true, before: 'fail' });
     expect(calls.filter((x) => x.startsWith('systemctl'))).toEqual([
-      'systemctl is-active sentinel-cef-forwarder',
-      'systemctl restart sentinel-cef-forwarder',
-      'systemctl is-active sentinel-cef-forwarder',
+      'systemctl is-active sentinel-cef-forwarder.service',
+      'systemctl restart sentinel-cef-forwarder.service',
+      'systemctl is-active sentinel-cef-forwarder.service',
     ]);
     expect(r.ok).toBe(true);
   });
@@ -50,16 +50,16 @@ describe('--fix', () => {
   it('asks first without --yes, and leaves things alone on "no"', async () => {
     const asked: string[] = [];
     const r = await runTroubleshoot(opts, testDeps(root, { exec: programs(), confirm: async (q) => (asked.push(q), false) }));
-    expect(asked).toEqual(['forwarder.running: restart the forwarder service (sentinel-cef-forwarder)?']);
-    expect(calls).not.toContain('systemctl restart sentinel-cef-forwarder');
+    expect(asked).toEqual(['forwarder.running: restart the forwarder (sentinel-cef-forwarder.service)?']);
+    expect(calls).not.toContain('systemctl restart sentinel-cef-forwarder.service');
     expect(r.checks.find((x) => x.id === 'forwarder.running')!.status).toBe('fail');
     expect(r.ok).toBe(false);
   });
 
   it('reports a fix that failed and keeps the check failing', async () => {
     const exec = fakeExec({
-      'systemctl is-active sentinel-cef-forwarder': { exitCode: 3, stdout: 'failed\n' },
-      'systemctl restart sentinel-cef-forwarder': { exitCode: 1, stderr: 'Job for sentinel-cef-forwarder.service failed.' },
+      'systemctl is-active sentinel-cef-forwarder.service': { exitCode: 3, stdout: 'failed\n' },
+      'systemctl restart sentinel-cef-forwarder.service': { exitCode: 1, stderr: 'Job for sentinel-cef-forwarder.service failed.' },
     });
     const r = await runTroubleshoot({ ...opts, yes: true }, testDeps(root, { exec }));
     const c = r.checks.find((x) => x.id === 'forwarder.running')!;
@@ -69,6 +69,6 @@ describe('--fix', () => {
 
   it('without --fix never runs a fix', async () => {
     await runTroubleshoot({ ...opts, fix: false }, testDeps(root, { exec: programs() }));
-    expect(calls).not.toContain('systemctl restart sentinel-cef-forwarder');
+    expect(calls).not.toContain('systemctl restart sentinel-cef-forwarder.service');
   });
 });

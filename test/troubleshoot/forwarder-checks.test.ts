@@ -37,7 +37,7 @@ describe('forwarder.installed / forwarder.config', () => {
 
   it('passes when both exist', async () => {
     await writeConfig({ sink: { type: 'file', path: '/tmp/x' } });
-    await put(root, '/opt/sentinel-cef/forwarder.mjs', '');
+    await put(root, '/usr/lib/sentinel-cef/forwarder.mjs', '');
     expect((await fwd.checkInstalled(ctxFor())).status).toBe('pass');
   });
 
@@ -89,27 +89,41 @@ describe('forwarder.running', () => {
     await put(root, '/proc/1/comm', 'systemd\n');
     await put(root, '/run/systemd/system/.keep', '');
     const calls: string[] = [];
-    const down = await fwd.checkRunning(ctxFor({ exec: fakeExec({ 'systemctl is-active sentinel-cef-forwarder': { exitCode: 3, stdout: 'inactive\n' } }, calls) }));
+    const down = await fwd.checkRunning(ctxFor({ exec: fakeExec({ 'systemctl is-active sentinel-cef-forwarder.service': { exitCode: 3, stdout: 'inactive\n' } }, calls) }));
     expect(down.status).toBe('fail');
     expect(down.message).toContain('inactive');
-    expect(down.fix).toContain('systemctl restart sentinel-cef-forwarder');
-    expect(calls).toEqual(['systemctl is-active sentinel-cef-forwarder']);
-    const up = await fwd.checkRunning(ctxFor({ exec: fakeExec({ 'systemctl is-active sentinel-cef-forwarder': { stdout: 'active\n' } }) }));
+    expect(down.fix).toContain('systemctl restart sentinel-cef-forwarder.service');
+    expect(calls).toEqual(['systemctl is-active sentinel-cef-forwarder.service']);
+    const up = await fwd.checkRunning(ctxFor({ exec: fakeExec({ 'systemctl is-active sentinel-cef-forwarder.service': { stdout: 'active\n' } }) }));
     expect(up.status).toBe('pass');
   });
 
-  it('follows the supervisor pidfile without systemd', async () => {
+  it('follows the supervisor and forwarder pidfiles without systemd, and starts it through the installer', async () => {
     await put(root, '/proc/1/comm', 'bash\n');
-    await put(root, '/run/sentinel-cef/forwarder.pid', '777\n');
-    const stale = await fwd.checkRunning(ctxFor());
+    await put(root, '/run/sentinel-cef/supervisor.pid', '777\n');
+    const started: string[] = [];
+    const services = {
+      startForwarder: async (c: string) => (started.push(c), 'started'),
+      restartDaemon: async () => 'no',
+    };
+    const stale = await fwd.checkRunning(ctxFor({ services }));
     expect(stale.status).toBe('fail');
-    expect(stale.message).toContain('777');
+    expect(stale.message).toContain('stale pidfile /run/sentinel-cef/supervisor.pid: pid 777');
+    await stale.safeFix!.apply();
+    expect(started).toEqual([CONFIG]);
     await addProcess(root, 777, 'node', ['node', 'sentinel-cef-supervise.mjs']);
-    expect((await fwd.checkRunning(ctxFor())).status).toBe('pass');
+    await put(root, '/var/log/sentinel-cef/forwarder.log', '2026-11-22T08:00:00Z supervisor: forwarder exited (code 2, signal null); restarting in 4000 ms\n');
+    const crashing = await fwd.checkRunning(ctxFor());
+    expect(crashing.status).toBe('fail');
+    expect(crashing.message).toContain('keeps exiting: 2026-11-22T08:00:00Z supervisor: forwarder exited (code 2');
+    await put(root, '/run/sentinel-cef/forwarder.pid', '778\n');
+    await addProcess(root, 778, 'node', ['node', '/usr/lib/sentinel-cef/forwarder.mjs']);
+    const up = await fwd.checkRunning(ctxFor());
+    expect(up).toMatchObject({ status: 'pass', message: 'pid 778 (supervisor pid 777)' });
   });
 
   it('finds the forwarder process when there is no pidfile', async () => {
-    await addProcess(root, 901, 'node', ['/usr/bin/node', '/opt/sentinel-cef/forwarder.mjs', '--config', CONFIG]);
+    await addProcess(root, 901, 'node', ['/usr/bin/node', '/usr/lib/sentinel-cef/forwarder.mjs', '--config', CONFIG]);
     const r = await fwd.checkRunning(ctxFor());
     expect(r.status).toBe('pass');
     expect(r.message).toContain('901');

@@ -55,6 +55,7 @@ export function procNet(entries: SockSpec[]): string {
 export async function addProcess(root: string, pid: number, comm: string, cmdline: string[], inodes: number[] = []): Promise<void> {
   await put(root, `/proc/${pid}/comm`, `${comm}\n`);
   await put(root, `/proc/${pid}/cmdline`, cmdline.join('\0') + '\0');
+  await put(root, `/proc/${pid}/stat`, `${pid} (${comm}) S 1 ${pid} ${pid} 0 -1 4194560\n`);
   await mkdir(join(root, 'proc', String(pid), 'fd'), { recursive: true });
   let fd = 3;
   for (const ino of inodes) await symlink(`socket:[${ino}]`, join(root, 'proc', String(pid), 'fd', String(fd++)));
@@ -63,8 +64,8 @@ export async function addProcess(root: string, pid: number, comm: string, cmdlin
 export type ExecTable = Record<string, Partial<ExecResult> | ((args: string[]) => Partial<ExecResult>)>;
 
 /** Fake programs: key "cmd arg1 arg2" or just "cmd"; anything else is "not installed". */
-export function fakeExec(table: ExecTable, calls: string[] = []): TroubleshootDeps['exec'] {
-  return async (file, args) => {
+export function fakeExec(table: ExecTable, calls: string[] = []): TroubleshootDeps['exec'] & { table: ExecTable } {
+  const f = async (file: string, args: string[]) => {
     const full = [file, ...args].join(' ');
     calls.push(full);
     const hit = table[full] ?? table[file];
@@ -72,6 +73,13 @@ export function fakeExec(table: ExecTable, calls: string[] = []): TroubleshootDe
     const r = typeof hit === 'function' ? hit(args) : hit;
     return { exitCode: 0, stdout: '', stderr: '', ...r };
   };
+  return Object.assign(f, { table });
+}
+
+/** `which` for fake programs: a program exists when the table names it. */
+function fakeWhich(exec: unknown): TroubleshootDeps['which'] {
+  const table = (exec as { table?: ExecTable } | undefined)?.table ?? {};
+  return async (cmd) => (Object.keys(table).some((k) => k === cmd || k.startsWith(`${cmd} `)) ? `/usr/sbin/${cmd}` : null);
 }
 
 export function testDeps(root: string, over: Partial<TroubleshootDeps> = {}): TroubleshootDeps {
@@ -79,6 +87,16 @@ export function testDeps(root: string, over: Partial<TroubleshootDeps> = {}): Tr
   return {
     ...d,
     exec: fakeExec({}),
+    which: fakeWhich(over.exec),
+    services: {
+      startForwarder: async () => {
+        throw new Error('unexpected service start');
+      },
+      restartDaemon: async () => {
+        throw new Error('unexpected daemon restart');
+      },
+    },
+    renderDropIn: async () => null,
     sleep: (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 20))),
     probeEndpoint: async (url) => ({ url, host: new URL(url).hostname, port: 443, ok: true, httpStatus: 200, resolved: ['127.0.0.1'], elapsedMs: 1 }),
     getToken: async () => ({ expiresOn: Date.now() + 3600_000 }),
@@ -193,7 +211,7 @@ export async function healthyTree(
     '/etc/sentinel-cef/forwarder.json',
     JSON.stringify({ sink: o.sink ?? { type: 'file', path: '/var/lib/sentinel-cef/out.ndjson' }, admin: `127.0.0.1:${o.adminPort}` }),
   );
-  await put(root, '/opt/sentinel-cef/forwarder.mjs', '// bundle\n');
+  await put(root, '/usr/lib/sentinel-cef/forwarder.mjs', '// bundle\n');
   await put(root, daemon === 'rsyslog' ? '/usr/sbin/rsyslogd' : '/usr/sbin/syslog-ng', '');
   await put(
     root,
@@ -216,6 +234,8 @@ export async function healthyTree(
   await put(root, '/proc/net/udp', procNet([{ local: ['0.0.0.0', o.daemonPort], st: '07', inode: 1002 }]));
   await addProcess(root, 1, 'sh', ['/bin/sh']);
   await addProcess(root, 300, daemon === 'rsyslog' ? 'rsyslogd' : 'syslog-ng', [daemon === 'rsyslog' ? '/usr/sbin/rsyslogd' : '/usr/sbin/syslog-ng'], [1001, 1002, 1003]);
-  await addProcess(root, 400, 'node', ['/usr/bin/node', '/opt/sentinel-cef/forwarder.mjs', '--config', '/etc/sentinel-cef/forwarder.json'], [2001]);
+  await addProcess(root, 399, 'node', ['/usr/bin/node', '/usr/lib/sentinel-cef/sentinel-cef-supervise.mjs', '--pidfile', '/run/sentinel-cef/supervisor.pid']);
+  await addProcess(root, 400, 'node', ['/usr/bin/node', '/usr/lib/sentinel-cef/forwarder.mjs', '--config', '/etc/sentinel-cef/forwarder.json'], [2001]);
+  await put(root, '/run/sentinel-cef/supervisor.pid', '399\n');
   await put(root, '/run/sentinel-cef/forwarder.pid', '400\n');
 }

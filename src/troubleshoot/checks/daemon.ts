@@ -1,7 +1,7 @@
 import type { Context, DaemonName } from '../context.js';
 import { LAYOUT } from '../layout.js';
 import { isLoopback } from '../proc.js';
-import { reloadDaemon, startDaemonFix } from '../fixes.js';
+import { restartDaemon, startDaemonFix } from '../fixes.js';
 import type { CheckOutcome, Transport } from '../types.js';
 import { runProbes } from './e2e.js';
 
@@ -91,7 +91,7 @@ export async function checkDropIn(ctx: Context): Promise<CheckOutcome> {
         apply: async () => {
           // The first candidate is install's default choice (both transports).
           await ctx.deps.writeFile(path, expected[0].content, 0o644);
-          await reloadDaemon(ctx, d.name!);
+          await restartDaemon(ctx, d.name!);
         },
       }
     : undefined;

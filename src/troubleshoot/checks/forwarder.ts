@@ -2,6 +2,7 @@ import { dirname } from 'node:path';
 import type { Context } from '../context.js';
 import { deadLetterPath } from '../../config/load.js';
 import { LAYOUT } from '../layout.js';
+import { isProcessAlive } from '../../system/processes.js';
 import type { CheckOutcome } from '../types.js';
 import { restartForwarderFix } from '../fixes.js';
 import { fixForDelivery, formatBytes } from '../advice.js';
@@ -148,17 +149,35 @@ export async function checkRunning(ctx: Context): Promise<CheckOutcome> {
       safeFix,
     };
   }
-  for (const pf of LAYOUT.pidFiles) {
-    const text = await ctx.readText(pf);
-    if (text === null) continue;
-    const pid = Number(text.trim());
-    const comm = Number.isInteger(pid) && pid > 0 ? await ctx.readText(`/proc/${pid}/comm`) : null;
-    if (comm !== null) return { ...base, status: 'pass', message: `pid ${pid} (from ${pf})`, details: { pid } };
+  // Without systemd, install runs the forwarder under its supervisor, which writes both pidfiles.
+  const pidOf = async (f: string) => {
+    const n = Number((await ctx.readText(f))?.trim());
+    return Number.isInteger(n) && n > 0 ? n : null;
+  };
+  const sup = await pidOf(LAYOUT.supervisorPidFile);
+  const child = await pidOf(LAYOUT.forwarderPidFile);
+  const supAlive = sup !== null && (await isProcessAlive(ctx.fs, sup));
+  const childAlive = child !== null && (await isProcessAlive(ctx.fs, child));
+  if (supAlive && childAlive) {
+    return { ...base, status: 'pass', message: `pid ${child} (supervisor pid ${sup})`, details: { pid: child, supervisor: sup } };
+  }
+  if (supAlive) {
+    const log = (await ctx.readText(LAYOUT.logFiles[0])) ?? '';
+    const last = log.trimEnd().split('\n').filter((l) => /supervisor|error|fatal/i.test(l)).at(-1);
     return {
       ...base,
       status: 'fail',
-      message: `the pidfile ${pf} names pid ${text.trim()}, which is not running`,
-      fix: `start the forwarder again (\`sentinel-cef install\` restarts it); its log: ${LAYOUT.logFiles[0]}`,
+      message: `the supervisor (pid ${sup}) is up but the forwarder keeps exiting${last ? `: ${last.slice(0, 200)}` : ''}`,
+      fix: `read ${LAYOUT.logFiles[0]}; check the config with \`sentinel-cef forward --check --config ${ctx.opts.configPath}\``,
+      safeFix,
+    };
+  }
+  if (sup !== null) {
+    return {
+      ...base,
+      status: 'fail',
+      message: `the forwarder is not running (stale pidfile ${LAYOUT.supervisorPidFile}: pid ${sup})`,
+      fix: `start it: \`sentinel-cef troubleshoot --fix\` or \`sentinel-cef install\`; its log: ${LAYOUT.logFiles[0]}`,
       safeFix,
     };
   }
@@ -168,7 +187,7 @@ export async function checkRunning(ctx: Context): Promise<CheckOutcome> {
     ...base,
     status: 'fail',
     message: 'no forwarder process found',
-    fix: 'start it: `sentinel-cef install` (re)starts the service',
+    fix: 'start it: `sentinel-cef troubleshoot --fix` or `sentinel-cef install`',
     safeFix,
   };
 }

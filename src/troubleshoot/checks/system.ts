@@ -5,6 +5,9 @@ import type { CheckOutcome, SafeFix } from '../types.js';
 import { formatBytes } from '../advice.js';
 import { stripComments } from './daemon.js';
 import { runProbes } from './e2e.js';
+import { detectFirewall, planFirewallFix } from '../../system/firewall.js';
+import { detectSelinux, planSelinuxFix } from '../../system/selinux.js';
+import { asInstallerExec } from '../deps.js';
 
 const G = 'system' as const;
 
@@ -19,29 +22,13 @@ async function inspectFirewall(ctx: Context): Promise<FirewallFinding> {
   const port = ctx.opts.port;
   const want = [`${port}/tcp`, `${port}/udp`];
   const ex = ctx.deps.exec;
-  const fwd = await ex('firewall-cmd', ['--state'], { timeoutMs: 15_000 });
-  if (!fwd.notFound && fwd.exitCode === 0 && fwd.stdout.trim() === 'running') {
-    const ports = (await ex('firewall-cmd', ['--list-ports'], { timeoutMs: 15_000 })).stdout.split(/\s+/).filter(Boolean);
-    const services = (await ex('firewall-cmd', ['--list-services'], { timeoutMs: 15_000 })).stdout;
-    const allowed = [...ports];
-    // The predefined "syslog" service is 514/udp only; "syslog-tls" is 6514.
-    if (/\bsyslog\b/.test(services)) allowed.push('514/udp');
-    const blocked = want.filter((w) => !allowed.includes(w));
-    return {
-      kind: 'firewalld',
-      blocked,
-      allowed,
-      commands: blocked.length ? [...blocked.map((b) => ['firewall-cmd', '--permanent', `--add-port=${b}`]), ['firewall-cmd', '--reload']] : [],
-    };
+  const fw = await detectFirewall(asInstallerExec(ctx.deps));
+  if (fw.active && fw.kind !== 'none') {
+    const blocked = want.filter((w) => !fw.allowed.includes(w));
+    const specs = blocked.map((b) => ({ port: Number(b.split('/')[0]), protocol: b.split('/')[1] as 'tcp' | 'udp' }));
+    return { kind: fw.kind, blocked, allowed: fw.allowed, commands: planFirewallFix(fw, specs) };
   }
-  const ufw = await ex('ufw', ['status'], { timeoutMs: 15_000 });
-  if (!ufw.notFound && ufw.exitCode === 0 && /Status:\s*active/i.test(ufw.stdout)) {
-    const allowed = [...ufw.stdout.matchAll(/^(\d+)(?:\/(tcp|udp))?\s+(?:\(v6\)\s+)?ALLOW/gim)].flatMap((m) =>
-      m[2] ? [`${m[1]}/${m[2]}`] : [`${m[1]}/tcp`, `${m[1]}/udp`],
-    );
-    const blocked = want.filter((w) => !allowed.includes(w));
-    return { kind: 'ufw', blocked, allowed, commands: blocked.map((b) => ['ufw', 'allow', b]) };
-  }
+  // Neither firewalld nor ufw: plain iptables rules may still drop the port.
   const ipt = await ex('iptables', ['-S', 'INPUT'], { timeoutMs: 15_000 });
   if (!ipt.notFound && ipt.exitCode === 0) {
     const rules = ipt.stdout.split('\n');
@@ -89,40 +76,33 @@ export async function checkFirewall(ctx: Context): Promise<CheckOutcome> {
 
 export async function checkSelinux(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'system.selinux', title: 'SELinux mode and port labels', group: G };
-  const enforce = (await ctx.readText('/sys/fs/selinux/enforce'))?.trim();
-  const mode = enforce === '1' ? 'enforcing' : enforce === '0' ? 'permissive' : 'disabled';
+  const st = await detectSelinux(ctx.fs, asInstallerExec(ctx.deps));
+  const mode = st.mode;
   if (mode === 'disabled') return { ...base, status: 'pass', message: 'SELinux is not enabled', details: { mode } };
   const fwdPorts = await ctx.forwarderPorts();
-  const r = await ctx.deps.exec('semanage', ['port', '-l'], { timeoutMs: 60_000 });
-  if (r.notFound || r.exitCode !== 0) {
+  if (st.syslogPorts === null) {
     return {
       ...base,
       status: mode === 'enforcing' ? 'warn' : 'pass',
-      message: `SELinux ${mode}; port labels unknown (semanage ${r.notFound ? 'not installed' : 'failed'})`,
+      message: `SELinux ${mode}; port labels unknown (semanage is not installed or failed)`,
       fix: mode === 'enforcing' ? 'install policycoreutils-python-utils to check that syslogd_port_t covers the forwarder port' : undefined,
       details: { mode },
     };
   }
-  const labelled = new Set<string>();
-  for (const line of r.stdout.split('\n')) {
-    const m = /^syslogd_port_t\s+(tcp|udp)\s+(.*)$/.exec(line.trim());
-    if (!m) continue;
-    for (const part of m[2].split(',')) {
-      const [a, b] = part.trim().split('-').map(Number);
-      if (!Number.isFinite(a)) continue;
-      for (let p = a; p <= (Number.isFinite(b) ? b : a) && p - a < 1000; p++) labelled.add(`${p}/${m[1]}`);
-    }
-  }
-  const need = [`${ctx.opts.port}/tcp`, `${ctx.opts.port}/udp`, ...fwdPorts.map((p) => `${p}/tcp`)];
-  const missing = need.filter((n) => !labelled.has(n));
-  const details = { mode, missing };
-  if (missing.length === 0) return { ...base, status: 'pass', message: `SELinux ${mode}; syslogd_port_t covers ${need.join(', ')}`, details };
-  const fix = missing.map((m) => `semanage port -a -t syslogd_port_t -p ${m.split('/')[1]} ${m.split('/')[0]}`).join(' && ');
+  // rsyslog must bind the CEF port and connect to the forwarder port: both need the syslogd_port_t label.
+  const need = [...new Set([ctx.opts.port, ...fwdPorts])];
+  const missing = need.filter((p) => !st.syslogPorts!.includes(p));
+  const details = { mode, labelled: st.syslogPorts, missing };
+  if (missing.length === 0) return { ...base, status: 'pass', message: `SELinux ${mode}; syslogd_port_t covers tcp ${need.join(', ')}`, details };
+  const cmds = [
+    ...missing.filter((p) => !fwdPorts.includes(p)).map((p) => ['semanage', 'port', '-a', '-t', 'syslogd_port_t', '-p', 'tcp', String(p)]),
+    ...fwdPorts.flatMap((p) => planSelinuxFix(st, p, [])),
+  ];
   return {
     ...base,
     status: mode === 'enforcing' ? 'fail' : 'warn',
-    message: `SELinux ${mode}; ${missing.join(', ')} not labelled syslogd_port_t: the daemon ${mode === 'enforcing' ? 'is' : 'would be'} denied`,
-    fix,
+    message: `SELinux ${mode}; ${missing.map((p) => `${p}/tcp`).join(', ')} not labelled syslogd_port_t: the daemon ${mode === 'enforcing' ? 'is' : 'would be'} denied`,
+    fix: cmds.map((c) => c.join(' ')).join(' && '),
     details,
   };
 }
