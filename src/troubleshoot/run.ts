@@ -45,7 +45,7 @@ export const CHECKS: Array<{ id: string; run: CheckFn }> = [
 ];
 
 /** Fixes run in this order: a daemon must run before its drop-in can be reloaded, and so on. */
-const FIX_ORDER = ['daemon.running', 'daemon.dropin', 'forwarder.running', 'system.firewall'];
+const FIX_ORDER = ['daemon.running', 'daemon.dropin', 'forwarder.running', 'daemon.forwarding', 'system.firewall'];
 
 async function runOne(ctx: Context, c: { id: string; run: CheckFn }): Promise<CheckOutcome> {
   try {
@@ -96,11 +96,20 @@ export async function runTroubleshoot(
 
   if (opts.fix) {
     let applied = 0;
-    const fixable = outcomes
-      .filter((o) => o.safeFix && (o.status === 'fail' || o.status === 'warn'))
+    const candidates = outcomes
+      .filter((o) => (o.status === 'fail' || o.status === 'warn') && FIX_ORDER.includes(o.id))
       .sort((a, b) => rank(a.id) - rank(b.id));
-    for (const o of fixable) {
-      const fix = o.safeFix!;
+    for (const first of candidates) {
+      // An earlier fix may have cured this one, or changed which fix it needs: look again first.
+      let o = first;
+      if (applied > 0) {
+        ctx.invalidate();
+        o = await runOne(ctx, CHECKS.find((c) => c.id === first.id)!);
+        outcomes = outcomes.map((x) => (x.id === o.id ? o : x));
+        if (o.status !== 'fail' && o.status !== 'warn') continue;
+      }
+      const fix = o.safeFix;
+      if (!fix) continue;
       const ok = opts.yes || (hooks.confirmFix ? await hooks.confirmFix(strip(o), fix.description) : await deps.confirm(`${o.id}: ${fix.description}?`));
       if (!ok) continue;
       deps.progress(`fixing ${o.id}: ${fix.description}`);
@@ -119,11 +128,15 @@ export async function runTroubleshoot(
       outcomes = outcomes.map((x) => (x.id === o.id ? again : x));
     }
     if (applied > 0) {
-      // The fixes changed the path: follow fresh probes through it, and refresh what depends on them.
+      // The fixes changed the path: follow fresh probes through it, and refresh everything else with them.
       ctx.invalidate();
-      const rerun = ['forwarder.admin', 'forwarder.queue', 'forwarder.delivery', 'daemon.listening', 'daemon.forwarding', 'e2e.probes', 'e2e.capture'];
-      const fresh = await Promise.all(rerun.map((id) => runOne(ctx, CHECKS.find((c) => c.id === id)!)));
-      outcomes = outcomes.map((x) => fresh.find((f) => f.id === x.id) ?? x);
+      const fresh = await Promise.all(
+        outcomes.map(async (x) => {
+          const f = x.details?.fix ? x : await runOne(ctx, CHECKS.find((c) => c.id === x.id)!);
+          return f;
+        }),
+      );
+      outcomes = fresh;
     }
   }
 

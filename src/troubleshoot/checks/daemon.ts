@@ -247,14 +247,20 @@ export async function checkForwarding(ctx: Context): Promise<CheckOutcome> {
       details,
     };
   }
+  if (ctx.opts.probes === 0) {
+    return { ...base, status: 'pass', message: 'configured (no connection yet: the daemon connects on its first CEF message)', details };
+  }
+  // Typically the forwarder was down and the daemon suspended its forwarding action: it retries on its own
+  // (rsyslog every action.resumeInterval, 30 s and growing), a restart reconnects now.
   return {
     ...base,
-    status: ctx.opts.probes > 0 ? 'warn' : 'pass',
-    message:
-      ctx.opts.probes > 0
-        ? `configured, but ${d.name} holds no connection to the forwarder even after the probes`
-        : 'configured (no connection yet: the daemon connects on its first CEF message)',
-    fix: ctx.opts.probes > 0 ? `restart ${d.name} so it loads the drop-in; its own log tells why the action is suspended` : undefined,
+    status: 'fail',
+    message: `configured, but ${d.name} holds no connection to the forwarder even after the probes (its forwarding is suspended or the drop-in is not loaded)`,
+    fix: `restart ${d.name} to reconnect now (it otherwise retries on its own); its own log says why the action is suspended`,
+    safeFix: {
+      description: `restart ${d.name} so it reconnects to the forwarder (the daemon's disk queue keeps pending CEF)`,
+      apply: () => restartDaemon(ctx, d.name!),
+    },
     details,
   };
 }

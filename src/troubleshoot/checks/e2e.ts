@@ -213,7 +213,7 @@ function locate(
     const ld = e.health?.lastDelivery && !e.health.lastDelivery.ok ? e.health.lastDelivery : undefined;
     const err = r.error ?? ld?.error;
     if (ld?.httpStatus) r.httpStatus = ld.httpStatus;
-    if (r.deadLettered) r.evidence.push('the forwarder dead-lettered it');
+    if (r.deadLettered) r.evidence.push('dead-lettered by the forwarder');
     if (err) {
       r.error = err;
       r.evidence.push(`sink error: ${err}`);
