@@ -76,6 +76,9 @@ for _ in $(seq 1 300); do [ -s "$out/mock.json" ] && break; sleep 0.1; done
 url="$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).url)' "$out/mock.json")"
 control() { node -e 'fetch(process.argv[1] + process.argv[2], { method: "POST", headers: { "content-type": "application/json" }, body: process.argv[3] }).then((r) => process.exit(r.ok ? 0 : 1))' "$url" "$1" "${2:-{\}}"; }
 step install-azure "${cli[@]}" install "$ws" --key-file "$out/workspace.key" --endpoint "$url" --yes
+# The new forwarder replaced the old one: a daemon still waiting to reconnect (syslog-ng: time-reopen, 60 s) is
+# what troubleshoot reports, and --fix reconnects it.
+ts azure-reconnect "$ws" --fix --yes
 ts azure-healthy "$ws"
 control /_mock/fail '{"api":"data","status":403}'
 ts azure-403 "$ws"
