@@ -172,10 +172,51 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
     admin = await startFakeAdmin();
   });
 
+  it('--capture: reports tcpdump missing as a skip, and a capture as evidence per port', async () => {
+    const none = await runTroubleshoot({ ...opts(), capture: true }, testDeps(root, { startCapture: async () => ({ unavailable: 'tcpdump is not installed (apt-get install tcpdump)' }) }));
+    expect(get(none.checks, 'e2e.capture')).toMatchObject({ status: 'skip', message: 'tcpdump is not installed (apt-get install tcpdump)' });
+    const sent: string[] = [];
+    const deps = testDeps(root, {
+      startCapture: async (ports) => {
+        expect(ports).toEqual([daemon!.port, 25226]);
+        return {
+          stop: async () =>
+            sent.map((m) => `09:00:00.1 lo In IP 127.0.0.1.40000 > 127.0.0.1.${daemon!.port}: UDP, length 9\n${m}\n09:00:00.2 lo In IP 127.0.0.1.40001 > 127.0.0.1.25226: Flags [P.]\n${m}`).join('\n'),
+        };
+      },
+    });
+    const send = deps.sendSyslog;
+    deps.sendSyslog = async (t, m) => {
+      sent.push(m);
+      await send(t, m);
+    };
+    const r = await runTroubleshoot({ ...opts(), capture: true }, deps);
+    expect(get(r.checks, 'e2e.capture')).toMatchObject({ status: 'pass', message: `4/4 probes seen on port ${daemon!.port}, 4/4 on the forwarder port` });
+  });
+
   it('skips the probes with --probes 0 and finishes quickly', async () => {
     const t = Date.now();
     const r = await runTroubleshoot({ ...opts(), probes: 0 }, testDeps(root));
     expect(get(r.checks, 'e2e.probes').status).toBe('skip');
     expect(Date.now() - t).toBeLessThan(5000);
+  });
+});
+
+describe('parseCapture', () => {
+  it('attributes payloads to the ports of the packet header before them', async () => {
+    const { parseCapture } = await import('../../src/troubleshoot/checks/e2e.js');
+    const text = [
+      '09:00:00.000001 lo    In  IP 127.0.0.1.41000 > 127.0.0.1.514: Flags [P.], seq 1:200, ack 1, win 512, length 199',
+      'E....@.@.............<164>Nov 22 09:00:00 h CEF: 0|TestCommonEventFormat|MOCK|x|end|TRAFFIC|1|cs2Label=ProbeId cs2=p-1',
+      '09:00:00.000002 lo    In  IP 127.0.0.1.41002 > 127.0.0.1.25226: Flags [P.], seq 1:250, length 249',
+      '....243 <164>1 2026-11-22T09:00:00Z h CEF - - - CEF:0|TestCommonEventFormat|MOCK|x|end|TRAFFIC|1|cs2Label=ProbeId cs2=p-1',
+      '09:00:00.000003 lo    In  IP 127.0.0.1.50000 > 127.0.0.1.514: UDP, length 180',
+      '<164>Nov 22 09:00:00 h CEF: 0|TestCommonEventFormat|MOCK|x|end|TRAFFIC|1|cs2Label=ProbeId cs2=p-2',
+    ].join('\n');
+    expect(parseCapture(text, ['p-1', 'p-2', 'p-3'], 514, [25226])).toEqual({
+      'p-1': { daemonPort: true, forwarderPort: true },
+      'p-2': { daemonPort: true, forwarderPort: false },
+      'p-3': { daemonPort: false, forwarderPort: false },
+    });
   });
 });

@@ -85,7 +85,8 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
       const listeners = listenersOn(sockets, opts.port, transport);
       const host = targetHost(listeners);
       for (let i = 0; i < opts.probes; i++) {
-        const id = `ts-${runId}-${transport}-${i + 1}`;
+        // Fixed width, so no id is a substring of another when searching logs and captures.
+        const id = `ts-${runId}-${transport}-${String(i + 1).padStart(4, '0')}`;
         const r: ProbeResult = {
           id,
           transport,
@@ -133,27 +134,9 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
       await deps.sleep(POLL_MS);
     }
 
-    const seen: NonNullable<ProbeRun['capture']>['seen'] = {};
+    let seen: NonNullable<ProbeRun['capture']>['seen'] = {};
     if (capture) {
-      const text = await capture.stop();
-      for (const r of results) {
-        seen[r.id] = { daemonPort: false, forwarderPort: false };
-      }
-      // tcpdump -A prints a header line per packet, then its payload; attribute payloads to the last header.
-      let lastPorts: number[] = [];
-      for (const line of text.split('\n')) {
-        const h = /\b(?:IP6?|UDP|TCP)\b.*?\.(\d+) > .*?\.(\d+):/.exec(line);
-        if (h) {
-          lastPorts = [Number(h[1]), Number(h[2])];
-          continue;
-        }
-        for (const r of results) {
-          if (line.includes(r.id)) {
-            if (lastPorts.includes(opts.port)) seen[r.id].daemonPort = true;
-            if (lastPorts.some((p) => fwdPorts.includes(p))) seen[r.id].forwarderPort = true;
-          }
-        }
-      }
+      seen = parseCapture(await capture.stop(), results.map((r) => r.id), opts.port, fwdPorts);
       captureInfo = { seen };
     }
 
@@ -173,6 +156,31 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
     for (const r of results) locate(ctx, r, { sockets, daemonPids, daemonToForwarder, fwdPorts, logs, adminError, health, seen: seen[r.id] });
     return { results, adminError, capture: captureInfo, daemonToForwarder };
   });
+}
+
+/**
+ * Which probes tcpdump -A saw on the daemon port and on the forwarder port: it prints a header line per packet
+ * (`IP 127.0.0.1.40000 > 127.0.0.1.514: ...`), then the payload; payload lines belong to the last header.
+ */
+export function parseCapture(
+  text: string,
+  ids: string[],
+  daemonPort: number,
+  fwdPorts: number[],
+): Record<string, { daemonPort: boolean; forwarderPort: boolean }> {
+  const seen: Record<string, { daemonPort: boolean; forwarderPort: boolean }> = {};
+  for (const id of ids) seen[id] = { daemonPort: false, forwarderPort: false };
+  let ports: number[] = [];
+  for (const line of text.split('\n')) {
+    const h = /\bIP6? \S+?\.(\d+) > \S+?\.(\d+):/.exec(line);
+    if (h) ports = [Number(h[1]), Number(h[2])];
+    for (const id of ids) {
+      if (!line.includes(id)) continue;
+      if (ports.includes(daemonPort)) seen[id].daemonPort = true;
+      if (ports.some((p) => fwdPorts.includes(p))) seen[id].forwarderPort = true;
+    }
+  }
+  return seen;
 }
 
 async function daemonLogHits(ctx: Context, ids: string[]): Promise<Map<string, string>> {
