@@ -36,8 +36,7 @@ export function installCommand(): Command {
     .action(async (workspaceId: string | undefined, primaryKey: string | undefined, flags: Record<string, unknown>) => {
       const parsed = installOptionsSchema.safeParse({ ...flags, workspaceId, primaryKey });
       if (!parsed.success) throw new UsageError(formatOptionError(parsed.error));
-      const res = await runInstall(parsed.data, deps(parsed.data.root));
-      for (const w of res.warnings) void w;
+      await runInstall(parsed.data, deps(parsed.data.root));
     });
 }
 

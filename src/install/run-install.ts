@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CliError, UsageError } from '../errors.js';
 import { DEFAULT_ADMIN, DEFAULT_CONFIG_PATH, forwarderConfigSchema, type Cloud } from '../config/schema.js';
@@ -10,7 +11,6 @@ import { detectInitSystem } from '../system/processes.js';
 import { findListeners, listListeners } from '../system/listeners.js';
 import { detectFirewall, planFirewallFix } from '../system/firewall.js';
 import { detectSelinux, planSelinuxFix } from '../system/selinux.js';
-import { readFileSync } from 'node:fs';
 import type { InstallOptions } from './options.js';
 import { loadTemplate, packageRoot, renderTemplate } from './templates.js';
 import { scanRsyslogConfig } from './rsyslog-config.js';
@@ -18,11 +18,10 @@ import { scanSyslogNgConfig } from './syslog-ng-config.js';
 import { protocolsOf, renderRsyslogDropin, RSYSLOG_DROPIN, type RenderedDropin } from './render-rsyslog.js';
 import { appendSyslogNgInclude, renderSyslogNgDropin, SYSLOG_NG_DROPIN } from './render-syslog-ng.js';
 import { formatPlan, planFiles, summarizePlan, type DesiredFile, type FileChange } from './plan.js';
-import { FileTransaction, readState, writeState, STATE_DIR, type InstallState } from './transaction.js';
+import { acquireLock, FileTransaction, readState, writeState, STATE_DIR, type InstallState } from './transaction.js';
 import {
   CONFIG_DIR, FORWARDER_PATH, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_PATH,
-  checkDaemonSyntax, ensureServiceUser, isForwarderSupervised, lookupUser, restartDaemon, runningDaemonPids,
-  startForwarder, stopForwarder, systemServices, type Ctx, type Services, type UserIds,
+  checkDaemonSyntax, ensureServiceUser, lookupUser, systemServices, type Ctx, type Services, type UserIds,
 } from './service.js';
 import { buildProbeMessage, newProbeId, sendSyslog, waitForHealth, waitForProbe } from './probe.js';
 import { VERSION } from '../version.js';
@@ -86,7 +85,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   log(`distribution: ${distro.name}${distro.supported ? '' : ' (not in the tested list; continuing)'}; init: ${init.kind === 'systemd' ? 'systemd' : `${init.pid1} (not systemd)`}`);
   let info = await detectDaemon(fs, exec, opts.daemon);
   if (opts.daemon && !info.installed.includes(opts.daemon)) info = { ...info, daemon: null };
-  if (!info.daemon) info = await offerDaemonInstall(distro, opts, deps, info.daemon);
+  if (!info.daemon) info = await offerDaemonInstall(distro, opts, deps);
   const daemon = info.daemon!;
   const binary = info.binary!;
   if (info.running.some((r) => r.daemon !== daemon)) {
@@ -112,7 +111,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   const dropinContent = deps.mutateDropin ? deps.mutateDropin(dropin.content) : dropin.content;
   desired.push({ path: dropin.path, content: `${dropinContent.trimEnd()}\n`, mode: 0o644, why: `route CEF to 127.0.0.1:${opts.forwarderPort}` });
 
-  await checkPortOwners(fs, opts, daemon, warn);
+  await checkPortOwners(fs, opts, daemon);
 
   const bundlePath = deps.forwarderBundle ?? path.join(packageRoot(), 'dist', 'forwarder.mjs');
   let bundle: Buffer;
@@ -142,13 +141,13 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   desired.push({ path: DEFAULT_CONFIG_PATH, content: `${JSON.stringify(config, null, 2)}\n`, mode: 0o640, owner: group, why: 'forwarder config' });
   const sinkFile = (sinkChoice.sink.type === 'file' ? String(sinkChoice.sink.path) : null);
   if (init.kind === 'systemd') {
-    const rw = [DATA_DIR, ...(sinkFile ? [path.dirname(sinkFile)] : [])];
+    const rw = sinkFile ? [path.dirname(sinkFile)] : [];
     const underTmp = sinkFile !== null && /^\/(var\/)?tmp\//.test(sinkFile);
     desired.push({
       path: UNIT_PATH,
       content: renderTemplate(loadTemplate('systemd/sentinel-cef-forwarder.service'), {
         version: VERSION, user: SERVICE_USER, group: SERVICE_USER, nodePath, forwarderPath: FORWARDER_PATH, configPath: DEFAULT_CONFIG_PATH,
-        readWritePaths: `ReadWritePaths=${rw.join(' ')}`,
+        readWritePaths: rw.length ? `ReadWritePaths=${rw.join(' ')}` : '',
         // The file sink under /tmp must see the real /tmp.
         privateTmp: underTmp ? '# PrivateTmp is off: the file sink writes under /tmp.' : 'PrivateTmp=yes',
       }),
@@ -161,13 +160,16 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   const changes = await planFiles(fs, desired);
   const sum = summarizePlan(changes);
   const changed = sum.create + sum.update > 0;
-  deps.out(`Plan (${daemon}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun })}\n`);
+  deps.out(`Plan (${daemon}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes) })}\n`);
   const result: InstallResult = { changed, dryRun: opts.dryRun, daemon, changes, warnings };
-  const fw = await detectFirewall(exec);
+  // Firewall and SELinux belong to the running system, not to a --root tree.
+  const fw = fs.isSystemRoot ? await detectFirewall(exec) : { kind: 'none' as const, active: false, allowed: [] };
   const fwCmds = planFirewallFix(fw, protocolsOf(opts.protocol).map((p) => ({ port: opts.port, protocol: p })));
-  const se = await detectSelinux(fs, exec);
+  const se = await detectSelinux(fs, fs.isSystemRoot ? exec : undefined);
   const written = changes.filter((c) => c.kind !== 'unchanged').map((c) => c.file.path);
   const seCmds = planSelinuxFix(se, opts.forwarderPort, written);
+  if (fw.active) log(`firewall: ${fw.kind}${fwCmds.length ? ` (port ${opts.port} not open yet)` : ` (port ${opts.port} open)`}`);
+  if (se.mode !== 'disabled') log(`SELinux: ${se.mode}`);
   if (opts.dryRun) {
     for (const c of [...fwCmds, ...seCmds]) deps.out(`would run: ${c.join(' ')}\n`);
     deps.out(changed ? 'Dry run: nothing was changed.\n' : 'Dry run: nothing to change, everything is already in place.\n');
@@ -178,96 +180,110 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   }
 
   // ---- apply ----
-  const prior = await readState(fs);
-  const user = await ensureServiceUser(ctx);
-  const tx = new FileTransaction(fs);
-  const createdDirs: string[] = [];
-  const mkdir = async (d: string, mode: number, owner?: UserIds) => {
-    if (!(await fs.exists(d))) {
-      createdDirs.push(d);
-      await fs.mkdirp(d, { mode });
-    }
-    // Our directories get their modes even when they already existed (an earlier run, a hand-made one).
-    await fs.chmod(d, mode);
-    if (owner) await fs.chown(d, owner.uid, owner.gid);
-  };
-  await mkdir(CONFIG_DIR, 0o750, { uid: 0, gid: user.gid });
-  await mkdir(LIB_DIR, 0o755);
-  await mkdir(STATE_DIR, 0o755);
-  await mkdir(DATA_DIR, 0o750, user);
-  if (sinkFile) await prepareSinkFile(fs, sinkFile, user, mkdir);
-
-  const forwarderWasRunning = init.kind === 'systemd' ? null : await svc.isForwarderSupervised(fs);
-  const daemonWasRunning = (await svc.runningDaemonPids(fs, daemon)).length > 0;
-  const daemonFilesChanged = changes.some((c) => c.kind !== 'unchanged' && (c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
-  const forwarderFilesChanged = changes.some((c) => c.kind !== 'unchanged' && !(c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
-  const rollback = async (why: string, detail: string): Promise<never> => {
-    await tx.rollback();
-    for (const d of [...createdDirs].reverse()) if ((await fs.readdir(d)).length === 0) await fs.removeTree(d);
-    log(`rolled back: every file is as it was before (${why})`);
-    if (forwarderFilesChanged) {
-      if (forwarderWasRunning === null && init.kind !== 'systemd') await svc.stopForwarder(ctx).catch(() => {});
-      else await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: true }).catch(() => {});
-    }
-    if (why.startsWith('restart') && daemonWasRunning) {
-      const again = await svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: [] });
-      log(again.ok ? `${daemon} restarted on its previous config` : `${daemon} could not be restarted on its previous config: ${again.detail}`);
-    }
-    throw new CliError(`${why}; nothing was changed (rolled back)`, { suggestion: detail.split('\n').slice(0, 6).join(' | ') });
-  };
-
-  for (const c of changes) {
-    if (c.kind === 'unchanged') continue;
-    const owner = c.file.owner ? await resolveOwner(fs, c.file.owner) : { uid: 0, gid: 0 };
-    await tx.write(c.file.path, c.file.content, { mode: c.file.mode, ...owner });
-  }
-  if (changed) log(`wrote ${sum.create + sum.update} file(s); backups in ${tx.backupDir}`);
-
-  if (daemonFilesChanged || !daemonWasRunning) {
-    const check = await checkDaemonSyntax(ctx, daemon, binary);
-    if (!check.ok) await rollback(`${daemon} rejected the new configuration`, check.output);
-    log(`${daemon} accepted the configuration (${daemon === 'rsyslog' ? 'rsyslogd -N1' : 'syslog-ng --syntax-only'})`);
+  let release: () => Promise<void>;
+  try {
+    release = await acquireLock(fs);
+  } catch (err) {
+    throw new CliError((err as Error).message);
   }
   try {
-    const how = await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: forwarderFilesChanged });
-    log(how);
-  } catch (err) {
-    await rollback('the forwarder did not start', (err as Error).message);
-  }
-  if (fs.isSystemRoot && !(await waitForHealth(DEFAULT_ADMIN, 15_000))) {
-    await rollback('the forwarder does not answer on its admin API', `no answer from http://${DEFAULT_ADMIN}/healthz`);
-  }
-  if (daemonFilesChanged || !daemonWasRunning) {
-    const r = await svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: protocolsOf(opts.protocol) });
-    if (!r.ok) await rollback(`restart of ${daemon} failed`, r.detail);
-    log(`${daemon}: ${r.detail}`);
+    return await apply();
+  } finally {
+    await release();
   }
 
-  // Firewall and SELinux: fixed with --yes or after a prompt, otherwise printed.
-  const applied: string[][] = [];
-  for (const [what, cmds] of [['firewall', fwCmds], ['SELinux', seCmds]] as const) {
-    if (cmds.length === 0) continue;
-    const fix = opts.yes || (prompter.interactive && (await prompter.confirm(`Apply the ${what} changes (${cmds.map((c) => c.join(' ')).join('; ')})?`, { default: true })));
-    if (!fix) {
-      warn(`${what} needs: ${cmds.map((c) => c.join(' ')).join(' && ')}`);
-      continue;
+  async function apply(): Promise<InstallResult> {
+    const prior = await readState(fs);
+    const user = await ensureServiceUser(ctx);
+    const tx = new FileTransaction(fs);
+    const createdDirs: string[] = [];
+    const mkdir = async (d: string, mode: number, owner?: UserIds) => {
+      if (!(await fs.exists(d))) {
+        createdDirs.push(d);
+        await fs.mkdirp(d, { mode });
+      }
+      // Our directories get their modes even when they already existed (an earlier run, a hand-made one).
+      await fs.chmod(d, mode);
+      if (owner) await fs.chown(d, owner.uid, owner.gid);
+    };
+    await mkdir(CONFIG_DIR, 0o750, { uid: 0, gid: user.gid });
+    await mkdir(LIB_DIR, 0o755);
+    await mkdir(STATE_DIR, 0o755);
+    await mkdir(DATA_DIR, 0o750, user);
+    if (sinkFile) await prepareSinkFile(fs, sinkFile, user, mkdir);
+
+    const forwarderWasRunning = init.kind === 'systemd' ? null : await svc.isForwarderSupervised(fs);
+    const daemonWasRunning = (await svc.runningDaemonPids(fs, daemon)).length > 0;
+    const daemonFilesChanged = changes.some((c) => c.kind !== 'unchanged' && (c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
+    const forwarderFilesChanged = changes.some((c) => c.kind !== 'unchanged' && !(c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
+    const rollback = async (why: string, detail: string): Promise<never> => {
+      await tx.rollback();
+      for (const d of [...createdDirs].reverse()) if ((await fs.readdir(d)).length === 0) await fs.removeTree(d);
+      log(`rolled back: every file is as it was before (${why})`);
+      if (forwarderFilesChanged) {
+        if (forwarderWasRunning === null && init.kind !== 'systemd') await svc.stopForwarder(ctx).catch(() => {});
+        else await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: true }).catch(() => {});
+      }
+      if (why.startsWith('restart') && daemonWasRunning) {
+        const again = await svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: [] });
+        log(again.ok ? `${daemon} restarted on its previous config` : `${daemon} could not be restarted on its previous config: ${again.detail}`);
+      }
+      throw new CliError(`${why}; nothing was changed (rolled back)`, { suggestion: detail.split('\n').slice(0, 6).join(' | ') });
+    };
+
+    for (const c of changes) {
+      if (c.kind === 'unchanged') continue;
+      const owner = c.file.owner ? await resolveOwner(fs, c.file.owner) : { uid: 0, gid: 0 };
+      await tx.write(c.file.path, c.file.content, { mode: c.file.mode, ...owner });
     }
-    for (const c of cmds) {
-      const r = await exec.run(c[0], c.slice(1));
-      if (r.exitCode !== 0) warn(`${c.join(' ')} failed: ${r.stderr.trim()}`);
-      else applied.push(c);
+    if (changed) log(`wrote ${sum.create + sum.update} file(s); backups in ${tx.backupDir}`);
+
+    if (daemonFilesChanged || !daemonWasRunning) {
+      const check = await checkDaemonSyntax(ctx, daemon, binary);
+      if (!check.ok) await rollback(`${daemon} rejected the new configuration`, check.output);
+      log(`${daemon} accepted the configuration (${daemon === 'rsyslog' ? 'rsyslogd -N1' : 'syslog-ng --syntax-only'})`);
     }
+    try {
+      const how = await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: forwarderFilesChanged });
+      log(how);
+    } catch (err) {
+      await rollback('the forwarder did not start', (err as Error).message);
+    }
+    if (fs.isSystemRoot && !(await waitForHealth(DEFAULT_ADMIN, 15_000))) {
+      await rollback('the forwarder does not answer on its admin API', `no answer from http://${DEFAULT_ADMIN}/healthz`);
+    }
+    if (daemonFilesChanged || !daemonWasRunning) {
+      const r = await svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: protocolsOf(opts.protocol) });
+      if (!r.ok) await rollback(`restart of ${daemon} failed`, r.detail);
+      log(`${daemon}: ${r.detail}`);
+    }
+
+    // Firewall and SELinux: fixed with --yes or after a prompt, otherwise printed.
+    const applied: string[][] = [];
+    for (const [what, cmds] of [['firewall', fwCmds], ['SELinux', seCmds]] as const) {
+      if (cmds.length === 0) continue;
+      const fix = opts.yes || (prompter.interactive && (await prompter.confirm(`Apply the ${what} changes (${cmds.map((c) => c.join(' ')).join('; ')})?`, { default: true })));
+      if (!fix) {
+        warn(`${what} needs: ${cmds.map((c) => c.join(' ')).join(' && ')}`);
+        continue;
+      }
+      for (const c of cmds) {
+        const r = await exec.run(c[0], c.slice(1));
+        if (r.exitCode !== 0) warn(`${c.join(' ')} failed: ${r.stderr.trim()}`);
+        else applied.push(c);
+      }
+    }
+
+    await tx.discardIfEmpty();
+    const state = mergeState(prior, tx.touched, createdDirs, {
+      daemon, init: init.kind, user: { name: SERVICE_USER, createdByUs: user.created || Boolean(prior?.user?.createdByUs) }, applied,
+    });
+    await writeState(fs, state);
+    deps.out(changed ? `Installed: ${daemon} routes CEF from port ${opts.port} to the forwarder on 127.0.0.1:${opts.forwarderPort}.\n` : 'Nothing to change: everything is already in place.\n');
+
+    if (opts.verify && fs.isSystemRoot) result.probe = await verifyChain(opts, daemon, sinkChoice.describe, deps);
+    return result;
   }
-
-  await tx.discardIfEmpty();
-  const state = mergeState(prior, tx.touched, createdDirs, {
-    daemon, init: init.kind, user: { name: SERVICE_USER, createdByUs: user.created || Boolean(prior?.user?.createdByUs) }, applied,
-  });
-  await writeState(fs, state);
-  deps.out(changed ? `Installed: ${daemon} routes CEF from port ${opts.port} to the forwarder on 127.0.0.1:${opts.forwarderPort}.\n` : 'Nothing to change: everything is already in place.\n');
-
-  if (opts.verify && fs.isSystemRoot) result.probe = await verifyChain(opts, daemon, sinkChoice.describe, deps);
-  return result;
 }
 
 async function verifyChain(opts: InstallOptions, daemon: SyslogDaemon, sinkDesc: string, deps: InstallDeps): Promise<InstallResult['probe']> {
@@ -345,7 +361,7 @@ async function assertWritableBy(fs: FsRoot, dir: string, user: UserIds): Promise
   }
 }
 
-async function checkPortOwners(fs: FsRoot, opts: InstallOptions, daemon: SyslogDaemon, warn: (w: string) => void) {
+async function checkPortOwners(fs: FsRoot, opts: InstallOptions, daemon: SyslogDaemon) {
   const listeners = await listListeners(fs, { withProcesses: true });
   const daemonComm = daemon === 'rsyslog' ? 'rsyslogd' : 'syslog-ng';
   for (const proto of protocolsOf(opts.protocol)) {
@@ -362,10 +378,9 @@ async function checkPortOwners(fs: FsRoot, opts: InstallOptions, daemon: SyslogD
       throw new CliError(`port ${opts.forwarderPort} is already in use by ${l.comm} (pid ${l.pid})`, { suggestion: 'choose another with --forwarder-port' });
     }
   }
-  void warn;
 }
 
-async function offerDaemonInstall(distro: Distro, opts: InstallOptions, deps: InstallDeps, _: SyslogDaemon | null) {
+async function offerDaemonInstall(distro: Distro, opts: InstallOptions, deps: InstallDeps) {
   const want = opts.daemon ?? 'rsyslog';
   if (!distro.packageManager) {
     throw new CliError(`no syslog daemon found and no known package manager on ${distro.name}`, { suggestion: `install ${want} and run again` });

@@ -114,3 +114,40 @@ export async function restoreOriginal(fs: FsRoot, o: OriginalFile): Promise<void
   if (o.sha256 && sha256(bytes) !== o.sha256) throw new Error(`backup of ${o.path} does not match its checksum`);
   await fs.writeAtomic(o.path, bytes, { mode: o.mode, uid: o.uid, gid: o.gid });
 }
+
+export const LOCK_FILE = `${STATE_DIR}/install.lock`;
+
+/**
+ * One install or uninstall at a time: an O_EXCL lock file holding our pid. A lock left by a process that is
+ * gone is taken over.
+ */
+export async function acquireLock(fs: FsRoot): Promise<() => Promise<void>> {
+  const { open, readFile, rm } = await import('node:fs/promises');
+  const real = fs.resolve(LOCK_FILE);
+  await fs.mkdirp(STATE_DIR, { mode: 0o755 });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await open(real, 'wx', 0o600);
+      await fh.writeFile(`${process.pid}\n`);
+      await fh.close();
+      return async () => {
+        await rm(real, { force: true });
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number((await readFile(real, 'utf8').catch(() => '')).trim());
+      let alive = false;
+      if (pid > 0) {
+        try {
+          process.kill(pid, 0);
+          alive = true;
+        } catch {
+          alive = false;
+        }
+      }
+      if (alive) throw new Error(`another sentinel-cef install or uninstall is running (pid ${pid}); wait for it to finish`);
+      await rm(real, { force: true });
+    }
+  }
+  throw new Error(`cannot take the lock ${LOCK_FILE}`);
+}

@@ -35,6 +35,15 @@ export class SecretInArgvError extends Error {
   }
 }
 
+/** Variables that may hold secrets: children (daemons that live for months) never inherit them. */
+export const SECRET_ENV = ['SENTINEL_CEF_KEY', 'AZURE_CLIENT_SECRET', 'AZURE_CLIENT_CERTIFICATE_PASSWORD'];
+
+function childEnv(extra?: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !SECRET_ENV.includes(k)) env[k] = v;
+  return { ...env, ...extra };
+}
+
 export function createExec(): Exec {
   const secrets = new Set<string>();
   const guard = (cmd: string, args: string[]) => {
@@ -51,7 +60,8 @@ export function createExec(): Exec {
       const r = await execa(cmd, args, {
         reject: false,
         input: opts.input,
-        env: opts.env,
+        env: childEnv(opts.env),
+        extendEnv: false,
         cwd: opts.cwd,
         timeout: opts.timeoutMs ?? 120_000,
         stdin: opts.input === undefined ? 'ignore' : undefined,
@@ -73,7 +83,8 @@ export function createExec(): Exec {
       const child = execa(cmd, args, {
         detached: true,
         stdio: 'ignore',
-        env: opts.env,
+        env: childEnv(opts.env),
+        extendEnv: false,
         uid: opts.uid,
         gid: opts.gid,
         cleanup: false,

@@ -2,7 +2,10 @@
 // restarts it on a crash with backoff, writes pidfiles, passes SIGTERM/SIGINT on and exits with it.
 // Usage: node sentinel-cef-supervise.mjs --pidfile F --child-pidfile F --log F -- CMD [ARGS...]
 import { spawn } from 'node:child_process';
-import { openSync, writeFileSync, rmSync } from 'node:fs';
+import { openSync, renameSync, statSync, writeFileSync, rmSync } from 'node:fs';
+
+// The log is kept below 50 MB: on each (re)start a larger one becomes <log>.1.
+const MAX_LOG = 50 * 1024 * 1024;
 
 const argv = process.argv.slice(2);
 const sep = argv.indexOf('--');
@@ -21,6 +24,11 @@ let failures = 0;
 let startedAt = 0;
 
 function start() {
+  if (opts.log) {
+    try {
+      if (statSync(opts.log).size > MAX_LOG) renameSync(opts.log, `${opts.log}.1`);
+    } catch {}
+  }
   const out = opts.log ? openSync(opts.log, 'a', 0o640) : 'ignore';
   startedAt = Date.now();
   child = spawn(command[0], command.slice(1), { stdio: ['ignore', out, out] });

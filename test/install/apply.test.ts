@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { cpSync, mkdtempSync, readFileSync, statSync, writeFileSync, mkdirSync, existsSync, readdirSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, statSync, writeFileSync, mkdirSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createFsRoot } from '../../src/system/fs-root.js';
-import { createScriptedPrompter } from '../../src/system/prompts.js';
+import { createPrompter, createScriptedPrompter } from '../../src/system/prompts.js';
 import type { Exec, ExecResult } from '../../src/system/exec.js';
 import { formatPlan, planFiles, summarizePlan } from '../../src/install/plan.js';
 import { FileTransaction, readState } from '../../src/install/transaction.js';
@@ -260,5 +260,146 @@ describe('Logs Ingestion destination', () => {
     const d = deps(root, fakeExec({ root }));
     await expect(runInstall(opts({ sink: undefined, dce: 'https://x.example.com' }), d.deps)).rejects.toMatchObject({ exitCode: 2, message: '--dce and --dcr go together' });
     await expect(runInstall(opts({ dce: 'https://x.example.com', dcr: 'd' }), d.deps)).rejects.toMatchObject({ exitCode: 2 });
+  });
+});
+
+describe('under systemd', () => {
+  it('writes a hardened unit (no MemoryDenyWriteExecute: V8 needs W+X) and enables it', async () => {
+    const root = copyFixture('rhel9-rsyslog-imtcp');
+    mkdirSync(path.join(root, 'proc/1'), { recursive: true });
+    writeFileSync(path.join(root, 'proc/1/comm'), 'systemd\n');
+    mkdirSync(path.join(root, 'run/systemd/system'), { recursive: true });
+    // What the kernel would show once rsyslog listens on 514.
+    cpSync(path.join(fixtures, 'proc-net/proc/net'), path.join(root, 'proc/net'), { recursive: true });
+    const exec = fakeExec({ root });
+    const d = deps(root, exec);
+    // Real service control against the fake exec: systemctl calls are recorded, not run.
+    delete (d.deps as Partial<InstallDeps>).services;
+    await runInstall(opts({ sink: 'file:/var/log/sentinel-cef-rows/rows.ndjson' }), d.deps);
+    const unit = readFileSync(path.join(root, 'etc/systemd/system/sentinel-cef-forwarder.service'), 'utf8');
+    expect(unit.replace(/sentinel-cef \S+\. /, 'sentinel-cef X.Y.Z. ')).toMatchInlineSnapshot(`
+      "# Managed by sentinel-cef X.Y.Z. \`sentinel-cef uninstall\` removes it.
+      [Unit]
+      Description=sentinel-cef forwarder (CEF to Microsoft Sentinel)
+      Documentation=https://www.npmjs.com/package/sentinel-cef
+      After=network-online.target
+      Wants=network-online.target
+
+      [Service]
+      Type=simple
+      User=sentinel-cef
+      Group=sentinel-cef
+      ExecStart=/usr/bin/node /usr/lib/sentinel-cef/forwarder.mjs --config /etc/sentinel-cef/forwarder.json
+      Restart=on-failure
+      RestartSec=2
+      TimeoutStopSec=30
+      UMask=0027
+      # Only data/ belongs to the service user: backups and install state beside it stay root's.
+      StateDirectory=sentinel-cef/data
+      StateDirectoryMode=0750
+      RuntimeDirectory=sentinel-cef
+      LogsDirectory=sentinel-cef
+      LimitNOFILE=65536
+      Environment=NODE_ENV=production
+      # Hardening. MemoryDenyWriteExecute is left off on purpose: V8's JIT needs writable executable memory.
+      NoNewPrivileges=yes
+      CapabilityBoundingSet=
+      AmbientCapabilities=
+      ProtectSystem=strict
+      ReadWritePaths=/var/log/sentinel-cef-rows
+      ProtectHome=yes
+      PrivateTmp=yes
+      PrivateDevices=yes
+      ProtectKernelTunables=yes
+      ProtectKernelModules=yes
+      ProtectKernelLogs=yes
+      ProtectControlGroups=yes
+      ProtectClock=yes
+      ProtectHostname=yes
+      RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+      RestrictNamespaces=yes
+      RestrictRealtime=yes
+      RestrictSUIDSGID=yes
+      LockPersonality=yes
+      SystemCallArchitectures=native
+
+      [Install]
+      WantedBy=multi-user.target
+      "
+    `);
+    expect(unit).not.toMatch(/^MemoryDenyWriteExecute/m);
+    expect(exec.calls).toContainEqual(['systemctl', 'enable', 'sentinel-cef-forwarder.service']);
+    expect(exec.calls).toContainEqual(['systemctl', 'restart', 'rsyslog']);
+  });
+});
+
+describe('with no syslog daemon', () => {
+  it('offers rsyslog through the package manager and installs it with --yes', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    rmSync(path.join(root, 'usr/sbin/rsyslogd'));
+    const exec = fakeExec({ root });
+    const run = exec.run.bind(exec);
+    exec.run = async (cmd, args, o) => {
+      if (cmd === 'apt-get') writeFileSync(path.join(root, 'usr/sbin/rsyslogd'), '');
+      return run(cmd, args, o);
+    };
+    const d = deps(root, exec);
+    const res = await runInstall(opts({ dryRun: false }), d.deps);
+    expect(res.daemon).toBe('rsyslog');
+    expect(exec.calls[0]).toEqual(['apt-get', 'install', '-y', 'rsyslog']);
+  });
+
+  it('without --yes and without a TTY it stops with the command to run', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    rmSync(path.join(root, 'usr/sbin/rsyslogd'));
+    const d = deps(root, fakeExec({ root }), { prompter: { ...createScriptedPrompter([]), interactive: false, confirm: createPrompter(false).confirm } });
+    await expect(runInstall(opts({ yes: false }), d.deps)).rejects.toMatchObject({ exitCode: 2, suggestion: 'pass --yes to accept' });
+  });
+});
+
+describe('restart failure', () => {
+  it('rolls every file back and restarts the daemon on its old config', async () => {
+    const root = copyFixture('centos7-legacy');
+    const before = snapshot(root);
+    const exec = fakeExec({ root });
+    const d = deps(root, exec);
+    const svc = d.deps.services!;
+    let restarts = 0;
+    d.deps.services = {
+      ...svc,
+      async restartDaemon(ctx, daemon, binary, listen) {
+        restarts++;
+        // The first restart (new config) fails; the one after the rollback (old config) works.
+        if (restarts === 1) return { ok: false, detail: 'rsyslogd exited right after start' };
+        return svc.restartDaemon(ctx, daemon, binary, listen);
+      },
+    };
+    await expect(runInstall(opts({}), d.deps)).rejects.toThrow(/restart of rsyslog failed; nothing was changed \(rolled back\)/);
+    expect(restarts).toBe(2);
+    expect(d.logs).toContain('rsyslog restarted on its previous config');
+    const after = snapshot(root);
+    for (const k of Object.keys(after)) if (k.startsWith('var/lib/sentinel-cef/backup/') || k === 'etc/passwd' || k.startsWith('var/tmp/')) delete after[k];
+    expect(after).toEqual(before);
+  });
+
+  it('uninstall --remove-user deletes the user install created', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    const exec = fakeExec({ root });
+    await runInstall(opts({}), deps(root, exec).deps);
+    await runUninstall({ yes: true, dryRun: false, root, removeUser: true, purge: false }, deps(root, exec).deps);
+    expect(exec.calls).toContainEqual(['userdel', '--root', root, 'sentinel-cef']);
+  });
+});
+
+describe('lock', () => {
+  it('refuses a second install while one runs, and takes over a lock whose process is gone', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    mkdirSync(path.join(root, 'var/lib/sentinel-cef'), { recursive: true });
+    const lock = path.join(root, 'var/lib/sentinel-cef/install.lock');
+    writeFileSync(lock, `${process.ppid}\n`);
+    await expect(runInstall(opts({}), deps(root, fakeExec({ root })).deps)).rejects.toThrow(/another sentinel-cef install or uninstall is running/);
+    writeFileSync(lock, '999999999\n');
+    await runInstall(opts({}), deps(root, fakeExec({ root })).deps);
+    expect(existsSync(lock)).toBe(false);
   });
 });

@@ -136,4 +136,14 @@ describe('exec seam', () => {
     expect(r).toMatchObject({ exitCode: 0, stdout: 'c2VjcmV0LWtleS12YWx1ZQ==' });
     expect((await exec.run('/nonexistent/binary', [])).exitCode).not.toBe(0);
   });
+
+  it('keeps secret-bearing variables out of a child environment', async () => {
+    process.env.SENTINEL_CEF_KEY = 'do-not-inherit';
+    try {
+      const r = await createExec().run('sh', ['-c', 'echo "[${SENTINEL_CEF_KEY:-unset}] [$EXTRA]"'], { env: { EXTRA: 'given' } });
+      expect(r.stdout).toBe('[unset] [given]');
+    } finally {
+      delete process.env.SENTINEL_CEF_KEY;
+    }
+  });
 });

@@ -91,9 +91,36 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('instal
     expect(read(dir, 'pid.final').trim()).not.toBe('');
   });
 
+  it(
+    daemon === 'rsyslog'
+      ? 'reuses an imudp input on 514 that rsyslog.conf already defines, without loading imudp twice'
+      : 'appends the conf.d include where the main file lacks it, and restores the file on uninstall',
+    () => {
+      if (daemon === 'rsyslog') {
+        expect(read(dir, 'reuse-install.rc').trim(), read(dir, 'reuse-install.err')).toBe('0');
+        const dropin = read(dir, 'reuse.dropin');
+        expect(dropin).not.toContain('imudp');
+        expect(dropin).toContain('module(load="imtcp")');
+        expect(read(dir, 'reuse.rows').trim()).toBe('1');
+        expect(read(dir, 'reuse-uninstall.rc').trim(), read(dir, 'reuse-uninstall.err')).toBe('0');
+        expect(read(dir, 'reuse.post')).toBe(read(dir, 'reuse.pre'));
+      } else {
+        expect(read(dir, 'noinclude-install.rc').trim(), read(dir, 'noinclude-install.err')).toBe('0');
+        expect(read(dir, 'noinclude-install.out')).toMatch(/update +\/etc\/syslog-ng\/syslog-ng\.conf/);
+        expect(read(dir, 'noinclude-install.out')).toMatch(/accepted after \d+ ms/);
+        expect(read(dir, 'noinclude.tail').trim()).toBe('@include "/etc/syslog-ng/conf.d/*.conf"');
+        expect(read(dir, 'noinclude-uninstall.rc').trim(), read(dir, 'noinclude-uninstall.err')).toBe('0');
+        expect(read(dir, 'noinclude.post')).toBe(read(dir, 'noinclude.pre'));
+      }
+    },
+  );
+
   it('left the host untouched', async () => {
     expect(existsSync('/etc/rsyslog.d')).toBe(hostBefore.rsyslogD);
     expect(existsSync('/etc/syslog-ng')).toBe(hostBefore.syslogNg);
+    // The daemons bind /dev/log: the sandbox's /dev is a tmpfs of its own, not the host's devtmpfs.
+    expect(read(dir, 'dev.fstype').trim()).toBe('tmpfs');
+    expect(read(dir, 'devlog.type').trim()).toBe('socket');
     const q = await execa('dpkg-query', ['-W', '-f=${Status}', daemon === 'rsyslog' ? 'rsyslog' : 'syslog-ng-core'], { reject: false });
     expect(q.stdout).not.toContain('install ok installed');
   });

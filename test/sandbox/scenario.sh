@@ -27,6 +27,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 cp "$sink" "$out/rows.ndjson" 2>/dev/null
+findmnt -no FSTYPE --mountpoint /dev | tail -1 >"$out/dev.fstype"
+stat -c %F /dev/log >"$out/devlog.type" 2>&1
 cat /var/log/syslog /var/log/messages >"$out/syslog.txt" 2>/dev/null
 snapshot >"$out/installed.sha"
 
@@ -48,4 +50,27 @@ step uninstall "${cli[@]}" uninstall --yes
 snapshot >"$out/post.sha"
 pgrep -f forwarder.mjs >"$out/forwarder.after" || true
 daemon_pid >"$out/pid.final"
+
+# rsyslog.conf that already loads imudp with an input on 514: reused, not loaded or bound a second time.
+if [ "$daemon" = rsyslog ]; then
+  sed -i -e 's/^#module(load="imudp")/module(load="imudp")/' -e 's/^#input(type="imudp" port="514")/input(type="imudp" port="514")/' /etc/rsyslog.conf
+  sha256sum /etc/rsyslog.conf >"$out/reuse.pre"
+  step reuse-install "${cli[@]}" install --sink "file:$sink" --yes
+  cp /etc/rsyslog.d/10-sentinel-cef.conf "$out/reuse.dropin"
+  logger -n 127.0.0.1 -P 514 -d -p local4.warn -t CEF: "0|Acme|FW|1.0|300|reused udp input|5|src=10.0.0.5"
+  for _ in $(seq 1 50); do grep -q 'reused udp input' "$sink" && break; sleep 0.1; done
+  grep -c 'reused udp input' "$sink" >"$out/reuse.rows"
+  step reuse-uninstall "${cli[@]}" uninstall --yes
+  sha256sum /etc/rsyslog.conf >"$out/reuse.post"
+fi
+
+# RHEL-style syslog-ng.conf without the conf.d include: install appends it (backed up), uninstall restores it.
+if [ "$daemon" = syslog-ng ]; then
+  sed -i '/conf.d\/\*.conf/d' /etc/syslog-ng/syslog-ng.conf
+  sha256sum /etc/syslog-ng/syslog-ng.conf >"$out/noinclude.pre"
+  step noinclude-install "${cli[@]}" install --sink "file:$sink" --yes
+  tail -1 /etc/syslog-ng/syslog-ng.conf >"$out/noinclude.tail"
+  step noinclude-uninstall "${cli[@]}" uninstall --yes
+  sha256sum /etc/syslog-ng/syslog-ng.conf >"$out/noinclude.post"
+fi
 exit 0
