@@ -2,7 +2,8 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHECKS } from '../../src/troubleshoot/run.js';
 import { renderHuman } from '../../src/troubleshoot/render.js';
-import { cleanup, healthyTree, makeRoot, startFakeAdmin, type FakeAdmin } from './helpers.js';
+import { cleanup, healthyTree, makeRoot, put, startFakeAdmin, type FakeAdmin } from './helpers.js';
+import { createDefaultDeps } from '../../src/troubleshoot/deps.js';
 
 // The built binary, as users and CI run it.
 const bin = new URL('../../bin/sentinel-cef', import.meta.url).pathname;
@@ -15,6 +16,9 @@ describe('sentinel-cef troubleshoot (built CLI)', () => {
     root = await makeRoot();
     admin = await startFakeAdmin();
     await healthyTree(root, { adminPort: admin.port, daemonPort: 514 });
+    // The drop-in exactly as install renders it for this tree.
+    const rendered = await createDefaultDeps({ root, env: {} }).renderDropIn('rsyslog', { port: 514, forwarderPort: 25226 });
+    await put(root, rendered![0].path, rendered![0].content);
   });
   afterAll(async () => {
     await admin.close();
