@@ -3,7 +3,8 @@ import { createFsRoot, type FileMeta, type FsRoot } from '../system/fs-root.js';
 import { detectDaemon, type DaemonInfo } from '../system/detect-daemon.js';
 import { detectInitSystem } from '../system/processes.js';
 import { listListeners, type Listener } from '../system/listeners.js';
-import { forwarderConfigSchema, DEFAULT_ADMIN, DEFAULT_FORWARDER_PORT, type ForwarderConfig } from '../config/schema.js';
+import { forwarderConfigSchema, DEFAULT_ADMIN, DEFAULT_CONFIG_PATH, DEFAULT_FORWARDER_PORT, type ForwarderConfig } from '../config/schema.js';
+import { LAYOUT } from './layout.js';
 import type { Health } from '../forwarder/admin-types.js';
 import { validateSemantics } from '../config/load.js';
 import { listProcesses, listSockets, type ProcessEntry, type SocketEntry } from './proc.js';
@@ -192,12 +193,20 @@ export class Context {
     return (await this.daemon()).pids;
   }
 
-  /** The forwarder's processes: node running our bundle or `sentinel-cef forward`. */
+  /**
+   * Forwarder processes serving this config: our installed bundle, or `sentinel-cef forward` started by hand,
+   * with `--config` naming the config under test (other forwarders on the machine are not ours to report).
+   */
   async forwarderPids(): Promise<number[]> {
+    const cfg = this.opts.configPath;
     return (await this.processes())
       .filter((p) => {
-        const cmd = p.cmdline.join(' ');
-        return /forwarder\.mjs\b/.test(cmd) || /sentinel-cef(\.js)?\s+forward\b/.test(cmd) || p.comm === 'sentinel-cef-fwd';
+        const argv = p.cmdline;
+        const isBundle = argv.some((a) => LAYOUT.bundleCandidates.includes(a));
+        const isCli = argv.some((a) => /sentinel-cef(\.js)?$|dist\/cli\.js$/.test(a)) && argv.includes('forward');
+        const c = argv.indexOf('--config');
+        const configMatches = c >= 0 ? argv[c + 1] === cfg : cfg === DEFAULT_CONFIG_PATH;
+        return (isBundle || isCli) && configMatches;
       })
       .map((p) => p.pid);
   }

@@ -122,6 +122,12 @@ describe('forwarder.running', () => {
     expect(up).toMatchObject({ status: 'pass', message: 'pid 778 (supervisor pid 777)' });
   });
 
+  it('does not take another forwarder on the machine (other bundle or config) for ours', async () => {
+    await addProcess(root, 902, 'node', ['/usr/bin/node', '/home/dev/dist/forwarder.mjs', '--config', '/tmp/other.json']);
+    await addProcess(root, 903, 'node', ['/usr/bin/node', '/usr/lib/sentinel-cef/forwarder.mjs', '--config', '/tmp/other.json']);
+    expect((await fwd.checkRunning(ctxFor())).status).toBe('fail');
+  });
+
   it('finds the forwarder process when there is no pidfile', async () => {
     await addProcess(root, 901, 'node', ['/usr/bin/node', '/usr/lib/sentinel-cef/forwarder.mjs', '--config', CONFIG]);
     const r = await fwd.checkRunning(ctxFor());
