@@ -87,6 +87,8 @@ export interface MockStats {
   connectionsOpened: number;
   /** Most data-API requests being handled at the same moment. */
   maxInFlight: number;
+  /** Data-API requests being handled now (calls abandoned by a client may still be running). */
+  inFlight: number;
 }
 
 export interface MockAzureOptions {
@@ -765,6 +767,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
         maxConnections: counters.maxConnections,
         connectionsOpened: counters.connectionsOpened,
         maxInFlight: counters.maxInFlight,
+        inFlight: counters.inFlight,
       };
     },
     reset() {
