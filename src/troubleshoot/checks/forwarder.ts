@@ -112,7 +112,15 @@ export async function checkSecret(ctx: Context): Promise<CheckOutcome> {
   const problems: string[] = [];
   const fixes: string[] = [];
   for (const f of files) {
-    const st = await ctx.stat(f.path);
+    let st: Awaited<ReturnType<Context['stat']>>;
+    try {
+      st = await ctx.fs.stat(f.path);
+    } catch (err) {
+      // Not root: the file is there but we may not look (its directory is 0750 root:sentinel-cef).
+      problems.push(`cannot inspect ${f.what} file ${f.path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      fixes.push('run troubleshoot as root');
+      continue;
+    }
     if (!st) {
       problems.push(`${f.what} file ${f.path} is missing`);
       fixes.push(`re-run \`sentinel-cef install\` to write ${f.path}`);
