@@ -1,31 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { repo, sandbox, sandboxSkipReason } from './sandbox-env.js';
 
 // `troubleshoot` against real rsyslog and syslog-ng in the sandbox: a healthy install passes, and each way of
 // breaking the chain is caught by the right check with the right fix.
-const repo = path.resolve(import.meta.dirname, '../..');
-const sandbox = path.join(repo, 'scripts/sandbox');
-const debCache = process.env.SENTINEL_CEF_DEB_CACHE ?? path.join(repo, '.cache/debs');
-
-function skipReason(): string | null {
-  if (process.getuid?.() !== 0) return 'needs root (mount and network namespaces)';
-  if (!existsSync(sandbox)) return 'scripts/sandbox is not in this build';
-  if (!existsSync(path.join(repo, 'scripts/mock-azure.ts'))) return 'scripts/mock-azure.ts is not in this build';
-  for (const d of ['rsyslog', 'syslog-ng-core']) {
-    const dir = path.join(debCache, d);
-    if (!existsSync(dir) || !readdirSync(dir).some((f) => f.endsWith('.deb'))) {
-      // CI fetches the packages first; there a missing cache is a failure, not a skip.
-      if (process.env.CI === 'true') return null;
-      return `no cached ${d} packages: run scripts/sandbox fetch`;
-    }
-  }
-  return null;
-}
-
-const reason = skipReason();
+const reason = sandboxSkipReason();
 if (reason) console.warn(`troubleshoot sandbox tests skipped: ${reason}`);
 
 interface Check {
