@@ -363,17 +363,27 @@ function parseExtension(s: string, from: number): void {
         } else break;
       }
       // A key starts with a letter or `_`; `a=1 2=3` keeps `2=3` in the value of a.
+      const walked = ks;
       while (ks < eq && KEY_CHAR[s.charCodeAt(ks)] !== 2) ks++;
-      if (ks < eq && (ks === from || isBlank(s.charCodeAt(ks - 1)))) {
-        if (ks0 !== -1) emit(s, ks0, ke0, kh0, valStart, ks);
-        else {
-          const lead = trimmed(s, from, ks);
-          if (lead !== '') addExtra(UNPARSED_KEY, lead);
+      if (ks < eq) {
+        let sepStart = -1;
+        if (ks === from) sepStart = ks;
+        else if (isBlank(s.charCodeAt(ks - 1))) sepStart = ks - 1;
+        else if (ks - 4 >= from && s.charCodeAt(ks - 4) === 35 && s.startsWith('011', ks - 3)) {
+          // rsyslog's default escapeControlCharactersOnReceive turns a TAB separator into `#011`.
+          sepStart = ks - 4;
         }
-        ks0 = ks;
-        ke0 = eq;
-        kh0 = finishHash(h);
-        valStart = eq + 1;
+        if (sepStart !== -1) {
+          if (ks0 !== -1) emit(s, ks0, ke0, kh0, valStart, sepStart);
+          else {
+            const lead = trimmed(s, from, sepStart);
+            if (lead !== '') addExtra(UNPARSED_KEY, lead);
+          }
+          ks0 = ks;
+          ke0 = eq;
+          kh0 = ks === walked ? finishHash(h) : hashRange(s, ks, eq);
+          valStart = eq + 1;
+        }
       }
     }
     eq = s.indexOf('=', eq + 1);

@@ -170,6 +170,16 @@ describe('CEF extension', () => {
     });
   });
 
+  it('takes rsyslog-escaped TABs (#011) as separators', () => {
+    expect(ext('src=1.1.1.1#011dst=2.2.2.2#011msg=a b#011dpt=3')).toMatchObject({
+      SourceIP: '1.1.1.1',
+      DestinationIP: '2.2.2.2',
+      Message: 'a b',
+      DestinationPort: 3,
+    });
+    expect(ext('#011src=1.1.1.1 msg=tag#0112=x').Message).toBe('tag#0112=x');
+  });
+
   it('does not start a key with a digit', () => {
     expect(ext('msg=ratio 2=3 ok')).toMatchObject({ Message: 'ratio 2=3 ok' });
   });
