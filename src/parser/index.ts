@@ -116,12 +116,13 @@ function parseText(s: string, receivedAt: Date): ParseResult {
     if (tag !== undefined) asa = { ...tag, textStart: skipColonsAndBlanks(s, h.msgStart) };
     else asa = findAsa(s, h.msgStart);
   }
-  asa ??= findAsa(s, h.afterHost);
+  // Anywhere else in the line, e.g. where a relay mistook the tag for HOSTNAME.
+  asa ??= findAsa(s, 0);
   if (asa !== undefined) {
     const iso = isoOf(receivedAt);
     if (iso === undefined) return { ok: false, reason: 'receivedAt is not a valid date' };
     const row: CslRow = { TimeGenerated: iso };
-    if (host !== undefined && host !== '') row.Computer = host;
+    if (host !== undefined && host !== '' && !host.startsWith('%')) row.Computer = host;
     fillAsaRow(row, s, asa);
     return { ok: true, kind: 'asa', row: canonicalOrder(row) };
   }

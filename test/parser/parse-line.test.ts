@@ -51,6 +51,9 @@ describe('syslog framing', () => {
     ['no PRI, RFC 3339 file format', `2026-11-22T10:00:00.123456+00:00 fw01 CEF:${BODY}`, 'fw01'],
     ['bare CEF', `CEF:${BODY}`, undefined],
     ['bare CEF, space after colon', `CEF: ${BODY}`, undefined],
+    ['rsyslog RSYSLOG_ForwardFormat', `<134>2026-11-22T10:00:00.123456+01:00 fw01 CEF:${BODY}`, 'fw01'],
+    ['syslog-ng network() with program and pid', `<134>Nov 22 10:00:00 fw01 cef[99]: CEF:${BODY}`, 'fw01'],
+    ['file starting with a BOM', `\uFEFF<134>Nov 22 10:00:00 fw01 CEF:${BODY}`, 'fw01'],
     ['CRLF line end', `<134>Nov 22 10:00:00 fw01 CEF:${BODY}\r\n`, 'fw01'],
   ])('%s', (_name, line, host) => {
     const r = row(line);
@@ -337,6 +340,7 @@ describe('Cisco ASA / FTD', () => {
     ['<166>Nov 22 10:00:03 ftd-01 %FTD-6-430003: EventPriority: Low', 'ftd-01', 'FTD', '430003', '6'],
     ['<166>1 2026-11-22T10:00:02+00:00 asa01 %ASA-3-710003 - - -  TCP access denied', 'asa01', 'ASA', '710003', '3'],
     ['%ASA-session-6-302013: Built inbound TCP', undefined, 'ASA', '302013', '6'],
+    ['<166>1 2026-11-22T10:00:02+00:00 %ASA-6-302014: - - - - Teardown TCP', undefined, 'ASA', '302014', '6'],
   ])('%s', (line, host, product, id, level) => {
     const r = parseLine(line, at);
     expect(r.ok && r.kind).toBe('asa');
