@@ -334,11 +334,39 @@ function store(slot: number, value: string): void {
   addExtra(tableKeys[slot] as string, value);
 }
 
+/** Decimal int32 in s[a..b) without slicing, or NaN. */
+function int32At(s: string, a: number, b: number): number {
+  const neg = s.charCodeAt(a) === 45;
+  let i = neg ? a + 1 : a;
+  if (i === b || b - i > 10) return NaN;
+  let n = 0;
+  for (; i < b; i++) {
+    const d = s.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return NaN;
+    n = n * 10 + d;
+  }
+  if (neg) n = -n;
+  return isInt32(n) ? n : NaN;
+}
+
 function emit(s: string, ks: number, ke: number, hash: number, a: number, b: number): void {
-  const value = unescapeValue(trimmed(s, a, b));
+  while (a < b && isBlank(s.charCodeAt(a))) a++;
+  while (b > a && isBlank(s.charCodeAt(b - 1))) b--;
   const slot = findKey(s, ks, ke, hash);
-  if (slot === -1) addExtra(s.slice(ks, ke), value);
-  else store(slot, value);
+  if (slot === -1) {
+    addExtra(s.slice(ks, ke), a === b ? '' : unescapeValue(s.slice(a, b)));
+    return;
+  }
+  // Ports, counts and ids are most of the typed values: convert them in place, no string made.
+  const rule = tableRules[slot] as KeyRule;
+  if (rule.kind === 'plain' && rule.type === 'int' && a < b && slots[rule.index] === undefined) {
+    const n = int32At(s, a, b);
+    if (n === n) {
+      put(rule.index, n);
+      return;
+    }
+  }
+  store(slot, a === b ? '' : unescapeValue(s.slice(a, b)));
 }
 
 /** Parse the extension `s[from..)` into the slots and `extra`. */
