@@ -451,6 +451,8 @@ export function parseCefAt(
     };
   }
   const p6 = nextPipe(s, p5 + 1);
+  // Normally already clean; after an exception mid-parse it is not, and stale values must not leak.
+  for (let i = 0; i < nTouched; i++) slots[touched[i]] = undefined;
   nTouched = 0;
   shapeHash = 0;
   put(I_TIME, timeGenerated);
