@@ -491,7 +491,16 @@ function compileShape(cols: number[]): Factory {
   const order = cols.filter((c) => c !== I_EXTRA).sort((x, y) => x - y);
   if (order.length !== cols.length) order.push(I_EXTRA);
   const body = order.map((c) => `${JSON.stringify(NAMES[c])}: v[${c}]`).join(', ');
-  return new Function('v', `return { ${body} };`) as Factory;
+  try {
+    return new Function('v', `return { ${body} };`) as Factory;
+  } catch {
+    // Code generation disabled (--disallow-code-generation-from-strings): same rows, built key by key.
+    return (v) => {
+      const row: CslRow = {};
+      for (const c of order) row[NAMES[c]] = v[c] as string | number;
+      return row;
+    };
+  }
 }
 
 function sameCols(a: number[], n: number): boolean {

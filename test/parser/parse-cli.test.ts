@@ -38,6 +38,13 @@ describe('sentinel-cef parse (built CLI)', () => {
     }
   });
 
+  it('gives the same rows when Node forbids code generation from strings', async () => {
+    const file = join(fixtures, 'paloalto.log');
+    const r = await execa('node', ['--disallow-code-generation-from-strings', bin, 'parse', '--received-at', AT, file], { env, reject: false });
+    expect(r.exitCode).toBe(0);
+    expect(`${r.stdout}\n`).toBe(readFileSync(join(fixtures, 'paloalto.expected.ndjson'), 'utf8'));
+  });
+
   it('reads stdin when no file is given, handles CRLF and skips blank lines', async () => {
     const input = 'CEF:0|V|P|1|id|n|5|src=10.0.0.1\r\n\r\n   \n<164>Nov 22 10:00:00 h CEF:0|V|P|1|id|n|5|dpt=22\r\n';
     const r = await execa(bin, ['parse', '--received-at', AT], { env, input, reject: false });
