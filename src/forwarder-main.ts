@@ -1,1 +1,23 @@
-export {};
+// Entry of the self-contained bundle dist/forwarder.mjs that the installer deploys:
+//   node /usr/lib/sentinel-cef/forwarder.mjs --config /etc/sentinel-cef/forwarder.json
+// It accepts the same flags as `sentinel-cef forward`.
+import { Command, CommanderError } from 'commander';
+import { runForwardCommand } from './commands/forward.js';
+import { addForwarderOptions, type ForwarderFlags } from './config/load.js';
+import { CliError, formatError } from './errors.js';
+import { VERSION } from './version.js';
+
+const program = addForwarderOptions(new Command('sentinel-cef-forwarder'))
+  .description('sentinel-cef forwarder (same flags as `sentinel-cef forward`)')
+  .version(VERSION)
+  .exitOverride();
+
+try {
+  program.parse(process.argv);
+  const code = await runForwardCommand(program.opts<ForwarderFlags>());
+  process.exit(code);
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
+  process.stderr.write(`sentinel-cef forwarder: ${formatError(err)}\n`);
+  process.exit(err instanceof CliError ? err.exitCode : 1);
+}

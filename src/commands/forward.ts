@@ -1,9 +1,53 @@
 import { Command } from 'commander';
-import { CliError } from '../errors.js';
+import { addForwarderOptions, checkConfig, loadForwarderConfig, type ForwarderFlags } from '../config/load.js';
+import { UsageError } from '../errors.js';
+import { runForwarder } from '../forwarder/forwarder.js';
+import { createLogger } from '../forwarder/logger.js';
 
-// Placeholder until this command lands; it fails loudly rather than pretending.
+export interface ForwardIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+/**
+ * `forward` and the bundle's entry share this: load + validate the config, then either report the
+ * checks (--check) or run until SIGTERM/SIGINT.
+ */
+export async function runForwardCommand(flags: ForwarderFlags, io: ForwardIo = process): Promise<number> {
+  const config = loadForwarderConfig(flags);
+  const checks = checkConfig(config);
+  const failed = checks.filter((c) => !c.ok);
+  if (flags.check) {
+    for (const c of checks) io.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.id}: ${c.message}${c.fix ? ` — ${c.fix}` : ''}\n`);
+    if (failed.length) throw new UsageError(`configuration has ${failed.length} problem(s); see above`);
+    io.stdout.write('configuration is valid\n');
+    return 0;
+  }
+  if (failed.length) {
+    const f = failed[0];
+    throw new UsageError(`${f.id}: ${f.message}`, { suggestion: f.fix });
+  }
+  const logger = createLogger(config.logLevel);
+  const ac = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    logger.info({ signal: sig }, 'signal received');
+    ac.abort();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  try {
+    await runForwarder(config, { signal: ac.signal, logger });
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+  return 0;
+}
+
 export function forwardCommand(): Command {
-  return new Command('forward').description('(not yet available)').action(() => {
-    throw new CliError('`forward` is not available in this build yet');
+  return addForwarderOptions(
+    new Command('forward').description('Receive syslog CEF, queue it on disk and deliver it to Sentinel (or a file)'),
+  ).action(async (flags: ForwarderFlags) => {
+    process.exitCode = await runForwardCommand(flags);
   });
 }

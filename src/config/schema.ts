@@ -16,6 +16,8 @@ export type Cloud = (typeof CLOUDS)[number];
 const fileSink = z.object({
   type: z.literal('file'),
   path: z.string().min(1),
+  /** fsync after each batch: survives power loss, costs a disk flush per batch. */
+  fsync: z.boolean().optional(),
 });
 
 const logAnalyticsSink = z.object({
@@ -90,6 +92,10 @@ export const forwarderConfigSchema = z.object({
     .object({
       dir: z.string().default(DEFAULT_QUEUE_DIR),
       maxBytes: z.number().int().positive().default(1024 * 1024 * 1024),
+      /** Segment file size before rotation. */
+      segmentBytes: z.number().int().positive().default(64 * 1024 * 1024),
+      /** Group fsync interval: writes reach the page cache at once (survive kill -9), the disk within this. */
+      fsyncIntervalMs: z.number().int().nonnegative().default(1000),
     })
     .prefault({}),
   batch: z
@@ -99,6 +105,15 @@ export const forwarderConfigSchema = z.object({
       flushMs: z.number().int().nonnegative().default(1000),
     })
     .prefault({}),
+  /** Delivery retry backoff: exponential with full jitter between initialMs and maxMs. */
+  retry: z
+    .object({
+      initialMs: z.number().int().positive().default(1000),
+      maxMs: z.number().int().positive().default(60_000),
+    })
+    .prefault({}),
+  /** On SIGTERM/SIGINT: seconds to keep delivering queued events before exiting (the rest stays queued). */
+  drainTimeoutSec: z.number().nonnegative().default(10),
   sink: sinkSchema,
   /** Defaults to <queue.dir>/../dead-letter.ndjson */
   deadLetterFile: z.string().optional(),

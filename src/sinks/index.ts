@@ -1,23 +1,24 @@
-// TEMPORARY: only the file sink; the Azure sinks land with the sinks work.
-import { appendFile, mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type { SinkConfig } from '../config/schema.js';
+import { createFileSink } from './file.js';
+import { createLogAnalyticsSink } from './log-analytics.js';
+import { createLogsIngestionSink } from './logs-ingestion.js';
+import type { SinkOptions } from './options.js';
 import type { Sink } from './types.js';
-export type { Sink, SendResult } from './types.js';
 
-export function createSink(config: SinkConfig): Sink {
-  if (config.type !== 'file') throw new Error(`sink ${config.type} is not available in this build yet`);
-  const path = config.path;
-  return {
-    name: 'file',
-    async send(rows) {
-      try {
-        await mkdir(dirname(path), { recursive: true });
-        await appendFile(path, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
-        return { status: 'success', accepted: rows.length };
-      } catch (err) {
-        return { status: 'retryable', error: (err as Error).message };
-      }
-    },
-  };
+export type { Sink, SendResult, RowNote, SendProgress } from './types.js';
+export type { SinkOptions, SinkLogger } from './options.js';
+
+/**
+ * Builds the sink named by config.type. Throws a CliError (SecretError) for unreadable or unsafe
+ * secret files and bad keys, so a misconfigured forwarder fails at start with one clear line.
+ */
+export function createSink(config: SinkConfig, opts: SinkOptions = {}): Sink {
+  switch (config.type) {
+    case 'file':
+      return createFileSink(config, { fsync: opts.fsync });
+    case 'log-analytics':
+      return createLogAnalyticsSink(config, opts);
+    case 'logs-ingestion':
+      return createLogsIngestionSink(config, opts);
+  }
 }

@@ -1,0 +1,515 @@
+/**
+ * Durable FIFO of received messages: append-only segment files of framed records and a persisted
+ * read cursor.
+ *
+ * Record: magic (2 bytes) | payload length (u32 LE) | CRC32 of payload (u32 LE) | payload, where
+ * payload = receivedAt ms (f64 LE) | flags (u8) | raw message bytes.
+ *
+ * Durability policy: append() writes with one write(2) per call (one per socket read), so a record
+ * is in the kernel page cache — and survives kill -9 — before it counts as received. A timer
+ * fsyncs the active segment every fsyncIntervalMs (0 = fsync on every append) so at most that
+ * window is exposed to power loss. The cursor (cursor.json, replaced by rename) only moves after
+ * the sink accepted or dead-lettered a batch: at-least-once delivery, duplicates at most one batch.
+ * A segment is deleted once the cursor has passed its end. A new segment is started at every open,
+ * so recovery never appends behind a torn tail.
+ */
+import {
+  closeSync,
+  fstatSync,
+  fsync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+
+export const RECORD_HEADER = 10;
+const PAYLOAD_PREFIX = 9;
+const MAGIC0 = 0x5c;
+const MAGIC1 = 0xef;
+/** No record is larger than this; a bigger length means corruption. */
+const MAX_RECORD = 16 * 1024 * 1024;
+const READ_CHUNK = 1024 * 1024;
+
+export const FLAG_TRUNCATED = 1;
+
+export interface QueueRecord {
+  receivedAt: number;
+  flags: number;
+  raw: Buffer;
+}
+
+export interface Position {
+  segment: number;
+  offset: number;
+}
+
+export interface QueueBatch {
+  records: QueueRecord[];
+  /** Raw bytes of the records (without record headers). */
+  bytes: number;
+  /** On-disk bytes the batch occupies. */
+  diskBytes: number;
+  end: Position;
+}
+
+export interface CorruptionEvent {
+  segment: number;
+  offset: number;
+  bytes: number;
+  kind: 'torn-tail' | 'corrupt-record';
+}
+
+export interface DiskQueueOptions {
+  dir: string;
+  maxBytes: number;
+  segmentBytes: number;
+  fsyncIntervalMs: number;
+  onCorruption?: (e: CorruptionEvent) => void;
+  onError?: (err: Error, where: string) => void;
+  /** Seam for tests (disk full): defaults to fs.writeSync. */
+  writeFn?: (fd: number, buf: Buffer, off: number, len: number) => number;
+}
+
+const segName = (n: number) => `${String(n).padStart(16, '0')}.seg`;
+
+export class DiskQueue {
+  private readonly dir: string;
+  private segments: number[] = [];
+  private writeSeg = 0;
+  private writeFd = -1;
+  private writeOff = 0;
+  private dirty = false;
+  private fsyncTimer: NodeJS.Timeout | null = null;
+  private fsyncing = false;
+  private read: Position = { segment: 0, offset: 0 };
+  private ack: Position = { segment: 0, offset: 0 };
+  private reader: SegmentReader | null = null;
+  private _bytes = 0;
+  private _records = 0;
+  private pendingOldest: number | null = null;
+  private closed = false;
+  private readonly waiters = new Set<() => void>();
+  private readonly writeFn: NonNullable<DiskQueueOptions['writeFn']>;
+
+  constructor(private readonly opts: DiskQueueOptions) {
+    this.dir = opts.dir;
+    this.writeFn = opts.writeFn ?? ((fd, b, o, l) => writeSync(fd, b, o, l));
+  }
+
+  /** Unconsumed bytes on disk (records not yet acknowledged). */
+  get bytes(): number {
+    return this._bytes;
+  }
+  get records(): number {
+    return this._records;
+  }
+  get maxBytes(): number {
+    return this.opts.maxBytes;
+  }
+  get full(): boolean {
+    return this._bytes >= this.opts.maxBytes;
+  }
+
+  open(): void {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.segments = readdirSync(this.dir)
+      .filter((f) => /^\d{16}\.seg$/.test(f))
+      .map((f) => Number(f.slice(0, 16)))
+      .sort((a, b) => a - b);
+    let cursor: Position | null = null;
+    try {
+      const c = JSON.parse(readFileSync(join(this.dir, 'cursor.json'), 'utf8')) as Position;
+      if (Number.isInteger(c.segment) && Number.isInteger(c.offset) && c.offset >= 0) cursor = c;
+    } catch {
+      cursor = null;
+    }
+    // Segments wholly before the cursor were consumed; finish deleting them.
+    if (cursor) {
+      for (const s of this.segments.filter((s) => s < cursor!.segment)) this.unlinkSegment(s);
+      this.segments = this.segments.filter((s) => s >= cursor!.segment);
+      if (this.segments[0] !== cursor.segment) cursor = null;
+    }
+    this.ack = cursor ?? { segment: this.segments[0] ?? 0, offset: 0 };
+    // Count what is queued; trim a torn tail of the last segment (crash mid-write).
+    for (let k = 0; k < this.segments.length; k++) {
+      const seg = this.segments[k];
+      const last = k === this.segments.length - 1;
+      const start = seg === this.ack.segment ? this.ack.offset : 0;
+      const r = new SegmentReader(join(this.dir, segName(seg)), seg, start, Infinity);
+      let validEnd = start;
+      try {
+        for (;;) {
+          const res = r.next();
+          if (res === null) break;
+          if ('corrupt' in res) {
+            if (res.atEnd && last) break;
+            continue;
+          }
+          this._records++;
+          this._bytes += RECORD_HEADER + PAYLOAD_PREFIX + res.record.raw.length;
+          validEnd = r.position;
+        }
+        const size = r.size;
+        if (last && size > validEnd && r.tailCorruptFrom !== null) {
+          const fd = openSync(join(this.dir, segName(seg)), 'r+');
+          try {
+            ftruncateSync(fd, validEnd);
+          } finally {
+            closeSync(fd);
+          }
+          this.opts.onCorruption?.({ segment: seg, offset: validEnd, bytes: size - validEnd, kind: 'torn-tail' });
+        }
+      } finally {
+        r.close();
+      }
+    }
+    this.read = { ...this.ack };
+    this.writeSeg = (this.segments.at(-1) ?? 0) + 1;
+    this.openWriteSegment();
+    if (this.segments.length === 1) this.ack = { segment: this.writeSeg, offset: 0 };
+    this.read = { ...this.ack };
+    if (this.opts.fsyncIntervalMs > 0) {
+      this.fsyncTimer = setInterval(() => this.groupFsync(), this.opts.fsyncIntervalMs);
+      this.fsyncTimer.unref();
+    }
+  }
+
+  private openWriteSegment(): void {
+    this.writeFd = openSync(join(this.dir, segName(this.writeSeg)), 'a', 0o600);
+    this.writeOff = 0;
+    this.segments.push(this.writeSeg);
+  }
+
+  private groupFsync(): void {
+    if (!this.dirty || this.fsyncing || this.writeFd < 0) return;
+    this.dirty = false;
+    this.fsyncing = true;
+    const fd = this.writeFd;
+    fsync(fd, (err) => {
+      this.fsyncing = false;
+      if (err && !this.closed) this.opts.onError?.(err, 'fsync');
+    });
+  }
+
+  /**
+   * Appends messages with one write. Throws (e.g. ENOSPC) with nothing appended: a partial write
+   * is truncated away so the caller can keep the messages and retry.
+   */
+  append(messages: ReadonlyArray<{ data: Buffer; truncated: boolean }>, receivedAt: number): void {
+    if (this.closed) throw new Error('queue closed');
+    let total = 0;
+    for (const m of messages) total += RECORD_HEADER + PAYLOAD_PREFIX + m.data.length;
+    if (total === 0) return;
+    if (this.writeOff > 0 && this.writeOff + total > this.opts.segmentBytes) this.rotate();
+    const out = Buffer.allocUnsafe(total);
+    let p = 0;
+    for (const m of messages) {
+      const len = PAYLOAD_PREFIX + m.data.length;
+      out[p] = MAGIC0;
+      out[p + 1] = MAGIC1;
+      out.writeUInt32LE(len, p + 2);
+      const pl = p + RECORD_HEADER;
+      out.writeDoubleLE(receivedAt, pl);
+      out[pl + 8] = m.truncated ? FLAG_TRUNCATED : 0;
+      m.data.copy(out, pl + PAYLOAD_PREFIX);
+      out.writeUInt32LE(crc32(out.subarray(pl, pl + len)), p + 6);
+      p = pl + len;
+    }
+    let written = 0;
+    try {
+      while (written < total) written += this.writeFn(this.writeFd, out, written, total - written);
+    } catch (err) {
+      // Part of the buffer may be on disk even when no count came back: cut back to the last record.
+      try {
+        ftruncateSync(this.writeFd, this.writeOff);
+      } catch {
+        // The reader stops at writeOff regardless; the next open trims the tail.
+      }
+      throw err;
+    }
+    this.writeOff += total;
+    this._bytes += total;
+    this._records += messages.length;
+    this.dirty = true;
+    if (this.opts.fsyncIntervalMs === 0) {
+      fsyncSync(this.writeFd);
+      this.dirty = false;
+    }
+    this.notify();
+  }
+
+  /** Wakes everyone in waitForData. */
+  notify(): void {
+    if (!this.waiters.size) return;
+    const ws = [...this.waiters];
+    this.waiters.clear();
+    for (const w of ws) w();
+  }
+
+  private rotate(): void {
+    const fd = this.writeFd;
+    if (this.dirty) {
+      try {
+        fsyncSync(fd);
+      } catch (err) {
+        this.opts.onError?.(err as Error, 'fsync');
+      }
+    }
+    closeSync(fd);
+    this.dirty = false;
+    this.writeSeg++;
+    this.openWriteSegment();
+  }
+
+  /** Resolves when records are appended (or after timeoutMs / on close). */
+  waitForData(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | null = null;
+      const done = () => {
+        this.waiters.delete(done);
+        if (timer) clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      this.waiters.add(done);
+      timer = setTimeout(done, timeoutMs);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** Records appended but not yet handed out by readBatch. */
+  get unread(): boolean {
+    return this.read.segment < this.writeSeg || this.read.offset < this.writeOff;
+  }
+
+  /**
+   * Reads up to maxRecords / maxBytes from the read position without acknowledging them. Corrupt
+   * records are skipped and reported via onCorruption.
+   */
+  readBatch(maxRecords: number, maxBytes: number): QueueBatch {
+    const records: QueueRecord[] = [];
+    let bytes = 0;
+    let diskBytes = 0;
+    while (records.length < maxRecords && bytes < maxBytes) {
+      if (!this.reader || this.reader.segment !== this.read.segment) {
+        this.reader?.close();
+        this.reader = null;
+        if (this.read.segment > this.writeSeg) break;
+        this.reader = new SegmentReader(join(this.dir, segName(this.read.segment)), this.read.segment, this.read.offset, Infinity);
+      }
+      const active = this.read.segment === this.writeSeg;
+      this.reader.limit = active ? this.writeOff : Infinity;
+      const res = this.reader.next();
+      if (res === null) {
+        if (active) break;
+        this.read = { segment: this.nextSegmentAfter(this.read.segment), offset: 0 };
+        continue;
+      }
+      if ('corrupt' in res) {
+        this.opts.onCorruption?.({ segment: this.read.segment, offset: res.offset, bytes: res.bytes, kind: res.atEnd ? 'torn-tail' : 'corrupt-record' });
+        this.read = { segment: this.read.segment, offset: this.reader.position };
+        continue;
+      }
+      if (records.length > 0 && bytes + res.record.raw.length > maxBytes) {
+        this.reader.unread(res.start);
+        break;
+      }
+      records.push(res.record);
+      bytes += res.record.raw.length;
+      diskBytes += RECORD_HEADER + PAYLOAD_PREFIX + res.record.raw.length;
+      this.read = { segment: this.read.segment, offset: this.reader.position };
+    }
+    return { records, bytes, diskBytes, end: { ...this.read } };
+  }
+
+  private nextSegmentAfter(seg: number): number {
+    for (const s of this.segments) if (s > seg) return s;
+    return this.writeSeg;
+  }
+
+  /** Marks everything up to `end` consumed; persists the cursor and deletes finished segments. */
+  ackTo(end: Position, records: number, diskBytes: number): void {
+    this.ack = { ...end };
+    this.pendingOldest = null;
+    this._records = Math.max(0, this._records - records);
+    this._bytes = Math.max(0, this._bytes - diskBytes);
+    if (this._records === 0) this._bytes = 0;
+    const tmp = join(this.dir, 'cursor.json.tmp');
+    writeFileSync(tmp, JSON.stringify(this.ack), { mode: 0o600 });
+    renameSync(tmp, join(this.dir, 'cursor.json'));
+    for (const s of this.segments.filter((s) => s < end.segment)) this.unlinkSegment(s);
+    this.segments = this.segments.filter((s) => s >= end.segment);
+  }
+
+  /** Re-reads from the acknowledged position (after a failed hand-out that was not acknowledged). */
+  rewind(): void {
+    this.read = { ...this.ack };
+    this.reader?.close();
+    this.reader = null;
+  }
+
+  /** receivedAt of the oldest unacknowledged record, or null when empty. */
+  oldestReceivedAt(): number | null {
+    if (this._records === 0) return null;
+    if (this.pendingOldest !== null) return this.pendingOldest;
+    try {
+      const r = new SegmentReader(join(this.dir, segName(this.ack.segment)), this.ack.segment, this.ack.offset, this.ack.segment === this.writeSeg ? this.writeOff : Infinity);
+      try {
+        for (;;) {
+          const res = r.next();
+          if (res === null) return null;
+          if ('record' in res) {
+            this.pendingOldest = res.record.receivedAt;
+            return this.pendingOldest;
+          }
+        }
+      } finally {
+        r.close();
+      }
+    } catch {
+      return null;
+    }
+  }
+
+  private unlinkSegment(s: number): void {
+    try {
+      unlinkSync(join(this.dir, segName(s)));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.opts.onError?.(err as Error, 'unlink');
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.fsyncTimer) clearInterval(this.fsyncTimer);
+    this.reader?.close();
+    this.reader = null;
+    if (this.writeFd >= 0) {
+      try {
+        fsyncSync(this.writeFd);
+      } catch (err) {
+        this.opts.onError?.(err as Error, 'fsync');
+      }
+      closeSync(this.writeFd);
+      this.writeFd = -1;
+    }
+    for (const w of [...this.waiters]) w();
+  }
+}
+
+type ReadResult =
+  | { record: QueueRecord; start: number }
+  | { corrupt: true; offset: number; bytes: number; atEnd: boolean };
+
+/** Buffered sequential reader of one segment, validating every record. */
+class SegmentReader {
+  private fd: number;
+  private buf: Buffer = Buffer.alloc(0);
+  private bufStart = 0;
+  position: number;
+  limit: number;
+  size = 0;
+  tailCorruptFrom: number | null = null;
+
+  constructor(path: string, readonly segment: number, start: number, limit: number) {
+    this.fd = openSync(path, 'r');
+    this.position = start;
+    this.limit = limit;
+  }
+
+  /** Re-reads the file size only when the cached size is used up (one fstat per refill, not per record). */
+  private fileEnd(): number {
+    if (this.position >= Math.min(this.size, this.limit) || this.size === 0) this.size = fstatSync(this.fd).size;
+    return Math.min(this.size, this.limit);
+  }
+
+  /** Ensures buf holds [pos, pos+n); false when the file (up to limit) is shorter. */
+  private ensure(pos: number, n: number, end: number): boolean {
+    if (pos + n > end) return false;
+    if (pos >= this.bufStart && pos + n <= this.bufStart + this.buf.length) return true;
+    const want = Math.max(n, READ_CHUNK);
+    const len = Math.min(want, end - pos);
+    const b = Buffer.allocUnsafe(len);
+    let got = 0;
+    while (got < len) {
+      const r = readSync(this.fd, b, got, len - got, pos + got);
+      if (r === 0) break;
+      got += r;
+    }
+    this.buf = b.subarray(0, got);
+    this.bufStart = pos;
+    return got >= n;
+  }
+
+  private validAt(pos: number, end: number): number {
+    if (!this.ensure(pos, RECORD_HEADER, end)) return -1;
+    const o = pos - this.bufStart;
+    if (this.buf[o] !== MAGIC0 || this.buf[o + 1] !== MAGIC1) return -1;
+    const len = this.buf.readUInt32LE(o + 2);
+    if (len < PAYLOAD_PREFIX || len > MAX_RECORD) return -1;
+    const crc = this.buf.readUInt32LE(o + 6);
+    if (!this.ensure(pos, RECORD_HEADER + len, end)) return -1;
+    const p = pos - this.bufStart + RECORD_HEADER;
+    if (crc32(this.buf.subarray(p, p + len)) !== crc) return -1;
+    return len;
+  }
+
+  next(): ReadResult | null {
+    const end = this.fileEnd();
+    const pos = this.position;
+    if (pos >= end) return null;
+    const len = this.validAt(pos, end);
+    if (len >= 0) {
+      const p = pos - this.bufStart + RECORD_HEADER;
+      const receivedAt = this.buf.readDoubleLE(p);
+      const flags = this.buf[p + 8];
+      // A view, not a copy: every refill allocates a fresh buffer, so this one is never overwritten.
+      const raw = this.buf.subarray(p + PAYLOAD_PREFIX, p + len);
+      this.position = pos + RECORD_HEADER + len;
+      return { record: { receivedAt, flags, raw }, start: pos };
+    }
+    // A header that runs past the end of a still-written segment is not corruption yet.
+    if (this.limit !== Infinity && this.headerFitsButIncomplete(pos, end)) return null;
+    // Resynchronise: find the next offset where a valid record starts.
+    for (let q = pos + 1; q < end; q++) {
+      if (!this.ensure(q, 2, end)) break;
+      const o = q - this.bufStart;
+      if (this.buf[o] === MAGIC0 && this.buf[o + 1] === MAGIC1 && this.validAt(q, end) >= 0) {
+        this.position = q;
+        return { corrupt: true, offset: pos, bytes: q - pos, atEnd: false };
+      }
+    }
+    this.position = end;
+    this.tailCorruptFrom = pos;
+    return { corrupt: true, offset: pos, bytes: end - pos, atEnd: true };
+  }
+
+  private headerFitsButIncomplete(pos: number, end: number): boolean {
+    if (!this.ensure(pos, Math.min(RECORD_HEADER, end - pos), end)) return true;
+    const o = pos - this.bufStart;
+    if (end - pos < RECORD_HEADER) return true;
+    if (this.buf[o] !== MAGIC0 || this.buf[o + 1] !== MAGIC1) return false;
+    const len = this.buf.readUInt32LE(o + 2);
+    return len <= MAX_RECORD && pos + RECORD_HEADER + len > end;
+  }
+
+  unread(start: number): void {
+    this.position = start;
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+}

@@ -1,0 +1,188 @@
+import type { Server } from 'node:http';
+import type { Logger } from 'pino';
+import { deadLetterPath } from '../config/load.js';
+import { formatHostPort, parseHostPort, parseListenUrl, type ListenAddress } from '../config/listen.js';
+import type { ForwarderConfig } from '../config/schema.js';
+import { parseLine } from '../parser/index.js';
+import type { ParseResult } from '../parser/types.js';
+import { createSink } from '../sinks/index.js';
+import type { Sink } from '../sinks/types.js';
+import { VERSION } from '../version.js';
+import type { Health, ProbeStatus } from './admin-types.js';
+import { startAdminServer } from './admin.js';
+import { DeadLetterFile } from './dead-letter.js';
+import { DeliveryLoop } from './delivery.js';
+import { DiskQueue } from './disk-queue.js';
+import { Intake } from './intake.js';
+import { createLogger } from './logger.js';
+import { ForwarderMetrics } from './metrics.js';
+import { ProbeTracker } from './probes.js';
+
+export interface ForwarderDeps {
+  logger?: Logger;
+  /** Replaces createSink(config.sink) (tests). */
+  sink?: Sink;
+  parse?: (raw: Buffer, receivedAt: Date) => ParseResult;
+  /** Queue write seam (tests simulate a full disk). */
+  queueWriteFn?: (fd: number, buf: Buffer, off: number, len: number) => number;
+  diskRetryMs?: number;
+  random?: () => number;
+}
+
+export interface RunningForwarder {
+  /** Bound listeners (real ports when the config said port 0). */
+  readonly addresses: ListenAddress[];
+  /** host:port of the admin endpoint, or null when off. */
+  readonly adminAddress: string | null;
+  readonly metrics: ForwarderMetrics;
+  readonly deadLetterFile: string;
+  health(): Health;
+  probe(id: string): ProbeStatus;
+  /** Stops intake, drains for up to config.drainTimeoutSec, closes. Idempotent. */
+  shutdown(): Promise<void>;
+}
+
+export async function startForwarder(config: ForwarderConfig, deps: ForwarderDeps = {}): Promise<RunningForwarder> {
+  const logger = deps.logger ?? createLogger(config.logLevel);
+  const started = Date.now();
+  const probes = new ProbeTracker();
+  let intake: Intake | null = null;
+  let stopping = false;
+  const queueStats = () => {
+    const oldest = queue.oldestReceivedAt();
+    return {
+      bytes: queue.bytes,
+      records: queue.records,
+      oldestAgeSec: oldest === null ? null : Math.max(0, (Date.now() - oldest) / 1000),
+      paused: intake?.paused ?? { queue_full: false, disk_full: false },
+    };
+  };
+  const metrics = new ForwarderMetrics(queueStats);
+  const queue = new DiskQueue({
+    dir: config.queue.dir,
+    maxBytes: config.queue.maxBytes,
+    segmentBytes: config.queue.segmentBytes,
+    fsyncIntervalMs: config.queue.fsyncIntervalMs,
+    writeFn: deps.queueWriteFn,
+    onCorruption: (e) => {
+      metrics.queueCorruptBytes.inc({ kind: e.kind }, e.bytes);
+      metrics.addDropped('queue_corrupt', 1);
+      logger.error(e, 'disk queue: skipped a torn or corrupt region; the messages in it are lost');
+    },
+    onError: (err, where) => {
+      metrics.backgroundErrors.inc({ where: `queue_${where}` });
+      logger.error({ err: err.message, where }, 'disk queue background error');
+    },
+  });
+  queue.open();
+  const sink = deps.sink ?? createSink(config.sink);
+  const dlPath = deadLetterPath(config);
+  const delivery = new DeliveryLoop({
+    queue,
+    sink,
+    parse: deps.parse ?? ((raw, at) => parseLine(raw, at)),
+    deadLetter: new DeadLetterFile(dlPath),
+    metrics,
+    probes,
+    logger,
+    batch: config.batch,
+    retry: config.retry,
+    random: deps.random,
+  });
+
+  const health = (): Health => {
+    const q = queueStats();
+    const t = metrics.totals;
+    const degraded = (intake?.intakePaused ?? false) || (delivery.lastDelivery !== null && !delivery.lastDelivery.ok);
+    return {
+      status: stopping || !delivery.isRunning ? 'stopping' : degraded ? 'degraded' : 'ok',
+      version: VERSION,
+      pid: process.pid,
+      uptimeSec: Math.round((Date.now() - started) / 1000),
+      sink: sink.name,
+      inputs: intake?.addresses.map((a) => a.url) ?? [],
+      queue: {
+        bytes: q.bytes,
+        records: q.records,
+        maxBytes: config.queue.maxBytes,
+        oldestAgeSec: q.oldestAgeSec === null ? null : Math.round(q.oldestAgeSec),
+        intakePaused: intake?.intakePaused ?? false,
+      },
+      counters: {
+        received: t.received,
+        parseFailures: t.parseFailures,
+        delivered: t.delivered,
+        retried: t.retried,
+        deadLettered: t.deadLettered,
+        dropped: t.dropped,
+      },
+      lastDelivery: delivery.lastDelivery,
+    };
+  };
+
+  let admin: { server: Server; port: number } | null = null;
+  let adminHost: string | null = null;
+  try {
+    if (sink.start) {
+      await sink.start().catch((err: Error) => logger.warn({ err: err.message, sink: sink.name }, 'sink start reported a problem; delivery will retry'));
+    }
+    intake = new Intake({ queue, metrics, probes, logger, limits: config.limits, tls: config.tls, diskRetryMs: deps.diskRetryMs });
+    await intake.listen(config.listen.map(parseListenUrl));
+    if (config.admin !== false) {
+      const { host, port } = parseHostPort(config.admin, 'admin address');
+      adminHost = host;
+      admin = await startAdminServer(host, port, { health, probe: (id) => probes.get(id), registry: metrics.registry, logger });
+    }
+  } catch (err) {
+    await intake?.stop();
+    queue.close();
+    throw err;
+  }
+  delivery.start();
+  logger.info(
+    { version: VERSION, inputs: intake.addresses.map((a) => a.url), sink: sink.name, queueDir: config.queue.dir, deadLetterFile: dlPath, admin: admin ? formatHostPort(adminHost!, admin.port) : 'off', queued: queue.records },
+    'forwarder started',
+  );
+
+  let shutdownPromise: Promise<void> | null = null;
+  const shutdown = () =>
+    (shutdownPromise ??= (async () => {
+      stopping = true;
+      logger.info({ drainTimeoutSec: config.drainTimeoutSec, queued: queue.records }, 'stopping intake and draining the queue');
+      await intake!.stop();
+      await delivery.stop(config.drainTimeoutSec * 1000);
+      queue.close();
+      try {
+        await sink.close?.();
+      } catch (err) {
+        logger.warn({ err: (err as Error).message }, 'sink close failed');
+      }
+      if (admin) {
+        admin.server.closeAllConnections();
+        await new Promise<void>((r) => admin!.server.close(() => r()));
+      }
+      logger.info({ ...metrics.totals, leftQueued: queue.records }, 'forwarder stopped');
+    })());
+
+  return {
+    addresses: intake.addresses,
+    adminAddress: admin ? formatHostPort(adminHost!, admin.port) : null,
+    metrics,
+    deadLetterFile: dlPath,
+    health,
+    probe: (id) => probes.get(id),
+    shutdown,
+  };
+}
+
+/** Runs until the signal aborts (SIGTERM/SIGINT in the CLI), then shuts down. */
+export async function runForwarder(
+  config: ForwarderConfig,
+  opts: { signal: AbortSignal; logger?: Logger; onStarted?: (f: RunningForwarder) => void } & ForwarderDeps,
+): Promise<RunningForwarder> {
+  const f = await startForwarder(config, opts);
+  opts.onStarted?.(f);
+  if (!opts.signal.aborted) await new Promise((r) => opts.signal.addEventListener('abort', r, { once: true }));
+  await f.shutdown();
+  return f;
+}

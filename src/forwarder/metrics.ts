@@ -1,0 +1,91 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * The forwarder's Prometheus metrics (own registry, so several forwarders can run in one process in
+ * tests and `demo`). Plain counters mirror the totals for /healthz without a registry round-trip.
+ */
+export class ForwarderMetrics {
+  readonly registry = new Registry();
+  readonly totals = { received: 0, parseFailures: 0, delivered: 0, retried: 0, deadLettered: 0, dropped: 0, truncated: 0 };
+
+  readonly received: Counter<'input'>;
+  readonly parseFailures: Counter;
+  readonly delivered: Counter;
+  readonly retried: Counter<'reason'>;
+  readonly deadLettered: Counter<'reason'>;
+  readonly dropped: Counter<'reason'>;
+  readonly truncated: Counter<'input'>;
+  readonly connections: Gauge<'input'>;
+  readonly connectionsRejected: Counter<'input' | 'reason'>;
+  readonly connectionsClosed: Counter<'input' | 'reason'>;
+  readonly queueBytes: Gauge;
+  readonly queueRecords: Gauge;
+  readonly queueOldestAge: Gauge;
+  readonly intakePaused: Gauge<'reason'>;
+  readonly queueCorruptBytes: Counter<'kind'>;
+  readonly deliveryLatency: Histogram;
+  readonly sinkRequestDuration: Histogram<'sink' | 'result'>;
+  readonly batchSize: Histogram;
+  readonly backgroundErrors: Counter<'where'>;
+
+  constructor(queueStats: () => { bytes: number; records: number; oldestAgeSec: number | null; paused: Record<string, boolean> }) {
+    const r = [this.registry];
+    const p = 'sentinel_cef_';
+    this.received = new Counter({ name: `${p}received_total`, help: 'Messages received and written to the disk queue, by input', labelNames: ['input'], registers: r });
+    this.parseFailures = new Counter({ name: `${p}parse_failures_total`, help: 'Messages that are neither CEF nor Cisco ASA (kept in the dead-letter file)', registers: r });
+    this.delivered = new Counter({ name: `${p}delivered_total`, help: 'Rows accepted by the sink', registers: r });
+    this.retried = new Counter({ name: `${p}retried_total`, help: 'Batch send attempts that failed transiently and are retried', labelNames: ['reason'], registers: r });
+    this.deadLettered = new Counter({ name: `${p}dead_lettered_total`, help: 'Events written to the dead-letter file, by reason', labelNames: ['reason'], registers: r });
+    this.dropped = new Counter({ name: `${p}dropped_total`, help: 'Messages lost, by reason (udp_queue_full, udp_disk_full, queue_corrupt)', labelNames: ['reason'], registers: r });
+    this.truncated = new Counter({ name: `${p}truncated_total`, help: 'Messages longer than the maximum message size, cut and flagged', labelNames: ['input'], registers: r });
+    this.connections = new Gauge({ name: `${p}connections`, help: 'Open TCP/TLS connections', labelNames: ['input'], registers: r });
+    this.connectionsRejected = new Counter({ name: `${p}connections_rejected_total`, help: 'Connections refused (max_connections, tls_handshake)', labelNames: ['input', 'reason'], registers: r });
+    this.connectionsClosed = new Counter({ name: `${p}connections_closed_total`, help: 'Connections closed by the forwarder (idle_timeout, error)', labelNames: ['input', 'reason'], registers: r });
+    this.queueCorruptBytes = new Counter({ name: `${p}queue_corrupt_bytes_total`, help: 'Queue bytes skipped as torn or corrupt', labelNames: ['kind'], registers: r });
+    this.backgroundErrors = new Counter({ name: `${p}background_errors_total`, help: 'Errors in background work (fsync, dead-letter writes, sink exceptions)', labelNames: ['where'], registers: r });
+    this.queueBytes = new Gauge({ name: `${p}queue_bytes`, help: 'Bytes waiting in the disk queue', registers: r, collect() { this.set(queueStats().bytes); } });
+    this.queueRecords = new Gauge({ name: `${p}queue_records`, help: 'Messages waiting in the disk queue', registers: r, collect() { this.set(queueStats().records); } });
+    this.queueOldestAge = new Gauge({ name: `${p}queue_oldest_age_seconds`, help: 'Age of the oldest queued message (0 when empty)', registers: r, collect() { this.set(queueStats().oldestAgeSec ?? 0); } });
+    this.intakePaused = new Gauge({
+      name: `${p}intake_paused`,
+      help: '1 while intake is paused (queue_full, disk_full)',
+      labelNames: ['reason'],
+      registers: r,
+      collect() {
+        for (const [reason, v] of Object.entries(queueStats().paused)) this.set({ reason }, v ? 1 : 0);
+      },
+    });
+    this.deliveryLatency = new Histogram({
+      name: `${p}delivery_latency_seconds`,
+      help: 'Time from receipt to acceptance by the sink',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600],
+      registers: r,
+    });
+    this.sinkRequestDuration = new Histogram({
+      name: `${p}sink_request_duration_seconds`,
+      help: 'Duration of sink.send calls, by result',
+      labelNames: ['sink', 'result'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: r,
+    });
+    this.batchSize = new Histogram({ name: `${p}batch_rows`, help: 'Rows per batch sent', buckets: [1, 10, 100, 500, 1000, 2500, 5000, 10000], registers: r });
+    collectDefaultMetrics({ register: this.registry, prefix: p });
+  }
+
+  addReceived(input: string, n: number): void {
+    this.totals.received += n;
+    this.received.inc({ input }, n);
+  }
+  addDropped(reason: string, n: number): void {
+    this.totals.dropped += n;
+    this.dropped.inc({ reason }, n);
+  }
+  addTruncated(input: string, n: number): void {
+    this.totals.truncated += n;
+    this.truncated.inc({ input }, n);
+  }
+  addDeadLettered(reason: string, n: number): void {
+    this.totals.deadLettered += n;
+    this.deadLettered.inc({ reason }, n);
+  }
+}

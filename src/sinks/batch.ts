@@ -1,0 +1,187 @@
+import type { CslRow } from '../parser/types.js';
+import type { SendResult } from './types.js';
+
+/** Marker added to AdditionalExtensions when a value was cut to the service's per-field limit. */
+export const TRUNCATION_MARKER = 'sentinelCefTruncated';
+
+export interface PreparedRow {
+  /** The row as the forwarder gave it (what goes to the dead-letter file). */
+  original: CslRow;
+  /** JSON of the row as sent (after truncation). */
+  json: string;
+  bytes: number;
+  /** Set when a value was truncated: which columns and their original sizes. */
+  truncated?: string;
+}
+
+/** Cut a UTF-8 string to at most `maxBytes` bytes without splitting a character. */
+export function truncateUtf8(value: string, maxBytes: number): string {
+  if (maxBytes <= 0) return '';
+  const buf = Buffer.from(value, 'utf8');
+  if (buf.length <= maxBytes) return value;
+  let end = maxBytes;
+  // Back off continuation bytes (10xxxxxx) so the cut lands on a character boundary.
+  while (end > 0 && (buf[end]! & 0xc0) === 0x80) end--;
+  return buf.subarray(0, end).toString('utf8');
+}
+
+/**
+ * Enforce the per-field limit. Decision: an over-long value is truncated (the event still reaches
+ * Sentinel, which is what an analyst needs) and flagged in-row with
+ * `sentinelCefTruncated=<Column>:<originalBytes>` in AdditionalExtensions; the sink also reports the
+ * untruncated row in SendResult.truncated so the forwarder can keep the full text in the dead-letter
+ * file. Azure would otherwise truncate silently.
+ */
+export function prepareRow(row: CslRow, maxFieldBytes: number): PreparedRow {
+  let out: CslRow | undefined;
+  const notes: string[] = [];
+  for (const [key, value] of Object.entries(row)) {
+    // A JS string of n UTF-16 units is at most 3n UTF-8 bytes: skip the byte count for short values.
+    if (typeof value !== 'string' || value.length * 3 <= maxFieldBytes) continue;
+    const bytes = Buffer.byteLength(value, 'utf8');
+    if (bytes <= maxFieldBytes) continue;
+    out ??= { ...row };
+    out[key] = truncateUtf8(value, maxFieldBytes);
+    notes.push(`${key}:${bytes}`);
+  }
+  if (!out) {
+    const json = JSON.stringify(row);
+    return { original: row, json, bytes: Buffer.byteLength(json, 'utf8') };
+  }
+  const flag = `${TRUNCATION_MARKER}=${notes.join(',')}`;
+  const ae = typeof out.AdditionalExtensions === 'string' && out.AdditionalExtensions ? out.AdditionalExtensions : '';
+  const room = maxFieldBytes - Buffer.byteLength(flag, 'utf8') - 1;
+  out.AdditionalExtensions = ae ? `${truncateUtf8(ae, room)};${flag}` : flag;
+  const json = JSON.stringify(out);
+  return { original: row, json, bytes: Buffer.byteLength(json, 'utf8'), truncated: notes.join(', ') };
+}
+
+/** What one HTTP call said, reduced to what the delivery driver needs. */
+export type PostOutcome =
+  | { kind: 'ok' }
+  /** 413: split and resend. */
+  | { kind: 'too-large'; error: string }
+  /** Send this and the rest again later. */
+  | { kind: 'retry'; error: string; retryAfterMs?: number; httpStatus?: number }
+  /** This call's rows were refused; `isolate` = worth bisecting to find the offending rows. */
+  | { kind: 'reject'; error: string; httpStatus?: number; isolate: boolean }
+  /** Refused for a reason that applies to every call (bad key, unknown DCR): reject everything left. */
+  | { kind: 'fatal'; error: string; httpStatus?: number };
+
+export interface DeliverOptions {
+  /** Largest body (uncompressed JSON array bytes) per call. */
+  maxCallBytes: number;
+  /** Extra calls allowed for bisecting a refused call to isolate poison rows. */
+  isolateBudget?: number;
+  signal?: AbortSignal;
+  post(body: string, rows: PreparedRow[]): Promise<PostOutcome>;
+}
+
+/** Greedy packing into JSON arrays of at most maxBytes; rows that cannot fit alone come back apart. */
+export function packRows(rows: PreparedRow[], maxBytes: number): { groups: PreparedRow[][]; oversize: PreparedRow[] } {
+  const groups: PreparedRow[][] = [];
+  const oversize: PreparedRow[] = [];
+  let cur: PreparedRow[] = [];
+  let size = 2; // "[]"
+  for (const r of rows) {
+    if (r.bytes + 2 > maxBytes) {
+      oversize.push(r);
+      continue;
+    }
+    const add = r.bytes + (cur.length ? 1 : 0);
+    if (cur.length && size + add > maxBytes) {
+      groups.push(cur);
+      cur = [];
+      size = 2;
+    }
+    size += r.bytes + (cur.length ? 1 : 0);
+    cur.push(r);
+  }
+  if (cur.length) groups.push(cur);
+  return { groups, oversize };
+}
+
+export function bodyOf(rows: PreparedRow[]): string {
+  return `[${rows.map((r) => r.json).join(',')}]`;
+}
+
+/**
+ * Sends prepared rows in calls no larger than maxCallBytes, splitting on 413, bisecting refused
+ * calls (within a budget) to isolate poison rows, and stopping at the first retryable outcome.
+ */
+export async function deliver(prepared: PreparedRow[], rejectedUpFront: Array<{ row: CslRow; reason: string }>, opts: DeliverOptions): Promise<SendResult> {
+  const rejected = [...rejectedUpFront];
+  const truncated: Array<{ row: CslRow; reason: string }> = [];
+  let accepted = 0;
+  let budget = opts.isolateBudget ?? 32;
+  const { groups, oversize } = packRows(prepared, opts.maxCallBytes);
+  for (const r of oversize) {
+    rejected.push({ row: r.original, reason: `record is ${r.bytes} bytes, over the ${opts.maxCallBytes}-byte limit of one call` });
+  }
+  const queue = groups;
+  let lastFailure: { error: string; httpStatus?: number } | undefined;
+
+  const remaining = (extra: PreparedRow[]) => [...extra, ...queue.flat()].map((r) => r.original);
+
+  while (queue.length) {
+    const group = queue.shift()!;
+    if (opts.signal?.aborted) {
+      return retryResult({ error: 'send aborted' }, accepted, rejected, truncated, remaining(group));
+    }
+    const out = await opts.post(bodyOf(group), group);
+    switch (out.kind) {
+      case 'ok':
+        accepted += group.length;
+        for (const r of group) if (r.truncated) truncated.push({ row: r.original, reason: `truncated to the per-field limit: ${r.truncated}` });
+        break;
+      case 'too-large':
+        if (group.length === 1) {
+          rejected.push({ row: group[0]!.original, reason: `the service refused the record as too large: ${out.error}` });
+        } else {
+          const mid = Math.ceil(group.length / 2);
+          queue.unshift(group.slice(0, mid), group.slice(mid));
+        }
+        break;
+      case 'retry':
+        return retryResult(out, accepted, rejected, truncated, remaining(group));
+      case 'reject':
+        if (out.isolate && group.length > 1 && budget >= 2) {
+          budget -= 2;
+          const mid = Math.ceil(group.length / 2);
+          queue.unshift(group.slice(0, mid), group.slice(mid));
+        } else {
+          lastFailure = { error: out.error, httpStatus: out.httpStatus };
+          for (const r of group) rejected.push({ row: r.original, reason: out.error });
+        }
+        break;
+      case 'fatal':
+        lastFailure = { error: out.error, httpStatus: out.httpStatus };
+        for (const r of [...group, ...queue.flat()]) rejected.push({ row: r.original, reason: out.error });
+        queue.length = 0;
+        break;
+    }
+  }
+
+  const extra = truncated.length ? { truncated } : {};
+  if (rejected.length === 0) return { status: 'success', accepted, ...extra };
+  if (accepted === 0 && lastFailure && rejected.every((r) => r.reason === lastFailure!.error)) {
+    return { status: 'failure', error: lastFailure.error, httpStatus: lastFailure.httpStatus };
+  }
+  return { status: 'partial', accepted, rejected, ...extra };
+}
+
+function retryResult(
+  out: { error: string; retryAfterMs?: number; httpStatus?: number },
+  accepted: number,
+  rejected: Array<{ row: CslRow; reason: string }>,
+  truncated: Array<{ row: CslRow; reason: string }>,
+  pending: CslRow[],
+): SendResult {
+  const base: SendResult = { status: 'retryable', error: out.error };
+  if (out.retryAfterMs !== undefined) base.retryAfterMs = out.retryAfterMs;
+  if (out.httpStatus !== undefined) base.httpStatus = out.httpStatus;
+  // Only when part of the batch already settled: lets a forwarder that understands `progress`
+  // avoid resending accepted rows; one that ignores it resends everything (duplicates, no loss).
+  if (accepted > 0 || rejected.length > 0) base.progress = { accepted, rejected, pending, ...(truncated.length ? { truncated } : {}) };
+  return base;
+}

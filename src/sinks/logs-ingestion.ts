@@ -1,0 +1,169 @@
+import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
+import { gzip as gzipCb } from 'node:zlib';
+import type { CslRow } from '../parser/types.js';
+import type { SinkConfig } from '../config/schema.js';
+import { redact } from '../util/secrets.js';
+import { deliver, prepareRow, type PostOutcome } from './batch.js';
+import { describeNetworkError, HttpTransport, isRetryableStatus, parseRetryAfter, serviceErrorText } from './http.js';
+import type { SinkOptions } from './options.js';
+import { createCredential, scopeFor, TokenCache } from './token.js';
+import type { SendResult, Sink } from './types.js';
+
+const gzip = promisify(gzipCb);
+
+type IngestionConfig = Extract<SinkConfig, { type: 'logs-ingestion' }>;
+
+export const LOGS_INGESTION_API_VERSION = '2023-01-01';
+/**
+ * "1 MB per call, compressed or not": we cap the uncompressed JSON at 1,000,000 bytes, which keeps
+ * both forms under 1 MB (and under 1 MiB) whatever the service measures.
+ */
+export const LI_MAX_CALL_BYTES = 1_000_000;
+export const LI_MAX_FIELD_BYTES = 64 * 1024;
+const DEFAULT_FORBIDDEN_GRACE_MS = 30 * 60_000;
+const AUTH_RETRY_MS = 60_000;
+
+export function ingestionUrl(config: Pick<IngestionConfig, 'endpoint' | 'dcrImmutableId' | 'stream'>): URL {
+  const url = new URL(config.endpoint);
+  const stream = config.stream ?? 'Custom-CommonSecurityLog';
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}/dataCollectionRules/${encodeURIComponent(config.dcrImmutableId)}/streams/${encodeURIComponent(stream)}`;
+  url.search = `api-version=${LOGS_INGESTION_API_VERSION}`;
+  return url;
+}
+
+/*
+ * Why not @azure/monitor-ingestion's LogsIngestionClient.upload: it retries inside the call with
+ * core-rest-pipeline's in-memory policy and reports failures only as an aggregate of failed logs.
+ * Our durable queue needs each call's own outcome (retryable vs refused, Retry-After, 403 vs 413)
+ * under the forwarder's retry loop, so the one POST is made here. Tokens still come from @azure/identity.
+ */
+export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptions = {}): Sink {
+  const env = opts.env ?? process.env;
+  const now = opts.now ?? Date.now;
+  const scope = scopeFor(config);
+  const url = ingestionUrl(config);
+  const transport = new HttpTransport({ timeoutMs: opts.timeoutMs, ca: opts.ca, env });
+  const maxCallBytes = opts.limits?.maxCallBytes ?? LI_MAX_CALL_BYTES;
+  const maxFieldBytes = opts.limits?.maxFieldBytes ?? LI_MAX_FIELD_BYTES;
+  const graceMs = opts.forbiddenGraceMs ?? DEFAULT_FORBIDDEN_GRACE_MS;
+  const secrets: string[] = [];
+  const makeCredential = () => {
+    if (opts.credential) return opts.credential;
+    return createCredential(config, { env, ca: opts.ca, clientSecret: opts.secrets?.clientSecret });
+  };
+  if (opts.secrets?.clientSecret) secrets.push(opts.secrets.clientSecret);
+  const tokens = new TokenCache(scope, makeCredential, now);
+  let forbiddenSince: number | undefined;
+  const clean = (text: string) => redact(text, secrets);
+
+  async function call(body: Buffer, signal: AbortSignal | undefined, token: string) {
+    return transport.request(url, {
+      method: 'POST',
+      headers: {
+        Authorization: `Bearer ${token}`,
+        'Content-Type': 'application/json',
+        'Content-Encoding': 'gzip',
+        'Content-Length': String(body.length),
+        'x-ms-client-request-id': randomUUID(),
+      },
+      body,
+      signal,
+    });
+  }
+
+  async function getToken(signal?: AbortSignal): Promise<string | PostOutcome> {
+    try {
+      return await tokens.get(signal);
+    } catch (err) {
+      // A token failure is not the data's fault: keep it queued. A refusal by the authority (wrong
+      // secret, unknown app) will not fix itself soon, so wait a minute; a network blip gets the
+      // forwarder's normal backoff.
+      // @azure/identity wraps the authority's answer (AuthenticationRequiredError), so look for
+      // its AADSTS code / OAuth error rather than a status.
+      const refused = /AADSTS\d+|invalid_client|unauthorized_client|invalid_tenant|invalid_scope/.test(String((err as Error)?.message ?? err));
+      return {
+        kind: 'retry',
+        ...(refused ? { retryAfterMs: AUTH_RETRY_MS } : {}),
+        error: clean(`cannot get an Entra ID token for ${scope}: ${tokenErrorText(err)}`),
+      };
+    }
+  }
+
+  async function post(json: string, signal?: AbortSignal): Promise<PostOutcome> {
+    const body = await gzip(Buffer.from(json, 'utf8'));
+    let res;
+    for (let attempt = 0; ; attempt++) {
+      const token = await getToken(signal);
+      if (typeof token !== 'string') return token;
+      try {
+        res = await call(body, signal, token);
+      } catch (err) {
+        return { kind: 'retry', error: clean(`cannot reach ${url.host}: ${describeNetworkError(err)}`) };
+      }
+      // One refresh per call: a token revoked or rotated early gets replaced, a bad setup does not loop.
+      if (res.status === 401 && attempt === 0) {
+        tokens.invalidate();
+        continue;
+      }
+      break;
+    }
+    if (res.status >= 200 && res.status < 300) {
+      forbiddenSince = undefined;
+      return { kind: 'ok' };
+    }
+    const text = clean(serviceErrorText(res.body)) || `HTTP ${res.status}`;
+    const error = `Logs Ingestion API HTTP ${res.status}: ${text}`;
+    switch (res.status) {
+      case 401:
+        return { kind: 'retry', httpStatus: 401, retryAfterMs: AUTH_RETRY_MS, error: `${error} (a fresh token was refused too: check the tenant, app registration and cloud)` };
+      case 403: {
+        forbiddenSince ??= now();
+        const hint = 'the identity needs the "Monitoring Metrics Publisher" role on the data collection rule; a new assignment can take up to 30 minutes to apply';
+        if (now() - forbiddenSince < graceMs) return { kind: 'retry', httpStatus: 403, retryAfterMs: AUTH_RETRY_MS, error: `${error} (${hint})` };
+        return { kind: 'fatal', httpStatus: 403, error: `${error} (${hint})` };
+      }
+      case 404:
+        return { kind: 'fatal', httpStatus: 404, error: `${error} (check dcrImmutableId, stream and endpoint: ${url.origin})` };
+      case 413:
+        return { kind: 'too-large', error };
+    }
+    if (isRetryableStatus(res.status)) return { kind: 'retry', httpStatus: res.status, retryAfterMs: parseRetryAfter(res.headers, now()), error };
+    return { kind: 'reject', httpStatus: res.status, error, isolate: res.status === 400 };
+  }
+
+  return {
+    name: 'logs-ingestion',
+    async start() {
+      // Fetch a first token so credential problems show at start; never throw for them.
+      try {
+        await tokens.get();
+        opts.logger?.info(`logs-ingestion: token acquired for ${scope}`);
+      } catch (err) {
+        opts.logger?.warn(clean(`logs-ingestion: cannot get a token yet (will retry while sending): ${tokenErrorText(err)}`));
+      }
+    },
+    async send(rows: CslRow[], sendOpts?: { signal?: AbortSignal }): Promise<SendResult> {
+      if (rows.length === 0) return { status: 'success', accepted: 0 };
+      const prepared = rows.map((r) => prepareRow(r, maxFieldBytes));
+      return deliver(prepared, [], { maxCallBytes, signal: sendOpts?.signal, post: (body) => post(body, sendOpts?.signal) });
+    },
+    async close() {
+      transport.close();
+    },
+  };
+}
+
+function tokenErrorText(err: unknown): string {
+  const text = firstLine(err);
+  // MSAL's code for "could not fetch the authority's OpenID metadata" says nothing about why.
+  if (/endpoints_resolution_error/.test(text)) {
+    return `${text} (the authority could not be reached: check DNS, proxy (HTTPS_PROXY) and authorityHost)`;
+  }
+  return text;
+}
+
+function firstLine(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n').find((l) => l.trim())?.trim() ?? msg;
+}

@@ -1,0 +1,103 @@
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { checkConfig, loadForwarderConfig, parseSize } from '../../src/config/load.js';
+import { parseListenUrl } from '../../src/config/listen.js';
+import { tempDir } from './helpers.js';
+
+const none = { defaultConfigPath: '/nonexistent/forwarder.json' };
+const bin = new URL('../../bin/sentinel-cef', import.meta.url).pathname;
+const env = { CI: 'true', NO_COLOR: '1' };
+
+describe('forwarder config', () => {
+  it('parses listen URLs including IPv6 and rejects bad ones', () => {
+    expect(parseListenUrl('tcp://[::1]:25226')).toMatchObject({ protocol: 'tcp', host: '::1', port: 25226, url: 'tcp://[::1]:25226' });
+    expect(parseListenUrl('udp://0.0.0.0:514')).toMatchObject({ protocol: 'udp', host: '0.0.0.0', port: 514 });
+    expect(() => parseListenUrl('http://x:1')).toThrow(/invalid listen address/);
+    expect(() => parseListenUrl('tcp://x:70000')).toThrow(/out of range/);
+  });
+
+  it('parses sizes', () => {
+    expect(parseSize('64K', 'x')).toBe(65536);
+    expect(parseSize('2G', 'x')).toBe(2 * 1024 ** 3);
+    expect(() => parseSize('lots', '--queue-max-bytes')).toThrow(/--queue-max-bytes/);
+  });
+
+  it('merges file and flags, flags win', () => {
+    const dir = tempDir();
+    const file = join(dir, 'forwarder.json');
+    writeFileSync(file, JSON.stringify({ listen: ['tcp://127.0.0.1:1'], queue: { dir: '/q', maxBytes: 1000 }, sink: { type: 'file', path: '/a' }, logLevel: 'warn' }));
+    const c = loadForwarderConfig({ config: file, listen: ['udp://127.0.0.1:2'], queueMaxBytes: '1M', maxMessageSize: '8K', admin: 'off' }, none);
+    expect(c.listen).toEqual(['udp://127.0.0.1:2']);
+    expect(c.queue).toMatchObject({ dir: '/q', maxBytes: 1024 * 1024 });
+    expect(c.limits.maxMessageBytes).toBe(8192);
+    expect(c.admin).toBe(false);
+    expect(c.logLevel).toBe('warn');
+    expect(c.sink).toEqual({ type: 'file', path: '/a' });
+  });
+
+  it('builds Azure sinks from flags', () => {
+    const la = loadForwarderConfig({ sink: 'log-analytics', workspaceId: '11111111-2222-3333-4444-555555555555', keyFile: '/etc/k', cloud: 'AzureUSGovernment' }, none);
+    expect(la.sink).toMatchObject({ type: 'log-analytics', sharedKeyFile: '/etc/k', cloud: 'AzureUSGovernment', logType: 'CommonSecurityLog' });
+    const li = loadForwarderConfig({ sink: 'logs-ingestion', dce: 'https://x.ingest.monitor.azure.com', dcr: 'dcr-1', tenant: 't', clientId: 'c', clientSecretFile: '/s' }, none);
+    expect(li.sink).toMatchObject({ type: 'logs-ingestion', endpoint: 'https://x.ingest.monitor.azure.com', dcrImmutableId: 'dcr-1', auth: { kind: 'client-secret', tenantId: 't', clientId: 'c', clientSecretFile: '/s' } });
+    const mi = loadForwarderConfig({ sink: 'logs-ingestion', endpoint: 'https://x.ingest.monitor.azure.com', dcr: 'dcr-1', managedIdentity: true }, none);
+    expect(mi.sink).toMatchObject({ auth: { kind: 'managed-identity' } });
+  });
+
+  it.each([
+    [{ key: 'abc', sink: 'file:/x' }, /--key is refused.*--key-file/],
+    [{ clientSecret: 'abc', sink: 'file:/x' }, /--client-secret is refused/],
+    [{}, /no sink configured/],
+    [{ sink: 'ftp' }, /unknown sink/],
+    [{ sink: 'file:/x', admin: '0.0.0.0:25227' }, /not on loopback/],
+    [{ sink: 'file:/x', listen: ['tls://127.0.0.1:6514'] }, /needs a certificate/],
+    [{ sink: 'log-analytics', workspaceId: 'nope' }, /sink\.workspaceId: workspaceId must be a GUID/],
+    [{ sink: 'file:/x', maxConnections: '-3' }, /--max-connections/],
+  ])('refuses %o with one clear line', (flags, re) => {
+    let msg = '';
+    try {
+      loadForwarderConfig(flags as never, none);
+    } catch (err) {
+      msg = `${(err as Error).message} ${(err as { suggestion?: string }).suggestion ?? ''}`;
+      expect((err as { exitCode: number }).exitCode).toBe(2);
+    }
+    expect(msg).toMatch(re);
+  });
+
+  it('check: secret files must exist and be 0600', () => {
+    const dir = tempDir();
+    const key = join(dir, 'key');
+    writeFileSync(key, 'c2VjcmV0');
+    chmodSync(key, 0o644);
+    const c = loadForwarderConfig({ sink: 'log-analytics', workspaceId: '11111111-2222-3333-4444-555555555555', keyFile: key, queueDir: join(dir, 'q') }, none);
+    const bad = checkConfig(c, {}).find((x) => x.id === 'sink.sharedKey')!;
+    expect(bad).toMatchObject({ ok: false, fix: `chmod 600 ${key}` });
+    chmodSync(key, 0o600);
+    expect(checkConfig(c, {}).every((x) => x.ok)).toBe(true);
+    const envOnly = loadForwarderConfig({ sink: 'log-analytics', workspaceId: '11111111-2222-3333-4444-555555555555', queueDir: join(dir, 'q') }, none);
+    expect(checkConfig(envOnly, {}).find((x) => x.id === 'sink.sharedKey')!.ok).toBe(false);
+    expect(checkConfig(envOnly, { SENTINEL_CEF_KEY: 'x' }).find((x) => x.id === 'sink.sharedKey')!.ok).toBe(true);
+  });
+
+  it('forward --check exits 0 for a valid config and 2 with one line per problem', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'q'));
+    const ok = await execa(bin, ['forward', '--check', '--sink', `file:${join(dir, 'rows.ndjson')}`, '--queue-dir', join(dir, 'q')], { env, reject: false });
+    expect(ok.exitCode).toBe(0);
+    expect(ok.stdout).toContain('configuration is valid');
+    const file = join(dir, 'bad.json');
+    writeFileSync(file, JSON.stringify({ sink: { type: 'file', path: 'x' }, limits: { maxConnections: 'many' }, batch: { flushMs: -1 } }));
+    const bad = await execa(bin, ['forward', '--check', '--config', file], { env, reject: false });
+    expect(bad.exitCode).toBe(2);
+    const lines = bad.stderr.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/limits\.maxConnections: .*fix this field/);
+    expect(lines[1]).toMatch(/batch\.flushMs: /);
+    const secret = await execa(bin, ['forward', '--key', 'SECRETVALUE', '--sink', 'log-analytics'], { env, reject: false });
+    expect(secret.exitCode).toBe(2);
+    expect(secret.stderr).not.toContain('SECRETVALUE');
+    expect(secret.stderr.trim().split('\n')).toHaveLength(1);
+  });
+});

@@ -1,0 +1,124 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
+import { TRUNCATED_MARKER } from '../../src/forwarder/delivery.js';
+import { sendSyslog } from '../../src/forwarder/send-test.js';
+import { FakeSink, cef, makeConfig, readNdjson, silent, tempDir, waitFor } from './helpers.js';
+
+let fwd: RunningForwarder | null = null;
+afterEach(async () => {
+  await fwd?.shutdown();
+  fwd = null;
+});
+
+async function start(sink: FakeSink, over: Record<string, unknown> = {}) {
+  const dir = tempDir();
+  const config = makeConfig(dir, { listen: ['tcp://127.0.0.1:0'], admin: false, ...over });
+  fwd = await startForwarder(config, { logger: silent, sink, random: () => 0.5 });
+  const port = fwd.addresses[0].port;
+  const send = (lines: string[]) => sendSyslog(lines, { host: '127.0.0.1', port, protocol: 'tcp' });
+  return { dir, config, send, f: fwd };
+}
+
+const seqOf = (row: Record<string, unknown>) => Number(row.DeviceEventClassID);
+
+describe('delivery loop', () => {
+  it('retries a retryable batch, never before retryAfterMs, then delivers every row once', async () => {
+    const sink = new FakeSink();
+    sink.script = [
+      () => ({ status: 'retryable', error: 'HTTP 503', httpStatus: 503, retryAfterMs: 300 }),
+      () => ({ status: 'retryable', error: 'socket hang up' }),
+    ];
+    const { send, f } = await start(sink);
+    await send(Array.from({ length: 20 }, (_, i) => cef(i)));
+    await waitFor(() => sink.accepted.length === 20, 5000, 'delivery');
+    expect(sink.sent.length).toBe(3);
+    expect(sink.sent[1]).toEqual(sink.sent[0]);
+    expect(sink.sendTimes[1] - sink.sendTimes[0]).toBeGreaterThanOrEqual(295);
+    const h = f.health();
+    expect(h.counters).toMatchObject({ received: 20, delivered: 20, retried: 2, deadLettered: 0 });
+    expect(h.lastDelivery?.ok).toBe(true);
+    const metrics = await f.metrics.registry.metrics();
+    expect(metrics).toMatch(/sentinel_cef_retried_total\{reason="503"\} 1/);
+    expect(metrics).toMatch(/sentinel_cef_sink_request_duration_seconds_count\{sink="fake",result="retryable"\} 2/);
+  });
+
+  it('dead-letters the rows a partial result refuses and delivers the rest', async () => {
+    const sink = new FakeSink();
+    sink.script = [(rows) => ({ status: 'partial', accepted: rows.length - 2, rejected: rows.slice(0, 2).map((row) => ({ row, reason: 'row too large' })) })];
+    const { send, f } = await start(sink);
+    await send(Array.from({ length: 10 }, (_, i) => cef(i)));
+    await waitFor(() => f.health().counters.delivered + f.health().counters.deadLettered === 10, 5000);
+    const dl = readNdjson(f.deadLetterFile);
+    expect(dl).toHaveLength(2);
+    expect(dl[0]).toMatchObject({ reason: 'row too large', row: { DeviceVendor: 'Acme' } });
+    expect(typeof dl[0].time).toBe('string');
+    expect(sink.accepted).toHaveLength(8);
+  });
+
+  it('dead-letters a whole batch on failure with the reason and HTTP status, and moves on', async () => {
+    const sink = new FakeSink();
+    sink.script = [() => ({ status: 'failure', error: 'HTTP 403: forbidden', httpStatus: 403 })];
+    const { send, f } = await start(sink);
+    await send([cef(1), cef(2)]);
+    await waitFor(() => f.health().counters.deadLettered === 2, 5000);
+    await send([cef(3)]);
+    await waitFor(() => sink.accepted.length === 1, 5000);
+    expect(readNdjson(f.deadLetterFile).map((e) => [e.reason, e.httpStatus, seqOf(e.row as Record<string, unknown>)])).toEqual([
+      ['HTTP 403: forbidden', 403, 1],
+      ['HTTP 403: forbidden', 403, 2],
+    ]);
+    expect(f.health().lastDelivery).toMatchObject({ ok: true });
+  });
+
+  it('treats a sink that throws as retryable and counts it', async () => {
+    const sink = new FakeSink();
+    sink.script = [() => { throw new Error('boom'); }];
+    const { send, f } = await start(sink);
+    await send([cef(1)]);
+    await waitFor(() => sink.accepted.length === 1, 5000);
+    expect(f.health().counters.retried).toBe(1);
+  });
+
+  it('keeps unparseable lines in the dead-letter file with the raw text', async () => {
+    const sink = new FakeSink();
+    const { send, f } = await start(sink);
+    await send(['<13>Nov 22 08:00:00 host sshd[1]: not a CEF line', cef(1)]);
+    await waitFor(() => sink.accepted.length === 1 && f.health().counters.parseFailures === 1, 5000);
+    const dl = readNdjson(f.deadLetterFile);
+    expect(dl).toEqual([expect.objectContaining({ reason: expect.stringMatching(/^parse failure/), raw: '<13>Nov 22 08:00:00 host sshd[1]: not a CEF line' })]);
+  });
+
+  it('batches by record count', async () => {
+    const sink = new FakeSink();
+    const { send } = await start(sink, { batch: { maxRecords: 7, maxBytes: 1 << 20, flushMs: 10 } });
+    await send(Array.from({ length: 30 }, (_, i) => cef(i)));
+    await waitFor(() => sink.accepted.length === 30, 5000);
+    expect(Math.max(...sink.sent.map((b) => b.length))).toBeLessThanOrEqual(7);
+    expect(sink.accepted.map((r) => Number(r.DeviceEventClassID))).toEqual(Array.from({ length: 30 }, (_, i) => i));
+  });
+
+  it('flags truncated messages in AdditionalExtensions', async () => {
+    const sink = new FakeSink();
+    const { send, f } = await start(sink, { limits: { maxMessageBytes: 200 } });
+    await send([cef(1, `msg=${'z'.repeat(500)}`)]);
+    await waitFor(() => sink.accepted.length === 1, 5000);
+    expect(String(sink.accepted[0].AdditionalExtensions)).toContain(TRUNCATED_MARKER);
+    expect(f.metrics.totals.truncated).toBe(1);
+  });
+
+  it('on shutdown leaves undelivered events queued for the next start', async () => {
+    const sink = new FakeSink();
+    sink.script = Array.from({ length: 1000 }, () => () => ({ status: 'retryable' as const, error: 'down' }));
+    const { send, f, config } = await start(sink, { drainTimeoutSec: 0.2 });
+    await send([cef(1), cef(2)]);
+    await waitFor(() => sink.sent.length > 0, 5000);
+    await f.shutdown();
+    await f.shutdown(); // idempotent
+    fwd = null;
+    const sink2 = new FakeSink();
+    fwd = await startForwarder(config, { logger: silent, sink: sink2 });
+    await waitFor(() => sink2.accepted.length === 2, 5000);
+    expect(join(config.queue.dir)).toBeTruthy();
+  });
+});

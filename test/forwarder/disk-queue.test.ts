@@ -1,0 +1,130 @@
+import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DiskQueue, type CorruptionEvent } from '../../src/forwarder/disk-queue.js';
+import { tempDir } from './helpers.js';
+
+const msgs = (from: number, n: number) =>
+  Array.from({ length: n }, (_, i) => ({ data: Buffer.from(`message ${from + i}`), truncated: (from + i) % 7 === 0 }));
+
+function open(dir: string, over: Partial<ConstructorParameters<typeof DiskQueue>[0]> = {}, corrupt: CorruptionEvent[] = []) {
+  const q = new DiskQueue({ dir, maxBytes: 1 << 30, segmentBytes: 4096, fsyncIntervalMs: 0, onCorruption: (e) => corrupt.push(e), ...over });
+  q.open();
+  return q;
+}
+
+function drain(q: DiskQueue): string[] {
+  const out: string[] = [];
+  for (;;) {
+    const b = q.readBatch(50, 1 << 20);
+    if (!b.records.length) {
+      q.ackTo(b.end, 0, 0);
+      return out;
+    }
+    out.push(...b.records.map((r) => r.raw.toString()));
+    q.ackTo(b.end, b.records.length, b.diskBytes);
+  }
+}
+
+describe('DiskQueue', () => {
+  it('returns records in order with receive time and flags, and rotates and deletes segments', () => {
+    const dir = tempDir();
+    const q = open(dir);
+    q.append(msgs(0, 100), 1234);
+    q.append(msgs(100, 100), 5678);
+    expect(q.records).toBe(200);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.seg')).length).toBeGreaterThan(1);
+    const b = q.readBatch(10, 1 << 20);
+    expect(b.records[0]).toMatchObject({ receivedAt: 1234, flags: 1 });
+    expect(b.records[1].flags).toBe(0);
+    q.rewind();
+    expect(drain(q)).toEqual(msgs(0, 200).map((m) => m.data.toString()));
+    expect(q.records).toBe(0);
+    expect(q.bytes).toBe(0);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.seg')).length).toBe(1);
+    q.close();
+  });
+
+  it('keeps unacknowledged records across a restart and resumes at the cursor', () => {
+    const dir = tempDir();
+    let q = open(dir);
+    q.append(msgs(0, 30), 1);
+    const b = q.readBatch(10, 1 << 20);
+    q.ackTo(b.end, b.records.length, b.diskBytes);
+    q.readBatch(10, 1 << 20); // handed out but never acknowledged: must come back
+    q.close();
+    q = open(dir);
+    expect(q.records).toBe(20);
+    q.append(msgs(30, 5), 2);
+    expect(drain(q)).toEqual(msgs(10, 25).map((m) => m.data.toString()));
+    q.close();
+  });
+
+  it('recovers a torn tail: trims it, counts it, keeps every complete record', () => {
+    const dir = tempDir();
+    let q = open(dir, { segmentBytes: 1 << 20 });
+    q.append(msgs(0, 10), 1);
+    q.close();
+    const seg = readdirSync(dir).filter((f) => f.endsWith('.seg')).sort()[0];
+    const full = readFileSync(join(dir, seg));
+    // A record cut in the middle, as a crash mid-write leaves it.
+    appendFileSync(join(dir, seg), full.subarray(0, 15));
+    const corrupt: CorruptionEvent[] = [];
+    q = open(dir, {}, corrupt);
+    expect(corrupt).toEqual([expect.objectContaining({ kind: 'torn-tail', bytes: 15 })]);
+    expect(statSync(join(dir, seg)).size).toBe(full.length);
+    expect(drain(q)).toEqual(msgs(0, 10).map((m) => m.data.toString()));
+    q.close();
+  });
+
+  it('skips a corrupt record in the middle, reports it, and delivers the rest', () => {
+    const dir = tempDir();
+    let q = open(dir, { segmentBytes: 1 << 20 });
+    q.append(msgs(0, 10), 1);
+    q.close();
+    const seg = join(dir, readdirSync(dir).filter((f) => f.endsWith('.seg')).sort()[0]);
+    const buf = readFileSync(seg);
+    const third = buf.indexOf('message 3');
+    buf[third + 2] ^= 0xff; // flip a payload byte: CRC mismatch
+    writeFileSync(seg, buf);
+    const corrupt: CorruptionEvent[] = [];
+    q = open(dir, {}, corrupt);
+    const got = drain(q);
+    expect(got).toEqual(msgs(0, 10).map((m) => m.data.toString()).filter((m) => m !== 'message 3'));
+    expect(corrupt).toEqual([expect.objectContaining({ kind: 'corrupt-record' })]);
+    q.close();
+  });
+
+  it('reports full at the cap', () => {
+    const dir = tempDir();
+    const q = open(dir, { maxBytes: 500 });
+    q.append(msgs(0, 5), 1);
+    expect(q.full).toBe(false);
+    q.append(msgs(5, 30), 1);
+    expect(q.full).toBe(true);
+    drain(q);
+    expect(q.full).toBe(false);
+    q.close();
+  });
+
+  it('leaves nothing behind when a write fails half way (disk full)', () => {
+    const dir = tempDir();
+    let fail = false;
+    const q = open(dir, {
+      writeFn: (fd, b, off, len) => {
+        if (!fail) return (require('node:fs') as typeof import('node:fs')).writeSync(fd, b, off, len);
+        // Write part of it, then fail as ENOSPC does.
+        fail = false;
+        (require('node:fs') as typeof import('node:fs')).writeSync(fd, b, off, Math.floor(len / 2));
+        throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+      },
+    });
+    q.append(msgs(0, 3), 1);
+    fail = true;
+    expect(() => q.append(msgs(3, 3), 1)).toThrow(/ENOSPC/);
+    expect(q.records).toBe(3);
+    q.append(msgs(3, 3), 1);
+    expect(drain(q)).toEqual(msgs(0, 6).map((m) => m.data.toString()));
+    q.close();
+  });
+});

@@ -1,0 +1,83 @@
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, type Socket } from 'node:net';
+import { pino } from 'pino';
+import { forwarderConfigSchema, type ForwarderConfig } from '../../src/config/schema.js';
+import type { CslRow } from '../../src/parser/types.js';
+import type { SendResult, Sink } from '../../src/sinks/types.js';
+
+export const silent = pino({ level: 'silent' });
+
+export function tempDir(prefix = 'fwd-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function makeConfig(dir: string, over: Record<string, unknown> = {}): ForwarderConfig {
+  return forwarderConfigSchema.parse({
+    listen: ['tcp://127.0.0.1:0', 'udp://127.0.0.1:0'],
+    queue: { dir: join(dir, 'queue'), fsyncIntervalMs: 50 },
+    batch: { maxRecords: 500, maxBytes: 900 * 1024, flushMs: 20 },
+    retry: { initialMs: 10, maxMs: 100 },
+    drainTimeoutSec: 2,
+    sink: { type: 'file', path: join(dir, 'rows.ndjson') },
+    admin: '127.0.0.1:0',
+    ...over,
+  });
+}
+
+export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 5000, what = 'condition'): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export function readRows(path: string): CslRow[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as CslRow);
+}
+
+export function readNdjson(path: string): Array<Record<string, unknown>> {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+export function cef(n: number | string, extra = ''): string {
+  return `<134>Nov 22 08:00:00 fw1 CEF:0|Acme|Firewall|1.0|${n}|allow|3|src=10.0.0.1${extra ? ' ' + extra : ''}`;
+}
+
+export function tcpConnect(port: number, host = '127.0.0.1'): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ port, host }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+export function writeAndEnd(s: Socket, data: string | Buffer): Promise<void> {
+  return new Promise((resolve) => s.end(data, () => resolve()));
+}
+
+/** A sink under test control: each send takes the next scripted result (default success). */
+export class FakeSink implements Sink {
+  readonly name = 'fake';
+  readonly sent: CslRow[][] = [];
+  readonly accepted: CslRow[] = [];
+  readonly sendTimes: number[] = [];
+  script: Array<(rows: CslRow[]) => SendResult> = [];
+  async send(rows: CslRow[]): Promise<SendResult> {
+    this.sent.push(rows);
+    this.sendTimes.push(Date.now());
+    const next = this.script.shift();
+    const r = next ? next(rows) : ({ status: 'success', accepted: rows.length } as SendResult);
+    if (r.status === 'success') this.accepted.push(...rows);
+    if (r.status === 'partial') {
+      const rej = new Set(r.rejected.map((x) => x.row));
+      this.accepted.push(...rows.filter((x) => !rej.has(x)));
+    }
+    return r;
+  }
+}
