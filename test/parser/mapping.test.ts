@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CSL_COLUMNS, KEY_RULES, parseLine } from '../../src/parser/index.js';
+import { CSL_COLUMNS as SINK_COLUMNS } from '../../src/sinks/columns.js';
 
 const at = new Date('2026-11-22T10:00:30Z');
 
@@ -135,5 +136,10 @@ describe('CEF key → CommonSecurityLog column mapping', () => {
   it('only writes columns that exist in CommonSecurityLog', () => {
     const columns = new Set(CSL_COLUMNS.map(([n]) => n));
     for (const [, , column] of TABLE) expect(columns.has(column), column).toBe(true);
+  });
+
+  it('writes only columns the sinks declare (DCR stream), with the same types', () => {
+    const declared = new Map(SINK_COLUMNS.map((c) => [c.name, c.type]));
+    for (const [name, type] of CSL_COLUMNS) expect([name, declared.get(name)]).toEqual([name, type]);
   });
 });
