@@ -92,8 +92,16 @@ function canonicalOrder(row: CslRow): CslRow {
   return out;
 }
 
+function isBlankText(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c !== 32 && c !== 9 && c !== 10 && c !== 13 && c !== 0) return false;
+  }
+  return true;
+}
+
 function parseText(s: string, receivedAt: Date): ParseResult {
-  if (s.trim() === '') return { ok: false, reason: 'empty line' };
+  if (isBlankText(s)) return { ok: false, reason: 'empty line' };
   const h = parseSyslogHeader(s, header);
   const host = h.host;
   let v = -1;
