@@ -90,6 +90,12 @@ describe('sentinel-cef parse (built CLI)', () => {
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain('--received-at <iso>');
     expect(r.stdout).toContain("Examples:\n  $ echo 'CEF:0|Acme|IDS");
+    // The example's output is what the command really prints.
+    const lines = r.stdout.split('\n');
+    const i = lines.findIndex((l) => l.startsWith("  $ echo 'CEF:"));
+    const input = /echo '([^']*)'/.exec(lines[i])?.[1];
+    const real = await execa(bin, ['parse'], { env, input });
+    expect(real.stdout.replace(/"TimeGenerated":"[^"]*"/, '"TimeGenerated":"…"')).toBe(lines[i + 1].trim());
   });
 
   it('stops quietly when the reader goes away (| head -1)', async () => {
