@@ -136,7 +136,42 @@ const fromTo: Extractor = (row, text) => {
   port(row, 'DestinationPort', m[7]);
 };
 
+// FTD 430001–430005 (intrusion, connection, file, malware events) write `Name: value` pairs separated by
+// `, `; only the unambiguous address, port and action fields are lifted out.
+const FTD_FIELD = /(?:^|, )(SrcIP|DstIP|SrcPort|DstPort|Protocol|AccessControlRuleAction): ([^,]*)/g;
+const ftdEvent: Extractor = (row, text) => {
+  for (const m of text.matchAll(FTD_FIELD)) {
+    const v = m[2].trim();
+    if (v === '') continue;
+    switch (m[1]) {
+      case 'SrcIP':
+        row.SourceIP ??= v;
+        break;
+      case 'DstIP':
+        row.DestinationIP ??= v;
+        break;
+      case 'SrcPort':
+        if (row.SourcePort === undefined) port(row, 'SourcePort', v);
+        break;
+      case 'DstPort':
+        if (row.DestinationPort === undefined) port(row, 'DestinationPort', v);
+        break;
+      case 'Protocol':
+        row.Protocol ??= v;
+        break;
+      case 'AccessControlRuleAction':
+        row.DeviceAction ??= v;
+        break;
+    }
+  }
+};
+
 const EXTRACTORS: Record<string, Extractor> = {
+  '430001': ftdEvent,
+  '430002': ftdEvent,
+  '430003': ftdEvent,
+  '430004': ftdEvent,
+  '430005': ftdEvent,
   '302013': built,
   '302015': built,
   '106023': denyAcl,

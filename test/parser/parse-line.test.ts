@@ -371,6 +371,12 @@ describe('Cisco ASA / FTD', () => {
     expect(r.Message).toBe('Built inbound TCP connection 7 for outside:names-not-ips/1');
   });
 
+  it('lifts addresses, ports, protocol and action out of FTD 4300xx events', () => {
+    const r = row('<166>Nov 22 10:00:03 ftd-01 %FTD-6-430003: EventPriority: Low, AccessControlRuleAction: Allow, SrcIP: 10.0.6.10, DstIP: 198.51.100.80, SrcPort: 50122, DstPort: 443, Protocol: tcp, URL: http://x.example/a,b');
+    expect(r).toMatchObject({ SourceIP: '10.0.6.10', DestinationIP: '198.51.100.80', SourcePort: 50122, DestinationPort: 443, Protocol: 'tcp', DeviceAction: 'Allow' });
+    expect(row('%FTD-1-430001: EventPriority: High, SrcIP: , DstIP: 10.0.0.1')).not.toHaveProperty('SourceIP');
+  });
+
   it('prefers CEF when a line has both', () => {
     const r = parseLine(`<166>Nov 22 10:00:00 h %ASA-6-1: CEF:${BODY}`, at);
     expect(r.ok && r.kind).toBe('cef');
