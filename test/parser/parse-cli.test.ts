@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { runParse } from '../../src/commands/parse.js';
+import { MAX_LINE_BYTES, runParse } from '../../src/commands/parse.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const bin = join(root, 'bin/sentinel-cef');
@@ -110,7 +110,7 @@ describe('sentinel-cef parse (built CLI)', () => {
 });
 
 describe('runParse', () => {
-  async function run(input: string | Buffer) {
+  async function run(input: string | Buffer | Buffer[]) {
     const stdin = new PassThrough();
     const stdout = new PassThrough();
     const stderr = new PassThrough();
@@ -118,7 +118,10 @@ describe('runParse', () => {
     let err = '';
     stdout.on('data', (d) => (out += d));
     stderr.on('data', (d) => (err += d));
-    stdin.end(input);
+    if (Array.isArray(input)) {
+      for (const chunk of input) stdin.write(chunk);
+      stdin.end();
+    } else stdin.end(input);
     const summary = await runParse({ files: [], receivedAt: AT }, { stdin, stdout, stderr });
     return { summary, out, err };
   }
@@ -133,6 +136,22 @@ describe('runParse', () => {
     const { summary, err } = await run('x\n\nCEF:0|V|P|1|id|n|5|\n');
     expect(summary).toEqual({ lines: 3, parsed: 1, failed: 1, blank: 1 });
     expect(err).toBe('line 1: not a CEF or Cisco ASA/FTD message\n');
+  });
+
+  it('reports and skips a line longer than the limit, then goes on', async () => {
+    const huge = Buffer.alloc(MAX_LINE_BYTES + 10, 0x61);
+    const { summary, out, err } = await run(Buffer.concat([huge, Buffer.from('\nCEF:0|V|P|1|id|n|5|\n')]));
+    expect(summary).toEqual({ lines: 2, parsed: 1, failed: 1, blank: 0 });
+    expect(err).toMatch(/^line 1: longer than 16777216 bytes \(\d+\+\), skipped\n$/);
+    expect(out.trimEnd().split('\n')).toHaveLength(1);
+  });
+
+  it('drops an over-long line arriving in many chunks without holding it in memory', async () => {
+    const mib = Buffer.alloc(1024 * 1024, 0x61);
+    const chunks = [Buffer.from('CEF:0|V|P|1|id|n|5|\n'), ...Array.from({ length: 17 }, () => mib), Buffer.from('tail\nCEF:0|V|P|1|id|n|5|')];
+    const { summary, err } = await run(chunks);
+    expect(summary).toEqual({ lines: 3, parsed: 2, failed: 1, blank: 0 });
+    expect(err).toMatch(/^line 2: longer than 16777216 bytes/);
   });
 
   it('keeps Latin-1 bytes instead of replacing them', async () => {
