@@ -423,11 +423,11 @@ function parseExtension(s: string, from: number): void {
   }
 }
 
-export type CefOutcome = { ok: true; row: CslRow } | { ok: false; reason: string };
 
 /**
- * Parse the CEF text whose version field starts at `start`. `timeGenerated` (ISO) and `host` (syslog
- * HOSTNAME) fill TimeGenerated and Computer; `receivedAt` completes timestamps sent without a year.
+ * Parse the CEF text whose version field starts at `start`; returns the row, or the reason it is not one.
+ * `timeGenerated` (ISO) and `host` (syslog HOSTNAME) fill TimeGenerated and Computer; `receivedAt`
+ * completes timestamps sent without a year.
  */
 export function parseCefAt(
   s: string,
@@ -435,9 +435,9 @@ export function parseCefAt(
   timeGenerated: string,
   host: string | undefined,
   receivedAt: Date,
-): CefOutcome {
+): CslRow | string {
   const p0 = nextPipe(s, start);
-  if (p0 === -1) return { ok: false, reason: 'CEF header has no fields after the version' };
+  if (p0 === -1) return 'CEF header has no fields after the version';
   const p1 = nextPipe(s, p0 + 1);
   const p2 = p1 === -1 ? -1 : nextPipe(s, p1 + 1);
   const p3 = p2 === -1 ? -1 : nextPipe(s, p2 + 1);
@@ -445,10 +445,7 @@ export function parseCefAt(
   const p5 = p4 === -1 ? -1 : nextPipe(s, p4 + 1);
   if (p5 === -1) {
     const found = [p1, p2, p3, p4].filter((p) => p !== -1).length + 2;
-    return {
-      ok: false,
-      reason: `truncated CEF header: ${found} of 7 fields (version|vendor|product|version|id|name|severity)`,
-    };
+    return `truncated CEF header: ${found} of 7 fields (version|vendor|product|version|id|name|severity)`;
   }
   const p6 = nextPipe(s, p5 + 1);
   // Normally already clean; after an exception mid-parse it is not, and stale values must not leak.
@@ -469,7 +466,7 @@ export function parseCefAt(
   if (p6 !== -1) parseExtension(s, p6 + 1);
   if (extra !== '') put(I_EXTRA, extra);
   extra = '';
-  return { ok: true, row: buildRow() };
+  return buildRow();
 }
 
 /**

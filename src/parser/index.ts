@@ -117,7 +117,7 @@ function parseText(s: string, receivedAt: Date): ParseResult {
     const iso = isoOf(receivedAt);
     if (iso === undefined) return { ok: false, reason: 'receivedAt is not a valid date' };
     const r = parseCefAt(s, v, iso, host, receivedAt);
-    return r.ok ? { ok: true, kind: 'cef', row: r.row } : r;
+    return typeof r === 'string' ? { ok: false, reason: r } : { ok: true, kind: 'cef', row: r };
   }
   let asa = undefined;
   if (h.format === 'rfc5424') {
@@ -149,7 +149,7 @@ export function parseCef(text: string, receivedAt: Date = new Date()): ParseResu
     const iso = isoOf(receivedAt);
     if (iso === undefined) return { ok: false, reason: 'receivedAt is not a valid date' };
     const r = parseCefAt(s, v, iso, undefined, receivedAt);
-    return r.ok ? { ok: true, kind: 'cef', row: r.row } : r;
+    return typeof r === 'string' ? { ok: false, reason: r } : { ok: true, kind: 'cef', row: r };
   } catch (err) {
     return { ok: false, reason: `parser error: ${err instanceof Error ? err.message : String(err)}` };
   }
