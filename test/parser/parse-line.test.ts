@@ -365,6 +365,16 @@ describe('Cisco ASA / FTD', () => {
     expect(r).not.toHaveProperty('SourceTranslatedAddress');
   });
 
+  it('reads interface names with spaces (traffic to the ASA itself)', () => {
+    const r = row('%ASA-6-302013: Built inbound TCP connection 8 for inside:10.1.1.2/12523 (10.1.1.2/12523) to NP Identity Ifc:10.1.1.1/22 (10.1.1.1/22)');
+    expect(r).toMatchObject({ SourceIP: '10.1.1.2', SourcePort: 12523, DestinationIP: '10.1.1.1', DestinationPort: 22, DeviceInboundInterface: 'inside', DeviceOutboundInterface: 'NP Identity Ifc' });
+  });
+
+  it('takes the second endpoint of an outbound 302015 as the source', () => {
+    const r = row('%ASA-6-302015: Built outbound UDP connection 414128851 for outside:168.15.3.6/53 (168.15.3.6/53) to inside:192.168.10.5/53 (192.168.10.5/171)');
+    expect(r).toMatchObject({ SourceIP: '192.168.10.5', SourcePort: 53, SourceTranslatedPort: 171, DestinationIP: '168.15.3.6', DestinationPort: 53, Protocol: 'UDP' });
+  });
+
   it('keeps the message intact and extracts nothing from a layout it does not know', () => {
     const r = row('%ASA-6-302013: Built inbound TCP connection 7 for outside:names-not-ips/1');
     expect(r).not.toHaveProperty('SourceIP');
