@@ -349,12 +349,25 @@ function int32At(s: string, a: number, b: number): number {
   return isInt32(n) ? n : NaN;
 }
 
+/**
+ * Position of the next backslash at or after the current value, or -1 when the rest of the extension has
+ * none (most lines): values then need no unescaping and no per-value scan.
+ */
+let nextBackslash = -1;
+
+function valueAt(s: string, a: number, b: number): string {
+  if (a === b) return '';
+  if (nextBackslash !== -1 && nextBackslash < a) nextBackslash = s.indexOf('\\', a);
+  const raw = s.slice(a, b);
+  return nextBackslash !== -1 && nextBackslash < b ? unescapeValue(raw) : raw;
+}
+
 function emit(s: string, ks: number, ke: number, hash: number, a: number, b: number): void {
   while (a < b && isBlank(s.charCodeAt(a))) a++;
   while (b > a && isBlank(s.charCodeAt(b - 1))) b--;
   const slot = findKey(s, ks, ke, hash);
   if (slot === -1) {
-    addExtra(s.slice(ks, ke), a === b ? '' : unescapeValue(s.slice(a, b)));
+    addExtra(s.slice(ks, ke), valueAt(s, a, b));
     return;
   }
   // Ports, counts and ids are most of the typed values: convert them in place, no string made.
@@ -366,12 +379,13 @@ function emit(s: string, ks: number, ke: number, hash: number, a: number, b: num
       return;
     }
   }
-  store(slot, a === b ? '' : unescapeValue(s.slice(a, b)));
+  store(slot, valueAt(s, a, b));
 }
 
 /** Parse the extension `s[from..)` into the slots and `extra`. */
 function parseExtension(s: string, from: number): void {
   const end = s.length;
+  nextBackslash = s.indexOf('\\', from);
   let ks0 = -1;
   let ke0 = -1;
   let kh0 = 0;
