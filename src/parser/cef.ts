@@ -263,6 +263,25 @@ function addExtra(key: string, value: string): void {
 
 const DIRECTIONS: Record<string, string> = { '0': 'Inbound', '1': 'Outbound' };
 
+const I_START = columnIndex('StartTime');
+const I_END = columnIndex('EndTime');
+const I_DTZ = columnIndex('DeviceTimeZone');
+let pendingStart: string | undefined;
+let pendingStartKey = '';
+let pendingEnd: string | undefined;
+let pendingEndKey = '';
+
+/**
+ * Store a CEF timestamp as ISO 8601 UTC. A timestamp without a zone is read in the device's zone (`dtz`,
+ * as ArcSight does) when that is a known IANA zone, otherwise as UTC. Unreadable ones stay as sent.
+ */
+function putTime(col: number, key: string, value: string): void {
+  const dtz = slots[I_DTZ];
+  const iso = toIsoUtc(parseCefTimestamp(value, reference, typeof dtz === 'string' ? dtz : undefined));
+  if (iso !== undefined) put(col, iso);
+  else addExtra(key, value);
+}
+
 function store(slot: number, value: string): void {
   const rule = tableRules[slot] as KeyRule;
   if (value === '') return;
@@ -299,12 +318,16 @@ function store(slot: number, value: string): void {
           break;
         }
         case 'datetime': {
-          const iso = toIsoUtc(parseCefTimestamp(value, reference));
-          if (iso !== undefined) {
-            put(col, iso);
-            return;
+          // Converted after the scan: `dtz` (the device's zone) may come later in the extension.
+          if (col === I_START ? pendingStart !== undefined : pendingEnd !== undefined) break;
+          if (col === I_START) {
+            pendingStart = value;
+            pendingStartKey = tableKeys[slot] as string;
+          } else {
+            pendingEnd = value;
+            pendingEndKey = tableKeys[slot] as string;
           }
-          break;
+          return;
         }
       }
       break;
@@ -477,7 +500,11 @@ export function parseCefAt(
   setHeader(I_SEVERITY, p6 === -1 ? s.slice(p5 + 1) : s.slice(p5 + 1, p6));
   extra = '';
   reference = receivedAt;
+  pendingStart = undefined;
+  pendingEnd = undefined;
   if (p6 !== -1) parseExtension(s, p6 + 1);
+  if (pendingStart !== undefined) putTime(I_START, pendingStartKey, pendingStart);
+  if (pendingEnd !== undefined) putTime(I_END, pendingEndKey, pendingEnd);
   if (extra !== '') put(I_EXTRA, extra);
   extra = '';
   return buildRow();

@@ -316,6 +316,25 @@ describe('typed columns and Microsoft special rules', () => {
     expect(ext(`start=${value}`).StartTime).toBe(iso);
   });
 
+  it('reads zone-less timestamps in the device zone (dtz), wherever dtz appears', () => {
+    expect(ext('start=Nov 22 2026 10:59:00 dtz=Europe/Berlin').StartTime).toBe('2026-11-22T09:59:00.000Z');
+    expect(ext('dtz=America/New_York end=Jul 04 2026 12:00:00').EndTime).toBe('2026-07-04T16:00:00.000Z');
+    expect(ext('dtz=America/New_York end=2026-01-10 12:00:00').EndTime).toBe('2026-01-10T17:00:00.000Z');
+    // An explicit zone or epoch time wins over dtz; an unknown dtz means UTC.
+    expect(ext('dtz=Europe/Berlin start=Nov 22 2026 09:59:00 UTC end=1763805600000')).toMatchObject({
+      StartTime: '2026-11-22T09:59:00.000Z',
+      EndTime: '2025-11-22T10:00:00.000Z',
+    });
+    expect(ext('dtz=Mars/Olympus start=Nov 22 2026 09:59:00').StartTime).toBe('2026-11-22T09:59:00.000Z');
+  });
+
+  it('finds the right instant across a DST change in the device zone', () => {
+    // 2026-03-29 02:30 does not exist in Berlin (clocks jump 02:00 → 03:00); 03:30 CEST is 01:30Z.
+    expect(ext('dtz=Europe/Berlin start=Mar 29 2026 03:30:00').StartTime).toBe('2026-03-29T01:30:00.000Z');
+    expect(ext('dtz=Europe/Berlin start=Mar 29 2026 01:30:00').StartTime).toBe('2026-03-29T00:30:00.000Z');
+    expect(ext('dtz=Europe/Berlin start=Oct 25 2026 12:00:00').StartTime).toBe('2026-10-25T11:00:00.000Z');
+  });
+
   it('puts a year-less December timestamp received in January in the previous year', () => {
     const r = row('CEF:0|V|P|1|id|n|5|end=Dec 31 23:59:00', new Date('2027-01-01T00:00:10Z'));
     expect(r.EndTime).toBe('2026-12-31T23:59:00.000Z');
