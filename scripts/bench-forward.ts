@@ -1,24 +1,23 @@
 /**
  * Forwarder throughput benchmark: a TCP load generator (several connections, ~500-byte CEF lines,
- * sequence-numbered) → forwarder (disk queue on, gzip on) → mock HTTP ingestion endpoint that
- * gunzips, counts and checks every sequence number. Side by side in the same run: the raw ceiling,
- * the same stream read and discarded by a bare TCP server.
+ * sequence-numbered) → the production bundle dist/forwarder.mjs (disk queue on, real parser,
+ * Logs Ingestion sink with gzip and the Entra token flow) → the mock Azure service (HTTPS), which
+ * checks every sequence number arrived. Side by side in the same run: the raw ceiling, the same
+ * stream read and discarded by a bare TCP server.
  *
- *   npm run bench-forward -- [--events 1000000] [--connections 4]
+ *   npm run bench-forward -- [--events 300000] [--connections 4] [--rate EVENTS_PER_SEC]
  *
- * Each role runs in its own process: generator, forwarder (measured: peak RSS from /proc VmHWM) and
- * this orchestrator (mock endpoint).
+ * Without --rate the generator sends as fast as TCP lets it (throughput); with --rate it paces the
+ * stream so the receive→accept latency reflects a sustainable load instead of a backlog.
+ *
+ * Each role runs in its own process: generator, forwarder (measured: peak RSS from /proc VmHWM,
+ * CPU from /proc stat) and this orchestrator (mock Azure).
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer } from 'node:http';
 import { createServer as createTcpServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync, gzip } from 'node:zlib';
-import { promisify } from 'node:util';
-
-const gzipAsync = promisify(gzip);
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {
   const i = args.indexOf(`--${name}`);
@@ -47,13 +46,27 @@ async function generator(): Promise<void> {
         s.on('error', reject);
         let seq = c * per;
         const end = Math.min(events, (c + 1) * per);
-        const pump = () => {
+        // --rate N paces the whole stream at N events/s (for latency at a sustainable load).
+        const rate = Number(arg('rate', '0')) / conns;
+        const begin = Date.now();
+        const first = seq;
+        const pump = (): void => {
           while (seq < end) {
+            if (rate > 0) {
+              const due = begin + ((seq - first) / rate) * 1000;
+              if (due > Date.now()) {
+                setTimeout(pump, Math.max(1, due - Date.now()));
+                return;
+              }
+            }
             let chunk = '';
             const now = Date.now();
-            const stop = Math.min(end, seq + 128);
+            const stop = Math.min(end, seq + (rate > 0 ? 16 : 128));
             for (; seq < stop; seq++) chunk += line(seq, now);
-            if (!s.write(chunk)) return s.once('drain', pump);
+            if (!s.write(chunk)) {
+              s.once('drain', pump);
+              return;
+            }
           }
           s.end(resolve);
         };
@@ -78,61 +91,78 @@ async function discardServer(): Promise<void> {
   process.on('message', () => process.send!({ bytes, lines }));
 }
 
-async function forwarder(): Promise<void> {
+/**
+ * The forwarder's own cost: intake, framing, disk queue (CRC, group fsync) and the delivery loop,
+ * with a parse that only wraps the raw line and a sink that accepts at once.
+ */
+async function core(): Promise<void> {
   const { forwarderConfigSchema } = await import('../src/config/schema.js');
   const { startForwarder } = await import('../src/forwarder/forwarder.js');
-  const { createLogger } = await import('../src/forwarder/logger.js');
+  const { pino } = await import('pino');
   const dir = arg('dir', '');
-  const endpoint = arg('endpoint', '');
+  let accepted = 0;
   const config = forwarderConfigSchema.parse({
     listen: ['tcp://127.0.0.1:0'],
     queue: { dir: join(dir, 'queue'), maxBytes: 4 * 1024 ** 3 },
-    sink: { type: 'file', path: join(dir, 'unused.ndjson') },
-    admin: '127.0.0.1:0',
-    logLevel: 'warn',
+    sink: { type: 'file', path: join(dir, 'unused') },
+    admin: false,
   });
-  // Until the Azure sinks are in this tree: a sink that does what the Logs Ingestion sink does per call
-  // (JSON array, gzip on the thread pool, POST ≤ ~1 MB) against the mock endpoint.
-  const sink = {
-    name: 'bench-http',
-    async send(rows: Array<Record<string, unknown>>) {
-      const calls: string[] = [];
-      let cur: string[] = [];
-      let size = 2;
-      for (const r of rows) {
-        const j = JSON.stringify(r);
-        if (size + j.length + 1 > 1_000_000 && cur.length) {
-          calls.push(`[${cur.join(',')}]`);
-          cur = [];
-          size = 2;
-        }
-        cur.push(j);
-        size += j.length + 1;
-      }
-      if (cur.length) calls.push(`[${cur.join(',')}]`);
-      for (const body of calls) {
-        const gz = await gzipAsync(body);
-        const res = await fetch(endpoint, { method: 'POST', body: gz, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
-        await res.arrayBuffer();
-        if (res.status !== 204) return { status: 'retryable' as const, error: `HTTP ${res.status}`, httpStatus: res.status };
-      }
-      return { status: 'success' as const, accepted: rows.length };
-    },
-  };
-  const f = await startForwarder(config, { logger: createLogger('warn', process.stderr), sink });
-  process.send!({ port: f.addresses[0].port, admin: f.adminAddress });
-  process.on('message', async (m: { cmd: string }) => {
-    if (m.cmd === 'stop') {
+  const f = await startForwarder(config, {
+    logger: pino({ level: 'warn' }),
+    parse: (raw) => ({ ok: true, kind: 'cef', row: { RawLength: raw.length } }),
+    sink: { name: 'null', send: async (rows) => { accepted += rows.length; return { status: 'success', accepted: rows.length }; } },
+  });
+  const cpu0 = process.cpuUsage();
+  process.send!({ port: f.addresses[0].port });
+  process.on('message', async (m) => {
+    const c = process.cpuUsage(cpu0);
+    process.send!({ accepted, cpuUs: c.user + c.system, rss: peakRssMb(process.pid) });
+    if (m === 'stop' && process.env.BENCH_DEBUG) console.error('core memory', process.memoryUsage());
+    if (m === 'stop') {
       await f.shutdown();
-      process.send!({ stopped: true, totals: f.metrics.totals });
       process.exit(0);
     }
   });
 }
 
+let bundled = '';
+let forwarderBundle = '';
+/** Children run esbuild bundles (the forwarder exactly as the installer deploys it), not tsx. */
+async function bundleSelf(): Promise<void> {
+  const { build } = await import('esbuild');
+  const dir = mkdtempSync(join(tmpdir(), 'bench-forward-bin-'));
+  const common = {
+    platform: 'node' as const,
+    target: 'node20',
+    format: 'esm' as const,
+    bundle: true,
+    logLevel: 'warning' as const,
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  };
+  bundled = join(dir, 'bench-forward.mjs');
+  forwarderBundle = join(dir, 'forwarder.mjs');
+  await build({ ...common, entryPoints: [new URL(import.meta.url).pathname], outfile: bundled, external: ['esbuild'] });
+  await build({ ...common, entryPoints: [new URL('../src/forwarder-main.ts', import.meta.url).pathname], outfile: forwarderBundle });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createTcpServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  // utime and stime (fields 14 and 15) in clock ticks of 10 ms.
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
 function child(roleName: string, extra: string[]): ChildProcess {
-  return fork(new URL(import.meta.url).pathname, ['--role', roleName, ...extra], {
-    execArgv: ['--import', 'tsx', ...(process.env.BENCH_CPU_PROF && roleName === 'forwarder' ? ['--cpu-prof', '--cpu-prof-dir', 'prof'] : [])],
+  return fork(bundled, ['--role', roleName, ...extra], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
 }
@@ -145,14 +175,16 @@ function peakRssMb(pid: number): number {
 }
 
 async function main(): Promise<void> {
-  const events = Number(arg('events', '1000000'));
+  const events = Number(arg('events', '300000'));
   const connections = arg('connections', '4');
+  await bundleSelf();
   console.log(`events=${events} connections=${connections} line=500 B, cores=${(await import('node:os')).cpus().length}`);
 
   // Raw ceiling: the same stream read and discarded.
   const disc = child('discard', []);
   const { port: dport } = await once<{ port: number }>(disc);
-  const g1 = child('gen', ['--port', String(dport), '--events', String(events), '--connections', connections]);
+  const rateArgs = arg('rate', '') ? ['--rate', arg('rate', '')] : [];
+  const g1 = child('gen', ['--port', String(dport), '--events', String(events), '--connections', connections, ...rateArgs]);
   const t1 = Date.now();
   await once(g1);
   for (;;) {
@@ -166,57 +198,107 @@ async function main(): Promise<void> {
   const rawEps = Math.round(events / (rawMs / 1000));
   console.log(`raw ceiling (read+discard): ${rawEps.toLocaleString()} events/s (${rawMs} ms)`);
 
-  // Forwarder → mock ingestion endpoint.
+  // Forwarder core only: intake + disk queue + delivery loop, no-op parse and sink.
+  {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-forward-core-'));
+    const c = child('core', ['--dir', dir]);
+    const { port: cport } = await once<{ port: number }>(c);
+    const g = child('gen', ['--port', String(cport), '--events', String(events), '--connections', connections, ...rateArgs]);
+    const t = Date.now();
+    await once(g);
+    let st: { accepted: number; cpuUs: number; rss: number };
+    const until = Date.now() + 120_000;
+    for (;;) {
+      c.send('stat');
+      st = await once<{ accepted: number; cpuUs: number; rss: number }>(c);
+      if (st.accepted >= events || Date.now() > until) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const ms = Date.now() - t;
+    c.send('stop');
+    if (st.accepted !== events) throw new Error(`core phase delivered ${st.accepted} of ${events}`);
+    console.log(`forwarder core (intake + disk queue + delivery loop, no-op parse/sink): ${Math.round(events / (ms / 1000)).toLocaleString()} events/s (${ms} ms), CPU ${(st.cpuUs / events).toFixed(1)} µs per event, peak RSS ${st.rss.toFixed(0)} MB`);
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  // Forwarder bundle → Logs Ingestion sink → mock Azure (HTTPS, token flow, schema checks).
+  const { startMockAzure, writeSecretFile } = await import('../test/helpers/mock-azure.js');
+  const mock = await startMockAzure({ quiet: true });
+  const dir = mkdtempSync(join(tmpdir(), 'bench-forward-'));
+  const secretFile = writeSecretFile(dir, 'client-secret', mock.clientSecret);
+  const port = await freePort();
+  const adminPort = await freePort();
+  const fw = spawn(process.execPath, [
+    // BENCH_CPU_PROF=1 writes a V8 CPU profile of the forwarder to ./prof (open in Chrome DevTools).
+    ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', 'prof'] : []),
+    forwarderBundle,
+    '--listen', `tcp://127.0.0.1:${port}`,
+    '--queue-dir', join(dir, 'queue'),
+    '--queue-max-bytes', '4G',
+    '--admin', `127.0.0.1:${adminPort}`,
+    '--log-level', 'warn',
+    '--sink', 'logs-ingestion',
+    '--dce', mock.url,
+    '--dcr', mock.dcrImmutableId,
+    '--stream', mock.stream,
+    '--tenant', mock.tenantId,
+    '--client-id', mock.clientId,
+    '--client-secret-file', secretFile,
+    '--authority-host', mock.url,
+  ], { env: { ...process.env, NODE_EXTRA_CA_CERTS: mock.caPath }, stdio: ['ignore', 'inherit', 'inherit'] });
+  for (let i = 0; ; i++) {
+    const up = await new Promise<boolean>((r) => connect({ host: '127.0.0.1', port }).on('connect', function (this: import('node:net').Socket) { this.destroy(); r(true); }).on('error', () => r(false)));
+    if (up) break;
+    if (i > 200) throw new Error('forwarder did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const cpu0 = cpuMs(fw.pid!);
+  const mockCpu0 = process.cpuUsage();
+  const g2 = child('gen', ['--port', String(port), '--events', String(events), '--connections', connections, ...rateArgs]);
+  const t2 = Date.now();
+  const gen = await once<{ ms: number }>(g2);
+  const deadline = Date.now() + 300_000;
+  while (mock.rows.length < events && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const lastAt = mock.rows.at(-1)?.at ?? Date.now();
+  const fwdMs = lastAt - t2;
+  const rss = peakRssMb(fw.pid!);
+  const cpu = cpuMs(fw.pid!) - cpu0;
+  const mc = process.cpuUsage(mockCpu0);
+  const mockCpuMs = Math.round((mc.user + mc.system) / 1000);
+  const prom = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  const metric = (name: string) => Number(new RegExp(`^sentinel_cef_${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(prom)?.[1] ?? NaN) / 2 ** 20;
+  const heapNow = `heap used ${metric('nodejs_heap_size_used_bytes').toFixed(0)} MB of ${metric('nodejs_heap_size_total_bytes').toFixed(0)} MB, external ${metric('nodejs_external_memory_bytes').toFixed(0)} MB, rss now ${metric('process_resident_memory_bytes').toFixed(0)} MB`;
+  fw.kill('SIGTERM');
+  await new Promise((r) => fw.once('exit', r));
   const seen = new Uint8Array(events);
   let rows = 0;
   let dups = 0;
   const lat: number[] = [];
-  let lastAt = 0;
-  const http = createHttpServer((req, res) => {
-    const parts: Buffer[] = [];
-    req.on('data', (d) => parts.push(d));
-    req.on('end', () => {
-      const now = Date.now();
-      const body = JSON.parse(gunzipSync(Buffer.concat(parts)).toString('utf8')) as Array<Record<string, string>>;
-      for (const r of body) {
-        const seq = Number(r.DeviceEventClassID);
-        if (seen[seq]) dups++;
-        else {
-          seen[seq] = 1;
-          rows++;
-        }
-        if ((seq & 15) === 0) lat.push(now - Number(r.DeviceVersion));
-      }
-      lastAt = now;
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
-  const endpoint = `http://127.0.0.1:${(http.address() as { port: number }).port}/dataCollectionRules/dcr-bench/streams/Custom-CommonSecurityLog`;
-  const dir = mkdtempSync(join(tmpdir(), 'bench-forward-'));
-  const fw = child('forwarder', ['--dir', dir, '--endpoint', endpoint]);
-  const { port } = await once<{ port: number }>(fw);
-  const g2 = child('gen', ['--port', String(port), '--events', String(events), '--connections', connections]);
-  const t2 = Date.now();
-  const gen = await once<{ ms: number }>(g2);
-  const deadline = Date.now() + 300_000;
-  while (rows < events && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  const fwdMs = lastAt - t2;
-  const rss = peakRssMb(fw.pid!);
-  fw.send({ cmd: 'stop' });
-  await once(fw);
-  http.close();
+  for (const r of mock.rows) {
+    const seq = Number(r.row.DeviceEventClassID);
+    if (seen[seq]) dups++;
+    else {
+      seen[seq] = 1;
+      rows++;
+    }
+    lat.push(r.at - Number(r.row.DeviceVersion));
+  }
+  const requests = mock.stats().requests;
+  await mock.close();
   rmSync(dir, { recursive: true, force: true });
   lat.sort((a, b) => a - b);
   const p = (q: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * q))];
   const eps = Math.round(rows / (fwdMs / 1000));
-  console.log(`forwarder (disk queue + parse + gzip + HTTP): ${eps.toLocaleString()} events/s (${fwdMs} ms; generator finished sending after ${gen.ms} ms)`);
+  console.log(`forwarder (disk queue + parse + Logs Ingestion gzip/HTTPS): ${eps.toLocaleString()} events/s (${fwdMs} ms; generator finished sending after ${gen.ms} ms; ${requests} HTTP requests)`);
   console.log(`rows delivered ${rows}/${events}, duplicates ${dups}, lost ${events - rows}`);
-  console.log(`send→accept latency p50 ${p(0.5)} ms, p99 ${p(0.99)} ms (sampled 1/16)`);
-  console.log(`forwarder peak RSS ${rss.toFixed(0)} MB`);
+  console.log(`send→accept latency p50 ${p(0.5)} ms, p99 ${p(0.99)} ms (includes time queued behind the backlog)`);
+  console.log(`forwarder peak RSS ${rss.toFixed(0)} MB (at the end: ${heapNow})`);
+  const us = (cpu * 1000) / events;
+  console.log(`forwarder CPU ${cpu} ms (user+sys, all threads) = ${us.toFixed(1)} µs per event → ${Math.round(2e6 / us).toLocaleString()} events/s if it had both cores to itself`);
+  console.log(`mock Azure (this process) CPU ${mockCpuMs} ms over the same ${fwdMs} ms: ${((100 * mockCpuMs) / fwdMs).toFixed(0)}% of a core`);
   console.log(`ratio forwarder/raw: ${(eps / rawEps).toFixed(2)}`);
   process.exit(rows === events ? 0 : 1);
 }
 
-const roles: Record<string, () => Promise<void>> = { main, gen: generator, discard: discardServer, forwarder };
+const roles: Record<string, () => Promise<void>> = { main, gen: generator, discard: discardServer, core };
 await roles[role]();

@@ -1,8 +1,9 @@
 /**
  * Sink throughput against the mock Azure service running in its own process (HTTPS, real token flow).
- *   node --import tsx scripts/bench-sinks.ts [--rows N] [--batch N]
- * Prints rows/s per sink side by side, bytes on the wire vs raw JSON, and the cost of row preparation
- * (per-field limit check) relative to plain JSON.stringify.
+ *   node --import tsx scripts/bench-sinks.ts [--rows N] [--batch N] [--latency-ms MS]
+ * Prints rows/s per sink side by side, bytes on the wire vs raw JSON, the cost of row preparation
+ * (per-field limit check) relative to plain JSON.stringify, and logs-ingestion with 1/2/4 calls in
+ * flight when every data call takes MS longer (a stand-in for the round trip to Azure).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,10 @@ import { prepareRow } from '../src/sinks/batch.js';
 import { createSink } from '../src/sinks/index.js';
 import type { CslRow } from '../src/parser/types.js';
 
-const { values } = parseArgs({ options: { rows: { type: 'string', default: '50000' }, batch: { type: 'string', default: '5000' } } });
+const { values } = parseArgs({
+  options: { rows: { type: 'string', default: '50000' }, batch: { type: 'string', default: '5000' }, 'latency-ms': { type: 'string', default: '50' } },
+});
+const LATENCY = Number(values['latency-ms']);
 const N = Number(values.rows);
 const BATCH = Number(values.batch);
 const dir = mkdtempSync(join(tmpdir(), 'bench-sinks-'));
@@ -60,8 +64,8 @@ const info = await new Promise<{ url: string; workspaceId: string; tenantId: str
 });
 const ca = readFileSync(info.caPath, 'utf8');
 
-async function run(name: string, config: unknown) {
-  const sink = createSink(sinkSchema.parse(config), { ca, timeoutMs: 60_000 });
+async function run(name: string, config: unknown, concurrency?: number) {
+  const sink = createSink(sinkSchema.parse(config), { ca, timeoutMs: 60_000, concurrency });
   await sink.start?.();
   const t0 = process.hrtime.bigint();
   const cpu0 = process.cpuUsage();
@@ -104,6 +108,29 @@ results.push(
 );
 const li = await stats();
 
+async function control(path: string, body: unknown) {
+  const https = await import('node:https');
+  await new Promise<void>((resolve, reject) => {
+    const req = https.request(`${info.url}/_mock/${path}`, { method: 'POST', ca }, (res) => {
+      res.resume();
+      res.on('end', () => resolve());
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+const liConfig = {
+  type: 'logs-ingestion',
+  endpoint: info.url,
+  dcrImmutableId: info.dcrImmutableId,
+  authorityHost: info.url,
+  auth: { kind: 'client-secret', tenantId: info.tenantId, clientId: info.clientId, clientSecretFile: secretFile },
+};
+await control('fail', { api: 'logs-ingestion', delayMs: LATENCY });
+const latency = [];
+for (const c of [1, 2, 4]) latency.push(await run(`li c=${c} +${LATENCY}ms`, liConfig, c));
+await control('clear', {});
+
 // Row preparation overhead vs plain JSON.stringify, same rows, same run.
 const t1 = process.hrtime.bigint();
 let sink = 0;
@@ -125,4 +152,6 @@ const la = results.find((r) => r.name === 'log-analytics')!;
 const lis = results.find((r) => r.name === 'logs-ingestion')!;
 console.log(`logs-ingestion/log-analytics throughput ratio: ${(lis.rowsPerSec / la.rowsPerSec).toFixed(2)}`);
 console.log(`logs-ingestion: ${li.requests} calls, ${(li.raw / li.requests / 1e6).toFixed(2)} MB raw/call, gzip wire/raw ${(li.wire / li.raw).toFixed(3)}`);
+for (const r of latency) console.log(`${r.name.padEnd(15)} ${r.rowsPerSec.toFixed(0).padStart(8)} rows/s  ${r.secs.toFixed(2)} s`);
+console.log(`concurrency 2/1: ${(latency[1]!.rowsPerSec / latency[0]!.rowsPerSec).toFixed(2)}, 4/1: ${(latency[2]!.rowsPerSec / latency[0]!.rowsPerSec).toFixed(2)}`);
 console.log(`prepareRow / JSON.stringify time ratio: ${(prepared / plain).toFixed(2)} (${sink > 0 ? 'ok' : ''})`);

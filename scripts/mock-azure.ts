@@ -1,7 +1,8 @@
 /**
  * The mock Azure service as a standalone process, for sandbox tests, benchmarks and troubleshooting.
  *
- *   npx tsx scripts/mock-azure.ts [--port P] [--key-file F] [--client-secret-file F] [--http]
+ *   node --import tsx scripts/mock-azure.ts   (or npx tsx ...; npx does not pass SIGTERM on)
+ *        [--port P] [--key-file F] [--client-secret-file F] [--http]
  *        [--workspace-id ID] [--tenant-id ID] [--client-id ID] [--dcr-immutable-id ID] [--stream S]
  *        [--audience URL] [--token-lifetime SEC] [--cert-dir DIR] [--info-file F]
  *

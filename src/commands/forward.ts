@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { addForwarderOptions, checkConfig, loadForwarderConfig, type ForwarderFlags } from '../config/load.js';
-import { UsageError } from '../errors.js';
+import { UsageError, formatError } from '../errors.js';
+import { createSink } from '../sinks/index.js';
 import { runForwarder } from '../forwarder/forwarder.js';
 import { createLogger } from '../forwarder/logger.js';
 
@@ -16,6 +17,16 @@ export interface ForwardIo {
 export async function runForwardCommand(flags: ForwarderFlags, io: ForwardIo = process): Promise<number> {
   const config = loadForwarderConfig(flags);
   const checks = checkConfig(config);
+  if (flags.check && checks.every((c) => c.ok)) {
+    // Building the sink reads and validates its secret (key format, certificate) without any network call.
+    try {
+      const sink = createSink(config.sink);
+      await sink.close?.();
+      checks.push({ id: 'sink', ok: true, message: `${config.sink.type} sink can be built from this configuration` });
+    } catch (err) {
+      checks.push({ id: 'sink', ok: false, message: formatError(err) });
+    }
+  }
   const failed = checks.filter((c) => !c.ok);
   if (flags.check) {
     for (const c of checks) io.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.id}: ${c.message}${c.fix ? ` — ${c.fix}` : ''}\n`);

@@ -1,9 +1,66 @@
-import { Command } from 'commander';
-import { CliError } from '../errors.js';
+import { Command, Option } from 'commander';
+import { UsageError } from '../errors.js';
+import { CLOUDS } from '../config/schema.js';
+import { createExec } from '../system/exec.js';
+import { createFsRoot } from '../system/fs-root.js';
+import { createPrompter } from '../system/prompts.js';
+import { formatOptionError, installOptionsSchema, uninstallOptionsSchema } from '../install/options.js';
+import { runInstall } from '../install/run-install.js';
+import { runUninstall } from '../install/run-uninstall.js';
 
-// Placeholder until this command lands; it fails loudly rather than pretending.
 export function installCommand(): Command {
-  return new Command('install').description('(not yet available)').action(() => {
-    throw new CliError('`install` is not available in this build yet');
-  });
+  return new Command('install')
+    .description('configure rsyslog/syslog-ng and the forwarder so CEF on port 514 reaches Microsoft Sentinel')
+    .argument('[workspaceId]', 'Log Analytics workspace id (legacy Data Collector API)')
+    .argument('[primaryKey]', 'workspace primary key (prefer --key-file or SENTINEL_CEF_KEY: argv is visible in /proc)')
+    .option('--key-file <path>', 'file holding the workspace key')
+    .option('--dce <url>', 'Logs Ingestion endpoint (DCE)')
+    .option('--dcr <id>', 'DCR immutable id')
+    .option('--stream <name>', 'DCR stream (default Custom-CommonSecurityLog)')
+    .option('--tenant <id>', 'Entra tenant id (client-secret auth)')
+    .option('--client-id <id>', 'application (client) id')
+    .option('--client-secret-file <path>', 'file holding the client secret')
+    .option('--managed-identity', 'authenticate with the machine\'s managed identity')
+    .option('--sink <file:PATH>', 'write rows to a local file instead of Azure (trials, CI)')
+    .addOption(new Option('--cloud <name>', 'Azure cloud').choices([...CLOUDS]))
+    .option('-F, --us-gov', 'Azure US Government (the original installer\'s -FF)')
+    .option('--port <n>', 'port the syslog daemon listens on', '514')
+    .option('-p, --forwarder-port <n>', 'local forwarder port', '25226')
+    .addOption(new Option('--protocol <p>', 'protocols to listen on').choices(['tcp', 'udp', 'both']).default('both'))
+    .addOption(new Option('--daemon <name>', 'syslog daemon to configure').choices(['rsyslog', 'syslog-ng']))
+    .option('--endpoint <url>', 'override the workspace endpoint (private link, tests)')
+    .option('--no-verify', 'skip the end-to-end probe')
+    .option('--dry-run', 'show the plan and diffs; change nothing')
+    .option('-y, --yes', 'accept the defaults and apply without asking')
+    .option('--root <dir>', 'filesystem root (tests)', '/')
+    .action(async (workspaceId: string | undefined, primaryKey: string | undefined, flags: Record<string, unknown>) => {
+      const parsed = installOptionsSchema.safeParse({ ...flags, workspaceId, primaryKey });
+      if (!parsed.success) throw new UsageError(formatOptionError(parsed.error));
+      await runInstall(parsed.data, deps(parsed.data.root));
+    });
+}
+
+export function deps(root: string) {
+  return {
+    fs: createFsRoot(root),
+    exec: createExec(),
+    prompter: createPrompter(),
+    log: (line: string) => process.stderr.write(`${line}\n`),
+    out: (text: string) => process.stdout.write(text),
+  };
+}
+
+export function uninstallCommandImpl(): Command {
+  return new Command('uninstall')
+    .description('remove what install added and restore the original files byte for byte')
+    .option('--remove-user', 'also delete the sentinel-cef system user (when install created it)')
+    .option('--purge', 'also delete queued, undelivered data')
+    .option('--dry-run', 'show what would be removed; change nothing')
+    .option('-y, --yes', 'do not ask')
+    .option('--root <dir>', 'filesystem root (tests)', '/')
+    .action(async (flags: Record<string, unknown>) => {
+      const parsed = uninstallOptionsSchema.safeParse(flags);
+      if (!parsed.success) throw new UsageError(formatOptionError(parsed.error));
+      await runUninstall(parsed.data, deps(parsed.data.root));
+    });
 }

@@ -71,7 +71,7 @@ export function addForwarderOptions(cmd: Command): Command {
     .option('--queue-max-bytes <size>', 'queue size cap (bytes, or 512M, 2G)')
     .option('--max-message-size <size>', 'longer messages are truncated and flagged (default 64K)')
     .option('--max-connections <n>', 'maximum concurrent TCP/TLS connections')
-    .option('--idle-timeout <sec>', 'close connections that deliver no complete message for this long')
+    .option('--idle-timeout <sec>', 'close a connection holding a partial message this long (slow drip); a silent one after 12x')
     .option('--drain-timeout <sec>', 'on SIGTERM, keep delivering for this long before exiting')
     .option('--admin <host:port|off>', 'admin HTTP endpoint on loopback, or off')
     .option('--dead-letter-file <file>', 'NDJSON file for rejected and unparseable events')
@@ -342,7 +342,7 @@ function nearestExisting(dir: string): string {
 /** What `forward --check` and start-up verify beyond the schema: secret files, TLS files, queue dir. */
 export function checkConfig(config: ForwarderConfig, env: NodeJS.ProcessEnv = process.env): ConfigCheck[] {
   const checks: ConfigCheck[] = [];
-  checks.push({ id: 'listen', ok: true, message: `listening on ${config.listen.map((u) => parseListenUrl(u).url).join(', ')}` });
+  checks.push({ id: 'listen', ok: true, message: `will listen on ${config.listen.map((u) => parseListenUrl(u).url).join(', ')}` });
   const sink = config.sink;
   if (sink.type === 'log-analytics') {
     checks.push(checkSecretFile('sink.sharedKey', sink.sharedKeyFile, 'SENTINEL_CEF_KEY', env, 'shared key'));

@@ -101,8 +101,14 @@ export const forwarderConfigSchema = z.object({
   batch: z
     .object({
       maxRecords: z.number().int().positive().default(5000),
-      maxBytes: z.number().int().positive().default(900 * 1024),
+      /** Raw message bytes per batch; the sink splits a batch into calls that fit the API limit. */
+      maxBytes: z.number().int().positive().default(4 * 1024 * 1024),
       flushMs: z.number().int().nonnegative().default(1000),
+      /**
+       * A batch is sent as up to this many concurrent sink calls (one batch in flight, so a crash
+       * still re-sends at most one batch); hides the round trip to Azure.
+       */
+      parallelSends: z.number().int().positive().max(16).default(4),
     })
     .prefault({}),
   /** Delivery retry backoff: exponential with full jitter between initialMs and maxMs. */

@@ -5,6 +5,8 @@ import type { CslRow } from '../parser/types.js';
 export interface DeadLetterEntry {
   reason: string;
   httpStatus?: number;
+  /** Set when the row was accepted (e.g. with a value cut to the field limit) and is kept for reference. */
+  accepted?: boolean;
   row?: CslRow;
   /** The original message when it could not be parsed. */
   raw?: string;

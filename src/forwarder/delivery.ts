@@ -1,14 +1,19 @@
 import type { Logger } from 'pino';
 import type { CslRow, ParseResult } from '../parser/types.js';
-import type { SendResult, Sink } from '../sinks/types.js';
+import type { RowNote, SendResult, Sink } from '../sinks/types.js';
 import type { Health } from './admin-types.js';
 import type { DeadLetterEntry, DeadLetterFile } from './dead-letter.js';
 import { FLAG_TRUNCATED, type DiskQueue, type QueueBatch } from './disk-queue.js';
 import type { ForwarderMetrics } from './metrics.js';
 import { probeIdOfRow, type ProbeTracker } from './probes.js';
 
-/** Added to AdditionalExtensions of a row whose message was cut at the maximum message size. */
-export const TRUNCATED_MARKER = 'sentinelCefTruncated=true';
+/**
+ * Added to AdditionalExtensions of a row whose syslog message was cut at the maximum message size;
+ * same shape as the sinks' per-field flag (sentinelCefTruncated=Column:bytes).
+ */
+export function truncatedMarker(maxMessageBytes: number): string {
+  return `sentinelCefTruncated=message:${maxMessageBytes}`;
+}
 
 export interface DeliveryOptions {
   queue: DiskQueue;
@@ -18,12 +23,16 @@ export interface DeliveryOptions {
   metrics: ForwarderMetrics;
   probes: ProbeTracker;
   logger: Logger;
-  batch: { maxRecords: number; maxBytes: number; flushMs: number };
+  batch: { maxRecords: number; maxBytes: number; flushMs: number; parallelSends: number };
   retry: { initialMs: number; maxMs: number };
+  maxMessageBytes: number;
   random?: () => number;
 }
 
 class Aborted extends Error {}
+
+/** Below this many rows a batch is not split across parallel sends. */
+const MIN_SLICE_ROWS = 250;
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -65,9 +74,23 @@ export class DeliveryLoop {
   }
 
   start(): void {
-    this.running ??= this.run().catch((err) => {
-      if (!(err instanceof Aborted)) this.o.logger.error({ err }, 'delivery loop stopped unexpectedly');
-    });
+    this.running ??= this.supervise();
+  }
+
+  /** Runs the loop; an unexpected error is counted, logged and the loop restarted from the cursor. */
+  private async supervise(): Promise<void> {
+    while (!this.abort.signal.aborted) {
+      try {
+        await this.run();
+        return;
+      } catch (err) {
+        if (err instanceof Aborted || this.abort.signal.aborted) return;
+        this.o.metrics.backgroundErrors.inc({ where: 'delivery_loop' });
+        this.o.logger.error({ err: (err as Error).message, stack: (err as Error).stack }, 'delivery loop failed; restarting from the queue cursor in 1 s');
+        this.o.queue.rewind();
+        await sleep(1000, this.abort.signal).catch(() => {});
+      }
+    }
   }
 
   get isRunning(): boolean {
@@ -136,6 +159,9 @@ export class DeliveryLoop {
       }
       try {
         await sending;
+        // A sink that answers without real I/O would otherwise keep this loop in microtasks and
+        // starve intake; give the event loop one turn per batch.
+        await new Promise((r) => setImmediate(r));
       } catch (err) {
         queue.rewind();
         if (err instanceof Aborted) return;
@@ -159,7 +185,8 @@ export class DeliveryLoop {
         const row = res.row;
         if (rec.flags & FLAG_TRUNCATED) {
           const prev = row.AdditionalExtensions;
-          row.AdditionalExtensions = prev ? `${prev};${TRUNCATED_MARKER}` : TRUNCATED_MARKER;
+          const marker = truncatedMarker(this.o.maxMessageBytes);
+          row.AdditionalExtensions = prev ? `${prev};${marker}` : marker;
         }
         rows.push(row);
         receivedAt.push(rec.receivedAt);
@@ -190,71 +217,111 @@ export class DeliveryLoop {
 
   private async deliver(p: Prepared, signal: AbortSignal): Promise<void> {
     const { metrics, probes, sink, logger } = this.o;
-    const dead: DeadLetterEntry[] = [...p.parseFailures];
-    let deadReasonCounts = new Map<string, number>();
-    if (p.parseFailures.length) deadReasonCounts.set('parse_failure', p.parseFailures.length);
-    let delivered = 0;
-    let accepted: number[] | 'all' = 'all';
     const rows = p.rows;
-    for (let attempt = 0; rows.length > 0; attempt++) {
-      const t0 = performance.now();
-      let res: SendResult;
-      try {
-        res = await sink.send(rows, { signal });
-      } catch (err) {
-        if (signal.aborted) throw new Aborted();
-        metrics.backgroundErrors.inc({ where: 'sink' });
-        res = { status: 'retryable', error: `sink error: ${(err as Error).message}` };
+    const dead: DeadLetterEntry[] = [...p.parseFailures];
+    const deadReasonCounts = new Map<string, number>();
+    const addDead = (reason: string, n: number) => deadReasonCounts.set(reason, (deadReasonCounts.get(reason) ?? 0) + n);
+    if (p.parseFailures.length) addDead('parse_failure', p.parseFailures.length);
+    // Per row: 0 pending, 1 accepted, 2 refused for good.
+    const state = new Uint8Array(rows.length);
+    // Row → position, built only when a sink reports rows individually (partial, progress).
+    let index: Map<CslRow, number> | null = null;
+    const indexOf = (row: CslRow) => {
+      if (!index) {
+        index = new Map();
+        for (let i = 0; i < rows.length; i++) index.set(rows[i], i);
       }
-      metrics.sinkRequestDuration.observe({ sink: sink.name, result: res.status }, (performance.now() - t0) / 1000);
-      const now = Date.now();
-      if (res.status === 'retryable') {
-        if (signal.aborted) throw new Aborted();
-        metrics.totals.retried++;
-        metrics.retried.inc({ reason: res.httpStatus ? String(res.httpStatus) : 'error' });
-        this.lastDelivery = { ok: false, at: new Date(now).toISOString(), error: res.error, ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}) };
-        for (let i = 0; i < rows.length; i++) {
-          const id = probeIdOfRow(rows[i]);
-          if (id) probes.failed(id, p.receivedAt[i], res.error);
-        }
-        const delay = Math.max(res.retryAfterMs ?? 0, this.backoff(attempt));
-        logger.warn({ sink: sink.name, rows: rows.length, attempt: attempt + 1, delayMs: delay, httpStatus: res.httpStatus, error: res.error }, 'delivery failed, will retry the same batch');
-        await sleep(delay, signal);
-        continue;
+      return index.get(row) ?? -1;
+    };
+    let truncatedNotes = 0;
+    const refuse = (notes: RowNote[], counter: string) => {
+      for (const n of notes) {
+        const i = indexOf(n.row);
+        if (i >= 0) state[i] = 2;
+        dead.push({ reason: n.reason, row: n.row });
+        const id = probeIdOfRow(n.row);
+        if (id) probes.deadLettered(id, i >= 0 ? p.receivedAt[i] : Date.now(), n.reason);
       }
-      if (res.status === 'success') {
-        delivered = rows.length;
-        accepted = 'all';
-      } else if (res.status === 'partial') {
-        const rejected = new Set<CslRow>();
-        for (const r of res.rejected) {
-          rejected.add(r.row);
-          dead.push({ reason: r.reason, row: r.row });
+      if (notes.length) addDead(counter, notes.length);
+    };
+    const noteTruncated = (notes: RowNote[] | undefined) => {
+      // Accepted with a value cut to the service's field limit: keep the full original row.
+      for (const n of notes ?? []) dead.push({ reason: `accepted truncated: ${n.reason}`, accepted: true, row: n.row });
+      truncatedNotes += notes?.length ?? 0;
+    };
+    // One batch in flight (the cursor covers it), sent as up to parallelSends concurrent sink calls
+    // so a slow round trip to Azure does not cap throughput; each slice retries on its own.
+    const sendSlice = async (from: number, to: number) => {
+      const slice = from === 0 && to === rows.length ? rows : rows.slice(from, to);
+      let pending = slice;
+      for (let attempt = 0; pending.length > 0; attempt++) {
+        const t0 = performance.now();
+        let res: SendResult;
+        try {
+          res = await sink.send(pending, { signal });
+        } catch (err) {
+          if (signal.aborted) throw new Aborted();
+          metrics.backgroundErrors.inc({ where: 'sink' });
+          res = { status: 'retryable', error: `sink error: ${(err as Error).message}` };
         }
-        deadReasonCounts.set('sink_rejected', (deadReasonCounts.get('sink_rejected') ?? 0) + res.rejected.length);
-        accepted = [];
-        for (let i = 0; i < rows.length; i++) if (!rejected.has(rows[i])) accepted.push(i);
-        delivered = rows.length - rejected.size;
-        logger.warn({ sink: sink.name, rejected: res.rejected.length, accepted: delivered, firstReason: res.rejected[0]?.reason }, 'sink refused part of a batch; refused rows dead-lettered');
-        for (const r of res.rejected) {
-          const id = probeIdOfRow(r.row);
-          if (id) probes.deadLettered(id, p.receivedAt[rows.indexOf(r.row)] ?? now, r.reason);
+        metrics.sinkRequestDuration.observe({ sink: sink.name, result: res.status }, (performance.now() - t0) / 1000);
+        const now = Date.now();
+        if (res.status === 'retryable') {
+          if (signal.aborted) throw new Aborted();
+          metrics.totals.retried++;
+          metrics.retried.inc({ reason: res.httpStatus ? String(res.httpStatus) : 'error' });
+          this.lastDelivery = { ok: false, at: new Date(now).toISOString(), error: res.error, ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}) };
+          if (res.progress) {
+            // Part of the slice settled before the error: resend only what is still pending.
+            refuse(res.progress.rejected, 'sink_rejected');
+            noteTruncated(res.progress.truncated);
+            const still = new Set(res.progress.pending);
+            for (const r of pending) {
+              const i = indexOf(r);
+              if (state[i] === 0 && !still.has(r)) state[i] = 1;
+            }
+            pending = res.progress.pending;
+          }
+          for (const r of pending) {
+            const id = probeIdOfRow(r);
+            if (id) probes.failed(id, p.receivedAt[indexOf(r)] ?? now, res.error);
+          }
+          const delay = Math.max(res.retryAfterMs ?? 0, this.backoff(attempt));
+          logger.warn({ sink: sink.name, rows: pending.length, attempt: attempt + 1, delayMs: delay, httpStatus: res.httpStatus, error: res.error }, 'delivery failed, will retry the same rows');
+          if (pending.length) await sleep(delay, signal);
+          continue;
         }
-      } else {
-        for (const row of rows) dead.push({ reason: res.error, ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}), row });
-        deadReasonCounts.set('sink_failure', (deadReasonCounts.get('sink_failure') ?? 0) + rows.length);
-        logger.error({ sink: sink.name, rows: rows.length, httpStatus: res.httpStatus, error: res.error }, 'sink refused the batch for good; rows dead-lettered');
-        for (let i = 0; i < rows.length; i++) {
-          const id = probeIdOfRow(rows[i]);
-          if (id) probes.deadLettered(id, p.receivedAt[i], res.error);
+        if (res.status === 'success') {
+          if (pending === slice) state.fill(1, from, to);
+          else for (const r of pending) state[indexOf(r)] = 1;
+          noteTruncated(res.truncated);
+        } else if (res.status === 'partial') {
+          refuse(res.rejected, 'sink_rejected');
+          noteTruncated(res.truncated);
+          for (const r of pending) {
+            const i = indexOf(r);
+            if (state[i] === 0) state[i] = 1;
+          }
+          logger.warn({ sink: sink.name, rejected: res.rejected.length, firstReason: res.rejected[0]?.reason }, 'sink refused part of a batch; refused rows dead-lettered');
+        } else {
+          const notes = pending.map((row) => ({ row, reason: res.error }));
+          refuse(notes, 'sink_failure');
+          if (res.httpStatus) for (const d of dead.slice(-notes.length)) d.httpStatus = res.httpStatus;
+          logger.error({ sink: sink.name, rows: pending.length, httpStatus: res.httpStatus, error: res.error }, 'sink refused the batch for good; rows dead-lettered');
         }
+        this.lastDelivery =
+          res.status === 'failure'
+            ? { ok: false, at: new Date(now).toISOString(), error: res.error, ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}) }
+            : { ok: true, at: new Date(now).toISOString() };
+        return;
       }
-      this.lastDelivery =
-        res.status === 'failure'
-          ? { ok: false, at: new Date(now).toISOString(), error: res.error, ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}) }
-          : { ok: true, at: new Date(now).toISOString() };
-      break;
-    }
+    };
+    const slices = Math.max(1, Math.min(this.o.batch.parallelSends, Math.ceil(rows.length / MIN_SLICE_ROWS)));
+    const per = Math.ceil(rows.length / slices);
+    const sends: Array<Promise<void>> = [];
+    for (let k = 0; k < rows.length; k += per) sends.push(sendSlice(k, Math.min(rows.length, k + per)));
+    const outcomes = await Promise.allSettled(sends);
+    for (const o of outcomes) if (o.status === 'rejected') throw o.reason;
     await this.mustSucceed('dead-letter write', () => this.o.deadLetter.write(dead), signal);
     await this.mustSucceed('queue cursor write', () => this.o.queue.ackTo(p.batch.end, p.batch.records.length, p.batch.diskBytes), signal);
     // Count only after the cursor moved, so a crash in between never counts twice.
@@ -263,20 +330,20 @@ export class DeliveryLoop {
       metrics.parseFailures.inc(p.parseFailures.length);
     }
     for (const [reason, n] of deadReasonCounts) metrics.addDeadLettered(reason, n);
-    deadReasonCounts = new Map();
+    if (truncatedNotes) metrics.sinkTruncated.inc(truncatedNotes);
+    const now = Date.now();
+    let delivered = 0;
+    for (let i = 0; i < rows.length; i++) {
+      if (state[i] !== 1) continue;
+      delivered++;
+      metrics.deliveryLatency.observe((now - p.receivedAt[i]) / 1000);
+      const id = probeIdOfRow(rows[i]);
+      if (id) probes.accepted(id, p.receivedAt[i], now);
+    }
     if (delivered) {
       metrics.totals.delivered += delivered;
       metrics.delivered.inc(delivered);
-      metrics.batchSize.observe(rows.length);
-      const now = Date.now();
-      const idx = accepted === 'all' ? null : accepted;
-      const n = idx ? idx.length : rows.length;
-      for (let k = 0; k < n; k++) {
-        const i = idx ? idx[k] : k;
-        metrics.deliveryLatency.observe((now - p.receivedAt[i]) / 1000);
-        const id = probeIdOfRow(rows[i]);
-        if (id) probes.accepted(id, p.receivedAt[i], now);
-      }
     }
+    if (rows.length) metrics.batchSize.observe(rows.length);
   }
 }

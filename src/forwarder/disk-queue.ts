@@ -8,12 +8,13 @@
  * Durability policy: append() writes with one write(2) per call (one per socket read), so a record
  * is in the kernel page cache — and survives kill -9 — before it counts as received. A timer
  * fsyncs the active segment every fsyncIntervalMs (0 = fsync on every append) so at most that
- * window is exposed to power loss. The cursor (cursor.json, replaced by rename) only moves after
+ * window is exposed to power loss. The cursor (file `cursor`, two CRC'd slots) only moves after
  * the sink accepted or dead-lettered a batch: at-least-once delivery, duplicates at most one batch.
  * A segment is deleted once the cursor has passed its end. A new segment is started at every open,
  * so recovery never appends behind a torn tail.
  */
 import {
+  constants as fsConstants,
   closeSync,
   fstatSync,
   fsync,
@@ -24,9 +25,7 @@ import {
   readFileSync,
   readSync,
   readdirSync,
-  renameSync,
   unlinkSync,
-  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -98,6 +97,10 @@ export class DiskQueue {
   private _records = 0;
   private pendingOldest: number | null = null;
   private closed = false;
+  private cursorFd = -1;
+  private cursorSeq = 0;
+  private readonly cursorBuf = Buffer.alloc(24);
+  private scratch = Buffer.alloc(0);
   private readonly waiters = new Set<() => void>();
   private readonly writeFn: NonNullable<DiskQueueOptions['writeFn']>;
 
@@ -126,13 +129,7 @@ export class DiskQueue {
       .filter((f) => /^\d{16}\.seg$/.test(f))
       .map((f) => Number(f.slice(0, 16)))
       .sort((a, b) => a - b);
-    let cursor: Position | null = null;
-    try {
-      const c = JSON.parse(readFileSync(join(this.dir, 'cursor.json'), 'utf8')) as Position;
-      if (Number.isInteger(c.segment) && Number.isInteger(c.offset) && c.offset >= 0) cursor = c;
-    } catch {
-      cursor = null;
-    }
+    let cursor = this.readCursor();
     // Segments wholly before the cursor were consumed; finish deleting them.
     if (cursor) {
       for (const s of this.segments.filter((s) => s < cursor!.segment)) this.unlinkSegment(s);
@@ -211,7 +208,9 @@ export class DiskQueue {
     for (const m of messages) total += RECORD_HEADER + PAYLOAD_PREFIX + m.data.length;
     if (total === 0) return;
     if (this.writeOff > 0 && this.writeOff + total > this.opts.segmentBytes) this.rotate();
-    const out = Buffer.allocUnsafe(total);
+    // One reusable write buffer: write(2) is synchronous, so it is free again when append returns.
+    if (this.scratch.length < total) this.scratch = Buffer.allocUnsafe(Math.max(total, this.scratch.length * 2, 64 * 1024));
+    const out = this.scratch;
     let p = 0;
     for (const m of messages) {
       const len = PAYLOAD_PREFIX + m.data.length;
@@ -344,11 +343,45 @@ export class DiskQueue {
     this._records = Math.max(0, this._records - records);
     this._bytes = Math.max(0, this._bytes - diskBytes);
     if (this._records === 0) this._bytes = 0;
-    const tmp = join(this.dir, 'cursor.json.tmp');
-    writeFileSync(tmp, JSON.stringify(this.ack), { mode: 0o600 });
-    renameSync(tmp, join(this.dir, 'cursor.json'));
+    this.writeCursor();
     for (const s of this.segments.filter((s) => s < end.segment)) this.unlinkSegment(s);
     this.segments = this.segments.filter((s) => s >= end.segment);
+  }
+
+  /**
+   * The cursor file holds two 24-byte slots written alternately in place (one pwrite per ack, no
+   * rename): seq u32 | segment f64 | offset f64 | crc32 u32 of the first 20 bytes. Open takes the
+   * valid slot with the higher seq, so a torn write falls back to the previous cursor (duplicates,
+   * never loss).
+   */
+  private readCursor(): Position | null {
+    let best: { seq: number; pos: Position } | null = null;
+    try {
+      const b = readFileSync(join(this.dir, 'cursor'));
+      for (let slot = 0; slot + 24 <= b.length && slot < 48; slot += 24) {
+        if (crc32(b.subarray(slot, slot + 20)) !== b.readUInt32LE(slot + 20)) continue;
+        const seq = b.readUInt32LE(slot);
+        const pos = { segment: b.readDoubleLE(slot + 4), offset: b.readDoubleLE(slot + 12) };
+        if (!Number.isInteger(pos.segment) || !Number.isInteger(pos.offset) || pos.offset < 0) continue;
+        if (!best || seq > best.seq) best = { seq, pos };
+      }
+    } catch {
+      return null;
+    }
+    if (best) this.cursorSeq = best.seq;
+    return best?.pos ?? null;
+  }
+
+  private writeCursor(): void {
+    // Not O_APPEND: the slots are rewritten in place.
+    if (this.cursorFd < 0) this.cursorFd = openSync(join(this.dir, 'cursor'), fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
+    this.cursorSeq = (this.cursorSeq + 1) >>> 0;
+    const b = this.cursorBuf;
+    b.writeUInt32LE(this.cursorSeq, 0);
+    b.writeDoubleLE(this.ack.segment, 4);
+    b.writeDoubleLE(this.ack.offset, 12);
+    b.writeUInt32LE(crc32(b.subarray(0, 20)), 20);
+    writeSync(this.cursorFd, b, 0, 24, (this.cursorSeq % 2) * 24);
   }
 
   /** Re-reads from the acknowledged position (after a failed hand-out that was not acknowledged). */
@@ -393,6 +426,10 @@ export class DiskQueue {
     if (this.closed) return;
     this.closed = true;
     if (this.fsyncTimer) clearInterval(this.fsyncTimer);
+    if (this.cursorFd >= 0) {
+      closeSync(this.cursorFd);
+      this.cursorFd = -1;
+    }
     this.reader?.close();
     this.reader = null;
     if (this.writeFd >= 0) {

@@ -74,8 +74,9 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
       logger.error({ err: err.message, where }, 'disk queue background error');
     },
   });
+  // Built before the queue opens: a bad secret file fails the start with one line and touches nothing.
+  const sink = deps.sink ?? createSink(config.sink, { logger: logger.child({ sink: config.sink.type }) });
   queue.open();
-  const sink = deps.sink ?? createSink(config.sink);
   const dlPath = deadLetterPath(config);
   const delivery = new DeliveryLoop({
     queue,
@@ -87,6 +88,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     logger,
     batch: config.batch,
     retry: config.retry,
+    maxMessageBytes: config.limits.maxMessageBytes,
     random: deps.random,
   });
 

@@ -15,7 +15,13 @@ interface Conn {
   socket: Socket;
   input: string;
   lastFrameAt: number;
+  /** Last time any byte arrived. */
+  lastDataAt: number;
+  framer: SyslogFramer;
 }
+
+/** A connection with no traffic at all is closed after this many idle timeouts (default 1 h). */
+export const SILENT_FACTOR = 12;
 
 export interface IntakeOptions {
   queue: DiskQueue;
@@ -160,12 +166,13 @@ export class Intake {
       socket.destroy();
       return;
     }
-    const conn: Conn = { socket, input, lastFrameAt: Date.now() };
+    const framer = new SyslogFramer(limits.maxMessageBytes);
+    const conn: Conn = { socket, input, lastFrameAt: Date.now(), lastDataAt: Date.now(), framer };
     this.conns.add(conn);
     metrics.connections.inc({ input });
     if (this.intakePaused) socket.pause();
-    const framer = new SyslogFramer(limits.maxMessageBytes);
     socket.on('data', (chunk: Buffer) => {
+      conn.lastDataAt = Date.now();
       const frames = framer.push(chunk);
       if (frames.length) {
         conn.lastFrameAt = Date.now();
@@ -186,13 +193,22 @@ export class Intake {
     });
   }
 
+  /**
+   * Slow drip: a connection holding part of a message without completing one within the idle
+   * timeout is closed. A connection that is simply quiet (rsyslog keeps its connection open between
+   * bursts) is left alone much longer: closing it early makes senders lose the first message they
+   * write into the dead connection.
+   */
   private sweepIdle(idleMs: number): void {
     if (this.intakePaused) return;
     const now = Date.now();
     for (const c of this.conns) {
-      if (now - c.lastFrameAt > idleMs) {
-        this.o.metrics.connectionsClosed.inc({ input: c.input, reason: 'idle_timeout' });
-        this.o.logger.info({ input: c.input, remote: c.socket.remoteAddress }, 'closing connection: no complete message within the idle timeout');
+      const dripping = c.framer.pendingBytes > 0 && now - c.lastFrameAt > idleMs;
+      const silent = now - Math.max(c.lastDataAt, c.lastFrameAt) > idleMs * SILENT_FACTOR;
+      if (dripping || silent) {
+        const reason = dripping ? 'slow_drip' : 'idle_timeout';
+        this.o.metrics.connectionsClosed.inc({ input: c.input, reason });
+        this.o.logger.info({ input: c.input, remote: c.socket.remoteAddress, reason }, dripping ? 'closing connection: no complete message within the idle timeout' : 'closing silent connection');
         c.socket.destroy();
       }
     }
@@ -229,7 +245,7 @@ export class Intake {
       this.queueFull = true;
       this.o.logger.warn({ queueBytes: queue.bytes }, 'queue is full: pausing TCP intake (UDP datagrams are dropped and counted) until delivery catches up');
       this.pauseAll();
-      this.resumeTimer = setInterval(() => this.maybeResume(), 100);
+      this.resumeTimer = setInterval(() => this.maybeResume(), 25);
       this.resumeTimer.unref();
     }
   }
@@ -304,6 +320,7 @@ export class Intake {
     const now = Date.now();
     for (const c of this.conns) {
       c.lastFrameAt = now;
+      c.lastDataAt = now;
       c.socket.resume();
     }
   }

@@ -27,6 +27,7 @@ export class ForwarderMetrics {
   readonly sinkRequestDuration: Histogram<'sink' | 'result'>;
   readonly batchSize: Histogram;
   readonly backgroundErrors: Counter<'where'>;
+  readonly sinkTruncated: Counter;
 
   constructor(queueStats: () => { bytes: number; records: number; oldestAgeSec: number | null; paused: Record<string, boolean> }) {
     const r = [this.registry];
@@ -40,8 +41,9 @@ export class ForwarderMetrics {
     this.truncated = new Counter({ name: `${p}truncated_total`, help: 'Messages longer than the maximum message size, cut and flagged', labelNames: ['input'], registers: r });
     this.connections = new Gauge({ name: `${p}connections`, help: 'Open TCP/TLS connections', labelNames: ['input'], registers: r });
     this.connectionsRejected = new Counter({ name: `${p}connections_rejected_total`, help: 'Connections refused (max_connections, tls_handshake)', labelNames: ['input', 'reason'], registers: r });
-    this.connectionsClosed = new Counter({ name: `${p}connections_closed_total`, help: 'Connections closed by the forwarder (idle_timeout, error)', labelNames: ['input', 'reason'], registers: r });
+    this.connectionsClosed = new Counter({ name: `${p}connections_closed_total`, help: 'Connections closed by the forwarder (slow_drip: partial message older than the idle timeout; idle_timeout: silent for 12 idle timeouts)', labelNames: ['input', 'reason'], registers: r });
     this.queueCorruptBytes = new Counter({ name: `${p}queue_corrupt_bytes_total`, help: 'Queue bytes skipped as torn or corrupt', labelNames: ['kind'], registers: r });
+    this.sinkTruncated = new Counter({ name: `${p}sink_truncated_total`, help: 'Rows the sink accepted with a value cut to the service field limit (originals kept in the dead-letter file)', registers: r });
     this.backgroundErrors = new Counter({ name: `${p}background_errors_total`, help: 'Errors in background work (fsync, dead-letter writes, sink exceptions)', labelNames: ['where'], registers: r });
     this.queueBytes = new Gauge({ name: `${p}queue_bytes`, help: 'Bytes waiting in the disk queue', registers: r, collect() { this.set(queueStats().bytes); } });
     this.queueRecords = new Gauge({ name: `${p}queue_records`, help: 'Messages waiting in the disk queue', registers: r, collect() { this.set(queueStats().records); } });

@@ -73,6 +73,8 @@ export interface DeliverOptions {
   maxCallBytes: number;
   /** Extra calls allowed for bisecting a refused call to isolate poison rows. */
   isolateBudget?: number;
+  /** Calls in flight at once within one send (default 1). */
+  concurrency?: number;
   signal?: AbortSignal;
   post(body: string, rows: PreparedRow[]): Promise<PostOutcome>;
 }
@@ -119,49 +121,67 @@ export async function deliver(prepared: PreparedRow[], rejectedUpFront: Array<{ 
     rejected.push({ row: r.original, reason: `record is ${r.bytes} bytes, over the ${opts.maxCallBytes}-byte limit of one call` });
   }
   const queue = groups;
+  const pending: PreparedRow[][] = [];
   let lastFailure: { error: string; httpStatus?: number } | undefined;
+  let retry: { error: string; retryAfterMs?: number; httpStatus?: number } | undefined;
+  let fatal: { error: string; httpStatus?: number } | undefined;
+  const halves = (g: PreparedRow[]) => {
+    const mid = Math.ceil(g.length / 2);
+    queue.unshift(g.slice(0, mid), g.slice(mid));
+  };
 
-  const remaining = (extra: PreparedRow[]) => [...extra, ...queue.flat()].map((r) => r.original);
-
-  while (queue.length) {
-    const group = queue.shift()!;
-    if (opts.signal?.aborted) {
-      return retryResult({ error: 'send aborted' }, accepted, rejected, truncated, remaining(group));
-    }
-    const out = await opts.post(bodyOf(group), group);
-    switch (out.kind) {
-      case 'ok':
-        accepted += group.length;
-        for (const r of group) if (r.truncated) truncated.push({ row: r.original, reason: `truncated to the per-field limit: ${r.truncated}` });
+  // Up to `concurrency` calls in flight; the first retryable or fatal answer stops new calls.
+  const worker = async () => {
+    while (queue.length && !retry && !fatal) {
+      const group = queue.shift()!;
+      if (opts.signal?.aborted) {
+        retry ??= { error: 'send aborted' };
+        pending.push(group);
         break;
-      case 'too-large':
-        if (group.length === 1) {
-          rejected.push({ row: group[0]!.original, reason: `the service refused the record as too large: ${out.error}` });
-        } else {
-          const mid = Math.ceil(group.length / 2);
-          queue.unshift(group.slice(0, mid), group.slice(mid));
-        }
-        break;
-      case 'retry':
-        return retryResult(out, accepted, rejected, truncated, remaining(group));
-      case 'reject':
-        if (out.isolate && group.length > 1 && budget >= 2) {
-          budget -= 2;
-          const mid = Math.ceil(group.length / 2);
-          queue.unshift(group.slice(0, mid), group.slice(mid));
-        } else {
-          lastFailure = { error: out.error, httpStatus: out.httpStatus };
+      }
+      const out = await opts.post(bodyOf(group), group);
+      switch (out.kind) {
+        case 'ok':
+          accepted += group.length;
+          for (const r of group) if (r.truncated) truncated.push({ row: r.original, reason: `truncated to the per-field limit: ${r.truncated}` });
+          break;
+        case 'too-large':
+          if (group.length === 1) rejected.push({ row: group[0]!.original, reason: `the service refused the record as too large: ${out.error}` });
+          else halves(group);
+          break;
+        case 'retry':
+          retry ??= out;
+          pending.push(group);
+          break;
+        case 'reject':
+          if (out.isolate && group.length > 1 && budget >= 2) {
+            budget -= 2;
+            halves(group);
+          } else {
+            lastFailure = { error: out.error, httpStatus: out.httpStatus };
+            for (const r of group) rejected.push({ row: r.original, reason: out.error });
+          }
+          break;
+        case 'fatal':
+          fatal ??= { error: out.error, httpStatus: out.httpStatus };
+          lastFailure = fatal;
           for (const r of group) rejected.push({ row: r.original, reason: out.error });
-        }
-        break;
-      case 'fatal':
-        lastFailure = { error: out.error, httpStatus: out.httpStatus };
-        for (const r of [...group, ...queue.flat()]) rejected.push({ row: r.original, reason: out.error });
-        queue.length = 0;
-        break;
+          break;
+      }
     }
-  }
+  };
+  const n = Math.max(1, Math.min(opts.concurrency ?? 1, queue.length || 1));
+  // A worker that finds the queue empty ends; halves from a split are sent by the workers still running.
+  await Promise.all(Array.from({ length: n }, () => worker()));
 
+  const fatalErr = fatal as { error: string; httpStatus?: number } | undefined;
+  if (fatalErr) {
+    for (const r of queue.flat()) rejected.push({ row: r.original, reason: fatalErr.error });
+    queue.length = 0;
+  }
+  if (retry) {
+    return retryResult(retry, accepted, rejected, truncated, [...pending.flat(), ...queue.flat()].map((r) => r.original));
+  }
   const extra = truncated.length ? { truncated } : {};
   if (rejected.length === 0) return { status: 'success', accepted, ...extra };
   if (accepted === 0 && lastFailure && rejected.every((r) => r.reason === lastFailure!.error)) {

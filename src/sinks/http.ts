@@ -70,7 +70,7 @@ export class HttpTransport {
     if (proxy) {
       let agent = this.proxyAgents.get(proxy);
       if (!agent) {
-        agent = new HttpsProxyAgent(proxy, { keepAlive: true, ca: this.ca });
+        agent = new HttpsProxyAgent(proxy, { keepAlive: true });
         this.proxyAgents.set(proxy, agent);
       }
       return agent;
@@ -78,7 +78,21 @@ export class HttpTransport {
     return url.protocol === 'https:' ? this.httpsAgent : this.httpAgent;
   }
 
-  request(
+  async request(
+    url: URL,
+    init: { method: string; headers: Record<string, string>; body?: Buffer; signal?: AbortSignal; timeoutMs?: number },
+  ): Promise<HttpResponse> {
+    try {
+      return await this.once(url, init);
+    } catch (err) {
+      // The server closed an idle keep-alive socket just as we reused it: the request never reached
+      // it, so one fresh attempt is part of the same call (Node docs, http "request.reusedSocket").
+      if ((err as { staleSocket?: boolean }).staleSocket && !init.signal?.aborted) return this.once(url, init);
+      throw err;
+    }
+  }
+
+  private once(
     url: URL,
     init: { method: string; headers: Record<string, string>; body?: Buffer; signal?: AbortSignal; timeoutMs?: number },
   ): Promise<HttpResponse> {
@@ -86,7 +100,8 @@ export class HttpTransport {
     return new Promise<HttpResponse>((resolve, reject) => {
       if (init.signal?.aborted) return reject(init.signal.reason ?? new Error('aborted'));
       const mod = url.protocol === 'https:' ? https : http;
-      const req = mod.request(url, { method: init.method, headers: init.headers, agent: this.agentFor(url) });
+      // `ca` on the request too: a proxy agent takes the target's TLS options from the request.
+      const req = mod.request(url, { method: init.method, headers: init.headers, agent: this.agentFor(url), ...(this.ca ? { ca: this.ca } : {}) });
       let settled = false;
       const finish = (err: Error | null, res?: HttpResponse) => {
         if (settled) return;
@@ -108,8 +123,16 @@ export class HttpTransport {
         finish(err);
       };
       init.signal?.addEventListener('abort', onAbort, { once: true });
-      req.on('error', (err) => finish(err));
+      let gotResponse = false;
+      req.on('error', (err) => {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (!gotResponse && req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')) {
+          Object.assign(err, { staleSocket: true });
+        }
+        finish(err);
+      });
       req.on('response', (res) => {
+        gotResponse = true;
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {

@@ -13,6 +13,8 @@ export type { SinkOptions, SinkLogger } from './options.js';
  * secret files and bad keys, so a misconfigured forwarder fails at start with one clear line.
  */
 export function createSink(config: SinkConfig, opts: SinkOptions = {}): Sink {
+  // Without a logger, warnings (the retired-API notice, token trouble at start) still reach stderr.
+  opts = { ...opts, logger: opts.logger ?? stderrLogger };
   switch (config.type) {
     case 'file':
       return createFileSink(config, { fsync: opts.fsync });
@@ -22,3 +24,10 @@ export function createSink(config: SinkConfig, opts: SinkOptions = {}): Sink {
       return createLogsIngestionSink(config, opts);
   }
 }
+
+const stderrLogger = {
+  info() {},
+  warn(msg: string) {
+    process.stderr.write(`sentinel-cef: warning: ${msg}\n`);
+  },
+};

@@ -125,6 +125,7 @@ export function createLogAnalyticsSink(config: LogAnalyticsConfig, opts: SinkOpt
       }
       return deliver(prepared, rejected, {
         maxCallBytes,
+        concurrency: opts.concurrency ?? 1,
         signal: sendOpts?.signal,
         post: (body, group) => post(body, group, sendOpts?.signal),
       });

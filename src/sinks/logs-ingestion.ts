@@ -146,7 +146,7 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
     async send(rows: CslRow[], sendOpts?: { signal?: AbortSignal }): Promise<SendResult> {
       if (rows.length === 0) return { status: 'success', accepted: 0 };
       const prepared = rows.map((r) => prepareRow(r, maxFieldBytes));
-      return deliver(prepared, [], { maxCallBytes, signal: sendOpts?.signal, post: (body) => post(body, sendOpts?.signal) });
+      return deliver(prepared, [], { maxCallBytes, concurrency: opts.concurrency ?? 2, signal: sendOpts?.signal, post: (body) => post(body, sendOpts?.signal) });
     },
     async close() {
       transport.close();

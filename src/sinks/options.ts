@@ -32,6 +32,8 @@ export interface SinkOptions {
    * 403s stay retryable for this long after the first one in a row (default 30 min), then fail.
    */
   forbiddenGraceMs?: number;
+  /** Calls in flight at once within one send, when a batch spans several calls (default 2 for logs-ingestion, 1 for log-analytics). */
+  concurrency?: number;
   /** File sink: fsync after each batch (slower; survives power loss). */
   fsync?: boolean;
 }

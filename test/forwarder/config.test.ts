@@ -95,6 +95,12 @@ describe('forwarder config', () => {
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/limits\.maxConnections: .*fix this field/);
     expect(lines[1]).toMatch(/batch\.flushMs: /);
+    const key = join(dir, 'key');
+    writeFileSync(key, 'not base64 at all!\n', { mode: 0o600 });
+    const badKey = await execa(bin, ['forward', '--check', '--sink', 'log-analytics', '--workspace-id', '11111111-2222-3333-4444-555555555555', '--key-file', key, '--queue-dir', join(dir, 'q')], { env, reject: false });
+    expect(badKey.exitCode).toBe(2);
+    expect(badKey.stdout).toMatch(/FAIL sink: /);
+    expect(badKey.stdout).not.toContain('not base64');
     const secret = await execa(bin, ['forward', '--key', 'SECRETVALUE', '--sink', 'log-analytics'], { env, reject: false });
     expect(secret.exitCode).toBe(2);
     expect(secret.stderr).not.toContain('SECRETVALUE');

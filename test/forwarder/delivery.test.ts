@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
-import { TRUNCATED_MARKER } from '../../src/forwarder/delivery.js';
+import { truncatedMarker } from '../../src/forwarder/delivery.js';
 import { sendSyslog } from '../../src/forwarder/send-test.js';
 import { FakeSink, cef, makeConfig, readNdjson, silent, tempDir, waitFor } from './helpers.js';
 
@@ -71,6 +71,55 @@ describe('delivery loop', () => {
     expect(f.health().lastDelivery).toMatchObject({ ok: true });
   });
 
+  it('resends only the pending rows after a retryable result with progress; keeps truncated originals', async () => {
+    const sink = new FakeSink();
+    sink.script = [
+      (rows) => ({
+        status: 'retryable',
+        error: 'HTTP 503 on call 2 of 2',
+        httpStatus: 503,
+        progress: { accepted: 5, rejected: [{ row: rows[5], reason: 'field type' }], pending: rows.slice(6), truncated: [{ row: rows[0], reason: 'Message:32766' }] },
+      }),
+    ];
+    const { send, f } = await start(sink);
+    await send(Array.from({ length: 10 }, (_, i) => cef(i)));
+    await waitFor(() => f.health().counters.delivered === 9, 5000);
+    expect(sink.sent.map((b) => b.length)).toEqual([10, 4]);
+    expect(sink.sent[1].map(seqOf)).toEqual([6, 7, 8, 9]);
+    const dl = readNdjson(f.deadLetterFile);
+    expect(dl.map((e) => [e.reason, e.accepted ?? false, seqOf(e.row as Record<string, unknown>)])).toEqual([
+      ['field type', false, 5],
+      ['accepted truncated: Message:32766', true, 0],
+    ]);
+    expect(f.health().counters.deadLettered).toBe(1);
+    expect(await f.metrics.registry.metrics()).toMatch(/sentinel_cef_sink_truncated_total 1/);
+  });
+
+  it('sends one batch as parallel slices; a failing slice is retried alone', async () => {
+    const sink = new FakeSink();
+    let inFlight = 0;
+    let maxInFlight = 0;
+    let failedOnce = false;
+    const send = sink.send.bind(sink);
+    sink.send = async (rows) => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((r) => setTimeout(r, 30));
+      inFlight--;
+      if (!failedOnce && rows.some((r) => r.DeviceEventClassID === '900')) {
+        failedOnce = true;
+        sink.script.unshift(() => ({ status: 'retryable', error: 'HTTP 500', httpStatus: 500 }));
+      }
+      return send(rows);
+    };
+    const { send: sendLines, f } = await start(sink, { batch: { maxRecords: 1000, parallelSends: 4, flushMs: 200 } });
+    await sendLines(Array.from({ length: 1000 }, (_, i) => cef(i)));
+    await waitFor(() => f.health().counters.delivered === 1000, 5000);
+    expect(maxInFlight).toBe(4);
+    expect(sink.accepted.map(seqOf).sort((a, b) => a - b)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+    expect(f.health().counters.retried).toBe(1);
+  });
+
   it('treats a sink that throws as retryable and counts it', async () => {
     const sink = new FakeSink();
     sink.script = [() => { throw new Error('boom'); }];
@@ -103,7 +152,7 @@ describe('delivery loop', () => {
     const { send, f } = await start(sink, { limits: { maxMessageBytes: 200 } });
     await send([cef(1, `msg=${'z'.repeat(500)}`)]);
     await waitFor(() => sink.accepted.length === 1, 5000);
-    expect(String(sink.accepted[0].AdditionalExtensions)).toContain(TRUNCATED_MARKER);
+    expect(String(sink.accepted[0].AdditionalExtensions)).toContain(truncatedMarker(200));
     expect(f.metrics.totals.truncated).toBe(1);
   });
 
@@ -120,5 +169,34 @@ describe('delivery loop', () => {
     fwd = await startForwarder(config, { logger: silent, sink: sink2 });
     await waitFor(() => sink2.accepted.length === 2, 5000);
     expect(join(config.queue.dir)).toBeTruthy();
+  });
+});
+
+describe('delivery loop supervision', () => {
+  it('restarts after an unexpected error and keeps delivering', async () => {
+    const sink = new FakeSink();
+    const dir = tempDir();
+    const f = await startForwarder(makeConfig(dir, { listen: ['tcp://127.0.0.1:0'], admin: false }), { logger: silent, sink });
+    try {
+      // A bug after the cursor moved: the loop must survive it.
+      const observe = f.metrics.batchSize.observe.bind(f.metrics.batchSize);
+      let thrown = false;
+      f.metrics.batchSize.observe = ((v: number) => {
+        if (!thrown) {
+          thrown = true;
+          throw new Error('unexpected');
+        }
+        observe(v);
+      }) as typeof f.metrics.batchSize.observe;
+      const port = f.addresses[0].port;
+      await sendSyslog([cef(1)], { host: '127.0.0.1', port, protocol: 'tcp' });
+      await waitFor(() => thrown, 5000);
+      await sendSyslog([cef(2)], { host: '127.0.0.1', port, protocol: 'tcp' });
+      await waitFor(() => sink.accepted.length === 2, 5000);
+      expect(await f.metrics.registry.metrics()).toMatch(/sentinel_cef_background_errors_total\{where="delivery_loop"\} 1/);
+      expect(f.health().status).toBe('ok');
+    } finally {
+      await f.shutdown();
+    }
   });
 });

@@ -128,3 +128,24 @@ describe('DiskQueue', () => {
     q.close();
   });
 });
+
+describe('DiskQueue cursor', () => {
+  it('falls back to the previous cursor slot when the last cursor write is torn', () => {
+    const dir = tempDir();
+    let q = open(dir);
+    q.append(msgs(0, 30), 1);
+    for (let k = 0; k < 3; k++) {
+      const b = q.readBatch(10, 1 << 20);
+      q.ackTo(b.end, b.records.length, b.diskBytes);
+    }
+    q.close();
+    expect(statSync(join(dir, 'cursor')).size).toBe(48);
+    // Third ack went to slot 1 (seq 3); tear it: the cursor of the second ack (slot 0) must win.
+    const c = readFileSync(join(dir, 'cursor'));
+    c[24 + 5] ^= 0xff;
+    writeFileSync(join(dir, 'cursor'), c);
+    q = open(dir);
+    expect(drain(q)).toEqual(msgs(20, 10).map((m) => m.data.toString()));
+    q.close();
+  });
+});

@@ -13,17 +13,25 @@ export function tempDir(prefix = 'fwd-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+/** Test config in `dir`; object sections in `over` are merged (never falls back to /var/lib paths). */
 export function makeConfig(dir: string, over: Record<string, unknown> = {}): ForwarderConfig {
-  return forwarderConfigSchema.parse({
+  const base: Record<string, unknown> = {
     listen: ['tcp://127.0.0.1:0', 'udp://127.0.0.1:0'],
     queue: { dir: join(dir, 'queue'), fsyncIntervalMs: 50 },
     batch: { maxRecords: 500, maxBytes: 900 * 1024, flushMs: 20 },
     retry: { initialMs: 10, maxMs: 100 },
     drainTimeoutSec: 2,
     sink: { type: 'file', path: join(dir, 'rows.ndjson') },
+    deadLetterFile: join(dir, 'dead-letter.ndjson'),
     admin: '127.0.0.1:0',
-    ...over,
-  });
+  };
+  for (const [k, v] of Object.entries(over)) {
+    const b = base[k];
+    base[k] = b && typeof b === 'object' && !Array.isArray(b) && v && typeof v === 'object' && !Array.isArray(v) && k !== 'sink' ? { ...b, ...v } : v;
+  }
+  const config = forwarderConfigSchema.parse(base);
+  if (!config.queue.dir.startsWith(dir)) throw new Error('test config must keep the queue in its temp dir');
+  return config;
 }
 
 export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 5000, what = 'condition'): Promise<T> {

@@ -48,14 +48,18 @@ describe('intake', () => {
     expect(f.health().counters.received).toBe(40);
   });
 
-  it('receives UDP datagrams, also over IPv6', async () => {
-    const { udp, config } = await start({ listen: ['udp://127.0.0.1:0', 'udp://[::1]:0'] });
-    const v6 = fwd!.addresses.find((a) => a.host === '::1')!;
+  it('receives UDP datagrams, and TCP and UDP over IPv6', async () => {
+    const { udp, config } = await start({ listen: ['udp://127.0.0.1:0', 'udp://[::1]:0', 'tcp://[::1]:0'] });
+    const v6 = fwd!.addresses.find((a) => a.host === '::1' && a.protocol === 'udp')!;
+    const v6tcp = fwd!.addresses.find((a) => a.host === '::1' && a.protocol === 'tcp')!;
+    expect(v6tcp.url).toBe(`tcp://[::1]:${v6tcp.port}`);
     await sendSyslog([cef(1), cef(2)], { host: '127.0.0.1', port: udp.port, protocol: 'udp' });
     await sendSyslog([cef(3)], { host: '::1', port: v6.port, protocol: 'udp' });
+    await sendSyslog([cef(4)], { host: '::1', port: v6tcp.port, protocol: 'tcp' });
     const path = (config.sink as { path: string }).path;
-    await waitFor(() => readRows(path).length === 3, 5000);
-    expect(fwd!.metrics.totals.received).toBe(3);
+    await waitFor(() => readRows(path).length === 4, 5000);
+    expect(fwd!.metrics.totals.received).toBe(4);
+    expect(await fwd!.metrics.registry.metrics()).toMatch(/sentinel_cef_received_total\{input="udp"\} 3/);
   });
 
   it('refuses connections beyond the maximum and counts them', async () => {
@@ -79,7 +83,24 @@ describe('intake', () => {
     await new Promise((r) => s.once('close', r));
     clearInterval(drip);
     expect(Date.now() - t0).toBeLessThan(3000);
-    expect(await f.metrics.registry.metrics()).toMatch(/sentinel_cef_connections_closed_total\{input="tcp",reason="idle_timeout"\} 1/);
+    expect(await f.metrics.registry.metrics()).toMatch(/sentinel_cef_connections_closed_total\{input="tcp",reason="slow_drip"\} 1/);
+  });
+
+  it('keeps a quiet connection open past the idle timeout, closes it when silent much longer', async () => {
+    const { tcp, f, config } = await start({ limits: { idleTimeoutSec: 0.1 } });
+    const s = await tcpConnect(tcp.port);
+    s.write(cef(1) + '\n');
+    let closedAt = 0;
+    s.on('close', () => (closedAt = Date.now()));
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(closedAt).toBe(0);
+    s.write(cef(2) + '\n');
+    await waitFor(() => closedAt > 0, 5000, 'silent close');
+    expect(closedAt - t0).toBeGreaterThanOrEqual(500 + 100 * 12 - 50);
+    const path = (config.sink as { path: string }).path;
+    await waitFor(() => readRows(path).length === 2, 5000);
+    expect(await f.metrics.registry.metrics()).toMatch(/reason="idle_timeout"\} 1/);
   });
 
   it('truncates oversize messages and counts them', async () => {
@@ -125,7 +146,7 @@ describe('intake', () => {
     sink.script = Array.from({ length: 10_000 }, () => (rows) => (open ? { status: 'success', accepted: rows.length } : { status: 'retryable', error: 'down' }));
     const { tcp, udp, f } = await start({ queue: { maxBytes: 20_000, fsyncIntervalMs: 50 }, retry: { initialMs: 20, maxMs: 40 } }, { sink });
     const s = await tcpConnect(tcp.port);
-    const total = 2000;
+    const total = 1000;
     const payload = range(total).map((i) => cef(i) + '\n').join('');
     s.write(payload);
     await waitFor(() => f.health().queue.intakePaused, 5000, 'intake pause');
@@ -138,7 +159,10 @@ describe('intake', () => {
     expect(f.health().counters.received).toBe(receivedAtPause);
     open = true;
     s.end();
-    await waitFor(() => sink.accepted.length === total, 10_000, 'all delivered');
+    await waitFor(() => sink.accepted.length === total, 15_000, 'all delivered').catch((err) => {
+      const b = sink.sent.map((x) => `${x.length}:${x[0]?.DeviceEventClassID}-${x.at(-1)?.DeviceEventClassID}`).join(' ');
+      throw new Error(`${(err as Error).message}: batches ${b} accepted ${sink.accepted.length}, health ${JSON.stringify(f.health())}`);
+    });
     expect(ids(sink.accepted)).toEqual(range(total));
   });
 

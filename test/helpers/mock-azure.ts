@@ -85,6 +85,10 @@ export interface MockStats {
   undeclaredColumns: string[];
   maxConnections: number;
   connectionsOpened: number;
+  /** Most data-API requests being handled at the same moment. */
+  maxInFlight: number;
+  /** Data-API requests being handled now (calls abandoned by a client may still be running). */
+  inFlight: number;
 }
 
 export interface MockAzureOptions {
@@ -232,6 +236,8 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
     undeclared: new Set<string>(),
     maxConnections: 0,
     connectionsOpened: 0,
+    inFlight: 0,
+    maxInFlight: 0,
   };
 
   let caPath: string | undefined;
@@ -364,12 +370,14 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
       if (path.startsWith('/_mock/')) {
         record.api = 'control';
         await control(req, res, url, record);
-      } else if (path === '/api/logs' || path.endsWith('/api/logs')) {
-        record.api = 'log-analytics';
-        await dataCollector(req, res, url, record);
-      } else if (path.startsWith('/dataCollectionRules/')) {
-        record.api = 'logs-ingestion';
-        await ingestion(req, res, url, record);
+      } else if (path === '/api/logs' || path.endsWith('/api/logs') || path.startsWith('/dataCollectionRules/')) {
+        record.api = path.startsWith('/dataCollectionRules/') ? 'logs-ingestion' : 'log-analytics';
+        counters.maxInFlight = Math.max(counters.maxInFlight, ++counters.inFlight);
+        try {
+          await (record.api === 'log-analytics' ? dataCollector(req, res, url, record) : ingestion(req, res, url, record));
+        } finally {
+          counters.inFlight--;
+        }
       } else if (/^\/[^/]+\/(v2\.0\/\.well-known\/openid-configuration|oauth2\/v2\.0\/token)$/.test(path) || path === '/common/discovery/instance') {
         record.api = 'token';
         await authority(req, res, url, record);
@@ -758,6 +766,8 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
         undeclaredColumns: [...counters.undeclared],
         maxConnections: counters.maxConnections,
         connectionsOpened: counters.connectionsOpened,
+        maxInFlight: counters.maxInFlight,
+        inFlight: counters.inFlight,
       };
     },
     reset() {
@@ -769,6 +779,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
       counters.undeclared.clear();
       counters.maxConnections = sockets.size;
       counters.connectionsOpened = 0;
+      counters.maxInFlight = counters.inFlight;
     },
     async close() {
       rules = [];

@@ -137,6 +137,22 @@ describe('log-analytics sink against the mock service', () => {
     expect(await sink.send(rows(2))).toMatchObject({ status: 'retryable', httpStatus: 429, retryAfterMs: 12_000 });
   });
 
+  it('a reused keep-alive socket reset by the server is retried once on a fresh connection', async () => {
+    const sink = laSink();
+    expect((await sink.send(rows(1))).status).toBe('success');
+    mock.fail({ api: 'log-analytics', destroy: true, count: 1 });
+    expect(await sink.send(rows(2))).toEqual({ status: 'success', accepted: 2 });
+    expect(calls().map((c) => c.status)).toEqual([200, 0, 200]);
+  });
+
+  it('a reset on a fresh connection is not retried inside the call → retryable', async () => {
+    const sink = laSink();
+    mock.fail({ api: 'log-analytics', destroy: true, count: 1 });
+    const r = await sink.send(rows(2));
+    expect(r.status).toBe('retryable');
+    expect((r as { error: string }).error).toMatch(/ECONNRESET|socket hang up/);
+  });
+
   it('404 → failure', async () => {
     const sink = laSink();
     mock.fail({ api: 'log-analytics', status: 404, count: 1 });

@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClientSecretCredential } from '@azure/identity';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { sinkSchema } from '../../src/config/schema.js';
 import { createSink, type SinkOptions } from '../../src/sinks/index.js';
 import { ingestionUrl } from '../../src/sinks/logs-ingestion.js';
@@ -79,7 +79,7 @@ describe('logs-ingestion: delivery and auth', () => {
   });
 
   it('reuses the cached token and one keep-alive connection across sends', async () => {
-    const sink = ingestionSink();
+    const sink = ingestionSink({}, { concurrency: 1 });
     for (let i = 0; i < 5; i++) expect((await sink.send(rows(3))).status).toBe('success');
     expect(mock.stats().tokensIssued).toBe(1);
     expect(dataCalls()).toHaveLength(5);
@@ -238,7 +238,7 @@ describe('logs-ingestion: status classification', () => {
   it('a slow service → retryable after the per-request timeout', async () => {
     const sink = ingestionSink({}, { timeoutMs: 300 });
     await sink.send(rows(1)); // token first
-    mock.fail({ api: 'logs-ingestion', delayMs: 1500, count: 1 });
+    mock.fail({ api: 'logs-ingestion', delayMs: 1500, status: 503, count: 1 }); // 503 after the delay: the abandoned call lands no rows later
     const t0 = Date.now();
     const r = await sink.send(rows(1));
     expect(r.status).toBe('retryable');
@@ -252,7 +252,8 @@ describe('logs-ingestion: abort', () => {
     const sink = ingestionSink();
     await sink.send(rows(1));
     mock.reset();
-    mock.fail({ api: 'logs-ingestion', delayMs: 2000, count: 1 });
+    // Ends in 503 so the abandoned request cannot land rows in a later test.
+    mock.fail({ api: 'logs-ingestion', delayMs: 2000, status: 503, count: 1 });
     const ac = new AbortController();
     setTimeout(() => ac.abort(new Error('shutting down')), 100);
     const r = await sink.send(rows(2), { signal: ac.signal });
@@ -268,7 +269,8 @@ describe('logs-ingestion: size limits', () => {
     expect(r).toEqual({ status: 'success', accepted: 40 });
     for (const c of dataCalls()) expect(c.rawBytes!).toBeLessThanOrEqual(2000);
     expect(dataCalls().length).toBeGreaterThan(1);
-    expect(mock.rows.map((x) => x.row.Activity)).toEqual(rows(40).map((x) => x.Activity));
+    // Calls run concurrently, so arrival order across calls is not part of the contract.
+    expect(mock.rows.map((x) => String(x.row.Activity)).sort()).toEqual(rows(40).map((x) => String(x.Activity)).sort());
   });
 
   it('413 → splits in halves recursively until accepted', async () => {
@@ -329,6 +331,19 @@ describe('logs-ingestion: size limits', () => {
     expect(p.accepted).toBeGreaterThan(0);
     expect(p.accepted + p.pending.length).toBe(12);
     expect(p.pending.map((x) => x.Activity)).toContain('event 9');
+  });
+
+  it('sends the calls of a large batch concurrently and keeps every row', async () => {
+    // Calls abandoned by earlier tests (timeouts, aborts) may still be held by the mock: let them end first.
+    await vi.waitFor(() => expect(mock.stats().inFlight).toBe(0), { timeout: 10_000 });
+    mock.reset();
+    const sink = ingestionSink({}, { limits: { maxCallBytes: 1000 }, concurrency: 4 });
+    mock.fail({ api: 'logs-ingestion', delayMs: 40 });
+    const r = await sink.send(rows(60));
+    expect(r).toEqual({ status: 'success', accepted: 60 });
+    expect(new Set(mock.rows.map((x) => x.row.Activity)).size).toBe(60);
+    expect(mock.stats().maxInFlight).toBeGreaterThanOrEqual(2);
+    expect(mock.stats().maxInFlight).toBeLessThanOrEqual(4);
   });
 });
 

@@ -1,0 +1,77 @@
+import { VERSION } from '../version.js';
+import { loadTemplate, renderTemplate } from './templates.js';
+import { parseRsyslogSize, type RsyslogScan } from './rsyslog-config.js';
+
+export type Protocol = 'tcp' | 'udp' | 'both';
+
+export interface DaemonRenderOptions {
+  port: number;
+  protocol: Protocol;
+  forwarderPort: number;
+  /** Upper bound of the daemon's on-disk queue for the forwarder, in bytes. */
+  queueMaxBytes?: number;
+}
+
+export interface RenderedDropin {
+  path: string;
+  content: string;
+  warnings: string[];
+  /** What the drop-in adds; reused inputs are not repeated. */
+  added: { modules: string[]; inputs: string[] };
+}
+
+/** Sorted before Ubuntu's 50-default.conf so `stop` runs before the default rules. */
+export const RSYSLOG_DROPIN = '/etc/rsyslog.d/10-sentinel-cef.conf';
+
+const INPUT_MODULE = { udp: 'imudp', tcp: 'imtcp' } as const;
+const CEF_MIN_MESSAGE = 8 * 1024;
+
+export function protocolsOf(p: Protocol): Array<'udp' | 'tcp'> {
+  return p === 'both' ? ['udp', 'tcp'] : [p];
+}
+
+export function renderRsyslogDropin(scan: RsyslogScan, opts: DaemonRenderOptions): RenderedDropin {
+  const warnings: string[] = [];
+  const modules: string[] = [];
+  const inputs: string[] = [];
+  for (const proto of protocolsOf(opts.protocol)) {
+    const existing = scan.inputs.find(
+      (i) => i.port === opts.port && (proto === 'udp' ? i.type === 'imudp' : i.type === 'imtcp' || i.type === 'imptcp'),
+    );
+    if (existing) {
+      if (existing.ruleset) {
+        warnings.push(
+          `${existing.file} binds its ${proto} input on port ${opts.port} to ruleset "${existing.ruleset}": CEF arriving there ` +
+            `bypasses our filter unless that ruleset calls RSYSLOG_DefaultRuleset`,
+        );
+      }
+      continue; // Reused: a second input on the same port would fail to bind.
+    }
+    const mod = INPUT_MODULE[proto];
+    if (!scan.modules.has(mod)) modules.push(`module(load="${mod}")`);
+    inputs.push(`input(type="${mod}" port="${opts.port}")`);
+  }
+  const maxSize = parseRsyslogSize(scan.maxMessageSize);
+  if (maxSize === null || maxSize < 64 * 1024) {
+    warnings.push(
+      `rsyslog's maximum message size is ${scan.maxMessageSize ?? '8k (default)'}: longer CEF events are truncated. ` +
+        `Add global(maxMessageSize="64k") at the top of ${scan.mainFile}, before any input (we do not edit the main file)`,
+    );
+  }
+  if (maxSize !== null && maxSize < CEF_MIN_MESSAGE) warnings.push(`maxMessageSize ${scan.maxMessageSize} is below 8k`);
+  if (!scan.includesDropins) {
+    warnings.push(`${scan.mainFile} does not include ${scan.dropinDir}/*.conf: the drop-in would be ignored`);
+  }
+  const queueMax = opts.queueMaxBytes ?? 1024 ** 3;
+  const content = renderTemplate(loadTemplate('rsyslog/sentinel-cef.conf'), {
+    version: VERSION,
+    port: opts.port,
+    forwarderPort: opts.forwarderPort,
+    modules: modules.join('\n'),
+    inputs: inputs.join('\n'),
+    queueMaxDiskSpace: `${Math.max(1, Math.round(queueMax / 1024 ** 2))}m`,
+    // A disk queue needs a spool directory: the global one when the distribution sets it, else our own.
+    spoolDirectory: scan.workDirectory ? '' : ' queue.spoolDirectory="/var/spool/rsyslog"',
+  });
+  return { path: RSYSLOG_DROPIN, content, warnings, added: { modules, inputs } };
+}

@@ -1,0 +1,85 @@
+import { VERSION } from '../version.js';
+import { loadTemplate, renderTemplate } from './templates.js';
+import { protocolsOf, type DaemonRenderOptions, type RenderedDropin } from './render-rsyslog.js';
+import { SYSLOG_NG_CONF_D, type SyslogNgScan } from './syslog-ng-config.js';
+
+export const SYSLOG_NG_DROPIN = `${SYSLOG_NG_CONF_D}/sentinel-cef.conf`;
+export const SYSLOG_NG_INCLUDE_LINE = `@include "${SYSLOG_NG_CONF_D}/*.conf"`;
+
+/** Destinations that distributions use for "everything else" (Debian, RHEL, SUSE). */
+const CATCH_ALL = ['d_syslog', 'd_mesg', 'd_messages'];
+
+export function renderSyslogNgDropin(scan: SyslogNgScan, opts: DaemonRenderOptions): RenderedDropin {
+  const warnings: string[] = [];
+  const drivers: string[] = [];
+  const reused = new Set<string>();
+  for (const proto of protocolsOf(opts.protocol)) {
+    const existing = scan.listeners.find((l) => l.port === opts.port && l.protocol === proto);
+    if (existing) {
+      // A second listener on the port would fail to bind: log from the existing source instead.
+      reused.add(existing.source);
+      continue;
+    }
+    drivers.push(`    network(port(${opts.port}) transport("${proto}") flags(store-raw-message));`);
+  }
+  let source = '';
+  const logPaths: string[] = [];
+  if (drivers.length > 0) {
+    source = `source s_sentinel_cef {\n${drivers.join('\n')}\n};`;
+    logPaths.push('log { source(s_sentinel_cef); filter(f_sentinel_cef); destination(d_sentinel_cef); flags(flow-control, final); };');
+  }
+  let reusedDestination = '';
+  if (reused.size > 0) {
+    // A source we do not own has no raw message: send the parsed one as RFC 5424, octet-counted.
+    reusedDestination =
+      `\n# Sources we reuse do not keep the raw message: RFC 5424, octet-counted.\n` +
+      `destination d_sentinel_cef_parsed {\n` +
+      `    syslog("127.0.0.1" port(${opts.forwarderPort}) transport("tcp") persist-name("sentinel-cef-parsed") time-reopen(2)\n` +
+      `        disk-buffer(reliable(yes) disk-buf-size(${opts.queueMaxBytes ?? 1024 ** 3}) mem-buf-size(16777216) dir("/var/lib/syslog-ng")));\n};`;
+  }
+  for (const s of reused) {
+    logPaths.push(`log { source(${s}); filter(f_sentinel_cef); destination(d_sentinel_cef_parsed); flags(flow-control, final); };`);
+    warnings.push(
+      `source ${s} already listens on port ${opts.port}; it is reused. Log paths in the main file that read ${s} ` +
+        `come before ours and may still store CEF in the Syslog table`,
+    );
+  }
+  const catchAll = CATCH_ALL.find((d) => scan.destinations.includes(d));
+  let fallthrough = '';
+  if (drivers.length > 0) {
+    if (catchAll) {
+      fallthrough =
+        `\n# Everything else that arrives on port ${opts.port} keeps its normal place: the distribution's ${catchAll}.\n` +
+        `log { source(s_sentinel_cef); destination(${catchAll}); };`;
+    } else {
+      warnings.push(
+        `no catch-all destination (${CATCH_ALL.join(', ')}) found: non-CEF messages arriving on port ${opts.port} are not stored`,
+      );
+    }
+  }
+  if (!scan.includesConfD) {
+    warnings.push(`${scan.mainFile} has no ${SYSLOG_NG_INCLUDE_LINE}: one line is appended (backed up first)`);
+  }
+  const content = renderTemplate(loadTemplate('syslog-ng/sentinel-cef.conf'), {
+    version: VERSION,
+    port: opts.port,
+    forwarderPort: opts.forwarderPort,
+    source,
+    logPaths: logPaths.join('\n'),
+    reusedDestination,
+    diskBufSize: opts.queueMaxBytes ?? 1024 ** 3,
+    fallthrough,
+  });
+  return {
+    path: SYSLOG_NG_DROPIN,
+    content,
+    warnings,
+    added: { modules: [], inputs: drivers.map((d) => d.trim()) },
+  };
+}
+
+/** The main file with the conf.d include appended, for configs that lack it (some RHEL builds). */
+export function appendSyslogNgInclude(mainText: string): string {
+  const sep = mainText.endsWith('\n') || mainText === '' ? '' : '\n';
+  return `${mainText}${sep}\n# Added by sentinel-cef: load drop-ins.\n${SYSLOG_NG_INCLUDE_LINE}\n`;
+}

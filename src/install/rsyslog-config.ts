@@ -1,0 +1,127 @@
+import path from 'node:path';
+import type { FsRoot } from '../system/fs-root.js';
+
+export interface RsyslogInput {
+  type: 'imudp' | 'imtcp' | 'imptcp' | 'imrelp' | string;
+  port: number;
+  ruleset?: string;
+  file: string;
+}
+
+export interface RsyslogScan {
+  mainFile: string;
+  files: string[];
+  /** Input modules already loaded anywhere (module(load=...) or $ModLoad). */
+  modules: Set<string>;
+  inputs: RsyslogInput[];
+  maxMessageSize: string | null;
+  workDirectory: string | null;
+  /** The main file includes /etc/rsyslog.d/*.conf. */
+  includesDropins: boolean;
+  /** rsyslog.d/ files sorted after ours that are not ours: they see CEF only when they come before us. */
+  dropinDir: string;
+}
+
+export const RSYSLOG_MAIN = '/etc/rsyslog.conf';
+export const RSYSLOG_DROPIN_DIR = '/etc/rsyslog.d';
+
+/** Removes comments (# outside quotes) and joins RainerScript statements so regexes see whole calls. */
+export function stripRsyslogComments(text: string): string {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    let inQuote = false;
+    let cut = line.length;
+    for (let i = 0; i < line.length; i++) {
+      const c = line[i];
+      if (c === '"' && line[i - 1] !== '\\') inQuote = !inQuote;
+      else if (c === '#' && !inQuote) {
+        cut = i;
+        break;
+      }
+    }
+    out.push(line.slice(0, cut));
+  }
+  return out.join('\n');
+}
+
+function param(body: string, name: string): string | undefined {
+  const m = new RegExp(`\\b${name}\\s*=\\s*(?:"([^"]*)"|([^\\s)"]+))`, 'i').exec(body);
+  return m ? (m[1] ?? m[2]) : undefined;
+}
+
+/** Parses one file's text (exported for tests). */
+export function scanRsyslogText(text: string, file: string, into: RsyslogScan): string[] {
+  const clean = stripRsyslogComments(text);
+  const includes: string[] = [];
+  for (const m of clean.matchAll(/\bmodule\s*\(([^)]*)\)/g)) {
+    const load = param(m[1], 'load');
+    if (load) into.modules.add(load);
+  }
+  for (const m of clean.matchAll(/\binput\s*\(([^)]*)\)/g)) {
+    const type = param(m[1], 'type');
+    const port = param(m[1], 'port');
+    if (type && port && /^\d+$/.test(port)) into.inputs.push({ type, port: Number(port), ruleset: param(m[1], 'ruleset'), file });
+  }
+  for (const m of clean.matchAll(/\bglobal\s*\(([^)]*)\)/g)) {
+    into.maxMessageSize = param(m[1], 'maxMessageSize') ?? into.maxMessageSize;
+    into.workDirectory = param(m[1], 'workDirectory') ?? into.workDirectory;
+  }
+  for (const m of clean.matchAll(/\binclude\s*\(([^)]*)\)/g)) {
+    const f = param(m[1], 'file');
+    if (f) includes.push(f);
+  }
+  let legacyRuleset: string | undefined;
+  for (const raw of clean.split('\n')) {
+    const line = raw.trim();
+    let m: RegExpExecArray | null;
+    if ((m = /^\$ModLoad\s+(\S+)/i.exec(line))) into.modules.add(m[1].replace(/\.so$/, ''));
+    else if ((m = /^\$UDPServerRun\s+(\d+)/i.exec(line))) into.inputs.push({ type: 'imudp', port: Number(m[1]), ruleset: legacyRuleset, file });
+    else if ((m = /^\$InputTCPServerRun\s+(\d+)/i.exec(line))) into.inputs.push({ type: 'imtcp', port: Number(m[1]), ruleset: legacyRuleset, file });
+    else if ((m = /^\$InputPTCPServerRun\s+(\d+)/i.exec(line))) into.inputs.push({ type: 'imptcp', port: Number(m[1]), ruleset: legacyRuleset, file });
+    else if ((m = /^\$(?:InputTCPServerBindRuleset|InputUDPServerBindRuleset)\s+(\S+)/i.exec(line))) legacyRuleset = m[1];
+    else if ((m = /^\$MaxMessageSize\s+(\S+)/i.exec(line))) into.maxMessageSize = m[1];
+    else if ((m = /^\$WorkDirectory\s+(\S+)/i.exec(line))) into.workDirectory = m[1];
+    else if ((m = /^\$IncludeConfig\s+(\S+)/i.exec(line))) includes.push(m[1]);
+  }
+  return includes;
+}
+
+/** Reads rsyslog.conf and everything it includes, leaving out the files we manage ourselves. */
+export async function scanRsyslogConfig(fs: FsRoot, opts: { exclude?: string[] } = {}): Promise<RsyslogScan> {
+  const scan: RsyslogScan = {
+    mainFile: RSYSLOG_MAIN,
+    files: [],
+    modules: new Set(),
+    inputs: [],
+    maxMessageSize: null,
+    workDirectory: null,
+    includesDropins: false,
+    dropinDir: RSYSLOG_DROPIN_DIR,
+  };
+  const exclude = new Set(opts.exclude ?? []);
+  const seen = new Set<string>();
+  const visit = async (file: string, depth: number) => {
+    if (seen.has(file) || exclude.has(file) || depth > 8) return;
+    seen.add(file);
+    const text = await fs.readText(file);
+    if (text === null) return;
+    scan.files.push(file);
+    for (const inc of scanRsyslogText(text, file, scan)) {
+      const pattern = inc.endsWith('/') ? `${inc}*` : inc;
+      const abs = path.isAbsolute(pattern) ? pattern : path.join(path.dirname(file), pattern);
+      if (path.dirname(abs) === RSYSLOG_DROPIN_DIR && file === RSYSLOG_MAIN) scan.includesDropins = true;
+      for (const f of await fs.glob(abs)) await visit(f, depth + 1);
+    }
+  };
+  await visit(RSYSLOG_MAIN, 0);
+  return scan;
+}
+
+/** Parses rsyslog's size notation (64k, 1m, 8192) into bytes. */
+export function parseRsyslogSize(v: string | null): number | null {
+  if (!v) return null;
+  const m = /^(\d+)\s*([kmg]?)b?$/i.exec(v.trim());
+  if (!m) return null;
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g'];
+  return Number(m[1]) * mult;
+}

@@ -1,0 +1,466 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { CliError, UsageError } from '../errors.js';
+import { DEFAULT_ADMIN, DEFAULT_CONFIG_PATH, forwarderConfigSchema, type Cloud } from '../config/schema.js';
+import type { Exec } from '../system/exec.js';
+import type { FsRoot } from '../system/fs-root.js';
+import type { Prompter } from '../system/prompts.js';
+import { detectDistro, type Distro } from '../system/detect-distro.js';
+import { detectDaemon, type SyslogDaemon } from '../system/detect-daemon.js';
+import { detectInitSystem } from '../system/processes.js';
+import { findListeners, listListeners } from '../system/listeners.js';
+import { detectFirewall, planFirewallFix } from '../system/firewall.js';
+import { detectSelinux, planSelinuxFix } from '../system/selinux.js';
+import type { InstallOptions } from './options.js';
+import { loadTemplate, packageRoot, renderTemplate } from './templates.js';
+import { scanRsyslogConfig } from './rsyslog-config.js';
+import { scanSyslogNgConfig } from './syslog-ng-config.js';
+import { protocolsOf, renderRsyslogDropin, RSYSLOG_DROPIN, type RenderedDropin } from './render-rsyslog.js';
+import { appendSyslogNgInclude, renderSyslogNgDropin, SYSLOG_NG_DROPIN } from './render-syslog-ng.js';
+import { formatPlan, planFiles, summarizePlan, type DesiredFile, type FileChange } from './plan.js';
+import { acquireLock, FileTransaction, readState, writeState, STATE_DIR, type InstallState } from './transaction.js';
+import {
+  CONFIG_DIR, FORWARDER_PATH, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_PATH,
+  checkDaemonSyntax, ensureServiceUser, lookupUser, systemServices, type Ctx, type Services, type UserIds,
+} from './service.js';
+import { buildProbeMessage, newProbeId, sendSyslog, waitForHealth, waitForProbe } from './probe.js';
+import { VERSION } from '../version.js';
+
+export const SHARED_KEY_PATH = `${CONFIG_DIR}/shared-key`;
+export const CLIENT_SECRET_PATH = `${CONFIG_DIR}/client-secret`;
+export const DATA_DIR = `${STATE_DIR}/data`;
+
+export interface InstallDeps {
+  fs: FsRoot;
+  exec: Exec;
+  prompter: Prompter;
+  /** Progress and warnings for people (stderr). */
+  log: (line: string) => void;
+  /** The plan and the result (stdout). */
+  out: (text: string) => void;
+  env?: NodeJS.ProcessEnv;
+  /** Path of the forwarder bundle to deploy (default: dist/forwarder.mjs of this package). */
+  forwarderBundle?: string;
+  /** Test seam: replaces the rendered daemon drop-in (to force a syntax failure). */
+  mutateDropin?: (content: string) => string;
+  /** Process control (systemd or direct); tests pass a fake. */
+  services?: Services;
+}
+
+export interface InstallResult {
+  changed: boolean;
+  dryRun: boolean;
+  daemon: SyslogDaemon;
+  changes: FileChange[];
+  warnings: string[];
+  probe?: { id: string; received: boolean; accepted: boolean; latencyMs?: number; error?: string };
+}
+
+interface SinkChoice {
+  sink: Record<string, unknown>;
+  secretFile?: { path: string; value: string };
+  describe: string;
+}
+
+export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promise<InstallResult> {
+  const { fs, exec, prompter, log } = deps;
+  const svc = deps.services ?? systemServices;
+  const env = deps.env ?? process.env;
+  const warnings: string[] = [];
+  const warn = (w: string) => {
+    warnings.push(w);
+    log(`warning: ${w}`);
+  };
+  if (fs.isSystemRoot && typeof process.getuid === 'function' && process.getuid() !== 0 && !opts.dryRun) {
+    throw new CliError('install changes system files and needs root', { suggestion: 'run it with sudo, or add --dry-run to see the plan' });
+  }
+
+  const cloud: Cloud = opts.usGov ? 'AzureUSGovernment' : (opts.cloud ?? 'AzureCloud');
+  const sinkChoice = await resolveSink(opts, cloud, deps, env, warn);
+
+  // ---- detect ----
+  const distro = await detectDistro(fs);
+  const init = await detectInitSystem(fs);
+  const ctx: Ctx = { fs, exec, init: init.kind, log };
+  log(`distribution: ${distro.name}${distro.supported ? '' : ' (not in the tested list; continuing)'}; init: ${init.kind === 'systemd' ? 'systemd' : `${init.pid1} (not systemd)`}`);
+  let info = await detectDaemon(fs, exec, opts.daemon);
+  if (opts.daemon && !info.installed.includes(opts.daemon)) info = { ...info, daemon: null };
+  if (!info.daemon) info = await offerDaemonInstall(distro, opts, deps);
+  const daemon = info.daemon!;
+  const binary = info.binary!;
+  if (info.running.some((r) => r.daemon !== daemon)) {
+    warn(`${info.running.find((r) => r.daemon !== daemon)!.daemon} is running too; only ${daemon} is configured`);
+  }
+  log(`syslog daemon: ${daemon}${info.version ? ` ${info.version}` : ''} (${info.running.some((r) => r.daemon === daemon) ? 'running' : 'not running'})`);
+
+  // ---- render ----
+  const renderOpts = { port: opts.port, protocol: opts.protocol, forwarderPort: opts.forwarderPort };
+  const desired: DesiredFile[] = [];
+  let dropin: RenderedDropin;
+  if (daemon === 'rsyslog') {
+    dropin = renderRsyslogDropin(await scanRsyslogConfig(fs, { exclude: [RSYSLOG_DROPIN] }), renderOpts);
+  } else {
+    const scan = await scanSyslogNgConfig(fs, { exclude: [SYSLOG_NG_DROPIN] });
+    dropin = renderSyslogNgDropin(scan, renderOpts);
+    if (!scan.includesConfD) {
+      const main = (await fs.readText(scan.mainFile)) ?? '';
+      desired.push({ path: scan.mainFile, content: appendSyslogNgInclude(main), mode: (await fs.stat(scan.mainFile))?.mode ?? 0o644, why: 'include conf.d drop-ins' });
+    }
+  }
+  dropin.warnings.forEach(warn);
+  const dropinContent = deps.mutateDropin ? deps.mutateDropin(dropin.content) : dropin.content;
+  desired.push({ path: dropin.path, content: `${dropinContent.trimEnd()}\n`, mode: 0o644, why: `route CEF to 127.0.0.1:${opts.forwarderPort}` });
+
+  await checkPortOwners(fs, opts, daemon);
+
+  const bundlePath = deps.forwarderBundle ?? path.join(packageRoot(), 'dist', 'forwarder.mjs');
+  let bundle: Buffer;
+  try {
+    bundle = readFileSync(bundlePath);
+  } catch {
+    throw new CliError(`the forwarder bundle ${bundlePath} is missing`, { suggestion: 'run `npm run build` in the package first' });
+  }
+  const nodePath = (await exec.which('node')) ?? process.execPath;
+  if (/^\/(root|home)\//.test(nodePath)) warn(`node is at ${nodePath}: the ${SERVICE_USER} user may not be able to run it; install node system-wide`);
+  const group = { user: 'root', group: SERVICE_USER };
+  const serviceOwner = { user: SERVICE_USER, group: SERVICE_USER };
+  desired.push({ path: FORWARDER_PATH, content: bundle, mode: 0o644, why: 'forwarder bundle' });
+  desired.push({ path: SUPERVISOR_PATH, content: loadTemplate('supervisor/sentinel-cef-supervise.mjs'), mode: 0o644, why: 'supervisor (no systemd)' });
+  if (sinkChoice.secretFile) {
+    desired.push({ path: sinkChoice.secretFile.path, content: `${sinkChoice.secretFile.value}\n`, mode: 0o600, owner: serviceOwner, secret: true, why: 'secret, readable by the service user only' });
+  }
+  const config = {
+    listen: [`tcp://127.0.0.1:${opts.forwarderPort}`, `udp://127.0.0.1:${opts.forwarderPort}`],
+    queue: { dir: `${DATA_DIR}/queue` },
+    deadLetterFile: `${DATA_DIR}/dead-letter.ndjson`,
+    sink: sinkChoice.sink,
+    admin: DEFAULT_ADMIN,
+  };
+  const parsed = forwarderConfigSchema.safeParse(config);
+  if (!parsed.success) throw new UsageError(`the forwarder config would be invalid: ${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message}`);
+  desired.push({ path: DEFAULT_CONFIG_PATH, content: `${JSON.stringify(config, null, 2)}\n`, mode: 0o640, owner: group, why: 'forwarder config' });
+  const sinkFile = (sinkChoice.sink.type === 'file' ? String(sinkChoice.sink.path) : null);
+  if (init.kind === 'systemd') {
+    const rw = sinkFile ? [path.dirname(sinkFile)] : [];
+    const underTmp = sinkFile !== null && /^\/(var\/)?tmp\//.test(sinkFile);
+    desired.push({
+      path: UNIT_PATH,
+      content: renderTemplate(loadTemplate('systemd/sentinel-cef-forwarder.service'), {
+        version: VERSION, user: SERVICE_USER, group: SERVICE_USER, nodePath, forwarderPath: FORWARDER_PATH, configPath: DEFAULT_CONFIG_PATH,
+        readWritePaths: rw.length ? `ReadWritePaths=${rw.join(' ')}` : '',
+        // The file sink under /tmp must see the real /tmp.
+        privateTmp: underTmp ? '# PrivateTmp is off: the file sink writes under /tmp.' : 'PrivateTmp=yes',
+      }),
+      mode: 0o644,
+      why: 'systemd unit',
+    });
+  }
+
+  // ---- plan ----
+  const changes = await planFiles(fs, desired);
+  const sum = summarizePlan(changes);
+  const changed = sum.create + sum.update > 0;
+  deps.out(`Plan (${daemon}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes) })}\n`);
+  const result: InstallResult = { changed, dryRun: opts.dryRun, daemon, changes, warnings };
+  // Firewall and SELinux belong to the running system, not to a --root tree.
+  const fw = fs.isSystemRoot ? await detectFirewall(exec) : { kind: 'none' as const, active: false, allowed: [] };
+  const fwCmds = planFirewallFix(fw, protocolsOf(opts.protocol).map((p) => ({ port: opts.port, protocol: p })));
+  const se = await detectSelinux(fs, fs.isSystemRoot ? exec : undefined);
+  const written = changes.filter((c) => c.kind !== 'unchanged').map((c) => c.file.path);
+  const seCmds = planSelinuxFix(se, opts.forwarderPort, written);
+  if (fw.active) log(`firewall: ${fw.kind}${fwCmds.length ? ` (port ${opts.port} not open yet)` : ` (port ${opts.port} open)`}`);
+  if (se.mode !== 'disabled') log(`SELinux: ${se.mode}`);
+  if (opts.dryRun) {
+    for (const c of [...fwCmds, ...seCmds]) deps.out(`would run: ${c.join(' ')}\n`);
+    deps.out(changed ? 'Dry run: nothing was changed.\n' : 'Dry run: nothing to change, everything is already in place.\n');
+    return result;
+  }
+  if (changed && !(await prompter.confirm('Apply these changes?', { default: true, yes: opts.yes, flag: '--yes' }))) {
+    throw new CliError('cancelled; nothing was changed', { exitCode: 1 });
+  }
+
+  // ---- apply ----
+  let release: () => Promise<void>;
+  try {
+    release = await acquireLock(fs);
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+  try {
+    return await apply();
+  } finally {
+    await release();
+  }
+
+  async function apply(): Promise<InstallResult> {
+    const prior = await readState(fs);
+    const user = await ensureServiceUser(ctx);
+    const tx = new FileTransaction(fs);
+    const createdDirs: string[] = [];
+    const mkdir = async (d: string, mode: number, owner?: UserIds) => {
+      if (!(await fs.exists(d))) {
+        createdDirs.push(d);
+        await fs.mkdirp(d, { mode });
+      }
+      // Our directories get their modes even when they already existed (an earlier run, a hand-made one).
+      await fs.chmod(d, mode);
+      if (owner) await fs.chown(d, owner.uid, owner.gid);
+    };
+    await mkdir(CONFIG_DIR, 0o750, { uid: 0, gid: user.gid });
+    await mkdir(LIB_DIR, 0o755);
+    await mkdir(STATE_DIR, 0o755);
+    await mkdir(DATA_DIR, 0o750, user);
+    if (sinkFile) await prepareSinkFile(fs, sinkFile, user, mkdir);
+
+    const forwarderWasRunning = init.kind === 'systemd' ? null : await svc.isForwarderSupervised(fs);
+    const daemonWasRunning = (await svc.runningDaemonPids(fs, daemon)).length > 0;
+    const daemonFilesChanged = changes.some((c) => c.kind !== 'unchanged' && (c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
+    const forwarderFilesChanged = changes.some((c) => c.kind !== 'unchanged' && !(c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
+    const rollback = async (why: string, detail: string): Promise<never> => {
+      await tx.rollback();
+      for (const d of [...createdDirs].reverse()) if ((await fs.readdir(d)).length === 0) await fs.removeTree(d);
+      log(`rolled back: every file is as it was before (${why})`);
+      if (forwarderFilesChanged) {
+        if (forwarderWasRunning === null && init.kind !== 'systemd') await svc.stopForwarder(ctx).catch(() => {});
+        else await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: true }).catch(() => {});
+      }
+      if (why.startsWith('restart') && daemonWasRunning) {
+        const again = await svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: [] });
+        log(again.ok ? `${daemon} restarted on its previous config` : `${daemon} could not be restarted on its previous config: ${again.detail}`);
+      }
+      throw new CliError(`${why}; nothing was changed (rolled back)`, { suggestion: detail.split('\n').slice(0, 6).join(' | ') });
+    };
+
+    for (const c of changes) {
+      if (c.kind === 'unchanged') continue;
+      const owner = c.file.owner ? await resolveOwner(fs, c.file.owner) : { uid: 0, gid: 0 };
+      await tx.write(c.file.path, c.file.content, { mode: c.file.mode, ...owner });
+    }
+    if (changed) log(`wrote ${sum.create + sum.update} file(s); backups in ${tx.backupDir}`);
+
+    if (daemonFilesChanged || !daemonWasRunning) {
+      const check = await checkDaemonSyntax(ctx, daemon, binary);
+      if (!check.ok) await rollback(`${daemon} rejected the new configuration`, check.output);
+      log(`${daemon} accepted the configuration (${daemon === 'rsyslog' ? 'rsyslogd -N1' : 'syslog-ng --syntax-only'})`);
+    }
+    try {
+      const how = await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: forwarderFilesChanged });
+      log(how);
+    } catch (err) {
+      await rollback('the forwarder did not start', (err as Error).message);
+    }
+    if (fs.isSystemRoot && !(await waitForHealth(DEFAULT_ADMIN, 15_000))) {
+      await rollback('the forwarder does not answer on its admin API', `no answer from http://${DEFAULT_ADMIN}/healthz`);
+    }
+    if (daemonFilesChanged || !daemonWasRunning) {
+      const r = await svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: protocolsOf(opts.protocol) });
+      if (!r.ok) await rollback(`restart of ${daemon} failed`, r.detail);
+      log(`${daemon}: ${r.detail}`);
+    }
+
+    // Firewall and SELinux: fixed with --yes or after a prompt, otherwise printed.
+    const applied: string[][] = [];
+    for (const [what, cmds] of [['firewall', fwCmds], ['SELinux', seCmds]] as const) {
+      if (cmds.length === 0) continue;
+      const fix = opts.yes || (prompter.interactive && (await prompter.confirm(`Apply the ${what} changes (${cmds.map((c) => c.join(' ')).join('; ')})?`, { default: true })));
+      if (!fix) {
+        warn(`${what} needs: ${cmds.map((c) => c.join(' ')).join(' && ')}`);
+        continue;
+      }
+      for (const c of cmds) {
+        const r = await exec.run(c[0], c.slice(1));
+        if (r.exitCode !== 0) warn(`${c.join(' ')} failed: ${r.stderr.trim()}`);
+        else applied.push(c);
+      }
+    }
+
+    await tx.discardIfEmpty();
+    const state = mergeState(prior, tx.touched, createdDirs, {
+      daemon, init: init.kind, user: { name: SERVICE_USER, createdByUs: user.created || Boolean(prior?.user?.createdByUs) }, applied,
+    });
+    await writeState(fs, state);
+    deps.out(changed ? `Installed: ${daemon} routes CEF from port ${opts.port} to the forwarder on 127.0.0.1:${opts.forwarderPort}.\n` : 'Nothing to change: everything is already in place.\n');
+
+    if (opts.verify && fs.isSystemRoot) result.probe = await verifyChain(opts, daemon, sinkChoice.describe, deps);
+    return result;
+  }
+}
+
+async function verifyChain(opts: InstallOptions, daemon: SyslogDaemon, sinkDesc: string, deps: InstallDeps): Promise<InstallResult['probe']> {
+  const id = newProbeId();
+  const protocol = opts.protocol === 'udp' ? 'udp' : 'tcp';
+  const started = Date.now();
+  await sendSyslog([buildProbeMessage(id)], { host: '127.0.0.1', port: opts.port, protocol });
+  const st = await waitForProbe(DEFAULT_ADMIN, id, 30_000);
+  const probe = { id, received: Boolean(st?.received), accepted: Boolean(st?.accepted), latencyMs: st?.latencyMs ?? Date.now() - started, error: st?.error };
+  if (probe.accepted) {
+    deps.out(`Probe ${id}: port ${opts.port}/${protocol} -> ${daemon} -> forwarder -> ${sinkDesc}: accepted after ${probe.latencyMs} ms.\n`);
+  } else if (probe.received) {
+    throw new CliError(`probe ${id} reached the forwarder but the sink did not accept it${probe.error ? `: ${probe.error}` : ''}`, {
+      suggestion: 'run `sentinel-cef troubleshoot` (the configuration stays installed)',
+    });
+  } else {
+    throw new CliError(`probe ${id} sent to port ${opts.port}/${protocol} never reached the forwarder`, {
+      suggestion: 'run `sentinel-cef troubleshoot` (the configuration stays installed)',
+    });
+  }
+  return probe;
+}
+
+function mergeState(
+  prior: InstallState | null,
+  touched: readonly InstallState['files'][number][],
+  createdDirs: string[],
+  now: Pick<InstallState, 'daemon' | 'init' | 'user' | 'applied'>,
+): InstallState {
+  const at = new Date().toISOString();
+  const files = [...(prior?.files ?? [])];
+  // Only the first original of each path counts: uninstall goes back to before the first install.
+  for (const t of touched) if (!files.some((f) => f.path === t.path)) files.push(t);
+  const dirs = [...(prior?.dirs ?? [])];
+  for (const d of createdDirs) if (!dirs.includes(d)) dirs.push(d);
+  return {
+    version: 1,
+    installedAt: prior?.installedAt ?? at,
+    updatedAt: at,
+    daemon: now.daemon,
+    init: now.init,
+    user: now.user,
+    files,
+    dirs,
+    applied: [...(prior?.applied ?? []), ...now.applied],
+  };
+}
+
+async function resolveOwner(fs: FsRoot, o: { user: string; group: string }): Promise<{ uid: number; gid: number }> {
+  const u = o.user === 'root' ? { uid: 0, gid: 0 } : await lookupUser(fs, o.user);
+  const g = o.group === 'root' ? { uid: 0, gid: 0 } : await lookupUser(fs, o.group);
+  return { uid: u?.uid ?? 0, gid: g?.gid ?? 0 };
+}
+
+async function prepareSinkFile(fs: FsRoot, file: string, user: UserIds, mkdir: (d: string, mode: number, owner?: UserIds) => Promise<void>) {
+  const dir = path.dirname(file);
+  if (!(await fs.exists(dir))) await mkdir(dir, 0o750, user);
+  else await assertWritableBy(fs, dir, user);
+  if (!(await fs.exists(file))) {
+    await fs.writeAtomic(file, '', { mode: 0o640, uid: user.uid, gid: user.gid });
+  } else {
+    await fs.chown(file, user.uid, user.gid);
+  }
+}
+
+/** The file sink rotates beside its file, so the service user needs the directory, not only the file. */
+async function assertWritableBy(fs: FsRoot, dir: string, user: UserIds): Promise<void> {
+  const st = await fs.stat(dir);
+  if (!st?.isDirectory) throw new UsageError(`${dir} is not a directory`, { suggestion: 'choose another --sink file:PATH' });
+  const ok = st.uid === user.uid ? (st.mode & 0o300) === 0o300 : st.gid === user.gid ? (st.mode & 0o030) === 0o030 : (st.mode & 0o003) === 0o003;
+  if (!ok) {
+    throw new UsageError(`the ${SERVICE_USER} user cannot write in ${dir}`, {
+      suggestion: `use a path in a new directory (install creates it), or run: chown ${SERVICE_USER} ${dir}`,
+    });
+  }
+}
+
+async function checkPortOwners(fs: FsRoot, opts: InstallOptions, daemon: SyslogDaemon) {
+  const listeners = await listListeners(fs, { withProcesses: true });
+  const daemonComm = daemon === 'rsyslog' ? 'rsyslogd' : 'syslog-ng';
+  for (const proto of protocolsOf(opts.protocol)) {
+    for (const l of findListeners(listeners, opts.port, proto)) {
+      if (l.comm && l.comm !== daemonComm) {
+        throw new CliError(`${proto} port ${opts.port} is already in use by ${l.comm} (pid ${l.pid})`, {
+          suggestion: `stop it or choose another port with --port`,
+        });
+      }
+    }
+  }
+  for (const l of findListeners(listeners, opts.forwarderPort)) {
+    if (l.comm && l.comm !== 'node' && l.comm !== 'sentinel-cef') {
+      throw new CliError(`port ${opts.forwarderPort} is already in use by ${l.comm} (pid ${l.pid})`, { suggestion: 'choose another with --forwarder-port' });
+    }
+  }
+}
+
+async function offerDaemonInstall(distro: Distro, opts: InstallOptions, deps: InstallDeps) {
+  const want = opts.daemon ?? 'rsyslog';
+  if (!distro.packageManager) {
+    throw new CliError(`no syslog daemon found and no known package manager on ${distro.name}`, { suggestion: `install ${want} and run again` });
+  }
+  const cmd = [distro.packageManager, 'install', '-y', want];
+  if (opts.dryRun) throw new CliError(`no ${want} installed`, { suggestion: `run \`${cmd.join(' ')}\` first, or install without --dry-run to be offered it` });
+  const ok = await deps.prompter.confirm(`No ${want} found. Install it with \`${cmd.join(' ')}\`?`, { default: true, yes: opts.yes, flag: '--yes' });
+  if (!ok) throw new CliError(`no syslog daemon to configure`, { suggestion: `install ${want} and run again` });
+  const r = await deps.exec.run(cmd[0], cmd.slice(1), { timeoutMs: 600_000, env: { DEBIAN_FRONTEND: 'noninteractive' } });
+  if (r.exitCode !== 0) throw new CliError(`${cmd.join(' ')} failed: ${r.stderr.trim().split('\n').pop()}`);
+  const info = await detectDaemon(deps.fs, deps.exec, want);
+  if (!info.binary) throw new CliError(`${want} was installed but its binary was not found`);
+  return { ...info, daemon: want };
+}
+
+async function resolveSink(
+  opts: InstallOptions,
+  cloud: Cloud,
+  deps: InstallDeps,
+  env: NodeJS.ProcessEnv,
+  warn: (w: string) => void,
+): Promise<SinkChoice> {
+  const modes = [opts.sink ? 'file' : null, opts.dce || opts.dcr ? 'dce' : null, opts.workspaceId ? 'workspace' : null].filter(Boolean);
+  if (modes.length > 1) throw new UsageError('choose one destination: <workspaceId> <primaryKey>, --dce/--dcr, or --sink file:PATH');
+  if (opts.sink) {
+    const p = opts.sink.slice('file:'.length);
+    return { sink: { type: 'file', path: p }, describe: `file ${p}` };
+  }
+  if (opts.dce || opts.dcr) {
+    if (!opts.dce || !opts.dcr) throw new UsageError('--dce and --dcr go together', { suggestion: 'pass both the ingestion endpoint and the DCR immutable id' });
+    if (opts.endpoint) throw new UsageError('--endpoint is for the workspace (Data Collector) path; with Logs Ingestion use --dce');
+    const sink: Record<string, unknown> = { type: 'logs-ingestion', endpoint: opts.dce, dcrImmutableId: opts.dcr, cloud };
+    if (opts.stream) sink.stream = opts.stream;
+    let secretFile: SinkChoice['secretFile'];
+    if (opts.managedIdentity) {
+      sink.auth = opts.clientId ? { kind: 'managed-identity', clientId: opts.clientId } : { kind: 'managed-identity' };
+    } else {
+      const tenant = opts.tenant ?? (await deps.prompter.input('Entra tenant id', { flag: '--tenant (or --managed-identity)' }));
+      const clientId = opts.clientId ?? (await deps.prompter.input('Application (client) id', { flag: '--client-id' }));
+      let secret: string;
+      if (opts.clientSecretFile) secret = (await readSecretFile(opts.clientSecretFile)).trim();
+      else if (env.AZURE_CLIENT_SECRET) secret = env.AZURE_CLIENT_SECRET.trim();
+      else secret = (await deps.prompter.password('Client secret', { flag: '--client-secret-file (or AZURE_CLIENT_SECRET)' })).trim();
+      if (!secret) throw new UsageError('the client secret is empty');
+      deps.exec.registerSecret(secret);
+      secretFile = { path: CLIENT_SECRET_PATH, value: secret };
+      sink.auth = { kind: 'client-secret', tenantId: tenant, clientId, clientSecretFile: CLIENT_SECRET_PATH };
+    }
+    return { sink, secretFile, describe: `Logs Ingestion ${opts.dce} (DCR ${opts.dcr})` };
+  }
+  let workspaceId = opts.workspaceId;
+  if (!workspaceId) {
+    if (!deps.prompter.interactive) {
+      throw new UsageError('no destination given', { suggestion: 'pass <workspaceId> <primaryKey>, --dce URL --dcr ID, or --sink file:PATH' });
+    }
+    workspaceId = await deps.prompter.input('Log Analytics workspace id', { flag: '<workspaceId>', validate: (v) => /^[0-9a-fA-F-]{36}$/.test(v.trim()) || 'a workspace id is a GUID' });
+    workspaceId = workspaceId.trim();
+  }
+  if (!/^[0-9a-fA-F-]{36}$/.test(workspaceId)) throw new UsageError(`workspace id ${workspaceId} is not a GUID`);
+  let key: string;
+  if (opts.primaryKey) {
+    key = opts.primaryKey;
+    warn('the key on the command line is visible to other local users in /proc while install runs; prefer --key-file or SENTINEL_CEF_KEY');
+  } else if (opts.keyFile) key = await readSecretFile(opts.keyFile);
+  else if (env.SENTINEL_CEF_KEY) key = env.SENTINEL_CEF_KEY;
+  else key = await deps.prompter.password('Workspace primary key', { flag: '<primaryKey>, --key-file or SENTINEL_CEF_KEY' });
+  key = key.trim();
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(key) || Buffer.from(key, 'base64').length < 16) {
+    throw new UsageError('the workspace key is not a base64 key', { suggestion: 'copy the primary key from the workspace\'s Agents page' });
+  }
+  deps.exec.registerSecret(key);
+  const sink: Record<string, unknown> = { type: 'log-analytics', workspaceId, sharedKeyFile: SHARED_KEY_PATH, cloud };
+  if (opts.endpoint) sink.endpoint = opts.endpoint;
+  return { sink, secretFile: { path: SHARED_KEY_PATH, value: key }, describe: `workspace ${workspaceId} (${cloud}${opts.endpoint ? `, ${opts.endpoint}` : ''})` };
+}
+
+async function readSecretFile(p: string): Promise<string> {
+  try {
+    return readFileSync(p, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}

@@ -1,0 +1,111 @@
+import { CliError } from '../errors.js';
+import { detectInitSystem } from '../system/processes.js';
+import type { SyslogDaemon } from '../system/detect-daemon.js';
+import { findDaemonBinary } from '../system/detect-daemon.js';
+import type { UninstallOptions } from './options.js';
+import type { InstallDeps } from './run-install.js';
+import { acquireLock, restoreOriginal, readState, STATE_FILE, sha256, BACKUP_ROOT, type InstallState } from './transaction.js';
+import { checkDaemonSyntax, removeServiceUser, systemServices, UNIT_PATH, type Ctx } from './service.js';
+import { DATA_DIR } from './run-install.js';
+import { fetchJson } from './probe.js';
+import { DEFAULT_ADMIN } from '../config/schema.js';
+import type { Health } from '../forwarder/admin-types.js';
+
+/** Records still queued, from the forwarder's admin API; null when it does not answer. */
+async function queuedRecords(): Promise<number | null> {
+  try {
+    const r = await fetchJson<Health>(`http://${DEFAULT_ADMIN}/healthz`);
+    return r.body?.queue?.records ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export interface UninstallResult {
+  restored: string[];
+  removed: string[];
+  dryRun: boolean;
+}
+
+/** Undoes install: stops the forwarder, puts every file back as it was before the first install. */
+export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDeps, 'forwarderBundle' | 'mutateDropin'>): Promise<UninstallResult> {
+  const { fs, exec, log } = deps;
+  const svc = deps.services ?? systemServices;
+  const state = await readState(fs);
+  if (!state) {
+    deps.out('Nothing to uninstall: no install state found.\n');
+    return { restored: [], removed: [], dryRun: opts.dryRun };
+  }
+  const restored = state.files.filter((f) => f.existed).map((f) => f.path);
+  const removed = state.files.filter((f) => !f.existed).map((f) => f.path);
+  const lines = [
+    ...restored.map((p) => `  restore   ${p}`),
+    ...removed.map((p) => `  remove    ${p}`),
+    `  stop      the forwarder`,
+    ...(opts.removeUser && state.user?.createdByUs ? [`  delete    user ${state.user.name}`] : []),
+    ...(opts.purge ? [`  delete    ${DATA_DIR} (queue and dead letters)`] : []),
+  ];
+  deps.out(`Uninstall plan:\n${lines.join('\n')}\n`);
+  if (opts.dryRun) {
+    deps.out('Dry run: nothing was changed.\n');
+    return { restored, removed, dryRun: true };
+  }
+  if (!(await deps.prompter.confirm('Uninstall sentinel-cef?', { default: false, yes: opts.yes, flag: '--yes' }))) {
+    throw new CliError('cancelled; nothing was changed');
+  }
+  const release = await acquireLock(fs).catch((err: Error) => {
+    throw new CliError(err.message);
+  });
+  try {
+    await undo(state);
+  } finally {
+    await release();
+  }
+  deps.out(`Uninstalled. Backups kept in ${BACKUP_ROOT}.\n`);
+  return { restored, removed, dryRun: false };
+
+  async function undo(state: InstallState): Promise<void> {
+    // Verify every backup before touching anything, so a damaged backup cannot leave a half-restored system.
+    for (const f of state.files.filter((x) => x.existed)) {
+      const b = await fs.readBytes(f.backup!);
+      if (!b || (f.sha256 && sha256(b) !== f.sha256)) {
+        throw new CliError(`the backup of ${f.path} (${f.backup}) is missing or damaged; nothing was changed`);
+      }
+    }
+    const init = await detectInitSystem(fs);
+    const ctx: Ctx = { fs, exec, init: init.kind, log };
+    const queued = await queuedRecords();
+    await svc.stopForwarder(ctx);
+    log('forwarder stopped');
+    for (const f of [...state.files].reverse()) await restoreOriginal(fs, f);
+    if (state.files.some((f) => f.path === UNIT_PATH) && init.kind === 'systemd') await exec.run('systemctl', ['daemon-reload']);
+    log(`restored ${restored.length} file(s), removed ${removed.length}`);
+
+    const daemon = state.daemon as SyslogDaemon | null;
+    if (daemon && (await svc.runningDaemonPids(fs, daemon)).length > 0) {
+      const binary = await findDaemonBinary(fs, daemon);
+      if (binary) {
+        const check = await checkDaemonSyntax(ctx, daemon, binary);
+        if (!check.ok) log(`warning: ${daemon} rejects its restored configuration; not restarting it: ${check.output.split('\n')[0]}`);
+        else {
+          const r = await svc.restartDaemon(ctx, daemon, binary, { port: 0, protocols: [] });
+          log(r.ok ? `${daemon} restarted on its original configuration` : `warning: ${daemon} restart failed: ${r.detail}`);
+        }
+      }
+    }
+    if (opts.purge) await fs.removeTree(DATA_DIR);
+    else if (queued !== 0) {
+      log(`warning: ${DATA_DIR}/queue ${queued === null ? 'may hold' : `holds ${queued}`} undelivered record(s); kept (use --purge to delete)`);
+    }
+    if (opts.removeUser && state.user?.createdByUs) await removeServiceUser(ctx);
+    if (state.applied.length > 0) {
+      // Opening a port or labelling one may serve other software by now: say what was done, undo nothing blindly.
+      log(`kept the firewall/SELinux changes install made: ${state.applied.map((c) => c.join(' ')).join('; ')}`);
+    }
+    await fs.remove(STATE_FILE);
+    for (const d of [...state.dirs].reverse()) {
+      if (d === DATA_DIR && !opts.purge) continue;
+      if ((await fs.readdir(d)).length === 0) await fs.removeTree(d);
+    }
+  }
+}

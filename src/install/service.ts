@@ -1,0 +1,199 @@
+import type { Exec } from '../system/exec.js';
+import type { FsRoot } from '../system/fs-root.js';
+import { listProcesses, isProcessAlive, type InitSystem } from '../system/processes.js';
+import { daemonOfProcess, type SyslogDaemon } from '../system/detect-daemon.js';
+import { listListeners } from '../system/listeners.js';
+
+export const SERVICE_USER = 'sentinel-cef';
+export const LIB_DIR = '/usr/lib/sentinel-cef';
+export const FORWARDER_PATH = `${LIB_DIR}/forwarder.mjs`;
+export const SUPERVISOR_PATH = `${LIB_DIR}/sentinel-cef-supervise.mjs`;
+export const CONFIG_DIR = '/etc/sentinel-cef';
+export const RUN_DIR = '/run/sentinel-cef';
+export const LOG_DIR = '/var/log/sentinel-cef';
+export const UNIT_NAME = 'sentinel-cef-forwarder.service';
+export const UNIT_PATH = `/etc/systemd/system/${UNIT_NAME}`;
+export const SUPERVISOR_PIDFILE = `${RUN_DIR}/supervisor.pid`;
+
+export interface Ctx {
+  fs: FsRoot;
+  exec: Exec;
+  init: InitSystem;
+  log: (line: string) => void;
+}
+
+export interface UserIds {
+  uid: number;
+  gid: number;
+}
+
+export async function lookupUser(fs: FsRoot, name: string): Promise<UserIds | null> {
+  const passwd = (await fs.readText('/etc/passwd')) ?? '';
+  for (const line of passwd.split('\n')) {
+    const f = line.split(':');
+    if (f[0] === name && f.length >= 4) return { uid: Number(f[2]), gid: Number(f[3]) };
+  }
+  return null;
+}
+
+/** A system user with no login shell and no home, for the forwarder. Returns ids and whether we created it. */
+export async function ensureServiceUser(ctx: Ctx): Promise<UserIds & { created: boolean }> {
+  const existing = await lookupUser(ctx.fs, SERVICE_USER);
+  if (existing) return { ...existing, created: false };
+  const nologin = (await ctx.fs.exists('/usr/sbin/nologin')) ? '/usr/sbin/nologin' : '/sbin/nologin';
+  const args = ['--system', '--user-group', '--no-create-home', '--home-dir', '/var/lib/sentinel-cef', '--shell', nologin, SERVICE_USER];
+  if (!ctx.fs.isSystemRoot) args.unshift('--root', ctx.fs.root);
+  const r = await ctx.exec.run('useradd', args);
+  if (r.exitCode !== 0) throw new Error(`useradd ${SERVICE_USER} failed: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
+  const ids = await lookupUser(ctx.fs, SERVICE_USER);
+  if (!ids) throw new Error(`useradd reported success but ${SERVICE_USER} is not in /etc/passwd`);
+  ctx.log(`created system user ${SERVICE_USER} (uid ${ids.uid})`);
+  return { ...ids, created: true };
+}
+
+export async function removeServiceUser(ctx: Ctx): Promise<void> {
+  if (!(await lookupUser(ctx.fs, SERVICE_USER))) return;
+  const r = await ctx.exec.run('userdel', ctx.fs.isSystemRoot ? [SERVICE_USER] : ['--root', ctx.fs.root, SERVICE_USER]);
+  if (r.exitCode !== 0) throw new Error(`userdel ${SERVICE_USER} failed: ${r.stderr.trim()}`);
+}
+
+// ---- syslog daemon ----
+
+const UNITS: Record<SyslogDaemon, string> = { rsyslog: 'rsyslog', 'syslog-ng': 'syslog-ng' };
+
+export async function checkDaemonSyntax(ctx: Ctx, daemon: SyslogDaemon, binary: string): Promise<{ ok: boolean; output: string }> {
+  const r =
+    daemon === 'rsyslog'
+      ? await ctx.exec.run(binary, ['-N1'], { timeoutMs: 60_000 })
+      : await ctx.exec.run(binary, ['--syntax-only'], { timeoutMs: 60_000 });
+  return { ok: r.exitCode === 0, output: `${r.stdout}\n${r.stderr}`.trim() };
+}
+
+export async function runningDaemonPids(fs: FsRoot, daemon: SyslogDaemon): Promise<number[]> {
+  const out: number[] = [];
+  for (const p of await listProcesses(fs)) {
+    if (daemonOfProcess(p.comm, p.exe) === daemon && (await isProcessAlive(fs, p.pid))) out.push(p.pid);
+  }
+  return out;
+}
+
+export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, stepMs = 100): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() >= end) return false;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
+async function killAndWait(fs: FsRoot, pids: number[], timeoutMs = 15_000): Promise<boolean> {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // Already gone.
+    }
+  }
+  return waitFor(async () => {
+    for (const pid of pids) if (await isProcessAlive(fs, pid)) return false;
+    return true;
+  }, timeoutMs);
+}
+
+/**
+ * Restarts (or starts) the daemon and waits until it listens on the port. Under systemd via systemctl;
+ * elsewhere the binary is started directly (it daemonizes and writes its own pidfile).
+ */
+export async function restartDaemon(
+  ctx: Ctx,
+  daemon: SyslogDaemon,
+  binary: string,
+  listen: { port: number; protocols: Array<'tcp' | 'udp'> },
+): Promise<{ ok: boolean; detail: string }> {
+  if (ctx.init === 'systemd') {
+    const r = await ctx.exec.run('systemctl', ['restart', UNITS[daemon]], { timeoutMs: 90_000 });
+    if (r.exitCode !== 0) return { ok: false, detail: r.stderr.trim() || `systemctl restart ${UNITS[daemon]} failed` };
+  } else {
+    const old = await runningDaemonPids(ctx.fs, daemon);
+    if (old.length > 0 && !(await killAndWait(ctx.fs, old))) return { ok: false, detail: `${daemon} (pid ${old.join(',')}) did not stop` };
+    const args = daemon === 'rsyslog' ? [] : ['--pidfile', '/run/syslog-ng.pid'];
+    // Both daemons fork, close their stdio and exit 0 once initialised, or print why and exit non-zero.
+    const r = await ctx.exec.run(binary, args, { timeoutMs: 60_000 });
+    if (r.exitCode !== 0) return { ok: false, detail: `${binary} failed to start: ${(r.stderr || r.stdout).trim().split('\n').slice(0, 4).join(' ')}` };
+    const up = await waitFor(async () => (await runningDaemonPids(ctx.fs, daemon)).length > 0, 10_000);
+    if (!up) return { ok: false, detail: `${binary} exited right after start` };
+  }
+  const listening = await waitFor(async () => {
+    const ls = await listListeners(ctx.fs);
+    return listen.protocols.every((p) => ls.some((l) => l.port === listen.port && l.protocol === p));
+  }, 15_000);
+  if (!listening) return { ok: false, detail: `${daemon} runs but does not listen on ${listen.protocols.join('+')} port ${listen.port}` };
+  return { ok: true, detail: ctx.init === 'systemd' ? `systemctl restart ${UNITS[daemon]}` : `started ${binary} directly (PID 1 is not systemd)` };
+}
+
+// ---- forwarder ----
+
+export async function isForwarderSupervised(fs: FsRoot): Promise<number | null> {
+  const pid = Number((await fs.readText(SUPERVISOR_PIDFILE))?.trim());
+  return pid > 0 && (await isProcessAlive(fs, pid)) ? pid : null;
+}
+
+export async function stopForwarder(ctx: Ctx): Promise<void> {
+  if (ctx.init === 'systemd') {
+    await ctx.exec.run('systemctl', ['disable', '--now', UNIT_NAME], { timeoutMs: 60_000 });
+    return;
+  }
+  const pid = await isForwarderSupervised(ctx.fs);
+  if (pid !== null && !(await killAndWait(ctx.fs, [pid], 35_000))) throw new Error(`forwarder supervisor (pid ${pid}) did not stop`);
+}
+
+/** (Re)starts the forwarder: systemd unit, or a detached supervisor running as the service user. */
+export async function startForwarder(
+  ctx: Ctx,
+  opts: { nodePath: string; configPath: string; user: UserIds; restart: boolean },
+): Promise<string> {
+  if (ctx.init === 'systemd') {
+    await mustRun(ctx, 'systemctl', ['daemon-reload']);
+    await mustRun(ctx, 'systemctl', ['enable', UNIT_NAME]);
+    await mustRun(ctx, 'systemctl', [opts.restart ? 'restart' : 'start', UNIT_NAME]);
+    return `systemd unit ${UNIT_NAME} enabled and ${opts.restart ? 'restarted' : 'started'}`;
+  }
+  const running = await isForwarderSupervised(ctx.fs);
+  if (running !== null && !opts.restart) return `forwarder already supervised (pid ${running})`;
+  if (running !== null) await stopForwarder(ctx);
+  for (const d of [RUN_DIR, LOG_DIR]) {
+    await ctx.fs.mkdirp(d, { mode: 0o750 });
+    await ctx.fs.chown(d, opts.user.uid, opts.user.gid);
+  }
+  await ctx.exec.spawnDetached(
+    opts.nodePath,
+    [
+      SUPERVISOR_PATH,
+      '--pidfile', SUPERVISOR_PIDFILE,
+      '--child-pidfile', `${RUN_DIR}/forwarder.pid`,
+      '--log', `${LOG_DIR}/forwarder.log`,
+      '--',
+      opts.nodePath, FORWARDER_PATH, '--config', opts.configPath,
+    ],
+    { uid: opts.user.uid, gid: opts.user.gid, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'production' } },
+  );
+  const ok = await waitFor(async () => (await isForwarderSupervised(ctx.fs)) !== null, 10_000);
+  if (!ok) throw new Error(`the forwarder supervisor did not start; see ${LOG_DIR}/forwarder.log`);
+  return `PID 1 is not systemd: forwarder started under a supervisor (pidfile ${SUPERVISOR_PIDFILE}, log ${LOG_DIR}/forwarder.log)`;
+}
+
+async function mustRun(ctx: Ctx, cmd: string, args: string[]): Promise<void> {
+  const r = await ctx.exec.run(cmd, args, { timeoutMs: 90_000 });
+  if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
+}
+
+/** The process-control side of install/uninstall, one object so tests can replace it. */
+export interface Services {
+  startForwarder: typeof startForwarder;
+  stopForwarder: typeof stopForwarder;
+  restartDaemon: typeof restartDaemon;
+  isForwarderSupervised: typeof isForwarderSupervised;
+  runningDaemonPids: typeof runningDaemonPids;
+}
+
+export const systemServices: Services = { startForwarder, stopForwarder, restartDaemon, isForwarderSupervised, runningDaemonPids };

@@ -1,0 +1,119 @@
+import path from 'node:path';
+import type { FsRoot } from '../system/fs-root.js';
+
+export interface SyslogNgListener {
+  source: string;
+  driver: string;
+  protocol: 'tcp' | 'udp';
+  port: number;
+  file: string;
+}
+
+export interface SyslogNgScan {
+  mainFile: string;
+  files: string[];
+  /** The main file has @include for conf.d/*.conf. */
+  includesConfD: boolean;
+  sources: string[];
+  destinations: string[];
+  listeners: SyslogNgListener[];
+  version: string | null;
+}
+
+export const SYSLOG_NG_MAIN = '/etc/syslog-ng/syslog-ng.conf';
+export const SYSLOG_NG_CONF_D = '/etc/syslog-ng/conf.d';
+
+export function stripSyslogNgComments(text: string): string {
+  return text
+    .split('\n')
+    .map((line) => {
+      let inQuote = false;
+      for (let i = 0; i < line.length; i++) {
+        const c = line[i];
+        if (c === '"' && line[i - 1] !== '\\') inQuote = !inQuote;
+        else if (c === '#' && !inQuote) return line.slice(0, i);
+      }
+      return line;
+    })
+    .join('\n');
+}
+
+/** Index just past the bracket that closes the one at `open`. */
+function matchBracket(text: string, open: number, o: string, c: string): number {
+  let depth = 0;
+  let inQuote = false;
+  for (let i = open; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '"' && text[i - 1] !== '\\') inQuote = !inQuote;
+    if (inQuote) continue;
+    if (ch === o) depth++;
+    else if (ch === c && --depth === 0) return i + 1;
+  }
+  return text.length;
+}
+
+const NET_DRIVERS: Record<string, { protocol?: 'tcp' | 'udp'; port: number }> = {
+  udp: { protocol: 'udp', port: 514 },
+  udp6: { protocol: 'udp', port: 514 },
+  tcp: { protocol: 'tcp', port: 514 },
+  tcp6: { protocol: 'tcp', port: 514 },
+  network: { port: 514 },
+  syslog: { port: 601 },
+};
+
+export function scanSyslogNgText(text: string, file: string, into: SyslogNgScan): string[] {
+  const clean = stripSyslogNgComments(text);
+  const includes: string[] = [];
+  for (const m of clean.matchAll(/^\s*@include\s+"([^"]+)"/gm)) includes.push(m[1]);
+  const v = /^\s*@version:\s*(\S+)/m.exec(clean);
+  if (v && file === SYSLOG_NG_MAIN) into.version = v[1];
+  for (const m of clean.matchAll(/\bdestination\s+([A-Za-z0-9_]+)\s*\{/g)) into.destinations.push(m[1]);
+  for (const m of clean.matchAll(/\bsource\s+([A-Za-z0-9_]+)\s*\{/g)) {
+    const name = m[1];
+    into.sources.push(name);
+    const open = m.index! + m[0].length - 1;
+    const body = clean.slice(open + 1, matchBracket(clean, open, '{', '}') - 1);
+    for (const d of body.matchAll(/\b(udp6?|tcp6?|network|syslog)\s*\(/g)) {
+      const start = d.index! + d[0].length - 1;
+      const args = body.slice(start + 1, matchBracket(body, start, '(', ')') - 1);
+      const def = NET_DRIVERS[d[1]];
+      const port = /\bport\s*\(\s*(\d+)\s*\)/.exec(args);
+      const transport = /\btransport\s*\(\s*"?(\w+)"?\s*\)/.exec(args);
+      const protocol = def.protocol ?? (transport && /^udp$/i.test(transport[1]) ? 'udp' : 'tcp');
+      into.listeners.push({ source: name, driver: d[1], protocol, port: port ? Number(port[1]) : def.port, file });
+    }
+  }
+  return includes;
+}
+
+/** Reads syslog-ng.conf and its @includes (except scl and files we manage). */
+export async function scanSyslogNgConfig(fs: FsRoot, opts: { exclude?: string[] } = {}): Promise<SyslogNgScan> {
+  const scan: SyslogNgScan = {
+    mainFile: SYSLOG_NG_MAIN,
+    files: [],
+    includesConfD: false,
+    sources: [],
+    destinations: [],
+    listeners: [],
+    version: null,
+  };
+  const exclude = new Set(opts.exclude ?? []);
+  const seen = new Set<string>();
+  const visit = async (file: string, depth: number) => {
+    if (seen.has(file) || exclude.has(file) || depth > 8) return;
+    seen.add(file);
+    const text = await fs.readText(file);
+    if (text === null) return;
+    scan.files.push(file);
+    for (const inc of scanSyslogNgText(text, file, scan)) {
+      // "scl.conf" resolves against the include path (/usr/share/syslog-ng/include): library code, not config.
+      if (!path.isAbsolute(inc) && !inc.includes('/')) continue;
+      const abs = path.isAbsolute(inc) ? inc : path.join(path.dirname(file), inc);
+      const pattern = abs.endsWith('/') ? `${abs}*` : abs;
+      if (file === SYSLOG_NG_MAIN && path.dirname(pattern) === SYSLOG_NG_CONF_D) scan.includesConfD = true;
+      for (const f of await fs.glob(pattern)) await visit(f, depth + 1);
+    }
+  };
+  await visit(SYSLOG_NG_MAIN, 0);
+  return scan;
+}

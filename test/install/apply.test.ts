@@ -1,0 +1,405 @@
+import { describe, expect, it } from 'vitest';
+import { cpSync, mkdtempSync, readFileSync, statSync, writeFileSync, mkdirSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createFsRoot } from '../../src/system/fs-root.js';
+import { createPrompter, createScriptedPrompter } from '../../src/system/prompts.js';
+import type { Exec, ExecResult } from '../../src/system/exec.js';
+import { formatPlan, planFiles, summarizePlan } from '../../src/install/plan.js';
+import { FileTransaction, readState } from '../../src/install/transaction.js';
+import { runInstall, type InstallDeps } from '../../src/install/run-install.js';
+import { runUninstall } from '../../src/install/run-uninstall.js';
+import { installOptionsSchema } from '../../src/install/options.js';
+import type { Services } from '../../src/install/service.js';
+
+const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
+
+function copyFixture(c: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), `scef-${c}-`));
+  cpSync(path.join(fixtures, c), dir, { recursive: true });
+  return dir;
+}
+
+/** Snapshot of every file under a tree: path -> content + mode, to compare byte for byte. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const n of readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, n.name);
+      if (n.isDirectory()) walk(p);
+      else out[path.relative(dir, p)] = `${(statSync(p).mode & 0o7777).toString(8)} ${readFileSync(p, 'base64')}`;
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** An exec that records calls; the syslog daemon's syntax check answers as told. */
+function fakeExec(opts: { syntaxOk?: boolean; root?: string } = {}): Exec & { calls: string[][] } {
+  const calls: string[][] = [];
+  const ok = (stdout = ''): ExecResult => ({ exitCode: 0, stdout, stderr: '', failed: false });
+  return {
+    calls,
+    registerSecret() {},
+    async which(cmd) {
+      return cmd === 'node' ? '/usr/bin/node' : null;
+    },
+    async run(cmd, args) {
+      calls.push([cmd, ...args]);
+      if (cmd === 'useradd' && opts.root) {
+        const passwd = path.join(opts.root, 'etc/passwd');
+        writeFileSync(passwd, `${existsSync(passwd) ? readFileSync(passwd, 'utf8') : ''}sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`);
+      }
+      if ((args.includes('-N1') || args.includes('--syntax-only')) && opts.syntaxOk === false) {
+        return { exitCode: 1, stdout: '', stderr: 'error during parsing file /etc/rsyslog.d/10-sentinel-cef.conf', failed: true };
+      }
+      return ok();
+    },
+    async spawnDetached(cmd, args) {
+      calls.push(['spawn', cmd, ...args]);
+      return 99999;
+    },
+  };
+}
+
+/** Process control that only records: the fixture root has no processes to start. */
+function fakeServices(log: string[]): Services {
+  let forwarder: number | null = null;
+  return {
+    async startForwarder(_ctx, o) {
+      log.push(`start forwarder restart=${o.restart}`);
+      forwarder = 4242;
+      return 'started';
+    },
+    async stopForwarder() {
+      log.push('stop forwarder');
+      forwarder = null;
+    },
+    async restartDaemon(_ctx, daemon) {
+      log.push(`restart ${daemon}`);
+      return { ok: true, detail: 'restarted' };
+    },
+    async isForwarderSupervised() {
+      return forwarder;
+    },
+    async runningDaemonPids() {
+      return [4343];
+    },
+  };
+}
+
+function deps(root: string, exec: Exec, extra: Partial<InstallDeps> = {}) {
+  const out: string[] = [];
+  const log: string[] = [];
+  const bundle = path.join(mkdtempSync(path.join(tmpdir(), 'scef-bundle-')), 'forwarder.mjs');
+  writeFileSync(bundle, '// forwarder bundle\n');
+  return {
+    out,
+    logs: log,
+    deps: {
+      fs: createFsRoot(root),
+      exec,
+      prompter: createScriptedPrompter([]),
+      log: (l: string) => log.push(l),
+      out: (t: string) => out.push(t),
+      env: {},
+      forwarderBundle: bundle,
+      services: fakeServices(log),
+      ...extra,
+    } satisfies InstallDeps,
+  };
+}
+
+const opts = (o: Record<string, unknown>) => installOptionsSchema.parse({ yes: true, verify: false, sink: 'file:/var/tmp/scef/rows.ndjson', ...o });
+
+describe('planFiles and FileTransaction', () => {
+  it('classifies create/update/unchanged and shows a unified diff, never a secret', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    const fs = createFsRoot(root);
+    const changes = await planFiles(fs, [
+      { path: '/etc/rsyslog.conf', content: 'new\n', mode: 0o644, why: 'x' },
+      { path: '/etc/os-release', content: readFileSync(path.join(root, 'etc/os-release')), mode: statSync(path.join(root, 'etc/os-release')).mode & 0o7777, why: 'y' },
+      { path: '/etc/sentinel-cef/shared-key', content: 'c2VjcmV0\n', mode: 0o600, secret: true, why: 'z' },
+    ]);
+    expect(changes.map((c) => c.kind)).toEqual(['update', 'unchanged', 'create']);
+    expect(summarizePlan(changes)).toEqual({ create: 1, update: 1, unchanged: 1 });
+    const text = formatPlan(changes, { diffs: true });
+    expect(text).toContain('--- a/etc/rsyslog.conf');
+    expect(text).toContain('+new');
+    expect(text).toContain('(secret content not shown: 9 bytes)');
+    expect(text).not.toContain('c2VjcmV0');
+  });
+
+  it('rolls back to byte-identical files with their modes, removing what it created', async () => {
+    const root = copyFixture('ubuntu2204-rsyslog');
+    const before = snapshot(root);
+    const fs = createFsRoot(root);
+    const tx = new FileTransaction(fs, 'test');
+    await tx.write('/etc/rsyslog.d/50-default.conf', 'changed\n', { mode: 0o600 });
+    await tx.write('/etc/rsyslog.d/10-new.conf', 'new\n', { mode: 0o644 });
+    expect(readFileSync(path.join(root, 'etc/rsyslog.d/50-default.conf'), 'utf8')).toBe('changed\n');
+    expect(JSON.parse(readFileSync(path.join(root, 'var/lib/sentinel-cef/backup/test/manifest.json'), 'utf8')).files).toHaveLength(2);
+    await tx.rollback();
+    const after = snapshot(root);
+    for (const k of Object.keys(after)) if (k.startsWith('var/lib/sentinel-cef/')) delete after[k];
+    expect(after).toEqual(before);
+  });
+});
+
+describe('runInstall against a fixture root', () => {
+  it('--dry-run prints the plan with diffs and changes nothing', async () => {
+    const root = copyFixture('rhel9-rsyslog-imtcp');
+    const before = snapshot(root);
+    const exec = fakeExec({ root });
+    const d = deps(root, exec);
+    const res = await runInstall(opts({ dryRun: true }), d.deps);
+    expect(res.changed).toBe(true);
+    const out = d.out.join('');
+    expect(out).toContain('create    /etc/rsyslog.d/10-sentinel-cef.conf [0644]');
+    expect(out).toContain('+input(type="imudp" port="514")');
+    expect(out).not.toContain('+input(type="imtcp"');
+    expect(out).toContain('Dry run: nothing was changed.');
+    expect(snapshot(root)).toEqual(before);
+    expect(exec.calls).toEqual([]);
+  });
+
+  it('applies, then a second run changes nothing, then uninstall restores every byte', async () => {
+    const root = copyFixture('rhel8-syslog-ng');
+    const before = snapshot(root);
+    const exec = fakeExec({ root });
+    const first = deps(root, exec);
+    const r1 = await runInstall(opts({}), first.deps);
+    expect(r1.changed).toBe(true);
+    expect(exec.calls.some((c) => c[0] === '/usr/sbin/syslog-ng' && c[1] === '--syntax-only')).toBe(true);
+    const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
+    expect(cfg.sink).toEqual({ type: 'file', path: '/var/tmp/scef/rows.ndjson' });
+    expect(statSync(path.join(root, 'etc/sentinel-cef/forwarder.json')).mode & 0o777).toBe(0o640);
+    const installed = snapshot(root);
+
+    const second = deps(root, exec);
+    const r2 = await runInstall(opts({}), second.deps);
+    expect(r2.changed).toBe(false);
+    expect(second.out.join('')).toContain('Nothing to change');
+    const again = snapshot(root);
+    for (const k of Object.keys(again)) if (k.includes('install-state.json')) delete again[k];
+    for (const k of Object.keys(installed)) if (k.includes('install-state.json')) delete installed[k];
+    expect(again).toEqual(installed);
+
+    const u = deps(root, exec);
+    await runUninstall({ yes: true, dryRun: false, root, removeUser: false, purge: true }, u.deps);
+    const after = snapshot(root);
+    for (const k of Object.keys(after)) if (k.startsWith('var/lib/sentinel-cef/backup/') || k === 'etc/passwd' || k.startsWith('var/tmp/')) delete after[k];
+    expect(after).toEqual(before);
+  });
+
+  it('rolls back when the daemon rejects the new config', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    const before = snapshot(root);
+    const exec = fakeExec({ root, syntaxOk: false });
+    const d = deps(root, exec, { mutateDropin: (c) => `${c}\nthis is not rsyslog syntax {\n` });
+    await expect(runInstall(opts({}), d.deps)).rejects.toThrow(/rsyslog rejected the new configuration; nothing was changed \(rolled back\)/);
+    const after = snapshot(root);
+    for (const k of Object.keys(after)) if (k.startsWith('var/lib/sentinel-cef/backup/') || k === 'etc/passwd' || k.startsWith('var/tmp/')) delete after[k];
+    expect(after).toEqual(before);
+    expect(await readState(createFsRoot(root))).toBeNull();
+  });
+
+  it('stores the workspace key in a 0600 file, never in the config, the plan or a child argv', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    const exec = fakeExec({ root });
+    const key = Buffer.from('k'.repeat(64)).toString('base64');
+    const d = deps(root, exec, { env: { SENTINEL_CEF_KEY: key } });
+    await runInstall(opts({ sink: undefined, workspaceId: '11111111-2222-3333-4444-555555555555', usGov: true, dryRun: false }), d.deps);
+    const keyFile = path.join(root, 'etc/sentinel-cef/shared-key');
+    expect(readFileSync(keyFile, 'utf8')).toBe(`${key}\n`);
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    const cfg = readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8');
+    expect(cfg).not.toContain(key);
+    expect(JSON.parse(cfg).sink).toEqual({ type: 'log-analytics', workspaceId: '11111111-2222-3333-4444-555555555555', sharedKeyFile: '/etc/sentinel-cef/shared-key', cloud: 'AzureUSGovernment' });
+    expect(d.out.join('') + d.logs.join('')).not.toContain(key);
+    expect(exec.calls.flat().join(' ')).not.toContain(key);
+  });
+
+  it('asks for what is missing only on a TTY; without one it is a usage error', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    const d = deps(root, fakeExec({ root }), { prompter: { ...createScriptedPrompter([]), interactive: false } });
+    await expect(runInstall(opts({ sink: undefined }), d.deps)).rejects.toMatchObject({ exitCode: 2, message: 'no destination given' });
+    const p = createScriptedPrompter(['11111111-2222-3333-4444-555555555555', Buffer.from('x'.repeat(40)).toString('base64')]);
+    const d2 = deps(root, fakeExec({ root }), { prompter: p });
+    await runInstall(opts({ sink: undefined, dryRun: true }), d2.deps);
+    expect(p.asked).toEqual(['Log Analytics workspace id', 'Workspace primary key']);
+  });
+});
+
+describe('Logs Ingestion destination', () => {
+  it('writes a config that validates, with the client secret in its own 0600 file', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    const secretFile = path.join(mkdtempSync(path.join(tmpdir(), 'scef-sec-')), 'secret');
+    writeFileSync(secretFile, 'client-secret-value-123\n', { mode: 0o600 });
+    const exec = fakeExec({ root });
+    const d = deps(root, exec);
+    await runInstall(
+      opts({ sink: undefined, dce: 'https://my-dce.eastus-1.ingest.monitor.azure.com', dcr: 'dcr-0123456789abcdef', tenant: 't1', clientId: 'c1', clientSecretFile: secretFile }),
+      d.deps,
+    );
+    const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
+    expect(cfg.sink).toEqual({
+      type: 'logs-ingestion',
+      endpoint: 'https://my-dce.eastus-1.ingest.monitor.azure.com',
+      dcrImmutableId: 'dcr-0123456789abcdef',
+      cloud: 'AzureCloud',
+      auth: { kind: 'client-secret', tenantId: 't1', clientId: 'c1', clientSecretFile: '/etc/sentinel-cef/client-secret' },
+    });
+    const sec = path.join(root, 'etc/sentinel-cef/client-secret');
+    expect(readFileSync(sec, 'utf8')).toBe('client-secret-value-123\n');
+    expect(statSync(sec).mode & 0o777).toBe(0o600);
+  });
+
+  it('refuses half a destination in one line', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    const d = deps(root, fakeExec({ root }));
+    await expect(runInstall(opts({ sink: undefined, dce: 'https://x.example.com' }), d.deps)).rejects.toMatchObject({ exitCode: 2, message: '--dce and --dcr go together' });
+    await expect(runInstall(opts({ dce: 'https://x.example.com', dcr: 'd' }), d.deps)).rejects.toMatchObject({ exitCode: 2 });
+  });
+});
+
+describe('under systemd', () => {
+  it('writes a hardened unit (no MemoryDenyWriteExecute: V8 needs W+X) and enables it', async () => {
+    const root = copyFixture('rhel9-rsyslog-imtcp');
+    mkdirSync(path.join(root, 'proc/1'), { recursive: true });
+    writeFileSync(path.join(root, 'proc/1/comm'), 'systemd\n');
+    mkdirSync(path.join(root, 'run/systemd/system'), { recursive: true });
+    // What the kernel would show once rsyslog listens on 514.
+    cpSync(path.join(fixtures, 'proc-net/proc/net'), path.join(root, 'proc/net'), { recursive: true });
+    const exec = fakeExec({ root });
+    const d = deps(root, exec);
+    // Real service control against the fake exec: systemctl calls are recorded, not run.
+    delete (d.deps as Partial<InstallDeps>).services;
+    await runInstall(opts({ sink: 'file:/var/log/sentinel-cef-rows/rows.ndjson' }), d.deps);
+    const unit = readFileSync(path.join(root, 'etc/systemd/system/sentinel-cef-forwarder.service'), 'utf8');
+    expect(unit.replace(/sentinel-cef \S+\. /, 'sentinel-cef X.Y.Z. ')).toMatchInlineSnapshot(`
+      "# Managed by sentinel-cef X.Y.Z. \`sentinel-cef uninstall\` removes it.
+      [Unit]
+      Description=sentinel-cef forwarder (CEF to Microsoft Sentinel)
+      Documentation=https://www.npmjs.com/package/sentinel-cef
+      After=network-online.target
+      Wants=network-online.target
+
+      [Service]
+      Type=simple
+      User=sentinel-cef
+      Group=sentinel-cef
+      ExecStart=/usr/bin/node /usr/lib/sentinel-cef/forwarder.mjs --config /etc/sentinel-cef/forwarder.json
+      Restart=on-failure
+      RestartSec=2
+      TimeoutStopSec=30
+      UMask=0027
+      # Only data/ belongs to the service user: backups and install state beside it stay root's.
+      StateDirectory=sentinel-cef/data
+      StateDirectoryMode=0750
+      RuntimeDirectory=sentinel-cef
+      LogsDirectory=sentinel-cef
+      LimitNOFILE=65536
+      Environment=NODE_ENV=production
+      # Hardening. MemoryDenyWriteExecute is left off on purpose: V8's JIT needs writable executable memory.
+      NoNewPrivileges=yes
+      CapabilityBoundingSet=
+      AmbientCapabilities=
+      ProtectSystem=strict
+      ReadWritePaths=/var/log/sentinel-cef-rows
+      ProtectHome=yes
+      PrivateTmp=yes
+      PrivateDevices=yes
+      ProtectKernelTunables=yes
+      ProtectKernelModules=yes
+      ProtectKernelLogs=yes
+      ProtectControlGroups=yes
+      ProtectClock=yes
+      ProtectHostname=yes
+      RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+      RestrictNamespaces=yes
+      RestrictRealtime=yes
+      RestrictSUIDSGID=yes
+      LockPersonality=yes
+      SystemCallArchitectures=native
+
+      [Install]
+      WantedBy=multi-user.target
+      "
+    `);
+    expect(unit).not.toMatch(/^MemoryDenyWriteExecute/m);
+    expect(exec.calls).toContainEqual(['systemctl', 'enable', 'sentinel-cef-forwarder.service']);
+    expect(exec.calls).toContainEqual(['systemctl', 'restart', 'rsyslog']);
+  });
+});
+
+describe('with no syslog daemon', () => {
+  it('offers rsyslog through the package manager and installs it with --yes', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    rmSync(path.join(root, 'usr/sbin/rsyslogd'));
+    const exec = fakeExec({ root });
+    const run = exec.run.bind(exec);
+    exec.run = async (cmd, args, o) => {
+      if (cmd === 'apt-get') writeFileSync(path.join(root, 'usr/sbin/rsyslogd'), '');
+      return run(cmd, args, o);
+    };
+    const d = deps(root, exec);
+    const res = await runInstall(opts({ dryRun: false }), d.deps);
+    expect(res.daemon).toBe('rsyslog');
+    expect(exec.calls[0]).toEqual(['apt-get', 'install', '-y', 'rsyslog']);
+  });
+
+  it('without --yes and without a TTY it stops with the command to run', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    rmSync(path.join(root, 'usr/sbin/rsyslogd'));
+    const d = deps(root, fakeExec({ root }), { prompter: { ...createScriptedPrompter([]), interactive: false, confirm: createPrompter(false).confirm } });
+    await expect(runInstall(opts({ yes: false }), d.deps)).rejects.toMatchObject({ exitCode: 2, suggestion: 'pass --yes to accept' });
+  });
+});
+
+describe('restart failure', () => {
+  it('rolls every file back and restarts the daemon on its old config', async () => {
+    const root = copyFixture('centos7-legacy');
+    const before = snapshot(root);
+    const exec = fakeExec({ root });
+    const d = deps(root, exec);
+    const svc = d.deps.services!;
+    let restarts = 0;
+    d.deps.services = {
+      ...svc,
+      async restartDaemon(ctx, daemon, binary, listen) {
+        restarts++;
+        // The first restart (new config) fails; the one after the rollback (old config) works.
+        if (restarts === 1) return { ok: false, detail: 'rsyslogd exited right after start' };
+        return svc.restartDaemon(ctx, daemon, binary, listen);
+      },
+    };
+    await expect(runInstall(opts({}), d.deps)).rejects.toThrow(/restart of rsyslog failed; nothing was changed \(rolled back\)/);
+    expect(restarts).toBe(2);
+    expect(d.logs).toContain('rsyslog restarted on its previous config');
+    const after = snapshot(root);
+    for (const k of Object.keys(after)) if (k.startsWith('var/lib/sentinel-cef/backup/') || k === 'etc/passwd' || k.startsWith('var/tmp/')) delete after[k];
+    expect(after).toEqual(before);
+  });
+
+  it('uninstall --remove-user deletes the user install created', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    const exec = fakeExec({ root });
+    await runInstall(opts({}), deps(root, exec).deps);
+    await runUninstall({ yes: true, dryRun: false, root, removeUser: true, purge: false }, deps(root, exec).deps);
+    expect(exec.calls).toContainEqual(['userdel', '--root', root, 'sentinel-cef']);
+  });
+});
+
+describe('lock', () => {
+  it('refuses a second install while one runs, and takes over a lock whose process is gone', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    mkdirSync(path.join(root, 'var/lib/sentinel-cef'), { recursive: true });
+    const lock = path.join(root, 'var/lib/sentinel-cef/install.lock');
+    writeFileSync(lock, `${process.ppid}\n`);
+    await expect(runInstall(opts({}), deps(root, fakeExec({ root })).deps)).rejects.toThrow(/another sentinel-cef install or uninstall is running/);
+    writeFileSync(lock, '999999999\n');
+    await runInstall(opts({}), deps(root, fakeExec({ root })).deps);
+    expect(existsSync(lock)).toBe(false);
+  });
+});

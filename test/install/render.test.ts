@@ -1,0 +1,223 @@
+import { describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { createFsRoot } from '../../src/system/fs-root.js';
+import { scanRsyslogConfig, scanRsyslogText, parseRsyslogSize, type RsyslogScan } from '../../src/install/rsyslog-config.js';
+import { scanSyslogNgConfig } from '../../src/install/syslog-ng-config.js';
+import { renderRsyslogDropin, RSYSLOG_DROPIN } from '../../src/install/render-rsyslog.js';
+import { appendSyslogNgInclude, renderSyslogNgDropin } from '../../src/install/render-syslog-ng.js';
+import { renderTemplate } from '../../src/install/templates.js';
+import { VERSION } from '../../src/version.js';
+
+const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
+const root = (c: string) => createFsRoot(path.join(fixtures, c));
+const opts = { port: 514, protocol: 'both' as const, forwarderPort: 25226 };
+// The version changes with every release; everything else is what we review.
+const body = (s: string) => s.replace(`sentinel-cef ${VERSION}.`, 'sentinel-cef X.Y.Z.');
+
+describe('rsyslog drop-in', () => {
+  it('Debian 12: loads both input modules and adds inputs on 514', async () => {
+    const scan = await scanRsyslogConfig(root('debian12-rsyslog'), { exclude: [RSYSLOG_DROPIN] });
+    expect([...scan.modules]).toEqual(['imuxsock', 'imklog']);
+    expect(scan).toMatchObject({ includesDropins: true, workDirectory: '/var/spool/rsyslog', maxMessageSize: null, inputs: [] });
+    const r = renderRsyslogDropin(scan, opts);
+    expect(r.path).toBe('/etc/rsyslog.d/10-sentinel-cef.conf');
+    expect(body(r.content)).toMatchInlineSnapshot(`
+      "# Managed by sentinel-cef X.Y.Z. \`sentinel-cef uninstall\` removes it; re-run \`sentinel-cef install\` to change it.
+      #
+      # Why a global filter and not inputs bound to a ruleset of our own: a filter here, included before the
+      # distribution's rules, sees CEF from every input (also an input on port 514 that another file already
+      # defines, which we reuse rather than bind twice), while every message that is not CEF falls through to the
+      # normal rules unchanged. A separate ruleset would have to re-route non-CEF traffic by hand.
+      module(load="imudp")
+      module(load="imtcp")
+      input(type="imudp" port="514")
+      input(type="imtcp" port="514")
+      # CEF and Cisco ASA/FTD go only to the local forwarder: \`stop\` keeps them out of /var/log/syslog (or
+      # /var/log/messages) and so out of the Syslog table. The disk-assisted queue holds them while the forwarder
+      # is down; action.resumeRetryCount="-1" retries forever instead of discarding.
+      if ($rawmsg contains "CEF:" or $rawmsg contains "%ASA-" or $rawmsg contains "%FTD-") then {
+          action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp"
+                 TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"
+                 queue.type="LinkedList" queue.filename="sentinel-cef-fwd" queue.saveOnShutdown="on"
+                 queue.maxDiskSpace="1024m" action.resumeRetryCount="-1")
+          stop
+      }
+      "
+    `);
+    expect(r.warnings.join('\n')).toContain('global(maxMessageSize="64k")');
+  });
+
+  it("Ubuntu 22.04: sorts before 50-default.conf, whose rules it must precede", async () => {
+    const scan = await scanRsyslogConfig(root('ubuntu2204-rsyslog'));
+    expect(scan.files).toEqual(['/etc/rsyslog.conf', '/etc/rsyslog.d/20-ufw.conf', '/etc/rsyslog.d/50-default.conf']);
+    const r = renderRsyslogDropin(scan, { ...opts, protocol: 'udp' });
+    expect(path.basename(r.path) < '50-default.conf').toBe(true);
+    expect(r.added).toEqual({ modules: ['module(load="imudp")'], inputs: ['input(type="imudp" port="514")'] });
+  });
+
+  it('RHEL 9 with imtcp loaded and a TCP input on 514: reuses both, adds only UDP', async () => {
+    const scan = await scanRsyslogConfig(root('rhel9-rsyslog-imtcp'));
+    expect(scan).toMatchObject({ includesDropins: true, workDirectory: '/var/lib/rsyslog', maxMessageSize: '64k' });
+    const r = renderRsyslogDropin(scan, opts);
+    expect(body(r.content)).toMatchInlineSnapshot(`
+      "# Managed by sentinel-cef X.Y.Z. \`sentinel-cef uninstall\` removes it; re-run \`sentinel-cef install\` to change it.
+      #
+      # Why a global filter and not inputs bound to a ruleset of our own: a filter here, included before the
+      # distribution's rules, sees CEF from every input (also an input on port 514 that another file already
+      # defines, which we reuse rather than bind twice), while every message that is not CEF falls through to the
+      # normal rules unchanged. A separate ruleset would have to re-route non-CEF traffic by hand.
+      module(load="imudp")
+      input(type="imudp" port="514")
+      # CEF and Cisco ASA/FTD go only to the local forwarder: \`stop\` keeps them out of /var/log/syslog (or
+      # /var/log/messages) and so out of the Syslog table. The disk-assisted queue holds them while the forwarder
+      # is down; action.resumeRetryCount="-1" retries forever instead of discarding.
+      if ($rawmsg contains "CEF:" or $rawmsg contains "%ASA-" or $rawmsg contains "%FTD-") then {
+          action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp"
+                 TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"
+                 queue.type="LinkedList" queue.filename="sentinel-cef-fwd" queue.saveOnShutdown="on"
+                 queue.maxDiskSpace="1024m" action.resumeRetryCount="-1")
+          stop
+      }
+      "
+    `);
+    expect(r.warnings).toEqual([]);
+  });
+
+  it('CentOS 7 legacy $ModLoad syntax: imudp and its 514 input reused, imtcp loaded but no TCP input yet', async () => {
+    const scan = await scanRsyslogConfig(root('centos7-legacy'));
+    expect([...scan.modules]).toEqual(['imuxsock', 'imjournal', 'imudp', 'imtcp']);
+    expect(scan.inputs).toEqual([{ type: 'imudp', port: 514, ruleset: undefined, file: '/etc/rsyslog.conf' }]);
+    const r = renderRsyslogDropin(scan, opts);
+    expect(r.added).toEqual({ modules: [], inputs: ['input(type="imtcp" port="514")'] });
+    expect(body(r.content)).toMatchInlineSnapshot(`
+      "# Managed by sentinel-cef X.Y.Z. \`sentinel-cef uninstall\` removes it; re-run \`sentinel-cef install\` to change it.
+      #
+      # Why a global filter and not inputs bound to a ruleset of our own: a filter here, included before the
+      # distribution's rules, sees CEF from every input (also an input on port 514 that another file already
+      # defines, which we reuse rather than bind twice), while every message that is not CEF falls through to the
+      # normal rules unchanged. A separate ruleset would have to re-route non-CEF traffic by hand.
+      input(type="imtcp" port="514")
+      # CEF and Cisco ASA/FTD go only to the local forwarder: \`stop\` keeps them out of /var/log/syslog (or
+      # /var/log/messages) and so out of the Syslog table. The disk-assisted queue holds them while the forwarder
+      # is down; action.resumeRetryCount="-1" retries forever instead of discarding.
+      if ($rawmsg contains "CEF:" or $rawmsg contains "%ASA-" or $rawmsg contains "%FTD-") then {
+          action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp"
+                 TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"
+                 queue.type="LinkedList" queue.filename="sentinel-cef-fwd" queue.saveOnShutdown="on"
+                 queue.maxDiskSpace="1024m" action.resumeRetryCount="-1")
+          stop
+      }
+      "
+    `);
+  });
+
+  it('on another port with UDP only, and without a work directory, gives the queue its own spool', () => {
+    const scan: RsyslogScan = {
+      mainFile: '/etc/rsyslog.conf', files: [], modules: new Set(), inputs: [], maxMessageSize: '64k',
+      workDirectory: null, includesDropins: true, dropinDir: '/etc/rsyslog.d',
+    };
+    const r = renderRsyslogDropin(scan, { port: 1514, protocol: 'udp', forwarderPort: 25300, queueMaxBytes: 256 * 1024 ** 2 });
+    expect(r.content).toContain('input(type="imudp" port="1514")');
+    expect(r.content).toContain('port="25300"');
+    expect(r.content).toContain('queue.maxDiskSpace="256m" queue.spoolDirectory="/var/spool/rsyslog"');
+    expect(r.content).not.toContain('imtcp');
+  });
+
+  it('warns when an existing input is bound to another ruleset', () => {
+    const scan: RsyslogScan = {
+      mainFile: '/etc/rsyslog.conf', files: [], modules: new Set(['imudp']), inputs: [], maxMessageSize: '64k',
+      workDirectory: '/var/lib/rsyslog', includesDropins: true, dropinDir: '/etc/rsyslog.d',
+    };
+    scanRsyslogText('input(type="imudp" port="514" ruleset="remote") # appliances\n', '/etc/rsyslog.d/remote.conf', scan);
+    const r = renderRsyslogDropin(scan, { ...opts, protocol: 'udp' });
+    expect(r.added.inputs).toEqual([]);
+    expect(r.warnings[0]).toMatch(/ruleset "remote".*bypasses our filter/);
+  });
+
+  it('parses rsyslog sizes', () => {
+    expect([parseRsyslogSize('64k'), parseRsyslogSize('8192'), parseRsyslogSize('1m'), parseRsyslogSize(null)]).toEqual([65536, 8192, 1048576, null]);
+  });
+});
+
+describe('syslog-ng drop-in', () => {
+  it("RHEL 8 (s_sys, d_mesg): its own source, never s_sys, and non-CEF on 514 goes to d_mesg", async () => {
+    const scan = await scanSyslogNgConfig(root('rhel8-syslog-ng'));
+    expect(scan).toMatchObject({ includesConfD: true, sources: ['s_sys'], listeners: [], version: '3.35' });
+    const r = renderSyslogNgDropin(scan, opts);
+    expect(r.warnings).toEqual([]);
+    expect(body(r.content)).toMatchInlineSnapshot(`
+      "# Managed by sentinel-cef X.Y.Z. \`sentinel-cef uninstall\` removes it; re-run \`sentinel-cef install\` to change it.
+      #
+      # Our own source on port 514: the distribution's source names (s_src on Debian, s_sys on RHEL) are never
+      # assumed, and the raw message is kept so CEF is found whether "CEF:" sits in the tag or in the text.
+      source s_sentinel_cef {
+          network(port(514) transport("udp") flags(store-raw-message));
+          network(port(514) transport("tcp") flags(store-raw-message));
+      };
+      filter f_sentinel_cef {
+          match("CEF:" value("RAWMSG") type(string) flags(substring))
+          or match("%ASA-" value("RAWMSG") type(string) flags(substring))
+          or match("%FTD-" value("RAWMSG") type(string) flags(substring))
+          or message("CEF:" type(string) flags(substring))
+          or program("CEF" type(string))
+          or message("%ASA-" type(string) flags(substring))
+          or message("%FTD-" type(string) flags(substring))
+          or program("%ASA-" type(string) flags(prefix))
+          or program("%FTD-" type(string) flags(prefix));
+      };
+
+      # Our source keeps the raw message, so the forwarder receives exactly what the device sent (RFC 3164 or 5424 alike:
+      # syslog-ng's network() parser knows only 3164 and would garble a 5424 header). The reliable disk buffer holds
+      # messages while the forwarder is down; time-reopen(2) reconnects seconds after a forwarder restart instead of the
+      # global default of 60 s.
+      destination d_sentinel_cef {
+          network("127.0.0.1" port(25226) transport("tcp") template("\${RAWMSG}\\n")
+              persist-name("sentinel-cef-raw") time-reopen(2)
+              disk-buffer(reliable(yes) disk-buf-size(1073741824) mem-buf-size(16777216)));
+      };
+
+      # final: CEF stops here, so it reaches neither the distribution's log files nor the Syslog table.
+      log { source(s_sentinel_cef); filter(f_sentinel_cef); destination(d_sentinel_cef); flags(flow-control, final); };
+
+      # Everything else that arrives on port 514 keeps its normal place: the distribution's d_mesg.
+      log { source(s_sentinel_cef); destination(d_mesg); };
+      "
+    `);
+  });
+
+  it('a main file without the conf.d include gets one appended line', async () => {
+    const fs = root('rhel-syslog-ng-noinclude');
+    const scan = await scanSyslogNgConfig(fs);
+    expect(scan.includesConfD).toBe(false);
+    expect(renderSyslogNgDropin(scan, opts).warnings[0]).toContain('one line is appended');
+    const main = (await fs.readText('/etc/syslog-ng/syslog-ng.conf'))!;
+    const appended = appendSyslogNgInclude(main);
+    expect(appended.startsWith(main)).toBe(true);
+    expect(appended.slice(main.length)).toMatchInlineSnapshot(`
+      "
+      # Added by sentinel-cef: load drop-ins.
+      @include "/etc/syslog-ng/conf.d/*.conf"
+      "
+    `);
+  });
+
+  it('an existing UDP listener on 514 is reused, not bound twice', async () => {
+    const scan = await scanSyslogNgConfig(root('debian-syslog-ng-514'));
+    expect(scan.listeners).toEqual([{ source: 's_remote', driver: 'udp', protocol: 'udp', port: 514, file: '/etc/syslog-ng/conf.d/remote.conf' }]);
+    const r = renderSyslogNgDropin(scan, opts);
+    expect(r.content).toContain('network(port(514) transport("tcp") flags(store-raw-message));');
+    expect(r.content).not.toContain('transport("udp")');
+    expect(r.content).toContain('log { source(s_sentinel_cef); filter(f_sentinel_cef); destination(d_sentinel_cef); flags(flow-control, final); };');
+    // The reused source has no raw message: it goes out parsed, as RFC 5424, with its own persist name.
+    expect(r.content).toContain('log { source(s_remote); filter(f_sentinel_cef); destination(d_sentinel_cef_parsed); flags(flow-control, final); };');
+    expect(r.content).toContain('persist-name("sentinel-cef-parsed")');
+    expect(r.warnings[0]).toMatch(/source s_remote already listens on port 514/);
+  });
+});
+
+describe('renderTemplate', () => {
+  it('substitutes, drops lines that render empty, and refuses unknown names', () => {
+    expect(renderTemplate('a={{a}}\n{{b}}\nc', { a: 1, b: '' })).toBe('a=1\nc');
+    expect(() => renderTemplate('{{nope}}', {})).toThrow('{{nope}}');
+  });
+});

@@ -1,0 +1,141 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { existsSync, mkdtempSync, readFileSync, rmSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { repo, sandbox, sandboxSkipReason } from './sandbox-env.js';
+
+const reason = sandboxSkipReason();
+if (reason) console.warn(`sandbox tests skipped: ${reason}`);
+
+const read = (dir: string, f: string) => (existsSync(path.join(dir, f)) ? readFileSync(path.join(dir, f), 'utf8') : '');
+
+describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('install on real %s in the sandbox', (daemon) => {
+  let dir: string;
+  const hostBefore = { rsyslogD: existsSync('/etc/rsyslog.d'), syslogNg: existsSync('/etc/syslog-ng') };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), `scef-sbx-${daemon}-`));
+    chmodSync(dir, 0o755);
+    const r = await execa(sandbox, ['run', '--daemon', daemon, '--', 'bash', path.join(repo, 'test/sandbox/scenario.sh'), dir, daemon], {
+      reject: false,
+      timeout: 150_000,
+    });
+    if (r.exitCode !== 0) throw new Error(`sandbox failed (${r.exitCode}): ${r.stderr}`);
+  }, 180_000);
+
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('installs, proves the chain with its own probe, and delivers CEF over UDP and TCP and a Cisco ASA line', () => {
+    expect(read(dir, 'install1.rc').trim(), read(dir, 'install1.err')).toBe('0');
+    expect(read(dir, 'install1.out')).toMatch(/Probe probe-[0-9a-f-]+: port 514\/tcp -> (rsyslog|syslog-ng) -> forwarder -> file .* accepted after \d+ ms/);
+    const rows = read(dir, 'rows.ndjson').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const activities = rows.map((r) => r.Activity);
+    expect(activities).toContain('udp event');
+    expect(activities).toContain('tcp event');
+    expect(rows.find((r) => r.Activity === 'tcp event')).toMatchObject({ DeviceVendor: 'Acme', DeviceProduct: 'FW', DeviceEventClassID: '101', SourceIP: '10.0.0.3', DestinationIP: '10.0.0.4' });
+    expect(rows.some((r) => JSON.stringify(r).includes('302013'))).toBe(true);
+    expect(rows.some((r) => r.DeviceCustomString2Label === 'ProbeId')).toBe(true);
+  });
+
+  it('keeps CEF and ASA out of the local syslog files but lets other messages through', () => {
+    const syslog = read(dir, 'syslog.txt');
+    expect(syslog).toContain('plain-not-cef-marker');
+    expect(syslog).not.toContain('udp event');
+    expect(syslog).not.toContain('tcp event');
+    expect(syslog).not.toContain('%ASA-');
+  });
+
+  it('changes nothing on a second run and on --dry-run', () => {
+    expect(read(dir, 'install2.rc').trim(), read(dir, 'install2.err')).toBe('0');
+    expect(read(dir, 'install2.out')).toContain('Nothing to change');
+    expect(read(dir, 'installed2.sha')).toBe(read(dir, 'installed.sha'));
+    expect(read(dir, 'dryrun.rc').trim(), read(dir, 'dryrun.err')).toBe('0');
+    expect(read(dir, 'dryrun.out')).toContain('Dry run: nothing was changed.');
+    expect(read(dir, 'dryrun.out')).toMatch(/^[-+].*(imtcp|transport\("tcp"\))/m);
+    expect(read(dir, 'dryrun.sha')).toBe(read(dir, 'installed.sha'));
+  });
+
+  it('rolls back byte for byte when the daemon rejects the config, leaving the daemon running', () => {
+    expect(read(dir, 'broken.rc').trim()).not.toBe('0');
+    expect(read(dir, 'broken.err')).toMatch(/rejected the new configuration; nothing was changed \(rolled back\)/);
+    expect(read(dir, 'broken.sha')).toBe(read(dir, 'installed.sha'));
+    expect(read(dir, 'pid.before').trim()).not.toBe('');
+    expect(read(dir, 'pid.after').trim()).toBe(read(dir, 'pid.before').trim());
+  });
+
+  it('uninstalls to the exact files it started from and stops the forwarder', () => {
+    expect(read(dir, 'uninstall.rc').trim(), read(dir, 'uninstall.err')).toBe('0');
+    expect(read(dir, 'post.sha')).toBe(read(dir, 'pre.sha'));
+    expect(read(dir, 'pre.sha')).not.toBe('');
+    expect(read(dir, 'forwarder.after').trim()).toBe('');
+    expect(read(dir, 'pid.final').trim()).not.toBe('');
+  });
+
+  it(
+    daemon === 'rsyslog'
+      ? 'reuses an imudp input on 514 that rsyslog.conf already defines, without loading imudp twice'
+      : 'appends the conf.d include where the main file lacks it, and restores the file on uninstall',
+    () => {
+      if (daemon === 'rsyslog') {
+        expect(read(dir, 'reuse-install.rc').trim(), read(dir, 'reuse-install.err')).toBe('0');
+        const dropin = read(dir, 'reuse.dropin');
+        expect(dropin).not.toContain('imudp');
+        expect(dropin).toContain('module(load="imtcp")');
+        expect(read(dir, 'reuse.rows').trim()).toBe('1');
+        expect(read(dir, 'reuse-uninstall.rc').trim(), read(dir, 'reuse-uninstall.err')).toBe('0');
+        expect(read(dir, 'reuse.post')).toBe(read(dir, 'reuse.pre'));
+      } else {
+        expect(read(dir, 'noinclude-install.rc').trim(), read(dir, 'noinclude-install.err')).toBe('0');
+        expect(read(dir, 'noinclude-install.out')).toMatch(/update +\/etc\/syslog-ng\/syslog-ng\.conf/);
+        expect(read(dir, 'noinclude-install.out')).toMatch(/accepted after \d+ ms/);
+        expect(read(dir, 'noinclude.tail').trim()).toBe('@include "/etc/syslog-ng/conf.d/*.conf"');
+        expect(read(dir, 'noinclude-uninstall.rc').trim(), read(dir, 'noinclude-uninstall.err')).toBe('0');
+        expect(read(dir, 'noinclude.post')).toBe(read(dir, 'noinclude.pre'));
+      }
+    },
+  );
+
+  it('left the host untouched', async () => {
+    expect(existsSync('/etc/rsyslog.d')).toBe(hostBefore.rsyslogD);
+    expect(existsSync('/etc/syslog-ng')).toBe(hostBefore.syslogNg);
+    // The daemons bind /dev/log: the sandbox's /dev is a tmpfs of its own, not the host's devtmpfs.
+    expect(read(dir, 'dev.fstype').trim()).toBe('tmpfs');
+    expect(read(dir, 'devlog.type').trim()).toBe('socket');
+    const q = await execa('dpkg-query', ['-W', '-f=${Status}', daemon === 'rsyslog' ? 'rsyslog' : 'syslog-ng-core'], { reject: false });
+    expect(q.stdout).not.toContain('install ok installed');
+  });
+});
+
+describe.skipIf(reason !== null)('install <workspaceId> --key-file against the mock workspace in the sandbox', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'scef-sbx-azure-'));
+    chmodSync(dir, 0o755);
+    const r = await execa(sandbox, ['run', '--daemon', 'rsyslog', '--', 'bash', path.join(repo, 'test/sandbox/scenario-azure.sh'), dir], {
+      reject: false,
+      timeout: 120_000,
+    });
+    if (r.exitCode !== 0) throw new Error(`sandbox failed (${r.exitCode}): ${r.stderr}`);
+  }, 150_000);
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('signs rows the mock accepts, keeps the key in a 0600 file owned by the service user, and uninstalls', () => {
+    expect(read(dir, 'install.rc').trim(), read(dir, 'install.err')).toBe('0');
+    expect(read(dir, 'install.out')).toMatch(/-> rsyslog -> forwarder -> workspace 0b5e7c1a-.*accepted after \d+ ms/);
+    const rows = JSON.parse(read(dir, 'rows.json')) as Array<{ api: string; table: string; row: Record<string, string> }>;
+    const ev = rows.find((r) => r.row.Activity === 'to the workspace');
+    expect(ev).toMatchObject({ api: 'log-analytics', table: 'CommonSecurityLog_CL', row: { SourceIP: '10.9.9.9', DeviceVendor: 'Acme' } });
+    expect(rows.some((r) => r.row.DeviceCustomString2Label === 'ProbeId')).toBe(true);
+    expect(read(dir, 'etc.ls')).toMatch(/^-rw------- 1 sentinel-cef sentinel-cef .* shared-key$/m);
+    expect(read(dir, 'etc.ls')).toMatch(/^-rw-r----- 1 root +sentinel-cef .* forwarder\.json$/m);
+    const key = read(dir, 'ws.key').trim();
+    expect(key.length).toBeGreaterThan(20);
+    for (const f of ['install.out', 'install.err', 'uninstall.out', 'uninstall.err']) expect(read(dir, f)).not.toContain(key);
+    expect(read(dir, 'uninstall.rc').trim(), read(dir, 'uninstall.err')).toBe('0');
+  });
+});
