@@ -225,16 +225,17 @@ const TABLE_MASK = (1 << TABLE_BITS) - 1;
 const tableKeys: Array<string | undefined> = new Array(1 << TABLE_BITS).fill(undefined);
 const tableRules: Array<KeyRule | undefined> = new Array(1 << TABLE_BITS).fill(undefined);
 
-// A cheap hash from the length and three characters: keys are looked up for every pair on the hot path,
-// and the probe below compares characters anyway, so collisions only cost a short compare.
-function hashRange(s: string, a: number, b: number): number {
-  const len = b - a;
-  let h = Math.imul(len, 0x9e3779b1);
-  h ^= Math.imul(s.charCodeAt(a), 0x85ebca77);
-  h ^= Math.imul(s.charCodeAt(a + (len > 2 ? 2 : len - 1)), 0xc2b2ae3d);
-  h ^= Math.imul(s.charCodeAt(b - 1), 0x27d4eb2f);
-  h ^= Math.imul(s.charCodeAt(a + (len >> 1)), 0x165667b1);
+// FNV-1a over the key read backwards: the extension scanner walks keys backwards from their `=`, so it
+// computes this hash on the way at no extra cost.
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+function finishHash(h: number): number {
   return (h ^ (h >>> 15)) & TABLE_MASK;
+}
+function hashRange(s: string, a: number, b: number): number {
+  let h = FNV_OFFSET;
+  for (let i = b - 1; i >= a; i--) h = Math.imul(h ^ s.charCodeAt(i), FNV_PRIME);
+  return finishHash(h);
 }
 
 for (const [key, rule] of KEY_RULES) {
@@ -245,18 +246,13 @@ for (const [key, rule] of KEY_RULES) {
 }
 
 /** Slot of the key `s[a..b)` in the table, or -1 when the key has no column. */
-function findKey(s: string, a: number, b: number): number {
+function findKey(s: string, a: number, b: number, hash: number): number {
   const len = b - a;
-  let i = hashRange(s, a, b);
+  let i = hash;
   for (;;) {
     const k = tableKeys[i];
     if (k === undefined) return -1;
-    if (k.length === len) {
-      // A loop beats String#startsWith here: keys are short and the call showed in profiles.
-      let j = 0;
-      while (j < len && k.charCodeAt(j) === s.charCodeAt(a + j)) j++;
-      if (j === len) return i;
-    }
+    if (k.length === len && s.startsWith(k, a)) return i;
     i = (i + 1) & TABLE_MASK;
   }
 }
@@ -389,10 +385,10 @@ function valueAt(s: string, a: number, b: number): string {
   return nextBackslash !== -1 && nextBackslash < b ? unescapeValue(raw) : raw;
 }
 
-function emit(s: string, ks: number, ke: number, a: number, b: number): void {
+function emit(s: string, ks: number, ke: number, hash: number, a: number, b: number): void {
   while (a < b && isBlank(s.charCodeAt(a))) a++;
   while (b > a && isBlank(s.charCodeAt(b - 1))) b--;
-  const slot = findKey(s, ks, ke);
+  const slot = findKey(s, ks, ke, hash);
   if (slot === -1) {
     addExtra(s.slice(ks, ke), valueAt(s, a, b));
     return;
@@ -415,6 +411,7 @@ function parseExtension(s: string, from: number): void {
   nextBackslash = s.indexOf('\\', from);
   let ks0 = -1;
   let ke0 = -1;
+  let kh0 = 0;
   let valStart = from;
   let eq = s.indexOf('=', from);
   while (eq !== -1) {
@@ -422,12 +419,16 @@ function parseExtension(s: string, from: number): void {
       // Look back from the `=` over key characters; it starts a new pair only when a blank (or the start
       // of the extension) precedes the key. Otherwise the `=` belongs to the value (URLs, base64).
       let ks = eq;
+      let h = FNV_OFFSET;
       while (ks > from) {
         const c = s.charCodeAt(ks - 1);
-        if (c < 128 && KEY_CHAR[c] !== 0) ks--;
-        else break;
+        if (c < 128 && KEY_CHAR[c] !== 0) {
+          ks--;
+          h = Math.imul(h ^ c, FNV_PRIME);
+        } else break;
       }
       // A key starts with a letter or `_`; `a=1 2=3` keeps `2=3` in the value of a.
+      const walked = ks;
       while (ks < eq && KEY_CHAR[s.charCodeAt(ks)] !== 2) ks++;
       if (ks < eq) {
         let sepStart = -1;
@@ -438,20 +439,21 @@ function parseExtension(s: string, from: number): void {
           sepStart = ks - 4;
         }
         if (sepStart !== -1) {
-          if (ks0 !== -1) emit(s, ks0, ke0, valStart, sepStart);
+          if (ks0 !== -1) emit(s, ks0, ke0, kh0, valStart, sepStart);
           else {
             const lead = trimmed(s, from, sepStart);
             if (lead !== '') addExtra(UNPARSED_KEY, lead);
           }
           ks0 = ks;
           ke0 = eq;
+          kh0 = ks === walked ? finishHash(h) : hashRange(s, ks, eq);
           valStart = eq + 1;
         }
       }
     }
     eq = s.indexOf('=', eq + 1);
   }
-  if (ks0 !== -1) emit(s, ks0, ke0, valStart, end);
+  if (ks0 !== -1) emit(s, ks0, ke0, kh0, valStart, end);
   else {
     const rest = trimmed(s, from, end);
     if (rest !== '') addExtra(UNPARSED_KEY, rest);
