@@ -121,4 +121,9 @@ async function main(): Promise<void> {
   process.exit(failed ? 1 : 0);
 }
 
-if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) await main();
+/** Run as a script (not when imported, nor when bundled into another script). */
+function isMain(): boolean {
+  return /[\\/]scripts[\\/]load[\\/]chaos\.[cm]?[jt]s$/.test(process.argv[1] ?? '');
+}
+
+if (isMain()) await main();

@@ -225,4 +225,9 @@ async function main(): Promise<void> {
   process.exitCode = r.lost === 0 && r.unknown === 0 ? 0 : 1;
 }
 
-if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) await main();
+/** Run as a script (not when imported, nor when bundled into another script). */
+function isMain(): boolean {
+  return /[\\/]scripts[\\/]load[\\/]chkseq\.[cm]?[jt]s$/.test(process.argv[1] ?? '');
+}
+
+if (isMain()) await main();
