@@ -36,6 +36,13 @@ export const SCENARIOS: Record<string, { title: string; run: Runner }> = {
             await S.outage({ rate: 2000, preSec: 1, outageSec: 2, postSec: 1, mode: '503', config: { retry: { initialMs: 200, maxMs: 1000 } } }),
           ],
   },
+  'rss-batch': {
+    title: 'peak RSS during an outage, default batch (5,000 rows) vs batch.maxRecords 1,000',
+    run: async (long) => {
+      const p = long ? { rate: 10_000, preSec: 10, outageSec: 30, postSec: 10 } : { rate: 2000, preSec: 1, outageSec: 2, postSec: 1 };
+      return [await S.outage(p), await S.outage({ ...p, config: { batch: { maxRecords: 1000 } } })];
+    },
+  },
   '3': {
     title: 'kill -9 of the forwarder at random moments under load',
     run: (long) => S.killNine(long ? { kills: 10, rate: 10_000, minGapMs: 2000, maxGapMs: 8000, seed: 7 } : { kills: 3, rate: 2000, minGapMs: 700, maxGapMs: 1500, seed: 7 }),
