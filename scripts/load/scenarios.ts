@@ -202,7 +202,8 @@ export async function outage(p: OutageParams): Promise<ScenarioResult> {
     if (seq.lost) failures.push(`${seq.lost} lost`);
     if (drainSec === null) failures.push('backlog did not drain');
     const planned = (p.preSec + p.outageSec + p.postSec) * 1000;
-    return finish(`outage ${p.outageSec}s ${p.mode ?? 'refuse'}`, failures, seq, {
+    const batch = (p.config?.batch as { maxRecords?: number } | undefined)?.maxRecords;
+    return finish(`outage ${p.outageSec}s ${p.mode ?? 'refuse'}${batch ? ` batch=${batch}` : ''}`, failures, seq, {
       rate: p.rate,
       outageSec: Math.round((up - down) / 1000),
       peakQueueMB: mb(Math.max(qAtUp, qPeak.stop())),
