@@ -31,10 +31,11 @@ export const SCENARIOS: Record<string, { title: string; run: Runner }> = {
         ? process.env.CHAOS_OUTAGE_SEC
           ? S.outage({ rate: 10_000, preSec: 10, outageSec: Number(process.env.CHAOS_OUTAGE_SEC), postSec: 30 })
           : [await S.outage({ rate: 10_000, preSec: 10, outageSec: 60, postSec: 30 }), await S.outage({ rate: 10_000, preSec: 10, outageSec: 600, postSec: 60 })]
-        : [
-            await S.outage({ rate: 2000, preSec: 1, outageSec: 2, postSec: 1, config: { retry: { initialMs: 200, maxMs: 1000 } } }),
-            await S.outage({ rate: 2000, preSec: 1, outageSec: 2, postSec: 1, mode: '503', config: { retry: { initialMs: 200, maxMs: 1000 } } }),
-          ],
+        : // Short: both outages at once (independent forwarders and mocks).
+          Promise.all([
+            S.outage({ rate: 2000, preSec: 1, outageSec: 2, postSec: 1, config: { retry: { initialMs: 200, maxMs: 1000 } } }),
+            S.outage({ rate: 2000, preSec: 1, outageSec: 2, postSec: 1, mode: '503', config: { retry: { initialMs: 200, maxMs: 1000 } } }),
+          ]),
   },
   'rss-batch': {
     title: 'peak RSS during an outage, default batch (5,000 rows) vs batch.maxRecords 1,000',
@@ -63,6 +64,7 @@ export const SCENARIOS: Record<string, { title: string; run: Runner }> = {
           ? { capBytes: 256 * 1024 ** 2, tmpfsBytes: 256 * 1024 ** 2, tcpEvents: 1_500_000, udpEvents: 50_000, holdSec: 30, diskSegmentBytes: 64 * 1024 ** 2 }
           : // The disk half keeps the default 64 MiB segment, larger than the whole tmpfs.
             { capBytes: 2 * 1024 ** 2, tmpfsBytes: 4 * 1024 ** 2, tcpEvents: 30_000, udpEvents: 2000, holdSec: 1, diskSegmentBytes: 64 * 1024 ** 2, retry: { initialMs: 200, maxMs: 1000 } },
+        !long,
       ),
   },
   '7': {

@@ -404,7 +404,9 @@ export async function fullDisk(p: FullParams): Promise<ScenarioResult> {
   return fullCommon('disk', p);
 }
 
-export async function queueFull(p: FullParams): Promise<ScenarioResult[]> {
+/** Short runs do both halves at once (independent processes and mocks); long runs one after the other. */
+export async function queueFull(p: FullParams, together = false): Promise<ScenarioResult[]> {
+  if (together) return Promise.all([fullCommon('cap', p), fullCommon('disk', p)]);
   return [await fullCommon('cap', p), await fullCommon('disk', p)];
 }
 

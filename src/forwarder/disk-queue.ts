@@ -175,6 +175,17 @@ export class DiskQueue {
     this.openWriteSegment();
     if (this.segments.length === 1) this.ack = { segment: this.writeSeg, offset: 0 };
     this.read = { ...this.ack };
+    // Both cursor slots exist from the start, so an ack rewrites them in place and never needs a new
+    // block: on a full disk delivery can still move the cursor and free segments.
+    try {
+      if (this.cursorFd < 0) this.cursorFd = openSync(join(this.dir, 'cursor'), fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
+      if (fstatSync(this.cursorFd).size < 48) {
+        this.writeCursor();
+        this.writeCursor();
+      }
+    } catch (err) {
+      this.opts.onError?.(err as Error, 'cursor');
+    }
     if (this.opts.fsyncIntervalMs > 0) {
       this.fsyncTimer = setInterval(() => this.groupFsync(), this.opts.fsyncIntervalMs);
       this.fsyncTimer.unref();
