@@ -11,12 +11,24 @@ import { VERSION } from '../version.js';
 import type { Health, ProbeStatus } from './admin-types.js';
 import { startAdminServer } from './admin.js';
 import { DeadLetterFile } from './dead-letter.js';
-import { DeliveryLoop } from './delivery.js';
+import { BatchProcessor, DeliveryLoop, localRunner } from './delivery.js';
+import { DELIVERY_WORKER_ROLE, WorkerRunner } from './delivery-worker.js';
 import { DiskQueue } from './disk-queue.js';
 import { Intake } from './intake.js';
 import { createLogger } from './logger.js';
 import { ForwarderMetrics } from './metrics.js';
 import { ProbeTracker } from './probes.js';
+
+let deliveryWorkerEntry: URL | null = null;
+
+/**
+ * The self-contained bundle registers itself here so delivery (parse, serialize, gzip, HTTP) runs
+ * in a worker thread on the second core. Without it (tests under tsx/vitest, injected sink or
+ * parse) delivery runs on the main thread. SENTINEL_CEF_DELIVERY_WORKER=0 turns the worker off.
+ */
+export function setDeliveryWorkerEntry(entry: URL | null): void {
+  deliveryWorkerEntry = entry;
+}
 
 export interface ForwarderDeps {
   logger?: Logger;
@@ -78,18 +90,31 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
   const sink = deps.sink ?? createSink(config.sink, { logger: logger.child({ sink: config.sink.type }) });
   queue.open();
   const dlPath = deadLetterPath(config);
+  const useWorker = deliveryWorkerEntry !== null && !deps.sink && !deps.parse && process.env.SENTINEL_CEF_DELIVERY_WORKER !== '0';
   const delivery = new DeliveryLoop({
     queue,
-    sink,
-    parse: deps.parse ?? ((raw, at) => parseLine(raw, at)),
-    deadLetter: new DeadLetterFile(dlPath),
     metrics,
     probes,
     logger,
     batch: config.batch,
     retry: config.retry,
-    maxMessageBytes: config.limits.maxMessageBytes,
     random: deps.random,
+    runner: (effects) =>
+      useWorker
+        ? new WorkerRunner(deliveryWorkerEntry!, { role: DELIVERY_WORKER_ROLE, config, deadLetterPath: dlPath }, effects, logger)
+        : localRunner(
+            new BatchProcessor({
+              sink,
+              parse: deps.parse ?? ((raw, at) => parseLine(raw, at)),
+              deadLetter: new DeadLetterFile(dlPath),
+              logger,
+              effects,
+              parallelSends: config.batch.parallelSends,
+              retry: config.retry,
+              maxMessageBytes: config.limits.maxMessageBytes,
+              random: deps.random,
+            }),
+          ),
   });
 
   const health = (): Health => {
@@ -125,7 +150,8 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
   let admin: { server: Server; port: number } | null = null;
   let adminHost: string | null = null;
   try {
-    if (sink.start) {
+    // With the worker, the sink built here only validated the configuration; the worker starts its own.
+    if (sink.start && !useWorker) {
       await sink.start().catch((err: Error) => logger.warn({ err: err.message, sink: sink.name }, 'sink start reported a problem; delivery will retry'));
     }
     intake = new Intake({ queue, metrics, probes, logger, limits: config.limits, tls: config.tls, diskRetryMs: deps.diskRetryMs });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
-import { gzip as gzipCb } from 'node:zlib';
+import { constants as zlibConstants, gzip as gzipCb } from 'node:zlib';
 import type { CslRow } from '../parser/types.js';
 import type { SinkConfig } from '../config/schema.js';
 import { redact } from '../util/secrets.js';
@@ -91,7 +91,9 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
   }
 
   async function post(json: string, signal?: AbortSignal): Promise<PostOutcome> {
-    const body = await gzip(Buffer.from(json, 'utf8'));
+    // Level 1: about a third of level 6's CPU per event for a slightly larger body; the 1 MB call
+    // limit is applied to the uncompressed JSON, so the level never changes how many calls we make.
+    const body = await gzip(Buffer.from(json, 'utf8'), { level: zlibConstants.Z_BEST_SPEED });
     let res;
     for (let attempt = 0; ; attempt++) {
       const token = await getToken(signal);

@@ -1,0 +1,218 @@
+/**
+ * Delivery in a worker thread: parsing, serializing, gzip and HTTP take most of the CPU per event,
+ * so they run beside intake + queue appends (main thread) on the second core. The main thread keeps
+ * the queue, the cursor-after-accept rule, metrics and probes; the worker gets raw records and
+ * answers with a BatchReport once every row is accepted or dead-lettered.
+ */
+import { Worker, parentPort, type WorkerOptions } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { ForwarderConfig } from '../config/schema.js';
+import { parseLine } from '../parser/index.js';
+import { createSink } from '../sinks/index.js';
+import { DeadLetterFile } from './dead-letter.js';
+import { Aborted, BatchProcessor, type BatchReport, type BatchRunner, type DeliveryEffects, type Prepared } from './delivery.js';
+import type { QueueBatch, QueueRecord } from './disk-queue.js';
+import { createLogger } from './logger.js';
+
+export const DELIVERY_WORKER_ROLE = 'sentinel-cef-delivery';
+
+export interface DeliveryWorkerData {
+  role: typeof DELIVERY_WORKER_ROLE;
+  config: ForwarderConfig;
+  deadLetterPath: string;
+}
+
+type ToWorker =
+  | { t: 'prepare'; id: number; buf: ArrayBuffer; offs: Uint32Array; recv: Float64Array; flags: Uint8Array }
+  | { t: 'deliver'; id: number }
+  | { t: 'reset' }
+  | { t: 'abort' }
+  | { t: 'close' };
+
+type FromWorker =
+  | { t: 'effect'; name: keyof DeliveryEffects; args: unknown[] }
+  | { t: 'done'; id: number; report?: BatchReport; error?: string; stack?: string; aborted?: boolean }
+  | { t: 'closed' };
+
+/** Main-thread side: a BatchRunner that hands batches to the delivery worker. */
+export class WorkerRunner implements BatchRunner {
+  private worker: Worker | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (r: BatchReport) => void; reject: (e: Error) => void }>();
+  private closing = false;
+
+  constructor(
+    private readonly entry: URL,
+    private readonly data: DeliveryWorkerData,
+    private readonly effects: DeliveryEffects,
+    private readonly logger: Logger,
+  ) {}
+
+  private ensure(): Worker {
+    if (this.worker) return this.worker;
+    const w = new Worker(this.entry, { workerData: this.data, stdout: false, stderr: false } satisfies WorkerOptions);
+    w.on('message', (m: FromWorker) => this.onMessage(m));
+    w.on('error', (err) => {
+      this.effects.backgroundError('delivery_worker');
+      this.logger.error({ err: err.message, stack: err.stack }, 'delivery worker failed');
+    });
+    w.on('exit', (code) => {
+      if (this.worker === w) this.worker = null;
+      // In-flight batches were not acknowledged: the loop rewinds and resends them (at-least-once).
+      for (const p of this.pending.values()) p.reject(new Error(`delivery worker exited (code ${code})`));
+      this.pending.clear();
+    });
+    this.worker = w;
+    return w;
+  }
+
+  private onMessage(m: FromWorker): void {
+    if (m.t === 'effect') {
+      (this.effects[m.name] as (...a: unknown[]) => void)(...m.args);
+    } else if (m.t === 'done') {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.report) p.resolve(m.report);
+      else if (m.aborted) p.reject(new Aborted());
+      else p.reject(Object.assign(new Error(m.error), { stack: m.stack }));
+    }
+  }
+
+  prepare(batch: QueueBatch): number {
+    const w = this.ensure();
+    const id = this.nextId++;
+    const n = batch.records.length;
+    let total = 0;
+    for (const r of batch.records) total += r.raw.length;
+    // Unpooled, so the whole ArrayBuffer is ours to transfer (no copy on postMessage).
+    const buf = Buffer.allocUnsafeSlow(total);
+    const offs = new Uint32Array(n + 1);
+    const recv = new Float64Array(n);
+    const flags = new Uint8Array(n);
+    let p = 0;
+    for (let i = 0; i < n; i++) {
+      const r = batch.records[i];
+      offs[i] = p;
+      p += r.raw.copy(buf, p);
+      recv[i] = r.receivedAt;
+      flags[i] = r.flags;
+    }
+    offs[n] = p;
+    const msg: ToWorker = { t: 'prepare', id, buf: buf.buffer as ArrayBuffer, offs, recv, flags };
+    w.postMessage(msg, [buf.buffer as ArrayBuffer, offs.buffer, recv.buffer, flags.buffer]);
+    return id;
+  }
+
+  deliver(handle: unknown, signal: AbortSignal): Promise<BatchReport> {
+    if (signal.aborted) return Promise.reject(new Aborted());
+    const w = this.ensure();
+    const id = handle as number;
+    return new Promise<BatchReport>((resolve, reject) => {
+      const onAbort = () => w.postMessage({ t: 'abort' } satisfies ToWorker);
+      signal.addEventListener('abort', onAbort, { once: true });
+      const done = () => signal.removeEventListener('abort', onAbort);
+      this.pending.set(id, {
+        resolve: (r) => (done(), resolve(r)),
+        reject: (e) => (done(), reject(e)),
+      });
+      w.postMessage({ t: 'deliver', id } satisfies ToWorker);
+    });
+  }
+
+  /** Spawns the worker now, so the sink's start-up checks (first token) run at start. */
+  start(): void {
+    this.ensure();
+  }
+
+  reset(): void {
+    this.worker?.postMessage({ t: 'reset' } satisfies ToWorker);
+  }
+
+  async close(): Promise<void> {
+    if (this.closing || !this.worker) return;
+    this.closing = true;
+    const w = this.worker;
+    const exited = new Promise<void>((r) => w.once('exit', () => r()));
+    w.postMessage({ t: 'close' } satisfies ToWorker);
+    // The worker closes its sink (keep-alive sockets) and exits; do not wait on a stuck one.
+    const t = setTimeout(() => void w.terminate(), 2000);
+    await exited;
+    clearTimeout(t);
+  }
+}
+
+/** Worker-thread side. */
+export async function runDeliveryWorker(data: DeliveryWorkerData): Promise<void> {
+  const port = parentPort!;
+  const { config } = data;
+  const logger = createLogger(config.logLevel).child({ thread: 'delivery' });
+  const post = (m: FromWorker) => port.postMessage(m);
+  const effect =
+    <K extends keyof DeliveryEffects>(name: K) =>
+    (...args: unknown[]) =>
+      post({ t: 'effect', name, args });
+  const effects: DeliveryEffects = {
+    retried: effect('retried'),
+    lastDelivery: effect('lastDelivery'),
+    backgroundError: effect('backgroundError'),
+    sinkDuration: effect('sinkDuration'),
+    probeFailed: effect('probeFailed'),
+    probeDeadLettered: effect('probeDeadLettered'),
+  };
+  const sink = createSink(config.sink, { logger: logger.child({ sink: config.sink.type }) });
+  const processor = new BatchProcessor({
+    sink,
+    parse: (raw, at) => parseLine(raw, at),
+    deadLetter: new DeadLetterFile(data.deadLetterPath),
+    logger,
+    effects,
+    parallelSends: config.batch.parallelSends,
+    retry: config.retry,
+    maxMessageBytes: config.limits.maxMessageBytes,
+  });
+  const abort = new AbortController();
+  const prepared = new Map<number, Prepared>();
+  port.on('message', (m: ToWorker) => {
+    switch (m.t) {
+      case 'prepare': {
+        const records: QueueRecord[] = new Array(m.recv.length);
+        for (let i = 0; i < m.recv.length; i++) {
+          records[i] = { receivedAt: m.recv[i], flags: m.flags[i], raw: Buffer.from(m.buf, m.offs[i], m.offs[i + 1] - m.offs[i]) };
+        }
+        prepared.set(m.id, processor.prepare(records));
+        break;
+      }
+      case 'deliver': {
+        const p = prepared.get(m.id);
+        prepared.delete(m.id);
+        if (!p) {
+          post({ t: 'done', id: m.id, error: `delivery worker: batch ${m.id} was not prepared` });
+          break;
+        }
+        processor.deliver(p, abort.signal).then(
+          (report) => post({ t: 'done', id: m.id, report }),
+          (err: Error) => post({ t: 'done', id: m.id, aborted: err instanceof Aborted || abort.signal.aborted, error: err?.message ?? String(err), stack: err?.stack }),
+        );
+        break;
+      }
+      case 'reset':
+        prepared.clear();
+        break;
+      case 'abort':
+        abort.abort();
+        break;
+      case 'close':
+        void Promise.resolve(sink.close?.())
+          .catch((err: Error) => logger.warn({ err: err.message }, 'sink close failed'))
+          .finally(() => {
+            post({ t: 'closed' });
+            port.close();
+          });
+        break;
+    }
+  });
+  if (sink.start) {
+    await sink.start().catch((err: Error) => logger.warn({ err: err.message, sink: sink.name }, 'sink start reported a problem; delivery will retry'));
+  }
+}
