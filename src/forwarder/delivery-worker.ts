@@ -15,6 +15,7 @@ import type { QueueBatch, QueueRecord } from './disk-queue.js';
 import { createLogger } from './logger.js';
 
 export const DELIVERY_WORKER_ROLE = 'sentinel-cef-delivery';
+const WORKER_YOUNG_GENERATION_MB = 12;
 
 export interface DeliveryWorkerData {
   role: typeof DELIVERY_WORKER_ROLE;
@@ -50,7 +51,12 @@ export class WorkerRunner implements BatchRunner {
 
   private ensure(): Worker {
     if (this.worker) return this.worker;
-    const w = new Worker(this.entry, { workerData: this.data, stdout: false, stderr: false } satisfies WorkerOptions);
+    const w = new Worker(this.entry, {
+      workerData: this.data,
+      // Rows live from parse until the sink accepts them, so a large young generation only lets
+      // them grow it (RSS) before they are promoted anyway; 12 MB measured ~50 MB less peak RSS.
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
+    } satisfies WorkerOptions);
     w.on('message', (m: FromWorker) => this.onMessage(m));
     w.on('error', (err) => {
       this.effects.backgroundError('delivery_worker');
@@ -172,7 +178,7 @@ export async function runDeliveryWorker(data: DeliveryWorkerData): Promise<void>
     maxMessageBytes: config.limits.maxMessageBytes,
   });
   const abort = new AbortController();
-  const prepared = new Map<number, Prepared>();
+  const prepared = new Map<number, Promise<Prepared>>();
   port.on('message', (m: ToWorker) => {
     switch (m.t) {
       case 'prepare': {
@@ -190,7 +196,7 @@ export async function runDeliveryWorker(data: DeliveryWorkerData): Promise<void>
           post({ t: 'done', id: m.id, error: `delivery worker: batch ${m.id} was not prepared` });
           break;
         }
-        processor.deliver(p, abort.signal).then(
+        p.then((ready) => processor.deliver(ready, abort.signal)).then(
           (report) => post({ t: 'done', id: m.id, report }),
           (err: Error) => post({ t: 'done', id: m.id, aborted: err instanceof Aborted || abort.signal.aborted, error: err?.message ?? String(err), stack: err?.stack }),
         );

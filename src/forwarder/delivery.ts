@@ -3,7 +3,7 @@ import type { CslRow, ParseResult } from '../parser/types.js';
 import type { RowNote, SendResult, Sink } from '../sinks/types.js';
 import type { Health } from './admin-types.js';
 import type { DeadLetterEntry, DeadLetterFile } from './dead-letter.js';
-import { FLAG_TRUNCATED, type DiskQueue, type QueueBatch, type QueueRecord } from './disk-queue.js';
+import { FLAG_TRUNCATED, type DiskQueue, type Position, type QueueBatch, type QueueRecord } from './disk-queue.js';
 import type { ForwarderMetrics } from './metrics.js';
 import { probeIdOfRow, type ProbeTracker } from './probes.js';
 
@@ -16,6 +16,9 @@ export function truncatedMarker(maxMessageBytes: number): string {
 }
 
 export class Aborted extends Error {}
+
+/** Records parsed (or rows serialized) between event-loop turns. */
+const PREPARE_SLICE = 500;
 
 /** Below this many rows a batch is not split across parallel sends. */
 const MIN_SLICE_ROWS = 250;
@@ -82,6 +85,12 @@ export interface BatchReport {
   probes: Array<[string, number]>;
 }
 
+interface BatchAck {
+  end: Position;
+  records: number;
+  diskBytes: number;
+}
+
 export interface Prepared {
   rows: CslRow[];
   receivedAt: number[];
@@ -116,11 +125,17 @@ export class BatchProcessor {
     return backoffMs(this.o.retry, attempt, this.random);
   }
 
-  prepare(records: ReadonlyArray<QueueRecord>): Prepared {
+  /**
+   * Parses in slices with an event-loop turn between them: a whole batch at once would hold up the
+   * HTTP responses and compressed bodies of the batches already on the wire for ~100 ms.
+   */
+  async prepare(records: ReadonlyArray<QueueRecord>): Promise<Prepared> {
     const rows: CslRow[] = [];
     const receivedAt: number[] = [];
     const parseFailures: DeadLetterEntry[] = [];
-    for (const rec of records) {
+    for (let k = 0; k < records.length; k++) {
+      if (k > 0 && k % PREPARE_SLICE === 0) await new Promise((r) => setImmediate(r));
+      const rec = records[k];
       let res: ParseResult;
       try {
         res = this.o.parse(rec.raw, new Date(rec.receivedAt));
@@ -142,6 +157,13 @@ export class BatchProcessor {
           raw: rec.raw.toString('utf8'),
           receivedAt: new Date(rec.receivedAt).toISOString(),
         });
+      }
+    }
+    // Serialize now, while the previous batch is on the wire, not on the send's critical path.
+    if (this.o.sink.prepare) {
+      for (let k = 0; k < rows.length; k += PREPARE_SLICE) {
+        await new Promise((r) => setImmediate(r));
+        this.o.sink.prepare(rows.slice(k, k + PREPARE_SLICE));
       }
     }
     return { rows, receivedAt, parseFailures };
@@ -304,7 +326,7 @@ export function localEffects(metrics: ForwarderMetrics, probes: ProbeTracker, se
 export function localRunner(processor: BatchProcessor): BatchRunner {
   return {
     prepare: (batch) => processor.prepare(batch.records),
-    deliver: (prepared, signal) => processor.deliver(prepared as Prepared, signal),
+    deliver: async (prepared, signal) => processor.deliver(await (prepared as Promise<Prepared>), signal),
     reset() {},
   };
 }
@@ -314,7 +336,7 @@ export interface DeliveryOptions {
   metrics: ForwarderMetrics;
   probes: ProbeTracker;
   logger: Logger;
-  batch: { maxRecords: number; maxBytes: number; flushMs: number; parallelSends: number };
+  batch: { maxRecords: number; maxBytes: number; flushMs: number; parallelSends: number; inFlight: number };
   retry: { initialMs: number; maxMs: number };
   random?: () => number;
   /** Built from the loop's own effects (so lastDelivery lands on the loop). */
@@ -396,61 +418,84 @@ export class DeliveryLoop {
   private async run(): Promise<void> {
     const { queue, batch: cfg } = this.o;
     const signal = this.abort.signal;
+    const limit = Math.max(1, cfg.inFlight);
+    // Batches handed to the runner, oldest first. The cursor moves over them strictly in order, so a
+    // crash resends at most `limit` batches (duplicates, never loss).
+    // Only what the cursor needs is kept here: the records themselves (views into 1 MB read buffers)
+    // go to the runner and are released as soon as they are parsed.
+    const inflight: Array<{ ack: BatchAck; sending: Promise<BatchReport> }> = [];
+    let handedRecords = 0;
+    let handedBytes = 0;
     let firstSeen: number | null = null;
-    let next: { batch: QueueBatch; handle: unknown } | null = null;
-    while (!signal.aborted) {
-      let cur: { batch: QueueBatch; handle: unknown };
-      if (next) {
-        cur = next;
-        next = null;
-      } else {
-        if (!queue.unread) {
-          firstSeen = null;
-          if (this.draining) {
-            for (const w of this.drainWaiters.splice(0)) w();
+    try {
+      while (!signal.aborted) {
+        // How long to wait for more data before another batch could start; null when at the limit.
+        let wait: number | null = null;
+        if (inflight.length < limit) {
+          if (queue.unread) {
+            const now = Date.now();
+            firstSeen ??= now;
+            const ready =
+              this.draining ||
+              queue.records - handedRecords >= cfg.maxRecords ||
+              queue.bytes - handedBytes >= cfg.maxBytes ||
+              now - firstSeen >= cfg.flushMs;
+            if (ready) {
+              firstSeen = null;
+              const batch = queue.readBatch(cfg.maxRecords, cfg.maxBytes);
+              // The runner parses this batch while earlier ones are on the wire.
+              const sending = this.runner.deliver(this.runner.prepare(batch), signal);
+              sending.catch(() => {}); // awaited in order below
+              const ack = { end: batch.end, records: batch.records.length, diskBytes: batch.diskBytes };
+              inflight.push({ ack, sending });
+              handedRecords += ack.records;
+              handedBytes += ack.diskBytes;
+              continue;
+            }
+            wait = Math.max(1, firstSeen + cfg.flushMs - now);
+          } else {
+            firstSeen = null;
+            if (this.draining && !inflight.length) {
+              for (const w of this.drainWaiters.splice(0)) w();
+            }
+            wait = this.draining ? 50 : 1000;
           }
-          await queue.waitForData(this.draining ? 50 : 1000, signal);
+        }
+        if (!inflight.length) {
+          await queue.waitForData(wait!, signal);
           continue;
         }
-        const now = Date.now();
-        firstSeen ??= now;
-        const ready =
-          this.draining || queue.records >= cfg.maxRecords || queue.bytes >= cfg.maxBytes || now - firstSeen >= cfg.flushMs;
-        if (!ready) {
-          await queue.waitForData(Math.max(1, firstSeen + cfg.flushMs - now), signal);
-          continue;
+        const oldest = inflight[0];
+        if (wait !== null) {
+          // Room for another batch: wake on whichever comes first, the oldest send or more data.
+          const settled = await Promise.race([
+            oldest.sending.then(() => true, () => true),
+            queue.waitForData(wait, signal).then(() => false),
+          ]);
+          if (!settled) continue;
         }
-        firstSeen = null;
-        cur = this.prepare(queue.readBatch(cfg.maxRecords, cfg.maxBytes));
-      }
-      const sending = this.runner.deliver(cur.handle, signal);
-      // Overlap: parse the next full batch while this one is on the wire (still one send in flight,
-      // so a crash duplicates at most one batch).
-      if (queue.unread && queue.records - cur.batch.records.length >= cfg.maxRecords) {
-        next = this.prepare(queue.readBatch(cfg.maxRecords, cfg.maxBytes));
-      }
-      try {
-        const report = await sending;
-        await this.acknowledge(cur.batch, report, signal);
+        const report = await oldest.sending;
+        inflight.shift();
+        handedRecords -= oldest.ack.records;
+        handedBytes -= oldest.ack.diskBytes;
+        await this.acknowledge(oldest.ack, report, signal);
         // A sink that answers without real I/O would otherwise keep this loop in microtasks and
         // starve intake; give the event loop one turn per batch.
         await new Promise((r) => setImmediate(r));
-      } catch (err) {
-        queue.rewind();
-        this.runner.reset();
-        if (err instanceof Aborted) return;
-        throw err;
       }
+    } catch (err) {
+      // Later batches may still be on the wire; their outcome is ignored and they are sent again
+      // from the cursor (duplicates, never loss).
+      queue.rewind();
+      this.runner.reset();
+      if (err instanceof Aborted) return;
+      throw err;
     }
   }
 
-  private prepare(batch: QueueBatch): { batch: QueueBatch; handle: unknown } {
-    return { batch, handle: this.runner.prepare(batch) };
-  }
-
-  private async acknowledge(batch: QueueBatch, report: BatchReport, signal: AbortSignal): Promise<void> {
+  private async acknowledge(batch: BatchAck, report: BatchReport, signal: AbortSignal): Promise<void> {
     const { metrics, probes, queue, logger } = this.o;
-    await mustSucceed('queue cursor write', () => queue.ackTo(batch.end, batch.records.length, batch.diskBytes), signal, {
+    await mustSucceed('queue cursor write', () => queue.ackTo(batch.end, batch.records, batch.diskBytes), signal, {
       backgroundError: (w) => this.effects.backgroundError(w),
       logger,
       backoff: (a) => this.backoff(a),

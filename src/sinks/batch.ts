@@ -58,6 +58,20 @@ export function prepareRow(row: CslRow, maxFieldBytes: number): PreparedRow {
   return { original: row, json, bytes: Buffer.byteLength(json, 'utf8'), truncated: notes.join(', ') };
 }
 
+/** Rows serialized ahead of send (Sink.prepare), looked up by identity; unprepared rows are prepared on demand. */
+export class PreparedRows {
+  private readonly cache = new WeakMap<CslRow, PreparedRow>();
+  constructor(private readonly maxFieldBytes: number) {}
+
+  prepare(rows: CslRow[]): void {
+    for (const r of rows) this.cache.set(r, prepareRow(r, this.maxFieldBytes));
+  }
+
+  get(row: CslRow): PreparedRow {
+    return this.cache.get(row) ?? prepareRow(row, this.maxFieldBytes);
+  }
+}
+
 /** What one HTTP call said, reduced to what the delivery driver needs. */
 export type PostOutcome =
   | { kind: 'ok' }
