@@ -101,7 +101,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     random: deps.random,
     runner: (effects) =>
       useWorker
-        ? new WorkerRunner(deliveryWorkerEntry!, { role: DELIVERY_WORKER_ROLE, config, deadLetterPath: dlPath }, effects, logger)
+        ? new WorkerRunner(deliveryWorkerEntry!, { role: DELIVERY_WORKER_ROLE, config, deadLetterPath: dlPath }, effects, logger, 1)
         : localRunner(
             new BatchProcessor({
               sink,
