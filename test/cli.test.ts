@@ -26,4 +26,24 @@ describe('sentinel-cef CLI', () => {
     expect(r.stderr).toContain("unknown option '--no-such-flag'");
     expect(r.stdout).toBe('');
   });
+
+  it('packs the CLI, the self-contained forwarder bundle and every template', async () => {
+    const r = await execa('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: new URL('..', import.meta.url).pathname,
+      env,
+    });
+    const files = (JSON.parse(r.stdout)[0].files as Array<{ path: string }>).map((f) => f.path);
+    for (const f of [
+      'bin/sentinel-cef',
+      'dist/cli.js',
+      'dist/forwarder.mjs',
+      'templates/rsyslog/sentinel-cef.conf',
+      'templates/syslog-ng/sentinel-cef.conf',
+      'templates/systemd/sentinel-cef-forwarder.service',
+      'templates/dcr/commonsecuritylog-dcr.json',
+    ]) {
+      expect(files).toContain(f);
+    }
+    expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/'))).toEqual([]);
+  });
 });

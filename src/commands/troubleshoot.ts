@@ -1,9 +1,122 @@
-import { Command } from 'commander';
-import { CliError } from '../errors.js';
+import { Command, Option } from 'commander';
+import ora from 'ora';
+import { UsageError } from '../errors.js';
+import { DEFAULT_CONFIG_PATH } from '../config/schema.js';
+import { createDefaultDeps } from '../troubleshoot/deps.js';
+import { runTroubleshoot } from '../troubleshoot/run.js';
+import { renderHuman, renderJson, useColour } from '../troubleshoot/render.js';
+import { writeSupportBundle } from '../troubleshoot/collect.js';
+import { troubleshootOptionsSchema, type TroubleshootOptionsInput } from '../troubleshoot/types.js';
 
-// Placeholder until this command lands; it fails loudly rather than pretending.
+interface Flags {
+  json?: boolean;
+  probes: string;
+  timeout: string;
+  fix?: boolean;
+  yes?: boolean;
+  collect?: string;
+  config: string;
+  admin?: string;
+  port: string;
+  capture?: boolean;
+  verbose?: boolean;
+  root?: string;
+}
+
+function int(v: string, flag: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got '${v}'`);
+  return n;
+}
+
+/** Turns flags into validated options; every mistake is one UsageError line. */
+export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags): TroubleshootOptionsInput {
+  const timeout = Number(f.timeout);
+  if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 600) throw new UsageError(`--timeout must be seconds from 0 to 600, got '${f.timeout}'`);
+  if (f.admin !== undefined && !/^(\[[0-9a-fA-F:]+\]|[\w.-]+):\d{1,5}$/.test(f.admin)) {
+    throw new UsageError(`invalid --admin '${f.admin}'`, { suggestion: 'use HOST:PORT, e.g. 127.0.0.1:25227' });
+  }
+  const input: TroubleshootOptionsInput = {
+    workspaceId,
+    configPath: f.config,
+    admin: f.admin,
+    port: int(f.port, '--port', 1, 65535),
+    probes: int(f.probes, '--probes', 0, 1000),
+    timeoutSec: timeout,
+    capture: Boolean(f.capture),
+    fix: Boolean(f.fix),
+    yes: Boolean(f.yes),
+  };
+  const r = troubleshootOptionsSchema.safeParse(input);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw new UsageError(`${i.path.join('.') || 'options'}: ${i.message}`);
+  }
+  return input;
+}
+
 export function troubleshootCommand(): Command {
-  return new Command('troubleshoot').description('(not yet available)').action(() => {
-    throw new CliError('`troubleshoot` is not available in this build yet');
-  });
+  return new Command('troubleshoot')
+    .description('Prove that CEF sent to this machine reaches Sentinel; if not, show where it stops and the fix.')
+    .argument('[workspaceId]', 'expected Log Analytics workspace id (checked against the config)')
+    .option('--json', 'print {"ok", "checks"} as JSON on stdout and nothing else')
+    .option('--probes <n>', 'probe messages to send per transport (TCP and UDP); 0 to skip', '3')
+    .option('--timeout <seconds>', 'how long to wait for the probes to be delivered', '10')
+    .option('--port <port>', "the syslog daemon's CEF port", '514')
+    .option('--config <file>', 'forwarder config', DEFAULT_CONFIG_PATH)
+    .option('--admin <host:port>', "forwarder admin endpoint (default: from the config)")
+    .option('--capture', 'capture the probes with tcpdump on the daemon and forwarder ports')
+    .option('--fix', 'apply safe fixes (restart services, re-render our drop-in, open the firewall port) after asking')
+    .option('-y, --yes', 'with --fix: apply without asking')
+    .option('--collect <file>', 'also write a redacted support bundle (tar.gz) to FILE')
+    .option('-v, --verbose', 'show each probe')
+    .addOption(new Option('--root <dir>', 'filesystem root to inspect (tests)').hideHelp())
+    .addHelpText(
+      'after',
+      `
+Exit status: 0 when no check failed, 1 when one did, 2 on a usage error.
+Examples:
+  sentinel-cef troubleshoot
+  sentinel-cef troubleshoot --json --probes 5          # CI smoke check after install
+  sentinel-cef troubleshoot --fix --yes
+  sentinel-cef troubleshoot --collect /tmp/sentinel-cef-support.tar.gz`,
+    )
+    .action(async (workspaceId: string | undefined, flags: Flags) => {
+      const options = parseTroubleshootFlags(workspaceId, flags);
+      const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY);
+      if (options.fix && !options.yes && !interactive) {
+        throw new UsageError('--fix needs a terminal to ask before each fix', { suggestion: 'add --yes to apply the safe fixes without asking' });
+      }
+      const colourErr = useColour(process.stderr);
+      const spinner = flags.json
+        ? null
+        : ora({ text: 'Checking forwarder, daemon, system and Azure…', stream: process.stderr, isEnabled: colourErr, isSilent: !process.stderr.isTTY });
+      spinner?.start();
+      let done = 0;
+      const deps = createDefaultDeps({
+        root: flags.root,
+        progress: (t) => {
+          if (spinner) spinner.text = t;
+        },
+      });
+      const report = await runTroubleshoot(options, deps, {
+        onResult: (r) => {
+          done++;
+          if (spinner) spinner.text = `${done} checks done (last: ${r.id})`;
+        },
+        confirmFix: async (check, description) => {
+          spinner?.stop();
+          const ok = await deps.confirm(`${check.id} failed: ${description}?`);
+          spinner?.start();
+          return ok;
+        },
+      });
+      spinner?.stop();
+      if (flags.collect) {
+        const b = await writeSupportBundle(flags.collect, report, options, deps);
+        process.stderr.write(`support bundle written: ${b.file} (${b.entries.length} files, secrets redacted)\n`);
+      }
+      process.stdout.write(flags.json ? renderJson(report) : renderHuman(report, { colour: useColour(process.stdout), verbose: flags.verbose }));
+      process.exitCode = report.ok ? 0 : 1;
+    });
 }

@@ -34,7 +34,7 @@ export function renderSyslogNgDropin(scan: SyslogNgScan, opts: DaemonRenderOptio
     reusedDestination =
       `\n# Sources we reuse do not keep the raw message: RFC 5424, octet-counted.\n` +
       `destination d_sentinel_cef_parsed {\n` +
-      `    syslog("127.0.0.1" port(${opts.forwarderPort}) transport("tcp") persist-name("sentinel-cef-parsed")\n` +
+      `    syslog("127.0.0.1" port(${opts.forwarderPort}) transport("tcp") persist-name("sentinel-cef-parsed") time-reopen(2)\n` +
       `        disk-buffer(reliable(yes) disk-buf-size(${opts.queueMaxBytes ?? 1024 ** 3}) mem-buf-size(16777216) dir("/var/lib/syslog-ng")));\n};`;
   }
   for (const s of reused) {

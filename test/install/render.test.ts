@@ -168,10 +168,11 @@ describe('syslog-ng drop-in', () => {
 
       # Our source keeps the raw message, so the forwarder receives exactly what the device sent (RFC 3164 or 5424 alike:
       # syslog-ng's network() parser knows only 3164 and would garble a 5424 header). The reliable disk buffer holds
-      # messages while the forwarder is down.
+      # messages while the forwarder is down; time-reopen(2) reconnects seconds after a forwarder restart instead of the
+      # global default of 60 s.
       destination d_sentinel_cef {
           network("127.0.0.1" port(25226) transport("tcp") template("\${RAWMSG}\\n")
-              persist-name("sentinel-cef-raw")
+              persist-name("sentinel-cef-raw") time-reopen(2)
               disk-buffer(reliable(yes) disk-buf-size(1073741824) mem-buf-size(16777216)));
       };
 

@@ -1,28 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, chmodSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { repo, sandbox, sandboxSkipReason } from './sandbox-env.js';
 
-const repo = path.resolve(import.meta.dirname, '../..');
-const sandbox = path.join(repo, 'scripts/sandbox');
-const debCache = process.env.SENTINEL_CEF_DEB_CACHE ?? path.join(repo, '.cache/debs');
-
-function skipReason(): string | null {
-  if (process.getuid?.() !== 0) return 'needs root (mount and network namespaces)';
-  if (!existsSync('/usr/bin/unshare') && !existsSync('/bin/unshare')) return 'unshare (util-linux) is not installed';
-  for (const d of ['rsyslog', 'syslog-ng-core']) {
-    const dir = path.join(debCache, d);
-    if (!existsSync(dir) || !readdirSync(dir).some((f) => f.endsWith('.deb'))) {
-      // CI fetches the packages first; there a missing cache is a failure, not a skip.
-      if (process.env.CI === 'true') return null;
-      return `no cached ${d} packages: run scripts/sandbox fetch`;
-    }
-  }
-  return null;
-}
-
-const reason = skipReason();
+const reason = sandboxSkipReason();
 if (reason) console.warn(`sandbox tests skipped: ${reason}`);
 
 const read = (dir: string, f: string) => (existsSync(path.join(dir, f)) ? readFileSync(path.join(dir, f), 'utf8') : '');

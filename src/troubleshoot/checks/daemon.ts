@@ -1,0 +1,349 @@
+import type { Context, DaemonName } from '../context.js';
+import { LAYOUT } from '../layout.js';
+import { isLoopback } from '../proc.js';
+import { restartDaemon, startDaemonFix } from '../fixes.js';
+import type { CheckOutcome, Transport } from '../types.js';
+import { runProbes } from './e2e.js';
+
+const G = 'daemon' as const;
+
+export function dropInPath(d: DaemonName): string {
+  return d === 'rsyslog' ? LAYOUT.rsyslogDropIn : LAYOUT.syslogNgDropIn;
+}
+
+/** Config text without comments, so commented-out settings do not count. */
+export function stripComments(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => {
+      let q = false;
+      for (let i = 0; i < l.length; i++) {
+        if (l[i] === '"' && l[i - 1] !== '\\') q = !q;
+        else if (l[i] === '#' && !q) return l.slice(0, i);
+      }
+      return l;
+    })
+    .join('\n');
+}
+
+export async function checkDaemonRunning(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'daemon.running', title: 'Syslog daemon running', group: G };
+  const d = await ctx.daemon();
+  if (!d.name) {
+    return {
+      ...base,
+      status: 'fail',
+      message: 'neither rsyslog nor syslog-ng is installed',
+      fix: 'install one (`apt-get install rsyslog` or `dnf install rsyslog`), then run `sentinel-cef install`',
+    };
+  }
+  if (d.running) {
+    const others = d.installed.filter((x) => x !== d.name);
+    return {
+      ...base,
+      status: 'pass',
+      message: `${d.name} (pid ${d.pid})${others.length ? `; ${others.join(', ')} also installed, not running` : ''}`,
+      details: { daemon: d.name, pid: d.pid, installed: d.installed },
+    };
+  }
+  return {
+    ...base,
+    status: 'fail',
+    message: `${d.name} is installed but not running`,
+    fix: (await ctx.systemd()) ? `systemctl start ${d.name}` : `start it: ${d.name === 'rsyslog' ? 'rsyslogd' : 'syslog-ng'}`,
+    safeFix: startDaemonFix(ctx, d.name),
+    details: { daemon: d.name, installed: d.installed },
+  };
+}
+
+/** Ignores the "Managed by sentinel-cef <version>" header so an upgrade alone is not drift. */
+function normalise(text: string): string {
+  return text
+    .replace(/^# Managed by sentinel-cef \S+\./m, '# Managed by sentinel-cef.')
+    .replace(/\s+$/, '');
+}
+
+function firstDifference(a: string, b: string): string {
+  const x = a.split('\n');
+  const y = b.split('\n');
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    if (x[i] !== y[i]) return `line ${i + 1}: on disk "${(x[i] ?? '<end>').trim()}", expected "${(y[i] ?? '<end>').trim()}"`;
+  }
+  return 'whitespace only';
+}
+
+export async function checkDropIn(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'daemon.dropin', title: 'Daemon drop-in present and current', group: G };
+  const d = await ctx.daemon();
+  if (!d.name) return { ...base, status: 'skip', message: 'no syslog daemon' };
+  const path = dropInPath(d.name);
+  const onDisk = await ctx.readText(path);
+  const fwdPorts = await ctx.forwarderPorts();
+  const c = await ctx.config();
+  const expected = await ctx.deps.renderDropIn(d.name, {
+    port: ctx.opts.port,
+    forwarderPort: fwdPorts[0],
+    queueMaxBytes: c.config?.queue.maxBytes,
+  });
+  const rerender = expected?.length
+    ? {
+        description: `rewrite ${path} as install renders it and restart ${d.name}`,
+        apply: async () => {
+          // The first candidate is install's default choice (both transports).
+          await ctx.deps.writeFile(path, expected[0].content, 0o644);
+          await restartDaemon(ctx, d.name!);
+        },
+      }
+    : undefined;
+  if (onDisk === null) {
+    return {
+      ...base,
+      status: 'fail',
+      message: `${path} is missing: ${d.name} does not route CEF to the forwarder`,
+      fix: `re-run \`sentinel-cef install\` to write ${path}`,
+      safeFix: rerender,
+    };
+  }
+  const problems: string[] = [];
+  const text = stripComments(onDisk);
+  if (!fwdPorts.some((p) => new RegExp(`port\\s*(=\\s*"|\\()\\s*${p}\\b`).test(text))) {
+    problems.push(`it does not forward to the forwarder port ${fwdPorts.join('/')}`);
+  }
+  if (d.name === 'rsyslog' && !/\bstop\b/.test(text)) problems.push('CEF is not stopped after forwarding (duplicates into /var/log and Syslog)');
+  if (d.name === 'syslog-ng' && !/\bfinal\b/.test(text)) problems.push('the log path lacks flags(final) (duplicates into /var/log and Syslog)');
+  if (expected) {
+    const match = expected.find((e) => normalise(e.content) === normalise(onDisk));
+    if (!match) problems.push(`it differs from what install renders (${firstDifference(normalise(onDisk), normalise(expected[0].content))})`);
+  }
+  if (problems.length) {
+    return {
+      ...base,
+      status: 'fail',
+      message: `${path}: ${problems.join('; ')}`,
+      fix: `re-run \`sentinel-cef install\` to rewrite ${path} (local edits there are overwritten)`,
+      safeFix: rerender,
+      details: { path },
+    };
+  }
+  return {
+    ...base,
+    status: 'pass',
+    message: `${path} ${expected ? 'matches what install renders' : 'forwards CEF to the forwarder'}`,
+    details: { path, compared: Boolean(expected) },
+  };
+}
+
+export async function checkSyntax(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'daemon.syntax', title: 'Daemon config syntax', group: G };
+  const d = await ctx.daemon();
+  if (!d.name) return { ...base, status: 'skip', message: 'no syslog daemon' };
+  const [cmd, args] = d.name === 'rsyslog' ? ['rsyslogd', ['-N1']] : ['syslog-ng', ['--syntax-only']];
+  const r = await ctx.deps.exec(cmd as string, args as string[], { timeoutMs: 30_000 });
+  if (r.notFound) return { ...base, status: 'skip', message: `${cmd} not found on PATH` };
+  const out = `${r.stderr}\n${r.stdout}`.trim();
+  if (r.exitCode === 0) {
+    const warn = out.split('\n').filter((l) => /warning/i.test(l));
+    return warn.length
+      ? { ...base, status: 'warn', message: `${cmd} ${args.join(' ')}: valid, with warnings: ${warn[0].trim()}`, fix: 'see the warning above', details: { output: out.slice(0, 4000) } }
+      : { ...base, status: 'pass', message: `${cmd} ${args.join(' ')} ok` };
+  }
+  const errLine = out.split('\n').find((l) => /error/i.test(l)) ?? out.split('\n')[0] ?? `exit ${r.exitCode}`;
+  return {
+    ...base,
+    status: 'fail',
+    message: `${cmd} ${args.join(' ')} failed: ${errLine.trim().slice(0, 300)}`,
+    fix: `fix the file named above; if it is ${dropInPath(d.name)}, re-run \`sentinel-cef install\``,
+    details: { output: out.slice(0, 4000) },
+  };
+}
+
+export async function checkListening(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'daemon.listening', title: `Listening on port ${ctx.opts.port}`, group: G };
+  const port = ctx.opts.port;
+  const sockets = (await ctx.listeners()).filter((s) => s.port === port);
+  const pids = new Set(await ctx.daemonPids());
+  const d = await ctx.daemon();
+  const found: string[] = [];
+  const foreign: string[] = [];
+  for (const t of ['tcp', 'udp'] as Transport[]) {
+    for (const s of sockets.filter((x) => x.protocol === t)) {
+      const who = s.pid ? `${s.comm} pid ${s.pid}` : 'owner unknown';
+      const entry = `${t} ${s.family === 6 ? `[${s.address}]` : s.address}:${port} (${who})`;
+      if (s.pid !== undefined && !pids.has(s.pid)) foreign.push(entry);
+      else found.push(entry);
+    }
+  }
+  const details = { listeners: [...found, ...foreign] };
+  if (foreign.length) {
+    return {
+      ...base,
+      status: 'fail',
+      message: `port ${port} is held by another program: ${foreign.join(', ')}`,
+      fix: `stop that program or move it off ${port}, then restart ${d.name ?? 'the syslog daemon'} (or use \`sentinel-cef install --port N\`)`,
+      details,
+    };
+  }
+  const missing = (['tcp', 'udp'] as Transport[]).filter((t) => !sockets.some((s) => s.protocol === t));
+  if (missing.length === 2) {
+    return {
+      ...base,
+      status: 'fail',
+      message: `nothing listens on ${port}/tcp or ${port}/udp`,
+      fix: d.running ? `re-run \`sentinel-cef install\` so ${d.name} opens port ${port}` : `start ${d.name ?? 'the syslog daemon'} (see daemon.running)`,
+      details,
+    };
+  }
+  const local = sockets.every((s) => isLoopback(s.address));
+  if (local) {
+    return {
+      ...base,
+      status: 'warn',
+      message: `${found.join(', ')}: loopback only, remote devices cannot send`,
+      fix: `bind the input to all addresses (re-run \`sentinel-cef install\`)`,
+      details,
+    };
+  }
+  if (missing.length) {
+    return { ...base, status: 'warn', message: `${found.join(', ')}; not on ${missing[0]}`, fix: `senders using ${missing[0]} are not heard: \`sentinel-cef install --protocol both\``, details };
+  }
+  return { ...base, status: 'pass', message: found.join(', '), details };
+}
+
+export async function checkForwarding(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'daemon.forwarding', title: 'Daemon forwards to the forwarder', group: G };
+  const d = await ctx.daemon();
+  if (!d.running) return { ...base, status: 'skip', message: 'the daemon is not running' };
+  const fwdPorts = await ctx.forwarderPorts();
+  // The daemon connects lazily on its first CEF message: look after the probes have been sent.
+  const run = ctx.opts.probes > 0 ? await runProbes(ctx) : undefined;
+  const conns = run
+    ? run.daemonToForwarder
+    : (await ctx.sockets()).filter(
+        (s) => s.state === 'ESTABLISHED' && fwdPorts.includes(s.remotePort) && isLoopback(s.remoteAddress),
+      );
+  const pids = new Set(await ctx.daemonPids());
+  const mine = conns.filter((s) => s.pid === undefined || pids.has(s.pid));
+  const configured = (await ctx.daemonConfigFiles()).some((f) =>
+    fwdPorts.some((p) => new RegExp(`port\\s*(=\\s*"|\\()\\s*${p}\\b|@@?127\\.0\\.0\\.1:${p}\\b`).test(stripComments(f.text))),
+  );
+  const fwdListening = (await ctx.listeners()).some((s) => s.protocol === 'tcp' && fwdPorts.includes(s.port));
+  const details = { connections: mine.map((s) => `${s.transport} ${s.localAddress}:${s.localPort} -> ${s.remoteAddress}:${s.remotePort} (pid ${s.pid ?? '?'})`), configured, forwarderListening: fwdListening };
+  if (mine.length) return { ...base, status: 'pass', message: `${d.name} is connected to 127.0.0.1:${mine[0].remotePort}`, details };
+  if (!configured) {
+    return {
+      ...base,
+      status: 'fail',
+      message: `no ${d.name} rule sends to 127.0.0.1:${fwdPorts.join('/')}`,
+      fix: 're-run `sentinel-cef install` (see daemon.dropin)',
+      details,
+    };
+  }
+  if (!fwdListening) {
+    return {
+      ...base,
+      status: 'fail',
+      message: `${d.name} is configured to forward, but nothing listens on 127.0.0.1:${fwdPorts.join('/')}`,
+      fix: 'start the forwarder (see forwarder.running); the daemon keeps CEF in its disk queue meanwhile',
+      details,
+    };
+  }
+  if (ctx.opts.probes === 0) {
+    return { ...base, status: 'pass', message: 'configured (no connection yet: the daemon connects on its first CEF message)', details };
+  }
+  // Typically the forwarder was down and the daemon suspended its forwarding action: it retries on its own
+  // (rsyslog every action.resumeInterval, 30 s and growing), a restart reconnects now.
+  return {
+    ...base,
+    status: 'fail',
+    message: `configured, but ${d.name} holds no connection to the forwarder even after the probes (its forwarding is suspended or the drop-in is not loaded)`,
+    fix: `restart ${d.name} to reconnect now (it otherwise retries on its own); its own log says why the action is suspended`,
+    safeFix: {
+      description: `restart ${d.name} so it reconnects to the forwarder (the daemon's disk queue keeps pending CEF)`,
+      apply: () => restartDaemon(ctx, d.name!),
+    },
+    details,
+  };
+}
+
+/** Parses "64k", "1m", "8192" as rsyslog does. */
+export function parseSize(v: string): number | null {
+  const m = /^\s*(\d+)\s*([kKmMgG]?)[bB]?\s*$/.exec(v);
+  if (!m) return null;
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g'];
+  return Number(m[1]) * mult;
+}
+
+export async function checkMaxMessageSize(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'daemon.max-message-size', title: 'Maximum message size', group: G };
+  const d = await ctx.daemon();
+  if (!d.name) return { ...base, status: 'skip', message: 'no syslog daemon' };
+  const files = await ctx.daemonConfigFiles();
+  let size: number | null = null;
+  let where = '';
+  for (const f of files) {
+    const t = stripComments(f.text);
+    const m =
+      d.name === 'rsyslog'
+        ? /maxMessageSize\s*=\s*"?([^"\s)]+)"?/i.exec(t) ?? /^\s*\$MaxMessageSize\s+(\S+)/im.exec(t)
+        : /\blog[-_]msg[-_]size\s*\(\s*(\d+)\s*\)/.exec(t);
+    if (m) {
+      size = parseSize(m[1]);
+      where = f.path;
+    }
+  }
+  const dflt = d.name === 'rsyslog' ? 8 * 1024 : 64 * 1024;
+  const effective = size ?? dflt;
+  const c = await ctx.config();
+  const fwdMax = c.config?.limits.maxMessageBytes ?? 64 * 1024;
+  const msg = `${d.name} accepts ${Math.round(effective / 1024)} KiB per message (${size === null ? 'default' : where}); the forwarder ${Math.round(fwdMax / 1024)} KiB`;
+  if (effective < Math.min(fwdMax, 64 * 1024)) {
+    return {
+      ...base,
+      status: 'warn',
+      message: `${msg}: longer CEF events are truncated by ${d.name}`,
+      fix:
+        d.name === 'rsyslog'
+          ? `add global(maxMessageSize="64k") at the top of ${LAYOUT.rsyslogMain}, before any input`
+          : `add log-msg-size(65536) to options {} in ${LAYOUT.syslogNgMain}`,
+      details: { daemonMax: effective, forwarderMax: fwdMax },
+    };
+  }
+  return { ...base, status: 'pass', message: msg, details: { daemonMax: effective, forwarderMax: fwdMax } };
+}
+
+export async function checkRateLimit(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'daemon.rate-limit', title: 'Rate limiting', group: G };
+  const d = await ctx.daemon();
+  if (!d.name) return { ...base, status: 'skip', message: 'no syslog daemon' };
+  const found: string[] = [];
+  for (const f of await ctx.daemonConfigFiles()) {
+    const t = stripComments(f.text);
+    if (d.name === 'rsyslog') {
+      for (const m of t.matchAll(/\b(?:module|input)\s*\(([^)]*)\)/g)) {
+        const body = m[1];
+        const mod = /\b(?:load|type)\s*=\s*"(\w+)"/.exec(body)?.[1];
+        const interval = /ratelimit\.interval\s*=\s*"?(\d+)/i.exec(body)?.[1];
+        const burst = /ratelimit\.burst\s*=\s*"?(\d+)/i.exec(body)?.[1];
+        if (mod && interval && Number(interval) > 0) found.push(`${mod} drops above ${burst ?? 'default burst'} messages per ${interval}s (${f.path})`);
+        if (mod === 'imjournal' && !interval) found.push(`imjournal is loaded with its default rate limit (20000 per 600 s) (${f.path})`);
+      }
+      const legacy = /^\s*\$(SystemLogRateLimitInterval|IMUXSockRateLimitInterval|imjournalRatelimitInterval)\s+(\d+)/im.exec(t);
+      if (legacy && Number(legacy[2]) > 0) found.push(`$${legacy[1]} ${legacy[2]} (${f.path})`);
+    } else {
+      for (const m of t.matchAll(/\bthrottle\s*\(\s*(\d+)\s*\)/g)) if (Number(m[1]) > 0) found.push(`throttle(${m[1]}) (${f.path})`);
+    }
+  }
+  const journald = await ctx.readText('/etc/systemd/journald.conf');
+  const jm = journald && /^\s*RateLimitBurst\s*=\s*(\d+)/m.exec(journald);
+  if (jm && Number(jm[1]) > 0 && Number(jm[1]) < 10000) found.push(`journald RateLimitBurst=${jm[1]}`);
+  if (found.length) {
+    return {
+      ...base,
+      status: 'warn',
+      message: `${found.join('; ')}: local senders (logger, apps on /dev/log) lose messages above the limit; network inputs are not limited`,
+      fix: 'raise or remove the limit (rsyslog: ratelimit.interval="0" on imuxsock/imjournal) if CEF comes from local programs',
+      details: { limits: found },
+    };
+  }
+  return { ...base, status: 'pass', message: 'no rate limit on the CEF path' };
+}

@@ -1,0 +1,350 @@
+import { randomBytes } from 'node:crypto';
+import type { ProbeStatus } from '../../forwarder/admin-types.js';
+import type { Context } from '../context.js';
+import { LAYOUT } from '../layout.js';
+import { buildProbeMessage } from '../../forwarder/send-test.js';
+import { isLoopback, reachableFromLoopback, type SocketEntry } from '../proc.js';
+import type { Listener } from '../../system/listeners.js';
+import type { CheckOutcome, Transport } from '../types.js';
+import { fixForDelivery } from '../advice.js';
+
+const G = 'e2e' as const;
+const POLL_MS = 200;
+
+/** Where a probe stopped. */
+export type ProbeStage =
+  | 'delivered'
+  | 'daemon-not-receiving' // nothing listening, connection refused, port held by another program
+  | 'daemon-not-forwarding' // the daemon got it (or could have), the forwarder never saw it
+  | 'forwarder-down' // the daemon got it, but no forwarder is listening (the daemon queues it meanwhile)
+  | 'forwarder-not-delivering' // the forwarder has it, the sink has not accepted it
+  | 'unknown'; // the forwarder's admin endpoint could not be asked
+
+export interface ProbeResult {
+  id: string;
+  transport: Transport;
+  target: string;
+  sendError?: string;
+  received: boolean;
+  accepted: boolean;
+  latencyMs?: number;
+  error?: string;
+  /** HTTP status of the sink's last failed delivery, when the probe is stuck there. */
+  httpStatus?: number;
+  deadLettered?: boolean;
+  stage: ProbeStage;
+  /** Why we place the probe at that stage. */
+  evidence: string[];
+}
+
+export interface ProbeRun {
+  results: ProbeResult[];
+  adminError?: string;
+  capture?: { unavailable?: string; seen?: Record<string, { daemonPort: boolean; forwarderPort: boolean }> };
+  /** Daemon processes' connections to the forwarder's ports after sending. */
+  daemonToForwarder: SocketEntry[];
+}
+
+function listenersOn(listeners: Listener[], port: number, transport: Transport): Listener[] {
+  return listeners.filter((s) => s.protocol === transport && s.port === port);
+}
+
+function targetHost(listeners: Listener[]): string {
+  const l = listeners.find((s) => reachableFromLoopback(s.address)) ?? listeners[0];
+  if (!l) return '127.0.0.1';
+  if (isLoopback(l.address)) return l.address.replace(/^::ffff:/, '');
+  if (reachableFromLoopback(l.address)) return l.family === 6 && l.address === '::' && !listeners.some((x) => x.family === 4) ? '::1' : '127.0.0.1';
+  return l.address.replace(/^::ffff:/, '');
+}
+
+/** The forwarder's health once the probes have run (they exercise delivery), or now when there are none. */
+export async function settledHealth(ctx: Context) {
+  if (ctx.opts.probes > 0) await runProbes(ctx);
+  return ctx.health();
+}
+
+/** Sends the probes once per run and follows each to the sink; shared by every check that needs the answer. */
+export function runProbes(ctx: Context): Promise<ProbeRun> {
+  return ctx.once('e2e-probes', async () => {
+    const { deps, opts } = ctx;
+    const sockets = await ctx.listeners();
+    const daemonPids = new Set(await ctx.daemonPids());
+    const fwdPorts = await ctx.forwarderPorts();
+    const runId = randomBytes(4).toString('hex');
+
+    let capture: { stop(): Promise<string> } | undefined;
+    let captureInfo: ProbeRun['capture'];
+    if (opts.capture) {
+      const c = await deps.startCapture([opts.port, ...fwdPorts]);
+      if ('unavailable' in c) captureInfo = { unavailable: c.unavailable };
+      else capture = c;
+    }
+
+    const results: ProbeResult[] = [];
+    for (const transport of ['tcp', 'udp'] as const) {
+      const listeners = listenersOn(sockets, opts.port, transport);
+      const host = targetHost(listeners);
+      for (let i = 0; i < opts.probes; i++) {
+        // Fixed width, so no id is a substring of another when searching logs and captures.
+        const id = `ts-${runId}-${transport}-${String(i + 1).padStart(4, '0')}`;
+        const r: ProbeResult = {
+          id,
+          transport,
+          target: `${host.includes(':') ? `[${host}]` : host}:${opts.port}/${transport}`,
+          received: false,
+          accepted: false,
+          stage: 'unknown',
+          evidence: [],
+        };
+        try {
+          await deps.sendSyslog({ host, port: opts.port, transport }, buildProbeMessage(id, 'rfc3164'));
+        } catch (err) {
+          r.sendError = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+        }
+        results.push(r);
+      }
+    }
+    deps.progress(`sent ${results.length} probes, waiting for delivery (up to ${opts.timeoutSec}s)`);
+
+    // Poll the forwarder until every probe is accepted, dead-lettered, or time is up.
+    let adminError: string | undefined;
+    const deadline = deps.now() + opts.timeoutSec * 1000;
+    const base = await ctx.adminBase();
+    if (!base) adminError = 'admin endpoint disabled in the config';
+    while (!adminError) {
+      const pending = results.filter((r) => !r.sendError && !r.accepted && !r.deadLettered);
+      if (pending.length === 0) break;
+      await Promise.all(
+        pending.map(async (r) => {
+          const s = await ctx.fetchJson<ProbeStatus>(`/probes/${encodeURIComponent(r.id)}`);
+          if (s.status === 0) {
+            adminError = s.error;
+            return;
+          }
+          if (s.body) {
+            r.received = s.body.received;
+            r.accepted = s.body.accepted;
+            r.latencyMs = s.body.latencyMs;
+            r.error = s.body.error;
+            r.deadLettered = s.body.deadLettered;
+          }
+        }),
+      );
+      if (deps.now() >= deadline) break;
+      await deps.sleep(POLL_MS);
+    }
+
+    let seen: NonNullable<ProbeRun['capture']>['seen'] = {};
+    if (capture) {
+      seen = parseCapture(await capture.stop(), results.map((r) => r.id), opts.port, fwdPorts);
+      captureInfo = { seen };
+    }
+
+    ctx.invalidate(['sockets', 'processes', 'listeners']); // connections opened by the daemon while sending
+    const after = await ctx.sockets();
+    const daemonToForwarder = after.filter(
+      (s) =>
+        s.state === 'ESTABLISHED' &&
+        fwdPorts.includes(s.remotePort) &&
+        isLoopback(s.remoteAddress) &&
+        (s.pid === undefined || daemonPids.has(s.pid)),
+    );
+
+    const logs = await daemonLogHits(ctx, results.map((r) => r.id));
+    ctx.invalidate(['health']); // delivery state after the probes, for every check that reads it
+    const health = (await ctx.health()).health;
+    for (const r of results) locate(ctx, r, { sockets, daemonPids, daemonToForwarder, fwdPorts, logs, adminError, health, seen: seen[r.id] });
+    return { results, adminError, capture: captureInfo, daemonToForwarder };
+  });
+}
+
+/**
+ * Which probes tcpdump -A saw on the daemon port and on the forwarder port: it prints a header line per packet
+ * (`IP 127.0.0.1.40000 > 127.0.0.1.514: ...`), then the payload; payload lines belong to the last header.
+ */
+export function parseCapture(
+  text: string,
+  ids: string[],
+  daemonPort: number,
+  fwdPorts: number[],
+): Record<string, { daemonPort: boolean; forwarderPort: boolean }> {
+  const seen: Record<string, { daemonPort: boolean; forwarderPort: boolean }> = {};
+  for (const id of ids) seen[id] = { daemonPort: false, forwarderPort: false };
+  let ports: number[] = [];
+  for (const line of text.split('\n')) {
+    const h = /\bIP6? \S+?\.(\d+) > \S+?\.(\d+):/.exec(line);
+    if (h) ports = [Number(h[1]), Number(h[2])];
+    for (const id of ids) {
+      if (!line.includes(id)) continue;
+      if (ports.includes(daemonPort)) seen[id].daemonPort = true;
+      if (ports.some((p) => fwdPorts.includes(p))) seen[id].forwarderPort = true;
+    }
+  }
+  return seen;
+}
+
+async function daemonLogHits(ctx: Context, ids: string[]): Promise<Map<string, string>> {
+  const hits = new Map<string, string>();
+  for (const f of LAYOUT.systemLogs) {
+    const st = await ctx.stat(f);
+    if (!st) continue;
+    // Only the tail: the probes are seconds old.
+    const text = await ctx.readText(f);
+    if (!text) continue;
+    const tail = text.slice(-4 * 1024 * 1024);
+    for (const id of ids) if (!hits.has(id) && tail.includes(id)) hits.set(id, f);
+  }
+  return hits;
+}
+
+function locate(
+  ctx: Context,
+  r: ProbeResult,
+  e: {
+    sockets: Listener[];
+    daemonPids: Set<number>;
+    daemonToForwarder: SocketEntry[];
+    fwdPorts: number[];
+    logs: Map<string, string>;
+    adminError?: string;
+    health?: import('../../forwarder/admin-types.js').Health;
+    seen?: { daemonPort: boolean; forwarderPort: boolean };
+  },
+): void {
+  const port = ctx.opts.port;
+  if (r.accepted) {
+    r.stage = 'delivered';
+    return;
+  }
+  if (r.received) {
+    r.stage = 'forwarder-not-delivering';
+    const ld = e.health?.lastDelivery && !e.health.lastDelivery.ok ? e.health.lastDelivery : undefined;
+    const err = r.error ?? ld?.error;
+    if (ld?.httpStatus) r.httpStatus = ld.httpStatus;
+    if (r.deadLettered) r.evidence.push('dead-lettered by the forwarder');
+    if (err) {
+      r.error = err;
+      r.evidence.push(`sink error: ${err}`);
+    } else r.evidence.push(`received by the forwarder, not accepted by the sink within ${ctx.opts.timeoutSec}s`);
+    return;
+  }
+  const listeners = listenersOn(e.sockets, port, r.transport);
+  const foreign = listeners.filter((l) => l.pid !== undefined && !e.daemonPids.has(l.pid));
+  if (r.sendError || listeners.length === 0 || (foreign.length > 0 && foreign.length === listeners.length)) {
+    r.stage = 'daemon-not-receiving';
+    if (r.sendError) r.evidence.push(`sending to ${r.target} failed: ${r.sendError}`);
+    if (listeners.length === 0) r.evidence.push(`nothing listens on ${port}/${r.transport}`);
+    for (const f of foreign) r.evidence.push(`${port}/${r.transport} is held by ${f.comm} (pid ${f.pid}), not the syslog daemon`);
+    return;
+  }
+  if (e.adminError) {
+    const fwdUp = e.sockets.some((s) => s.protocol === 'tcp' && e.fwdPorts.includes(s.port));
+    r.stage = fwdUp ? 'unknown' : 'forwarder-down';
+    r.evidence.push(fwdUp ? `cannot ask the forwarder: ${e.adminError}` : `nothing listens on the forwarder port ${e.fwdPorts.join('/')}`);
+    return;
+  }
+  r.stage = 'daemon-not-forwarding';
+  const log = e.logs.get(r.id);
+  if (log) r.evidence.push(`the daemon logged it to ${log}`);
+  if (e.seen?.daemonPort) r.evidence.push(`captured on port ${port}`);
+  if (e.seen && !e.seen.forwarderPort) r.evidence.push('not captured on the forwarder port');
+  if (r.transport === 'tcp') r.evidence.push(`the daemon accepted the TCP connection on ${r.target}`);
+  if (e.daemonToForwarder.length === 0) r.evidence.push('the daemon holds no connection to the forwarder port');
+  r.evidence.push('the forwarder never received it');
+}
+
+const STAGE_TEXT: Record<Exclude<ProbeStage, 'delivered'>, string> = {
+  'daemon-not-receiving': 'never reached the syslog daemon',
+  'daemon-not-forwarding': 'reached the daemon but were not forwarded',
+  'forwarder-down': 'reached the daemon, but the forwarder is not running',
+  'forwarder-not-delivering': 'reached the forwarder but were not delivered',
+  unknown: 'could not be followed',
+};
+
+export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'e2e.probes', title: 'End-to-end probes', group: G };
+  if (ctx.opts.probes === 0) return { ...base, status: 'skip', message: 'disabled with --probes 0' };
+  const run = await runProbes(ctx);
+  const total = run.results.length;
+  const ok = run.results.filter((r) => r.accepted);
+  const lat = ok.map((r) => r.latencyMs).filter((x): x is number => typeof x === 'number').sort((a, b) => a - b);
+  const latText = lat.length ? `, latency p50 ${lat[Math.floor(lat.length / 2)]} ms, max ${lat.at(-1)} ms` : '';
+  const byTransport = (t: Transport) =>
+    `${t} ${run.results.filter((r) => r.transport === t && r.accepted).length}/${run.results.filter((r) => r.transport === t).length}`;
+  const details = {
+    probes: run.results,
+    capture: run.capture,
+    daemonToForwarder: run.daemonToForwarder.map((s) => `${s.localAddress}:${s.localPort} -> ${s.remoteAddress}:${s.remotePort}`),
+  };
+  if (ok.length === total) {
+    return {
+      ...base,
+      status: 'pass',
+      message: `${total}/${total} probes delivered (${byTransport('tcp')}, ${byTransport('udp')})${latText}`,
+      details,
+    };
+  }
+  // Report the earliest stage where probes stopped: it is the one to fix first.
+  const order: ProbeStage[] = ['daemon-not-receiving', 'daemon-not-forwarding', 'forwarder-down', 'forwarder-not-delivering', 'unknown'];
+  const groups = order
+    .map((stage) => ({ stage, probes: run.results.filter((r) => r.stage === stage) }))
+    .filter((g) => g.probes.length > 0);
+  const parts = groups.map((g) => {
+    const ts = [...new Set(g.probes.map((p) => p.transport))].join('+');
+    return `${g.probes.length} ${ts} probe${g.probes.length === 1 ? '' : 's'} ${STAGE_TEXT[g.stage as Exclude<ProbeStage, 'delivered'>]} (${g.probes[0].evidence.join('; ')})`;
+  });
+  const first = groups[0];
+  const sinkType = (await ctx.config()).config?.sink.type;
+  const fix = fixForStage(first.stage, first.probes[0], ctx.opts.port, sinkType);
+  return {
+    ...base,
+    status: 'fail',
+    message: `${ok.length}/${total} probes delivered (${byTransport('tcp')}, ${byTransport('udp')}): ${parts.join('; ')}`,
+    fix,
+    details: { ...details, stoppedAt: first.stage },
+  };
+}
+
+function fixForStage(stage: ProbeStage, p: ProbeResult, port: number, sinkType?: string): string {
+  switch (stage) {
+    case 'daemon-not-receiving':
+      if (p.evidence.some((e) => e.includes('is held by'))) {
+        return `stop the program holding port ${port} (see daemon.listening) or install on another port with \`sentinel-cef install --port N\``;
+      }
+      return `make the syslog daemon listen on ${port}/${p.transport}: \`sentinel-cef install\` (see daemon.running and daemon.dropin)`;
+    case 'forwarder-down':
+      return 'start the forwarder (see forwarder.running): `sentinel-cef troubleshoot --fix` or `sentinel-cef install` restarts it';
+    case 'daemon-not-forwarding':
+      return 'the daemon does not route CEF to the forwarder: re-run `sentinel-cef install` (see daemon.dropin, daemon.forwarding)';
+    case 'forwarder-not-delivering': {
+      const m = /\b(4\d\d|5\d\d)\b/.exec(p.error ?? '');
+      if (!p.error) return 'delivery is slower than --timeout: check forwarder.queue, or run again with a longer --timeout';
+      return fixForDelivery(sinkType, p.httpStatus ?? (m ? Number(m[1]) : undefined), p.error);
+    }
+    default:
+      return 'start the forwarder and its admin endpoint (see forwarder.running, forwarder.admin)';
+  }
+}
+
+export async function checkCapture(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'e2e.capture', title: 'Packet capture', group: G };
+  if (!ctx.opts.capture) return { ...base, status: 'skip', message: 'not requested (use --capture)' };
+  if (ctx.opts.probes === 0) return { ...base, status: 'skip', message: 'no probes to capture (--probes 0)' };
+  const run = await runProbes(ctx);
+  if (!run.capture || run.capture.unavailable) {
+    return { ...base, status: 'skip', message: run.capture?.unavailable ?? 'capture did not run' };
+  }
+  const seen = run.capture.seen ?? {};
+  const onDaemon = Object.values(seen).filter((s) => s.daemonPort).length;
+  const onFwd = Object.values(seen).filter((s) => s.forwarderPort).length;
+  const total = run.results.length;
+  const msg = `${onDaemon}/${total} probes seen on port ${ctx.opts.port}, ${onFwd}/${total} on the forwarder port`;
+  if (onDaemon === total && onFwd === total) return { ...base, status: 'pass', message: msg, details: { seen } };
+  return {
+    ...base,
+    status: 'warn',
+    message: msg,
+    fix: onDaemon < total ? `probes did not reach port ${ctx.opts.port}` : 'the daemon did not pass every probe on: see daemon.dropin',
+    details: { seen },
+  };
+}

@@ -1,0 +1,330 @@
+import { dirname } from 'node:path';
+import type { Context } from '../context.js';
+import { deadLetterPath } from '../../config/load.js';
+import { LAYOUT } from '../layout.js';
+import { isProcessAlive } from '../../system/processes.js';
+import type { CheckOutcome } from '../types.js';
+import { restartForwarderFix } from '../fixes.js';
+import { fixForDelivery, formatBytes } from '../advice.js';
+import { settledHealth } from './e2e.js';
+
+const G = 'forwarder' as const;
+
+export async function checkInstalled(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'forwarder.installed', title: 'Forwarder installed', group: G };
+  const c = await ctx.config();
+  let bundle: string | undefined;
+  for (const p of LAYOUT.bundleCandidates) if (await ctx.stat(p)) bundle = p;
+  const missing = [!bundle && 'forwarder bundle', !c.exists && `config ${c.path}`].filter(Boolean);
+  if (missing.length) {
+    return {
+      ...base,
+      status: 'fail',
+      message: `missing: ${missing.join(', ')}`,
+      fix: 'run `sentinel-cef install` (or pass --config FILE if the config lives elsewhere)',
+      details: { bundleCandidates: LAYOUT.bundleCandidates, config: c.path },
+    };
+  }
+  return { ...base, status: 'pass', message: `bundle ${bundle}, config ${c.path}`, details: { bundle, config: c.path } };
+}
+
+export async function checkConfig(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'forwarder.config', title: 'Forwarder config valid', group: G };
+  const c = await ctx.config();
+  if (!c.exists) return { ...base, status: 'skip', message: `no config at ${c.path}` };
+  if (c.errors) {
+    return {
+      ...base,
+      status: 'fail',
+      message: `${c.path}: ${c.errors.slice(0, 3).join('; ')}${c.errors.length > 3 ? ` (+${c.errors.length - 3} more)` : ''}`,
+      fix: `correct ${c.path} (check it with \`sentinel-cef forward --check --config ${c.path}\`) or re-run \`sentinel-cef install\``,
+      details: { errors: c.errors },
+    };
+  }
+  const sink = c.config!.sink;
+  const target =
+    sink.type === 'file'
+      ? `file ${sink.path}`
+      : sink.type === 'log-analytics'
+        ? `Data Collector API, workspace ${sink.workspaceId}`
+        : `Logs Ingestion API, DCR ${sink.dcrImmutableId} stream ${sink.stream}`;
+  const want = ctx.opts.workspaceId?.toLowerCase();
+  if (want) {
+    if (sink.type === 'log-analytics' && sink.workspaceId.toLowerCase() !== want) {
+      return {
+        ...base,
+        status: 'fail',
+        message: `the forwarder sends to workspace ${sink.workspaceId}, not ${ctx.opts.workspaceId}`,
+        fix: `re-run \`sentinel-cef install ${ctx.opts.workspaceId}\`, or troubleshoot the workspace configured`,
+        details: { sink: target },
+      };
+    }
+  }
+  const details: Record<string, unknown> = { sink: target, listen: c.config!.listen, admin: c.config!.admin };
+  if (sink.type === 'log-analytics') {
+    return {
+      ...base,
+      status: 'warn',
+      message: `sink: ${target} (Microsoft retired this API on 2026-09-14)`,
+      fix: 'move to the Logs Ingestion API: `sentinel-cef dcr` then `sentinel-cef install --sink logs-ingestion`',
+      details,
+    };
+  }
+  if (want) details.note = 'workspace id not verifiable from this sink type';
+  return { ...base, status: 'pass', message: `sink: ${target}`, details };
+}
+
+function secretFiles(ctx: Context, sink: NonNullable<Awaited<ReturnType<Context['config']>>['config']>['sink']) {
+  const files: Array<{ path: string; what: string }> = [];
+  let env: string | undefined;
+  if (sink.type === 'log-analytics') {
+    if (sink.sharedKeyFile) files.push({ path: sink.sharedKeyFile, what: 'workspace key' });
+    else env = 'SENTINEL_CEF_KEY';
+  } else if (sink.type === 'logs-ingestion') {
+    if (sink.auth.kind === 'client-secret') {
+      if (sink.auth.clientSecretFile) files.push({ path: sink.auth.clientSecretFile, what: 'client secret' });
+      else env = 'AZURE_CLIENT_SECRET';
+    } else if (sink.auth.kind === 'certificate') {
+      files.push({ path: sink.auth.certificateFile, what: 'client certificate (with private key)' });
+    }
+  }
+  void ctx;
+  return { files, env };
+}
+
+export async function checkSecret(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'forwarder.secret', title: 'Secret file private', group: G };
+  const c = await ctx.config();
+  if (!c.config) return { ...base, status: 'skip', message: 'no valid config' };
+  const sink = c.config.sink;
+  const { files, env } = secretFiles(ctx, sink);
+  if (files.length === 0) {
+    if (env) {
+      return {
+        ...base,
+        status: 'warn',
+        message: `the secret comes from the environment (${env}) of the forwarder service, not a file`,
+        fix: 'prefer a 0600 file: re-run `sentinel-cef install`, which stores the secret in a 0600 file',
+      };
+    }
+    return { ...base, status: 'skip', message: `the ${sink.type} sink (${'auth' in sink ? sink.auth.kind : 'no auth'}) uses no secret file` };
+  }
+  const problems: string[] = [];
+  const fixes: string[] = [];
+  for (const f of files) {
+    let st: Awaited<ReturnType<Context['stat']>>;
+    try {
+      st = await ctx.fs.stat(f.path);
+    } catch (err) {
+      // Not root: the file is there but we may not look (its directory is 0750 root:sentinel-cef).
+      problems.push(`cannot inspect ${f.what} file ${f.path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      fixes.push('run troubleshoot as root');
+      continue;
+    }
+    if (!st) {
+      problems.push(`${f.what} file ${f.path} is missing`);
+      fixes.push(`re-run \`sentinel-cef install\` to write ${f.path}`);
+      continue;
+    }
+    const mode = st.mode & 0o777;
+    if (mode & 0o077) {
+      problems.push(`${f.what} file ${f.path} has mode ${mode.toString(8).padStart(4, '0')} (readable by others)`);
+      fixes.push(`chmod 600 ${f.path}`);
+    }
+    if (st.size === 0) {
+      problems.push(`${f.what} file ${f.path} is empty`);
+      fixes.push(`re-run \`sentinel-cef install\` to store the secret in ${f.path}`);
+    }
+  }
+  if (problems.length) {
+    return { ...base, status: 'fail', message: problems.join('; '), fix: fixes.join('; '), details: { files: files.map((f) => f.path) } };
+  }
+  return { ...base, status: 'pass', message: files.map((f) => `${f.path} 0600`).join(', ') };
+}
+
+export async function checkRunning(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'forwarder.running', title: 'Forwarder service running', group: G };
+  const safeFix = restartForwarderFix(ctx);
+  if (await ctx.systemd()) {
+    const r = await ctx.deps.exec('systemctl', ['is-active', LAYOUT.serviceName]);
+    const state = r.stdout.trim() || r.stderr.trim();
+    if (r.exitCode === 0) return { ...base, status: 'pass', message: `${LAYOUT.serviceName} is ${state}` };
+    return {
+      ...base,
+      status: 'fail',
+      message: `${LAYOUT.serviceName} is ${state || 'not active'}`,
+      fix: `systemctl restart ${LAYOUT.serviceName}; see \`journalctl -u ${LAYOUT.serviceName} -n 50\``,
+      safeFix,
+    };
+  }
+  // Without systemd, install runs the forwarder under its supervisor, which writes both pidfiles.
+  const pidOf = async (f: string) => {
+    const n = Number((await ctx.readText(f))?.trim());
+    return Number.isInteger(n) && n > 0 ? n : null;
+  };
+  const sup = await pidOf(LAYOUT.supervisorPidFile);
+  const child = await pidOf(LAYOUT.forwarderPidFile);
+  const supAlive = sup !== null && (await isProcessAlive(ctx.fs, sup));
+  const childAlive = child !== null && (await isProcessAlive(ctx.fs, child));
+  if (supAlive && childAlive) {
+    return { ...base, status: 'pass', message: `pid ${child} (supervisor pid ${sup})`, details: { pid: child, supervisor: sup } };
+  }
+  if (supAlive) {
+    const log = (await ctx.readText(LAYOUT.logFiles[0])) ?? '';
+    const last = log.trimEnd().split('\n').filter((l) => /supervisor|error|fatal/i.test(l)).at(-1);
+    return {
+      ...base,
+      status: 'fail',
+      message: `the supervisor (pid ${sup}) is up but the forwarder keeps exiting${last ? `: ${last.slice(0, 200)}` : ''}`,
+      fix: `read ${LAYOUT.logFiles[0]}; check the config with \`sentinel-cef forward --check --config ${ctx.opts.configPath}\``,
+      safeFix,
+    };
+  }
+  if (sup !== null) {
+    return {
+      ...base,
+      status: 'fail',
+      message: `the forwarder is not running (stale pidfile ${LAYOUT.supervisorPidFile}: pid ${sup})`,
+      fix: `start it: \`sentinel-cef troubleshoot --fix\` or \`sentinel-cef install\`; its log: ${LAYOUT.logFiles[0]}`,
+      safeFix,
+    };
+  }
+  const pids = await ctx.forwarderPids();
+  if (pids.length) return { ...base, status: 'pass', message: `pid ${pids.join(', ')}`, details: { pids } };
+  return {
+    ...base,
+    status: 'fail',
+    message: 'no forwarder process found',
+    fix: 'start it: `sentinel-cef troubleshoot --fix` or `sentinel-cef install`',
+    safeFix,
+  };
+}
+
+export async function checkAdmin(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'forwarder.admin', title: 'Forwarder admin endpoint healthy', group: G };
+  const h = await settledHealth(ctx);
+  if (h.base === null) {
+    return {
+      ...base,
+      status: 'warn',
+      message: 'the admin endpoint is disabled in the config; queue, delivery and probe checks cannot run',
+      fix: `set "admin": "127.0.0.1:25227" in ${ctx.opts.configPath} and restart the forwarder`,
+    };
+  }
+  if (!h.reachable) {
+    return {
+      ...base,
+      status: 'fail',
+      message: `${h.base}/healthz: ${h.error ?? `HTTP ${h.httpStatus}`}`,
+      fix: 'start the forwarder (see forwarder.running), or pass --admin HOST:PORT if it listens elsewhere',
+    };
+  }
+  const hh = h.health!;
+  const info = `${hh.status}, version ${hh.version}, pid ${hh.pid}, up ${hh.uptimeSec}s, sink ${hh.sink}, inputs ${hh.inputs.join(' ')}`;
+  const details = { status: hh.status, version: hh.version, pid: hh.pid, inputs: hh.inputs, counters: hh.counters };
+  if (hh.status === 'ok' && h.httpStatus === 200) return { ...base, status: 'pass', message: info, details };
+  return {
+    ...base,
+    status: hh.status === 'stopping' ? 'fail' : 'warn',
+    message: `${info} (HTTP ${h.httpStatus})`,
+    fix: 'see forwarder.queue and forwarder.delivery for the cause; the forwarder log has details',
+    details,
+  };
+}
+
+export async function checkQueue(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'forwarder.queue', title: 'Queue depth and age', group: G };
+  const h = await settledHealth(ctx);
+  if (!h.health) return { ...base, status: 'skip', message: 'admin endpoint unavailable' };
+  const q = h.health.queue;
+  const pct = q.maxBytes > 0 ? Math.round((q.bytes / q.maxBytes) * 100) : 0;
+  const age = q.oldestAgeSec ?? 0;
+  const msg = `${q.records} records, ${formatBytes(q.bytes)} (${pct}% of ${formatBytes(q.maxBytes)}), oldest ${q.oldestAgeSec === null ? '-' : `${Math.round(age)}s`}`;
+  const details = { ...q };
+  if (q.intakePaused || pct >= 95) {
+    return {
+      ...base,
+      status: 'fail',
+      message: `${msg}; intake ${q.intakePaused ? 'paused' : 'about to pause'}: the daemon's queue is filling up instead`,
+      fix: 'fix delivery first (forwarder.delivery); raise queue.maxBytes only if the backlog is expected to drain',
+      details,
+    };
+  }
+  if (age > 300 || pct >= 50) {
+    return {
+      ...base,
+      status: 'warn',
+      message: `${msg}: delivery is falling behind`,
+      fix: 'check forwarder.delivery and azure.endpoint; a growing backlog means the sink is failing or too slow',
+      details,
+    };
+  }
+  return { ...base, status: 'pass', message: msg, details };
+}
+
+export async function checkDeadLetters(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'forwarder.dead-letters', title: 'Dead letters', group: G };
+  const h = await settledHealth(ctx);
+  const c = await ctx.config();
+  const file =
+    c.config ? deadLetterPath(c.config) : undefined;
+  let fileCount = 0;
+  let lastReason: string | undefined;
+  if (file) {
+    const text = await ctx.readText(file);
+    if (text) {
+      const lines = text.split('\n').filter((l) => l.trim());
+      fileCount = lines.length;
+      const last = lines.at(-1);
+      if (last) {
+        try {
+          const o = JSON.parse(last) as Record<string, unknown>;
+          const r = o.reason ?? o.error;
+          if (typeof r === 'string') lastReason = r;
+        } catch {
+          /* not JSON: keep the count only */
+        }
+      }
+    }
+  }
+  const count = h.health?.counters.deadLettered ?? 0;
+  if (!h.health && !file) return { ...base, status: 'skip', message: 'no admin endpoint and no config' };
+  if (count === 0 && fileCount === 0) return { ...base, status: 'pass', message: 'none', details: { file } };
+  const parts = [`${count} since start`, `${fileCount} in ${file}`];
+  return {
+    ...base,
+    status: 'warn',
+    message: `${parts.join(', ')}${lastReason ? `; last reason: ${lastReason}` : ''}`,
+    fix: `read ${file}: each line holds a refused row and why; fix that cause (rows stay in the file, nothing is lost)`,
+    details: { deadLettered: count, file, fileCount, lastReason },
+  };
+}
+
+export async function checkDelivery(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'forwarder.delivery', title: 'Last delivery', group: G };
+  const h = await settledHealth(ctx);
+  if (!h.health) return { ...base, status: 'skip', message: 'admin endpoint unavailable' };
+  const ld = h.health.lastDelivery;
+  const counters = h.health.counters;
+  const details = { lastDelivery: ld, counters };
+  if (!ld) {
+    return {
+      ...base,
+      status: counters.received > 0 ? 'warn' : 'skip',
+      message: counters.received > 0 ? `${counters.received} received, no delivery attempted yet` : 'nothing sent yet',
+      details,
+    };
+  }
+  if (ld.ok) {
+    return { ...base, status: 'pass', message: `ok at ${ld.at}; ${counters.delivered} delivered, ${counters.retried} retried`, details };
+  }
+  const sinkType = (await ctx.config()).config?.sink.type;
+  return {
+    ...base,
+    status: 'fail',
+    message: `failed at ${ld.at}${ld.httpStatus ? ` (HTTP ${ld.httpStatus})` : ''}: ${ld.error ?? 'unknown error'}`,
+    fix: fixForDelivery(sinkType, ld.httpStatus, ld.error ?? ''),
+    details,
+  };
+}
+

@@ -1,0 +1,266 @@
+import { dirname } from 'node:path';
+import type { Context } from '../context.js';
+import { LAYOUT } from '../layout.js';
+import type { CheckOutcome, SafeFix } from '../types.js';
+import { formatBytes } from '../advice.js';
+import { stripComments } from './daemon.js';
+import { runProbes } from './e2e.js';
+import { detectFirewall, planFirewallFix } from '../../system/firewall.js';
+import { detectSelinux, planSelinuxFix } from '../../system/selinux.js';
+import { asInstallerExec } from '../deps.js';
+
+const G = 'system' as const;
+
+interface FirewallFinding {
+  kind: 'firewalld' | 'ufw' | 'iptables' | 'none';
+  blocked: string[];
+  allowed: string[];
+  commands: string[][];
+}
+
+async function inspectFirewall(ctx: Context): Promise<FirewallFinding> {
+  const port = ctx.opts.port;
+  const want = [`${port}/tcp`, `${port}/udp`];
+  const ex = ctx.deps.exec;
+  const fw = await detectFirewall(asInstallerExec(ctx.deps));
+  if (fw.active && fw.kind !== 'none') {
+    const blocked = want.filter((w) => !fw.allowed.includes(w));
+    const specs = blocked.map((b) => ({ port: Number(b.split('/')[0]), protocol: b.split('/')[1] as 'tcp' | 'udp' }));
+    return { kind: fw.kind, blocked, allowed: fw.allowed, commands: planFirewallFix(fw, specs) };
+  }
+  // Neither firewalld nor ufw: plain iptables rules may still drop the port.
+  const ipt = await ex('iptables', ['-S', 'INPUT'], { timeoutMs: 15_000 });
+  if (!ipt.notFound && ipt.exitCode === 0) {
+    const rules = ipt.stdout.split('\n');
+    const policyDrop = rules.some((l) => /^-P INPUT (DROP|REJECT)/.test(l));
+    const catchAll = rules.some((l) => /^-A INPUT\s+-j (DROP|REJECT)\s*$/.test(l.trim()));
+    const allowed = want.filter((w) => {
+      const [p, proto] = w.split('/');
+      return rules.some((l) => /-j ACCEPT/.test(l) && new RegExp(`-p ${proto}\\b`).test(l) && new RegExp(`--dports? (\\S*,)?${p}\\b`).test(l));
+    });
+    const blocked = policyDrop || catchAll ? want.filter((w) => !allowed.includes(w)) : [];
+    return {
+      kind: 'iptables',
+      blocked,
+      allowed,
+      commands: blocked.map((b) => ['iptables', '-I', 'INPUT', '-p', b.split('/')[1], '--dport', b.split('/')[0], '-j', 'ACCEPT']),
+    };
+  }
+  return { kind: 'none', blocked: [], allowed: [], commands: [] };
+}
+
+export async function checkFirewall(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'system.firewall', title: `Firewall allows port ${ctx.opts.port}`, group: G };
+  const f = await inspectFirewall(ctx);
+  const details = { firewall: f.kind, allowed: f.allowed, blocked: f.blocked };
+  if (f.kind === 'none') return { ...base, status: 'pass', message: 'no active host firewall (firewalld, ufw, iptables)', details };
+  if (f.blocked.length === 0) return { ...base, status: 'pass', message: `${f.kind} allows ${ctx.opts.port}/tcp and /udp`, details };
+  const safeFix: SafeFix = {
+    description: `open ${f.blocked.join(', ')} in ${f.kind}`,
+    async apply() {
+      for (const [cmd, ...args] of f.commands) {
+        const r = await ctx.deps.exec(cmd, args, { timeoutMs: 30_000 });
+        if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${(r.stderr || r.stdout).trim()}`);
+      }
+    },
+  };
+  return {
+    ...base,
+    status: 'fail',
+    message: `${f.kind} blocks ${f.blocked.join(', ')}: remote devices cannot reach the daemon`,
+    fix: f.commands.map((c) => c.join(' ')).join(' && '),
+    safeFix,
+    details,
+  };
+}
+
+export async function checkSelinux(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'system.selinux', title: 'SELinux mode and port labels', group: G };
+  const st = await detectSelinux(ctx.fs, asInstallerExec(ctx.deps));
+  const mode = st.mode;
+  if (mode === 'disabled') return { ...base, status: 'pass', message: 'SELinux is not enabled', details: { mode } };
+  const fwdPorts = await ctx.forwarderPorts();
+  if (st.syslogPorts === null) {
+    return {
+      ...base,
+      status: mode === 'enforcing' ? 'warn' : 'pass',
+      message: `SELinux ${mode}; port labels unknown (semanage is not installed or failed)`,
+      fix: mode === 'enforcing' ? 'install policycoreutils-python-utils to check that syslogd_port_t covers the forwarder port' : undefined,
+      details: { mode },
+    };
+  }
+  // rsyslog must bind the CEF port and connect to the forwarder port: both need the syslogd_port_t label.
+  const need = [...new Set([ctx.opts.port, ...fwdPorts])];
+  const missing = need.filter((p) => !st.syslogPorts!.includes(p));
+  const details = { mode, labelled: st.syslogPorts, missing };
+  if (missing.length === 0) return { ...base, status: 'pass', message: `SELinux ${mode}; syslogd_port_t covers tcp ${need.join(', ')}`, details };
+  const cmds = [
+    ...missing.filter((p) => !fwdPorts.includes(p)).map((p) => ['semanage', 'port', '-a', '-t', 'syslogd_port_t', '-p', 'tcp', String(p)]),
+    ...fwdPorts.flatMap((p) => planSelinuxFix(st, p, [])),
+  ];
+  return {
+    ...base,
+    status: mode === 'enforcing' ? 'fail' : 'warn',
+    message: `SELinux ${mode}; ${missing.map((p) => `${p}/tcp`).join(', ')} not labelled syslogd_port_t: the daemon ${mode === 'enforcing' ? 'is' : 'would be'} denied`,
+    fix: cmds.map((c) => c.join(' ')).join(' && '),
+    details,
+  };
+}
+
+export async function checkDisk(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'system.disk', title: 'Free disk for the queue and /var/log', group: G };
+  const c = await ctx.config();
+  const queueDir = c.config?.queue.dir ?? '/var/lib/sentinel-cef/queue';
+  const paths = [queueDir, '/var/log'];
+  const results: Array<{ path: string; free: number; total: number; pct: number }> = [];
+  for (const p of paths) {
+    // The queue dir may not exist yet: measure the filesystem that will hold it.
+    let probe = p;
+    let st = await ctx.deps.statfs(probe);
+    while (!st && probe !== '/') {
+      probe = dirname(probe);
+      st = await ctx.deps.statfs(probe);
+    }
+    if (st && st.total > 0) results.push({ path: p, ...st, pct: Math.round((st.free / st.total) * 100) });
+  }
+  if (results.length === 0) return { ...base, status: 'skip', message: 'could not measure free space' };
+  const text = results.map((r) => `${r.path} ${formatBytes(r.free)} free (${r.pct}%)`).join(', ');
+  const low = results.filter((r) => r.pct < 5 || r.free < 256 * 1024 ** 2);
+  const tight = results.filter((r) => r.pct < 15);
+  const queueMax = c.config?.queue.maxBytes;
+  const queueShort = queueMax ? results.find((r) => r.path === queueDir && r.free < queueMax) : undefined;
+  const details = { filesystems: results };
+  if (low.length) {
+    return {
+      ...base,
+      status: 'fail',
+      message: `${text}: too little space; a full disk stops the queue and the daemon's spool`,
+      fix: 'free space: rotate and compress /var/log (logrotate), check that CEF is not also written to /var/log/syslog (system.duplicates)',
+      details,
+    };
+  }
+  if (tight.length || queueShort) {
+    return {
+      ...base,
+      status: 'warn',
+      message: `${text}${queueShort ? `; less than queue.maxBytes (${formatBytes(queueMax!)}) is free for the queue` : ''}`,
+      fix: 'free space or lower queue.maxBytes so an outage cannot fill the disk',
+      details,
+    };
+  }
+  return { ...base, status: 'pass', message: text, details };
+}
+
+/** Rules that send plain Syslog to the Azure agents (AMA: 28330 or its socket; OMS: 25224). */
+const AGENT_SYSLOG_TARGETS = [
+  /port\s*=\s*"?28330\b/,
+  /@@?127\.0\.0\.1:(28330|25224)\b/,
+  /port\s*=\s*"?25224\b/,
+  /azuremonitoragent\/[\w.]*syslog[\w.]*\.socket/,
+  /default_syslog\.socket/,
+];
+
+export async function checkDuplicates(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'system.duplicates', title: 'CEF not also collected as Syslog', group: G };
+  const findings: string[] = [];
+  const d = await ctx.daemon();
+  for (const f of await ctx.daemonConfigFiles()) {
+    if (f.path === LAYOUT.rsyslogDropIn || f.path === LAYOUT.syslogNgDropIn) continue;
+    const t = stripComments(f.text);
+    for (const line of t.split('\n')) {
+      if (!AGENT_SYSLOG_TARGETS.some((re) => re.test(line))) continue;
+      findings.push(`${f.path}: "${line.trim().slice(0, 120)}" sends Syslog to an Azure agent (${d.name})`);
+    }
+  }
+  // The agents' own syslog configs name the facilities they collect.
+  for (const f of await ctx.list('/etc/opt/microsoft/azuremonitoragent/config-cache/configchunks')) {
+    const t = await ctx.readText(`/etc/opt/microsoft/azuremonitoragent/config-cache/configchunks/${f}`);
+    if (t && /local4/i.test(t) && /syslog/i.test(t)) findings.push(`Azure Monitor agent config ${f} collects local4 as Syslog`);
+  }
+  const omsSyslog = await ctx.list('/etc/opt/microsoft/omsagent');
+  for (const ws of omsSyslog) {
+    const t = await ctx.readText(`/etc/opt/microsoft/omsagent/${ws}/conf/omsagent.d/syslog.conf`);
+    if (t) findings.push(`OMS agent workspace ${ws} collects Syslog (${ws}/conf/omsagent.d/syslog.conf)`);
+  }
+  // Evidence from the probes: our drop-in stops CEF, so a probe in /var/log/syslog means another rule caught it first.
+  if (ctx.opts.probes > 0) {
+    const run = await runProbes(ctx);
+    const logged = run.results.find((r) => r.evidence.some((e) => e.startsWith('the daemon logged it')));
+    const hit = logged ?? (await probeInLogs(ctx, run.results.map((r) => r.id)));
+    if (hit) findings.push(typeof hit === 'string' ? hit : `probe ${hit.id} was also written to the local log`);
+  }
+  if (findings.length) {
+    return {
+      ...base,
+      status: 'warn',
+      message: `CEF may be ingested twice (Syslog and CommonSecurityLog) or fill /var/log: ${findings.join('; ')}`,
+      fix: 'exclude local4 (or your CEF facility) from the Syslog data collection rule, and keep our drop-in first so its `stop` applies',
+      details: { findings },
+    };
+  }
+  return { ...base, status: 'pass', message: 'no other rule collects CEF as plain Syslog' };
+}
+
+async function probeInLogs(ctx: Context, ids: string[]): Promise<string | undefined> {
+  for (const f of LAYOUT.systemLogs) {
+    const t = await ctx.readText(f);
+    if (!t) continue;
+    const tail = t.slice(-4 * 1024 * 1024);
+    const id = ids.find((i) => tail.includes(i));
+    if (id) return `probe ${id} also landed in ${f} (CEF is logged locally besides being forwarded)`;
+  }
+  return undefined;
+}
+
+export async function checkLegacyAgents(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'system.legacy-agents', title: 'No OMS agent or AMA leftovers on our ports', group: G };
+  const findings: string[] = [];
+  const fixes: string[] = [];
+  for (const p of ['/opt/microsoft/omsagent', '/etc/opt/microsoft/omsagent']) {
+    if (await ctx.stat(p)) {
+      findings.push(`OMS agent files at ${p}`);
+      fixes.push('remove the retired OMS agent (`/opt/microsoft/omsagent/bin/uninstall` or purge the omsagent package)');
+    }
+  }
+  for (const f of await ctx.list(LAYOUT.rsyslogDir)) {
+    if (/security-config-omsagent|omsagent/.test(f)) {
+      findings.push(`${LAYOUT.rsyslogDir}/${f} (the old CEF installer's rule)`);
+      fixes.push(`delete ${LAYOUT.rsyslogDir}/${f} and restart rsyslog`);
+    }
+  }
+  for (const f of await ctx.list(LAYOUT.syslogNgDir)) {
+    if (/security-config-omsagent|omsagent/.test(f)) {
+      findings.push(`${LAYOUT.syslogNgDir}/${f} (the old CEF installer's rule)`);
+      fixes.push(`delete ${LAYOUT.syslogNgDir}/${f} and restart syslog-ng`);
+    }
+  }
+  const amaInstalled = Boolean(await ctx.stat('/opt/microsoft/azuremonitoragent'));
+  const procs = await ctx.processes();
+  const ama = procs.filter((p) => /^(azuremonitorag|mdsd|amacoreagent)/.test(p.comm));
+  const listeners = await ctx.listeners();
+  const fwdPids = new Set(await ctx.forwarderPids());
+  const fwdPorts = await ctx.forwarderPorts();
+  for (const s of listeners) {
+    if (s.port === 28330) {
+      findings.push(`${s.comm ?? 'a process'}${s.pid ? ` (pid ${s.pid})` : ''} listens on ${s.protocol}/28330 (Azure Monitor agent syslog input)`);
+    }
+    if (fwdPorts.includes(s.port) && s.pid !== undefined && !fwdPids.has(s.pid) && !/^node/.test(s.comm ?? '')) {
+      findings.push(`${s.comm} (pid ${s.pid}) holds ${s.protocol}/${s.port}, the forwarder's port`);
+      fixes.push(`stop ${s.comm} (an old OMS agent?) so the forwarder can bind ${s.port}`);
+    }
+  }
+  if (amaInstalled || ama.length) {
+    // AMA is fine on its own; it double-sends only when its syslog DCR also covers the CEF facility (system.duplicates).
+    findings.push(`Azure Monitor agent ${ama.length ? `running (pid ${ama.map((p) => p.pid).join(', ')})` : 'installed'}`);
+    fixes.push('if its data collection rule collects Syslog, exclude the CEF facility from it, or remove AMA');
+  }
+  if (findings.length === 0) return { ...base, status: 'pass', message: 'none found' };
+  const serious = findings.some((f) => /holds|OMS agent|old CEF installer/.test(f));
+  return {
+    ...base,
+    status: serious ? 'fail' : 'warn',
+    message: findings.join('; '),
+    fix: [...new Set(fixes)].join('; '),
+    details: { findings },
+  };
+}

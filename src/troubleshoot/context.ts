@@ -1,0 +1,237 @@
+import { join } from 'node:path';
+import { createFsRoot, type FileMeta, type FsRoot } from '../system/fs-root.js';
+import { detectDaemon, type DaemonInfo } from '../system/detect-daemon.js';
+import { detectInitSystem } from '../system/processes.js';
+import { listListeners, type Listener } from '../system/listeners.js';
+import { forwarderConfigSchema, DEFAULT_ADMIN, DEFAULT_CONFIG_PATH, DEFAULT_FORWARDER_PORT, type ForwarderConfig } from '../config/schema.js';
+import { LAYOUT } from './layout.js';
+import type { Health } from '../forwarder/admin-types.js';
+import { validateSemantics } from '../config/load.js';
+import { listProcesses, listSockets, type ProcessEntry, type SocketEntry } from './proc.js';
+import type { TroubleshootDeps, TroubleshootOptions } from './types.js';
+
+export type DaemonName = 'rsyslog' | 'syslog-ng';
+
+export interface ConfigState {
+  path: string;
+  exists: boolean;
+  raw?: string;
+  config?: ForwarderConfig;
+  /** JSON or schema problems, one line each. */
+  errors?: string[];
+}
+
+export interface HealthState {
+  base: string | null;
+  reachable: boolean;
+  httpStatus?: number;
+  health?: Health;
+  error?: string;
+}
+
+export interface DaemonState {
+  /** The daemon found running (by process), else the one installed, else null. */
+  name: DaemonName | null;
+  running: boolean;
+  pid?: number;
+  installed: DaemonName[];
+  binary: string | null;
+  /** Every pid of the daemon (syslog-ng runs a supervisor and a worker). */
+  pids: number[];
+}
+
+/** Shared, lazily loaded facts: each is gathered once however many checks ask. */
+export class Context {
+  readonly opts: TroubleshootOptions;
+  readonly deps: TroubleshootDeps;
+  readonly fs: FsRoot;
+  private memo = new Map<string, Promise<unknown>>();
+
+  constructor(opts: TroubleshootOptions, deps: TroubleshootDeps) {
+    this.opts = opts;
+    this.deps = deps;
+    this.fs = createFsRoot(deps.root);
+  }
+
+  /** Drops cached facts so a re-run after a fix sees the new state. */
+  invalidate(keys?: string[]): void {
+    if (!keys) this.memo.clear();
+    else for (const k of keys) this.memo.delete(k);
+  }
+
+  once<T>(key: string, f: () => Promise<T>): Promise<T> {
+    let p = this.memo.get(key) as Promise<T> | undefined;
+    if (!p) {
+      p = f();
+      this.memo.set(key, p);
+    }
+    return p;
+  }
+
+  path(p: string): string {
+    return join(this.deps.root, p);
+  }
+
+  /** A file's text, or null when it is missing or unreadable (a check reports that, it does not crash). */
+  async readText(p: string): Promise<string | null> {
+    return this.fs.readText(p).catch(() => null);
+  }
+
+  async stat(p: string): Promise<FileMeta | null> {
+    return this.fs.stat(p).catch(() => null);
+  }
+
+  async list(dir: string): Promise<string[]> {
+    return this.fs.readdir(dir).catch(() => []);
+  }
+
+  config(): Promise<ConfigState> {
+    return this.once('config', async () => {
+      const path = this.opts.configPath;
+      const raw = await this.readText(path);
+      if (raw === null) return { path, exists: false };
+      let json: unknown;
+      try {
+        json = JSON.parse(raw);
+      } catch (err) {
+        return { path, exists: true, raw, errors: [`not valid JSON: ${(err as Error).message}`] };
+      }
+      const r = forwarderConfigSchema.safeParse(json);
+      if (!r.success) {
+        return {
+          path,
+          exists: true,
+          raw,
+          errors: r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
+        };
+      }
+      try {
+        validateSemantics(r.data);
+      } catch (err) {
+        return { path, exists: true, raw, errors: [(err as Error).message] };
+      }
+      return { path, exists: true, raw, config: r.data };
+    });
+  }
+
+  /** The admin endpoint's base URL, or null when the config disables it. */
+  async adminBase(): Promise<string | null> {
+    if (this.opts.admin) return `http://${this.opts.admin}`;
+    const c = await this.config();
+    const admin = c.config ? c.config.admin : DEFAULT_ADMIN;
+    return admin === false ? null : `http://${admin}`;
+  }
+
+  /** The forwarder's TCP/UDP intake ports on loopback (what the daemon must forward to). */
+  async forwarderPorts(): Promise<number[]> {
+    const c = await this.config();
+    const ports = new Set<number>();
+    for (const url of c.config?.listen ?? []) {
+      const m = /:(\d+)\/?$/.exec(url);
+      if (m) ports.add(Number(m[1]));
+    }
+    if (ports.size === 0) ports.add(DEFAULT_FORWARDER_PORT);
+    return [...ports];
+  }
+
+  async fetchJson<T>(path: string, timeoutMs = 2000): Promise<{ status: number; body?: T; error?: string }> {
+    const base = await this.adminBase();
+    if (!base) return { status: 0, error: 'admin endpoint disabled in the config' };
+    try {
+      const res = await this.deps.fetch(`${base}${path}`, { signal: AbortSignal.timeout(timeoutMs) });
+      const text = await res.text();
+      try {
+        return { status: res.status, body: JSON.parse(text) as T };
+      } catch {
+        return { status: res.status, error: `not JSON: ${text.slice(0, 120)}` };
+      }
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string; message?: string } };
+      return { status: 0, error: e.cause?.code ?? e.cause?.message ?? e.message };
+    }
+  }
+
+  health(): Promise<HealthState> {
+    return this.once('health', async () => {
+      const base = await this.adminBase();
+      if (!base) return { base, reachable: false, error: 'admin endpoint disabled in the config' };
+      const r = await this.fetchJson<Health>('/healthz');
+      if (r.status === 0 || !r.body) return { base, reachable: false, httpStatus: r.status || undefined, error: r.error };
+      return { base, reachable: true, httpStatus: r.status, health: r.body };
+    });
+  }
+
+  processes(): Promise<ProcessEntry[]> {
+    return this.once('processes', () => listProcesses(this.deps.root));
+  }
+
+  /** Every socket with its owner, connections included (the daemon's link to the forwarder is one). */
+  sockets(): Promise<SocketEntry[]> {
+    return this.once('sockets', async () => listSockets(this.deps.root, await this.processes()));
+  }
+
+  /** Listening sockets with their owners, as install sees them. */
+  listeners(): Promise<Listener[]> {
+    return this.once('listeners', () => listListeners(this.fs, { withProcesses: true }));
+  }
+
+  /** Is PID 1 systemd (so services are managed with systemctl)? */
+  systemd(): Promise<boolean> {
+    return this.once('systemd', async () => (await detectInitSystem(this.fs)).kind === 'systemd');
+  }
+
+  daemon(): Promise<DaemonState> {
+    return this.once('daemon', async () => {
+      const info: DaemonInfo = await detectDaemon(this.fs);
+      const name = info.daemon;
+      const pids = name ? info.running.filter((r) => r.daemon === name).map((r) => r.pid).sort((a, b) => a - b) : [];
+      return { name, running: pids.length > 0, pid: pids[0], installed: info.installed, binary: info.binary, pids };
+    });
+  }
+
+  async daemonPids(): Promise<number[]> {
+    return (await this.daemon()).pids;
+  }
+
+  /**
+   * Forwarder processes serving this config: our installed bundle, or `sentinel-cef forward` started by hand,
+   * with `--config` naming the config under test (other forwarders on the machine are not ours to report).
+   */
+  async forwarderPids(): Promise<number[]> {
+    const cfg = this.opts.configPath;
+    return (await this.processes())
+      .filter((p) => {
+        const argv = p.cmdline;
+        const isBundle = argv.some((a) => LAYOUT.bundleCandidates.includes(a));
+        const isCli = argv.some((a) => /sentinel-cef(\.js)?$|dist\/cli\.js$/.test(a)) && argv.includes('forward');
+        const c = argv.indexOf('--config');
+        const configMatches = c >= 0 ? argv[c + 1] === cfg : cfg === DEFAULT_CONFIG_PATH;
+        return (isBundle || isCli) && configMatches;
+      })
+      .map((p) => p.pid);
+  }
+
+  /** Daemon configuration text: main file plus drop-ins, each with its path. */
+  daemonConfigFiles(): Promise<Array<{ path: string; text: string }>> {
+    return this.once('daemon-config', async () => {
+      const d = await this.daemon();
+      const files: Array<{ path: string; text: string }> = [];
+      const add = async (p: string) => {
+        const t = await this.readText(p);
+        if (t !== null) files.push({ path: p, text: t });
+      };
+      const dirs =
+        d.name === 'syslog-ng'
+          ? [['/etc/syslog-ng/syslog-ng.conf'], ['/etc/syslog-ng/conf.d']]
+          : [['/etc/rsyslog.conf'], ['/etc/rsyslog.d']];
+      await add(dirs[0][0]);
+      for (const f of await this.list(dirs[1][0])) if (f.endsWith('.conf')) await add(`${dirs[1][0]}/${f}`);
+      return files;
+    });
+  }
+
+  /** Shared result slot for the probe run, read by other checks (e.g. credentials). */
+  e2eMemo<T>(f: () => Promise<T>): Promise<T> {
+    return this.once('e2e', f);
+  }
+}

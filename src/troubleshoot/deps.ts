@@ -1,0 +1,172 @@
+import { statfs } from 'node:fs/promises';
+import { execa } from 'execa';
+import { createExec, type Exec } from '../system/exec.js';
+import { createFsRoot, type FsRoot } from '../system/fs-root.js';
+import { detectInitSystem } from '../system/processes.js';
+import { findDaemonBinary } from '../system/detect-daemon.js';
+import { lookupUser, restartDaemon, SERVICE_USER, startForwarder, type Ctx as ServiceCtx } from '../install/service.js';
+import { renderRsyslogDropin, RSYSLOG_DROPIN } from '../install/render-rsyslog.js';
+import { renderSyslogNgDropin, SYSLOG_NG_DROPIN } from '../install/render-syslog-ng.js';
+import { scanRsyslogConfig } from '../install/rsyslog-config.js';
+import { scanSyslogNgConfig } from '../install/syslog-ng-config.js';
+import type { SinkConfig } from '../config/schema.js';
+import { probeEndpoint } from './endpoint.js';
+import { sendSyslog } from '../forwarder/send-test.js';
+import { createCredential, scopeFor } from '../sinks/token.js';
+import type { TroubleshootDeps, Transport } from './types.js';
+
+/** Programs run through the installer's exec seam (it refuses a registered secret in argv). */
+export function execAdapter(ex: Exec): TroubleshootDeps['exec'] {
+  return async (file, args, opts = {}) => {
+    const r = await ex.run(file, args, { timeoutMs: opts.timeoutMs ?? 30_000 });
+    // The seam reports a missing program as exit 127 with the spawn error.
+    const notFound = r.failed && r.exitCode === 127 && /ENOENT|not found/i.test(r.stderr);
+    return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, notFound, timedOut: /timed out/i.test(r.stderr) };
+  };
+}
+
+/** The other direction: the installer's detectors take an Exec; give them ours (fakes in tests). */
+export function asInstallerExec(deps: Pick<TroubleshootDeps, 'exec' | 'which'>): Exec {
+  return {
+    async run(cmd, args, opts = {}) {
+      const r = await deps.exec(cmd, args, { timeoutMs: opts.timeoutMs });
+      return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, failed: r.exitCode !== 0 };
+    },
+    which: (cmd) => deps.which(cmd),
+    spawnDetached: () => Promise.reject(new Error('not available to troubleshoot checks')),
+    registerSecret: () => {},
+  };
+}
+
+function serviceCtx(fs: FsRoot, exec: Exec): Promise<ServiceCtx> {
+  return detectInitSystem(fs).then((init) => ({ fs, exec, init: init.kind, log: () => {} }));
+}
+
+/** What `install` would render for the daemon today, scanning everything but our own drop-in. */
+export async function renderDropIn(
+  fs: FsRoot,
+  daemon: 'rsyslog' | 'syslog-ng',
+  o: { port: number; forwarderPort: number; queueMaxBytes?: number },
+): Promise<Array<{ path: string; content: string }>> {
+  const out: Array<{ path: string; content: string }> = [];
+  for (const protocol of ['both', 'tcp', 'udp'] as const) {
+    const opts = { port: o.port, forwarderPort: o.forwarderPort, protocol };
+    const r =
+      daemon === 'rsyslog'
+        ? renderRsyslogDropin(await scanRsyslogConfig(fs, { exclude: [RSYSLOG_DROPIN] }), opts)
+        : renderSyslogNgDropin(await scanSyslogNgConfig(fs, { exclude: [SYSLOG_NG_DROPIN] }), opts);
+    // install writes the rendering trimmed, with one final newline.
+    out.push({ path: r.path, content: `${r.content.trimEnd()}\n` });
+  }
+  return out;
+}
+
+/** One syslog message: its own TCP connection (newline framing), or one UDP datagram. */
+export function sendOneSyslog(target: { host: string; port: number; transport: Transport }, message: string): Promise<void> {
+  return sendSyslog([message], { host: target.host, port: target.port, protocol: target.transport, timeoutMs: 3000 });
+}
+
+/** Entra ID token for the logs-ingestion sink, with the very credential the forwarder builds. */
+export async function getToken(
+  env: Record<string, string | undefined>,
+  sinkIn: unknown,
+  opts: { timeoutMs: number },
+): Promise<{ expiresOn: number }> {
+  const sink = sinkIn as Extract<SinkConfig, { type: 'logs-ingestion' }>;
+  const cred = createCredential(sink, { env: env as NodeJS.ProcessEnv });
+  const token = await cred.getToken(scopeFor(sink), { abortSignal: AbortSignal.timeout(opts.timeoutMs) });
+  if (!token) throw new Error('the identity service returned no token');
+  return { expiresOn: token.expiresOnTimestamp };
+}
+
+async function startCapture(ports: number[]): Promise<{ stop(): Promise<string> } | { unavailable: string }> {
+  const which = (await import('which')).default;
+  const bin = await which('tcpdump', { nothrow: true });
+  if (!bin) return { unavailable: 'tcpdump is not installed (apt-get install tcpdump)' };
+  const filter = [...new Set(ports)].map((p) => `port ${p}`).join(' or ');
+  const child = execa(bin, ['-i', 'any', '-nn', '-l', '-A', '-s', '0', filter], { reject: false, buffer: true });
+  // Wait until tcpdump says it is listening, or gives up.
+  const ready = await new Promise<string | null>((resolve) => {
+    let err = '';
+    const t = setTimeout(() => resolve(null), 3000);
+    child.stderr?.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (/listening on/i.test(err)) {
+        clearTimeout(t);
+        resolve(null);
+      }
+    });
+    void child.then((r) => {
+      clearTimeout(t);
+      resolve(String(r.stderr || `tcpdump exited with ${r.exitCode}`).split('\n')[0]);
+    });
+  });
+  if (ready) return { unavailable: `tcpdump failed: ${ready}` };
+  return {
+    async stop() {
+      await new Promise((r) => setTimeout(r, 300)); // let the last packets through the kernel buffer
+      child.kill('SIGINT');
+      const r = await child;
+      return String(r.stdout ?? '');
+    },
+  };
+}
+
+export interface DefaultDepsOptions {
+  root?: string;
+  env?: Record<string, string | undefined>;
+  progress?: (text: string) => void;
+}
+
+export function createDefaultDeps(o: DefaultDepsOptions = {}): TroubleshootDeps {
+  const root = o.root ?? '/';
+  const env = o.env ?? process.env;
+  const fs = createFsRoot(root);
+  const ex = createExec();
+  return {
+    root,
+    env,
+    exec: execAdapter(ex),
+    which: (cmd) => ex.which(cmd),
+    fetch: globalThis.fetch,
+    now: () => Date.now(),
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    sendSyslog: sendOneSyslog,
+    probeEndpoint,
+    getToken: (sink, opts) => getToken(env, sink, opts),
+    async statfs(path) {
+      try {
+        const s = await statfs(fs.resolve(path));
+        return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
+      } catch {
+        return null;
+      }
+    },
+    startCapture,
+    renderDropIn: (daemon, opts) => renderDropIn(fs, daemon, opts),
+    services: {
+      async startForwarder(configPath) {
+        const ctx = await serviceCtx(fs, ex);
+        const user = await lookupUser(fs, SERVICE_USER);
+        if (!user) throw new Error(`the ${SERVICE_USER} user is missing: re-run \`sentinel-cef install\``);
+        const nodePath = (await ex.which('node')) ?? process.execPath;
+        return startForwarder(ctx, { nodePath, configPath, user, restart: true });
+      },
+      async restartDaemon(daemon, listen) {
+        const ctx = await serviceCtx(fs, ex);
+        const binary = await findDaemonBinary(fs, daemon);
+        if (!binary) throw new Error(`${daemon} is not installed`);
+        const r = await restartDaemon(ctx, daemon, binary, listen);
+        if (!r.ok) throw new Error(r.detail);
+        return r.detail;
+      },
+    },
+    writeFile: (path, content, mode) => fs.writeAtomic(path, content, { mode }),
+    async confirm(question) {
+      const { confirm } = await import('@inquirer/prompts');
+      return confirm({ message: question, default: false }, { output: process.stderr });
+    },
+    progress: o.progress ?? (() => {}),
+    isTTY: Boolean(process.stdin.isTTY && process.stderr.isTTY),
+  };
+}

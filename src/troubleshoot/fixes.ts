@@ -1,0 +1,43 @@
+import type { Context, DaemonName } from './context.js';
+import { LAYOUT } from './layout.js';
+import { dropInPath } from './checks/daemon.js';
+import type { SafeFix } from './types.js';
+
+async function run(ctx: Context, file: string, args: string[]): Promise<void> {
+  const r = await ctx.deps.exec(file, args, { timeoutMs: 90_000 });
+  if (r.exitCode !== 0) {
+    throw new Error(`${file} ${args.join(' ')} failed: ${(r.stderr || r.stdout).trim().split('\n')[0] || `exit ${r.exitCode}`}`);
+  }
+}
+
+const UNIT: Record<DaemonName, string> = { rsyslog: 'rsyslog', 'syslog-ng': 'syslog-ng' };
+
+/** The transports our drop-in (or, failing that, the daemon config) opens, to wait for after a restart. */
+async function protocolsOf(ctx: Context, daemon: DaemonName): Promise<Array<'tcp' | 'udp'>> {
+  const text = (await ctx.readText(dropInPath(daemon))) ?? '';
+  const out: Array<'tcp' | 'udp'> = [];
+  if (/imtcp|imptcp|transport\("?tcp/.test(text)) out.push('tcp');
+  if (/imudp|transport\("?udp/.test(text)) out.push('udp');
+  return out;
+}
+
+/** Restarting our own service is always safe: it re-reads its config and resumes from its disk queue. */
+export function restartForwarderFix(ctx: Context): SafeFix {
+  return {
+    description: `restart the forwarder (${LAYOUT.serviceName})`,
+    async apply() {
+      if (await ctx.systemd()) return run(ctx, 'systemctl', ['restart', LAYOUT.serviceName]);
+      await ctx.deps.services.startForwarder(ctx.opts.configPath);
+    },
+  };
+}
+
+/** (Re)starts the daemon and waits until it listens again. */
+export async function restartDaemon(ctx: Context, daemon: DaemonName): Promise<void> {
+  if (await ctx.systemd()) return run(ctx, 'systemctl', ['restart', UNIT[daemon]]);
+  await ctx.deps.services.restartDaemon(daemon, { port: ctx.opts.port, protocols: await protocolsOf(ctx, daemon) });
+}
+
+export function startDaemonFix(ctx: Context, daemon: DaemonName): SafeFix {
+  return { description: `start ${daemon}`, apply: () => restartDaemon(ctx, daemon) };
+}

@@ -1,0 +1,56 @@
+import { Chalk, type ChalkInstance } from 'chalk';
+import type { CheckGroup, CheckResult, CheckStatus, TroubleshootReport } from './types.js';
+
+const GROUP_TITLES: Record<CheckGroup, string> = {
+  forwarder: 'Forwarder',
+  azure: 'Azure',
+  daemon: 'Syslog daemon',
+  system: 'System',
+  e2e: 'End to end',
+};
+
+export function useColour(stream: NodeJS.WriteStream, env: Record<string, string | undefined> = process.env): boolean {
+  return Boolean(stream.isTTY) && !('NO_COLOR' in env) && env.TERM !== 'dumb';
+}
+
+function mark(s: CheckStatus, c: ChalkInstance, colour: boolean): string {
+  if (!colour) return { pass: 'PASS', warn: 'WARN', fail: 'FAIL', skip: 'SKIP' }[s];
+  return { pass: c.green('✔'), warn: c.yellow('⚠'), fail: c.red('✖'), skip: c.dim('–') }[s];
+}
+
+/** The report for people: grouped, one line per check, every fail and warn with its fix beneath. */
+export function renderHuman(report: TroubleshootReport, opts: { colour: boolean; verbose?: boolean }): string {
+  const c = new Chalk({ level: opts.colour ? 1 : 0 });
+  const lines: string[] = [];
+  const groups = [...new Set(report.checks.map((r) => r.group))];
+  for (const g of groups) {
+    lines.push(c.bold(GROUP_TITLES[g]));
+    for (const r of report.checks.filter((x) => x.group === g)) {
+      const msg = r.status === 'skip' ? c.dim(r.message) : r.message;
+      lines.push(`  ${mark(r.status, c, opts.colour)} ${r.title} ${c.dim(`[${r.id}]`)}: ${msg}`);
+      if (r.fix && (r.status === 'fail' || r.status === 'warn')) lines.push(`      ${c.cyan('fix:')} ${r.fix}`);
+      const fix = r.details?.fix as { description: string; applied: boolean; error?: string } | undefined;
+      if (fix) lines.push(`      ${c.magenta('fixed:')} ${fix.description}${fix.applied ? '' : ` (failed: ${fix.error})`}`);
+      if (opts.verbose && r.id === 'e2e.probes' && Array.isArray(r.details?.probes)) {
+        for (const p of r.details!.probes as Array<{ id: string; stage: string; latencyMs?: number }>) {
+          lines.push(`      ${p.id}: ${p.stage}${p.latencyMs !== undefined ? ` in ${p.latencyMs} ms` : ''}`);
+        }
+      }
+    }
+    lines.push('');
+  }
+  const count = (s: CheckStatus) => report.checks.filter((r) => r.status === s).length;
+  const summary = `${count('pass')} passed, ${count('warn')} warnings, ${count('fail')} failed, ${count('skip')} skipped`;
+  lines.push(report.ok ? c.green(`OK: ${summary}`) : c.red(`NOT OK: ${summary}`));
+  return `${lines.join('\n')}\n`;
+}
+
+export function renderJson(report: TroubleshootReport): string {
+  return `${JSON.stringify(report, null, 2)}\n`;
+}
+
+export function statusCounts(checks: CheckResult[]): Record<CheckStatus, number> {
+  const out: Record<CheckStatus, number> = { pass: 0, warn: 0, fail: 0, skip: 0 };
+  for (const c of checks) out[c.status]++;
+  return out;
+}

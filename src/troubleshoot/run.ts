@@ -1,0 +1,150 @@
+import { Context } from './context.js';
+import * as fwd from './checks/forwarder.js';
+import * as azure from './checks/azure.js';
+import * as daemon from './checks/daemon.js';
+import * as system from './checks/system.js';
+import * as e2e from './checks/e2e.js';
+import {
+  troubleshootOptionsSchema,
+  type CheckOutcome,
+  type CheckResult,
+  type TroubleshootDeps,
+  type TroubleshootOptionsInput,
+  type TroubleshootReport,
+} from './types.js';
+
+type CheckFn = (ctx: Context) => Promise<CheckOutcome>;
+
+/** Every check, in report order. Ids are stable: scripts and the README refer to them. */
+export const CHECKS: Array<{ id: string; run: CheckFn }> = [
+  { id: 'forwarder.installed', run: fwd.checkInstalled },
+  { id: 'forwarder.config', run: fwd.checkConfig },
+  { id: 'forwarder.secret', run: fwd.checkSecret },
+  { id: 'forwarder.running', run: fwd.checkRunning },
+  { id: 'forwarder.admin', run: fwd.checkAdmin },
+  { id: 'forwarder.queue', run: fwd.checkQueue },
+  { id: 'forwarder.dead-letters', run: fwd.checkDeadLetters },
+  { id: 'forwarder.delivery', run: fwd.checkDelivery },
+  { id: 'azure.endpoint', run: azure.checkEndpoint },
+  { id: 'azure.clock', run: azure.checkClock },
+  { id: 'azure.credentials', run: azure.checkCredentials },
+  { id: 'daemon.running', run: daemon.checkDaemonRunning },
+  { id: 'daemon.dropin', run: daemon.checkDropIn },
+  { id: 'daemon.syntax', run: daemon.checkSyntax },
+  { id: 'daemon.listening', run: daemon.checkListening },
+  { id: 'daemon.forwarding', run: daemon.checkForwarding },
+  { id: 'daemon.max-message-size', run: daemon.checkMaxMessageSize },
+  { id: 'daemon.rate-limit', run: daemon.checkRateLimit },
+  { id: 'system.firewall', run: system.checkFirewall },
+  { id: 'system.selinux', run: system.checkSelinux },
+  { id: 'system.disk', run: system.checkDisk },
+  { id: 'system.duplicates', run: system.checkDuplicates },
+  { id: 'system.legacy-agents', run: system.checkLegacyAgents },
+  { id: 'e2e.probes', run: e2e.checkProbes },
+  { id: 'e2e.capture', run: e2e.checkCapture },
+];
+
+/** Fixes run in this order: a daemon must run before its drop-in can be reloaded, and so on. */
+const FIX_ORDER = ['daemon.running', 'daemon.dropin', 'forwarder.running', 'daemon.forwarding', 'system.firewall'];
+
+async function runOne(ctx: Context, c: { id: string; run: CheckFn }): Promise<CheckOutcome> {
+  try {
+    return await c.run(ctx);
+  } catch (err) {
+    // A check that crashes is reported, never hides the others.
+    return {
+      id: c.id,
+      title: c.id,
+      group: c.id.split('.')[0] as CheckResult['group'],
+      status: 'fail',
+      message: `the check itself failed: ${(err as Error).message}`,
+      fix: 'report this with the support bundle (--collect FILE)',
+    };
+  }
+}
+
+function strip(o: CheckOutcome): CheckResult {
+  const { safeFix: _unused, ...rest } = o;
+  return rest;
+}
+
+export interface RunHooks {
+  /** Called as each check finishes (the human renderer updates its spinners). */
+  onResult?(r: CheckResult): void;
+  /** Asked before each fix unless --yes. */
+  confirmFix?(check: CheckResult, description: string): Promise<boolean>;
+}
+
+/**
+ * Runs every check (concurrently: independent checks do not wait on each other; the ones that need the probes
+ * share one probe run), then, with --fix, applies the safe fixes and re-runs what they touched.
+ */
+export async function runTroubleshoot(
+  options: TroubleshootOptionsInput,
+  deps: TroubleshootDeps,
+  hooks: RunHooks = {},
+): Promise<TroubleshootReport> {
+  const opts = troubleshootOptionsSchema.parse(options);
+  const ctx = new Context(opts, deps);
+  let outcomes = await Promise.all(
+    CHECKS.map(async (c) => {
+      const r = await runOne(ctx, c);
+      hooks.onResult?.(strip(r));
+      return r;
+    }),
+  );
+
+  if (opts.fix) {
+    let applied = 0;
+    const candidates = outcomes
+      .filter((o) => (o.status === 'fail' || o.status === 'warn') && FIX_ORDER.includes(o.id))
+      .sort((a, b) => rank(a.id) - rank(b.id));
+    for (const first of candidates) {
+      // An earlier fix may have cured this one, or changed which fix it needs: look again first.
+      let o = first;
+      if (applied > 0) {
+        ctx.invalidate();
+        o = await runOne(ctx, CHECKS.find((c) => c.id === first.id)!);
+        outcomes = outcomes.map((x) => (x.id === o.id ? o : x));
+        if (o.status !== 'fail' && o.status !== 'warn') continue;
+      }
+      const fix = o.safeFix;
+      if (!fix) continue;
+      const ok = opts.yes || (hooks.confirmFix ? await hooks.confirmFix(strip(o), fix.description) : await deps.confirm(`${o.id}: ${fix.description}?`));
+      if (!ok) continue;
+      deps.progress(`fixing ${o.id}: ${fix.description}`);
+      let error: string | undefined;
+      try {
+        await fix.apply();
+        applied++;
+      } catch (err) {
+        error = (err as Error).message;
+      }
+      // Give restarted services a moment to bind their ports before the check looks again.
+      await deps.sleep(error ? 0 : 1000);
+      ctx.invalidate();
+      const again = await runOne(ctx, CHECKS.find((c) => c.id === o.id)!);
+      again.details = { ...again.details, fix: { applied: !error, description: fix.description, error, before: o.status } };
+      outcomes = outcomes.map((x) => (x.id === o.id ? again : x));
+    }
+    if (applied > 0) {
+      // The fixes changed the path: follow fresh probes through it, and refresh everything else with them.
+      ctx.invalidate();
+      const fresh = await Promise.all(
+        outcomes.map(async (x) => {
+          const f = x.details?.fix ? x : await runOne(ctx, CHECKS.find((c) => c.id === x.id)!);
+          return f;
+        }),
+      );
+      outcomes = fresh;
+    }
+  }
+
+  const checks = outcomes.map(strip);
+  return { ok: !checks.some((c) => c.status === 'fail'), checks };
+}
+
+function rank(id: string): number {
+  const i = FIX_ORDER.indexOf(id);
+  return i < 0 ? FIX_ORDER.length : i;
+}

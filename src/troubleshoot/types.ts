@@ -1,0 +1,130 @@
+import { z } from 'zod';
+
+export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
+export const CHECK_GROUPS = ['forwarder', 'azure', 'daemon', 'system', 'e2e'] as const;
+export type CheckGroup = (typeof CHECK_GROUPS)[number];
+
+/** One finding. Plain data: the renderer prints it, `--json` serialises it as is. */
+export interface CheckResult {
+  id: string;
+  title: string;
+  group: CheckGroup;
+  status: CheckStatus;
+  message: string;
+  /** One line that says what to do; set on every fail and on most warns. */
+  fix?: string;
+  details?: Record<string, unknown>;
+}
+
+export interface TroubleshootReport {
+  ok: boolean;
+  checks: CheckResult[];
+}
+
+/** A fix `--fix` may apply on its own: restarts, re-rendering our own files, opening our port. */
+export interface SafeFix {
+  /** Shown in the prompt: what will be done. */
+  description: string;
+  apply(): Promise<void>;
+}
+
+/** What a check function returns: the result plus, optionally, the safe fix for it. */
+export interface CheckOutcome extends CheckResult {
+  safeFix?: SafeFix;
+}
+
+export const troubleshootOptionsSchema = z.object({
+  /** Expected workspace id: when given, the configured sink must point at it. */
+  workspaceId: z
+    .string()
+    .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'workspaceId must be a GUID')
+    .optional(),
+  configPath: z.string().min(1),
+  /** Admin endpoint HOST:PORT; when absent, taken from the config (default 127.0.0.1:25227). */
+  admin: z.string().optional(),
+  /** The daemon's CEF port. */
+  port: z.number().int().min(1).max(65535).default(514),
+  probes: z.number().int().min(0).max(1000).default(3),
+  timeoutSec: z.number().positive().max(600).default(10),
+  capture: z.boolean().default(false),
+  fix: z.boolean().default(false),
+  yes: z.boolean().default(false),
+});
+export type TroubleshootOptions = z.infer<typeof troubleshootOptionsSchema>;
+export type TroubleshootOptionsInput = z.input<typeof troubleshootOptionsSchema>;
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  /** The program is not installed (ENOENT). */
+  notFound?: boolean;
+  timedOut?: boolean;
+}
+
+export type Transport = 'tcp' | 'udp';
+
+export interface EndpointProbe {
+  url: string;
+  host: string;
+  port: number;
+  via?: string;
+  resolved?: string[];
+  dnsError?: string;
+  tcpError?: string;
+  tlsError?: string;
+  /** TLS (or plain HTTP for http:// endpoints) handshake and a request completed. */
+  ok: boolean;
+  httpStatus?: number;
+  /** The Date header of the response, epoch ms. */
+  serverDate?: number;
+  /** Local clock at the moment the response arrived. */
+  localDate?: number;
+  elapsedMs?: number;
+}
+
+/**
+ * The outside world, injectable so tests run against fixture trees, fake programs and a fake admin server.
+ * Paths given to the checks are absolute paths of the target system; `root` is prepended to reach them.
+ */
+export interface TroubleshootDeps {
+  root: string;
+  env: Record<string, string | undefined>;
+  /** Runs a program without a shell; never throws for a non-zero exit or a missing program. */
+  exec(file: string, args: string[], opts?: { timeoutMs?: number }): Promise<ExecResult>;
+  fetch: typeof fetch;
+  now(): number;
+  sleep(ms: number): Promise<void>;
+  /** Sends one syslog message; rejects when it cannot be sent (e.g. TCP connection refused). */
+  sendSyslog(target: { host: string; port: number; transport: Transport }, message: string): Promise<void>;
+  /** DNS, TCP and TLS to an HTTPS endpoint (through HTTPS_PROXY unless NO_PROXY covers it), reading the Date header. */
+  probeEndpoint(url: string, opts: { timeoutMs: number; env: Record<string, string | undefined> }): Promise<EndpointProbe>;
+  /** Obtains an Entra ID token for the logs-ingestion sink; rejects with the identity error. */
+  getToken(sink: unknown, opts: { timeoutMs: number }): Promise<{ expiresOn: number }>;
+  /** Free and total bytes of the filesystem holding `path` (a target-system path). */
+  statfs(path: string): Promise<{ free: number; total: number } | null>;
+  /**
+   * Starts a packet capture (tcpdump) of the given ports; null with a reason when it cannot run.
+   * stop() ends it and returns the text it printed.
+   */
+  startCapture(ports: number[]): Promise<{ stop(): Promise<string> } | { unavailable: string }>;
+  /**
+   * What `install` would write as the daemon drop-in today, one candidate per install choice (TCP, UDP, both),
+   * each excluding our own file from the scan. Null when this build cannot render it.
+   */
+  renderDropIn(daemon: 'rsyslog' | 'syslog-ng', opts: { port: number; forwarderPort: number; queueMaxBytes?: number }): Promise<Array<{ path: string; content: string }> | null>;
+  /** Program on PATH, or null. */
+  which(cmd: string): Promise<string | null>;
+  /** Starting services where PID 1 is not systemd: the installer's supervisor and daemon start-up. */
+  services: {
+    startForwarder(configPath: string): Promise<string>;
+    restartDaemon(daemon: 'rsyslog' | 'syslog-ng', listen: { port: number; protocols: Array<'tcp' | 'udp'> }): Promise<string>;
+  };
+  /** Writes a target-system file atomically with the given mode (used by --fix only). */
+  writeFile(path: string, content: string, mode: number): Promise<void>;
+  /** Asks a yes/no question (only called when stdin is a TTY and --yes was not given). */
+  confirm(question: string): Promise<boolean>;
+  /** Progress line for people (stderr); silent in tests. */
+  progress(text: string): void;
+  isTTY: boolean;
+}

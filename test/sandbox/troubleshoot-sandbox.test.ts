@@ -1,0 +1,150 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { repo, sandbox, sandboxSkipReason } from './sandbox-env.js';
+
+// `troubleshoot` against real rsyslog and syslog-ng in the sandbox: a healthy install passes, and each way of
+// breaking the chain is caught by the right check with the right fix.
+const reason = sandboxSkipReason();
+if (reason) console.warn(`troubleshoot sandbox tests skipped: ${reason}`);
+
+interface Check {
+  id: string;
+  status: 'pass' | 'warn' | 'fail' | 'skip';
+  message: string;
+  fix?: string;
+  details?: Record<string, unknown>;
+}
+
+describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('troubleshoot on real %s in the sandbox', (daemon) => {
+  let dir: string;
+  const rc = (name: string) => readFileSync(path.join(dir, `${name}.rc`), 'utf8').trim();
+  const err = (name: string) => (existsSync(path.join(dir, `${name}.err`)) ? readFileSync(path.join(dir, `${name}.err`), 'utf8') : '');
+  const report = (name: string): { ok: boolean; checks: Check[] } => {
+    const text = readFileSync(path.join(dir, `${name}.json`), 'utf8');
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new Error(`${name}.json is not JSON (stderr: ${err(name)}): ${text.slice(0, 500)}`);
+    }
+  };
+  const check = (name: string, id: string): Check => {
+    const c = report(name).checks.find((x) => x.id === id);
+    if (!c) throw new Error(`${name}: no check ${id}`);
+    return c;
+  };
+  const failed = (name: string) => report(name).checks.filter((c) => c.status === 'fail').map((c) => `${c.id}: ${c.message}`);
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), `scef-ts-${daemon}-`));
+    chmodSync(dir, 0o755);
+    mkdirSync(path.join(dir, 'sink'), { mode: 0o777 });
+    chmodSync(path.join(dir, 'sink'), 0o777);
+    const r = await execa(
+      sandbox,
+      ['run', '--daemon', daemon, '--', 'bash', path.join(repo, 'test/sandbox/troubleshoot-scenario.sh'), dir, daemon],
+      { reject: false, timeout: 420_000 },
+    );
+    if (r.exitCode !== 0) throw new Error(`sandbox failed (${r.exitCode}): ${r.stderr}`);
+  }, 450_000);
+
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('passes a healthy install with every probe delivered over TCP and UDP', () => {
+    expect(rc('install'), err('install')).toBe('0');
+    expect(failed('healthy')).toEqual([]);
+    expect(rc('healthy')).toBe('0');
+    expect(report('healthy').ok).toBe(true);
+    expect(check('healthy', 'e2e.probes')).toMatchObject({ status: 'pass' });
+    expect(check('healthy', 'e2e.probes').message).toContain('4/4 probes delivered (tcp 2/2, udp 2/2)');
+    expect(check('healthy', 'daemon.running').message).toContain(daemon);
+    expect(check('healthy', 'daemon.dropin').status).toBe('pass');
+    expect(check('healthy', 'daemon.syntax').status).toBe('pass');
+    expect(check('healthy', 'daemon.forwarding').status).toBe('pass');
+    expect(check('healthy', 'forwarder.running').status).toBe('pass');
+    const rows = readFileSync(path.join(dir, 'sink/rows.ndjson'), 'utf8');
+    const ids = (check('healthy', 'e2e.probes').details!.probes as Array<{ id: string }>).map((p) => p.id);
+    for (const id of ids) expect(rows).toContain(id);
+  });
+
+  it('prints the human report and writes a support bundle on a healthy install', () => {
+    expect(rc('healthy-human'), err('healthy-human')).toBe('0');
+    const out = readFileSync(path.join(dir, 'healthy-human.out'), 'utf8');
+    expect(out).toMatch(/^OK: \d+ passed/m);
+    expect(rc('healthy-bundle')).toBe('0');
+    expect(existsSync(path.join(dir, 'bundle.tar.gz'))).toBe(true);
+  });
+
+  it('catches a stopped forwarder, and --fix --yes starts it again', () => {
+    expect(rc('forwarder-stopped')).toBe('1');
+    const c = check('forwarder-stopped', 'forwarder.running');
+    expect(c.status).toBe('fail');
+    expect(c.fix).toMatch(/start|restart/);
+    expect(check('forwarder-stopped', 'forwarder.admin').status).toBe('fail');
+    expect(check('forwarder-stopped', 'e2e.probes').details!.stoppedAt).toBe('forwarder-down');
+    expect(failed('forwarder-fixed')).toEqual([]);
+    expect(check('forwarder-fixed', 'forwarder.running').details!.fix).toMatchObject({ applied: true });
+    expect(check('forwarder-fixed', 'e2e.probes').status).toBe('pass');
+  });
+
+  it('catches a removed drop-in, and --fix --yes renders it again', () => {
+    expect(rc('dropin-removed')).toBe('1');
+    const c = check('dropin-removed', 'daemon.dropin');
+    expect(c.status).toBe('fail');
+    expect(c.message).toContain('is missing');
+    expect(c.fix).toContain('sentinel-cef install');
+    expect(check('dropin-removed', 'e2e.probes').status).toBe('fail');
+    expect(['daemon-not-receiving', 'daemon-not-forwarding']).toContain(check('dropin-removed', 'e2e.probes').details!.stoppedAt);
+    expect(failed('dropin-fixed')).toEqual([]);
+    expect(check('dropin-fixed', 'daemon.dropin').status).toBe('pass');
+  });
+
+  it('catches a stopped daemon, and --fix --yes starts it', () => {
+    expect(rc('daemon-stopped')).toBe('1');
+    expect(check('daemon-stopped', 'daemon.running')).toMatchObject({ status: 'fail' });
+    expect(check('daemon-stopped', 'daemon.listening').status).toBe('fail');
+    expect(check('daemon-stopped', 'e2e.probes').details!.stoppedAt).toBe('daemon-not-receiving');
+    expect(failed('daemon-fixed')).toEqual([]);
+  });
+
+  it('names the program holding port 514', () => {
+    expect(rc('port-taken')).toBe('1');
+    const c = check('port-taken', 'daemon.listening');
+    expect(c.status).toBe('fail');
+    expect(c.message).toMatch(/held by another program: .*node pid \d+/);
+    expect(check('port-taken', 'e2e.probes').details!.stoppedAt).toBe('daemon-not-receiving');
+  });
+
+  it('passes against a healthy Azure workspace (mock) and proves the key', () => {
+    // The daemon reconnects to the restarted forwarder within seconds (syslog-ng: time-reopen(2) on our
+    // destination), so install's own probe through the new sink must succeed.
+    expect(rc('install-azure'), err('install-azure')).toBe('0');
+    expect(failed('azure-reconnect')).toEqual([]);
+    expect(failed('azure-healthy')).toEqual([]);
+    expect(check('azure-healthy', 'azure.endpoint').status).toBe('pass');
+    expect(check('azure-healthy', 'azure.credentials').status).toBe('pass');
+    expect(check('azure-healthy', 'azure.clock').status).toBe('pass');
+  });
+
+  it('catches a workspace refusing the key (403) with the key fix', () => {
+    expect(rc('azure-403')).toBe('1');
+    const p = check('azure-403', 'e2e.probes');
+    expect(p.details!.stoppedAt).toBe('forwarder-not-delivering');
+    expect(check('azure-403', 'azure.credentials').status).toBe('fail');
+    expect(check('azure-403', 'azure.credentials').fix).toContain('workspace key');
+    expect(p.fix).toContain('key');
+  });
+
+  it('catches a sink that is down: probes received, not delivered, the queue holds them', () => {
+    expect(rc('azure-down')).toBe('1');
+    const p = check('azure-down', 'e2e.probes');
+    expect(p.details!.stoppedAt).toBe('forwarder-not-delivering');
+    expect(check('azure-down', 'forwarder.delivery').status).toBe('fail');
+    expect(check('azure-down', 'forwarder.delivery').message).toContain('503');
+    expect((check('azure-down', 'forwarder.queue').details as { records: number }).records).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Runs inside `scripts/sandbox run --daemon D`: install, then break the chain one way at a time and record what
+# `troubleshoot` says each time (and what `--fix --yes` repairs). Writes into $1 (a host directory);
+# troubleshoot-sandbox.test.ts asserts on the files.
+set -uo pipefail
+out="$1"; daemon="$2"; repo="$(cd "$(dirname "$0")/../.." && pwd)"
+cli=(node "$repo/bin/sentinel-cef")
+sink="$out/sink/rows.ndjson"
+export CI=true NO_COLOR=1
+cd "$repo"
+
+dproc() { [ "$daemon" = rsyslog ] && echo rsyslogd || echo syslog-ng; }
+dropin() { [ "$daemon" = rsyslog ] && echo /etc/rsyslog.d/10-sentinel-cef.conf || echo /etc/syslog-ng/conf.d/sentinel-cef.conf; }
+wait_gone() { for _ in $(seq 1 100); do pgrep -x "$1" >/dev/null || return 0; sleep 0.1; done; }
+wait_port() { for _ in $(seq 1 100); do grep -q ":$(printf '%04X' "$1") 00000000:0000 0A" /proc/net/tcp /proc/net/tcp6 2>/dev/null && return 0; sleep 0.1; done; }
+start_daemon() {
+  if [ "$daemon" = rsyslog ]; then rsyslogd; else syslog-ng --pidfile /run/syslog-ng.pid; fi
+  wait_port 514
+}
+stop_daemon() { pkill -x "$(dproc)"; wait_gone "$(dproc)"; }
+# troubleshoot NAME [ARGS...]: JSON report in NAME.json, exit code in NAME.rc, stderr in NAME.err.
+ts() { local name="$1"; shift; "${cli[@]}" troubleshoot --json --probes 2 --timeout 8 "$@" >"$out/$name.json" 2>"$out/$name.err"; echo $? >"$out/$name.rc"; }
+step() { local name="$1"; shift; "$@" >"$out/$name.out" 2>"$out/$name.err"; echo $? >"$out/$name.rc"; }
+reinstall() { step "reinstall-$1" "${cli[@]}" install --sink "file:$sink" --yes --no-verify; }
+stop_forwarder() {
+  local pid; pid="$(cat /run/sentinel-cef/supervisor.pid 2>/dev/null)"
+  [ -n "$pid" ] && kill "$pid"
+  for _ in $(seq 1 300); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
+}
+
+# 1. A healthy install with the file sink: every check passes, every probe is delivered.
+step install "${cli[@]}" install --sink "file:$sink" --yes
+ts healthy
+"${cli[@]}" troubleshoot --probes 1 >"$out/healthy-human.out" 2>"$out/healthy-human.err"; echo $? >"$out/healthy-human.rc"
+ts healthy-bundle --collect "$out/bundle.tar.gz"
+
+# 2. Forwarder stopped; then --fix --yes starts it again.
+stop_forwarder
+ts forwarder-stopped
+ts forwarder-fixed --fix --yes
+reinstall forwarder
+
+# 3. Our drop-in removed (and the daemon restarted without it); --fix re-renders it.
+rm -f "$(dropin)"; stop_daemon; start_daemon
+ts dropin-removed
+ts dropin-fixed --fix --yes
+reinstall dropin
+
+# 4. Daemon stopped; --fix starts it.
+stop_daemon
+ts daemon-stopped
+ts daemon-fixed --fix --yes
+reinstall daemon
+
+# 5. Port 514 taken by another program.
+stop_daemon
+node -e '
+  const net = require("net"), dgram = require("dgram");
+  net.createServer((s) => s.resume()).listen(514, "0.0.0.0");
+  dgram.createSocket("udp4").bind(514, "0.0.0.0");
+  setTimeout(() => process.exit(0), 120000);
+' &
+squatter=$!
+wait_port 514
+ts port-taken
+kill "$squatter"; wait "$squatter" 2>/dev/null
+start_daemon
+reinstall port
+
+# 6. An Azure workspace (the mock): healthy, then refusing the key (403), then down (503: the queue grows).
+ws=11111111-2222-3333-4444-555555555555
+npx tsx scripts/mock-azure.ts --http --key-file "$out/workspace.key" --workspace-id "$ws" --info-file "$out/mock.json" \
+  >"$out/mock.out" 2>"$out/mock.err" &
+mock=$!
+for _ in $(seq 1 300); do [ -s "$out/mock.json" ] && break; sleep 0.1; done
+url="$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).url)' "$out/mock.json")"
+control() { node -e 'fetch(process.argv[1] + process.argv[2], { method: "POST", headers: { "content-type": "application/json" }, body: process.argv[3] }).then((r) => process.exit(r.ok ? 0 : 1))' "$url" "$1" "${2:-{\}}"; }
+step install-azure "${cli[@]}" install "$ws" --key-file "$out/workspace.key" --endpoint "$url" --yes
+# The new forwarder replaced the old one: a daemon still waiting to reconnect (syslog-ng: time-reopen, 60 s) is
+# what troubleshoot reports, and --fix reconnects it.
+ts azure-reconnect "$ws" --fix --yes
+ts azure-healthy "$ws"
+control /_mock/fail '{"api":"data","status":403}'
+ts azure-403 "$ws"
+control /_mock/clear
+control /_mock/fail '{"api":"data","status":503}'
+ts azure-down "$ws"
+control /_mock/clear
+kill "$mock"
+exit 0

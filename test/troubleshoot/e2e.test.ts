@@ -1,0 +1,222 @@
+import { appendFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runTroubleshoot } from '../../src/troubleshoot/run.js';
+import { buildProbeMessage } from '../../src/forwarder/send-test.js';
+import { probeIdOfRaw } from '../../src/forwarder/probes.js';
+import { parseLine } from '../../src/parser/index.js';
+import type { CheckResult } from '../../src/troubleshoot/types.js';
+import {
+  cleanup,
+  healthyTree,
+  makeRoot,
+  probeIdOf,
+  put,
+  procNet,
+  startFakeAdmin,
+  startFakeDaemon,
+  testDeps,
+  health,
+  addProcess,
+  type FakeAdmin,
+} from './helpers.js';
+
+const get = (checks: CheckResult[], id: string) => checks.find((c) => c.id === id)!;
+
+describe('probe message', () => {
+  it('is a CEF line the parser reads and the forwarder recognises as a probe', () => {
+    const msg = buildProbeMessage('ts-abc-tcp-1', 'rfc3164', 'host1');
+    expect(msg).toMatch(/^<164>\w{3} [ \d]\d \d\d:\d\d:\d\d host1 CEF: 0\|TestCommonEventFormat\|MOCK\|/);
+    expect(probeIdOfRaw(Buffer.from(msg))).toBe('ts-abc-tcp-1');
+    const r = JSON.stringify(parseLine(msg, new Date()));
+    expect(r).toContain('ts-abc-tcp-1');
+    expect(r).toContain('TestCommonEventFormat');
+  });
+});
+
+describe('end-to-end probes against a fake daemon and forwarder', () => {
+  let root: string;
+  let admin: FakeAdmin;
+  let daemon: { port: number; close(): Promise<void> } | undefined;
+  /** What the fake daemon does with a probe. */
+  let behaviour: 'deliver' | 'drop' | 'fail-delivery';
+
+  beforeEach(async () => {
+    root = await makeRoot();
+    admin = await startFakeAdmin();
+    behaviour = 'deliver';
+    daemon = await startFakeDaemon((msg) => {
+      const id = probeIdOf(msg);
+      if (!id || behaviour === 'drop') return;
+      const now = new Date().toISOString();
+      if (behaviour === 'deliver') admin.probes.set(id, { id, received: true, receivedAt: now, accepted: true, acceptedAt: now, latencyMs: 12 });
+      else {
+        admin.probes.set(id, { id, received: true, receivedAt: now, accepted: false, error: 'HTTP 403: Forbidden' });
+        // The forwarder's health turns only once the probes have gone through: checks must read it after them.
+        admin.health = health({ lastDelivery: { ok: false, at: now, error: 'Forbidden', httpStatus: 403 } });
+      }
+    });
+    await healthyTree(root, { adminPort: admin.port, daemonPort: daemon.port });
+  });
+
+  afterEach(async () => {
+    await daemon?.close();
+    await admin.close();
+    await cleanup(root);
+  });
+
+  const opts = () => ({ configPath: '/etc/sentinel-cef/forwarder.json', port: daemon!.port, probes: 2, timeoutSec: 1.5 });
+
+  it('passes when every probe over TCP and UDP is accepted, with latency', async () => {
+    const r = await runTroubleshoot(opts(), testDeps(root));
+    const p = get(r.checks, 'e2e.probes');
+    expect(p.status).toBe('pass');
+    expect(p.message).toContain('4/4 probes delivered (tcp 2/2, udp 2/2)');
+    expect(p.message).toContain('latency p50 12 ms');
+    expect(get(r.checks, 'daemon.forwarding').status).toBe('pass');
+    expect(r.ok).toBe(true);
+  });
+
+  it('locates probes the daemon received but did not forward', async () => {
+    behaviour = 'drop';
+    // The daemon holds no connection to the forwarder.
+    await put(root, '/proc/net/tcp', procNet([
+      { local: ['0.0.0.0', daemon!.port], st: '0A', inode: 1001 },
+      { local: ['127.0.0.1', 25226], st: '0A', inode: 2001 },
+    ]));
+    const r = await runTroubleshoot(opts(), testDeps(root));
+    const p = get(r.checks, 'e2e.probes');
+    expect(p.status).toBe('fail');
+    expect(p.details?.stoppedAt).toBe('daemon-not-forwarding');
+    expect(p.message).toContain('reached the daemon but were not forwarded');
+    expect(p.message).toContain('no connection to the forwarder port');
+    expect(p.fix).toContain('sentinel-cef install');
+    expect(r.ok).toBe(false);
+  });
+
+  it('uses the daemon log as evidence that the daemon got the probe', async () => {
+    behaviour = 'drop';
+    await put(root, '/var/log/syslog', '');
+    const deps = testDeps(root);
+    const send = deps.sendSyslog;
+    deps.sendSyslog = async (t, m) => {
+      await send(t, m);
+      await appendFile(join(root, '/var/log/syslog'), `Nov 22 host CEF: ${m}\n`);
+    };
+    const r = await runTroubleshoot(opts(), deps);
+    expect(get(r.checks, 'e2e.probes').message).toContain('the daemon logged it to /var/log/syslog');
+    expect(get(r.checks, 'system.duplicates').status).toBe('warn');
+  });
+
+  it('locates probes the forwarder received but could not deliver, with the sink error', async () => {
+    behaviour = 'fail-delivery';
+    const r = await runTroubleshoot(opts(), testDeps(root));
+    const p = get(r.checks, 'e2e.probes');
+    expect(p.status).toBe('fail');
+    expect(p.details?.stoppedAt).toBe('forwarder-not-delivering');
+    expect(p.message).toContain('HTTP 403: Forbidden');
+    expect(get(r.checks, 'forwarder.delivery').status).toBe('fail');
+  });
+
+  it('locates probes that never reached a daemon: nothing listening', async () => {
+    await daemon!.close();
+    daemon = undefined;
+    const closedPort = (await startFakeDaemon(() => {}));
+    const p0 = closedPort.port;
+    await closedPort.close();
+    await put(root, '/proc/net/tcp', procNet([{ local: ['127.0.0.1', 25226], st: '0A', inode: 2001 }]));
+    await put(root, '/proc/net/udp', '');
+    const r = await runTroubleshoot({ configPath: '/etc/sentinel-cef/forwarder.json', port: p0, probes: 1, timeoutSec: 0.5 }, testDeps(root));
+    const p = get(r.checks, 'e2e.probes');
+    expect(p.status).toBe('fail');
+    expect(p.details?.stoppedAt).toBe('daemon-not-receiving');
+    expect(p.message).toMatch(/ECONNREFUSED|nothing listens/);
+    expect(get(r.checks, 'daemon.listening').status).toBe('fail');
+  });
+
+  it('names the program holding the port when it is not the daemon', async () => {
+    await addProcess(root, 500, 'nc', ['nc', '-l', String(daemon!.port)], [9001]);
+    await put(root, '/proc/net/tcp', procNet([
+      { local: ['0.0.0.0', daemon!.port], st: '0A', inode: 9001 },
+      { local: ['127.0.0.1', 25226], st: '0A', inode: 2001 },
+    ]));
+    await put(root, '/proc/net/udp', procNet([{ local: ['0.0.0.0', daemon!.port], st: '07', inode: 9002 }]));
+    behaviour = 'drop';
+    const r = await runTroubleshoot(opts(), testDeps(root));
+    const l = get(r.checks, 'daemon.listening');
+    expect(l.status).toBe('fail');
+    expect(l.message).toContain('nc pid 500');
+    expect(get(r.checks, 'e2e.probes').message).toContain('held by nc (pid 500)');
+  });
+
+  it('says it cannot follow probes when the admin endpoint is down', async () => {
+    await admin.close();
+    const r = await runTroubleshoot(opts(), testDeps(root));
+    expect(get(r.checks, 'forwarder.admin').status).toBe('fail');
+    const p = get(r.checks, 'e2e.probes');
+    expect(p.details?.stoppedAt).toBe('unknown');
+    expect(p.fix).toContain('forwarder.running');
+    admin = await startFakeAdmin(); // for afterEach
+  });
+
+  it('says the forwarder is down when the daemon got the probes and nothing listens on 25226', async () => {
+    await admin.close();
+    behaviour = 'drop';
+    await put(root, '/proc/net/tcp', procNet([{ local: ['0.0.0.0', daemon!.port], st: '0A', inode: 1001 }]));
+    const r = await runTroubleshoot(opts(), testDeps(root));
+    const p = get(r.checks, 'e2e.probes');
+    expect(p.details?.stoppedAt).toBe('forwarder-down');
+    expect(p.message).toContain('reached the daemon, but the forwarder is not running');
+    expect(p.fix).toContain('start the forwarder');
+    expect(get(r.checks, 'daemon.forwarding').status).toBe('fail');
+    admin = await startFakeAdmin();
+  });
+
+  it('--capture: reports tcpdump missing as a skip, and a capture as evidence per port', async () => {
+    const none = await runTroubleshoot({ ...opts(), capture: true }, testDeps(root, { startCapture: async () => ({ unavailable: 'tcpdump is not installed (apt-get install tcpdump)' }) }));
+    expect(get(none.checks, 'e2e.capture')).toMatchObject({ status: 'skip', message: 'tcpdump is not installed (apt-get install tcpdump)' });
+    const sent: string[] = [];
+    const deps = testDeps(root, {
+      startCapture: async (ports) => {
+        expect(ports).toEqual([daemon!.port, 25226]);
+        return {
+          stop: async () =>
+            sent.map((m) => `09:00:00.1 lo In IP 127.0.0.1.40000 > 127.0.0.1.${daemon!.port}: UDP, length 9\n${m}\n09:00:00.2 lo In IP 127.0.0.1.40001 > 127.0.0.1.25226: Flags [P.]\n${m}`).join('\n'),
+        };
+      },
+    });
+    const send = deps.sendSyslog;
+    deps.sendSyslog = async (t, m) => {
+      sent.push(m);
+      await send(t, m);
+    };
+    const r = await runTroubleshoot({ ...opts(), capture: true }, deps);
+    expect(get(r.checks, 'e2e.capture')).toMatchObject({ status: 'pass', message: `4/4 probes seen on port ${daemon!.port}, 4/4 on the forwarder port` });
+  });
+
+  it('skips the probes with --probes 0 and finishes quickly', async () => {
+    const t = Date.now();
+    const r = await runTroubleshoot({ ...opts(), probes: 0 }, testDeps(root));
+    expect(get(r.checks, 'e2e.probes').status).toBe('skip');
+    expect(Date.now() - t).toBeLessThan(5000);
+  });
+});
+
+describe('parseCapture', () => {
+  it('attributes payloads to the ports of the packet header before them', async () => {
+    const { parseCapture } = await import('../../src/troubleshoot/checks/e2e.js');
+    const text = [
+      '09:00:00.000001 lo    In  IP 127.0.0.1.41000 > 127.0.0.1.514: Flags [P.], seq 1:200, ack 1, win 512, length 199',
+      'E....@.@.............<164>Nov 22 09:00:00 h CEF: 0|TestCommonEventFormat|MOCK|x|end|TRAFFIC|1|cs2Label=ProbeId cs2=p-1',
+      '09:00:00.000002 lo    In  IP 127.0.0.1.41002 > 127.0.0.1.25226: Flags [P.], seq 1:250, length 249',
+      '....243 <164>1 2026-11-22T09:00:00Z h CEF - - - CEF:0|TestCommonEventFormat|MOCK|x|end|TRAFFIC|1|cs2Label=ProbeId cs2=p-1',
+      '09:00:00.000003 lo    In  IP 127.0.0.1.50000 > 127.0.0.1.514: UDP, length 180',
+      '<164>Nov 22 09:00:00 h CEF: 0|TestCommonEventFormat|MOCK|x|end|TRAFFIC|1|cs2Label=ProbeId cs2=p-2',
+    ].join('\n');
+    expect(parseCapture(text, ['p-1', 'p-2', 'p-3'], 514, [25226])).toEqual({
+      'p-1': { daemonPort: true, forwarderPort: true },
+      'p-2': { daemonPort: true, forwarderPort: false },
+      'p-3': { daemonPort: false, forwarderPort: false },
+    });
+  });
+});

@@ -1,0 +1,74 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runTroubleshoot } from '../../src/troubleshoot/run.js';
+import { cleanup, fakeExec, healthyTree, makeRoot, put, startFakeAdmin, testDeps, type FakeAdmin } from './helpers.js';
+
+describe('--fix', () => {
+  let root: string;
+  let admin: FakeAdmin;
+  let active: boolean;
+  let calls: string[];
+  const programs = () =>
+    fakeExec(
+      {
+        'systemctl is-active sentinel-cef-forwarder.service': () => (active ? { stdout: 'active\n' } : { exitCode: 3, stdout: 'inactive\n' }),
+        'systemctl restart sentinel-cef-forwarder.service': () => {
+          active = true;
+          return {};
+        },
+      },
+      calls,
+    );
+  const opts = { configPath: '/etc/sentinel-cef/forwarder.json', probes: 0, fix: true };
+
+  beforeEach(async () => {
+    root = await makeRoot();
+    admin = await startFakeAdmin();
+    await healthyTree(root, { adminPort: admin.port, daemonPort: 514 });
+    await put(root, '/proc/1/comm', 'systemd\n');
+    await put(root, '/run/systemd/system/.keep', '');
+    active = false;
+    calls = [];
+  });
+  afterEach(async () => {
+    await admin.close();
+    await cleanup(root);
+  });
+
+  it('with --yes restarts the stopped forwarder and re-runs its check', async () => {
+    const r = await runTroubleshoot({ ...opts, yes: true }, testDeps(root, { exec: programs() }));
+    const c = r.checks.find((x) => x.id === 'forwarder.running')!;
+    expect(c.status).toBe('pass');
+    expect(c.details?.fix).toMatchObject({ applied: true, before: 'fail' });
+    expect(calls.filter((x) => x.startsWith('systemctl'))).toEqual([
+      'systemctl is-active sentinel-cef-forwarder.service',
+      'systemctl restart sentinel-cef-forwarder.service',
+      'systemctl is-active sentinel-cef-forwarder.service',
+    ]);
+    expect(r.ok).toBe(true);
+  });
+
+  it('asks first without --yes, and leaves things alone on "no"', async () => {
+    const asked: string[] = [];
+    const r = await runTroubleshoot(opts, testDeps(root, { exec: programs(), confirm: async (q) => (asked.push(q), false) }));
+    expect(asked).toEqual(['forwarder.running: restart the forwarder (sentinel-cef-forwarder.service)?']);
+    expect(calls).not.toContain('systemctl restart sentinel-cef-forwarder.service');
+    expect(r.checks.find((x) => x.id === 'forwarder.running')!.status).toBe('fail');
+    expect(r.ok).toBe(false);
+  });
+
+  it('reports a fix that failed and keeps the check failing', async () => {
+    const exec = fakeExec({
+      'systemctl is-active sentinel-cef-forwarder.service': { exitCode: 3, stdout: 'failed\n' },
+      'systemctl restart sentinel-cef-forwarder.service': { exitCode: 1, stderr: 'Job for sentinel-cef-forwarder.service failed.' },
+    });
+    const r = await runTroubleshoot({ ...opts, yes: true }, testDeps(root, { exec }));
+    const c = r.checks.find((x) => x.id === 'forwarder.running')!;
+    expect(c.status).toBe('fail');
+    expect(c.details?.fix).toMatchObject({ applied: false, error: expect.stringContaining('Job for sentinel-cef-forwarder.service failed') });
+  });
+
+  it('without --fix never runs a fix', async () => {
+    await runTroubleshoot({ ...opts, fix: false }, testDeps(root, { exec: programs() }));
+    expect(calls).not.toContain('systemctl restart sentinel-cef-forwarder.service');
+  });
+});

@@ -1,0 +1,221 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Context } from '../../src/troubleshoot/context.js';
+import * as fwd from '../../src/troubleshoot/checks/forwarder.js';
+import { troubleshootOptionsSchema, type TroubleshootDeps } from '../../src/troubleshoot/types.js';
+import { addProcess, cleanup, fakeExec, health, makeRoot, put, startFakeAdmin, testDeps, type FakeAdmin } from './helpers.js';
+
+const CONFIG = '/etc/sentinel-cef/forwarder.json';
+const WS = '11111111-2222-3333-4444-555555555555';
+
+let root: string;
+let admin: FakeAdmin;
+
+function ctxFor(deps: Partial<TroubleshootDeps> = {}, opts: Record<string, unknown> = {}): Context {
+  return new Context(troubleshootOptionsSchema.parse({ configPath: CONFIG, probes: 0, ...opts }), testDeps(root, deps));
+}
+
+async function writeConfig(c: object): Promise<void> {
+  await put(root, CONFIG, JSON.stringify({ admin: `127.0.0.1:${admin.port}`, ...c }));
+}
+
+beforeEach(async () => {
+  root = await makeRoot();
+  admin = await startFakeAdmin();
+});
+afterEach(async () => {
+  await admin.close();
+  await cleanup(root);
+});
+
+describe('forwarder.installed / forwarder.config', () => {
+  it('fails with the install fix when bundle and config are missing', async () => {
+    const r = await fwd.checkInstalled(ctxFor());
+    expect(r.status).toBe('fail');
+    expect(r.message).toContain('forwarder bundle');
+    expect(r.fix).toContain('sentinel-cef install');
+  });
+
+  it('passes when both exist', async () => {
+    await writeConfig({ sink: { type: 'file', path: '/tmp/x' } });
+    await put(root, '/usr/lib/sentinel-cef/forwarder.mjs', '');
+    expect((await fwd.checkInstalled(ctxFor())).status).toBe('pass');
+  });
+
+  it.each([
+    ['not JSON', '{"sink": ', /not valid JSON/],
+    ['schema error', JSON.stringify({ sink: { type: 'log-analytics', workspaceId: 'nope' } }), /sink.workspaceId: workspaceId must be a GUID/],
+    ['unknown sink', JSON.stringify({ sink: { type: 'kafka' } }), /sink/],
+  ])('fails on %s with the field named', async (_n, text, re) => {
+    await put(root, CONFIG, text);
+    const r = await fwd.checkConfig(ctxFor());
+    expect(r.status).toBe('fail');
+    expect(r.message).toMatch(re);
+    expect(r.fix).toBeTruthy();
+  });
+
+  it('warns about the retired Data Collector API and checks the workspace id', async () => {
+    await writeConfig({ sink: { type: 'log-analytics', workspaceId: WS, sharedKeyFile: '/etc/sentinel-cef/key' } });
+    expect((await fwd.checkConfig(ctxFor())).status).toBe('warn');
+    const other = await fwd.checkConfig(ctxFor({}, { workspaceId: '99999999-2222-3333-4444-555555555555' }));
+    expect(other.status).toBe('fail');
+    expect(other.message).toContain(`sends to workspace ${WS}`);
+  });
+});
+
+describe('forwarder.secret', () => {
+  beforeEach(async () => {
+    await writeConfig({ sink: { type: 'log-analytics', workspaceId: WS, sharedKeyFile: '/etc/sentinel-cef/key' } });
+  });
+  it('passes for a 0600 file', async () => {
+    await put(root, '/etc/sentinel-cef/key', 'c2VjcmV0\n', 0o600);
+    expect((await fwd.checkSecret(ctxFor())).status).toBe('pass');
+  });
+  it('fails for a world-readable file with chmod as the fix', async () => {
+    await put(root, '/etc/sentinel-cef/key', 'c2VjcmV0\n', 0o644);
+    const r = await fwd.checkSecret(ctxFor());
+    expect(r.status).toBe('fail');
+    expect(r.message).toContain('0644');
+    expect(r.fix).toBe('chmod 600 /etc/sentinel-cef/key');
+  });
+  it('fails for a missing or empty file', async () => {
+    expect((await fwd.checkSecret(ctxFor())).message).toContain('missing');
+    await put(root, '/etc/sentinel-cef/key', '', 0o600);
+    expect((await fwd.checkSecret(ctxFor())).message).toContain('empty');
+  });
+});
+
+describe('forwarder.running', () => {
+  it('asks systemctl when PID 1 is systemd', async () => {
+    await put(root, '/proc/1/comm', 'systemd\n');
+    await put(root, '/run/systemd/system/.keep', '');
+    const calls: string[] = [];
+    const down = await fwd.checkRunning(ctxFor({ exec: fakeExec({ 'systemctl is-active sentinel-cef-forwarder.service': { exitCode: 3, stdout: 'inactive\n' } }, calls) }));
+    expect(down.status).toBe('fail');
+    expect(down.message).toContain('inactive');
+    expect(down.fix).toContain('systemctl restart sentinel-cef-forwarder.service');
+    expect(calls).toEqual(['systemctl is-active sentinel-cef-forwarder.service']);
+    const up = await fwd.checkRunning(ctxFor({ exec: fakeExec({ 'systemctl is-active sentinel-cef-forwarder.service': { stdout: 'active\n' } }) }));
+    expect(up.status).toBe('pass');
+  });
+
+  it('follows the supervisor and forwarder pidfiles without systemd, and starts it through the installer', async () => {
+    await put(root, '/proc/1/comm', 'bash\n');
+    await put(root, '/run/sentinel-cef/supervisor.pid', '777\n');
+    const started: string[] = [];
+    const services = {
+      startForwarder: async (c: string) => (started.push(c), 'started'),
+      restartDaemon: async () => 'no',
+    };
+    const stale = await fwd.checkRunning(ctxFor({ services }));
+    expect(stale.status).toBe('fail');
+    expect(stale.message).toContain('stale pidfile /run/sentinel-cef/supervisor.pid: pid 777');
+    await stale.safeFix!.apply();
+    expect(started).toEqual([CONFIG]);
+    await addProcess(root, 777, 'node', ['node', 'sentinel-cef-supervise.mjs']);
+    await put(root, '/var/log/sentinel-cef/forwarder.log', '2026-11-22T08:00:00Z supervisor: forwarder exited (code 2, signal null); restarting in 4000 ms\n');
+    const crashing = await fwd.checkRunning(ctxFor());
+    expect(crashing.status).toBe('fail');
+    expect(crashing.message).toContain('keeps exiting: 2026-11-22T08:00:00Z supervisor: forwarder exited (code 2');
+    await put(root, '/run/sentinel-cef/forwarder.pid', '778\n');
+    await addProcess(root, 778, 'node', ['node', '/usr/lib/sentinel-cef/forwarder.mjs']);
+    const up = await fwd.checkRunning(ctxFor());
+    expect(up).toMatchObject({ status: 'pass', message: 'pid 778 (supervisor pid 777)' });
+  });
+
+  it('does not take another forwarder on the machine (other bundle or config) for ours', async () => {
+    await addProcess(root, 902, 'node', ['/usr/bin/node', '/home/dev/dist/forwarder.mjs', '--config', '/tmp/other.json']);
+    await addProcess(root, 903, 'node', ['/usr/bin/node', '/usr/lib/sentinel-cef/forwarder.mjs', '--config', '/tmp/other.json']);
+    expect((await fwd.checkRunning(ctxFor())).status).toBe('fail');
+  });
+
+  it('finds the forwarder process when there is no pidfile', async () => {
+    await addProcess(root, 901, 'node', ['/usr/bin/node', '/usr/lib/sentinel-cef/forwarder.mjs', '--config', CONFIG]);
+    const r = await fwd.checkRunning(ctxFor());
+    expect(r.status).toBe('pass');
+    expect(r.message).toContain('901');
+  });
+});
+
+describe('admin-endpoint checks against a fake admin server', () => {
+  beforeEach(async () => {
+    await writeConfig({ sink: { type: 'file', path: '/tmp/x' }, queue: { dir: '/var/lib/sentinel-cef/queue', maxBytes: 1000 } });
+  });
+
+  it('reports health, and fails when the endpoint is down', async () => {
+    const ok = await fwd.checkAdmin(ctxFor());
+    expect(ok.status).toBe('pass');
+    expect(ok.message).toContain('version 0.1.0');
+    admin.healthStatus = 503;
+    admin.health = health({ status: 'degraded' });
+    expect((await fwd.checkAdmin(ctxFor())).status).toBe('warn');
+    await admin.close();
+    const down = await fwd.checkAdmin(ctxFor());
+    expect(down.status).toBe('fail');
+    expect(down.message).toContain('ECONNREFUSED');
+    admin = await startFakeAdmin();
+  });
+
+  it('honours --admin over the config', async () => {
+    const other = await startFakeAdmin(health({ version: '9.9.9' }));
+    try {
+      const r = await fwd.checkAdmin(ctxFor({}, { admin: `127.0.0.1:${other.port}` }));
+      expect(r.message).toContain('9.9.9');
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('grades the queue by fill and age', async () => {
+    const q = (queue: Partial<ReturnType<typeof health>['queue']>) => {
+      admin.health = health({ queue: { bytes: 0, records: 0, maxBytes: 1000, oldestAgeSec: null, intakePaused: false, ...queue } });
+      return fwd.checkQueue(ctxFor());
+    };
+    expect((await q({})).status).toBe('pass');
+    expect((await q({ records: 5, bytes: 600, oldestAgeSec: 10 })).status).toBe('warn');
+    expect((await q({ records: 5, bytes: 10, oldestAgeSec: 900 })).status).toBe('warn');
+    const paused = await q({ records: 50, bytes: 990, oldestAgeSec: 900, intakePaused: true });
+    expect(paused.status).toBe('fail');
+    expect(paused.message).toContain('intake paused');
+  });
+
+  it('counts dead letters and shows the last reason from the file', async () => {
+    expect((await fwd.checkDeadLetters(ctxFor())).status).toBe('pass');
+    admin.health = health({ counters: { ...health().counters, deadLettered: 2 } });
+    await put(root, '/var/lib/sentinel-cef/dead-letter.ndjson', '{"reason":"400 bad column"}\n{"reason":"field too long"}\n');
+    const r = await fwd.checkDeadLetters(ctxFor());
+    expect(r.status).toBe('warn');
+    expect(r.message).toContain('2 since start');
+    expect(r.message).toContain('last reason: field too long');
+  });
+
+  it.each([
+    [403, 'logs-ingestion', /Monitoring Metrics Publisher/],
+    [403, 'log-analytics', /shared key/],
+    [404, 'logs-ingestion', /DCR immutable id/],
+    [413, 'logs-ingestion', /batch.maxBytes/],
+  ])('turns a failed delivery (HTTP %i, %s) into a fix', async (status, sinkType, re) => {
+    const sink =
+      sinkType === 'logs-ingestion'
+        ? { type: 'logs-ingestion', endpoint: 'https://dce.example.com', dcrImmutableId: 'dcr-1', auth: { kind: 'managed-identity' } }
+        : { type: 'log-analytics', workspaceId: WS };
+    await writeConfig({ sink });
+    admin.health = health({ lastDelivery: { ok: false, at: '2026-11-22T08:00:00Z', httpStatus: status, error: 'refused' } });
+    const r = await fwd.checkDelivery(ctxFor());
+    expect(r.status).toBe('fail');
+    expect(r.message).toContain(`HTTP ${status}`);
+    expect(r.fix).toMatch(re);
+  });
+
+  it('passes after a good delivery and notes when nothing was sent yet', async () => {
+    expect((await fwd.checkDelivery(ctxFor())).status).toBe('pass');
+    admin.health = health({ lastDelivery: null, counters: { ...health().counters, received: 0 } });
+    expect((await fwd.checkDelivery(ctxFor())).status).toBe('skip');
+  });
+
+  it('warns when the admin endpoint is disabled in the config', async () => {
+    await put(root, CONFIG, JSON.stringify({ sink: { type: 'file', path: '/tmp/x' }, admin: false }));
+    const r = await fwd.checkAdmin(ctxFor());
+    expect(r.status).toBe('warn');
+    expect(r.message).toContain('disabled');
+  });
+});
