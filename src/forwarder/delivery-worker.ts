@@ -29,7 +29,7 @@ export interface DeliveryWorkerData {
 }
 
 type ToWorker =
-  | { t: 'prepare'; id: number; buf: ArrayBuffer; offs: Uint32Array; recv: Float64Array; flags: Uint8Array }
+  | { t: 'prepare'; id: number; buf: ArrayBuffer; base: number; offs: Uint32Array; recv: Float64Array; flags: Uint8Array }
   | { t: 'deliver'; id: number }
   | { t: 'reset' }
   | { t: 'abort' }
@@ -119,23 +119,22 @@ export class WorkerRunner implements BatchRunner {
     const w = this.ensure(k);
     const id = this.nextId++;
     const n = batch.records.length;
-    let total = 0;
-    for (const r of batch.records) total += r.raw.length;
-    // Unpooled, so the whole ArrayBuffer is ours to transfer (no copy on postMessage).
-    const buf = Buffer.allocUnsafeSlow(total);
+    // batch.buffer holds the raw bytes back to back in an ArrayBuffer of its own (readBatch), so it
+    // moves to the worker without a copy; the records' views here are detached, which is fine: the
+    // loop keeps only the cursor position.
+    const base = batch.buffer.byteOffset;
     const offs = new Uint32Array(n + 1);
     const recv = new Float64Array(n);
     const flags = new Uint8Array(n);
-    let p = 0;
     for (let i = 0; i < n; i++) {
       const r = batch.records[i];
-      offs[i] = p;
-      p += r.raw.copy(buf, p);
+      offs[i] = r.raw.byteOffset - base;
       recv[i] = r.receivedAt;
       flags[i] = r.flags;
     }
-    offs[n] = p;
-    const msg: ToWorker = { t: 'prepare', id, buf: buf.buffer as ArrayBuffer, offs, recv, flags };
+    offs[n] = batch.buffer.length;
+    const buf = batch.buffer;
+    const msg: ToWorker = { t: 'prepare', id, buf: buf.buffer as ArrayBuffer, base, offs, recv, flags };
     w.postMessage(msg, [buf.buffer as ArrayBuffer, offs.buffer, recv.buffer, flags.buffer]);
     return { k, id };
   }
@@ -219,7 +218,7 @@ export async function runDeliveryWorker(data: DeliveryWorkerData): Promise<void>
       case 'prepare': {
         const records: QueueRecord[] = new Array(m.recv.length);
         for (let i = 0; i < m.recv.length; i++) {
-          records[i] = { receivedAt: m.recv[i], flags: m.flags[i], raw: Buffer.from(m.buf, m.offs[i], m.offs[i + 1] - m.offs[i]) };
+          records[i] = { receivedAt: m.recv[i], flags: m.flags[i], raw: Buffer.from(m.buf, m.base + m.offs[i], m.offs[i + 1] - m.offs[i]) };
         }
         prepared.set(m.id, processor.prepare(records));
         break;
