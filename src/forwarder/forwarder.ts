@@ -168,7 +168,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
   }
   delivery.start();
   logger.info(
-    { version: VERSION, inputs: intake.addresses.map((a) => a.url), sink: sink.name, queueDir: config.queue.dir, deadLetterFile: dlPath, admin: admin ? formatHostPort(adminHost!, admin.port) : 'off', queued: queue.records },
+    { version: VERSION, inputs: intake.addresses.map((a) => a.url), sink: sink.name, queueDir: config.queue.dir, deadLetterFile: dlPath, admin: admin ? formatHostPort(adminHost!, admin.port) : 'off', queued: queue.records, delivery: useWorker ? 'worker thread' : 'main thread' },
     'forwarder started',
   );
 
