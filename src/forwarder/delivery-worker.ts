@@ -82,7 +82,9 @@ export class WorkerRunner implements BatchRunner {
       // its batches are resent from the cursor by a new one.
       resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB, maxOldGenerationSizeMb: workerOldGenerationMb(this.data.config) },
     } satisfies WorkerOptions);
-    w.on('message', (m: FromWorker) => this.onMessage(m));
+    w.on('message', (list: FromWorker[]) => {
+      for (const m of list) this.onMessage(m);
+    });
     w.on('error', (err) => {
       this.effects.backgroundError('delivery_worker');
       this.logger.error({ err: err.message, stack: err.stack }, 'delivery worker failed');
@@ -187,11 +189,28 @@ export async function runDeliveryWorker(data: DeliveryWorkerData): Promise<void>
   const port = parentPort!;
   const { config } = data;
   const logger = createLogger(config.logLevel).child({ thread: 'delivery' });
-  const post = (m: FromWorker) => port.postMessage(m);
+  // Effects are sent in one message per event-loop turn (and always ahead of the 'done' they
+  // precede): a postMessage per sink call measured ~0.25 ms each on a busy thread.
+  let outbox: FromWorker[] = [];
+  let flushing = false;
+  const flush = (transfer: ArrayBuffer[] = []) => {
+    flushing = false;
+    if (outbox.length) port.postMessage(outbox, transfer);
+    outbox = [];
+  };
+  const post = (m: FromWorker) => {
+    outbox.push(m);
+    flush();
+  };
   const effect =
     <K extends keyof DeliveryEffects>(name: K) =>
-    (...args: unknown[]) =>
-      post({ t: 'effect', name, args });
+    (...args: unknown[]) => {
+      outbox.push({ t: 'effect', name, args });
+      if (!flushing) {
+        flushing = true;
+        setImmediate(() => flush());
+      }
+    };
   const effects: DeliveryEffects = {
     retried: effect('retried'),
     lastDelivery: effect('lastDelivery'),
@@ -231,7 +250,10 @@ export async function runDeliveryWorker(data: DeliveryWorkerData): Promise<void>
           break;
         }
         p.then((ready) => processor.deliver(ready, abort.signal)).then(
-          (report) => post({ t: 'done', id: m.id, report }),
+          (report) => {
+            outbox.push({ t: 'done', id: m.id, report });
+            flush([report.deliveredAt.buffer as ArrayBuffer]);
+          },
           (err: Error) => post({ t: 'done', id: m.id, aborted: err instanceof Aborted || abort.signal.aborted, error: err?.message ?? String(err), stack: err?.stack }),
         );
         break;
