@@ -58,23 +58,17 @@ export function prepareRow(row: CslRow, maxFieldBytes: number): PreparedRow {
   return { original: row, json, bytes: Buffer.byteLength(json, 'utf8'), truncated: notes.join(', ') };
 }
 
-/**
- * Rows serialized ahead of send (Sink.prepare). The result is kept on the row itself under a symbol
- * (invisible to JSON.stringify, for-in and Object.keys): a WeakMap would cost an ephemeron entry per
- * row in every garbage collection, which measured as a large share of the delivery thread's GC time.
- */
-const PREPARED = Symbol('sentinel-cef.prepared');
-type WithPrepared = CslRow & { [PREPARED]?: PreparedRow };
-
+/** Rows serialized ahead of send (Sink.prepare), looked up by identity; unprepared rows are prepared on demand. */
 export class PreparedRows {
+  private readonly cache = new WeakMap<CslRow, PreparedRow>();
   constructor(private readonly maxFieldBytes: number) {}
 
   prepare(rows: CslRow[]): void {
-    for (const r of rows) (r as WithPrepared)[PREPARED] = prepareRow(r, this.maxFieldBytes);
+    for (const r of rows) this.cache.set(r, prepareRow(r, this.maxFieldBytes));
   }
 
   get(row: CslRow): PreparedRow {
-    return (row as WithPrepared)[PREPARED] ?? prepareRow(row, this.maxFieldBytes);
+    return this.cache.get(row) ?? prepareRow(row, this.maxFieldBytes);
   }
 }
 
