@@ -7,8 +7,8 @@ import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseLine } from '../src/parser/index.js';
 
-export const FIXTURE_DIR = new URL('../test/fixtures/parser/', import.meta.url).pathname;
-export const FIXTURE_RECEIVED_AT = new Date('2026-11-22T10:00:30Z');
+const FIXTURE_DIR = new URL('../test/fixtures/parser/', import.meta.url).pathname;
+const FIXTURE_RECEIVED_AT = new Date('2026-11-22T10:00:30Z');
 
 for (const name of readdirSync(FIXTURE_DIR).filter((f) => f.endsWith('.log'))) {
   const base = name.slice(0, -4);

@@ -263,6 +263,25 @@ function addExtra(key: string, value: string): void {
 
 const DIRECTIONS: Record<string, string> = { '0': 'Inbound', '1': 'Outbound' };
 
+const I_START = columnIndex('StartTime');
+const I_END = columnIndex('EndTime');
+const I_DTZ = columnIndex('DeviceTimeZone');
+let pendingStart: string | undefined;
+let pendingStartKey = '';
+let pendingEnd: string | undefined;
+let pendingEndKey = '';
+
+/**
+ * Store a CEF timestamp as ISO 8601 UTC. A timestamp without a zone is read in the device's zone (`dtz`,
+ * as ArcSight does) when that is a known IANA zone, otherwise as UTC. Unreadable ones stay as sent.
+ */
+function putTime(col: number, key: string, value: string): void {
+  const dtz = slots[I_DTZ];
+  const iso = toIsoUtc(parseCefTimestamp(value, reference, typeof dtz === 'string' ? dtz : undefined));
+  if (iso !== undefined) put(col, iso);
+  else addExtra(key, value);
+}
+
 function store(slot: number, value: string): void {
   const rule = tableRules[slot] as KeyRule;
   if (value === '') return;
@@ -299,12 +318,16 @@ function store(slot: number, value: string): void {
           break;
         }
         case 'datetime': {
-          const iso = toIsoUtc(parseCefTimestamp(value, reference));
-          if (iso !== undefined) {
-            put(col, iso);
-            return;
+          // Converted after the scan: `dtz` (the device's zone) may come later in the extension.
+          if (col === I_START ? pendingStart !== undefined : pendingEnd !== undefined) break;
+          if (col === I_START) {
+            pendingStart = value;
+            pendingStartKey = tableKeys[slot] as string;
+          } else {
+            pendingEnd = value;
+            pendingEndKey = tableKeys[slot] as string;
           }
-          break;
+          return;
         }
       }
       break;
@@ -334,16 +357,58 @@ function store(slot: number, value: string): void {
   addExtra(tableKeys[slot] as string, value);
 }
 
+/** Decimal int32 in s[a..b) without slicing, or NaN. */
+function int32At(s: string, a: number, b: number): number {
+  const neg = s.charCodeAt(a) === 45;
+  let i = neg ? a + 1 : a;
+  if (i === b || b - i > 10) return NaN;
+  let n = 0;
+  for (; i < b; i++) {
+    const d = s.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return NaN;
+    n = n * 10 + d;
+  }
+  if (neg) n = -n;
+  return isInt32(n) ? n : NaN;
+}
+
+/**
+ * Position of the next backslash at or after the current value, or -1 when the rest of the extension has
+ * none (most lines): values then need no unescaping and no per-value scan.
+ */
+let nextBackslash = -1;
+
+function valueAt(s: string, a: number, b: number): string {
+  if (a === b) return '';
+  if (nextBackslash !== -1 && nextBackslash < a) nextBackslash = s.indexOf('\\', a);
+  const raw = s.slice(a, b);
+  return nextBackslash !== -1 && nextBackslash < b ? unescapeValue(raw) : raw;
+}
+
 function emit(s: string, ks: number, ke: number, hash: number, a: number, b: number): void {
-  const value = unescapeValue(trimmed(s, a, b));
+  while (a < b && isBlank(s.charCodeAt(a))) a++;
+  while (b > a && isBlank(s.charCodeAt(b - 1))) b--;
   const slot = findKey(s, ks, ke, hash);
-  if (slot === -1) addExtra(s.slice(ks, ke), value);
-  else store(slot, value);
+  if (slot === -1) {
+    addExtra(s.slice(ks, ke), valueAt(s, a, b));
+    return;
+  }
+  // Ports, counts and ids are most of the typed values: convert them in place, no string made.
+  const rule = tableRules[slot] as KeyRule;
+  if (rule.kind === 'plain' && rule.type === 'int' && a < b && slots[rule.index] === undefined) {
+    const n = int32At(s, a, b);
+    if (n === n) {
+      put(rule.index, n);
+      return;
+    }
+  }
+  store(slot, valueAt(s, a, b));
 }
 
 /** Parse the extension `s[from..)` into the slots and `extra`. */
 function parseExtension(s: string, from: number): void {
   const end = s.length;
+  nextBackslash = s.indexOf('\\', from);
   let ks0 = -1;
   let ke0 = -1;
   let kh0 = 0;
@@ -363,17 +428,27 @@ function parseExtension(s: string, from: number): void {
         } else break;
       }
       // A key starts with a letter or `_`; `a=1 2=3` keeps `2=3` in the value of a.
+      const walked = ks;
       while (ks < eq && KEY_CHAR[s.charCodeAt(ks)] !== 2) ks++;
-      if (ks < eq && (ks === from || isBlank(s.charCodeAt(ks - 1)))) {
-        if (ks0 !== -1) emit(s, ks0, ke0, kh0, valStart, ks);
-        else {
-          const lead = trimmed(s, from, ks);
-          if (lead !== '') addExtra(UNPARSED_KEY, lead);
+      if (ks < eq) {
+        let sepStart = -1;
+        if (ks === from) sepStart = ks;
+        else if (isBlank(s.charCodeAt(ks - 1))) sepStart = ks - 1;
+        else if (ks - 4 >= from && s.charCodeAt(ks - 4) === 35 && s.startsWith('011', ks - 3)) {
+          // rsyslog's default escapeControlCharactersOnReceive turns a TAB separator into `#011`.
+          sepStart = ks - 4;
         }
-        ks0 = ks;
-        ke0 = eq;
-        kh0 = finishHash(h);
-        valStart = eq + 1;
+        if (sepStart !== -1) {
+          if (ks0 !== -1) emit(s, ks0, ke0, kh0, valStart, sepStart);
+          else {
+            const lead = trimmed(s, from, sepStart);
+            if (lead !== '') addExtra(UNPARSED_KEY, lead);
+          }
+          ks0 = ks;
+          ke0 = eq;
+          kh0 = ks === walked ? finishHash(h) : hashRange(s, ks, eq);
+          valStart = eq + 1;
+        }
       }
     }
     eq = s.indexOf('=', eq + 1);
@@ -385,11 +460,11 @@ function parseExtension(s: string, from: number): void {
   }
 }
 
-export type CefOutcome = { ok: true; row: CslRow } | { ok: false; reason: string };
 
 /**
- * Parse the CEF text whose version field starts at `start`. `timeGenerated` (ISO) and `host` (syslog
- * HOSTNAME) fill TimeGenerated and Computer; `receivedAt` completes timestamps sent without a year.
+ * Parse the CEF text whose version field starts at `start`; returns the row, or the reason it is not one.
+ * `timeGenerated` (ISO) and `host` (syslog HOSTNAME) fill TimeGenerated and Computer; `receivedAt`
+ * completes timestamps sent without a year.
  */
 export function parseCefAt(
   s: string,
@@ -397,9 +472,9 @@ export function parseCefAt(
   timeGenerated: string,
   host: string | undefined,
   receivedAt: Date,
-): CefOutcome {
+): CslRow | string {
   const p0 = nextPipe(s, start);
-  if (p0 === -1) return { ok: false, reason: 'CEF header has no fields after the version' };
+  if (p0 === -1) return 'CEF header has no fields after the version';
   const p1 = nextPipe(s, p0 + 1);
   const p2 = p1 === -1 ? -1 : nextPipe(s, p1 + 1);
   const p3 = p2 === -1 ? -1 : nextPipe(s, p2 + 1);
@@ -407,12 +482,11 @@ export function parseCefAt(
   const p5 = p4 === -1 ? -1 : nextPipe(s, p4 + 1);
   if (p5 === -1) {
     const found = [p1, p2, p3, p4].filter((p) => p !== -1).length + 2;
-    return {
-      ok: false,
-      reason: `truncated CEF header: ${found} of 7 fields (version|vendor|product|version|id|name|severity)`,
-    };
+    return `truncated CEF header: ${found} of 7 fields (version|vendor|product|version|id|name|severity)`;
   }
   const p6 = nextPipe(s, p5 + 1);
+  // Normally already clean; after an exception mid-parse it is not, and stale values must not leak.
+  for (let i = 0; i < nTouched; i++) slots[touched[i]] = undefined;
   nTouched = 0;
   shapeHash = 0;
   put(I_TIME, timeGenerated);
@@ -426,10 +500,14 @@ export function parseCefAt(
   setHeader(I_SEVERITY, p6 === -1 ? s.slice(p5 + 1) : s.slice(p5 + 1, p6));
   extra = '';
   reference = receivedAt;
+  pendingStart = undefined;
+  pendingEnd = undefined;
   if (p6 !== -1) parseExtension(s, p6 + 1);
+  if (pendingStart !== undefined) putTime(I_START, pendingStartKey, pendingStart);
+  if (pendingEnd !== undefined) putTime(I_END, pendingEndKey, pendingEnd);
   if (extra !== '') put(I_EXTRA, extra);
   extra = '';
-  return { ok: true, row: buildRow() };
+  return buildRow();
 }
 
 /**
@@ -451,7 +529,16 @@ function compileShape(cols: number[]): Factory {
   const order = cols.filter((c) => c !== I_EXTRA).sort((x, y) => x - y);
   if (order.length !== cols.length) order.push(I_EXTRA);
   const body = order.map((c) => `${JSON.stringify(NAMES[c])}: v[${c}]`).join(', ');
-  return new Function('v', `return { ${body} };`) as Factory;
+  try {
+    return new Function('v', `return { ${body} };`) as Factory;
+  } catch {
+    // Code generation disabled (--disallow-code-generation-from-strings): same rows, built key by key.
+    return (v) => {
+      const row: CslRow = {};
+      for (const c of order) row[NAMES[c]] = v[c] as string | number;
+      return row;
+    };
+  }
 }
 
 function sameCols(a: number[], n: number): boolean {

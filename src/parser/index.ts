@@ -7,7 +7,7 @@
  * The syslog header itself (PRI, timestamp, tag) is transport, not event data: HOSTNAME becomes Computer,
  * the rest is not kept in the row.
  */
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import type { CslRow, ParseResult } from './types.js';
 import { bareVersionAt, findCefVersion, parseCefAt } from './cef.js';
 import { findAsa, fillAsaRow } from './asa.js';
@@ -26,6 +26,8 @@ const header: SyslogHeader = { format: 'none', host: undefined, appName: undefin
  * survives as one character (such senders almost always mean Windows-1252/Latin-1) instead of U+FFFD.
  */
 export function decodeLine(line: Buffer): string {
+  // Pure ASCII (nearly all CEF) takes the cheapest decoder; the result is the same.
+  if (isAscii(line)) return line.toString('latin1');
   return isUtf8(line) ? line.toString('utf8') : line.toString('latin1');
 }
 
@@ -90,8 +92,16 @@ function canonicalOrder(row: CslRow): CslRow {
   return out;
 }
 
+function isBlankText(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c !== 32 && c !== 9 && c !== 10 && c !== 13 && c !== 0) return false;
+  }
+  return true;
+}
+
 function parseText(s: string, receivedAt: Date): ParseResult {
-  if (s.trim() === '') return { ok: false, reason: 'empty line' };
+  if (isBlankText(s)) return { ok: false, reason: 'empty line' };
   const h = parseSyslogHeader(s, header);
   const host = h.host;
   let v = -1;
@@ -107,7 +117,7 @@ function parseText(s: string, receivedAt: Date): ParseResult {
     const iso = isoOf(receivedAt);
     if (iso === undefined) return { ok: false, reason: 'receivedAt is not a valid date' };
     const r = parseCefAt(s, v, iso, host, receivedAt);
-    return r.ok ? { ok: true, kind: 'cef', row: r.row } : r;
+    return typeof r === 'string' ? { ok: false, reason: r } : { ok: true, kind: 'cef', row: r };
   }
   let asa = undefined;
   if (h.format === 'rfc5424') {
@@ -116,12 +126,13 @@ function parseText(s: string, receivedAt: Date): ParseResult {
     if (tag !== undefined) asa = { ...tag, textStart: skipColonsAndBlanks(s, h.msgStart) };
     else asa = findAsa(s, h.msgStart);
   }
-  asa ??= findAsa(s, h.afterHost);
+  // Anywhere else in the line, e.g. where a relay mistook the tag for HOSTNAME.
+  asa ??= findAsa(s, 0);
   if (asa !== undefined) {
     const iso = isoOf(receivedAt);
     if (iso === undefined) return { ok: false, reason: 'receivedAt is not a valid date' };
     const row: CslRow = { TimeGenerated: iso };
-    if (host !== undefined && host !== '') row.Computer = host;
+    if (host !== undefined && host !== '' && !host.startsWith('%')) row.Computer = host;
     fillAsaRow(row, s, asa);
     return { ok: true, kind: 'asa', row: canonicalOrder(row) };
   }
@@ -138,7 +149,7 @@ export function parseCef(text: string, receivedAt: Date = new Date()): ParseResu
     const iso = isoOf(receivedAt);
     if (iso === undefined) return { ok: false, reason: 'receivedAt is not a valid date' };
     const r = parseCefAt(s, v, iso, undefined, receivedAt);
-    return r.ok ? { ok: true, kind: 'cef', row: r.row } : r;
+    return typeof r === 'string' ? { ok: false, reason: r } : { ok: true, kind: 'cef', row: r };
   } catch (err) {
     return { ok: false, reason: `parser error: ${err instanceof Error ? err.message : String(err)}` };
   }

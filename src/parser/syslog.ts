@@ -109,7 +109,8 @@ export function parseSyslogHeader(s: string, out: SyslogHeader): SyslogHeader {
   out.afterHost = 0;
   let p = 0;
   const len = s.length;
-  while (p < len && (s.charCodeAt(p) === SPACE || s.charCodeAt(p) === 9)) p++;
+  // Leading blanks, and a BOM where a file starts with one.
+  while (p < len && (s.charCodeAt(p) === SPACE || s.charCodeAt(p) === 9 || s.charCodeAt(p) === 0xfeff)) p++;
   let hadPri = false;
   if (s.charCodeAt(p) === 60 /* < */) {
     let q = p + 1;

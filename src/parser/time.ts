@@ -41,7 +41,7 @@ export function zoneOffsetMinutes(zone: string): number {
  * then lie more than a week after the reference belongs to the previous year (events sent just after
  * New Year).
  */
-export function parseCefTimestamp(text: string, reference: Date): number {
+export function parseCefTimestamp(text: string, reference: Date, deviceZone?: string): number {
   const s = text.trim();
   if (s === '') return NaN;
   const c0 = s.charCodeAt(0);
@@ -53,10 +53,11 @@ export function parseCefTimestamp(text: string, reference: Date): number {
     }
     if (ISO_DATE.test(s)) {
       const iso = s.replace(' ', 'T');
-      // Without a zone, ECMAScript reads date-times as local time; CEF means UTC here.
       const hasZone = /(?:Z|[+-]\d{2}:?\d{2})$/i.test(iso) && iso.length > 16;
-      const t = Date.parse(hasZone ? iso : `${iso}Z`);
-      return t;
+      if (hasZone) return Date.parse(iso);
+      // Without a zone, ECMAScript would read local time; read it as UTC, then move to the device zone.
+      const wall = Date.parse(`${iso}Z`);
+      return deviceZone === undefined ? wall : wallTimeIn(deviceZone, wall);
     }
     return NaN;
   }
@@ -72,17 +73,66 @@ export function parseCefTimestamp(text: string, reference: Date): number {
   const ms = m[7] ? Math.floor(Number(`0.${m[7]}`) * 1000) : 0;
   const offset = m[8] === undefined ? 0 : zoneOffsetMinutes(m[8]);
   if (Number.isNaN(offset)) return NaN;
+  const useDeviceZone = m[8] === undefined && deviceZone !== undefined;
   const at = (year: number) => {
-    const t = Date.UTC(year, month, day, hour, minute, second, ms) - offset * 60_000;
+    const wall = Date.UTC(year, month, day, hour, minute, second, ms);
     // Date.UTC rolls 31 Feb into March; reject rather than move the event.
-    const check = new Date(t + offset * 60_000);
-    return check.getUTCDate() === day ? t : NaN;
+    if (new Date(wall).getUTCDate() !== day) return NaN;
+    return useDeviceZone ? wallTimeIn(deviceZone, wall) : wall - offset * 60_000;
   };
   if (m[3] !== undefined) return at(Number(m[3]));
   const refYear = reference.getUTCFullYear();
   const t = at(refYear);
   if (!Number.isNaN(t) && t > reference.getTime() + 7 * 86_400_000) return at(refYear - 1);
   return t;
+}
+
+// One formatter per zone; a bounded cache, since zone names come from the network.
+const formatters = new Map<string, Intl.DateTimeFormat | null>();
+
+function formatterFor(zone: string): Intl.DateTimeFormat | null {
+  let f = formatters.get(zone);
+  if (f === undefined) {
+    try {
+      f = new Intl.DateTimeFormat('en-US', {
+        timeZone: zone,
+        hourCycle: 'h23',
+        year: 'numeric',
+        month: 'numeric',
+        day: 'numeric',
+        hour: 'numeric',
+        minute: 'numeric',
+        second: 'numeric',
+      });
+    } catch {
+      f = null; // not an IANA zone name
+    }
+    if (formatters.size >= 256) formatters.clear();
+    formatters.set(zone, f);
+  }
+  return f;
+}
+
+/** Offset of `zone` from UTC at instant `t`, in ms. */
+function zoneOffsetAt(f: Intl.DateTimeFormat, t: number): number {
+  const p: Record<string, number> = {};
+  for (const part of f.formatToParts(t)) if (part.type !== 'literal') p[part.type] = Number(part.value);
+  const asUtc = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
+  return asUtc - (t - (((t % 1000) + 1000) % 1000));
+}
+
+/**
+ * The instant at which wall-clock time `wall` (given as if UTC) occurs in IANA `zone`; `wall` itself
+ * (read as UTC) when the zone is unknown.
+ */
+export function wallTimeIn(zone: string, wall: number): number {
+  if (Number.isNaN(wall)) return NaN;
+  const f = formatterFor(zone);
+  if (f === null) return wall;
+  const first = wall - zoneOffsetAt(f, wall);
+  // Around a DST change the offset at the guess can differ from the offset at the answer.
+  const second = wall - zoneOffsetAt(f, first);
+  return second;
 }
 
 function isAllDigits(s: string): boolean {

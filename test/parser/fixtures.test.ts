@@ -29,7 +29,7 @@ describe('parser fixtures', () => {
     }
   });
 
-  it.each(sources)('%s.log parses to %s.expected.ndjson', (source) => {
+  it.each(sources)('%s.log parses to its .expected.ndjson rows', (source) => {
     const lines = splitLines(readFileSync(join(dir, `${source}.log`)));
     const expectedRows = readFileSync(join(dir, `${source}.expected.ndjson`), 'utf8')
       .split('\n')
