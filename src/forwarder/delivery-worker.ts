@@ -1,8 +1,9 @@
 /**
- * Delivery in a worker thread: parsing, serializing, gzip and HTTP take most of the CPU per event,
- * so they run beside intake + queue appends (main thread) on the second core. The main thread keeps
- * the queue, the cursor-after-accept rule, metrics and probes; the worker gets raw records and
- * answers with a BatchReport once every row is accepted or dead-lettered.
+ * Delivery in a worker thread (opt-in: SENTINEL_CEF_DELIVERY_WORKER=1): parsing, serializing, gzip
+ * and HTTP run beside intake + queue appends (main thread). The main thread keeps the queue, the
+ * cursor-after-accept rule, metrics and probes; the worker gets raw records and answers with a
+ * BatchReport once every row is accepted or dead-lettered. Not the default: on the 2-core benchmark
+ * box it cost more CPU per event than it gained in parallelism (see forwarder.ts).
  */
 import { Worker, parentPort, type WorkerOptions } from 'node:worker_threads';
 import type { Logger } from 'pino';

@@ -38,7 +38,7 @@ interface Child {
   delivery: string;
 }
 
-function spawnForwarder(dir: string, extra: string[] = []): Promise<Child> {
+function spawnForwarder(dir: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Child> {
   const proc = spawn(process.execPath, [
     join(bundleDir, 'forwarder.mjs'),
     '--listen', 'tcp://127.0.0.1:0',
@@ -46,7 +46,7 @@ function spawnForwarder(dir: string, extra: string[] = []): Promise<Child> {
     '--sink', `file:${join(dir, 'rows.ndjson')}`,
     '--admin', '127.0.0.1:0',
     ...extra,
-  ], { cwd: bundleDir, stdio: ['ignore', 'pipe', 'pipe'] });
+  ], { cwd: bundleDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   children.push(proc);
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   let stderr = '';
@@ -160,9 +160,9 @@ describe('durability', () => {
     checkPrefix(all, before, 5000);
   });
 
-  it('the bundle delivers through its worker thread: probes, metrics, dead letters and health', async () => {
+  it('with SENTINEL_CEF_DELIVERY_WORKER=1 the bundle delivers through a worker thread: probes, metrics, dead letters and health', async () => {
     const dir = tempDir();
-    const a = await spawnForwarder(dir);
+    const a = await spawnForwarder(dir, [], { SENTINEL_CEF_DELIVERY_WORKER: '1' });
     expect(a.delivery).toBe('worker thread');
     const probe = '<134>Nov 22 08:00:00 fw1 CEF:0|TestCommonEventFormat|sentinel-cef|1.0|probe|probe|3|cs2Label=ProbeId cs2=worker-probe-1';
     const lines = [...Array.from({ length: 50 }, (_, i) => cef(i)), probe, 'not a syslog CEF line at all'];
@@ -188,6 +188,7 @@ describe('durability', () => {
   it('SIGTERM stops intake, drains the queue and exits 0', async () => {
     const dir = tempDir();
     const a = await spawnForwarder(dir, ['--drain-timeout', '5']);
+    expect(a.delivery).toBe('main thread');
     const s = await tcpConnect(a.tcpPort);
     await new Promise<void>((r) => s.end(Array.from({ length: 3000 }, (_, i) => cef(i) + '\n').join(''), () => r()));
     await waitFor(async () => (await health(a.admin)).counters.received === 3000, 5000);
