@@ -9,7 +9,7 @@
  * is in the kernel page cache — and survives kill -9 — before it counts as received. A timer
  * fsyncs the active segment every fsyncIntervalMs (0 = fsync on every append) so at most that
  * window is exposed to power loss. The cursor (file `cursor`, two CRC'd slots) only moves after
- * the sink accepted or dead-lettered a batch: at-least-once delivery, duplicates at most one batch.
+ * the sink accepted or dead-lettered a batch: at-least-once delivery, duplicates at most batch.inFlight batches.
  * A segment is deleted once the cursor has passed its end. A new segment is started at every open,
  * so recovery never appends behind a torn tail.
  */

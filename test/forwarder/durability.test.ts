@@ -139,7 +139,7 @@ describe('durability', () => {
     }
   });
 
-  it('delivers every received event after kill -9 of the bundled forwarder, duplicates at most one batch', async () => {
+  it('delivers every received event after kill -9 of the bundled forwarder, duplicates at most the batches in flight', async () => {
     const dir = tempDir();
     const batch = ['--queue-max-bytes', '256M'];
     const a = await spawnForwarder(dir, batch);
