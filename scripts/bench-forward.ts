@@ -5,7 +5,7 @@
  * checks every sequence number arrived. Side by side in the same run: the raw ceiling, the same
  * stream read and discarded by a bare TCP server.
  *
- *   npm run bench-forward -- [--events 300000] [--connections 4] [--rate EVENTS_PER_SEC]
+ *   npm run bench-forward -- [--events 300000] [--connections 4] [--rate EVENTS_PER_SEC] [--batch JSON] [--no-core]
  *
  * Without --rate the generator sends as fast as TCP lets it (throughput); with --rate it paces the
  * stream so the receive→accept latency reflects a sustainable load instead of a backlog.
@@ -162,8 +162,8 @@ async function main(): Promise<void> {
   const rawEps = Math.round(events / (rawMs / 1000));
   console.log(`raw ceiling (read+discard): ${rawEps.toLocaleString()} events/s (${rawMs} ms)`);
 
-  // Forwarder core only: intake + disk queue + delivery loop, no-op parse and sink.
-  {
+  // Forwarder core only: intake + disk queue + delivery loop, no-op parse and sink (--no-core skips it).
+  if (!args.includes('--no-core')) {
     const dir = mkdtempSync(join(tmpdir(), 'bench-forward-core-'));
     const c = child('core', ['--dir', dir]);
     const { port: cport } = await once<{ port: number }>(c);
@@ -192,10 +192,20 @@ async function main(): Promise<void> {
   const secretFile = writeSecretFile(dir, 'client-secret', mock.clientSecret);
   const port = await freePort();
   const adminPort = await freePort();
+  // --batch '{"inFlight":1}' overrides the forwarder's batch settings (to compare settings side by side).
+  const batchJson = arg('batch', '');
+  const configArgs: string[] = [];
+  if (batchJson) {
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(join(dir, 'forwarder.json'), JSON.stringify({ batch: JSON.parse(batchJson) }));
+    configArgs.push('--config', join(dir, 'forwarder.json'));
+  }
   const fw = spawn(process.execPath, [
     // BENCH_CPU_PROF=1 writes a V8 CPU profile of the forwarder to ./prof (open in Chrome DevTools).
     ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', 'prof'] : []),
+    ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : []),
     forwarderBundle,
+    ...configArgs,
     '--listen', `tcp://127.0.0.1:${port}`,
     '--queue-dir', join(dir, 'queue'),
     '--queue-max-bytes', '4G',

@@ -1,8 +1,9 @@
+import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { addForwarderOptions, checkConfig, loadForwarderConfig, type ForwarderFlags } from '../config/load.js';
 import { UsageError, formatError } from '../errors.js';
 import { createSink } from '../sinks/index.js';
-import { runForwarder } from '../forwarder/forwarder.js';
+import { runForwarder, setDeliveryWorkerEntry } from '../forwarder/forwarder.js';
 import { createLogger } from '../forwarder/logger.js';
 
 export interface ForwardIo {
@@ -38,6 +39,10 @@ export async function runForwardCommand(flags: ForwarderFlags, io: ForwardIo = p
     const f = failed[0];
     throw new UsageError(`${f.id}: ${f.message}`, { suggestion: f.fix });
   }
+  // From the installed package (dist/cli.js), the self-contained dist/forwarder.mjs beside it hosts
+  // the delivery worker thread; under tsx/tests there is none and delivery stays on the main thread.
+  const bundle = new URL('./forwarder.mjs', import.meta.url);
+  if (import.meta.url.endsWith('/dist/cli.js') && existsSync(bundle)) setDeliveryWorkerEntry(bundle);
   const logger = createLogger(config.logLevel);
   const ac = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {

@@ -102,15 +102,22 @@ export const forwarderConfigSchema = z.object({
     .prefault({}),
   batch: z
     .object({
-      maxRecords: z.number().int().positive().default(5000),
-      /** Raw message bytes per batch; the sink splits a batch into calls that fit the API limit. */
-      maxBytes: z.number().int().positive().default(4 * 1024 * 1024),
-      flushMs: z.number().int().nonnegative().default(1000),
       /**
-       * A batch is sent as up to this many concurrent sink calls (one batch in flight, so a crash
-       * still re-sends at most one batch); hides the round trip to Azure.
+       * Memory scales with maxRecords x inFlight (parsed rows stay alive until accepted): 2500 rows
+       * of 500-byte CEF make two Logs Ingestion calls just under the 1 MB limit.
        */
-      parallelSends: z.number().int().positive().max(16).default(4),
+      maxRecords: z.number().int().positive().default(2500),
+      /** Raw message bytes per batch; the sink splits a batch into calls that fit the API limit. */
+      maxBytes: z.number().int().positive().default(2 * 1024 * 1024),
+      flushMs: z.number().int().nonnegative().default(1000),
+      /** A batch is sent as up to this many concurrent sink calls; hides the round trip to Azure. */
+      parallelSends: z.number().int().positive().max(16).default(2),
+      /**
+       * Batches on the wire at once; the queue cursor still moves over them strictly in order (a
+       * crash re-sends at most this many batches). 2 keeps the sink busy while the next batch is
+       * compressed and sent.
+       */
+      inFlight: z.number().int().positive().max(8).default(2),
     })
     .prefault({}),
   /** Delivery retry backoff: exponential with full jitter between initialMs and maxMs. */

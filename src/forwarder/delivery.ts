@@ -3,7 +3,7 @@ import type { CslRow, ParseResult } from '../parser/types.js';
 import type { RowNote, SendResult, Sink } from '../sinks/types.js';
 import type { Health } from './admin-types.js';
 import type { DeadLetterEntry, DeadLetterFile } from './dead-letter.js';
-import { FLAG_TRUNCATED, type DiskQueue, type QueueBatch } from './disk-queue.js';
+import { FLAG_TRUNCATED, type DiskQueue, type Position, type QueueBatch, type QueueRecord } from './disk-queue.js';
 import type { ForwarderMetrics } from './metrics.js';
 import { probeIdOfRow, type ProbeTracker } from './probes.js';
 
@@ -15,26 +15,15 @@ export function truncatedMarker(maxMessageBytes: number): string {
   return `sentinelCefTruncated=message:${maxMessageBytes}`;
 }
 
-export interface DeliveryOptions {
-  queue: DiskQueue;
-  sink: Sink;
-  parse: (raw: Buffer, receivedAt: Date) => ParseResult;
-  deadLetter: DeadLetterFile;
-  metrics: ForwarderMetrics;
-  probes: ProbeTracker;
-  logger: Logger;
-  batch: { maxRecords: number; maxBytes: number; flushMs: number; parallelSends: number };
-  retry: { initialMs: number; maxMs: number };
-  maxMessageBytes: number;
-  random?: () => number;
-}
+export class Aborted extends Error {}
 
-class Aborted extends Error {}
+/** Records parsed (or rows serialized) between event-loop turns. */
+const PREPARE_SLICE = 500;
 
 /** Below this many rows a batch is not split across parallel sends. */
 const MIN_SLICE_ROWS = 250;
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(new Aborted());
     const t = setTimeout(() => {
@@ -49,132 +38,104 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-interface Prepared {
-  batch: QueueBatch;
+export function backoffMs(retry: { initialMs: number; maxMs: number }, attempt: number, random: () => number): number {
+  const cap = Math.min(retry.maxMs, retry.initialMs * 2 ** Math.min(attempt, 30));
+  // Full jitter, but never below half the step so retries stay spaced.
+  return Math.round(cap / 2 + (random() * cap) / 2);
+}
+
+/** Runs a step that must happen before the cursor moves; retries it on errors (e.g. disk full). */
+export async function mustSucceed(
+  what: string,
+  fn: () => void,
+  signal: AbortSignal,
+  ctx: { backgroundError(where: string): void; logger: Logger; backoff(attempt: number): number },
+): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fn();
+      return;
+    } catch (err) {
+      ctx.backgroundError(what);
+      ctx.logger.error({ err: (err as Error).message }, `${what} failed; retrying before the queue moves on`);
+      await sleep(ctx.backoff(attempt), signal);
+    }
+  }
+}
+
+/** Side effects of a send while it runs (streamed to the main thread when delivery runs in a worker). */
+export interface DeliveryEffects {
+  retried(reason: string): void;
+  lastDelivery(d: Health['lastDelivery']): void;
+  backgroundError(where: string): void;
+  sinkDuration(sink: string, result: string, seconds: number): void;
+  probeFailed(id: string, receivedAt: number, error: string): void;
+  probeDeadLettered(id: string, receivedAt: number, reason: string): void;
+}
+
+/** What a delivered batch changes in the metrics; applied only after the cursor moved. */
+export interface BatchReport {
+  rows: number;
+  parseFailures: number;
+  deadReasons: Array<[string, number]>;
+  truncatedNotes: number;
+  /** receivedAt of every row the sink accepted (a typed array: it crosses from the worker without a per-element copy). */
+  deliveredAt: Float64Array;
+  /** Accepted probes: id and receivedAt. */
+  probes: Array<[string, number]>;
+}
+
+interface BatchAck {
+  end: Position;
+  records: number;
+  diskBytes: number;
+}
+
+export interface Prepared {
   rows: CslRow[];
   receivedAt: number[];
   parseFailures: DeadLetterEntry[];
 }
 
-/**
- * Moves batches from the disk queue to the sink. The sink only classifies each send; this loop
- * retries retryable results forever (exponential backoff with full jitter, never before
- * retryAfterMs), dead-letters what is refused for good, and only then moves the queue cursor.
- */
-export class DeliveryLoop {
-  lastDelivery: Health['lastDelivery'] = null;
-  private readonly abort = new AbortController();
-  private draining = false;
-  private running: Promise<void> | null = null;
-  private readonly random: () => number;
-  private drainWaiters: Array<() => void> = [];
+export interface BatchProcessorOptions {
+  sink: Sink;
+  parse: (raw: Buffer, receivedAt: Date) => ParseResult;
+  deadLetter: DeadLetterFile;
+  logger: Logger;
+  effects: DeliveryEffects;
+  parallelSends: number;
+  retry: { initialMs: number; maxMs: number };
+  maxMessageBytes: number;
+  random?: () => number;
+}
 
-  constructor(private readonly o: DeliveryOptions) {
+/**
+ * Parses queue records and sends the rows through the sink until each is accepted or refused for
+ * good (dead-lettered). Retryable results are retried forever (exponential backoff with full jitter,
+ * never before retryAfterMs). Runs on the main thread or in the delivery worker; moving the queue
+ * cursor is the caller's job, after this resolves.
+ */
+export class BatchProcessor {
+  private readonly random: () => number;
+  constructor(private readonly o: BatchProcessorOptions) {
     this.random = o.random ?? Math.random;
   }
 
-  start(): void {
-    this.running ??= this.supervise();
+  backoff(attempt: number): number {
+    return backoffMs(this.o.retry, attempt, this.random);
   }
 
-  /** Runs the loop; an unexpected error is counted, logged and the loop restarted from the cursor. */
-  private async supervise(): Promise<void> {
-    while (!this.abort.signal.aborted) {
-      try {
-        await this.run();
-        return;
-      } catch (err) {
-        if (err instanceof Aborted || this.abort.signal.aborted) return;
-        this.o.metrics.backgroundErrors.inc({ where: 'delivery_loop' });
-        this.o.logger.error({ err: (err as Error).message, stack: (err as Error).stack }, 'delivery loop failed; restarting from the queue cursor in 1 s');
-        this.o.queue.rewind();
-        await sleep(1000, this.abort.signal).catch(() => {});
-      }
-    }
-  }
-
-  get isRunning(): boolean {
-    return this.running !== null && !this.abort.signal.aborted;
-  }
-
-  /** Delivers what is queued until empty or the deadline, then stops. Unsent events stay queued. */
-  async stop(deadlineMs: number): Promise<void> {
-    this.draining = true;
-    const loop = this.running;
-    if (!loop) return;
-    const empty = new Promise<void>((resolve) => this.drainWaiters.push(resolve));
-    this.o.queue.notify();
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, deadlineMs);
-    });
-    await Promise.race([empty, deadline, loop]);
-    clearTimeout(timer);
-    this.abort.abort();
-    // A sink that ignores the abort signal must not hold shutdown hostage.
-    await Promise.race([loop, new Promise((r) => setTimeout(r, 2000).unref())]);
-  }
-
-  private backoff(attempt: number): number {
-    const cap = Math.min(this.o.retry.maxMs, this.o.retry.initialMs * 2 ** Math.min(attempt, 30));
-    // Full jitter, but never below half the step so retries stay spaced.
-    return Math.round(cap / 2 + (this.random() * cap) / 2);
-  }
-
-  private async run(): Promise<void> {
-    const { queue, batch: cfg } = this.o;
-    const signal = this.abort.signal;
-    let firstSeen: number | null = null;
-    let next: Prepared | null = null;
-    while (!signal.aborted) {
-      let cur: Prepared;
-      if (next) {
-        cur = next;
-        next = null;
-      } else {
-        if (!queue.unread) {
-          firstSeen = null;
-          if (this.draining) {
-            for (const w of this.drainWaiters.splice(0)) w();
-          }
-          await queue.waitForData(this.draining ? 50 : 1000, signal);
-          continue;
-        }
-        const now = Date.now();
-        firstSeen ??= now;
-        const ready =
-          this.draining || queue.records >= cfg.maxRecords || queue.bytes >= cfg.maxBytes || now - firstSeen >= cfg.flushMs;
-        if (!ready) {
-          await queue.waitForData(Math.max(1, firstSeen + cfg.flushMs - now), signal);
-          continue;
-        }
-        firstSeen = null;
-        cur = this.prepare(queue.readBatch(cfg.maxRecords, cfg.maxBytes));
-      }
-      const sending = this.deliver(cur, signal);
-      // Overlap: parse the next full batch while this one is on the wire (still one send in flight,
-      // so a crash duplicates at most one batch).
-      if (queue.unread && queue.records - cur.batch.records.length >= cfg.maxRecords) {
-        next = this.prepare(queue.readBatch(cfg.maxRecords, cfg.maxBytes));
-      }
-      try {
-        await sending;
-        // A sink that answers without real I/O would otherwise keep this loop in microtasks and
-        // starve intake; give the event loop one turn per batch.
-        await new Promise((r) => setImmediate(r));
-      } catch (err) {
-        queue.rewind();
-        if (err instanceof Aborted) return;
-        throw err;
-      }
-    }
-  }
-
-  private prepare(batch: QueueBatch): Prepared {
+  /**
+   * Parses in slices with an event-loop turn between them: a whole batch at once would hold up the
+   * HTTP responses and compressed bodies of the batches already on the wire for ~100 ms.
+   */
+  async prepare(records: ReadonlyArray<QueueRecord>): Promise<Prepared> {
     const rows: CslRow[] = [];
     const receivedAt: number[] = [];
     const parseFailures: DeadLetterEntry[] = [];
-    for (const rec of batch.records) {
+    for (let k = 0; k < records.length; k++) {
+      if (k > 0 && k % PREPARE_SLICE === 0) await new Promise((r) => setImmediate(r));
+      const rec = records[k];
       let res: ParseResult;
       try {
         res = this.o.parse(rec.raw, new Date(rec.receivedAt));
@@ -198,25 +159,18 @@ export class DeliveryLoop {
         });
       }
     }
-    return { batch, rows, receivedAt, parseFailures };
-  }
-
-  /** Runs a step that must happen before the cursor moves; retries it on errors (e.g. disk full). */
-  private async mustSucceed(what: string, fn: () => void, signal: AbortSignal): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        fn();
-        return;
-      } catch (err) {
-        this.o.metrics.backgroundErrors.inc({ where: what });
-        this.o.logger.error({ err: (err as Error).message }, `${what} failed; retrying before the queue moves on`);
-        await sleep(this.backoff(attempt), signal);
+    // Serialize now, while the previous batch is on the wire, not on the send's critical path.
+    if (this.o.sink.prepare) {
+      for (let k = 0; k < rows.length; k += PREPARE_SLICE) {
+        await new Promise((r) => setImmediate(r));
+        this.o.sink.prepare(rows.slice(k, k + PREPARE_SLICE));
       }
     }
+    return { rows, receivedAt, parseFailures };
   }
 
-  private async deliver(p: Prepared, signal: AbortSignal): Promise<void> {
-    const { metrics, probes, sink, logger } = this.o;
+  async deliver(p: Prepared, signal: AbortSignal): Promise<BatchReport> {
+    const { sink, logger, effects } = this.o;
     const rows = p.rows;
     const dead: DeadLetterEntry[] = [...p.parseFailures];
     const deadReasonCounts = new Map<string, number>();
@@ -240,7 +194,7 @@ export class DeliveryLoop {
         if (i >= 0) state[i] = 2;
         dead.push({ reason: n.reason, row: n.row });
         const id = probeIdOfRow(n.row);
-        if (id) probes.deadLettered(id, i >= 0 ? p.receivedAt[i] : Date.now(), n.reason);
+        if (id) effects.probeDeadLettered(id, i >= 0 ? p.receivedAt[i] : Date.now(), n.reason);
       }
       if (notes.length) addDead(counter, notes.length);
     };
@@ -261,16 +215,15 @@ export class DeliveryLoop {
           res = await sink.send(pending, { signal });
         } catch (err) {
           if (signal.aborted) throw new Aborted();
-          metrics.backgroundErrors.inc({ where: 'sink' });
+          effects.backgroundError('sink');
           res = { status: 'retryable', error: `sink error: ${(err as Error).message}` };
         }
-        metrics.sinkRequestDuration.observe({ sink: sink.name, result: res.status }, (performance.now() - t0) / 1000);
+        effects.sinkDuration(sink.name, res.status, (performance.now() - t0) / 1000);
         const now = Date.now();
         if (res.status === 'retryable') {
           if (signal.aborted) throw new Aborted();
-          metrics.totals.retried++;
-          metrics.retried.inc({ reason: res.httpStatus ? String(res.httpStatus) : 'error' });
-          this.lastDelivery = { ok: false, at: new Date(now).toISOString(), error: res.error, ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}) };
+          effects.retried(res.httpStatus ? String(res.httpStatus) : 'error');
+          effects.lastDelivery({ ok: false, at: new Date(now).toISOString(), error: res.error, ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}) });
           if (res.progress) {
             // Part of the slice settled before the error: resend only what is still pending.
             refuse(res.progress.rejected, 'sink_rejected');
@@ -284,7 +237,7 @@ export class DeliveryLoop {
           }
           for (const r of pending) {
             const id = probeIdOfRow(r);
-            if (id) probes.failed(id, p.receivedAt[indexOf(r)] ?? now, res.error);
+            if (id) effects.probeFailed(id, p.receivedAt[indexOf(r)] ?? now, res.error);
           }
           const delay = Math.max(res.retryAfterMs ?? 0, this.backoff(attempt));
           logger.warn({ sink: sink.name, rows: pending.length, attempt: attempt + 1, delayMs: delay, httpStatus: res.httpStatus, error: res.error }, 'delivery failed, will retry the same rows');
@@ -309,41 +262,261 @@ export class DeliveryLoop {
           if (res.httpStatus) for (const d of dead.slice(-notes.length)) d.httpStatus = res.httpStatus;
           logger.error({ sink: sink.name, rows: pending.length, httpStatus: res.httpStatus, error: res.error }, 'sink refused the batch for good; rows dead-lettered');
         }
-        this.lastDelivery =
+        effects.lastDelivery(
           res.status === 'failure'
             ? { ok: false, at: new Date(now).toISOString(), error: res.error, ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}) }
-            : { ok: true, at: new Date(now).toISOString() };
+            : { ok: true, at: new Date(now).toISOString() },
+        );
         return;
       }
     };
-    const slices = Math.max(1, Math.min(this.o.batch.parallelSends, Math.ceil(rows.length / MIN_SLICE_ROWS)));
+    const slices = Math.max(1, Math.min(this.o.parallelSends, Math.ceil(rows.length / MIN_SLICE_ROWS)));
     const per = Math.ceil(rows.length / slices);
     const sends: Array<Promise<void>> = [];
     for (let k = 0; k < rows.length; k += per) sends.push(sendSlice(k, Math.min(rows.length, k + per)));
     const outcomes = await Promise.allSettled(sends);
     for (const o of outcomes) if (o.status === 'rejected') throw o.reason;
-    await this.mustSucceed('dead-letter write', () => this.o.deadLetter.write(dead), signal);
-    await this.mustSucceed('queue cursor write', () => this.o.queue.ackTo(p.batch.end, p.batch.records.length, p.batch.diskBytes), signal);
-    // Count only after the cursor moved, so a crash in between never counts twice.
-    if (p.parseFailures.length) {
-      metrics.totals.parseFailures += p.parseFailures.length;
-      metrics.parseFailures.inc(p.parseFailures.length);
-    }
-    for (const [reason, n] of deadReasonCounts) metrics.addDeadLettered(reason, n);
-    if (truncatedNotes) metrics.sinkTruncated.inc(truncatedNotes);
-    const now = Date.now();
-    let delivered = 0;
-    for (let i = 0; i < rows.length; i++) {
+    await mustSucceed('dead-letter write', () => this.o.deadLetter.write(dead), signal, { backgroundError: (w) => effects.backgroundError(w), logger, backoff: (a) => this.backoff(a) });
+    let accepted = 0;
+    for (let i = 0; i < rows.length; i++) if (state[i] === 1) accepted++;
+    const deliveredAt = new Float64Array(accepted);
+    const probes: Array<[string, number]> = [];
+    for (let i = 0, k = 0; i < rows.length; i++) {
       if (state[i] !== 1) continue;
-      delivered++;
-      metrics.deliveryLatency.observe((now - p.receivedAt[i]) / 1000);
+      deliveredAt[k++] = p.receivedAt[i];
       const id = probeIdOfRow(rows[i]);
-      if (id) probes.accepted(id, p.receivedAt[i], now);
+      if (id) probes.push([id, p.receivedAt[i]]);
     }
+    return { rows: rows.length, parseFailures: p.parseFailures.length, deadReasons: [...deadReasonCounts], truncatedNotes, deliveredAt, probes };
+  }
+}
+
+/** Hands batches to a BatchProcessor: in this thread, or in the delivery worker (delivery-worker.ts). */
+export interface BatchRunner {
+  /** Starts parsing a batch (the worker parses while the previous batch is on the wire). */
+  prepare(batch: QueueBatch): unknown;
+  deliver(prepared: unknown, signal: AbortSignal): Promise<BatchReport>;
+  /** Forgets prepared batches (after a rewind). */
+  reset(): void;
+  start?(): void;
+  close?(): Promise<void>;
+}
+
+/** Effects applied straight to this thread's metrics, probes and health. */
+export function localEffects(metrics: ForwarderMetrics, probes: ProbeTracker, setLast: (d: Health['lastDelivery']) => void): DeliveryEffects {
+  return {
+    retried(reason) {
+      metrics.totals.retried++;
+      metrics.retried.inc({ reason });
+    },
+    lastDelivery: setLast,
+    backgroundError(where) {
+      metrics.backgroundErrors.inc({ where });
+    },
+    sinkDuration(sink, result, seconds) {
+      metrics.sinkRequestDuration.observe({ sink, result }, seconds);
+    },
+    probeFailed(id, receivedAt, error) {
+      probes.failed(id, receivedAt, error);
+    },
+    probeDeadLettered(id, receivedAt, reason) {
+      probes.deadLettered(id, receivedAt, reason);
+    },
+  };
+}
+
+export function localRunner(processor: BatchProcessor): BatchRunner {
+  return {
+    prepare: (batch) => processor.prepare(batch.records),
+    deliver: async (prepared, signal) => processor.deliver(await (prepared as Promise<Prepared>), signal),
+    reset() {},
+  };
+}
+
+export interface DeliveryOptions {
+  queue: DiskQueue;
+  metrics: ForwarderMetrics;
+  probes: ProbeTracker;
+  logger: Logger;
+  batch: { maxRecords: number; maxBytes: number; flushMs: number; parallelSends: number; inFlight: number };
+  retry: { initialMs: number; maxMs: number };
+  random?: () => number;
+  /** Built from the loop's own effects (so lastDelivery lands on the loop). */
+  runner: (effects: DeliveryEffects) => BatchRunner;
+}
+
+/**
+ * Moves batches from the disk queue to the sink (through a BatchRunner) and moves the queue cursor
+ * only after the batch is accepted or dead-lettered.
+ */
+export class DeliveryLoop {
+  lastDelivery: Health['lastDelivery'] = null;
+  readonly effects: DeliveryEffects;
+  private readonly runner: BatchRunner;
+  private readonly abort = new AbortController();
+  private draining = false;
+  private running: Promise<void> | null = null;
+  private readonly random: () => number;
+  private drainWaiters: Array<() => void> = [];
+
+  constructor(private readonly o: DeliveryOptions) {
+    this.random = o.random ?? Math.random;
+    this.effects = localEffects(o.metrics, o.probes, (d) => (this.lastDelivery = d));
+    this.runner = o.runner(this.effects);
+  }
+
+  start(): void {
+    this.runner.start?.();
+    this.running ??= this.supervise();
+  }
+
+  /** Runs the loop; an unexpected error is counted, logged and the loop restarted from the cursor. */
+  private async supervise(): Promise<void> {
+    while (!this.abort.signal.aborted) {
+      try {
+        await this.run();
+        return;
+      } catch (err) {
+        if (err instanceof Aborted || this.abort.signal.aborted) return;
+        this.o.metrics.backgroundErrors.inc({ where: 'delivery_loop' });
+        this.o.logger.error({ err: (err as Error).message, stack: (err as Error).stack }, 'delivery loop failed; restarting from the queue cursor in 1 s');
+        this.o.queue.rewind();
+        this.runner.reset();
+        await sleep(1000, this.abort.signal).catch(() => {});
+      }
+    }
+  }
+
+  get isRunning(): boolean {
+    return this.running !== null && !this.abort.signal.aborted;
+  }
+
+  /** Delivers what is queued until empty or the deadline, then stops. Unsent events stay queued. */
+  async stop(deadlineMs: number): Promise<void> {
+    this.draining = true;
+    const loop = this.running;
+    if (!loop) {
+      await this.runner.close?.();
+      return;
+    }
+    const empty = new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+    this.o.queue.notify();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, deadlineMs);
+    });
+    await Promise.race([empty, deadline, loop]);
+    clearTimeout(timer);
+    this.abort.abort();
+    // A sink that ignores the abort signal must not hold shutdown hostage.
+    await Promise.race([loop, new Promise((r) => setTimeout(r, 2000).unref())]);
+    await this.runner.close?.();
+  }
+
+  private backoff(attempt: number): number {
+    return backoffMs(this.o.retry, attempt, this.random);
+  }
+
+  private async run(): Promise<void> {
+    const { queue, batch: cfg } = this.o;
+    const signal = this.abort.signal;
+    const limit = Math.max(1, cfg.inFlight);
+    // Batches handed to the runner, oldest first. The cursor moves over them strictly in order, so a
+    // crash resends at most `limit` batches (duplicates, never loss).
+    // Only what the cursor needs is kept here: the records themselves (views into 1 MB read buffers)
+    // go to the runner and are released as soon as they are parsed.
+    const inflight: Array<{ ack: BatchAck; sending: Promise<BatchReport> }> = [];
+    let handedRecords = 0;
+    let handedBytes = 0;
+    let firstSeen: number | null = null;
+    try {
+      while (!signal.aborted) {
+        // How long to wait for more data before another batch could start; null when at the limit.
+        let wait: number | null = null;
+        if (inflight.length < limit) {
+          if (queue.unread) {
+            const now = Date.now();
+            firstSeen ??= now;
+            const ready =
+              this.draining ||
+              queue.records - handedRecords >= cfg.maxRecords ||
+              queue.bytes - handedBytes >= cfg.maxBytes ||
+              now - firstSeen >= cfg.flushMs;
+            if (ready) {
+              firstSeen = null;
+              const batch = queue.readBatch(cfg.maxRecords, cfg.maxBytes);
+              // The runner parses this batch while earlier ones are on the wire.
+              const sending = this.runner.deliver(this.runner.prepare(batch), signal);
+              sending.catch(() => {}); // awaited in order below
+              const ack = { end: batch.end, records: batch.records.length, diskBytes: batch.diskBytes };
+              inflight.push({ ack, sending });
+              handedRecords += ack.records;
+              handedBytes += ack.diskBytes;
+              continue;
+            }
+            wait = Math.max(1, firstSeen + cfg.flushMs - now);
+          } else {
+            firstSeen = null;
+            if (this.draining && !inflight.length) {
+              for (const w of this.drainWaiters.splice(0)) w();
+            }
+            wait = this.draining ? 50 : 1000;
+          }
+        }
+        if (!inflight.length) {
+          await queue.waitForData(wait!, signal);
+          continue;
+        }
+        const oldest = inflight[0];
+        if (wait !== null) {
+          // Room for another batch: wake on whichever comes first, the oldest send or more data.
+          const settled = await Promise.race([
+            oldest.sending.then(() => true, () => true),
+            queue.waitForData(wait, signal).then(() => false),
+          ]);
+          if (!settled) continue;
+        }
+        const report = await oldest.sending;
+        inflight.shift();
+        handedRecords -= oldest.ack.records;
+        handedBytes -= oldest.ack.diskBytes;
+        await this.acknowledge(oldest.ack, report, signal);
+        // A sink that answers without real I/O would otherwise keep this loop in microtasks and
+        // starve intake; give the event loop one turn per batch.
+        await new Promise((r) => setImmediate(r));
+      }
+    } catch (err) {
+      // Later batches may still be on the wire; their outcome is ignored and they are sent again
+      // from the cursor (duplicates, never loss).
+      queue.rewind();
+      this.runner.reset();
+      if (err instanceof Aborted) return;
+      throw err;
+    }
+  }
+
+  private async acknowledge(batch: BatchAck, report: BatchReport, signal: AbortSignal): Promise<void> {
+    const { metrics, probes, queue, logger } = this.o;
+    await mustSucceed('queue cursor write', () => queue.ackTo(batch.end, batch.records, batch.diskBytes), signal, {
+      backgroundError: (w) => this.effects.backgroundError(w),
+      logger,
+      backoff: (a) => this.backoff(a),
+    });
+    // Count only after the cursor moved, so a crash in between never counts twice.
+    if (report.parseFailures) {
+      metrics.totals.parseFailures += report.parseFailures;
+      metrics.parseFailures.inc(report.parseFailures);
+    }
+    for (const [reason, n] of report.deadReasons) metrics.addDeadLettered(reason, n);
+    if (report.truncatedNotes) metrics.sinkTruncated.inc(report.truncatedNotes);
+    const now = Date.now();
+    for (const at of report.deliveredAt) metrics.deliveryLatency.observe((now - at) / 1000);
+    for (const [id, at] of report.probes) probes.accepted(id, at, now);
+    const delivered = report.deliveredAt.length;
     if (delivered) {
       metrics.totals.delivered += delivered;
       metrics.delivered.inc(delivered);
     }
-    if (rows.length) metrics.batchSize.observe(rows.length);
+    if (report.rows) metrics.batchSize.observe(report.rows);
   }
 }

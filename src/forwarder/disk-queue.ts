@@ -9,7 +9,7 @@
  * is in the kernel page cache — and survives kill -9 — before it counts as received. A timer
  * fsyncs the active segment every fsyncIntervalMs (0 = fsync on every append) so at most that
  * window is exposed to power loss. The cursor (file `cursor`, two CRC'd slots) only moves after
- * the sink accepted or dead-lettered a batch: at-least-once delivery, duplicates at most one batch.
+ * the sink accepted or dead-lettered a batch: at-least-once delivery, duplicates at most batch.inFlight batches.
  * A segment is deleted once the cursor has passed its end. A new segment is started at every open,
  * so recovery never appends behind a torn tail.
  */
@@ -53,7 +53,10 @@ export interface Position {
 }
 
 export interface QueueBatch {
+  /** raw of each record is a view into `buffer`, in order. */
   records: QueueRecord[];
+  /** The records' raw bytes back to back, in a buffer of its own (transferable to a worker). */
+  buffer: Buffer;
   /** Raw bytes of the records (without record headers). */
   bytes: number;
   /** On-disk bytes the batch occupies. */
@@ -331,10 +334,13 @@ export class DiskQueue {
    * records are skipped and reported via onCorruption.
    */
   readBatch(maxRecords: number, maxBytes: number): QueueBatch {
-    const records: QueueRecord[] = [];
+    // The reader reuses its read buffer, so each record is copied into one buffer for the batch: one
+    // allocation per batch instead of a 1 MB one per refill kept alive by views.
+    let out = Buffer.allocUnsafeSlow(Math.max(4096, Math.min(maxBytes, this._bytes)));
+    const meta: Array<{ receivedAt: number; flags: number; start: number; end: number }> = [];
     let bytes = 0;
     let diskBytes = 0;
-    while (records.length < maxRecords && bytes < maxBytes) {
+    while (meta.length < maxRecords && bytes < maxBytes) {
       if (!this.reader || this.reader.segment !== this.read.segment) {
         this.reader?.close();
         this.reader = null;
@@ -354,16 +360,24 @@ export class DiskQueue {
         this.read = { segment: this.read.segment, offset: this.reader.position };
         continue;
       }
-      if (records.length > 0 && bytes + res.record.raw.length > maxBytes) {
+      const raw = res.record.raw;
+      if (meta.length > 0 && bytes + raw.length > maxBytes) {
         this.reader.unread(res.start);
         break;
       }
-      records.push(res.record);
-      bytes += res.record.raw.length;
-      diskBytes += RECORD_HEADER + PAYLOAD_PREFIX + res.record.raw.length;
+      if (bytes + raw.length > out.length) {
+        const bigger = Buffer.allocUnsafeSlow(Math.max(out.length * 2, bytes + raw.length));
+        out.copy(bigger, 0, 0, bytes);
+        out = bigger;
+      }
+      raw.copy(out, bytes);
+      meta.push({ receivedAt: res.record.receivedAt, flags: res.record.flags, start: bytes, end: bytes + raw.length });
+      bytes += raw.length;
+      diskBytes += RECORD_HEADER + PAYLOAD_PREFIX + raw.length;
       this.read = { segment: this.read.segment, offset: this.reader.position };
     }
-    return { records, bytes, diskBytes, end: { ...this.read } };
+    const records = meta.map((m) => ({ receivedAt: m.receivedAt, flags: m.flags, raw: out.subarray(m.start, m.end) }));
+    return { records, buffer: out.subarray(0, bytes), bytes, diskBytes, end: { ...this.read } };
   }
 
   private nextSegmentAfter(seg: number): number {
@@ -487,6 +501,7 @@ type ReadResult =
 /** Buffered sequential reader of one segment, validating every record. */
 class SegmentReader {
   private fd: number;
+  private store: Buffer = Buffer.alloc(0);
   private buf: Buffer = Buffer.alloc(0);
   private bufStart = 0;
   position: number;
@@ -510,16 +525,16 @@ class SegmentReader {
   private ensure(pos: number, n: number, end: number): boolean {
     if (pos + n > end) return false;
     if (pos >= this.bufStart && pos + n <= this.bufStart + this.buf.length) return true;
-    const want = Math.max(n, READ_CHUNK);
-    const len = Math.min(want, end - pos);
-    const b = Buffer.allocUnsafe(len);
+    const len = Math.min(Math.max(n, READ_CHUNK), end - pos);
+    // One read buffer, reused: a record's raw is only valid until the next call to next().
+    if (this.store.length < len) this.store = Buffer.allocUnsafeSlow(Math.max(len, READ_CHUNK));
     let got = 0;
     while (got < len) {
-      const r = readSync(this.fd, b, got, len - got, pos + got);
+      const r = readSync(this.fd, this.store, got, len - got, pos + got);
       if (r === 0) break;
       got += r;
     }
-    this.buf = b.subarray(0, got);
+    this.buf = this.store.subarray(0, got);
     this.bufStart = pos;
     return got >= n;
   }
@@ -546,7 +561,7 @@ class SegmentReader {
       const p = pos - this.bufStart + RECORD_HEADER;
       const receivedAt = this.buf.readDoubleLE(p);
       const flags = this.buf[p + 8];
-      // A view, not a copy: every refill allocates a fresh buffer, so this one is never overwritten.
+      // A view into the reused read buffer: valid until the next call (readBatch copies it).
       const raw = this.buf.subarray(p + PAYLOAD_PREFIX, p + len);
       this.position = pos + RECORD_HEADER + len;
       return { record: { receivedAt, flags, raw }, start: pos };

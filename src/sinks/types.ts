@@ -41,6 +41,12 @@ export interface Sink {
   /** Short name for logs and metrics: file, log-analytics, logs-ingestion. */
   readonly name: string;
   send(rows: CslRow[], opts?: { signal?: AbortSignal }): Promise<SendResult>;
+  /**
+   * Optional: does the per-row work of a later send (serialization) now, so the forwarder can run it
+   * while the previous batch is on the wire. send() gives the same result with or without it; rows
+   * must not change between prepare and send.
+   */
+  prepare?(rows: CslRow[]): void;
   /** Called once at start; e.g. warn about a retired API, fetch a first token. Must not throw for transient errors. */
   start?(): Promise<void>;
   close?(): Promise<void>;

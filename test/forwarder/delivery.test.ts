@@ -112,12 +112,36 @@ describe('delivery loop', () => {
       }
       return send(rows);
     };
-    const { send: sendLines, f } = await start(sink, { batch: { maxRecords: 1000, parallelSends: 4, flushMs: 200 } });
+    const { send: sendLines, f } = await start(sink, { batch: { maxRecords: 1000, parallelSends: 4, inFlight: 1, flushMs: 200 } });
     await sendLines(Array.from({ length: 1000 }, (_, i) => cef(i)));
     await waitFor(() => f.health().counters.delivered === 1000, 5000);
     expect(maxInFlight).toBe(4);
     expect(sink.accepted.map(seqOf).sort((a, b) => a - b)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
     expect(f.health().counters.retried).toBe(1);
+  });
+
+  it('with two batches in flight, moves the cursor over them only in order', async () => {
+    const sink = new FakeSink();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const send = sink.send.bind(sink);
+    // The first batch (rows 0..9) is held at the sink; the second is accepted at once.
+    sink.send = async (rows) => {
+      if (rows.some((r) => seqOf(r) === 0)) await held;
+      return send(rows);
+    };
+    const { send: sendLines, f } = await start(sink, { batch: { maxRecords: 10, maxBytes: 1 << 20, flushMs: 10, inFlight: 2 } });
+    await sendLines(Array.from({ length: 10 }, (_, i) => cef(i)));
+    await waitFor(() => sink.sent.length === 0 && f.health().queue.records === 10, 5000, 'first batch held');
+    await sendLines(Array.from({ length: 10 }, (_, i) => cef(10 + i)));
+    await waitFor(() => sink.accepted.length === 10, 5000, 'second batch accepted by the sink');
+    // Accepted, but not counted and still queued: the cursor cannot pass the held first batch.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(sink.accepted.map(seqOf)).toEqual(Array.from({ length: 10 }, (_, i) => 10 + i));
+    expect(f.health().counters.delivered).toBe(0);
+    expect(f.health().queue.records).toBe(20);
+    release();
+    await waitFor(() => f.health().counters.delivered === 20 && f.health().queue.records === 0, 5000, 'both acknowledged');
   });
 
   it('treats a sink that throws as retryable and counts it', async () => {

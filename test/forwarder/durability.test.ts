@@ -35,9 +35,10 @@ interface Child {
   tcpPort: number;
   admin: string;
   exited: Promise<number | null>;
+  delivery: string;
 }
 
-function spawnForwarder(dir: string, extra: string[] = []): Promise<Child> {
+function spawnForwarder(dir: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Child> {
   const proc = spawn(process.execPath, [
     join(bundleDir, 'forwarder.mjs'),
     '--listen', 'tcp://127.0.0.1:0',
@@ -45,7 +46,7 @@ function spawnForwarder(dir: string, extra: string[] = []): Promise<Child> {
     '--sink', `file:${join(dir, 'rows.ndjson')}`,
     '--admin', '127.0.0.1:0',
     ...extra,
-  ], { cwd: bundleDir, stdio: ['ignore', 'pipe', 'pipe'] });
+  ], { cwd: bundleDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   children.push(proc);
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   let stderr = '';
@@ -53,9 +54,9 @@ function spawnForwarder(dir: string, extra: string[] = []): Promise<Child> {
   return new Promise((resolve, reject) => {
     const rl = createInterface({ input: proc.stdout! });
     rl.on('line', (line) => {
-      const j = JSON.parse(line) as { msg: string; inputs?: string[]; admin?: string };
+      const j = JSON.parse(line) as { msg: string; inputs?: string[]; admin?: string; delivery?: string };
       if (j.msg === 'forwarder started') {
-        resolve({ proc, tcpPort: Number(j.inputs![0].split(':').at(-1)), admin: j.admin!, exited });
+        resolve({ proc, tcpPort: Number(j.inputs![0].split(':').at(-1)), admin: j.admin!, exited, delivery: j.delivery! });
       }
     });
     exited.then((code) => reject(new Error(`forwarder exited early (${code}): ${stderr}`)));
@@ -138,7 +139,7 @@ describe('durability', () => {
     }
   });
 
-  it('delivers every received event after kill -9 of the bundled forwarder, duplicates at most one batch', async () => {
+  it('delivers every received event after kill -9 of the bundled forwarder, duplicates at most the batches in flight', async () => {
     const dir = tempDir();
     const batch = ['--queue-max-bytes', '256M'];
     const a = await spawnForwarder(dir, batch);
@@ -153,15 +154,41 @@ describe('durability', () => {
     await waitFor(async () => (await health(b.admin)).queue.records === 0, 10_000, 'queue drained after restart');
     b.proc.kill('SIGTERM');
     expect(await b.exited).toBe(0);
-    // Default batch size is 5000 rows: at most one batch is delivered twice.
+    // Default batches of 2500 rows, 2 in flight: at most 5000 rows are delivered twice.
     const all = seqs(join(dir, 'rows.ndjson'), 1);
     if (process.env.DEBUG_DURABILITY) console.log({ before, delivered: all.length, distinct: new Set(all).size });
     checkPrefix(all, before, 5000);
   });
 
+  it('with SENTINEL_CEF_DELIVERY_WORKER=1 the bundle delivers through a worker thread: probes, metrics, dead letters and health', async () => {
+    const dir = tempDir();
+    const a = await spawnForwarder(dir, [], { SENTINEL_CEF_DELIVERY_WORKER: '1' });
+    expect(a.delivery).toBe('worker thread');
+    const probe = '<134>Nov 22 08:00:00 fw1 CEF:0|TestCommonEventFormat|sentinel-cef|1.0|probe|probe|3|cs2Label=ProbeId cs2=worker-probe-1';
+    const lines = [...Array.from({ length: 50 }, (_, i) => cef(i)), probe, 'not a syslog CEF line at all'];
+    const s = await tcpConnect(a.tcpPort);
+    await new Promise<void>((r) => s.end(lines.join('\n') + '\n', () => r()));
+    await waitFor(async () => (await health(a.admin)).counters.delivered === 51, 10_000, 'delivered through the worker');
+    const h = await health(a.admin);
+    expect(h.counters).toMatchObject({ received: 52, delivered: 51, parseFailures: 1, deadLettered: 1 });
+    expect(h.lastDelivery?.ok).toBe(true);
+    expect(h.queue.records).toBe(0);
+    const p = (await (await fetch(`http://${a.admin}/probes/worker-probe-1`)).json()) as { received: boolean; accepted: boolean };
+    expect(p).toMatchObject({ received: true, accepted: true });
+    const metrics = await (await fetch(`http://${a.admin}/metrics`)).text();
+    expect(metrics).toMatch(/^sentinel_cef_delivery_latency_seconds_count 51$/m);
+    expect(metrics).toMatch(/^sentinel_cef_sink_request_duration_seconds_count\{sink="file",result="success"\} [1-9]/m);
+    const dead = readFileSync(join(dir, 'dead-letter.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { raw?: string });
+    expect(dead).toEqual([expect.objectContaining({ raw: 'not a syslog CEF line at all' })]);
+    a.proc.kill('SIGTERM');
+    expect(await a.exited).toBe(0);
+    expect(seqs(join(dir, 'rows.ndjson')).filter((n) => Number.isInteger(n)).length).toBe(50);
+  });
+
   it('SIGTERM stops intake, drains the queue and exits 0', async () => {
     const dir = tempDir();
     const a = await spawnForwarder(dir, ['--drain-timeout', '5']);
+    expect(a.delivery).toBe('main thread');
     const s = await tcpConnect(a.tcpPort);
     await new Promise<void>((r) => s.end(Array.from({ length: 3000 }, (_, i) => cef(i) + '\n').join(''), () => r()));
     await waitFor(async () => (await health(a.admin)).counters.received === 3000, 5000);
