@@ -274,6 +274,21 @@ async function chain(daemon: string): Promise<Measurement> {
   };
   const rep = ws.checker.report();
   console.log(formatReport(rep));
+  // Where a loss happened: what the forwarder itself counted, and what it logged.
+  try {
+    const h = (await (await fetch('http://127.0.0.1:25227/healthz')).json()) as { counters: Record<string, number> };
+    console.log(`forwarder counters: ${JSON.stringify(h.counters)}`);
+    Object.assign(m.extra!, { fwReceived: h.counters.received, fwParseFailures: h.counters.parseFailures, fwDeadLettered: h.counters.deadLettered, fwDropped: h.counters.dropped });
+  } catch (err) {
+    console.log(`forwarder health unavailable: ${(err as Error).message}`);
+  }
+  if (rep.lost) {
+    console.log(`first holes: ${JSON.stringify(rep.holeSamples)}`);
+    for (const f of ['/var/log/sentinel-cef/forwarder.log']) {
+      if (existsSync(f)) console.log(readFileSync(f, 'utf8').split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-10).join('\n'));
+    }
+    spawnSync('bash', ['-c', 'grep -h -i -E "omfwd|suspend|error|lost|discard" /var/log/syslog /var/log/messages 2>/dev/null | tail -10'], { stdio: 'inherit' });
+  }
   await ws.mock.close();
   return m;
 }
