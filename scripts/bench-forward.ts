@@ -18,6 +18,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createTcpServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SeqChecker } from './load/chkseq.js';
+import { generate } from './load/gen.js';
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {
   const i = args.indexOf(`--${name}`);
@@ -25,56 +27,18 @@ const arg = (name: string, def: string) => {
 };
 const role = arg('role', 'main');
 
-/** ~500-byte CEF line; DeviceVersion carries the send time (ms), DeviceEventClassID the sequence number. */
-function line(seq: number, sentAt: number): string {
-  const head = `<134>Nov 22 08:00:00 bench-host CEF:0|Bench|LoadGen|${sentAt}|${seq}|Connection allowed|3|`;
-  const ext = `src=10.1.${seq & 255}.${(seq >> 8) & 255} dst=203.0.113.${seq % 250} spt=${1024 + (seq % 60000)} dpt=443 proto=TCP act=allow deviceExternalId=FW-0001 cs1Label=Rule cs1=allow-outbound-web suser=user${seq % 1000}@example.com request=https://www.example.com/some/path?q=${seq} msg=`;
-  const pad = 499 - head.length - ext.length;
-  return head + ext + 'x'.repeat(Math.max(0, pad)) + '\n';
-}
-
+/** The shared sequence-numbered generator (scripts/load/gen.ts): 500-byte lines, one stream per connection. */
 async function generator(): Promise<void> {
-  const port = Number(arg('port', '0'));
-  const events = Number(arg('events', '1000000'));
-  const conns = Number(arg('connections', '4'));
-  const per = Math.ceil(events / conns);
-  const t0 = Date.now();
-  await Promise.all(
-    Array.from({ length: conns }, (_, c) =>
-      new Promise<void>((resolve, reject) => {
-        const s = connect({ host: '127.0.0.1', port });
-        s.on('error', reject);
-        let seq = c * per;
-        const end = Math.min(events, (c + 1) * per);
-        // --rate N paces the whole stream at N events/s (for latency at a sustainable load).
-        const rate = Number(arg('rate', '0')) / conns;
-        const begin = Date.now();
-        const first = seq;
-        const pump = (): void => {
-          while (seq < end) {
-            if (rate > 0) {
-              const due = begin + ((seq - first) / rate) * 1000;
-              if (due > Date.now()) {
-                setTimeout(pump, Math.max(1, due - Date.now()));
-                return;
-              }
-            }
-            let chunk = '';
-            const now = Date.now();
-            const stop = Math.min(end, seq + (rate > 0 ? 16 : 128));
-            for (; seq < stop; seq++) chunk += line(seq, now);
-            if (!s.write(chunk)) {
-              s.once('drain', pump);
-              return;
-            }
-          }
-          s.end(resolve);
-        };
-        s.on('connect', pump);
-      }),
-    ),
-  );
-  process.send!({ sent: events, ms: Date.now() - t0 });
+  const r = await generate({
+    port: Number(arg('port', '0')),
+    events: Number(arg('events', '1000000')),
+    connections: Number(arg('connections', '4')),
+    // --rate N paces the whole stream at N events/s (for latency at a sustainable load).
+    rate: Number(arg('rate', '0')),
+    size: 500,
+    run: 'bf',
+  });
+  process.send!({ sent: r.sent, ms: r.ms, expect: r.expect });
 }
 
 async function discardServer(): Promise<void> {
@@ -266,7 +230,7 @@ async function main(): Promise<void> {
   const mockCpu0 = process.cpuUsage();
   const g2 = child('gen', ['--port', String(port), '--events', String(events), '--connections', connections, ...rateArgs]);
   const t2 = Date.now();
-  const gen = await once<{ ms: number }>(g2);
+  const gen = await once<{ ms: number; expect: Record<string, number> }>(g2);
   const deadline = Date.now() + 300_000;
   while (mock.rows.length < events && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   const lastAt = mock.rows.at(-1)?.at ?? Date.now();
@@ -280,28 +244,20 @@ async function main(): Promise<void> {
   const heapNow = `heap used ${metric('nodejs_heap_size_used_bytes').toFixed(0)} MB of ${metric('nodejs_heap_size_total_bytes').toFixed(0)} MB, external ${metric('nodejs_external_memory_bytes').toFixed(0)} MB, rss now ${metric('process_resident_memory_bytes').toFixed(0)} MB`;
   fw.kill('SIGTERM');
   await new Promise((r) => fw.once('exit', r));
-  const seen = new Uint8Array(events);
-  let rows = 0;
-  let dups = 0;
-  const lat: number[] = [];
-  for (const r of mock.rows) {
-    const seq = Number(r.row.DeviceEventClassID);
-    if (seen[seq]) dups++;
-    else {
-      seen[seq] = 1;
-      rows++;
-    }
-    lat.push(r.at - Number(r.row.DeviceVersion));
-  }
+  // Sequence check (scripts/load/chkseq.ts): lost, duplicated, latency from the send time in each event.
+  const checker = new SeqChecker();
+  for (const [k, v] of Object.entries(gen.expect)) checker.expect(k, v);
+  for (const r of mock.rows) checker.addRow(r.row, r.at);
+  const rep = checker.report();
+  const rows = rep.received;
+  const dups = rep.duplicates;
   const requests = mock.stats().requests;
   await mock.close();
   rmSync(dir, { recursive: true, force: true });
-  lat.sort((a, b) => a - b);
-  const p = (q: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * q))];
   const eps = Math.round(rows / (fwdMs / 1000));
   console.log(`forwarder (disk queue + parse + Logs Ingestion gzip/HTTPS): ${eps.toLocaleString()} events/s (${fwdMs} ms; generator finished sending after ${gen.ms} ms; ${requests} HTTP requests)`);
   console.log(`rows delivered ${rows}/${events}, duplicates ${dups}, lost ${events - rows}`);
-  console.log(`send→accept latency p50 ${p(0.5)} ms, p99 ${p(0.99)} ms (includes time queued behind the backlog)`);
+  console.log(`send→accept latency p50 ${rep.latencyMs?.p50} ms, p99 ${rep.latencyMs?.p99} ms (includes time queued behind the backlog)`);
   console.log(`forwarder peak RSS ${rss.toFixed(0)} MB (at the end: ${heapNow})`);
   const us = (cpu * 1000) / events;
   console.log(`forwarder CPU ${cpu} ms (user+sys, all threads) = ${us.toFixed(1)} µs per event → ${Math.round(2e6 / us).toLocaleString()} events/s if it had both cores to itself`);

@@ -178,6 +178,17 @@ export class DiskQueue {
     this.openWriteSegment();
     if (this.segments.length === 1) this.ack = { segment: this.writeSeg, offset: 0 };
     this.read = { ...this.ack };
+    // Both cursor slots exist from the start, so an ack rewrites them in place and never needs a new
+    // block: on a full disk delivery can still move the cursor and free segments.
+    try {
+      if (this.cursorFd < 0) this.cursorFd = openSync(join(this.dir, 'cursor'), fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
+      if (fstatSync(this.cursorFd).size < 48) {
+        this.writeCursor();
+        this.writeCursor();
+      }
+    } catch (err) {
+      this.opts.onError?.(err as Error, 'cursor');
+    }
     if (this.opts.fsyncIntervalMs > 0) {
       this.fsyncTimer = setInterval(() => this.groupFsync(), this.opts.fsyncIntervalMs);
       this.fsyncTimer.unref();
@@ -237,6 +248,13 @@ export class DiskQueue {
       } catch {
         // The reader stops at writeOff regardless; the next open trims the tail.
       }
+      // A drained queue still holds its active segment's file, and on a full disk that is the space
+      // we need: start a fresh segment, drop the consumed one, and try once more (writeOff is then 0).
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code === 'ENOSPC' || code === 'EDQUOT') && this.writeOff > 0 && this.activeDrained()) {
+        this.startFreshSegment();
+        return this.append(messages, receivedAt);
+      }
       throw err;
     }
     this.writeOff += total;
@@ -271,6 +289,23 @@ export class DiskQueue {
     this.dirty = false;
     this.writeSeg++;
     this.openWriteSegment();
+  }
+
+  private activeDrained(): boolean {
+    const at = (p: Position) => p.segment === this.writeSeg && p.offset === this.writeOff;
+    return this._records === 0 && at(this.ack) && at(this.read);
+  }
+
+  private startFreshSegment(): void {
+    const old = this.writeSeg;
+    this.rotate();
+    this.reader?.close();
+    this.reader = null;
+    this.ack = { segment: this.writeSeg, offset: 0 };
+    this.read = { ...this.ack };
+    this.writeCursor();
+    this.unlinkSegment(old);
+    this.segments = this.segments.filter((s) => s !== old);
   }
 
   /** Resolves when records are appended (or after timeoutMs / on close). */

@@ -115,7 +115,8 @@ export class Intake {
   }
 
   private listenUdp(a: ListenAddress): Promise<void> {
-    const sock = createSocket({ type: isIP(a.host) === 6 ? 'udp6' : 'udp4', recvBufferSize: 8 * 1024 * 1024 });
+    const rcvbuf = this.o.limits.udpReceiveBufferBytes ?? 8 * 1024 * 1024;
+    const sock = createSocket({ type: isIP(a.host) === 6 ? 'udp6' : 'udp4', ...(rcvbuf > 0 ? { recvBufferSize: rcvbuf } : {}) });
     this.udpSockets.push(sock);
     const max = this.o.limits.maxMessageBytes;
     sock.on('message', (msg) => {

@@ -59,6 +59,8 @@ export interface AcceptedRow {
 
 export interface RequestRecord {
   at: number;
+  /** When the answer was sent (or the connection dropped). */
+  doneAt?: number;
   api: MockApi | 'control' | 'other';
   method: string;
   path: string;
@@ -70,6 +72,8 @@ export interface RequestRecord {
   rows?: number;
   injected?: boolean;
   note?: string;
+  /** First row of a data call, also when the call was refused (lets tests match a retry to its call). */
+  firstRow?: Record<string, unknown>;
 }
 
 export interface MockStats {
@@ -118,6 +122,10 @@ export interface MockAzureOptions {
   /** Where to put the generated certificate (default: a fresh temp dir). */
   certDir?: string;
   quiet?: boolean;
+  /** Keep accepted rows in `rows` (default true). Load tests turn it off and count through onRows. */
+  keepRows?: boolean;
+  /** Called with the rows of every accepted call (load tests: sequence checking without holding rows). */
+  onRows?: (rows: AcceptedRow[]) => void;
 }
 
 export interface MockAzure {
@@ -238,6 +246,13 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
     connectionsOpened: 0,
     inFlight: 0,
     maxInFlight: 0,
+    accepted: { 'log-analytics': 0, 'logs-ingestion': 0 },
+  };
+  const keepRows = options.keepRows ?? true;
+  const accept = (batch: AcceptedRow[]) => {
+    counters.accepted[batch[0]?.api ?? 'log-analytics'] += batch.length;
+    if (keepRows) for (const r of batch) rows.push(r);
+    options.onRows?.(batch);
   };
 
   let caPath: string | undefined;
@@ -389,6 +404,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
         send(res, 404, { error: { code: 'NotFound', message: `no route ${path}` } });
       }
     } finally {
+      record.doneAt = Date.now();
       if (record.api !== 'control') requests.push(record);
     }
   }
@@ -403,7 +419,9 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
       send(res, status, { Error: code, Message: message });
     };
     if (req.method !== 'POST') return fail(405, 'MethodNotAllowed', 'Only POST is supported');
-    if (await inject('log-analytics', res, record, tryParseRows(body))) return;
+    const bodyRows = tryParseRows(body);
+    if (bodyRows?.[0]) record.firstRow = bodyRows[0];
+    if (await inject('log-analytics', res, record, bodyRows)) return;
     const apiVersion = url.searchParams.get('api-version');
     if (!apiVersion) return fail(400, 'MissingApiVersion', 'The API version was not specified');
     if (apiVersion !== '2016-04-01') return fail(400, 'InvalidApiVersion', 'The API version specified was not recognized by the service');
@@ -444,7 +462,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
       for (const v of Object.values(r)) if (typeof v === 'string' && Buffer.byteLength(v) > 32 * 1024) counters.overlongFields++;
     }
     const at = Date.now();
-    for (const r of records as Record<string, unknown>[]) rows.push({ api: 'log-analytics', table: `${logType}_CL`, row: r, at });
+    accept((records as Record<string, unknown>[]).map((r) => ({ api: 'log-analytics' as const, table: `${logType}_CL`, row: r, at })));
     record.rows = records.length;
     record.status = 200;
     send(res, 200);
@@ -504,6 +522,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
       return fail(400, 'InvalidPayload', 'The request body must be a JSON array of objects');
     }
     const records = parsed as Record<string, unknown>[];
+    if (records[0]) record.firstRow = records[0];
     if (await inject('logs-ingestion', res, record, records)) return;
     for (const r of records) {
       for (const [k, v] of Object.entries(r)) {
@@ -517,7 +536,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
       }
     }
     const at = Date.now();
-    for (const r of records) rows.push({ api: 'logs-ingestion', table: stream, row: r, at });
+    accept(records.map((r) => ({ api: 'logs-ingestion' as const, table: stream, row: r, at })));
     record.rows = records.length;
     record.status = 204;
     send(res, 204);
@@ -756,10 +775,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
       return {
         requests: requests.length,
         byApi,
-        rowsAccepted: {
-          'log-analytics': rows.filter((r) => r.api === 'log-analytics').length,
-          'logs-ingestion': rows.filter((r) => r.api === 'logs-ingestion').length,
-        },
+        rowsAccepted: { ...counters.accepted },
         tokensIssued: counters.tokensIssued,
         overlongFields: counters.overlongFields,
         typeMismatches: counters.typeMismatches.slice(0, 100),
@@ -773,6 +789,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
     reset() {
       rows.length = 0;
       requests.length = 0;
+      counters.accepted = { 'log-analytics': 0, 'logs-ingestion': 0 };
       counters.tokensIssued = 0;
       counters.overlongFields = 0;
       counters.typeMismatches = [];
