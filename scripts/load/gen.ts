@@ -52,7 +52,7 @@ export interface GenResult {
 }
 
 /** Small deterministic PRNG (mulberry32) so size mixes repeat run to run. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

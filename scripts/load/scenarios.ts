@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { forwarderConfigSchema } from '../../src/config/schema.js';
 import { formatReport, type SeqReport } from './chkseq.js';
 import { cefLine } from './cef.js';
-import { forkGenerator, generate, type GenResult } from './gen.js';
+import { forkGenerator, generate, prng, type GenResult } from './gen.js';
 import { ForwarderProc, loadAvg, peakSampler, procStatus, sleep, startWorkspace, udpCounters, waitFor, type FwOptions, type Workspace } from './harness.js';
 
 export interface ScenarioResult {
@@ -138,17 +138,6 @@ async function waitQuiet(ws: Workspace, fw: ForwarderProc, timeoutMs: number, qu
     if (empty && Date.now() - since >= quietMs) return;
     await sleep(200);
   }
-}
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // ---------------------------------------------------------------------------------------------

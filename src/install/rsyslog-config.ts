@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { FsRoot } from '../system/fs-root.js';
+import { readConfigTree, stripConfigComments } from './config-text.js';
 
 export interface RsyslogInput {
   type: 'imudp' | 'imtcp' | 'imptcp' | 'imrelp' | string;
@@ -25,25 +26,6 @@ export interface RsyslogScan {
 export const RSYSLOG_MAIN = '/etc/rsyslog.conf';
 export const RSYSLOG_DROPIN_DIR = '/etc/rsyslog.d';
 
-/** Removes comments (# outside quotes) and joins RainerScript statements so regexes see whole calls. */
-export function stripRsyslogComments(text: string): string {
-  const out: string[] = [];
-  for (const line of text.split('\n')) {
-    let inQuote = false;
-    let cut = line.length;
-    for (let i = 0; i < line.length; i++) {
-      const c = line[i];
-      if (c === '"' && line[i - 1] !== '\\') inQuote = !inQuote;
-      else if (c === '#' && !inQuote) {
-        cut = i;
-        break;
-      }
-    }
-    out.push(line.slice(0, cut));
-  }
-  return out.join('\n');
-}
-
 function param(body: string, name: string): string | undefined {
   const m = new RegExp(`\\b${name}\\s*=\\s*(?:"([^"]*)"|([^\\s)"]+))`, 'i').exec(body);
   return m ? (m[1] ?? m[2]) : undefined;
@@ -51,7 +33,7 @@ function param(body: string, name: string): string | undefined {
 
 /** Parses one file's text (exported for tests). */
 export function scanRsyslogText(text: string, file: string, into: RsyslogScan): string[] {
-  const clean = stripRsyslogComments(text);
+  const clean = stripConfigComments(text);
   const includes: string[] = [];
   for (const m of clean.matchAll(/\bmodule\s*\(([^)]*)\)/g)) {
     const load = param(m[1], 'load');
@@ -98,22 +80,13 @@ export async function scanRsyslogConfig(fs: FsRoot, opts: { exclude?: string[] }
     includesDropins: false,
     dropinDir: RSYSLOG_DROPIN_DIR,
   };
-  const exclude = new Set(opts.exclude ?? []);
-  const seen = new Set<string>();
-  const visit = async (file: string, depth: number) => {
-    if (seen.has(file) || exclude.has(file) || depth > 8) return;
-    seen.add(file);
-    const text = await fs.readText(file);
-    if (text === null) return;
-    scan.files.push(file);
-    for (const inc of scanRsyslogText(text, file, scan)) {
-      const pattern = inc.endsWith('/') ? `${inc}*` : inc;
-      const abs = path.isAbsolute(pattern) ? pattern : path.join(path.dirname(file), pattern);
-      if (path.dirname(abs) === RSYSLOG_DROPIN_DIR && file === RSYSLOG_MAIN) scan.includesDropins = true;
-      for (const f of await fs.glob(abs)) await visit(f, depth + 1);
-    }
-  };
-  await visit(RSYSLOG_MAIN, 0);
+  scan.files = await readConfigTree(fs, RSYSLOG_MAIN, {
+    exclude: opts.exclude,
+    includes: (text, file) => scanRsyslogText(text, file, scan),
+    onInclude: (from, pattern) => {
+      if (from === RSYSLOG_MAIN && path.dirname(pattern) === RSYSLOG_DROPIN_DIR) scan.includesDropins = true;
+    },
+  });
   return scan;
 }
 

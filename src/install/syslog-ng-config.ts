@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { FsRoot } from '../system/fs-root.js';
+import { readConfigTree, stripConfigComments } from './config-text.js';
 
 export interface SyslogNgListener {
   source: string;
@@ -22,21 +23,6 @@ export interface SyslogNgScan {
 
 export const SYSLOG_NG_MAIN = '/etc/syslog-ng/syslog-ng.conf';
 export const SYSLOG_NG_CONF_D = '/etc/syslog-ng/conf.d';
-
-export function stripSyslogNgComments(text: string): string {
-  return text
-    .split('\n')
-    .map((line) => {
-      let inQuote = false;
-      for (let i = 0; i < line.length; i++) {
-        const c = line[i];
-        if (c === '"' && line[i - 1] !== '\\') inQuote = !inQuote;
-        else if (c === '#' && !inQuote) return line.slice(0, i);
-      }
-      return line;
-    })
-    .join('\n');
-}
 
 /** Index just past the bracket that closes the one at `open`. */
 function matchBracket(text: string, open: number, o: string, c: string): number {
@@ -62,7 +48,7 @@ const NET_DRIVERS: Record<string, { protocol?: 'tcp' | 'udp'; port: number }> = 
 };
 
 export function scanSyslogNgText(text: string, file: string, into: SyslogNgScan): string[] {
-  const clean = stripSyslogNgComments(text);
+  const clean = stripConfigComments(text);
   const includes: string[] = [];
   for (const m of clean.matchAll(/^\s*@include\s+"([^"]+)"/gm)) includes.push(m[1]);
   const v = /^\s*@version:\s*(\S+)/m.exec(clean);
@@ -97,23 +83,13 @@ export async function scanSyslogNgConfig(fs: FsRoot, opts: { exclude?: string[] 
     listeners: [],
     version: null,
   };
-  const exclude = new Set(opts.exclude ?? []);
-  const seen = new Set<string>();
-  const visit = async (file: string, depth: number) => {
-    if (seen.has(file) || exclude.has(file) || depth > 8) return;
-    seen.add(file);
-    const text = await fs.readText(file);
-    if (text === null) return;
-    scan.files.push(file);
-    for (const inc of scanSyslogNgText(text, file, scan)) {
-      // "scl.conf" resolves against the include path (/usr/share/syslog-ng/include): library code, not config.
-      if (!path.isAbsolute(inc) && !inc.includes('/')) continue;
-      const abs = path.isAbsolute(inc) ? inc : path.join(path.dirname(file), inc);
-      const pattern = abs.endsWith('/') ? `${abs}*` : abs;
-      if (file === SYSLOG_NG_MAIN && path.dirname(pattern) === SYSLOG_NG_CONF_D) scan.includesConfD = true;
-      for (const f of await fs.glob(pattern)) await visit(f, depth + 1);
-    }
-  };
-  await visit(SYSLOG_NG_MAIN, 0);
+  scan.files = await readConfigTree(fs, SYSLOG_NG_MAIN, {
+    exclude: opts.exclude,
+    // "scl.conf" resolves against the include path (/usr/share/syslog-ng/include): library code, not config.
+    includes: (text, file) => scanSyslogNgText(text, file, scan).filter((inc) => path.isAbsolute(inc) || inc.includes('/')),
+    onInclude: (from, pattern) => {
+      if (from === SYSLOG_NG_MAIN && path.dirname(pattern) === SYSLOG_NG_CONF_D) scan.includesConfD = true;
+    },
+  });
   return scan;
 }

@@ -4,26 +4,12 @@ import { isLoopback } from '../proc.js';
 import { restartDaemon, startDaemonFix } from '../fixes.js';
 import type { CheckOutcome, Transport } from '../types.js';
 import { runProbes } from './e2e.js';
+import { stripConfigComments } from '../../install/config-text.js';
 
 const G = 'daemon' as const;
 
 export function dropInPath(d: DaemonName): string {
   return d === 'rsyslog' ? LAYOUT.rsyslogDropIn : LAYOUT.syslogNgDropIn;
-}
-
-/** Config text without comments, so commented-out settings do not count. */
-export function stripComments(text: string): string {
-  return text
-    .split('\n')
-    .map((l) => {
-      let q = false;
-      for (let i = 0; i < l.length; i++) {
-        if (l[i] === '"' && l[i - 1] !== '\\') q = !q;
-        else if (l[i] === '#' && !q) return l.slice(0, i);
-      }
-      return l;
-    })
-    .join('\n');
 }
 
 export async function checkDaemonRunning(ctx: Context): Promise<CheckOutcome> {
@@ -105,7 +91,7 @@ export async function checkDropIn(ctx: Context): Promise<CheckOutcome> {
     };
   }
   const problems: string[] = [];
-  const text = stripComments(onDisk);
+  const text = stripConfigComments(onDisk);
   if (!fwdPorts.some((p) => new RegExp(`port\\s*(=\\s*"|\\()\\s*${p}\\b`).test(text))) {
     problems.push(`it does not forward to the forwarder port ${fwdPorts.join('/')}`);
   }
@@ -224,7 +210,7 @@ export async function checkForwarding(ctx: Context): Promise<CheckOutcome> {
   const pids = new Set(await ctx.daemonPids());
   const mine = conns.filter((s) => s.pid === undefined || pids.has(s.pid));
   const configured = (await ctx.daemonConfigFiles()).some((f) =>
-    fwdPorts.some((p) => new RegExp(`port\\s*(=\\s*"|\\()\\s*${p}\\b|@@?127\\.0\\.0\\.1:${p}\\b`).test(stripComments(f.text))),
+    fwdPorts.some((p) => new RegExp(`port\\s*(=\\s*"|\\()\\s*${p}\\b|@@?127\\.0\\.0\\.1:${p}\\b`).test(stripConfigComments(f.text))),
   );
   const fwdListening = (await ctx.listeners()).some((s) => s.protocol === 'tcp' && fwdPorts.includes(s.port));
   const details = { connections: mine.map((s) => `${s.transport} ${s.localAddress}:${s.localPort} -> ${s.remoteAddress}:${s.remotePort} (pid ${s.pid ?? '?'})`), configured, forwarderListening: fwdListening };
@@ -281,7 +267,7 @@ export async function checkMaxMessageSize(ctx: Context): Promise<CheckOutcome> {
   let size: number | null = null;
   let where = '';
   for (const f of files) {
-    const t = stripComments(f.text);
+    const t = stripConfigComments(f.text);
     const m =
       d.name === 'rsyslog'
         ? /maxMessageSize\s*=\s*"?([^"\s)]+)"?/i.exec(t) ?? /^\s*\$MaxMessageSize\s+(\S+)/im.exec(t)
@@ -317,7 +303,7 @@ export async function checkRateLimit(ctx: Context): Promise<CheckOutcome> {
   if (!d.name) return { ...base, status: 'skip', message: 'no syslog daemon' };
   const found: string[] = [];
   for (const f of await ctx.daemonConfigFiles()) {
-    const t = stripComments(f.text);
+    const t = stripConfigComments(f.text);
     if (d.name === 'rsyslog') {
       for (const m of t.matchAll(/\b(?:module|input)\s*\(([^)]*)\)/g)) {
         const body = m[1];

@@ -3,7 +3,7 @@ import type { Context } from '../context.js';
 import { LAYOUT } from '../layout.js';
 import type { CheckOutcome, SafeFix } from '../types.js';
 import { formatBytes } from '../advice.js';
-import { stripComments } from './daemon.js';
+import { stripConfigComments } from '../../install/config-text.js';
 import { runProbes } from './e2e.js';
 import { detectFirewall, planFirewallFix } from '../../system/firewall.js';
 import { detectSelinux, planSelinuxFix } from '../../system/selinux.js';
@@ -166,7 +166,7 @@ export async function checkDuplicates(ctx: Context): Promise<CheckOutcome> {
   const d = await ctx.daemon();
   for (const f of await ctx.daemonConfigFiles()) {
     if (f.path === LAYOUT.rsyslogDropIn || f.path === LAYOUT.syslogNgDropIn) continue;
-    const t = stripComments(f.text);
+    const t = stripConfigComments(f.text);
     for (const line of t.split('\n')) {
       if (!AGENT_SYSLOG_TARGETS.some((re) => re.test(line))) continue;
       findings.push(`${f.path}: "${line.trim().slice(0, 120)}" sends Syslog to an Azure agent (${d.name})`);
