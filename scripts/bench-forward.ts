@@ -5,7 +5,9 @@
  * checks every sequence number arrived. Side by side in the same run: the raw ceiling, the same
  * stream read and discarded by a bare TCP server.
  *
- *   npm run bench-forward -- [--events 300000] [--connections 4] [--rate EVENTS_PER_SEC] [--batch JSON] [--no-core]
+ *   npm run bench-forward -- [--events 300000] [--connections 4] [--rate EVENTS_PER_SEC] [--batch JSON] [--rtt MS] [--no-core]
+ *
+ * --rtt MS delays every ingestion answer (a round trip to a distant region).
  *
  * Without --rate the generator sends as fast as TCP lets it (throughput); with --rate it paces the
  * stream so the receive→accept latency reflects a sustainable load instead of a backlog.
@@ -77,6 +79,14 @@ async function core(): Promise<void> {
     sink: { name: 'null', send: async (rows) => { accepted += rows.length; return { status: 'success', accepted: rows.length }; } },
   });
   const cpu0 = process.cpuUsage();
+  if (process.env.BENCH_DEBUG) {
+    const t0 = Date.now();
+    setInterval(() => {
+      const m = process.memoryUsage();
+      const mb = (n: number) => (n / 2 ** 20).toFixed(0);
+      console.error(`core +${Date.now() - t0} ms rss ${mb(m.rss)} heap ${mb(m.heapUsed)}/${mb(m.heapTotal)} external ${mb(m.external)} arrayBuffers ${mb(m.arrayBuffers)} accepted ${accepted}`);
+    }, 100).unref();
+  }
   process.send!({ port: f.addresses[0].port });
   process.on('message', async (m) => {
     const c = process.cpuUsage(cpu0);
@@ -188,6 +198,9 @@ async function main(): Promise<void> {
   // Forwarder bundle → Logs Ingestion sink → mock Azure (HTTPS, token flow, schema checks).
   const { startMockAzure, writeSecretFile } = await import('../test/helpers/mock-azure.js');
   const mock = await startMockAzure({ quiet: true });
+  // --rtt MS: every ingestion call waits this long before its answer, as a far-away Azure region would.
+  const rtt = Number(arg('rtt', '0'));
+  if (rtt > 0) mock.fail({ api: 'logs-ingestion', delayMs: rtt });
   const dir = mkdtempSync(join(tmpdir(), 'bench-forward-'));
   const secretFile = writeSecretFile(dir, 'client-secret', mock.clientSecret);
   const port = await freePort();
@@ -228,6 +241,16 @@ async function main(): Promise<void> {
   }
   const cpu0 = cpuMs(fw.pid!);
   const mockCpu0 = process.cpuUsage();
+  // RSS timeline (VmRSS every 100 ms): where the peak happens, while receiving or while draining.
+  const rssAt: Array<[number, number]> = [];
+  const tStart = Date.now();
+  const sampler = setInterval(() => {
+    try {
+      const mb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${fw.pid}/status`, 'utf8'))![1]) / 1024;
+      rssAt.push([Date.now() - tStart, mb]);
+      if (process.env.BENCH_DEBUG) console.error(`forwarder +${Date.now() - tStart} ms rss ${mb.toFixed(0)} MB, delivered ${mock.rows.length}`);
+    } catch {}
+  }, 100);
   const g2 = child('gen', ['--port', String(port), '--events', String(events), '--connections', connections, ...rateArgs]);
   const t2 = Date.now();
   const gen = await once<{ ms: number; expect: Record<string, number> }>(g2);
@@ -236,6 +259,7 @@ async function main(): Promise<void> {
   const lastAt = mock.rows.at(-1)?.at ?? Date.now();
   const fwdMs = lastAt - t2;
   const rss = peakRssMb(fw.pid!);
+  clearInterval(sampler);
   const cpu = cpuMs(fw.pid!) - cpu0;
   const mc = process.cpuUsage(mockCpu0);
   const mockCpuMs = Math.round((mc.user + mc.system) / 1000);
@@ -258,7 +282,9 @@ async function main(): Promise<void> {
   console.log(`forwarder (disk queue + parse + Logs Ingestion gzip/HTTPS): ${eps.toLocaleString()} events/s (${fwdMs} ms; generator finished sending after ${gen.ms} ms; ${requests} HTTP requests)`);
   console.log(`rows delivered ${rows}/${events}, duplicates ${dups}, lost ${events - rows}`);
   console.log(`send→accept latency p50 ${rep.latencyMs?.p50} ms, p99 ${rep.latencyMs?.p99} ms (includes time queued behind the backlog)`);
-  console.log(`forwarder peak RSS ${rss.toFixed(0)} MB (at the end: ${heapNow})`);
+  const peakAt = rssAt.reduce((a, b) => (b[1] > a[1] ? b : a), [0, 0]);
+  const sendingPeak = Math.max(0, ...rssAt.filter(([t]) => t <= gen.ms).map(([, m]) => m));
+  console.log(`forwarder peak RSS ${rss.toFixed(0)} MB (sampled: ${peakAt[1].toFixed(0)} MB at +${peakAt[0]} ms; while the generator was sending ${sendingPeak.toFixed(0)} MB; at the end: ${heapNow})`);
   const us = (cpu * 1000) / events;
   console.log(`forwarder CPU ${cpu} ms (user+sys, all threads) = ${us.toFixed(1)} µs per event → ${Math.round(2e6 / us).toLocaleString()} events/s if it had both cores to itself`);
   console.log(`mock Azure (this process) CPU ${mockCpuMs} ms over the same ${fwdMs} ms: ${((100 * mockCpuMs) / fwdMs).toFixed(0)}% of a core`);
