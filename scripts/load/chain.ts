@@ -22,6 +22,7 @@ import { connect, createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { cefLine } from './cef.js';
 import { SeqChecker, formatReport, type SeqReport } from './chkseq.js';
 import { forkGenerator, type GenResult } from './gen.js';
 import { ForwarderProc, REPO, freePort, loadAvg, procCpuSec, procStatus, sleep, startWorkspace, waitFor, type Workspace } from './harness.js';
@@ -237,9 +238,125 @@ async function peer(): Promise<Measurement> {
 
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * rsyslog's own counters (impstats), test-only: a drop-in written into the sandbox's overlay /etc
+ * before the install restarts rsyslogd — never part of the product's template. Counters go to a
+ * file only (log.syslog off), so they do not flow through the rules they measure.
+ */
+const IMPSTATS_FILE = '/var/log/rsyslog-impstats.json';
+function enableImpstats(): void {
+  writeFileSync(
+    '/etc/rsyslog.d/00-bench-impstats.conf',
+    `# Benchmark only (scripts/load/chain.ts, inside the sandbox)\n` +
+      `module(load="impstats" interval="1" format="json" resetCounters="off" log.syslog="off" log.file="${IMPSTATS_FILE}")\n`,
+  );
+}
+
+/** The last record of each impstats object (counters are cumulative: resetCounters off). */
+function readImpstats(): Map<string, Record<string, number | string>> {
+  const last = new Map<string, Record<string, number | string>>();
+  if (!existsSync(IMPSTATS_FILE)) return last;
+  for (const line of readFileSync(IMPSTATS_FILE, 'utf8').split('\n')) {
+    const at = line.indexOf('{');
+    if (at < 0) continue;
+    try {
+      const o = JSON.parse(line.slice(at)) as Record<string, number | string>;
+      if (typeof o.name === 'string') last.set(o.name, o);
+    } catch {
+      /* a line cut by the read while rsyslog writes it */
+    }
+  }
+  return last;
+}
+
+/** Prints where each event went, hop by hop: imtcp → main Q → action queue (+ its disk part) → omfwd → forwarder. */
+function rsyslogCounters(fwReceived: number | undefined): Record<string, number | string | null> {
+  const st = readImpstats();
+  const pick = (name: string, keys: string[]) => {
+    const o = st.get(name);
+    return o ? Object.fromEntries(keys.map((k) => [k, o[k] ?? null])) : null;
+  };
+  const qKeys = ['size', 'enqueued', 'full', 'discarded.full', 'discarded.nf', 'maxqsize'];
+  const rows: Array<[string, Record<string, unknown> | null]> = [
+    ['imtcp(514)', pick([...st.keys()].find((k) => /^imtcp\(514\)/.test(k)) ?? 'imtcp(514)', ['submitted'])],
+    ['main Q', pick('main Q', qKeys)],
+    ['sentinel-cef-forward queue', pick('sentinel-cef-forward queue', qKeys)],
+    ['sentinel-cef-forward queue[DA]', pick('sentinel-cef-forward queue[DA]', qKeys)],
+    ['action sentinel-cef-forward', pick('sentinel-cef-forward', ['processed', 'failed', 'suspended', 'suspended.duration', 'resumed'])],
+  ];
+  console.log(`rsyslog impstats (${st.size} objects in ${IMPSTATS_FILE}):`);
+  for (const [n, v] of rows) console.log(`  ${n}: ${v ? JSON.stringify(v) : 'absent'}`);
+  console.log(`  forwarder received: ${fwReceived ?? 'unknown'}`);
+  const num = (v: unknown) => (typeof v === 'number' ? v : 0);
+  const main = rows[1][1] ?? {};
+  const aq = rows[2][1] ?? {};
+  const da = rows[3][1] ?? {};
+  const act = rows[4][1] ?? {};
+  return {
+    rsImtcpSubmitted: (rows[0][1]?.submitted as number) ?? null,
+    rsMainEnqueued: num(main.enqueued),
+    rsMainFull: num(main.full),
+    rsMainDiscardedFull: num(main['discarded.full']),
+    rsMainDiscardedNf: num(main['discarded.nf']),
+    rsMainMaxqsize: num(main.maxqsize),
+    rsActQEnqueued: num(aq.enqueued),
+    rsActQFull: num(aq.full),
+    rsActQDiscardedFull: num(aq['discarded.full']),
+    rsActQDiscardedNf: num(aq['discarded.nf']),
+    rsActQMaxqsize: num(aq.maxqsize),
+    rsDaEnqueued: num(da.enqueued),
+    rsDaDiscardedFull: num(da['discarded.full']),
+    rsDaDiscardedNf: num(da['discarded.nf']),
+    rsOmfwdProcessed: num(act.processed),
+    rsOmfwdFailed: num(act.failed),
+    rsOmfwdSuspended: num(act.suspended),
+    rsOmfwdResumed: num(act.resumed),
+  };
+}
+
+/** rsyslogd's busiest threads over 2 s (a spinning queue worker shows as ~100 %). */
+function threadCpu(pid: number): string {
+  const sample = () => {
+    const out = new Map<string, number>();
+    for (const t of spawnSync('ls', [`/proc/${pid}/task`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) {
+      try {
+        const st = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+        const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        out.set(`${t} ${comm}`, Number(f[11]) + Number(f[12]));
+      } catch {
+        /* thread ended */
+      }
+    }
+    return out;
+  };
+  const a = sample();
+  spawnSync('sleep', ['2']);
+  const b = sample();
+  return [...b.entries()]
+    .map(([k, v]) => [k, (v - (a.get(k) ?? v)) / 2] as const)
+    .filter(([, d]) => d > 0)
+    .sort((x, y) => y[1] - x[1])
+    .map(([k, d]) => `${k}: ${d} %`)
+    .join(', ') || 'all idle';
+}
+
+/** Where the missing events are: rsyslog's spool files (on disk, not delivered) or nowhere. */
+function rsyslogStuckDiagnostics(pid: number, hole: { stream: string; seq: number } | undefined): void {
+  console.log(`rsyslogd threads, CPU over 2 s: ${threadCpu(pid)}`);
+  spawnSync('bash', ['-c', 'ls -l /var/spool/rsyslog/ /var/lib/rsyslog/ 2>/dev/null | grep -v "^total"'], { stdio: 'inherit' });
+  if (hole) {
+    const needle = `externalId=${hole.seq} cs6=${hole.stream} `;
+    const r = spawnSync('bash', ['-c', `grep -l -a -F -- "${needle}" /var/spool/rsyslog/* /var/lib/rsyslog/* 2>/dev/null`], { encoding: 'utf8' });
+    console.log(`first missing event (${hole.stream} #${hole.seq}) in rsyslog's spool files: ${r.stdout.trim() || 'no'}`);
+    spawnSync('bash', ['-c', 'for f in /var/spool/rsyslog/*.qi /var/lib/rsyslog/*.qi; do [ -f "$f" ] && { echo "== $f"; cat "$f"; echo; }; done 2>/dev/null | head -40'], { stdio: 'inherit' });
+  }
+}
+
 async function chain(daemon: string): Promise<Measurement> {
   const dir = mkdtempSync(join(tmpdir(), `chain-${daemon}-`));
   const ws = await startWorkspace(join(dir, 'ws'), { https: false, latencySampleEvery: 8 });
+  if (daemon === 'rsyslog') enableImpstats();
   const cli = join(REPO, 'bin/sentinel-cef');
   // Asynchronously: the mock in this process must keep answering the install's probe.
   const inst = await new Promise<{ status: number | null; out: string }>((resolve) => {
@@ -275,12 +392,47 @@ async function chain(daemon: string): Promise<Measurement> {
   const rep = ws.checker.report();
   console.log(formatReport(rep));
   // Where a loss happened: what the forwarder itself counted, and what it logged.
+  let fwReceived: number | undefined;
   try {
     const h = (await (await fetch('http://127.0.0.1:25227/healthz')).json()) as { counters: Record<string, number> };
     console.log(`forwarder counters: ${JSON.stringify(h.counters)}`);
+    fwReceived = h.counters.received;
     Object.assign(m.extra!, { fwReceived: h.counters.received, fwParseFailures: h.counters.parseFailures, fwDeadLettered: h.counters.deadLettered, fwDropped: h.counters.dropped });
+    const prom = await (await fetch('http://127.0.0.1:25227/metrics')).text();
+    // Connections the forwarder closed itself, and anything its own disk queue skipped as torn or corrupt.
+    const own = prom.split('\n').filter((l) => /^sentinel_cef_(connections_(closed|rejected)|queue_corrupt_bytes|dropped)_total/.test(l));
+    console.log(`forwarder closed/rejected connections, corrupt queue bytes, drops: ${own.length ? own.join('; ') : 'none'}`);
   } catch (err) {
     console.log(`forwarder health unavailable: ${(err as Error).message}`);
+  }
+  if (daemon === 'rsyslog') {
+    await sleep(2500); // one more impstats interval after the last delivery
+    Object.assign(m.extra!, rsyslogCounters(fwReceived));
+    // rsyslog's own complaints (queue full, omfwd suspended, disk queue problems), loss or not.
+    spawnSync('bash', ['-c', 'grep -h -i -E "rsyslogd.*(queue|omfwd|suspend|lost|discard|error)|action .* (suspended|resumed)" /var/log/syslog /var/log/messages 2>/dev/null | tail -15'], { stdio: 'inherit' });
+  }
+  if (rep.lost && daemon === 'rsyslog') {
+    // Lost or only stuck? Events still counted in rsyslog's queues (impstats size) are not lost yet:
+    // wait, then send one more message (the next enqueue wakes a queue whose worker went idle).
+    const streams = Object.keys(gen.expect);
+    const before = ws.checker.receivedOf(streams);
+    rsyslogStuckDiagnostics(dPid, rep.holeSamples[0]);
+    await sleep(15_000);
+    const afterWait = ws.checker.receivedOf(streams);
+    await new Promise<void>((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port: 514 }, () => s.end(cefLine('chain-nudge', 0, Date.now()), () => resolve()));
+      s.on('error', reject);
+    });
+    await settle(ws, EVENTS, 15_000, 120_000);
+    const afterNudge = ws.checker.receivedOf(streams);
+    await sleep(2500);
+    const st = readImpstats();
+    const sizes = ['main Q', 'sentinel-cef-forward queue', 'sentinel-cef-forward queue[DA]'].map((n) => `${n} size=${st.get(n)?.size ?? '?'}`).join(', ');
+    console.log(
+      `still missing after the run: ${EVENTS - before}; after 15 s more: ${EVENTS - afterWait}; ` +
+        `after one more message into port 514: ${EVENTS - afterNudge} (${sizes})`,
+    );
+    Object.assign(m.extra!, { missingAfterWait: EVENTS - afterWait, missingAfterNudge: EVENTS - afterNudge });
   }
   if (rep.lost) {
     console.log(`first holes: ${JSON.stringify(rep.holeSamples)}`);
