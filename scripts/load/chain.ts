@@ -54,11 +54,14 @@ const { values } = parseArgs({
     size: { type: 'string', default: '500' },
     inside: { type: 'boolean', default: false },
     only: { type: 'string' },
+    bursts: { type: 'string', default: '1' },
   },
 });
 const EVENTS = Number(values.events);
 const CONNS = Number(values.connections);
 const SIZE = Number(values.size);
+/** rsyslog: N bursts of --events each, with a check after every burst for events stuck in rsyslog's queues. */
+const BURSTS = Number(values.bursts);
 
 function pgrep(args: string[]): number {
   const r = spawnSync('pgrep', args, { encoding: 'utf8' });
@@ -353,7 +356,7 @@ function rsyslogStuckDiagnostics(pid: number, hole: { stream: string; seq: numbe
   }
 }
 
-async function chain(daemon: string): Promise<Measurement> {
+async function installChain(daemon: string): Promise<Workspace> {
   const dir = mkdtempSync(join(tmpdir(), `chain-${daemon}-`));
   const ws = await startWorkspace(join(dir, 'ws'), { https: false, latencySampleEvery: 8 });
   if (daemon === 'rsyslog') enableImpstats();
@@ -372,6 +375,61 @@ async function chain(daemon: string): Promise<Measurement> {
   console.log(inst.out.split('\n').filter((l) => /probe|Installed|maximum message/i.test(l)).join('\n'));
   // The install's own probe went through already; count only the load from here.
   ws.checker = new SeqChecker({ latencySampleEvery: 8 });
+  return ws;
+}
+
+/**
+ * Bursts into rsyslog, each followed by a quiet period: every burst pushes the action queue into
+ * disk-assisted mode and back, and after each one the events still missing and the action queue's
+ * sizes are recorded; the next burst shows whether they were stuck (delivered late) or lost.
+ */
+async function bursts(daemon: string): Promise<void> {
+  const ws = await installChain(daemon);
+  const dPid = pgrep(['-x', 'rsyslogd']);
+  let expected = 0;
+  const all: string[] = [];
+  let stuckBursts = 0;
+  for (let b = 0; b < BURSTS; b++) {
+    const missingBefore = expected - ws.checker.receivedOf(all);
+    const gen = await forkGenerator({ port: 514, connections: CONNS, events: EVENTS, size: SIZE, run: `burst${b}` }).result;
+    for (const [k, v] of Object.entries(gen.expect)) {
+      ws.checker.expect(k, v);
+      all.push(k);
+    }
+    expected += gen.sent;
+    await settle(ws, expected, 10_000);
+    await sleep(2500);
+    const missing = expected - ws.checker.receivedOf(all);
+    const st = readImpstats();
+    const size = (n: string) => st.get(n)?.size ?? '?';
+    const da = st.get('sentinel-cef-forward queue[DA]');
+    console.log(
+      `burst ${b}: ${gen.sent} sent at ${gen.eps}/s; missing before it ${missingBefore}, after it ${missing}; ` +
+        `main Q size ${size('main Q')}, action queue size ${size('sentinel-cef-forward queue')}, disk part size ${size('sentinel-cef-forward queue[DA]')} ` +
+        `(enqueued ${da?.enqueued ?? '?'}, maxqsize ${da?.maxqsize ?? '?'}), load ${loadAvg()}`,
+    );
+    if (missing > 0) {
+      stuckBursts++;
+      const rep = ws.checker.report();
+      rsyslogStuckDiagnostics(dPid, rep.holeSamples[0]);
+    }
+  }
+  // The last burst has no successor: one more message, then whatever is still missing is lost.
+  await new Promise<void>((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port: 514 }, () => s.end(cefLine('chain-nudge', 0, Date.now()), () => resolve()));
+    s.on('error', reject);
+  });
+  await settle(ws, expected + 1, 15_000);
+  const missing = expected - ws.checker.receivedOf(all);
+  console.log(formatReport(ws.checker.report()));
+  rsyslogCounters(undefined);
+  console.log(`BURSTS ${JSON.stringify({ bursts: BURSTS, eventsPerBurst: EVENTS, burstsLeavingEventsBehind: stuckBursts, missingAtEnd: missing, load: loadAvg() })}`);
+  spawnSync('bash', ['-c', 'grep -h -i -E "rsyslogd.*(queue|omfwd|suspend|lost|discard|error)" /var/log/syslog 2>/dev/null | tail -15'], { stdio: 'inherit' });
+  await ws.mock.close();
+}
+
+async function chain(daemon: string): Promise<Measurement> {
+  const ws = await installChain(daemon);
   const fwPid = pgrep(['-f', 'forwarder.mjs']);
   const dPid = pgrep(['-x', daemon === 'rsyslog' ? 'rsyslogd' : 'syslog-ng']);
   const fwCpu0 = procCpuSec(fwPid);
@@ -447,6 +505,11 @@ async function chain(daemon: string): Promise<Measurement> {
 
 async function inside(): Promise<void> {
   console.log(`cores=${cpus().length} events=${EVENTS} connections=${CONNS} size=${SIZE} load=${loadAvg()}`);
+  if (values.mode === 'chain' && BURSTS > 1) {
+    if (values.daemon !== 'rsyslog') throw new Error('--bursts is for --daemon rsyslog');
+    await bursts(values.daemon);
+    return;
+  }
   if (values.mode === 'chain') {
     print(await chain(values.daemon!));
     return;

@@ -35,10 +35,17 @@ describe('rsyslog drop-in', () => {
       # CEF and Cisco ASA/FTD go only to the local forwarder: \`stop\` keeps them out of /var/log/syslog (or
       # /var/log/messages) and so out of the Syslog table. The disk-assisted queue holds them while the forwarder
       # is down; action.resumeRetryCount="-1" retries forever instead of discarding.
+      # Sizing: the default action queue holds 1,000 messages, so every burst above the forwarder's pace went
+      # through the disk part, where rsyslog 8.2302 was seen to leave spilled events undelivered (104 of 1,000,000,
+      # nothing counted as discarded). 50,000 in memory absorb bursts; the disk part starts at 40,000 (a stopped or
+      # stalled forwarder). On a full queue rsyslog discards after queue.timeoutEnqueue (2 s by default); 10 s
+      # rides out a stalled disk writer.
       if ($rawmsg contains "CEF:" or $rawmsg contains "%ASA-" or $rawmsg contains "%FTD-") then {
           action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp"
                  TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"
-                 queue.type="LinkedList" queue.filename="sentinel-cef-fwd" queue.saveOnShutdown="on"
+                 queue.type="LinkedList" queue.size="50000" queue.highWatermark="40000" queue.lowWatermark="10000"
+                 queue.timeoutEnqueue="10000"
+                 queue.filename="sentinel-cef-fwd" queue.saveOnShutdown="on"
                  queue.maxDiskSpace="1024m" action.resumeRetryCount="-1")
           stop
       }
@@ -71,10 +78,17 @@ describe('rsyslog drop-in', () => {
       # CEF and Cisco ASA/FTD go only to the local forwarder: \`stop\` keeps them out of /var/log/syslog (or
       # /var/log/messages) and so out of the Syslog table. The disk-assisted queue holds them while the forwarder
       # is down; action.resumeRetryCount="-1" retries forever instead of discarding.
+      # Sizing: the default action queue holds 1,000 messages, so every burst above the forwarder's pace went
+      # through the disk part, where rsyslog 8.2302 was seen to leave spilled events undelivered (104 of 1,000,000,
+      # nothing counted as discarded). 50,000 in memory absorb bursts; the disk part starts at 40,000 (a stopped or
+      # stalled forwarder). On a full queue rsyslog discards after queue.timeoutEnqueue (2 s by default); 10 s
+      # rides out a stalled disk writer.
       if ($rawmsg contains "CEF:" or $rawmsg contains "%ASA-" or $rawmsg contains "%FTD-") then {
           action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp"
                  TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"
-                 queue.type="LinkedList" queue.filename="sentinel-cef-fwd" queue.saveOnShutdown="on"
+                 queue.type="LinkedList" queue.size="50000" queue.highWatermark="40000" queue.lowWatermark="10000"
+                 queue.timeoutEnqueue="10000"
+                 queue.filename="sentinel-cef-fwd" queue.saveOnShutdown="on"
                  queue.maxDiskSpace="1024m" action.resumeRetryCount="-1")
           stop
       }
@@ -100,10 +114,17 @@ describe('rsyslog drop-in', () => {
       # CEF and Cisco ASA/FTD go only to the local forwarder: \`stop\` keeps them out of /var/log/syslog (or
       # /var/log/messages) and so out of the Syslog table. The disk-assisted queue holds them while the forwarder
       # is down; action.resumeRetryCount="-1" retries forever instead of discarding.
+      # Sizing: the default action queue holds 1,000 messages, so every burst above the forwarder's pace went
+      # through the disk part, where rsyslog 8.2302 was seen to leave spilled events undelivered (104 of 1,000,000,
+      # nothing counted as discarded). 50,000 in memory absorb bursts; the disk part starts at 40,000 (a stopped or
+      # stalled forwarder). On a full queue rsyslog discards after queue.timeoutEnqueue (2 s by default); 10 s
+      # rides out a stalled disk writer.
       if ($rawmsg contains "CEF:" or $rawmsg contains "%ASA-" or $rawmsg contains "%FTD-") then {
           action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp"
                  TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"
-                 queue.type="LinkedList" queue.filename="sentinel-cef-fwd" queue.saveOnShutdown="on"
+                 queue.type="LinkedList" queue.size="50000" queue.highWatermark="40000" queue.lowWatermark="10000"
+                 queue.timeoutEnqueue="10000"
+                 queue.filename="sentinel-cef-fwd" queue.saveOnShutdown="on"
                  queue.maxDiskSpace="1024m" action.resumeRetryCount="-1")
           stop
       }
@@ -132,6 +153,23 @@ describe('rsyslog drop-in', () => {
     const r = renderRsyslogDropin(scan, { ...opts, protocol: 'udp' });
     expect(r.added.inputs).toEqual([]);
     expect(r.warnings[0]).toMatch(/ruleset "remote".*bypasses our filter/);
+  });
+
+  it('gives the forwarding action a queue that absorbs bursts in memory and does not discard on a short stall', async () => {
+    const scan = await scanRsyslogConfig(root('debian12-rsyslog'), { exclude: [RSYSLOG_DROPIN] });
+    const action = renderRsyslogDropin(scan, opts).content.match(/action\(type="omfwd"[^)]*\)/s)?.[0] ?? '';
+    const param = (k: string) => action.match(new RegExp(`\\b${k.replace('.', '\\.')}="([^"]*)"`))?.[1];
+    // Disk-assisted (a file name), spilling to disk well before the memory part is full.
+    expect(param('queue.filename')).toBe('sentinel-cef-fwd');
+    expect(Number(param('queue.size'))).toBeGreaterThanOrEqual(50_000);
+    expect(Number(param('queue.highWatermark'))).toBeLessThan(Number(param('queue.size')));
+    expect(Number(param('queue.lowWatermark'))).toBeLessThan(Number(param('queue.highWatermark')));
+    // 0 would discard at once when full; the default (2000 ms) discards after a 2-s stall.
+    expect(Number(param('queue.timeoutEnqueue'))).toBeGreaterThanOrEqual(10_000);
+    // Nothing that drops by severity or by fill level.
+    expect(param('queue.discardMark')).toBeUndefined();
+    expect(param('queue.discardSeverity')).toBeUndefined();
+    expect(param('action.resumeRetryCount')).toBe('-1');
   });
 
   it('parses rsyslog sizes', () => {
