@@ -213,7 +213,10 @@ async function main(): Promise<void> {
     writeFileSync(join(dir, 'forwarder.json'), JSON.stringify({ batch: JSON.parse(batchJson) }));
     configArgs.push('--config', join(dir, 'forwarder.json'));
   }
+  const { FORWARDER_NODE_FLAGS } = await import('../src/install/service.js');
   const fw = spawn(process.execPath, [
+    // The node flags the installed service runs with (systemd unit, supervisor).
+    ...FORWARDER_NODE_FLAGS,
     // BENCH_CPU_PROF=1 writes a V8 CPU profile of the forwarder to ./prof (open in Chrome DevTools).
     ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', 'prof'] : []),
     ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : []),
