@@ -38,10 +38,10 @@ export const SCENARIOS: Record<string, { title: string; run: Runner }> = {
           ]),
   },
   'rss-batch': {
-    title: 'peak RSS during an outage, default batch (5,000 rows) vs batch.maxRecords 1,000',
+    title: 'peak RSS during an outage, the earlier batch settings (2 × 2,500 rows in flight) vs the defaults (4 × 1,000)',
     run: async (long) => {
       const p = long ? { rate: 10_000, preSec: 10, outageSec: 30, postSec: 10 } : { rate: 2000, preSec: 1, outageSec: 2, postSec: 1 };
-      return [await S.outage(p), await S.outage({ ...p, config: { batch: { maxRecords: 1000 } } })];
+      return [await S.outage({ ...p, config: { batch: { maxRecords: 2500, inFlight: 2, parallelSends: 2 } } }), await S.outage(p)];
     },
   },
   '3': {

@@ -3,6 +3,7 @@
  * process (feeding a sequence checker), the real forwarder bundle (dist/forwarder.mjs) as a child
  * process with a config file, and /proc figures (peak RSS, CPU seconds, UDP counters).
  */
+import { FORWARDER_NODE_FLAGS } from '../../src/install/service.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -161,7 +162,7 @@ export class ForwarderProc {
     };
     const cfg = merge(base, this.o.config ?? {});
     writeFileSync(this.configPath, JSON.stringify(cfg, null, 2), { mode: 0o600 });
-    const node = [process.execPath, ...(this.o.nodeArgs ?? []), BUNDLE, '--config', this.configPath];
+    const node = [process.execPath, ...FORWARDER_NODE_FLAGS, ...(this.o.nodeArgs ?? []), BUNDLE, '--config', this.configPath];
     let cmd: string;
     let args: string[];
     if (this.o.tmpfsQueueBytes) {

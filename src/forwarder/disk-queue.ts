@@ -376,6 +376,13 @@ export class DiskQueue {
       diskBytes += RECORD_HEADER + PAYLOAD_PREFIX + raw.length;
       this.read = { segment: this.read.segment, offset: this.reader.position };
     }
+    // The buffer was sized for a full batch: a short one gets its own exact copy, so views that outlive
+    // a GC (promoted with the parsed rows) pin what the batch holds, not up to maxBytes.
+    if (out.length > 2 * bytes + 4096) {
+      const exact = Buffer.allocUnsafeSlow(bytes);
+      out.copy(exact, 0, 0, bytes);
+      out = exact;
+    }
     const records = meta.map((m) => ({ receivedAt: m.receivedAt, flags: m.flags, raw: out.subarray(m.start, m.end) }));
     return { records, buffer: out.subarray(0, bytes), bytes, diskBytes, end: { ...this.read } };
   }

@@ -92,7 +92,9 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
   const dlPath = deadLetterPath(config);
   // Opt-in: on the 2-core benchmark box the worker measured slower (31-43 vs 24 µs CPU per event,
   // 14-21k vs 31-36k events/s, side by side) — the main thread is not the bottleneck there.
-  const useWorker = deliveryWorkerEntry !== null && !deps.sink && !deps.parse && process.env.SENTINEL_CEF_DELIVERY_WORKER === '1';
+  // SENTINEL_CEF_DELIVERY_WORKER=N: N delivery workers (1–4), batches handed out round-robin.
+  const workers = Math.min(4, Math.max(0, Math.trunc(Number(process.env.SENTINEL_CEF_DELIVERY_WORKER ?? 0)) || 0));
+  const useWorker = deliveryWorkerEntry !== null && !deps.sink && !deps.parse && workers > 0;
   const delivery = new DeliveryLoop({
     queue,
     metrics,
@@ -103,7 +105,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     random: deps.random,
     runner: (effects) =>
       useWorker
-        ? new WorkerRunner(deliveryWorkerEntry!, { role: DELIVERY_WORKER_ROLE, config, deadLetterPath: dlPath }, effects, logger, 1)
+        ? new WorkerRunner(deliveryWorkerEntry!, { role: DELIVERY_WORKER_ROLE, config, deadLetterPath: dlPath }, effects, logger, workers)
         : localRunner(
             new BatchProcessor({
               sink,
@@ -170,7 +172,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
   }
   delivery.start();
   logger.info(
-    { version: VERSION, inputs: intake.addresses.map((a) => a.url), sink: sink.name, queueDir: config.queue.dir, deadLetterFile: dlPath, admin: admin ? formatHostPort(adminHost!, admin.port) : 'off', queued: queue.records, delivery: useWorker ? 'worker thread' : 'main thread' },
+    { version: VERSION, inputs: intake.addresses.map((a) => a.url), sink: sink.name, queueDir: config.queue.dir, deadLetterFile: dlPath, admin: admin ? formatHostPort(adminHost!, admin.port) : 'off', queued: queue.records, delivery: useWorker ? (workers === 1 ? 'worker thread' : `${workers} worker threads`) : 'main thread' },
     'forwarder started',
   );
 

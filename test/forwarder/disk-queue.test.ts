@@ -45,6 +45,19 @@ describe('DiskQueue', () => {
     q.close();
   });
 
+  it('sizes a batch buffer to what the batch holds, not to maxBytes, when the backlog is large', () => {
+    const dir = tempDir();
+    const q = open(dir, { segmentBytes: 64 << 20 });
+    // 4 MB of backlog, read 10 records at a time with a 2 MB byte cap: each batch pins ~150 bytes, not 2 MB.
+    const big = Array.from({ length: 4000 }, (_, i) => ({ data: Buffer.alloc(1000, 97 + (i % 26)), truncated: false }));
+    q.append(big, 1);
+    const b = q.readBatch(10, 2 << 20);
+    expect(b.records.length).toBe(10);
+    expect(b.records[0].raw.buffer.byteLength).toBeLessThanOrEqual(2 * b.bytes + 4096);
+    expect(b.records.map((r) => r.raw.toString())).toEqual(big.slice(0, 10).map((m) => m.data.toString()));
+    q.close();
+  });
+
   it('keeps unacknowledged records across a restart and resumes at the cursor', () => {
     const dir = tempDir();
     let q = open(dir);

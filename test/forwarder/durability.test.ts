@@ -154,10 +154,10 @@ describe('durability', () => {
     await waitFor(async () => (await health(b.admin)).queue.records === 0, 10_000, 'queue drained after restart');
     b.proc.kill('SIGTERM');
     expect(await b.exited).toBe(0);
-    // Default batches of 2500 rows, 2 in flight: at most 5000 rows are delivered twice.
+    // Default batches of 1000 rows, 4 in flight: at most 4000 rows are delivered twice.
     const all = seqs(join(dir, 'rows.ndjson'), 1);
     if (process.env.DEBUG_DURABILITY) console.log({ before, delivered: all.length, distinct: new Set(all).size });
-    checkPrefix(all, before, 5000);
+    checkPrefix(all, before, 4000);
   });
 
   it('with SENTINEL_CEF_DELIVERY_WORKER=1 the bundle delivers through a worker thread: probes, metrics, dead letters and health', async () => {

@@ -289,7 +289,7 @@ describe('under systemd', () => {
       Type=simple
       User=sentinel-cef
       Group=sentinel-cef
-      ExecStart=/usr/bin/node /usr/lib/sentinel-cef/forwarder.mjs --config /etc/sentinel-cef/forwarder.json
+      ExecStart=/usr/bin/node --max-semi-space-size=4 /usr/lib/sentinel-cef/forwarder.mjs --config /etc/sentinel-cef/forwarder.json
       Restart=on-failure
       RestartSec=2
       TimeoutStopSec=30
