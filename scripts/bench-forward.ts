@@ -267,7 +267,14 @@ async function main(): Promise<void> {
     try {
       const mb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${fw.pid}/status`, 'utf8'))![1]) / 1024;
       rssAt.push([Date.now() - tStart, mb]);
-      if (process.env.BENCH_DEBUG) console.error(`forwarder +${Date.now() - tStart} ms rss ${mb.toFixed(0)} MB, delivered ${delivered}`);
+      // BENCH_DEBUG=1: the timeline with V8 heap and external memory from the forwarder's /metrics.
+      if (process.env.BENCH_DEBUG) {
+        const t = Date.now() - tStart;
+        void fetch(`http://127.0.0.1:${adminPort}/metrics`).then((r) => r.text()).then((prom) => {
+          const g = (name: string) => (Number(new RegExp(`^sentinel_cef_${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(prom)?.[1] ?? NaN) / 2 ** 20).toFixed(0);
+          console.error(`forwarder +${t} ms rss ${mb.toFixed(0)} MB heap ${g('nodejs_heap_size_used_bytes')}/${g('nodejs_heap_size_total_bytes')} external ${g('nodejs_external_memory_bytes')} queue ${g('queue_bytes')} MB, delivered ${delivered}`);
+        }).catch(() => {});
+      }
     } catch {}
   }, 100);
   const g2 = child('gen', ['--port', String(port), '--events', String(events), '--connections', connections, ...rateArgs]);

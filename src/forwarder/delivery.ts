@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { CslRow, ParseResult } from '../parser/types.js';
-import type { RowNote, SendResult, Sink } from '../sinks/types.js';
+import { rowOf, type PreparedRow, type RowNote, type SendResult, type Sink } from '../sinks/types.js';
 import type { Health } from './admin-types.js';
 import type { DeadLetterEntry, DeadLetterFile } from './dead-letter.js';
 import { FLAG_TRUNCATED, type DiskQueue, type Position, type QueueBatch, type QueueRecord } from './disk-queue.js';
@@ -91,10 +91,17 @@ interface BatchAck {
   diskBytes: number;
 }
 
+/** A row as held between parse and delivery: the row itself, or what the sink's prepare made of it. */
+type Item = CslRow | PreparedRow;
+
 export interface Prepared {
-  rows: CslRow[];
+  /** Parsed rows, or (when the sink has prepare/sendPrepared) their serialized form only. */
+  rows: Item[];
+  prepared: boolean;
   receivedAt: number[];
   parseFailures: DeadLetterEntry[];
+  /** Probe id by row position (found at parse time, so a prepared row need not be read back). */
+  probes: Map<number, string>;
 }
 
 export interface BatchProcessorOptions {
@@ -133,12 +140,16 @@ export class BatchProcessor {
     const rows: CslRow[] = [];
     const receivedAt: number[] = [];
     const parseFailures: DeadLetterEntry[] = [];
+    const probes = new Map<number, string>();
+    let at = new Date(NaN);
     for (let k = 0; k < records.length; k++) {
       if (k > 0 && k % PREPARE_SLICE === 0) await new Promise((r) => setImmediate(r));
       const rec = records[k];
+      // Records of one socket read share their receive time: one Date for them.
+      if (at.getTime() !== rec.receivedAt) at = new Date(rec.receivedAt);
       let res: ParseResult;
       try {
-        res = this.o.parse(rec.raw, new Date(rec.receivedAt));
+        res = this.o.parse(rec.raw, at);
       } catch (err) {
         res = { ok: false, reason: `parser error: ${(err as Error).message}` };
       }
@@ -149,6 +160,8 @@ export class BatchProcessor {
           const marker = truncatedMarker(this.o.maxMessageBytes);
           row.AdditionalExtensions = prev ? `${prev};${marker}` : marker;
         }
+        const probe = probeIdOfRow(row);
+        if (probe) probes.set(rows.length, probe);
         rows.push(row);
         receivedAt.push(rec.receivedAt);
       } else {
@@ -159,19 +172,24 @@ export class BatchProcessor {
         });
       }
     }
-    // Serialize now, while the previous batch is on the wire, not on the send's critical path.
-    if (this.o.sink.prepare) {
-      for (let k = 0; k < rows.length; k += PREPARE_SLICE) {
-        await new Promise((r) => setImmediate(r));
-        this.o.sink.prepare(rows.slice(k, k + PREPARE_SLICE));
-      }
+    const { sink } = this.o;
+    if (!sink.prepare || !sink.sendPrepared) return { rows, prepared: false, receivedAt, parseFailures, probes };
+    // Serialize now, while the previous batch is on the wire, and keep only the serialized rows.
+    const prepared: PreparedRow[] = new Array(rows.length);
+    for (let k = 0; k < rows.length; k += PREPARE_SLICE) {
+      await new Promise((r) => setImmediate(r));
+      const out = sink.prepare(rows.slice(k, k + PREPARE_SLICE));
+      for (let j = 0; j < out.length; j++) prepared[k + j] = out[j]!;
     }
-    return { rows, receivedAt, parseFailures };
+    return { rows: prepared, prepared: true, receivedAt, parseFailures, probes };
   }
 
   async deliver(p: Prepared, signal: AbortSignal): Promise<BatchReport> {
     const { sink, logger, effects } = this.o;
     const rows = p.rows;
+    const send = (items: Item[]): Promise<SendResult<Item>> =>
+      p.prepared ? sink.sendPrepared!(items as PreparedRow[], { signal }) : sink.send(items as CslRow[], { signal });
+    const rowFor = (it: Item): CslRow => (p.prepared ? rowOf(it as PreparedRow) : (it as CslRow));
     const dead: DeadLetterEntry[] = [...p.parseFailures];
     const deadReasonCounts = new Map<string, number>();
     const addDead = (reason: string, n: number) => deadReasonCounts.set(reason, (deadReasonCounts.get(reason) ?? 0) + n);
@@ -179,8 +197,8 @@ export class BatchProcessor {
     // Per row: 0 pending, 1 accepted, 2 refused for good.
     const state = new Uint8Array(rows.length);
     // Row → position, built only when a sink reports rows individually (partial, progress).
-    let index: Map<CslRow, number> | null = null;
-    const indexOf = (row: CslRow) => {
+    let index: Map<Item, number> | null = null;
+    const indexOf = (row: Item) => {
       if (!index) {
         index = new Map();
         for (let i = 0; i < rows.length; i++) index.set(rows[i], i);
@@ -188,19 +206,20 @@ export class BatchProcessor {
       return index.get(row) ?? -1;
     };
     let truncatedNotes = 0;
-    const refuse = (notes: RowNote[], counter: string) => {
+    const probeAt = (i: number) => (i >= 0 && p.probes.size ? p.probes.get(i) : undefined);
+    const refuse = (notes: RowNote<Item>[], counter: string) => {
       for (const n of notes) {
         const i = indexOf(n.row);
         if (i >= 0) state[i] = 2;
-        dead.push({ reason: n.reason, row: n.row });
-        const id = probeIdOfRow(n.row);
-        if (id) effects.probeDeadLettered(id, i >= 0 ? p.receivedAt[i] : Date.now(), n.reason);
+        dead.push({ reason: n.reason, row: rowFor(n.row) });
+        const id = probeAt(i);
+        if (id) effects.probeDeadLettered(id, p.receivedAt[i], n.reason);
       }
       if (notes.length) addDead(counter, notes.length);
     };
-    const noteTruncated = (notes: RowNote[] | undefined) => {
+    const noteTruncated = (notes: RowNote<Item>[] | undefined) => {
       // Accepted with a value cut to the service's field limit: keep the full original row.
-      for (const n of notes ?? []) dead.push({ reason: `accepted truncated: ${n.reason}`, accepted: true, row: n.row });
+      for (const n of notes ?? []) dead.push({ reason: `accepted truncated: ${n.reason}`, accepted: true, row: rowFor(n.row) });
       truncatedNotes += notes?.length ?? 0;
     };
     // One batch in flight (the cursor covers it), sent as up to parallelSends concurrent sink calls
@@ -210,9 +229,9 @@ export class BatchProcessor {
       let pending = slice;
       for (let attempt = 0; pending.length > 0; attempt++) {
         const t0 = performance.now();
-        let res: SendResult;
+        let res: SendResult<Item>;
         try {
-          res = await sink.send(pending, { signal });
+          res = await send(pending);
         } catch (err) {
           if (signal.aborted) throw new Aborted();
           effects.backgroundError('sink');
@@ -235,9 +254,12 @@ export class BatchProcessor {
             }
             pending = res.progress.pending;
           }
-          for (const r of pending) {
-            const id = probeIdOfRow(r);
-            if (id) effects.probeFailed(id, p.receivedAt[indexOf(r)] ?? now, res.error);
+          if (p.probes.size) {
+            for (const r of pending) {
+              const i = indexOf(r);
+              const id = probeAt(i);
+              if (id) effects.probeFailed(id, p.receivedAt[i] ?? now, res.error);
+            }
           }
           const delay = Math.max(res.retryAfterMs ?? 0, this.backoff(attempt));
           logger.warn({ sink: sink.name, rows: pending.length, attempt: attempt + 1, delayMs: delay, httpStatus: res.httpStatus, error: res.error }, 'delivery failed, will retry the same rows');
@@ -257,7 +279,7 @@ export class BatchProcessor {
           }
           logger.warn({ sink: sink.name, rejected: res.rejected.length, firstReason: res.rejected[0]?.reason }, 'sink refused part of a batch; refused rows dead-lettered');
         } else {
-          const notes = pending.map((row) => ({ row, reason: res.error }));
+          const notes = pending.map((row) => ({ row, reason: res.error }) as RowNote<Item>);
           refuse(notes, 'sink_failure');
           if (res.httpStatus) for (const d of dead.slice(-notes.length)) d.httpStatus = res.httpStatus;
           logger.error({ sink: sink.name, rows: pending.length, httpStatus: res.httpStatus, error: res.error }, 'sink refused the batch for good; rows dead-lettered');
@@ -284,7 +306,7 @@ export class BatchProcessor {
     for (let i = 0, k = 0; i < rows.length; i++) {
       if (state[i] !== 1) continue;
       deliveredAt[k++] = p.receivedAt[i];
-      const id = probeIdOfRow(rows[i]);
+      const id = probeAt(i);
       if (id) probes.push([id, p.receivedAt[i]]);
     }
     return { rows: rows.length, parseFailures: p.parseFailures.length, deadReasons: [...deadReasonCounts], truncatedNotes, deliveredAt, probes };

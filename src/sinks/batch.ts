@@ -1,18 +1,10 @@
 import type { CslRow } from '../parser/types.js';
-import type { SendResult } from './types.js';
+import type { PreparedRow, RowNote, SendResult } from './types.js';
+
+export type { PreparedRow } from './types.js';
 
 /** Marker added to AdditionalExtensions when a value was cut to the service's per-field limit. */
 export const TRUNCATION_MARKER = 'sentinelCefTruncated';
-
-export interface PreparedRow {
-  /** The row as the forwarder gave it (what goes to the dead-letter file). */
-  original: CslRow;
-  /** JSON of the row as sent (after truncation). */
-  json: string;
-  bytes: number;
-  /** Set when a value was truncated: which columns and their original sizes. */
-  truncated?: string;
-}
 
 /** Cut a UTF-8 string to at most `maxBytes` bytes without splitting a character. */
 export function truncateUtf8(value: string, maxBytes: number): string {
@@ -48,7 +40,7 @@ export function prepareRow(row: CslRow, maxFieldBytes: number): PreparedRow {
   }
   if (!out) {
     const json = JSON.stringify(row);
-    return { original: row, json, bytes: Buffer.byteLength(json, 'utf8') };
+    return { json, bytes: Buffer.byteLength(json, 'utf8') };
   }
   const flag = `${TRUNCATION_MARKER}=${notes.join(',')}`;
   const ae = typeof out.AdditionalExtensions === 'string' && out.AdditionalExtensions ? out.AdditionalExtensions : '';
@@ -58,17 +50,40 @@ export function prepareRow(row: CslRow, maxFieldBytes: number): PreparedRow {
   return { original: row, json, bytes: Buffer.byteLength(json, 'utf8'), truncated: notes.join(', ') };
 }
 
-/** Rows serialized ahead of send (Sink.prepare), looked up by identity; unprepared rows are prepared on demand. */
-export class PreparedRows {
-  private readonly cache = new WeakMap<CslRow, PreparedRow>();
-  constructor(private readonly maxFieldBytes: number) {}
-
-  prepare(rows: CslRow[]): void {
-    for (const r of rows) this.cache.set(r, prepareRow(r, this.maxFieldBytes));
-  }
-
-  get(row: CslRow): PreparedRow {
-    return this.cache.get(row) ?? prepareRow(row, this.maxFieldBytes);
+/**
+ * send(rows) for a sink built on prepare/sendPrepared: the same result, with notes pointing at the
+ * caller's row objects.
+ */
+export async function sendRows(
+  rows: CslRow[],
+  prepare: (rows: CslRow[]) => PreparedRow[],
+  sendPrepared: (rows: PreparedRow[]) => Promise<SendResult<PreparedRow>>,
+): Promise<SendResult> {
+  const prepared = prepare(rows);
+  const res = await sendPrepared(prepared);
+  if (res.status === 'failure') return res;
+  const back = new Map<PreparedRow, CslRow>();
+  for (let i = 0; i < prepared.length; i++) back.set(prepared[i]!, rows[i]!);
+  const row = (p: PreparedRow) => back.get(p) ?? p.original ?? JSON.parse(p.json);
+  const notes = (list: RowNote<PreparedRow>[] | undefined) => list?.map((n) => ({ row: row(n.row), reason: n.reason }));
+  switch (res.status) {
+    case 'success':
+      return res.truncated ? { status: 'success', accepted: res.accepted, truncated: notes(res.truncated)! } : { status: 'success', accepted: res.accepted };
+    case 'partial':
+      return { status: 'partial', accepted: res.accepted, rejected: notes(res.rejected)!, ...(res.truncated ? { truncated: notes(res.truncated)! } : {}) };
+    case 'retryable': {
+      const { progress, ...rest } = res;
+      if (!progress) return rest;
+      return {
+        ...rest,
+        progress: {
+          accepted: progress.accepted,
+          rejected: notes(progress.rejected)!,
+          pending: progress.pending.map(row),
+          ...(progress.truncated ? { truncated: notes(progress.truncated)! } : {}),
+        },
+      };
+    }
   }
 }
 
@@ -127,14 +142,19 @@ export function bodyOf(rows: PreparedRow[]): string {
  * Sends prepared rows in calls no larger than maxCallBytes, splitting on 413, bisecting refused
  * calls (within a budget) to isolate poison rows, and stopping at the first retryable outcome.
  */
-export async function deliver(prepared: PreparedRow[], rejectedUpFront: Array<{ row: CslRow; reason: string }>, opts: DeliverOptions): Promise<SendResult> {
-  const rejected = [...rejectedUpFront];
-  const truncated: Array<{ row: CslRow; reason: string }> = [];
+export async function deliver(rows: PreparedRow[], opts: DeliverOptions): Promise<SendResult<PreparedRow>> {
+  const rejected: RowNote<PreparedRow>[] = [];
+  const truncated: RowNote<PreparedRow>[] = [];
   let accepted = 0;
   let budget = opts.isolateBudget ?? 32;
+  const prepared: PreparedRow[] = [];
+  for (const r of rows) {
+    if (r.rejected !== undefined) rejected.push({ row: r, reason: r.rejected });
+    else prepared.push(r);
+  }
   const { groups, oversize } = packRows(prepared, opts.maxCallBytes);
   for (const r of oversize) {
-    rejected.push({ row: r.original, reason: `record is ${r.bytes} bytes, over the ${opts.maxCallBytes}-byte limit of one call` });
+    rejected.push({ row: r, reason: `record is ${r.bytes} bytes, over the ${opts.maxCallBytes}-byte limit of one call` });
   }
   const queue = groups;
   const pending: PreparedRow[][] = [];
@@ -159,10 +179,10 @@ export async function deliver(prepared: PreparedRow[], rejectedUpFront: Array<{ 
       switch (out.kind) {
         case 'ok':
           accepted += group.length;
-          for (const r of group) if (r.truncated) truncated.push({ row: r.original, reason: `truncated to the per-field limit: ${r.truncated}` });
+          for (const r of group) if (r.truncated) truncated.push({ row: r, reason: `truncated to the per-field limit: ${r.truncated}` });
           break;
         case 'too-large':
-          if (group.length === 1) rejected.push({ row: group[0]!.original, reason: `the service refused the record as too large: ${out.error}` });
+          if (group.length === 1) rejected.push({ row: group[0]!, reason: `the service refused the record as too large: ${out.error}` });
           else halves(group);
           break;
         case 'retry':
@@ -175,13 +195,13 @@ export async function deliver(prepared: PreparedRow[], rejectedUpFront: Array<{ 
             halves(group);
           } else {
             lastFailure = { error: out.error, httpStatus: out.httpStatus };
-            for (const r of group) rejected.push({ row: r.original, reason: out.error });
+            for (const r of group) rejected.push({ row: r, reason: out.error });
           }
           break;
         case 'fatal':
           fatal ??= { error: out.error, httpStatus: out.httpStatus };
           lastFailure = fatal;
-          for (const r of group) rejected.push({ row: r.original, reason: out.error });
+          for (const r of group) rejected.push({ row: r, reason: out.error });
           break;
       }
     }
@@ -192,11 +212,11 @@ export async function deliver(prepared: PreparedRow[], rejectedUpFront: Array<{ 
 
   const fatalErr = fatal as { error: string; httpStatus?: number } | undefined;
   if (fatalErr) {
-    for (const r of queue.flat()) rejected.push({ row: r.original, reason: fatalErr.error });
+    for (const r of queue.flat()) rejected.push({ row: r, reason: fatalErr.error });
     queue.length = 0;
   }
   if (retry) {
-    return retryResult(retry, accepted, rejected, truncated, [...pending.flat(), ...queue.flat()].map((r) => r.original));
+    return retryResult(retry, accepted, rejected, truncated, [...pending.flat(), ...queue.flat()]);
   }
   const extra = truncated.length ? { truncated } : {};
   if (rejected.length === 0) return { status: 'success', accepted, ...extra };
@@ -209,11 +229,11 @@ export async function deliver(prepared: PreparedRow[], rejectedUpFront: Array<{ 
 function retryResult(
   out: { error: string; retryAfterMs?: number; httpStatus?: number },
   accepted: number,
-  rejected: Array<{ row: CslRow; reason: string }>,
-  truncated: Array<{ row: CslRow; reason: string }>,
-  pending: CslRow[],
-): SendResult {
-  const base: SendResult = { status: 'retryable', error: out.error };
+  rejected: RowNote<PreparedRow>[],
+  truncated: RowNote<PreparedRow>[],
+  pending: PreparedRow[],
+): SendResult<PreparedRow> {
+  const base: SendResult<PreparedRow> = { status: 'retryable', error: out.error };
   if (out.retryAfterMs !== undefined) base.retryAfterMs = out.retryAfterMs;
   if (out.httpStatus !== undefined) base.httpStatus = out.httpStatus;
   // Only when part of the batch already settled: lets a forwarder that understands `progress`

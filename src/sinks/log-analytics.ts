@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import type { CslRow } from '../parser/types.js';
 import type { SinkConfig } from '../config/schema.js';
 import { readSecret, redact, validateSharedKey } from '../util/secrets.js';
-import { deliver, prepareRow, type PostOutcome, type PreparedRow } from './batch.js';
+import { deliver, prepareRow, sendRows, type PostOutcome, type PreparedRow } from './batch.js';
 import { describeNetworkError, HttpTransport, isRetryableStatus, parseRetryAfter, serviceErrorText } from './http.js';
 import type { SinkLogger, SinkOptions } from './options.js';
 import type { SendResult, Sink } from './types.js';
@@ -102,6 +102,27 @@ export function createLogAnalyticsSink(config: LogAnalyticsConfig, opts: SinkOpt
     return { kind: 'reject', httpStatus: res.status, error, isolate: true };
   }
 
+  function prepare(rows: CslRow[]): PreparedRow[] {
+    return rows.map((row) => {
+      let columns = 0;
+      for (const _ in row) columns++;
+      if (columns > LA_MAX_COLUMNS) {
+        return { json: '', bytes: 0, original: row, rejected: `record has ${columns} columns, over the Data Collector API limit of ${LA_MAX_COLUMNS}` };
+      }
+      return prepareRow(row, maxFieldBytes);
+    });
+  }
+
+  async function sendPrepared(rows: PreparedRow[], sendOpts?: { signal?: AbortSignal }): Promise<SendResult<PreparedRow>> {
+    if (rows.length === 0) return { status: 'success', accepted: 0 };
+    return deliver(rows, {
+      maxCallBytes,
+      concurrency: opts.concurrency ?? 1,
+      signal: sendOpts?.signal,
+      post: (body, group) => post(body, group, sendOpts?.signal),
+    });
+  }
+
   return {
     name: 'log-analytics',
     async start() {
@@ -111,24 +132,10 @@ export function createLogAnalyticsSink(config: LogAnalyticsConfig, opts: SinkOpt
           `${logType}_CL, not CommonSecurityLog. Move to sink type logs-ingestion (see \`sentinel-cef dcr\`).`,
       );
     },
-    async send(rows: CslRow[], sendOpts?: { signal?: AbortSignal }): Promise<SendResult> {
-      if (rows.length === 0) return { status: 'success', accepted: 0 };
-      const prepared: PreparedRow[] = [];
-      const rejected: Array<{ row: CslRow; reason: string }> = [];
-      for (const row of rows) {
-        const columns = Object.keys(row).length;
-        if (columns > LA_MAX_COLUMNS) {
-          rejected.push({ row, reason: `record has ${columns} columns, over the Data Collector API limit of ${LA_MAX_COLUMNS}` });
-          continue;
-        }
-        prepared.push(prepareRow(row, maxFieldBytes));
-      }
-      return deliver(prepared, rejected, {
-        maxCallBytes,
-        concurrency: opts.concurrency ?? 1,
-        signal: sendOpts?.signal,
-        post: (body, group) => post(body, group, sendOpts?.signal),
-      });
+    prepare,
+    sendPrepared,
+    send(rows: CslRow[], sendOpts?: { signal?: AbortSignal }): Promise<SendResult> {
+      return sendRows(rows, prepare, (p) => sendPrepared(p, sendOpts));
     },
     async close() {
       transport.close();

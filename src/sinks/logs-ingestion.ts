@@ -4,11 +4,11 @@ import { constants as zlibConstants, gzip as gzipCb } from 'node:zlib';
 import type { CslRow } from '../parser/types.js';
 import type { SinkConfig } from '../config/schema.js';
 import { redact } from '../util/secrets.js';
-import { deliver, PreparedRows, type PostOutcome } from './batch.js';
+import { deliver, prepareRow, sendRows, type PostOutcome } from './batch.js';
 import { describeNetworkError, HttpTransport, isRetryableStatus, parseRetryAfter, serviceErrorText } from './http.js';
 import type { SinkOptions } from './options.js';
 import { createCredential, scopeFor, TokenCache } from './token.js';
-import type { SendResult, Sink } from './types.js';
+import type { PreparedRow, SendResult, Sink } from './types.js';
 
 const gzip = promisify(gzipCb);
 
@@ -56,7 +56,6 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
   const tokens = new TokenCache(scope, makeCredential, now);
   let forbiddenSince: number | undefined;
   const clean = (text: string) => redact(text, secrets);
-  const preparedRows = new PreparedRows(maxFieldBytes);
 
   async function call(body: Buffer, signal: AbortSignal | undefined, token: string) {
     return transport.request(url, {
@@ -135,6 +134,15 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
     return { kind: 'reject', httpStatus: res.status, error, isolate: res.status === 400 };
   }
 
+  function prepare(rows: CslRow[]): PreparedRow[] {
+    return rows.map((r) => prepareRow(r, maxFieldBytes));
+  }
+
+  async function sendPrepared(rows: PreparedRow[], sendOpts?: { signal?: AbortSignal }): Promise<SendResult<PreparedRow>> {
+    if (rows.length === 0) return { status: 'success', accepted: 0 };
+    return deliver(rows, { maxCallBytes, concurrency: opts.concurrency ?? 2, signal: sendOpts?.signal, post: (body) => post(body, sendOpts?.signal) });
+  }
+
   return {
     name: 'logs-ingestion',
     async start() {
@@ -146,13 +154,10 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
         opts.logger?.warn(clean(`logs-ingestion: cannot get a token yet (will retry while sending): ${tokenErrorText(err)}`));
       }
     },
-    prepare(rows: CslRow[]) {
-      preparedRows.prepare(rows);
-    },
-    async send(rows: CslRow[], sendOpts?: { signal?: AbortSignal }): Promise<SendResult> {
-      if (rows.length === 0) return { status: 'success', accepted: 0 };
-      const prepared = rows.map((r) => preparedRows.get(r));
-      return deliver(prepared, [], { maxCallBytes, concurrency: opts.concurrency ?? 2, signal: sendOpts?.signal, post: (body) => post(body, sendOpts?.signal) });
+    prepare,
+    sendPrepared,
+    send(rows: CslRow[], sendOpts?: { signal?: AbortSignal }): Promise<SendResult> {
+      return sendRows(rows, prepare, (p) => sendPrepared(p, sendOpts));
     },
     async close() {
       transport.close();

@@ -12,16 +12,39 @@ import type { CslRow } from '../parser/types.js';
  *   per-field limit (flagged in-row in AdditionalExtensions as sentinelCefTruncated=Column:bytes);
  *   `row` is the untruncated original, worth keeping in the dead-letter file.
  */
-export type SendResult =
-  | { status: 'success'; accepted: number; truncated?: RowNote[] }
-  | { status: 'retryable'; error: string; retryAfterMs?: number; httpStatus?: number; progress?: SendProgress }
-  | { status: 'partial'; accepted: number; rejected: RowNote[]; truncated?: RowNote[] }
+export type SendResult<R = CslRow> =
+  | { status: 'success'; accepted: number; truncated?: RowNote<R>[] }
+  | { status: 'retryable'; error: string; retryAfterMs?: number; httpStatus?: number; progress?: SendProgress<R> }
+  | { status: 'partial'; accepted: number; rejected: RowNote<R>[]; truncated?: RowNote<R>[] }
   | { status: 'failure'; error: string; httpStatus?: number };
 
-/** A row (as given to send) and why it is reported. */
-export interface RowNote {
-  row: CslRow;
+/** A row (the same object as given to send / sendPrepared) and why it is reported. */
+export interface RowNote<R = CslRow> {
+  row: R;
   reason: string;
+}
+
+/**
+ * A row serialized ahead of its send by Sink.prepare. The forwarder keeps these, not the row objects,
+ * while a batch is on the wire: one string per row instead of an object graph, so far less is promoted
+ * to V8's old generation under load (peak RSS). rowOf() gives the row back when one is dead-lettered.
+ */
+export interface PreparedRow {
+  /** JSON of the row as it will be sent (after truncation to the per-field limit). */
+  json: string;
+  /** UTF-8 bytes of json. */
+  bytes: number;
+  /** Set when a value was truncated: which columns and their original sizes. */
+  truncated?: string;
+  /** The untruncated row, kept only when a value was truncated (for the dead-letter file). */
+  original?: CslRow;
+  /** Refused before sending (e.g. too many columns for the API), with the reason. */
+  rejected?: string;
+}
+
+/** The row a PreparedRow was made from. */
+export function rowOf(p: PreparedRow): CslRow {
+  return p.original ?? (JSON.parse(p.json) as CslRow);
 }
 
 /**
@@ -30,11 +53,11 @@ export interface RowNote {
  * only `pending` needs sending again. A forwarder that ignores this resends all rows (at-least-once:
  * duplicates of the accepted part, nothing lost).
  */
-export interface SendProgress {
+export interface SendProgress<R = CslRow> {
   accepted: number;
-  rejected: RowNote[];
-  pending: CslRow[];
-  truncated?: RowNote[];
+  rejected: RowNote<R>[];
+  pending: R[];
+  truncated?: RowNote<R>[];
 }
 
 export interface Sink {
@@ -42,11 +65,13 @@ export interface Sink {
   readonly name: string;
   send(rows: CslRow[], opts?: { signal?: AbortSignal }): Promise<SendResult>;
   /**
-   * Optional: does the per-row work of a later send (serialization) now, so the forwarder can run it
-   * while the previous batch is on the wire. send() gives the same result with or without it; rows
-   * must not change between prepare and send.
+   * Optional, with sendPrepared: does the per-row work of a later send (serialization) now, so the
+   * forwarder can run it while the previous batch is on the wire and keep only the result. One
+   * PreparedRow per row, in order. sendPrepared(prepare(rows)) gives the same result as send(rows).
    */
-  prepare?(rows: CslRow[]): void;
+  prepare?(rows: CslRow[]): PreparedRow[];
+  /** Sends rows made by prepare; notes in the result refer to those same PreparedRow objects. */
+  sendPrepared?(rows: PreparedRow[], opts?: { signal?: AbortSignal }): Promise<SendResult<PreparedRow>>;
   /** Called once at start; e.g. warn about a retired API, fetch a first token. Must not throw for transient errors. */
   start?(): Promise<void>;
   close?(): Promise<void>;

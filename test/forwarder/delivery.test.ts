@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
 import { truncatedMarker } from '../../src/forwarder/delivery.js';
 import { sendSyslog } from '../../src/forwarder/send-test.js';
-import { FakeSink, cef, makeConfig, readNdjson, silent, tempDir, waitFor } from './helpers.js';
+import { FakeSink, PreparingFakeSink, cef, makeConfig, readNdjson, silent, tempDir, waitFor } from './helpers.js';
 
 let fwd: RunningForwarder | null = null;
 afterEach(async () => {
@@ -93,6 +93,42 @@ describe('delivery loop', () => {
     ]);
     expect(f.health().counters.deadLettered).toBe(1);
     expect(await f.metrics.registry.metrics()).toMatch(/sentinel_cef_sink_truncated_total 1/);
+  });
+
+  it('with a preparing sink keeps only serialized rows, sends the truncated JSON, dead-letters full rows read back from it, resends only pending rows', async () => {
+    // A 40-byte field limit truncates the long Message of row 0.
+    const sink = new PreparingFakeSink(40);
+    sink.script = [
+      (rows) => ({
+        status: 'retryable',
+        error: 'HTTP 503 on call 2 of 2',
+        httpStatus: 503,
+        progress: { accepted: 5, rejected: [{ row: rows[5], reason: 'field type' }], pending: rows.slice(6) },
+      }),
+    ];
+    const { send, f } = await start(sink);
+    await send(Array.from({ length: 10 }, (_, i) => cef(i, i === 0 ? `msg=${'m'.repeat(60)}` : '')));
+    await waitFor(() => f.health().counters.delivered === 9, 5000);
+    expect(sink.preparedSends).toBe(2);
+    expect(sink.sent.map((b) => b.length)).toEqual([10, 4]);
+    expect(sink.sent[1].map(seqOf)).toEqual([6, 7, 8, 9]);
+    // What went out for row 0 is the truncated JSON; the dead-letter file keeps the parsed row in full.
+    expect(String(sink.sent[0][0].Message)).toHaveLength(40);
+    const dl = readNdjson(f.deadLetterFile);
+    expect(dl.map((e) => [e.reason, seqOf(e.row as Record<string, unknown>)])).toEqual([['field type', 5]]);
+    expect(dl[0].row).toMatchObject({ DeviceVendor: 'Acme', DeviceEventClassID: '5' });
+  });
+
+  it('with a preparing sink reports probes accepted and dead-lettered by position', async () => {
+    const sink = new PreparingFakeSink();
+    sink.script = [(rows) => ({ status: 'partial', accepted: rows.length - 1, rejected: [{ row: rows.find((r) => r.DeviceCustomString2 === 'p-bad')!, reason: 'poison' }] })];
+    const { send, f } = await start(sink);
+    const probe = (id: string) => `<134>Nov 22 08:00:00 fw1 CEF:0|TestCommonEventFormat|sentinel-cef|1.0|probe|probe|3|cs2Label=ProbeId cs2=${id}`;
+    await send([cef(1), probe('p-ok'), cef(2), probe('p-bad')]);
+    await waitFor(() => f.health().counters.delivered === 3, 5000);
+    expect(f.probe('p-ok')).toMatchObject({ received: true, accepted: true });
+    expect(f.probe('p-bad')).toMatchObject({ received: true, accepted: false, deadLettered: true });
+    expect(f.probe('p-bad').error).toContain('poison');
   });
 
   it('sends one batch as parallel slices; a failing slice is retried alone', async () => {

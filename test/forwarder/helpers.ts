@@ -5,7 +5,8 @@ import { connect, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { forwarderConfigSchema, type ForwarderConfig } from '../../src/config/schema.js';
 import type { CslRow } from '../../src/parser/types.js';
-import type { SendResult, Sink } from '../../src/sinks/types.js';
+import { type PreparedRow, type RowNote, type SendResult, type Sink } from '../../src/sinks/types.js';
+import { prepareRow } from '../../src/sinks/batch.js';
 
 export const silent = pino({ level: 'silent' });
 
@@ -87,5 +88,34 @@ export class FakeSink implements Sink {
       this.accepted.push(...rows.filter((x) => !rej.has(x)));
     }
     return r;
+  }
+}
+
+/**
+ * A FakeSink with prepare/sendPrepared, as the Azure sinks have: the forwarder then keeps only the
+ * serialized rows. sendPrepared reads the rows back (rowOf) and runs the same script as send.
+ */
+export class PreparingFakeSink extends FakeSink {
+  preparedSends = 0;
+  prepare(rows: CslRow[]): PreparedRow[] {
+    return rows.map((r) => prepareRow(r, this.maxFieldBytes));
+  }
+  constructor(private readonly maxFieldBytes = 64 * 1024) {
+    super();
+  }
+  async sendPrepared(prepared: PreparedRow[]): Promise<SendResult<PreparedRow>> {
+    this.preparedSends++;
+    // What goes on the wire: the JSON, truncated where a value was over the field limit.
+    const rows = prepared.map((p) => JSON.parse(p.json) as CslRow);
+    const back = new Map(rows.map((r, i) => [r, prepared[i]!]));
+    const res = await this.send(rows);
+    const map = (notes?: RowNote[]) => notes?.map((n) => ({ row: back.get(n.row)!, reason: n.reason }));
+    if (res.status === 'partial') return { ...res, rejected: map(res.rejected)!, truncated: map(res.truncated) };
+    if (res.status === 'success') return { ...res, truncated: map(res.truncated) };
+    if (res.status === 'retryable' && res.progress) {
+      const pr = res.progress;
+      return { ...res, progress: { ...pr, rejected: map(pr.rejected)!, truncated: map(pr.truncated), pending: pr.pending.map((r) => back.get(r)!) } };
+    }
+    return res as SendResult<PreparedRow>;
   }
 }

@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bodyOf, packRows, prepareRow, truncateUtf8 } from '../../src/sinks/batch.js';
+import { bodyOf, packRows, prepareRow, sendRows, truncateUtf8 } from '../../src/sinks/batch.js';
+import { rowOf, type PreparedRow, type SendResult } from '../../src/sinks/types.js';
+import type { CslRow } from '../../src/parser/types.js';
 
 describe('truncateUtf8', () => {
   it('never exceeds the limit, never splits a character, and keeps a prefix', () => {
@@ -18,12 +20,14 @@ describe('truncateUtf8', () => {
 });
 
 describe('prepareRow', () => {
-  it('leaves short rows alone and reuses the object', () => {
+  it('keeps only the JSON of a row with nothing to truncate; rowOf gives the row back', () => {
     const r = { Message: 'short', EventCount: 3 };
     const p = prepareRow(r, 100);
-    expect(p.original).toBe(r);
+    expect(p.original).toBeUndefined();
     expect(p.json).toBe(JSON.stringify(r));
+    expect(p.bytes).toBe(Buffer.byteLength(p.json));
     expect(p.truncated).toBeUndefined();
+    expect(rowOf(p)).toEqual(r);
   });
 
   it('truncates every long field, keeps the original untouched, flags in AdditionalExtensions', () => {
@@ -35,6 +39,9 @@ describe('prepareRow', () => {
     expect(sent.RequestURL).toHaveLength(100);
     expect(sent.AdditionalExtensions).toBe('k=v;sentinelCefTruncated=Message:150,RequestURL:120');
     expect(p.truncated).toBe('Message:150, RequestURL:120');
+    // The untruncated row stays for the dead-letter file.
+    expect(p.original).toBe(r);
+    expect(rowOf(p)).toBe(r);
   });
 
   it('keeps AdditionalExtensions itself within the limit when it is the long one', () => {
@@ -57,8 +64,39 @@ describe('packRows', () => {
         }
         for (const o of oversize) expect(o.bytes + 2).toBeGreaterThan(max);
         expect([...groups.flat(), ...oversize]).toHaveLength(prepared.length);
-        expect(groups.flat().map((p) => p.original)).toEqual(prepared.filter((p) => !oversize.includes(p)).map((p) => p.original));
+        expect(groups.flat().map((p) => p.json)).toEqual(prepared.filter((p) => !oversize.includes(p)).map((p) => p.json));
       }),
     );
+  });
+});
+
+describe('sendRows', () => {
+  const rows: CslRow[] = [{ Message: 'a' }, { Message: 'b' }, { Message: 'c'.repeat(50) }, { Message: 'd' }];
+  const prep = (rs: CslRow[]) => rs.map((r) => prepareRow(r, 20));
+
+  it('maps every note of a prepared send back to the caller\'s row objects', async () => {
+    const res = await sendRows(rows, prep, async (p): Promise<SendResult<PreparedRow>> => ({
+      status: 'partial',
+      accepted: 2,
+      rejected: [{ row: p[1]!, reason: 'bad' }],
+      truncated: [{ row: p[2]!, reason: 'cut' }],
+    }));
+    expect(res.status).toBe('partial');
+    if (res.status !== 'partial') return;
+    expect(res.rejected[0]!.row).toBe(rows[1]);
+    expect(res.truncated![0]!.row).toBe(rows[2]);
+  });
+
+  it('maps progress of a retryable send: pending rows are the caller\'s objects', async () => {
+    const res = await sendRows(rows, prep, async (p) => ({
+      status: 'retryable',
+      error: '503',
+      progress: { accepted: 1, rejected: [{ row: p[1]!, reason: 'bad' }], pending: [p[2]!, p[3]!] },
+    }));
+    expect(res.status).toBe('retryable');
+    if (res.status !== 'retryable') return;
+    expect(res.progress!.pending[0]).toBe(rows[2]);
+    expect(res.progress!.pending[1]).toBe(rows[3]);
+    expect(res.progress!.rejected[0]!.row).toBe(rows[1]);
   });
 });
