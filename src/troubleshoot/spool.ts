@@ -63,7 +63,8 @@ export function parseRsyslogQi(text: string): { messages: number | null; bytes: 
 async function rsyslogReadOffsets(ctx: Context, files: string[]): Promise<Map<string, number> | null> {
   const pids = await ctx.daemonPids();
   const offsets = new Map<string, number>();
-  const wanted = new Set(files);
+  // By file name: the configured directory may be reached through a symlink, /proc shows the real path.
+  const byName = new Map(files.map((f) => [path.posix.basename(f), f]));
   for (const pid of pids) {
     let fds: string[];
     try {
@@ -73,14 +74,15 @@ async function rsyslogReadOffsets(ctx: Context, files: string[]): Promise<Map<st
     }
     for (const fd of fds) {
       const target = await ctx.fs.readlink(`/proc/${pid}/fd/${fd}`);
-      if (!target || !wanted.has(target)) continue;
+      const file = target && !target.endsWith(' (deleted)') ? byName.get(path.posix.basename(target)) : undefined;
+      if (!file) continue;
       const info = await ctx.readText(`/proc/${pid}/fdinfo/${fd}`);
       if (info === null) return null;
       const pos = /^pos:\s*(\d+)/m.exec(info);
       const flags = /^flags:\s*([0-7]+)/m.exec(info);
       if (!pos || !flags) continue;
       if ((parseInt(flags[1], 8) & 0o3) !== 0) continue; // The writer's descriptor.
-      offsets.set(target, Math.max(offsets.get(target) ?? 0, Number(pos[1])));
+      offsets.set(file, Math.max(offsets.get(file) ?? 0, Number(pos[1])));
     }
   }
   return offsets;

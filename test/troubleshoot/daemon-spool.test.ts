@@ -172,6 +172,15 @@ describe('daemon.spool on rsyslog', () => {
     expect(r.details!.dirSource).toContain('workDirectory');
   });
 
+  it("looks in the distributions' work directories when neither the drop-in nor rsyslog.conf sets one", async () => {
+    await rsyslogTree({ forwarderUp: false, rsyslogConf: 'module(load="imuxsock")\n$IncludeConfig /etc/rsyslog.d/*.conf\n' });
+    await spoolFile('/var/lib/rsyslog/sentinel-cef-fwd.00000001', 777, 600);
+    await openFd(21, '/var/lib/rsyslog/sentinel-cef-fwd.00000001', 0);
+    const r = await daemon.checkSpool(ctxFor());
+    expect(r.details).toMatchObject({ dir: '/var/lib/rsyslog', pendingBytes: 777 });
+    expect(r.details!.dirSource).toContain('no workDirectory');
+  });
+
   it('ignores other queues and other actions in the same directory', async () => {
     await rsyslogTree({ forwarderUp: true });
     await spoolFile(`${SPOOL}/mainq.00000001`, 4000, 600);
