@@ -6,7 +6,7 @@ import * as daemon from '../../src/troubleshoot/checks/daemon.js';
 import { parseQdiskHeader, parseRsyslogDropInQueue, parseRsyslogQi } from '../../src/troubleshoot/spool.js';
 import { CHECKS } from '../../src/troubleshoot/run.js';
 import { troubleshootOptionsSchema, type TroubleshootDeps } from '../../src/troubleshoot/types.js';
-import { cleanup, healthyTree, makeRoot, put, startFakeAdmin, testDeps, type FakeAdmin } from './helpers.js';
+import { cleanup, healthyTree, makeRoot, procNet, put, startFakeAdmin, testDeps, type FakeAdmin } from './helpers.js';
 
 let root: string;
 let admin: FakeAdmin | undefined;
@@ -107,7 +107,7 @@ describe('daemon.spool on rsyslog', () => {
     const r = await daemon.checkSpool(ctxFor());
     expect(r.status).toBe('warn');
     // 4000 unread in file 1, all 3000 of file 2.
-    expect(r.message).toMatch(/^7000 bytes of CEF wait in rsyslog's disk queue \(\/var\/spool\/rsyslog\) for the forwarder, which is not accepting/);
+    expect(r.message).toMatch(/^7000 bytes of CEF wait in rsyslog's disk queue \(\/var\/spool\/rsyslog\) for the forwarder, which is not accepting \(http:\/\/127\.0\.0\.1:1\/healthz: /);
     expect(r.message).not.toContain('#2646');
     expect(r.fix).toContain('forwarder.running');
     expect(r.safeFix).toBeUndefined();
@@ -134,6 +134,21 @@ describe('daemon.spool on rsyslog', () => {
     expect(r.details!.references).toContain('https://github.com/rsyslog/rsyslog/issues/2646');
     await r.safeFix!.apply();
     expect(restarted).toEqual(['rsyslog']);
+  });
+
+  it('without an admin endpoint, takes a listener on the intake port as the forwarder being up', async () => {
+    await rsyslogTree({ forwarderUp: false });
+    await put(root, '/etc/sentinel-cef/forwarder.json', JSON.stringify({ sink: { type: 'file', path: '/var/lib/sentinel-cef/out.ndjson' }, admin: false }));
+    await spoolFile(`${SPOOL}/sentinel-cef-fwd.00000001`, 8000, 120);
+    await openFd(21, `${SPOOL}/sentinel-cef-fwd.00000001`, 0);
+    const up = await daemon.checkSpool(ctxFor());
+    expect(up.details).toMatchObject({ forwarderUp: true });
+    expect(up.message).toContain('issue #2646');
+    // The same without the forwarder's listener (healthyTree puts it on 127.0.0.1:25226, inode 2001).
+    await put(root, '/proc/net/tcp', procNet([{ local: ['0.0.0.0', 514], st: '0A', inode: 1001 }]));
+    const down = await daemon.checkSpool(ctxFor());
+    expect(down.details).toMatchObject({ forwarderUp: false });
+    expect(down.message).toContain('nothing listens on 127.0.0.1:25226');
   });
 
   it('does not call a queue stuck while it is still being written', async () => {

@@ -375,7 +375,7 @@ export async function checkSpool(ctx: Context): Promise<CheckOutcome> {
   if (s.pendingBytes === 0) {
     const kept = data.length
       ? d.name === 'rsyslog'
-        ? `; ${formatBytes(details.fileBytes as number)} in ${data.length} spool file already read (rsyslog keeps its last spool file until it stops)`
+        ? `; ${formatBytes(details.fileBytes as number)} in ${data.length} spool file${data.length > 1 ? 's' : ''} already read (rsyslog keeps its last spool file until it stops)`
         : ''
       : '';
     return { ...base, status: 'pass', message: `nothing waits in ${what} (${s.dir})${kept}`, details };
@@ -399,14 +399,27 @@ export async function checkSpool(ctx: Context): Promise<CheckOutcome> {
     };
   }
   const h = await settledHealth(ctx);
-  const fwdUp = h.reachable && h.health?.status !== 'stopping' && !h.health?.queue.intakePaused;
+  let fwdUp: boolean;
+  let why: string;
+  if (h.health) {
+    fwdUp = h.health.status !== 'stopping' && !h.health.queue.intakePaused;
+    why = h.health.queue.intakePaused ? 'its intake is paused' : `status ${h.health.status}`;
+  } else if (h.base === null) {
+    // No admin endpoint to ask: a listener on the intake port is the best sign that it accepts.
+    const ports = await ctx.forwarderPorts();
+    fwdUp = (await ctx.listeners()).some((l) => l.protocol === 'tcp' && ports.includes(l.port));
+    why = `nothing listens on 127.0.0.1:${ports.join('/')}`;
+  } else {
+    fwdUp = false;
+    why = `${h.base}/healthz: ${h.error ?? `HTTP ${h.httpStatus}`}`;
+  }
   details.forwarderUp = fwdUp;
   if (!fwdUp) {
     return {
       ...base,
       status: 'warn',
-      message: `${amount} wait in ${what} (${s.dir}) for the forwarder, which is not accepting (${h.error ?? (h.health?.queue.intakePaused ? 'intake paused' : `status ${h.health?.status ?? 'unknown'}`)}); ${d.name} sends them once it reconnects${notes}`,
-      fix: 'bring the forwarder back (see forwarder.running, forwarder.admin and forwarder.queue); nothing is lost meanwhile',
+      message: `${amount} wait in ${what} (${s.dir}) for the forwarder, which is not accepting (${why}); ${d.name} sends them once it reconnects${notes}`,
+      fix: `bring the forwarder back (see forwarder.running, forwarder.admin and forwarder.queue); ${d.name} keeps queuing meanwhile, up to its disk-queue limit`,
       details,
     };
   }
