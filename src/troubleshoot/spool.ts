@@ -24,6 +24,8 @@ export interface SpoolState {
   pendingBytes: number | null;
   /** Messages not yet handed over, where the files record it (rsyslog's .qi, syslog-ng's header). */
   pendingMessages: number | null;
+  /** Set (to the missing index file) when the daemon will not read these files when it starts. */
+  orphaned?: string;
   /** What limits the numbers above, one sentence each. */
   notes: string[];
 }
@@ -150,7 +152,8 @@ export async function inspectRsyslogSpool(ctx: Context): Promise<SpoolState | { 
     // Stopped: the .qi written at shutdown is the queue's own account of what is left.
     state.pendingBytes = qiInfo.bytes ?? data.reduce((s, f) => s + f.size, 0);
     state.pendingMessages = qiInfo.messages;
-    if (!qi) notes.push(`there is no ${q.filename}.qi, so rsyslog will not read these files when it starts (orphaned)`);
+    // rsyslog finds a saved queue through its .qi; data files without one are never read again.
+    if (!qi) state.orphaned = `${q.filename}.qi`;
     return state;
   }
   const offsets = await rsyslogReadOffsets(ctx, data.map((f) => f.path));

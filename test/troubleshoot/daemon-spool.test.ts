@@ -225,6 +225,17 @@ describe('daemon.spool on rsyslog', () => {
     expect(r.details).toMatchObject({ fileCount: 1, pendingMessages: 104 });
   });
 
+  it('says when spool files have no .qi, so rsyslog will not read them at start', async () => {
+    await rsyslogTree({ forwarderUp: true });
+    await cleanup(join(root, 'proc/300'));
+    await spoolFile(`${SPOOL}/sentinel-cef-fwd.00000007`, 2500, 600);
+    const r = await daemon.checkSpool(ctxFor());
+    expect(r.status).toBe('warn');
+    expect(r.message).toContain('2500 bytes of CEF sit in /var/spool/rsyslog without sentinel-cef-fwd.qi');
+    expect(r.fix).toContain('recover_qi.pl (-w /var/spool/rsyslog -f sentinel-cef-fwd -d 8)');
+    expect(r.details).toMatchObject({ orphaned: true });
+  });
+
   it('skips without a daemon', async () => {
     await healthyTree(root, { adminPort: 1, daemonPort: 514 });
     await cleanup(join(root, 'proc/300'));

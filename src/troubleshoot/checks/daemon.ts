@@ -389,6 +389,15 @@ export async function checkSpool(ctx: Context): Promise<CheckOutcome> {
     };
   }
   const amount = `${s.pendingBytes} bytes${s.pendingMessages ? ` (${s.pendingMessages} messages)` : ''} of CEF`;
+  if (s.orphaned) {
+    return {
+      ...base,
+      status: 'warn',
+      message: `${amount} sit in ${s.dir} without ${s.orphaned}: ${d.name} will not read these spool files when it starts${notes}`,
+      fix: `while ${d.name} is stopped, rebuild ${s.orphaned} with rsyslog's tools/recover_qi.pl (-w ${s.dir} -f ${s.orphaned.replace(/\.qi$/, '')} -d 8), then start it`,
+      details: { ...details, orphaned: true },
+    };
+  }
   if (!d.running) {
     return {
       ...base,
