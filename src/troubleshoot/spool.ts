@@ -90,6 +90,15 @@ async function rsyslogReadOffsets(ctx: Context, files: string[]): Promise<Map<st
   return offsets;
 }
 
+/** A directory's entries; unlike Context.list, an unreadable directory is an answer of its own, not "empty". */
+async function listDir(ctx: Context, dir: string): Promise<string[] | { missing: string }> {
+  try {
+    return await ctx.fs.readdir(dir);
+  } catch (err) {
+    return { missing: `cannot read ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (run troubleshoot as root)` };
+  }
+}
+
 async function statFiles(ctx: Context, dir: string, names: string[]): Promise<SpoolFile[]> {
   const out: SpoolFile[] = [];
   for (const n of names) {
@@ -126,7 +135,9 @@ export async function inspectRsyslogSpool(ctx: Context): Promise<SpoolState | { 
   let dir = dirs[0];
   let names: string[] = [];
   for (const d of dirs) {
-    const found = (await ctx.list(d)).filter((n) => n === `${q.filename}.qi` || dataRe.test(n));
+    const listed = await listDir(ctx, d);
+    if (!Array.isArray(listed)) return listed;
+    const found = listed.filter((n) => n === `${q.filename}.qi` || dataRe.test(n));
     if (found.length) {
       dir = d;
       names = found;
@@ -222,7 +233,9 @@ export async function inspectSyslogNgBuffers(ctx: Context): Promise<SpoolState |
   }
   const dirOpt = /disk-buffer\s*\([^;]*?\bdir\s*\(\s*"([^"]+)"/.exec(ours)?.[1];
   const dir = dirOpt ?? SYSLOG_NG_PERSIST_DIR;
-  const names = (await ctx.list(dir)).filter((n) => /^syslog-ng-\d{5}\.rqf$/.test(n));
+  const listed = await listDir(ctx, dir);
+  if (!Array.isArray(listed)) return listed;
+  const names = listed.filter((n) => /^syslog-ng-\d{5}\.rqf$/.test(n));
   const files = await statFiles(ctx, dir, names);
   const notes: string[] = [];
   let bytes = 0;

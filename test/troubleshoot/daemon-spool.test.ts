@@ -236,6 +236,18 @@ describe('daemon.spool on rsyslog', () => {
     expect(r.details).toMatchObject({ orphaned: true });
   });
 
+  it('skips, not passes, when the spool directory cannot be read', async () => {
+    await rsyslogTree({ forwarderUp: true });
+    const { FsRoot } = await import('../../src/system/fs-root.js');
+    const ctx = ctxFor();
+    const denied = Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+    const orig = FsRoot.prototype.readdir;
+    ctx.fs.readdir = async (p: string) => (p === SPOOL ? Promise.reject(denied) : orig.call(ctx.fs, p));
+    const r = await daemon.checkSpool(ctx);
+    expect(r.status).toBe('skip');
+    expect(r.message).toContain('cannot read /var/spool/rsyslog: EACCES');
+  });
+
   it('skips without a daemon', async () => {
     await healthyTree(root, { adminPort: 1, daemonPort: 514 });
     await cleanup(join(root, 'proc/300'));
