@@ -241,10 +241,12 @@ export async function inspectSyslogNgBuffers(ctx: Context): Promise<SpoolState |
   let bytes = 0;
   let messages = 0;
   const nonEmpty: SpoolFile[] = [];
+  let unreadable = 0;
   for (const f of files) {
     const h = parseQdiskHeader((await ctx.fs.readHead(f.path, 96).catch(() => null)) ?? Buffer.alloc(0));
     if (!h) {
       notes.push(`${f.path}: header unreadable`);
+      unreadable++;
       continue;
     }
     const n = h.length + h.backlogLen;
@@ -271,8 +273,9 @@ export async function inspectSyslogNgBuffers(ctx: Context): Promise<SpoolState |
     dir,
     dirSource: dirOpt ? `dir() in ${LAYOUT.syslogNgDropIn}` : "syslog-ng's persist directory",
     files: nonEmpty.length ? nonEmpty : files,
-    pendingBytes: bytes,
-    pendingMessages: messages,
+    // A header we could not read may hold data: unknown, not empty.
+    pendingBytes: unreadable && !bytes ? null : bytes,
+    pendingMessages: unreadable && !bytes ? null : messages,
     notes,
   };
 }

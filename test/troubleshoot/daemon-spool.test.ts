@@ -284,6 +284,14 @@ describe('daemon.spool on syslog-ng', () => {
     expect(r.details).toMatchObject({ dir: '/var/lib/syslog-ng', pendingBytes: 0, pendingMessages: 0 });
   });
 
+  it('does not call a buffer empty when its header cannot be read', async () => {
+    await ngTree({ forwarderUp: true });
+    await rqf('syslog-ng-00000.rqf', Buffer.alloc(20), 0, 600);
+    const r = await daemon.checkSpool(ctxFor());
+    expect(r.status).toBe('skip');
+    expect(r.message).toContain('header unreadable');
+  });
+
   it('counts messages and bytes from the headers of non-empty buffers, in either byte order', async () => {
     await ngTree({ forwarderUp: false });
     await rqf('syslog-ng-00000.rqf', qdiskHeader({ length: 3, readHead: 4096, writeHead: 4096 + 900 }), 900, 600);
