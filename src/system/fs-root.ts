@@ -15,6 +15,8 @@ export interface FileMeta {
   isFile: boolean;
   isDirectory: boolean;
   isSymlink: boolean;
+  /** Last modification, epoch ms. */
+  mtimeMs: number;
 }
 
 export interface WriteOptions {
@@ -54,6 +56,24 @@ export class FsRoot {
     }
   }
 
+  /** The first `n` bytes of a file (headers of large spool files), or null when it is missing. */
+  async readHead(p: string, n: number): Promise<Buffer | null> {
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(this.resolve(p), constants.O_RDONLY);
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+    try {
+      const buf = Buffer.alloc(n);
+      const { bytesRead } = await fh.read(buf, 0, n, 0);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  }
+
   async exists(p: string): Promise<boolean> {
     try {
       await fsp.lstat(this.resolve(p));
@@ -75,6 +95,7 @@ export class FsRoot {
         isFile: s.isFile(),
         isDirectory: s.isDirectory(),
         isSymlink: s.isSymbolicLink(),
+        mtimeMs: s.mtimeMs,
       };
     } catch (err) {
       if (isMissing(err)) return null;

@@ -3,7 +3,9 @@ import { LAYOUT } from '../layout.js';
 import { isLoopback } from '../proc.js';
 import { restartDaemon, startDaemonFix } from '../fixes.js';
 import type { CheckOutcome, Transport } from '../types.js';
-import { runProbes } from './e2e.js';
+import { runProbes, settledHealth } from './e2e.js';
+import { formatBytes } from '../advice.js';
+import { inspectRsyslogSpool, inspectSyslogNgBuffers } from '../spool.js';
 import { stripConfigComments } from '../../install/config-text.js';
 
 const G = 'daemon' as const;
@@ -332,4 +334,138 @@ export async function checkRateLimit(ctx: Context): Promise<CheckOutcome> {
     };
   }
   return { ...base, status: 'pass', message: 'no rate limit on the CEF path' };
+}
+
+/** Upstream record of the slow/stuck disk-queue drain, cited by daemon.spool. */
+export const RSYSLOG_DA_DRAIN_REFERENCES = [
+  'https://github.com/rsyslog/rsyslog/issues/2646',
+  'https://github.com/rsyslog/rsyslog/pull/6495',
+  'https://github.com/rsyslog/rsyslog/pull/6498',
+];
+
+/** How long spool files must stay unchanged, with the forwarder up, before the queue counts as stuck. */
+export const SPOOL_STUCK_AFTER_MS = 60_000;
+
+export async function checkSpool(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'daemon.spool', title: 'Daemon disk queue drained', group: G };
+  const d = await ctx.daemon();
+  if (!d.name) return { ...base, status: 'skip', message: 'no syslog daemon' };
+  const s = d.name === 'rsyslog' ? await inspectRsyslogSpool(ctx) : await inspectSyslogNgBuffers(ctx);
+  if ('missing' in s) return { ...base, status: 'skip', message: s.missing };
+  const what = d.name === 'rsyslog' ? "rsyslog's disk queue" : "syslog-ng's reliable disk buffer";
+  const data = s.files.filter((f) => !f.path.endsWith('.qi'));
+  const now = ctx.deps.now();
+  const newest = data.length ? Math.max(...data.map((f) => f.mtimeMs)) : null;
+  const oldest = data.length ? Math.min(...data.map((f) => f.mtimeMs)) : null;
+  const unchangedMs = newest === null ? null : Math.max(0, now - newest);
+  const details: Record<string, unknown> = {
+    daemon: d.name,
+    dir: s.dir,
+    dirSource: s.dirSource,
+    files: s.files.map((f) => ({ path: f.path, bytes: f.size, mtime: new Date(f.mtimeMs).toISOString() })),
+    fileCount: data.length,
+    fileBytes: data.reduce((n, f) => n + f.size, 0),
+    pendingBytes: s.pendingBytes,
+    pendingMessages: s.pendingMessages,
+    oldestMtime: oldest === null ? null : new Date(oldest).toISOString(),
+    unchangedSec: unchangedMs === null ? null : Math.round(unchangedMs / 1000),
+    notes: s.notes,
+  };
+  const notes = s.notes.length ? ` (${s.notes.join('; ')})` : '';
+  if (s.pendingBytes === 0) {
+    const kept = data.length
+      ? d.name === 'rsyslog'
+        ? `; ${formatBytes(details.fileBytes as number)} in ${data.length} spool file${data.length > 1 ? 's' : ''} already read (rsyslog keeps its last spool file until it stops)`
+        : ''
+      : '';
+    return { ...base, status: 'pass', message: `nothing waits in ${what} (${s.dir})${kept}`, details };
+  }
+  if (s.pendingBytes === null) {
+    return {
+      ...base,
+      status: 'skip',
+      message: `${data.length} spool file(s), ${formatBytes(details.fileBytes as number)} in ${s.dir}; how much is already sent is unknown${notes}`,
+      details,
+    };
+  }
+  const amount = `${s.pendingBytes} bytes${s.pendingMessages ? ` (${s.pendingMessages} messages)` : ''} of CEF`;
+  if (s.orphaned) {
+    return {
+      ...base,
+      status: 'warn',
+      message: `${amount} sit in ${s.dir} without ${s.orphaned}: ${d.name} will not read these spool files when it starts${notes}`,
+      fix: `while ${d.name} is stopped, rebuild ${s.orphaned} with rsyslog's tools/recover_qi.pl (-w ${s.dir} -f ${s.orphaned.replace(/\.qi$/, '')} -d 8), then start it`,
+      details: { ...details, orphaned: true },
+    };
+  }
+  if (!d.running) {
+    return {
+      ...base,
+      status: 'warn',
+      message: `${amount} wait in ${what} (${s.dir}) while ${d.name} is stopped; it sends them after it starts${notes}`,
+      fix: `start ${d.name} (see daemon.running)`,
+      details,
+    };
+  }
+  const h = await settledHealth(ctx);
+  let fwdUp: boolean;
+  let why: string;
+  if (h.health) {
+    fwdUp = h.health.status !== 'stopping' && !h.health.queue.intakePaused;
+    why = h.health.queue.intakePaused ? 'its intake is paused' : `status ${h.health.status}`;
+  } else if (h.base === null) {
+    // No admin endpoint to ask: a listener on the intake port is the best sign that it accepts.
+    const ports = await ctx.forwarderPorts();
+    fwdUp = (await ctx.listeners()).some((l) => l.protocol === 'tcp' && ports.includes(l.port));
+    why = `nothing listens on 127.0.0.1:${ports.join('/')}`;
+  } else {
+    fwdUp = false;
+    why = `${h.base}/healthz: ${h.error ?? `HTTP ${h.httpStatus}`}`;
+  }
+  details.forwarderUp = fwdUp;
+  if (!fwdUp) {
+    return {
+      ...base,
+      status: 'warn',
+      message: `${amount} wait in ${what} (${s.dir}) for the forwarder, which is not accepting (${why}); ${d.name} sends them once it reconnects${notes}`,
+      fix: `bring the forwarder back (see forwarder.running, forwarder.admin and forwarder.queue); ${d.name} keeps queuing meanwhile, up to its disk-queue limit`,
+      details,
+    };
+  }
+  if (unchangedMs! < SPOOL_STUCK_AFTER_MS) {
+    return {
+      ...base,
+      status: 'pass',
+      message: `${amount} in ${what}, last written ${Math.round(unchangedMs! / 1000)}s ago: draining to the forwarder (run again in a minute if it does not shrink)${notes}`,
+      details,
+    };
+  }
+  const age = `${Math.round(unchangedMs! / 1000)} s`;
+  if (d.name === 'rsyslog') {
+    details.references = RSYSLOG_DA_DRAIN_REFERENCES;
+    return {
+      ...base,
+      status: 'warn',
+      message:
+        `${amount} wait in rsyslog's disk queue (${s.dir}) while the forwarder is up, files unchanged for ${age}: ` +
+        `rsyslog can leave the disk part of a disk-assisted queue undrained (rsyslog issue #2646, open)${notes}`,
+      fix:
+        `restart rsyslog (${(await ctx.systemd()) ? '`systemctl restart rsyslog`' : '`sentinel-cef troubleshoot --fix` does it'}): ` +
+        'our drop-in sets queue.saveOnShutdown="on", so rsyslog saves the queue on the way down and processes the saved ' +
+        'disk queue when it starts; then run troubleshoot again. No rsyslog release fixes the cause: PR #6495 (merged ' +
+        '2026-01-29) was reverted the same day by PR #6498, and a large backlog can still drain slowly after a restart',
+      safeFix: {
+        description: 'restart rsyslog so it processes its saved disk queue (queue.saveOnShutdown keeps every queued message)',
+        apply: () => restartDaemon(ctx, 'rsyslog'),
+      },
+      details,
+    };
+  }
+  return {
+    ...base,
+    status: 'warn',
+    message: `${amount} wait in syslog-ng's reliable disk buffer (${s.dir}) while the forwarder is up, files unchanged for ${age}${notes}`,
+    fix: '`syslog-ng-ctl stats | grep d_sentinel_cef` shows what the destination holds and whether it is connected; syslog-ng\'s own log says why it does not send',
+    details,
+  };
 }
