@@ -137,13 +137,27 @@ export class BatchProcessor {
    * HTTP responses and compressed bodies of the batches already on the wire for ~100 ms.
    */
   async prepare(records: ReadonlyArray<QueueRecord>): Promise<Prepared> {
-    const rows: CslRow[] = [];
+    const { sink } = this.o;
+    const preparing = sink.prepare !== undefined && sink.sendPrepared !== undefined;
+    // With a preparing sink, rows are serialized slice by slice as they are parsed, so each row
+    // object dies within its slice (young) and only its JSON is kept for the send.
+    const rows: Item[] = [];
+    let pending: CslRow[] = [];
+    const flush = () => {
+      if (!pending.length) return;
+      const out = sink.prepare!(pending);
+      for (let j = 0; j < out.length; j++) rows.push(out[j]!);
+      pending = [];
+    };
     const receivedAt: number[] = [];
     const parseFailures: DeadLetterEntry[] = [];
     const probes = new Map<number, string>();
     let at = new Date(NaN);
     for (let k = 0; k < records.length; k++) {
-      if (k > 0 && k % PREPARE_SLICE === 0) await new Promise((r) => setImmediate(r));
+      if (k > 0 && k % PREPARE_SLICE === 0) {
+        if (preparing) flush();
+        await new Promise((r) => setImmediate(r));
+      }
       const rec = records[k];
       // Records of one socket read share their receive time: one Date for them.
       if (at.getTime() !== rec.receivedAt) at = new Date(rec.receivedAt);
@@ -161,8 +175,9 @@ export class BatchProcessor {
           row.AdditionalExtensions = prev ? `${prev};${marker}` : marker;
         }
         const probe = probeIdOfRow(row);
-        if (probe) probes.set(rows.length, probe);
-        rows.push(row);
+        if (probe) probes.set(receivedAt.length, probe);
+        if (preparing) pending.push(row);
+        else rows.push(row);
         receivedAt.push(rec.receivedAt);
       } else {
         parseFailures.push({
@@ -172,16 +187,8 @@ export class BatchProcessor {
         });
       }
     }
-    const { sink } = this.o;
-    if (!sink.prepare || !sink.sendPrepared) return { rows, prepared: false, receivedAt, parseFailures, probes };
-    // Serialize now, while the previous batch is on the wire, and keep only the serialized rows.
-    const prepared: PreparedRow[] = new Array(rows.length);
-    for (let k = 0; k < rows.length; k += PREPARE_SLICE) {
-      await new Promise((r) => setImmediate(r));
-      const out = sink.prepare(rows.slice(k, k + PREPARE_SLICE));
-      for (let j = 0; j < out.length; j++) prepared[k + j] = out[j]!;
-    }
-    return { rows: prepared, prepared: true, receivedAt, parseFailures, probes };
+    if (preparing) flush();
+    return { rows, prepared: preparing, receivedAt, parseFailures, probes };
   }
 
   async deliver(p: Prepared, signal: AbortSignal): Promise<BatchReport> {
