@@ -1,5 +1,5 @@
 import type { CslRow } from '../parser/types.js';
-import type { PreparedRow, RowNote, SendResult } from './types.js';
+import type { PreparedRow, RowNote, SendResult, Sink } from './types.js';
 
 export type { PreparedRow } from './types.js';
 
@@ -85,6 +85,11 @@ export async function sendRows(
       };
     }
   }
+}
+
+/** A sink built on prepare/sendPrepared; send(rows) is derived from them (sendRows). */
+export function preparingSink(parts: Omit<Sink, 'send' | 'prepare' | 'sendPrepared'> & Required<Pick<Sink, 'prepare' | 'sendPrepared'>>): Sink {
+  return { ...parts, send: (rows, opts) => sendRows(rows, parts.prepare, (p) => parts.sendPrepared(p, opts)) };
 }
 
 /** What one HTTP call said, reduced to what the delivery driver needs. */

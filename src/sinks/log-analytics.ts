@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import type { CslRow } from '../parser/types.js';
 import type { SinkConfig } from '../config/schema.js';
 import { readSecret, redact, validateSharedKey } from '../util/secrets.js';
-import { deliver, prepareRow, sendRows, type PostOutcome, type PreparedRow } from './batch.js';
+import { deliver, prepareRow, preparingSink, type PostOutcome, type PreparedRow } from './batch.js';
 import { describeNetworkError, HttpTransport, isRetryableStatus, parseRetryAfter, serviceErrorText } from './http.js';
 import type { SinkLogger, SinkOptions } from './options.js';
 import type { SendResult, Sink } from './types.js';
@@ -123,7 +123,7 @@ export function createLogAnalyticsSink(config: LogAnalyticsConfig, opts: SinkOpt
     });
   }
 
-  return {
+  return preparingSink({
     name: 'log-analytics',
     async start() {
       log?.warn(
@@ -134,11 +134,8 @@ export function createLogAnalyticsSink(config: LogAnalyticsConfig, opts: SinkOpt
     },
     prepare,
     sendPrepared,
-    send(rows: CslRow[], sendOpts?: { signal?: AbortSignal }): Promise<SendResult> {
-      return sendRows(rows, prepare, (p) => sendPrepared(p, sendOpts));
-    },
     async close() {
       transport.close();
     },
-  };
+  });
 }

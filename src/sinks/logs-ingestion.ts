@@ -4,7 +4,7 @@ import { constants as zlibConstants, gzip as gzipCb } from 'node:zlib';
 import type { CslRow } from '../parser/types.js';
 import type { SinkConfig } from '../config/schema.js';
 import { redact } from '../util/secrets.js';
-import { deliver, prepareRow, sendRows, type PostOutcome } from './batch.js';
+import { deliver, prepareRow, preparingSink, type PostOutcome } from './batch.js';
 import { describeNetworkError, HttpTransport, isRetryableStatus, parseRetryAfter, serviceErrorText } from './http.js';
 import type { SinkOptions } from './options.js';
 import { createCredential, scopeFor, TokenCache } from './token.js';
@@ -143,7 +143,7 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
     return deliver(rows, { maxCallBytes, concurrency: opts.concurrency ?? 2, signal: sendOpts?.signal, post: (body) => post(body, sendOpts?.signal) });
   }
 
-  return {
+  return preparingSink({
     name: 'logs-ingestion',
     async start() {
       // Fetch a first token so credential problems show at start; never throw for them.
@@ -156,13 +156,10 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
     },
     prepare,
     sendPrepared,
-    send(rows: CslRow[], sendOpts?: { signal?: AbortSignal }): Promise<SendResult> {
-      return sendRows(rows, prepare, (p) => sendPrepared(p, sendOpts));
-    },
     async close() {
       transport.close();
     },
-  };
+  });
 }
 
 function tokenErrorText(err: unknown): string {
