@@ -91,6 +91,37 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('troubl
     expect(check('forwarder-fixed', 'e2e.probes').status).toBe('pass');
   });
 
+  it.skipIf(daemon !== 'rsyslog')('reports CEF spilled to the disk queue while the forwarder is down, and passes once rsyslog delivered it', () => {
+    const env = Object.fromEntries(
+      readFileSync(path.join(dir, 'spool.env'), 'utf8').trim().split('\n').map((l) => l.split('=') as [string, string]),
+    );
+    const gen = JSON.parse(readFileSync(path.join(dir, 'spool-gen.json'), 'utf8')) as { sent: number };
+    expect(gen.sent).toBe(60000);
+    // Past queue.highWatermark (40,000) the action queue writes to sentinel-cef-fwd.NNNNNNNN in the work directory.
+    expect(readFileSync(path.join(dir, 'spool-files-down.txt'), 'utf8')).toMatch(/sentinel-cef-fwd\.0000000[1-9]/);
+
+    const down = check('spool-down', 'daemon.spool');
+    expect(down.status).toBe('warn');
+    expect(down.message).toMatch(/^\d+ bytes .*of CEF wait in rsyslog's disk queue \(\/var\/spool\/rsyslog\) for the forwarder, which is not accepting/);
+    expect(down.fix).toContain('forwarder.running');
+    const dd = down.details as { dir: string; fileCount: number; fileBytes: number; pendingBytes: number; forwarderUp: boolean };
+    expect(dd.dir).toBe('/var/spool/rsyslog');
+    expect(dd.forwarderUp).toBe(false);
+    expect(dd.fileCount).toBeGreaterThan(1);
+    expect(dd.pendingBytes).toBeGreaterThan(0);
+    expect(dd.pendingBytes).toBeLessThanOrEqual(dd.fileBytes);
+    expect(check('spool-down', 'forwarder.running').status).toBe('fail');
+
+    expect(check('spool-fix', 'forwarder.running').details!.fix).toMatchObject({ applied: true });
+    // rsyslog sent every spilled event once the forwarder was back.
+    expect(Number(env.delivered)).toBe(60000);
+    const drained = check('spool-drained', 'daemon.spool');
+    expect(drained.status).toBe('pass');
+    expect(drained.message).toContain("nothing waits in rsyslog's disk queue (/var/spool/rsyslog)");
+    expect((drained.details as { pendingBytes: number }).pendingBytes).toBe(0);
+    console.log(`daemon.spool on rsyslog: ${JSON.stringify(env)}; down: ${down.message}; drained: ${drained.message}`);
+  });
+
   it('catches a removed drop-in, and --fix --yes renders it again', () => {
     expect(rc('dropin-removed')).toBe('1');
     const c = check('dropin-removed', 'daemon.dropin');

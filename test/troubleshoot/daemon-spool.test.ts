@@ -130,8 +130,34 @@ describe('daemon.spool on rsyslog', () => {
     expect(r.message).toContain('issue #2646');
     expect(r.fix).toContain('queue.saveOnShutdown');
     expect(r.fix).toContain('#6498');
-    expect(r.details).toMatchObject({ forwarderUp: true, unchangedSec: 90 });
+    expect(r.details).toMatchObject({ forwarderUp: true, daemonConnected: true, unchangedSec: 90 });
     expect(r.details!.references).toContain('https://github.com/rsyslog/rsyslog/issues/2646');
+    await r.safeFix!.apply();
+    expect(restarted).toEqual(['rsyslog']);
+  });
+
+  it('tells a suspended forwarding action (no connection to the forwarder) from a stuck disk queue', async () => {
+    // As rsyslog 8.2302 does in the sandbox: the forwarder came back, the action waits for its next resume retry.
+    await rsyslogTree({ forwarderUp: true });
+    await put(
+      root,
+      '/proc/net/tcp',
+      procNet([
+        { local: ['0.0.0.0', 514], st: '0A', inode: 1001 },
+        { local: ['127.0.0.1', 25226], st: '0A', inode: 2001 },
+      ]),
+    );
+    await spoolFile(`${SPOOL}/sentinel-cef-fwd.00000001`, 52_000, 90);
+    await openFd(21, `${SPOOL}/sentinel-cef-fwd.00000001`, 4096);
+    const restarted: string[] = [];
+    const r = await daemon.checkSpool(ctxFor({ services: { startForwarder: async () => '', restartDaemon: async (d) => (restarted.push(d), 'ok') } }));
+    expect(r.status).toBe('warn');
+    expect(r.message).toContain(`${52_000 - 4096} bytes of CEF wait in rsyslog's disk queue (/var/spool/rsyslog), files unchanged for 90 s`);
+    expect(r.message).toContain('holds no connection to it, so its forwarding action is suspended');
+    expect(r.message).toContain('action.resumeInterval');
+    expect(r.message).not.toContain('#2646');
+    expect(r.details).toMatchObject({ forwarderUp: true, daemonConnected: false });
+    expect(r.details!.references).toBeUndefined();
     await r.safeFix!.apply();
     expect(restarted).toEqual(['rsyslog']);
   });

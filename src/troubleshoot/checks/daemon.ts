@@ -442,6 +442,32 @@ export async function checkSpool(ctx: Context): Promise<CheckOutcome> {
   }
   const age = `${Math.round(unchangedMs! / 1000)} s`;
   if (d.name === 'rsyslog') {
+    // Seen on rsyslog 8.2302: after the forwarder was down, the omfwd action stays suspended until its next
+    // retry (action.resumeInterval, 30 s and growing), and its spool files do not change meanwhile. Without a
+    // connection to the forwarder that is the wait, not the undrained disk part of #2646.
+    const fwdPorts = await ctx.forwarderPorts();
+    const pids = new Set(await ctx.daemonPids());
+    const connected = (await ctx.sockets()).some(
+      (c) =>
+        c.state === 'ESTABLISHED' && fwdPorts.includes(c.remotePort) && isLoopback(c.remoteAddress) && (c.pid === undefined || pids.has(c.pid)),
+    );
+    details.daemonConnected = connected;
+    if (!connected) {
+      return {
+        ...base,
+        status: 'warn',
+        message:
+          `${amount} wait in rsyslog's disk queue (${s.dir}), files unchanged for ${age}: the forwarder is up but rsyslog holds no ` +
+          `connection to it, so its forwarding action is suspended; rsyslog retries on its own every action.resumeInterval ` +
+          `(30 s by default, longer after repeated failures)${notes}`,
+        fix: `restart rsyslog to reconnect now (${(await ctx.systemd()) ? '`systemctl restart rsyslog`' : '`sentinel-cef troubleshoot --fix` does it'}); queue.saveOnShutdown="on" keeps the queued messages`,
+        safeFix: {
+          description: 'restart rsyslog so it reconnects to the forwarder now (queue.saveOnShutdown keeps every queued message)',
+          apply: () => restartDaemon(ctx, 'rsyslog'),
+        },
+        details,
+      };
+    }
     details.references = RSYSLOG_DA_DRAIN_REFERENCES;
     return {
       ...base,
