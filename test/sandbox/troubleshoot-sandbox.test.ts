@@ -113,8 +113,13 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('troubl
     expect(check('spool-down', 'forwarder.running').status).toBe('fail');
 
     expect(check('spool-fix', 'forwarder.running').details!.fix).toMatchObject({ applied: true });
-    // rsyslog sent every spilled event once the forwarder was back.
-    expect(Number(env.delivered)).toBe(60000);
+    // rsyslog sent the spilled events once the forwarder was back, some twice when it resumed its action
+    // (at-least-once, at most a dequeue batch). Not all: across the forwarder's stop and restart, 2–4 of
+    // the 60,000 went missing in 2 of 5 runs (plain TCP from omfwd has no acknowledgement; see
+    // docs/RELIABILITY.md, findings). More than a handful is a failure of the spool path itself.
+    expect(Number(env.delivered)).toBeGreaterThanOrEqual(60000 - 20);
+    expect(Number(env.delivered)).toBeLessThanOrEqual(60000);
+    expect(Number(env.rows) - Number(env.delivered)).toBeLessThanOrEqual(1024);
     const drained = check('spool-drained', 'daemon.spool');
     expect(drained.status).toBe('pass');
     expect(drained.message).toContain("nothing waits in rsyslog's disk queue (/var/spool/rsyslog)");
