@@ -121,6 +121,11 @@ async function bundleSelf(): Promise<void> {
   await build({ ...common, entryPoints: [new URL('../src/forwarder-main.ts', import.meta.url).pathname], outfile: forwarderBundle });
 }
 
+/** A forwarder gauge from its Prometheus text, in MiB. */
+function promMb(prom: string, name: string): number {
+  return Number(new RegExp(`^sentinel_cef_${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(prom)?.[1] ?? NaN) / 2 ** 20;
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const srv = createTcpServer();
@@ -271,7 +276,7 @@ async function main(): Promise<void> {
       if (process.env.BENCH_DEBUG) {
         const t = Date.now() - tStart;
         void fetch(`http://127.0.0.1:${adminPort}/metrics`).then((r) => r.text()).then((prom) => {
-          const g = (name: string) => (Number(new RegExp(`^sentinel_cef_${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(prom)?.[1] ?? NaN) / 2 ** 20).toFixed(0);
+          const g = (name: string) => promMb(prom, name).toFixed(0);
           console.error(`forwarder +${t} ms rss ${mb.toFixed(0)} MB heap ${g('nodejs_heap_size_used_bytes')}/${g('nodejs_heap_size_total_bytes')} external ${g('nodejs_external_memory_bytes')} queue ${g('queue_bytes')} MB, delivered ${delivered}`);
         }).catch(() => {});
       }
@@ -290,7 +295,7 @@ async function main(): Promise<void> {
   const mc = process.cpuUsage(mockCpu0);
   const mockCpuMs = Math.round((mc.user + mc.system) / 1000);
   const prom = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-  const metric = (name: string) => Number(new RegExp(`^sentinel_cef_${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(prom)?.[1] ?? NaN) / 2 ** 20;
+  const metric = (name: string) => promMb(prom, name);
   const heapNow = `heap used ${metric('nodejs_heap_size_used_bytes').toFixed(0)} MB of ${metric('nodejs_heap_size_total_bytes').toFixed(0)} MB, external ${metric('nodejs_external_memory_bytes').toFixed(0)} MB, rss now ${metric('process_resident_memory_bytes').toFixed(0)} MB`;
   fw.kill('SIGTERM');
   await new Promise((r) => fw.once('exit', r));

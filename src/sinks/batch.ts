@@ -1,5 +1,5 @@
 import type { CslRow } from '../parser/types.js';
-import type { PreparedRow, RowNote, SendResult, Sink } from './types.js';
+import { rowOf, type PreparedRow, type RowNote, type SendResult, type Sink } from './types.js';
 
 export type { PreparedRow } from './types.js';
 
@@ -64,7 +64,7 @@ export async function sendRows(
   if (res.status === 'failure') return res;
   const back = new Map<PreparedRow, CslRow>();
   for (let i = 0; i < prepared.length; i++) back.set(prepared[i]!, rows[i]!);
-  const row = (p: PreparedRow) => back.get(p) ?? p.original ?? JSON.parse(p.json);
+  const row = (p: PreparedRow) => back.get(p) ?? rowOf(p);
   const notes = (list: RowNote<PreparedRow>[] | undefined) => list?.map((n) => ({ row: row(n.row), reason: n.reason }));
   switch (res.status) {
     case 'success':

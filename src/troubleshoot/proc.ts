@@ -198,6 +198,17 @@ export function isLoopback(addr: string): boolean {
   return LOOPBACK.test(addr);
 }
 
+/** The daemon's established loopback connections to the forwarder's intake ports (pid unknown counts as the daemon's). */
+export function daemonToForwarder(sockets: SocketEntry[], fwdPorts: number[], daemonPids: ReadonlySet<number>): SocketEntry[] {
+  return sockets.filter(
+    (s) =>
+      s.state === 'ESTABLISHED' &&
+      fwdPorts.includes(s.remotePort) &&
+      isLoopback(s.remoteAddress) &&
+      (s.pid === undefined || daemonPids.has(s.pid)),
+  );
+}
+
 export function isAny(addr: string): boolean {
   return ANY.has(addr);
 }

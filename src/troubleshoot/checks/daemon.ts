@@ -1,6 +1,6 @@
 import type { Context, DaemonName } from '../context.js';
 import { LAYOUT } from '../layout.js';
-import { isLoopback } from '../proc.js';
+import { daemonToForwarder, isLoopback } from '../proc.js';
 import { restartDaemon, startDaemonFix } from '../fixes.js';
 import type { CheckOutcome, Transport } from '../types.js';
 import { runProbes, settledHealth } from './e2e.js';
@@ -204,13 +204,7 @@ export async function checkForwarding(ctx: Context): Promise<CheckOutcome> {
   const fwdPorts = await ctx.forwarderPorts();
   // The daemon connects lazily on its first CEF message: look after the probes have been sent.
   const run = ctx.opts.probes > 0 ? await runProbes(ctx) : undefined;
-  const conns = run
-    ? run.daemonToForwarder
-    : (await ctx.sockets()).filter(
-        (s) => s.state === 'ESTABLISHED' && fwdPorts.includes(s.remotePort) && isLoopback(s.remoteAddress),
-      );
-  const pids = new Set(await ctx.daemonPids());
-  const mine = conns.filter((s) => s.pid === undefined || pids.has(s.pid));
+  const mine = run ? run.daemonToForwarder : daemonToForwarder(await ctx.sockets(), fwdPorts, new Set(await ctx.daemonPids()));
   const configured = (await ctx.daemonConfigFiles()).some((f) =>
     fwdPorts.some((p) => new RegExp(`port\\s*(=\\s*"|\\()\\s*${p}\\b|@@?127\\.0\\.0\\.1:${p}\\b`).test(stripConfigComments(f.text))),
   );
@@ -445,13 +439,13 @@ export async function checkSpool(ctx: Context): Promise<CheckOutcome> {
     // Seen on rsyslog 8.2302: after the forwarder was down, the omfwd action stays suspended until its next
     // retry (action.resumeInterval, 30 s and growing), and its spool files do not change meanwhile. Without a
     // connection to the forwarder that is the wait, not the undrained disk part of #2646.
-    const fwdPorts = await ctx.forwarderPorts();
-    const pids = new Set(await ctx.daemonPids());
-    const connected = (await ctx.sockets()).some(
-      (c) =>
-        c.state === 'ESTABLISHED' && fwdPorts.includes(c.remotePort) && isLoopback(c.remoteAddress) && (c.pid === undefined || pids.has(c.pid)),
-    );
+    const connected = daemonToForwarder(await ctx.sockets(), await ctx.forwarderPorts(), new Set(await ctx.daemonPids())).length > 0;
     details.daemonConnected = connected;
+    const restart = (await ctx.systemd()) ? '`systemctl restart rsyslog`' : '`sentinel-cef troubleshoot --fix` does it';
+    const restartFix = (why: string) => ({
+      description: `restart rsyslog so it ${why} (queue.saveOnShutdown keeps every queued message)`,
+      apply: () => restartDaemon(ctx, 'rsyslog'),
+    });
     if (!connected) {
       return {
         ...base,
@@ -460,11 +454,8 @@ export async function checkSpool(ctx: Context): Promise<CheckOutcome> {
           `${amount} wait in rsyslog's disk queue (${s.dir}), files unchanged for ${age}: the forwarder is up but rsyslog holds no ` +
           `connection to it, so its forwarding action is suspended; rsyslog retries on its own every action.resumeInterval ` +
           `(30 s by default, longer after repeated failures)${notes}`,
-        fix: `restart rsyslog to reconnect now (${(await ctx.systemd()) ? '`systemctl restart rsyslog`' : '`sentinel-cef troubleshoot --fix` does it'}); queue.saveOnShutdown="on" keeps the queued messages`,
-        safeFix: {
-          description: 'restart rsyslog so it reconnects to the forwarder now (queue.saveOnShutdown keeps every queued message)',
-          apply: () => restartDaemon(ctx, 'rsyslog'),
-        },
+        fix: `restart rsyslog to reconnect now (${restart}); queue.saveOnShutdown="on" keeps the queued messages`,
+        safeFix: restartFix('reconnects to the forwarder now'),
         details,
       };
     }
@@ -476,14 +467,11 @@ export async function checkSpool(ctx: Context): Promise<CheckOutcome> {
         `${amount} wait in rsyslog's disk queue (${s.dir}) while the forwarder is up, files unchanged for ${age}: ` +
         `rsyslog can leave the disk part of a disk-assisted queue undrained (rsyslog issue #2646, open)${notes}`,
       fix:
-        `restart rsyslog (${(await ctx.systemd()) ? '`systemctl restart rsyslog`' : '`sentinel-cef troubleshoot --fix` does it'}): ` +
+        `restart rsyslog (${restart}): ` +
         'our drop-in sets queue.saveOnShutdown="on", so rsyslog saves the queue on the way down and processes the saved ' +
         'disk queue when it starts; then run troubleshoot again. No rsyslog release fixes the cause: PR #6495 (merged ' +
         '2026-01-29) was reverted the same day by PR #6498, and a large backlog can still drain slowly after a restart',
-      safeFix: {
-        description: 'restart rsyslog so it processes its saved disk queue (queue.saveOnShutdown keeps every queued message)',
-        apply: () => restartDaemon(ctx, 'rsyslog'),
-      },
+      safeFix: restartFix('processes its saved disk queue'),
       details,
     };
   }

@@ -3,7 +3,7 @@ import type { ProbeStatus } from '../../forwarder/admin-types.js';
 import type { Context } from '../context.js';
 import { LAYOUT } from '../layout.js';
 import { buildProbeMessage } from '../../forwarder/send-test.js';
-import { isLoopback, reachableFromLoopback, type SocketEntry } from '../proc.js';
+import { daemonToForwarder, isLoopback, reachableFromLoopback, type SocketEntry } from '../proc.js';
 import type { Listener } from '../../system/listeners.js';
 import type { CheckOutcome, Transport } from '../types.js';
 import { fixForDelivery } from '../advice.js';
@@ -142,19 +142,13 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
 
     ctx.invalidate(['sockets', 'processes', 'listeners']); // connections opened by the daemon while sending
     const after = await ctx.sockets();
-    const daemonToForwarder = after.filter(
-      (s) =>
-        s.state === 'ESTABLISHED' &&
-        fwdPorts.includes(s.remotePort) &&
-        isLoopback(s.remoteAddress) &&
-        (s.pid === undefined || daemonPids.has(s.pid)),
-    );
+    const toForwarder = daemonToForwarder(after, fwdPorts, daemonPids);
 
     const logs = await daemonLogHits(ctx, results.map((r) => r.id));
     ctx.invalidate(['health']); // delivery state after the probes, for every check that reads it
     const health = (await ctx.health()).health;
-    for (const r of results) locate(ctx, r, { sockets, daemonPids, daemonToForwarder, fwdPorts, logs, adminError, health, seen: seen[r.id] });
-    return { results, adminError, capture: captureInfo, daemonToForwarder };
+    for (const r of results) locate(ctx, r, { sockets, daemonPids, daemonToForwarder: toForwarder, fwdPorts, logs, adminError, health, seen: seen[r.id] });
+    return { results, adminError, capture: captureInfo, daemonToForwarder: toForwarder };
   });
 }
 
