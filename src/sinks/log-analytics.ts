@@ -16,6 +16,7 @@ export const LA_DEFAULT_CALL_BYTES = 25 * 1024 * 1024;
 export const LA_MAX_FIELD_BYTES = 32 * 1024;
 export const LA_MAX_COLUMNS = 500;
 
+const EMPTY = Buffer.alloc(0);
 const ODS_SUFFIX = { AzureCloud: 'ods.opinsights.azure.com', AzureUSGovernment: 'ods.opinsights.azure.us', AzureChinaCloud: 'ods.opinsights.azure.cn' } as const;
 
 /** Codes that apply to every call with these headers: no point sending the rest or bisecting. */
@@ -61,8 +62,7 @@ export function createLogAnalyticsSink(config: LogAnalyticsConfig, opts: SinkOpt
   const log: SinkLogger | undefined = opts.logger;
   const clean = (text: string) => redact(text, [sharedKey]);
 
-  async function post(body: string, _rows: PreparedRow[], signal?: AbortSignal): Promise<PostOutcome> {
-    const bytes = Buffer.from(body, 'utf8');
+  async function post(bytes: Buffer, _rows: PreparedRow[], signal?: AbortSignal): Promise<PostOutcome> {
     const date = new Date(now()).toUTCString();
     const headers: Record<string, string> = {
       'Content-Type': 'application/json',
@@ -107,7 +107,7 @@ export function createLogAnalyticsSink(config: LogAnalyticsConfig, opts: SinkOpt
       let columns = 0;
       for (const _ in row) columns++;
       if (columns > LA_MAX_COLUMNS) {
-        return { json: '', bytes: 0, original: row, rejected: `record has ${columns} columns, over the Data Collector API limit of ${LA_MAX_COLUMNS}` };
+        return { buf: EMPTY, start: 0, bytes: 0, original: row, rejected: `record has ${columns} columns, over the Data Collector API limit of ${LA_MAX_COLUMNS}` };
       }
       return prepareRow(row, maxFieldBytes);
     });
