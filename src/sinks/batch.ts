@@ -133,7 +133,7 @@ export async function sendRows(
 
 /** A sink built on prepare/sendPrepared; send(rows) is derived from them (sendRows). */
 export function preparingSink(parts: Omit<Sink, 'send' | 'prepare' | 'sendPrepared'> & Required<Pick<Sink, 'prepare' | 'sendPrepared'>>): Sink {
-  return { ...parts, send: (rows, opts) => sendRows(rows, parts.prepare, (p) => parts.sendPrepared(p, opts)) };
+  return { ...parts, send: (rows, opts) => sendRows(rows, (r) => parts.prepare(r), (p) => parts.sendPrepared(p, opts)) };
 }
 
 /** What one HTTP call said, reduced to what the delivery driver needs. */

@@ -1,4 +1,5 @@
 import type { CslRow } from '../parser/types.js';
+import type { RowWriter } from './batch.js';
 
 /**
  * What a sink says about one send. The delivery loop owns retries and dead-lettering:
@@ -75,8 +76,9 @@ export interface Sink {
    * Optional, with sendPrepared: does the per-row work of a later send (serialization) now, so the
    * forwarder can run it while the previous batch is on the wire and keep only the result. One
    * PreparedRow per row, in order. sendPrepared(prepare(rows)) gives the same result as send(rows).
+   * `writer` says where the JSON goes (a parse worker collects it per batch to hand it over).
    */
-  prepare?(rows: CslRow[]): PreparedRow[];
+  prepare?(rows: CslRow[], writer?: RowWriter): PreparedRow[];
   /** Sends rows made by prepare; notes in the result refer to those same PreparedRow objects. */
   sendPrepared?(rows: PreparedRow[], opts?: { signal?: AbortSignal }): Promise<SendResult<PreparedRow>>;
   /** Called once at start; e.g. warn about a retired API, fetch a first token. Must not throw for transient errors. */
