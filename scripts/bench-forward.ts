@@ -234,7 +234,7 @@ async function main(): Promise<void> {
     writeFileSync(join(dir, 'forwarder.json'), JSON.stringify({ batch: JSON.parse(batchJson) }));
     configArgs.push('--config', join(dir, 'forwarder.json'));
   }
-  const { FORWARDER_NODE_FLAGS } = await import('../src/install/service.js');
+  const { FORWARDER_ENV, FORWARDER_NODE_FLAGS } = await import('../src/install/service.js');
   const fw = spawn(process.execPath, [
     // The node flags the installed service runs with (systemd unit, supervisor).
     ...FORWARDER_NODE_FLAGS,
@@ -256,7 +256,7 @@ async function main(): Promise<void> {
     '--client-id', mock.clientId,
     '--client-secret-file', secretFile,
     '--authority-host', mock.url,
-  ], { env: { ...process.env, NODE_EXTRA_CA_CERTS: mock.caPath }, stdio: ['ignore', 'inherit', 'inherit'] });
+  ], { env: { ...FORWARDER_ENV, ...process.env, NODE_EXTRA_CA_CERTS: mock.caPath }, stdio: ['ignore', 'inherit', 'inherit'] });
   for (let i = 0; ; i++) {
     const up = await new Promise<boolean>((r) => connect({ host: '127.0.0.1', port }).on('connect', function (this: import('node:net').Socket) { this.destroy(); r(true); }).on('error', () => r(false)));
     if (up) break;

@@ -1,17 +1,20 @@
 // Entry of the self-contained bundle dist/forwarder.mjs that the installer deploys:
 //   node /usr/lib/sentinel-cef/forwarder.mjs --config /etc/sentinel-cef/forwarder.json
 // It accepts the same flags as `sentinel-cef forward`. The same file is the entry of the parse
-// worker threads (one deployed file).
+// worker threads (one deployed file). Each role imports only what it runs: a worker then loads the
+// parser and the sinks' serialization, not the CLI, the HTTP stack or @azure/identity.
 import { isMainThread, workerData } from 'node:worker_threads';
-import { Command, CommanderError } from 'commander';
-import { runForwardCommand } from './commands/forward.js';
-import { addForwarderOptions, type ForwarderFlags } from './config/load.js';
-import { CliError, formatError } from './errors.js';
-import { PARSE_WORKER_ROLE, runParseWorker, type ParseWorkerData } from './forwarder/parse-workers.js';
-import { setWorkerEntry } from './forwarder/forwarder.js';
-import { VERSION } from './version.js';
+import { PARSE_WORKER_ROLE, type ParseWorkerData } from './forwarder/parse-worker-role.js';
 
 async function main(): Promise<void> {
+  const [{ Command, CommanderError }, { runForwardCommand }, { addForwarderOptions }, { CliError, formatError }, { setWorkerEntry }, { VERSION }] = await Promise.all([
+    import('commander'),
+    import('./commands/forward.js'),
+    import('./config/load.js'),
+    import('./errors.js'),
+    import('./forwarder/forwarder.js'),
+    import('./version.js'),
+  ]);
   const program = addForwarderOptions(new Command('sentinel-cef-forwarder'))
     .description('sentinel-cef forwarder (same flags as `sentinel-cef forward`)')
     .version(VERSION)
@@ -19,7 +22,7 @@ async function main(): Promise<void> {
   try {
     program.parse(process.argv);
     setWorkerEntry(new URL(import.meta.url));
-    const code = await runForwardCommand(program.opts<ForwarderFlags>());
+    const code = await runForwardCommand(program.opts());
     process.exit(code);
   } catch (err) {
     if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
@@ -29,6 +32,7 @@ async function main(): Promise<void> {
 }
 
 if (!isMainThread && (workerData as ParseWorkerData | undefined)?.role === PARSE_WORKER_ROLE) {
+  const { runParseWorker } = await import('./forwarder/parse-workers.js');
   runParseWorker(workerData as ParseWorkerData);
 } else {
   await main();

@@ -3,7 +3,7 @@
  * process (feeding a sequence checker), the real forwarder bundle (dist/forwarder.mjs) as a child
  * process with a config file, and /proc figures (peak RSS, CPU seconds, UDP counters).
  */
-import { FORWARDER_NODE_FLAGS } from '../../src/install/service.js';
+import { FORWARDER_ENV, FORWARDER_NODE_FLAGS } from '../../src/install/service.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -179,7 +179,7 @@ export class ForwarderProc {
       args = node.slice(1);
     }
     const log = createWriteStream(this.logPath, { flags: 'a' });
-    const env = { ...process.env, ...(ws.mock.caPath ? { NODE_EXTRA_CA_CERTS: ws.mock.caPath } : {}) };
+    const env = { ...FORWARDER_ENV, ...process.env, ...(ws.mock.caPath ? { NODE_EXTRA_CA_CERTS: ws.mock.caPath } : {}) };
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     this.child = child;
     this.starts++;

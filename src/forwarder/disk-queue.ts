@@ -104,6 +104,7 @@ export class DiskQueue {
   private cursorSeq = 0;
   private readonly cursorBuf = Buffer.alloc(24);
   private scratch = Buffer.alloc(0);
+  private batchScratch = Buffer.alloc(0);
   private readonly waiters = new Set<() => void>();
   private readonly writeFn: NonNullable<DiskQueueOptions['writeFn']>;
 
@@ -334,9 +335,9 @@ export class DiskQueue {
    * records are skipped and reported via onCorruption.
    */
   readBatch(maxRecords: number, maxBytes: number): QueueBatch {
-    // The reader reuses its read buffer, so each record is copied into one buffer for the batch: one
-    // allocation per batch instead of a 1 MB one per refill kept alive by views.
-    let out = Buffer.allocUnsafeSlow(Math.max(4096, Math.min(maxBytes, this._bytes)));
+    // Records are gathered in one reused scratch buffer, then the batch gets an exact copy of its own
+    // (transferable to a worker): one allocation of the batch's size, not one of maxBytes per read.
+    let out = this.batchScratch;
     const meta: Array<{ receivedAt: number; flags: number; start: number; end: number }> = [];
     let bytes = 0;
     let diskBytes = 0;
@@ -366,9 +367,11 @@ export class DiskQueue {
         break;
       }
       if (bytes + raw.length > out.length) {
-        const bigger = Buffer.allocUnsafeSlow(Math.max(out.length * 2, bytes + raw.length));
+        const bigger = Buffer.allocUnsafeSlow(Math.max(out.length * 2, bytes + raw.length, 64 * 1024));
         out.copy(bigger, 0, 0, bytes);
         out = bigger;
+        // Kept for the next read unless one huge record made it larger than a batch.
+        if (out.length <= Math.max(maxBytes, 64 * 1024) * 2) this.batchScratch = out;
       }
       raw.copy(out, bytes);
       meta.push({ receivedAt: res.record.receivedAt, flags: res.record.flags, start: bytes, end: bytes + raw.length });
@@ -376,15 +379,11 @@ export class DiskQueue {
       diskBytes += RECORD_HEADER + PAYLOAD_PREFIX + raw.length;
       this.read = { segment: this.read.segment, offset: this.reader.position };
     }
-    // The buffer was sized for a full batch: a short one gets its own exact copy, so views that outlive
-    // a GC (promoted with the parsed rows) pin what the batch holds, not up to maxBytes.
-    if (out.length > 2 * bytes + 4096) {
-      const exact = Buffer.allocUnsafeSlow(bytes);
-      out.copy(exact, 0, 0, bytes);
-      out = exact;
-    }
+    const exact = Buffer.allocUnsafeSlow(bytes);
+    out.copy(exact, 0, 0, bytes);
+    out = exact;
     const records = meta.map((m) => ({ receivedAt: m.receivedAt, flags: m.flags, raw: out.subarray(m.start, m.end) }));
-    return { records, buffer: out.subarray(0, bytes), bytes, diskBytes, end: { ...this.read } };
+    return { records, buffer: out, bytes, diskBytes, end: { ...this.read } };
   }
 
   private nextSegmentAfter(seg: number): number {

@@ -118,7 +118,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
         random: deps.random,
       });
       if (workers === 0) return localRunner(processor);
-      const data = { role: PARSE_WORKER_ROLE, sink: config.sink, maxMessageBytes: config.limits.maxMessageBytes } as const;
+      const data = { role: PARSE_WORKER_ROLE, sink: config.sink, maxMessageBytes: config.limits.maxMessageBytes, maxBatchBytes: config.batch.maxBytes } as const;
       return new ParseWorkerRunner(workerEntry!, data, processor, logger, workers, (where) => effects.backgroundError(where));
     },
   });

@@ -6,7 +6,6 @@
  */
 import { Worker, parentPort, type WorkerOptions } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { ForwarderConfig } from '../config/schema.js';
 import type { CslRow } from '../parser/types.js';
 import { parseLine } from '../parser/index.js';
 import { RowWriter } from '../sinks/batch.js';
@@ -16,13 +15,18 @@ import type { DeadLetterEntry } from './dead-letter.js';
 import { Aborted, prepareRecords, type BatchProcessor, type BatchReport, type BatchRunner, type Prepared } from './delivery.js';
 import type { QueueBatch, QueueRecord } from './disk-queue.js';
 
-export const PARSE_WORKER_ROLE = 'sentinel-cef-parse';
+import { PARSE_WORKER_ROLE, type ParseWorkerData } from './parse-worker-role.js';
+
+export { PARSE_WORKER_ROLE, type ParseWorkerData };
 const NO_CHUNK = 0xffff;
 
-export interface ParseWorkerData {
-  role: typeof PARSE_WORKER_ROLE;
-  sink: ForwarderConfig['sink'];
-  maxMessageBytes: number;
+/**
+ * Old-generation cap of a parse worker. A batch's rows, strings and JSON take about 8x its raw bytes
+ * while it is parsed; the cap allows several such batches. Running out ends the worker, its batches
+ * are parsed again by a new one.
+ */
+export function workerOldGenerationMb(maxBatchBytes: number): number {
+  return Math.max(48, Math.ceil(16 + (3 * 8 * maxBatchBytes) / 2 ** 20));
 }
 
 interface ToWorker {
@@ -82,8 +86,12 @@ export class ParseWorkerRunner implements BatchRunner {
   private ensure(k: number): Worker {
     const existing = this.workers[k];
     if (existing) return existing;
-    // Rows die young in a worker (their JSON leaves the heap at once), so V8's defaults serve.
-    const w = new Worker(this.entry, { workerData: this.data } satisfies WorkerOptions);
+    // V8 lets a worker's old generation grow far past what it holds (peak RSS +25-40 MB measured);
+    // the cap leaves room for several batches of rows at once (workerOldGenerationMb).
+    const w = new Worker(this.entry, {
+      workerData: this.data,
+      resourceLimits: { maxOldGenerationSizeMb: workerOldGenerationMb(this.data.maxBatchBytes) },
+    } satisfies WorkerOptions);
     w.on('message', (m: FromWorker) => this.onMessage(m));
     w.on('error', (err) => {
       this.onError('parse_worker');

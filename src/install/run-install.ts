@@ -20,7 +20,7 @@ import { appendSyslogNgInclude, renderSyslogNgDropin, SYSLOG_NG_DROPIN } from '.
 import { formatPlan, planFiles, summarizePlan, type DesiredFile, type FileChange } from './plan.js';
 import { acquireLock, FileTransaction, readState, writeState, STATE_DIR, type InstallState } from './transaction.js';
 import {
-  CONFIG_DIR, FORWARDER_NODE_FLAGS, FORWARDER_PATH, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_PATH,
+  CONFIG_DIR, FORWARDER_ENV, FORWARDER_NODE_FLAGS, FORWARDER_PATH, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_PATH,
   checkDaemonSyntax, ensureServiceUser, lookupUser, systemServices, type Ctx, type Services, type UserIds,
 } from './service.js';
 import { buildProbeMessage, newProbeId, sendSyslog, waitForHealth, waitForProbe } from './probe.js';
@@ -147,6 +147,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       path: UNIT_PATH,
       content: renderTemplate(loadTemplate('systemd/sentinel-cef-forwarder.service'), {
         version: VERSION, user: SERVICE_USER, group: SERVICE_USER, nodePath, nodeFlags: FORWARDER_NODE_FLAGS.join(' '), forwarderPath: FORWARDER_PATH, configPath: DEFAULT_CONFIG_PATH,
+        environment: Object.entries(FORWARDER_ENV).map(([k, v]) => `Environment=${k}=${v}`).join('\n'),
         readWritePaths: rw.length ? `ReadWritePaths=${rw.join(' ')}` : '',
         // The file sink under /tmp must see the real /tmp.
         privateTmp: underTmp ? '# PrivateTmp is off: the file sink writes under /tmp.' : 'PrivateTmp=yes',

@@ -50,7 +50,7 @@ function runner(sink: ParseWorkerData['sink'], count: number, workerEntry = entr
     maxMessageBytes,
   });
   const errors: string[] = [];
-  const r = new ParseWorkerRunner(workerEntry, { role: PARSE_WORKER_ROLE, sink, maxMessageBytes }, processor, silent, count, (w) => errors.push(w));
+  const r = new ParseWorkerRunner(workerEntry, { role: PARSE_WORKER_ROLE, sink, maxMessageBytes, maxBatchBytes: 2 * 1024 * 1024 }, processor, silent, count, (w) => errors.push(w));
   runners.push(r);
   return { r, errors };
 }

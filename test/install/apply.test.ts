@@ -301,6 +301,7 @@ describe('under systemd', () => {
       LogsDirectory=sentinel-cef
       LimitNOFILE=65536
       Environment=NODE_ENV=production
+      Environment=GLIBC_TUNABLES=glibc.malloc.mmap_threshold=65536
       # Hardening. MemoryDenyWriteExecute is left off on purpose: V8's JIT needs writable executable memory.
       NoNewPrivileges=yes
       CapabilityBoundingSet=
