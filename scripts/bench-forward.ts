@@ -329,7 +329,7 @@ async function main(): Promise<void> {
   await mock.close();
   rmSync(dir, { recursive: true, force: true });
   const eps = Math.round(rows / (fwdMs / 1000));
-  console.log(`forwarder (disk queue + parse + Logs Ingestion gzip/HTTPS): ${eps.toLocaleString()} events/s (${fwdMs} ms; generator finished sending after ${gen.ms} ms; ${requests} HTTP requests)`);
+  console.log(`forwarder (disk queue + parse + Logs Ingestion gzip/HTTPS): ${eps.toLocaleString()} events/s (${fwdMs} ms; generator finished sending after ${gen.ms} ms; ${requests} HTTP requests on ${mstats.connectionsOpened} connections)`);
   console.log(`rows delivered ${rows}/${events}, duplicates ${dups}, lost ${events - rows}; mock checked the columns of ${mstats.validatedCalls} calls: ${mstats.typeMismatches.length} type mismatches, ${mstats.undeclaredColumns.length} undeclared columns`);
   console.log(
     `mock read ${mstats.scannedCalls} calls by scanning, parsed ${mstats.validatedCalls} in full for column checks, ` +
