@@ -1,14 +1,14 @@
 // Entry of the self-contained bundle dist/forwarder.mjs that the installer deploys:
 //   node /usr/lib/sentinel-cef/forwarder.mjs --config /etc/sentinel-cef/forwarder.json
-// It accepts the same flags as `sentinel-cef forward`. The same file is the entry of the delivery
-// worker thread (one deployed file).
+// It accepts the same flags as `sentinel-cef forward`. The same file is the entry of the parse
+// worker threads (one deployed file).
 import { isMainThread, workerData } from 'node:worker_threads';
 import { Command, CommanderError } from 'commander';
 import { runForwardCommand } from './commands/forward.js';
 import { addForwarderOptions, type ForwarderFlags } from './config/load.js';
 import { CliError, formatError } from './errors.js';
-import { DELIVERY_WORKER_ROLE, runDeliveryWorker, type DeliveryWorkerData } from './forwarder/delivery-worker.js';
-import { setDeliveryWorkerEntry } from './forwarder/forwarder.js';
+import { PARSE_WORKER_ROLE, runParseWorker, type ParseWorkerData } from './forwarder/parse-workers.js';
+import { setWorkerEntry } from './forwarder/forwarder.js';
 import { VERSION } from './version.js';
 
 async function main(): Promise<void> {
@@ -18,7 +18,7 @@ async function main(): Promise<void> {
     .exitOverride();
   try {
     program.parse(process.argv);
-    setDeliveryWorkerEntry(new URL(import.meta.url));
+    setWorkerEntry(new URL(import.meta.url));
     const code = await runForwardCommand(program.opts<ForwarderFlags>());
     process.exit(code);
   } catch (err) {
@@ -28,8 +28,8 @@ async function main(): Promise<void> {
   }
 }
 
-if (!isMainThread && (workerData as DeliveryWorkerData | undefined)?.role === DELIVERY_WORKER_ROLE) {
-  await runDeliveryWorker(workerData as DeliveryWorkerData);
+if (!isMainThread && (workerData as ParseWorkerData | undefined)?.role === PARSE_WORKER_ROLE) {
+  runParseWorker(workerData as ParseWorkerData);
 } else {
   await main();
 }

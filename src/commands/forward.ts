@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { addForwarderOptions, checkConfig, loadForwarderConfig, type ForwarderFlags } from '../config/load.js';
 import { UsageError, formatError } from '../errors.js';
 import { createSink } from '../sinks/index.js';
-import { runForwarder, setDeliveryWorkerEntry } from '../forwarder/forwarder.js';
+import { runForwarder, setWorkerEntry } from '../forwarder/forwarder.js';
 import { createLogger } from '../forwarder/logger.js';
 
 export interface ForwardIo {
@@ -40,9 +40,9 @@ export async function runForwardCommand(flags: ForwarderFlags, io: ForwardIo = p
     throw new UsageError(`${f.id}: ${f.message}`, { suggestion: f.fix });
   }
   // From the installed package (dist/cli.js), the self-contained dist/forwarder.mjs beside it hosts
-  // the delivery worker thread; under tsx/tests there is none and delivery stays on the main thread.
+  // the parse worker threads; under tsx/tests there is none and parsing stays on the main thread.
   const bundle = new URL('./forwarder.mjs', import.meta.url);
-  if (import.meta.url.endsWith('/dist/cli.js') && existsSync(bundle)) setDeliveryWorkerEntry(bundle);
+  if (import.meta.url.endsWith('/dist/cli.js') && existsSync(bundle)) setWorkerEntry(bundle);
   const logger = createLogger(config.logLevel);
   const ac = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {

@@ -21,6 +21,7 @@ export interface ForwarderFlags {
   maxConnections?: string;
   idleTimeout?: string;
   drainTimeout?: string;
+  parseWorkers?: string;
   admin?: string;
   deadLetterFile?: string;
   logLevel?: string;
@@ -73,6 +74,7 @@ export function addForwarderOptions(cmd: Command): Command {
     .option('--max-connections <n>', 'maximum concurrent TCP/TLS connections')
     .option('--idle-timeout <sec>', 'close a connection holding a partial message this long (slow drip); a silent one after 12x')
     .option('--drain-timeout <sec>', 'on SIGTERM, keep delivering for this long before exiting')
+    .option('--parse-workers <n|auto>', 'worker threads that parse and serialize (0 = main thread; auto = cores - 1, at most 4)')
     .option('--admin <host:port|off>', 'admin HTTP endpoint on loopback, or off')
     .option('--dead-letter-file <file>', 'NDJSON file for rejected and unparseable events')
     .option('--log-level <level>', 'trace, debug, info, warn, error, fatal')
@@ -251,6 +253,7 @@ export function loadForwarderConfig(flags: ForwarderFlags, opts: LoadOptions = {
   if (flags.maxConnections) section('limits').maxConnections = parseNumber(flags.maxConnections, '--max-connections', true);
   if (flags.idleTimeout) section('limits').idleTimeoutSec = parseNumber(flags.idleTimeout, '--idle-timeout', false);
   if (flags.drainTimeout) merged.drainTimeoutSec = parseNumber(flags.drainTimeout, '--drain-timeout', false);
+  if (flags.parseWorkers) section('batch').parseWorkers = flags.parseWorkers === 'auto' ? 'auto' : parseNumber(flags.parseWorkers, '--parse-workers', true);
   if (flags.admin) merged.admin = flags.admin === 'off' ? false : flags.admin;
   if (flags.deadLetterFile) merged.deadLetterFile = resolve(flags.deadLetterFile);
   if (flags.logLevel) merged.logLevel = flags.logLevel;

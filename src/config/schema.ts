@@ -118,6 +118,12 @@ export const forwarderConfigSchema = z.object({
        * in flight per round trip: 4 x 1000 carries as much as 2 x 2500 did at 150 ms, in less memory.
        */
       inFlight: z.number().int().positive().max(8).default(4),
+      /**
+       * Worker threads that parse and serialize batches while the main thread receives, queues and
+       * sends. 'auto': one per core beyond the first, at most 4 (none on one core). Only sinks that
+       * serialize ahead (logs-ingestion, log-analytics) use them.
+       */
+      parseWorkers: z.union([z.literal('auto'), z.number().int().min(0).max(8)]).default('auto'),
     })
     .prefault({}),
   /** Delivery retry backoff: exponential with full jitter between initialMs and maxMs. */

@@ -104,6 +104,72 @@ export interface Prepared {
   probes: Map<number, string>;
 }
 
+export interface PrepareOptions {
+  parse: (raw: Buffer, receivedAt: Date) => ParseResult;
+  /** The sink's prepare (serialize rows now, keep only that); without it rows are kept as parsed. */
+  prepare?: (rows: CslRow[]) => PreparedRow[];
+  maxMessageBytes: number;
+  /** An event-loop turn between slices (the main thread); a parse worker has nothing else to serve. */
+  yieldBetweenSlices: boolean;
+}
+
+/**
+ * Parses queue records into rows (or, with a preparing sink, their serialized form), notes probes and
+ * parse failures. Rows are serialized slice by slice as they are parsed, so each row object dies
+ * within its slice (young) and only its JSON is kept for the send.
+ */
+export async function prepareRecords(records: ReadonlyArray<QueueRecord>, o: PrepareOptions): Promise<Prepared> {
+  const preparing = o.prepare !== undefined;
+  const rows: Item[] = [];
+  let pending: CslRow[] = [];
+  const flush = () => {
+    if (!pending.length) return;
+    const out = o.prepare!(pending);
+    for (let j = 0; j < out.length; j++) rows.push(out[j]!);
+    pending = [];
+  };
+  const receivedAt: number[] = [];
+  const parseFailures: DeadLetterEntry[] = [];
+  const probes = new Map<number, string>();
+  const marker = truncatedMarker(o.maxMessageBytes);
+  let at = new Date(NaN);
+  for (let k = 0; k < records.length; k++) {
+    if (k > 0 && k % PREPARE_SLICE === 0) {
+      if (preparing) flush();
+      if (o.yieldBetweenSlices) await new Promise((r) => setImmediate(r));
+    }
+    const rec = records[k];
+    // Records of one socket read share their receive time: one Date for them.
+    if (at.getTime() !== rec.receivedAt) at = new Date(rec.receivedAt);
+    let res: ParseResult;
+    try {
+      res = o.parse(rec.raw, at);
+    } catch (err) {
+      res = { ok: false, reason: `parser error: ${(err as Error).message}` };
+    }
+    if (res.ok) {
+      const row = res.row;
+      if (rec.flags & FLAG_TRUNCATED) {
+        const prev = row.AdditionalExtensions;
+        row.AdditionalExtensions = prev ? `${prev};${marker}` : marker;
+      }
+      const probe = probeIdOfRow(row);
+      if (probe) probes.set(receivedAt.length, probe);
+      if (preparing) pending.push(row);
+      else rows.push(row);
+      receivedAt.push(rec.receivedAt);
+    } else {
+      parseFailures.push({
+        reason: `parse failure: ${res.reason}`,
+        raw: rec.raw.toString('utf8'),
+        receivedAt: new Date(rec.receivedAt).toISOString(),
+      });
+    }
+  }
+  if (preparing) flush();
+  return { rows, prepared: preparing, receivedAt, parseFailures, probes };
+}
+
 export interface BatchProcessorOptions {
   sink: Sink;
   parse: (raw: Buffer, receivedAt: Date) => ParseResult;
@@ -136,59 +202,14 @@ export class BatchProcessor {
    * Parses in slices with an event-loop turn between them: a whole batch at once would hold up the
    * HTTP responses and compressed bodies of the batches already on the wire for ~100 ms.
    */
-  async prepare(records: ReadonlyArray<QueueRecord>): Promise<Prepared> {
+  prepare(records: ReadonlyArray<QueueRecord>): Promise<Prepared> {
     const { sink } = this.o;
-    const preparing = sink.prepare !== undefined && sink.sendPrepared !== undefined;
-    // With a preparing sink, rows are serialized slice by slice as they are parsed, so each row
-    // object dies within its slice (young) and only its JSON is kept for the send.
-    const rows: Item[] = [];
-    let pending: CslRow[] = [];
-    const flush = () => {
-      if (!pending.length) return;
-      const out = sink.prepare!(pending);
-      for (let j = 0; j < out.length; j++) rows.push(out[j]!);
-      pending = [];
-    };
-    const receivedAt: number[] = [];
-    const parseFailures: DeadLetterEntry[] = [];
-    const probes = new Map<number, string>();
-    let at = new Date(NaN);
-    for (let k = 0; k < records.length; k++) {
-      if (k > 0 && k % PREPARE_SLICE === 0) {
-        if (preparing) flush();
-        await new Promise((r) => setImmediate(r));
-      }
-      const rec = records[k];
-      // Records of one socket read share their receive time: one Date for them.
-      if (at.getTime() !== rec.receivedAt) at = new Date(rec.receivedAt);
-      let res: ParseResult;
-      try {
-        res = this.o.parse(rec.raw, at);
-      } catch (err) {
-        res = { ok: false, reason: `parser error: ${(err as Error).message}` };
-      }
-      if (res.ok) {
-        const row = res.row;
-        if (rec.flags & FLAG_TRUNCATED) {
-          const prev = row.AdditionalExtensions;
-          const marker = truncatedMarker(this.o.maxMessageBytes);
-          row.AdditionalExtensions = prev ? `${prev};${marker}` : marker;
-        }
-        const probe = probeIdOfRow(row);
-        if (probe) probes.set(receivedAt.length, probe);
-        if (preparing) pending.push(row);
-        else rows.push(row);
-        receivedAt.push(rec.receivedAt);
-      } else {
-        parseFailures.push({
-          reason: `parse failure: ${res.reason}`,
-          raw: rec.raw.toString('utf8'),
-          receivedAt: new Date(rec.receivedAt).toISOString(),
-        });
-      }
-    }
-    if (preparing) flush();
-    return { rows, prepared: preparing, receivedAt, parseFailures, probes };
+    return prepareRecords(records, {
+      parse: this.o.parse,
+      prepare: sink.prepare !== undefined && sink.sendPrepared !== undefined ? (rows) => sink.prepare!(rows) : undefined,
+      maxMessageBytes: this.o.maxMessageBytes,
+      yieldBetweenSlices: true,
+    });
   }
 
   async deliver(p: Prepared, signal: AbortSignal): Promise<BatchReport> {

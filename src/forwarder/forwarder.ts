@@ -12,22 +12,28 @@ import type { Health, ProbeStatus } from './admin-types.js';
 import { startAdminServer } from './admin.js';
 import { DeadLetterFile } from './dead-letter.js';
 import { BatchProcessor, DeliveryLoop, localRunner } from './delivery.js';
-import { DELIVERY_WORKER_ROLE, WorkerRunner } from './delivery-worker.js';
+import { availableParallelism } from 'node:os';
+import { PARSE_WORKER_ROLE, ParseWorkerRunner } from './parse-workers.js';
 import { DiskQueue } from './disk-queue.js';
 import { Intake } from './intake.js';
 import { createLogger } from './logger.js';
 import { ForwarderMetrics } from './metrics.js';
 import { ProbeTracker } from './probes.js';
 
-let deliveryWorkerEntry: URL | null = null;
+let workerEntry: URL | null = null;
 
 /**
- * The self-contained bundle registers itself here so that, with SENTINEL_CEF_DELIVERY_WORKER=1,
- * delivery (parse, serialize, gzip, HTTP) runs in a worker thread. Without it (tests under
- * tsx/vitest, injected sink or parse, or the variable unset) delivery runs on the main thread.
+ * The self-contained bundle registers itself here as the entry of the parse workers. Without it
+ * (tests under tsx/vitest) or with an injected sink or parse, parsing runs on the main thread.
  */
-export function setDeliveryWorkerEntry(entry: URL | null): void {
-  deliveryWorkerEntry = entry;
+export function setWorkerEntry(entry: URL | null): void {
+  workerEntry = entry;
+}
+
+/** Parse workers for batch.parseWorkers on a machine with `cores` cores. */
+export function parseWorkerCount(setting: number | 'auto', cores: number): number {
+  if (setting !== 'auto') return setting;
+  return Math.max(0, Math.min(4, cores - 1));
 }
 
 export interface ForwarderDeps {
@@ -90,11 +96,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
   const sink = deps.sink ?? createSink(config.sink, { logger: logger.child({ sink: config.sink.type }) });
   queue.open();
   const dlPath = deadLetterPath(config);
-  // Opt-in: on the 2-core benchmark box the worker measured slower (31-43 vs 24 µs CPU per event,
-  // 14-21k vs 31-36k events/s, side by side) — the main thread is not the bottleneck there.
-  // SENTINEL_CEF_DELIVERY_WORKER=N: N delivery workers (1–4), batches handed out round-robin.
-  const workers = Math.min(4, Math.max(0, Math.trunc(Number(process.env.SENTINEL_CEF_DELIVERY_WORKER ?? 0)) || 0));
-  const useWorker = deliveryWorkerEntry !== null && !deps.sink && !deps.parse && workers > 0;
+  const workers = workerEntry !== null && !deps.sink && !deps.parse && sink.prepare && sink.sendPrepared ? parseWorkerCount(config.batch.parseWorkers, availableParallelism()) : 0;
   const delivery = new DeliveryLoop({
     queue,
     metrics,
@@ -103,22 +105,22 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     batch: config.batch,
     retry: config.retry,
     random: deps.random,
-    runner: (effects) =>
-      useWorker
-        ? new WorkerRunner(deliveryWorkerEntry!, { role: DELIVERY_WORKER_ROLE, config, deadLetterPath: dlPath }, effects, logger, workers)
-        : localRunner(
-            new BatchProcessor({
-              sink,
-              parse: deps.parse ?? ((raw, at) => parseLine(raw, at)),
-              deadLetter: new DeadLetterFile(dlPath),
-              logger,
-              effects,
-              parallelSends: config.batch.parallelSends,
-              retry: config.retry,
-              maxMessageBytes: config.limits.maxMessageBytes,
-              random: deps.random,
-            }),
-          ),
+    runner: (effects) => {
+      const processor = new BatchProcessor({
+        sink,
+        parse: deps.parse ?? ((raw, at) => parseLine(raw, at)),
+        deadLetter: new DeadLetterFile(dlPath),
+        logger,
+        effects,
+        parallelSends: config.batch.parallelSends,
+        retry: config.retry,
+        maxMessageBytes: config.limits.maxMessageBytes,
+        random: deps.random,
+      });
+      if (workers === 0) return localRunner(processor);
+      const data = { role: PARSE_WORKER_ROLE, sink: config.sink, maxMessageBytes: config.limits.maxMessageBytes } as const;
+      return new ParseWorkerRunner(workerEntry!, data, processor, logger, workers, (where) => effects.backgroundError(where));
+    },
   });
 
   const health = (): Health => {
@@ -154,8 +156,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
   let admin: { server: Server; port: number } | null = null;
   let adminHost: string | null = null;
   try {
-    // With the worker, the sink built here only validated the configuration; the worker starts its own.
-    if (sink.start && !useWorker) {
+    if (sink.start) {
       await sink.start().catch((err: Error) => logger.warn({ err: err.message, sink: sink.name }, 'sink start reported a problem; delivery will retry'));
     }
     intake = new Intake({ queue, metrics, probes, logger, limits: config.limits, tls: config.tls, diskRetryMs: deps.diskRetryMs });
@@ -172,7 +173,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
   }
   delivery.start();
   logger.info(
-    { version: VERSION, inputs: intake.addresses.map((a) => a.url), sink: sink.name, queueDir: config.queue.dir, deadLetterFile: dlPath, admin: admin ? formatHostPort(adminHost!, admin.port) : 'off', queued: queue.records, delivery: useWorker ? (workers === 1 ? 'worker thread' : `${workers} worker threads`) : 'main thread' },
+    { version: VERSION, inputs: intake.addresses.map((a) => a.url), sink: sink.name, queueDir: config.queue.dir, deadLetterFile: dlPath, admin: admin ? formatHostPort(adminHost!, admin.port) : 'off', queued: queue.records, parseWorkers: workers },
     'forwarder started',
   );
 

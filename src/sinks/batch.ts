@@ -3,6 +3,50 @@ import { rowOf, type PreparedRow, type RowNote, type SendResult, type Sink } fro
 
 export type { PreparedRow } from './types.js';
 
+const CHUNK_BYTES = 256 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Writes rows' JSON back to back into 256 KiB buffers of their own (outside V8's heap, each its own
+ * ArrayBuffer so a worker can transfer it). A chunk lives as long as any row written into it.
+ */
+export class RowWriter {
+  private chunk: Buffer = EMPTY;
+  private off = 0;
+  private used: Buffer[] = [];
+
+  /** track: remember the chunks for takeChunks (a worker that transfers them). */
+  constructor(private readonly track = false) {}
+
+  /** Stores json; returns where it went. */
+  write(json: string): { buf: Buffer; start: number; bytes: number } {
+    // UTF-16 → UTF-8 is at most 3 bytes per unit; only a row that may not fit pays for an exact count.
+    if (this.off + json.length * 3 > this.chunk.length) {
+      const need = Buffer.byteLength(json, 'utf8');
+      if (this.off + need > this.chunk.length) {
+        this.chunk = Buffer.allocUnsafeSlow(Math.max(CHUNK_BYTES, need));
+        this.off = 0;
+        if (this.track) this.used.push(this.chunk);
+      }
+    }
+    const start = this.off;
+    const bytes = this.chunk.write(json, start, 'utf8');
+    this.off += bytes;
+    return { buf: this.chunk, start, bytes };
+  }
+
+  /** The chunks written since the last call; later rows go to a new chunk (the old ones may be transferred). */
+  takeChunks(): Buffer[] {
+    const out = this.used;
+    this.used = [];
+    this.chunk = EMPTY;
+    this.off = 0;
+    return out;
+  }
+}
+
+const defaultWriter = new RowWriter();
+
 /** Marker added to AdditionalExtensions when a value was cut to the service's per-field limit. */
 export const TRUNCATION_MARKER = 'sentinelCefTruncated';
 
@@ -24,7 +68,7 @@ export function truncateUtf8(value: string, maxBytes: number): string {
  * untruncated row in SendResult.truncated so the forwarder can keep the full text in the dead-letter
  * file. Azure would otherwise truncate silently.
  */
-export function prepareRow(row: CslRow, maxFieldBytes: number): PreparedRow {
+export function prepareRow(row: CslRow, maxFieldBytes: number, writer: RowWriter = defaultWriter): PreparedRow {
   let out: CslRow | undefined;
   const notes: string[] = [];
   // for-in rather than Object.entries: no array of pairs per row on this per-event path.
@@ -39,15 +83,15 @@ export function prepareRow(row: CslRow, maxFieldBytes: number): PreparedRow {
     notes.push(`${key}:${bytes}`);
   }
   if (!out) {
-    const json = JSON.stringify(row);
-    return { json, bytes: Buffer.byteLength(json, 'utf8') };
+    const w = writer.write(JSON.stringify(row));
+    return { buf: w.buf, start: w.start, bytes: w.bytes };
   }
   const flag = `${TRUNCATION_MARKER}=${notes.join(',')}`;
   const ae = typeof out.AdditionalExtensions === 'string' && out.AdditionalExtensions ? out.AdditionalExtensions : '';
   const room = maxFieldBytes - Buffer.byteLength(flag, 'utf8') - 1;
   out.AdditionalExtensions = ae ? `${truncateUtf8(ae, room)};${flag}` : flag;
-  const json = JSON.stringify(out);
-  return { original: row, json, bytes: Buffer.byteLength(json, 'utf8'), truncated: notes.join(', ') };
+  const w = writer.write(JSON.stringify(out));
+  return { original: row, buf: w.buf, start: w.start, bytes: w.bytes, truncated: notes.join(', ') };
 }
 
 /**
@@ -89,7 +133,7 @@ export async function sendRows(
 
 /** A sink built on prepare/sendPrepared; send(rows) is derived from them (sendRows). */
 export function preparingSink(parts: Omit<Sink, 'send' | 'prepare' | 'sendPrepared'> & Required<Pick<Sink, 'prepare' | 'sendPrepared'>>): Sink {
-  return { ...parts, send: (rows, opts) => sendRows(rows, parts.prepare, (p) => parts.sendPrepared(p, opts)) };
+  return { ...parts, send: (rows, opts) => sendRows(rows, (r) => parts.prepare(r), (p) => parts.sendPrepared(p, opts)) };
 }
 
 /** What one HTTP call said, reduced to what the delivery driver needs. */
@@ -112,7 +156,7 @@ export interface DeliverOptions {
   /** Calls in flight at once within one send (default 1). */
   concurrency?: number;
   signal?: AbortSignal;
-  post(body: string, rows: PreparedRow[]): Promise<PostOutcome>;
+  post(body: Buffer, rows: PreparedRow[]): Promise<PostOutcome>;
 }
 
 /** Greedy packing into JSON arrays of at most maxBytes; rows that cannot fit alone come back apart. */
@@ -139,8 +183,21 @@ export function packRows(rows: PreparedRow[], maxBytes: number): { groups: Prepa
   return { groups, oversize };
 }
 
-export function bodyOf(rows: PreparedRow[]): string {
-  return `[${rows.map((r) => r.json).join(',')}]`;
+/** One call's body: the rows' JSON as an array, in one copy. */
+export function bodyOf(rows: PreparedRow[]): Buffer {
+  let size = rows.length + 1;
+  for (let i = 0; i < rows.length; i++) size += rows[i]!.bytes;
+  if (rows.length === 0) size = 2;
+  const out = Buffer.allocUnsafeSlow(size);
+  out[0] = 0x5b; // [
+  let p = 1;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    if (i > 0) out[p++] = 0x2c; // ,
+    p += r.buf.copy(out, p, r.start, r.start + r.bytes);
+  }
+  out[p] = 0x5d; // ]
+  return out;
 }
 
 /**

@@ -1,7 +1,26 @@
 import { mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { CslRow } from '../parser/types.js';
-import type { SendResult, Sink } from './types.js';
+import { prepareRow, preparingSink, type RowWriter } from './batch.js';
+import type { PreparedRow, SendResult, Sink } from './types.js';
+
+/** No field limit in a file: rows are written whole. */
+export function prepareFileRows(rows: CslRow[], writer?: RowWriter): PreparedRow[] {
+  return rows.map((r) => prepareRow(r, Infinity, writer));
+}
+
+/** The rows' JSON, one per line. */
+function ndjsonOf(rows: PreparedRow[]): Buffer {
+  let size = rows.length;
+  for (const r of rows) size += r.bytes;
+  const out = Buffer.allocUnsafe(size);
+  let p = 0;
+  for (const r of rows) {
+    p += r.buf.copy(out, p, r.start, r.start + r.bytes);
+    out[p++] = 0x0a;
+  }
+  return out;
+}
 
 /** Errors an operator fixes by hand (permissions, wrong path): retry slowly, keep the rows queued. */
 const CONFIG_ERRORS = new Set(['EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'EROFS']);
@@ -14,11 +33,12 @@ export function createFileSink(config: { path: string; fsync?: boolean }, opts: 
   const path = config.path;
   const fsync = opts.fsync ?? config.fsync ?? false;
   let dirReady = false;
-  return {
+  return preparingSink({
     name: 'file',
-    async send(rows: CslRow[]): Promise<SendResult> {
+    prepare: (rows, writer) => prepareFileRows(rows, writer),
+    async sendPrepared(rows: PreparedRow[]): Promise<SendResult<PreparedRow>> {
       if (rows.length === 0) return { status: 'success', accepted: 0 };
-      const data = Buffer.from(rows.map((r) => JSON.stringify(r)).join('\n') + '\n', 'utf8');
+      const data = ndjsonOf(rows);
       let fh;
       let sizeBefore: number | undefined;
       try {
@@ -45,5 +65,5 @@ export function createFileSink(config: { path: string; fsync?: boolean }, opts: 
         await fh?.close().catch(() => undefined);
       }
     },
-  };
+  });
 }

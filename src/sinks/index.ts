@@ -1,9 +1,11 @@
 import type { SinkConfig } from '../config/schema.js';
-import { createFileSink } from './file.js';
-import { createLogAnalyticsSink } from './log-analytics.js';
-import { createLogsIngestionSink } from './logs-ingestion.js';
+import type { CslRow } from '../parser/types.js';
+import type { RowWriter } from './batch.js';
+import { createFileSink, prepareFileRows } from './file.js';
+import { createLogAnalyticsSink, prepareCollectorRows } from './log-analytics.js';
+import { createLogsIngestionSink, prepareIngestionRows } from './logs-ingestion.js';
 import type { SinkOptions } from './options.js';
-import type { Sink } from './types.js';
+import type { PreparedRow, Sink } from './types.js';
 
 export type { Sink, SendResult, RowNote, SendProgress } from './types.js';
 export type { SinkOptions, SinkLogger } from './options.js';
@@ -22,6 +24,21 @@ export function createSink(config: SinkConfig, opts: SinkOptions = {}): Sink {
       return createLogAnalyticsSink(config, opts);
     case 'logs-ingestion':
       return createLogsIngestionSink(config, opts);
+  }
+}
+
+/**
+ * The prepare step of the sink config.type names, without the sink (no secrets, no connections):
+ * what a parse worker runs. Same result as createSink(config).prepare with default limits.
+ */
+export function rowPreparer(config: SinkConfig): (rows: CslRow[], writer?: RowWriter) => PreparedRow[] {
+  switch (config.type) {
+    case 'file':
+      return (rows, writer) => prepareFileRows(rows, writer);
+    case 'log-analytics':
+      return (rows, writer) => prepareCollectorRows(rows, undefined, writer);
+    case 'logs-ingestion':
+      return (rows, writer) => prepareIngestionRows(rows, undefined, writer);
   }
 }
 

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import type { CslRow } from '../parser/types.js';
 import type { SinkConfig } from '../config/schema.js';
 import { readSecret, redact, validateSharedKey } from '../util/secrets.js';
-import { deliver, prepareRow, preparingSink, type PostOutcome, type PreparedRow } from './batch.js';
+import { deliver, prepareRow, preparingSink, type PostOutcome, type RowWriter, type PreparedRow } from './batch.js';
 import { describeNetworkError, HttpTransport, isRetryableStatus, parseRetryAfter, serviceErrorText } from './http.js';
 import type { SinkLogger, SinkOptions } from './options.js';
 import type { SendResult, Sink } from './types.js';
@@ -16,6 +16,19 @@ export const LA_DEFAULT_CALL_BYTES = 25 * 1024 * 1024;
 export const LA_MAX_FIELD_BYTES = 32 * 1024;
 export const LA_MAX_COLUMNS = 500;
 
+const EMPTY = Buffer.alloc(0);
+
+/** Rows as the Data Collector API takes them: per-field limit, and the column cap checked before sending. */
+export function prepareCollectorRows(rows: CslRow[], maxFieldBytes = LA_MAX_FIELD_BYTES, writer?: RowWriter): PreparedRow[] {
+  return rows.map((row) => {
+    let columns = 0;
+    for (const _ in row) columns++;
+    if (columns > LA_MAX_COLUMNS) {
+      return { buf: EMPTY, start: 0, bytes: 0, original: row, rejected: `record has ${columns} columns, over the Data Collector API limit of ${LA_MAX_COLUMNS}` };
+    }
+    return prepareRow(row, maxFieldBytes, writer);
+  });
+}
 const ODS_SUFFIX = { AzureCloud: 'ods.opinsights.azure.com', AzureUSGovernment: 'ods.opinsights.azure.us', AzureChinaCloud: 'ods.opinsights.azure.cn' } as const;
 
 /** Codes that apply to every call with these headers: no point sending the rest or bisecting. */
@@ -61,8 +74,7 @@ export function createLogAnalyticsSink(config: LogAnalyticsConfig, opts: SinkOpt
   const log: SinkLogger | undefined = opts.logger;
   const clean = (text: string) => redact(text, [sharedKey]);
 
-  async function post(body: string, _rows: PreparedRow[], signal?: AbortSignal): Promise<PostOutcome> {
-    const bytes = Buffer.from(body, 'utf8');
+  async function post(bytes: Buffer, _rows: PreparedRow[], signal?: AbortSignal): Promise<PostOutcome> {
     const date = new Date(now()).toUTCString();
     const headers: Record<string, string> = {
       'Content-Type': 'application/json',
@@ -102,15 +114,8 @@ export function createLogAnalyticsSink(config: LogAnalyticsConfig, opts: SinkOpt
     return { kind: 'reject', httpStatus: res.status, error, isolate: true };
   }
 
-  function prepare(rows: CslRow[]): PreparedRow[] {
-    return rows.map((row) => {
-      let columns = 0;
-      for (const _ in row) columns++;
-      if (columns > LA_MAX_COLUMNS) {
-        return { json: '', bytes: 0, original: row, rejected: `record has ${columns} columns, over the Data Collector API limit of ${LA_MAX_COLUMNS}` };
-      }
-      return prepareRow(row, maxFieldBytes);
-    });
+  function prepare(rows: CslRow[], writer?: RowWriter): PreparedRow[] {
+    return prepareCollectorRows(rows, maxFieldBytes, writer);
   }
 
   async function sendPrepared(rows: PreparedRow[], sendOpts?: { signal?: AbortSignal }): Promise<SendResult<PreparedRow>> {

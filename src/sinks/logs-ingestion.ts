@@ -4,7 +4,7 @@ import { constants as zlibConstants, gzip as gzipCb } from 'node:zlib';
 import type { CslRow } from '../parser/types.js';
 import type { SinkConfig } from '../config/schema.js';
 import { redact } from '../util/secrets.js';
-import { deliver, prepareRow, preparingSink, type PostOutcome } from './batch.js';
+import { deliver, prepareRow, preparingSink, type PostOutcome, type RowWriter } from './batch.js';
 import { describeNetworkError, HttpTransport, isRetryableStatus, parseRetryAfter, serviceErrorText } from './http.js';
 import type { SinkOptions } from './options.js';
 import { createCredential, scopeFor, TokenCache } from './token.js';
@@ -23,6 +23,11 @@ export const LI_MAX_CALL_BYTES = 1_000_000;
 export const LI_MAX_FIELD_BYTES = 64 * 1024;
 const DEFAULT_FORBIDDEN_GRACE_MS = 30 * 60_000;
 const AUTH_RETRY_MS = 60_000;
+
+/** Rows as the Logs Ingestion API takes them: values cut to the per-field limit (and flagged). */
+export function prepareIngestionRows(rows: CslRow[], maxFieldBytes = LI_MAX_FIELD_BYTES, writer?: RowWriter): PreparedRow[] {
+  return rows.map((r) => prepareRow(r, maxFieldBytes, writer));
+}
 
 export function ingestionUrl(config: Pick<IngestionConfig, 'endpoint' | 'dcrImmutableId' | 'stream'>): URL {
   const url = new URL(config.endpoint);
@@ -90,10 +95,10 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
     }
   }
 
-  async function post(json: string, signal?: AbortSignal): Promise<PostOutcome> {
+  async function post(json: Buffer, signal?: AbortSignal): Promise<PostOutcome> {
     // Level 1: about a third of level 6's CPU per event for a slightly larger body; the 1 MB call
     // limit is applied to the uncompressed JSON, so the level never changes how many calls we make.
-    const body = await gzip(Buffer.from(json, 'utf8'), { level: zlibConstants.Z_BEST_SPEED });
+    const body = await gzip(json, { level: zlibConstants.Z_BEST_SPEED });
     let res;
     for (let attempt = 0; ; attempt++) {
       const token = await getToken(signal);
@@ -134,8 +139,8 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
     return { kind: 'reject', httpStatus: res.status, error, isolate: res.status === 400 };
   }
 
-  function prepare(rows: CslRow[]): PreparedRow[] {
-    return rows.map((r) => prepareRow(r, maxFieldBytes));
+  function prepare(rows: CslRow[], writer?: RowWriter): PreparedRow[] {
+    return prepareIngestionRows(rows, maxFieldBytes, writer);
   }
 
   async function sendPrepared(rows: PreparedRow[], sendOpts?: { signal?: AbortSignal }): Promise<SendResult<PreparedRow>> {

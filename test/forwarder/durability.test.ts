@@ -35,7 +35,7 @@ interface Child {
   tcpPort: number;
   admin: string;
   exited: Promise<number | null>;
-  delivery: string;
+  parseWorkers: number;
 }
 
 function spawnForwarder(dir: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Child> {
@@ -54,9 +54,9 @@ function spawnForwarder(dir: string, extra: string[] = [], env: NodeJS.ProcessEn
   return new Promise((resolve, reject) => {
     const rl = createInterface({ input: proc.stdout! });
     rl.on('line', (line) => {
-      const j = JSON.parse(line) as { msg: string; inputs?: string[]; admin?: string; delivery?: string };
+      const j = JSON.parse(line) as { msg: string; inputs?: string[]; admin?: string; parseWorkers?: number };
       if (j.msg === 'forwarder started') {
-        resolve({ proc, tcpPort: Number(j.inputs![0].split(':').at(-1)), admin: j.admin!, exited, delivery: j.delivery! });
+        resolve({ proc, tcpPort: Number(j.inputs![0].split(':').at(-1)), admin: j.admin!, exited, parseWorkers: j.parseWorkers! });
       }
     });
     exited.then((code) => reject(new Error(`forwarder exited early (${code}): ${stderr}`)));
@@ -160,10 +160,10 @@ describe('durability', () => {
     checkPrefix(all, before, 4000);
   });
 
-  it('with SENTINEL_CEF_DELIVERY_WORKER=1 the bundle delivers through a worker thread: probes, metrics, dead letters and health', async () => {
+  it('with --parse-workers 2 the bundle parses in worker threads: probes, metrics, dead letters and health', async () => {
     const dir = tempDir();
-    const a = await spawnForwarder(dir, [], { SENTINEL_CEF_DELIVERY_WORKER: '1' });
-    expect(a.delivery).toBe('worker thread');
+    const a = await spawnForwarder(dir, ['--parse-workers', '2']);
+    expect(a.parseWorkers).toBe(2);
     const probe = '<134>Nov 22 08:00:00 fw1 CEF:0|TestCommonEventFormat|sentinel-cef|1.0|probe|probe|3|cs2Label=ProbeId cs2=worker-probe-1';
     const lines = [...Array.from({ length: 50 }, (_, i) => cef(i)), probe, 'not a syslog CEF line at all'];
     const s = await tcpConnect(a.tcpPort);
@@ -187,8 +187,8 @@ describe('durability', () => {
 
   it('SIGTERM stops intake, drains the queue and exits 0', async () => {
     const dir = tempDir();
-    const a = await spawnForwarder(dir, ['--drain-timeout', '5']);
-    expect(a.delivery).toBe('main thread');
+    const a = await spawnForwarder(dir, ['--drain-timeout', '5', '--parse-workers', '0']);
+    expect(a.parseWorkers).toBe(0);
     const s = await tcpConnect(a.tcpPort);
     await new Promise<void>((r) => s.end(Array.from({ length: 3000 }, (_, i) => cef(i) + '\n').join(''), () => r()));
     await waitFor(async () => (await health(a.admin)).counters.received === 3000, 5000);

@@ -5,7 +5,7 @@ import { connect, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { forwarderConfigSchema, type ForwarderConfig } from '../../src/config/schema.js';
 import type { CslRow } from '../../src/parser/types.js';
-import { type PreparedRow, type RowNote, type SendResult, type Sink } from '../../src/sinks/types.js';
+import { jsonOf, type PreparedRow, type RowNote, type SendResult, type Sink } from '../../src/sinks/types.js';
 import { prepareRow } from '../../src/sinks/batch.js';
 
 export const silent = pino({ level: 'silent' });
@@ -106,7 +106,7 @@ export class PreparingFakeSink extends FakeSink {
   async sendPrepared(prepared: PreparedRow[]): Promise<SendResult<PreparedRow>> {
     this.preparedSends++;
     // What goes on the wire: the JSON, truncated where a value was over the field limit.
-    const rows = prepared.map((p) => JSON.parse(p.json) as CslRow);
+    const rows = prepared.map((p) => JSON.parse(jsonOf(p)) as CslRow);
     const back = new Map(rows.map((r, i) => [r, prepared[i]!]));
     const res = await this.send(rows);
     const map = (notes?: RowNote[]) => notes?.map((n) => ({ row: back.get(n.row)!, reason: n.reason }));

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bodyOf, packRows, prepareRow, sendRows, truncateUtf8 } from '../../src/sinks/batch.js';
-import { rowOf, type PreparedRow, type SendResult } from '../../src/sinks/types.js';
+import { bodyOf, packRows, prepareRow, RowWriter, sendRows, truncateUtf8 } from '../../src/sinks/batch.js';
+import { jsonOf, rowOf, type PreparedRow, type SendResult } from '../../src/sinks/types.js';
 import type { CslRow } from '../../src/parser/types.js';
 
 describe('truncateUtf8', () => {
@@ -24,8 +24,8 @@ describe('prepareRow', () => {
     const r = { Message: 'short', EventCount: 3 };
     const p = prepareRow(r, 100);
     expect(p.original).toBeUndefined();
-    expect(p.json).toBe(JSON.stringify(r));
-    expect(p.bytes).toBe(Buffer.byteLength(p.json));
+    expect(jsonOf(p)).toBe(JSON.stringify(r));
+    expect(p.bytes).toBe(Buffer.byteLength(jsonOf(p)));
     expect(p.truncated).toBeUndefined();
     expect(rowOf(p)).toEqual(r);
   });
@@ -33,7 +33,7 @@ describe('prepareRow', () => {
   it('truncates every long field, keeps the original untouched, flags in AdditionalExtensions', () => {
     const r = { Message: 'a'.repeat(150), RequestURL: 'b'.repeat(120), AdditionalExtensions: 'k=v' };
     const p = prepareRow(r, 100);
-    const sent = JSON.parse(p.json);
+    const sent = JSON.parse(jsonOf(p));
     expect(r.Message).toHaveLength(150);
     expect(sent.Message).toHaveLength(100);
     expect(sent.RequestURL).toHaveLength(100);
@@ -46,7 +46,7 @@ describe('prepareRow', () => {
 
   it('keeps AdditionalExtensions itself within the limit when it is the long one', () => {
     const p = prepareRow({ AdditionalExtensions: 'x'.repeat(500) }, 100);
-    const ae = JSON.parse(p.json).AdditionalExtensions as string;
+    const ae = JSON.parse(jsonOf(p)).AdditionalExtensions as string;
     expect(Buffer.byteLength(ae)).toBeLessThanOrEqual(100);
     expect(ae.endsWith(';sentinelCefTruncated=AdditionalExtensions:500')).toBe(true);
   });
@@ -64,7 +64,9 @@ describe('packRows', () => {
         }
         for (const o of oversize) expect(o.bytes + 2).toBeGreaterThan(max);
         expect([...groups.flat(), ...oversize]).toHaveLength(prepared.length);
-        expect(groups.flat().map((p) => p.json)).toEqual(prepared.filter((p) => !oversize.includes(p)).map((p) => p.json));
+        expect(groups.flat().map(jsonOf)).toEqual(prepared.filter((p) => !oversize.includes(p)).map(jsonOf));
+        // The body of a group is exactly its rows as a JSON array.
+        for (const g of groups) expect(JSON.parse(bodyOf(g).toString('utf8'))).toEqual(g.map((p) => JSON.parse(jsonOf(p))));
       }),
     );
   });
@@ -98,5 +100,26 @@ describe('sendRows', () => {
     expect(res.progress!.pending[0]).toBe(rows[2]);
     expect(res.progress!.pending[1]).toBe(rows[3]);
     expect(res.progress!.rejected[0]!.row).toBe(rows[1]);
+  });
+});
+
+describe('RowWriter', () => {
+  it('stores rows back to back in chunks of their own; a row larger than a chunk gets its own', () => {
+    const w = new RowWriter(true);
+    const small = Array.from({ length: 400 }, (_, i) => ({ Message: `m${i} ${'é'.repeat(i % 7)}`.repeat(100) }));
+    const big = { Message: 'ß'.repeat(300_000) };
+    const rows = [...small.slice(0, 200), big, ...small.slice(200)];
+    const prepared = rows.map((r) => prepareRow(r, 1_000_000, w));
+    const chunks = w.takeChunks();
+    expect(chunks.length).toBeGreaterThan(2);
+    // Each chunk is its own ArrayBuffer (transferable to another thread).
+    for (const c of chunks) expect(c.byteOffset === 0 && c.buffer.byteLength === c.length).toBe(true);
+    expect(new Set(prepared.map((p) => p.buf)).size).toBe(chunks.length);
+    prepared.forEach((p, i) => expect(rowOf(p)).toEqual(rows[i]));
+    expect(prepared[200]!.bytes).toBe(Buffer.byteLength(JSON.stringify(big)));
+    // After takeChunks nothing more is written into the taken chunks.
+    const next = prepareRow({ Message: 'after' }, 100, w);
+    expect(chunks).not.toContain(next.buf);
+    expect(w.takeChunks()).toEqual([next.buf]);
   });
 });

@@ -1,0 +1,228 @@
+/**
+ * Parsing and serializing in worker threads (config batch.parseWorkers). The main thread keeps
+ * intake, the disk queue, the HTTP calls, the cursor-after-accept rule, metrics and probes; a worker
+ * gets a batch's raw bytes (transferred, not copied) and answers with the rows' JSON in buffers of its
+ * own (transferred back), so neither side copies an event or rebuilds an object graph per row.
+ */
+import { Worker, parentPort, type WorkerOptions } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { ForwarderConfig } from '../config/schema.js';
+import type { CslRow } from '../parser/types.js';
+import { parseLine } from '../parser/index.js';
+import { RowWriter } from '../sinks/batch.js';
+import { rowPreparer } from '../sinks/index.js';
+import type { PreparedRow } from '../sinks/types.js';
+import type { DeadLetterEntry } from './dead-letter.js';
+import { Aborted, prepareRecords, type BatchProcessor, type BatchReport, type BatchRunner, type Prepared } from './delivery.js';
+import type { QueueBatch, QueueRecord } from './disk-queue.js';
+
+export const PARSE_WORKER_ROLE = 'sentinel-cef-parse';
+const NO_CHUNK = 0xffff;
+
+export interface ParseWorkerData {
+  role: typeof PARSE_WORKER_ROLE;
+  sink: ForwarderConfig['sink'];
+  maxMessageBytes: number;
+}
+
+interface ToWorker {
+  id: number;
+  buf: ArrayBuffer;
+  base: number;
+  offs: Uint32Array;
+  recv: Float64Array;
+  flags: Uint8Array;
+}
+
+/** A prepared batch as it crosses back: JSON in transferred chunks, everything per row in typed arrays. */
+interface FromWorker {
+  id: number;
+  error?: string;
+  chunks: ArrayBuffer[];
+  /** Per row: chunk index (NO_CHUNK: no JSON, e.g. refused before sending), start and bytes. */
+  chunk: Uint16Array;
+  start: Uint32Array;
+  bytes: Uint32Array;
+  /** Rare per-row extras (truncated, original, rejected), by row index. */
+  extras: Array<[number, { truncated?: string; original?: CslRow; rejected?: string }]>;
+  receivedAt: Float64Array;
+  parseFailures: DeadLetterEntry[];
+  probes: Array<[number, string]>;
+}
+
+interface Waiting {
+  worker: number;
+  resolve: (p: Prepared) => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * BatchRunner that parses in `count` workers (batches handed out in turn) and delivers on this thread
+ * through the given BatchProcessor. A worker that dies fails its batches; the delivery loop rewinds to
+ * the cursor and a new worker parses them again (at-least-once).
+ */
+export class ParseWorkerRunner implements BatchRunner {
+  private readonly workers: Array<Worker | null>;
+  private turn = 0;
+  private nextId = 1;
+  private readonly waiting = new Map<number, Waiting>();
+  private closed = false;
+
+  constructor(
+    private readonly entry: URL,
+    private readonly data: ParseWorkerData,
+    private readonly processor: BatchProcessor,
+    private readonly logger: Logger,
+    count: number,
+    private readonly onError: (where: string) => void,
+  ) {
+    this.workers = new Array<Worker | null>(Math.max(1, count)).fill(null);
+  }
+
+  private ensure(k: number): Worker {
+    const existing = this.workers[k];
+    if (existing) return existing;
+    // Rows die young in a worker (their JSON leaves the heap at once), so V8's defaults serve.
+    const w = new Worker(this.entry, { workerData: this.data } satisfies WorkerOptions);
+    w.on('message', (m: FromWorker) => this.onMessage(m));
+    w.on('error', (err) => {
+      this.onError('parse_worker');
+      this.logger.error({ err: err.message, stack: err.stack }, 'parse worker failed');
+    });
+    w.on('exit', (code) => {
+      if (this.workers[k] === w) this.workers[k] = null;
+      for (const [id, p] of this.waiting) {
+        if (p.worker !== k) continue;
+        this.waiting.delete(id);
+        p.reject(new Error(`parse worker exited (code ${code})`));
+      }
+    });
+    w.unref();
+    this.workers[k] = w;
+    return w;
+  }
+
+  private onMessage(m: FromWorker): void {
+    const p = this.waiting.get(m.id);
+    if (!p) return;
+    this.waiting.delete(m.id);
+    if (m.error !== undefined) {
+      p.reject(new Error(`parse worker: ${m.error}`));
+      return;
+    }
+    const chunks = m.chunks.map((ab) => Buffer.from(ab));
+    const empty = Buffer.alloc(0);
+    const rows: PreparedRow[] = new Array(m.chunk.length);
+    for (let i = 0; i < rows.length; i++) {
+      const c = m.chunk[i]!;
+      rows[i] = { buf: c === NO_CHUNK ? empty : chunks[c]!, start: m.start[i]!, bytes: m.bytes[i]! };
+    }
+    for (const [i, extra] of m.extras) Object.assign(rows[i]!, extra);
+    p.resolve({ rows, prepared: true, receivedAt: Array.from(m.receivedAt), parseFailures: m.parseFailures, probes: new Map(m.probes) });
+  }
+
+  prepare(batch: QueueBatch): Promise<Prepared> {
+    if (this.closed) return Promise.reject(new Aborted());
+    const k = this.turn;
+    this.turn = (this.turn + 1) % this.workers.length;
+    const w = this.ensure(k);
+    const id = this.nextId++;
+    const n = batch.records.length;
+    // batch.buffer holds the raw bytes back to back in an ArrayBuffer of its own (readBatch), so it
+    // moves to the worker without a copy; the records' views here are detached afterwards, which is
+    // fine: the loop keeps only the cursor position.
+    const base = batch.buffer.byteOffset;
+    const offs = new Uint32Array(n + 1);
+    const recv = new Float64Array(n);
+    const flags = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const r = batch.records[i]!;
+      offs[i] = r.raw.byteOffset - base;
+      recv[i] = r.receivedAt;
+      flags[i] = r.flags;
+    }
+    offs[n] = batch.buffer.length;
+    const ab = batch.buffer.buffer as ArrayBuffer;
+    const done = new Promise<Prepared>((resolve, reject) => this.waiting.set(id, { worker: k, resolve, reject }));
+    const msg: ToWorker = { id, buf: ab, base, offs, recv, flags };
+    w.postMessage(msg, [ab, offs.buffer, recv.buffer, flags.buffer]);
+    return done;
+  }
+
+  async deliver(prepared: unknown, signal: AbortSignal): Promise<BatchReport> {
+    return this.processor.deliver(await (prepared as Promise<Prepared>), signal);
+  }
+
+  /** Answers of a batch handed out before a rewind are ignored (their promises still settle). */
+  reset(): void {}
+
+  /** Spawns the workers now, so a broken worker shows at start. */
+  start(): void {
+    for (let k = 0; k < this.workers.length; k++) this.ensure(k);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.workers.map((w) => w?.terminate()));
+    for (const [id, p] of this.waiting) {
+      this.waiting.delete(id);
+      p.reject(new Aborted());
+    }
+  }
+}
+
+/** Worker-thread side: parse and serialize each batch it is given. */
+export function runParseWorker(data: ParseWorkerData): void {
+  const port = parentPort!;
+  // Only the sink's serialization and per-API limits: no secrets, no connections in a worker.
+  const writer = new RowWriter(true);
+  const sinkPrepare = rowPreparer(data.sink);
+  const prepare = (rows: CslRow[]) => sinkPrepare(rows, writer);
+  port.on('message', (m: ToWorker) => {
+    void handle(m).catch((err: Error) => {
+      writer.takeChunks();
+      port.postMessage({ id: m.id, error: err?.message ?? String(err) });
+    });
+  });
+
+  async function handle(m: ToWorker): Promise<void> {
+    const n = m.recv.length;
+    const records: QueueRecord[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      records[i] = { receivedAt: m.recv[i]!, flags: m.flags[i]!, raw: Buffer.from(m.buf, m.base + m.offs[i]!, m.offs[i + 1]! - m.offs[i]!) };
+    }
+    const p = await prepareRecords(records, { parse: (raw, at) => parseLine(raw, at), prepare, maxMessageBytes: data.maxMessageBytes, yieldBetweenSlices: false });
+    const chunks = writer.takeChunks();
+    const index = new Map<Buffer, number>();
+    chunks.forEach((c, i) => index.set(c, i));
+    const rows = p.rows.length;
+    const out: FromWorker = {
+      id: m.id,
+      chunks: chunks.map((c) => c.buffer as ArrayBuffer),
+      chunk: new Uint16Array(rows),
+      start: new Uint32Array(rows),
+      bytes: new Uint32Array(rows),
+      extras: [],
+      receivedAt: Float64Array.from(p.receivedAt),
+      parseFailures: p.parseFailures,
+      probes: [...p.probes],
+    };
+    if (!p.prepared) throw new Error('the sink has no prepare step');
+    for (let i = 0; i < rows; i++) {
+      const r = p.rows[i] as PreparedRow;
+      const c = r.bytes === 0 ? NO_CHUNK : index.get(r.buf);
+      if (c === undefined) throw new Error('a prepared row is outside the batch chunks');
+      out.chunk[i] = c;
+      out.start[i] = r.start;
+      out.bytes[i] = r.bytes;
+      if (r.truncated !== undefined || r.original !== undefined || r.rejected !== undefined) {
+        const extra: FromWorker['extras'][number][1] = {};
+        if (r.truncated !== undefined) extra.truncated = r.truncated;
+        if (r.original !== undefined) extra.original = r.original;
+        if (r.rejected !== undefined) extra.rejected = r.rejected;
+        out.extras.push([i, extra]);
+      }
+    }
+    port.postMessage(out, [...out.chunks, out.chunk.buffer, out.start.buffer, out.bytes.buffer, out.receivedAt.buffer] as ArrayBuffer[]);
+  }
+}

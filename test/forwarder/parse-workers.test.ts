@@ -1,0 +1,128 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BatchProcessor, prepareRecords, type Prepared } from '../../src/forwarder/delivery.js';
+import { DeadLetterFile } from '../../src/forwarder/dead-letter.js';
+import { DiskQueue } from '../../src/forwarder/disk-queue.js';
+import { PARSE_WORKER_ROLE, ParseWorkerRunner, type ParseWorkerData } from '../../src/forwarder/parse-workers.js';
+import { parseLine } from '../../src/parser/index.js';
+import { rowPreparer } from '../../src/sinks/index.js';
+import { jsonOf, type PreparedRow } from '../../src/sinks/types.js';
+import { PreparingFakeSink, cef, silent, tempDir } from './helpers.js';
+
+const root = new URL('../..', import.meta.url).pathname;
+let entry: URL;
+const runners: ParseWorkerRunner[] = [];
+
+beforeAll(async () => {
+  // The worker entry is the self-contained bundle, as deployed.
+  const dir = tempDir('parse-worker-bundle-');
+  const { build } = await import('esbuild');
+  await build({
+    entryPoints: [join(root, 'src/forwarder-main.ts')],
+    outfile: join(dir, 'forwarder.mjs'),
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    bundle: true,
+    logLevel: 'warning',
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  });
+  entry = pathToFileURL(join(dir, 'forwarder.mjs'));
+});
+afterAll(async () => {
+  for (const r of runners) await r.close();
+});
+
+const effects = { retried() {}, lastDelivery() {}, backgroundError() {}, sinkDuration() {}, probeFailed() {}, probeDeadLettered() {} };
+
+function runner(sink: ParseWorkerData['sink'], count: number, workerEntry = entry, maxMessageBytes = 64 * 1024) {
+  const dir = tempDir();
+  const processor = new BatchProcessor({
+    sink: new PreparingFakeSink(),
+    parse: (raw, at) => parseLine(raw, at),
+    deadLetter: new DeadLetterFile(join(dir, 'dl.ndjson')),
+    logger: silent,
+    effects,
+    parallelSends: 1,
+    retry: { initialMs: 10, maxMs: 10 },
+    maxMessageBytes,
+  });
+  const errors: string[] = [];
+  const r = new ParseWorkerRunner(workerEntry, { role: PARSE_WORKER_ROLE, sink, maxMessageBytes }, processor, silent, count, (w) => errors.push(w));
+  runners.push(r);
+  return { r, errors };
+}
+
+/** A queue batch of these lines (the second flagged as truncated at intake). */
+function batchOf(lines: string[]) {
+  const q = new DiskQueue({ dir: join(tempDir(), 'q'), maxBytes: 1 << 30, segmentBytes: 1 << 24, fsyncIntervalMs: 0 });
+  q.open();
+  q.append(lines.map((l, i) => ({ data: Buffer.from(l), truncated: i === 1 })), Date.UTC(2026, 10, 22, 8, 0, 0));
+  const batch = q.readBatch(10_000, 1 << 30);
+  q.close();
+  return batch;
+}
+
+function view(p: Prepared) {
+  return {
+    rows: (p.rows as PreparedRow[]).map((r) => ({ json: jsonOf(r), bytes: r.bytes, truncated: r.truncated, original: r.original, rejected: r.rejected })),
+    receivedAt: p.receivedAt,
+    parseFailures: p.parseFailures,
+    probes: [...p.probes],
+  };
+}
+
+const LINES = [
+  ...Array.from({ length: 1200 }, (_, i) => cef(i)),
+  '<134>Nov 22 08:00:00 fw1 CEF:0|TestCommonEventFormat|sentinel-cef|1.0|probe|probe|3|cs2Label=ProbeId cs2=probe-in-worker',
+  'not a syslog CEF line at all',
+  `<134>Nov 22 08:00:00 fw1 CEF:0|V|P|1|id|name|5|msg=${'é'.repeat(40_000)} cs1=${'x'.repeat(70_000)}`,
+  '<134>Nov 22 08:00:00 fw1 CEF:0|Ünï|Prødüct|1|id|nâme|5|suser=jürgen',
+];
+
+describe('parse workers', () => {
+  it('give the same rows, JSON, probes, parse failures and truncation notes as parsing on the main thread', async () => {
+    for (const sink of [
+      { type: 'logs-ingestion', endpoint: 'https://dce.example', dcrImmutableId: 'dcr-1', auth: { kind: 'managed-identity' } },
+      { type: 'file', path: '/nonexistent/rows.ndjson' },
+    ] as ParseWorkerData['sink'][]) {
+      const local = await prepareRecords(batchOf(LINES).records, {
+        parse: (raw, at) => parseLine(raw, at),
+        prepare: rowPreparer(sink),
+        maxMessageBytes: 64 * 1024,
+        yieldBetweenSlices: true,
+      });
+      const { r, errors } = runner(sink, 2);
+      // Two batches in turn go to the two workers.
+      const [a, b] = await Promise.all([r.prepare(batchOf(LINES)), r.prepare(batchOf(LINES.slice(0, 10)))]);
+      expect(view(a)).toEqual(view(local));
+      expect(view(b).rows).toEqual(view(local).rows.slice(0, 10));
+      expect(a.parseFailures).toHaveLength(1);
+      expect(a.probes.get(1200)).toBe('probe-in-worker');
+      // The intake's truncation flag and the per-field cut both survive the trip.
+      expect(jsonOf(a.rows[1] as PreparedRow)).toContain('sentinelCefTruncated=message:65536');
+      const cut = (a.rows as PreparedRow[]).filter((row) => row.truncated !== undefined);
+      expect(cut.map((row) => row.truncated)).toEqual(sink.type === 'logs-ingestion' ? ['Message:80000, DeviceCustomString1:70000'] : []);
+      expect(errors).toEqual([]);
+    }
+  });
+
+  it('a worker that dies fails its batch (the loop re-reads it from the cursor) and a new worker takes the next', async () => {
+    const dir = tempDir();
+    const dying = join(dir, 'dying.mjs');
+    // Stands in for a worker that crashes (out of memory, a bug) while holding a batch.
+    writeFileSync(dying, "import { parentPort } from 'node:worker_threads'; parentPort.on('message', () => process.exit(7));\n");
+    const { r } = runner({ type: 'file', path: '/nonexistent' }, 1, pathToFileURL(dying));
+    await expect(r.prepare(batchOf(LINES.slice(0, 3)))).rejects.toThrow(/parse worker exited \(code 7\)/);
+    await expect(r.prepare(batchOf(LINES.slice(0, 3)))).rejects.toThrow(/parse worker exited \(code 7\)/);
+  });
+
+  it('close answers batches still being parsed as aborted', async () => {
+    const { r } = runner({ type: 'file', path: '/nonexistent' }, 1);
+    const pending = r.prepare(batchOf(LINES));
+    await r.close();
+    await expect(pending).rejects.toThrow();
+  });
+});
