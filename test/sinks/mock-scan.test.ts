@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseLine } from '../../src/parser/index.js';
 import type { CslRow } from '../../src/parser/types.js';
 import { bodyOf, prepareRow } from '../../src/sinks/batch.js';
+import { jsonOf } from '../../src/sinks/types.js';
 import { cefLine, scanSeqRows, seqOfRow, type ScannedSeqRows } from '../../scripts/load/cef.js';
 import { SeqChecker } from '../../scripts/load/chkseq.js';
 import { startMockAzure, type MockAzure } from '../helpers/mock-azure.js';
@@ -22,7 +23,12 @@ function row(stream: string, seq: number, sentAt = SENT + seq): CslRow {
 }
 
 function body(rows: CslRow[]): string {
-  return bodyOf(rows.map((r) => prepareRow(r, 64 * 1024)));
+  return bodyOf(rows.map((r) => prepareRow(r, 64 * 1024))).toString('utf8');
+}
+
+/** One row's JSON as the sink writes it. */
+function json(r: CslRow): string {
+  return jsonOf(prepareRow(r, 64 * 1024));
 }
 
 /** The reference: JSON.parse + seqOfRow, as the mock's full path and chkseq do. */
@@ -116,7 +122,7 @@ describe('scanSeqRows', () => {
   });
 
   it('fails loudly on a row without a sequence column, a column twice, a bad seq, or rows it cannot tell apart', () => {
-    const [a, b] = [prepareRow(row('a', 1), 65536).json, prepareRow(row('a', 2), 65536).json];
+    const [a, b] = [json(row('a', 1)), json(row('a', 2))];
     const noSeq = a.replace(/"ExtID":"1",/, '');
     expect(() => scanSeqRows(`[${noSeq},${b}]`)).toThrow(/row 0 .*no ExtID/);
     expect(() => scanSeqRows(`[${a},${b.replace(/"DeviceCustomString6":"a",?/, '')}]`)).toThrow(/row 1 .*no DeviceCustomString6/);
@@ -219,7 +225,7 @@ describe('mock Logs Ingestion with scanBody', () => {
   });
 
   it('a body the scan refuses is parsed in full: the rows without sequence fields are counted as unknown', async () => {
-    const a = prepareRow(row('s', 0), 65536).json;
+    const a = json(row('s', 0));
     const r = await send(`[${a},${a.replace(/"ExternalID":0,"ExtID":"0",/, '')}]`);
     expect(r.status).toBe(204);
     const st = mock.stats();
