@@ -25,7 +25,6 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '2' },
     role: { type: 'string', default: 'main' },
     url: { type: 'string' },
-    token: { type: 'string' },
     bodies: { type: 'string' },
   },
 });
@@ -38,7 +37,7 @@ async function client(): Promise<void> {
   let next = 0;
   const post = (body: Buffer) =>
     new Promise<void>((resolve, reject) => {
-      const req = https.request(values.url!, { method: 'POST', agent, headers: { Authorization: `Bearer ${values.token}`, 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' } }, (res) => {
+      const req = https.request(values.url!, { method: 'POST', agent, headers: { Authorization: `Bearer ${process.env.BENCH_MOCK_TOKEN}`, 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' } }, (res) => {
         res.resume();
         res.on('end', () => (res.statusCode === 204 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
       });
@@ -102,10 +101,12 @@ async function main(): Promise<void> {
           : {}),
       });
       const path = `/dataCollectionRules/${mock.dcrImmutableId}/streams/${mock.stream}?api-version=2023-01-01`;
-      const args = ['--role', 'client', '--calls', String(calls), '--url', `${mock.url}${path}`, '--token', await token(mock), '--bodies', bodiesFile];
+      const args = ['--role', 'client', '--calls', String(calls), '--url', `${mock.url}${path}`, '--bodies', bodiesFile];
+      // The token goes by environment, not argv (no bearer token in a process listing).
+      const env = { ...process.env, NODE_EXTRA_CA_CERTS: mock.caPath, BENCH_MOCK_TOKEN: await token(mock) };
       const c0 = process.cpuUsage();
       const t0 = Date.now();
-      const child = fork(new URL(import.meta.url).pathname, args, { env: { ...process.env, NODE_EXTRA_CA_CERTS: mock.caPath }, stdio: 'inherit' });
+      const child = fork(new URL(import.meta.url).pathname, args, { env, stdio: 'inherit' });
       const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
       const c = process.cpuUsage(c0);
       const ms = Date.now() - t0;
