@@ -15,7 +15,7 @@
 import { createReadStream, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { seqOfRow } from './cef.js';
+import { seqOfRow, type ScannedSeqRows } from './cef.js';
 
 interface StreamState {
   expected: number;
@@ -96,6 +96,11 @@ export class SeqChecker {
       return;
     }
     this.add(f.stream, f.seq, acceptedAt, f.sentAt);
+  }
+
+  /** Rows read by scanSeqRows (cef.ts) from one call body, all accepted at `acceptedAt`. */
+  addScanned(rows: ScannedSeqRows, acceptedAt?: number): void {
+    for (let i = 0; i < rows.seqs.length; i++) this.add(rows.streams[i]!, rows.seqs[i]!, acceptedAt, rows.sentAts[i]);
   }
 
   add(stream: string, seq: number, acceptedAt?: number, sentAt?: number): void {
