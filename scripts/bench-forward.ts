@@ -146,6 +146,8 @@ function cpuMs(pid: number): number {
 function child(roleName: string, extra: string[]): ChildProcess {
   return fork(bundled, ['--role', roleName, ...extra], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // BENCH_CPU_PROF=core profiles the core phase's forwarder (intake + queue + loop).
+    ...(roleName === 'core' && process.env.BENCH_CPU_PROF === 'core' ? { execArgv: ['--cpu-prof', '--cpu-prof-dir', 'prof'] } : {}),
   });
 }
 
