@@ -253,7 +253,12 @@ export function loadForwarderConfig(flags: ForwarderFlags, opts: LoadOptions = {
   if (flags.maxConnections) section('limits').maxConnections = parseNumber(flags.maxConnections, '--max-connections', true);
   if (flags.idleTimeout) section('limits').idleTimeoutSec = parseNumber(flags.idleTimeout, '--idle-timeout', false);
   if (flags.drainTimeout) merged.drainTimeoutSec = parseNumber(flags.drainTimeout, '--drain-timeout', false);
-  if (flags.parseWorkers) section('batch').parseWorkers = flags.parseWorkers === 'auto' ? 'auto' : parseNumber(flags.parseWorkers, '--parse-workers', true);
+  if (flags.parseWorkers) {
+    if (flags.parseWorkers !== 'auto' && !/^[0-8]$/.test(flags.parseWorkers)) {
+      throw new UsageError(`invalid value for --parse-workers: '${flags.parseWorkers}'`, { suggestion: 'pass a number of threads from 0 to 8, or auto' });
+    }
+    section('batch').parseWorkers = flags.parseWorkers === 'auto' ? 'auto' : Number(flags.parseWorkers);
+  }
   if (flags.admin) merged.admin = flags.admin === 'off' ? false : flags.admin;
   if (flags.deadLetterFile) merged.deadLetterFile = resolve(flags.deadLetterFile);
   if (flags.logLevel) merged.logLevel = flags.logLevel;

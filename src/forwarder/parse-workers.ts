@@ -14,7 +14,6 @@ import type { PreparedRow } from '../sinks/types.js';
 import type { DeadLetterEntry } from './dead-letter.js';
 import { Aborted, prepareRecords, type BatchProcessor, type BatchReport, type BatchRunner, type Prepared } from './delivery.js';
 import type { QueueBatch, QueueRecord } from './disk-queue.js';
-
 import { PARSE_WORKER_ROLE, type ParseWorkerData } from './parse-worker-role.js';
 
 export { PARSE_WORKER_ROLE, type ParseWorkerData };

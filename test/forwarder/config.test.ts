@@ -4,6 +4,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { checkConfig, loadForwarderConfig, parseSize } from '../../src/config/load.js';
 import { parseListenUrl } from '../../src/config/listen.js';
+import { parseWorkerCount } from '../../src/forwarder/forwarder.js';
 import { tempDir } from './helpers.js';
 
 const none = { defaultConfigPath: '/nonexistent/forwarder.json' };
@@ -35,6 +36,19 @@ describe('forwarder config', () => {
     expect(c.admin).toBe(false);
     expect(c.logLevel).toBe('warn');
     expect(c.sink).toEqual({ type: 'file', path: '/a' });
+  });
+
+  it('parse workers: auto by default, a count or auto from --parse-workers, anything else refused in one line', () => {
+    const base = { sink: 'file:/tmp/rows.ndjson' };
+    expect(loadForwarderConfig(base, none).batch.parseWorkers).toBe('auto');
+    expect(loadForwarderConfig({ ...base, parseWorkers: '0' }, none).batch.parseWorkers).toBe(0);
+    expect(loadForwarderConfig({ ...base, parseWorkers: '3' }, none).batch.parseWorkers).toBe(3);
+    expect(loadForwarderConfig({ ...base, parseWorkers: 'auto' }, none).batch.parseWorkers).toBe('auto');
+    for (const bad of ['x', '-1', '9', '1.5']) expect(() => loadForwarderConfig({ ...base, parseWorkers: bad }, none)).toThrow(/--parse-workers/);
+    expect(parseWorkerCount('auto', 1)).toBe(0);
+    expect(parseWorkerCount('auto', 2)).toBe(1);
+    expect(parseWorkerCount('auto', 64)).toBe(4);
+    expect(parseWorkerCount(2, 1)).toBe(2);
   });
 
   it('builds Azure sinks from flags', () => {
