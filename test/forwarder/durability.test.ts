@@ -1,30 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Health } from '../../src/forwarder/admin-types.js';
 import { startForwarder } from '../../src/forwarder/forwarder.js';
-import { FakeSink, cef, makeConfig, silent, tcpConnect, tempDir, waitFor } from './helpers.js';
+import { FakeSink, buildForwarderBundle, cef, makeConfig, silent, tcpConnect, tempDir, waitFor } from './helpers.js';
 
-const root = new URL('../..', import.meta.url).pathname;
 let bundleDir = '';
 const children: ChildProcess[] = [];
 
 beforeAll(async () => {
-  // Build the bundle fresh into a directory without node_modules: it must be self-contained.
-  bundleDir = tempDir('fwd-bundle-');
-  const { build } = await import('esbuild');
-  await build({
-    entryPoints: [join(root, 'src/forwarder-main.ts')],
-    outfile: join(bundleDir, 'forwarder.mjs'),
-    platform: 'node',
-    target: 'node20',
-    format: 'esm',
-    bundle: true,
-    logLevel: 'warning',
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  });
+  bundleDir = dirname(await buildForwarderBundle());
 });
 afterAll(() => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
@@ -139,9 +126,9 @@ describe('durability', () => {
     }
   });
 
-  it('delivers every received event after kill -9 of the bundled forwarder, duplicates at most the batches in flight', async () => {
+  it.each([1, 0])('delivers every received event after kill -9 of the bundled forwarder, duplicates at most the batches in flight (%i parse workers)', async (workers) => {
     const dir = tempDir();
-    const batch = ['--queue-max-bytes', '256M'];
+    const batch = ['--queue-max-bytes', '256M', '--parse-workers', String(workers)];
     const a = await spawnForwarder(dir, batch);
     const stream = streamSeq(a.tcpPort, 0, 1_000_000, 100);
     await waitFor(async () => (await health(a.admin)).counters.delivered > 3000, 10_000, 'deliveries before the kill');

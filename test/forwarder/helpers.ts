@@ -119,3 +119,23 @@ export class PreparingFakeSink extends FakeSink {
     return res as SendResult<PreparedRow>;
   }
 }
+
+/**
+ * Builds the self-contained forwarder bundle into a fresh directory without node_modules (it must
+ * not need one); returns its path.
+ */
+export async function buildForwarderBundle(prefix = 'fwd-bundle-'): Promise<string> {
+  const dir = tempDir(prefix);
+  const { build } = await import('esbuild');
+  await build({
+    entryPoints: [new URL('../../src/forwarder-main.ts', import.meta.url).pathname],
+    outfile: join(dir, 'forwarder.mjs'),
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    bundle: true,
+    logLevel: 'warning',
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  });
+  return join(dir, 'forwarder.mjs');
+}

@@ -9,27 +9,14 @@ import { PARSE_WORKER_ROLE, ParseWorkerRunner, type ParseWorkerData } from '../.
 import { parseLine } from '../../src/parser/index.js';
 import { rowPreparer } from '../../src/sinks/index.js';
 import { jsonOf, type PreparedRow } from '../../src/sinks/types.js';
-import { PreparingFakeSink, cef, silent, tempDir } from './helpers.js';
+import { PreparingFakeSink, buildForwarderBundle, cef, silent, tempDir } from './helpers.js';
 
-const root = new URL('../..', import.meta.url).pathname;
 let entry: URL;
 const runners: ParseWorkerRunner[] = [];
 
 beforeAll(async () => {
   // The worker entry is the self-contained bundle, as deployed.
-  const dir = tempDir('parse-worker-bundle-');
-  const { build } = await import('esbuild');
-  await build({
-    entryPoints: [join(root, 'src/forwarder-main.ts')],
-    outfile: join(dir, 'forwarder.mjs'),
-    platform: 'node',
-    target: 'node20',
-    format: 'esm',
-    bundle: true,
-    logLevel: 'warning',
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  });
-  entry = pathToFileURL(join(dir, 'forwarder.mjs'));
+  entry = pathToFileURL(await buildForwarderBundle('parse-worker-bundle-'));
 });
 afterAll(async () => {
   for (const r of runners) await r.close();
