@@ -498,7 +498,7 @@ export class DeliveryLoop {
               // The runner parses this batch while earlier ones are on the wire.
               const sending = this.runner.deliver(this.runner.prepare(batch), signal);
               sending.catch(() => {}); // awaited in order below
-              const ack = { end: batch.end, records: batch.records.length, diskBytes: batch.diskBytes };
+              const ack = { end: batch.end, records: batch.count, diskBytes: batch.diskBytes };
               inflight.push({ ack, sending });
               handedRecords += ack.records;
               handedBytes += ack.diskBytes;

@@ -53,10 +53,16 @@ export interface Position {
 }
 
 export interface QueueBatch {
-  /** raw of each record is a view into `buffer`, in order. */
-  records: QueueRecord[];
+  /** Number of records. */
+  count: number;
+  /** Record i's raw bytes are buffer[offsets[i], offsets[i + 1]). */
+  offsets: Uint32Array;
+  receivedAt: Float64Array;
+  flags: Uint8Array;
   /** The records' raw bytes back to back, in a buffer of its own (transferable to a worker). */
   buffer: Buffer;
+  /** The records as objects with views into `buffer` (built on first use: a parse worker needs only the arrays). */
+  readonly records: QueueRecord[];
   /** Raw bytes of the records (without record headers). */
   bytes: number;
   /** On-disk bytes the batch occupies. */
@@ -338,10 +344,12 @@ export class DiskQueue {
     // Records are gathered in one reused scratch buffer, then the batch gets an exact copy of its own
     // (transferable to a worker): one allocation of the batch's size, not one of maxBytes per read.
     let out = this.batchScratch;
-    const meta: Array<{ receivedAt: number; flags: number; start: number; end: number }> = [];
+    const starts: number[] = [];
+    const recv: number[] = [];
+    const flagList: number[] = [];
     let bytes = 0;
     let diskBytes = 0;
-    while (meta.length < maxRecords && bytes < maxBytes) {
+    while (starts.length < maxRecords && bytes < maxBytes) {
       if (!this.reader || this.reader.segment !== this.read.segment) {
         this.reader?.close();
         this.reader = null;
@@ -362,7 +370,7 @@ export class DiskQueue {
         continue;
       }
       const raw = res.record.raw;
-      if (meta.length > 0 && bytes + raw.length > maxBytes) {
+      if (starts.length > 0 && bytes + raw.length > maxBytes) {
         this.reader.unread(res.start);
         break;
       }
@@ -374,16 +382,36 @@ export class DiskQueue {
         if (out.length <= Math.max(maxBytes, 64 * 1024) * 2) this.batchScratch = out;
       }
       raw.copy(out, bytes);
-      meta.push({ receivedAt: res.record.receivedAt, flags: res.record.flags, start: bytes, end: bytes + raw.length });
+      starts.push(bytes);
+      recv.push(res.record.receivedAt);
+      flagList.push(res.record.flags);
       bytes += raw.length;
       diskBytes += RECORD_HEADER + PAYLOAD_PREFIX + raw.length;
       this.read = { segment: this.read.segment, offset: this.reader.position };
     }
-    const exact = Buffer.allocUnsafeSlow(bytes);
-    out.copy(exact, 0, 0, bytes);
-    out = exact;
-    const records = meta.map((m) => ({ receivedAt: m.receivedAt, flags: m.flags, raw: out.subarray(m.start, m.end) }));
-    return { records, buffer: out, bytes, diskBytes, end: { ...this.read } };
+    const buffer = Buffer.allocUnsafeSlow(bytes);
+    out.copy(buffer, 0, 0, bytes);
+    const count = starts.length;
+    const offsets = new Uint32Array(count + 1);
+    for (let i = 0; i < count; i++) offsets[i] = starts[i]!;
+    offsets[count] = bytes;
+    const receivedAt = Float64Array.from(recv);
+    const flags = Uint8Array.from(flagList);
+    let records: QueueRecord[] | null = null;
+    return {
+      count,
+      offsets,
+      receivedAt,
+      flags,
+      buffer,
+      get records() {
+        records ??= Array.from({ length: count }, (_, i) => ({ receivedAt: receivedAt[i]!, flags: flags[i]!, raw: buffer.subarray(offsets[i], offsets[i + 1]) }));
+        return records;
+      },
+      bytes,
+      diskBytes,
+      end: { ...this.read },
+    };
   }
 
   private nextSegmentAfter(seg: number): number {

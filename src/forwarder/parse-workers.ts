@@ -134,25 +134,13 @@ export class ParseWorkerRunner implements BatchRunner {
     this.turn = (this.turn + 1) % this.workers.length;
     const w = this.ensure(k);
     const id = this.nextId++;
-    const n = batch.records.length;
-    // batch.buffer holds the raw bytes back to back in an ArrayBuffer of its own (readBatch), so it
-    // moves to the worker without a copy; the records' views here are detached afterwards, which is
-    // fine: the loop keeps only the cursor position.
-    const base = batch.buffer.byteOffset;
-    const offs = new Uint32Array(n + 1);
-    const recv = new Float64Array(n);
-    const flags = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      const r = batch.records[i]!;
-      offs[i] = r.raw.byteOffset - base;
-      recv[i] = r.receivedAt;
-      flags[i] = r.flags;
-    }
-    offs[n] = batch.buffer.length;
-    const ab = batch.buffer.buffer as ArrayBuffer;
+    // The batch's raw bytes sit in an ArrayBuffer of their own (readBatch), so they move to the
+    // worker without a copy, with the batch's typed arrays.
+    const { buffer, offsets: offs, receivedAt: recv, flags } = batch;
+    const ab = buffer.buffer as ArrayBuffer;
     const done = new Promise<Prepared>((resolve, reject) => this.waiting.set(id, { worker: k, resolve, reject }));
-    const msg: ToWorker = { id, buf: ab, base, offs, recv, flags };
-    w.postMessage(msg, [ab, offs.buffer, recv.buffer, flags.buffer]);
+    const msg: ToWorker = { id, buf: ab, base: buffer.byteOffset, offs, recv, flags };
+    w.postMessage(msg, [ab, offs.buffer, recv.buffer, flags.buffer] as ArrayBuffer[]);
     return done;
   }
 
