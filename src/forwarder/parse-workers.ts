@@ -59,10 +59,16 @@ interface Waiting {
   reject: (e: Error) => void;
 }
 
+/** Worker deaths within FAILURE_WINDOW_MS after which parsing moves to the main thread for good. */
+export const MAX_WORKER_FAILURES = 3;
+const FAILURE_WINDOW_MS = 10 * 60_000;
+
 /**
  * BatchRunner that parses in `count` workers (batches handed out in turn) and delivers on this thread
  * through the given BatchProcessor. A worker that dies fails its batches; the delivery loop rewinds to
- * the cursor and a new worker parses them again (at-least-once).
+ * the cursor and a new worker parses them again (at-least-once). Workers that keep dying (a broken
+ * bundle, a batch that exhausts the heap cap) do not stall delivery: after MAX_WORKER_FAILURES the
+ * runner parses on the main thread.
  */
 export class ParseWorkerRunner implements BatchRunner {
   private readonly workers: Array<Worker | null>;
@@ -70,6 +76,9 @@ export class ParseWorkerRunner implements BatchRunner {
   private nextId = 1;
   private readonly waiting = new Map<number, Waiting>();
   private closed = false;
+  private failures: number[] = [];
+  /** Set once workers have failed too often: parse here from then on. */
+  private local = false;
 
   constructor(
     private readonly entry: URL,
@@ -98,6 +107,7 @@ export class ParseWorkerRunner implements BatchRunner {
     });
     w.on('exit', (code) => {
       if (this.workers[k] === w) this.workers[k] = null;
+      if (!this.closed) this.noteFailure(code);
       for (const [id, p] of this.waiting) {
         if (p.worker !== k) continue;
         this.waiting.delete(id);
@@ -107,6 +117,23 @@ export class ParseWorkerRunner implements BatchRunner {
     w.unref();
     this.workers[k] = w;
     return w;
+  }
+
+  private noteFailure(code: number): void {
+    const now = Date.now();
+    this.failures = [...this.failures.filter((t) => now - t < FAILURE_WINDOW_MS), now];
+    if (this.failures.length >= MAX_WORKER_FAILURES && !this.local) {
+      this.local = true;
+      this.onError('parse_worker_fallback');
+      this.logger.error({ exitCode: code, failures: this.failures.length }, 'parse workers keep exiting: parsing on the main thread from now on (restart the forwarder to try workers again)');
+    } else {
+      this.logger.warn({ exitCode: code }, 'parse worker exited; its batches are read again from the queue cursor');
+    }
+  }
+
+  /** True once parsing has moved to the main thread. */
+  get parsingLocally(): boolean {
+    return this.local;
   }
 
   private onMessage(m: FromWorker): void {
@@ -130,6 +157,7 @@ export class ParseWorkerRunner implements BatchRunner {
 
   prepare(batch: QueueBatch): Promise<Prepared> {
     if (this.closed) return Promise.reject(new Aborted());
+    if (this.local) return this.processor.prepare(batch.records);
     const k = this.turn;
     this.turn = (this.turn + 1) % this.workers.length;
     const w = this.ensure(k);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchProcessor, prepareRecords, type Prepared } from '../../src/forwarder/delivery.js';
 import { DeadLetterFile } from '../../src/forwarder/dead-letter.js';
 import { DiskQueue } from '../../src/forwarder/disk-queue.js';
-import { PARSE_WORKER_ROLE, ParseWorkerRunner, type ParseWorkerData } from '../../src/forwarder/parse-workers.js';
+import { MAX_WORKER_FAILURES, PARSE_WORKER_ROLE, ParseWorkerRunner, type ParseWorkerData } from '../../src/forwarder/parse-workers.js';
 import { parseLine } from '../../src/parser/index.js';
 import { rowPreparer } from '../../src/sinks/index.js';
 import { jsonOf, type PreparedRow } from '../../src/sinks/types.js';
@@ -96,14 +96,20 @@ describe('parse workers', () => {
     }
   });
 
-  it('a worker that dies fails its batch (the loop re-reads it from the cursor) and a new worker takes the next', async () => {
+  it('a worker that dies fails its batch (the loop re-reads it from the cursor); workers that keep dying hand parsing to the main thread', async () => {
     const dir = tempDir();
     const dying = join(dir, 'dying.mjs');
     // Stands in for a worker that crashes (out of memory, a bug) while holding a batch.
     writeFileSync(dying, "import { parentPort } from 'node:worker_threads'; parentPort.on('message', () => process.exit(7));\n");
-    const { r } = runner({ type: 'file', path: '/nonexistent' }, 1, pathToFileURL(dying));
-    await expect(r.prepare(batchOf(LINES.slice(0, 3)))).rejects.toThrow(/parse worker exited \(code 7\)/);
-    await expect(r.prepare(batchOf(LINES.slice(0, 3)))).rejects.toThrow(/parse worker exited \(code 7\)/);
+    const { r, errors } = runner({ type: 'file', path: '/nonexistent' }, 1, pathToFileURL(dying));
+    for (let i = 0; i < MAX_WORKER_FAILURES; i++) {
+      await expect(r.prepare(batchOf(LINES.slice(0, 3)))).rejects.toThrow(/parse worker exited \(code 7\)/);
+      expect(r.parsingLocally).toBe(i === MAX_WORKER_FAILURES - 1);
+    }
+    // Workers that keep dying do not stall delivery: the batch is parsed on this thread.
+    const p = await r.prepare(batchOf(LINES.slice(0, 3)));
+    expect((p.rows as PreparedRow[]).map((row) => JSON.parse(jsonOf(row)).DeviceEventClassID)).toEqual(['0', '1', '2']);
+    expect(errors).toEqual(['parse_worker_fallback']);
   });
 
   it('close answers batches still being parsed as aborted', async () => {
