@@ -141,10 +141,10 @@ describe('durability', () => {
     await waitFor(async () => (await health(b.admin)).queue.records === 0, 10_000, 'queue drained after restart');
     b.proc.kill('SIGTERM');
     expect(await b.exited).toBe(0);
-    // Default batches of 1000 rows, 4 in flight: at most 4000 rows are delivered twice.
+    // Default batches of 1000 rows, 8 in flight: at most 8000 rows are delivered twice.
     const all = seqs(join(dir, 'rows.ndjson'), 1);
     if (process.env.DEBUG_DURABILITY) console.log({ before, delivered: all.length, distinct: new Set(all).size });
-    checkPrefix(all, before, 4000);
+    checkPrefix(all, before, 8000);
   });
 
   it('with --parse-workers 2 the bundle parses in worker threads: probes, metrics, dead letters and health', async () => {
