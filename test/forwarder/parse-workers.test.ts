@@ -73,6 +73,7 @@ describe('parse workers', () => {
   it('give the same rows, JSON, probes, parse failures and truncation notes as parsing on the main thread', async () => {
     for (const sink of [
       { type: 'logs-ingestion', endpoint: 'https://dce.example', dcrImmutableId: 'dcr-1', auth: { kind: 'managed-identity' } },
+      { type: 'log-analytics', workspaceId: '00000000-0000-0000-0000-000000000001', cloud: 'AzureCloud', logType: 'CommonSecurityLog' },
       { type: 'file', path: '/nonexistent/rows.ndjson' },
     ] as ParseWorkerData['sink'][]) {
       const local = await prepareRecords(batchOf(LINES).records, {
@@ -91,7 +92,9 @@ describe('parse workers', () => {
       // The intake's truncation flag and the per-field cut both survive the trip.
       expect(jsonOf(a.rows[1] as PreparedRow)).toContain('sentinelCefTruncated=message:65536');
       const cut = (a.rows as PreparedRow[]).filter((row) => row.truncated !== undefined);
-      expect(cut.map((row) => row.truncated)).toEqual(sink.type === 'logs-ingestion' ? ['Message:80000, DeviceCustomString1:70000'] : []);
+      // Per-field limits: 64 KiB for Logs Ingestion, 32 KiB for the Data Collector API, none in a file.
+      const expected = { 'logs-ingestion': ['Message:80000, DeviceCustomString1:70000'], 'log-analytics': ['Message:80000, DeviceCustomString1:70000'], file: [] }[sink.type];
+      expect(cut.map((row) => row.truncated)).toEqual(expected);
       expect(errors).toEqual([]);
     }
   });
