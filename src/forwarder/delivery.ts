@@ -102,6 +102,8 @@ export interface Prepared {
   parseFailures: DeadLetterEntry[];
   /** Probe id by row position (found at parse time, so a prepared row need not be read back). */
   probes: Map<number, string>;
+  /** Called once every row is settled: the rows' storage may be reused (a parse worker's chunks). */
+  release?: () => void;
 }
 
 export interface PrepareOptions {

@@ -28,7 +28,10 @@ export function workerOldGenerationMb(maxBatchBytes: number): number {
   return Math.max(48, Math.ceil(16 + (3 * 8 * maxBatchBytes) / 2 ** 20));
 }
 
-interface ToWorker {
+/** A batch to parse, or chunks whose rows were sent, for the worker to write into again. */
+type ToWorker = BatchMessage | { recycle: ArrayBuffer[] };
+
+interface BatchMessage {
   id: number;
   buf: ArrayBuffer;
   base: number;
@@ -152,7 +155,13 @@ export class ParseWorkerRunner implements BatchRunner {
       rows[i] = { buf: c === NO_CHUNK ? empty : chunks[c]!, start: m.start[i]!, bytes: m.bytes[i]! };
     }
     for (const [i, extra] of m.extras) Object.assign(rows[i]!, extra);
-    p.resolve({ rows, prepared: true, receivedAt: Array.from(m.receivedAt), parseFailures: m.parseFailures, probes: new Map(m.probes) });
+    const release = () => {
+      // Every row is settled and nothing refers to the chunks any more: hand them back to a worker,
+      // which writes into them again instead of touching fresh memory (page faults, malloc churn).
+      const w = this.workers[p.worker];
+      if (w && m.chunks.length) w.postMessage({ recycle: m.chunks } satisfies ToWorker, m.chunks);
+    };
+    p.resolve({ rows, prepared: true, receivedAt: Array.from(m.receivedAt), parseFailures: m.parseFailures, probes: new Map(m.probes), release });
   }
 
   prepare(batch: QueueBatch): Promise<Prepared> {
@@ -167,13 +176,17 @@ export class ParseWorkerRunner implements BatchRunner {
     const { buffer, offsets: offs, receivedAt: recv, flags } = batch;
     const ab = buffer.buffer as ArrayBuffer;
     const done = new Promise<Prepared>((resolve, reject) => this.waiting.set(id, { worker: k, resolve, reject }));
-    const msg: ToWorker = { id, buf: ab, base: buffer.byteOffset, offs, recv, flags };
+    const msg: BatchMessage = { id, buf: ab, base: buffer.byteOffset, offs, recv, flags };
     w.postMessage(msg, [ab, offs.buffer, recv.buffer, flags.buffer] as ArrayBuffer[]);
     return done;
   }
 
   async deliver(prepared: unknown, signal: AbortSignal): Promise<BatchReport> {
-    return this.processor.deliver(await (prepared as Promise<Prepared>), signal);
+    const p = await (prepared as Promise<Prepared>);
+    const report = await this.processor.deliver(p, signal);
+    p.rows = [];
+    p.release?.();
+    return report;
   }
 
   /** Answers of a batch handed out before a rewind are ignored (their promises still settle). */
@@ -202,13 +215,17 @@ export function runParseWorker(data: ParseWorkerData): void {
   const sinkPrepare = rowPreparer(data.sink);
   const prepare = (rows: CslRow[]) => sinkPrepare(rows, writer);
   port.on('message', (m: ToWorker) => {
+    if ('recycle' in m) {
+      writer.recycle(m.recycle.map((ab) => Buffer.from(ab)));
+      return;
+    }
     void handle(m).catch((err: Error) => {
       writer.takeChunks();
       port.postMessage({ id: m.id, error: err?.message ?? String(err) });
     });
   });
 
-  async function handle(m: ToWorker): Promise<void> {
+  async function handle(m: BatchMessage): Promise<void> {
     const n = m.recv.length;
     const records: QueueRecord[] = new Array(n);
     for (let i = 0; i < n; i++) {

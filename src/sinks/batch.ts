@@ -14,6 +14,8 @@ export class RowWriter {
   private chunk: Buffer = EMPTY;
   private off = 0;
   private used: Buffer[] = [];
+  /** Chunks handed back after their rows were sent: reused instead of fresh memory (page faults). */
+  private spare: Buffer[] = [];
 
   /** track: remember the chunks for takeChunks (a worker that transfers them). */
   constructor(private readonly track = false) {}
@@ -24,7 +26,7 @@ export class RowWriter {
     if (this.off + json.length * 3 > this.chunk.length) {
       const need = Buffer.byteLength(json, 'utf8');
       if (this.off + need > this.chunk.length) {
-        this.chunk = Buffer.allocUnsafeSlow(Math.max(CHUNK_BYTES, need));
+        this.chunk = (need <= CHUNK_BYTES ? this.spare.pop() : undefined) ?? Buffer.allocUnsafeSlow(Math.max(CHUNK_BYTES, need));
         this.off = 0;
         if (this.track) this.used.push(this.chunk);
       }
@@ -33,6 +35,11 @@ export class RowWriter {
     const bytes = this.chunk.write(json, start, 'utf8');
     this.off += bytes;
     return { buf: this.chunk, start, bytes };
+  }
+
+  /** Takes back chunks whose rows are no longer needed (at most 64 are kept). */
+  recycle(chunks: Buffer[]): void {
+    for (const c of chunks) if (c.length === CHUNK_BYTES && this.spare.length < 64) this.spare.push(c);
   }
 
   /** The chunks written since the last call; later rows go to a new chunk (the old ones may be transferred). */

@@ -96,6 +96,16 @@ describe('parse workers', () => {
       const expected = { 'logs-ingestion': ['Message:80000, DeviceCustomString1:70000'], 'log-analytics': ['Message:80000, DeviceCustomString1:70000'], file: [] }[sink.type];
       expect(cut.map((row) => row.truncated)).toEqual(expected);
       expect(errors).toEqual([]);
+      // Once delivered, the chunks go back to the worker (the views here are emptied by the transfer),
+      // and the next batches are written into them correctly.
+      const bufs = (a.rows as PreparedRow[]).map((row) => row.buf);
+      await r.deliver(Promise.resolve(a), new AbortController().signal);
+      expect(bufs.every((b) => b.length === 0)).toBe(true);
+      for (let round = 0; round < 3; round++) {
+        const again = await r.prepare(batchOf(LINES));
+        expect(view(again)).toEqual(view(local));
+        await r.deliver(Promise.resolve(again), new AbortController().signal);
+      }
     }
   });
 

@@ -122,4 +122,17 @@ describe('RowWriter', () => {
     expect(chunks).not.toContain(next.buf);
     expect(w.takeChunks()).toEqual([next.buf]);
   });
+
+  it('writes into chunks handed back (recycle) before taking fresh memory', () => {
+    const w = new RowWriter(true);
+    const rows = Array.from({ length: 300 }, (_, i) => ({ Message: `row ${i} `.repeat(200) }));
+    const first = rows.map((r) => prepareRow(r, 1_000_000, w));
+    const chunks = w.takeChunks();
+    w.recycle(chunks);
+    const again = rows.map((r) => prepareRow(r, 1_000_000, w));
+    const used = w.takeChunks();
+    expect(used.every((c) => chunks.includes(c))).toBe(true);
+    again.forEach((p, i) => expect(rowOf(p)).toEqual(rows[i]));
+    expect(first).toHaveLength(300);
+  });
 });
