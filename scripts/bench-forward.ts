@@ -16,7 +16,7 @@
  * CPU from /proc stat) and this orchestrator (mock Azure).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createTcpServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -141,6 +141,20 @@ function cpuMs(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   // utime and stime (fields 14 and 15) in clock ticks of 10 ms.
   return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+/** CPU ms of each thread of a process, by tid, with the thread's name (the main thread is named after the process). */
+function threadCpuMs(pid: number): Map<string, { name: string; ms: number }> {
+  const out = new Map<string, { name: string; ms: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')).replace(/\d+$/, '');
+      const f = st.slice(st.lastIndexOf(') ') + 2).split(' ');
+      out.set(tid, { name: tid === String(pid) ? 'main' : name, ms: (Number(f[11]) + Number(f[12])) * 10 });
+    } catch {}
+  }
+  return out;
 }
 
 function child(roleName: string, extra: string[]): ChildProcess {
@@ -286,6 +300,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
   const cpu0 = cpuMs(fw.pid!);
+  const threads0 = threadCpuMs(fw.pid!);
   const mockCpu0 = process.cpuUsage();
   // RSS timeline (VmRSS every 100 ms): where the peak happens, while receiving or while draining.
   const rssAt: Array<[number, number]> = [];
@@ -314,6 +329,7 @@ async function main(): Promise<void> {
   const rss = peakRssMb(fw.pid!);
   clearInterval(sampler);
   const cpu = cpuMs(fw.pid!) - cpu0;
+  const threads = threadCpuMs(fw.pid!);
   const mc = process.cpuUsage(mockCpu0);
   const mockCpuMs = Math.round((mc.user + mc.system) / 1000);
   const prom = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
@@ -344,6 +360,13 @@ async function main(): Promise<void> {
   console.log(`forwarder peak RSS ${rss.toFixed(0)} MB (sampled: ${peakAt[1].toFixed(0)} MB at +${peakAt[0]} ms; while the generator was sending ${sendingPeak.toFixed(0)} MB; at the end: ${heapNow})`);
   const us = (cpu * 1000) / events;
   console.log(`forwarder CPU ${cpu} ms (user+sys, all threads) = ${us.toFixed(1)} µs per event → ${Math.round(2e6 / us).toLocaleString()} events/s if it had both cores to itself`);
+  // Per thread (main, parse worker, V8 GC helpers, libuv pool): where the forwarder's CPU goes.
+  const byName = new Map<string, number>();
+  for (const [tid, t] of threads) {
+    const d = t.ms - (threads0.get(tid)?.ms ?? 0);
+    if (d > 0) byName.set(t.name === 'main' ? 'main' : `${t.name}:${tid}`, d);
+  }
+  console.log(`forwarder CPU by thread (µs per event): ${[...byName].sort((a, b) => b[1] - a[1]).map(([n, ms]) => `${n} ${((ms * 1000) / events).toFixed(1)}`).join(', ')}`);
   console.log(`mock Azure (this process) CPU ${mockCpuMs} ms over the same ${fwdMs} ms: ${((100 * mockCpuMs) / fwdMs).toFixed(0)}% of a core, ${((mockCpuMs * 1000) / events).toFixed(1)} µs per event`);
   console.log(`ratio forwarder/raw: ${(eps / rawEps).toFixed(2)}`);
   const clean = rows === events && rep.unknown === 0 && mstats.scanErrors === 0 && mstats.scanMismatches === 0;

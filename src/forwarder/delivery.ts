@@ -1,11 +1,14 @@
 import type { Logger } from 'pino';
 import type { CslRow, ParseResult } from '../parser/types.js';
-import { rowOf, type PreparedRow, type RowNote, type SendResult, type Sink } from '../sinks/types.js';
+import { rowOf, type PreparedRow, type RowLimits, type RowNote, type SendResult, type Sink } from '../sinks/types.js';
 import type { Health } from './admin-types.js';
 import type { DeadLetterEntry, DeadLetterFile } from './dead-letter.js';
 import { FLAG_TRUNCATED, type DiskQueue, type Position, type QueueBatch, type QueueRecord } from './disk-queue.js';
 import type { ForwarderMetrics } from './metrics.js';
 import { probeIdOfRow, type ProbeTracker } from './probes.js';
+import { PROBE_ID_LABEL } from './admin-types.js';
+import { lineJsonParser, parseLine } from '../parser/index.js';
+import { defaultWriter, type RowWriter } from '../sinks/batch.js';
 
 /**
  * Added to AdditionalExtensions of a row whose syslog message was cut at the maximum message size;
@@ -110,6 +113,12 @@ export interface PrepareOptions {
   parse: (raw: Buffer, receivedAt: Date) => ParseResult;
   /** The sink's prepare (serialize rows now, keep only that); without it rows are kept as parsed. */
   prepare?: (rows: CslRow[]) => PreparedRow[];
+  /**
+   * With `parse` the stock parser and `prepare` a sink's that has rowLimits: CEF rows within the limits
+   * are written as JSON into `writer` while they are parsed (the bytes prepare would give), with no row
+   * object in between. Probes, truncated messages and other lines take the row path.
+   */
+  json?: { limits: RowLimits; writer: RowWriter };
   maxMessageBytes: number;
   /** An event-loop turn between slices (the main thread); a parse worker has nothing else to serve. */
   yieldBetweenSlices: boolean;
@@ -134,6 +143,8 @@ export async function prepareRecords(records: ReadonlyArray<QueueRecord>, o: Pre
   const parseFailures: DeadLetterEntry[] = [];
   const probes = new Map<number, string>();
   const marker = truncatedMarker(o.maxMessageBytes);
+  const json = o.json !== undefined && preparing ? o.json : undefined;
+  const direct = json && lineJsonParser({ ...json.limits, rowWhen: { column: 'DeviceCustomString2Label', value: PROBE_ID_LABEL } });
   let at = new Date(NaN);
   for (let k = 0; k < records.length; k++) {
     if (k > 0 && k % PREPARE_SLICE === 0) {
@@ -145,7 +156,16 @@ export async function prepareRecords(records: ReadonlyArray<QueueRecord>, o: Pre
     if (at.getTime() !== rec.receivedAt) at = new Date(rec.receivedAt);
     let res: ParseResult;
     try {
-      res = o.parse(rec.raw, at);
+      if (direct && !(rec.flags & FLAG_TRUNCATED)) {
+        const r = direct(rec.raw, at, json!.writer);
+        if (r.ok && r.kind === 'json') {
+          flush();
+          rows.push(r as PreparedRow);
+          receivedAt.push(rec.receivedAt);
+          continue;
+        }
+        res = r as ParseResult;
+      } else res = o.parse(rec.raw, at);
     } catch (err) {
       res = { ok: false, reason: `parser error: ${(err as Error).message}` };
     }
@@ -174,7 +194,8 @@ export async function prepareRecords(records: ReadonlyArray<QueueRecord>, o: Pre
 
 export interface BatchProcessorOptions {
   sink: Sink;
-  parse: (raw: Buffer, receivedAt: Date) => ParseResult;
+  /** Default: the stock parser (which lets a sink with rowLimits get rows' JSON while they are parsed). */
+  parse?: (raw: Buffer, receivedAt: Date) => ParseResult;
   deadLetter: DeadLetterFile;
   logger: Logger;
   effects: DeliveryEffects;
@@ -207,8 +228,9 @@ export class BatchProcessor {
   prepare(records: ReadonlyArray<QueueRecord>): Promise<Prepared> {
     const { sink } = this.o;
     return prepareRecords(records, {
-      parse: this.o.parse,
+      parse: this.o.parse ?? ((raw, at) => parseLine(raw, at)),
       prepare: sink.prepare !== undefined && sink.sendPrepared !== undefined ? (rows) => sink.prepare!(rows) : undefined,
+      json: this.o.parse === undefined && sink.rowLimits !== undefined ? { limits: sink.rowLimits, writer: defaultWriter } : undefined,
       maxMessageBytes: this.o.maxMessageBytes,
       yieldBetweenSlices: true,
     });

@@ -3,7 +3,6 @@ import type { Logger } from 'pino';
 import { deadLetterPath } from '../config/load.js';
 import { formatHostPort, parseHostPort, parseListenUrl, type ListenAddress } from '../config/listen.js';
 import type { ForwarderConfig } from '../config/schema.js';
-import { parseLine } from '../parser/index.js';
 import type { ParseResult } from '../parser/types.js';
 import { createSink } from '../sinks/index.js';
 import type { Sink } from '../sinks/types.js';
@@ -108,7 +107,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     runner: (effects) => {
       const processor = new BatchProcessor({
         sink,
-        parse: deps.parse ?? ((raw, at) => parseLine(raw, at)),
+        parse: deps.parse,
         deadLetter: new DeadLetterFile(dlPath),
         logger,
         effects,

@@ -212,8 +212,8 @@ export function runParseWorker(data: ParseWorkerData): void {
   const port = parentPort!;
   // Only the sink's serialization and per-API limits: no secrets, no connections in a worker.
   const writer = new RowWriter(true);
-  const sinkPrepare = rowPreparer(data.sink);
-  const prepare = (rows: CslRow[]) => sinkPrepare(rows, writer);
+  const sink = rowPreparer(data.sink);
+  const prepare = (rows: CslRow[]) => sink.prepare(rows, writer);
   port.on('message', (m: ToWorker) => {
     if ('recycle' in m) {
       writer.recycle(m.recycle.map((ab) => Buffer.from(ab)));
@@ -231,7 +231,13 @@ export function runParseWorker(data: ParseWorkerData): void {
     for (let i = 0; i < n; i++) {
       records[i] = { receivedAt: m.recv[i]!, flags: m.flags[i]!, raw: Buffer.from(m.buf, m.base + m.offs[i]!, m.offs[i + 1]! - m.offs[i]!) };
     }
-    const p = await prepareRecords(records, { parse: (raw, at) => parseLine(raw, at), prepare, maxMessageBytes: data.maxMessageBytes, yieldBetweenSlices: false });
+    const p = await prepareRecords(records, {
+      parse: (raw, at) => parseLine(raw, at),
+      prepare,
+      json: { limits: sink.limits, writer },
+      maxMessageBytes: data.maxMessageBytes,
+      yieldBetweenSlices: false,
+    });
     const chunks = writer.takeChunks();
     const index = new Map<Buffer, number>();
     chunks.forEach((c, i) => index.set(c, i));

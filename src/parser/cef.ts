@@ -6,6 +6,7 @@ import type { CslRow } from './types.js';
 import { CSL_COLUMNS, KEY_RULES, columnIndex, type KeyRule } from './columns.js';
 import { isInt32, parseInt32, parseInteger, parseReal } from './values.js';
 import { parseCefTimestamp, toIsoUtc } from './time.js';
+import { MAX_JSON_BYTES_PER_UNIT, writeAsciiSpan, writeNumber, writeString, type JsonRow, type JsonTarget } from './json-out.js';
 
 /**
  * AdditionalExtensions entry that holds extension text with no `key=` in front of it (garbage before the
@@ -203,6 +204,8 @@ const I_DIRECTION = columnIndex('CommunicationDirection');
 
 let extra = '';
 let reference = new Date(0);
+/** The line being parsed (for span values read back during the parse). */
+let line = '';
 /** Columns written for the current line, in write order, and a running hash of that order. */
 const touched: number[] = [];
 let nTouched = 0;
@@ -214,6 +217,32 @@ function put(col: number, v: string | number): void {
     shapeHash = (Math.imul(shapeHash, 31) + col + 1) | 0;
   }
   slots[col] = v;
+}
+
+/**
+ * Direct JSON output (parseCefJson): when the line is ASCII, a string value that needs no unescaping is
+ * kept as its position in the line (`src` holds the line's bytes) instead of a sliced string.
+ */
+let src: Uint8Array | null = null;
+const isSpan = new Uint8Array(NCOLS);
+const spanA = new Int32Array(NCOLS);
+const spanB = new Int32Array(NCOLS);
+
+function putSpan(col: number, a: number, b: number): void {
+  put(col, '');
+  isSpan[col] = 1;
+  spanA[col] = a;
+  spanB[col] = b;
+}
+
+/** Forget the current line's values (slots are shared by every parse). */
+function clearSlots(): void {
+  for (let i = 0; i < nTouched; i++) {
+    const c = touched[i]!;
+    slots[c] = undefined;
+    isSpan[c] = 0;
+  }
+  nTouched = 0;
 }
 
 /**
@@ -276,7 +305,7 @@ let pendingEndKey = '';
  * as ArcSight does) when that is a known IANA zone, otherwise as UTC. Unreadable ones stay as sent.
  */
 function putTime(col: number, key: string, value: string): void {
-  const dtz = slots[I_DTZ];
+  const dtz = isSpan[I_DTZ] === 1 ? line.slice(spanA[I_DTZ], spanB[I_DTZ]) : slots[I_DTZ];
   const iso = toIsoUtc(parseCefTimestamp(value, reference, typeof dtz === 'string' ? dtz : undefined));
   if (iso !== undefined) put(col, iso);
   else addExtra(key, value);
@@ -378,11 +407,16 @@ function int32At(s: string, a: number, b: number): number {
  */
 let nextBackslash = -1;
 
+/** True when s[a, b) holds a backslash; `a` only grows within one line. */
+function escapedIn(s: string, a: number, b: number): boolean {
+  if (nextBackslash !== -1 && nextBackslash < a) nextBackslash = s.indexOf('\\', a);
+  return nextBackslash !== -1 && nextBackslash < b;
+}
+
 function valueAt(s: string, a: number, b: number): string {
   if (a === b) return '';
-  if (nextBackslash !== -1 && nextBackslash < a) nextBackslash = s.indexOf('\\', a);
   const raw = s.slice(a, b);
-  return nextBackslash !== -1 && nextBackslash < b ? unescapeValue(raw) : raw;
+  return escapedIn(s, a, b) ? unescapeValue(raw) : raw;
 }
 
 function emit(s: string, ks: number, ke: number, hash: number, a: number, b: number): void {
@@ -395,10 +429,15 @@ function emit(s: string, ks: number, ke: number, hash: number, a: number, b: num
   }
   // Ports, counts and ids are most of the typed values: convert them in place, no string made.
   const rule = tableRules[slot] as KeyRule;
-  if (rule.kind === 'plain' && rule.type === 'int' && a < b && slots[rule.index] === undefined) {
-    const n = int32At(s, a, b);
-    if (n === n) {
-      put(rule.index, n);
+  if (rule.kind === 'plain' && a < b && slots[rule.index] === undefined) {
+    if (rule.type === 'int') {
+      const n = int32At(s, a, b);
+      if (n === n) {
+        put(rule.index, n);
+        return;
+      }
+    } else if (rule.type === 'string' && src !== null && !escapedIn(s, a, b)) {
+      putSpan(rule.index, a, b);
       return;
     }
   }
@@ -461,18 +500,9 @@ function parseExtension(s: string, from: number): void {
 }
 
 
-/**
- * Parse the CEF text whose version field starts at `start`; returns the row, or the reason it is not one.
- * `timeGenerated` (ISO) and `host` (syslog HOSTNAME) fill TimeGenerated and Computer; `receivedAt`
- * completes timestamps sent without a year.
- */
-export function parseCefAt(
-  s: string,
-  start: number,
-  timeGenerated: string,
-  host: string | undefined,
-  receivedAt: Date,
-): CslRow | string {
+/** Fills the slots from the CEF text whose version field starts at `start`; returns why it is not CEF, if so. */
+function fillCef(s: string, start: number, timeGenerated: string, host: string | undefined, receivedAt: Date): string | undefined {
+  line = s;
   const p0 = nextPipe(s, start);
   if (p0 === -1) return 'CEF header has no fields after the version';
   const p1 = nextPipe(s, p0 + 1);
@@ -486,18 +516,18 @@ export function parseCefAt(
   }
   const p6 = nextPipe(s, p5 + 1);
   // Normally already clean; after an exception mid-parse it is not, and stale values must not leak.
-  for (let i = 0; i < nTouched; i++) slots[touched[i]] = undefined;
-  nTouched = 0;
+  clearSlots();
   shapeHash = 0;
   put(I_TIME, timeGenerated);
   if (host !== undefined && host !== '') put(I_COMPUTER, host);
-  setHeader(I_VENDOR, s.slice(p0 + 1, p1));
-  setHeader(I_PRODUCT, s.slice(p1 + 1, p2));
-  setHeader(I_VERSION, s.slice(p2 + 1, p3));
-  setHeader(I_CLASS, s.slice(p3 + 1, p4));
-  setHeader(I_ACTIVITY, s.slice(p4 + 1, p5));
+  nextBackslash = s.indexOf('\\', p0);
+  setHeader(s, I_VENDOR, p0 + 1, p1);
+  setHeader(s, I_PRODUCT, p1 + 1, p2);
+  setHeader(s, I_VERSION, p2 + 1, p3);
+  setHeader(s, I_CLASS, p3 + 1, p4);
+  setHeader(s, I_ACTIVITY, p4 + 1, p5);
   // No seventh pipe: the sender put the severity last and no extension at all.
-  setHeader(I_SEVERITY, p6 === -1 ? s.slice(p5 + 1) : s.slice(p5 + 1, p6));
+  setHeader(s, I_SEVERITY, p5 + 1, p6 === -1 ? s.length : p6);
   extra = '';
   reference = receivedAt;
   pendingStart = undefined;
@@ -507,7 +537,121 @@ export function parseCefAt(
   if (pendingEnd !== undefined) putTime(I_END, pendingEndKey, pendingEnd);
   if (extra !== '') put(I_EXTRA, extra);
   extra = '';
-  return buildRow();
+  return undefined;
+}
+
+/**
+ * Parse the CEF text whose version field starts at `start`; returns the row, or the reason it is not one.
+ * `timeGenerated` (ISO) and `host` (syslog HOSTNAME) fill TimeGenerated and Computer; `receivedAt`
+ * completes timestamps sent without a year.
+ */
+export function parseCefAt(
+  s: string,
+  start: number,
+  timeGenerated: string,
+  host: string | undefined,
+  receivedAt: Date,
+): CslRow | string {
+  src = null;
+  return fillCef(s, start, timeGenerated, host, receivedAt) ?? buildRow();
+}
+
+/** When parseCefJson writes JSON, and when it returns a row object instead. */
+export interface CefJsonOptions {
+  /** The sink's per-value limit in UTF-8 bytes: a row with a longer value is returned as an object (to be truncated). */
+  maxFieldBytes: number;
+  /** The sink's column limit: a row with more columns is returned as an object. */
+  maxColumns: number;
+  /** A row whose column `index` holds exactly `value` is returned as an object (e.g. probes, which the caller inspects). */
+  rowWhen?: { index: number; value: string };
+}
+
+/**
+ * parseCefAt, but a row within `o`'s limits is written as JSON into `target` (byte for byte what
+ * JSON.stringify gives for the row parseCefAt returns). `bytes`: the line's bytes when it is ASCII (so
+ * string index = byte index), else null.
+ */
+export function parseCefJson(
+  s: string,
+  start: number,
+  timeGenerated: string,
+  host: string | undefined,
+  receivedAt: Date,
+  bytes: Uint8Array | null,
+  target: JsonTarget,
+  o: CefJsonOptions,
+): CslRow | string | JsonRow {
+  src = bytes;
+  try {
+    const reason = fillCef(s, start, timeGenerated, host, receivedAt);
+    if (reason !== undefined) return reason;
+    return writeJson(s, target, o) ?? (materializeSpans(s), buildRow());
+  } finally {
+    src = null;
+  }
+}
+
+function materializeSpans(s: string): void {
+  for (let i = 0; i < nTouched; i++) {
+    const c = touched[i]!;
+    if (isSpan[c] === 1) {
+      slots[c] = s.slice(spanA[c], spanB[c]);
+      isSpan[c] = 0;
+    }
+  }
+}
+
+/** Bytes of `"Name":` per column, with a leading comma for every key but a row's first. */
+const KEY_JSON: Uint8Array[] = NAMES.map((n) => new Uint8Array(Buffer.from(`${JSON.stringify(n)}:`, 'latin1')));
+
+/** The row's JSON into target, then the slots cleared; undefined (slots kept) when the row is over a limit. */
+function writeJson(s: string, target: JsonTarget, o: CefJsonOptions): JsonRow | undefined {
+  const n = nTouched;
+  if (n > o.maxColumns) return undefined;
+  const shape = shapeOf();
+  if (shape === undefined) return undefined;
+  const max = o.maxFieldBytes;
+  let bound = shape.keyBytes;
+  for (let i = 0; i < n; i++) {
+    const c = touched[i]!;
+    const v = slots[c];
+    if (isSpan[c] === 1) {
+      const len = spanB[c] - spanA[c];
+      if (len > max) return undefined;
+      bound += len * MAX_JSON_BYTES_PER_UNIT + 2;
+    } else if (typeof v === 'string') {
+      if (v.length * 3 > max && Buffer.byteLength(v, 'utf8') > max) return undefined;
+      bound += v.length * MAX_JSON_BYTES_PER_UNIT + 2;
+    } else {
+      bound += 24;
+    }
+  }
+  const when = o.rowWhen;
+  if (when !== undefined && slots[when.index] !== undefined) {
+    const c = when.index;
+    const v = isSpan[c] === 1 ? s.slice(spanA[c], spanB[c]) : slots[c];
+    if (v === when.value) return undefined;
+  }
+  const out = target.room(bound);
+  const start = target.at;
+  let p = start;
+  out[p++] = 123; // {
+  const order = shape.order;
+  for (let k = 0; k < order.length; k++) {
+    const c = order[k]!;
+    if (k > 0) out[p++] = 44; // ,
+    const key = KEY_JSON[c]!;
+    for (let j = 0; j < key.length; j++) out[p++] = key[j]!;
+    if (isSpan[c] === 1) p = writeAsciiSpan(out, p, src!, spanA[c], spanB[c]);
+    else {
+      const v = slots[c]!;
+      p = typeof v === 'string' ? writeString(out, p, v) : writeNumber(out, p, v);
+    }
+  }
+  out[p++] = 125; // }
+  target.at = p;
+  clearSlots();
+  return { ok: true, kind: 'json', buf: out, start, bytes: p - start };
 }
 
 /**
@@ -518,16 +662,24 @@ export function parseCefAt(
 type Factory = (v: ReadonlyArray<string | number | undefined>) => CslRow;
 interface Shape {
   cols: number[];
+  /** Canonical column order of the row (AdditionalExtensions last). */
+  order: number[];
   make: Factory;
+  /** Bytes of the row's JSON that are not values: braces, keys, colons, commas. */
+  keyBytes: number;
 }
 const shapes = new Map<number, Shape[]>();
 let shapeCount = 0;
 const MAX_SHAPES = 2000;
 
-function compileShape(cols: number[]): Factory {
-  // Canonical column order, AdditionalExtensions last so people reading the NDJSON see mapped columns first.
+/** Canonical column order, AdditionalExtensions last so people reading the NDJSON see mapped columns first. */
+function canonical(cols: number[]): number[] {
   const order = cols.filter((c) => c !== I_EXTRA).sort((x, y) => x - y);
   if (order.length !== cols.length) order.push(I_EXTRA);
+  return order;
+}
+
+function compileShape(order: number[]): Factory {
   const body = order.map((c) => `${JSON.stringify(NAMES[c])}: v[${c}]`).join(', ');
   try {
     return new Function('v', `return { ${body} };`) as Factory;
@@ -547,41 +699,45 @@ function sameCols(a: number[], n: number): boolean {
   return true;
 }
 
-/** Build the row from the slots written for this line (keyed by write order), then clear those slots. */
-function buildRow(): CslRow {
+/** The shape of the columns written for this line (made on first sight); undefined past MAX_SHAPES. */
+function shapeOf(): Shape | undefined {
   const n = nTouched;
-  let row: CslRow | undefined;
   const bucket = shapes.get(shapeHash);
   if (bucket !== undefined) {
-    for (let k = 0; k < bucket.length; k++) {
-      if (sameCols(bucket[k].cols, n)) {
-        row = bucket[k].make(slots);
-        break;
-      }
-    }
+    for (let k = 0; k < bucket.length; k++) if (sameCols(bucket[k].cols, n)) return bucket[k];
   }
-  if (row === undefined) {
-    const cols = touched.slice(0, n);
-    if (shapeCount < MAX_SHAPES) {
-      const shape = { cols, make: compileShape(cols) };
-      shapeCount++;
-      if (bucket === undefined) shapes.set(shapeHash, [shape]);
-      else bucket.push(shape);
-      row = shape.make(slots);
-    } else {
-      row = {};
-      const sorted = cols.filter((c) => c !== I_EXTRA).sort((x, y) => x - y);
-      for (const c of sorted) row[NAMES[c]] = slots[c] as string | number;
-      if (slots[I_EXTRA] !== undefined) row.AdditionalExtensions = slots[I_EXTRA] as string;
-    }
+  if (shapeCount >= MAX_SHAPES) return undefined;
+  const cols = touched.slice(0, n);
+  const order = canonical(cols);
+  let keyBytes = 2 + Math.max(0, n - 1);
+  for (const c of order) keyBytes += KEY_JSON[c]!.length;
+  const shape: Shape = { cols, order, make: compileShape(order), keyBytes };
+  shapeCount++;
+  if (bucket === undefined) shapes.set(shapeHash, [shape]);
+  else bucket.push(shape);
+  return shape;
+}
+
+/** Build the row from the slots written for this line (keyed by write order), then clear those slots. */
+function buildRow(): CslRow {
+  const shape = shapeOf();
+  let row: CslRow;
+  if (shape !== undefined) row = shape.make(slots);
+  else {
+    row = {};
+    for (const c of canonical(touched.slice(0, nTouched))) row[NAMES[c]] = slots[c] as string | number;
   }
-  for (let i = 0; i < n; i++) slots[touched[i]] = undefined;
-  nTouched = 0;
+  clearSlots();
   return row;
 }
 
-function setHeader(col: number, raw: string): void {
-  if (raw !== '') put(col, unescapeHeader(raw));
+/** A header field s[a, b): kept as a span when it needs no unescaping (see `src`). */
+function setHeader(s: string, col: number, a: number, b: number): void {
+  if (a >= b) return;
+  if (!escapedIn(s, a, b)) {
+    if (src !== null) putSpan(col, a, b);
+    else put(col, s.slice(a, b));
+  } else put(col, unescapeHeader(s.slice(a, b)));
 }
 
 const WORD_SEVERITY: Record<string, string> = {

@@ -9,12 +9,14 @@
  */
 import { isAscii, isUtf8 } from 'node:buffer';
 import type { CslRow, ParseResult } from './types.js';
-import { bareVersionAt, findCefVersion, parseCefAt } from './cef.js';
+import { bareVersionAt, findCefVersion, parseCefAt, parseCefJson, type CefJsonOptions } from './cef.js';
+import type { JsonRow, JsonTarget } from './json-out.js';
 import { findAsa, fillAsaRow } from './asa.js';
 import { parseSyslogHeader, type SyslogHeader } from './syslog.js';
 import { CSL_COLUMNS } from './columns.js';
 
 export type { CslRow, ParseResult } from './types.js';
+export type { JsonRow, JsonTarget } from './json-out.js';
 export { CSL_COLUMNS, COLUMN_TYPES, KEY_RULES, type ColumnType } from './columns.js';
 export { escapeValue, escapeHeader, unescapeValue, severityBand, UNPARSED_KEY } from './cef.js';
 export { parseCefTimestamp } from './time.js';
@@ -25,9 +27,9 @@ const header: SyslogHeader = { format: 'none', host: undefined, appName: undefin
  * Decode a received line. Valid UTF-8 is read as UTF-8; anything else is read as Latin-1 so every byte
  * survives as one character (such senders almost always mean Windows-1252/Latin-1) instead of U+FFFD.
  */
-export function decodeLine(line: Buffer): string {
+export function decodeLine(line: Buffer, ascii = isAscii(line)): string {
   // Pure ASCII (nearly all CEF) takes the cheapest decoder; the result is the same.
-  if (isAscii(line)) return line.toString('latin1');
+  if (ascii) return line.toString('latin1');
   return isUtf8(line) ? line.toString('utf8') : line.toString('latin1');
 }
 
@@ -54,11 +56,52 @@ function isCefTag(app: string | undefined): boolean {
  */
 export function parseLine(line: string | Buffer, receivedAt: Date = new Date()): ParseResult {
   try {
-    return parseText(stripEnd(typeof line === 'string' ? line : decodeLine(line)), receivedAt);
+    return parseText(stripEnd(typeof line === 'string' ? line : decodeLine(line)), receivedAt, undefined) as ParseResult;
   } catch (err) {
-    // Defence in depth: a parser bug must cost one line, never the forwarder.
-    return { ok: false, reason: `parser error: ${err instanceof Error ? err.message : String(err)}` };
+    return parserError(err);
   }
+}
+
+// Defence in depth: a parser bug must cost one line, never the forwarder.
+function parserError(err: unknown): ParseResult {
+  return { ok: false, reason: `parser error: ${err instanceof Error ? err.message : String(err)}` };
+}
+
+/** When parseLineJson writes JSON; a column is named here and looked up once. */
+export interface JsonOptions {
+  maxFieldBytes: number;
+  maxColumns: number;
+  /** A row whose column holds exactly this value comes back as an object (the caller looks into it). */
+  rowWhen?: { column: string; value: string };
+}
+
+interface JsonContext {
+  target: JsonTarget;
+  bytes: Uint8Array | null;
+  o: CefJsonOptions;
+}
+
+/**
+ * parseLine for the forwarder: a CEF row within the sink's limits is written straight into `target` as
+ * the JSON that JSON.stringify(parseLine(line).row) gives, without building the row. Other lines (Cisco
+ * ASA, rows over a limit, `rowWhen` matches, failures) come back as parseLine returns them.
+ */
+export function lineJsonParser(o: JsonOptions): (line: Buffer, receivedAt: Date, target: JsonTarget) => ParseResult | JsonRow {
+  const resolved: CefJsonOptions = {
+    maxFieldBytes: o.maxFieldBytes,
+    maxColumns: o.maxColumns,
+    ...(o.rowWhen ? { rowWhen: { index: CSL_COLUMNS.findIndex(([n]) => n === o.rowWhen!.column), value: o.rowWhen.value } } : {}),
+  };
+  if (resolved.rowWhen && resolved.rowWhen.index < 0) throw new Error(`unknown CommonSecurityLog column ${o.rowWhen!.column}`);
+  return (line, receivedAt, target) => {
+    try {
+      // An ASCII line's string indexes are its byte offsets: values are copied from the bytes.
+      const ascii = isAscii(line);
+      return parseText(stripEnd(decodeLine(line, ascii)), receivedAt, { target, bytes: ascii ? line : null, o: resolved });
+    } catch (err) {
+      return parserError(err);
+    }
+  };
 }
 
 function skipColonsAndBlanks(s: string, p: number): number {
@@ -100,7 +143,7 @@ function isBlankText(s: string): boolean {
   return true;
 }
 
-function parseText(s: string, receivedAt: Date): ParseResult {
+function parseText(s: string, receivedAt: Date, json: JsonContext | undefined): ParseResult | JsonRow {
   if (isBlankText(s)) return { ok: false, reason: 'empty line' };
   const h = parseSyslogHeader(s, header);
   const host = h.host;
@@ -116,8 +159,9 @@ function parseText(s: string, receivedAt: Date): ParseResult {
   if (v !== -1) {
     const iso = isoOf(receivedAt);
     if (iso === undefined) return { ok: false, reason: 'receivedAt is not a valid date' };
-    const r = parseCefAt(s, v, iso, host, receivedAt);
-    return typeof r === 'string' ? { ok: false, reason: r } : { ok: true, kind: 'cef', row: r };
+    const r = json ? parseCefJson(s, v, iso, host, receivedAt, json.bytes, json.target, json.o) : parseCefAt(s, v, iso, host, receivedAt);
+    if (typeof r === 'string') return { ok: false, reason: r };
+    return r.kind === 'json' ? (r as JsonRow) : { ok: true, kind: 'cef', row: r as CslRow };
   }
   let asa = undefined;
   if (h.format === 'rfc5424') {

@@ -1,4 +1,5 @@
 import type { CslRow } from '../parser/types.js';
+import type { JsonTarget } from '../parser/json-out.js';
 import { rowOf, type PreparedRow, type RowNote, type SendResult, type Sink } from './types.js';
 
 export type { PreparedRow } from './types.js';
@@ -10,9 +11,10 @@ const EMPTY = Buffer.alloc(0);
  * Writes rows' JSON back to back into 256 KiB buffers of their own (outside V8's heap, each its own
  * ArrayBuffer so a worker can transfer it). A chunk lives as long as any row written into it.
  */
-export class RowWriter {
+export class RowWriter implements JsonTarget {
   private chunk: Buffer = EMPTY;
-  private off = 0;
+  /** Where the next row goes in the current chunk. */
+  at = 0;
   private used: Buffer[] = [];
   /** Chunks handed back after their rows were sent: reused instead of fresh memory (page faults). */
   private spare: Buffer[] = [];
@@ -20,21 +22,24 @@ export class RowWriter {
   /** track: remember the chunks for takeChunks (a worker that transfers them). */
   constructor(private readonly track = false) {}
 
+  /** The current chunk, or a new one when fewer than `bytes` are free in it. */
+  room(bytes: number): Buffer {
+    if (this.at + bytes > this.chunk.length) {
+      this.chunk = (bytes <= CHUNK_BYTES ? this.spare.pop() : undefined) ?? Buffer.allocUnsafeSlow(Math.max(CHUNK_BYTES, bytes));
+      this.at = 0;
+      if (this.track) this.used.push(this.chunk);
+    }
+    return this.chunk;
+  }
+
   /** Stores json; returns where it went. */
   write(json: string): { buf: Buffer; start: number; bytes: number } {
     // UTF-16 → UTF-8 is at most 3 bytes per unit; only a row that may not fit pays for an exact count.
-    if (this.off + json.length * 3 > this.chunk.length) {
-      const need = Buffer.byteLength(json, 'utf8');
-      if (this.off + need > this.chunk.length) {
-        this.chunk = (need <= CHUNK_BYTES ? this.spare.pop() : undefined) ?? Buffer.allocUnsafeSlow(Math.max(CHUNK_BYTES, need));
-        this.off = 0;
-        if (this.track) this.used.push(this.chunk);
-      }
-    }
-    const start = this.off;
-    const bytes = this.chunk.write(json, start, 'utf8');
-    this.off += bytes;
-    return { buf: this.chunk, start, bytes };
+    const buf = this.at + json.length * 3 > this.chunk.length ? this.room(Buffer.byteLength(json, 'utf8')) : this.chunk;
+    const start = this.at;
+    const bytes = buf.write(json, start, 'utf8');
+    this.at += bytes;
+    return { buf, start, bytes };
   }
 
   /** Takes back chunks whose rows are no longer needed (at most 64 are kept). */
@@ -47,12 +52,13 @@ export class RowWriter {
     const out = this.used;
     this.used = [];
     this.chunk = EMPTY;
-    this.off = 0;
+    this.at = 0;
     return out;
   }
 }
 
-const defaultWriter = new RowWriter();
+/** Where rows' JSON goes when no writer is given (the main thread's). */
+export const defaultWriter = new RowWriter();
 
 /** Marker added to AdditionalExtensions when a value was cut to the service's per-field limit. */
 export const TRUNCATION_MARKER = 'sentinelCefTruncated';

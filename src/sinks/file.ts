@@ -2,9 +2,11 @@ import { mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { CslRow } from '../parser/types.js';
 import { prepareRow, preparingSink, type RowWriter } from './batch.js';
-import type { PreparedRow, SendResult, Sink } from './types.js';
+import type { PreparedRow, RowLimits, SendResult, Sink } from './types.js';
 
 /** No field limit in a file: rows are written whole. */
+export const FILE_ROW_LIMITS: RowLimits = { maxFieldBytes: Infinity, maxColumns: Infinity };
+
 export function prepareFileRows(rows: CslRow[], writer?: RowWriter): PreparedRow[] {
   return rows.map((r) => prepareRow(r, Infinity, writer));
 }
@@ -36,6 +38,7 @@ export function createFileSink(config: { path: string; fsync?: boolean }, opts: 
   return preparingSink({
     name: 'file',
     prepare: (rows, writer) => prepareFileRows(rows, writer),
+    rowLimits: FILE_ROW_LIMITS,
     async sendPrepared(rows: PreparedRow[]): Promise<SendResult<PreparedRow>> {
       if (rows.length === 0) return { status: 'success', accepted: 0 };
       const data = ndjsonOf(rows);

@@ -1,11 +1,11 @@
 import type { SinkConfig } from '../config/schema.js';
 import type { CslRow } from '../parser/types.js';
 import type { RowWriter } from './batch.js';
-import { createFileSink, prepareFileRows } from './file.js';
-import { createLogAnalyticsSink, prepareCollectorRows } from './log-analytics.js';
-import { createLogsIngestionSink, prepareIngestionRows } from './logs-ingestion.js';
+import { createFileSink, FILE_ROW_LIMITS, prepareFileRows } from './file.js';
+import { createLogAnalyticsSink, LA_MAX_COLUMNS, LA_MAX_FIELD_BYTES, prepareCollectorRows } from './log-analytics.js';
+import { createLogsIngestionSink, LI_MAX_FIELD_BYTES, prepareIngestionRows } from './logs-ingestion.js';
 import type { SinkOptions } from './options.js';
-import type { PreparedRow, Sink } from './types.js';
+import type { PreparedRow, RowLimits, Sink } from './types.js';
 
 export type { Sink, SendResult, RowNote, SendProgress } from './types.js';
 export type { SinkOptions, SinkLogger } from './options.js';
@@ -27,18 +27,23 @@ export function createSink(config: SinkConfig, opts: SinkOptions = {}): Sink {
   }
 }
 
+export interface RowPreparer {
+  prepare: (rows: CslRow[], writer?: RowWriter) => PreparedRow[];
+  limits: RowLimits;
+}
+
 /**
  * The prepare step of the sink config.type names, without the sink (no secrets, no connections):
- * what a parse worker runs. Same result as createSink(config).prepare with default limits.
+ * what a parse worker runs. Same result as createSink(config).prepare and .rowLimits with default limits.
  */
-export function rowPreparer(config: SinkConfig): (rows: CslRow[], writer?: RowWriter) => PreparedRow[] {
+export function rowPreparer(config: SinkConfig): RowPreparer {
   switch (config.type) {
     case 'file':
-      return (rows, writer) => prepareFileRows(rows, writer);
+      return { prepare: (rows, writer) => prepareFileRows(rows, writer), limits: FILE_ROW_LIMITS };
     case 'log-analytics':
-      return (rows, writer) => prepareCollectorRows(rows, undefined, writer);
+      return { prepare: (rows, writer) => prepareCollectorRows(rows, undefined, writer), limits: { maxFieldBytes: LA_MAX_FIELD_BYTES, maxColumns: LA_MAX_COLUMNS } };
     case 'logs-ingestion':
-      return (rows, writer) => prepareIngestionRows(rows, undefined, writer);
+      return { prepare: (rows, writer) => prepareIngestionRows(rows, undefined, writer), limits: { maxFieldBytes: LI_MAX_FIELD_BYTES, maxColumns: Infinity } };
   }
 }
 

@@ -138,6 +138,7 @@ export function createLogAnalyticsSink(config: LogAnalyticsConfig, opts: SinkOpt
       );
     },
     prepare,
+    rowLimits: { maxFieldBytes, maxColumns: LA_MAX_COLUMNS },
     sendPrepared,
     async close() {
       transport.close();

@@ -160,6 +160,7 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
       }
     },
     prepare,
+    rowLimits: { maxFieldBytes, maxColumns: Infinity },
     sendPrepared,
     async close() {
       transport.close();

@@ -68,6 +68,12 @@ export interface SendProgress<R = CslRow> {
   truncated?: RowNote<R>[];
 }
 
+/** A sink's per-row limits (see Sink.rowLimits). */
+export interface RowLimits {
+  maxFieldBytes: number;
+  maxColumns: number;
+}
+
 export interface Sink {
   /** Short name for logs and metrics: file, log-analytics, logs-ingestion. */
   readonly name: string;
@@ -79,6 +85,11 @@ export interface Sink {
    * `writer` says where the JSON goes (a parse worker collects it per batch to hand it over).
    */
   prepare?(rows: CslRow[], writer?: RowWriter): PreparedRow[];
+  /**
+   * Set when prepare writes each row as JSON.stringify(row) unless the row has more than maxColumns
+   * columns or a value over maxFieldBytes: the forwarder may then write such rows' JSON while parsing.
+   */
+  readonly rowLimits?: RowLimits;
   /** Sends rows made by prepare; notes in the result refer to those same PreparedRow objects. */
   sendPrepared?(rows: PreparedRow[], opts?: { signal?: AbortSignal }): Promise<SendResult<PreparedRow>>;
   /** Called once at start; e.g. warn about a retired API, fetch a first token. Must not throw for transient errors. */

@@ -8,6 +8,7 @@ import { DiskQueue } from '../../src/forwarder/disk-queue.js';
 import { MAX_WORKER_FAILURES, PARSE_WORKER_ROLE, ParseWorkerRunner, type ParseWorkerData } from '../../src/forwarder/parse-workers.js';
 import { parseLine } from '../../src/parser/index.js';
 import { rowPreparer } from '../../src/sinks/index.js';
+import { RowWriter } from '../../src/sinks/batch.js';
 import { jsonOf, type PreparedRow } from '../../src/sinks/types.js';
 import { PreparingFakeSink, buildForwarderBundle, cef, silent, tempDir } from './helpers.js';
 
@@ -69,6 +70,28 @@ const LINES = [
   '<134>Nov 22 08:00:00 fw1 CEF:0|Ünï|Prødüct|1|id|nâme|5|suser=jürgen',
 ];
 
+describe('rows written as JSON while parsed (prepareRecords json)', () => {
+  it('give the same rows, JSON, probes, parse failures and truncation notes as the row path', async () => {
+    for (const sink of [
+      { type: 'logs-ingestion', endpoint: 'https://dce.example', dcrImmutableId: 'dcr-1', auth: { kind: 'managed-identity' } },
+      { type: 'log-analytics', workspaceId: '00000000-0000-0000-0000-000000000001', cloud: 'AzureCloud', logType: 'CommonSecurityLog' },
+      { type: 'file', path: '/nonexistent/rows.ndjson' },
+    ] as ParseWorkerData['sink'][]) {
+      const { prepare, limits } = rowPreparer(sink);
+      const o = { parse: (raw: Buffer, at: Date) => parseLine(raw, at), prepare, maxMessageBytes: 64 * 1024, yieldBetweenSlices: false };
+      const rowPath = await prepareRecords(batchOf(LINES).records, o);
+      const writer = new RowWriter(true);
+      const direct = await prepareRecords(batchOf(LINES).records, { ...o, json: { limits, writer } });
+      expect(view(direct)).toEqual(view(rowPath));
+      expect(direct.probes.get(1200)).toBe('probe-in-worker');
+      // CEF rows went straight into the writer's chunks; the truncated message, the probe and (where a
+      // field limit applies) the over-long row through prepare.
+      const chunks = new Set(writer.takeChunks());
+      expect((direct.rows as PreparedRow[]).filter((r) => chunks.has(r.buf)).length).toBe(1200 - 1 + 1 + (sink.type === 'file' ? 1 : 0));
+    }
+  });
+});
+
 describe('parse workers', () => {
   it('give the same rows, JSON, probes, parse failures and truncation notes as parsing on the main thread', async () => {
     for (const sink of [
@@ -78,7 +101,7 @@ describe('parse workers', () => {
     ] as ParseWorkerData['sink'][]) {
       const local = await prepareRecords(batchOf(LINES).records, {
         parse: (raw, at) => parseLine(raw, at),
-        prepare: rowPreparer(sink),
+        prepare: rowPreparer(sink).prepare,
         maxMessageBytes: 64 * 1024,
         yieldBetweenSlices: true,
       });

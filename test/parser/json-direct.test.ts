@@ -1,0 +1,123 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { KEY_RULES, lineJsonParser, parseLine, type JsonOptions, type ParseResult, type JsonRow } from '../../src/parser/index.js';
+import { RowWriter } from '../../src/sinks/batch.js';
+import { cefLine } from '../../scripts/load/cef.js';
+
+const at = new Date('2026-11-22T10:00:30Z');
+const FIXTURES = new URL('../fixtures/parser/', import.meta.url).pathname;
+const LIMITS: JsonOptions = { maxFieldBytes: 64 * 1024, maxColumns: 500 };
+
+/**
+ * The direct path must give, byte for byte, what the row path gives: JSON.stringify of parseLine's row.
+ * Returns what the direct parser did with the line ('json', 'row' or 'fail').
+ */
+function same(line: Buffer, o: JsonOptions = LIMITS, writer = new RowWriter()): 'json' | 'row' | 'fail' {
+  const parse = lineJsonParser(o);
+  const expected: ParseResult = parseLine(line, at);
+  const got = parse(line, at, writer);
+  if (!got.ok) {
+    expect(expected).toEqual(got);
+    return 'fail';
+  }
+  expect(expected.ok).toBe(true);
+  if (!expected.ok) return 'fail';
+  if (got.kind === 'json') {
+    const j = got as JsonRow;
+    expect(j.buf.toString('utf8', j.start, j.start + j.bytes)).toBe(JSON.stringify(expected.row));
+    return 'json';
+  }
+  expect(got).toEqual(expected);
+  return 'row';
+}
+
+describe('direct JSON output (lineJsonParser)', () => {
+  it('writes every fixture line exactly as JSON.stringify of its row', () => {
+    const kinds = new Map<string, number>();
+    for (const f of readdirSync(FIXTURES).filter((n) => n.endsWith('.log'))) {
+      for (const l of readFileSync(join(FIXTURES, f), 'utf8').split('\n')) {
+        if (!l.trim()) continue;
+        const k = same(Buffer.from(l, 'utf8'));
+        kinds.set(k, (kinds.get(k) ?? 0) + 1);
+      }
+    }
+    // CEF fixtures go the direct way, Cisco lines as rows, malformed ones fail alike.
+    expect(kinds.get('json')).toBeGreaterThan(20);
+    expect(kinds.get('row')).toBeGreaterThan(0);
+    expect(kinds.get('fail')).toBeGreaterThan(0);
+  });
+
+  it('writes load-generator lines directly', () => {
+    for (let i = 0; i < 200; i++) expect(same(Buffer.from(cefLine('s', i * 7919, 1_700_000_000_000 + i, 200 + i * 20)))).toBe('json');
+  });
+
+  it('escapes quotes, backslashes, control characters and non-ASCII as JSON.stringify does', () => {
+    const lines = [
+      'CEF:0|V"q|P\\\\x|1|id|na"me|5|msg=say "hi" \\\\ there cs1=tab\there request=http://x/?a="b"',
+      'CEF:0|V|P|1|id|n|5|msg=ctl \u0001\u001f\u007f end suser=Jürgen dhost=東京',
+      'CEF:0|V|P|1|id|n|5|msg=lone \ud800 surrogate',
+      '<13>Nov 22 10:00:00 höst CEF:0|V|P|1|id|n|5|src=10.0.0.1 msg=ok',
+      'CEF:0|V|P|1|id|n|5|msg=escaped \\= and \\n newline \\r cr cs2=a\\\\b',
+      'CEF:0|V|P|1|id|n|5|cs1=dup cs1=second unknownKey="quoted" cn1=-0 cn2=9007199254740993 cfp1=1e21 cfp2=-0.0 in=-2147483648',
+    ];
+    for (const l of lines) expect(same(Buffer.from(l, 'utf8'))).toBe('json');
+    // Invalid UTF-8 (read as Latin-1).
+    expect(same(Buffer.concat([Buffer.from('CEF:0|V|P|1|id|n|5|msg=bad '), Buffer.from([0xff, 0xfe, 0x22]), Buffer.from(' cs1=x')]))).toBe('json');
+  });
+
+  it('leaves rows over the sink limits, and rows it is told to, as objects', () => {
+    const long = `CEF:0|V|P|1|id|n|5|msg=${'x'.repeat(100)} src=10.0.0.1`;
+    expect(same(Buffer.from(long), { maxFieldBytes: 100, maxColumns: 500 })).toBe('json');
+    expect(same(Buffer.from(long), { maxFieldBytes: 99, maxColumns: 500 })).toBe('row');
+    // A multi-byte value: 40 × 3 bytes over a 100-byte limit, although only 40 characters.
+    expect(same(Buffer.from(`CEF:0|V|P|1|id|n|5|msg=${'€'.repeat(40)}`), { maxFieldBytes: 100, maxColumns: 500 })).toBe('row');
+    expect(same(Buffer.from(`CEF:0|V|P|1|id|n|5|src=10.0.0.1 dst=10.0.0.2`), { maxFieldBytes: 100, maxColumns: 8 })).toBe('row');
+    expect(same(Buffer.from(`CEF:0|V|P|1|id|n|5|src=10.0.0.1 dst=10.0.0.2`), { maxFieldBytes: 100, maxColumns: 9 })).toBe('json');
+    const probe = Buffer.from('CEF:0|Microsoft|TestCommonEventFormat|1|id|n|5|cs2Label=ProbeId cs2=abc');
+    expect(same(probe, { ...LIMITS, rowWhen: { column: 'DeviceCustomString2Label', value: 'ProbeId' } })).toBe('row');
+    expect(same(probe, { ...LIMITS, rowWhen: { column: 'DeviceCustomString2Label', value: 'Other' } })).toBe('json');
+  });
+
+  it('reads a span-held device time zone when converting start/end', () => {
+    expect(same(Buffer.from('CEF:0|V|P|1|id|n|5|start=Nov 22 2026 10:00:00 end=Nov 22 2026 11:00:00 dtz=Europe/Berlin'))).toBe('json');
+    const j = lineJsonParser(LIMITS)(Buffer.from('CEF:0|V|P|1|id|n|5|dtz=America/New_York start=Nov 22 2026 10:00:00'), at, new RowWriter()) as JsonRow;
+    expect(JSON.parse(j.buf.toString('utf8', j.start, j.start + j.bytes)).StartTime).toBe('2026-11-22T15:00:00.000Z');
+  });
+
+  it('starts a new chunk when a row does not fit, and rows never overlap', () => {
+    const w = new RowWriter(true);
+    const parse = lineJsonParser(LIMITS);
+    const rows: JsonRow[] = [];
+    for (let i = 0; i < 2000; i++) rows.push(parse(Buffer.from(cefLine('s', i, 1, 500)), at, w) as JsonRow);
+    expect(w.takeChunks().length).toBeGreaterThan(1);
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      expect(JSON.parse(r.buf.toString('utf8', r.start, r.start + r.bytes)).ExtID).toBe(String(i));
+    }
+  });
+
+  it('agrees with the row path on generated CEF lines (escapes, duplicates, typed keys, any text)', () => {
+    const keys = [...KEY_RULES.keys()];
+    const key = fc.oneof(fc.constantFrom(...keys), fc.constantFrom('customKey', 'x_y', 'ad.field', 'k-1'));
+    const text = fc.string({
+      unit: fc.oneof(
+        fc.constantFrom('=', '|', '\\', '"', '\n', '\r', ' ', '\t', 'a', '1', '-', '.', ':', '\u0000', '\u007f', 'é', '€', '😀', '\ud800'),
+        fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 1 }),
+      ),
+      maxLength: 40,
+    });
+    const pair = fc.tuple(key, fc.oneof(text, fc.integer().map(String), fc.constantFrom('Nov 22 2026 10:00:00', '1700000000000', '0', '1', 'Europe/Berlin', '1.5e3')));
+    const header = fc.tuple(text, text, text, text, text, text);
+    const prefix = fc.constantFrom('', '<134>Nov 22 08:00:00 host1 ', '<134>1 2026-11-22T10:00:00Z host2 CEF - - - ', 'Nov 22 08:00:00 h ');
+    fc.assert(
+      fc.property(prefix, header, fc.array(pair, { maxLength: 12 }), fc.boolean(), (pre, h, pairs, latin1) => {
+        const ext = pairs.map(([k, v]) => `${k}=${v}`).join(' ');
+        const l = `${pre}CEF:0|${h.join('|')}|${ext}`;
+        same(Buffer.from(l, latin1 ? 'latin1' : 'utf8'));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
