@@ -32,6 +32,8 @@ const role = arg('role', 'main');
 
 /** The shared sequence-numbered generator (scripts/load/gen.ts): 500-byte lines, one stream per connection. */
 async function generator(): Promise<void> {
+  // events/s are counted from here (the first send), not from this process's start-up.
+  const startedAt = Date.now();
   const r = await generate({
     port: Number(arg('port', '0')),
     events: Number(arg('events', '1000000')),
@@ -41,7 +43,7 @@ async function generator(): Promise<void> {
     size: 500,
     run: 'bf',
   });
-  process.send!({ sent: r.sent, ms: r.ms, expect: r.expect });
+  process.send!({ sent: r.sent, ms: r.ms, expect: r.expect, startedAt });
 }
 
 async function discardServer(): Promise<void> {
@@ -183,8 +185,7 @@ async function main(): Promise<void> {
   const { port: dport } = await once<{ port: number }>(disc);
   const rateArgs = arg('rate', '') ? ['--rate', arg('rate', '')] : [];
   const g1 = child('gen', ['--port', String(dport), '--events', String(events), '--connections', connections, ...rateArgs]);
-  const t1 = Date.now();
-  await once(g1);
+  const { startedAt: t1 } = await once<{ startedAt: number }>(g1);
   for (;;) {
     disc.send('stat');
     const st = await once<{ lines: number }>(disc);
@@ -202,8 +203,7 @@ async function main(): Promise<void> {
     const c = child('core', ['--dir', dir]);
     const { port: cport } = await once<{ port: number }>(c);
     const g = child('gen', ['--port', String(cport), '--events', String(events), '--connections', connections, ...rateArgs]);
-    const t = Date.now();
-    await once(g);
+    const { startedAt: t } = await once<{ startedAt: number }>(g);
     let st: { accepted: number; cpuUs: number; rss: number };
     const until = Date.now() + 120_000;
     for (;;) {
@@ -320,8 +320,8 @@ async function main(): Promise<void> {
     } catch {}
   }, 100);
   const g2 = child('gen', ['--port', String(port), '--events', String(events), '--connections', connections, ...rateArgs]);
-  const t2 = Date.now();
-  const gen = await once<{ ms: number; expect: Record<string, number> }>(g2);
+  const gen = await once<{ ms: number; expect: Record<string, number>; startedAt: number }>(g2);
+  const t2 = gen.startedAt;
   const deadline = Date.now() + 300_000;
   while (delivered < events && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   const lastAt = lastAcceptAt || Date.now();
