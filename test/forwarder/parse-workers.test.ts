@@ -70,13 +70,15 @@ const LINES = [
   '<134>Nov 22 08:00:00 fw1 CEF:0|Ünï|Prødüct|1|id|nâme|5|suser=jürgen',
 ];
 
+const SINKS = [
+  { type: 'logs-ingestion', endpoint: 'https://dce.example', dcrImmutableId: 'dcr-1', auth: { kind: 'managed-identity' } },
+  { type: 'log-analytics', workspaceId: '00000000-0000-0000-0000-000000000001', cloud: 'AzureCloud', logType: 'CommonSecurityLog' },
+  { type: 'file', path: '/nonexistent/rows.ndjson' },
+] as ParseWorkerData['sink'][];
+
 describe('rows written as JSON while parsed (prepareRecords json)', () => {
   it('give the same rows, JSON, probes, parse failures and truncation notes as the row path', async () => {
-    for (const sink of [
-      { type: 'logs-ingestion', endpoint: 'https://dce.example', dcrImmutableId: 'dcr-1', auth: { kind: 'managed-identity' } },
-      { type: 'log-analytics', workspaceId: '00000000-0000-0000-0000-000000000001', cloud: 'AzureCloud', logType: 'CommonSecurityLog' },
-      { type: 'file', path: '/nonexistent/rows.ndjson' },
-    ] as ParseWorkerData['sink'][]) {
+    for (const sink of SINKS) {
       const { prepare, limits } = rowPreparer(sink);
       const o = { parse: (raw: Buffer, at: Date) => parseLine(raw, at), prepare, maxMessageBytes: 64 * 1024, yieldBetweenSlices: false };
       const rowPath = await prepareRecords(batchOf(LINES).records, o);
@@ -94,11 +96,7 @@ describe('rows written as JSON while parsed (prepareRecords json)', () => {
 
 describe('parse workers', () => {
   it('give the same rows, JSON, probes, parse failures and truncation notes as parsing on the main thread', async () => {
-    for (const sink of [
-      { type: 'logs-ingestion', endpoint: 'https://dce.example', dcrImmutableId: 'dcr-1', auth: { kind: 'managed-identity' } },
-      { type: 'log-analytics', workspaceId: '00000000-0000-0000-0000-000000000001', cloud: 'AzureCloud', logType: 'CommonSecurityLog' },
-      { type: 'file', path: '/nonexistent/rows.ndjson' },
-    ] as ParseWorkerData['sink'][]) {
+    for (const sink of SINKS) {
       const local = await prepareRecords(batchOf(LINES).records, {
         parse: (raw, at) => parseLine(raw, at),
         prepare: rowPreparer(sink).prepare,
