@@ -29,6 +29,18 @@ function tokenEnd(s: string, p: number): number {
 
 const MONTH_ABBR = new Set(['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']);
 const TS_ZONES = new Set(['UTC', 'GMT', 'Z', 'CET', 'CEST', 'EST', 'EDT', 'PST', 'PDT', 'CST', 'CDT', 'MST', 'MDT']);
+const LONGEST_ZONE = Math.max(...[...TS_ZONES].map((z) => z.length));
+
+// Months as three character codes in one number: looked up per line without slicing a string.
+const code3 = (c0: number, c1: number, c2: number) => (c0 << 16) | (c1 << 8) | c2;
+const MONTH_CODES = new Set([...MONTH_ABBR].map((m) => code3(m.charCodeAt(0), m.charCodeAt(1), m.charCodeAt(2))));
+
+function monthAt(s: string, p: number): boolean {
+  const c0 = s.charCodeAt(p);
+  const c1 = s.charCodeAt(p + 1);
+  const c2 = s.charCodeAt(p + 2);
+  return c0 < 128 && c1 < 128 && c2 < 128 && MONTH_CODES.has(code3(c0, c1, c2));
+}
 
 /** `hh:mm:ss` (optionally `.fraction`) at p; returns the end or -1. */
 function timeAt(s: string, p: number): number {
@@ -63,7 +75,7 @@ function bsdTimestampAt(s: string, p: number): number {
     }
     return -1;
   }
-  if (!MONTH_ABBR.has(s.slice(p, p + 3)) || s.charCodeAt(p + 3) !== SPACE) return -1;
+  if (!monthAt(s, p) || s.charCodeAt(p + 3) !== SPACE) return -1;
   let q = p + 4;
   if (s.charCodeAt(q) === SPACE) q++;
   if (!isDigit(s.charCodeAt(q))) return -1;
@@ -78,8 +90,10 @@ function bsdTimestampAt(s: string, p: number): number {
   q = t;
   if (s.charCodeAt(q) === SPACE) {
     const ze = tokenEnd(s, q + 1);
-    const word = s.charCodeAt(ze - 1) === 58 ? s.slice(q + 1, ze - 1) : s.slice(q + 1, ze);
-    if (TS_ZONES.has(word)) q = s.charCodeAt(ze - 1) === 58 ? ze - 1 : ze;
+    // Most often the hostname follows: too long to be a zone, no need to look it up.
+    const colon = s.charCodeAt(ze - 1) === 58;
+    const word = ze - q - 1 > LONGEST_ZONE + 1 ? '' : s.slice(q + 1, colon ? ze - 1 : ze);
+    if (TS_ZONES.has(word)) q = colon ? ze - 1 : ze;
   }
   if (s.charCodeAt(q) === 58) q++;
   return q;
@@ -114,8 +128,9 @@ export function parseSyslogHeader(s: string, out: SyslogHeader): SyslogHeader {
   let hadPri = false;
   if (s.charCodeAt(p) === 60 /* < */) {
     let q = p + 1;
-    while (q < len && q - p <= 4 && isDigit(s.charCodeAt(q))) q++;
-    if (q > p + 1 && s.charCodeAt(q) === 62 /* > */ && Number(s.slice(p + 1, q)) <= 191) {
+    let pri = 0;
+    while (q < len && q - p <= 4 && isDigit(s.charCodeAt(q))) pri = pri * 10 + s.charCodeAt(q++) - 48;
+    if (q > p + 1 && s.charCodeAt(q) === 62 /* > */ && pri <= 191) {
       p = q + 1;
       hadPri = true;
     }
