@@ -110,6 +110,8 @@ export class DiskQueue {
   private cursorSeq = 0;
   private readonly cursorBuf = Buffer.alloc(24);
   private scratch = Buffer.alloc(0);
+  private scratchView: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+  private readonly prefix = Buffer.alloc(PAYLOAD_PREFIX);
   private batchScratch = Buffer.alloc(0);
   private readonly waiters = new Set<() => void>();
   private readonly writeFn: NonNullable<DiskQueueOptions['writeFn']>;
@@ -230,20 +232,34 @@ export class DiskQueue {
     if (total === 0) return;
     if (this.writeOff > 0 && this.writeOff + total > this.opts.segmentBytes) this.rotate();
     // One reusable write buffer: write(2) is synchronous, so it is free again when append returns.
-    if (this.scratch.length < total) this.scratch = Buffer.allocUnsafe(Math.max(total, this.scratch.length * 2, 64 * 1024));
+    if (this.scratch.length < total) {
+      this.scratch = Buffer.allocUnsafe(Math.max(total, this.scratch.length * 2, 64 * 1024));
+      this.scratchView = new DataView(this.scratch.buffer, this.scratch.byteOffset, this.scratch.length);
+    }
     const out = this.scratch;
+    const dv = this.scratchView;
+    // The payload prefix differs between records of one call only in its flag: CRC both variants once
+    // and chain each message's bytes onto them (crc32(prefix ‖ data) = crc32(data, crc32(prefix))), so
+    // no view per record is made.
+    const pre = this.prefix;
+    pre.writeDoubleLE(receivedAt, 0);
+    pre[8] = 0;
+    const crcPlain = crc32(pre);
+    pre[8] = FLAG_TRUNCATED;
+    const crcTruncated = crc32(pre);
     let p = 0;
-    for (const m of messages) {
-      const len = PAYLOAD_PREFIX + m.data.length;
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      const data = m.data;
       out[p] = MAGIC0;
       out[p + 1] = MAGIC1;
-      out.writeUInt32LE(len, p + 2);
-      const pl = p + RECORD_HEADER;
-      out.writeDoubleLE(receivedAt, pl);
-      out[pl + 8] = m.truncated ? FLAG_TRUNCATED : 0;
-      m.data.copy(out, pl + PAYLOAD_PREFIX);
-      out.writeUInt32LE(crc32(out.subarray(pl, pl + len)), p + 6);
-      p = pl + len;
+      dv.setUint32(p + 2, PAYLOAD_PREFIX + data.length, true);
+      dv.setUint32(p + 6, crc32(data, m.truncated ? crcTruncated : crcPlain), true);
+      dv.setFloat64(p + RECORD_HEADER, receivedAt, true);
+      out[p + RECORD_HEADER + 8] = m.truncated ? FLAG_TRUNCATED : 0;
+      // TypedArray set of a whole view: Buffer#copy makes a new view per call.
+      out.set(data, p + RECORD_HEADER + PAYLOAD_PREFIX);
+      p += RECORD_HEADER + PAYLOAD_PREFIX + data.length;
     }
     let written = 0;
     try {

@@ -1,5 +1,6 @@
 import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { DiskQueue, type CorruptionEvent } from '../../src/forwarder/disk-queue.js';
 import { tempDir } from './helpers.js';
@@ -140,6 +141,39 @@ describe('DiskQueue', () => {
     expect(drain(q)).toEqual(msgs(0, 6).map((m) => m.data.toString()));
     q.close();
   });
+});
+
+/** Messages of `size` bytes whose content says which one they are. */
+const sized = (from: number, n: number, size: number) =>
+  Array.from({ length: n }, (_, i) => {
+    const data = Buffer.alloc(size, 97 + ((from + i) % 26));
+    data.write(`m${from + i};`);
+    return { data, truncated: (from + i) % 5 === 0 };
+  });
+
+describe('DiskQueue record format', () => {
+  it('writes the documented record format: magic, length, CRC32 of receivedAt|flags|raw', () => {
+    const dir = tempDir();
+    const q = open(dir, { segmentBytes: 1 << 20 });
+    const m = sized(0, 3, 40);
+    q.append(m, 1700000000123);
+    q.close();
+    const buf = readFileSync(join(dir, readdirSync(dir).filter((f) => f.endsWith('.seg')).sort()[0]));
+    let p = 0;
+    for (const { data, truncated } of m) {
+      expect([buf[p], buf[p + 1]]).toEqual([0x5c, 0xef]);
+      const len = buf.readUInt32LE(p + 2);
+      expect(len).toBe(9 + data.length);
+      const payload = buf.subarray(p + 10, p + 10 + len);
+      expect(buf.readUInt32LE(p + 6)).toBe(crc32(payload));
+      expect(payload.readDoubleLE(0)).toBe(1700000000123);
+      expect(payload[8]).toBe(truncated ? 1 : 0);
+      expect(payload.subarray(9).equals(data)).toBe(true);
+      p += 10 + len;
+    }
+    expect(p).toBe(buf.length);
+  });
+
 });
 
 describe('DiskQueue cursor', () => {
