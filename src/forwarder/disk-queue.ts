@@ -462,6 +462,8 @@ export class DiskQueue {
     } finally {
       this.spanFrom = this.spanTo = 0;
       this.gathered = 0;
+      // Kept for the next read unless one huge record made it larger than a batch.
+      if (this.batchScratch.length > Math.max(maxBytes, 64 * 1024) * 2) this.batchScratch = Buffer.alloc(0);
     }
   }
 

@@ -243,6 +243,26 @@ describe('DiskQueue readBatch', () => {
     q.close();
   });
 
+  it('skips a corrupt record next to a read-buffer refill inside one batch', () => {
+    const dir = tempDir();
+    let q = open(dir, { segmentBytes: 8 << 20 });
+    const all = sized(0, 40, 70_001);
+    q.append(all, 1);
+    q.close();
+    const seg = join(dir, readdirSync(dir).filter((f) => f.endsWith('.seg')).sort()[0]);
+    const buf = readFileSync(seg);
+    // Record 14 straddles the first 1 MiB refill (14 * 70,020 < 1 MiB < 15 * 70,020); 15 is the next one.
+    buf[buf.indexOf('m14;') + 50_000] ^= 0xff;
+    buf[buf.indexOf('m15;') + 5] ^= 0xff;
+    writeFileSync(seg, buf);
+    const corrupt: CorruptionEvent[] = [];
+    q = open(dir, {}, corrupt);
+    const b = q.readBatch(1000, 1 << 30);
+    expect(batchRecords(b).map((r) => r.raw)).toEqual(all.filter((_, i) => i !== 14 && i !== 15).map((m) => m.data.toString('latin1')));
+    expect(corrupt.map((c) => [c.offset, c.bytes])).toEqual([[14 * 70_020, 2 * 70_020]]);
+    q.close();
+  });
+
   it('gathers one batch across segments', () => {
     const dir = tempDir();
     const q = open(dir, { segmentBytes: 1024 });
