@@ -55,11 +55,12 @@ export interface Position {
 export interface QueueBatch {
   /** Number of records. */
   count: number;
-  /** Record i's raw bytes are buffer[offsets[i], offsets[i + 1]). */
-  offsets: Uint32Array;
+  /** Record i's raw bytes are buffer[starts[i], ends[i]) (the buffer also holds the records' headers). */
+  starts: Uint32Array;
+  ends: Uint32Array;
   receivedAt: Float64Array;
   flags: Uint8Array;
-  /** The records' raw bytes back to back, in a buffer of its own (transferable to a worker). */
+  /** The records as on disk, in a buffer of its own (transferable to a worker). */
   buffer: Buffer;
   /** The records as objects with views into `buffer` (built on first use: a parse worker needs only the arrays). */
   readonly records: QueueRecord[];
@@ -110,7 +111,17 @@ export class DiskQueue {
   private cursorSeq = 0;
   private readonly cursorBuf = Buffer.alloc(24);
   private scratch = Buffer.alloc(0);
+  private scratchView: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+  private readonly prefix = Buffer.alloc(PAYLOAD_PREFIX);
   private batchScratch = Buffer.alloc(0);
+  /** readBatch's span of the reader's buffer not yet copied out (file offsets), and the bytes gathered before it. */
+  private spanFrom = 0;
+  private spanTo = 0;
+  private gathered = 0;
+  private bStarts = new Uint32Array(0);
+  private bEnds = new Uint32Array(0);
+  private bRecv = new Float64Array(0);
+  private bFlags = new Uint8Array(0);
   private readonly waiters = new Set<() => void>();
   private readonly writeFn: NonNullable<DiskQueueOptions['writeFn']>;
 
@@ -156,14 +167,14 @@ export class DiskQueue {
       let validEnd = start;
       try {
         for (;;) {
-          const res = r.next();
-          if (res === null) break;
-          if ('corrupt' in res) {
-            if (res.atEnd && last) break;
+          const st = r.step();
+          if (st === STEP_END) break;
+          if (st === STEP_CORRUPT) {
+            if (r.badAtEnd && last) break;
             continue;
           }
           this._records++;
-          this._bytes += RECORD_HEADER + PAYLOAD_PREFIX + res.record.raw.length;
+          this._bytes += RECORD_HEADER + r.recLen;
           validEnd = r.position;
         }
         const size = r.size;
@@ -230,20 +241,34 @@ export class DiskQueue {
     if (total === 0) return;
     if (this.writeOff > 0 && this.writeOff + total > this.opts.segmentBytes) this.rotate();
     // One reusable write buffer: write(2) is synchronous, so it is free again when append returns.
-    if (this.scratch.length < total) this.scratch = Buffer.allocUnsafe(Math.max(total, this.scratch.length * 2, 64 * 1024));
+    if (this.scratch.length < total) {
+      this.scratch = Buffer.allocUnsafe(Math.max(total, this.scratch.length * 2, 64 * 1024));
+      this.scratchView = new DataView(this.scratch.buffer, this.scratch.byteOffset, this.scratch.length);
+    }
     const out = this.scratch;
+    const dv = this.scratchView;
+    // The payload prefix differs between records of one call only in its flag: CRC both variants once
+    // and chain each message's bytes onto them (crc32(prefix ‖ data) = crc32(data, crc32(prefix))), so
+    // no view per record is made.
+    const pre = this.prefix;
+    pre.writeDoubleLE(receivedAt, 0);
+    pre[8] = 0;
+    const crcPlain = crc32(pre);
+    pre[8] = FLAG_TRUNCATED;
+    const crcTruncated = crc32(pre);
     let p = 0;
-    for (const m of messages) {
-      const len = PAYLOAD_PREFIX + m.data.length;
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      const data = m.data;
       out[p] = MAGIC0;
       out[p + 1] = MAGIC1;
-      out.writeUInt32LE(len, p + 2);
-      const pl = p + RECORD_HEADER;
-      out.writeDoubleLE(receivedAt, pl);
-      out[pl + 8] = m.truncated ? FLAG_TRUNCATED : 0;
-      m.data.copy(out, pl + PAYLOAD_PREFIX);
-      out.writeUInt32LE(crc32(out.subarray(pl, pl + len)), p + 6);
-      p = pl + len;
+      dv.setUint32(p + 2, PAYLOAD_PREFIX + data.length, true);
+      dv.setUint32(p + 6, crc32(data, m.truncated ? crcTruncated : crcPlain), true);
+      dv.setFloat64(p + RECORD_HEADER, receivedAt, true);
+      out[p + RECORD_HEADER + 8] = m.truncated ? FLAG_TRUNCATED : 0;
+      // TypedArray set of a whole view: Buffer#copy makes a new view per call.
+      out.set(data, p + RECORD_HEADER + PAYLOAD_PREFIX);
+      p += RECORD_HEADER + PAYLOAD_PREFIX + data.length;
     }
     let written = 0;
     try {
@@ -341,77 +366,133 @@ export class DiskQueue {
    * records are skipped and reported via onCorruption.
    */
   readBatch(maxRecords: number, maxBytes: number): QueueBatch {
-    // Records are gathered in one reused scratch buffer, then the batch gets an exact copy of its own
-    // (transferable to a worker): one allocation of the batch's size, not one of maxBytes per read.
-    let out = this.batchScratch;
-    const starts: number[] = [];
-    const recv: number[] = [];
-    const flagList: number[] = [];
+    // Consecutive valid records lie back to back in the reader's buffer: they are copied as one span
+    // (headers included), and the batch notes where each record's raw bytes start and end in it. A
+    // span is cut by a skipped corrupt stretch, a refill of the read buffer or a new segment.
+    this.ensureBatchArrays(Math.min(maxRecords, 1 << 16));
+    let count = 0;
     let bytes = 0;
     let diskBytes = 0;
-    while (starts.length < maxRecords && bytes < maxBytes) {
-      if (!this.reader || this.reader.segment !== this.read.segment) {
-        this.reader?.close();
-        this.reader = null;
-        if (this.read.segment > this.writeSeg) break;
-        this.reader = new SegmentReader(join(this.dir, segName(this.read.segment)), this.read.segment, this.read.offset, Infinity);
+    try {
+      while (count < maxRecords && bytes < maxBytes) {
+        if (!this.reader || this.reader.segment !== this.read.segment) {
+          this.flushSpan();
+          this.reader?.close();
+          this.reader = null;
+          if (this.read.segment > this.writeSeg) break;
+          this.reader = new SegmentReader(join(this.dir, segName(this.read.segment)), this.read.segment, this.read.offset, Infinity);
+          this.reader.beforeRefill = this.flushSpan;
+        }
+        const r = this.reader;
+        const active = this.read.segment === this.writeSeg;
+        r.limit = active ? this.writeOff : Infinity;
+        // this.read.offset follows r.position; it is written back when the loop leaves this segment.
+        const st = r.step();
+        if (st === STEP_END) {
+          if (active) break;
+          this.read = { segment: this.nextSegmentAfter(this.read.segment), offset: 0 };
+          continue;
+        }
+        if (st === STEP_CORRUPT) {
+          this.opts.onCorruption?.({ segment: this.read.segment, offset: r.badOffset, bytes: r.badBytes, kind: r.badAtEnd ? 'torn-tail' : 'corrupt-record' });
+          continue;
+        }
+        const rawLen = r.recLen - PAYLOAD_PREFIX;
+        if (count > 0 && bytes + rawLen > maxBytes) {
+          r.position = r.recStart;
+          break;
+        }
+        const recEnd = r.recStart + RECORD_HEADER + r.recLen;
+        if (this.spanTo !== r.recStart || this.spanTo === this.spanFrom) {
+          this.flushSpan();
+          this.spanFrom = r.recStart;
+        }
+        this.spanTo = recEnd;
+        if (count === this.bStarts.length) this.ensureBatchArrays(count * 2);
+        const at = this.gathered + (r.recStart - this.spanFrom) + RECORD_HEADER + PAYLOAD_PREFIX;
+        this.bStarts[count] = at;
+        this.bEnds[count] = at + rawLen;
+        this.bRecv[count] = r.receivedAt;
+        this.bFlags[count] = r.flags;
+        count++;
+        bytes += rawLen;
+        diskBytes += RECORD_HEADER + r.recLen;
       }
-      const active = this.read.segment === this.writeSeg;
-      this.reader.limit = active ? this.writeOff : Infinity;
-      const res = this.reader.next();
-      if (res === null) {
-        if (active) break;
-        this.read = { segment: this.nextSegmentAfter(this.read.segment), offset: 0 };
-        continue;
+      if (this.reader && this.reader.segment === this.read.segment) this.read = { segment: this.read.segment, offset: this.reader.position };
+      // The batch gets an exact-size buffer of its own (transferable to a worker): straight from the
+      // read buffer when the batch is one span, else from the gathered spans.
+      let buffer: Buffer;
+      const span = this.spanTo - this.spanFrom;
+      if (this.gathered === 0) {
+        buffer = Buffer.allocUnsafeSlow(span);
+        if (span > 0) {
+          const o = this.spanFrom - this.reader!.bufStart;
+          buffer.set(new Uint8Array(this.reader!.store.buffer, this.reader!.store.byteOffset + o, span));
+        }
+      } else {
+        this.flushSpan();
+        buffer = Buffer.allocUnsafeSlow(this.gathered);
+        buffer.set(new Uint8Array(this.batchScratch.buffer, this.batchScratch.byteOffset, this.gathered));
       }
-      if ('corrupt' in res) {
-        this.opts.onCorruption?.({ segment: this.read.segment, offset: res.offset, bytes: res.bytes, kind: res.atEnd ? 'torn-tail' : 'corrupt-record' });
-        this.read = { segment: this.read.segment, offset: this.reader.position };
-        continue;
-      }
-      const raw = res.record.raw;
-      if (starts.length > 0 && bytes + raw.length > maxBytes) {
-        this.reader.unread(res.start);
-        break;
-      }
-      if (bytes + raw.length > out.length) {
-        const bigger = Buffer.allocUnsafeSlow(Math.max(out.length * 2, bytes + raw.length, 64 * 1024));
-        out.copy(bigger, 0, 0, bytes);
-        out = bigger;
-        // Kept for the next read unless one huge record made it larger than a batch.
-        if (out.length <= Math.max(maxBytes, 64 * 1024) * 2) this.batchScratch = out;
-      }
-      raw.copy(out, bytes);
-      starts.push(bytes);
-      recv.push(res.record.receivedAt);
-      flagList.push(res.record.flags);
-      bytes += raw.length;
-      diskBytes += RECORD_HEADER + PAYLOAD_PREFIX + raw.length;
-      this.read = { segment: this.read.segment, offset: this.reader.position };
+      const starts = this.bStarts.slice(0, count);
+      const ends = this.bEnds.slice(0, count);
+      const receivedAt = this.bRecv.slice(0, count);
+      const flags = this.bFlags.slice(0, count);
+      let records: QueueRecord[] | null = null;
+      return {
+        count,
+        starts,
+        ends,
+        receivedAt,
+        flags,
+        buffer,
+        get records() {
+          records ??= Array.from({ length: count }, (_, i) => ({ receivedAt: receivedAt[i]!, flags: flags[i]!, raw: buffer.subarray(starts[i], ends[i]) }));
+          return records;
+        },
+        bytes,
+        diskBytes,
+        end: { ...this.read },
+      };
+    } catch (err) {
+      // The reader may be past records of the failed batch: the next read starts again at this.read.
+      this.reader?.close();
+      this.reader = null;
+      throw err;
+    } finally {
+      this.spanFrom = this.spanTo = 0;
+      this.gathered = 0;
+      // Kept for the next read unless one huge record made it larger than a batch.
+      if (this.batchScratch.length > Math.max(maxBytes, 64 * 1024) * 2) this.batchScratch = Buffer.alloc(0);
     }
-    const buffer = Buffer.allocUnsafeSlow(bytes);
-    out.copy(buffer, 0, 0, bytes);
-    const count = starts.length;
-    const offsets = new Uint32Array(count + 1);
-    for (let i = 0; i < count; i++) offsets[i] = starts[i]!;
-    offsets[count] = bytes;
-    const receivedAt = Float64Array.from(recv);
-    const flags = Uint8Array.from(flagList);
-    let records: QueueRecord[] | null = null;
-    return {
-      count,
-      offsets,
-      receivedAt,
-      flags,
-      buffer,
-      get records() {
-        records ??= Array.from({ length: count }, (_, i) => ({ receivedAt: receivedAt[i]!, flags: flags[i]!, raw: buffer.subarray(offsets[i], offsets[i + 1]) }));
-        return records;
-      },
-      bytes,
-      diskBytes,
-      end: { ...this.read },
+  }
+
+  /** Copies the pending span out of the reader's buffer into the batch scratch (before a refill or a new reader). */
+  private readonly flushSpan = (): void => {
+    const n = this.spanTo - this.spanFrom;
+    if (n <= 0) return;
+    const r = this.reader!;
+    if (this.gathered + n > this.batchScratch.length) {
+      const bigger = Buffer.allocUnsafeSlow(Math.max(this.batchScratch.length * 2, this.gathered + n, 64 * 1024));
+      bigger.set(new Uint8Array(this.batchScratch.buffer, this.batchScratch.byteOffset, this.gathered));
+      this.batchScratch = bigger;
+    }
+    this.batchScratch.set(new Uint8Array(r.store.buffer, r.store.byteOffset + this.spanFrom - r.bufStart, n), this.gathered);
+    this.gathered += n;
+    this.spanFrom = this.spanTo;
+  };
+
+  private ensureBatchArrays(n: number): void {
+    if (this.bStarts.length >= n) return;
+    const grow = <T extends Uint32Array | Float64Array | Uint8Array>(old: T, make: (n: number) => T): T => {
+      const a = make(n);
+      a.set(old);
+      return a;
     };
+    this.bStarts = grow(this.bStarts, (k) => new Uint32Array(k));
+    this.bEnds = grow(this.bEnds, (k) => new Uint32Array(k));
+    this.bRecv = grow(this.bRecv, (k) => new Float64Array(k));
+    this.bFlags = grow(this.bFlags, (k) => new Uint8Array(k));
   }
 
   private nextSegmentAfter(seg: number): number {
@@ -482,10 +563,10 @@ export class DiskQueue {
       const r = new SegmentReader(join(this.dir, segName(this.ack.segment)), this.ack.segment, this.ack.offset, this.ack.segment === this.writeSeg ? this.writeOff : Infinity);
       try {
         for (;;) {
-          const res = r.next();
-          if (res === null) return null;
-          if ('record' in res) {
-            this.pendingOldest = res.record.receivedAt;
+          const st = r.step();
+          if (st === STEP_END) return null;
+          if (st === STEP_RECORD) {
+            this.pendingOldest = r.receivedAt;
             return this.pendingOldest;
           }
         }
@@ -528,20 +609,37 @@ export class DiskQueue {
   }
 }
 
-type ReadResult =
-  | { record: QueueRecord; start: number }
-  | { corrupt: true; offset: number; bytes: number; atEnd: boolean };
+/** SegmentReader.step() outcomes. */
+const STEP_END = 0;
+const STEP_RECORD = 1;
+const STEP_CORRUPT = 2;
 
-/** Buffered sequential reader of one segment, validating every record. */
+/**
+ * Buffered sequential reader of one segment, validating every record. step() reports through fields,
+ * not result objects: readBatch runs it once per record.
+ */
 class SegmentReader {
   private fd: number;
-  private store: Buffer = Buffer.alloc(0);
-  private buf: Buffer = Buffer.alloc(0);
-  private bufStart = 0;
+  /** One read buffer, reused: it holds file bytes [bufStart, bufStart + bufLen). */
+  store: Buffer = Buffer.alloc(0);
+  private view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+  bufStart = 0;
+  private bufLen = 0;
   position: number;
   limit: number;
   size = 0;
   tailCorruptFrom: number | null = null;
+  /** Called before the read buffer is overwritten: readBatch copies out what it still needs. */
+  beforeRefill: (() => void) | null = null;
+  /** After STEP_RECORD: the record's file offset, payload length (prefix included), receive time and flags. */
+  recStart = 0;
+  recLen = 0;
+  receivedAt = 0;
+  flags = 0;
+  /** After STEP_CORRUPT: the skipped stretch. */
+  badOffset = 0;
+  badBytes = 0;
+  badAtEnd = false;
 
   constructor(path: string, readonly segment: number, start: number, limit: number) {
     this.fd = openSync(path, 'r');
@@ -555,20 +653,23 @@ class SegmentReader {
     return Math.min(this.size, this.limit);
   }
 
-  /** Ensures buf holds [pos, pos+n); false when the file (up to limit) is shorter. */
+  /** Ensures the buffer holds [pos, pos+n); false when the file (up to limit) is shorter. */
   private ensure(pos: number, n: number, end: number): boolean {
     if (pos + n > end) return false;
-    if (pos >= this.bufStart && pos + n <= this.bufStart + this.buf.length) return true;
+    if (pos >= this.bufStart && pos + n <= this.bufStart + this.bufLen) return true;
+    this.beforeRefill?.();
     const len = Math.min(Math.max(n, READ_CHUNK), end - pos);
-    // One read buffer, reused: a record's raw is only valid until the next call to next().
-    if (this.store.length < len) this.store = Buffer.allocUnsafeSlow(Math.max(len, READ_CHUNK));
+    if (this.store.length < len) {
+      this.store = Buffer.allocUnsafeSlow(Math.max(len, READ_CHUNK));
+      this.view = new DataView(this.store.buffer, this.store.byteOffset, this.store.length);
+    }
     let got = 0;
     while (got < len) {
       const r = readSync(this.fd, this.store, got, len - got, pos + got);
       if (r === 0) break;
       got += r;
     }
-    this.buf = this.store.subarray(0, got);
+    this.bufLen = got;
     this.bufStart = pos;
     return got >= n;
   }
@@ -576,57 +677,62 @@ class SegmentReader {
   private validAt(pos: number, end: number): number {
     if (!this.ensure(pos, RECORD_HEADER, end)) return -1;
     const o = pos - this.bufStart;
-    if (this.buf[o] !== MAGIC0 || this.buf[o + 1] !== MAGIC1) return -1;
-    const len = this.buf.readUInt32LE(o + 2);
+    if (this.store[o] !== MAGIC0 || this.store[o + 1] !== MAGIC1) return -1;
+    const len = this.view.getUint32(o + 2, true);
     if (len < PAYLOAD_PREFIX || len > MAX_RECORD) return -1;
-    const crc = this.buf.readUInt32LE(o + 6);
+    const crc = this.view.getUint32(o + 6, true);
     if (!this.ensure(pos, RECORD_HEADER + len, end)) return -1;
-    const p = pos - this.bufStart + RECORD_HEADER;
-    if (crc32(this.buf.subarray(p, p + len)) !== crc) return -1;
+    // A plain Uint8Array over the payload: cheaper to make than a Buffer view (subarray).
+    const s = this.store;
+    if (crc32(new Uint8Array(s.buffer, s.byteOffset + pos - this.bufStart + RECORD_HEADER, len)) !== crc) return -1;
     return len;
   }
 
-  next(): ReadResult | null {
+  /** Reads the record at position: STEP_RECORD (its bytes are in `store` until the next refill), STEP_END or STEP_CORRUPT. */
+  step(): number {
     const end = this.fileEnd();
     const pos = this.position;
-    if (pos >= end) return null;
+    if (pos >= end) return STEP_END;
     const len = this.validAt(pos, end);
     if (len >= 0) {
       const p = pos - this.bufStart + RECORD_HEADER;
-      const receivedAt = this.buf.readDoubleLE(p);
-      const flags = this.buf[p + 8];
-      // A view into the reused read buffer: valid until the next call (readBatch copies it).
-      const raw = this.buf.subarray(p + PAYLOAD_PREFIX, p + len);
+      this.recStart = pos;
+      this.recLen = len;
+      this.receivedAt = this.view.getFloat64(p, true);
+      this.flags = this.store[p + 8]!;
       this.position = pos + RECORD_HEADER + len;
-      return { record: { receivedAt, flags, raw }, start: pos };
+      return STEP_RECORD;
     }
     // A header that runs past the end of a still-written segment is not corruption yet.
-    if (this.limit !== Infinity && this.headerFitsButIncomplete(pos, end)) return null;
+    if (this.limit !== Infinity && this.headerFitsButIncomplete(pos, end)) return STEP_END;
     // Resynchronise: find the next offset where a valid record starts.
     for (let q = pos + 1; q < end; q++) {
       if (!this.ensure(q, 2, end)) break;
       const o = q - this.bufStart;
-      if (this.buf[o] === MAGIC0 && this.buf[o + 1] === MAGIC1 && this.validAt(q, end) >= 0) {
+      if (this.store[o] === MAGIC0 && this.store[o + 1] === MAGIC1 && this.validAt(q, end) >= 0) {
         this.position = q;
-        return { corrupt: true, offset: pos, bytes: q - pos, atEnd: false };
+        return this.corrupt(pos, q - pos, false);
       }
     }
     this.position = end;
     this.tailCorruptFrom = pos;
-    return { corrupt: true, offset: pos, bytes: end - pos, atEnd: true };
+    return this.corrupt(pos, end - pos, true);
+  }
+
+  private corrupt(offset: number, bytes: number, atEnd: boolean): number {
+    this.badOffset = offset;
+    this.badBytes = bytes;
+    this.badAtEnd = atEnd;
+    return STEP_CORRUPT;
   }
 
   private headerFitsButIncomplete(pos: number, end: number): boolean {
     if (!this.ensure(pos, Math.min(RECORD_HEADER, end - pos), end)) return true;
     const o = pos - this.bufStart;
     if (end - pos < RECORD_HEADER) return true;
-    if (this.buf[o] !== MAGIC0 || this.buf[o + 1] !== MAGIC1) return false;
-    const len = this.buf.readUInt32LE(o + 2);
+    if (this.store[o] !== MAGIC0 || this.store[o + 1] !== MAGIC1) return false;
+    const len = this.view.getUint32(o + 2, true);
     return len <= MAX_RECORD && pos + RECORD_HEADER + len > end;
-  }
-
-  unread(start: number): void {
-    this.position = start;
   }
 
   close(): void {

@@ -30,11 +30,24 @@ export class SyslogFramer {
 
   /** Splits a chunk into frames; returned buffers are views into the input (copy before keeping). */
   push(chunk: Buffer, out: Frame[] = []): Frame[] {
-    const buf = this.leftover ? Buffer.concat([this.leftover, chunk]) : chunk;
+    const lo = this.leftover;
+    if (!lo) return this.scan(chunk, 0, out);
     this.leftover = null;
+    // A newline-framed message waiting for its end (the leftover holds no LF): join it with the chunk
+    // only up to the first LF, not the whole chunk (a fresh buffer of a socket read's size per read).
+    if (!(lo[0]! >= 0x31 && lo[0]! <= 0x39)) {
+      const j = chunk.indexOf(LF);
+      if (j >= 0) {
+        this.scan(Buffer.concat([lo, chunk.subarray(0, j + 1)]), 0, out);
+        return this.scan(chunk, j + 1, out);
+      }
+    }
+    return this.scan(Buffer.concat([lo, chunk]), 0, out);
+  }
+
+  private scan(buf: Buffer, i: number, out: Frame[]): Frame[] {
     const max = this.maxBytes;
     const len = buf.length;
-    let i = 0;
     while (i < len) {
       if (this.skipOctets > 0) {
         const n = Math.min(this.skipOctets, len - i);

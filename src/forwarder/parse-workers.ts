@@ -35,7 +35,9 @@ interface BatchMessage {
   id: number;
   buf: ArrayBuffer;
   base: number;
-  offs: Uint32Array;
+  /** Record i's raw bytes are buf[base + starts[i], base + ends[i]). */
+  starts: Uint32Array;
+  ends: Uint32Array;
   recv: Float64Array;
   flags: Uint8Array;
 }
@@ -173,11 +175,11 @@ export class ParseWorkerRunner implements BatchRunner {
     const id = this.nextId++;
     // The batch's raw bytes sit in an ArrayBuffer of their own (readBatch), so they move to the
     // worker without a copy, with the batch's typed arrays.
-    const { buffer, offsets: offs, receivedAt: recv, flags } = batch;
+    const { buffer, starts, ends, receivedAt: recv, flags } = batch;
     const ab = buffer.buffer as ArrayBuffer;
     const done = new Promise<Prepared>((resolve, reject) => this.waiting.set(id, { worker: k, resolve, reject }));
-    const msg: BatchMessage = { id, buf: ab, base: buffer.byteOffset, offs, recv, flags };
-    w.postMessage(msg, [ab, offs.buffer, recv.buffer, flags.buffer] as ArrayBuffer[]);
+    const msg: BatchMessage = { id, buf: ab, base: buffer.byteOffset, starts, ends, recv, flags };
+    w.postMessage(msg, [ab, starts.buffer, ends.buffer, recv.buffer, flags.buffer] as ArrayBuffer[]);
     return done;
   }
 
@@ -229,7 +231,7 @@ export function runParseWorker(data: ParseWorkerData): void {
     const n = m.recv.length;
     const records: QueueRecord[] = new Array(n);
     for (let i = 0; i < n; i++) {
-      records[i] = { receivedAt: m.recv[i]!, flags: m.flags[i]!, raw: Buffer.from(m.buf, m.base + m.offs[i]!, m.offs[i + 1]! - m.offs[i]!) };
+      records[i] = { receivedAt: m.recv[i]!, flags: m.flags[i]!, raw: Buffer.from(m.buf, m.base + m.starts[i]!, m.ends[i]! - m.starts[i]!) };
     }
     const p = await prepareRecords(records, {
       parse: (raw, at) => parseLine(raw, at),

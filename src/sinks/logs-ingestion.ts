@@ -4,7 +4,7 @@ import { constants as zlibConstants, gzip as gzipCb } from 'node:zlib';
 import type { CslRow } from '../parser/types.js';
 import type { SinkConfig } from '../config/schema.js';
 import { redact } from '../util/secrets.js';
-import { deliver, prepareRow, preparingSink, type PostOutcome, type RowWriter } from './batch.js';
+import { BodyPool, deliver, prepareRow, preparingSink, type PostOutcome, type RowWriter } from './batch.js';
 import { describeNetworkError, HttpTransport, isRetryableStatus, parseRetryAfter, serviceErrorText } from './http.js';
 import type { SinkOptions } from './options.js';
 import { createCredential, scopeFor, TokenCache } from './token.js';
@@ -50,6 +50,8 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
   const url = ingestionUrl(config);
   const transport = new HttpTransport({ timeoutMs: opts.timeoutMs, ca: opts.ca, env });
   const maxCallBytes = opts.limits?.maxCallBytes ?? LI_MAX_CALL_BYTES;
+  // post() is done with the JSON once gzip has read it, so call bodies are reused.
+  const bodies = new BodyPool(maxCallBytes, (opts.concurrency ?? 2) + 1);
   const maxFieldBytes = opts.limits?.maxFieldBytes ?? LI_MAX_FIELD_BYTES;
   const graceMs = opts.forbiddenGraceMs ?? DEFAULT_FORBIDDEN_GRACE_MS;
   const secrets: string[] = [];
@@ -95,6 +97,7 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
     }
   }
 
+  /** Reads `json` only until gzip is done with it (its buffer is reused after post settles: BodyPool). */
   async function post(json: Buffer, signal?: AbortSignal): Promise<PostOutcome> {
     // Level 1: about a third of level 6's CPU per event for a slightly larger body; the 1 MB call
     // limit is applied to the uncompressed JSON, so the level never changes how many calls we make.
@@ -145,7 +148,7 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
 
   async function sendPrepared(rows: PreparedRow[], sendOpts?: { signal?: AbortSignal }): Promise<SendResult<PreparedRow>> {
     if (rows.length === 0) return { status: 'success', accepted: 0 };
-    return deliver(rows, { maxCallBytes, concurrency: opts.concurrency ?? 2, signal: sendOpts?.signal, post: (body) => post(body, sendOpts?.signal) });
+    return deliver(rows, { maxCallBytes, concurrency: opts.concurrency ?? 2, signal: sendOpts?.signal, post: (body) => post(body, sendOpts?.signal), bodies });
   }
 
   return preparingSink({

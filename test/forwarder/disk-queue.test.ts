@@ -1,5 +1,6 @@
 import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { DiskQueue, type CorruptionEvent } from '../../src/forwarder/disk-queue.js';
 import { tempDir } from './helpers.js';
@@ -138,6 +139,138 @@ describe('DiskQueue', () => {
     expect(q.records).toBe(3);
     q.append(msgs(3, 3), 1);
     expect(drain(q)).toEqual(msgs(0, 6).map((m) => m.data.toString()));
+    q.close();
+  });
+});
+
+/** Messages of `size` bytes whose content says which one they are. */
+const sized = (from: number, n: number, size: number) =>
+  Array.from({ length: n }, (_, i) => {
+    const data = Buffer.alloc(size, 97 + ((from + i) % 26));
+    data.write(`m${from + i};`);
+    return { data, truncated: (from + i) % 5 === 0 };
+  });
+
+/** Every record of a batch through starts/ends/receivedAt/flags (the arrays a parse worker gets). */
+function batchRecords(b: ReturnType<DiskQueue['readBatch']>): Array<{ raw: string; receivedAt: number; flags: number }> {
+  expect(b.starts.length).toBe(b.count);
+  expect(b.ends.length).toBe(b.count);
+  // A buffer of its own, exactly its size: it is transferred to a worker.
+  expect(b.buffer.byteOffset).toBe(0);
+  expect(b.buffer.buffer.byteLength).toBe(b.buffer.length);
+  // It holds the batch's records as on disk and nothing else (no skipped corrupt bytes).
+  expect(b.buffer.length).toBe(b.diskBytes);
+  return Array.from({ length: b.count }, (_, i) => ({ raw: b.buffer.toString('latin1', b.starts[i], b.ends[i]), receivedAt: b.receivedAt[i]!, flags: b.flags[i]! }));
+}
+
+describe('DiskQueue readBatch', () => {
+  it('writes the documented record format: magic, length, CRC32 of receivedAt|flags|raw', () => {
+    const dir = tempDir();
+    const q = open(dir, { segmentBytes: 1 << 20 });
+    const m = sized(0, 3, 40);
+    q.append(m, 1700000000123);
+    q.close();
+    const buf = readFileSync(join(dir, readdirSync(dir).filter((f) => f.endsWith('.seg')).sort()[0]));
+    let p = 0;
+    for (const { data, truncated } of m) {
+      expect([buf[p], buf[p + 1]]).toEqual([0x5c, 0xef]);
+      const len = buf.readUInt32LE(p + 2);
+      expect(len).toBe(9 + data.length);
+      const payload = buf.subarray(p + 10, p + 10 + len);
+      expect(buf.readUInt32LE(p + 6)).toBe(crc32(payload));
+      expect(payload.readDoubleLE(0)).toBe(1700000000123);
+      expect(payload[8]).toBe(truncated ? 1 : 0);
+      expect(payload.subarray(9).equals(data)).toBe(true);
+      p += 10 + len;
+    }
+    expect(p).toBe(buf.length);
+  });
+
+  it('skips corrupt records inside a run of valid ones and keeps every other record, flag and time', () => {
+    const dir = tempDir();
+    let q = open(dir, { segmentBytes: 1 << 20 });
+    q.append(sized(0, 10, 60), 111);
+    q.append(sized(10, 10, 60), 222);
+    q.close();
+    const seg = join(dir, readdirSync(dir).filter((f) => f.endsWith('.seg')).sort()[0]);
+    const buf = readFileSync(seg);
+    buf[buf.indexOf('m4;') + 10] ^= 0xff; // payload byte: CRC mismatch
+    buf[buf.indexOf('m5;') - 19 + 3] ^= 0xff; // length field of the next record
+    buf[buf.indexOf('m13;') + 1] ^= 0xff;
+    writeFileSync(seg, buf);
+    const corrupt: CorruptionEvent[] = [];
+    q = open(dir, {}, corrupt);
+    const b = q.readBatch(1000, 1 << 20);
+    const want = sized(0, 20, 60).map((m, i) => ({ raw: m.data.toString('latin1'), receivedAt: i < 10 ? 111 : 222, flags: m.truncated ? 1 : 0 }));
+    const expected = want.filter((_, i) => i !== 4 && i !== 5 && i !== 13);
+    expect(batchRecords(b)).toEqual(expected);
+    expect(b.records.map((r) => r.raw.toString('latin1'))).toEqual(expected.map((e) => e.raw));
+    expect(b.diskBytes).toBe(17 * (19 + 60));
+    expect(corrupt.map((c) => [c.kind, c.offset, c.bytes])).toEqual([
+      ['corrupt-record', 4 * 79, 2 * 79],
+      ['corrupt-record', 13 * 79, 79],
+    ]);
+    q.ackTo(b.end, b.count, b.diskBytes);
+    expect(q.records).toBe(0);
+    q.close();
+  });
+
+  it('reads records split across read-buffer refills, in batches cut by count and by bytes mid-buffer', () => {
+    const dir = tempDir();
+    const q = open(dir, { segmentBytes: 8 << 20 });
+    // Sizes that do not divide the 1 MiB read buffer: records straddle every refill.
+    const all = [...sized(0, 40, 70_001), ...sized(40, 300, 333), ...sized(340, 20, 150_007)];
+    q.append(all.slice(0, 40), 1);
+    q.append(all.slice(40, 340), 2);
+    q.append(all.slice(340), 3);
+    const got: string[] = [];
+    const limits: Array<[number, number]> = [[7, 1 << 30], [1000, 300_000], [3, 1 << 30], [1000, 1_000_000], [50, 5000]];
+    for (let k = 0; ; k++) {
+      const [n, bytes] = limits[k % limits.length]!;
+      const b = q.readBatch(n, bytes);
+      if (b.count === 0) break;
+      expect(b.count).toBeLessThanOrEqual(n);
+      // Over the byte cap only when one record alone is larger.
+      if (b.count > 1) expect(b.bytes).toBeLessThanOrEqual(bytes);
+      const recs = batchRecords(b);
+      expect(b.bytes).toBe(recs.reduce((s, r) => s + r.raw.length, 0));
+      got.push(...recs.map((r) => r.raw));
+      q.ackTo(b.end, b.count, b.diskBytes);
+    }
+    expect(got).toEqual(all.map((m) => m.data.toString('latin1')));
+    expect(q.records).toBe(0);
+    expect(q.bytes).toBe(0);
+    q.close();
+  });
+
+  it('skips a corrupt record next to a read-buffer refill inside one batch', () => {
+    const dir = tempDir();
+    let q = open(dir, { segmentBytes: 8 << 20 });
+    const all = sized(0, 40, 70_001);
+    q.append(all, 1);
+    q.close();
+    const seg = join(dir, readdirSync(dir).filter((f) => f.endsWith('.seg')).sort()[0]);
+    const buf = readFileSync(seg);
+    // Record 14 straddles the first 1 MiB refill (14 * 70,020 < 1 MiB < 15 * 70,020); 15 is the next one.
+    buf[buf.indexOf('m14;') + 50_000] ^= 0xff;
+    buf[buf.indexOf('m15;') + 5] ^= 0xff;
+    writeFileSync(seg, buf);
+    const corrupt: CorruptionEvent[] = [];
+    q = open(dir, {}, corrupt);
+    const b = q.readBatch(1000, 1 << 30);
+    expect(batchRecords(b).map((r) => r.raw)).toEqual(all.filter((_, i) => i !== 14 && i !== 15).map((m) => m.data.toString('latin1')));
+    expect(corrupt.map((c) => [c.offset, c.bytes])).toEqual([[14 * 70_020, 2 * 70_020]]);
+    q.close();
+  });
+
+  it('gathers one batch across segments', () => {
+    const dir = tempDir();
+    const q = open(dir, { segmentBytes: 1024 });
+    for (let k = 0; k < 20; k++) q.append(sized(k * 10, 10, 90), k);
+    const b = q.readBatch(1000, 1 << 20);
+    expect(batchRecords(b).map((r) => [r.raw, r.receivedAt])).toEqual(sized(0, 200, 90).map((m, i) => [m.data.toString('latin1'), Math.floor(i / 10)]));
+    q.ackTo(b.end, b.count, b.diskBytes);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.seg')).length).toBe(1);
     q.close();
   });
 });

@@ -78,4 +78,27 @@ describe('SyslogFramer', () => {
       }),
     );
   });
+  it('frames any chunking of a stream exactly as the whole stream at once, oversize frames included (property)', () => {
+    // Frames that start with digits, CR/NUL padding, LF inside octet-counted frames, frames longer than the limit.
+    const msg = fc.oneof(fc.stringMatching(/^[0-9<][ -~\r\n]{0,45}$/), fc.stringMatching(/^<[0-9]>x{20,50}$/));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(msg, fc.boolean()), { minLength: 1, maxLength: 12 }), fc.array(fc.nat(), { maxLength: 12 }), (msgs, cuts) => {
+        const stream = Buffer.from(msgs.map(([m, oc]) => (oc ? `${Buffer.byteLength(m)} ${m}` : `${m}\n\0`)).join(''));
+        const frames = (fs: Frame[]) => fs.map((x) => [x.data.toString('latin1'), x.truncated]);
+        const whole = new SyslogFramer(30);
+        const want = [...frames(whole.push(stream)), ...frames(whole.end())];
+        const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b);
+        const f = new SyslogFramer(30);
+        const got: unknown[] = [];
+        let prev = 0;
+        for (const p of [...points, stream.length]) {
+          got.push(...frames(f.push(stream.subarray(prev, p))));
+          prev = p;
+        }
+        got.push(...frames(f.end()));
+        expect(got).toEqual(want);
+      }),
+      { numRuns: 500 },
+    );
+  });
 });

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bodyOf, packRows, prepareRow, RowWriter, sendRows, truncateUtf8 } from '../../src/sinks/batch.js';
+import { BodyPool, bodyOf, deliver, packRows, prepareRow, RowWriter, sendRows, truncateUtf8 } from '../../src/sinks/batch.js';
 import { jsonOf, rowOf, type PreparedRow, type SendResult } from '../../src/sinks/types.js';
 import type { CslRow } from '../../src/parser/types.js';
 
@@ -134,5 +134,61 @@ describe('RowWriter', () => {
     expect(used.every((c) => chunks.includes(c))).toBe(true);
     again.forEach((p, i) => expect(rowOf(p)).toEqual(rows[i]));
     expect(first).toHaveLength(300);
+  });
+});
+
+describe('deliver with a BodyPool', () => {
+  it('reuses a body buffer only after its post settled, never for two calls in flight; every body is the JSON of its rows', async () => {
+    const rows = Array.from({ length: 40 }, (_, i) => prepareRow({ Message: `row ${i} `.repeat(20) }, 10_000));
+    const bodies = new BodyPool(4096, 4);
+    const seen: Array<{ text: string; ab: ArrayBufferLike; rows: PreparedRow[] }> = [];
+    const inFlight = new Set<ArrayBufferLike>();
+    const res = await deliver(rows, {
+      maxCallBytes: 1000,
+      concurrency: 2,
+      bodies,
+      post: async (body, group) => {
+        expect(inFlight.has(body.buffer)).toBe(false);
+        inFlight.add(body.buffer);
+        const text = body.toString();
+        await new Promise((r) => setTimeout(r, 1));
+        // Nobody wrote into the body while this post held it.
+        expect(body.toString()).toBe(text);
+        inFlight.delete(body.buffer);
+        seen.push({ text, ab: body.buffer, rows: group });
+        return { kind: 'ok' };
+      },
+    });
+    expect(res).toMatchObject({ status: 'success', accepted: 40 });
+    expect(seen.length).toBeGreaterThan(2);
+    for (const c of seen) expect(c.text).toBe(bodyOf(c.rows).toString());
+    const buffers = new Set(seen.map((c) => c.ab));
+    expect(buffers.size).toBe(2);
+    expect(bodies.size).toBe(2);
+  });
+
+  it('takes a body back when its post throws', async () => {
+    const bodies = new BodyPool(4096);
+    const post = async () => {
+      throw new Error('boom');
+    };
+    await expect(deliver([prepareRow({ Message: 'a' }, 100)], { maxCallBytes: 1000, bodies, post })).rejects.toThrow('boom');
+    expect(bodies.size).toBe(1);
+  });
+
+  it('hands out a view of exactly the size asked, from a buffer given back when it is large enough', () => {
+    const pool = new BodyPool(100, 1);
+    const a = pool.take(50);
+    expect(a.length).toBe(50);
+    pool.give(a);
+    const b = pool.take(80);
+    expect(b.buffer).toBe(a.buffer);
+    expect(b.length).toBe(80);
+    const c = pool.take(10);
+    expect(c.buffer).not.toBe(a.buffer);
+    pool.give(b);
+    pool.give(c); // over max: dropped
+    expect(pool.size).toBe(1);
+    expect(pool.take(200).buffer).not.toBe(a.buffer);
   });
 });
