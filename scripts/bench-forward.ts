@@ -223,7 +223,7 @@ async function main(): Promise<void> {
   const { startMockAzure, writeSecretFile } = await import('../test/helpers/mock-azure.js');
   // Every row of every call is sequence-checked as it arrives (not kept). Every Nth call (--validate-every,
   // default 20; 1 = all) is parsed in full and its columns checked; the others are read by scanSeqRows
-  // (indexOf, no JSON.parse), which leaves the forwarder most of the second core.
+  // (indexOf on the bytes, no decoding or JSON.parse), which leaves the forwarder most of the second core.
   const checker = new SeqChecker();
   let delivered = 0;
   let lastAcceptAt = 0;
@@ -237,8 +237,8 @@ async function main(): Promise<void> {
       delivered += batch.length;
       lastAcceptAt = batch[0]?.at ?? lastAcceptAt;
     },
-    scanBody: (text) => {
-      const rows = scanSeqRows(text);
+    scanBody: (raw) => {
+      const rows = scanSeqRows(raw);
       if (!rows) return undefined;
       return {
         rows: rows.seqs.length,

@@ -93,8 +93,8 @@ async function main(): Promise<void> {
         },
         ...(mode === 'scan'
           ? {
-              scanBody: (text: string) => {
-                const s = scanSeqRows(text);
+              scanBody: (raw: Buffer) => {
+                const s = scanSeqRows(raw);
                 return s && { rows: s.seqs.length, accept: (at: number) => checker.addScanned(s, at) };
               },
             }

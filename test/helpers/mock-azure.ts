@@ -153,12 +153,12 @@ export interface MockAzureOptions {
   validateEvery?: number;
   /**
    * Fast path for load runs: on the Logs Ingestion calls that are not column-checked, the gunzipped
-   * JSON text goes to this function instead of JSON.parse + onRows (token, gzip and size checks still
-   * apply). Return undefined to have the call parsed in full; throw if the body is malformed (the
+   * body bytes go to this function instead of JSON.parse + onRows (token, gzip and size checks still
+   * apply); the text is decoded only when the call is parsed in full. Return undefined to have the call parsed in full; throw if the body is malformed (the
    * call is then parsed in full, which answers as Azure would). Column-checked calls are parsed and go
    * to onRows as usual, and the scan's row count is checked against the parse. Needs keepRows: false.
    */
-  scanBody?: (text: string) => ScannedBody | undefined;
+  scanBody?: (body: Buffer) => ScannedBody | undefined;
 }
 
 export interface MockAzure {
@@ -196,6 +196,7 @@ export interface MockAzure {
 }
 
 const DEFAULT_STREAM = 'Custom-CommonSecurityLog';
+const ROW_SEP = Buffer.from('},{"');
 const LOG_TYPE_RE = /^[A-Za-z0-9_]{1,100}$/;
 
 interface ActiveRule extends FailRule {
@@ -511,14 +512,26 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
   }
 
   /** scanBody's view of a body; a throw is counted and the call parsed in full. */
-  function scanOf(text: string): ScannedBody | undefined {
+  function scanOf(raw: Buffer): ScannedBody | undefined {
     try {
-      return options.scanBody!(text);
+      return options.scanBody!(raw);
     } catch (err) {
       counters.scanErrors++;
       if (counters.scanErrorSamples.length < 5) counters.scanErrorSamples.push((err as Error).message);
       return undefined;
     }
+  }
+
+  /**
+   * Where the first row of a compact `[{...},{...}]` body ends (after its `}`). A `},{"` followed by
+   * `,` or `}` is a string value ending in `},{`, not the next row.
+   */
+  function firstRowEnd(raw: Buffer): number {
+    for (let at = raw.indexOf(ROW_SEP); at >= 0; at = raw.indexOf(ROW_SEP, at + 1)) {
+      const c = raw[at + ROW_SEP.length];
+      if (c !== 0x2c && c !== 0x7d) return at + 1;
+    }
+    return raw.length - 1;
   }
 
   function tryParseRows(body: Buffer): Record<string, unknown>[] | undefined {
@@ -569,14 +582,13 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
     } else if (enc && enc !== 'identity') return fail(400, 'InvalidContentEncoding', `Unsupported Content-Encoding ${enc}`);
     record.rawBytes = raw.length;
     if (raw.length > maxLiBytes) return fail(413, 'ContentLengthLimitExceeded', `Request body (uncompressed) exceeds ${maxLiBytes} bytes`);
-    const text = raw.toString('utf8');
     const validateNext = (liCalls + 1) % validateEvery === 0;
-    const scan = options.scanBody ? scanOf(text) : undefined;
+    const scan = options.scanBody ? scanOf(raw) : undefined;
     if (scan && !validateNext && !activeRules('logs-ingestion').some((r) => r.poison)) {
-      // The first row parsed in full: tests and failure rules match calls by it.
-      const sep = text.indexOf('},{"');
+      // The first row parsed in full (decoded alone: the body itself is never decoded here): tests
+      // and failure rules match calls by it.
       try {
-        record.firstRow = JSON.parse(sep < 0 ? text.slice(1, -1) : text.slice(1, sep + 1)) as Record<string, unknown>;
+        record.firstRow = JSON.parse(raw.toString('utf8', 1, firstRowEnd(raw))) as Record<string, unknown>;
       } catch {
         return fail(400, 'InvalidJson', 'The request body is not valid JSON');
       }
@@ -592,7 +604,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
     if (options.scanBody && !validateNext) counters.scanFallbacks++;
     let parsed: unknown;
     try {
-      parsed = JSON.parse(text);
+      parsed = JSON.parse(raw.toString('utf8'));
     } catch {
       return fail(400, 'InvalidJson', 'The request body is not valid JSON');
     }

@@ -139,6 +139,56 @@ describe('scanSeqRows', () => {
   });
 });
 
+// The mock hands scanSeqRows the gunzipped bytes: offsets are bytes, and only the small pieces are decoded.
+describe('scanSeqRows on bytes', () => {
+  it('decodes multi-byte UTF-8 stream names, also when the previous row has the same byte length', () => {
+    // é and è are both 2 bytes: a stream reused from the previous row by length alone would read é twice.
+    const streams = ['é', 'è', 'è', 'strøm-😀-0', 'strøm-😀-0', 'a', 'é'];
+    const text = body(streams.map((st, i) => ({ ...row('x', i), DeviceCustomString6: st })));
+    const scanned = scanSeqRows(Buffer.from(text));
+    expect(scanned).toEqual(reference(text));
+    expect(scanned!.streams).toEqual(streams);
+  });
+
+  it('reads a body full of non-ASCII text as JSON.parse does', () => {
+    const rows = Array.from({ length: 20 }, (_, i) => ({
+      ...row(`s${i % 3}`, i),
+      Message: 'é€😀 ÿ\u0080 ',
+      Activity: `ünïcödé},{${i}`,
+      DeviceCustomString6Label: '中文 ExtID: String6',
+    }));
+    const text = body(rows);
+    const buf = Buffer.from(text);
+    expect(buf.length).toBeGreaterThan(text.length);
+    expect(text).not.toContain('\\');
+    expect(scanSeqRows(buf)).toEqual(reference(text));
+  });
+
+  it('reads only its own view of a larger buffer', () => {
+    // Rows before and after the body in the same memory: a search or index past the view would count them.
+    const text = body([row('a', 1), row('a', 2)]);
+    const around = json(row('a', 3));
+    const whole = Buffer.from(`[${around},${text.slice(1, -1)},${around}]`);
+    const start = around.length + 2;
+    const view = whole.subarray(start - 1, start + text.length - 1);
+    view[0] = 0x5b;
+    view[view.length - 1] = 0x5d;
+    expect(view.toString()).toBe(text);
+    expect(scanSeqRows(view)).toEqual(reference(text));
+  });
+
+  it('stops at the end of the bytes when a key or value runs to it', () => {
+    const a = json(row('a', 1));
+    // Keys and values cut at the very end, closed again with }] in different ways: never read beyond.
+    for (const tail of ['"ExtID":', '"ExtID":"', '"ExtID":"7', '"FieldDeviceCustomNumber3":', '"DeviceCustomString6":"b']) {
+      const cut = Buffer.from(`[${a.slice(0, -1)},${tail}}]`);
+      expect(() => scanSeqRows(cut), tail).toThrow(/twice|not a|not valid JSON/);
+    }
+    // The closing brace as the last byte before ]: a },{" check there reads past the end.
+    expect(scanSeqRows(Buffer.from(`[${a}]`))).toEqual(reference(`[${a}]`));
+  });
+});
+
 describe('mock Logs Ingestion with scanBody', () => {
   let mock: MockAzure;
   let checker: SeqChecker;
@@ -234,6 +284,19 @@ describe('mock Logs Ingestion with scanBody', () => {
     expect(parsedCalls).toEqual([2]);
     checker.expect('s', 1);
     expect(checker.report()).toMatchObject({ received: 1, unknown: 1 });
+  });
+
+  it('scans a first row whose value ends in },{ and takes firstRow from its bytes', async () => {
+    // Three calls: two are scanned, whichever one of them is column-checked (validateEvery 3).
+    for (let c = 0; c < 3; c++) {
+      const text = body([{ ...row('s', 2 * c), Activity: 'x},{', DeviceCustomString6: 'strøm' }, { ...row('s', 2 * c + 1), DeviceCustomString6: 'strøm' }]);
+      expect(text).toContain('"x},{",');
+      expect((await send(text)).status).toBe(204);
+    }
+    expect(mock.stats()).toMatchObject({ scannedCalls: 2, scanErrors: 0, scanFallbacks: 0 });
+    expect(mock.requests.map((q) => q.firstRow)).toMatchObject([0, 2, 4].map((seq) => ({ ExtID: String(seq), Activity: 'x},{', DeviceCustomString6: 'strøm' })));
+    checker.expect('strøm', 6);
+    expect(checker.report()).toMatchObject({ received: 6, lost: 0, unknown: 0 });
   });
 
   it('a body with escapes is parsed in full', async () => {
