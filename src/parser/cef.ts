@@ -601,7 +601,7 @@ function materializeSpans(s: string): void {
   }
 }
 
-/** Bytes of `"Name":` per column, with a leading comma for every key but a row's first. */
+/** Bytes of `"Name":` per column (the comma between values is written apart). */
 const KEY_JSON: Uint8Array[] = NAMES.map((n) => new Uint8Array(Buffer.from(`${JSON.stringify(n)}:`, 'latin1')));
 
 /** The row's JSON into target, then the slots cleared; undefined (slots kept) when the row is over a limit. */
