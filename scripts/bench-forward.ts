@@ -361,12 +361,12 @@ async function main(): Promise<void> {
   const us = (cpu * 1000) / events;
   console.log(`forwarder CPU ${cpu} ms (user+sys, all threads) = ${us.toFixed(1)} µs per event → ${Math.round(2e6 / us).toLocaleString()} events/s if it had both cores to itself`);
   // Per thread (main, parse worker, V8 GC helpers, libuv pool): where the forwarder's CPU goes.
-  const byName = new Map<string, number>();
+  const byThread = new Map<string, number>();
   for (const [tid, t] of threads) {
     const d = t.ms - (threads0.get(tid)?.ms ?? 0);
-    if (d > 0) byName.set(t.name === 'main' ? 'main' : `${t.name}:${tid}`, d);
+    if (d > 0) byThread.set(t.name === 'main' ? 'main' : `${t.name}:${tid}`, d);
   }
-  console.log(`forwarder CPU by thread (µs per event): ${[...byName].sort((a, b) => b[1] - a[1]).map(([n, ms]) => `${n} ${((ms * 1000) / events).toFixed(1)}`).join(', ')}`);
+  console.log(`forwarder CPU by thread (µs per event): ${[...byThread].sort((a, b) => b[1] - a[1]).map(([n, ms]) => `${n} ${((ms * 1000) / events).toFixed(1)}`).join(', ')}`);
   console.log(`mock Azure (this process) CPU ${mockCpuMs} ms over the same ${fwdMs} ms: ${((100 * mockCpuMs) / fwdMs).toFixed(0)}% of a core, ${((mockCpuMs * 1000) / events).toFixed(1)} µs per event`);
   console.log(`ratio forwarder/raw: ${(eps / rawEps).toFixed(2)}`);
   const clean = rows === events && rep.unknown === 0 && mstats.scanErrors === 0 && mstats.scanMismatches === 0;

@@ -6,7 +6,7 @@ import type { CslRow } from './types.js';
 import { CSL_COLUMNS, KEY_RULES, columnIndex, type KeyRule } from './columns.js';
 import { isInt32, parseInt32, parseInteger, parseReal } from './values.js';
 import { parseCefTimestamp, toIsoUtc } from './time.js';
-import { MAX_JSON_BYTES_PER_UNIT, writeAsciiSpan, writeNumber, writeString, type JsonRow, type JsonTarget } from './json-out.js';
+import { MAX_JSON_BYTES_PER_UNIT, writeAsciiSpan, writeNumber, writeString, type JsonRow, type JsonTarget, type RowLimits } from './json-out.js';
 
 /**
  * AdditionalExtensions entry that holds extension text with no `key=` in front of it (garbage before the
@@ -557,11 +557,7 @@ export function parseCefAt(
 }
 
 /** When parseCefJson writes JSON, and when it returns a row object instead. */
-export interface CefJsonOptions {
-  /** The sink's per-value limit in UTF-8 bytes: a row with a longer value is returned as an object (to be truncated). */
-  maxFieldBytes: number;
-  /** The sink's column limit: a row with more columns is returned as an object. */
-  maxColumns: number;
+export interface CefJsonOptions extends RowLimits {
   /** A row whose column `index` holds exactly `value` is returned as an object (e.g. probes, which the caller inspects). */
   rowWhen?: { index: number; value: string };
 }

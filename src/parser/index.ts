@@ -10,13 +10,13 @@
 import { isAscii, isUtf8 } from 'node:buffer';
 import type { CslRow, ParseResult } from './types.js';
 import { bareVersionAt, findCefVersion, parseCefAt, parseCefJson, type CefJsonOptions } from './cef.js';
-import type { JsonRow, JsonTarget } from './json-out.js';
+import type { JsonRow, JsonTarget, RowLimits } from './json-out.js';
 import { findAsa, fillAsaRow } from './asa.js';
 import { parseSyslogHeader, type SyslogHeader } from './syslog.js';
-import { CSL_COLUMNS } from './columns.js';
+import { CSL_COLUMNS, columnIndex } from './columns.js';
 
 export type { CslRow, ParseResult } from './types.js';
-export type { JsonRow, JsonTarget } from './json-out.js';
+export type { JsonRow, JsonTarget, RowLimits } from './json-out.js';
 export { CSL_COLUMNS, COLUMN_TYPES, KEY_RULES, type ColumnType } from './columns.js';
 export { escapeValue, escapeHeader, unescapeValue, severityBand, UNPARSED_KEY } from './cef.js';
 export { parseCefTimestamp } from './time.js';
@@ -67,10 +67,8 @@ function parserError(err: unknown): ParseResult {
   return { ok: false, reason: `parser error: ${err instanceof Error ? err.message : String(err)}` };
 }
 
-/** When parseLineJson writes JSON; a column is named here and looked up once. */
-export interface JsonOptions {
-  maxFieldBytes: number;
-  maxColumns: number;
+/** When lineJsonParser writes JSON; a column is named here and looked up once. */
+export interface JsonOptions extends RowLimits {
   /** A row whose column holds exactly this value comes back as an object (the caller looks into it). */
   rowWhen?: { column: string; value: string };
 }
@@ -90,9 +88,8 @@ export function lineJsonParser(o: JsonOptions): (line: Buffer, receivedAt: Date,
   const resolved: CefJsonOptions = {
     maxFieldBytes: o.maxFieldBytes,
     maxColumns: o.maxColumns,
-    ...(o.rowWhen ? { rowWhen: { index: CSL_COLUMNS.findIndex(([n]) => n === o.rowWhen!.column), value: o.rowWhen.value } } : {}),
+    ...(o.rowWhen ? { rowWhen: { index: columnIndex(o.rowWhen.column), value: o.rowWhen.value } } : {}),
   };
-  if (resolved.rowWhen && resolved.rowWhen.index < 0) throw new Error(`unknown CommonSecurityLog column ${o.rowWhen!.column}`);
   return (line, receivedAt, target) => {
     try {
       // An ASCII line's string indexes are its byte offsets: values are copied from the bytes.

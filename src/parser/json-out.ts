@@ -3,10 +3,17 @@
  * number text), so the forwarder need not build a row object and stringify it for every event.
  */
 
-/** Where parseLineJson writes a row: `room(n)` returns a buffer with at least n bytes free at `at`. */
+/** Where lineJsonParser writes a row: `room(n)` returns a buffer with at least n bytes free at `at`. */
 export interface JsonTarget {
   room(bytes: number): Buffer;
   at: number;
+}
+
+/** A sink's per-row limits: a row over one is not written as JSON here but handed back as an object. */
+export interface RowLimits {
+  /** Per value, in UTF-8 bytes. */
+  maxFieldBytes: number;
+  maxColumns: number;
 }
 
 /** A row written as JSON: its bytes are `buf[start, start + bytes)`. */

@@ -1,4 +1,5 @@
 import type { CslRow } from '../parser/types.js';
+import type { RowLimits } from '../parser/json-out.js';
 import type { RowWriter } from './batch.js';
 
 /**
@@ -69,10 +70,7 @@ export interface SendProgress<R = CslRow> {
 }
 
 /** A sink's per-row limits (see Sink.rowLimits). */
-export interface RowLimits {
-  maxFieldBytes: number;
-  maxColumns: number;
-}
+export type { RowLimits };
 
 export interface Sink {
   /** Short name for logs and metrics: file, log-analytics, logs-ingestion. */

@@ -5,6 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { DiskQueue, type CorruptionEvent } from '../../src/forwarder/disk-queue.js';
 import { tempDir } from './helpers.js';
 
+/** The queue's segment files, oldest first. */
+const segments = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.seg')).sort();
+const firstSegment = (dir: string) => join(dir, segments(dir)[0]!);
+
 const msgs = (from: number, n: number) =>
   Array.from({ length: n }, (_, i) => ({ data: Buffer.from(`message ${from + i}`), truncated: (from + i) % 7 === 0 }));
 
@@ -34,7 +38,7 @@ describe('DiskQueue', () => {
     q.append(msgs(0, 100), 1234);
     q.append(msgs(100, 100), 5678);
     expect(q.records).toBe(200);
-    expect(readdirSync(dir).filter((f) => f.endsWith('.seg')).length).toBeGreaterThan(1);
+    expect(segments(dir).length).toBeGreaterThan(1);
     const b = q.readBatch(10, 1 << 20);
     expect(b.records[0]).toMatchObject({ receivedAt: 1234, flags: 1 });
     expect(b.records[1].flags).toBe(0);
@@ -42,7 +46,7 @@ describe('DiskQueue', () => {
     expect(drain(q)).toEqual(msgs(0, 200).map((m) => m.data.toString()));
     expect(q.records).toBe(0);
     expect(q.bytes).toBe(0);
-    expect(readdirSync(dir).filter((f) => f.endsWith('.seg')).length).toBe(1);
+    expect(segments(dir).length).toBe(1);
     q.close();
   });
 
@@ -79,7 +83,7 @@ describe('DiskQueue', () => {
     let q = open(dir, { segmentBytes: 1 << 20 });
     q.append(msgs(0, 10), 1);
     q.close();
-    const seg = readdirSync(dir).filter((f) => f.endsWith('.seg')).sort()[0];
+    const seg = segments(dir)[0];
     const full = readFileSync(join(dir, seg));
     // A record cut in the middle, as a crash mid-write leaves it.
     appendFileSync(join(dir, seg), full.subarray(0, 15));
@@ -96,7 +100,7 @@ describe('DiskQueue', () => {
     let q = open(dir, { segmentBytes: 1 << 20 });
     q.append(msgs(0, 10), 1);
     q.close();
-    const seg = join(dir, readdirSync(dir).filter((f) => f.endsWith('.seg')).sort()[0]);
+    const seg = firstSegment(dir);
     const buf = readFileSync(seg);
     const third = buf.indexOf('message 3');
     buf[third + 2] ^= 0xff; // flip a payload byte: CRC mismatch
@@ -170,7 +174,7 @@ describe('DiskQueue readBatch', () => {
     const m = sized(0, 3, 40);
     q.append(m, 1700000000123);
     q.close();
-    const buf = readFileSync(join(dir, readdirSync(dir).filter((f) => f.endsWith('.seg')).sort()[0]));
+    const buf = readFileSync(firstSegment(dir));
     let p = 0;
     for (const { data, truncated } of m) {
       expect([buf[p], buf[p + 1]]).toEqual([0x5c, 0xef]);
@@ -192,7 +196,7 @@ describe('DiskQueue readBatch', () => {
     q.append(sized(0, 10, 60), 111);
     q.append(sized(10, 10, 60), 222);
     q.close();
-    const seg = join(dir, readdirSync(dir).filter((f) => f.endsWith('.seg')).sort()[0]);
+    const seg = firstSegment(dir);
     const buf = readFileSync(seg);
     buf[buf.indexOf('m4;') + 10] ^= 0xff; // payload byte: CRC mismatch
     buf[buf.indexOf('m5;') - 19 + 3] ^= 0xff; // length field of the next record
@@ -249,7 +253,7 @@ describe('DiskQueue readBatch', () => {
     const all = sized(0, 40, 70_001);
     q.append(all, 1);
     q.close();
-    const seg = join(dir, readdirSync(dir).filter((f) => f.endsWith('.seg')).sort()[0]);
+    const seg = firstSegment(dir);
     const buf = readFileSync(seg);
     // Record 14 straddles the first 1 MiB refill (14 * 70,020 < 1 MiB < 15 * 70,020); 15 is the next one.
     buf[buf.indexOf('m14;') + 50_000] ^= 0xff;
@@ -270,7 +274,7 @@ describe('DiskQueue readBatch', () => {
     const b = q.readBatch(1000, 1 << 20);
     expect(batchRecords(b).map((r) => [r.raw, r.receivedAt])).toEqual(sized(0, 200, 90).map((m, i) => [m.data.toString('latin1'), Math.floor(i / 10)]));
     q.ackTo(b.end, b.count, b.diskBytes);
-    expect(readdirSync(dir).filter((f) => f.endsWith('.seg')).length).toBe(1);
+    expect(segments(dir).length).toBe(1);
     q.close();
   });
 });
