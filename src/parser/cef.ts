@@ -7,6 +7,7 @@ import { CSL_COLUMNS, KEY_RULES, columnIndex, type KeyRule } from './columns.js'
 import { isInt32, parseInt32, parseInteger, parseReal } from './values.js';
 import { parseCefTimestamp, toIsoUtc } from './time.js';
 import { MAX_JSON_BYTES_PER_UNIT, writeAsciiSpan, writeNumber, writeString, type JsonRow, type JsonTarget, type RowLimits } from './json-out.js';
+import { KERNEL_DESC, KERNEL_FREE, KERNEL_SLACK, makeJsonKernel, type JsonKernel } from './json-kernel.js';
 
 /**
  * AdditionalExtensions entry that holds extension text with no `key=` in front of it (garbage before the
@@ -604,8 +605,9 @@ const KEY_JSON: Uint8Array[] = NAMES.map((n) => new Uint8Array(Buffer.from(`${JS
 function writeJson(s: string, target: JsonTarget, o: CefJsonOptions): JsonRow | undefined {
   const n = nTouched;
   if (n > o.maxColumns) return undefined;
-  const shape = shapeOf();
-  if (shape === undefined) return undefined;
+  // Past MAX_SHAPES (a cap on compiled factories) the order is worked out for this row alone.
+  const shape = shapeOf() ?? orderOnly(touched.slice(0, n));
+  const order = shape.order;
   const max = o.maxFieldBytes;
   let bound = shape.keyBytes;
   for (let i = 0; i < n; i++) {
@@ -628,11 +630,14 @@ function writeJson(s: string, target: JsonTarget, o: CefJsonOptions): JsonRow | 
     const v = isSpan[c] === 1 ? s.slice(spanA[c], spanB[c]) : slots[c];
     if (v === when.value) return undefined;
   }
+  if (kernel !== undefined && useKernel) {
+    const row = kernelJson(kernel, order, bound, target);
+    if (row !== undefined) return row;
+  }
   const out = target.room(bound);
   const start = target.at;
   let p = start;
   out[p++] = 123; // {
-  const order = shape.order;
   for (let k = 0; k < order.length; k++) {
     const c = order[k]!;
     if (k > 0) out[p++] = 44; // ,
@@ -648,6 +653,55 @@ function writeJson(s: string, target: JsonTarget, o: CefJsonOptions): JsonRow | 
   target.at = p;
   clearSlots();
   return { ok: true, kind: 'json', buf: out, start, bytes: p - start };
+}
+
+const kernel = makeJsonKernel(KEY_JSON);
+let useKernel = true;
+
+/** Tests: write rows with the JavaScript loops (false) or the kernel (true, the default where it loads). */
+export function setJsonKernel(on: boolean): boolean {
+  useKernel = on;
+  return kernel !== undefined;
+}
+
+/**
+ * writeJson's output through the kernel: the line's bytes and the values that are not spans of it
+ * go into its memory, it writes the row there, and the row is copied to target in one call.
+ */
+function kernelJson(k: JsonKernel, order: number[], bound: number, target: JsonTarget): JsonRow | undefined {
+  const line = KERNEL_FREE;
+  const lineLen = src === null ? 0 : src.length;
+  const scratch = line + lineLen + KERNEL_SLACK;
+  const at = scratch + bound + KERNEL_SLACK;
+  if (!k.reserve(at + bound + KERNEL_SLACK)) return undefined;
+  const mem = k.buf;
+  const ent = k.i32;
+  if (src !== null) k.u8.set(src, line);
+  let d = KERNEL_DESC >> 2;
+  let sp = scratch;
+  for (let i = 0; i < order.length; i++) {
+    const c = order[i]!;
+    if (isSpan[c] === 1) {
+      ent[d] = c;
+      ent[d + 1] = line + spanA[c];
+      ent[d + 2] = line + spanB[c];
+    } else {
+      const v = slots[c]!;
+      ent[d] = c | 0x80000000;
+      ent[d + 1] = sp;
+      sp = typeof v === 'string' ? writeString(mem, sp, v) : writeNumber(mem, sp, v);
+      ent[d + 2] = sp;
+    }
+    d += 3;
+  }
+  const end = k.row(KERNEL_DESC, order.length, at);
+  const bytes = end - at;
+  const out = target.room(bytes);
+  const start = target.at;
+  out.set(k.u8.subarray(at, end), start);
+  target.at = start + bytes;
+  clearSlots();
+  return { ok: true, kind: 'json', buf: out, start, bytes };
 }
 
 /**
@@ -695,6 +749,14 @@ function sameCols(a: number[], n: number): boolean {
   return true;
 }
 
+/** A column set's canonical order and the bytes of its keys' JSON. */
+function orderOnly(cols: number[]): { order: number[]; keyBytes: number } {
+  const order = canonical(cols);
+  let keyBytes = 2 + Math.max(0, order.length - 1);
+  for (const c of order) keyBytes += KEY_JSON[c]!.length;
+  return { order, keyBytes };
+}
+
 /** The shape of the columns written for this line (made on first sight); undefined past MAX_SHAPES. */
 function shapeOf(): Shape | undefined {
   const n = nTouched;
@@ -704,9 +766,7 @@ function shapeOf(): Shape | undefined {
   }
   if (shapeCount >= MAX_SHAPES) return undefined;
   const cols = touched.slice(0, n);
-  const order = canonical(cols);
-  let keyBytes = 2 + Math.max(0, n - 1);
-  for (const c of order) keyBytes += KEY_JSON[c]!.length;
+  const { order, keyBytes } = orderOnly(cols);
   const shape: Shape = { cols, order, make: compileShape(order), keyBytes };
   shapeCount++;
   if (bucket === undefined) shapes.set(shapeHash, [shape]);

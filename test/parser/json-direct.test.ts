@@ -1,9 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { KEY_RULES, lineJsonParser, parseLine, type JsonOptions, type ParseResult, type JsonRow } from '../../src/parser/index.js';
 import { RowWriter } from '../../src/sinks/batch.js';
+import { setJsonKernel } from '../../src/parser/cef.js';
+import { KERNEL_MAX_BYTES } from '../../src/parser/json-kernel.js';
 import { cefLine } from '../../scripts/load/cef.js';
 
 const at = new Date('2026-11-22T10:00:30Z');
@@ -33,7 +36,18 @@ function same(line: Buffer, o: JsonOptions = LIMITS, writer = new RowWriter()): 
   return 'row';
 }
 
-describe('direct JSON output (lineJsonParser)', () => {
+// Every case runs twice: rows written by the WebAssembly kernel (the default) and by the JavaScript loops.
+describe.each([
+  ['kernel', true],
+  ['JavaScript loops', false],
+])('direct JSON output (lineJsonParser, %s)', (_name, kernel) => {
+  beforeAll(() => {
+    expect(setJsonKernel(kernel)).toBe(true);
+  });
+  afterAll(() => {
+    setJsonKernel(true);
+  });
+
   it('writes every fixture line exactly as JSON.stringify of its row', () => {
     const kinds = new Map<string, number>();
     for (const f of readdirSync(FIXTURES).filter((n) => n.endsWith('.log'))) {
@@ -119,5 +133,47 @@ describe('direct JSON output (lineJsonParser)', () => {
       }),
       { numRuns: 3000 },
     );
+  });
+});
+
+describe('JSON kernel', () => {
+  beforeAll(() => {
+    expect(setJsonKernel(true)).toBe(true);
+  });
+
+  it('grows its memory for a long line and leaves a row beyond its cap to the loops', () => {
+    // ~3 MB of value, with escapes at the 16-byte boundaries the kernel steps over.
+    const big = `CEF:0|V|P|1|id|n|5|msg=${'a"b\\\\c\t'.repeat(400_000)} src=10.0.0.1`;
+    expect(same(Buffer.from(big), { maxFieldBytes: 1 << 30, maxColumns: 500 })).toBe('json');
+    const huge = Buffer.from(`CEF:0|V|P|1|id|n|5|msg=${'x'.repeat(Math.ceil(KERNEL_MAX_BYTES / 12))}`);
+    expect(same(huge, { maxFieldBytes: 1 << 30, maxColumns: 500 })).toBe('json');
+  });
+
+  it('writes every escape for every byte value at every position of its 16-byte steps', () => {
+    for (let c = 0; c < 128; c++) {
+      for (let at = 0; at < 34; at++) {
+        // The byte in every lane of two 16-byte steps, then in the tail.
+        const v = 'y'.repeat(at) + String.fromCharCode(c) + 'y'.repeat(33 - at);
+        // `=`, `\\`, `|` and line ends change the CEF meaning, not the JSON: the row path decides what the value is.
+        expect(same(Buffer.from(`CEF:0|V|P|1|id|${v}|5|cs1=${v} cs2=${v}${v}`, 'latin1'))).toBe('json');
+      }
+    }
+  });
+
+  it('keeps writing JSON once the compiled column sets reach their cap', () => {
+    // Column sets are told apart by write order: 2,500 orders of seven keys exceed MAX_SHAPES (2,000).
+    const keys = ['cs1', 'cs2', 'cs3', 'cs4', 'cn1', 'cn2', 'src'];
+    const orders: string[][] = [];
+    const permute = (left: string[], done: string[]) => {
+      if (orders.length >= 2500) return;
+      if (!left.length) orders.push(done);
+      for (const k of left) permute(left.filter((x) => x !== k), [...done, k]);
+    };
+    permute(keys, []);
+    for (const o of orders) expect(same(Buffer.from(`CEF:0|V|P|1|id|n|5|${o.map((k, i) => `${k}=${k === 'src' ? '10.0.0.1' : i}`).join(' ')}`))).toBe('json');
+  });
+
+  it('is built from json-kernel.wat (the committed module is not stale)', () => {
+    execFileSync(process.execPath, ['scripts/build-wasm.mjs', '--check'], { stdio: 'pipe' });
   });
 });
