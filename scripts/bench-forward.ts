@@ -34,6 +34,7 @@ const role = arg('role', 'main');
 async function generator(): Promise<void> {
   // events/s are counted from here (the first send), not from this process's start-up.
   const startedAt = Date.now();
+  const cpu0 = process.cpuUsage();
   const r = await generate({
     port: Number(arg('port', '0')),
     events: Number(arg('events', '1000000')),
@@ -43,7 +44,8 @@ async function generator(): Promise<void> {
     size: 500,
     run: 'bf',
   });
-  process.send!({ sent: r.sent, ms: r.ms, expect: r.expect, startedAt });
+  const cpu = process.cpuUsage(cpu0);
+  process.send!({ sent: r.sent, ms: r.ms, expect: r.expect, startedAt, cpuMs: (cpu.user + cpu.system) / 1000 });
 }
 
 async function discardServer(): Promise<void> {
@@ -320,7 +322,7 @@ async function main(): Promise<void> {
     } catch {}
   }, 100);
   const g2 = child('gen', ['--port', String(port), '--events', String(events), '--connections', connections, ...rateArgs]);
-  const gen = await once<{ ms: number; expect: Record<string, number>; startedAt: number }>(g2);
+  const gen = await once<{ ms: number; expect: Record<string, number>; startedAt: number; cpuMs: number }>(g2);
   const t2 = gen.startedAt;
   const deadline = Date.now() + 300_000;
   while (delivered < events && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -347,7 +349,7 @@ async function main(): Promise<void> {
   await mock.close();
   rmSync(dir, { recursive: true, force: true });
   const eps = Math.round(rows / (fwdMs / 1000));
-  console.log(`forwarder (disk queue + parse + Logs Ingestion gzip/HTTPS): ${eps.toLocaleString()} events/s (${fwdMs} ms; generator finished sending after ${gen.ms} ms; ${requests} HTTP requests on ${mstats.connectionsOpened} connections)`);
+  console.log(`forwarder (disk queue + parse + Logs Ingestion gzip/HTTPS): ${eps.toLocaleString()} events/s (${fwdMs} ms; generator finished sending after ${gen.ms} ms using ${((gen.cpuMs * 1000) / events).toFixed(1)} µs CPU per event; ${requests} HTTP requests on ${mstats.connectionsOpened} connections)`);
   console.log(`rows delivered ${rows}/${events}, duplicates ${dups}, lost ${events - rows}; mock checked the columns of ${mstats.validatedCalls} calls: ${mstats.typeMismatches.length} type mismatches, ${mstats.undeclaredColumns.length} undeclared columns`);
   console.log(
     `mock read ${mstats.scannedCalls} calls by scanning, parsed ${mstats.validatedCalls} in full for column checks, ` +
