@@ -634,7 +634,7 @@ function writeJson(s: string, target: JsonTarget, o: CefJsonOptions): JsonRow | 
     const row = kernelJson(kernel, order, bound, target);
     if (row !== undefined) return row;
   }
-  const out = target.room(bound);
+  const out = target.room(bound + 1);
   const start = target.at;
   let p = start;
   out[p++] = 123; // {
@@ -650,7 +650,8 @@ function writeJson(s: string, target: JsonTarget, o: CefJsonOptions): JsonRow | 
     }
   }
   out[p++] = 125; // }
-  target.at = p;
+  out[p] = 44; // the separator from the next row (JsonTarget)
+  target.at = p + 1;
   clearSlots();
   return { ok: true, kind: 'json', buf: out, start, bytes: p - start };
 }
@@ -696,10 +697,11 @@ function kernelJson(k: JsonKernel, order: number[], bound: number, target: JsonT
   }
   const end = k.row(KERNEL_DESC, order.length, at);
   const bytes = end - at;
-  const out = target.room(bytes);
+  const out = target.room(bytes + 1);
   const start = target.at;
   out.set(k.u8.subarray(at, end), start);
-  target.at = start + bytes;
+  out[start + bytes] = 44; // the separator from the next row (JsonTarget)
+  target.at = start + bytes + 1;
   clearSlots();
   return { ok: true, kind: 'json', buf: out, start, bytes };
 }

@@ -3,7 +3,11 @@
  * number text), so the forwarder need not build a row object and stringify it for every event.
  */
 
-/** Where lineJsonParser writes a row: `room(n)` returns a buffer with at least n bytes free at `at`. */
+/**
+ * Where lineJsonParser writes a row: `room(n)` returns a buffer with at least n bytes free at `at`.
+ * Each row is followed by a `,` (not counted in its bytes), so a call body copies a run of adjacent
+ * rows at once (bodyOf).
+ */
 export interface JsonTarget {
   room(bytes: number): Buffer;
   at: number;

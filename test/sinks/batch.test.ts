@@ -137,6 +137,41 @@ describe('RowWriter', () => {
   });
 });
 
+describe('bodyOf', () => {
+  it('copies runs of adjacent rows at once and is the JSON array of any rows, adjacent or not', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ Message: fc.string({ maxLength: 30 }), EventCount: fc.integer() }), { maxLength: 60 }),
+        fc.array(fc.nat(), { maxLength: 60 }),
+        (rows, picks) => {
+          // Rows from two writers, some written on their own (no neighbour), then in a shuffled order:
+          // runs break at a buffer change, a gap, or a row not followed by its comma.
+          const a = new RowWriter();
+          const b = new RowWriter();
+          // Rows of one buffer that touch but have no comma between them: `{…}]{…}]`.
+          const other = Buffer.from(rows.map((r) => `${JSON.stringify(r)}]`).join(''));
+          let at = 0;
+          const prepared = rows.map((r, i) => {
+            const bytes = Buffer.byteLength(JSON.stringify(r));
+            const start = at;
+            at += bytes + 1;
+            if (i % 7 === 3 || i % 7 === 4) return { buf: other, start, bytes } as PreparedRow;
+            return prepareRow(r, 1000, i % 3 === 0 ? b : a);
+          });
+          const order = prepared.map((_, i) => i);
+          for (let k = 0; k < picks.length && order.length > 1; k++) {
+            const i = picks[k]! % order.length;
+            const j = (i + 1) % order.length;
+            if (picks[k]! % 3 === 0) [order[i], order[j]] = [order[j]!, order[i]!];
+          }
+          const body = bodyOf(order.map((i) => prepared[i]!)).toString('utf8');
+          expect(body).toBe(JSON.stringify(order.map((i) => rows[i])));
+        },
+      ),
+    );
+  });
+});
+
 describe('deliver with a BodyPool', () => {
   it('reuses a body buffer only after its post settled, never for two calls in flight; every body is the JSON of its rows', async () => {
     const rows = Array.from({ length: 40 }, (_, i) => prepareRow({ Message: `row ${i} `.repeat(20) }, 10_000));
