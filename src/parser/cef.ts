@@ -7,7 +7,7 @@ import { CSL_COLUMNS, KEY_RULES, columnIndex, type KeyRule } from './columns.js'
 import { isInt32, parseInt32, parseInteger, parseReal } from './values.js';
 import { parseCefTimestamp, toIsoUtc } from './time.js';
 import { MAX_JSON_BYTES_PER_UNIT, writeAsciiSpan, writeNumber, writeString, type JsonRow, type JsonTarget, type RowLimits } from './json-out.js';
-import { KERNEL_DESC, KERNEL_FREE, KERNEL_SLACK, makeJsonKernel, type JsonKernel } from './json-kernel.js';
+import { KERNEL_DESC, KERNEL_FREE, KERNEL_SLACK, KERNEL_TIME, KERNEL_TIME_MAX, makeJsonKernel, type JsonKernel } from './json-kernel.js';
 
 /**
  * AdditionalExtensions entry that holds extension text with no `key=` in front of it (garbage before the
@@ -669,6 +669,10 @@ export function setJsonKernel(on: boolean): boolean {
  * writeJson's output through the kernel: the line's bytes and the values that are not spans of it
  * go into its memory, it writes the row there, and the row is copied to target in one call.
  */
+/** TimeGenerated's text whose JSON the kernel's memory holds at KERNEL_TIME. */
+let timeText = '';
+let timeBytes = 0;
+
 function kernelJson(k: JsonKernel, order: number[], bound: number, target: JsonTarget): JsonRow | undefined {
   const line = KERNEL_FREE;
   const lineLen = src === null ? 0 : src.length;
@@ -689,9 +693,20 @@ function kernelJson(k: JsonKernel, order: number[], bound: number, target: JsonT
     } else {
       const v = slots[c]!;
       ent[d] = c | 0x80000000;
-      ent[d + 1] = sp;
-      sp = typeof v === 'string' ? writeString(mem, sp, v) : writeNumber(mem, sp, v);
-      ent[d + 2] = sp;
+      if (c === I_TIME && v === timeText) {
+        ent[d + 1] = KERNEL_TIME;
+        ent[d + 2] = KERNEL_TIME + timeBytes;
+      } else {
+        ent[d + 1] = sp;
+        sp = typeof v === 'string' ? writeString(mem, sp, v) : writeNumber(mem, sp, v);
+        ent[d + 2] = sp;
+        // Rows of one socket read share TimeGenerated: keep its JSON for the next row.
+        if (c === I_TIME && sp - ent[d + 1]! <= KERNEL_TIME_MAX) {
+          mem.copyWithin(KERNEL_TIME, ent[d + 1]!, sp);
+          timeText = v as string;
+          timeBytes = sp - ent[d + 1]!;
+        }
+      }
     }
     d += 3;
   }

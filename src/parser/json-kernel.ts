@@ -11,6 +11,9 @@ const SHORT: Record<number, number> = { 8: 98, 9: 116, 10: 110, 12: 102, 13: 114
 const KEY_TABLE = 1024;
 /** Entries describing the row being written (three i32 per column). */
 export const KERNEL_DESC = 16384;
+/** A value kept from one row to the next (TimeGenerated), at most KERNEL_TIME_MAX bytes. */
+export const KERNEL_TIME = 28672;
+export const KERNEL_TIME_MAX = 256;
 /** Where the line's bytes, then the values written by JavaScript, then the row go. */
 export const KERNEL_FREE = 32768;
 /** Above this the kernel's memory is not grown: the row is written by the JavaScript loops instead. */
@@ -35,6 +38,7 @@ export class JsonKernel {
     this.views();
     for (const [c, e] of Object.entries(SHORT)) this.u8[Number(c)] = e;
     this.u8.set(Buffer.from('0123456789abcdef', 'latin1'), 128);
+    if (KERNEL_DESC + keys.length * 12 > KERNEL_TIME) throw new Error('column entries do not fit the kernel table');
     let at = KEY_TABLE + keys.length * 8;
     if (at + keys.reduce((n, k) => n + k.length, 0) + KERNEL_SLACK > KERNEL_DESC) throw new Error('column names do not fit the kernel table');
     keys.forEach((k, c) => {

@@ -160,6 +160,18 @@ describe('JSON kernel', () => {
     }
   });
 
+  it('reuses TimeGenerated from row to row only while it is the same', () => {
+    const parse = lineJsonParser(LIMITS);
+    const w = new RowWriter();
+    const times = [at, at, new Date('2026-11-22T10:00:31Z'), at, new Date(0), new Date(0), at];
+    for (const t of times) {
+      const line = Buffer.from('CEF:0|V|P|1|id|n|5|src=10.0.0.1 msg=hello');
+      const j = parse(line, t, w) as JsonRow;
+      expect(j.kind).toBe('json');
+      expect(j.buf.toString('utf8', j.start, j.start + j.bytes)).toBe(JSON.stringify((parseLine(line, t) as { row: unknown }).row));
+    }
+  });
+
   it('keeps writing JSON once the compiled column sets reach their cap', () => {
     // Column sets are told apart by write order: 2,500 orders of seven keys exceed MAX_SHAPES (2,000).
     const keys = ['cs1', 'cs2', 'cs3', 'cs4', 'cn1', 'cn2', 'src'];
