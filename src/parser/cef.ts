@@ -447,6 +447,7 @@ function emit(s: string, ks: number, ke: number, hash: number, a: number, b: num
 
 /** Parse the extension `s[from..)` into the slots and `extra`. */
 function parseExtension(s: string, from: number): void {
+  if (lineInKernel) return kernelExtension(kernel!, s, from);
   const end = s.length;
   nextBackslash = s.indexOf('\\', from);
   let ks0 = -1;
@@ -580,11 +581,13 @@ export function parseCefJson(
 ): CslRow | string | JsonRow {
   src = bytes;
   try {
+    if (bytes !== null && kernel !== undefined && useKernel) lineToKernel(kernel, bytes);
     const reason = fillCef(s, start, timeGenerated, host, receivedAt);
     if (reason !== undefined) return reason;
     return writeJson(s, target, o) ?? (materializeSpans(s), buildRow());
   } finally {
     src = null;
+    lineInKernel = false;
   }
 }
 
@@ -656,7 +659,7 @@ function writeJson(s: string, target: JsonTarget, o: CefJsonOptions): JsonRow | 
   return { ok: true, kind: 'json', buf: out, start, bytes: p - start };
 }
 
-const kernel = makeJsonKernel(KEY_JSON);
+const kernel = makeJsonKernel(KEY_JSON, KEY_CHAR);
 let useKernel = true;
 
 /** Tests: write rows with the JavaScript loops (false) or the kernel (true, the default where it loads). */
@@ -669,19 +672,52 @@ export function setJsonKernel(on: boolean): boolean {
  * writeJson's output through the kernel: the line's bytes and the values that are not spans of it
  * go into its memory, it writes the row there, and the row is copied to target in one call.
  */
+/**
+ * Whether the line being parsed (src) is also in the kernel's memory at KERNEL_FREE: its extension's
+ * keys are then found by the kernel, and its values copied from there. `kernelWork`: free memory after it.
+ */
+let lineInKernel = false;
+let kernelWork = 0;
+
+function lineToKernel(k: JsonKernel, bytes: Uint8Array): void {
+  // The line, then room for the kernel's key entries (16 bytes per `=` at most).
+  const work = KERNEL_FREE + bytes.length + KERNEL_SLACK + 16 + 16 * (bytes.length + 1) + KERNEL_SLACK;
+  if (!k.reserve(work)) return;
+  k.u8.set(bytes, KERNEL_FREE);
+  lineInKernel = true;
+  kernelWork = work;
+}
+
+/** parseExtension for a line in the kernel's memory: the kernel finds the keys, emit() takes each pair. */
+function kernelExtension(k: JsonKernel, s: string, from: number): void {
+  const end = s.length;
+  nextBackslash = s.indexOf('\\', from);
+  const base = KERNEL_FREE;
+  const at = (base + src!.length + KERNEL_SLACK + 15) & ~15;
+  const n = k.keys(base + from, base + end, at);
+  const e = k.i32;
+  let q = at >> 2;
+  const lead = trimmed(s, from, n === 0 ? end : e[q + 3]! - base);
+  if (lead !== '') addExtra(UNPARSED_KEY, lead);
+  for (let i = 0; i < n; i++, q += 4) {
+    const ke = e[q + 1]! - base;
+    emit(s, e[q]! - base, ke, finishHash(e[q + 2]!), ke + 1, i + 1 < n ? e[q + 7]! - base : end);
+  }
+}
+
 /** TimeGenerated's text whose JSON the kernel's memory holds at KERNEL_TIME. */
 let timeText = '';
 let timeBytes = 0;
 
 function kernelJson(k: JsonKernel, order: number[], bound: number, target: JsonTarget): JsonRow | undefined {
   const line = KERNEL_FREE;
-  const lineLen = src === null ? 0 : src.length;
-  const scratch = line + lineLen + KERNEL_SLACK;
+  const copy = !lineInKernel && src !== null;
+  const scratch = lineInKernel ? kernelWork : line + (src === null ? 0 : src.length) + KERNEL_SLACK;
   const at = scratch + bound + KERNEL_SLACK;
   if (!k.reserve(at + bound + KERNEL_SLACK)) return undefined;
   const mem = k.buf;
   const ent = k.i32;
-  if (src !== null) k.u8.set(src, line);
+  if (copy) k.u8.set(src!, line);
   let d = KERNEL_DESC >> 2;
   let sp = scratch;
   for (let i = 0; i < order.length; i++) {

@@ -8,6 +8,7 @@
 import { JSON_KERNEL_WASM } from './json-kernel-wasm.js';
 
 const SHORT: Record<number, number> = { 8: 98, 9: 116, 10: 110, 12: 102, 13: 114, 34: 34, 92: 92 };
+const KEY_CHARS = 256;
 const KEY_TABLE = 1024;
 /** Entries describing the row being written (three i32 per column). */
 export const KERNEL_DESC = 16384;
@@ -28,14 +29,19 @@ export class JsonKernel {
   u8!: Uint8Array;
   i32!: Int32Array;
   readonly row: (desc: number, n: number, at: number) => number;
+  readonly keys: (from: number, end: number, out: number) => number;
 
-  constructor(keys: ReadonlyArray<Uint8Array>) {
+  /** keys: each column's `"Name":` bytes; keyChars: the CEF key character classes (128 entries). */
+  constructor(keys: ReadonlyArray<Uint8Array>, keyChars: Uint8Array) {
     const bytes = Buffer.from(JSON_KERNEL_WASM, 'base64');
     const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
-    const exp = instance.exports as { memory: WebAssembly.Memory; row: JsonKernel['row'] };
+    const exp = instance.exports as { memory: WebAssembly.Memory; row: JsonKernel['row']; keys: JsonKernel['keys'] };
     this.memory = exp.memory;
     this.row = exp.row;
+    this.keys = exp.keys;
     this.views();
+    if (keyChars.length !== 128) throw new Error('key character table must have 128 entries');
+    this.u8.set(keyChars, KEY_CHARS);
     for (const [c, e] of Object.entries(SHORT)) this.u8[Number(c)] = e;
     this.u8.set(Buffer.from('0123456789abcdef', 'latin1'), 128);
     if (KERNEL_DESC + keys.length * 12 > KERNEL_TIME) throw new Error('column entries do not fit the kernel table');
@@ -68,9 +74,9 @@ export class JsonKernel {
 }
 
 /** The kernel, or undefined where WebAssembly is unavailable (e.g. node --jitless): rows then use the loops. */
-export function makeJsonKernel(keys: ReadonlyArray<Uint8Array>): JsonKernel | undefined {
+export function makeJsonKernel(keys: ReadonlyArray<Uint8Array>, keyChars: Uint8Array): JsonKernel | undefined {
   try {
-    return new JsonKernel(keys);
+    return new JsonKernel(keys, keyChars);
   } catch {
     return undefined;
   }

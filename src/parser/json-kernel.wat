@@ -1,6 +1,7 @@
 ;; Row JSON from byte spans (see json-kernel.ts). Memory layout, set up from JavaScript:
 ;;   [0, 128)      short escape letter per ASCII control/quote/backslash byte (0: write \u00XX)
 ;;   [128, 144)    hex digits
+;;   [256, 512)    CEF key characters: 2 may start a key ([A-Za-z_]), 1 may follow ([0-9.-]), 0 neither
 ;;   [1024, ...)   per column: key offset (i32), key length (i32); the `"Name":` bytes follow the table
 ;; A row is described by n entries of three i32 at $d: column (bit 31 set: the value is already JSON,
 ;; copied as is; clear: ASCII bytes written as a JSON string), value start, value end.
@@ -64,6 +65,109 @@
         (local.set $p (i32.add (local.get $p) (i32.const 16)))
         (br $next)))
     (local.get $end))
+
+  ;; The first `=` in [p, end), or end.
+  (func $eq (param $p i32) (param $end i32) (result i32)
+    (local $m i32)
+    (block $tail
+      (loop $next
+        (br_if $tail (i32.gt_u (i32.add (local.get $p) (i32.const 16)) (local.get $end)))
+        (local.set $m (i8x16.bitmask (i8x16.eq (v128.load align=1 (local.get $p))
+          (v128.const i8x16 61 61 61 61 61 61 61 61 61 61 61 61 61 61 61 61))))
+        (if (local.get $m) (then (return (i32.add (local.get $p) (i32.ctz (local.get $m))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 16)))
+        (br $next)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+        (if (i32.eq (i32.load8_u (local.get $p)) (i32.const 61)) (then (return (local.get $p))))
+        (local.set $p (i32.add (local.get $p) (i32.const 1)))
+        (br $next)))
+    (local.get $end))
+
+  ;; The keys of a CEF extension [from, end) (cef.ts parseExtension, whose rules this follows): for
+  ;; each `=` not escaped by an odd run of backslashes whose key starts with [A-Za-z_] and follows the
+  ;; start, a blank or `#011`, four i32 at out: key start, key end (the `=`), FNV-1a of the key read
+  ;; backwards (unfinished), and where the separator before the key starts. Returns how many.
+  (func (export "keys") (param $from i32) (param $end i32) (param $out i32) (result i32)
+    (local $eq i32)
+    (local $i i32)
+    (local $ks i32)
+    (local $walked i32)
+    (local $h i32)
+    (local $c i32)
+    (local $sep i32)
+    (local $n i32)
+    (local.set $eq (call $eq (local.get $from) (local.get $end)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $eq) (local.get $end)))
+        ;; Backslashes right before the `=`, not looking before from.
+        (local.set $i (local.get $eq))
+        (block $b
+          (loop $l
+            (br_if $b (i32.le_u (local.get $i) (local.get $from)))
+            (br_if $b (i32.ne (i32.load8_u offset=0 (i32.sub (local.get $i) (i32.const 1))) (i32.const 92)))
+            (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+            (br $l)))
+        (if (i32.eqz (i32.and (i32.sub (local.get $eq) (local.get $i)) (i32.const 1)))
+          (then
+            ;; Back over key characters, hashing them.
+            (local.set $ks (local.get $eq))
+            (local.set $h (i32.const 0x811c9dc5))
+            (block $b
+              (loop $l
+                (br_if $b (i32.le_u (local.get $ks) (local.get $from)))
+                (local.set $c (i32.load8_u (i32.sub (local.get $ks) (i32.const 1))))
+                (br_if $b (i32.eqz (i32.load8_u offset=256 (local.get $c))))
+                (local.set $ks (i32.sub (local.get $ks) (i32.const 1)))
+                (local.set $h (i32.mul (i32.xor (local.get $h) (local.get $c)) (i32.const 0x01000193)))
+                (br $l)))
+            (local.set $walked (local.get $ks))
+            ;; A key starts with a letter or `_`.
+            (block $b
+              (loop $l
+                (br_if $b (i32.ge_u (local.get $ks) (local.get $eq)))
+                (br_if $b (i32.eq (i32.load8_u offset=256 (i32.load8_u (local.get $ks))) (i32.const 2)))
+                (local.set $ks (i32.add (local.get $ks) (i32.const 1)))
+                (br $l)))
+            (if (i32.lt_u (local.get $ks) (local.get $eq))
+              (then
+                (local.set $sep (i32.const -1))
+                (if (i32.eq (local.get $ks) (local.get $from))
+                  (then (local.set $sep (local.get $ks)))
+                  (else
+                    (local.set $c (i32.load8_u (i32.sub (local.get $ks) (i32.const 1))))
+                    (if (i32.or (i32.eq (local.get $c) (i32.const 32)) (i32.eq (local.get $c) (i32.const 9)))
+                      (then (local.set $sep (i32.sub (local.get $ks) (i32.const 1))))
+                      (else
+                        ;; rsyslog writes a TAB separator as `#011`.
+                        (if (i32.and
+                              (i32.ge_u (local.get $ks) (i32.add (local.get $from) (i32.const 4)))
+                              (i32.eq (i32.load align=1 (i32.sub (local.get $ks) (i32.const 4))) (i32.const 0x31313023)))
+                          (then (local.set $sep (i32.sub (local.get $ks) (i32.const 4)))))))))
+                (if (i32.ge_s (local.get $sep) (i32.const 0))
+                  (then
+                    ;; Leading characters skipped: hash the key itself.
+                    (if (i32.ne (local.get $ks) (local.get $walked))
+                      (then
+                        (local.set $h (i32.const 0x811c9dc5))
+                        (local.set $i (local.get $eq))
+                        (block $b
+                          (loop $l
+                            (br_if $b (i32.le_u (local.get $i) (local.get $ks)))
+                            (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+                            (local.set $h (i32.mul (i32.xor (local.get $h) (i32.load8_u (local.get $i))) (i32.const 0x01000193)))
+                            (br $l)))))
+                    (i32.store (local.get $out) (local.get $ks))
+                    (i32.store offset=4 (local.get $out) (local.get $eq))
+                    (i32.store offset=8 (local.get $out) (local.get $h))
+                    (i32.store offset=12 (local.get $out) (local.get $sep))
+                    (local.set $out (i32.add (local.get $out) (i32.const 16)))
+                    (local.set $n (i32.add (local.get $n) (i32.const 1)))))))))
+        (local.set $eq (call $eq (i32.add (local.get $eq) (i32.const 1)) (local.get $end)))
+        (br $next)))
+    (local.get $n))
 
   ;; The row `{"Key":value,…}` at p from n entries at d; returns its end.
   (func (export "row") (param $d i32) (param $n i32) (param $p i32) (result i32)

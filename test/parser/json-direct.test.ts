@@ -114,10 +114,10 @@ describe.each([
 
   it('agrees with the row path on generated CEF lines (escapes, duplicates, typed keys, any text)', () => {
     const keys = [...KEY_RULES.keys()];
-    const key = fc.oneof(fc.constantFrom(...keys), fc.constantFrom('customKey', 'x_y', 'ad.field', 'k-1'));
+    const key = fc.oneof(fc.constantFrom(...keys), fc.constantFrom('customKey', 'x_y', 'ad.field', 'k-1', '1src', '.-x', '_'), fc.stringMatching(/^[A-Za-z0-9_.-]{1,12}$/));
     const text = fc.string({
       unit: fc.oneof(
-        fc.constantFrom('=', '|', '\\', '"', '\n', '\r', ' ', '\t', 'a', '1', '-', '.', ':', '\u0000', '\u007f', 'é', '€', '😀', '\ud800'),
+        fc.constantFrom('=', '|', '\\', '"', '\n', '\r', ' ', '\t', 'a', '1', '-', '.', ':', '_', '#', '#011', '\u0000', '\u007f', 'é', '€', '😀', '\ud800'),
         fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 1 }),
       ),
       maxLength: 40,
@@ -126,8 +126,9 @@ describe.each([
     const header = fc.tuple(text, text, text, text, text, text);
     const prefix = fc.constantFrom('', '<134>Nov 22 08:00:00 host1 ', '<134>1 2026-11-22T10:00:00Z host2 CEF - - - ', 'Nov 22 08:00:00 h ');
     fc.assert(
-      fc.property(prefix, header, fc.array(pair, { maxLength: 12 }), fc.boolean(), (pre, h, pairs, latin1) => {
-        const ext = pairs.map(([k, v]) => `${k}=${v}`).join(' ');
+      fc.property(prefix, header, fc.array(fc.tuple(pair, fc.constantFrom(' ', ' ', '  ', '\t', '#011', '')), { maxLength: 12 }), fc.boolean(), (pre, h, pairs, latin1) => {
+        // Separators as senders write them: a blank, several, a TAB, rsyslog's #011, or none at all.
+        const ext = pairs.map(([[k, v], sep]) => `${sep}${k}=${v}`).join('');
         const l = `${pre}CEF:0|${h.join('|')}|${ext}`;
         same(Buffer.from(l, latin1 ? 'latin1' : 'utf8'));
       }),
