@@ -421,9 +421,13 @@ function valueAt(s: string, a: number, b: number): string {
 }
 
 function emit(s: string, ks: number, ke: number, hash: number, a: number, b: number): void {
+  emitSlot(s, findKey(s, ks, ke, hash), ks, ke, a, b);
+}
+
+/** The pair key s[ks, ke) (`slot` in the key table, -1 for none) = value s[a, b). */
+function emitSlot(s: string, slot: number, ks: number, ke: number, a: number, b: number): void {
   while (a < b && isBlank(s.charCodeAt(a))) a++;
   while (b > a && isBlank(s.charCodeAt(b - 1))) b--;
-  const slot = findKey(s, ks, ke, hash);
   if (slot === -1) {
     addExtra(s.slice(ks, ke), valueAt(s, a, b));
     return;
@@ -659,7 +663,7 @@ function writeJson(s: string, target: JsonTarget, o: CefJsonOptions): JsonRow | 
   return { ok: true, kind: 'json', buf: out, start, bytes: p - start };
 }
 
-const kernel = makeJsonKernel(KEY_JSON, KEY_CHAR);
+const kernel = makeJsonKernel(KEY_JSON, KEY_CHAR, tableKeys);
 let useKernel = true;
 
 /** Tests: write rows with the JavaScript loops (false) or the kernel (true, the default where it loads). */
@@ -688,7 +692,7 @@ function lineToKernel(k: JsonKernel, bytes: Uint8Array): void {
   kernelWork = work;
 }
 
-/** parseExtension for a line in the kernel's memory: the kernel finds the keys, emit() takes each pair. */
+/** parseExtension for a line in the kernel's memory: the kernel finds the keys and their slots, emitSlot() takes each pair. */
 function kernelExtension(k: JsonKernel, s: string, from: number): void {
   const end = s.length;
   nextBackslash = s.indexOf('\\', from);
@@ -701,7 +705,7 @@ function kernelExtension(k: JsonKernel, s: string, from: number): void {
   if (lead !== '') addExtra(UNPARSED_KEY, lead);
   for (let i = 0; i < n; i++, q += 4) {
     const ke = e[q + 1]! - base;
-    emit(s, e[q]! - base, ke, finishHash(e[q + 2]!), ke + 1, i + 1 < n ? e[q + 7]! - base : end);
+    emitSlot(s, e[q + 2]!, e[q]! - base, ke, ke + 1, i + 1 < n ? e[q + 7]! - base : end);
   }
 }
 
@@ -718,16 +722,22 @@ function kernelJson(k: JsonKernel, order: number[], bound: number, target: JsonT
   const mem = k.buf;
   const ent = k.i32;
   if (copy) k.u8.set(src!, line);
+  const num = k.f64;
   let d = KERNEL_DESC >> 2;
   let sp = scratch;
-  for (let i = 0; i < order.length; i++) {
+  for (let i = 0; i < order.length; i++, d += 4) {
     const c = order[i]!;
     if (isSpan[c] === 1) {
       ent[d] = c;
       ent[d + 1] = line + spanA[c];
       ent[d + 2] = line + spanB[c];
+      continue;
+    }
+    const v = slots[c]!;
+    if (typeof v === 'number' && Number.isSafeInteger(v)) {
+      ent[d] = c | 0x40000000;
+      num[(d >> 1) + 1] = v;
     } else {
-      const v = slots[c]!;
       ent[d] = c | 0x80000000;
       if (c === I_TIME && v === timeText) {
         ent[d + 1] = KERNEL_TIME;
@@ -744,7 +754,6 @@ function kernelJson(k: JsonKernel, order: number[], bound: number, target: JsonT
         }
       }
     }
-    d += 3;
   }
   const end = k.row(KERNEL_DESC, order.length, at);
   const bytes = end - at;

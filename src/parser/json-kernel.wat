@@ -2,9 +2,14 @@
 ;;   [0, 128)      short escape letter per ASCII control/quote/backslash byte (0: write \u00XX)
 ;;   [128, 144)    hex digits
 ;;   [256, 512)    CEF key characters: 2 may start a key ([A-Za-z_]), 1 may follow ([0-9.-]), 0 neither
+;;   [512, 516)    mask of the CEF key table (its size - 1)
+;;   [768, 800)    digits of an integer being written
 ;;   [1024, ...)   per column: key offset (i32), key length (i32); the `"Name":` bytes follow the table
-;; A row is described by n entries of three i32 at $d: column (bit 31 set: the value is already JSON,
-;; copied as is; clear: ASCII bytes written as a JSON string), value start, value end.
+;;   [32768, ...)  CEF key table (cef.ts tableKeys): per slot key offset (i32), key length (i32, 0: empty);
+;;                 the key bytes follow it
+;; A row is described by n entries of 16 bytes at $d: column in bits 0-29, then either bit 31 (the
+;; value is already JSON, bytes [a, b) copied as is), bit 30 (an integer, f64 at +8, |v| <= 2^53) or
+;; neither (ASCII bytes [a, b) written as a JSON string); a at +4, b at +8.
 (module
   (memory (export "memory") 16)
 
@@ -85,10 +90,56 @@
         (br $next)))
     (local.get $end))
 
+  ;; The slot of key [ks, ke) in the CEF key table, from its FNV-1a read backwards h; -1 when absent
+  ;; (cef.ts finishHash and findKey: linear probing).
+  (func $slot (param $h i32) (param $ks i32) (param $ke i32) (result i32)
+    (local $mask i32)
+    (local $e i32)
+    (local $len i32)
+    (local $i i32)
+    (local.set $mask (i32.load (i32.const 512)))
+    (local.set $h (i32.and (i32.xor (local.get $h) (i32.shr_u (local.get $h) (i32.const 15))) (local.get $mask)))
+    (local.set $len (i32.sub (local.get $ke) (local.get $ks)))
+    (loop $probe
+      (local.set $e (i32.add (i32.const 32768) (i32.shl (local.get $h) (i32.const 3))))
+      (if (i32.eqz (i32.load offset=4 (local.get $e))) (then (return (i32.const -1))))
+      (if (i32.eq (i32.load offset=4 (local.get $e)) (local.get $len))
+        (then
+          (local.set $i (i32.const 0))
+          (block $differ
+            (loop $cmp
+              (if (i32.ge_u (local.get $i) (local.get $len)) (then (return (local.get $h))))
+              (br_if $differ (i32.ne
+                (i32.load8_u (i32.add (i32.load (local.get $e)) (local.get $i)))
+                (i32.load8_u (i32.add (local.get $ks) (local.get $i)))))
+              (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (br $cmp)))))
+      (local.set $h (i32.and (i32.add (local.get $h) (i32.const 1)) (local.get $mask)))
+      (br $probe))
+    (i32.const -1))
+
+  ;; The decimal digits of integer v (|v| <= 2^53) as JSON.stringify writes them (-0 as 0).
+  (func $int (param $v f64) (param $p i32) (result i32)
+    (local $n i64)
+    (local $q i32)
+    (if (f64.lt (local.get $v) (f64.const 0))
+      (then
+        (i32.store8 (local.get $p) (i32.const 45))
+        (local.set $p (i32.add (local.get $p) (i32.const 1)))
+        (local.set $v (f64.neg (local.get $v)))))
+    (local.set $n (i64.trunc_f64_u (local.get $v)))
+    (local.set $q (i32.const 800))
+    (loop $digit
+      (local.set $q (i32.sub (local.get $q) (i32.const 1)))
+      (i32.store8 (local.get $q) (i32.add (i32.wrap_i64 (i64.rem_u (local.get $n) (i64.const 10))) (i32.const 48)))
+      (local.set $n (i64.div_u (local.get $n) (i64.const 10)))
+      (br_if $digit (i64.ne (local.get $n) (i64.const 0))))
+    (call $copy (local.get $q) (i32.const 800) (local.get $p)))
+
   ;; The keys of a CEF extension [from, end) (cef.ts parseExtension, whose rules this follows): for
   ;; each `=` not escaped by an odd run of backslashes whose key starts with [A-Za-z_] and follows the
-  ;; start, a blank or `#011`, four i32 at out: key start, key end (the `=`), FNV-1a of the key read
-  ;; backwards (unfinished), and where the separator before the key starts. Returns how many.
+  ;; start, a blank or `#011`, four i32 at out: key start, key end (the `=`), the key's slot in the CEF
+  ;; key table (-1: not a known key), and where the separator before the key starts. Returns how many.
   (func (export "keys") (param $from i32) (param $end i32) (param $out i32) (result i32)
     (local $eq i32)
     (local $i i32)
@@ -161,7 +212,7 @@
                             (br $l)))))
                     (i32.store (local.get $out) (local.get $ks))
                     (i32.store offset=4 (local.get $out) (local.get $eq))
-                    (i32.store offset=8 (local.get $out) (local.get $h))
+                    (i32.store offset=8 (local.get $out) (call $slot (local.get $h) (local.get $ks) (local.get $eq)))
                     (i32.store offset=12 (local.get $out) (local.get $sep))
                     (local.set $out (i32.add (local.get $out) (i32.const 16)))
                     (local.set $n (i32.add (local.get $n) (i32.const 1)))))))))
@@ -174,21 +225,24 @@
     (local $end i32)
     (local $col i32)
     (local $k i32)
-    (local.set $end (i32.add (local.get $d) (i32.mul (local.get $n) (i32.const 12))))
+    (local.set $end (i32.add (local.get $d) (i32.shl (local.get $n) (i32.const 4))))
     (i32.store8 (local.get $p) (i32.const 123))
     (local.set $p (i32.add (local.get $p) (i32.const 1)))
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $d) (local.get $end)))
         (local.set $col (i32.load (local.get $d)))
-        (local.set $k (i32.add (i32.const 1024) (i32.shl (i32.and (local.get $col) (i32.const 0x7fffffff)) (i32.const 3))))
+        (local.set $k (i32.add (i32.const 1024) (i32.shl (i32.and (local.get $col) (i32.const 0x3fffffff)) (i32.const 3))))
         (local.set $p (call $copy (i32.load (local.get $k)) (i32.add (i32.load (local.get $k)) (i32.load offset=4 (local.get $k))) (local.get $p)))
         (if (i32.lt_s (local.get $col) (i32.const 0))
           (then (local.set $p (call $copy (i32.load offset=4 (local.get $d)) (i32.load offset=8 (local.get $d)) (local.get $p))))
-          (else (local.set $p (call $str (i32.load offset=4 (local.get $d)) (i32.load offset=8 (local.get $d)) (local.get $p)))))
+          (else
+            (if (i32.and (local.get $col) (i32.const 0x40000000))
+              (then (local.set $p (call $int (f64.load offset=8 (local.get $d)) (local.get $p))))
+              (else (local.set $p (call $str (i32.load offset=4 (local.get $d)) (i32.load offset=8 (local.get $d)) (local.get $p)))))))
         (i32.store8 (local.get $p) (i32.const 44))
         (local.set $p (i32.add (local.get $p) (i32.const 1)))
-        (local.set $d (i32.add (local.get $d) (i32.const 12)))
+        (local.set $d (i32.add (local.get $d) (i32.const 16)))
         (br $next)))
     ;; The last comma becomes the closing brace (an empty row has none to replace).
     (if (i32.eqz (local.get $n))

@@ -122,7 +122,7 @@ describe.each([
       ),
       maxLength: 40,
     });
-    const pair = fc.tuple(key, fc.oneof(text, fc.integer().map(String), fc.constantFrom('Nov 22 2026 10:00:00', '1700000000000', '0', '1', 'Europe/Berlin', '1.5e3')));
+    const pair = fc.tuple(key, fc.oneof(text, fc.integer().map(String), fc.maxSafeInteger().map(String), fc.constantFrom('Nov 22 2026 10:00:00', '1700000000000', '0', '1', 'Europe/Berlin', '1.5e3')));
     const header = fc.tuple(text, text, text, text, text, text);
     const prefix = fc.constantFrom('', '<134>Nov 22 08:00:00 host1 ', '<134>1 2026-11-22T10:00:00Z host2 CEF - - - ', 'Nov 22 08:00:00 h ');
     fc.assert(
