@@ -275,6 +275,27 @@ for (const [key, rule] of KEY_RULES) {
   tableRules[i] = rule;
 }
 
+/**
+ * Per slot, the cases emitSlot handles without a value string, as typed arrays (reading `kind` off the
+ * rule objects, which have four shapes, was a megamorphic load per pair): an int column, a string
+ * column, or externalId (ExtID as text, ExternalID as int).
+ */
+const FAST_NONE = 0;
+const FAST_INT = 1;
+const FAST_STRING = 2;
+const FAST_EXTID = 3;
+const FAST_KIND = new Uint8Array(1 << TABLE_BITS);
+const FAST_COL = new Int16Array(1 << TABLE_BITS);
+tableRules.forEach((rule, slot) => {
+  if (rule?.kind === 'plain' && (rule.type === 'int' || rule.type === 'string')) {
+    FAST_KIND[slot] = rule.type === 'int' ? FAST_INT : FAST_STRING;
+    FAST_COL[slot] = rule.index;
+  } else if (rule?.kind === 'externalId') {
+    FAST_KIND[slot] = FAST_EXTID;
+    FAST_COL[slot] = I_EXTID;
+  }
+});
+
 /** Slot of the key `s[a..b)` in the table, or -1 when the key has no column. */
 function findKey(s: string, a: number, b: number, hash: number): number {
   const len = b - a;
@@ -433,17 +454,28 @@ function emitSlot(s: string, slot: number, ks: number, ke: number, a: number, b:
     return;
   }
   // Ports, counts and ids are most of the typed values: convert them in place, no string made.
-  const rule = tableRules[slot] as KeyRule;
-  if (rule.kind === 'plain' && a < b && slots[rule.index] === undefined) {
-    if (rule.type === 'int') {
-      const n = int32At(s, a, b);
-      if (n === n) {
-        put(rule.index, n);
+  const kind = FAST_KIND[slot]!;
+  if (kind !== FAST_NONE && a < b) {
+    const col = FAST_COL[slot]!;
+    if (slots[col] === undefined) {
+      if (kind === FAST_INT) {
+        const n = int32At(s, a, b);
+        if (n === n) {
+          put(col, n);
+          return;
+        }
+      } else if (src !== null && !escapedIn(s, a, b)) {
+        putSpan(col, a, b);
+        if (kind === FAST_EXTID) {
+          const n = int32At(s, a, b);
+          if (n === n) put(I_EXTERNALID, n);
+          else {
+            const m = parseInt32(s.slice(a, b));
+            if (m === m) put(I_EXTERNALID, m);
+          }
+        }
         return;
       }
-    } else if (rule.type === 'string' && src !== null && !escapedIn(s, a, b)) {
-      putSpan(rule.index, a, b);
-      return;
     }
   }
   store(slot, valueAt(s, a, b));
