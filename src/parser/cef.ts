@@ -705,10 +705,6 @@ export function setJsonKernel(on: boolean): boolean {
 }
 
 /**
- * writeJson's output through the kernel: the line's bytes and the values that are not spans of it
- * go into its memory, it writes the row there, and the row is copied to target in one call.
- */
-/**
  * Whether the line being parsed (src) is also in the kernel's memory at KERNEL_FREE: its extension's
  * keys are then found by the kernel, and its values copied from there. `kernelWork`: free memory after it.
  */
@@ -745,6 +741,10 @@ function kernelExtension(k: JsonKernel, s: string, from: number): void {
 let timeText = '';
 let timeBytes = 0;
 
+/**
+ * writeJson's output through the kernel: values that are not spans of the line (which is there
+ * already, or copied now) go into its memory, it writes the row there, and the row is copied to target in one call.
+ */
 function kernelJson(k: JsonKernel, order: number[], bound: number, target: JsonTarget): JsonRow | undefined {
   const line = KERNEL_FREE;
   const copy = !lineInKernel && src !== null;
