@@ -87,6 +87,8 @@ export interface DiskQueueOptions {
   onError?: (err: Error, where: string) => void;
   /** Seam for tests (disk full): defaults to fs.writeSync. */
   writeFn?: (fd: number, buf: Buffer, off: number, len: number) => number;
+  /** Seam for tests (a slow group fsync): defaults to fs.fsync. */
+  fsyncFn?: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => void;
 }
 
 const segName = (n: number) => `${String(n).padStart(16, '0')}.seg`;
@@ -100,6 +102,10 @@ export class DiskQueue {
   private dirty = false;
   private fsyncTimer: NodeJS.Timeout | null = null;
   private fsyncing = false;
+  /** The fd the running group fsync works on. */
+  private fsyncFd = -1;
+  /** A segment rotated away while its group fsync ran: closed when that fsync returns. */
+  private closeAfterFsync = -1;
   private read: Position = { segment: 0, offset: 0 };
   private ack: Position = { segment: 0, offset: 0 };
   private reader: SegmentReader | null = null;
@@ -224,10 +230,25 @@ export class DiskQueue {
     this.dirty = false;
     this.fsyncing = true;
     const fd = this.writeFd;
-    fsync(fd, (err) => {
+    this.fsyncFd = fd;
+    (this.opts.fsyncFn ?? fsync)(fd, (err) => {
       this.fsyncing = false;
+      this.fsyncFd = -1;
       if (err && !this.closed) this.opts.onError?.(err, 'fsync');
+      if (this.closeAfterFsync === fd) {
+        this.closeAfterFsync = -1;
+        closeSync(fd);
+      }
     });
+  }
+
+  /**
+   * Closes a segment's fd, or leaves that to the group fsync running on it: closed under it, the fsync
+   * would fail (EBADF) or, the number being reused at once by the next segment, sync the wrong file.
+   */
+  private closeSegmentFd(fd: number): void {
+    if (this.fsyncing && this.fsyncFd === fd) this.closeAfterFsync = fd;
+    else closeSync(fd);
   }
 
   /**
@@ -317,7 +338,7 @@ export class DiskQueue {
         this.opts.onError?.(err as Error, 'fsync');
       }
     }
-    closeSync(fd);
+    this.closeSegmentFd(fd);
     this.dirty = false;
     this.writeSeg++;
     this.openWriteSegment();
@@ -602,7 +623,7 @@ export class DiskQueue {
       } catch (err) {
         this.opts.onError?.(err as Error, 'fsync');
       }
-      closeSync(this.writeFd);
+      this.closeSegmentFd(this.writeFd);
       this.writeFd = -1;
     }
     for (const w of [...this.waiters]) w();

@@ -1,4 +1,4 @@
-import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, fstatSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
@@ -32,6 +32,30 @@ function drain(q: DiskQueue): string[] {
 }
 
 describe('DiskQueue', () => {
+  it('keeps a rotated segment open until the group fsync running on it returns', async () => {
+    const dir = tempDir();
+    const held: Array<{ fd: number; done: (err: NodeJS.ErrnoException | null) => void }> = [];
+    const errors: string[] = [];
+    const q = open(dir, {
+      fsyncIntervalMs: 5,
+      fsyncFn: (fd, done) => held.push({ fd, done }),
+      onError: (err, where) => errors.push(`${where}: ${err.message}`),
+    });
+    q.append(msgs(0, 1), 1);
+    await expect.poll(() => held.length).toBe(1);
+    const fd = held[0]!.fd;
+    // Past segmentBytes (4096): the next append rotates while that fsync is still out.
+    q.append(msgs(1, 300), 2);
+    expect(segments(dir).length).toBeGreaterThan(1);
+    // Still open, and not the fd of the new segment (a reused number would send the fsync there).
+    expect(fstatSync(fd).size).toBe(statSync(firstSegment(dir)).size);
+    held[0]!.done(null);
+    expect(() => fstatSync(fd)).toThrow(/EBADF/);
+    expect(drain(q)).toHaveLength(301);
+    q.close();
+    expect(errors).toEqual([]);
+  });
+
   it('returns records in order with receive time and flags, and rotates and deletes segments', () => {
     const dir = tempDir();
     const q = open(dir);
