@@ -483,7 +483,7 @@ function emitSlot(s: string, slot: number, ks: number, ke: number, a: number, b:
 
 /** Parse the extension `s[from..)` into the slots and `extra`. */
 function parseExtension(s: string, from: number): void {
-  if (lineInKernel) return kernelExtension(kernel!, s, from);
+  if (lineInKernel) return kernelExtension(kernel as JsonKernel, s, from);
   const end = s.length;
   nextBackslash = s.indexOf('\\', from);
   let ks0 = -1;
@@ -617,7 +617,8 @@ export function parseCefJson(
 ): CslRow | string | JsonRow {
   src = bytes;
   try {
-    if (bytes !== null && kernel !== undefined && useKernel) lineToKernel(kernel, bytes);
+    const k = bytes === null ? undefined : jsonKernel();
+    if (k !== undefined) lineToKernel(k, bytes!);
     const reason = fillCef(s, start, timeGenerated, host, receivedAt);
     if (reason !== undefined) return reason;
     return writeJson(s, target, o) ?? (materializeSpans(s), buildRow());
@@ -669,8 +670,9 @@ function writeJson(s: string, target: JsonTarget, o: CefJsonOptions): JsonRow | 
     const v = isSpan[c] === 1 ? s.slice(spanA[c], spanB[c]) : slots[c];
     if (v === when.value) return undefined;
   }
-  if (kernel !== undefined && useKernel) {
-    const row = kernelJson(kernel, order, bound, target);
+  const k = jsonKernel();
+  if (k !== undefined) {
+    const row = kernelJson(k, order, bound, target);
     if (row !== undefined) return row;
   }
   const out = target.room(bound + 1);
@@ -695,12 +697,19 @@ function writeJson(s: string, target: JsonTarget, o: CefJsonOptions): JsonRow | 
   return { ok: true, kind: 'json', buf: out, start, bytes: p - start };
 }
 
-const kernel = makeJsonKernel(KEY_JSON, KEY_CHAR, tableKeys);
+/** Made on the first line parsed for JSON (the CLI's other commands never need it); undefined where it cannot load. */
+let kernel: JsonKernel | undefined | null = null;
 let useKernel = true;
+
+function jsonKernel(): JsonKernel | undefined {
+  if (kernel === null) kernel = makeJsonKernel(KEY_JSON, KEY_CHAR, tableKeys);
+  return useKernel ? kernel : undefined;
+}
 
 /** Tests: write rows with the JavaScript loops (false) or the kernel (true, the default where it loads). */
 export function setJsonKernel(on: boolean): boolean {
   useKernel = on;
+  if (kernel === null) kernel = makeJsonKernel(KEY_JSON, KEY_CHAR, tableKeys);
   return kernel !== undefined;
 }
 

@@ -74,12 +74,17 @@ export class JsonKernel {
     });
   }
 
-  /** Makes the memory at least `bytes` long; false when that is over KERNEL_MAX_BYTES. */
+  /** Makes the memory at least `bytes` long; false (the caller uses its JavaScript path) when it cannot. */
   reserve(bytes: number): boolean {
     const have = this.memory.buffer.byteLength;
     if (bytes <= have) return true;
     if (bytes > KERNEL_MAX_BYTES) return false;
-    this.memory.grow(Math.ceil((bytes - have) / 65536));
+    try {
+      this.memory.grow(Math.ceil((bytes - have) / 65536));
+    } catch {
+      // Out of memory for the growth: not the line's fault, so not a parse failure.
+      return false;
+    }
     this.views();
     return true;
   }
