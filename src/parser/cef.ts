@@ -701,16 +701,19 @@ function writeJson(s: string, target: JsonTarget, o: CefJsonOptions): JsonRow | 
 let kernel: JsonKernel | undefined | null = null;
 let useKernel = true;
 
-function jsonKernel(): JsonKernel | undefined {
+function loadedKernel(): JsonKernel | undefined {
   if (kernel === null) kernel = makeJsonKernel(KEY_JSON, KEY_CHAR, tableKeys);
-  return useKernel ? kernel : undefined;
+  return kernel;
+}
+
+function jsonKernel(): JsonKernel | undefined {
+  return useKernel ? loadedKernel() : undefined;
 }
 
 /** Tests: write rows with the JavaScript loops (false) or the kernel (true, the default where it loads). */
 export function setJsonKernel(on: boolean): boolean {
   useKernel = on;
-  if (kernel === null) kernel = makeJsonKernel(KEY_JSON, KEY_CHAR, tableKeys);
-  return kernel !== undefined;
+  return loadedKernel() !== undefined;
 }
 
 /**

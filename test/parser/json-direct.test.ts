@@ -142,7 +142,7 @@ describe('JSON kernel', () => {
     expect(setJsonKernel(true)).toBe(true);
   });
 
-  it('grows its memory for a long line and leaves a row beyond its cap to the loops', () => {
+  it('writes rows of lines that grow its memory, and of lines beyond its cap', () => {
     // ~3 MB of value, with escapes at the 16-byte boundaries the kernel steps over.
     const big = `CEF:0|V|P|1|id|n|5|msg=${'a"b\\\\c\t'.repeat(400_000)} src=10.0.0.1`;
     expect(same(Buffer.from(big), { maxFieldBytes: 1 << 30, maxColumns: 500 })).toBe('json');
