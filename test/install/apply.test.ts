@@ -293,7 +293,9 @@ describe('under systemd', () => {
       Restart=on-failure
       RestartSec=2
       TimeoutStopSec=30
-      UMask=0027
+      UMask=0077
+      # journald tags lines with this, not with \`node\`.
+      SyslogIdentifier=sentinel-cef-forwarder
       # Only data/ belongs to the service user: backups and install state beside it stay root's.
       StateDirectory=sentinel-cef/data
       StateDirectoryMode=0750
@@ -323,6 +325,14 @@ describe('under systemd', () => {
       RestrictSUIDSGID=yes
       LockPersonality=yes
       SystemCallArchitectures=native
+      SystemCallFilter=@system-service
+      SystemCallFilter=~@privileged @resources
+      # A filtered call fails with EPERM instead of killing the process (Node tries setrlimit at start).
+      SystemCallErrorNumber=EPERM
+      ProtectProc=invisible
+      ProcSubset=pid
+      RemoveIPC=yes
+      PrivateUsers=yes
 
       [Install]
       WantedBy=multi-user.target

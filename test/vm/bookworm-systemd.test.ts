@@ -1,0 +1,131 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bootVm, CLI, cefLines, lossAndDups, seqsIn, vmSkipReason, type Vm } from './vm-env.js';
+
+const reason = vmSkipReason();
+if (reason) console.warn(`VM suites skipped: ${reason}`);
+
+const ROWS = '/var/lib/sentinel-cef-trial/rows.ndjson';
+const UNIT = 'sentinel-cef-forwarder';
+
+async function waitFor(vm: Vm, script: string, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if ((await vm.sh(script)).exitCode === 0) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what} in ${vm.name}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function waitRows(vm: Vm, expected: string[], timeoutMs = 30_000): Promise<string[]> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const got = await seqsIn(vm, ROWS);
+    if (lossAndDups(expected, got).lost.length === 0 || Date.now() > end) return got;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** /etc as "mode uid gid sha path" lines: what must be byte-identical after uninstall. */
+const SNAPSHOT = `cd /etc && find . -xdev \\( -type f -o -type l -o -type d \\) ! -path './machine-id' ! -path './ld.so.cache' -printf '%m %U %G %y %p\\n' | sort | while read m u g y p; do if [ "$y" = f ]; then s=$(sha256sum "$p" | cut -c1-16); elif [ "$y" = l ]; then s=$(readlink "$p"); else s=-; fi; echo "$m $u $g $y $p $s"; done`;
+
+describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog from its own packages', () => {
+  let vm: Vm;
+  let etcBefore = '';
+
+  beforeAll(async () => {
+    vm = await bootVm('bookworm', 'bookworm');
+    // Debian 12 ships without rsyslog: its .debs are in the image's apt cache (no network in the VM).
+    await vm.ok('apt-get install -y -qq --no-install-recommends rsyslog >/dev/null && systemctl is-active rsyslog', { timeout: 180_000 });
+    etcBefore = await vm.ok(SNAPSHOT);
+  }, 900_000);
+
+  afterAll(async () => {
+    await vm?.down();
+  }, 120_000);
+
+  it('installs under the hardened unit: active, enabled, verified, with its own journal identifier', async () => {
+    const r = await vm.sh(`CI=true ${CLI} install --sink file:${ROWS} --yes`, { timeout: 180_000 });
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/accepted after \d+ ms/);
+    expect((await vm.sh(`systemctl is-active ${UNIT}`)).stdout.trim()).toBe('active');
+    expect((await vm.sh(`systemctl is-enabled ${UNIT}`)).stdout.trim()).toBe('enabled');
+    const verify = await vm.sh(`systemd-analyze verify /etc/systemd/system/${UNIT}.service`);
+    expect(verify.exitCode, verify.stderr).toBe(0);
+    expect(verify.stderr.trim()).toBe('');
+    await waitFor(vm, `journalctl -t ${UNIT} -q --no-pager | grep -q .`, 10_000, 'journal entries under the identifier');
+  });
+
+  it('exposure of the hardened unit is at most 1.5 with the file sink working', async () => {
+    const out = await vm.ok(`systemd-analyze security ${UNIT} --no-pager 2>&1 | tail -1`);
+    const m = /exposure level.*?:\s*([\d.]+)/i.exec(out);
+    expect(m, out).not.toBeNull();
+    expect(Number(m![1])).toBeLessThanOrEqual(1.5);
+  });
+
+  it('delivers CEF sent to 514 over TCP and UDP', async () => {
+    const lines = cefLines('live', 50);
+    await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: lines });
+    await vm.ok(`printf '%s\\n' '<134>Dec  6 10:00:00 fw1 CEF:0|Acme|FW|1.0|100|udp|3|cs1Label=Seq cs1=live-udp' | nc -u -w 1 127.0.0.1 514`);
+    const expected = [...Array.from({ length: 50 }, (_, i) => `live-${i}`), 'live-udp'];
+    const got = await waitRows(vm, expected);
+    expect(lossAndDups(expected, got)).toEqual({ lost: [], duplicated: [] });
+  });
+
+  it('is restarted by systemd after SIGKILL and keeps delivering', async () => {
+    const pid1 = (await vm.ok(`systemctl show -P MainPID ${UNIT}`)).trim();
+    await vm.ok(`systemctl kill -s KILL ${UNIT}`);
+    await waitFor(vm, `[ "$(systemctl show -P MainPID ${UNIT})" != 0 ] && [ "$(systemctl show -P MainPID ${UNIT})" != ${pid1} ] && systemctl is-active ${UNIT}`, 20_000, 'restart');
+    const expected = Array.from({ length: 20 }, (_, i) => `after-kill-${i}`);
+    await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines('after-kill', 20) });
+    expect(lossAndDups(expected, await waitRows(vm, expected, 40_000))).toEqual({ lost: [], duplicated: [] });
+  });
+
+  it('troubleshoot --json passes on the installed machine', async () => {
+    const r = await vm.sh(`CI=true ${CLI} troubleshoot --json --probes 1 --timeout 20`, { timeout: 120_000 });
+    const report = JSON.parse(r.stdout) as { ok: boolean; checks: Array<{ id: string; status: string; message: string }> };
+    const failed = report.checks.filter((c) => c.status === 'fail');
+    expect(failed, JSON.stringify(failed, null, 1)).toEqual([]);
+    expect(r.exitCode).toBe(0);
+  });
+
+  it('loses nothing when rsyslog restarts while the forwarder is stopped', async () => {
+    const runs = 3;
+    for (let run = 0; run < runs; run++) {
+      const tag = `rst${run}`;
+      await vm.ok(`systemctl stop ${UNIT}`);
+      await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines(tag, 200) });
+      await new Promise((r) => setTimeout(r, 1000));
+      await vm.ok('systemctl restart rsyslog');
+      await vm.ok(`systemctl start ${UNIT}`);
+      const expected = Array.from({ length: 200 }, (_, i) => `${tag}-${i}`);
+      // rsyslog retries a suspended action every action.resumeInterval: wait that out before counting.
+      const got = await waitRows(vm, expected, 60_000);
+      await new Promise((r) => setTimeout(r, 2000));
+      const { lost, duplicated } = lossAndDups(expected, (await seqsIn(vm, ROWS)).filter((s) => s.startsWith(`${tag}-`)));
+      expect({ run, lost, duplicated }, `rows seen ${got.length}`).toEqual({ run, lost: [], duplicated: [] });
+    }
+  }, 400_000);
+
+  it('keeps queued events across a reboot and a power cut', async () => {
+    // Queued in the forwarder's disk queue while the sink directory refuses writes, then a reboot.
+    await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines('reboot', 100) });
+    await vm.reboot();
+    await waitFor(vm, `systemctl is-active ${UNIT} && systemctl is-active rsyslog`, 30_000, 'both services after reboot');
+    await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines('after-reboot', 100) });
+    await vm.powerCut();
+    await vm.start();
+    await waitFor(vm, `systemctl is-active ${UNIT} && systemctl is-active rsyslog`, 30_000, 'both services after a power cut');
+    const expected = [...Array.from({ length: 100 }, (_, i) => `reboot-${i}`), ...Array.from({ length: 100 }, (_, i) => `after-reboot-${i}`)];
+    const got = await waitRows(vm, expected, 60_000);
+    expect(lossAndDups(expected, got).lost).toEqual([]);
+  }, 300_000);
+
+  it('uninstalls: the unit and its files are gone and /etc is as before', async () => {
+    const r = await vm.sh(`CI=true ${CLI} uninstall --yes --remove-user --purge`, { timeout: 120_000 });
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect((await vm.sh(`systemctl is-active ${UNIT}`)).stdout.trim()).not.toBe('active');
+    expect((await vm.sh(`systemctl cat ${UNIT}`)).exitCode).not.toBe(0);
+    expect((await vm.sh('systemctl is-active rsyslog')).stdout.trim()).toBe('active');
+    expect(await vm.ok(SNAPSHOT)).toBe(etcBefore);
+  });
+});

@@ -1,0 +1,87 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { execa } from 'execa';
+
+export const repo = path.resolve(import.meta.dirname, '../..');
+export const vmScript = path.join(repo, 'scripts/vm');
+
+/** Why the VM suites cannot run here, or null when they can (root, systemd-nspawn, debootstrap, overlayfs). */
+export function vmSkipReason(): string | null {
+  if (process.env.SENTINEL_CEF_VM === '0') return 'SENTINEL_CEF_VM=0';
+  const r = spawnSync(vmScript, ['status'], { encoding: 'utf8' });
+  if (r.status === 0) return null;
+  const why = (r.stdout || r.stderr).trim() || `scripts/vm status exited ${r.status}`;
+  // CI prepares the rig; there a rig that cannot run is a failure, not a skip.
+  if (process.env.CI === 'true' && process.getuid?.() === 0) return null;
+  return why;
+}
+
+export interface Vm {
+  name: string;
+  /** Runs a command inside; resolves with its result (never rejects on exit code). */
+  sh(script: string, opts?: { timeout?: number; input?: string }): Promise<{ exitCode: number; stdout: string; stderr: string }>;
+  /** Like sh, but throws with the output when the command fails. */
+  ok(script: string, opts?: { timeout?: number; input?: string }): Promise<string>;
+  reboot(): Promise<void>;
+  powerCut(): Promise<void>;
+  start(): Promise<void>;
+  down(): Promise<void>;
+}
+
+export async function bootVm(suite: 'bullseye' | 'bookworm' | 'trixie', tag: string): Promise<Vm> {
+  const name = `t-${tag}-${process.pid % 100000}`.slice(0, 31);
+  execFileSync(vmScript, ['down', name]);
+  await execa(vmScript, ['up', name, suite], { timeout: 600_000 });
+  const sh: Vm['sh'] = async (script, opts = {}) => {
+    const r = await execa(vmScript, ['exec', name, '--', 'bash', '-c', script], {
+      reject: false,
+      timeout: opts.timeout ?? 120_000,
+      input: opts.input,
+    });
+    return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+  };
+  return {
+    name,
+    sh,
+    ok: async (script, opts) => {
+      const r = await sh(script, opts);
+      if (r.exitCode !== 0) throw new Error(`in ${name}: ${script}\nexit ${r.exitCode}\n${r.stdout}\n${r.stderr}`);
+      return r.stdout;
+    },
+    reboot: async () => void (await execa(vmScript, ['reboot', name], { timeout: 120_000 })),
+    powerCut: async () => void (await execa(vmScript, ['kill', name], { timeout: 60_000 })),
+    start: async () => void (await execa(vmScript, ['start', name], { timeout: 120_000 })),
+    down: async () => void (await execa(vmScript, ['down', name], { reject: false, timeout: 120_000 })),
+  };
+}
+
+/** The CLI inside a VM: the repo is bind-mounted read-only at /opt/sentinel-cef, a supported node is on PATH. */
+export const CLI = 'node /opt/sentinel-cef/bin/sentinel-cef';
+
+/** `n` CEF lines with ids prefix-0 … prefix-(n-1), as one printf-able text. */
+export function cefLines(prefix: string, n: number): string {
+  let s = '';
+  for (let i = 0; i < n; i++) s += `<134>Dec  6 10:00:00 fw1 CEF:0|Acme|FW|1.0|100|vm event|3|src=10.0.0.1 cs1Label=Seq cs1=${prefix}-${i}\n`;
+  return s;
+}
+
+/** Sequence ids found in the file sink's rows inside the VM. */
+export async function seqsIn(vm: Vm, rowsPath: string): Promise<string[]> {
+  const r = await vm.sh(`cat ${rowsPath} 2>/dev/null || true`);
+  const out: string[] = [];
+  for (const line of r.stdout.split('\n')) {
+    if (!line) continue;
+    const row = JSON.parse(line) as Record<string, unknown>;
+    if (row.DeviceCustomString1Label === 'Seq') out.push(String(row.DeviceCustomString1));
+  }
+  return out;
+}
+
+export function lossAndDups(expected: string[], got: string[]): { lost: string[]; duplicated: string[] } {
+  const seen = new Map<string, number>();
+  for (const g of got) seen.set(g, (seen.get(g) ?? 0) + 1);
+  return {
+    lost: expected.filter((e) => !seen.has(e)),
+    duplicated: [...seen].filter(([, n]) => n > 1).map(([k]) => k),
+  };
+}
