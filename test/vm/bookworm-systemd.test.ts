@@ -32,7 +32,8 @@ async function waitRows(vm: Vm, expected: string[], timeoutMs = 30_000): Promise
 }
 
 /** /etc as "mode uid gid sha path" lines: what must be byte-identical after uninstall. */
-const SNAPSHOT = `cd /etc && find . -xdev \\( -type f -o -type l -o -type d \\) ! -path './machine-id' ! -path './ld.so.cache' -printf '%m %U %G %y %p\\n' | sort | while read m u g y p; do if [ "$y" = f ]; then s=$(sha256sum "$p" | cut -c1-16); elif [ "$y" = l ]; then s=$(readlink "$p"); else s=-; fi; echo "$m $u $g $y $p $s"; done`;
+// useradd/userdel rewrite their own backups (passwd-, shadow-, …): those are the tools', not ours.
+const SNAPSHOT = `cd /etc && find . -xdev \\( -type f -o -type l -o -type d \\) ! -path './machine-id' ! -path './ld.so.cache' ! -name 'passwd-' ! -name 'group-' ! -name 'shadow-' ! -name 'gshadow-' -printf '%m %U %G %y %p\\n' | sort | while read m u g y p; do if [ "$y" = f ]; then s=$(sha256sum "$p" | cut -c1-16); elif [ "$y" = l ]; then s=$(readlink "$p"); else s=-; fi; echo "$m $u $g $y $p $s"; done`;
 
 describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog from its own packages', () => {
   let vm: Vm;
@@ -59,7 +60,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     expect(verify.exitCode, verify.stderr).toBe(0);
     expect(verify.stderr.trim()).toBe('');
     await waitFor(vm, `journalctl -t ${UNIT} -q --no-pager | grep -q .`, 10_000, 'journal entries under the identifier');
-  });
+  }, 240_000);
 
   it('exposure of the hardened unit is at most 1.5 with the file sink working', async () => {
     const out = await vm.ok(`systemd-analyze security ${UNIT} --no-pager 2>&1 | tail -1`);
@@ -129,7 +130,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     await vm.ok(`chmod 0640 ${ROWS}`);
     const expected = [...Array.from({ length: 100 }, (_, i) => `reboot-${i}`), ...Array.from({ length: 100 }, (_, i) => `after-reboot-${i}`)];
     // A file sink refused with EACCES is retried after 30 s.
-    const got = await waitRows(vm, expected, 90_000);
+    const got = (await waitRows(vm, expected, 90_000)).filter((id) => id.startsWith('reboot-') || id.startsWith('after-reboot-'));
     expect(lossAndDups(expected, got)).toEqual({ lost: [], duplicated: [] });
   }, 400_000);
 
