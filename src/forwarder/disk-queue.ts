@@ -13,8 +13,8 @@
  * A segment is deleted once the cursor has passed its end. A new segment is started at every open,
  * so recovery never appends behind a torn tail.
  */
+import { constants as fsConstants, readFileSync, readdirSync } from 'node:fs';
 import {
-  constants as fsConstants,
   closeSync,
   fstatSync,
   fsync,
@@ -22,12 +22,10 @@ import {
   ftruncateSync,
   mkdirSync,
   openSync,
-  readFileSync,
   readSync,
-  readdirSync,
   unlinkSync,
   writeSync,
-} from 'node:fs';
+} from '../util/fsio.js';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 
@@ -85,9 +83,9 @@ export interface DiskQueueOptions {
   fsyncIntervalMs: number;
   onCorruption?: (e: CorruptionEvent) => void;
   onError?: (err: Error, where: string) => void;
-  /** Seam for tests (disk full): defaults to fs.writeSync. */
+  /** Seam for tests (disk full): defaults to fsio.writeSync. */
   writeFn?: (fd: number, buf: Buffer, off: number, len: number) => number;
-  /** Seam for tests (a slow group fsync): defaults to fs.fsync. */
+  /** Seam for tests (a slow group fsync): defaults to fsio.fsync. */
   fsyncFn?: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => void;
 }
 
