@@ -24,6 +24,7 @@ import {
   openSync,
   readSync,
   unlinkSync,
+  writeAllSync,
   writeSync,
 } from '../util/fsio.js';
 import { join } from 'node:path';
@@ -104,6 +105,12 @@ export class DiskQueue {
   private fsyncFd = -1;
   /** A segment rotated away while its group fsync ran: closed when that fsync returns. */
   private closeAfterFsync = -1;
+  /**
+   * Segments whose file holds bytes past its last record (a failed append whose truncate failed
+   * too): segment -> end of its records. Readers stop there, and the next append starts a new
+   * segment, since O_APPEND would write behind those bytes.
+   */
+  private readonly sealedEnds = new Map<number, number>();
   private read: Position = { segment: 0, offset: 0 };
   private ack: Position = { segment: 0, offset: 0 };
   private reader: SegmentReader | null = null;
@@ -205,8 +212,8 @@ export class DiskQueue {
     try {
       if (this.cursorFd < 0) this.cursorFd = openSync(join(this.dir, 'cursor'), fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
       if (fstatSync(this.cursorFd).size < 48) {
-        this.writeCursor();
-        this.writeCursor();
+        this.writeCursor(this.ack);
+        this.writeCursor(this.ack);
       }
     } catch (err) {
       this.opts.onError?.(err as Error, 'cursor');
@@ -235,7 +242,7 @@ export class DiskQueue {
       if (err && !this.closed) this.opts.onError?.(err, 'fsync');
       if (this.closeAfterFsync === fd) {
         this.closeAfterFsync = -1;
-        closeSync(fd);
+        this.closeQuietly(fd);
       }
     });
   }
@@ -246,7 +253,16 @@ export class DiskQueue {
    */
   private closeSegmentFd(fd: number): void {
     if (this.fsyncing && this.fsyncFd === fd) this.closeAfterFsync = fd;
-    else closeSync(fd);
+    else this.closeQuietly(fd);
+  }
+
+  /** close(2) releases the fd even when it reports an error: report it, never close the number again. */
+  private closeQuietly(fd: number): void {
+    try {
+      closeSync(fd);
+    } catch (err) {
+      this.opts.onError?.(err as Error, 'close');
+    }
   }
 
   /**
@@ -258,7 +274,7 @@ export class DiskQueue {
     let total = 0;
     for (const m of messages) total += RECORD_HEADER + PAYLOAD_PREFIX + m.data.length;
     if (total === 0) return;
-    if (this.writeOff > 0 && this.writeOff + total > this.opts.segmentBytes) this.rotate();
+    if ((this.writeOff > 0 && this.writeOff + total > this.opts.segmentBytes) || this.sealedEnds.has(this.writeSeg)) this.rotate();
     // One reusable write buffer: write(2) is synchronous, so it is free again when append returns.
     if (this.scratch.length < total) {
       this.scratch = Buffer.allocUnsafe(Math.max(total, this.scratch.length * 2, 64 * 1024));
@@ -294,11 +310,7 @@ export class DiskQueue {
       while (written < total) written += this.writeFn(this.writeFd, out, written, total - written);
     } catch (err) {
       // Part of the buffer may be on disk even when no count came back: cut back to the last record.
-      try {
-        ftruncateSync(this.writeFd, this.writeOff);
-      } catch {
-        // The reader stops at writeOff regardless; the next open trims the tail.
-      }
+      this.cutBack();
       // A drained queue still holds its active segment's file, and on a full disk that is the space
       // we need: start a fresh segment, drop the consumed one, and try once more (writeOff is then 0).
       const code = (err as NodeJS.ErrnoException).code;
@@ -308,14 +320,20 @@ export class DiskQueue {
       }
       throw err;
     }
+    if (this.opts.fsyncIntervalMs === 0) {
+      // Received means synced here: a failed fsync takes the records back, and the caller retries them.
+      try {
+        fsyncSync(this.writeFd);
+      } catch (err) {
+        this.cutBack();
+        throw err;
+      }
+    } else {
+      this.dirty = true;
+    }
     this.writeOff += total;
     this._bytes += total;
     this._records += messages.length;
-    this.dirty = true;
-    if (this.opts.fsyncIntervalMs === 0) {
-      fsyncSync(this.writeFd);
-      this.dirty = false;
-    }
     this.notify();
   }
 
@@ -327,8 +345,27 @@ export class DiskQueue {
     for (const w of ws) w();
   }
 
+  /** Truncates the active segment back to its last whole record after a failed append. */
+  private cutBack(): void {
+    try {
+      ftruncateSync(this.writeFd, this.writeOff);
+    } catch (err) {
+      this.opts.onError?.(err as Error, 'truncate');
+      this.sealedEnds.set(this.writeSeg, this.writeOff);
+      if (this.reader?.segment === this.writeSeg) this.reader.sealedEnd = this.writeOff;
+    }
+  }
+
+  /**
+   * Starts the next segment. The new file is opened before anything changes: when that fails
+   * (EACCES on a read-only directory, EMFILE, ENOSPC) the queue is as it was and the append that
+   * asked for the rotation throws, to be retried.
+   */
   private rotate(): void {
+    const next = this.writeSeg + 1;
+    const newFd = openSync(join(this.dir, segName(next)), 'a', 0o600);
     const fd = this.writeFd;
+    const sealedEnd = this.sealedEnds.get(this.writeSeg);
     if (this.dirty) {
       try {
         fsyncSync(fd);
@@ -336,10 +373,20 @@ export class DiskQueue {
         this.opts.onError?.(err as Error, 'fsync');
       }
     }
+    if (sealedEnd !== undefined) {
+      try {
+        ftruncateSync(fd, sealedEnd);
+        this.sealedEnds.delete(this.writeSeg);
+      } catch {
+        // Readers keep stopping at sealedEnd; the next open reads past it (duplicates, not loss).
+      }
+    }
     this.closeSegmentFd(fd);
     this.dirty = false;
-    this.writeSeg++;
-    this.openWriteSegment();
+    this.writeFd = newFd;
+    this.writeSeg = next;
+    this.writeOff = 0;
+    this.segments.push(next);
   }
 
   private activeDrained(): boolean {
@@ -352,11 +399,19 @@ export class DiskQueue {
     this.rotate();
     this.reader?.close();
     this.reader = null;
-    this.ack = { segment: this.writeSeg, offset: 0 };
-    this.read = { ...this.ack };
-    this.writeCursor();
-    this.unlinkSegment(old);
-    this.segments = this.segments.filter((s) => s !== old);
+    const fresh = { segment: this.writeSeg, offset: 0 };
+    try {
+      this.writeCursor(fresh);
+    } catch (err) {
+      // The cursor on disk still points into the old segment, which must stay until an ack moves it.
+      this.opts.onError?.(err as Error, 'cursor');
+      this.ack = fresh;
+      this.read = { ...fresh };
+      return;
+    }
+    this.ack = fresh;
+    this.read = { ...fresh };
+    if (this.unlinkSegment(old)) this.segments = this.segments.filter((s) => s !== old);
   }
 
   /** Resolves when records are appended (or after timeoutMs / on close). */
@@ -389,6 +444,7 @@ export class DiskQueue {
     // (headers included), and the batch notes where each record's raw bytes start and end in it. A
     // span is cut by a skipped corrupt stretch, a refill of the read buffer or a new segment.
     this.ensureBatchArrays(Math.min(maxRecords, 1 << 16));
+    const from = this.read;
     let count = 0;
     let bytes = 0;
     let diskBytes = 0;
@@ -401,10 +457,11 @@ export class DiskQueue {
           if (this.read.segment > this.writeSeg) break;
           this.reader = new SegmentReader(join(this.dir, segName(this.read.segment)), this.read.segment, this.read.offset, Infinity);
           this.reader.beforeRefill = this.flushSpan;
+          this.reader.sealedEnd = this.sealedEnds.get(this.read.segment) ?? Infinity;
         }
         const r = this.reader;
         const active = this.read.segment === this.writeSeg;
-        r.limit = active ? this.writeOff : Infinity;
+        r.limit = active ? this.writeOff : r.sealedEnd;
         // this.read.offset follows r.position; it is written back when the loop leaves this segment.
         const st = r.step();
         if (st === STEP_END) {
@@ -474,9 +531,10 @@ export class DiskQueue {
         end: { ...this.read },
       };
     } catch (err) {
-      // The reader may be past records of the failed batch: the next read starts again at this.read.
+      // The reader may be past records of the failed batch: the next read starts again where this one did.
       this.reader?.close();
       this.reader = null;
+      this.read = from;
       throw err;
     } finally {
       this.spanFrom = this.spanTo = 0;
@@ -521,14 +579,16 @@ export class DiskQueue {
 
   /** Marks everything up to `end` consumed; persists the cursor and deletes finished segments. */
   ackTo(end: Position, records: number, diskBytes: number): void {
+    // Cursor first: when its write fails nothing has changed, and the caller retries the same ack.
+    this.writeCursor(end);
     this.ack = { ...end };
     this.pendingOldest = null;
     this._records = Math.max(0, this._records - records);
     this._bytes = Math.max(0, this._bytes - diskBytes);
     if (this._records === 0) this._bytes = 0;
-    this.writeCursor();
-    for (const s of this.segments.filter((s) => s < end.segment)) this.unlinkSegment(s);
-    this.segments = this.segments.filter((s) => s >= end.segment);
+    // A segment whose unlink failed stays listed, so the next ack tries again.
+    this.segments = this.segments.filter((s) => s >= end.segment || !this.unlinkSegment(s));
+    for (const s of this.sealedEnds.keys()) if (s < end.segment) this.sealedEnds.delete(s);
   }
 
   /**
@@ -555,16 +615,19 @@ export class DiskQueue {
     return best?.pos ?? null;
   }
 
-  private writeCursor(): void {
+  private writeCursor(pos: Position): void {
     // Not O_APPEND: the slots are rewritten in place.
     if (this.cursorFd < 0) this.cursorFd = openSync(join(this.dir, 'cursor'), fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
-    this.cursorSeq = (this.cursorSeq + 1) >>> 0;
+    // The sequence moves only once the slot is written: a failed write is retried into the same
+    // slot, so the other one keeps the last good cursor.
+    const seq = (this.cursorSeq + 1) >>> 0;
     const b = this.cursorBuf;
-    b.writeUInt32LE(this.cursorSeq, 0);
-    b.writeDoubleLE(this.ack.segment, 4);
-    b.writeDoubleLE(this.ack.offset, 12);
+    b.writeUInt32LE(seq, 0);
+    b.writeDoubleLE(pos.segment, 4);
+    b.writeDoubleLE(pos.offset, 12);
     b.writeUInt32LE(crc32(b.subarray(0, 20)), 20);
-    writeSync(this.cursorFd, b, 0, 24, (this.cursorSeq % 2) * 24);
+    writeAllSync(this.cursorFd, b, (seq % 2) * 24);
+    this.cursorSeq = seq;
   }
 
   /** Re-reads from the acknowledged position (after a failed hand-out that was not acknowledged). */
@@ -579,7 +642,7 @@ export class DiskQueue {
     if (this._records === 0) return null;
     if (this.pendingOldest !== null) return this.pendingOldest;
     try {
-      const r = new SegmentReader(join(this.dir, segName(this.ack.segment)), this.ack.segment, this.ack.offset, this.ack.segment === this.writeSeg ? this.writeOff : Infinity);
+      const r = new SegmentReader(join(this.dir, segName(this.ack.segment)), this.ack.segment, this.ack.offset, this.ack.segment === this.writeSeg ? this.writeOff : (this.sealedEnds.get(this.ack.segment) ?? Infinity));
       try {
         for (;;) {
           const st = r.step();
@@ -597,12 +660,16 @@ export class DiskQueue {
     }
   }
 
-  private unlinkSegment(s: number): void {
+  /** Deletes a consumed segment; false when its file is still there. */
+  private unlinkSegment(s: number): boolean {
     try {
       unlinkSync(join(this.dir, segName(s)));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.opts.onError?.(err as Error, 'unlink');
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+      this.opts.onError?.(err as Error, 'unlink');
+      return false;
     }
+    return true;
   }
 
   close(): void {
@@ -610,7 +677,7 @@ export class DiskQueue {
     this.closed = true;
     if (this.fsyncTimer) clearInterval(this.fsyncTimer);
     if (this.cursorFd >= 0) {
-      closeSync(this.cursorFd);
+      this.closeQuietly(this.cursorFd);
       this.cursorFd = -1;
     }
     this.reader?.close();
@@ -648,6 +715,8 @@ class SegmentReader {
   limit: number;
   size = 0;
   tailCorruptFrom: number | null = null;
+  /** End of the records of a segment that has bytes after them (see DiskQueue.sealedEnds). */
+  sealedEnd = Infinity;
   /** Called before the read buffer is overwritten: readBatch copies out what it still needs. */
   beforeRefill: (() => void) | null = null;
   /** After STEP_RECORD: the record's file offset, payload length (prefix included), receive time and flags. */
@@ -755,7 +824,13 @@ class SegmentReader {
   }
 
   close(): void {
-    if (this.fd >= 0) closeSync(this.fd);
+    const fd = this.fd;
     this.fd = -1;
+    if (fd < 0) return;
+    try {
+      closeSync(fd);
+    } catch {
+      // Read-only fd, released by close(2) regardless.
+    }
   }
 }
