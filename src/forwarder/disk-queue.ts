@@ -641,23 +641,29 @@ export class DiskQueue {
   oldestReceivedAt(): number | null {
     if (this._records === 0) return null;
     if (this.pendingOldest !== null) return this.pendingOldest;
-    try {
-      const r = new SegmentReader(join(this.dir, segName(this.ack.segment)), this.ack.segment, this.ack.offset, this.ack.segment === this.writeSeg ? this.writeOff : (this.sealedEnds.get(this.ack.segment) ?? Infinity));
+    // The acknowledged position may be at the end of a segment (or in an empty one left by a
+    // restart): the oldest record is then in a later segment.
+    for (let seg = this.ack.segment, offset = this.ack.offset; seg <= this.writeSeg; seg = this.nextSegmentAfter(seg), offset = 0) {
       try {
-        for (;;) {
-          const st = r.step();
-          if (st === STEP_END) return null;
-          if (st === STEP_RECORD) {
-            this.pendingOldest = r.receivedAt;
-            return this.pendingOldest;
+        const r = new SegmentReader(join(this.dir, segName(seg)), seg, offset, seg === this.writeSeg ? this.writeOff : (this.sealedEnds.get(seg) ?? Infinity));
+        try {
+          for (;;) {
+            const st = r.step();
+            if (st === STEP_END) break;
+            if (st === STEP_RECORD) {
+              this.pendingOldest = r.receivedAt;
+              return this.pendingOldest;
+            }
           }
+        } finally {
+          r.close();
         }
-      } finally {
-        r.close();
+      } catch {
+        return null;
       }
-    } catch {
-      return null;
+      if (seg === this.writeSeg) break;
     }
+    return null;
   }
 
   /** Deletes a consumed segment; false when its file is still there. */
