@@ -255,7 +255,7 @@ console.log(JSON.stringify({ accepted: accepted.map((m) => m.data.toString()), d
     );
     chownSync(script, 65534, 65534);
     const tsx = resolve('node_modules/.bin/tsx');
-    const out = execFileSync('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', tsx, script], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    const out = execFileSync('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', tsx, script], { cwd: root, encoding: 'utf8', timeout: 60_000, env: { ...process.env, TMPDIR: root } });
     const r = JSON.parse(out.trim().split('\n').at(-1)!) as { accepted: string[]; delivered: string[]; refused: number; held: number; errors: string[]; records: number };
     expect(r.refused).toBeGreaterThan(0);
     expect(r.held).toBe(0);
