@@ -309,7 +309,7 @@ describe('disk queue against a model', () => {
   it('matches the model over random operation sequences with faults, reopens and torn tails', async () => {
     const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(0, 1), fc.commands(commands, { maxCommands: 60 }), async (fsyncIntervalMs, cmds) => {
+      fc.asyncProperty(fc.constantFrom(0, 1), fc.commands(commands, { maxCommands: 60, size: 'max' }), async (fsyncIntervalMs, cmds) => {
         const dir = mkdtempSync(join(base, 'q-model-'));
         dirs.push(dir);
         const real: Real = { dir, fsyncIntervalMs, q: null as unknown as DiskQueue, corruption: [], errors: [] };
@@ -325,7 +325,7 @@ describe('disk queue against a model', () => {
         expect(openFdsUnder(dir)).toEqual([]);
         rmSync(dir, { recursive: true, force: true });
       }),
-      { numRuns: Number(process.env.QUEUE_MODEL_RUNS ?? 150) },
+      { numRuns: Number(process.env.QUEUE_MODEL_RUNS ?? 120) },
     );
   }, 60_000);
 });
