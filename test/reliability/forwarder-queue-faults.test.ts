@@ -4,6 +4,7 @@
  * (TCP back-pressure), delivery must keep going once the sink is back, the process must not die, and
  * every event must arrive exactly once. Then any queue file call failing at random, with the sink up.
  */
+import { rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
 import { FakeSink, cef, makeConfig, silent, tcpConnect, tempDir, waitFor } from '../forwarder/helpers.js';
@@ -11,10 +12,12 @@ import { injectFaults, type FaultController } from '../helpers/faults.js';
 
 let fwd: RunningForwarder | null = null;
 let faults: FaultController | null = null;
+const dirs: string[] = [];
 afterEach(async () => {
   faults?.clear();
   await fwd?.shutdown();
   fwd = null;
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
 describe('forwarder with a queue directory that refuses new segments for a while', () => {
@@ -24,6 +27,7 @@ describe('forwarder with a queue directory that refuses new segments for a while
     const send = sink.send.bind(sink);
     sink.send = async (rows) => (sinkDown ? { status: 'retryable', error: 'HTTP 503' } : send(rows));
     const dir = tempDir();
+    dirs.push(dir);
     const config = makeConfig(dir, { listen: ['tcp://127.0.0.1:0'], admin: false, queue: { segmentBytes: 8192, fsyncIntervalMs: 20 } });
     fwd = await startForwarder(config, { logger: silent, sink, random: () => 0.5, diskRetryMs: 30 });
     const s = await tcpConnect(fwd.addresses[0]!.port);
@@ -58,6 +62,7 @@ describe('forwarder with a queue directory that refuses new segments for a while
   it('any failing queue file call (EIO, ENOSPC, EMFILE, EACCES, short writes) pauses and retries; nothing is lost', async () => {
     const sink = new FakeSink();
     const dir = tempDir();
+    dirs.push(dir);
     const config = makeConfig(dir, { listen: ['tcp://127.0.0.1:0'], admin: false, queue: { segmentBytes: 8192, fsyncIntervalMs: 5 }, retry: { initialMs: 10, maxMs: 50 } });
     fwd = await startForwarder(config, { logger: silent, sink, random: () => 0.5, diskRetryMs: 30 });
     const s = await tcpConnect(fwd.addresses[0]!.port);
