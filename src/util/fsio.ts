@@ -71,9 +71,18 @@ export function openSync(path: fs.PathLike, flags: fs.OpenMode, mode?: fs.Mode):
   return fd;
 }
 
+/** close(2): as on Linux, the fd is released even when close reports an error (a planned fault too). */
 export function closeSync(fd: number): void {
-  if (plan) decide('close', pathOfFd(fd));
+  const path = pathOfFd(fd);
   fdPaths.delete(fd);
+  if (plan) {
+    try {
+      decide('close', path);
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
+  }
   fs.closeSync(fd);
 }
 
@@ -170,11 +179,20 @@ export function open(path: string, flags: fs.OpenMode, mode?: fs.Mode): Promise<
   });
 }
 
+/** close(2): the fd is released even when close reports an error (a planned fault too). */
 export function close(fd: number): Promise<void> {
   const path = pathOfFd(fd);
-  return promised<void>('close', path, (cb) => {
-    fdPaths.delete(fd);
-    fs.close(fd, cb);
+  fdPaths.delete(fd);
+  return new Promise<void>((resolve, reject) => {
+    let planned: Error | null = null;
+    if (plan) {
+      try {
+        decide('close', path);
+      } catch (err) {
+        planned = err as Error;
+      }
+    }
+    fs.close(fd, (err) => (planned ?? err ? reject(planned ?? err) : resolve()));
   });
 }
 

@@ -322,4 +322,13 @@ describe('DiskQueue cursor', () => {
     expect(drain(q)).toEqual(msgs(20, 10).map((m) => m.data.toString()));
     q.close();
   });
+
+  it('reports the oldest record also when the cursor sits in an empty segment left by a restart', () => {
+    const dir = tempDir();
+    open(dir).close();
+    const q = open(dir);
+    q.append(msgs(0, 2), 1234);
+    expect(q.oldestReceivedAt()).toBe(1234);
+    q.close();
+  });
 });

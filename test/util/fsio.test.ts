@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { fstatSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as fsio from '../../src/util/fsio.js';
@@ -57,5 +57,16 @@ describe('fsio fault seam', () => {
     expect(err).toMatchObject({ code: 'EIO' });
     faults.clear();
     fsio.closeSync(fd);
+  });
+
+  it('releases the fd on a failed close, as Linux does, so a retry cannot close a reused number', async () => {
+    faults = injectFaults([{ ops: ['close'], codes: ['EIO'] }]);
+    const fd = fsio.openSync(join(dir, 'close-sync'), 'w');
+    expect(() => fsio.closeSync(fd)).toThrow(/EIO/);
+    const fd2 = await fsio.open(join(dir, 'close-async'), 'w');
+    await expect(fsio.close(fd2)).rejects.toMatchObject({ code: 'EIO' });
+    faults.clear();
+    expect(() => fstatSync(fd)).toThrow(/EBADF/);
+    expect(() => fstatSync(fd2)).toThrow(/EBADF/);
   });
 });
