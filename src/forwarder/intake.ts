@@ -18,6 +18,8 @@ interface Conn {
   /** Last time any byte arrived. */
   lastDataAt: number;
   framer: SyslogFramer;
+  /** Why the forwarder closed it, for the partial frame flushed on close. */
+  closeReason?: string;
 }
 
 /** A connection with no traffic at all is closed after this many idle timeouts (default 1 h). */
@@ -181,14 +183,15 @@ export class Intake {
       }
     });
     socket.on('end', () => {
-      const frames = framer.end();
-      if (frames.length) this.ingest(input, frames, socket);
+      this.flushPartial(conn, 'peer_closed');
       socket.end();
     });
     socket.on('error', (err) => {
+      conn.closeReason ??= 'error';
       logger.debug({ input, remote: socket.remoteAddress, err: err.message }, 'connection error');
     });
     socket.on('close', () => {
+      this.flushPartial(conn, conn.closeReason ?? 'closed');
       this.conns.delete(conn);
       metrics.connections.dec({ input });
     });
@@ -210,9 +213,22 @@ export class Intake {
         const reason = dripping ? 'slow_drip' : 'idle_timeout';
         this.o.metrics.connectionsClosed.inc({ input: c.input, reason });
         this.o.logger.info({ input: c.input, remote: c.socket.remoteAddress, reason }, dripping ? 'closing connection: no complete message within the idle timeout' : 'closing silent connection');
+        c.closeReason = reason;
         c.socket.destroy();
       }
     }
+  }
+
+  /**
+   * A connection closing (for any reason) with part of a frame held: the part is kept as a message
+   * (truncated when octet-counted) and counted, never dropped. Idempotent: the framer is emptied.
+   */
+  private flushPartial(c: Conn, reason: string): void {
+    if (c.framer.pendingBytes === 0) return;
+    const frames = c.framer.end();
+    if (!frames.length) return;
+    this.o.metrics.partialFrames.inc({ input: c.input, reason }, frames.length);
+    this.ingest(c.input, frames, c.socket);
   }
 
   /** Writes frames from a TCP/TLS socket read; pauses intake when the queue fills or the disk fails. */
@@ -332,7 +348,12 @@ export class Intake {
     this.stopped = true;
     for (const t of [this.idleTimer, this.resumeTimer]) if (t) clearInterval(t);
     const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
-    for (const c of this.conns) c.socket.destroy();
+    for (const c of this.conns) {
+      // Before destroy: 'close' comes a tick later, and what it would flush must reach the queue now.
+      c.closeReason = 'shutdown';
+      this.flushPartial(c, 'shutdown');
+      c.socket.destroy();
+    }
     for (const u of this.udpSockets) u.close();
     this.flushUdp();
     await Promise.all(closing);

@@ -1,0 +1,96 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startForwarder, type RunningForwarder, type ForwarderDeps } from '../../src/forwarder/forwarder.js';
+import { cef, makeConfig, readRows, silent, tcpConnect, tempDir, waitFor } from './helpers.js';
+
+let fwd: RunningForwarder | null = null;
+afterEach(async () => {
+  await fwd?.shutdown();
+  fwd = null;
+});
+
+let certDir = '';
+beforeAll(() => {
+  certDir = tempDir('fwd-faults-tls-');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.pem', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: certDir, stdio: 'pipe' });
+});
+
+async function start(over: Record<string, unknown> = {}, deps: ForwarderDeps = {}) {
+  const dir = tempDir();
+  const config = makeConfig(dir, {
+    listen: ['tcp://127.0.0.1:0', 'udp://127.0.0.1:0', 'tls://127.0.0.1:0'],
+    tls: { certFile: join(certDir, 'server.pem'), keyFile: join(certDir, 'server.key') },
+    ...over,
+  });
+  fwd = await startForwarder(config, { logger: silent, ...deps });
+  const by = (p: string) => fwd!.addresses.find((a) => a.protocol === p)!;
+  return { dir, config, f: fwd, tcp: by('tcp'), tls: by('tls'), rowsPath: (config.sink as { path: string }).path };
+}
+
+function tlsOpen(port: number): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, ca: readFileSync(join(certDir, 'server.pem')) }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const closed = (s: Socket) => new Promise<void>((r) => (s.destroyed ? r() : s.once('close', () => r())));
+const metric = async (f: RunningForwarder, re: RegExp) => Number(re.exec(await f.metrics.registry.metrics())?.[1] ?? 0);
+
+describe('intake: a frame held when a connection closes is kept', () => {
+  // Each case sends whole messages, then part of one, then closes the connection some way. Every
+  // message must come out exactly once; a partial octet-counted frame as a truncated message.
+  type Case = {
+    name: string;
+    proto: 'tcp' | 'tls';
+    octet: boolean;
+    reason: string;
+    close: (s: Socket, f: RunningForwarder) => Promise<void>;
+    over?: Record<string, unknown>;
+  };
+  const cases: Case[] = [
+    { name: 'idle close (slow drip), newline framing', proto: 'tcp', octet: false, reason: 'slow_drip', over: { limits: { idleTimeoutSec: 0.3 } }, close: (s) => closed(s) },
+    { name: 'idle close (slow drip), octet-counted', proto: 'tcp', octet: true, reason: 'slow_drip', over: { limits: { idleTimeoutSec: 0.3 } }, close: (s) => closed(s) },
+    { name: 'peer FIN, octet-counted', proto: 'tcp', octet: true, reason: 'peer_closed', close: async (s) => void s.end() },
+    { name: 'peer reset', proto: 'tcp', octet: false, reason: 'error', close: async (s) => void (await sleep(300), s.resetAndDestroy()) },
+    { name: 'forwarder shutdown', proto: 'tcp', octet: true, reason: 'shutdown', close: async (_s, f) => (await sleep(300), f.shutdown()) },
+    { name: 'TLS peer closed mid-frame', proto: 'tls', octet: true, reason: 'peer_closed', close: async (s) => void (await sleep(300), s.destroy()) },
+    { name: 'TLS idle close', proto: 'tls', octet: false, reason: 'slow_drip', over: { limits: { idleTimeoutSec: 0.3 } }, close: (s) => closed(s) },
+  ];
+
+  it.each(cases)('$name', async (c) => {
+    const { f, tcp, tls, rowsPath } = await start(c.over);
+    const s = c.proto === 'tls' ? await tlsOpen(tls.port) : await tcpConnect(tcp.port);
+    const whole = [1, 2, 3].map((i) => (c.octet ? `${Buffer.byteLength(cef(i))} ${cef(i)}` : `${cef(i)}\n`)).join('');
+    // The last frame: octet-counted with a count beyond what is sent, or a line without its newline.
+    const part = c.octet ? `900 ${cef(4)}` : cef(4);
+    s.write(whole + part);
+    await c.close(s, f);
+    await waitFor(() => readRows(rowsPath).length >= 4, 8000, 'four rows');
+    await sleep(100);
+    const rows = readRows(rowsPath);
+    expect(rows.map((r) => Number(r.DeviceEventClassID)).sort()).toEqual([1, 2, 3, 4]);
+    expect(f.metrics.totals.received).toBe(4);
+    expect(f.metrics.totals.truncated).toBe(c.octet ? 1 : 0);
+    const partial = new RegExp(`sentinel_cef_partial_frames_total\\{input="${c.proto}",reason="${c.reason}"\\} (\\d+)`);
+    expect(await metric(f, partial)).toBe(1);
+    s.destroy();
+  });
+
+  it('keeps a huge line without a newline bounded: cut at the maximum, flagged once, the rest skipped', async () => {
+    const { f, tcp, rowsPath } = await start({ limits: { maxMessageBytes: 1000 } });
+    const s = await tcpConnect(tcp.port);
+    const chunk = 'a'.repeat(64 * 1024);
+    s.write(cef(1, 'msg='));
+    for (let i = 0; i < 64; i++) s.write(chunk); // 4 MiB with no newline
+    s.end();
+    await waitFor(() => readRows(rowsPath).length === 1, 8000);
+    expect(f.metrics.totals.truncated).toBe(1);
+    expect(f.metrics.totals.received).toBe(1);
+  });
+});
