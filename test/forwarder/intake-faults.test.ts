@@ -5,6 +5,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startForwarder, type RunningForwarder, type ForwarderDeps } from '../../src/forwarder/forwarder.js';
+import { buildProbeMessage, newProbeId } from '../../src/forwarder/send-test.js';
 import { cef, makeConfig, readRows, silent, tcpConnect, tempDir, waitFor } from './helpers.js';
 
 let fwd: RunningForwarder | null = null;
@@ -92,5 +93,19 @@ describe('intake: a frame held when a connection closes is kept', () => {
     await waitFor(() => readRows(rowsPath).length === 1, 8000);
     expect(f.metrics.totals.truncated).toBe(1);
     expect(f.metrics.totals.received).toBe(1);
+  });
+});
+
+describe('intake: probe tracking', () => {
+  it('delivers a probe with an over-long id without tracking it, counts it, and still tracks a normal probe', async () => {
+    const { f, tcp, rowsPath } = await start();
+    const long = `${'L'.repeat(60 * 1024)}`;
+    const id = newProbeId();
+    const s = await tcpConnect(tcp.port);
+    s.end([buildProbeMessage(long), buildProbeMessage(id)].map((m) => m + '\n').join(''));
+    await waitFor(() => readRows(rowsPath).length === 2 && f.probe(id).accepted, 8000, 'both probes delivered');
+    expect(readRows(rowsPath).map((r) => r.DeviceCustomString2)).toEqual([long, id]);
+    expect(f.probe(long).received).toBe(false);
+    expect(await metric(f, /sentinel_cef_probes_untracked_total\{reason="id_too_long"\} (\d+)/)).toBe(1);
   });
 });
