@@ -25,6 +25,47 @@ interface Conn {
 /** A connection with no traffic at all is closed after this many idle timeouts (default 1 h). */
 export const SILENT_FACTOR = 12;
 
+/** Failures that can come by the thousand (refused connections, failed handshakes) log once per this. */
+export const FAILURE_LOG_INTERVAL_MS = 10_000;
+
+/** One log line per interval for a repeated failure: the first at once, then a count of the rest. */
+class FailureLog {
+  private suppressed = 0;
+  private last: Record<string, unknown> = {};
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly msg: string,
+    private readonly level: 'warn' | 'error' = 'warn',
+  ) {}
+
+  note(fields: Record<string, unknown>): void {
+    if (this.timer) {
+      this.suppressed++;
+      this.last = fields;
+      return;
+    }
+    this.logger[this.level](fields, this.msg);
+    this.arm();
+  }
+
+  private arm(): void {
+    this.timer = setTimeout(() => this.flush(), FAILURE_LOG_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  /** Logs the count since the last line; `final` at shutdown, when no more lines follow. */
+  flush(final = false): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.suppressed === 0) return;
+    this.logger[this.level]({ ...this.last, count: this.suppressed, intervalSec: FAILURE_LOG_INTERVAL_MS / 1000 }, `${this.msg} (${this.suppressed} more since the last line; last one shown)`);
+    this.suppressed = 0;
+    if (!final) this.arm();
+  }
+}
+
 export interface IntakeOptions {
   queue: DiskQueue;
   metrics: ForwarderMetrics;
@@ -47,6 +88,11 @@ export class Intake {
   private readonly servers: Server[] = [];
   private readonly udpSockets: UdpSocket[] = [];
   private readonly conns = new Set<Conn>();
+  /** Sockets held from accept to close, TLS ones still in their handshake too. */
+  private readonly sockets = new Set<Socket>();
+  private readonly refusedLog: FailureLog;
+  private readonly handshakeLog: FailureLog;
+  private readonly listenerLog: FailureLog;
   private queueFull = false;
   private diskError: string | null = null;
   /** Messages read from TCP while the disk refused writes; written first once it accepts again. */
@@ -58,7 +104,11 @@ export class Intake {
   private udpFlushScheduled = false;
   private stopped = false;
 
-  constructor(private readonly o: IntakeOptions) {}
+  constructor(private readonly o: IntakeOptions) {
+    this.refusedLog = new FailureLog(o.logger, 'connection refused: maximum connections reached');
+    this.handshakeLog = new FailureLog(o.logger, 'TLS handshake failed');
+    this.listenerLog = new FailureLog(o.logger, 'listener error', 'error');
+  }
 
   get paused(): { queue_full: boolean; disk_full: boolean } {
     return { queue_full: this.queueFull, disk_full: this.diskError !== null };
@@ -67,7 +117,7 @@ export class Intake {
     return this.queueFull || this.diskError !== null;
   }
   get connectionCount(): number {
-    return this.conns.size;
+    return this.sockets.size;
   }
 
   async listen(addrs: ListenAddress[]): Promise<void> {
@@ -86,23 +136,32 @@ export class Intake {
     if (a.protocol === 'tls') {
       const t = this.o.tls!;
       const ca = t.caFile ? readFileSync(t.caFile) : undefined;
+      // Not listening itself: it gets the sockets the TCP listener accepted, so a socket is counted
+      // against maxConnections from accept, not from the end of its handshake.
       const ts = createTlsServer({
         cert: readFileSync(t.certFile),
         key: readFileSync(t.keyFile),
         ...(ca ? { ca } : {}),
         requestCert: Boolean(ca) || t.requireClientCert,
         rejectUnauthorized: t.requireClientCert,
+        handshakeTimeout: this.o.limits.tlsHandshakeTimeoutSec * 1000,
       });
       ts.on('secureConnection', (s: TLSSocket) => this.onConnection(s, input));
-      ts.on('tlsClientError', (err) => {
+      ts.on('tlsClientError', (err, s) => {
+        // Node reports a handshake timeout here but leaves the socket open.
+        s.destroy();
         this.o.metrics.connectionsRejected.inc({ input, reason: 'tls_handshake' });
-        this.o.logger.warn({ input, err: err.message }, 'TLS handshake failed');
+        this.handshakeLog.note({ input, remote: s.remoteAddress, err: err.message });
       });
-      server = ts;
+      server = createTcpServer((raw) => {
+        if (this.admit(raw, input)) ts.emit('connection', raw);
+      });
     } else {
-      server = createTcpServer((s) => this.onConnection(s, input));
+      server = createTcpServer((raw) => {
+        if (this.admit(raw, input)) this.onConnection(raw, input);
+      });
     }
-    server.on('error', (err) => this.o.logger.error({ err: err.message, listen: a.url }, 'listener error'));
+    server.on('error', (err) => this.listenerLog.note({ err: err.message, listen: a.url }));
     this.servers.push(server);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -157,22 +216,37 @@ export class Intake {
     }
   }
 
-  private onConnection(socket: Socket, input: string): void {
-    const { metrics, logger, limits } = this.o;
+  /** Counts an accepted socket until it closes, or refuses it over the limit; false when refused. */
+  private admit(raw: Socket, input: string): boolean {
+    const { metrics, limits } = this.o;
     if (this.stopped) {
-      socket.destroy();
-      return;
+      raw.destroy();
+      return false;
     }
-    if (this.conns.size >= limits.maxConnections) {
+    if (this.sockets.size >= limits.maxConnections) {
       metrics.connectionsRejected.inc({ input, reason: 'max_connections' });
-      logger.warn({ input, remote: socket.remoteAddress, max: limits.maxConnections }, 'connection refused: maximum connections reached');
+      this.refusedLog.note({ input, remote: raw.remoteAddress, max: limits.maxConnections });
+      raw.destroy();
+      return false;
+    }
+    this.sockets.add(raw);
+    metrics.connections.inc({ input });
+    raw.once('close', () => {
+      this.sockets.delete(raw);
+      metrics.connections.dec({ input });
+    });
+    return true;
+  }
+
+  private onConnection(socket: Socket, input: string): void {
+    const { logger, limits } = this.o;
+    if (this.stopped) {
       socket.destroy();
       return;
     }
     const framer = new SyslogFramer(limits.maxMessageBytes);
     const conn: Conn = { socket, input, lastFrameAt: Date.now(), lastDataAt: Date.now(), framer };
     this.conns.add(conn);
-    metrics.connections.inc({ input });
     if (this.intakePaused) socket.pause();
     socket.on('data', (chunk: Buffer) => {
       conn.lastDataAt = Date.now();
@@ -193,7 +267,6 @@ export class Intake {
     socket.on('close', () => {
       this.flushPartial(conn, conn.closeReason ?? 'closed');
       this.conns.delete(conn);
-      metrics.connections.dec({ input });
     });
   }
 
@@ -347,6 +420,7 @@ export class Intake {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of [this.idleTimer, this.resumeTimer]) if (t) clearInterval(t);
+    for (const l of [this.refusedLog, this.handshakeLog, this.listenerLog]) l.flush(true);
     const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
     for (const c of this.conns) {
       // Before destroy: 'close' comes a tick later, and what it would flush must reach the queue now.
@@ -354,6 +428,8 @@ export class Intake {
       this.flushPartial(c, 'shutdown');
       c.socket.destroy();
     }
+    // TLS sockets still in their handshake are in no conn.
+    for (const s of this.sockets) s.destroy();
     for (const u of this.udpSockets) u.close();
     this.flushUdp();
     await Promise.all(closing);

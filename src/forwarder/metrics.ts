@@ -41,7 +41,7 @@ export class ForwarderMetrics {
     this.deadLettered = new Counter({ name: `${p}dead_lettered_total`, help: 'Events written to the dead-letter file, by reason', labelNames: ['reason'], registers: r });
     this.dropped = new Counter({ name: `${p}dropped_total`, help: 'Messages lost, by reason (udp_queue_full, udp_disk_full, queue_corrupt)', labelNames: ['reason'], registers: r });
     this.truncated = new Counter({ name: `${p}truncated_total`, help: 'Messages longer than the maximum message size, cut and flagged', labelNames: ['input'], registers: r });
-    this.connections = new Gauge({ name: `${p}connections`, help: 'Open TCP/TLS connections', labelNames: ['input'], registers: r });
+    this.connections = new Gauge({ name: `${p}connections`, help: 'Open TCP/TLS connections, counted from accept (TLS ones in their handshake too)', labelNames: ['input'], registers: r });
     this.connectionsRejected = new Counter({ name: `${p}connections_rejected_total`, help: 'Connections refused (max_connections, tls_handshake)', labelNames: ['input', 'reason'], registers: r });
     this.connectionsClosed = new Counter({ name: `${p}connections_closed_total`, help: 'Connections closed by the forwarder (slow_drip: partial message older than the idle timeout; idle_timeout: silent for 12 idle timeouts)', labelNames: ['input', 'reason'], registers: r });
     this.partialFrames = new Counter({ name: `${p}partial_frames_total`, help: 'Frames held without their end when a connection closed, kept as messages (octet-counted ones flagged truncated), by close reason', labelNames: ['input', 'reason'], registers: r });

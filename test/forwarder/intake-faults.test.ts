@@ -2,7 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import type { Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { forwarderConfigSchema } from '../../src/config/schema.js';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startForwarder, type RunningForwarder, type ForwarderDeps } from '../../src/forwarder/forwarder.js';
 import { buildProbeMessage, newProbeId } from '../../src/forwarder/send-test.js';
@@ -107,5 +110,67 @@ describe('intake: probe tracking', () => {
     expect(readRows(rowsPath).map((r) => r.DeviceCustomString2)).toEqual([long, id]);
     expect(f.probe(long).received).toBe(false);
     expect(await metric(f, /sentinel_cef_probes_untracked_total\{reason="id_too_long"\} (\d+)/)).toBe(1);
+  });
+});
+
+describe('intake: TLS connections that never finish a handshake', () => {
+  it('counts them from accept against maxConnections, closes them after the handshake timeout, and logs a summary, not a line each', async () => {
+    const lines: Array<{ msg: string; count?: number }> = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(JSON.parse(String(c))), cb()) }));
+    const max = 50;
+    const { f, tcp, tls, rowsPath } = await start({ limits: { maxConnections: max, tlsHandshakeTimeoutSec: 4 } }, { logger });
+    const gauge = async () => (await f.metrics.connections.get()).values.reduce((n, v) => n + v.value, 0);
+    const n = 300;
+    const closedAt: number[] = [];
+    const t0 = Date.now();
+    const socks = Array.from({ length: n }, () => {
+      const s = netConnect({ host: '127.0.0.1', port: tls.port });
+      s.on('error', () => {});
+      s.on('close', () => closedAt.push(Date.now() - t0));
+      return s;
+    });
+    // Everything over the limit is refused at once; the rest are held, and counted, until the timeout.
+    await waitFor(() => closedAt.length >= n - max, 8000, 'refusals over the limit');
+    expect(await gauge()).toBe(max);
+    expect(closedAt.length).toBe(n - max);
+    expect(await metric(f, /connections_rejected_total\{input="tls",reason="max_connections"\} (\d+)/)).toBe(n - max);
+    await waitFor(() => closedAt.length === n, 15_000, 'handshake timeouts');
+    expect(Math.max(...closedAt)).toBeGreaterThanOrEqual(3500);
+    expect(await metric(f, /connections_rejected_total\{input="tls",reason="tls_handshake"\} (\d+)/)).toBe(max);
+    await waitFor(async () => (await gauge()) === 0, 5000, 'gauge back to 0');
+    // The plain listener still takes messages.
+    const s = await tcpConnect(tcp.port);
+    s.end(cef(1) + '\n');
+    await waitFor(() => readRows(rowsPath).length === 1, 5000);
+    const refusedLines = lines.filter((l) => /maximum connections/.test(l.msg));
+    const handshakeLines = lines.filter((l) => /TLS handshake failed/.test(l.msg));
+    expect(refusedLines).toHaveLength(1);
+    expect(handshakeLines).toHaveLength(1);
+    await f.shutdown();
+    // At shutdown the rest are summed up in one line each, with their count.
+    expect(lines.filter((l) => /maximum connections/.test(l.msg)).map((l) => l.count)).toEqual([undefined, n - max - 1]);
+    expect(lines.filter((l) => /TLS handshake failed/.test(l.msg)).map((l) => l.count)).toEqual([undefined, max - 1]);
+    for (const x of socks) x.destroy();
+  }, 40_000);
+
+  it('closes sockets still in their handshake at shutdown, without waiting for the timeout', async () => {
+    const { f, tls } = await start({ limits: { tlsHandshakeTimeoutSec: 60 } });
+    const s = netConnect({ host: '127.0.0.1', port: tls.port });
+    s.on('error', () => {});
+    await waitFor(async () => (await f.metrics.connections.get()).values.some((v) => v.value === 1), 5000, 'accepted');
+    const t0 = Date.now();
+    await f.shutdown();
+    expect(Date.now() - t0).toBeLessThan(5000);
+    await closed(s);
+  });
+
+  it.each([0, -1, 'ten', 301])('refuses limits.tlsHandshakeTimeoutSec = %s', (v) => {
+    const r = forwarderConfigSchema.safeParse({ sink: { type: 'file', path: '/tmp/x' }, limits: { tlsHandshakeTimeoutSec: v } });
+    expect(r.success).toBe(false);
+    expect(JSON.stringify(r.error?.issues)).toMatch(/tlsHandshakeTimeoutSec/);
+  });
+
+  it('defaults the handshake timeout to 10 s', () => {
+    expect(forwarderConfigSchema.parse({ sink: { type: 'file', path: '/tmp/x' } }).limits.tlsHandshakeTimeoutSec).toBe(10);
   });
 });
