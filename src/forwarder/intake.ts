@@ -28,6 +28,19 @@ export const SILENT_FACTOR = 12;
 /** Failures that can come by the thousand (refused connections, failed handshakes) log once per this. */
 export const FAILURE_LOG_INTERVAL_MS = 10_000;
 
+/** Descriptors the forwarder needs besides connections: node itself, queue segments, dead letters, admin API, workers. */
+const RESERVED_FDS = 100;
+
+/** The soft limit on open files, or null where /proc does not tell it. */
+function openFileLimit(): number | null {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** One log line per interval for a repeated failure: the first at once, then a count of the rest. */
 class FailureLog {
   private suppressed = 0;
@@ -121,6 +134,15 @@ export class Intake {
   }
 
   async listen(addrs: ListenAddress[]): Promise<void> {
+    const { maxConnections } = this.o.limits;
+    const nofile = openFileLimit();
+    if (nofile !== null && maxConnections + RESERVED_FDS > nofile) {
+      // Past the descriptor limit every accept fails: the plain listener and the admin API go dark too.
+      this.o.logger.warn(
+        { maxConnections, openFileLimit: nofile, reserved: RESERVED_FDS },
+        'limits.maxConnections is too close to the open-file limit: connections could use every descriptor; raise LimitNOFILE or lower maxConnections',
+      );
+    }
     for (const a of addrs) {
       if (a.protocol === 'udp') await this.listenUdp(a);
       else await this.listenStream(a);

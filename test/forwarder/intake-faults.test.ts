@@ -164,6 +164,14 @@ describe('intake: TLS connections that never finish a handshake', () => {
     await closed(s);
   });
 
+  it('warns at start when maxConnections does not fit under the open-file limit', async () => {
+    const lines: Array<{ msg: string; openFileLimit?: number }> = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(JSON.parse(String(c))), cb()) }));
+    const limit = Number(/^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))![1]);
+    await start({ limits: { maxConnections: limit } }, { logger });
+    expect(lines.filter((l) => /open-file limit/.test(l.msg)).map((l) => l.openFileLimit)).toEqual([limit]);
+  });
+
   it.each([0, -1, 'ten', 301])('refuses limits.tlsHandshakeTimeoutSec = %s', (v) => {
     const r = forwarderConfigSchema.safeParse({ sink: { type: 'file', path: '/tmp/x' }, limits: { tlsHandshakeTimeoutSec: v } });
     expect(r.success).toBe(false);
