@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { connect as netConnect, type Socket } from 'node:net';
-import { Writable } from 'node:stream';
+import { Duplex, Writable } from 'node:stream';
 import { pino } from 'pino';
 import { forwarderConfigSchema } from '../../src/config/schema.js';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -152,6 +152,27 @@ describe('intake: TLS connections that never finish a handshake', () => {
     expect(lines.filter((l) => /TLS handshake failed/.test(l.msg)).map((l) => l.count)).toEqual([undefined, max - 1]);
     for (const x of socks) x.destroy();
   }, 40_000);
+
+  it('closes a client that dribbles its ClientHello a byte at a time at the handshake timeout', async () => {
+    const { f, tls } = await start({ limits: { tlsHandshakeTimeoutSec: 1 } });
+    // A real ClientHello, captured from a TLS client writing into a stream that goes nowhere.
+    const hello: Buffer[] = [];
+    const sink = new Duplex({ read() {}, write: (c, _e, cb) => (hello.push(c), cb()) });
+    tlsConnect({ socket: sink, rejectUnauthorized: false }).on('error', () => {});
+    await waitFor(() => hello.length > 0, 2000, 'ClientHello');
+    const bytes = Buffer.concat(hello);
+    const s = netConnect({ host: '127.0.0.1', port: tls.port });
+    s.on('error', () => {});
+    let i = 0;
+    const drip = setInterval(() => i < bytes.length && s.write(bytes.subarray(i, ++i)), 100);
+    const t0 = Date.now();
+    await closed(s);
+    clearInterval(drip);
+    expect(i).toBeLessThan(bytes.length);
+    expect(Date.now() - t0).toBeLessThan(6000);
+    expect(await metric(f, /connections_rejected_total\{input="tls",reason="tls_handshake"\} (\d+)/)).toBe(1);
+    sink.destroy();
+  });
 
   it('closes sockets still in their handshake at shutdown, without waiting for the timeout', async () => {
     const { f, tls } = await start({ limits: { tlsHandshakeTimeoutSec: 60 } });
