@@ -86,6 +86,8 @@ export const forwarderConfigSchema = z.object({
       maxMessageBytes: z.number().int().positive().default(64 * 1024),
       maxConnections: z.number().int().positive().default(1024),
       idleTimeoutSec: z.number().positive().default(300),
+      /** A TLS connection that has not finished its handshake by then is closed (it holds a slot and a descriptor). */
+      tlsHandshakeTimeoutSec: z.number().positive().max(300).default(10),
       /** SO_RCVBUF asked for on UDP listeners (the kernel caps it at net.core.rmem_max); 0 = kernel default. */
       udpReceiveBufferBytes: z.number().int().nonnegative().default(8 * 1024 * 1024),
     })

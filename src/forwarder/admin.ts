@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Health, ProbeStatus } from './admin-types.js';
+import { MAX_PROBE_ID_CHARS } from './probes.js';
 
 export interface AdminHandlers {
   health(): Health;
@@ -9,6 +10,8 @@ export interface AdminHandlers {
   registry: Registry;
   logger: Logger;
 }
+
+const PROBE_PATH = new RegExp(`^/probes/([^/]{1,${MAX_PROBE_ID_CHARS}})$`);
 
 /** Loopback HTTP: /healthz, /metrics, /probes/:id (see admin-types.ts). */
 export function startAdminServer(host: string, port: number, h: AdminHandlers): Promise<{ server: Server; port: number }> {
@@ -36,7 +39,7 @@ export function startAdminServer(host: string, port: number, h: AdminHandlers): 
         });
       return;
     }
-    const m = /^\/probes\/([^/]{1,200})$/.exec(path);
+    const m = PROBE_PATH.exec(path);
     if (m) {
       let id: string;
       try {

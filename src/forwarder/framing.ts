@@ -114,17 +114,30 @@ export class SyslogFramer {
     return out;
   }
 
-  /** At connection end: a last frame without its newline still counts. */
+  /**
+   * At connection close (peer FIN, error, idle close, shutdown): what is held becomes a frame. A last
+   * newline-framed message without its newline is whole as far as anyone can tell; an octet-counted
+   * frame shorter than its count is kept as a truncated message, without its length prefix.
+   */
   end(out: Frame[] = []): Frame[] {
     const rest = this.leftover;
     this.leftover = null;
     if (rest && !this.skipToNewline && this.skipOctets === 0) {
-      const frame = trimEnd(rest);
+      const body = octetCountedBody(rest);
+      const frame = trimEnd(body ?? rest);
       if (frame.length > this.maxBytes) out.push({ data: frame.subarray(0, this.maxBytes), truncated: true });
-      else if (frame.length > 0) out.push({ data: frame, truncated: false });
+      else if (frame.length > 0) out.push({ data: frame, truncated: body !== null });
     }
     return out;
   }
+}
+
+/** The bytes after `LEN SP` when a held frame is octet-counted (scan holds only incomplete ones), else null. */
+function octetCountedBody(b: Buffer): Buffer | null {
+  if (!(b[0]! >= 0x31 && b[0]! <= 0x39)) return null;
+  let j = 1;
+  while (j < b.length && j < MAX_COUNT_DIGITS && b[j]! >= 0x30 && b[j]! <= 0x39) j++;
+  return b[j] === SP ? b.subarray(j + 1) : null;
 }
 
 /** Drops trailing CR/LF/NUL that senders put inside frames or datagrams. */

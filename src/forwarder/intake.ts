@@ -18,10 +18,66 @@ interface Conn {
   /** Last time any byte arrived. */
   lastDataAt: number;
   framer: SyslogFramer;
+  /** Why the forwarder closed it, for the partial frame flushed on close. */
+  closeReason?: string;
 }
 
 /** A connection with no traffic at all is closed after this many idle timeouts (default 1 h). */
 export const SILENT_FACTOR = 12;
+
+/** Failures that can come by the thousand (refused connections, failed handshakes) log once per this. */
+export const FAILURE_LOG_INTERVAL_MS = 10_000;
+
+/** Descriptors the forwarder needs besides connections: node itself, queue segments, dead letters, admin API, workers. */
+const RESERVED_FDS = 100;
+
+/** The soft limit on open files, or null where /proc does not tell it. */
+function openFileLimit(): number | null {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** One log line per interval for a repeated failure: the first at once, then a count of the rest. */
+class FailureLog {
+  private suppressed = 0;
+  private last: Record<string, unknown> = {};
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly msg: string,
+    private readonly level: 'warn' | 'error' = 'warn',
+  ) {}
+
+  note(fields: Record<string, unknown>): void {
+    if (this.timer) {
+      this.suppressed++;
+      this.last = fields;
+      return;
+    }
+    this.logger[this.level](fields, this.msg);
+    this.arm();
+  }
+
+  private arm(): void {
+    this.timer = setTimeout(() => this.flush(), FAILURE_LOG_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  /** Logs the count since the last line; `final` at shutdown, when no more lines follow. */
+  flush(final = false): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.suppressed === 0) return;
+    this.logger[this.level]({ ...this.last, count: this.suppressed, intervalSec: FAILURE_LOG_INTERVAL_MS / 1000 }, `${this.msg} (${this.suppressed} more since the last line; last one shown)`);
+    this.suppressed = 0;
+    if (!final) this.arm();
+  }
+}
 
 export interface IntakeOptions {
   queue: DiskQueue;
@@ -45,6 +101,11 @@ export class Intake {
   private readonly servers: Server[] = [];
   private readonly udpSockets: UdpSocket[] = [];
   private readonly conns = new Set<Conn>();
+  /** Sockets held from accept to close, TLS ones still in their handshake too. */
+  private readonly sockets = new Set<Socket>();
+  private readonly refusedLog: FailureLog;
+  private readonly handshakeLog: FailureLog;
+  private readonly listenerLog: FailureLog;
   private queueFull = false;
   private diskError: string | null = null;
   /** Messages read from TCP while the disk refused writes; written first once it accepts again. */
@@ -56,7 +117,11 @@ export class Intake {
   private udpFlushScheduled = false;
   private stopped = false;
 
-  constructor(private readonly o: IntakeOptions) {}
+  constructor(private readonly o: IntakeOptions) {
+    this.refusedLog = new FailureLog(o.logger, 'connection refused: maximum connections reached');
+    this.handshakeLog = new FailureLog(o.logger, 'TLS handshake failed');
+    this.listenerLog = new FailureLog(o.logger, 'listener error', 'error');
+  }
 
   get paused(): { queue_full: boolean; disk_full: boolean } {
     return { queue_full: this.queueFull, disk_full: this.diskError !== null };
@@ -65,10 +130,19 @@ export class Intake {
     return this.queueFull || this.diskError !== null;
   }
   get connectionCount(): number {
-    return this.conns.size;
+    return this.sockets.size;
   }
 
   async listen(addrs: ListenAddress[]): Promise<void> {
+    const { maxConnections } = this.o.limits;
+    const nofile = openFileLimit();
+    if (nofile !== null && maxConnections + RESERVED_FDS > nofile) {
+      // Past the descriptor limit every accept fails: the plain listener and the admin API go dark too.
+      this.o.logger.warn(
+        { maxConnections, openFileLimit: nofile, reserved: RESERVED_FDS },
+        'limits.maxConnections is too close to the open-file limit: connections could use every descriptor; raise LimitNOFILE or lower maxConnections',
+      );
+    }
     for (const a of addrs) {
       if (a.protocol === 'udp') await this.listenUdp(a);
       else await this.listenStream(a);
@@ -84,23 +158,32 @@ export class Intake {
     if (a.protocol === 'tls') {
       const t = this.o.tls!;
       const ca = t.caFile ? readFileSync(t.caFile) : undefined;
+      // Not listening itself: it gets the sockets the TCP listener accepted, so a socket is counted
+      // against maxConnections from accept, not from the end of its handshake.
       const ts = createTlsServer({
         cert: readFileSync(t.certFile),
         key: readFileSync(t.keyFile),
         ...(ca ? { ca } : {}),
         requestCert: Boolean(ca) || t.requireClientCert,
         rejectUnauthorized: t.requireClientCert,
+        handshakeTimeout: this.o.limits.tlsHandshakeTimeoutSec * 1000,
       });
       ts.on('secureConnection', (s: TLSSocket) => this.onConnection(s, input));
-      ts.on('tlsClientError', (err) => {
+      ts.on('tlsClientError', (err, s) => {
+        // Node reports a handshake timeout here but leaves the socket open.
+        s.destroy();
         this.o.metrics.connectionsRejected.inc({ input, reason: 'tls_handshake' });
-        this.o.logger.warn({ input, err: err.message }, 'TLS handshake failed');
+        this.handshakeLog.note({ input, remote: s.remoteAddress, err: err.message });
       });
-      server = ts;
+      server = createTcpServer((raw) => {
+        if (this.admit(raw, input)) ts.emit('connection', raw);
+      });
     } else {
-      server = createTcpServer((s) => this.onConnection(s, input));
+      server = createTcpServer((raw) => {
+        if (this.admit(raw, input)) this.onConnection(raw, input);
+      });
     }
-    server.on('error', (err) => this.o.logger.error({ err: err.message, listen: a.url }, 'listener error'));
+    server.on('error', (err) => this.listenerLog.note({ err: err.message, listen: a.url }));
     this.servers.push(server);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -155,22 +238,37 @@ export class Intake {
     }
   }
 
-  private onConnection(socket: Socket, input: string): void {
-    const { metrics, logger, limits } = this.o;
+  /** Counts an accepted socket until it closes, or refuses it over the limit; false when refused. */
+  private admit(raw: Socket, input: string): boolean {
+    const { metrics, limits } = this.o;
     if (this.stopped) {
-      socket.destroy();
-      return;
+      raw.destroy();
+      return false;
     }
-    if (this.conns.size >= limits.maxConnections) {
+    if (this.sockets.size >= limits.maxConnections) {
       metrics.connectionsRejected.inc({ input, reason: 'max_connections' });
-      logger.warn({ input, remote: socket.remoteAddress, max: limits.maxConnections }, 'connection refused: maximum connections reached');
+      this.refusedLog.note({ input, remote: raw.remoteAddress, max: limits.maxConnections });
+      raw.destroy();
+      return false;
+    }
+    this.sockets.add(raw);
+    metrics.connections.inc({ input });
+    raw.once('close', () => {
+      this.sockets.delete(raw);
+      metrics.connections.dec({ input });
+    });
+    return true;
+  }
+
+  private onConnection(socket: Socket, input: string): void {
+    const { logger, limits } = this.o;
+    if (this.stopped) {
       socket.destroy();
       return;
     }
     const framer = new SyslogFramer(limits.maxMessageBytes);
     const conn: Conn = { socket, input, lastFrameAt: Date.now(), lastDataAt: Date.now(), framer };
     this.conns.add(conn);
-    metrics.connections.inc({ input });
     if (this.intakePaused) socket.pause();
     socket.on('data', (chunk: Buffer) => {
       conn.lastDataAt = Date.now();
@@ -181,16 +279,16 @@ export class Intake {
       }
     });
     socket.on('end', () => {
-      const frames = framer.end();
-      if (frames.length) this.ingest(input, frames, socket);
+      this.flushPartial(conn, 'peer_closed');
       socket.end();
     });
     socket.on('error', (err) => {
+      conn.closeReason ??= 'error';
       logger.debug({ input, remote: socket.remoteAddress, err: err.message }, 'connection error');
     });
     socket.on('close', () => {
+      this.flushPartial(conn, conn.closeReason ?? 'closed');
       this.conns.delete(conn);
-      metrics.connections.dec({ input });
     });
   }
 
@@ -210,9 +308,22 @@ export class Intake {
         const reason = dripping ? 'slow_drip' : 'idle_timeout';
         this.o.metrics.connectionsClosed.inc({ input: c.input, reason });
         this.o.logger.info({ input: c.input, remote: c.socket.remoteAddress, reason }, dripping ? 'closing connection: no complete message within the idle timeout' : 'closing silent connection');
+        c.closeReason = reason;
         c.socket.destroy();
       }
     }
+  }
+
+  /**
+   * A connection closing (for any reason) with part of a frame held: the part is kept as a message
+   * (truncated when octet-counted) and counted, never dropped. Idempotent: the framer is emptied.
+   */
+  private flushPartial(c: Conn, reason: string): void {
+    if (c.framer.pendingBytes === 0) return;
+    const frames = c.framer.end();
+    if (!frames.length) return;
+    this.o.metrics.partialFrames.inc({ input: c.input, reason }, frames.length);
+    this.ingest(c.input, frames, c.socket);
   }
 
   /** Writes frames from a TCP/TLS socket read; pauses intake when the queue fills or the disk fails. */
@@ -258,7 +369,7 @@ export class Intake {
     for (const f of frames) {
       if (f.truncated) truncated++;
       const id = probeIdOfRaw(f.data);
-      if (id) probes.received(id, receivedAt);
+      if (id && !probes.received(id, receivedAt)) metrics.probesUntracked.inc({ reason: 'id_too_long' });
     }
     if (truncated) metrics.addTruncated(input, truncated);
   }
@@ -331,8 +442,16 @@ export class Intake {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of [this.idleTimer, this.resumeTimer]) if (t) clearInterval(t);
+    for (const l of [this.refusedLog, this.handshakeLog, this.listenerLog]) l.flush(true);
     const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
-    for (const c of this.conns) c.socket.destroy();
+    for (const c of this.conns) {
+      // Before destroy: 'close' comes a tick later, and what it would flush must reach the queue now.
+      c.closeReason = 'shutdown';
+      this.flushPartial(c, 'shutdown');
+      c.socket.destroy();
+    }
+    // TLS sockets still in their handshake are in no conn.
+    for (const s of this.sockets) s.destroy();
     for (const u of this.udpSockets) u.close();
     this.flushUdp();
     await Promise.all(closing);

@@ -18,6 +18,8 @@ export class ForwarderMetrics {
   readonly connections: Gauge<'input'>;
   readonly connectionsRejected: Counter<'input' | 'reason'>;
   readonly connectionsClosed: Counter<'input' | 'reason'>;
+  readonly partialFrames: Counter<'input' | 'reason'>;
+  readonly probesUntracked: Counter<'reason'>;
   readonly queueBytes: Gauge;
   readonly queueRecords: Gauge;
   readonly queueOldestAge: Gauge;
@@ -39,9 +41,11 @@ export class ForwarderMetrics {
     this.deadLettered = new Counter({ name: `${p}dead_lettered_total`, help: 'Events written to the dead-letter file, by reason', labelNames: ['reason'], registers: r });
     this.dropped = new Counter({ name: `${p}dropped_total`, help: 'Messages lost, by reason (udp_queue_full, udp_disk_full, queue_corrupt)', labelNames: ['reason'], registers: r });
     this.truncated = new Counter({ name: `${p}truncated_total`, help: 'Messages longer than the maximum message size, cut and flagged', labelNames: ['input'], registers: r });
-    this.connections = new Gauge({ name: `${p}connections`, help: 'Open TCP/TLS connections', labelNames: ['input'], registers: r });
+    this.connections = new Gauge({ name: `${p}connections`, help: 'Open TCP/TLS connections, counted from accept (TLS ones in their handshake too)', labelNames: ['input'], registers: r });
     this.connectionsRejected = new Counter({ name: `${p}connections_rejected_total`, help: 'Connections refused (max_connections, tls_handshake)', labelNames: ['input', 'reason'], registers: r });
     this.connectionsClosed = new Counter({ name: `${p}connections_closed_total`, help: 'Connections closed by the forwarder (slow_drip: partial message older than the idle timeout; idle_timeout: silent for 12 idle timeouts)', labelNames: ['input', 'reason'], registers: r });
+    this.partialFrames = new Counter({ name: `${p}partial_frames_total`, help: 'Frames held without their end when a connection closed, kept as messages (octet-counted ones flagged truncated), by close reason', labelNames: ['input', 'reason'], registers: r });
+    this.probesUntracked = new Counter({ name: `${p}probes_untracked_total`, help: 'Probe messages delivered but not tracked for /probes (id_too_long: over 200 characters)', labelNames: ['reason'], registers: r });
     this.queueCorruptBytes = new Counter({ name: `${p}queue_corrupt_bytes_total`, help: 'Queue bytes skipped as torn or corrupt', labelNames: ['kind'], registers: r });
     this.sinkTruncated = new Counter({ name: `${p}sink_truncated_total`, help: 'Rows the sink accepted with a value cut to the service field limit (originals kept in the dead-letter file)', registers: r });
     this.backgroundErrors = new Counter({ name: `${p}background_errors_total`, help: 'Errors in background work (fsync, dead-letter writes, sink exceptions)', labelNames: ['where'], registers: r });

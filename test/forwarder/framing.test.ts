@@ -60,6 +60,15 @@ describe('SyslogFramer', () => {
     expect(texts(f.end())).toEqual(['<1>tail']);
   });
 
+  it('keeps a partial octet-counted frame at end of stream as a truncated message without its length', () => {
+    const f = new SyslogFramer(100);
+    expect(f.push(Buffer.from('<1>whole\n57 <2>cut sh'))).toHaveLength(1);
+    expect(f.end().map((x) => [x.data.toString(), x.truncated])).toEqual([['<2>cut sh', true]]);
+    const g = new SyslogFramer(100);
+    g.push(Buffer.from('2024-01-01 <3>no count'));
+    expect(g.end().map((x) => [x.data.toString(), x.truncated])).toEqual([['2024-01-01 <3>no count', false]]);
+  });
+
   it('never loses or reorders frames for any chunking (property)', () => {
     const msg = fc.stringMatching(/^<[0-9]{1,3}>[ -~]{0,40}$/);
     fc.assert(
