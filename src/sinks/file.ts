@@ -1,6 +1,6 @@
-import { mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { CslRow } from '../parser/types.js';
+import * as fsio from '../util/fsio.js';
 import { prepareRow, preparingSink, type RowWriter } from './batch.js';
 import type { PreparedRow, RowLimits, SendResult, Sink } from './types.js';
 
@@ -28,45 +28,105 @@ function ndjsonOf(rows: PreparedRow[]): Buffer {
 const CONFIG_ERRORS = new Set(['EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'EROFS']);
 
 /**
- * NDJSON rows appended to a file, one write per batch. Every error is retryable (the queue keeps the
- * rows); a write that fails half-way is truncated back so a retry never leaves a broken line.
+ * NDJSON rows appended to a file. One writer: appends run one at a time in call order, so a batch's
+ * bytes never interleave with another's (a large append takes several write calls) and a failed
+ * append can remove exactly its own bytes. Every error is retryable (the queue keeps the rows).
+ * `ordered`: the delivery loop hands batches over one at a time in queue order, so rows keep input
+ * order even when a batch is retried.
  */
 export function createFileSink(config: { path: string; fsync?: boolean }, opts: { fsync?: boolean } = {}): Sink {
   const path = config.path;
   const fsync = opts.fsync ?? config.fsync ?? false;
   let dirReady = false;
+  /** The append running now (appends chain on it). */
+  let tail: Promise<unknown> = Promise.resolve();
+  /**
+   * A failed append whose bytes could not be removed: the fd it wrote to (the path may have been
+   * rotated since) and where its bytes begin. Nothing is appended until they are gone, so no row
+   * follows a broken line and a retry never duplicates what the failed append left.
+   */
+  let torn: { fd: number; at: number } | null = null;
+
+  const retryable = (what: string, err: unknown): SendResult<PreparedRow> => {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    return {
+      status: 'retryable',
+      error: `${what} ${path}: ${code ? `${code} ` : ''}${(err as Error).message}`,
+      ...(CONFIG_ERRORS.has(code) ? { retryAfterMs: 30_000 } : {}),
+    };
+  };
+
+  const removeTorn = async (): Promise<void> => {
+    const t = torn!;
+    await fsio.ftruncate(t.fd, t.at);
+    torn = null;
+    await fsio.close(t.fd).catch(() => undefined);
+  };
+
+  async function append(rows: PreparedRow[], signal?: AbortSignal): Promise<SendResult<PreparedRow>> {
+    if (torn) {
+      try {
+        await removeTorn();
+      } catch (err) {
+        return retryable('cannot remove a partial append from', err);
+      }
+    }
+    // Given up on by the delivery loop: writing now would duplicate the rows it sends again later.
+    if (signal?.aborted) return { status: 'retryable', error: 'send aborted' };
+    const data = ndjsonOf(rows);
+    let fd: number | undefined;
+    let at = 0;
+    let written = 0;
+    try {
+      if (!dirReady) {
+        await fsio.mkdir(dirname(path), { recursive: true });
+        dirReady = true;
+      }
+      // Opened per batch so logrotate's rename/create is picked up without a signal.
+      fd = await fsio.open(path, 'a', 0o640);
+      at = (await fsio.fstat(fd)).size;
+      try {
+        await fsio.writeAll(fd, data);
+      } catch (err) {
+        written = (err as { written?: number }).written ?? data.length;
+        throw err;
+      }
+      written = data.length;
+      if (fsync) await fsio.fdatasync(fd);
+      return { status: 'success', accepted: rows.length };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      if (code === 'ENOENT') dirReady = false;
+      if (fd !== undefined && written > 0) {
+        // Only this append's bytes go: nothing else was appended since `at` (one writer).
+        try {
+          await fsio.ftruncate(fd, at);
+        } catch {
+          torn = { fd, at };
+          fd = undefined;
+        }
+      }
+      return retryable('cannot write', err);
+    } finally {
+      // The rows are in the file once written (and synced when asked): a failed close changes nothing.
+      if (fd !== undefined) await fsio.close(fd).catch(() => undefined);
+    }
+  }
+
   return preparingSink({
     name: 'file',
+    ordered: true,
     prepare: (rows, writer) => prepareFileRows(rows, writer),
     rowLimits: FILE_ROW_LIMITS,
-    async sendPrepared(rows: PreparedRow[]): Promise<SendResult<PreparedRow>> {
-      if (rows.length === 0) return { status: 'success', accepted: 0 };
-      const data = ndjsonOf(rows);
-      let fh;
-      let sizeBefore: number | undefined;
-      try {
-        if (!dirReady) {
-          await mkdir(dirname(path), { recursive: true });
-          dirReady = true;
-        }
-        // Opened per batch so logrotate's rename/create is picked up without a signal.
-        fh = await open(path, 'a', 0o640);
-        sizeBefore = (await fh.stat()).size;
-        await fh.appendFile(data);
-        if (fsync) await fh.datasync();
-        return { status: 'success', accepted: rows.length };
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? '';
-        if (code === 'ENOENT') dirReady = false;
-        if (fh && sizeBefore !== undefined) await fh.truncate(sizeBefore).catch(() => undefined);
-        return {
-          status: 'retryable',
-          error: `cannot write ${path}: ${code ? `${code} ` : ''}${(err as Error).message}`,
-          ...(CONFIG_ERRORS.has(code) ? { retryAfterMs: 30_000 } : {}),
-        };
-      } finally {
-        await fh?.close().catch(() => undefined);
-      }
+    sendPrepared(rows: PreparedRow[], o?: { signal?: AbortSignal }): Promise<SendResult<PreparedRow>> {
+      if (rows.length === 0) return Promise.resolve({ status: 'success', accepted: 0 });
+      const run = tail.then(() => append(rows, o?.signal));
+      tail = run.catch(() => undefined);
+      return run;
+    },
+    async close(): Promise<void> {
+      await tail;
+      if (torn) await removeTorn().catch(() => undefined);
     },
   });
 }
