@@ -24,6 +24,25 @@ function ndjsonOf(rows: PreparedRow[]): Buffer {
   return out;
 }
 
+/**
+ * Bytes after the file's last newline: a line cut by a crash mid-append (its batch was never
+ * acknowledged, so it is sent again). Read backwards in 64 KiB steps; 0 when the file ends a line.
+ */
+function tornTailBytes(fd: number, size: number): number {
+  if (size === 0) return 0;
+  const last = Buffer.allocUnsafe(1);
+  if (fsio.readSync(fd, last, 0, 1, size - 1) === 1 && last[0] === 0x0a) return 0;
+  const buf = Buffer.allocUnsafe(64 * 1024);
+  for (let end = size; end > 0; ) {
+    const start = Math.max(0, end - buf.length);
+    const n = fsio.readSync(fd, buf, 0, end - start, start);
+    const nl = buf.subarray(0, n).lastIndexOf(0x0a);
+    if (nl !== -1) return size - (start + nl + 1);
+    end = start;
+  }
+  return size;
+}
+
 /** Errors an operator fixes by hand (permissions, wrong path): retry slowly, keep the rows queued. */
 const CONFIG_ERRORS = new Set(['EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'EROFS']);
 
@@ -96,8 +115,14 @@ export function createFileSink(config: { path: string; fsync?: boolean }, opts: 
         dirReady = true;
       }
       // Opened per batch so logrotate's rename/create is picked up without a signal.
-      fd = fsio.openSync(path, 'a', 0o640);
+      fd = fsio.openSync(path, 'a+', 0o640);
       at = fsio.fstatSync(fd).size;
+      // A line cut by a crash would swallow the first row appended after it.
+      const cut = tornTailBytes(fd, at);
+      if (cut > 0) {
+        fsio.ftruncateSync(fd, at - cut);
+        at -= cut;
+      }
       while (written < data.length) written += fsio.writeSync(fd, data, written, data.length - written);
       if (fsync) await fsio.fdatasync(fd);
       return { status: 'success', accepted: rows.length };

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -190,5 +190,16 @@ describe('file sink', () => {
     faults = injectFaults([{ ops: ['close'], codes: ['EIO'], times: 1 }]);
     expect(await sink.sendPrepared!(prepared(sink, 0, 10))).toEqual({ status: 'success', accepted: 10 });
     checkOutput(path, range(10), true);
+  });
+
+  it.each([10, 100_000])('a line cut by a crash (%i bytes) is removed before the next append, so no row is glued to it', async (partial) => {
+    const dir = mkdtempSync(join(tmpdir(), 'file-sink-'));
+    const path = join(dir, 'out.ndjson');
+    const sink = createSink({ type: 'file', path });
+    await sendUntilAccepted(sink, prepared(sink, 0, 10));
+    // kill -9 in the middle of an append: part of a row, no newline.
+    appendFileSync(path, `{"DeviceEventClassID":"10","Message":"${'y'.repeat(partial)}`);
+    await sendUntilAccepted(sink, prepared(sink, 10, 20));
+    checkOutput(path, range(20), true);
   });
 });
