@@ -116,9 +116,10 @@ export function createFileSink(config: { path: string; fsync?: boolean }, opts: 
       }
       // Opened per batch so logrotate's rename/create is picked up without a signal.
       fd = fsio.openSync(path, 'a+', 0o640);
-      at = fsio.fstatSync(fd).size;
+      const st = fsio.fstatSync(fd);
+      at = st.size;
       // A line cut by a crash would swallow the first row appended after it.
-      const cut = tornTailBytes(fd, at);
+      const cut = st.isFile() ? tornTailBytes(fd, at) : 0;
       if (cut > 0) {
         fsio.ftruncateSync(fd, at - cut);
         at -= cut;
