@@ -8,8 +8,8 @@
  * every line of the file valid JSON and in input order; every line that does not parse in the
  * dead-letter file.
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startForwarder, setWorkerEntry } from '../../src/forwarder/forwarder.js';
@@ -123,11 +123,13 @@ function withoutTime(row: CslRow): string {
 }
 
 let bundle: URL;
+let bundleDir = '';
 let mock: MockAzure;
 
 beforeAll(async () => {
   // Parse workers run the self-contained bundle, as deployed.
   bundle = pathToFileURL(await buildForwarderBundle('oracle-bundle-'));
+  bundleDir = dirname(bundle.pathname);
   mock = await startMockAzure({ https: false, quiet: true });
   process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = mock.url;
 }, 60_000);
@@ -137,6 +139,7 @@ afterAll(async () => {
   if (savedImds === undefined) delete process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST;
   else process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = savedImds;
   await mock?.close();
+  if (bundleDir) rmSync(bundleDir, { recursive: true, force: true });
 });
 
 function sinkConfig(kind: SinkKind, dir: string): Record<string, unknown> {
@@ -243,5 +246,6 @@ describe('oracle: every row out equals `sentinel-cef parse` of its line', () => 
     const kept = dead.filter((d) => d.accepted).map((d) => withoutTime(d.row!));
     expect(kept.length).toBe(cut.length);
     for (const k of kept) expect(k).not.toContain('sentinelCefTruncated=');
+    rmSync(dir, { recursive: true, force: true });
   }, 30_000);
 });

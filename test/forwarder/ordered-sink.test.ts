@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
 import { sendSyslog } from '../../src/forwarder/send-test.js';
@@ -6,9 +7,11 @@ import type { SendResult } from '../../src/sinks/types.js';
 import { FakeSink, cef, makeConfig, silent, tempDir, waitFor } from './helpers.js';
 
 let fwd: RunningForwarder | null = null;
+let dir = '';
 afterEach(async () => {
   await fwd?.shutdown();
   fwd = null;
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 /** A sink that declares `ordered` (as the file sink does) and records how many sends overlap. */
@@ -38,7 +41,8 @@ describe('an ordered sink', () => {
       ...Array.from({ length: 3 }, () => (rows: CslRow[]) => ({ status: 'success', accepted: rows.length }) as SendResult),
       () => ({ status: 'retryable', error: 'EIO' }),
     ];
-    const config = makeConfig(tempDir(), {
+    dir = tempDir('ordered-sink-');
+    const config = makeConfig(dir, {
       listen: ['tcp://127.0.0.1:0'],
       admin: false,
       batch: { maxRecords: 300, flushMs: 10, inFlight: 8, parallelSends: 4 },

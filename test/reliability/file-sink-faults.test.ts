@@ -4,7 +4,7 @@
  * disk queue, delivery loop): every line of the output is valid JSON, every event appears exactly
  * once, and each connection's events keep their order.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startForwarder } from '../../src/forwarder/forwarder.js';
@@ -89,7 +89,11 @@ async function run(perConn: number, withFaults: boolean, seed: number): Promise<
     expect((faults!.hits.get('write:ENOSPC') ?? 0) + (faults!.hits.get('write:EIO') ?? 0)).toBeGreaterThan(0);
     faults!.clear();
   }
-  checkFile(path, perConn);
+  try {
+    checkFile(path, perConn);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 describe('file sink through the forwarder, several batches in flight', () => {

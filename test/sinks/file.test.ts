@@ -1,7 +1,7 @@
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { CslRow } from '../../src/parser/types.js';
 import { createSink } from '../../src/sinks/index.js';
 import type { PreparedRow, SendResult, Sink } from '../../src/sinks/types.js';
@@ -9,6 +9,10 @@ import { setFaultPlan } from '../../src/util/fsio.js';
 import { injectFaults, type FaultController } from '../helpers/faults.js';
 
 let faults: FaultController | null = null;
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 afterEach(() => {
   faults?.clear();
   faults = null;
@@ -63,6 +67,7 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 describe('file sink', () => {
   it('creates the directory and appends one NDJSON line per row', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'file-sink-'));
+    dirs.push(dir);
     const path = join(dir, 'nested', 'deeper', 'out.ndjson');
     const sink = createSink({ type: 'file', path }, { fsync: true });
     expect(await sink.send([{ Activity: 'a', EventCount: 1 }, { Activity: 'b\nc' }])).toEqual({ status: 'success', accepted: 2 });
@@ -83,6 +88,7 @@ describe('file sink', () => {
 
   it('a path that cannot be a file → retryable with a slow retry and the reason', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'file-sink-'));
+    dirs.push(dir);
     const sink = createSink({ type: 'file', path: dir });
     const r = await sink.send([{ Activity: 'x' }]);
     expect(r).toMatchObject({ status: 'retryable', retryAfterMs: 30_000 });
@@ -91,6 +97,7 @@ describe('file sink', () => {
 
   it('concurrent batches over 512 KiB: every line whole JSON, every row once, in the order of the calls', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'file-sink-'));
+    dirs.push(dir);
     const path = join(dir, 'out.ndjson');
     const sink = createSink({ type: 'file', path });
     const per = 1500; // ~1 MB a batch: the runtime would split each append into several writes
@@ -102,6 +109,7 @@ describe('file sink', () => {
 
   it.each([1, 2, 3, 4])('faults at random points under concurrent batches (seed %i): every line whole JSON, every row exactly once', async (seed) => {
     const dir = mkdtempSync(join(tmpdir(), 'file-sink-'));
+    dirs.push(dir);
     const path = join(dir, 'out.ndjson');
     const sink = createSink({ type: 'file', path }, { fsync: true });
     const per = 400;
@@ -129,6 +137,7 @@ describe('file sink', () => {
 
   it('a failed append removes only its own bytes, from the file it wrote to, after a rotation', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'file-sink-'));
+    dirs.push(dir);
     const path = join(dir, 'out.ndjson');
     const sink = createSink({ type: 'file', path });
     await sendUntilAccepted(sink, prepared(sink, 0, 10));
@@ -152,6 +161,7 @@ describe('file sink', () => {
 
   it('when the partial bytes cannot be removed, nothing is appended until they are, and no row is lost or doubled', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'file-sink-'));
+    dirs.push(dir);
     const path = join(dir, 'out.ndjson');
     const sink = createSink({ type: 'file', path });
     await sendUntilAccepted(sink, prepared(sink, 0, 10));
@@ -174,6 +184,7 @@ describe('file sink', () => {
 
   it('write complete but fsync failed: the rows are removed and the retry writes them once', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'file-sink-'));
+    dirs.push(dir);
     const path = join(dir, 'out.ndjson');
     const sink = createSink({ type: 'file', path }, { fsync: true });
     faults = injectFaults([{ ops: ['fsync'], codes: ['EIO'], times: 1 }]);
@@ -185,6 +196,7 @@ describe('file sink', () => {
 
   it('write complete but close failed: accepted, so the rows are not written twice', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'file-sink-'));
+    dirs.push(dir);
     const path = join(dir, 'out.ndjson');
     const sink = createSink({ type: 'file', path });
     faults = injectFaults([{ ops: ['close'], codes: ['EIO'], times: 1 }]);
@@ -194,6 +206,7 @@ describe('file sink', () => {
 
   it.each([10, 100_000])('a line cut by a crash (%i bytes) is removed before the next append, so no row is glued to it', async (partial) => {
     const dir = mkdtempSync(join(tmpdir(), 'file-sink-'));
+    dirs.push(dir);
     const path = join(dir, 'out.ndjson');
     const sink = createSink({ type: 'file', path });
     await sendUntilAccepted(sink, prepared(sink, 0, 10));
