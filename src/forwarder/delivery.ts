@@ -221,6 +221,27 @@ export class BatchProcessor {
     return backoffMs(this.o.retry, attempt, this.random);
   }
 
+  /** With an ordered sink: the delivery of the batch handed over last. */
+  private previous: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Runs a batch's delivery after the batch handed over before it settled, when the sink is ordered
+   * (Sink.ordered); call it as the loop hands the batch over. After a failed batch the later ones fail
+   * unsent: the loop rewinds to the cursor and sends them all again, in order (resetOrder).
+   */
+  inOrder(run: () => Promise<BatchReport>): Promise<BatchReport> {
+    if (!this.o.sink.ordered) return run();
+    const mine = this.previous.then(run);
+    mine.catch(() => {});
+    this.previous = mine;
+    return mine;
+  }
+
+  /** After a rewind: batches handed over from now on wait for none of the earlier ones. */
+  resetOrder(): void {
+    this.previous = Promise.resolve();
+  }
+
   /**
    * Parses in slices with an event-loop turn between them: a whole batch at once would hold up the
    * HTTP responses and compressed bodies of the batches already on the wire for ~100 ms.
@@ -344,7 +365,7 @@ export class BatchProcessor {
         return;
       }
     };
-    const slices = Math.max(1, Math.min(this.o.parallelSends, Math.ceil(rows.length / MIN_SLICE_ROWS)));
+    const slices = sink.ordered ? 1 : Math.max(1, Math.min(this.o.parallelSends, Math.ceil(rows.length / MIN_SLICE_ROWS)));
     const per = Math.ceil(rows.length / slices);
     const sends: Array<Promise<void>> = [];
     for (let k = 0; k < rows.length; k += per) sends.push(sendSlice(k, Math.min(rows.length, k + per)));
@@ -402,8 +423,11 @@ export function localEffects(metrics: ForwarderMetrics, probes: ProbeTracker, se
 export function localRunner(processor: BatchProcessor): BatchRunner {
   return {
     prepare: (batch) => processor.prepare(batch.records),
-    deliver: async (prepared, signal) => processor.deliver(await (prepared as Promise<Prepared>), signal),
-    reset() {},
+    deliver: (prepared, signal) => {
+      (prepared as Promise<Prepared>).catch(() => {}); // awaited in turn
+      return processor.inOrder(async () => processor.deliver(await (prepared as Promise<Prepared>), signal));
+    },
+    reset: () => processor.resetOrder(),
   };
 }
 

@@ -183,16 +183,22 @@ export class ParseWorkerRunner implements BatchRunner {
     return done;
   }
 
-  async deliver(prepared: unknown, signal: AbortSignal): Promise<BatchReport> {
-    const p = await (prepared as Promise<Prepared>);
-    const report = await this.processor.deliver(p, signal);
-    p.rows = [];
-    p.release?.();
-    return report;
+  deliver(prepared: unknown, signal: AbortSignal): Promise<BatchReport> {
+    const parsed = prepared as Promise<Prepared>;
+    parsed.catch(() => {}); // awaited in turn
+    return this.processor.inOrder(async () => {
+      const p = await parsed;
+      const report = await this.processor.deliver(p, signal);
+      p.rows = [];
+      p.release?.();
+      return report;
+    });
   }
 
   /** Answers of a batch handed out before a rewind are ignored (their promises still settle). */
-  reset(): void {}
+  reset(): void {
+    this.processor.resetOrder();
+  }
 
   /** Spawns the workers now, so a broken worker shows at start. */
   start(): void {

@@ -90,6 +90,11 @@ export interface Sink {
   readonly rowLimits?: RowLimits;
   /** Sends rows made by prepare; notes in the result refer to those same PreparedRow objects. */
   sendPrepared?(rows: PreparedRow[], opts?: { signal?: AbortSignal }): Promise<SendResult<PreparedRow>>;
+  /**
+   * Set by a sink that must get whole batches one at a time, in queue order, each retried until it
+   * settles before the next is sent (a file: rows in input order, and a failed append can undo itself).
+   */
+  readonly ordered?: boolean;
   /** Called once at start; e.g. warn about a retired API, fetch a first token. Must not throw for transient errors. */
   start?(): Promise<void>;
   close?(): Promise<void>;
