@@ -115,6 +115,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
         retry: config.retry,
         maxMessageBytes: config.limits.maxMessageBytes,
         random: deps.random,
+        authFailureMaxMs: config.retry.authFailureMaxSec * 1000,
       });
       if (workers === 0) return localRunner(processor);
       const data = { role: PARSE_WORKER_ROLE, sink: config.sink, maxMessageBytes: config.limits.maxMessageBytes, maxBatchBytes: config.batch.maxBytes } as const;
