@@ -3,7 +3,7 @@ import type { CslRow, ParseResult } from '../parser/types.js';
 import { rowOf, type AuthFailure, type PreparedRow, type RowLimits, type RowNote, type SendProgress, type SendResult, type Sink } from '../sinks/types.js';
 import type { Health } from './admin-types.js';
 import type { DeadLetterEntry, DeadLetterFile } from './dead-letter.js';
-import { FLAG_TRUNCATED, type DiskQueue, type Position, type QueueBatch, type QueueRecord } from './disk-queue.js';
+import { FLAG_ROW, FLAG_TRUNCATED, type DiskQueue, type Position, type QueueBatch, type QueueRecord } from './disk-queue.js';
 import type { ForwarderMetrics } from './metrics.js';
 import { probeIdOfRow, type ProbeTracker } from './probes.js';
 import { PROBE_ID_LABEL } from './admin-types.js';
@@ -19,6 +19,17 @@ export function truncatedMarker(maxMessageBytes: number): string {
 }
 
 export class Aborted extends Error {}
+
+/** A queue record with FLAG_ROW: a dead-lettered row put back by `dead-letters replay`. */
+function replayedRow(raw: Buffer): ParseResult {
+  try {
+    const row = JSON.parse(raw.toString('utf8')) as unknown;
+    if (row && typeof row === 'object' && !Array.isArray(row)) return { ok: true, kind: 'cef', row: row as CslRow };
+  } catch {
+    // reported below
+  }
+  return { ok: false, reason: 'replayed row is not a JSON object' };
+}
 
 /** Records parsed (or rows serialized) between event-loop turns. */
 const PREPARE_SLICE = 500;
@@ -166,7 +177,7 @@ export async function prepareRecords(records: ReadonlyArray<QueueRecord>, o: Pre
     if (at.getTime() !== rec.receivedAt) at = new Date(rec.receivedAt);
     let res: ParseResult;
     try {
-      if (direct && !(rec.flags & FLAG_TRUNCATED)) {
+      if (direct && rec.flags === 0) {
         const r = direct(rec.raw, at, json!.writer);
         if (r.ok && r.kind === 'json') {
           flush();
@@ -175,7 +186,7 @@ export async function prepareRecords(records: ReadonlyArray<QueueRecord>, o: Pre
           continue;
         }
         res = r as ParseResult;
-      } else res = o.parse(rec.raw, at);
+      } else res = rec.flags & FLAG_ROW ? replayedRow(rec.raw) : o.parse(rec.raw, at);
     } catch (err) {
       res = { ok: false, reason: `parser error: ${(err as Error).message}` };
     }

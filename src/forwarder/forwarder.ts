@@ -18,6 +18,7 @@ import { Intake } from './intake.js';
 import { createLogger } from './logger.js';
 import { ForwarderMetrics } from './metrics.js';
 import { ProbeTracker } from './probes.js';
+import { appendReplay, writeReplayToken } from './replay-intake.js';
 
 let workerEntry: URL | null = null;
 
@@ -153,6 +154,11 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     };
   };
 
+  const replayed = <T extends { status: number; body: { appended: number; error?: string } }>(r: T): T => {
+    if (r.status === 200) logger.info({ records: r.body.appended }, 'dead-letter replay: records appended to the queue');
+    else logger.warn({ status: r.status, error: r.body.error }, 'dead-letter replay refused');
+    return r;
+  };
   let admin: { server: Server; port: number } | null = null;
   let adminHost: string | null = null;
   try {
@@ -164,7 +170,8 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     if (config.admin !== false) {
       const { host, port } = parseHostPort(config.admin, 'admin address');
       adminHost = host;
-      admin = await startAdminServer(host, port, { health, probe: (id) => probes.get(id), registry: metrics.registry, logger });
+      const replay = { token: writeReplayToken(config.queue.dir), append: (body: unknown) => replayed(appendReplay(queue, body)) };
+      admin = await startAdminServer(host, port, { health, probe: (id) => probes.get(id), registry: metrics.registry, logger, replay });
     }
   } catch (err) {
     await intake?.stop();

@@ -1,0 +1,69 @@
+/**
+ * The replay ledger, `<dead-letter file>.replayed` (NDJSON, 0600): one line per replayed chunk,
+ * `{file, ranges, entries, at}`, written and fsynced after the forwarder accepted the chunk. An entry
+ * whose byte range in a file (by identity, see files.ts) is covered is never replayed again; a crash
+ * between the forwarder's answer and this write resends that one chunk. A torn last line is ignored.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import * as fsio from '../util/fsio.js';
+
+export type Range = [number, number];
+
+export function ledgerPath(deadLetterFile: string): string {
+  return `${deadLetterFile}.replayed`;
+}
+
+export class ReplayLedger {
+  private readonly done = new Map<string, Range[]>();
+  private fd = -1;
+
+  constructor(readonly path: string) {
+    if (!existsSync(path)) return;
+    for (const line of readFileSync(path, 'utf8').split('\n')) {
+      if (!line.trim()) continue;
+      try {
+        const v = JSON.parse(line) as { file?: unknown; ranges?: unknown };
+        if (typeof v.file !== 'string' || !Array.isArray(v.ranges)) continue;
+        for (const r of v.ranges) if (Array.isArray(r) && typeof r[0] === 'number' && typeof r[1] === 'number') this.add(v.file, [r[0], r[1]]);
+      } catch {
+        // torn line from a crash mid-write: that chunk counts as not replayed
+      }
+    }
+  }
+
+  private add(file: string, r: Range): void {
+    let list = this.done.get(file);
+    if (!list) this.done.set(file, (list = []));
+    list.push(r);
+  }
+
+  /** The whole [start, end) was replayed before (ranges are whole entries, so one range covers it). */
+  covers(file: string, start: number, end: number): boolean {
+    for (const [s, e] of this.done.get(file) ?? []) if (s <= start && end <= e) return true;
+    return false;
+  }
+
+  /** Records a replayed chunk durably (fsync) before the next chunk is sent. */
+  record(file: string, ranges: Range[], entries: number): void {
+    if (this.fd < 0) this.fd = fsio.openSync(this.path, 'a', 0o600);
+    fsio.writeAllSync(this.fd, Buffer.from(JSON.stringify({ file, ranges, entries, at: new Date().toISOString() }) + '\n'));
+    fsio.fsyncSync(this.fd);
+    for (const r of ranges) this.add(file, r);
+  }
+
+  close(): void {
+    if (this.fd >= 0) fsio.closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+/** Sorted [start, end) pairs with adjacent ones merged. */
+export function mergeRanges(ranges: Range[]): Range[] {
+  const out: Range[] = [];
+  for (const [s, e] of [...ranges].sort((a, b) => a[0] - b[0])) {
+    const last = out[out.length - 1];
+    if (last && s <= last[1]) last[1] = Math.max(last[1], e);
+    else out.push([s, e]);
+  }
+  return out;
+}
