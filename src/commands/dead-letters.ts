@@ -13,6 +13,7 @@
  * the next is sent, so replay is idempotent per file range and a crash resends at most one chunk.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { z } from 'zod';
@@ -205,9 +206,28 @@ function endpoint(ctx: Context): { base: string; token: string } {
   return { base: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, token };
 }
 
+/**
+ * One HTTP call to the admin endpoint. node:http rather than fetch: fetch refuses some ports outright
+ * ("bad port"), and the admin port is the operator's choice.
+ */
+function call(url: string, init: { method: string; headers?: Record<string, string>; body?: string; timeoutMs: number }): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: init.method, headers: init.headers, timeout: init.timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${init.timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
+
 function notRunning(base: string, err: unknown): CliError {
-  const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-  return new CliError(`the forwarder is not running (nothing answers at ${base}: ${cause})`, {
+  const cause = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  const what = cause === 'ETIMEDOUT' ? 'the forwarder does not answer' : 'the forwarder is not running';
+  return new CliError(`${what} (nothing answers at ${base}: ${cause})`, {
     code: 'ERR_FORWARDER_DOWN',
     suggestion: 'start it (systemctl start sentinel-cef) and run replay again; replay queues entries through it',
   });
@@ -218,7 +238,7 @@ async function replay(o: z.infer<typeof deadLettersOptionsSchema>, ctx: Context)
   const target = o.dryRun ? null : endpoint(ctx);
   if (target) {
     try {
-      await fetch(`${target.base}/healthz`, { signal: AbortSignal.timeout(5000) });
+      await call(`${target.base}/healthz`, { method: 'GET', timeoutMs: 5000 });
     } catch (err) {
       throw notRunning(target.base, err);
     }
@@ -279,20 +299,21 @@ async function replay(o: z.infer<typeof deadLettersOptionsSchema>, ctx: Context)
 }
 
 async function post(target: { base: string; token: string }, records: ReplayRecord[], done: ReplayResult): Promise<void> {
-  let r: Response;
+  let r: { status: number; body: string };
   try {
-    r = await fetch(`${target.base}${REPLAY_PATH}`, {
+    const body = JSON.stringify({ records });
+    r = await call(`${target.base}${REPLAY_PATH}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', [REPLAY_TOKEN_HEADER]: target.token },
-      body: JSON.stringify({ records }),
-      signal: AbortSignal.timeout(60_000),
+      headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), [REPLAY_TOKEN_HEADER]: target.token },
+      body,
+      timeoutMs: 60_000,
     });
   } catch (err) {
     throw notRunning(target.base, err);
   }
   let body: ReplayResponse | undefined;
   try {
-    body = (await r.json()) as ReplayResponse;
+    body = JSON.parse(r.body) as ReplayResponse;
   } catch {
     // reported below with the status
   }
