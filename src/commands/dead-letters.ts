@@ -131,6 +131,17 @@ function matches(e: StoredEntry, o: z.infer<typeof deadLettersOptionsSchema>): b
   return true;
 }
 
+function openLedger(path: string): ReplayLedger {
+  try {
+    return new ReplayLedger(path);
+  } catch (err) {
+    throw new CliError(`cannot read the replay ledger ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+      code: 'ERR_LEDGER_READ',
+      suggestion: 'run as root (the ledger is 0600)',
+    });
+  }
+}
+
 const kindOf = (e: StoredEntry): ListedEntry['kind'] => (e.row !== undefined ? 'row' : e.raw !== undefined ? 'raw' : 'none');
 
 function parseOptions(options: DeadLettersOptions): z.infer<typeof deadLettersOptionsSchema> {
@@ -152,7 +163,7 @@ export async function runDeadLetters(options: DeadLettersOptions): Promise<ListR
 }
 
 function list(o: z.infer<typeof deadLettersOptionsSchema>, ctx: Context): ListResult {
-  const ledger = new ReplayLedger(ctx.ledger);
+  const ledger = openLedger(ctx.ledger);
   const res: ListResult = { files: [], total: 0, replayed: 0, accepted: 0, malformed: 0, byReason: [], entries: [] };
   const reasons = new Map<string, number>();
   for (const path of ctx.files) {
@@ -243,7 +254,7 @@ async function replay(o: z.infer<typeof deadLettersOptionsSchema>, ctx: Context)
       throw notRunning(target.base, err);
     }
   }
-  const ledger = new ReplayLedger(ctx.ledger);
+  const ledger = openLedger(ctx.ledger);
   try {
     for (const path of ctx.files) {
       const f = read(path);

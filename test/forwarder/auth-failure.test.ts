@@ -1,7 +1,10 @@
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { sinkSchema } from '../../src/config/schema.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadForwarderConfig } from '../../src/config/load.js';
+import { forwarderConfigSchema, sinkSchema } from '../../src/config/schema.js';
 import { BatchProcessor, type DeliveryEffects } from '../../src/forwarder/delivery.js';
 import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
 import { sendSyslog } from '../../src/forwarder/send-test.js';
@@ -154,5 +157,19 @@ describe('BatchProcessor auth bound (monotonic clock)', () => {
       'authorization still refused after 10 min (…); rows stay queued, dead-lettered in 10 min',
       'authorization works again after 12 min of refusals; delivering the queued rows',
     ]);
+  });
+});
+
+describe('retry.authFailureMaxSec', () => {
+  const base = { sink: { type: 'file', path: '/tmp/x.ndjson' } };
+  it('defaults to one hour; 0 is allowed (dead-letter at the first refusal)', () => {
+    expect(forwarderConfigSchema.parse(base).retry.authFailureMaxSec).toBe(3600);
+    expect(forwarderConfigSchema.parse({ ...base, retry: { authFailureMaxSec: 0 } }).retry.authFailureMaxSec).toBe(0);
+  });
+  it.each([-1, 1.5, 'an hour', 8 * 24 * 3600])('%j is refused with one line naming the field', (v) => {
+    const dir = tempDir('auth-cfg-');
+    const file = join(dir, 'forwarder.json');
+    writeFileSync(file, JSON.stringify({ ...base, queue: { dir: join(dir, 'q') }, retry: { authFailureMaxSec: v } }));
+    expect(() => loadForwarderConfig({ config: file })).toThrow(/retry\.authFailureMaxSec/);
   });
 });
