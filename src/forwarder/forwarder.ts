@@ -170,7 +170,14 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     if (config.admin !== false) {
       const { host, port } = parseHostPort(config.admin, 'admin address');
       adminHost = host;
-      const replay = { token: writeReplayToken(config.queue.dir), append: (body: unknown) => replayed(appendReplay(queue, body)) };
+      let replay: { token: string; append(body: unknown): { status: number; body: unknown } } | undefined;
+      try {
+        replay = { token: writeReplayToken(config.queue.dir), append: (body: unknown) => replayed(appendReplay(queue, body)) };
+      } catch (err) {
+        // A full or read-only disk must not stop forwarding; only `dead-letters replay` is unavailable.
+        metrics.backgroundErrors.inc({ where: 'replay_token' });
+        logger.error({ err: (err as Error).message }, 'cannot write the replay token; `sentinel-cef dead-letters replay` is unavailable until the next start');
+      }
       admin = await startAdminServer(host, port, { health, probe: (id) => probes.get(id), registry: metrics.registry, logger, replay });
     }
   } catch (err) {

@@ -135,6 +135,19 @@ describe('dead-letters: bad flags and no forwarder', () => {
   });
 });
 
+describe('replay token', () => {
+  it('a failed token write (full disk) leaves the forwarder running without the replay endpoint', async () => {
+    const dir = tempDir('dl-');
+    faults = injectFaults([{ ops: ['open', 'write'], path: /replay\.token/, codes: ['ENOSPC'] }]);
+    const { f } = await startFwd(dir);
+    faults.clear();
+    expect(f.health().status).not.toBe('stopping');
+    const r = await fetch(`http://${f.adminAddress}${REPLAY_PATH}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"records":[]}' });
+    expect(r.status).toBe(405);
+    expect(await f.metrics.registry.metrics()).toMatch(/sentinel_cef_background_errors_total\{where="replay_token"\} 1/);
+  });
+});
+
 describe('dead-letters replay', () => {
   it('re-sends rows as they stand and raw messages through the parser, each once; a second replay sends nothing', async () => {
     const dir = tempDir('dl-');
