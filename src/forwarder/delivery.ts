@@ -237,8 +237,9 @@ export interface BatchProcessorOptions {
  * Parses queue records and sends the rows through the sink until each is accepted or refused for
  * good (dead-lettered). Retryable results are retried forever (exponential backoff with full jitter,
  * never before retryAfterMs), except authorization refusals: those are retried while they have lasted
- * less than authFailureMaxMs, then dead-lettered with the reason until a send is accepted again. Runs on the main thread or in the delivery worker; moving the queue
- * cursor is the caller's job, after this resolves.
+ * less than authFailureMaxMs, then dead-lettered with the reason until a send is accepted again.
+ * Runs on the main thread or in the delivery worker; moving the queue cursor is the caller's job,
+ * after this resolves.
  */
 export class BatchProcessor {
   private readonly random: () => number;
@@ -426,7 +427,8 @@ export class BatchProcessor {
           const notes = pending.map((row) => ({ row, reason: res.error }) as RowNote<Item>);
           refuse(notes, authExpired ? 'auth_failure' : 'sink_failure');
           if (res.httpStatus) for (const d of dead.slice(-notes.length)) d.httpStatus = res.httpStatus;
-          logger.error({ sink: sink.name, rows: pending.length, httpStatus: res.httpStatus, error: res.error }, 'sink refused the batch for good; rows dead-lettered');
+          // Past the auth bound every batch lands here: noteAuthFailure already logs that state (every 5 min).
+          (authExpired ? logger.debug : logger.error).call(logger, { sink: sink.name, rows: pending.length, httpStatus: res.httpStatus, error: res.error }, 'sink refused the batch for good; rows dead-lettered');
         }
         effects.lastDelivery(
           res.status === 'failure'
