@@ -5,7 +5,7 @@
  * the replay ledger records.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { DeadLetterEntry } from '../forwarder/dead-letter.js';
 
@@ -23,7 +23,11 @@ export interface EntryAt {
 
 export interface DeadLetterFileData {
   path: string;
-  /** Stable across rotation (a rename keeps the inode) and distinct after a copy-and-truncate: dev:ino:hash of the first line. */
+  /**
+   * The hash of the first line (its `time` to the millisecond and its content): the same for the file
+   * after a rename (rotation), a byte copy (copytruncate, backup) or a reboot, unlike device and inode
+   * numbers; a new file starts with a new line. Byte ranges in the ledger are relative to it.
+   */
   id: string;
   entries: EntryAt[];
 }
@@ -53,7 +57,6 @@ export function deadLetterFiles(path: string): string[] {
  * later). Throws the fs error for an unreadable file.
  */
 export function readDeadLetterFile(path: string): DeadLetterFileData {
-  const st = statSync(path);
   const buf = readFileSync(path);
   const entries: EntryAt[] = [];
   let firstLine = '';
@@ -73,6 +76,5 @@ export function readDeadLetterFile(path: string): DeadLetterFileData {
     if (text.trim()) entries.push({ start, end, entry });
     start = end;
   }
-  const hash = createHash('sha256').update(firstLine).digest('hex').slice(0, 16);
-  return { path, id: `${st.dev}:${st.ino}:${hash}`, entries };
+  return { path, id: createHash('sha256').update(firstLine).digest('hex').slice(0, 32), entries };
 }

@@ -1,7 +1,7 @@
 /**
  * The replay ledger, `<dead-letter file>.replayed` (NDJSON, 0600): one line per replayed chunk,
  * `{file, ranges, entries, at}`, written and fsynced after the forwarder accepted the chunk. An entry
- * whose byte range in a file (by identity, see files.ts) is covered is never replayed again; a crash
+ * whose byte range in a file (by its first line's hash, see files.ts) is covered is never replayed again; a crash
  * between the forwarder's answer and this write resends that one chunk. A torn last line is ignored.
  */
 import { existsSync, readFileSync } from 'node:fs';

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, unlinkSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -175,10 +175,12 @@ describe('dead-letters replay', () => {
     expect(after[N + 3]).toMatchObject({ reason: expect.stringMatching(/^parse failure/), raw: '<134>Nov 22 08:00:00 fw1 not cef at all' });
     expect(statSync(`${dl}.replayed`).mode & 0o777).toBe(0o600);
 
-    // Rotation renames the file: the ledger still knows its entries (same inode and first line).
+    // Rotation renames the file, copytruncate or a restore copies it: the ledger still knows its entries.
     renameSync(dl, `${dl}.1`);
+    copyFileSync(`${dl}.1`, `${dl}.2`);
     const second = await runDeadLetters({ action: 'replay', config: configFile, reason: 'InvalidAuthorization' });
-    expect(second).toMatchObject({ replayed: 0, alreadyReplayed: N });
+    expect(second).toMatchObject({ replayed: 0, alreadyReplayed: 2 * N });
+    unlinkSync(`${dl}.2`);
     const listed = await runDeadLetters({ action: 'list', config: configFile, limit: 0 });
     expect(listed.replayed).toBe(N + 2);
     expect(listed.entries.filter((e) => !e.replayed).map((e) => e.reason)).toEqual(['accepted truncated: Message:70000', expect.stringMatching(/^parse failure/)]);
