@@ -265,7 +265,16 @@ async function replay(o: z.infer<typeof deadLettersOptionsSchema>, ctx: Context)
         if (!records.length) return;
         if (target) await post(target, records, res);
         // Recorded only after the forwarder queued the chunk: a crash before this line resends it.
-        if (!o.dryRun) ledger.record(f.id, mergeRanges(ranges), records.length);
+        if (!o.dryRun) {
+          try {
+            ledger.record(f.id, mergeRanges(ranges), records.length);
+          } catch (err) {
+            throw new CliError(`cannot record the replay in ${ctx.ledger}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+              code: 'ERR_LEDGER_WRITE',
+              suggestion: `the forwarder queued the last ${records.length} entries; free the disk and run replay again (it sends those once more, nothing else twice)`,
+            });
+          }
+        }
         res.chunks++;
         res.replayed += records.length;
         records = [];
