@@ -212,6 +212,9 @@ describe('dead-letters replay', () => {
     expect([...seen].filter(([, n]) => n > 1).map(([id]) => id)).toEqual(Array.from({ length: CHUNK }, (_, i) => 2 * CHUNK + i));
     const third = await runDeadLetters({ action: 'replay', config: configFile, chunk: CHUNK });
     expect(third).toMatchObject({ replayed: 0, alreadyReplayed: N });
+    // A crash in the middle of a ledger write leaves a torn last line: ignored, the rest still counts.
+    appendFileSync(`${dl}.replayed`, '{"file":"0123","ranges":[[0,');
+    expect(await runDeadLetters({ action: 'replay', config: configFile, chunk: CHUNK, dryRun: true })).toMatchObject({ replayed: 0, alreadyReplayed: N });
   });
 
   it('a full queue refuses the chunk (disk budget applies) and replay stops with one line; what was queued is recorded', async () => {
