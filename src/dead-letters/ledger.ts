@@ -16,10 +16,14 @@ export function ledgerPath(deadLetterFile: string): string {
 export class ReplayLedger {
   private readonly done = new Map<string, Range[]>();
   private fd = -1;
+  /** The file ends in a torn line: the next record starts on a new line so it is not glued to it. */
+  private torn = false;
 
   constructor(readonly path: string) {
     if (!existsSync(path)) return;
-    for (const line of readFileSync(path, 'utf8').split('\n')) {
+    const text = readFileSync(path, 'utf8');
+    this.torn = text.length > 0 && !text.endsWith('\n');
+    for (const line of text.split('\n')) {
       if (!line.trim()) continue;
       try {
         const v = JSON.parse(line) as { file?: unknown; ranges?: unknown };
@@ -46,7 +50,9 @@ export class ReplayLedger {
   /** Records a replayed chunk durably (fsync) before the next chunk is sent. */
   record(file: string, ranges: Range[], entries: number): void {
     if (this.fd < 0) this.fd = fsio.openSync(this.path, 'a', 0o600);
-    fsio.writeAllSync(this.fd, Buffer.from(JSON.stringify({ file, ranges, entries, at: new Date().toISOString() }) + '\n'));
+    const line = JSON.stringify({ file, ranges, entries, at: new Date().toISOString() }) + '\n';
+    fsio.writeAllSync(this.fd, Buffer.from(this.torn ? `\n${line}` : line));
+    this.torn = false;
     fsio.fsyncSync(this.fd);
     for (const r of ranges) this.add(file, r);
   }

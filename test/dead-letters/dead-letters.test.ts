@@ -215,6 +215,10 @@ describe('dead-letters replay', () => {
     // A crash in the middle of a ledger write leaves a torn last line: ignored, the rest still counts.
     appendFileSync(`${dl}.replayed`, '{"file":"0123","ranges":[[0,');
     expect(await runDeadLetters({ action: 'replay', config: configFile, chunk: CHUNK, dryRun: true })).toMatchObject({ replayed: 0, alreadyReplayed: N });
+    // The next record after it is still read back (not glued to the torn line).
+    appendFileSync(dl, line(rowEntry(N, '2026-12-02T00:00:00.000Z')));
+    expect(await runDeadLetters({ action: 'replay', config: configFile, chunk: CHUNK })).toMatchObject({ replayed: 1, alreadyReplayed: N });
+    expect(await runDeadLetters({ action: 'replay', config: configFile, chunk: CHUNK })).toMatchObject({ replayed: 0, alreadyReplayed: N + 1 });
   });
 
   it('a full queue refuses the chunk (disk budget applies) and replay stops with one line; what was queued is recorded', async () => {
