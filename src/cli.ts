@@ -9,6 +9,7 @@ import { dcrCommand } from './commands/dcr.js';
 import { installCommand } from './commands/install.js';
 import { uninstallCommand } from './commands/uninstall.js';
 import { troubleshootCommand } from './commands/troubleshoot.js';
+import { deadLettersCommand } from './commands/dead-letters.js';
 
 export function buildProgram(): Command {
   const program = new Command('sentinel-cef')
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
     installCommand(),
     uninstallCommand(),
     troubleshootCommand(),
+    deadLettersCommand(),
   ]) {
     program.addCommand(cmd.exitOverride());
   }

@@ -15,7 +15,7 @@ describe('sentinel-cef CLI', () => {
   it('prints help with every command', async () => {
     const r = await execa(bin, ['--help'], { env, reject: false });
     expect(r.exitCode).toBe(0);
-    for (const c of ['parse', 'forward', 'send-test', 'demo', 'dcr', 'install', 'uninstall', 'troubleshoot']) {
+    for (const c of ['parse', 'forward', 'send-test', 'demo', 'dcr', 'install', 'uninstall', 'troubleshoot', 'dead-letters']) {
       expect(r.stdout).toMatch(new RegExp(`^\\s+${c}\\b`, 'm'));
     }
   });

@@ -134,6 +134,11 @@ export const forwarderConfigSchema = z.object({
     .object({
       initialMs: z.number().int().positive().default(1000),
       maxMs: z.number().int().positive().default(60_000),
+      /**
+       * How long authorization refusals (401/403: clock skew, a role assignment still propagating, a
+       * rotated key) keep rows queued and retried before they are dead-lettered; 0 dead-letters at once.
+       */
+      authFailureMaxSec: z.number().int().nonnegative().max(7 * 24 * 3600).default(3600),
     })
     .prefault({}),
   /** On SIGTERM/SIGINT: seconds to keep delivering queued events before exiting (the rest stays queued). */

@@ -4,6 +4,7 @@
  *   GET /healthz      -> Health (200 when intake and delivery are running, 503 otherwise)
  *   GET /metrics      -> Prometheus text (prom-client)
  *   GET /probes/:id   -> ProbeStatus (404 with received:false when never seen)
+ *   POST /dead-letters/replay -> ReplayResponse; body ReplayRequest, header REPLAY_TOKEN_HEADER
  */
 export interface Health {
   status: 'ok' | 'degraded' | 'stopping';
@@ -41,3 +42,22 @@ export interface ProbeStatus {
 export const PROBE_VENDOR = 'TestCommonEventFormat';
 export const PROBE_ID_KEY = 'cs2';
 export const PROBE_ID_LABEL = 'ProbeId';
+
+export const REPLAY_PATH = '/dead-letters/replay';
+export const REPLAY_TOKEN_HEADER = 'x-sentinel-cef-replay-token';
+/** File in the queue directory (0600) holding the token, new at every forwarder start. */
+export const REPLAY_TOKEN_FILE = 'replay.token';
+
+/**
+ * Dead-letter entries put back on the queue: `raw` goes through the parser again (with its original
+ * receive time), `row` is sent as it stands.
+ */
+export type ReplayRecord = { raw: string; receivedAt?: string } | { row: Record<string, unknown> };
+export interface ReplayRequest {
+  records: ReplayRecord[];
+}
+/** 200: every record is on the disk queue. 503/507: none is (queue full or closing, disk error). */
+export interface ReplayResponse {
+  appended: number;
+  error?: string;
+}

@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import type { CslRow, ParseResult } from '../parser/types.js';
-import { rowOf, type PreparedRow, type RowLimits, type RowNote, type SendResult, type Sink } from '../sinks/types.js';
+import { rowOf, type AuthFailure, type PreparedRow, type RowLimits, type RowNote, type SendProgress, type SendResult, type Sink } from '../sinks/types.js';
 import type { Health } from './admin-types.js';
 import type { DeadLetterEntry, DeadLetterFile } from './dead-letter.js';
-import { FLAG_TRUNCATED, type DiskQueue, type Position, type QueueBatch, type QueueRecord } from './disk-queue.js';
+import { FLAG_ROW, FLAG_TRUNCATED, type DiskQueue, type Position, type QueueBatch, type QueueRecord } from './disk-queue.js';
 import type { ForwarderMetrics } from './metrics.js';
 import { probeIdOfRow, type ProbeTracker } from './probes.js';
 import { PROBE_ID_LABEL } from './admin-types.js';
@@ -20,8 +20,29 @@ export function truncatedMarker(maxMessageBytes: number): string {
 
 export class Aborted extends Error {}
 
+/** A queue record with FLAG_ROW: a dead-lettered row put back by `dead-letters replay`. */
+function replayedRow(raw: Buffer): ParseResult {
+  try {
+    const row = JSON.parse(raw.toString('utf8')) as unknown;
+    if (row && typeof row === 'object' && !Array.isArray(row)) return { ok: true, kind: 'cef', row: row as CslRow };
+  } catch {
+    // reported below
+  }
+  return { ok: false, reason: 'replayed row is not a JSON object' };
+}
+
 /** Records parsed (or rows serialized) between event-loop turns. */
 const PREPARE_SLICE = 500;
+
+/** While authorization keeps failing, a reminder this often (besides one line per state change). */
+const AUTH_LOG_EVERY_MS = 5 * 60_000;
+
+/** Default of retry.authFailureMaxSec, in ms. */
+export const DEFAULT_AUTH_FAILURE_MAX_MS = 60 * 60_000;
+
+function minutes(ms: number): string {
+  return ms < 60_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60_000)} min`;
+}
 
 /** Below this many rows a batch is not split across parallel sends. */
 const MIN_SLICE_ROWS = 250;
@@ -156,7 +177,7 @@ export async function prepareRecords(records: ReadonlyArray<QueueRecord>, o: Pre
     if (at.getTime() !== rec.receivedAt) at = new Date(rec.receivedAt);
     let res: ParseResult;
     try {
-      if (direct && !(rec.flags & FLAG_TRUNCATED)) {
+      if (direct && rec.flags === 0) {
         const r = direct(rec.raw, at, json!.writer);
         if (r.ok && r.kind === 'json') {
           flush();
@@ -165,7 +186,7 @@ export async function prepareRecords(records: ReadonlyArray<QueueRecord>, o: Pre
           continue;
         }
         res = r as ParseResult;
-      } else res = o.parse(rec.raw, at);
+      } else res = rec.flags & FLAG_ROW ? replayedRow(rec.raw) : o.parse(rec.raw, at);
     } catch (err) {
       res = { ok: false, reason: `parser error: ${(err as Error).message}` };
     }
@@ -203,18 +224,79 @@ export interface BatchProcessorOptions {
   retry: { initialMs: number; maxMs: number };
   maxMessageBytes: number;
   random?: () => number;
+  /**
+   * How long continuous authorization refusals (results with `auth`) hold rows before they are
+   * dead-lettered (retry.authFailureMaxSec). Default 1 hour.
+   */
+  authFailureMaxMs?: number;
+  /** Monotonic clock for that bound (tests); a clock fixed by a jump must not cut the hold short. */
+  monotonic?: () => number;
 }
 
 /**
  * Parses queue records and sends the rows through the sink until each is accepted or refused for
  * good (dead-lettered). Retryable results are retried forever (exponential backoff with full jitter,
- * never before retryAfterMs). Runs on the main thread or in the delivery worker; moving the queue
- * cursor is the caller's job, after this resolves.
+ * never before retryAfterMs), except authorization refusals: those are retried while they have lasted
+ * less than authFailureMaxMs, then dead-lettered with the reason until a send is accepted again.
+ * Runs on the main thread or in the delivery worker; moving the queue cursor is the caller's job,
+ * after this resolves.
  */
 export class BatchProcessor {
   private readonly random: () => number;
+  private readonly monotonic: () => number;
+  /** Set while every send is refused authorization: since when, and when it was last logged. */
+  private authState: { since: number; lastLog: number; expired: boolean } | null = null;
   constructor(private readonly o: BatchProcessorOptions) {
     this.random = o.random ?? Math.random;
+    this.monotonic = o.monotonic ?? (() => performance.now());
+  }
+
+  /**
+   * Notes an authorization refusal and logs state changes (plus a reminder every 5 min). True once
+   * refusals have lasted authFailureMaxMs: the caller then dead-letters instead of retrying.
+   */
+  private noteAuthFailure(auth: AuthFailure, httpStatus: number | undefined): boolean {
+    const { logger, sink } = this.o;
+    const max = this.o.authFailureMaxMs ?? DEFAULT_AUTH_FAILURE_MAX_MS;
+    const now = this.monotonic();
+    const fields = {
+      sink: sink.name,
+      httpStatus,
+      cause: auth.hint,
+      ...(auth.clockSkewMs !== undefined ? { clockSkewSec: Math.round(auth.clockSkewMs / 1000) } : {}),
+    };
+    let st = this.authState;
+    if (!st) {
+      st = this.authState = { since: now, lastLog: now, expired: false };
+      if (max > 0) {
+        logger.warn({ ...fields, holdSec: Math.round(max / 1000) }, `authorization refused (${auth.hint}); rows stay queued and are retried for up to ${minutes(max)} before they are dead-lettered`);
+      }
+    }
+    const held = now - st.since;
+    if (held >= max) {
+      if (!st.expired || now - st.lastLog >= AUTH_LOG_EVERY_MS) {
+        st.lastLog = now;
+        logger.error(
+          { ...fields, failingSec: Math.round(held / 1000) },
+          `authorization refused for ${minutes(held)} (${auth.hint}); dead-lettering rows until it works again, then replay them with \`sentinel-cef dead-letters replay\``,
+        );
+      }
+      st.expired = true;
+      return true;
+    }
+    if (now - st.lastLog >= AUTH_LOG_EVERY_MS) {
+      st.lastLog = now;
+      logger.warn({ ...fields, failingSec: Math.round(held / 1000) }, `authorization still refused after ${minutes(held)} (${auth.hint}); rows stay queued, dead-lettered in ${minutes(max - held)}`);
+    }
+    return false;
+  }
+
+  /** A send was accepted: authorization works (again). */
+  private noteAuthorized(): void {
+    const st = this.authState;
+    if (!st) return;
+    this.authState = null;
+    this.o.logger.info({ sink: this.o.sink.name, failingSec: Math.round((this.monotonic() - st.since) / 1000) }, `authorization works again after ${minutes(this.monotonic() - st.since)} of refusals; delivering the queued rows`);
   }
 
   backoff(attempt: number): number {
@@ -312,21 +394,30 @@ export class BatchProcessor {
         }
         effects.sinkDuration(sink.name, res.status, (performance.now() - t0) / 1000);
         const now = Date.now();
+        // Part of the slice settled before the error: only what is still pending goes on.
+        const settle = (progress: SendProgress<Item>) => {
+          refuse(progress.rejected, 'sink_rejected');
+          noteTruncated(progress.truncated);
+          const still = new Set(progress.pending);
+          for (const r of pending) {
+            const i = indexOf(r);
+            if (state[i] === 0 && !still.has(r)) state[i] = 1;
+          }
+          pending = progress.pending;
+        };
+        let authExpired = false;
+        if (res.status === 'retryable' && res.auth && !signal.aborted && this.noteAuthFailure(res.auth, res.httpStatus)) {
+          // Refused for longer than retry.authFailureMaxSec: stop holding the rows.
+          if (res.progress) settle(res.progress);
+          const bound = minutes(this.o.authFailureMaxMs ?? DEFAULT_AUTH_FAILURE_MAX_MS);
+          res = { status: 'failure', error: `${res.error} [authorization refused for longer than ${bound} (retry.authFailureMaxSec)]`, ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}) };
+          authExpired = true;
+        }
         if (res.status === 'retryable') {
           if (signal.aborted) throw new Aborted();
           effects.retried(res.httpStatus ? String(res.httpStatus) : 'error');
           effects.lastDelivery({ ok: false, at: new Date(now).toISOString(), error: res.error, ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}) });
-          if (res.progress) {
-            // Part of the slice settled before the error: resend only what is still pending.
-            refuse(res.progress.rejected, 'sink_rejected');
-            noteTruncated(res.progress.truncated);
-            const still = new Set(res.progress.pending);
-            for (const r of pending) {
-              const i = indexOf(r);
-              if (state[i] === 0 && !still.has(r)) state[i] = 1;
-            }
-            pending = res.progress.pending;
-          }
+          if (res.progress) settle(res.progress);
           if (p.probes.size) {
             for (const r of pending) {
               const i = indexOf(r);
@@ -335,10 +426,12 @@ export class BatchProcessor {
             }
           }
           const delay = Math.max(res.retryAfterMs ?? 0, this.backoff(attempt));
-          logger.warn({ sink: sink.name, rows: pending.length, attempt: attempt + 1, delayMs: delay, httpStatus: res.httpStatus, error: res.error }, 'delivery failed, will retry the same rows');
+          // Authorization refusals are logged per state change (noteAuthFailure), not per attempt.
+          (res.auth ? logger.debug : logger.warn).call(logger, { sink: sink.name, rows: pending.length, attempt: attempt + 1, delayMs: delay, httpStatus: res.httpStatus, error: res.error }, 'delivery failed, will retry the same rows');
           if (pending.length) await sleep(delay, signal);
           continue;
         }
+        if (res.status !== 'failure') this.noteAuthorized();
         if (res.status === 'success') {
           if (pending === slice) state.fill(1, from, to);
           else for (const r of pending) state[indexOf(r)] = 1;
@@ -353,9 +446,10 @@ export class BatchProcessor {
           logger.warn({ sink: sink.name, rejected: res.rejected.length, firstReason: res.rejected[0]?.reason }, 'sink refused part of a batch; refused rows dead-lettered');
         } else {
           const notes = pending.map((row) => ({ row, reason: res.error }) as RowNote<Item>);
-          refuse(notes, 'sink_failure');
+          refuse(notes, authExpired ? 'auth_failure' : 'sink_failure');
           if (res.httpStatus) for (const d of dead.slice(-notes.length)) d.httpStatus = res.httpStatus;
-          logger.error({ sink: sink.name, rows: pending.length, httpStatus: res.httpStatus, error: res.error }, 'sink refused the batch for good; rows dead-lettered');
+          // Past the auth bound every batch lands here: noteAuthFailure already logs that state (every 5 min).
+          (authExpired ? logger.debug : logger.error).call(logger, { sink: sink.name, rows: pending.length, httpStatus: res.httpStatus, error: res.error }, 'sink refused the batch for good; rows dead-lettered');
         }
         effects.lastDelivery(
           res.status === 'failure'

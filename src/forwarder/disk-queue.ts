@@ -32,7 +32,7 @@ import { RECORD_HEADER, PAYLOAD_PREFIX, RecordEncoder, encodedSize, type QueueMe
 import { SegmentReader, STEP_CORRUPT, STEP_END, STEP_RECORD } from './disk-queue/segment-reader.js';
 import { SEGMENT_FILE, SegmentWriter, segmentName as segName } from './disk-queue/segment-writer.js';
 
-export { FLAG_TRUNCATED, RECORD_HEADER } from './disk-queue/record.js';
+export { FLAG_ROW, FLAG_TRUNCATED, RECORD_HEADER } from './disk-queue/record.js';
 export type { Position } from './disk-queue/ledger.js';
 
 export interface QueueRecord {

@@ -18,6 +18,7 @@ import { Intake } from './intake.js';
 import { createLogger } from './logger.js';
 import { ForwarderMetrics } from './metrics.js';
 import { ProbeTracker } from './probes.js';
+import { appendReplay, writeReplayToken } from './replay-intake.js';
 
 let workerEntry: URL | null = null;
 
@@ -115,6 +116,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
         retry: config.retry,
         maxMessageBytes: config.limits.maxMessageBytes,
         random: deps.random,
+        authFailureMaxMs: config.retry.authFailureMaxSec * 1000,
       });
       if (workers === 0) return localRunner(processor);
       const data = { role: PARSE_WORKER_ROLE, sink: config.sink, maxMessageBytes: config.limits.maxMessageBytes, maxBatchBytes: config.batch.maxBytes } as const;
@@ -152,6 +154,11 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     };
   };
 
+  const replayed = <T extends { status: number; body: { appended: number; error?: string } }>(r: T): T => {
+    if (r.status === 200) logger.info({ records: r.body.appended }, 'dead-letter replay: records appended to the queue');
+    else logger.warn({ status: r.status, error: r.body.error }, 'dead-letter replay refused');
+    return r;
+  };
   let admin: { server: Server; port: number } | null = null;
   let adminHost: string | null = null;
   try {
@@ -163,7 +170,15 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     if (config.admin !== false) {
       const { host, port } = parseHostPort(config.admin, 'admin address');
       adminHost = host;
-      admin = await startAdminServer(host, port, { health, probe: (id) => probes.get(id), registry: metrics.registry, logger });
+      let replay: { token: string; append(body: unknown): { status: number; body: unknown } } | undefined;
+      try {
+        replay = { token: writeReplayToken(config.queue.dir), append: (body: unknown) => replayed(appendReplay(queue, body)) };
+      } catch (err) {
+        // A full or read-only disk must not stop forwarding; only `dead-letters replay` is unavailable.
+        metrics.backgroundErrors.inc({ where: 'replay_token' });
+        logger.error({ err: (err as Error).message }, 'cannot write the replay token; `sentinel-cef dead-letters replay` is unavailable until the next start');
+      }
+      admin = await startAdminServer(host, port, { health, probe: (id) => probes.get(id), registry: metrics.registry, logger, replay });
     }
   } catch (err) {
     await intake?.stop();

@@ -1,6 +1,6 @@
 import type { CslRow } from '../parser/types.js';
 import type { JsonTarget } from '../parser/json-out.js';
-import { rowOf, type PreparedRow, type RowNote, type SendResult, type Sink } from './types.js';
+import { rowOf, type AuthFailure, type PreparedRow, type RowNote, type SendResult, type Sink } from './types.js';
 
 export type { PreparedRow } from './types.js';
 
@@ -156,7 +156,7 @@ export type PostOutcome =
   /** 413: split and resend. */
   | { kind: 'too-large'; error: string }
   /** Send this and the rest again later. */
-  | { kind: 'retry'; error: string; retryAfterMs?: number; httpStatus?: number }
+  | { kind: 'retry'; error: string; retryAfterMs?: number; httpStatus?: number; auth?: AuthFailure }
   /** This call's rows were refused; `isolate` = worth bisecting to find the offending rows. */
   | { kind: 'reject'; error: string; httpStatus?: number; isolate: boolean }
   /** Refused for a reason that applies to every call (bad key, unknown DCR): reject everything left. */
@@ -282,7 +282,7 @@ export async function deliver(rows: PreparedRow[], opts: DeliverOptions): Promis
   const queue = groups;
   const pending: PreparedRow[][] = [];
   let lastFailure: { error: string; httpStatus?: number } | undefined;
-  let retry: { error: string; retryAfterMs?: number; httpStatus?: number } | undefined;
+  let retry: { error: string; retryAfterMs?: number; httpStatus?: number; auth?: AuthFailure } | undefined;
   let fatal: { error: string; httpStatus?: number } | undefined;
   const halves = (g: PreparedRow[]) => {
     const mid = Math.ceil(g.length / 2);
@@ -356,7 +356,7 @@ export async function deliver(rows: PreparedRow[], opts: DeliverOptions): Promis
 }
 
 function retryResult(
-  out: { error: string; retryAfterMs?: number; httpStatus?: number },
+  out: { error: string; retryAfterMs?: number; httpStatus?: number; auth?: AuthFailure },
   accepted: number,
   rejected: RowNote<PreparedRow>[],
   truncated: RowNote<PreparedRow>[],
@@ -365,6 +365,7 @@ function retryResult(
   const base: SendResult<PreparedRow> = { status: 'retryable', error: out.error };
   if (out.retryAfterMs !== undefined) base.retryAfterMs = out.retryAfterMs;
   if (out.httpStatus !== undefined) base.httpStatus = out.httpStatus;
+  if (out.auth !== undefined) base.auth = out.auth;
   // Only when part of the batch already settled: lets a forwarder that understands `progress`
   // avoid resending accepted rows; one that ignores it resends everything (duplicates, no loss).
   if (accepted > 0 || rejected.length > 0) base.progress = { accepted, rejected, pending, ...(truncated.length ? { truncated } : {}) };

@@ -214,3 +214,21 @@ export function describeNetworkError(err: unknown): string {
   if (e instanceof HttpTimeoutError) return e.message;
   return e?.code ? `${e.code}: ${e.message}` : String(e?.message ?? err);
 }
+
+/**
+ * This machine's clock minus the server's, from the response's `Date` header (RFC 9110 §6.6.1;
+ * one-second resolution). Undefined when the header is absent or unparsable.
+ */
+export function clockSkewMs(headers: IncomingHttpHeaders, now = Date.now()): number | undefined {
+  const d = headerValue(headers, 'date');
+  if (d === undefined) return undefined;
+  const at = Date.parse(d);
+  return Number.isNaN(at) ? undefined : now - at;
+}
+
+/** "clock is 1800 s off (behind the service's Date header)", for auth failure hints. */
+export function describeClockSkew(skewMs: number): string {
+  const s = Math.round(skewMs / 1000);
+  if (s === 0) return "clock is 0 s off (matches the service's Date header)";
+  return `clock is ${Math.abs(s)} s off (${s < 0 ? 'behind' : 'ahead of'} the service's Date header)`;
+}

@@ -3,9 +3,9 @@ import type { CslRow } from '../parser/types.js';
 import type { SinkConfig } from '../config/schema.js';
 import { readSecret, redact, validateSharedKey } from '../util/secrets.js';
 import { deliver, prepareRow, preparingSink, type PostOutcome, type RowWriter, type PreparedRow } from './batch.js';
-import { describeNetworkError, HttpTransport, isRetryableStatus, parseRetryAfter, serviceErrorText } from './http.js';
+import { clockSkewMs, describeClockSkew, describeNetworkError, HttpTransport, isRetryableStatus, parseRetryAfter, serviceErrorText } from './http.js';
 import type { SinkLogger, SinkOptions } from './options.js';
-import type { SendResult, Sink } from './types.js';
+import type { AuthFailure, SendResult, Sink } from './types.js';
 
 type LogAnalyticsConfig = Extract<SinkConfig, { type: 'log-analytics' }>;
 
@@ -42,6 +42,21 @@ const BATCH_LEVEL_ERRORS = new Set([
   'MissingLogType',
   'UnsupportedContentType',
 ]);
+
+/** The service refuses an x-ms-date more than 15 minutes from its time; the Date header has 1 s resolution. */
+const DC_DATE_WINDOW_MS = 15 * 60_000;
+
+/** Why a Data Collector 403 (InvalidAuthorization) probably happened, judged by the clock skew. */
+export function forbiddenCause(skewMs: number | undefined): AuthFailure {
+  if (skewMs === undefined) {
+    return { hint: "check the workspace id and shared key (a rotated key must be written to the key file), and that this machine's clock is within 15 minutes of UTC" };
+  }
+  const clock = `this machine's ${describeClockSkew(skewMs)}`;
+  if (Math.abs(skewMs) >= DC_DATE_WINDOW_MS - 5_000) {
+    return { clockSkewMs: skewMs, hint: `${clock}: the service refuses requests dated more than 15 minutes from its time; fix time sync (chronyd, systemd-timesyncd)` };
+  }
+  return { clockSkewMs: skewMs, hint: `check the workspace id and shared key (a rotated key must be written to the key file); ${clock}, within the 15 minutes allowed` };
+}
 
 export function dataCollectorUrl(config: Pick<LogAnalyticsConfig, 'workspaceId' | 'cloud' | 'endpoint'>): URL {
   const base = config.endpoint ?? `https://${config.workspaceId}.${ODS_SUFFIX[config.cloud ?? 'AzureCloud']}`;
@@ -97,11 +112,9 @@ export function createLogAnalyticsSink(config: LogAnalyticsConfig, opts: SinkOpt
     if (res.status === 413) return { kind: 'too-large', error };
     if (isRetryableStatus(res.status)) return { kind: 'retry', error, retryAfterMs: parseRetryAfter(res.headers, now()), httpStatus: res.status };
     if (res.status === 403) {
-      return {
-        kind: 'fatal',
-        httpStatus: 403,
-        error: `${error} (check the workspace id and shared key, and that this machine's clock is within 15 minutes of UTC)`,
-      };
+      // Retryable for a while (the delivery loop bounds it): a skewed clock or a key just rotated heals.
+      const auth = forbiddenCause(clockSkewMs(res.headers, now()));
+      return { kind: 'retry', httpStatus: 403, error: `${error} (${auth.hint})`, auth };
     }
     if (res.status === 404) return { kind: 'fatal', httpStatus: 404, error: `${error} (no such workspace at ${url.host})` };
     let code = '';

@@ -4,7 +4,7 @@ import type { CslRow } from '../parser/types.js';
 import type { SinkConfig } from '../config/schema.js';
 import { redact } from '../util/secrets.js';
 import { BodyPool, deliver, prepareRow, preparingSink, type PostOutcome, type RowWriter } from './batch.js';
-import { describeNetworkError, HttpTransport, isRetryableStatus, parseRetryAfter, serviceErrorText } from './http.js';
+import { clockSkewMs, describeClockSkew, describeNetworkError, HttpTransport, isRetryableStatus, parseRetryAfter, serviceErrorText } from './http.js';
 import type { SinkOptions } from './options.js';
 import { createCredential, scopeFor, TokenCache } from './token.js';
 import type { PreparedRow, SendResult, Sink } from './types.js';
@@ -19,7 +19,6 @@ export const LOGS_INGESTION_API_VERSION = '2023-01-01';
  */
 export const LI_MAX_CALL_BYTES = 1_000_000;
 export const LI_MAX_FIELD_BYTES = 64 * 1024;
-const DEFAULT_FORBIDDEN_GRACE_MS = 30 * 60_000;
 const AUTH_RETRY_MS = 60_000;
 
 /** Rows as the Logs Ingestion API takes them: values cut to the per-field limit (and flagged). */
@@ -51,7 +50,9 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
   // post() is done with the JSON once gzip has read it, so call bodies are reused.
   const bodies = new BodyPool(maxCallBytes, (opts.concurrency ?? 2) + 1);
   const maxFieldBytes = opts.limits?.maxFieldBytes ?? LI_MAX_FIELD_BYTES;
-  const graceMs = opts.forbiddenGraceMs ?? DEFAULT_FORBIDDEN_GRACE_MS;
+  // The delivery loop bounds how long auth failures hold rows (retry.authFailureMaxSec); the sink only
+  // gives up on its own when told to.
+  const graceMs = opts.forbiddenGraceMs ?? Infinity;
   const secrets: string[] = [];
   const makeCredential = () => {
     if (opts.credential) return opts.credential;
@@ -87,11 +88,13 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
       // @azure/identity wraps the authority's answer (AuthenticationRequiredError), so look for
       // its AADSTS code / OAuth error rather than a status.
       const refused = /AADSTS\d+|invalid_client|unauthorized_client|invalid_tenant|invalid_scope/.test(String((err as Error)?.message ?? err));
-      return {
-        kind: 'retry',
-        ...(refused ? { retryAfterMs: AUTH_RETRY_MS } : {}),
-        error: clean(`cannot get an Entra ID token for ${scope}: ${tokenErrorText(err)}`),
-      };
+      const error = clean(`cannot get an Entra ID token for ${scope}: ${tokenErrorText(err)}`);
+      if (!refused) return { kind: 'retry', error };
+      // AADSTS700024/700027: a client assertion outside its validity window, i.e. this clock is off.
+      const hint = /AADSTS7000(24|27)\b/.test(error)
+        ? "the authority refused the client assertion's time window: check this machine's clock (chronyd, systemd-timesyncd)"
+        : 'the authority refused the credentials: check the tenant, client id and secret or certificate (a rotated secret must be written to its file)';
+      return { kind: 'retry', retryAfterMs: AUTH_RETRY_MS, error, auth: { hint } };
     }
   }
 
@@ -124,13 +127,17 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
     }
     const text = clean(serviceErrorText(res.body)) || `HTTP ${res.status}`;
     const error = `Logs Ingestion API HTTP ${res.status}: ${text}`;
+    const skew = res.status === 401 || res.status === 403 ? clockSkewMs(res.headers, now()) : undefined;
+    const clock = skew === undefined ? '' : `; this machine's ${describeClockSkew(skew)}`;
     switch (res.status) {
-      case 401:
-        return { kind: 'retry', httpStatus: 401, retryAfterMs: AUTH_RETRY_MS, error: `${error} (a fresh token was refused too: check the tenant, app registration and cloud)` };
+      case 401: {
+        const hint = `a fresh token was refused too: check the tenant, app registration and cloud${clock}`;
+        return { kind: 'retry', httpStatus: 401, retryAfterMs: AUTH_RETRY_MS, error: `${error} (${hint})`, auth: { hint, ...(skew !== undefined ? { clockSkewMs: skew } : {}) } };
+      }
       case 403: {
         forbiddenSince ??= now();
-        const hint = 'the identity needs the "Monitoring Metrics Publisher" role on the data collection rule; a new assignment can take up to 30 minutes to apply';
-        if (now() - forbiddenSince < graceMs) return { kind: 'retry', httpStatus: 403, retryAfterMs: AUTH_RETRY_MS, error: `${error} (${hint})` };
+        const hint = `the identity needs the "Monitoring Metrics Publisher" role on the data collection rule; a new assignment can take up to 30 minutes to apply${clock}`;
+        if (now() - forbiddenSince < graceMs) return { kind: 'retry', httpStatus: 403, retryAfterMs: AUTH_RETRY_MS, error: `${error} (${hint})`, auth: { hint, ...(skew !== undefined ? { clockSkewMs: skew } : {}) } };
         return { kind: 'fatal', httpStatus: 403, error: `${error} (${hint})` };
       }
       case 404:

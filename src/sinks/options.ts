@@ -28,8 +28,9 @@ export interface SinkOptions {
     maxFieldBytes?: number;
   };
   /**
-   * Logs Ingestion 403: a new role assignment can take ~30 min to reach the ingestion endpoint, so
-   * 403s stay retryable for this long after the first one in a row (default 30 min), then fail.
+   * Logs Ingestion 403: when set, 403s stay retryable for this long after the first one in a row, then
+   * the sink fails them itself. Default: always retryable; the forwarder's delivery loop bounds how long
+   * authorization failures hold rows (retry.authFailureMaxSec).
    */
   forbiddenGraceMs?: number;
   /** Calls in flight at once within one send, when a batch spans several calls (default 2 for logs-ingestion, 1 for log-analytics). */

@@ -6,7 +6,9 @@ import type { RowWriter } from './batch.js';
  * What a sink says about one send. The delivery loop owns retries and dead-lettering:
  * - success: every row was accepted.
  * - retryable: nothing may be assumed accepted; send the same rows again later
- *   (after retryAfterMs when the service said so).
+ *   (after retryAfterMs when the service said so). With `auth` the service refused our credentials
+ *   in a way that can heal by itself (clock skew, role propagation, key rotation): the delivery loop
+ *   retries for a bounded time (retry.authFailureMaxSec), then dead-letters.
  * - partial: the sink split the batch (size limits, 413); `rejected` rows were refused for good
  *   with a reason and go to the dead-letter file; every other row was accepted.
  * - failure: the whole batch was refused for good (400, 403, ...); dead-letter all rows.
@@ -16,9 +18,17 @@ import type { RowWriter } from './batch.js';
  */
 export type SendResult<R = CslRow> =
   | { status: 'success'; accepted: number; truncated?: RowNote<R>[] }
-  | { status: 'retryable'; error: string; retryAfterMs?: number; httpStatus?: number; progress?: SendProgress<R> }
+  | { status: 'retryable'; error: string; retryAfterMs?: number; httpStatus?: number; progress?: SendProgress<R>; auth?: AuthFailure }
   | { status: 'partial'; accepted: number; rejected: RowNote<R>[]; truncated?: RowNote<R>[] }
   | { status: 'failure'; error: string; httpStatus?: number };
+
+/** An authorization refusal that may be transient, and what probably causes it. */
+export interface AuthFailure {
+  /** The likely cause and what to check, for the operator (one clause, no secrets). */
+  hint: string;
+  /** This machine's clock minus the service's (its `Date` header), when the response had one. */
+  clockSkewMs?: number;
+}
 
 /** A row (the same object as given to send / sendPrepared) and why it is reported. */
 export interface RowNote<R = CslRow> {

@@ -138,6 +138,8 @@ export interface MockAzureOptions {
   maxDataCollectorBytes?: number;
   maxIngestionBytes?: number;
   maxDateSkewMs?: number;
+  /** The service's clock minus the real one (skew mode): used for the x-ms-date window and the Date header. */
+  clockOffsetMs?: number;
   /** Where to put the generated certificate (default: a fresh temp dir). */
   certDir?: string;
   quiet?: boolean;
@@ -189,6 +191,8 @@ export interface MockAzure {
   revokeTokens(): void;
   /** Tokens issued from now on are valid for this many seconds. */
   setTokenLifetime(sec: number): void;
+  /** Moves the service's clock (x-ms-date check, Date header) this far from the real one: a client clock skew seen from the other side. */
+  setClockOffset(ms: number): void;
   stats(): MockStats;
   /** Forget rows, requests and counters (failures stay). */
   reset(): void;
@@ -264,6 +268,8 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
   const maxLiBytes = options.maxIngestionBytes ?? 1024 * 1024;
   const maxSkew = options.maxDateSkewMs ?? 15 * 60_000;
   let tokenLifetimeSec = options.tokenLifetimeSec ?? 3600;
+  let clockOffsetMs = options.clockOffsetMs ?? 0;
+  const serviceNow = () => Date.now() + clockOffsetMs;
 
   const rows: AcceptedRow[] = [];
   const requests: RequestRecord[] = [];
@@ -350,7 +356,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
 
   function send(res: http.ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}) {
     const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
-    res.writeHead(status, { ...(text ? { 'content-type': 'application/json' } : {}), ...headers });
+    res.writeHead(status, { date: new Date(serviceNow()).toUTCString(), ...(text ? { 'content-type': 'application/json' } : {}), ...headers });
     res.end(text);
   }
 
@@ -478,7 +484,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
     const auth = req.headers.authorization;
     const cl = req.headers['content-length'];
     if (typeof date !== 'string' || Number.isNaN(Date.parse(date))) return fail(403, 'InvalidAuthorization', 'x-ms-date is missing or not an RFC 1123 date');
-    if (Math.abs(Date.now() - Date.parse(date)) > maxSkew) return fail(403, 'InvalidAuthorization', 'x-ms-date is more than 15 minutes from the service time');
+    if (Math.abs(serviceNow() - Date.parse(date)) > maxSkew) return fail(403, 'InvalidAuthorization', 'x-ms-date is more than 15 minutes from the service time');
     if (cl === undefined) return fail(411, 'LengthRequired', 'Content-Length is required');
     if (Number(cl) !== total) return fail(400, 'InvalidDataFormat', 'Content-Length does not match the body');
     const m = /^SharedKey ([^:]+):(.+)$/.exec(auth ?? '');
@@ -854,6 +860,9 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
     },
     revokeTokens() {
       tokenGeneration++;
+    },
+    setClockOffset(ms) {
+      clockOffsetMs = ms;
     },
     setTokenLifetime(sec) {
       tokenLifetimeSec = sec;

@@ -108,21 +108,39 @@ describe('log-analytics sink against the mock service', () => {
     expect(warnings[0]).toMatch(/retired.*2026-09-14.*CommonSecurityLog_CL.*logs-ingestion/s);
   });
 
-  it('a wrong shared key → failure 403 with a hint, key not in the text', async () => {
+  // 403 can heal by itself (a rotated key written to the key file, a clock fixed): retryable with
+  // `auth`, which the delivery loop retries for retry.authFailureMaxSec before dead-lettering.
+  it('a wrong shared key → retryable auth 403 with a key hint and the measured clock, key not in the text', async () => {
     const wrong = Buffer.alloc(64, 7).toString('base64');
     const sink = laSink({ sharedKeyFile: writeSecretFile(dir, 'wrong-key', wrong) });
-    const r = await sink.send(rows(3));
-    expect(r).toMatchObject({ status: 'failure', httpStatus: 403 });
-    expect((r as { error: string }).error).toMatch(/InvalidAuthorization.*shared key/);
-    expect((r as { error: string }).error).not.toContain(wrong);
+    const r = (await sink.send(rows(3))) as Extract<SendResult, { status: 'retryable' }>;
+    expect(r).toMatchObject({ status: 'retryable', httpStatus: 403 });
+    expect(r.error).toMatch(/InvalidAuthorization.*shared key/);
+    expect(r.auth?.hint).toMatch(/shared key.*clock is \d+ s off.*within the 15 minutes/);
+    expect(Math.abs(r.auth!.clockSkewMs!)).toBeLessThan(5_000);
+    expect(JSON.stringify(r)).not.toContain(wrong);
     expect(mock.rows).toHaveLength(0);
   });
 
-  it('a clock 20 minutes off → failure 403 that mentions the clock', async () => {
+  it('a clock 20 minutes off → retryable auth 403 that says how far off the clock is', async () => {
     const sink = laSink({}, { now: () => Date.now() - 20 * 60_000 });
-    const r = await sink.send(rows(1));
-    expect(r).toMatchObject({ status: 'failure', httpStatus: 403 });
-    expect((r as { error: string }).error).toMatch(/15 minutes/);
+    const r = (await sink.send(rows(1))) as Extract<SendResult, { status: 'retryable' }>;
+    expect(r).toMatchObject({ status: 'retryable', httpStatus: 403 });
+    expect(r.error).toMatch(/15 minutes/);
+    expect(r.auth?.hint).toMatch(/clock is 1[12]\d\d s off \(behind the service's Date header\).*time sync/);
+    expect(r.auth!.clockSkewMs!).toBeLessThan(-19 * 60_000);
+  });
+
+  it('the service clock 30 minutes ahead (mock skew mode) → the same auth 403 until the skew is gone', async () => {
+    const sink = laSink();
+    mock.setClockOffset(30 * 60_000);
+    try {
+      const r = (await sink.send(rows(2))) as Extract<SendResult, { status: 'retryable' }>;
+      expect(r.auth?.hint).toMatch(/clock is 1[78]\d\d s off \(behind/);
+    } finally {
+      mock.setClockOffset(0);
+    }
+    expect(await sink.send(rows(2))).toEqual({ status: 'success', accepted: 2 });
   });
 
   it.each([500, 503, 502, 504])('%i → retryable', async (status) => {

@@ -193,6 +193,24 @@ describe('logs-ingestion: status classification', () => {
     expect((later as { error: string }).error).toMatch(/Monitoring Metrics Publisher.*30 minutes/);
   });
 
+  it('403 and 401 carry `auth` (role hint, clock skew from the Date header) and stay retryable by default', async () => {
+    let now = Date.now();
+    const sink = ingestionSink({}, { now: () => now });
+    mock.fail({ api: 'logs-ingestion', status: 403 });
+    const first = (await sink.send(rows(2))) as Extract<SendResult, { status: 'retryable' }>;
+    expect(first.auth?.hint).toMatch(/Monitoring Metrics Publisher.*clock is \d+ s off/);
+    expect(Math.abs(first.auth!.clockSkewMs!)).toBeLessThan(5_000);
+    now += 2 * 60 * 60_000; // the delivery loop, not the sink, bounds the hold (retry.authFailureMaxSec)
+    const later = (await sink.send(rows(2))) as Extract<SendResult, { status: 'retryable' }>;
+    expect(later).toMatchObject({ status: 'retryable', httpStatus: 403 });
+    expect(later.auth!.clockSkewMs!).toBeGreaterThan(7_000_000);
+    mock.clearFailures();
+    mock.fail({ api: 'logs-ingestion', status: 401, count: 2 });
+    const unauth = (await sink.send(rows(1))) as Extract<SendResult, { status: 'retryable' }>;
+    expect(unauth).toMatchObject({ status: 'retryable', httpStatus: 401 });
+    expect(unauth.auth?.hint).toMatch(/fresh token was refused/);
+  });
+
   it('404 (unknown DCR) → failure naming what to check', async () => {
     const sink = ingestionSink({ dcrImmutableId: 'dcr-00000000000000000000000000000000' });
     const r = await sink.send(rows(3));

@@ -71,7 +71,8 @@ describe('troubleshoot against the real forwarder and the mock Azure', () => {
   it('locates probes refused by the workspace (403) with the sink error and the key fix', async () => {
     mock.fail({ api: 'data', status: 403 });
     try {
-      const c = ctx();
+      // The probes are held (not dead-lettered), so the check waits its whole timeout: keep it short.
+      const c = ctx(1.5);
       const p = await e2e.checkProbes(c);
       expect(p.status).toBe('fail');
       expect(p.details!.stoppedAt).toBe('forwarder-not-delivering');
@@ -79,11 +80,12 @@ describe('troubleshoot against the real forwarder and the mock Azure', () => {
       const cred = await azure.checkCredentials(ctx());
       expect(cred.status).toBe('fail');
       expect(cred.message).toContain('HTTP 403');
-      expect((await fwd.checkDeadLetters(ctx())).status).toBe('warn');
+      // A 403 may heal (clock, rotated key): the probes stay queued for retry.authFailureMaxSec, not dead-lettered.
+      expect((await fwd.checkDeadLetters(ctx())).status).toBe('pass');
     } finally {
       mock.clearFailures();
     }
-  });
+  }, 40_000);
 
   it('locates probes held in the queue while the sink is down (503)', async () => {
     mock.fail({ api: 'data', status: 503 });

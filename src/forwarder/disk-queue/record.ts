@@ -16,10 +16,14 @@ export const MAGIC1 = 0xef;
 export const MAX_RECORD = 16 * 1024 * 1024;
 
 export const FLAG_TRUNCATED = 1;
+/** The record holds a row as JSON (a dead-letter replay), not a syslog message: it skips the parser. */
+export const FLAG_ROW = 2;
 
 export interface QueueMessage {
   data: Buffer;
   truncated: boolean;
+  /** A row as JSON (FLAG_ROW). */
+  row?: boolean;
 }
 
 /** On-disk bytes of the records for these messages. */
@@ -55,16 +59,27 @@ export class RecordEncoder {
     const crcPlain = crc32(pre);
     pre[8] = FLAG_TRUNCATED;
     const crcTruncated = crc32(pre);
+    let crcRow = -1;
     let p = 0;
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i]!;
       const data = m.data;
+      let flag = m.truncated ? FLAG_TRUNCATED : 0;
+      let crc = m.truncated ? crcTruncated : crcPlain;
+      if (m.row) {
+        if (crcRow < 0) {
+          pre[8] = FLAG_ROW;
+          crcRow = crc32(pre);
+        }
+        flag = FLAG_ROW;
+        crc = crcRow;
+      }
       out[p] = MAGIC0;
       out[p + 1] = MAGIC1;
       dv.setUint32(p + 2, PAYLOAD_PREFIX + data.length, true);
-      dv.setUint32(p + 6, crc32(data, m.truncated ? crcTruncated : crcPlain), true);
+      dv.setUint32(p + 6, crc32(data, crc), true);
       dv.setFloat64(p + RECORD_HEADER, receivedAt, true);
-      out[p + RECORD_HEADER + 8] = m.truncated ? FLAG_TRUNCATED : 0;
+      out[p + RECORD_HEADER + 8] = flag;
       // TypedArray set of a whole view: Buffer#copy makes a new view per call.
       out.set(data, p + RECORD_HEADER + PAYLOAD_PREFIX);
       p += RECORD_HEADER + PAYLOAD_PREFIX + data.length;
