@@ -12,7 +12,7 @@ import { findListeners, listListeners } from '../system/listeners.js';
 import { detectFirewall, planFirewallFix } from '../system/firewall.js';
 import { detectSelinux, planSelinuxFix } from '../system/selinux.js';
 import type { InstallOptions } from './options.js';
-import { loadTemplate, packageRoot, renderTemplate } from './templates.js';
+import { loadTemplate, packageRoot } from './templates.js';
 import { scanRsyslogConfig } from './rsyslog-config.js';
 import { scanSyslogNgConfig } from './syslog-ng-config.js';
 import { protocolsOf, renderRsyslogDropin, RSYSLOG_DROPIN, type RenderedDropin } from './render-rsyslog.js';
@@ -20,11 +20,10 @@ import { appendSyslogNgInclude, renderSyslogNgDropin, SYSLOG_NG_DROPIN } from '.
 import { formatPlan, planFiles, summarizePlan, type DesiredFile, type FileChange } from './plan.js';
 import { acquireLock, FileTransaction, readState, writeState, STATE_DIR, type InstallState } from './transaction.js';
 import {
-  CONFIG_DIR, FORWARDER_ENV, FORWARDER_NODE_FLAGS, FORWARDER_PATH, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_PATH,
+  CONFIG_DIR, FORWARDER_PATH, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_PATH, renderForwarderUnit,
   checkDaemonSyntax, ensureServiceUser, lookupUser, systemServices, type Ctx, type Services, type UserIds,
 } from './service.js';
 import { buildProbeMessage, newProbeId, sendSyslog, waitForHealth, waitForProbe } from './probe.js';
-import { VERSION } from '../version.js';
 
 export const SHARED_KEY_PATH = `${CONFIG_DIR}/shared-key`;
 export const CLIENT_SECRET_PATH = `${CONFIG_DIR}/client-secret`;
@@ -141,20 +140,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   desired.push({ path: DEFAULT_CONFIG_PATH, content: `${JSON.stringify(config, null, 2)}\n`, mode: 0o640, owner: group, why: 'forwarder config' });
   const sinkFile = (sinkChoice.sink.type === 'file' ? String(sinkChoice.sink.path) : null);
   if (init.kind === 'systemd') {
-    const rw = sinkFile ? [path.dirname(sinkFile)] : [];
-    const underTmp = sinkFile !== null && /^\/(var\/)?tmp\//.test(sinkFile);
-    desired.push({
-      path: UNIT_PATH,
-      content: renderTemplate(loadTemplate('systemd/sentinel-cef-forwarder.service'), {
-        version: VERSION, user: SERVICE_USER, group: SERVICE_USER, nodePath, nodeFlags: FORWARDER_NODE_FLAGS.join(' '), forwarderPath: FORWARDER_PATH, configPath: DEFAULT_CONFIG_PATH,
-        environment: Object.entries(FORWARDER_ENV).map(([k, v]) => `Environment=${k}=${v}`).join('\n'),
-        readWritePaths: rw.length ? `ReadWritePaths=${rw.join(' ')}` : '',
-        // The file sink under /tmp must see the real /tmp.
-        privateTmp: underTmp ? '# PrivateTmp is off: the file sink writes under /tmp.' : 'PrivateTmp=yes',
-      }),
-      mode: 0o644,
-      why: 'systemd unit',
-    });
+    desired.push({ path: UNIT_PATH, content: renderForwarderUnit({ nodePath, sinkFile }), mode: 0o644, why: 'systemd unit' });
   }
 
   // ---- plan ----
@@ -426,6 +412,7 @@ async function resolveSink(
       else if (env.AZURE_CLIENT_SECRET) secret = env.AZURE_CLIENT_SECRET.trim();
       else secret = (await deps.prompter.password('Client secret', { flag: '--client-secret-file (or AZURE_CLIENT_SECRET)' })).trim();
       if (!secret) throw new UsageError('the client secret is empty');
+      if (/[\u0000-\u001f\u007f]/.test(secret)) throw new UsageError('the client secret holds a control character or newline', { suggestion: 'put the secret alone on one line' });
       deps.exec.registerSecret(secret);
       secretFile = { path: CLIENT_SECRET_PATH, value: secret };
       sink.auth = { kind: 'client-secret', tenantId: tenant, clientId, clientSecretFile: CLIENT_SECRET_PATH };

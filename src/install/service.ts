@@ -3,6 +3,10 @@ import type { FsRoot } from '../system/fs-root.js';
 import { listProcesses, isProcessAlive, type InitSystem } from '../system/processes.js';
 import { daemonOfProcess, type SyslogDaemon } from '../system/detect-daemon.js';
 import { listListeners } from '../system/listeners.js';
+import { DEFAULT_CONFIG_PATH } from '../config/schema.js';
+import { VERSION } from '../version.js';
+import { loadTemplate, renderTemplate } from './templates.js';
+import { systemdPath, systemdWord } from './config-escape.js';
 
 export const SERVICE_USER = 'sentinel-cef';
 export const LIB_DIR = '/usr/lib/sentinel-cef';
@@ -27,6 +31,28 @@ export const LOG_DIR = '/var/log/sentinel-cef';
 export const UNIT_NAME = 'sentinel-cef-forwarder.service';
 export const UNIT_PATH = `/etc/systemd/system/${UNIT_NAME}`;
 export const SUPERVISOR_PIDFILE = `${RUN_DIR}/supervisor.pid`;
+
+/** The forwarder's systemd unit. Every value is escaped for unit syntax (config-escape.ts). */
+export function renderForwarderUnit(opts: { nodePath: string; sinkFile: string | null }): string {
+  const rw = opts.sinkFile ? [dirnameOf(opts.sinkFile)] : [];
+  const underTmp = opts.sinkFile !== null && /^\/(var\/)?tmp\//.test(opts.sinkFile);
+  const exec = [opts.nodePath, ...FORWARDER_NODE_FLAGS, FORWARDER_PATH, '--config', DEFAULT_CONFIG_PATH];
+  return renderTemplate(loadTemplate('systemd/sentinel-cef-forwarder.service'), {
+    version: VERSION,
+    user: systemdWord('User=', SERVICE_USER),
+    group: systemdWord('Group=', SERVICE_USER),
+    execStart: exec.map((w) => systemdWord('ExecStart=', w)).join(' '),
+    environment: Object.entries(FORWARDER_ENV).map(([k, v]) => `Environment=${systemdWord('Environment=', `${k}=${v}`)}`).join('\n'),
+    readWritePaths: rw.length ? `ReadWritePaths=${rw.map((p) => systemdPath('ReadWritePaths=', p)).join(' ')}` : '',
+    // The file sink under /tmp must see the real /tmp.
+    privateTmp: underTmp ? '# PrivateTmp is off: the file sink writes under /tmp.' : 'PrivateTmp=yes',
+  });
+}
+
+function dirnameOf(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i <= 0 ? '/' : p.slice(0, i);
+}
 
 export interface Ctx {
   fs: FsRoot;

@@ -239,16 +239,16 @@ describe('Logs Ingestion destination', () => {
     const exec = fakeExec({ root });
     const d = deps(root, exec);
     await runInstall(
-      opts({ sink: undefined, dce: 'https://my-dce.eastus-1.ingest.monitor.azure.com', dcr: 'dcr-0123456789abcdef', tenant: 't1', clientId: 'c1', clientSecretFile: secretFile }),
+      opts({ sink: undefined, dce: 'https://my-dce.eastus-1.ingest.monitor.azure.com', dcr: 'dcr-0123456789abcdef0123456789abcdef', tenant: 'contoso.onmicrosoft.com', clientId: '00000000-0000-4000-8000-0000000000c1', clientSecretFile: secretFile }),
       d.deps,
     );
     const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
     expect(cfg.sink).toEqual({
       type: 'logs-ingestion',
       endpoint: 'https://my-dce.eastus-1.ingest.monitor.azure.com',
-      dcrImmutableId: 'dcr-0123456789abcdef',
+      dcrImmutableId: 'dcr-0123456789abcdef0123456789abcdef',
       cloud: 'AzureCloud',
-      auth: { kind: 'client-secret', tenantId: 't1', clientId: 'c1', clientSecretFile: '/etc/sentinel-cef/client-secret' },
+      auth: { kind: 'client-secret', tenantId: 'contoso.onmicrosoft.com', clientId: '00000000-0000-4000-8000-0000000000c1', clientSecretFile: '/etc/sentinel-cef/client-secret' },
     });
     const sec = path.join(root, 'etc/sentinel-cef/client-secret');
     expect(readFileSync(sec, 'utf8')).toBe('client-secret-value-123\n');
@@ -259,7 +259,7 @@ describe('Logs Ingestion destination', () => {
     const root = copyFixture('debian12-rsyslog');
     const d = deps(root, fakeExec({ root }));
     await expect(runInstall(opts({ sink: undefined, dce: 'https://x.example.com' }), d.deps)).rejects.toMatchObject({ exitCode: 2, message: '--dce and --dcr go together' });
-    await expect(runInstall(opts({ dce: 'https://x.example.com', dcr: 'd' }), d.deps)).rejects.toMatchObject({ exitCode: 2 });
+    await expect(runInstall(opts({ dce: 'https://x.example.com', dcr: 'dcr-0123456789abcdef0123456789abcdef' }), d.deps)).rejects.toMatchObject({ exitCode: 2 });
   });
 });
 
