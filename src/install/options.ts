@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { z } from 'zod';
 import { CLOUDS, DEFAULT_FORWARDER_PORT } from '../config/schema.js';
 
@@ -7,7 +8,7 @@ import { CLOUDS, DEFAULT_FORWARDER_PORT } from '../config/schema.js';
 
 /** C0, DEL, C1 and the Unicode line and paragraph separators. */
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-/** An absolute path of plain characters: no spaces, quotes, `%`, `$` or `\`, and no `..` segment. */
+/** An absolute path of plain characters: no spaces, quotes, `%`, `$` or `\`. */
 const ABS_PATH = /^\/[A-Za-z0-9._+@,=/-]*$/;
 const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
@@ -16,7 +17,7 @@ const URL_CHARS = /^[A-Za-z0-9._~:/?#[\]@!$&'()*+,;=%-]+$/;
 
 /** The value as it may be shown in a one-line error: escaped, quoted, shortened. */
 export function showValue(v: unknown): string {
-  const s = JSON.stringify(String(v)).slice(1, -1).replace(/'/g, "\\'");
+  const s = String(v).replace(/[\\']/g, '\\$&').replace(/\n/g, '\\n').replace(new RegExp(CONTROL.source, 'g'), (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return `'${s.length > 60 ? `${s.slice(0, 60)}…` : s}'`;
 }
 
@@ -33,7 +34,8 @@ function grammar(flag: string, what: string, ok: (v: string) => boolean, opts: {
   });
 }
 
-const isAbsPath = (v: string) => ABS_PATH.test(v) && v.length <= 4096 && !v.split('/').includes('..');
+// Normal form only (no //, /./, /../ or trailing /): what is checked is what the unit and the config name.
+const isAbsPath = (v: string) => ABS_PATH.test(v) && v.length <= 4096 && v.length > 1 && path.posix.normalize(v) === v && !v.endsWith('/');
 const isUrl = (v: string) => {
   if (!URL_CHARS.test(v) || v.length > 2048) return false;
   try {
