@@ -23,6 +23,7 @@ import {
   CONFIG_DIR, FORWARDER_PATH, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_PATH, renderForwarderUnit,
   checkDaemonSyntax, ensureServiceUser, lookupUser, systemServices, type Ctx, type Services, type UserIds,
 } from './service.js';
+import { unsupportedNodeMessage } from '../system/node-support.js';
 import { buildProbeMessage, newProbeId, sendSyslog, waitForHealth, waitForProbe } from './probe.js';
 
 export const SHARED_KEY_PATH = `${CONFIG_DIR}/shared-key`;
@@ -120,6 +121,10 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     throw new CliError(`the forwarder bundle ${bundlePath} is missing`, { suggestion: 'run `npm run build` in the package first' });
   }
   const nodePath = (await exec.which('node')) ?? process.execPath;
+  // The service runs this node, not ours: an old one crash-loops with a stack trace after we have changed the system.
+  const nodeVersion = await exec.run(nodePath, ['--version'], { timeoutMs: 30_000 });
+  const oldNode = unsupportedNodeMessage(nodeVersion.exitCode === 0 ? nodeVersion.stdout : '', `the service's node (${nodePath})`);
+  if (oldNode) throw new CliError(oldNode, { code: 'ERR_NODE_VERSION', exitCode: 2 });
   if (/^\/(root|home)\//.test(nodePath)) warn(`node is at ${nodePath}: the ${SERVICE_USER} user may not be able to run it; install node system-wide`);
   const group = { user: 'root', group: SERVICE_USER };
   const serviceOwner = { user: SERVICE_USER, group: SERVICE_USER };

@@ -35,7 +35,7 @@ function snapshot(dir: string): Record<string, string> {
 }
 
 /** An exec that records calls; the syslog daemon's syntax check answers as told. */
-function fakeExec(opts: { syntaxOk?: boolean; root?: string } = {}): Exec & { calls: string[][] } {
+function fakeExec(opts: { syntaxOk?: boolean; root?: string; nodeVersion?: string } = {}): Exec & { calls: string[][] } {
   const calls: string[][] = [];
   const ok = (stdout = ''): ExecResult => ({ exitCode: 0, stdout, stderr: '', failed: false });
   return {
@@ -46,6 +46,7 @@ function fakeExec(opts: { syntaxOk?: boolean; root?: string } = {}): Exec & { ca
     },
     async run(cmd, args) {
       calls.push([cmd, ...args]);
+      if (cmd === '/usr/bin/node' && args[0] === '--version') return ok(`${opts.nodeVersion ?? 'v20.19.0'}\n`);
       if (cmd === 'useradd' && opts.root) {
         const passwd = path.join(opts.root, 'etc/passwd');
         writeFileSync(passwd, `${existsSync(passwd) ? readFileSync(passwd, 'utf8') : ''}sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`);
@@ -160,7 +161,8 @@ describe('runInstall against a fixture root', () => {
     expect(out).not.toContain('+input(type="imtcp"');
     expect(out).toContain('Dry run: nothing was changed.');
     expect(snapshot(root)).toEqual(before);
-    expect(exec.calls).toEqual([]);
+    // Only read-only questions: the version of the node the service would run.
+    expect(exec.calls).toEqual([['/usr/bin/node', '--version']]);
   });
 
   it('applies, then a second run changes nothing, then uninstall restores every byte', async () => {
