@@ -21,7 +21,7 @@ import { formatPlan, planFiles, summarizePlan, type DesiredFile, type FileChange
 import { acquireLock, FileTransaction, readState, writeState, STATE_DIR, type InstallState } from './transaction.js';
 import {
   CONFIG_DIR, FORWARDER_PATH, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_PATH, renderForwarderUnit,
-  checkDaemonSyntax, ensureServiceUser, lookupUser, systemServices, type Ctx, type Services, type UserIds,
+  SYNTAX_CHECK, checkDaemonSyntax, ensureServiceUser, syntaxErrorLine, lookupUser, systemServices, type Ctx, type Services, type UserIds,
 } from './service.js';
 import { unsupportedNodeMessage } from '../system/node-support.js';
 import { buildProbeMessage, newProbeId, sendSyslog, waitForHealth, waitForProbe } from './probe.js';
@@ -154,6 +154,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   const changed = sum.create + sum.update > 0;
   deps.out(`Plan (${daemon}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes) })}\n`);
   const result: InstallResult = { changed, dryRun: opts.dryRun, daemon, changes, warnings };
+  await refuseBrokenDaemonConfig(ctx, daemon, binary, changes, dropin.path, svc);
   // Firewall and SELinux belong to the running system, not to a --root tree.
   const fw = fs.isSystemRoot ? await detectFirewall(exec) : { kind: 'none' as const, active: false, allowed: [] };
   const fwCmds = planFirewallFix(fw, protocolsOf(opts.protocol).map((p) => ({ port: opts.port, protocol: p })));
@@ -276,6 +277,28 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     if (opts.verify && fs.isSystemRoot) result.probe = await verifyChain(opts, daemon, sinkChoice.describe, deps);
     return result;
   }
+}
+
+/**
+ * Checks the daemon's config as it is, before we change it: a config that is already broken would fail the
+ * check after our write, and the rollback would blame our files. An error in our own drop-in (an older
+ * install's) does not count: that file is about to be replaced.
+ */
+async function refuseBrokenDaemonConfig(ctx: Ctx, daemon: SyslogDaemon, binary: string, changes: FileChange[], ourDropin: string, svc: Services): Promise<void> {
+  const daemonFiles = changes.some((c) => c.kind !== 'unchanged' && (c.file.path === ourDropin || c.file.path.startsWith('/etc/syslog-ng/')));
+  if (!daemonFiles && (await svc.runningDaemonPids(ctx.fs, daemon)).length > 0) return;
+  const check = await checkDaemonSyntax(ctx, daemon, binary);
+  if (check.ok) return;
+  if (!check.ran) {
+    ctx.log(`could not run ${SYNTAX_CHECK[daemon]} to check the current configuration: ${syntaxErrorLine(check.output)}`);
+    return;
+  }
+  if (check.output.includes(ourDropin)) return;
+  throw new CliError(`${daemon}'s configuration is already invalid before any change (${SYNTAX_CHECK[daemon]}: ${syntaxErrorLine(check.output)})`, {
+    code: 'ERR_DAEMON_CONFIG_BROKEN',
+    exitCode: 1,
+    suggestion: `nothing was changed; fix that file (\`${SYNTAX_CHECK[daemon]}\` shows the errors), then run install again`,
+  });
 }
 
 async function verifyChain(opts: InstallOptions, daemon: SyslogDaemon, sinkDesc: string, deps: InstallDeps): Promise<InstallResult['probe']> {

@@ -100,12 +100,22 @@ export async function removeServiceUser(ctx: Ctx): Promise<void> {
 
 const UNITS: Record<SyslogDaemon, string> = { rsyslog: 'rsyslog', 'syslog-ng': 'syslog-ng' };
 
-export async function checkDaemonSyntax(ctx: Ctx, daemon: SyslogDaemon, binary: string): Promise<{ ok: boolean; output: string }> {
+export const SYNTAX_CHECK: Record<SyslogDaemon, string> = { rsyslog: 'rsyslogd -N1', 'syslog-ng': 'syslog-ng --syntax-only' };
+
+/** The daemon's own config check; `ran` is false when the binary could not be started at all. */
+export async function checkDaemonSyntax(ctx: Ctx, daemon: SyslogDaemon, binary: string): Promise<{ ok: boolean; ran: boolean; output: string }> {
   const r =
     daemon === 'rsyslog'
       ? await ctx.exec.run(binary, ['-N1'], { timeoutMs: 60_000 })
       : await ctx.exec.run(binary, ['--syntax-only'], { timeoutMs: 60_000 });
-  return { ok: r.exitCode === 0, output: `${r.stdout}\n${r.stderr}`.trim() };
+  return { ok: r.exitCode === 0, ran: r.exitCode !== 127, output: `${r.stdout}\n${r.stderr}`.trim() };
+}
+
+/** The line of a syntax check's output that says what is wrong: the first that speaks of an error, else the first. */
+export function syntaxErrorLine(output: string): string {
+  const lines = output.split('\n').map((l) => l.trim()).filter(Boolean);
+  const line = lines.find((l) => /error|invalid|unexpected/i.test(l)) ?? lines[0] ?? '(no output)';
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }
 
 export async function runningDaemonPids(fs: FsRoot, daemon: SyslogDaemon): Promise<number[]> {

@@ -10,6 +10,7 @@ import { FileTransaction, readState } from '../../src/install/transaction.js';
 import { runInstall, type InstallDeps } from '../../src/install/run-install.js';
 import { runUninstall } from '../../src/install/run-uninstall.js';
 import { installOptionsSchema } from '../../src/install/options.js';
+import { CliError, formatError } from '../../src/errors.js';
 import type { Services } from '../../src/install/service.js';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
@@ -34,6 +35,17 @@ function snapshot(dir: string): Record<string, string> {
   return out;
 }
 
+/** The first rsyslog or syslog-ng config file under root with a line the fake daemon rejects. */
+function brokenConfigFile(root: string): string | null {
+  const files = ['etc/rsyslog.conf', 'etc/syslog-ng/syslog-ng.conf'];
+  for (const d of ['etc/rsyslog.d', 'etc/syslog-ng/conf.d']) if (existsSync(path.join(root, d))) files.push(...readdirSync(path.join(root, d)).sort().map((f) => `${d}/${f}`));
+  for (const f of files) {
+    const p = path.join(root, f);
+    if (existsSync(p) && statSync(p).isFile() && /^this is not .*syntax \{$/m.test(readFileSync(p, 'utf8'))) return `/${f}`;
+  }
+  return null;
+}
+
 /** An exec that records calls; the syslog daemon's syntax check answers as told. */
 function fakeExec(opts: { syntaxOk?: boolean; root?: string; nodeVersion?: string } = {}): Exec & { calls: string[][] } {
   const calls: string[][] = [];
@@ -51,8 +63,12 @@ function fakeExec(opts: { syntaxOk?: boolean; root?: string; nodeVersion?: strin
         const passwd = path.join(opts.root, 'etc/passwd');
         writeFileSync(passwd, `${existsSync(passwd) ? readFileSync(passwd, 'utf8') : ''}sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`);
       }
-      if ((args.includes('-N1') || args.includes('--syntax-only')) && opts.syntaxOk === false) {
-        return { exitCode: 1, stdout: '', stderr: 'error during parsing file /etc/rsyslog.d/10-sentinel-cef.conf', failed: true };
+      if (args.includes('-N1') || args.includes('--syntax-only')) {
+        // Like the real check: fails on the first daemon config file (in the root) that holds a broken line.
+        const bad = opts.root ? brokenConfigFile(opts.root) : null;
+        if (opts.syntaxOk === false || bad) {
+          return { exitCode: 1, stdout: '', stderr: `rsyslogd: error during parsing file ${bad ?? '/etc/rsyslog.conf'}, on or before line 2: invalid character '{'`, failed: true };
+        }
       }
       return ok();
     },
@@ -161,8 +177,8 @@ describe('runInstall against a fixture root', () => {
     expect(out).not.toContain('+input(type="imtcp"');
     expect(out).toContain('Dry run: nothing was changed.');
     expect(snapshot(root)).toEqual(before);
-    // Only read-only questions: the version of the node the service would run.
-    expect(exec.calls).toEqual([['/usr/bin/node', '--version']]);
+    // Only read-only questions: the version of the node the service would run, and whether the config is valid now.
+    expect(exec.calls).toEqual([['/usr/bin/node', '--version'], [expect.stringMatching(/rsyslogd$/), '-N1']]);
   });
 
   it('applies, then a second run changes nothing, then uninstall restores every byte', async () => {
@@ -197,13 +213,46 @@ describe('runInstall against a fixture root', () => {
   it('rolls back when the daemon rejects the new config', async () => {
     const root = copyFixture('debian12-rsyslog');
     const before = snapshot(root);
-    const exec = fakeExec({ root, syntaxOk: false });
+    const exec = fakeExec({ root });
     const d = deps(root, exec, { mutateDropin: (c) => `${c}\nthis is not rsyslog syntax {\n` });
     await expect(runInstall(opts({}), d.deps)).rejects.toThrow(/rsyslog rejected the new configuration; nothing was changed \(rolled back\)/);
     const after = snapshot(root);
     for (const k of Object.keys(after)) if (k.startsWith('var/lib/sentinel-cef/backup/') || k === 'etc/passwd' || k.startsWith('var/tmp/')) delete after[k];
     expect(after).toEqual(before);
     expect(await readState(createFsRoot(root))).toBeNull();
+  });
+
+  it.each([
+    ['debian12-rsyslog', 'etc/rsyslog.d/50-local.conf'],
+    ['debian12-rsyslog', 'etc/rsyslog.conf'],
+  ])('%s with %s already broken: refuses before changing anything and says it was broken before', async (fixture, file) => {
+    const root = copyFixture(fixture);
+    const p = path.join(root, file);
+    writeFileSync(p, `${existsSync(p) ? readFileSync(p, 'utf8') : ''}this is not rsyslog syntax {\n`);
+    const before = snapshot(root);
+    const exec = fakeExec({ root });
+    const d = deps(root, exec);
+    for (const dryRun of [true, false]) {
+      const err = await runInstall(opts({ dryRun }), d.deps).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(CliError);
+      expect(formatError(err)).toBe(
+        `rsyslog's configuration is already invalid before any change (rsyslogd -N1: rsyslogd: error during parsing file /${file}, ` +
+          `on or before line 2: invalid character '{') — nothing was changed; fix that file (\`rsyslogd -N1\` shows the errors), then run install again`,
+      );
+      expect(snapshot(root)).toEqual(before);
+    }
+    expect(exec.calls.map((c) => c[0])).not.toContain('useradd');
+    expect(d.logs.join('\n')).not.toContain('rolled back');
+  });
+
+  it('an error in our own drop-in from an earlier install does not stop the install that replaces it', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    mkdirSync(path.join(root, 'etc/rsyslog.d'), { recursive: true });
+    writeFileSync(path.join(root, 'etc/rsyslog.d/10-sentinel-cef.conf'), 'this is not rsyslog syntax {\n');
+    const d = deps(root, fakeExec({ root }));
+    await runInstall(opts({}), d.deps);
+    expect(readFileSync(path.join(root, 'etc/rsyslog.d/10-sentinel-cef.conf'), 'utf8')).toContain('omfwd');
+    expect(d.logs).toContain('rsyslog accepted the configuration (rsyslogd -N1)');
   });
 
   it('stores the workspace key in a 0600 file, never in the config, the plan or a child argv', async () => {
