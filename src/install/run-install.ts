@@ -18,7 +18,7 @@ import { scanSyslogNgConfig } from './syslog-ng-config.js';
 import { protocolsOf, renderRsyslogDropin, RSYSLOG_DROPIN, type RenderedDropin } from './render-rsyslog.js';
 import { appendSyslogNgInclude, renderSyslogNgDropin, SYSLOG_NG_DROPIN } from './render-syslog-ng.js';
 import { formatPlan, planFiles, summarizePlan, type DesiredFile, type FileChange } from './plan.js';
-import { acquireLock, FileTransaction, readState, writeState, STATE_DIR, type InstallState } from './transaction.js';
+import { acquireLock, FileTransaction, readState, sha256, writeState, STATE_DIR, type InstallState } from './transaction.js';
 import {
   CONFIG_DIR, FORWARDER_PATH, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_PATH, renderForwarderUnit,
   SYNTAX_CHECK, checkDaemonSyntax, ensureServiceUser, syntaxErrorLine, lookupUser, systemServices, type Ctx, type Services, type UserIds,
@@ -96,6 +96,8 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   // ---- render ----
   const renderOpts = { port: opts.port, protocol: opts.protocol, forwarderPort: opts.forwarderPort };
   const desired: DesiredFile[] = [];
+  /** Files we only add to (the daemon's main file): edits there are the operator's, not ours to track. */
+  const sharedFiles = new Set<string>();
   let dropin: RenderedDropin;
   if (daemon === 'rsyslog') {
     dropin = renderRsyslogDropin(await scanRsyslogConfig(fs, { exclude: [RSYSLOG_DROPIN] }), renderOpts);
@@ -104,6 +106,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     dropin = renderSyslogNgDropin(scan, renderOpts);
     if (!scan.includesConfD) {
       const main = (await fs.readText(scan.mainFile)) ?? '';
+      sharedFiles.add(scan.mainFile);
       desired.push({ path: scan.mainFile, content: appendSyslogNgInclude(main), mode: (await fs.stat(scan.mainFile))?.mode ?? 0o644, why: 'include conf.d drop-ins' });
     }
   }
@@ -155,6 +158,19 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   deps.out(`Plan (${daemon}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes) })}\n`);
   const result: InstallResult = { changed, dryRun: opts.dryRun, daemon, changes, warnings };
   await refuseBrokenDaemonConfig(ctx, daemon, binary, changes, dropin.path, svc);
+  // Files we own that changed since the last install wrote them: hand edits that this run would replace.
+  const lastWritten = (await readState(fs))?.written ?? {};
+  const edited = changes.filter(
+    (c) => c.contentChanged && c.before !== null && !sharedFiles.has(c.file.path) && lastWritten[c.file.path] !== undefined && sha256(c.before) !== lastWritten[c.file.path],
+  );
+  for (const c of edited) {
+    // Without a TTY and without --yes the refusal below is the whole answer: one line.
+    if (opts.dryRun || opts.yes || prompter.interactive) log(`${c.file.path} was edited by hand since the last install; this install replaces it:\n${c.diff.trimEnd()}`);
+    if (opts.dryRun) warn(`${c.file.path} has local edits that install would replace (the edited file would be backed up)`);
+    else if (!(await prompter.confirm(`${c.file.path} was edited by hand since the last install. Replace it (the edited file is backed up)?`, { default: false, yes: opts.yes, flag: '--yes' }))) {
+      throw new CliError(`cancelled; nothing was changed (${c.file.path} keeps its local edits)`, { exitCode: 1 });
+    }
+  }
   // Firewall and SELinux belong to the running system, not to a --root tree.
   const fw = fs.isSystemRoot ? await detectFirewall(exec) : { kind: 'none' as const, active: false, allowed: [] };
   const fwCmds = planFirewallFix(fw, protocolsOf(opts.protocol).map((p) => ({ port: opts.port, protocol: p })));
@@ -230,6 +246,10 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       await tx.write(c.file.path, c.file.content, { mode: c.file.mode, ...owner });
     }
     if (changed) log(`wrote ${sum.create + sum.update} file(s); backups in ${tx.backupDir}`);
+    for (const c of edited) {
+      const backup = tx.touched.find((o) => o.path === c.file.path)?.backup;
+      warn(`LOCAL EDITS REPLACED: ${c.file.path} had been edited since the last install; the edited file is kept at ${backup ?? tx.backupDir}`);
+    }
 
     if (daemonFilesChanged || !daemonWasRunning) {
       const check = await checkDaemonSyntax(ctx, daemon, binary);
@@ -268,7 +288,11 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     }
 
     await tx.discardIfEmpty();
+    const written = Object.fromEntries(
+      desired.filter((f) => !f.secret && !sharedFiles.has(f.path)).map((f) => [f.path, sha256(Buffer.from(f.content))]),
+    );
     const state = mergeState(prior, tx.touched, createdDirs, {
+      written,
       daemon, init: init.kind, user: { name: SERVICE_USER, createdByUs: user.created || Boolean(prior?.user?.createdByUs) }, applied,
     });
     await writeState(fs, state);
@@ -326,7 +350,7 @@ function mergeState(
   prior: InstallState | null,
   touched: readonly InstallState['files'][number][],
   createdDirs: string[],
-  now: Pick<InstallState, 'daemon' | 'init' | 'user' | 'applied'>,
+  now: Pick<InstallState, 'daemon' | 'init' | 'user' | 'applied'> & { written: Record<string, string> },
 ): InstallState {
   const at = new Date().toISOString();
   const files = [...(prior?.files ?? [])];
@@ -344,6 +368,7 @@ function mergeState(
     files,
     dirs,
     applied: [...(prior?.applied ?? []), ...now.applied],
+    written: { ...prior?.written, ...now.written },
   };
 }
 

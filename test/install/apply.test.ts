@@ -6,11 +6,11 @@ import { createFsRoot } from '../../src/system/fs-root.js';
 import { createPrompter, createScriptedPrompter } from '../../src/system/prompts.js';
 import type { Exec, ExecResult } from '../../src/system/exec.js';
 import { formatPlan, planFiles, summarizePlan } from '../../src/install/plan.js';
-import { FileTransaction, readState } from '../../src/install/transaction.js';
+import { FileTransaction, readState, sha256 } from '../../src/install/transaction.js';
 import { runInstall, type InstallDeps } from '../../src/install/run-install.js';
 import { runUninstall } from '../../src/install/run-uninstall.js';
 import { installOptionsSchema } from '../../src/install/options.js';
-import { CliError, formatError } from '../../src/errors.js';
+import { CliError, formatError, UsageError } from '../../src/errors.js';
 import type { Services } from '../../src/install/service.js';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
@@ -279,6 +279,77 @@ describe('runInstall against a fixture root', () => {
     const d2 = deps(root, fakeExec({ root }), { prompter: p });
     await runInstall(opts({ sink: undefined, dryRun: true }), d2.deps);
     expect(p.asked).toEqual(['Log Analytics workspace id', 'Workspace primary key']);
+  });
+});
+
+describe('a drop-in edited by hand since the last install', () => {
+  const DROPIN = 'etc/rsyslog.d/10-sentinel-cef.conf';
+  /** Installed once, then the drop-in edited by hand. */
+  async function installedAndEdited() {
+    const root = copyFixture('debian12-rsyslog');
+    await runInstall(opts({}), deps(root, fakeExec({ root })).deps);
+    const ours = readFileSync(path.join(root, DROPIN), 'utf8');
+    const edited = ours.replace('queue.size="50000"', 'queue.size="90000" # tuned by hand');
+    writeFileSync(path.join(root, DROPIN), edited);
+    return { root, ours, edited };
+  }
+
+  it('records the hash of every file it owns, and none of a secret', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    const d = deps(root, fakeExec({ root }), { env: { SENTINEL_CEF_KEY: Buffer.from('k'.repeat(64)).toString('base64') } });
+    await runInstall(opts({ sink: undefined, workspaceId: '11111111-2222-3333-4444-555555555555' }), d.deps);
+    const state = (await readState(createFsRoot(root)))!;
+    expect(Object.keys(state.written!).sort()).toEqual(['/etc/rsyslog.d/10-sentinel-cef.conf', '/etc/sentinel-cef/forwarder.json', '/usr/lib/sentinel-cef/forwarder.mjs', '/usr/lib/sentinel-cef/sentinel-cef-supervise.mjs']);
+    for (const [p, h] of Object.entries(state.written!)) expect(sha256(readFileSync(path.join(root, p))), p).toBe(h);
+  });
+
+  it('without a TTY and without --yes: one line, exit 2, nothing changed', async () => {
+    const { root } = await installedAndEdited();
+    const before = snapshot(root);
+    const d = deps(root, fakeExec({ root }), { prompter: createPrompter(false) });
+    const err = await runInstall(opts({ yes: false, protocol: 'udp' }), d.deps).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as UsageError).exitCode).toBe(2);
+    expect(formatError(err)).toBe(
+      '/etc/rsyslog.d/10-sentinel-cef.conf was edited by hand since the last install. Replace it (the edited file is backed up)? — no TTY to ask — pass --yes to accept',
+    );
+    expect(d.logs.join('\n')).not.toContain('tuned by hand');
+    expect(snapshot(root)).toEqual(before);
+  });
+
+  it('on a TTY: shows the diff and asks; "no" changes nothing', async () => {
+    const { root } = await installedAndEdited();
+    const before = snapshot(root);
+    const prompter = createScriptedPrompter([false]);
+    const d = deps(root, fakeExec({ root }), { prompter });
+    await expect(runInstall(opts({ yes: false }), d.deps)).rejects.toThrow(/cancelled; nothing was changed \(\/etc\/rsyslog\.d\/10-sentinel-cef\.conf keeps its local edits\)/);
+    expect(prompter.asked).toEqual(['/etc/rsyslog.d/10-sentinel-cef.conf was edited by hand since the last install. Replace it (the edited file is backed up)?']);
+    expect(d.logs.join('\n')).toMatch(/^-.*queue\.size="90000" # tuned by hand/m);
+    expect(d.logs.join('\n')).toMatch(/^\+.*queue\.size="50000"/m);
+    expect(snapshot(root)).toEqual(before);
+  });
+
+  it('with --yes: says loudly that local edits were replaced and where the edited file is kept', async () => {
+    const { root, ours, edited } = await installedAndEdited();
+    const d = deps(root, fakeExec({ root }));
+    const res = await runInstall(opts({}), d.deps);
+    expect(readFileSync(path.join(root, DROPIN), 'utf8')).toBe(ours);
+    const loud = res.warnings.filter((w) => w.startsWith('LOCAL EDITS REPLACED'));
+    expect(loud).toHaveLength(1);
+    const m = /^LOCAL EDITS REPLACED: \/etc\/rsyslog\.d\/10-sentinel-cef\.conf had been edited since the last install; the edited file is kept at (\S+)$/.exec(loud[0]);
+    expect(m, loud[0]).not.toBeNull();
+    expect(readFileSync(path.join(root, m![1]), 'utf8')).toBe(edited);
+    expect(d.logs).toContain(`warning: ${loud[0]}`);
+  });
+
+  it('an option change to an unedited drop-in asks nothing about edits', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    await runInstall(opts({}), deps(root, fakeExec({ root })).deps);
+    const d = deps(root, fakeExec({ root }));
+    const res = await runInstall(opts({ protocol: 'udp' }), d.deps);
+    expect(res.changes.find((c) => c.file.path === '/etc/rsyslog.d/10-sentinel-cef.conf')?.kind).toBe('update');
+    expect(res.warnings.join('\n')).not.toMatch(/edited|LOCAL EDITS/);
+    expect(d.logs.join('\n')).not.toContain('edited by hand');
   });
 });
 
