@@ -111,10 +111,11 @@ export async function checkDaemonSyntax(ctx: Ctx, daemon: SyslogDaemon, binary: 
   return { ok: r.exitCode === 0, ran: r.exitCode !== 127, output: `${r.stdout}\n${r.stderr}`.trim() };
 }
 
-/** The line of a syntax check's output that says what is wrong: the first that speaks of an error, else the first. */
+/** The line of a syntax check's output that says what is wrong: the most specific error line, else the first line. */
 export function syntaxErrorLine(output: string): string {
   const lines = output.split('\n').map((l) => l.trim()).filter(Boolean);
-  const line = lines.find((l) => /error|invalid|unexpected/i.test(l)) ?? lines[0] ?? '(no output)';
+  // rsyslog prints "warnings occurred" error lines before the one that names the fault.
+  const line = lines.find((l) => /syntax error|unexpected|invalid/i.test(l)) ?? lines.find((l) => /error/i.test(l)) ?? lines[0] ?? '(no output)';
   return line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }
 
