@@ -62,13 +62,14 @@ function port(flag: string) {
 export const installOptionsSchema = z.object({
   workspaceId: grammar('<workspaceId>', 'a GUID (the workspace id)', (v) => GUID.test(v)).optional(),
   primaryKey: grammar('<primaryKey>', 'a base64 key', (v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v.trim()), { secret: true }).optional(),
-  keyFile: grammar('--key-file', 'an absolute path', isAbsPath).optional(),
+  // Read by install, never written into a file: any path will do, on one line.
+  keyFile: noControl('--key-file').optional(),
   dce: grammar('--dce', 'an http(s) URL', isUrl).optional(),
   dcr: grammar('--dcr', 'a DCR immutable id (dcr- and 32 hex digits)', (v) => /^dcr-[0-9a-fA-F]{32}$/.test(v)).optional(),
   stream: grammar('--stream', 'a stream name (Custom-NAME or Microsoft-NAME)', (v) => /^(Custom|Microsoft)-[A-Za-z0-9_]{1,200}$/.test(v)).optional(),
   tenant: grammar('--tenant', 'a tenant GUID or domain name', (v) => GUID.test(v) || DNS_NAME.test(v)).optional(),
   clientId: grammar('--client-id', 'a GUID (the application id)', (v) => GUID.test(v)).optional(),
-  clientSecretFile: grammar('--client-secret-file', 'an absolute path', isAbsPath).optional(),
+  clientSecretFile: noControl('--client-secret-file').optional(),
   managedIdentity: z.boolean().default(false),
   sink: grammar('--sink', 'file:/ABSOLUTE/PATH of letters, digits and ._+@,=/-', (v) => v.startsWith('file:') && isAbsPath(v.slice(5)) && v.length > 6).optional(),
   cloud: z.string().superRefine((v, ctx) => {

@@ -21,7 +21,7 @@ const FLAGS: Array<[flag: string, valid: string]> = [
   ['--stream', 'Custom-CommonSecurityLog'],
   ['--tenant', 'contoso.onmicrosoft.com'],
   ['--client-id', '00000000-0000-4000-8000-000000000001'],
-  ['--key-file', '/root/key'],
+  ['--key-file', 'key file.txt'],
   ['--client-secret-file', '/root/secret'],
   ['--cloud', 'AzureCloud'],
   ['--port', '514'],
@@ -30,11 +30,15 @@ const FLAGS: Array<[flag: string, valid: string]> = [
 ];
 
 // Appended to a valid value: each would add a line, a directive, a specifier, or end a quoted string.
-const SUFFIXES = ['\nExecStartPre=/bin/touch /tmp/pwned', '\r\nUser=root', '\u0000', '\t', '\u007f', '\u2028', '\u0085', '"', '`id`', ' x', '\\'];
-const PATH_ONLY = ['%h', '$HOME', "'", '/../etc'];
+const CONTROL = ['\nExecStartPre=/bin/touch /tmp/pwned', '\r\nUser=root', '\u0000', '\t', '\u007f', '\u2028', '\u0085'];
+const SYNTAX = ['"', '`id`', ' x', '\\'];
+const PATH_ONLY = ['%h', '$HOME', "'", '/../etc', '/'];
+// Files install only reads (their content goes to a 0600 secret file): any name, but on one line.
+const READ_ONLY = new Set(['--key-file', '--client-secret-file']);
 const hostile = FLAGS.flatMap(([flag, valid]) => [
-  ...SUFFIXES.map((s) => [flag, valid + s] as const),
-  ...(/file|sink/.test(flag) ? PATH_ONLY.map((s) => [flag, valid + s] as const) : []),
+  ...CONTROL.map((s) => [flag, valid + s] as const),
+  ...(READ_ONLY.has(flag) ? [] : SYNTAX.map((s) => [flag, valid + s] as const)),
+  ...(flag === '--sink' ? PATH_ONLY.map((s) => [flag, valid + s] as const) : []),
 ]);
 
 function argvFor(flag: string, value: string): string[] {
