@@ -342,6 +342,16 @@ describe('a drop-in edited by hand since the last install', () => {
     expect(d.logs).toContain(`warning: ${loud[0]}`);
   });
 
+  it('--dry-run warns that local edits would be replaced, asks nothing and changes nothing', async () => {
+    const { root } = await installedAndEdited();
+    const before = snapshot(root);
+    const d = deps(root, fakeExec({ root }), { prompter: createPrompter(false) });
+    const res = await runInstall(opts({ yes: false, dryRun: true }), d.deps);
+    expect(res.warnings).toContain('/etc/rsyslog.d/10-sentinel-cef.conf has local edits that install would replace (the edited file would be backed up)');
+    expect(d.logs.join('\n')).toMatch(/^-.*queue\.size="90000" # tuned by hand/m);
+    expect(snapshot(root)).toEqual(before);
+  });
+
   it('an option change to an unedited drop-in asks nothing about edits', async () => {
     const root = copyFixture('debian12-rsyslog');
     await runInstall(opts({}), deps(root, fakeExec({ root })).deps);

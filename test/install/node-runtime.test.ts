@@ -57,7 +57,7 @@ function tree(dir: string): string[] {
 }
 
 describe('the service runtime', () => {
-  it.concurrent.each(['v18.20.4', 'v20.14.0'])('install refuses at plan time when `node` on PATH is %s: one line, exit 2, nothing changed', async (version) => {
+  it.each(['v18.20.4', 'v20.14.0'])('install refuses at plan time when `node` on PATH is %s: one line, exit 2, nothing changed', async (version) => {
     const root = mkdtempSync(path.join(tmpdir(), 'scef-node-'));
     cpSync(path.join(repo, 'test/fixtures/install/debian12-rsyslog'), root, { recursive: true });
     const before = tree(root);
@@ -73,7 +73,7 @@ describe('the service runtime', () => {
         ' — install Node 22 LTS (or 20.17 and later) system-wide so that `node` on PATH is that version, then run it again',
     );
     expect(tree(root)).toEqual(before);
-  });
+  }, 60_000);
 });
 
 describe.skipIf(!existsSync(node18))('the CLI on an unsupported Node', () => {
@@ -84,11 +84,11 @@ describe.skipIf(!existsSync(node18))('the CLI on an unsupported Node', () => {
     const lines = r.stderr.trimEnd().split('\n');
     expect(lines, r.stderr).toHaveLength(1);
     expect(lines[0]).toMatch(/^sentinel-cef: this node \(.*\) is Node v18\.\d+\.\d+, but sentinel-cef needs Node \^20\.17\.0 \|\| /);
-  });
+  }, 60_000);
 
   it('bin/sentinel-cef --version under a real Node 18 is refused the same way', async () => {
     const r = await execa(node18, [bin, '--version'], { reject: false });
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain('is Node v18.');
-  });
+  }, 60_000);
 });

@@ -71,7 +71,8 @@ describe('values that reach rendered files', () => {
   });
 
   const bin = path.resolve(import.meta.dirname, '../../bin/sentinel-cef');
-  it.concurrent.each([
+  // Whole CLI runs on a loaded machine: one at a time, with room.
+  it.each([
     ['--sink', 'file:/var/lib/x\nExecStartPre=/bin/touch /tmp/pwned\n#/rows.ndjson'],
     ['--dce', 'https://x.example.com/\nExecStartPre=/bin/true'],
     ['--cloud', 'AzureCloud\nUser=root'],
@@ -85,7 +86,7 @@ describe('values that reach rendered files', () => {
     expect(r.exitCode).toBe(2);
     expect(r.stderr.trimEnd().split('\n'), r.stderr).toHaveLength(1);
     expect(r.stdout).toBe('');
-  });
+  }, 60_000);
 });
 
 // ---- render: nothing the schema accepts adds a line or a directive ----
