@@ -158,7 +158,7 @@ describe('rendering what the schema accepts', () => {
         expect(systemdWords(exec[0].slice('ExecStart='.length))[0]).toBe(nodePath);
         expect(unitDirectives(unit)).toEqual(baseUnit.filter((d) => d !== 'ReadWritePaths'));
       }),
-      { numRuns: 2000 },
+      { numRuns: 500 },
     );
   });
 
