@@ -99,6 +99,17 @@ const nasty = fc.oneof(
     .map((a) => a.join('')),
 );
 
+/** Path-like strings: mostly characters a path may hold, now and then one that breaks a format. */
+const pathish = fc
+  .array(
+    fc.oneof(
+      { weight: 12, arbitrary: fc.constantFrom('a', 'Z', '0', '.', '-', '_', '+', '@', ',', '=', '/', 'x/', 'rows.ndjson') },
+      { weight: 1, arbitrary: fc.constantFrom('\n', '\r', '"', "'", '\\', '%', '$', '`', ' ', '#', ';', '\u2028', '\u0000', '..', '//') },
+    ),
+    { minLength: 1, maxLength: 20 },
+  )
+  .map((a) => a.join(''));
+
 /** systemd's view of a unit: sections and settings, in order (comments and blanks dropped). */
 function unitDirectives(text: string): string[] {
   return text
@@ -125,10 +136,12 @@ const baseUnit = unitDirectives(renderForwarderUnit({ nodePath: '/usr/bin/node',
 
 describe('rendering what the schema accepts', () => {
   it('a --sink the schema accepts adds no line or directive to the unit, and ReadWritePaths reads back as its folder', () => {
+    let accepted = 0;
     fc.assert(
-      fc.property(nasty, (tail) => {
+      fc.property(fc.oneof(pathish, nasty), (tail) => {
         const r = installOptionsSchema.safeParse({ sink: `file:/${tail}` });
         if (!r.success) return;
+        accepted++;
         const sinkFile = r.data.sink!.slice('file:'.length);
         const unit = renderForwarderUnit({ nodePath: '/usr/bin/node', sinkFile });
         const dirs = unitDirectives(unit);
@@ -139,11 +152,13 @@ describe('rendering what the schema accepts', () => {
       }),
       { numRuns: 2000 },
     );
+    // The property says something only if the generator reaches accepted paths often.
+    expect(accepted).toBeGreaterThan(300);
   });
 
   it('any node path renders into ExecStart as one word that reads back unchanged, or is refused', () => {
     fc.assert(
-      fc.property(nasty, (tail) => {
+      fc.property(fc.oneof(pathish, nasty), (tail) => {
         const nodePath = `/${tail}`;
         let unit: string;
         try {
@@ -164,10 +179,12 @@ describe('rendering what the schema accepts', () => {
 
   it('every string option the schema accepts reads back unchanged from the JSON config, one value per key', () => {
     const keys = ['dce', 'endpoint', 'dcr', 'stream', 'tenant', 'clientId', 'workspaceId'] as const;
+    let accepted = 0;
     fc.assert(
-      fc.property(fc.constantFrom(...keys), nasty, fc.constantFrom('', 'https://a.example/', 'dcr-', 'Custom-', '00000000-0000-4000-8000-00000000000'), (key, tail, head) => {
+      fc.property(fc.constantFrom(...keys), fc.oneof(pathish, nasty), fc.constantFrom('', 'https://a.example/', 'dcr-', 'Custom-', '00000000-0000-4000-8000-00000000000'), (key, tail, head) => {
         const r = installOptionsSchema.safeParse({ [key]: head + tail });
         if (!r.success) return;
+        accepted++;
         const v = r.data[key]!;
         const text = `${JSON.stringify({ sink: { [key]: v } }, null, 2)}\n`;
         expect(text.split('\n')).toHaveLength(6);
@@ -176,6 +193,7 @@ describe('rendering what the schema accepts', () => {
       }),
       { numRuns: 3000 },
     );
+    expect(accepted).toBeGreaterThan(50);
   });
 
   const rsyslogScan: RsyslogScan = {
