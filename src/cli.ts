@@ -28,9 +28,14 @@ export function buildProgram(): Command {
     troubleshootCommand(),
     deadLettersCommand(),
   ]) {
-    program.addCommand(cmd.exitOverride());
+    program.addCommand(cmd.exitOverride().configureOutput({ outputError: (str, write) => write(oneLineError(str)) }));
   }
   return program;
+}
+
+/** Commander quotes a bad value as typed: a newline in it must not split the error over lines. */
+function oneLineError(str: string): string {
+  return `${str.trimEnd().replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}\n`;
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -22,7 +22,7 @@ export function installCommand(): Command {
     .option('--client-secret-file <path>', 'file holding the client secret')
     .option('--managed-identity', 'authenticate with the machine\'s managed identity')
     .option('--sink <file:PATH>', 'write rows to a local file instead of Azure (trials, CI)')
-    .addOption(new Option('--cloud <name>', 'Azure cloud').choices([...CLOUDS]))
+    .option('--cloud <name>', `Azure cloud (${CLOUDS.join(', ')})`)
     .option('-F, --us-gov', 'Azure US Government (the original installer\'s -FF)')
     .option('--port <n>', 'port the syslog daemon listens on', '514')
     .option('-p, --forwarder-port <n>', 'local forwarder port', '25226')

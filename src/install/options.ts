@@ -1,31 +1,89 @@
+import path from 'node:path';
 import { z } from 'zod';
 import { CLOUDS, DEFAULT_FORWARDER_PORT } from '../config/schema.js';
 
-const port = z.coerce.number().int().min(1).max(65535);
+// Every value below can reach a rendered file (systemd unit, daemon drop-in, JSON config), so each has a strict
+// grammar: no control characters, no newline, nothing a unit, RainerScript or syslog-ng string could read as syntax.
+// The render sites escape as well (config-escape.ts); this is the first wall.
+
+/** C0, DEL, C1 and the Unicode line and paragraph separators. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+/** An absolute path of plain characters: no spaces, quotes, `%`, `$` or `\`. */
+const ABS_PATH = /^\/[A-Za-z0-9._+@,=/-]*$/;
+const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+/** RFC 3986 characters only (no spaces, quotes, backslashes, braces). */
+const URL_CHARS = /^[A-Za-z0-9._~:/?#[\]@!$&'()*+,;=%-]+$/;
+
+/** The value as it may be shown in a one-line error: escaped, quoted, shortened. */
+export function showValue(v: unknown): string {
+  const s = String(v).replace(/[\\']/g, '\\$&').replace(/\n/g, '\\n').replace(new RegExp(CONTROL.source, 'g'), (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return `'${s.length > 60 ? `${s.slice(0, 60)}…` : s}'`;
+}
+
+function flagName(key: string): string {
+  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/** A string option checked against `ok`; the message reads `--flag must be WHAT, got 'value'`. */
+function grammar(flag: string, what: string, ok: (v: string) => boolean, opts: { secret?: boolean } = {}) {
+  return z.string().superRefine((v, ctx) => {
+    if (CONTROL.test(v) || !ok(v)) {
+      ctx.addIssue({ code: 'custom', message: `${flag} must be ${what}${opts.secret ? ' (value not shown)' : `, got ${showValue(v)}`}` });
+    }
+  });
+}
+
+// Normal form only (no //, /./, /../ or trailing /): what is checked is what the unit and the config name.
+const isAbsPath = (v: string) => ABS_PATH.test(v) && v.length <= 4096 && v.length > 1 && path.posix.normalize(v) === v && !v.endsWith('/');
+const isUrl = (v: string) => {
+  if (!URL_CHARS.test(v) || v.length > 2048) return false;
+  try {
+    const u = new URL(v);
+    return (u.protocol === 'https:' || u.protocol === 'http:') && u.hostname !== '' && u.username === '' && u.password === '';
+  } catch {
+    return false;
+  }
+};
+const noControl = (flag: string) => grammar(flag, 'free of control characters and newlines', () => true);
+
+function port(flag: string) {
+  return z.union([z.number(), z.string()]).transform((v, ctx) => {
+    const n = typeof v === 'number' ? v : /^[0-9]{1,5}$/.test(v) ? Number(v) : NaN;
+    if (!Number.isInteger(n) || n < 1 || n > 65535) {
+      ctx.addIssue({ code: 'custom', message: `${flag} must be an integer from 1 to 65535, got ${showValue(v)}` });
+      return z.NEVER;
+    }
+    return n;
+  });
+}
 
 /** Parsed first, before anything is detected or asked. */
 export const installOptionsSchema = z.object({
-  workspaceId: z.string().optional(),
-  primaryKey: z.string().optional(),
-  keyFile: z.string().optional(),
-  dce: z.string().url().optional(),
-  dcr: z.string().optional(),
-  stream: z.string().optional(),
-  tenant: z.string().optional(),
-  clientId: z.string().optional(),
-  clientSecretFile: z.string().optional(),
+  workspaceId: grammar('<workspaceId>', 'a GUID (the workspace id)', (v) => GUID.test(v)).optional(),
+  primaryKey: grammar('<primaryKey>', 'a base64 key', (v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v.trim()), { secret: true }).optional(),
+  // Read by install, never written into a file: any path will do, on one line.
+  keyFile: noControl('--key-file').optional(),
+  dce: grammar('--dce', 'an http(s) URL', isUrl).optional(),
+  dcr: grammar('--dcr', 'a DCR immutable id (dcr- and 32 hex digits)', (v) => /^dcr-[0-9a-fA-F]{32}$/.test(v)).optional(),
+  stream: grammar('--stream', 'a stream name (Custom-NAME or Microsoft-NAME)', (v) => /^(Custom|Microsoft)-[A-Za-z0-9_]{1,200}$/.test(v)).optional(),
+  tenant: grammar('--tenant', 'a tenant GUID or domain name', (v) => GUID.test(v) || DNS_NAME.test(v)).optional(),
+  clientId: grammar('--client-id', 'a GUID (the application id)', (v) => GUID.test(v)).optional(),
+  clientSecretFile: noControl('--client-secret-file').optional(),
   managedIdentity: z.boolean().default(false),
-  sink: z.string().regex(/^file:\/.+/, 'use --sink file:/ABSOLUTE/PATH').optional(),
-  cloud: z.enum(CLOUDS).optional(),
+  sink: grammar('--sink', 'file:/ABSOLUTE/PATH of letters, digits and ._+@,=/-', (v) => v.startsWith('file:') && isAbsPath(v.slice(5)) && v.length > 6).optional(),
+  cloud: z.string().superRefine((v, ctx) => {
+    if (!(CLOUDS as readonly string[]).includes(v)) ctx.addIssue({ code: 'custom', message: `--cloud must be one of ${CLOUDS.join(', ')}, got ${showValue(v)}` });
+  }).transform((v) => v as (typeof CLOUDS)[number]).optional(),
   usGov: z.boolean().default(false),
-  port: port.default(514),
-  forwarderPort: port.default(DEFAULT_FORWARDER_PORT),
+  port: port('--port').default(514),
+  forwarderPort: port('--forwarder-port').default(DEFAULT_FORWARDER_PORT),
   protocol: z.enum(['tcp', 'udp', 'both']).default('both'),
   daemon: z.enum(['rsyslog', 'syslog-ng']).optional(),
-  endpoint: z.string().url().optional(),
+  endpoint: grammar('--endpoint', 'an http(s) URL', isUrl).optional(),
   dryRun: z.boolean().default(false),
   yes: z.boolean().default(false),
-  root: z.string().default('/'),
+  root: noControl('--root').default('/'),
   verify: z.boolean().default(true),
   fixFirewall: z.boolean().optional(),
 });
@@ -34,7 +92,7 @@ export type InstallOptions = z.infer<typeof installOptionsSchema>;
 export const uninstallOptionsSchema = z.object({
   yes: z.boolean().default(false),
   dryRun: z.boolean().default(false),
-  root: z.string().default('/'),
+  root: noControl('--root').default('/'),
   removeUser: z.boolean().default(false),
   purge: z.boolean().default(false),
 });
@@ -43,6 +101,7 @@ export type UninstallOptions = z.infer<typeof uninstallOptionsSchema>;
 /** The first zod issue as one line naming the flag. */
 export function formatOptionError(err: z.ZodError): string {
   const issue = err.issues[0];
-  const flag = issue.path.length ? `--${String(issue.path[0]).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` : 'options';
+  if (/^(--|<)/.test(issue.message)) return issue.message;
+  const flag = issue.path.length ? flagName(String(issue.path[0])) : 'options';
   return `${flag}: ${issue.message}`;
 }

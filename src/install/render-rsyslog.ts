@@ -1,6 +1,7 @@
 import { VERSION } from '../version.js';
 import { loadTemplate, renderTemplate } from './templates.js';
 import { parseRsyslogSize, type RsyslogScan } from './rsyslog-config.js';
+import { portValue, rainerString } from './config-escape.js';
 
 export type Protocol = 'tcp' | 'udp' | 'both';
 
@@ -31,6 +32,8 @@ export function protocolsOf(p: Protocol): Array<'udp' | 'tcp'> {
 }
 
 export function renderRsyslogDropin(scan: RsyslogScan, opts: DaemonRenderOptions): RenderedDropin {
+  const port = portValue('the rsyslog drop-in', opts.port);
+  const forwarderPort = rainerString('the rsyslog drop-in', String(portValue('the rsyslog drop-in', opts.forwarderPort)));
   const warnings: string[] = [];
   const modules: string[] = [];
   const inputs: string[] = [];
@@ -49,7 +52,7 @@ export function renderRsyslogDropin(scan: RsyslogScan, opts: DaemonRenderOptions
     }
     const mod = INPUT_MODULE[proto];
     if (!scan.modules.has(mod)) modules.push(`module(load="${mod}")`);
-    inputs.push(`input(type="${mod}" port="${opts.port}")`);
+    inputs.push(`input(type="${mod}" port="${rainerString('the rsyslog drop-in', String(port))}")`);
   }
   const maxSize = parseRsyslogSize(scan.maxMessageSize);
   if (maxSize === null || maxSize < 64 * 1024) {
@@ -65,8 +68,8 @@ export function renderRsyslogDropin(scan: RsyslogScan, opts: DaemonRenderOptions
   const queueMax = opts.queueMaxBytes ?? 1024 ** 3;
   const content = renderTemplate(loadTemplate('rsyslog/sentinel-cef.conf'), {
     version: VERSION,
-    port: opts.port,
-    forwarderPort: opts.forwarderPort,
+    port,
+    forwarderPort,
     modules: modules.join('\n'),
     inputs: inputs.join('\n'),
     queueMaxDiskSpace: `${Math.max(1, Math.round(queueMax / 1024 ** 2))}m`,

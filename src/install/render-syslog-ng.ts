@@ -2,6 +2,7 @@ import { VERSION } from '../version.js';
 import { loadTemplate, renderTemplate } from './templates.js';
 import { protocolsOf, type DaemonRenderOptions, type RenderedDropin } from './render-rsyslog.js';
 import { SYSLOG_NG_CONF_D, type SyslogNgScan } from './syslog-ng-config.js';
+import { portValue, syslogNgIdentifier } from './config-escape.js';
 
 export const SYSLOG_NG_DROPIN = `${SYSLOG_NG_CONF_D}/sentinel-cef.conf`;
 export const SYSLOG_NG_INCLUDE_LINE = `@include "${SYSLOG_NG_CONF_D}/*.conf"`;
@@ -9,7 +10,9 @@ export const SYSLOG_NG_INCLUDE_LINE = `@include "${SYSLOG_NG_CONF_D}/*.conf"`;
 /** Destinations that distributions use for "everything else" (Debian, RHEL, SUSE). */
 const CATCH_ALL = ['d_syslog', 'd_mesg', 'd_messages'];
 
-export function renderSyslogNgDropin(scan: SyslogNgScan, opts: DaemonRenderOptions): RenderedDropin {
+export function renderSyslogNgDropin(scan: SyslogNgScan, input: DaemonRenderOptions): RenderedDropin {
+  // Numbers only reach this file; they are checked again here, as are the source names we reuse from the scan.
+  const opts = { ...input, port: portValue('the syslog-ng drop-in', input.port), forwarderPort: portValue('the syslog-ng drop-in', input.forwarderPort) };
   const warnings: string[] = [];
   const drivers: string[] = [];
   const reused = new Set<string>();
@@ -17,7 +20,7 @@ export function renderSyslogNgDropin(scan: SyslogNgScan, opts: DaemonRenderOptio
     const existing = scan.listeners.find((l) => l.port === opts.port && l.protocol === proto);
     if (existing) {
       // A second listener on the port would fail to bind: log from the existing source instead.
-      reused.add(existing.source);
+      reused.add(syslogNgIdentifier('the syslog-ng drop-in', existing.source));
       continue;
     }
     drivers.push(`    network(port(${opts.port}) transport("${proto}") flags(store-raw-message));`);

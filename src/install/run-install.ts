@@ -12,19 +12,19 @@ import { findListeners, listListeners } from '../system/listeners.js';
 import { detectFirewall, planFirewallFix } from '../system/firewall.js';
 import { detectSelinux, planSelinuxFix } from '../system/selinux.js';
 import type { InstallOptions } from './options.js';
-import { loadTemplate, packageRoot, renderTemplate } from './templates.js';
+import { loadTemplate, packageRoot } from './templates.js';
 import { scanRsyslogConfig } from './rsyslog-config.js';
 import { scanSyslogNgConfig } from './syslog-ng-config.js';
 import { protocolsOf, renderRsyslogDropin, RSYSLOG_DROPIN, type RenderedDropin } from './render-rsyslog.js';
 import { appendSyslogNgInclude, renderSyslogNgDropin, SYSLOG_NG_DROPIN } from './render-syslog-ng.js';
 import { formatPlan, planFiles, summarizePlan, type DesiredFile, type FileChange } from './plan.js';
-import { acquireLock, FileTransaction, readState, writeState, STATE_DIR, type InstallState } from './transaction.js';
+import { acquireLock, FileTransaction, readState, sha256, writeState, STATE_DIR, type InstallState } from './transaction.js';
 import {
-  CONFIG_DIR, FORWARDER_ENV, FORWARDER_NODE_FLAGS, FORWARDER_PATH, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_PATH,
-  checkDaemonSyntax, ensureServiceUser, lookupUser, systemServices, type Ctx, type Services, type UserIds,
+  CONFIG_DIR, FORWARDER_PATH, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_PATH, renderForwarderUnit,
+  SYNTAX_CHECK, checkDaemonSyntax, ensureServiceUser, syntaxErrorLine, lookupUser, systemServices, type Ctx, type Services, type UserIds,
 } from './service.js';
+import { unsupportedNodeMessage } from '../system/node-support.js';
 import { buildProbeMessage, newProbeId, sendSyslog, waitForHealth, waitForProbe } from './probe.js';
-import { VERSION } from '../version.js';
 
 export const SHARED_KEY_PATH = `${CONFIG_DIR}/shared-key`;
 export const CLIENT_SECRET_PATH = `${CONFIG_DIR}/client-secret`;
@@ -96,6 +96,8 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   // ---- render ----
   const renderOpts = { port: opts.port, protocol: opts.protocol, forwarderPort: opts.forwarderPort };
   const desired: DesiredFile[] = [];
+  /** Files we only add to (the daemon's main file): edits there are the operator's, not ours to track. */
+  const sharedFiles = new Set<string>();
   let dropin: RenderedDropin;
   if (daemon === 'rsyslog') {
     dropin = renderRsyslogDropin(await scanRsyslogConfig(fs, { exclude: [RSYSLOG_DROPIN] }), renderOpts);
@@ -104,6 +106,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     dropin = renderSyslogNgDropin(scan, renderOpts);
     if (!scan.includesConfD) {
       const main = (await fs.readText(scan.mainFile)) ?? '';
+      sharedFiles.add(scan.mainFile);
       desired.push({ path: scan.mainFile, content: appendSyslogNgInclude(main), mode: (await fs.stat(scan.mainFile))?.mode ?? 0o644, why: 'include conf.d drop-ins' });
     }
   }
@@ -121,6 +124,10 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     throw new CliError(`the forwarder bundle ${bundlePath} is missing`, { suggestion: 'run `npm run build` in the package first' });
   }
   const nodePath = (await exec.which('node')) ?? process.execPath;
+  // The service runs this node, not ours: an old one crash-loops with a stack trace after we have changed the system.
+  const nodeVersion = await exec.run(nodePath, ['--version'], { timeoutMs: 30_000 });
+  const oldNode = unsupportedNodeMessage(nodeVersion.exitCode === 0 ? nodeVersion.stdout : '', `the service's node (${nodePath})`);
+  if (oldNode) throw new CliError(oldNode, { code: 'ERR_NODE_VERSION', exitCode: 2 });
   if (/^\/(root|home)\//.test(nodePath)) warn(`node is at ${nodePath}: the ${SERVICE_USER} user may not be able to run it; install node system-wide`);
   const group = { user: 'root', group: SERVICE_USER };
   const serviceOwner = { user: SERVICE_USER, group: SERVICE_USER };
@@ -141,20 +148,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   desired.push({ path: DEFAULT_CONFIG_PATH, content: `${JSON.stringify(config, null, 2)}\n`, mode: 0o640, owner: group, why: 'forwarder config' });
   const sinkFile = (sinkChoice.sink.type === 'file' ? String(sinkChoice.sink.path) : null);
   if (init.kind === 'systemd') {
-    const rw = sinkFile ? [path.dirname(sinkFile)] : [];
-    const underTmp = sinkFile !== null && /^\/(var\/)?tmp\//.test(sinkFile);
-    desired.push({
-      path: UNIT_PATH,
-      content: renderTemplate(loadTemplate('systemd/sentinel-cef-forwarder.service'), {
-        version: VERSION, user: SERVICE_USER, group: SERVICE_USER, nodePath, nodeFlags: FORWARDER_NODE_FLAGS.join(' '), forwarderPath: FORWARDER_PATH, configPath: DEFAULT_CONFIG_PATH,
-        environment: Object.entries(FORWARDER_ENV).map(([k, v]) => `Environment=${k}=${v}`).join('\n'),
-        readWritePaths: rw.length ? `ReadWritePaths=${rw.join(' ')}` : '',
-        // The file sink under /tmp must see the real /tmp.
-        privateTmp: underTmp ? '# PrivateTmp is off: the file sink writes under /tmp.' : 'PrivateTmp=yes',
-      }),
-      mode: 0o644,
-      why: 'systemd unit',
-    });
+    desired.push({ path: UNIT_PATH, content: renderForwarderUnit({ nodePath, sinkFile }), mode: 0o644, why: 'systemd unit' });
   }
 
   // ---- plan ----
@@ -163,6 +157,20 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   const changed = sum.create + sum.update > 0;
   deps.out(`Plan (${daemon}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes) })}\n`);
   const result: InstallResult = { changed, dryRun: opts.dryRun, daemon, changes, warnings };
+  await refuseBrokenDaemonConfig(ctx, daemon, binary, changes, dropin.path, svc);
+  // Files we own that changed since the last install wrote them: hand edits that this run would replace.
+  const lastWritten = (await readState(fs))?.written ?? {};
+  const edited = changes.filter(
+    (c) => c.contentChanged && c.before !== null && !sharedFiles.has(c.file.path) && lastWritten[c.file.path] !== undefined && sha256(c.before) !== lastWritten[c.file.path],
+  );
+  for (const c of edited) {
+    // Without a TTY and without --yes the refusal below is the whole answer: one line.
+    if (opts.dryRun || opts.yes || prompter.interactive) log(`${c.file.path} was edited by hand since the last install; this install replaces it:\n${c.diff.trimEnd()}`);
+    if (opts.dryRun) warn(`${c.file.path} has local edits that install would replace (the edited file would be backed up)`);
+    else if (!(await prompter.confirm(`${c.file.path} was edited by hand since the last install. Replace it (the edited file is backed up)?`, { default: false, yes: opts.yes, flag: '--yes' }))) {
+      throw new CliError(`cancelled; nothing was changed (${c.file.path} keeps its local edits)`, { exitCode: 1 });
+    }
+  }
   // Firewall and SELinux belong to the running system, not to a --root tree.
   const fw = fs.isSystemRoot ? await detectFirewall(exec) : { kind: 'none' as const, active: false, allowed: [] };
   const fwCmds = planFirewallFix(fw, protocolsOf(opts.protocol).map((p) => ({ port: opts.port, protocol: p })));
@@ -238,6 +246,10 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       await tx.write(c.file.path, c.file.content, { mode: c.file.mode, ...owner });
     }
     if (changed) log(`wrote ${sum.create + sum.update} file(s); backups in ${tx.backupDir}`);
+    for (const c of edited) {
+      const backup = tx.touched.find((o) => o.path === c.file.path)?.backup;
+      warn(`LOCAL EDITS REPLACED: ${c.file.path} had been edited since the last install; the edited file is kept at ${backup ?? tx.backupDir}`);
+    }
 
     if (daemonFilesChanged || !daemonWasRunning) {
       const check = await checkDaemonSyntax(ctx, daemon, binary);
@@ -276,7 +288,11 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     }
 
     await tx.discardIfEmpty();
+    const written = Object.fromEntries(
+      desired.filter((f) => !f.secret && !sharedFiles.has(f.path)).map((f) => [f.path, sha256(Buffer.from(f.content))]),
+    );
     const state = mergeState(prior, tx.touched, createdDirs, {
+      written,
       daemon, init: init.kind, user: { name: SERVICE_USER, createdByUs: user.created || Boolean(prior?.user?.createdByUs) }, applied,
     });
     await writeState(fs, state);
@@ -285,6 +301,28 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     if (opts.verify && fs.isSystemRoot) result.probe = await verifyChain(opts, daemon, sinkChoice.describe, deps);
     return result;
   }
+}
+
+/**
+ * Checks the daemon's config as it is, before we change it: a config that is already broken would fail the
+ * check after our write, and the rollback would blame our files. An error in our own drop-in (an older
+ * install's) does not count: that file is about to be replaced.
+ */
+async function refuseBrokenDaemonConfig(ctx: Ctx, daemon: SyslogDaemon, binary: string, changes: FileChange[], ourDropin: string, svc: Services): Promise<void> {
+  const daemonFiles = changes.some((c) => c.kind !== 'unchanged' && (c.file.path === ourDropin || c.file.path.startsWith('/etc/syslog-ng/')));
+  if (!daemonFiles && (await svc.runningDaemonPids(ctx.fs, daemon)).length > 0) return;
+  const check = await checkDaemonSyntax(ctx, daemon, binary);
+  if (check.ok) return;
+  if (!check.ran) {
+    ctx.log(`could not run ${SYNTAX_CHECK[daemon]} to check the current configuration: ${syntaxErrorLine(check.output)}`);
+    return;
+  }
+  if (check.output.includes(ourDropin)) return;
+  throw new CliError(`${daemon}'s configuration is already invalid before any change (${SYNTAX_CHECK[daemon]}: ${syntaxErrorLine(check.output)})`, {
+    code: 'ERR_DAEMON_CONFIG_BROKEN',
+    exitCode: 1,
+    suggestion: `nothing was changed; fix that file (\`${SYNTAX_CHECK[daemon]}\` shows the errors), then run install again`,
+  });
 }
 
 async function verifyChain(opts: InstallOptions, daemon: SyslogDaemon, sinkDesc: string, deps: InstallDeps): Promise<InstallResult['probe']> {
@@ -312,7 +350,7 @@ function mergeState(
   prior: InstallState | null,
   touched: readonly InstallState['files'][number][],
   createdDirs: string[],
-  now: Pick<InstallState, 'daemon' | 'init' | 'user' | 'applied'>,
+  now: Pick<InstallState, 'daemon' | 'init' | 'user' | 'applied'> & { written: Record<string, string> },
 ): InstallState {
   const at = new Date().toISOString();
   const files = [...(prior?.files ?? [])];
@@ -330,6 +368,7 @@ function mergeState(
     files,
     dirs,
     applied: [...(prior?.applied ?? []), ...now.applied],
+    written: { ...prior?.written, ...now.written },
   };
 }
 
@@ -426,6 +465,7 @@ async function resolveSink(
       else if (env.AZURE_CLIENT_SECRET) secret = env.AZURE_CLIENT_SECRET.trim();
       else secret = (await deps.prompter.password('Client secret', { flag: '--client-secret-file (or AZURE_CLIENT_SECRET)' })).trim();
       if (!secret) throw new UsageError('the client secret is empty');
+      if (/[\u0000-\u001f\u007f]/.test(secret)) throw new UsageError('the client secret holds a control character or newline', { suggestion: 'put the secret alone on one line' });
       deps.exec.registerSecret(secret);
       secretFile = { path: CLIENT_SECRET_PATH, value: secret };
       sink.auth = { kind: 'client-secret', tenantId: tenant, clientId, clientSecretFile: CLIENT_SECRET_PATH };

@@ -3,6 +3,10 @@ import type { FsRoot } from '../system/fs-root.js';
 import { listProcesses, isProcessAlive, type InitSystem } from '../system/processes.js';
 import { daemonOfProcess, type SyslogDaemon } from '../system/detect-daemon.js';
 import { listListeners } from '../system/listeners.js';
+import { DEFAULT_CONFIG_PATH } from '../config/schema.js';
+import { VERSION } from '../version.js';
+import { loadTemplate, renderTemplate } from './templates.js';
+import { systemdPath, systemdWord } from './config-escape.js';
 
 export const SERVICE_USER = 'sentinel-cef';
 export const LIB_DIR = '/usr/lib/sentinel-cef';
@@ -27,6 +31,28 @@ export const LOG_DIR = '/var/log/sentinel-cef';
 export const UNIT_NAME = 'sentinel-cef-forwarder.service';
 export const UNIT_PATH = `/etc/systemd/system/${UNIT_NAME}`;
 export const SUPERVISOR_PIDFILE = `${RUN_DIR}/supervisor.pid`;
+
+/** The forwarder's systemd unit. Every value is escaped for unit syntax (config-escape.ts). */
+export function renderForwarderUnit(opts: { nodePath: string; sinkFile: string | null }): string {
+  const rw = opts.sinkFile ? [dirnameOf(opts.sinkFile)] : [];
+  const underTmp = opts.sinkFile !== null && /^\/(var\/)?tmp\//.test(opts.sinkFile);
+  const exec = [opts.nodePath, ...FORWARDER_NODE_FLAGS, FORWARDER_PATH, '--config', DEFAULT_CONFIG_PATH];
+  return renderTemplate(loadTemplate('systemd/sentinel-cef-forwarder.service'), {
+    version: VERSION,
+    user: systemdWord('User=', SERVICE_USER),
+    group: systemdWord('Group=', SERVICE_USER),
+    execStart: exec.map((w) => systemdWord('ExecStart=', w)).join(' '),
+    environment: Object.entries(FORWARDER_ENV).map(([k, v]) => `Environment=${systemdWord('Environment=', `${k}=${v}`)}`).join('\n'),
+    readWritePaths: rw.length ? `ReadWritePaths=${rw.map((p) => systemdPath('ReadWritePaths=', p)).join(' ')}` : '',
+    // The file sink under /tmp must see the real /tmp.
+    privateTmp: underTmp ? '# PrivateTmp is off: the file sink writes under /tmp.' : 'PrivateTmp=yes',
+  });
+}
+
+function dirnameOf(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i <= 0 ? '/' : p.slice(0, i);
+}
 
 export interface Ctx {
   fs: FsRoot;
@@ -74,12 +100,23 @@ export async function removeServiceUser(ctx: Ctx): Promise<void> {
 
 const UNITS: Record<SyslogDaemon, string> = { rsyslog: 'rsyslog', 'syslog-ng': 'syslog-ng' };
 
-export async function checkDaemonSyntax(ctx: Ctx, daemon: SyslogDaemon, binary: string): Promise<{ ok: boolean; output: string }> {
+export const SYNTAX_CHECK: Record<SyslogDaemon, string> = { rsyslog: 'rsyslogd -N1', 'syslog-ng': 'syslog-ng --syntax-only' };
+
+/** The daemon's own config check; `ran` is false when the binary could not be started at all. */
+export async function checkDaemonSyntax(ctx: Ctx, daemon: SyslogDaemon, binary: string): Promise<{ ok: boolean; ran: boolean; output: string }> {
   const r =
     daemon === 'rsyslog'
       ? await ctx.exec.run(binary, ['-N1'], { timeoutMs: 60_000 })
       : await ctx.exec.run(binary, ['--syntax-only'], { timeoutMs: 60_000 });
-  return { ok: r.exitCode === 0, output: `${r.stdout}\n${r.stderr}`.trim() };
+  return { ok: r.exitCode === 0, ran: r.exitCode !== 127, output: `${r.stdout}\n${r.stderr}`.trim() };
+}
+
+/** The line of a syntax check's output that says what is wrong: the most specific error line, else the first line. */
+export function syntaxErrorLine(output: string): string {
+  const lines = output.split('\n').map((l) => l.trim()).filter(Boolean);
+  // rsyslog prints "warnings occurred" error lines before the one that names the fault.
+  const line = lines.find((l) => /syntax error|unexpected|invalid/i.test(l)) ?? lines.find((l) => /error/i.test(l)) ?? lines[0] ?? '(no output)';
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }
 
 export async function runningDaemonPids(fs: FsRoot, daemon: SyslogDaemon): Promise<number[]> {

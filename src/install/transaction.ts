@@ -29,6 +29,8 @@ export interface InstallState {
   /** Directories we created (removed by uninstall when empty). */
   dirs: string[];
   applied: string[][];
+  /** sha256 of what the last install wrote to each file it owns (not secrets): tells a hand edit from our own text. */
+  written?: Record<string, string>;
 }
 
 export function sha256(b: Buffer): string {

@@ -6,10 +6,11 @@ import { createFsRoot } from '../../src/system/fs-root.js';
 import { createPrompter, createScriptedPrompter } from '../../src/system/prompts.js';
 import type { Exec, ExecResult } from '../../src/system/exec.js';
 import { formatPlan, planFiles, summarizePlan } from '../../src/install/plan.js';
-import { FileTransaction, readState } from '../../src/install/transaction.js';
+import { FileTransaction, readState, sha256 } from '../../src/install/transaction.js';
 import { runInstall, type InstallDeps } from '../../src/install/run-install.js';
 import { runUninstall } from '../../src/install/run-uninstall.js';
 import { installOptionsSchema } from '../../src/install/options.js';
+import { CliError, formatError, UsageError } from '../../src/errors.js';
 import type { Services } from '../../src/install/service.js';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
@@ -34,8 +35,19 @@ function snapshot(dir: string): Record<string, string> {
   return out;
 }
 
+/** The first rsyslog or syslog-ng config file under root with a line the fake daemon rejects. */
+function brokenConfigFile(root: string): string | null {
+  const files = ['etc/rsyslog.conf', 'etc/syslog-ng/syslog-ng.conf'];
+  for (const d of ['etc/rsyslog.d', 'etc/syslog-ng/conf.d']) if (existsSync(path.join(root, d))) files.push(...readdirSync(path.join(root, d)).sort().map((f) => `${d}/${f}`));
+  for (const f of files) {
+    const p = path.join(root, f);
+    if (existsSync(p) && statSync(p).isFile() && /^this is not .*syntax \{$/m.test(readFileSync(p, 'utf8'))) return `/${f}`;
+  }
+  return null;
+}
+
 /** An exec that records calls; the syslog daemon's syntax check answers as told. */
-function fakeExec(opts: { syntaxOk?: boolean; root?: string } = {}): Exec & { calls: string[][] } {
+function fakeExec(opts: { syntaxOk?: boolean; root?: string; nodeVersion?: string } = {}): Exec & { calls: string[][] } {
   const calls: string[][] = [];
   const ok = (stdout = ''): ExecResult => ({ exitCode: 0, stdout, stderr: '', failed: false });
   return {
@@ -46,12 +58,17 @@ function fakeExec(opts: { syntaxOk?: boolean; root?: string } = {}): Exec & { ca
     },
     async run(cmd, args) {
       calls.push([cmd, ...args]);
+      if (cmd === '/usr/bin/node' && args[0] === '--version') return ok(`${opts.nodeVersion ?? 'v20.19.0'}\n`);
       if (cmd === 'useradd' && opts.root) {
         const passwd = path.join(opts.root, 'etc/passwd');
         writeFileSync(passwd, `${existsSync(passwd) ? readFileSync(passwd, 'utf8') : ''}sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`);
       }
-      if ((args.includes('-N1') || args.includes('--syntax-only')) && opts.syntaxOk === false) {
-        return { exitCode: 1, stdout: '', stderr: 'error during parsing file /etc/rsyslog.d/10-sentinel-cef.conf', failed: true };
+      if (args.includes('-N1') || args.includes('--syntax-only')) {
+        // Like the real check: fails on the first daemon config file (in the root) that holds a broken line.
+        const bad = opts.root ? brokenConfigFile(opts.root) : null;
+        if (opts.syntaxOk === false || bad) {
+          return { exitCode: 1, stdout: '', stderr: `rsyslogd: error during parsing file ${bad ?? '/etc/rsyslog.conf'}, on or before line 2: invalid character '{'`, failed: true };
+        }
       }
       return ok();
     },
@@ -160,7 +177,8 @@ describe('runInstall against a fixture root', () => {
     expect(out).not.toContain('+input(type="imtcp"');
     expect(out).toContain('Dry run: nothing was changed.');
     expect(snapshot(root)).toEqual(before);
-    expect(exec.calls).toEqual([]);
+    // Only read-only questions: the version of the node the service would run, and whether the config is valid now.
+    expect(exec.calls).toEqual([['/usr/bin/node', '--version'], [expect.stringMatching(/rsyslogd$/), '-N1']]);
   });
 
   it('applies, then a second run changes nothing, then uninstall restores every byte', async () => {
@@ -195,13 +213,46 @@ describe('runInstall against a fixture root', () => {
   it('rolls back when the daemon rejects the new config', async () => {
     const root = copyFixture('debian12-rsyslog');
     const before = snapshot(root);
-    const exec = fakeExec({ root, syntaxOk: false });
+    const exec = fakeExec({ root });
     const d = deps(root, exec, { mutateDropin: (c) => `${c}\nthis is not rsyslog syntax {\n` });
     await expect(runInstall(opts({}), d.deps)).rejects.toThrow(/rsyslog rejected the new configuration; nothing was changed \(rolled back\)/);
     const after = snapshot(root);
     for (const k of Object.keys(after)) if (k.startsWith('var/lib/sentinel-cef/backup/') || k === 'etc/passwd' || k.startsWith('var/tmp/')) delete after[k];
     expect(after).toEqual(before);
     expect(await readState(createFsRoot(root))).toBeNull();
+  });
+
+  it.each([
+    ['debian12-rsyslog', 'etc/rsyslog.d/50-local.conf'],
+    ['debian12-rsyslog', 'etc/rsyslog.conf'],
+  ])('%s with %s already broken: refuses before changing anything and says it was broken before', async (fixture, file) => {
+    const root = copyFixture(fixture);
+    const p = path.join(root, file);
+    writeFileSync(p, `${existsSync(p) ? readFileSync(p, 'utf8') : ''}this is not rsyslog syntax {\n`);
+    const before = snapshot(root);
+    const exec = fakeExec({ root });
+    const d = deps(root, exec);
+    for (const dryRun of [true, false]) {
+      const err = await runInstall(opts({ dryRun }), d.deps).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(CliError);
+      expect(formatError(err)).toBe(
+        `rsyslog's configuration is already invalid before any change (rsyslogd -N1: rsyslogd: error during parsing file /${file}, ` +
+          `on or before line 2: invalid character '{') — nothing was changed; fix that file (\`rsyslogd -N1\` shows the errors), then run install again`,
+      );
+      expect(snapshot(root)).toEqual(before);
+    }
+    expect(exec.calls.map((c) => c[0])).not.toContain('useradd');
+    expect(d.logs.join('\n')).not.toContain('rolled back');
+  });
+
+  it('an error in our own drop-in from an earlier install does not stop the install that replaces it', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    mkdirSync(path.join(root, 'etc/rsyslog.d'), { recursive: true });
+    writeFileSync(path.join(root, 'etc/rsyslog.d/10-sentinel-cef.conf'), 'this is not rsyslog syntax {\n');
+    const d = deps(root, fakeExec({ root }));
+    await runInstall(opts({}), d.deps);
+    expect(readFileSync(path.join(root, 'etc/rsyslog.d/10-sentinel-cef.conf'), 'utf8')).toContain('omfwd');
+    expect(d.logs).toContain('rsyslog accepted the configuration (rsyslogd -N1)');
   });
 
   it('stores the workspace key in a 0600 file, never in the config, the plan or a child argv', async () => {
@@ -231,6 +282,87 @@ describe('runInstall against a fixture root', () => {
   });
 });
 
+describe('a drop-in edited by hand since the last install', () => {
+  const DROPIN = 'etc/rsyslog.d/10-sentinel-cef.conf';
+  /** Installed once, then the drop-in edited by hand. */
+  async function installedAndEdited() {
+    const root = copyFixture('debian12-rsyslog');
+    await runInstall(opts({}), deps(root, fakeExec({ root })).deps);
+    const ours = readFileSync(path.join(root, DROPIN), 'utf8');
+    const edited = ours.replace('queue.size="50000"', 'queue.size="90000" # tuned by hand');
+    writeFileSync(path.join(root, DROPIN), edited);
+    return { root, ours, edited };
+  }
+
+  it('records the hash of every file it owns, and none of a secret', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    const d = deps(root, fakeExec({ root }), { env: { SENTINEL_CEF_KEY: Buffer.from('k'.repeat(64)).toString('base64') } });
+    await runInstall(opts({ sink: undefined, workspaceId: '11111111-2222-3333-4444-555555555555' }), d.deps);
+    const state = (await readState(createFsRoot(root)))!;
+    expect(Object.keys(state.written!).sort()).toEqual(['/etc/rsyslog.d/10-sentinel-cef.conf', '/etc/sentinel-cef/forwarder.json', '/usr/lib/sentinel-cef/forwarder.mjs', '/usr/lib/sentinel-cef/sentinel-cef-supervise.mjs']);
+    for (const [p, h] of Object.entries(state.written!)) expect(sha256(readFileSync(path.join(root, p))), p).toBe(h);
+  });
+
+  it('without a TTY and without --yes: one line, exit 2, nothing changed', async () => {
+    const { root } = await installedAndEdited();
+    const before = snapshot(root);
+    const d = deps(root, fakeExec({ root }), { prompter: createPrompter(false) });
+    const err = await runInstall(opts({ yes: false, protocol: 'udp' }), d.deps).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as UsageError).exitCode).toBe(2);
+    expect(formatError(err)).toBe(
+      '/etc/rsyslog.d/10-sentinel-cef.conf was edited by hand since the last install. Replace it (the edited file is backed up)? — no TTY to ask — pass --yes to accept',
+    );
+    expect(d.logs.join('\n')).not.toContain('tuned by hand');
+    expect(snapshot(root)).toEqual(before);
+  });
+
+  it('on a TTY: shows the diff and asks; "no" changes nothing', async () => {
+    const { root } = await installedAndEdited();
+    const before = snapshot(root);
+    const prompter = createScriptedPrompter([false]);
+    const d = deps(root, fakeExec({ root }), { prompter });
+    await expect(runInstall(opts({ yes: false }), d.deps)).rejects.toThrow(/cancelled; nothing was changed \(\/etc\/rsyslog\.d\/10-sentinel-cef\.conf keeps its local edits\)/);
+    expect(prompter.asked).toEqual(['/etc/rsyslog.d/10-sentinel-cef.conf was edited by hand since the last install. Replace it (the edited file is backed up)?']);
+    expect(d.logs.join('\n')).toMatch(/^-.*queue\.size="90000" # tuned by hand/m);
+    expect(d.logs.join('\n')).toMatch(/^\+.*queue\.size="50000"/m);
+    expect(snapshot(root)).toEqual(before);
+  });
+
+  it('with --yes: says loudly that local edits were replaced and where the edited file is kept', async () => {
+    const { root, ours, edited } = await installedAndEdited();
+    const d = deps(root, fakeExec({ root }));
+    const res = await runInstall(opts({}), d.deps);
+    expect(readFileSync(path.join(root, DROPIN), 'utf8')).toBe(ours);
+    const loud = res.warnings.filter((w) => w.startsWith('LOCAL EDITS REPLACED'));
+    expect(loud).toHaveLength(1);
+    const m = /^LOCAL EDITS REPLACED: \/etc\/rsyslog\.d\/10-sentinel-cef\.conf had been edited since the last install; the edited file is kept at (\S+)$/.exec(loud[0]);
+    expect(m, loud[0]).not.toBeNull();
+    expect(readFileSync(path.join(root, m![1]), 'utf8')).toBe(edited);
+    expect(d.logs).toContain(`warning: ${loud[0]}`);
+  });
+
+  it('--dry-run warns that local edits would be replaced, asks nothing and changes nothing', async () => {
+    const { root } = await installedAndEdited();
+    const before = snapshot(root);
+    const d = deps(root, fakeExec({ root }), { prompter: createPrompter(false) });
+    const res = await runInstall(opts({ yes: false, dryRun: true }), d.deps);
+    expect(res.warnings).toContain('/etc/rsyslog.d/10-sentinel-cef.conf has local edits that install would replace (the edited file would be backed up)');
+    expect(d.logs.join('\n')).toMatch(/^-.*queue\.size="90000" # tuned by hand/m);
+    expect(snapshot(root)).toEqual(before);
+  });
+
+  it('an option change to an unedited drop-in asks nothing about edits', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    await runInstall(opts({}), deps(root, fakeExec({ root })).deps);
+    const d = deps(root, fakeExec({ root }));
+    const res = await runInstall(opts({ protocol: 'udp' }), d.deps);
+    expect(res.changes.find((c) => c.file.path === '/etc/rsyslog.d/10-sentinel-cef.conf')?.kind).toBe('update');
+    expect(res.warnings.join('\n')).not.toMatch(/edited|LOCAL EDITS/);
+    expect(d.logs.join('\n')).not.toContain('edited by hand');
+  });
+});
+
 describe('Logs Ingestion destination', () => {
   it('writes a config that validates, with the client secret in its own 0600 file', async () => {
     const root = copyFixture('debian12-rsyslog');
@@ -239,16 +371,16 @@ describe('Logs Ingestion destination', () => {
     const exec = fakeExec({ root });
     const d = deps(root, exec);
     await runInstall(
-      opts({ sink: undefined, dce: 'https://my-dce.eastus-1.ingest.monitor.azure.com', dcr: 'dcr-0123456789abcdef', tenant: 't1', clientId: 'c1', clientSecretFile: secretFile }),
+      opts({ sink: undefined, dce: 'https://my-dce.eastus-1.ingest.monitor.azure.com', dcr: 'dcr-0123456789abcdef0123456789abcdef', tenant: 'contoso.onmicrosoft.com', clientId: '00000000-0000-4000-8000-0000000000c1', clientSecretFile: secretFile }),
       d.deps,
     );
     const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
     expect(cfg.sink).toEqual({
       type: 'logs-ingestion',
       endpoint: 'https://my-dce.eastus-1.ingest.monitor.azure.com',
-      dcrImmutableId: 'dcr-0123456789abcdef',
+      dcrImmutableId: 'dcr-0123456789abcdef0123456789abcdef',
       cloud: 'AzureCloud',
-      auth: { kind: 'client-secret', tenantId: 't1', clientId: 'c1', clientSecretFile: '/etc/sentinel-cef/client-secret' },
+      auth: { kind: 'client-secret', tenantId: 'contoso.onmicrosoft.com', clientId: '00000000-0000-4000-8000-0000000000c1', clientSecretFile: '/etc/sentinel-cef/client-secret' },
     });
     const sec = path.join(root, 'etc/sentinel-cef/client-secret');
     expect(readFileSync(sec, 'utf8')).toBe('client-secret-value-123\n');
@@ -259,7 +391,7 @@ describe('Logs Ingestion destination', () => {
     const root = copyFixture('debian12-rsyslog');
     const d = deps(root, fakeExec({ root }));
     await expect(runInstall(opts({ sink: undefined, dce: 'https://x.example.com' }), d.deps)).rejects.toMatchObject({ exitCode: 2, message: '--dce and --dcr go together' });
-    await expect(runInstall(opts({ dce: 'https://x.example.com', dcr: 'd' }), d.deps)).rejects.toMatchObject({ exitCode: 2 });
+    await expect(runInstall(opts({ dce: 'https://x.example.com', dcr: 'dcr-0123456789abcdef0123456789abcdef' }), d.deps)).rejects.toMatchObject({ exitCode: 2 });
   });
 });
 

@@ -58,9 +58,21 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('instal
     expect(read(dir, 'dryrun.sha')).toBe(read(dir, 'installed.sha'));
   });
 
-  it('rolls back byte for byte when the daemon rejects the config, leaving the daemon running', () => {
+  // The daemon's own first error line, naming the broken file (rsyslogd -N1 / syslog-ng --syntax-only).
+  const alreadyBroken = (file: string) =>
+    new RegExp(`^sentinel-cef: ${daemon}'s configuration is already invalid before any change \\(${daemon === 'rsyslog' ? 'rsyslogd -N1' : 'syslog-ng --syntax-only'}: .*${file}.*\\) — nothing was changed`, 'm');
+
+  it('refuses a config that was broken before install, naming the daemon\'s error, and changes nothing', () => {
+    expect(read(dir, 'prebroken.rc').trim(), read(dir, 'prebroken.err')).toBe('1');
+    expect(read(dir, 'prebroken.err')).toMatch(alreadyBroken(daemon === 'rsyslog' ? '99-prebroken\\.conf' : 'zz-prebroken\\.conf'));
+    expect(read(dir, 'prebroken.err')).not.toMatch(/new configuration|rolled back/);
+    expect(read(dir, 'prebroken.sha')).toBe(read(dir, 'pre.sha'));
+    expect(read(dir, 'prebroken.user')).toBe('');
+  });
+
+  it('refuses a drop-in of someone else broken after install, before changing anything, leaving the daemon running', () => {
     expect(read(dir, 'broken.rc').trim()).not.toBe('0');
-    expect(read(dir, 'broken.err')).toMatch(/rejected the new configuration; nothing was changed \(rolled back\)/);
+    expect(read(dir, 'broken.err')).toMatch(alreadyBroken(daemon === 'rsyslog' ? '99-broken\\.conf' : 'zz-broken\\.conf'));
     expect(read(dir, 'broken.sha')).toBe(read(dir, 'installed.sha'));
     expect(read(dir, 'pid.before').trim()).not.toBe('');
     expect(read(dir, 'pid.after').trim()).toBe(read(dir, 'pid.before').trim());

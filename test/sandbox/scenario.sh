@@ -16,6 +16,13 @@ daemon_pid() { pgrep -x "$([ "$daemon" = rsyslog ] && echo rsyslogd || echo sysl
 step() { local name="$1"; shift; "$@" >"$out/$name.out" 2>"$out/$name.err"; echo $? >"$out/$name.rc"; }
 
 snapshot >"$out/pre.sha"
+# A config that is broken before install: refused before anything changes, with the daemon's own error line.
+if [ "$daemon" = rsyslog ]; then prebroken=/etc/rsyslog.d/99-prebroken.conf; else prebroken=/etc/syslog-ng/conf.d/zz-prebroken.conf; fi
+echo 'this is { not valid' >"$prebroken"
+step prebroken "${cli[@]}" install --sink "file:$sink" --yes --no-verify
+snapshot "$prebroken" >"$out/prebroken.sha"
+getent passwd sentinel-cef >"$out/prebroken.user" || true
+rm -f "$prebroken"
 step install1 "${cli[@]}" install --sink "file:$sink" --yes
 
 logger -n 127.0.0.1 -P 514 -d -p local4.warn -t CEF: "0|Acme|FW|1.0|100|udp event|5|src=10.0.0.1 dst=10.0.0.2 msg=over udp"
@@ -37,7 +44,7 @@ snapshot >"$out/installed2.sha"
 step dryrun "${cli[@]}" install --sink "file:$sink" --protocol udp --dry-run
 snapshot >"$out/dryrun.sha"
 
-# A broken drop-in that is not ours: the syntax check must fail and everything must roll back.
+# A broken drop-in that is not ours, after install: refused before anything changes, the daemon left running.
 if [ "$daemon" = rsyslog ]; then broken=/etc/rsyslog.d/99-broken.conf; else broken=/etc/syslog-ng/conf.d/zz-broken.conf; fi
 echo 'this is { not valid' >"$broken"
 daemon_pid >"$out/pid.before"
