@@ -15,10 +15,17 @@ export interface OriginalFile {
   uid?: number;
   gid?: number;
   sha256?: string;
+  /** A key or secret: its backup is deleted as soon as nothing needs it (issue 14). */
+  secret?: boolean;
 }
 
 export interface InstallState {
   version: 1;
+  /**
+   * 'in-progress' is written before install changes anything and lists every path and directory it may touch,
+   * so `uninstall` can undo an install that crashed half-way. Absent in states written before this field.
+   */
+  status?: 'in-progress' | 'installed';
   installedAt: string;
   updatedAt: string;
   daemon: string | null;
@@ -54,6 +61,8 @@ export class FileTransaction {
   readonly backupDir: string;
   private readonly originals: OriginalFile[] = [];
   private manifestWritten = false;
+  /** Directories this transaction created (for files or backups), outermost first. */
+  private readonly madeDirs: string[] = [];
 
   constructor(
     private readonly fs: FsRoot,
@@ -66,41 +75,84 @@ export class FileTransaction {
     return this.originals;
   }
 
-  async write(p: string, data: string | Buffer, opts: { mode: number; uid?: number; gid?: number }): Promise<void> {
-    if (!this.originals.some((o) => o.path === p)) await this.remember(p);
+  /** Backs up every path before the first write, so the install state can name all of them up front. */
+  async prepare(files: Array<{ path: string; secret?: boolean }>): Promise<void> {
+    for (const f of files) if (!this.originals.some((o) => o.path === f.path)) await this.remember(f.path, f.secret);
+  }
+
+  async write(p: string, data: string | Buffer, opts: { mode: number; uid?: number; gid?: number; secret?: boolean }): Promise<void> {
+    if (!this.originals.some((o) => o.path === p)) await this.remember(p, opts.secret);
+    this.madeDirs.push(...(await this.fs.mkdirp(path.dirname(p))));
     await this.fs.writeAtomic(p, data, opts);
   }
 
-  private async remember(p: string): Promise<void> {
-    const bytes = await this.fs.readBytes(p);
-    if (bytes === null) {
-      this.originals.push({ path: p, existed: false });
+  private async remember(p: string, secret?: boolean): Promise<void> {
+    const found = await this.fs.inspect(p);
+    const flag = secret ? { secret: true } : {};
+    if (found === null) {
+      this.originals.push({ path: p, existed: false, ...flag });
     } else {
-      const meta = (await this.fs.stat(p))!;
+      const { bytes, meta } = found;
       const backup = path.join(this.backupDir, 'files', p);
-      await this.fs.mkdirp(path.dirname(backup), { mode: 0o700 });
+      this.madeDirs.push(...(await this.fs.mkdirp(path.dirname(backup), { mode: 0o700 })));
       await this.fs.writeAtomic(backup, bytes, { mode: 0o600 });
-      this.originals.push({ path: p, existed: true, backup, mode: meta.mode, uid: meta.uid, gid: meta.gid, sha256: sha256(bytes) });
+      this.originals.push({ path: p, existed: true, backup, mode: meta.mode, uid: meta.uid, gid: meta.gid, sha256: sha256(bytes), ...flag });
     }
     await this.writeManifest();
   }
 
   private async writeManifest(): Promise<void> {
-    await this.fs.mkdirp(this.backupDir, { mode: 0o700 });
+    this.madeDirs.push(...(await this.fs.mkdirp(this.backupDir, { mode: 0o700 })));
     await this.fs.writeAtomic(`${this.backupDir}/manifest.json`, `${JSON.stringify({ files: this.originals }, null, 2)}\n`, {
       mode: 0o600,
     });
     this.manifestWritten = true;
   }
 
-  /** Puts every touched file back as it was, newest first. */
+  /**
+   * Puts every touched file back as it was, newest first, then removes the backups and every directory this
+   * transaction created: after a rollback the tree is as it was.
+   */
   async rollback(): Promise<void> {
     for (const o of [...this.originals].reverse()) await restoreOriginal(this.fs, o);
+    if (this.manifestWritten) await this.fs.removeTree(this.backupDir);
+    await removeEmptyDirs(this.fs, this.madeDirs);
+  }
+
+  /**
+   * After a successful install: deletes the backups of secrets that `keep` (the install state) does not need, so a
+   * replaced key does not outlive its replacement; then drops the backup directory if nothing is left in it.
+   */
+  async commit(keep: readonly OriginalFile[]): Promise<void> {
+    if (!this.manifestWritten) return;
+    const needed = new Set(keep.map((k) => k.backup).filter(Boolean));
+    let dropped = false;
+    for (const o of this.originals) {
+      if (o.secret && o.backup && !needed.has(o.backup)) {
+        await this.fs.remove(o.backup);
+        delete o.backup;
+        o.existed = false;
+        dropped = true;
+      }
+    }
+    if (!this.originals.some((o) => o.existed)) {
+      await this.fs.removeTree(this.backupDir);
+      await removeEmptyDirs(this.fs, this.madeDirs);
+    } else if (dropped) {
+      await this.writeManifest();
+    }
   }
 
   /** Drops the backup directory when nothing was backed up (only new files were created). */
   async discardIfEmpty(): Promise<void> {
     if (this.manifestWritten && !this.originals.some((o) => o.existed)) await this.fs.removeTree(this.backupDir);
+  }
+}
+
+/** Removes the given directories that are empty, innermost first. */
+export async function removeEmptyDirs(fs: FsRoot, dirs: readonly string[]): Promise<void> {
+  for (const d of [...dirs].sort((a, b) => b.length - a.length)) {
+    if ((await fs.exists(d)) && (await fs.readdir(d)).length === 0) await fs.removeTree(d);
   }
 }
 
@@ -124,7 +176,8 @@ export const LOCK_FILE = `${STATE_DIR}/install.lock`;
 export async function acquireLock(fs: FsRoot): Promise<() => Promise<void>> {
   const { open, readFile, rm } = await import('node:fs/promises');
   const real = fs.resolve(LOCK_FILE);
-  await fs.mkdirp(STATE_DIR, { mode: 0o755 });
+  // Directories made for the lock go again with it when they are empty (a failed first install leaves none).
+  const made = await fs.mkdirp(STATE_DIR, { mode: 0o755 });
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fh = await open(real, 'wx', 0o600);
@@ -132,6 +185,7 @@ export async function acquireLock(fs: FsRoot): Promise<() => Promise<void>> {
       await fh.close();
       return async () => {
         await rm(real, { force: true });
+        await removeEmptyDirs(fs, made);
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;

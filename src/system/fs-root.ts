@@ -156,16 +156,19 @@ export class FsRoot {
   async mkdirp(p: string, opts: WriteOptions = {}): Promise<string[]> {
     await this.assertSafeParents(p);
     const made: string[] = [];
-    for (const dir of this.chain(p)) {
+    const chain = this.chain(p);
+    for (const dir of chain) {
       const real = this.resolve(dir);
+      // Only the last directory gets `opts`; missing ones above it are plain 0755 root directories.
+      const meta = dir === chain[chain.length - 1] ? { mode: opts.mode ?? 0o755, uid: opts.uid, gid: opts.gid } : { mode: 0o755 };
       const st = await lstatOrNull(real);
       if (st?.isDirectory()) continue;
       if (st?.isSymbolicLink()) throw await this.linkError(dir, dir);
       if (st) throw new UnsafePathError(`refusing to use ${dir} as a directory: it is not one`);
       this.fault('mkdir', dir);
-      await fsp.mkdir(real, { mode: opts.mode ?? 0o755 });
+      await fsp.mkdir(real, { mode: meta.mode });
       made.push(dir);
-      await this.setMeta(dir, { mode: opts.mode ?? 0o755, uid: opts.uid, gid: opts.gid });
+      await this.setMeta(dir, meta);
     }
     return made;
   }
