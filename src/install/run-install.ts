@@ -234,9 +234,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       const baseDirs = [CONFIG_DIR, LIB_DIR, STATE_DIR, DATA_DIR, ...(sinkFile ? [path.dirname(sinkFile)] : []), ...toWrite.map((c) => path.dirname(c.file.path))];
       const plannedDirs = new Set<string>();
       for (const d of baseDirs) for (const m of await fs.missingDirs(d)) plannedDirs.add(m);
-      undo.push({ what: 'file backups', run: () => tx.rollback() });
-      await tx.prepare(toWrite.map((c) => ({ path: c.file.path, secret: c.file.secret })));
-      checkpoint();
+      await tx.describe(toWrite.map((c) => ({ path: c.file.path, secret: c.file.secret })));
       const userExisted = (await lookupUser(fs, SERVICE_USER)) !== null;
       undo.push({
         what: 'install state',
@@ -249,6 +247,9 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       const sinkOriginal = sinkFile ? await fs.inspect(sinkFile) : null;
       const pending = [...tx.touched, ...(sinkFile && !sinkOriginal ? [{ path: sinkFile, existed: false }] : [])];
       await writeState(fs, { ...mergeState(prior, pending, [...plannedDirs], { daemon, init: init.kind, user: userNow, applied: [] }), status: 'in-progress' });
+      checkpoint();
+      undo.push({ what: 'files', run: () => tx.rollback() });
+      await tx.backupAll();
       checkpoint();
 
       // 2. The service user.

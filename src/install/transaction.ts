@@ -75,9 +75,33 @@ export class FileTransaction {
     return this.originals;
   }
 
-  /** Backs up every path before the first write, so the install state can name all of them up front. */
-  async prepare(files: Array<{ path: string; secret?: boolean }>): Promise<void> {
-    for (const f of files) if (!this.originals.some((o) => o.path === f.path)) await this.remember(f.path, f.secret);
+  /**
+   * Notes each path's original (existence, checksum, mode, owner, where its backup will be) without writing
+   * anything, so the install state can name every path before the first change; backupAll() then copies them.
+   */
+  async describe(files: Array<{ path: string; secret?: boolean }>): Promise<void> {
+    for (const f of files) {
+      if (this.originals.some((o) => o.path === f.path)) continue;
+      const found = await this.fs.inspect(f.path);
+      const flag = f.secret ? { secret: true } : {};
+      if (!found) this.originals.push({ path: f.path, existed: false, ...flag });
+      else {
+        const { meta } = found;
+        this.originals.push({ path: f.path, existed: true, backup: path.join(this.backupDir, 'files', f.path), mode: meta.mode, uid: meta.uid, gid: meta.gid, sha256: sha256(found.bytes), ...flag });
+      }
+    }
+  }
+
+  /** Copies the originals noted by describe() into the backup directory. */
+  async backupAll(): Promise<void> {
+    for (const o of this.originals) {
+      if (!o.existed) continue;
+      const found = await this.fs.inspect(o.path);
+      if (!found || sha256(found.bytes) !== o.sha256) throw new Error(`${o.path} changed while install ran; nothing was changed`);
+      this.madeDirs.push(...(await this.fs.mkdirp(path.dirname(o.backup!), { mode: 0o700 })));
+      await this.fs.writeAtomic(o.backup!, found.bytes, { mode: 0o600 });
+    }
+    await this.writeManifest();
   }
 
   async write(p: string, data: string | Buffer, opts: { mode: number; uid?: number; gid?: number; secret?: boolean }): Promise<void> {
@@ -115,7 +139,7 @@ export class FileTransaction {
    */
   async rollback(): Promise<void> {
     for (const o of [...this.originals].reverse()) await restoreOriginal(this.fs, o);
-    if (this.manifestWritten) await this.fs.removeTree(this.backupDir);
+    await this.fs.removeTree(this.backupDir);
     await removeEmptyDirs(this.fs, this.madeDirs);
   }
 
@@ -161,10 +185,18 @@ export async function restoreOriginal(fs: FsRoot, o: OriginalFile): Promise<void
     await fs.remove(o.path);
     return;
   }
+  // Untouched (an install that stopped before writing it): nothing to put back, and its backup may not exist.
+  if (await isUnchanged(fs, o)) return;
   const bytes = await fs.readBytes(o.backup!);
   if (bytes === null) throw new Error(`backup of ${o.path} is missing (${o.backup})`);
   if (o.sha256 && sha256(bytes) !== o.sha256) throw new Error(`backup of ${o.path} does not match its checksum`);
   await fs.writeAtomic(o.path, bytes, { mode: o.mode, uid: o.uid, gid: o.gid });
+}
+
+/** Whether the file is still exactly its original: content, mode and owner. */
+export async function isUnchanged(fs: FsRoot, o: OriginalFile): Promise<boolean> {
+  const now = await fs.inspect(o.path).catch(() => null);
+  return now !== null && sha256(now.bytes) === o.sha256 && now.meta.mode === o.mode && now.meta.uid === o.uid && now.meta.gid === o.gid;
 }
 
 export const LOCK_FILE = `${STATE_DIR}/install.lock`;
@@ -178,6 +210,7 @@ export async function acquireLock(fs: FsRoot): Promise<() => Promise<void>> {
   const real = fs.resolve(LOCK_FILE);
   // Directories made for the lock go again with it when they are empty (a failed first install leaves none).
   const made = await fs.mkdirp(STATE_DIR, { mode: 0o755 });
+  await fs.inspect(LOCK_FILE); // refuses a planted link (O_EXCL would fail on it, and the stale-lock path would remove it)
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fh = await open(real, 'wx', 0o600);
