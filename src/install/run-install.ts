@@ -18,13 +18,13 @@ import { scanSyslogNgConfig } from './syslog-ng-config.js';
 import { protocolsOf, renderRsyslogDropin, RSYSLOG_DROPIN, type RenderedDropin } from './render-rsyslog.js';
 import { appendSyslogNgInclude, renderSyslogNgDropin, SYSLOG_NG_DROPIN } from './render-syslog-ng.js';
 import { formatPlan, planFiles, summarizePlan, type DesiredFile, type FileChange } from './plan.js';
-import { acquireLock, FileTransaction, readState, removeEmptyDirs, writeState, STATE_DIR, STATE_FILE, type InstallState } from './transaction.js';
+import { acquireLock, type Lock, FileTransaction, readState, removeEmptyDirs, writeState, STATE_DIR, STATE_FILE, type InstallState } from './transaction.js';
 import {
   CONFIG_DIR, FORWARDER_ENV, FORWARDER_NODE_FLAGS, FORWARDER_PATH, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_NAME, UNIT_PATH,
   checkDaemonSyntax, ensureServiceUser, forwarderLastLines, forwarderUnitState, lookupUser, removeServiceUser, systemServices,
   type Ctx, type Services, type UserIds,
 } from './service.js';
-import type { FileMeta } from '../system/fs-root.js';
+import { UnsafePathError, type FileMeta } from '../system/fs-root.js';
 import { buildProbeMessage, newProbeId, sendSyslog, waitForHealth, waitForProbe } from './probe.js';
 import { VERSION } from '../version.js';
 
@@ -191,7 +191,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   }
 
   // ---- apply ----
-  let release: () => Promise<void>;
+  let release: Lock;
   try {
     release = await acquireLock(fs);
   } catch (err) {
@@ -224,7 +224,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     const toWrite = changes.filter((c) => c.kind !== 'unchanged');
     const daemonFilesChanged = toWrite.some((c) => c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/'));
     const forwarderFilesChanged = toWrite.some((c) => !(c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
-    const createdDirs: string[] = [];
+    const createdDirs: string[] = [...release.made];
     let userCreated = false;
     let applied: string[][] = [];
 
@@ -232,7 +232,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       // 1. Backups of every file to replace, then the state marked in progress, naming every path and directory
       // this run may create: from here on a crash is undone by `uninstall`.
       const baseDirs = [CONFIG_DIR, LIB_DIR, STATE_DIR, DATA_DIR, ...(sinkFile ? [path.dirname(sinkFile)] : []), ...toWrite.map((c) => path.dirname(c.file.path))];
-      const plannedDirs = new Set<string>();
+      const plannedDirs = new Set<string>(release.made);
       for (const d of baseDirs) for (const m of await fs.missingDirs(d)) plannedDirs.add(m);
       await tx.describe(toWrite.map((c) => ({ path: c.file.path, secret: c.file.secret })));
       const userExisted = (await lookupUser(fs, SERVICE_USER)) !== null;
@@ -248,7 +248,8 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       const pending = [...tx.touched, ...(sinkFile && !sinkOriginal ? [{ path: sinkFile, existed: false }] : [])];
       await writeState(fs, { ...mergeState(prior, pending, [...plannedDirs], { daemon, init: init.kind, user: userNow, applied: [] }), status: 'in-progress' });
       checkpoint();
-      undo.push({ what: 'files', run: () => tx.rollback() });
+      // tx.rollback() is idempotent: here it removes the backups, and once files are written (below) restores them.
+      undo.push({ what: 'backups', run: () => tx.rollback() });
       await tx.backupAll();
       checkpoint();
 
@@ -263,10 +264,12 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       // 3. Directories: created ones are removed on rollback, existing ones get their old mode and owner back.
       const mkdir = async (d: string, mode: number, owner?: UserIds) => {
         const before = await fs.stat(d);
+        if (before && !before.isDirectory) throw new UnsafePathError(`refusing to use ${d}: it is ${before.isSymlink ? `a symbolic link to ${await fs.readlink(d)}` : 'not a directory'}`);
         if (!before) {
-          const made = await fs.mkdirp(d, { mode });
-          createdDirs.push(...made);
+          const made: string[] = [];
           undo.push({ what: `directory ${d}`, run: () => removeEmptyDirs(fs, made) });
+          await fs.mkdirp(d, { mode }, made);
+          createdDirs.push(...made);
         } else {
           undo.push({ what: `mode of ${d}`, run: async () => {
             await fs.chmod(d, before.mode);
@@ -291,7 +294,8 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       const unitBefore = init.kind === 'systemd' ? await forwarderUnitState(ctx) : null;
       const daemonWasRunning = (await svc.runningDaemonPids(fs, daemon)).length > 0;
 
-      // 4. Files.
+      // 4. Files (their undo runs before the directories' undo, which then finds them empty).
+      undo.push({ what: 'files', run: () => tx.rollback() });
       for (const c of toWrite) {
         const owner = c.file.owner ? await resolveOwner(fs, c.file.owner) : { uid: 0, gid: 0 };
         await tx.write(c.file.path, c.file.content, { mode: c.file.mode, ...owner, secret: c.file.secret });
@@ -405,7 +409,8 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       throw new CliError(`${step.message}; nothing was changed (rolled back)`, { exitCode: step.exitCode, suggestion: step.detail.split('\n').slice(0, 6).join(' | ') || undefined });
     }
     // Only after the state says "installed": a backup of a replaced secret is no longer needed for a rollback.
-    await tx.commit((await readState(fs))?.files ?? []);
+    // The install is complete by now, so a failure here is a warning, not a reason to undo it.
+    await tx.commit((await readState(fs))?.files ?? []).catch((e: Error) => warn(`could not delete backups that are no longer needed in ${tx.backupDir}: ${e.message}`));
     deps.out(changed ? `Installed: ${daemon} routes CEF from port ${opts.port} to the forwarder on 127.0.0.1:${opts.forwarderPort}.\n` : 'Nothing to change: everything is already in place.\n');
 
     if (opts.verify && fs.isSystemRoot) result.probe = await verifyChain(opts, daemon, sinkChoice.describe, deps);

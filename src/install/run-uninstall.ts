@@ -73,10 +73,12 @@ export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDep
   const release = await acquireLock(fs).catch((err: Error) => {
     throw new CliError(err.message);
   });
+  const dirs = state.dirs.filter((d) => opts.purge || !(d === DATA_DIR || d.startsWith(`${DATA_DIR}/`)));
   try {
     await undo(state);
   } finally {
-    await release();
+    // The state directory goes too once the lock in it is gone, if install made it and it is empty.
+    await release(dirs);
   }
   deps.out(opts.purge ? 'Uninstalled; everything install created is deleted.\n' : `Uninstalled. Backups kept in ${BACKUP_ROOT} (secrets excepted).\n`);
   return { restored, removed, dryRun: false };
@@ -128,6 +130,6 @@ export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDep
       log(`kept the firewall/SELinux changes install made: ${state.applied.map((c) => c.join(' ')).join('; ')}`);
     }
     await fs.remove(STATE_FILE);
-    await removeEmptyDirs(fs, state.dirs.filter((d) => opts.purge || !(d === DATA_DIR || d.startsWith(`${DATA_DIR}/`))));
+    await removeEmptyDirs(fs, dirs);
   }
 }

@@ -43,8 +43,8 @@ export function sha256(b: Buffer): string {
 }
 
 export async function readState(fs: FsRoot): Promise<InstallState | null> {
-  const text = await fs.readText(STATE_FILE);
-  return text ? (JSON.parse(text) as InstallState) : null;
+  const found = await fs.inspect(STATE_FILE);
+  return found ? (JSON.parse(found.bytes.toString('utf8')) as InstallState) : null;
 }
 
 export async function writeState(fs: FsRoot, state: InstallState): Promise<void> {
@@ -98,7 +98,7 @@ export class FileTransaction {
       if (!o.existed) continue;
       const found = await this.fs.inspect(o.path);
       if (!found || sha256(found.bytes) !== o.sha256) throw new Error(`${o.path} changed while install ran; nothing was changed`);
-      this.madeDirs.push(...(await this.fs.mkdirp(path.dirname(o.backup!), { mode: 0o700 })));
+      await this.fs.mkdirp(path.dirname(o.backup!), { mode: 0o700 }, this.madeDirs);
       await this.fs.writeAtomic(o.backup!, found.bytes, { mode: 0o600 });
     }
     await this.writeManifest();
@@ -106,7 +106,7 @@ export class FileTransaction {
 
   async write(p: string, data: string | Buffer, opts: { mode: number; uid?: number; gid?: number; secret?: boolean }): Promise<void> {
     if (!this.originals.some((o) => o.path === p)) await this.remember(p, opts.secret);
-    this.madeDirs.push(...(await this.fs.mkdirp(path.dirname(p))));
+    await this.fs.mkdirp(path.dirname(p), {}, this.madeDirs);
     await this.fs.writeAtomic(p, data, opts);
   }
 
@@ -118,7 +118,7 @@ export class FileTransaction {
     } else {
       const { bytes, meta } = found;
       const backup = path.join(this.backupDir, 'files', p);
-      this.madeDirs.push(...(await this.fs.mkdirp(path.dirname(backup), { mode: 0o700 })));
+      await this.fs.mkdirp(path.dirname(backup), { mode: 0o700 }, this.madeDirs);
       await this.fs.writeAtomic(backup, bytes, { mode: 0o600 });
       this.originals.push({ path: p, existed: true, backup, mode: meta.mode, uid: meta.uid, gid: meta.gid, sha256: sha256(bytes), ...flag });
     }
@@ -126,7 +126,7 @@ export class FileTransaction {
   }
 
   private async writeManifest(): Promise<void> {
-    this.madeDirs.push(...(await this.fs.mkdirp(this.backupDir, { mode: 0o700 })));
+    await this.fs.mkdirp(this.backupDir, { mode: 0o700 }, this.madeDirs);
     await this.fs.writeAtomic(`${this.backupDir}/manifest.json`, `${JSON.stringify({ files: this.originals }, null, 2)}\n`, {
       mode: 0o600,
     });
@@ -205,21 +205,35 @@ export const LOCK_FILE = `${STATE_DIR}/install.lock`;
  * One install or uninstall at a time: an O_EXCL lock file holding our pid. A lock left by a process that is
  * gone is taken over.
  */
-export async function acquireLock(fs: FsRoot): Promise<() => Promise<void>> {
+/** Releases the lock, then removes the directories it made and `alsoRemove` when they are empty. */
+export interface Lock {
+  (alsoRemove?: readonly string[]): Promise<void>;
+  /** Directories created to hold the lock (outermost first): a first install counts them as its own. */
+  made: readonly string[];
+}
+
+export async function acquireLock(fs: FsRoot): Promise<Lock> {
   const { open, readFile, rm } = await import('node:fs/promises');
   const real = fs.resolve(LOCK_FILE);
   // Directories made for the lock go again with it when they are empty (a failed first install leaves none).
-  const made = await fs.mkdirp(STATE_DIR, { mode: 0o755 });
+  const made: string[] = [];
+  try {
+    await fs.mkdirp(STATE_DIR, { mode: 0o755 }, made);
+  } catch (err) {
+    await removeEmptyDirs(fs, made).catch(() => {});
+    throw err;
+  }
   await fs.inspect(LOCK_FILE); // refuses a planted link (O_EXCL would fail on it, and the stale-lock path would remove it)
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fh = await open(real, 'wx', 0o600);
       await fh.writeFile(`${process.pid}\n`);
       await fh.close();
-      return async () => {
+      const release = async (alsoRemove: readonly string[] = []) => {
         await rm(real, { force: true });
-        await removeEmptyDirs(fs, made);
+        await removeEmptyDirs(fs, [...made, ...alsoRemove]);
       };
+      return Object.assign(release, { made });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number((await readFile(real, 'utf8').catch(() => '')).trim());

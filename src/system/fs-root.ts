@@ -150,12 +150,12 @@ export class FsRoot {
   }
 
   /**
-   * Creates the missing directories of `p` one at a time, never through a link, and returns the ones it created
-   * (outermost first) so a caller can undo them. New directories get `opts`; existing ones are left as they are.
+   * Creates the missing directories of `p` one at a time, never through a link, and adds each one it created to
+   * `made` as it goes (outermost first; also returned), so a caller can undo them even after a failure half-way.
+   * The last directory gets `opts`; existing ones are left as they are.
    */
-  async mkdirp(p: string, opts: WriteOptions = {}): Promise<string[]> {
+  async mkdirp(p: string, opts: WriteOptions = {}, made: string[] = []): Promise<string[]> {
     await this.assertSafeParents(p);
-    const made: string[] = [];
     const chain = this.chain(p);
     for (const dir of chain) {
       const real = this.resolve(dir);
