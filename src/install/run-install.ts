@@ -244,8 +244,15 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
         },
       });
       const userNow = { name: SERVICE_USER, createdByUs: !userExisted || Boolean(prior?.user?.createdByUs) };
-      const sinkOriginal = sinkFile ? await fs.inspect(sinkFile) : null;
-      const pending = [...tx.touched, ...(sinkFile && !sinkOriginal ? [{ path: sinkFile, existed: false }] : [])];
+      // Root looks into the sink's directory only when it is root's (one made by install is the service user's).
+      const sinkDirOwner = sinkFile ? (await fs.stat(path.dirname(sinkFile)))?.uid : undefined;
+      // A directory install makes for the sink is the service user's; in it the forwarder makes the file itself.
+      const serviceUid = (await lookupUser(fs, SERVICE_USER))?.uid;
+      const sinkInRootDir = sinkFile !== null && sinkDirOwner !== undefined && sinkDirOwner !== serviceUid && (sinkDirOwner === 0 || sinkDirOwner === process.geteuid?.());
+      if (sinkFile) await fs.assertSafeParents(path.dirname(sinkFile));
+      const sinkOriginal = sinkFile && sinkInRootDir ? await fs.inspect(sinkFile) : null;
+      // The empty sink file this run may create is listed only while it runs: once installed, the rows are the operator's.
+      const pending = [...tx.touched, ...(sinkFile && sinkInRootDir && !sinkOriginal ? [{ path: sinkFile, existed: false }] : [])];
       await writeState(fs, { ...mergeState(prior, pending, [...plannedDirs], { daemon, init: init.kind, user: userNow, applied: [] }), status: 'in-progress' });
       checkpoint();
       // tx.rollback() is idempotent: here it removes the backups, and once files are written (below) restores them.
@@ -286,7 +293,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       await mkdir(STATE_DIR, 0o755);
       await mkdir(DATA_DIR, 0o750, user);
       if (sinkFile) {
-        await prepareSinkFile(fs, sinkFile, user, mkdir, sinkOriginal?.meta ?? null, (what, run) => undo.push({ what, run }));
+        await prepareSinkFile(fs, sinkFile, user, mkdir, sinkInRootDir, sinkOriginal?.meta ?? null, (what, run) => undo.push({ what, run }));
         checkpoint();
       }
 
@@ -387,7 +394,6 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       const state = mergeState(prior, tx.touched, createdDirs, {
         daemon, init: init.kind, user: { name: SERVICE_USER, createdByUs: userCreated || Boolean(prior?.user?.createdByUs) }, applied,
       });
-      if (sinkFile && !sinkOriginal && !state.files.some((f) => f.path === sinkFile)) state.files.push({ path: sinkFile, existed: false });
       await writeState(fs, { ...state, status: 'installed' });
       checkpoint();
     } catch (err) {
@@ -498,6 +504,7 @@ async function prepareSinkFile(
   file: string,
   user: UserIds,
   mkdir: (d: string, mode: number, owner?: UserIds) => Promise<void>,
+  inRootDir: boolean,
   original: FileMeta | null,
   onUndo: (what: string, run: () => Promise<void>) => void,
 ) {
@@ -505,7 +512,7 @@ async function prepareSinkFile(
   if (!(await fs.exists(dir))) await mkdir(dir, 0o750, user);
   else await assertWritableBy(fs, dir, user);
   // In a directory that is not root's, root touches nothing: the forwarder makes its file there as its own user.
-  if ((await fs.stat(dir))?.uid !== 0 && (await fs.stat(dir))?.uid !== process.geteuid?.()) return;
+  if (!inRootDir) return;
   if (!original) {
     onUndo(`sink file ${file}`, () => fs.remove(file));
     await fs.writeAtomic(file, '', { mode: 0o640, uid: user.uid, gid: user.gid });

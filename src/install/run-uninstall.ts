@@ -84,7 +84,12 @@ export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDep
   return { restored, removed, dryRun: false };
 
   async function undo(state: InstallState): Promise<void> {
-    // Verify every backup before touching anything, so a damaged backup cannot leave a half-restored system.
+    // Check every path, then every backup, before touching anything, so neither a planted link nor a damaged
+    // backup can leave a half-restored system.
+    for (const f of state.files) {
+      await fs.assertSafeParents(f.path);
+      if (f.existed && (await fs.stat(f.path))?.isSymlink) await fs.inspect(f.path);
+    }
     for (const f of state.files.filter((x) => x.existed)) {
       if (await isUnchanged(fs, f)) continue;
       const b = await fs.readBytes(f.backup!);

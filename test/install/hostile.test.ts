@@ -69,7 +69,9 @@ function fakeExec(root: string, faults: Faults): Exec & { calls: string[][] } {
     async run(cmd, args) {
       calls.push([cmd, ...args]);
       if (cmd === 'useradd' || cmd === 'userdel') faults.onStep?.(cmd);
-      if (cmd === 'useradd') writeFileSync(passwd, `${readFileSync(passwd, 'utf8')}sentinel-cef:x:0:0::/var/lib/sentinel-cef:/usr/sbin/nologin\n`);
+      // A real system uid as root (so ownership is exercised), our own otherwise.
+      const ids = isRoot ? '998:998' : `${process.getuid!()}:${process.getgid!()}`;
+      if (cmd === 'useradd') writeFileSync(passwd, `${readFileSync(passwd, 'utf8')}sentinel-cef:x:${ids}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`);
       if (cmd === 'userdel') writeFileSync(passwd, readFileSync(passwd, 'utf8').replace(/^sentinel-cef:.*\n/m, ''));
       return ok;
     },
@@ -468,6 +470,8 @@ describe('uninstall on a hostile tree', () => {
     expect(snapshot(outside)).toEqual(outsideBefore);
     rmSync(path.join(root, 'etc/rsyslog.d'));
     renameSync(path.join(outside, 'rsyslog.d'), path.join(root, 'etc/rsyslog.d'));
+    // The rows are the operator's: uninstall keeps them, so they go by hand here.
+    rmSync(path.join(root, 'var/tmp/scef/rows.ndjson'), { force: true });
     await runUninstall(uninstallOpts(root, { purge: true }), deps(root).deps);
     expect(snapshot(root)).toEqual(before);
   });
