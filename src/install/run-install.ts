@@ -229,8 +229,8 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     let applied: string[][] = [];
 
     try {
-      // 1. Backups of every file to replace, then the state marked in progress, naming every path and directory
-      // this run may create: from here on a crash is undone by `uninstall`.
+      // 1. The state, marked in progress, naming every path (with its original's checksum) and every directory this
+      // run may create: from here on a crash is undone by `uninstall`. Then the backups.
       const baseDirs = [CONFIG_DIR, LIB_DIR, STATE_DIR, DATA_DIR, ...(sinkFile ? [path.dirname(sinkFile)] : []), ...toWrite.map((c) => path.dirname(c.file.path))];
       const plannedDirs = new Set<string>(release.made);
       for (const d of baseDirs) for (const m of await fs.missingDirs(d)) plannedDirs.add(m);
@@ -244,9 +244,9 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
         },
       });
       const userNow = { name: SERVICE_USER, createdByUs: !userExisted || Boolean(prior?.user?.createdByUs) };
-      // Root looks into the sink's directory only when it is root's (one made by install is the service user's).
+      // Root looks into the sink's directory only when it is root's: one install made is the service user's, and
+      // the forwarder makes its file there itself.
       const sinkDirOwner = sinkFile ? (await fs.stat(path.dirname(sinkFile)))?.uid : undefined;
-      // A directory install makes for the sink is the service user's; in it the forwarder makes the file itself.
       const serviceUid = (await lookupUser(fs, SERVICE_USER))?.uid;
       const sinkInRootDir = sinkFile !== null && sinkDirOwner !== undefined && sinkDirOwner !== serviceUid && (sinkDirOwner === 0 || sinkDirOwner === process.geteuid?.());
       if (sinkFile) await fs.assertSafeParents(path.dirname(sinkFile));
@@ -383,8 +383,12 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
           if (r.exitCode !== 0) warn(`${c.join(' ')} failed: ${r.stderr.trim()}`);
           else {
             applied.push(c);
-            const inverse = inverseCommand(c);
-            if (inverse) undo.push({ what: c.join(' '), run: async () => void (await exec.run(inverse[0], inverse.slice(1))) });
+            const inverse = inverseCommands(c);
+            if (inverse.length) {
+              undo.push({ what: c.join(' '), run: async () => {
+                for (const i of inverse) await exec.run(i[0], i.slice(1));
+              } });
+            }
           }
           checkpoint();
         }
@@ -438,13 +442,14 @@ class StepError extends Error {
   }
 }
 
-/** The command that undoes a firewall or SELinux change, or null when there is nothing to undo. */
-export function inverseCommand(c: string[]): string[] | null {
-  if (c[0] === 'firewall-cmd' && c[2]?.startsWith('--add-port=')) return ['firewall-cmd', '--permanent', c[2].replace('--add-port=', '--remove-port=')];
-  if (c[0] === 'firewall-cmd' && c[1] === '--reload') return ['firewall-cmd', '--reload'];
-  if (c[0] === 'ufw' && c[1] === 'allow') return ['ufw', 'delete', 'allow', ...c.slice(2)];
-  if (c[0] === 'semanage' && c[2] === '-a') return ['semanage', 'port', '-d', ...c.slice(3)];
-  return null;
+/** The commands that undo a firewall or SELinux change (none for a reload or a relabel of files put back). */
+export function inverseCommands(c: string[]): string[][] {
+  if (c[0] === 'firewall-cmd' && c[2]?.startsWith('--add-port=')) {
+    return [['firewall-cmd', '--permanent', c[2].replace('--add-port=', '--remove-port=')], ['firewall-cmd', '--reload']];
+  }
+  if (c[0] === 'ufw' && c[1] === 'allow') return [['ufw', 'delete', 'allow', ...c.slice(2)]];
+  if (c[0] === 'semanage' && c[2] === '-a') return [['semanage', 'port', '-d', ...c.slice(3)]];
+  return [];
 }
 
 async function verifyChain(opts: InstallOptions, daemon: SyslogDaemon, sinkDesc: string, deps: InstallDeps): Promise<InstallResult['probe']> {

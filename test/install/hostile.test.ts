@@ -12,7 +12,7 @@ import { createFsRoot, type FsOp } from '../../src/system/fs-root.js';
 import { createScriptedPrompter } from '../../src/system/prompts.js';
 import type { Exec, ExecResult } from '../../src/system/exec.js';
 import { readState } from '../../src/install/transaction.js';
-import { runInstall, type InstallDeps } from '../../src/install/run-install.js';
+import { inverseCommands, runInstall, type InstallDeps } from '../../src/install/run-install.js';
 import { runUninstall } from '../../src/install/run-uninstall.js';
 import { installOptionsSchema } from '../../src/install/options.js';
 import { systemServices, type Services } from '../../src/install/service.js';
@@ -474,5 +474,17 @@ describe('uninstall on a hostile tree', () => {
     rmSync(path.join(root, 'var/tmp/scef/rows.ndjson'), { force: true });
     await runUninstall(uninstallOpts(root, { purge: true }), deps(root).deps);
     expect(snapshot(root)).toEqual(before);
+  });
+});
+
+describe('firewall and SELinux changes are undone on rollback', () => {
+  it.each([
+    [['firewall-cmd', '--permanent', '--add-port=514/udp'], [['firewall-cmd', '--permanent', '--remove-port=514/udp'], ['firewall-cmd', '--reload']]],
+    [['firewall-cmd', '--reload'], []],
+    [['ufw', 'allow', '514/tcp'], [['ufw', 'delete', 'allow', '514/tcp']]],
+    [['semanage', 'port', '-a', '-t', 'syslogd_port_t', '-p', 'tcp', '25226'], [['semanage', 'port', '-d', '-t', 'syslogd_port_t', '-p', 'tcp', '25226']]],
+    [['restorecon', '-F', '/etc/rsyslog.d/10-sentinel-cef.conf'], []],
+  ])('%j', (cmd, inverse) => {
+    expect(inverseCommands(cmd)).toEqual(inverse);
   });
 });
