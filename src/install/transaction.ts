@@ -167,10 +167,6 @@ export class FileTransaction {
     }
   }
 
-  /** Drops the backup directory when nothing was backed up (only new files were created). */
-  async discardIfEmpty(): Promise<void> {
-    if (this.manifestWritten && !this.originals.some((o) => o.existed)) await this.fs.removeTree(this.backupDir);
-  }
 }
 
 /** Removes the given directories that are empty, innermost first. */
