@@ -2,7 +2,7 @@
 // others can write, a full disk or a signal at any step, a crash half-way. The invariant throughout: after a failed
 // install (or after uninstall) every entry of the tree is as it was, content, mode and owner; nothing not ours
 // changed owner or mode.
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync,
 } from 'node:fs';
@@ -21,9 +21,20 @@ const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
 const isRoot = process.getuid?.() === 0;
 const SHADOW = 'root:$6$saltsalt$0123456789abcdefHASHHASHHASH:19000:0:99999:7:::\n';
 
+/** Every temp directory made here, removed at the end (the fault loops make hundreds). */
+const temps: string[] = [];
+afterAll(() => {
+  for (const d of temps) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(prefix: string): string {
+  const d = mkdtempSync(path.join(tmpdir(), prefix));
+  temps.push(d);
+  return d;
+}
+
 /** A fixture copy with an /etc/passwd (useradd appends to it) and an /etc/shadow that must never leak. */
 function tree(c = 'debian12-rsyslog'): string {
-  const dir = mkdtempSync(path.join(tmpdir(), `scef-hostile-${c}-`));
+  const dir = tempDir(`scef-hostile-${c}-`);
   cpSync(path.join(fixtures, c), dir, { recursive: true });
   writeFileSync(path.join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/bash\n', { mode: 0o644 });
   writeFileSync(path.join(dir, 'etc/shadow'), SHADOW, { mode: 0o640 });
@@ -112,7 +123,7 @@ function fakeServices(faults: Faults, health = true): Services {
 function deps(root: string, faults: Faults = {}, extra: Partial<InstallDeps> = {}) {
   const out: string[] = [];
   const logs: string[] = [];
-  const bundle = path.join(mkdtempSync(path.join(tmpdir(), 'scef-bundle-')), 'forwarder.mjs');
+  const bundle = path.join(tempDir('scef-bundle-'), 'forwarder.mjs');
   writeFileSync(bundle, '// forwarder bundle\n');
   const fs = createFsRoot(root);
   fs.faultHook = (op: FsOp, p: string) => faults.onStep?.(`${op} ${p}`);
@@ -187,7 +198,7 @@ describe('links planted at the paths install writes', () => {
   ];
   it.each(written)('a link at %s', async (p) => {
     const root = tree();
-    const outside = mkdtempSync(path.join(tmpdir(), 'scef-outside-'));
+    const outside = tempDir('scef-outside-');
     const real = path.join(root, p);
     const isDir = !/\.(conf|json|mjs|lock|ndjson)$|passwd$/.test(p);
     mkdirSync(path.dirname(real), { recursive: true });
@@ -462,7 +473,7 @@ describe('uninstall on a hostile tree', () => {
     const before = snapshot(root);
     await runInstall(fileSink(), deps(root).deps);
     // After install a link replaces the drop-in directory (only root could, but uninstall must not write through it).
-    const outside = mkdtempSync(path.join(tmpdir(), 'scef-outside-'));
+    const outside = tempDir('scef-outside-');
     renameSync(path.join(root, 'etc/rsyslog.d'), path.join(outside, 'rsyslog.d'));
     symlinkSync(path.join(outside, 'rsyslog.d'), path.join(root, 'etc/rsyslog.d'));
     const outsideBefore = snapshot(outside);
