@@ -54,7 +54,7 @@ export function uninstallCommandImpl(): Command {
   return new Command('uninstall')
     .description('remove what install added and restore the original files byte for byte')
     .option('--remove-user', 'also delete the sentinel-cef system user (when install created it)')
-    .option('--purge', 'also delete queued, undelivered data')
+    .option('--purge', 'also delete queued, undelivered data, every backup and the user install created')
     .option('--dry-run', 'show what would be removed; change nothing')
     .option('-y, --yes', 'do not ask')
     .option('--root <dir>', 'filesystem root (tests)', '/')

@@ -32,8 +32,10 @@ function toBuffer(c: string | Buffer): Buffer {
 export async function planFiles(fs: FsRoot, files: DesiredFile[]): Promise<FileChange[]> {
   const out: FileChange[] = [];
   for (const file of files) {
-    const before = await fs.readBytes(file.path);
-    const meta = before === null ? null : await fs.stat(file.path);
+    // Never through a link: a planted link would show a file that is not ours in the diff (issue 14).
+    const found = await fs.inspect(file.path);
+    const before = found?.bytes ?? null;
+    const meta = found?.meta ?? null;
     const want = toBuffer(file.content);
     const contentChanged = before === null || !before.equals(want);
     const modeChanged = meta !== null && meta.mode !== file.mode;

@@ -18,12 +18,14 @@ import { scanSyslogNgConfig } from './syslog-ng-config.js';
 import { protocolsOf, renderRsyslogDropin, RSYSLOG_DROPIN, type RenderedDropin } from './render-rsyslog.js';
 import { appendSyslogNgInclude, renderSyslogNgDropin, SYSLOG_NG_DROPIN } from './render-syslog-ng.js';
 import { formatPlan, planFiles, summarizePlan, type DesiredFile, type FileChange } from './plan.js';
-import { acquireLock, FileTransaction, readState, sha256, writeState, STATE_DIR, type InstallState } from './transaction.js';
+import { acquireLock, type Lock, FileTransaction, readState, removeEmptyDirs, sha256, writeState, STATE_DIR, STATE_FILE, type InstallState } from './transaction.js';
 import {
-  CONFIG_DIR, FORWARDER_PATH, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_PATH, renderForwarderUnit,
-  SYNTAX_CHECK, checkDaemonSyntax, ensureServiceUser, syntaxErrorLine, lookupUser, systemServices, type Ctx, type Services, type UserIds,
+  CONFIG_DIR, FORWARDER_PATH, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_NAME, UNIT_PATH, renderForwarderUnit,
+  SYNTAX_CHECK, checkDaemonSyntax, ensureServiceUser, syntaxErrorLine, forwarderLastLines, forwarderUnitState, lookupUser, removeServiceUser, systemServices,
+  type Ctx, type Services, type UserIds,
 } from './service.js';
 import { unsupportedNodeMessage } from '../system/node-support.js';
+import { UnsafePathError, type FileMeta } from '../system/fs-root.js';
 import { buildProbeMessage, newProbeId, sendSyslog, waitForHealth, waitForProbe } from './probe.js';
 
 export const SHARED_KEY_PATH = `${CONFIG_DIR}/shared-key`;
@@ -75,6 +77,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     throw new CliError('install changes system files and needs root', { suggestion: 'run it with sudo, or add --dry-run to see the plan' });
   }
 
+  checkPortClashes(opts);
   const cloud: Cloud = opts.usGov ? 'AzureUSGovernment' : (opts.cloud ?? 'AzureCloud');
   const sinkChoice = await resolveSink(opts, cloud, deps, env, warn);
 
@@ -105,9 +108,10 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     const scan = await scanSyslogNgConfig(fs, { exclude: [SYSLOG_NG_DROPIN] });
     dropin = renderSyslogNgDropin(scan, renderOpts);
     if (!scan.includesConfD) {
-      const main = (await fs.readText(scan.mainFile)) ?? '';
+      // inspect() refuses a link here: its mode would be the link's 0777, its content another file's.
+      const main = await fs.inspect(scan.mainFile);
       sharedFiles.add(scan.mainFile);
-      desired.push({ path: scan.mainFile, content: appendSyslogNgInclude(main), mode: (await fs.stat(scan.mainFile))?.mode ?? 0o644, why: 'include conf.d drop-ins' });
+      desired.push({ path: scan.mainFile, content: appendSyslogNgInclude(main?.bytes.toString('utf8') ?? ''), mode: main?.meta.mode ?? 0o644, why: 'include conf.d drop-ins' });
     }
   }
   dropin.warnings.forEach(warn);
@@ -151,6 +155,12 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     desired.push({ path: UNIT_PATH, content: renderForwarderUnit({ nodePath, sinkFile }), mode: 0o644, why: 'systemd unit' });
   }
 
+  if (sinkFile && init.kind === 'systemd' && /^\/(root|home|run\/user)(\/|$)/.test(path.normalize(sinkFile))) {
+    throw new UsageError(`--sink ${sinkFile}: the forwarder service cannot write under /root, /home or /run/user (its unit has ProtectHome=yes)`, {
+      suggestion: 'choose a path such as /var/log/sentinel-cef-rows/rows.ndjson',
+    });
+  }
+
   // ---- plan ----
   const changes = await planFiles(fs, desired);
   const sum = summarizePlan(changes);
@@ -189,113 +199,244 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   }
 
   // ---- apply ----
-  let release: () => Promise<void>;
+  let release: Lock;
   try {
     release = await acquireLock(fs);
   } catch (err) {
     throw new CliError((err as Error).message);
   }
+  // SIGINT/SIGTERM/SIGHUP during apply roll everything back instead of killing the process half-way.
+  let signalled: NodeJS.Signals | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signalled ??= sig;
+    log(`${sig} received: rolling back`);
+  };
+  for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
   try {
     return await apply();
   } finally {
+    for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
     await release();
   }
 
   async function apply(): Promise<InstallResult> {
     const prior = await readState(fs);
-    const user = await ensureServiceUser(ctx);
+    const priorState = await fs.inspect(STATE_FILE);
     const tx = new FileTransaction(fs);
-    const createdDirs: string[] = [];
-    const mkdir = async (d: string, mode: number, owner?: UserIds) => {
-      if (!(await fs.exists(d))) {
-        createdDirs.push(d);
-        await fs.mkdirp(d, { mode });
-      }
-      // Our directories get their modes even when they already existed (an earlier run, a hand-made one).
-      await fs.chmod(d, mode);
-      if (owner) await fs.chown(d, owner.uid, owner.gid);
+    /** Undo steps, run newest first; `after` runs once every file is back (restarts on the old config). */
+    const undo: Array<{ what: string; run: () => Promise<void> }> = [];
+    const after: Array<{ what: string; run: () => Promise<void> }> = [];
+    const checkpoint = () => {
+      if (signalled) throw new StepError(`interrupted by ${signalled}`, '', SIGNAL_EXIT[signalled]);
     };
-    await mkdir(CONFIG_DIR, 0o750, { uid: 0, gid: user.gid });
-    await mkdir(LIB_DIR, 0o755);
-    await mkdir(STATE_DIR, 0o755);
-    await mkdir(DATA_DIR, 0o750, user);
-    if (sinkFile) await prepareSinkFile(fs, sinkFile, user, mkdir);
+    const toWrite = changes.filter((c) => c.kind !== 'unchanged');
+    const daemonFilesChanged = toWrite.some((c) => c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/'));
+    const forwarderFilesChanged = toWrite.some((c) => !(c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
+    const createdDirs: string[] = [...release.made];
+    let userCreated = false;
+    let applied: string[][] = [];
 
-    const forwarderWasRunning = init.kind === 'systemd' ? null : await svc.isForwarderSupervised(fs);
-    const daemonWasRunning = (await svc.runningDaemonPids(fs, daemon)).length > 0;
-    const daemonFilesChanged = changes.some((c) => c.kind !== 'unchanged' && (c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
-    const forwarderFilesChanged = changes.some((c) => c.kind !== 'unchanged' && !(c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
-    const rollback = async (why: string, detail: string): Promise<never> => {
-      await tx.rollback();
-      for (const d of [...createdDirs].reverse()) if ((await fs.readdir(d)).length === 0) await fs.removeTree(d);
-      log(`rolled back: every file is as it was before (${why})`);
-      if (forwarderFilesChanged) {
-        if (forwarderWasRunning === null && init.kind !== 'systemd') await svc.stopForwarder(ctx).catch(() => {});
-        else await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: true }).catch(() => {});
-      }
-      if (why.startsWith('restart') && daemonWasRunning) {
-        const again = await svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: [] });
-        log(again.ok ? `${daemon} restarted on its previous config` : `${daemon} could not be restarted on its previous config: ${again.detail}`);
-      }
-      throw new CliError(`${why}; nothing was changed (rolled back)`, { suggestion: detail.split('\n').slice(0, 6).join(' | ') });
-    };
-
-    for (const c of changes) {
-      if (c.kind === 'unchanged') continue;
-      const owner = c.file.owner ? await resolveOwner(fs, c.file.owner) : { uid: 0, gid: 0 };
-      await tx.write(c.file.path, c.file.content, { mode: c.file.mode, ...owner });
-    }
-    if (changed) log(`wrote ${sum.create + sum.update} file(s); backups in ${tx.backupDir}`);
-    for (const c of edited) {
-      const backup = tx.touched.find((o) => o.path === c.file.path)?.backup;
-      warn(`LOCAL EDITS REPLACED: ${c.file.path} had been edited since the last install; the edited file is kept at ${backup ?? tx.backupDir}`);
-    }
-
-    if (daemonFilesChanged || !daemonWasRunning) {
-      const check = await checkDaemonSyntax(ctx, daemon, binary);
-      if (!check.ok) await rollback(`${daemon} rejected the new configuration`, check.output);
-      log(`${daemon} accepted the configuration (${daemon === 'rsyslog' ? 'rsyslogd -N1' : 'syslog-ng --syntax-only'})`);
-    }
     try {
-      const how = await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: forwarderFilesChanged });
-      log(how);
+      // 1. The state, marked in progress, naming every path (with its original's checksum) and every directory this
+      // run may create: from here on a crash is undone by `uninstall`. Then the backups.
+      const baseDirs = [CONFIG_DIR, LIB_DIR, STATE_DIR, DATA_DIR, ...(sinkFile ? [path.dirname(sinkFile)] : []), ...toWrite.map((c) => path.dirname(c.file.path))];
+      const plannedDirs = new Set<string>(release.made);
+      for (const d of baseDirs) for (const m of await fs.missingDirs(d)) plannedDirs.add(m);
+      await tx.describe(toWrite.map((c) => ({ path: c.file.path, secret: c.file.secret })));
+      const userExisted = (await lookupUser(fs, SERVICE_USER)) !== null;
+      undo.push({
+        what: 'install state',
+        run: async () => {
+          if (priorState) await fs.writeAtomic(STATE_FILE, priorState.bytes, { mode: priorState.meta.mode, uid: priorState.meta.uid, gid: priorState.meta.gid });
+          else await fs.remove(STATE_FILE);
+        },
+      });
+      const userNow = { name: SERVICE_USER, createdByUs: !userExisted || Boolean(prior?.user?.createdByUs) };
+      // Root looks into the sink's directory only when it is root's: one install made is the service user's, and
+      // the forwarder makes its file there itself.
+      const sinkDirOwner = sinkFile ? (await fs.stat(path.dirname(sinkFile)))?.uid : undefined;
+      const serviceUid = (await lookupUser(fs, SERVICE_USER))?.uid;
+      const sinkInRootDir = sinkFile !== null && sinkDirOwner !== undefined && sinkDirOwner !== serviceUid && (sinkDirOwner === 0 || sinkDirOwner === process.geteuid?.());
+      if (sinkFile) await fs.assertSafeParents(path.dirname(sinkFile));
+      const sinkOriginal = sinkFile && sinkInRootDir ? await fs.inspect(sinkFile) : null;
+      // The empty sink file this run may create is listed only while it runs: once installed, the rows are the operator's.
+      const pending = [...tx.touched, ...(sinkFile && sinkInRootDir && !sinkOriginal ? [{ path: sinkFile, existed: false }] : [])];
+      await writeState(fs, { ...mergeState(prior, pending, [...plannedDirs], { written: prior?.written ?? {}, daemon, init: init.kind, user: userNow, applied: [] }), status: 'in-progress' });
+      checkpoint();
+      // tx.rollback() is idempotent: here it removes the backups, and once files are written (below) restores them.
+      undo.push({ what: 'backups', run: () => tx.rollback() });
+      await tx.backupAll();
+      checkpoint();
+
+      // 2. The service user.
+      const user = await ensureServiceUser(ctx);
+      if (user.created) {
+        userCreated = true;
+        undo.push({ what: `user ${SERVICE_USER}`, run: () => removeServiceUser(ctx) });
+      }
+      checkpoint();
+
+      // 3. Directories: created ones are removed on rollback, existing ones get their old mode and owner back.
+      const mkdir = async (d: string, mode: number, owner?: UserIds) => {
+        const before = await fs.stat(d);
+        if (before && !before.isDirectory) throw new UnsafePathError(`refusing to use ${d}: it is ${before.isSymlink ? `a symbolic link to ${await fs.readlink(d)}` : 'not a directory'}`);
+        if (!before) {
+          const made: string[] = [];
+          undo.push({ what: `directory ${d}`, run: () => removeEmptyDirs(fs, made) });
+          await fs.mkdirp(d, { mode }, made);
+          createdDirs.push(...made);
+        } else {
+          undo.push({ what: `mode of ${d}`, run: async () => {
+            await fs.chmod(d, before.mode);
+            await fs.chown(d, before.uid, before.gid);
+          } });
+        }
+        // Our directories get their modes even when they already existed (an earlier run, a hand-made one).
+        await fs.chmod(d, mode);
+        if (owner) await fs.chown(d, owner.uid, owner.gid);
+        checkpoint();
+      };
+      await mkdir(CONFIG_DIR, 0o750, { uid: 0, gid: user.gid });
+      await mkdir(LIB_DIR, 0o755);
+      await mkdir(STATE_DIR, 0o755);
+      await mkdir(DATA_DIR, 0o750, user);
+      if (sinkFile) {
+        await prepareSinkFile(fs, sinkFile, user, mkdir, sinkInRootDir, sinkOriginal?.meta ?? null, (what, run) => undo.push({ what, run }));
+        checkpoint();
+      }
+
+      const forwarderWasRunning = init.kind === 'systemd' ? null : await svc.isForwarderSupervised(fs);
+      const unitBefore = init.kind === 'systemd' ? await forwarderUnitState(ctx) : null;
+      const daemonWasRunning = (await svc.runningDaemonPids(fs, daemon)).length > 0;
+
+      // 4. Files (their undo runs before the directories' undo, which then finds them empty).
+      undo.push({ what: 'files', run: () => tx.rollback() });
+      for (const c of toWrite) {
+        const owner = c.file.owner ? await resolveOwner(fs, c.file.owner) : { uid: 0, gid: 0 };
+        await tx.write(c.file.path, c.file.content, { mode: c.file.mode, ...owner, secret: c.file.secret });
+        checkpoint();
+      }
+      if (changed) log(`wrote ${sum.create + sum.update} file(s); backups in ${tx.backupDir}`);
+      for (const c of edited) {
+        const backup = tx.touched.find((o) => o.path === c.file.path)?.backup;
+        warn(`LOCAL EDITS REPLACED: ${c.file.path} had been edited since the last install; the edited file is kept at ${backup ?? tx.backupDir}`);
+      }
+
+      if (daemonFilesChanged || !daemonWasRunning) {
+        const check = await checkDaemonSyntax(ctx, daemon, binary);
+        if (!check.ok) throw new StepError(`${daemon} rejected the new configuration`, check.output);
+        log(`${daemon} accepted the configuration (${daemon === 'rsyslog' ? 'rsyslogd -N1' : 'syslog-ng --syntax-only'})`);
+        checkpoint();
+      }
+
+      // 5. The forwarder service (unit enabled and started, or the supervisor).
+      if (forwarderFilesChanged || (unitBefore && !unitBefore.enabled)) {
+        undo.push({
+          what: 'forwarder service',
+          run: async () => {
+            if (init.kind === 'systemd' ? !unitBefore?.enabled : forwarderWasRunning === null) await svc.stopForwarder(ctx);
+          },
+        });
+        after.push({
+          what: 'forwarder service',
+          run: async () => {
+            if (init.kind === 'systemd') {
+              // The unit file is back as it was (or gone): systemd must forget the failed run of the new one.
+              await exec.run('systemctl', ['daemon-reload']);
+              if (unitBefore?.active) await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: true });
+              else await exec.run('systemctl', ['reset-failed', UNIT_NAME]);
+            } else if (forwarderWasRunning !== null) {
+              await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: true });
+            }
+          },
+        });
+      }
+      try {
+        log(await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: forwarderFilesChanged }));
+      } catch (err) {
+        throw new StepError('the forwarder did not start', `${(err as Error).message}${await forwarderErrorLines(ctx)}`);
+      }
+      checkpoint();
+      const healthy = svc.forwarderHealthy ? await svc.forwarderHealthy(15_000) : !fs.isSystemRoot || (await waitForHealth(DEFAULT_ADMIN, 15_000));
+      if (!healthy) {
+        const lines = await forwarderErrorLines(ctx);
+        throw new StepError(lines ? 'the forwarder did not start' : 'the forwarder does not answer on its admin API', lines ? lines.trim() : `no answer from http://${DEFAULT_ADMIN}/healthz`);
+      }
+      checkpoint();
+
+      // 6. The syslog daemon on the new configuration; on rollback it goes back to the old one.
+      if (daemonFilesChanged || !daemonWasRunning) {
+        if (daemonWasRunning) {
+          after.push({
+            what: `${daemon} restart`,
+            run: async () => {
+              const again = await svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: [] });
+              log(again.ok ? `${daemon} restarted on its previous config` : `${daemon} could not be restarted on its previous config: ${again.detail}`);
+            },
+          });
+        }
+        const r = await svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: protocolsOf(opts.protocol) });
+        if (!r.ok) throw new StepError(`restart of ${daemon} failed`, r.detail);
+        log(`${daemon}: ${r.detail}`);
+        checkpoint();
+      }
+
+      // 7. Firewall and SELinux: fixed with --yes or after a prompt, otherwise printed; each one undone on rollback.
+      applied = [];
+      for (const [what, cmds] of [['firewall', fwCmds], ['SELinux', seCmds]] as const) {
+        if (cmds.length === 0) continue;
+        const fix = opts.yes || (prompter.interactive && (await prompter.confirm(`Apply the ${what} changes (${cmds.map((c) => c.join(' ')).join('; ')})?`, { default: true })));
+        if (!fix) {
+          warn(`${what} needs: ${cmds.map((c) => c.join(' ')).join(' && ')}`);
+          continue;
+        }
+        for (const c of cmds) {
+          const r = await exec.run(c[0], c.slice(1));
+          if (r.exitCode !== 0) warn(`${c.join(' ')} failed: ${r.stderr.trim()}`);
+          else {
+            applied.push(c);
+            const inverse = inverseCommands(c);
+            if (inverse.length) {
+              undo.push({ what: c.join(' '), run: async () => {
+                for (const i of inverse) await exec.run(i[0], i.slice(1));
+              } });
+            }
+          }
+          checkpoint();
+        }
+      }
+
+      // 8. The state, complete; then the backups that nothing needs any more (replaced secrets).
+      const written = Object.fromEntries(
+        desired.filter((f) => !f.secret && !sharedFiles.has(f.path)).map((f) => [f.path, sha256(Buffer.from(f.content))]),
+      );
+      const state = mergeState(prior, tx.touched, createdDirs, {
+        written,
+        daemon, init: init.kind, user: { name: SERVICE_USER, createdByUs: userCreated || Boolean(prior?.user?.createdByUs) }, applied,
+      });
+      await writeState(fs, { ...state, status: 'installed' });
+      checkpoint();
     } catch (err) {
-      await rollback('the forwarder did not start', (err as Error).message);
-    }
-    if (fs.isSystemRoot && !(await waitForHealth(DEFAULT_ADMIN, 15_000))) {
-      await rollback('the forwarder does not answer on its admin API', `no answer from http://${DEFAULT_ADMIN}/healthz`);
-    }
-    if (daemonFilesChanged || !daemonWasRunning) {
-      const r = await svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: protocolsOf(opts.protocol) });
-      if (!r.ok) await rollback(`restart of ${daemon} failed`, r.detail);
-      log(`${daemon}: ${r.detail}`);
-    }
-
-    // Firewall and SELinux: fixed with --yes or after a prompt, otherwise printed.
-    const applied: string[][] = [];
-    for (const [what, cmds] of [['firewall', fwCmds], ['SELinux', seCmds]] as const) {
-      if (cmds.length === 0) continue;
-      const fix = opts.yes || (prompter.interactive && (await prompter.confirm(`Apply the ${what} changes (${cmds.map((c) => c.join(' ')).join('; ')})?`, { default: true })));
-      if (!fix) {
-        warn(`${what} needs: ${cmds.map((c) => c.join(' ')).join(' && ')}`);
-        continue;
+      const step = err instanceof StepError ? err : new StepError(`install failed: ${(err as Error).message}`, '');
+      const failures: string[] = [];
+      for (const u of [...undo].reverse()) {
+        // A rollback that could not finish keeps the in-progress state, so `uninstall` can finish it.
+        if (u.what === 'install state' && failures.length > 0) continue;
+        await u.run().catch((e: Error) => failures.push(`${u.what}: ${e.message}`));
       }
-      for (const c of cmds) {
-        const r = await exec.run(c[0], c.slice(1));
-        if (r.exitCode !== 0) warn(`${c.join(' ')} failed: ${r.stderr.trim()}`);
-        else applied.push(c);
+      for (const a of after) await a.run().catch((e: Error) => failures.push(`${a.what}: ${e.message}`));
+      if (failures.length > 0) {
+        throw new CliError(`${step.message}; the rollback did not finish (${failures[0]})`, {
+          exitCode: step.exitCode,
+          suggestion: 'run `sentinel-cef uninstall --yes` to undo the rest (the install state lists every step)',
+        });
       }
+      log(`rolled back: every file is as it was before (${step.message})`);
+      throw new CliError(`${step.message}; nothing was changed (rolled back)`, { exitCode: step.exitCode, suggestion: step.detail.split('\n').slice(0, 6).join(' | ') || undefined });
     }
-
-    await tx.discardIfEmpty();
-    const written = Object.fromEntries(
-      desired.filter((f) => !f.secret && !sharedFiles.has(f.path)).map((f) => [f.path, sha256(Buffer.from(f.content))]),
-    );
-    const state = mergeState(prior, tx.touched, createdDirs, {
-      written,
-      daemon, init: init.kind, user: { name: SERVICE_USER, createdByUs: user.created || Boolean(prior?.user?.createdByUs) }, applied,
-    });
-    await writeState(fs, state);
+    // Only after the state says "installed": a backup of a replaced secret is no longer needed for a rollback.
+    // The install is complete by now, so a failure here is a warning, not a reason to undo it.
+    await tx.commit((await readState(fs))?.files ?? []).catch((e: Error) => warn(`could not delete backups that are no longer needed in ${tx.backupDir}: ${e.message}`));
     deps.out(changed ? `Installed: ${daemon} routes CEF from port ${opts.port} to the forwarder on 127.0.0.1:${opts.forwarderPort}.\n` : 'Nothing to change: everything is already in place.\n');
 
     if (opts.verify && fs.isSystemRoot) result.probe = await verifyChain(opts, daemon, sinkChoice.describe, deps);
@@ -323,6 +464,30 @@ async function refuseBrokenDaemonConfig(ctx: Ctx, daemon: SyslogDaemon, binary: 
     exitCode: 1,
     suggestion: `nothing was changed; fix that file (\`${SYNTAX_CHECK[daemon]}\` shows the errors), then run install again`,
   });
+}
+
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+const SIGNAL_EXIT: Record<string, number> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
+
+/** A failed install step: what failed, and the detail shown as the suggestion after the rollback. */
+class StepError extends Error {
+  constructor(
+    message: string,
+    readonly detail: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+/** The commands that undo a firewall or SELinux change (none for a reload or a relabel of files put back). */
+export function inverseCommands(c: string[]): string[][] {
+  if (c[0] === 'firewall-cmd' && c[2]?.startsWith('--add-port=')) {
+    return [['firewall-cmd', '--permanent', c[2].replace('--add-port=', '--remove-port=')], ['firewall-cmd', '--reload']];
+  }
+  if (c[0] === 'ufw' && c[1] === 'allow') return [['ufw', 'delete', 'allow', ...c.slice(2)]];
+  if (c[0] === 'semanage' && c[2] === '-a') return [['semanage', 'port', '-d', ...c.slice(3)]];
+  return [];
 }
 
 async function verifyChain(opts: InstallOptions, daemon: SyslogDaemon, sinkDesc: string, deps: InstallDeps): Promise<InstallResult['probe']> {
@@ -378,15 +543,33 @@ async function resolveOwner(fs: FsRoot, o: { user: string; group: string }): Pro
   return { uid: u?.uid ?? 0, gid: g?.gid ?? 0 };
 }
 
-async function prepareSinkFile(fs: FsRoot, file: string, user: UserIds, mkdir: (d: string, mode: number, owner?: UserIds) => Promise<void>) {
+async function prepareSinkFile(
+  fs: FsRoot,
+  file: string,
+  user: UserIds,
+  mkdir: (d: string, mode: number, owner?: UserIds) => Promise<void>,
+  inRootDir: boolean,
+  original: FileMeta | null,
+  onUndo: (what: string, run: () => Promise<void>) => void,
+) {
   const dir = path.dirname(file);
   if (!(await fs.exists(dir))) await mkdir(dir, 0o750, user);
   else await assertWritableBy(fs, dir, user);
-  if (!(await fs.exists(file))) {
+  // In a directory that is not root's, root touches nothing: the forwarder makes its file there as its own user.
+  if (!inRootDir) return;
+  if (!original) {
+    onUndo(`sink file ${file}`, () => fs.remove(file));
     await fs.writeAtomic(file, '', { mode: 0o640, uid: user.uid, gid: user.gid });
   } else {
+    onUndo(`owner of ${file}`, () => fs.chown(file, original.uid, original.gid));
     await fs.chown(file, user.uid, user.gid);
   }
+}
+
+/** The forwarder's last lines as a suffix for an error, or '' when it said nothing. */
+async function forwarderErrorLines(ctx: Ctx): Promise<string> {
+  const lines = await forwarderLastLines(ctx).catch(() => []);
+  return lines.length ? `\nthe forwarder said:\n${lines.join('\n')}` : '';
 }
 
 /** The file sink rotates beside its file, so the service user needs the directory, not only the file. */
@@ -398,6 +581,20 @@ async function assertWritableBy(fs: FsRoot, dir: string, user: UserIds): Promise
     throw new UsageError(`the ${SERVICE_USER} user cannot write in ${dir}`, {
       suggestion: `use a path in a new directory (install creates it), or run: chown ${SERVICE_USER} ${dir}`,
     });
+  }
+}
+
+/** Clashes among our own ports, refused before anything is detected: each would fail only at start. */
+function checkPortClashes(opts: InstallOptions): void {
+  const adminPort = Number(DEFAULT_ADMIN.split(':').pop());
+  if (opts.forwarderPort === opts.port) {
+    throw new UsageError(`--forwarder-port ${opts.forwarderPort} is the syslog port: the daemon listens there and forwards to the forwarder`, { suggestion: 'leave --forwarder-port at its default (25226)' });
+  }
+  if (opts.forwarderPort === adminPort) {
+    throw new UsageError(`--forwarder-port ${opts.forwarderPort} is the forwarder's admin API port (${DEFAULT_ADMIN})`, { suggestion: 'leave --forwarder-port at its default (25226)' });
+  }
+  if (opts.port === adminPort) {
+    throw new UsageError(`--port ${opts.port} is the forwarder's admin API port (${DEFAULT_ADMIN})`, { suggestion: 'use the standard syslog port 514' });
   }
 }
 

@@ -4,9 +4,22 @@ import type { SyslogDaemon } from '../system/detect-daemon.js';
 import { findDaemonBinary } from '../system/detect-daemon.js';
 import type { UninstallOptions } from './options.js';
 import type { InstallDeps } from './run-install.js';
-import { acquireLock, restoreOriginal, readState, STATE_FILE, sha256, BACKUP_ROOT, type InstallState } from './transaction.js';
-import { checkDaemonSyntax, removeServiceUser, systemServices, UNIT_PATH, type Ctx } from './service.js';
-import { DATA_DIR } from './run-install.js';
+import { acquireLock, isUnchanged, restoreOriginal, readState, removeEmptyDirs, STATE_FILE, sha256, BACKUP_ROOT, type InstallState } from './transaction.js';
+import { checkDaemonSyntax, removeServiceUser, systemServices, UNIT_NAME, UNIT_PATH, type Ctx } from './service.js';
+import { CLIENT_SECRET_PATH, DATA_DIR, SHARED_KEY_PATH } from './run-install.js';
+import type { FsRoot } from '../system/fs-root.js';
+
+/** Secrets install writes; their backups never outlive an uninstall. */
+const SECRET_PATHS = [SHARED_KEY_PATH, CLIENT_SECRET_PATH];
+
+/** Deletes every backed-up copy of a secret under the backup root, from this version's runs and older ones. */
+async function removeSecretBackups(fs: FsRoot, state: InstallState): Promise<void> {
+  const paths = new Set([...SECRET_PATHS, ...state.files.filter((f) => f.secret).map((f) => f.path)]);
+  for (const f of state.files) if (f.backup && paths.has(f.path)) await fs.remove(f.backup);
+  for (const stamp of await fs.readdir(BACKUP_ROOT)) {
+    for (const p of paths) await fs.remove(`${BACKUP_ROOT}/${stamp}/files${p}`);
+  }
+}
 import { fetchJson } from './probe.js';
 import { DEFAULT_ADMIN } from '../config/schema.js';
 import type { Health } from '../forwarder/admin-types.js';
@@ -38,12 +51,16 @@ export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDep
   }
   const restored = state.files.filter((f) => f.existed).map((f) => f.path);
   const removed = state.files.filter((f) => !f.existed).map((f) => f.path);
+  // A crashed install is undone whole, its user included; --purge removes everything install created.
+  const crashed = state.status === 'in-progress';
+  const dropUser = (opts.removeUser || opts.purge || crashed) && Boolean(state.user?.createdByUs);
+  if (crashed) deps.out('The last install did not finish: undoing all of it.\n');
   const lines = [
     ...restored.map((p) => `  restore   ${p}`),
     ...removed.map((p) => `  remove    ${p}`),
     `  stop      the forwarder`,
-    ...(opts.removeUser && state.user?.createdByUs ? [`  delete    user ${state.user.name}`] : []),
-    ...(opts.purge ? [`  delete    ${DATA_DIR} (queue and dead letters)`] : []),
+    ...(dropUser ? [`  delete    user ${state.user!.name}`] : []),
+    ...(opts.purge ? [`  delete    ${DATA_DIR} (queue and dead letters)`, `  delete    ${BACKUP_ROOT} (backups)`] : []),
   ];
   deps.out(`Uninstall plan:\n${lines.join('\n')}\n`);
   if (opts.dryRun) {
@@ -56,17 +73,25 @@ export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDep
   const release = await acquireLock(fs).catch((err: Error) => {
     throw new CliError(err.message);
   });
+  const dirs = state.dirs.filter((d) => opts.purge || !(d === DATA_DIR || d.startsWith(`${DATA_DIR}/`)));
   try {
     await undo(state);
   } finally {
-    await release();
+    // The state directory goes too once the lock in it is gone, if install made it and it is empty.
+    await release(dirs);
   }
-  deps.out(`Uninstalled. Backups kept in ${BACKUP_ROOT}.\n`);
+  deps.out(opts.purge ? 'Uninstalled; everything install created is deleted.\n' : `Uninstalled. Backups kept in ${BACKUP_ROOT} (secrets excepted).\n`);
   return { restored, removed, dryRun: false };
 
   async function undo(state: InstallState): Promise<void> {
-    // Verify every backup before touching anything, so a damaged backup cannot leave a half-restored system.
+    // Check every path, then every backup, before touching anything, so neither a planted link nor a damaged
+    // backup can leave a half-restored system.
+    for (const f of state.files) {
+      await fs.assertSafeParents(f.path);
+      if (f.existed && (await fs.stat(f.path))?.isSymlink) await fs.inspect(f.path);
+    }
     for (const f of state.files.filter((x) => x.existed)) {
+      if (await isUnchanged(fs, f)) continue;
       const b = await fs.readBytes(f.backup!);
       if (!b || (f.sha256 && sha256(b) !== f.sha256)) {
         throw new CliError(`the backup of ${f.path} (${f.backup}) is missing or damaged; nothing was changed`);
@@ -78,7 +103,11 @@ export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDep
     await svc.stopForwarder(ctx);
     log('forwarder stopped');
     for (const f of [...state.files].reverse()) await restoreOriginal(fs, f);
-    if (state.files.some((f) => f.path === UNIT_PATH) && init.kind === 'systemd') await exec.run('systemctl', ['daemon-reload']);
+    if (state.files.some((f) => f.path === UNIT_PATH) && init.kind === 'systemd') {
+      await exec.run('systemctl', ['daemon-reload']);
+      await exec.run('systemctl', ['reset-failed', UNIT_NAME]);
+    }
+    await removeSecretBackups(fs, state);
     log(`restored ${restored.length} file(s), removed ${removed.length}`);
 
     const daemon = state.daemon as SyslogDaemon | null;
@@ -93,19 +122,19 @@ export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDep
         }
       }
     }
-    if (opts.purge) await fs.removeTree(DATA_DIR);
+    if (opts.purge) {
+      await fs.removeTree(DATA_DIR);
+      await fs.removeTree(BACKUP_ROOT);
+    }
     else if (queued !== 0) {
       log(`warning: ${DATA_DIR}/queue ${queued === null ? 'may hold' : `holds ${queued}`} undelivered record(s); kept (use --purge to delete)`);
     }
-    if (opts.removeUser && state.user?.createdByUs) await removeServiceUser(ctx);
+    if (dropUser) await removeServiceUser(ctx);
     if (state.applied.length > 0) {
       // Opening a port or labelling one may serve other software by now: say what was done, undo nothing blindly.
       log(`kept the firewall/SELinux changes install made: ${state.applied.map((c) => c.join(' ')).join('; ')}`);
     }
     await fs.remove(STATE_FILE);
-    for (const d of [...state.dirs].reverse()) {
-      if (d === DATA_DIR && !opts.purge) continue;
-      if ((await fs.readdir(d)).length === 0) await fs.removeTree(d);
-    }
+    await removeEmptyDirs(fs, dirs);
   }
 }

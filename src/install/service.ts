@@ -237,6 +237,28 @@ async function mustRun(ctx: Ctx, cmd: string, args: string[]): Promise<void> {
   if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
 }
 
+/** Whether the forwarder unit is enabled and active, so a rollback puts it back exactly so. */
+export async function forwarderUnitState(ctx: Ctx): Promise<{ enabled: boolean; active: boolean }> {
+  const enabled = await ctx.exec.run('systemctl', ['is-enabled', UNIT_NAME], { timeoutMs: 30_000 });
+  const active = await ctx.exec.run('systemctl', ['is-active', UNIT_NAME], { timeoutMs: 30_000 });
+  return { enabled: enabled.exitCode === 0, active: active.exitCode === 0 };
+}
+
+/**
+ * The forwarder's own last lines (its journal, or the supervisor's log), to say why it failed rather than
+ * only that it does not answer. Empty when there is nothing to show.
+ */
+export async function forwarderLastLines(ctx: Ctx, n = 8): Promise<string[]> {
+  let text = '';
+  if (ctx.init === 'systemd') {
+    const r = await ctx.exec.run('journalctl', ['-u', UNIT_NAME, '-n', String(n), '--no-pager', '-o', 'cat'], { timeoutMs: 30_000 }).catch(() => null);
+    if (r && r.exitCode === 0) text = r.stdout;
+  } else {
+    text = (await ctx.fs.readText(`${LOG_DIR}/forwarder.log`).catch(() => null)) ?? '';
+  }
+  return text.split('\n').map((l) => l.trimEnd()).filter((l) => l && !/^-- No entries --$/.test(l)).slice(-n);
+}
+
 /** The process-control side of install/uninstall, one object so tests can replace it. */
 export interface Services {
   startForwarder: typeof startForwarder;
@@ -244,6 +266,8 @@ export interface Services {
   restartDaemon: typeof restartDaemon;
   isForwarderSupervised: typeof isForwarderSupervised;
   runningDaemonPids: typeof runningDaemonPids;
+  /** Whether the started forwarder answers on its admin API (default: polls it on the real system). */
+  forwarderHealthy?: (timeoutMs: number) => Promise<boolean>;
 }
 
 export const systemServices: Services = { startForwarder, stopForwarder, restartDaemon, isForwarderSupervised, runningDaemonPids };

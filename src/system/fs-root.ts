@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { CliError } from '../errors.js';
 
 /**
  * Every path the installer touches goes through one root, so tests run against fixture trees
@@ -25,8 +26,27 @@ export interface WriteOptions {
   gid?: number;
 }
 
+/** A change to the tree, as the fault seam sees it. */
+export type FsOp = 'write' | 'rename' | 'mkdir' | 'remove' | 'chmod' | 'chown';
+
+/**
+ * A path install will not write through: a link, a directory others can write, a file that is not a regular file.
+ * See docs/SECURITY.md.
+ */
+export class UnsafePathError extends CliError {
+  constructor(message: string) {
+    super(message, { code: 'ERR_UNSAFE_PATH', suggestion: 'fix the path by hand (see docs/SECURITY.md), then run again; nothing was changed' });
+    this.name = 'UnsafePathError';
+  }
+}
+
+/** Groups below this id are system groups (useradd's SYS_GID_MAX is 999): a group-writable directory of one is trusted. */
+const FIRST_LOGIN_GID = 1000;
+
 export class FsRoot {
   readonly root: string;
+  /** Test seam: called before each change to the tree; what it throws becomes that operation's error (ENOSPC at the Nth write). */
+  faultHook?: (op: FsOp, p: string) => void;
 
   constructor(root = '/') {
     this.root = path.resolve(root);
@@ -129,31 +149,91 @@ export class FsRoot {
     return (await this.readdir(dir)).filter((n) => re.test(n)).map((n) => path.join(dir, n));
   }
 
-  async mkdirp(p: string, opts: WriteOptions = {}): Promise<void> {
+  /**
+   * Creates the missing directories of `p` one at a time, never through a link, and adds each one it created to
+   * `made` as it goes (outermost first; also returned), so a caller can undo them even after a failure half-way.
+   * The last directory gets `opts`; existing ones are left as they are.
+   */
+  async mkdirp(p: string, opts: WriteOptions = {}, made: string[] = []): Promise<string[]> {
+    await this.assertSafeParents(p);
+    const chain = this.chain(p);
+    for (const dir of chain) {
+      const real = this.resolve(dir);
+      // Only the last directory gets `opts`; missing ones above it are plain 0755 root directories.
+      const meta = dir === chain[chain.length - 1] ? { mode: opts.mode ?? 0o755, uid: opts.uid, gid: opts.gid } : { mode: 0o755 };
+      const st = await lstatOrNull(real);
+      if (st?.isDirectory()) continue;
+      if (st?.isSymbolicLink()) throw await this.linkError(dir, dir);
+      if (st) throw new UnsafePathError(`refusing to use ${dir} as a directory: it is not one`);
+      this.fault('mkdir', dir);
+      await fsp.mkdir(real, { mode: meta.mode });
+      made.push(dir);
+      await this.setMeta(dir, meta);
+    }
+    return made;
+  }
+
+  /** The directories of `p` (itself included) that do not exist yet, outermost first. */
+  async missingDirs(p: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const dir of this.chain(p)) if (!(await this.exists(dir))) out.push(dir);
+    return out;
+  }
+
+  /**
+   * Reads a file install is about to replace, without following a link at the path and only when every parent
+   * directory is safe (see assertSafeParents). Null when it does not exist. Mode and owner come from the open file.
+   */
+  async inspect(p: string): Promise<{ bytes: Buffer; meta: FileMeta } | null> {
+    await this.assertSafeParents(p);
     const real = this.resolve(p);
-    const existed = await this.exists(p);
-    await fsp.mkdir(real, { recursive: true, mode: opts.mode });
-    if (!existed) await this.applyMeta(real, opts);
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return null;
+      if (code === 'ELOOP') throw await this.linkError(p, p);
+      throw err;
+    }
+    try {
+      const s = await fh.stat();
+      if (!s.isFile()) throw new UnsafePathError(`refusing to write ${p}: it is not a regular file`);
+      const bytes = await fh.readFile();
+      const meta = { mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, size: s.size, isFile: true, isDirectory: false, isSymlink: false, mtimeMs: s.mtimeMs };
+      return { bytes, meta };
+    } finally {
+      await fh.close();
+    }
   }
 
   /**
    * Atomic replace: write a temp file beside the target, fsync, set mode and owner, rename, fsync the directory.
-   * A reader sees the old or the new file, never half of one.
+   * A reader sees the old or the new file, never half of one. The rename replaces the directory entry, so a link
+   * at the path is never written through; one is refused all the same, as is an unsafe parent directory.
    */
   async writeAtomic(p: string, data: string | Buffer, opts: WriteOptions = {}): Promise<void> {
     const real = this.resolve(p);
     const dir = path.dirname(real);
-    await fsp.mkdir(dir, { recursive: true });
+    await this.mkdirp(path.dirname(p));
+    await this.assertSafeParents(p);
+    const st = await lstatOrNull(real);
+    if (st?.isSymbolicLink()) throw await this.linkError(p, p);
+    if (st && !st.isFile()) throw new UnsafePathError(`refusing to write ${p}: it is not a regular file`);
     const tmp = path.join(dir, `.${path.basename(real)}.${randomBytes(6).toString('hex')}.tmp`);
-    const fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    this.fault('write', p);
+    const fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await this.applyMeta(tmp, { mode: opts.mode ?? 0o644, uid: opts.uid, gid: opts.gid });
+      try {
+        await fh.writeFile(data);
+        await fh.sync();
+        // Mode and owner on the open file: nothing can swap the path in between.
+        await fh.chmod(opts.mode ?? 0o644);
+        if ((opts.uid !== undefined || opts.gid !== undefined) && this.canChown()) await fh.chown(opts.uid ?? -1, opts.gid ?? -1);
+      } finally {
+        await fh.close();
+      }
+      this.fault('rename', p);
       await fsp.rename(tmp, real);
     } catch (err) {
       await fsp.rm(tmp, { force: true });
@@ -163,30 +243,114 @@ export class FsRoot {
   }
 
   async remove(p: string): Promise<void> {
+    await this.assertSafeParents(p);
+    if (!(await this.exists(p))) return;
+    this.fault('remove', p);
     await fsp.rm(this.resolve(p), { force: true });
   }
 
+  /** Removes a tree; rm does not follow links inside it. */
   async removeTree(p: string): Promise<void> {
+    await this.assertSafeParents(p);
+    if (!(await this.exists(p))) return;
+    this.fault('remove', p);
     await fsp.rm(this.resolve(p), { force: true, recursive: true });
   }
 
   async chown(p: string, uid: number, gid: number): Promise<void> {
-    if (this.canChown()) await fsp.chown(this.resolve(p), uid, gid);
+    if (this.canChown()) await this.setMeta(p, { uid, gid });
   }
 
   async chmod(p: string, mode: number): Promise<void> {
-    await fsp.chmod(this.resolve(p), mode);
+    await this.setMeta(p, { mode });
+  }
+
+  /**
+   * Refuses a path whose parents someone other than root could have changed: every existing parent must be a real
+   * directory (not a link), owned by root (or by us, for test roots), and not writable by others or by a login
+   * user's group. A sticky world-writable directory (/tmp, /var/tmp) is accepted when the entry below it is root's.
+   * Only the part inside the root is checked: a test root's own parents are the test's business.
+   */
+  async assertSafeParents(p: string): Promise<void> {
+    const dirs = this.chain(path.dirname(p));
+    for (let i = 0; i < dirs.length; i++) {
+      const st = await lstatOrNull(this.resolve(dirs[i]));
+      if (!st) return;
+      if (st.isSymbolicLink()) throw await this.linkError(p, dirs[i]);
+      if (!st.isDirectory()) throw new UnsafePathError(`refusing to write ${p}: ${dirs[i]} is not a directory`);
+      const modeText = (st.mode & 0o7777).toString(8).padStart(4, '0');
+      if (!this.isTrustedOwner(st.uid)) throw new UnsafePathError(`refusing to write ${p}: ${dirs[i]} belongs to uid ${st.uid}, not root`);
+      const othersWrite = (st.mode & 0o002) !== 0;
+      const groupWrite = (st.mode & 0o020) !== 0 && st.gid >= FIRST_LOGIN_GID;
+      if (!othersWrite && !groupWrite) continue;
+      const next = i + 1 < dirs.length ? dirs[i + 1] : p;
+      const below = await lstatOrNull(this.resolve(next));
+      const sticky = (st.mode & 0o1000) !== 0;
+      if (sticky && (!below || this.isTrustedOwner(below.uid))) continue;
+      throw new UnsafePathError(`refusing to write ${p}: ${dirs[i]} is writable by ${othersWrite ? 'every user' : `group ${st.gid}`} (mode ${modeText})`);
+    }
+  }
+
+  private isTrustedOwner(uid: number): boolean {
+    return uid === 0 || (typeof process.geteuid === 'function' && uid === process.geteuid());
+  }
+
+  /** System paths from the first below the root down to `p`, e.g. /etc, /etc/rsyslog.d. */
+  private chain(p: string): string[] {
+    const parts = path.normalize(p).split('/').filter(Boolean);
+    return parts.map((_, i) => `/${parts.slice(0, i + 1).join('/')}`);
+  }
+
+  private fault(op: FsOp, p: string): void {
+    this.faultHook?.(op, p);
+  }
+
+  private async linkError(p: string, link: string): Promise<UnsafePathError> {
+    const target = (await this.readlink(link)) ?? '?';
+    return new UnsafePathError(
+      link === p
+        ? `refusing to write ${p}: it is a symbolic link to ${target}; install never writes through a link`
+        : `refusing to write ${p}: ${link} is a symbolic link to ${target}; install never writes through a link`,
+    );
   }
 
   private canChown(): boolean {
     return typeof process.getuid === 'function' && process.getuid() === 0;
   }
 
-  private async applyMeta(real: string, opts: WriteOptions): Promise<void> {
-    if (opts.mode !== undefined) await fsp.chmod(real, opts.mode);
-    if ((opts.uid !== undefined || opts.gid !== undefined) && this.canChown()) {
-      await fsp.chown(real, opts.uid ?? -1, opts.gid ?? -1);
+  /** Mode and owner through a descriptor opened without following a link (Linux has no lchmod). */
+  private async setMeta(p: string, opts: WriteOptions): Promise<void> {
+    const wantOwner = (opts.uid !== undefined || opts.gid !== undefined) && this.canChown();
+    if (opts.mode === undefined && !wantOwner) return;
+    await this.assertSafeParents(p);
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(this.resolve(p), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw await this.linkError(p, p);
+      throw err;
     }
+    try {
+      if (opts.mode !== undefined) {
+        this.fault('chmod', p);
+        await fh.chmod(opts.mode);
+      }
+      if (wantOwner) {
+        this.fault('chown', p);
+        await fh.chown(opts.uid ?? -1, opts.gid ?? -1);
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+async function lstatOrNull(real: string) {
+  try {
+    return await fsp.lstat(real);
+  } catch (err) {
+    if (isMissing(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+    throw err;
   }
 }
 

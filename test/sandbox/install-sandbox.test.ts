@@ -110,6 +110,18 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('instal
     },
   );
 
+  it('refuses a drop-in planted as a link to /etc/shadow, in one line, printing none of it (issue 14)', () => {
+    const dropin = daemon === 'rsyslog' ? '/etc/rsyslog.d/10-sentinel-cef.conf' : '/etc/syslog-ng/conf.d/sentinel-cef.conf';
+    for (const step of ['link-dryrun', 'link-install']) {
+      expect(read(dir, `${step}.rc`).trim()).toBe('1');
+      expect(read(dir, `${step}.err`)).toContain(`refusing to write ${dropin}: it is a symbolic link to /etc/shadow; install never writes through a link`);
+      expect(read(dir, `${step}.out`)).not.toMatch(/^-root:/m);
+    }
+    expect(read(dir, 'link.post')).toBe(read(dir, 'link.pre'));
+    expect(read(dir, 'shadow.post')).toBe(read(dir, 'shadow.pre'));
+    expect(read(dir, 'link.target').trim()).toBe('/etc/shadow');
+  });
+
   it('left the host untouched', async () => {
     expect(existsSync('/etc/rsyslog.d')).toBe(hostBefore.rsyslogD);
     expect(existsSync('/etc/syslog-ng')).toBe(hostBefore.syslogNg);

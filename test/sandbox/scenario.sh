@@ -80,4 +80,13 @@ if [ "$daemon" = syslog-ng ]; then
   step noinclude-uninstall "${cli[@]}" uninstall --yes
   sha256sum /etc/syslog-ng/syslog-ng.conf >"$out/noinclude.post"
 fi
+# Issue 14: a link planted at our drop-in (to /etc/shadow): --dry-run and install refuse in one line, show none of it.
+if [ "$daemon" = rsyslog ]; then dropin=/etc/rsyslog.d/10-sentinel-cef.conf; else dropin=/etc/syslog-ng/conf.d/sentinel-cef.conf; fi
+ln -s /etc/shadow "$dropin"
+snapshot >"$out/link.pre"; stat -c '%a %U' /etc/shadow >"$out/shadow.pre" 2>&1
+step link-dryrun "${cli[@]}" install --sink "file:$sink" --dry-run
+step link-install "${cli[@]}" install --sink "file:$sink" --yes --no-verify
+snapshot >"$out/link.post"; stat -c '%a %U' /etc/shadow >"$out/shadow.post" 2>&1
+readlink "$dropin" >"$out/link.target"
+rm -f "$dropin"
 exit 0
