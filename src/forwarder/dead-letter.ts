@@ -1,6 +1,6 @@
-import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { CslRow } from '../parser/types.js';
+import * as fsio from '../util/fsio.js';
 
 export interface DeadLetterEntry {
   reason: string;
@@ -13,24 +13,170 @@ export interface DeadLetterEntry {
   receivedAt?: string;
 }
 
+export interface DeadLetterLimits {
+  /** Cap on the live file and its rotated files together. */
+  maxBytes: number;
+  /** Rotated files kept beside the live one: `<path>.1` (newest) … `<path>.<files>` (oldest). */
+  files: number;
+}
+
+export const DEFAULT_DEAD_LETTER_LIMITS: DeadLetterLimits = { maxBytes: 256 * 1024 * 1024, files: 4 };
+
+export interface DeadLetterOptions extends Partial<DeadLetterLimits> {
+  /** Called after the oldest rotated file was deleted to stay under the cap, with the entries it held. */
+  onDropped?: (entries: number, file: string) => void;
+}
+
+/** `<path>.k`, the k-th rotated file (1 = newest). */
+export const rotatedPath = (path: string, k: number): string => `${path}.${k}`;
+
+/** Bytes each file may reach before the live file rotates, so live + rotated stay within maxBytes. */
+export const rotateBytes = (l: DeadLetterLimits): number => Math.max(1, Math.floor(l.maxBytes / (l.files + 1)));
+
 /**
  * NDJSON file of events the forwarder could not deliver for good: `{time, reason, httpStatus?, row}`
  * for rows the sink refused, `{time, reason, raw, receivedAt}` for messages that did not parse.
- * Written synchronously before the queue cursor moves, so an entry is never lost between the two.
+ * Written synchronously before the queue cursor moves, so an entry is never lost between the two;
+ * a failed write throws with nothing appended (a partial tail is cut off) so the caller can retry it.
+ *
+ * Bounded: when the live file would pass maxBytes / (files + 1) it becomes `<path>.1`, the others
+ * shift up, and `<path>.<files>` (the oldest) is deleted and its entries counted. A flood of
+ * malformed input so costs old dead letters, never disk space the queue needs for valid events.
  */
 export class DeadLetterFile {
-  private dirReady = false;
-  constructor(readonly path: string) {}
+  readonly limits: DeadLetterLimits;
+  /** Entries deleted with rotated files since start. */
+  droppedEntries = 0;
+  private fd = -1;
+  private size = 0;
+  /** Sizes of <path>.1 … <path>.files (0 when missing). */
+  private rotated: number[] = [];
+  private readonly onDropped?: DeadLetterOptions['onDropped'];
+
+  constructor(
+    readonly path: string,
+    o: DeadLetterOptions = {},
+  ) {
+    this.limits = { maxBytes: o.maxBytes ?? DEFAULT_DEAD_LETTER_LIMITS.maxBytes, files: o.files ?? DEFAULT_DEAD_LETTER_LIMITS.files };
+    this.onDropped = o.onDropped;
+  }
+
+  /** Bytes in the live file and its rotated files (as last seen; measured on first use). */
+  get bytes(): number {
+    if (this.fd < 0) this.measure();
+    let n = this.size;
+    for (const b of this.rotated) n += b;
+    return n;
+  }
 
   write(entries: DeadLetterEntry[]): void {
     if (!entries.length) return;
-    if (!this.dirReady) {
-      mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-      this.dirReady = true;
-    }
     const time = new Date().toISOString();
     let text = '';
     for (const e of entries) text += JSON.stringify({ time, ...e }) + '\n';
-    appendFileSync(this.path, text, { mode: 0o600 });
+    const buf = Buffer.from(text);
+    if (this.fd < 0) this.open();
+    if (this.size > 0 && this.size + buf.length > rotateBytes(this.limits)) {
+      this.rotate();
+      this.open();
+    }
+    try {
+      fsio.writeAllSync(this.fd, buf);
+    } catch (err) {
+      // Cut a partial line off, so a retry appends whole lines only. If even that fails, reopen to
+      // re-measure; the next write then starts behind whatever is there.
+      try {
+        fsio.ftruncateSync(this.fd, this.size);
+      } catch {
+        this.close();
+      }
+      throw err;
+    }
+    this.size += buf.length;
   }
+
+  close(): void {
+    if (this.fd < 0) return;
+    const fd = this.fd;
+    this.fd = -1;
+    try {
+      fsio.closeSync(fd);
+    } catch {
+      // Nothing buffered in user space: every write was complete or cut back.
+    }
+  }
+
+  private open(): void {
+    fsio.mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+    this.fd = fsio.openSync(this.path, 'a', 0o600);
+    try {
+      this.size = fsio.fstatSync(this.fd).size;
+      this.measure();
+      // Files beyond the configured count (the count was lowered) are the oldest of all.
+      for (let k = this.limits.files + 1; fsio.statSync(rotatedPath(this.path, k)); k++) this.drop(rotatedPath(this.path, k));
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+
+  private measure(): void {
+    if (this.fd < 0) this.size = safeSize(this.path);
+    this.rotated = [];
+    for (let k = 1; k <= this.limits.files; k++) this.rotated.push(safeSize(rotatedPath(this.path, k)));
+  }
+
+  /** live -> .1 -> .2 … ; the oldest goes. A failure leaves files in place; the next open re-measures. */
+  private rotate(): void {
+    this.close();
+    const n = this.limits.files;
+    if (fsio.statSync(rotatedPath(this.path, n))) this.drop(rotatedPath(this.path, n));
+    for (let k = n - 1; k >= 1; k--) {
+      if (fsio.statSync(rotatedPath(this.path, k))) fsio.renameSync(rotatedPath(this.path, k), rotatedPath(this.path, k + 1));
+    }
+    fsio.renameSync(this.path, rotatedPath(this.path, 1));
+  }
+
+  private drop(file: string): void {
+    const entries = countLines(file);
+    fsio.unlinkSync(file);
+    this.droppedEntries += entries;
+    this.onDropped?.(entries, file);
+  }
+}
+
+function safeSize(file: string): number {
+  try {
+    return fsio.statSync(file)?.size ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Entries (lines) in a file; read in 1 MiB chunks. */
+function countLines(file: string): number {
+  let fd: number;
+  try {
+    fd = fsio.openSync(file, 'r');
+  } catch {
+    return 0;
+  }
+  const buf = Buffer.allocUnsafe(1024 * 1024);
+  let lines = 0;
+  try {
+    for (;;) {
+      const n = fsio.readSync(fd, buf, 0, buf.length, null);
+      if (n <= 0) break;
+      for (let i = buf.indexOf(10); i !== -1 && i < n; i = buf.indexOf(10, i + 1)) lines++;
+    }
+  } catch {
+    // Count what was read.
+  } finally {
+    try {
+      fsio.closeSync(fd);
+    } catch {
+      /* read-only fd */
+    }
+  }
+  return lines;
 }
