@@ -54,7 +54,7 @@ export class LogDestination {
   /** Called by pino with one serialized line. Never throws. */
   write(line: string): boolean {
     // String length undercounts multi-byte text a little; a bound, not an exact budget.
-    if (this.pendingBytes + line.length > this.max) {
+    if (this.bufferedBytes + line.length > this.max) {
       this.dropped++;
       this.unreported++;
       return false;
