@@ -140,7 +140,7 @@ describe('forwarder with a failing log output', () => {
       await exited;
     });
     // Started: its listener accepts (start-up under tsx is slow on a loaded machine).
-    const sock = await waitFor(() => tcpConnect(listen).catch(() => null), 45_000, 'the forwarder to listen');
+    const sock = (await waitFor(() => tcpConnect(listen).catch(() => null), 45_000, 'the forwarder to listen'))!;
     let text = '';
     for (let i = 0; i < 5000; i++) text += cef(i) + '\n';
     await writeAndEnd(sock, text);
