@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { forwarderConfigSchema } from '../../src/config/schema.js';
 import { DeadLetterFile, type DeadLetterEntry } from '../../src/forwarder/dead-letter.js';
@@ -134,7 +135,9 @@ describe('forwarder under a flood of malformed lines', () => {
   it('the dead-letter files stay within the cap, drops are counted, valid events keep flowing', async () => {
     const d = dir();
     const config = makeConfig(d, { deadLetter: { maxBytes: 1024 * 1024, files: 2 } });
-    const f = await startForwarder(config, { logger: silent });
+    const logged: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => void logged.push(JSON.parse(l) as Record<string, unknown>) });
+    const f = await startForwarder(config, { logger });
     cleanup.push(() => f.shutdown());
     const tcp = f.addresses.find((a) => a.protocol === 'tcp')!;
     // ~12 MB of dead letters (about 3x the input), interleaved with 2,000 valid events.
@@ -160,6 +163,8 @@ describe('forwarder under a flood of malformed lines', () => {
     const metrics = await (await fetch(`http://${f.adminAddress}/metrics`)).text();
     expect(Number(/sentinel_cef_dead_letter_dropped_total (\d+)/.exec(metrics)?.[1])).toBe(h.deadLetters!.droppedEntries);
     expect(Number(/sentinel_cef_dead_letter_bytes (\d+)/.exec(metrics)?.[1])).toBe(totalBytes(dl, 2));
+    const capLines = logged.filter((o) => String(o.msg).startsWith('dead-letter cap reached'));
+    expect(capLines.reduce((n, o) => n + (o.entries as number), 0)).toBe(h.deadLetters!.droppedEntries);
   }, 60_000);
 
   it('dead-letter writes failing (ENOSPC/EIO) for a while: no crash, the cursor waits, then every entry lands once', async () => {
