@@ -42,6 +42,8 @@ export const rotateBytes = (l: DeadLetterLimits): number => Math.max(1, Math.flo
  * Bounded: when the live file would pass maxBytes / (files + 1) it becomes `<path>.1`, the others
  * shift up, and `<path>.<files>` (the oldest) is deleted and its entries counted. A flood of
  * malformed input so costs old dead letters, never disk space the queue needs for valid events.
+ * On ENOSPC the oldest rotated file goes early (counted) and the write is tried once more; a write
+ * that still fails throws, and the caller retries with backoff before the queue cursor moves.
  */
 export class DeadLetterFile {
   readonly limits: DeadLetterLimits;
@@ -81,6 +83,19 @@ export class DeadLetterFile {
       this.open();
     }
     try {
+      this.append(buf);
+    } catch (err) {
+      // A full disk: old dead letters give way to new ones (counted) rather than stall delivery.
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOSPC' && code !== 'EDQUOT') || !this.dropOldestRotated()) throw err;
+      this.append(buf);
+    }
+  }
+
+  /** Appends whole or not at all. */
+  private append(buf: Buffer): void {
+    if (this.fd < 0) this.open();
+    try {
       fsio.writeAllSync(this.fd, buf);
     } catch (err) {
       // Cut a partial line off, so a retry appends whole lines only. If even that fails, reopen to
@@ -93,6 +108,18 @@ export class DeadLetterFile {
       throw err;
     }
     this.size += buf.length;
+  }
+
+  /** Deletes the oldest rotated file there is; false when there is none. */
+  private dropOldestRotated(): boolean {
+    for (let k = this.limits.files; k >= 1; k--) {
+      const p = rotatedPath(this.path, k);
+      if (!fsio.statSync(p)) continue;
+      this.drop(p);
+      this.rotated[k - 1] = 0;
+      return true;
+    }
+    return false;
   }
 
   close(): void {

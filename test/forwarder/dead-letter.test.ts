@@ -108,6 +108,24 @@ describe('DeadLetterFile: bounded by size, rotated, the oldest dropped and count
     expect(kept).toEqual([...Array(400).keys()]);
   });
 
+  it('ENOSPC: the oldest rotated file gives way (counted) and the write goes through; with none to give, it throws', () => {
+    const d = dir();
+    const path = join(d, 'dead-letter.ndjson');
+    const dl = new DeadLetterFile(path, { maxBytes: 40 * 1024, files: 3 });
+    faults = injectFaults([{ ops: ['write'], path: /dead-letter/, codes: ['ENOSPC'], times: 1 }]);
+    expect(() => dl.write([entry(0)])).toThrow(/ENOSPC/);
+    for (let i = 1; i < 100; i++) dl.write([entry(i, 200)]);
+    expect(existsSync(rotatedPath(path, 3))).toBe(true);
+    const before = dl.droppedEntries;
+    faults = injectFaults([{ ops: ['write'], path: /dead-letter/, codes: ['ENOSPC'], times: 1 }]);
+    dl.write([entry(100)]);
+    expect(existsSync(rotatedPath(path, 3))).toBe(false);
+    expect(dl.droppedEntries).toBeGreaterThan(before);
+    const kept = allEntries(path, 3).map((o) => Number(String(o.raw).split(' ')[1]));
+    expect(kept.at(-1)).toBe(100);
+    expect(kept.length + dl.droppedEntries).toBe(100);
+  });
+
   it('lowering the file count: files beyond it are dropped (counted) at open', () => {
     const d = dir();
     const path = join(d, 'dead-letter.ndjson');
