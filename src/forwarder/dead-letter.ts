@@ -23,8 +23,11 @@ export interface DeadLetterLimits {
 export const DEFAULT_DEAD_LETTER_LIMITS: DeadLetterLimits = { maxBytes: 256 * 1024 * 1024, files: 4 };
 
 export interface DeadLetterOptions extends Partial<DeadLetterLimits> {
-  /** Called after the oldest rotated file was deleted to stay under the cap, with the entries it held. */
-  onDropped?: (entries: number, file: string) => void;
+  /**
+   * Called after the oldest rotated file was deleted, with the entries it held: at the cap, or to make
+   * room on a full disk (for the queue or for this file).
+   */
+  onDropped?: (entries: number, file: string, why: 'cap' | 'disk_full') => void;
 }
 
 /** `<path>.k`, the k-th rotated file (1 = newest). */
@@ -87,7 +90,7 @@ export class DeadLetterFile {
     } catch (err) {
       // A full disk: old dead letters give way to new ones (counted) rather than stall delivery.
       const code = (err as NodeJS.ErrnoException).code;
-      if ((code !== 'ENOSPC' && code !== 'EDQUOT') || !this.dropOldestRotated()) throw err;
+      if ((code !== 'ENOSPC' && code !== 'EDQUOT') || !this.reclaim()) throw err;
       this.append(buf);
     }
   }
@@ -110,12 +113,19 @@ export class DeadLetterFile {
     this.size += buf.length;
   }
 
-  /** Deletes the oldest rotated file there is; false when there is none. */
-  private dropOldestRotated(): boolean {
+  /**
+   * Frees disk space by deleting the oldest rotated file there is (its entries counted); false when
+   * there is none. The queue calls it on ENOSPC before it pauses intake: valid events come first.
+   */
+  reclaim(): boolean {
     for (let k = this.limits.files; k >= 1; k--) {
       const p = rotatedPath(this.path, k);
-      if (!fsio.statSync(p)) continue;
-      this.drop(p);
+      try {
+        if (!fsio.statSync(p)) continue;
+        this.drop(p, 'disk_full');
+      } catch {
+        return false;
+      }
       this.rotated[k - 1] = 0;
       return true;
     }
@@ -140,7 +150,7 @@ export class DeadLetterFile {
       this.size = fsio.fstatSync(this.fd).size;
       this.measure();
       // Files beyond the configured count (the count was lowered) are the oldest of all.
-      for (let k = this.limits.files + 1; fsio.statSync(rotatedPath(this.path, k)); k++) this.drop(rotatedPath(this.path, k));
+      for (let k = this.limits.files + 1; fsio.statSync(rotatedPath(this.path, k)); k++) this.drop(rotatedPath(this.path, k), 'cap');
     } catch (err) {
       this.close();
       throw err;
@@ -157,18 +167,18 @@ export class DeadLetterFile {
   private rotate(): void {
     this.close();
     const n = this.limits.files;
-    if (fsio.statSync(rotatedPath(this.path, n))) this.drop(rotatedPath(this.path, n));
+    if (fsio.statSync(rotatedPath(this.path, n))) this.drop(rotatedPath(this.path, n), 'cap');
     for (let k = n - 1; k >= 1; k--) {
       if (fsio.statSync(rotatedPath(this.path, k))) fsio.renameSync(rotatedPath(this.path, k), rotatedPath(this.path, k + 1));
     }
     fsio.renameSync(this.path, rotatedPath(this.path, 1));
   }
 
-  private drop(file: string): void {
+  private drop(file: string, why: 'cap' | 'disk_full'): void {
     const entries = countLines(file);
     fsio.unlinkSync(file);
     this.droppedEntries += entries;
-    this.onDropped?.(entries, file);
+    this.onDropped?.(entries, file, why);
   }
 }
 

@@ -77,9 +77,12 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
   const dlPath = deadLetterPath(config);
   const deadLetter = new DeadLetterFile(dlPath, {
     ...config.deadLetter,
-    onDropped: (entries, file) => {
-      metrics.deadLetterDropped.inc(entries);
-      logger.warn({ file, entries, ...deadLetter.limits }, 'dead-letter cap reached: deleted the oldest rotated dead-letter file');
+    onDropped: (entries, file, why) => {
+      metrics.deadLetterDropped.inc({ reason: why }, entries);
+      logger.warn(
+        { file, entries, ...deadLetter.limits },
+        why === 'cap' ? 'dead-letter cap reached: deleted the oldest rotated dead-letter file' : 'disk full: deleted the oldest rotated dead-letter file to make room',
+      );
     },
   });
   const logDestination = logDestinationOf(logger);
@@ -168,7 +171,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     if (sink.start) {
       await sink.start().catch((err: Error) => logger.warn({ err: err.message, sink: sink.name }, 'sink start reported a problem; delivery will retry'));
     }
-    intake = new Intake({ queue, metrics, probes, logger, limits: config.limits, tls: config.tls, diskRetryMs: deps.diskRetryMs });
+    intake = new Intake({ queue, metrics, probes, logger, limits: config.limits, tls: config.tls, diskRetryMs: deps.diskRetryMs, reclaimDisk: () => deadLetter.reclaim() });
     await intake.listen(config.listen.map(parseListenUrl));
     if (config.admin !== false) {
       const { host, port } = parseHostPort(config.admin, 'admin address');

@@ -30,7 +30,7 @@ export class ForwarderMetrics {
   readonly sinkTruncated: Counter;
   readonly logLinesDropped: Counter;
   readonly deadLetterBytes: Gauge;
-  readonly deadLetterDropped: Counter;
+  readonly deadLetterDropped: Counter<'reason'>;
 
   constructor(
     queueStats: () => { bytes: number; records: number; oldestAgeSec: number | null; paused: Record<string, boolean> },
@@ -62,7 +62,7 @@ export class ForwarderMetrics {
       },
     });
     this.deadLetterBytes = new Gauge({ name: `${p}dead_letter_bytes`, help: 'Bytes in the dead-letter file and its rotated files', registers: r, collect() { this.set(sources.deadLetterBytes?.() ?? 0); } });
-    this.deadLetterDropped = new Counter({ name: `${p}dead_letter_dropped_total`, help: 'Dead-letter entries deleted with the oldest rotated file when the dead-letter cap was reached', registers: r });
+    this.deadLetterDropped = new Counter({ name: `${p}dead_letter_dropped_total`, help: 'Dead-letter entries deleted with the oldest rotated file, by reason (cap: the dead-letter cap was reached; disk_full: room for the queue or new dead letters)', labelNames: ['reason'], registers: r });
     this.queueBytes = new Gauge({ name: `${p}queue_bytes`, help: 'Bytes waiting in the disk queue', registers: r, collect() { this.set(queueStats().bytes); } });
     this.queueRecords = new Gauge({ name: `${p}queue_records`, help: 'Messages waiting in the disk queue', registers: r, collect() { this.set(queueStats().records); } });
     this.queueOldestAge = new Gauge({ name: `${p}queue_oldest_age_seconds`, help: 'Age of the oldest queued message (0 when empty)', registers: r, collect() { this.set(queueStats().oldestAgeSec ?? 0); } });

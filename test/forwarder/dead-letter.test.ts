@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -179,11 +179,43 @@ describe('forwarder under a flood of malformed lines', () => {
     expect(kept + h.deadLetters!.droppedEntries).toBe(20_000);
     expect(h.deadLetters!.bytes).toBe(totalBytes(dl, 2));
     const metrics = await (await fetch(`http://${f.adminAddress}/metrics`)).text();
-    expect(Number(/sentinel_cef_dead_letter_dropped_total (\d+)/.exec(metrics)?.[1])).toBe(h.deadLetters!.droppedEntries);
+    expect(Number(/sentinel_cef_dead_letter_dropped_total\{reason="cap"\} (\d+)/.exec(metrics)?.[1])).toBe(h.deadLetters!.droppedEntries);
     expect(Number(/sentinel_cef_dead_letter_bytes (\d+)/.exec(metrics)?.[1])).toBe(totalBytes(dl, 2));
     const capLines = logged.filter((o) => String(o.msg).startsWith('dead-letter cap reached'));
     expect(capLines.reduce((n, o) => n + (o.entries as number), 0)).toBe(h.deadLetters!.droppedEntries);
   }, 60_000);
+
+  it('a full disk under the queue: old rotated dead letters give way (counted) before intake pauses', async () => {
+    const d = dir();
+    const config = makeConfig(d);
+    const dlPath = config.deadLetterFile!;
+    const old = (n: number, tag: string) => Array.from({ length: n }, (_, i) => JSON.stringify({ time: '2026-01-01T00:00:00.000Z', reason: 'parse_failure', raw: `${tag} ${i}` }) + '\n').join('');
+    writeFileSync(rotatedPath(dlPath, 1), old(30, 'newer'));
+    writeFileSync(rotatedPath(dlPath, 2), old(20, 'older'));
+    let failNext = 0;
+    const queueWriteFn = (fd: number, buf: Buffer, off: number, len: number) => {
+      if (failNext > 0) {
+        failNext--;
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      }
+      return writeSync(fd, buf, off, len);
+    };
+    const f = await startForwarder(config, { logger: silent, queueWriteFn, diskRetryMs: 5000 });
+    cleanup.push(() => f.shutdown());
+    failNext = 2;
+    const sock = await tcpConnect(f.addresses.find((a) => a.protocol === 'tcp')!.port);
+    await writeAndEnd(sock, Array.from({ length: 100 }, (_, i) => cef(i) + '\n').join(''));
+    const rowsPath = config.sink.type === 'file' ? config.sink.path : '';
+    await waitFor(() => readRows(rowsPath).length >= 100, 3000, 'all 100 delivered without waiting for the disk retry');
+    expect(failNext).toBe(0);
+    expect(existsSync(rotatedPath(dlPath, 2))).toBe(false);
+    const h = f.health();
+    expect(h.queue.intakePaused).toBe(false);
+    expect(h.deadLetters!.droppedEntries).toBeGreaterThanOrEqual(20);
+    const metrics = await (await fetch(`http://${f.adminAddress}/metrics`)).text();
+    expect(Number(/sentinel_cef_dead_letter_dropped_total\{reason="disk_full"\} (\d+)/.exec(metrics)?.[1])).toBe(h.deadLetters!.droppedEntries);
+    expect(metrics).not.toMatch(/background_errors_total\{where="queue_write"\} [1-9]/);
+  }, 30_000);
 
   it('dead-letter writes failing (ENOSPC/EIO) for a while: no crash, the cursor waits, then every entry lands once', async () => {
     const d = dir();
