@@ -56,6 +56,8 @@ export class DeadLetterFile {
   private size = 0;
   /** Sizes of <path>.1 … <path>.files (0 when missing). */
   private rotated: number[] = [];
+  /** Entries per file, for files this process saw from empty: dropping them needs no read. */
+  private readonly counts = new Map<string, number>();
   private readonly onDropped?: DeadLetterOptions['onDropped'];
 
   constructor(
@@ -86,17 +88,17 @@ export class DeadLetterFile {
       this.open();
     }
     try {
-      this.append(buf);
+      this.append(buf, entries.length);
     } catch (err) {
       // A full disk: old dead letters give way to new ones (counted) rather than stall delivery.
       const code = (err as NodeJS.ErrnoException).code;
       if ((code !== 'ENOSPC' && code !== 'EDQUOT') || !this.reclaim()) throw err;
-      this.append(buf);
+      this.append(buf, entries.length);
     }
   }
 
   /** Appends whole or not at all. */
-  private append(buf: Buffer): void {
+  private append(buf: Buffer, entries: number): void {
     if (this.fd < 0) this.open();
     try {
       fsio.writeAllSync(this.fd, buf);
@@ -111,6 +113,8 @@ export class DeadLetterFile {
       throw err;
     }
     this.size += buf.length;
+    const known = this.counts.get(this.path);
+    if (known !== undefined) this.counts.set(this.path, known + entries);
   }
 
   /**
@@ -148,6 +152,7 @@ export class DeadLetterFile {
     this.fd = fsio.openSync(this.path, 'a', 0o600);
     try {
       this.size = fsio.fstatSync(this.fd).size;
+      if (this.size === 0) this.counts.set(this.path, 0);
       this.measure();
       // Files beyond the configured count (the count was lowered) are the oldest of all.
       for (let k = this.limits.files + 1; fsio.statSync(rotatedPath(this.path, k)); k++) this.drop(rotatedPath(this.path, k), 'cap');
@@ -167,16 +172,32 @@ export class DeadLetterFile {
   private rotate(): void {
     this.close();
     const n = this.limits.files;
-    if (fsio.statSync(rotatedPath(this.path, n))) this.drop(rotatedPath(this.path, n), 'cap');
-    for (let k = n - 1; k >= 1; k--) {
-      if (fsio.statSync(rotatedPath(this.path, k))) fsio.renameSync(rotatedPath(this.path, k), rotatedPath(this.path, k + 1));
+    try {
+      if (fsio.statSync(rotatedPath(this.path, n))) this.drop(rotatedPath(this.path, n), 'cap');
+      for (let k = n - 1; k >= 1; k--) {
+        if (fsio.statSync(rotatedPath(this.path, k))) fsio.renameSync(rotatedPath(this.path, k), rotatedPath(this.path, k + 1));
+        this.moveCount(rotatedPath(this.path, k), rotatedPath(this.path, k + 1));
+      }
+      fsio.renameSync(this.path, rotatedPath(this.path, 1));
+      this.moveCount(this.path, rotatedPath(this.path, 1));
+    } catch (err) {
+      // Which file holds what is uncertain now: count by reading from here on.
+      this.counts.clear();
+      throw err;
     }
-    fsio.renameSync(this.path, rotatedPath(this.path, 1));
+  }
+
+  private moveCount(from: string, to: string): void {
+    const c = this.counts.get(from);
+    this.counts.delete(from);
+    if (c === undefined) this.counts.delete(to);
+    else this.counts.set(to, c);
   }
 
   private drop(file: string, why: 'cap' | 'disk_full'): void {
-    const entries = countLines(file);
+    const entries = this.counts.get(file) ?? countLines(file);
     fsio.unlinkSync(file);
+    this.counts.delete(file);
     this.droppedEntries += entries;
     this.onDropped?.(entries, file, why);
   }
