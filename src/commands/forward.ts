@@ -4,7 +4,7 @@ import { addForwarderOptions, checkConfig, loadForwarderConfig, type ForwarderFl
 import { UsageError, formatError } from '../errors.js';
 import { createSink } from '../sinks/index.js';
 import { runForwarder, setWorkerEntry } from '../forwarder/forwarder.js';
-import { createLogger } from '../forwarder/logger.js';
+import { createLogger, logDestinationOf } from '../forwarder/logger.js';
 
 export interface ForwardIo {
   stdout: NodeJS.WritableStream;
@@ -56,6 +56,8 @@ export async function runForwardCommand(flags: ForwarderFlags, io: ForwardIo = p
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
+    // Lines are written asynchronously; the bundle's entry exits at once after this returns.
+    await logDestinationOf(logger)?.drain(2000);
   }
   return 0;
 }

@@ -146,6 +146,17 @@ export const forwarderConfigSchema = z.object({
   sink: sinkSchema,
   /** Defaults to <queue.dir>/../dead-letter.ndjson */
   deadLetterFile: z.string().optional(),
+  /**
+   * Bound on the dead-letter file: it rotates to <file>.1 … <file>.<files> (newest first) and the oldest
+   * rotated file is deleted (its entries counted) once live + rotated would pass maxBytes. Counted in the
+   * disk budget beside queue.maxBytes.
+   */
+  deadLetter: z
+    .object({
+      maxBytes: z.number().int().min(1024 * 1024, 'deadLetter.maxBytes must be at least 1 MiB (1048576)').default(256 * 1024 * 1024),
+      files: z.number().int().min(1).max(100).default(4),
+    })
+    .prefault({}),
   /** HOST:PORT on loopback, or false to disable. */
   admin: z.union([z.string(), z.literal(false)]).default(DEFAULT_ADMIN),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),

@@ -21,7 +21,11 @@ export interface Health {
     retried: number;
     deadLettered: number;
     dropped: number;
+    /** Log lines lost because the log output failed (full filesystem, stalled or closed pipe). */
+    logLinesDropped?: number;
   };
+  /** The dead-letter file and its rotated siblings. */
+  deadLetters?: { file: string; bytes: number; maxBytes: number; files: number; droppedEntries: number };
   lastDelivery: { ok: boolean; at: string; error?: string; httpStatus?: number } | null;
 }
 

@@ -15,7 +15,7 @@ import { availableParallelism } from 'node:os';
 import { PARSE_WORKER_ROLE, ParseWorkerRunner } from './parse-workers.js';
 import { DiskQueue } from './disk-queue.js';
 import { Intake } from './intake.js';
-import { createLogger } from './logger.js';
+import { createLogger, logDestinationOf } from './logger.js';
 import { ForwarderMetrics } from './metrics.js';
 import { ProbeTracker } from './probes.js';
 import { appendReplay, writeReplayToken } from './replay-intake.js';
@@ -75,7 +75,19 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
       paused: intake?.paused ?? { queue_full: false, disk_full: false },
     };
   };
-  const metrics = new ForwarderMetrics(queueStats);
+  const dlPath = deadLetterPath(config);
+  const deadLetter = new DeadLetterFile(dlPath, {
+    ...config.deadLetter,
+    onDropped: (entries, file, why) => {
+      metrics.deadLetterDropped.inc({ reason: why }, entries);
+      logger.warn(
+        { file, entries, ...deadLetter.limits },
+        why === 'cap' ? 'dead-letter cap reached: deleted the oldest rotated dead-letter file' : 'disk full: deleted the oldest rotated dead-letter file to make room',
+      );
+    },
+  });
+  const logDestination = logDestinationOf(logger);
+  const metrics = new ForwarderMetrics(queueStats, { logLinesDropped: () => logDestination?.dropped ?? 0, deadLetterBytes: () => deadLetter.bytes });
   const queue = new DiskQueue({
     dir: config.queue.dir,
     maxBytes: config.queue.maxBytes,
@@ -95,7 +107,6 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
   // Built before the queue opens: a bad secret file fails the start with one line and touches nothing.
   const sink = deps.sink ?? createSink(config.sink, { logger: logger.child({ sink: config.sink.type }) });
   queue.open();
-  const dlPath = deadLetterPath(config);
   const workers = workerEntry !== null && !deps.sink && !deps.parse && sink.prepare && sink.sendPrepared ? parseWorkerCount(config.batch.parseWorkers, availableParallelism()) : 0;
   const delivery = new DeliveryLoop({
     queue,
@@ -109,7 +120,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
       const processor = new BatchProcessor({
         sink,
         parse: deps.parse,
-        deadLetter: new DeadLetterFile(dlPath),
+        deadLetter,
         logger,
         effects,
         parallelSends: config.batch.parallelSends,
@@ -149,7 +160,9 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
         retried: t.retried,
         deadLettered: t.deadLettered,
         dropped: t.dropped,
+        logLinesDropped: logDestination?.dropped ?? 0,
       },
+      deadLetters: { file: dlPath, bytes: deadLetter.bytes, ...deadLetter.limits, droppedEntries: deadLetter.droppedEntries },
       lastDelivery: delivery.lastDelivery,
     };
   };
@@ -165,7 +178,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     if (sink.start) {
       await sink.start().catch((err: Error) => logger.warn({ err: err.message, sink: sink.name }, 'sink start reported a problem; delivery will retry'));
     }
-    intake = new Intake({ queue, metrics, probes, logger, limits: config.limits, tls: config.tls, diskRetryMs: deps.diskRetryMs });
+    intake = new Intake({ queue, metrics, probes, logger, limits: config.limits, tls: config.tls, diskRetryMs: deps.diskRetryMs, reclaimDisk: () => deadLetter.reclaim() });
     await intake.listen(config.listen.map(parseListenUrl));
     if (config.admin !== false) {
       const { host, port } = parseHostPort(config.admin, 'admin address');
@@ -199,6 +212,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
       await intake!.stop();
       await delivery.stop(config.drainTimeoutSec * 1000);
       queue.close();
+      deadLetter.close();
       try {
         await sink.close?.();
       } catch (err) {

@@ -88,6 +88,8 @@ export interface IntakeOptions {
   tls?: ForwarderConfig['tls'];
   /** How often to retry writing after a disk error (ENOSPC). */
   diskRetryMs?: number;
+  /** On ENOSPC, before pausing: frees space held by less valuable files (old dead letters); true when it did. */
+  reclaimDisk?: () => boolean;
 }
 
 /**
@@ -347,6 +349,8 @@ export class Intake {
     try {
       queue.append(frames, receivedAt);
     } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code === 'ENOSPC' || code === 'EDQUOT') && this.o.reclaimDisk?.()) return this.write(input, frames, receivedAt, udp);
       if (udp) metrics.addDropped('udp_disk_full', frames.length);
       else this.hold(input, frames, receivedAt);
       this.enterDiskError(err as NodeJS.ErrnoException);
@@ -410,7 +414,9 @@ export class Intake {
       const h = this.held[0];
       try {
         this.o.queue.append(h.frames, h.receivedAt);
-      } catch {
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if ((code === 'ENOSPC' || code === 'EDQUOT') && this.o.reclaimDisk?.()) continue;
         return;
       }
       this.held.shift();

@@ -30,8 +30,14 @@ export class ForwarderMetrics {
   readonly batchSize: Histogram;
   readonly backgroundErrors: Counter<'where'>;
   readonly sinkTruncated: Counter;
+  readonly logLinesDropped: Counter;
+  readonly deadLetterBytes: Gauge;
+  readonly deadLetterDropped: Counter<'reason'>;
 
-  constructor(queueStats: () => { bytes: number; records: number; oldestAgeSec: number | null; paused: Record<string, boolean> }) {
+  constructor(
+    queueStats: () => { bytes: number; records: number; oldestAgeSec: number | null; paused: Record<string, boolean> },
+    sources: { logLinesDropped?: () => number; deadLetterBytes?: () => number } = {},
+  ) {
     const r = [this.registry];
     const p = 'sentinel_cef_';
     this.received = new Counter({ name: `${p}received_total`, help: 'Messages received and written to the disk queue, by input', labelNames: ['input'], registers: r });
@@ -49,6 +55,18 @@ export class ForwarderMetrics {
     this.queueCorruptBytes = new Counter({ name: `${p}queue_corrupt_bytes_total`, help: 'Queue bytes skipped as torn or corrupt', labelNames: ['kind'], registers: r });
     this.sinkTruncated = new Counter({ name: `${p}sink_truncated_total`, help: 'Rows the sink accepted with a value cut to the service field limit (originals kept in the dead-letter file)', registers: r });
     this.backgroundErrors = new Counter({ name: `${p}background_errors_total`, help: 'Errors in background work (fsync, dead-letter writes, sink exceptions)', labelNames: ['where'], registers: r });
+    this.logLinesDropped = new Counter({
+      name: `${p}log_lines_dropped_total`,
+      help: 'Log lines dropped because the log output failed or stalled (full filesystem, blocked or closed pipe)',
+      registers: r,
+      collect() {
+        const v = sources.logLinesDropped?.() ?? 0;
+        this.reset();
+        if (v > 0) this.inc(v);
+      },
+    });
+    this.deadLetterBytes = new Gauge({ name: `${p}dead_letter_bytes`, help: 'Bytes in the dead-letter file and its rotated files', registers: r, collect() { this.set(sources.deadLetterBytes?.() ?? 0); } });
+    this.deadLetterDropped = new Counter({ name: `${p}dead_letter_dropped_total`, help: 'Dead-letter entries deleted with the oldest rotated file, by reason (cap: the dead-letter cap was reached; disk_full: room for the queue or new dead letters)', labelNames: ['reason'], registers: r });
     this.queueBytes = new Gauge({ name: `${p}queue_bytes`, help: 'Bytes waiting in the disk queue', registers: r, collect() { this.set(queueStats().bytes); } });
     this.queueRecords = new Gauge({ name: `${p}queue_records`, help: 'Messages waiting in the disk queue', registers: r, collect() { this.set(queueStats().records); } });
     this.queueOldestAge = new Gauge({ name: `${p}queue_oldest_age_seconds`, help: 'Age of the oldest queued message (0 when empty)', registers: r, collect() { this.set(queueStats().oldestAgeSec ?? 0); } });

@@ -139,6 +139,12 @@ export function unlinkSync(path: string): void {
   fs.unlinkSync(path);
 }
 
+/** stat(2) by path; undefined when the path does not exist. */
+export function statSync(path: string): fs.Stats | undefined {
+  if (plan) decide('stat', path);
+  return fs.statSync(path, { throwIfNoEntry: false });
+}
+
 export function mkdirSync(path: string, opts: fs.MakeDirectoryOptions & { recursive: true }): string | undefined {
   if (plan) decide('mkdir', path);
   return fs.mkdirSync(path, opts);

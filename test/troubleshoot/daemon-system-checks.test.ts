@@ -193,6 +193,14 @@ describe('system.disk', () => {
     const r = await system.checkDisk(ctxFor({ statfs: async () => ({ free: free * 1024 ** 3, total: total * 1024 ** 3 }) }));
     expect(r.status).toBe(status);
   });
+  it('budgets the dead-letter cap beside the queue when both share a filesystem', async () => {
+    const config = { sink: { type: 'file', path: '/var/lib/sentinel-cef/rows.ndjson' }, queue: { maxBytes: 1024 ** 3 }, deadLetter: { maxBytes: 2 * 1024 ** 3 } };
+    await put(root, '/etc/sentinel-cef/forwarder.json', JSON.stringify(config));
+    // 2 GiB free of 10: enough for the queue alone (1 GiB), not for the queue and the dead-letter files (3 GiB).
+    const r = await system.checkDisk(ctxFor({ statfs: async () => ({ free: 2 * 1024 ** 3, total: 10 * 1024 ** 3 }) }));
+    expect(r.status).toBe('warn');
+    expect(r.message).toContain('queue.maxBytes + deadLetter.maxBytes');
+  });
 });
 
 describe('system.duplicates and system.legacy-agents', () => {

@@ -188,6 +188,26 @@ describe('admin-endpoint checks against a fake admin server', () => {
     expect(r.message).toContain('last reason: field too long');
   });
 
+  it('reports the dead-letter size against its cap, the entries deleted at the cap and the oldest entry', async () => {
+    admin.health = health({
+      counters: { ...health().counters, deadLettered: 9 },
+      deadLetters: { file: '/var/lib/sentinel-cef/dead-letter.ndjson', bytes: 300, maxBytes: 1024 * 1024, files: 4, droppedEntries: 40 },
+    });
+    const line = (t: string) => JSON.stringify({ time: t, reason: 'parse_failure', raw: 'CEF:x' }) + '\n';
+    await put(root, '/var/lib/sentinel-cef/dead-letter.ndjson', line('2026-12-03T00:00:00.000Z'));
+    await put(root, '/var/lib/sentinel-cef/dead-letter.ndjson.1', line('2026-12-02T00:00:00.000Z'));
+    await put(root, '/var/lib/sentinel-cef/dead-letter.ndjson.2', line('2026-12-01T00:00:00.000Z') + line('2026-12-01T01:00:00.000Z'));
+    const r = await fwd.checkDeadLetters(ctxFor());
+    expect(r.status).toBe('warn');
+    expect(r.message).toContain('in 3 files');
+    expect(r.message).toMatch(/ of \d+(\.\d)? MiB in 3 files/);
+    expect(r.message).toContain('40 oldest deleted at the cap');
+    expect(r.message).toContain('oldest from 2026-12-01T00:00:00.000Z');
+    expect(r.details).toMatchObject({ rotatedFiles: 2, droppedEntries: 40, oldestEntry: '2026-12-01T00:00:00.000Z', fileCount: 1 });
+    expect((r.details as { bytes: number }).bytes).toBe(4 * line('2026-12-01T00:00:00.000Z').length);
+    expect(r.fix).toContain('deadLetter.maxBytes');
+  });
+
   it.each([
     [403, 'logs-ingestion', /Monitoring Metrics Publisher/],
     [403, 'log-analytics', /shared key/],

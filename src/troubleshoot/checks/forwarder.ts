@@ -1,6 +1,7 @@
 import { dirname } from 'node:path';
 import type { Context } from '../context.js';
 import { deadLetterPath } from '../../config/load.js';
+import { DEFAULT_DEAD_LETTER_LIMITS, rotatedPath } from '../../forwarder/dead-letter.js';
 import { LAYOUT } from '../layout.js';
 import { isProcessAlive } from '../../system/processes.js';
 import type { CheckOutcome } from '../types.js';
@@ -266,10 +267,14 @@ export async function checkDeadLetters(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'forwarder.dead-letters', title: 'Dead letters', group: G };
   const h = await settledHealth(ctx);
   const c = await ctx.config();
-  const file =
-    c.config ? deadLetterPath(c.config) : undefined;
+  const file = c.config ? deadLetterPath(c.config) : h.health?.deadLetters?.file;
+  const cap = c.config?.deadLetter.maxBytes ?? h.health?.deadLetters?.maxBytes;
+  const keep = c.config?.deadLetter.files ?? h.health?.deadLetters?.files ?? DEFAULT_DEAD_LETTER_LIMITS.files;
   let fileCount = 0;
   let lastReason: string | undefined;
+  let bytes = 0;
+  let rotated = 0;
+  let oldestEntry: string | undefined;
   if (file) {
     const text = await ctx.readText(file);
     if (text) {
@@ -286,17 +291,48 @@ export async function checkDeadLetters(ctx: Context): Promise<CheckOutcome> {
         }
       }
     }
+    // Live file, then <file>.1 (newest) … <file>.N (oldest); a lowered count can leave more behind.
+    const present: string[] = [];
+    for (let k = 0; k <= keep + 100; k++) {
+      const p = k === 0 ? file : rotatedPath(file, k);
+      const st = await ctx.stat(p);
+      if (!st) {
+        if (k >= keep) break;
+        continue;
+      }
+      bytes += st.size;
+      if (k > 0) rotated++;
+      present.push(p);
+    }
+    const oldest = present.at(-1);
+    if (oldest) {
+      const head = await ctx.fs.readHead(oldest, 64 * 1024).catch(() => null);
+      const first = head?.toString('utf8').split('\n')[0];
+      try {
+        const t = first ? (JSON.parse(first) as Record<string, unknown>).time : undefined;
+        if (typeof t === 'string') oldestEntry = t;
+      } catch {
+        /* a line longer than the head or not JSON: no date */
+      }
+    }
   }
   const count = h.health?.counters.deadLettered ?? 0;
+  const dropped = h.health?.deadLetters?.droppedEntries ?? 0;
   if (!h.health && !file) return { ...base, status: 'skip', message: 'no admin endpoint and no config' };
-  if (count === 0 && fileCount === 0) return { ...base, status: 'pass', message: 'none', details: { file } };
-  const parts = [`${count} since start`, `${fileCount} in ${file}`];
+  const details = { deadLettered: count, file, fileCount, rotatedFiles: rotated, bytes, maxBytes: cap, droppedEntries: dropped, oldestEntry, lastReason };
+  if (count === 0 && fileCount === 0 && bytes === 0 && dropped === 0) return { ...base, status: 'pass', message: 'none', details };
+  const size = `${formatBytes(bytes)}${cap ? ` of ${formatBytes(cap)}` : ''}${rotated ? ` in ${rotated + 1} files` : ''}`;
+  const parts = [`${count} since start`, `${fileCount} in ${file}`, size];
+  if (dropped) parts.push(`${dropped} oldest deleted at the cap`);
+  if (oldestEntry) parts.push(`oldest from ${oldestEntry}`);
   return {
     ...base,
     status: 'warn',
     message: `${parts.join(', ')}${lastReason ? `; last reason: ${lastReason}` : ''}`,
-    fix: `read ${file}: each line holds a refused row and why; fix that cause (rows stay in the file, nothing is lost)`,
-    details: { deadLettered: count, file, fileCount, lastReason },
+    fix: dropped
+      ? `the dead-letter cap was reached and the oldest entries were deleted: fix the cause in ${file} (each line holds an event and why), or raise deadLetter.maxBytes`
+      : `read ${file} and its rotated ${file}.1…: each line holds a refused row and why; fix that cause (the newest rows are kept up to deadLetter.maxBytes)`,
+    details,
   };
 }
 

@@ -1,6 +1,7 @@
 import { dirname } from 'node:path';
 import type { Context } from '../context.js';
 import { LAYOUT } from '../layout.js';
+import { deadLetterPath } from '../../config/load.js';
 import type { CheckOutcome, SafeFix } from '../types.js';
 import { formatBytes } from '../advice.js';
 import { stripConfigComments } from '../../install/config-text.js';
@@ -111,9 +112,10 @@ export async function checkDisk(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'system.disk', title: 'Free disk for the queue and /var/log', group: G };
   const c = await ctx.config();
   const queueDir = c.config?.queue.dir ?? '/var/lib/sentinel-cef/queue';
+  const dlDir = c.config ? dirname(deadLetterPath(c.config)) : undefined;
   const paths = [queueDir, '/var/log'];
   const results: Array<{ path: string; free: number; total: number; pct: number }> = [];
-  for (const p of paths) {
+  const measure = async (p: string) => {
     // The queue dir may not exist yet: measure the filesystem that will hold it.
     let probe = p;
     let st = await ctx.deps.statfs(probe);
@@ -121,14 +123,28 @@ export async function checkDisk(ctx: Context): Promise<CheckOutcome> {
       probe = dirname(probe);
       st = await ctx.deps.statfs(probe);
     }
-    if (st && st.total > 0) results.push({ path: p, ...st, pct: Math.round((st.free / st.total) * 100) });
+    return st && st.total > 0 ? { path: p, ...st, pct: Math.round((st.free / st.total) * 100) } : null;
+  };
+  for (const p of paths) {
+    const r = await measure(p);
+    if (r) results.push(r);
   }
   if (results.length === 0) return { ...base, status: 'skip', message: 'could not measure free space' };
+  // The dead-letter files (bounded by deadLetter.maxBytes) share the queue's budget when they share its filesystem.
+  const queueFs = results.find((r) => r.path === queueDir);
+  const dlFs = dlDir ? await measure(dlDir) : null;
+  const sameFs = (a: { free: number; total: number }, b: { free: number; total: number }) => a.total === b.total && Math.abs(a.free - b.free) < 64 * 1024 ** 2;
+  const dlShared = Boolean(dlFs && queueFs && sameFs(dlFs, queueFs));
+  if (dlFs && !dlShared && !results.some((r) => sameFs(r, dlFs))) results.push(dlFs);
   const text = results.map((r) => `${r.path} ${formatBytes(r.free)} free (${r.pct}%)`).join(', ');
   const low = results.filter((r) => r.pct < 5 || r.free < 256 * 1024 ** 2);
   const tight = results.filter((r) => r.pct < 15);
   const queueMax = c.config?.queue.maxBytes;
-  const queueShort = queueMax ? results.find((r) => r.path === queueDir && r.free < queueMax) : undefined;
+  const dlMax = c.config?.deadLetter.maxBytes ?? 0;
+  const budget = queueMax ? queueMax + (dlShared ? dlMax : 0) : undefined;
+  const queueShort = budget ? results.find((r) => r.path === queueDir && r.free < budget) : undefined;
+  const dlShort = dlFs && !dlShared && dlFs.free < dlMax;
+  const budgetText = dlShared ? `queue.maxBytes + deadLetter.maxBytes (${formatBytes(budget!)})` : `queue.maxBytes (${formatBytes(queueMax ?? 0)})`;
   const details = { filesystems: results };
   if (low.length) {
     return {
@@ -139,12 +155,12 @@ export async function checkDisk(ctx: Context): Promise<CheckOutcome> {
       details,
     };
   }
-  if (tight.length || queueShort) {
+  if (tight.length || queueShort || dlShort) {
     return {
       ...base,
       status: 'warn',
-      message: `${text}${queueShort ? `; less than queue.maxBytes (${formatBytes(queueMax!)}) is free for the queue` : ''}`,
-      fix: 'free space or lower queue.maxBytes so an outage cannot fill the disk',
+      message: `${text}${queueShort ? `; less than ${budgetText} is free for the queue${dlShared ? ' and the dead-letter files' : ''}` : ''}${dlShort ? `; less than deadLetter.maxBytes (${formatBytes(dlMax)}) is free for the dead-letter files` : ''}`,
+      fix: 'free space or lower queue.maxBytes / deadLetter.maxBytes so an outage or a flood of malformed input cannot fill the disk',
       details,
     };
   }
