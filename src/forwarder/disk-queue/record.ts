@@ -6,7 +6,10 @@
  *
  * The reader (segment-reader.ts) validates magic, length bound and CRC in place; this file writes.
  */
-import { crc32 } from 'node:zlib';
+import * as zlib from 'node:zlib';
+
+// A namespace import: a named one fails at link time on a Node without zlib.crc32, before the version check runs.
+const crc32 = zlib.crc32;
 
 export const RECORD_HEADER = 10;
 export const PAYLOAD_PREFIX = 9;

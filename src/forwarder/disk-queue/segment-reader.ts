@@ -4,7 +4,10 @@
  * readBatch copies record bytes straight out of its read buffer, so it exposes the buffer.
  */
 import { closeSync, fstatSync, openSync, readSync } from '../../util/fsio.js';
-import { crc32 } from 'node:zlib';
+import * as zlib from 'node:zlib';
+
+// A namespace import: a named one fails at link time on a Node without zlib.crc32, before the version check runs.
+const crc32 = zlib.crc32;
 import { MAGIC0, MAGIC1, MAX_RECORD, PAYLOAD_PREFIX, RECORD_HEADER } from './record.js';
 
 const READ_CHUNK = 1024 * 1024;
