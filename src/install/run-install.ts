@@ -626,8 +626,18 @@ async function offerDaemonInstall(distro: Distro, opts: InstallOptions, deps: In
   if (opts.dryRun) throw new CliError(`no ${want} installed`, { suggestion: `run \`${cmd.join(' ')}\` first, or install without --dry-run to be offered it` });
   const ok = await deps.prompter.confirm(`No ${want} found. Install it with \`${cmd.join(' ')}\`?`, { default: true, yes: opts.yes, flag: '--yes' });
   if (!ok) throw new CliError(`no syslog daemon to configure`, { suggestion: `install ${want} and run again` });
-  const r = await deps.exec.run(cmd[0], cmd.slice(1), { timeoutMs: 600_000, env: { DEBIAN_FRONTEND: 'noninteractive' } });
+  const env = { DEBIAN_FRONTEND: 'noninteractive' };
+  deps.log(`running ${cmd.join(' ')} (this can take a minute)`);
+  let r = await deps.exec.run(cmd[0], cmd.slice(1), { timeoutMs: 600_000, env });
+  // A fresh Debian or Ubuntu image has empty package lists: apt cannot locate anything until they are fetched.
+  if (r.exitCode !== 0 && distro.packageManager === 'apt-get' && /Unable to locate package|has no installation candidate/.test(r.stderr)) {
+    deps.log('the package lists are empty or stale: running apt-get update, then trying again');
+    const u = await deps.exec.run('apt-get', ['update'], { timeoutMs: 600_000, env });
+    if (u.exitCode !== 0) throw new CliError(`apt-get update failed: ${u.stderr.trim().split('\n').pop()}`, { suggestion: `fix the package sources, then install ${want} and run again` });
+    r = await deps.exec.run(cmd[0], cmd.slice(1), { timeoutMs: 600_000, env });
+  }
   if (r.exitCode !== 0) throw new CliError(`${cmd.join(' ')} failed: ${r.stderr.trim().split('\n').pop()}`);
+  deps.log(`installed ${want}`);
   const info = await detectDaemon(deps.fs, deps.exec, want);
   if (!info.binary) throw new CliError(`${want} was installed but its binary was not found`);
   return { ...info, daemon: want };

@@ -143,3 +143,50 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     expect(await vm.ok(SNAPSHOT)).toBe(etcBefore);
   }, 180_000);
 });
+
+describe.skipIf(reason !== null)('Debian 12 as shipped: no rsyslog, and the distribution\'s Node 18', () => {
+  let vm: Vm;
+  let etcBefore = '';
+
+  beforeAll(async () => {
+    vm = await bootVm('bookworm', 'fresh');
+    etcBefore = await vm.ok(SNAPSHOT);
+  }, 900_000);
+
+  afterAll(async () => {
+    await vm?.down();
+  }, 120_000);
+
+  it('refuses a service runtime that is too old (Debian 12\'s nodejs 18) in one line, changing nothing', async () => {
+    await vm.ok('apt-get install -y -qq --no-install-recommends -o Dir::Cache::archives=/var/cache/sentinel-vm/nodejs nodejs >/dev/null 2>&1; /usr/bin/node --version', { timeout: 180_000 });
+    etcBefore = await vm.ok(SNAPSHOT);
+    // The CLI runs on a supported node; the `node` the service would get from PATH is Debian's.
+    const r = await vm.sh(`CI=true PATH=/usr/sbin:/usr/bin:/sbin:/bin /usr/local/bin/node /opt/sentinel-cef/bin/sentinel-cef install --sink file:${ROWS} --yes`, { timeout: 120_000 });
+    expect(r.exitCode, r.stdout + r.stderr).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/\/usr\/bin\/node.*v18\./);
+    expect(await vm.ok(SNAPSHOT)).toBe(etcBefore);
+    await vm.ok('apt-get purge -y -qq nodejs libnode108 >/dev/null 2>&1; apt-get autoremove -y -qq >/dev/null 2>&1; true', { timeout: 120_000 });
+    etcBefore = await vm.ok(SNAPSHOT);
+  }, 400_000);
+
+  it('with empty package lists, runs apt-get update itself and says so when that fails (no network here)', async () => {
+    await vm.ok('cp -a /var/lib/apt/lists /root/lists.bak && find /var/lib/apt/lists -maxdepth 1 -type f -name "*_Packages*" -delete');
+    const r = await vm.sh(`CI=true ${CLI} install --sink file:${ROWS} --yes`, { timeout: 300_000 });
+    await vm.ok('rm -rf /var/lib/apt/lists && mv /root/lists.bak /var/lib/apt/lists');
+    expect(r.exitCode, r.stdout + r.stderr).not.toBe(0);
+    expect(r.stdout + r.stderr).toContain('running apt-get update');
+    expect(r.stderr).toMatch(/apt-get update failed/);
+    expect(await vm.ok(SNAPSHOT)).toBe(etcBefore);
+  }, 400_000);
+
+  it('installs rsyslog when the machine has no syslog daemon, says what it runs, and delivers', async () => {
+    const r = await vm.sh(`CI=true ${CLI} install --sink file:${ROWS} --yes`, { timeout: 400_000 });
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/running apt-get install -y rsyslog/);
+    expect((await vm.sh('systemctl is-active rsyslog')).stdout.trim()).toBe('active');
+    await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines('fresh', 10) });
+    const expected = Array.from({ length: 10 }, (_, i) => `fresh-${i}`);
+    expect(lossAndDups(expected, await waitRows(vm, expected))).toEqual({ lost: [], duplicated: [] });
+  }, 500_000);
+});
