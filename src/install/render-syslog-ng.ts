@@ -20,13 +20,19 @@ export function renderSyslogNgDropin(scan: SyslogNgScan, opts: DaemonRenderOptio
       reused.add(existing.source);
       continue;
     }
-    drivers.push(`    network(port(${opts.port}) transport("${proto}") flags(store-raw-message));`);
+    // rsyslog binds every address family by default; syslog-ng's network() binds IPv4 only unless told.
+    const ipv6 = opts.ipv6 ?? 'none';
+    if (ipv6 !== 'dual-stack') drivers.push(`    network(port(${opts.port}) transport("${proto}") flags(store-raw-message));`);
+    if (ipv6 !== 'none') drivers.push(`    network(ip("::") ip-protocol(6) port(${opts.port}) transport("${proto}") flags(store-raw-message));`);
   }
   let source = '';
   const logPaths: string[] = [];
+  // One [::] socket also takes IPv4: HOST of an IPv4 sender reads ::ffff:a.b.c.d, made a.b.c.d again here.
+  const unmap = drivers.length > 0 && opts.ipv6 === 'dual-stack' ? ' rewrite(r_sentinel_cef_unmap);' : '';
   if (drivers.length > 0) {
     source = `source s_sentinel_cef {\n${drivers.join('\n')}\n};`;
-    logPaths.push('log { source(s_sentinel_cef); filter(f_sentinel_cef); destination(d_sentinel_cef); flags(flow-control, final); };');
+    if (unmap) source += `\nrewrite r_sentinel_cef_unmap { subst("^::ffff:", "", value("HOST")); };`;
+    logPaths.push(`log { source(s_sentinel_cef);${unmap} filter(f_sentinel_cef); destination(d_sentinel_cef); flags(flow-control, final); };`);
   }
   let reusedDestination = '';
   if (reused.size > 0) {
@@ -50,7 +56,7 @@ export function renderSyslogNgDropin(scan: SyslogNgScan, opts: DaemonRenderOptio
     if (catchAll) {
       fallthrough =
         `\n# Everything else that arrives on port ${opts.port} keeps its normal place: the distribution's ${catchAll}.\n` +
-        `log { source(s_sentinel_cef); destination(${catchAll}); };`;
+        `log { source(s_sentinel_cef);${unmap} destination(${catchAll}); };`;
     } else {
       warnings.push(
         `no catch-all destination (${CATCH_ALL.join(', ')}) found: non-CEF messages arriving on port ${opts.port} are not stored`,
