@@ -18,13 +18,13 @@ const BARE = new Set([3, 4]);
 
 const CASES = {
   rsyslog: [
-    'rsyslog-own-udp', 'rsyslog-own-tcp',
+    'rsyslog-own-udp', 'rsyslog-own-tcp', 'rsyslog-own-udp6', 'rsyslog-own-tcp6',
     'rsyslog-imudp-limited', 'rsyslog-imudp-unlimited',
     'rsyslog-imtcp-limited', 'rsyslog-imtcp-unlimited',
     'rsyslog-imptcp-limited', 'rsyslog-imptcp-unlimited',
   ],
   'syslog-ng': [
-    'syslog-ng-own-udp', 'syslog-ng-own-tcp',
+    'syslog-ng-own-udp', 'syslog-ng-own-tcp', 'syslog-ng-own-udp6', 'syslog-ng-own-tcp6',
     'syslog-ng-network-udp', 'syslog-ng-network-tcp',
     'syslog-ng-syslog-udp', 'syslog-ng-syslog-tcp',
   ],

@@ -13,12 +13,12 @@ cd "$repo"
 step() { local name="$1"; shift; "$@" >"$out/$name.out" 2>"$out/$name.err"; echo $? >"$out/$name.rc"; }
 lines() { cat "$@" 2>/dev/null | grep -c . ; }
 
-# run CASE PROTO: install over the config in place, send, wait until nothing more arrives, uninstall.
+# run CASE PROTO [HOST]: install over the config in place, send, wait until nothing more arrives, uninstall.
 run() {
-  local name="$1" proto="$2" sink="$out/sink-$1/rows.ndjson" prev=-1 now stable=0
+  local name="$1" proto="$2" host="${3:-127.0.0.1}" sink="$out/sink-$1/rows.ndjson" prev=-1 now stable=0
   step "$name-install" "${cli[@]}" install --sink "file:$sink" --protocol "$proto" --yes --no-verify
   if [ "$(cat "$out/$name-install.rc")" = 0 ]; then
-    step "$name-send" node "$repo/test/sandbox/send-burst.mjs" "$proto" "$count" "$name"
+    step "$name-send" node "$repo/test/sandbox/send-burst.mjs" "$proto" "$count" "$name" "$host"
     # Done when the counts hold still for 3 s (the limiter drops at once; a daemon's queue drains in well under that).
     for _ in $(seq 1 120); do
       now=$(( $(lines "$sink") + $(lines "$dead") ))
@@ -39,6 +39,8 @@ if [ "$daemon" = rsyslog ]; then
   # Our own inputs (nothing on 514 beforehand).
   run rsyslog-own-udp udp
   run rsyslog-own-tcp tcp
+  run rsyslog-own-udp6 udp ::1
+  run rsyslog-own-tcp6 tcp ::1
   for mod in imudp imtcp imptcp; do
     proto=tcp; [ "$mod" = imudp ] && proto=udp
     for limit in limited unlimited; do
@@ -52,6 +54,8 @@ else
   conf=/etc/syslog-ng/conf.d/05-existing.conf
   run syslog-ng-own-udp udp
   run syslog-ng-own-tcp tcp
+  run syslog-ng-own-udp6 udp ::1
+  run syslog-ng-own-tcp6 tcp ::1
   # Sources that the distribution's config already has on 514 (reused, so no raw message is kept).
   for drv in network syslog; do
     for proto in udp tcp; do
