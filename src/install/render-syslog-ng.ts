@@ -38,9 +38,13 @@ export function renderSyslogNgDropin(scan: SyslogNgScan, opts: DaemonRenderOptio
   if (reused.size > 0) {
     // A source we do not own has no raw message: send the parsed one as RFC 5424, octet-counted.
     reusedDestination =
-      `\n# Sources we reuse do not keep the raw message: RFC 5424, octet-counted.\n` +
+      `\n# Sources we reuse do not keep the raw message: RFC 5424 rebuilt from the parsed fields, octet-counted. A network()\n` +
+      `# source reads RFC 5424 as 3164, taking the version "1" for PROGRAM and leaving the rest of the header in MSG:\n` +
+      `# "<PRI>1 MSG" is then the message as sent (an APP-NAME "CEF:" apart from "0|..." would otherwise be lost).\n` +
       `destination d_sentinel_cef_parsed {\n` +
-      `    syslog("127.0.0.1" port(${opts.forwarderPort}) transport("tcp") persist-name("sentinel-cef-parsed") time-reopen(2)\n` +
+      `    network("127.0.0.1" port(${opts.forwarderPort}) transport("framed")\n` +
+      `        template("$(if ('\${PROGRAM}' eq '1') '<\${PRI}>1 \${MSG}' '<\${PRI}>1 \${ISODATE} \${HOST:--} \${PROGRAM:--} \${PID:--} \${MSGID:--} \${SDATA:--} \${MSG}')")\n` +
+      `        persist-name("sentinel-cef-parsed") time-reopen(2)\n` +
       `        disk-buffer(reliable(yes) disk-buf-size(${opts.queueMaxBytes ?? 1024 ** 3}) mem-buf-size(16777216) dir("/var/lib/syslog-ng")));\n};`;
   }
   for (const s of reused) {

@@ -50,7 +50,8 @@ function rsyslogLine(dropin: string, raw: string, sender: string): string {
 /** syslog-ng's rendering of d_sentinel_cef's template for one message, from the drop-in text. */
 function syslogNgLine(dropin: string, raw: string, sender: string): string {
   const dest = /destination d_sentinel_cef \{([\s\S]*?)\n\};/.exec(dropin)?.[1] ?? '';
-  expect(dest).toMatch(/^\s*syslog\("127\.0\.0\.1"/); // syslog(): octet-counted framing
+  // Octet-counted frames around the template alone.
+  expect(dest).toMatch(/^\s*network\("127\.0\.0\.1" port\(\d+\) transport\("framed"\)/);
   const m = /template\("\$\(if \(match\('([^']*)' value\('RAWMSG'\)\)\) '([^']*)' '\$\{RAWMSG\}'\)"\)/.exec(dest);
   expect(m, 'raw-message template with header rule').toBeTruthy();
   const re = new RegExp(m![1].replace(/\[\[:space:\]\]/g, '\\s'));
@@ -70,6 +71,29 @@ describe.each([
     expect(r.row.Computer).toBe(host === 'sender' ? '192.0.2.7' : host);
     expect(r.kind).toBe(raw.includes('%ASA-') ? 'asa' : 'cef');
     if (r.kind === 'cef') expect(r.row).toMatchObject({ DeviceVendor: 'Acme', DeviceProduct: 'FW', SourceIP: '10.0.0.1' });
+  });
+});
+
+describe('syslog-ng source we reuse (no raw message): the rebuilt line parses', () => {
+  // What syslog-ng's parsers make of a message: [case, macros]. network() reads RFC 5424 as 3164, with "1" as PROGRAM.
+  const PARSED: Array<[string, Record<string, string>, string]> = [
+    ['RFC 5424 through network()', { PRI: '134', PROGRAM: '1', MSG: `2026-12-06T10:00:00.000Z fw01 CEF: - - - ${CEF.slice(4)}`, HOST: '192.0.2.7' }, 'fw01'],
+    ['RFC 5424 with APP-NAME CEF: through syslog()', { PRI: '134', PROGRAM: 'CEF:', MSG: CEF.slice(4), HOST: 'fw01', ISODATE: '2026-12-06T10:00:00+00:00' }, 'fw01'],
+    ['RFC 3164 with the CEF: tag', { PRI: '134', PROGRAM: 'CEF', MSG: CEF.slice(4), HOST: 'fw01', ISODATE: '2026-12-06T10:00:00+00:00' }, 'fw01'],
+    ['bare CEF', { PRI: '13', PROGRAM: 'CEF', MSG: CEF.slice(4), HOST: '192.0.2.7', ISODATE: '2026-12-06T10:00:00+00:00' }, '192.0.2.7'],
+    ['RFC 3164 ASA', { PRI: '166', PROGRAM: '%ASA-6-302013', MSG: ASA.slice(ASA.indexOf(' ') + 1), HOST: 'asa01', ISODATE: '2026-12-06T10:00:00+00:00' }, 'asa01'],
+  ];
+  it.each(PARSED)('%s', async (_case, macros, host) => {
+    const r = renderSyslogNgDropin(await scanSyslogNgConfig(root('debian-syslog-ng-514')), opts);
+    const dest = /destination d_sentinel_cef_parsed \{([\s\S]*?)\n\};/.exec(r.content)?.[1] ?? '';
+    expect(dest).toMatch(/network\("127\.0\.0\.1" port\(25226\) transport\("framed"\)/);
+    const m = /template\("\$\(if \('\$\{PROGRAM\}' eq '1'\) '([^']*)' '([^']*)'\)"\)/.exec(dest);
+    expect(m, 'template').toBeTruthy();
+    const fill = (t: string) => t.replace(/\$\{(\w+)(?::-([^}]*))?\}/g, (_, k: string, d?: string) => macros[k] || d || '');
+    const line = fill(macros.PROGRAM === '1' ? m![1] : m![2]);
+    const p = parseLine(line, new Date('2026-12-06T10:00:01Z'));
+    expect(p.ok, `${line} -> ${JSON.stringify(p)}`).toBe(true);
+    if (p.ok) expect(p.row.Computer).toBe(host);
   });
 });
 

@@ -228,6 +228,7 @@ describe('syslog-ng drop-in', () => {
           or match("%FTD-" value("RAWMSG") type(string) flags(substring))
           or message("CEF:" type(string) flags(substring))
           or program("CEF" type(string))
+          or program("CEF:" type(string))
           or message("%ASA-" type(string) flags(substring))
           or message("%FTD-" type(string) flags(substring))
           or program("%ASA-" type(string) flags(prefix))
@@ -237,12 +238,12 @@ describe('syslog-ng drop-in', () => {
       # Our source keeps the raw message, so the forwarder receives exactly what the device sent (RFC 3164 or 5424 alike:
       # syslog-ng's network() parser knows only 3164 and would garble a 5424 header). A line with no syslog header (bare
       # "CEF:...", with or without PRI) gets a minimal RFC 5424 header with syslog-ng's HOST (the sender) in front, so
-      # the forwarder still learns where it came from. syslog() frames octet-counted (RFC 6587): a raw message without
-      # PRI, or with a newline or NUL inside, still arrives as one message. The reliable disk buffer holds messages
-      # while the forwarder is down; time-reopen(2) reconnects seconds after a forwarder restart instead of the global
-      # default of 60 s.
+      # the forwarder still learns where it came from. transport("framed") is TCP with octet-counted frames (RFC 6587)
+      # around exactly the template (syslog() would put a header of its own in front): a raw message without PRI, or
+      # with a newline or NUL inside, still arrives as one message. The reliable disk buffer holds messages while the
+      # forwarder is down; time-reopen(2) reconnects seconds after a forwarder restart instead of the global default of 60 s.
       destination d_sentinel_cef {
-          syslog("127.0.0.1" port(25226) transport("tcp")
+          network("127.0.0.1" port(25226) transport("framed")
               template("$(if (match('^(<[0-9]{1,3}>)?[[:space:]]*(CEF:|%ASA-|%FTD-)' value('RAWMSG'))) '<\${PRI}>1 - \${HOST} - - - - \${RAWMSG}' '\${RAWMSG}')")
               persist-name("sentinel-cef-raw") time-reopen(2)
               disk-buffer(reliable(yes) disk-buf-size(1073741824) mem-buf-size(16777216)));

@@ -68,9 +68,11 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('CEF bu
       expect(rows.length).toBe(COUNT);
     }
     // The device's HOSTNAME where its header has one; the sender as the daemon names it for bare `CEF:` lines.
+    // A syslog-ng source we reuse keeps no raw message, and Debian's keep-hostname(no) names the sender instead.
+    const reused = /^syslog-ng-(network|syslog)-/.test(name);
     for (const r of rows) {
       const form = Number(r.DeviceCustomString1) % FORMS;
-      if (BARE.has(form)) expect(r.Computer, `form ${form}`).toEqual(expect.any(String));
+      if (BARE.has(form) || reused) expect(r.Computer, `form ${form}`).toMatch(/\S/);
       else expect(r.Computer, `form ${form}`).toBe('fw01');
     }
   });

@@ -13,12 +13,12 @@ cd "$repo"
 step() { local name="$1"; shift; "$@" >"$out/$name.out" 2>"$out/$name.err"; echo $? >"$out/$name.rc"; }
 lines() { cat "$@" 2>/dev/null | grep -c . ; }
 
-# run CASE PROTO [HOST]: install over the config in place, send, wait until nothing more arrives, uninstall.
+# run CASE PROTO [HOST [FRAMING]]: install over the config in place, send, wait until nothing more arrives, uninstall.
 run() {
-  local name="$1" proto="$2" host="${3:-127.0.0.1}" sink="$out/sink-$1/rows.ndjson" prev=-1 now stable=0
+  local name="$1" proto="$2" host="${3:-127.0.0.1}" framing="${4:-newline}" sink="$out/sink-$1/rows.ndjson" prev=-1 now stable=0
   step "$name-install" "${cli[@]}" install --sink "file:$sink" --protocol "$proto" --yes --no-verify
   if [ "$(cat "$out/$name-install.rc")" = 0 ]; then
-    step "$name-send" node "$repo/test/sandbox/send-burst.mjs" "$proto" "$count" "$name" "$host"
+    step "$name-send" node "$repo/test/sandbox/send-burst.mjs" "$proto" "$count" "$name" "$host" "$framing"
     # Done when the counts hold still for 3 s (the limiter drops at once; a daemon's queue drains in well under that).
     for _ in $(seq 1 120); do
       now=$(( $(lines "$sink") + $(lines "$dead") ))
@@ -61,7 +61,8 @@ else
     for proto in udp tcp; do
       printf 'source s_existing { %s(port(514) transport("%s")); };\nlog { source(s_existing); destination(d_syslog); };\n' \
         "$drv" "$proto" >"$conf"
-      run "syslog-ng-$drv-$proto" "$proto"
+      framing=newline; [ "$drv" = syslog ] && framing=octet
+      run "syslog-ng-$drv-$proto" "$proto" 127.0.0.1 "$framing"
       rm -f "$conf"
     done
   done

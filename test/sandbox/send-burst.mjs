@@ -2,11 +2,12 @@
 // cycling through the forms devices send: RFC 3164 with HOSTNAME, RFC 5424, RFC 5424 with the `CEF:` tag as
 // APP-NAME, bare `CEF:` text with and without PRI, some with a trailing newline or NUL. cs1 carries the
 // sequence number so the test can count every message exactly once.
-// Usage: node send-burst.mjs udp|tcp COUNT TAG [HOST]  (HOST 127.0.0.1 by default; ::1 for IPv6)
+// Usage: node send-burst.mjs udp|tcp COUNT TAG [HOST [FRAMING]]  (HOST 127.0.0.1 by default, ::1 for IPv6; TCP
+// FRAMING newline by default, or octet for RFC 6587 octet counting, which syslog() sources expect)
 import dgram from 'node:dgram';
 import net from 'node:net';
 
-const [proto, countArg, tag, host = '127.0.0.1'] = process.argv.slice(2);
+const [proto, countArg, tag, host = '127.0.0.1', framing = 'newline'] = process.argv.slice(2);
 const v6 = host.includes(':');
 const count = Number(countArg);
 const FORMS = [
@@ -33,9 +34,10 @@ if (proto === 'udp') {
   const sock = net.connect(514, host);
   await new Promise((res, rej) => sock.once('connect', res).once('error', rej));
   for (let i = 0; i < count; i++) {
-    // TCP is newline-framed: a message's own trailing newline or NUL would end it early, so send the text alone.
-    const m = message(i).replace(/[\n\0]$/, '');
-    if (!sock.write(`${m}\n`)) await new Promise((r) => sock.once('drain', r));
+    // Newline framing: a message's own trailing newline or NUL would end it early, so send the text alone.
+    const m = framing === 'octet' ? message(i) : message(i).replace(/[\n\0]$/, '');
+    const frame = framing === 'octet' ? `${Buffer.byteLength(m)} ${m}` : `${m}\n`;
+    if (!sock.write(frame)) await new Promise((r) => sock.once('drain', r));
   }
   await new Promise((r) => sock.end(r));
 }
