@@ -42,10 +42,10 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('CEF bu
     const r = await execa(
       sandbox,
       ['run', '--daemon', daemon, '--', 'bash', path.join(repo, 'test/sandbox/ratelimit-scenario.sh'), dir, daemon, String(COUNT)],
-      { reject: false, timeout: 420_000 },
+      { reject: false, timeout: 660_000 },
     );
     if (r.exitCode !== 0) throw new Error(`sandbox failed (${r.exitCode}): ${r.stderr}`);
-  }, 450_000);
+  }, 700_000);
 
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
