@@ -2,6 +2,7 @@ import { VERSION } from '../version.js';
 import { loadTemplate, renderTemplate } from './templates.js';
 import { parseRsyslogSize, type RsyslogScan } from './rsyslog-config.js';
 import { portValue, rainerString } from './config-escape.js';
+import type { Ipv6Mode } from '../system/ipv6.js';
 
 export type Protocol = 'tcp' | 'udp' | 'both';
 
@@ -11,6 +12,8 @@ export interface DaemonRenderOptions {
   forwarderPort: number;
   /** Upper bound of the daemon's on-disk queue for the forwarder, in bytes. */
   queueMaxBytes?: number;
+  /** How the host takes IPv6 (detectIpv6); rsyslog's inputs bind every family on their own. Default none. */
+  ipv6?: Ipv6Mode;
 }
 
 export interface RenderedDropin {

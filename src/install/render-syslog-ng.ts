@@ -23,21 +23,31 @@ export function renderSyslogNgDropin(scan: SyslogNgScan, input: DaemonRenderOpti
       reused.add(syslogNgIdentifier('the syslog-ng drop-in', existing.source));
       continue;
     }
-    drivers.push(`    network(port(${opts.port}) transport("${proto}") flags(store-raw-message));`);
+    // rsyslog binds every address family by default; syslog-ng's network() binds IPv4 only unless told.
+    const ipv6 = opts.ipv6 ?? 'none';
+    if (ipv6 !== 'dual-stack') drivers.push(`    network(port(${opts.port}) transport("${proto}") flags(store-raw-message));`);
+    if (ipv6 !== 'none') drivers.push(`    network(ip("::") ip-protocol(6) port(${opts.port}) transport("${proto}") flags(store-raw-message));`);
   }
   let source = '';
   const logPaths: string[] = [];
+  // One [::] socket also takes IPv4: HOST of an IPv4 sender reads ::ffff:a.b.c.d, made a.b.c.d again here.
+  const unmap = drivers.length > 0 && opts.ipv6 === 'dual-stack' ? ' rewrite(r_sentinel_cef_unmap);' : '';
   if (drivers.length > 0) {
     source = `source s_sentinel_cef {\n${drivers.join('\n')}\n};`;
-    logPaths.push('log { source(s_sentinel_cef); filter(f_sentinel_cef); destination(d_sentinel_cef); flags(flow-control, final); };');
+    if (unmap) source += `\nrewrite r_sentinel_cef_unmap { subst("^::ffff:", "", value("HOST")); };`;
+    logPaths.push(`log { source(s_sentinel_cef);${unmap} filter(f_sentinel_cef); destination(d_sentinel_cef); flags(flow-control, final); };`);
   }
   let reusedDestination = '';
   if (reused.size > 0) {
     // A source we do not own has no raw message: send the parsed one as RFC 5424, octet-counted.
     reusedDestination =
-      `\n# Sources we reuse do not keep the raw message: RFC 5424, octet-counted.\n` +
+      `\n# Sources we reuse do not keep the raw message: RFC 5424 rebuilt from the parsed fields, octet-counted. A network()\n` +
+      `# source reads RFC 5424 as 3164, taking the version "1" for PROGRAM and leaving the rest of the header in MSG:\n` +
+      `# "<PRI>1 MSG" is then the message as sent (an APP-NAME "CEF:" apart from "0|..." would otherwise be lost).\n` +
       `destination d_sentinel_cef_parsed {\n` +
-      `    syslog("127.0.0.1" port(${opts.forwarderPort}) transport("tcp") persist-name("sentinel-cef-parsed") time-reopen(2)\n` +
+      `    network("127.0.0.1" port(${opts.forwarderPort}) transport("framed")\n` +
+      `        template("$(if ('\${PROGRAM}' eq '1') '<\${PRI}>1 \${MSG}' '<\${PRI}>1 \${ISODATE} \${HOST:--} \${PROGRAM:--} \${PID:--} \${MSGID:--} \${SDATA:--} \${MSG}')")\n` +
+      `        persist-name("sentinel-cef-parsed") time-reopen(2)\n` +
       `        disk-buffer(reliable(yes) disk-buf-size(${opts.queueMaxBytes ?? 1024 ** 3}) mem-buf-size(16777216) dir("/var/lib/syslog-ng")));\n};`;
   }
   for (const s of reused) {
@@ -53,7 +63,7 @@ export function renderSyslogNgDropin(scan: SyslogNgScan, input: DaemonRenderOpti
     if (catchAll) {
       fallthrough =
         `\n# Everything else that arrives on port ${opts.port} keeps its normal place: the distribution's ${catchAll}.\n` +
-        `log { source(s_sentinel_cef); destination(${catchAll}); };`;
+        `log { source(s_sentinel_cef);${unmap} destination(${catchAll}); };`;
     } else {
       warnings.push(
         `no catch-all destination (${CATCH_ALL.join(', ')}) found: non-CEF messages arriving on port ${opts.port} are not stored`,

@@ -4,6 +4,7 @@ import { CliError, UsageError } from '../errors.js';
 import { DEFAULT_ADMIN, DEFAULT_CONFIG_PATH, forwarderConfigSchema, type Cloud } from '../config/schema.js';
 import type { Exec } from '../system/exec.js';
 import type { FsRoot } from '../system/fs-root.js';
+import { detectIpv6 } from '../system/ipv6.js';
 import type { Prompter } from '../system/prompts.js';
 import { detectDistro, type Distro } from '../system/detect-distro.js';
 import { detectDaemon, type SyslogDaemon } from '../system/detect-daemon.js';
@@ -97,7 +98,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   log(`syslog daemon: ${daemon}${info.version ? ` ${info.version}` : ''} (${info.running.some((r) => r.daemon === daemon) ? 'running' : 'not running'})`);
 
   // ---- render ----
-  const renderOpts = { port: opts.port, protocol: opts.protocol, forwarderPort: opts.forwarderPort };
+  const renderOpts = { port: opts.port, protocol: opts.protocol, forwarderPort: opts.forwarderPort, ipv6: await detectIpv6(fs) };
   const desired: DesiredFile[] = [];
   /** Files we only add to (the daemon's main file): edits there are the operator's, not ours to track. */
   const sharedFiles = new Set<string>();

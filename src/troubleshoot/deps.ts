@@ -7,6 +7,7 @@ import { findDaemonBinary } from '../system/detect-daemon.js';
 import { lookupUser, restartDaemon, SERVICE_USER, startForwarder, type Ctx as ServiceCtx } from '../install/service.js';
 import { renderRsyslogDropin, RSYSLOG_DROPIN } from '../install/render-rsyslog.js';
 import { renderSyslogNgDropin, SYSLOG_NG_DROPIN } from '../install/render-syslog-ng.js';
+import { detectIpv6 } from '../system/ipv6.js';
 import { scanRsyslogConfig } from '../install/rsyslog-config.js';
 import { scanSyslogNgConfig } from '../install/syslog-ng-config.js';
 import type { SinkConfig } from '../config/schema.js';
@@ -49,8 +50,9 @@ export async function renderDropIn(
   o: { port: number; forwarderPort: number; queueMaxBytes?: number },
 ): Promise<Array<{ path: string; content: string }>> {
   const out: Array<{ path: string; content: string }> = [];
+  const ipv6 = await detectIpv6(fs);
   for (const protocol of ['both', 'tcp', 'udp'] as const) {
-    const opts = { port: o.port, forwarderPort: o.forwarderPort, protocol };
+    const opts = { port: o.port, forwarderPort: o.forwarderPort, protocol, ipv6 };
     const r =
       daemon === 'rsyslog'
         ? renderRsyslogDropin(await scanRsyslogConfig(fs, { exclude: [RSYSLOG_DROPIN] }), opts)

@@ -40,9 +40,19 @@ describe('rsyslog drop-in', () => {
       # nothing counted as discarded). 50,000 in memory absorb bursts; the disk part starts at 40,000 (a stopped or
       # stalled forwarder). On a full queue rsyslog discards after queue.timeoutEnqueue (2 s by default); 10 s
       # rides out a stalled disk writer.
+      #
+      # The forwarder gets the message as the device sent it ($rawmsg), not one rebuilt from rsyslog's fields: an input
+      # with ratelimit.interval set parses in the input thread and leaves APP-NAME empty while TAG holds "CEF:", so an
+      # RFC 5424 rebuild loses "CEF:". A line with no syslog header (bare "CEF:...", with or without PRI) gets a minimal
+      # RFC 5424 header with rsyslog's HOSTNAME (the sender) in front, so the forwarder still learns where it came from.
+      # Octet-counted framing carries any byte $rawmsg holds (no PRI, a newline or NUL) as one message.
+      template(name="sentinel-cef-raw" type="string" string="%$.sentinel_cef_hdr%%rawmsg%")
       if ($rawmsg contains "CEF:" or $rawmsg contains "%ASA-" or $rawmsg contains "%FTD-") then {
+          if (re_match($rawmsg, "^(<[0-9]{1,3}>)?[[:space:]]*(CEF:|%ASA-|%FTD-)")) then {
+              set $.sentinel_cef_hdr = "<" & $pri & ">1 - " & $hostname & " - - - - ";
+          }
           action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp"
-                 TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"
+                 TCP_Framing="octet-counted" template="sentinel-cef-raw"
                  queue.type="LinkedList" queue.size="50000" queue.highWatermark="40000" queue.lowWatermark="10000"
                  queue.timeoutEnqueue="10000"
                  queue.filename="sentinel-cef-fwd" queue.saveOnShutdown="on"
@@ -83,9 +93,19 @@ describe('rsyslog drop-in', () => {
       # nothing counted as discarded). 50,000 in memory absorb bursts; the disk part starts at 40,000 (a stopped or
       # stalled forwarder). On a full queue rsyslog discards after queue.timeoutEnqueue (2 s by default); 10 s
       # rides out a stalled disk writer.
+      #
+      # The forwarder gets the message as the device sent it ($rawmsg), not one rebuilt from rsyslog's fields: an input
+      # with ratelimit.interval set parses in the input thread and leaves APP-NAME empty while TAG holds "CEF:", so an
+      # RFC 5424 rebuild loses "CEF:". A line with no syslog header (bare "CEF:...", with or without PRI) gets a minimal
+      # RFC 5424 header with rsyslog's HOSTNAME (the sender) in front, so the forwarder still learns where it came from.
+      # Octet-counted framing carries any byte $rawmsg holds (no PRI, a newline or NUL) as one message.
+      template(name="sentinel-cef-raw" type="string" string="%$.sentinel_cef_hdr%%rawmsg%")
       if ($rawmsg contains "CEF:" or $rawmsg contains "%ASA-" or $rawmsg contains "%FTD-") then {
+          if (re_match($rawmsg, "^(<[0-9]{1,3}>)?[[:space:]]*(CEF:|%ASA-|%FTD-)")) then {
+              set $.sentinel_cef_hdr = "<" & $pri & ">1 - " & $hostname & " - - - - ";
+          }
           action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp"
-                 TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"
+                 TCP_Framing="octet-counted" template="sentinel-cef-raw"
                  queue.type="LinkedList" queue.size="50000" queue.highWatermark="40000" queue.lowWatermark="10000"
                  queue.timeoutEnqueue="10000"
                  queue.filename="sentinel-cef-fwd" queue.saveOnShutdown="on"
@@ -119,9 +139,19 @@ describe('rsyslog drop-in', () => {
       # nothing counted as discarded). 50,000 in memory absorb bursts; the disk part starts at 40,000 (a stopped or
       # stalled forwarder). On a full queue rsyslog discards after queue.timeoutEnqueue (2 s by default); 10 s
       # rides out a stalled disk writer.
+      #
+      # The forwarder gets the message as the device sent it ($rawmsg), not one rebuilt from rsyslog's fields: an input
+      # with ratelimit.interval set parses in the input thread and leaves APP-NAME empty while TAG holds "CEF:", so an
+      # RFC 5424 rebuild loses "CEF:". A line with no syslog header (bare "CEF:...", with or without PRI) gets a minimal
+      # RFC 5424 header with rsyslog's HOSTNAME (the sender) in front, so the forwarder still learns where it came from.
+      # Octet-counted framing carries any byte $rawmsg holds (no PRI, a newline or NUL) as one message.
+      template(name="sentinel-cef-raw" type="string" string="%$.sentinel_cef_hdr%%rawmsg%")
       if ($rawmsg contains "CEF:" or $rawmsg contains "%ASA-" or $rawmsg contains "%FTD-") then {
+          if (re_match($rawmsg, "^(<[0-9]{1,3}>)?[[:space:]]*(CEF:|%ASA-|%FTD-)")) then {
+              set $.sentinel_cef_hdr = "<" & $pri & ">1 - " & $hostname & " - - - - ";
+          }
           action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp"
-                 TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"
+                 TCP_Framing="octet-counted" template="sentinel-cef-raw"
                  queue.type="LinkedList" queue.size="50000" queue.highWatermark="40000" queue.lowWatermark="10000"
                  queue.timeoutEnqueue="10000"
                  queue.filename="sentinel-cef-fwd" queue.saveOnShutdown="on"
@@ -198,6 +228,7 @@ describe('syslog-ng drop-in', () => {
           or match("%FTD-" value("RAWMSG") type(string) flags(substring))
           or message("CEF:" type(string) flags(substring))
           or program("CEF" type(string))
+          or program("CEF:" type(string))
           or message("%ASA-" type(string) flags(substring))
           or message("%FTD-" type(string) flags(substring))
           or program("%ASA-" type(string) flags(prefix))
@@ -205,11 +236,15 @@ describe('syslog-ng drop-in', () => {
       };
 
       # Our source keeps the raw message, so the forwarder receives exactly what the device sent (RFC 3164 or 5424 alike:
-      # syslog-ng's network() parser knows only 3164 and would garble a 5424 header). The reliable disk buffer holds
-      # messages while the forwarder is down; time-reopen(2) reconnects seconds after a forwarder restart instead of the
-      # global default of 60 s.
+      # syslog-ng's network() parser knows only 3164 and would garble a 5424 header). A line with no syslog header (bare
+      # "CEF:...", with or without PRI) gets a minimal RFC 5424 header with syslog-ng's HOST (the sender) in front, so
+      # the forwarder still learns where it came from. transport("framed") is TCP with octet-counted frames (RFC 6587)
+      # around exactly the template (syslog() would put a header of its own in front): a raw message without PRI, or
+      # with a newline or NUL inside, still arrives as one message. The reliable disk buffer holds messages while the
+      # forwarder is down; time-reopen(2) reconnects seconds after a forwarder restart instead of the global default of 60 s.
       destination d_sentinel_cef {
-          network("127.0.0.1" port(25226) transport("tcp") template("\${RAWMSG}\\n")
+          network("127.0.0.1" port(25226) transport("framed")
+              template("$(if (match('^(<[0-9]{1,3}>)?[[:space:]]*(CEF:|%ASA-|%FTD-)' value('RAWMSG'))) '<\${PRI}>1 - \${HOST} - - - - \${RAWMSG}' '\${RAWMSG}')")
               persist-name("sentinel-cef-raw") time-reopen(2)
               disk-buffer(reliable(yes) disk-buf-size(1073741824) mem-buf-size(16777216)));
       };

@@ -116,6 +116,37 @@ describe('daemon.listening and daemon.forwarding', () => {
     expect(r.status).toBe('warn');
     expect(r.message).toContain('not on udp');
   });
+  // /proc/net/{tcp6,udp6} lines for [::]:514, the wildcard address.
+  const anyV6 = (st: string, inode: number) =>
+    `  sl  local_address remote_address st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n` +
+    `   0: ${'0'.repeat(32)}:0202 ${'0'.repeat(32)}:0000 ${st} 00000000:00000000 00:00000000 00000000     0        0 ${inode} 1 0000000000000000 100 0 0 10 0\n`;
+  it('warns when the host has IPv6 but only IPv4 sockets listen (syslog-ng without ip-protocol(6))', async () => {
+    await put(root, '/proc/net/if_inet6', '00000000000000000000000000000001 01 80 10 80       lo\n');
+    await put(root, '/proc/sys/net/ipv6/bindv6only', '0\n');
+    const r = await daemon.checkListening(ctxFor());
+    expect(r.status).toBe('warn');
+    expect(r.message).toContain('not on tcp/IPv6, udp/IPv6');
+    expect(r.fix).toContain('both IPv4 and IPv6');
+  });
+  it('passes for dual-stack [::] sockets alone, and warns about IPv4 when v6 sockets are v6-only', async () => {
+    await put(root, '/proc/net/if_inet6', '00000000000000000000000000000001 01 80 10 80       lo\n');
+    await put(root, '/proc/sys/net/ipv6/bindv6only', '0\n');
+    await put(root, '/proc/net/tcp', procNet([{ local: ['127.0.0.1', 25226], st: '0A', inode: 2001 }]));
+    await put(root, '/proc/net/udp', '');
+    await put(root, '/proc/net/tcp6', anyV6('0A', 1101));
+    await put(root, '/proc/net/udp6', anyV6('07', 1102));
+    const r = await daemon.checkListening(ctxFor());
+    expect(r.status, r.message).toBe('pass');
+    expect(r.message).toContain('tcp [::]:514');
+    await put(root, '/proc/sys/net/ipv6/bindv6only', '1\n');
+    const s = await daemon.checkListening(ctxFor());
+    expect(s.status).toBe('warn');
+    expect(s.message).toContain('not on tcp/IPv4, udp/IPv4');
+  });
+  it('asks for no IPv6 socket where the host has no IPv6', async () => {
+    await put(root, '/proc/net/if_inet6', '');
+    expect((await daemon.checkListening(ctxFor())).status).toBe('pass');
+  });
   it('sees the daemon connection to 25226', async () => {
     const r = await daemon.checkForwarding(ctxFor());
     expect(r.status).toBe('pass');

@@ -7,6 +7,7 @@ import { runProbes, settledHealth } from './e2e.js';
 import { formatBytes } from '../advice.js';
 import { inspectRsyslogSpool, inspectSyslogNgBuffers } from '../spool.js';
 import { stripConfigComments } from '../../install/config-text.js';
+import { detectIpv6 } from '../../system/ipv6.js';
 
 const G = 'daemon' as const;
 
@@ -193,6 +194,26 @@ export async function checkListening(ctx: Context): Promise<CheckOutcome> {
   }
   if (missing.length) {
     return { ...base, status: 'warn', message: `${found.join(', ')}; not on ${missing[0]}`, fix: `senders using ${missing[0]} are not heard: \`sentinel-cef install --protocol both\``, details };
+  }
+  // Both address families: a [::] socket takes IPv4 too unless v6 sockets are v6-only (bindv6only=1).
+  const ipv6 = await detectIpv6(ctx.fs);
+  const gaps: string[] = [];
+  for (const t of ['tcp', 'udp'] as Transport[]) {
+    const of = sockets.filter((s) => s.protocol === t);
+    if (of.length === 0) continue;
+    const v6 = of.some((s) => s.family === 6);
+    const v4 = of.some((s) => s.family === 4) || (ipv6 === 'dual-stack' && of.some((s) => s.family === 6 && s.address === '::'));
+    if (!v4) gaps.push(`${t}/IPv4`);
+    if (!v6 && ipv6 !== 'none') gaps.push(`${t}/IPv6`);
+  }
+  if (gaps.length) {
+    return {
+      ...base,
+      status: 'warn',
+      message: `${found.join(', ')}; not on ${gaps.join(', ')}: senders using ${gaps.length > 1 ? 'them' : 'it'} are not heard`,
+      fix: `re-run \`sentinel-cef install\` so ${d.name ?? 'the syslog daemon'} listens on both IPv4 and IPv6`,
+      details,
+    };
   }
   return { ...base, status: 'pass', message: found.join(', '), details };
 }

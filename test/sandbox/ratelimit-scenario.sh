@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs inside `scripts/sandbox run --daemon D`: for each input kind the daemon's own config may already define on
+# port 514 (with and without rsyslog's input rate limiting), install with a file sink, send a burst of CEF in every
+# header form over UDP or TCP, and keep what reached the forwarder: rows in $1/CASE.rows, dead letters in
+# $1/CASE.dead. ratelimit-sandbox.test.ts asserts on them. Usage: ratelimit-scenario.sh OUT DAEMON COUNT
+set -uo pipefail
+out="$1"; daemon="$2"; count="$3"; repo="$(cd "$(dirname "$0")/../.." && pwd)"
+cli=(node "$repo/bin/sentinel-cef")
+dead=/var/lib/sentinel-cef/data/dead-letter.ndjson
+export CI=true NO_COLOR=1
+cd "$repo"
+
+step() { local name="$1"; shift; "$@" >"$out/$name.out" 2>"$out/$name.err"; echo $? >"$out/$name.rc"; }
+lines() { cat "$@" 2>/dev/null | grep -c . ; }
+
+# run CASE PROTO [HOST [FRAMING]]: install over the config in place, send, wait until nothing more arrives, uninstall.
+run() {
+  local name="$1" proto="$2" host="${3:-127.0.0.1}" framing="${4:-newline}" sink="$out/sink-$1/rows.ndjson" prev=-1 now stable=0
+  step "$name-install" "${cli[@]}" install --sink "file:$sink" --protocol "$proto" --yes --no-verify
+  if [ "$(cat "$out/$name-install.rc")" = 0 ]; then
+    step "$name-send" node "$repo/test/sandbox/send-burst.mjs" "$proto" "$count" "$name" "$host" "$framing"
+    # Done when the counts hold still for 3 s (the limiter drops at once; a daemon's queue drains in well under that).
+    for _ in $(seq 1 120); do
+      now=$(( $(lines "$sink") + $(lines "$dead") ))
+      if [ "$now" = "$prev" ] && [ "$now" -gt 0 ]; then stable=$((stable + 1)); [ "$stable" -ge 6 ] && break; else stable=0; fi
+      prev=$now; sleep 0.5
+    done
+  fi
+  cp "$sink" "$out/$name.rows" 2>/dev/null || : >"$out/$name.rows"
+  cp "$dead" "$out/$name.dead" 2>/dev/null || : >"$out/$name.dead"
+  [ "$daemon" = rsyslog ] && cp /etc/rsyslog.d/10-sentinel-cef.conf "$out/$name.dropin" 2>/dev/null
+  [ "$daemon" = syslog-ng ] && cp /etc/syslog-ng/conf.d/sentinel-cef.conf "$out/$name.dropin" 2>/dev/null
+  step "$name-uninstall" "${cli[@]}" uninstall --yes
+  rm -f "$dead"
+}
+
+if [ "$daemon" = rsyslog ]; then
+  hardened=/etc/rsyslog.d/05-hardened.conf
+  # Our own inputs (nothing on 514 beforehand).
+  run rsyslog-own-udp udp
+  run rsyslog-own-tcp tcp
+  run rsyslog-own-udp6 udp ::1
+  run rsyslog-own-tcp6 tcp ::1
+  for mod in imudp imtcp imptcp; do
+    proto=tcp; [ "$mod" = imudp ] && proto=udp
+    for limit in limited unlimited; do
+      params=''; [ "$limit" = limited ] && params=' ratelimit.interval="5" ratelimit.burst="100"'
+      printf 'module(load="%s")\ninput(type="%s" port="514"%s)\n' "$mod" "$mod" "$params" >"$hardened"
+      run "rsyslog-$mod-$limit" "$proto"
+      rm -f "$hardened"
+    done
+  done
+else
+  conf=/etc/syslog-ng/conf.d/05-existing.conf
+  run syslog-ng-own-udp udp
+  run syslog-ng-own-tcp tcp
+  run syslog-ng-own-udp6 udp ::1
+  run syslog-ng-own-tcp6 tcp ::1
+  # Sources that the distribution's config already has on 514 (reused, so no raw message is kept).
+  for drv in network syslog; do
+    for proto in udp tcp; do
+      printf 'source s_existing { %s(port(514) transport("%s")); };\nlog { source(s_existing); destination(d_syslog); };\n' \
+        "$drv" "$proto" >"$conf"
+      framing=newline; [ "$drv" = syslog ] && framing=octet
+      run "syslog-ng-$drv-$proto" "$proto" 127.0.0.1 "$framing"
+      rm -f "$conf"
+    done
+  done
+fi
+exit 0
