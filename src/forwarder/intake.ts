@@ -20,6 +20,11 @@ interface Conn {
   framer: SyslogFramer;
   /** Why the forwarder closed it, for the partial frame flushed on close. */
   closeReason?: string;
+  /** When limits.maxConnectionAgeSec runs out (ms; Infinity when off). */
+  expiresAt: number;
+  /** Past its age: closed as soon as no frame is in progress. */
+  expired: boolean;
+  lingerTimer?: NodeJS.Timeout;
 }
 
 /** A connection with no traffic at all is closed after this many idle timeouts (default 1 h). */
@@ -27,6 +32,12 @@ export const SILENT_FACTOR = 12;
 
 /** Failures that can come by the thousand (refused connections, failed handshakes) log once per this. */
 export const FAILURE_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * After closing an aged connection (FIN), data already on its way is still read for this long; a
+ * sender that reads notices the FIN and reconnects well before.
+ */
+export const AGED_LINGER_MS = 30_000;
 
 /** Descriptors the forwarder needs besides connections: node itself, queue segments, dead letters, admin API, workers. */
 const RESERVED_FDS = 100;
@@ -267,7 +278,10 @@ export class Intake {
       return;
     }
     const framer = new SyslogFramer(limits.maxMessageBytes);
-    const conn: Conn = { socket, input, lastFrameAt: Date.now(), lastDataAt: Date.now(), framer };
+    const now = Date.now();
+    // Jitter spreads the reconnects of senders that all connected at once (after a restart).
+    const maxAgeMs = limits.maxConnectionAgeSec * 1000 * (1 - 0.1 * Math.random());
+    const conn: Conn = { socket, input, lastFrameAt: now, lastDataAt: now, framer, expiresAt: maxAgeMs > 0 ? now + maxAgeMs : Infinity, expired: false };
     this.conns.add(conn);
     if (this.intakePaused) socket.pause();
     socket.on('data', (chunk: Buffer) => {
@@ -277,6 +291,7 @@ export class Intake {
         conn.lastFrameAt = Date.now();
         this.ingest(input, frames, socket);
       }
+      if (conn.expired && framer.pendingBytes === 0) this.closeAged(conn);
     });
     socket.on('end', () => {
       this.flushPartial(conn, 'peer_closed');
@@ -287,6 +302,7 @@ export class Intake {
       logger.debug({ input, remote: socket.remoteAddress, err: err.message }, 'connection error');
     });
     socket.on('close', () => {
+      if (conn.lingerTimer) clearTimeout(conn.lingerTimer);
       this.flushPartial(conn, conn.closeReason ?? 'closed');
       this.conns.delete(conn);
     });
@@ -302,6 +318,11 @@ export class Intake {
     if (this.intakePaused) return;
     const now = Date.now();
     for (const c of this.conns) {
+      if (!c.expired && now >= c.expiresAt) {
+        c.expired = true;
+        // Between frames only: one in progress is finished first (the data handler closes after it).
+        if (c.framer.pendingBytes === 0) this.closeAged(c);
+      }
       const dripping = c.framer.pendingBytes > 0 && now - c.lastFrameAt > idleMs;
       const silent = now - Math.max(c.lastDataAt, c.lastFrameAt) > idleMs * SILENT_FACTOR;
       if (dripping || silent) {
@@ -312,6 +333,23 @@ export class Intake {
         c.socket.destroy();
       }
     }
+  }
+
+  /**
+   * Rebalancing: a FIN, not a reset, so the sender reconnects (through the balancer) and loses
+   * nothing; what it sent before noticing is still read until it closes or AGED_LINGER_MS passes.
+   */
+  private closeAged(c: Conn): void {
+    c.expired = false;
+    c.expiresAt = Infinity;
+    this.o.metrics.connectionsClosed.inc({ input: c.input, reason: 'max_age' });
+    this.o.logger.debug({ input: c.input, remote: c.socket.remoteAddress }, 'closing connection: maximum connection age reached');
+    c.socket.end();
+    c.lingerTimer = setTimeout(() => {
+      c.closeReason = 'max_age';
+      c.socket.destroy();
+    }, AGED_LINGER_MS);
+    c.lingerTimer.unref();
   }
 
   /**

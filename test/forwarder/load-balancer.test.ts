@@ -32,6 +32,13 @@ function rawHttp(address: string, request: string): Promise<string> {
   });
 }
 
+function halfOpenConnect(port: number): Promise<Socket> {
+  return new Promise<Socket>((resolve, reject) => {
+    const c = connect({ port, host: '127.0.0.1', allowHalfOpen: true }, () => resolve(c));
+    c.once('error', reject);
+  });
+}
+
 const get10 = 'GET /ready HTTP/1.0\r\n\r\n';
 const statusOf = (raw: string) => raw.split('\r\n')[0];
 const bodyOf = (raw: string) => raw.slice(raw.indexOf('\r\n\r\n') + 4);
@@ -170,5 +177,73 @@ describe('graceful drain on SIGTERM', () => {
     const t0 = Date.now();
     await fwd.shutdown();
     expect(Date.now() - t0).toBeLessThan(900);
+  });
+});
+
+describe('connection rebalancing (limits.maxConnectionAgeSec)', () => {
+  it('never closes mid-frame: a frame in progress at the deadline is finished, then the connection gets a FIN', async () => {
+    const { f, tcp, path } = await start({ limits: { maxConnectionAgeSec: 0.3 } });
+    // A sender that has not looked at its socket yet: it keeps writing after the forwarder's FIN.
+    const s = await halfOpenConnect(tcp.port);
+    let ended = false;
+    s.on('end', () => (ended = true));
+    const m = cef(7, 'msg=long');
+    s.write(m.slice(0, 30));
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(ended).toBe(false);
+    s.write(`${m.slice(30)}\n`);
+    await waitFor(() => ended, 5000, 'FIN after the frame');
+    // Half-closed by the forwarder, still read: what the sender wrote before noticing is kept.
+    s.end(`${cef(8)}\n`);
+    await waitFor(() => readRows(path).length === 2, 5000, 'rows');
+    const rows = readRows(path);
+    expect(rows.map((r) => r.DeviceEventClassID)).toEqual(['7', '8']);
+    expect(rows[0]!.Message ?? '').not.toContain('truncated');
+    expect(f.metrics.totals.truncated).toBe(0);
+    const text = await f.metrics.registry.metrics();
+    expect(text).toMatch(/sentinel_cef_connections_closed_total\{input="tcp",reason="max_age"\} 1/);
+    expect(text).not.toMatch(/sentinel_cef_partial_frames_total\{/);
+  });
+
+  it('a sender that reconnects on FIN, writing frames split across packets, loses and duplicates nothing', async () => {
+    const { f, tcp, path } = await start({ limits: { maxConnectionAgeSec: 0.4 } });
+    const total = 300;
+    let next = 0;
+    let connections = 0;
+    while (next < total) {
+      // It finishes the frame in hand after the FIN (as rsyslog and syslog-ng do before they reconnect).
+      const s = await halfOpenConnect(tcp.port);
+      connections++;
+      let ended = false;
+      s.on('end', () => (ended = true));
+      while (!ended && next < total) {
+        // Each frame in three writes, with pauses, so deadlines fall inside frames too.
+        const m = next % 2 ? `${cef(next)}\n` : (() => { const b = cef(next); return `${Buffer.byteLength(b)} ${b}`; })();
+        const cut = [0, 20, 50, m.length];
+        for (let k = 0; k < 3; k++) {
+          s.write(m.slice(cut[k], cut[k + 1]));
+          await new Promise((r) => setTimeout(r, 2));
+        }
+        next++;
+      }
+      await writeAndEnd(s, '');
+    }
+    await waitFor(() => readRows(path).length === total, 10_000, 'all rows');
+    const ids = readRows(path).map((r) => Number(r.DeviceEventClassID));
+    expect(new Set(ids).size).toBe(total);
+    expect([...ids].sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, i) => i));
+    expect(connections).toBeGreaterThan(1);
+    expect(f.metrics.totals.truncated).toBe(0);
+    expect(await f.metrics.registry.metrics()).not.toMatch(/sentinel_cef_partial_frames_total\{/);
+  }, 30_000);
+
+  it('is off by default: an old connection stays open', async () => {
+    const { tcp } = await start();
+    const s = await tcpConnect(tcp.port);
+    let ended = false;
+    s.on('end', () => (ended = true));
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(ended).toBe(false);
+    s.destroy();
   });
 });
