@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
@@ -192,6 +192,36 @@ describe('PROXY protocol on TLS (the header precedes the handshake)', () => {
     await waitFor(() => readRows(path).length === 10, 5000, 'rows');
     expect(through(log)).toEqual([expect.objectContaining({ input: 'tls', remote: '203.0.113.5', via: '127.0.0.1' })]);
     expect(await rejected(f, 'tls_handshake')).toBe(0);
+  });
+});
+
+describe('PROXY protocol behind a relaying balancer', () => {
+  it('a header sent in the same packet as the TLS ClientHello is split off and the handshake completes', async () => {
+    const dir = tempDir('fwd-proxy-tls-');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.pem', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir, stdio: 'pipe' });
+    const { log, path, port } = await start(['tls://127.0.0.1:0?proxy=v2'], { tls: { certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') } });
+    // A tiny balancer: prepends the header to the client's first bytes in one write, then relays.
+    const relay = createServer((client) => {
+      client.once('data', (first: Buffer) => {
+        const up = connect({ port: port('tls'), host: '127.0.0.1' }, () => {
+          up.write(Buffer.concat([v2({ src: '203.0.113.77' }), first]));
+          client.pipe(up).pipe(client);
+        });
+        up.on('error', () => client.destroy());
+      });
+      client.on('error', () => {});
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', () => r()));
+    try {
+      const relayPort = (relay.address() as { port: number }).port;
+      const s = tlsConnect({ host: '127.0.0.1', port: relayPort, ca: readFileSync(join(dir, 'server.pem')), servername: 'localhost' });
+      await new Promise<void>((r, j) => s.once('secureConnect', () => r()).once('error', j));
+      s.end(`${cef(1)}\n${cef(2)}\n`);
+      await waitFor(() => readRows(path).length === 2, 5000, 'rows');
+      expect(through(log)).toEqual([expect.objectContaining({ remote: '203.0.113.77' })]);
+    } finally {
+      relay.close();
+    }
   });
 });
 
