@@ -161,7 +161,8 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
 
   const rules = config.readinessRules;
   const notReadyReason = (): string | null => {
-    if (stopping || !delivery.isRunning) return 'shutting down';
+    if (stopping) return 'shutting down';
+    if (!delivery.isRunning) return 'delivery not running';
     if (intake?.paused.disk_full) return 'intake paused: disk full';
     if (intake?.paused.queue_full) return 'intake paused: queue full';
     if (queue.bytes > queue.maxBytes * rules.queueHighWater) return 'queue above high-water mark';

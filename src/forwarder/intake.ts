@@ -321,6 +321,7 @@ export class Intake {
     };
     const onClose = () => {
       cleanup();
+      if (this.stopped) return;
       // Bytes but no whole header is a broken sender; nothing at all is a TCP health check.
       this.o.metrics.connectionsRejected.inc({ input, reason: buf.length ? 'proxy_header' : 'proxy_no_header' });
     };
