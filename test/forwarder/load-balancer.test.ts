@@ -142,6 +142,15 @@ describe('readiness endpoint', () => {
     expect(Date.now() - t0).toBeLessThan(1000);
   }, 30_000);
 
+  it('takes --readiness, --drain-grace and --max-connection-age from flags', async () => {
+    const { loadForwarderConfig } = await import('../../src/config/load.js');
+    const dir = tempDir();
+    const c = loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, readiness: '0.0.0.0:8080', drainGrace: '5', maxConnectionAge: '600', listen: ['tcp://0.0.0.0:6514?proxy=v2'] });
+    expect(c).toMatchObject({ readiness: '0.0.0.0:8080', drainGraceSec: 5, limits: { maxConnectionAgeSec: 600, proxyHeaderTimeoutSec: 5 }, listen: ['tcp://0.0.0.0:6514?proxy=v2'] });
+    expect(loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, readiness: 'off' }).readiness).toBe(false);
+    expect(() => loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, drainGrace: 'soon' })).toThrow(/invalid value for --drain-grace: 'soon'/);
+  });
+
   it('refuses a readiness address that is not HOST:PORT with one line', async () => {
     const { loadForwarderConfig } = await import('../../src/config/load.js');
     const dir = tempDir();
