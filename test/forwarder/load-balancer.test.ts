@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseHostPort } from '../../src/config/listen.js';
@@ -6,13 +7,20 @@ import { READINESS_MAX_CONNECTIONS } from '../../src/forwarder/readiness.js';
 import { FakeSink, cef, makeConfig, readRows, silent, tcpConnect, tempDir, waitFor, writeAndEnd } from './helpers.js';
 
 let fwd: RunningForwarder | null = null;
+const dirs: string[] = [];
+const tmp = (prefix?: string) => {
+  const d = tempDir(prefix);
+  dirs.push(d);
+  return d;
+};
 afterEach(async () => {
   await fwd?.shutdown();
   fwd = null;
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
 async function start(over: Record<string, unknown> = {}, deps: ForwarderDeps = {}) {
-  const dir = tempDir();
+  const dir = tmp();
   const config = makeConfig(dir, { readiness: '127.0.0.1:0', drainGraceSec: 0, ...over });
   fwd = await startForwarder(config, { logger: silent, ...deps });
   const tcp = fwd.addresses.find((a) => a.protocol === 'tcp')!;
@@ -45,7 +53,7 @@ const bodyOf = (raw: string) => raw.slice(raw.indexOf('\r\n\r\n') + 4);
 
 describe('readiness endpoint', () => {
   it('is off by default', async () => {
-    const dir = tempDir();
+    const dir = tmp();
     fwd = await startForwarder(makeConfig(dir), { logger: silent });
     expect(fwd.readinessAddress).toBeNull();
   });
@@ -144,7 +152,7 @@ describe('readiness endpoint', () => {
 
   it('takes --readiness, --drain-grace and --max-connection-age from flags', async () => {
     const { loadForwarderConfig } = await import('../../src/config/load.js');
-    const dir = tempDir();
+    const dir = tmp();
     const c = loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, readiness: '0.0.0.0:8080', drainGrace: '5', maxConnectionAge: '600', listen: ['tcp://0.0.0.0:6514?proxy=v2'] });
     expect(c).toMatchObject({ readiness: '0.0.0.0:8080', drainGraceSec: 5, limits: { maxConnectionAgeSec: 600, proxyHeaderTimeoutSec: 5 }, listen: ['tcp://0.0.0.0:6514?proxy=v2'] });
     expect(loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, readiness: 'off' }).readiness).toBe(false);
@@ -153,7 +161,7 @@ describe('readiness endpoint', () => {
 
   it('refuses a readiness address that is not HOST:PORT with one line', async () => {
     const { loadForwarderConfig } = await import('../../src/config/load.js');
-    const dir = tempDir();
+    const dir = tmp();
     expect(() => loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, readiness: 'nonsense' })).toThrow(/invalid readiness address 'nonsense'/);
   });
 });
@@ -181,7 +189,7 @@ describe('graceful drain on SIGTERM', () => {
   });
 
   it('defaults to no grace without a readiness endpoint (shutdown as before)', async () => {
-    const dir = tempDir();
+    const dir = tmp();
     fwd = await startForwarder(makeConfig(dir), { logger: silent });
     const t0 = Date.now();
     await fwd.shutdown();

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -12,9 +12,16 @@ import { MAX_V2_BYTES, parseProxyHeader } from '../../src/forwarder/proxy-protoc
 import { cef, makeConfig, readRows, tempDir, waitFor } from './helpers.js';
 
 let fwd: RunningForwarder | null = null;
+const dirs: string[] = [];
+const tmp = (prefix?: string) => {
+  const d = tempDir(prefix);
+  dirs.push(d);
+  return d;
+};
 afterEach(async () => {
   await fwd?.shutdown();
   fwd = null;
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
 /** A tiny PROXY header writer, as a balancer sends it. */
@@ -60,7 +67,7 @@ function capture() {
 }
 
 async function start(listen: string[], over: Record<string, unknown> = {}) {
-  const dir = tempDir('fwd-proxy-');
+  const dir = tmp('fwd-proxy-');
   const log = capture();
   const config = makeConfig(dir, { listen, ...over });
   fwd = await startForwarder(config, { logger: log.logger });
@@ -180,7 +187,7 @@ describe('PROXY protocol on TCP', () => {
 
 describe('PROXY protocol on TLS (the header precedes the handshake)', () => {
   it.each(['v1', 'v2'] as const)('%s: header, then TLS; the device address is used and frames arrive intact', async (version) => {
-    const dir = tempDir('fwd-proxy-tls-');
+    const dir = tmp('fwd-proxy-tls-');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.pem', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir, stdio: 'pipe' });
     const { f, log, path, port } = await start([`tls://127.0.0.1:0?proxy=${version}`], { tls: { certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') } });
     const raw = await open(port('tls'));
@@ -197,7 +204,7 @@ describe('PROXY protocol on TLS (the header precedes the handshake)', () => {
 
 describe('PROXY protocol behind a relaying balancer', () => {
   it('a header sent in the same packet as the TLS ClientHello is split off and the handshake completes', async () => {
-    const dir = tempDir('fwd-proxy-tls-');
+    const dir = tmp('fwd-proxy-tls-');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.pem', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir, stdio: 'pipe' });
     const { log, path, port } = await start(['tls://127.0.0.1:0?proxy=v2'], { tls: { certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') } });
     // A tiny balancer: prepends the header to the client's first bytes in one write, then relays.
