@@ -8,11 +8,17 @@ export interface ListenAddress {
   port: number;
   /** The URL as written, for logs and metric labels. */
   url: string;
+  /** TCP/TLS behind a load balancer: each connection starts with this PROXY protocol header version. */
+  proxy?: 'v1' | 'v2';
 }
 
-/** Parses tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT; IPv6 hosts in brackets ([::1]:25226). */
+/**
+ * Parses tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT; IPv6 hosts in brackets ([::1]:25226).
+ * `?proxy=v1` or `?proxy=v2` on tcp/tls: connections must start with that PROXY protocol header.
+ */
 export function parseListenUrl(url: string): ListenAddress {
-  const m = /^(tcp|udp|tls):\/\/(\[[^\]]+\]|[^:/\s]+):(\d{1,5})\/?$/.exec(url.trim());
+  const [base, query] = splitQuery(url.trim());
+  const m = /^(tcp|udp|tls):\/\/(\[[^\]]+\]|[^:/\s]+):(\d{1,5})\/?$/.exec(base);
   if (!m) {
     throw new UsageError(`invalid listen address '${url}'`, {
       suggestion: 'use tcp://HOST:PORT, udp://HOST:PORT or tls://HOST:PORT (IPv6 as [::1])',
@@ -26,7 +32,26 @@ export function parseListenUrl(url: string): ListenAddress {
   }
   const port = Number(m[3]);
   if (port > 65535) throw new UsageError(`port out of range in listen address '${url}'`, { suggestion: 'use 0-65535' });
-  return { protocol, host, port, url: `${protocol}://${formatHostPort(host, port)}` };
+  const proxy = query === undefined ? undefined : parseProxyQuery(url, protocol, query);
+  return { protocol, host, port, url: listenUrlOf(protocol, host, port, proxy), ...(proxy ? { proxy } : {}) };
+}
+
+export function listenUrlOf(protocol: string, host: string, port: number, proxy?: 'v1' | 'v2'): string {
+  return `${protocol}://${formatHostPort(host, port)}${proxy ? `?proxy=${proxy}` : ''}`;
+}
+
+function splitQuery(url: string): [string, string | undefined] {
+  const i = url.indexOf('?');
+  return i < 0 ? [url, undefined] : [url.slice(0, i), url.slice(i + 1)];
+}
+
+function parseProxyQuery(url: string, protocol: string, query: string): 'v1' | 'v2' {
+  const m = /^proxy=(v1|v2)$/.exec(query);
+  if (!m) throw new UsageError(`invalid option in listen address '${url}'`, { suggestion: 'the only option is ?proxy=v1 or ?proxy=v2 (PROXY protocol from a load balancer)' });
+  if (protocol !== 'tcp' && protocol !== 'tls') {
+    throw new UsageError(`?proxy= needs a tcp:// or tls:// listener, not '${url}'`, { suggestion: 'UDP carries no PROXY header: the balancer must preserve the source address instead' });
+  }
+  return m[1] as 'v1' | 'v2';
 }
 
 export function formatHostPort(host: string, port: number): string {

@@ -23,6 +23,9 @@ export interface ForwarderFlags {
   drainTimeout?: string;
   parseWorkers?: string;
   admin?: string;
+  readiness?: string;
+  drainGrace?: string;
+  maxConnectionAge?: string;
   deadLetterFile?: string;
   logLevel?: string;
   tlsCert?: string;
@@ -76,6 +79,9 @@ export function addForwarderOptions(cmd: Command): Command {
     .option('--drain-timeout <sec>', 'on SIGTERM, keep delivering for this long before exiting')
     .option('--parse-workers <n|auto>', 'worker threads that parse and serialize (0 = main thread; auto = cores - 1, at most 4)')
     .option('--admin <host:port|off>', 'admin HTTP endpoint on loopback, or off')
+    .option('--readiness <host:port|off>', 'load-balancer readiness endpoint (200 ready / 503 not ready), any address; default off')
+    .option('--drain-grace <sec>', 'on SIGTERM, stay not ready but receiving this long first (default 15 with --readiness, else 0)')
+    .option('--max-connection-age <sec>', 'close TCP/TLS connections older than this between frames, so a balancer rebalances (0 = never)')
     .option('--dead-letter-file <file>', 'NDJSON file for rejected and unparseable events')
     .option('--log-level <level>', 'trace, debug, info, warn, error, fatal')
     .option('--tls-cert <file>', 'certificate (PEM) for tls:// listeners')
@@ -260,6 +266,9 @@ export function loadForwarderConfig(flags: ForwarderFlags, opts: LoadOptions = {
     section('batch').parseWorkers = flags.parseWorkers === 'auto' ? 'auto' : Number(flags.parseWorkers);
   }
   if (flags.admin) merged.admin = flags.admin === 'off' ? false : flags.admin;
+  if (flags.readiness) merged.readiness = flags.readiness === 'off' ? false : flags.readiness;
+  if (flags.drainGrace) merged.drainGraceSec = parseNumber(flags.drainGrace, '--drain-grace', false);
+  if (flags.maxConnectionAge) section('limits').maxConnectionAgeSec = parseNumber(flags.maxConnectionAge, '--max-connection-age', false);
   if (flags.deadLetterFile) merged.deadLetterFile = resolve(flags.deadLetterFile);
   if (flags.logLevel) merged.logLevel = flags.logLevel;
   if (flags.tlsCert || flags.tlsKey || flags.tlsCa || flags.tlsRequireClientCert) {
@@ -300,6 +309,7 @@ export function validateSemantics(config: ForwarderConfig): void {
       });
     }
   }
+  if (config.readiness !== false) parseHostPort(config.readiness, 'readiness address');
   if (config.retry.maxMs < config.retry.initialMs) throw new UsageError('retry.maxMs must be at least retry.initialMs');
 }
 
@@ -391,5 +401,6 @@ export function checkConfig(config: ForwarderConfig, env: NodeJS.ProcessEnv = pr
     checks.push({ id: 'deadLetter', ok: false, message: `cannot write the dead-letter file under ${dl}`, fix: 'pass --dead-letter-file' });
   }
   checks.push({ id: 'admin', ok: true, message: config.admin === false ? 'admin endpoint off' : `admin endpoint ${config.admin}` });
+  if (config.readiness !== false) checks.push({ id: 'readiness', ok: true, message: `readiness endpoint ${config.readiness}` });
   return checks;
 }

@@ -90,6 +90,13 @@ export const forwarderConfigSchema = z.object({
       tlsHandshakeTimeoutSec: z.number().positive().max(300).default(10),
       /** SO_RCVBUF asked for on UDP listeners (the kernel caps it at net.core.rmem_max); 0 = kernel default. */
       udpReceiveBufferBytes: z.number().int().nonnegative().default(8 * 1024 * 1024),
+      /**
+       * Behind a load balancer: a TCP/TLS connection older than this is closed between frames, so the
+       * sender reconnects and the balancer spreads connections again (each gets up to 10% jitter); 0 = never.
+       */
+      maxConnectionAgeSec: z.number().nonnegative().default(0),
+      /** A connection on a ?proxy= listener that has not sent its whole PROXY header by then is closed. */
+      proxyHeaderTimeoutSec: z.number().positive().max(60).default(5),
     })
     .prefault({}),
   queue: z
@@ -141,6 +148,25 @@ export const forwarderConfigSchema = z.object({
       authFailureMaxSec: z.number().int().nonnegative().max(7 * 24 * 3600).default(3600),
     })
     .prefault({}),
+  /**
+   * HOST:PORT of the load-balancer readiness endpoint (HTTP GET/HEAD answers `200 ready` or `503 not
+   * ready: <reason>`), or false (default). Unlike the admin API it may listen on any address.
+   */
+  readiness: z.union([z.string(), z.literal(false)]).default(false),
+  /** When the readiness endpoint says not ready (besides paused intake and shutdown). */
+  readinessRules: z
+    .object({
+      /** Not ready once every delivery attempt has failed for this long. */
+      sinkFailingSec: z.number().positive().default(60),
+      /** Not ready while the queue holds more than this fraction of queue.maxBytes. */
+      queueHighWater: z.number().positive().max(1).default(0.8),
+    })
+    .prefault({}),
+  /**
+   * On SIGTERM/SIGINT: seconds to stay not ready while still receiving, so the balancer stops sending
+   * first; then intake stops and the drain below starts. Default: 15 with a readiness endpoint, else 0.
+   */
+  drainGraceSec: z.number().nonnegative().max(3600).optional(),
   /** On SIGTERM/SIGINT: seconds to keep delivering queued events before exiting (the rest stays queued). */
   drainTimeoutSec: z.number().nonnegative().default(10),
   sink: sinkSchema,

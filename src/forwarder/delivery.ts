@@ -543,6 +543,8 @@ export interface DeliveryOptions {
  */
 export class DeliveryLoop {
   lastDelivery: Health['lastDelivery'] = null;
+  /** When the first of the delivery failures since the last success happened (ms), or null. */
+  failingSince: number | null = null;
   readonly effects: DeliveryEffects;
   private readonly runner: BatchRunner;
   private readonly abort = new AbortController();
@@ -553,7 +555,10 @@ export class DeliveryLoop {
 
   constructor(private readonly o: DeliveryOptions) {
     this.random = o.random ?? Math.random;
-    this.effects = localEffects(o.metrics, o.probes, (d) => (this.lastDelivery = d));
+    this.effects = localEffects(o.metrics, o.probes, (d) => {
+      this.lastDelivery = d;
+      this.failingSince = d === null || d.ok ? null : (this.failingSince ?? Date.now());
+    });
     this.runner = o.runner(this.effects);
   }
 

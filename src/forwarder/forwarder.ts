@@ -18,6 +18,7 @@ import { Intake } from './intake.js';
 import { createLogger, logDestinationOf } from './logger.js';
 import { ForwarderMetrics } from './metrics.js';
 import { ProbeTracker } from './probes.js';
+import { startReadinessServer } from './readiness.js';
 import { appendReplay, writeReplayToken } from './replay-intake.js';
 
 let workerEntry: URL | null = null;
@@ -52,6 +53,10 @@ export interface RunningForwarder {
   readonly addresses: ListenAddress[];
   /** host:port of the admin endpoint, or null when off. */
   readonly adminAddress: string | null;
+  /** host:port of the readiness endpoint, or null when off. */
+  readonly readinessAddress: string | null;
+  /** Why a load balancer should send nothing here now, or null when ready. */
+  notReadyReason(): string | null;
   readonly metrics: ForwarderMetrics;
   readonly deadLetterFile: string;
   health(): Health;
@@ -167,6 +172,18 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     };
   };
 
+  const rules = config.readinessRules;
+  const notReadyReason = (): string | null => {
+    if (stopping) return 'shutting down';
+    if (!delivery.isRunning) return 'delivery not running';
+    if (intake?.paused.disk_full) return 'intake paused: disk full';
+    if (intake?.paused.queue_full) return 'intake paused: queue full';
+    if (queue.bytes > queue.maxBytes * rules.queueHighWater) return 'queue above high-water mark';
+    const since = delivery.failingSince;
+    if (since !== null && Date.now() - since >= rules.sinkFailingSec * 1000) return `sink failing for ${Math.round((Date.now() - since) / 1000)}s`;
+    return null;
+  };
+
   const replayed = <T extends { status: number; body: { appended: number; error?: string } }>(r: T): T => {
     if (r.status === 200) logger.info({ records: r.body.appended }, 'dead-letter replay: records appended to the queue');
     else logger.warn({ status: r.status, error: r.body.error }, 'dead-letter replay refused');
@@ -174,6 +191,8 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
   };
   let admin: { server: Server; port: number } | null = null;
   let adminHost: string | null = null;
+  let readiness: { server: Server; port: number } | null = null;
+  let readinessHost: string | null = null;
   try {
     if (sink.start) {
       await sink.start().catch((err: Error) => logger.warn({ err: err.message, sink: sink.name }, 'sink start reported a problem; delivery will retry'));
@@ -193,14 +212,20 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
       }
       admin = await startAdminServer(host, port, { health, probe: (id) => probes.get(id), registry: metrics.registry, logger, replay });
     }
+    if (config.readiness !== false) {
+      const { host, port } = parseHostPort(config.readiness, 'readiness address');
+      readinessHost = host;
+      readiness = await startReadinessServer(host, port, notReadyReason);
+    }
   } catch (err) {
     await intake?.stop();
+    if (admin) await closeHttp(admin.server);
     queue.close();
     throw err;
   }
   delivery.start();
   logger.info(
-    { version: VERSION, inputs: intake.addresses.map((a) => a.url), sink: sink.name, queueDir: config.queue.dir, deadLetterFile: dlPath, admin: admin ? formatHostPort(adminHost!, admin.port) : 'off', queued: queue.records, parseWorkers: workers },
+    { version: VERSION, inputs: intake.addresses.map((a) => a.url), sink: sink.name, queueDir: config.queue.dir, deadLetterFile: dlPath, admin: admin ? formatHostPort(adminHost!, admin.port) : 'off', readiness: readiness ? formatHostPort(readinessHost!, readiness.port) : 'off', queued: queue.records, parseWorkers: workers },
     'forwarder started',
   );
 
@@ -208,6 +233,12 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
   const shutdown = () =>
     (shutdownPromise ??= (async () => {
       stopping = true;
+      const graceSec = config.drainGraceSec ?? (readiness ? DEFAULT_DRAIN_GRACE_SEC : 0);
+      if (graceSec > 0) {
+        // Not ready from here on: the balancer stops sending new connections while current ones finish.
+        logger.info({ drainGraceSec: graceSec, connections: intake!.connectionCount }, 'not ready: still receiving while the load balancer drains this node');
+        await new Promise((r) => setTimeout(r, graceSec * 1000));
+      }
       logger.info({ drainTimeoutSec: config.drainTimeoutSec, queued: queue.records }, 'stopping intake and draining the queue');
       await intake!.stop();
       await delivery.stop(config.drainTimeoutSec * 1000);
@@ -218,22 +249,30 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
       } catch (err) {
         logger.warn({ err: (err as Error).message }, 'sink close failed');
       }
-      if (admin) {
-        admin.server.closeAllConnections();
-        await new Promise<void>((r) => admin!.server.close(() => r()));
-      }
+      if (admin) await closeHttp(admin.server);
+      if (readiness) await closeHttp(readiness.server);
       logger.info({ ...metrics.totals, leftQueued: queue.records }, 'forwarder stopped');
     })());
 
   return {
     addresses: intake.addresses,
     adminAddress: admin ? formatHostPort(adminHost!, admin.port) : null,
+    readinessAddress: readiness ? formatHostPort(readinessHost!, readiness.port) : null,
+    notReadyReason,
     metrics,
     deadLetterFile: dlPath,
     health,
     probe: (id) => probes.get(id),
     shutdown,
   };
+}
+
+/** Seconds a node with a readiness endpoint stays not ready but receiving after SIGTERM (2-3 probe intervals). */
+export const DEFAULT_DRAIN_GRACE_SEC = 15;
+
+function closeHttp(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise<void>((r) => server.close(() => r()));
 }
 
 /** Runs until the signal aborts (SIGTERM/SIGINT in the CLI), then shuts down. */

@@ -5,21 +5,31 @@ import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ForwarderConfig } from '../config/schema.js';
 import type { ListenAddress } from '../config/listen.js';
-import { formatHostPort } from '../config/listen.js';
+import { formatHostPort, listenUrlOf } from '../config/listen.js';
 import type { DiskQueue } from './disk-queue.js';
 import { SyslogFramer, trimEnd, type Frame } from './framing.js';
 import type { ForwarderMetrics } from './metrics.js';
 import { probeIdOfRaw, type ProbeTracker } from './probes.js';
+import { parseProxyHeader, type ProxySource, type ProxyVersion } from './proxy-protocol.js';
 
 interface Conn {
   socket: Socket;
   input: string;
+  /** The sender: the peer, or the device's address from a PROXY header. */
+  remote: string | undefined;
+  /** The balancer's address when `remote` came from a PROXY header. */
+  via?: string;
   lastFrameAt: number;
   /** Last time any byte arrived. */
   lastDataAt: number;
   framer: SyslogFramer;
   /** Why the forwarder closed it, for the partial frame flushed on close. */
   closeReason?: string;
+  /** When limits.maxConnectionAgeSec runs out (ms; Infinity when off). */
+  expiresAt: number;
+  /** Past its age: closed as soon as no frame is in progress. */
+  expired: boolean;
+  lingerTimer?: NodeJS.Timeout;
 }
 
 /** A connection with no traffic at all is closed after this many idle timeouts (default 1 h). */
@@ -27,6 +37,12 @@ export const SILENT_FACTOR = 12;
 
 /** Failures that can come by the thousand (refused connections, failed handshakes) log once per this. */
 export const FAILURE_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * After closing an aged connection (FIN), data already on its way is still read for this long; a
+ * sender that reads notices the FIN and reconnects well before.
+ */
+export const AGED_LINGER_MS = 30_000;
 
 /** Descriptors the forwarder needs besides connections: node itself, queue segments, dead letters, admin API, workers. */
 const RESERVED_FDS = 100;
@@ -108,6 +124,9 @@ export class Intake {
   private readonly refusedLog: FailureLog;
   private readonly handshakeLog: FailureLog;
   private readonly listenerLog: FailureLog;
+  private readonly proxyLog: FailureLog;
+  /** Device addresses from PROXY headers of TLS connections, by the balancer's address:port, until the TLS socket exists. */
+  private readonly proxiedTls = new Map<string, ProxySource>();
   private queueFull = false;
   private diskError: string | null = null;
   /** Messages read from TCP while the disk refused writes; written first once it accepts again. */
@@ -123,6 +142,7 @@ export class Intake {
     this.refusedLog = new FailureLog(o.logger, 'connection refused: maximum connections reached');
     this.handshakeLog = new FailureLog(o.logger, 'TLS handshake failed');
     this.listenerLog = new FailureLog(o.logger, 'listener error', 'error');
+    this.proxyLog = new FailureLog(o.logger, 'connection closed: no valid PROXY protocol header');
   }
 
   get paused(): { queue_full: boolean; disk_full: boolean } {
@@ -170,7 +190,11 @@ export class Intake {
         rejectUnauthorized: t.requireClientCert,
         handshakeTimeout: this.o.limits.tlsHandshakeTimeoutSec * 1000,
       });
-      ts.on('secureConnection', (s: TLSSocket) => this.onConnection(s, input));
+      ts.on('secureConnection', (s: TLSSocket) => {
+        const key = `${s.remoteAddress}|${s.remotePort}`;
+        const source = a.proxy ? this.proxiedTls.get(key) : undefined;
+        this.onConnection(s, input, source);
+      });
       ts.on('tlsClientError', (err, s) => {
         // Node reports a handshake timeout here but leaves the socket open.
         s.destroy();
@@ -178,11 +202,23 @@ export class Intake {
         this.handshakeLog.note({ input, remote: s.remoteAddress, err: err.message });
       });
       server = createTcpServer((raw) => {
-        if (this.admit(raw, input)) ts.emit('connection', raw);
+        if (!this.admit(raw, input)) return;
+        if (!a.proxy) return void ts.emit('connection', raw);
+        // The header precedes the TLS handshake; what follows it is handed to TLS unread.
+        this.readProxyHeader(raw, input, a.proxy, (source) => {
+          if (source) {
+            const key = `${raw.remoteAddress}|${raw.remotePort}`;
+            this.proxiedTls.set(key, source);
+            raw.once('close', () => this.proxiedTls.delete(key));
+          }
+          ts.emit('connection', raw);
+        });
       });
     } else {
       server = createTcpServer((raw) => {
-        if (this.admit(raw, input)) this.onConnection(raw, input);
+        if (!this.admit(raw, input)) return;
+        if (!a.proxy) return this.onConnection(raw, input);
+        this.readProxyHeader(raw, input, a.proxy, (source) => this.onConnection(raw, input, source ?? undefined));
       });
     }
     server.on('error', (err) => this.listenerLog.note({ err: err.message, listen: a.url }));
@@ -193,7 +229,7 @@ export class Intake {
         server.off('error', reject);
         const addr = server.address();
         const port = typeof addr === 'object' && addr ? addr.port : a.port;
-        this.addresses.push({ ...a, port, url: `${a.protocol}://${formatHostPort(a.host, port)}` });
+        this.addresses.push({ ...a, port, url: listenUrlOf(a.protocol, a.host, port, a.proxy) });
         resolve();
       });
     });
@@ -262,15 +298,61 @@ export class Intake {
     return true;
   }
 
-  private onConnection(socket: Socket, input: string): void {
+  /**
+   * Reads a PROXY header (bounded in size and time) and calls `then` with the device's address (null
+   * for LOCAL/UNKNOWN: the peer is the sender), the socket paused with the bytes after the header
+   * pushed back. A connection without a valid header is closed and counted.
+   */
+  private readProxyHeader(raw: Socket, input: string, version: ProxyVersion, then: (source: ProxySource | null) => void): void {
+    let buf: Buffer = Buffer.alloc(0);
+    const fail = (reason: string, detail: string) => {
+      cleanup();
+      this.o.metrics.connectionsRejected.inc({ input, reason });
+      this.proxyLog.note({ input, remote: raw.remoteAddress, err: detail });
+      raw.destroy();
+    };
+    const onData = (chunk: Buffer) => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      const r = parseProxyHeader(buf, version);
+      if (r.status === 'more') return;
+      if (r.status === 'invalid') return fail('proxy_header', r.reason);
+      cleanup();
+      raw.pause();
+      if (buf.length > r.length) raw.unshift(buf.subarray(r.length));
+      then(r.source);
+    };
+    const onClose = () => {
+      cleanup();
+      if (this.stopped) return;
+      // Bytes but no whole header is a broken sender; nothing at all is a TCP health check.
+      this.o.metrics.connectionsRejected.inc({ input, reason: buf.length ? 'proxy_header' : 'proxy_no_header' });
+    };
+    const timer = setTimeout(() => fail('proxy_timeout', `no complete PROXY ${version} header within ${this.o.limits.proxyHeaderTimeoutSec}s`), this.o.limits.proxyHeaderTimeoutSec * 1000);
+    timer.unref();
+    const cleanup = () => {
+      clearTimeout(timer);
+      raw.off('data', onData);
+      raw.off('close', onClose);
+    };
+    raw.on('data', onData);
+    raw.on('close', onClose);
+    // A reset during the header: 'close' follows and counts it.
+    raw.on('error', () => {});
+  }
+
+  private onConnection(socket: Socket, input: string, source?: ProxySource): void {
     const { logger, limits } = this.o;
     if (this.stopped) {
       socket.destroy();
       return;
     }
     const framer = new SyslogFramer(limits.maxMessageBytes);
-    const conn: Conn = { socket, input, lastFrameAt: Date.now(), lastDataAt: Date.now(), framer };
+    const now = Date.now();
+    // Jitter spreads the reconnects of senders that all connected at once (after a restart).
+    const maxAgeMs = limits.maxConnectionAgeSec * 1000 * (1 - 0.1 * Math.random());
+    const conn: Conn = { socket, input, remote: source?.address ?? socket.remoteAddress, ...(source ? { via: socket.remoteAddress } : {}), lastFrameAt: now, lastDataAt: now, framer, expiresAt: maxAgeMs > 0 ? now + maxAgeMs : Infinity, expired: false };
     this.conns.add(conn);
+    if (source) logger.debug({ input, remote: conn.remote, remotePort: source.port, via: conn.via }, 'connection through a load balancer');
     if (this.intakePaused) socket.pause();
     socket.on('data', (chunk: Buffer) => {
       conn.lastDataAt = Date.now();
@@ -279,16 +361,20 @@ export class Intake {
         conn.lastFrameAt = Date.now();
         this.ingest(input, frames, socket);
       }
+      if (conn.expired && framer.pendingBytes === 0) this.closeAged(conn);
     });
+    // A socket handed over after its PROXY header was left paused.
+    if (!this.intakePaused && socket.isPaused()) socket.resume();
     socket.on('end', () => {
       this.flushPartial(conn, 'peer_closed');
       socket.end();
     });
     socket.on('error', (err) => {
       conn.closeReason ??= 'error';
-      logger.debug({ input, remote: socket.remoteAddress, err: err.message }, 'connection error');
+      logger.debug({ input, remote: conn.remote, via: conn.via, err: err.message }, 'connection error');
     });
     socket.on('close', () => {
+      if (conn.lingerTimer) clearTimeout(conn.lingerTimer);
       this.flushPartial(conn, conn.closeReason ?? 'closed');
       this.conns.delete(conn);
     });
@@ -304,16 +390,38 @@ export class Intake {
     if (this.intakePaused) return;
     const now = Date.now();
     for (const c of this.conns) {
+      if (!c.expired && now >= c.expiresAt) {
+        c.expired = true;
+        // Between frames only: one in progress is finished first (the data handler closes after it).
+        if (c.framer.pendingBytes === 0) this.closeAged(c);
+      }
       const dripping = c.framer.pendingBytes > 0 && now - c.lastFrameAt > idleMs;
       const silent = now - Math.max(c.lastDataAt, c.lastFrameAt) > idleMs * SILENT_FACTOR;
       if (dripping || silent) {
         const reason = dripping ? 'slow_drip' : 'idle_timeout';
         this.o.metrics.connectionsClosed.inc({ input: c.input, reason });
-        this.o.logger.info({ input: c.input, remote: c.socket.remoteAddress, reason }, dripping ? 'closing connection: no complete message within the idle timeout' : 'closing silent connection');
+        this.o.logger.info({ input: c.input, remote: c.remote, via: c.via, reason }, dripping ? 'closing connection: no complete message within the idle timeout' : 'closing silent connection');
         c.closeReason = reason;
         c.socket.destroy();
       }
     }
+  }
+
+  /**
+   * Rebalancing: a FIN, not a reset, so the sender reconnects (through the balancer) and loses
+   * nothing; what it sent before noticing is still read until it closes or AGED_LINGER_MS passes.
+   */
+  private closeAged(c: Conn): void {
+    c.expired = false;
+    c.expiresAt = Infinity;
+    this.o.metrics.connectionsClosed.inc({ input: c.input, reason: 'max_age' });
+    this.o.logger.debug({ input: c.input, remote: c.remote, via: c.via }, 'closing connection: maximum connection age reached');
+    c.socket.end();
+    c.lingerTimer = setTimeout(() => {
+      c.closeReason = 'max_age';
+      c.socket.destroy();
+    }, AGED_LINGER_MS);
+    c.lingerTimer.unref();
   }
 
   /**
@@ -448,7 +556,7 @@ export class Intake {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of [this.idleTimer, this.resumeTimer]) if (t) clearInterval(t);
-    for (const l of [this.refusedLog, this.handshakeLog, this.listenerLog]) l.flush(true);
+    for (const l of [this.refusedLog, this.handshakeLog, this.listenerLog, this.proxyLog]) l.flush(true);
     const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
     for (const c of this.conns) {
       // Before destroy: 'close' comes a tick later, and what it would flush must reach the queue now.
