@@ -83,6 +83,12 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   const sinkChoice = await resolveSink(opts, cloud, deps, env, warn);
 
   // ---- detect ----
+  // Before anything else, the package install we may offer included: the service runs this node, not ours, and
+  // an old one crash-loops with a stack trace after we have changed the system.
+  const nodePath = (await exec.which('node')) ?? process.execPath;
+  const nodeVersion = await exec.run(nodePath, ['--version'], { timeoutMs: 30_000 });
+  const oldNode = unsupportedNodeMessage(nodeVersion.exitCode === 0 ? nodeVersion.stdout : '', `the service's node (${nodePath})`);
+  if (oldNode) throw new CliError(oldNode, { code: 'ERR_NODE_VERSION', exitCode: 2 });
   const distro = await detectDistro(fs);
   const init = await detectInitSystem(fs);
   const ctx: Ctx = { fs, exec, init: init.kind, log };
@@ -128,11 +134,6 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   } catch {
     throw new CliError(`the forwarder bundle ${bundlePath} is missing`, { suggestion: 'run `npm run build` in the package first' });
   }
-  const nodePath = (await exec.which('node')) ?? process.execPath;
-  // The service runs this node, not ours: an old one crash-loops with a stack trace after we have changed the system.
-  const nodeVersion = await exec.run(nodePath, ['--version'], { timeoutMs: 30_000 });
-  const oldNode = unsupportedNodeMessage(nodeVersion.exitCode === 0 ? nodeVersion.stdout : '', `the service's node (${nodePath})`);
-  if (oldNode) throw new CliError(oldNode, { code: 'ERR_NODE_VERSION', exitCode: 2 });
   if (/^\/(root|home)\//.test(nodePath)) warn(`node is at ${nodePath}: the ${SERVICE_USER} user may not be able to run it; install node system-wide`);
   const group = { user: 'root', group: SERVICE_USER };
   const serviceOwner = { user: SERVICE_USER, group: SERVICE_USER };

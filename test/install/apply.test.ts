@@ -489,7 +489,33 @@ describe('with no syslog daemon', () => {
     const d = deps(root, exec);
     const res = await runInstall(opts({ dryRun: false }), d.deps);
     expect(res.daemon).toBe('rsyslog');
-    expect(exec.calls[0]).toEqual(['apt-get', 'install', '-y', 'rsyslog']);
+    // The service's node is checked before anything is installed.
+    expect(exec.calls.slice(0, 2)).toEqual([['/usr/bin/node', '--version'], ['apt-get', 'install', '-y', 'rsyslog']]);
+    expect(d.logs).toContain('running apt-get install -y rsyslog (this can take a minute)');
+  });
+
+  it('runs apt-get update and tries again when the package lists are empty (a fresh image)', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    rmSync(path.join(root, 'usr/sbin/rsyslogd'));
+    const exec = fakeExec({ root });
+    const run = exec.run.bind(exec);
+    let updated = false;
+    exec.run = async (cmd, args, o) => {
+      if (cmd === 'apt-get' && args[0] === 'update') updated = true;
+      if (cmd === 'apt-get' && args[0] === 'install') {
+        if (!updated) {
+          exec.calls.push([cmd, ...args]);
+          return { exitCode: 100, stdout: '', stderr: 'E: Unable to locate package rsyslog', failed: true };
+        }
+        writeFileSync(path.join(root, 'usr/sbin/rsyslogd'), '');
+      }
+      return run(cmd, args, o);
+    };
+    const d = deps(root, exec);
+    const res = await runInstall(opts({ dryRun: false }), d.deps);
+    expect(res.daemon).toBe('rsyslog');
+    expect(exec.calls.filter((c) => c[0] === 'apt-get')).toEqual([['apt-get', 'install', '-y', 'rsyslog'], ['apt-get', 'update'], ['apt-get', 'install', '-y', 'rsyslog']]);
+    expect(d.logs.some((l) => l.includes('running apt-get update'))).toBe(true);
   });
 
   it('without --yes and without a TTY it stops with the command to run', async () => {
