@@ -4,14 +4,15 @@ import { CliError, UsageError } from '../errors.js';
 import { DEFAULT_ADMIN, DEFAULT_CONFIG_PATH, forwarderConfigSchema, type Cloud } from '../config/schema.js';
 import type { Exec } from '../system/exec.js';
 import type { FsRoot } from '../system/fs-root.js';
-import type { Prompter } from '../system/prompts.js';
+import type { Choice, Prompter } from '../system/prompts.js';
 import { detectDistro, type Distro } from '../system/detect-distro.js';
 import { detectDaemon, type SyslogDaemon } from '../system/detect-daemon.js';
 import { detectInitSystem } from '../system/processes.js';
 import { findListeners, listListeners } from '../system/listeners.js';
 import { detectFirewall, planFirewallFix } from '../system/firewall.js';
 import { detectSelinux, planSelinuxFix } from '../system/selinux.js';
-import type { InstallOptions } from './options.js';
+import { installOptionsSchema, type InstallOptions } from './options.js';
+import { DATA_COLLECTOR_RETIRED, legacyNotice, probeDataCollector, type LegacyProbe, type LegacyTarget } from './legacy-notice.js';
 import { loadTemplate, packageRoot } from './templates.js';
 import { scanRsyslogConfig } from './rsyslog-config.js';
 import { scanSyslogNgConfig } from './syslog-ng-config.js';
@@ -45,7 +46,23 @@ export interface InstallDeps {
   mutateDropin?: (content: string) => string;
   /** Process control (systemd or direct); tests pass a fake. */
   services?: Services;
+  /** Asks the Data Collector endpoint what it answers (default: a signed HTTPS post); tests pass a fake. */
+  probeLegacy?: (target: LegacyTarget, sharedKey: string) => Promise<LegacyProbe>;
 }
+
+export type Destination = 'workspace-setup' | 'dcr' | 'file' | 'legacy';
+
+/** The interactive choice of destination, the supported paths first and the retired one last. */
+export const DESTINATION_CHOICES: readonly Choice<Destination>[] = [
+  {
+    value: 'workspace-setup',
+    name: 'Set up Logs Ingestion for me (create the DCR and grant the role)',
+    disabled: 'not built yet in this version: pick an existing DCR (`sentinel-cef dcr` prints the rule and the az commands)',
+  },
+  { value: 'dcr', name: 'An existing data collection rule (Logs Ingestion API, the CommonSecurityLog table)' },
+  { value: 'file', name: 'A local file (trials, CI)' },
+  { value: 'legacy', name: `Workspace id and key (Data Collector API, retired ${DATA_COLLECTOR_RETIRED}; rows go to CommonSecurityLog_CL)` },
+];
 
 export interface InstallResult {
   changed: boolean;
@@ -444,6 +461,7 @@ async function resolveSink(
   warn: (w: string) => void,
 ): Promise<SinkChoice> {
   const modes = [opts.sink ? 'file' : null, opts.dce || opts.dcr ? 'dce' : null, opts.workspaceId ? 'workspace' : null].filter(Boolean);
+  if (modes.length === 0 && deps.prompter.interactive) opts = await askDestination(opts, deps.prompter);
   if (modes.length > 1) throw new UsageError('choose one destination: <workspaceId> <primaryKey>, --dce/--dcr, or --sink file:PATH');
   if (opts.sink) {
     const p = opts.sink.slice('file:'.length);
@@ -493,9 +511,33 @@ async function resolveSink(
     throw new UsageError('the workspace key is not a base64 key', { suggestion: 'copy the primary key from the workspace\'s Agents page' });
   }
   deps.exec.registerSecret(key);
+  const target: LegacyTarget = { workspaceId, cloud, endpoint: opts.endpoint };
+  const probe = await (deps.probeLegacy ?? ((t, k) => probeDataCollector(t, k, { env })))(target, key);
+  const [head, ...rest] = legacyNotice(probe);
+  warn(head);
+  rest.forEach((l) => deps.log(l));
   const sink: Record<string, unknown> = { type: 'log-analytics', workspaceId, sharedKeyFile: SHARED_KEY_PATH, cloud };
   if (opts.endpoint) sink.endpoint = opts.endpoint;
   return { sink, secretFile: { path: SHARED_KEY_PATH, value: key }, describe: `workspace ${workspaceId} (${cloud}${opts.endpoint ? `, ${opts.endpoint}` : ''})` };
+}
+
+/** On a terminal with no destination flag: which path, then the values that path needs (checked as the flags are). */
+async function askDestination(opts: InstallOptions, prompter: Prompter): Promise<InstallOptions> {
+  const pick = await prompter.select('Where should the forwarder send events?', DESTINATION_CHOICES, { flag: '--dce/--dcr, --sink or <workspaceId>' });
+  const check = (key: 'dce' | 'dcr' | 'sink') => (v: string) => {
+    const r = installOptionsSchema.shape[key].safeParse(v.trim());
+    return r.success || r.error.issues[0].message;
+  };
+  if (pick === 'dcr') {
+    const dce = (await prompter.input('Logs ingestion endpoint of the DCR (or of its DCE)', { flag: '--dce', validate: check('dce') })).trim();
+    const dcr = (await prompter.input('DCR immutable id (dcr-…)', { flag: '--dcr', validate: check('dcr') })).trim();
+    return { ...opts, dce, dcr };
+  }
+  if (pick === 'file') {
+    const file = (await prompter.input('File for the rows (NDJSON), an absolute path', { flag: '--sink file:PATH', validate: (v) => check('sink')(`file:${v.trim()}`) })).trim();
+    return { ...opts, sink: `file:${file}` };
+  }
+  return opts;
 }
 
 async function readSecretFile(p: string): Promise<string> {
