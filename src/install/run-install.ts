@@ -57,7 +57,7 @@ export const DESTINATION_CHOICES: readonly Choice<Destination>[] = [
   {
     value: 'workspace-setup',
     name: 'Set up Logs Ingestion for me (create the DCR and grant the role)',
-    disabled: 'not built yet in this version: pick an existing DCR (`sentinel-cef dcr` prints the rule and the az commands)',
+    disabled: 'not built yet in this version: pick an existing DCR (`sentinel-cef dcr` prints one)',
   },
   { value: 'dcr', name: 'An existing data collection rule (Logs Ingestion API, the CommonSecurityLog table)' },
   { value: 'file', name: 'A local file (trials, CI)' },
