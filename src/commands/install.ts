@@ -11,7 +11,7 @@ import { runUninstall } from '../install/run-uninstall.js';
 export function installCommand(): Command {
   return new Command('install')
     .description('configure rsyslog/syslog-ng and the forwarder so CEF on port 514 reaches Microsoft Sentinel')
-    .argument('[workspaceId]', 'Log Analytics workspace id (legacy Data Collector API)')
+    .argument('[workspaceId]', 'Log Analytics workspace id (Data Collector API, retired 2026-09-14; see `sentinel-cef dcr`)')
     .argument('[primaryKey]', 'workspace primary key (prefer --key-file or SENTINEL_CEF_KEY: argv is visible in /proc)')
     .option('--key-file <path>', 'file holding the workspace key')
     .option('--dce <url>', 'Logs Ingestion endpoint (DCE)')
