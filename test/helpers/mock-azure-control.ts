@@ -226,6 +226,12 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
     if ((m = RA_PATH.exec(path))) {
       requireVersion(url, API_VERSIONS.roleAssignments);
       const [, scope, name] = m;
+      if (req.method === 'GET') {
+        permit('Microsoft.Authorization/roleAssignments/read', scope);
+        const ra = roleAssignments.get(path.toLowerCase());
+        if (!ra) throw new HttpError(404, 'RoleAssignmentNotFound', `The role assignment '${name}' is not found.`);
+        return [200, ra];
+      }
       if (req.method !== 'PUT') throw new HttpError(405, 'MethodNotAllowed', `${req.method} is not supported here`);
       permit('Microsoft.Authorization/roleAssignments/write', scope);
       if (!GUID.test(name)) throw new HttpError(400, 'InvalidRoleAssignmentId', `The role assignment ID '${name}' is not valid. The role assignment ID must be a GUID.`);
