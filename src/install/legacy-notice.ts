@@ -7,8 +7,10 @@ import { redact } from '../util/secrets.js';
 export const DATA_COLLECTOR_RETIRED = '2026-09-14';
 export const LEGACY_LOG_TYPE = 'CommonSecurityLog';
 
-/** The one command that moves a legacy install to Logs Ingestion (it prints the DCR, the az steps and the install line). */
-export const SWITCH_COMMAND = 'sentinel-cef dcr';
+/** The one command that moves a legacy install to Logs Ingestion: DCR, role and forwarder config in one go. */
+export function switchCommand(workspaceId: string): string {
+  return `sentinel-cef install --workspace ${workspaceId}`;
+}
 
 export interface LegacyProbe {
   url: string;
@@ -53,7 +55,7 @@ function excerpt(text: string, secret: string): string {
 }
 
 /** What install says before it applies a workspace-key setup: the API's status, its answer today, where rows go, the way out. */
-export function legacyNotice(probe: LegacyProbe): string[] {
+export function legacyNotice(probe: LegacyProbe, workspaceId: string): string[] {
   const answer = probe.error
     ? `no answer: ${probe.error}`
     : `HTTP ${probe.status}${probe.body ? `: ${probe.body}` : ' (empty body)'}`;
@@ -61,6 +63,6 @@ export function legacyNotice(probe: LegacyProbe): string[] {
     `the Data Collector API (workspace id + key) was retired by Microsoft on ${DATA_COLLECTOR_RETIRED}: this path is unsupported`,
     `  a signed probe to POST ${probe.url} answered ${answer}`,
     `  rows sent this way go to the custom table ${LEGACY_LOG_TYPE}_CL, not to CommonSecurityLog (Sentinel's CEF content reads CommonSecurityLog)`,
-    `  switch to the Logs Ingestion API: \`${SWITCH_COMMAND}\` prints the rule, the two az commands and the install command to run`,
+    `  switch to the Logs Ingestion API (creates the DCR and grants the role): \`${switchCommand(workspaceId)}\``,
   ];
 }

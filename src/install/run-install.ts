@@ -12,6 +12,9 @@ import { findListeners, listListeners } from '../system/listeners.js';
 import { detectFirewall, planFirewallFix } from '../system/firewall.js';
 import { detectSelinux, planSelinuxFix } from '../system/selinux.js';
 import { installOptionsSchema, type InstallOptions } from './options.js';
+import { setupLogsIngestion } from '../azure/setup-logs-ingestion.js';
+import { ARM_URLS, createAzureClient, type AzureClient } from '../azure/azure-client.js';
+import { MONITOR_SCOPES } from '../sinks/token.js';
 import { DATA_COLLECTOR_RETIRED, legacyNotice, probeDataCollector, type LegacyProbe, type LegacyTarget } from './legacy-notice.js';
 import { loadTemplate, packageRoot } from './templates.js';
 import { scanRsyslogConfig } from './rsyslog-config.js';
@@ -48,17 +51,17 @@ export interface InstallDeps {
   services?: Services;
   /** Asks the Data Collector endpoint what it answers (default: a signed HTTPS post); tests pass a fake. */
   probeLegacy?: (target: LegacyTarget, sharedKey: string) => Promise<LegacyProbe>;
+  /** Azure for `--workspace` (default: DefaultAzureCredential over HTTPS); tests pass one backed by the mocks. */
+  azure?: AzureClient;
+  /** Waits between role probes (tests: instant). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 export type Destination = 'workspace-setup' | 'dcr' | 'file' | 'legacy';
 
 /** The interactive choice of destination, the supported paths first and the retired one last. */
 export const DESTINATION_CHOICES: readonly Choice<Destination>[] = [
-  {
-    value: 'workspace-setup',
-    name: 'Set up Logs Ingestion for me (create the DCR and grant the role)',
-    disabled: 'not built yet in this version: pick an existing DCR (`sentinel-cef dcr` prints one)',
-  },
+  { value: 'workspace-setup', name: 'Set up Logs Ingestion for me (create the DCR in the workspace\'s region and grant the role)' },
   { value: 'dcr', name: 'An existing data collection rule (Logs Ingestion API, the CommonSecurityLog table)' },
   { value: 'file', name: 'A local file (trials, CI)' },
   { value: 'legacy', name: `Workspace id and key (Data Collector API, retired ${DATA_COLLECTOR_RETIRED}; rows go to CommonSecurityLog_CL)` },
@@ -460,9 +463,10 @@ async function resolveSink(
   env: NodeJS.ProcessEnv,
   warn: (w: string) => void,
 ): Promise<SinkChoice> {
-  const modes = [opts.sink ? 'file' : null, opts.dce || opts.dcr ? 'dce' : null, opts.workspaceId ? 'workspace' : null].filter(Boolean);
+  const modes = [opts.sink ? 'file' : null, opts.dce || opts.dcr ? 'dce' : null, opts.workspaceId ? 'workspace' : null, opts.workspace ? 'setup' : null].filter(Boolean);
   if (modes.length === 0 && deps.prompter.interactive) opts = await askDestination(opts, deps.prompter);
-  if (modes.length > 1) throw new UsageError('choose one destination: <workspaceId> <primaryKey>, --dce/--dcr, or --sink file:PATH');
+  if (modes.length > 1) throw new UsageError('choose one destination: <workspaceId> <primaryKey>, --dce/--dcr, --workspace, or --sink file:PATH');
+  if (opts.workspace) opts = await setUpWorkspace(opts, cloud, deps, env);
   if (opts.sink) {
     const p = opts.sink.slice('file:'.length);
     return { sink: { type: 'file', path: p }, describe: `file ${p}` };
@@ -513,12 +517,36 @@ async function resolveSink(
   deps.exec.registerSecret(key);
   const target: LegacyTarget = { workspaceId, cloud, endpoint: opts.endpoint };
   const probe = await (deps.probeLegacy ?? ((t, k) => probeDataCollector(t, k, { env })))(target, key);
-  const [head, ...rest] = legacyNotice(probe);
+  const [head, ...rest] = legacyNotice(probe, workspaceId);
   warn(head);
   rest.forEach((l) => deps.log(l));
   const sink: Record<string, unknown> = { type: 'log-analytics', workspaceId, sharedKeyFile: SHARED_KEY_PATH, cloud };
   if (opts.endpoint) sink.endpoint = opts.endpoint;
   return { sink, secretFile: { path: SHARED_KEY_PATH, value: key }, describe: `workspace ${workspaceId} (${cloud}${opts.endpoint ? `, ${opts.endpoint}` : ''})` };
+}
+
+/**
+ * `--workspace`: creates what Logs Ingestion needs in Azure, then continues as `--dce URL --dcr ID` with the
+ * forwarder's identity (the app in AZURE_CLIENT_* when set, else the machine's managed identity).
+ */
+async function setUpWorkspace(opts: InstallOptions, cloud: Cloud, deps: InstallDeps, env: NodeJS.ProcessEnv): Promise<InstallOptions> {
+  const useApp = Boolean(env.AZURE_CLIENT_SECRET && env.AZURE_CLIENT_ID && env.AZURE_TENANT_ID) && !opts.managedIdentity;
+  const azure = deps.azure ?? (await createAzureClient({ env, scope: MONITOR_SCOPES[cloud], managedIdentityClientId: useApp ? undefined : opts.clientId }));
+  const principalId = opts.principalId ?? (await azure.forwarderPrincipalId());
+  const armUrl = opts.armEndpoint ?? ARM_URLS[cloud];
+  const r = await setupLogsIngestion(
+    { workspace: opts.workspace!, principalId, armUrl, armScope: `${ARM_URLS[cloud]}/.default`, ingestionScope: MONITOR_SCOPES[cloud], dryRun: opts.dryRun },
+    { request: (c) => azure.request(c), log: deps.log, sleep: deps.sleep ?? ((ms) => new Promise((res) => setTimeout(res, ms))), now: Date.now },
+  );
+  let dce = r.endpoint;
+  let dcr = r.dcrImmutableId;
+  if (!dce || !dcr) {
+    deps.log('the rule does not exist yet: its endpoint and immutable id are placeholders in the plan below');
+    dce = 'https://new-dcr-endpoint.invalid';
+    dcr = `dcr-${'0'.repeat(32)}`;
+  }
+  const auth = useApp ? { tenant: env.AZURE_TENANT_ID, clientId: env.AZURE_CLIENT_ID, managedIdentity: false } : { managedIdentity: true };
+  return { ...opts, workspace: undefined, dce, dcr, ...auth };
 }
 
 /** On a terminal with no destination flag: which path, then the values that path needs (checked as the flags are). */
@@ -536,6 +564,10 @@ async function askDestination(opts: InstallOptions, prompter: Prompter): Promise
   if (pick === 'file') {
     const file = (await prompter.input('File for the rows (NDJSON), an absolute path', { flag: '--sink file:PATH', validate: (v) => check('sink')(`file:${v.trim()}`) })).trim();
     return { ...opts, sink: `file:${file}` };
+  }
+  if (pick === 'workspace-setup') {
+    const workspace = (await prompter.input('Workspace id (GUID) or workspace resource id', { flag: '--workspace', validate: (v) => { const r = installOptionsSchema.shape.workspace.safeParse(v.trim()); return r.success || r.error.issues[0].message; } })).trim();
+    return { ...opts, workspace };
   }
   return opts;
 }

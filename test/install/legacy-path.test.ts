@@ -3,13 +3,11 @@ import { execa } from 'execa';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createFsRoot } from '../../src/system/fs-root.js';
 import { createScriptedPrompter } from '../../src/system/prompts.js';
-import type { Exec, ExecResult } from '../../src/system/exec.js';
-import { DESTINATION_CHOICES, runInstall, type InstallDeps } from '../../src/install/run-install.js';
+import { DESTINATION_CHOICES, runInstall } from '../../src/install/run-install.js';
+import { installDeps } from './install-helpers.js';
 import { installOptionsSchema } from '../../src/install/options.js';
 import { probeDataCollector } from '../../src/install/legacy-notice.js';
-import type { Services } from '../../src/install/service.js';
 import { startMockAzure, type MockAzure } from '../helpers/mock-azure.js';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
@@ -28,61 +26,6 @@ const copyFixture = (c: string) => {
 
 // What Azure's retired endpoint answers is unknown ahead of time: the notice must carry whatever it is.
 const RETIRED_BODY = JSON.stringify({ Error: 'ApiRetired', Message: 'The HTTP Data Collector API was retired on 2026-09-14. Use the Logs Ingestion API.' });
-
-function fakeExec(root: string): Exec {
-  const ok = (stdout = ''): ExecResult => ({ exitCode: 0, stdout, stderr: '', failed: false });
-  return {
-    registerSecret() {},
-    async which(cmd) {
-      return cmd === 'node' ? '/usr/bin/node' : null;
-    },
-    async run(cmd, args) {
-      if (cmd === '/usr/bin/node' && args[0] === '--version') return ok('v20.19.0\n');
-      if (cmd === 'useradd') {
-        const passwd = path.join(root, 'etc/passwd');
-        writeFileSync(passwd, `${existsSync(passwd) ? readFileSync(passwd, 'utf8') : ''}sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`);
-      }
-      return ok();
-    },
-    async spawnDetached() {
-      return 99999;
-    },
-  };
-}
-
-const services: Services = {
-  async startForwarder() {
-    return 'started';
-  },
-  async stopForwarder() {},
-  async restartDaemon() {
-    return { ok: true, detail: 'restarted' };
-  },
-  async isForwarderSupervised() {
-    return null;
-  },
-  async runningDaemonPids() {
-    return [4343];
-  },
-};
-
-function deps(root: string, extra: Partial<InstallDeps> = {}) {
-  const stream: Array<['log' | 'out', string]> = [];
-  const bundle = path.join(temp('scef-bundle-'), 'forwarder.mjs');
-  writeFileSync(bundle, '// forwarder bundle\n');
-  const d: InstallDeps = {
-    fs: createFsRoot(root),
-    exec: fakeExec(root),
-    prompter: createScriptedPrompter([]),
-    log: (l) => stream.push(['log', l]),
-    out: (t) => stream.push(['out', t]),
-    env: {},
-    forwarderBundle: bundle,
-    services,
-    ...extra,
-  };
-  return { deps: d, stream, text: () => stream.map((s) => s[1]).join('\n') };
-}
 
 const opts = (o: Record<string, unknown>) => installOptionsSchema.parse({ yes: true, verify: false, ...o });
 
@@ -129,14 +72,14 @@ describe('install <workspaceId> <key>: the truth before applying', () => {
   it('says retired, the real status and body, CommonSecurityLog_CL and the switch command, before the plan; never the key', async () => {
     mock.fail({ api: 'log-analytics', status: 410, body: RETIRED_BODY });
     const root = copyFixture('debian12-rsyslog');
-    const d = deps(root, { env: { SENTINEL_CEF_KEY: mock.sharedKey } });
+    const d = installDeps(temp, root, { env: { SENTINEL_CEF_KEY: mock.sharedKey } });
     const r = await runInstall(opts({ workspaceId: mock.workspaceId, endpoint: mock.url, dryRun: true }), d.deps);
     mock.clearFailures();
     const text = d.text();
     expect(text).toContain('retired by Microsoft on 2026-09-14');
     expect(text).toContain('answered HTTP 410: {"Error":"ApiRetired"');
     expect(text).toContain('CommonSecurityLog_CL');
-    expect(text).toContain('`sentinel-cef dcr`');
+    expect(text).toContain(`\`sentinel-cef install --workspace ${mock.workspaceId}\``);
     expect(text).not.toContain(mock.sharedKey);
     expect(r.warnings.some((w) => w.includes('retired'))).toBe(true);
     const noticeAt = d.stream.findIndex(([, l]) => l.includes('retired by Microsoft'));
@@ -166,16 +109,14 @@ describe('install <workspaceId> <key>: the truth before applying', () => {
 describe('install on a terminal with no destination', () => {
   it('offers set-up-for-me, an existing DCR, a file, then the legacy key last (marked retired)', async () => {
     expect(DESTINATION_CHOICES.map((c) => c.value)).toEqual(['workspace-setup', 'dcr', 'file', 'legacy']);
-    const setup = DESTINATION_CHOICES[0];
-    // Not built yet: shown, and says so, rather than pretending.
-    expect(setup.disabled).toMatch(/not built yet/);
+    expect(DESTINATION_CHOICES.every((c) => !c.disabled)).toBe(true);
     expect(DESTINATION_CHOICES[3].name).toMatch(/retired 2026-09-14.*CommonSecurityLog_CL/);
   });
 
   it('an existing DCR: asks endpoint and id (checked like the flags), then the identity', async () => {
     const root = copyFixture('debian12-rsyslog');
     const p = createScriptedPrompter(['dcr', 'https://x-abcd.eastus-1.ingest.monitor.azure.com', `dcr-${'a'.repeat(32)}`, 'contoso.onmicrosoft.com', '11111111-2222-3333-4444-555555555555', 's3cret-value']);
-    const d = deps(root, { prompter: p });
+    const d = installDeps(temp, root, { prompter: p });
     await runInstall(opts({ dryRun: true }), d.deps);
     expect(p.menus[0].map((c) => c.value)).toEqual(['workspace-setup', 'dcr', 'file', 'legacy']);
     expect(p.asked.slice(0, 3)).toEqual(['Where should the forwarder send events?', 'Logs ingestion endpoint of the DCR (or of its DCE)', 'DCR immutable id (dcr-…)']);
@@ -186,14 +127,10 @@ describe('install on a terminal with no destination', () => {
   it('a local file: asks the path', async () => {
     const root = copyFixture('debian12-rsyslog');
     const p = createScriptedPrompter(['file', '/var/tmp/scef/rows.ndjson']);
-    const d = deps(root, { prompter: p });
+    const d = installDeps(temp, root, { prompter: p });
     await runInstall(opts({ dryRun: true }), d.deps);
     expect(d.text()).toContain('sink file /var/tmp/scef/rows.ndjson');
   });
 
-  it('the set-up-for-me entry cannot be picked while it is not built', async () => {
-    const root = copyFixture('debian12-rsyslog');
-    const d = deps(root, { prompter: createScriptedPrompter(['workspace-setup']) });
-    await expect(runInstall(opts({ dryRun: true }), d.deps)).rejects.toThrow(/not a choice that can be picked/);
-  });
+
 });

@@ -11,7 +11,7 @@ import { installCommand, uninstallCommandImpl } from '../../src/commands/install
 import { troubleshootCommand, parseTroubleshootFlags } from '../../src/commands/troubleshoot.js';
 import { deadLettersCommand } from '../../src/commands/dead-letters.js';
 import { formatOptionError, installOptionsSchema, uninstallOptionsSchema } from '../../src/install/options.js';
-import { SWITCH_COMMAND } from '../../src/install/legacy-notice.js';
+import { switchCommand } from '../../src/install/legacy-notice.js';
 import { DESTINATION_CHOICES } from '../../src/install/run-install.js';
 
 /**
@@ -44,6 +44,7 @@ const EXPRESSIONS: Record<string, string> = {
   'ctx.opts.workspaceId': '11111111-2222-3333-4444-555555555555',
   'c.path': '/etc/sentinel-cef/forwarder.json',
   'ctx.opts.configPath': '/etc/sentinel-cef/forwarder.json',
+  'sink.workspaceId': '11111111-2222-3333-4444-555555555555',
 };
 const PLACEHOLDERS: Record<string, string> = {
   N: '6514',
@@ -66,7 +67,7 @@ function parsingProgram(): Command {
       const r = installOptionsSchema.safeParse({ ...flags, workspaceId: args[0], primaryKey: args[1] });
       if (!r.success) throw new Error(formatOptionError(r.error));
       const o = r.data;
-      const modes = [o.sink, o.dce || o.dcr, o.workspaceId].filter(Boolean);
+      const modes = [o.sink, o.dce || o.dcr, o.workspaceId, o.workspace].filter(Boolean);
       if (modes.length > 1) throw new Error('more than one destination');
       if (Boolean(o.dce) !== Boolean(o.dcr)) throw new Error('--dce and --dcr go together');
     } else if (name === 'uninstall') {
@@ -105,7 +106,7 @@ async function parses(argv: string[]): Promise<string | null> {
 
 const found = adviceCommands(sourceFiles(path.join(src, 'troubleshoot')));
 const extra = [
-  { file: 'install/legacy-notice.ts', cmd: SWITCH_COMMAND },
+  { file: 'install/legacy-notice.ts', cmd: switchCommand('11111111-2222-3333-4444-555555555555') },
   { file: 'commands/dcr.ts', cmd: INSTALL_WITH_DCR },
   ...DESTINATION_CHOICES.flatMap((c) => [...`${c.name} ${c.disabled ?? ''}`.matchAll(/`(sentinel-cef [^`]*)`/g)].map((m) => ({ file: 'install/run-install.ts', cmd: m[1] }))),
 ];
@@ -122,6 +123,7 @@ describe('commands printed as advice parse with the CLI', () => {
     expect(await parses(['install', '--dce', PLACEHOLDERS['<endpoint>']])).toMatch(/go together/);
     expect(await parses(['troubleshoot', '--nope'])).toMatch(/unknown option/);
     expect(await parses(['install', '--dce', PLACEHOLDERS['<endpoint>'], '--dcr', PLACEHOLDERS['<dcrImmutableId>'], '--managed-identity'])).toBeNull();
+    expect(await parses(['install', '--workspace', 'not-a-workspace'])).toMatch(/--workspace must be/);
   });
 
   it.each(all.map((a) => [a.cmd, a.file] as const))('%s (%s)', async (cmd) => {
