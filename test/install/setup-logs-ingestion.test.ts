@@ -1,5 +1,13 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { AzureClient } from '../../src/azure/azure-client.js';
+import { runInstall } from '../../src/install/run-install.js';
+import { installOptionsSchema } from '../../src/install/options.js';
+import { createScriptedPrompter } from '../../src/system/prompts.js';
+import { installDeps } from './install-helpers.js';
 import { setupLogsIngestion, type AzureCall, type SetupDeps, type SetupOptions } from '../../src/azure/setup-logs-ingestion.js';
 import { startMockAzure, type MockAzure } from '../helpers/mock-azure.js';
 import { startMockControl, type MockControl } from '../helpers/mock-azure-control.js';
@@ -111,5 +119,72 @@ describe('install --workspace: the Azure side (against the control-plane mock)',
     const log: string[] = [];
     await expect(setupLogsIngestion(opts({ roleWaitMs: 30_000 }), deps(log))).rejects.toThrow(/has not applied yet/);
     expect(log.filter((l) => l.startsWith('waiting for the role to apply')).length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('sentinel-cef install --workspace (runInstall against the mocks)', () => {
+  const temps: string[] = [];
+  const temp = (p: string) => {
+    const d = mkdtempSync(path.join(tmpdir(), p));
+    temps.push(d);
+    return d;
+  };
+  afterAll(() => {
+    for (const d of temps) rmSync(d, { recursive: true, force: true });
+  });
+  const fixture = () => {
+    const dir = temp('scef-ws-');
+    cpSync(path.resolve(import.meta.dirname, '../fixtures/install/debian12-rsyslog'), dir, { recursive: true });
+    return dir;
+  };
+  const principal = randomUUID();
+  const azure = (): AzureClient => ({ request: deps([]).request, forwarderPrincipalId: async () => principal });
+  const installOpts = (o: Record<string, unknown>) => installOptionsSchema.parse({ yes: true, verify: false, workspace: edge.workspaceId, armEndpoint: ctl.url, ...o });
+
+  it('--dry-run lists the Azure writes, writes no file and calls no Azure write', async () => {
+    const root = fixture();
+    const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
+    const r = await runInstall(installOpts({ dryRun: true }), d.deps);
+    expect(r.dryRun).toBe(true);
+    expect(writesSeen()).toHaveLength(0);
+    expect(d.text()).toMatch(/would call: PUT .*\/dataCollectionRules\/sentinel-cef-dcr\?api-version=2023-03-11/);
+    expect(d.text()).toMatch(/would call: PUT .*\/roleAssignments\/[0-9a-f-]{36}\?api-version=2022-04-01/);
+    expect(existsSync(path.join(root, 'etc/sentinel-cef'))).toBe(false);
+  });
+
+  it('applies: the forwarder config points at the new rule with the managed identity; a second run changes nothing', async () => {
+    const root = fixture();
+    const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
+    await runInstall(installOpts({}), d.deps);
+    const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
+    expect(cfg.sink).toMatchObject({ type: 'logs-ingestion', endpoint: edge.url, dcrImmutableId: edge.dcrImmutableId, auth: { kind: 'managed-identity' } });
+    expect([...ctl.roleAssignments.values()][0].properties.principalId).toBe(principal);
+    const puts = writesSeen().length;
+    const d2 = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
+    const again = await runInstall(installOpts({}), d2.deps);
+    expect(writesSeen().length).toBe(puts);
+    expect(again.changed).toBe(false);
+    expect(d2.text()).toContain('Azure: nothing to change, everything is already in place');
+    expect(d2.text()).toContain('Nothing to change: everything is already in place.');
+  });
+
+  it('a missing permission: one line naming the role, no file written', async () => {
+    const root = fixture();
+    ctl.deny('Microsoft.Insights/dataCollectionRules/write');
+    const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
+    await expect(runInstall(installOpts({}), d.deps)).rejects.toMatchObject({
+      exitCode: 1,
+      message: expect.stringMatching(/^Azure refused Microsoft\.Insights\/dataCollectionRules\/write: the signed-in identity needs "Monitoring Contributor"/),
+    });
+    expect(existsSync(path.join(root, 'etc/sentinel-cef'))).toBe(false);
+  });
+
+  it('on a terminal, "set up Logs Ingestion for me" asks for the workspace and does the same', async () => {
+    const root = fixture();
+    const p = createScriptedPrompter(['workspace-setup', edge.workspaceId]);
+    const d = installDeps(temp, root, { azure: azure(), sleep: async () => {}, prompter: p });
+    await runInstall(installOptionsSchema.parse({ yes: true, verify: false, armEndpoint: ctl.url, dryRun: true }), d.deps);
+    expect(p.asked).toEqual(['Where should the forwarder send events?', 'Workspace id (GUID) or workspace resource id']);
+    expect(d.text()).toContain('would call: PUT');
   });
 });
