@@ -24,11 +24,13 @@ export interface AzureClient {
  */
 export async function createAzureClient(opts: { env: NodeJS.ProcessEnv; scope: string; managedIdentityClientId?: string }): Promise<AzureClient> {
   const identity = await import('@azure/identity');
-  const signIn: TokenCredential = new identity.DefaultAzureCredential();
   const env = opts.env;
+  // A custom authority (AZURE_AUTHORITY_HOST: private clouds, tests) is not in Microsoft's instance-discovery list.
+  const common = { disableInstanceDiscovery: Boolean(env.AZURE_AUTHORITY_HOST), ...(env.AZURE_AUTHORITY_HOST ? { authorityHost: env.AZURE_AUTHORITY_HOST } : {}) };
+  const signIn: TokenCredential = new identity.DefaultAzureCredential(common);
   const forwarder: TokenCredential =
     env.AZURE_CLIENT_SECRET && env.AZURE_CLIENT_ID && env.AZURE_TENANT_ID
-      ? new identity.ClientSecretCredential(env.AZURE_TENANT_ID, env.AZURE_CLIENT_ID, env.AZURE_CLIENT_SECRET)
+      ? new identity.ClientSecretCredential(env.AZURE_TENANT_ID, env.AZURE_CLIENT_ID, env.AZURE_CLIENT_SECRET, common)
       : opts.managedIdentityClientId
         ? new identity.ManagedIdentityCredential({ clientId: opts.managedIdentityClientId })
         : new identity.ManagedIdentityCredential();

@@ -82,6 +82,7 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
   const send = async (call: AzureCall, ok: number[]): Promise<AzureAnswer> => {
     calls.push(call);
     const a = await deps.request(call);
+    if (opts.dryRun) deps.log(`called: ${call.method} ${call.url}${call.body === undefined ? '' : ` ${JSON.stringify(call.body)}`} -> HTTP ${a.status}`);
     if (a.status === 403 && a.json?.error?.code === 'AuthorizationFailed') {
       const msg = String(a.json.error.message ?? '');
       const role = ROLE_FOR.find(([re]) => re.test(msg))?.[1] ?? 'a role that allows it';
@@ -97,7 +98,7 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
   const write = async (call: AzureCall, ok: number[]): Promise<AzureAnswer | null> => {
     writes.push(call);
     if (opts.dryRun) {
-      deps.log(`would call: ${call.method} ${call.url}`);
+      deps.log(`would call: ${call.method} ${call.url} ${JSON.stringify(call.body)}`);
       return null;
     }
     return send(call, ok);

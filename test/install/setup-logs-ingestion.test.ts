@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
+import { execa } from 'execa';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -186,5 +187,41 @@ describe('sentinel-cef install --workspace (runInstall against the mocks)', () =
     await runInstall(installOptionsSchema.parse({ yes: true, verify: false, armEndpoint: ctl.url, dryRun: true }), d.deps);
     expect(p.asked).toEqual(['Where should the forwarder send events?', 'Workspace id (GUID) or workspace resource id']);
     expect(d.text()).toContain('would call: PUT');
+  });
+});
+
+describe('the built CLI with the real @azure/identity chain (DefaultAzureCredential against the mock authority)', () => {
+  it('install --workspace --dry-run: signs in, reads, lists the writes with bodies, changes nothing, never prints the secret', async () => {
+    const httpsEdge = await startMockAzure({ quiet: true });
+    const httpsCtl = await startMockControl({ edge: httpsEdge });
+    const root = mkdtempSync(path.join(tmpdir(), 'scef-ws-cli-'));
+    try {
+      cpSync(path.resolve(import.meta.dirname, '../fixtures/install/debian12-rsyslog'), root, { recursive: true });
+      const bin = path.resolve(import.meta.dirname, '../../bin/sentinel-cef');
+      const r = await execa(bin, ['install', '--workspace', httpsEdge.workspaceId, '--arm-endpoint', httpsCtl.url, '--principal-id', randomUUID(), '--root', root, '--dry-run'], {
+        env: {
+          CI: 'true',
+          NO_COLOR: '1',
+          AZURE_TENANT_ID: httpsEdge.tenantId,
+          AZURE_CLIENT_ID: httpsEdge.clientId,
+          AZURE_CLIENT_SECRET: httpsEdge.clientSecret,
+          AZURE_AUTHORITY_HOST: httpsEdge.url,
+          NODE_EXTRA_CA_CERTS: httpsEdge.caPath!,
+        },
+        reject: false,
+        timeout: 120_000,
+      });
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/called: POST https:\/\/127\.0\.0\.1:\d+\/providers\/Microsoft\.ResourceGraph\/resources\?api-version=2024-04-01 \{"query":/);
+      expect(r.stderr).toMatch(/would call: PUT \S+\/dataCollectionRules\/sentinel-cef-dcr\?api-version=2023-03-11 \{"location":"westeurope","kind":"Direct"/);
+      expect(r.stderr).toContain('nothing was changed in Azure');
+      expect(httpsCtl.requests.filter((q) => q.method === 'PUT')).toHaveLength(0);
+      expect(r.stdout + r.stderr).not.toContain(httpsEdge.clientSecret);
+      expect(existsSync(path.join(root, 'etc/sentinel-cef'))).toBe(false);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+      await httpsCtl.close();
+      await httpsEdge.close();
+    }
   });
 });
