@@ -39,7 +39,7 @@ export async function createAzureClient(opts: { env: NodeJS.ProcessEnv; scope: s
     async request(call) {
       let token: string;
       try {
-        const t = await signIn.getToken(call.scope);
+        const t = await (call.asForwarder ? forwarder : signIn).getToken(call.scope);
         if (!t) throw new Error('no token');
         token = t.token;
       } catch (err) {

@@ -26,6 +26,8 @@ export interface AzureCall {
   body?: unknown;
   /** Token scope the call needs. */
   scope: string;
+  /** Sent as the forwarder's identity (the role probe), not as the signed-in operator. */
+  asForwarder?: boolean;
 }
 
 export interface AzureAnswer {
@@ -172,7 +174,7 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
 
   // ---- wait until ingestion accepts the identity (a new assignment takes up to ~30 min) ----
   const deadline = deps.now() + (opts.roleWaitMs ?? 30 * 60_000);
-  const probe: AzureCall = { method: 'POST', url: `${endpoint}/dataCollectionRules/${immutableId}/streams/${DCR_STREAM}?api-version=${LOGS_INGESTION_API_VERSION}`, body: [], scope: opts.ingestionScope };
+  const probe: AzureCall = { method: 'POST', url: `${endpoint}/dataCollectionRules/${immutableId}/streams/${DCR_STREAM}?api-version=${LOGS_INGESTION_API_VERSION}`, body: [], scope: opts.ingestionScope, asForwarder: true };
   for (;;) {
     calls.push(probe);
     const a = await deps.request(probe);

@@ -77,6 +77,8 @@ describe('install --workspace: the Azure side (against the control-plane mock)',
     expect(ra.properties.principalId).toBe(o.principalId);
     expect(ra.properties.roleDefinitionId).toMatch(/3913510d-42f4-4e42-8a64-420c390055eb$/);
     expect(log).toContain('ingestion accepts the identity');
+    // The role probe goes out as the forwarder, who holds the role, not as the operator who signed in.
+    expect(r.calls.filter((c) => c.method === 'POST' && c.url.includes('/dataCollectionRules/')).every((c) => c.asForwarder)).toBe(true);
 
     const puts = writesSeen().length;
     const log2: string[] = [];
