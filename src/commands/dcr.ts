@@ -92,10 +92,14 @@ export function dcrCommand(): Command {
       else out.push(`# save the rule file first:  sentinel-cef dcr ${reflags(opts)} --output ${plan.ruleFilePath}`);
       out.push('# 1. create the rule', plan.commands.create, '', '# 2. let the sender publish to it', plan.commands.roleAssignment, '');
       out.push('# 3. read the values for the forwarder config (sink type logs-ingestion)', plan.commands.show, '');
+      out.push('# 4. point the forwarder at it (or --tenant ID --client-id ID --client-secret-file FILE for an app)', INSTALL_WITH_DCR, '');
       for (const n of plan.notes) out.push(`# ${n}`);
       process.stdout.write(out.join('\n') + '\n');
     });
 }
+
+/** The install line for the values step 3 prints. */
+export const INSTALL_WITH_DCR = 'sentinel-cef install --dce <endpoint> --dcr <dcrImmutableId> --managed-identity';
 
 function reflags(o: DcrOptions): string {
   const parts: string[] = [];

@@ -11,8 +11,11 @@ import { runUninstall } from '../install/run-uninstall.js';
 export function installCommand(): Command {
   return new Command('install')
     .description('configure rsyslog/syslog-ng and the forwarder so CEF on port 514 reaches Microsoft Sentinel')
-    .argument('[workspaceId]', 'Log Analytics workspace id (legacy Data Collector API)')
+    .argument('[workspaceId]', 'Log Analytics workspace id (Data Collector API, retired 2026-09-14; see `sentinel-cef dcr`)')
     .argument('[primaryKey]', 'workspace primary key (prefer --key-file or SENTINEL_CEF_KEY: argv is visible in /proc)')
+    .option('--workspace <id>', 'set up Logs Ingestion for this workspace (id or resource id): create the DCR, grant the role, configure the forwarder')
+    .option('--principal-id <id>', 'with --workspace: object id of the identity the forwarder sends as (default: read from its token)')
+    .option('--arm-endpoint <url>', 'with --workspace: Azure Resource Manager URL (private clouds, tests)')
     .option('--key-file <path>', 'file holding the workspace key')
     .option('--dce <url>', 'Logs Ingestion endpoint (DCE)')
     .option('--dcr <id>', 'DCR immutable id')

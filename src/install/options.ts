@@ -12,6 +12,7 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const ABS_PATH = /^\/[A-Za-z0-9._+@,=/-]*$/;
 const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const WS_RESOURCE_ID = /^\/subscriptions\/[0-9a-fA-F-]{36}\/resourceGroups\/[A-Za-z0-9._()-]{1,90}\/providers\/Microsoft\.OperationalInsights\/workspaces\/[A-Za-z0-9-]{4,63}$/i;
 /** RFC 3986 characters only (no spaces, quotes, backslashes, braces). */
 const URL_CHARS = /^[A-Za-z0-9._~:/?#[\]@!$&'()*+,;=%-]+$/;
 
@@ -81,6 +82,9 @@ export const installOptionsSchema = z.object({
   protocol: z.enum(['tcp', 'udp', 'both']).default('both'),
   daemon: z.enum(['rsyslog', 'syslog-ng']).optional(),
   endpoint: grammar('--endpoint', 'an http(s) URL', isUrl).optional(),
+  workspace: grammar('--workspace', 'a workspace id (GUID) or a workspace resource id', (v) => GUID.test(v) || WS_RESOURCE_ID.test(v)).optional(),
+  principalId: grammar('--principal-id', 'a GUID (the object id of the identity the forwarder sends as)', (v) => GUID.test(v)).optional(),
+  armEndpoint: grammar('--arm-endpoint', 'an http(s) URL', isUrl).optional(),
   dryRun: z.boolean().default(false),
   yes: z.boolean().default(false),
   root: noControl('--root').default('/'),

@@ -5,14 +5,18 @@ import { DEFAULT_ADMIN, DEFAULT_CONFIG_PATH, forwarderConfigSchema, type Cloud }
 import type { Exec } from '../system/exec.js';
 import type { FsRoot } from '../system/fs-root.js';
 import { detectIpv6 } from '../system/ipv6.js';
-import type { Prompter } from '../system/prompts.js';
+import type { Choice, Prompter } from '../system/prompts.js';
 import { detectDistro, type Distro } from '../system/detect-distro.js';
 import { detectDaemon, type SyslogDaemon } from '../system/detect-daemon.js';
 import { detectInitSystem } from '../system/processes.js';
 import { findListeners, listListeners } from '../system/listeners.js';
 import { detectFirewall, planFirewallFix } from '../system/firewall.js';
 import { detectSelinux, planSelinuxFix } from '../system/selinux.js';
-import type { InstallOptions } from './options.js';
+import { installOptionsSchema, type InstallOptions } from './options.js';
+import { setupLogsIngestion } from '../azure/setup-logs-ingestion.js';
+import { ARM_URLS, createAzureClient, type AzureClient } from '../azure/azure-client.js';
+import { MONITOR_SCOPES } from '../sinks/token.js';
+import { DATA_COLLECTOR_RETIRED, legacyNotice, probeDataCollector, type LegacyProbe, type LegacyTarget } from './legacy-notice.js';
 import { loadTemplate, packageRoot } from './templates.js';
 import { scanRsyslogConfig } from './rsyslog-config.js';
 import { scanSyslogNgConfig } from './syslog-ng-config.js';
@@ -48,7 +52,23 @@ export interface InstallDeps {
   mutateDropin?: (content: string) => string;
   /** Process control (systemd or direct); tests pass a fake. */
   services?: Services;
+  /** Asks the Data Collector endpoint what it answers (default: a signed HTTPS post); tests pass a fake. */
+  probeLegacy?: (target: LegacyTarget, sharedKey: string) => Promise<LegacyProbe>;
+  /** Azure for `--workspace` (default: DefaultAzureCredential over HTTPS); tests pass one backed by the mocks. */
+  azure?: AzureClient;
+  /** Waits between role probes (tests: instant). */
+  sleep?: (ms: number) => Promise<void>;
 }
+
+export type Destination = 'workspace-setup' | 'dcr' | 'file' | 'legacy';
+
+/** The interactive choice of destination, the supported paths first and the retired one last. */
+export const DESTINATION_CHOICES: readonly Choice<Destination>[] = [
+  { value: 'workspace-setup', name: 'Set up Logs Ingestion for me (create the DCR in the workspace\'s region and grant the role)' },
+  { value: 'dcr', name: 'An existing data collection rule (Logs Ingestion API, the CommonSecurityLog table)' },
+  { value: 'file', name: 'A local file (trials, CI)' },
+  { value: 'legacy', name: `Workspace id and key (Data Collector API, retired ${DATA_COLLECTOR_RETIRED}; rows go to CommonSecurityLog_CL)` },
+];
 
 export interface InstallResult {
   changed: boolean;
@@ -637,6 +657,13 @@ async function offerDaemonInstall(distro: Distro, opts: InstallOptions, deps: In
     const u = await deps.exec.run('apt-get', ['update'], { timeoutMs: 600_000, env });
     if (u.exitCode !== 0) throw new CliError(`apt-get update failed: ${u.stderr.trim().split('\n').pop()}`, { suggestion: `fix the package sources, then install ${want} and run again` });
     r = await deps.exec.run(cmd[0], cmd.slice(1), { timeoutMs: 600_000, env });
+    // apt-get update exits 0 when it could not reach a source: its warnings say why the package is still unknown.
+    const fetchFailed = u.stderr.split('\n').find((l) => /^(W|E): (Failed to fetch|Some index files failed)/.test(l));
+    if (r.exitCode !== 0 && fetchFailed) {
+      throw new CliError(`${cmd.join(' ')} failed after apt-get update: ${r.stderr.trim().split('\n').pop()}`, {
+        suggestion: `apt-get update could not reach a package source (${fetchFailed.slice(0, 160)}); fix the network or the sources, then install ${want} and run again`,
+      });
+    }
   }
   if (r.exitCode !== 0) throw new CliError(`${cmd.join(' ')} failed: ${r.stderr.trim().split('\n').pop()}`);
   deps.log(`installed ${want}`);
@@ -652,8 +679,10 @@ async function resolveSink(
   env: NodeJS.ProcessEnv,
   warn: (w: string) => void,
 ): Promise<SinkChoice> {
-  const modes = [opts.sink ? 'file' : null, opts.dce || opts.dcr ? 'dce' : null, opts.workspaceId ? 'workspace' : null].filter(Boolean);
-  if (modes.length > 1) throw new UsageError('choose one destination: <workspaceId> <primaryKey>, --dce/--dcr, or --sink file:PATH');
+  const modes = [opts.sink ? 'file' : null, opts.dce || opts.dcr ? 'dce' : null, opts.workspaceId ? 'workspace' : null, opts.workspace ? 'setup' : null].filter(Boolean);
+  if (modes.length === 0 && deps.prompter.interactive) opts = await askDestination(opts, deps.prompter);
+  if (modes.length > 1) throw new UsageError('choose one destination: <workspaceId> <primaryKey>, --dce/--dcr, --workspace, or --sink file:PATH');
+  if (opts.workspace) opts = await setUpWorkspace(opts, cloud, deps, env);
   if (opts.sink) {
     const p = opts.sink.slice('file:'.length);
     return { sink: { type: 'file', path: p }, describe: `file ${p}` };
@@ -702,9 +731,61 @@ async function resolveSink(
     throw new UsageError('the workspace key is not a base64 key', { suggestion: 'copy the primary key from the workspace\'s Agents page' });
   }
   deps.exec.registerSecret(key);
+  const target: LegacyTarget = { workspaceId, cloud, endpoint: opts.endpoint };
+  const probe = await (deps.probeLegacy ?? ((t, k) => probeDataCollector(t, k, { env })))(target, key);
+  const [head, ...rest] = legacyNotice(probe, workspaceId);
+  warn(head);
+  rest.forEach((l) => deps.log(l));
   const sink: Record<string, unknown> = { type: 'log-analytics', workspaceId, sharedKeyFile: SHARED_KEY_PATH, cloud };
   if (opts.endpoint) sink.endpoint = opts.endpoint;
   return { sink, secretFile: { path: SHARED_KEY_PATH, value: key }, describe: `workspace ${workspaceId} (${cloud}${opts.endpoint ? `, ${opts.endpoint}` : ''})` };
+}
+
+/**
+ * `--workspace`: creates what Logs Ingestion needs in Azure, then continues as `--dce URL --dcr ID` with the
+ * forwarder's identity (the app in AZURE_CLIENT_* when set, else the machine's managed identity).
+ */
+async function setUpWorkspace(opts: InstallOptions, cloud: Cloud, deps: InstallDeps, env: NodeJS.ProcessEnv): Promise<InstallOptions> {
+  const useApp = Boolean(env.AZURE_CLIENT_SECRET && env.AZURE_CLIENT_ID && env.AZURE_TENANT_ID) && !opts.managedIdentity;
+  const azure = deps.azure ?? (await createAzureClient({ env, scope: MONITOR_SCOPES[cloud], managedIdentityClientId: useApp ? undefined : opts.clientId }));
+  const principalId = opts.principalId ?? (await azure.forwarderPrincipalId());
+  const armUrl = opts.armEndpoint ?? ARM_URLS[cloud];
+  const r = await setupLogsIngestion(
+    { workspace: opts.workspace!, principalId, armUrl, armScope: `${ARM_URLS[cloud]}/.default`, ingestionScope: MONITOR_SCOPES[cloud], dryRun: opts.dryRun },
+    { request: (c) => azure.request(c), log: deps.log, sleep: deps.sleep ?? ((ms) => new Promise((res) => setTimeout(res, ms))), now: Date.now },
+  );
+  let dce = r.endpoint;
+  let dcr = r.dcrImmutableId;
+  if (!dce || !dcr) {
+    deps.log('the rule does not exist yet: its endpoint and immutable id are placeholders in the plan below');
+    dce = 'https://new-dcr-endpoint.invalid';
+    dcr = `dcr-${'0'.repeat(32)}`;
+  }
+  const auth = useApp ? { tenant: env.AZURE_TENANT_ID, clientId: env.AZURE_CLIENT_ID, managedIdentity: false } : { managedIdentity: true };
+  return { ...opts, workspace: undefined, dce, dcr, ...auth };
+}
+
+/** On a terminal with no destination flag: which path, then the values that path needs (checked as the flags are). */
+async function askDestination(opts: InstallOptions, prompter: Prompter): Promise<InstallOptions> {
+  const pick = await prompter.select('Where should the forwarder send events?', DESTINATION_CHOICES, { flag: '--dce/--dcr, --sink or <workspaceId>' });
+  const check = (key: 'dce' | 'dcr' | 'sink') => (v: string) => {
+    const r = installOptionsSchema.shape[key].safeParse(v.trim());
+    return r.success || r.error.issues[0].message;
+  };
+  if (pick === 'dcr') {
+    const dce = (await prompter.input('Logs ingestion endpoint of the DCR (or of its DCE)', { flag: '--dce', validate: check('dce') })).trim();
+    const dcr = (await prompter.input('DCR immutable id (dcr-…)', { flag: '--dcr', validate: check('dcr') })).trim();
+    return { ...opts, dce, dcr };
+  }
+  if (pick === 'file') {
+    const file = (await prompter.input('File for the rows (NDJSON), an absolute path', { flag: '--sink file:PATH', validate: (v) => check('sink')(`file:${v.trim()}`) })).trim();
+    return { ...opts, sink: `file:${file}` };
+  }
+  if (pick === 'workspace-setup') {
+    const workspace = (await prompter.input('Workspace id (GUID) or workspace resource id', { flag: '--workspace', validate: (v) => { const r = installOptionsSchema.shape.workspace.safeParse(v.trim()); return r.success || r.error.issues[0].message; } })).trim();
+    return { ...opts, workspace };
+  }
+  return opts;
 }
 
 async function readSecretFile(p: string): Promise<string> {

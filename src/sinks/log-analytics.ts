@@ -76,6 +76,18 @@ export function dataCollectorSignature(sharedKeyBase64: string, contentLength: n
   return createHmac('sha256', key).update(dataCollectorStringToSign(contentLength, date), 'utf8').digest('base64');
 }
 
+/** The headers of a signed Data Collector post; the sink and install's probe of the endpoint share them. */
+export function dataCollectorHeaders(workspaceId: string, sharedKeyBase64: string, contentLength: number, date: string, logType: string): Record<string, string> {
+  return {
+    'Content-Type': 'application/json',
+    'Content-Length': String(contentLength),
+    'Log-Type': logType,
+    'x-ms-date': date,
+    Authorization: `SharedKey ${workspaceId}:${dataCollectorSignature(sharedKeyBase64, contentLength, date)}`,
+    'time-generated-field': 'TimeGenerated',
+  };
+}
+
 export function createLogAnalyticsSink(config: LogAnalyticsConfig, opts: SinkOptions = {}): Sink {
   const env = opts.env ?? process.env;
   const sharedKey = opts.secrets?.sharedKey ?? readSecret({ file: config.sharedKeyFile, env: 'SENTINEL_CEF_KEY', label: 'workspace shared key' }, env);
@@ -91,14 +103,7 @@ export function createLogAnalyticsSink(config: LogAnalyticsConfig, opts: SinkOpt
 
   async function post(bytes: Buffer, _rows: PreparedRow[], signal?: AbortSignal): Promise<PostOutcome> {
     const date = new Date(now()).toUTCString();
-    const headers: Record<string, string> = {
-      'Content-Type': 'application/json',
-      'Content-Length': String(bytes.length),
-      'Log-Type': logType,
-      'x-ms-date': date,
-      Authorization: `SharedKey ${config.workspaceId}:${dataCollectorSignature(sharedKey, bytes.length, date)}`,
-      'time-generated-field': 'TimeGenerated',
-    };
+    const headers = dataCollectorHeaders(config.workspaceId, sharedKey, bytes.length, date, logType);
     if (config.azureResourceId) headers['x-ms-AzureResourceId'] = config.azureResourceId;
     let res;
     try {

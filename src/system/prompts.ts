@@ -9,6 +9,16 @@ export interface Prompter {
   confirm(message: string, opts: { default: boolean; yes?: boolean; flag?: string }): Promise<boolean>;
   input(message: string, opts: { flag: string; validate?: (v: string) => true | string }): Promise<string>;
   password(message: string, opts: { flag: string }): Promise<string>;
+  /** One choice from a list, shown in the order given; a disabled choice is shown with its reason and cannot be picked. */
+  select<T extends string>(message: string, choices: readonly Choice<T>[], opts: { flag: string }): Promise<T>;
+}
+
+export interface Choice<T extends string> {
+  value: T;
+  name: string;
+  description?: string;
+  /** Why it cannot be chosen (shown beside it). */
+  disabled?: string;
 }
 
 export function isInteractive(): boolean {
@@ -39,12 +49,18 @@ export function createPrompter(interactive = isInteractive()): Prompter {
       const { password } = await import('@inquirer/prompts');
       return password({ message, mask: false }, { output: process.stderr });
     },
+    async select(message, choices, opts) {
+      if (!interactive) throw new UsageError(`missing ${opts.flag}`, { suggestion: `pass ${opts.flag} (no TTY to ask)` });
+      const { select } = await import('@inquirer/prompts');
+      return select({ message, choices: choices.map((c) => ({ ...c, disabled: c.disabled ?? false })) }, { output: process.stderr });
+    },
   };
 }
 
 /** A scripted prompter for tests: answers are consumed in order; anything unexpected fails the test. */
-export function createScriptedPrompter(answers: Array<string | boolean>): Prompter & { asked: string[] } {
+export function createScriptedPrompter(answers: Array<string | boolean>): Prompter & { asked: string[]; menus: Array<Array<Choice<string>>> } {
   const asked: string[] = [];
+  const menus: Array<Array<Choice<string>>> = [];
   const next = (message: string) => {
     asked.push(message);
     if (answers.length === 0) throw new Error(`unexpected prompt: ${message}`);
@@ -53,6 +69,7 @@ export function createScriptedPrompter(answers: Array<string | boolean>): Prompt
   return {
     interactive: true,
     asked,
+    menus,
     async confirm(message, opts) {
       if (opts.yes) return true;
       return Boolean(next(message));
@@ -62,6 +79,13 @@ export function createScriptedPrompter(answers: Array<string | boolean>): Prompt
     },
     async password(message) {
       return String(next(message));
+    },
+    async select<T extends string>(message: string, choices: readonly Choice<T>[]) {
+      menus.push([...choices]);
+      const v = String(next(message));
+      const c = choices.find((x) => x.value === v);
+      if (!c || c.disabled) throw new Error(`not a choice that can be picked: ${v}`);
+      return c.value;
     },
   };
 }

@@ -197,6 +197,8 @@ export interface MockAzure {
   /** Forget rows, requests and counters (failures stay). */
   reset(): void;
   close(): Promise<void>;
+  /** Why a bearer token this authority issued is refused for `audience` (null: valid). Lets sibling mocks (ARM, Logs Query) trust its tokens. */
+  checkToken(authorization: string | undefined, audience: string): string | null;
 }
 
 const DEFAULT_STREAM = 'Custom-CommonSecurityLog';
@@ -811,7 +813,16 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
   }
 
   let listening = true;
+  const checkToken = (authorization: string | undefined, aud: string): string | null => {
+    const bearer = /^Bearer (.+)$/.exec(authorization ?? '')?.[1];
+    const tok = bearer ? tokens.get(bearer) : undefined;
+    if (!tok || tok.generation !== tokenGeneration) return 'The provided token is missing or invalid';
+    if (tok.expiresAt <= Date.now()) return 'The provided token has expired';
+    if (tok.audience !== aud.replace(/\/+$/, '')) return `The token audience ${tok.audience} is not ${aud}`;
+    return null;
+  };
   const api: MockAzure = {
+    checkToken,
     url: base,
     port,
     https: useHttps,

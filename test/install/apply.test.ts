@@ -275,10 +275,10 @@ describe('runInstall against a fixture root', () => {
     const root = copyFixture('debian12-rsyslog');
     const d = deps(root, fakeExec({ root }), { prompter: { ...createScriptedPrompter([]), interactive: false } });
     await expect(runInstall(opts({ sink: undefined }), d.deps)).rejects.toMatchObject({ exitCode: 2, message: 'no destination given' });
-    const p = createScriptedPrompter(['11111111-2222-3333-4444-555555555555', Buffer.from('x'.repeat(40)).toString('base64')]);
-    const d2 = deps(root, fakeExec({ root }), { prompter: p });
+    const p = createScriptedPrompter(['legacy', '11111111-2222-3333-4444-555555555555', Buffer.from('x'.repeat(40)).toString('base64')]);
+    const d2 = deps(root, fakeExec({ root }), { prompter: p, probeLegacy: async () => ({ url: 'https://x/api/logs', status: 403 }) });
     await runInstall(opts({ sink: undefined, dryRun: true }), d2.deps);
-    expect(p.asked).toEqual(['Log Analytics workspace id', 'Workspace primary key']);
+    expect(p.asked).toEqual(['Where should the forwarder send events?', 'Log Analytics workspace id', 'Workspace primary key']);
   });
 });
 

@@ -67,7 +67,7 @@ export async function checkConfig(ctx: Context): Promise<CheckOutcome> {
       ...base,
       status: 'warn',
       message: `sink: ${target} (Microsoft retired this API on 2026-09-14)`,
-      fix: 'move to the Logs Ingestion API: `sentinel-cef dcr` then `sentinel-cef install --sink logs-ingestion`',
+      fix: `move to the Logs Ingestion API (creates the DCR and grants the role): \`sentinel-cef install --workspace ${sink.workspaceId}\``,
       details,
     };
   }

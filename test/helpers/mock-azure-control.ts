@@ -1,0 +1,370 @@
+/**
+ * The Azure control plane beside the edge mock (mock-azure.ts): ARM (Log Analytics workspaces, data collection
+ * rules, role assignments), Azure Resource Graph and the Logs Query API. Bearer tokens come from the edge
+ * mock's Entra authority and are checked for this API's audience; rows for Logs Query are the rows the edge
+ * mock accepted, visible after a configurable ingestion delay. Shapes follow Azure/azure-rest-api-specs:
+ *  - workspaces GET: Microsoft.OperationalInsights stable/2025-02-01 (examples/WorkspacesGet.json)
+ *  - dataCollectionRules PUT/GET: Microsoft.Insights stable/2023-03-11 (examples/DataCollectionRulesCreateEmbeddedDCE.json:
+ *    kind Direct answers properties.immutableId and properties.endpoints.logsIngestion)
+ *  - roleAssignments PUT: Microsoft.Authorization stable/2022-04-01 (examples/RoleAssignments_CreateForResource.json)
+ *  - Resource Graph: Microsoft.ResourceGraph stable/2024-04-01 (examples/ResourcesBasicQuery.json)
+ *  - Logs Query: operationalinsights data-plane stable/v1, POST /v1/workspaces/{workspaceId}/query (examples/oms-post-example.json)
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { readFileSync } from 'node:fs';
+import type { AcceptedRow, MockAzure } from './mock-azure.js';
+
+export const ARM_AUDIENCE = 'https://management.azure.com';
+export const LOGS_QUERY_AUDIENCE = 'https://api.loganalytics.io';
+/** Built-in role "Monitoring Metrics Publisher" (Microsoft's built-in roles list). */
+export const MONITORING_METRICS_PUBLISHER = '3913510d-42f4-4e42-8a64-420c390055eb';
+
+/** api-versions each resource accepts; the first is the one the specs above were read at. */
+export const API_VERSIONS = {
+  workspaces: ['2025-02-01', '2023-09-01', '2022-10-01'],
+  dataCollectionRules: ['2023-03-11', '2024-03-11', '2022-06-01'],
+  roleAssignments: ['2022-04-01'],
+  resourceGraph: ['2024-04-01', '2022-10-01', '2021-03-01'],
+} as const;
+
+export interface ControlWorkspace {
+  subscriptionId: string;
+  resourceGroup: string;
+  name: string;
+  /** The workspace id operators know (properties.customerId). */
+  customerId: string;
+  location: string;
+}
+
+export interface ControlRequest {
+  at: number;
+  method: string;
+  path: string;
+  apiVersion: string | null;
+  status: number;
+  body?: unknown;
+}
+
+export interface MockControlOptions {
+  /** Token authority and ingestion edge: its tokens are trusted, its accepted rows are what Logs Query reads. */
+  edge: MockAzure;
+  /** Default: one workspace whose customerId is the edge's workspaceId. */
+  workspaces?: ControlWorkspace[];
+  /** Rows become queryable this long after the edge accepted them (Azure: typically minutes). */
+  ingestionDelayMs?: number;
+  /** ARM actions the caller lacks (e.g. 'Microsoft.Authorization/roleAssignments/write'): 403 AuthorizationFailed. */
+  deny?: string[];
+  /** After a role assignment is created, ingestion answers 403 for this long (propagation). */
+  roleDelayMs?: number;
+}
+
+export interface MockControl {
+  readonly url: string;
+  readonly workspaces: ControlWorkspace[];
+  readonly requests: ControlRequest[];
+  /** DCRs by lower-cased resource id. */
+  readonly dcrs: Map<string, Record<string, any>>;
+  /** Role assignments by lower-cased resource id. */
+  readonly roleAssignments: Map<string, Record<string, any>>;
+  deny(action: string): void;
+  allow(action: string): void;
+  setIngestionDelay(ms: number): void;
+  close(): Promise<void>;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const WS_PATH = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.OperationalInsights\/workspaces\/([^/]+)$/i;
+const DCR_PATH = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Insights\/dataCollectionRules\/([^/]+)$/i;
+const RA_PATH = /^(\/.+)\/providers\/Microsoft\.Authorization\/roleAssignments\/([^/]+)$/i;
+const QUERY_PATH = /^\/v1\/workspaces\/([^/]+)\/query$/;
+
+export async function startMockControl(options: MockControlOptions): Promise<MockControl> {
+  const edge = options.edge;
+  const workspaces = options.workspaces ?? [
+    { subscriptionId: randomUUID(), resourceGroup: 'sentinel-rg', name: 'sentinel-ws', customerId: edge.workspaceId, location: 'westeurope' },
+  ];
+  const denied = new Set(options.deny ?? []);
+  let ingestionDelayMs = options.ingestionDelayMs ?? 0;
+  const requests: ControlRequest[] = [];
+  const dcrs = new Map<string, Record<string, any>>();
+  const roleAssignments = new Map<string, Record<string, any>>();
+  let edgeDcrUsed = false;
+
+  const wsId = (w: ControlWorkspace) => `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${w.name}`;
+  const findWs = (id: string) => workspaces.find((w) => wsId(w).toLowerCase() === id.toLowerCase());
+
+  function requireVersion(url: URL, allowed: readonly string[]) {
+    const v = url.searchParams.get('api-version');
+    if (!v) throw new HttpError(400, 'MissingApiVersionParameter', "The api-version query parameter (?api-version=) is required for all requests.");
+    if (!allowed.includes(v)) {
+      throw new HttpError(400, 'InvalidApiVersionParameter', `The api-version '${v}' is invalid. The supported versions are '${allowed.join(',')}'.`);
+    }
+  }
+
+  function authorize(req: http.IncomingMessage, audience: string) {
+    const why = edge.checkToken(req.headers.authorization, audience);
+    if (why) throw new HttpError(401, audience === ARM_AUDIENCE ? 'InvalidAuthenticationToken' : 'InvalidTokenError', why);
+  }
+
+  function permit(action: string, scope: string) {
+    if (denied.has(action)) {
+      throw new HttpError(
+        403,
+        'AuthorizationFailed',
+        `The client '${edge.clientId}' with object id '${edge.clientId}' does not have authorization to perform action '${action}' over scope '${scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.`,
+      );
+    }
+  }
+
+  function workspaceResource(w: ControlWorkspace) {
+    return {
+      properties: { customerId: w.customerId, provisioningState: 'Succeeded', sku: { name: 'PerGB2018' }, retentionInDays: 90, publicNetworkAccessForIngestion: 'Enabled', publicNetworkAccessForQuery: 'Enabled' },
+      id: wsId(w),
+      name: w.name,
+      type: 'Microsoft.OperationalInsights/workspaces',
+      location: w.location,
+    };
+  }
+
+  /** What ARM validates on a DCR PUT that our rule could get wrong. */
+  function validateDcr(body: any, location: string | undefined): void {
+    const bad = (m: string) => new HttpError(400, 'InvalidPayload', `Data collection rule is invalid: ${m}`);
+    if (!body || typeof body !== 'object') throw bad('the request body is not a JSON object');
+    if (typeof body.location !== 'string' || !body.location) throw bad("'location' is required");
+    if (location && body.location.toLowerCase() !== location.toLowerCase()) {
+      throw new HttpError(400, 'InvalidResourceLocation', `The resource already exists in location '${location}'; it cannot be moved to '${body.location}'.`);
+    }
+    const p = body.properties;
+    if (!p || typeof p !== 'object') throw bad("'properties' is required");
+    const flows: any[] = Array.isArray(p.dataFlows) ? p.dataFlows : [];
+    if (flows.length === 0) throw bad('at least one data flow is required');
+    if (flows.length > 10) throw bad('a rule holds at most 10 data flows');
+    const la: any[] = p.destinations?.logAnalytics ?? [];
+    const destNames = new Set(la.map((d) => d.name));
+    for (const d of la) {
+      if (!findWs(String(d.workspaceResourceId ?? ''))) throw bad(`destination ${d.name}: workspace ${d.workspaceResourceId} not found`);
+    }
+    const declared = new Set(Object.keys(p.streamDeclarations ?? {}));
+    for (const f of flows) {
+      for (const s of f.streams ?? []) if (String(s).startsWith('Custom-') && !declared.has(s)) throw bad(`stream ${s} is not declared in streamDeclarations`);
+      for (const d of f.destinations ?? []) if (!destNames.has(d)) throw bad(`destination ${d} is not defined`);
+      if (typeof f.transformKql === 'string' && f.transformKql.length > 15_360) throw bad('transformKql is longer than 15360 characters');
+    }
+  }
+
+  function arm(req: http.IncomingMessage, url: URL, body: any): [number, unknown] {
+    authorize(req, ARM_AUDIENCE);
+    const path = url.pathname;
+    let m: RegExpExecArray | null;
+    if (req.method === 'POST' && path.toLowerCase() === '/providers/microsoft.resourcegraph/resources') {
+      requireVersion(url, API_VERSIONS.resourceGraph);
+      permit('Microsoft.ResourceGraph/resources/read', '/');
+      if (typeof body?.query !== 'string' || !body.query.trim()) throw new HttpError(400, 'BadRequest', 'Please provide below info when asking for support: query is required');
+      const q = body.query as string;
+      const subs: string[] | undefined = Array.isArray(body.subscriptions) ? body.subscriptions : undefined;
+      const wantType = /microsoft\.operationalinsights\/workspaces/i.test(q);
+      const cid = /customerId\s*(?:==|=~)\s*['"]([0-9a-f-]{36})['"]/i.exec(q)?.[1];
+      const data = workspaces
+        .filter((w) => wantType && (!cid || w.customerId.toLowerCase() === cid.toLowerCase()) && (!subs || subs.includes(w.subscriptionId)))
+        .map((w) => ({ id: wsId(w), name: w.name, type: 'microsoft.operationalinsights/workspaces', location: w.location, resourceGroup: w.resourceGroup, subscriptionId: w.subscriptionId, properties: { customerId: w.customerId } }));
+      return [200, { totalRecords: data.length, count: data.length, resultTruncated: 'false', facets: [], data }];
+    }
+    if ((m = WS_PATH.exec(path))) {
+      requireVersion(url, API_VERSIONS.workspaces);
+      if (req.method !== 'GET') throw new HttpError(405, 'MethodNotAllowed', `${req.method} is not supported here`);
+      permit('Microsoft.OperationalInsights/workspaces/read', path);
+      const w = findWs(path);
+      if (!w) throw new HttpError(404, 'ResourceNotFound', `The Resource 'Microsoft.OperationalInsights/workspaces/${m[3]}' under resource group '${m[2]}' was not found.`);
+      return [200, workspaceResource(w)];
+    }
+    if ((m = DCR_PATH.exec(path))) {
+      requireVersion(url, API_VERSIONS.dataCollectionRules);
+      const key = path.toLowerCase();
+      const existing = dcrs.get(key);
+      if (req.method === 'GET') {
+        permit('Microsoft.Insights/dataCollectionRules/read', path);
+        if (!existing) throw new HttpError(404, 'ResourceNotFound', `The Resource 'Microsoft.Insights/dataCollectionRules/${m[3]}' under resource group '${m[2]}' was not found.`);
+        return [200, existing];
+      }
+      if (req.method !== 'PUT') throw new HttpError(405, 'MethodNotAllowed', `${req.method} is not supported here`);
+      permit('Microsoft.Insights/dataCollectionRules/write', path);
+      validateDcr(body, existing?.location);
+      // The immutable id survives updates; the first rule gets the edge's, so ingestion through it works.
+      const immutableId = existing?.properties.immutableId ?? (edgeDcrUsed ? `dcr-${randomBytes(16).toString('hex')}` : ((edgeDcrUsed = true), edge.dcrImmutableId));
+      const direct = String(body.kind ?? '').trim().toLowerCase() === 'direct';
+      const resource = {
+        id: path,
+        name: m[3],
+        type: 'Microsoft.Insights/dataCollectionRules',
+        location: body.location,
+        ...(body.kind ? { kind: String(body.kind).trim() } : {}),
+        ...(body.tags ? { tags: body.tags } : {}),
+        properties: {
+          ...body.properties,
+          immutableId,
+          ...(direct ? { endpoints: { logsIngestion: edge.url, metricsIngestion: edge.url } } : {}),
+          provisioningState: 'Succeeded',
+        },
+        etag: `"${randomUUID()}"`,
+      };
+      dcrs.set(key, resource);
+      return [existing ? 200 : 201, resource];
+    }
+    if ((m = RA_PATH.exec(path))) {
+      requireVersion(url, API_VERSIONS.roleAssignments);
+      const [, scope, name] = m;
+      if (req.method === 'GET') {
+        permit('Microsoft.Authorization/roleAssignments/read', scope);
+        const ra = roleAssignments.get(path.toLowerCase());
+        if (!ra) throw new HttpError(404, 'RoleAssignmentNotFound', `The role assignment '${name}' is not found.`);
+        return [200, ra];
+      }
+      if (req.method !== 'PUT') throw new HttpError(405, 'MethodNotAllowed', `${req.method} is not supported here`);
+      permit('Microsoft.Authorization/roleAssignments/write', scope);
+      if (!GUID.test(name)) throw new HttpError(400, 'InvalidRoleAssignmentId', `The role assignment ID '${name}' is not valid. The role assignment ID must be a GUID.`);
+      if (DCR_PATH.test(scope) && !dcrs.has(scope.toLowerCase())) throw new HttpError(404, 'ResourceNotFound', `The scope '${scope}' does not exist.`);
+      const props = body?.properties;
+      if (!props || typeof props.roleDefinitionId !== 'string' || typeof props.principalId !== 'string') {
+        throw new HttpError(400, 'InvalidRequestContent', 'properties.roleDefinitionId and properties.principalId are required');
+      }
+      const roleGuid = props.roleDefinitionId.split('/').pop()!.toLowerCase();
+      if (!/\/providers\/Microsoft\.Authorization\/roleDefinitions\/[0-9a-f-]{36}$/i.test(props.roleDefinitionId)) {
+        throw new HttpError(400, 'InvalidRoleDefinitionId', `The role definition ID '${props.roleDefinitionId}' is not valid.`);
+      }
+      const same = [...roleAssignments.values()].find(
+        (r) => r.properties.scope.toLowerCase() === scope.toLowerCase() && r.properties.principalId === props.principalId && r.properties.roleDefinitionId.split('/').pop()!.toLowerCase() === roleGuid,
+      );
+      if (same && same.name !== name) throw new HttpError(409, 'RoleAssignmentExists', 'The role assignment already exists.');
+      const resource = {
+        properties: { roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${roleGuid}`, principalId: props.principalId, principalType: props.principalType ?? 'ServicePrincipal', scope },
+        id: path,
+        type: 'Microsoft.Authorization/roleAssignments',
+        name,
+      };
+      const existed = roleAssignments.has(path.toLowerCase());
+      roleAssignments.set(path.toLowerCase(), resource);
+      if (!existed && options.roleDelayMs && roleGuid === MONITORING_METRICS_PUBLISHER) {
+        edge.fail({
+          api: 'logs-ingestion',
+          status: 403,
+          durationMs: options.roleDelayMs,
+          body: JSON.stringify({ error: { code: 'OperationFailed', message: 'The authentication token provided does not have access to ingest data for the data collection rule with immutable Id. PipelineAccessResult: AccessGranted: False, IsRbacPresent: False' } }),
+        });
+      }
+      return [existed ? 200 : 201, resource];
+    }
+    throw new HttpError(404, 'InvalidResourceType', `The resource type could not be found for ${path}`);
+  }
+
+  /** The Logs Query subset the probes use: `<Table> | where <column> == "x"` or `in ("x", "y")`, optional `| extend X = ingestion_time()`. */
+  function logsQuery(req: http.IncomingMessage, workspace: string, body: any): [number, unknown] {
+    authorize(req, LOGS_QUERY_AUDIENCE);
+    const w = workspaces.find((x) => x.customerId.toLowerCase() === workspace.toLowerCase());
+    if (!w) throw new HttpError(404, 'WorkspaceNotFoundError', `The workspace ${workspace} could not be found`);
+    const q = typeof body?.query === 'string' ? body.query.trim() : '';
+    const syntax = (m: string) => new HttpError(400, 'BadArgumentError', `The request had some invalid properties: ${m}`);
+    if (!q) throw syntax('query is required');
+    const table = /^([A-Za-z_][A-Za-z0-9_]*)/.exec(q)?.[1];
+    if (table !== 'CommonSecurityLog' && table !== 'CommonSecurityLog_CL') throw syntax(`'${table ?? q.slice(0, 30)}' is not a table this mock holds`);
+    const where = /\|\s*where\s+([A-Za-z0-9_]+)\s*(==|in)\s*(\([^)]*\)|"[^"]*"|'[^']*')/.exec(q);
+    const extend = /\|\s*extend\s+([A-Za-z_][A-Za-z0-9_]*)\s*=\s*ingestion_time\(\)/.exec(q)?.[1];
+    const wanted = where ? [...where[3].matchAll(/"([^"]*)"|'([^']*)'/g)].map((x) => x[1] ?? x[2]) : null;
+    const now = Date.now();
+    const source: AcceptedRow[] = edge.rows.filter(
+      (r) => (table === 'CommonSecurityLog' ? r.api === 'logs-ingestion' : r.api === 'log-analytics' && r.table === table) && r.at + ingestionDelayMs <= now,
+    );
+    // The Data Collector API suffixes custom columns by type (_s, _d, _b): the _CL table is not CommonSecurityLog.
+    const shape = (r: AcceptedRow): Record<string, unknown> =>
+      table === 'CommonSecurityLog' || r.api !== 'log-analytics'
+        ? r.row
+        : Object.fromEntries(Object.entries(r.row).map(([k, v]) => [k === 'TimeGenerated' ? k : `${k}_${typeof v === 'number' ? 'd' : typeof v === 'boolean' ? 'b' : 's'}`, v]));
+    const rows = source.map((r) => ({ r, v: shape(r) })).filter(({ v }) => !wanted || wanted.includes(String(v[where![1]])));
+    const columns: Array<{ name: string; type: string }> = [];
+    const seen = new Set<string>();
+    for (const { v } of rows) {
+      for (const [k, val] of Object.entries(v)) {
+        if (seen.has(k)) continue;
+        seen.add(k);
+        columns.push({ name: k, type: k === 'TimeGenerated' ? 'datetime' : typeof val === 'number' ? (Number.isInteger(val) ? 'long' : 'real') : typeof val === 'boolean' ? 'bool' : 'string' });
+      }
+    }
+    if (extend) columns.push({ name: extend, type: 'datetime' });
+    const out = rows.map(({ r, v }) => [...columns.map((c) => (c.name === extend ? new Date(r.at + ingestionDelayMs).toISOString() : (v[c.name] ?? null)))]);
+    return [200, { tables: [{ name: 'PrimaryResult', columns, rows: out }] }];
+  }
+
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const url = new URL(req.url ?? '/', 'http://mock');
+      const record: ControlRequest = { at: Date.now(), method: req.method ?? '', path: url.pathname, apiVersion: url.searchParams.get('api-version'), status: 0 };
+      requests.push(record);
+      let status: number;
+      let payload: unknown;
+      try {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body: unknown;
+        if (text) {
+          try {
+            body = JSON.parse(text);
+          } catch {
+            throw new HttpError(400, 'InvalidRequestContent', 'The request content was invalid and could not be deserialized');
+          }
+        }
+        record.body = body;
+        const q = QUERY_PATH.exec(url.pathname);
+        [status, payload] = q && req.method === 'POST' ? logsQuery(req, decodeURIComponent(q[1]), body) : arm(req, url, body);
+      } catch (err) {
+        if (err instanceof HttpError) {
+          status = err.status;
+          payload = { error: { code: err.code, message: err.message } };
+        } else {
+          status = 500;
+          payload = { error: { code: 'MockError', message: String(err) } };
+        }
+      }
+      record.status = status;
+      const json = JSON.stringify(payload);
+      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'x-ms-request-id': randomUUID() });
+      res.end(json);
+    });
+  };
+
+  const tls = edge.https && edge.caPath ? { cert: readFileSync(edge.caPath), key: readFileSync(edge.caPath.replace(/-cert\.pem$/, '-key.pem')) } : undefined;
+  const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    workspaces,
+    requests,
+    dcrs,
+    roleAssignments,
+    deny: (a) => void denied.add(a),
+    allow: (a) => void denied.delete(a),
+    setIngestionDelay: (ms) => void (ingestionDelayMs = ms),
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,64 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { createFsRoot } from '../../src/system/fs-root.js';
+import { createScriptedPrompter } from '../../src/system/prompts.js';
+import type { Exec, ExecResult } from '../../src/system/exec.js';
+import type { InstallDeps } from '../../src/install/run-install.js';
+import type { Services } from '../../src/install/service.js';
+
+/** Install's seams for in-process runs on a fixture root: a fake exec and services, output captured in order. */
+export function fakeExec(root: string): Exec {
+  const ok = (stdout = ''): ExecResult => ({ exitCode: 0, stdout, stderr: '', failed: false });
+  return {
+    registerSecret() {},
+    async which(cmd) {
+      return cmd === 'node' ? '/usr/bin/node' : null;
+    },
+    async run(cmd, args) {
+      if (cmd === '/usr/bin/node' && args[0] === '--version') return ok('v20.19.0\n');
+      if (cmd === 'useradd') {
+        const passwd = path.join(root, 'etc/passwd');
+        writeFileSync(passwd, `${existsSync(passwd) ? readFileSync(passwd, 'utf8') : ''}sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`);
+      }
+      return ok();
+    },
+    async spawnDetached() {
+      return 99999;
+    },
+  };
+}
+
+export const services: Services = {
+  async startForwarder() {
+    return 'started';
+  },
+  async stopForwarder() {},
+  async restartDaemon() {
+    return { ok: true, detail: 'restarted' };
+  },
+  async isForwarderSupervised() {
+    return null;
+  },
+  async runningDaemonPids() {
+    return [4343];
+  },
+};
+
+export function installDeps(temp: (prefix: string) => string, root: string, extra: Partial<InstallDeps> = {}) {
+  const stream: Array<['log' | 'out', string]> = [];
+  const bundle = path.join(temp('scef-bundle-'), 'forwarder.mjs');
+  writeFileSync(bundle, '// forwarder bundle\n');
+  const d: InstallDeps = {
+    fs: createFsRoot(root),
+    exec: fakeExec(root),
+    prompter: createScriptedPrompter([]),
+    log: (l) => stream.push(['log', l]),
+    out: (t) => stream.push(['out', t]),
+    env: {},
+    forwarderBundle: bundle,
+    services,
+    ...extra,
+  };
+  return { deps: d, stream, text: () => stream.map((s) => s[1]).join('\n') };
+}
+
