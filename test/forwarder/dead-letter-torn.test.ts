@@ -1,0 +1,50 @@
+/**
+ * A dead-letter append that fails part way, and whose cut-back fails too, must not leave a torn line
+ * that the next entry is appended to (both entries unreadable). Found by the forwarder-wide fault
+ * test (test/reliability/fault-layer.test.ts) with truncate faults on the dead-letter file.
+ */
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DeadLetterFile } from '../../src/forwarder/dead-letter.js';
+import { injectFaults, type FaultController } from '../helpers/faults.js';
+import { tempDir } from './helpers.js';
+
+let faults: FaultController | null = null;
+const dirs: string[] = [];
+afterEach(() => {
+  faults?.clear();
+  faults = null;
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const entry = (i: number) => ({ reason: 'parse failure: test', raw: `line ${i} ${'x'.repeat(6000)}` });
+
+describe('DeadLetterFile: a failed append whose cut-back fails', () => {
+  it.each([['EIO'], ['ENOSPC'], ['EACCES']])('truncate %s: nothing is appended behind the partial entry; retried, every line is JSON and every entry there once', (code) => {
+    const dir = tempDir('dl-torn-');
+    dirs.push(dir);
+    const path = join(dir, 'dead-letter.ndjson');
+    const dl = new DeadLetterFile(path, { maxBytes: 64 * 1024 * 1024, files: 2 });
+    dl.write([entry(0)]);
+    faults = injectFaults([
+      { ops: ['write'], codes: ['SHORT'], times: 1 },
+      { ops: ['write'], codes: ['EIO'], times: 1 },
+      { ops: ['truncate'], codes: [code], times: 1 },
+    ]);
+    expect(() => dl.write([entry(1)])).toThrow(/EIO/);
+    faults.clear();
+    faults = null;
+    // The caller retries the failed entry, then goes on.
+    dl.write([entry(1)]);
+    dl.write([entry(2)]);
+    dl.close();
+    const text = readFileSync(path, 'utf8');
+    expect(text.endsWith('\n')).toBe(true);
+    const raws = text
+      .split('\n')
+      .slice(0, -1)
+      .map((l) => String((JSON.parse(l) as { raw: string }).raw).split(' ')[1]);
+    expect(raws).toEqual(['0', '1', '2']);
+  });
+});
