@@ -228,14 +228,12 @@ function safeSize(file: string): number {
   }
 }
 
-/** Entries (lines) in a file; read in 1 MiB chunks. */
+/**
+ * Entries (lines) in a file; read in 1 MiB chunks. Throws when the file cannot be read: a file about
+ * to be deleted must not be counted as empty.
+ */
 function countLines(file: string): number {
-  let fd: number;
-  try {
-    fd = fsio.openSync(file, 'r');
-  } catch {
-    return 0;
-  }
+  const fd = fsio.openSync(file, 'r');
   const buf = Buffer.allocUnsafe(1024 * 1024);
   let lines = 0;
   try {
@@ -244,8 +242,6 @@ function countLines(file: string): number {
       if (n <= 0) break;
       for (let i = buf.indexOf(10); i !== -1 && i < n; i = buf.indexOf(10, i + 1)) lines++;
     }
-  } catch {
-    // Count what was read.
   } finally {
     try {
       fsio.closeSync(fd);
