@@ -59,6 +59,8 @@ export class DeadLetterFile {
   /** Entries per file, for files this process saw from empty: dropping them needs no read. */
   private readonly counts = new Map<string, number>();
   private readonly onDropped?: DeadLetterOptions['onDropped'];
+  /** A failed append left bytes past `size` that could not be cut off: nothing goes behind them. */
+  private torn = false;
 
   constructor(
     readonly path: string,
@@ -83,6 +85,7 @@ export class DeadLetterFile {
     for (const e of entries) text += JSON.stringify({ time, ...e }) + '\n';
     const buf = Buffer.from(text);
     if (this.fd < 0) this.open();
+    this.cutTorn();
     if (this.size > 0 && this.size + buf.length > rotateBytes(this.limits)) {
       this.rotate();
       this.open();
@@ -100,15 +103,16 @@ export class DeadLetterFile {
   /** Appends whole or not at all. */
   private append(buf: Buffer, entries: number): void {
     if (this.fd < 0) this.open();
+    this.cutTorn();
     try {
       fsio.writeAllSync(this.fd, buf);
     } catch (err) {
-      // Cut a partial line off, so a retry appends whole lines only. If even that fails, reopen to
-      // re-measure; the next write then starts behind whatever is there.
+      // Cut a partial line off, so a retry appends whole lines only. If even that fails, keep the fd
+      // and its size: the next write cuts first, and appends nothing until that works.
       try {
         fsio.ftruncateSync(this.fd, this.size);
       } catch {
-        this.close();
+        this.torn = true;
       }
       throw err;
     }
@@ -136,8 +140,21 @@ export class DeadLetterFile {
     return false;
   }
 
+  /** Cuts off what a failed append left (throws while that still fails). */
+  private cutTorn(): void {
+    if (!this.torn) return;
+    fsio.ftruncateSync(this.fd, this.size);
+    this.torn = false;
+  }
+
   close(): void {
     if (this.fd < 0) return;
+    try {
+      this.cutTorn();
+    } catch {
+      // Left for the next start, which appends behind it.
+    }
+    this.torn = false;
     const fd = this.fd;
     this.fd = -1;
     try {
@@ -211,14 +228,12 @@ function safeSize(file: string): number {
   }
 }
 
-/** Entries (lines) in a file; read in 1 MiB chunks. */
+/**
+ * Entries (lines) in a file; read in 1 MiB chunks. Throws when the file cannot be read: a file about
+ * to be deleted must not be counted as empty.
+ */
 function countLines(file: string): number {
-  let fd: number;
-  try {
-    fd = fsio.openSync(file, 'r');
-  } catch {
-    return 0;
-  }
+  const fd = fsio.openSync(file, 'r');
   const buf = Buffer.allocUnsafe(1024 * 1024);
   let lines = 0;
   try {
@@ -227,8 +242,6 @@ function countLines(file: string): number {
       if (n <= 0) break;
       for (let i = buf.indexOf(10); i !== -1 && i < n; i = buf.indexOf(10, i + 1)) lines++;
     }
-  } catch {
-    // Count what was read.
   } finally {
     try {
       fsio.closeSync(fd);

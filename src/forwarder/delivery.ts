@@ -626,12 +626,18 @@ export class DeliveryLoop {
     let handedRecords = 0;
     let handedBytes = 0;
     let firstSeen: number | null = null;
+    // A failed read (a segment that cannot be opened: EMFILE, EACCES, EIO) hands out nothing: wait and
+    // read again, while the batches already on the wire are acknowledged in order, not sent again.
+    let readFailures = 0;
+    let readAgainAt = 0;
     try {
       while (!signal.aborted) {
         // How long to wait for more data before another batch could start; null when at the limit.
         let wait: number | null = null;
         if (inflight.length < limit) {
-          if (queue.unread) {
+          if (queue.unread && readAgainAt > Date.now()) {
+            wait = readAgainAt - Date.now();
+          } else if (queue.unread) {
             const now = Date.now();
             firstSeen ??= now;
             const ready =
@@ -641,7 +647,17 @@ export class DeliveryLoop {
               now - firstSeen >= cfg.flushMs;
             if (ready) {
               firstSeen = null;
-              const batch = queue.readBatch(cfg.maxRecords, cfg.maxBytes);
+              let batch: QueueBatch;
+              try {
+                batch = queue.readBatch(cfg.maxRecords, cfg.maxBytes);
+              } catch (err) {
+                this.effects.backgroundError('queue_read');
+                if (readFailures++ === 0) this.o.logger.error({ err: (err as Error).message }, 'cannot read the queue; retrying (batches already sent are kept)');
+                readAgainAt = Date.now() + this.backoff(readFailures);
+                continue;
+              }
+              if (readFailures) this.o.logger.info({ failures: readFailures }, 'reading the queue works again');
+              readFailures = 0;
               // The runner parses this batch while earlier ones are on the wire.
               const sending = this.runner.deliver(this.runner.prepare(batch), signal);
               sending.catch(() => {}); // awaited in order below

@@ -19,6 +19,8 @@ export interface FaultController {
   /** Faults injected so far, by `op:code`. */
   readonly hits: Map<string, number>;
   readonly total: number;
+  /** Faults injected so far by each rule (same order as the rules). */
+  readonly byRule: readonly number[];
   /** Stops injecting (the plan stays installed until clear()). */
   pause(): void;
   resume(): void;
@@ -72,6 +74,7 @@ export function injectFaults(rules: FaultRule[], seed = 1): FaultController {
     get total() {
       return total;
     },
+    byRule: fired,
     pause: () => void (paused = true),
     resume: () => void (paused = false),
     clear: () => setFaultPlan(null),
