@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { UsageError } from '../errors.js';
 
-export type ListenProtocol = 'tcp' | 'udp' | 'tls';
+export type ListenProtocol = 'tcp' | 'udp' | 'tls' | 'relp';
 export interface ListenAddress {
   protocol: ListenProtocol;
   host: string;
@@ -10,12 +10,12 @@ export interface ListenAddress {
   url: string;
 }
 
-/** Parses tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT; IPv6 hosts in brackets ([::1]:25226). */
+/** Parses tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT, relp://HOST:PORT; IPv6 hosts in brackets ([::1]:25226). */
 export function parseListenUrl(url: string): ListenAddress {
-  const m = /^(tcp|udp|tls):\/\/(\[[^\]]+\]|[^:/\s]+):(\d{1,5})\/?$/.exec(url.trim());
+  const m = /^(tcp|udp|tls|relp):\/\/(\[[^\]]+\]|[^:/\s]+):(\d{1,5})\/?$/.exec(url.trim());
   if (!m) {
     throw new UsageError(`invalid listen address '${url}'`, {
-      suggestion: 'use tcp://HOST:PORT, udp://HOST:PORT or tls://HOST:PORT (IPv6 as [::1])',
+      suggestion: 'use tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT or relp://HOST:PORT (IPv6 as [::1])',
     });
   }
   const protocol = m[1] as ListenProtocol;

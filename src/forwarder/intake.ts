@@ -10,6 +10,7 @@ import type { DiskQueue } from './disk-queue.js';
 import { SyslogFramer, trimEnd, type Frame } from './framing.js';
 import type { ForwarderMetrics } from './metrics.js';
 import { probeIdOfRaw, type ProbeTracker } from './probes.js';
+import { RELP_SERVERCLOSE, RelpParser, relpAcks, relpOpenResponse, relpResponse, type RelpCommand } from './relp.js';
 
 interface Conn {
   socket: Socket;
@@ -17,7 +18,7 @@ interface Conn {
   lastFrameAt: number;
   /** Last time any byte arrived. */
   lastDataAt: number;
-  framer: SyslogFramer;
+  framer: { readonly pendingBytes: number };
 }
 
 /** A connection with no traffic at all is closed after this many idle timeouts (default 1 h). */
@@ -98,7 +99,7 @@ export class Intake {
       });
       server = ts;
     } else {
-      server = createTcpServer((s) => this.onConnection(s, input));
+      server = createTcpServer((s) => (a.protocol === 'relp' ? this.onRelpConnection(s, input) : this.onConnection(s, input)));
     }
     server.on('error', (err) => this.o.logger.error({ err: err.message, listen: a.url }, 'listener error'));
     this.servers.push(server);
@@ -195,6 +196,107 @@ export class Intake {
   }
 
   /**
+   * RELP (rsyslog's omrelp): a `syslog` command is answered only once its message is in the disk
+   * queue, so the sender keeps it until then and sends it again after a broken session. When the
+   * queue cannot be written, nothing is answered and the session is closed (see relp.ts).
+   */
+  private onRelpConnection(socket: Socket, input: string): void {
+    const { metrics, logger, limits } = this.o;
+    if (this.stopped) {
+      socket.destroy();
+      return;
+    }
+    if (this.conns.size >= limits.maxConnections) {
+      metrics.connectionsRejected.inc({ input, reason: 'max_connections' });
+      logger.warn({ input, remote: socket.remoteAddress, max: limits.maxConnections }, 'connection refused: maximum connections reached');
+      socket.destroy();
+      return;
+    }
+    const parser = new RelpParser(limits.maxMessageBytes);
+    const conn: Conn = { socket, input, lastFrameAt: Date.now(), lastDataAt: Date.now(), framer: parser };
+    this.conns.add(conn);
+    metrics.connections.inc({ input });
+    if (this.intakePaused) socket.pause();
+    let open = false;
+    const cmds: RelpCommand[] = [];
+    const frames: Frame[] = [];
+    const txnrs: number[] = [];
+    const abort = (reason: string, message: string): void => {
+      metrics.connectionsClosed.inc({ input, reason });
+      logger.warn({ input, remote: socket.remoteAddress, reason }, message);
+      socket.destroy();
+    };
+    socket.on('data', (chunk: Buffer) => {
+      const now = Date.now();
+      conn.lastDataAt = now;
+      cmds.length = 0;
+      frames.length = 0;
+      txnrs.length = 0;
+      try {
+        parser.push(chunk, cmds);
+      } catch (err) {
+        // Nothing of this read is answered: the sender sends it again on its next session.
+        abort('relp_protocol', `closing RELP session: ${(err as Error).message}`);
+        return;
+      }
+      if (cmds.length === 0) return;
+      conn.lastFrameAt = now;
+      let reply = '';
+      // Answers go out in command order: messages before a control command are queued and answered first.
+      const flush = (): boolean => {
+        if (txnrs.length === 0) return true;
+        if (frames.length > 0 && (this.diskError !== null || !this.write(input, frames, now, false, true))) {
+          // Unanswered, so kept by the sender; closing makes it resend them once intake resumes.
+          metrics.connectionsClosed.inc({ input, reason: 'queue_write_failed' });
+          socket.destroy();
+          return false;
+        }
+        reply += relpAcks(txnrs);
+        frames.length = 0;
+        txnrs.length = 0;
+        return true;
+      };
+      for (const c of cmds) {
+        if (c.command === 'syslog' && open) {
+          const data = trimEnd(c.data);
+          if (data.length > 0) frames.push({ data, truncated: c.truncated });
+          txnrs.push(c.txnr);
+          continue;
+        }
+        if (!flush()) return;
+        if (c.txnr === 0) continue; // a hint: never answered
+        if (c.command === 'open' && !open) {
+          const r = relpOpenResponse(c.txnr, c.data);
+          if (!r.ok) {
+            socket.end(reply + r.response);
+            return;
+          }
+          open = true;
+          reply += r.response;
+        } else if (c.command === 'close') {
+          socket.end(reply + relpResponse(c.txnr, '200 OK') + RELP_SERVERCLOSE);
+          return;
+        } else if (!open) {
+          abort('relp_protocol', `closing RELP session: '${c.command}' before 'open'`);
+          return;
+        } else {
+          reply += relpResponse(c.txnr, '500 command not supported');
+        }
+      }
+      if (!flush()) return;
+      if (reply) socket.write(reply);
+    });
+    socket.on('end', () => socket.end());
+    socket.on('error', (err) => {
+      logger.debug({ input, remote: socket.remoteAddress, err: err.message }, 'connection error');
+    });
+    socket.on('close', () => {
+      this.conns.delete(conn);
+      metrics.connections.dec({ input });
+    });
+  }
+
+  /**
    * Slow drip: a connection holding part of a message without completing one within the idle
    * timeout is closed. A connection that is simply quiet (rsyslog keeps its connection open between
    * bursts) is left alone much longer: closing it early makes senders lose the first message they
@@ -231,15 +333,18 @@ export class Intake {
     this.held.push({ input, frames: frames.map((f) => ({ data: Buffer.from(f.data), truncated: f.truncated })), receivedAt });
   }
 
-  private write(input: string, frames: Frame[], receivedAt: number, udp: boolean): void {
+  /** refuse: on a failed write keep nothing (the sender still holds the messages: RELP). */
+  private write(input: string, frames: Frame[], receivedAt: number, udp: boolean, refuse = false): boolean {
     const { queue, metrics } = this.o;
     try {
       queue.append(frames, receivedAt);
     } catch (err) {
-      if (udp) metrics.addDropped('udp_disk_full', frames.length);
+      if (refuse) {
+        // The sender keeps what it has not been answered for.
+      } else if (udp) metrics.addDropped('udp_disk_full', frames.length);
       else this.hold(input, frames, receivedAt);
       this.enterDiskError(err as NodeJS.ErrnoException);
-      return;
+      return false;
     }
     this.counted(input, frames, receivedAt);
     if (queue.full && !this.queueFull) {
@@ -249,6 +354,7 @@ export class Intake {
       this.resumeTimer = setInterval(() => this.maybeResume(), 25);
       this.resumeTimer.unref();
     }
+    return true;
   }
 
   private counted(input: string, frames: Frame[], receivedAt: number): void {
