@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import path from 'node:path';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createFsRoot } from '../../src/system/fs-root.js';
 import { scanRsyslogConfig, scanRsyslogText, parseRsyslogSize, type RsyslogScan } from '../../src/install/rsyslog-config.js';
 import { scanSyslogNgConfig } from '../../src/install/syslog-ng-config.js';
@@ -40,9 +42,12 @@ describe('rsyslog drop-in', () => {
       # nothing counted as discarded). 50,000 in memory absorb bursts; the disk part starts at 40,000 (a stopped or
       # stalled forwarder). On a full queue rsyslog discards after queue.timeoutEnqueue (2 s by default); 10 s
       # rides out a stalled disk writer.
+      # RELP (omrelp, when rsyslog-relp is installed) instead of plain TCP: the forwarder answers each message
+      # only once it is in its disk queue, and rsyslog keeps every unanswered one. Over plain TCP, rsyslog 8.2302
+      # lost the batch its suspended action held in memory when it restarted while the forwarder was down.
       if ($rawmsg contains "CEF:" or $rawmsg contains "%ASA-" or $rawmsg contains "%FTD-") then {
-          action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp"
-                 TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"
+          action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp" TCP_Framing="octet-counted"
+                 template="RSYSLOG_SyslogProtocol23Format"
                  queue.type="LinkedList" queue.size="50000" queue.highWatermark="40000" queue.lowWatermark="10000"
                  queue.timeoutEnqueue="10000"
                  queue.filename="sentinel-cef-fwd" queue.saveOnShutdown="on"
@@ -52,6 +57,40 @@ describe('rsyslog drop-in', () => {
       "
     `);
     expect(r.warnings.join('\n')).toContain('global(maxMessageSize="64k")');
+  });
+
+  it.each([
+    ['Debian/Ubuntu multiarch', 'usr/lib/x86_64-linux-gnu/rsyslog'],
+    ['RHEL', 'usr/lib64/rsyslog'],
+  ])('with omrelp installed (%s): sends over RELP, loads omrelp, and has no omfwd-only options', async (_what, moduleDir) => {
+    const tree = mkdtempSync(path.join(tmpdir(), 'relp-render-'));
+    try {
+      cpSync(path.join(fixtures, 'debian12-rsyslog'), tree, { recursive: true });
+      mkdirSync(path.join(tree, moduleDir), { recursive: true });
+      writeFileSync(path.join(tree, moduleDir, 'omrelp.so'), '');
+      const scan = await scanRsyslogConfig(createFsRoot(tree), { exclude: [RSYSLOG_DROPIN] });
+      expect(scan.omrelp).toBe(true);
+      const r = renderRsyslogDropin(scan, opts);
+      expect(r.transport).toBe('relp');
+      expect(r.added.modules).toContain('module(load="omrelp")');
+      const action = /action\([^)]*\)/.exec(r.content)![0];
+      expect(action).toMatch(/^action\(type="omrelp" name="sentinel-cef-forward" target="127.0.0.1" port="25226"\s+template=/);
+      expect(action).not.toMatch(/protocol=|TCP_Framing/);
+      // The same queue as over TCP: it holds what the forwarder has not answered while it is down.
+      expect(action).toContain('queue.saveOnShutdown="on"');
+      expect(action).toContain('action.resumeRetryCount="-1"');
+    } finally {
+      rmSync(tree, { recursive: true, force: true });
+    }
+  });
+
+  it('without omrelp: plain TCP with octet-counted framing', async () => {
+    const scan = await scanRsyslogConfig(root('debian12-rsyslog'), { exclude: [RSYSLOG_DROPIN] });
+    expect(scan.omrelp).toBe(false);
+    const r = renderRsyslogDropin(scan, opts);
+    expect(r.transport).toBe('tcp');
+    expect(r.added.modules).not.toContain('module(load="omrelp")');
+    expect(/action\([^)]*\)/.exec(r.content)![0]).toMatch(/^action\(type="omfwd" .* protocol="tcp" TCP_Framing="octet-counted"\s+template=/);
   });
 
   it("Ubuntu 22.04: sorts before 50-default.conf, whose rules it must precede", async () => {
@@ -83,9 +122,12 @@ describe('rsyslog drop-in', () => {
       # nothing counted as discarded). 50,000 in memory absorb bursts; the disk part starts at 40,000 (a stopped or
       # stalled forwarder). On a full queue rsyslog discards after queue.timeoutEnqueue (2 s by default); 10 s
       # rides out a stalled disk writer.
+      # RELP (omrelp, when rsyslog-relp is installed) instead of plain TCP: the forwarder answers each message
+      # only once it is in its disk queue, and rsyslog keeps every unanswered one. Over plain TCP, rsyslog 8.2302
+      # lost the batch its suspended action held in memory when it restarted while the forwarder was down.
       if ($rawmsg contains "CEF:" or $rawmsg contains "%ASA-" or $rawmsg contains "%FTD-") then {
-          action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp"
-                 TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"
+          action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp" TCP_Framing="octet-counted"
+                 template="RSYSLOG_SyslogProtocol23Format"
                  queue.type="LinkedList" queue.size="50000" queue.highWatermark="40000" queue.lowWatermark="10000"
                  queue.timeoutEnqueue="10000"
                  queue.filename="sentinel-cef-fwd" queue.saveOnShutdown="on"
@@ -119,9 +161,12 @@ describe('rsyslog drop-in', () => {
       # nothing counted as discarded). 50,000 in memory absorb bursts; the disk part starts at 40,000 (a stopped or
       # stalled forwarder). On a full queue rsyslog discards after queue.timeoutEnqueue (2 s by default); 10 s
       # rides out a stalled disk writer.
+      # RELP (omrelp, when rsyslog-relp is installed) instead of plain TCP: the forwarder answers each message
+      # only once it is in its disk queue, and rsyslog keeps every unanswered one. Over plain TCP, rsyslog 8.2302
+      # lost the batch its suspended action held in memory when it restarted while the forwarder was down.
       if ($rawmsg contains "CEF:" or $rawmsg contains "%ASA-" or $rawmsg contains "%FTD-") then {
-          action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp"
-                 TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"
+          action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp" TCP_Framing="octet-counted"
+                 template="RSYSLOG_SyslogProtocol23Format"
                  queue.type="LinkedList" queue.size="50000" queue.highWatermark="40000" queue.lowWatermark="10000"
                  queue.timeoutEnqueue="10000"
                  queue.filename="sentinel-cef-fwd" queue.saveOnShutdown="on"
