@@ -438,7 +438,11 @@ export class Intake {
     this.stopped = true;
     for (const t of [this.idleTimer, this.resumeTimer]) if (t) clearInterval(t);
     const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
-    for (const c of this.conns) c.socket.destroy();
+    for (const c of this.conns) {
+      // RELP: the serverclose hint tells rsyslog the session is gone before it sends into it.
+      if (c.input === 'relp' && c.socket.writable) c.socket.end(RELP_SERVERCLOSE, () => c.socket.destroy());
+      else c.socket.destroy();
+    }
     for (const u of this.udpSockets) u.close();
     this.flushUdp();
     await Promise.all(closing);

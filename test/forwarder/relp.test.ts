@@ -234,6 +234,17 @@ describe('RELP input', () => {
     expect(t.appended.flatMap((a) => a.messages)).toEqual(['x']);
   });
 
+  it('on stop, sends the serverclose hint after every answer, then closes', async () => {
+    const t = await startIntake();
+    const s = await tcpConnect(t.port);
+    const { answers, closed } = collectAnswers(s);
+    s.write(session(['a', 'b']));
+    await waitFor(() => answers.length === 3, 5000);
+    await t.intake.stop();
+    await closed;
+    expect(answers.map((a) => a.text.split('\n')[0])).toEqual(['200 OK', '200 OK', '200 OK', 'serverclose']);
+  });
+
   it('delivers RELP messages end to end through the disk queue to the sink', async () => {
     const dir = tempDir();
     const config = makeConfig(dir, { listen: ['relp://127.0.0.1:0'] });
