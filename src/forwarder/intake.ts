@@ -227,6 +227,7 @@ export class Intake {
       socket.destroy();
     };
     socket.on('data', (chunk: Buffer) => {
+      if (this.stopped) return;
       const now = Date.now();
       conn.lastDataAt = now;
       cmds.length = 0;
@@ -440,7 +441,8 @@ export class Intake {
     const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
     for (const c of this.conns) {
       // RELP: the serverclose hint tells rsyslog the session is gone before it sends into it.
-      if (c.input === 'relp' && c.socket.writable) c.socket.end(RELP_SERVERCLOSE, () => c.socket.destroy());
+      // What it sends after this stays unanswered and is sent again.
+      if (c.input === 'relp' && c.socket.writable) c.socket.pause().end(RELP_SERVERCLOSE, () => c.socket.destroy());
       else c.socket.destroy();
     }
     for (const u of this.udpSockets) u.close();
