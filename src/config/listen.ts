@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { UsageError } from '../errors.js';
 
-export type ListenProtocol = 'tcp' | 'udp' | 'tls';
+export type ListenProtocol = 'tcp' | 'udp' | 'tls' | 'relp';
 export interface ListenAddress {
   protocol: ListenProtocol;
   host: string;
@@ -13,15 +13,15 @@ export interface ListenAddress {
 }
 
 /**
- * Parses tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT; IPv6 hosts in brackets ([::1]:25226).
+ * Parses tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT, relp://HOST:PORT; IPv6 hosts in brackets ([::1]:25226).
  * `?proxy=v1` or `?proxy=v2` on tcp/tls: connections must start with that PROXY protocol header.
  */
 export function parseListenUrl(url: string): ListenAddress {
   const [base, query] = splitQuery(url.trim());
-  const m = /^(tcp|udp|tls):\/\/(\[[^\]]+\]|[^:/\s]+):(\d{1,5})\/?$/.exec(base);
+  const m = /^(tcp|udp|tls|relp):\/\/(\[[^\]]+\]|[^:/\s]+):(\d{1,5})\/?$/.exec(base);
   if (!m) {
     throw new UsageError(`invalid listen address '${url}'`, {
-      suggestion: 'use tcp://HOST:PORT, udp://HOST:PORT or tls://HOST:PORT (IPv6 as [::1])',
+      suggestion: 'use tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT or relp://HOST:PORT (IPv6 as [::1])',
     });
   }
   const protocol = m[1] as ListenProtocol;

@@ -70,7 +70,7 @@ export function addForwarderOptions(cmd: Command): Command {
   const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
   cmd
     .option('--config <file>', `config file (JSON; default ${DEFAULT_CONFIG_PATH} when it exists)`)
-    .option('--listen <url>', 'tcp://HOST:PORT, udp://HOST:PORT or tls://HOST:PORT (repeatable)', collect)
+    .option('--listen <url>', 'tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT or relp://HOST:PORT (repeatable)', collect)
     .option('--queue-dir <dir>', 'disk queue directory')
     .option('--queue-max-bytes <size>', 'queue size cap (bytes, or 512M, 2G)')
     .option('--max-message-size <size>', 'longer messages are truncated and flagged (default 64K)')

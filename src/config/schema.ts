@@ -68,7 +68,7 @@ export const sinkSchema = z.discriminatedUnion('type', [fileSink, logAnalyticsSi
 export type SinkConfig = z.infer<typeof sinkSchema>;
 
 export const forwarderConfigSchema = z.object({
-  /** tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT */
+  /** tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT, relp://HOST:PORT */
   listen: z
     .array(z.string())
     .min(1)

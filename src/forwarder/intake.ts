@@ -11,6 +11,7 @@ import { SyslogFramer, trimEnd, type Frame } from './framing.js';
 import type { ForwarderMetrics } from './metrics.js';
 import { probeIdOfRaw, type ProbeTracker } from './probes.js';
 import { parseProxyHeader, type ProxySource, type ProxyVersion } from './proxy-protocol.js';
+import { RELP_SERVERCLOSE, RelpParser, relpAcks, relpOpenResponse, relpResponse, type RelpCommand } from './relp.js';
 
 interface Conn {
   socket: Socket;
@@ -22,7 +23,9 @@ interface Conn {
   lastFrameAt: number;
   /** Last time any byte arrived. */
   lastDataAt: number;
-  framer: SyslogFramer;
+  /** A RELP session's parser: its partial frames are never flushed (the sender keeps what was not answered). */
+  framer: SyslogFramer | RelpParser;
+  relp?: boolean;
   /** Why the forwarder closed it, for the partial frame flushed on close. */
   closeReason?: string;
   /** When limits.maxConnectionAgeSec runs out (ms; Infinity when off). */
@@ -217,6 +220,7 @@ export class Intake {
     } else {
       server = createTcpServer((raw) => {
         if (!this.admit(raw, input)) return;
+        if (a.protocol === 'relp') return this.onRelpConnection(raw, input);
         if (!a.proxy) return this.onConnection(raw, input);
         this.readProxyHeader(raw, input, a.proxy, (source) => this.onConnection(raw, input, source ?? undefined));
       });
@@ -381,6 +385,98 @@ export class Intake {
   }
 
   /**
+   * RELP (rsyslog's omrelp): a `syslog` command is answered only once its message is in the disk
+   * queue, so the sender keeps it until then and sends it again after a broken session. When the
+   * queue cannot be written, nothing is answered and the session is closed (see relp.ts).
+   */
+  private onRelpConnection(socket: Socket, input: string): void {
+    // admit() has counted the socket against maxConnections.
+    const { metrics, logger, limits } = this.o;
+    const parser = new RelpParser(limits.maxMessageBytes);
+    const now0 = Date.now();
+    const conn: Conn = { socket, input, remote: socket.remoteAddress, lastFrameAt: now0, lastDataAt: now0, framer: parser, relp: true, expiresAt: Infinity, expired: false };
+    this.conns.add(conn);
+    if (this.intakePaused) socket.pause();
+    let open = false;
+    const cmds: RelpCommand[] = [];
+    const frames: Frame[] = [];
+    const txnrs: number[] = [];
+    const abort = (reason: string, message: string): void => {
+      metrics.connectionsClosed.inc({ input, reason });
+      logger.warn({ input, remote: socket.remoteAddress, reason }, message);
+      socket.destroy();
+    };
+    socket.on('data', (chunk: Buffer) => {
+      if (this.stopped) return;
+      const now = Date.now();
+      conn.lastDataAt = now;
+      cmds.length = 0;
+      frames.length = 0;
+      txnrs.length = 0;
+      try {
+        parser.push(chunk, cmds);
+      } catch (err) {
+        // Nothing of this read is answered: the sender sends it again on its next session.
+        abort('relp_protocol', `closing RELP session: ${(err as Error).message}`);
+        return;
+      }
+      if (cmds.length === 0) return;
+      conn.lastFrameAt = now;
+      let reply = '';
+      // Answers go out in command order: messages before a control command are queued and answered first.
+      const flush = (): boolean => {
+        if (txnrs.length === 0) return true;
+        if (frames.length > 0 && (this.diskError !== null || !this.write(input, frames, now, false, true))) {
+          // Unanswered, so kept by the sender; closing makes it resend them once intake resumes.
+          metrics.connectionsClosed.inc({ input, reason: 'queue_write_failed' });
+          socket.destroy();
+          return false;
+        }
+        reply += relpAcks(txnrs);
+        frames.length = 0;
+        txnrs.length = 0;
+        return true;
+      };
+      for (const c of cmds) {
+        if (c.command === 'syslog' && open) {
+          const data = trimEnd(c.data);
+          if (data.length > 0) frames.push({ data, truncated: c.truncated });
+          txnrs.push(c.txnr);
+          continue;
+        }
+        if (!flush()) return;
+        if (c.txnr === 0) continue; // a hint: never answered
+        if (c.command === 'open' && !open) {
+          const r = relpOpenResponse(c.txnr, c.data);
+          if (!r.ok) {
+            socket.end(reply + r.response);
+            return;
+          }
+          open = true;
+          reply += r.response;
+        } else if (c.command === 'close') {
+          socket.end(reply + relpResponse(c.txnr, '200 OK') + RELP_SERVERCLOSE);
+          return;
+        } else if (!open) {
+          abort('relp_protocol', `closing RELP session: '${c.command}' before 'open'`);
+          return;
+        } else {
+          reply += relpResponse(c.txnr, '500 command not supported');
+        }
+      }
+      if (!flush()) return;
+      if (reply) socket.write(reply);
+    });
+    socket.on('end', () => socket.end());
+    socket.on('error', (err) => {
+      logger.debug({ input, remote: socket.remoteAddress, err: err.message }, 'connection error');
+    });
+    socket.on('close', () => {
+      this.conns.delete(conn);
+    });
+  }
+
+  /**
    * Slow drip: a connection holding part of a message without completing one within the idle
    * timeout is closed. A connection that is simply quiet (rsyslog keeps its connection open between
    * bursts) is left alone much longer: closing it early makes senders lose the first message they
@@ -429,7 +525,7 @@ export class Intake {
    * (truncated when octet-counted) and counted, never dropped. Idempotent: the framer is emptied.
    */
   private flushPartial(c: Conn, reason: string): void {
-    if (c.framer.pendingBytes === 0) return;
+    if (c.framer instanceof RelpParser || c.framer.pendingBytes === 0) return;
     const frames = c.framer.end();
     if (!frames.length) return;
     this.o.metrics.partialFrames.inc({ input: c.input, reason }, frames.length);
@@ -452,17 +548,20 @@ export class Intake {
     this.held.push({ input, frames: frames.map((f) => ({ data: Buffer.from(f.data), truncated: f.truncated })), receivedAt });
   }
 
-  private write(input: string, frames: Frame[], receivedAt: number, udp: boolean): void {
+  /** refuse: on a failed write keep nothing (the sender still holds the messages: RELP). */
+  private write(input: string, frames: Frame[], receivedAt: number, udp: boolean, refuse = false): boolean {
     const { queue, metrics } = this.o;
     try {
       queue.append(frames, receivedAt);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if ((code === 'ENOSPC' || code === 'EDQUOT') && this.o.reclaimDisk?.()) return this.write(input, frames, receivedAt, udp);
-      if (udp) metrics.addDropped('udp_disk_full', frames.length);
+      if ((code === 'ENOSPC' || code === 'EDQUOT') && this.o.reclaimDisk?.()) return this.write(input, frames, receivedAt, udp, refuse);
+      if (refuse) {
+        // The sender keeps what it has not been answered for.
+      } else if (udp) metrics.addDropped('udp_disk_full', frames.length);
       else this.hold(input, frames, receivedAt);
       this.enterDiskError(err as NodeJS.ErrnoException);
-      return;
+      return false;
     }
     this.counted(input, frames, receivedAt);
     if (queue.full && !this.queueFull) {
@@ -472,6 +571,7 @@ export class Intake {
       this.resumeTimer = setInterval(() => this.maybeResume(), 25);
       this.resumeTimer.unref();
     }
+    return true;
   }
 
   private counted(input: string, frames: Frame[], receivedAt: number): void {
@@ -558,14 +658,22 @@ export class Intake {
     for (const t of [this.idleTimer, this.resumeTimer]) if (t) clearInterval(t);
     for (const l of [this.refusedLog, this.handshakeLog, this.listenerLog, this.proxyLog]) l.flush(true);
     const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+    const ending = new Set<Socket>();
     for (const c of this.conns) {
+      if (c.relp && c.socket.writable) {
+        // RELP: the serverclose hint tells rsyslog the session is gone before it sends into it. What it sends
+        // after this stays unanswered and is sent again.
+        ending.add(c.socket);
+        c.socket.pause().end(RELP_SERVERCLOSE, () => c.socket.destroy());
+        continue;
+      }
       // Before destroy: 'close' comes a tick later, and what it would flush must reach the queue now.
       c.closeReason = 'shutdown';
       this.flushPartial(c, 'shutdown');
       c.socket.destroy();
     }
     // TLS sockets still in their handshake are in no conn.
-    for (const s of this.sockets) s.destroy();
+    for (const s of this.sockets) if (!ending.has(s)) s.destroy();
     for (const u of this.udpSockets) u.close();
     this.flushUdp();
     await Promise.all(closing);

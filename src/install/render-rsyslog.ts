@@ -22,6 +22,8 @@ export interface RenderedDropin {
   warnings: string[];
   /** What the drop-in adds; reused inputs are not repeated. */
   added: { modules: string[]; inputs: string[] };
+  /** How the daemon sends to the forwarder: RELP (acknowledged) when rsyslog has omrelp, else TCP. */
+  transport?: 'relp' | 'tcp';
 }
 
 /** Sorted before Ubuntu's 50-default.conf so `stop` runs before the default rules. */
@@ -68,16 +70,20 @@ export function renderRsyslogDropin(scan: RsyslogScan, opts: DaemonRenderOptions
   if (!scan.includesDropins) {
     warnings.push(`${scan.mainFile} does not include ${scan.dropinDir}/*.conf: the drop-in would be ignored`);
   }
+  const relp = scan.omrelp === true;
+  if (relp && !scan.modules.has('omrelp')) modules.push('module(load="omrelp")');
   const queueMax = opts.queueMaxBytes ?? 1024 ** 3;
   const content = renderTemplate(loadTemplate('rsyslog/sentinel-cef.conf'), {
     version: VERSION,
     port,
     forwarderPort,
+    outputModule: relp ? 'omrelp' : 'omfwd',
+    outputOptions: relp ? '' : ' protocol="tcp" TCP_Framing="octet-counted"',
     modules: modules.join('\n'),
     inputs: inputs.join('\n'),
     queueMaxDiskSpace: `${Math.max(1, Math.round(queueMax / 1024 ** 2))}m`,
     // A disk queue needs a spool directory: the global one when the distribution sets it, else our own.
     spoolDirectory: scan.workDirectory ? '' : ' queue.spoolDirectory="/var/spool/rsyslog"',
   });
-  return { path: RSYSLOG_DROPIN, content, warnings, added: { modules, inputs } };
+  return { path: RSYSLOG_DROPIN, content, warnings, added: { modules, inputs }, transport: relp ? 'relp' : 'tcp' };
 }

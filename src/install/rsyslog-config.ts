@@ -21,6 +21,8 @@ export interface RsyslogScan {
   includesDropins: boolean;
   /** rsyslog.d/ files sorted after ours that are not ours: they see CEF only when they come before us. */
   dropinDir: string;
+  /** The omrelp output module is installed (Debian/Ubuntu package rsyslog-relp, RHEL rsyslog-relp). */
+  omrelp?: boolean;
 }
 
 export const RSYSLOG_MAIN = '/etc/rsyslog.conf';
@@ -87,7 +89,17 @@ export async function scanRsyslogConfig(fs: FsRoot, opts: { exclude?: string[] }
       if (from === RSYSLOG_MAIN && path.dirname(pattern) === RSYSLOG_DROPIN_DIR) scan.includesDropins = true;
     },
   });
+  scan.omrelp = await hasRsyslogModule(fs, 'omrelp');
   return scan;
+}
+
+/** rsyslog loads modules from its build's module directory: Debian's multiarch one, /usr/lib64 or /usr/lib. */
+export async function hasRsyslogModule(fs: FsRoot, name: string): Promise<boolean> {
+  const multiarch = (await fs.readdir('/usr/lib')).filter((d) => /-linux-gnu/.test(d)).map((d) => `/usr/lib/${d}/rsyslog`);
+  for (const dir of [...multiarch, '/usr/lib64/rsyslog', '/usr/lib/rsyslog']) {
+    if (await fs.exists(`${dir}/${name}.so`)) return true;
+  }
+  return false;
 }
 
 /** Parses rsyslog's size notation (64k, 1m, 8192) into bytes. */

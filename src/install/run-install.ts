@@ -142,6 +142,10 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     }
   }
   dropin.warnings.forEach(warn);
+  const relp = dropin.transport === 'relp';
+  if (daemon === 'rsyslog' && !relp) {
+    warn('rsyslog has no omrelp module (package rsyslog-relp): it forwards over plain TCP, which can lose the events it holds in memory when it restarts while the forwarder is down; install rsyslog-relp and run install again');
+  }
   const dropinContent = deps.mutateDropin ? deps.mutateDropin(dropin.content) : dropin.content;
   desired.push({ path: dropin.path, content: `${dropinContent.trimEnd()}\n`, mode: 0o644, why: `route CEF to 127.0.0.1:${opts.forwarderPort}` });
 
@@ -163,7 +167,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     desired.push({ path: sinkChoice.secretFile.path, content: `${sinkChoice.secretFile.value}\n`, mode: 0o600, owner: serviceOwner, secret: true, why: 'secret, readable by the service user only' });
   }
   const config = {
-    listen: [`tcp://127.0.0.1:${opts.forwarderPort}`, `udp://127.0.0.1:${opts.forwarderPort}`],
+    listen: [`${relp ? 'relp' : 'tcp'}://127.0.0.1:${opts.forwarderPort}`, `udp://127.0.0.1:${opts.forwarderPort}`],
     queue: { dir: `${DATA_DIR}/queue` },
     deadLetterFile: `${DATA_DIR}/dead-letter.ndjson`,
     sink: sinkChoice.sink,

@@ -46,7 +46,7 @@ export function parseRsyslogDropInQueue(text: string): { filename: string; spool
   for (const m of stripConfigComments(text).matchAll(/\baction\s*\(([^)]*)\)/g)) {
     const filename = param(m[1], 'queue.filename');
     if (!filename) continue;
-    if (!/omfwd/i.test(param(m[1], 'type') ?? '')) continue;
+    if (!/omfwd|omrelp/i.test(param(m[1], 'type') ?? '')) continue;
     return { filename, spoolDirectory: param(m[1], 'queue.spoolDirectory') };
   }
   return null;

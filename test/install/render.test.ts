@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import path from 'node:path';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createFsRoot } from '../../src/system/fs-root.js';
 import { scanRsyslogConfig, scanRsyslogText, parseRsyslogSize, type RsyslogScan } from '../../src/install/rsyslog-config.js';
 import { scanSyslogNgConfig } from '../../src/install/syslog-ng-config.js';
@@ -46,13 +48,17 @@ describe('rsyslog drop-in', () => {
       # RFC 5424 rebuild loses "CEF:". A line with no syslog header (bare "CEF:...", with or without PRI) gets a minimal
       # RFC 5424 header with rsyslog's HOSTNAME (the sender) in front, so the forwarder still learns where it came from.
       # Octet-counted framing carries any byte $rawmsg holds (no PRI, a newline or NUL) as one message.
+      #
+      # RELP (omrelp, when rsyslog-relp is installed) instead of plain TCP: the forwarder answers each message only once
+      # it is in its disk queue, and rsyslog keeps every unanswered one, so a forwarder killed under load loses nothing
+      # (over plain TCP, what sat in socket buffers was lost).
       template(name="sentinel-cef-raw" type="string" string="%$.sentinel_cef_hdr%%rawmsg%")
       if ($rawmsg contains "CEF:" or $rawmsg contains "%ASA-" or $rawmsg contains "%FTD-") then {
           if (re_match($rawmsg, "^(<[0-9]{1,3}>)?[[:space:]]*(CEF:|%ASA-|%FTD-)")) then {
               set $.sentinel_cef_hdr = "<" & $pri & ">1 - " & $hostname & " - - - - ";
           }
-          action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp"
-                 TCP_Framing="octet-counted" template="sentinel-cef-raw"
+          action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp" TCP_Framing="octet-counted"
+                 template="sentinel-cef-raw"
                  queue.type="LinkedList" queue.size="50000" queue.highWatermark="40000" queue.lowWatermark="10000"
                  queue.timeoutEnqueue="10000"
                  queue.filename="sentinel-cef-fwd" queue.saveOnShutdown="on"
@@ -62,6 +68,40 @@ describe('rsyslog drop-in', () => {
       "
     `);
     expect(r.warnings.join('\n')).toContain('global(maxMessageSize="64k")');
+  });
+
+  it.each([
+    ['Debian/Ubuntu multiarch', 'usr/lib/x86_64-linux-gnu/rsyslog'],
+    ['RHEL', 'usr/lib64/rsyslog'],
+  ])('with omrelp installed (%s): sends over RELP, loads omrelp, and has no omfwd-only options', async (_what, moduleDir) => {
+    const tree = mkdtempSync(path.join(tmpdir(), 'relp-render-'));
+    try {
+      cpSync(path.join(fixtures, 'debian12-rsyslog'), tree, { recursive: true });
+      mkdirSync(path.join(tree, moduleDir), { recursive: true });
+      writeFileSync(path.join(tree, moduleDir, 'omrelp.so'), '');
+      const scan = await scanRsyslogConfig(createFsRoot(tree), { exclude: [RSYSLOG_DROPIN] });
+      expect(scan.omrelp).toBe(true);
+      const r = renderRsyslogDropin(scan, opts);
+      expect(r.transport).toBe('relp');
+      expect(r.added.modules).toContain('module(load="omrelp")');
+      const action = /action\([^)]*\)/.exec(r.content)![0];
+      expect(action).toMatch(/^action\(type="omrelp" name="sentinel-cef-forward" target="127.0.0.1" port="25226"\s+template=/);
+      expect(action).not.toMatch(/protocol=|TCP_Framing/);
+      // The same queue as over TCP: it holds what the forwarder has not answered while it is down.
+      expect(action).toContain('queue.saveOnShutdown="on"');
+      expect(action).toContain('action.resumeRetryCount="-1"');
+    } finally {
+      rmSync(tree, { recursive: true, force: true });
+    }
+  });
+
+  it('without omrelp: plain TCP with octet-counted framing', async () => {
+    const scan = await scanRsyslogConfig(root('debian12-rsyslog'), { exclude: [RSYSLOG_DROPIN] });
+    expect(scan.omrelp).toBe(false);
+    const r = renderRsyslogDropin(scan, opts);
+    expect(r.transport).toBe('tcp');
+    expect(r.added.modules).not.toContain('module(load="omrelp")');
+    expect(/action\([^)]*\)/.exec(r.content)![0]).toMatch(/^action\(type="omfwd" .* protocol="tcp" TCP_Framing="octet-counted"\s+template=/);
   });
 
   it("Ubuntu 22.04: sorts before 50-default.conf, whose rules it must precede", async () => {
@@ -99,13 +139,17 @@ describe('rsyslog drop-in', () => {
       # RFC 5424 rebuild loses "CEF:". A line with no syslog header (bare "CEF:...", with or without PRI) gets a minimal
       # RFC 5424 header with rsyslog's HOSTNAME (the sender) in front, so the forwarder still learns where it came from.
       # Octet-counted framing carries any byte $rawmsg holds (no PRI, a newline or NUL) as one message.
+      #
+      # RELP (omrelp, when rsyslog-relp is installed) instead of plain TCP: the forwarder answers each message only once
+      # it is in its disk queue, and rsyslog keeps every unanswered one, so a forwarder killed under load loses nothing
+      # (over plain TCP, what sat in socket buffers was lost).
       template(name="sentinel-cef-raw" type="string" string="%$.sentinel_cef_hdr%%rawmsg%")
       if ($rawmsg contains "CEF:" or $rawmsg contains "%ASA-" or $rawmsg contains "%FTD-") then {
           if (re_match($rawmsg, "^(<[0-9]{1,3}>)?[[:space:]]*(CEF:|%ASA-|%FTD-)")) then {
               set $.sentinel_cef_hdr = "<" & $pri & ">1 - " & $hostname & " - - - - ";
           }
-          action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp"
-                 TCP_Framing="octet-counted" template="sentinel-cef-raw"
+          action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp" TCP_Framing="octet-counted"
+                 template="sentinel-cef-raw"
                  queue.type="LinkedList" queue.size="50000" queue.highWatermark="40000" queue.lowWatermark="10000"
                  queue.timeoutEnqueue="10000"
                  queue.filename="sentinel-cef-fwd" queue.saveOnShutdown="on"
@@ -145,13 +189,17 @@ describe('rsyslog drop-in', () => {
       # RFC 5424 rebuild loses "CEF:". A line with no syslog header (bare "CEF:...", with or without PRI) gets a minimal
       # RFC 5424 header with rsyslog's HOSTNAME (the sender) in front, so the forwarder still learns where it came from.
       # Octet-counted framing carries any byte $rawmsg holds (no PRI, a newline or NUL) as one message.
+      #
+      # RELP (omrelp, when rsyslog-relp is installed) instead of plain TCP: the forwarder answers each message only once
+      # it is in its disk queue, and rsyslog keeps every unanswered one, so a forwarder killed under load loses nothing
+      # (over plain TCP, what sat in socket buffers was lost).
       template(name="sentinel-cef-raw" type="string" string="%$.sentinel_cef_hdr%%rawmsg%")
       if ($rawmsg contains "CEF:" or $rawmsg contains "%ASA-" or $rawmsg contains "%FTD-") then {
           if (re_match($rawmsg, "^(<[0-9]{1,3}>)?[[:space:]]*(CEF:|%ASA-|%FTD-)")) then {
               set $.sentinel_cef_hdr = "<" & $pri & ">1 - " & $hostname & " - - - - ";
           }
-          action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp"
-                 TCP_Framing="octet-counted" template="sentinel-cef-raw"
+          action(type="omfwd" name="sentinel-cef-forward" target="127.0.0.1" port="25226" protocol="tcp" TCP_Framing="octet-counted"
+                 template="sentinel-cef-raw"
                  queue.type="LinkedList" queue.size="50000" queue.highWatermark="40000" queue.lowWatermark="10000"
                  queue.timeoutEnqueue="10000"
                  queue.filename="sentinel-cef-fwd" queue.saveOnShutdown="on"

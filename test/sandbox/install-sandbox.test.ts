@@ -31,6 +31,8 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('instal
   it('installs, proves the chain with its own probe, and delivers CEF over UDP and TCP and a Cisco ASA line', () => {
     expect(read(dir, 'install1.rc').trim(), read(dir, 'install1.err')).toBe('0');
     expect(read(dir, 'install1.out')).toMatch(/Probe probe-[0-9a-f-]+: port 514\/tcp -> (rsyslog|syslog-ng) -> forwarder -> file .* accepted after \d+ ms/);
+    // Without rsyslog-relp, rsyslog sends over plain TCP, and install says what that risks.
+    if (daemon === 'rsyslog') expect(read(dir, 'install1.err') + read(dir, 'install1.out')).toContain('no omrelp module');
     const rows = read(dir, 'rows.ndjson').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
     const activities = rows.map((r) => r.Activity);
     expect(activities).toContain('udp event');
@@ -161,5 +163,33 @@ describe.skipIf(reason !== null)('install <workspaceId> --key-file against the m
     expect(key.length).toBeGreaterThan(20);
     for (const f of ['install.out', 'install.err', 'uninstall.out', 'uninstall.err']) expect(read(dir, f)).not.toContain(key);
     expect(read(dir, 'uninstall.rc').trim(), read(dir, 'uninstall.err')).toBe('0');
+  });
+});
+
+const relpDebs = path.join(process.env.SENTINEL_CEF_DEB_CACHE ?? path.join(repo, '.cache/debs'), 'rsyslog-relp');
+const relpReason = reason ?? (existsSync(relpDebs) ? null : `no rsyslog-relp .debs in ${relpDebs}: run scripts/sandbox fetch --group rsyslog-relp`);
+
+describe.skipIf(relpReason !== null)('install on real rsyslog with omrelp (rsyslog-relp) in the sandbox', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'scef-sbx-relp-'));
+    chmodSync(dir, 0o755);
+    const r = await execa(sandbox, ['run', '--daemon', 'rsyslog', '--extra', 'rsyslog-relp', '--', 'bash', path.join(repo, 'test/sandbox/scenario.sh'), dir, 'rsyslog'], {
+      reject: false,
+      timeout: 150_000,
+    });
+    if (r.exitCode !== 0) throw new Error(`sandbox failed (${r.exitCode}): ${r.stderr}`);
+  }, 180_000);
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('sends over RELP: the probe and CEF over UDP and TCP arrive, without the plain-TCP warning, and uninstalls', () => {
+    expect(read(dir, 'install1.rc').trim(), read(dir, 'install1.err')).toBe('0');
+    expect(read(dir, 'install1.out')).toMatch(/Probe probe-[0-9a-f-]+: port 514\/tcp -> rsyslog -> forwarder -> file .* accepted after \d+ ms/);
+    expect(read(dir, 'install1.err') + read(dir, 'install1.out')).not.toContain('no omrelp module');
+    const rows = read(dir, 'rows.ndjson').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    expect(rows.map((r) => r.Activity)).toEqual(expect.arrayContaining(['udp event', 'tcp event']));
+    expect(read(dir, 'install2.out')).toContain('Nothing to change');
   });
 });

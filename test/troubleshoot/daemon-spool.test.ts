@@ -347,6 +347,8 @@ describe('spool file parsers', () => {
     expect(parseRsyslogDropInQueue(dropIn('/var/spool/rsyslog'))).toEqual({ filename: 'sentinel-cef-fwd', spoolDirectory: '/var/spool/rsyslog' });
     expect(parseRsyslogDropInQueue(dropIn())).toEqual({ filename: 'sentinel-cef-fwd', spoolDirectory: undefined });
     expect(parseRsyslogDropInQueue('# action(type="omfwd" queue.filename="x")\n')).toBeNull();
+    // install renders an omrelp action when rsyslog has omrelp: same queue.
+    expect(parseRsyslogDropInQueue(dropIn().replace('type="omfwd"', 'type="omrelp"').replace(/ protocol="tcp"| TCP_Framing="octet-counted"/g, ''))).toEqual({ filename: 'sentinel-cef-fwd', spoolDirectory: undefined });
   });
   it("reads the .qi's queue size and bytes on disk", () => {
     expect(parseRsyslogQi('<OPB:1:qqueue:1:\n+iQueueSize:2:2:17:\n+tVars.disk.sizeOnDisk:2:4:9000:\n>End\n')).toEqual({ messages: 17, bytes: 9000 });

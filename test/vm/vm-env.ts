@@ -1,4 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 
@@ -32,6 +33,7 @@ export async function bootVm(suite: 'bullseye' | 'bookworm' | 'trixie', tag: str
   const name = `t-${tag}-${process.pid % 100000}`.slice(0, 31);
   execFileSync(vmScript, ['down', name]);
   await execa(vmScript, ['up', name, suite], { timeout: 600_000 });
+  await copyLinkedNodeModules(name);
   const sh: Vm['sh'] = async (script, opts = {}) => {
     const r = await execa(vmScript, ['exec', name, '--', 'bash', '-c', script], {
       reject: false,
@@ -53,6 +55,21 @@ export async function bootVm(suite: 'bullseye' | 'bookworm' | 'trixie', tag: str
     start: async () => void (await execa(vmScript, ['start', name], { timeout: 120_000 })),
     down: async () => void (await execa(vmScript, ['down', name], { reject: false, timeout: 120_000 })),
   };
+}
+
+/**
+ * A git worktree whose node_modules links outside the repo: the link's target is not in the machine, so
+ * the CLI there would not find its dependencies. Copies the target in, at the same path.
+ */
+async function copyLinkedNodeModules(name: string): Promise<void> {
+  const nm = path.join(repo, 'node_modules');
+  if (!existsSync(nm) || !lstatSync(nm).isSymbolicLink()) return;
+  const target = realpathSync(nm);
+  if (target.startsWith(`${repo}/`)) return;
+  const parent = path.dirname(target);
+  await execa('bash', ['-c', `tar -C "$1" -cf - "$2" | "$3" exec "$4" -- bash -c 'mkdir -p "$0" && tar -C "$0" -xf -' "$1"`, '_', parent, path.basename(target), vmScript, name], {
+    timeout: 300_000,
+  });
 }
 
 /** The CLI inside a VM: the repo is bind-mounted read-only at /opt/sentinel-cef, a supported node is on PATH. */

@@ -1,0 +1,263 @@
+import type { Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseListenUrl } from '../../src/config/listen.js';
+import type { DiskQueue } from '../../src/forwarder/disk-queue.js';
+import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
+import { Intake } from '../../src/forwarder/intake.js';
+import { ForwarderMetrics } from '../../src/forwarder/metrics.js';
+import { ProbeTracker } from '../../src/forwarder/probes.js';
+import { RelpParser, RelpProtocolError, relpAcks, relpOpenResponse, type RelpCommand } from '../../src/forwarder/relp.js';
+import { cef, makeConfig, readRows, silent, tcpConnect, tempDir, waitFor } from './helpers.js';
+
+const OFFERS = 'relp_version=0\nrelp_software=librelp,1.11.0,https://librelp.adiscon.com\ncommands=syslog';
+const frame = (txnr: number, cmd: string, data = ''): string =>
+  data === '' ? `${txnr} ${cmd} 0\n` : `${txnr} ${cmd} ${Buffer.byteLength(data)} ${data}\n`;
+const session = (msgs: string[], first = 1): string =>
+  frame(first, 'open', OFFERS) + msgs.map((m, i) => frame(first + 1 + i, 'syslog', m)).join('');
+
+function parseAll(p: RelpParser, chunks: Buffer[]): Array<Omit<RelpCommand, 'data'> & { data: string }> {
+  const out: Array<Omit<RelpCommand, 'data'> & { data: string }> = [];
+  for (const c of chunks) for (const cmd of p.push(c)) out.push({ ...cmd, data: cmd.data.toString() });
+  return out;
+}
+
+describe('RELP frame parser', () => {
+  const msgs = ['<134>1 - h app - - - CEF:0|A|B|1|1|x|3|', 'second with spaces and a\nnewline inside', 'x'.repeat(300)];
+  const stream = Buffer.from(session(msgs) + frame(5, 'close'));
+  const expected = [
+    { txnr: 1, command: 'open', data: OFFERS, truncated: false },
+    ...msgs.map((m, i) => ({ txnr: i + 2, command: 'syslog', data: m, truncated: false })),
+    { txnr: 5, command: 'close', data: '', truncated: false },
+  ];
+
+  it.each([1, 2, 3, 7, 64, 1000, stream.length])('parses every frame exactly once whatever the read size (%i bytes)', (size) => {
+    const chunks: Buffer[] = [];
+    for (let off = 0; off < stream.length; off += size) chunks.push(Buffer.from(stream.subarray(off, off + size)));
+    const p = new RelpParser(64 * 1024);
+    expect(parseAll(p, chunks)).toEqual(expected);
+    expect(p.pendingBytes).toBe(0);
+  });
+
+  it('holds a partial frame until its trailer arrives', () => {
+    const p = new RelpParser(1024);
+    const f = Buffer.from(frame(1, 'syslog', 'hello world'));
+    expect(p.push(f.subarray(0, f.length - 1))).toEqual([]);
+    expect(p.pendingBytes).toBeGreaterThan(0);
+    expect(parseAll(p, [f.subarray(f.length - 1)])).toEqual([{ txnr: 1, command: 'syslog', data: 'hello world', truncated: false }]);
+  });
+
+  it('cuts DATA longer than the limit, flags it, and finds the next frame', () => {
+    const p = new RelpParser(10);
+    const big = 'A'.repeat(50);
+    const s = Buffer.from(frame(1, 'syslog', big) + frame(2, 'syslog', 'short'));
+    const out = parseAll(p, [s.subarray(0, 20), s.subarray(20, 33), s.subarray(33)]);
+    expect(out).toEqual([
+      { txnr: 1, command: 'syslog', data: 'A'.repeat(10), truncated: true },
+      { txnr: 2, command: 'syslog', data: 'short', truncated: false },
+    ]);
+  });
+
+  it('accepts hints on TXNR 0 outside the numbering', () => {
+    const p = new RelpParser(100);
+    expect(parseAll(p, [Buffer.from(frame(1, 'open', 'relp_version=0') + frame(0, 'abort') + frame(2, 'syslog', 'm'))]).map((c) => c.txnr)).toEqual([1, 0, 2]);
+  });
+
+  it.each([
+    ['a letter in the TXNR', 'x1 syslog 1 a\n'],
+    ['no SP after TXNR', '1\n'],
+    ['a digit in the command', '1 sys1og 1 a\n'],
+    ['a command over 32 letters', `1 ${'a'.repeat(33)} 0\n`],
+    ['a DATALEN over 9 digits', '1 syslog 1234567890 a\n'],
+    ['a missing DATALEN', '1 syslog \n'],
+    ['a wrong trailer', '1 syslog 1 ab\n'],
+    ['data length 0 followed by data', '1 close 0 x\n'],
+    ['a TXNR out of sequence', `${frame(1, 'open', 'relp_version=0')}3 syslog 1 a\n`],
+    ['a repeated TXNR', `${frame(1, 'open', 'relp_version=0')}1 syslog 1 a\n`],
+  ])('rejects %s', (_what, text) => {
+    const p = new RelpParser(100);
+    expect(() => p.push(Buffer.from(text))).toThrow(RelpProtocolError);
+  });
+
+  it('answers open with version 0 and the syslog command, and refuses a client without syslog', () => {
+    const ok = relpOpenResponse(1, Buffer.from(OFFERS));
+    expect(ok.ok).toBe(true);
+    const body = '200 OK\nrelp_version=0\nrelp_software=sentinel-cef\ncommands=syslog';
+    expect(ok.response).toBe(`1 rsp ${body.length} ${body}\n`);
+    expect(relpOpenResponse(1, Buffer.from('relp_version=0\ncommands=eventlog')).ok).toBe(false);
+    expect(relpOpenResponse(1, Buffer.from('commands=syslog')).ok).toBe(false);
+    expect(relpAcks([2, 3])).toBe('2 rsp 6 200 OK\n3 rsp 6 200 OK\n');
+  });
+});
+
+/** The server's answers on a client socket, parsed with the same frame parser (its TXNRs are the client's). */
+function collectAnswers(s: Socket): { answers: Array<{ txnr: number; text: string }>; closed: Promise<void> } {
+  const answers: Array<{ txnr: number; text: string }> = [];
+  let buf = '';
+  // TXNR COMMAND LEN [SP DATA] LF, where DATA may hold LFs (the open answer); a hint is recorded by its command.
+  s.on('data', (c: Buffer) => {
+    buf += c.toString('latin1');
+    for (;;) {
+      const m = /^(\d+) (\w+) (\d+) ?/.exec(buf);
+      if (!m) return;
+      const len = Number(m[3]);
+      if (buf.length < m[0].length + len + 1) return;
+      answers.push({ txnr: Number(m[1]), text: m[2] === 'rsp' ? buf.slice(m[0].length, m[0].length + len) : m[2]! });
+      buf = buf.slice(m[0].length + len + 1);
+    }
+  });
+  const closed = new Promise<void>((r) => s.on('close', () => r()));
+  return { answers, closed };
+}
+
+interface Appended {
+  messages: string[];
+}
+
+/** An Intake over a fake queue that records appends and can be told to fail them. */
+async function startIntake(): Promise<{ intake: Intake; port: number; appended: Appended[]; failNext: { n: number }; events: string[]; metrics: ForwarderMetrics }> {
+  const appended: Appended[] = [];
+  const failNext = { n: 0 };
+  const events: string[] = [];
+  const queue = {
+    full: false,
+    bytes: 0,
+    maxBytes: 1 << 30,
+    append(messages: ReadonlyArray<{ data: Buffer }>) {
+      if (failNext.n > 0) {
+        failNext.n--;
+        events.push('append-failed');
+        throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+      }
+      events.push(`append ${messages.length}`);
+      appended.push({ messages: messages.map((m) => m.data.toString()) });
+    },
+  } as unknown as DiskQueue;
+  const metrics = new ForwarderMetrics(() => ({ bytes: 0, records: 0, oldestAgeSec: null, paused: {} }));
+  const intake = new Intake({
+    queue,
+    metrics,
+    probes: new ProbeTracker(),
+    logger: silent,
+    limits: { maxMessageBytes: 64 * 1024, maxConnections: 16, idleTimeoutSec: 300, udpReceiveBufferBytes: 0, tlsHandshakeTimeoutSec: 10, maxConnectionAgeSec: 0, proxyHeaderTimeoutSec: 5 },
+    diskRetryMs: 20,
+  });
+  await intake.listen([parseListenUrl('relp://127.0.0.1:0')]);
+  return { intake, port: intake.addresses[0]!.port, appended, failNext, events, metrics };
+}
+
+let stopMe: Intake | null = null;
+let fwd: RunningForwarder | null = null;
+afterEach(async () => {
+  await stopMe?.stop();
+  stopMe = null;
+  await fwd?.shutdown();
+  fwd = null;
+});
+
+describe('RELP input', () => {
+  it('answers every syslog command with 200 only after its message was appended, in command order', async () => {
+    const t = await startIntake();
+    stopMe = t.intake;
+    const s = await tcpConnect(t.port);
+    const { answers } = collectAnswers(s);
+    const msgs = Array.from({ length: 50 }, (_, i) => `m${i}`);
+    const text = Buffer.from(session(msgs));
+    // Odd read sizes: frames split anywhere, several frames per read.
+    for (let off = 0; off < text.length; off += 37) {
+      s.write(text.subarray(off, off + 37));
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await waitFor(() => answers.length === 51, 5000);
+    expect(answers[0]!.text).toMatch(/^200 OK\nrelp_version=0\n/);
+    expect(answers.slice(1)).toEqual(msgs.map((_, i) => ({ txnr: i + 2, text: '200 OK' })));
+    // Every message appended exactly once, in order.
+    expect(t.appended.flatMap((a) => a.messages)).toEqual(msgs);
+    s.destroy();
+  });
+
+  it('answers nothing for messages whose append failed and closes the session; a resend after the disk recovers is appended', async () => {
+    const t = await startIntake();
+    stopMe = t.intake;
+    const s = await tcpConnect(t.port);
+    const { answers, closed } = collectAnswers(s);
+    s.write(frame(1, 'open', OFFERS));
+    await waitFor(() => answers.length === 1, 5000);
+    t.failNext.n = 1;
+    s.write(frame(2, 'syslog', 'a') + frame(3, 'syslog', 'b'));
+    await closed;
+    expect(answers).toHaveLength(1); // only the open: no 200 and no 500 for a and b
+    expect(t.appended).toEqual([]);
+    // The sender keeps unanswered frames and sends them again on a new session once intake resumes.
+    await waitFor(() => !t.intake.intakePaused, 5000);
+    const s2 = await tcpConnect(t.port);
+    const r2 = collectAnswers(s2);
+    s2.write(session(['a', 'b']));
+    await waitFor(() => r2.answers.length === 3, 5000);
+    expect(r2.answers.slice(1).map((a) => a.text)).toEqual(['200 OK', '200 OK']);
+    expect(t.appended.flatMap((a) => a.messages)).toEqual(['a', 'b']);
+    s2.destroy();
+  });
+
+  it('closes the session on a bad frame without answering the messages of that read', async () => {
+    const t = await startIntake();
+    stopMe = t.intake;
+    const s = await tcpConnect(t.port);
+    const { answers, closed } = collectAnswers(s);
+    s.write(frame(1, 'open', OFFERS));
+    await waitFor(() => answers.length === 1, 5000);
+    s.write(`${frame(2, 'syslog', 'ok')}3 syslog 3 abcd\n`);
+    await closed;
+    expect(answers).toHaveLength(1);
+    expect(t.appended).toEqual([]);
+  });
+
+  it('refuses syslog before open, and answers close with 200 then a serverclose hint', async () => {
+    const t = await startIntake();
+    stopMe = t.intake;
+    const early = await tcpConnect(t.port);
+    const e = collectAnswers(early);
+    early.write(frame(1, 'syslog', 'too early'));
+    await e.closed;
+    expect(e.answers).toEqual([]);
+    expect(t.appended).toEqual([]);
+
+    const s = await tcpConnect(t.port);
+    const { answers, closed } = collectAnswers(s);
+    s.write(session(['x']) + frame(3, 'close'));
+    await closed;
+    expect(answers.map((a) => [a.txnr, a.text.split('\n')[0]])).toEqual([
+      [1, '200 OK'],
+      [2, '200 OK'],
+      [3, '200 OK'],
+      [0, 'serverclose'],
+    ]);
+    expect(t.appended.flatMap((a) => a.messages)).toEqual(['x']);
+  });
+
+  it('on stop, sends the serverclose hint after every answer, then closes', async () => {
+    const t = await startIntake();
+    const s = await tcpConnect(t.port);
+    const { answers, closed } = collectAnswers(s);
+    s.write(session(['a', 'b']));
+    await waitFor(() => answers.length === 3, 5000);
+    await t.intake.stop();
+    await closed;
+    expect(answers.map((a) => a.text.split('\n')[0])).toEqual(['200 OK', '200 OK', '200 OK', 'serverclose']);
+  });
+
+  it('delivers RELP messages end to end through the disk queue to the sink', async () => {
+    const dir = tempDir();
+    const config = makeConfig(dir, { listen: ['relp://127.0.0.1:0'] });
+    fwd = await startForwarder(config, { logger: silent });
+    const port = fwd.addresses.find((a) => a.protocol === 'relp')!.port;
+    const s = await tcpConnect(port);
+    const { answers } = collectAnswers(s);
+    s.write(session(Array.from({ length: 30 }, (_, i) => cef(i))));
+    await waitFor(() => answers.length === 31, 5000);
+    const path = (config.sink as { path: string }).path;
+    await waitFor(() => readRows(path).length === 30, 10_000);
+    expect(readRows(path).map((r) => Number(r.DeviceEventClassID)).sort((a, b) => a - b)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    expect(fwd.health().counters.received).toBe(30);
+    s.destroy();
+  });
+});
