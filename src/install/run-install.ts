@@ -294,6 +294,10 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     const state = mergeState(prior, tx.touched, createdDirs, {
       written,
       daemon, init: init.kind, user: { name: SERVICE_USER, createdByUs: user.created || Boolean(prior?.user?.createdByUs) }, applied,
+      options: {
+        port: opts.port, protocol: opts.protocol, forwarderPort: opts.forwarderPort, daemon, configPath: DEFAULT_CONFIG_PATH,
+        dropin: dropin.path, sink: { type: String(sinkChoice.sink.type), describe: sinkChoice.describe },
+      },
     });
     await writeState(fs, state);
     deps.out(changed ? `Installed: ${daemon} routes CEF from port ${opts.port} to the forwarder on 127.0.0.1:${opts.forwarderPort}.\n` : 'Nothing to change: everything is already in place.\n');
@@ -350,7 +354,7 @@ function mergeState(
   prior: InstallState | null,
   touched: readonly InstallState['files'][number][],
   createdDirs: string[],
-  now: Pick<InstallState, 'daemon' | 'init' | 'user' | 'applied'> & { written: Record<string, string> },
+  now: Pick<InstallState, 'daemon' | 'init' | 'user' | 'applied' | 'options'> & { written: Record<string, string> },
 ): InstallState {
   const at = new Date().toISOString();
   const files = [...(prior?.files ?? [])];
@@ -369,6 +373,7 @@ function mergeState(
     dirs,
     applied: [...(prior?.applied ?? []), ...now.applied],
     written: { ...prior?.written, ...now.written },
+    options: now.options ?? prior?.options,
   };
 }
 

@@ -7,6 +7,7 @@ import { runProbes, settledHealth } from './e2e.js';
 import { formatBytes } from '../advice.js';
 import { inspectRsyslogSpool, inspectSyslogNgBuffers } from '../spool.js';
 import { stripConfigComments } from '../../install/config-text.js';
+import { scanRsyslogConfig } from '../../install/rsyslog-config.js';
 
 const G = 'daemon' as const;
 
@@ -68,16 +69,19 @@ export async function checkDropIn(ctx: Context): Promise<CheckOutcome> {
   const onDisk = await ctx.readText(path);
   const fwdPorts = await ctx.forwarderPorts();
   const c = await ctx.config();
+  // With the protocol install recorded (or given), only that rendering is current; else any install choice is.
+  const protocolKnown = ctx.settings.some((s) => s.name === 'protocol');
   const expected = await ctx.deps.renderDropIn(d.name, {
     port: ctx.opts.port,
     forwarderPort: fwdPorts[0],
     queueMaxBytes: c.config?.queue.maxBytes,
+    ...(protocolKnown ? { protocol: ctx.opts.protocol } : {}),
   });
   const rerender = expected?.length
     ? {
         description: `rewrite ${path} as install renders it and restart ${d.name}`,
         apply: async () => {
-          // The first candidate is install's default choice (both transports).
+          // The recorded protocol's rendering, else install's default choice (both transports).
           await ctx.deps.writeFile(path, expected[0].content, 0o644);
           await restartDaemon(ctx, d.name!);
         },
@@ -171,12 +175,13 @@ export async function checkListening(ctx: Context): Promise<CheckOutcome> {
       details,
     };
   }
-  const missing = (['tcp', 'udp'] as Transport[]).filter((t) => !sockets.some((s) => s.protocol === t));
-  if (missing.length === 2) {
+  const wanted: Transport[] = ctx.opts.protocol === 'both' ? ['tcp', 'udp'] : [ctx.opts.protocol];
+  const missing = wanted.filter((t) => !sockets.some((s) => s.protocol === t));
+  if (found.length === 0) {
     return {
       ...base,
       status: 'fail',
-      message: `nothing listens on ${port}/tcp or ${port}/udp`,
+      message: `nothing listens on ${wanted.map((t) => `${port}/${t}`).join(' or ')}`,
       fix: d.running ? `re-run \`sentinel-cef install\` so ${d.name} opens port ${port}` : `start ${d.name ?? 'the syslog daemon'} (see daemon.running)`,
       details,
     };
@@ -293,10 +298,41 @@ export async function checkMaxMessageSize(ctx: Context): Promise<CheckOutcome> {
   return { ...base, status: 'pass', message: msg, details: { daemonMax: effective, forwarderMax: fwdMax } };
 }
 
+/** Default burst of imudp/imtcp/imptcp inputs when only ratelimit.interval is set. */
+const RSYSLOG_DEFAULT_BURST = 10_000;
+
+/**
+ * Limits on the rsyslog inputs that carry the CEF port: input() parameters, else the module's. Legacy
+ * $UDPServerRun/$InputTCPServerRun inputs have no rate limit ($SystemLogRateLimit* is the local socket's).
+ */
+async function rsyslogPortLimits(ctx: Context): Promise<string[][]> {
+  const scan = await scanRsyslogConfig(ctx.fs);
+  const wanted = ctx.opts.protocol === 'both' ? ['tcp', 'udp'] : [ctx.opts.protocol];
+  const out: string[][] = [];
+  for (const i of scan.inputs) {
+    if (i.port !== ctx.opts.port) continue;
+    const transport = i.type === 'imudp' ? 'udp' : i.type === 'imtcp' || i.type === 'imptcp' ? 'tcp' : null;
+    if (!transport || !wanted.includes(transport)) continue;
+    const mod = scan.moduleRateLimits?.[i.type];
+    const interval = i.rateLimit?.interval ?? mod?.interval ?? 0;
+    if (interval <= 0) continue;
+    const burst = i.rateLimit?.burst ?? mod?.burst ?? RSYSLOG_DEFAULT_BURST;
+    const where = i.rateLimit?.interval !== undefined ? i.file : `${mod!.file}, module(load="${i.type}")`;
+    out.push([
+      `the ${i.type} input on port ${i.port} keeps ${burst} messages per ${interval} s and drops the rest (${where})`,
+      i.rateLimit?.interval !== undefined
+        ? `set ratelimit.interval="0" on input(type="${i.type}" port="${i.port}") in ${i.file} (or raise ratelimit.burst above your devices' peak per ${interval} s), then restart rsyslog`
+        : `set ratelimit.interval="0" on module(load="${i.type}") in ${mod!.file} (or raise ratelimit.burst), then restart rsyslog`,
+    ]);
+  }
+  return out;
+}
+
 export async function checkRateLimit(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'daemon.rate-limit', title: 'Rate limiting', group: G };
   const d = await ctx.daemon();
   if (!d.name) return { ...base, status: 'skip', message: 'no syslog daemon' };
+  const network = d.name === 'rsyslog' ? await rsyslogPortLimits(ctx) : [];
   const found: string[] = [];
   for (const f of await ctx.daemonConfigFiles()) {
     const t = stripConfigComments(f.text);
@@ -304,6 +340,8 @@ export async function checkRateLimit(ctx: Context): Promise<CheckOutcome> {
       for (const m of t.matchAll(/\b(?:module|input)\s*\(([^)]*)\)/g)) {
         const body = m[1];
         const mod = /\b(?:load|type)\s*=\s*"(\w+)"/.exec(body)?.[1];
+        // Network inputs are reported above, by the port they carry.
+        if (mod === 'imudp' || mod === 'imtcp' || mod === 'imptcp') continue;
         const interval = /ratelimit\.interval\s*=\s*"?(\d+)/i.exec(body)?.[1];
         const burst = /ratelimit\.burst\s*=\s*"?(\d+)/i.exec(body)?.[1];
         if (mod && interval && Number(interval) > 0) found.push(`${mod} drops above ${burst ?? 'default burst'} messages per ${interval}s (${f.path})`);
@@ -318,11 +356,20 @@ export async function checkRateLimit(ctx: Context): Promise<CheckOutcome> {
   const journald = await ctx.readText('/etc/systemd/journald.conf');
   const jm = journald && /^\s*RateLimitBurst\s*=\s*(\d+)/m.exec(journald);
   if (jm && Number(jm[1]) > 0 && Number(jm[1]) < 10000) found.push(`journald RateLimitBurst=${jm[1]}`);
+  if (network.length) {
+    return {
+      ...base,
+      status: 'warn',
+      message: `${network.map((n) => n[0]).join('; ')}: CEF from devices above that rate is lost${found.length ? `; local senders too: ${found.join('; ')}` : ''}`,
+      fix: network.map((n) => n[1]).join('; '),
+      details: { network: network.map((n) => n[0]), limits: found },
+    };
+  }
   if (found.length) {
     return {
       ...base,
       status: 'warn',
-      message: `${found.join('; ')}: local senders (logger, apps on /dev/log) lose messages above the limit; network inputs are not limited`,
+      message: `${found.join('; ')}: local senders (logger, apps on /dev/log) lose messages above the limit; the inputs on port ${ctx.opts.port} are not limited`,
       fix: 'raise or remove the limit (rsyslog: ratelimit.interval="0" on imuxsock/imjournal) if CEF comes from local programs',
       details: { limits: found },
     };

@@ -81,7 +81,8 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
     }
 
     const results: ProbeResult[] = [];
-    for (const transport of ['tcp', 'udp'] as const) {
+    // Only the transports install opened: a TCP-only install refuses UDP by design.
+    for (const transport of opts.protocol === 'both' ? (['tcp', 'udp'] as const) : [opts.protocol]) {
       const listeners = listenersOn(sockets, opts.port, transport);
       const host = targetHost(listeners);
       for (let i = 0; i < opts.probes; i++) {
