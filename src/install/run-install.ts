@@ -15,7 +15,7 @@ import type { InstallOptions } from './options.js';
 import { loadTemplate, packageRoot } from './templates.js';
 import { scanRsyslogConfig } from './rsyslog-config.js';
 import { scanSyslogNgConfig } from './syslog-ng-config.js';
-import { protocolsOf, renderRsyslogDropin, RSYSLOG_DROPIN, type RenderedDropin } from './render-rsyslog.js';
+import { appendRsyslogInclude, protocolsOf, renderRsyslogDropin, RSYSLOG_DROPIN, type RenderedDropin } from './render-rsyslog.js';
 import { appendSyslogNgInclude, renderSyslogNgDropin, SYSLOG_NG_DROPIN } from './render-syslog-ng.js';
 import { formatPlan, planFiles, summarizePlan, type DesiredFile, type FileChange } from './plan.js';
 import { acquireLock, FileTransaction, readState, sha256, writeState, STATE_DIR, type InstallState } from './transaction.js';
@@ -100,7 +100,13 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   const sharedFiles = new Set<string>();
   let dropin: RenderedDropin;
   if (daemon === 'rsyslog') {
-    dropin = renderRsyslogDropin(await scanRsyslogConfig(fs, { exclude: [RSYSLOG_DROPIN] }), renderOpts);
+    const scan = await scanRsyslogConfig(fs, { exclude: [RSYSLOG_DROPIN] });
+    dropin = renderRsyslogDropin(scan, renderOpts);
+    if (!scan.includesDropins) {
+      const main = (await fs.readText(scan.mainFile)) ?? '';
+      sharedFiles.add(scan.mainFile);
+      desired.push({ path: scan.mainFile, content: appendRsyslogInclude(main), mode: (await fs.stat(scan.mainFile))?.mode ?? 0o644, why: 'include rsyslog.d drop-ins' });
+    }
   } else {
     const scan = await scanSyslogNgConfig(fs, { exclude: [SYSLOG_NG_DROPIN] });
     dropin = renderSyslogNgDropin(scan, renderOpts);
@@ -157,7 +163,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   const changed = sum.create + sum.update > 0;
   deps.out(`Plan (${daemon}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes) })}\n`);
   const result: InstallResult = { changed, dryRun: opts.dryRun, daemon, changes, warnings };
-  await refuseBrokenDaemonConfig(ctx, daemon, binary, changes, dropin.path, svc);
+  await refuseBrokenDaemonConfig(ctx, daemon, binary, changes, dropin.path, svc, sharedFiles);
   // Files we own that changed since the last install wrote them: hand edits that this run would replace.
   const lastWritten = (await readState(fs))?.written ?? {};
   const edited = changes.filter(
@@ -223,8 +229,9 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
 
     const forwarderWasRunning = init.kind === 'systemd' ? null : await svc.isForwarderSupervised(fs);
     const daemonWasRunning = (await svc.runningDaemonPids(fs, daemon)).length > 0;
-    const daemonFilesChanged = changes.some((c) => c.kind !== 'unchanged' && (c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
-    const forwarderFilesChanged = changes.some((c) => c.kind !== 'unchanged' && !(c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
+    const isDaemonFile = (p: string) => p === dropin.path || sharedFiles.has(p) || p.startsWith('/etc/syslog-ng/');
+    const daemonFilesChanged = changes.some((c) => c.kind !== 'unchanged' && isDaemonFile(c.file.path));
+    const forwarderFilesChanged = changes.some((c) => c.kind !== 'unchanged' && !isDaemonFile(c.file.path));
     const rollback = async (why: string, detail: string): Promise<never> => {
       await tx.rollback();
       for (const d of [...createdDirs].reverse()) if ((await fs.readdir(d)).length === 0) await fs.removeTree(d);
@@ -312,8 +319,10 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
  * check after our write, and the rollback would blame our files. An error in our own drop-in (an older
  * install's) does not count: that file is about to be replaced.
  */
-async function refuseBrokenDaemonConfig(ctx: Ctx, daemon: SyslogDaemon, binary: string, changes: FileChange[], ourDropin: string, svc: Services): Promise<void> {
-  const daemonFiles = changes.some((c) => c.kind !== 'unchanged' && (c.file.path === ourDropin || c.file.path.startsWith('/etc/syslog-ng/')));
+async function refuseBrokenDaemonConfig(
+  ctx: Ctx, daemon: SyslogDaemon, binary: string, changes: FileChange[], ourDropin: string, svc: Services, mainFiles: Set<string>,
+): Promise<void> {
+  const daemonFiles = changes.some((c) => c.kind !== 'unchanged' && (c.file.path === ourDropin || mainFiles.has(c.file.path) || c.file.path.startsWith('/etc/syslog-ng/')));
   if (!daemonFiles && (await svc.runningDaemonPids(ctx.fs, daemon)).length > 0) return;
   const check = await checkDaemonSyntax(ctx, daemon, binary);
   if (check.ok) return;

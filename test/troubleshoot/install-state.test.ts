@@ -7,7 +7,8 @@ import { createScriptedPrompter } from '../../src/system/prompts.js';
 import type { Exec, ExecResult } from '../../src/system/exec.js';
 import type { Services } from '../../src/install/service.js';
 import { readState } from '../../src/install/transaction.js';
-import { runInstall } from '../../src/install/run-install.js';
+import { runInstall, type InstallDeps } from '../../src/install/run-install.js';
+import { runUninstall } from '../../src/install/run-uninstall.js';
 import { installOptionsSchema } from '../../src/install/options.js';
 import { runTroubleshoot } from '../../src/troubleshoot/run.js';
 import { renderHuman } from '../../src/troubleshoot/render.js';
@@ -28,9 +29,14 @@ function tmp(prefix: string): string {
 }
 
 /** Installs into a copy of a fixture root with the given options (daemon checks and services faked). */
-async function installInto(fixture: string, o: Record<string, unknown>): Promise<{ root: string; out: string; logs: string[] }> {
+async function installInto(
+  fixture: string,
+  o: Record<string, unknown>,
+  prepare?: (root: string) => void,
+): Promise<{ root: string; out: string; logs: string[]; deps: InstallDeps }> {
   const root = tmp(`scef-ts-${fixture}-`);
   cpSync(path.join(fixtures, fixture), root, { recursive: true });
+  prepare?.(root);
   const ok = (stdout = ''): ExecResult => ({ exitCode: 0, stdout, stderr: '', failed: false });
   const exec: Exec = {
     registerSecret() {},
@@ -55,7 +61,7 @@ async function installInto(fixture: string, o: Record<string, unknown>): Promise
   writeFileSync(bundle, '// bundle\n');
   const out: string[] = [];
   const logs: string[] = [];
-  await runInstall(installOptionsSchema.parse({ yes: true, verify: false, sink: 'file:/var/tmp/scef/rows.ndjson', ...o }), {
+  const deps: InstallDeps = {
     fs: createFsRoot(root),
     exec,
     prompter: createScriptedPrompter([]),
@@ -64,8 +70,9 @@ async function installInto(fixture: string, o: Record<string, unknown>): Promise
     env: {},
     forwarderBundle: bundle,
     services,
-  });
-  return { root, out: out.join(''), logs };
+  };
+  await runInstall(installOptionsSchema.parse({ yes: true, verify: false, sink: 'file:/var/tmp/scef/rows.ndjson', ...o }), deps);
+  return { root, out: out.join(''), logs, deps };
 }
 
 /** Troubleshoot's daemon restarts, recorded. */
@@ -129,5 +136,59 @@ describe('troubleshoot uses what install recorded', () => {
     const r = await runTroubleshoot({ probes: 0 }, testDeps(root));
     expect(r.settings).toEqual([]);
     expect(existsSync(path.join(root, 'var/lib/sentinel-cef/install-state.json'))).toBe(false);
+  });
+});
+
+describe('rsyslog.conf without the rsyslog.d include', () => {
+  const MAIN = 'etc/rsyslog.conf';
+  const INCLUDE = '$IncludeConfig /etc/rsyslog.d/*.conf';
+  const dropInclude = (root: string) => {
+    const p = path.join(root, MAIN);
+    writeFileSync(p, readFileSync(p, 'utf8').replace(/^\$IncludeConfig .*\n/m, ''));
+  };
+  const includes = (text: string) => text.split('\n').filter((l) => l.trim() === INCLUDE).length;
+
+  it('install appends the include, shows it in the plan, and uninstall restores the file byte for byte', async () => {
+    const fresh = tmp('scef-ts-orig-');
+    cpSync(path.join(fixtures, 'debian12-rsyslog'), fresh, { recursive: true });
+    dropInclude(fresh);
+    const original = readFileSync(path.join(fresh, MAIN));
+
+    const { root, out, logs, deps } = await installInto('debian12-rsyslog', {}, dropInclude);
+    const main = readFileSync(path.join(root, MAIN), 'utf8');
+    expect(includes(main)).toBe(1);
+    expect(main.startsWith(original.toString('utf8'))).toBe(true);
+    expect(out).toMatch(/update +\/etc\/rsyslog\.conf/);
+    expect(logs.join('\n')).not.toContain('would be ignored');
+
+    // A second install finds it in place: nothing to change, nothing appended twice.
+    const again = await installInto('debian12-rsyslog', {}, (r) => cpSync(root, r, { recursive: true }));
+    expect(again.out).toContain('Nothing to change');
+    expect(includes(readFileSync(path.join(again.root, MAIN), 'utf8'))).toBe(1);
+
+    await runUninstall({ yes: true, dryRun: false, root, removeUser: false, purge: true }, deps);
+    expect(readFileSync(path.join(root, MAIN)).equals(original)).toBe(true);
+  });
+
+  it('troubleshoot fails daemon.dropin, and --fix appends the include once, backed up and restorable', async () => {
+    const { root } = await installInto('debian12-rsyslog', {});
+    dropInclude(root);
+    const original = readFileSync(path.join(root, MAIN));
+    const restarts: unknown[] = [];
+    const plain = await runTroubleshoot({ probes: 0 }, tsDeps(root, restarts));
+    const c = plain.checks.find((x) => x.id === 'daemon.dropin')!;
+    expect(c.status).toBe('fail');
+    expect(c.message).toContain('/etc/rsyslog.conf does not include /etc/rsyslog.d/*.conf');
+    expect(c.fix).toContain(INCLUDE);
+
+    const fixed = await runTroubleshoot({ probes: 0, fix: true, yes: true }, tsDeps(root, restarts));
+    expect(fixed.checks.find((x) => x.id === 'daemon.dropin')!.status).toBe('pass');
+    const main = readFileSync(path.join(root, MAIN), 'utf8');
+    expect(includes(main)).toBe(1);
+    expect(main.startsWith(original.toString('utf8'))).toBe(true);
+    expect(restarts.length).toBeGreaterThan(0);
+    const state = await readState(createFsRoot(root));
+    const rec = state!.files.find((f) => f.path === '/etc/rsyslog.conf')!;
+    expect(readFileSync(path.join(root, rec.backup!)).equals(original)).toBe(true);
   });
 });

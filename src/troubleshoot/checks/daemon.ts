@@ -2,12 +2,14 @@ import type { Context, DaemonName } from '../context.js';
 import { LAYOUT } from '../layout.js';
 import { daemonToForwarder, isLoopback } from '../proc.js';
 import { restartDaemon, startDaemonFix } from '../fixes.js';
-import type { CheckOutcome, Transport } from '../types.js';
+import type { CheckOutcome, SafeFix, Transport } from '../types.js';
 import { runProbes, settledHealth } from './e2e.js';
 import { formatBytes } from '../advice.js';
 import { inspectRsyslogSpool, inspectSyslogNgBuffers } from '../spool.js';
 import { stripConfigComments } from '../../install/config-text.js';
 import { scanRsyslogConfig } from '../../install/rsyslog-config.js';
+import { appendRsyslogInclude, RSYSLOG_INCLUDE_LINE } from '../../install/render-rsyslog.js';
+import { BACKUP_ROOT, FileTransaction, readState, writeState } from '../../install/transaction.js';
 
 const G = 'daemon' as const;
 
@@ -61,7 +63,68 @@ function firstDifference(a: string, b: string): string {
   return 'whitespace only';
 }
 
+/**
+ * Appends the rsyslog.d include to rsyslog.conf as install does: the original is backed up (and recorded for
+ * uninstall when an install state exists), and a failed write puts the file back.
+ */
+function rsyslogIncludeFix(ctx: Context): SafeFix & { apply(): Promise<void> } {
+  const main = LAYOUT.rsyslogMain;
+  return {
+    description: `append "${RSYSLOG_INCLUDE_LINE}" to ${main} (the original is backed up under ${BACKUP_ROOT})`,
+    async apply() {
+      const before = (await ctx.readText(main)) ?? '';
+      const after = appendRsyslogInclude(before);
+      const tx = new FileTransaction(ctx.fs);
+      const mode = (await ctx.stat(main))?.mode ?? 0o644;
+      try {
+        await tx.write(main, after, { mode });
+      } catch (err) {
+        await tx.rollback();
+        throw err;
+      }
+      ctx.deps.progress(`appended "${RSYSLOG_INCLUDE_LINE}" to ${main}; the original is in ${tx.backupDir}`);
+      const state = await readState(ctx.fs).catch(() => null);
+      if (state) {
+        for (const t of tx.touched) if (!state.files.some((f) => f.path === t.path)) state.files.push(t);
+        await writeState(ctx.fs, state);
+      }
+    },
+  };
+}
+
+/** rsyslog reads rsyslog.d only when rsyslog.conf includes it; null when it does (or for syslog-ng). */
+async function missingRsyslogInclude(ctx: Context, daemon: DaemonName): Promise<string | null> {
+  if (daemon !== 'rsyslog') return null;
+  const scan = await scanRsyslogConfig(ctx.fs);
+  if (scan.includesDropins || (await ctx.readText(LAYOUT.rsyslogMain)) === null) return null;
+  return `${LAYOUT.rsyslogMain} does not include ${LAYOUT.rsyslogDir}/*.conf, so rsyslog never reads ${LAYOUT.rsyslogDropIn}`;
+}
+
 export async function checkDropIn(ctx: Context): Promise<CheckOutcome> {
+  const r = await checkDropInFile(ctx);
+  const d = await ctx.daemon();
+  const missing = d.name ? await missingRsyslogInclude(ctx, d.name) : null;
+  if (!missing) return r;
+  const include = rsyslogIncludeFix(ctx);
+  const rest = r.status === 'fail' ? r.safeFix : undefined;
+  return {
+    ...r,
+    status: 'fail',
+    message: r.status === 'fail' ? `${missing}; ${r.message}` : `${missing} (the file itself is current)`,
+    fix: `\`sentinel-cef install\` (or --fix) appends "${RSYSLOG_INCLUDE_LINE}" to ${LAYOUT.rsyslogMain}, backed up; or add that line at its end yourself, then restart rsyslog`,
+    safeFix: {
+      description: rest ? `${include.description}; ${rest.description}` : `${include.description} and restart rsyslog`,
+      async apply() {
+        await include.apply();
+        if (rest) await rest.apply();
+        else await restartDaemon(ctx, 'rsyslog');
+      },
+    },
+    details: { ...r.details, includeMissing: true },
+  };
+}
+
+async function checkDropInFile(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'daemon.dropin', title: 'Daemon drop-in present and current', group: G };
   const d = await ctx.daemon();
   if (!d.name) return { ...base, status: 'skip', message: 'no syslog daemon' };
