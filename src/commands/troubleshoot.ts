@@ -11,6 +11,7 @@ import { troubleshootOptionsSchema, type TroubleshootOptionsInput } from '../tro
 interface Flags {
   json?: boolean;
   probes: string;
+  probeSize?: string;
   timeout: string;
   fix?: boolean;
   yes?: boolean;
@@ -50,6 +51,7 @@ export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags
     ...(f.port !== undefined ? { port: int(f.port, '--port', 1, 65535) } : {}),
     ...(f.protocol !== undefined ? { protocol: protocolFlag(f.protocol) } : {}),
     probes: int(f.probes, '--probes', 0, 1000),
+    ...(f.probeSize !== undefined ? { probeSize: int(f.probeSize, '--probe-size', 256, 1024 * 1024) } : {}),
     timeoutSec: timeout,
     capture: Boolean(f.capture),
     fix: Boolean(f.fix),
@@ -67,8 +69,9 @@ export function troubleshootCommand(): Command {
   return new Command('troubleshoot')
     .description('Prove that CEF sent to this machine reaches Sentinel; if not, show where it stops and the fix.')
     .argument('[workspaceId]', 'expected Log Analytics workspace id (checked against the config)')
-    .option('--json', 'print {"ok", "checks"} as JSON on stdout and nothing else')
+    .option('--json', 'print {"ok", "checks"} (and "settings" taken from install or overriding it) as JSON on stdout and nothing else')
     .option('--probes <n>', 'probe messages to send per transport (TCP and UDP); 0 to skip', '3')
+    .option('--probe-size <bytes>', 'bytes per probe: the longest line your devices send (default: just under the smallest configured limit)')
     .option('--timeout <seconds>', 'how long to wait for the probes to be delivered', '10')
     .option('--port <port>', "the syslog daemon's CEF port (default: the one install used, else 514)")
     .option('--protocol <tcp|udp|both>', 'transports the daemon accepts (default: what install used, else both)')

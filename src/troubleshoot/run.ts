@@ -144,7 +144,8 @@ export async function runTroubleshoot(
   }
 
   const checks = outcomes.map(strip);
-  return { ok: !checks.some((c) => c.status === 'fail'), checks, settings: resolved.settings };
+  const ok = !checks.some((c) => c.status === 'fail');
+  return resolved.settings.length ? { ok, checks, settings: resolved.settings } : { ok, checks };
 }
 
 function rank(id: string): number {

@@ -63,6 +63,8 @@ export const troubleshootOptionsSchema = z.object({
   /** The forwarder port install recorded (used when the config cannot be read). */
   forwarderPort: z.number().int().min(1).max(65535).optional(),
   probes: z.number().int().min(0).max(1000).default(3),
+  /** Bytes per probe (the size the devices send); when absent, just under the smallest configured limit. */
+  probeSize: z.number().int().min(256).max(1024 * 1024).optional(),
   timeoutSec: z.number().positive().max(600).default(10),
   capture: z.boolean().default(false),
   fix: z.boolean().default(false),

@@ -134,7 +134,7 @@ describe('troubleshoot uses what install recorded', () => {
   it('without an install state, the defaults stand', async () => {
     const root = tmp('scef-ts-none-');
     const r = await runTroubleshoot({ probes: 0 }, testDeps(root));
-    expect(r.settings).toEqual([]);
+    expect(r.settings).toBeUndefined();
     expect(existsSync(path.join(root, 'var/lib/sentinel-cef/install-state.json'))).toBe(false);
   });
 });

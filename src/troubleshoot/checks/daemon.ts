@@ -323,42 +323,109 @@ export function parseSize(v: string): number | null {
   return Number(m[1]) * mult;
 }
 
+/** Room for the header a daemon puts in front when it passes a message on. */
+const HEADER_MARGIN = 1024;
+const UDP_MAX_PAYLOAD = 65_507;
+
+export interface SizeLimits {
+  daemon: DaemonName;
+  daemonMax: number;
+  /** Where the daemon's limit is set, or null for its built-in default. */
+  daemonWhere: string | null;
+  daemonSetting: string | null;
+  forwarderMax: number;
+}
+
+/** The maximum message size of each hop the probes cross (null without a daemon). */
+export function sizeLimits(ctx: Context): Promise<SizeLimits | null> {
+  return ctx.once('size-limits', async () => {
+    const d = await ctx.daemon();
+    if (!d.name) return null;
+    let size: number | null = null;
+    let where: string | null = null;
+    let setting: string | null = null;
+    for (const f of await ctx.daemonConfigFiles()) {
+      const t = stripConfigComments(f.text);
+      const m =
+        d.name === 'rsyslog'
+          ? /maxMessageSize\s*=\s*"?([^"\s)]+)"?/i.exec(t) ?? /^\s*\$MaxMessageSize\s+(\S+)/im.exec(t)
+          : /\blog[-_]msg[-_]size\s*\(\s*(\d+)\s*\)/.exec(t);
+      if (m) {
+        size = parseSize(m[1]);
+        where = f.path;
+        setting = m[0].trim();
+      }
+    }
+    const c = await ctx.config();
+    return {
+      daemon: d.name,
+      daemonMax: size ?? (d.name === 'rsyslog' ? 8 * 1024 : 64 * 1024),
+      daemonWhere: where,
+      daemonSetting: setting,
+      forwarderMax: c.config?.limits.maxMessageBytes ?? 64 * 1024,
+    };
+  });
+}
+
+/** Bytes per probe: --probe-size, else just under the smallest limit, so a default install is not flagged. */
+export async function probeSize(ctx: Context): Promise<number> {
+  if (ctx.opts.probeSize) return ctx.opts.probeSize;
+  const l = await sizeLimits(ctx);
+  if (!l) return 0;
+  return Math.max(0, Math.min(l.daemonMax, l.forwarderMax, UDP_MAX_PAYLOAD) - HEADER_MARGIN);
+}
+
+function kib(n: number): string {
+  return n % 1024 === 0 ? `${n / 1024} KiB` : `${n} bytes`;
+}
+
 export async function checkMaxMessageSize(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'daemon.max-message-size', title: 'Maximum message size', group: G };
-  const d = await ctx.daemon();
-  if (!d.name) return { ...base, status: 'skip', message: 'no syslog daemon' };
-  const files = await ctx.daemonConfigFiles();
-  let size: number | null = null;
-  let where = '';
-  for (const f of files) {
-    const t = stripConfigComments(f.text);
-    const m =
-      d.name === 'rsyslog'
-        ? /maxMessageSize\s*=\s*"?([^"\s)]+)"?/i.exec(t) ?? /^\s*\$MaxMessageSize\s+(\S+)/im.exec(t)
-        : /\blog[-_]msg[-_]size\s*\(\s*(\d+)\s*\)/.exec(t);
-    if (m) {
-      size = parseSize(m[1]);
-      where = f.path;
-    }
-  }
-  const dflt = d.name === 'rsyslog' ? 8 * 1024 : 64 * 1024;
-  const effective = size ?? dflt;
-  const c = await ctx.config();
-  const fwdMax = c.config?.limits.maxMessageBytes ?? 64 * 1024;
-  const msg = `${d.name} accepts ${Math.round(effective / 1024)} KiB per message (${size === null ? 'default' : where}); the forwarder ${Math.round(fwdMax / 1024)} KiB`;
-  if (effective < Math.min(fwdMax, 64 * 1024)) {
+  const l = await sizeLimits(ctx);
+  if (!l) return { ...base, status: 'skip', message: 'no syslog daemon' };
+  const size = await probeSize(ctx);
+  const explicit = ctx.opts.probeSize !== undefined;
+  const details: Record<string, unknown> = { daemonMax: l.daemonMax, forwarderMax: l.forwarderMax, probeSize: size, daemonSetting: l.daemonSetting };
+  const msg =
+    `${l.daemon} accepts ${kib(l.daemonMax)} per message (${l.daemonWhere ? `${l.daemonSetting} in ${l.daemonWhere}` : 'its default'}), ` +
+    `the forwarder ${kib(l.forwarderMax)}`;
+  // Evidence first: probes of that size that arrived shorter than sent.
+  const run = ctx.opts.probes > 0 ? await runProbes(ctx) : undefined;
+  const cut = run?.results.filter((r) => r.intact === false) ?? [];
+  const want = Math.max(64 * 1024, Math.ceil((size + HEADER_MARGIN) / 1024) * 1024);
+  const daemonFix =
+    l.daemon === 'rsyslog'
+      ? l.daemonSetting
+        ? `change ${l.daemonSetting} in ${l.daemonWhere} to maxMessageSize="${want / 1024}k" (it must stay before any input), then restart rsyslog`
+        : `add global(maxMessageSize="${want / 1024}k") at the top of ${LAYOUT.rsyslogMain}, before any input, then restart rsyslog`
+      : l.daemonSetting
+        ? `change ${l.daemonSetting} in ${l.daemonWhere} to log-msg-size(${want}), then restart syslog-ng`
+        : `add log-msg-size(${want}) to options {} in ${LAYOUT.syslogNgMain}, then restart syslog-ng`;
+  const fwdFix = `set "limits": {"maxMessageBytes": ${want}} in ${ctx.opts.configPath}, then restart the forwarder`;
+  // The hop that cuts: the first one on the way whose limit is below the size.
+  const hop =
+    size > l.daemonMax - (explicit ? 0 : HEADER_MARGIN) ? 'daemon' : size + HEADER_MARGIN > l.forwarderMax ? 'forwarder' : null;
+  if (cut.length || (explicit && hop)) {
+    const p = cut[0];
+    const seen = p ? `: a ${p.sentBytes}-byte ${p.transport} probe arrived as ${p.arrivedBytes ?? '?'} bytes` : '';
+    const who = hop === 'forwarder' ? 'the forwarder' : l.daemon;
     return {
       ...base,
-      status: 'warn',
-      message: `${msg}: longer CEF events are truncated by ${d.name}`,
-      fix:
-        d.name === 'rsyslog'
-          ? `add global(maxMessageSize="64k") at the top of ${LAYOUT.rsyslogMain}, before any input`
-          : `add log-msg-size(65536) to options {} in ${LAYOUT.syslogNgMain}`,
-      details: { daemonMax: effective, forwarderMax: fwdMax },
+      status: 'fail',
+      message: `${msg}; ${who} cuts ${kib(size)} messages${seen}, without a truncation flag`,
+      fix: hop === 'forwarder' ? fwdFix : daemonFix,
+      details: { ...details, hop: hop ?? 'unknown', cut: cut.map((r) => ({ id: r.id, sent: r.sentBytes, arrived: r.arrivedBytes })) },
     };
   }
-  return { ...base, status: 'pass', message: msg, details: { daemonMax: effective, forwarderMax: fwdMax } };
+  if (size > UDP_MAX_PAYLOAD && ctx.opts.protocol !== 'tcp') {
+    return { ...base, status: 'warn', message: `${msg}; ${size}-byte messages do not fit in a UDP datagram`, fix: 'send such devices over TCP', details };
+  }
+  return {
+    ...base,
+    status: 'pass',
+    message: `${msg}${run ? `; ${kib(size)} probes arrived whole` : ''}${explicit ? '' : ' (--probe-size N tests the longest line your devices send)'}`,
+    details,
+  };
 }
 
 /** Default burst of imudp/imtcp/imptcp inputs when only ratelimit.interval is set. */
