@@ -396,7 +396,7 @@ export async function checkMaxMessageSize(ctx: Context): Promise<CheckOutcome> {
   const daemonFix =
     l.daemon === 'rsyslog'
       ? l.daemonSetting
-        ? `change ${l.daemonSetting} in ${l.daemonWhere} to maxMessageSize="${want / 1024}k" (it must stay before any input), then restart rsyslog`
+        ? `change ${l.daemonSetting} in ${l.daemonWhere} to ${l.daemonSetting.startsWith('$') ? `$MaxMessageSize ${want / 1024}k` : `maxMessageSize="${want / 1024}k"`} (it must stay before any input), then restart rsyslog`
         : `add global(maxMessageSize="${want / 1024}k") at the top of ${LAYOUT.rsyslogMain}, before any input, then restart rsyslog`
       : l.daemonSetting
         ? `change ${l.daemonSetting} in ${l.daemonWhere} to log-msg-size(${want}), then restart syslog-ng`
@@ -415,6 +415,16 @@ export async function checkMaxMessageSize(ctx: Context): Promise<CheckOutcome> {
       message: `${msg}; ${who} cuts ${kib(size)} messages${seen}, without a truncation flag`,
       fix: hop === 'forwarder' ? fwdFix : daemonFix,
       details: { ...details, hop: hop ?? 'unknown', cut: cut.map((r) => ({ id: r.id, sent: r.sentBytes, arrived: r.arrivedBytes })) },
+    };
+  }
+  if (l.daemonWhere && l.daemonMax < 8 * 1024) {
+    // Lowered below rsyslog's own default: CEF events of firewalls and proxies are often longer.
+    return {
+      ...base,
+      status: 'warn',
+      message: `${msg}: lowered below 8 KiB, longer CEF events are cut without a truncation flag (run with --probe-size N to test your devices' size)`,
+      fix: daemonFix,
+      details,
     };
   }
   if (size > UDP_MAX_PAYLOAD && ctx.opts.protocol !== 'tcp') {
