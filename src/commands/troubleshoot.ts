@@ -11,13 +11,15 @@ import { troubleshootOptionsSchema, type TroubleshootOptionsInput } from '../tro
 interface Flags {
   json?: boolean;
   probes: string;
+  probeSize?: string;
   timeout: string;
   fix?: boolean;
   yes?: boolean;
   collect?: string;
-  config: string;
+  config?: string;
   admin?: string;
-  port: string;
+  port?: string;
+  protocol?: string;
   capture?: boolean;
   verbose?: boolean;
   root?: string;
@@ -29,6 +31,11 @@ function int(v: string, flag: string, min: number, max: number): number {
   return n;
 }
 
+function protocolFlag(v: string): 'tcp' | 'udp' | 'both' {
+  if (v !== 'tcp' && v !== 'udp' && v !== 'both') throw new UsageError(`--protocol must be tcp, udp or both, got '${v}'`);
+  return v;
+}
+
 /** Turns flags into validated options; every mistake is one UsageError line. */
 export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags): TroubleshootOptionsInput {
   const timeout = Number(f.timeout);
@@ -38,10 +45,13 @@ export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags
   }
   const input: TroubleshootOptionsInput = {
     workspaceId,
-    configPath: f.config,
+    // Unset port, protocol and config come from what install recorded (see install-options.ts).
+    ...(f.config !== undefined ? { configPath: f.config } : {}),
     admin: f.admin,
-    port: int(f.port, '--port', 1, 65535),
+    ...(f.port !== undefined ? { port: int(f.port, '--port', 1, 65535) } : {}),
+    ...(f.protocol !== undefined ? { protocol: protocolFlag(f.protocol) } : {}),
     probes: int(f.probes, '--probes', 0, 1000),
+    ...(f.probeSize !== undefined ? { probeSize: int(f.probeSize, '--probe-size', 256, 1024 * 1024) } : {}),
     timeoutSec: timeout,
     capture: Boolean(f.capture),
     fix: Boolean(f.fix),
@@ -59,11 +69,13 @@ export function troubleshootCommand(): Command {
   return new Command('troubleshoot')
     .description('Prove that CEF sent to this machine reaches Sentinel; if not, show where it stops and the fix.')
     .argument('[workspaceId]', 'expected Log Analytics workspace id (checked against the config)')
-    .option('--json', 'print {"ok", "checks"} as JSON on stdout and nothing else')
+    .option('--json', 'print {"ok", "checks"} (and "settings" taken from install or overriding it) as JSON on stdout and nothing else')
     .option('--probes <n>', 'probe messages to send per transport (TCP and UDP); 0 to skip', '3')
+    .option('--probe-size <bytes>', 'bytes per probe: the longest line your devices send (default: just under the smallest configured limit)')
     .option('--timeout <seconds>', 'how long to wait for the probes to be delivered', '10')
-    .option('--port <port>', "the syslog daemon's CEF port", '514')
-    .option('--config <file>', 'forwarder config', DEFAULT_CONFIG_PATH)
+    .option('--port <port>', "the syslog daemon's CEF port (default: the one install used, else 514)")
+    .option('--protocol <tcp|udp|both>', 'transports the daemon accepts (default: what install used, else both)')
+    .option('--config <file>', `forwarder config (default: the one install wrote, else ${DEFAULT_CONFIG_PATH})`)
     .option('--admin <host:port>', "forwarder admin endpoint (default: from the config)")
     .option('--capture', 'capture the probes with tcpdump on the daemon and forwarder ports')
     .option('--fix', 'apply safe fixes (restart services, re-render our drop-in, open the firewall port) after asking')

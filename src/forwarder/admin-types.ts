@@ -40,6 +40,11 @@ export interface ProbeStatus {
   /** Last delivery error for the probe's batch, when not accepted yet. */
   error?: string;
   deadLettered?: boolean;
+  /** Bytes of the message as the forwarder received it (first arrival). */
+  bytes?: number;
+  /** From `cs2=<id>` to the end of the message: its length and sha256, so the sender can tell a cut probe. */
+  tailBytes?: number;
+  tailSha256?: string;
 }
 
 /** Probe messages carry their id in the CEF extension as `cs2=<id>` with `cs2Label=ProbeId`. */

@@ -581,7 +581,7 @@ export class Intake {
     for (const f of frames) {
       if (f.truncated) truncated++;
       const id = probeIdOfRaw(f.data);
-      if (id && !probes.received(id, receivedAt)) metrics.probesUntracked.inc({ reason: 'id_too_long' });
+      if (id && !probes.received(id, receivedAt, f.data)) metrics.probesUntracked.inc({ reason: 'id_too_long' });
     }
     if (truncated) metrics.addTruncated(input, truncated);
   }

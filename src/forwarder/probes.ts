@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ProbeStatus } from './admin-types.js';
 import { PROBE_ID_KEY, PROBE_ID_LABEL, PROBE_VENDOR } from './admin-types.js';
 import type { CslRow } from '../parser/types.js';
@@ -28,6 +29,19 @@ export function probeIdOfRaw(raw: Buffer): string | null {
   if (!m) return null;
   const [start, end] = m.indices![1]!;
   return raw.toString('utf8', start, end);
+}
+
+/**
+ * Size and hash of the probe as it arrived, from its id to its end (line ends left out): troubleshoot sends
+ * padding after the id and compares, so a hop that cut the message shows (probes only, never the hot path).
+ */
+export function probeTail(raw: Buffer, id: string): Pick<ProbeStatus, 'bytes' | 'tailBytes' | 'tailSha256'> {
+  let end = raw.length;
+  while (end > 0 && (raw[end - 1] === 0x0a || raw[end - 1] === 0x0d)) end--;
+  const start = raw.indexOf(`${PROBE_ID_KEY}=${id}`);
+  if (start < 0) return { bytes: raw.length };
+  const tail = raw.subarray(start, end);
+  return { bytes: raw.length, tailBytes: tail.length, tailSha256: createHash('sha256').update(tail).digest('hex') };
 }
 
 /** A copy of s that shares no memory with a longer string it may be a slice of. */
@@ -93,10 +107,11 @@ export class ProbeTracker {
   }
 
   /** False when the id is not tracked (longer than MAX_PROBE_ID_CHARS). */
-  received(id: string, at: number): boolean {
+  received(id: string, at: number, raw?: Buffer): boolean {
     const e = this.entry(id, at);
     if (!e) return false;
     e.receivedAt ??= new Date(at).toISOString();
+    if (raw && e.bytes === undefined) Object.assign(e, probeTail(raw, id));
     return true;
   }
 

@@ -46,6 +46,17 @@ export function buildProbeMessage(id: string, format: SyslogFormat = 'rfc3164', 
   return wrapSyslog(probeCef(id), { format, host });
 }
 
+/**
+ * A probe of `size` bytes (when longer than the plain probe): padding follows the id in cs3, so a hop that cuts
+ * the message keeps the id and the forwarder's tail hash (probes.ts) shows the cut. `tail` is what should arrive.
+ */
+export function buildSizedProbe(id: string, size: number, host?: string): { message: string; tail: string } {
+  const plain = buildProbeMessage(id, 'rfc3164', host);
+  const label = ' cs3Label=ProbePadding cs3=';
+  const pad = size > Buffer.byteLength(plain) + label.length ? label + 'x'.repeat(size - Buffer.byteLength(plain) - label.length) : '';
+  return { message: plain + pad, tail: `${PROBE_ID_KEY}=${id}${pad}` };
+}
+
 export interface SendOptions {
   host: string;
   port: number;

@@ -32,6 +32,15 @@ export const RSYSLOG_DROPIN = '/etc/rsyslog.d/10-sentinel-cef.conf';
 const INPUT_MODULE = { udp: 'imudp', tcp: 'imtcp' } as const;
 const CEF_MIN_MESSAGE = 8 * 1024;
 
+/** The legacy form: every rsyslog version reads it (include() needs 8.33). */
+export const RSYSLOG_INCLUDE_LINE = '$IncludeConfig /etc/rsyslog.d/*.conf';
+
+/** rsyslog.conf with the include of rsyslog.d appended: without it rsyslog never reads our drop-in. */
+export function appendRsyslogInclude(main: string): string {
+  const body = main.length && !main.endsWith('\n') ? `${main}\n` : main;
+  return `${body}\n# Added by sentinel-cef: read the drop-ins in /etc/rsyslog.d (the CEF route is one).\n${RSYSLOG_INCLUDE_LINE}\n`;
+}
+
 export function protocolsOf(p: Protocol): Array<'udp' | 'tcp'> {
   return p === 'both' ? ['udp', 'tcp'] : [p];
 }
@@ -67,9 +76,6 @@ export function renderRsyslogDropin(scan: RsyslogScan, opts: DaemonRenderOptions
     );
   }
   if (maxSize !== null && maxSize < CEF_MIN_MESSAGE) warnings.push(`maxMessageSize ${scan.maxMessageSize} is below 8k`);
-  if (!scan.includesDropins) {
-    warnings.push(`${scan.mainFile} does not include ${scan.dropinDir}/*.conf: the drop-in would be ignored`);
-  }
   const relp = scan.omrelp === true;
   if (relp && !scan.modules.has('omrelp')) modules.push('module(load="omrelp")');
   const queueMax = opts.queueMaxBytes ?? 1024 ** 3;

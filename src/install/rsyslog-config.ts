@@ -7,6 +7,8 @@ export interface RsyslogInput {
   port: number;
   ruleset?: string;
   file: string;
+  /** ratelimit.interval (seconds) and ratelimit.burst set on this input; module-level values are in the scan. */
+  rateLimit?: { interval?: number; burst?: number };
 }
 
 export interface RsyslogScan {
@@ -23,6 +25,8 @@ export interface RsyslogScan {
   dropinDir: string;
   /** The omrelp output module is installed (Debian/Ubuntu package rsyslog-relp, RHEL rsyslog-relp). */
   omrelp?: boolean;
+  /** Rate limits set on a module(load=...) line: defaults for that module's inputs. */
+  moduleRateLimits?: Record<string, { interval?: number; burst?: number; file: string }>;
 }
 
 export const RSYSLOG_MAIN = '/etc/rsyslog.conf';
@@ -33,6 +37,16 @@ function param(body: string, name: string): string | undefined {
   return m ? (m[1] ?? m[2]) : undefined;
 }
 
+function rateLimitOf(body: string): { interval?: number; burst?: number } | undefined {
+  const interval = param(body, 'ratelimit\\.interval');
+  const burst = param(body, 'ratelimit\\.burst');
+  if (interval === undefined && burst === undefined) return undefined;
+  return {
+    ...(interval !== undefined && /^\d+$/.test(interval) ? { interval: Number(interval) } : {}),
+    ...(burst !== undefined && /^\d+$/.test(burst) ? { burst: Number(burst) } : {}),
+  };
+}
+
 /** Parses one file's text (exported for tests). */
 export function scanRsyslogText(text: string, file: string, into: RsyslogScan): string[] {
   const clean = stripConfigComments(text);
@@ -40,11 +54,14 @@ export function scanRsyslogText(text: string, file: string, into: RsyslogScan): 
   for (const m of clean.matchAll(/\bmodule\s*\(([^)]*)\)/g)) {
     const load = param(m[1], 'load');
     if (load) into.modules.add(load);
+    const rl = rateLimitOf(m[1]);
+    if (load && rl) (into.moduleRateLimits ??= {})[load] = { ...rl, file };
   }
   for (const m of clean.matchAll(/\binput\s*\(([^)]*)\)/g)) {
     const type = param(m[1], 'type');
     const port = param(m[1], 'port');
-    if (type && port && /^\d+$/.test(port)) into.inputs.push({ type, port: Number(port), ruleset: param(m[1], 'ruleset'), file });
+    const rateLimit = rateLimitOf(m[1]);
+    if (type && port && /^\d+$/.test(port)) into.inputs.push({ type, port: Number(port), ruleset: param(m[1], 'ruleset'), file, ...(rateLimit ? { rateLimit } : {}) });
   }
   for (const m of clean.matchAll(/\bglobal\s*\(([^)]*)\)/g)) {
     into.maxMessageSize = param(m[1], 'maxMessageSize') ?? into.maxMessageSize;

@@ -20,7 +20,7 @@ import { DATA_COLLECTOR_RETIRED, legacyNotice, probeDataCollector, type LegacyPr
 import { loadTemplate, packageRoot } from './templates.js';
 import { scanRsyslogConfig } from './rsyslog-config.js';
 import { scanSyslogNgConfig } from './syslog-ng-config.js';
-import { protocolsOf, renderRsyslogDropin, RSYSLOG_DROPIN, type RenderedDropin } from './render-rsyslog.js';
+import { appendRsyslogInclude, protocolsOf, renderRsyslogDropin, RSYSLOG_DROPIN, type RenderedDropin } from './render-rsyslog.js';
 import { appendSyslogNgInclude, renderSyslogNgDropin, SYSLOG_NG_DROPIN } from './render-syslog-ng.js';
 import { formatPlan, planFiles, summarizePlan, type DesiredFile, type FileChange } from './plan.js';
 import { acquireLock, type Lock, FileTransaction, readState, removeEmptyDirs, sha256, writeState, STATE_DIR, STATE_FILE, type InstallState } from './transaction.js';
@@ -130,7 +130,13 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   const sharedFiles = new Set<string>();
   let dropin: RenderedDropin;
   if (daemon === 'rsyslog') {
-    dropin = renderRsyslogDropin(await scanRsyslogConfig(fs, { exclude: [RSYSLOG_DROPIN] }), renderOpts);
+    const scan = await scanRsyslogConfig(fs, { exclude: [RSYSLOG_DROPIN] });
+    dropin = renderRsyslogDropin(scan, renderOpts);
+    if (!scan.includesDropins) {
+      const main = (await fs.readText(scan.mainFile)) ?? '';
+      sharedFiles.add(scan.mainFile);
+      desired.push({ path: scan.mainFile, content: appendRsyslogInclude(main), mode: (await fs.stat(scan.mainFile))?.mode ?? 0o644, why: 'include rsyslog.d drop-ins' });
+    }
   } else {
     const scan = await scanSyslogNgConfig(fs, { exclude: [SYSLOG_NG_DROPIN] });
     dropin = renderSyslogNgDropin(scan, renderOpts);
@@ -193,7 +199,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   const changed = sum.create + sum.update > 0;
   deps.out(`Plan (${daemon}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes) })}\n`);
   const result: InstallResult = { changed, dryRun: opts.dryRun, daemon, changes, warnings };
-  await refuseBrokenDaemonConfig(ctx, daemon, binary, changes, dropin.path, svc);
+  await refuseBrokenDaemonConfig(ctx, daemon, binary, changes, dropin.path, svc, sharedFiles);
   // Files we own that changed since the last install wrote them: hand edits that this run would replace.
   const lastWritten = (await readState(fs))?.written ?? {};
   const edited = changes.filter(
@@ -256,8 +262,10 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       if (signalled) throw new StepError(`interrupted by ${signalled}`, '', SIGNAL_EXIT[signalled]);
     };
     const toWrite = changes.filter((c) => c.kind !== 'unchanged');
-    const daemonFilesChanged = toWrite.some((c) => c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/'));
-    const forwarderFilesChanged = toWrite.some((c) => !(c.file.path === dropin.path || c.file.path.startsWith('/etc/syslog-ng/')));
+    // The main config we append an include to is the daemon's too.
+    const isDaemonFile = (p: string) => p === dropin.path || sharedFiles.has(p) || p.startsWith('/etc/syslog-ng/');
+    const daemonFilesChanged = toWrite.some((c) => isDaemonFile(c.file.path));
+    const forwarderFilesChanged = toWrite.some((c) => !isDaemonFile(c.file.path));
     const createdDirs: string[] = [...release.made];
     let userCreated = false;
     let applied: string[][] = [];
@@ -439,6 +447,10 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       const state = mergeState(prior, tx.touched, createdDirs, {
         written,
         daemon, init: init.kind, user: { name: SERVICE_USER, createdByUs: userCreated || Boolean(prior?.user?.createdByUs) }, applied,
+        options: {
+          port: opts.port, protocol: opts.protocol, forwarderPort: opts.forwarderPort, daemon, configPath: DEFAULT_CONFIG_PATH,
+          dropin: dropin.path, sink: { type: String(sinkChoice.sink.type), describe: sinkChoice.describe },
+        },
       });
       await writeState(fs, { ...state, status: 'installed' });
       checkpoint();
@@ -475,8 +487,10 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
  * check after our write, and the rollback would blame our files. An error in our own drop-in (an older
  * install's) does not count: that file is about to be replaced.
  */
-async function refuseBrokenDaemonConfig(ctx: Ctx, daemon: SyslogDaemon, binary: string, changes: FileChange[], ourDropin: string, svc: Services): Promise<void> {
-  const daemonFiles = changes.some((c) => c.kind !== 'unchanged' && (c.file.path === ourDropin || c.file.path.startsWith('/etc/syslog-ng/')));
+async function refuseBrokenDaemonConfig(
+  ctx: Ctx, daemon: SyslogDaemon, binary: string, changes: FileChange[], ourDropin: string, svc: Services, mainFiles: Set<string>,
+): Promise<void> {
+  const daemonFiles = changes.some((c) => c.kind !== 'unchanged' && (c.file.path === ourDropin || mainFiles.has(c.file.path) || c.file.path.startsWith('/etc/syslog-ng/')));
   if (!daemonFiles && (await svc.runningDaemonPids(ctx.fs, daemon)).length > 0) return;
   const check = await checkDaemonSyntax(ctx, daemon, binary);
   if (check.ok) return;
@@ -541,7 +555,7 @@ function mergeState(
   prior: InstallState | null,
   touched: readonly InstallState['files'][number][],
   createdDirs: string[],
-  now: Pick<InstallState, 'daemon' | 'init' | 'user' | 'applied'> & { written: Record<string, string> },
+  now: Pick<InstallState, 'daemon' | 'init' | 'user' | 'applied' | 'options'> & { written: Record<string, string> },
 ): InstallState {
   const at = new Date().toISOString();
   const files = [...(prior?.files ?? [])];
@@ -560,6 +574,7 @@ function mergeState(
     dirs,
     applied: [...(prior?.applied ?? []), ...now.applied],
     written: { ...prior?.written, ...now.written },
+    options: now.options ?? prior?.options,
   };
 }
 

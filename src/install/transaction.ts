@@ -38,6 +38,19 @@ export interface InstallState {
   applied: string[][];
   /** sha256 of what the last install wrote to each file it owns (not secrets): tells a hand edit from our own text. */
   written?: Record<string, string>;
+  /** What the last install rendered from: troubleshoot checks and repairs against these, never its own defaults. */
+  options?: InstalledOptions;
+}
+
+/** Every install option that shapes a rendered file. */
+export interface InstalledOptions {
+  port: number;
+  protocol: 'tcp' | 'udp' | 'both';
+  forwarderPort: number;
+  daemon: string;
+  configPath: string;
+  dropin: string;
+  sink: { type: string; describe: string };
 }
 
 export function sha256(b: Buffer): string {

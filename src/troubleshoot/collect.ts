@@ -7,6 +7,7 @@ import { redact } from '../util/secrets.js';
 import { Context } from './context.js';
 import { deadLetterPath } from '../config/load.js';
 import { LAYOUT } from './layout.js';
+import { applyInstalledOptions } from './install-options.js';
 import { troubleshootOptionsSchema, type TroubleshootDeps, type TroubleshootOptionsInput, type TroubleshootReport } from './types.js';
 
 const SECRET_NAME = /(key|secret|token|passw(or)?d|credential|signature|sas|connectionstring)/i;
@@ -72,8 +73,9 @@ export async function writeSupportBundle(
   options: TroubleshootOptionsInput,
   deps: TroubleshootDeps,
 ): Promise<{ file: string; entries: string[] }> {
-  const opts = troubleshootOptionsSchema.parse(options);
-  const ctx = new Context(opts, deps);
+  const resolved = await applyInstalledOptions(options, deps);
+  const opts = troubleshootOptionsSchema.parse(resolved.input);
+  const ctx = new Context(opts, deps, resolved.settings);
   const red = new Redactor();
 
   // Known secret values, so they are removed wherever they turn up.

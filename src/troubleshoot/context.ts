@@ -8,7 +8,7 @@ import { LAYOUT } from './layout.js';
 import type { Health } from '../forwarder/admin-types.js';
 import { validateSemantics } from '../config/load.js';
 import { listProcesses, listSockets, type ProcessEntry, type SocketEntry } from './proc.js';
-import type { TroubleshootDeps, TroubleshootOptions } from './types.js';
+import type { Setting, TroubleshootDeps, TroubleshootOptions } from './types.js';
 
 export type DaemonName = 'rsyslog' | 'syslog-ng';
 
@@ -45,11 +45,14 @@ export class Context {
   readonly opts: TroubleshootOptions;
   readonly deps: TroubleshootDeps;
   readonly fs: FsRoot;
+  /** Where port, protocol, daemon and config came from (flag, install state, default). */
+  readonly settings: Setting[];
   private memo = new Map<string, Promise<unknown>>();
 
-  constructor(opts: TroubleshootOptions, deps: TroubleshootDeps) {
+  constructor(opts: TroubleshootOptions, deps: TroubleshootDeps, settings: Setting[] = []) {
     this.opts = opts;
     this.deps = deps;
+    this.settings = settings;
     this.fs = createFsRoot(deps.root);
   }
 
@@ -130,7 +133,7 @@ export class Context {
       const m = /:(\d+)\/?$/.exec(url);
       if (m) ports.add(Number(m[1]));
     }
-    if (ports.size === 0) ports.add(DEFAULT_FORWARDER_PORT);
+    if (ports.size === 0) ports.add(this.opts.forwarderPort ?? DEFAULT_FORWARDER_PORT);
     return [...ports];
   }
 
@@ -183,7 +186,8 @@ export class Context {
   daemon(): Promise<DaemonState> {
     return this.once('daemon', async () => {
       const info: DaemonInfo = await detectDaemon(this.fs);
-      const name = info.daemon;
+      // The daemon install configured, while it is still installed (both may be).
+      const name = this.opts.daemon && info.installed.includes(this.opts.daemon) ? this.opts.daemon : info.daemon;
       const pids = name ? info.running.filter((r) => r.daemon === name).map((r) => r.pid).sort((a, b) => a - b) : [];
       return { name, running: pids.length > 0, pid: pids[0], installed: info.installed, binary: info.binary, pids };
     });

@@ -47,11 +47,11 @@ function serviceCtx(fs: FsRoot, exec: Exec): Promise<ServiceCtx> {
 export async function renderDropIn(
   fs: FsRoot,
   daemon: 'rsyslog' | 'syslog-ng',
-  o: { port: number; forwarderPort: number; queueMaxBytes?: number },
+  o: { port: number; forwarderPort: number; queueMaxBytes?: number; protocol?: 'tcp' | 'udp' | 'both' },
 ): Promise<Array<{ path: string; content: string }>> {
   const out: Array<{ path: string; content: string }> = [];
   const ipv6 = await detectIpv6(fs);
-  for (const protocol of ['both', 'tcp', 'udp'] as const) {
+  for (const protocol of o.protocol ? [o.protocol] : (['both', 'tcp', 'udp'] as const)) {
     const opts = { port: o.port, forwarderPort: o.forwarderPort, protocol, ipv6 };
     const r =
       daemon === 'rsyslog'

@@ -1,4 +1,5 @@
 import { Chalk, type ChalkInstance } from 'chalk';
+import { describeOverrides } from './install-options.js';
 import type { CheckGroup, CheckResult, CheckStatus, TroubleshootReport } from './types.js';
 
 const GROUP_TITLES: Record<CheckGroup, string> = {
@@ -21,7 +22,8 @@ function mark(s: CheckStatus, c: ChalkInstance, colour: boolean): string {
 /** The report for people: grouped, one line per check, every fail and warn with its fix beneath. */
 export function renderHuman(report: TroubleshootReport, opts: { colour: boolean; verbose?: boolean }): string {
   const c = new Chalk({ level: opts.colour ? 1 : 0 });
-  const lines: string[] = [];
+  const lines: string[] = describeOverrides(report.settings).map((l) => c.yellow(`note: ${l}`));
+  if (lines.length) lines.push('');
   const groups = [...new Set(report.checks.map((r) => r.group))];
   for (const g of groups) {
     lines.push(c.bold(GROUP_TITLES[g]));

@@ -1,4 +1,5 @@
 import { Context } from './context.js';
+import { applyInstalledOptions } from './install-options.js';
 import * as fwd from './checks/forwarder.js';
 import * as azure from './checks/azure.js';
 import * as daemon from './checks/daemon.js';
@@ -85,8 +86,9 @@ export async function runTroubleshoot(
   deps: TroubleshootDeps,
   hooks: RunHooks = {},
 ): Promise<TroubleshootReport> {
-  const opts = troubleshootOptionsSchema.parse(options);
-  const ctx = new Context(opts, deps);
+  const resolved = await applyInstalledOptions(options, deps);
+  const opts = troubleshootOptionsSchema.parse(resolved.input);
+  const ctx = new Context(opts, deps, resolved.settings);
   let outcomes = await Promise.all(
     CHECKS.map(async (c) => {
       const r = await runOne(ctx, c);
@@ -142,7 +144,8 @@ export async function runTroubleshoot(
   }
 
   const checks = outcomes.map(strip);
-  return { ok: !checks.some((c) => c.status === 'fail'), checks };
+  const ok = !checks.some((c) => c.status === 'fail');
+  return resolved.settings.length ? { ok, checks, settings: resolved.settings } : { ok, checks };
 }
 
 function rank(id: string): number {

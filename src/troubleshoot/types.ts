@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_CONFIG_PATH } from '../config/schema.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 export const CHECK_GROUPS = ['forwarder', 'azure', 'daemon', 'system', 'e2e'] as const;
@@ -19,6 +20,16 @@ export interface CheckResult {
 export interface TroubleshootReport {
   ok: boolean;
   checks: CheckResult[];
+  /** Where each setting the checks use came from; an explicit flag that overrides the install says so. */
+  settings?: Setting[];
+}
+
+export interface Setting {
+  name: 'port' | 'protocol' | 'daemon' | 'config';
+  value: string | number;
+  from: 'flag' | 'install' | 'default';
+  /** What install recorded, when a flag overrides it. */
+  installed?: string | number;
 }
 
 /** A fix `--fix` may apply on its own: restarts, re-rendering our own files, opening our port. */
@@ -39,12 +50,21 @@ export const troubleshootOptionsSchema = z.object({
     .string()
     .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'workspaceId must be a GUID')
     .optional(),
-  configPath: z.string().min(1),
+  /** Forwarder config; when absent, the one install recorded, else the default path. */
+  configPath: z.string().min(1).default(DEFAULT_CONFIG_PATH),
   /** Admin endpoint HOST:PORT; when absent, taken from the config (default 127.0.0.1:25227). */
   admin: z.string().optional(),
-  /** The daemon's CEF port. */
+  /** The daemon's CEF port (the CLI fills it from the install state unless --port is given). */
   port: z.number().int().min(1).max(65535).default(514),
+  /** Transports the daemon was installed to accept. */
+  protocol: z.enum(['tcp', 'udp', 'both']).default('both'),
+  /** The daemon install configured, when it recorded one. */
+  daemon: z.enum(['rsyslog', 'syslog-ng']).optional(),
+  /** The forwarder port install recorded (used when the config cannot be read). */
+  forwarderPort: z.number().int().min(1).max(65535).optional(),
   probes: z.number().int().min(0).max(1000).default(3),
+  /** Bytes per probe (the size the devices send); when absent, just under the smallest configured limit. */
+  probeSize: z.number().int().min(256).max(1024 * 1024).optional(),
   timeoutSec: z.number().positive().max(600).default(10),
   capture: z.boolean().default(false),
   fix: z.boolean().default(false),
@@ -109,10 +129,13 @@ export interface TroubleshootDeps {
    */
   startCapture(ports: number[]): Promise<{ stop(): Promise<string> } | { unavailable: string }>;
   /**
-   * What `install` would write as the daemon drop-in today, one candidate per install choice (TCP, UDP, both),
-   * each excluding our own file from the scan. Null when this build cannot render it.
+   * What `install` would write as the daemon drop-in today: for the recorded protocol, or (none recorded) one
+   * candidate per install choice (both, TCP, UDP); each excluding our own file from the scan. Null when this build cannot render it.
    */
-  renderDropIn(daemon: 'rsyslog' | 'syslog-ng', opts: { port: number; forwarderPort: number; queueMaxBytes?: number }): Promise<Array<{ path: string; content: string }> | null>;
+  renderDropIn(
+    daemon: 'rsyslog' | 'syslog-ng',
+    opts: { port: number; forwarderPort: number; queueMaxBytes?: number; protocol?: 'tcp' | 'udp' | 'both' },
+  ): Promise<Array<{ path: string; content: string }> | null>;
   /** Program on PATH, or null. */
   which(cmd: string): Promise<string | null>;
   /** Starting services where PID 1 is not systemd: the installer's supervisor and daemon start-up. */

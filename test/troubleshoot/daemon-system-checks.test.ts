@@ -161,13 +161,16 @@ describe('daemon.listening and daemon.forwarding', () => {
 });
 
 describe('daemon.max-message-size and daemon.rate-limit', () => {
-  it('warns at the rsyslog default of 8k and passes at 64k', async () => {
+  it('passes at the rsyslog default of 8k and at 64k, warns when lowered below 8k', async () => {
     const r = await daemon.checkMaxMessageSize(ctxFor());
-    expect(r.status).toBe('warn');
+    expect(r.status).toBe('pass');
     expect(r.message).toContain('8 KiB');
-    expect(r.fix).toContain('maxMessageSize="64k"');
     await put(root, '/etc/rsyslog.conf', 'global(maxMessageSize="64k")\n# $MaxMessageSize 2k\n');
     expect((await daemon.checkMaxMessageSize(ctxFor())).status).toBe('pass');
+    await put(root, '/etc/rsyslog.conf', '$MaxMessageSize 2k\n');
+    const low = await daemon.checkMaxMessageSize(ctxFor());
+    expect(low.status).toBe('warn');
+    expect(low.fix).toBe('change $MaxMessageSize 2k in /etc/rsyslog.conf to $MaxMessageSize 64k (it must stay before any input), then restart rsyslog');
   });
   it('warns about imjournal and imuxsock rate limits, ignoring comments', async () => {
     expect((await daemon.checkRateLimit(ctxFor())).status).toBe('pass');

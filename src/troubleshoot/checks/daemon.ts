@@ -2,12 +2,15 @@ import type { Context, DaemonName } from '../context.js';
 import { LAYOUT } from '../layout.js';
 import { daemonToForwarder, isLoopback } from '../proc.js';
 import { restartDaemon, startDaemonFix } from '../fixes.js';
-import type { CheckOutcome, Transport } from '../types.js';
+import type { CheckOutcome, SafeFix, Transport } from '../types.js';
 import { runProbes, settledHealth } from './e2e.js';
 import { formatBytes } from '../advice.js';
 import { inspectRsyslogSpool, inspectSyslogNgBuffers } from '../spool.js';
 import { stripConfigComments } from '../../install/config-text.js';
 import { detectIpv6 } from '../../system/ipv6.js';
+import { scanRsyslogConfig } from '../../install/rsyslog-config.js';
+import { appendRsyslogInclude, RSYSLOG_INCLUDE_LINE } from '../../install/render-rsyslog.js';
+import { BACKUP_ROOT, FileTransaction, readState, writeState } from '../../install/transaction.js';
 
 const G = 'daemon' as const;
 
@@ -61,7 +64,68 @@ function firstDifference(a: string, b: string): string {
   return 'whitespace only';
 }
 
+/**
+ * Appends the rsyslog.d include to rsyslog.conf as install does: the original is backed up (and recorded for
+ * uninstall when an install state exists), and a failed write puts the file back.
+ */
+function rsyslogIncludeFix(ctx: Context): SafeFix & { apply(): Promise<void> } {
+  const main = LAYOUT.rsyslogMain;
+  return {
+    description: `append "${RSYSLOG_INCLUDE_LINE}" to ${main} (the original is backed up under ${BACKUP_ROOT})`,
+    async apply() {
+      const before = (await ctx.readText(main)) ?? '';
+      const after = appendRsyslogInclude(before);
+      const tx = new FileTransaction(ctx.fs);
+      const mode = (await ctx.stat(main))?.mode ?? 0o644;
+      try {
+        await tx.write(main, after, { mode });
+      } catch (err) {
+        await tx.rollback();
+        throw err;
+      }
+      ctx.deps.progress(`appended "${RSYSLOG_INCLUDE_LINE}" to ${main}; the original is in ${tx.backupDir}`);
+      const state = await readState(ctx.fs).catch(() => null);
+      if (state) {
+        for (const t of tx.touched) if (!state.files.some((f) => f.path === t.path)) state.files.push(t);
+        await writeState(ctx.fs, state);
+      }
+    },
+  };
+}
+
+/** rsyslog reads rsyslog.d only when rsyslog.conf includes it; null when it does (or for syslog-ng). */
+async function missingRsyslogInclude(ctx: Context, daemon: DaemonName): Promise<string | null> {
+  if (daemon !== 'rsyslog') return null;
+  const scan = await scanRsyslogConfig(ctx.fs);
+  if (scan.includesDropins || (await ctx.readText(LAYOUT.rsyslogMain)) === null) return null;
+  return `${LAYOUT.rsyslogMain} does not include ${LAYOUT.rsyslogDir}/*.conf, so rsyslog never reads ${LAYOUT.rsyslogDropIn}`;
+}
+
 export async function checkDropIn(ctx: Context): Promise<CheckOutcome> {
+  const r = await checkDropInFile(ctx);
+  const d = await ctx.daemon();
+  const missing = d.name ? await missingRsyslogInclude(ctx, d.name) : null;
+  if (!missing) return r;
+  const include = rsyslogIncludeFix(ctx);
+  const rest = r.status === 'fail' ? r.safeFix : undefined;
+  return {
+    ...r,
+    status: 'fail',
+    message: r.status === 'fail' ? `${missing}; ${r.message}` : `${missing} (the file itself is current)`,
+    fix: `\`sentinel-cef install\` (or --fix) appends "${RSYSLOG_INCLUDE_LINE}" to ${LAYOUT.rsyslogMain}, backed up; or add that line at its end yourself, then restart rsyslog`,
+    safeFix: {
+      description: rest ? `${include.description}; ${rest.description}` : `${include.description} and restart rsyslog`,
+      async apply() {
+        await include.apply();
+        if (rest) await rest.apply();
+        else await restartDaemon(ctx, 'rsyslog');
+      },
+    },
+    details: { ...r.details, includeMissing: true },
+  };
+}
+
+async function checkDropInFile(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'daemon.dropin', title: 'Daemon drop-in present and current', group: G };
   const d = await ctx.daemon();
   if (!d.name) return { ...base, status: 'skip', message: 'no syslog daemon' };
@@ -69,16 +133,19 @@ export async function checkDropIn(ctx: Context): Promise<CheckOutcome> {
   const onDisk = await ctx.readText(path);
   const fwdPorts = await ctx.forwarderPorts();
   const c = await ctx.config();
+  // With the protocol install recorded (or given), only that rendering is current; else any install choice is.
+  const protocolKnown = ctx.settings.some((s) => s.name === 'protocol');
   const expected = await ctx.deps.renderDropIn(d.name, {
     port: ctx.opts.port,
     forwarderPort: fwdPorts[0],
     queueMaxBytes: c.config?.queue.maxBytes,
+    ...(protocolKnown ? { protocol: ctx.opts.protocol } : {}),
   });
   const rerender = expected?.length
     ? {
         description: `rewrite ${path} as install renders it and restart ${d.name}`,
         apply: async () => {
-          // The first candidate is install's default choice (both transports).
+          // The recorded protocol's rendering, else install's default choice (both transports).
           await ctx.deps.writeFile(path, expected[0].content, 0o644);
           await restartDaemon(ctx, d.name!);
         },
@@ -172,12 +239,13 @@ export async function checkListening(ctx: Context): Promise<CheckOutcome> {
       details,
     };
   }
-  const missing = (['tcp', 'udp'] as Transport[]).filter((t) => !sockets.some((s) => s.protocol === t));
-  if (missing.length === 2) {
+  const wanted: Transport[] = ctx.opts.protocol === 'both' ? ['tcp', 'udp'] : [ctx.opts.protocol];
+  const missing = wanted.filter((t) => !sockets.some((s) => s.protocol === t));
+  if (found.length === 0) {
     return {
       ...base,
       status: 'fail',
-      message: `nothing listens on ${port}/tcp or ${port}/udp`,
+      message: `nothing listens on ${wanted.map((t) => `${port}/${t}`).join(' or ')}`,
       fix: d.running ? `re-run \`sentinel-cef install\` so ${d.name} opens port ${port}` : `start ${d.name ?? 'the syslog daemon'} (see daemon.running)`,
       details,
     };
@@ -276,48 +344,156 @@ export function parseSize(v: string): number | null {
   return Number(m[1]) * mult;
 }
 
+/** Room for the header a daemon puts in front when it passes a message on. */
+const HEADER_MARGIN = 1024;
+const UDP_MAX_PAYLOAD = 65_507;
+
+export interface SizeLimits {
+  daemon: DaemonName;
+  daemonMax: number;
+  /** Where the daemon's limit is set, or null for its built-in default. */
+  daemonWhere: string | null;
+  daemonSetting: string | null;
+  forwarderMax: number;
+}
+
+/** The maximum message size of each hop the probes cross (null without a daemon). */
+export function sizeLimits(ctx: Context): Promise<SizeLimits | null> {
+  return ctx.once('size-limits', async () => {
+    const d = await ctx.daemon();
+    if (!d.name) return null;
+    let size: number | null = null;
+    let where: string | null = null;
+    let setting: string | null = null;
+    for (const f of await ctx.daemonConfigFiles()) {
+      const t = stripConfigComments(f.text);
+      const m =
+        d.name === 'rsyslog'
+          ? /maxMessageSize\s*=\s*"?([^"\s)]+)"?/i.exec(t) ?? /^\s*\$MaxMessageSize\s+(\S+)/im.exec(t)
+          : /\blog[-_]msg[-_]size\s*\(\s*(\d+)\s*\)/.exec(t);
+      if (m) {
+        size = parseSize(m[1]);
+        where = f.path;
+        setting = m[0].trim();
+      }
+    }
+    const c = await ctx.config();
+    return {
+      daemon: d.name,
+      daemonMax: size ?? (d.name === 'rsyslog' ? 8 * 1024 : 64 * 1024),
+      daemonWhere: where,
+      daemonSetting: setting,
+      forwarderMax: c.config?.limits.maxMessageBytes ?? 64 * 1024,
+    };
+  });
+}
+
+/** Bytes per probe: --probe-size, else just under the smallest limit, so a default install is not flagged. */
+export async function probeSize(ctx: Context): Promise<number> {
+  if (ctx.opts.probeSize) return ctx.opts.probeSize;
+  const l = await sizeLimits(ctx);
+  if (!l) return 0;
+  return Math.max(0, Math.min(l.daemonMax, l.forwarderMax, UDP_MAX_PAYLOAD) - HEADER_MARGIN);
+}
+
+function kib(n: number): string {
+  return n % 1024 === 0 ? `${n / 1024} KiB` : `${n} bytes`;
+}
+
 export async function checkMaxMessageSize(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'daemon.max-message-size', title: 'Maximum message size', group: G };
-  const d = await ctx.daemon();
-  if (!d.name) return { ...base, status: 'skip', message: 'no syslog daemon' };
-  const files = await ctx.daemonConfigFiles();
-  let size: number | null = null;
-  let where = '';
-  for (const f of files) {
-    const t = stripConfigComments(f.text);
-    const m =
-      d.name === 'rsyslog'
-        ? /maxMessageSize\s*=\s*"?([^"\s)]+)"?/i.exec(t) ?? /^\s*\$MaxMessageSize\s+(\S+)/im.exec(t)
-        : /\blog[-_]msg[-_]size\s*\(\s*(\d+)\s*\)/.exec(t);
-    if (m) {
-      size = parseSize(m[1]);
-      where = f.path;
-    }
+  const l = await sizeLimits(ctx);
+  if (!l) return { ...base, status: 'skip', message: 'no syslog daemon' };
+  const size = await probeSize(ctx);
+  const explicit = ctx.opts.probeSize !== undefined;
+  const details: Record<string, unknown> = { daemonMax: l.daemonMax, forwarderMax: l.forwarderMax, probeSize: size, daemonSetting: l.daemonSetting };
+  const msg =
+    `${l.daemon} accepts ${kib(l.daemonMax)} per message (${l.daemonWhere ? `${l.daemonSetting} in ${l.daemonWhere}` : 'its default'}), ` +
+    `the forwarder ${kib(l.forwarderMax)}`;
+  // Evidence first: probes of that size that arrived shorter than sent.
+  const run = ctx.opts.probes > 0 ? await runProbes(ctx) : undefined;
+  const cut = run?.results.filter((r) => r.intact === false) ?? [];
+  const want = Math.max(64 * 1024, Math.ceil((size + HEADER_MARGIN) / 1024) * 1024);
+  const daemonFix =
+    l.daemon === 'rsyslog'
+      ? l.daemonSetting
+        ? `change ${l.daemonSetting} in ${l.daemonWhere} to ${l.daemonSetting.startsWith('$') ? `$MaxMessageSize ${want / 1024}k` : `maxMessageSize="${want / 1024}k"`} (it must stay before any input), then restart rsyslog`
+        : `add global(maxMessageSize="${want / 1024}k") at the top of ${LAYOUT.rsyslogMain}, before any input, then restart rsyslog`
+      : l.daemonSetting
+        ? `change ${l.daemonSetting} in ${l.daemonWhere} to log-msg-size(${want}), then restart syslog-ng`
+        : `add log-msg-size(${want}) to options {} in ${LAYOUT.syslogNgMain}, then restart syslog-ng`;
+  const fwdFix = `set "limits": {"maxMessageBytes": ${want}} in ${ctx.opts.configPath}, then restart the forwarder`;
+  // The hop that cuts: the first one on the way whose limit is below the size.
+  const hop =
+    size > l.daemonMax - (explicit ? 0 : HEADER_MARGIN) ? 'daemon' : size + HEADER_MARGIN > l.forwarderMax ? 'forwarder' : null;
+  if (cut.length || (explicit && hop)) {
+    const p = cut[0];
+    const seen = p ? `: a ${p.sentBytes}-byte ${p.transport} probe arrived as ${p.arrivedBytes ?? '?'} bytes` : '';
+    const who = hop === 'forwarder' ? 'the forwarder' : l.daemon;
+    return {
+      ...base,
+      status: 'fail',
+      message: `${msg}; ${who} cuts ${kib(size)} messages${seen}, without a truncation flag`,
+      fix: hop === 'forwarder' ? fwdFix : daemonFix,
+      details: { ...details, hop: hop ?? 'unknown', cut: cut.map((r) => ({ id: r.id, sent: r.sentBytes, arrived: r.arrivedBytes })) },
+    };
   }
-  const dflt = d.name === 'rsyslog' ? 8 * 1024 : 64 * 1024;
-  const effective = size ?? dflt;
-  const c = await ctx.config();
-  const fwdMax = c.config?.limits.maxMessageBytes ?? 64 * 1024;
-  const msg = `${d.name} accepts ${Math.round(effective / 1024)} KiB per message (${size === null ? 'default' : where}); the forwarder ${Math.round(fwdMax / 1024)} KiB`;
-  if (effective < Math.min(fwdMax, 64 * 1024)) {
+  if (l.daemonWhere && l.daemonMax < 8 * 1024) {
+    // Lowered below rsyslog's own default: CEF events of firewalls and proxies are often longer.
     return {
       ...base,
       status: 'warn',
-      message: `${msg}: longer CEF events are truncated by ${d.name}`,
-      fix:
-        d.name === 'rsyslog'
-          ? `add global(maxMessageSize="64k") at the top of ${LAYOUT.rsyslogMain}, before any input`
-          : `add log-msg-size(65536) to options {} in ${LAYOUT.syslogNgMain}`,
-      details: { daemonMax: effective, forwarderMax: fwdMax },
+      message: `${msg}: lowered below 8 KiB, longer CEF events are cut without a truncation flag (run with --probe-size N to test your devices' size)`,
+      fix: daemonFix,
+      details,
     };
   }
-  return { ...base, status: 'pass', message: msg, details: { daemonMax: effective, forwarderMax: fwdMax } };
+  if (size > UDP_MAX_PAYLOAD && ctx.opts.protocol !== 'tcp') {
+    return { ...base, status: 'warn', message: `${msg}; ${size}-byte messages do not fit in a UDP datagram`, fix: 'send such devices over TCP', details };
+  }
+  return {
+    ...base,
+    status: 'pass',
+    message: `${msg}${run ? `; ${kib(size)} probes arrived whole` : ''}${explicit ? '' : ' (--probe-size N tests the longest line your devices send)'}`,
+    details,
+  };
+}
+
+/** Default burst of imudp/imtcp/imptcp inputs when only ratelimit.interval is set. */
+const RSYSLOG_DEFAULT_BURST = 10_000;
+
+/**
+ * Limits on the rsyslog inputs that carry the CEF port: input() parameters, else the module's. Legacy
+ * $UDPServerRun/$InputTCPServerRun inputs have no rate limit ($SystemLogRateLimit* is the local socket's).
+ */
+async function rsyslogPortLimits(ctx: Context): Promise<string[][]> {
+  const scan = await scanRsyslogConfig(ctx.fs);
+  const wanted = ctx.opts.protocol === 'both' ? ['tcp', 'udp'] : [ctx.opts.protocol];
+  const out: string[][] = [];
+  for (const i of scan.inputs) {
+    if (i.port !== ctx.opts.port) continue;
+    const transport = i.type === 'imudp' ? 'udp' : i.type === 'imtcp' || i.type === 'imptcp' ? 'tcp' : null;
+    if (!transport || !wanted.includes(transport)) continue;
+    const mod = scan.moduleRateLimits?.[i.type];
+    const interval = i.rateLimit?.interval ?? mod?.interval ?? 0;
+    if (interval <= 0) continue;
+    const burst = i.rateLimit?.burst ?? mod?.burst ?? RSYSLOG_DEFAULT_BURST;
+    const where = i.rateLimit?.interval !== undefined ? i.file : `${mod!.file}, module(load="${i.type}")`;
+    out.push([
+      `the ${i.type} input on port ${i.port} keeps ${burst} messages per ${interval} s and drops the rest (${where})`,
+      i.rateLimit?.interval !== undefined
+        ? `set ratelimit.interval="0" on input(type="${i.type}" port="${i.port}") in ${i.file} (or raise ratelimit.burst above your devices' peak per ${interval} s), then restart rsyslog`
+        : `set ratelimit.interval="0" on module(load="${i.type}") in ${mod!.file} (or raise ratelimit.burst), then restart rsyslog`,
+    ]);
+  }
+  return out;
 }
 
 export async function checkRateLimit(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'daemon.rate-limit', title: 'Rate limiting', group: G };
   const d = await ctx.daemon();
   if (!d.name) return { ...base, status: 'skip', message: 'no syslog daemon' };
+  const network = d.name === 'rsyslog' ? await rsyslogPortLimits(ctx) : [];
   const found: string[] = [];
   for (const f of await ctx.daemonConfigFiles()) {
     const t = stripConfigComments(f.text);
@@ -325,6 +501,8 @@ export async function checkRateLimit(ctx: Context): Promise<CheckOutcome> {
       for (const m of t.matchAll(/\b(?:module|input)\s*\(([^)]*)\)/g)) {
         const body = m[1];
         const mod = /\b(?:load|type)\s*=\s*"(\w+)"/.exec(body)?.[1];
+        // Network inputs are reported above, by the port they carry.
+        if (mod === 'imudp' || mod === 'imtcp' || mod === 'imptcp') continue;
         const interval = /ratelimit\.interval\s*=\s*"?(\d+)/i.exec(body)?.[1];
         const burst = /ratelimit\.burst\s*=\s*"?(\d+)/i.exec(body)?.[1];
         if (mod && interval && Number(interval) > 0) found.push(`${mod} drops above ${burst ?? 'default burst'} messages per ${interval}s (${f.path})`);
@@ -339,11 +517,20 @@ export async function checkRateLimit(ctx: Context): Promise<CheckOutcome> {
   const journald = await ctx.readText('/etc/systemd/journald.conf');
   const jm = journald && /^\s*RateLimitBurst\s*=\s*(\d+)/m.exec(journald);
   if (jm && Number(jm[1]) > 0 && Number(jm[1]) < 10000) found.push(`journald RateLimitBurst=${jm[1]}`);
+  if (network.length) {
+    return {
+      ...base,
+      status: 'warn',
+      message: `${network.map((n) => n[0]).join('; ')}: CEF from devices above that rate is lost${found.length ? `; local senders too: ${found.join('; ')}` : ''}`,
+      fix: network.map((n) => n[1]).join('; '),
+      details: { network: network.map((n) => n[0]), limits: found },
+    };
+  }
   if (found.length) {
     return {
       ...base,
       status: 'warn',
-      message: `${found.join('; ')}: local senders (logger, apps on /dev/log) lose messages above the limit; network inputs are not limited`,
+      message: `${found.join('; ')}: local senders (logger, apps on /dev/log) lose messages above the limit; the inputs on port ${ctx.opts.port} are not limited`,
       fix: 'raise or remove the limit (rsyslog: ratelimit.interval="0" on imuxsock/imjournal) if CEF comes from local programs',
       details: { limits: found },
     };

@@ -1,8 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { ProbeStatus } from '../../forwarder/admin-types.js';
 import type { Context } from '../context.js';
 import { LAYOUT } from '../layout.js';
-import { buildProbeMessage } from '../../forwarder/send-test.js';
+import { buildSizedProbe } from '../../forwarder/send-test.js';
+import { probeSize } from './daemon.js';
 import { daemonToForwarder, isLoopback, reachableFromLoopback, type SocketEntry } from '../proc.js';
 import type { Listener } from '../../system/listeners.js';
 import type { CheckOutcome, Transport } from '../types.js';
@@ -32,6 +33,11 @@ export interface ProbeResult {
   /** HTTP status of the sink's last failed delivery, when the probe is stuck there. */
   httpStatus?: number;
   deadLettered?: boolean;
+  /** Bytes sent, and as the forwarder received them. */
+  sentBytes?: number;
+  arrivedBytes?: number;
+  /** The probe arrived as sent from its id on (false: a hop cut it); unknown when the forwarder cannot tell. */
+  intact?: boolean;
   stage: ProbeStage;
   /** Why we place the probe at that stage. */
   evidence: string[];
@@ -81,7 +87,11 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
     }
 
     const results: ProbeResult[] = [];
-    for (const transport of ['tcp', 'udp'] as const) {
+    // Probes as long as the devices' lines: a hop that cuts them shows in the tail hash the forwarder returns.
+    const size = await probeSize(ctx);
+    const tails = new Map<string, string>();
+    // Only the transports install opened: a TCP-only install refuses UDP by design.
+    for (const transport of opts.protocol === 'both' ? (['tcp', 'udp'] as const) : [opts.protocol]) {
       const listeners = listenersOn(sockets, opts.port, transport);
       const host = targetHost(listeners);
       for (let i = 0; i < opts.probes; i++) {
@@ -96,8 +106,11 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
           stage: 'unknown',
           evidence: [],
         };
+        const probe = buildSizedProbe(id, size);
+        tails.set(id, createHash('sha256').update(probe.tail).digest('hex'));
+        r.sentBytes = Buffer.byteLength(probe.message);
         try {
-          await deps.sendSyslog({ host, port: opts.port, transport }, buildProbeMessage(id, 'rfc3164'));
+          await deps.sendSyslog({ host, port: opts.port, transport }, probe.message);
         } catch (err) {
           r.sendError = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
         }
@@ -127,6 +140,8 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
             r.latencyMs = s.body.latencyMs;
             r.error = s.body.error;
             r.deadLettered = s.body.deadLettered;
+            if (s.body.bytes !== undefined) r.arrivedBytes = s.body.bytes;
+            if (s.body.tailSha256) r.intact = s.body.tailSha256 === tails.get(r.id);
           }
         }),
       );
@@ -270,6 +285,18 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
     capture: run.capture,
     daemonToForwarder: run.daemonToForwarder.map((s) => `${s.localAddress}:${s.localPort} -> ${s.remoteAddress}:${s.remotePort}`),
   };
+  const cut = run.results.filter((r) => r.intact === false);
+  if (ok.length === total && cut.length) {
+    return {
+      ...base,
+      status: 'fail',
+      message:
+        `${total}/${total} probes delivered, but ${cut.length} arrived cut: a ${cut[0].sentBytes}-byte ${cut[0].transport} probe ` +
+        `arrived as ${cut[0].arrivedBytes ?? '?'} bytes`,
+      fix: 'a hop cuts long messages: daemon.max-message-size names it and the setting to raise',
+      details: { ...details, cut: cut.map((r) => r.id) },
+    };
+  }
   if (ok.length === total) {
     return {
       ...base,

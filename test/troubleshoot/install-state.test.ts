@@ -1,0 +1,194 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createFsRoot } from '../../src/system/fs-root.js';
+import { createScriptedPrompter } from '../../src/system/prompts.js';
+import type { Exec, ExecResult } from '../../src/system/exec.js';
+import type { Services } from '../../src/install/service.js';
+import { readState } from '../../src/install/transaction.js';
+import { runInstall, type InstallDeps } from '../../src/install/run-install.js';
+import { runUninstall } from '../../src/install/run-uninstall.js';
+import { installOptionsSchema } from '../../src/install/options.js';
+import { runTroubleshoot } from '../../src/troubleshoot/run.js';
+import { renderHuman } from '../../src/troubleshoot/render.js';
+import { createDefaultDeps } from '../../src/troubleshoot/deps.js';
+import { testDeps } from './helpers.js';
+
+const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
+const DROPIN = '/etc/rsyslog.d/10-sentinel-cef.conf';
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function tmp(prefix: string): string {
+  const d = mkdtempSync(path.join(tmpdir(), prefix));
+  dirs.push(d);
+  return d;
+}
+
+/** Installs into a copy of a fixture root with the given options (daemon checks and services faked). */
+async function installInto(
+  fixture: string,
+  o: Record<string, unknown>,
+  prepare?: (root: string) => void,
+): Promise<{ root: string; out: string; logs: string[]; deps: InstallDeps }> {
+  const root = tmp(`scef-ts-${fixture}-`);
+  cpSync(path.join(fixtures, fixture), root, { recursive: true });
+  prepare?.(root);
+  const ok = (stdout = ''): ExecResult => ({ exitCode: 0, stdout, stderr: '', failed: false });
+  const exec: Exec = {
+    registerSecret() {},
+    which: async (cmd) => (cmd === 'node' ? '/usr/bin/node' : null),
+    async run(cmd, args) {
+      if (cmd === '/usr/bin/node') return ok('v20.19.0\n');
+      if (cmd === 'useradd') {
+        writeFileSync(path.join(root, 'etc/passwd'), `sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`);
+      }
+      return ok();
+    },
+    spawnDetached: async () => 99999,
+  };
+  const services: Services = {
+    startForwarder: async () => 'started',
+    stopForwarder: async () => {},
+    restartDaemon: async () => ({ ok: true, detail: 'restarted' }),
+    isForwarderSupervised: async () => 4242,
+    runningDaemonPids: async () => [4343],
+  };
+  const bundle = path.join(tmp('scef-bundle-'), 'forwarder.mjs');
+  writeFileSync(bundle, '// bundle\n');
+  const out: string[] = [];
+  const logs: string[] = [];
+  const deps: InstallDeps = {
+    fs: createFsRoot(root),
+    exec,
+    prompter: createScriptedPrompter([]),
+    log: (l) => logs.push(l),
+    out: (t) => out.push(t),
+    env: {},
+    forwarderBundle: bundle,
+    services,
+  };
+  await runInstall(installOptionsSchema.parse({ yes: true, verify: false, sink: 'file:/var/tmp/scef/rows.ndjson', ...o }), deps);
+  return { root, out: out.join(''), logs, deps };
+}
+
+/** Troubleshoot's daemon restarts, recorded. */
+function tsDeps(root: string, restarts: unknown[]) {
+  const real = createDefaultDeps({ root, env: {} });
+  return testDeps(root, {
+    renderDropIn: real.renderDropIn,
+    writeFile: real.writeFile,
+    services: { startForwarder: async () => '', restartDaemon: async (d, l) => (restarts.push([d, l]), 'ok') },
+  });
+}
+
+describe('troubleshoot uses what install recorded', () => {
+  it('install records every option that shapes what it renders', async () => {
+    const { root } = await installInto('debian12-rsyslog', { port: 1514, protocol: 'tcp', forwarderPort: 25300 });
+    const state = await readState(createFsRoot(root));
+    expect(state?.options).toEqual({
+      port: 1514,
+      protocol: 'tcp',
+      forwarderPort: 25300,
+      daemon: 'rsyslog',
+      configPath: '/etc/sentinel-cef/forwarder.json',
+      dropin: DROPIN,
+      sink: { type: 'file', describe: 'file /var/tmp/scef/rows.ndjson' },
+    });
+  });
+
+  it.each([
+    { port: 1514, protocol: 'tcp' },
+    { port: 1514, protocol: 'both' },
+    { port: 6514, protocol: 'udp' },
+  ] as const)('after install --port $port --protocol $protocol: the drop-in is current, and --fix rewrites it byte for byte', async (o) => {
+    const { root } = await installInto('debian12-rsyslog', o);
+    const installed = readFileSync(path.join(root, DROPIN), 'utf8');
+    const restarts: unknown[] = [];
+    const plain = await runTroubleshoot({ probes: 0 }, tsDeps(root, restarts));
+    const dropin = plain.checks.find((c) => c.id === 'daemon.dropin')!;
+    expect(dropin.status, dropin.message).toBe('pass');
+    expect(plain.settings).toContainEqual({ name: 'port', value: o.port, from: 'install' });
+
+    // Hand edit: --fix puts back exactly what install wrote, on the installed port and transports.
+    writeFileSync(path.join(root, DROPIN), installed.replace(String(o.port), '514'));
+    const fixed = await runTroubleshoot({ probes: 0, fix: true, yes: true }, tsDeps(root, restarts));
+    expect(readFileSync(path.join(root, DROPIN), 'utf8')).toBe(installed);
+    expect(fixed.checks.find((c) => c.id === 'daemon.dropin')!.status).toBe('pass');
+    // Every restart (the fixture runs no daemon, so daemon.running is fixed too) listens where install did.
+    expect(restarts.length).toBeGreaterThan(0);
+    for (const r of restarts) expect(r).toEqual(['rsyslog', { port: o.port, protocols: o.protocol === 'both' ? ['tcp', 'udp'] : [o.protocol] }]);
+  });
+
+  it('an explicit --port overrides the install, and the report says so', async () => {
+    const { root } = await installInto('debian12-rsyslog', { port: 1514 });
+    const r = await runTroubleshoot({ probes: 0, port: 514 }, tsDeps(root, []));
+    expect(r.settings).toContainEqual({ name: 'port', value: 514, from: 'flag', installed: 1514 });
+    expect(r.checks.find((c) => c.id === 'daemon.dropin')!.status).toBe('fail');
+    expect(renderHuman(r, { colour: false })).toContain('note: --port 514 overrides port 1514 recorded by install');
+  });
+
+  it('without an install state, the defaults stand', async () => {
+    const root = tmp('scef-ts-none-');
+    const r = await runTroubleshoot({ probes: 0 }, testDeps(root));
+    expect(r.settings).toBeUndefined();
+    expect(existsSync(path.join(root, 'var/lib/sentinel-cef/install-state.json'))).toBe(false);
+  });
+});
+
+describe('rsyslog.conf without the rsyslog.d include', () => {
+  const MAIN = 'etc/rsyslog.conf';
+  const INCLUDE = '$IncludeConfig /etc/rsyslog.d/*.conf';
+  const dropInclude = (root: string) => {
+    const p = path.join(root, MAIN);
+    writeFileSync(p, readFileSync(p, 'utf8').replace(/^\$IncludeConfig .*\n/m, ''));
+  };
+  const includes = (text: string) => text.split('\n').filter((l) => l.trim() === INCLUDE).length;
+
+  it('install appends the include, shows it in the plan, and uninstall restores the file byte for byte', async () => {
+    const fresh = tmp('scef-ts-orig-');
+    cpSync(path.join(fixtures, 'debian12-rsyslog'), fresh, { recursive: true });
+    dropInclude(fresh);
+    const original = readFileSync(path.join(fresh, MAIN));
+
+    const { root, out, logs, deps } = await installInto('debian12-rsyslog', {}, dropInclude);
+    const main = readFileSync(path.join(root, MAIN), 'utf8');
+    expect(includes(main)).toBe(1);
+    expect(main.startsWith(original.toString('utf8'))).toBe(true);
+    expect(out).toMatch(/update +\/etc\/rsyslog\.conf/);
+    expect(logs.join('\n')).not.toContain('would be ignored');
+
+    // A second install finds it in place: nothing to change, nothing appended twice.
+    const again = await installInto('debian12-rsyslog', {}, (r) => cpSync(root, r, { recursive: true }));
+    expect(again.out).toContain('Nothing to change');
+    expect(includes(readFileSync(path.join(again.root, MAIN), 'utf8'))).toBe(1);
+
+    await runUninstall({ yes: true, dryRun: false, root, removeUser: false, purge: true }, deps);
+    expect(readFileSync(path.join(root, MAIN)).equals(original)).toBe(true);
+  });
+
+  it('troubleshoot fails daemon.dropin, and --fix appends the include once, backed up and restorable', async () => {
+    const { root } = await installInto('debian12-rsyslog', {});
+    dropInclude(root);
+    const original = readFileSync(path.join(root, MAIN));
+    const restarts: unknown[] = [];
+    const plain = await runTroubleshoot({ probes: 0 }, tsDeps(root, restarts));
+    const c = plain.checks.find((x) => x.id === 'daemon.dropin')!;
+    expect(c.status).toBe('fail');
+    expect(c.message).toContain('/etc/rsyslog.conf does not include /etc/rsyslog.d/*.conf');
+    expect(c.fix).toContain(INCLUDE);
+
+    const fixed = await runTroubleshoot({ probes: 0, fix: true, yes: true }, tsDeps(root, restarts));
+    expect(fixed.checks.find((x) => x.id === 'daemon.dropin')!.status).toBe('pass');
+    const main = readFileSync(path.join(root, MAIN), 'utf8');
+    expect(includes(main)).toBe(1);
+    expect(main.startsWith(original.toString('utf8'))).toBe(true);
+    expect(restarts.length).toBeGreaterThan(0);
+    const state = await readState(createFsRoot(root));
+    const rec = state!.files.find((f) => f.path === '/etc/rsyslog.conf')!;
+    expect(readFileSync(path.join(root, rec.backup!)).equals(original)).toBe(true);
+  });
+});
