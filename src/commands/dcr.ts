@@ -1,23 +1,23 @@
 import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { UsageError } from '../errors.js';
+import { optionError } from '../errors.js';
 import { DCR_STREAM, renderDcr, type DcrResource } from '../dcr/render.js';
 
 const WORKSPACE_RE = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.OperationalInsights\/workspaces\/([^/]+)$/i;
 const DCE_RE = /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.Insights\/dataCollectionEndpoints\/[^/]+$/i;
 
 export const dcrOptionsSchema = z.object({
-  location: z.string().regex(/^[a-z0-9]+$/, 'location is an Azure region name such as eastus or westeurope').default('eastus'),
+  location: z.string().regex(/^[a-z0-9]+$/, 'must be an Azure region name such as eastus or westeurope').default('eastus'),
   workspaceResourceId: z
     .string()
-    .regex(WORKSPACE_RE, 'workspace resource id looks like /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.OperationalInsights/workspaces/<name>')
+    .regex(WORKSPACE_RE, 'must look like /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.OperationalInsights/workspaces/<name>')
     .optional(),
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'name: 1-64 letters, digits, -, _ or .').default('sentinel-cef-dcr'),
-  dceResourceId: z.string().regex(DCE_RE, 'DCE resource id looks like /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Insights/dataCollectionEndpoints/<name>').optional(),
-  resourceGroup: z.string().min(1).optional(),
-  assignee: z.string().min(1).optional(),
-  output: z.string().min(1).optional(),
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1-64 letters, digits, -, _ or .').default('sentinel-cef-dcr'),
+  dceResourceId: z.string().regex(DCE_RE, 'must look like /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Insights/dataCollectionEndpoints/<name>').optional(),
+  resourceGroup: z.string().min(1, 'must not be empty').optional(),
+  assignee: z.string().min(1, 'must not be empty').optional(),
+  output: z.string().min(1, 'must not be empty').optional(),
   json: z.boolean().default(false),
 });
 export type DcrOptions = z.input<typeof dcrOptionsSchema>;
@@ -37,11 +37,8 @@ function sh(value: string): string {
 }
 
 export function runDcr(input: DcrOptions): DcrPlan {
-  const parsed = dcrOptionsSchema.safeParse(input);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new UsageError(`--${String(issue.path[0] ?? '').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${issue.message}`);
-  }
+  const parsed = dcrOptionsSchema.safeParse(input, { reportInput: true });
+  if (!parsed.success) throw optionError(parsed.error);
   const o = parsed.data;
   const ws = o.workspaceResourceId ? WORKSPACE_RE.exec(o.workspaceResourceId) : null;
   const subscription = ws?.[1] ?? '<subscription-id>';

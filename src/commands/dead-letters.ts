@@ -20,7 +20,7 @@ import { z } from 'zod';
 import { deadLetterPath, loadForwarderConfig } from '../config/load.js';
 import { parseHostPort } from '../config/listen.js';
 import { DEFAULT_CONFIG_PATH, type ForwarderConfig } from '../config/schema.js';
-import { CliError, UsageError } from '../errors.js';
+import { CliError, UsageError, optionError } from '../errors.js';
 import { REPLAY_PATH, REPLAY_TOKEN_FILE, REPLAY_TOKEN_HEADER, type ReplayRecord, type ReplayResponse } from '../forwarder/admin-types.js';
 import { deadLetterFiles, readDeadLetterFile, type DeadLetterFileData, type StoredEntry } from '../dead-letters/files.js';
 import { ledgerPath, mergeRanges, ReplayLedger, type Range } from '../dead-letters/ledger.js';
@@ -145,11 +145,8 @@ function openLedger(path: string): ReplayLedger {
 const kindOf = (e: StoredEntry): ListedEntry['kind'] => (e.row !== undefined ? 'row' : e.raw !== undefined ? 'raw' : 'none');
 
 function parseOptions(options: DeadLettersOptions): z.infer<typeof deadLettersOptionsSchema> {
-  const r = deadLettersOptionsSchema.safeParse(options);
-  if (!r.success) {
-    const i = r.error.issues[0]!;
-    throw new UsageError(`${i.path.join('.') || 'options'}: ${i.message}`);
-  }
+  const r = deadLettersOptionsSchema.safeParse(options, { reportInput: true });
+  if (!r.success) throw optionError(r.error);
   return r.data;
 }
 

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import ora from 'ora';
-import { UsageError } from '../errors.js';
+import { UsageError, optionError } from '../errors.js';
 import { DEFAULT_CONFIG_PATH } from '../config/schema.js';
 import { createDefaultDeps } from '../troubleshoot/deps.js';
 import { runTroubleshoot } from '../troubleshoot/run.js';
@@ -47,11 +47,8 @@ export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags
     fix: Boolean(f.fix),
     yes: Boolean(f.yes),
   };
-  const r = troubleshootOptionsSchema.safeParse(input);
-  if (!r.success) {
-    const i = r.error.issues[0];
-    throw new UsageError(`${i.path.join('.') || 'options'}: ${i.message}`);
-  }
+  const r = troubleshootOptionsSchema.safeParse(input, { reportInput: true });
+  if (!r.success) throw optionError(r.error, { workspaceId: '<workspaceId>', configPath: '--config', timeoutSec: '--timeout' });
   return input;
 }
 

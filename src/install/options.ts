@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { CLOUDS, DEFAULT_FORWARDER_PORT } from '../config/schema.js';
+import { formatOptionError as formatIssue, showValue } from '../errors.js';
 
 // Every value below can reach a rendered file (systemd unit, daemon drop-in, JSON config), so each has a strict
 // grammar: no control characters, no newline, nothing a unit, RainerScript or syslog-ng string could read as syntax.
@@ -15,15 +16,7 @@ const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A
 /** RFC 3986 characters only (no spaces, quotes, backslashes, braces). */
 const URL_CHARS = /^[A-Za-z0-9._~:/?#[\]@!$&'()*+,;=%-]+$/;
 
-/** The value as it may be shown in a one-line error: escaped, quoted, shortened. */
-export function showValue(v: unknown): string {
-  const s = String(v).replace(/[\\']/g, '\\$&').replace(/\n/g, '\\n').replace(new RegExp(CONTROL.source, 'g'), (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  return `'${s.length > 60 ? `${s.slice(0, 60)}…` : s}'`;
-}
-
-function flagName(key: string): string {
-  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-}
+export { showValue };
 
 /** A string option checked against `ok`; the message reads `--flag must be WHAT, got 'value'`. */
 function grammar(flag: string, what: string, ok: (v: string) => boolean, opts: { secret?: boolean } = {}) {
@@ -98,10 +91,7 @@ export const uninstallOptionsSchema = z.object({
 });
 export type UninstallOptions = z.infer<typeof uninstallOptionsSchema>;
 
-/** The first zod issue as one line naming the flag. */
+/** The first zod issue as one line naming the flag (the shared formatter, with install's positional names). */
 export function formatOptionError(err: z.ZodError): string {
-  const issue = err.issues[0];
-  if (/^(--|<)/.test(issue.message)) return issue.message;
-  const flag = issue.path.length ? flagName(String(issue.path[0])) : 'options';
-  return `${flag}: ${issue.message}`;
+  return formatIssue(err, { workspaceId: '<workspaceId>', primaryKey: '<primaryKey>' });
 }

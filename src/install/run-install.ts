@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { CliError, UsageError } from '../errors.js';
+import { CliError, UsageError, formatConfigIssue } from '../errors.js';
 import { DEFAULT_ADMIN, DEFAULT_CONFIG_PATH, forwarderConfigSchema, type Cloud } from '../config/schema.js';
 import type { Exec } from '../system/exec.js';
 import type { FsRoot } from '../system/fs-root.js';
@@ -148,7 +148,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     admin: DEFAULT_ADMIN,
   };
   const parsed = forwarderConfigSchema.safeParse(config);
-  if (!parsed.success) throw new UsageError(`the forwarder config would be invalid: ${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message}`);
+  if (!parsed.success) throw new UsageError(`the forwarder config would be invalid: ${formatConfigIssue(parsed.error.issues[0])}`);
   desired.push({ path: DEFAULT_CONFIG_PATH, content: `${JSON.stringify(config, null, 2)}\n`, mode: 0o640, owner: group, why: 'forwarder config' });
   const sinkFile = (sinkChoice.sink.type === 'file' ? String(sinkChoice.sink.path) : null);
   if (init.kind === 'systemd') {

@@ -37,7 +37,7 @@ export const troubleshootOptionsSchema = z.object({
   /** Expected workspace id: when given, the configured sink must point at it. */
   workspaceId: z
     .string()
-    .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'workspaceId must be a GUID')
+    .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'must be a GUID (the workspace id)')
     .optional(),
   configPath: z.string().min(1),
   /** Admin endpoint HOST:PORT; when absent, taken from the config (default 127.0.0.1:25227). */
