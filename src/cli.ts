@@ -15,8 +15,8 @@ export function buildProgram(): Command {
   const program = new Command('sentinel-cef')
     .description('CEF log forwarder for Microsoft Sentinel: install, forward, troubleshoot.')
     .version(VERSION)
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(oneLineError(str, 'sentinel-cef')) });
   for (const cmd of [
     parseCommand(),
     forwardCommand(),
@@ -28,14 +28,24 @@ export function buildProgram(): Command {
     troubleshootCommand(),
     deadLettersCommand(),
   ]) {
-    program.addCommand(cmd.exitOverride().configureOutput({ outputError: (str, write) => write(oneLineError(str)) }));
+    const where = `sentinel-cef ${cmd.name()}`;
+    program.addCommand(cmd.exitOverride().configureOutput({ outputError: (str, write) => write(oneLineError(str, where)) }));
   }
   return program;
 }
 
-/** Commander quotes a bad value as typed: a newline in it must not split the error over lines. */
-function oneLineError(str: string): string {
-  return `${str.trimEnd().replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}\n`;
+/**
+ * Commander's usage errors in the same one-line shape as ours, at every level: `sentinel-cef: unknown option
+ * '--x' (did you mean --y?) — see \`sentinel-cef install --help\``. It quotes a bad value as typed: a newline
+ * in it must not split the error over lines.
+ */
+export function oneLineError(str: string, where: string): string {
+  const text = str
+    .trimEnd()
+    .replace(/^error: /, '')
+    .replace(/\n\(Did you mean (.*)\?\)$/, ' (did you mean $1?)')
+    .replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return `sentinel-cef: ${text} — see \`${where} --help\`\n`;
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { parseHostPort } from '../config/listen.js';
 import { DEFAULT_FORWARDER_PORT } from '../config/schema.js';
-import { UsageError } from '../errors.js';
+import { CliError, UsageError } from '../errors.js';
 import { buildProbeMessage, newProbeId, sendSyslog, type SyslogFormat } from '../forwarder/send-test.js';
 
 export interface SendTestOptions {
@@ -24,7 +24,7 @@ export interface SendTestResult {
 /** Sends `count` TestCommonEventFormat probes with unique ids; returns the ids. */
 export async function runSendTest(opts: SendTestOptions): Promise<SendTestResult> {
   const target = opts.target ?? `127.0.0.1:${DEFAULT_FORWARDER_PORT}`;
-  const { host, port } = parseHostPort(target, '--target');
+  const { host, port } = parseHostPort(target, '--target', `127.0.0.1:${DEFAULT_FORWARDER_PORT}`);
   const protocol = (opts.protocol ?? 'tcp') as 'tcp' | 'udp';
   if (protocol !== 'tcp' && protocol !== 'udp') throw new UsageError(`invalid --protocol '${opts.protocol}'`, { suggestion: 'use tcp or udp' });
   if (opts.rfc3164 && opts.rfc5424) throw new UsageError('--rfc3164 and --rfc5424 exclude each other');
@@ -36,7 +36,8 @@ export async function runSendTest(opts: SendTestOptions): Promise<SendTestResult
     await sendSyslog(ids.map((id) => buildProbeMessage(id, format)), { host, port, protocol, octetCount: opts.octetCount });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot send to ${protocol}://${target}: ${code ?? (err as Error).message}`, {
+    // Nothing listening is a runtime failure (exit 1), not a usage error.
+    throw new CliError(`cannot send to ${protocol}://${target}: ${code ?? (err as Error).message}`, {
       suggestion: code === 'ECONNREFUSED' ? 'is the forwarder running? start it with `sentinel-cef forward` or check --target' : 'check --target and --protocol',
     });
   }

@@ -1,6 +1,8 @@
 import { Command, Option } from 'commander';
 import ora from 'ora';
-import { UsageError, optionError } from '../errors.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { UsageError, optionError, showValue } from '../errors.js';
 import { DEFAULT_CONFIG_PATH } from '../config/schema.js';
 import { createDefaultDeps } from '../troubleshoot/deps.js';
 import { runTroubleshoot } from '../troubleshoot/run.js';
@@ -30,7 +32,12 @@ function int(v: string, flag: string, min: number, max: number): number {
 }
 
 /** Turns flags into validated options; every mistake is one UsageError line. */
-export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags): TroubleshootOptionsInput {
+export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags, configGiven = false): TroubleshootOptionsInput {
+  if (f.yes && !f.fix) throw new UsageError('--yes only applies with --fix', { suggestion: 'add --fix to apply the safe fixes, or drop --yes' });
+  // The default path missing is a finding (not installed); a path typed by hand missing is a typo.
+  if (configGiven && !existsSync(join(f.root ?? '/', f.config))) {
+    throw new UsageError(`--config ${showValue(f.config)}: no such file`, { suggestion: `omit --config to use ${DEFAULT_CONFIG_PATH}` });
+  }
   const timeout = Number(f.timeout);
   if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 600) throw new UsageError(`--timeout must be seconds from 0 to 600, got '${f.timeout}'`);
   if (f.admin !== undefined && !/^(\[[0-9a-fA-F:]+\]|[\w.-]+):\d{1,5}$/.test(f.admin)) {
@@ -78,8 +85,8 @@ Examples:
   sentinel-cef troubleshoot --fix --yes
   sentinel-cef troubleshoot --collect /tmp/sentinel-cef-support.tar.gz`,
     )
-    .action(async (workspaceId: string | undefined, flags: Flags) => {
-      const options = parseTroubleshootFlags(workspaceId, flags);
+    .action(async (workspaceId: string | undefined, flags: Flags, cmd: Command) => {
+      const options = parseTroubleshootFlags(workspaceId, flags, cmd.getOptionValueSource('config') === 'cli');
       const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY);
       if (options.fix && !options.yes && !interactive) {
         throw new UsageError('--fix needs a terminal to ask before each fix', { suggestion: 'add --yes to apply the safe fixes without asking' });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CliError, UsageError, formatConfigIssue } from '../errors.js';
+import { assertPrivateFile } from '../util/secrets.js';
 import { DEFAULT_ADMIN, DEFAULT_CONFIG_PATH, forwarderConfigSchema, type Cloud } from '../config/schema.js';
 import type { Exec } from '../system/exec.js';
 import type { FsRoot } from '../system/fs-root.js';
@@ -658,7 +659,7 @@ async function resolveSink(
       const tenant = opts.tenant ?? (await deps.prompter.input('Entra tenant id', { flag: '--tenant (or --managed-identity)' }));
       const clientId = opts.clientId ?? (await deps.prompter.input('Application (client) id', { flag: '--client-id' }));
       let secret: string;
-      if (opts.clientSecretFile) secret = (await readSecretFile(opts.clientSecretFile)).trim();
+      if (opts.clientSecretFile) secret = (await readSecretFile(opts.clientSecretFile, 'client secret')).trim();
       else if (env.AZURE_CLIENT_SECRET) secret = env.AZURE_CLIENT_SECRET.trim();
       else secret = (await deps.prompter.password('Client secret', { flag: '--client-secret-file (or AZURE_CLIENT_SECRET)' })).trim();
       if (!secret) throw new UsageError('the client secret is empty');
@@ -682,7 +683,7 @@ async function resolveSink(
   if (opts.primaryKey) {
     key = opts.primaryKey;
     warn('the key on the command line is visible to other local users in /proc while install runs; prefer --key-file or SENTINEL_CEF_KEY');
-  } else if (opts.keyFile) key = await readSecretFile(opts.keyFile);
+  } else if (opts.keyFile) key = await readSecretFile(opts.keyFile, 'workspace key');
   else if (env.SENTINEL_CEF_KEY) key = env.SENTINEL_CEF_KEY;
   else key = await deps.prompter.password('Workspace primary key', { flag: '<primaryKey>, --key-file or SENTINEL_CEF_KEY' });
   key = key.trim();
@@ -695,10 +696,16 @@ async function resolveSink(
   return { sink, secretFile: { path: SHARED_KEY_PATH, value: key }, describe: `workspace ${workspaceId} (${cloud}${opts.endpoint ? `, ${opts.endpoint}` : ''})` };
 }
 
-async function readSecretFile(p: string): Promise<string> {
+/** The same rule as `forward --check`: a secret file other users can read is refused, an empty one named as empty. */
+async function readSecretFile(p: string, label: string): Promise<string> {
+  let text: string;
   try {
-    return readFileSync(p, 'utf8');
+    assertPrivateFile(p, label);
+    text = readFileSync(p, 'utf8');
   } catch (err) {
+    if (err instanceof CliError) throw new UsageError(err.message, { suggestion: err.suggestion });
     throw new UsageError(`cannot read ${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  if (!text.trim()) throw new UsageError(`the ${label} file ${p} is empty`, { suggestion: `put the ${label} in it, alone on one line` });
+  return text;
 }
