@@ -76,6 +76,14 @@ export function dcrCommand(): Command {
     .option('--assignee <id>', 'app (client) id or managed identity principal id that sends the data')
     .option('-o, --output <file>', 'write the rule file for `az monitor data-collection rule create --rule-file` here')
     .option('--json', 'print only the ARM resource JSON', false)
+    .addHelpText(
+      'after',
+      `
+The rule is JSON on stdout; the az commands and notes go to stderr, so \`sentinel-cef dcr > rule.json\` works.
+Examples:
+  sentinel-cef dcr --location westeurope --workspace-resource-id /subscriptions/SUB/resourceGroups/RG/providers/Microsoft.OperationalInsights/workspaces/WS --output rule.json
+  sentinel-cef dcr --json > dcr-resource.json`,
+    )
     .action((opts: DcrOptions) => {
       const plan = runDcr(opts);
       if (plan.ruleFilePath && opts.output) writeFileSync(opts.output, JSON.stringify(plan.ruleFile, null, 2) + '\n');
@@ -83,14 +91,15 @@ export function dcrCommand(): Command {
         process.stdout.write(JSON.stringify(plan.rule, null, 2) + '\n');
         return;
       }
+      // stdout is only the rule file (so `dcr > rule.json` works); how to use it goes to stderr.
+      if (!opts.output) process.stdout.write(JSON.stringify(plan.ruleFile, null, 2) + '\n');
       const out: string[] = [];
-      out.push(JSON.stringify(plan.rule, null, 2), '');
       if (opts.output) out.push(`# wrote the rule file ${plan.ruleFilePath}`);
-      else out.push(`# save the rule file first:  sentinel-cef dcr ${reflags(opts)} --output ${plan.ruleFilePath}`);
+      else out.push(`# the rule file is on stdout; save it first:  sentinel-cef dcr ${reflags(opts)} > ${plan.ruleFilePath}`);
       out.push('# 1. create the rule', plan.commands.create, '', '# 2. let the sender publish to it', plan.commands.roleAssignment, '');
       out.push('# 3. read the values for the forwarder config (sink type logs-ingestion)', plan.commands.show, '');
       for (const n of plan.notes) out.push(`# ${n}`);
-      process.stdout.write(out.join('\n') + '\n');
+      process.stderr.write(out.join('\n') + '\n');
     });
 }
 

@@ -409,10 +409,19 @@ function common(cmd: Command): Command {
 }
 
 export function deadLettersCommand(): Command {
-  const cmd = new Command('dead-letters').description('List what the forwarder could not deliver, and replay it once the cause is fixed');
+  const cmd = new Command('dead-letters')
+    .description('List what the forwarder could not deliver, and replay it once the cause is fixed')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  sentinel-cef dead-letters list --since 2h
+  sentinel-cef dead-letters replay --reason 403 --dry-run`,
+    );
   cmd.addCommand(
-    common(new Command('list').description('Entries with their reason, counts per reason and the time range'))
+    common(new Command('list').description('Show entries with their reason, counts per reason and the time range'))
       .option('--limit <n>', 'newest matching entries to show (0: all)', '20')
+      .addHelpText('after', `\nExamples:\n  sentinel-cef dead-letters list --limit 0 --json\n  sentinel-cef dead-letters list --reason 'HTTP 413' --since 7d`)
       .action(async (f: Flags) => {
         const r = await runDeadLetters({ ...optionsOf('list', f), action: 'list' });
         process.stdout.write(f.json ? JSON.stringify(r) + '\n' : renderList(r));
@@ -423,6 +432,7 @@ export function deadLettersCommand(): Command {
     common(new Command('replay').description('Queue entries again through the running forwarder (at-least-once; each file range once)'))
       .option('--dry-run', 'show what would be replayed; send and record nothing')
       .addOption(new Option('--chunk <n>', 'entries per request (one ledger record each)').default('500'))
+      .addHelpText('after', `\nExamples:\n  sentinel-cef dead-letters replay --dry-run\n  sentinel-cef dead-letters replay --since 1h --reason 403`)
       .action(async (f: Flags) => {
         const r = await runDeadLetters({ ...optionsOf('replay', f), action: 'replay' });
         if (f.json) process.stdout.write(JSON.stringify(r) + '\n');

@@ -157,6 +157,13 @@ export function demoCommand(): Command {
     .option('--json', 'print the result as JSON')
     .option('--keep', 'keep the temp directory (queue, rows, dead-letter file)')
     .option('--timeout <seconds>', 'how long to wait for delivery (1-600)', '20')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  sentinel-cef demo                 # rows table, counters, probes; the temp folder is deleted after
+  sentinel-cef demo --json --keep   # the result as JSON; keep the folder to look at the queue and rows`,
+    )
     .action(async (opts: DemoOptions) => {
       const color = process.stdout.isTTY && !process.env.NO_COLOR;
       const c = color ? chalk : new Chalk({ level: 0 });

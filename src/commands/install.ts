@@ -10,7 +10,7 @@ import { runUninstall } from '../install/run-uninstall.js';
 
 export function installCommand(): Command {
   return new Command('install')
-    .description('configure rsyslog/syslog-ng and the forwarder so CEF on port 514 reaches Microsoft Sentinel')
+    .description('Configure rsyslog or syslog-ng and the forwarder so CEF on port 514 reaches Microsoft Sentinel')
     .argument('[workspaceId]', 'Log Analytics workspace id (legacy Data Collector API)')
     .argument('[primaryKey]', 'workspace primary key (prefer --key-file or SENTINEL_CEF_KEY: argv is visible in /proc)')
     .option('--key-file <path>', 'file holding the workspace key')
@@ -32,7 +32,16 @@ export function installCommand(): Command {
     .option('--no-verify', 'skip the end-to-end probe')
     .option('--dry-run', 'show the plan and diffs; change nothing')
     .option('-y, --yes', 'accept the defaults and apply without asking')
-    .option('--root <dir>', 'filesystem root (tests)', '/')
+    .addOption(new Option('--root <dir>', 'filesystem root (tests)').default('/').hideHelp())
+    .addHelpText(
+      'after',
+      `
+Examples:
+  sentinel-cef install --dry-run --sink file:/var/tmp/cef.ndjson          # see the plan and diffs, change nothing
+  sentinel-cef install --dce https://my-dce.eastus-1.ingest.monitor.azure.com --dcr dcr-0123456789abcdef0123456789abcdef \\
+      --tenant contoso.onmicrosoft.com --client-id 00000000-0000-0000-0000-000000000000 --client-secret-file /root/secret
+  SENTINEL_CEF_KEY=... sentinel-cef install 11111111-2222-3333-4444-555555555555 --yes   # legacy workspace key`,
+    )
     .action(async (workspaceId: string | undefined, primaryKey: string | undefined, flags: Record<string, unknown>) => {
       const parsed = installOptionsSchema.safeParse({ ...flags, workspaceId, primaryKey });
       if (!parsed.success) throw new UsageError(formatOptionError(parsed.error));
@@ -52,12 +61,19 @@ export function deps(root: string) {
 
 export function uninstallCommandImpl(): Command {
   return new Command('uninstall')
-    .description('remove what install added and restore the original files byte for byte')
+    .description('Remove what install added and restore the original files byte for byte')
     .option('--remove-user', 'also delete the sentinel-cef system user (when install created it)')
     .option('--purge', 'also delete queued, undelivered data, every backup and the user install created')
     .option('--dry-run', 'show what would be removed; change nothing')
     .option('-y, --yes', 'do not ask')
-    .option('--root <dir>', 'filesystem root (tests)', '/')
+    .addOption(new Option('--root <dir>', 'filesystem root (tests)').default('/').hideHelp())
+    .addHelpText(
+      'after',
+      `
+Examples:
+  sentinel-cef uninstall --dry-run         # list what would be removed or restored
+  sentinel-cef uninstall --yes --purge     # also delete queued data, backups, logs and the user install created`,
+    )
     .action(async (flags: Record<string, unknown>) => {
       const parsed = uninstallOptionsSchema.safeParse(flags);
       if (!parsed.success) throw new UsageError(formatOptionError(parsed.error));

@@ -39,7 +39,7 @@ export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags
     throw new UsageError(`--config ${showValue(f.config)}: no such file`, { suggestion: `omit --config to use ${DEFAULT_CONFIG_PATH}` });
   }
   const timeout = Number(f.timeout);
-  if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 600) throw new UsageError(`--timeout must be seconds from 0 to 600, got '${f.timeout}'`);
+  if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 600) throw new UsageError(`--timeout must be seconds, more than 0 and at most 600, got ${showValue(f.timeout)}`);
   if (f.admin !== undefined && !/^(\[[0-9a-fA-F:]+\]|[\w.-]+):\d{1,5}$/.test(f.admin)) {
     throw new UsageError(`invalid --admin '${f.admin}'`, { suggestion: 'use HOST:PORT, e.g. 127.0.0.1:25227' });
   }
@@ -61,7 +61,7 @@ export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags
 
 export function troubleshootCommand(): Command {
   return new Command('troubleshoot')
-    .description('Prove that CEF sent to this machine reaches Sentinel; if not, show where it stops and the fix.')
+    .description('Prove that CEF sent to this machine reaches Sentinel; if not, show where it stops and the fix')
     .argument('[workspaceId]', 'expected Log Analytics workspace id (checked against the config)')
     .option('--json', 'print {"ok", "checks"} as JSON on stdout and nothing else')
     .option('--probes <n>', 'probe messages to send per transport (TCP and UDP); 0 to skip', '3')
