@@ -10,6 +10,7 @@ import { installCommand } from './commands/install.js';
 import { uninstallCommand } from './commands/uninstall.js';
 import { troubleshootCommand } from './commands/troubleshoot.js';
 import { deadLettersCommand } from './commands/dead-letters.js';
+import { completionCommand } from './commands/completion.js';
 
 export function buildProgram(): Command {
   const program = new Command('sentinel-cef')
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
     uninstallCommand(),
     troubleshootCommand(),
     deadLettersCommand(),
+    completionCommand(),
   ]) {
     program.addCommand(cmd);
     oneLineErrors(cmd, `sentinel-cef ${cmd.name()}`);
