@@ -203,8 +203,12 @@ describe('runInstall against a fixture root', () => {
     for (const k of Object.keys(installed)) if (k.includes('install-state.json')) delete installed[k];
     expect(again).toEqual(installed);
 
+    // The supervisor's log (no systemd) is the forwarder's own: --purge deletes it too.
+    mkdirSync(path.join(root, 'var/log/sentinel-cef'), { recursive: true });
+    writeFileSync(path.join(root, 'var/log/sentinel-cef/forwarder.log'), 'started\n');
     const u = deps(root, exec);
     await runUninstall({ yes: true, dryRun: false, root, removeUser: false, purge: true }, u.deps);
+    expect(u.out.join('')).toContain('delete    /var/log/sentinel-cef (forwarder logs)');
     const after = snapshot(root);
     for (const k of Object.keys(after)) if (k.startsWith('var/lib/sentinel-cef/backup/') || k === 'etc/passwd' || k.startsWith('var/tmp/')) delete after[k];
     expect(after).toEqual(before);
