@@ -4,6 +4,7 @@ import { CLOUDS } from '../config/schema.js';
 import { createExec } from '../system/exec.js';
 import { createFsRoot } from '../system/fs-root.js';
 import { createPrompter } from '../system/prompts.js';
+import { createStep } from '../system/progress.js';
 import { formatOptionError, installOptionsSchema, uninstallOptionsSchema } from '../install/options.js';
 import { runInstall } from '../install/run-install.js';
 import { runUninstall } from '../install/run-uninstall.js';
@@ -55,6 +56,7 @@ export function deps(root: string) {
     exec: createExec(),
     prompter: createPrompter(),
     log: (line: string) => process.stderr.write(`${line}\n`),
+    step: createStep(),
     out: (text: string) => process.stdout.write(text),
   };
 }

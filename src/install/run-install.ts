@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CliError, UsageError, formatConfigIssue } from '../errors.js';
 import { assertPrivateFile } from '../util/secrets.js';
+import { stepFromLog, type Step } from '../system/progress.js';
 import { DEFAULT_ADMIN, DEFAULT_CONFIG_PATH, forwarderConfigSchema, type Cloud } from '../config/schema.js';
 import type { Exec } from '../system/exec.js';
 import type { FsRoot } from '../system/fs-root.js';
@@ -41,6 +42,8 @@ export interface InstallDeps {
   log: (line: string) => void;
   /** The plan and the result (stdout). */
   out: (text: string) => void;
+  /** Shows a wait (spinner on a terminal); default: one log line per step. */
+  step?: Step;
   env?: NodeJS.ProcessEnv;
   /** Path of the forwarder bundle to deploy (default: dist/forwarder.mjs of this package). */
   forwarderBundle?: string;
@@ -358,7 +361,8 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
         throw new StepError('the forwarder did not start', `${(err as Error).message}${await forwarderErrorLines(ctx)}`);
       }
       checkpoint();
-      const healthy = svc.forwarderHealthy ? await svc.forwarderHealthy(15_000) : !fs.isSystemRoot || (await waitForHealth(DEFAULT_ADMIN, 15_000));
+      const healthy = await (deps.step ?? stepFromLog(log))('waiting for the forwarder to answer (up to 15 s)', async () =>
+        svc.forwarderHealthy ? svc.forwarderHealthy(15_000) : !fs.isSystemRoot || (await waitForHealth(DEFAULT_ADMIN, 15_000)));
       if (!healthy) {
         const lines = await forwarderErrorLines(ctx);
         throw new StepError(lines ? 'the forwarder did not start' : 'the forwarder does not answer on its admin API', lines ? lines.trim() : `no answer from http://${DEFAULT_ADMIN}/healthz`);
@@ -496,7 +500,7 @@ async function verifyChain(opts: InstallOptions, daemon: SyslogDaemon, sinkDesc:
   const protocol = opts.protocol === 'udp' ? 'udp' : 'tcp';
   const started = Date.now();
   await sendSyslog([buildProbeMessage(id)], { host: '127.0.0.1', port: opts.port, protocol });
-  const st = await waitForProbe(DEFAULT_ADMIN, id, 30_000);
+  const st = await (deps.step ?? stepFromLog(deps.log))(`waiting for probe ${id} to come through ${daemon} and the forwarder (up to 30 s)`, () => waitForProbe(DEFAULT_ADMIN, id, 30_000));
   const probe = { id, received: Boolean(st?.received), accepted: Boolean(st?.accepted), latencyMs: st?.latencyMs ?? Date.now() - started, error: st?.error };
   if (probe.accepted) {
     deps.out(`Probe ${id}: port ${opts.port}/${protocol} -> ${daemon} -> forwarder -> ${sinkDesc}: accepted after ${probe.latencyMs} ms.\n`);

@@ -1,3 +1,4 @@
+import { stepFromLog } from '../system/progress.js';
 import { CliError } from '../errors.js';
 import { detectInitSystem } from '../system/processes.js';
 import type { SyslogDaemon } from '../system/detect-daemon.js';
@@ -100,7 +101,7 @@ export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDep
     const init = await detectInitSystem(fs);
     const ctx: Ctx = { fs, exec, init: init.kind, log };
     const queued = await queuedRecords();
-    await svc.stopForwarder(ctx);
+    await (deps.step ?? stepFromLog(log))('stopping the forwarder (it delivers what it holds first)', () => svc.stopForwarder(ctx));
     log('forwarder stopped');
     for (const f of [...state.files].reverse()) await restoreOriginal(fs, f);
     if (state.files.some((f) => f.path === UNIT_PATH) && init.kind === 'systemd') {

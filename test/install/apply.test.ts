@@ -188,6 +188,8 @@ describe('runInstall against a fixture root', () => {
     const first = deps(root, exec);
     const r1 = await runInstall(opts({}), first.deps);
     expect(r1.changed).toBe(true);
+    // The health wait says what it waits for before it waits.
+    expect(first.logs).toContain('waiting for the forwarder to answer (up to 15 s)…');
     expect(exec.calls.some((c) => c[0] === '/usr/sbin/syslog-ng' && c[1] === '--syntax-only')).toBe(true);
     const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
     expect(cfg.sink).toEqual({ type: 'file', path: '/var/tmp/scef/rows.ndjson' });
@@ -209,6 +211,7 @@ describe('runInstall against a fixture root', () => {
     const u = deps(root, exec);
     await runUninstall({ yes: true, dryRun: false, root, removeUser: false, purge: true }, u.deps);
     expect(u.out.join('')).toContain('delete    /var/log/sentinel-cef (forwarder logs)');
+    expect(u.logs).toContain('stopping the forwarder (it delivers what it holds first)…');
     const after = snapshot(root);
     for (const k of Object.keys(after)) if (k.startsWith('var/lib/sentinel-cef/backup/') || k === 'etc/passwd' || k.startsWith('var/tmp/')) delete after[k];
     expect(after).toEqual(before);
