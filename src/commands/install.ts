@@ -32,6 +32,7 @@ export function installCommand(): Command {
     .option('--endpoint <url>', 'override the workspace endpoint (private link, tests)')
     .option('--no-verify', 'skip the end-to-end probe')
     .option('--dry-run', 'show the plan and diffs; change nothing')
+    .addOption(new Option('--diff <which>', 'diffs in the plan: of files a person edits, or all (bundle, supervisor)').choices(['edited', 'all']).default('edited'))
     .option('-y, --yes', 'accept the defaults and apply without asking')
     .addOption(new Option('--root <dir>', 'filesystem root (tests)').default('/').hideHelp())
     .addHelpText(

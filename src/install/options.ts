@@ -75,6 +75,7 @@ export const installOptionsSchema = z.object({
   daemon: z.enum(['rsyslog', 'syslog-ng']).optional(),
   endpoint: grammar('--endpoint', 'an http(s) URL', isUrl).optional(),
   dryRun: z.boolean().default(false),
+  diff: z.enum(['edited', 'all']).default('edited'),
   yes: z.boolean().default(false),
   root: noControl('--root').default('/'),
   verify: z.boolean().default(true),

@@ -139,8 +139,8 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   if (/^\/(root|home)\//.test(nodePath)) warn(`node is at ${nodePath}: the ${SERVICE_USER} user may not be able to run it; install node system-wide`);
   const group = { user: 'root', group: SERVICE_USER };
   const serviceOwner = { user: SERVICE_USER, group: SERVICE_USER };
-  desired.push({ path: FORWARDER_PATH, content: bundle, mode: 0o644, why: 'forwarder bundle' });
-  desired.push({ path: SUPERVISOR_PATH, content: loadTemplate('supervisor/sentinel-cef-supervise.mjs'), mode: 0o644, why: 'supervisor (no systemd)' });
+  desired.push({ path: FORWARDER_PATH, content: bundle, mode: 0o644, generated: true, why: 'forwarder bundle' });
+  desired.push({ path: SUPERVISOR_PATH, content: loadTemplate('supervisor/sentinel-cef-supervise.mjs'), mode: 0o644, generated: true, why: 'supervisor (no systemd)' });
   if (sinkChoice.secretFile) {
     desired.push({ path: sinkChoice.secretFile.path, content: `${sinkChoice.secretFile.value}\n`, mode: 0o600, owner: serviceOwner, secret: true, why: 'secret, readable by the service user only' });
   }
@@ -169,7 +169,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   const changes = await planFiles(fs, desired);
   const sum = summarizePlan(changes);
   const changed = sum.create + sum.update > 0;
-  deps.out(`Plan (${daemon}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes) })}\n`);
+  deps.out(`Plan (${daemon}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes), all: opts.diff === 'all' })}\n`);
   const result: InstallResult = { changed, dryRun: opts.dryRun, daemon, changes, warnings };
   await refuseBrokenDaemonConfig(ctx, daemon, binary, changes, dropin.path, svc);
   // Files we own that changed since the last install wrote them: hand edits that this run would replace.

@@ -217,6 +217,19 @@ describe('runInstall against a fixture root', () => {
     expect(after).toEqual(before);
   });
 
+  it('the plan diffs the files a person edits and summarises generated ones, unless --diff all', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    const edited = deps(root, fakeExec({ root }));
+    await runInstall(opts({ dryRun: true }), edited.deps);
+    const plan = edited.out.join('');
+    expect(plan).toMatch(/^\+\+\+ .*sentinel-cef\.conf/m);
+    expect(plan).toMatch(/forwarder\.mjs: generated, \d+ bytes \(see it with --diff all\)/);
+    expect(plan).not.toContain('+// forwarder bundle');
+    const all = deps(root, fakeExec({ root }));
+    await runInstall(opts({ dryRun: true, diff: 'all' }), all.deps);
+    expect(all.out.join('')).toContain('+// forwarder bundle');
+  });
+
   it('rolls back when the daemon rejects the new config', async () => {
     const root = copyFixture('debian12-rsyslog');
     const before = snapshot(root);
