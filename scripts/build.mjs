@@ -3,12 +3,14 @@
 import { build } from 'esbuild';
 import { rmSync } from 'node:fs';
 
+// Source maps only on request (SOURCEMAP=1): nothing in the package reads them and they were most of its size.
+const sourcemap = process.env.SOURCEMAP === '1' || process.env.SOURCEMAP === 'true';
 const common = {
   platform: 'node',
   target: 'node20',
   format: 'esm',
   bundle: true,
-  sourcemap: true,
+  sourcemap,
   logLevel: 'warning',
   // Bundled CommonJS dependencies call require(); give ESM output one.
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },

@@ -3,7 +3,17 @@ import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import { VERSION } from '../src/version.js';
 
+import type { Command } from 'commander';
+
 const bin = new URL('../bin/sentinel-cef', import.meta.url).pathname;
+
+/** The addHelpText('after') text, which helpInformation() leaves out: emitted on the afterHelp event. */
+function captureAfterHelp(c: Command): string {
+  let text = '';
+  const ctx = { error: false, command: c, write: (s: string) => (text += s) };
+  (c as unknown as { emit(event: string, context: unknown): boolean }).emit('afterHelp', ctx);
+  return text;
+}
 const env = { CI: 'true', NO_COLOR: '1' };
 
 describe('sentinel-cef CLI', () => {
@@ -18,6 +28,28 @@ describe('sentinel-cef CLI', () => {
     for (const c of ['parse', 'forward', 'send-test', 'demo', 'dcr', 'install', 'uninstall', 'troubleshoot', 'dead-letters']) {
       expect(r.stdout).toMatch(new RegExp(`^\\s+${c}\\b`, 'm'));
     }
+  });
+
+  it('gives every command the same kind of description, an example and no test-only option in --help', async () => {
+    const { buildProgram } = await import('../src/program.js');
+    const walk = (c: Command): Command[] => [c, ...c.commands.flatMap(walk)];
+    const commands = walk(buildProgram()).slice(1);
+    expect(commands.length).toBeGreaterThanOrEqual(11);
+    for (const c of commands) {
+      const name = c.name();
+      // A capitalised verb, no full stop at the end.
+      expect(c.description(), name).toMatch(/^[A-Z][a-z]+ .*[^.]$/);
+      const help = c.helpInformation() + captureAfterHelp(c);
+      expect(help, name).toMatch(/\nExamples:\n  .*sentinel-cef /);
+      expect(help, name).not.toContain('--root');
+    }
+  });
+
+  it('dcr without --output prints only the rule file JSON on stdout, the az commands on stderr', async () => {
+    const r = await execa(bin, ['dcr', '--location', 'westeurope'], { env, reject: false });
+    expect(r.exitCode).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ location: 'westeurope', properties: expect.any(Object) });
+    expect(r.stderr).toContain('az monitor data-collection rule create');
   });
 
   it('answers a bad flag with exit 2 and one line on stderr', async () => {

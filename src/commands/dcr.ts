@@ -1,23 +1,23 @@
 import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { UsageError } from '../errors.js';
+import { optionError } from '../errors.js';
 import { DCR_STREAM, renderDcr, type DcrResource } from '../dcr/render.js';
 
 const WORKSPACE_RE = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.OperationalInsights\/workspaces\/([^/]+)$/i;
 const DCE_RE = /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.Insights\/dataCollectionEndpoints\/[^/]+$/i;
 
 export const dcrOptionsSchema = z.object({
-  location: z.string().regex(/^[a-z0-9]+$/, 'location is an Azure region name such as eastus or westeurope').default('eastus'),
+  location: z.string().regex(/^[a-z0-9]+$/, 'must be an Azure region name such as eastus or westeurope').default('eastus'),
   workspaceResourceId: z
     .string()
-    .regex(WORKSPACE_RE, 'workspace resource id looks like /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.OperationalInsights/workspaces/<name>')
+    .regex(WORKSPACE_RE, 'must look like /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.OperationalInsights/workspaces/<name>')
     .optional(),
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'name: 1-64 letters, digits, -, _ or .').default('sentinel-cef-dcr'),
-  dceResourceId: z.string().regex(DCE_RE, 'DCE resource id looks like /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Insights/dataCollectionEndpoints/<name>').optional(),
-  resourceGroup: z.string().min(1).optional(),
-  assignee: z.string().min(1).optional(),
-  output: z.string().min(1).optional(),
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1-64 letters, digits, -, _ or .').default('sentinel-cef-dcr'),
+  dceResourceId: z.string().regex(DCE_RE, 'must look like /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Insights/dataCollectionEndpoints/<name>').optional(),
+  resourceGroup: z.string().min(1, 'must not be empty').optional(),
+  assignee: z.string().min(1, 'must not be empty').optional(),
+  output: z.string().min(1, 'must not be empty').optional(),
   json: z.boolean().default(false),
 });
 export type DcrOptions = z.input<typeof dcrOptionsSchema>;
@@ -37,11 +37,8 @@ function sh(value: string): string {
 }
 
 export function runDcr(input: DcrOptions): DcrPlan {
-  const parsed = dcrOptionsSchema.safeParse(input);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new UsageError(`--${String(issue.path[0] ?? '').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${issue.message}`);
-  }
+  const parsed = dcrOptionsSchema.safeParse(input, { reportInput: true });
+  if (!parsed.success) throw optionError(parsed.error);
   const o = parsed.data;
   const ws = o.workspaceResourceId ? WORKSPACE_RE.exec(o.workspaceResourceId) : null;
   const subscription = ws?.[1] ?? '<subscription-id>';
@@ -79,6 +76,14 @@ export function dcrCommand(): Command {
     .option('--assignee <id>', 'app (client) id or managed identity principal id that sends the data')
     .option('-o, --output <file>', 'write the rule file for `az monitor data-collection rule create --rule-file` here')
     .option('--json', 'print only the ARM resource JSON', false)
+    .addHelpText(
+      'after',
+      `
+The rule is JSON on stdout; the az commands and notes go to stderr, so \`sentinel-cef dcr > rule.json\` works.
+Examples:
+  sentinel-cef dcr --location westeurope --workspace-resource-id /subscriptions/SUB/resourceGroups/RG/providers/Microsoft.OperationalInsights/workspaces/WS --output rule.json
+  sentinel-cef dcr --json > dcr-resource.json`,
+    )
     .action((opts: DcrOptions) => {
       const plan = runDcr(opts);
       if (plan.ruleFilePath && opts.output) writeFileSync(opts.output, JSON.stringify(plan.ruleFile, null, 2) + '\n');
@@ -86,15 +91,16 @@ export function dcrCommand(): Command {
         process.stdout.write(JSON.stringify(plan.rule, null, 2) + '\n');
         return;
       }
+      // stdout is only the rule file (so `dcr > rule.json` works); how to use it goes to stderr.
+      if (!opts.output) process.stdout.write(JSON.stringify(plan.ruleFile, null, 2) + '\n');
       const out: string[] = [];
-      out.push(JSON.stringify(plan.rule, null, 2), '');
       if (opts.output) out.push(`# wrote the rule file ${plan.ruleFilePath}`);
-      else out.push(`# save the rule file first:  sentinel-cef dcr ${reflags(opts)} --output ${plan.ruleFilePath}`);
+      else out.push(`# the rule file is on stdout; save it first:  sentinel-cef dcr ${reflags(opts)} > ${plan.ruleFilePath}`);
       out.push('# 1. create the rule', plan.commands.create, '', '# 2. let the sender publish to it', plan.commands.roleAssignment, '');
       out.push('# 3. read the values for the forwarder config (sink type logs-ingestion)', plan.commands.show, '');
       out.push('# 4. point the forwarder at it (or --tenant ID --client-id ID --client-secret-file FILE for an app)', INSTALL_WITH_DCR, '');
       for (const n of plan.notes) out.push(`# ${n}`);
-      process.stdout.write(out.join('\n') + '\n');
+      process.stderr.write(out.join('\n') + '\n');
     });
 }
 

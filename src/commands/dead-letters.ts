@@ -20,7 +20,7 @@ import { z } from 'zod';
 import { deadLetterPath, loadForwarderConfig } from '../config/load.js';
 import { parseHostPort } from '../config/listen.js';
 import { DEFAULT_CONFIG_PATH, type ForwarderConfig } from '../config/schema.js';
-import { CliError, UsageError } from '../errors.js';
+import { CliError, UsageError, optionError } from '../errors.js';
 import { REPLAY_PATH, REPLAY_TOKEN_FILE, REPLAY_TOKEN_HEADER, type ReplayRecord, type ReplayResponse } from '../forwarder/admin-types.js';
 import { deadLetterFiles, readDeadLetterFile, type DeadLetterFileData, type StoredEntry } from '../dead-letters/files.js';
 import { ledgerPath, mergeRanges, ReplayLedger, type Range } from '../dead-letters/ledger.js';
@@ -145,11 +145,8 @@ function openLedger(path: string): ReplayLedger {
 const kindOf = (e: StoredEntry): ListedEntry['kind'] => (e.row !== undefined ? 'row' : e.raw !== undefined ? 'raw' : 'none');
 
 function parseOptions(options: DeadLettersOptions): z.infer<typeof deadLettersOptionsSchema> {
-  const r = deadLettersOptionsSchema.safeParse(options);
-  if (!r.success) {
-    const i = r.error.issues[0]!;
-    throw new UsageError(`${i.path.join('.') || 'options'}: ${i.message}`);
-  }
+  const r = deadLettersOptionsSchema.safeParse(options, { reportInput: true });
+  if (!r.success) throw optionError(r.error);
   return r.data;
 }
 
@@ -412,10 +409,19 @@ function common(cmd: Command): Command {
 }
 
 export function deadLettersCommand(): Command {
-  const cmd = new Command('dead-letters').description('List what the forwarder could not deliver, and replay it once the cause is fixed');
+  const cmd = new Command('dead-letters')
+    .description('List what the forwarder could not deliver, and replay it once the cause is fixed')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  sentinel-cef dead-letters list --since 2h
+  sentinel-cef dead-letters replay --reason 403 --dry-run`,
+    );
   cmd.addCommand(
-    common(new Command('list').description('Entries with their reason, counts per reason and the time range'))
+    common(new Command('list').description('Show entries with their reason, counts per reason and the time range'))
       .option('--limit <n>', 'newest matching entries to show (0: all)', '20')
+      .addHelpText('after', `\nExamples:\n  sentinel-cef dead-letters list --limit 0 --json\n  sentinel-cef dead-letters list --reason 'HTTP 413' --since 7d`)
       .action(async (f: Flags) => {
         const r = await runDeadLetters({ ...optionsOf('list', f), action: 'list' });
         process.stdout.write(f.json ? JSON.stringify(r) + '\n' : renderList(r));
@@ -426,6 +432,7 @@ export function deadLettersCommand(): Command {
     common(new Command('replay').description('Queue entries again through the running forwarder (at-least-once; each file range once)'))
       .option('--dry-run', 'show what would be replayed; send and record nothing')
       .addOption(new Option('--chunk <n>', 'entries per request (one ledger record each)').default('500'))
+      .addHelpText('after', `\nExamples:\n  sentinel-cef dead-letters replay --dry-run\n  sentinel-cef dead-letters replay --since 1h --reason 403`)
       .action(async (f: Flags) => {
         const r = await runDeadLetters({ ...optionsOf('replay', f), action: 'replay' });
         if (f.json) process.stdout.write(JSON.stringify(r) + '\n');

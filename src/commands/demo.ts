@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import chalk, { Chalk } from 'chalk';
 import { Command } from 'commander';
+import { z } from 'zod';
 import { forwarderConfigSchema } from '../config/schema.js';
-import { CliError } from '../errors.js';
+import { CliError, optionError } from '../errors.js';
 import type { Health, ProbeStatus } from '../forwarder/admin-types.js';
 import { startForwarder, type RunningForwarder } from '../forwarder/forwarder.js';
 import { createLogger } from '../forwarder/logger.js';
@@ -29,9 +30,21 @@ export interface DemoOptions {
   timeout?: string;
 }
 
+export const demoOptionsSchema = z.object({
+  json: z.boolean().optional(),
+  keep: z.boolean().optional(),
+  timeout: z
+    .string()
+    .default('20')
+    .refine((v) => /^[0-9]+(\.[0-9]+)?$/.test(v) && Number(v) >= 1 && Number(v) <= 600, 'must be seconds from 1 to 600')
+    .transform(Number),
+});
+
 export interface DemoResult {
   ok: boolean;
   dir: string;
+  /** The temp directory is still there (--keep); otherwise it was deleted. */
+  kept: boolean;
   rows: CslRow[];
   counters: Health['counters'];
   probes: ProbeStatus[];
@@ -45,9 +58,11 @@ async function getJson<T>(url: string): Promise<T> {
 
 /** Runs a forwarder with a file sink in a temp dir, sends probes and samples, verifies delivery. */
 export async function runDemo(opts: DemoOptions = {}, log: (s: string) => void = () => {}): Promise<DemoResult> {
+  const parsed = demoOptionsSchema.safeParse(opts, { reportInput: true });
+  if (!parsed.success) throw optionError(parsed.error);
+  const timeoutMs = parsed.data.timeout * 1000;
   const dir = mkdtempSync(join(tmpdir(), 'sentinel-cef-demo-'));
   const sinkPath = join(dir, 'rows.ndjson');
-  const timeoutMs = Number(opts.timeout ?? '20') * 1000;
   const config = forwarderConfigSchema.parse({
     listen: ['tcp://127.0.0.1:0', 'udp://127.0.0.1:0'],
     queue: { dir: join(dir, 'queue') },
@@ -102,10 +117,14 @@ export async function runDemo(opts: DemoOptions = {}, log: (s: string) => void =
     if (h.counters.deadLettered !== 1) problems.push(`${h.counters.deadLettered} dead-lettered, expected 1`);
     for (const p of probes) if (!p.accepted) problems.push(`probe ${p.id} ${p.received ? 'received but not accepted' : 'not received'}${p.error ? `: ${p.error}` : ''}`);
     if (!rows.some((r) => r.DeviceVendor === 'Cisco')) problems.push('the Cisco ASA line did not become a row');
-    return { ok: problems.length === 0, dir, rows, counters: h.counters, probes, problems };
+    return { ok: problems.length === 0, dir, kept: Boolean(opts.keep), rows, counters: h.counters, probes, problems };
   } finally {
     await fwd?.shutdown();
-    if (!opts.keep) rmSync(dir, { recursive: true, force: true });
+    if (opts.keep) log(`kept ${dir} (queue, rows, dead-letter file)`);
+    else {
+      rmSync(dir, { recursive: true, force: true });
+      log(`deleted ${dir} (pass --keep to keep it)`);
+    }
   }
 }
 
@@ -137,7 +156,14 @@ export function demoCommand(): Command {
     .description('Run a local forwarder with a file sink, send probes and vendor samples, and show the rows (no root, no Azure)')
     .option('--json', 'print the result as JSON')
     .option('--keep', 'keep the temp directory (queue, rows, dead-letter file)')
-    .option('--timeout <sec>', 'how long to wait for delivery', '20')
+    .option('--timeout <seconds>', 'how long to wait for delivery (1-600)', '20')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  sentinel-cef demo                 # rows table, counters, probes; the temp folder is deleted after
+  sentinel-cef demo --json --keep   # the result as JSON; keep the folder to look at the queue and rows`,
+    )
     .action(async (opts: DemoOptions) => {
       const color = process.stdout.isTTY && !process.env.NO_COLOR;
       const c = color ? chalk : new Chalk({ level: 0 });
@@ -153,7 +179,6 @@ export function demoCommand(): Command {
         for (const p of r.probes) {
           process.stdout.write(`probe ${p.id}: ${p.accepted ? c.green(`accepted after ${p.latencyMs} ms`) : c.red(p.received ? 'received, not accepted' : 'not received')}\n`);
         }
-        if (opts.keep) process.stdout.write(`files kept in ${r.dir}\n`);
         process.stdout.write(r.ok ? c.green('demo passed: every expected event arrived\n') : '');
       }
       if (!r.ok) throw new CliError(`demo failed: ${r.problems.join('; ')}`);

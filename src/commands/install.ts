@@ -4,13 +4,14 @@ import { CLOUDS } from '../config/schema.js';
 import { createExec } from '../system/exec.js';
 import { createFsRoot } from '../system/fs-root.js';
 import { createPrompter } from '../system/prompts.js';
+import { createStep } from '../system/progress.js';
 import { formatOptionError, installOptionsSchema, uninstallOptionsSchema } from '../install/options.js';
 import { runInstall } from '../install/run-install.js';
 import { runUninstall } from '../install/run-uninstall.js';
 
 export function installCommand(): Command {
   return new Command('install')
-    .description('configure rsyslog/syslog-ng and the forwarder so CEF on port 514 reaches Microsoft Sentinel')
+    .description('Configure rsyslog or syslog-ng and the forwarder so CEF on port 514 reaches Microsoft Sentinel')
     .argument('[workspaceId]', 'Log Analytics workspace id (Data Collector API, retired 2026-09-14; see `sentinel-cef dcr`)')
     .argument('[primaryKey]', 'workspace primary key (prefer --key-file or SENTINEL_CEF_KEY: argv is visible in /proc)')
     .option('--workspace <id>', 'set up Logs Ingestion for this workspace (id or resource id): create the DCR, grant the role, configure the forwarder')
@@ -34,8 +35,18 @@ export function installCommand(): Command {
     .option('--endpoint <url>', 'override the workspace endpoint (private link, tests)')
     .option('--no-verify', 'skip the end-to-end probe')
     .option('--dry-run', 'show the plan and diffs; change nothing')
+    .addOption(new Option('--diff <which>', 'diffs in the plan: of files a person edits, or all (bundle, supervisor)').choices(['edited', 'all']).default('edited'))
     .option('-y, --yes', 'accept the defaults and apply without asking')
-    .option('--root <dir>', 'filesystem root (tests)', '/')
+    .addOption(new Option('--root <dir>', 'filesystem root (tests)').default('/').hideHelp())
+    .addHelpText(
+      'after',
+      `
+Examples:
+  sentinel-cef install --dry-run --sink file:/var/tmp/cef.ndjson          # see the plan and diffs, change nothing
+  sentinel-cef install --dce https://my-dce.eastus-1.ingest.monitor.azure.com --dcr dcr-0123456789abcdef0123456789abcdef \\
+      --tenant contoso.onmicrosoft.com --client-id 00000000-0000-0000-0000-000000000000 --client-secret-file /root/secret
+  SENTINEL_CEF_KEY=... sentinel-cef install 11111111-2222-3333-4444-555555555555 --yes   # legacy workspace key`,
+    )
     .action(async (workspaceId: string | undefined, primaryKey: string | undefined, flags: Record<string, unknown>) => {
       const parsed = installOptionsSchema.safeParse({ ...flags, workspaceId, primaryKey });
       if (!parsed.success) throw new UsageError(formatOptionError(parsed.error));
@@ -49,18 +60,26 @@ export function deps(root: string) {
     exec: createExec(),
     prompter: createPrompter(),
     log: (line: string) => process.stderr.write(`${line}\n`),
+    step: createStep(),
     out: (text: string) => process.stdout.write(text),
   };
 }
 
 export function uninstallCommandImpl(): Command {
   return new Command('uninstall')
-    .description('remove what install added and restore the original files byte for byte')
+    .description('Remove what install added and restore the original files byte for byte')
     .option('--remove-user', 'also delete the sentinel-cef system user (when install created it)')
     .option('--purge', 'also delete queued, undelivered data, every backup and the user install created')
     .option('--dry-run', 'show what would be removed; change nothing')
     .option('-y, --yes', 'do not ask')
-    .option('--root <dir>', 'filesystem root (tests)', '/')
+    .addOption(new Option('--root <dir>', 'filesystem root (tests)').default('/').hideHelp())
+    .addHelpText(
+      'after',
+      `
+Examples:
+  sentinel-cef uninstall --dry-run         # list what would be removed or restored
+  sentinel-cef uninstall --yes --purge     # also delete queued data, backups, logs and the user install created`,
+    )
     .action(async (flags: Record<string, unknown>) => {
       const parsed = uninstallOptionsSchema.safeParse(flags);
       if (!parsed.success) throw new UsageError(formatOptionError(parsed.error));

@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { z } from 'zod';
-import { CliError, UsageError } from '../errors.js';
+import { CliError, UsageError, optionError, showValue } from '../errors.js';
 import { parseLine } from '../parser/index.js';
 
 export const parseOptionsSchema = z.object({
@@ -15,7 +15,7 @@ export const parseOptionsSchema = z.object({
       if (v === undefined) return undefined;
       const d = new Date(v);
       if (!/^\d{4}-\d{2}-\d{2}T/.test(v) || Number.isNaN(d.getTime())) {
-        ctx.addIssue({ code: 'custom', message: `--received-at: not an ISO 8601 date-time: ${v}` });
+        ctx.addIssue({ code: 'custom', message: `--received-at must be an ISO 8601 date-time (2026-01-31T12:00:00Z), got ${showValue(v)}` });
         return z.NEVER;
       }
       return d;
@@ -112,8 +112,8 @@ function write(out: Writable, text: string): Promise<boolean> | boolean {
  * skipped silently. Returns counts; the command exits 1 when any line failed.
  */
 export async function runParse(options: ParseOptions, io: ParseIo): Promise<ParseSummary> {
-  const parsedOpts = parseOptionsSchema.safeParse(options);
-  if (!parsedOpts.success) throw new UsageError(parsedOpts.error.issues[0]?.message ?? 'invalid options');
+  const parsedOpts = parseOptionsSchema.safeParse(options, { reportInput: true });
+  if (!parsedOpts.success) throw optionError(parsedOpts.error, { files: '<file>' });
   const { files, receivedAt } = parsedOpts.data;
   for (const f of files) {
     if (f === '-') continue;

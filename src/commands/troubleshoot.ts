@@ -1,6 +1,8 @@
 import { Command, Option } from 'commander';
 import ora from 'ora';
-import { UsageError } from '../errors.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { UsageError, optionError, showValue } from '../errors.js';
 import { DEFAULT_CONFIG_PATH } from '../config/schema.js';
 import { createDefaultDeps } from '../troubleshoot/deps.js';
 import { runTroubleshoot } from '../troubleshoot/run.js';
@@ -37,9 +39,14 @@ function protocolFlag(v: string): 'tcp' | 'udp' | 'both' {
 }
 
 /** Turns flags into validated options; every mistake is one UsageError line. */
-export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags): TroubleshootOptionsInput {
+export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags, configGiven = false): TroubleshootOptionsInput {
+  if (f.yes && !f.fix) throw new UsageError('--yes only applies with --fix', { suggestion: 'add --fix to apply the safe fixes, or drop --yes' });
+  // The default path missing is a finding (not installed); a path typed by hand missing is a typo.
+  if (configGiven && f.config !== undefined && !existsSync(join(f.root ?? '/', f.config))) {
+    throw new UsageError(`--config ${showValue(f.config)}: no such file`, { suggestion: `omit --config to use ${DEFAULT_CONFIG_PATH}` });
+  }
   const timeout = Number(f.timeout);
-  if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 600) throw new UsageError(`--timeout must be seconds from 0 to 600, got '${f.timeout}'`);
+  if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 600) throw new UsageError(`--timeout must be seconds, more than 0 and at most 600, got ${showValue(f.timeout)}`);
   if (f.admin !== undefined && !/^(\[[0-9a-fA-F:]+\]|[\w.-]+):\d{1,5}$/.test(f.admin)) {
     throw new UsageError(`invalid --admin '${f.admin}'`, { suggestion: 'use HOST:PORT, e.g. 127.0.0.1:25227' });
   }
@@ -57,17 +64,14 @@ export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags
     fix: Boolean(f.fix),
     yes: Boolean(f.yes),
   };
-  const r = troubleshootOptionsSchema.safeParse(input);
-  if (!r.success) {
-    const i = r.error.issues[0];
-    throw new UsageError(`${i.path.join('.') || 'options'}: ${i.message}`);
-  }
+  const r = troubleshootOptionsSchema.safeParse(input, { reportInput: true });
+  if (!r.success) throw optionError(r.error, { workspaceId: '<workspaceId>', configPath: '--config', timeoutSec: '--timeout' });
   return input;
 }
 
 export function troubleshootCommand(): Command {
   return new Command('troubleshoot')
-    .description('Prove that CEF sent to this machine reaches Sentinel; if not, show where it stops and the fix.')
+    .description('Prove that CEF sent to this machine reaches Sentinel; if not, show where it stops and the fix')
     .argument('[workspaceId]', 'expected Log Analytics workspace id (checked against the config)')
     .option('--json', 'print {"ok", "checks"} (and "settings" taken from install or overriding it) as JSON on stdout and nothing else')
     .option('--probes <n>', 'probe messages to send per transport (TCP and UDP); 0 to skip', '3')
@@ -93,8 +97,8 @@ Examples:
   sentinel-cef troubleshoot --fix --yes
   sentinel-cef troubleshoot --collect /tmp/sentinel-cef-support.tar.gz`,
     )
-    .action(async (workspaceId: string | undefined, flags: Flags) => {
-      const options = parseTroubleshootFlags(workspaceId, flags);
+    .action(async (workspaceId: string | undefined, flags: Flags, cmd: Command) => {
+      const options = parseTroubleshootFlags(workspaceId, flags, cmd.getOptionValueSource('config') === 'cli');
       const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY);
       if (options.fix && !options.yes && !interactive) {
         throw new UsageError('--fix needs a terminal to ask before each fix', { suggestion: 'add --yes to apply the safe fixes without asking' });

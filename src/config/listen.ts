@@ -59,10 +59,10 @@ export function formatHostPort(host: string, port: number): string {
 }
 
 /** Parses HOST:PORT ([::1]:PORT for IPv6). */
-export function parseHostPort(value: string, what: string): { host: string; port: number } {
+export function parseHostPort(value: string, what: string, example = '127.0.0.1:25227'): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(value.trim());
   if (!m || Number(m[2]) > 65535) {
-    throw new UsageError(`invalid ${what} '${value}'`, { suggestion: 'use HOST:PORT, e.g. 127.0.0.1:25227' });
+    throw new UsageError(`invalid ${what} '${value}'`, { suggestion: `use HOST:PORT, e.g. ${example}` });
   }
   const host = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1];
   return { host, port: Number(m[2]) };

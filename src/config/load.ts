@@ -2,7 +2,7 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:
 import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import type { z } from 'zod';
-import { UsageError } from '../errors.js';
+import { UsageError, formatConfigIssue } from '../errors.js';
 import {
   CLOUDS,
   DEFAULT_CONFIG_PATH,
@@ -131,10 +131,7 @@ function parseNumber(value: string, flag: string, integer: boolean): number {
 /** One line per zod issue: path, message, what to do. */
 export function formatConfigIssues(error: z.ZodError, source: string): string {
   return error.issues
-    .map((i) => {
-      const path = i.path.length ? i.path.join('.') : '(root)';
-      return `${source}: ${path}: ${i.message} — fix this field (see \`sentinel-cef forward --help\`)`;
-    })
+    .map((i) => `${source}: ${formatConfigIssue(i)} — fix this field (see \`sentinel-cef forward --help\`)`)
     .join('\n');
 }
 

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { CLOUDS, DEFAULT_FORWARDER_PORT } from '../config/schema.js';
+import { formatOptionError as formatIssue, showValue } from '../errors.js';
 
 // Every value below can reach a rendered file (systemd unit, daemon drop-in, JSON config), so each has a strict
 // grammar: no control characters, no newline, nothing a unit, RainerScript or syslog-ng string could read as syntax.
@@ -16,15 +17,7 @@ const WS_RESOURCE_ID = /^\/subscriptions\/[0-9a-fA-F-]{36}\/resourceGroups\/[A-Z
 /** RFC 3986 characters only (no spaces, quotes, backslashes, braces). */
 const URL_CHARS = /^[A-Za-z0-9._~:/?#[\]@!$&'()*+,;=%-]+$/;
 
-/** The value as it may be shown in a one-line error: escaped, quoted, shortened. */
-export function showValue(v: unknown): string {
-  const s = String(v).replace(/[\\']/g, '\\$&').replace(/\n/g, '\\n').replace(new RegExp(CONTROL.source, 'g'), (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  return `'${s.length > 60 ? `${s.slice(0, 60)}…` : s}'`;
-}
-
-function flagName(key: string): string {
-  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-}
+export { showValue };
 
 /** A string option checked against `ok`; the message reads `--flag must be WHAT, got 'value'`. */
 function grammar(flag: string, what: string, ok: (v: string) => boolean, opts: { secret?: boolean } = {}) {
@@ -86,6 +79,7 @@ export const installOptionsSchema = z.object({
   principalId: grammar('--principal-id', 'a GUID (the object id of the identity the forwarder sends as)', (v) => GUID.test(v)).optional(),
   armEndpoint: grammar('--arm-endpoint', 'an http(s) URL', isUrl).optional(),
   dryRun: z.boolean().default(false),
+  diff: z.enum(['edited', 'all']).default('edited'),
   yes: z.boolean().default(false),
   root: noControl('--root').default('/'),
   verify: z.boolean().default(true),
@@ -102,10 +96,7 @@ export const uninstallOptionsSchema = z.object({
 });
 export type UninstallOptions = z.infer<typeof uninstallOptionsSchema>;
 
-/** The first zod issue as one line naming the flag. */
+/** The first zod issue as one line naming the flag (the shared formatter, with install's positional names). */
 export function formatOptionError(err: z.ZodError): string {
-  const issue = err.issues[0];
-  if (/^(--|<)/.test(issue.message)) return issue.message;
-  const flag = issue.path.length ? flagName(String(issue.path[0])) : 'options';
-  return `${flag}: ${issue.message}`;
+  return formatIssue(err, { workspaceId: '<workspaceId>', primaryKey: '<primaryKey>' });
 }

@@ -9,6 +9,8 @@ export interface DesiredFile {
   owner?: { user: string; group: string };
   /** Never shown in a diff or a log (keys, secrets). */
   secret?: boolean;
+  /** Built by us, never edited by a person (bundle, supervisor): a one-line summary unless `--diff all`. */
+  generated?: boolean;
   why: string;
 }
 
@@ -76,7 +78,7 @@ export function summarizePlan(changes: FileChange[]): { create: number; update: 
 }
 
 /** The plan for people: one line per file, then the diffs when asked. */
-export function formatPlan(changes: FileChange[], opts: { diffs: boolean }): string {
+export function formatPlan(changes: FileChange[], opts: { diffs: boolean; all?: boolean }): string {
   const lines: string[] = [];
   for (const c of changes) {
     const mode = c.file.mode.toString(8).padStart(4, '0');
@@ -84,7 +86,13 @@ export function formatPlan(changes: FileChange[], opts: { diffs: boolean }): str
     lines.push(`  ${c.kind.padEnd(9)} ${c.file.path} [${mode}]${modeNote}  ${c.file.why}`);
   }
   if (opts.diffs) {
-    for (const c of changes) if (c.kind !== 'unchanged' && c.diff) lines.push('', c.diff.trimEnd());
+    for (const c of changes) {
+      if (c.kind === 'unchanged' || !c.diff) continue;
+      if (c.file.generated && !opts.all && c.contentChanged) {
+        const size = Buffer.byteLength(c.file.content);
+        lines.push('', `${c.file.path}: generated, ${c.before ? `${c.before.length} -> ` : ''}${size} bytes (see it with --diff all)`);
+      } else lines.push('', c.diff.trimEnd());
+    }
   }
   return lines.join('\n');
 }

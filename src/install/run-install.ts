@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { CliError, UsageError } from '../errors.js';
+import { CliError, UsageError, formatConfigIssue } from '../errors.js';
+import { assertPrivateFile } from '../util/secrets.js';
+import { stepFromLog, type Step } from '../system/progress.js';
 import { DEFAULT_ADMIN, DEFAULT_CONFIG_PATH, forwarderConfigSchema, type Cloud } from '../config/schema.js';
 import type { Exec } from '../system/exec.js';
 import type { FsRoot } from '../system/fs-root.js';
@@ -45,6 +47,8 @@ export interface InstallDeps {
   log: (line: string) => void;
   /** The plan and the result (stdout). */
   out: (text: string) => void;
+  /** Shows a wait (spinner on a terminal); default: one log line per step. */
+  step?: Step;
   env?: NodeJS.ProcessEnv;
   /** Path of the forwarder bundle to deploy (default: dist/forwarder.mjs of this package). */
   forwarderBundle?: string;
@@ -167,8 +171,8 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   if (/^\/(root|home)\//.test(nodePath)) warn(`node is at ${nodePath}: the ${SERVICE_USER} user may not be able to run it; install node system-wide`);
   const group = { user: 'root', group: SERVICE_USER };
   const serviceOwner = { user: SERVICE_USER, group: SERVICE_USER };
-  desired.push({ path: FORWARDER_PATH, content: bundle, mode: 0o644, why: 'forwarder bundle' });
-  desired.push({ path: SUPERVISOR_PATH, content: loadTemplate('supervisor/sentinel-cef-supervise.mjs'), mode: 0o644, why: 'supervisor (no systemd)' });
+  desired.push({ path: FORWARDER_PATH, content: bundle, mode: 0o644, generated: true, why: 'forwarder bundle' });
+  desired.push({ path: SUPERVISOR_PATH, content: loadTemplate('supervisor/sentinel-cef-supervise.mjs'), mode: 0o644, generated: true, why: 'supervisor (no systemd)' });
   if (sinkChoice.secretFile) {
     desired.push({ path: sinkChoice.secretFile.path, content: `${sinkChoice.secretFile.value}\n`, mode: 0o600, owner: serviceOwner, secret: true, why: 'secret, readable by the service user only' });
   }
@@ -180,7 +184,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     admin: DEFAULT_ADMIN,
   };
   const parsed = forwarderConfigSchema.safeParse(config);
-  if (!parsed.success) throw new UsageError(`the forwarder config would be invalid: ${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message}`);
+  if (!parsed.success) throw new UsageError(`the forwarder config would be invalid: ${formatConfigIssue(parsed.error.issues[0])}`);
   desired.push({ path: DEFAULT_CONFIG_PATH, content: `${JSON.stringify(config, null, 2)}\n`, mode: 0o640, owner: group, why: 'forwarder config' });
   const sinkFile = (sinkChoice.sink.type === 'file' ? String(sinkChoice.sink.path) : null);
   if (init.kind === 'systemd') {
@@ -197,7 +201,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   const changes = await planFiles(fs, desired);
   const sum = summarizePlan(changes);
   const changed = sum.create + sum.update > 0;
-  deps.out(`Plan (${daemon}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes) })}\n`);
+  deps.out(`Plan (${daemon}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes), all: opts.diff === 'all' })}\n`);
   const result: InstallResult = { changed, dryRun: opts.dryRun, daemon, changes, warnings };
   await refuseBrokenDaemonConfig(ctx, daemon, binary, changes, dropin.path, svc, sharedFiles);
   // Files we own that changed since the last install wrote them: hand edits that this run would replace.
@@ -391,7 +395,8 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
         throw new StepError('the forwarder did not start', `${(err as Error).message}${await forwarderErrorLines(ctx)}`);
       }
       checkpoint();
-      const healthy = svc.forwarderHealthy ? await svc.forwarderHealthy(15_000) : !fs.isSystemRoot || (await waitForHealth(DEFAULT_ADMIN, 15_000));
+      const healthy = await (deps.step ?? stepFromLog(log))('waiting for the forwarder to answer (up to 15 s)', async () =>
+        svc.forwarderHealthy ? svc.forwarderHealthy(15_000) : !fs.isSystemRoot || (await waitForHealth(DEFAULT_ADMIN, 15_000)));
       if (!healthy) {
         const lines = await forwarderErrorLines(ctx);
         throw new StepError(lines ? 'the forwarder did not start' : 'the forwarder does not answer on its admin API', lines ? lines.trim() : `no answer from http://${DEFAULT_ADMIN}/healthz`);
@@ -535,7 +540,7 @@ async function verifyChain(opts: InstallOptions, daemon: SyslogDaemon, sinkDesc:
   const protocol = opts.protocol === 'udp' ? 'udp' : 'tcp';
   const started = Date.now();
   await sendSyslog([buildProbeMessage(id)], { host: '127.0.0.1', port: opts.port, protocol });
-  const st = await waitForProbe(DEFAULT_ADMIN, id, 30_000);
+  const st = await (deps.step ?? stepFromLog(deps.log))(`waiting for probe ${id} to come through ${daemon} and the forwarder (up to 30 s)`, () => waitForProbe(DEFAULT_ADMIN, id, 30_000));
   const probe = { id, received: Boolean(st?.received), accepted: Boolean(st?.accepted), latencyMs: st?.latencyMs ?? Date.now() - started, error: st?.error };
   if (probe.accepted) {
     deps.out(`Probe ${id}: port ${opts.port}/${protocol} -> ${daemon} -> forwarder -> ${sinkDesc}: accepted after ${probe.latencyMs} ms.\n`);
@@ -718,7 +723,7 @@ async function resolveSink(
       const tenant = opts.tenant ?? (await deps.prompter.input('Entra tenant id', { flag: '--tenant (or --managed-identity)' }));
       const clientId = opts.clientId ?? (await deps.prompter.input('Application (client) id', { flag: '--client-id' }));
       let secret: string;
-      if (opts.clientSecretFile) secret = (await readSecretFile(opts.clientSecretFile)).trim();
+      if (opts.clientSecretFile) secret = (await readSecretFile(opts.clientSecretFile, 'client secret')).trim();
       else if (env.AZURE_CLIENT_SECRET) secret = env.AZURE_CLIENT_SECRET.trim();
       else secret = (await deps.prompter.password('Client secret', { flag: '--client-secret-file (or AZURE_CLIENT_SECRET)' })).trim();
       if (!secret) throw new UsageError('the client secret is empty');
@@ -742,7 +747,7 @@ async function resolveSink(
   if (opts.primaryKey) {
     key = opts.primaryKey;
     warn('the key on the command line is visible to other local users in /proc while install runs; prefer --key-file or SENTINEL_CEF_KEY');
-  } else if (opts.keyFile) key = await readSecretFile(opts.keyFile);
+  } else if (opts.keyFile) key = await readSecretFile(opts.keyFile, 'workspace key');
   else if (env.SENTINEL_CEF_KEY) key = env.SENTINEL_CEF_KEY;
   else key = await deps.prompter.password('Workspace primary key', { flag: '<primaryKey>, --key-file or SENTINEL_CEF_KEY' });
   key = key.trim();
@@ -807,10 +812,16 @@ async function askDestination(opts: InstallOptions, prompter: Prompter): Promise
   return opts;
 }
 
-async function readSecretFile(p: string): Promise<string> {
+/** The same rule as `forward --check`: a secret file other users can read is refused, an empty one named as empty. */
+async function readSecretFile(p: string, label: string): Promise<string> {
+  let text: string;
   try {
-    return readFileSync(p, 'utf8');
+    assertPrivateFile(p, label);
+    text = readFileSync(p, 'utf8');
   } catch (err) {
+    if (err instanceof CliError) throw new UsageError(err.message, { suggestion: err.suggestion });
     throw new UsageError(`cannot read ${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  if (!text.trim()) throw new UsageError(`the ${label} file ${p} is empty`, { suggestion: `put the ${label} in it, alone on one line` });
+  return text;
 }

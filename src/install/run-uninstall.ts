@@ -1,3 +1,4 @@
+import { stepFromLog } from '../system/progress.js';
 import { CliError } from '../errors.js';
 import { detectInitSystem } from '../system/processes.js';
 import type { SyslogDaemon } from '../system/detect-daemon.js';
@@ -5,7 +6,7 @@ import { findDaemonBinary } from '../system/detect-daemon.js';
 import type { UninstallOptions } from './options.js';
 import type { InstallDeps } from './run-install.js';
 import { acquireLock, isUnchanged, restoreOriginal, readState, removeEmptyDirs, STATE_FILE, sha256, BACKUP_ROOT, type InstallState } from './transaction.js';
-import { checkDaemonSyntax, removeServiceUser, systemServices, UNIT_NAME, UNIT_PATH, type Ctx } from './service.js';
+import { checkDaemonSyntax, LOG_DIR, removeServiceUser, systemServices, UNIT_NAME, UNIT_PATH, type Ctx } from './service.js';
 import { CLIENT_SECRET_PATH, DATA_DIR, SHARED_KEY_PATH } from './run-install.js';
 import type { FsRoot } from '../system/fs-root.js';
 
@@ -60,7 +61,7 @@ export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDep
     ...removed.map((p) => `  remove    ${p}`),
     `  stop      the forwarder`,
     ...(dropUser ? [`  delete    user ${state.user!.name}`] : []),
-    ...(opts.purge ? [`  delete    ${DATA_DIR} (queue and dead letters)`, `  delete    ${BACKUP_ROOT} (backups)`] : []),
+    ...(opts.purge ? [`  delete    ${DATA_DIR} (queue and dead letters)`, `  delete    ${BACKUP_ROOT} (backups)`, `  delete    ${LOG_DIR} (forwarder logs)`] : []),
   ];
   deps.out(`Uninstall plan:\n${lines.join('\n')}\n`);
   if (opts.dryRun) {
@@ -100,7 +101,7 @@ export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDep
     const init = await detectInitSystem(fs);
     const ctx: Ctx = { fs, exec, init: init.kind, log };
     const queued = await queuedRecords();
-    await svc.stopForwarder(ctx);
+    await (deps.step ?? stepFromLog(log))('stopping the forwarder (it delivers what it holds first)', () => svc.stopForwarder(ctx));
     log('forwarder stopped');
     for (const f of [...state.files].reverse()) await restoreOriginal(fs, f);
     if (state.files.some((f) => f.path === UNIT_PATH) && init.kind === 'systemd') {
@@ -125,6 +126,7 @@ export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDep
     if (opts.purge) {
       await fs.removeTree(DATA_DIR);
       await fs.removeTree(BACKUP_ROOT);
+      await fs.removeTree(LOG_DIR);
     }
     else if (queued !== 0) {
       log(`warning: ${DATA_DIR}/queue ${queued === null ? 'may hold' : `holds ${queued}`} undelivered record(s); kept (use --purge to delete)`);

@@ -1,4 +1,14 @@
-import { UsageError } from '../errors.js';
+import { CliError, UsageError } from '../errors.js';
+
+/** Ctrl-C at a prompt: one word and the shell's exit code for SIGINT, not inquirer's "User force closed…". */
+export async function cancelledOnExit<T>(answer: Promise<T>): Promise<T> {
+  try {
+    return await answer;
+  } catch (err) {
+    if ((err as Error | undefined)?.name === 'ExitPromptError') throw new CliError('cancelled', { code: 'ERR_CANCELLED', exitCode: 130 });
+    throw err;
+  }
+}
 
 /**
  * Questions to the operator. Precedence everywhere: explicit flag, then the --yes default, then a prompt —
@@ -37,17 +47,17 @@ export function createPrompter(interactive = isInteractive()): Prompter {
         });
       }
       const { confirm } = await import('@inquirer/prompts');
-      return confirm({ message, default: opts.default }, { output: process.stderr });
+      return cancelledOnExit(confirm({ message, default: opts.default }, { output: process.stderr }));
     },
     async input(message, opts) {
       if (!interactive) throw new UsageError(`missing ${opts.flag}`, { suggestion: `pass ${opts.flag} (no TTY to ask)` });
       const { input } = await import('@inquirer/prompts');
-      return input({ message, validate: opts.validate }, { output: process.stderr });
+      return cancelledOnExit(input({ message, validate: opts.validate }, { output: process.stderr }));
     },
     async password(message, opts) {
       if (!interactive) throw new UsageError(`missing ${opts.flag}`, { suggestion: `pass ${opts.flag} (no TTY to ask)` });
       const { password } = await import('@inquirer/prompts');
-      return password({ message, mask: false }, { output: process.stderr });
+      return cancelledOnExit(password({ message, mask: false }, { output: process.stderr }));
     },
     async select(message, choices, opts) {
       if (!interactive) throw new UsageError(`missing ${opts.flag}`, { suggestion: `pass ${opts.flag} (no TTY to ask)` });

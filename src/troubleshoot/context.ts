@@ -7,6 +7,7 @@ import { forwarderConfigSchema, DEFAULT_ADMIN, DEFAULT_CONFIG_PATH, DEFAULT_FORW
 import { LAYOUT } from './layout.js';
 import type { Health } from '../forwarder/admin-types.js';
 import { validateSemantics } from '../config/load.js';
+import { formatConfigIssue } from '../errors.js';
 import { listProcesses, listSockets, type ProcessEntry, type SocketEntry } from './proc.js';
 import type { Setting, TroubleshootDeps, TroubleshootOptions } from './types.js';
 
@@ -105,7 +106,7 @@ export class Context {
           path,
           exists: true,
           raw,
-          errors: r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
+          errors: r.error.issues.map(formatConfigIssue),
         };
       }
       try {

@@ -15,6 +15,7 @@ import { probeEndpoint } from './endpoint.js';
 import { sendSyslog } from '../forwarder/send-test.js';
 import { createCredential, scopeFor } from '../sinks/token.js';
 import type { TroubleshootDeps, Transport } from './types.js';
+import { cancelledOnExit } from '../system/prompts.js';
 
 /** Programs run through the installer's exec seam (it refuses a registered secret in argv). */
 export function execAdapter(ex: Exec): TroubleshootDeps['exec'] {
@@ -166,7 +167,7 @@ export function createDefaultDeps(o: DefaultDepsOptions = {}): TroubleshootDeps 
     writeFile: (path, content, mode) => fs.writeAtomic(path, content, { mode }),
     async confirm(question) {
       const { confirm } = await import('@inquirer/prompts');
-      return confirm({ message: question, default: false }, { output: process.stderr });
+      return cancelledOnExit(confirm({ message: question, default: false }, { output: process.stderr }));
     },
     progress: o.progress ?? (() => {}),
     isTTY: Boolean(process.stdin.isTTY && process.stderr.isTTY),

@@ -48,7 +48,7 @@ export const troubleshootOptionsSchema = z.object({
   /** Expected workspace id: when given, the configured sink must point at it. */
   workspaceId: z
     .string()
-    .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'workspaceId must be a GUID')
+    .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'must be a GUID (the workspace id)')
     .optional(),
   /** Forwarder config; when absent, the one install recorded, else the default path. */
   configPath: z.string().min(1).default(DEFAULT_CONFIG_PATH),

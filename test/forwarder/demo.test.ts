@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { Chalk } from 'chalk';
 import { describe, expect, it } from 'vitest';
 import { renderRowsTable, runDemo } from '../../src/commands/demo.js';
@@ -42,8 +43,13 @@ describe('send-test', () => {
 
 describe('demo', () => {
   it('runs the forwarder locally and finds every expected event', async () => {
-    const r = await runDemo({ timeout: '15' });
+    const log: string[] = [];
+    const r = await runDemo({ timeout: '15' }, (l) => log.push(l));
     expect(r.problems).toEqual([]);
+    // It says what became of its folder.
+    expect(existsSync(r.dir)).toBe(false);
+    expect(r.kept).toBe(false);
+    expect(log.at(-1)).toBe(`deleted ${r.dir} (pass --keep to keep it)`);
     expect(r.ok).toBe(true);
     expect(r.counters).toMatchObject({ received: 8, delivered: 7, parseFailures: 1, deadLettered: 1 });
     expect(r.probes.every((p) => p.accepted)).toBe(true);

@@ -188,6 +188,8 @@ describe('runInstall against a fixture root', () => {
     const first = deps(root, exec);
     const r1 = await runInstall(opts({}), first.deps);
     expect(r1.changed).toBe(true);
+    // The health wait says what it waits for before it waits.
+    expect(first.logs).toContain('waiting for the forwarder to answer (up to 15 s)…');
     expect(exec.calls.some((c) => c[0] === '/usr/sbin/syslog-ng' && c[1] === '--syntax-only')).toBe(true);
     const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
     expect(cfg.sink).toEqual({ type: 'file', path: '/var/tmp/scef/rows.ndjson' });
@@ -203,11 +205,29 @@ describe('runInstall against a fixture root', () => {
     for (const k of Object.keys(installed)) if (k.includes('install-state.json')) delete installed[k];
     expect(again).toEqual(installed);
 
+    // The supervisor's log (no systemd) is the forwarder's own: --purge deletes it too.
+    mkdirSync(path.join(root, 'var/log/sentinel-cef'), { recursive: true });
+    writeFileSync(path.join(root, 'var/log/sentinel-cef/forwarder.log'), 'started\n');
     const u = deps(root, exec);
     await runUninstall({ yes: true, dryRun: false, root, removeUser: false, purge: true }, u.deps);
+    expect(u.out.join('')).toContain('delete    /var/log/sentinel-cef (forwarder logs)');
+    expect(u.logs).toContain('stopping the forwarder (it delivers what it holds first)…');
     const after = snapshot(root);
     for (const k of Object.keys(after)) if (k.startsWith('var/lib/sentinel-cef/backup/') || k === 'etc/passwd' || k.startsWith('var/tmp/')) delete after[k];
     expect(after).toEqual(before);
+  });
+
+  it('the plan diffs the files a person edits and summarises generated ones, unless --diff all', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    const edited = deps(root, fakeExec({ root }));
+    await runInstall(opts({ dryRun: true }), edited.deps);
+    const plan = edited.out.join('');
+    expect(plan).toMatch(/^\+\+\+ .*sentinel-cef\.conf/m);
+    expect(plan).toMatch(/forwarder\.mjs: generated, \d+ bytes \(see it with --diff all\)/);
+    expect(plan).not.toContain('+// forwarder bundle');
+    const all = deps(root, fakeExec({ root }));
+    await runInstall(opts({ dryRun: true, diff: 'all' }), all.deps);
+    expect(all.out.join('')).toContain('+// forwarder bundle');
   });
 
   it('rolls back when the daemon rejects the new config', async () => {

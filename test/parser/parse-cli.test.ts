@@ -82,7 +82,7 @@ describe('sentinel-cef parse (built CLI)', () => {
   it('rejects a --received-at that is not ISO 8601', async () => {
     const r = await execa(bin, ['parse', '--received-at', 'yesterday'], { env, input: '', reject: false });
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toBe('sentinel-cef: --received-at: not an ISO 8601 date-time: yesterday');
+    expect(r.stderr).toBe("sentinel-cef: --received-at must be an ISO 8601 date-time (2026-01-31T12:00:00Z), got 'yesterday'");
   });
 
   it('shows an example in --help', async () => {

@@ -57,7 +57,7 @@ describe('runDcr', () => {
   });
 
   it.each([
-    [{ location: 'East US' }, /--location: location is an Azure region/],
+    [{ location: 'East US' }, "--location must be an Azure region name such as eastus or westeurope, got 'East US'"],
     [{ workspaceResourceId: '/subscriptions/x/whatever' }, /--workspace-resource-id/],
     [{ name: 'bad name!' }, /--name/],
     [{ dceResourceId: 'dce' }, /--dce-resource-id/],

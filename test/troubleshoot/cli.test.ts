@@ -38,9 +38,12 @@ describe('sentinel-cef troubleshoot (built CLI)', () => {
   });
 
   it('exits 1 with the fix on a failing check, in plain text without a TTY', async () => {
-    const r = await execa(bin, ['troubleshoot', '--root', root, '--probes', '0', '--config', '/etc/nope.json'], { env, reject: false });
+    // The default config missing is a finding; a --config typed by hand that is missing is a usage error (bad-input.test.ts).
+    const empty = await makeRoot();
+    const r = await execa(bin, ['troubleshoot', '--root', empty, '--probes', '0'], { env, reject: false });
+    await cleanup(empty);
     expect(r.exitCode).toBe(1);
-    expect(r.stdout).toContain('FAIL Forwarder installed [forwarder.installed]: missing: config /etc/nope.json');
+    expect(r.stdout).toMatch(/FAIL Forwarder installed \[forwarder\.installed\]: missing: .*config \/etc\/sentinel-cef\/forwarder\.json/);
     expect(r.stdout).toContain('fix: run `sentinel-cef install`');
     expect(r.stdout).toMatch(/NOT OK: \d+ passed/);
     expect(r.stdout).not.toMatch(/\u001b\[/);
@@ -51,7 +54,7 @@ describe('sentinel-cef troubleshoot (built CLI)', () => {
     [['--port', '70000'], '--port must be an integer from 1 to 65535'],
     [['--timeout', '0'], '--timeout must be seconds'],
     [['--admin', 'localhost'], "invalid --admin 'localhost'"],
-    [['not-a-guid'], 'workspaceId must be a GUID'],
+    [['not-a-guid'], "<workspaceId> must be a GUID (the workspace id), got 'not-a-guid'"],
     [['--fix'], '--fix needs a terminal to ask before each fix — add --yes'],
   ])('%j is a usage error (exit 2, one line)', async (args, text) => {
     const r = await execa(bin, ['troubleshoot', '--root', root, ...args], { env, reject: false, stdin: 'ignore' });
