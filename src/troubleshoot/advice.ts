@@ -1,7 +1,22 @@
 /** One-line advice shared by several checks. */
 
-/** What an HTTP status from a sink most likely means, as a one-line fix. */
-export function fixForDelivery(sinkType: string | undefined, httpStatus: number | undefined, error: string): string {
+export function clockText(skewSec: number): string {
+  return `the local clock is ${Math.abs(skewSec)} s ${skewSec >= 0 ? 'ahead' : 'behind'}`;
+}
+
+/** The one fix for every refusal a skewed clock causes. */
+export function clockFix(): string {
+  return 'sync the clock with NTP: `timedatectl set-ntp true` (or start chronyd); the forwarder keeps the refused rows and sends them once the clock is right';
+}
+
+/**
+ * What an HTTP status from a sink most likely means, as a one-line fix. With `clockSkewSec` (the clock is known to be
+ * off), a 401/403 is the clock's doing, whatever the key.
+ */
+export function fixForDelivery(sinkType: string | undefined, httpStatus: number | undefined, error: string, clockSkewSec?: number | null): string {
+  if ((httpStatus === 401 || httpStatus === 403) && clockSkewSec != null) {
+    return `${clockText(clockSkewSec)} (see azure.clock), so Azure refuses the requests: ${clockFix()}`;
+  }
   if (httpStatus === 403 && sinkType === 'logs-ingestion') {
     return 'grant the app "Monitoring Metrics Publisher" on the DCR (role assignments take up to 30 min to apply)';
   }

@@ -7,6 +7,7 @@ import { daemonToForwarder, isLoopback, reachableFromLoopback, type SocketEntry 
 import type { Listener } from '../../system/listeners.js';
 import type { CheckOutcome, Transport } from '../types.js';
 import { fixForDelivery } from '../advice.js';
+import { clockFault } from './azure.js';
 
 const G = 'e2e' as const;
 const POLL_MS = 200;
@@ -289,7 +290,8 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
   });
   const first = groups[0];
   const sinkType = (await ctx.config()).config?.sink.type;
-  const fix = fixForStage(first.stage, first.probes[0], ctx.opts.port, sinkType);
+  const skew = first.stage === 'forwarder-not-delivering' ? await clockFault(ctx) : null;
+  const fix = fixForStage(first.stage, first.probes[0], ctx.opts.port, sinkType, skew);
   return {
     ...base,
     status: 'fail',
@@ -299,7 +301,7 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
   };
 }
 
-function fixForStage(stage: ProbeStage, p: ProbeResult, port: number, sinkType?: string): string {
+function fixForStage(stage: ProbeStage, p: ProbeResult, port: number, sinkType?: string, skew?: number | null): string {
   switch (stage) {
     case 'daemon-not-receiving':
       if (p.evidence.some((e) => e.includes('is held by'))) {
@@ -313,7 +315,7 @@ function fixForStage(stage: ProbeStage, p: ProbeResult, port: number, sinkType?:
     case 'forwarder-not-delivering': {
       const m = /\b(4\d\d|5\d\d)\b/.exec(p.error ?? '');
       if (!p.error) return 'delivery is slower than --timeout: check forwarder.queue, or run again with a longer --timeout';
-      return fixForDelivery(sinkType, p.httpStatus ?? (m ? Number(m[1]) : undefined), p.error);
+      return fixForDelivery(sinkType, p.httpStatus ?? (m ? Number(m[1]) : undefined), p.error, skew);
     }
     default:
       return 'start the forwarder and its admin endpoint (see forwarder.running, forwarder.admin)';

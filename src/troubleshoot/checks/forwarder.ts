@@ -7,6 +7,7 @@ import type { CheckOutcome } from '../types.js';
 import { restartForwarderFix } from '../fixes.js';
 import { fixForDelivery, formatBytes } from '../advice.js';
 import { settledHealth } from './e2e.js';
+import { clockFault } from './azure.js';
 
 const G = 'forwarder' as const;
 
@@ -319,11 +320,12 @@ export async function checkDelivery(ctx: Context): Promise<CheckOutcome> {
     return { ...base, status: 'pass', message: `ok at ${ld.at}; ${counters.delivered} delivered, ${counters.retried} retried`, details };
   }
   const sinkType = (await ctx.config()).config?.sink.type;
+  const skew = ld.httpStatus === 401 || ld.httpStatus === 403 ? await clockFault(ctx) : null;
   return {
     ...base,
     status: 'fail',
-    message: `failed at ${ld.at}${ld.httpStatus ? ` (HTTP ${ld.httpStatus})` : ''}: ${ld.error ?? 'unknown error'}`,
-    fix: fixForDelivery(sinkType, ld.httpStatus, ld.error ?? ''),
+    message: `failed at ${ld.at}${ld.httpStatus ? ` (HTTP ${ld.httpStatus})` : ''}: ${ld.error ?? 'unknown error'}${skew !== null ? ' (this follows from the clock: see azure.clock)' : ''}`,
+    fix: fixForDelivery(sinkType, ld.httpStatus, ld.error ?? '', skew),
     details,
   };
 }
