@@ -129,6 +129,42 @@ describe('daemon.listening and daemon.forwarding', () => {
   });
 });
 
+// Issue 16 item 5: a forwarder on the right port but the wrong transport is not "nothing listens".
+describe('daemon.forwarding compares transports, not only ports', () => {
+  const tcpOnly = procNet([{ local: ['0.0.0.0', 514], st: '0A', inode: 1001 }]);
+  it.each([
+    ['rsyslog omfwd protocol="tcp"', 'action(type="omfwd" target="127.0.0.1"\n  port="25226" protocol="tcp")\n', 'tcp', 'udp'],
+    ['rsyslog legacy @@', '*.* @@127.0.0.1:25226\n', 'tcp', 'udp'],
+    ['rsyslog omfwd without protocol (UDP)', 'action(type="omfwd" target="127.0.0.1" port="25226")\n', 'udp', 'tcp'],
+    ['rsyslog legacy @', 'local4.* @127.0.0.1:25226\n', 'udp', 'tcp'],
+  ])('%s against a forwarder on the other transport', async (_n, rule, sends, listens) => {
+    await put(root, '/etc/rsyslog.d/10-sentinel-cef.conf', `if ($rawmsg contains "CEF:") then {\n${rule}stop\n}\n`);
+    const fwd = procNet([{ local: ['127.0.0.1', 25226], st: listens === 'tcp' ? '0A' : '07', inode: 2001 }]);
+    await put(root, '/proc/net/tcp', listens === 'tcp' ? `${tcpOnly}${fwd.split('\n').slice(1).join('\n')}` : tcpOnly);
+    await put(root, '/proc/net/udp', listens === 'udp' ? fwd : '');
+    const r = await daemon.checkForwarding(ctxFor());
+    expect(r.status).toBe('fail');
+    expect(r.message).not.toContain('nothing listens');
+    expect(r.message).toBe(`rsyslog sends ${sends} to 127.0.0.1:25226, but the forwarder listens there on ${listens} only`);
+    expect(r.fix).toContain(`"${sends}://127.0.0.1:25226" to "listen" in /etc/sentinel-cef/forwarder.json`);
+    expect(r.fix).not.toMatch(/^start the forwarder/);
+  });
+  it('syslog-ng syslog() defaults to TCP', async () => {
+    await cleanup(root);
+    root = await makeRoot();
+    await healthyTree(root, { adminPort: 1, daemonPort: 514, daemon: 'syslog-ng' });
+    await put(root, '/proc/net/tcp', tcpOnly);
+    await put(root, '/proc/net/udp', procNet([{ local: ['127.0.0.1', 25226], st: '07', inode: 2001 }]));
+    const r = await daemon.checkForwarding(ctxFor());
+    expect(r.message).toBe('syslog-ng sends tcp to 127.0.0.1:25226, but the forwarder listens there on udp only');
+  });
+  it('still says nothing listens when nothing does', async () => {
+    await put(root, '/proc/net/tcp', tcpOnly);
+    await put(root, '/proc/net/udp', '');
+    expect((await daemon.checkForwarding(ctxFor())).message).toContain('nothing listens on 127.0.0.1:25226');
+  });
+});
+
 describe('daemon.max-message-size and daemon.rate-limit', () => {
   it('warns at the rsyslog default of 8k and passes at 64k', async () => {
     const r = await daemon.checkMaxMessageSize(ctxFor());

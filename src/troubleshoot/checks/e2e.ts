@@ -8,6 +8,7 @@ import type { Listener } from '../../system/listeners.js';
 import type { CheckOutcome, Transport } from '../types.js';
 import { fixForDelivery } from '../advice.js';
 import { clockFault } from './azure.js';
+import { stripConfigComments } from '../../install/config-text.js';
 
 const G = 'e2e' as const;
 const POLL_MS = 200;
@@ -56,6 +57,48 @@ function targetHost(listeners: Listener[]): string {
   if (isLoopback(l.address)) return l.address.replace(/^::ffff:/, '');
   if (reachableFromLoopback(l.address)) return l.family === 6 && l.address === '::' && !listeners.some((x) => x.family === 4) ? '::1' : '127.0.0.1';
   return l.address.replace(/^::ffff:/, '');
+}
+
+/**
+ * The transports the daemon's rules use towards the forwarder's ports (rsyslog omfwd defaults to UDP, `@@` is TCP,
+ * syslog-ng's syslog()/network()/tcp() default to TCP), and those the forwarder listens on there.
+ */
+export async function forwardPath(ctx: Context): Promise<{ sends: Transport[]; listens: Transport[]; missing: Transport[] }> {
+  const fwdPorts = await ctx.forwarderPorts();
+  const sends = new Set<Transport>();
+  for (const f of await ctx.daemonConfigFiles()) {
+    const t = stripConfigComments(f.text);
+    for (const m of t.matchAll(/action\s*\(([^)]*)\)/g)) {
+      const a = m[1];
+      const port = /\bport\s*=\s*"?(\d+)/.exec(a);
+      if (!/type\s*=\s*"omfwd"/.test(a) || !port || !fwdPorts.includes(Number(port[1]))) continue;
+      sends.add(/protocol\s*=\s*"tcp"/i.test(a) ? 'tcp' : 'udp');
+    }
+    for (const m of t.matchAll(/(^|[\s;])(@@?)(?:\([^)]*\))?\[?[\w.:]+\]?:(\d+)/gm)) {
+      if (fwdPorts.includes(Number(m[3]))) sends.add(m[2] === '@@' ? 'tcp' : 'udp');
+    }
+    for (const m of t.matchAll(/\b(syslog|network|tcp6?|udp6?)\s*\(\s*"[^"]*"((?:[^()]|\([^()]*\))*)\)/g)) {
+      const port = /\bport\s*\(\s*(\d+)/.exec(m[2]);
+      if (!port || !fwdPorts.includes(Number(port[1]))) continue;
+      const tr = /transport\s*\(\s*"?(\w+)/.exec(m[2])?.[1];
+      sends.add(m[1].startsWith('udp') || tr === 'udp' ? 'udp' : 'tcp');
+    }
+  }
+  const listens = [...new Set((await ctx.listeners()).filter((s) => fwdPorts.includes(s.port)).map((s) => s.protocol as Transport))];
+  return { sends: [...sends], listens, missing: [...sends].filter((t) => listens.length > 0 && !listens.includes(t)) };
+}
+
+/** One line for a daemon that sends on a transport the forwarder does not listen on, with the exact change. */
+export async function protocolMismatch(ctx: Context): Promise<{ message: string; fix: string } | null> {
+  const p = await forwardPath(ctx);
+  if (p.missing.length === 0) return null;
+  const d = (await ctx.daemon()).name ?? 'the syslog daemon';
+  const port = (await ctx.forwarderPorts())[0];
+  const want = p.missing.map((t) => `"${t}://127.0.0.1:${port}"`).join(', ');
+  return {
+    message: `${d} sends ${p.missing.join('+')} to 127.0.0.1:${port}, but the forwarder listens there on ${p.listens.join('+')} only`,
+    fix: `add ${want} to "listen" in ${ctx.opts.configPath} and restart the forwarder (or re-run \`sentinel-cef install\`, which sets both)`,
+  };
 }
 
 /** The forwarder's health once the probes have run (they exercise delivery), or now when there are none. */
@@ -148,7 +191,8 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
     const logs = await daemonLogHits(ctx, results.map((r) => r.id));
     ctx.invalidate(['health']); // delivery state after the probes, for every check that reads it
     const health = (await ctx.health()).health;
-    for (const r of results) locate(ctx, r, { sockets, daemonPids, daemonToForwarder: toForwarder, fwdPorts, logs, adminError, health, seen: seen[r.id] });
+    const mismatch = (await protocolMismatch(ctx))?.message;
+    for (const r of results) locate(ctx, r, { sockets, daemonPids, daemonToForwarder: toForwarder, fwdPorts, logs, mismatch, adminError, health, seen: seen[r.id] });
     return { results, adminError, capture: captureInfo, daemonToForwarder: toForwarder };
   });
 }
@@ -201,6 +245,7 @@ function locate(
     daemonToForwarder: SocketEntry[];
     fwdPorts: number[];
     logs: Map<string, string>;
+    mismatch?: string;
     adminError?: string;
     health?: import('../../forwarder/admin-types.js').Health;
     seen?: { daemonPort: boolean; forwarderPort: boolean };
@@ -233,12 +278,13 @@ function locate(
     return;
   }
   if (e.adminError) {
-    const fwdUp = e.sockets.some((s) => s.protocol === 'tcp' && e.fwdPorts.includes(s.port));
+    const fwdUp = e.sockets.some((s) => e.fwdPorts.includes(s.port));
     r.stage = fwdUp ? 'unknown' : 'forwarder-down';
     r.evidence.push(fwdUp ? `cannot ask the forwarder: ${e.adminError}` : `nothing listens on the forwarder port ${e.fwdPorts.join('/')}`);
     return;
   }
   r.stage = 'daemon-not-forwarding';
+  if (e.mismatch) r.evidence.push(e.mismatch);
   const log = e.logs.get(r.id);
   if (log) r.evidence.push(`the daemon logged it to ${log}`);
   if (e.seen?.daemonPort) r.evidence.push(`captured on port ${port}`);
@@ -291,7 +337,8 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
   const first = groups[0];
   const sinkType = (await ctx.config()).config?.sink.type;
   const skew = first.stage === 'forwarder-not-delivering' ? await clockFault(ctx) : null;
-  const fix = fixForStage(first.stage, first.probes[0], ctx.opts.port, sinkType, skew);
+  const mismatch = first.stage === 'daemon-not-forwarding' ? await protocolMismatch(ctx) : null;
+  const fix = mismatch?.fix ?? fixForStage(first.stage, first.probes[0], ctx.opts.port, sinkType, skew);
   return {
     ...base,
     status: 'fail',
