@@ -1,4 +1,5 @@
 import { appendFile } from 'node:fs/promises';
+import { createServer as createTcpServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runTroubleshoot } from '../../src/troubleshoot/run.js';
@@ -158,6 +159,28 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
     expect(p.fix).toContain('forwarder.running');
     admin = await startFakeAdmin(); // for afterEach
   });
+
+  // Issue 16 item 4: a forwarder that holds its ports but does not answer is hung, not "unknown".
+  it('says the forwarder is hung when its admin endpoint accepts and never answers', async () => {
+    await admin.close();
+    behaviour = 'drop';
+    const held: import('node:net').Socket[] = [];
+    const silent = createTcpServer((sock) => held.push(sock));
+    await new Promise<void>((r) => silent.listen(admin.port, '127.0.0.1', () => r()));
+    try {
+      const r = await runTroubleshoot(opts(), testDeps(root));
+      const p = get(r.checks, 'e2e.probes');
+      expect(p.details?.stoppedAt).toBe('forwarder-hung');
+      expect(p.message).toContain('the forwarder is hung');
+      expect(p.fix).toContain('--fix');
+      expect(get(r.checks, 'forwarder.running')).toMatchObject({ status: 'fail' });
+      expect(get(r.checks, 'forwarder.running').message).toContain('is alive but hung');
+    } finally {
+      for (const sock of held) sock.destroy();
+      await new Promise((r) => silent.close(r));
+    }
+    admin = await startFakeAdmin();
+  }, 30_000);
 
   it('says the forwarder is down when the daemon got the probes and nothing listens on 25226', async () => {
     await admin.close();

@@ -19,6 +19,7 @@ export type ProbeStage =
   | 'daemon-not-receiving' // nothing listening, connection refused, port held by another program
   | 'daemon-not-forwarding' // the daemon got it (or could have), the forwarder never saw it
   | 'forwarder-down' // the daemon got it, but no forwarder is listening (the daemon queues it meanwhile)
+  | 'forwarder-hung' // the forwarder's process and ports exist, but its admin endpoint does not answer
   | 'forwarder-not-delivering' // the forwarder has it, the sink has not accepted it
   | 'unknown'; // the forwarder's admin endpoint could not be asked
 
@@ -279,8 +280,15 @@ function locate(
   }
   if (e.adminError) {
     const fwdUp = e.sockets.some((s) => e.fwdPorts.includes(s.port));
-    r.stage = fwdUp ? 'unknown' : 'forwarder-down';
-    r.evidence.push(fwdUp ? `cannot ask the forwarder: ${e.adminError}` : `nothing listens on the forwarder port ${e.fwdPorts.join('/')}`);
+    const hung = fwdUp && /timeout|timed out|aborted/i.test(e.adminError);
+    r.stage = hung ? 'forwarder-hung' : fwdUp ? 'unknown' : 'forwarder-down';
+    r.evidence.push(
+      hung
+        ? `the forwarder holds port ${e.fwdPorts.join('/')} but its admin endpoint does not answer (${e.adminError})`
+        : fwdUp
+          ? `cannot ask the forwarder: ${e.adminError}`
+          : `nothing listens on the forwarder port ${e.fwdPorts.join('/')}`,
+    );
     return;
   }
   r.stage = 'daemon-not-forwarding';
@@ -298,6 +306,7 @@ const STAGE_TEXT: Record<Exclude<ProbeStage, 'delivered'>, string> = {
   'daemon-not-receiving': 'never reached the syslog daemon',
   'daemon-not-forwarding': 'reached the daemon but were not forwarded',
   'forwarder-down': 'reached the daemon, but the forwarder is not running',
+  'forwarder-hung': 'reached the daemon, but the forwarder is hung (alive, not answering)',
   'forwarder-not-delivering': 'reached the forwarder but were not delivered',
   unknown: 'could not be followed',
 };
@@ -326,7 +335,7 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
     };
   }
   // Report the earliest stage where probes stopped: it is the one to fix first.
-  const order: ProbeStage[] = ['daemon-not-receiving', 'daemon-not-forwarding', 'forwarder-down', 'forwarder-not-delivering', 'unknown'];
+  const order: ProbeStage[] = ['daemon-not-receiving', 'daemon-not-forwarding', 'forwarder-down', 'forwarder-hung', 'forwarder-not-delivering', 'unknown'];
   const groups = order
     .map((stage) => ({ stage, probes: run.results.filter((r) => r.stage === stage) }))
     .filter((g) => g.probes.length > 0);
@@ -355,6 +364,8 @@ function fixForStage(stage: ProbeStage, p: ProbeResult, port: number, sinkType?:
         return `stop the program holding port ${port} (see daemon.listening) or install on another port with \`sentinel-cef install --port N\``;
       }
       return `make the syslog daemon listen on ${port}/${p.transport}: \`sentinel-cef install\` (see daemon.running and daemon.dropin)`;
+    case 'forwarder-hung':
+      return 'restart the hung forwarder (see forwarder.running): `sentinel-cef troubleshoot --fix` kills and restarts it';
     case 'forwarder-down':
       return 'start the forwarder (see forwarder.running): `sentinel-cef troubleshoot --fix` or `sentinel-cef install` restarts it';
     case 'daemon-not-forwarding':

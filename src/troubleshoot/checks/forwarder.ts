@@ -3,7 +3,7 @@ import type { Context } from '../context.js';
 import { deadLetterPath } from '../../config/load.js';
 import { LAYOUT } from '../layout.js';
 import { isProcessAlive } from '../../system/processes.js';
-import type { CheckOutcome } from '../types.js';
+import type { CheckOutcome, SafeFix } from '../types.js';
 import { restartForwarderFix } from '../fixes.js';
 import { fixForDelivery, formatBytes } from '../advice.js';
 import { settledHealth } from './e2e.js';
@@ -143,9 +143,68 @@ export async function checkSecret(ctx: Context): Promise<CheckOutcome> {
   return { ...base, status: 'pass', message: files.map((f) => `${f.path} 0600`).join(', ') };
 }
 
+/** Process states of a process that exists but cannot work: stopped by a signal or a debugger. */
+const STOPPED_STATES: Record<string, string> = { T: 'stopped by a signal (SIGSTOP/SIGTSTP)', t: 'stopped by a debugger' };
+
+export interface ForwarderHang {
+  pid: number;
+  /** One letter from /proc/PID/stat. */
+  state: string;
+  /** Why we call it hung, for people. */
+  why: string;
+}
+
+/**
+ * Tells a hung forwarder from a dead one: the process exists, but is stopped (its /proc state), or its admin
+ * endpoint accepts the connection and does not answer within the bounded health call.
+ */
+export function forwarderHang(ctx: Context): Promise<ForwarderHang | null> {
+  return ctx.once('forwarder-hang', async () => {
+    const fromFile = Number((await ctx.readText(LAYOUT.forwarderPidFile))?.trim());
+    const pids = Number.isInteger(fromFile) && fromFile > 0 && (await isProcessAlive(ctx.fs, fromFile)) ? [fromFile] : await ctx.forwarderPids();
+    for (const pid of pids) {
+      const stat = await ctx.readText(`/proc/${pid}/stat`);
+      if (!stat) continue;
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      if (STOPPED_STATES[state]) return { pid, state, why: `${STOPPED_STATES[state]} (state ${state})` };
+      const h = await ctx.health();
+      if (h.base && !h.reachable && /timeout|timed out|aborted/i.test(h.error ?? '')) {
+        return { pid, state, why: `${h.base}/healthz accepted the connection but gave no answer within 2 s (state ${state})` };
+      }
+    }
+    return null;
+  });
+}
+
+/** A stopped or wedged process ignores SIGTERM: kill it, then start the service again (the disk queue keeps the rows). */
+export function restartHungFix(ctx: Context, hang: ForwarderHang): SafeFix {
+  const restart = restartForwarderFix(ctx);
+  return {
+    description: `kill the hung forwarder (pid ${hang.pid}) and ${restart.description}`,
+    async apply() {
+      const r = await ctx.deps.exec('kill', ['-KILL', String(hang.pid)], { timeoutMs: 10_000 });
+      if (r.exitCode !== 0 && (await isProcessAlive(ctx.fs, hang.pid))) throw new Error(`kill -KILL ${hang.pid}: ${(r.stderr || r.stdout).trim()}`);
+      await restart.apply();
+    },
+  };
+}
+
+function hungOutcome(base: { id: string; title: string; group: typeof G }, ctx: Context, hang: ForwarderHang): CheckOutcome {
+  return {
+    ...base,
+    status: 'fail',
+    message: `the forwarder (pid ${hang.pid}) is alive but hung: ${hang.why}`,
+    fix: `restart it: \`sentinel-cef troubleshoot --fix\` kills pid ${hang.pid} (a stopped process ignores SIGTERM) and starts the service again`,
+    safeFix: restartHungFix(ctx, hang),
+    details: { pid: hang.pid, state: hang.state, hung: true },
+  };
+}
+
 export async function checkRunning(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'forwarder.running', title: 'Forwarder service running', group: G };
   const safeFix = restartForwarderFix(ctx);
+  const hang = await forwarderHang(ctx);
+  if (hang) return hungOutcome(base, ctx, hang);
   if (await ctx.systemd()) {
     const r = await ctx.deps.exec('systemctl', ['is-active', LAYOUT.serviceName]);
     const state = r.stdout.trim() || r.stderr.trim();
@@ -213,6 +272,16 @@ export async function checkAdmin(ctx: Context): Promise<CheckOutcome> {
     };
   }
   if (!h.reachable) {
+    const hang = await forwarderHang(ctx);
+    if (hang) {
+      return {
+        ...base,
+        status: 'fail',
+        message: `${h.base}/healthz: ${h.error ?? `HTTP ${h.httpStatus}`}: the forwarder (pid ${hang.pid}) is hung, not down: ${hang.why}`,
+        fix: 'restart it (see forwarder.running): `sentinel-cef troubleshoot --fix`',
+        details: { pid: hang.pid, state: hang.state, hung: true },
+      };
+    }
     return {
       ...base,
       status: 'fail',
