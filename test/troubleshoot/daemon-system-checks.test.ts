@@ -190,8 +190,8 @@ describe('system.firewall', () => {
     ['firewalld open', { 'firewall-cmd --state': { stdout: 'running\n' }, 'firewall-cmd --list-ports': { stdout: '514/tcp 514/udp\n' }, 'firewall-cmd --list-services': { stdout: '' } }, 'pass', null],
     ['ufw blocking', { 'ufw status': { stdout: 'Status: active\n\nTo Action From\n22/tcp ALLOW Anywhere\n' } }, 'fail', /ufw allow 514\/tcp/],
     ['ufw open', { 'ufw status': { stdout: 'Status: active\n\n514 ALLOW Anywhere\n' } }, 'pass', null],
-    ['iptables drop policy', { 'iptables -S INPUT': { stdout: '-P INPUT DROP\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -p udp -m udp --dport 514 -j ACCEPT\n' } }, 'fail', /iptables -I INPUT -p tcp --dport 514 -j ACCEPT$/],
-    ['iptables accept policy', { 'iptables -S INPUT': { stdout: '-P INPUT ACCEPT\n' } }, 'pass', null],
+    ['iptables drop policy', { 'iptables-save -t filter': { stdout: '*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -p udp -m udp --dport 514 -j ACCEPT\nCOMMIT\n' } }, 'fail', /^iptables -I INPUT 1 -p tcp --dport 514 -j ACCEPT; rules added with iptables are lost at reboot/],
+    ['iptables accept policy', { 'iptables-save -t filter': { stdout: '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n' } }, 'pass', null],
   ] as const)('%s', async (_n, table, status, fix) => {
     const calls: string[] = [];
     const programs: Record<string, object> = { ...table };
@@ -201,7 +201,7 @@ describe('system.firewall', () => {
     if (status === 'fail') {
       Object.assign(programs, { 'firewall-cmd': {}, ufw: {}, iptables: {} });
       await r.safeFix!.apply();
-      expect(calls.slice(-1)[0]).toMatch(/firewall-cmd --reload|ufw allow 514\/udp|iptables -I INPUT -p tcp/);
+      expect(calls.slice(-1)[0]).toMatch(/firewall-cmd --reload|ufw allow 514\/udp|iptables -I INPUT 1 -p tcp/);
     }
   });
 });

@@ -19,6 +19,7 @@ import {
   testDeps,
   health,
   addProcess,
+  fakeExec,
   type FakeAdmin,
 } from './helpers.js';
 
@@ -158,6 +159,24 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
     expect(p.details?.stoppedAt).toBe('unknown');
     expect(p.fix).toContain('forwarder.running');
     admin = await startFakeAdmin(); // for afterEach
+  });
+
+  // Issue 16 item 3: UDP probes the firewall drops never reached the daemon; they were not "not forwarded".
+  it('places probes a firewall rule drops before the daemon, naming the rule', async () => {
+    behaviour = 'drop';
+    const save = '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -p udp -m udp --dport PORT -j DROP\nCOMMIT\n';
+    const exec = fakeExec({ 'iptables-save -t filter': { stdout: save.replace('PORT', String(daemon!.port)) } });
+    const r = await runTroubleshoot(opts(), testDeps(root, { exec }));
+    const p = get(r.checks, 'e2e.probes');
+    expect(p.details?.stoppedAt).toBe('daemon-not-receiving');
+    const udp = (p.details?.probes as Array<{ transport: string; stage: string; evidence: string[] }>).filter((x) => x.transport === 'udp');
+    for (const x of udp) {
+      expect(x.stage).toBe('daemon-not-receiving');
+      expect(x.evidence).toContain(`the firewall drops ${daemon!.port}/udp: rule 2 of chain INPUT (-A INPUT -p udp -m udp --dport ${daemon!.port} -j DROP)`);
+    }
+    expect(p.message).not.toMatch(/udp probes? reached the daemon but were not forwarded/);
+    expect(p.fix).toContain('system.firewall');
+    expect(get(r.checks, 'system.firewall').status).toBe('fail');
   });
 
   // Issue 16 item 4: a forwarder that holds its ports but does not answer is hung, not "unknown".

@@ -8,6 +8,7 @@ import type { Listener } from '../../system/listeners.js';
 import type { CheckOutcome, Transport } from '../types.js';
 import { fixForDelivery } from '../advice.js';
 import { clockFault } from './azure.js';
+import { firewallVerdicts } from './system.js';
 import { stripConfigComments } from '../../install/config-text.js';
 
 const G = 'e2e' as const;
@@ -193,7 +194,11 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
     ctx.invalidate(['health']); // delivery state after the probes, for every check that reads it
     const health = (await ctx.health()).health;
     const mismatch = (await protocolMismatch(ctx))?.message;
-    for (const r of results) locate(ctx, r, { sockets, daemonPids, daemonToForwarder: toForwarder, fwdPorts, logs, mismatch, adminError, health, seen: seen[r.id] });
+    const fw = (await firewallVerdicts(ctx)).verdicts;
+    const firewallDrop = (t: Transport) => fw.find((x) => x.packet.iface === 'lo' && x.packet.protocol === t && x.verdict.action === 'drop')?.verdict.by;
+    for (const r of results) {
+      locate(ctx, r, { sockets, daemonPids, daemonToForwarder: toForwarder, fwdPorts, logs, mismatch, firewallDrop: firewallDrop(r.transport), adminError, health, seen: seen[r.id] });
+    }
     return { results, adminError, capture: captureInfo, daemonToForwarder: toForwarder };
   });
 }
@@ -247,6 +252,8 @@ function locate(
     fwdPorts: number[];
     logs: Map<string, string>;
     mismatch?: string;
+    /** The firewall rule that drops this transport's packets to the daemon port, if one does. */
+    firewallDrop?: string;
     adminError?: string;
     health?: import('../../forwarder/admin-types.js').Health;
     seen?: { daemonPort: boolean; forwarderPort: boolean };
@@ -271,8 +278,9 @@ function locate(
   }
   const listeners = listenersOn(e.sockets, port, r.transport);
   const foreign = listeners.filter((l) => l.pid !== undefined && !e.daemonPids.has(l.pid));
-  if (r.sendError || listeners.length === 0 || (foreign.length > 0 && foreign.length === listeners.length)) {
+  if (r.sendError || listeners.length === 0 || (foreign.length > 0 && foreign.length === listeners.length) || e.firewallDrop) {
     r.stage = 'daemon-not-receiving';
+    if (e.firewallDrop) r.evidence.push(`the firewall drops ${port}/${r.transport}: ${e.firewallDrop}`);
     if (r.sendError) r.evidence.push(`sending to ${r.target} failed: ${r.sendError}`);
     if (listeners.length === 0) r.evidence.push(`nothing listens on ${port}/${r.transport}`);
     for (const f of foreign) r.evidence.push(`${port}/${r.transport} is held by ${f.comm} (pid ${f.pid}), not the syslog daemon`);
@@ -360,6 +368,9 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
 function fixForStage(stage: ProbeStage, p: ProbeResult, port: number, sinkType?: string, skew?: number | null): string {
   switch (stage) {
     case 'daemon-not-receiving':
+      if (p.evidence.some((e) => e.startsWith('the firewall drops'))) {
+        return `let ${port}/${p.transport} through the firewall: see system.firewall for the exact rule and command (\`sentinel-cef troubleshoot --fix\` adds it)`;
+      }
       if (p.evidence.some((e) => e.includes('is held by'))) {
         return `stop the program holding port ${port} (see daemon.listening) or install on another port with \`sentinel-cef install --port N\``;
       }

@@ -8,55 +8,94 @@ import { runProbes } from './e2e.js';
 import { detectFirewall, planFirewallFix } from '../../system/firewall.js';
 import { detectSelinux, planSelinuxFix } from '../../system/selinux.js';
 import { asInstallerExec } from '../deps.js';
+import { evaluateIptables, evaluateNft, parseIptablesSave, parseNftJson, type Packet, type Verdict } from '../netfilter.js';
 
 const G = 'system' as const;
 
 interface FirewallFinding {
-  kind: 'firewalld' | 'ufw' | 'iptables' | 'none';
+  kind: 'firewalld' | 'ufw' | 'iptables' | 'nftables' | 'none';
   blocked: string[];
   allowed: string[];
   commands: string[][];
+  /** Per blocked port: the rule (or policy) that drops it. */
+  droppedBy?: Record<string, string>;
+  /** Said when the commands do not survive a reboot, with how to make them. */
+  persist?: string;
+}
+
+/** Verdicts of the iptables and nftables rulesets for new packets to the daemon port, per transport and origin. */
+export function firewallVerdicts(ctx: Context): Promise<{ kind: 'iptables' | 'nftables' | 'none'; verdicts: Array<{ packet: Packet; verdict: Verdict }> }> {
+  return ctx.once('firewall-verdicts', async () => {
+    const port = ctx.opts.port;
+    const packets: Packet[] = (['tcp', 'udp'] as const).flatMap((protocol) => (['ext', 'lo'] as const).map((iface) => ({ protocol, port, iface })));
+    const ipt = await ctx.deps.exec('iptables-save', ['-t', 'filter'], { timeoutMs: 15_000 });
+    const save = !ipt.notFound && ipt.exitCode === 0 ? parseIptablesSave(ipt.stdout) : null;
+    const nft = await ctx.deps.exec('nft', ['-j', 'list', 'ruleset'], { timeoutMs: 15_000 });
+    const chains = !nft.notFound && nft.exitCode === 0 ? parseNftJson(nft.stdout) : null;
+    const verdicts: Array<{ packet: Packet; verdict: Verdict }> = [];
+    let kind: 'iptables' | 'nftables' | 'none' = 'none';
+    for (const packet of packets) {
+      // iptables-nft shows the same rules both ways: a drop in either decides, the iptables view names it.
+      const a = save ? evaluateIptables(save, packet) : null;
+      const b = chains ? evaluateNft(chains, packet) : null;
+      const v = a?.action === 'drop' ? a : b?.action === 'drop' ? b : (a ?? b);
+      if (!v) continue;
+      if (v === a) kind = 'iptables';
+      else if (kind === 'none') kind = 'nftables';
+      verdicts.push({ packet, verdict: v });
+    }
+    if (verdicts.some((x) => x.verdict.action === 'drop')) {
+      kind = verdicts.some((x) => x.verdict.action === 'drop' && !x.verdict.table) ? 'iptables' : 'nftables';
+    }
+    return { kind, verdicts };
+  });
 }
 
 async function inspectFirewall(ctx: Context): Promise<FirewallFinding> {
   const port = ctx.opts.port;
   const want = [`${port}/tcp`, `${port}/udp`];
-  const ex = ctx.deps.exec;
   const fw = await detectFirewall(asInstallerExec(ctx.deps));
   if (fw.active && fw.kind !== 'none') {
     const blocked = want.filter((w) => !fw.allowed.includes(w));
     const specs = blocked.map((b) => ({ port: Number(b.split('/')[0]), protocol: b.split('/')[1] as 'tcp' | 'udp' }));
     return { kind: fw.kind, blocked, allowed: fw.allowed, commands: planFirewallFix(fw, specs) };
   }
-  // Neither firewalld nor ufw: plain iptables rules may still drop the port.
-  const ipt = await ex('iptables', ['-S', 'INPUT'], { timeoutMs: 15_000 });
-  if (!ipt.notFound && ipt.exitCode === 0) {
-    const rules = ipt.stdout.split('\n');
-    const policyDrop = rules.some((l) => /^-P INPUT (DROP|REJECT)/.test(l));
-    const catchAll = rules.some((l) => /^-A INPUT\s+-j (DROP|REJECT)\s*$/.test(l.trim()));
-    const allowed = want.filter((w) => {
-      const [p, proto] = w.split('/');
-      return rules.some((l) => /-j ACCEPT/.test(l) && new RegExp(`-p ${proto}\\b`).test(l) && new RegExp(`--dports? (\\S*,)?${p}\\b`).test(l));
-    });
-    const blocked = policyDrop || catchAll ? want.filter((w) => !allowed.includes(w)) : [];
-    return {
-      kind: 'iptables',
-      blocked,
-      allowed,
-      commands: blocked.map((b) => ['iptables', '-I', 'INPUT', '-p', b.split('/')[1], '--dport', b.split('/')[0], '-j', 'ACCEPT']),
-    };
+  // Neither firewalld nor ufw: the first iptables/nftables rule that matches decides.
+  const { kind, verdicts } = await firewallVerdicts(ctx);
+  if (kind === 'none') return { kind: 'none', blocked: [], allowed: [], commands: [] };
+  const ext = verdicts.filter((x) => x.packet.iface === 'ext');
+  const dropped = ext.filter((x) => x.verdict.action === 'drop');
+  const droppedBy = Object.fromEntries(dropped.map((x) => [`${port}/${x.packet.protocol}`, x.verdict.by]));
+  const commands = dropped.map(({ packet: p, verdict: v }) =>
+    v.table
+      ? ['nft', 'insert', 'rule', v.table.family, v.table.name, v.chain, p.protocol, 'dport', String(port), 'accept']
+      : ['iptables', '-I', 'INPUT', '1', '-p', p.protocol, '--dport', String(port), '-j', 'ACCEPT'],
+  );
+  let persist: string | undefined;
+  if (commands.length) {
+    if (kind === 'iptables' && (await ctx.deps.which('netfilter-persistent'))) commands.push(['netfilter-persistent', 'save']);
+    else if (kind === 'iptables' && (await ctx.stat('/etc/sysconfig/iptables'))) commands.push(['service', 'iptables', 'save']);
+    else if (kind === 'iptables') persist = 'rules added with iptables are lost at reboot: save them with `iptables-save > /etc/iptables/rules.v4` (package iptables-persistent)';
+    else persist = 'rules added with nft are lost at reboot: add the same rule to /etc/nftables.conf (or save with `nft list ruleset > /etc/nftables.conf`)';
   }
-  return { kind: 'none', blocked: [], allowed: [], commands: [] };
+  return {
+    kind,
+    blocked: dropped.map((x) => `${port}/${x.packet.protocol}`),
+    allowed: ext.filter((x) => x.verdict.action === 'accept').map((x) => `${port}/${x.packet.protocol}`),
+    commands,
+    droppedBy,
+    persist,
+  };
 }
 
 export async function checkFirewall(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'system.firewall', title: `Firewall allows port ${ctx.opts.port}`, group: G };
   const f = await inspectFirewall(ctx);
-  const details = { firewall: f.kind, allowed: f.allowed, blocked: f.blocked };
-  if (f.kind === 'none') return { ...base, status: 'pass', message: 'no active host firewall (firewalld, ufw, iptables)', details };
+  const details = { firewall: f.kind, allowed: f.allowed, blocked: f.blocked, droppedBy: f.droppedBy };
+  if (f.kind === 'none') return { ...base, status: 'pass', message: 'no active host firewall (firewalld, ufw, iptables, nftables)', details };
   if (f.blocked.length === 0) return { ...base, status: 'pass', message: `${f.kind} allows ${ctx.opts.port}/tcp and /udp`, details };
   const safeFix: SafeFix = {
-    description: `open ${f.blocked.join(', ')} in ${f.kind}`,
+    description: `open ${f.blocked.join(', ')} in ${f.kind}${f.persist ? ' (until reboot)' : ''}`,
     async apply() {
       for (const [cmd, ...args] of f.commands) {
         const r = await ctx.deps.exec(cmd, args, { timeoutMs: 30_000 });
@@ -64,11 +103,12 @@ export async function checkFirewall(ctx: Context): Promise<CheckOutcome> {
       }
     },
   };
+  const why = f.droppedBy ? f.blocked.map((b) => `${b} is dropped by ${f.droppedBy![b]}`).join('; ') : `${f.kind} blocks ${f.blocked.join(', ')}`;
   return {
     ...base,
     status: 'fail',
-    message: `${f.kind} blocks ${f.blocked.join(', ')}: remote devices cannot reach the daemon`,
-    fix: f.commands.map((c) => c.join(' ')).join(' && '),
+    message: `${why}: remote devices cannot reach the daemon`,
+    fix: `${f.commands.map((c) => c.join(' ')).join(' && ')}${f.persist ? `; ${f.persist}` : ''}`,
     safeFix,
     details,
   };
