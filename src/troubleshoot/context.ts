@@ -45,12 +45,15 @@ export class Context {
   readonly opts: TroubleshootOptions;
   readonly deps: TroubleshootDeps;
   readonly fs: FsRoot;
+  /** When the run started (deps.now()): --timeout bounds the whole run from here. */
+  readonly startedAt: number;
   private memo = new Map<string, Promise<unknown>>();
 
   constructor(opts: TroubleshootOptions, deps: TroubleshootDeps) {
     this.opts = opts;
     this.deps = deps;
     this.fs = createFsRoot(deps.root);
+    this.startedAt = deps.now();
   }
 
   /** Drops cached facts so a re-run after a fix sees the new state. */

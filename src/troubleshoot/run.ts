@@ -64,6 +64,17 @@ async function runOne(ctx: Context, c: { id: string; run: CheckFn }): Promise<Ch
   }
 }
 
+function unfinished(id: string, timeoutSec: number): CheckOutcome {
+  return {
+    id,
+    title: id,
+    group: id.split('.')[0] as CheckResult['group'],
+    status: 'warn',
+    message: `did not finish within --timeout ${timeoutSec}s (a program or endpoint it waits on does not answer)`,
+    fix: `run again with a longer --timeout, e.g. \`sentinel-cef troubleshoot --timeout ${timeoutSec * 3}\``,
+  };
+}
+
 function strip(o: CheckOutcome): CheckResult {
   const { safeFix: _unused, ...rest } = o;
   return rest;
@@ -86,14 +97,31 @@ export async function runTroubleshoot(
   hooks: RunHooks = {},
 ): Promise<TroubleshootReport> {
   const opts = troubleshootOptionsSchema.parse(options);
-  const ctx = new Context(opts, deps);
+  // While the checks run, no program may outlive the run's deadline (fixes, later, keep their own timeouts).
+  let checking = true;
+  const deadline = deps.now() + opts.timeoutSec * 1000;
+  const bounded: TroubleshootDeps = {
+    ...deps,
+    exec: (file, args, o = {}) =>
+      deps.exec(file, args, checking ? { ...o, timeoutMs: Math.min(o.timeoutMs ?? 30_000, Math.max(500, deadline - deps.now())) } : o),
+  };
+  const ctx = new Context(opts, bounded);
+  // --timeout is a bound on the whole run: a check still waiting then (a hung program, a silent endpoint) is
+  // reported as such instead of stretching the run.
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<void>((r) => {
+    timer = setTimeout(r, Math.max(0, ctx.startedAt + opts.timeoutSec * 1000 - deps.now()));
+    timer.unref?.();
+  });
   let outcomes = await Promise.all(
     CHECKS.map(async (c) => {
-      const r = await runOne(ctx, c);
+      const r = await Promise.race([runOne(ctx, c), expired.then(() => unfinished(c.id, opts.timeoutSec))]);
       hooks.onResult?.(strip(r));
       return r;
     }),
   );
+  clearTimeout(timer);
+  checking = false;
 
   if (opts.fix) {
     let applied = 0;

@@ -128,7 +128,7 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
     await closedPort.close();
     await put(root, '/proc/net/tcp', procNet([{ local: ['127.0.0.1', 25226], st: '0A', inode: 2001 }]));
     await put(root, '/proc/net/udp', '');
-    const r = await runTroubleshoot({ configPath: '/etc/sentinel-cef/forwarder.json', port: p0, probes: 1, timeoutSec: 0.5 }, testDeps(root));
+    const r = await runTroubleshoot({ configPath: '/etc/sentinel-cef/forwarder.json', port: p0, probes: 1, timeoutSec: 3 }, testDeps(root));
     const p = get(r.checks, 'e2e.probes');
     expect(p.status).toBe('fail');
     expect(p.details?.stoppedAt).toBe('daemon-not-receiving');
@@ -187,7 +187,8 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
     const silent = createTcpServer((sock) => held.push(sock));
     await new Promise<void>((r) => silent.listen(admin.port, '127.0.0.1', () => r()));
     try {
-      const r = await runTroubleshoot(opts(), testDeps(root));
+      // The health calls wait 2 s each for an answer: give the (total) timeout room for them.
+      const r = await runTroubleshoot({ ...opts(), timeoutSec: 6 }, testDeps(root));
       const p = get(r.checks, 'e2e.probes');
       expect(p.details?.stoppedAt).toBe('forwarder-hung');
       expect(p.message).toContain('the forwarder is hung');

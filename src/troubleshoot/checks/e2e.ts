@@ -117,6 +117,7 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
     const daemonPids = new Set(await ctx.daemonPids());
     const fwdPorts = await ctx.forwarderPorts();
     const runId = randomBytes(4).toString('hex');
+    const firewallP = firewallVerdicts(ctx);
 
     let capture: { stop(): Promise<string> } | undefined;
     let captureInfo: ProbeRun['capture'];
@@ -152,9 +153,11 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
     }
     deps.progress(`sent ${results.length} probes, waiting for delivery (up to ${opts.timeoutSec}s)`);
 
-    // Poll the forwarder until every probe is accepted, dead-lettered, or time is up.
+    // Poll the forwarder until every probe is accepted, dead-lettered, or time is up. --timeout bounds the whole
+    // run, so stop early enough to place the probes and let the checks that read them finish.
     let adminError: string | undefined;
-    const deadline = deps.now() + opts.timeoutSec * 1000;
+    const total = opts.timeoutSec * 1000;
+    const deadline = ctx.startedAt + total - Math.min(3000, total * 0.25);
     const base = await ctx.adminBase();
     if (!base) adminError = 'admin endpoint disabled in the config';
     while (!adminError) {
@@ -194,7 +197,8 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
     ctx.invalidate(['health']); // delivery state after the probes, for every check that reads it
     const health = (await ctx.health()).health;
     const mismatch = (await protocolMismatch(ctx))?.message;
-    const fw = (await firewallVerdicts(ctx)).verdicts;
+    // Asked since the start; a firewall tool that does not answer by now must not hold the probes' verdict.
+    const fw = await Promise.race([firewallP.then((f) => f.verdicts), new Promise<[]>((r) => setTimeout(r, 100, []))]);
     const firewallDrop = (t: Transport) => fw.find((x) => x.packet.iface === 'lo' && x.packet.protocol === t && x.verdict.action === 'drop')?.verdict.by;
     for (const r of results) {
       locate(ctx, r, { sockets, daemonPids, daemonToForwarder: toForwarder, fwdPorts, logs, mismatch, firewallDrop: firewallDrop(r.transport), adminError, health, seen: seen[r.id] });
