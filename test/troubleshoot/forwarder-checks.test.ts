@@ -219,3 +219,22 @@ describe('admin-endpoint checks against a fake admin server', () => {
     expect(r.message).toContain('disabled');
   });
 });
+
+// Issue 16 item 9: an unwritable file sink names the object, the cause and the exact command.
+describe('forwarder.delivery with an unwritable file sink', () => {
+  const path = '/var/lib/sentinel-cef/out.ndjson';
+  it.each([
+    ['EISDIR', `open ${path}: EISDIR illegal operation on a directory, open '${path}'`, `${path} is a directory, not a file: point sink.path at a file inside it (e.g. ${path}/rows.ndjson)`],
+    ['EACCES', `open ${path}: EACCES permission denied, open '${path}'`, 'may not write /var/lib/sentinel-cef/out.ndjson: `chown sentinel-cef: /var/lib/sentinel-cef`'],
+    ['EPERM', `append ${path}: EPERM operation not permitted, write`, `\`chattr -i -a ${path}\``],
+    ['ENOSPC', `append ${path}: ENOSPC no space left on device, write`, '`df -h /var/lib/sentinel-cef`'],
+  ])('%s', async (_code, error, fix) => {
+    await writeConfig({ sink: { type: 'file', path } });
+    admin.health = health({ lastDelivery: { ok: false, at: 'now', error } });
+    const r = await fwd.checkDelivery(ctxFor());
+    expect(r.status).toBe('fail');
+    expect(r.message).toContain(error);
+    expect(r.fix).toContain(fix);
+    expect(r.fix).not.toContain('see the forwarder log');
+  });
+});

@@ -356,10 +356,11 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
     return `${g.probes.length} ${ts} probe${g.probes.length === 1 ? '' : 's'} ${STAGE_TEXT[g.stage as Exclude<ProbeStage, 'delivered'>]} (${g.probes[0].evidence.join('; ')})`;
   });
   const first = groups[0];
-  const sinkType = (await ctx.config()).config?.sink.type;
+  const sink = (await ctx.config()).config?.sink;
+  const sinkType = sink?.type;
   const skew = first.stage === 'forwarder-not-delivering' ? await clockFault(ctx) : null;
   const mismatch = first.stage === 'daemon-not-forwarding' ? await protocolMismatch(ctx) : null;
-  const fix = mismatch?.fix ?? fixForStage(first.stage, first.probes[0], ctx.opts.port, sinkType, skew);
+  const fix = mismatch?.fix ?? fixForStage(first.stage, first.probes[0], ctx.opts.port, sinkType, skew, sink?.type === 'file' ? sink.path : undefined);
   return {
     ...base,
     status: 'fail',
@@ -369,7 +370,7 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
   };
 }
 
-function fixForStage(stage: ProbeStage, p: ProbeResult, port: number, sinkType?: string, skew?: number | null): string {
+function fixForStage(stage: ProbeStage, p: ProbeResult, port: number, sinkType?: string, skew?: number | null, sinkPath?: string): string {
   switch (stage) {
     case 'daemon-not-receiving':
       if (p.evidence.some((e) => e.startsWith('the firewall drops'))) {
@@ -388,7 +389,7 @@ function fixForStage(stage: ProbeStage, p: ProbeResult, port: number, sinkType?:
     case 'forwarder-not-delivering': {
       const m = /\b(4\d\d|5\d\d)\b/.exec(p.error ?? '');
       if (!p.error) return 'delivery is slower than --timeout: check forwarder.queue, or run again with a longer --timeout';
-      return fixForDelivery(sinkType, p.httpStatus ?? (m ? Number(m[1]) : undefined), p.error, skew);
+      return fixForDelivery(sinkType, p.httpStatus ?? (m ? Number(m[1]) : undefined), p.error, skew, sinkPath);
     }
     default:
       return 'start the forwarder and its admin endpoint (see forwarder.running, forwarder.admin)';

@@ -388,13 +388,14 @@ export async function checkDelivery(ctx: Context): Promise<CheckOutcome> {
   if (ld.ok) {
     return { ...base, status: 'pass', message: `ok at ${ld.at}; ${counters.delivered} delivered, ${counters.retried} retried`, details };
   }
-  const sinkType = (await ctx.config()).config?.sink.type;
+  const sink = (await ctx.config()).config?.sink;
+  const sinkType = sink?.type;
   const skew = ld.httpStatus === 401 || ld.httpStatus === 403 ? await clockFault(ctx) : null;
   return {
     ...base,
     status: 'fail',
     message: `failed at ${ld.at}${ld.httpStatus ? ` (HTTP ${ld.httpStatus})` : ''}: ${ld.error ?? 'unknown error'}${skew !== null ? ' (this follows from the clock: see azure.clock)' : ''}`,
-    fix: fixForDelivery(sinkType, ld.httpStatus, ld.error ?? '', skew),
+    fix: fixForDelivery(sinkType, ld.httpStatus, ld.error ?? '', skew, sink?.type === 'file' ? sink.path : undefined),
     details,
   };
 }
