@@ -67,7 +67,7 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
     await cleanup(root);
   });
 
-  const opts = () => ({ configPath: '/etc/sentinel-cef/forwarder.json', port: daemon!.port, probes: 2, timeoutSec: 1.5 });
+  const opts = () => ({ configPath: '/etc/sentinel-cef/forwarder.json', port: daemon!.port, probes: 2, timeoutSec: 3 }); // a total bound: room for a loaded machine
 
   it('passes when every probe over TCP and UDP is accepted, with latency', async () => {
     const r = await runTroubleshoot(opts(), testDeps(root));
@@ -108,6 +108,26 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
     const r = await runTroubleshoot(opts(), deps);
     expect(get(r.checks, 'e2e.probes').message).toContain('the daemon logged it to /var/log/syslog');
     expect(get(r.checks, 'system.duplicates').status).toBe('warn');
+  });
+
+  // Issue 16 item 9: the duplicate names the rule that writes the log, where it is, and the exact edit.
+  it('names the rule that also writes CEF to /var/log/syslog and how to move it', async () => {
+    behaviour = 'drop';
+    await put(root, '/var/log/syslog', '');
+    await put(root, '/etc/rsyslog.conf', 'module(load="imuxsock")\n*.*;auth,authpriv.none\t\t-/var/log/syslog\n$IncludeConfig /etc/rsyslog.d/*.conf\n');
+    const deps = testDeps(root);
+    const send = deps.sendSyslog;
+    deps.sendSyslog = async (t, m) => {
+      await send(t, m);
+      await appendFile(join(root, '/var/log/syslog'), `Nov 22 host CEF: ${m}\n`);
+    };
+    const r = await runTroubleshoot(opts(), deps);
+    const d = get(r.checks, 'system.duplicates');
+    expect(d.status).toBe('warn');
+    expect(d.message).toContain('written there by /etc/rsyslog.conf line 2 (`*.*;auth,authpriv.none\t\t-/var/log/syslog`)');
+    expect(d.fix).toBe(
+      '/etc/rsyslog.conf line 2 logs CEF before the include of /etc/rsyslog.d (line 3): move that line below it (or guard it with `if not ($rawmsg contains "CEF:") then`), then `systemctl restart rsyslog`',
+    );
   });
 
   it('locates probes the forwarder received but could not deliver, with the sink error', async () => {

@@ -223,22 +223,62 @@ export async function checkDuplicates(ctx: Context): Promise<CheckOutcome> {
     if (t) findings.push(`OMS agent workspace ${ws} collects Syslog (${ws}/conf/omsagent.d/syslog.conf)`);
   }
   // Evidence from the probes: our drop-in stops CEF, so a probe in /var/log/syslog means another rule caught it first.
+  let ruleFix: string | undefined;
   if (ctx.opts.probes > 0) {
     const run = await runProbes(ctx);
     const logged = run.results.find((r) => r.evidence.some((e) => e.startsWith('the daemon logged it')));
     const hit = logged ?? (await probeInLogs(ctx, run.results.map((r) => r.id)));
-    if (hit) findings.push(typeof hit === 'string' ? hit : `probe ${hit.id} was also written to the local log`);
+    if (hit) {
+      const file = typeof hit === 'string' ? /landed in (\S+)/.exec(hit)?.[1] : /logged it to (\S+)/.exec(hit.evidence.join(' '))?.[1];
+      const rules = file ? await rulesWriting(ctx, file) : [];
+      const by = rules.length ? `, written there by ${rules.map((r) => `${r.path} line ${r.line} (\`${r.text}\`)`).join(', ')}` : '';
+      findings.push(`${typeof hit === 'string' ? hit : `probe ${hit.id} was also written to ${file ?? 'the local log'}`}${by}`);
+      if (rules.length) ruleFix = await fixForLocalRule(ctx, rules[0], d.name);
+    }
   }
   if (findings.length) {
     return {
       ...base,
       status: 'warn',
       message: `CEF may be ingested twice (Syslog and CommonSecurityLog) or fill /var/log: ${findings.join('; ')}`,
-      fix: 'exclude local4 (or your CEF facility) from the Syslog data collection rule, and keep our drop-in first so its `stop` applies',
+      fix: ruleFix ?? 'exclude local4 (or your CEF facility) from the Syslog data collection rule, and keep our drop-in first so its `stop` applies',
       details: { findings },
     };
   }
   return { ...base, status: 'pass', message: 'no other rule collects CEF as plain Syslog' };
+}
+
+/** Daemon config lines that write to `file` (rsyslog legacy and omfile actions, syslog-ng file destinations). */
+async function rulesWriting(ctx: Context, file: string): Promise<Array<{ path: string; line: number; text: string }>> {
+  const esc = file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  const re = new RegExp(`(\\s-?${esc}\\s*$)|(file\\s*=\\s*"${esc}")|(file\\s*\\(\\s*"${esc}")`, 'i');
+  const out: Array<{ path: string; line: number; text: string }> = [];
+  for (const f of await ctx.daemonConfigFiles()) {
+    f.text.split('\n').forEach((l, i) => {
+      if (!l.trim().startsWith('#') && re.test(l)) out.push({ path: f.path, line: i + 1, text: l.trim().slice(0, 120) });
+    });
+  }
+  return out;
+}
+
+/** Where the rule sits decides the fix: before our drop-in is read, its action sees CEF before our `stop`. */
+async function fixForLocalRule(ctx: Context, rule: { path: string; line: number; text: string }, daemon: string | null): Promise<string> {
+  const restart = `\`systemctl restart ${daemon ?? 'rsyslog'}\``;
+  if (daemon === 'syslog-ng') {
+    return `in ${rule.path} line ${rule.line}, the log path using this destination runs before ours: move the \`@include "/etc/syslog-ng/conf.d/*.conf"\` line above it, then ${restart}`;
+  }
+  const ours = LAYOUT.rsyslogDropIn.split('/').pop()!;
+  if (rule.path === '/etc/rsyslog.conf') {
+    const text = (await ctx.readText(rule.path)) ?? '';
+    const inc = text.split('\n').findIndex((l) => /^\s*(\$IncludeConfig|include\s*\()/.test(l)) + 1;
+    if (inc > rule.line || inc === 0) {
+      return `${rule.path} line ${rule.line} logs CEF before ${inc ? `the include of /etc/rsyslog.d (line ${inc})` : 'our drop-in is read'}: move that line below it (or guard it with \`if not ($rawmsg contains "CEF:") then\`), then ${restart}`;
+    }
+  }
+  if (rule.path.startsWith(`${LAYOUT.rsyslogDir}/`) && rule.path.split('/').pop()! < ours) {
+    return `${rule.path} sorts before ${ours}, so its line ${rule.line} logs CEF before our \`stop\`: rename it to sort after (e.g. 50-${rule.path.split('/').pop()}), then ${restart}`;
+  }
+  return `${rule.path} line ${rule.line} logs CEF although our drop-in stops it: check that ${LAYOUT.rsyslogDropIn} is loaded (daemon.dropin), or guard that line with \`if not ($rawmsg contains "CEF:") then\`, then ${restart}`;
 }
 
 async function probeInLogs(ctx: Context, ids: string[]): Promise<string | undefined> {
