@@ -8,6 +8,7 @@ import { restartForwarderFix } from '../fixes.js';
 import { fixForDelivery, formatBytes } from '../advice.js';
 import { settledHealth } from './e2e.js';
 import { clockFault } from './azure.js';
+import { lookupUser, SERVICE_USER } from '../../install/service.js';
 
 const G = 'forwarder' as const;
 
@@ -231,12 +232,20 @@ export async function checkRunning(ctx: Context): Promise<CheckOutcome> {
   }
   if (supAlive) {
     const log = (await ctx.readText(LAYOUT.logFiles[0])) ?? '';
-    const last = log.trimEnd().split('\n').filter((l) => /supervisor|error|fatal/i.test(l)).at(-1);
+    const lines = log.trimEnd().split('\n');
+    // The supervisor's "exited, restarting" line only says that it died; the forwarder's own error above it says why.
+    const cause = lines.filter((l) => !/supervisor/i.test(l) && /error|fatal|\bE[A-Z]{3,}\b|"level":\s*[56]0/i.test(l)).at(-1);
+    const last = cause ?? lines.filter((l) => /supervisor|error|fatal/i.test(l)).at(-1);
+    const queue = await queueDirProblem(ctx);
+    const user = SERVICE_USER;
     return {
       ...base,
       status: 'fail',
-      message: `the supervisor (pid ${sup}) is up but the forwarder keeps exiting${last ? `: ${last.slice(0, 200)}` : ''}`,
-      fix: `read ${LAYOUT.logFiles[0]}; check the config with \`sentinel-cef forward --check --config ${ctx.opts.configPath}\``,
+      message: `the supervisor (pid ${sup}) is up but the forwarder keeps exiting${last ? `: ${last.slice(0, 300)}` : ''}${queue ? `; ${queue.message}` : ''}`,
+      // As root, `forward --check` finds every directory writable: check as the user the service runs as.
+      fix: queue
+        ? queue.fix
+        : `check the config as the service user: \`runuser -u ${user} -- sentinel-cef forward --check --config ${ctx.opts.configPath}\`; the log: ${LAYOUT.logFiles[0]}`,
       safeFix,
     };
   }
@@ -258,6 +267,37 @@ export async function checkRunning(ctx: Context): Promise<CheckOutcome> {
     fix: 'start it: `sentinel-cef troubleshoot --fix` or `sentinel-cef install`',
     safeFix,
   };
+}
+
+/** Can the service user create and write the queue directory? Judged by owner, group and mode along the path. */
+async function queueDirProblem(ctx: Context): Promise<{ message: string; fix: string } | null> {
+  const dir = (await ctx.config()).config?.queue.dir;
+  const user = await lookupUser(ctx.fs, SERVICE_USER);
+  if (!dir || !user || user.uid === 0) return null;
+  const may = (st: { mode: number; uid: number; gid: number }, bits: number) => {
+    const m = st.uid === user.uid ? (st.mode >> 6) & 7 : st.gid === user.gid ? (st.mode >> 3) & 7 : st.mode & 7;
+    return (m & bits) === bits;
+  };
+  const parts = dir.split('/').filter(Boolean);
+  for (let i = 0; i <= parts.length; i++) {
+    const p = `/${parts.slice(0, i).join('/')}`;
+    const st = await ctx.stat(p);
+    const next = i < parts.length ? await ctx.stat(`/${parts.slice(0, i + 1).join('/')}`) : null;
+    if (!st) return null;
+    const deepest = i === parts.length || !next;
+    // Every directory on the way must be searchable; the last existing one must also be writable.
+    const need = deepest ? 3 : 1;
+    if (!may(st, need)) {
+      const owner = `${st.uid === 0 ? 'root' : st.uid}:${st.gid === 0 ? 'root' : st.gid}`;
+      const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+      return {
+        message: `the service user ${SERVICE_USER} cannot ${need === 3 ? 'write' : 'enter'} ${p} (owner ${owner}, mode ${mode}), so the forwarder cannot open its queue ${dir}`,
+        fix: p === dir || deepest ? `\`chown -R ${SERVICE_USER}: ${dir === p ? dir : p}\` (or re-run \`sentinel-cef install\`), then restart the forwarder` : `\`chmod o+x ${p}\`, then restart the forwarder`,
+      };
+    }
+    if (deepest) return null;
+  }
+  return null;
 }
 
 export async function checkAdmin(ctx: Context): Promise<CheckOutcome> {
