@@ -199,6 +199,19 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
     expect(get(r.checks, 'system.firewall').status).toBe('fail');
   });
 
+  // Issue 16 item 5: the daemon sends TCP, the forwarder listens on UDP only.
+  it('names the transport mismatch, not a down forwarder, when the forwarder listens on UDP only', async () => {
+    behaviour = 'drop';
+    await put(root, '/proc/net/tcp', procNet([{ local: ['0.0.0.0', daemon!.port], st: '0A', inode: 1001 }]));
+    await put(root, '/proc/net/udp', procNet([{ local: ['0.0.0.0', daemon!.port], st: '07', inode: 1002 }, { local: ['127.0.0.1', 25226], st: '07', inode: 2001 }]));
+    const r = await runTroubleshoot(opts(), testDeps(root));
+    const p = get(r.checks, 'e2e.probes');
+    expect(p.details?.stoppedAt).toBe('daemon-not-forwarding');
+    expect(p.message).toContain('rsyslog sends tcp to 127.0.0.1:25226, but the forwarder listens there on udp only');
+    expect(p.fix).toContain('"tcp://127.0.0.1:25226" to "listen"');
+    expect(get(r.checks, 'daemon.forwarding').message).not.toContain('nothing listens');
+  });
+
   // Issue 16 item 4: a forwarder that holds its ports but does not answer is hung, not "unknown".
   it('says the forwarder is hung when its admin endpoint accepts and never answers', async () => {
     await admin.close();
