@@ -45,8 +45,8 @@ export class Context {
   readonly opts: TroubleshootOptions;
   readonly deps: TroubleshootDeps;
   readonly fs: FsRoot;
-  /** When the run started (deps.now()): --timeout bounds the whole run from here. */
-  readonly startedAt: number;
+  /** When the checks started (deps.now()): --timeout bounds them from here; --fix re-checks start it again. */
+  startedAt: number;
   private memo = new Map<string, Promise<unknown>>();
 
   constructor(opts: TroubleshootOptions, deps: TroubleshootDeps) {

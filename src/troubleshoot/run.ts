@@ -133,6 +133,7 @@ export async function runTroubleshoot(
       let o = first;
       if (applied > 0) {
         ctx.invalidate();
+        ctx.startedAt = deps.now(); // a re-check after a fix gets its own --timeout
         o = await runOne(ctx, CHECKS.find((c) => c.id === first.id)!);
         outcomes = outcomes.map((x) => (x.id === o.id ? o : x));
         if (o.status !== 'fail' && o.status !== 'warn') continue;
@@ -152,6 +153,7 @@ export async function runTroubleshoot(
       // Give restarted services a moment to bind their ports before the check looks again.
       await deps.sleep(error ? 0 : 1000);
       ctx.invalidate();
+      ctx.startedAt = deps.now();
       const again = await runOne(ctx, CHECKS.find((c) => c.id === o.id)!);
       again.details = { ...again.details, fix: { applied: !error, description: fix.description, error, before: o.status } };
       outcomes = outcomes.map((x) => (x.id === o.id ? again : x));
@@ -159,6 +161,7 @@ export async function runTroubleshoot(
     if (applied > 0) {
       // The fixes changed the path: follow fresh probes through it, and refresh everything else with them.
       ctx.invalidate();
+      ctx.startedAt = deps.now();
       const fresh = await Promise.all(
         outcomes.map(async (x) => {
           const f = x.details?.fix ? x : await runOne(ctx, CHECKS.find((c) => c.id === x.id)!);
