@@ -1,7 +1,33 @@
+import { SERVICE_USER } from '../install/service.js';
 /** One-line advice shared by several checks. */
 
-/** What an HTTP status from a sink most likely means, as a one-line fix. */
-export function fixForDelivery(sinkType: string | undefined, httpStatus: number | undefined, error: string): string {
+export function clockText(skewSec: number): string {
+  return `the local clock is ${Math.abs(skewSec)} s ${skewSec >= 0 ? 'ahead' : 'behind'}`;
+}
+
+/** The one fix for every refusal a skewed clock causes. */
+export function clockFix(): string {
+  return 'sync the clock with NTP: `timedatectl set-ntp true` (or start chronyd); the forwarder keeps the refused rows and sends them once the clock is right';
+}
+
+/**
+ * What an HTTP status from a sink most likely means, as a one-line fix. With `clockSkewSec` (the clock is known to be
+ * off), a 401/403 is the clock's doing, whatever the key.
+ */
+export function fixForDelivery(
+  sinkType: string | undefined,
+  httpStatus: number | undefined,
+  error: string,
+  clockSkewSec?: number | null,
+  sinkPath?: string,
+): string {
+  if (sinkType === 'file' && sinkPath) {
+    const fileFix = fixForFileSink(error, sinkPath);
+    if (fileFix) return fileFix;
+  }
+  if ((httpStatus === 401 || httpStatus === 403) && clockSkewSec != null) {
+    return `${clockText(clockSkewSec)} (see azure.clock), so Azure refuses the requests: ${clockFix()}`;
+  }
   if (httpStatus === 403 && sinkType === 'logs-ingestion') {
     return 'grant the app "Monitoring Metrics Publisher" on the DCR (role assignments take up to 30 min to apply)';
   }
@@ -18,6 +44,31 @@ export function fixForDelivery(sinkType: string | undefined, httpStatus: number 
     return 'the Azure endpoint is unreachable: see azure.endpoint (DNS, firewall, HTTPS_PROXY)';
   }
   return 'see the forwarder log for the full error';
+}
+
+/** The file sink's write errors, each with the object, the cause and the command that fixes it. */
+export function fixForFileSink(error: string, path: string): string | undefined {
+  const dir = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) || '/' : '.';
+  const code = /\b(EISDIR|EACCES|EPERM|ENOTDIR|EROFS|ENOSPC|EDQUOT|ENOENT)\b/.exec(error)?.[1];
+  switch (code) {
+    case 'EISDIR':
+      return `${path} is a directory, not a file: point sink.path at a file inside it (e.g. ${path.replace(/\/$/, '')}/rows.ndjson) in the forwarder config, then restart the forwarder`;
+    case 'EACCES':
+      return `the service user ${SERVICE_USER} may not write ${path}: \`chown ${SERVICE_USER}: ${dir}\` (and \`chown ${SERVICE_USER}: ${path}\` if it exists); the rows stay queued and are written once it can`;
+    case 'EPERM':
+      return `${path} refuses writes even to its owner (immutable or append-only attribute?): check \`lsattr ${path}\` and clear it with \`chattr -i -a ${path}\``;
+    case 'ENOTDIR':
+      return `a part of ${dir} is a file, not a directory: fix sink.path in the forwarder config`;
+    case 'EROFS':
+      return `${dir} is on a read-only filesystem: point sink.path at a writable one`;
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return `the filesystem of ${dir} is full (${code}): free space there (\`df -h ${dir}\`); the rows stay queued`;
+    case 'ENOENT':
+      return `${dir} does not exist: \`mkdir -p ${dir} && chown ${SERVICE_USER}: ${dir}\``;
+    default:
+      return undefined;
+  }
 }
 
 export function formatBytes(n: number): string {

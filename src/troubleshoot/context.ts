@@ -48,6 +48,8 @@ export class Context {
   readonly fs: FsRoot;
   /** Where port, protocol, daemon and config came from (flag, install state, default). */
   readonly settings: Setting[];
+  /** When the checks started (deps.now()): --timeout bounds them from here; --fix re-checks start it again. */
+  startedAt: number;
   private memo = new Map<string, Promise<unknown>>();
 
   constructor(opts: TroubleshootOptions, deps: TroubleshootDeps, settings: Setting[] = []) {
@@ -55,6 +57,7 @@ export class Context {
     this.deps = deps;
     this.settings = settings;
     this.fs = createFsRoot(deps.root);
+    this.startedAt = deps.now();
   }
 
   /** Drops cached facts so a re-run after a fix sees the new state. */

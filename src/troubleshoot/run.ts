@@ -65,6 +65,17 @@ async function runOne(ctx: Context, c: { id: string; run: CheckFn }): Promise<Ch
   }
 }
 
+function unfinished(id: string, timeoutSec: number): CheckOutcome {
+  return {
+    id,
+    title: id,
+    group: id.split('.')[0] as CheckResult['group'],
+    status: 'warn',
+    message: `did not finish within --timeout ${timeoutSec}s (a program or endpoint it waits on does not answer)`,
+    fix: `run again with a longer --timeout, e.g. \`sentinel-cef troubleshoot --timeout ${timeoutSec * 3}\``,
+  };
+}
+
 function strip(o: CheckOutcome): CheckResult {
   const { safeFix: _unused, ...rest } = o;
   return rest;
@@ -88,14 +99,31 @@ export async function runTroubleshoot(
 ): Promise<TroubleshootReport> {
   const resolved = await applyInstalledOptions(options, deps);
   const opts = troubleshootOptionsSchema.parse(resolved.input);
-  const ctx = new Context(opts, deps, resolved.settings);
+  // While the checks run, no program may outlive the run's deadline (fixes, later, keep their own timeouts).
+  let checking = true;
+  const deadline = deps.now() + opts.timeoutSec * 1000;
+  const bounded: TroubleshootDeps = {
+    ...deps,
+    exec: (file, args, o = {}) =>
+      deps.exec(file, args, checking ? { ...o, timeoutMs: Math.min(o.timeoutMs ?? 30_000, Math.max(500, deadline - deps.now())) } : o),
+  };
+  const ctx = new Context(opts, bounded, resolved.settings);
+  // --timeout is a bound on the whole run: a check still waiting then (a hung program, a silent endpoint) is
+  // reported as such instead of stretching the run.
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<void>((r) => {
+    timer = setTimeout(r, Math.max(0, ctx.startedAt + opts.timeoutSec * 1000 - deps.now()));
+    timer.unref?.();
+  });
   let outcomes = await Promise.all(
     CHECKS.map(async (c) => {
-      const r = await runOne(ctx, c);
+      const r = await Promise.race([runOne(ctx, c), expired.then(() => unfinished(c.id, opts.timeoutSec))]);
       hooks.onResult?.(strip(r));
       return r;
     }),
   );
+  clearTimeout(timer);
+  checking = false;
 
   if (opts.fix) {
     let applied = 0;
@@ -107,6 +135,7 @@ export async function runTroubleshoot(
       let o = first;
       if (applied > 0) {
         ctx.invalidate();
+        ctx.startedAt = deps.now(); // a re-check after a fix gets its own --timeout
         o = await runOne(ctx, CHECKS.find((c) => c.id === first.id)!);
         outcomes = outcomes.map((x) => (x.id === o.id ? o : x));
         if (o.status !== 'fail' && o.status !== 'warn') continue;
@@ -126,6 +155,7 @@ export async function runTroubleshoot(
       // Give restarted services a moment to bind their ports before the check looks again.
       await deps.sleep(error ? 0 : 1000);
       ctx.invalidate();
+      ctx.startedAt = deps.now();
       const again = await runOne(ctx, CHECKS.find((c) => c.id === o.id)!);
       again.details = { ...again.details, fix: { applied: !error, description: fix.description, error, before: o.status } };
       outcomes = outcomes.map((x) => (x.id === o.id ? again : x));
@@ -133,6 +163,7 @@ export async function runTroubleshoot(
     if (applied > 0) {
       // The fixes changed the path: follow fresh probes through it, and refresh everything else with them.
       ctx.invalidate();
+      ctx.startedAt = deps.now();
       const fresh = await Promise.all(
         outcomes.map(async (x) => {
           const f = x.details?.fix ? x : await runOne(ctx, CHECKS.find((c) => c.id === x.id)!);

@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { Context } from '../../src/troubleshoot/context.js';
 import * as azure from '../../src/troubleshoot/checks/azure.js';
 import { probeEndpoint, proxyFor } from '../../src/troubleshoot/endpoint.js';
+import { runTroubleshoot } from '../../src/troubleshoot/run.js';
 import { troubleshootOptionsSchema, type TroubleshootDeps } from '../../src/troubleshoot/types.js';
 import { cleanup, health, makeRoot, put, startFakeAdmin, testDeps, type FakeAdmin } from './helpers.js';
 
@@ -229,5 +230,29 @@ describe('azure.* checks', () => {
     const role = await azure.checkCredentials(ctxFor());
     expect(role.status).toBe('fail');
     expect(role.fix).toContain('Monitoring Metrics Publisher');
+  });
+
+  // Issue 16 item 8: one cause, one message. A skewed clock makes every Data Collector post a 403; no check may
+  // then blame the key, and every check that sees the 403 points at the clock.
+  it.each([
+    ['by the endpoint Date header', 7 * 60_000, 'Forbidden: InvalidAuthorization'],
+    ['by the forwarder delivery hint alone', 0, "HTTP 403 InvalidAuthorization; this machine's clock is 1200 s off (behind the service's Date header)"],
+  ])('a skewed clock (%s) is the one cause of the 403s', async (_name, ahead, error) => {
+    serverDate = () => new Date(Date.now() + ahead).toUTCString();
+    admin.health = health({ sink: 'log-analytics', lastDelivery: { ok: false, at: 'now', httpStatus: 403, error } });
+    // Every probe reaches the forwarder and is refused like the rows.
+    admin.probes = { get: (id: string) => ({ id, received: true, accepted: false, error: 'HTTP 403 Forbidden' }) } as unknown as FakeAdmin['probes'];
+    const report = await runTroubleshoot(
+      { configPath: '/etc/sentinel-cef/forwarder.json', probes: 1, timeoutSec: 1 },
+      testDeps(root, { probeEndpoint, sendSyslog: async () => {} }),
+    );
+    const byId = Object.fromEntries(report.checks.map((c) => [c.id, c]));
+    for (const c of report.checks) expect(`${c.id}: ${c.message} ${c.fix ?? ''}`).not.toMatch(/shared key|workspace key|primary key/i);
+    for (const id of ['forwarder.delivery', 'azure.credentials', 'e2e.probes']) {
+      expect(byId[id].status, id).toBe('fail');
+      expect(byId[id].fix, id).toContain('timedatectl set-ntp true');
+      expect(`${byId[id].message} ${byId[id].fix}`, id).toContain('azure.clock');
+    }
+    if (ahead) expect(byId['azure.clock'].message).toContain('follow from it');
   });
 });

@@ -160,6 +160,42 @@ describe('daemon.listening and daemon.forwarding', () => {
   });
 });
 
+// Issue 16 item 5: a forwarder on the right port but the wrong transport is not "nothing listens".
+describe('daemon.forwarding compares transports, not only ports', () => {
+  const tcpOnly = procNet([{ local: ['0.0.0.0', 514], st: '0A', inode: 1001 }]);
+  it.each([
+    ['rsyslog omfwd protocol="tcp"', 'action(type="omfwd" target="127.0.0.1"\n  port="25226" protocol="tcp")\n', 'tcp', 'udp'],
+    ['rsyslog legacy @@', '*.* @@127.0.0.1:25226\n', 'tcp', 'udp'],
+    ['rsyslog omfwd without protocol (UDP)', 'action(type="omfwd" target="127.0.0.1" port="25226")\n', 'udp', 'tcp'],
+    ['rsyslog legacy @', 'local4.* @127.0.0.1:25226\n', 'udp', 'tcp'],
+  ])('%s against a forwarder on the other transport', async (_n, rule, sends, listens) => {
+    await put(root, '/etc/rsyslog.d/10-sentinel-cef.conf', `if ($rawmsg contains "CEF:") then {\n${rule}stop\n}\n`);
+    const fwd = procNet([{ local: ['127.0.0.1', 25226], st: listens === 'tcp' ? '0A' : '07', inode: 2001 }]);
+    await put(root, '/proc/net/tcp', listens === 'tcp' ? `${tcpOnly}${fwd.split('\n').slice(1).join('\n')}` : tcpOnly);
+    await put(root, '/proc/net/udp', listens === 'udp' ? fwd : '');
+    const r = await daemon.checkForwarding(ctxFor());
+    expect(r.status).toBe('fail');
+    expect(r.message).not.toContain('nothing listens');
+    expect(r.message).toBe(`rsyslog sends ${sends} to 127.0.0.1:25226, but the forwarder listens there on ${listens} only`);
+    expect(r.fix).toContain(`"${sends}://127.0.0.1:25226" to "listen" in /etc/sentinel-cef/forwarder.json`);
+    expect(r.fix).not.toMatch(/^start the forwarder/);
+  });
+  it('syslog-ng syslog() defaults to TCP', async () => {
+    await cleanup(root);
+    root = await makeRoot();
+    await healthyTree(root, { adminPort: 1, daemonPort: 514, daemon: 'syslog-ng' });
+    await put(root, '/proc/net/tcp', tcpOnly);
+    await put(root, '/proc/net/udp', procNet([{ local: ['127.0.0.1', 25226], st: '07', inode: 2001 }]));
+    const r = await daemon.checkForwarding(ctxFor());
+    expect(r.message).toBe('syslog-ng sends tcp to 127.0.0.1:25226, but the forwarder listens there on udp only');
+  });
+  it('still says nothing listens when nothing does', async () => {
+    await put(root, '/proc/net/tcp', tcpOnly);
+    await put(root, '/proc/net/udp', '');
+    expect((await daemon.checkForwarding(ctxFor())).message).toContain('nothing listens on 127.0.0.1:25226');
+  });
+});
+
 describe('daemon.max-message-size and daemon.rate-limit', () => {
   it('passes at the rsyslog default of 8k and at 64k, warns when lowered below 8k', async () => {
     const r = await daemon.checkMaxMessageSize(ctxFor());
@@ -188,8 +224,8 @@ describe('system.firewall', () => {
     ['firewalld open', { 'firewall-cmd --state': { stdout: 'running\n' }, 'firewall-cmd --list-ports': { stdout: '514/tcp 514/udp\n' }, 'firewall-cmd --list-services': { stdout: '' } }, 'pass', null],
     ['ufw blocking', { 'ufw status': { stdout: 'Status: active\n\nTo Action From\n22/tcp ALLOW Anywhere\n' } }, 'fail', /ufw allow 514\/tcp/],
     ['ufw open', { 'ufw status': { stdout: 'Status: active\n\n514 ALLOW Anywhere\n' } }, 'pass', null],
-    ['iptables drop policy', { 'iptables -S INPUT': { stdout: '-P INPUT DROP\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -p udp -m udp --dport 514 -j ACCEPT\n' } }, 'fail', /iptables -I INPUT -p tcp --dport 514 -j ACCEPT$/],
-    ['iptables accept policy', { 'iptables -S INPUT': { stdout: '-P INPUT ACCEPT\n' } }, 'pass', null],
+    ['iptables drop policy', { 'iptables-save -t filter': { stdout: '*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -p udp -m udp --dport 514 -j ACCEPT\nCOMMIT\n' } }, 'fail', /^iptables -I INPUT 1 -p tcp --dport 514 -j ACCEPT; rules added with iptables are lost at reboot/],
+    ['iptables accept policy', { 'iptables-save -t filter': { stdout: '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n' } }, 'pass', null],
   ] as const)('%s', async (_n, table, status, fix) => {
     const calls: string[] = [];
     const programs: Record<string, object> = { ...table };
@@ -199,7 +235,7 @@ describe('system.firewall', () => {
     if (status === 'fail') {
       Object.assign(programs, { 'firewall-cmd': {}, ufw: {}, iptables: {} });
       await r.safeFix!.apply();
-      expect(calls.slice(-1)[0]).toMatch(/firewall-cmd --reload|ufw allow 514\/udp|iptables -I INPUT -p tcp/);
+      expect(calls.slice(-1)[0]).toMatch(/firewall-cmd --reload|ufw allow 514\/udp|iptables -I INPUT 1 -p tcp/);
     }
   });
 });

@@ -1,4 +1,5 @@
 import { appendFile } from 'node:fs/promises';
+import { createServer as createTcpServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runTroubleshoot } from '../../src/troubleshoot/run.js';
@@ -18,6 +19,7 @@ import {
   testDeps,
   health,
   addProcess,
+  fakeExec,
   type FakeAdmin,
 } from './helpers.js';
 
@@ -65,7 +67,7 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
     await cleanup(root);
   });
 
-  const opts = () => ({ configPath: '/etc/sentinel-cef/forwarder.json', port: daemon!.port, probes: 2, timeoutSec: 1.5 });
+  const opts = () => ({ configPath: '/etc/sentinel-cef/forwarder.json', port: daemon!.port, probes: 2, timeoutSec: 3 }); // a total bound: room for a loaded machine
 
   it('passes when every probe over TCP and UDP is accepted, with latency', async () => {
     const r = await runTroubleshoot(opts(), testDeps(root));
@@ -108,6 +110,26 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
     expect(get(r.checks, 'system.duplicates').status).toBe('warn');
   });
 
+  // Issue 16 item 9: the duplicate names the rule that writes the log, where it is, and the exact edit.
+  it('names the rule that also writes CEF to /var/log/syslog and how to move it', async () => {
+    behaviour = 'drop';
+    await put(root, '/var/log/syslog', '');
+    await put(root, '/etc/rsyslog.conf', 'module(load="imuxsock")\n*.*;auth,authpriv.none\t\t-/var/log/syslog\n$IncludeConfig /etc/rsyslog.d/*.conf\n');
+    const deps = testDeps(root);
+    const send = deps.sendSyslog;
+    deps.sendSyslog = async (t, m) => {
+      await send(t, m);
+      await appendFile(join(root, '/var/log/syslog'), `Nov 22 host CEF: ${m}\n`);
+    };
+    const r = await runTroubleshoot(opts(), deps);
+    const d = get(r.checks, 'system.duplicates');
+    expect(d.status).toBe('warn');
+    expect(d.message).toContain('written there by /etc/rsyslog.conf line 2 (`*.*;auth,authpriv.none\t\t-/var/log/syslog`)');
+    expect(d.fix).toBe(
+      '/etc/rsyslog.conf line 2 logs CEF before the include of /etc/rsyslog.d (line 3): move that line below it (or guard it with `if not ($rawmsg contains "CEF:") then`), then `systemctl restart rsyslog`',
+    );
+  });
+
   it('locates probes the forwarder received but could not deliver, with the sink error', async () => {
     behaviour = 'fail-delivery';
     const r = await runTroubleshoot(opts(), testDeps(root));
@@ -126,7 +148,7 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
     await closedPort.close();
     await put(root, '/proc/net/tcp', procNet([{ local: ['127.0.0.1', 25226], st: '0A', inode: 2001 }]));
     await put(root, '/proc/net/udp', '');
-    const r = await runTroubleshoot({ configPath: '/etc/sentinel-cef/forwarder.json', port: p0, probes: 1, timeoutSec: 0.5 }, testDeps(root));
+    const r = await runTroubleshoot({ configPath: '/etc/sentinel-cef/forwarder.json', port: p0, probes: 1, timeoutSec: 3 }, testDeps(root));
     const p = get(r.checks, 'e2e.probes');
     expect(p.status).toBe('fail');
     expect(p.details?.stoppedAt).toBe('daemon-not-receiving');
@@ -158,6 +180,60 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
     expect(p.fix).toContain('forwarder.running');
     admin = await startFakeAdmin(); // for afterEach
   });
+
+  // Issue 16 item 3: UDP probes the firewall drops never reached the daemon; they were not "not forwarded".
+  it('places probes a firewall rule drops before the daemon, naming the rule', async () => {
+    behaviour = 'drop';
+    const save = '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -p udp -m udp --dport PORT -j DROP\nCOMMIT\n';
+    const exec = fakeExec({ 'iptables-save -t filter': { stdout: save.replace('PORT', String(daemon!.port)) } });
+    const r = await runTroubleshoot(opts(), testDeps(root, { exec }));
+    const p = get(r.checks, 'e2e.probes');
+    expect(p.details?.stoppedAt).toBe('daemon-not-receiving');
+    const udp = (p.details?.probes as Array<{ transport: string; stage: string; evidence: string[] }>).filter((x) => x.transport === 'udp');
+    for (const x of udp) {
+      expect(x.stage).toBe('daemon-not-receiving');
+      expect(x.evidence).toContain(`the firewall drops ${daemon!.port}/udp: rule 2 of chain INPUT (-A INPUT -p udp -m udp --dport ${daemon!.port} -j DROP)`);
+    }
+    expect(p.message).not.toMatch(/udp probes? reached the daemon but were not forwarded/);
+    expect(p.fix).toContain('system.firewall');
+    expect(get(r.checks, 'system.firewall').status).toBe('fail');
+  });
+
+  // Issue 16 item 5: the daemon sends TCP, the forwarder listens on UDP only.
+  it('names the transport mismatch, not a down forwarder, when the forwarder listens on UDP only', async () => {
+    behaviour = 'drop';
+    await put(root, '/proc/net/tcp', procNet([{ local: ['0.0.0.0', daemon!.port], st: '0A', inode: 1001 }]));
+    await put(root, '/proc/net/udp', procNet([{ local: ['0.0.0.0', daemon!.port], st: '07', inode: 1002 }, { local: ['127.0.0.1', 25226], st: '07', inode: 2001 }]));
+    const r = await runTroubleshoot(opts(), testDeps(root));
+    const p = get(r.checks, 'e2e.probes');
+    expect(p.details?.stoppedAt).toBe('daemon-not-forwarding');
+    expect(p.message).toContain('rsyslog sends tcp to 127.0.0.1:25226, but the forwarder listens there on udp only');
+    expect(p.fix).toContain('"tcp://127.0.0.1:25226" to "listen"');
+    expect(get(r.checks, 'daemon.forwarding').message).not.toContain('nothing listens');
+  });
+
+  // Issue 16 item 4: a forwarder that holds its ports but does not answer is hung, not "unknown".
+  it('says the forwarder is hung when its admin endpoint accepts and never answers', async () => {
+    await admin.close();
+    behaviour = 'drop';
+    const held: import('node:net').Socket[] = [];
+    const silent = createTcpServer((sock) => held.push(sock));
+    await new Promise<void>((r) => silent.listen(admin.port, '127.0.0.1', () => r()));
+    try {
+      // The health calls wait 2 s each for an answer: give the (total) timeout room for them.
+      const r = await runTroubleshoot({ ...opts(), timeoutSec: 6 }, testDeps(root));
+      const p = get(r.checks, 'e2e.probes');
+      expect(p.details?.stoppedAt).toBe('forwarder-hung');
+      expect(p.message).toContain('the forwarder is hung');
+      expect(p.fix).toContain('--fix');
+      expect(get(r.checks, 'forwarder.running')).toMatchObject({ status: 'fail' });
+      expect(get(r.checks, 'forwarder.running').message).toContain('is alive but hung');
+    } finally {
+      for (const sock of held) sock.destroy();
+      await new Promise((r) => silent.close(r));
+    }
+    admin = await startFakeAdmin();
+  }, 30_000);
 
   it('says the forwarder is down when the daemon got the probes and nothing listens on 25226', async () => {
     await admin.close();

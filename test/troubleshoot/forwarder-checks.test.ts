@@ -1,3 +1,5 @@
+import { chmod, chown, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Context } from '../../src/troubleshoot/context.js';
 import * as fwd from '../../src/troubleshoot/checks/forwarder.js';
@@ -237,5 +239,63 @@ describe('admin-endpoint checks against a fake admin server', () => {
     const r = await fwd.checkAdmin(ctxFor());
     expect(r.status).toBe('warn');
     expect(r.message).toContain('disabled');
+  });
+});
+
+// Issue 16 item 9: an unwritable file sink names the object, the cause and the exact command.
+describe('forwarder.delivery with an unwritable file sink', () => {
+  const path = '/var/lib/sentinel-cef/out.ndjson';
+  it.each([
+    ['EISDIR', `open ${path}: EISDIR illegal operation on a directory, open '${path}'`, `${path} is a directory, not a file: point sink.path at a file inside it (e.g. ${path}/rows.ndjson)`],
+    ['EACCES', `open ${path}: EACCES permission denied, open '${path}'`, 'may not write /var/lib/sentinel-cef/out.ndjson: `chown sentinel-cef: /var/lib/sentinel-cef`'],
+    ['EPERM', `append ${path}: EPERM operation not permitted, write`, `\`chattr -i -a ${path}\``],
+    ['ENOSPC', `append ${path}: ENOSPC no space left on device, write`, '`df -h /var/lib/sentinel-cef`'],
+  ])('%s', async (_code, error, fix) => {
+    await writeConfig({ sink: { type: 'file', path } });
+    admin.health = health({ lastDelivery: { ok: false, at: 'now', error } });
+    const r = await fwd.checkDelivery(ctxFor());
+    expect(r.status).toBe('fail');
+    expect(r.message).toContain(error);
+    expect(r.fix).toContain(fix);
+    expect(r.fix).not.toContain('see the forwarder log');
+  });
+});
+
+// Issue 16 item 7: a queue dir the service user cannot write. Quote the forwarder's own error, not the
+// supervisor's restart line, and judge permissions as the service user (as root everything is writable).
+describe('forwarder.running when the service user cannot write the queue', () => {
+  const QUEUE = '/var/lib/sentinel-cef/queue';
+  const ERR = `{"level":60,"time":1763798399000,"msg":"cannot open the queue ${QUEUE}: EACCES: permission denied, open '${QUEUE}/ledger'"}`;
+  const SUP = '2026-11-22T08:00:00Z supervisor: forwarder exited (code 1, signal null); restarting in 4000 ms';
+  beforeEach(async () => {
+    await chmod(root, 0o755);
+    await writeConfig({ sink: { type: 'file', path: '/var/lib/sentinel-cef/out.ndjson' }, queue: { dir: QUEUE } });
+    await put(root, '/etc/passwd', 'root:x:0:0:root:/root:/bin/bash\nsentinel-cef:x:998:998::/var/lib/sentinel-cef:/usr/sbin/nologin\n');
+    await put(root, '/proc/1/comm', 'bash\n');
+    await addProcess(root, 777, 'node', ['node', 'sentinel-cef-supervise.mjs']);
+    await put(root, '/run/sentinel-cef/supervisor.pid', '777\n');
+    await put(root, '/var/log/sentinel-cef/forwarder.log', `${ERR}\n${SUP}\n`);
+    for (const d of ['/var', '/var/lib', '/var/lib/sentinel-cef', QUEUE]) {
+      await mkdir(join(root, d), { recursive: true });
+      await chmod(join(root, d), 0o755);
+    }
+    await chown(join(root, '/var/lib/sentinel-cef'), 998, 998);
+  });
+
+  it('names the directory, its owner and mode, quotes the forwarder error and gives the chown', async () => {
+    await chown(join(root, QUEUE), 0, 0);
+    const r = await fwd.checkRunning(ctxFor());
+    expect(r.status).toBe('fail');
+    expect(r.message).toContain(`keeps exiting: ${ERR}`);
+    expect(r.message).not.toContain('supervisor: forwarder exited');
+    expect(r.message).toContain(`the service user sentinel-cef cannot write ${QUEUE} (owner root:root, mode 0755)`);
+    expect(r.fix).toBe(`\`chown -R sentinel-cef: ${QUEUE}\` (or re-run \`sentinel-cef install\`), then restart the forwarder`);
+  });
+
+  it('with the queue writable, suggests the check as the service user, not as root', async () => {
+    await chown(join(root, QUEUE), 998, 998);
+    const r = await fwd.checkRunning(ctxFor());
+    expect(r.message).not.toContain('cannot write');
+    expect(r.fix).toContain('`runuser -u sentinel-cef -- sentinel-cef forward --check --config /etc/sentinel-cef/forwarder.json`');
   });
 });

@@ -2,6 +2,7 @@ import type { SinkConfig } from '../../config/schema.js';
 import { dataCollectorUrl } from '../../sinks/log-analytics.js';
 import type { Context } from '../context.js';
 import type { CheckOutcome, EndpointProbe } from '../types.js';
+import { clockFix, clockText } from '../advice.js';
 import { runProbes, settledHealth } from './e2e.js';
 
 const G = 'azure' as const;
@@ -70,6 +71,27 @@ export async function checkEndpoint(ctx: Context): Promise<CheckOutcome> {
   };
 }
 
+/**
+ * Seconds the local clock is off when that alone explains refused requests (over 5 minutes by the endpoint's Date
+ * header, or by the forwarder's own `clock is N s off` delivery hint), else null. Checks that see a 401/403 ask this
+ * first so one cause gets one message.
+ */
+export function clockFault(ctx: Context): Promise<number | null> {
+  return ctx.once('clock-fault', async () => {
+    const c = await ctx.config();
+    if (!c.config || c.config.sink.type === 'file') return null;
+    const p = await endpointProbe(ctx);
+    if (p?.serverDate && p.localDate) {
+      const skew = Math.round((p.localDate - p.serverDate) / 1000);
+      if (Math.abs(skew) > SKEW_FAIL_SEC) return skew;
+    }
+    const err = (await ctx.health()).health?.lastDelivery?.error ?? '';
+    const m = /clock is (\d+) s off \((behind|ahead)/.exec(err);
+    if (m && Number(m[1]) > SKEW_FAIL_SEC) return m[2] === 'behind' ? -Number(m[1]) : Number(m[1]);
+    return null;
+  });
+}
+
 export async function checkClock(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'azure.clock', title: 'Clock skew against Azure', group: G };
   const c = await ctx.config();
@@ -85,8 +107,8 @@ export async function checkClock(ctx: Context): Promise<CheckOutcome> {
     return {
       ...base,
       status: 'fail',
-      message: `${msg}: more than 5 minutes breaks SharedKey signatures and tokens`,
-      fix: 'sync the clock: enable NTP (`timedatectl set-ntp true` or chrony)',
+      message: `${msg}: more than 5 minutes breaks SharedKey signatures and tokens; refused deliveries (forwarder.delivery, azure.credentials, e2e.probes) follow from it`,
+      fix: clockFix(),
       details,
     };
   }
@@ -104,8 +126,10 @@ export async function checkCredentials(ctx: Context): Promise<CheckOutcome> {
   if (sink.type === 'file') return { ...base, status: 'skip', message: 'file sink: no credentials' };
   const ld = (await settledHealth(ctx)).health?.lastDelivery ?? null;
 
+  const skew = await clockFault(ctx);
   // The service's own verdict is the strongest evidence: 401/403 mean the credentials or role were refused.
   if (ld && !ld.ok && (ld.httpStatus === 401 || ld.httpStatus === 403)) {
+    if (skew !== null) return clockCaused(base, skew, `the last delivery was refused with HTTP ${ld.httpStatus}`, { lastDelivery: ld });
     return {
       ...base,
       status: 'fail',
@@ -149,6 +173,7 @@ export async function checkCredentials(ctx: Context): Promise<CheckOutcome> {
       return { ...base, status: 'pass', message: 'shared key accepted (a probe was delivered)' };
     }
     const refused = e2e.results.find((r) => r.error && /\b40[13]\b|forbidden|unauthori[sz]ed|signature/i.test(r.error));
+    if (refused && skew !== null) return clockCaused(base, skew, 'a probe was refused', { error: refused.error });
     if (refused) {
       return {
         ...base,
@@ -163,6 +188,17 @@ export async function checkCredentials(ctx: Context): Promise<CheckOutcome> {
     status: 'warn',
     message: 'not verified: no delivery has completed yet',
     fix: 'run again with --probes 3 once the forwarder is running to prove the key end to end',
+  };
+}
+
+/** A 401/403 that the clock explains: not a key or role problem, so say that and send the reader to azure.clock. */
+function clockCaused(base: { id: string; title: string; group: 'azure' }, skew: number, what: string, details: Record<string, unknown>): CheckOutcome {
+  return {
+    ...base,
+    status: 'fail',
+    message: `${what}; this follows from the clock (${clockText(skew)}, see azure.clock), not from the credentials`,
+    fix: clockFix(),
+    details: { ...details, clockSkewSec: skew },
   };
 }
 

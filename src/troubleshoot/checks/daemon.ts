@@ -3,7 +3,7 @@ import { LAYOUT } from '../layout.js';
 import { daemonToForwarder, isLoopback } from '../proc.js';
 import { restartDaemon, startDaemonFix } from '../fixes.js';
 import type { CheckOutcome, SafeFix, Transport } from '../types.js';
-import { runProbes, settledHealth } from './e2e.js';
+import { protocolMismatch, runProbes, settledHealth } from './e2e.js';
 import { formatBytes } from '../advice.js';
 import { inspectRsyslogSpool, inspectSyslogNgBuffers } from '../spool.js';
 import { stripConfigComments } from '../../install/config-text.js';
@@ -297,7 +297,7 @@ export async function checkForwarding(ctx: Context): Promise<CheckOutcome> {
   const configured = (await ctx.daemonConfigFiles()).some((f) =>
     fwdPorts.some((p) => new RegExp(`port\\s*(=\\s*"|\\()\\s*${p}\\b|@@?127\\.0\\.0\\.1:${p}\\b`).test(stripConfigComments(f.text))),
   );
-  const fwdListening = (await ctx.listeners()).some((s) => s.protocol === 'tcp' && fwdPorts.includes(s.port));
+  const fwdListening = (await ctx.listeners()).some((s) => fwdPorts.includes(s.port));
   const details = { connections: mine.map((s) => `${s.transport} ${s.localAddress}:${s.localPort} -> ${s.remoteAddress}:${s.remotePort} (pid ${s.pid ?? '?'})`), configured, forwarderListening: fwdListening };
   if (mine.length) return { ...base, status: 'pass', message: `${d.name} is connected to 127.0.0.1:${mine[0].remotePort}`, details };
   if (!configured) {
@@ -309,6 +309,8 @@ export async function checkForwarding(ctx: Context): Promise<CheckOutcome> {
       details,
     };
   }
+  const mismatch = await protocolMismatch(ctx);
+  if (mismatch) return { ...base, status: 'fail', ...mismatch, details };
   if (!fwdListening) {
     return {
       ...base,

@@ -8,6 +8,9 @@ import { daemonToForwarder, isLoopback, reachableFromLoopback, type SocketEntry 
 import type { Listener } from '../../system/listeners.js';
 import type { CheckOutcome, Transport } from '../types.js';
 import { fixForDelivery } from '../advice.js';
+import { clockFault } from './azure.js';
+import { firewallVerdicts } from './system.js';
+import { stripConfigComments } from '../../install/config-text.js';
 
 const G = 'e2e' as const;
 const POLL_MS = 200;
@@ -18,6 +21,7 @@ export type ProbeStage =
   | 'daemon-not-receiving' // nothing listening, connection refused, port held by another program
   | 'daemon-not-forwarding' // the daemon got it (or could have), the forwarder never saw it
   | 'forwarder-down' // the daemon got it, but no forwarder is listening (the daemon queues it meanwhile)
+  | 'forwarder-hung' // the forwarder's process and ports exist, but its admin endpoint does not answer
   | 'forwarder-not-delivering' // the forwarder has it, the sink has not accepted it
   | 'unknown'; // the forwarder's admin endpoint could not be asked
 
@@ -63,6 +67,48 @@ function targetHost(listeners: Listener[]): string {
   return l.address.replace(/^::ffff:/, '');
 }
 
+/**
+ * The transports the daemon's rules use towards the forwarder's ports (rsyslog omfwd defaults to UDP, `@@` is TCP,
+ * syslog-ng's syslog()/network()/tcp() default to TCP), and those the forwarder listens on there.
+ */
+export async function forwardPath(ctx: Context): Promise<{ sends: Transport[]; listens: Transport[]; missing: Transport[] }> {
+  const fwdPorts = await ctx.forwarderPorts();
+  const sends = new Set<Transport>();
+  for (const f of await ctx.daemonConfigFiles()) {
+    const t = stripConfigComments(f.text);
+    for (const m of t.matchAll(/action\s*\(([^)]*)\)/g)) {
+      const a = m[1];
+      const port = /\bport\s*=\s*"?(\d+)/.exec(a);
+      if (!/type\s*=\s*"omfwd"/.test(a) || !port || !fwdPorts.includes(Number(port[1]))) continue;
+      sends.add(/protocol\s*=\s*"tcp"/i.test(a) ? 'tcp' : 'udp');
+    }
+    for (const m of t.matchAll(/(^|[\s;])(@@?)(?:\([^)]*\))?\[?[\w.:]+\]?:(\d+)/gm)) {
+      if (fwdPorts.includes(Number(m[3]))) sends.add(m[2] === '@@' ? 'tcp' : 'udp');
+    }
+    for (const m of t.matchAll(/\b(syslog|network|tcp6?|udp6?)\s*\(\s*"[^"]*"((?:[^()]|\([^()]*\))*)\)/g)) {
+      const port = /\bport\s*\(\s*(\d+)/.exec(m[2]);
+      if (!port || !fwdPorts.includes(Number(port[1]))) continue;
+      const tr = /transport\s*\(\s*"?(\w+)/.exec(m[2])?.[1];
+      sends.add(m[1].startsWith('udp') || tr === 'udp' ? 'udp' : 'tcp');
+    }
+  }
+  const listens = [...new Set((await ctx.listeners()).filter((s) => fwdPorts.includes(s.port)).map((s) => s.protocol as Transport))];
+  return { sends: [...sends], listens, missing: [...sends].filter((t) => listens.length > 0 && !listens.includes(t)) };
+}
+
+/** One line for a daemon that sends on a transport the forwarder does not listen on, with the exact change. */
+export async function protocolMismatch(ctx: Context): Promise<{ message: string; fix: string } | null> {
+  const p = await forwardPath(ctx);
+  if (p.missing.length === 0) return null;
+  const d = (await ctx.daemon()).name ?? 'the syslog daemon';
+  const port = (await ctx.forwarderPorts())[0];
+  const want = p.missing.map((t) => `"${t}://127.0.0.1:${port}"`).join(', ');
+  return {
+    message: `${d} sends ${p.missing.join('+')} to 127.0.0.1:${port}, but the forwarder listens there on ${p.listens.join('+')} only`,
+    fix: `add ${want} to "listen" in ${ctx.opts.configPath} and restart the forwarder (or re-run \`sentinel-cef install\`, which sets both)`,
+  };
+}
+
 /** The forwarder's health once the probes have run (they exercise delivery), or now when there are none. */
 export async function settledHealth(ctx: Context) {
   if (ctx.opts.probes > 0) await runProbes(ctx);
@@ -77,6 +123,7 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
     const daemonPids = new Set(await ctx.daemonPids());
     const fwdPorts = await ctx.forwarderPorts();
     const runId = randomBytes(4).toString('hex');
+    const firewallP = firewallVerdicts(ctx);
 
     let capture: { stop(): Promise<string> } | undefined;
     let captureInfo: ProbeRun['capture'];
@@ -119,9 +166,11 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
     }
     deps.progress(`sent ${results.length} probes, waiting for delivery (up to ${opts.timeoutSec}s)`);
 
-    // Poll the forwarder until every probe is accepted, dead-lettered, or time is up.
+    // Poll the forwarder until every probe is accepted, dead-lettered, or time is up. --timeout bounds the whole
+    // run, so stop early enough to place the probes and let the checks that read them finish.
     let adminError: string | undefined;
-    const deadline = deps.now() + opts.timeoutSec * 1000;
+    const total = opts.timeoutSec * 1000;
+    const deadline = ctx.startedAt + total - Math.min(3000, total * 0.25);
     const base = await ctx.adminBase();
     if (!base) adminError = 'admin endpoint disabled in the config';
     while (!adminError) {
@@ -162,7 +211,13 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
     const logs = await daemonLogHits(ctx, results.map((r) => r.id));
     ctx.invalidate(['health']); // delivery state after the probes, for every check that reads it
     const health = (await ctx.health()).health;
-    for (const r of results) locate(ctx, r, { sockets, daemonPids, daemonToForwarder: toForwarder, fwdPorts, logs, adminError, health, seen: seen[r.id] });
+    const mismatch = (await protocolMismatch(ctx))?.message;
+    // Asked since the start; a firewall tool that does not answer by now must not hold the probes' verdict.
+    const fw = await Promise.race([firewallP.then((f) => f.verdicts), new Promise<[]>((r) => setTimeout(r, 100, []))]);
+    const firewallDrop = (t: Transport) => fw.find((x) => x.packet.iface === 'lo' && x.packet.protocol === t && x.verdict.action === 'drop')?.verdict.by;
+    for (const r of results) {
+      locate(ctx, r, { sockets, daemonPids, daemonToForwarder: toForwarder, fwdPorts, logs, mismatch, firewallDrop: firewallDrop(r.transport), adminError, health, seen: seen[r.id] });
+    }
     return { results, adminError, capture: captureInfo, daemonToForwarder: toForwarder };
   });
 }
@@ -215,6 +270,9 @@ function locate(
     daemonToForwarder: SocketEntry[];
     fwdPorts: number[];
     logs: Map<string, string>;
+    mismatch?: string;
+    /** The firewall rule that drops this transport's packets to the daemon port, if one does. */
+    firewallDrop?: string;
     adminError?: string;
     health?: import('../../forwarder/admin-types.js').Health;
     seen?: { daemonPort: boolean; forwarderPort: boolean };
@@ -239,20 +297,29 @@ function locate(
   }
   const listeners = listenersOn(e.sockets, port, r.transport);
   const foreign = listeners.filter((l) => l.pid !== undefined && !e.daemonPids.has(l.pid));
-  if (r.sendError || listeners.length === 0 || (foreign.length > 0 && foreign.length === listeners.length)) {
+  if (r.sendError || listeners.length === 0 || (foreign.length > 0 && foreign.length === listeners.length) || e.firewallDrop) {
     r.stage = 'daemon-not-receiving';
+    if (e.firewallDrop) r.evidence.push(`the firewall drops ${port}/${r.transport}: ${e.firewallDrop}`);
     if (r.sendError) r.evidence.push(`sending to ${r.target} failed: ${r.sendError}`);
     if (listeners.length === 0) r.evidence.push(`nothing listens on ${port}/${r.transport}`);
     for (const f of foreign) r.evidence.push(`${port}/${r.transport} is held by ${f.comm} (pid ${f.pid}), not the syslog daemon`);
     return;
   }
   if (e.adminError) {
-    const fwdUp = e.sockets.some((s) => s.protocol === 'tcp' && e.fwdPorts.includes(s.port));
-    r.stage = fwdUp ? 'unknown' : 'forwarder-down';
-    r.evidence.push(fwdUp ? `cannot ask the forwarder: ${e.adminError}` : `nothing listens on the forwarder port ${e.fwdPorts.join('/')}`);
+    const fwdUp = e.sockets.some((s) => e.fwdPorts.includes(s.port));
+    const hung = fwdUp && /timeout|timed out|aborted/i.test(e.adminError);
+    r.stage = hung ? 'forwarder-hung' : fwdUp ? 'unknown' : 'forwarder-down';
+    r.evidence.push(
+      hung
+        ? `the forwarder holds port ${e.fwdPorts.join('/')} but its admin endpoint does not answer (${e.adminError})`
+        : fwdUp
+          ? `cannot ask the forwarder: ${e.adminError}`
+          : `nothing listens on the forwarder port ${e.fwdPorts.join('/')}`,
+    );
     return;
   }
   r.stage = 'daemon-not-forwarding';
+  if (e.mismatch) r.evidence.push(e.mismatch);
   const log = e.logs.get(r.id);
   if (log) r.evidence.push(`the daemon logged it to ${log}`);
   if (e.seen?.daemonPort) r.evidence.push(`captured on port ${port}`);
@@ -266,6 +333,7 @@ const STAGE_TEXT: Record<Exclude<ProbeStage, 'delivered'>, string> = {
   'daemon-not-receiving': 'never reached the syslog daemon',
   'daemon-not-forwarding': 'reached the daemon but were not forwarded',
   'forwarder-down': 'reached the daemon, but the forwarder is not running',
+  'forwarder-hung': 'reached the daemon, but the forwarder is hung (alive, not answering)',
   'forwarder-not-delivering': 'reached the forwarder but were not delivered',
   unknown: 'could not be followed',
 };
@@ -306,7 +374,7 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
     };
   }
   // Report the earliest stage where probes stopped: it is the one to fix first.
-  const order: ProbeStage[] = ['daemon-not-receiving', 'daemon-not-forwarding', 'forwarder-down', 'forwarder-not-delivering', 'unknown'];
+  const order: ProbeStage[] = ['daemon-not-receiving', 'daemon-not-forwarding', 'forwarder-down', 'forwarder-hung', 'forwarder-not-delivering', 'unknown'];
   const groups = order
     .map((stage) => ({ stage, probes: run.results.filter((r) => r.stage === stage) }))
     .filter((g) => g.probes.length > 0);
@@ -315,8 +383,11 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
     return `${g.probes.length} ${ts} probe${g.probes.length === 1 ? '' : 's'} ${STAGE_TEXT[g.stage as Exclude<ProbeStage, 'delivered'>]} (${g.probes[0].evidence.join('; ')})`;
   });
   const first = groups[0];
-  const sinkType = (await ctx.config()).config?.sink.type;
-  const fix = fixForStage(first.stage, first.probes[0], ctx.opts.port, sinkType);
+  const sink = (await ctx.config()).config?.sink;
+  const sinkType = sink?.type;
+  const skew = first.stage === 'forwarder-not-delivering' ? await clockFault(ctx) : null;
+  const mismatch = first.stage === 'daemon-not-forwarding' ? await protocolMismatch(ctx) : null;
+  const fix = mismatch?.fix ?? fixForStage(first.stage, first.probes[0], ctx.opts.port, sinkType, skew, sink?.type === 'file' ? sink.path : undefined);
   return {
     ...base,
     status: 'fail',
@@ -326,13 +397,18 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
   };
 }
 
-function fixForStage(stage: ProbeStage, p: ProbeResult, port: number, sinkType?: string): string {
+function fixForStage(stage: ProbeStage, p: ProbeResult, port: number, sinkType?: string, skew?: number | null, sinkPath?: string): string {
   switch (stage) {
     case 'daemon-not-receiving':
+      if (p.evidence.some((e) => e.startsWith('the firewall drops'))) {
+        return `let ${port}/${p.transport} through the firewall: see system.firewall for the exact rule and command (\`sentinel-cef troubleshoot --fix\` adds it)`;
+      }
       if (p.evidence.some((e) => e.includes('is held by'))) {
         return `stop the program holding port ${port} (see daemon.listening) or install on another port with \`sentinel-cef install --port N\``;
       }
       return `make the syslog daemon listen on ${port}/${p.transport}: \`sentinel-cef install\` (see daemon.running and daemon.dropin)`;
+    case 'forwarder-hung':
+      return 'restart the hung forwarder (see forwarder.running): `sentinel-cef troubleshoot --fix` kills and restarts it';
     case 'forwarder-down':
       return 'start the forwarder (see forwarder.running): `sentinel-cef troubleshoot --fix` or `sentinel-cef install` restarts it';
     case 'daemon-not-forwarding':
@@ -340,7 +416,7 @@ function fixForStage(stage: ProbeStage, p: ProbeResult, port: number, sinkType?:
     case 'forwarder-not-delivering': {
       const m = /\b(4\d\d|5\d\d)\b/.exec(p.error ?? '');
       if (!p.error) return 'delivery is slower than --timeout: check forwarder.queue, or run again with a longer --timeout';
-      return fixForDelivery(sinkType, p.httpStatus ?? (m ? Number(m[1]) : undefined), p.error);
+      return fixForDelivery(sinkType, p.httpStatus ?? (m ? Number(m[1]) : undefined), p.error, skew, sinkPath);
     }
     default:
       return 'start the forwarder and its admin endpoint (see forwarder.running, forwarder.admin)';

@@ -4,10 +4,12 @@ import { deadLetterPath } from '../../config/load.js';
 import { DEFAULT_DEAD_LETTER_LIMITS, rotatedPath } from '../../forwarder/dead-letter.js';
 import { LAYOUT } from '../layout.js';
 import { isProcessAlive } from '../../system/processes.js';
-import type { CheckOutcome } from '../types.js';
+import type { CheckOutcome, SafeFix } from '../types.js';
 import { restartForwarderFix } from '../fixes.js';
 import { fixForDelivery, formatBytes } from '../advice.js';
 import { settledHealth } from './e2e.js';
+import { clockFault } from './azure.js';
+import { lookupUser, SERVICE_USER } from '../../install/service.js';
 
 const G = 'forwarder' as const;
 
@@ -143,9 +145,68 @@ export async function checkSecret(ctx: Context): Promise<CheckOutcome> {
   return { ...base, status: 'pass', message: files.map((f) => `${f.path} 0600`).join(', ') };
 }
 
+/** Process states of a process that exists but cannot work: stopped by a signal or a debugger. */
+const STOPPED_STATES: Record<string, string> = { T: 'stopped by a signal (SIGSTOP/SIGTSTP)', t: 'stopped by a debugger' };
+
+export interface ForwarderHang {
+  pid: number;
+  /** One letter from /proc/PID/stat. */
+  state: string;
+  /** Why we call it hung, for people. */
+  why: string;
+}
+
+/**
+ * Tells a hung forwarder from a dead one: the process exists, but is stopped (its /proc state), or its admin
+ * endpoint accepts the connection and does not answer within the bounded health call.
+ */
+export function forwarderHang(ctx: Context): Promise<ForwarderHang | null> {
+  return ctx.once('forwarder-hang', async () => {
+    const fromFile = Number((await ctx.readText(LAYOUT.forwarderPidFile))?.trim());
+    const pids = Number.isInteger(fromFile) && fromFile > 0 && (await isProcessAlive(ctx.fs, fromFile)) ? [fromFile] : await ctx.forwarderPids();
+    for (const pid of pids) {
+      const stat = await ctx.readText(`/proc/${pid}/stat`);
+      if (!stat) continue;
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      if (STOPPED_STATES[state]) return { pid, state, why: `${STOPPED_STATES[state]} (state ${state})` };
+      const h = await ctx.health();
+      if (h.base && !h.reachable && /timeout|timed out|aborted/i.test(h.error ?? '')) {
+        return { pid, state, why: `${h.base}/healthz accepted the connection but gave no answer within 2 s (state ${state})` };
+      }
+    }
+    return null;
+  });
+}
+
+/** A stopped or wedged process ignores SIGTERM: kill it, then start the service again (the disk queue keeps the rows). */
+export function restartHungFix(ctx: Context, hang: ForwarderHang): SafeFix {
+  const restart = restartForwarderFix(ctx);
+  return {
+    description: `kill the hung forwarder (pid ${hang.pid}) and ${restart.description}`,
+    async apply() {
+      const r = await ctx.deps.exec('kill', ['-KILL', String(hang.pid)], { timeoutMs: 10_000 });
+      if (r.exitCode !== 0 && (await isProcessAlive(ctx.fs, hang.pid))) throw new Error(`kill -KILL ${hang.pid}: ${(r.stderr || r.stdout).trim()}`);
+      await restart.apply();
+    },
+  };
+}
+
+function hungOutcome(base: { id: string; title: string; group: typeof G }, ctx: Context, hang: ForwarderHang): CheckOutcome {
+  return {
+    ...base,
+    status: 'fail',
+    message: `the forwarder (pid ${hang.pid}) is alive but hung: ${hang.why}`,
+    fix: `restart it: \`sentinel-cef troubleshoot --fix\` kills pid ${hang.pid} (a stopped process ignores SIGTERM) and starts the service again`,
+    safeFix: restartHungFix(ctx, hang),
+    details: { pid: hang.pid, state: hang.state, hung: true },
+  };
+}
+
 export async function checkRunning(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'forwarder.running', title: 'Forwarder service running', group: G };
   const safeFix = restartForwarderFix(ctx);
+  const hang = await forwarderHang(ctx);
+  if (hang) return hungOutcome(base, ctx, hang);
   if (await ctx.systemd()) {
     const r = await ctx.deps.exec('systemctl', ['is-active', LAYOUT.serviceName]);
     const state = r.stdout.trim() || r.stderr.trim();
@@ -172,12 +233,20 @@ export async function checkRunning(ctx: Context): Promise<CheckOutcome> {
   }
   if (supAlive) {
     const log = (await ctx.readText(LAYOUT.logFiles[0])) ?? '';
-    const last = log.trimEnd().split('\n').filter((l) => /supervisor|error|fatal/i.test(l)).at(-1);
+    const lines = log.trimEnd().split('\n');
+    // The supervisor's "exited, restarting" line only says that it died; the forwarder's own error above it says why.
+    const cause = lines.filter((l) => !/supervisor/i.test(l) && /error|fatal|\bE[A-Z]{3,}\b|"level":\s*[56]0/i.test(l)).at(-1);
+    const last = cause ?? lines.filter((l) => /supervisor|error|fatal/i.test(l)).at(-1);
+    const queue = await queueDirProblem(ctx);
+    const user = SERVICE_USER;
     return {
       ...base,
       status: 'fail',
-      message: `the supervisor (pid ${sup}) is up but the forwarder keeps exiting${last ? `: ${last.slice(0, 200)}` : ''}`,
-      fix: `read ${LAYOUT.logFiles[0]}; check the config with \`sentinel-cef forward --check --config ${ctx.opts.configPath}\``,
+      message: `the supervisor (pid ${sup}) is up but the forwarder keeps exiting${last ? `: ${last.slice(0, 300)}` : ''}${queue ? `; ${queue.message}` : ''}`,
+      // As root, `forward --check` finds every directory writable: check as the user the service runs as.
+      fix: queue
+        ? queue.fix
+        : `check the config as the service user: \`runuser -u ${user} -- sentinel-cef forward --check --config ${ctx.opts.configPath}\`; the log: ${LAYOUT.logFiles[0]}`,
       safeFix,
     };
   }
@@ -201,6 +270,37 @@ export async function checkRunning(ctx: Context): Promise<CheckOutcome> {
   };
 }
 
+/** Can the service user create and write the queue directory? Judged by owner, group and mode along the path. */
+async function queueDirProblem(ctx: Context): Promise<{ message: string; fix: string } | null> {
+  const dir = (await ctx.config()).config?.queue.dir;
+  const user = await lookupUser(ctx.fs, SERVICE_USER);
+  if (!dir || !user || user.uid === 0) return null;
+  const may = (st: { mode: number; uid: number; gid: number }, bits: number) => {
+    const m = st.uid === user.uid ? (st.mode >> 6) & 7 : st.gid === user.gid ? (st.mode >> 3) & 7 : st.mode & 7;
+    return (m & bits) === bits;
+  };
+  const parts = dir.split('/').filter(Boolean);
+  for (let i = 0; i <= parts.length; i++) {
+    const p = `/${parts.slice(0, i).join('/')}`;
+    const st = await ctx.stat(p);
+    const next = i < parts.length ? await ctx.stat(`/${parts.slice(0, i + 1).join('/')}`) : null;
+    if (!st) return null;
+    const deepest = i === parts.length || !next;
+    // Every directory on the way must be searchable; the last existing one must also be writable.
+    const need = deepest ? 3 : 1;
+    if (!may(st, need)) {
+      const owner = `${st.uid === 0 ? 'root' : st.uid}:${st.gid === 0 ? 'root' : st.gid}`;
+      const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+      return {
+        message: `the service user ${SERVICE_USER} cannot ${need === 3 ? 'write' : 'enter'} ${p} (owner ${owner}, mode ${mode}), so the forwarder cannot open its queue ${dir}`,
+        fix: p === dir || deepest ? `\`chown -R ${SERVICE_USER}: ${dir === p ? dir : p}\` (or re-run \`sentinel-cef install\`), then restart the forwarder` : `\`chmod o+x ${p}\`, then restart the forwarder`,
+      };
+    }
+    if (deepest) return null;
+  }
+  return null;
+}
+
 export async function checkAdmin(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'forwarder.admin', title: 'Forwarder admin endpoint healthy', group: G };
   const h = await settledHealth(ctx);
@@ -213,6 +313,16 @@ export async function checkAdmin(ctx: Context): Promise<CheckOutcome> {
     };
   }
   if (!h.reachable) {
+    const hang = await forwarderHang(ctx);
+    if (hang) {
+      return {
+        ...base,
+        status: 'fail',
+        message: `${h.base}/healthz: ${h.error ?? `HTTP ${h.httpStatus}`}: the forwarder (pid ${hang.pid}) is hung, not down: ${hang.why}`,
+        fix: 'restart it (see forwarder.running): `sentinel-cef troubleshoot --fix`',
+        details: { pid: hang.pid, state: hang.state, hung: true },
+      };
+    }
     return {
       ...base,
       status: 'fail',
@@ -354,12 +464,14 @@ export async function checkDelivery(ctx: Context): Promise<CheckOutcome> {
   if (ld.ok) {
     return { ...base, status: 'pass', message: `ok at ${ld.at}; ${counters.delivered} delivered, ${counters.retried} retried`, details };
   }
-  const sinkType = (await ctx.config()).config?.sink.type;
+  const sink = (await ctx.config()).config?.sink;
+  const sinkType = sink?.type;
+  const skew = ld.httpStatus === 401 || ld.httpStatus === 403 ? await clockFault(ctx) : null;
   return {
     ...base,
     status: 'fail',
-    message: `failed at ${ld.at}${ld.httpStatus ? ` (HTTP ${ld.httpStatus})` : ''}: ${ld.error ?? 'unknown error'}`,
-    fix: fixForDelivery(sinkType, ld.httpStatus, ld.error ?? ''),
+    message: `failed at ${ld.at}${ld.httpStatus ? ` (HTTP ${ld.httpStatus})` : ''}: ${ld.error ?? 'unknown error'}${skew !== null ? ' (this follows from the clock: see azure.clock)' : ''}`,
+    fix: fixForDelivery(sinkType, ld.httpStatus, ld.error ?? '', skew, sink?.type === 'file' ? sink.path : undefined),
     details,
   };
 }

@@ -9,55 +9,94 @@ import { runProbes } from './e2e.js';
 import { detectFirewall, planFirewallFix } from '../../system/firewall.js';
 import { detectSelinux, planSelinuxFix } from '../../system/selinux.js';
 import { asInstallerExec } from '../deps.js';
+import { evaluateIptables, evaluateNft, parseIptablesSave, parseNftJson, type Packet, type Verdict } from '../netfilter.js';
 
 const G = 'system' as const;
 
 interface FirewallFinding {
-  kind: 'firewalld' | 'ufw' | 'iptables' | 'none';
+  kind: 'firewalld' | 'ufw' | 'iptables' | 'nftables' | 'none';
   blocked: string[];
   allowed: string[];
   commands: string[][];
+  /** Per blocked port: the rule (or policy) that drops it. */
+  droppedBy?: Record<string, string>;
+  /** Said when the commands do not survive a reboot, with how to make them. */
+  persist?: string;
+}
+
+/** Verdicts of the iptables and nftables rulesets for new packets to the daemon port, per transport and origin. */
+export function firewallVerdicts(ctx: Context): Promise<{ kind: 'iptables' | 'nftables' | 'none'; verdicts: Array<{ packet: Packet; verdict: Verdict }> }> {
+  return ctx.once('firewall-verdicts', async () => {
+    const port = ctx.opts.port;
+    const packets: Packet[] = (['tcp', 'udp'] as const).flatMap((protocol) => (['ext', 'lo'] as const).map((iface) => ({ protocol, port, iface })));
+    const ipt = await ctx.deps.exec('iptables-save', ['-t', 'filter'], { timeoutMs: 15_000 });
+    const save = !ipt.notFound && ipt.exitCode === 0 ? parseIptablesSave(ipt.stdout) : null;
+    const nft = await ctx.deps.exec('nft', ['-j', 'list', 'ruleset'], { timeoutMs: 15_000 });
+    const chains = !nft.notFound && nft.exitCode === 0 ? parseNftJson(nft.stdout) : null;
+    const verdicts: Array<{ packet: Packet; verdict: Verdict }> = [];
+    let kind: 'iptables' | 'nftables' | 'none' = 'none';
+    for (const packet of packets) {
+      // iptables-nft shows the same rules both ways: a drop in either decides, the iptables view names it.
+      const a = save ? evaluateIptables(save, packet) : null;
+      const b = chains ? evaluateNft(chains, packet) : null;
+      const v = a?.action === 'drop' ? a : b?.action === 'drop' ? b : (a ?? b);
+      if (!v) continue;
+      if (v === a) kind = 'iptables';
+      else if (kind === 'none') kind = 'nftables';
+      verdicts.push({ packet, verdict: v });
+    }
+    if (verdicts.some((x) => x.verdict.action === 'drop')) {
+      kind = verdicts.some((x) => x.verdict.action === 'drop' && !x.verdict.table) ? 'iptables' : 'nftables';
+    }
+    return { kind, verdicts };
+  });
 }
 
 async function inspectFirewall(ctx: Context): Promise<FirewallFinding> {
   const port = ctx.opts.port;
   const want = [`${port}/tcp`, `${port}/udp`];
-  const ex = ctx.deps.exec;
   const fw = await detectFirewall(asInstallerExec(ctx.deps));
   if (fw.active && fw.kind !== 'none') {
     const blocked = want.filter((w) => !fw.allowed.includes(w));
     const specs = blocked.map((b) => ({ port: Number(b.split('/')[0]), protocol: b.split('/')[1] as 'tcp' | 'udp' }));
     return { kind: fw.kind, blocked, allowed: fw.allowed, commands: planFirewallFix(fw, specs) };
   }
-  // Neither firewalld nor ufw: plain iptables rules may still drop the port.
-  const ipt = await ex('iptables', ['-S', 'INPUT'], { timeoutMs: 15_000 });
-  if (!ipt.notFound && ipt.exitCode === 0) {
-    const rules = ipt.stdout.split('\n');
-    const policyDrop = rules.some((l) => /^-P INPUT (DROP|REJECT)/.test(l));
-    const catchAll = rules.some((l) => /^-A INPUT\s+-j (DROP|REJECT)\s*$/.test(l.trim()));
-    const allowed = want.filter((w) => {
-      const [p, proto] = w.split('/');
-      return rules.some((l) => /-j ACCEPT/.test(l) && new RegExp(`-p ${proto}\\b`).test(l) && new RegExp(`--dports? (\\S*,)?${p}\\b`).test(l));
-    });
-    const blocked = policyDrop || catchAll ? want.filter((w) => !allowed.includes(w)) : [];
-    return {
-      kind: 'iptables',
-      blocked,
-      allowed,
-      commands: blocked.map((b) => ['iptables', '-I', 'INPUT', '-p', b.split('/')[1], '--dport', b.split('/')[0], '-j', 'ACCEPT']),
-    };
+  // Neither firewalld nor ufw: the first iptables/nftables rule that matches decides.
+  const { kind, verdicts } = await firewallVerdicts(ctx);
+  if (kind === 'none') return { kind: 'none', blocked: [], allowed: [], commands: [] };
+  const ext = verdicts.filter((x) => x.packet.iface === 'ext');
+  const dropped = ext.filter((x) => x.verdict.action === 'drop');
+  const droppedBy = Object.fromEntries(dropped.map((x) => [`${port}/${x.packet.protocol}`, x.verdict.by]));
+  const commands = dropped.map(({ packet: p, verdict: v }) =>
+    v.table
+      ? ['nft', 'insert', 'rule', v.table.family, v.table.name, v.chain, p.protocol, 'dport', String(port), 'accept']
+      : ['iptables', '-I', 'INPUT', '1', '-p', p.protocol, '--dport', String(port), '-j', 'ACCEPT'],
+  );
+  let persist: string | undefined;
+  if (commands.length) {
+    if (kind === 'iptables' && (await ctx.deps.which('netfilter-persistent'))) commands.push(['netfilter-persistent', 'save']);
+    else if (kind === 'iptables' && (await ctx.stat('/etc/sysconfig/iptables'))) commands.push(['service', 'iptables', 'save']);
+    else if (kind === 'iptables') persist = 'rules added with iptables are lost at reboot: save them with `iptables-save > /etc/iptables/rules.v4` (package iptables-persistent)';
+    else persist = 'rules added with nft are lost at reboot: add the same rule to /etc/nftables.conf (or save with `nft list ruleset > /etc/nftables.conf`)';
   }
-  return { kind: 'none', blocked: [], allowed: [], commands: [] };
+  return {
+    kind,
+    blocked: dropped.map((x) => `${port}/${x.packet.protocol}`),
+    allowed: ext.filter((x) => x.verdict.action === 'accept').map((x) => `${port}/${x.packet.protocol}`),
+    commands,
+    droppedBy,
+    persist,
+  };
 }
 
 export async function checkFirewall(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'system.firewall', title: `Firewall allows port ${ctx.opts.port}`, group: G };
   const f = await inspectFirewall(ctx);
-  const details = { firewall: f.kind, allowed: f.allowed, blocked: f.blocked };
-  if (f.kind === 'none') return { ...base, status: 'pass', message: 'no active host firewall (firewalld, ufw, iptables)', details };
+  const details = { firewall: f.kind, allowed: f.allowed, blocked: f.blocked, droppedBy: f.droppedBy };
+  if (f.kind === 'none') return { ...base, status: 'pass', message: 'no active host firewall (firewalld, ufw, iptables, nftables)', details };
   if (f.blocked.length === 0) return { ...base, status: 'pass', message: `${f.kind} allows ${ctx.opts.port}/tcp and /udp`, details };
   const safeFix: SafeFix = {
-    description: `open ${f.blocked.join(', ')} in ${f.kind}`,
+    description: `open ${f.blocked.join(', ')} in ${f.kind}${f.persist ? ' (until reboot)' : ''}`,
     async apply() {
       for (const [cmd, ...args] of f.commands) {
         const r = await ctx.deps.exec(cmd, args, { timeoutMs: 30_000 });
@@ -65,11 +104,12 @@ export async function checkFirewall(ctx: Context): Promise<CheckOutcome> {
       }
     },
   };
+  const why = f.droppedBy ? f.blocked.map((b) => `${b} is dropped by ${f.droppedBy![b]}`).join('; ') : `${f.kind} blocks ${f.blocked.join(', ')}`;
   return {
     ...base,
     status: 'fail',
-    message: `${f.kind} blocks ${f.blocked.join(', ')}: remote devices cannot reach the daemon`,
-    fix: f.commands.map((c) => c.join(' ')).join(' && '),
+    message: `${why}: remote devices cannot reach the daemon`,
+    fix: `${f.commands.map((c) => c.join(' ')).join(' && ')}${f.persist ? `; ${f.persist}` : ''}`,
     safeFix,
     details,
   };
@@ -199,22 +239,62 @@ export async function checkDuplicates(ctx: Context): Promise<CheckOutcome> {
     if (t) findings.push(`OMS agent workspace ${ws} collects Syslog (${ws}/conf/omsagent.d/syslog.conf)`);
   }
   // Evidence from the probes: our drop-in stops CEF, so a probe in /var/log/syslog means another rule caught it first.
+  let ruleFix: string | undefined;
   if (ctx.opts.probes > 0) {
     const run = await runProbes(ctx);
     const logged = run.results.find((r) => r.evidence.some((e) => e.startsWith('the daemon logged it')));
     const hit = logged ?? (await probeInLogs(ctx, run.results.map((r) => r.id)));
-    if (hit) findings.push(typeof hit === 'string' ? hit : `probe ${hit.id} was also written to the local log`);
+    if (hit) {
+      const file = typeof hit === 'string' ? /landed in (\S+)/.exec(hit)?.[1] : /logged it to (\S+)/.exec(hit.evidence.join(' '))?.[1];
+      const rules = file ? await rulesWriting(ctx, file) : [];
+      const by = rules.length ? `, written there by ${rules.map((r) => `${r.path} line ${r.line} (\`${r.text}\`)`).join(', ')}` : '';
+      findings.push(`${typeof hit === 'string' ? hit : `probe ${hit.id} was also written to ${file ?? 'the local log'}`}${by}`);
+      if (rules.length) ruleFix = await fixForLocalRule(ctx, rules[0], d.name);
+    }
   }
   if (findings.length) {
     return {
       ...base,
       status: 'warn',
       message: `CEF may be ingested twice (Syslog and CommonSecurityLog) or fill /var/log: ${findings.join('; ')}`,
-      fix: 'exclude local4 (or your CEF facility) from the Syslog data collection rule, and keep our drop-in first so its `stop` applies',
+      fix: ruleFix ?? 'exclude local4 (or your CEF facility) from the Syslog data collection rule, and keep our drop-in first so its `stop` applies',
       details: { findings },
     };
   }
   return { ...base, status: 'pass', message: 'no other rule collects CEF as plain Syslog' };
+}
+
+/** Daemon config lines that write to `file` (rsyslog legacy and omfile actions, syslog-ng file destinations). */
+async function rulesWriting(ctx: Context, file: string): Promise<Array<{ path: string; line: number; text: string }>> {
+  const esc = file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  const re = new RegExp(`(\\s-?${esc}\\s*$)|(file\\s*=\\s*"${esc}")|(file\\s*\\(\\s*"${esc}")`, 'i');
+  const out: Array<{ path: string; line: number; text: string }> = [];
+  for (const f of await ctx.daemonConfigFiles()) {
+    f.text.split('\n').forEach((l, i) => {
+      if (!l.trim().startsWith('#') && re.test(l)) out.push({ path: f.path, line: i + 1, text: l.trim().slice(0, 120) });
+    });
+  }
+  return out;
+}
+
+/** Where the rule sits decides the fix: before our drop-in is read, its action sees CEF before our `stop`. */
+async function fixForLocalRule(ctx: Context, rule: { path: string; line: number; text: string }, daemon: string | null): Promise<string> {
+  const restart = `\`systemctl restart ${daemon ?? 'rsyslog'}\``;
+  if (daemon === 'syslog-ng') {
+    return `in ${rule.path} line ${rule.line}, the log path using this destination runs before ours: move the \`@include "/etc/syslog-ng/conf.d/*.conf"\` line above it, then ${restart}`;
+  }
+  const ours = LAYOUT.rsyslogDropIn.split('/').pop()!;
+  if (rule.path === '/etc/rsyslog.conf') {
+    const text = (await ctx.readText(rule.path)) ?? '';
+    const inc = text.split('\n').findIndex((l) => /^\s*(\$IncludeConfig|include\s*\()/.test(l)) + 1;
+    if (inc > rule.line || inc === 0) {
+      return `${rule.path} line ${rule.line} logs CEF before ${inc ? `the include of /etc/rsyslog.d (line ${inc})` : 'our drop-in is read'}: move that line below it (or guard it with \`if not ($rawmsg contains "CEF:") then\`), then ${restart}`;
+    }
+  }
+  if (rule.path.startsWith(`${LAYOUT.rsyslogDir}/`) && rule.path.split('/').pop()! < ours) {
+    return `${rule.path} sorts before ${ours}, so its line ${rule.line} logs CEF before our \`stop\`: rename it to sort after (e.g. 50-${rule.path.split('/').pop()}), then ${restart}`;
+  }
+  return `${rule.path} line ${rule.line} logs CEF although our drop-in stops it: check that ${LAYOUT.rsyslogDropIn} is loaded (daemon.dropin), or guard that line with \`if not ($rawmsg contains "CEF:") then\`, then ${restart}`;
 }
 
 async function probeInLogs(ctx: Context, ids: string[]): Promise<string | undefined> {
