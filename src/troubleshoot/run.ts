@@ -72,7 +72,7 @@ function unfinished(id: string, timeoutSec: number): CheckOutcome {
     group: id.split('.')[0] as CheckResult['group'],
     status: 'warn',
     message: `did not finish within --timeout ${timeoutSec}s (a program or endpoint it waits on does not answer)`,
-    fix: `run again with a longer --timeout, e.g. \`sentinel-cef troubleshoot --timeout ${timeoutSec * 3}\``,
+    fix: `run again with a longer --timeout, e.g. \`sentinel-cef troubleshoot --timeout ${longerTimeout(timeoutSec)}\``,
   };
 }
 
@@ -182,4 +182,9 @@ export async function runTroubleshoot(
 function rank(id: string): number {
   const i = FIX_ORDER.indexOf(id);
   return i < 0 ? FIX_ORDER.length : i;
+}
+
+/** A longer --timeout to suggest, within what the flag accepts (600 s). */
+function longerTimeout(sec: number): number {
+  return Math.min(600, Math.ceil(sec * 3));
 }

@@ -45,6 +45,7 @@ const EXPRESSIONS: Record<string, string> = {
   'c.path': '/etc/sentinel-cef/forwarder.json',
   'ctx.opts.configPath': '/etc/sentinel-cef/forwarder.json',
   'sink.workspaceId': '11111111-2222-3333-4444-555555555555',
+  'longerTimeout(timeoutSec)': '600',
 };
 const PLACEHOLDERS: Record<string, string> = {
   N: '6514',
