@@ -148,13 +148,14 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines('reboot', 100) });
     await waitFor(vm, `[ $(${RECEIVED}) -ge ${before + 100} ]`, 30_000, 'the forwarder to receive 100 events');
     await vm.reboot();
-    await waitFor(vm, `systemctl is-active ${UNIT} && systemctl is-active rsyslog`, 30_000, 'both services after reboot');
+    // "active" comes before the forwarder listens: wait for its admin API too.
+    await waitFor(vm, `systemctl is-active ${UNIT} && systemctl is-active rsyslog && ${RECEIVED} >/dev/null 2>&1`, 30_000, 'both services after reboot');
     const afterReboot = await received(vm);
     await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines('after-reboot', 100) });
     await waitFor(vm, `[ $(${RECEIVED}) -ge ${afterReboot + 100} ]`, 30_000, 'the forwarder to receive 100 more');
     await vm.powerCut();
     await vm.start();
-    await waitFor(vm, `systemctl is-active ${UNIT} && systemctl is-active rsyslog`, 30_000, 'both services after a power cut');
+    await waitFor(vm, `systemctl is-active ${UNIT} && systemctl is-active rsyslog && ${RECEIVED} >/dev/null 2>&1`, 30_000, 'both services after a power cut');
     await vm.ok(`chmod 0640 ${ROWS}`);
     const expected = [...Array.from({ length: 100 }, (_, i) => `reboot-${i}`), ...Array.from({ length: 100 }, (_, i) => `after-reboot-${i}`)];
     // A file sink refused with EACCES is retried after 30 s.
