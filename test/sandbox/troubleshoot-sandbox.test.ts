@@ -40,8 +40,7 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('troubl
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), `scef-ts-${daemon}-`));
     chmodSync(dir, 0o755);
-    mkdirSync(path.join(dir, 'sink'), { mode: 0o777 });
-    chmodSync(path.join(dir, 'sink'), 0o777);
+    // No sink directory made here: install refuses one others can write (a planted link), and makes its own.
     const r = await execa(
       sandbox,
       ['run', '--daemon', daemon, '--', 'bash', path.join(repo, 'test/sandbox/troubleshoot-scenario.sh'), dir, daemon],
