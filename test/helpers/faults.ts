@@ -1,4 +1,6 @@
 import { setFaultPlan, type FaultDecision, type FsOp } from '../../src/util/fsio.js';
+// The load generator's seeded PRNG: a failing seed replays the same faults.
+import { prng } from '../../scripts/load/gen.js';
 
 export interface FaultRule {
   /** Calls the rule applies to. */
@@ -28,17 +30,7 @@ export interface FaultController {
   clear(): void;
 }
 
-/** A deterministic PRNG (mulberry32) so a failing seed can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 /**
  * Installs a fault plan on the fsio seam: each rule fails matching calls with one of its codes. Returns
