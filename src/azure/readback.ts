@@ -14,14 +14,13 @@ import { HttpTransport, describeNetworkError } from '../sinks/http.js';
 import { buildProbeMessage } from '../forwarder/send-test.js';
 import { parseLine } from '../parser/index.js';
 import { ARM_URLS } from './azure-client.js';
-import type { AzureAnswer } from './setup-logs-ingestion.js';
+import { RESOURCE_GRAPH_API_VERSION, type AzureAnswer } from './setup-logs-ingestion.js';
 
 export const LOGS_QUERY_URLS: Record<Cloud, string> = {
   AzureCloud: 'https://api.loganalytics.io',
   AzureUSGovernment: 'https://api.loganalytics.us',
   AzureChinaCloud: 'https://api.loganalytics.azure.cn',
 };
-export const RESOURCE_GRAPH_API_VERSION = '2024-04-01';
 /** The built-in role that lets an identity query a workspace. */
 export const READER_ROLE = 'Log Analytics Reader';
 
