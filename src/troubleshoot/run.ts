@@ -128,7 +128,14 @@ export async function runTroubleshoot(
     CHECKS.map(async (c) => {
       const r =
         c.id === 'e2e.readback'
-          ? await Promise.race([runOne(ctx, c), readbackExpired.then(() => unfinished(c.id, readbackSec))])
+          ? await Promise.race([
+              runOne(ctx, c),
+              readbackExpired.then(() => ({
+                ...unfinished(c.id, opts.timeoutSec),
+                message: `did not finish within --timeout plus --readback-timeout (${readbackSec}s with a minute's grace): sign-in or the Logs Query API does not answer; the probes are not proven to be in the table`,
+                fix: 'check that this machine reaches api.loganalytics.io and login.microsoftonline.com (HTTPS_PROXY), then run again',
+              })),
+            ])
           : await Promise.race([runOne(ctx, c), expired.then(() => unfinished(c.id, opts.timeoutSec))]);
       hooks.onResult?.(strip(r));
       return r;
