@@ -83,15 +83,18 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
     ctl.setReader(true);
   });
 
+  // One credential for every case: its token cache keeps sign-in out of the timings ("late" must poll before the rows show).
+  let credential: ClientSecretCredential | undefined;
   function ctx(readbackTimeoutSec: number, progress: string[] = []) {
-    const credential = new ClientSecretCredential(edge.tenantId, edge.clientId, edge.clientSecret, {
+    credential ??= new ClientSecretCredential(edge.tenantId, edge.clientId, edge.clientSecret, {
       authorityHost: edge.url,
       disableInstanceDiscovery: true,
       agent: new https.Agent({ ca: [...tls.rootCertificates, edge.caPem!] }),
     });
+    const cred = credential;
     const deps = createDefaultDeps({ root: '/', env: {} });
     deps.progress = (t) => progress.push(t);
-    deps.readbackClient = (o) => createReadbackClient({ env: {}, logsQueryUrl: o.logsQueryUrl, armUrl: o.armUrl, ca: edge.caPem, credential });
+    deps.readbackClient = (o) => createReadbackClient({ env: {}, logsQueryUrl: o.logsQueryUrl, armUrl: o.armUrl, ca: edge.caPem, credential: cred });
     return new Context(
       troubleshootOptionsSchema.parse({
         configPath: join(dir, 'forwarder.json'),
