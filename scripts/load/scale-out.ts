@@ -375,6 +375,8 @@ export interface FaultResult {
   drainMs: number;
   load: string;
   transport: string;
+  /** limits.maxConnectionAgeSec on the nodes (0 = off). */
+  maxAgeSec: number;
 }
 
 type Fault = 'kill9' | 'poweroff' | 'sink' | 'relp-kill9';
@@ -510,6 +512,7 @@ async function faultRun(p: FaultPlan): Promise<FaultResult> {
       drainMs: Math.max(0, lastAt - sentAt),
       load,
       transport: relp ? 'RELP (acknowledged)' : 'TCP, PROXY v2',
+      maxAgeSec: p.maxAgeSec,
     };
   } finally {
     sampling = false;
@@ -524,6 +527,11 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { short: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, only: { type: 'string' } } });
   if (!DIR || !HAPROXY) throw new Error('scale-out.ts runs through scripts/scale-out run (it needs its namespaces)');
   const only = values.only;
+  const FAULTS = ['throughput', 'kill9', 'relp-kill9', 'poweroff', 'return', 'sink', 'return-noage'];
+  if (only && !FAULTS.includes(only)) {
+    process.stderr.write(`scale-out: unknown --only ${only} (one of ${FAULTS.join(', ')})\n`);
+    process.exit(2);
+  }
   const want = (x: string) => !only || only === x;
   const out: { throughput: ThroughputResult[]; faults: FaultResult[]; cores: number } = { throughput: [], faults: [], cores: cpus().length };
   if (values.short) {
@@ -549,6 +557,11 @@ async function main(): Promise<void> {
       say('fault: power-off and return...');
       out.faults.push(await faultRun({ ...base, fault: 'poweroff', faultAtSec: 5, backAfterSec: 5, durationSec: 60 }));
     }
+    if (only === 'return-noage') {
+      // The contrast to the return above: without connection ageing nothing moves senders back.
+      say('fault: power-off and return, connection ageing off...');
+      out.faults.push(await faultRun({ ...base, maxAgeSec: 0, fault: 'poweroff', faultAtSec: 5, backAfterSec: 5, durationSec: 40 }));
+    }
     if (want('sink')) {
       say('fault: failing sink...');
       out.faults.push(await faultRun({ ...base, fault: 'sink', faultAtSec: 5, backAfterSec: 0, durationSec: 20 }));
@@ -564,10 +577,10 @@ async function main(): Promise<void> {
     for (const r of out.throughput) console.log(`${String(r.nodes).padEnd(6)} ${String(r.events).padEnd(8)} ${String(r.eps).padEnd(9)} ${(r.eps / one).toFixed(2).padEnd(8)} ${String(r.lost).padEnd(5)} ${String(r.duplicated).padEnd(4)} ${r.load}`);
   }
   if (out.faults.length) {
-    console.log('fault       transport            rate/s  sent     lost (tail/holes)  dup    down     stopped  up again  within 20%  drain   load avg');
+    console.log('fault       transport            age  rate/s  sent     lost (tail/holes)  dup    down     stopped  up again  within 20%  drain   load avg');
     for (const r of out.faults) {
       console.log(
-        `${r.fault.padEnd(11)} ${r.transport.padEnd(20)} ${String(r.rate).padEnd(7)} ${String(r.sent).padEnd(8)} ${`${r.lost} (${r.tail}/${r.holes})`.padEnd(18)} ${String(r.duplicated).padEnd(6)} ${fmt(r.markedDownMs).padEnd(8)} ${fmt(r.trafficStoppedMs).padEnd(8)} ${fmt(r.upAgainMs).padEnd(9)} ${fmt(r.balancedMs).padEnd(11)} ${fmt(r.drainMs).padEnd(7)} ${r.load}`,
+        `${r.fault.padEnd(11)} ${r.transport.padEnd(20)} ${`${r.maxAgeSec}s`.padEnd(4)} ${String(r.rate).padEnd(7)} ${String(r.sent).padEnd(8)} ${`${r.lost} (${r.tail}/${r.holes})`.padEnd(18)} ${String(r.duplicated).padEnd(6)} ${fmt(r.markedDownMs).padEnd(8)} ${fmt(r.trafficStoppedMs).padEnd(8)} ${fmt(r.upAgainMs).padEnd(9)} ${fmt(r.balancedMs).padEnd(11)} ${fmt(r.drainMs).padEnd(7)} ${r.load}`,
       );
     }
   }
