@@ -439,6 +439,8 @@ async function faultRun(p: FaultPlan): Promise<FaultResult> {
       backAt = Date.now();
       await victim.start();
     })();
+    // Awaited after the sender; a failure meanwhile must not end the process as an unhandled rejection.
+    script.catch(() => {});
     if (relp) {
       g = await relpGenerate({ host: FRONT.host, port: FRONT.relpPort, connections: p.connections, events, rate: p.rate, size: 500, run: p.fault, window: 1000 });
     } else {
