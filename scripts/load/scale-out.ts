@@ -390,8 +390,13 @@ interface FaultPlan {
   faultAtSec: number;
   /** Seconds from the fault until the node is back (kill9, poweroff); the sink is healed after the sender stops. */
   backAfterSec: number;
-  /** Seconds the sender runs in total. */
+  /** Seconds the sender runs in total (at most, with stopWhenMoved). */
   durationSec: number;
+  /**
+   * Stop the sender once the victim has been down with no session for a second (CI: a loaded machine
+   * takes longer to move the traffic; the run waits for it instead of ending before it).
+   */
+  stopWhenMoved?: boolean;
   maxAgeSec: number;
 }
 
@@ -445,7 +450,23 @@ async function faultRun(p: FaultPlan): Promise<FaultResult> {
       g = await relpGenerate({ host: FRONT.host, port: FRONT.relpPort, connections: p.connections, events, rate: p.rate, size: 500, run: p.fault, window: 1000 });
     } else {
       const gen = forkGenerator({ host: FRONT.host, port: FRONT.port, connections: p.connections, events, rate: p.rate, size: 500, run: p.fault, reconnect: true, reconnectTimeoutMs: 60_000 });
+      let watching = p.stopWhenMoved === true;
+      const watcher = (async () => {
+        while (watching) {
+          await sleep(200);
+          const recent = samples.filter((x) => faultAt > 0 && x.t >= Date.now() - 1000);
+          const down = samples.some((x) => faultAt > 0 && x.t >= faultAt && x.s.n1?.status.startsWith('DOWN'));
+          if (down && recent.length >= 5 && recent.every((x) => (x.s.n1?.scur ?? 0) === 0)) {
+            // The generator may have finished meanwhile: then there is nothing to stop.
+            gen.child.on('error', () => {});
+            if (gen.child.connected) gen.stop();
+            return;
+          }
+        }
+      })();
       g = await gen.result;
+      watching = false;
+      await watcher;
     }
     const sentAt = Date.now();
     say(`fault ${p.fault}: sender done (${g.sent} events)`);
@@ -538,7 +559,8 @@ async function main(): Promise<void> {
   const out: { throughput: ThroughputResult[]; faults: FaultResult[]; cores: number } = { throughput: [], faults: [], cores: cpus().length };
   if (values.short) {
     // CI: 2 nodes, one fault: a sink that starts failing is drained by the balancer, nothing lost.
-    out.faults.push(await faultRun({ fault: 'sink', nodes: 2, rate: 2000, connections: 4, faultAtSec: 2, backAfterSec: 0, durationSec: 10, maxAgeSec: 2 }));
+    // The sender stops a second after the node is drained (40 s at most).
+    out.faults.push(await faultRun({ fault: 'sink', nodes: 2, rate: 2000, connections: 4, faultAtSec: 2, backAfterSec: 0, durationSec: 40, maxAgeSec: 2, stopWhenMoved: true }));
   } else {
     if (want('throughput')) {
       for (const n of [1, 2, 3]) {
