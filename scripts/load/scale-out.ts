@@ -560,7 +560,7 @@ async function main(): Promise<void> {
   if (values.short) {
     // CI: 2 nodes, one fault: a sink that starts failing is drained by the balancer, nothing lost.
     // The sender stops a second after the node is drained (40 s at most).
-    out.faults.push(await faultRun({ fault: 'sink', nodes: 2, rate: 2000, connections: 4, faultAtSec: 2, backAfterSec: 0, durationSec: 40, maxAgeSec: 0, stopWhenMoved: true }));
+    out.faults.push(await faultRun({ fault: 'sink', nodes: 2, rate: 2000, connections: 4, faultAtSec: 2, backAfterSec: 0, durationSec: 40, maxAgeSec: 2, stopWhenMoved: true }));
   } else {
     if (want('throughput')) {
       for (const n of [1, 2, 3]) {
