@@ -13,7 +13,8 @@
  * - Memory layout, entry formats and flags, the hash's constants: json-kernel-layout.json only.
  *   scripts/build-wasm.mjs writes them into the .wat and into json-kernel-layout.ts, and refuses a
  *   literal address in the .wat. A stale output fails test/parser/json-direct.test.ts ("is built from
- *   json-kernel.wat"), which runs `node scripts/build-wasm.mjs --check`.
+ *   json-kernel.wat and json-kernel-layout.json", which runs `node scripts/build-wasm.mjs --check`);
+ *   test/parser/json-kernel-layout.test.ts covers the table and the build's refusals.
  * - Tables filled from TypeScript at load (this constructor): the key character classes (KEY_CHAR),
  *   the CEF key table (tableKeys: slots and keys), the columns' `"Name":` bytes, the JSON escapes.
  * - Rules written twice, in the .wat `keys` function and in cef-extension.ts parseExtension: the

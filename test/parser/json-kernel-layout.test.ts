@@ -8,7 +8,7 @@ const WAT = readFileSync('src/parser/json-kernel.wat', 'utf8');
 const TABLE = JSON.parse(readFileSync('src/parser/json-kernel-layout.json', 'utf8'));
 
 // The kernel's layout has one source, json-kernel-layout.json; json-direct.test.ts's "is built from
-// json-kernel.wat" fails when the committed outputs are not the build of it.
+// json-kernel.wat and json-kernel-layout.json" fails when the committed outputs are not the build of it.
 describe('JSON kernel layout', () => {
   it('gives TypeScript the table’s numbers', () => {
     for (const r of TABLE.regions) expect((layout as Record<string, number>)[r.name], r.name).toBe(r.at);
