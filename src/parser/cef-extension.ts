@@ -202,6 +202,9 @@ export function parseExtension(st: CefParseState, s: string, from: number): void
     if (n >= 0) return takeKernelKeys(st, s, from, n, k.i32, k.keyEntries);
   }
   const end = s.length;
+  // Imported bindings read per character cost a module-cell load each; locals keep the walk as fast as it was.
+  const keyChar = KEY_CHAR;
+  const prime = FNV_PRIME;
   st.nextBackslash = s.indexOf('\\', from);
   let ks0 = -1;
   let ke0 = -1;
@@ -216,14 +219,14 @@ export function parseExtension(st: CefParseState, s: string, from: number): void
       let h = FNV_OFFSET;
       while (ks > from) {
         const c = s.charCodeAt(ks - 1);
-        if (c < 128 && KEY_CHAR[c] !== 0) {
+        if (c < 128 && keyChar[c] !== 0) {
           ks--;
-          h = Math.imul(h ^ c, FNV_PRIME);
+          h = Math.imul(h ^ c, prime);
         } else break;
       }
       // A key starts with a letter or `_`; `a=1 2=3` keeps `2=3` in the value of a.
       const walked = ks;
-      while (ks < eq && KEY_CHAR[s.charCodeAt(ks)] !== 2) ks++;
+      while (ks < eq && keyChar[s.charCodeAt(ks)] !== 2) ks++;
       if (ks < eq) {
         let sepStart = -1;
         if (ks === from) sepStart = ks;
