@@ -21,6 +21,8 @@ export const CEF_TABLE = 32768;
 export const KERNEL_FREE = 65536;
 /** 64 KiB pages of memory the kernel starts with (1 MiB). */
 export const INITIAL_PAGES = 16;
+/** An entry of KEY_TABLE (per column) and of CEF_TABLE (per slot): i32 offset, i32 length of the bytes. */
+export const TABLE_ENTRY_BYTES = 8;
 /** A row entry: i32 column | flags, i32 a, i32 b (or f64 at +8 for ENTRY_INT). */
 export const ROW_ENTRY_BYTES = 16;
 /** Bits of a row entry's first i32 that hold the column. */

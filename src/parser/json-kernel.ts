@@ -42,6 +42,7 @@ import {
   KEY_TABLE,
   ROW_ENTRY_BYTES,
   SHORT_ESCAPES,
+  TABLE_ENTRY_BYTES,
 } from './json-kernel-layout.js';
 import { writeNumber, writeString, type JsonRow, type JsonTarget } from './json-out.js';
 import { columnIndex } from './columns.js';
@@ -94,21 +95,21 @@ export class JsonKernel {
     const slots = cefKeys.length;
     if ((slots & (slots - 1)) !== 0) throw new Error('the CEF key table size must be a power of two');
     this.i32[CEF_TABLE_MASK >> 2] = slots - 1;
-    let keyAt = CEF_TABLE + slots * 8;
+    let keyAt = CEF_TABLE + slots * TABLE_ENTRY_BYTES;
     cefKeys.forEach((k, i) => {
       if (k === undefined) return;
       const b = Buffer.from(k, 'latin1');
       if (keyAt + b.length + KERNEL_SLACK > KERNEL_FREE) throw new Error('CEF keys do not fit the kernel table');
-      this.i32[(CEF_TABLE >> 2) + i * 2] = keyAt;
-      this.i32[(CEF_TABLE >> 2) + i * 2 + 1] = b.length;
+      this.i32[(CEF_TABLE + i * TABLE_ENTRY_BYTES) >> 2] = keyAt;
+      this.i32[((CEF_TABLE + i * TABLE_ENTRY_BYTES) >> 2) + 1] = b.length;
       this.u8.set(b, keyAt);
       keyAt += b.length;
     });
-    let at = KEY_TABLE + keys.length * 8;
+    let at = KEY_TABLE + keys.length * TABLE_ENTRY_BYTES;
     if (at + keys.reduce((n, k) => n + k.length, 0) + KERNEL_SLACK > KERNEL_DESC) throw new Error('column names do not fit the kernel table');
     keys.forEach((k, c) => {
-      this.i32[(KEY_TABLE >> 2) + c * 2] = at;
-      this.i32[(KEY_TABLE >> 2) + c * 2 + 1] = k.length;
+      this.i32[(KEY_TABLE + c * TABLE_ENTRY_BYTES) >> 2] = at;
+      this.i32[((KEY_TABLE + c * TABLE_ENTRY_BYTES) >> 2) + 1] = k.length;
       this.u8.set(k, at);
       at += k.length;
     });

@@ -96,7 +96,7 @@
     (local.set $h (i32.and (i32.xor (local.get $h) (i32.shr_u (local.get $h) (i32.const {{HASH_FOLD}}))) (local.get $mask)))
     (local.set $len (i32.sub (local.get $ke) (local.get $ks)))
     (loop $probe
-      (local.set $e (i32.add (i32.const {{CEF_TABLE}}) (i32.shl (local.get $h) (i32.const 3))))
+      (local.set $e (i32.add (i32.const {{CEF_TABLE}}) (i32.mul (local.get $h) (i32.const {{TABLE_ENTRY_BYTES}}))))
       (if (i32.eqz (i32.load offset=4 (local.get $e))) (then (return (i32.const -1))))
       (if (i32.eq (i32.load offset=4 (local.get $e)) (local.get $len))
         (then
@@ -131,7 +131,7 @@
       (br_if $digit (i64.ne (local.get $n) (i64.const 0))))
     (call $copy (local.get $q) (i32.const {{INT_DIGITS_END}}) (local.get $p)))
 
-  ;; The keys of a CEF extension [from, end) (cef-extension.ts scanExtension, whose rules this follows): for
+  ;; The keys of a CEF extension [from, end) (cef-extension.ts parseExtension, whose rules this follows): for
   ;; each `=` not escaped by an odd run of backslashes whose key starts with [A-Za-z_] and follows the
   ;; start, a blank or `#011`, four i32 at out: key start, key end (the `=`), the key's slot in the CEF
   ;; key table (-1: not a known key), and where the separator before the key starts ({{KEY_ENTRY_BYTES}} bytes).
@@ -228,7 +228,7 @@
       (loop $next
         (br_if $done (i32.ge_u (local.get $d) (local.get $end)))
         (local.set $col (i32.load (local.get $d)))
-        (local.set $k (i32.add (i32.const {{KEY_TABLE}}) (i32.shl (i32.and (local.get $col) (i32.const {{ENTRY_COLUMN}})) (i32.const 3))))
+        (local.set $k (i32.add (i32.const {{KEY_TABLE}}) (i32.mul (i32.and (local.get $col) (i32.const {{ENTRY_COLUMN}})) (i32.const {{TABLE_ENTRY_BYTES}}))))
         (local.set $p (call $copy (i32.load (local.get $k)) (i32.add (i32.load (local.get $k)) (i32.load offset=4 (local.get $k))) (local.get $p)))
         (if (i32.lt_s (local.get $col) (i32.const 0))
           (then (local.set $p (call $copy (i32.load offset=4 (local.get $d)) (i32.load offset=8 (local.get $d)) (local.get $p))))
