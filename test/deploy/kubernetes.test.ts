@@ -75,7 +75,11 @@ describe('deploy/kubernetes', () => {
     const c = config();
     const ready = parseHostPort(c.readiness as string, 'readiness');
     const ports = container().ports as Obj[];
-    const portOf = (name: string) => ports.find((p) => p.name === name);
+    const portOf = (name: string): Obj => {
+      const p = ports.find((x) => x.name === name);
+      if (!p) throw new Error(`no container port named ${name}`);
+      return p;
+    };
     expect(portOf(container().readinessProbe.httpGet.port).containerPort).toBe(ready.port);
     expect(ready.host).toBe('0.0.0.0'); // the kubelet probes the pod IP
     const listen = c.listen.map((u) => parseListenUrl(u));
