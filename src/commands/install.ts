@@ -32,6 +32,9 @@ export function installCommand(): Command {
     .option('-p, --forwarder-port <n>', 'local forwarder port', '25226')
     .addOption(new Option('--protocol <p>', 'protocols to listen on').choices(['tcp', 'udp', 'both']).default('both'))
     .addOption(new Option('--daemon <name>', 'syslog daemon to configure').choices(['rsyslog', 'syslog-ng']))
+    .option('--forwarder-only', 'no syslog daemon: the forwarder listens on --port itself, on every address (balancers, scale sets)')
+    .option('--readiness <host:port>', 'with --forwarder-only: the balancer\'s readiness endpoint (default 0.0.0.0:8080)')
+    .addOption(new Option('--proxy <version>', 'with --forwarder-only: TCP connections start with a PROXY header from the balancer').choices(['v1', 'v2']))
     .option('--endpoint <url>', 'override the workspace endpoint (private link, tests)')
     .option('--no-verify', 'skip the end-to-end probe')
     .option('--dry-run', 'show the plan and diffs; change nothing')
@@ -45,7 +48,8 @@ Examples:
   sentinel-cef install --dry-run --sink file:/var/tmp/cef.ndjson          # see the plan and diffs, change nothing
   sentinel-cef install --dce https://my-dce.eastus-1.ingest.monitor.azure.com --dcr dcr-0123456789abcdef0123456789abcdef \\
       --tenant contoso.onmicrosoft.com --client-id 00000000-0000-0000-0000-000000000000 --client-secret-file /root/secret
-  SENTINEL_CEF_KEY=... sentinel-cef install 11111111-2222-3333-4444-555555555555 --yes   # legacy workspace key`,
+  SENTINEL_CEF_KEY=... sentinel-cef install 11111111-2222-3333-4444-555555555555 --yes   # legacy workspace key
+  sentinel-cef install --forwarder-only --readiness 0.0.0.0:8080 --proxy v2 --managed-identity --dce URL --dcr ID --yes`,
     )
     .action(async (workspaceId: string | undefined, primaryKey: string | undefined, flags: Record<string, unknown>) => {
       const parsed = installOptionsSchema.safeParse({ ...flags, workspaceId, primaryKey });

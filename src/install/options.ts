@@ -39,6 +39,10 @@ const isUrl = (v: string) => {
     return false;
   }
 };
+const isHostPort = (v: string) => {
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(v);
+  return m !== null && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
+};
 const noControl = (flag: string) => grammar(flag, 'free of control characters and newlines', () => true);
 
 function port(flag: string) {
@@ -84,6 +88,12 @@ export const installOptionsSchema = z.object({
   root: noControl('--root').default('/'),
   verify: z.boolean().default(true),
   fixFirewall: z.boolean().optional(),
+  /** No syslog daemon: the forwarder itself listens on --port (all addresses), for balancers and containers. */
+  forwarderOnly: z.boolean().default(false),
+  /** With --forwarder-only: HOST:PORT of the balancer's readiness endpoint. */
+  readiness: grammar('--readiness', 'HOST:PORT (IPv6 in brackets, e.g. [::]:8080)', isHostPort).optional(),
+  /** With --forwarder-only: TCP connections start with this PROXY protocol header (the balancer sends it). */
+  proxy: z.enum(['v1', 'v2']).optional(),
 });
 export type InstallOptions = z.infer<typeof installOptionsSchema>;
 

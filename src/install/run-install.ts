@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { CliError, UsageError, formatConfigIssue } from '../errors.js';
 import { assertPrivateFile } from '../util/secrets.js';
@@ -6,7 +7,8 @@ import { stepFromLog, type Step } from '../system/progress.js';
 import { DEFAULT_ADMIN, DEFAULT_CONFIG_PATH, forwarderConfigSchema, type Cloud } from '../config/schema.js';
 import type { Exec } from '../system/exec.js';
 import type { FsRoot } from '../system/fs-root.js';
-import { detectIpv6 } from '../system/ipv6.js';
+import { detectIpv6, type Ipv6Mode } from '../system/ipv6.js';
+import { listenUrlOf, parseHostPort } from '../config/listen.js';
 import type { Choice, Prompter } from '../system/prompts.js';
 import { detectDistro, type Distro } from '../system/detect-distro.js';
 import { detectDaemon, type SyslogDaemon } from '../system/detect-daemon.js';
@@ -77,7 +79,8 @@ export const DESTINATION_CHOICES: readonly Choice<Destination>[] = [
 export interface InstallResult {
   changed: boolean;
   dryRun: boolean;
-  daemon: SyslogDaemon;
+  /** null with --forwarder-only: no daemon in the path. */
+  daemon: SyslogDaemon | null;
   changes: FileChange[];
   warnings: string[];
   probe?: { id: string; received: boolean; accepted: boolean; latencyMs?: number; error?: string };
@@ -103,6 +106,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   }
 
   checkPortClashes(opts);
+  const readiness = checkForwarderOnlyOptions(opts);
   const cloud: Cloud = opts.usGov ? 'AzureUSGovernment' : (opts.cloud ?? 'AzureCloud');
   const sinkChoice = await resolveSink(opts, cloud, deps, env, warn);
 
@@ -117,23 +121,39 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   const init = await detectInitSystem(fs);
   const ctx: Ctx = { fs, exec, init: init.kind, log };
   log(`distribution: ${distro.name}${distro.supported ? '' : ' (not in the tested list; continuing)'}; init: ${init.kind === 'systemd' ? 'systemd' : `${init.pid1} (not systemd)`}`);
-  let info = await detectDaemon(fs, exec, opts.daemon);
-  if (opts.daemon && !info.installed.includes(opts.daemon)) info = { ...info, daemon: null };
-  if (!info.daemon) info = await offerDaemonInstall(distro, opts, deps);
-  const daemon = info.daemon!;
-  const binary = info.binary!;
-  if (info.running.some((r) => r.daemon !== daemon)) {
-    warn(`${info.running.find((r) => r.daemon !== daemon)!.daemon} is running too; only ${daemon} is configured`);
+  await refuseModeSwitch(fs, opts);
+  let daemon: SyslogDaemon | null = null;
+  let binary = '';
+  if (!opts.forwarderOnly) {
+    let info = await detectDaemon(fs, exec, opts.daemon);
+    if (opts.daemon && !info.installed.includes(opts.daemon)) info = { ...info, daemon: null };
+    if (!info.daemon) info = await offerDaemonInstall(distro, opts, deps);
+    const found = info.daemon!;
+    daemon = found;
+    binary = info.binary!;
+    if (info.running.some((r) => r.daemon !== found)) {
+      warn(`${info.running.find((r) => r.daemon !== found)!.daemon} is running too; only ${found} is configured`);
+    }
+    log(`syslog daemon: ${found}${info.version ? ` ${info.version}` : ''} (${info.running.some((r) => r.daemon === found) ? 'running' : 'not running'})`);
   }
-  log(`syslog daemon: ${daemon}${info.version ? ` ${info.version}` : ''} (${info.running.some((r) => r.daemon === daemon) ? 'running' : 'not running'})`);
+  // Only the capability it needs: none when every port it listens on is unprivileged.
+  const privilegedPort = opts.forwarderOnly && Math.min(opts.port, readiness?.port ?? 65535) < 1024;
+  if (opts.forwarderOnly) {
+    await checkForwarderOnlyPorts(fs, opts, readiness!);
+    if (privilegedPort && init.kind !== 'systemd') await refuseUnprivilegedBind(fs, opts, init.pid1);
+    log(`forwarder-only: no syslog daemon is configured; the forwarder listens on port ${opts.port} (${protocolsOf(opts.protocol).join('+')}) itself`);
+  }
 
   // ---- render ----
-  const renderOpts = { port: opts.port, protocol: opts.protocol, forwarderPort: opts.forwarderPort, ipv6: await detectIpv6(fs) };
+  const ipv6 = await detectIpv6(fs);
+  const renderOpts = { port: opts.port, protocol: opts.protocol, forwarderPort: opts.forwarderPort, ipv6 };
   const desired: DesiredFile[] = [];
   /** Files we only add to (the daemon's main file): edits there are the operator's, not ours to track. */
   const sharedFiles = new Set<string>();
-  let dropin: RenderedDropin;
-  if (daemon === 'rsyslog') {
+  let dropin: RenderedDropin | null = null;
+  if (daemon === null) {
+    // Forwarder-only: nothing of a daemon's is rendered.
+  } else if (daemon === 'rsyslog') {
     const scan = await scanRsyslogConfig(fs, { exclude: [RSYSLOG_DROPIN] });
     dropin = renderRsyslogDropin(scan, renderOpts);
     if (!scan.includesDropins) {
@@ -151,15 +171,16 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       desired.push({ path: scan.mainFile, content: appendSyslogNgInclude(main?.bytes.toString('utf8') ?? ''), mode: main?.meta.mode ?? 0o644, why: 'include conf.d drop-ins' });
     }
   }
-  dropin.warnings.forEach(warn);
-  const relp = dropin.transport === 'relp';
+  dropin?.warnings.forEach(warn);
+  const relp = dropin?.transport === 'relp';
   if (daemon === 'rsyslog' && !relp) {
     warn('rsyslog has no omrelp module (package rsyslog-relp): it forwards over plain TCP, which can lose the events it holds in memory when it restarts while the forwarder is down; install rsyslog-relp and run install again');
   }
-  const dropinContent = deps.mutateDropin ? deps.mutateDropin(dropin.content) : dropin.content;
-  desired.push({ path: dropin.path, content: `${dropinContent.trimEnd()}\n`, mode: 0o644, why: `route CEF to 127.0.0.1:${opts.forwarderPort}` });
-
-  await checkPortOwners(fs, opts, daemon);
+  if (dropin && daemon) {
+    const dropinContent = deps.mutateDropin ? deps.mutateDropin(dropin.content) : dropin.content;
+    desired.push({ path: dropin.path, content: `${dropinContent.trimEnd()}\n`, mode: 0o644, why: `route CEF to 127.0.0.1:${opts.forwarderPort}` });
+    await checkPortOwners(fs, opts, daemon);
+  }
 
   const bundlePath = deps.forwarderBundle ?? path.join(packageRoot(), 'dist', 'forwarder.mjs');
   let bundle: Buffer;
@@ -177,18 +198,21 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     desired.push({ path: sinkChoice.secretFile.path, content: `${sinkChoice.secretFile.value}\n`, mode: 0o600, owner: serviceOwner, secret: true, why: 'secret, readable by the service user only' });
   }
   const config = {
-    listen: [`${relp ? 'relp' : 'tcp'}://127.0.0.1:${opts.forwarderPort}`, `udp://127.0.0.1:${opts.forwarderPort}`],
+    listen: opts.forwarderOnly
+      ? forwarderOnlyListen(opts.port, opts.protocol, ipv6, opts.proxy)
+      : [`${relp ? 'relp' : 'tcp'}://127.0.0.1:${opts.forwarderPort}`, `udp://127.0.0.1:${opts.forwarderPort}`],
     queue: { dir: `${DATA_DIR}/queue` },
     deadLetterFile: `${DATA_DIR}/dead-letter.ndjson`,
     sink: sinkChoice.sink,
     admin: DEFAULT_ADMIN,
+    ...(opts.forwarderOnly ? { readiness: opts.readiness ?? DEFAULT_READINESS } : {}),
   };
   const parsed = forwarderConfigSchema.safeParse(config);
   if (!parsed.success) throw new UsageError(`the forwarder config would be invalid: ${formatConfigIssue(parsed.error.issues[0])}`);
   desired.push({ path: DEFAULT_CONFIG_PATH, content: `${JSON.stringify(config, null, 2)}\n`, mode: 0o640, owner: group, why: 'forwarder config' });
   const sinkFile = (sinkChoice.sink.type === 'file' ? String(sinkChoice.sink.path) : null);
   if (init.kind === 'systemd') {
-    desired.push({ path: UNIT_PATH, content: renderForwarderUnit({ nodePath, sinkFile }), mode: 0o644, why: 'systemd unit' });
+    desired.push({ path: UNIT_PATH, content: renderForwarderUnit({ nodePath, sinkFile, bindPrivilegedPort: privilegedPort }), mode: 0o644, why: 'systemd unit' });
   }
 
   if (sinkFile && init.kind === 'systemd' && /^\/(root|home|run\/user)(\/|$)/.test(path.normalize(sinkFile))) {
@@ -201,9 +225,9 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   const changes = await planFiles(fs, desired);
   const sum = summarizePlan(changes);
   const changed = sum.create + sum.update > 0;
-  deps.out(`Plan (${daemon}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes), all: opts.diff === 'all' })}\n`);
+  deps.out(`Plan (${daemon ?? 'forwarder-only'}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes), all: opts.diff === 'all' })}\n`);
   const result: InstallResult = { changed, dryRun: opts.dryRun, daemon, changes, warnings };
-  await refuseBrokenDaemonConfig(ctx, daemon, binary, changes, dropin.path, svc, sharedFiles);
+  if (daemon && dropin) await refuseBrokenDaemonConfig(ctx, daemon, binary, changes, dropin.path, svc, sharedFiles);
   // Files we own that changed since the last install wrote them: hand edits that this run would replace.
   const lastWritten = (await readState(fs))?.written ?? {};
   const edited = changes.filter(
@@ -222,7 +246,8 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   const fwCmds = planFirewallFix(fw, protocolsOf(opts.protocol).map((p) => ({ port: opts.port, protocol: p })));
   const se = await detectSelinux(fs, fs.isSystemRoot ? exec : undefined);
   const written = changes.filter((c) => c.kind !== 'unchanged').map((c) => c.file.path);
-  const seCmds = planSelinuxFix(se, opts.forwarderPort, written);
+  // Forwarder-only: no daemon connects to a forwarder port, so no port needs the syslog label.
+  const seCmds = planSelinuxFix(se, opts.forwarderPort, written).filter((c) => !(opts.forwarderOnly && c[0] === 'semanage'));
   if (fw.active) log(`firewall: ${fw.kind}${fwCmds.length ? ` (port ${opts.port} not open yet)` : ` (port ${opts.port} open)`}`);
   if (se.mode !== 'disabled') log(`SELinux: ${se.mode}`);
   if (opts.dryRun) {
@@ -267,7 +292,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     };
     const toWrite = changes.filter((c) => c.kind !== 'unchanged');
     // The main config we append an include to is the daemon's too.
-    const isDaemonFile = (p: string) => p === dropin.path || sharedFiles.has(p) || p.startsWith('/etc/syslog-ng/');
+    const isDaemonFile = (p: string) => daemon !== null && (p === dropin?.path || sharedFiles.has(p) || p.startsWith('/etc/syslog-ng/'));
     const daemonFilesChanged = toWrite.some((c) => isDaemonFile(c.file.path));
     const forwarderFilesChanged = toWrite.some((c) => !isDaemonFile(c.file.path));
     const createdDirs: string[] = [...release.made];
@@ -345,7 +370,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
 
       const forwarderWasRunning = init.kind === 'systemd' ? null : await svc.isForwarderSupervised(fs);
       const unitBefore = init.kind === 'systemd' ? await forwarderUnitState(ctx) : null;
-      const daemonWasRunning = (await svc.runningDaemonPids(fs, daemon)).length > 0;
+      const daemonWasRunning = daemon === null || (await svc.runningDaemonPids(fs, daemon)).length > 0;
 
       // 4. Files (their undo runs before the directories' undo, which then finds them empty).
       undo.push({ what: 'files', run: () => tx.rollback() });
@@ -360,7 +385,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
         warn(`LOCAL EDITS REPLACED: ${c.file.path} had been edited since the last install; the edited file is kept at ${backup ?? tx.backupDir}`);
       }
 
-      if (daemonFilesChanged || !daemonWasRunning) {
+      if (daemon && (daemonFilesChanged || !daemonWasRunning)) {
         const check = await checkDaemonSyntax(ctx, daemon, binary);
         if (!check.ok) throw new StepError(`${daemon} rejected the new configuration`, check.output);
         log(`${daemon} accepted the configuration (${daemon === 'rsyslog' ? 'rsyslogd -N1' : 'syslog-ng --syntax-only'})`);
@@ -404,7 +429,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       checkpoint();
 
       // 6. The syslog daemon on the new configuration; on rollback it goes back to the old one.
-      if (daemonFilesChanged || !daemonWasRunning) {
+      if (daemon && (daemonFilesChanged || !daemonWasRunning)) {
         if (daemonWasRunning) {
           after.push({
             what: `${daemon} restart`,
@@ -453,8 +478,9 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
         written,
         daemon, init: init.kind, user: { name: SERVICE_USER, createdByUs: userCreated || Boolean(prior?.user?.createdByUs) }, applied,
         options: {
-          port: opts.port, protocol: opts.protocol, forwarderPort: opts.forwarderPort, daemon, configPath: DEFAULT_CONFIG_PATH,
-          dropin: dropin.path, sink: { type: String(sinkChoice.sink.type), describe: sinkChoice.describe },
+          port: opts.port, protocol: opts.protocol, forwarderPort: opts.forwarderPort, daemon: daemon ?? 'none', configPath: DEFAULT_CONFIG_PATH,
+          dropin: dropin?.path ?? '', sink: { type: String(sinkChoice.sink.type), describe: sinkChoice.describe },
+          ...(opts.forwarderOnly ? { mode: 'forwarder-only' as const, readiness: config.readiness } : {}),
         },
       });
       await writeState(fs, { ...state, status: 'installed' });
@@ -480,7 +506,10 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     // Only after the state says "installed": a backup of a replaced secret is no longer needed for a rollback.
     // The install is complete by now, so a failure here is a warning, not a reason to undo it.
     await tx.commit((await readState(fs))?.files ?? []).catch((e: Error) => warn(`could not delete backups that are no longer needed in ${tx.backupDir}: ${e.message}`));
-    deps.out(changed ? `Installed: ${daemon} routes CEF from port ${opts.port} to the forwarder on 127.0.0.1:${opts.forwarderPort}.\n` : 'Nothing to change: everything is already in place.\n');
+    const what = daemon
+      ? `${daemon} routes CEF from port ${opts.port} to the forwarder on 127.0.0.1:${opts.forwarderPort}`
+      : `the forwarder listens on port ${opts.port} (${config.listen.join(', ')}); readiness on http://${config.readiness}/`;
+    deps.out(changed ? `Installed: ${what}.\n` : 'Nothing to change: everything is already in place.\n');
 
     if (opts.verify && fs.isSystemRoot) result.probe = await verifyChain(opts, daemon, sinkChoice.describe, deps);
     return result;
@@ -535,15 +564,19 @@ export function inverseCommands(c: string[]): string[][] {
   return [];
 }
 
-async function verifyChain(opts: InstallOptions, daemon: SyslogDaemon, sinkDesc: string, deps: InstallDeps): Promise<InstallResult['probe']> {
+async function verifyChain(opts: InstallOptions, daemon: SyslogDaemon | null, sinkDesc: string, deps: InstallDeps): Promise<InstallResult['probe']> {
   const id = newProbeId();
-  const protocol = opts.protocol === 'udp' ? 'udp' : 'tcp';
+  // A TCP listener behind a balancer expects its PROXY header: UDP goes straight in when it is open.
+  const protocol = opts.protocol === 'udp' || (opts.proxy && opts.protocol === 'both') ? 'udp' : 'tcp';
   const started = Date.now();
-  await sendSyslog([buildProbeMessage(id)], { host: '127.0.0.1', port: opts.port, protocol });
-  const st = await (deps.step ?? stepFromLog(deps.log))(`waiting for probe ${id} to come through ${daemon} and the forwarder (up to 30 s)`, () => waitForProbe(DEFAULT_ADMIN, id, 30_000));
+  const message = buildProbeMessage(id);
+  if (protocol === 'tcp' && opts.proxy) await sendWithProxyHeader(message, opts.port, opts.proxy);
+  else await sendSyslog([message], { host: '127.0.0.1', port: opts.port, protocol });
+  const path = daemon ? `${daemon} and the forwarder` : 'the forwarder';
+  const st = await (deps.step ?? stepFromLog(deps.log))(`waiting for probe ${id} to come through ${path} (up to 30 s)`, () => waitForProbe(DEFAULT_ADMIN, id, 30_000));
   const probe = { id, received: Boolean(st?.received), accepted: Boolean(st?.accepted), latencyMs: st?.latencyMs ?? Date.now() - started, error: st?.error };
   if (probe.accepted) {
-    deps.out(`Probe ${id}: port ${opts.port}/${protocol} -> ${daemon} -> forwarder -> ${sinkDesc}: accepted after ${probe.latencyMs} ms.\n`);
+    deps.out(`Probe ${id}: port ${opts.port}/${protocol} -> ${daemon ? `${daemon} -> ` : ''}forwarder -> ${sinkDesc}: accepted after ${probe.latencyMs} ms.\n`);
   } else if (probe.received) {
     throw new CliError(`probe ${id} reached the forwarder but the sink did not accept it${probe.error ? `: ${probe.error}` : ''}`, {
       suggestion: 'run `sentinel-cef troubleshoot` (the configuration stays installed)',
@@ -633,7 +666,7 @@ async function assertWritableBy(fs: FsRoot, dir: string, user: UserIds): Promise
 /** Clashes among our own ports, refused before anything is detected: each would fail only at start. */
 function checkPortClashes(opts: InstallOptions): void {
   const adminPort = Number(DEFAULT_ADMIN.split(':').pop());
-  if (opts.forwarderPort === opts.port) {
+  if (opts.forwarderPort === opts.port && !opts.forwarderOnly) {
     throw new UsageError(`--forwarder-port ${opts.forwarderPort} is the syslog port: the daemon listens there and forwards to the forwarder`, { suggestion: 'leave --forwarder-port at its default (25226)' });
   }
   if (opts.forwarderPort === adminPort) {
@@ -642,6 +675,99 @@ function checkPortClashes(opts: InstallOptions): void {
   if (opts.port === adminPort) {
     throw new UsageError(`--port ${opts.port} is the forwarder's admin API port (${DEFAULT_ADMIN})`, { suggestion: 'use the standard syslog port 514' });
   }
+}
+
+/** Where a forwarder-only node answers its balancer's health checks unless --readiness says otherwise. */
+export const DEFAULT_READINESS = '0.0.0.0:8080';
+
+/** The flags that only mean something without a daemon, and the readiness address, checked before detection. */
+function checkForwarderOnlyOptions(opts: InstallOptions): { host: string; port: number } | null {
+  if (!opts.forwarderOnly) {
+    const stray = opts.readiness !== undefined ? '--readiness' : opts.proxy !== undefined ? '--proxy' : null;
+    if (stray) throw new UsageError(`${stray} goes with --forwarder-only`, { suggestion: 'add --forwarder-only (the forwarder listens on --port itself), or drop the flag' });
+    return null;
+  }
+  if (opts.daemon) throw new UsageError('--daemon and --forwarder-only exclude each other: a forwarder-only node has no syslog daemon', { suggestion: 'drop one of them' });
+  const r = parseHostPort(opts.readiness ?? DEFAULT_READINESS, '--readiness', '0.0.0.0:8080');
+  const adminPort = Number(DEFAULT_ADMIN.split(':').pop());
+  if (r.port === adminPort) throw new UsageError(`--readiness port ${r.port} is the forwarder's admin API port (${DEFAULT_ADMIN})`, { suggestion: `use ${DEFAULT_READINESS}` });
+  if (r.port === opts.port && opts.protocol !== 'udp') throw new UsageError(`--readiness port ${r.port} is the syslog port: both are TCP`, { suggestion: `use ${DEFAULT_READINESS}` });
+  return r;
+}
+
+/** Switching between a daemon in front and none is an uninstall and an install: neither leaves the other's files. */
+async function refuseModeSwitch(fs: FsRoot, opts: InstallOptions): Promise<void> {
+  const prior = await readState(fs);
+  if (!prior?.options) return;
+  const was = prior.options.mode ?? 'normal';
+  const now = opts.forwarderOnly ? 'forwarder-only' : 'normal';
+  if (was === now) return;
+  throw new UsageError(
+    was === 'forwarder-only'
+      ? 'this machine is installed forwarder-only (no syslog daemon); a daemon in front of it is another install'
+      : `this machine is installed with ${prior.options.daemon} in front of the forwarder; --forwarder-only is another install`,
+    { suggestion: 'run `sentinel-cef uninstall --yes` first, then install again' },
+  );
+}
+
+/**
+ * Forwarder-only: the syslog port must be free for the forwarder (ours from an earlier run is fine). A syslog
+ * daemon there is the usual case on a stock image, so it is named with the command that frees the port.
+ */
+async function checkForwarderOnlyPorts(fs: FsRoot, opts: InstallOptions, readiness: { port: number }): Promise<void> {
+  const listeners = await listListeners(fs, { withProcesses: true });
+  const ours = (comm: string | undefined) => !comm || comm === 'node' || comm === 'sentinel-cef';
+  for (const proto of protocolsOf(opts.protocol)) {
+    for (const l of findListeners(listeners, opts.port, proto)) {
+      if (ours(l.comm)) continue;
+      const unit = l.comm === 'rsyslogd' ? 'rsyslog' : l.comm === 'syslog-ng' ? 'syslog-ng' : null;
+      throw new UsageError(`${proto} port ${opts.port} is held by ${l.comm} (pid ${l.pid}): a forwarder-only node listens there itself`, {
+        suggestion: unit
+          ? `stop it with \`systemctl disable --now ${unit}${unit === 'rsyslog' ? ' syslog.socket' : ''}\` (or remove its ${proto} input on port ${opts.port}), or choose another --port`
+          : 'stop it, or choose another --port',
+      });
+    }
+  }
+  for (const l of findListeners(listeners, readiness.port, 'tcp')) {
+    if (!ours(l.comm)) throw new UsageError(`--readiness port ${readiness.port} is already in use by ${l.comm} (pid ${l.pid})`, { suggestion: 'choose another --readiness HOST:PORT' });
+  }
+}
+
+/** Without systemd nothing grants CAP_NET_BIND_SERVICE to the service user: a port below the kernel's floor cannot work. */
+async function refuseUnprivilegedBind(fs: FsRoot, opts: InstallOptions, pid1: string): Promise<void> {
+  const floor = Number((await fs.readText('/proc/sys/net/ipv4/ip_unprivileged_port_start').catch(() => null))?.trim() ?? 1024);
+  const low = [opts.port, Number((opts.readiness ?? DEFAULT_READINESS).split(':').pop())].filter((p) => p < floor);
+  if (low.length === 0) return;
+  throw new UsageError(`--forwarder-only on port ${low[0]} needs systemd to grant CAP_NET_BIND_SERVICE to the ${SERVICE_USER} user (PID 1 here is ${pid1})`, {
+    suggestion: `use ports from ${floor} up (--port, --readiness) and let the balancer map 514 to them, or run \`sentinel-cef forward\` in a container (deploy/)`,
+  });
+}
+
+/**
+ * Listen URLs on every address. Node's TCP sockets on [::] take IPv4 too (libuv clears IPV6_V6ONLY); UDP ones
+ * follow net.ipv6.bindv6only, so with `separate` UDP needs 0.0.0.0 beside [::].
+ */
+export function forwarderOnlyListen(port: number, protocol: InstallOptions['protocol'], ipv6: Ipv6Mode, proxy?: 'v1' | 'v2'): string[] {
+  const out: string[] = [];
+  for (const p of protocolsOf(protocol)) {
+    const hosts = ipv6 === 'none' ? ['0.0.0.0'] : p === 'udp' && ipv6 === 'separate' ? ['0.0.0.0', '::'] : ['::'];
+    for (const h of hosts) out.push(listenUrlOf(p, h, port, p === 'tcp' ? proxy : undefined));
+  }
+  return out;
+}
+
+/** The install probe over TCP to a ?proxy= listener: the header a balancer would send (LOCAL, v2), then the line. */
+export async function sendWithProxyHeader(message: string, port: number, version: 'v1' | 'v2'): Promise<void> {
+  const header =
+    version === 'v1'
+      ? Buffer.from('PROXY UNKNOWN\r\n')
+      : Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x20, 0x00, 0x00, 0x00]);
+  await new Promise<void>((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.setTimeout(5000, () => s.destroy(new Error(`timed out sending to 127.0.0.1:${port}`)));
+    s.once('error', reject);
+    s.end(Buffer.concat([header, Buffer.from(`${message}\n`)]), () => resolve());
+  });
 }
 
 async function checkPortOwners(fs: FsRoot, opts: InstallOptions, daemon: SyslogDaemon) {

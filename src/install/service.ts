@@ -33,7 +33,7 @@ export const UNIT_PATH = `/etc/systemd/system/${UNIT_NAME}`;
 export const SUPERVISOR_PIDFILE = `${RUN_DIR}/supervisor.pid`;
 
 /** The forwarder's systemd unit. Every value is escaped for unit syntax (config-escape.ts). */
-export function renderForwarderUnit(opts: { nodePath: string; sinkFile: string | null }): string {
+export function renderForwarderUnit(opts: { nodePath: string; sinkFile: string | null; bindPrivilegedPort?: boolean }): string {
   const rw = opts.sinkFile ? [dirnameOf(opts.sinkFile)] : [];
   const underTmp = opts.sinkFile !== null && /^\/(var\/)?tmp\//.test(opts.sinkFile);
   const exec = [opts.nodePath, ...FORWARDER_NODE_FLAGS, FORWARDER_PATH, '--config', DEFAULT_CONFIG_PATH];
@@ -46,6 +46,11 @@ export function renderForwarderUnit(opts: { nodePath: string; sinkFile: string |
     readWritePaths: rw.length ? `ReadWritePaths=${rw.map((p) => systemdPath('ReadWritePaths=', p)).join(' ')}` : '',
     // The file sink under /tmp must see the real /tmp.
     privateTmp: underTmp ? '# PrivateTmp is off: the file sink writes under /tmp.' : 'PrivateTmp=yes',
+    capabilities: opts.bindPrivilegedPort
+      ? '# Forwarder-only: the one capability it needs, to listen on the syslog port below 1024.\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\nAmbientCapabilities=CAP_NET_BIND_SERVICE'
+      : 'CapabilityBoundingSet=\nAmbientCapabilities=',
+    // A capability held in a private user namespace does not reach the host's network namespace.
+    privateUsers: opts.bindPrivilegedPort ? '# PrivateUsers is off: CAP_NET_BIND_SERVICE must count in the host network namespace.' : 'PrivateUsers=yes',
   });
 }
 

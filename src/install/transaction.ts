@@ -51,6 +51,9 @@ export interface InstalledOptions {
   configPath: string;
   dropin: string;
   sink: { type: string; describe: string };
+  /** Absent in a normal install (and in states written before forwarder-only existed). */
+  mode?: 'forwarder-only';
+  readiness?: string;
 }
 
 export function sha256(b: Buffer): string {

@@ -37,6 +37,7 @@ export async function applyInstalledOptions(
   pick('daemon', 'daemon', inst?.daemon === 'rsyslog' || inst?.daemon === 'syslog-ng' ? inst.daemon : undefined);
   pick('configPath', 'config', inst?.configPath);
   if (inst && out.forwarderPort === undefined) out.forwarderPort = inst.forwarderPort;
+  if (inst?.mode === 'forwarder-only' && out.forwarderOnly === undefined) out.forwarderOnly = true;
   return { input: out, settings };
 }
 

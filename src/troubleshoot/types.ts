@@ -74,6 +74,8 @@ export const troubleshootOptionsSchema = z.object({
   capture: z.boolean().default(false),
   fix: z.boolean().default(false),
   yes: z.boolean().default(false),
+  /** Install recorded --forwarder-only: no syslog daemon, the forwarder itself listens on `port`. */
+  forwarderOnly: z.boolean().default(false),
 });
 export type TroubleshootOptions = z.infer<typeof troubleshootOptionsSchema>;
 export type TroubleshootOptionsInput = z.input<typeof troubleshootOptionsSchema>;

@@ -142,7 +142,13 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
     const size = await probeSize(ctx);
     const tails = new Map<string, string>();
     // Only the transports install opened: a TCP-only install refuses UDP by design.
+    // Forwarder-only behind a balancer: a TCP listener that wants a PROXY header would close a bare probe.
+    const proxied = opts.forwarderOnly && ((await ctx.config()).config?.listen ?? []).some((u) => u.startsWith('tcp://') && u.includes('?proxy='));
     for (const transport of opts.protocol === 'both' ? (['tcp', 'udp'] as const) : [opts.protocol]) {
+      if (transport === 'tcp' && proxied) {
+        deps.progress(`not probing ${opts.port}/tcp: it expects a PROXY header from the balancer`);
+        continue;
+      }
       const listeners = listenersOn(sockets, opts.port, transport);
       const host = targetHost(listeners);
       for (let i = 0; i < opts.probes; i++) {
@@ -303,7 +309,9 @@ function locate(
     return;
   }
   const listeners = listenersOn(e.sockets, port, r.transport);
-  const foreign = listeners.filter((l) => l.pid !== undefined && !e.daemonPids.has(l.pid));
+  // Forwarder-only: the forwarder itself is the receiver on the port.
+  const receiver = (l: Listener) => (l.pid !== undefined && e.daemonPids.has(l.pid)) || (ctx.opts.forwarderOnly && (l.comm === 'node' || l.comm === 'sentinel-cef'));
+  const foreign = listeners.filter((l) => l.pid !== undefined && !receiver(l));
   if (r.sendError || listeners.length === 0 || (foreign.length > 0 && foreign.length === listeners.length) || e.firewallDrop) {
     r.stage = 'daemon-not-receiving';
     if (e.firewallDrop) r.evidence.push(`the firewall drops ${port}/${r.transport}: ${e.firewallDrop}`);
@@ -323,6 +331,11 @@ function locate(
           ? `cannot ask the forwarder: ${e.adminError}`
           : `nothing listens on the forwarder port ${e.fwdPorts.join('/')}`,
     );
+    return;
+  }
+  if (ctx.opts.forwarderOnly) {
+    r.stage = 'unknown';
+    r.evidence.push(`the forwarder listens on ${r.target} but never received it`);
     return;
   }
   r.stage = 'daemon-not-forwarding';
