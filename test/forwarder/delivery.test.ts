@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
-import { truncatedMarker } from '../../src/forwarder/delivery.js';
+import { truncatedMarker } from '../../src/forwarder/delivery/prepare.js';
 import { sendSyslog } from '../../src/forwarder/send-test.js';
 import { FakeSink, PreparingFakeSink, cef, makeConfig, readNdjson, silent, tempDir, waitFor } from './helpers.js';
 
