@@ -4,9 +4,9 @@ import { CLOUDS } from '../config/schema.js';
 import { createExec } from '../system/exec.js';
 import { createFsRoot } from '../system/fs-root.js';
 import { createPrompter } from '../system/prompts.js';
-import { createStep } from '../system/progress.js';
+import { ciSet, createStep } from '../system/progress.js';
 import { formatOptionError, installOptionsSchema, uninstallOptionsSchema } from '../install/options.js';
-import { runInstall } from '../install/run-install.js';
+import { INSTALL_STEPS, runInstall, type InstallStepName } from '../install/run-install.js';
 import { runUninstall } from '../install/run-uninstall.js';
 
 export function installCommand(): Command {
@@ -50,8 +50,14 @@ Examples:
     .action(async (workspaceId: string | undefined, primaryKey: string | undefined, flags: Record<string, unknown>) => {
       const parsed = installOptionsSchema.safeParse({ ...flags, workspaceId, primaryKey });
       if (!parsed.success) throw new UsageError(formatOptionError(parsed.error));
-      await runInstall(parsed.data, deps(parsed.data.root));
+      await runInstall(parsed.data, { ...deps(parsed.data.root), onStep: stepHeadings() });
     });
+}
+
+/** On a terminal, a heading per install step ("[2/6] render"); pipes and CI keep the plain log. */
+function stepHeadings(): ((name: InstallStepName) => void) | undefined {
+  if (!process.stderr.isTTY || ciSet(process.env)) return undefined;
+  return (name) => process.stderr.write(`[${INSTALL_STEPS.findIndex((s) => s.name === name) + 1}/${INSTALL_STEPS.length}] ${name}\n`);
 }
 
 export function deps(root: string) {
