@@ -5,9 +5,8 @@ import { createExec } from '../system/exec.js';
 import { createFsRoot } from '../system/fs-root.js';
 import { createPrompter } from '../system/prompts.js';
 import { ciSet, createStep } from '../system/progress.js';
-import { formatOptionError, installOptionsSchema, uninstallOptionsSchema } from '../install/options.js';
+import { formatOptionError, installOptionsSchema } from '../install/options.js';
 import { INSTALL_STEPS, runInstall, type InstallStepName } from '../install/run-install.js';
-import { runUninstall } from '../install/run-uninstall.js';
 
 export function installCommand(): Command {
   return new Command('install')
@@ -69,26 +68,4 @@ export function deps(root: string) {
     step: createStep(),
     out: (text: string) => process.stdout.write(text),
   };
-}
-
-export function uninstallCommandImpl(): Command {
-  return new Command('uninstall')
-    .description('Remove what install added and restore the original files byte for byte')
-    .option('--remove-user', 'also delete the sentinel-cef system user (when install created it)')
-    .option('--purge', 'also delete queued, undelivered data, every backup and the user install created')
-    .option('--dry-run', 'show what would be removed; change nothing')
-    .option('-y, --yes', 'do not ask')
-    .addOption(new Option('--root <dir>', 'filesystem root (tests)').default('/').hideHelp())
-    .addHelpText(
-      'after',
-      `
-Examples:
-  sentinel-cef uninstall --dry-run         # list what would be removed or restored
-  sentinel-cef uninstall --yes --purge     # also delete queued data, backups, logs and the user install created`,
-    )
-    .action(async (flags: Record<string, unknown>) => {
-      const parsed = uninstallOptionsSchema.safeParse(flags);
-      if (!parsed.success) throw new UsageError(formatOptionError(parsed.error));
-      await runUninstall(parsed.data, deps(parsed.data.root));
-    });
 }
