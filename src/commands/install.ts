@@ -4,10 +4,9 @@ import { CLOUDS } from '../config/schema.js';
 import { createExec } from '../system/exec.js';
 import { createFsRoot } from '../system/fs-root.js';
 import { createPrompter } from '../system/prompts.js';
-import { createStep } from '../system/progress.js';
-import { formatOptionError, installOptionsSchema, uninstallOptionsSchema } from '../install/options.js';
-import { runInstall } from '../install/run-install.js';
-import { runUninstall } from '../install/run-uninstall.js';
+import { ciSet, createStep } from '../system/progress.js';
+import { formatOptionError, installOptionsSchema } from '../install/options.js';
+import { INSTALL_STEPS, runInstall, type InstallStepName } from '../install/run-install.js';
 
 export function installCommand(): Command {
   return new Command('install')
@@ -54,8 +53,14 @@ Examples:
     .action(async (workspaceId: string | undefined, primaryKey: string | undefined, flags: Record<string, unknown>) => {
       const parsed = installOptionsSchema.safeParse({ ...flags, workspaceId, primaryKey });
       if (!parsed.success) throw new UsageError(formatOptionError(parsed.error));
-      await runInstall(parsed.data, deps(parsed.data.root));
+      await runInstall(parsed.data, { ...deps(parsed.data.root), onStep: stepHeadings() });
     });
+}
+
+/** On a terminal, a heading per install step ("[2/6] render"); pipes and CI keep the plain log. */
+function stepHeadings(): ((name: InstallStepName) => void) | undefined {
+  if (!process.stderr.isTTY || ciSet(process.env)) return undefined;
+  return (name) => process.stderr.write(`[${INSTALL_STEPS.findIndex((s) => s.name === name) + 1}/${INSTALL_STEPS.length}] ${name}\n`);
 }
 
 export function deps(root: string) {
@@ -67,26 +72,4 @@ export function deps(root: string) {
     step: createStep(),
     out: (text: string) => process.stdout.write(text),
   };
-}
-
-export function uninstallCommandImpl(): Command {
-  return new Command('uninstall')
-    .description('Remove what install added and restore the original files byte for byte')
-    .option('--remove-user', 'also delete the sentinel-cef system user (when install created it)')
-    .option('--purge', 'also delete queued, undelivered data, every backup and the user install created')
-    .option('--dry-run', 'show what would be removed; change nothing')
-    .option('-y, --yes', 'do not ask')
-    .addOption(new Option('--root <dir>', 'filesystem root (tests)').default('/').hideHelp())
-    .addHelpText(
-      'after',
-      `
-Examples:
-  sentinel-cef uninstall --dry-run         # list what would be removed or restored
-  sentinel-cef uninstall --yes --purge     # also delete queued data, backups, logs and the user install created`,
-    )
-    .action(async (flags: Record<string, unknown>) => {
-      const parsed = uninstallOptionsSchema.safeParse(flags);
-      if (!parsed.success) throw new UsageError(formatOptionError(parsed.error));
-      await runUninstall(parsed.data, deps(parsed.data.root));
-    });
 }

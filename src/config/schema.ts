@@ -124,8 +124,8 @@ export const forwarderConfigSchema = z.object({
       /**
        * Batches being parsed or on the wire at once; the queue cursor still moves over them strictly in
        * order (a crash re-sends at most this many batches). Throughput to a distant region is bounded by
-       * rows in flight per round trip: at 150 ms, 8 x 1000 carried 33,750 events/s and 4 x 1000 20,188;
-       * on loopback 8 keeps the parse worker busy while earlier batches wait for their answers.
+       * rows in flight per round trip; on loopback 8 keeps the parse worker busy while earlier batches
+       * wait for their answers (figures: docs/BENCHMARKS.md, "8 batches in flight by default").
        */
       inFlight: z.number().int().positive().max(32).default(8),
       /**

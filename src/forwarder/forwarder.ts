@@ -10,7 +10,9 @@ import { VERSION } from '../version.js';
 import type { Health, ProbeStatus } from './admin-types.js';
 import { startAdminServer } from './admin.js';
 import { DeadLetterFile } from './dead-letter.js';
-import { BatchProcessor, DeliveryLoop, localRunner } from './delivery.js';
+import { BatchProcessor, localRunner } from './delivery/batch-processor.js';
+import { DeliveryLoop } from './delivery/loop.js';
+import type { Sleep } from './delivery/backoff.js';
 import { availableParallelism } from 'node:os';
 import { PARSE_WORKER_ROLE, ParseWorkerRunner } from './parse-workers.js';
 import { DiskQueue } from './disk-queue.js';
@@ -46,6 +48,9 @@ export interface ForwarderDeps {
   queueWriteFn?: (fd: number, buf: Buffer, off: number, len: number) => number;
   diskRetryMs?: number;
   random?: () => number;
+  /** Delivery's waits between retries and its monotonic clock (tests: a fake clock instead of real waits). */
+  sleep?: Sleep;
+  monotonic?: () => number;
 }
 
 export interface RunningForwarder {
@@ -121,6 +126,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     batch: config.batch,
     retry: config.retry,
     random: deps.random,
+    sleep: deps.sleep,
     runner: (effects) => {
       const processor = new BatchProcessor({
         sink,
@@ -133,6 +139,8 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
         maxMessageBytes: config.limits.maxMessageBytes,
         random: deps.random,
         authFailureMaxMs: config.retry.authFailureMaxSec * 1000,
+        sleep: deps.sleep,
+        monotonic: deps.monotonic,
       });
       if (workers === 0) return localRunner(processor);
       const data = { role: PARSE_WORKER_ROLE, sink: config.sink, maxMessageBytes: config.limits.maxMessageBytes, maxBatchBytes: config.batch.maxBytes } as const;

@@ -12,7 +12,9 @@ import { RowWriter } from '../sinks/batch.js';
 import { rowPreparer } from '../sinks/index.js';
 import type { PreparedRow } from '../sinks/types.js';
 import type { DeadLetterEntry } from './dead-letter.js';
-import { Aborted, prepareRecords, type BatchProcessor, type BatchReport, type BatchRunner, type Prepared } from './delivery.js';
+import { Aborted } from './delivery/backoff.js';
+import type { BatchProcessor, BatchReport, BatchRunner } from './delivery/batch-processor.js';
+import { prepareRecords, type Prepared } from './delivery/prepare.js';
 import type { QueueBatch, QueueRecord } from './disk-queue.js';
 import { PARSE_WORKER_ROLE, type ParseWorkerData } from './parse-worker-role.js';
 

@@ -12,7 +12,7 @@ import { listenUrlOf, parseHostPort } from '../config/listen.js';
 import type { Choice, Prompter } from '../system/prompts.js';
 import { detectDistro, type Distro } from '../system/detect-distro.js';
 import { detectDaemon, type SyslogDaemon } from '../system/detect-daemon.js';
-import { detectInitSystem } from '../system/processes.js';
+import { detectInitSystem, type InitSystem } from '../system/processes.js';
 import { findListeners, listListeners } from '../system/listeners.js';
 import { detectFirewall, planFirewallFix } from '../system/firewall.js';
 import { detectSelinux, planSelinuxFix } from '../system/selinux.js';
@@ -64,6 +64,8 @@ export interface InstallDeps {
   azure?: AzureClient;
   /** Waits between role probes (tests: instant). */
   sleep?: (ms: number) => Promise<void>;
+  /** Called as each named step starts (progress on a terminal). */
+  onStep?: (name: InstallStepName) => void;
 }
 
 export type Destination = 'workspace-setup' | 'dcr' | 'file' | 'legacy';
@@ -92,64 +94,148 @@ interface SinkChoice {
   describe: string;
 }
 
+/** Everything one install run knows; each step reads what the steps before it filled in. */
+export interface InstallContext {
+  opts: InstallOptions;
+  deps: InstallDeps;
+  fs: FsRoot;
+  exec: Exec;
+  prompter: Prompter;
+  log: (line: string) => void;
+  svc: Services;
+  env: NodeJS.ProcessEnv;
+  warnings: string[];
+  warn: (w: string) => void;
+  // detect
+  cloud: Cloud;
+  sinkChoice: SinkChoice;
+  nodePath: string;
+  init: { kind: InitSystem; pid1: string };
+  /** What the service helpers need (files, programs, init system, log). */
+  ctx: Ctx;
+  /** null with --forwarder-only: no daemon in the path. */
+  daemon: SyslogDaemon | null;
+  binary: string;
+  /** --forwarder-only: the readiness endpoint it listens on. */
+  readiness: { host: string; port: number } | null;
+  /** --forwarder-only below port 1024: the unit gets CAP_NET_BIND_SERVICE, nothing else. */
+  privilegedPort: boolean;
+  // render
+  desired: DesiredFile[];
+  /** Files we only add to (the daemon's main file): edits there are the operator's, not ours to track. */
+  sharedFiles: Set<string>;
+  dropin: RenderedDropin | null;
+  sinkFile: string | null;
+  /** The forwarder's config as written (listeners, readiness). */
+  forwarderConfig: { listen: string[]; readiness?: string };
+  // plan
+  changes: FileChange[];
+  sum: ReturnType<typeof summarizePlan>;
+  changed: boolean;
+  result: InstallResult;
+  /** Files we own that changed since the last install wrote them: hand edits that this run would replace. */
+  edited: FileChange[];
+  fwCmds: string[][];
+  seCmds: string[][];
+}
+
+export type InstallStepName = 'detect' | 'render' | 'plan' | 'confirm' | 'apply' | 'verify';
+
+/** The install, in order; `--dry-run` runs the same steps up to and including `plan`. */
+export const INSTALL_STEPS: ReadonlyArray<{ name: InstallStepName; run: (c: InstallContext) => Promise<void> }> = [
+  { name: 'detect', run: detectStep },
+  { name: 'render', run: renderStep },
+  { name: 'plan', run: planStep },
+  { name: 'confirm', run: confirmStep },
+  { name: 'apply', run: applyStep },
+  { name: 'verify', run: verifyStep },
+];
+
 export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promise<InstallResult> {
-  const { fs, exec, prompter, log } = deps;
-  const svc = deps.services ?? systemServices;
-  const env = deps.env ?? process.env;
+  const c = createInstallContext(opts, deps);
+  for (const step of INSTALL_STEPS) {
+    deps.onStep?.(step.name);
+    await step.run(c);
+    if (step.name === 'plan' && opts.dryRun) {
+      for (const cmd of [...c.fwCmds, ...c.seCmds]) deps.out(`would run: ${cmd.join(' ')}\n`);
+      deps.out(c.changed ? 'Dry run: nothing was changed.\n' : 'Dry run: nothing to change, everything is already in place.\n');
+      break;
+    }
+  }
+  return c.result;
+}
+
+/** The context before any step: the seams and the warnings list; the steps fill in the rest. */
+function createInstallContext(opts: InstallOptions, deps: InstallDeps): InstallContext {
   const warnings: string[] = [];
-  const warn = (w: string) => {
-    warnings.push(w);
-    log(`warning: ${w}`);
+  const c = {
+    opts,
+    deps,
+    fs: deps.fs,
+    exec: deps.exec,
+    prompter: deps.prompter,
+    log: deps.log,
+    svc: deps.services ?? systemServices,
+    env: deps.env ?? process.env,
+    warnings,
+    warn: (w: string) => {
+      warnings.push(w);
+      deps.log(`warning: ${w}`);
+    },
   };
+  return c as InstallContext;
+}
+
+async function detectStep(c: InstallContext): Promise<void> {
+  const { opts, deps, fs, exec, log, env, warn } = c;
   if (fs.isSystemRoot && typeof process.getuid === 'function' && process.getuid() !== 0 && !opts.dryRun) {
     throw new CliError('install changes system files and needs root', { suggestion: 'run it with sudo, or add --dry-run to see the plan' });
   }
 
   checkPortClashes(opts);
-  const readiness = checkForwarderOnlyOptions(opts);
-  const cloud: Cloud = opts.usGov ? 'AzureUSGovernment' : (opts.cloud ?? 'AzureCloud');
-  const sinkChoice = await resolveSink(opts, cloud, deps, env, warn);
+  c.readiness = checkForwarderOnlyOptions(opts);
+  c.cloud = opts.usGov ? 'AzureUSGovernment' : (opts.cloud ?? 'AzureCloud');
+  c.sinkChoice = await resolveSink(opts, c.cloud, deps, env, warn);
 
-  // ---- detect ----
   // Before anything else, the package install we may offer included: the service runs this node, not ours, and
   // an old one crash-loops with a stack trace after we have changed the system.
-  const nodePath = (await exec.which('node')) ?? process.execPath;
+  const nodePath = (c.nodePath = (await exec.which('node')) ?? process.execPath);
   const nodeVersion = await exec.run(nodePath, ['--version'], { timeoutMs: 30_000 });
   const oldNode = unsupportedNodeMessage(nodeVersion.exitCode === 0 ? nodeVersion.stdout : '', `the service's node (${nodePath})`);
   if (oldNode) throw new CliError(oldNode, { code: 'ERR_NODE_VERSION', exitCode: 2 });
   const distro = await detectDistro(fs);
-  const init = await detectInitSystem(fs);
-  const ctx: Ctx = { fs, exec, init: init.kind, log };
+  const init = (c.init = await detectInitSystem(fs));
+  c.ctx = { fs, exec, init: init.kind, log };
   log(`distribution: ${distro.name}${distro.supported ? '' : ' (not in the tested list; continuing)'}; init: ${init.kind === 'systemd' ? 'systemd' : `${init.pid1} (not systemd)`}`);
   await refuseModeSwitch(fs, opts);
-  let daemon: SyslogDaemon | null = null;
-  let binary = '';
+  c.daemon = null;
+  c.binary = '';
   if (!opts.forwarderOnly) {
     let info = await detectDaemon(fs, exec, opts.daemon);
     if (opts.daemon && !info.installed.includes(opts.daemon)) info = { ...info, daemon: null };
     if (!info.daemon) info = await offerDaemonInstall(distro, opts, deps);
-    const found = info.daemon!;
-    daemon = found;
-    binary = info.binary!;
-    if (info.running.some((r) => r.daemon !== found)) {
-      warn(`${info.running.find((r) => r.daemon !== found)!.daemon} is running too; only ${found} is configured`);
+    const daemon = (c.daemon = info.daemon!);
+    c.binary = info.binary!;
+    if (info.running.some((r) => r.daemon !== daemon)) {
+      warn(`${info.running.find((r) => r.daemon !== daemon)!.daemon} is running too; only ${daemon} is configured`);
     }
-    log(`syslog daemon: ${found}${info.version ? ` ${info.version}` : ''} (${info.running.some((r) => r.daemon === found) ? 'running' : 'not running'})`);
+    log(`syslog daemon: ${daemon}${info.version ? ` ${info.version}` : ''} (${info.running.some((r) => r.daemon === daemon) ? 'running' : 'not running'})`);
   }
   // Only the capability it needs: none when every port it listens on is unprivileged.
-  const privilegedPort = opts.forwarderOnly && Math.min(opts.port, readiness?.port ?? 65535) < 1024;
+  c.privilegedPort = opts.forwarderOnly === true && Math.min(opts.port, c.readiness?.port ?? 65535) < 1024;
   if (opts.forwarderOnly) {
-    await checkForwarderOnlyPorts(fs, opts, readiness!);
-    if (privilegedPort && init.kind !== 'systemd') await refuseUnprivilegedBind(fs, opts, init.pid1);
+    await checkForwarderOnlyPorts(fs, opts, c.readiness!);
+    if (c.privilegedPort && init.kind !== 'systemd') await refuseUnprivilegedBind(fs, opts, init.pid1);
     log(`forwarder-only: no syslog daemon is configured; the forwarder listens on port ${opts.port} (${protocolsOf(opts.protocol).join('+')}) itself`);
   }
+}
 
-  // ---- render ----
+async function renderStep(c: InstallContext): Promise<void> {
+  const { opts, deps, fs, warn, daemon, nodePath, init, sinkChoice, privilegedPort } = c;
   const ipv6 = await detectIpv6(fs);
   const renderOpts = { port: opts.port, protocol: opts.protocol, forwarderPort: opts.forwarderPort, ipv6 };
-  const desired: DesiredFile[] = [];
-  /** Files we only add to (the daemon's main file): edits there are the operator's, not ours to track. */
-  const sharedFiles = new Set<string>();
+  const desired: DesiredFile[] = (c.desired = []);
+  const sharedFiles = (c.sharedFiles = new Set<string>());
   let dropin: RenderedDropin | null = null;
   if (daemon === null) {
     // Forwarder-only: nothing of a daemon's is rendered.
@@ -171,6 +257,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       desired.push({ path: scan.mainFile, content: appendSyslogNgInclude(main?.bytes.toString('utf8') ?? ''), mode: main?.meta.mode ?? 0o644, why: 'include conf.d drop-ins' });
     }
   }
+  c.dropin = dropin;
   dropin?.warnings.forEach(warn);
   const relp = dropin?.transport === 'relp';
   if (daemon === 'rsyslog' && !relp) {
@@ -207,10 +294,11 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     admin: DEFAULT_ADMIN,
     ...(opts.forwarderOnly ? { readiness: opts.readiness ?? DEFAULT_READINESS } : {}),
   };
+  c.forwarderConfig = config;
   const parsed = forwarderConfigSchema.safeParse(config);
   if (!parsed.success) throw new UsageError(`the forwarder config would be invalid: ${formatConfigIssue(parsed.error.issues[0])}`);
   desired.push({ path: DEFAULT_CONFIG_PATH, content: `${JSON.stringify(config, null, 2)}\n`, mode: 0o640, owner: group, why: 'forwarder config' });
-  const sinkFile = (sinkChoice.sink.type === 'file' ? String(sinkChoice.sink.path) : null);
+  const sinkFile = (c.sinkFile = (sinkChoice.sink.type === 'file' ? String(sinkChoice.sink.path) : null));
   if (init.kind === 'systemd') {
     desired.push({ path: UNIT_PATH, content: renderForwarderUnit({ nodePath, sinkFile, bindPrivilegedPort: privilegedPort }), mode: 0o644, why: 'systemd unit' });
   }
@@ -220,46 +308,56 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       suggestion: 'choose a path such as /var/log/sentinel-cef-rows/rows.ndjson',
     });
   }
+}
 
-  // ---- plan ----
-  const changes = await planFiles(fs, desired);
-  const sum = summarizePlan(changes);
-  const changed = sum.create + sum.update > 0;
+/** Compares the rendered files with disk and prints the plan; firewall and SELinux fixes are planned too. */
+async function planStep(c: InstallContext): Promise<void> {
+  const { opts, deps, fs, exec, prompter, log, warn, daemon, binary, svc, desired, sharedFiles, dropin, sinkChoice, warnings } = c;
+  const changes = (c.changes = await planFiles(fs, desired));
+  const sum = (c.sum = summarizePlan(changes));
+  const changed = (c.changed = sum.create + sum.update > 0);
   deps.out(`Plan (${daemon ?? 'forwarder-only'}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes), all: opts.diff === 'all' })}\n`);
-  const result: InstallResult = { changed, dryRun: opts.dryRun, daemon, changes, warnings };
-  if (daemon && dropin) await refuseBrokenDaemonConfig(ctx, daemon, binary, changes, dropin.path, svc, sharedFiles);
-  // Files we own that changed since the last install wrote them: hand edits that this run would replace.
+  c.result = { changed, dryRun: opts.dryRun, daemon, changes, warnings };
+  if (daemon && dropin) await refuseBrokenDaemonConfig(c.ctx, daemon, binary, changes, dropin.path, svc, sharedFiles);
   const lastWritten = (await readState(fs))?.written ?? {};
-  const edited = changes.filter(
-    (c) => c.contentChanged && c.before !== null && !sharedFiles.has(c.file.path) && lastWritten[c.file.path] !== undefined && sha256(c.before) !== lastWritten[c.file.path],
-  );
-  for (const c of edited) {
-    // Without a TTY and without --yes the refusal below is the whole answer: one line.
-    if (opts.dryRun || opts.yes || prompter.interactive) log(`${c.file.path} was edited by hand since the last install; this install replaces it:\n${c.diff.trimEnd()}`);
-    if (opts.dryRun) warn(`${c.file.path} has local edits that install would replace (the edited file would be backed up)`);
-    else if (!(await prompter.confirm(`${c.file.path} was edited by hand since the last install. Replace it (the edited file is backed up)?`, { default: false, yes: opts.yes, flag: '--yes' }))) {
-      throw new CliError(`cancelled; nothing was changed (${c.file.path} keeps its local edits)`, { exitCode: 1 });
-    }
+  const edited = (c.edited = changes.filter(
+    (ch) => ch.contentChanged && ch.before !== null && !sharedFiles.has(ch.file.path) && lastWritten[ch.file.path] !== undefined && sha256(ch.before) !== lastWritten[ch.file.path],
+  ));
+  for (const e of edited) {
+    // Without a TTY and without --yes the refusal in the confirm step is the whole answer: one line.
+    if (opts.dryRun || opts.yes || prompter.interactive) log(`${e.file.path} was edited by hand since the last install; this install replaces it:\n${e.diff.trimEnd()}`);
+    if (opts.dryRun) warn(`${e.file.path} has local edits that install would replace (the edited file would be backed up)`);
   }
   // Firewall and SELinux belong to the running system, not to a --root tree.
   const fw = fs.isSystemRoot ? await detectFirewall(exec) : { kind: 'none' as const, active: false, allowed: [] };
-  const fwCmds = planFirewallFix(fw, protocolsOf(opts.protocol).map((p) => ({ port: opts.port, protocol: p })));
+  c.fwCmds = planFirewallFix(fw, protocolsOf(opts.protocol).map((p) => ({ port: opts.port, protocol: p })));
   const se = await detectSelinux(fs, fs.isSystemRoot ? exec : undefined);
-  const written = changes.filter((c) => c.kind !== 'unchanged').map((c) => c.file.path);
+  const written = changes.filter((ch) => ch.kind !== 'unchanged').map((ch) => ch.file.path);
   // Forwarder-only: no daemon connects to a forwarder port, so no port needs the syslog label.
-  const seCmds = planSelinuxFix(se, opts.forwarderPort, written).filter((c) => !(opts.forwarderOnly && c[0] === 'semanage'));
-  if (fw.active) log(`firewall: ${fw.kind}${fwCmds.length ? ` (port ${opts.port} not open yet)` : ` (port ${opts.port} open)`}`);
+  c.seCmds = planSelinuxFix(se, opts.forwarderPort, written).filter((cmd) => !(opts.forwarderOnly && cmd[0] === 'semanage'));
+  if (fw.active) log(`firewall: ${fw.kind}${c.fwCmds.length ? ` (port ${opts.port} not open yet)` : ` (port ${opts.port} open)`}`);
   if (se.mode !== 'disabled') log(`SELinux: ${se.mode}`);
-  if (opts.dryRun) {
-    for (const c of [...fwCmds, ...seCmds]) deps.out(`would run: ${c.join(' ')}\n`);
-    deps.out(changed ? 'Dry run: nothing was changed.\n' : 'Dry run: nothing to change, everything is already in place.\n');
-    return result;
+}
+
+async function confirmStep(c: InstallContext): Promise<void> {
+  const { opts, prompter } = c;
+  for (const e of c.edited) {
+    if (!(await prompter.confirm(`${e.file.path} was edited by hand since the last install. Replace it (the edited file is backed up)?`, { default: false, yes: opts.yes, flag: '--yes' }))) {
+      throw new CliError(`cancelled; nothing was changed (${e.file.path} keeps its local edits)`, { exitCode: 1 });
+    }
   }
-  if (changed && !(await prompter.confirm('Apply these changes?', { default: true, yes: opts.yes, flag: '--yes' }))) {
+  if (c.changed && !(await prompter.confirm('Apply these changes?', { default: true, yes: opts.yes, flag: '--yes' }))) {
     throw new CliError('cancelled; nothing was changed', { exitCode: 1 });
   }
+}
 
-  // ---- apply ----
+async function verifyStep(c: InstallContext): Promise<void> {
+  if (c.opts.verify && c.fs.isSystemRoot) c.result.probe = await verifyChain(c.opts, c.daemon, c.sinkChoice.describe, c.deps);
+}
+
+/** Writes the plan with a rollback of every step on any failure or SIGINT/SIGTERM/SIGHUP. */
+async function applyStep(c: InstallContext): Promise<void> {
+  const { opts, deps, fs, exec, prompter, log, warn, svc, nodePath, init, ctx, daemon, binary, desired, sharedFiles, dropin, sinkFile, sinkChoice, changes, sum, changed, edited, fwCmds, seCmds } = c;
   let release: Lock;
   try {
     release = await acquireLock(fs);
@@ -274,13 +372,13 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   };
   for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
   try {
-    return await apply();
+    await apply();
   } finally {
     for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
     await release();
   }
 
-  async function apply(): Promise<InstallResult> {
+  async function apply(): Promise<void> {
     const prior = await readState(fs);
     const priorState = await fs.inspect(STATE_FILE);
     const tx = new FileTransaction(fs);
@@ -480,7 +578,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
         options: {
           port: opts.port, protocol: opts.protocol, forwarderPort: opts.forwarderPort, daemon: daemon ?? 'none', configPath: DEFAULT_CONFIG_PATH,
           dropin: dropin?.path ?? '', sink: { type: String(sinkChoice.sink.type), describe: sinkChoice.describe },
-          ...(opts.forwarderOnly ? { mode: 'forwarder-only' as const, readiness: config.readiness } : {}),
+          ...(opts.forwarderOnly ? { mode: 'forwarder-only' as const, readiness: c.forwarderConfig.readiness } : {}),
         },
       });
       await writeState(fs, { ...state, status: 'installed' });
@@ -508,13 +606,12 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     await tx.commit((await readState(fs))?.files ?? []).catch((e: Error) => warn(`could not delete backups that are no longer needed in ${tx.backupDir}: ${e.message}`));
     const what = daemon
       ? `${daemon} routes CEF from port ${opts.port} to the forwarder on 127.0.0.1:${opts.forwarderPort}`
-      : `the forwarder listens on port ${opts.port} (${config.listen.join(', ')}); readiness on http://${config.readiness}/`;
+      : `the forwarder listens on port ${opts.port} (${c.forwarderConfig.listen.join(', ')}); readiness on http://${c.forwarderConfig.readiness}/`;
     deps.out(changed ? `Installed: ${what}.\n` : 'Nothing to change: everything is already in place.\n');
 
-    if (opts.verify && fs.isSystemRoot) result.probe = await verifyChain(opts, daemon, sinkChoice.describe, deps);
-    return result;
   }
 }
+
 
 /**
  * Checks the daemon's config as it is, before we change it: a config that is already broken would fail the

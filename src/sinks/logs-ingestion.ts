@@ -102,8 +102,8 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
   async function post(json: Buffer, signal?: AbortSignal): Promise<PostOutcome> {
     // Level 1: about a third of level 6's CPU per event for a slightly larger body; the 1 MB call
     // limit is applied to the uncompressed JSON, so the level never changes how many calls we make.
-    // Synchronous: ~1.4 ms per full call here, and 20% less CPU than handing 16 KB steps to the
-    // thread pool and back (measured: gzipSync 1,350–1,600 µs against 1,750–1,950 µs per ~0.8 MB).
+    // Synchronous: less CPU than handing 16 KB steps to the thread pool and back (figures:
+    // docs/BENCHMARKS.md, "Call bodies").
     const body = gzipSync(json, { level: zlibConstants.Z_BEST_SPEED, chunkSize: 64 * 1024 });
     let res;
     for (let attempt = 0; ; attempt++) {

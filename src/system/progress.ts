@@ -3,7 +3,7 @@ import ora from 'ora';
 /** A step that can take more than a second says what it is doing while it runs. */
 export type Step = <T>(text: string, work: () => Promise<T>) => Promise<T>;
 
-function ciSet(env: NodeJS.ProcessEnv): boolean {
+export function ciSet(env: NodeJS.ProcessEnv): boolean {
   return Boolean(env.CI && env.CI !== 'false' && env.CI !== '0');
 }
 

@@ -5,13 +5,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadForwarderConfig } from '../../src/config/load.js';
 import { forwarderConfigSchema, sinkSchema } from '../../src/config/schema.js';
-import { BatchProcessor, type DeliveryEffects } from '../../src/forwarder/delivery.js';
-import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
+import { BatchProcessor } from '../../src/forwarder/delivery/batch-processor.js';
+import type { DeliveryEffects } from '../../src/forwarder/delivery/send.js';
+import { startForwarder, type ForwarderDeps, type RunningForwarder } from '../../src/forwarder/forwarder.js';
 import { sendSyslog } from '../../src/forwarder/send-test.js';
 import { createSink } from '../../src/sinks/index.js';
 import type { SendResult, Sink } from '../../src/sinks/types.js';
 import { startMockAzure, writeSecretFile, type MockAzure } from '../helpers/mock-azure.js';
-import { FakeSink, cef, makeConfig, readNdjson, tempDir, waitFor } from './helpers.js';
+import { FakeSink, cef, fakeClock, makeConfig, readNdjson, tempDir, waitFor } from './helpers.js';
 
 /** A pino logger that keeps its lines (objects) for assertions. */
 function capture(level = 'debug'): { logger: Logger; lines: Array<Record<string, unknown>> } {
@@ -44,14 +45,14 @@ afterEach(async () => {
   mock.reset();
 });
 
-async function startWithDataCollector(retry: Record<string, number>) {
+async function startWithDataCollector(retry: Record<string, number>, deps: ForwarderDeps = {}) {
   const dir = tempDir('auth-');
   const sinkConfig = sinkSchema.parse({ type: 'log-analytics', workspaceId: mock.workspaceId, endpoint: mock.url, sharedKeyFile: writeSecretFile(dir, 'key', mock.sharedKey) });
   const config = makeConfig(dir, { listen: ['tcp://127.0.0.1:0'], admin: false, sink: sinkConfig, retry });
   const { logger, lines } = capture();
   const sink = createSink(config.sink, { ca: mock.caPem, timeoutMs: 5000, logger: { info() {}, warn() {} } });
   sinks.push(sink);
-  fwd = await startForwarder(config, { logger, sink, random: () => 0.5 });
+  fwd = await startForwarder(config, { logger, sink, random: () => 0.5, ...deps });
   const port = fwd.addresses[0].port;
   const send = (lines: string[]) => sendSyslog(lines, { host: '127.0.0.1', port, protocol: 'tcp' });
   return { f: fwd, send, lines };
@@ -93,11 +94,13 @@ describe('authorization failures that heal (issue 13 defect 9)', () => {
 
   it('past retry.authFailureMaxSec the rows are dead-lettered, each once, with the reason and status', async () => {
     mock.setClockOffset(-40 * 60_000);
-    const { f, send, lines } = await startWithDataCollector({ initialMs: 20, maxMs: 100, authFailureMaxSec: 1 });
-    const t0 = Date.now();
+    // The hold is timed on the fake clock (monotonic and the waits between retries), not in real time.
+    const clock = fakeClock();
+    const { f, send, lines } = await startWithDataCollector({ initialMs: 20, maxMs: 100, authFailureMaxSec: 1 }, { sleep: clock.sleep, monotonic: clock.now });
     await send(events());
     await waitFor(() => f.health().counters.deadLettered === N, 10_000, 'dead-lettering after the bound');
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    expect(clock.now()).toBeGreaterThanOrEqual(1000);
+    expect(clock.waits.length).toBeGreaterThan(5);
     const dl = readNdjson(f.deadLetterFile);
     expect(dl.map((e) => Number((e.row as Record<string, unknown>).DeviceEventClassID)).sort((a, b) => a - b)).toEqual(Array.from({ length: N }, (_, i) => i));
     for (const e of dl) {

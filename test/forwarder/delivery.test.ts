@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
-import { truncatedMarker } from '../../src/forwarder/delivery.js';
+import { startForwarder, type ForwarderDeps, type RunningForwarder } from '../../src/forwarder/forwarder.js';
+import { truncatedMarker } from '../../src/forwarder/delivery/prepare.js';
 import { sendSyslog } from '../../src/forwarder/send-test.js';
-import { FakeSink, PreparingFakeSink, cef, makeConfig, readNdjson, silent, tempDir, waitFor } from './helpers.js';
+import { FakeSink, PreparingFakeSink, cef, fakeClock, makeConfig, readNdjson, silent, tempDir, waitFor } from './helpers.js';
 
 let fwd: RunningForwarder | null = null;
 afterEach(async () => {
@@ -11,10 +11,10 @@ afterEach(async () => {
   fwd = null;
 });
 
-async function start(sink: FakeSink, over: Record<string, unknown> = {}) {
+async function start(sink: FakeSink, over: Record<string, unknown> = {}, deps: ForwarderDeps = {}) {
   const dir = tempDir();
   const config = makeConfig(dir, { listen: ['tcp://127.0.0.1:0'], admin: false, ...over });
-  fwd = await startForwarder(config, { logger: silent, sink, random: () => 0.5 });
+  fwd = await startForwarder(config, { logger: silent, sink, random: () => 0.5, ...deps });
   const port = fwd.addresses[0].port;
   const send = (lines: string[]) => sendSyslog(lines, { host: '127.0.0.1', port, protocol: 'tcp' });
   return { dir, config, send, f: fwd };
@@ -29,12 +29,22 @@ describe('delivery loop', () => {
       () => ({ status: 'retryable', error: 'HTTP 503', httpStatus: 503, retryAfterMs: 300 }),
       () => ({ status: 'retryable', error: 'socket hang up' }),
     ];
-    const { send, f } = await start(sink);
+    // On the fake clock: the waits are the delays delivery chose, not real time.
+    const clock = fakeClock();
+    const sendAt: number[] = [];
+    const sendFn = sink.send.bind(sink);
+    sink.send = (rows) => {
+      sendAt.push(clock.now());
+      return sendFn(rows);
+    };
+    const { send, f } = await start(sink, {}, { sleep: clock.sleep, monotonic: clock.now });
     await send(Array.from({ length: 20 }, (_, i) => cef(i)));
     await waitFor(() => sink.accepted.length === 20, 5000, 'delivery');
     expect(sink.sent.length).toBe(3);
     expect(sink.sent[1]).toEqual(sink.sent[0]);
-    expect(sink.sendTimes[1] - sink.sendTimes[0]).toBeGreaterThanOrEqual(295);
+    // Retry-After 300 ms outweighs the 8 ms backoff; then the backoff of the second attempt (15 ms at random 0.5).
+    expect(clock.waits).toEqual([300, 15]);
+    expect(sendAt).toEqual([0, 300, 315]);
     const h = f.health();
     expect(h.counters).toMatchObject({ received: 20, delivered: 20, retried: 2, deadLettered: 0 });
     expect(h.lastDelivery?.ok).toBe(true);

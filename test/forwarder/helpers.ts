@@ -7,6 +7,7 @@ import { forwarderConfigSchema, type ForwarderConfig } from '../../src/config/sc
 import type { CslRow } from '../../src/parser/types.js';
 import { jsonOf, type PreparedRow, type RowNote, type SendResult, type Sink } from '../../src/sinks/types.js';
 import { prepareRow } from '../../src/sinks/batch.js';
+import { Aborted } from '../../src/forwarder/delivery/backoff.js';
 
 export const silent = pino({ level: 'silent' });
 
@@ -138,4 +139,23 @@ export async function buildForwarderBundle(prefix = 'fwd-bundle-'): Promise<stri
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   });
   return join(dir, 'forwarder.mjs');
+}
+
+/**
+ * A fake clock for delivery's injected `sleep` and `monotonic`: a wait records its length, moves the
+ * clock on by it and resolves on the next event-loop turn, so backoff and Retry-After cost no real time.
+ */
+export function fakeClock(): { now: () => number; sleep: (ms: number, signal: AbortSignal) => Promise<void>; waits: number[] } {
+  let t = 0;
+  const waits: number[] = [];
+  return {
+    now: () => t,
+    waits,
+    sleep: (ms, signal) =>
+      new Promise((resolve, reject) => {
+        waits.push(ms);
+        t += ms;
+        setImmediate(() => (signal.aborted ? reject(new Aborted()) : resolve()));
+      }),
+  };
 }

@@ -7,7 +7,8 @@ import { forwardCommand } from '../../src/commands/forward.js';
 import { sendTestCommand } from '../../src/commands/send-test.js';
 import { demoCommand } from '../../src/commands/demo.js';
 import { dcrCommand, dcrOptionsSchema, INSTALL_WITH_DCR } from '../../src/commands/dcr.js';
-import { installCommand, uninstallCommandImpl } from '../../src/commands/install.js';
+import { installCommand } from '../../src/commands/install.js';
+import { uninstallCommand } from '../../src/commands/uninstall.js';
 import { troubleshootCommand, parseTroubleshootFlags } from '../../src/commands/troubleshoot.js';
 import { deadLettersCommand } from '../../src/commands/dead-letters.js';
 import { formatOptionError, installOptionsSchema, uninstallOptionsSchema } from '../../src/install/options.js';
@@ -82,7 +83,7 @@ function parsingProgram(): Command {
     }
   };
   const program = new Command('sentinel-cef').exitOverride();
-  for (const cmd of [parseCommand(), forwardCommand(), sendTestCommand(), demoCommand(), dcrCommand(), installCommand(), uninstallCommandImpl(), troubleshootCommand(), deadLettersCommand()]) {
+  for (const cmd of [parseCommand(), forwardCommand(), sendTestCommand(), demoCommand(), dcrCommand(), installCommand(), uninstallCommand(), troubleshootCommand(), deadLettersCommand()]) {
     const errors: string[] = [];
     cmd.exitOverride().configureOutput({ writeErr: (s) => errors.push(s), writeOut: () => {} });
     if (cmd.commands.length === 0) {
