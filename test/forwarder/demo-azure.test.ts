@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { runAzureDemo } from '../../src/commands/demo-azure.js';
+import { runAzureDemo } from '../../src/demo/azure-mock.js';
 
 const bin = new URL('../../bin/sentinel-cef', import.meta.url).pathname;
 const demoDirs = () => readdirSync(tmpdir()).filter((d) => d.startsWith('sentinel-cef-azure-demo-'));

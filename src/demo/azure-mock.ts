@@ -22,7 +22,7 @@ import { buildProbeMessage, newProbeId, sendSyslog, wrapSyslog } from '../forwar
 import { createSink } from '../sinks/index.js';
 import { HttpTransport } from '../sinks/http.js';
 import { hopRows, type ProbeHopRow } from '../troubleshoot/checks/readback.js';
-import { DEMO_SAMPLES } from './demo.js';
+import { DEMO_SAMPLES } from './samples.js';
 
 export const azureDemoOptionsSchema = z.object({
   /** Seconds the mock takes to make accepted rows queryable (Azure: minutes). */
