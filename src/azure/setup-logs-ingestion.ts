@@ -193,14 +193,19 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
   return { workspaceResourceId: wsId, location, endpoint, dcrImmutableId: immutableId, writes, calls };
 }
 
-/** The parts of a rule we own; ARM adds immutableId, endpoints and provisioningState. */
+/**
+ * The parts of a rule we own; ARM adds immutableId, endpoints, provisioningState and each Log Analytics
+ * destination's read-only workspaceId (dataCollectionRules 2023-03-11, LogAnalyticsDestination).
+ */
 function sameRule(actual: any, want: { location: string; kind?: string; properties: any }): boolean {
+  const dests = (d: any) =>
+    d && Array.isArray(d.logAnalytics) ? { ...d, logAnalytics: d.logAnalytics.map(({ workspaceId: _ro, ...x }: any) => x) } : d;
   const pick = (r: any) =>
     canonical({
       location: String(r.location ?? '').toLowerCase(),
       kind: r.kind ? String(r.kind).trim() : undefined,
       streamDeclarations: r.properties?.streamDeclarations,
-      destinations: r.properties?.destinations,
+      destinations: dests(r.properties?.destinations),
       dataFlows: r.properties?.dataFlows,
     });
   return pick(actual) === pick(want);

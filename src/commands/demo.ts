@@ -5,7 +5,7 @@ import chalk, { Chalk } from 'chalk';
 import { Command } from 'commander';
 import { z } from 'zod';
 import { forwarderConfigSchema } from '../config/schema.js';
-import { CliError, optionError } from '../errors.js';
+import { CliError, UsageError, optionError, showValue } from '../errors.js';
 import type { Health, ProbeStatus } from '../forwarder/admin-types.js';
 import { startForwarder, type RunningForwarder } from '../forwarder/forwarder.js';
 import { createLogger } from '../forwarder/logger.js';
@@ -28,6 +28,8 @@ export interface DemoOptions {
   json?: boolean;
   keep?: boolean;
   timeout?: string;
+  azureMock?: boolean;
+  ingestionDelay?: string;
 }
 
 export const demoOptionsSchema = z.object({
@@ -157,16 +159,37 @@ export function demoCommand(): Command {
     .option('--json', 'print the result as JSON')
     .option('--keep', 'keep the temp directory (queue, rows, dead-letter file)')
     .option('--timeout <seconds>', 'how long to wait for delivery (1-600)', '20')
+    .option('--azure-mock', 'instead: setup → ingest → readback against local mocks of Entra ID, ARM, Logs Ingestion and Logs Query (no Azure account)')
+    .option('--ingestion-delay <seconds>', 'with --azure-mock: how long the mock takes to make rows queryable', '5')
     .addHelpText(
       'after',
       `
 Examples:
   sentinel-cef demo                 # rows table, counters, probes; the temp folder is deleted after
-  sentinel-cef demo --json --keep   # the result as JSON; keep the folder to look at the queue and rows`,
+  sentinel-cef demo --json --keep   # the result as JSON; keep the folder to look at the queue and rows
+  sentinel-cef demo --azure-mock    # install --workspace, forwarding and troubleshoot's readback, against mocks`,
     )
     .action(async (opts: DemoOptions) => {
       const color = process.stdout.isTTY && !process.env.NO_COLOR;
       const c = color ? chalk : new Chalk({ level: 0 });
+      if (opts.azureMock) {
+        const num = (v: string | undefined, flag: string) => {
+          if (v === undefined) return undefined;
+          if (!/^[0-9]+(\.[0-9]+)?$/.test(v)) throw new UsageError(`${flag} must be seconds, got ${showValue(v)}`);
+          return Number(v);
+        };
+        const { runAzureDemo } = await import('./demo-azure.js');
+        const { renderHops } = await import('../troubleshoot/render.js');
+        const r = await runAzureDemo({ ingestionDelaySec: num(opts.ingestionDelay, '--ingestion-delay'), timeoutSec: num(opts.timeout, '--timeout') }, (s) => process.stderr.write(`${s}\n`));
+        if (opts.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+        else {
+          process.stdout.write(`${renderHops(r.hops).join('\n')}\n\n`);
+          process.stdout.write(`${r.rowsInTable} rows in CommonSecurityLog of mock workspace ${r.workspaceId} (DCR ${r.dcrImmutableId})\n`);
+          if (r.ok) process.stdout.write(c.green('demo passed: setup, ingest and readback all worked; every probe is in the table\n'));
+        }
+        if (!r.ok) throw new CliError(`demo failed: ${r.problems.join('; ')}`);
+        return;
+      }
       const r = await runDemo(opts, (s) => process.stderr.write(`${s}\n`));
       if (opts.json) {
         process.stdout.write(JSON.stringify(r, null, 2) + '\n');

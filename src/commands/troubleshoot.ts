@@ -25,6 +25,10 @@ interface Flags {
   capture?: boolean;
   verbose?: boolean;
   root?: string;
+  workspace?: string;
+  readbackTimeout?: string;
+  logsQueryEndpoint?: string;
+  armEndpoint?: string;
 }
 
 function int(v: string, flag: string, min: number, max: number): number {
@@ -50,8 +54,21 @@ export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags
   if (f.admin !== undefined && !/^(\[[0-9a-fA-F:]+\]|[\w.-]+):\d{1,5}$/.test(f.admin)) {
     throw new UsageError(`invalid --admin '${f.admin}'`, { suggestion: 'use HOST:PORT, e.g. 127.0.0.1:25227' });
   }
+  if (f.workspace !== undefined && workspaceId !== undefined && f.workspace.toLowerCase() !== workspaceId.toLowerCase()) {
+    throw new UsageError(`--workspace ${showValue(f.workspace)} and <workspaceId> ${showValue(workspaceId)} differ`, { suggestion: 'give the workspace id once' });
+  }
+  let readbackTimeoutSec: number | undefined;
+  if (f.readbackTimeout !== undefined) {
+    readbackTimeoutSec = Number(f.readbackTimeout);
+    if (!/^\d+(\.\d+)?$/.test(f.readbackTimeout) || readbackTimeoutSec > 3600) {
+      throw new UsageError(`--readback-timeout must be seconds from 0 to 3600, got ${showValue(f.readbackTimeout)}`);
+    }
+  }
   const input: TroubleshootOptionsInput = {
-    workspaceId,
+    workspaceId: workspaceId ?? f.workspace,
+    ...(readbackTimeoutSec !== undefined ? { readbackTimeoutSec } : {}),
+    ...(f.logsQueryEndpoint !== undefined ? { logsQueryEndpoint: f.logsQueryEndpoint } : {}),
+    ...(f.armEndpoint !== undefined ? { armEndpoint: f.armEndpoint } : {}),
     // Unset port, protocol and config come from what install recorded (see install-options.ts).
     ...(f.config !== undefined ? { configPath: f.config } : {}),
     admin: f.admin,
@@ -65,7 +82,15 @@ export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags
     yes: Boolean(f.yes),
   };
   const r = troubleshootOptionsSchema.safeParse(input, { reportInput: true });
-  if (!r.success) throw optionError(r.error, { workspaceId: '<workspaceId>', configPath: '--config', timeoutSec: '--timeout' });
+  if (!r.success) {
+    throw optionError(r.error, {
+      workspaceId: f.workspace !== undefined ? '--workspace' : '<workspaceId>',
+      configPath: '--config',
+      timeoutSec: '--timeout',
+      logsQueryEndpoint: '--logs-query-endpoint',
+      armEndpoint: '--arm-endpoint',
+    });
+  }
   return input;
 }
 
@@ -77,6 +102,10 @@ export function troubleshootCommand(): Command {
     .option('--probes <n>', 'probe messages to send per transport (TCP and UDP); 0 to skip', '3')
     .option('--probe-size <bytes>', 'bytes per probe: the longest line your devices send (default: just under the smallest configured limit)')
     .option('--timeout <seconds>', 'how long to wait for the probes to be delivered', '10')
+    .option('--workspace <id>', 'read the probes back from this workspace\'s CommonSecurityLog (needs "Log Analytics Reader"); same as <workspaceId>')
+    .option('--readback-timeout <seconds>', 'with a workspace: how long to wait for the probes to appear in the table (ingestion takes minutes; 0 = no readback)', '300')
+    .addOption(new Option('--logs-query-endpoint <url>', 'Logs Query API base URL (private clouds, tests)').hideHelp())
+    .addOption(new Option('--arm-endpoint <url>', 'Azure Resource Manager URL (private clouds, tests)').hideHelp())
     .option('--port <port>', "the syslog daemon's CEF port (default: the one install used, else 514)")
     .option('--protocol <tcp|udp|both>', 'transports the daemon accepts (default: what install used, else both)')
     .option('--config <file>', `forwarder config (default: the one install wrote, else ${DEFAULT_CONFIG_PATH})`)
@@ -95,6 +124,7 @@ Examples:
   sentinel-cef troubleshoot
   sentinel-cef troubleshoot --json --probes 5          # CI smoke check after install
   sentinel-cef troubleshoot --fix --yes
+  sentinel-cef troubleshoot --workspace <id>           # also prove the probes are in CommonSecurityLog
   sentinel-cef troubleshoot --collect /tmp/sentinel-cef-support.tar.gz`,
     )
     .action(async (workspaceId: string | undefined, flags: Flags, cmd: Command) => {

@@ -41,6 +41,7 @@ export const CHECK_DOCS: Record<string, string> = {
   'system.duplicates': 'CEF is not also collected as Syslog or written to a local log, naming the rule that does it',
   'system.legacy-agents': 'no OMS agent or AMA leftovers, no other program on 25226 or 28330',
   'e2e.probes': 'probes over TCP and UDP followed to the sink; `details.stoppedAt` says where they stopped',
+  'e2e.readback': "with `--workspace`, the accepted probes read back from CommonSecurityLog (Logs Query API) with each hop's latency; a probe missing after `--readback-timeout` fails with the DCR's reason (undeclared columns, output stream, transform), copies in Syslog warn",
   'e2e.capture': 'with `--capture`, tcpdump evidence of the probes on both ports',
 };
 

@@ -137,6 +137,15 @@ export function createDefaultDeps(o: DefaultDepsOptions = {}): TroubleshootDeps 
     sendSyslog: sendOneSyslog,
     probeEndpoint,
     getToken: (sink, opts) => getToken(env, sink, opts),
+    readbackClient: async (r) =>
+      (await import('../azure/readback.js')).createReadbackClient({
+        env,
+        cloud: r.cloud,
+        logsQueryUrl: r.logsQueryUrl,
+        armUrl: r.armUrl,
+        interactive: Boolean(process.stdin.isTTY && process.stderr.isTTY),
+        prompt: (t) => process.stderr.write(`${t}\n`),
+      }),
     async statfs(path) {
       try {
         const s = await statfs(fs.resolve(path));

@@ -1,5 +1,6 @@
 import { Chalk, type ChalkInstance } from 'chalk';
 import { describeOverrides } from './install-options.js';
+import type { ProbeHopRow } from './checks/readback.js';
 import type { CheckGroup, CheckResult, CheckStatus, TroubleshootReport } from './types.js';
 
 const GROUP_TITLES: Record<CheckGroup, string> = {
@@ -33,6 +34,7 @@ export function renderHuman(report: TroubleshootReport, opts: { colour: boolean;
       if (r.fix && (r.status === 'fail' || r.status === 'warn')) lines.push(`      ${c.cyan('fix:')} ${r.fix}`);
       const fix = r.details?.fix as { description: string; applied: boolean; error?: string } | undefined;
       if (fix) lines.push(`      ${c.magenta('fixed:')} ${fix.description}${fix.applied ? '' : ` (failed: ${fix.error})`}`);
+      if (r.id === 'e2e.readback' && Array.isArray(r.details?.hops)) lines.push(...renderHops(r.details!.hops as ProbeHopRow[]).map((l) => `      ${l}`));
       if (opts.verbose && r.id === 'e2e.probes' && Array.isArray(r.details?.probes)) {
         for (const p of r.details!.probes as Array<{ id: string; stage: string; latencyMs?: number }>) {
           lines.push(`      ${p.id}: ${p.stage}${p.latencyMs !== undefined ? ` in ${p.latencyMs} ms` : ''}`);
@@ -55,4 +57,16 @@ export function statusCounts(checks: CheckResult[]): Record<CheckStatus, number>
   const out: Record<CheckStatus, number> = { pass: 0, warn: 0, fail: 0, skip: 0 };
   for (const c of checks) out[c.status]++;
   return out;
+}
+
+const ms = (v: number | null) => (v === null ? '—' : v < 1000 ? `+${v} ms` : v < 120_000 ? `+${(v / 1000).toFixed(1)} s` : `+${Math.floor(v / 60_000)}m${String(Math.round((v % 60_000) / 1000)).padStart(2, '0')}s`);
+
+/** Each probe's hops, latency from the hop before: sent → daemon → forwarder → ingestion API → table. */
+export function renderHops(hops: ProbeHopRow[]): string[] {
+  const rows = [['probe', 'sent', 'daemon', 'forwarder', 'API accepted', 'in table', 'Syslog copy']];
+  for (const h of hops) {
+    rows.push([h.id, h.sent ? h.sent.slice(11, 19) : '—', h.daemon ? 'yes' : '—', ms(h.forwarderMs), ms(h.apiMs), ms(h.tableMs), h.inSyslog ? 'yes' : 'no']);
+  }
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd());
 }

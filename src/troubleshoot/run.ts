@@ -5,6 +5,7 @@ import * as azure from './checks/azure.js';
 import * as daemon from './checks/daemon.js';
 import * as system from './checks/system.js';
 import * as e2e from './checks/e2e.js';
+import { checkReadback } from './checks/readback.js';
 import {
   troubleshootOptionsSchema,
   type CheckOutcome,
@@ -43,6 +44,7 @@ export const CHECKS: Array<{ id: string; run: CheckFn }> = [
   { id: 'system.duplicates', run: system.checkDuplicates },
   { id: 'system.legacy-agents', run: system.checkLegacyAgents },
   { id: 'e2e.probes', run: e2e.checkProbes },
+  { id: 'e2e.readback', run: checkReadback },
   { id: 'e2e.capture', run: e2e.checkCapture },
 ];
 
@@ -115,14 +117,32 @@ export async function runTroubleshoot(
     timer = setTimeout(r, Math.max(0, ctx.startedAt + opts.timeoutSec * 1000 - deps.now()));
     timer.unref?.();
   });
+  // Readback waits for ingestion (minutes) on top of the probes' own time: it has its own bound.
+  let readbackTimer: NodeJS.Timeout | undefined;
+  const readbackSec = opts.timeoutSec + opts.readbackTimeoutSec + 60;
+  const readbackExpired = new Promise<void>((r) => {
+    readbackTimer = setTimeout(r, Math.max(0, ctx.startedAt + readbackSec * 1000 - deps.now()));
+    readbackTimer.unref?.();
+  });
   let outcomes = await Promise.all(
     CHECKS.map(async (c) => {
-      const r = await Promise.race([runOne(ctx, c), expired.then(() => unfinished(c.id, opts.timeoutSec))]);
+      const r =
+        c.id === 'e2e.readback'
+          ? await Promise.race([
+              runOne(ctx, c),
+              readbackExpired.then(() => ({
+                ...unfinished(c.id, opts.timeoutSec),
+                message: `did not finish within --timeout plus --readback-timeout (${readbackSec}s with a minute's grace): sign-in or the Logs Query API does not answer; the probes are not proven to be in the table`,
+                fix: 'check that this machine reaches api.loganalytics.io and login.microsoftonline.com (HTTPS_PROXY), then run again',
+              })),
+            ])
+          : await Promise.race([runOne(ctx, c), expired.then(() => unfinished(c.id, opts.timeoutSec))]);
       hooks.onResult?.(strip(r));
       return r;
     }),
   );
   clearTimeout(timer);
+  clearTimeout(readbackTimer);
   checking = false;
 
   if (opts.fix) {

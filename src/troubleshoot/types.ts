@@ -66,6 +66,11 @@ export const troubleshootOptionsSchema = z.object({
   /** Bytes per probe (the size the devices send); when absent, just under the smallest configured limit. */
   probeSize: z.number().int().min(256).max(1024 * 1024).optional(),
   timeoutSec: z.number().positive().max(600).default(10),
+  /** How long to wait for the probes to show up in CommonSecurityLog (ingestion takes minutes); 0 turns readback off. */
+  readbackTimeoutSec: z.number().min(0).max(3600).default(300),
+  /** Logs Query and ARM base URLs (private clouds, tests); default from the sink's cloud. */
+  logsQueryEndpoint: z.string().url().optional(),
+  armEndpoint: z.string().url().optional(),
   capture: z.boolean().default(false),
   fix: z.boolean().default(false),
   yes: z.boolean().default(false),
@@ -121,6 +126,8 @@ export interface TroubleshootDeps {
   probeEndpoint(url: string, opts: { timeoutMs: number; env: Record<string, string | undefined> }): Promise<EndpointProbe>;
   /** Obtains an Entra ID token for the logs-ingestion sink; rejects with the identity error. */
   getToken(sink: unknown, opts: { timeoutMs: number }): Promise<{ expiresOn: number }>;
+  /** Signs in and returns a Logs Query + ARM client for readback (tests pass one backed by the mocks). */
+  readbackClient?(opts: { cloud: import('../config/schema.js').Cloud; logsQueryUrl?: string; armUrl?: string }): Promise<import('../azure/readback.js').ReadbackClient>;
   /** Free and total bytes of the filesystem holding `path` (a target-system path). */
   statfs(path: string): Promise<{ free: number; total: number } | null>;
   /**

@@ -8,7 +8,12 @@
  *    kind Direct answers properties.immutableId and properties.endpoints.logsIngestion)
  *  - roleAssignments PUT: Microsoft.Authorization stable/2022-04-01 (examples/RoleAssignments_CreateForResource.json)
  *  - Resource Graph: Microsoft.ResourceGraph stable/2024-04-01 (examples/ResourcesBasicQuery.json)
- *  - Logs Query: operationalinsights data-plane stable/v1, POST /v1/workspaces/{workspaceId}/query (examples/oms-post-example.json)
+ *  - Logs Query: operationalinsights data-plane stable/v1, POST /v1/workspaces/{workspaceId}/query (examples/oms-post-example.json;
+ *    body QueryBody {query, timespan?, workspaces?}; 403 InsufficientAccessError without a reader role, 429 with Retry-After)
+ * Rows reach CommonSecurityLog the way Azure routes them: through the rule holding the edge's immutable id, keeping
+ * only the stream's declared columns, dropped when its transform filters them out, nowhere when its output stream is
+ * another table. With `syslogCopies`, each accepted CEF row is also in `Syslog` the way AMA 1.41 writes it (the
+ * `CEF:0|` text kept in SyslogMessage), as a machine that also runs AMA on the same facility duplicates it.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
@@ -59,6 +64,10 @@ export interface MockControlOptions {
   deny?: string[];
   /** After a role assignment is created, ingestion answers 403 for this long (propagation). */
   roleDelayMs?: number;
+  /** Every accepted CEF row also lands in `Syslog` (AMA collecting the same facility). */
+  syslogCopies?: boolean;
+  /** The caller holds no reader role on the workspace: queries answer 403 InsufficientAccessError. */
+  noReader?: boolean;
 }
 
 export interface MockControl {
@@ -72,6 +81,12 @@ export interface MockControl {
   deny(action: string): void;
   allow(action: string): void;
   setIngestionDelay(ms: number): void;
+  /** The next `n` queries answer 429 ThrottledError with `Retry-After: retryAfterSec`. */
+  throttleQueries(n: number, retryAfterSec?: number): void;
+  /** Stores a rule as if created elsewhere (another tool, AMA's CEF rule); the id names its group and name. */
+  addDcr(id: string, resource: Record<string, any>): void;
+  setSyslogCopies(on: boolean): void;
+  setReader(on: boolean): void;
   close(): Promise<void>;
 }
 
@@ -102,6 +117,9 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
   const dcrs = new Map<string, Record<string, any>>();
   const roleAssignments = new Map<string, Record<string, any>>();
   let edgeDcrUsed = false;
+  let syslogCopies = options.syslogCopies ?? false;
+  let noReader = options.noReader ?? false;
+  let throttle = { n: 0, retryAfterSec: 1 };
 
   const wsId = (w: ControlWorkspace) => `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${w.name}`;
   const findWs = (id: string) => workspaces.find((w) => wsId(w).toLowerCase() === id.toLowerCase());
@@ -165,6 +183,11 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
     }
   }
 
+  function withWorkspaceIds(d: any): any {
+    if (!d || !Array.isArray(d.logAnalytics)) return d;
+    return { ...d, logAnalytics: d.logAnalytics.map((x: any) => ({ ...x, workspaceId: findWs(String(x.workspaceResourceId ?? ''))?.customerId })) };
+  }
+
   function arm(req: http.IncomingMessage, url: URL, body: any): [number, unknown] {
     authorize(req, ARM_AUDIENCE);
     const path = url.pathname;
@@ -175,6 +198,14 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
       if (typeof body?.query !== 'string' || !body.query.trim()) throw new HttpError(400, 'BadRequest', 'Please provide below info when asking for support: query is required');
       const q = body.query as string;
       const subs: string[] | undefined = Array.isArray(body.subscriptions) ? body.subscriptions : undefined;
+      if (/microsoft\.insights\/datacollectionrules/i.test(q)) {
+        const imm = /immutableId\s*(?:==|=~)\s*['"]([^'"]+)['"]/i.exec(q)?.[1];
+        const data = [...dcrs.values()]
+          .filter((d) => !imm || String(d.properties?.immutableId).toLowerCase() === imm.toLowerCase())
+          .filter((d) => !subs || subs.includes(String(d.id).split('/')[2]))
+          .map((d) => ({ id: d.id, name: d.name, type: 'microsoft.insights/datacollectionrules', location: d.location, resourceGroup: String(d.id).split('/')[4], subscriptionId: String(d.id).split('/')[2], kind: d.kind ?? '', properties: d.properties }));
+        return [200, { totalRecords: data.length, count: data.length, resultTruncated: 'false', facets: [], data }];
+      }
       const wantType = /microsoft\.operationalinsights\/workspaces/i.test(q);
       const cid = /customerId\s*(?:==|=~)\s*['"]([0-9a-f-]{36})['"]/i.exec(q)?.[1];
       const data = workspaces
@@ -214,6 +245,8 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
         ...(body.tags ? { tags: body.tags } : {}),
         properties: {
           ...body.properties,
+          // ARM fills the destination's workspaceId (the customer id) on read.
+          destinations: withWorkspaceIds(body.properties.destinations),
           immutableId,
           ...(direct ? { endpoints: { logsIngestion: edge.url, metricsIngestion: edge.url } } : {}),
           provisioningState: 'Succeeded',
@@ -269,29 +302,93 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
     throw new HttpError(404, 'InvalidResourceType', `The resource type could not be found for ${path}`);
   }
 
-  /** The Logs Query subset the probes use: `<Table> | where <column> == "x"` or `in ("x", "y")`, optional `| extend X = ingestion_time()`. */
+  /**
+   * What an accepted Logs Ingestion row becomes in CommonSecurityLog: routed by the rule with the edge's immutable
+   * id (none stored: as sent), cut to the stream's declared columns, filtered by the transform. Null: not there.
+   */
+  function throughDcr(r: AcceptedRow): Record<string, unknown> | null {
+    const rule = [...dcrs.values()].find((d) => d.properties?.immutableId === edge.dcrImmutableId);
+    if (!rule) return r.row;
+    const flow = (rule.properties.dataFlows ?? []).find((f: any) => (f.streams ?? []).includes(r.table));
+    if (!flow) return null;
+    const out = flow.outputStream ?? (String(r.table).startsWith('Microsoft-') ? r.table : undefined);
+    if (out !== 'Microsoft-CommonSecurityLog') return null;
+    const declared = new Set<string>((rule.properties.streamDeclarations?.[r.table]?.columns ?? []).map((c: any) => c.name));
+    const row = Object.fromEntries(Object.entries(r.row).filter(([k]) => declared.has(k)));
+    return transformKeeps(String(flow.transformKql ?? 'source'), row) ? row : null;
+  }
+
+  /** The transforms rules use: `source`, `source | where false`, `source | where Col != "x"` / `!contains "x"` / `== "x"`. */
+  function transformKeeps(kql: string, row: Record<string, unknown>): boolean {
+    for (const m of kql.matchAll(/\|\s*where\s+([^|]+)/g)) {
+      const cond = m[1].trim();
+      if (/^false$/i.test(cond)) return false;
+      const c = /^([A-Za-z0-9_]+)\s*(==|!=|!contains|contains|has|!has)\s*"([^"]*)"$/.exec(cond);
+      if (!c) continue;
+      const v = String(row[c[1]] ?? '');
+      const ok = { '==': v === c[3], '!=': v !== c[3], contains: v.toLowerCase().includes(c[3].toLowerCase()), has: v.toLowerCase().includes(c[3].toLowerCase()), '!contains': !v.toLowerCase().includes(c[3].toLowerCase()), '!has': !v.toLowerCase().includes(c[3].toLowerCase()) }[c[2]];
+      if (!ok) return false;
+    }
+    return true;
+  }
+
+  /** AMA 1.41's Syslog row for a CEF message: the `CEF:0|` token stays in SyslogMessage. */
+  function asSyslog(r: Record<string, unknown>): Record<string, unknown> {
+    const ext = Object.entries(r).filter(([k]) => /^DeviceCustomString\d(Label)?$/.test(k)).map(([k, v]) => `${k}=${v}`).join(' ');
+    return {
+      TimeGenerated: r.TimeGenerated,
+      Computer: r.Computer ?? 'forwarder',
+      Facility: 'local4',
+      SeverityLevel: 'warning',
+      ProcessName: 'CEF',
+      SyslogMessage: `CEF:0|${r.DeviceVendor}|${r.DeviceProduct}|${r.DeviceVersion}|${r.DeviceEventClassID}|${r.Activity}|${r.LogSeverity}| ${ext} cs2=${r.DeviceCustomString2 ?? ''}`,
+    };
+  }
+
+  /**
+   * The Logs Query subset our queries use: `<Table> | where <col> == "x"` / `in ("x", ...)` / `has "x"` /
+   * `has_any ("x", ...)`, optional `| extend X = ingestion_time()`. Tables: CommonSecurityLog, Syslog, *_CL.
+   */
   function logsQuery(req: http.IncomingMessage, workspace: string, body: any): [number, unknown] {
     authorize(req, LOGS_QUERY_AUDIENCE);
     const w = workspaces.find((x) => x.customerId.toLowerCase() === workspace.toLowerCase());
     if (!w) throw new HttpError(404, 'WorkspaceNotFoundError', `The workspace ${workspace} could not be found`);
-    const q = typeof body?.query === 'string' ? body.query.trim() : '';
     const syntax = (m: string) => new HttpError(400, 'BadArgumentError', `The request had some invalid properties: ${m}`);
+    if (!String(req.headers['content-type'] ?? '').startsWith('application/json')) throw syntax('Content-Type must be application/json');
+    for (const k of Object.keys(body ?? {})) if (!['query', 'timespan', 'workspaces'].includes(k)) throw syntax(`unknown property '${k}'`);
+    if (body?.timespan !== undefined && (typeof body.timespan !== 'string' || !/^(P|\d{4}-)/.test(body.timespan))) throw syntax('timespan must be an ISO 8601 duration or interval');
+    if (noReader) {
+      throw new HttpError(403, 'InsufficientAccessError', 'The provided credentials have insufficient access to perform the requested operation');
+    }
+    const q = typeof body?.query === 'string' ? body.query.trim() : '';
     if (!q) throw syntax('query is required');
     const table = /^([A-Za-z_][A-Za-z0-9_]*)/.exec(q)?.[1];
-    if (table !== 'CommonSecurityLog' && table !== 'CommonSecurityLog_CL') throw syntax(`'${table ?? q.slice(0, 30)}' is not a table this mock holds`);
-    const where = /\|\s*where\s+([A-Za-z0-9_]+)\s*(==|in)\s*(\([^)]*\)|"[^"]*"|'[^']*')/.exec(q);
+    if (table !== 'CommonSecurityLog' && table !== 'Syslog' && !table?.endsWith('_CL')) throw syntax(`'${table ?? q.slice(0, 30)}' is not a table this mock holds`);
+    const where = /\|\s*where\s+([A-Za-z0-9_]+)\s*(==|in|has_any|has)\s*(\([^)]*\)|"[^"]*"|'[^']*')/.exec(q);
     const extend = /\|\s*extend\s+([A-Za-z_][A-Za-z0-9_]*)\s*=\s*ingestion_time\(\)/.exec(q)?.[1];
     const wanted = where ? [...where[3].matchAll(/"([^"]*)"|'([^']*)'/g)].map((x) => x[1] ?? x[2]) : null;
+    const contains = where && where[2].startsWith('has');
     const now = Date.now();
-    const source: AcceptedRow[] = edge.rows.filter(
-      (r) => (table === 'CommonSecurityLog' ? r.api === 'logs-ingestion' : r.api === 'log-analytics' && r.table === table) && r.at + ingestionDelayMs <= now,
-    );
-    // The Data Collector API suffixes custom columns by type (_s, _d, _b): the _CL table is not CommonSecurityLog.
-    const shape = (r: AcceptedRow): Record<string, unknown> =>
-      table === 'CommonSecurityLog' || r.api !== 'log-analytics'
-        ? r.row
-        : Object.fromEntries(Object.entries(r.row).map(([k, v]) => [k === 'TimeGenerated' ? k : `${k}_${typeof v === 'number' ? 'd' : typeof v === 'boolean' ? 'b' : 's'}`, v]));
-    const rows = source.map((r) => ({ r, v: shape(r) })).filter(({ v }) => !wanted || wanted.includes(String(v[where![1]])));
+    const visible = edge.rows.filter((r) => r.at + ingestionDelayMs <= now);
+    let source: Array<{ r: AcceptedRow; v: Record<string, unknown> }>;
+    if (table === 'CommonSecurityLog') {
+      source = visible.filter((r) => r.api === 'logs-ingestion').flatMap((r) => {
+        const v = throughDcr(r);
+        return v ? [{ r, v }] : [];
+      });
+    } else if (table === 'Syslog') {
+      source = syslogCopies ? visible.filter((r) => r.api === 'logs-ingestion' || r.api === 'log-analytics').map((r) => ({ r, v: asSyslog(r.row) })) : [];
+    } else {
+      // The Data Collector API suffixes custom columns by type (_s, _d, _b): the _CL table is not CommonSecurityLog.
+      source = visible
+        .filter((r) => r.api === 'log-analytics' && r.table === table)
+        .map((r) => ({ r, v: Object.fromEntries(Object.entries(r.row).map(([k, v]) => [k === 'TimeGenerated' ? k : `${k}_${typeof v === 'number' ? 'd' : typeof v === 'boolean' ? 'b' : 's'}`, v])) }));
+    }
+    const rows = source.filter(({ v }) => {
+      if (!wanted) return true;
+      const val = String(v[where![1]] ?? '');
+      return contains ? wanted.some((x) => val.includes(x)) : wanted.includes(val);
+    });
     const columns: Array<{ name: string; type: string }> = [];
     const seen = new Set<string>();
     for (const { v } of rows) {
@@ -327,6 +424,13 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
         }
         record.body = body;
         const q = QUERY_PATH.exec(url.pathname);
+        if (q && throttle.n > 0) {
+          throttle.n--;
+          record.status = 429;
+          res.writeHead(429, { 'content-type': 'application/json; charset=utf-8', 'retry-after': String(throttle.retryAfterSec), 'x-ms-request-id': randomUUID() });
+          res.end(JSON.stringify({ error: { code: 'ThrottledError', message: 'Your request was throttled; retry after the given time.' } }));
+          return;
+        }
         [status, payload] = q && req.method === 'POST' ? logsQuery(req, decodeURIComponent(q[1]), body) : arm(req, url, body);
       } catch (err) {
         if (err instanceof HttpError) {
@@ -362,6 +466,10 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
     deny: (a) => void denied.add(a),
     allow: (a) => void denied.delete(a),
     setIngestionDelay: (ms) => void (ingestionDelayMs = ms),
+    throttleQueries: (n, retryAfterSec = 1) => void (throttle = { n, retryAfterSec }),
+    addDcr: (id, resource) => void dcrs.set(id.toLowerCase(), { ...resource, id, name: id.split('/').pop() }),
+    setSyslogCopies: (on) => void (syslogCopies = on),
+    setReader: (on) => void (noReader = !on),
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

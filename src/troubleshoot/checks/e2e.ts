@@ -29,6 +29,10 @@ export interface ProbeResult {
   id: string;
   transport: Transport;
   target: string;
+  /** Epoch ms: sent, received by the forwarder, accepted by the sink (hops not reached stay unset). */
+  sentAt?: number;
+  receivedAt?: number;
+  acceptedAt?: number;
   sendError?: string;
   received: boolean;
   accepted: boolean;
@@ -156,6 +160,7 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
         const probe = buildSizedProbe(id, size);
         tails.set(id, createHash('sha256').update(probe.tail).digest('hex'));
         r.sentBytes = Buffer.byteLength(probe.message);
+        r.sentAt = deps.now();
         try {
           await deps.sendSyslog({ host, port: opts.port, transport }, probe.message);
         } catch (err) {
@@ -187,6 +192,8 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
             r.received = s.body.received;
             r.accepted = s.body.accepted;
             r.latencyMs = s.body.latencyMs;
+            if (s.body.receivedAt) r.receivedAt = Date.parse(s.body.receivedAt);
+            if (s.body.acceptedAt) r.acceptedAt = Date.parse(s.body.acceptedAt);
             r.error = s.body.error;
             r.deadLettered = s.body.deadLettered;
             if (s.body.bytes !== undefined) r.arrivedBytes = s.body.bytes;

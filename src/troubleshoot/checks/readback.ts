@@ -1,0 +1,148 @@
+import { readBackProbes, READER_ROLE, SYSLOG_DEDUP_TRANSFORM, type ProbeReadback, type ReadbackResult } from '../../azure/readback.js';
+import type { Context } from '../context.js';
+import type { CheckOutcome } from '../types.js';
+import { runProbes } from './e2e.js';
+
+const G = 'e2e' as const;
+
+/** One probe's way, hop by hop: each latency is from the hop before (ms); null where it did not get. */
+export interface ProbeHopRow {
+  id: string;
+  transport: string;
+  sent: string | null;
+  daemon: boolean;
+  forwarderMs: number | null;
+  apiMs: number | null;
+  tableMs: number | null;
+  inSyslog: boolean;
+}
+
+export function hopRows(probes: Array<ProbeReadback & { transport: string }>): ProbeHopRow[] {
+  return probes.map((p) => ({
+    id: p.id,
+    transport: p.transport,
+    sent: p.sentAt ? new Date(p.sentAt).toISOString() : null,
+    // The forwarder hears only from the daemon: a probe it received went through the daemon.
+    daemon: p.receivedAt !== undefined,
+    forwarderMs: p.receivedAt !== undefined ? Math.max(0, p.receivedAt - p.sentAt) : null,
+    apiMs: p.accepted && p.acceptedAt !== undefined && p.receivedAt !== undefined ? Math.max(0, p.acceptedAt - p.receivedAt) : null,
+    tableMs: p.visibleAt !== undefined ? Math.max(0, p.visibleAt - (p.acceptedAt ?? p.sentAt)) : null,
+    inSyslog: Boolean(p.inSyslog),
+  }));
+}
+
+const secs = (ms: number) => (ms < 120_000 ? `${Math.round(ms / 100) / 10}s` : `${Math.floor(ms / 60_000)}m${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}s`);
+
+/**
+ * Reads the probes back from CommonSecurityLog (Logs Query API) and, when the API accepted one that never shows up,
+ * says why from the DCR. Passes only when every accepted probe is in the table.
+ */
+export async function checkReadback(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'e2e.readback', title: 'Probes in the CommonSecurityLog table', group: G };
+  const o = ctx.opts;
+  if (o.probes === 0) return { ...base, status: 'skip', message: 'no probes (--probes 0)' };
+  if (!o.workspaceId) return { ...base, status: 'skip', message: 'not asked: pass --workspace <workspace id> to read the probes back from CommonSecurityLog' };
+  if (o.readbackTimeoutSec === 0) return { ...base, status: 'skip', message: 'disabled with --readback-timeout 0' };
+  const c = await ctx.config();
+  const sink = c.config?.sink;
+  if (!sink) return { ...base, status: 'skip', message: 'no valid config' };
+  if (sink.type === 'file') return { ...base, status: 'skip', message: 'file sink: nothing goes to a workspace' };
+  if (sink.type === 'log-analytics') {
+    return {
+      ...base,
+      status: 'warn',
+      message:
+        'the Data Collector API (retired 2026-09-14) writes to the custom table CommonSecurityLog_CL, not CommonSecurityLog: Sentinel analytics on CommonSecurityLog never see these events',
+      fix: `move to the Logs Ingestion API: \`sentinel-cef install --workspace ${o.workspaceId}\``,
+    };
+  }
+  if (!ctx.deps.readbackClient) return { ...base, status: 'skip', message: 'readback is not available in this build' };
+  const run = await runProbes(ctx);
+  const accepted = run.results.filter((r) => r.accepted);
+  if (accepted.length === 0) return { ...base, status: 'skip', message: 'no probe was accepted by the ingestion API, so none can be in the table (see e2e.probes)' };
+
+  ctx.deps.progress(`reading ${accepted.length} probes back from workspace ${o.workspaceId} (up to ${o.readbackTimeoutSec}s)`);
+  let rb: ReadbackResult;
+  try {
+    const client = await ctx.deps.readbackClient({ cloud: sink.cloud, logsQueryUrl: o.logsQueryEndpoint, armUrl: o.armEndpoint });
+    rb = await readBackProbes(
+      {
+        workspaceId: o.workspaceId,
+        probes: run.results.map((r) => ({ id: r.id, sentAt: r.sentAt ?? ctx.startedAt, receivedAt: r.receivedAt, acceptedAt: r.acceptedAt, accepted: r.accepted })),
+        timeoutMs: o.readbackTimeoutSec * 1000,
+        pollMs: Math.min(15_000, Math.max(1000, (o.readbackTimeoutSec * 1000) / 20)),
+        dcrImmutableId: sink.dcrImmutableId,
+        stream: sink.stream,
+      },
+      { client, now: ctx.deps.now, sleep: ctx.deps.sleep, progress: ctx.deps.progress },
+    );
+  } catch (err) {
+    return { ...base, status: 'warn', message: `cannot read the workspace: ${(err as Error).message}`, fix: 'sign in with `az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET' };
+  }
+  const probes = rb.probes.map((p, i) => ({ ...p, transport: run.results[i].transport }));
+  const hops = hopRows(probes);
+  const details: Record<string, unknown> = { workspaceId: o.workspaceId, waitedMs: rb.waitedMs, hops, ...(rb.dcr ? { dcr: rb.dcr } : {}) };
+
+  if (rb.error) {
+    const e = rb.error;
+    if (e.kind === 'forbidden') {
+      return {
+        ...base,
+        status: 'warn',
+        message: `cannot query workspace ${o.workspaceId}: the signed-in identity needs "${READER_ROLE}" on it (probes not verified in the table)`,
+        fix: `grant "${READER_ROLE}" on the workspace to whoever runs troubleshoot (\`az role assignment create --role "${READER_ROLE}" --assignee <you> --scope <workspace resource id>\`)`,
+        details: { ...details, error: e.message },
+      };
+    }
+    if (e.kind === 'not-found') {
+      return { ...base, status: 'fail', message: `workspace ${o.workspaceId} was not found: ${e.message}`, fix: 'check the workspace id (the GUID on the workspace Overview page)', details };
+    }
+    return {
+      ...base,
+      status: 'warn',
+      message: `cannot query workspace ${o.workspaceId}: ${e.message}`,
+      fix: e.kind === 'sign-in' ? 'sign in with `az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET' : 'run again later; the Logs Query API did not answer',
+      details,
+    };
+  }
+
+  const acc = probes.filter((p) => p.accepted);
+  const visible = acc.filter((p) => p.visibleAt !== undefined);
+  const dup = acc.filter((p) => p.inSyslog);
+  const lat = hops.map((h) => h.tableMs).filter((x): x is number => x !== null).sort((a, b) => a - b);
+  const latText = lat.length ? `; accepted → table p50 ${secs(lat[Math.floor(lat.length / 2)])}, max ${secs(lat.at(-1)!)}` : '';
+  const others = rb.dcr?.otherRules.length ? ` Other rules also sending to CommonSecurityLog: ${rb.dcr.otherRules.join(', ')}.` : '';
+
+  if (visible.length < acc.length) {
+    const missing = acc.length - visible.length;
+    const causes = rb.dcr?.causes ?? [];
+    if (causes.length) {
+      return {
+        ...base,
+        status: 'fail',
+        message: `${missing}/${acc.length} probes accepted by the ingestion API are not in CommonSecurityLog: ${causes.join('; ')}.${others}`,
+        fix: 'fix the rule (or let `sentinel-cef install --workspace` rewrite it): it must declare the columns we send and route the stream to Microsoft-CommonSecurityLog with transform `source`',
+        details: { ...details, stoppedAt: 'table' },
+      };
+    }
+    return {
+      ...base,
+      status: 'fail',
+      message:
+        `${missing}/${acc.length} probes accepted by the ingestion API are not in CommonSecurityLog after ${secs(rb.waitedMs)}` +
+        `${visible.length ? ` (${visible.length} are${latText})` : ''}${rb.dcr?.unreadable ? `; ${rb.dcr.unreadable}` : rb.dcr ? '; the rule looks right' : ''}.${others}`,
+      fix: `ingestion can take several minutes: run again with a longer --readback-timeout (e.g. ${Math.min(3600, o.readbackTimeoutSec * 3)}); if they never arrive, check the DCR's transform and the workspace's daily cap`,
+      details: { ...details, stoppedAt: 'table' },
+    };
+  }
+  if (dup.length) {
+    return {
+      ...base,
+      status: 'warn',
+      message: `${visible.length}/${acc.length} probes in CommonSecurityLog${latText}, but ${dup.length} also landed in Syslog: every event is stored twice.${others}`,
+      fix: `stop the Syslog collection of the CEF facility, or give its rule (AMA's) the transform \`${SYSLOG_DEDUP_TRANSFORM}\` (AMA 1.41 keeps "CEF:0" in SyslogMessage, so the documented ProcessName filter alone no longer works)`,
+      details,
+    };
+  }
+  return { ...base, status: 'pass', message: `${visible.length}/${acc.length} probes in CommonSecurityLog${latText}`, details };
+}

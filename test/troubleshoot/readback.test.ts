@@ -1,0 +1,241 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import https from 'node:https';
+import tls from 'node:tls';
+import { ClientSecretCredential } from '@azure/identity';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { forwarderConfigSchema } from '../../src/config/schema.js';
+import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
+import { createLogger } from '../../src/forwarder/logger.js';
+import { createSink } from '../../src/sinks/index.js';
+import { createReadbackClient } from '../../src/azure/readback.js';
+import { buildDcrTemplate, DCR_STREAM } from '../../src/dcr/render.js';
+import { Context } from '../../src/troubleshoot/context.js';
+import { checkReadback } from '../../src/troubleshoot/checks/readback.js';
+import { createDefaultDeps } from '../../src/troubleshoot/deps.js';
+import { renderHuman } from '../../src/troubleshoot/render.js';
+import { troubleshootOptionsSchema } from '../../src/troubleshoot/types.js';
+import { startMockAzure, type MockAzure } from '../helpers/mock-azure.js';
+import { startMockControl, type MockControl } from '../helpers/mock-azure-control.js';
+import { startFakeDaemon } from './helpers.js';
+
+// The real forwarder (in process) sends to the ingestion mock over TLS; readback goes through @azure/monitor-query-logs
+// and @azure/identity to the Logs Query and ARM mock, which shows rows through the DCR as Azure would.
+describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
+  let dir: string;
+  let edge: MockAzure;
+  let ctl: MockControl;
+  let forwarder: RunningForwarder;
+  let port: number;
+  let ruleId: string;
+
+  const rule = (edit: (p: ReturnType<typeof buildDcrTemplate>['properties']) => void = () => {}) => {
+    const t = buildDcrTemplate();
+    const w = ctl.workspaces[0];
+    t.properties.destinations.logAnalytics[0].workspaceResourceId = `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${w.name}`;
+    edit(t.properties);
+    return { location: w.location, kind: 'Direct', properties: { ...t.properties, immutableId: edge.dcrImmutableId } };
+  };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ts-readback-'));
+    edge = await startMockAzure({ https: true, quiet: true, certDir: dir });
+    ctl = await startMockControl({ edge });
+    const w = ctl.workspaces[0];
+    ruleId = `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.Insights/dataCollectionRules/sentinel-cef-dcr`;
+    const probe = await startFakeDaemon(() => {});
+    port = probe.port;
+    await probe.close();
+    await writeFile(join(dir, 'client.secret'), `${edge.clientSecret}\n`, { mode: 0o600 });
+    const raw = {
+      listen: [`tcp://127.0.0.1:${port}`, `udp://127.0.0.1:${port}`],
+      admin: '127.0.0.1:0',
+      queue: { dir: join(dir, 'queue') },
+      batch: { flushMs: 20 },
+      retry: { initialMs: 50, maxMs: 200 },
+      sink: {
+        type: 'logs-ingestion',
+        endpoint: edge.url,
+        dcrImmutableId: edge.dcrImmutableId,
+        stream: DCR_STREAM,
+        authorityHost: edge.url,
+        auth: { kind: 'client-secret', tenantId: edge.tenantId, clientId: edge.clientId, clientSecretFile: join(dir, 'client.secret') },
+      },
+    };
+    const config = forwarderConfigSchema.parse(raw);
+    const sink = createSink(config.sink, { ca: edge.caPem, logger: { info() {}, warn() {} } });
+    forwarder = await startForwarder(config, { logger: createLogger('fatal'), sink });
+    await writeFile(join(dir, 'forwarder.json'), JSON.stringify({ ...raw, admin: forwarder.adminAddress }));
+  });
+
+  afterAll(async () => {
+    await forwarder?.shutdown();
+    await ctl?.close();
+    await edge?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  afterEach(() => {
+    ctl.dcrs.clear();
+    ctl.setIngestionDelay(0);
+    ctl.setSyslogCopies(false);
+    ctl.setReader(true);
+  });
+
+  // One credential for every case: its token cache keeps sign-in out of the timings ("late" must poll before the rows show).
+  let credential: ClientSecretCredential | undefined;
+  function ctx(readbackTimeoutSec: number, progress: string[] = []) {
+    credential ??= new ClientSecretCredential(edge.tenantId, edge.clientId, edge.clientSecret, {
+      authorityHost: edge.url,
+      disableInstanceDiscovery: true,
+      agent: new https.Agent({ ca: [...tls.rootCertificates, edge.caPem!] }),
+    });
+    const cred = credential;
+    const deps = createDefaultDeps({ root: '/', env: {} });
+    deps.progress = (t) => progress.push(t);
+    deps.readbackClient = (o) => createReadbackClient({ env: {}, logsQueryUrl: o.logsQueryUrl, armUrl: o.armUrl, ca: edge.caPem, credential: cred });
+    return new Context(
+      troubleshootOptionsSchema.parse({
+        configPath: join(dir, 'forwarder.json'),
+        port,
+        probes: 2,
+        timeoutSec: 20,
+        workspaceId: edge.workspaceId,
+        readbackTimeoutSec,
+        logsQueryEndpoint: ctl.url,
+        armEndpoint: ctl.url,
+      }),
+      deps,
+    );
+  }
+
+  // One probe run serves the cases that differ only in what Azure does with accepted rows (the mock applies the
+  // DCR, delay and failures at query time), so the file stays short.
+  let sharedCtx: Context | undefined;
+  function shared(readbackTimeoutSec: number) {
+    sharedCtx ??= ctx(readbackTimeoutSec);
+    (sharedCtx.opts as { readbackTimeoutSec: number }).readbackTimeoutSec = readbackTimeoutSec;
+    return sharedCtx;
+  }
+
+  type Hop = { id: string; daemon: boolean; forwarderMs: number | null; apiMs: number | null; tableMs: number | null; inSyslog: boolean };
+
+  it('found: every accepted probe is in the table, each hop timed, and the query shape is what the API takes', async () => {
+    ctl.addDcr(ruleId, rule());
+    const r = await checkReadback(ctx(30));
+    expect(r.status, r.message).toBe('pass');
+    expect(r.message).toMatch(/^4\/4 probes in CommonSecurityLog; accepted → table p50/);
+    const hops = r.details!.hops as Hop[];
+    expect(hops).toHaveLength(4);
+    for (const h of hops) {
+      expect(h).toMatchObject({ daemon: true, inSyslog: false });
+      for (const v of [h.forwarderMs, h.apiMs, h.tableMs]) expect(v).toBeTypeOf('number');
+    }
+    const q = ctl.requests.filter((x) => x.path.endsWith('/query'));
+    expect(q.length).toBeGreaterThan(0);
+    expect(q.every((x) => x.status === 200)).toBe(true);
+    const human = renderHuman({ ok: true, checks: [r] }, { colour: false });
+    expect(human).toMatch(/probe\s+sent\s+daemon\s+forwarder\s+API accepted\s+in table\s+Syslog copy/);
+    for (const h of hops) expect(human).toContain(h.id);
+  }, 60_000);
+
+  it('late: rows that take a while are waited for, with a progress line per poll', async () => {
+    ctl.addDcr(ruleId, rule());
+    ctl.setIngestionDelay(8000);
+    const progress: string[] = [];
+    const r = await checkReadback(ctx(30, progress));
+    expect(r.status, r.message).toBe('pass');
+    expect(progress.some((l) => /^readback: [0-3]\/4 probes in CommonSecurityLog after \d+s/.test(l)), progress.join("\n")).toBe(true);
+    expect(Math.min(...(r.details!.hops as Hop[]).map((h) => h.tableMs!))).toBeGreaterThanOrEqual(7000);
+  }, 60_000);
+
+  it('never: not in the table by --readback-timeout is a failure (never all green), with the longer timeout to try', async () => {
+    ctl.addDcr(ruleId, rule());
+    ctl.setIngestionDelay(600_000);
+    const r = await checkReadback(shared(3));
+    expect(r.status).toBe('fail');
+    expect(r.message).toMatch(/^4\/4 probes accepted by the ingestion API are not in CommonSecurityLog after \d/);
+    expect(r.message).toContain('the rule looks right');
+    expect(r.fix).toContain('--readback-timeout');
+    expect((r.details!.hops as Hop[]).every((h) => h.tableMs === null && h.apiMs !== null)).toBe(true);
+  }, 60_000);
+
+  it('dropped by the transform: the rule and its transform are named', async () => {
+    const kql = 'source | where DeviceVendor != "TestCommonEventFormat"';
+    ctl.addDcr(ruleId, rule((p) => void (p.dataFlows[0].transformKql = kql)));
+    const r = await checkReadback(shared(3));
+    expect(r.status).toBe('fail');
+    expect(r.message).toContain(`the transform of rule sentinel-cef-dcr drops the probes: ${kql}`);
+  }, 60_000);
+
+  it('an undeclared column or another output stream: named from the DCR read through ARM', async () => {
+    ctl.addDcr(
+      ruleId,
+      rule((p) => {
+        p.streamDeclarations[DCR_STREAM].columns = p.streamDeclarations[DCR_STREAM].columns.filter((c) => c.name !== 'DeviceCustomString2');
+        p.dataFlows[0].outputStream = 'Custom-CEF_CL';
+      }),
+    );
+    const r = await checkReadback(shared(3));
+    expect(r.status).toBe('fail');
+    expect(r.message).toContain(`rule sentinel-cef-dcr sends ${DCR_STREAM} to Custom-CEF_CL, not Microsoft-CommonSecurityLog`);
+    expect(r.message).toContain('does not declare DeviceCustomString2');
+  }, 60_000);
+
+  it('duplicated: probes also in Syslog warn, name the other rule and give the AMA 1.41 transform', async () => {
+    ctl.addDcr(ruleId, rule());
+    const w = ctl.workspaces[0];
+    ctl.addDcr(`/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.Insights/dataCollectionRules/ama-cef`, {
+      location: w.location,
+      properties: {
+        immutableId: 'dcr-ama',
+        dataSources: { syslog: [{ name: 'cef', streams: ['Microsoft-CommonSecurityLog'], facilityNames: ['local4'], logLevels: ['*'] }] },
+        destinations: { logAnalytics: [{ name: 'la', workspaceResourceId: `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${w.name}`, workspaceId: w.customerId }] },
+        dataFlows: [{ streams: ['Microsoft-CommonSecurityLog'], destinations: ['la'] }],
+      },
+    });
+    ctl.setSyslogCopies(true);
+    const r = await checkReadback(shared(30));
+    expect(r.status, r.message).toBe('warn');
+    expect(r.message).toMatch(/^4\/4 probes in CommonSecurityLog.*but 4 also landed in Syslog/);
+    expect(r.message).toContain('Other rules also sending to CommonSecurityLog: ama-cef');
+    expect(r.fix).toContain('SyslogMessage !contains "CEF:0"');
+    expect((r.details!.hops as Hop[]).every((h) => h.inSyslog)).toBe(true);
+  }, 60_000);
+
+  it('a missing reader role is one line naming "Log Analytics Reader"', async () => {
+    ctl.addDcr(ruleId, rule());
+    ctl.setReader(false);
+    const r = await checkReadback(shared(30));
+    expect(r.status).toBe('warn');
+    expect(r.message).toBe(`cannot query workspace ${edge.workspaceId}: the signed-in identity needs "Log Analytics Reader" on it (probes not verified in the table)`);
+    expect(r.fix).toContain('az role assignment create --role "Log Analytics Reader"');
+  }, 60_000);
+
+  it('a 429 from the Logs Query API is waited out (Retry-After), not reported', async () => {
+    ctl.addDcr(ruleId, rule());
+    ctl.throttleQueries(1, 1);
+    const r = await checkReadback(shared(30));
+    expect(r.status, r.message).toBe('pass');
+    expect(ctl.requests.some((x) => x.path.endsWith('/query') && x.status === 429)).toBe(true);
+  }, 60_000);
+
+  it('the legacy Data Collector path: an honest notice that CommonSecurityLog_CL is not CommonSecurityLog', async () => {
+    const cfg = join(dir, 'legacy.json');
+    await writeFile(join(dir, 'ws.key'), `${edge.sharedKey}\n`, { mode: 0o600 });
+    await writeFile(cfg, JSON.stringify({ admin: '127.0.0.1:9', sink: { type: 'log-analytics', workspaceId: edge.workspaceId, sharedKeyFile: join(dir, 'ws.key') } }));
+    const c = new Context(troubleshootOptionsSchema.parse({ configPath: cfg, probes: 1, workspaceId: edge.workspaceId }), createDefaultDeps({ root: '/', env: {} }));
+    const r = await checkReadback(c);
+    expect(r.status).toBe('warn');
+    expect(r.message).toContain('CommonSecurityLog_CL, not CommonSecurityLog');
+    expect(r.fix).toContain(`sentinel-cef install --workspace ${edge.workspaceId}`);
+  });
+
+  it('without a workspace, readback is skipped and says how to ask for it', async () => {
+    const c = new Context(troubleshootOptionsSchema.parse({ configPath: join(dir, 'forwarder.json'), probes: 1 }), createDefaultDeps({ root: '/', env: {} }));
+    const r = await checkReadback(c);
+    expect(r).toMatchObject({ status: 'skip' });
+    expect(r.message).toContain('--workspace');
+  });
+});
