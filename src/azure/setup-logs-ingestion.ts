@@ -107,15 +107,15 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
     calls.push(call);
     const a = await deps.request(call);
     if (opts.dryRun) deps.log(`called: ${call.method} ${call.url}${call.body === undefined ? '' : ` ${JSON.stringify(call.body)}`} -> HTTP ${a.status}`);
-    const body = a.json as ArmBody | null;
-    if (a.status === 403 && body?.error?.code === 'AuthorizationFailed') {
-      const msg = String(body.error.message ?? '');
+    const reply = a.json as ArmBody | null;
+    if (a.status === 403 && reply?.error?.code === 'AuthorizationFailed') {
+      const msg = String(reply.error.message ?? '');
       const role = ROLE_FOR.find(([re]) => re.test(msg))?.[1] ?? 'a role that allows it';
       const action = /action '([^']+)'/.exec(msg)?.[1] ?? `${call.method} ${new URL(call.url).pathname}`;
       throw new CliError(`Azure refused ${action}: the signed-in identity needs ${role}`, { exitCode: 1 });
     }
     if (!ok.includes(a.status)) {
-      const e = body?.error;
+      const e = reply?.error;
       throw new CliError(`Azure answered HTTP ${a.status} to ${call.method} ${new URL(call.url).pathname}${e ? `: ${e.code}: ${e.message}` : ''}`, { exitCode: 1 });
     }
     return a;
