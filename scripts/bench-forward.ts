@@ -156,7 +156,9 @@ function threadCpuMs(pid: number): Map<string, { name: string; ms: number }> {
       const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')).replace(/\d+$/, '');
       const f = st.slice(st.lastIndexOf(') ') + 2).split(' ');
       out.set(tid, { name: tid === String(pid) ? 'main' : name, ms: (Number(f[11]) + Number(f[12])) * 10 });
-    } catch {}
+    } catch {
+      // The thread exited between readdir and read: it has no CPU left to count.
+    }
   }
   return out;
 }
@@ -320,7 +322,9 @@ async function main(): Promise<void> {
           console.error(`forwarder +${t} ms rss ${mb.toFixed(0)} MB heap ${g('nodejs_heap_size_used_bytes')}/${g('nodejs_heap_size_total_bytes')} external ${g('nodejs_external_memory_bytes')} queue ${g('queue_bytes')} MB, delivered ${delivered}`);
         }).catch(() => {});
       }
-    } catch {}
+    } catch {
+      // The forwarder has exited (no /proc entry): the timeline ends with its last sample.
+    }
   }, 100);
   const g2 = child('gen', ['--port', String(port), '--events', String(events), '--connections', connections, ...rateArgs]);
   const gen = await once<{ ms: number; expect: Record<string, number>; startedAt: number; cpuMs: number }>(g2);

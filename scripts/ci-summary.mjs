@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 
 const file = process.argv[2] ?? '.vitest-report.json';
 let passed = 0;
-let failed = 0;
+let failed;
 let skipped = 0;
 try {
   const r = JSON.parse(readFileSync(file, 'utf8'));

@@ -40,7 +40,7 @@ describe('sentinel-cef CLI', () => {
       // A capitalised verb, no full stop at the end.
       expect(c.description(), name).toMatch(/^[A-Z][a-z]+ .*[^.]$/);
       const help = c.helpInformation() + captureAfterHelp(c);
-      expect(help, name).toMatch(/\nExamples:\n  .*sentinel-cef /);
+      expect(help, name).toMatch(/\nExamples:\n {2}.*sentinel-cef /);
       expect(help, name).not.toContain('--root');
     }
   });

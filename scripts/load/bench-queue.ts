@@ -80,7 +80,7 @@ for (let r = 0; r < rounds; r++) {
   rmSync(dir, { recursive: true, force: true });
   t = cpu();
   // As the Logs Ingestion sink builds its calls (a BodyPool where the code has one).
-  const pool = 'BodyPool' in batch ? new (batch as any).BodyPool(1 << 20, 3) : undefined;
+  const pool = 'BodyPool' in batch ? new batch.BodyPool(1 << 20, 3) : undefined;
   for (let k = 0; k < n / rows.length; k++) {
     const body = (batch.bodyOf as (r: PreparedRow[], p?: unknown) => Buffer)(rows, pool);
     sink += body.length;

@@ -129,7 +129,7 @@ async function waitQuiet(ws: Workspace, fw: ForwarderProc, timeoutMs: number, qu
       last = n;
       since = Date.now();
     }
-    let empty = false;
+    let empty: boolean;
     try {
       empty = (await fw.health()).queue.records === 0;
     } catch {

@@ -32,7 +32,29 @@ export interface AzureCall {
 
 export interface AzureAnswer {
   status: number;
-  json: any;
+  /** The parsed body, as Azure sent it (null when empty). */
+  json: unknown;
+}
+
+/** What is read from an answer: ARM's ErrorResponse, a Resource Graph result, a workspace. */
+interface ArmBody {
+  error?: { code?: string; message?: string };
+  data?: Array<{ id?: unknown; location?: unknown }>;
+  id?: unknown;
+  location?: unknown;
+}
+
+/** A data collection rule as ARM returns it (dataCollectionRules 2023-03-11), the fields compared or read. */
+interface RuleBody {
+  location?: unknown;
+  kind?: unknown;
+  properties?: {
+    immutableId?: string;
+    endpoints?: { logsIngestion?: string };
+    streamDeclarations?: unknown;
+    destinations?: unknown;
+    dataFlows?: unknown;
+  };
 }
 
 export interface SetupDeps {
@@ -85,14 +107,15 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
     calls.push(call);
     const a = await deps.request(call);
     if (opts.dryRun) deps.log(`called: ${call.method} ${call.url}${call.body === undefined ? '' : ` ${JSON.stringify(call.body)}`} -> HTTP ${a.status}`);
-    if (a.status === 403 && a.json?.error?.code === 'AuthorizationFailed') {
-      const msg = String(a.json.error.message ?? '');
+    const reply = a.json as ArmBody | null;
+    if (a.status === 403 && reply?.error?.code === 'AuthorizationFailed') {
+      const msg = String(reply.error.message ?? '');
       const role = ROLE_FOR.find(([re]) => re.test(msg))?.[1] ?? 'a role that allows it';
       const action = /action '([^']+)'/.exec(msg)?.[1] ?? `${call.method} ${new URL(call.url).pathname}`;
       throw new CliError(`Azure refused ${action}: the signed-in identity needs ${role}`, { exitCode: 1 });
     }
     if (!ok.includes(a.status)) {
-      const e = a.json?.error;
+      const e = reply?.error;
       throw new CliError(`Azure answered HTTP ${a.status} to ${call.method} ${new URL(call.url).pathname}${e ? `: ${e.code}: ${e.message}` : ''}`, { exitCode: 1 });
     }
     return a;
@@ -112,14 +135,15 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
   if (GUID.test(opts.workspace)) {
     const query = `Resources | where type =~ 'microsoft.operationalinsights/workspaces' | where properties.customerId =~ '${opts.workspace}' | project id, location`;
     const a = await send({ method: 'POST', url: arm('/providers/Microsoft.ResourceGraph/resources', RESOURCE_GRAPH_API_VERSION), body: { query }, scope: opts.armScope }, [200]);
-    const hit = a.json?.data?.[0];
+    const hit = (a.json as ArmBody | null)?.data?.[0];
     if (!hit) throw new CliError(`no workspace with id ${opts.workspace} is visible to the signed-in identity`, { exitCode: 1, suggestion: 'pass the workspace resource id, or grant "Log Analytics Reader" on it' });
     wsId = String(hit.id);
     location = String(hit.location);
   } else if (WS_ID.test(opts.workspace)) {
     const a = await send({ method: 'GET', url: arm(opts.workspace, WORKSPACES_API_VERSION), scope: opts.armScope }, [200]);
-    wsId = String(a.json.id);
-    location = String(a.json.location);
+    const ws = a.json as ArmBody;
+    wsId = String(ws.id);
+    location = String(ws.location);
   } else {
     throw new CliError('--workspace must be a workspace id (GUID) or a workspace resource id', { exitCode: 2 });
   }
@@ -131,13 +155,13 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
   const desired = renderDcr({ name: opts.dcrName ?? 'sentinel-cef-dcr', location, workspaceResourceId: wsId });
   const body = { location: desired.location, ...(desired.kind ? { kind: desired.kind } : {}), properties: desired.properties };
   const current = await send({ method: 'GET', url: arm(dcrPath, DCR_API_VERSION), scope: opts.armScope }, [200, 404]);
-  let dcr = current.status === 200 ? current.json : null;
+  let dcr = current.status === 200 ? (current.json as RuleBody | null) : null;
   if (dcr && sameRule(dcr, body)) {
     deps.log(`data collection rule ${dcrPath}: unchanged`);
   } else {
     const a = await write({ method: 'PUT', url: arm(dcrPath, DCR_API_VERSION), body, scope: opts.armScope }, [200, 201]);
     if (a) {
-      dcr = a.json;
+      dcr = a.json as RuleBody | null;
       deps.log(`data collection rule ${dcrPath}: ${a.status === 201 ? 'created' : 'updated'}`);
     }
   }
@@ -148,7 +172,6 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
   // ---- the role ----
   const raName = deterministicGuid(`${dcrPath.toLowerCase()}|${opts.principalId}|${MONITORING_METRICS_PUBLISHER_ID}`);
   const raPath = `${dcrPath}/providers/Microsoft.Authorization/roleAssignments/${raName}`;
-  let granted = false;
   const existing = dcr && current.status === 200 ? await send({ method: 'GET', url: arm(raPath, ROLE_ASSIGNMENTS_API_VERSION), scope: opts.armScope }, [200, 404]) : null;
   if (existing?.status === 200) {
     deps.log('role "Monitoring Metrics Publisher" on the rule: unchanged');
@@ -162,7 +185,7 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
     };
     const a = await write({ method: 'PUT', url: arm(raPath, ROLE_ASSIGNMENTS_API_VERSION), body: raBody, scope: opts.armScope }, [200, 201, 409]);
     if (a) {
-      granted = a.status === 201;
+      const granted = a.status === 201;
       deps.log(`role "Monitoring Metrics Publisher" on the rule: ${a.status === 409 ? 'already assigned' : granted ? 'granted' : 'unchanged'}`);
     }
   }
@@ -179,7 +202,8 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
     calls.push(probe);
     const a = await deps.request(probe);
     if (a.status >= 200 && a.status < 300) break;
-    if (a.status !== 403) throw new CliError(`the ingestion endpoint answered HTTP ${a.status} to a probe${a.json?.error ? `: ${a.json.error.code}` : ''}`, { exitCode: 1 });
+    const e = (a.json as ArmBody | null)?.error;
+    if (a.status !== 403) throw new CliError(`the ingestion endpoint answered HTTP ${a.status} to a probe${e ? `: ${e.code}` : ''}`, { exitCode: 1 });
     if (deps.now() >= deadline) {
       throw new CliError('the "Monitoring Metrics Publisher" role has not applied yet (ingestion still answers 403)', {
         exitCode: 1,
@@ -197,10 +221,12 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
  * The parts of a rule we own; ARM adds immutableId, endpoints, provisioningState and each Log Analytics
  * destination's read-only workspaceId (dataCollectionRules 2023-03-11, LogAnalyticsDestination).
  */
-function sameRule(actual: any, want: { location: string; kind?: string; properties: any }): boolean {
-  const dests = (d: any) =>
-    d && Array.isArray(d.logAnalytics) ? { ...d, logAnalytics: d.logAnalytics.map(({ workspaceId: _ro, ...x }: any) => x) } : d;
-  const pick = (r: any) =>
+function sameRule(actual: RuleBody, want: RuleBody): boolean {
+  const dests = (d: unknown) =>
+    d && typeof d === 'object' && 'logAnalytics' in d && Array.isArray(d.logAnalytics)
+      ? { ...d, logAnalytics: (d.logAnalytics as Array<Record<string, unknown>>).map(({ workspaceId: _ro, ...x }) => x) }
+      : d;
+  const pick = (r: RuleBody) =>
     canonical({
       location: String(r.location ?? '').toLowerCase(),
       kind: r.kind ? String(r.kind).trim() : undefined,

@@ -74,13 +74,12 @@ export class LogDestination {
   drain(timeoutMs: number): Promise<void> {
     if (this.bufferedBytes === 0) return Promise.resolve();
     return new Promise((resolve) => {
-      const t = setTimeout(done, timeoutMs);
-      const self = this;
-      function done(): void {
+      const done = (): void => {
         clearTimeout(t);
-        self.drained = self.drained.filter((f) => f !== done);
+        this.drained = this.drained.filter((f) => f !== done);
         resolve();
-      }
+      };
+      const t = setTimeout(done, timeoutMs);
       this.drained.push(done);
     });
   }

@@ -76,8 +76,8 @@ function parseV2(buf: Buffer): ProxyParse {
   if (buf.length < length) return { status: 'more' };
   // LOCAL: the balancer's own connection (health checks); the address block is to be ignored.
   if (cmd === 0) return { status: 'done', length, source: null };
-  let source: ProxySource | null = null;
-  let tlvStart = 16;
+  let source: ProxySource | null;
+  let tlvStart: number;
   if (fam === 0x11) {
     if (length < 16 + 12) return { status: 'invalid', reason: 'PROXY v2 TCP4 address block too short' };
     source = { address: `${buf[16]}.${buf[17]}.${buf[18]}.${buf[19]}`, port: buf.readUInt16BE(24) };

@@ -6,7 +6,7 @@ export { buildProbeMessage, newProbeId, sendSyslog } from '../forwarder/send-tes
 export async function fetchJson<T>(url: string, timeoutMs = 3000): Promise<{ status: number; body: T | null }> {
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   const text = await res.text();
-  let body: T | null = null;
+  let body: T | null;
   try {
     body = JSON.parse(text) as T;
   } catch {

@@ -27,7 +27,9 @@ function start() {
   if (opts.log) {
     try {
       if (statSync(opts.log).size > MAX_LOG) renameSync(opts.log, `${opts.log}.1`);
-    } catch {}
+    } catch {
+      // No log yet (nothing to rotate), or it cannot be rotated: keep appending to it.
+    }
   }
   const out = opts.log ? openSync(opts.log, 'a', 0o640) : 'ignore';
   startedAt = Date.now();
@@ -49,7 +51,9 @@ function log(msg) {
   if (!opts.log) return;
   try {
     writeFileSync(opts.log, `${new Date().toISOString()} supervisor: ${msg}\n`, { flag: 'a' });
-  } catch {}
+  } catch {
+    // The log is best effort: a full or unwritable disk must not stop the supervisor.
+  }
 }
 
 function finish(code) {

@@ -1,4 +1,4 @@
-import { appendFileSync, fstatSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, fstatSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
@@ -154,10 +154,10 @@ describe('DiskQueue', () => {
     let fail = false;
     const q = open(dir, {
       writeFn: (fd, b, off, len) => {
-        if (!fail) return (require('node:fs') as typeof import('node:fs')).writeSync(fd, b, off, len);
+        if (!fail) return writeSync(fd, b, off, len);
         // Write part of it, then fail as ENOSPC does.
         fail = false;
-        (require('node:fs') as typeof import('node:fs')).writeSync(fd, b, off, Math.floor(len / 2));
+        writeSync(fd, b, off, Math.floor(len / 2));
         throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
       },
     });

@@ -46,7 +46,8 @@ function spawnForwarder(dir: string, extra: string[] = [], env: NodeJS.ProcessEn
         resolve({ proc, tcpPort: Number(j.inputs![0].split(':').at(-1)), admin: j.admin!, exited, parseWorkers: j.parseWorkers! });
       }
     });
-    exited.then((code) => reject(new Error(`forwarder exited early (${code}): ${stderr}`)));
+    // exited never rejects, and reject() does not throw.
+    void exited.then((code) => reject(new Error(`forwarder exited early (${code}): ${stderr}`)));
   });
 }
 

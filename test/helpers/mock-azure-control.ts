@@ -70,21 +70,55 @@ export interface MockControlOptions {
   noReader?: boolean;
 }
 
+/** A data collection rule's properties (dataCollectionRules 2023-03-11): the parts the mock reads, the rest kept as sent. */
+export interface DcrProperties {
+  immutableId?: string;
+  endpoints?: { logsIngestion: string; metricsIngestion: string };
+  streamDeclarations?: Record<string, { columns?: Array<{ name: string; type: string }> }>;
+  destinations?: { logAnalytics?: Array<{ name: string; workspaceResourceId?: string; workspaceId?: string }> };
+  dataFlows?: Array<{ streams?: string[]; destinations?: string[]; transformKql?: string; outputStream?: string }>;
+  [other: string]: unknown;
+}
+
+/** A rule as a PUT sends it. */
+export interface DcrBody {
+  location: string;
+  kind?: string;
+  tags?: Record<string, string>;
+  properties: DcrProperties;
+}
+
+/** A rule as ARM stores and answers it. */
+export interface StoredDcr extends DcrBody {
+  id: string;
+  name: string;
+  type?: string;
+  etag?: string;
+}
+
+/** A role assignment (roleAssignments 2022-04-01) as ARM answers it. */
+export interface StoredRoleAssignment {
+  id: string;
+  type: string;
+  name: string;
+  properties: { roleDefinitionId: string; principalId: string; principalType: string; scope: string };
+}
+
 export interface MockControl {
   readonly url: string;
   readonly workspaces: ControlWorkspace[];
   readonly requests: ControlRequest[];
   /** DCRs by lower-cased resource id. */
-  readonly dcrs: Map<string, Record<string, any>>;
+  readonly dcrs: Map<string, StoredDcr>;
   /** Role assignments by lower-cased resource id. */
-  readonly roleAssignments: Map<string, Record<string, any>>;
+  readonly roleAssignments: Map<string, StoredRoleAssignment>;
   deny(action: string): void;
   allow(action: string): void;
   setIngestionDelay(ms: number): void;
   /** The next `n` queries answer 429 ThrottledError with `Retry-After: retryAfterSec`. */
   throttleQueries(n: number, retryAfterSec?: number): void;
   /** Stores a rule as if created elsewhere (another tool, AMA's CEF rule); the id names its group and name. */
-  addDcr(id: string, resource: Record<string, any>): void;
+  addDcr(id: string, resource: DcrBody): void;
   setSyslogCopies(on: boolean): void;
   setReader(on: boolean): void;
   close(): Promise<void>;
@@ -114,8 +148,8 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
   const denied = new Set(options.deny ?? []);
   let ingestionDelayMs = options.ingestionDelayMs ?? 0;
   const requests: ControlRequest[] = [];
-  const dcrs = new Map<string, Record<string, any>>();
-  const roleAssignments = new Map<string, Record<string, any>>();
+  const dcrs = new Map<string, StoredDcr>();
+  const roleAssignments = new Map<string, StoredRoleAssignment>();
   let edgeDcrUsed = false;
   let syslogCopies = options.syslogCopies ?? false;
   let noReader = options.noReader ?? false;
@@ -158,19 +192,21 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
   }
 
   /** What ARM validates on a DCR PUT that our rule could get wrong. */
-  function validateDcr(body: any, location: string | undefined): void {
+  function validateDcr(body: unknown, location: string | undefined): asserts body is DcrBody {
     const bad = (m: string) => new HttpError(400, 'InvalidPayload', `Data collection rule is invalid: ${m}`);
     if (!body || typeof body !== 'object') throw bad('the request body is not a JSON object');
-    if (typeof body.location !== 'string' || !body.location) throw bad("'location' is required");
-    if (location && body.location.toLowerCase() !== location.toLowerCase()) {
-      throw new HttpError(400, 'InvalidResourceLocation', `The resource already exists in location '${location}'; it cannot be moved to '${body.location}'.`);
+    // Read as the rule the client means to send; the fields are checked below.
+    const rule = body as Partial<DcrBody>;
+    if (typeof rule.location !== 'string' || !rule.location) throw bad("'location' is required");
+    if (location && rule.location.toLowerCase() !== location.toLowerCase()) {
+      throw new HttpError(400, 'InvalidResourceLocation', `The resource already exists in location '${location}'; it cannot be moved to '${rule.location}'.`);
     }
-    const p = body.properties;
+    const p = rule.properties;
     if (!p || typeof p !== 'object') throw bad("'properties' is required");
-    const flows: any[] = Array.isArray(p.dataFlows) ? p.dataFlows : [];
+    const flows = Array.isArray(p.dataFlows) ? p.dataFlows : [];
     if (flows.length === 0) throw bad('at least one data flow is required');
     if (flows.length > 10) throw bad('a rule holds at most 10 data flows');
-    const la: any[] = p.destinations?.logAnalytics ?? [];
+    const la = p.destinations?.logAnalytics ?? [];
     const destNames = new Set(la.map((d) => d.name));
     for (const d of la) {
       if (!findWs(String(d.workspaceResourceId ?? ''))) throw bad(`destination ${d.name}: workspace ${d.workspaceResourceId} not found`);
@@ -183,21 +219,22 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
     }
   }
 
-  function withWorkspaceIds(d: any): any {
+  function withWorkspaceIds(d: DcrProperties['destinations']): DcrProperties['destinations'] {
     if (!d || !Array.isArray(d.logAnalytics)) return d;
-    return { ...d, logAnalytics: d.logAnalytics.map((x: any) => ({ ...x, workspaceId: findWs(String(x.workspaceResourceId ?? ''))?.customerId })) };
+    return { ...d, logAnalytics: d.logAnalytics.map((x) => ({ ...x, workspaceId: findWs(String(x.workspaceResourceId ?? ''))?.customerId })) };
   }
 
-  function arm(req: http.IncomingMessage, url: URL, body: any): [number, unknown] {
+  function arm(req: http.IncomingMessage, url: URL, body: unknown): [number, unknown] {
     authorize(req, ARM_AUDIENCE);
     const path = url.pathname;
     let m: RegExpExecArray | null;
     if (req.method === 'POST' && path.toLowerCase() === '/providers/microsoft.resourcegraph/resources') {
       requireVersion(url, API_VERSIONS.resourceGraph);
       permit('Microsoft.ResourceGraph/resources/read', '/');
-      if (typeof body?.query !== 'string' || !body.query.trim()) throw new HttpError(400, 'BadRequest', 'Please provide below info when asking for support: query is required');
-      const q = body.query as string;
-      const subs: string[] | undefined = Array.isArray(body.subscriptions) ? body.subscriptions : undefined;
+      const search = body as { query?: unknown; subscriptions?: unknown } | null | undefined;
+      if (typeof search?.query !== 'string' || !search.query.trim()) throw new HttpError(400, 'BadRequest', 'Please provide below info when asking for support: query is required');
+      const q = search.query;
+      const subs: string[] | undefined = Array.isArray(search.subscriptions) ? search.subscriptions : undefined;
       if (/microsoft\.insights\/datacollectionrules/i.test(q)) {
         const imm = /immutableId\s*(?:==|=~)\s*['"]([^'"]+)['"]/i.exec(q)?.[1];
         const data = [...dcrs.values()]
@@ -269,7 +306,7 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
       permit('Microsoft.Authorization/roleAssignments/write', scope);
       if (!GUID.test(name)) throw new HttpError(400, 'InvalidRoleAssignmentId', `The role assignment ID '${name}' is not valid. The role assignment ID must be a GUID.`);
       if (DCR_PATH.test(scope) && !dcrs.has(scope.toLowerCase())) throw new HttpError(404, 'ResourceNotFound', `The scope '${scope}' does not exist.`);
-      const props = body?.properties;
+      const props = (body as { properties?: { roleDefinitionId?: unknown; principalId?: unknown; principalType?: string } } | null | undefined)?.properties;
       if (!props || typeof props.roleDefinitionId !== 'string' || typeof props.principalId !== 'string') {
         throw new HttpError(400, 'InvalidRequestContent', 'properties.roleDefinitionId and properties.principalId are required');
       }
@@ -309,11 +346,11 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
   function throughDcr(r: AcceptedRow): Record<string, unknown> | null {
     const rule = [...dcrs.values()].find((d) => d.properties?.immutableId === edge.dcrImmutableId);
     if (!rule) return r.row;
-    const flow = (rule.properties.dataFlows ?? []).find((f: any) => (f.streams ?? []).includes(r.table));
+    const flow = (rule.properties.dataFlows ?? []).find((f) => (f.streams ?? []).includes(r.table));
     if (!flow) return null;
     const out = flow.outputStream ?? (String(r.table).startsWith('Microsoft-') ? r.table : undefined);
     if (out !== 'Microsoft-CommonSecurityLog') return null;
-    const declared = new Set<string>((rule.properties.streamDeclarations?.[r.table]?.columns ?? []).map((c: any) => c.name));
+    const declared = new Set<string>((rule.properties.streamDeclarations?.[r.table]?.columns ?? []).map((c) => c.name));
     const row = Object.fromEntries(Object.entries(r.row).filter(([k]) => declared.has(k)));
     return transformKeeps(String(flow.transformKql ?? 'source'), row) ? row : null;
   }
@@ -349,7 +386,8 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
    * The Logs Query subset our queries use: `<Table> | where <col> == "x"` / `in ("x", ...)` / `has "x"` /
    * `has_any ("x", ...)`, optional `| extend X = ingestion_time()`. Tables: CommonSecurityLog, Syslog, *_CL.
    */
-  function logsQuery(req: http.IncomingMessage, workspace: string, body: any): [number, unknown] {
+  function logsQuery(req: http.IncomingMessage, workspace: string, request: unknown): [number, unknown] {
+    const body = request as { query?: unknown; timespan?: unknown } | null | undefined;
     authorize(req, LOGS_QUERY_AUDIENCE);
     const w = workspaces.find((x) => x.customerId.toLowerCase() === workspace.toLowerCase());
     if (!w) throw new HttpError(404, 'WorkspaceNotFoundError', `The workspace ${workspace} could not be found`);
@@ -467,7 +505,7 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
     allow: (a) => void denied.delete(a),
     setIngestionDelay: (ms) => void (ingestionDelayMs = ms),
     throttleQueries: (n, retryAfterSec = 1) => void (throttle = { n, retryAfterSec }),
-    addDcr: (id, resource) => void dcrs.set(id.toLowerCase(), { ...resource, id, name: id.split('/').pop() }),
+    addDcr: (id, resource) => void dcrs.set(id.toLowerCase(), { ...resource, id, name: id.split('/').pop()! }),
     setSyslogCopies: (on) => void (syslogCopies = on),
     setReader: (on) => void (noReader = !on),
     async close() {

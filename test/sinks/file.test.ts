@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { CslRow } from '../../src/parser/types.js';
 import { createSink } from '../../src/sinks/index.js';
-import type { PreparedRow, SendResult, Sink } from '../../src/sinks/types.js';
+import type { PreparedRow, Sink } from '../../src/sinks/types.js';
 import { setFaultPlan } from '../../src/util/fsio.js';
 import { injectFaults, type FaultController } from '../helpers/faults.js';
 

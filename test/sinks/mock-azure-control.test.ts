@@ -17,13 +17,21 @@ async function token(scope: string): Promise<string> {
   return tokens[scope];
 }
 
-async function call(method: string, path: string, body?: unknown, scope = `${ARM_AUDIENCE}/.default`): Promise<{ status: number; json: any }> {
+/** ARM's ErrorResponse. */
+type ArmError = { error: { code: string; message: string } };
+/** What ARM adds to a data collection rule. */
+type RuleAnswer = { properties: { immutableId: string; endpoints: { logsIngestion: string } } };
+/** A Logs Query result. */
+type QueryAnswer = { tables: Array<{ columns: Array<{ name: string; type: string }>; rows: unknown[][] }> };
+
+/** The answer's body is taken to be T: the assertions on it check that. */
+async function call<T = unknown>(method: string, path: string, body?: unknown, scope = `${ARM_AUDIENCE}/.default`): Promise<{ status: number; json: T }> {
   const r = await fetch(`${ctl.url}${path}`, {
     method,
     headers: { authorization: `Bearer ${await token(scope)}`, 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  return { status: r.status, json: await r.json() };
+  return { status: r.status, json: (await r.json()) as T };
 }
 
 beforeAll(async () => {
@@ -45,7 +53,7 @@ describe('mock ARM, Resource Graph and Logs Query', () => {
     const r = await call('POST', `/providers/Microsoft.ResourceGraph/resources?api-version=${API_VERSIONS.resourceGraph[0]}`, { query: q });
     expect(r.status).toBe(200);
     expect(r.json).toMatchObject({ count: 1, resultTruncated: 'false', data: [{ id: wsPath(), location: ws().location }] });
-    const none = await call('POST', `/providers/Microsoft.ResourceGraph/resources?api-version=${API_VERSIONS.resourceGraph[0]}`, { query: q.replace(ws().customerId, randomUUID()) });
+    const none = await call<{ count: number }>('POST', `/providers/Microsoft.ResourceGraph/resources?api-version=${API_VERSIONS.resourceGraph[0]}`, { query: q.replace(ws().customerId, randomUUID()) });
     expect(none.json.count).toBe(0);
   });
 
@@ -53,22 +61,22 @@ describe('mock ARM, Resource Graph and Logs Query', () => {
     const r = await call('GET', `${wsPath()}?api-version=2025-02-01`);
     expect(r.status).toBe(200);
     expect(r.json).toMatchObject({ id: wsPath(), type: 'Microsoft.OperationalInsights/workspaces', properties: { customerId: ws().customerId } });
-    expect((await call('GET', `${wsPath()}?api-version=2015-01-01`)).json.error.code).toBe('InvalidApiVersionParameter');
-    expect((await call('GET', wsPath())).json.error.code).toBe('MissingApiVersionParameter');
+    expect((await call<ArmError>('GET', `${wsPath()}?api-version=2015-01-01`)).json.error.code).toBe('InvalidApiVersionParameter');
+    expect((await call<ArmError>('GET', wsPath())).json.error.code).toBe('MissingApiVersionParameter');
     const wrongAud = await call('GET', `${wsPath()}?api-version=2025-02-01`, undefined, 'https://monitor.azure.com//.default');
     expect(wrongAud.status).toBe(401);
   });
 
   it('our DCR template is accepted; PUT is idempotent and keeps the immutable id; kind Direct gets its own ingestion endpoint', async () => {
     const rule = renderDcr({ name: 'sentinel-cef-dcr', location: ws().location, workspaceResourceId: wsPath() });
-    const first = await call('PUT', `${dcrPath()}?api-version=2023-03-11`, rule);
+    const first = await call<RuleAnswer>('PUT', `${dcrPath()}?api-version=2023-03-11`, rule);
     expect(first.status, JSON.stringify(first.json)).toBe(201);
     expect(first.json.properties.immutableId).toMatch(/^dcr-[0-9a-f]{32}$/);
     expect(first.json.properties.endpoints.logsIngestion).toBe(edge.url);
-    const again = await call('PUT', `${dcrPath()}?api-version=2023-03-11`, rule);
+    const again = await call<RuleAnswer>('PUT', `${dcrPath()}?api-version=2023-03-11`, rule);
     expect(again.status).toBe(200);
     expect(again.json.properties.immutableId).toBe(first.json.properties.immutableId);
-    const got = await call('GET', `${dcrPath()}?api-version=2023-03-11`);
+    const got = await call<RuleAnswer>('GET', `${dcrPath()}?api-version=2023-03-11`);
     expect(got.json.properties.immutableId).toBe(first.json.properties.immutableId);
     const broken = await call('PUT', `${dcrPath('bad')}?api-version=2023-03-11`, { ...rule, properties: { ...rule.properties, dataFlows: [] } });
     expect(broken.status).toBe(400);
@@ -84,7 +92,7 @@ describe('mock ARM, Resource Graph and Logs Query', () => {
     const dup = await call('PUT', `${scope}/providers/Microsoft.Authorization/roleAssignments/${randomUUID()}?api-version=2022-04-01`, body);
     expect(dup).toMatchObject({ status: 409, json: { error: { code: 'RoleAssignmentExists' } } });
     ctl.deny('Microsoft.Authorization/roleAssignments/write');
-    const denied = await call('PUT', `${scope}/providers/Microsoft.Authorization/roleAssignments/${randomUUID()}?api-version=2022-04-01`, { properties: { ...body.properties, principalId: randomUUID() } });
+    const denied = await call<ArmError>('PUT', `${scope}/providers/Microsoft.Authorization/roleAssignments/${randomUUID()}?api-version=2022-04-01`, { properties: { ...body.properties, principalId: randomUUID() } });
     ctl.allow('Microsoft.Authorization/roleAssignments/write');
     expect(denied.status).toBe(403);
     expect(denied.json.error.code).toBe('AuthorizationFailed');
@@ -94,7 +102,7 @@ describe('mock ARM, Resource Graph and Logs Query', () => {
   it('Logs Query finds a probe row the edge accepted, only after the ingestion delay', async () => {
     const probeId = randomUUID();
     const dcr = ctl.dcrs.get(dcrPath().toLowerCase())!;
-    const up = await fetch(`${dcr.properties.endpoints.logsIngestion}/dataCollectionRules/${dcr.properties.immutableId}/streams/Custom-CommonSecurityLog?api-version=2023-01-01`, {
+    const up = await fetch(`${dcr.properties.endpoints!.logsIngestion}/dataCollectionRules/${dcr.properties.immutableId}/streams/Custom-CommonSecurityLog?api-version=2023-01-01`, {
       method: 'POST',
       headers: { authorization: `Bearer ${await token('https://monitor.azure.com//.default')}`, 'content-type': 'application/json' },
       body: JSON.stringify([{ TimeGenerated: new Date().toISOString(), DeviceVendor: 'sentinel-cef', DeviceCustomString2Label: 'ProbeId', DeviceCustomString2: probeId }]),
@@ -102,14 +110,14 @@ describe('mock ARM, Resource Graph and Logs Query', () => {
     expect(up.status).toBe(204);
     const query = { query: `CommonSecurityLog | where DeviceCustomString2 == "${probeId}" | extend Ingested = ingestion_time()`, timespan: 'PT1H' };
     ctl.setIngestionDelay(60_000);
-    const early = await call('POST', `/v1/workspaces/${ws().customerId}/query`, query, `${LOGS_QUERY_AUDIENCE}/.default`);
+    const early = await call<QueryAnswer>('POST', `/v1/workspaces/${ws().customerId}/query`, query, `${LOGS_QUERY_AUDIENCE}/.default`);
     expect(early.status).toBe(200);
     expect(early.json.tables[0].rows).toHaveLength(0);
     ctl.setIngestionDelay(0);
-    const late = await call('POST', `/v1/workspaces/${ws().customerId}/query`, query, `${LOGS_QUERY_AUDIENCE}/.default`);
+    const late = await call<QueryAnswer>('POST', `/v1/workspaces/${ws().customerId}/query`, query, `${LOGS_QUERY_AUDIENCE}/.default`);
     const t = late.json.tables[0];
     expect(t.rows).toHaveLength(1);
-    const col = (n: string) => t.columns.findIndex((c: { name: string }) => c.name === n);
+    const col = (n: string) => t.columns.findIndex((c) => c.name === n);
     expect(t.rows[0][col('DeviceCustomString2')]).toBe(probeId);
     expect(t.columns[col('Ingested')].type).toBe('datetime');
     // The ARM token is not a Logs Query token.

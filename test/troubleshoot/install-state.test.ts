@@ -41,7 +41,7 @@ async function installInto(
   const exec: Exec = {
     registerSecret() {},
     which: async (cmd) => (cmd === 'node' ? '/usr/bin/node' : null),
-    async run(cmd, args) {
+    async run(cmd) {
       if (cmd === '/usr/bin/node') return ok('v20.19.0\n');
       if (cmd === 'useradd') {
         writeFileSync(path.join(root, 'etc/passwd'), `sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`);
