@@ -1,7 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import chalk, { Chalk } from 'chalk';
+import type chalk from 'chalk';
+import { Chalk } from 'chalk';
+import { useColour } from '../system/colour.js';
 import { Command } from 'commander';
 import { z } from 'zod';
 import { forwarderConfigSchema } from '../config/schema.js';
@@ -165,8 +167,7 @@ Examples:
   sentinel-cef demo --json --keep   # the result as JSON; keep the folder to look at the queue and rows`,
     )
     .action(async (opts: DemoOptions) => {
-      const color = process.stdout.isTTY && !process.env.NO_COLOR;
-      const c = color ? chalk : new Chalk({ level: 0 });
+      const c = new Chalk({ level: useColour(process.stdout) ? 1 : 0 });
       const r = await runDemo(opts, (s) => process.stderr.write(`${s}\n`));
       if (opts.json) {
         process.stdout.write(JSON.stringify(r, null, 2) + '\n');

@@ -1,11 +1,11 @@
 import { Command, Option } from 'commander';
-import { UsageError } from '../errors.js';
+import { optionError } from '../errors.js';
 import { CLOUDS } from '../config/schema.js';
 import { createExec } from '../system/exec.js';
 import { createFsRoot } from '../system/fs-root.js';
 import { createPrompter } from '../system/prompts.js';
 import { createStep } from '../system/progress.js';
-import { formatOptionError, installOptionsSchema, uninstallOptionsSchema } from '../install/options.js';
+import { INSTALL_ARGUMENTS, installOptionsSchema, uninstallOptionsSchema } from '../install/options.js';
 import { runInstall } from '../install/run-install.js';
 import { runUninstall } from '../install/run-uninstall.js';
 
@@ -49,7 +49,7 @@ Examples:
     )
     .action(async (workspaceId: string | undefined, primaryKey: string | undefined, flags: Record<string, unknown>) => {
       const parsed = installOptionsSchema.safeParse({ ...flags, workspaceId, primaryKey });
-      if (!parsed.success) throw new UsageError(formatOptionError(parsed.error));
+      if (!parsed.success) throw optionError(parsed.error, INSTALL_ARGUMENTS);
       await runInstall(parsed.data, deps(parsed.data.root));
     });
 }
@@ -82,7 +82,7 @@ Examples:
     )
     .action(async (flags: Record<string, unknown>) => {
       const parsed = uninstallOptionsSchema.safeParse(flags);
-      if (!parsed.success) throw new UsageError(formatOptionError(parsed.error));
+      if (!parsed.success) throw optionError(parsed.error, INSTALL_ARGUMENTS);
       await runUninstall(parsed.data, deps(parsed.data.root));
     });
 }

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { CLOUDS, DEFAULT_FORWARDER_PORT } from '../config/schema.js';
-import { formatOptionError as formatIssue, showValue } from '../errors.js';
+import { showValue } from '../errors.js';
 
 // Every value below can reach a rendered file (systemd unit, daemon drop-in, JSON config), so each has a strict
 // grammar: no control characters, no newline, nothing a unit, RainerScript or syslog-ng string could read as syntax.
@@ -96,7 +96,5 @@ export const uninstallOptionsSchema = z.object({
 });
 export type UninstallOptions = z.infer<typeof uninstallOptionsSchema>;
 
-/** The first zod issue as one line naming the flag (the shared formatter, with install's positional names). */
-export function formatOptionError(err: z.ZodError): string {
-  return formatIssue(err, { workspaceId: '<workspaceId>', primaryKey: '<primaryKey>' });
-}
+/** install's positional arguments, for the one option-error formatter (errors.ts). */
+export const INSTALL_ARGUMENTS = { workspaceId: '<workspaceId>', primaryKey: '<primaryKey>' };

@@ -31,9 +31,14 @@ export interface Choice<T extends string> {
   disabled?: string;
 }
 
+/** CI set to anything but false or 0: no prompts, no spinners. */
+export function inCi(env: Record<string, string | undefined> = process.env): boolean {
+  return Boolean(env.CI && env.CI !== 'false' && env.CI !== '0');
+}
+
+/** The one interactivity rule: a terminal on stdin and stderr, outside CI. */
 export function isInteractive(): boolean {
-  const ci = process.env.CI;
-  return Boolean(process.stdin.isTTY && process.stderr.isTTY) && !(ci && ci !== 'false' && ci !== '0');
+  return Boolean(process.stdin.isTTY && process.stderr.isTTY) && !inCi();
 }
 
 export function createPrompter(interactive = isInteractive()): Prompter {

@@ -162,7 +162,7 @@ describe('readiness endpoint', () => {
   it('refuses a readiness address that is not HOST:PORT with one line', async () => {
     const { loadForwarderConfig } = await import('../../src/config/load.js');
     const dir = tmp();
-    expect(() => loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, readiness: 'nonsense' })).toThrow(/invalid readiness address 'nonsense'/);
+    expect(() => loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, readiness: 'nonsense' })).toThrow(/^readiness address must be HOST:PORT, e.g. 127.0.0.1:25227, got 'nonsense'$/);
   });
 });
 
