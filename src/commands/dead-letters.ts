@@ -28,11 +28,11 @@ import { ledgerPath, mergeRanges, ReplayLedger, type Range } from '../dead-lette
 
 export const deadLettersOptionsSchema = z.object({
   action: z.enum(['list', 'replay']),
-  config: z.string().min(1).optional(),
+  config: z.string().min(1, 'must not be empty').optional(),
   /** One dead-letter file instead of the configured one and its rotations. */
-  file: z.string().min(1).optional(),
+  file: z.string().min(1, 'must not be empty').optional(),
   /** Case-insensitive substring of the reason. */
-  reason: z.string().min(1).optional(),
+  reason: z.string().min(1, 'must not be empty').optional(),
   /** Entries written at or after this time. */
   since: z
     .union([z.date(), z.string()])

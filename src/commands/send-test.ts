@@ -16,7 +16,8 @@ export const sendTestOptionsSchema = z
     octetCount: z.boolean().default(false),
     json: z.boolean().default(false),
   })
-  .refine((o) => !(o.rfc3164 && o.rfc5424), { message: '--rfc3164 and --rfc5424 exclude each other' });
+  .refine((o) => !(o.rfc3164 && o.rfc5424), { message: '--rfc3164 and --rfc5424 exclude each other' })
+  .refine((o) => !(o.octetCount && o.protocol === 'udp'), { message: '--octet-count applies to --protocol tcp only (a UDP datagram is one message)' });
 export type SendTestOptions = z.input<typeof sendTestOptionsSchema>;
 
 export interface SendTestResult {

@@ -35,6 +35,7 @@ export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags
   if (configGiven && f.config !== undefined && !existsSync(join(f.root ?? '/', f.config))) {
     throw new UsageError(`--config ${showValue(f.config)}: no such file`, { suggestion: `omit --config to use ${DEFAULT_CONFIG_PATH}` });
   }
+  if (f.collect !== undefined && f.collect.trim() === '') throw new UsageError(`--collect must be a file path, got ${showValue(f.collect)}`);
   const input: TroubleshootOptionsInput = {
     workspaceId,
     // Unset port, protocol and config come from what install recorded (see install-options.ts).
