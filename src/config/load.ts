@@ -296,6 +296,7 @@ export function loadForwarderConfig(flags: ForwarderFlags, opts: LoadOptions = {
       if (typeof one === 'string' && one.trim() === '') throw new UsageError(`${flagName(k)} must not be empty, got ''`);
     }
   }
+  if (flags.managedIdentity && flags.workloadIdentity) throw new UsageError('--managed-identity and --workload-identity exclude each other');
   if (flags.listen?.length) merged.listen = flags.listen;
   if (flags.queueDir) section('queue').dir = resolve(flags.queueDir);
   if (flags.queueMaxBytes) section('queue').maxBytes = parseSize(flags.queueMaxBytes, '--queue-max-bytes');
