@@ -106,7 +106,7 @@ const cases: Array<[string, string[], RegExp | string, number]> = [
   ['forward --max-connection-age', ['forward', '--max-connection-age', 'x'], "sentinel-cef: --max-connection-age must be a number, 0 or more, got 'x'", 2],
   ['forward --dead-letter-file', ['forward', '--dead-letter-file', '', '--sink', 'file:@/rows.ndjson'], "sentinel-cef: --dead-letter-file must not be empty, got ''", 2],
   ['forward --log-level', ['forward', '--log-level', 'loud', '--sink', 'file:@/rows.ndjson'], "sentinel-cef: --log-level must be one of trace, debug, info, warn, error, fatal, got 'loud'", 2],
-  ['forward --tls-cert', ['forward', '--tls-cert', '/nonexistent', '--tls-key', '@/key-0644', '--listen', 'tls://127.0.0.1:0', '--sink', 'file:@/rows.ndjson', '--admin', 'off'], /^sentinel-cef: tls\.cert: \/nonexistent not found/, 2],
+  ['forward --tls-cert', ['forward', '--tls-cert', '/nonexistent', '--tls-key', '@/key-0644', '--listen', 'tls://127.0.0.1:0', '--sink', 'file:@/rows.ndjson', '--admin', 'off', '--queue-dir', '@/q', '--dead-letter-file', '@/dl.ndjson'], /^sentinel-cef: tls\.cert: \/nonexistent not found/, 2],
   ['forward --tls-key alone', ['forward', '--tls-key', '/x', '--sink', 'file:@/rows.ndjson'], 'sentinel-cef: missing --tls-cert (TLS needs --tls-cert and --tls-key)', 2],
   ['forward --tls-ca alone', ['forward', '--tls-ca', '/x', '--sink', 'file:@/rows.ndjson'], 'sentinel-cef: missing --tls-cert (TLS needs --tls-cert and --tls-key)', 2],
   ['forward --tls-require-client-cert alone', ['forward', '--tls-require-client-cert', '--sink', 'file:@/rows.ndjson'], 'sentinel-cef: missing --tls-cert (TLS needs --tls-cert and --tls-key)', 2],
@@ -163,7 +163,9 @@ const noBadInput: Record<string, string> = {
 
 describe('bad input: one line, the flag named, the right exit code', () => {
   it.concurrent.each(cases)('%s', { timeout: 60_000 }, async (_name, args, message, exitCode) => {
-    const r = await execa(bin, args.map((a) => a.replace(/@(?=\/|$)/g, dir)), { env, reject: false, input: '', timeout: 55_000 });
+    // A forward row that wrongly passed would start a forwarder on the host's default paths: --check stops it first.
+    const safe = args[0] === 'forward' && !args.includes('--check') && !args.includes('--queue-dir') ? [...args, '--check'] : args;
+    const r = await execa(bin, safe.map((a) => a.replace(/@(?=\/|$)/g, dir)), { env, reject: false, input: '', timeout: 55_000 });
     expect(r.exitCode).toBe(exitCode);
     expect(r.stdout).toBe('');
     expect(r.stderr.split('\n')).toHaveLength(1);
