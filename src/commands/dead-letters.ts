@@ -21,24 +21,35 @@ import { deadLetterPath, loadForwarderConfig } from '../config/load.js';
 import { parseHostPort } from '../config/listen.js';
 import { DEFAULT_CONFIG_PATH, type ForwarderConfig } from '../config/schema.js';
 import { CliError, UsageError, optionError } from '../errors.js';
+import { intOption } from '../util/option-schemas.js';
 import { REPLAY_PATH, REPLAY_TOKEN_FILE, REPLAY_TOKEN_HEADER, type ReplayRecord, type ReplayResponse } from '../forwarder/admin-types.js';
 import { deadLetterFiles, readDeadLetterFile, type DeadLetterFileData, type StoredEntry } from '../dead-letters/files.js';
 import { ledgerPath, mergeRanges, ReplayLedger, type Range } from '../dead-letters/ledger.js';
 
 export const deadLettersOptionsSchema = z.object({
   action: z.enum(['list', 'replay']),
-  config: z.string().min(1).optional(),
+  config: z.string().min(1, 'must not be empty').optional(),
   /** One dead-letter file instead of the configured one and its rotations. */
-  file: z.string().min(1).optional(),
+  file: z.string().min(1, 'must not be empty').optional(),
   /** Case-insensitive substring of the reason. */
-  reason: z.string().min(1).optional(),
+  reason: z.string().min(1, 'must not be empty').optional(),
   /** Entries written at or after this time. */
-  since: z.date().optional(),
+  since: z
+    .union([z.date(), z.string()])
+    .transform((v, ctx) => {
+      const d = typeof v === 'string' ? sinceDate(v) : v;
+      if (!d) {
+        ctx.addIssue({ code: 'custom', message: SINCE_MUST });
+        return z.NEVER;
+      }
+      return d;
+    })
+    .optional(),
   json: z.boolean().default(false),
   /** list: how many of the newest matching entries to show (0: all). */
-  limit: z.number().int().nonnegative().default(20),
+  limit: intOption(0, 1_000_000).default(20),
   /** replay: entries per request (each request is one ledger line). */
-  chunk: z.number().int().min(1).max(10_000).default(500),
+  chunk: intOption(1, 10_000).default(500),
   dryRun: z.boolean().default(false),
 });
 export type DeadLettersOptions = z.input<typeof deadLettersOptionsSchema>;
@@ -90,13 +101,13 @@ interface Context {
 const SINCE_AGE = /^(\d+)(s|m|h|d)$/;
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
-/** --since: an ISO time or an age like 30m, 2h, 7d. */
-export function parseSince(value: string, now = Date.now()): Date {
+const SINCE_MUST = 'must be an ISO time (2026-12-01T08:00:00Z) or an age (30m, 2h, 7d)';
+
+function sinceDate(value: string, now = Date.now()): Date | null {
   const m = SINCE_AGE.exec(value.trim());
   if (m) return new Date(now - Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS]);
   const t = /^\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(value) : NaN;
-  if (Number.isNaN(t)) throw new UsageError(`invalid --since '${value}'`, { suggestion: 'use an ISO time (2026-12-01T08:00:00Z) or an age (30m, 2h, 7d)' });
-  return new Date(t);
+  return Number.isNaN(t) ? null : new Date(t);
 }
 
 function context(o: z.infer<typeof deadLettersOptionsSchema>): Context {
@@ -378,23 +389,16 @@ interface Flags {
   dryRun?: boolean;
 }
 
-function count(v: string | undefined, flag: string, min: number, max: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}, got '${v}'`);
-  return n;
-}
-
 function optionsOf(action: 'list' | 'replay', f: Flags): DeadLettersOptions {
   return {
     action,
     config: f.config,
     file: f.file,
     reason: f.reason,
-    since: f.since === undefined ? undefined : parseSince(f.since),
+    since: f.since,
     json: Boolean(f.json),
-    limit: count(f.limit, '--limit', 0, 1_000_000),
-    chunk: count(f.chunk, '--chunk', 1, 10_000),
+    limit: f.limit,
+    chunk: f.chunk,
     dryRun: Boolean(f.dryRun),
   };
 }

@@ -1,7 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import chalk, { Chalk } from 'chalk';
+import type chalk from 'chalk';
+import { Chalk } from 'chalk';
+import { useColour } from '../system/colour.js';
 import { Command } from 'commander';
 import { z } from 'zod';
 import { forwarderConfigSchema } from '../config/schema.js';
@@ -161,8 +163,7 @@ Examples:
   sentinel-cef demo --azure-mock    # install --workspace, forwarding and troubleshoot's readback, against mocks`,
     )
     .action(async (opts: DemoOptions) => {
-      const color = process.stdout.isTTY && !process.env.NO_COLOR;
-      const c = color ? chalk : new Chalk({ level: 0 });
+      const c = new Chalk({ level: useColour(process.stdout) ? 1 : 0 });
       if (opts.azureMock) {
         const num = (v: string | undefined, flag: string) => {
           if (v === undefined) return undefined;

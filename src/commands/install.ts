@@ -1,11 +1,11 @@
 import { Command, Option } from 'commander';
-import { UsageError } from '../errors.js';
+import { optionError } from '../errors.js';
 import { CLOUDS } from '../config/schema.js';
 import { createExec } from '../system/exec.js';
 import { createFsRoot } from '../system/fs-root.js';
-import { createPrompter } from '../system/prompts.js';
-import { ciSet, createStep } from '../system/progress.js';
-import { formatOptionError, installOptionsSchema } from '../install/options.js';
+import { createPrompter, inCi } from '../system/prompts.js';
+import { createStep } from '../system/progress.js';
+import { INSTALL_ARGUMENTS, installOptionsSchema } from '../install/options.js';
 import { INSTALL_STEPS, runInstall, type InstallStepName } from '../install/run-install.js';
 
 export function installCommand(): Command {
@@ -52,14 +52,14 @@ Examples:
     )
     .action(async (workspaceId: string | undefined, primaryKey: string | undefined, flags: Record<string, unknown>) => {
       const parsed = installOptionsSchema.safeParse({ ...flags, workspaceId, primaryKey });
-      if (!parsed.success) throw new UsageError(formatOptionError(parsed.error));
+      if (!parsed.success) throw optionError(parsed.error, INSTALL_ARGUMENTS);
       await runInstall(parsed.data, { ...deps(parsed.data.root), onStep: stepHeadings() });
     });
 }
 
 /** On a terminal, a heading per install step ("[2/6] render"); pipes and CI keep the plain log. */
 function stepHeadings(): ((name: InstallStepName) => void) | undefined {
-  if (!process.stderr.isTTY || ciSet(process.env)) return undefined;
+  if (!process.stderr.isTTY || inCi()) return undefined;
   return (name) => process.stderr.write(`[${INSTALL_STEPS.findIndex((s) => s.name === name) + 1}/${INSTALL_STEPS.length}] ${name}\n`);
 }
 

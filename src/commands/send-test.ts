@@ -1,18 +1,24 @@
 import { Command, Option } from 'commander';
-import { parseHostPort } from '../config/listen.js';
+import { z } from 'zod';
+import { hostPortOption, parseHostPort } from '../config/listen.js';
 import { DEFAULT_FORWARDER_PORT } from '../config/schema.js';
-import { CliError, UsageError, showValue } from '../errors.js';
+import { CliError, optionError } from '../errors.js';
+import { intOption } from '../util/option-schemas.js';
 import { buildProbeMessage, newProbeId, sendSyslog, type SyslogFormat } from '../forwarder/send-test.js';
 
-export interface SendTestOptions {
-  target?: string;
-  protocol?: string;
-  count?: string;
-  rfc3164?: boolean;
-  rfc5424?: boolean;
-  octetCount?: boolean;
-  json?: boolean;
-}
+export const sendTestOptionsSchema = z
+  .object({
+    target: hostPortOption('--target', `127.0.0.1:${DEFAULT_FORWARDER_PORT}`).default(`127.0.0.1:${DEFAULT_FORWARDER_PORT}`),
+    protocol: z.enum(['tcp', 'udp'], { message: 'must be one of tcp, udp' }).default('tcp'),
+    count: intOption(1, 100_000).default(1),
+    rfc3164: z.boolean().default(false),
+    rfc5424: z.boolean().default(false),
+    octetCount: z.boolean().default(false),
+    json: z.boolean().default(false),
+  })
+  .refine((o) => !(o.rfc3164 && o.rfc5424), { message: '--rfc3164 and --rfc5424 exclude each other' })
+  .refine((o) => !(o.octetCount && o.protocol === 'udp'), { message: '--octet-count applies to --protocol tcp only (a UDP datagram is one message)' });
+export type SendTestOptions = z.input<typeof sendTestOptionsSchema>;
 
 export interface SendTestResult {
   target: string;
@@ -22,18 +28,15 @@ export interface SendTestResult {
 }
 
 /** Sends `count` TestCommonEventFormat probes with unique ids; returns the ids. */
-export async function runSendTest(opts: SendTestOptions): Promise<SendTestResult> {
-  const target = opts.target ?? `127.0.0.1:${DEFAULT_FORWARDER_PORT}`;
-  const { host, port } = parseHostPort(target, '--target', `127.0.0.1:${DEFAULT_FORWARDER_PORT}`);
-  const protocol = (opts.protocol ?? 'tcp') as 'tcp' | 'udp';
-  if (protocol !== 'tcp' && protocol !== 'udp') throw new UsageError(`--protocol must be one of tcp, udp, got ${showValue(opts.protocol)}`);
-  if (opts.rfc3164 && opts.rfc5424) throw new UsageError('--rfc3164 and --rfc5424 exclude each other');
-  const format: SyslogFormat = opts.rfc5424 ? 'rfc5424' : 'rfc3164';
-  const count = Number(opts.count ?? '1');
-  if (!Number.isInteger(count) || count < 1 || count > 100_000) throw new UsageError(`--count must be a whole number from 1 to 100000, got ${showValue(opts.count)}`);
+export async function runSendTest(input: SendTestOptions): Promise<SendTestResult> {
+  const parsed = sendTestOptionsSchema.safeParse(input, { reportInput: true });
+  if (!parsed.success) throw optionError(parsed.error);
+  const { target, protocol, count, octetCount } = parsed.data;
+  const { host, port } = parseHostPort(target, '--target');
+  const format: SyslogFormat = parsed.data.rfc5424 ? 'rfc5424' : 'rfc3164';
   const ids = Array.from({ length: count }, () => newProbeId());
   try {
-    await sendSyslog(ids.map((id) => buildProbeMessage(id, format)), { host, port, protocol, octetCount: opts.octetCount });
+    await sendSyslog(ids.map((id) => buildProbeMessage(id, format)), { host, port, protocol, octetCount });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // Nothing listening is a runtime failure (exit 1), not a usage error.

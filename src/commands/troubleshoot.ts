@@ -8,6 +8,7 @@ import { createDefaultDeps } from '../troubleshoot/deps.js';
 import { runTroubleshoot } from '../troubleshoot/run.js';
 import { renderHuman, renderJson, useColour } from '../troubleshoot/render.js';
 import { writeSupportBundle } from '../troubleshoot/collect.js';
+import { inCi, isInteractive } from '../system/prompts.js';
 import { troubleshootOptionsSchema, type TroubleshootOptionsInput } from '../troubleshoot/types.js';
 
 interface Flags {
@@ -31,17 +32,6 @@ interface Flags {
   armEndpoint?: string;
 }
 
-function int(v: string, flag: string, min: number, max: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got '${v}'`);
-  return n;
-}
-
-function protocolFlag(v: string): 'tcp' | 'udp' | 'both' {
-  if (v !== 'tcp' && v !== 'udp' && v !== 'both') throw new UsageError(`--protocol must be tcp, udp or both, got '${v}'`);
-  return v;
-}
-
 /** Turns flags into validated options; every mistake is one UsageError line. */
 export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags, configGiven = false): TroubleshootOptionsInput {
   if (f.yes && !f.fix) throw new UsageError('--yes only applies with --fix', { suggestion: 'add --fix to apply the safe fixes, or drop --yes' });
@@ -49,34 +39,23 @@ export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags
   if (configGiven && f.config !== undefined && !existsSync(join(f.root ?? '/', f.config))) {
     throw new UsageError(`--config ${showValue(f.config)}: no such file`, { suggestion: `omit --config to use ${DEFAULT_CONFIG_PATH}` });
   }
-  const timeout = Number(f.timeout);
-  if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 600) throw new UsageError(`--timeout must be seconds, more than 0 and at most 600, got ${showValue(f.timeout)}`);
-  if (f.admin !== undefined && !/^(\[[0-9a-fA-F:]+\]|[\w.-]+):\d{1,5}$/.test(f.admin)) {
-    throw new UsageError(`invalid --admin '${f.admin}'`, { suggestion: 'use HOST:PORT, e.g. 127.0.0.1:25227' });
-  }
+  if (f.collect !== undefined && f.collect.trim() === '') throw new UsageError(`--collect must be a file path, got ${showValue(f.collect)}`);
   if (f.workspace !== undefined && workspaceId !== undefined && f.workspace.toLowerCase() !== workspaceId.toLowerCase()) {
     throw new UsageError(`--workspace ${showValue(f.workspace)} and <workspaceId> ${showValue(workspaceId)} differ`, { suggestion: 'give the workspace id once' });
   }
-  let readbackTimeoutSec: number | undefined;
-  if (f.readbackTimeout !== undefined) {
-    readbackTimeoutSec = Number(f.readbackTimeout);
-    if (!/^\d+(\.\d+)?$/.test(f.readbackTimeout) || readbackTimeoutSec > 3600) {
-      throw new UsageError(`--readback-timeout must be seconds from 0 to 3600, got ${showValue(f.readbackTimeout)}`);
-    }
-  }
   const input: TroubleshootOptionsInput = {
     workspaceId: workspaceId ?? f.workspace,
-    ...(readbackTimeoutSec !== undefined ? { readbackTimeoutSec } : {}),
-    ...(f.logsQueryEndpoint !== undefined ? { logsQueryEndpoint: f.logsQueryEndpoint } : {}),
-    ...(f.armEndpoint !== undefined ? { armEndpoint: f.armEndpoint } : {}),
+    readbackTimeoutSec: f.readbackTimeout,
+    logsQueryEndpoint: f.logsQueryEndpoint,
+    armEndpoint: f.armEndpoint,
     // Unset port, protocol and config come from what install recorded (see install-options.ts).
-    ...(f.config !== undefined ? { configPath: f.config } : {}),
+    configPath: f.config,
     admin: f.admin,
-    ...(f.port !== undefined ? { port: int(f.port, '--port', 1, 65535) } : {}),
-    ...(f.protocol !== undefined ? { protocol: protocolFlag(f.protocol) } : {}),
-    probes: int(f.probes, '--probes', 0, 1000),
-    ...(f.probeSize !== undefined ? { probeSize: int(f.probeSize, '--probe-size', 256, 1024 * 1024) } : {}),
-    timeoutSec: timeout,
+    port: f.port,
+    protocol: f.protocol as TroubleshootOptionsInput['protocol'],
+    probes: f.probes,
+    probeSize: f.probeSize,
+    timeoutSec: f.timeout,
     capture: Boolean(f.capture),
     fix: Boolean(f.fix),
     yes: Boolean(f.yes),
@@ -87,11 +66,14 @@ export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags
       workspaceId: f.workspace !== undefined ? '--workspace' : '<workspaceId>',
       configPath: '--config',
       timeoutSec: '--timeout',
+      readbackTimeoutSec: '--readback-timeout',
       logsQueryEndpoint: '--logs-query-endpoint',
       armEndpoint: '--arm-endpoint',
     });
   }
-  return input;
+  // Typed values for what was given; what was not stays unset, for install's recorded values to fill.
+  const given = Object.entries(input).filter(([, v]) => v !== undefined).map(([k]) => [k, r.data[k as keyof typeof r.data]]);
+  return Object.fromEntries(given) as TroubleshootOptionsInput;
 }
 
 export function troubleshootCommand(): Command {
@@ -129,14 +111,13 @@ Examples:
     )
     .action(async (workspaceId: string | undefined, flags: Flags, cmd: Command) => {
       const options = parseTroubleshootFlags(workspaceId, flags, cmd.getOptionValueSource('config') === 'cli');
-      const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY);
-      if (options.fix && !options.yes && !interactive) {
+      if (options.fix && !options.yes && !isInteractive()) {
         throw new UsageError('--fix needs a terminal to ask before each fix', { suggestion: 'add --yes to apply the safe fixes without asking' });
       }
       const colourErr = useColour(process.stderr);
       const spinner = flags.json
         ? null
-        : ora({ text: 'Checking forwarder, daemon, system and Azure…', stream: process.stderr, isEnabled: colourErr, isSilent: !process.stderr.isTTY });
+        : ora({ text: 'Checking forwarder, daemon, system and Azure…', stream: process.stderr, isEnabled: colourErr && !inCi(), isSilent: !process.stderr.isTTY });
       spinner?.start();
       let done = 0;
       const deps = createDefaultDeps({

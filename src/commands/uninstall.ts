@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
-import { UsageError } from '../errors.js';
-import { formatOptionError, uninstallOptionsSchema } from '../install/options.js';
+import { optionError } from '../errors.js';
+import { INSTALL_ARGUMENTS, uninstallOptionsSchema } from '../install/options.js';
 import { runUninstall } from '../install/run-uninstall.js';
 import { deps } from './install.js';
 
@@ -21,7 +21,7 @@ Examples:
     )
     .action(async (flags: Record<string, unknown>) => {
       const parsed = uninstallOptionsSchema.safeParse(flags);
-      if (!parsed.success) throw new UsageError(formatOptionError(parsed.error));
+      if (!parsed.success) throw optionError(parsed.error, INSTALL_ARGUMENTS);
       await runUninstall(parsed.data, deps(parsed.data.root));
     });
 }

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
-import { UsageError } from '../errors.js';
+import { z } from 'zod';
+import { UsageError, showValue } from '../errors.js';
 
 export type ListenProtocol = 'tcp' | 'udp' | 'tls' | 'relp';
 export interface ListenAddress {
@@ -59,13 +60,30 @@ export function formatHostPort(host: string, port: number): string {
 }
 
 /** Parses HOST:PORT ([::1]:PORT for IPv6). */
+const HOST_PORT = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/;
+
+function matchHostPort(value: string): { host: string; port: number } | null {
+  const m = HOST_PORT.exec(value.trim());
+  if (!m || Number(m[2]) > 65535) return null;
+  return { host: m[1].startsWith('[') ? m[1].slice(1, -1) : m[1], port: Number(m[2]) };
+}
+
+/** The one wording for a bad HOST:PORT, from a flag or a config field. */
+function hostPortMessage(what: string, value: string, example: string): string {
+  return `${what} must be HOST:PORT, e.g. ${example}, got ${showValue(value)}`;
+}
+
 export function parseHostPort(value: string, what: string, example = '127.0.0.1:25227'): { host: string; port: number } {
-  const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(value.trim());
-  if (!m || Number(m[2]) > 65535) {
-    throw new UsageError(`invalid ${what} '${value}'`, { suggestion: `use HOST:PORT, e.g. ${example}` });
-  }
-  const host = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1];
-  return { host, port: Number(m[2]) };
+  const r = matchHostPort(value);
+  if (!r) throw new UsageError(hostPortMessage(what, value, example));
+  return r;
+}
+
+/** A HOST:PORT flag in an options schema (the message names the flag, as every option error does). */
+export function hostPortOption(flag: string, example: string) {
+  return z.string().superRefine((v, ctx) => {
+    if (!matchHostPort(v)) ctx.addIssue({ code: 'custom', message: hostPortMessage(flag, v, example) });
+  });
 }
 
 export function isLoopback(host: string): boolean {

@@ -2,7 +2,7 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:
 import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import type { z } from 'zod';
-import { UsageError, formatConfigIssue } from '../errors.js';
+import { UsageError, flagName, formatConfigIssue, showValue } from '../errors.js';
 import {
   CLOUDS,
   DEFAULT_CONFIG_PATH,
@@ -112,7 +112,7 @@ export function addForwarderOptions(cmd: Command): Command {
 /** Parses 1024, 64K, 512M, 2G (binary units). */
 export function parseSize(value: string, flag: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?$/i.exec(value.trim());
-  if (!m) throw new UsageError(`invalid size for ${flag}: '${value}'`, { suggestion: 'use bytes or a unit: 64K, 512M, 2G' });
+  if (!m) throw new UsageError(`${flag} must be bytes or a size with a unit (64K, 512M, 2G), got ${showValue(value)}`);
   const unit = (m[2] ?? '').toLowerCase()[0];
   const mult = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : unit === 't' ? 1024 ** 4 : 1;
   const n = Math.floor(Number(m[1]) * mult);
@@ -123,13 +123,54 @@ export function parseSize(value: string, flag: string): number {
 function parseNumber(value: string, flag: string, integer: boolean): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) {
-    throw new UsageError(`invalid value for ${flag}: '${value}'`, { suggestion: `pass a ${integer ? 'whole ' : ''}number` });
+    throw new UsageError(`${flag} must be ${integer ? 'an integer' : 'a number'}, 0 or more, got ${showValue(value)}`);
   }
   return n;
 }
 
+/** The flag that sets each config field (for errors when the config came from flags alone). */
+const FLAG_OF: Record<string, string> = {
+  listen: '--listen',
+  logLevel: '--log-level',
+  'tls.certFile': '--tls-cert',
+  'tls.keyFile': '--tls-key',
+  'tls.caFile': '--tls-ca',
+  'sink.workspaceId': '--workspace-id',
+  'sink.sharedKeyFile': '--key-file',
+  'sink.cloud': '--cloud',
+  'sink.endpoint': '--dce (or --endpoint)',
+  'sink.logType': '--log-type',
+  'sink.dcrImmutableId': '--dcr',
+  'sink.stream': '--stream',
+  'sink.authorityHost': '--authority-host',
+  'sink.auth': '--managed-identity, --workload-identity or --tenant/--client-id with --client-secret-file or --certificate-file',
+  'sink.auth.tenantId': '--tenant',
+  'sink.auth.clientId': '--client-id',
+};
+
+/**
+ * A config built from flags alone: the first issue, as one line naming the flag like every option error
+ * (`--log-level must be one of trace, …, got 'loud'`, `missing --dcr`). Null when no flag sets that field.
+ */
+function formatFlagIssue(issue: z.core.$ZodIssue, merged: Raw): string | null {
+  const key = issue.path.map(String).join('.');
+  const flag = FLAG_OF[key];
+  if (!flag) return null;
+  const value = issue.path.reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Raw)[String(k)] : undefined), merged);
+  if (value === undefined) {
+    const why = key.startsWith('sink.') ? ` (--sink ${String((merged.sink as Raw).type)} needs it)` : key.startsWith('tls.') ? ' (TLS needs --tls-cert and --tls-key)' : '';
+    return `missing ${flag}${why}`;
+  }
+  if (issue.code === 'invalid_value') return `${flag} must be one of ${issue.values.map(String).join(', ')}, got ${showValue(value)}`;
+  return `${flag} ${showValue(value)}: ${issue.message.replace(/^Invalid string: /, '')}`;
+}
+
 /** One line per zod issue: path, message, what to do. */
-export function formatConfigIssues(error: z.ZodError, source: string): string {
+export function formatConfigIssues(error: z.ZodError, source: string, merged?: Raw): string {
+  if (source === 'flags' && merged) {
+    const line = formatFlagIssue(error.issues[0]!, merged);
+    if (line) return line;
+  }
   return error.issues
     .map((i) => `${source}: ${formatConfigIssue(i)} — fix this field (see \`sentinel-cef forward --help\`)`)
     .join('\n');
@@ -249,6 +290,13 @@ export function loadForwarderConfig(flags: ForwarderFlags, opts: LoadOptions = {
     merged[name] = obj;
     return obj;
   };
+  // An empty value is a mistake (an unset shell variable), not "use the default".
+  for (const [k, v] of Object.entries(flags)) {
+    for (const one of Array.isArray(v) ? v : [v]) {
+      if (typeof one === 'string' && one.trim() === '') throw new UsageError(`${flagName(k)} must not be empty, got ''`);
+    }
+  }
+  if (flags.managedIdentity && flags.workloadIdentity) throw new UsageError('--managed-identity and --workload-identity exclude each other');
   if (flags.listen?.length) merged.listen = flags.listen;
   if (flags.queueDir) section('queue').dir = resolve(flags.queueDir);
   if (flags.queueMaxBytes) section('queue').maxBytes = parseSize(flags.queueMaxBytes, '--queue-max-bytes');
@@ -258,7 +306,7 @@ export function loadForwarderConfig(flags: ForwarderFlags, opts: LoadOptions = {
   if (flags.drainTimeout) merged.drainTimeoutSec = parseNumber(flags.drainTimeout, '--drain-timeout', false);
   if (flags.parseWorkers) {
     if (flags.parseWorkers !== 'auto' && !/^[0-8]$/.test(flags.parseWorkers)) {
-      throw new UsageError(`invalid value for --parse-workers: '${flags.parseWorkers}'`, { suggestion: 'pass a number of threads from 0 to 8, or auto' });
+      throw new UsageError(`--parse-workers must be an integer from 0 to 8, or auto, got ${showValue(flags.parseWorkers)}`);
     }
     section('batch').parseWorkers = flags.parseWorkers === 'auto' ? 'auto' : Number(flags.parseWorkers);
   }
@@ -283,7 +331,7 @@ export function loadForwarderConfig(flags: ForwarderFlags, opts: LoadOptions = {
     });
   }
   const parsed = forwarderConfigSchema.safeParse(merged);
-  if (!parsed.success) throw new UsageError(formatConfigIssues(parsed.error, source));
+  if (!parsed.success) throw new UsageError(formatConfigIssues(parsed.error, source, merged));
   const config = parsed.data;
   validateSemantics(config);
   return config;

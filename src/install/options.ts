@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { CLOUDS, DEFAULT_FORWARDER_PORT } from '../config/schema.js';
-import { formatOptionError as formatIssue, showValue } from '../errors.js';
+import { showValue } from '../errors.js';
 
 // Every value below can reach a rendered file (systemd unit, daemon drop-in, JSON config), so each has a strict
 // grammar: no control characters, no newline, nothing a unit, RainerScript or syslog-ng string could read as syntax.
@@ -94,6 +94,13 @@ export const installOptionsSchema = z.object({
   readiness: grammar('--readiness', 'HOST:PORT (IPv6 in brackets, e.g. [::]:8080)', isHostPort).optional(),
   /** With --forwarder-only: TCP connections start with this PROXY protocol header (the balancer sends it). */
   proxy: z.enum(['v1', 'v2']).optional(),
+}).superRefine((o, ctx) => {
+  // Flags that contradict each other, or do nothing without another, are refused rather than silently ignored.
+  const refuse = (message: string) => ctx.addIssue({ code: 'custom', message });
+  if (o.usGov && o.cloud !== undefined && o.cloud !== 'AzureUSGovernment') refuse(`--us-gov (-F) and --cloud ${o.cloud} exclude each other`);
+  if (o.principalId !== undefined && o.workspace === undefined) refuse('--principal-id only applies with --workspace');
+  if (o.armEndpoint !== undefined && o.workspace === undefined) refuse('--arm-endpoint only applies with --workspace');
+  if (o.managedIdentity && o.clientSecretFile !== undefined) refuse('--managed-identity and --client-secret-file exclude each other');
 });
 export type InstallOptions = z.infer<typeof installOptionsSchema>;
 
@@ -106,7 +113,5 @@ export const uninstallOptionsSchema = z.object({
 });
 export type UninstallOptions = z.infer<typeof uninstallOptionsSchema>;
 
-/** The first zod issue as one line naming the flag (the shared formatter, with install's positional names). */
-export function formatOptionError(err: z.ZodError): string {
-  return formatIssue(err, { workspaceId: '<workspaceId>', primaryKey: '<primaryKey>' });
-}
+/** install's positional arguments, for the one option-error formatter (errors.ts). */
+export const INSTALL_ARGUMENTS = { workspaceId: '<workspaceId>', primaryKey: '<primaryKey>' };

@@ -9,7 +9,11 @@ export interface ExecResult {
   exitCode: number;
   stdout: string;
   stderr: string;
-  failed: boolean;
+  /** Non-zero exit, a signal, a timeout or a spawn error. */
+  failed?: boolean;
+  /** The program is not installed (ENOENT). */
+  notFound?: boolean;
+  timedOut?: boolean;
 }
 
 export interface ExecOptions {
@@ -73,6 +77,8 @@ export function createExec(): Exec {
         stdout: String(r.stdout ?? ''),
         stderr: String(r.stderr ?? '') || (r.failed && r.exitCode === undefined ? String(r.message ?? '') : ''),
         failed: Boolean(r.failed),
+        notFound,
+        timedOut: Boolean(r.timedOut),
       };
     },
     async which(cmd) {

@@ -1,25 +1,24 @@
 import ora from 'ora';
+import { useColour } from './colour.js';
+import { inCi } from './prompts.js';
 
 /** A step that can take more than a second says what it is doing while it runs. */
 export type Step = <T>(text: string, work: () => Promise<T>) => Promise<T>;
-
-export function ciSet(env: NodeJS.ProcessEnv): boolean {
-  return Boolean(env.CI && env.CI !== 'false' && env.CI !== '0');
-}
 
 /**
  * An ora spinner on a terminal (no colour with NO_COLOR); elsewhere, and in CI, one line per step, so logs
  * and pipes read `text…` and never see spinner frames.
  */
 export function createStep(stream: NodeJS.WriteStream = process.stderr, env: NodeJS.ProcessEnv = process.env): Step {
-  const spin = Boolean(stream.isTTY) && !ciSet(env);
+  const spin = Boolean(stream.isTTY) && !inCi(env);
   return async (text, work) => {
     if (!spin) {
       stream.write(`${text}…\n`);
       return work();
     }
-    const spinner = ora({ text, stream, color: env.NO_COLOR ? undefined : 'cyan', isEnabled: true }).start();
-    if (env.NO_COLOR) spinner.color = 'white';
+    const colour = useColour(stream, env);
+    const spinner = ora({ text, stream, color: colour ? 'cyan' : undefined, isEnabled: true }).start();
+    if (!colour) spinner.color = 'white';
     try {
       const r = await work();
       spinner.stop();

@@ -31,9 +31,19 @@ export interface Choice<T extends string> {
   disabled?: string;
 }
 
+/** CI set to anything but false or 0: no prompts, no spinners. */
+export function inCi(env: Record<string, string | undefined> = process.env): boolean {
+  return Boolean(env.CI && env.CI !== 'false' && env.CI !== '0');
+}
+
+/** Why there is no prompt, in the words a user can act on: a terminal that is there is not "no TTY". */
+function whyNoPrompt(): string {
+  return process.stdin.isTTY && process.stderr.isTTY && inCi() ? 'CI is set' : 'no terminal';
+}
+
+/** The one interactivity rule: a terminal on stdin and stderr, outside CI. */
 export function isInteractive(): boolean {
-  const ci = process.env.CI;
-  return Boolean(process.stdin.isTTY && process.stderr.isTTY) && !(ci && ci !== 'false' && ci !== '0');
+  return Boolean(process.stdin.isTTY && process.stderr.isTTY) && !inCi();
 }
 
 export function createPrompter(interactive = isInteractive()): Prompter {
@@ -42,7 +52,7 @@ export function createPrompter(interactive = isInteractive()): Prompter {
     async confirm(message, opts) {
       if (opts.yes) return true;
       if (!interactive) {
-        throw new UsageError(`${message} — no TTY to ask`, {
+        throw new UsageError(`${message} — cannot ask (${whyNoPrompt()})`, {
           suggestion: `pass ${opts.flag ?? '--yes'} to accept`,
         });
       }
@@ -50,17 +60,17 @@ export function createPrompter(interactive = isInteractive()): Prompter {
       return cancelledOnExit(confirm({ message, default: opts.default }, { output: process.stderr }));
     },
     async input(message, opts) {
-      if (!interactive) throw new UsageError(`missing ${opts.flag}`, { suggestion: `pass ${opts.flag} (no TTY to ask)` });
+      if (!interactive) throw new UsageError(`missing ${opts.flag}`, { suggestion: `pass ${opts.flag} (cannot ask: ${whyNoPrompt()})` });
       const { input } = await import('@inquirer/prompts');
       return cancelledOnExit(input({ message, validate: opts.validate }, { output: process.stderr }));
     },
     async password(message, opts) {
-      if (!interactive) throw new UsageError(`missing ${opts.flag}`, { suggestion: `pass ${opts.flag} (no TTY to ask)` });
+      if (!interactive) throw new UsageError(`missing ${opts.flag}`, { suggestion: `pass ${opts.flag} (cannot ask: ${whyNoPrompt()})` });
       const { password } = await import('@inquirer/prompts');
       return cancelledOnExit(password({ message, mask: false }, { output: process.stderr }));
     },
     async select(message, choices, opts) {
-      if (!interactive) throw new UsageError(`missing ${opts.flag}`, { suggestion: `pass ${opts.flag} (no TTY to ask)` });
+      if (!interactive) throw new UsageError(`missing ${opts.flag}`, { suggestion: `pass ${opts.flag} (cannot ask: ${whyNoPrompt()})` });
       const { select } = await import('@inquirer/prompts');
       return select({ message, choices: choices.map((c) => ({ ...c, disabled: c.disabled ?? false })) }, { output: process.stderr });
     },

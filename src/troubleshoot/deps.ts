@@ -15,25 +15,17 @@ import { probeEndpoint } from './endpoint.js';
 import { sendSyslog } from '../forwarder/send-test.js';
 import { createCredential, scopeFor } from '../sinks/token.js';
 import type { TroubleshootDeps, Transport } from './types.js';
-import { cancelledOnExit } from '../system/prompts.js';
+import { createPrompter, isInteractive } from '../system/prompts.js';
 
-/** Programs run through the installer's exec seam (it refuses a registered secret in argv). */
+/** Troubleshoot's programs run through the one runner (it refuses a registered secret in argv), with a shorter default timeout. */
 export function execAdapter(ex: Exec): TroubleshootDeps['exec'] {
-  return async (file, args, opts = {}) => {
-    const r = await ex.run(file, args, { timeoutMs: opts.timeoutMs ?? 30_000 });
-    // The seam reports a missing program as exit 127 with the spawn error.
-    const notFound = r.failed && r.exitCode === 127 && /ENOENT|not found/i.test(r.stderr);
-    return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, notFound, timedOut: /timed out/i.test(r.stderr) };
-  };
+  return (file, args, opts = {}) => ex.run(file, args, { ...opts, timeoutMs: opts.timeoutMs ?? 30_000 });
 }
 
-/** The other direction: the installer's detectors take an Exec; give them ours (fakes in tests). */
+/** The installer's detectors take an Exec: the same runner (fakes in tests), nothing translated. */
 export function asInstallerExec(deps: Pick<TroubleshootDeps, 'exec' | 'which'>): Exec {
   return {
-    async run(cmd, args, opts = {}) {
-      const r = await deps.exec(cmd, args, { timeoutMs: opts.timeoutMs });
-      return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, failed: r.exitCode !== 0 };
-    },
+    run: (cmd, args, opts) => deps.exec(cmd, args, opts),
     which: (cmd) => deps.which(cmd),
     spawnDetached: () => Promise.reject(new Error('not available to troubleshoot checks')),
     registerSecret: () => {},
@@ -174,11 +166,8 @@ export function createDefaultDeps(o: DefaultDepsOptions = {}): TroubleshootDeps 
       },
     },
     writeFile: (path, content, mode) => fs.writeAtomic(path, content, { mode }),
-    async confirm(question) {
-      const { confirm } = await import('@inquirer/prompts');
-      return cancelledOnExit(confirm({ message: question, default: false }, { output: process.stderr }));
-    },
+    confirm: (question) => createPrompter().confirm(question, { default: false }),
     progress: o.progress ?? (() => {}),
-    isTTY: Boolean(process.stdin.isTTY && process.stderr.isTTY),
+    isTTY: isInteractive(),
   };
 }

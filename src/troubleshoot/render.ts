@@ -11,9 +11,7 @@ const GROUP_TITLES: Record<CheckGroup, string> = {
   e2e: 'End to end',
 };
 
-export function useColour(stream: NodeJS.WriteStream, env: Record<string, string | undefined> = process.env): boolean {
-  return Boolean(stream.isTTY) && !('NO_COLOR' in env) && env.TERM !== 'dumb';
-}
+export { useColour } from '../system/colour.js';
 
 function mark(s: CheckStatus, c: ChalkInstance, colour: boolean): string {
   if (!colour) return { pass: 'PASS', warn: 'WARN', fail: 'FAIL', skip: 'SKIP' }[s];

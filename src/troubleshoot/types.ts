@@ -1,5 +1,8 @@
 import { z } from 'zod';
+import type { Exec } from '../system/exec.js';
 import { DEFAULT_CONFIG_PATH } from '../config/schema.js';
+import { hostPortOption } from '../config/listen.js';
+import { intOption, secondsOption } from '../util/option-schemas.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 export const CHECK_GROUPS = ['forwarder', 'azure', 'daemon', 'system', 'e2e'] as const;
@@ -53,21 +56,21 @@ export const troubleshootOptionsSchema = z.object({
   /** Forwarder config; when absent, the one install recorded, else the default path. */
   configPath: z.string().min(1).default(DEFAULT_CONFIG_PATH),
   /** Admin endpoint HOST:PORT; when absent, taken from the config (default 127.0.0.1:25227). */
-  admin: z.string().optional(),
+  admin: hostPortOption('--admin', '127.0.0.1:25227').optional(),
   /** The daemon's CEF port (the CLI fills it from the install state unless --port is given). */
-  port: z.number().int().min(1).max(65535).default(514),
+  port: intOption(1, 65535).default(514),
   /** Transports the daemon was installed to accept. */
-  protocol: z.enum(['tcp', 'udp', 'both']).default('both'),
+  protocol: z.enum(['tcp', 'udp', 'both'], { message: 'must be one of tcp, udp, both' }).default('both'),
   /** The daemon install configured, when it recorded one. */
   daemon: z.enum(['rsyslog', 'syslog-ng']).optional(),
   /** The forwarder port install recorded (used when the config cannot be read). */
   forwarderPort: z.number().int().min(1).max(65535).optional(),
-  probes: z.number().int().min(0).max(1000).default(3),
+  probes: intOption(0, 1000).default(3),
   /** Bytes per probe (the size the devices send); when absent, just under the smallest configured limit. */
-  probeSize: z.number().int().min(256).max(1024 * 1024).optional(),
-  timeoutSec: z.number().positive().max(600).default(10),
+  probeSize: intOption(256, 1024 * 1024).optional(),
+  timeoutSec: secondsOption(600).default(10),
   /** How long to wait for the probes to show up in CommonSecurityLog (ingestion takes minutes); 0 turns readback off. */
-  readbackTimeoutSec: z.number().min(0).max(3600).default(300),
+  readbackTimeoutSec: secondsOption(3600, { allowZero: true }).default(300),
   /** Logs Query and ARM base URLs (private clouds, tests); default from the sink's cloud. */
   logsQueryEndpoint: z.string().url().optional(),
   armEndpoint: z.string().url().optional(),
@@ -80,14 +83,8 @@ export const troubleshootOptionsSchema = z.object({
 export type TroubleshootOptions = z.infer<typeof troubleshootOptionsSchema>;
 export type TroubleshootOptionsInput = z.input<typeof troubleshootOptionsSchema>;
 
-export interface ExecResult {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
-  /** The program is not installed (ENOENT). */
-  notFound?: boolean;
-  timedOut?: boolean;
-}
+/** The one process runner's result (system/exec.ts): troubleshoot runs programs through the same seam as install. */
+export type { ExecResult } from '../system/exec.js';
 
 export type Transport = 'tcp' | 'udp';
 
@@ -118,7 +115,7 @@ export interface TroubleshootDeps {
   root: string;
   env: Record<string, string | undefined>;
   /** Runs a program without a shell; never throws for a non-zero exit or a missing program. */
-  exec(file: string, args: string[], opts?: { timeoutMs?: number }): Promise<ExecResult>;
+  exec: Exec['run'];
   fetch: typeof fetch;
   now(): number;
   sleep(ms: number): Promise<void>;
@@ -146,7 +143,7 @@ export interface TroubleshootDeps {
     opts: { port: number; forwarderPort: number; queueMaxBytes?: number; protocol?: 'tcp' | 'udp' | 'both' },
   ): Promise<Array<{ path: string; content: string }> | null>;
   /** Program on PATH, or null. */
-  which(cmd: string): Promise<string | null>;
+  which: Exec['which'];
   /** Starting services where PID 1 is not systemd: the installer's supervisor and daemon start-up. */
   services: {
     startForwarder(configPath: string): Promise<string>;

@@ -91,9 +91,9 @@ describe('dead-letters list', () => {
 
 describe('dead-letters: bad flags and no forwarder', () => {
   it.each([
-    [['list', '--since', 'yesterday'], /invalid --since 'yesterday'/],
-    [['list', '--limit', '-1'], /--limit must be a whole number/],
-    [['replay', '--chunk', '0'], /--chunk must be a whole number from 1/],
+    [['list', '--since', 'yesterday'], /^sentinel-cef: --since must be an ISO time \(2026-12-01T08:00:00Z\) or an age \(30m, 2h, 7d\), got 'yesterday'$/],
+    [['list', '--limit', '-1'], /--limit must be an integer from 0 to 1000000, got '-1'/],
+    [['replay', '--chunk', '0'], /--chunk must be an integer from 1 to 10000, got '0'/],
     [['list', '--no-such-flag'], /unknown option '--no-such-flag'/],
     [['list', '--file', '/nonexistent/dead-letter.ndjson'], /--file \/nonexistent\/dead-letter.ndjson does not exist/],
     [['list', '--config', '/nonexistent/forwarder.json'], /cannot read config file/],

@@ -156,13 +156,13 @@ describe('readiness endpoint', () => {
     const c = loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, readiness: '0.0.0.0:8080', drainGrace: '5', maxConnectionAge: '600', listen: ['tcp://0.0.0.0:6514?proxy=v2'] });
     expect(c).toMatchObject({ readiness: '0.0.0.0:8080', drainGraceSec: 5, limits: { maxConnectionAgeSec: 600, proxyHeaderTimeoutSec: 5 }, listen: ['tcp://0.0.0.0:6514?proxy=v2'] });
     expect(loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, readiness: 'off' }).readiness).toBe(false);
-    expect(() => loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, drainGrace: 'soon' })).toThrow(/invalid value for --drain-grace: 'soon'/);
+    expect(() => loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, drainGrace: 'soon' })).toThrow(/^--drain-grace must be a number, 0 or more, got 'soon'$/);
   });
 
   it('refuses a readiness address that is not HOST:PORT with one line', async () => {
     const { loadForwarderConfig } = await import('../../src/config/load.js');
     const dir = tmp();
-    expect(() => loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, readiness: 'nonsense' })).toThrow(/invalid readiness address 'nonsense'/);
+    expect(() => loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, readiness: 'nonsense' })).toThrow(/^readiness address must be HOST:PORT, e.g. 127.0.0.1:25227, got 'nonsense'$/);
   });
 });
 

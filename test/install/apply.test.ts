@@ -331,7 +331,7 @@ describe('a drop-in edited by hand since the last install', () => {
     expect(err).toBeInstanceOf(UsageError);
     expect((err as UsageError).exitCode).toBe(2);
     expect(formatError(err)).toBe(
-      '/etc/rsyslog.d/10-sentinel-cef.conf was edited by hand since the last install. Replace it (the edited file is backed up)? — no TTY to ask — pass --yes to accept',
+      '/etc/rsyslog.d/10-sentinel-cef.conf was edited by hand since the last install. Replace it (the edited file is backed up)? — cannot ask (no terminal) — pass --yes to accept',
     );
     expect(d.logs.join('\n')).not.toContain('tuned by hand');
     expect(snapshot(root)).toEqual(before);

@@ -11,7 +11,8 @@ import { installCommand } from '../../src/commands/install.js';
 import { uninstallCommand } from '../../src/commands/uninstall.js';
 import { troubleshootCommand, parseTroubleshootFlags } from '../../src/commands/troubleshoot.js';
 import { deadLettersCommand } from '../../src/commands/dead-letters.js';
-import { formatOptionError, installOptionsSchema, uninstallOptionsSchema } from '../../src/install/options.js';
+import { INSTALL_ARGUMENTS, installOptionsSchema, uninstallOptionsSchema } from '../../src/install/options.js';
+import { formatOptionError } from '../../src/errors.js';
 import { switchCommand } from '../../src/install/legacy-notice.js';
 import { DESTINATION_CHOICES } from '../../src/install/run-install.js';
 
@@ -67,14 +68,14 @@ function parsingProgram(): Command {
   const check = (name: string, args: unknown[], flags: Record<string, unknown>) => {
     if (name === 'install') {
       const r = installOptionsSchema.safeParse({ ...flags, workspaceId: args[0], primaryKey: args[1] });
-      if (!r.success) throw new Error(formatOptionError(r.error));
+      if (!r.success) throw new Error(formatOptionError(r.error, INSTALL_ARGUMENTS));
       const o = r.data;
       const modes = [o.sink, o.dce || o.dcr, o.workspaceId, o.workspace].filter(Boolean);
       if (modes.length > 1) throw new Error('more than one destination');
       if (Boolean(o.dce) !== Boolean(o.dcr)) throw new Error('--dce and --dcr go together');
     } else if (name === 'uninstall') {
       const r = uninstallOptionsSchema.safeParse(flags);
-      if (!r.success) throw new Error(formatOptionError(r.error));
+      if (!r.success) throw new Error(formatOptionError(r.error, INSTALL_ARGUMENTS));
     } else if (name === 'troubleshoot') {
       parseTroubleshootFlags(args[0] as string | undefined, flags as unknown as Parameters<typeof parseTroubleshootFlags>[1]);
     } else if (name === 'dcr') {

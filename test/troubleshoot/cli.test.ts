@@ -53,7 +53,7 @@ describe('sentinel-cef troubleshoot (built CLI)', () => {
     [['--probes', 'lots'], '--probes must be an integer'],
     [['--port', '70000'], '--port must be an integer from 1 to 65535'],
     [['--timeout', '0'], '--timeout must be seconds'],
-    [['--admin', 'localhost'], "invalid --admin 'localhost'"],
+    [['--admin', 'localhost'], "--admin must be HOST:PORT, e.g. 127.0.0.1:25227, got 'localhost'"],
     [['not-a-guid'], "<workspaceId> must be a GUID (the workspace id), got 'not-a-guid'"],
     [['--fix'], '--fix needs a terminal to ask before each fix — add --yes'],
   ])('%j is a usage error (exit 2, one line)', async (args, text) => {
@@ -62,6 +62,14 @@ describe('sentinel-cef troubleshoot (built CLI)', () => {
     expect(r.stderr).toContain(text);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stdout).toBe('');
+  });
+
+  it('--fix on a terminal with CI=true refuses to ask, as every command does in CI (one interactivity rule)', async () => {
+    // script(1) gives the CLI a real pty on stdin and stderr; CI=true must still win.
+    const cmd = `${bin} troubleshoot --root ${root} --probes 0 --fix`;
+    const r = await execa('script', ['-qec', cmd, '/dev/null'], { env: { ...env, TERM: 'xterm' }, reject: false, input: '', timeout: 30_000 });
+    expect(r.stdout.replace(/\r/g, '')).toContain('--fix needs a terminal to ask before each fix — add --yes');
+    expect(r.exitCode).toBe(2);
   });
 });
 

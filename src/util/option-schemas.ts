@@ -1,0 +1,28 @@
+import { z } from 'zod';
+
+// Pieces shared by the commands' option schemas, so one kind of flag reads the same in every command.
+// Messages start with `must`: the one formatter (errors.ts) adds the flag and the value typed.
+
+/** An integer flag, typed as a string or passed as a number by callers of the run functions. */
+export function intOption(min: number, max: number) {
+  return z.union([z.number(), z.string()]).transform((v, ctx) => {
+    const n = typeof v === 'number' ? v : /^\s*-?\d+\s*$/.test(v) ? Number(v) : NaN;
+    if (!Number.isInteger(n) || n < min || n > max) {
+      ctx.addIssue({ code: 'custom', message: `must be an integer from ${min} to ${max}` });
+      return z.NEVER;
+    }
+    return n;
+  });
+}
+
+/** A duration flag in seconds: more than 0 (or 0 too, where 0 turns the wait off), fractions allowed. */
+export function secondsOption(max: number, { allowZero = false } = {}) {
+  return z.union([z.number(), z.string()]).transform((v, ctx) => {
+    const n = typeof v === 'number' ? v : v.trim() === '' ? NaN : Number(v);
+    if (!Number.isFinite(n) || (allowZero ? n < 0 : n <= 0) || n > max) {
+      ctx.addIssue({ code: 'custom', message: allowZero ? `must be seconds from 0 to ${max}` : `must be seconds, more than 0 and at most ${max}` });
+      return z.NEVER;
+    }
+    return n;
+  });
+}
