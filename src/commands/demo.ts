@@ -153,7 +153,7 @@ export function demoCommand(): Command {
     .option('--keep', 'keep the temp directory (queue, rows, dead-letter file)')
     .option('--timeout <seconds>', 'how long to wait for delivery (1-600)', '20')
     .option('--azure-mock', 'instead: setup → ingest → readback against local mocks of Entra ID, ARM, Logs Ingestion and Logs Query (no Azure account)')
-    .option('--ingestion-delay <seconds>', 'with --azure-mock: how long the mock takes to make rows queryable', '5')
+    .option('--ingestion-delay <seconds>', 'with --azure-mock: how long the mock takes to make rows queryable (default 5)')
     .addHelpText(
       'after',
       `
@@ -164,15 +164,13 @@ Examples:
     )
     .action(async (opts: DemoOptions) => {
       const c = new Chalk({ level: useColour(process.stdout) ? 1 : 0 });
+      if (!opts.azureMock && opts.ingestionDelay !== undefined) {
+        throw new UsageError('--ingestion-delay goes with --azure-mock', { suggestion: 'add --azure-mock, or drop the flag' });
+      }
       if (opts.azureMock) {
-        const num = (v: string | undefined, flag: string) => {
-          if (v === undefined) return undefined;
-          if (!/^[0-9]+(\.[0-9]+)?$/.test(v)) throw new UsageError(`${flag} must be seconds, got ${showValue(v)}`);
-          return Number(v);
-        };
         const { runAzureDemo } = await import('../demo/azure-mock.js');
         const { renderHops } = await import('../troubleshoot/render.js');
-        const r = await runAzureDemo({ ingestionDelaySec: num(opts.ingestionDelay, '--ingestion-delay'), timeoutSec: num(opts.timeout, '--timeout') }, (s) => process.stderr.write(`${s}\n`));
+        const r = await runAzureDemo({ ingestionDelaySec: opts.ingestionDelay, timeoutSec: opts.timeout }, (s) => process.stderr.write(`${s}\n`));
         if (opts.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
         else {
           process.stdout.write(`${renderHops(r.hops).join('\n')}\n\n`);

@@ -23,11 +23,12 @@ import { createSink } from '../sinks/index.js';
 import { HttpTransport } from '../sinks/http.js';
 import { hopRows, type ProbeHopRow } from '../troubleshoot/checks/readback.js';
 import { DEMO_SAMPLES } from './samples.js';
+import { secondsOption } from '../util/option-schemas.js';
 
 export const azureDemoOptionsSchema = z.object({
   /** Seconds the mock takes to make accepted rows queryable (Azure: minutes). */
-  ingestionDelaySec: z.number().min(0).max(600).default(5),
-  timeoutSec: z.number().min(1).max(600).default(60),
+  ingestionDelaySec: secondsOption(600, { allowZero: true }).default(5),
+  timeoutSec: secondsOption(600).default(60),
 });
 export type AzureDemoOptions = z.input<typeof azureDemoOptionsSchema>;
 

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { CLOUDS, DEFAULT_FORWARDER_PORT } from '../config/schema.js';
 import { showValue } from '../errors.js';
+import { isHttpUrl } from '../util/option-schemas.js';
 
 // Every value below can reach a rendered file (systemd unit, daemon drop-in, JSON config), so each has a strict
 // grammar: no control characters, no newline, nothing a unit, RainerScript or syslog-ng string could read as syntax.
@@ -15,7 +16,6 @@ const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
 const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const WS_RESOURCE_ID = /^\/subscriptions\/[0-9a-fA-F-]{36}\/resourceGroups\/[A-Za-z0-9._()-]{1,90}\/providers\/Microsoft\.OperationalInsights\/workspaces\/[A-Za-z0-9-]{4,63}$/i;
 /** RFC 3986 characters only (no spaces, quotes, backslashes, braces). */
-const URL_CHARS = /^[A-Za-z0-9._~:/?#[\]@!$&'()*+,;=%-]+$/;
 
 export { showValue };
 
@@ -30,15 +30,7 @@ function grammar(flag: string, what: string, ok: (v: string) => boolean, opts: {
 
 // Normal form only (no //, /./, /../ or trailing /): what is checked is what the unit and the config name.
 const isAbsPath = (v: string) => ABS_PATH.test(v) && v.length <= 4096 && v.length > 1 && path.posix.normalize(v) === v && !v.endsWith('/');
-const isUrl = (v: string) => {
-  if (!URL_CHARS.test(v) || v.length > 2048) return false;
-  try {
-    const u = new URL(v);
-    return (u.protocol === 'https:' || u.protocol === 'http:') && u.hostname !== '' && u.username === '' && u.password === '';
-  } catch {
-    return false;
-  }
-};
+const isUrl = isHttpUrl;
 const isHostPort = (v: string) => {
   const m = /^(\[[0-9A-Fa-f:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(v);
   return m !== null && Number(m[2]) >= 1 && Number(m[2]) <= 65535;

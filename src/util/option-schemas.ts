@@ -26,3 +26,20 @@ export function secondsOption(max: number, { allowZero = false } = {}) {
     return n;
   });
 }
+
+const URL_CHARS = /^[A-Za-z0-9._~:/?#[\]@!$&'()*+,;=%-]+$/;
+
+/** An http(s) URL with a host and no credentials in it (they would show in logs and process lists). */
+export function isHttpUrl(v: string): boolean {
+  if (!URL_CHARS.test(v) || v.length > 2048) return false;
+  try {
+    const u = new URL(v);
+    return (u.protocol === 'https:' || u.protocol === 'http:') && u.hostname !== '' && u.username === '' && u.password === '';
+  } catch {
+    return false;
+  }
+}
+
+export function httpUrlOption() {
+  return z.string().refine(isHttpUrl, { message: 'must be an http(s) URL' });
+}
