@@ -22,12 +22,12 @@ import { DATA_COLLECTOR_RETIRED, legacyNotice, probeDataCollector, type LegacyPr
 import { loadTemplate, packageRoot } from './templates.js';
 import { scanRsyslogConfig } from './rsyslog-config.js';
 import { scanSyslogNgConfig } from './syslog-ng-config.js';
-import { appendRsyslogInclude, protocolsOf, renderRsyslogDropin, RSYSLOG_DROPIN, type RenderedDropin } from './render-rsyslog.js';
+import { appendRsyslogInclude, protocolsOf, renderRsyslogDropin, rsyslogHasExternalState, RSYSLOG_DROPIN, type RenderedDropin } from './render-rsyslog.js';
 import { appendSyslogNgInclude, renderSyslogNgDropin, SYSLOG_NG_DROPIN } from './render-syslog-ng.js';
 import { formatPlan, planFiles, summarizePlan, type DesiredFile, type FileChange } from './plan.js';
 import { acquireLock, type Lock, FileTransaction, readState, removeEmptyDirs, sha256, writeState, STATE_DIR, STATE_FILE, type InstallState } from './transaction.js';
 import {
-  CONFIG_DIR, FORWARDER_PATH, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_NAME, UNIT_PATH, renderForwarderUnit,
+  CONFIG_DIR, FORWARDER_PATH, INTAKE_STATE_FILE, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_NAME, UNIT_PATH, renderForwarderUnit,
   SYNTAX_CHECK, checkDaemonSyntax, ensureServiceUser, syntaxErrorLine, forwarderLastLines, forwarderUnitState, lookupUser, removeServiceUser, systemServices,
   type Ctx, type Services, type UserIds,
 } from './service.js';
@@ -133,9 +133,16 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   /** Files we only add to (the daemon's main file): edits there are the operator's, not ours to track. */
   const sharedFiles = new Set<string>();
   let dropin: RenderedDropin;
+  let intakeStateFile: string | null = null;
   if (daemon === 'rsyslog') {
     const scan = await scanRsyslogConfig(fs, { exclude: [RSYSLOG_DROPIN] });
-    dropin = renderRsyslogDropin(scan, renderOpts);
+    // An unknown version (no `rsyslogd -v` answer) gets it: if rsyslogd -N1 refuses it, install rolls back.
+    const stateOk = info.version === null || rsyslogHasExternalState(info.version);
+    intakeStateFile = stateOk ? INTAKE_STATE_FILE : null;
+    if (!stateOk) {
+      warn(`rsyslog ${info.version} predates action.externalstate.file (8.1904): the batch it holds while the forwarder is down is lost if rsyslog restarts then`);
+    }
+    dropin = renderRsyslogDropin(scan, { ...renderOpts, intakeStateFile });
     if (!scan.includesDropins) {
       const main = (await fs.readText(scan.mainFile)) ?? '';
       sharedFiles.add(scan.mainFile);
@@ -182,13 +189,14 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     deadLetterFile: `${DATA_DIR}/dead-letter.ndjson`,
     sink: sinkChoice.sink,
     admin: DEFAULT_ADMIN,
+    ...(intakeStateFile ? { intakeStateFile } : {}),
   };
   const parsed = forwarderConfigSchema.safeParse(config);
   if (!parsed.success) throw new UsageError(`the forwarder config would be invalid: ${formatConfigIssue(parsed.error.issues[0])}`);
   desired.push({ path: DEFAULT_CONFIG_PATH, content: `${JSON.stringify(config, null, 2)}\n`, mode: 0o640, owner: group, why: 'forwarder config' });
   const sinkFile = (sinkChoice.sink.type === 'file' ? String(sinkChoice.sink.path) : null);
   if (init.kind === 'systemd') {
-    desired.push({ path: UNIT_PATH, content: renderForwarderUnit({ nodePath, sinkFile }), mode: 0o644, why: 'systemd unit' });
+    desired.push({ path: UNIT_PATH, content: renderForwarderUnit({ nodePath, sinkFile, intakeStateFile }), mode: 0o644, why: 'systemd unit' });
   }
 
   if (sinkFile && init.kind === 'systemd' && /^\/(root|home|run\/user)(\/|$)/.test(path.normalize(sinkFile))) {

@@ -31,9 +31,11 @@ export const LOG_DIR = '/var/log/sentinel-cef';
 export const UNIT_NAME = 'sentinel-cef-forwarder.service';
 export const UNIT_PATH = `/etc/systemd/system/${UNIT_NAME}`;
 export const SUPERVISOR_PIDFILE = `${RUN_DIR}/supervisor.pid`;
+/** READY or SUSPENDED: whether rsyslog may begin a batch for the forwarder (render-rsyslog.ts, forwarder.ts). */
+export const INTAKE_STATE_FILE = `${RUN_DIR}/intake.state`;
 
 /** The forwarder's systemd unit. Every value is escaped for unit syntax (config-escape.ts). */
-export function renderForwarderUnit(opts: { nodePath: string; sinkFile: string | null }): string {
+export function renderForwarderUnit(opts: { nodePath: string; sinkFile: string | null; intakeStateFile?: string | null }): string {
   const rw = opts.sinkFile ? [dirnameOf(opts.sinkFile)] : [];
   const underTmp = opts.sinkFile !== null && /^\/(var\/)?tmp\//.test(opts.sinkFile);
   const exec = [opts.nodePath, ...FORWARDER_NODE_FLAGS, FORWARDER_PATH, '--config', DEFAULT_CONFIG_PATH];
@@ -46,6 +48,14 @@ export function renderForwarderUnit(opts: { nodePath: string; sinkFile: string |
     readWritePaths: rw.length ? `ReadWritePaths=${rw.map((p) => systemdPath('ReadWritePaths=', p)).join(' ')}` : '',
     // The file sink under /tmp must see the real /tmp.
     privateTmp: underTmp ? '# PrivateTmp is off: the file sink writes under /tmp.' : 'PrivateTmp=yes',
+    intakeState: opts.intakeStateFile
+      ? [
+          '# rsyslog holds its batches while the forwarder is down (action.externalstate.file): the forwarder writes',
+          '# SUSPENDED when it stops; this covers a crash or kill. The file outlives a stop, so the directory is kept.',
+          'RuntimeDirectoryPreserve=yes',
+          `ExecStopPost=/bin/sh -c ${systemdWord('ExecStopPost=', `echo SUSPENDED >${opts.intakeStateFile}`)}`,
+        ].join('\n')
+      : '',
   });
 }
 
