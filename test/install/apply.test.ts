@@ -434,12 +434,8 @@ describe('under systemd', () => {
       [Unit]
       Description=sentinel-cef forwarder (CEF to Microsoft Sentinel)
       Documentation=https://www.npmjs.com/package/sentinel-cef
-      # Before the syslog daemons: at shutdown (reverse order) rsyslog or syslog-ng stops first, while the forwarder still
-      # answers the batch it is sending, and saves the rest; a forwarder stopped first left that batch to be dropped
-      # (128 of 20,000 in a reboot under load, docs/RELIABILITY.md item 13). Not after network-online.target, which would
-      # then hold the daemons back at boot: the sink retries until the network is up.
-      After=network.target
-      Before=rsyslog.service syslog-ng.service
+      After=network-online.target
+      Wants=network-online.target
 
       [Service]
       Type=simple
