@@ -124,12 +124,14 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
   }, 400_000);
 
   it('loses nothing when the forwarder is killed (SIGKILL) twice under load', async () => {
-    const n = 4000;
+    const n = 8000;
     // Paced so that the kills land while rsyslog is still sending to the forwarder.
     const gen = `for i in $(seq 0 ${n - 1}); do echo "<134>Dec  6 10:00:00 fw1 CEF:0|Acme|FW|1.0|100|vm event|3|src=10.0.0.1 cs1Label=Seq cs1=load-$i"; [ $((i % 200)) = 0 ] && sleep 0.1; done | nc -w 5 -N 127.0.0.1 514`;
     const sending = vm.ok(gen, { timeout: 120_000 });
     for (const waitMs of [700, 800]) {
       await new Promise((r) => setTimeout(r, waitMs));
+      // Killing the main process needs one: after the first kill systemd waits RestartSec (2 s) to start it again.
+      await waitFor(vm, `[ "$(systemctl show -P MainPID ${UNIT})" != 0 ]`, 30_000, 'the forwarder running again');
       await vm.ok(`systemctl kill -s KILL --kill-who=main ${UNIT}`);
     }
     await sending;
