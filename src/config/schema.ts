@@ -167,6 +167,12 @@ export const forwarderConfigSchema = z.object({
    * first; then intake stops and the drain below starts. Default: 15 with a readiness endpoint, else 0.
    */
   drainGraceSec: z.number().nonnegative().max(3600).optional(),
+  /**
+   * A file kept at READY while the inputs listen and set to SUSPENDED first thing on SIGTERM/SIGINT (then intake
+   * stays open 1 s more for the batch rsyslog is sending). rsyslog's drop-in reads it (action.externalstate.file)
+   * and keeps its batches queued while it says SUSPENDED.
+   */
+  intakeStateFile: z.string().optional(),
   /** On SIGTERM/SIGINT: seconds to keep delivering queued events before exiting (the rest stays queued). */
   drainTimeoutSec: z.number().nonnegative().default(10),
   sink: sinkSchema,

@@ -17,6 +17,7 @@ import { availableParallelism } from 'node:os';
 import { PARSE_WORKER_ROLE, ParseWorkerRunner } from './parse-workers.js';
 import { DiskQueue } from './disk-queue.js';
 import { Intake } from './intake.js';
+import { writeIntakeState, type IntakeState } from './intake-state.js';
 import { createLogger, logDestinationOf } from './logger.js';
 import { ForwarderMetrics } from './metrics.js';
 import { ProbeTracker } from './probes.js';
@@ -51,6 +52,8 @@ export interface ForwarderDeps {
   /** Delivery's waits between retries and its monotonic clock (tests: a fake clock instead of real waits). */
   sleep?: Sleep;
   monotonic?: () => number;
+  /** How long intake stays open after SUSPENDED is written on shutdown (default INTAKE_STATE_GRACE_MS). */
+  intakeStateGraceMs?: number;
 }
 
 export interface RunningForwarder {
@@ -197,6 +200,19 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     else logger.warn({ status: r.status, error: r.body.error }, 'dead-letter replay refused');
     return r;
   };
+  const stateGraceMs = deps.intakeStateGraceMs ?? INTAKE_STATE_GRACE_MS;
+  const setIntakeState = (state: IntakeState): boolean => {
+    if (!config.intakeStateFile) return false;
+    try {
+      writeIntakeState(config.intakeStateFile, state);
+      logger.info({ file: config.intakeStateFile, state }, 'intake state written');
+      return true;
+    } catch (err) {
+      metrics.backgroundErrors.inc({ where: 'intake_state' });
+      logger.error({ err: (err as Error).message, file: config.intakeStateFile, state }, 'cannot write the intake state file');
+      return false;
+    }
+  };
   let admin: { server: Server; port: number } | null = null;
   let adminHost: string | null = null;
   let readiness: { server: Server; port: number } | null = null;
@@ -207,6 +223,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     }
     intake = new Intake({ queue, metrics, probes, logger, limits: config.limits, tls: config.tls, diskRetryMs: deps.diskRetryMs, reclaimDisk: () => deadLetter.reclaim() });
     await intake.listen(config.listen.map(parseListenUrl));
+    setIntakeState('READY');
     if (config.admin !== false) {
       const { host, port } = parseHostPort(config.admin, 'admin address');
       adminHost = host;
@@ -226,6 +243,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
       readiness = await startReadinessServer(host, port, notReadyReason);
     }
   } catch (err) {
+    if (intake?.addresses.length) setIntakeState('SUSPENDED');
     await intake?.stop();
     if (admin) await closeHttp(admin.server);
     queue.close();
@@ -242,6 +260,10 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     (shutdownPromise ??= (async () => {
       stopping = true;
       const graceSec = config.drainGraceSec ?? (readiness ? DEFAULT_DRAIN_GRACE_SEC : 0);
+      if (config.intakeStateFile && setIntakeState('SUSPENDED') && graceSec * 1000 < stateGraceMs) {
+        // rsyslog reads the file only when it begins a batch: the one it is sending still needs its answers.
+        await new Promise((r) => setTimeout(r, stateGraceMs));
+      }
       if (graceSec > 0) {
         // Not ready from here on: the balancer stops sending new connections while current ones finish.
         logger.info({ drainGraceSec: graceSec, connections: intake!.connectionCount }, 'not ready: still receiving while the load balancer drains this node');
@@ -274,6 +296,9 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     shutdown,
   };
 }
+
+/** After SUSPENDED is written on shutdown, intake stays open this long for the batch rsyslog has begun. */
+export const INTAKE_STATE_GRACE_MS = 1000;
 
 /** Seconds a node with a readiness endpoint stays not ready but receiving after SIGTERM (2-3 probe intervals). */
 export const DEFAULT_DRAIN_GRACE_SEC = 15;

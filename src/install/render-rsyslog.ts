@@ -14,6 +14,11 @@ export interface DaemonRenderOptions {
   queueMaxBytes?: number;
   /** How the host takes IPv6 (detectIpv6); rsyslog's inputs bind every family on their own. Default none. */
   ipv6?: Ipv6Mode;
+  /**
+   * rsyslog only: the forwarder's intake state file (READY/SUSPENDED), read by the action before each batch
+   * (action.externalstate.file, rsyslog 8.1904+). Omitted: the action finds a stopped forwarder by sending.
+   */
+  intakeStateFile?: string | null;
 }
 
 export interface RenderedDropin {
@@ -31,6 +36,21 @@ export const RSYSLOG_DROPIN = '/etc/rsyslog.d/10-sentinel-cef.conf';
 
 const INPUT_MODULE = { udp: 'imudp', tcp: 'imtcp' } as const;
 const CEF_MIN_MESSAGE = 8 * 1024;
+
+/** action.externalstate.file arrived in rsyslog 8.1904; older versions reject the parameter. */
+export function rsyslogHasExternalState(version: string | null | undefined): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(version ?? '');
+  return m !== null && (Number(m[1]) > 8 || (Number(m[1]) === 8 && Number(m[2]) >= 1904));
+}
+
+/** Rendered only with the state file; resumeInterval="5" is how soon rsyslog notices READY (default 30 s). */
+const EXTERNAL_STATE_COMMENT = [
+  '#',
+  '# The forwarder writes SUSPENDED to {{file}} before it stops (and systemd after it dies), READY once it listens.',
+  '# rsyslog reads it before each batch: while SUSPENDED the batch stays in the queue, which is saved when rsyslog',
+  '# stops. Without it the first batch after the forwarder stopped is held only in memory by the retrying action',
+  '# and lost if rsyslog restarts then (up to 128 events).',
+].join('\n');
 
 /** The legacy form: every rsyslog version reads it (include() needs 8.33). */
 export const RSYSLOG_INCLUDE_LINE = '$IncludeConfig /etc/rsyslog.d/*.conf';
@@ -90,6 +110,10 @@ export function renderRsyslogDropin(scan: RsyslogScan, opts: DaemonRenderOptions
     queueMaxDiskSpace: `${Math.max(1, Math.round(queueMax / 1024 ** 2))}m`,
     // A disk queue needs a spool directory: the global one when the distribution sets it, else our own.
     spoolDirectory: scan.workDirectory ? '' : ' queue.spoolDirectory="/var/spool/rsyslog"',
+    externalStateComment: opts.intakeStateFile ? EXTERNAL_STATE_COMMENT.replace('{{file}}', opts.intakeStateFile) : '',
+    externalState: opts.intakeStateFile
+      ? `\n           action.resumeInterval="5" action.externalstate.file="${rainerString('the rsyslog drop-in', opts.intakeStateFile)}"`
+      : '',
   });
   return { path: RSYSLOG_DROPIN, content, warnings, added: { modules, inputs }, transport: relp ? 'relp' : 'tcp' };
 }

@@ -24,12 +24,12 @@ import { DATA_COLLECTOR_RETIRED, legacyNotice, probeDataCollector, type LegacyPr
 import { loadTemplate, packageRoot } from './templates.js';
 import { scanRsyslogConfig } from './rsyslog-config.js';
 import { scanSyslogNgConfig } from './syslog-ng-config.js';
-import { appendRsyslogInclude, protocolsOf, renderRsyslogDropin, RSYSLOG_DROPIN, type RenderedDropin } from './render-rsyslog.js';
+import { appendRsyslogInclude, protocolsOf, renderRsyslogDropin, rsyslogHasExternalState, RSYSLOG_DROPIN, type RenderedDropin } from './render-rsyslog.js';
 import { appendSyslogNgInclude, renderSyslogNgDropin, SYSLOG_NG_DROPIN } from './render-syslog-ng.js';
 import { formatPlan, planFiles, summarizePlan, type DesiredFile, type FileChange } from './plan.js';
 import { acquireLock, type Lock, FileTransaction, readState, removeEmptyDirs, sha256, writeState, STATE_DIR, STATE_FILE, type InstallState } from './transaction.js';
 import {
-  CONFIG_DIR, FORWARDER_PATH, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_NAME, UNIT_PATH, renderForwarderUnit,
+  CONFIG_DIR, FORWARDER_PATH, INTAKE_STATE_FILE, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_NAME, UNIT_PATH, renderForwarderUnit,
   SYNTAX_CHECK, checkDaemonSyntax, ensureServiceUser, syntaxErrorLine, forwarderLastLines, forwarderUnitState, lookupUser, removeServiceUser, systemServices,
   type Ctx, type Services, type UserIds,
 } from './service.js';
@@ -116,6 +116,8 @@ export interface InstallContext {
   /** null with --forwarder-only: no daemon in the path. */
   daemon: SyslogDaemon | null;
   binary: string;
+  /** What `rsyslogd -v` / `syslog-ng --version` said, or null when it did not answer. */
+  daemonVersion: string | null;
   /** --forwarder-only: the readiness endpoint it listens on. */
   readiness: { host: string; port: number } | null;
   /** --forwarder-only below port 1024: the unit gets CAP_NET_BIND_SERVICE, nothing else. */
@@ -210,12 +212,14 @@ async function detectStep(c: InstallContext): Promise<void> {
   await refuseModeSwitch(fs, opts);
   c.daemon = null;
   c.binary = '';
+  c.daemonVersion = null;
   if (!opts.forwarderOnly) {
     let info = await detectDaemon(fs, exec, opts.daemon);
     if (opts.daemon && !info.installed.includes(opts.daemon)) info = { ...info, daemon: null };
     if (!info.daemon) info = await offerDaemonInstall(distro, opts, deps);
     const daemon = (c.daemon = info.daemon!);
     c.binary = info.binary!;
+    c.daemonVersion = info.version ?? null;
     if (info.running.some((r) => r.daemon !== daemon)) {
       warn(`${info.running.find((r) => r.daemon !== daemon)!.daemon} is running too; only ${daemon} is configured`);
     }
@@ -237,11 +241,18 @@ async function renderStep(c: InstallContext): Promise<void> {
   const desired: DesiredFile[] = (c.desired = []);
   const sharedFiles = (c.sharedFiles = new Set<string>());
   let dropin: RenderedDropin | null = null;
+  let intakeStateFile: string | null = null;
   if (daemon === null) {
     // Forwarder-only: nothing of a daemon's is rendered.
   } else if (daemon === 'rsyslog') {
     const scan = await scanRsyslogConfig(fs, { exclude: [RSYSLOG_DROPIN] });
-    dropin = renderRsyslogDropin(scan, renderOpts);
+    // An unknown version (no `rsyslogd -v` answer) gets it: if rsyslogd -N1 refuses it, install rolls back.
+    const stateOk = c.daemonVersion === null || rsyslogHasExternalState(c.daemonVersion);
+    intakeStateFile = stateOk ? INTAKE_STATE_FILE : null;
+    if (!stateOk) {
+      warn(`rsyslog ${c.daemonVersion} predates action.externalstate.file (8.1904): the batch it holds while the forwarder is down is lost if rsyslog restarts then`);
+    }
+    dropin = renderRsyslogDropin(scan, { ...renderOpts, intakeStateFile });
     if (!scan.includesDropins) {
       const main = (await fs.readText(scan.mainFile)) ?? '';
       sharedFiles.add(scan.mainFile);
@@ -293,6 +304,7 @@ async function renderStep(c: InstallContext): Promise<void> {
     sink: sinkChoice.sink,
     admin: DEFAULT_ADMIN,
     ...(opts.forwarderOnly ? { readiness: opts.readiness ?? DEFAULT_READINESS } : {}),
+    ...(intakeStateFile ? { intakeStateFile } : {}),
   };
   c.forwarderConfig = config;
   const parsed = forwarderConfigSchema.safeParse(config);
@@ -300,7 +312,7 @@ async function renderStep(c: InstallContext): Promise<void> {
   desired.push({ path: DEFAULT_CONFIG_PATH, content: `${JSON.stringify(config, null, 2)}\n`, mode: 0o640, owner: group, why: 'forwarder config' });
   const sinkFile = (c.sinkFile = (sinkChoice.sink.type === 'file' ? String(sinkChoice.sink.path) : null));
   if (init.kind === 'systemd') {
-    desired.push({ path: UNIT_PATH, content: renderForwarderUnit({ nodePath, sinkFile, bindPrivilegedPort: privilegedPort }), mode: 0o644, why: 'systemd unit' });
+    desired.push({ path: UNIT_PATH, content: renderForwarderUnit({ nodePath, sinkFile, bindPrivilegedPort: privilegedPort, intakeStateFile }), mode: 0o644, why: 'systemd unit' });
   }
 
   if (sinkFile && init.kind === 'systemd' && /^\/(root|home|run\/user)(\/|$)/.test(path.normalize(sinkFile))) {

@@ -6,7 +6,7 @@ import { findDaemonBinary } from '../system/detect-daemon.js';
 import type { UninstallOptions } from './options.js';
 import type { InstallDeps } from './run-install.js';
 import { acquireLock, isUnchanged, restoreOriginal, readState, removeEmptyDirs, STATE_FILE, sha256, BACKUP_ROOT, type InstallState } from './transaction.js';
-import { checkDaemonSyntax, LOG_DIR, removeServiceUser, systemServices, UNIT_NAME, UNIT_PATH, type Ctx } from './service.js';
+import { checkDaemonSyntax, LOG_DIR, removeServiceUser, RUN_DIR, systemServices, UNIT_NAME, UNIT_PATH, type Ctx } from './service.js';
 import { CLIENT_SECRET_PATH, DATA_DIR, SHARED_KEY_PATH } from './run-install.js';
 import type { FsRoot } from '../system/fs-root.js';
 
@@ -104,6 +104,8 @@ export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDep
     await (deps.step ?? stepFromLog(log))('stopping the forwarder (it delivers what it holds first)', () => svc.stopForwarder(ctx));
     log('forwarder stopped');
     for (const f of [...state.files].reverse()) await restoreOriginal(fs, f);
+    // The unit keeps its runtime directory across stops (the intake state file must outlive the forwarder).
+    await fs.removeTree(RUN_DIR);
     if (state.files.some((f) => f.path === UNIT_PATH) && init.kind === 'systemd') {
       await exec.run('systemctl', ['daemon-reload']);
       await exec.run('systemctl', ['reset-failed', UNIT_NAME]);

@@ -31,9 +31,11 @@ export const LOG_DIR = '/var/log/sentinel-cef';
 export const UNIT_NAME = 'sentinel-cef-forwarder.service';
 export const UNIT_PATH = `/etc/systemd/system/${UNIT_NAME}`;
 export const SUPERVISOR_PIDFILE = `${RUN_DIR}/supervisor.pid`;
+/** READY or SUSPENDED: whether rsyslog may begin a batch for the forwarder (render-rsyslog.ts, forwarder.ts). */
+export const INTAKE_STATE_FILE = `${RUN_DIR}/intake.state`;
 
 /** The forwarder's systemd unit. Every value is escaped for unit syntax (config-escape.ts). */
-export function renderForwarderUnit(opts: { nodePath: string; sinkFile: string | null; bindPrivilegedPort?: boolean }): string {
+export function renderForwarderUnit(opts: { nodePath: string; sinkFile: string | null; bindPrivilegedPort?: boolean; intakeStateFile?: string | null }): string {
   const rw = opts.sinkFile ? [dirnameOf(opts.sinkFile)] : [];
   const underTmp = opts.sinkFile !== null && /^\/(var\/)?tmp\//.test(opts.sinkFile);
   const exec = [opts.nodePath, ...FORWARDER_NODE_FLAGS, FORWARDER_PATH, '--config', DEFAULT_CONFIG_PATH];
@@ -51,6 +53,14 @@ export function renderForwarderUnit(opts: { nodePath: string; sinkFile: string |
       : 'CapabilityBoundingSet=\nAmbientCapabilities=',
     // A capability held in a private user namespace does not reach the host's network namespace.
     privateUsers: opts.bindPrivilegedPort ? '# PrivateUsers is off: CAP_NET_BIND_SERVICE must count in the host network namespace.' : 'PrivateUsers=yes',
+    intakeState: opts.intakeStateFile
+      ? [
+          '# rsyslog holds its batches while the forwarder is down (action.externalstate.file): the forwarder writes',
+          '# SUSPENDED when it stops; this covers a crash or kill. The file outlives a stop, so the directory is kept.',
+          'RuntimeDirectoryPreserve=yes',
+          `ExecStopPost=/bin/sh -c ${systemdWord('ExecStopPost=', `echo SUSPENDED >${opts.intakeStateFile}`)}`,
+        ].join('\n')
+      : '',
   });
 }
 

@@ -35,6 +35,7 @@ export const CHECK_DOCS: Record<string, string> = {
   'daemon.max-message-size': "the daemon's maximum message size fits CEF",
   'daemon.rate-limit': 'no rate limit drops CEF bursts',
   'daemon.spool': "CEF left in rsyslog's disk queue or syslog-ng's reliable disk buffer; warns when it waits for a down forwarder or sits unchanged while the forwarder is up (rsyslog issue #2646)",
+  'daemon.intake-state': "rsyslog only: the forwarder's intake state file (action.externalstate.file) does not say SUSPENDED while the forwarder runs, which would hold all CEF in rsyslog's queue; `--fix` restarts the forwarder",
   'system.firewall': 'firewalld, ufw, or the first matching iptables/nftables rule (with jumps) lets the CEF port in, per protocol',
   'system.selinux': 'SELinux labels the CEF and forwarder ports `syslogd_port_t`',
   'system.disk': 'free space for the queue and /var/log',

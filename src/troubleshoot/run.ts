@@ -38,6 +38,7 @@ export const CHECKS: Array<{ id: string; run: CheckFn }> = [
   { id: 'daemon.max-message-size', run: daemon.checkMaxMessageSize },
   { id: 'daemon.rate-limit', run: daemon.checkRateLimit },
   { id: 'daemon.spool', run: daemon.checkSpool },
+  { id: 'daemon.intake-state', run: daemon.checkIntakeState },
   { id: 'system.firewall', run: system.checkFirewall },
   { id: 'system.selinux', run: system.checkSelinux },
   { id: 'system.disk', run: system.checkDisk },
@@ -49,7 +50,7 @@ export const CHECKS: Array<{ id: string; run: CheckFn }> = [
 ];
 
 /** Fixes run in this order: a daemon must run before its drop-in can be reloaded, and so on. */
-const FIX_ORDER = ['daemon.running', 'daemon.dropin', 'forwarder.running', 'daemon.forwarding', 'system.firewall', 'daemon.spool'];
+const FIX_ORDER = ['daemon.running', 'daemon.dropin', 'forwarder.running', 'daemon.forwarding', 'system.firewall', 'daemon.spool', 'daemon.intake-state'];
 
 async function runOne(ctx: Context, c: { id: string; run: CheckFn }): Promise<CheckOutcome> {
   if (ctx.opts.forwarderOnly && c.id.startsWith('daemon.')) {

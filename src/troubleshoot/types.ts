@@ -140,7 +140,7 @@ export interface TroubleshootDeps {
    */
   renderDropIn(
     daemon: 'rsyslog' | 'syslog-ng',
-    opts: { port: number; forwarderPort: number; queueMaxBytes?: number; protocol?: 'tcp' | 'udp' | 'both' },
+    opts: { port: number; forwarderPort: number; queueMaxBytes?: number; protocol?: 'tcp' | 'udp' | 'both'; intakeStateFile?: string | null },
   ): Promise<Array<{ path: string; content: string }> | null>;
   /** Program on PATH, or null. */
   which: Exec['which'];

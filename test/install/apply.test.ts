@@ -452,6 +452,10 @@ describe('under systemd', () => {
       StateDirectory=sentinel-cef/data
       StateDirectoryMode=0750
       RuntimeDirectory=sentinel-cef
+      # rsyslog holds its batches while the forwarder is down (action.externalstate.file): the forwarder writes
+      # SUSPENDED when it stops; this covers a crash or kill. The file outlives a stop, so the directory is kept.
+      RuntimeDirectoryPreserve=yes
+      ExecStopPost=/bin/sh -c "echo SUSPENDED >/run/sentinel-cef/intake.state"
       LogsDirectory=sentinel-cef
       LimitNOFILE=65536
       Environment=NODE_ENV=production
@@ -493,6 +497,31 @@ describe('under systemd', () => {
     expect(unit).not.toMatch(/^MemoryDenyWriteExecute/m);
     expect(exec.calls).toContainEqual(['systemctl', 'enable', 'sentinel-cef-forwarder.service']);
     expect(exec.calls).toContainEqual(['systemctl', 'restart', 'rsyslog']);
+  });
+
+  it('rsyslog: one intake state file in the drop-in, the forwarder config and the unit; the plan shows it; uninstall removes it (issue 15)', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    mkdirSync(path.join(root, 'proc/1'), { recursive: true });
+    writeFileSync(path.join(root, 'proc/1/comm'), 'systemd\n');
+    mkdirSync(path.join(root, 'run/systemd/system'), { recursive: true });
+    cpSync(path.join(fixtures, 'proc-net/proc/net'), path.join(root, 'proc/net'), { recursive: true });
+    const exec = fakeExec({ root });
+    const plan = deps(root, exec);
+    await runInstall(opts({ dryRun: true }), plan.deps);
+    expect(plan.out.join('')).toMatch(/^\+.*action\.externalstate\.file="\/run\/sentinel-cef\/intake\.state"/m);
+    const d = deps(root, exec);
+    delete (d.deps as Partial<InstallDeps>).services;
+    await runInstall(opts({}), d.deps);
+    const read = (p: string) => readFileSync(path.join(root, p), 'utf8');
+    expect(read('etc/rsyslog.d/10-sentinel-cef.conf')).toContain('action.externalstate.file="/run/sentinel-cef/intake.state"');
+    expect(JSON.parse(read('etc/sentinel-cef/forwarder.json')).intakeStateFile).toBe('/run/sentinel-cef/intake.state');
+    expect(read('etc/systemd/system/sentinel-cef-forwarder.service')).toContain('ExecStopPost=/bin/sh -c "echo SUSPENDED >/run/sentinel-cef/intake.state"');
+    // As a stopped forwarder leaves it (RuntimeDirectoryPreserve=yes).
+    mkdirSync(path.join(root, 'run/sentinel-cef'), { recursive: true });
+    writeFileSync(path.join(root, 'run/sentinel-cef/intake.state'), 'SUSPENDED\n');
+    await runUninstall({ yes: true, dryRun: false, root, removeUser: false, purge: false }, deps(root, exec).deps);
+    expect(existsSync(path.join(root, 'run/sentinel-cef'))).toBe(false);
+    expect(existsSync(path.join(root, 'etc/rsyslog.d/10-sentinel-cef.conf'))).toBe(false);
   });
 });
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { createFsRoot } from '../../src/system/fs-root.js';
 import { scanRsyslogConfig, scanRsyslogText, parseRsyslogSize, type RsyslogScan } from '../../src/install/rsyslog-config.js';
 import { scanSyslogNgConfig } from '../../src/install/syslog-ng-config.js';
-import { renderRsyslogDropin, RSYSLOG_DROPIN } from '../../src/install/render-rsyslog.js';
+import { renderRsyslogDropin, rsyslogHasExternalState, RSYSLOG_DROPIN } from '../../src/install/render-rsyslog.js';
 import { appendSyslogNgInclude, renderSyslogNgDropin } from '../../src/install/render-syslog-ng.js';
 import { renderTemplate } from '../../src/install/templates.js';
 import { VERSION } from '../../src/version.js';
@@ -248,6 +248,32 @@ describe('rsyslog drop-in', () => {
     expect(param('queue.discardMark')).toBeUndefined();
     expect(param('queue.discardSeverity')).toBeUndefined();
     expect(param('action.resumeRetryCount')).toBe('-1');
+  });
+
+  it('with the intake state file, the action reads it before each batch and retries every 5 s (issue 15)', async () => {
+    const scan = await scanRsyslogConfig(root('debian12-rsyslog'), { exclude: [RSYSLOG_DROPIN] });
+    const action = (o: object) => renderRsyslogDropin(scan, { ...opts, ...o }).content.match(/action\(type="omfwd"[^)]*\)/s)?.[0] ?? '';
+    const param = (a: string, k: string) => a.match(new RegExp(`\\b${k.replace('.', '\\.')}="([^"]*)"`))?.[1];
+    const withState = action({ intakeStateFile: '/run/sentinel-cef/intake.state' });
+    expect(param(withState, 'action.externalstate.file')).toBe('/run/sentinel-cef/intake.state');
+    expect(param(withState, 'action.resumeInterval')).toBe('5');
+    expect(param(withState, 'action.resumeRetryCount')).toBe('-1');
+    // rsyslog before 8.1904 rejects the parameter: not rendered without a file.
+    expect(action({})).not.toMatch(/externalstate|resumeInterval/);
+    expect(renderRsyslogDropin(scan, opts).content).not.toMatch(/SUSPENDED/);
+  });
+
+  it.each([
+    ['8.2302.0', true],
+    ['8.1904.0', true],
+    ['8.1903.0', false],
+    ['8.1901.0', false],
+    ['8.32.0', false],
+    ['8.24.0', false],
+    ['9.0', true],
+    [null, false],
+  ])('rsyslog %s has action.externalstate.file: %s', (v, has) => {
+    expect(rsyslogHasExternalState(v)).toBe(has);
   });
 
   it('parses rsyslog sizes', () => {

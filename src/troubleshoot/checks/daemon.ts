@@ -1,7 +1,7 @@
 import type { Context, DaemonName } from '../context.js';
 import { LAYOUT } from '../layout.js';
 import { daemonToForwarder, isLoopback } from '../proc.js';
-import { restartDaemon, startDaemonFix } from '../fixes.js';
+import { restartDaemon, restartForwarderFix, startDaemonFix } from '../fixes.js';
 import type { CheckOutcome, SafeFix, Transport } from '../types.js';
 import { protocolMismatch, runProbes, settledHealth } from './e2e.js';
 import { formatBytes } from '../advice.js';
@@ -139,6 +139,8 @@ async function checkDropInFile(ctx: Context): Promise<CheckOutcome> {
     port: ctx.opts.port,
     forwarderPort: fwdPorts[0],
     queueMaxBytes: c.config?.queue.maxBytes,
+    // install renders the drop-in and the forwarder config together: the state file is in both or in neither.
+    intakeStateFile: c.config?.intakeStateFile ?? null,
     ...(protocolKnown ? { protocol: ctx.opts.protocol } : {}),
   });
   const rerender = expected?.length
@@ -546,6 +548,35 @@ export const RSYSLOG_DA_DRAIN_REFERENCES = [
   'https://github.com/rsyslog/rsyslog/pull/6495',
   'https://github.com/rsyslog/rsyslog/pull/6498',
 ];
+
+/**
+ * The intake state file (action.externalstate.file): SUSPENDED makes rsyslog keep every batch queued. Right while
+ * the forwarder is down; while it accepts, a leftover SUSPENDED (its last stop) holds all CEF back.
+ */
+export async function checkIntakeState(ctx: Context): Promise<CheckOutcome> {
+  const base = { id: 'daemon.intake-state', title: 'rsyslog may send to the forwarder', group: G };
+  const d = await ctx.daemon();
+  const file = (await ctx.config()).config?.intakeStateFile;
+  if (d.name !== 'rsyslog' || !file) return { ...base, status: 'skip', message: 'no intake state file (rsyslog before 8.1904, or syslog-ng)' };
+  const text = await ctx.readText(file);
+  const state = text?.trim() ?? null;
+  const details = { file, state };
+  if (state !== 'SUSPENDED') {
+    return { ...base, status: 'pass', message: `${file} ${state === null ? 'is absent' : `says ${state}`}: rsyslog sends to the forwarder`, details };
+  }
+  const h = await settledHealth(ctx);
+  if (!h.health || h.health.status === 'stopping') {
+    return { ...base, status: 'pass', message: `${file} says SUSPENDED and the forwarder is down: rsyslog keeps CEF in its queue until it starts`, details };
+  }
+  return {
+    ...base,
+    status: 'fail',
+    message: `${file} says SUSPENDED while the forwarder runs: rsyslog holds every CEF event in its queue`,
+    fix: `restart the forwarder, which writes READY when it listens (${(await ctx.systemd()) ? `systemctl restart ${LAYOUT.serviceName}` : '`sentinel-cef troubleshoot --fix`'})`,
+    safeFix: restartForwarderFix(ctx),
+    details,
+  };
+}
 
 /** How long spool files must stay unchanged, with the forwarder up, before the queue counts as stuck. */
 export const SPOOL_STUCK_AFTER_MS = 60_000;

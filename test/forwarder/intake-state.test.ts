@@ -1,0 +1,80 @@
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
+import { cef, makeConfig, readRows, silent, tcpConnect, tempDir, waitFor } from './helpers.js';
+
+// rsyslog reads the state file before each batch (action.externalstate.file); issue 15, docs/RELIABILITY.md item 13.
+const OFFERS = 'relp_version=0\nrelp_software=librelp,1.11.0,https://librelp.adiscon.com\ncommands=syslog';
+const frame = (txnr: number, cmd: string, data = ''): string => `${txnr} ${cmd} ${Buffer.byteLength(data)}${data ? ` ${data}` : ''}\n`;
+
+/** Transaction numbers the forwarder answered 200 OK on this session. */
+function okAnswers(s: Socket): number[] {
+  const ok: number[] = [];
+  let buf = '';
+  s.on('data', (c: Buffer) => {
+    buf += c.toString('latin1');
+    for (;;) {
+      const m = /^(\d+) (\w+) (\d+) ?/.exec(buf);
+      if (!m || buf.length < m[0].length + Number(m[3]) + 1) return;
+      if (m[2] === 'rsp' && buf.startsWith('200', m[0].length)) ok.push(Number(m[1]));
+      buf = buf.slice(m[0].length + Number(m[3]) + 1);
+    }
+  });
+  return ok;
+}
+
+const stateOf = (file: string): string | null => {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+};
+
+describe('intake state file', () => {
+  let fwd: RunningForwarder | null = null;
+  afterEach(async () => {
+    await fwd?.shutdown();
+    fwd = null;
+  });
+
+  it('says READY once the inputs listen, and SUSPENDED on stop while a begun RELP batch is still answered', async () => {
+    const dir = tempDir('intake-state-');
+    const file = join(dir, 'intake.state');
+    const config = makeConfig(dir, { listen: ['relp://127.0.0.1:0'], intakeStateFile: file });
+    fwd = await startForwarder(config, { logger: silent, intakeStateGraceMs: 3000 });
+    expect(stateOf(file)).toBe('READY\n');
+    // rsyslog may run as its own user (Ubuntu): readable by all, whatever the service's umask.
+    expect(statSync(file).mode & 0o777).toBe(0o644);
+
+    const s = await tcpConnect(fwd.addresses.find((a) => a.protocol === 'relp')!.port);
+    const ok = okAnswers(s);
+    s.write(frame(1, 'open', OFFERS) + frame(2, 'syslog', cef(0)));
+    await waitFor(() => ok.includes(2), 5000, 'the first message answered');
+
+    const stopping = fwd.shutdown();
+    await waitFor(() => stateOf(file) === 'SUSPENDED\n', 2000, 'SUSPENDED');
+    // The batch rsyslog began before it could read SUSPENDED: still appended and answered.
+    s.write(frame(3, 'syslog', cef(1)));
+    await waitFor(() => ok.includes(3), 2500, 'an answer during the grace');
+    await stopping;
+    fwd = null;
+    expect(stateOf(file)).toBe('SUSPENDED\n');
+    expect(readRows((config.sink as { path: string }).path).map((r) => r.DeviceEventClassID).sort()).toEqual(['0', '1']);
+    s.destroy();
+  });
+
+  it('a file it cannot write is counted and logged; the forwarder runs and stops without waiting', async () => {
+    const dir = tempDir('intake-state-');
+    const config = makeConfig(dir, { intakeStateFile: join(dir, 'no-such-dir', 'intake.state') });
+    fwd = await startForwarder(config, { logger: silent, intakeStateGraceMs: 60_000 });
+    const text = await fwd.metrics.registry.metrics();
+    expect(text).toMatch(/background_errors_total\{where="intake_state"\} 1/);
+    const t0 = Date.now();
+    await fwd.shutdown();
+    fwd = null;
+    expect(Date.now() - t0).toBeLessThan(30_000);
+  });
+});
