@@ -90,8 +90,10 @@ export const installOptionsSchema = z.object({
   // Flags that contradict each other, or do nothing without another, are refused rather than silently ignored.
   const refuse = (message: string) => ctx.addIssue({ code: 'custom', message });
   if (o.usGov && o.cloud !== undefined && o.cloud !== 'AzureUSGovernment') refuse(`--us-gov (-F) and --cloud ${o.cloud} exclude each other`);
-  if (o.principalId !== undefined && o.workspace === undefined) refuse('--principal-id only applies with --workspace');
-  if (o.armEndpoint !== undefined && o.workspace === undefined) refuse('--arm-endpoint only applies with --workspace');
+  // Without any destination the interactive menu may still lead to "set up Logs Ingestion for me".
+  const otherDestination = o.workspaceId !== undefined || o.keyFile !== undefined || o.dcr !== undefined || o.dce !== undefined || o.sink !== undefined;
+  if (o.principalId !== undefined && o.workspace === undefined && otherDestination) refuse('--principal-id only applies with --workspace');
+  if (o.armEndpoint !== undefined && o.workspace === undefined && otherDestination) refuse('--arm-endpoint only applies with --workspace');
   if (o.managedIdentity && o.clientSecretFile !== undefined) refuse('--managed-identity and --client-secret-file exclude each other');
 });
 export type InstallOptions = z.infer<typeof installOptionsSchema>;
