@@ -133,7 +133,7 @@ export async function relpGenerate(o: RelpGenOptions): Promise<GenResult> {
         s.write(chunk);
       }
       if (!broken) {
-        s.write(frame(txnr++, 'close', ''));
+        s.write(frame(txnr, 'close', ''));
         await Promise.race([new Promise<void>((r) => s.once('close', () => r())), sleep(2000)]);
         s.destroy();
         return;

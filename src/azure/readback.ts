@@ -295,6 +295,20 @@ export function probeColumns(): string[] {
  * stream, its output to CommonSecurityLog, the declared columns holding the probe's, a transform that keeps rows.
  * Also lists other rules that bring CEF into CommonSecurityLog.
  */
+/** The parts of a data collection rule readback looks at (DataCollectionRuleResource, api-version 2023-03-11). */
+interface RuleFlow {
+  streams?: string[];
+  outputStream?: string;
+  transformKql?: string;
+  destinations?: string[];
+}
+interface RuleProperties {
+  immutableId?: string;
+  dataFlows?: RuleFlow[];
+  destinations?: { logAnalytics?: Array<{ workspaceId?: string; workspaceResourceId?: string; name?: string }> };
+  streamDeclarations?: Record<string, { columns?: Array<{ name: string; type?: string }> }>;
+}
+
 export async function inspectDcrs(client: ReadbackClient, immutableId: string, stream: string, workspaceId: string): Promise<DcrFinding> {
   let answer: AzureAnswer;
   try {
@@ -311,23 +325,23 @@ export async function inspectDcrs(client: ReadbackClient, immutableId: string, s
     const e = (answer.json as { error?: { code?: string; message?: string } } | null)?.error;
     return { causes: [], otherRules: [], unreadable: `Resource Graph answered HTTP ${answer.status}${e ? `: ${e.code ?? ''} ${firstLine(e.message ?? '')}` : ''}` };
   }
-  const rules = ((answer.json as { data?: Array<{ id: string; name: string; properties: any }> }).data ?? []).filter((r) => r && r.properties);
+  const rules = ((answer.json as { data?: Array<{ id: string; name: string; properties: RuleProperties }> }).data ?? []).filter((r) => r && r.properties);
   const ours = rules.find((r) => String(r.properties.immutableId ?? '').toLowerCase() === immutableId.toLowerCase());
-  const toCsl = (r: { properties: any }) =>
-    (r.properties.dataFlows ?? []).some((f: any) => f.outputStream === 'Microsoft-CommonSecurityLog' || (f.streams ?? []).includes('Microsoft-CommonSecurityLog'));
-  const toWorkspace = (r: { properties: any }) =>
-    (r.properties.destinations?.logAnalytics ?? []).some((d: any) => !d.workspaceId || String(d.workspaceId).toLowerCase() === workspaceId.toLowerCase());
+  const toCsl = (r: { properties: RuleProperties }) =>
+    (r.properties.dataFlows ?? []).some((f) => f.outputStream === 'Microsoft-CommonSecurityLog' || (f.streams ?? []).includes('Microsoft-CommonSecurityLog'));
+  const toWorkspace = (r: { properties: RuleProperties }) =>
+    (r.properties.destinations?.logAnalytics ?? []).some((d) => !d.workspaceId || String(d.workspaceId).toLowerCase() === workspaceId.toLowerCase());
   const otherRules = rules.filter((r) => r !== ours && toCsl(r) && toWorkspace(r)).map((r) => r.name);
   if (!ours) return { causes: [], otherRules, unreadable: `no data collection rule with immutable id ${immutableId} is visible to the signed-in identity` };
   const causes: string[] = [];
   const p = ours.properties;
-  const flows: any[] = (p.dataFlows ?? []).filter((f: any) => (f.streams ?? []).includes(stream));
+  const flows = (p.dataFlows ?? []).filter((f) => (f.streams ?? []).includes(stream));
   if (flows.length === 0) causes.push(`rule ${ours.name} has no data flow for the stream ${stream} the forwarder sends: rows are accepted and discarded`);
   const csl = flows.filter((f) => (f.outputStream ?? '') === 'Microsoft-CommonSecurityLog');
   if (flows.length > 0 && csl.length === 0) {
     causes.push(`rule ${ours.name} sends ${stream} to ${flows.map((f) => f.outputStream ?? '(no output stream)').join(', ')}, not Microsoft-CommonSecurityLog`);
   }
-  const declared = new Set<string>((p.streamDeclarations?.[stream]?.columns ?? []).map((c: any) => c.name));
+  const declared = new Set<string>((p.streamDeclarations?.[stream]?.columns ?? []).map((c) => c.name));
   const need = probeColumns();
   const undeclared = need.filter((c) => !declared.has(c));
   if (undeclared.includes('DeviceCustomString2') || undeclared.includes('TimeGenerated')) {

@@ -7,7 +7,7 @@ import { useColour } from '../system/colour.js';
 import { Command } from 'commander';
 import { z } from 'zod';
 import { forwarderConfigSchema } from '../config/schema.js';
-import { CliError, UsageError, optionError, showValue } from '../errors.js';
+import { CliError, UsageError, optionError } from '../errors.js';
 import type { Health, ProbeStatus } from '../forwarder/admin-types.js';
 import { startForwarder, type RunningForwarder } from '../forwarder/forwarder.js';
 import { createLogger } from '../forwarder/logger.js';

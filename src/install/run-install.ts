@@ -407,7 +407,7 @@ async function applyStep(c: InstallContext): Promise<void> {
     const forwarderFilesChanged = toWrite.some((c) => !isDaemonFile(c.file.path));
     const createdDirs: string[] = [...release.made];
     let userCreated = false;
-    let applied: string[][] = [];
+    const applied: string[][] = [];
 
     try {
       // 1. The state, marked in progress, naming every path (with its original's checksum) and every directory this
@@ -556,7 +556,6 @@ async function applyStep(c: InstallContext): Promise<void> {
       }
 
       // 7. Firewall and SELinux: fixed with --yes or after a prompt, otherwise printed; each one undone on rollback.
-      applied = [];
       for (const [what, cmds] of [['firewall', fwCmds], ['SELinux', seCmds]] as const) {
         if (cmds.length === 0) continue;
         const fix = opts.yes || (prompter.interactive && (await prompter.confirm(`Apply the ${what} changes (${cmds.map((c) => c.join(' ')).join('; ')})?`, { default: true })));

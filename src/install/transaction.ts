@@ -260,7 +260,7 @@ export async function acquireLock(fs: FsRoot): Promise<Lock> {
           alive = false;
         }
       }
-      if (alive) throw new Error(`another sentinel-cef install or uninstall is running (pid ${pid}); wait for it to finish`);
+      if (alive) throw new Error(`another sentinel-cef install or uninstall is running (pid ${pid}); wait for it to finish`, { cause: err });
       await rm(real, { force: true });
     }
   }
