@@ -29,13 +29,20 @@ stop_forwarder() {
   [ -n "$pid" ] && kill "$pid"
   for _ in $(seq 1 300); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
 }
+# Kills the forwarder under its supervisor, which starts it again (on whatever config is there now).
+restart_forwarder() {
+  local old; old="$(fwd_pid)"
+  kill "$old" 2>/dev/null
+  for _ in $(seq 1 150); do [ "$(fwd_pid)" != "$old" ] && [ -e "/proc/$(fwd_pid)" ] && break; sleep 0.1; done
+  sleep 1
+}
 # Edits the forwarder config with a JS expression over `c`.
 edit_cfg() { node -e 'const fs=require("fs"),f=process.argv[1];const c=JSON.parse(fs.readFileSync(f,"utf8"));'"$1"';fs.writeFileSync(f,JSON.stringify(c,null,2))' "$cfg"; }
 ms() { date +%s%3N; }
 # troubleshoot NAME [ARGS...]: JSON report in NAME.json, exit code in NAME.rc, stderr in NAME.err.
 ts() {
   local name="$1" t; shift; t=$(ms)
-  "${cli[@]}" troubleshoot --json --probes 1 --timeout "${TS_TIMEOUT:-6}" "$@" >"$out/$name.json" 2>"$out/$name.err"
+  "${cli[@]}" troubleshoot --json --probes 1 --timeout "${TS_TIMEOUT:-10}" "$@" >"$out/$name.json" 2>"$out/$name.err"
   echo $? >"$out/$name.rc"; echo $(($(ms) - t)) >"$out/$name.ms"
 }
 step() { local name="$1"; shift; "$@" >"$out/$name.out" 2>"$out/$name.err"; echo $? >"$out/$name.rc"; }
@@ -45,16 +52,16 @@ install_args=(install --sink "file:$sink" --yes)
 
 inject_forwarder-down() { stop_forwarder; }
 
-inject_forwarder-frozen() { kill -STOP "$(fwd_pid)"; }
-restore_forwarder-frozen() { pkill -CONT -f forwarder-main 2>/dev/null || true; }
+inject_forwarder-frozen() { fwd_pid >"$out/frozen.pid"; kill -STOP "$(fwd_pid)"; }
+restore_forwarder-frozen() { kill -CONT "$(cat "$out/frozen.pid")" 2>/dev/null || true; }
 
 # A config the forwarder refuses (a listen address it cannot parse), and the forwarder restarted on it.
-inject_forwarder-misconfigured() { cp "$cfg" "$out/cfg.orig"; stop_forwarder; edit_cfg 'c.listen=["tcp://127.0.0.1:notaport"]'; "${cli[@]}" troubleshoot --fix --yes --probes 0 --timeout 4 >/dev/null 2>&1; }
-restore_forwarder-misconfigured() { cp "$out/cfg.orig" "$cfg"; }
+inject_forwarder-misconfigured() { cp "$cfg" "$out/cfg.orig"; edit_cfg 'c.listen=["tcp://127.0.0.1:notaport"]'; restart_forwarder; }
+restore_forwarder-misconfigured() { cp "$out/cfg.orig" "$cfg"; restart_forwarder; }
 
 # The forwarder listens on UDP only while the daemon sends over TCP.
-inject_protocol-mismatch() { cp "$cfg" "$out/cfg.orig"; edit_cfg 'c.listen=c.listen.filter(u=>u.startsWith("udp:"))'; stop_forwarder; "${cli[@]}" troubleshoot --fix --yes --probes 0 --timeout 4 >/dev/null 2>&1; }
-restore_protocol-mismatch() { cp "$out/cfg.orig" "$cfg"; }
+inject_protocol-mismatch() { cp "$cfg" "$out/cfg.orig"; edit_cfg 'c.listen=c.listen.filter(u=>u.startsWith("udp:"))'; restart_forwarder; }
+restore_protocol-mismatch() { cp "$out/cfg.orig" "$cfg"; restart_forwarder; }
 
 inject_daemon-down() { stop_daemon; }
 
@@ -79,6 +86,7 @@ inject_custom-port() {
 }
 restore_custom-port() { cp "$(dropin)" "$out/custom-port.dropin"; }
 
+# Another program on 514 before the daemon starts: rsyslog runs without its listeners, syslog-ng exits.
 squatter=""
 inject_port-taken() {
   stop_daemon
@@ -86,28 +94,31 @@ inject_port-taken() {
     const net = require("net"), dgram = require("dgram");
     net.createServer((s) => s.resume()).listen(514, "0.0.0.0");
     dgram.createSocket("udp4").bind(514, "0.0.0.0");
-    setTimeout(() => process.exit(0), 120000);
+    setTimeout(() => process.exit(0), 300000);
   ' &
   squatter=$!
   wait_port 514
+  if [ "$daemon" = rsyslog ]; then rsyslogd; else syslog-ng --pidfile /run/syslog-ng.pid; fi
+  sleep 1
 }
-restore_port-taken() { kill "$squatter"; wait "$squatter" 2>/dev/null; }
+restore_port-taken() { kill "$squatter"; wait "$squatter" 2>/dev/null; restart_daemon; }
 
 # The file sink's path is a directory (EISDIR on open).
-inject_sink-eisdir() { stop_forwarder; mv "$sink" "$sink.keep"; mkdir "$sink"; "${cli[@]}" troubleshoot --fix --yes --probes 0 --timeout 4 >/dev/null 2>&1; }
-restore_sink-eisdir() { rmdir "$sink"; mv "$sink.keep" "$sink"; }
+inject_sink-eisdir() { mv "$sink" "$sink.keep"; mkdir "$sink"; restart_forwarder; }
+restore_sink-eisdir() { rmdir "$sink"; mv "$sink.keep" "$sink"; restart_forwarder; }
 
 # The file sink's directory not writable by the service user.
-inject_sink-eperm() { stop_forwarder; mv "$sink" "$sink.keep"; chown root:root "$out/sink"; chmod 0755 "$out/sink"; "${cli[@]}" troubleshoot --fix --yes --probes 0 --timeout 4 >/dev/null 2>&1; }
-restore_sink-eperm() { mv "$sink.keep" "$sink"; }
+inject_sink-eperm() { stat -c '%u:%g %a' "$out/sink" >"$out/sink.owner"; mv "$sink" "$sink.keep"; chown root:root "$out/sink"; chmod 0755 "$out/sink"; restart_forwarder; }
+restore_sink-eperm() { read -r own mode <"$out/sink.owner"; chown "$own" "$out/sink"; chmod "$mode" "$out/sink"; mv "$sink.keep" "$sink"; restart_forwarder; }
 
 # The queue directory taken from the service user (as after a restore from backup as root).
 inject_queue-unwritable() {
   local q; q="$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).queue?.dir ?? "/var/lib/sentinel-cef/queue")' "$cfg")"
   echo "$q" >"$out/queue.dir"
-  stop_forwarder; chown -R root:root "$q"; chmod 0700 "$q"
-  "${cli[@]}" troubleshoot --fix --yes --probes 0 --timeout 4 >/dev/null 2>&1
+  stat -c '%u:%g %a' "$q" >"$out/queue.owner"
+  chown -R root:root "$q"; chmod 0700 "$q"; restart_forwarder
 }
+restore_queue-unwritable() { local q own mode; q="$(cat "$out/queue.dir")"; read -r own mode <"$out/queue.owner"; chown -R "$own" "$q"; chmod "$mode" "$q"; restart_forwarder; }
 
 # A rate limit on the CEF input (edited into our drop-in, as someone tuning the daemon would).
 inject_rate-limit() {
@@ -139,7 +150,7 @@ inject_duplicates() {
   if [ "$daemon" = rsyslog ]; then
     printf '*.* /var/log/syslog\n' >/etc/rsyslog.d/05-everything.conf
   else
-    printf 'log { source(s_sentinel_cef_net); destination(d_everything); };\ndestination d_everything { file("/var/log/syslog"); };\n' >/etc/syslog-ng/conf.d/05-everything.conf
+    printf 'log { source(s_sentinel_cef); destination(d_everything); };\ndestination d_everything { file("/var/log/syslog"); };\n' >/etc/syslog-ng/conf.d/05-everything.conf
   fi
   restart_daemon
 }
