@@ -30,6 +30,17 @@ describe('daemon.running', () => {
     await r.safeFix!.apply();
     expect(restarted).toEqual([['rsyslog', { port: 514, protocols: [] }]]);
   });
+  // Fault matrix (port-taken): syslog-ng exits when another program holds 514; starting it again cannot help,
+  // so --fix must not offer it (it would report a fix that did not fix anything).
+  it('offers no start while another program holds the CEF port, and names it', async () => {
+    await cleanup(`${root}/proc/300`);
+    await addProcess(root, 700, 'node', ['node', 'squat.js'], [1001, 1002]);
+    const r = await daemon.checkDaemonRunning(ctxFor());
+    expect(r.status).toBe('fail');
+    expect(r.message).toContain('port 514 is held by another program (node pid 700)');
+    expect(r.fix).toContain('stop node pid 700');
+    expect(r.safeFix).toBeUndefined();
+  });
   it('fails when no daemon is installed', async () => {
     await cleanup(`${root}/proc/300`);
     await cleanup(`${root}/usr/sbin/rsyslogd`);
