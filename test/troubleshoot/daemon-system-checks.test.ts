@@ -200,6 +200,28 @@ describe('daemon.forwarding compares transports, not only ports', () => {
     const r = await daemon.checkForwarding(ctxFor());
     expect(r.message).toBe('syslog-ng sends tcp to 127.0.0.1:25226, but the forwarder listens there on udp only');
   });
+  // Fault matrix (protocol-mismatch on syslog-ng): the destination install renders nests its template several
+  // parentheses deep; the transport is read from the whole network(...) call, not only a flat one.
+  it('syslog-ng: reads the transport of the destination install renders (nested template)', async () => {
+    await cleanup(root);
+    root = await makeRoot();
+    const dropIn = [
+      '# Managed by sentinel-cef 0.1.0.',
+      'destination d_sentinel_cef {',
+      '    network("127.0.0.1" port(25226) transport("framed")',
+      `        template("$(if (match('^(<[0-9]{1,3}>)?[[:space:]]*(CEF:|%ASA-|%FTD-)' value('RAWMSG'))) '<\${PRI}>1 - \${HOST} - - - - \${RAWMSG}' '\${RAWMSG}')")`,
+      '        persist-name("sentinel-cef-raw") time-reopen(2)',
+      '        disk-buffer(reliable(yes) disk-buf-size(1073741824) mem-buf-size(16777216)));',
+      '};',
+      'log { source(s); destination(d_sentinel_cef); flags(final); };',
+      '',
+    ].join('\n');
+    await healthyTree(root, { adminPort: 1, daemonPort: 514, daemon: 'syslog-ng', dropIn });
+    await put(root, '/proc/net/tcp', tcpOnly);
+    await put(root, '/proc/net/udp', procNet([{ local: ['127.0.0.1', 25226], st: '07', inode: 2001 }]));
+    const r = await daemon.checkForwarding(ctxFor());
+    expect(r.message).toBe('syslog-ng sends tcp to 127.0.0.1:25226, but the forwarder listens there on udp only');
+  });
   it('still says nothing listens when nothing does', async () => {
     await put(root, '/proc/net/tcp', tcpOnly);
     await put(root, '/proc/net/udp', '');

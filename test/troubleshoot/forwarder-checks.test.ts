@@ -150,6 +150,9 @@ describe('forwarder.running', () => {
     expect(r.message).not.toContain('EISDIR');
     expect(r.fix).toContain('`chown sentinel-cef: /srv/cef`');
     expect(r.safeFix).toBeUndefined();
+    // Killed by a signal (--fix's own kill of a hung forwarder) is not a crash: the new child counts as running.
+    await put(root, '/var/log/sentinel-cef/forwarder.log', '2026-11-22T08:00:00Z supervisor: forwarder exited (code null, signal SIGKILL); restarting in 1000 ms\n');
+    expect(await fwd.checkRunning(ctxFor())).toMatchObject({ status: 'pass', message: 'pid 778 (supervisor pid 777)' });
   });
 
   it('does not take another forwarder on the machine (other bundle or config) for ours', async () => {

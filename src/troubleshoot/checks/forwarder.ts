@@ -187,6 +187,14 @@ export function restartHungFix(ctx: Context, hang: ForwarderHang): SafeFix {
       const r = await ctx.deps.exec('kill', ['-KILL', String(hang.pid)], { timeoutMs: 10_000 });
       if (r.exitCode !== 0 && (await isProcessAlive(ctx.fs, hang.pid))) throw new Error(`kill -KILL ${hang.pid}: ${(r.stderr || r.stdout).trim()}`);
       await restart.apply();
+      // Without systemd the supervisor, still alive, starts the next forwarder itself after a short delay:
+      // wait for it, so the re-check sees the new process rather than the gap.
+      if (await ctx.systemd()) return;
+      for (let i = 0; i < 60; i++) {
+        const next = Number((await ctx.readText(LAYOUT.forwarderPidFile))?.trim());
+        if (Number.isInteger(next) && next > 0 && next !== hang.pid && (await isProcessAlive(ctx.fs, next))) return;
+        await ctx.deps.sleep(250);
+      }
     },
   };
 }
@@ -230,7 +238,8 @@ export async function checkRunning(ctx: Context): Promise<CheckOutcome> {
   const childAlive = child !== null && (await isProcessAlive(ctx.fs, child));
   const log = supAlive ? ((await ctx.readText(LAYOUT.logFiles[0])) ?? '') : '';
   const lines = log.trimEnd().split('\n');
-  const lastExit = lastIndex(lines, /supervisor: forwarder exited/);
+  // Only an exit of its own (a code, not a signal such as our own kill of a hung one) counts towards a loop.
+  const lastExit = lastIndex(lines, /supervisor: forwarder exited \(code \d+/);
   const lastStart = lastIndex(lines, /"msg":"forwarder started"/);
   // The supervisor restarts a forwarder that exits at startup (bad config, an unwritable sink or queue), so its
   // child is often alive at the moment we look: a last exit with no start after it, and no answer from the
