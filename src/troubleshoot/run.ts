@@ -162,7 +162,14 @@ export async function runTroubleshoot(
         await deps.sleep(error ? 0 : 1000);
         ctx.invalidate();
         ctx.startedAt = deps.now();
-        const again = await runOne(ctx, CHECKS.find((c) => c.id === o.id)!);
+        let again = await runOne(ctx, CHECKS.find((c) => c.id === o.id)!);
+        if (!error && (again.status === 'fail' || again.status === 'warn')) {
+          // A restarted service may still be starting (the supervisor's restart delay, a slow machine): one more look.
+          await deps.sleep(3000);
+          ctx.invalidate();
+          ctx.startedAt = deps.now();
+          again = await runOne(ctx, CHECKS.find((c) => c.id === o.id)!);
+        }
         again.details = { ...again.details, fix: { applied: !error, description: fix.description, error, before: o.status } };
         outcomes = outcomes.map((x) => (x.id === o.id ? again : x));
       }

@@ -337,6 +337,11 @@ export async function checkForwarding(ctx: Context): Promise<CheckOutcome> {
   if (ctx.opts.probes === 0) {
     return { ...base, status: 'pass', message: 'configured (no connection yet: the daemon connects on its first CEF message)', details };
   }
+  // Probes the daemon never received give it nothing to forward: no connection then says nothing about this hop,
+  // and restarting the daemon would not help (see daemon.listening).
+  if (run && run.results.length > 0 && run.results.every((r) => r.stage === 'daemon-not-receiving')) {
+    return { ...base, status: 'skip', message: `configured; no probe reached ${d.name}, so its forwarding could not be seen (see daemon.listening)`, details };
+  }
   // Typically the forwarder was down and the daemon suspended its forwarding action: it retries on its own
   // (rsyslog every action.resumeInterval, 30 s and growing), a restart reconnects now.
   return {

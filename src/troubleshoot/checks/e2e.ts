@@ -314,8 +314,13 @@ function locate(
     return;
   }
   const listeners = listenersOn(e.sockets, port, r.transport);
-  const foreign = listeners.filter((l) => l.pid !== undefined && !e.daemonPids.has(l.pid));
-  if (r.sendError || listeners.length === 0 || (foreign.length > 0 && foreign.length === listeners.length) || e.firewallDrop) {
+  // An IPv4 probe goes to an IPv4 socket when there is one, before a dual-stack [::] one: a program holding
+  // 0.0.0.0:514 takes it even though the daemon holds [::]:514.
+  const v4 = /^\d+\.\d+\.\d+\.\d+:/.test(r.target);
+  const direct = listeners.filter((l) => (l.family === 6) !== v4);
+  const serving = direct.length ? direct : listeners;
+  const foreign = serving.filter((l) => l.pid !== undefined && !e.daemonPids.has(l.pid));
+  if (r.sendError || listeners.length === 0 || (foreign.length > 0 && foreign.length === serving.length) || e.firewallDrop) {
     r.stage = 'daemon-not-receiving';
     if (e.firewallDrop) r.evidence.push(`the firewall drops ${port}/${r.transport}: ${e.firewallDrop}`);
     if (r.sendError) r.evidence.push(`sending to ${r.target} failed: ${r.sendError}`);
