@@ -150,7 +150,8 @@ inject_duplicates() {
   if [ "$daemon" = rsyslog ]; then
     printf '*.* /var/log/syslog\n' >/etc/rsyslog.d/05-everything.conf
   else
-    printf 'log { source(s_sentinel_cef); destination(d_everything); };\ndestination d_everything { file("/var/log/syslog"); };\n' >/etc/syslog-ng/conf.d/05-everything.conf
+    # d_syslog is Debian's own file("/var/log/syslog") destination (a second file() on it would clash).
+    printf 'log { source(s_sentinel_cef); destination(d_syslog); };\n' >/etc/syslog-ng/conf.d/05-everything.conf
   fi
   restart_daemon
 }

@@ -109,8 +109,7 @@ export const FAULTS: Fault[] = [
     check: 'daemon.max-message-size', cause: /2 KiB/, fix: /\$MaxMessageSize|log-msg-size\(65536\)/, fixable: false,
   },
   {
-    // syslog-ng: the injected log path does not load yet (syslog-ng refuses the config), so rsyslog only for now.
-    id: 'duplicates', daemons: ['rsyslog'], inject: 'a rule that writes everything, CEF too, to /var/log/syslog',
+    id: 'duplicates', daemons: BOTH, inject: 'a rule that writes everything, CEF too, to /var/log/syslog',
     fail: [], stoppedAt: 'delivered',
     check: 'system.duplicates', cause: /also landed in \/var\/log\/syslog/, fix: /05-everything\.conf|guard/, fixable: false,
   },
