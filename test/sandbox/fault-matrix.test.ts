@@ -125,6 +125,11 @@ export const FAULTS: Fault[] = [
   },
 ];
 
+// npm test runs the rows below (one per hop that a fix touched); FAULT_MATRIX=full runs every row. Measured on a
+// loaded 2-core machine (load ~25): ~60-70 s per fault per daemon, both daemons in parallel; see docs/RELIABILITY.md.
+const CI_ROWS = ['forwarder-frozen', 'protocol-mismatch', 'port-taken', 'queue-unwritable', 'include-removed', 'custom-port'];
+const RUN = process.env.FAULT_MATRIX === 'full' ? FAULTS : FAULTS.filter((f) => CI_ROWS.includes(f.id));
+
 interface Check {
   id: string;
   status: 'pass' | 'warn' | 'fail' | 'skip';
@@ -221,7 +226,7 @@ beforeAll(async () => {
       mkdirSync(dir, { recursive: true });
       chmodSync(dir, 0o755);
       dirs[daemon] = dir;
-      const ids = FAULTS.filter((f) => f.daemons.includes(daemon)).map((f) => f.id);
+      const ids = RUN.filter((f) => f.daemons.includes(daemon)).map((f) => f.id);
       const r = await execa(sandbox, ['run', '--daemon', daemon, '--', 'bash', path.join(repo, 'test/sandbox/fault-matrix.sh'), dir, daemon, ...ids], {
         reject: false,
         // ~2 min per daemon on an idle machine; a loaded one takes several times that.
@@ -243,7 +248,7 @@ describe.skipIf(reason !== null)('troubleshoot fault matrix in the sandbox', () 
     expect(r.ok).toBe(true);
   });
 
-  const rows = FAULTS.flatMap((f) => f.daemons.map((d) => [`${d} ${f.id}`, d, f] as const));
+  const rows = RUN.flatMap((f) => f.daemons.map((d) => [`${d} ${f.id}`, d, f] as const));
   it.each(rows)('%s', (_name, daemon, f) => {
     const v = judge(dirs[daemon]!, daemon, f);
     verdicts.push(v);
