@@ -152,50 +152,57 @@ export async function runTroubleshoot(
 
   if (opts.fix) {
     let applied = 0;
-    const candidates = outcomes
-      .filter((o) => (o.status === 'fail' || o.status === 'warn') && FIX_ORDER.includes(o.id))
-      .sort((a, b) => rank(a.id) - rank(b.id));
-    for (const first of candidates) {
-      // An earlier fix may have cured this one, or changed which fix it needs: look again first.
-      let o = first;
-      if (applied > 0) {
+    const tried = new Set<string>();
+    // A fix can uncover the next fault on the path (a restarted forwarder finds rsyslog's forwarding action
+    // suspended): the fresh run after a round may offer fixes the first did not, so there is a second round.
+    for (let round = 0; round < 2; round++) {
+      const appliedBefore = applied;
+      const candidates = outcomes
+        .filter((o) => (o.status === 'fail' || o.status === 'warn') && FIX_ORDER.includes(o.id) && !tried.has(o.id))
+        .sort((a, b) => rank(a.id) - rank(b.id));
+      for (const first of candidates) {
+        // An earlier fix may have cured this one, or changed which fix it needs: look again first.
+        let o = first;
+        if (applied > 0) {
+          ctx.invalidate();
+          ctx.startedAt = deps.now(); // a re-check after a fix gets its own --timeout
+          o = await runOne(ctx, CHECKS.find((c) => c.id === first.id)!);
+          outcomes = outcomes.map((x) => (x.id === o.id ? o : x));
+          if (o.status !== 'fail' && o.status !== 'warn') continue;
+        }
+        const fix = o.safeFix;
+        if (!fix) continue;
+        const ok = opts.yes || (hooks.confirmFix ? await hooks.confirmFix(strip(o), fix.description) : await deps.confirm(`${o.id}: ${fix.description}?`));
+        if (!ok) continue;
+        tried.add(o.id);
+        deps.progress(`fixing ${o.id}: ${fix.description}`);
+        let error: string | undefined;
+        try {
+          await fix.apply();
+          applied++;
+        } catch (err) {
+          error = (err as Error).message;
+        }
+        // Give restarted services a moment to bind their ports before the check looks again.
+        await deps.sleep(error ? 0 : 1000);
         ctx.invalidate();
-        ctx.startedAt = deps.now(); // a re-check after a fix gets its own --timeout
-        o = await runOne(ctx, CHECKS.find((c) => c.id === first.id)!);
-        outcomes = outcomes.map((x) => (x.id === o.id ? o : x));
-        if (o.status !== 'fail' && o.status !== 'warn') continue;
+        ctx.startedAt = deps.now();
+        let again = await runOne(ctx, CHECKS.find((c) => c.id === o.id)!);
+        if (!error && (again.status === 'fail' || again.status === 'warn')) {
+          // A restarted service may still be starting (the supervisor's restart delay, a slow machine): one more look.
+          await deps.sleep(3000);
+          ctx.invalidate();
+          ctx.startedAt = deps.now();
+          again = await runOne(ctx, CHECKS.find((c) => c.id === o.id)!);
+        }
+        again.details = { ...again.details, fix: { applied: !error, description: fix.description, error, before: o.status } };
+        outcomes = outcomes.map((x) => (x.id === o.id ? again : x));
       }
-      const fix = o.safeFix;
-      if (!fix) continue;
-      const ok = opts.yes || (hooks.confirmFix ? await hooks.confirmFix(strip(o), fix.description) : await deps.confirm(`${o.id}: ${fix.description}?`));
-      if (!ok) continue;
-      deps.progress(`fixing ${o.id}: ${fix.description}`);
-      let error: string | undefined;
-      try {
-        await fix.apply();
-        applied++;
-      } catch (err) {
-        error = (err as Error).message;
-      }
-      // Give restarted services a moment to bind their ports before the check looks again.
-      await deps.sleep(error ? 0 : 1000);
-      ctx.invalidate();
-      ctx.startedAt = deps.now();
-      const again = await runOne(ctx, CHECKS.find((c) => c.id === o.id)!);
-      again.details = { ...again.details, fix: { applied: !error, description: fix.description, error, before: o.status } };
-      outcomes = outcomes.map((x) => (x.id === o.id ? again : x));
-    }
-    if (applied > 0) {
+      if (applied === appliedBefore) break;
       // The fixes changed the path: follow fresh probes through it, and refresh everything else with them.
       ctx.invalidate();
       ctx.startedAt = deps.now();
-      const fresh = await Promise.all(
-        outcomes.map(async (x) => {
-          const f = x.details?.fix ? x : await runOne(ctx, CHECKS.find((c) => c.id === x.id)!);
-          return f;
-        }),
-      );
-      outcomes = fresh;
+      outcomes = await Promise.all(outcomes.map(async (x) => (x.details?.fix ? x : await runOne(ctx, CHECKS.find((c) => c.id === x.id)!))));
     }
   }
 

@@ -154,6 +154,36 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('troubl
     expect(check('port-taken', 'e2e.probes').details!.stoppedAt).toBe('daemon-not-receiving');
   });
 
+  it('after install --port 1514 --protocol tcp, checks and --fix use that port, and a --port flag says it overrides', () => {
+    expect(rc('install-1514'), err('install-1514')).toBe('0');
+    expect(failed('custom-port')).toEqual([]);
+    expect(rc('custom-port')).toBe('0');
+    expect(check('custom-port', 'daemon.dropin').status).toBe('pass');
+    expect(check('custom-port', 'e2e.probes').message).toContain('2/2 probes delivered (tcp 2/2');
+    expect(check('custom-port-fixed', 'daemon.dropin').details!.fix).toMatchObject({ applied: true });
+    expect(failed('custom-port-fixed')).toEqual([]);
+    const dropin = readFileSync(path.join(dir, 'custom-port-dropin.conf'), 'utf8');
+    expect(dropin).toMatch(daemon === 'rsyslog' ? /port="1514"/ : /port\(1514\)/);
+    expect(dropin).not.toMatch(/port="514"|port\(514\)|port="1515"|port\(1515\)/);
+    expect(report('custom-port-flag') as unknown).toMatchObject({ settings: expect.arrayContaining([{ name: 'port', value: 514, from: 'flag', installed: 1514 }]) });
+  });
+
+  it.skipIf(daemon !== 'rsyslog')('rsyslog.conf without the rsyslog.d include: caught, repaired by --fix and by install', () => {
+    expect(check('include-missing', 'daemon.dropin')).toMatchObject({ status: 'fail' });
+    expect(check('include-missing', 'daemon.dropin').message).toContain('/etc/rsyslog.conf does not include /etc/rsyslog.d/*.conf');
+    expect(failed('include-fixed')).toEqual([]);
+    const orig = readFileSync(path.join(dir, 'rsyslog.conf.orig'), 'utf8');
+    const count = (t: string) => t.split('\n').filter((l) => l.trim() === '$IncludeConfig /etc/rsyslog.d/*.conf').length;
+    expect(count(readFileSync(path.join(dir, 'rsyslog.conf.fixed'), 'utf8'))).toBe(1);
+    expect(rc('include-install'), err('include-install')).toBe('0');
+    const plan = readFileSync(path.join(dir, 'include-install.out'), 'utf8');
+    expect(plan).toMatch(/update +\/etc\/rsyslog\.conf/);
+    expect(plan).not.toContain('Nothing to change');
+    expect(count(readFileSync(path.join(dir, 'rsyslog.conf.installed'), 'utf8'))).toBe(1);
+    expect(failed('include-installed')).toEqual([]);
+    expect(orig.length).toBeGreaterThan(0);
+  });
+
   it('passes against a healthy Azure workspace (mock) and proves the key', () => {
     // The daemon reconnects to the restarted forwarder within seconds (syslog-ng: time-reopen(2) on our
     // destination), so install's own probe through the new sink must succeed.

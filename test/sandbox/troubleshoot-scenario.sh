@@ -109,6 +109,32 @@ kill "$squatter"; wait "$squatter" 2>/dev/null
 start_daemon
 reinstall port
 
+# 5b. Installed on a custom port (TCP only): plain troubleshoot checks that port, and --fix keeps it there.
+step install-1514 "${cli[@]}" install --sink "file:$sink" --port 1514 --protocol tcp --yes --no-verify
+wait_port 1514
+ts custom-port
+sed -i 's/port="1514"/port="1515"/; s/port(1514)/port(1515)/' "$(dropin)"
+ts custom-port-fixed --fix --yes
+cp "$(dropin)" "$out/custom-port-dropin.conf"
+ts custom-port-flag --port 514
+reinstall custom-port
+
+# 5c. rsyslog: rsyslog.conf without the rsyslog.d include. troubleshoot catches it, --fix appends it; with it
+# removed again, install appends it (shown in its plan) instead of saying there is nothing to change.
+if [ "$daemon" = rsyslog ]; then
+  cp /etc/rsyslog.conf "$out/rsyslog.conf.orig"
+  sed -i '/^\$IncludeConfig/d; /^include(/d' /etc/rsyslog.conf
+  stop_daemon; start_daemon
+  ts include-missing
+  ts include-fixed --fix --yes
+  cp /etc/rsyslog.conf "$out/rsyslog.conf.fixed"
+  sed -i '/^\$IncludeConfig/d; /^include(/d; /^# Added by sentinel-cef/d' /etc/rsyslog.conf
+  stop_daemon; start_daemon
+  step include-install "${cli[@]}" install --sink "file:$sink" --yes --no-verify
+  cp /etc/rsyslog.conf "$out/rsyslog.conf.installed"
+  ts include-installed
+fi
+
 # 6. An Azure workspace (the mock): healthy, then refusing the key (403), then down (503: the queue grows).
 ws=11111111-2222-3333-4444-555555555555
 npx tsx scripts/mock-azure.ts --http --key-file "$out/workspace.key" --workspace-id "$ws" --info-file "$out/mock.json" \

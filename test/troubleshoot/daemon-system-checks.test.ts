@@ -30,6 +30,17 @@ describe('daemon.running', () => {
     await r.safeFix!.apply();
     expect(restarted).toEqual([['rsyslog', { port: 514, protocols: [] }]]);
   });
+  // Fault matrix (port-taken): syslog-ng exits when another program holds 514; starting it again cannot help,
+  // so --fix must not offer it (it would report a fix that did not fix anything).
+  it('offers no start while another program holds the CEF port, and names it', async () => {
+    await cleanup(`${root}/proc/300`);
+    await addProcess(root, 700, 'node', ['node', 'squat.js'], [1001, 1002]);
+    const r = await daemon.checkDaemonRunning(ctxFor());
+    expect(r.status).toBe('fail');
+    expect(r.message).toContain('port 514 is held by another program (node pid 700)');
+    expect(r.fix).toContain('stop node pid 700');
+    expect(r.safeFix).toBeUndefined();
+  });
   it('fails when no daemon is installed', async () => {
     await cleanup(`${root}/proc/300`);
     await cleanup(`${root}/usr/sbin/rsyslogd`);
@@ -184,6 +195,28 @@ describe('daemon.forwarding compares transports, not only ports', () => {
     await cleanup(root);
     root = await makeRoot();
     await healthyTree(root, { adminPort: 1, daemonPort: 514, daemon: 'syslog-ng' });
+    await put(root, '/proc/net/tcp', tcpOnly);
+    await put(root, '/proc/net/udp', procNet([{ local: ['127.0.0.1', 25226], st: '07', inode: 2001 }]));
+    const r = await daemon.checkForwarding(ctxFor());
+    expect(r.message).toBe('syslog-ng sends tcp to 127.0.0.1:25226, but the forwarder listens there on udp only');
+  });
+  // Fault matrix (protocol-mismatch on syslog-ng): the destination install renders nests its template several
+  // parentheses deep; the transport is read from the whole network(...) call, not only a flat one.
+  it('syslog-ng: reads the transport of the destination install renders (nested template)', async () => {
+    await cleanup(root);
+    root = await makeRoot();
+    const dropIn = [
+      '# Managed by sentinel-cef 0.1.0.',
+      'destination d_sentinel_cef {',
+      '    network("127.0.0.1" port(25226) transport("framed")',
+      `        template("$(if (match('^(<[0-9]{1,3}>)?[[:space:]]*(CEF:|%ASA-|%FTD-)' value('RAWMSG'))) '<\${PRI}>1 - \${HOST} - - - - \${RAWMSG}' '\${RAWMSG}')")`,
+      '        persist-name("sentinel-cef-raw") time-reopen(2)',
+      '        disk-buffer(reliable(yes) disk-buf-size(1073741824) mem-buf-size(16777216)));',
+      '};',
+      'log { source(s); destination(d_sentinel_cef); flags(final); };',
+      '',
+    ].join('\n');
+    await healthyTree(root, { adminPort: 1, daemonPort: 514, daemon: 'syslog-ng', dropIn });
     await put(root, '/proc/net/tcp', tcpOnly);
     await put(root, '/proc/net/udp', procNet([{ local: ['127.0.0.1', 25226], st: '07', inode: 2001 }]));
     const r = await daemon.checkForwarding(ctxFor());

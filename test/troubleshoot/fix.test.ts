@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { rename } from 'node:fs/promises';
 import { runTroubleshoot } from '../../src/troubleshoot/run.js';
 import { cleanup, fakeExec, healthyTree, makeRoot, put, startFakeAdmin, testDeps, type FakeAdmin } from './helpers.js';
 
@@ -44,6 +45,26 @@ describe('--fix', () => {
       'systemctl restart sentinel-cef-forwarder.service',
       'systemctl is-active sentinel-cef-forwarder.service',
     ]);
+    expect(r.ok).toBe(true);
+  });
+
+  // Fault matrix (forwarder-frozen): restarting the forwarder leaves rsyslog's forwarding action suspended, a
+  // fault the first look could not see. The fresh run after a fix gets a second round of fixes.
+  it('fixes what the first round of fixes uncovered', async () => {
+    const base = programs();
+    base.table['systemctl restart rsyslog'] = {};
+    const exec = Object.assign(
+      async (file: string, args: string[], o?: object) => {
+        const full = [file, ...args].join(' ');
+        if (full === 'systemctl restart sentinel-cef-forwarder.service') await rename(`${root}/proc/300`, `${root}/proc-300`);
+        if (full === 'systemctl restart rsyslog') await rename(`${root}/proc-300`, `${root}/proc/300`);
+        return base(file, args, o);
+      },
+      { table: base.table },
+    );
+    const r = await runTroubleshoot({ ...opts, yes: true }, testDeps(root, { exec }));
+    expect(calls.filter((x) => x.startsWith('systemctl restart'))).toEqual(['systemctl restart sentinel-cef-forwarder.service', 'systemctl restart rsyslog']);
+    expect(r.checks.find((x) => x.id === 'daemon.running')).toMatchObject({ status: 'pass', details: { fix: { applied: true, before: 'fail' } } });
     expect(r.ok).toBe(true);
   });
 

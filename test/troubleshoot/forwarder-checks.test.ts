@@ -120,8 +120,39 @@ describe('forwarder.running', () => {
     expect(crashing.message).toContain('keeps exiting: 2026-11-22T08:00:00Z supervisor: forwarder exited (code 2');
     await put(root, '/run/sentinel-cef/forwarder.pid', '778\n');
     await addProcess(root, 778, 'node', ['node', '/usr/lib/sentinel-cef/forwarder.mjs']);
+    await put(root, '/var/log/sentinel-cef/forwarder.log', '2026-11-22T08:00:00Z supervisor: forwarder exited (code 2, signal null); restarting in 4000 ms\n{"level":30,"msg":"forwarder started"}\n');
     const up = await fwd.checkRunning(ctxFor());
     expect(up).toMatchObject({ status: 'pass', message: 'pid 778 (supervisor pid 777)' });
+  });
+
+  // Fault matrix (sink-eperm, queue-unwritable): the supervisor restarts a forwarder that exits at startup, so a
+  // child is alive most of the time. Last exit after the last start, and no admin answer: a crash loop, with the
+  // forwarder's own last line as the cause, and no restart offered (the supervisor already retries).
+  it('calls a supervised forwarder that exits at startup a crash loop even while its new child is alive', async () => {
+    await put(root, '/proc/1/comm', 'bash\n');
+    await put(root, '/run/sentinel-cef/supervisor.pid', '777\n');
+    await put(root, '/run/sentinel-cef/forwarder.pid', '778\n');
+    await addProcess(root, 777, 'node', ['node', 'sentinel-cef-supervise.mjs']);
+    await addProcess(root, 778, 'node', ['node', '/usr/lib/sentinel-cef/forwarder.mjs']);
+    await put(
+      root,
+      '/var/log/sentinel-cef/forwarder.log',
+      [
+        '{"level":40,"pid":70,"error":"cannot write /srv/old.ndjson: EISDIR","msg":"delivery failed"}',
+        '{"level":30,"pid":70,"msg":"forwarder stopped"}',
+        'sentinel-cef forwarder: sink.file: cannot write under /srv/cef — choose a writable path for --sink file:PATH',
+        '2026-11-22T08:00:00Z supervisor: forwarder exited (code 2, signal null); restarting in 1000 ms',
+      ].join('\n'),
+    );
+    const r = await fwd.checkRunning(ctxFor());
+    expect(r.status).toBe('fail');
+    expect(r.message).toContain('keeps exiting: sentinel-cef forwarder: sink.file: cannot write under /srv/cef');
+    expect(r.message).not.toContain('EISDIR');
+    expect(r.fix).toContain('`chown sentinel-cef: /srv/cef`');
+    expect(r.safeFix).toBeUndefined();
+    // Killed by a signal (--fix's own kill of a hung forwarder) is not a crash: the new child counts as running.
+    await put(root, '/var/log/sentinel-cef/forwarder.log', '2026-11-22T08:00:00Z supervisor: forwarder exited (code null, signal SIGKILL); restarting in 1000 ms\n');
+    expect(await fwd.checkRunning(ctxFor())).toMatchObject({ status: 'pass', message: 'pid 778 (supervisor pid 777)' });
   });
 
   it('does not take another forwarder on the machine (other bundle or config) for ours', async () => {
@@ -290,6 +321,14 @@ describe('forwarder.running when the service user cannot write the queue', () =>
     expect(r.message).not.toContain('supervisor: forwarder exited');
     expect(r.message).toContain(`the service user sentinel-cef cannot write ${QUEUE} (owner root:root, mode 0755)`);
     expect(r.fix).toBe(`\`chown -R sentinel-cef: ${QUEUE}\` (or re-run \`sentinel-cef install\`), then restart the forwarder`);
+    // The queue directory is ours: --fix gives it back to the service user, then restarts the forwarder.
+    const calls: string[] = [];
+    const started: string[] = [];
+    const exec = async (file: string, args: string[]) => (calls.push(`${file} ${args.join(' ')}`), { exitCode: 0, stdout: '', stderr: '' });
+    const fixable = await fwd.checkRunning(ctxFor({ exec, services: { startForwarder: async (c: string) => (started.push(c), 'started'), restartDaemon: async () => 'no' } }));
+    await fixable.safeFix!.apply();
+    expect(calls).toEqual([`chown -R 998:998 ${QUEUE}`, `chmod 0750 ${QUEUE}`]);
+    expect(started).toEqual([CONFIG]);
   });
 
   it('with the queue writable, suggests the check as the service user, not as root', async () => {

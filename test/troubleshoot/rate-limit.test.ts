@@ -77,3 +77,21 @@ describe('daemon.rate-limit reads the inputs that carry the CEF port', () => {
     expect((await daemon.checkRateLimit(ctxFor({ port: 1514, protocol: 'tcp' }))).status).toBe('pass');
   });
 });
+
+// Fault matrix (rate-limit on syslog-ng): throttle() in our drop-in sits on the CEF path itself, so it limits the
+// devices on the port, not only local senders, and the fix is syslog-ng's, not rsyslog's.
+describe('daemon.rate-limit on syslog-ng', () => {
+  it('reports throttle() in our drop-in as a limit on the CEF path, with the syslog-ng fix', async () => {
+    await cleanup(root);
+    root = await makeRoot();
+    await healthyTree(root, { adminPort: 1, daemonPort: 514, daemon: 'syslog-ng' });
+    const path = '/etc/syslog-ng/conf.d/sentinel-cef.conf';
+    await put(root, path, '# Managed by sentinel-cef 0.1.0.\ndestination d { network("127.0.0.1" port(25226) transport("framed") time-reopen(2) throttle(100)); };\nlog { source(s); destination(d); flags(final); };\n');
+    const r = await daemon.checkRateLimit(ctxFor());
+    expect(r.status).toBe('warn');
+    expect(r.message).toContain(`throttle(100) on the CEF path keeps 100 messages per second and drops the rest (${path})`);
+    expect(r.message).not.toContain('local senders');
+    expect(r.fix).toContain(`remove throttle(100) from ${path}`);
+    expect(r.fix).not.toContain('rsyslog');
+  });
+});

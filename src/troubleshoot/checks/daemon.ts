@@ -38,6 +38,20 @@ export async function checkDaemonRunning(ctx: Context): Promise<CheckOutcome> {
       details: { daemon: d.name, pid: d.pid, installed: d.installed },
     };
   }
+  // Starting the daemon cannot help while another program holds its port (it fails to bind, or exits):
+  // that program has to go first, so no start is offered.
+  const pids = new Set(await ctx.daemonPids());
+  const held = (await ctx.listeners()).filter((s) => s.port === ctx.opts.port && s.pid !== undefined && !pids.has(s.pid));
+  if (held.length) {
+    const who = [...new Set(held.map((s) => `${s.comm} pid ${s.pid}`))].join(', ');
+    return {
+      ...base,
+      status: 'fail',
+      message: `${d.name} is installed but not running, and port ${ctx.opts.port} is held by another program (${who})`,
+      fix: `stop ${who} or move it off ${ctx.opts.port} (see daemon.listening), then start ${d.name}`,
+      details: { daemon: d.name, installed: d.installed, heldBy: who },
+    };
+  }
   return {
     ...base,
     status: 'fail',
@@ -325,6 +339,11 @@ export async function checkForwarding(ctx: Context): Promise<CheckOutcome> {
   if (ctx.opts.probes === 0) {
     return { ...base, status: 'pass', message: 'configured (no connection yet: the daemon connects on its first CEF message)', details };
   }
+  // Probes the daemon never received give it nothing to forward: no connection then says nothing about this hop,
+  // and restarting the daemon would not help (see daemon.listening).
+  if (run && run.results.length > 0 && run.results.every((r) => r.stage === 'daemon-not-receiving')) {
+    return { ...base, status: 'skip', message: `configured; no probe reached ${d.name}, so its forwarding could not be seen (see daemon.listening)`, details };
+  }
   // Typically the forwarder was down and the daemon suspended its forwarding action: it retries on its own
   // (rsyslog every action.resumeInterval, 30 s and growing), a restart reconnects now.
   return {
@@ -493,11 +512,30 @@ async function rsyslogPortLimits(ctx: Context): Promise<string[][]> {
   return out;
 }
 
+/**
+ * syslog-ng's throttle() in our drop-in (a source or destination of the CEF log path) limits every device, not
+ * only local senders.
+ */
+async function syslogNgPathLimits(ctx: Context): Promise<string[][]> {
+  const path = dropInPath('syslog-ng');
+  const text = await ctx.readText(path);
+  if (!text) return [];
+  const out: string[][] = [];
+  for (const m of stripConfigComments(text).matchAll(/\bthrottle\s*\(\s*(\d+)\s*\)/g)) {
+    if (Number(m[1]) <= 0) continue;
+    out.push([
+      `throttle(${m[1]}) on the CEF path keeps ${m[1]} messages per second and drops the rest (${path})`,
+      `remove throttle(${m[1]}) from ${path} (re-run \`sentinel-cef install\` renders it without), then restart syslog-ng`,
+    ]);
+  }
+  return out;
+}
+
 export async function checkRateLimit(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'daemon.rate-limit', title: 'Rate limiting', group: G };
   const d = await ctx.daemon();
   if (!d.name) return { ...base, status: 'skip', message: 'no syslog daemon' };
-  const network = d.name === 'rsyslog' ? await rsyslogPortLimits(ctx) : [];
+  const network = d.name === 'rsyslog' ? await rsyslogPortLimits(ctx) : await syslogNgPathLimits(ctx);
   const found: string[] = [];
   for (const f of await ctx.daemonConfigFiles()) {
     const t = stripConfigComments(f.text);
@@ -515,6 +553,7 @@ export async function checkRateLimit(ctx: Context): Promise<CheckOutcome> {
       const legacy = /^\s*\$(SystemLogRateLimitInterval|IMUXSockRateLimitInterval|imjournalRatelimitInterval)\s+(\d+)/im.exec(t);
       if (legacy && Number(legacy[2]) > 0) found.push(`$${legacy[1]} ${legacy[2]} (${f.path})`);
     } else {
+      if (f.path === dropInPath('syslog-ng')) continue;
       for (const m of t.matchAll(/\bthrottle\s*\(\s*(\d+)\s*\)/g)) if (Number(m[1]) > 0) found.push(`throttle(${m[1]}) (${f.path})`);
     }
   }

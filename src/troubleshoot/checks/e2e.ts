@@ -71,6 +71,22 @@ function targetHost(listeners: Listener[]): string {
   return l.address.replace(/^::ffff:/, '');
 }
 
+/** The text from `from` up to the parenthesis that closes the one open there, skipping quoted strings. */
+function balancedTail(t: string, from: number): string {
+  let depth = 1;
+  let quote = '';
+  for (let i = from; i < t.length; i++) {
+    const c = t[i];
+    if (quote) {
+      if (c === '\\') i++;
+      else if (c === quote) quote = '';
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '(') depth++;
+    else if (c === ')' && --depth === 0) return t.slice(from, i);
+  }
+  return t.slice(from);
+}
+
 /**
  * The transports the daemon's rules use towards the forwarder's ports (rsyslog omfwd defaults to UDP, `@@` is TCP,
  * syslog-ng's syslog()/network()/tcp() default to TCP), and those the forwarder listens on there.
@@ -89,10 +105,12 @@ export async function forwardPath(ctx: Context): Promise<{ sends: Transport[]; l
     for (const m of t.matchAll(/(^|[\s;])(@@?)(?:\([^)]*\))?\[?[\w.:]+\]?:(\d+)/gm)) {
       if (fwdPorts.includes(Number(m[3]))) sends.add(m[2] === '@@' ? 'tcp' : 'udp');
     }
-    for (const m of t.matchAll(/\b(syslog|network|tcp6?|udp6?)\s*\(\s*"[^"]*"((?:[^()]|\([^()]*\))*)\)/g)) {
-      const port = /\bport\s*\(\s*(\d+)/.exec(m[2]);
+    for (const m of t.matchAll(/\b(syslog|network|tcp6?|udp6?)\s*\(\s*"[^"]*"/g)) {
+      // Our own destination nests a template several parentheses deep: read up to the matching one.
+      const body = balancedTail(t, m.index! + m[0].length);
+      const port = /\bport\s*\(\s*(\d+)/.exec(body);
       if (!port || !fwdPorts.includes(Number(port[1]))) continue;
-      const tr = /transport\s*\(\s*"?(\w+)/.exec(m[2])?.[1];
+      const tr = /transport\s*\(\s*"?(\w+)/.exec(body)?.[1];
       sends.add(m[1].startsWith('udp') || tr === 'udp' ? 'udp' : 'tcp');
     }
   }
@@ -311,8 +329,13 @@ function locate(
   const listeners = listenersOn(e.sockets, port, r.transport);
   // Forwarder-only: the forwarder itself is the receiver on the port.
   const receiver = (l: Listener) => (l.pid !== undefined && e.daemonPids.has(l.pid)) || (ctx.opts.forwarderOnly && (l.comm === 'node' || l.comm === 'sentinel-cef'));
-  const foreign = listeners.filter((l) => l.pid !== undefined && !receiver(l));
-  if (r.sendError || listeners.length === 0 || (foreign.length > 0 && foreign.length === listeners.length) || e.firewallDrop) {
+  // An IPv4 probe goes to an IPv4 socket when there is one, before a dual-stack [::] one: a program holding
+  // 0.0.0.0:514 takes it even though the daemon holds [::]:514.
+  const v4 = /^\d+\.\d+\.\d+\.\d+:/.test(r.target);
+  const direct = listeners.filter((l) => (l.family === 6) !== v4);
+  const serving = direct.length ? direct : listeners;
+  const foreign = serving.filter((l) => l.pid !== undefined && !receiver(l));
+  if (r.sendError || listeners.length === 0 || (foreign.length > 0 && foreign.length === serving.length) || e.firewallDrop) {
     r.stage = 'daemon-not-receiving';
     if (e.firewallDrop) r.evidence.push(`the firewall drops ${port}/${r.transport}: ${e.firewallDrop}`);
     if (r.sendError) r.evidence.push(`sending to ${r.target} failed: ${r.sendError}`);

@@ -187,6 +187,14 @@ export function restartHungFix(ctx: Context, hang: ForwarderHang): SafeFix {
       const r = await ctx.deps.exec('kill', ['-KILL', String(hang.pid)], { timeoutMs: 10_000 });
       if (r.exitCode !== 0 && (await isProcessAlive(ctx.fs, hang.pid))) throw new Error(`kill -KILL ${hang.pid}: ${(r.stderr || r.stdout).trim()}`);
       await restart.apply();
+      // Without systemd the supervisor, still alive, starts the next forwarder itself after a short delay:
+      // wait for it, so the re-check sees the new process rather than the gap.
+      if (await ctx.systemd()) return;
+      for (let i = 0; i < 60; i++) {
+        const next = Number((await ctx.readText(LAYOUT.forwarderPidFile))?.trim());
+        if (Number.isInteger(next) && next > 0 && next !== hang.pid && (await isProcessAlive(ctx.fs, next))) return;
+        await ctx.deps.sleep(250);
+      }
     },
   };
 }
@@ -228,17 +236,30 @@ export async function checkRunning(ctx: Context): Promise<CheckOutcome> {
   const child = await pidOf(LAYOUT.forwarderPidFile);
   const supAlive = sup !== null && (await isProcessAlive(ctx.fs, sup));
   const childAlive = child !== null && (await isProcessAlive(ctx.fs, child));
-  if (supAlive && childAlive) {
+  const log = supAlive ? ((await ctx.readText(LAYOUT.logFiles[0])) ?? '') : '';
+  const lines = log.trimEnd().split('\n');
+  // Only an exit of its own (a code, not a signal such as our own kill of a hung one) counts towards a loop.
+  const lastExit = lastIndex(lines, /supervisor: forwarder exited \(code \d+/);
+  const lastStart = lastIndex(lines, /"msg":"forwarder started"/);
+  // The supervisor restarts a forwarder that exits at startup (bad config, an unwritable sink or queue), so its
+  // child is often alive at the moment we look: a last exit with no start after it, and no answer from the
+  // admin endpoint, is a crash loop, not a running forwarder.
+  const crashLoop = supAlive && lastExit > lastStart && (!childAlive || !(await ctx.health()).reachable);
+  if (supAlive && childAlive && !crashLoop) {
     return { ...base, status: 'pass', message: `pid ${child} (supervisor pid ${sup})`, details: { pid: child, supervisor: sup } };
   }
   if (supAlive) {
-    const log = (await ctx.readText(LAYOUT.logFiles[0])) ?? '';
-    const lines = log.trimEnd().split('\n');
-    // The supervisor's "exited, restarting" line only says that it died; the forwarder's own error above it says why.
-    const cause = lines.filter((l) => !/supervisor/i.test(l) && /error|fatal|\bE[A-Z]{3,}\b|"level":\s*[56]0/i.test(l)).at(-1);
+    // The forwarder's own last words before its last exit say why (its stderr has no level or timestamp);
+    // older lines may belong to an earlier run.
+    const before = lastExit >= 0 ? lines.slice(0, lastExit) : lines;
+    const since = before.slice(lastIndex(before, /supervisor: forwarder exited|"msg":"forwarder started"/) + 1);
+    const cause =
+      since.filter((l) => l.trim() && !/supervisor/i.test(l)).at(-1) ??
+      lines.filter((l) => !/supervisor/i.test(l) && /error|fatal|\bE[A-Z]{3,}\b|"level":\s*[56]0/i.test(l)).at(-1);
     const last = cause ?? lines.filter((l) => /supervisor|error|fatal/i.test(l)).at(-1);
     const queue = await queueDirProblem(ctx);
     const user = SERVICE_USER;
+    const unwritable = /cannot write under (\/\S+)/.exec(cause ?? '')?.[1];
     return {
       ...base,
       status: 'fail',
@@ -246,8 +267,13 @@ export async function checkRunning(ctx: Context): Promise<CheckOutcome> {
       // As root, `forward --check` finds every directory writable: check as the user the service runs as.
       fix: queue
         ? queue.fix
-        : `check the config as the service user: \`runuser -u ${user} -- sentinel-cef forward --check --config ${ctx.opts.configPath}\`; the log: ${LAYOUT.logFiles[0]}`,
-      safeFix,
+        : unwritable
+          ? `let the service user write there (\`chown ${user}: ${unwritable}\`) or choose a path it can write in "sink.path" of ${ctx.opts.configPath}; the supervisor then starts it on its next attempt`
+          : `check the config as the service user: \`runuser -u ${user} -- sentinel-cef forward --check --config ${ctx.opts.configPath}\`; the log: ${LAYOUT.logFiles[0]}`,
+      // Restarting does not help a forwarder that cannot start (the supervisor already retries); taking back our
+      // own queue directory does.
+      ...(queue?.safeFix ? { safeFix: queue.safeFix } : {}),
+      details: { supervisor: sup, crashLoop: true },
     };
   }
   if (sup !== null) {
@@ -270,8 +296,27 @@ export async function checkRunning(ctx: Context): Promise<CheckOutcome> {
   };
 }
 
+function lastIndex(lines: string[], re: RegExp): number {
+  for (let i = lines.length - 1; i >= 0; i--) if (re.test(lines[i])) return i;
+  return -1;
+}
+
+function chownQueueFix(ctx: Context, dir: string, user: { uid: number; gid: number }): SafeFix {
+  const restart = restartForwarderFix(ctx);
+  return {
+    description: `give ${dir} back to ${SERVICE_USER} (chown -R, mode 0750) and ${restart.description}`,
+    async apply() {
+      for (const [cmd, args] of [['chown', ['-R', `${user.uid}:${user.gid}`, dir]], ['chmod', ['0750', dir]]] as const) {
+        const r = await ctx.deps.exec(cmd, [...args], { timeoutMs: 30_000 });
+        if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${(r.stderr || r.stdout).trim() || `exit ${r.exitCode}`}`);
+      }
+      await restart.apply();
+    },
+  };
+}
+
 /** Can the service user create and write the queue directory? Judged by owner, group and mode along the path. */
-async function queueDirProblem(ctx: Context): Promise<{ message: string; fix: string } | null> {
+async function queueDirProblem(ctx: Context): Promise<{ message: string; fix: string; safeFix?: SafeFix } | null> {
   const dir = (await ctx.config()).config?.queue.dir;
   const user = await lookupUser(ctx.fs, SERVICE_USER);
   if (!dir || !user || user.uid === 0) return null;
@@ -294,6 +339,9 @@ async function queueDirProblem(ctx: Context): Promise<{ message: string; fix: st
       return {
         message: `the service user ${SERVICE_USER} cannot ${need === 3 ? 'write' : 'enter'} ${p} (owner ${owner}, mode ${mode}), so the forwarder cannot open its queue ${dir}`,
         fix: p === dir || deepest ? `\`chown -R ${SERVICE_USER}: ${dir === p ? dir : p}\` (or re-run \`sentinel-cef install\`), then restart the forwarder` : `\`chmod o+x ${p}\`, then restart the forwarder`,
+        // The queue directory is ours (install made it for the service user): giving it back is safe. Its
+        // parents are the system's, so those stay a suggestion.
+        ...(p === dir ? { safeFix: chownQueueFix(ctx, dir, user) } : {}),
       };
     }
     if (deepest) return null;

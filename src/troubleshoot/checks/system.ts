@@ -281,6 +281,17 @@ async function rulesWriting(ctx: Context, file: string): Promise<Array<{ path: s
 async function fixForLocalRule(ctx: Context, rule: { path: string; line: number; text: string }, daemon: string | null): Promise<string> {
   const restart = `\`systemctl restart ${daemon ?? 'rsyslog'}\``;
   if (daemon === 'syslog-ng') {
+    // A log path that takes our own source (s_sentinel_cef) to that destination is the rule to remove.
+    const files = await ctx.daemonConfigFiles();
+    const upTo = files.find((f) => f.path === rule.path)?.text.split('\n').slice(0, rule.line).join('\n') ?? '';
+    const name = [...upTo.matchAll(/destination\s+(\w+)\s*\{/g)].at(-1)?.[1];
+    if (name) {
+      const uses = new RegExp(`destination\\s*\\(\\s*${name}\\s*\\)`);
+      for (const f of files) {
+        const i = f.text.split('\n').findIndex((l) => !l.trim().startsWith('#') && uses.test(l) && /source\s*\(\s*s_sentinel_cef\s*\)/.test(l));
+        if (i >= 0) return `${f.path} line ${i + 1} sends our CEF source (s_sentinel_cef) to ${name} (${rule.path} line ${rule.line}): remove that log path, then ${restart}`;
+      }
+    }
     return `in ${rule.path} line ${rule.line}, the log path using this destination runs before ours: move the \`@include "/etc/syslog-ng/conf.d/*.conf"\` line above it, then ${restart}`;
   }
   const ours = LAYOUT.rsyslogDropIn.split('/').pop()!;

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Runs inside `scripts/sandbox run --daemon D`: one install, then each fault named on the command line in turn:
+# inject it, `troubleshoot --json` (F.json), `troubleshoot --fix --yes` (F.fix.json), a fresh troubleshoot
+# (F.after.json), then undo it and make the install clean again for the next fault. fault-matrix.test.ts holds
+# the table of faults and asserts on these files.
+#   fault-matrix.sh OUT DAEMON FAULT...
+set -uo pipefail
+out="$1"; daemon="$2"; shift 2
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+cli=(node "$repo/bin/sentinel-cef")
+sink="$out/sink/rows.ndjson"
+cfg=/etc/sentinel-cef/forwarder.json
+export CI=true NO_COLOR=1
+cd "$repo"
+
+dproc() { [ "$daemon" = rsyslog ] && echo rsyslogd || echo syslog-ng; }
+dropin() { [ "$daemon" = rsyslog ] && echo /etc/rsyslog.d/10-sentinel-cef.conf || echo /etc/syslog-ng/conf.d/sentinel-cef.conf; }
+wait_gone() { for _ in $(seq 1 100); do pgrep -x "$1" >/dev/null || return 0; sleep 0.1; done; }
+wait_port() { for _ in $(seq 1 100); do grep -q ":$(printf '%04X' "$1") 00000000:0000 0A" /proc/net/tcp /proc/net/tcp6 2>/dev/null && return 0; sleep 0.1; done; }
+start_daemon() {
+  if [ "$daemon" = rsyslog ]; then rsyslogd; else syslog-ng --pidfile /run/syslog-ng.pid; fi
+  wait_port "${1:-514}"
+}
+stop_daemon() { pkill -x "$(dproc)"; wait_gone "$(dproc)"; }
+restart_daemon() { stop_daemon; start_daemon "$@"; }
+fwd_pid() { cat /run/sentinel-cef/forwarder.pid 2>/dev/null; }
+stop_forwarder() {
+  local pid; pid="$(cat /run/sentinel-cef/supervisor.pid 2>/dev/null)"
+  [ -n "$pid" ] && kill "$pid"
+  for _ in $(seq 1 300); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
+}
+# Kills the forwarder under its supervisor, which starts it again (on whatever config is there now).
+restart_forwarder() {
+  local old; old="$(fwd_pid)"
+  kill "$old" 2>/dev/null
+  for _ in $(seq 1 150); do [ "$(fwd_pid)" != "$old" ] && [ -e "/proc/$(fwd_pid)" ] && break; sleep 0.1; done
+  sleep 1
+}
+# Edits the forwarder config with a JS expression over `c`.
+edit_cfg() { node -e 'const fs=require("fs"),f=process.argv[1];const c=JSON.parse(fs.readFileSync(f,"utf8"));'"$1"';fs.writeFileSync(f,JSON.stringify(c,null,2))' "$cfg"; }
+ms() { date +%s%3N; }
+# troubleshoot NAME [ARGS...]: JSON report in NAME.json, exit code in NAME.rc, stderr in NAME.err.
+ts() {
+  local name="$1" t; shift; t=$(ms)
+  "${cli[@]}" troubleshoot --json --probes 1 --timeout "${TS_TIMEOUT:-10}" "$@" >"$out/$name.json" 2>"$out/$name.err"
+  echo $? >"$out/$name.rc"; echo $(($(ms) - t)) >"$out/$name.ms"
+}
+step() { local name="$1"; shift; "$@" >"$out/$name.out" 2>"$out/$name.err"; echo $? >"$out/$name.rc"; }
+install_args=(install --sink "file:$sink" --yes)
+
+# --- Faults: inject_F breaks the chain; restore_F (optional) undoes what a reinstall would not. ---------------
+
+inject_forwarder-down() { stop_forwarder; }
+
+inject_forwarder-frozen() { fwd_pid >"$out/frozen.pid"; kill -STOP "$(fwd_pid)"; }
+restore_forwarder-frozen() { kill -CONT "$(cat "$out/frozen.pid")" 2>/dev/null || true; }
+
+# A config the forwarder refuses (a listen address it cannot parse), and the forwarder restarted on it.
+inject_forwarder-misconfigured() { cp "$cfg" "$out/cfg.orig"; edit_cfg 'c.listen=["tcp://127.0.0.1:notaport"]'; restart_forwarder; }
+restore_forwarder-misconfigured() { cp "$out/cfg.orig" "$cfg"; restart_forwarder; }
+
+# The forwarder listens on UDP only while the daemon sends over TCP.
+inject_protocol-mismatch() { cp "$cfg" "$out/cfg.orig"; edit_cfg 'c.listen=c.listen.filter(u=>u.startsWith("udp:"))'; restart_forwarder; }
+restore_protocol-mismatch() { cp "$out/cfg.orig" "$cfg"; restart_forwarder; }
+
+inject_daemon-down() { stop_daemon; }
+
+inject_dropin-missing() { rm -f "$(dropin)"; restart_daemon; }
+
+# Our drop-in edited by hand (sends to a port nothing listens on), daemon restarted on it.
+inject_dropin-altered() { sed -i 's/25226/25299/g' "$(dropin)"; restart_daemon; }
+
+inject_include-removed() {
+  cp /etc/rsyslog.conf "$out/rsyslog.conf.orig"
+  sed -i '/^\$IncludeConfig/d; /^include(/d' /etc/rsyslog.conf
+  restart_daemon
+}
+restore_include-removed() { cp "$out/rsyslog.conf.orig" /etc/rsyslog.conf; }
+
+# Installed on a custom port (TCP only), then the drop-in altered: --fix must render it back on 1514.
+inject_custom-port() {
+  step install-1514 "${cli[@]}" install --sink "file:$sink" --port 1514 --protocol tcp --yes --no-verify
+  wait_port 1514
+  sed -i 's/port="1514"/port="1515"/; s/port(1514)/port(1515)/' "$(dropin)"
+  restart_daemon 1515
+}
+restore_custom-port() { cp "$(dropin)" "$out/custom-port.dropin"; }
+
+# Another program on 514 before the daemon starts: rsyslog runs without its listeners, syslog-ng exits.
+squatter=""
+inject_port-taken() {
+  stop_daemon
+  node -e '
+    const net = require("net"), dgram = require("dgram");
+    net.createServer((s) => s.resume()).listen(514, "0.0.0.0");
+    dgram.createSocket("udp4").bind(514, "0.0.0.0");
+    setTimeout(() => process.exit(0), 300000);
+  ' &
+  squatter=$!
+  wait_port 514
+  if [ "$daemon" = rsyslog ]; then rsyslogd; else syslog-ng --pidfile /run/syslog-ng.pid; fi
+  sleep 1
+}
+restore_port-taken() { kill "$squatter"; wait "$squatter" 2>/dev/null; restart_daemon; }
+
+# The file sink's path is a directory (EISDIR on open).
+inject_sink-eisdir() { mv "$sink" "$sink.keep"; mkdir "$sink"; restart_forwarder; }
+restore_sink-eisdir() { rmdir "$sink"; mv "$sink.keep" "$sink"; restart_forwarder; }
+
+# The file sink's directory not writable by the service user.
+inject_sink-eperm() { stat -c '%u:%g %a' "$out/sink" >"$out/sink.owner"; mv "$sink" "$sink.keep"; chown root:root "$out/sink"; chmod 0755 "$out/sink"; restart_forwarder; }
+restore_sink-eperm() { read -r own mode <"$out/sink.owner"; chown "$own" "$out/sink"; chmod "$mode" "$out/sink"; mv "$sink.keep" "$sink"; restart_forwarder; }
+
+# The queue directory taken from the service user (as after a restore from backup as root).
+inject_queue-unwritable() {
+  local q; q="$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).queue?.dir ?? "/var/lib/sentinel-cef/queue")' "$cfg")"
+  echo "$q" >"$out/queue.dir"
+  stat -c '%u:%g %a' "$q" >"$out/queue.owner"
+  chown -R root:root "$q"; chmod 0700 "$q"; restart_forwarder
+}
+restore_queue-unwritable() { local q own mode; q="$(cat "$out/queue.dir")"; read -r own mode <"$out/queue.owner"; chown -R "$own" "$q"; chmod "$mode" "$q"; restart_forwarder; }
+
+# A rate limit on the CEF input (edited into our drop-in, as someone tuning the daemon would).
+inject_rate-limit() {
+  if [ "$daemon" = rsyslog ]; then
+    sed -i 's/input(type="imudp" port="514"/& ratelimit.interval="5" ratelimit.burst="100"/' "$(dropin)"
+  else
+    sed -i 's/time-reopen(2)/& throttle(100)/' "$(dropin)"
+  fi
+  restart_daemon
+}
+
+# The daemon's maximum message size below what devices send (--probe-size 4000).
+inject_message-size() {
+  if [ "$daemon" = rsyslog ]; then
+    cp /etc/rsyslog.conf "$out/rsyslog.conf.orig"
+    sed -i '1i $MaxMessageSize 2k' /etc/rsyslog.conf
+  else
+    printf 'options { log-msg-size(2048); };\n' >/etc/syslog-ng/conf.d/00-size.conf
+  fi
+  restart_daemon
+}
+restore_message-size() {
+  if [ "$daemon" = rsyslog ]; then cp "$out/rsyslog.conf.orig" /etc/rsyslog.conf; else rm -f /etc/syslog-ng/conf.d/00-size.conf; fi
+  restart_daemon
+}
+
+# A rule that also writes CEF to /var/log/syslog.
+inject_duplicates() {
+  if [ "$daemon" = rsyslog ]; then
+    printf '*.* /var/log/syslog\n' >/etc/rsyslog.d/05-everything.conf
+  else
+    # d_syslog is Debian's own file("/var/log/syslog") destination (a second file() on it would clash).
+    printf 'log { source(s_sentinel_cef); destination(d_syslog); };\n' >/etc/syslog-ng/conf.d/05-everything.conf
+  fi
+  restart_daemon
+}
+restore_duplicates() { rm -f /etc/rsyslog.d/05-everything.conf /etc/syslog-ng/conf.d/05-everything.conf; restart_daemon; }
+
+# An OMS agent's leftover rsyslog/syslog-ng forwarding to 25226/25224.
+inject_legacy-agent() {
+  mkdir -p /etc/opt/microsoft/omsagent/conf
+  if [ "$daemon" = rsyslog ]; then
+    printf 'if $rawmsg contains "CEF:" then @@127.0.0.1:25226\n' >/etc/rsyslog.d/security-config-omsagent.conf
+  else
+    printf 'filter f_oms_filter { match("CEF\\|ASA" ); };\ndestination oms_destination { tcp("127.0.0.1" port(25226)); };\nlog { source(src); filter(f_oms_filter); destination(oms_destination); };\n' >/etc/syslog-ng/conf.d/security-config-omsagent.conf
+  fi
+}
+restore_legacy-agent() { rm -rf /etc/opt/microsoft /etc/rsyslog.d/security-config-omsagent.conf /etc/syslog-ng/conf.d/security-config-omsagent.conf; restart_daemon; }
+
+# --- The run ---------------------------------------------------------------------------------------------------
+
+t0=$(ms)
+step install "${cli[@]}" "${install_args[@]}"
+ts baseline
+echo "install_ms=$(($(ms) - t0))" >"$out/timing.env"
+for f in "$@"; do
+  t=$(ms)
+  extra=()
+  [ "$f" = message-size ] && extra=(--probe-size 4000)
+  "inject_$f" >"$out/$f.inject.log" 2>&1
+  ts "$f" "${extra[@]}"
+  ts "$f.fix" --fix --yes "${extra[@]}"
+  ts "$f.after" "${extra[@]}"
+  if declare -F "restore_$f" >/dev/null; then "restore_$f" >>"$out/$f.inject.log" 2>&1; fi
+  # Clean state for the next fault: the fix (F.after) or the restore may have left it so; otherwise one
+  # reinstall (kept in F.reinstall.*).
+  if [ "$(cat "$out/$f.after.rc")" != 0 ] || declare -F "restore_$f" >/dev/null; then ts "$f.clean"; else cp "$out/$f.after.rc" "$out/$f.clean.rc"; fi
+  if [ "$(cat "$out/$f.clean.rc")" != 0 ]; then
+    step "$f.reinstall" "${cli[@]}" "${install_args[@]}" --no-verify
+    ts "$f.clean"
+  fi
+  echo "$f=$(($(ms) - t))" >>"$out/timing.env"
+done
+echo "total_ms=$(($(ms) - t0))" >>"$out/timing.env"
+exit 0
