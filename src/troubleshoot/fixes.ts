@@ -1,6 +1,5 @@
 import type { Context, DaemonName } from './context.js';
-import { LAYOUT } from './layout.js';
-import { dropInPath } from './checks/daemon.js';
+import { dropInPath, LAYOUT } from './layout.js';
 import type { SafeFix } from './types.js';
 
 async function run(ctx: Context, file: string, args: string[]): Promise<void> {

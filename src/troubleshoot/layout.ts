@@ -21,3 +21,7 @@ export const LAYOUT = {
   syslogNgDir: '/etc/syslog-ng/conf.d',
   systemLogs: ['/var/log/syslog', '/var/log/messages'],
 };
+
+export function dropInPath(d: 'rsyslog' | 'syslog-ng'): string {
+  return d === 'rsyslog' ? LAYOUT.rsyslogDropIn : LAYOUT.syslogNgDropIn;
+}

@@ -44,6 +44,7 @@ function adviceCommands(files: string[]): Array<{ file: string; cmd: string }> {
 // Placeholders the advice uses, each with a value of the kind the operator would type.
 const EXPRESSIONS: Record<string, string> = {
   'ctx.opts.workspaceId': '11111111-2222-3333-4444-555555555555',
+  'o.workspaceId': '11111111-2222-3333-4444-555555555555',
   'c.path': '/etc/sentinel-cef/forwarder.json',
   'ctx.opts.configPath': '/etc/sentinel-cef/forwarder.json',
   'sink.workspaceId': '11111111-2222-3333-4444-555555555555',

@@ -1,28 +1,13 @@
-import type { SinkConfig } from '../../config/schema.js';
-import { dataCollectorUrl } from '../../sinks/log-analytics.js';
 import type { Context } from '../context.js';
-import type { CheckOutcome, EndpointProbe } from '../types.js';
+import type { CheckOutcome } from '../types.js';
 import { clockFix, clockText } from '../advice.js';
 import { runProbes, settledHealth } from './e2e.js';
+import { clockFault, endpointProbe, SKEW_FAIL_SEC } from '../facts.js';
 
 const G = 'azure' as const;
-const SKEW_FAIL_SEC = 300;
 const SKEW_WARN_SEC = 60;
 
-/** The HTTPS endpoint the sink posts to (its origin: the handshake and Date header are what matter). */
-export function sinkEndpoint(sink: SinkConfig): string | null {
-  if (sink.type === 'log-analytics') return dataCollectorUrl(sink).origin;
-  if (sink.type === 'logs-ingestion') return new URL(sink.endpoint).origin;
-  return null;
-}
 
-async function endpointProbe(ctx: Context): Promise<EndpointProbe | null> {
-  const c = await ctx.config();
-  const url = c.config ? sinkEndpoint(c.config.sink) : null;
-  if (!url) return null;
-  // Once per run: the clock check reuses the same handshake.
-  return ctx.once('azure-endpoint', () => ctx.deps.probeEndpoint(url, { timeoutMs: 5000, env: ctx.deps.env }));
-}
 
 export async function checkEndpoint(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'azure.endpoint', title: 'Azure endpoint reachable', group: G };
@@ -71,26 +56,6 @@ export async function checkEndpoint(ctx: Context): Promise<CheckOutcome> {
   };
 }
 
-/**
- * Seconds the local clock is off when that alone explains refused requests (over 5 minutes by the endpoint's Date
- * header, or by the forwarder's own `clock is N s off` delivery hint), else null. Checks that see a 401/403 ask this
- * first so one cause gets one message.
- */
-export function clockFault(ctx: Context): Promise<number | null> {
-  return ctx.once('clock-fault', async () => {
-    const c = await ctx.config();
-    if (!c.config || c.config.sink.type === 'file') return null;
-    const p = await endpointProbe(ctx);
-    if (p?.serverDate && p.localDate) {
-      const skew = Math.round((p.localDate - p.serverDate) / 1000);
-      if (Math.abs(skew) > SKEW_FAIL_SEC) return skew;
-    }
-    const err = (await ctx.health()).health?.lastDelivery?.error ?? '';
-    const m = /clock is (\d+) s off \((behind|ahead)/.exec(err);
-    if (m && Number(m[1]) > SKEW_FAIL_SEC) return m[2] === 'behind' ? -Number(m[1]) : Number(m[1]);
-    return null;
-  });
-}
 
 export async function checkClock(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'azure.clock', title: 'Clock skew against Azure', group: G };

@@ -1,5 +1,5 @@
 import type { Context, DaemonName } from '../context.js';
-import { LAYOUT } from '../layout.js';
+import { dropInPath, LAYOUT } from '../layout.js';
 import { daemonToForwarder, isLoopback } from '../proc.js';
 import { restartDaemon, restartForwarderFix, startDaemonFix } from '../fixes.js';
 import type { CheckOutcome, SafeFix, Transport } from '../types.js';
@@ -11,12 +11,10 @@ import { detectIpv6 } from '../../system/ipv6.js';
 import { scanRsyslogConfig } from '../../install/rsyslog-config.js';
 import { appendRsyslogInclude, RSYSLOG_INCLUDE_LINE } from '../../install/render-rsyslog.js';
 import { BACKUP_ROOT, FileTransaction, readState, writeState } from '../../install/transaction.js';
+import { HEADER_MARGIN, probeSize, sizeLimits, UDP_MAX_PAYLOAD } from '../facts.js';
 
 const G = 'daemon' as const;
 
-export function dropInPath(d: DaemonName): string {
-  return d === 'rsyslog' ? LAYOUT.rsyslogDropIn : LAYOUT.syslogNgDropIn;
-}
 
 export async function checkDaemonRunning(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'daemon.running', title: 'Syslog daemon running', group: G };
@@ -359,65 +357,10 @@ export async function checkForwarding(ctx: Context): Promise<CheckOutcome> {
   };
 }
 
-/** Parses "64k", "1m", "8192" as rsyslog does. */
-export function parseSize(v: string): number | null {
-  const m = /^\s*(\d+)\s*([kKmMgG]?)[bB]?\s*$/.exec(v);
-  if (!m) return null;
-  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g'];
-  return Number(m[1]) * mult;
-}
 
-/** Room for the header a daemon puts in front when it passes a message on. */
-const HEADER_MARGIN = 1024;
-const UDP_MAX_PAYLOAD = 65_507;
 
-export interface SizeLimits {
-  daemon: DaemonName;
-  daemonMax: number;
-  /** Where the daemon's limit is set, or null for its built-in default. */
-  daemonWhere: string | null;
-  daemonSetting: string | null;
-  forwarderMax: number;
-}
 
-/** The maximum message size of each hop the probes cross (null without a daemon). */
-export function sizeLimits(ctx: Context): Promise<SizeLimits | null> {
-  return ctx.once('size-limits', async () => {
-    const d = await ctx.daemon();
-    if (!d.name) return null;
-    let size: number | null = null;
-    let where: string | null = null;
-    let setting: string | null = null;
-    for (const f of await ctx.daemonConfigFiles()) {
-      const t = stripConfigComments(f.text);
-      const m =
-        d.name === 'rsyslog'
-          ? /maxMessageSize\s*=\s*"?([^"\s)]+)"?/i.exec(t) ?? /^\s*\$MaxMessageSize\s+(\S+)/im.exec(t)
-          : /\blog[-_]msg[-_]size\s*\(\s*(\d+)\s*\)/.exec(t);
-      if (m) {
-        size = parseSize(m[1]);
-        where = f.path;
-        setting = m[0].trim();
-      }
-    }
-    const c = await ctx.config();
-    return {
-      daemon: d.name,
-      daemonMax: size ?? (d.name === 'rsyslog' ? 8 * 1024 : 64 * 1024),
-      daemonWhere: where,
-      daemonSetting: setting,
-      forwarderMax: c.config?.limits.maxMessageBytes ?? 64 * 1024,
-    };
-  });
-}
 
-/** Bytes per probe: --probe-size, else just under the smallest limit, so a default install is not flagged. */
-export async function probeSize(ctx: Context): Promise<number> {
-  if (ctx.opts.probeSize) return ctx.opts.probeSize;
-  const l = await sizeLimits(ctx);
-  if (!l) return 0;
-  return Math.max(0, Math.min(l.daemonMax, l.forwarderMax, UDP_MAX_PAYLOAD) - HEADER_MARGIN);
-}
 
 function kib(n: number): string {
   return n % 1024 === 0 ? `${n / 1024} KiB` : `${n} bytes`;

@@ -3,13 +3,11 @@ import type { ProbeStatus } from '../../forwarder/admin-types.js';
 import type { Context } from '../context.js';
 import { LAYOUT } from '../layout.js';
 import { buildSizedProbe } from '../../forwarder/send-test.js';
-import { probeSize } from './daemon.js';
 import { daemonToForwarder, isLoopback, reachableFromLoopback, type SocketEntry } from '../proc.js';
 import type { Listener } from '../../system/listeners.js';
 import type { CheckOutcome, Transport } from '../types.js';
 import { fixForDelivery } from '../advice.js';
-import { clockFault } from './azure.js';
-import { firewallVerdicts } from './system.js';
+import { clockFault, firewallVerdicts, probeSize } from '../facts.js';
 import { stripConfigComments } from '../../install/config-text.js';
 
 const G = 'e2e' as const;

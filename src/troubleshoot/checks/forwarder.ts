@@ -1,4 +1,3 @@
-import { dirname } from 'node:path';
 import type { Context } from '../context.js';
 import { deadLetterPath } from '../../config/load.js';
 import { DEFAULT_DEAD_LETTER_LIMITS, rotatedPath } from '../../forwarder/dead-letter.js';
@@ -8,7 +7,7 @@ import type { CheckOutcome, SafeFix } from '../types.js';
 import { restartForwarderFix } from '../fixes.js';
 import { fixForDelivery, formatBytes } from '../advice.js';
 import { settledHealth } from './e2e.js';
-import { clockFault } from './azure.js';
+import { clockFault } from '../facts.js';
 import { lookupUser, SERVICE_USER } from '../../install/service.js';
 
 const G = 'forwarder' as const;

@@ -121,7 +121,7 @@ export async function checkReadback(ctx: Context): Promise<CheckOutcome> {
         ...base,
         status: 'fail',
         message: `${missing}/${acc.length} probes accepted by the ingestion API are not in CommonSecurityLog: ${causes.join('; ')}.${others}`,
-        fix: 'fix the rule (or let `sentinel-cef install --workspace` rewrite it): it must declare the columns we send and route the stream to Microsoft-CommonSecurityLog with transform `source`',
+        fix: `fix the rule (or let \`sentinel-cef install --workspace ${o.workspaceId}\` rewrite it): it must declare the columns we send and route the stream to Microsoft-CommonSecurityLog with transform \`source\``,
         details: { ...details, stoppedAt: 'table' },
       };
     }

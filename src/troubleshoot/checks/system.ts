@@ -9,7 +9,7 @@ import { runProbes } from './e2e.js';
 import { detectFirewall, planFirewallFix } from '../../system/firewall.js';
 import { detectSelinux, planSelinuxFix } from '../../system/selinux.js';
 import { asInstallerExec } from '../deps.js';
-import { evaluateIptables, evaluateNft, parseIptablesSave, parseNftJson, type Packet, type Verdict } from '../netfilter.js';
+import { firewallVerdicts } from '../facts.js';
 
 const G = 'system' as const;
 
@@ -24,33 +24,6 @@ interface FirewallFinding {
   persist?: string;
 }
 
-/** Verdicts of the iptables and nftables rulesets for new packets to the daemon port, per transport and origin. */
-export function firewallVerdicts(ctx: Context): Promise<{ kind: 'iptables' | 'nftables' | 'none'; verdicts: Array<{ packet: Packet; verdict: Verdict }> }> {
-  return ctx.once('firewall-verdicts', async () => {
-    const port = ctx.opts.port;
-    const packets: Packet[] = (['tcp', 'udp'] as const).flatMap((protocol) => (['ext', 'lo'] as const).map((iface) => ({ protocol, port, iface })));
-    const ipt = await ctx.deps.exec('iptables-save', ['-t', 'filter'], { timeoutMs: 15_000 });
-    const save = !ipt.notFound && ipt.exitCode === 0 ? parseIptablesSave(ipt.stdout) : null;
-    const nft = await ctx.deps.exec('nft', ['-j', 'list', 'ruleset'], { timeoutMs: 15_000 });
-    const chains = !nft.notFound && nft.exitCode === 0 ? parseNftJson(nft.stdout) : null;
-    const verdicts: Array<{ packet: Packet; verdict: Verdict }> = [];
-    let kind: 'iptables' | 'nftables' | 'none' = 'none';
-    for (const packet of packets) {
-      // iptables-nft shows the same rules both ways: a drop in either decides, the iptables view names it.
-      const a = save ? evaluateIptables(save, packet) : null;
-      const b = chains ? evaluateNft(chains, packet) : null;
-      const v = a?.action === 'drop' ? a : b?.action === 'drop' ? b : (a ?? b);
-      if (!v) continue;
-      if (v === a) kind = 'iptables';
-      else if (kind === 'none') kind = 'nftables';
-      verdicts.push({ packet, verdict: v });
-    }
-    if (verdicts.some((x) => x.verdict.action === 'drop')) {
-      kind = verdicts.some((x) => x.verdict.action === 'drop' && !x.verdict.table) ? 'iptables' : 'nftables';
-    }
-    return { kind, verdicts };
-  });
-}
 
 async function inspectFirewall(ctx: Context): Promise<FirewallFinding> {
   const port = ctx.opts.port;
