@@ -11,14 +11,29 @@ const arg = (name: string, def: string) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : def;
 };
-const mod = (await import(path.resolve(arg('module', new URL('../src/forwarder/delivery/batch-processor.ts', import.meta.url).pathname)))) as {
+const mod = (await import(
+  path.resolve(arg('module', new URL('../src/forwarder/delivery/batch-processor.ts', import.meta.url).pathname))
+)) as {
   BatchProcessor: new (o: unknown) => { deliver(p: unknown, signal: AbortSignal): Promise<unknown> };
 };
 const batches = Number(arg('batches', '20000'));
-const sink = { name: 'noop', async send(rows: unknown[]) { return { status: 'success', accepted: rows.length }; } };
+const sink = {
+  name: 'noop',
+  async send(rows: unknown[]) {
+    return { status: 'success', accepted: rows.length };
+  },
+};
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 const effects = { retried() {}, lastDelivery() {}, backgroundError() {}, sinkDuration() {}, probeFailed() {}, probeDeadLettered() {} };
-const p = new mod.BatchProcessor({ sink, deadLetter: { write() {} }, logger: quiet, effects, parallelSends: 4, retry: { initialMs: 10, maxMs: 100 }, maxMessageBytes: 65536 });
+const p = new mod.BatchProcessor({
+  sink,
+  deadLetter: { write() {} },
+  logger: quiet,
+  effects,
+  parallelSends: 4,
+  retry: { initialMs: 10, maxMs: 100 },
+  maxMessageBytes: 65536,
+});
 const rows = Array.from({ length: 1000 }, (_, i) => ({ DeviceEventClassID: String(i) }));
 const receivedAt = rows.map(() => Date.now());
 const signal = new AbortController().signal;

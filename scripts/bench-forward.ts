@@ -81,7 +81,13 @@ async function core(): Promise<void> {
   const f = await startForwarder(config, {
     logger: pino({ level: 'warn' }),
     parse: (raw) => ({ ok: true, kind: 'cef', row: { RawLength: raw.length } }),
-    sink: { name: 'null', send: async (rows) => { accepted += rows.length; return { status: 'success', accepted: rows.length }; } },
+    sink: {
+      name: 'null',
+      send: async (rows) => {
+        accepted += rows.length;
+        return { status: 'success', accepted: rows.length };
+      },
+    },
   });
   const cpu0 = process.cpuUsage();
   // This process also holds the benchmark's own code: report growth under load, not its baseline.
@@ -91,7 +97,9 @@ async function core(): Promise<void> {
     setInterval(() => {
       const m = process.memoryUsage();
       const mb = (n: number) => (n / 2 ** 20).toFixed(0);
-      console.error(`core +${Date.now() - t0} ms rss ${mb(m.rss)} heap ${mb(m.heapUsed)}/${mb(m.heapTotal)} external ${mb(m.external)} arrayBuffers ${mb(m.arrayBuffers)} accepted ${accepted}`);
+      console.error(
+        `core +${Date.now() - t0} ms rss ${mb(m.rss)} heap ${mb(m.heapUsed)}/${mb(m.heapTotal)} external ${mb(m.external)} arrayBuffers ${mb(m.arrayBuffers)} accepted ${accepted}`,
+      );
     }, 100).unref();
   }
   process.send!({ port: f.addresses[0].port });
@@ -220,7 +228,9 @@ async function main(): Promise<void> {
     const ms = Date.now() - t;
     c.send('stop');
     if (st.accepted !== events) throw new Error(`core phase delivered ${st.accepted} of ${events}`);
-    console.log(`forwarder core (intake + disk queue + delivery loop, no-op parse/sink): ${Math.round(events / (ms / 1000)).toLocaleString()} events/s (${ms} ms), CPU ${(st.cpuUs / events).toFixed(1)} µs per event, RSS growth ${st.rss.toFixed(0)} MB`);
+    console.log(
+      `forwarder core (intake + disk queue + delivery loop, no-op parse/sink): ${Math.round(events / (ms / 1000)).toLocaleString()} events/s (${ms} ms), CPU ${(st.cpuUs / events).toFixed(1)} µs per event, RSS growth ${st.rss.toFixed(0)} MB`,
+    );
     rmSync(dir, { recursive: true, force: true });
   }
 
@@ -276,30 +286,54 @@ async function main(): Promise<void> {
     configArgs.push('--config', join(dir, 'forwarder.json'));
   }
   const { FORWARDER_ENV, FORWARDER_NODE_FLAGS } = await import('../src/install/service.js');
-  const fw = spawn(process.execPath, [
-    // The node flags the installed service runs with (systemd unit, supervisor).
-    ...FORWARDER_NODE_FLAGS,
-    // BENCH_CPU_PROF=1 writes a V8 CPU profile of the forwarder to ./prof (open in Chrome DevTools).
-    ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', 'prof'] : []),
-    ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : []),
-    forwarderBundle,
-    ...configArgs,
-    '--listen', `tcp://127.0.0.1:${port}`,
-    '--queue-dir', join(dir, 'queue'),
-    '--queue-max-bytes', '4G',
-    '--admin', `127.0.0.1:${adminPort}`,
-    '--log-level', 'warn',
-    '--sink', 'logs-ingestion',
-    '--dce', mock.url,
-    '--dcr', mock.dcrImmutableId,
-    '--stream', mock.stream,
-    '--tenant', mock.tenantId,
-    '--client-id', mock.clientId,
-    '--client-secret-file', secretFile,
-    '--authority-host', mock.url,
-  ], { env: { ...FORWARDER_ENV, ...process.env, NODE_EXTRA_CA_CERTS: mock.caPath }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const fw = spawn(
+    process.execPath,
+    [
+      // The node flags the installed service runs with (systemd unit, supervisor).
+      ...FORWARDER_NODE_FLAGS,
+      // BENCH_CPU_PROF=1 writes a V8 CPU profile of the forwarder to ./prof (open in Chrome DevTools).
+      ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', 'prof'] : []),
+      ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : []),
+      forwarderBundle,
+      ...configArgs,
+      '--listen',
+      `tcp://127.0.0.1:${port}`,
+      '--queue-dir',
+      join(dir, 'queue'),
+      '--queue-max-bytes',
+      '4G',
+      '--admin',
+      `127.0.0.1:${adminPort}`,
+      '--log-level',
+      'warn',
+      '--sink',
+      'logs-ingestion',
+      '--dce',
+      mock.url,
+      '--dcr',
+      mock.dcrImmutableId,
+      '--stream',
+      mock.stream,
+      '--tenant',
+      mock.tenantId,
+      '--client-id',
+      mock.clientId,
+      '--client-secret-file',
+      secretFile,
+      '--authority-host',
+      mock.url,
+    ],
+    { env: { ...FORWARDER_ENV, ...process.env, NODE_EXTRA_CA_CERTS: mock.caPath }, stdio: ['ignore', 'inherit', 'inherit'] },
+  );
   for (let i = 0; ; i++) {
-    const up = await new Promise<boolean>((r) => connect({ host: '127.0.0.1', port }).on('connect', function (this: import('node:net').Socket) { this.destroy(); r(true); }).on('error', () => r(false)));
+    const up = await new Promise<boolean>((r) =>
+      connect({ host: '127.0.0.1', port })
+        .on('connect', function (this: import('node:net').Socket) {
+          this.destroy();
+          r(true);
+        })
+        .on('error', () => r(false)),
+    );
     if (up) break;
     if (i > 200) throw new Error('forwarder did not start');
     await new Promise((r) => setTimeout(r, 50));
@@ -317,10 +351,15 @@ async function main(): Promise<void> {
       // BENCH_DEBUG=1: the timeline with V8 heap and external memory from the forwarder's /metrics.
       if (process.env.BENCH_DEBUG) {
         const t = Date.now() - tStart;
-        void fetch(`http://127.0.0.1:${adminPort}/metrics`).then((r) => r.text()).then((prom) => {
-          const g = (name: string) => promMb(prom, name).toFixed(0);
-          console.error(`forwarder +${t} ms rss ${mb.toFixed(0)} MB heap ${g('nodejs_heap_size_used_bytes')}/${g('nodejs_heap_size_total_bytes')} external ${g('nodejs_external_memory_bytes')} queue ${g('queue_bytes')} MB, delivered ${delivered}`);
-        }).catch(() => {});
+        void fetch(`http://127.0.0.1:${adminPort}/metrics`)
+          .then((r) => r.text())
+          .then((prom) => {
+            const g = (name: string) => promMb(prom, name).toFixed(0);
+            console.error(
+              `forwarder +${t} ms rss ${mb.toFixed(0)} MB heap ${g('nodejs_heap_size_used_bytes')}/${g('nodejs_heap_size_total_bytes')} external ${g('nodejs_external_memory_bytes')} queue ${g('queue_bytes')} MB, delivered ${delivered}`,
+            );
+          })
+          .catch(() => {});
       }
     } catch {
       // The forwarder has exited (no /proc entry): the timeline ends with its last sample.
@@ -354,8 +393,12 @@ async function main(): Promise<void> {
   await mock.close();
   rmSync(dir, { recursive: true, force: true });
   const eps = Math.round(rows / (fwdMs / 1000));
-  console.log(`forwarder (disk queue + parse + Logs Ingestion gzip/HTTPS): ${eps.toLocaleString()} events/s (${fwdMs} ms; generator finished sending after ${gen.ms} ms using ${((gen.cpuMs * 1000) / events).toFixed(1)} µs CPU per event; ${requests} HTTP requests on ${mstats.connectionsOpened} connections)`);
-  console.log(`rows delivered ${rows}/${events}, duplicates ${dups}, lost ${events - rows}; mock checked the columns of ${mstats.validatedCalls} calls: ${mstats.typeMismatches.length} type mismatches, ${mstats.undeclaredColumns.length} undeclared columns`);
+  console.log(
+    `forwarder (disk queue + parse + Logs Ingestion gzip/HTTPS): ${eps.toLocaleString()} events/s (${fwdMs} ms; generator finished sending after ${gen.ms} ms using ${((gen.cpuMs * 1000) / events).toFixed(1)} µs CPU per event; ${requests} HTTP requests on ${mstats.connectionsOpened} connections)`,
+  );
+  console.log(
+    `rows delivered ${rows}/${events}, duplicates ${dups}, lost ${events - rows}; mock checked the columns of ${mstats.validatedCalls} calls: ${mstats.typeMismatches.length} type mismatches, ${mstats.undeclaredColumns.length} undeclared columns`,
+  );
   console.log(
     `mock read ${mstats.scannedCalls} calls by scanning, parsed ${mstats.validatedCalls} in full for column checks, ` +
       `fell back to a full parse on ${mstats.scanFallbacks}; scan errors ${mstats.scanErrors}${mstats.scanErrorSamples.length ? ` (${mstats.scanErrorSamples.join('; ')})` : ''}, ` +
@@ -364,17 +407,28 @@ async function main(): Promise<void> {
   console.log(`send→accept latency p50 ${rep.latencyMs?.p50} ms, p99 ${rep.latencyMs?.p99} ms (includes time queued behind the backlog)`);
   const peakAt = rssAt.reduce((a, b) => (b[1] > a[1] ? b : a), [0, 0]);
   const sendingPeak = Math.max(0, ...rssAt.filter(([t]) => t <= gen.ms).map(([, m]) => m));
-  console.log(`forwarder peak RSS ${rss.toFixed(0)} MB (sampled: ${peakAt[1].toFixed(0)} MB at +${peakAt[0]} ms; while the generator was sending ${sendingPeak.toFixed(0)} MB; at the end: ${heapNow})`);
+  console.log(
+    `forwarder peak RSS ${rss.toFixed(0)} MB (sampled: ${peakAt[1].toFixed(0)} MB at +${peakAt[0]} ms; while the generator was sending ${sendingPeak.toFixed(0)} MB; at the end: ${heapNow})`,
+  );
   const us = (cpu * 1000) / events;
-  console.log(`forwarder CPU ${cpu} ms (user+sys, all threads) = ${us.toFixed(1)} µs per event → ${Math.round(2e6 / us).toLocaleString()} events/s if it had both cores to itself`);
+  console.log(
+    `forwarder CPU ${cpu} ms (user+sys, all threads) = ${us.toFixed(1)} µs per event → ${Math.round(2e6 / us).toLocaleString()} events/s if it had both cores to itself`,
+  );
   // Per thread (main, parse worker, V8 GC helpers, libuv pool): where the forwarder's CPU goes.
   const byThread = new Map<string, number>();
   for (const [tid, t] of threads) {
     const d = t.ms - (threads0.get(tid)?.ms ?? 0);
     if (d > 0) byThread.set(t.name === 'main' ? 'main' : `${t.name}:${tid}`, d);
   }
-  console.log(`forwarder CPU by thread (µs per event): ${[...byThread].sort((a, b) => b[1] - a[1]).map(([n, ms]) => `${n} ${((ms * 1000) / events).toFixed(1)}`).join(', ')}`);
-  console.log(`mock Azure (this process) CPU ${mockCpuMs} ms over the same ${fwdMs} ms: ${((100 * mockCpuMs) / fwdMs).toFixed(0)}% of a core, ${((mockCpuMs * 1000) / events).toFixed(1)} µs per event`);
+  console.log(
+    `forwarder CPU by thread (µs per event): ${[...byThread]
+      .sort((a, b) => b[1] - a[1])
+      .map(([n, ms]) => `${n} ${((ms * 1000) / events).toFixed(1)}`)
+      .join(', ')}`,
+  );
+  console.log(
+    `mock Azure (this process) CPU ${mockCpuMs} ms over the same ${fwdMs} ms: ${((100 * mockCpuMs) / fwdMs).toFixed(0)}% of a core, ${((mockCpuMs * 1000) / events).toFixed(1)} µs per event`,
+  );
   console.log(`ratio forwarder/raw: ${(eps / rawEps).toFixed(2)}`);
   const clean = rows === events && rep.unknown === 0 && mstats.scanErrors === 0 && mstats.scanMismatches === 0;
   process.exit(clean ? 0 : 1);

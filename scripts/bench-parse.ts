@@ -143,9 +143,7 @@ function measure(name: string, round: () => Timing): void {
   console.log(`${''.padEnd(30)} cpu:  ${fmt(cpu)}`);
 }
 
-console.log(
-  'wall = elapsed time; cpu = process CPU time (the fairer figure when other processes share the cores)',
-);
+console.log('wall = elapsed time; cpu = process CPU time (the fairer figure when other processes share the cores)');
 console.log(
   `corpus: ${LINES.toLocaleString('en-US')} lines, ${(bytes / 1e6).toFixed(1)} MB, mean ${Math.round(bytes / LINES)} bytes/line; ` +
     `${ROUNDS} rounds after 3 warm-up rounds; node ${process.version}`,

@@ -16,7 +16,11 @@ import { createSink } from '../src/sinks/index.js';
 import type { CslRow } from '../src/parser/types.js';
 
 const { values } = parseArgs({
-  options: { rows: { type: 'string', default: '50000' }, batch: { type: 'string', default: '5000' }, 'latency-ms': { type: 'string', default: '50' } },
+  options: {
+    rows: { type: 'string', default: '50000' },
+    batch: { type: 'string', default: '5000' },
+    'latency-ms': { type: 'string', default: '50' },
+  },
 });
 const LATENCY = Number(values['latency-ms']);
 const N = Number(values.rows);
@@ -53,12 +57,26 @@ const rawBytes = rows.reduce((n, r) => n + Buffer.byteLength(JSON.stringify(r)),
 
 const keyFile = join(dir, 'key');
 const secretFile = join(dir, 'secret');
-const mock = execa(process.execPath, ['--import', 'tsx', 'scripts/mock-azure.ts', '--key-file', keyFile, '--client-secret-file', secretFile, '--cert-dir', dir], {
-  cwd: new URL('..', import.meta.url).pathname,
-});
-const info = await new Promise<{ url: string; workspaceId: string; tenantId: string; clientId: string; dcrImmutableId: string; caPath: string }>((resolve) => {
+const mock = execa(
+  process.execPath,
+  ['--import', 'tsx', 'scripts/mock-azure.ts', '--key-file', keyFile, '--client-secret-file', secretFile, '--cert-dir', dir],
+  {
+    cwd: new URL('..', import.meta.url).pathname,
+  },
+);
+const info = await new Promise<{
+  url: string;
+  workspaceId: string;
+  tenantId: string;
+  clientId: string;
+  dcrImmutableId: string;
+  caPath: string;
+}>((resolve) => {
   mock.stdout!.on('data', (d: Buffer) => {
-    const line = d.toString().split('\n').find((l) => l.startsWith('{'));
+    const line = d
+      .toString()
+      .split('\n')
+      .find((l) => l.startsWith('{'));
     if (line) resolve(JSON.parse(line));
   });
 });
@@ -83,11 +101,13 @@ async function run(name: string, config: unknown, concurrency?: number) {
 async function stats(): Promise<{ requests: number; wire: number; raw: number }> {
   const https = await import('node:https');
   const body = await new Promise<string>((resolve, reject) => {
-    https.get(`${info.url}/_mock/requests`, { ca }, (res) => {
-      let s = '';
-      res.on('data', (c) => (s += c));
-      res.on('end', () => resolve(s));
-    }).on('error', reject);
+    https
+      .get(`${info.url}/_mock/requests`, { ca }, (res) => {
+        let s = '';
+        res.on('data', (c) => (s += c));
+        res.on('end', () => resolve(s));
+      })
+      .on('error', reject);
   });
   const reqs = JSON.parse(body) as Array<{ api: string; bytes: number; rawBytes?: number }>;
   const data = reqs.filter((r) => r.api === 'logs-ingestion');
@@ -96,7 +116,9 @@ async function stats(): Promise<{ requests: number; wire: number; raw: number }>
 
 const results = [];
 results.push(await run('file', { type: 'file', path: join(dir, 'out.ndjson') }));
-results.push(await run('log-analytics', { type: 'log-analytics', workspaceId: info.workspaceId, endpoint: info.url, sharedKeyFile: keyFile }));
+results.push(
+  await run('log-analytics', { type: 'log-analytics', workspaceId: info.workspaceId, endpoint: info.url, sharedKeyFile: keyFile }),
+);
 results.push(
   await run('logs-ingestion', {
     type: 'logs-ingestion',
@@ -146,12 +168,18 @@ rmSync(dir, { recursive: true, force: true });
 
 console.log(`rows: ${N} (${(rawBytes / N).toFixed(0)} B/row JSON), batch ${BATCH}`);
 for (const r of results) {
-  console.log(`${r.name.padEnd(15)} ${r.rowsPerSec.toFixed(0).padStart(8)} rows/s  ${r.secs.toFixed(2)} s  client CPU ${r.cpuMsPer1kRows.toFixed(2)} ms/1k rows`);
+  console.log(
+    `${r.name.padEnd(15)} ${r.rowsPerSec.toFixed(0).padStart(8)} rows/s  ${r.secs.toFixed(2)} s  client CPU ${r.cpuMsPer1kRows.toFixed(2)} ms/1k rows`,
+  );
 }
 const la = results.find((r) => r.name === 'log-analytics')!;
 const lis = results.find((r) => r.name === 'logs-ingestion')!;
 console.log(`logs-ingestion/log-analytics throughput ratio: ${(lis.rowsPerSec / la.rowsPerSec).toFixed(2)}`);
-console.log(`logs-ingestion: ${li.requests} calls, ${(li.raw / li.requests / 1e6).toFixed(2)} MB raw/call, gzip wire/raw ${(li.wire / li.raw).toFixed(3)}`);
+console.log(
+  `logs-ingestion: ${li.requests} calls, ${(li.raw / li.requests / 1e6).toFixed(2)} MB raw/call, gzip wire/raw ${(li.wire / li.raw).toFixed(3)}`,
+);
 for (const r of latency) console.log(`${r.name.padEnd(15)} ${r.rowsPerSec.toFixed(0).padStart(8)} rows/s  ${r.secs.toFixed(2)} s`);
-console.log(`concurrency 2/1: ${(latency[1]!.rowsPerSec / latency[0]!.rowsPerSec).toFixed(2)}, 4/1: ${(latency[2]!.rowsPerSec / latency[0]!.rowsPerSec).toFixed(2)}`);
+console.log(
+  `concurrency 2/1: ${(latency[1]!.rowsPerSec / latency[0]!.rowsPerSec).toFixed(2)}, 4/1: ${(latency[2]!.rowsPerSec / latency[0]!.rowsPerSec).toFixed(2)}`,
+);
 console.log(`prepareRow / JSON.stringify time ratio: ${(prepared / plain).toFixed(2)} (${sink > 0 ? 'ok' : ''})`);

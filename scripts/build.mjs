@@ -20,4 +20,11 @@ rmSync('dist', { recursive: true, force: true });
 await build({ ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js', packages: 'external' });
 await build({ ...common, entryPoints: ['src/forwarder-main.ts'], outfile: 'dist/forwarder.mjs' });
 // bin/sentinel-cef loads this first, on whatever Node the operator has: no banner, syntax an old Node parses.
-await build({ ...common, banner: undefined, sourcemap: false, target: 'node12', entryPoints: ['src/system/node-support.ts'], outfile: 'dist/node-support.js' });
+await build({
+  ...common,
+  banner: undefined,
+  sourcemap: false,
+  target: 'node12',
+  entryPoints: ['src/system/node-support.ts'],
+  outfile: 'dist/node-support.js',
+});

@@ -5,7 +5,10 @@ import { pathToFileURL } from 'node:url';
 
 /** roff-escape one line of text: backslashes, hyphens, and a leading dot or quote. */
 function esc(s) {
-  return s.replace(/\\/g, '\\e').replace(/-/g, '\\-').replace(/^([.'])/, '\\&$1');
+  return s
+    .replace(/\\/g, '\\e')
+    .replace(/-/g, '\\-')
+    .replace(/^([.'])/, '\\&$1');
 }
 
 /** The addHelpText('after') text, which commander only emits while printing help. */

@@ -4,10 +4,7 @@ export class CliError extends Error {
   readonly exitCode: number;
   readonly suggestion?: string;
 
-  constructor(
-    message: string,
-    opts: { code?: string; exitCode?: number; suggestion?: string; cause?: unknown } = {},
-  ) {
+  constructor(message: string, opts: { code?: string; exitCode?: number; suggestion?: string; cause?: unknown } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'CliError';
     this.code = opts.code ?? 'ERR_CLI';
@@ -37,7 +34,10 @@ const CONTROL_G = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
 
 /** A value as it may be shown in a one-line error: escaped, quoted, shortened. */
 export function showValue(v: unknown): string {
-  const s = String(v).replace(/[\\']/g, '\\$&').replace(/\n/g, '\\n').replace(CONTROL_G, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const s = String(v)
+    .replace(/[\\']/g, '\\$&')
+    .replace(/\n/g, '\\n')
+    .replace(CONTROL_G, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return `'${s.length > 60 ? `${s.slice(0, 60)}…` : s}'`;
 }
 
@@ -68,7 +68,8 @@ export function formatOptionError(err: { issues: ReadonlyArray<OptionIssue> }, n
   const flag = key ? (names[key] ?? flagName(key)) : 'options';
   const rest = issue.path.length > 1 ? `.${issue.path.slice(1).map(String).join('.')}` : '';
   if (/^must /.test(message)) {
-    const got = issue.input !== undefined && typeof issue.input !== 'object' && !/, got /.test(message) ? `, got ${showValue(issue.input)}` : '';
+    const got =
+      issue.input !== undefined && typeof issue.input !== 'object' && !/, got /.test(message) ? `, got ${showValue(issue.input)}` : '';
     return `${flag}${rest} ${message}${got}`;
   }
   return `${flag}${rest}: ${message}`;

@@ -14,7 +14,14 @@ async function main(): Promise<void> {
     process.stderr.write(`sentinel-cef forwarder: ${oldNode}\n`);
     process.exit(2);
   }
-  const [{ Command, CommanderError }, { runForwardCommand }, { addForwarderOptions }, { CliError, formatError }, { setWorkerEntry }, { VERSION }] = await Promise.all([
+  const [
+    { Command, CommanderError },
+    { runForwardCommand },
+    { addForwarderOptions },
+    { CliError, formatError },
+    { setWorkerEntry },
+    { VERSION },
+  ] = await Promise.all([
     import('commander'),
     import('./commands/forward.js'),
     import('./config/load.js'),

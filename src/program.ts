@@ -52,8 +52,14 @@ export function oneLineError(str: string, where: string): string {
     .trimEnd()
     .replace(/^error: /, '')
     .replace(/\n\(Did you mean (.*)\?\)$/, ' (did you mean $1?)')
-    .replace(/^option '(-[^ ',]+(?:, --[^ ']+)?)[^']*' argument '(.*)' is invalid\. Allowed choices are (.*)\.$/s, (_m, flag: string, v: string, choices: string) => `${flag.split(', ').pop()} must be one of ${choices}, got ${showValue(v)}`)
-    .replace(/^command-argument value '(.*)' is invalid for argument '([^']+)'\. Allowed choices are (.*)\.$/s, (_m, v: string, arg: string, choices: string) => `<${arg}> must be one of ${choices}, got ${showValue(v)}`)
+    .replace(
+      /^option '(-[^ ',]+(?:, --[^ ']+)?)[^']*' argument '(.*)' is invalid\. Allowed choices are (.*)\.$/s,
+      (_m, flag: string, v: string, choices: string) => `${flag.split(', ').pop()} must be one of ${choices}, got ${showValue(v)}`,
+    )
+    .replace(
+      /^command-argument value '(.*)' is invalid for argument '([^']+)'\. Allowed choices are (.*)\.$/s,
+      (_m, v: string, arg: string, choices: string) => `<${arg}> must be one of ${choices}, got ${showValue(v)}`,
+    )
     .replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return `sentinel-cef: ${text} — see \`${where} --help\`\n`;
 }

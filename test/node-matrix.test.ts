@@ -31,7 +31,12 @@ describe.skipIf(supported.length === 0).each(supported)('Node $actual (supported
     expect(v.exitCode, v.stderr).toBe(0);
     const p = await execa(node, [bin, 'parse'], { input: `${CEF}\n`, reject: false });
     expect(p.exitCode, p.stderr).toBe(0);
-    expect(JSON.parse(p.stdout.trim())).toMatchObject({ DeviceVendor: 'Acme', Activity: 'matrix event', SourceIP: '10.0.0.1', Message: 'caf\u00e9' });
+    expect(JSON.parse(p.stdout.trim())).toMatchObject({
+      DeviceVendor: 'Acme',
+      Activity: 'matrix event',
+      SourceIP: '10.0.0.1',
+      Message: 'caf\u00e9',
+    });
   }, 60_000);
 
   it('runs the demo end to end', async () => {
@@ -44,7 +49,25 @@ describe.skipIf(supported.length === 0).each(supported)('Node $actual (supported
     try {
       const port = 30000 + Math.floor(Math.random() * 20000);
       const rows = path.join(dir, 'rows.ndjson');
-      const fwd = execa(node, [bundle, '--listen', `tcp://127.0.0.1:${port}`, '--queue-dir', path.join(dir, 'q'), '--sink', `file:${rows}`, '--admin', 'off', '--parse-workers', '1', '--dead-letter-file', path.join(dir, 'dl.ndjson')], { reject: false });
+      const fwd = execa(
+        node,
+        [
+          bundle,
+          '--listen',
+          `tcp://127.0.0.1:${port}`,
+          '--queue-dir',
+          path.join(dir, 'q'),
+          '--sink',
+          `file:${rows}`,
+          '--admin',
+          'off',
+          '--parse-workers',
+          '1',
+          '--dead-letter-file',
+          path.join(dir, 'dl.ndjson'),
+        ],
+        { reject: false },
+      );
       let sent = false;
       for (let i = 0; i < 200 && !sent; i++) {
         sent = await new Promise<boolean>((resolve) => {
@@ -54,7 +77,8 @@ describe.skipIf(supported.length === 0).each(supported)('Node $actual (supported
         if (!sent) await new Promise((r) => setTimeout(r, 100));
       }
       expect(sent).toBe(true);
-      for (let i = 0; i < 200 && !(existsSync(rows) && readFileSync(rows, 'utf8').includes('matrix event')); i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 200 && !(existsSync(rows) && readFileSync(rows, 'utf8').includes('matrix event')); i++)
+        await new Promise((r) => setTimeout(r, 100));
       expect(readFileSync(rows, 'utf8')).toContain('matrix event');
       fwd.kill('SIGTERM');
       const r = await fwd;

@@ -40,7 +40,14 @@ describe('shell completion', () => {
   const program = buildProgram();
   const script = renderBashCompletion(program);
   const complete = async (line: string) => {
-    const r = await execa('bash', ['-c', `${script}\nread -ra COMP_WORDS <<<"$LINE"; [[ $LINE == *" " ]] && COMP_WORDS+=(""); COMP_CWORD=$((\${#COMP_WORDS[@]}-1)); _sentinel_cef; echo "\${COMPREPLY[*]}"`], { env: { LINE: line } });
+    const r = await execa(
+      'bash',
+      [
+        '-c',
+        `${script}\nread -ra COMP_WORDS <<<"$LINE"; [[ $LINE == *" " ]] && COMP_WORDS+=(""); COMP_CWORD=$((\${#COMP_WORDS[@]}-1)); _sentinel_cef; echo "\${COMPREPLY[*]}"`,
+      ],
+      { env: { LINE: line } },
+    );
     return r.stdout.split(' ').filter(Boolean);
   };
 

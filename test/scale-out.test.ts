@@ -29,15 +29,35 @@ describe.skipIf(reason !== null)(`scale-out behind HAProxy${reason ? ` (skipped:
     // so there the bound is doubled rather than the test made flaky; the figures are printed either way.
     const overloaded = loadavg()[0] / availableParallelism() > 2;
     const limitMs = overloaded ? 20_000 : 10_000;
-    const out = execFileSync(script, ['run', '--short', '--json'], { encoding: 'utf8', timeout: 170_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync(script, ['run', '--short', '--json'], {
+      encoding: 'utf8',
+      timeout: 170_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const { faults } = JSON.parse(out.trim().split('\n').pop()!) as {
-      faults: Array<{ fault: string; sent: number; received: number; lost: number; duplicated: number; unknown: number; markedDownMs: number | null; trafficStoppedMs: number | null }>;
+      faults: Array<{
+        fault: string;
+        sent: number;
+        received: number;
+        lost: number;
+        duplicated: number;
+        unknown: number;
+        markedDownMs: number | null;
+        trafficStoppedMs: number | null;
+      }>;
     };
     const f = faults[0];
-    console.log(`scale-out (load average ${loadavg()[0].toFixed(1)}): marked down after ${f.markedDownMs} ms, traffic stopped after ${f.trafficStoppedMs} ms (bound ${limitMs} ms)`);
+    console.log(
+      `scale-out (load average ${loadavg()[0].toFixed(1)}): marked down after ${f.markedDownMs} ms, traffic stopped after ${f.trafficStoppedMs} ms (bound ${limitMs} ms)`,
+    );
     expect(f.fault).toBe('sink');
     expect(f.sent).toBeGreaterThan(5000);
-    expect({ received: f.received, lost: f.lost, duplicated: f.duplicated, unknown: f.unknown }).toEqual({ received: f.sent, lost: 0, duplicated: 0, unknown: 0 });
+    expect({ received: f.received, lost: f.lost, duplicated: f.duplicated, unknown: f.unknown }).toEqual({
+      received: f.sent,
+      lost: 0,
+      duplicated: 0,
+      unknown: 0,
+    });
     expect(f.markedDownMs).not.toBeNull();
     expect(f.trafficStoppedMs).not.toBeNull();
     expect(f.markedDownMs!).toBeLessThanOrEqual(limitMs);

@@ -14,14 +14,24 @@ function tsFiles(dir: string): string[] {
 describe('source layout (issue 20 item 5)', () => {
   it('no module only re-exports others (barrels hide where code lives)', () => {
     const barrels = tsFiles(src).filter((f) => {
-      const code = readFileSync(f, 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '').trim();
-      return code !== '' && code.split('\n').every((l) => /^\s*(export \* from|export \{[^}]*\} from|import .* from)\s*'[^']+';?\s*$/.test(l) || l.trim() === '');
+      const code = readFileSync(f, 'utf8')
+        .replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '')
+        .trim();
+      return (
+        code !== '' &&
+        code
+          .split('\n')
+          .every((l) => /^\s*(export \* from|export \{[^}]*\} from|import .* from)\s*'[^']+';?\s*$/.test(l) || l.trim() === '')
+      );
     });
     expect(barrels.map((f) => path.relative(src, f))).toEqual([]);
   });
 
-  it.each(readdirSync(path.join(src, 'commands')).filter((f) => f.endsWith('.ts')))('src/commands/%s defines its own command', async (file) => {
-    const name = file.replace(/\.ts$/, '');
-    expect(readFileSync(path.join(src, 'commands', file), 'utf8')).toContain(`new Command('${name}')`);
-  });
+  it.each(readdirSync(path.join(src, 'commands')).filter((f) => f.endsWith('.ts')))(
+    'src/commands/%s defines its own command',
+    async (file) => {
+      const name = file.replace(/\.ts$/, '');
+      expect(readFileSync(path.join(src, 'commands', file), 'utf8')).toContain(`new Command('${name}')`);
+    },
+  );
 });

@@ -37,10 +37,22 @@ async function client(): Promise<void> {
   let next = 0;
   const post = (body: Buffer) =>
     new Promise<void>((resolve, reject) => {
-      const req = https.request(values.url!, { method: 'POST', agent, headers: { Authorization: `Bearer ${process.env.BENCH_MOCK_TOKEN}`, 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' } }, (res) => {
-        res.resume();
-        res.on('end', () => (res.statusCode === 204 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
-      });
+      const req = https.request(
+        values.url!,
+        {
+          method: 'POST',
+          agent,
+          headers: {
+            Authorization: `Bearer ${process.env.BENCH_MOCK_TOKEN}`,
+            'Content-Type': 'application/json',
+            'Content-Encoding': 'gzip',
+          },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode === 204 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });
@@ -51,13 +63,22 @@ async function client(): Promise<void> {
 }
 
 function token(m: MockAzure): Promise<string> {
-  const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: m.clientId, client_secret: m.clientSecret, scope: 'https://monitor.azure.com//.default' });
+  const form = new URLSearchParams({
+    grant_type: 'client_credentials',
+    client_id: m.clientId,
+    client_secret: m.clientSecret,
+    scope: 'https://monitor.azure.com//.default',
+  });
   return new Promise((resolve, reject) => {
-    const req = https.request(`${m.url}/${m.tenantId}/oauth2/v2.0/token`, { method: 'POST', ca: m.caPem, headers: { 'content-type': 'application/x-www-form-urlencoded' } }, (res) => {
-      let b = '';
-      res.on('data', (c: string) => (b += c));
-      res.on('end', () => resolve((JSON.parse(b) as { access_token: string }).access_token));
-    });
+    const req = https.request(
+      `${m.url}/${m.tenantId}/oauth2/v2.0/token`,
+      { method: 'POST', ca: m.caPem, headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+      (res) => {
+        let b = '';
+        res.on('data', (c: string) => (b += c));
+        res.on('end', () => resolve((JSON.parse(b) as { access_token: string }).access_token));
+      },
+    );
     req.on('error', reject);
     req.end(form.toString());
   });
@@ -113,10 +134,13 @@ async function main(): Promise<void> {
       const st = mock.stats();
       await mock.close();
       if (code !== 0) throw new Error(`client exited with ${code}`);
-      if (checker.received !== distinct * 1000 || st.rowsAccepted['logs-ingestion'] !== calls * 1000) throw new Error(`${mode}: rows went missing`);
+      if (checker.received !== distinct * 1000 || st.rowsAccepted['logs-ingestion'] !== calls * 1000)
+        throw new Error(`${mode}: rows went missing`);
       const us = (c.user + c.system) / (calls * 1000);
       results[mode]!.push(us);
-      console.log(`${mode === 'parse' ? 'JSON.parse + onRows' : 'scanBody (scanSeqRows)'}: mock CPU ${((c.user + c.system) / 1000).toFixed(0)} ms = ${us.toFixed(2)} µs per event (wall ${ms} ms; scanned ${st.scannedCalls}, column-checked ${st.validatedCalls} calls)`);
+      console.log(
+        `${mode === 'parse' ? 'JSON.parse + onRows' : 'scanBody (scanSeqRows)'}: mock CPU ${((c.user + c.system) / 1000).toFixed(0)} ms = ${us.toFixed(2)} µs per event (wall ${ms} ms; scanned ${st.scannedCalls}, column-checked ${st.validatedCalls} calls)`,
+      );
     }
   }
   const best = (a: number[]) => Math.min(...a);

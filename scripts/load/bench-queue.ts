@@ -18,7 +18,10 @@ import { FORWARDER_ENV } from '../../src/install/service.js';
 
 const missing = Object.entries(FORWARDER_ENV).filter(([k, v]) => process.env[k] !== v);
 if (missing.length) {
-  const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, ...FORWARDER_ENV } });
+  const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, ...FORWARDER_ENV },
+  });
   process.exit(r.status ?? 1);
 }
 import type { PreparedRow } from '../../src/sinks/types.js';
@@ -40,12 +43,19 @@ for (let i = 0; i < perRead; i++) {
   for (let j = o + 70; j < o + size; j++) chunk[j] = 97 + (j % 26);
   chunk[o + size] = 10;
 }
-const frames = Array.from({ length: perRead }, (_, i) => ({ data: chunk.subarray(i * (size + 1), i * (size + 1) + size), truncated: false }));
+const frames = Array.from({ length: perRead }, (_, i) => ({
+  data: chunk.subarray(i * (size + 1), i * (size + 1) + size),
+  truncated: false,
+}));
 
 // Rows as a parse worker hands them back: 1.2 KB JSON each in 256 KiB chunks.
 const rowBytes = 1200;
 const rowChunk = Buffer.alloc(256 * 1024, 0x61);
-const rows: PreparedRow[] = Array.from({ length: 1000 }, (_, i) => ({ buf: rowChunk, start: (i * rowBytes) % (rowChunk.length - rowBytes), bytes: rowBytes }));
+const rows: PreparedRow[] = Array.from({ length: 1000 }, (_, i) => ({
+  buf: rowChunk,
+  start: (i * rowBytes) % (rowChunk.length - rowBytes),
+  bytes: rowBytes,
+}));
 
 const cpu = () => {
   const c = process.cpuUsage();

@@ -142,7 +142,9 @@ function sameAsParsed(out: ScannedSeqRows, i: number, rowText: string): void {
   }
   const f = row && typeof row === 'object' && !Array.isArray(row) ? seqOfRow(row as Record<string, unknown>) : null;
   if (!f || f.stream !== out.streams[i] || f.seq !== out.seqs[i] || f.sentAt !== out.sentAts[i]) {
-    throw new Error(`row ${i}: the scan read ${out.streams[i]}/${out.seqs[i]}/${out.sentAts[i]}, JSON.parse ${f ? `${f.stream}/${f.seq}/${f.sentAt}` : 'no sequence fields'}`);
+    throw new Error(
+      `row ${i}: the scan read ${out.streams[i]}/${out.seqs[i]}/${out.sentAts[i]}, JSON.parse ${f ? `${f.stream}/${f.seq}/${f.sentAt}` : 'no sequence fields'}`,
+    );
   }
 }
 

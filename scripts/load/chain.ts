@@ -25,7 +25,18 @@ import { parseArgs } from 'node:util';
 import { cefLine } from './cef.js';
 import { SeqChecker, formatReport, type SeqReport } from './chkseq.js';
 import { forkGenerator, type GenResult } from './gen.js';
-import { ForwarderProc, REPO, freePort, loadAvg, procCpuSec, procStatus, sleep, startWorkspace, waitFor, type Workspace } from './harness.js';
+import {
+  ForwarderProc,
+  REPO,
+  freePort,
+  loadAvg,
+  procCpuSec,
+  procStatus,
+  sleep,
+  startWorkspace,
+  waitFor,
+  type Workspace,
+} from './harness.js';
 
 export interface Measurement {
   name: string;
@@ -75,7 +86,15 @@ function measure(
   ws: Workspace | null,
   t0: number,
   gen: GenResult,
-  opts: { pid?: number; cpu0?: number; rep?: SeqReport; endAt?: number; note?: string; extra?: Measurement['extra']; selfCpu0?: NodeJS.CpuUsage },
+  opts: {
+    pid?: number;
+    cpu0?: number;
+    rep?: SeqReport;
+    endAt?: number;
+    note?: string;
+    extra?: Measurement['extra'];
+    selfCpu0?: NodeJS.CpuUsage;
+  },
 ): Measurement {
   const rep = opts.rep ?? ws!.checker.report();
   const end = opts.endAt ?? ws!.lastAcceptAt;
@@ -99,7 +118,12 @@ function measure(
     extra: {
       // Where the rest of the CPU went: the generator, and this process (mock workspace + checker).
       generatorCpuSecPerMillion: gen.cpuSec !== undefined && m > 0 ? Math.round((gen.cpuSec / m) * 10) / 10 : null,
-      ...(opts.selfCpu0 && m > 0 ? { mockCpuSecPerMillion: Math.round(((process.cpuUsage(opts.selfCpu0).user + process.cpuUsage(opts.selfCpu0).system) / 1e6 / m) * 10) / 10 } : {}),
+      ...(opts.selfCpu0 && m > 0
+        ? {
+            mockCpuSecPerMillion:
+              Math.round(((process.cpuUsage(opts.selfCpu0).user + process.cpuUsage(opts.selfCpu0).system) / 1e6 / m) * 10) / 10,
+          }
+        : {}),
       ...opts.extra,
     },
   };
@@ -129,7 +153,10 @@ async function settle(ws: Workspace, events: number, quietMs = 20_000, maxMs = 1
 
 async function ceiling(): Promise<Measurement> {
   // bench-forward's read-and-discard server (counts newlines), in its own process.
-  const child: ChildProcess = fork(join(REPO, 'scripts/bench-forward.ts'), ['--role', 'discard'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(join(REPO, 'scripts/bench-forward.ts'), ['--role', 'discard'], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const { port } = await new Promise<{ port: number }>((r) => child.once('message', (m) => r(m as { port: number })));
   const cpu0 = procCpuSec(child.pid!);
   const t0 = Date.now();
@@ -148,7 +175,19 @@ async function ceiling(): Promise<Measurement> {
     120_000,
     20,
   ).catch(() => undefined);
-  const rep: SeqReport = { expected: EVENTS, received: st.lines, lost: EVENTS - st.lines, holes: 0, tail: 0, duplicates: 0, reordered: 0, unknown: 0, latencyMs: null, streams: CONNS, holeSamples: [] };
+  const rep: SeqReport = {
+    expected: EVENTS,
+    received: st.lines,
+    lost: EVENTS - st.lines,
+    holes: 0,
+    tail: 0,
+    duplicates: 0,
+    reordered: 0,
+    unknown: 0,
+    latencyMs: null,
+    streams: CONNS,
+    holeSamples: [],
+  };
   const m = measure('raw ceiling (read + discard)', null, t0, gen, { pid: child.pid, cpu0, rep, endAt: lastAt });
   child.kill();
   return m;
@@ -166,7 +205,10 @@ async function ours(sink: 'log-analytics' | 'logs-ingestion'): Promise<Measureme
     const gen = await forkGenerator({ port: fw.tcpPort, connections: CONNS, events: EVENTS, size: SIZE, run: `ours-${sink}` }).result;
     for (const [k, v] of Object.entries(gen.expect)) ws.checker.expect(k, v);
     await settle(ws, EVENTS);
-    const label = sink === 'log-analytics' ? 'sentinel-cef forward (disk queue, Data Collector, HTTP)' : 'sentinel-cef forward (disk queue, Logs Ingestion, gzip, HTTPS)';
+    const label =
+      sink === 'log-analytics'
+        ? 'sentinel-cef forward (disk queue, Data Collector, HTTP)'
+        : 'sentinel-cef forward (disk queue, Logs Ingestion, gzip, HTTPS)';
     return measure(label, ws, t0, gen, { pid: fw.pid, cpu0, selfCpu0 });
   } finally {
     await fw.stop();
@@ -206,8 +248,16 @@ async function peer(): Promise<Measurement> {
   mkdirSync(bufDir);
   const conf = join(dir, 'peer.conf');
   // The key sits in the peer's config file (0600), as syslog-ng's azure-auth-header() requires.
-  writeFileSync(conf, peerConfig({ port, url: ws.mock.url, workspaceId: ws.workspaceId, key: readFileSync(ws.keyFile, 'utf8').trim(), bufDir }), { mode: 0o600 });
-  const sng = spawn('syslog-ng', ['-F', '-f', conf, '-R', join(dir, 'persist'), '-p', join(dir, 'pid'), '-c', join(dir, 'ctl'), '--no-caps'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  writeFileSync(
+    conf,
+    peerConfig({ port, url: ws.mock.url, workspaceId: ws.workspaceId, key: readFileSync(ws.keyFile, 'utf8').trim(), bufDir }),
+    { mode: 0o600 },
+  );
+  const sng = spawn(
+    'syslog-ng',
+    ['-F', '-f', conf, '-R', join(dir, 'persist'), '-p', join(dir, 'pid'), '-c', join(dir, 'ctl'), '--no-caps'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   sng.stdout!.on('data', (d) => (out += d));
   sng.stderr!.on('data', (d) => (out += d));
@@ -232,7 +282,11 @@ async function peer(): Promise<Measurement> {
     const gen = await forkGenerator({ port, connections: CONNS, events: EVENTS, size: SIZE, run: 'peer' }).result;
     for (const [k, v] of Object.entries(gen.expect)) ws.checker.expect(k, v);
     await settle(ws, EVENTS);
-    return measure('syslog-ng 3.38 peer (csv+kv parser, http() + azure-auth-header, reliable disk-buffer)', ws, t0, gen, { pid: sng.pid, cpu0, selfCpu0 });
+    return measure('syslog-ng 3.38 peer (csv+kv parser, http() + azure-auth-header, reliable disk-buffer)', ws, t0, gen, {
+      pid: sng.pid,
+      cpu0,
+      selfCpu0,
+    });
   } finally {
     sng.kill('SIGTERM');
     await ws.mock.close();
@@ -321,7 +375,9 @@ function rsyslogCounters(fwReceived: number | undefined): Record<string, number 
 function threadCpu(pid: number): string {
   const sample = () => {
     const out = new Map<string, number>();
-    for (const t of spawnSync('ls', [`/proc/${pid}/task`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) {
+    for (const t of spawnSync('ls', [`/proc/${pid}/task`], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter(Boolean)) {
       try {
         const st = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
         const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
@@ -336,12 +392,14 @@ function threadCpu(pid: number): string {
   const a = sample();
   spawnSync('sleep', ['2']);
   const b = sample();
-  return [...b.entries()]
-    .map(([k, v]) => [k, (v - (a.get(k) ?? v)) / 2] as const)
-    .filter(([, d]) => d > 0)
-    .sort((x, y) => y[1] - x[1])
-    .map(([k, d]) => `${k}: ${d} %`)
-    .join(', ') || 'all idle';
+  return (
+    [...b.entries()]
+      .map(([k, v]) => [k, (v - (a.get(k) ?? v)) / 2] as const)
+      .filter(([, d]) => d > 0)
+      .sort((x, y) => y[1] - x[1])
+      .map(([k, d]) => `${k}: ${d} %`)
+      .join(', ') || 'all idle'
+  );
 }
 
 /** Where the missing events are: rsyslog's spool files (on disk, not delivered) or nowhere. */
@@ -350,9 +408,18 @@ function rsyslogStuckDiagnostics(pid: number, hole: { stream: string; seq: numbe
   spawnSync('bash', ['-c', 'ls -l /var/spool/rsyslog/ /var/lib/rsyslog/ 2>/dev/null | grep -v "^total"'], { stdio: 'inherit' });
   if (hole) {
     const needle = `externalId=${hole.seq} cs6=${hole.stream} `;
-    const r = spawnSync('bash', ['-c', `grep -l -a -F -- "${needle}" /var/spool/rsyslog/* /var/lib/rsyslog/* 2>/dev/null`], { encoding: 'utf8' });
+    const r = spawnSync('bash', ['-c', `grep -l -a -F -- "${needle}" /var/spool/rsyslog/* /var/lib/rsyslog/* 2>/dev/null`], {
+      encoding: 'utf8',
+    });
     console.log(`first missing event (${hole.stream} #${hole.seq}) in rsyslog's spool files: ${r.stdout.trim() || 'no'}`);
-    spawnSync('bash', ['-c', 'for f in /var/spool/rsyslog/*.qi /var/lib/rsyslog/*.qi; do [ -f "$f" ] && { echo "== $f"; cat "$f"; echo; }; done 2>/dev/null | head -40'], { stdio: 'inherit' });
+    spawnSync(
+      'bash',
+      [
+        '-c',
+        'for f in /var/spool/rsyslog/*.qi /var/lib/rsyslog/*.qi; do [ -f "$f" ] && { echo "== $f"; cat "$f"; echo; }; done 2>/dev/null | head -40',
+      ],
+      { stdio: 'inherit' },
+    );
   }
 }
 
@@ -372,7 +439,12 @@ async function installChain(daemon: string): Promise<Workspace> {
     c.on('exit', (status) => resolve({ status, out }));
   });
   if (inst.status !== 0) throw new Error(`install failed (${inst.status}): ${inst.out}`);
-  console.log(inst.out.split('\n').filter((l) => /probe|Installed|maximum message/i.test(l)).join('\n'));
+  console.log(
+    inst.out
+      .split('\n')
+      .filter((l) => /probe|Installed|maximum message/i.test(l))
+      .join('\n'),
+  );
   // The install's own probe went through already; count only the load from here.
   ws.checker = new SeqChecker({ latencySampleEvery: 8 });
   return ws;
@@ -423,8 +495,12 @@ async function bursts(daemon: string): Promise<void> {
   const missing = expected - ws.checker.receivedOf(all);
   console.log(formatReport(ws.checker.report()));
   rsyslogCounters(undefined);
-  console.log(`BURSTS ${JSON.stringify({ bursts: BURSTS, eventsPerBurst: EVENTS, burstsLeavingEventsBehind: stuckBursts, missingAtEnd: missing, load: loadAvg() })}`);
-  spawnSync('bash', ['-c', 'grep -h -i -E "rsyslogd.*(queue|omfwd|suspend|lost|discard|error)" /var/log/syslog 2>/dev/null | tail -15'], { stdio: 'inherit' });
+  console.log(
+    `BURSTS ${JSON.stringify({ bursts: BURSTS, eventsPerBurst: EVENTS, burstsLeavingEventsBehind: stuckBursts, missingAtEnd: missing, load: loadAvg() })}`,
+  );
+  spawnSync('bash', ['-c', 'grep -h -i -E "rsyslogd.*(queue|omfwd|suspend|lost|discard|error)" /var/log/syslog 2>/dev/null | tail -15'], {
+    stdio: 'inherit',
+  });
   await ws.mock.close();
 }
 
@@ -439,7 +515,11 @@ async function chain(daemon: string): Promise<Measurement> {
   const gen = await forkGenerator({ port: 514, connections: CONNS, events: EVENTS, size: SIZE, run: `chain-${daemon}` }).result;
   for (const [k, v] of Object.entries(gen.expect)) ws.checker.expect(k, v);
   await settle(ws, EVENTS, 30_000);
-  const m = measure(`${daemon} → sentinel-cef forward → mock (installed by sentinel-cef install)`, ws, t0, gen, { pid: fwPid, cpu0: fwCpu0, selfCpu0 });
+  const m = measure(`${daemon} → sentinel-cef forward → mock (installed by sentinel-cef install)`, ws, t0, gen, {
+    pid: fwPid,
+    cpu0: fwCpu0,
+    selfCpu0,
+  });
   const dCpu = procCpuSec(dPid) - dCpu0;
   m.extra = {
     ...m.extra,
@@ -455,7 +535,12 @@ async function chain(daemon: string): Promise<Measurement> {
     const h = (await (await fetch('http://127.0.0.1:25227/healthz')).json()) as { counters: Record<string, number> };
     console.log(`forwarder counters: ${JSON.stringify(h.counters)}`);
     fwReceived = h.counters.received;
-    Object.assign(m.extra!, { fwReceived: h.counters.received, fwParseFailures: h.counters.parseFailures, fwDeadLettered: h.counters.deadLettered, fwDropped: h.counters.dropped });
+    Object.assign(m.extra!, {
+      fwReceived: h.counters.received,
+      fwParseFailures: h.counters.parseFailures,
+      fwDeadLettered: h.counters.deadLettered,
+      fwDropped: h.counters.dropped,
+    });
     const prom = await (await fetch('http://127.0.0.1:25227/metrics')).text();
     // Connections the forwarder closed itself, and anything its own disk queue skipped as torn or corrupt.
     const own = prom.split('\n').filter((l) => /^sentinel_cef_(connections_(closed|rejected)|queue_corrupt_bytes|dropped)_total/.test(l));
@@ -467,7 +552,14 @@ async function chain(daemon: string): Promise<Measurement> {
     await sleep(2500); // one more impstats interval after the last delivery
     Object.assign(m.extra!, rsyslogCounters(fwReceived));
     // rsyslog's own complaints (queue full, omfwd suspended, disk queue problems), loss or not.
-    spawnSync('bash', ['-c', 'grep -h -i -E "rsyslogd.*(queue|omfwd|suspend|lost|discard|error)|action .* (suspended|resumed)" /var/log/syslog /var/log/messages 2>/dev/null | tail -15'], { stdio: 'inherit' });
+    spawnSync(
+      'bash',
+      [
+        '-c',
+        'grep -h -i -E "rsyslogd.*(queue|omfwd|suspend|lost|discard|error)|action .* (suspended|resumed)" /var/log/syslog /var/log/messages 2>/dev/null | tail -15',
+      ],
+      { stdio: 'inherit' },
+    );
   }
   if (rep.lost && daemon === 'rsyslog') {
     // Lost or only stuck? Events still counted in rsyslog's queues (impstats size) are not lost yet:
@@ -485,7 +577,9 @@ async function chain(daemon: string): Promise<Measurement> {
     const afterNudge = ws.checker.receivedOf(streams);
     await sleep(2500);
     const st = readImpstats();
-    const sizes = ['main Q', 'sentinel-cef-forward queue', 'sentinel-cef-forward queue[DA]'].map((n) => `${n} size=${st.get(n)?.size ?? '?'}`).join(', ');
+    const sizes = ['main Q', 'sentinel-cef-forward queue', 'sentinel-cef-forward queue[DA]']
+      .map((n) => `${n} size=${st.get(n)?.size ?? '?'}`)
+      .join(', ');
     console.log(
       `still missing after the run: ${EVENTS - before}; after 15 s more: ${EVENTS - afterWait}; ` +
         `after one more message into port 514: ${EVENTS - afterNudge} (${sizes})`,
@@ -495,9 +589,18 @@ async function chain(daemon: string): Promise<Measurement> {
   if (rep.lost) {
     console.log(`first holes: ${JSON.stringify(rep.holeSamples)}`);
     for (const f of ['/var/log/sentinel-cef/forwarder.log']) {
-      if (existsSync(f)) console.log(readFileSync(f, 'utf8').split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-10).join('\n'));
+      if (existsSync(f))
+        console.log(
+          readFileSync(f, 'utf8')
+            .split('\n')
+            .filter((l) => /"level":(40|50|60)/.test(l))
+            .slice(-10)
+            .join('\n'),
+        );
     }
-    spawnSync('bash', ['-c', 'grep -h -i -E "omfwd|suspend|error|lost|discard" /var/log/syslog /var/log/messages 2>/dev/null | tail -10'], { stdio: 'inherit' });
+    spawnSync('bash', ['-c', 'grep -h -i -E "omfwd|suspend|error|lost|discard" /var/log/syslog /var/log/messages 2>/dev/null | tail -10'], {
+      stdio: 'inherit',
+    });
   }
   await ws.mock.close();
   return m;
@@ -534,21 +637,41 @@ async function outside(): Promise<void> {
   const extra = values.mode === 'compare' ? ['--extra', 'syslog-ng-peer'] : [];
   if (!existsSync(join(REPO, 'dist/forwarder.mjs'))) execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: REPO, stdio: 'inherit' });
   const args = process.argv.slice(2).filter((a) => a !== '--inside');
-  const r = spawnSync(sandbox, ['run', '--daemon', daemon, ...extra, '--', process.execPath, '--import', 'tsx', new URL(import.meta.url).pathname, '--inside', ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    encoding: 'utf8',
-    cwd: REPO,
-    maxBuffer: 64 * 1024 * 1024,
-  });
+  const r = spawnSync(
+    sandbox,
+    [
+      'run',
+      '--daemon',
+      daemon,
+      ...extra,
+      '--',
+      process.execPath,
+      '--import',
+      'tsx',
+      new URL(import.meta.url).pathname,
+      '--inside',
+      ...args,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      encoding: 'utf8',
+      cwd: REPO,
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
   const lines = (r.stdout ?? '').split('\n');
   for (const l of lines) if (l && !l.startsWith('RESULT ')) console.log(l);
   const rows = lines.filter((l) => l.startsWith('RESULT ')).map((l) => JSON.parse(l.slice(7)) as Measurement);
   for (const m of rows) console.log(`RESULT ${JSON.stringify(m)}`);
   console.log('');
-  console.log('| measured | events/s | ratio to ceiling | CPU s / M events | events / CPU s | peak RSS MB | lost | dup | p50 / p99 ms | load |');
+  console.log(
+    '| measured | events/s | ratio to ceiling | CPU s / M events | events / CPU s | peak RSS MB | lost | dup | p50 / p99 ms | load |',
+  );
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const m of rows) {
-    console.log(`| ${m.name} | ${m.eps.toLocaleString('en')} | ${m.ratioToCeiling ?? '—'} | ${m.cpuSecPerMillion ?? '—'} | ${m.eventsPerCpuSec?.toLocaleString('en') ?? '—'} | ${m.peakRssMb ?? '—'} | ${m.lost} | ${m.duplicates} | ${m.p50Ms ?? '—'} / ${m.p99Ms ?? '—'} | ${m.load} |`);
+    console.log(
+      `| ${m.name} | ${m.eps.toLocaleString('en')} | ${m.ratioToCeiling ?? '—'} | ${m.cpuSecPerMillion ?? '—'} | ${m.eventsPerCpuSec?.toLocaleString('en') ?? '—'} | ${m.peakRssMb ?? '—'} | ${m.lost} | ${m.duplicates} | ${m.p50Ms ?? '—'} / ${m.p99Ms ?? '—'} | ${m.load} |`,
+    );
   }
   process.exit(r.status ?? 1);
 }

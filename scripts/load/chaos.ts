@@ -30,7 +30,10 @@ export const SCENARIOS: Record<string, { title: string; run: Runner }> = {
       long
         ? process.env.CHAOS_OUTAGE_SEC
           ? S.outage({ rate: 10_000, preSec: 10, outageSec: Number(process.env.CHAOS_OUTAGE_SEC), postSec: 30 })
-          : [await S.outage({ rate: 10_000, preSec: 10, outageSec: 60, postSec: 30 }), await S.outage({ rate: 10_000, preSec: 10, outageSec: 600, postSec: 60 })]
+          : [
+              await S.outage({ rate: 10_000, preSec: 10, outageSec: 60, postSec: 30 }),
+              await S.outage({ rate: 10_000, preSec: 10, outageSec: 600, postSec: 60 }),
+            ]
         : // Short: both outages at once (independent forwarders and mocks).
           Promise.all([
             S.outage({ rate: 2000, preSec: 1, outageSec: 2, postSec: 1, config: { retry: { initialMs: 200, maxMs: 1000 } } }),
@@ -46,11 +49,21 @@ export const SCENARIOS: Record<string, { title: string; run: Runner }> = {
   },
   '3': {
     title: 'kill -9 of the forwarder at random moments under load',
-    run: (long) => S.killNine(long ? { kills: 10, rate: 10_000, minGapMs: 2000, maxGapMs: 8000, seed: 7 } : { kills: 3, rate: 2000, minGapMs: 700, maxGapMs: 1500, seed: 7 }),
+    run: (long) =>
+      S.killNine(
+        long
+          ? { kills: 10, rate: 10_000, minGapMs: 2000, maxGapMs: 8000, seed: 7 }
+          : { kills: 3, rate: 2000, minGapMs: 700, maxGapMs: 1500, seed: 7 },
+      ),
   },
   '4': {
     title: '429 storm: no request before its Retry-After, nothing lost',
-    run: (long) => S.storm(long ? { events: 200_000, rate: 10_000, throttled: 20, retryAfterSec: 3 } : { events: 3000, rate: 2000, throttled: 3, retryAfterSec: 1 }),
+    run: (long) =>
+      S.storm(
+        long
+          ? { events: 200_000, rate: 10_000, throttled: 20, retryAfterSec: 3 }
+          : { events: 3000, rate: 2000, throttled: 3, retryAfterSec: 1 },
+      ),
   },
   '5': {
     title: 'a poison record: dead-lettered with its reason, the rest delivered',
@@ -61,9 +74,24 @@ export const SCENARIOS: Record<string, { title: string; run: Runner }> = {
     run: (long) =>
       S.queueFull(
         long
-          ? { capBytes: 256 * 1024 ** 2, tmpfsBytes: 256 * 1024 ** 2, tcpEvents: 1_500_000, udpEvents: 50_000, holdSec: 30, diskSegmentBytes: 64 * 1024 ** 2 }
+          ? {
+              capBytes: 256 * 1024 ** 2,
+              tmpfsBytes: 256 * 1024 ** 2,
+              tcpEvents: 1_500_000,
+              udpEvents: 50_000,
+              holdSec: 30,
+              diskSegmentBytes: 64 * 1024 ** 2,
+            }
           : // The disk half keeps the default 64 MiB segment, larger than the whole tmpfs.
-            { capBytes: 2 * 1024 ** 2, tmpfsBytes: 4 * 1024 ** 2, tcpEvents: 30_000, udpEvents: 2000, holdSec: 1, diskSegmentBytes: 64 * 1024 ** 2, retry: { initialMs: 200, maxMs: 1000 } },
+            {
+              capBytes: 2 * 1024 ** 2,
+              tmpfsBytes: 4 * 1024 ** 2,
+              tcpEvents: 30_000,
+              udpEvents: 2000,
+              holdSec: 1,
+              diskSegmentBytes: 64 * 1024 ** 2,
+              retry: { initialMs: 200, maxMs: 1000 },
+            },
         !long,
       ),
   },
@@ -84,7 +112,8 @@ export const SCENARIOS: Record<string, { title: string; run: Runner }> = {
   },
   '9': {
     title: 'hostile input: 1 MiB lines, invalid UTF-8, no newline, idle connections, random bytes',
-    run: (long) => S.hostile(long ? { hugeLines: 200, idleConnections: 10_000, randomMB: 100 } : { hugeLines: 10, idleConnections: 500, randomMB: 4 }),
+    run: (long) =>
+      S.hostile(long ? { hugeLines: 200, idleConnections: 10_000, randomMB: 100 } : { hugeLines: 10, idleConnections: 500, randomMB: 4 }),
   },
 };
 
@@ -114,7 +143,13 @@ async function main(): Promise<void> {
   for (const n of names) {
     if (n === '8' && !values['in-netns'] && process.getuid?.() === 0 && !process.env.CHAOS_NO_NETNS) {
       // Own network namespace: /proc/net/snmp then counts only this scenario's datagrams.
-      const args = [...process.execArgv, ...process.argv.slice(1).filter((a) => a !== '--scenario' && !names.includes(a)), '--scenario', '8', '--in-netns'];
+      const args = [
+        ...process.execArgv,
+        ...process.argv.slice(1).filter((a) => a !== '--scenario' && !names.includes(a)),
+        '--scenario',
+        '8',
+        '--in-netns',
+      ];
       const r = spawnSync('unshare', ['--net', 'bash', '-c', 'ip link set lo up && exec "$@"', 'chaos', process.execPath, ...args], {
         stdio: 'inherit',
         env: { ...process.env, CHAOS_IN_NETNS: '1' },

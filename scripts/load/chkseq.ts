@@ -171,7 +171,19 @@ export class SeqChecker {
       const q = (p: number) => a[Math.min(a.length - 1, Math.floor(a.length * p))];
       latencyMs = { p50: q(0.5), p99: q(0.99), max: a[a.length - 1], samples: a.length };
     }
-    return { expected, received, lost: expected - received, holes, tail, duplicates: dups, reordered, unknown, latencyMs, streams: this.streams.size, holeSamples };
+    return {
+      expected,
+      received,
+      lost: expected - received,
+      holes,
+      tail,
+      duplicates: dups,
+      reordered,
+      unknown,
+      latencyMs,
+      streams: this.streams.size,
+      holeSamples,
+    };
   }
 }
 
@@ -217,8 +229,14 @@ async function main(): Promise<void> {
   const checker = new SeqChecker();
   const expect: Record<string, number> = values['expect-file']
     ? (JSON.parse(readFileSync(values['expect-file'], 'utf8')) as Record<string, number>)
-    : Object.fromEntries((values.expect ?? '').split(',').filter(Boolean).map((kv) => [kv.split('=')[0], Number(kv.split('=')[1])]));
-  if (!Object.keys(expect).length) throw new Error('chkseq: give --expect STREAM=N[,...] or --expect-file FILE (the generator prints both)');
+    : Object.fromEntries(
+        (values.expect ?? '')
+          .split(',')
+          .filter(Boolean)
+          .map((kv) => [kv.split('=')[0], Number(kv.split('=')[1])]),
+      );
+  if (!Object.keys(expect).length)
+    throw new Error('chkseq: give --expect STREAM=N[,...] or --expect-file FILE (the generator prints both)');
   for (const [k, v] of Object.entries(expect)) checker.expect(k, v);
   for (const f of values.file ?? []) await checkNdjson(checker, f);
   if (values.url) {

@@ -49,7 +49,10 @@ export interface Workspace {
 }
 
 /** Mock Data Collector workspace (plain HTTP on loopback) whose accepted rows go straight to a checker. */
-export async function startWorkspace(dir: string, opts: { latencySampleEvery?: number; https?: boolean; port?: number } = {}): Promise<Workspace> {
+export async function startWorkspace(
+  dir: string,
+  opts: { latencySampleEvery?: number; https?: boolean; port?: number } = {},
+): Promise<Workspace> {
   const checker = new SeqChecker(opts);
   const sharedKey = randomBytes(64).toString('base64');
   const workspaceId = randomUUID();
@@ -151,7 +154,11 @@ export class ForwarderProc {
     }
     const { ws } = this.o;
     const base = {
-      listen: [`tcp://127.0.0.1:${this.tcpPort}`, `udp://127.0.0.1:${this.udpPort}`, ...(this.o.tls ? [`tls://127.0.0.1:${this.tlsPort}`] : [])],
+      listen: [
+        `tcp://127.0.0.1:${this.tcpPort}`,
+        `udp://127.0.0.1:${this.udpPort}`,
+        ...(this.o.tls ? [`tls://127.0.0.1:${this.tlsPort}`] : []),
+      ],
       ...(this.o.tls ? { tls: this.o.tls } : {}),
       queue: { dir: this.queueDir },
       deadLetterFile: this.deadLetterFile,
@@ -170,7 +177,16 @@ export class ForwarderProc {
       mkdirSync(this.queueDir, { recursive: true });
       const q = JSON.stringify(this.queueDir);
       cmd = 'unshare';
-      args = ['--mount', '--propagation', 'private', 'bash', '-c', `mountpoint -q ${q} || mount -t tmpfs -o size=${this.o.tmpfsQueueBytes},mode=0700 tmpfs ${q}; exec "$@"`, 'fw', ...node];
+      args = [
+        '--mount',
+        '--propagation',
+        'private',
+        'bash',
+        '-c',
+        `mountpoint -q ${q} || mount -t tmpfs -o size=${this.o.tmpfsQueueBytes},mode=0700 tmpfs ${q}; exec "$@"`,
+        'fw',
+        ...node,
+      ];
     } else if (this.o.ulimitNofile) {
       cmd = 'bash';
       args = ['-c', `ulimit -n ${this.o.ulimitNofile} && exec "$@"`, 'fw', ...node];
@@ -264,7 +280,10 @@ function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<s
   const out: Record<string, unknown> = { ...a };
   for (const [k, v] of Object.entries(b)) {
     const cur = out[k];
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object' && !Array.isArray(cur) ? merge(cur as Record<string, unknown>, v as Record<string, unknown>) : v;
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object' && !Array.isArray(cur)
+        ? merge(cur as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
   }
   return out;
 }
@@ -292,7 +311,9 @@ export function procCpuSec(pid: number): number {
 
 /** Udp counters of this network namespace (/proc/net/snmp). */
 export function udpCounters(): Record<string, number> {
-  const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+  const lines = readFileSync('/proc/net/snmp', 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('Udp:'));
   const keys = lines[0].split(/\s+/).slice(1);
   const vals = lines[1].split(/\s+/).slice(1).map(Number);
   return Object.fromEntries(keys.map((k, i) => [k, vals[i]]));

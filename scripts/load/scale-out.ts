@@ -10,7 +10,18 @@
  * Lost and duplicated events come from the sequence checker over every node's sink file.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -106,7 +117,18 @@ class Node {
 
   /** The readiness endpoint's status (run from HAProxy's namespace, the only one routed to the node). */
   async readiness(): Promise<number> {
-    const r = spawnSync('ip', ['netns', 'exec', 'sco-hap', 'bash', '-c', `exec 3<>/dev/tcp/${nodeAddr(this.k)}/25228 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && head -c 12 <&3`], { encoding: 'utf8', timeout: 3000 });
+    const r = spawnSync(
+      'ip',
+      [
+        'netns',
+        'exec',
+        'sco-hap',
+        'bash',
+        '-c',
+        `exec 3<>/dev/tcp/${nodeAddr(this.k)}/25228 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && head -c 12 <&3`,
+      ],
+      { encoding: 'utf8', timeout: 3000 },
+    );
     return Number(/HTTP\/1\.\d (\d+)/.exec(r.stdout ?? '')?.[1] ?? 0);
   }
 
@@ -162,7 +184,9 @@ class Balancer {
 
   config(): string {
     const servers = (port: number, proxy: boolean) =>
-      Array.from({ length: this.nodes }, (_, i) => `  server n${i + 1} ${nodeAddr(i + 1)}:${port}${proxy ? ' send-proxy-v2' : ''}`).join('\n');
+      Array.from({ length: this.nodes }, (_, i) => `  server n${i + 1} ${nodeAddr(i + 1)}:${port}${proxy ? ' send-proxy-v2' : ''}`).join(
+        '\n',
+      );
     return `global
   maxconn 4096
   stats socket ${this.sock} mode 600 level admin
@@ -447,9 +471,28 @@ async function faultRun(p: FaultPlan): Promise<FaultResult> {
     // Awaited after the sender; a failure meanwhile must not end the process as an unhandled rejection.
     script.catch(() => {});
     if (relp) {
-      g = await relpGenerate({ host: FRONT.host, port: FRONT.relpPort, connections: p.connections, events, rate: p.rate, size: 500, run: p.fault, window: 1000 });
+      g = await relpGenerate({
+        host: FRONT.host,
+        port: FRONT.relpPort,
+        connections: p.connections,
+        events,
+        rate: p.rate,
+        size: 500,
+        run: p.fault,
+        window: 1000,
+      });
     } else {
-      const gen = forkGenerator({ host: FRONT.host, port: FRONT.port, connections: p.connections, events, rate: p.rate, size: 500, run: p.fault, reconnect: true, reconnectTimeoutMs: 60_000 });
+      const gen = forkGenerator({
+        host: FRONT.host,
+        port: FRONT.port,
+        connections: p.connections,
+        events,
+        rate: p.rate,
+        size: 500,
+        run: p.fault,
+        reconnect: true,
+        reconnectTimeoutMs: 60_000,
+      });
       let watching = p.stopWhenMoved === true;
       const watcher = (async () => {
         while (watching) {
@@ -547,7 +590,9 @@ async function faultRun(p: FaultPlan): Promise<FaultResult> {
 const fmt = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)} s`);
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { short: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, only: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { short: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, only: { type: 'string' } },
+  });
   if (!DIR || !HAPROXY) throw new Error('scale-out.ts runs through scripts/scale-out run (it needs its namespaces)');
   const only = values.only;
   const FAULTS = ['throughput', 'kill9', 'relp-kill9', 'poweroff', 'return', 'sink', 'return-noage'];
@@ -556,11 +601,27 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const want = (x: string) => !only || only === x;
-  const out: { throughput: ThroughputResult[]; faults: FaultResult[]; cores: number } = { throughput: [], faults: [], cores: cpus().length };
+  const out: { throughput: ThroughputResult[]; faults: FaultResult[]; cores: number } = {
+    throughput: [],
+    faults: [],
+    cores: cpus().length,
+  };
   if (values.short) {
     // CI: 2 nodes, one fault: a sink that starts failing is drained by the balancer, nothing lost.
     // The sender stops a second after the node is drained (40 s at most).
-    out.faults.push(await faultRun({ fault: 'sink', nodes: 2, rate: 2000, connections: 4, faultAtSec: 2, backAfterSec: 0, durationSec: 40, maxAgeSec: 2, stopWhenMoved: true }));
+    out.faults.push(
+      await faultRun({
+        fault: 'sink',
+        nodes: 2,
+        rate: 2000,
+        connections: 4,
+        faultAtSec: 2,
+        backAfterSec: 0,
+        durationSec: 40,
+        maxAgeSec: 2,
+        stopWhenMoved: true,
+      }),
+    );
   } else {
     if (want('throughput')) {
       for (const n of [1, 2, 3]) {
@@ -598,10 +659,15 @@ async function main(): Promise<void> {
   if (out.throughput.length) {
     const one = out.throughput[0].eps;
     console.log(`nodes  events   events/s  ×1 node  lost  dup  load avg (${out.cores} cores)`);
-    for (const r of out.throughput) console.log(`${String(r.nodes).padEnd(6)} ${String(r.events).padEnd(8)} ${String(r.eps).padEnd(9)} ${(r.eps / one).toFixed(2).padEnd(8)} ${String(r.lost).padEnd(5)} ${String(r.duplicated).padEnd(4)} ${r.load}`);
+    for (const r of out.throughput)
+      console.log(
+        `${String(r.nodes).padEnd(6)} ${String(r.events).padEnd(8)} ${String(r.eps).padEnd(9)} ${(r.eps / one).toFixed(2).padEnd(8)} ${String(r.lost).padEnd(5)} ${String(r.duplicated).padEnd(4)} ${r.load}`,
+      );
   }
   if (out.faults.length) {
-    console.log('fault       transport            age  rate/s  sent     lost (tail/holes)  dup    down     stopped  up again  within 20%  drain   load avg');
+    console.log(
+      'fault       transport            age  rate/s  sent     lost (tail/holes)  dup    down     stopped  up again  within 20%  drain   load avg',
+    );
     for (const r of out.faults) {
       console.log(
         `${r.fault.padEnd(11)} ${r.transport.padEnd(20)} ${`${r.maxAgeSec}s`.padEnd(4)} ${String(r.rate).padEnd(7)} ${String(r.sent).padEnd(8)} ${`${r.lost} (${r.tail}/${r.holes})`.padEnd(18)} ${String(r.duplicated).padEnd(6)} ${fmt(r.markedDownMs).padEnd(8)} ${fmt(r.trafficStoppedMs).padEnd(8)} ${fmt(r.upAgainMs).padEnd(9)} ${fmt(r.balancedMs).padEnd(11)} ${fmt(r.drainMs).padEnd(7)} ${r.load}`,

@@ -12,7 +12,18 @@ import { forwarderConfigSchema } from '../../src/config/schema.js';
 import { formatReport, type SeqReport } from './chkseq.js';
 import { cefLine } from './cef.js';
 import { forkGenerator, generate, prng, type GenResult } from './gen.js';
-import { ForwarderProc, loadAvg, peakSampler, procStatus, sleep, startWorkspace, udpCounters, waitFor, type FwOptions, type Workspace } from './harness.js';
+import {
+  ForwarderProc,
+  loadAvg,
+  peakSampler,
+  procStatus,
+  sleep,
+  startWorkspace,
+  udpCounters,
+  waitFor,
+  type FwOptions,
+  type Workspace,
+} from './harness.js';
 
 export interface ScenarioResult {
   scenario: string;
@@ -64,7 +75,12 @@ async function waitDelivered(ws: Workspace, target: number, timeoutMs: number): 
 
 const mb = (b: number) => Math.round((b / 1024 / 1024) * 10) / 10;
 
-function finish(scenario: string, failures: string[], seq: SeqReport | undefined, figures: Record<string, number | string | null>): ScenarioResult {
+function finish(
+  scenario: string,
+  failures: string[],
+  seq: SeqReport | undefined,
+  figures: Record<string, number | string | null>,
+): ScenarioResult {
   const figs = Object.entries(figures)
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');
@@ -84,27 +100,35 @@ export interface ThroughputParams {
 }
 
 export async function throughput(p: ThroughputParams): Promise<ScenarioResult> {
-  return withForwarder('throughput', { nodeArgs: p.nodeArgs, config: { logLevel: 'warn', queue: { maxBytes: 8 * 1024 ** 3 } }, ...(p.proto === 'tls' ? { tls: selfSigned() } : {}) }, async ({ ws, fw }) => {
-    const cpu0 = fw.cpuSec();
-    const t0 = Date.now();
-    const port = p.proto === 'tls' ? fw.tlsPort : fw.tcpPort;
-    const g = forkGenerator({ port, proto: p.proto ?? 'tcp', connections: p.connections, events: p.events, size: p.size, run: 'tp' });
-    const gen = await g.result;
-    expectAll(ws, gen);
-    await waitDelivered(ws, p.events, 600_000);
-    const ms = Date.now() - t0;
-    const seq = ws.checker.report();
-    const cpu = fw.cpuSec() - cpu0;
-    const failures: string[] = [];
-    if (seq.lost) failures.push(`${seq.lost} lost`);
-    if (seq.duplicates) failures.push(`${seq.duplicates} duplicated`);
-    return finish(`throughput ${p.proto ?? 'tcp'} ${Array.isArray(p.size) ? `${p.size[0]}-${p.size[1]}` : p.size} B`, failures, seq, {
-      eps: Math.round(seq.received / (ms / 1000)),
-      genEps: gen.eps,
-      cpuSecPerM: Math.round((cpu / (p.events / 1e6)) * 10) / 10,
-      peakRssMb: Math.round(fw.peakRssMb()),
-    });
-  });
+  return withForwarder(
+    'throughput',
+    {
+      nodeArgs: p.nodeArgs,
+      config: { logLevel: 'warn', queue: { maxBytes: 8 * 1024 ** 3 } },
+      ...(p.proto === 'tls' ? { tls: selfSigned() } : {}),
+    },
+    async ({ ws, fw }) => {
+      const cpu0 = fw.cpuSec();
+      const t0 = Date.now();
+      const port = p.proto === 'tls' ? fw.tlsPort : fw.tcpPort;
+      const g = forkGenerator({ port, proto: p.proto ?? 'tcp', connections: p.connections, events: p.events, size: p.size, run: 'tp' });
+      const gen = await g.result;
+      expectAll(ws, gen);
+      await waitDelivered(ws, p.events, 600_000);
+      const ms = Date.now() - t0;
+      const seq = ws.checker.report();
+      const cpu = fw.cpuSec() - cpu0;
+      const failures: string[] = [];
+      if (seq.lost) failures.push(`${seq.lost} lost`);
+      if (seq.duplicates) failures.push(`${seq.duplicates} duplicated`);
+      return finish(`throughput ${p.proto ?? 'tcp'} ${Array.isArray(p.size) ? `${p.size[0]}-${p.size[1]}` : p.size} B`, failures, seq, {
+        eps: Math.round(seq.received / (ms / 1000)),
+        genEps: gen.eps,
+        cpuSecPerM: Math.round((cpu / (p.events / 1e6)) * 10) / 10,
+        peakRssMb: Math.round(fw.peakRssMb()),
+      });
+    },
+  );
 }
 
 let cert: { certFile: string; keyFile: string } | null = null;
@@ -113,7 +137,27 @@ function selfSigned(): { certFile: string; keyFile: string } {
   const dir = mkdtempSync(join(tmpdir(), 'chaos-tls-'));
   const certFile = join(dir, 'cert.pem');
   const keyFile = join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
   cert = { certFile, keyFile };
   return cert;
 }
@@ -225,7 +269,16 @@ export async function killNine(p: KillParams): Promise<ScenarioResult> {
   const { batch } = forwarderConfigSchema.parse({ sink: { type: 'file', path: '/dev/null' } });
   const perKill = batch.maxRecords * batch.inFlight;
   return withForwarder('kill9', { config: { logLevel: 'warn' } }, async ({ ws, fw }) => {
-    const g = forkGenerator({ port: fw.tcpPort, connections: 2, events, rate: p.rate, size: 500, run: 'k9', reconnect: true, reconnectTimeoutMs: 60_000 });
+    const g = forkGenerator({
+      port: fw.tcpPort,
+      connections: 2,
+      events,
+      rate: p.rate,
+      size: 500,
+      run: 'k9',
+      reconnect: true,
+      reconnectTimeoutMs: 60_000,
+    });
     const downMs: number[] = [];
     for (const gap of gaps) {
       await sleep(gap);
@@ -241,7 +294,8 @@ export async function killNine(p: KillParams): Promise<ScenarioResult> {
     const seq = ws.checker.report();
     const failures: string[] = [];
     if (seq.holes) failures.push(`${seq.holes} lost after the forwarder had read them (first: ${JSON.stringify(seq.holeSamples[0])})`);
-    if (seq.duplicates > p.kills * perKill) failures.push(`${seq.duplicates} duplicates > ${batch.inFlight} batches of ${batch.maxRecords} per kill`);
+    if (seq.duplicates > p.kills * perKill)
+      failures.push(`${seq.duplicates} duplicates > ${batch.inFlight} batches of ${batch.maxRecords} per kill`);
     return finish('kill -9', failures, seq, {
       kills: p.kills,
       restarts: fw.starts - 1,
@@ -292,7 +346,13 @@ export async function storm(p: StormParams): Promise<ScenarioResult> {
     if (waits.length !== throttled.length) failures.push(`${throttled.length - waits.length} throttled call(s) never retried`);
     // A throttled call inside a batch must not resend the calls of the batch that were accepted.
     if (seq.duplicates) failures.push(`${seq.duplicates} duplicates (accepted calls of a throttled batch sent again)`);
-    return finish('429 storm', failures, seq, { throttled: throttled.length, retryAfterSec: p.retryAfterSec, retriesBeforeRetryAfter: early.length, minWaitMs: waits.length ? Math.min(...waits) : null, requests: reqs.length });
+    return finish('429 storm', failures, seq, {
+      throttled: throttled.length,
+      retryAfterSec: p.retryAfterSec,
+      retriesBeforeRetryAfter: early.length,
+      minWaitMs: waits.length ? Math.min(...waits) : null,
+      requests: reqs.length,
+    });
   });
 }
 
@@ -308,14 +368,27 @@ export async function poison(p: { events: number }): Promise<ScenarioResult> {
     await waitDelivered(ws, p.events - 1, 60_000);
     await waitQuiet(ws, fw, 30_000);
     const seq = ws.checker.report();
-    const dl = existsSync(fw.deadLetterFile) ? readFileSync(fw.deadLetterFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { reason: string; httpStatus?: number; row?: Record<string, unknown> }) : [];
+    const dl = existsSync(fw.deadLetterFile)
+      ? readFileSync(fw.deadLetterFile, 'utf8')
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { reason: string; httpStatus?: number; row?: Record<string, unknown> })
+      : [];
     const failures: string[] = [];
     const hit = dl.filter((e) => e.row && String(e.row.ExtID) === String(bad));
     if (seq.lost !== 1) failures.push(`expected exactly the poison record missing at the sink, ${seq.lost} missing`);
-    if (hit.length !== 1 || dl.length !== 1) failures.push(`dead-letter file holds ${dl.length} entries (${hit.length} the poison record); expected exactly it`);
-    if (hit[0] && !/400/.test(`${hit[0].httpStatus} ${hit[0].reason}`)) failures.push(`dead-letter reason does not name the 400: ${hit[0].reason}`);
+    if (hit.length !== 1 || dl.length !== 1)
+      failures.push(`dead-letter file holds ${dl.length} entries (${hit.length} the poison record); expected exactly it`);
+    if (hit[0] && !/400/.test(`${hit[0].httpStatus} ${hit[0].reason}`))
+      failures.push(`dead-letter reason does not name the 400: ${hit[0].reason}`);
     const h = await fw.health();
-    return finish('poison', failures, seq, { deadLettered: dl.length, reason: JSON.stringify(hit[0]?.reason ?? null).slice(0, 80), deadLetterCounter: h.counters.deadLettered, requests: ws.mock.requests.filter((r) => r.api === 'logs-ingestion').length });
+    return finish('poison', failures, seq, {
+      deadLettered: dl.length,
+      reason: JSON.stringify(hit[0]?.reason ?? null).slice(0, 80),
+      deadLetterCounter: h.counters.deadLettered,
+      requests: ws.mock.requests.filter((r) => r.api === 'logs-ingestion').length,
+    });
   });
 }
 
@@ -340,8 +413,21 @@ export interface FullParams {
 async function fullCommon(kind: 'cap' | 'disk', p: FullParams): Promise<ScenarioResult> {
   const fwOpts: Omit<FwOptions, 'dir' | 'ws'> =
     kind === 'cap'
-      ? { config: { logLevel: 'warn', ...(p.retry ? { retry: p.retry } : {}), queue: { maxBytes: p.capBytes, segmentBytes: Math.max(64 * 1024, Math.floor(p.capBytes / 8)) } } }
-      : { tmpfsQueueBytes: p.tmpfsBytes, config: { logLevel: 'warn', ...(p.retry ? { retry: p.retry } : {}), queue: { segmentBytes: p.diskSegmentBytes ?? Math.max(64 * 1024, Math.floor(p.tmpfsBytes / 8)) } } };
+      ? {
+          config: {
+            logLevel: 'warn',
+            ...(p.retry ? { retry: p.retry } : {}),
+            queue: { maxBytes: p.capBytes, segmentBytes: Math.max(64 * 1024, Math.floor(p.capBytes / 8)) },
+          },
+        }
+      : {
+          tmpfsQueueBytes: p.tmpfsBytes,
+          config: {
+            logLevel: 'warn',
+            ...(p.retry ? { retry: p.retry } : {}),
+            queue: { segmentBytes: p.diskSegmentBytes ?? Math.max(64 * 1024, Math.floor(p.tmpfsBytes / 8)) },
+          },
+        };
   return withForwarder(`full-${kind}`, fwOpts, async ({ ws, fw }) => {
     const failures: string[] = [];
     await ws.mock.refuseConnections();
@@ -359,7 +445,8 @@ async function fullCommon(kind: 'cap' | 'disk', p: FullParams): Promise<Scenario
     if (!senderBlocked) failures.push('the TCP sender was not held back');
     const h1 = await fw.health();
     const droppedUdp = await fw.metric('sentinel_cef_dropped_total', kind === 'cap' ? 'udp_queue_full' : 'udp_disk_full');
-    if (kind === 'cap' && h1.queue.bytes > p.capBytes * 1.1 + 256 * 1024) failures.push(`queue ${h1.queue.bytes} B went past its cap ${p.capBytes}`);
+    if (kind === 'cap' && h1.queue.bytes > p.capBytes * 1.1 + 256 * 1024)
+      failures.push(`queue ${h1.queue.bytes} B went past its cap ${p.capBytes}`);
     if (!fw.alive() || fw.pid !== pid) failures.push('the forwarder died while the disk was full');
     // Space / room returns: the sink comes back.
     await ws.mock.acceptConnections();
@@ -414,7 +501,9 @@ export async function tornQueue(p: { events: number; retry?: { initialMs: number
     expectAll(ws, gen);
     await waitFor('everything queued', async () => (await fw.health()).queue.records >= p.events, 30_000, 100);
     await fw.kill9();
-    const segs = readdirSync(fw.queueDir).filter((f) => f.endsWith('.seg')).sort();
+    const segs = readdirSync(fw.queueDir)
+      .filter((f) => f.endsWith('.seg'))
+      .sort();
     const seg = join(fw.queueDir, segs[segs.length - 1]);
     const size = statSync(seg).size;
     const rec = Math.round(size / p.events);
@@ -436,7 +525,12 @@ export async function tornQueue(p: { events: number; retry?: { initialMs: number
     if (seq.duplicates) failures.push(`${seq.duplicates} duplicated`);
     if (!corruptBytes) failures.push('no corrupt bytes reported in metrics');
     if (!logged) failures.push('nothing logged about the damaged queue');
-    return finish('torn/corrupt queue', failures, seq, { corruptBytesReported: corruptBytes, corruptRegionsReported: droppedCorrupt, logLines: logged, eventsLost: seq.lost });
+    return finish('torn/corrupt queue', failures, seq, {
+      corruptBytesReported: corruptBytes,
+      corruptRegionsReported: droppedCorrupt,
+      logLines: logged,
+      eventsLost: seq.lost,
+    });
   });
 }
 
@@ -451,34 +545,39 @@ export interface UdpParams {
 }
 
 export async function udp(p: UdpParams): Promise<ScenarioResult> {
-  return withForwarder('udp', { config: { logLevel: 'warn', limits: { udpReceiveBufferBytes: p.recvBufferBytes } } }, async ({ ws, fw }) => {
-    const before = udpCounters();
-    const events = p.rate * p.seconds;
-    const g = forkGenerator({ port: fw.udpPort, proto: 'udp', events, rate: p.rate, size: 500, run: `udp${p.rate}` });
-    const gen = await g.result;
-    expectAll(ws, gen);
-    await waitQuiet(ws, fw, 30_000);
-    const after = udpCounters();
-    const seq = ws.checker.report();
-    const rcvbufErrors = after.RcvbufErrors - before.RcvbufErrors;
-    const fwDropped = (await fw.health()).counters.dropped;
-    const failures: string[] = [];
-    if (seq.duplicates) failures.push(`${seq.duplicates} duplicated`);
-    // Every missing datagram must be explained by the kernel (receive buffer overflow) or the forwarder's counter.
-    const unexplained = seq.lost - rcvbufErrors - fwDropped;
-    if (process.env.CHAOS_IN_NETNS === '1' && unexplained > 0) failures.push(`${unexplained} datagrams lost without a kernel or forwarder counter`);
-    const rmem = (f: string) => Number(readFileSync(`/proc/sys/net/core/${f}`, 'utf8'));
-    return finish(`udp ${p.rate}/s rcvbuf=${p.recvBufferBytes ? `${mb(p.recvBufferBytes)}MB` : 'default'}`, failures, seq, {
-      sent: gen.sent,
-      lossPct: Math.round((seq.lost / gen.sent) * 10000) / 100,
-      RcvbufErrors: rcvbufErrors,
-      forwarderDropped: fwDropped,
-      unexplained,
-      rmem_default: rmem('rmem_default'),
-      rmem_max: rmem('rmem_max'),
-      genEps: gen.eps,
-    });
-  });
+  return withForwarder(
+    'udp',
+    { config: { logLevel: 'warn', limits: { udpReceiveBufferBytes: p.recvBufferBytes } } },
+    async ({ ws, fw }) => {
+      const before = udpCounters();
+      const events = p.rate * p.seconds;
+      const g = forkGenerator({ port: fw.udpPort, proto: 'udp', events, rate: p.rate, size: 500, run: `udp${p.rate}` });
+      const gen = await g.result;
+      expectAll(ws, gen);
+      await waitQuiet(ws, fw, 30_000);
+      const after = udpCounters();
+      const seq = ws.checker.report();
+      const rcvbufErrors = after.RcvbufErrors - before.RcvbufErrors;
+      const fwDropped = (await fw.health()).counters.dropped;
+      const failures: string[] = [];
+      if (seq.duplicates) failures.push(`${seq.duplicates} duplicated`);
+      // Every missing datagram must be explained by the kernel (receive buffer overflow) or the forwarder's counter.
+      const unexplained = seq.lost - rcvbufErrors - fwDropped;
+      if (process.env.CHAOS_IN_NETNS === '1' && unexplained > 0)
+        failures.push(`${unexplained} datagrams lost without a kernel or forwarder counter`);
+      const rmem = (f: string) => Number(readFileSync(`/proc/sys/net/core/${f}`, 'utf8'));
+      return finish(`udp ${p.rate}/s rcvbuf=${p.recvBufferBytes ? `${mb(p.recvBufferBytes)}MB` : 'default'}`, failures, seq, {
+        sent: gen.sent,
+        lossPct: Math.round((seq.lost / gen.sent) * 10000) / 100,
+        RcvbufErrors: rcvbufErrors,
+        forwarderDropped: fwDropped,
+        unexplained,
+        rmem_default: rmem('rmem_default'),
+        rmem_max: rmem('rmem_max'),
+        genEps: gen.eps,
+      });
+    },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -503,56 +602,68 @@ function tcpSend(port: number, data: Buffer | string, end = true): Promise<void>
 }
 
 export async function hostile(p: HostileParams): Promise<ScenarioResult> {
-  return withForwarder('hostile', { config: { logLevel: 'warn', limits: { maxConnections: p.idleConnections + 1000 } }, ulimitNofile: p.idleConnections + 4096 }, async ({ ws, fw }) => {
-    const failures: string[] = [];
-    const pid = fw.pid;
-    const rss = peakSampler(() => procStatus(fw.pid).rssMb, 200);
-    // Huge lines (1 MiB each) in valid CEF: cut to the maximum message size and flagged.
-    const huge = Array.from({ length: p.hugeLines }, (_, i) => cefLine('hx-huge', i, Date.now(), 1024 * 1024)).join('');
-    await tcpSend(fw.tcpPort, huge);
-    // Invalid UTF-8 inside a CEF extension.
-    const bad = Array.from({ length: 100 }, (_, i) => Buffer.concat([Buffer.from(cefLine('hx-utf8', i, Date.now(), 300).slice(0, -20)), Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0xa0, 0xa1, 0xf0, 0x28, 0x8c, 0x28]), Buffer.from('\n')]));
-    await tcpSend(fw.tcpPort, Buffer.concat(bad));
-    // A last message without its newline, then the connection closes.
-    await tcpSend(fw.tcpPort, cefLine('hx-nonl', 0, Date.now(), 300).trimEnd());
-    // Idle connections that never send a complete message.
-    const idle: Socket[] = [];
-    for (let i = 0; i < p.idleConnections; i++) {
-      idle.push(await new Promise<Socket>((res, rej) => {
-        const s = connect({ host: '127.0.0.1', port: fw.tcpPort }, () => res(s));
-        s.on('error', rej);
-      }));
-      if (i % 2 === 0) idle[i].write('<134>partial line with no end');
-    }
-    const rssIdle = procStatus(fw.pid).rssMb;
-    // Random bytes.
-    const { randomBytes } = await import('node:crypto');
-    for (let i = 0; i < p.randomMB; i++) await tcpSend(fw.tcpPort, randomBytes(1024 * 1024));
-    // Normal traffic still flows while all that is open.
-    const gen = await generate({ port: fw.tcpPort, connections: 2, events: 2000, rate: 0, size: 500, run: 'hx-normal' });
-    expectAll(ws, gen);
-    ws.checker.expect('hx-huge', p.hugeLines);
-    ws.checker.expect('hx-utf8', 100);
-    ws.checker.expect('hx-nonl', 1);
-    await waitDelivered(ws, 2000 + p.hugeLines + 100 + 1, 60_000);
-    await waitQuiet(ws, fw, 30_000);
-    const h = await fw.health();
-    const connsOpen = await fw.metric('sentinel_cef_connections');
-    for (const s of idle) s.destroy();
-    const seq = ws.checker.report();
-    const truncated = await fw.metric('sentinel_cef_truncated_total');
-    if (!fw.alive() || fw.pid !== pid) failures.push('the forwarder died');
-    if (seq.lost) failures.push(`${seq.lost} sequence-numbered events lost (${JSON.stringify(seq.holeSamples.slice(0, 2))})`);
-    if (truncated < p.hugeLines) failures.push(`only ${truncated} of ${p.hugeLines} huge lines flagged truncated`);
-    if (connsOpen < p.idleConnections) failures.push(`only ${connsOpen} of ${p.idleConnections} idle connections held`);
-    const peak = Math.max(rss.stop(), fw.peakRssMb());
-    return finish('hostile input', failures, seq, {
-      hugeLinesTruncated: truncated,
-      idleConnsHeld: connsOpen,
-      rssWithIdleMb: Math.round(rssIdle),
-      randomMB: p.randomMB,
-      parseFailures: h.counters.parseFailures,
-      peakRssMb: Math.round(peak),
-    });
-  });
+  return withForwarder(
+    'hostile',
+    { config: { logLevel: 'warn', limits: { maxConnections: p.idleConnections + 1000 } }, ulimitNofile: p.idleConnections + 4096 },
+    async ({ ws, fw }) => {
+      const failures: string[] = [];
+      const pid = fw.pid;
+      const rss = peakSampler(() => procStatus(fw.pid).rssMb, 200);
+      // Huge lines (1 MiB each) in valid CEF: cut to the maximum message size and flagged.
+      const huge = Array.from({ length: p.hugeLines }, (_, i) => cefLine('hx-huge', i, Date.now(), 1024 * 1024)).join('');
+      await tcpSend(fw.tcpPort, huge);
+      // Invalid UTF-8 inside a CEF extension.
+      const bad = Array.from({ length: 100 }, (_, i) =>
+        Buffer.concat([
+          Buffer.from(cefLine('hx-utf8', i, Date.now(), 300).slice(0, -20)),
+          Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0xa0, 0xa1, 0xf0, 0x28, 0x8c, 0x28]),
+          Buffer.from('\n'),
+        ]),
+      );
+      await tcpSend(fw.tcpPort, Buffer.concat(bad));
+      // A last message without its newline, then the connection closes.
+      await tcpSend(fw.tcpPort, cefLine('hx-nonl', 0, Date.now(), 300).trimEnd());
+      // Idle connections that never send a complete message.
+      const idle: Socket[] = [];
+      for (let i = 0; i < p.idleConnections; i++) {
+        idle.push(
+          await new Promise<Socket>((res, rej) => {
+            const s = connect({ host: '127.0.0.1', port: fw.tcpPort }, () => res(s));
+            s.on('error', rej);
+          }),
+        );
+        if (i % 2 === 0) idle[i].write('<134>partial line with no end');
+      }
+      const rssIdle = procStatus(fw.pid).rssMb;
+      // Random bytes.
+      const { randomBytes } = await import('node:crypto');
+      for (let i = 0; i < p.randomMB; i++) await tcpSend(fw.tcpPort, randomBytes(1024 * 1024));
+      // Normal traffic still flows while all that is open.
+      const gen = await generate({ port: fw.tcpPort, connections: 2, events: 2000, rate: 0, size: 500, run: 'hx-normal' });
+      expectAll(ws, gen);
+      ws.checker.expect('hx-huge', p.hugeLines);
+      ws.checker.expect('hx-utf8', 100);
+      ws.checker.expect('hx-nonl', 1);
+      await waitDelivered(ws, 2000 + p.hugeLines + 100 + 1, 60_000);
+      await waitQuiet(ws, fw, 30_000);
+      const h = await fw.health();
+      const connsOpen = await fw.metric('sentinel_cef_connections');
+      for (const s of idle) s.destroy();
+      const seq = ws.checker.report();
+      const truncated = await fw.metric('sentinel_cef_truncated_total');
+      if (!fw.alive() || fw.pid !== pid) failures.push('the forwarder died');
+      if (seq.lost) failures.push(`${seq.lost} sequence-numbered events lost (${JSON.stringify(seq.holeSamples.slice(0, 2))})`);
+      if (truncated < p.hugeLines) failures.push(`only ${truncated} of ${p.hugeLines} huge lines flagged truncated`);
+      if (connsOpen < p.idleConnections) failures.push(`only ${connsOpen} of ${p.idleConnections} idle connections held`);
+      const peak = Math.max(rss.stop(), fw.peakRssMb());
+      return finish('hostile input', failures, seq, {
+        hugeLinesTruncated: truncated,
+        idleConnsHeld: connsOpen,
+        rssWithIdleMb: Math.round(rssIdle),
+        randomMB: p.randomMB,
+        parseFailures: h.counters.parseFailures,
+        peakRssMb: Math.round(peak),
+      });
+    },
+  );
 }

@@ -22,11 +22,18 @@ export interface AzureClient {
  * control-plane calls; the forwarder's own identity (client secret from the environment, else the machine's
  * managed identity) gives the principal to grant. Tokens are used, never printed.
  */
-export async function createAzureClient(opts: { env: NodeJS.ProcessEnv; scope: string; managedIdentityClientId?: string }): Promise<AzureClient> {
+export async function createAzureClient(opts: {
+  env: NodeJS.ProcessEnv;
+  scope: string;
+  managedIdentityClientId?: string;
+}): Promise<AzureClient> {
   const identity = await import('@azure/identity');
   const env = opts.env;
   // A custom authority (AZURE_AUTHORITY_HOST: private clouds, tests) is not in Microsoft's instance-discovery list.
-  const common = { disableInstanceDiscovery: Boolean(env.AZURE_AUTHORITY_HOST), ...(env.AZURE_AUTHORITY_HOST ? { authorityHost: env.AZURE_AUTHORITY_HOST } : {}) };
+  const common = {
+    disableInstanceDiscovery: Boolean(env.AZURE_AUTHORITY_HOST),
+    ...(env.AZURE_AUTHORITY_HOST ? { authorityHost: env.AZURE_AUTHORITY_HOST } : {}),
+  };
   const signIn: TokenCredential = new identity.DefaultAzureCredential(common);
   const forwarder: TokenCredential =
     env.AZURE_CLIENT_SECRET && env.AZURE_CLIENT_ID && env.AZURE_TENANT_ID
@@ -52,7 +59,10 @@ export async function createAzureClient(opts: { env: NodeJS.ProcessEnv; scope: s
       try {
         const res = await transport.request(new URL(call.url), {
           method: call.method,
-          headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json', 'content-length': String(body.length) } : {}) },
+          headers: {
+            authorization: `Bearer ${token}`,
+            ...(body ? { 'content-type': 'application/json', 'content-length': String(body.length) } : {}),
+          },
           body,
         });
         let json: unknown = null;
@@ -76,7 +86,7 @@ export async function createAzureClient(opts: { env: NodeJS.ProcessEnv; scope: s
       }
       throw new CliError("cannot tell the forwarder identity's object id", {
         exitCode: 2,
-        suggestion: 'pass --principal-id (the managed identity\'s or the app\'s service principal object id)',
+        suggestion: "pass --principal-id (the managed identity's or the app's service principal object id)",
       });
     },
   };

@@ -108,7 +108,8 @@ export async function createReadbackClient(opts: ReadbackClientOptions): Promise
     async query(workspaceId, kql, timespanMs) {
       try {
         const r = await client.queryWorkspace(workspaceId, kql, { duration: `PT${Math.max(60, Math.ceil(timespanMs / 1000))}S` });
-        if (r.status !== LogsQueryResultStatus.Success) throw new ReadbackError(`partial result: ${r.partialError?.message ?? ''}`, 'other');
+        if (r.status !== LogsQueryResultStatus.Success)
+          throw new ReadbackError(`partial result: ${r.partialError?.message ?? ''}`, 'other');
         const t = r.tables[0];
         if (!t) return [];
         return t.rows.map((row) => Object.fromEntries(t.columnDescriptors.map((c, i) => [c.name ?? String(i), row[i]])));
@@ -129,7 +130,10 @@ export async function createReadbackClient(opts: ReadbackClientOptions): Promise
       try {
         const res = await transport.request(new URL(`${armBase}${path}`), {
           method,
-          headers: { authorization: `Bearer ${token}`, ...(data ? { 'content-type': 'application/json', 'content-length': String(data.length) } : {}) },
+          headers: {
+            authorization: `Bearer ${token}`,
+            ...(data ? { 'content-type': 'application/json', 'content-length': String(data.length) } : {}),
+          },
           body: data,
         });
         let json: unknown = null;
@@ -151,9 +155,11 @@ function toReadbackError(err: unknown): ReadbackError {
   const e = err as { statusCode?: number; code?: string; message?: string; name?: string };
   const msg = firstLine(e.message ?? String(err));
   if (e.statusCode === 403 || e.code === 'InsufficientAccessError') return new ReadbackError(msg, 'forbidden');
-  if (e.statusCode === 404 || e.code === 'WorkspaceNotFoundError' || e.code === 'PathNotFoundError') return new ReadbackError(msg, 'not-found');
+  if (e.statusCode === 404 || e.code === 'WorkspaceNotFoundError' || e.code === 'PathNotFoundError')
+    return new ReadbackError(msg, 'not-found');
   if (e.statusCode === 429) return new ReadbackError(msg, 'throttled');
-  if (e.name === 'CredentialUnavailableError' || e.name === 'AuthenticationError' || e.name === 'AggregateAuthenticationError') return new ReadbackError(msg, 'sign-in');
+  if (e.name === 'CredentialUnavailableError' || e.name === 'AuthenticationError' || e.name === 'AggregateAuthenticationError')
+    return new ReadbackError(msg, 'sign-in');
   return new ReadbackError(msg, 'other');
 }
 
@@ -254,7 +260,9 @@ export async function readBackProbes(opts: ReadbackOptions, deps: ReadbackDeps):
     const waited = deps.now() - start;
     if (left === 0) break;
     if (waited + pollMs > opts.timeoutMs) break;
-    deps.progress(`readback: ${wanted.length - left}/${wanted.length} probes in CommonSecurityLog after ${Math.round(waited / 1000)}s (ingestion takes minutes; waiting up to ${Math.round(opts.timeoutMs / 1000)}s)`);
+    deps.progress(
+      `readback: ${wanted.length - left}/${wanted.length} probes in CommonSecurityLog after ${Math.round(waited / 1000)}s (ingestion takes minutes; waiting up to ${Math.round(opts.timeoutMs / 1000)}s)`,
+    );
     await deps.sleep(pollMs);
   }
   result.waitedMs = deps.now() - start;
@@ -262,7 +270,11 @@ export async function readBackProbes(opts: ReadbackOptions, deps: ReadbackDeps):
 
   // Duplicates: the same probes collected again as Syslog (AMA on the same facility).
   try {
-    const rows = await deps.client.query(opts.workspaceId, `Syslog | where SyslogMessage has_any (${ids.map(kqlString).join(', ')}) | project SyslogMessage`, span());
+    const rows = await deps.client.query(
+      opts.workspaceId,
+      `Syslog | where SyslogMessage has_any (${ids.map(kqlString).join(', ')}) | project SyslogMessage`,
+      span(),
+    );
     for (const p of wanted) if (rows.some((r) => String(r.SyslogMessage ?? '').includes(p.id))) p.inSyslog = true;
   } catch {
     // Syslog is only a second opinion: a failure here leaves the CommonSecurityLog verdict standing.
@@ -319,33 +331,57 @@ export async function inspectDcrs(client: ReadbackClient, immutableId: string, s
     return { causes: [], otherRules: [], unreadable: (err as Error).message };
   }
   if (answer.status === 403) {
-    return { causes: [], otherRules: [], unreadable: 'cannot read the data collection rules: the signed-in identity needs "Reader" (or "Monitoring Reader") on the rule' };
+    return {
+      causes: [],
+      otherRules: [],
+      unreadable: 'cannot read the data collection rules: the signed-in identity needs "Reader" (or "Monitoring Reader") on the rule',
+    };
   }
   if (answer.status !== 200) {
     const e = (answer.json as { error?: { code?: string; message?: string } } | null)?.error;
-    return { causes: [], otherRules: [], unreadable: `Resource Graph answered HTTP ${answer.status}${e ? `: ${e.code ?? ''} ${firstLine(e.message ?? '')}` : ''}` };
+    return {
+      causes: [],
+      otherRules: [],
+      unreadable: `Resource Graph answered HTTP ${answer.status}${e ? `: ${e.code ?? ''} ${firstLine(e.message ?? '')}` : ''}`,
+    };
   }
-  const rules = ((answer.json as { data?: Array<{ id: string; name: string; properties: RuleProperties }> }).data ?? []).filter((r) => r && r.properties);
+  const rules = ((answer.json as { data?: Array<{ id: string; name: string; properties: RuleProperties }> }).data ?? []).filter(
+    (r) => r && r.properties,
+  );
   const ours = rules.find((r) => String(r.properties.immutableId ?? '').toLowerCase() === immutableId.toLowerCase());
   const toCsl = (r: { properties: RuleProperties }) =>
-    (r.properties.dataFlows ?? []).some((f) => f.outputStream === 'Microsoft-CommonSecurityLog' || (f.streams ?? []).includes('Microsoft-CommonSecurityLog'));
+    (r.properties.dataFlows ?? []).some(
+      (f) => f.outputStream === 'Microsoft-CommonSecurityLog' || (f.streams ?? []).includes('Microsoft-CommonSecurityLog'),
+    );
   const toWorkspace = (r: { properties: RuleProperties }) =>
-    (r.properties.destinations?.logAnalytics ?? []).some((d) => !d.workspaceId || String(d.workspaceId).toLowerCase() === workspaceId.toLowerCase());
+    (r.properties.destinations?.logAnalytics ?? []).some(
+      (d) => !d.workspaceId || String(d.workspaceId).toLowerCase() === workspaceId.toLowerCase(),
+    );
   const otherRules = rules.filter((r) => r !== ours && toCsl(r) && toWorkspace(r)).map((r) => r.name);
-  if (!ours) return { causes: [], otherRules, unreadable: `no data collection rule with immutable id ${immutableId} is visible to the signed-in identity` };
+  if (!ours)
+    return {
+      causes: [],
+      otherRules,
+      unreadable: `no data collection rule with immutable id ${immutableId} is visible to the signed-in identity`,
+    };
   const causes: string[] = [];
   const p = ours.properties;
   const flows = (p.dataFlows ?? []).filter((f) => (f.streams ?? []).includes(stream));
-  if (flows.length === 0) causes.push(`rule ${ours.name} has no data flow for the stream ${stream} the forwarder sends: rows are accepted and discarded`);
+  if (flows.length === 0)
+    causes.push(`rule ${ours.name} has no data flow for the stream ${stream} the forwarder sends: rows are accepted and discarded`);
   const csl = flows.filter((f) => (f.outputStream ?? '') === 'Microsoft-CommonSecurityLog');
   if (flows.length > 0 && csl.length === 0) {
-    causes.push(`rule ${ours.name} sends ${stream} to ${flows.map((f) => f.outputStream ?? '(no output stream)').join(', ')}, not Microsoft-CommonSecurityLog`);
+    causes.push(
+      `rule ${ours.name} sends ${stream} to ${flows.map((f) => f.outputStream ?? '(no output stream)').join(', ')}, not Microsoft-CommonSecurityLog`,
+    );
   }
   const declared = new Set<string>((p.streamDeclarations?.[stream]?.columns ?? []).map((c) => c.name));
   const need = probeColumns();
   const undeclared = need.filter((c) => !declared.has(c));
   if (undeclared.includes('DeviceCustomString2') || undeclared.includes('TimeGenerated')) {
-    causes.push(`rule ${ours.name} does not declare ${undeclared.filter((c) => c === 'DeviceCustomString2' || c === 'TimeGenerated').join(' and ')} in ${stream}: the service drops undeclared columns (${undeclared.length} of the ${need.length} columns a probe carries are undeclared: ${undeclared.slice(0, 6).join(', ')}${undeclared.length > 6 ? ', …' : ''})`);
+    causes.push(
+      `rule ${ours.name} does not declare ${undeclared.filter((c) => c === 'DeviceCustomString2' || c === 'TimeGenerated').join(' and ')} in ${stream}: the service drops undeclared columns (${undeclared.length} of the ${need.length} columns a probe carries are undeclared: ${undeclared.slice(0, 6).join(', ')}${undeclared.length > 6 ? ', …' : ''})`,
+    );
   } else if (undeclared.length) {
     causes.push(`rule ${ours.name} does not declare ${undeclared.join(', ')} in ${stream}: those columns are dropped from every row`);
   }
@@ -367,7 +403,14 @@ function transformDrops(kql: string): boolean {
     if (!c) continue;
     const v = String(row[c[1]] ?? '').toLowerCase();
     const x = c[3].toLowerCase();
-    const keep = { '==': v === x, '!=': v !== x, contains: v.includes(x), has: v.includes(x), '!contains': !v.includes(x), '!has': !v.includes(x) }[c[2]];
+    const keep = {
+      '==': v === x,
+      '!=': v !== x,
+      contains: v.includes(x),
+      has: v.includes(x),
+      '!contains': !v.includes(x),
+      '!has': !v.includes(x),
+    }[c[2]];
     if (!keep) return true;
   }
   return false;

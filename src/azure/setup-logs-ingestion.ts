@@ -106,7 +106,8 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
   const send = async (call: AzureCall, ok: number[]): Promise<AzureAnswer> => {
     calls.push(call);
     const a = await deps.request(call);
-    if (opts.dryRun) deps.log(`called: ${call.method} ${call.url}${call.body === undefined ? '' : ` ${JSON.stringify(call.body)}`} -> HTTP ${a.status}`);
+    if (opts.dryRun)
+      deps.log(`called: ${call.method} ${call.url}${call.body === undefined ? '' : ` ${JSON.stringify(call.body)}`} -> HTTP ${a.status}`);
     const reply = a.json as ArmBody | null;
     if (a.status === 403 && reply?.error?.code === 'AuthorizationFailed') {
       const msg = String(reply.error.message ?? '');
@@ -116,7 +117,10 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
     }
     if (!ok.includes(a.status)) {
       const e = reply?.error;
-      throw new CliError(`Azure answered HTTP ${a.status} to ${call.method} ${new URL(call.url).pathname}${e ? `: ${e.code}: ${e.message}` : ''}`, { exitCode: 1 });
+      throw new CliError(
+        `Azure answered HTTP ${a.status} to ${call.method} ${new URL(call.url).pathname}${e ? `: ${e.code}: ${e.message}` : ''}`,
+        { exitCode: 1 },
+      );
     }
     return a;
   };
@@ -134,9 +138,21 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
   let location: string;
   if (GUID.test(opts.workspace)) {
     const query = `Resources | where type =~ 'microsoft.operationalinsights/workspaces' | where properties.customerId =~ '${opts.workspace}' | project id, location`;
-    const a = await send({ method: 'POST', url: arm('/providers/Microsoft.ResourceGraph/resources', RESOURCE_GRAPH_API_VERSION), body: { query }, scope: opts.armScope }, [200]);
+    const a = await send(
+      {
+        method: 'POST',
+        url: arm('/providers/Microsoft.ResourceGraph/resources', RESOURCE_GRAPH_API_VERSION),
+        body: { query },
+        scope: opts.armScope,
+      },
+      [200],
+    );
     const hit = (a.json as ArmBody | null)?.data?.[0];
-    if (!hit) throw new CliError(`no workspace with id ${opts.workspace} is visible to the signed-in identity`, { exitCode: 1, suggestion: 'pass the workspace resource id, or grant "Log Analytics Reader" on it' });
+    if (!hit)
+      throw new CliError(`no workspace with id ${opts.workspace} is visible to the signed-in identity`, {
+        exitCode: 1,
+        suggestion: 'pass the workspace resource id, or grant "Log Analytics Reader" on it',
+      });
     wsId = String(hit.id);
     location = String(hit.location);
   } else if (WS_ID.test(opts.workspace)) {
@@ -172,7 +188,10 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
   // ---- the role ----
   const raName = deterministicGuid(`${dcrPath.toLowerCase()}|${opts.principalId}|${MONITORING_METRICS_PUBLISHER_ID}`);
   const raPath = `${dcrPath}/providers/Microsoft.Authorization/roleAssignments/${raName}`;
-  const existing = dcr && current.status === 200 ? await send({ method: 'GET', url: arm(raPath, ROLE_ASSIGNMENTS_API_VERSION), scope: opts.armScope }, [200, 404]) : null;
+  const existing =
+    dcr && current.status === 200
+      ? await send({ method: 'GET', url: arm(raPath, ROLE_ASSIGNMENTS_API_VERSION), scope: opts.armScope }, [200, 404])
+      : null;
   if (existing?.status === 200) {
     deps.log('role "Monitoring Metrics Publisher" on the rule: unchanged');
   } else {
@@ -183,31 +202,48 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
         principalType: 'ServicePrincipal',
       },
     };
-    const a = await write({ method: 'PUT', url: arm(raPath, ROLE_ASSIGNMENTS_API_VERSION), body: raBody, scope: opts.armScope }, [200, 201, 409]);
+    const a = await write(
+      { method: 'PUT', url: arm(raPath, ROLE_ASSIGNMENTS_API_VERSION), body: raBody, scope: opts.armScope },
+      [200, 201, 409],
+    );
     if (a) {
       const granted = a.status === 201;
-      deps.log(`role "Monitoring Metrics Publisher" on the rule: ${a.status === 409 ? 'already assigned' : granted ? 'granted' : 'unchanged'}`);
+      deps.log(
+        `role "Monitoring Metrics Publisher" on the rule: ${a.status === 409 ? 'already assigned' : granted ? 'granted' : 'unchanged'}`,
+      );
     }
   }
   if (opts.dryRun) {
-    deps.log(writes.length ? `dry run: ${writes.length} change(s) listed above; nothing was changed in Azure` : 'dry run: nothing to change in Azure');
+    deps.log(
+      writes.length
+        ? `dry run: ${writes.length} change(s) listed above; nothing was changed in Azure`
+        : 'dry run: nothing to change in Azure',
+    );
     return { workspaceResourceId: wsId, location, endpoint, dcrImmutableId: immutableId, writes, calls };
   }
   if (writes.length === 0) deps.log('Azure: nothing to change, everything is already in place');
 
   // ---- wait until ingestion accepts the identity (a new assignment takes up to ~30 min) ----
   const deadline = deps.now() + (opts.roleWaitMs ?? 30 * 60_000);
-  const probe: AzureCall = { method: 'POST', url: `${endpoint}/dataCollectionRules/${immutableId}/streams/${DCR_STREAM}?api-version=${LOGS_INGESTION_API_VERSION}`, body: [], scope: opts.ingestionScope, asForwarder: true };
+  const probe: AzureCall = {
+    method: 'POST',
+    url: `${endpoint}/dataCollectionRules/${immutableId}/streams/${DCR_STREAM}?api-version=${LOGS_INGESTION_API_VERSION}`,
+    body: [],
+    scope: opts.ingestionScope,
+    asForwarder: true,
+  };
   for (;;) {
     calls.push(probe);
     const a = await deps.request(probe);
     if (a.status >= 200 && a.status < 300) break;
     const e = (a.json as ArmBody | null)?.error;
-    if (a.status !== 403) throw new CliError(`the ingestion endpoint answered HTTP ${a.status} to a probe${e ? `: ${e.code}` : ''}`, { exitCode: 1 });
+    if (a.status !== 403)
+      throw new CliError(`the ingestion endpoint answered HTTP ${a.status} to a probe${e ? `: ${e.code}` : ''}`, { exitCode: 1 });
     if (deps.now() >= deadline) {
       throw new CliError('the "Monitoring Metrics Publisher" role has not applied yet (ingestion still answers 403)', {
         exitCode: 1,
-        suggestion: 'role assignments take up to 30 minutes: run the same install again later (it changes nothing in Azure and waits again)',
+        suggestion:
+          'role assignments take up to 30 minutes: run the same install again later (it changes nothing in Azure and waits again)',
       });
     }
     deps.log(`waiting for the role to apply (ingestion answers 403; ${Math.ceil((deadline - deps.now()) / 60_000)} min left)…`);
@@ -238,7 +274,15 @@ function sameRule(actual: RuleBody, want: RuleBody): boolean {
 }
 
 function canonical(v: unknown): string {
-  return JSON.stringify(v, (_k, x) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, x[k]])) : x));
+  return JSON.stringify(v, (_k, x) =>
+    x && typeof x === 'object' && !Array.isArray(x)
+      ? Object.fromEntries(
+          Object.keys(x)
+            .sort()
+            .map((k) => [k, x[k]]),
+        )
+      : x,
+  );
 }
 
 /** A stable GUID for one (scope, principal, role): a second run addresses the same assignment. */

@@ -8,13 +8,25 @@ const WORKSPACE_RE = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/provid
 const DCE_RE = /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.Insights\/dataCollectionEndpoints\/[^/]+$/i;
 
 export const dcrOptionsSchema = z.object({
-  location: z.string().regex(/^[a-z0-9]+$/, 'must be an Azure region name such as eastus or westeurope').default('eastus'),
+  location: z
+    .string()
+    .regex(/^[a-z0-9]+$/, 'must be an Azure region name such as eastus or westeurope')
+    .default('eastus'),
   workspaceResourceId: z
     .string()
-    .regex(WORKSPACE_RE, 'must look like /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.OperationalInsights/workspaces/<name>')
+    .regex(
+      WORKSPACE_RE,
+      'must look like /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.OperationalInsights/workspaces/<name>',
+    )
     .optional(),
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1-64 letters, digits, -, _ or .').default('sentinel-cef-dcr'),
-  dceResourceId: z.string().regex(DCE_RE, 'must look like /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Insights/dataCollectionEndpoints/<name>').optional(),
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1-64 letters, digits, -, _ or .')
+    .default('sentinel-cef-dcr'),
+  dceResourceId: z
+    .string()
+    .regex(DCE_RE, 'must look like /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Insights/dataCollectionEndpoints/<name>')
+    .optional(),
   resourceGroup: z.string().min(1, 'must not be empty').optional(),
   assignee: z.string().min(1, 'must not be empty').optional(),
   output: z.string().min(1, 'must not be empty').optional(),
@@ -44,7 +56,8 @@ export function runDcr(input: DcrOptions): DcrPlan {
   const subscription = ws?.[1] ?? '<subscription-id>';
   const resourceGroup = o.resourceGroup ?? ws?.[2] ?? '<resource-group>';
   const workspaceResourceId =
-    o.workspaceResourceId ?? '/subscriptions/<subscription-id>/resourceGroups/<resource-group>/providers/Microsoft.OperationalInsights/workspaces/<workspace-name>';
+    o.workspaceResourceId ??
+    '/subscriptions/<subscription-id>/resourceGroups/<resource-group>/providers/Microsoft.OperationalInsights/workspaces/<workspace-name>';
   const rule = renderDcr({ name: o.name, location: o.location, workspaceResourceId, dceResourceId: o.dceResourceId });
   const ruleFile = { location: rule.location, ...(rule.kind ? { kind: rule.kind } : {}), properties: rule.properties };
   const ruleFilePath = o.output ?? 'sentinel-cef-dcr.json';
@@ -61,7 +74,8 @@ export function runDcr(input: DcrOptions): DcrPlan {
       : 'kind Direct: the rule has its own logs ingestion endpoint (the "endpoint" printed by the show command).',
     'A new role assignment can take up to 30 minutes to apply; until then ingestion answers 403 (the forwarder keeps the data queued).',
   ];
-  if (!o.workspaceResourceId) notes.push('Pass --workspace-resource-id to fill in the workspace (az monitor log-analytics workspace show --query id).');
+  if (!o.workspaceResourceId)
+    notes.push('Pass --workspace-resource-id to fill in the workspace (az monitor log-analytics workspace show --query id).');
   return { rule, ruleFile, ruleFilePath, commands, notes };
 }
 
@@ -72,7 +86,7 @@ export function dcrCommand(): Command {
     .option('--workspace-resource-id <id>', 'resource id of the Log Analytics workspace behind Sentinel')
     .option('--name <name>', 'name of the data collection rule', 'sentinel-cef-dcr')
     .option('--dce-resource-id <id>', 'use this data collection endpoint instead of a kind Direct rule')
-    .option('--resource-group <rg>', 'resource group for the rule (default: the workspace\'s)')
+    .option('--resource-group <rg>', "resource group for the rule (default: the workspace's)")
     .option('--assignee <id>', 'app (client) id or managed identity principal id that sends the data')
     .option('-o, --output <file>', 'write the rule file for `az monitor data-collection rule create --rule-file` here')
     .option('--json', 'print only the ARM resource JSON', false)

@@ -114,7 +114,10 @@ function context(o: z.infer<typeof deadLettersOptionsSchema>): Context {
   const path = o.config ?? DEFAULT_CONFIG_PATH;
   const config = o.config !== undefined || existsSync(path) ? loadForwarderConfig({ config: path }) : undefined;
   if (o.file !== undefined) {
-    if (!existsSync(o.file)) throw new UsageError(`--file ${o.file} does not exist`, { suggestion: 'pass a dead-letter file (the configured path or a rotated <path>.N)' });
+    if (!existsSync(o.file))
+      throw new UsageError(`--file ${o.file} does not exist`, {
+        suggestion: 'pass a dead-letter file (the configured path or a rotated <path>.N)',
+      });
     return { config, files: [o.file], ledger: ledgerPath(config ? deadLetterPath(config) : o.file) };
   }
   if (!config) throw new UsageError(`no config file at ${path}`, { suggestion: 'pass --config FILE, or --file DEAD_LETTER_FILE' });
@@ -193,22 +196,39 @@ function list(o: z.infer<typeof deadLettersOptionsSchema>, ctx: Context): ListRe
         if (res.from === undefined || e.time < res.from) res.from = e.time;
         if (res.to === undefined || e.time > res.to) res.to = e.time;
       }
-      res.entries.push({ file: path, offset: at.start, time: e.time, kind: kindOf(e), reason: e.reason, ...(e.httpStatus !== undefined ? { httpStatus: e.httpStatus } : {}), ...(e.accepted ? { accepted: true } : {}), replayed });
+      res.entries.push({
+        file: path,
+        offset: at.start,
+        time: e.time,
+        kind: kindOf(e),
+        reason: e.reason,
+        ...(e.httpStatus !== undefined ? { httpStatus: e.httpStatus } : {}),
+        ...(e.accepted ? { accepted: true } : {}),
+        replayed,
+      });
       if (o.limit > 0 && res.entries.length > o.limit) res.entries.shift();
     }
     res.malformed += malformed;
     res.files.push({ path, entries: f.entries.length, malformed });
   }
-  res.byReason = [...reasons].map(([reason, count]) => ({ reason, count })).sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason));
+  res.byReason = [...reasons]
+    .map(([reason, count]) => ({ reason, count }))
+    .sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason));
   return res;
 }
 
 /** The forwarder's admin endpoint and replay token, or a one-line error saying why replay cannot run. */
 function endpoint(ctx: Context): { base: string; token: string } {
   const config = ctx.config;
-  if (!config) throw new UsageError('replay needs the forwarder config (its admin endpoint and queue directory)', { suggestion: `pass --config FILE (default ${DEFAULT_CONFIG_PATH})` });
+  if (!config)
+    throw new UsageError('replay needs the forwarder config (its admin endpoint and queue directory)', {
+      suggestion: `pass --config FILE (default ${DEFAULT_CONFIG_PATH})`,
+    });
   if (config.admin === false) {
-    throw new CliError('the admin endpoint is off in the config, and replay goes through it', { code: 'ERR_ADMIN_OFF', suggestion: 'set "admin": "127.0.0.1:25227" and restart the forwarder' });
+    throw new CliError('the admin endpoint is off in the config, and replay goes through it', {
+      code: 'ERR_ADMIN_OFF',
+      suggestion: 'set "admin": "127.0.0.1:25227" and restart the forwarder',
+    });
   }
   const { host, port } = parseHostPort(config.admin, 'admin address');
   const tokenFile = join(config.queue.dir, REPLAY_TOKEN_FILE);
@@ -219,7 +239,8 @@ function endpoint(ctx: Context): { base: string; token: string } {
     const code = (err as NodeJS.ErrnoException).code;
     throw new CliError(`cannot read the replay token ${tokenFile}: ${code ?? (err as Error).message}`, {
       code: 'ERR_REPLAY_TOKEN',
-      suggestion: code === 'ENOENT' ? 'is the forwarder running? start it (systemctl start sentinel-cef) and run replay again' : 'run as root',
+      suggestion:
+        code === 'ENOENT' ? 'is the forwarder running? start it (systemctl start sentinel-cef) and run replay again' : 'run as root',
     });
   }
   return { base: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, token };
@@ -229,7 +250,10 @@ function endpoint(ctx: Context): { base: string; token: string } {
  * One HTTP call to the admin endpoint. node:http rather than fetch: fetch refuses some ports outright
  * ("bad port"), and the admin port is the operator's choice.
  */
-function call(url: string, init: { method: string; headers?: Record<string, string>; body?: string; timeoutMs: number }): Promise<{ status: number; body: string }> {
+function call(
+  url: string,
+  init: { method: string; headers?: Record<string, string>; body?: string; timeoutMs: number },
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method: init.method, headers: init.headers, timeout: init.timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
@@ -253,7 +277,17 @@ function notRunning(base: string, err: unknown): CliError {
 }
 
 async function replay(o: z.infer<typeof deadLettersOptionsSchema>, ctx: Context): Promise<ReplayResult> {
-  const res: ReplayResult = { dryRun: o.dryRun, replayed: 0, rows: 0, raw: 0, chunks: 0, alreadyReplayed: 0, accepted: 0, malformed: 0, ledger: ctx.ledger };
+  const res: ReplayResult = {
+    dryRun: o.dryRun,
+    replayed: 0,
+    rows: 0,
+    raw: 0,
+    chunks: 0,
+    alreadyReplayed: 0,
+    accepted: 0,
+    malformed: 0,
+    ledger: ctx.ledger,
+  };
   const target = o.dryRun ? null : endpoint(ctx);
   if (target) {
     try {
@@ -277,10 +311,13 @@ async function replay(o: z.infer<typeof deadLettersOptionsSchema>, ctx: Context)
           try {
             ledger.record(f.id, mergeRanges(ranges), records.length);
           } catch (err) {
-            throw new CliError(`cannot record the replay in ${ctx.ledger}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
-              code: 'ERR_LEDGER_WRITE',
-              suggestion: `the forwarder queued the last ${records.length} entries; free the disk and run replay again (it sends those once more, nothing else twice)`,
-            });
+            throw new CliError(
+              `cannot record the replay in ${ctx.ledger}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+              {
+                code: 'ERR_LEDGER_WRITE',
+                suggestion: `the forwarder queued the last ${records.length} entries; free the disk and run replay again (it sends those once more, nothing else twice)`,
+              },
+            );
           }
         }
         res.chunks++;
@@ -332,7 +369,11 @@ async function post(target: { base: string; token: string }, records: ReplayReco
     const body = JSON.stringify({ records });
     r = await call(`${target.base}${REPLAY_PATH}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), [REPLAY_TOKEN_HEADER]: target.token },
+      headers: {
+        'content-type': 'application/json',
+        'content-length': String(Buffer.byteLength(body)),
+        [REPLAY_TOKEN_HEADER]: target.token,
+      },
       body,
       timeoutMs: 60_000,
     });
@@ -349,7 +390,12 @@ async function post(target: { base: string; token: string }, records: ReplayReco
   const so = `${done.replayed} entries replayed and recorded before this`;
   throw new CliError(`the forwarder refused the replay (HTTP ${r.status}: ${body?.error ?? 'no detail'}); ${so}`, {
     code: 'ERR_REPLAY_REFUSED',
-    suggestion: r.status === 503 ? 'run replay again once the queue has drained' : r.status === 403 ? 'the forwarder restarted during replay (new token): run replay again' : 'check the forwarder log',
+    suggestion:
+      r.status === 503
+        ? 'run replay again once the queue has drained'
+        : r.status === 403
+          ? 'the forwarder restarted during replay (new token): run replay again'
+          : 'check the forwarder log',
   });
 }
 
@@ -357,8 +403,11 @@ function renderList(r: ListResult): string {
   const out: string[] = [];
   for (const f of r.files) out.push(`${f.path}: ${f.entries} entries${f.malformed ? ` (${f.malformed} malformed)` : ''}`);
   if (!r.files.length) out.push('no dead-letter files');
-  out.push(`${r.total} matching entries${r.total ? ` from ${r.from ?? '?'} to ${r.to ?? '?'}` : ''}; ${r.replayed} replayed before, ${r.accepted} accepted (kept for reference, never replayed)`);
-  for (const { reason, count } of r.byReason) out.push(`${String(count).padStart(8)}  ${reason.length > 160 ? `${reason.slice(0, 160)}…` : reason}`);
+  out.push(
+    `${r.total} matching entries${r.total ? ` from ${r.from ?? '?'} to ${r.to ?? '?'}` : ''}; ${r.replayed} replayed before, ${r.accepted} accepted (kept for reference, never replayed)`,
+  );
+  for (const { reason, count } of r.byReason)
+    out.push(`${String(count).padStart(8)}  ${reason.length > 160 ? `${reason.slice(0, 160)}…` : reason}`);
   if (r.entries.length) {
     out.push(r.entries.length < r.total ? `newest ${r.entries.length}:` : 'entries:');
     for (const e of r.entries) {
@@ -425,7 +474,10 @@ Examples:
   cmd.addCommand(
     common(new Command('list').description('Show entries with their reason, counts per reason and the time range'))
       .option('--limit <n>', 'newest matching entries to show (0: all)', '20')
-      .addHelpText('after', `\nExamples:\n  sentinel-cef dead-letters list --limit 0 --json\n  sentinel-cef dead-letters list --reason 'HTTP 413' --since 7d`)
+      .addHelpText(
+        'after',
+        `\nExamples:\n  sentinel-cef dead-letters list --limit 0 --json\n  sentinel-cef dead-letters list --reason 'HTTP 413' --since 7d`,
+      )
       .action(async (f: Flags) => {
         const r = await runDeadLetters({ ...optionsOf('list', f), action: 'list' });
         process.stdout.write(f.json ? JSON.stringify(r) + '\n' : renderList(r));
@@ -436,7 +488,10 @@ Examples:
     common(new Command('replay').description('Queue entries again through the running forwarder (at-least-once; each file range once)'))
       .option('--dry-run', 'show what would be replayed; send and record nothing')
       .addOption(new Option('--chunk <n>', 'entries per request (one ledger record each)').default('500'))
-      .addHelpText('after', `\nExamples:\n  sentinel-cef dead-letters replay --dry-run\n  sentinel-cef dead-letters replay --since 1h --reason 403`)
+      .addHelpText(
+        'after',
+        `\nExamples:\n  sentinel-cef dead-letters replay --dry-run\n  sentinel-cef dead-letters replay --since 1h --reason 403`,
+      )
       .action(async (f: Flags) => {
         const r = await runDeadLetters({ ...optionsOf('replay', f), action: 'replay' });
         if (f.json) process.stdout.write(JSON.stringify(r) + '\n');

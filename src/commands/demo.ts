@@ -91,7 +91,9 @@ export async function runDemo(opts: DemoOptions = {}, log: (s: string) => void =
     await sendSyslog(udpLines, { host: udp.host, port: udp.port, protocol: 'udp' });
     const sent = tcpLines.length + udpLines.length;
     const expectRows = sent - 1;
-    log(`sent ${tcpLines.length} messages over TCP and ${udpLines.length} over UDP (2 probes, ${DEMO_SAMPLES.cef.length} vendor CEF, 1 Cisco ASA, 1 malformed)`);
+    log(
+      `sent ${tcpLines.length} messages over TCP and ${udpLines.length} over UDP (2 probes, ${DEMO_SAMPLES.cef.length} vendor CEF, 1 Cisco ASA, 1 malformed)`,
+    );
     const base = `http://${fwd.adminAddress}`;
     const end = Date.now() + timeoutMs;
     let h = await getJson<Health>(`${base}/healthz`);
@@ -103,14 +105,19 @@ export async function runDemo(opts: DemoOptions = {}, log: (s: string) => void =
     }
     const probes = await Promise.all(probeIds.map((id) => getJson<ProbeStatus>(`${base}/probes/${encodeURIComponent(id)}`)));
     const rows = existsSync(sinkPath)
-      ? readFileSync(sinkPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as CslRow)
+      ? readFileSync(sinkPath, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as CslRow)
       : [];
     const problems: string[] = [];
     if (h.counters.received !== sent) problems.push(`received ${h.counters.received} of ${sent} messages`);
     if (rows.length !== expectRows) problems.push(`${rows.length} rows in the file sink, expected ${expectRows}`);
     if (h.counters.parseFailures !== 1) problems.push(`${h.counters.parseFailures} parse failures, expected 1 (the malformed line)`);
     if (h.counters.deadLettered !== 1) problems.push(`${h.counters.deadLettered} dead-lettered, expected 1`);
-    for (const p of probes) if (!p.accepted) problems.push(`probe ${p.id} ${p.received ? 'received but not accepted' : 'not received'}${p.error ? `: ${p.error}` : ''}`);
+    for (const p of probes)
+      if (!p.accepted)
+        problems.push(`probe ${p.id} ${p.received ? 'received but not accepted' : 'not received'}${p.error ? `: ${p.error}` : ''}`);
     if (!rows.some((r) => r.DeviceVendor === 'Cisco')) problems.push('the Cisco ASA line did not become a row');
     return { ok: problems.length === 0, dir, kept: Boolean(opts.keep), rows, counters: h.counters, probes, problems };
   } finally {
@@ -152,7 +159,10 @@ export function demoCommand(): Command {
     .option('--json', 'print the result as JSON')
     .option('--keep', 'keep the temp directory (queue, rows, dead-letter file)')
     .option('--timeout <seconds>', 'how long to wait for delivery (1-600)', '20')
-    .option('--azure-mock', 'instead: setup → ingest → readback against local mocks of Entra ID, ARM, Logs Ingestion and Logs Query (no Azure account)')
+    .option(
+      '--azure-mock',
+      'instead: setup → ingest → readback against local mocks of Entra ID, ARM, Logs Ingestion and Logs Query (no Azure account)',
+    )
     .option('--ingestion-delay <seconds>', 'with --azure-mock: how long the mock takes to make rows queryable (default 5)')
     .addHelpText(
       'after',
@@ -170,7 +180,9 @@ Examples:
       if (opts.azureMock) {
         const { runAzureDemo } = await import('../demo/azure-mock.js');
         const { renderHops } = await import('../troubleshoot/render.js');
-        const r = await runAzureDemo({ ingestionDelaySec: opts.ingestionDelay, timeoutSec: opts.timeout }, (s) => process.stderr.write(`${s}\n`));
+        const r = await runAzureDemo({ ingestionDelaySec: opts.ingestionDelay, timeoutSec: opts.timeout }, (s) =>
+          process.stderr.write(`${s}\n`),
+        );
         if (opts.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
         else {
           process.stdout.write(`${renderHops(r.hops).join('\n')}\n\n`);
@@ -190,7 +202,9 @@ Examples:
           `received ${t.received}  delivered ${t.delivered}  parse failures ${t.parseFailures}  dead-lettered ${t.deadLettered}  retried ${t.retried}  dropped ${t.dropped}\n`,
         );
         for (const p of r.probes) {
-          process.stdout.write(`probe ${p.id}: ${p.accepted ? c.green(`accepted after ${p.latencyMs} ms`) : c.red(p.received ? 'received, not accepted' : 'not received')}\n`);
+          process.stdout.write(
+            `probe ${p.id}: ${p.accepted ? c.green(`accepted after ${p.latencyMs} ms`) : c.red(p.received ? 'received, not accepted' : 'not received')}\n`,
+          );
         }
         process.stdout.write(r.ok ? c.green('demo passed: every expected event arrived\n') : '');
       }

@@ -65,13 +65,15 @@ export async function runForwardCommand(flags: ForwarderFlags, io: ForwardIo = p
 export function forwardCommand(): Command {
   return addForwarderOptions(
     new Command('forward').description('Receive syslog CEF, queue it on disk and deliver it to Sentinel (or a file)'),
-  ).addHelpText(
-    'after',
-    `
+  )
+    .addHelpText(
+      'after',
+      `
 Examples:
   sentinel-cef forward --check                                   # validate /etc/sentinel-cef/forwarder.json and exit
   sentinel-cef forward --listen tcp://127.0.0.1:25226 --sink file:/tmp/rows.ndjson --queue-dir /tmp/q`,
-  ).action(async (flags: ForwarderFlags) => {
-    process.exitCode = await runForwardCommand(flags);
-  });
+    )
+    .action(async (flags: ForwarderFlags) => {
+      process.exitCode = await runForwardCommand(flags);
+    });
 }

@@ -13,7 +13,10 @@ export function installCommand(): Command {
     .description('Configure rsyslog or syslog-ng and the forwarder so CEF on port 514 reaches Microsoft Sentinel')
     .argument('[workspaceId]', 'Log Analytics workspace id (Data Collector API, retired 2026-09-14; see `sentinel-cef dcr`)')
     .argument('[primaryKey]', 'workspace primary key (prefer --key-file or SENTINEL_CEF_KEY: argv is visible in /proc)')
-    .option('--workspace <id>', 'set up Logs Ingestion for this workspace (id or resource id): create the DCR, grant the role, configure the forwarder')
+    .option(
+      '--workspace <id>',
+      'set up Logs Ingestion for this workspace (id or resource id): create the DCR, grant the role, configure the forwarder',
+    )
     .option('--principal-id <id>', 'with --workspace: object id of the identity the forwarder sends as (default: read from its token)')
     .option('--arm-endpoint <url>', 'with --workspace: Azure Resource Manager URL (private clouds, tests)')
     .option('--key-file <path>', 'file holding the workspace key')
@@ -23,21 +26,30 @@ export function installCommand(): Command {
     .option('--tenant <id>', 'Entra tenant id (client-secret auth)')
     .option('--client-id <id>', 'application (client) id')
     .option('--client-secret-file <path>', 'file holding the client secret')
-    .option('--managed-identity', 'authenticate with the machine\'s managed identity')
+    .option('--managed-identity', "authenticate with the machine's managed identity")
     .option('--sink <file:PATH>', 'write rows to a local file instead of Azure (trials, CI)')
     .option('--cloud <name>', `Azure cloud (${CLOUDS.join(', ')})`)
-    .option('-F, --us-gov', 'Azure US Government (the original installer\'s -FF)')
+    .option('-F, --us-gov', "Azure US Government (the original installer's -FF)")
     .option('--port <n>', 'port the syslog daemon listens on', '514')
     .option('-p, --forwarder-port <n>', 'local forwarder port', '25226')
     .addOption(new Option('--protocol <p>', 'protocols to listen on').choices(['tcp', 'udp', 'both']).default('both'))
     .addOption(new Option('--daemon <name>', 'syslog daemon to configure').choices(['rsyslog', 'syslog-ng']))
     .option('--forwarder-only', 'no syslog daemon: the forwarder listens on --port itself, on every address (balancers, scale sets)')
-    .option('--readiness <host:port>', 'with --forwarder-only: the balancer\'s readiness endpoint (default 0.0.0.0:8080)')
-    .addOption(new Option('--proxy <version>', 'with --forwarder-only: TCP connections start with a PROXY header from the balancer').choices(['v1', 'v2']))
+    .option('--readiness <host:port>', "with --forwarder-only: the balancer's readiness endpoint (default 0.0.0.0:8080)")
+    .addOption(
+      new Option('--proxy <version>', 'with --forwarder-only: TCP connections start with a PROXY header from the balancer').choices([
+        'v1',
+        'v2',
+      ]),
+    )
     .option('--endpoint <url>', 'override the workspace endpoint (private link, tests)')
     .option('--no-verify', 'skip the end-to-end probe')
     .option('--dry-run', 'show the plan and diffs; change nothing')
-    .addOption(new Option('--diff <which>', 'diffs in the plan: of files a person edits, or all (bundle, supervisor)').choices(['edited', 'all']).default('edited'))
+    .addOption(
+      new Option('--diff <which>', 'diffs in the plan: of files a person edits, or all (bundle, supervisor)')
+        .choices(['edited', 'all'])
+        .default('edited'),
+    )
     .option('-y, --yes', 'accept the defaults and apply without asking')
     .addOption(new Option('--root <dir>', 'filesystem root (tests)').default('/').hideHelp())
     .addHelpText(

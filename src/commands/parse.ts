@@ -15,7 +15,10 @@ export const parseOptionsSchema = z.object({
       if (v === undefined) return undefined;
       const d = new Date(v);
       if (!/^\d{4}-\d{2}-\d{2}T/.test(v) || Number.isNaN(d.getTime())) {
-        ctx.addIssue({ code: 'custom', message: `--received-at must be an ISO 8601 date-time (2026-01-31T12:00:00Z), got ${showValue(v)}` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `--received-at must be an ISO 8601 date-time (2026-01-31T12:00:00Z), got ${showValue(v)}`,
+        });
         return z.NEVER;
       }
       return d;
@@ -122,7 +125,7 @@ export async function runParse(options: ParseOptions, io: ParseIo): Promise<Pars
       st = await stat(f);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      throw new UsageError(`cannot read ${f}: ${code === 'ENOENT' ? 'no such file' : ((err as Error).message)}`);
+      throw new UsageError(`cannot read ${f}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
     }
     if (st.isDirectory()) throw new UsageError(`cannot read ${f}: is a directory`);
   }

@@ -17,7 +17,9 @@ export const sendTestOptionsSchema = z
     json: z.boolean().default(false),
   })
   .refine((o) => !(o.rfc3164 && o.rfc5424), { message: '--rfc3164 and --rfc5424 exclude each other' })
-  .refine((o) => !(o.octetCount && o.protocol === 'udp'), { message: '--octet-count applies to --protocol tcp only (a UDP datagram is one message)' });
+  .refine((o) => !(o.octetCount && o.protocol === 'udp'), {
+    message: '--octet-count applies to --protocol tcp only (a UDP datagram is one message)',
+  });
 export type SendTestOptions = z.input<typeof sendTestOptionsSchema>;
 
 export interface SendTestResult {
@@ -36,12 +38,18 @@ export async function runSendTest(input: SendTestOptions): Promise<SendTestResul
   const format: SyslogFormat = parsed.data.rfc5424 ? 'rfc5424' : 'rfc3164';
   const ids = Array.from({ length: count }, () => newProbeId());
   try {
-    await sendSyslog(ids.map((id) => buildProbeMessage(id, format)), { host, port, protocol, octetCount });
+    await sendSyslog(
+      ids.map((id) => buildProbeMessage(id, format)),
+      { host, port, protocol, octetCount },
+    );
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // Nothing listening is a runtime failure (exit 1), not a usage error.
     throw new CliError(`cannot send to ${protocol}://${target}: ${code ?? (err as Error).message}`, {
-      suggestion: code === 'ECONNREFUSED' ? 'is the forwarder running? start it with `sentinel-cef forward` or check --target' : 'check --target and --protocol',
+      suggestion:
+        code === 'ECONNREFUSED'
+          ? 'is the forwarder running? start it with `sentinel-cef forward` or check --target'
+          : 'check --target and --protocol',
     });
   }
   return { target, protocol, format, ids };

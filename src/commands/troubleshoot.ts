@@ -34,14 +34,18 @@ interface Flags {
 
 /** Turns flags into validated options; every mistake is one UsageError line. */
 export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags, configGiven = false): TroubleshootOptionsInput {
-  if (f.yes && !f.fix) throw new UsageError('--yes only applies with --fix', { suggestion: 'add --fix to apply the safe fixes, or drop --yes' });
+  if (f.yes && !f.fix)
+    throw new UsageError('--yes only applies with --fix', { suggestion: 'add --fix to apply the safe fixes, or drop --yes' });
   // The default path missing is a finding (not installed); a path typed by hand missing is a typo.
   if (configGiven && f.config !== undefined && !existsSync(join(f.root ?? '/', f.config))) {
     throw new UsageError(`--config ${showValue(f.config)}: no such file`, { suggestion: `omit --config to use ${DEFAULT_CONFIG_PATH}` });
   }
-  if (f.collect !== undefined && f.collect.trim() === '') throw new UsageError(`--collect must be a file path, got ${showValue(f.collect)}`);
+  if (f.collect !== undefined && f.collect.trim() === '')
+    throw new UsageError(`--collect must be a file path, got ${showValue(f.collect)}`);
   if (f.workspace !== undefined && workspaceId !== undefined && f.workspace.toLowerCase() !== workspaceId.toLowerCase()) {
-    throw new UsageError(`--workspace ${showValue(f.workspace)} and <workspaceId> ${showValue(workspaceId)} differ`, { suggestion: 'give the workspace id once' });
+    throw new UsageError(`--workspace ${showValue(f.workspace)} and <workspaceId> ${showValue(workspaceId)} differ`, {
+      suggestion: 'give the workspace id once',
+    });
   }
   const input: TroubleshootOptionsInput = {
     workspaceId: workspaceId ?? f.workspace,
@@ -72,7 +76,9 @@ export function parseTroubleshootFlags(workspaceId: string | undefined, f: Flags
     });
   }
   // Typed values for what was given; what was not stays unset, for install's recorded values to fill.
-  const given = Object.entries(input).filter(([, v]) => v !== undefined).map(([k]) => [k, r.data[k as keyof typeof r.data]]);
+  const given = Object.entries(input)
+    .filter(([, v]) => v !== undefined)
+    .map(([k]) => [k, r.data[k as keyof typeof r.data]]);
   return Object.fromEntries(given) as TroubleshootOptionsInput;
 }
 
@@ -82,16 +88,26 @@ export function troubleshootCommand(): Command {
     .argument('[workspaceId]', 'expected Log Analytics workspace id (checked against the config)')
     .option('--json', 'print {"ok", "checks"} (and "settings" taken from install or overriding it) as JSON on stdout and nothing else')
     .option('--probes <n>', 'probe messages to send per transport (TCP and UDP); 0 to skip', '3')
-    .option('--probe-size <bytes>', 'bytes per probe: the longest line your devices send (default: just under the smallest configured limit)')
+    .option(
+      '--probe-size <bytes>',
+      'bytes per probe: the longest line your devices send (default: just under the smallest configured limit)',
+    )
     .option('--timeout <seconds>', 'how long to wait for the probes to be delivered', '10')
-    .option('--workspace <id>', 'read the probes back from this workspace\'s CommonSecurityLog (needs "Log Analytics Reader"); same as <workspaceId>')
-    .option('--readback-timeout <seconds>', 'with a workspace: how long to wait for the probes to appear in the table (ingestion takes minutes; 0 = no readback)', '300')
+    .option(
+      '--workspace <id>',
+      'read the probes back from this workspace\'s CommonSecurityLog (needs "Log Analytics Reader"); same as <workspaceId>',
+    )
+    .option(
+      '--readback-timeout <seconds>',
+      'with a workspace: how long to wait for the probes to appear in the table (ingestion takes minutes; 0 = no readback)',
+      '300',
+    )
     .addOption(new Option('--logs-query-endpoint <url>', 'Logs Query API base URL (private clouds, tests)').hideHelp())
     .addOption(new Option('--arm-endpoint <url>', 'Azure Resource Manager URL (private clouds, tests)').hideHelp())
     .option('--port <port>', "the syslog daemon's CEF port (default: the one install used, else 514)")
     .option('--protocol <tcp|udp|both>', 'transports the daemon accepts (default: what install used, else both)')
     .option('--config <file>', `forwarder config (default: the one install wrote, else ${DEFAULT_CONFIG_PATH})`)
-    .option('--admin <host:port>', "forwarder admin endpoint (default: from the config)")
+    .option('--admin <host:port>', 'forwarder admin endpoint (default: from the config)')
     .option('--capture', 'capture the probes with tcpdump on the daemon and forwarder ports')
     .option('--fix', 'apply safe fixes (restart services, re-render our drop-in, open the firewall port) after asking')
     .option('-y, --yes', 'with --fix: apply without asking')
@@ -112,12 +128,19 @@ Examples:
     .action(async (workspaceId: string | undefined, flags: Flags, cmd: Command) => {
       const options = parseTroubleshootFlags(workspaceId, flags, cmd.getOptionValueSource('config') === 'cli');
       if (options.fix && !options.yes && !isInteractive()) {
-        throw new UsageError('--fix needs a terminal to ask before each fix', { suggestion: 'add --yes to apply the safe fixes without asking' });
+        throw new UsageError('--fix needs a terminal to ask before each fix', {
+          suggestion: 'add --yes to apply the safe fixes without asking',
+        });
       }
       const colourErr = useColour(process.stderr);
       const spinner = flags.json
         ? null
-        : ora({ text: 'Checking forwarder, daemon, system and Azure…', stream: process.stderr, isEnabled: colourErr && !inCi(), isSilent: !process.stderr.isTTY });
+        : ora({
+            text: 'Checking forwarder, daemon, system and Azure…',
+            stream: process.stderr,
+            isEnabled: colourErr && !inCi(),
+            isSilent: !process.stderr.isTTY,
+          });
       spinner?.start();
       let done = 0;
       const deps = createDefaultDeps({
@@ -143,7 +166,9 @@ Examples:
         const b = await writeSupportBundle(flags.collect, report, options, deps);
         process.stderr.write(`support bundle written: ${b.file} (${b.entries.length} files, secrets redacted)\n`);
       }
-      process.stdout.write(flags.json ? renderJson(report) : renderHuman(report, { colour: useColour(process.stdout), verbose: flags.verbose }));
+      process.stdout.write(
+        flags.json ? renderJson(report) : renderHuman(report, { colour: useColour(process.stdout), verbose: flags.verbose }),
+      );
       process.exitCode = report.ok ? 0 : 1;
     });
 }

@@ -48,9 +48,14 @@ function splitQuery(url: string): [string, string | undefined] {
 
 function parseProxyQuery(url: string, protocol: string, query: string): 'v1' | 'v2' {
   const m = /^proxy=(v1|v2)$/.exec(query);
-  if (!m) throw new UsageError(`invalid option in listen address '${url}'`, { suggestion: 'the only option is ?proxy=v1 or ?proxy=v2 (PROXY protocol from a load balancer)' });
+  if (!m)
+    throw new UsageError(`invalid option in listen address '${url}'`, {
+      suggestion: 'the only option is ?proxy=v1 or ?proxy=v2 (PROXY protocol from a load balancer)',
+    });
   if (protocol !== 'tcp' && protocol !== 'tls') {
-    throw new UsageError(`?proxy= needs a tcp:// or tls:// listener, not '${url}'`, { suggestion: 'UDP carries no PROXY header: the balancer must preserve the source address instead' });
+    throw new UsageError(`?proxy= needs a tcp:// or tls:// listener, not '${url}'`, {
+      suggestion: 'UDP carries no PROXY header: the balancer must preserve the source address instead',
+    });
   }
   return m[1] as 'v1' | 'v2';
 }

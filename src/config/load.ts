@@ -3,12 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import type { z } from 'zod';
 import { UsageError, flagName, formatConfigIssue, showValue } from '../errors.js';
-import {
-  CLOUDS,
-  DEFAULT_CONFIG_PATH,
-  forwarderConfigSchema,
-  type ForwarderConfig,
-} from './schema.js';
+import { CLOUDS, DEFAULT_CONFIG_PATH, forwarderConfigSchema, type ForwarderConfig } from './schema.js';
 import { isLoopback, parseHostPort, parseListenUrl } from './listen.js';
 
 /** Flags of `sentinel-cef forward` and `node forwarder.mjs` (commander camel-cased). */
@@ -158,7 +153,11 @@ function formatFlagIssue(issue: z.core.$ZodIssue, merged: Raw): string | null {
   if (!flag) return null;
   const value = issue.path.reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Raw)[String(k)] : undefined), merged);
   if (value === undefined) {
-    const why = key.startsWith('sink.') ? ` (--sink ${String((merged.sink as Raw).type)} needs it)` : key.startsWith('tls.') ? ' (TLS needs --tls-cert and --tls-key)' : '';
+    const why = key.startsWith('sink.')
+      ? ` (--sink ${String((merged.sink as Raw).type)} needs it)`
+      : key.startsWith('tls.')
+        ? ' (TLS needs --tls-cert and --tls-key)'
+        : '';
     return `missing ${flag}${why}`;
   }
   if (issue.code === 'invalid_value') return `${flag} must be one of ${issue.values.map(String).join(', ')}, got ${showValue(value)}`;
@@ -171,9 +170,7 @@ export function formatConfigIssues(error: z.ZodError, source: string, merged?: R
     const line = formatFlagIssue(error.issues[0]!, merged);
     if (line) return line;
   }
-  return error.issues
-    .map((i) => `${source}: ${formatConfigIssue(i)} — fix this field (see \`sentinel-cef forward --help\`)`)
-    .join('\n');
+  return error.issues.map((i) => `${source}: ${formatConfigIssue(i)} — fix this field (see \`sentinel-cef forward --help\`)`).join('\n');
 }
 
 type Raw = Record<string, unknown>;
@@ -196,8 +193,16 @@ function sinkFromFlags(flags: ForwarderFlags, base: Raw | undefined): Raw | unde
     if (v !== undefined) target[key] = v;
   };
   const anyIngestFlag =
-    flags.dce ?? flags.dcr ?? flags.stream ?? flags.tenant ?? flags.clientId ?? flags.clientSecretFile ??
-    flags.certificateFile ?? flags.managedIdentity ?? flags.workloadIdentity ?? flags.authorityHost;
+    flags.dce ??
+    flags.dcr ??
+    flags.stream ??
+    flags.tenant ??
+    flags.clientId ??
+    flags.clientSecretFile ??
+    flags.certificateFile ??
+    flags.managedIdentity ??
+    flags.workloadIdentity ??
+    flags.authorityHost;
   const anyLaFlag = flags.workspaceId ?? flags.keyFile ?? flags.logType;
   if (!sink) {
     if (anyIngestFlag !== undefined) sink = { type: 'logs-ingestion' };
@@ -296,7 +301,8 @@ export function loadForwarderConfig(flags: ForwarderFlags, opts: LoadOptions = {
       if (typeof one === 'string' && one.trim() === '') throw new UsageError(`${flagName(k)} must not be empty, got ''`);
     }
   }
-  if (flags.managedIdentity && flags.workloadIdentity) throw new UsageError('--managed-identity and --workload-identity exclude each other');
+  if (flags.managedIdentity && flags.workloadIdentity)
+    throw new UsageError('--managed-identity and --workload-identity exclude each other');
   if (flags.listen?.length) merged.listen = flags.listen;
   if (flags.queueDir) section('queue').dir = resolve(flags.queueDir);
   if (flags.queueMaxBytes) section('queue').maxBytes = parseSize(flags.queueMaxBytes, '--queue-max-bytes');
@@ -369,7 +375,13 @@ export interface ConfigCheck {
   fix?: string;
 }
 
-function checkSecretFile(id: string, file: string | undefined, envName: string | undefined, env: NodeJS.ProcessEnv, what: string): ConfigCheck {
+function checkSecretFile(
+  id: string,
+  file: string | undefined,
+  envName: string | undefined,
+  env: NodeJS.ProcessEnv,
+  what: string,
+): ConfigCheck {
   if (!file) {
     if (envName && env[envName]) return { id, ok: true, message: `${what} from environment ${envName}` };
     return {
@@ -383,12 +395,22 @@ function checkSecretFile(id: string, file: string | undefined, envName: string |
     const st = statSync(file);
     if (!st.isFile()) return { id, ok: false, message: `${file} is not a regular file`, fix: 'point to the file holding the secret' };
     if ((st.mode & 0o077) !== 0) {
-      return { id, ok: false, message: `${file} is readable by group/others (mode ${(st.mode & 0o777).toString(8)})`, fix: `chmod 600 ${file}` };
+      return {
+        id,
+        ok: false,
+        message: `${file} is readable by group/others (mode ${(st.mode & 0o777).toString(8)})`,
+        fix: `chmod 600 ${file}`,
+      };
     }
     accessSync(file, constants.R_OK);
     return { id, ok: true, message: `${what} file ${file} exists, mode 0600` };
   } catch (err) {
-    return { id, ok: false, message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, fix: 'create it (0600) or fix the path' };
+    return {
+      id,
+      ok: false,
+      message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      fix: 'create it (0600) or fix the path',
+    };
   }
 }
 
@@ -425,9 +447,14 @@ export function checkConfig(config: ForwarderConfig, env: NodeJS.ProcessEnv = pr
     }
   }
   if (config.tls) {
-    for (const [id, f] of [['tls.cert', config.tls.certFile], ['tls.ca', config.tls.caFile]] as const) {
+    for (const [id, f] of [
+      ['tls.cert', config.tls.certFile],
+      ['tls.ca', config.tls.caFile],
+    ] as const) {
       if (!f) continue;
-      checks.push(existsSync(f) ? { id, ok: true, message: `${f} exists` } : { id, ok: false, message: `${f} not found`, fix: 'fix the path' });
+      checks.push(
+        existsSync(f) ? { id, ok: true, message: `${f} exists` } : { id, ok: false, message: `${f} not found`, fix: 'fix the path' },
+      );
     }
     checks.push(checkSecretFile('tls.key', config.tls.keyFile, undefined, env, 'TLS private key'));
   }
@@ -436,7 +463,12 @@ export function checkConfig(config: ForwarderConfig, env: NodeJS.ProcessEnv = pr
     accessSync(qd, constants.W_OK);
     checks.push({ id: 'queue.dir', ok: true, message: `queue directory ${config.queue.dir} is writable` });
   } catch {
-    checks.push({ id: 'queue.dir', ok: false, message: `queue directory ${config.queue.dir} is not writable (${qd})`, fix: 'create it for the forwarder user or pass --queue-dir' });
+    checks.push({
+      id: 'queue.dir',
+      ok: false,
+      message: `queue directory ${config.queue.dir} is not writable (${qd})`,
+      fix: 'create it for the forwarder user or pass --queue-dir',
+    });
   }
   const dl = nearestExisting(dirname(deadLetterPath(config)));
   try {

@@ -28,7 +28,10 @@ const logAnalyticsSink = z.object({
   cloud: z.enum(CLOUDS).default('AzureCloud'),
   /** Overrides https://{workspaceId}.ods.opinsights.azure.{com,us,cn} (private link, tests). */
   endpoint: z.string().url().optional(),
-  logType: z.string().regex(/^[A-Za-z0-9_]{1,100}$/).default('CommonSecurityLog'),
+  logType: z
+    .string()
+    .regex(/^[A-Za-z0-9_]{1,100}$/)
+    .default('CommonSecurityLog'),
   azureResourceId: z.string().optional(),
 });
 
@@ -83,13 +86,21 @@ export const forwarderConfigSchema = z.object({
     .optional(),
   limits: z
     .object({
-      maxMessageBytes: z.number().int().positive().default(64 * 1024),
+      maxMessageBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(64 * 1024),
       maxConnections: z.number().int().positive().default(1024),
       idleTimeoutSec: z.number().positive().default(300),
       /** A TLS connection that has not finished its handshake by then is closed (it holds a slot and a descriptor). */
       tlsHandshakeTimeoutSec: z.number().positive().max(300).default(10),
       /** SO_RCVBUF asked for on UDP listeners (the kernel caps it at net.core.rmem_max); 0 = kernel default. */
-      udpReceiveBufferBytes: z.number().int().nonnegative().default(8 * 1024 * 1024),
+      udpReceiveBufferBytes: z
+        .number()
+        .int()
+        .nonnegative()
+        .default(8 * 1024 * 1024),
       /**
        * Behind a load balancer: a TCP/TLS connection older than this is closed between frames, so the
        * sender reconnects and the balancer spreads connections again (each gets up to 10% jitter); 0 = never.
@@ -102,9 +113,17 @@ export const forwarderConfigSchema = z.object({
   queue: z
     .object({
       dir: z.string().default(DEFAULT_QUEUE_DIR),
-      maxBytes: z.number().int().positive().default(1024 * 1024 * 1024),
+      maxBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(1024 * 1024 * 1024),
       /** Segment file size before rotation. */
-      segmentBytes: z.number().int().positive().default(64 * 1024 * 1024),
+      segmentBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(64 * 1024 * 1024),
       /** Group fsync interval: writes reach the page cache at once (survive kill -9), the disk within this. */
       fsyncIntervalMs: z.number().int().nonnegative().default(1000),
     })
@@ -117,7 +136,11 @@ export const forwarderConfigSchema = z.object({
        */
       maxRecords: z.number().int().positive().default(1000),
       /** Raw message bytes per batch; the sink splits a batch into calls that fit the API limit. */
-      maxBytes: z.number().int().positive().default(2 * 1024 * 1024),
+      maxBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(2 * 1024 * 1024),
       flushMs: z.number().int().nonnegative().default(1000),
       /** A batch is sent as up to this many concurrent sink calls. */
       parallelSends: z.number().int().positive().max(16).default(1),
@@ -145,7 +168,12 @@ export const forwarderConfigSchema = z.object({
        * How long authorization refusals (401/403: clock skew, a role assignment still propagating, a
        * rotated key) keep rows queued and retried before they are dead-lettered; 0 dead-letters at once.
        */
-      authFailureMaxSec: z.number().int().nonnegative().max(7 * 24 * 3600).default(3600),
+      authFailureMaxSec: z
+        .number()
+        .int()
+        .nonnegative()
+        .max(7 * 24 * 3600)
+        .default(3600),
     })
     .prefault({}),
   /**
@@ -185,7 +213,11 @@ export const forwarderConfigSchema = z.object({
    */
   deadLetter: z
     .object({
-      maxBytes: z.number().int().min(1024 * 1024, 'deadLetter.maxBytes must be at least 1 MiB (1048576)').default(256 * 1024 * 1024),
+      maxBytes: z
+        .number()
+        .int()
+        .min(1024 * 1024, 'deadLetter.maxBytes must be at least 1 MiB (1048576)')
+        .default(256 * 1024 * 1024),
       files: z.number().int().min(1).max(100).default(4),
     })
     .prefault({}),

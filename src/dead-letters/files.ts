@@ -60,7 +60,7 @@ export function readDeadLetterFile(path: string): DeadLetterFileData {
   const buf = readFileSync(path);
   const entries: EntryAt[] = [];
   let firstLine = '';
-  for (let start = 0; start < buf.length; ) {
+  for (let start = 0; start < buf.length;) {
     const nl = buf.indexOf(0x0a, start);
     if (nl < 0) break;
     const end = nl + 1;

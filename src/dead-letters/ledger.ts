@@ -28,7 +28,8 @@ export class ReplayLedger {
       try {
         const v = JSON.parse(line) as { file?: unknown; ranges?: unknown };
         if (typeof v.file !== 'string' || !Array.isArray(v.ranges)) continue;
-        for (const r of v.ranges) if (Array.isArray(r) && typeof r[0] === 'number' && typeof r[1] === 'number') this.add(v.file, [r[0], r[1]]);
+        for (const r of v.ranges)
+          if (Array.isArray(r) && typeof r[0] === 'number' && typeof r[1] === 'number') this.add(v.file, [r[0], r[1]]);
       } catch {
         // torn line from a crash mid-write: that chunk counts as not replayed
       }

@@ -63,7 +63,9 @@ export async function runAzureDemo(input: AzureDemoOptions, log: (s: string) => 
       disableInstanceDiscovery: true,
       agent: new https.Agent({ ca: [...tls.rootCertificates, ca] }),
     });
-    log(`mock Azure on ${edge.url} (Entra ID, Logs Ingestion) and ${ctl.url} (ARM, Resource Graph, Logs Query); workspace ${edge.workspaceId}`);
+    log(
+      `mock Azure on ${edge.url} (Entra ID, Logs Ingestion) and ${ctl.url} (ARM, Resource Graph, Logs Query); workspace ${edge.workspaceId}`,
+    );
 
     // 1. Setup, as `install --workspace` does it.
     log('1/3 setup: find the workspace, create the DCR in its region, grant "Monitoring Metrics Publisher"');
@@ -73,14 +75,24 @@ export async function runAzureDemo(input: AzureDemoOptions, log: (s: string) => 
       const body = call.body === undefined ? undefined : Buffer.from(JSON.stringify(call.body));
       const res = await transport.request(new URL(call.url), {
         method: call.method,
-        headers: { authorization: `Bearer ${t!.token}`, ...(body ? { 'content-type': 'application/json', 'content-length': String(body.length) } : {}) },
+        headers: {
+          authorization: `Bearer ${t!.token}`,
+          ...(body ? { 'content-type': 'application/json', 'content-length': String(body.length) } : {}),
+        },
         body,
       });
       return { status: res.status, json: res.body ? JSON.parse(res.body) : null };
     };
     const principalId = randomUUID();
     const setup = await setupLogsIngestion(
-      { workspace: edge.workspaceId, principalId, armUrl: ctl.url, armScope: 'https://management.azure.com/.default', ingestionScope: 'https://monitor.azure.com//.default', dryRun: false },
+      {
+        workspace: edge.workspaceId,
+        principalId,
+        armUrl: ctl.url,
+        armScope: 'https://management.azure.com/.default',
+        ingestionScope: 'https://monitor.azure.com//.default',
+        dryRun: false,
+      },
       { request, log: (l) => log(`    ${l}`), sleep: (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 200))), now: Date.now },
     );
     const endpoint = setup.endpoint!;
@@ -112,20 +124,31 @@ export async function runAzureDemo(input: AzureDemoOptions, log: (s: string) => 
     const tcp = fwd.addresses.find((a) => a.protocol === 'tcp')!;
     const ids = [newProbeId(), newProbeId()];
     const sentAt = Date.now();
-    await sendSyslog([...ids.map((id) => buildProbeMessage(id, 'rfc3164', 'demo-host')), ...DEMO_SAMPLES.cef.map((c) => wrapSyslog(c, { host: 'demo-host' }))], {
-      host: tcp.host,
-      port: tcp.port,
-      protocol: 'tcp',
-    });
+    await sendSyslog(
+      [
+        ...ids.map((id) => buildProbeMessage(id, 'rfc3164', 'demo-host')),
+        ...DEMO_SAMPLES.cef.map((c) => wrapSyslog(c, { host: 'demo-host' })),
+      ],
+      {
+        host: tcp.host,
+        port: tcp.port,
+        protocol: 'tcp',
+      },
+    );
     log(`    sent ${ids.length} probes and ${DEMO_SAMPLES.cef.length} vendor CEF events to ${tcp.url}`);
     const end = Date.now() + o.timeoutSec * 1000;
     let status: ProbeStatus[] = [];
     while (Date.now() < end) {
-      status = await Promise.all(ids.map(async (id) => (await fetch(`http://${fwd!.adminAddress}/probes/${encodeURIComponent(id)}`)).json() as Promise<ProbeStatus>));
+      status = await Promise.all(
+        ids.map(async (id) => (await fetch(`http://${fwd!.adminAddress}/probes/${encodeURIComponent(id)}`)).json() as Promise<ProbeStatus>),
+      );
       if (status.every((s) => s.accepted)) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    for (const s of status) log(`    ${s.id}: ${s.accepted ? `accepted by the API after ${s.latencyMs} ms` : s.received ? `received, not accepted${s.error ? `: ${s.error}` : ''}` : 'not received'}`);
+    for (const s of status)
+      log(
+        `    ${s.id}: ${s.accepted ? `accepted by the API after ${s.latencyMs} ms` : s.received ? `received, not accepted${s.error ? `: ${s.error}` : ''}` : 'not received'}`,
+      );
 
     // 3. Readback: the probes in CommonSecurityLog, as `troubleshoot --workspace` reads them.
     log(`3/3 readback: Logs Query API, CommonSecurityLog (the mock makes rows queryable after ${o.ingestionDelaySec}s)`);
@@ -133,7 +156,13 @@ export async function runAzureDemo(input: AzureDemoOptions, log: (s: string) => 
     const rb = await readBackProbes(
       {
         workspaceId: edge.workspaceId,
-        probes: status.map((s) => ({ id: s.id, sentAt, receivedAt: s.receivedAt ? Date.parse(s.receivedAt) : undefined, acceptedAt: s.acceptedAt ? Date.parse(s.acceptedAt) : undefined, accepted: s.accepted })),
+        probes: status.map((s) => ({
+          id: s.id,
+          sentAt,
+          receivedAt: s.receivedAt ? Date.parse(s.receivedAt) : undefined,
+          acceptedAt: s.acceptedAt ? Date.parse(s.acceptedAt) : undefined,
+          accepted: s.accepted,
+        })),
         timeoutMs: Math.max(1000, end - Date.now()),
         pollMs: 1000,
         dcrImmutableId: dcr,
@@ -146,7 +175,15 @@ export async function runAzureDemo(input: AzureDemoOptions, log: (s: string) => 
     for (const p of probes) if (p.visibleAt === undefined) problems.push(`probe ${p.id} is not in CommonSecurityLog`);
     for (const c of rb.dcr?.causes ?? []) problems.push(c);
     const rows = await client.query(edge.workspaceId, 'CommonSecurityLog', 3600_000).catch(() => []);
-    return { ok: problems.length === 0, workspaceId: edge.workspaceId, dcrImmutableId: dcr, endpoint, hops: hopRows(probes), rowsInTable: rows.length, problems };
+    return {
+      ok: problems.length === 0,
+      workspaceId: edge.workspaceId,
+      dcrImmutableId: dcr,
+      endpoint,
+      hops: hopRows(probes),
+      rowsInTable: rows.length,
+      problems,
+    };
   } finally {
     await fwd?.shutdown();
     await ctl.close();

@@ -309,7 +309,12 @@ export class DiskQueue {
           continue;
         }
         if (st === STEP_CORRUPT) {
-          this.opts.onCorruption?.({ segment: this.read.segment, offset: r.badOffset, bytes: r.badBytes, kind: r.badAtEnd ? 'torn-tail' : 'corrupt-record' });
+          this.opts.onCorruption?.({
+            segment: this.read.segment,
+            offset: r.badOffset,
+            bytes: r.badBytes,
+            kind: r.badAtEnd ? 'torn-tail' : 'corrupt-record',
+          });
           continue;
         }
         const rawLen = r.recLen - PAYLOAD_PREFIX;
@@ -333,7 +338,8 @@ export class DiskQueue {
         bytes += rawLen;
         diskBytes += RECORD_HEADER + r.recLen;
       }
-      if (this.reader && this.reader.segment === this.read.segment) this.read = { segment: this.read.segment, offset: this.reader.position };
+      if (this.reader && this.reader.segment === this.read.segment)
+        this.read = { segment: this.read.segment, offset: this.reader.position };
       // The batch gets an exact-size buffer of its own (transferable to a worker): straight from the
       // read buffer when the batch is one span, else from the gathered spans.
       let buffer: Buffer;
@@ -362,7 +368,11 @@ export class DiskQueue {
         flags,
         buffer,
         get records() {
-          records ??= Array.from({ length: count }, (_, i) => ({ receivedAt: receivedAt[i]!, flags: flags[i]!, raw: buffer.subarray(starts[i], ends[i]) }));
+          records ??= Array.from({ length: count }, (_, i) => ({
+            receivedAt: receivedAt[i]!,
+            flags: flags[i]!,
+            raw: buffer.subarray(starts[i], ends[i]),
+          }));
           return records;
         },
         bytes,
@@ -446,7 +456,12 @@ export class DiskQueue {
     const w = this.writer;
     for (let seg = this.ack.segment, offset = this.ack.offset; seg <= w.segment; seg = this.nextSegmentAfter(seg), offset = 0) {
       try {
-        const r = new SegmentReader(join(this.dir, segName(seg)), seg, offset, seg === w.segment ? w.offset : (w.sealedEnds.get(seg) ?? Infinity));
+        const r = new SegmentReader(
+          join(this.dir, segName(seg)),
+          seg,
+          offset,
+          seg === w.segment ? w.offset : (w.sealedEnds.get(seg) ?? Infinity),
+        );
         try {
           for (;;) {
             const st = r.step();

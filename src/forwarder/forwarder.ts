@@ -95,12 +95,17 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
       metrics.deadLetterDropped.inc({ reason: why }, entries);
       logger.warn(
         { file, entries, ...deadLetter.limits },
-        why === 'cap' ? 'dead-letter cap reached: deleted the oldest rotated dead-letter file' : 'disk full: deleted the oldest rotated dead-letter file to make room',
+        why === 'cap'
+          ? 'dead-letter cap reached: deleted the oldest rotated dead-letter file'
+          : 'disk full: deleted the oldest rotated dead-letter file to make room',
       );
     },
   });
   const logDestination = logDestinationOf(logger);
-  const metrics = new ForwarderMetrics(queueStats, { logLinesDropped: () => logDestination?.dropped ?? 0, deadLetterBytes: () => deadLetter.bytes });
+  const metrics = new ForwarderMetrics(queueStats, {
+    logLinesDropped: () => logDestination?.dropped ?? 0,
+    deadLetterBytes: () => deadLetter.bytes,
+  });
   const queue = new DiskQueue({
     dir: config.queue.dir,
     maxBytes: config.queue.maxBytes,
@@ -120,7 +125,10 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
   // Built before the queue opens: a bad secret file fails the start with one line and touches nothing.
   const sink = deps.sink ?? createSink(config.sink, { logger: logger.child({ sink: config.sink.type }) });
   queue.open();
-  const workers = workerEntry !== null && !deps.sink && !deps.parse && sink.prepare && sink.sendPrepared ? parseWorkerCount(config.batch.parseWorkers, availableParallelism()) : 0;
+  const workers =
+    workerEntry !== null && !deps.sink && !deps.parse && sink.prepare && sink.sendPrepared
+      ? parseWorkerCount(config.batch.parseWorkers, availableParallelism())
+      : 0;
   const delivery = new DeliveryLoop({
     queue,
     metrics,
@@ -146,7 +154,12 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
         monotonic: deps.monotonic,
       });
       if (workers === 0) return localRunner(processor);
-      const data = { role: PARSE_WORKER_ROLE, sink: config.sink, maxMessageBytes: config.limits.maxMessageBytes, maxBatchBytes: config.batch.maxBytes } as const;
+      const data = {
+        role: PARSE_WORKER_ROLE,
+        sink: config.sink,
+        maxMessageBytes: config.limits.maxMessageBytes,
+        maxBatchBytes: config.batch.maxBytes,
+      } as const;
       return new ParseWorkerRunner(workerEntry!, data, processor, logger, workers, (where) => effects.backgroundError(where));
     },
   });
@@ -191,7 +204,8 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     if (intake?.paused.queue_full) return 'intake paused: queue full';
     if (queue.bytes > queue.maxBytes * rules.queueHighWater) return 'queue above high-water mark';
     const since = delivery.failingSince;
-    if (since !== null && Date.now() - since >= rules.sinkFailingSec * 1000) return `sink failing for ${Math.round((Date.now() - since) / 1000)}s`;
+    if (since !== null && Date.now() - since >= rules.sinkFailingSec * 1000)
+      return `sink failing for ${Math.round((Date.now() - since) / 1000)}s`;
     return null;
   };
 
@@ -219,9 +233,20 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
   let readinessHost: string | null = null;
   try {
     if (sink.start) {
-      await sink.start().catch((err: Error) => logger.warn({ err: err.message, sink: sink.name }, 'sink start reported a problem; delivery will retry'));
+      await sink
+        .start()
+        .catch((err: Error) => logger.warn({ err: err.message, sink: sink.name }, 'sink start reported a problem; delivery will retry'));
     }
-    intake = new Intake({ queue, metrics, probes, logger, limits: config.limits, tls: config.tls, diskRetryMs: deps.diskRetryMs, reclaimDisk: () => deadLetter.reclaim() });
+    intake = new Intake({
+      queue,
+      metrics,
+      probes,
+      logger,
+      limits: config.limits,
+      tls: config.tls,
+      diskRetryMs: deps.diskRetryMs,
+      reclaimDisk: () => deadLetter.reclaim(),
+    });
     await intake.listen(config.listen.map(parseListenUrl));
     setIntakeState('READY');
     if (config.admin !== false) {
@@ -233,7 +258,10 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
       } catch (err) {
         // A full or read-only disk must not stop forwarding; only `dead-letters replay` is unavailable.
         metrics.backgroundErrors.inc({ where: 'replay_token' });
-        logger.error({ err: (err as Error).message }, 'cannot write the replay token; `sentinel-cef dead-letters replay` is unavailable until the next start');
+        logger.error(
+          { err: (err as Error).message },
+          'cannot write the replay token; `sentinel-cef dead-letters replay` is unavailable until the next start',
+        );
       }
       admin = await startAdminServer(host, port, { health, probe: (id) => probes.get(id), registry: metrics.registry, logger, replay });
     }
@@ -251,7 +279,17 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
   }
   delivery.start();
   logger.info(
-    { version: VERSION, inputs: intake.addresses.map((a) => a.url), sink: sink.name, queueDir: config.queue.dir, deadLetterFile: dlPath, admin: admin ? formatHostPort(adminHost!, admin.port) : 'off', readiness: readiness ? formatHostPort(readinessHost!, readiness.port) : 'off', queued: queue.records, parseWorkers: workers },
+    {
+      version: VERSION,
+      inputs: intake.addresses.map((a) => a.url),
+      sink: sink.name,
+      queueDir: config.queue.dir,
+      deadLetterFile: dlPath,
+      admin: admin ? formatHostPort(adminHost!, admin.port) : 'off',
+      readiness: readiness ? formatHostPort(readinessHost!, readiness.port) : 'off',
+      queued: queue.records,
+      parseWorkers: workers,
+    },
     'forwarder started',
   );
 
@@ -266,7 +304,10 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
       }
       if (graceSec > 0) {
         // Not ready from here on: the balancer stops sending new connections while current ones finish.
-        logger.info({ drainGraceSec: graceSec, connections: intake!.connectionCount }, 'not ready: still receiving while the load balancer drains this node');
+        logger.info(
+          { drainGraceSec: graceSec, connections: intake!.connectionCount },
+          'not ready: still receiving while the load balancer drains this node',
+        );
         await new Promise((r) => setTimeout(r, graceSec * 1000));
       }
       logger.info({ drainTimeoutSec: config.drainTimeoutSec, queued: queue.records }, 'stopping intake and draining the queue');

@@ -92,7 +92,10 @@ class FailureLog {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (this.suppressed === 0) return;
-    this.logger[this.level]({ ...this.last, count: this.suppressed, intervalSec: FAILURE_LOG_INTERVAL_MS / 1000 }, `${this.msg} (${this.suppressed} more since the last line; last one shown)`);
+    this.logger[this.level](
+      { ...this.last, count: this.suppressed, intervalSec: FAILURE_LOG_INTERVAL_MS / 1000 },
+      `${this.msg} (${this.suppressed} more since the last line; last one shown)`,
+    );
     this.suppressed = 0;
     if (!final) this.arm();
   }
@@ -331,7 +334,10 @@ export class Intake {
       // Bytes but no whole header is a broken sender; nothing at all is a TCP health check.
       this.o.metrics.connectionsRejected.inc({ input, reason: buf.length ? 'proxy_header' : 'proxy_no_header' });
     };
-    const timer = setTimeout(() => fail('proxy_timeout', `no complete PROXY ${version} header within ${this.o.limits.proxyHeaderTimeoutSec}s`), this.o.limits.proxyHeaderTimeoutSec * 1000);
+    const timer = setTimeout(
+      () => fail('proxy_timeout', `no complete PROXY ${version} header within ${this.o.limits.proxyHeaderTimeoutSec}s`),
+      this.o.limits.proxyHeaderTimeoutSec * 1000,
+    );
     timer.unref();
     const cleanup = () => {
       clearTimeout(timer);
@@ -354,7 +360,17 @@ export class Intake {
     const now = Date.now();
     // Jitter spreads the reconnects of senders that all connected at once (after a restart).
     const maxAgeMs = limits.maxConnectionAgeSec * 1000 * (1 - 0.1 * Math.random());
-    const conn: Conn = { socket, input, remote: source?.address ?? socket.remoteAddress, ...(source ? { via: socket.remoteAddress } : {}), lastFrameAt: now, lastDataAt: now, framer, expiresAt: maxAgeMs > 0 ? now + maxAgeMs : Infinity, expired: false };
+    const conn: Conn = {
+      socket,
+      input,
+      remote: source?.address ?? socket.remoteAddress,
+      ...(source ? { via: socket.remoteAddress } : {}),
+      lastFrameAt: now,
+      lastDataAt: now,
+      framer,
+      expiresAt: maxAgeMs > 0 ? now + maxAgeMs : Infinity,
+      expired: false,
+    };
     this.conns.add(conn);
     if (source) logger.debug({ input, remote: conn.remote, remotePort: source.port, via: conn.via }, 'connection through a load balancer');
     if (this.intakePaused) socket.pause();
@@ -394,7 +410,17 @@ export class Intake {
     const { metrics, logger, limits } = this.o;
     const parser = new RelpParser(limits.maxMessageBytes);
     const now0 = Date.now();
-    const conn: Conn = { socket, input, remote: socket.remoteAddress, lastFrameAt: now0, lastDataAt: now0, framer: parser, relp: true, expiresAt: Infinity, expired: false };
+    const conn: Conn = {
+      socket,
+      input,
+      remote: socket.remoteAddress,
+      lastFrameAt: now0,
+      lastDataAt: now0,
+      framer: parser,
+      relp: true,
+      expiresAt: Infinity,
+      expired: false,
+    };
     this.conns.add(conn);
     if (this.intakePaused) socket.pause();
     let open = false;
@@ -496,7 +522,10 @@ export class Intake {
       if (dripping || silent) {
         const reason = dripping ? 'slow_drip' : 'idle_timeout';
         this.o.metrics.connectionsClosed.inc({ input: c.input, reason });
-        this.o.logger.info({ input: c.input, remote: c.remote, via: c.via, reason }, dripping ? 'closing connection: no complete message within the idle timeout' : 'closing silent connection');
+        this.o.logger.info(
+          { input: c.input, remote: c.remote, via: c.via, reason },
+          dripping ? 'closing connection: no complete message within the idle timeout' : 'closing silent connection',
+        );
         c.closeReason = reason;
         c.socket.destroy();
       }
@@ -566,7 +595,10 @@ export class Intake {
     this.counted(input, frames, receivedAt);
     if (queue.full && !this.queueFull) {
       this.queueFull = true;
-      this.o.logger.warn({ queueBytes: queue.bytes }, 'queue is full: pausing TCP intake (UDP datagrams are dropped and counted) until delivery catches up');
+      this.o.logger.warn(
+        { queueBytes: queue.bytes },
+        'queue is full: pausing TCP intake (UDP datagrams are dropped and counted) until delivery catches up',
+      );
       this.pauseAll();
       this.resumeTimer = setInterval(() => this.maybeResume(), 25);
       this.resumeTimer.unref();

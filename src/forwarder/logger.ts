@@ -3,9 +3,25 @@ import { LogDestination } from './log-destination.js';
 
 /** Paths pino blanks out: a safety net; secrets are never meant to reach a log call. */
 export const REDACT_PATHS = [
-  'key', 'sharedKey', 'secret', 'clientSecret', 'password', 'token', 'accessToken', 'authorization',
-  '*.key', '*.sharedKey', '*.secret', '*.clientSecret', '*.password', '*.token', '*.accessToken', '*.authorization',
-  'headers.authorization', '*.headers.authorization', '*.headers.Authorization',
+  'key',
+  'sharedKey',
+  'secret',
+  'clientSecret',
+  'password',
+  'token',
+  'accessToken',
+  'authorization',
+  '*.key',
+  '*.sharedKey',
+  '*.secret',
+  '*.clientSecret',
+  '*.password',
+  '*.token',
+  '*.accessToken',
+  '*.authorization',
+  'headers.authorization',
+  '*.headers.authorization',
+  '*.headers.Authorization',
 ];
 
 /**

@@ -132,7 +132,10 @@ export class ParseWorkerRunner implements BatchRunner {
     if (this.failures.length >= MAX_WORKER_FAILURES && !this.local) {
       this.local = true;
       this.onError('parse_worker_fallback');
-      this.logger.error({ exitCode: code, failures: this.failures.length }, 'parse workers keep exiting: parsing on the main thread from now on (restart the forwarder to try workers again)');
+      this.logger.error(
+        { exitCode: code, failures: this.failures.length },
+        'parse workers keep exiting: parsing on the main thread from now on (restart the forwarder to try workers again)',
+      );
     } else {
       this.logger.warn({ exitCode: code }, 'parse worker exited; its batches are read again from the queue cursor');
     }
@@ -165,7 +168,14 @@ export class ParseWorkerRunner implements BatchRunner {
       const w = this.workers[p.worker];
       if (w && m.chunks.length) w.postMessage({ recycle: m.chunks } satisfies ToWorker, m.chunks);
     };
-    p.resolve({ rows, prepared: true, receivedAt: Array.from(m.receivedAt), parseFailures: m.parseFailures, probes: new Map(m.probes), release });
+    p.resolve({
+      rows,
+      prepared: true,
+      receivedAt: Array.from(m.receivedAt),
+      parseFailures: m.parseFailures,
+      probes: new Map(m.probes),
+      release,
+    });
   }
 
   prepare(batch: QueueBatch): Promise<Prepared> {
@@ -239,7 +249,11 @@ export function runParseWorker(data: ParseWorkerData): void {
     const n = m.recv.length;
     const records: QueueRecord[] = new Array(n);
     for (let i = 0; i < n; i++) {
-      records[i] = { receivedAt: m.recv[i]!, flags: m.flags[i]!, raw: Buffer.from(m.buf, m.base + m.starts[i]!, m.ends[i]! - m.starts[i]!) };
+      records[i] = {
+        receivedAt: m.recv[i]!,
+        flags: m.flags[i]!,
+        raw: Buffer.from(m.buf, m.base + m.starts[i]!, m.ends[i]! - m.starts[i]!),
+      };
     }
     const p = await prepareRecords(records, {
       parse: (raw, at) => parseLine(raw, at),

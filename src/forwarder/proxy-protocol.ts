@@ -18,9 +18,7 @@ export interface ProxySource {
 
 export type ProxyParse =
   /** Header complete: `length` bytes belong to it; source null for LOCAL/UNKNOWN/UNSPEC (use the peer). */
-  | { status: 'done'; length: number; source: ProxySource | null }
-  | { status: 'more' }
-  | { status: 'invalid'; reason: string };
+  { status: 'done'; length: number; source: ProxySource | null } | { status: 'more' } | { status: 'invalid'; reason: string };
 
 /** The v1 spec's maximum: "PROXY UNKNOWN" with the longest TCP6 addresses, CRLF included. */
 export const MAX_V1_BYTES = 107;
@@ -59,7 +57,8 @@ function parseV1(buf: Buffer): ProxyParse {
   const family = proto === 'TCP4' ? 4 : proto === 'TCP6' ? 6 : 0;
   if (family === 0) return { status: 'invalid', reason: `PROXY v1 protocol '${proto.slice(0, 8)}' is not TCP4, TCP6 or UNKNOWN` };
   if (isIP(src) !== family || isIP(dst) !== family) return { status: 'invalid', reason: `PROXY v1 address is not ${proto}` };
-  if (!PORT.test(sport) || !PORT.test(dport) || Number(sport) > 65535 || Number(dport) > 65535) return { status: 'invalid', reason: 'PROXY v1 port out of range' };
+  if (!PORT.test(sport) || !PORT.test(dport) || Number(sport) > 65535 || Number(dport) > 65535)
+    return { status: 'invalid', reason: 'PROXY v1 port out of range' };
   return { status: 'done', length, source: { address: src, port: Number(sport) } };
 }
 
@@ -94,7 +93,7 @@ function parseV2(buf: Buffer): ProxyParse {
     // UNSPEC or a UNIX socket: nothing usable; keep the connection's own addresses (as the spec says).
     return { status: 'done', length, source: null };
   }
-  for (let i = tlvStart; i < length; ) {
+  for (let i = tlvStart; i < length;) {
     if (i + 3 > length) return { status: 'invalid', reason: 'PROXY v2 TLV truncated' };
     i += 3 + buf.readUInt16BE(i + 1);
     if (i > length) return { status: 'invalid', reason: 'PROXY v2 TLV longer than the header' };

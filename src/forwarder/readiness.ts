@@ -20,7 +20,12 @@ export function startReadinessServer(host: string, port: number, state: () => st
     }
     const reason = state();
     const body = reason === null ? 'ready\n' : `not ready: ${reason}\n`;
-    res.writeHead(reason === null ? 200 : 503, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', connection: 'close' });
+    res.writeHead(reason === null ? 200 : 503, {
+      'content-type': 'text/plain',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+      connection: 'close',
+    });
     res.end(req.method === 'HEAD' ? undefined : body);
   });
   server.maxConnections = READINESS_MAX_CONNECTIONS;

@@ -56,11 +56,17 @@ export function appendReplay(queue: DiskQueue, body: unknown, now = Date.now()):
   }
   // The disk budget applies to replays as to intake; the caller retries later.
   if (queue.bytes + bytes > queue.maxBytes) {
-    return { status: 503, body: { appended: 0, error: `the queue has no room (${queue.bytes} of ${queue.maxBytes} bytes used); replay again once it has drained` } };
+    return {
+      status: 503,
+      body: {
+        appended: 0,
+        error: `the queue has no room (${queue.bytes} of ${queue.maxBytes} bytes used); replay again once it has drained`,
+      },
+    };
   }
   try {
     // One append per run of records that share a receive time (an append has one).
-    for (let i = 0; i < messages.length; ) {
+    for (let i = 0; i < messages.length;) {
       let j = i + 1;
       while (j < messages.length && messages[j]!.at === messages[i]!.at) j++;
       queue.append(messages.slice(i, j), messages[i]!.at);
@@ -68,7 +74,10 @@ export function appendReplay(queue: DiskQueue, body: unknown, now = Date.now()):
     }
   } catch (err) {
     // Appends before the failing one are in the queue: the client resends the chunk (duplicates, no loss).
-    return { status: 507, body: { appended: 0, error: `cannot append to the queue: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` } };
+    return {
+      status: 507,
+      body: { appended: 0, error: `cannot append to the queue: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` },
+    };
   }
   return { status: 200, body: { appended: messages.length } };
 }

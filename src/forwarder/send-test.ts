@@ -80,9 +80,7 @@ export async function sendSyslog(messages: string[], o: SendOptions): Promise<vo
     }
     return;
   }
-  const payload = messages
-    .map((m) => (o.octetCount ? `${Buffer.byteLength(m)} ${m}` : `${m}\n`))
-    .join('');
+  const payload = messages.map((m) => (o.octetCount ? `${Buffer.byteLength(m)} ${m}` : `${m}\n`)).join('');
   await new Promise<void>((resolve, reject) => {
     const s = connect({ host: o.host, port: o.port });
     const timer = setTimeout(() => {

@@ -56,9 +56,7 @@ function excerpt(text: string, secret: string): string {
 
 /** What install says before it applies a workspace-key setup: the API's status, its answer today, where rows go, the way out. */
 export function legacyNotice(probe: LegacyProbe, workspaceId: string): string[] {
-  const answer = probe.error
-    ? `no answer: ${probe.error}`
-    : `HTTP ${probe.status}${probe.body ? `: ${probe.body}` : ' (empty body)'}`;
+  const answer = probe.error ? `no answer: ${probe.error}` : `HTTP ${probe.status}${probe.body ? `: ${probe.body}` : ' (empty body)'}`;
   return [
     `the Data Collector API (workspace id + key) was retired by Microsoft on ${DATA_COLLECTOR_RETIRED}: this path is unsupported`,
     `  a signed probe to POST ${probe.url} answered ${answer}`,

@@ -14,7 +14,8 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const ABS_PATH = /^\/[A-Za-z0-9._+@,=/-]*$/;
 const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-const WS_RESOURCE_ID = /^\/subscriptions\/[0-9a-fA-F-]{36}\/resourceGroups\/[A-Za-z0-9._()-]{1,90}\/providers\/Microsoft\.OperationalInsights\/workspaces\/[A-Za-z0-9-]{4,63}$/i;
+const WS_RESOURCE_ID =
+  /^\/subscriptions\/[0-9a-fA-F-]{36}\/resourceGroups\/[A-Za-z0-9._()-]{1,90}\/providers\/Microsoft\.OperationalInsights\/workspaces\/[A-Za-z0-9-]{4,63}$/i;
 /** RFC 3986 characters only (no spaces, quotes, backslashes, braces). */
 
 export { showValue };
@@ -49,53 +50,74 @@ function port(flag: string) {
 }
 
 /** Parsed first, before anything is detected or asked. */
-export const installOptionsSchema = z.object({
-  workspaceId: grammar('<workspaceId>', 'a GUID (the workspace id)', (v) => GUID.test(v)).optional(),
-  primaryKey: grammar('<primaryKey>', 'a base64 key', (v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v.trim()), { secret: true }).optional(),
-  // Read by install, never written into a file: any path will do, on one line.
-  keyFile: noControl('--key-file').optional(),
-  dce: grammar('--dce', 'an http(s) URL', isUrl).optional(),
-  dcr: grammar('--dcr', 'a DCR immutable id (dcr- and 32 hex digits)', (v) => /^dcr-[0-9a-fA-F]{32}$/.test(v)).optional(),
-  stream: grammar('--stream', 'a stream name (Custom-NAME or Microsoft-NAME)', (v) => /^(Custom|Microsoft)-[A-Za-z0-9_]{1,200}$/.test(v)).optional(),
-  tenant: grammar('--tenant', 'a tenant GUID or domain name', (v) => GUID.test(v) || DNS_NAME.test(v)).optional(),
-  clientId: grammar('--client-id', 'a GUID (the application id)', (v) => GUID.test(v)).optional(),
-  clientSecretFile: noControl('--client-secret-file').optional(),
-  managedIdentity: z.boolean().default(false),
-  sink: grammar('--sink', 'file:/ABSOLUTE/PATH of letters, digits and ._+@,=/-', (v) => v.startsWith('file:') && isAbsPath(v.slice(5)) && v.length > 6).optional(),
-  cloud: z.string().superRefine((v, ctx) => {
-    if (!(CLOUDS as readonly string[]).includes(v)) ctx.addIssue({ code: 'custom', message: `--cloud must be one of ${CLOUDS.join(', ')}, got ${showValue(v)}` });
-  }).transform((v) => v as (typeof CLOUDS)[number]).optional(),
-  usGov: z.boolean().default(false),
-  port: port('--port').default(514),
-  forwarderPort: port('--forwarder-port').default(DEFAULT_FORWARDER_PORT),
-  protocol: z.enum(['tcp', 'udp', 'both']).default('both'),
-  daemon: z.enum(['rsyslog', 'syslog-ng']).optional(),
-  endpoint: grammar('--endpoint', 'an http(s) URL', isUrl).optional(),
-  workspace: grammar('--workspace', 'a workspace id (GUID) or a workspace resource id', (v) => GUID.test(v) || WS_RESOURCE_ID.test(v)).optional(),
-  principalId: grammar('--principal-id', 'a GUID (the object id of the identity the forwarder sends as)', (v) => GUID.test(v)).optional(),
-  armEndpoint: grammar('--arm-endpoint', 'an http(s) URL', isUrl).optional(),
-  dryRun: z.boolean().default(false),
-  diff: z.enum(['edited', 'all']).default('edited'),
-  yes: z.boolean().default(false),
-  root: noControl('--root').default('/'),
-  verify: z.boolean().default(true),
-  fixFirewall: z.boolean().optional(),
-  /** No syslog daemon: the forwarder itself listens on --port (all addresses), for balancers and containers. */
-  forwarderOnly: z.boolean().default(false),
-  /** With --forwarder-only: HOST:PORT of the balancer's readiness endpoint. */
-  readiness: grammar('--readiness', 'HOST:PORT (IPv6 in brackets, e.g. [::]:8080)', isHostPort).optional(),
-  /** With --forwarder-only: TCP connections start with this PROXY protocol header (the balancer sends it). */
-  proxy: z.enum(['v1', 'v2']).optional(),
-}).superRefine((o, ctx) => {
-  // Flags that contradict each other, or do nothing without another, are refused rather than silently ignored.
-  const refuse = (message: string) => ctx.addIssue({ code: 'custom', message });
-  if (o.usGov && o.cloud !== undefined && o.cloud !== 'AzureUSGovernment') refuse(`--us-gov (-F) and --cloud ${o.cloud} exclude each other`);
-  // Without any destination the interactive menu may still lead to "set up Logs Ingestion for me".
-  const otherDestination = o.workspaceId !== undefined || o.keyFile !== undefined || o.dcr !== undefined || o.dce !== undefined || o.sink !== undefined;
-  if (o.principalId !== undefined && o.workspace === undefined && otherDestination) refuse('--principal-id only applies with --workspace');
-  if (o.armEndpoint !== undefined && o.workspace === undefined && otherDestination) refuse('--arm-endpoint only applies with --workspace');
-  if (o.managedIdentity && o.clientSecretFile !== undefined) refuse('--managed-identity and --client-secret-file exclude each other');
-});
+export const installOptionsSchema = z
+  .object({
+    workspaceId: grammar('<workspaceId>', 'a GUID (the workspace id)', (v) => GUID.test(v)).optional(),
+    primaryKey: grammar('<primaryKey>', 'a base64 key', (v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v.trim()), { secret: true }).optional(),
+    // Read by install, never written into a file: any path will do, on one line.
+    keyFile: noControl('--key-file').optional(),
+    dce: grammar('--dce', 'an http(s) URL', isUrl).optional(),
+    dcr: grammar('--dcr', 'a DCR immutable id (dcr- and 32 hex digits)', (v) => /^dcr-[0-9a-fA-F]{32}$/.test(v)).optional(),
+    stream: grammar('--stream', 'a stream name (Custom-NAME or Microsoft-NAME)', (v) =>
+      /^(Custom|Microsoft)-[A-Za-z0-9_]{1,200}$/.test(v),
+    ).optional(),
+    tenant: grammar('--tenant', 'a tenant GUID or domain name', (v) => GUID.test(v) || DNS_NAME.test(v)).optional(),
+    clientId: grammar('--client-id', 'a GUID (the application id)', (v) => GUID.test(v)).optional(),
+    clientSecretFile: noControl('--client-secret-file').optional(),
+    managedIdentity: z.boolean().default(false),
+    sink: grammar(
+      '--sink',
+      'file:/ABSOLUTE/PATH of letters, digits and ._+@,=/-',
+      (v) => v.startsWith('file:') && isAbsPath(v.slice(5)) && v.length > 6,
+    ).optional(),
+    cloud: z
+      .string()
+      .superRefine((v, ctx) => {
+        if (!(CLOUDS as readonly string[]).includes(v))
+          ctx.addIssue({ code: 'custom', message: `--cloud must be one of ${CLOUDS.join(', ')}, got ${showValue(v)}` });
+      })
+      .transform((v) => v as (typeof CLOUDS)[number])
+      .optional(),
+    usGov: z.boolean().default(false),
+    port: port('--port').default(514),
+    forwarderPort: port('--forwarder-port').default(DEFAULT_FORWARDER_PORT),
+    protocol: z.enum(['tcp', 'udp', 'both']).default('both'),
+    daemon: z.enum(['rsyslog', 'syslog-ng']).optional(),
+    endpoint: grammar('--endpoint', 'an http(s) URL', isUrl).optional(),
+    workspace: grammar(
+      '--workspace',
+      'a workspace id (GUID) or a workspace resource id',
+      (v) => GUID.test(v) || WS_RESOURCE_ID.test(v),
+    ).optional(),
+    principalId: grammar('--principal-id', 'a GUID (the object id of the identity the forwarder sends as)', (v) => GUID.test(v)).optional(),
+    armEndpoint: grammar('--arm-endpoint', 'an http(s) URL', isUrl).optional(),
+    dryRun: z.boolean().default(false),
+    diff: z.enum(['edited', 'all']).default('edited'),
+    yes: z.boolean().default(false),
+    root: noControl('--root').default('/'),
+    verify: z.boolean().default(true),
+    fixFirewall: z.boolean().optional(),
+    /** No syslog daemon: the forwarder itself listens on --port (all addresses), for balancers and containers. */
+    forwarderOnly: z.boolean().default(false),
+    /** With --forwarder-only: HOST:PORT of the balancer's readiness endpoint. */
+    readiness: grammar('--readiness', 'HOST:PORT (IPv6 in brackets, e.g. [::]:8080)', isHostPort).optional(),
+    /** With --forwarder-only: TCP connections start with this PROXY protocol header (the balancer sends it). */
+    proxy: z.enum(['v1', 'v2']).optional(),
+  })
+  .superRefine((o, ctx) => {
+    // Flags that contradict each other, or do nothing without another, are refused rather than silently ignored.
+    const refuse = (message: string) => ctx.addIssue({ code: 'custom', message });
+    if (o.usGov && o.cloud !== undefined && o.cloud !== 'AzureUSGovernment')
+      refuse(`--us-gov (-F) and --cloud ${o.cloud} exclude each other`);
+    // Without any destination the interactive menu may still lead to "set up Logs Ingestion for me".
+    const otherDestination =
+      o.workspaceId !== undefined || o.keyFile !== undefined || o.dcr !== undefined || o.dce !== undefined || o.sink !== undefined;
+    if (o.principalId !== undefined && o.workspace === undefined && otherDestination)
+      refuse('--principal-id only applies with --workspace');
+    if (o.armEndpoint !== undefined && o.workspace === undefined && otherDestination)
+      refuse('--arm-endpoint only applies with --workspace');
+    if (o.managedIdentity && o.clientSecretFile !== undefined) refuse('--managed-identity and --client-secret-file exclude each other');
+  });
 export type InstallOptions = z.infer<typeof installOptionsSchema>;
 
 export const uninstallOptionsSchema = z.object({

@@ -12,7 +12,11 @@ const CATCH_ALL = ['d_syslog', 'd_mesg', 'd_messages'];
 
 export function renderSyslogNgDropin(scan: SyslogNgScan, input: DaemonRenderOptions): RenderedDropin {
   // Numbers only reach this file; they are checked again here, as are the source names we reuse from the scan.
-  const opts = { ...input, port: portValue('the syslog-ng drop-in', input.port), forwarderPort: portValue('the syslog-ng drop-in', input.forwarderPort) };
+  const opts = {
+    ...input,
+    port: portValue('the syslog-ng drop-in', input.port),
+    forwarderPort: portValue('the syslog-ng drop-in', input.forwarderPort),
+  };
   const warnings: string[] = [];
   const drivers: string[] = [];
   const reused = new Set<string>();
@@ -26,7 +30,8 @@ export function renderSyslogNgDropin(scan: SyslogNgScan, input: DaemonRenderOpti
     // rsyslog binds every address family by default; syslog-ng's network() binds IPv4 only unless told.
     const ipv6 = opts.ipv6 ?? 'none';
     if (ipv6 !== 'dual-stack') drivers.push(`    network(port(${opts.port}) transport("${proto}") flags(store-raw-message));`);
-    if (ipv6 !== 'none') drivers.push(`    network(ip("::") ip-protocol(6) port(${opts.port}) transport("${proto}") flags(store-raw-message));`);
+    if (ipv6 !== 'none')
+      drivers.push(`    network(ip("::") ip-protocol(6) port(${opts.port}) transport("${proto}") flags(store-raw-message));`);
   }
   let source = '';
   const logPaths: string[] = [];
@@ -35,7 +40,9 @@ export function renderSyslogNgDropin(scan: SyslogNgScan, input: DaemonRenderOpti
   if (drivers.length > 0) {
     source = `source s_sentinel_cef {\n${drivers.join('\n')}\n};`;
     if (unmap) source += `\nrewrite r_sentinel_cef_unmap { subst("^::ffff:", "", value("HOST")); };`;
-    logPaths.push(`log { source(s_sentinel_cef);${unmap} filter(f_sentinel_cef); destination(d_sentinel_cef); flags(flow-control, final); };`);
+    logPaths.push(
+      `log { source(s_sentinel_cef);${unmap} filter(f_sentinel_cef); destination(d_sentinel_cef); flags(flow-control, final); };`,
+    );
   }
   let reusedDestination = '';
   if (reused.size > 0) {

@@ -61,7 +61,8 @@ export function scanRsyslogText(text: string, file: string, into: RsyslogScan): 
     const type = param(m[1], 'type');
     const port = param(m[1], 'port');
     const rateLimit = rateLimitOf(m[1]);
-    if (type && port && /^\d+$/.test(port)) into.inputs.push({ type, port: Number(port), ruleset: param(m[1], 'ruleset'), file, ...(rateLimit ? { rateLimit } : {}) });
+    if (type && port && /^\d+$/.test(port))
+      into.inputs.push({ type, port: Number(port), ruleset: param(m[1], 'ruleset'), file, ...(rateLimit ? { rateLimit } : {}) });
   }
   for (const m of clean.matchAll(/\bglobal\s*\(([^)]*)\)/g)) {
     into.maxMessageSize = param(m[1], 'maxMessageSize') ?? into.maxMessageSize;
@@ -76,9 +77,12 @@ export function scanRsyslogText(text: string, file: string, into: RsyslogScan): 
     const line = raw.trim();
     let m: RegExpExecArray | null;
     if ((m = /^\$ModLoad\s+(\S+)/i.exec(line))) into.modules.add(m[1].replace(/\.so$/, ''));
-    else if ((m = /^\$UDPServerRun\s+(\d+)/i.exec(line))) into.inputs.push({ type: 'imudp', port: Number(m[1]), ruleset: legacyRuleset, file });
-    else if ((m = /^\$InputTCPServerRun\s+(\d+)/i.exec(line))) into.inputs.push({ type: 'imtcp', port: Number(m[1]), ruleset: legacyRuleset, file });
-    else if ((m = /^\$InputPTCPServerRun\s+(\d+)/i.exec(line))) into.inputs.push({ type: 'imptcp', port: Number(m[1]), ruleset: legacyRuleset, file });
+    else if ((m = /^\$UDPServerRun\s+(\d+)/i.exec(line)))
+      into.inputs.push({ type: 'imudp', port: Number(m[1]), ruleset: legacyRuleset, file });
+    else if ((m = /^\$InputTCPServerRun\s+(\d+)/i.exec(line)))
+      into.inputs.push({ type: 'imtcp', port: Number(m[1]), ruleset: legacyRuleset, file });
+    else if ((m = /^\$InputPTCPServerRun\s+(\d+)/i.exec(line)))
+      into.inputs.push({ type: 'imptcp', port: Number(m[1]), ruleset: legacyRuleset, file });
     else if ((m = /^\$(?:InputTCPServerBindRuleset|InputUDPServerBindRuleset)\s+(\S+)/i.exec(line))) legacyRuleset = m[1];
     else if ((m = /^\$MaxMessageSize\s+(\S+)/i.exec(line))) into.maxMessageSize = m[1];
     else if ((m = /^\$WorkDirectory\s+(\S+)/i.exec(line))) into.workDirectory = m[1];

@@ -24,14 +24,50 @@ import { DATA_COLLECTOR_RETIRED, legacyNotice, probeDataCollector, type LegacyPr
 import { loadTemplate, packageRoot } from './templates.js';
 import { scanRsyslogConfig } from './rsyslog-config.js';
 import { scanSyslogNgConfig } from './syslog-ng-config.js';
-import { appendRsyslogInclude, protocolsOf, renderRsyslogDropin, rsyslogHasExternalState, RSYSLOG_DROPIN, type RenderedDropin } from './render-rsyslog.js';
+import {
+  appendRsyslogInclude,
+  protocolsOf,
+  renderRsyslogDropin,
+  rsyslogHasExternalState,
+  RSYSLOG_DROPIN,
+  type RenderedDropin,
+} from './render-rsyslog.js';
 import { appendSyslogNgInclude, renderSyslogNgDropin, SYSLOG_NG_DROPIN } from './render-syslog-ng.js';
 import { formatPlan, planFiles, summarizePlan, type DesiredFile, type FileChange } from './plan.js';
-import { acquireLock, type Lock, FileTransaction, readState, removeEmptyDirs, sha256, writeState, STATE_DIR, STATE_FILE, type InstallState } from './transaction.js';
 import {
-  CONFIG_DIR, FORWARDER_PATH, INTAKE_STATE_FILE, LIB_DIR, SERVICE_USER, SUPERVISOR_PATH, UNIT_NAME, UNIT_PATH, renderForwarderUnit,
-  SYNTAX_CHECK, checkDaemonSyntax, ensureServiceUser, syntaxErrorLine, forwarderLastLines, forwarderUnitState, lookupUser, removeServiceUser, systemServices,
-  type Ctx, type Services, type UserIds,
+  acquireLock,
+  type Lock,
+  FileTransaction,
+  readState,
+  removeEmptyDirs,
+  sha256,
+  writeState,
+  STATE_DIR,
+  STATE_FILE,
+  type InstallState,
+} from './transaction.js';
+import {
+  CONFIG_DIR,
+  FORWARDER_PATH,
+  INTAKE_STATE_FILE,
+  LIB_DIR,
+  SERVICE_USER,
+  SUPERVISOR_PATH,
+  UNIT_NAME,
+  UNIT_PATH,
+  renderForwarderUnit,
+  SYNTAX_CHECK,
+  checkDaemonSyntax,
+  ensureServiceUser,
+  syntaxErrorLine,
+  forwarderLastLines,
+  forwarderUnitState,
+  lookupUser,
+  removeServiceUser,
+  systemServices,
+  type Ctx,
+  type Services,
+  type UserIds,
 } from './service.js';
 import { unsupportedNodeMessage } from '../system/node-support.js';
 import { UnsafePathError, type FileMeta } from '../system/fs-root.js';
@@ -72,10 +108,13 @@ export type Destination = 'workspace-setup' | 'dcr' | 'file' | 'legacy';
 
 /** The interactive choice of destination, the supported paths first and the retired one last. */
 export const DESTINATION_CHOICES: readonly Choice<Destination>[] = [
-  { value: 'workspace-setup', name: 'Set up Logs Ingestion for me (create the DCR in the workspace\'s region and grant the role)' },
+  { value: 'workspace-setup', name: "Set up Logs Ingestion for me (create the DCR in the workspace's region and grant the role)" },
   { value: 'dcr', name: 'An existing data collection rule (Logs Ingestion API, the CommonSecurityLog table)' },
   { value: 'file', name: 'A local file (trials, CI)' },
-  { value: 'legacy', name: `Workspace id and key (Data Collector API, retired ${DATA_COLLECTOR_RETIRED}; rows go to CommonSecurityLog_CL)` },
+  {
+    value: 'legacy',
+    name: `Workspace id and key (Data Collector API, retired ${DATA_COLLECTOR_RETIRED}; rows go to CommonSecurityLog_CL)`,
+  },
 ];
 
 export interface InstallResult {
@@ -208,7 +247,9 @@ async function detectStep(c: InstallContext): Promise<void> {
   const distro = await detectDistro(fs);
   const init = (c.init = await detectInitSystem(fs));
   c.ctx = { fs, exec, init: init.kind, log };
-  log(`distribution: ${distro.name}${distro.supported ? '' : ' (not in the tested list; continuing)'}; init: ${init.kind === 'systemd' ? 'systemd' : `${init.pid1} (not systemd)`}`);
+  log(
+    `distribution: ${distro.name}${distro.supported ? '' : ' (not in the tested list; continuing)'}; init: ${init.kind === 'systemd' ? 'systemd' : `${init.pid1} (not systemd)`}`,
+  );
   await refuseModeSwitch(fs, opts);
   c.daemon = null;
   c.binary = '';
@@ -223,14 +264,18 @@ async function detectStep(c: InstallContext): Promise<void> {
     if (info.running.some((r) => r.daemon !== daemon)) {
       warn(`${info.running.find((r) => r.daemon !== daemon)!.daemon} is running too; only ${daemon} is configured`);
     }
-    log(`syslog daemon: ${daemon}${info.version ? ` ${info.version}` : ''} (${info.running.some((r) => r.daemon === daemon) ? 'running' : 'not running'})`);
+    log(
+      `syslog daemon: ${daemon}${info.version ? ` ${info.version}` : ''} (${info.running.some((r) => r.daemon === daemon) ? 'running' : 'not running'})`,
+    );
   }
   // Only the capability it needs: none when every port it listens on is unprivileged.
   c.privilegedPort = opts.forwarderOnly === true && Math.min(opts.port, c.readiness?.port ?? 65535) < 1024;
   if (opts.forwarderOnly) {
     await checkForwarderOnlyPorts(fs, opts, c.readiness!);
     if (c.privilegedPort && init.kind !== 'systemd') await refuseUnprivilegedBind(fs, opts, init.pid1);
-    log(`forwarder-only: no syslog daemon is configured; the forwarder listens on port ${opts.port} (${protocolsOf(opts.protocol).join('+')}) itself`);
+    log(
+      `forwarder-only: no syslog daemon is configured; the forwarder listens on port ${opts.port} (${protocolsOf(opts.protocol).join('+')}) itself`,
+    );
   }
 }
 
@@ -250,13 +295,20 @@ async function renderStep(c: InstallContext): Promise<void> {
     const stateOk = c.daemonVersion === null || rsyslogHasExternalState(c.daemonVersion);
     intakeStateFile = stateOk ? INTAKE_STATE_FILE : null;
     if (!stateOk) {
-      warn(`rsyslog ${c.daemonVersion} predates action.externalstate.file (8.1904): the batch it holds while the forwarder is down is lost if rsyslog restarts then`);
+      warn(
+        `rsyslog ${c.daemonVersion} predates action.externalstate.file (8.1904): the batch it holds while the forwarder is down is lost if rsyslog restarts then`,
+      );
     }
     dropin = renderRsyslogDropin(scan, { ...renderOpts, intakeStateFile });
     if (!scan.includesDropins) {
       const main = (await fs.readText(scan.mainFile)) ?? '';
       sharedFiles.add(scan.mainFile);
-      desired.push({ path: scan.mainFile, content: appendRsyslogInclude(main), mode: (await fs.stat(scan.mainFile))?.mode ?? 0o644, why: 'include rsyslog.d drop-ins' });
+      desired.push({
+        path: scan.mainFile,
+        content: appendRsyslogInclude(main),
+        mode: (await fs.stat(scan.mainFile))?.mode ?? 0o644,
+        why: 'include rsyslog.d drop-ins',
+      });
     }
   } else {
     const scan = await scanSyslogNgConfig(fs, { exclude: [SYSLOG_NG_DROPIN] });
@@ -265,18 +317,30 @@ async function renderStep(c: InstallContext): Promise<void> {
       // inspect() refuses a link here: its mode would be the link's 0777, its content another file's.
       const main = await fs.inspect(scan.mainFile);
       sharedFiles.add(scan.mainFile);
-      desired.push({ path: scan.mainFile, content: appendSyslogNgInclude(main?.bytes.toString('utf8') ?? ''), mode: main?.meta.mode ?? 0o644, why: 'include conf.d drop-ins' });
+      desired.push({
+        path: scan.mainFile,
+        content: appendSyslogNgInclude(main?.bytes.toString('utf8') ?? ''),
+        mode: main?.meta.mode ?? 0o644,
+        why: 'include conf.d drop-ins',
+      });
     }
   }
   c.dropin = dropin;
   dropin?.warnings.forEach(warn);
   const relp = dropin?.transport === 'relp';
   if (daemon === 'rsyslog' && !relp) {
-    warn('rsyslog has no omrelp module (package rsyslog-relp): it forwards over plain TCP, which can lose the events it holds in memory when it restarts while the forwarder is down; install rsyslog-relp and run install again');
+    warn(
+      'rsyslog has no omrelp module (package rsyslog-relp): it forwards over plain TCP, which can lose the events it holds in memory when it restarts while the forwarder is down; install rsyslog-relp and run install again',
+    );
   }
   if (dropin && daemon) {
     const dropinContent = deps.mutateDropin ? deps.mutateDropin(dropin.content) : dropin.content;
-    desired.push({ path: dropin.path, content: `${dropinContent.trimEnd()}\n`, mode: 0o644, why: `route CEF to 127.0.0.1:${opts.forwarderPort}` });
+    desired.push({
+      path: dropin.path,
+      content: `${dropinContent.trimEnd()}\n`,
+      mode: 0o644,
+      why: `route CEF to 127.0.0.1:${opts.forwarderPort}`,
+    });
     await checkPortOwners(fs, opts, daemon);
   }
 
@@ -287,13 +351,27 @@ async function renderStep(c: InstallContext): Promise<void> {
   } catch {
     throw new CliError(`the forwarder bundle ${bundlePath} is missing`, { suggestion: 'run `npm run build` in the package first' });
   }
-  if (/^\/(root|home)\//.test(nodePath)) warn(`node is at ${nodePath}: the ${SERVICE_USER} user may not be able to run it; install node system-wide`);
+  if (/^\/(root|home)\//.test(nodePath))
+    warn(`node is at ${nodePath}: the ${SERVICE_USER} user may not be able to run it; install node system-wide`);
   const group = { user: 'root', group: SERVICE_USER };
   const serviceOwner = { user: SERVICE_USER, group: SERVICE_USER };
   desired.push({ path: FORWARDER_PATH, content: bundle, mode: 0o644, generated: true, why: 'forwarder bundle' });
-  desired.push({ path: SUPERVISOR_PATH, content: loadTemplate('supervisor/sentinel-cef-supervise.mjs'), mode: 0o644, generated: true, why: 'supervisor (no systemd)' });
+  desired.push({
+    path: SUPERVISOR_PATH,
+    content: loadTemplate('supervisor/sentinel-cef-supervise.mjs'),
+    mode: 0o644,
+    generated: true,
+    why: 'supervisor (no systemd)',
+  });
   if (sinkChoice.secretFile) {
-    desired.push({ path: sinkChoice.secretFile.path, content: `${sinkChoice.secretFile.value}\n`, mode: 0o600, owner: serviceOwner, secret: true, why: 'secret, readable by the service user only' });
+    desired.push({
+      path: sinkChoice.secretFile.path,
+      content: `${sinkChoice.secretFile.value}\n`,
+      mode: 0o600,
+      owner: serviceOwner,
+      secret: true,
+      why: 'secret, readable by the service user only',
+    });
   }
   const config = {
     listen: opts.forwarderOnly
@@ -309,16 +387,30 @@ async function renderStep(c: InstallContext): Promise<void> {
   c.forwarderConfig = config;
   const parsed = forwarderConfigSchema.safeParse(config);
   if (!parsed.success) throw new UsageError(`the forwarder config would be invalid: ${formatConfigIssue(parsed.error.issues[0])}`);
-  desired.push({ path: DEFAULT_CONFIG_PATH, content: `${JSON.stringify(config, null, 2)}\n`, mode: 0o640, owner: group, why: 'forwarder config' });
-  const sinkFile = (c.sinkFile = (sinkChoice.sink.type === 'file' ? String(sinkChoice.sink.path) : null));
+  desired.push({
+    path: DEFAULT_CONFIG_PATH,
+    content: `${JSON.stringify(config, null, 2)}\n`,
+    mode: 0o640,
+    owner: group,
+    why: 'forwarder config',
+  });
+  const sinkFile = (c.sinkFile = sinkChoice.sink.type === 'file' ? String(sinkChoice.sink.path) : null);
   if (init.kind === 'systemd') {
-    desired.push({ path: UNIT_PATH, content: renderForwarderUnit({ nodePath, sinkFile, bindPrivilegedPort: privilegedPort, intakeStateFile }), mode: 0o644, why: 'systemd unit' });
+    desired.push({
+      path: UNIT_PATH,
+      content: renderForwarderUnit({ nodePath, sinkFile, bindPrivilegedPort: privilegedPort, intakeStateFile }),
+      mode: 0o644,
+      why: 'systemd unit',
+    });
   }
 
   if (sinkFile && init.kind === 'systemd' && /^\/(root|home|run\/user)(\/|$)/.test(path.normalize(sinkFile))) {
-    throw new UsageError(`--sink ${sinkFile}: the forwarder service cannot write under /root, /home or /run/user (its unit has ProtectHome=yes)`, {
-      suggestion: 'choose a path such as /var/log/sentinel-cef-rows/rows.ndjson',
-    });
+    throw new UsageError(
+      `--sink ${sinkFile}: the forwarder service cannot write under /root, /home or /run/user (its unit has ProtectHome=yes)`,
+      {
+        suggestion: 'choose a path such as /var/log/sentinel-cef-rows/rows.ndjson',
+      },
+    );
   }
 }
 
@@ -328,21 +420,32 @@ async function planStep(c: InstallContext): Promise<void> {
   const changes = (c.changes = await planFiles(fs, desired));
   const sum = (c.sum = summarizePlan(changes));
   const changed = (c.changed = sum.create + sum.update > 0);
-  deps.out(`Plan (${daemon ?? 'forwarder-only'}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes), all: opts.diff === 'all' })}\n`);
+  deps.out(
+    `Plan (${daemon ?? 'forwarder-only'}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes), all: opts.diff === 'all' })}\n`,
+  );
   c.result = { changed, dryRun: opts.dryRun, daemon, changes, warnings };
   if (daemon && dropin) await refuseBrokenDaemonConfig(c.ctx, daemon, binary, changes, dropin.path, svc, sharedFiles);
   const lastWritten = (await readState(fs))?.written ?? {};
   const edited = (c.edited = changes.filter(
-    (ch) => ch.contentChanged && ch.before !== null && !sharedFiles.has(ch.file.path) && lastWritten[ch.file.path] !== undefined && sha256(ch.before) !== lastWritten[ch.file.path],
+    (ch) =>
+      ch.contentChanged &&
+      ch.before !== null &&
+      !sharedFiles.has(ch.file.path) &&
+      lastWritten[ch.file.path] !== undefined &&
+      sha256(ch.before) !== lastWritten[ch.file.path],
   ));
   for (const e of edited) {
     // Without a TTY and without --yes the refusal in the confirm step is the whole answer: one line.
-    if (opts.dryRun || opts.yes || prompter.interactive) log(`${e.file.path} was edited by hand since the last install; this install replaces it:\n${e.diff.trimEnd()}`);
+    if (opts.dryRun || opts.yes || prompter.interactive)
+      log(`${e.file.path} was edited by hand since the last install; this install replaces it:\n${e.diff.trimEnd()}`);
     if (opts.dryRun) warn(`${e.file.path} has local edits that install would replace (the edited file would be backed up)`);
   }
   // Firewall and SELinux belong to the running system, not to a --root tree.
   const fw = fs.isSystemRoot ? await detectFirewall(exec) : { kind: 'none' as const, active: false, allowed: [] };
-  c.fwCmds = planFirewallFix(fw, protocolsOf(opts.protocol).map((p) => ({ port: opts.port, protocol: p })));
+  c.fwCmds = planFirewallFix(
+    fw,
+    protocolsOf(opts.protocol).map((p) => ({ port: opts.port, protocol: p })),
+  );
   const se = await detectSelinux(fs, fs.isSystemRoot ? exec : undefined);
   const written = changes.filter((ch) => ch.kind !== 'unchanged').map((ch) => ch.file.path);
   // Forwarder-only: no daemon connects to a forwarder port, so no port needs the syslog label.
@@ -354,7 +457,13 @@ async function planStep(c: InstallContext): Promise<void> {
 async function confirmStep(c: InstallContext): Promise<void> {
   const { opts, prompter } = c;
   for (const e of c.edited) {
-    if (!(await prompter.confirm(`${e.file.path} was edited by hand since the last install. Replace it (the edited file is backed up)?`, { default: false, yes: opts.yes, flag: '--yes' }))) {
+    if (
+      !(await prompter.confirm(`${e.file.path} was edited by hand since the last install. Replace it (the edited file is backed up)?`, {
+        default: false,
+        yes: opts.yes,
+        flag: '--yes',
+      }))
+    ) {
       throw new CliError(`cancelled; nothing was changed (${e.file.path} keeps its local edits)`, { exitCode: 1 });
     }
   }
@@ -369,7 +478,32 @@ async function verifyStep(c: InstallContext): Promise<void> {
 
 /** Writes the plan with a rollback of every step on any failure or SIGINT/SIGTERM/SIGHUP. */
 async function applyStep(c: InstallContext): Promise<void> {
-  const { opts, deps, fs, exec, prompter, log, warn, svc, nodePath, init, ctx, daemon, binary, desired, sharedFiles, dropin, sinkFile, sinkChoice, changes, sum, changed, edited, fwCmds, seCmds } = c;
+  const {
+    opts,
+    deps,
+    fs,
+    exec,
+    prompter,
+    log,
+    warn,
+    svc,
+    nodePath,
+    init,
+    ctx,
+    daemon,
+    binary,
+    desired,
+    sharedFiles,
+    dropin,
+    sinkFile,
+    sinkChoice,
+    changes,
+    sum,
+    changed,
+    edited,
+    fwCmds,
+    seCmds,
+  } = c;
   let release: Lock;
   try {
     release = await acquireLock(fs);
@@ -412,7 +546,14 @@ async function applyStep(c: InstallContext): Promise<void> {
     try {
       // 1. The state, marked in progress, naming every path (with its original's checksum) and every directory this
       // run may create: from here on a crash is undone by `uninstall`. Then the backups.
-      const baseDirs = [CONFIG_DIR, LIB_DIR, STATE_DIR, DATA_DIR, ...(sinkFile ? [path.dirname(sinkFile)] : []), ...toWrite.map((c) => path.dirname(c.file.path))];
+      const baseDirs = [
+        CONFIG_DIR,
+        LIB_DIR,
+        STATE_DIR,
+        DATA_DIR,
+        ...(sinkFile ? [path.dirname(sinkFile)] : []),
+        ...toWrite.map((c) => path.dirname(c.file.path)),
+      ];
       const plannedDirs = new Set<string>(release.made);
       for (const d of baseDirs) for (const m of await fs.missingDirs(d)) plannedDirs.add(m);
       await tx.describe(toWrite.map((c) => ({ path: c.file.path, secret: c.file.secret })));
@@ -420,7 +561,12 @@ async function applyStep(c: InstallContext): Promise<void> {
       undo.push({
         what: 'install state',
         run: async () => {
-          if (priorState) await fs.writeAtomic(STATE_FILE, priorState.bytes, { mode: priorState.meta.mode, uid: priorState.meta.uid, gid: priorState.meta.gid });
+          if (priorState)
+            await fs.writeAtomic(STATE_FILE, priorState.bytes, {
+              mode: priorState.meta.mode,
+              uid: priorState.meta.uid,
+              gid: priorState.meta.gid,
+            });
           else await fs.remove(STATE_FILE);
         },
       });
@@ -429,12 +575,25 @@ async function applyStep(c: InstallContext): Promise<void> {
       // the forwarder makes its file there itself.
       const sinkDirOwner = sinkFile ? (await fs.stat(path.dirname(sinkFile)))?.uid : undefined;
       const serviceUid = (await lookupUser(fs, SERVICE_USER))?.uid;
-      const sinkInRootDir = sinkFile !== null && sinkDirOwner !== undefined && sinkDirOwner !== serviceUid && (sinkDirOwner === 0 || sinkDirOwner === process.geteuid?.());
+      const sinkInRootDir =
+        sinkFile !== null &&
+        sinkDirOwner !== undefined &&
+        sinkDirOwner !== serviceUid &&
+        (sinkDirOwner === 0 || sinkDirOwner === process.geteuid?.());
       if (sinkFile) await fs.assertSafeParents(path.dirname(sinkFile));
       const sinkOriginal = sinkFile && sinkInRootDir ? await fs.inspect(sinkFile) : null;
       // The empty sink file this run may create is listed only while it runs: once installed, the rows are the operator's.
       const pending = [...tx.touched, ...(sinkFile && sinkInRootDir && !sinkOriginal ? [{ path: sinkFile, existed: false }] : [])];
-      await writeState(fs, { ...mergeState(prior, pending, [...plannedDirs], { written: prior?.written ?? {}, daemon, init: init.kind, user: userNow, applied: [] }), status: 'in-progress' });
+      await writeState(fs, {
+        ...mergeState(prior, pending, [...plannedDirs], {
+          written: prior?.written ?? {},
+          daemon,
+          init: init.kind,
+          user: userNow,
+          applied: [],
+        }),
+        status: 'in-progress',
+      });
       checkpoint();
       // tx.rollback() is idempotent: here it removes the backups, and once files are written (below) restores them.
       undo.push({ what: 'backups', run: () => tx.rollback() });
@@ -452,17 +611,23 @@ async function applyStep(c: InstallContext): Promise<void> {
       // 3. Directories: created ones are removed on rollback, existing ones get their old mode and owner back.
       const mkdir = async (d: string, mode: number, owner?: UserIds) => {
         const before = await fs.stat(d);
-        if (before && !before.isDirectory) throw new UnsafePathError(`refusing to use ${d}: it is ${before.isSymlink ? `a symbolic link to ${await fs.readlink(d)}` : 'not a directory'}`);
+        if (before && !before.isDirectory)
+          throw new UnsafePathError(
+            `refusing to use ${d}: it is ${before.isSymlink ? `a symbolic link to ${await fs.readlink(d)}` : 'not a directory'}`,
+          );
         if (!before) {
           const made: string[] = [];
           undo.push({ what: `directory ${d}`, run: () => removeEmptyDirs(fs, made) });
           await fs.mkdirp(d, { mode }, made);
           createdDirs.push(...made);
         } else {
-          undo.push({ what: `mode of ${d}`, run: async () => {
-            await fs.chmod(d, before.mode);
-            await fs.chown(d, before.uid, before.gid);
-          } });
+          undo.push({
+            what: `mode of ${d}`,
+            run: async () => {
+              await fs.chmod(d, before.mode);
+              await fs.chown(d, before.uid, before.gid);
+            },
+          });
         }
         // Our directories get their modes even when they already existed (an earlier run, a hand-made one).
         await fs.chmod(d, mode);
@@ -474,7 +639,9 @@ async function applyStep(c: InstallContext): Promise<void> {
       await mkdir(STATE_DIR, 0o755);
       await mkdir(DATA_DIR, 0o750, user);
       if (sinkFile) {
-        await prepareSinkFile(fs, sinkFile, user, mkdir, sinkInRootDir, sinkOriginal?.meta ?? null, (what, run) => undo.push({ what, run }));
+        await prepareSinkFile(fs, sinkFile, user, mkdir, sinkInRootDir, sinkOriginal?.meta ?? null, (what, run) =>
+          undo.push({ what, run }),
+        );
         checkpoint();
       }
 
@@ -492,7 +659,9 @@ async function applyStep(c: InstallContext): Promise<void> {
       if (changed) log(`wrote ${sum.create + sum.update} file(s); backups in ${tx.backupDir}`);
       for (const c of edited) {
         const backup = tx.touched.find((o) => o.path === c.file.path)?.backup;
-        warn(`LOCAL EDITS REPLACED: ${c.file.path} had been edited since the last install; the edited file is kept at ${backup ?? tx.backupDir}`);
+        warn(
+          `LOCAL EDITS REPLACED: ${c.file.path} had been edited since the last install; the edited file is kept at ${backup ?? tx.backupDir}`,
+        );
       }
 
       if (daemon && (daemonFilesChanged || !daemonWasRunning)) {
@@ -531,10 +700,14 @@ async function applyStep(c: InstallContext): Promise<void> {
       }
       checkpoint();
       const healthy = await (deps.step ?? stepFromLog(log))('waiting for the forwarder to answer (up to 15 s)', async () =>
-        svc.forwarderHealthy ? svc.forwarderHealthy(15_000) : !fs.isSystemRoot || (await waitForHealth(DEFAULT_ADMIN, 15_000)));
+        svc.forwarderHealthy ? svc.forwarderHealthy(15_000) : !fs.isSystemRoot || (await waitForHealth(DEFAULT_ADMIN, 15_000)),
+      );
       if (!healthy) {
         const lines = await forwarderErrorLines(ctx);
-        throw new StepError(lines ? 'the forwarder did not start' : 'the forwarder does not answer on its admin API', lines ? lines.trim() : `no answer from http://${DEFAULT_ADMIN}/healthz`);
+        throw new StepError(
+          lines ? 'the forwarder did not start' : 'the forwarder does not answer on its admin API',
+          lines ? lines.trim() : `no answer from http://${DEFAULT_ADMIN}/healthz`,
+        );
       }
       checkpoint();
 
@@ -545,7 +718,11 @@ async function applyStep(c: InstallContext): Promise<void> {
             what: `${daemon} restart`,
             run: async () => {
               const again = await svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: [] });
-              log(again.ok ? `${daemon} restarted on its previous config` : `${daemon} could not be restarted on its previous config: ${again.detail}`);
+              log(
+                again.ok
+                  ? `${daemon} restarted on its previous config`
+                  : `${daemon} could not be restarted on its previous config: ${again.detail}`,
+              );
             },
           });
         }
@@ -556,9 +733,15 @@ async function applyStep(c: InstallContext): Promise<void> {
       }
 
       // 7. Firewall and SELinux: fixed with --yes or after a prompt, otherwise printed; each one undone on rollback.
-      for (const [what, cmds] of [['firewall', fwCmds], ['SELinux', seCmds]] as const) {
+      for (const [what, cmds] of [
+        ['firewall', fwCmds],
+        ['SELinux', seCmds],
+      ] as const) {
         if (cmds.length === 0) continue;
-        const fix = opts.yes || (prompter.interactive && (await prompter.confirm(`Apply the ${what} changes (${cmds.map((c) => c.join(' ')).join('; ')})?`, { default: true })));
+        const fix =
+          opts.yes ||
+          (prompter.interactive &&
+            (await prompter.confirm(`Apply the ${what} changes (${cmds.map((c) => c.join(' ')).join('; ')})?`, { default: true })));
         if (!fix) {
           warn(`${what} needs: ${cmds.map((c) => c.join(' ')).join(' && ')}`);
           continue;
@@ -570,9 +753,12 @@ async function applyStep(c: InstallContext): Promise<void> {
             applied.push(c);
             const inverse = inverseCommands(c);
             if (inverse.length) {
-              undo.push({ what: c.join(' '), run: async () => {
-                for (const i of inverse) await exec.run(i[0], i.slice(1));
-              } });
+              undo.push({
+                what: c.join(' '),
+                run: async () => {
+                  for (const i of inverse) await exec.run(i[0], i.slice(1));
+                },
+              });
             }
           }
           checkpoint();
@@ -585,10 +771,18 @@ async function applyStep(c: InstallContext): Promise<void> {
       );
       const state = mergeState(prior, tx.touched, createdDirs, {
         written,
-        daemon, init: init.kind, user: { name: SERVICE_USER, createdByUs: userCreated || Boolean(prior?.user?.createdByUs) }, applied,
+        daemon,
+        init: init.kind,
+        user: { name: SERVICE_USER, createdByUs: userCreated || Boolean(prior?.user?.createdByUs) },
+        applied,
         options: {
-          port: opts.port, protocol: opts.protocol, forwarderPort: opts.forwarderPort, daemon: daemon ?? 'none', configPath: DEFAULT_CONFIG_PATH,
-          dropin: dropin?.path ?? '', sink: { type: String(sinkChoice.sink.type), describe: sinkChoice.describe },
+          port: opts.port,
+          protocol: opts.protocol,
+          forwarderPort: opts.forwarderPort,
+          daemon: daemon ?? 'none',
+          configPath: DEFAULT_CONFIG_PATH,
+          dropin: dropin?.path ?? '',
+          sink: { type: String(sinkChoice.sink.type), describe: sinkChoice.describe },
           ...(opts.forwarderOnly ? { mode: 'forwarder-only' as const, readiness: c.forwarderConfig.readiness } : {}),
         },
       });
@@ -610,19 +804,22 @@ async function applyStep(c: InstallContext): Promise<void> {
         });
       }
       log(`rolled back: every file is as it was before (${step.message})`);
-      throw new CliError(`${step.message}; nothing was changed (rolled back)`, { exitCode: step.exitCode, suggestion: step.detail.split('\n').slice(0, 6).join(' | ') || undefined });
+      throw new CliError(`${step.message}; nothing was changed (rolled back)`, {
+        exitCode: step.exitCode,
+        suggestion: step.detail.split('\n').slice(0, 6).join(' | ') || undefined,
+      });
     }
     // Only after the state says "installed": a backup of a replaced secret is no longer needed for a rollback.
     // The install is complete by now, so a failure here is a warning, not a reason to undo it.
-    await tx.commit((await readState(fs))?.files ?? []).catch((e: Error) => warn(`could not delete backups that are no longer needed in ${tx.backupDir}: ${e.message}`));
+    await tx
+      .commit((await readState(fs))?.files ?? [])
+      .catch((e: Error) => warn(`could not delete backups that are no longer needed in ${tx.backupDir}: ${e.message}`));
     const what = daemon
       ? `${daemon} routes CEF from port ${opts.port} to the forwarder on 127.0.0.1:${opts.forwarderPort}`
       : `the forwarder listens on port ${opts.port} (${c.forwarderConfig.listen.join(', ')}); readiness on http://${c.forwarderConfig.readiness}/`;
     deps.out(changed ? `Installed: ${what}.\n` : 'Nothing to change: everything is already in place.\n');
-
   }
 }
-
 
 /**
  * Checks the daemon's config as it is, before we change it: a config that is already broken would fail the
@@ -630,9 +827,17 @@ async function applyStep(c: InstallContext): Promise<void> {
  * install's) does not count: that file is about to be replaced.
  */
 async function refuseBrokenDaemonConfig(
-  ctx: Ctx, daemon: SyslogDaemon, binary: string, changes: FileChange[], ourDropin: string, svc: Services, mainFiles: Set<string>,
+  ctx: Ctx,
+  daemon: SyslogDaemon,
+  binary: string,
+  changes: FileChange[],
+  ourDropin: string,
+  svc: Services,
+  mainFiles: Set<string>,
 ): Promise<void> {
-  const daemonFiles = changes.some((c) => c.kind !== 'unchanged' && (c.file.path === ourDropin || mainFiles.has(c.file.path) || c.file.path.startsWith('/etc/syslog-ng/')));
+  const daemonFiles = changes.some(
+    (c) => c.kind !== 'unchanged' && (c.file.path === ourDropin || mainFiles.has(c.file.path) || c.file.path.startsWith('/etc/syslog-ng/')),
+  );
   if (!daemonFiles && (await svc.runningDaemonPids(ctx.fs, daemon)).length > 0) return;
   const check = await checkDaemonSyntax(ctx, daemon, binary);
   if (check.ok) return;
@@ -641,11 +846,14 @@ async function refuseBrokenDaemonConfig(
     return;
   }
   if (check.output.includes(ourDropin)) return;
-  throw new CliError(`${daemon}'s configuration is already invalid before any change (${SYNTAX_CHECK[daemon]}: ${syntaxErrorLine(check.output)})`, {
-    code: 'ERR_DAEMON_CONFIG_BROKEN',
-    exitCode: 1,
-    suggestion: `nothing was changed; fix that file (\`${SYNTAX_CHECK[daemon]}\` shows the errors), then run install again`,
-  });
+  throw new CliError(
+    `${daemon}'s configuration is already invalid before any change (${SYNTAX_CHECK[daemon]}: ${syntaxErrorLine(check.output)})`,
+    {
+      code: 'ERR_DAEMON_CONFIG_BROKEN',
+      exitCode: 1,
+      suggestion: `nothing was changed; fix that file (\`${SYNTAX_CHECK[daemon]}\` shows the errors), then run install again`,
+    },
+  );
 }
 
 const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -665,14 +873,22 @@ class StepError extends Error {
 /** The commands that undo a firewall or SELinux change (none for a reload or a relabel of files put back). */
 export function inverseCommands(c: string[]): string[][] {
   if (c[0] === 'firewall-cmd' && c[2]?.startsWith('--add-port=')) {
-    return [['firewall-cmd', '--permanent', c[2].replace('--add-port=', '--remove-port=')], ['firewall-cmd', '--reload']];
+    return [
+      ['firewall-cmd', '--permanent', c[2].replace('--add-port=', '--remove-port=')],
+      ['firewall-cmd', '--reload'],
+    ];
   }
   if (c[0] === 'ufw' && c[1] === 'allow') return [['ufw', 'delete', 'allow', ...c.slice(2)]];
   if (c[0] === 'semanage' && c[2] === '-a') return [['semanage', 'port', '-d', ...c.slice(3)]];
   return [];
 }
 
-async function verifyChain(opts: InstallOptions, daemon: SyslogDaemon | null, sinkDesc: string, deps: InstallDeps): Promise<InstallResult['probe']> {
+async function verifyChain(
+  opts: InstallOptions,
+  daemon: SyslogDaemon | null,
+  sinkDesc: string,
+  deps: InstallDeps,
+): Promise<InstallResult['probe']> {
   const id = newProbeId();
   // A TCP listener behind a balancer expects its PROXY header: UDP goes straight in when it is open.
   const protocol = opts.protocol === 'udp' || (opts.proxy && opts.protocol === 'both') ? 'udp' : 'tcp';
@@ -681,10 +897,20 @@ async function verifyChain(opts: InstallOptions, daemon: SyslogDaemon | null, si
   if (protocol === 'tcp' && opts.proxy) await sendWithProxyHeader(message, opts.port, opts.proxy);
   else await sendSyslog([message], { host: '127.0.0.1', port: opts.port, protocol });
   const path = daemon ? `${daemon} and the forwarder` : 'the forwarder';
-  const st = await (deps.step ?? stepFromLog(deps.log))(`waiting for probe ${id} to come through ${path} (up to 30 s)`, () => waitForProbe(DEFAULT_ADMIN, id, 30_000));
-  const probe = { id, received: Boolean(st?.received), accepted: Boolean(st?.accepted), latencyMs: st?.latencyMs ?? Date.now() - started, error: st?.error };
+  const st = await (deps.step ?? stepFromLog(deps.log))(`waiting for probe ${id} to come through ${path} (up to 30 s)`, () =>
+    waitForProbe(DEFAULT_ADMIN, id, 30_000),
+  );
+  const probe = {
+    id,
+    received: Boolean(st?.received),
+    accepted: Boolean(st?.accepted),
+    latencyMs: st?.latencyMs ?? Date.now() - started,
+    error: st?.error,
+  };
   if (probe.accepted) {
-    deps.out(`Probe ${id}: port ${opts.port}/${protocol} -> ${daemon ? `${daemon} -> ` : ''}forwarder -> ${sinkDesc}: accepted after ${probe.latencyMs} ms.\n`);
+    deps.out(
+      `Probe ${id}: port ${opts.port}/${protocol} -> ${daemon ? `${daemon} -> ` : ''}forwarder -> ${sinkDesc}: accepted after ${probe.latencyMs} ms.\n`,
+    );
   } else if (probe.received) {
     throw new CliError(`probe ${id} reached the forwarder but the sink did not accept it${probe.error ? `: ${probe.error}` : ''}`, {
       suggestion: 'run `sentinel-cef troubleshoot` (the configuration stays installed)',
@@ -763,7 +989,8 @@ async function forwarderErrorLines(ctx: Ctx): Promise<string> {
 async function assertWritableBy(fs: FsRoot, dir: string, user: UserIds): Promise<void> {
   const st = await fs.stat(dir);
   if (!st?.isDirectory) throw new UsageError(`${dir} is not a directory`, { suggestion: 'choose another --sink file:PATH' });
-  const ok = st.uid === user.uid ? (st.mode & 0o300) === 0o300 : st.gid === user.gid ? (st.mode & 0o030) === 0o030 : (st.mode & 0o003) === 0o003;
+  const ok =
+    st.uid === user.uid ? (st.mode & 0o300) === 0o300 : st.gid === user.gid ? (st.mode & 0o030) === 0o030 : (st.mode & 0o003) === 0o003;
   if (!ok) {
     throw new UsageError(`the ${SERVICE_USER} user cannot write in ${dir}`, {
       suggestion: `use a path in a new directory (install creates it), or run: chown ${SERVICE_USER} ${dir}`,
@@ -775,13 +1002,20 @@ async function assertWritableBy(fs: FsRoot, dir: string, user: UserIds): Promise
 function checkPortClashes(opts: InstallOptions): void {
   const adminPort = Number(DEFAULT_ADMIN.split(':').pop());
   if (opts.forwarderPort === opts.port && !opts.forwarderOnly) {
-    throw new UsageError(`--forwarder-port ${opts.forwarderPort} is the syslog port: the daemon listens there and forwards to the forwarder`, { suggestion: 'leave --forwarder-port at its default (25226)' });
+    throw new UsageError(
+      `--forwarder-port ${opts.forwarderPort} is the syslog port: the daemon listens there and forwards to the forwarder`,
+      { suggestion: 'leave --forwarder-port at its default (25226)' },
+    );
   }
   if (opts.forwarderPort === adminPort) {
-    throw new UsageError(`--forwarder-port ${opts.forwarderPort} is the forwarder's admin API port (${DEFAULT_ADMIN})`, { suggestion: 'leave --forwarder-port at its default (25226)' });
+    throw new UsageError(`--forwarder-port ${opts.forwarderPort} is the forwarder's admin API port (${DEFAULT_ADMIN})`, {
+      suggestion: 'leave --forwarder-port at its default (25226)',
+    });
   }
   if (opts.port === adminPort) {
-    throw new UsageError(`--port ${opts.port} is the forwarder's admin API port (${DEFAULT_ADMIN})`, { suggestion: 'use the standard syslog port 514' });
+    throw new UsageError(`--port ${opts.port} is the forwarder's admin API port (${DEFAULT_ADMIN})`, {
+      suggestion: 'use the standard syslog port 514',
+    });
   }
 }
 
@@ -792,14 +1026,24 @@ export const DEFAULT_READINESS = '0.0.0.0:8080';
 function checkForwarderOnlyOptions(opts: InstallOptions): { host: string; port: number } | null {
   if (!opts.forwarderOnly) {
     const stray = opts.readiness !== undefined ? '--readiness' : opts.proxy !== undefined ? '--proxy' : null;
-    if (stray) throw new UsageError(`${stray} goes with --forwarder-only`, { suggestion: 'add --forwarder-only (the forwarder listens on --port itself), or drop the flag' });
+    if (stray)
+      throw new UsageError(`${stray} goes with --forwarder-only`, {
+        suggestion: 'add --forwarder-only (the forwarder listens on --port itself), or drop the flag',
+      });
     return null;
   }
-  if (opts.daemon) throw new UsageError('--daemon and --forwarder-only exclude each other: a forwarder-only node has no syslog daemon', { suggestion: 'drop one of them' });
+  if (opts.daemon)
+    throw new UsageError('--daemon and --forwarder-only exclude each other: a forwarder-only node has no syslog daemon', {
+      suggestion: 'drop one of them',
+    });
   const r = parseHostPort(opts.readiness ?? DEFAULT_READINESS, '--readiness', '0.0.0.0:8080');
   const adminPort = Number(DEFAULT_ADMIN.split(':').pop());
-  if (r.port === adminPort) throw new UsageError(`--readiness port ${r.port} is the forwarder's admin API port (${DEFAULT_ADMIN})`, { suggestion: `use ${DEFAULT_READINESS}` });
-  if (r.port === opts.port && opts.protocol !== 'udp') throw new UsageError(`--readiness port ${r.port} is the syslog port: both are TCP`, { suggestion: `use ${DEFAULT_READINESS}` });
+  if (r.port === adminPort)
+    throw new UsageError(`--readiness port ${r.port} is the forwarder's admin API port (${DEFAULT_ADMIN})`, {
+      suggestion: `use ${DEFAULT_READINESS}`,
+    });
+  if (r.port === opts.port && opts.protocol !== 'udp')
+    throw new UsageError(`--readiness port ${r.port} is the syslog port: both are TCP`, { suggestion: `use ${DEFAULT_READINESS}` });
   return r;
 }
 
@@ -837,7 +1081,10 @@ async function checkForwarderOnlyPorts(fs: FsRoot, opts: InstallOptions, readine
     }
   }
   for (const l of findListeners(listeners, readiness.port, 'tcp')) {
-    if (!ours(l.comm)) throw new UsageError(`--readiness port ${readiness.port} is already in use by ${l.comm} (pid ${l.pid})`, { suggestion: 'choose another --readiness HOST:PORT' });
+    if (!ours(l.comm))
+      throw new UsageError(`--readiness port ${readiness.port} is already in use by ${l.comm} (pid ${l.pid})`, {
+        suggestion: 'choose another --readiness HOST:PORT',
+      });
   }
 }
 
@@ -846,9 +1093,12 @@ async function refuseUnprivilegedBind(fs: FsRoot, opts: InstallOptions, pid1: st
   const floor = Number((await fs.readText('/proc/sys/net/ipv4/ip_unprivileged_port_start').catch(() => null))?.trim() ?? 1024);
   const low = [opts.port, Number((opts.readiness ?? DEFAULT_READINESS).split(':').pop())].filter((p) => p < floor);
   if (low.length === 0) return;
-  throw new UsageError(`--forwarder-only on port ${low[0]} needs systemd to grant CAP_NET_BIND_SERVICE to the ${SERVICE_USER} user (PID 1 here is ${pid1})`, {
-    suggestion: `use ports from ${floor} up (--port, --readiness) and let the balancer map 514 to them, or run \`sentinel-cef forward\` in a container (deploy/)`,
-  });
+  throw new UsageError(
+    `--forwarder-only on port ${low[0]} needs systemd to grant CAP_NET_BIND_SERVICE to the ${SERVICE_USER} user (PID 1 here is ${pid1})`,
+    {
+      suggestion: `use ports from ${floor} up (--port, --readiness) and let the balancer map 514 to them, or run \`sentinel-cef forward\` in a container (deploy/)`,
+    },
+  );
 }
 
 /**
@@ -892,7 +1142,9 @@ async function checkPortOwners(fs: FsRoot, opts: InstallOptions, daemon: SyslogD
   }
   for (const l of findListeners(listeners, opts.forwarderPort)) {
     if (l.comm && l.comm !== 'node' && l.comm !== 'sentinel-cef') {
-      throw new CliError(`port ${opts.forwarderPort} is already in use by ${l.comm} (pid ${l.pid})`, { suggestion: 'choose another with --forwarder-port' });
+      throw new CliError(`port ${opts.forwarderPort} is already in use by ${l.comm} (pid ${l.pid})`, {
+        suggestion: 'choose another with --forwarder-port',
+      });
     }
   }
 }
@@ -900,11 +1152,20 @@ async function checkPortOwners(fs: FsRoot, opts: InstallOptions, daemon: SyslogD
 async function offerDaemonInstall(distro: Distro, opts: InstallOptions, deps: InstallDeps) {
   const want = opts.daemon ?? 'rsyslog';
   if (!distro.packageManager) {
-    throw new CliError(`no syslog daemon found and no known package manager on ${distro.name}`, { suggestion: `install ${want} and run again` });
+    throw new CliError(`no syslog daemon found and no known package manager on ${distro.name}`, {
+      suggestion: `install ${want} and run again`,
+    });
   }
   const cmd = [distro.packageManager, 'install', '-y', want];
-  if (opts.dryRun) throw new CliError(`no ${want} installed`, { suggestion: `run \`${cmd.join(' ')}\` first, or install without --dry-run to be offered it` });
-  const ok = await deps.prompter.confirm(`No ${want} found. Install it with \`${cmd.join(' ')}\`?`, { default: true, yes: opts.yes, flag: '--yes' });
+  if (opts.dryRun)
+    throw new CliError(`no ${want} installed`, {
+      suggestion: `run \`${cmd.join(' ')}\` first, or install without --dry-run to be offered it`,
+    });
+  const ok = await deps.prompter.confirm(`No ${want} found. Install it with \`${cmd.join(' ')}\`?`, {
+    default: true,
+    yes: opts.yes,
+    flag: '--yes',
+  });
   if (!ok) throw new CliError(`no syslog daemon to configure`, { suggestion: `install ${want} and run again` });
   const env = { DEBIAN_FRONTEND: 'noninteractive' };
   deps.log(`running ${cmd.join(' ')} (this can take a minute)`);
@@ -913,7 +1174,10 @@ async function offerDaemonInstall(distro: Distro, opts: InstallOptions, deps: In
   if (r.exitCode !== 0 && distro.packageManager === 'apt-get' && /Unable to locate package|has no installation candidate/.test(r.stderr)) {
     deps.log('the package lists are empty or stale: running apt-get update, then trying again');
     const u = await deps.exec.run('apt-get', ['update'], { timeoutMs: 600_000, env });
-    if (u.exitCode !== 0) throw new CliError(`apt-get update failed: ${u.stderr.trim().split('\n').pop()}`, { suggestion: `fix the package sources, then install ${want} and run again` });
+    if (u.exitCode !== 0)
+      throw new CliError(`apt-get update failed: ${u.stderr.trim().split('\n').pop()}`, {
+        suggestion: `fix the package sources, then install ${want} and run again`,
+      });
     r = await deps.exec.run(cmd[0], cmd.slice(1), { timeoutMs: 600_000, env });
     // apt-get update exits 0 when it could not reach a source: its warnings say why the package is still unknown.
     const fetchFailed = u.stderr.split('\n').find((l) => /^(W|E): (Failed to fetch|Some index files failed)/.test(l));
@@ -937,16 +1201,23 @@ async function resolveSink(
   env: NodeJS.ProcessEnv,
   warn: (w: string) => void,
 ): Promise<SinkChoice> {
-  const modes = [opts.sink ? 'file' : null, opts.dce || opts.dcr ? 'dce' : null, opts.workspaceId ? 'workspace' : null, opts.workspace ? 'setup' : null].filter(Boolean);
+  const modes = [
+    opts.sink ? 'file' : null,
+    opts.dce || opts.dcr ? 'dce' : null,
+    opts.workspaceId ? 'workspace' : null,
+    opts.workspace ? 'setup' : null,
+  ].filter(Boolean);
   if (modes.length === 0 && deps.prompter.interactive) opts = await askDestination(opts, deps.prompter);
-  if (modes.length > 1) throw new UsageError('choose one destination: <workspaceId> <primaryKey>, --dce/--dcr, --workspace, or --sink file:PATH');
+  if (modes.length > 1)
+    throw new UsageError('choose one destination: <workspaceId> <primaryKey>, --dce/--dcr, --workspace, or --sink file:PATH');
   if (opts.workspace) opts = await setUpWorkspace(opts, cloud, deps, env);
   if (opts.sink) {
     const p = opts.sink.slice('file:'.length);
     return { sink: { type: 'file', path: p }, describe: `file ${p}` };
   }
   if (opts.dce || opts.dcr) {
-    if (!opts.dce || !opts.dcr) throw new UsageError('--dce and --dcr go together', { suggestion: 'pass both the ingestion endpoint and the DCR immutable id' });
+    if (!opts.dce || !opts.dcr)
+      throw new UsageError('--dce and --dcr go together', { suggestion: 'pass both the ingestion endpoint and the DCR immutable id' });
     if (opts.endpoint) throw new UsageError('--endpoint is for the workspace (Data Collector) path; with Logs Ingestion use --dce');
     const sink: Record<string, unknown> = { type: 'logs-ingestion', endpoint: opts.dce, dcrImmutableId: opts.dcr, cloud };
     if (opts.stream) sink.stream = opts.stream;
@@ -961,7 +1232,8 @@ async function resolveSink(
       else if (env.AZURE_CLIENT_SECRET) secret = env.AZURE_CLIENT_SECRET.trim();
       else secret = (await deps.prompter.password('Client secret', { flag: '--client-secret-file (or AZURE_CLIENT_SECRET)' })).trim();
       if (!secret) throw new UsageError('the client secret is empty');
-      if (/[\u0000-\u001f\u007f]/.test(secret)) throw new UsageError('the client secret holds a control character or newline', { suggestion: 'put the secret alone on one line' });
+      if (/[\u0000-\u001f\u007f]/.test(secret))
+        throw new UsageError('the client secret holds a control character or newline', { suggestion: 'put the secret alone on one line' });
       deps.exec.registerSecret(secret);
       secretFile = { path: CLIENT_SECRET_PATH, value: secret };
       sink.auth = { kind: 'client-secret', tenantId: tenant, clientId, clientSecretFile: CLIENT_SECRET_PATH };
@@ -971,9 +1243,14 @@ async function resolveSink(
   let workspaceId = opts.workspaceId;
   if (!workspaceId) {
     if (!deps.prompter.interactive) {
-      throw new UsageError('no destination given', { suggestion: 'pass <workspaceId> <primaryKey>, --dce URL --dcr ID, or --sink file:PATH' });
+      throw new UsageError('no destination given', {
+        suggestion: 'pass <workspaceId> <primaryKey>, --dce URL --dcr ID, or --sink file:PATH',
+      });
     }
-    workspaceId = await deps.prompter.input('Log Analytics workspace id', { flag: '<workspaceId>', validate: (v) => /^[0-9a-fA-F-]{36}$/.test(v.trim()) || 'a workspace id is a GUID' });
+    workspaceId = await deps.prompter.input('Log Analytics workspace id', {
+      flag: '<workspaceId>',
+      validate: (v) => /^[0-9a-fA-F-]{36}$/.test(v.trim()) || 'a workspace id is a GUID',
+    });
     workspaceId = workspaceId.trim();
   }
   if (!/^[0-9a-fA-F-]{36}$/.test(workspaceId)) throw new UsageError(`workspace id ${workspaceId} is not a GUID`);
@@ -986,7 +1263,7 @@ async function resolveSink(
   else key = await deps.prompter.password('Workspace primary key', { flag: '<primaryKey>, --key-file or SENTINEL_CEF_KEY' });
   key = key.trim();
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(key) || Buffer.from(key, 'base64').length < 16) {
-    throw new UsageError('the workspace key is not a base64 key', { suggestion: 'copy the primary key from the workspace\'s Agents page' });
+    throw new UsageError('the workspace key is not a base64 key', { suggestion: "copy the primary key from the workspace's Agents page" });
   }
   deps.exec.registerSecret(key);
   const target: LegacyTarget = { workspaceId, cloud, endpoint: opts.endpoint };
@@ -996,7 +1273,11 @@ async function resolveSink(
   rest.forEach((l) => deps.log(l));
   const sink: Record<string, unknown> = { type: 'log-analytics', workspaceId, sharedKeyFile: SHARED_KEY_PATH, cloud };
   if (opts.endpoint) sink.endpoint = opts.endpoint;
-  return { sink, secretFile: { path: SHARED_KEY_PATH, value: key }, describe: `workspace ${workspaceId} (${cloud}${opts.endpoint ? `, ${opts.endpoint}` : ''})` };
+  return {
+    sink,
+    secretFile: { path: SHARED_KEY_PATH, value: key },
+    describe: `workspace ${workspaceId} (${cloud}${opts.endpoint ? `, ${opts.endpoint}` : ''})`,
+  };
 }
 
 /**
@@ -1005,12 +1286,26 @@ async function resolveSink(
  */
 async function setUpWorkspace(opts: InstallOptions, cloud: Cloud, deps: InstallDeps, env: NodeJS.ProcessEnv): Promise<InstallOptions> {
   const useApp = Boolean(env.AZURE_CLIENT_SECRET && env.AZURE_CLIENT_ID && env.AZURE_TENANT_ID) && !opts.managedIdentity;
-  const azure = deps.azure ?? (await createAzureClient({ env, scope: MONITOR_SCOPES[cloud], managedIdentityClientId: useApp ? undefined : opts.clientId }));
+  const azure =
+    deps.azure ??
+    (await createAzureClient({ env, scope: MONITOR_SCOPES[cloud], managedIdentityClientId: useApp ? undefined : opts.clientId }));
   const principalId = opts.principalId ?? (await azure.forwarderPrincipalId());
   const armUrl = opts.armEndpoint ?? ARM_URLS[cloud];
   const r = await setupLogsIngestion(
-    { workspace: opts.workspace!, principalId, armUrl, armScope: `${ARM_URLS[cloud]}/.default`, ingestionScope: MONITOR_SCOPES[cloud], dryRun: opts.dryRun },
-    { request: (c) => azure.request(c), log: deps.log, sleep: deps.sleep ?? ((ms) => new Promise((res) => setTimeout(res, ms))), now: Date.now },
+    {
+      workspace: opts.workspace!,
+      principalId,
+      armUrl,
+      armScope: `${ARM_URLS[cloud]}/.default`,
+      ingestionScope: MONITOR_SCOPES[cloud],
+      dryRun: opts.dryRun,
+    },
+    {
+      request: (c) => azure.request(c),
+      log: deps.log,
+      sleep: deps.sleep ?? ((ms) => new Promise((res) => setTimeout(res, ms))),
+      now: Date.now,
+    },
   );
   let dce = r.endpoint;
   let dcr = r.dcrImmutableId;
@@ -1025,22 +1320,39 @@ async function setUpWorkspace(opts: InstallOptions, cloud: Cloud, deps: InstallD
 
 /** On a terminal with no destination flag: which path, then the values that path needs (checked as the flags are). */
 async function askDestination(opts: InstallOptions, prompter: Prompter): Promise<InstallOptions> {
-  const pick = await prompter.select('Where should the forwarder send events?', DESTINATION_CHOICES, { flag: '--dce/--dcr, --sink or <workspaceId>' });
+  const pick = await prompter.select('Where should the forwarder send events?', DESTINATION_CHOICES, {
+    flag: '--dce/--dcr, --sink or <workspaceId>',
+  });
   const check = (key: 'dce' | 'dcr' | 'sink') => (v: string) => {
     const r = installOptionsSchema.shape[key].safeParse(v.trim());
     return r.success || r.error.issues[0].message;
   };
   if (pick === 'dcr') {
-    const dce = (await prompter.input('Logs ingestion endpoint of the DCR (or of its DCE)', { flag: '--dce', validate: check('dce') })).trim();
+    const dce = (
+      await prompter.input('Logs ingestion endpoint of the DCR (or of its DCE)', { flag: '--dce', validate: check('dce') })
+    ).trim();
     const dcr = (await prompter.input('DCR immutable id (dcr-…)', { flag: '--dcr', validate: check('dcr') })).trim();
     return { ...opts, dce, dcr };
   }
   if (pick === 'file') {
-    const file = (await prompter.input('File for the rows (NDJSON), an absolute path', { flag: '--sink file:PATH', validate: (v) => check('sink')(`file:${v.trim()}`) })).trim();
+    const file = (
+      await prompter.input('File for the rows (NDJSON), an absolute path', {
+        flag: '--sink file:PATH',
+        validate: (v) => check('sink')(`file:${v.trim()}`),
+      })
+    ).trim();
     return { ...opts, sink: `file:${file}` };
   }
   if (pick === 'workspace-setup') {
-    const workspace = (await prompter.input('Workspace id (GUID) or workspace resource id', { flag: '--workspace', validate: (v) => { const r = installOptionsSchema.shape.workspace.safeParse(v.trim()); return r.success || r.error.issues[0].message; } })).trim();
+    const workspace = (
+      await prompter.input('Workspace id (GUID) or workspace resource id', {
+        flag: '--workspace',
+        validate: (v) => {
+          const r = installOptionsSchema.shape.workspace.safeParse(v.trim());
+          return r.success || r.error.issues[0].message;
+        },
+      })
+    ).trim();
     return { ...opts, workspace };
   }
   return opts;

@@ -5,7 +5,17 @@ import type { SyslogDaemon } from '../system/detect-daemon.js';
 import { findDaemonBinary } from '../system/detect-daemon.js';
 import type { UninstallOptions } from './options.js';
 import type { InstallDeps } from './run-install.js';
-import { acquireLock, isUnchanged, restoreOriginal, readState, removeEmptyDirs, STATE_FILE, sha256, BACKUP_ROOT, type InstallState } from './transaction.js';
+import {
+  acquireLock,
+  isUnchanged,
+  restoreOriginal,
+  readState,
+  removeEmptyDirs,
+  STATE_FILE,
+  sha256,
+  BACKUP_ROOT,
+  type InstallState,
+} from './transaction.js';
 import { checkDaemonSyntax, LOG_DIR, removeServiceUser, RUN_DIR, systemServices, UNIT_NAME, UNIT_PATH, type Ctx } from './service.js';
 import { CLIENT_SECRET_PATH, DATA_DIR, SHARED_KEY_PATH } from './run-install.js';
 import type { FsRoot } from '../system/fs-root.js';
@@ -42,7 +52,10 @@ export interface UninstallResult {
 }
 
 /** Undoes install: stops the forwarder, puts every file back as it was before the first install. */
-export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDeps, 'forwarderBundle' | 'mutateDropin'>): Promise<UninstallResult> {
+export async function runUninstall(
+  opts: UninstallOptions,
+  deps: Omit<InstallDeps, 'forwarderBundle' | 'mutateDropin'>,
+): Promise<UninstallResult> {
   const { fs, exec, log } = deps;
   const svc = deps.services ?? systemServices;
   const state = await readState(fs);
@@ -61,7 +74,13 @@ export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDep
     ...removed.map((p) => `  remove    ${p}`),
     `  stop      the forwarder`,
     ...(dropUser ? [`  delete    user ${state.user!.name}`] : []),
-    ...(opts.purge ? [`  delete    ${DATA_DIR} (queue and dead letters)`, `  delete    ${BACKUP_ROOT} (backups)`, `  delete    ${LOG_DIR} (forwarder logs)`] : []),
+    ...(opts.purge
+      ? [
+          `  delete    ${DATA_DIR} (queue and dead letters)`,
+          `  delete    ${BACKUP_ROOT} (backups)`,
+          `  delete    ${LOG_DIR} (forwarder logs)`,
+        ]
+      : []),
   ];
   deps.out(`Uninstall plan:\n${lines.join('\n')}\n`);
   if (opts.dryRun) {
@@ -81,7 +100,11 @@ export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDep
     // The state directory goes too once the lock in it is gone, if install made it and it is empty.
     await release(dirs);
   }
-  deps.out(opts.purge ? 'Uninstalled; everything install created is deleted.\n' : `Uninstalled. Backups kept in ${BACKUP_ROOT} (secrets excepted).\n`);
+  deps.out(
+    opts.purge
+      ? 'Uninstalled; everything install created is deleted.\n'
+      : `Uninstalled. Backups kept in ${BACKUP_ROOT} (secrets excepted).\n`,
+  );
   return { restored, removed, dryRun: false };
 
   async function undo(state: InstallState): Promise<void> {
@@ -129,9 +152,10 @@ export async function runUninstall(opts: UninstallOptions, deps: Omit<InstallDep
       await fs.removeTree(DATA_DIR);
       await fs.removeTree(BACKUP_ROOT);
       await fs.removeTree(LOG_DIR);
-    }
-    else if (queued !== 0) {
-      log(`warning: ${DATA_DIR}/queue ${queued === null ? 'may hold' : `holds ${queued}`} undelivered record(s); kept (use --purge to delete)`);
+    } else if (queued !== 0) {
+      log(
+        `warning: ${DATA_DIR}/queue ${queued === null ? 'may hold' : `holds ${queued}`} undelivered record(s); kept (use --purge to delete)`,
+      );
     }
     if (dropUser) await removeServiceUser(ctx);
     if (state.applied.length > 0) {

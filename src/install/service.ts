@@ -35,7 +35,12 @@ export const SUPERVISOR_PIDFILE = `${RUN_DIR}/supervisor.pid`;
 export const INTAKE_STATE_FILE = `${RUN_DIR}/intake.state`;
 
 /** The forwarder's systemd unit. Every value is escaped for unit syntax (config-escape.ts). */
-export function renderForwarderUnit(opts: { nodePath: string; sinkFile: string | null; bindPrivilegedPort?: boolean; intakeStateFile?: string | null }): string {
+export function renderForwarderUnit(opts: {
+  nodePath: string;
+  sinkFile: string | null;
+  bindPrivilegedPort?: boolean;
+  intakeStateFile?: string | null;
+}): string {
   const rw = opts.sinkFile ? [dirnameOf(opts.sinkFile)] : [];
   const underTmp = opts.sinkFile !== null && /^\/(var\/)?tmp\//.test(opts.sinkFile);
   const exec = [opts.nodePath, ...FORWARDER_NODE_FLAGS, FORWARDER_PATH, '--config', DEFAULT_CONFIG_PATH];
@@ -44,7 +49,9 @@ export function renderForwarderUnit(opts: { nodePath: string; sinkFile: string |
     user: systemdWord('User=', SERVICE_USER),
     group: systemdWord('Group=', SERVICE_USER),
     execStart: exec.map((w) => systemdWord('ExecStart=', w)).join(' '),
-    environment: Object.entries(FORWARDER_ENV).map(([k, v]) => `Environment=${systemdWord('Environment=', `${k}=${v}`)}`).join('\n'),
+    environment: Object.entries(FORWARDER_ENV)
+      .map(([k, v]) => `Environment=${systemdWord('Environment=', `${k}=${v}`)}`)
+      .join('\n'),
     readWritePaths: rw.length ? `ReadWritePaths=${rw.map((p) => systemdPath('ReadWritePaths=', p)).join(' ')}` : '',
     // The file sink under /tmp must see the real /tmp.
     privateTmp: underTmp ? '# PrivateTmp is off: the file sink writes under /tmp.' : 'PrivateTmp=yes',
@@ -52,7 +59,9 @@ export function renderForwarderUnit(opts: { nodePath: string; sinkFile: string |
       ? '# Forwarder-only: the one capability it needs, to listen on the syslog port below 1024.\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\nAmbientCapabilities=CAP_NET_BIND_SERVICE'
       : 'CapabilityBoundingSet=\nAmbientCapabilities=',
     // A capability held in a private user namespace does not reach the host's network namespace.
-    privateUsers: opts.bindPrivilegedPort ? '# PrivateUsers is off: CAP_NET_BIND_SERVICE must count in the host network namespace.' : 'PrivateUsers=yes',
+    privateUsers: opts.bindPrivilegedPort
+      ? '# PrivateUsers is off: CAP_NET_BIND_SERVICE must count in the host network namespace.'
+      : 'PrivateUsers=yes',
     intakeState: opts.intakeStateFile
       ? [
           '# rsyslog holds its batches while the forwarder is down (action.externalstate.file): the forwarder writes',
@@ -118,7 +127,11 @@ const UNITS: Record<SyslogDaemon, string> = { rsyslog: 'rsyslog', 'syslog-ng': '
 export const SYNTAX_CHECK: Record<SyslogDaemon, string> = { rsyslog: 'rsyslogd -N1', 'syslog-ng': 'syslog-ng --syntax-only' };
 
 /** The daemon's own config check; `ran` is false when the binary could not be started at all. */
-export async function checkDaemonSyntax(ctx: Ctx, daemon: SyslogDaemon, binary: string): Promise<{ ok: boolean; ran: boolean; output: string }> {
+export async function checkDaemonSyntax(
+  ctx: Ctx,
+  daemon: SyslogDaemon,
+  binary: string,
+): Promise<{ ok: boolean; ran: boolean; output: string }> {
   const r =
     daemon === 'rsyslog'
       ? await ctx.exec.run(binary, ['-N1'], { timeoutMs: 60_000 })
@@ -128,9 +141,13 @@ export async function checkDaemonSyntax(ctx: Ctx, daemon: SyslogDaemon, binary: 
 
 /** The line of a syntax check's output that says what is wrong: the most specific error line, else the first line. */
 export function syntaxErrorLine(output: string): string {
-  const lines = output.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = output
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   // rsyslog prints "warnings occurred" error lines before the one that names the fault.
-  const line = lines.find((l) => /syntax error|unexpected|invalid/i.test(l)) ?? lines.find((l) => /error/i.test(l)) ?? lines[0] ?? '(no output)';
+  const line =
+    lines.find((l) => /syntax error|unexpected|invalid/i.test(l)) ?? lines.find((l) => /error/i.test(l)) ?? lines[0] ?? '(no output)';
   return line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }
 
@@ -184,7 +201,8 @@ export async function restartDaemon(
     const args = daemon === 'rsyslog' ? [] : ['--pidfile', '/run/syslog-ng.pid'];
     // Both daemons fork, close their stdio and exit 0 once initialised, or print why and exit non-zero.
     const r = await ctx.exec.run(binary, args, { timeoutMs: 60_000 });
-    if (r.exitCode !== 0) return { ok: false, detail: `${binary} failed to start: ${(r.stderr || r.stdout).trim().split('\n').slice(0, 4).join(' ')}` };
+    if (r.exitCode !== 0)
+      return { ok: false, detail: `${binary} failed to start: ${(r.stderr || r.stdout).trim().split('\n').slice(0, 4).join(' ')}` };
     const up = await waitFor(async () => (await runningDaemonPids(ctx.fs, daemon)).length > 0, 10_000);
     if (!up) return { ok: false, detail: `${binary} exited right after start` };
   }
@@ -193,7 +211,10 @@ export async function restartDaemon(
     return listen.protocols.every((p) => ls.some((l) => l.port === listen.port && l.protocol === p));
   }, 15_000);
   if (!listening) return { ok: false, detail: `${daemon} runs but does not listen on ${listen.protocols.join('+')} port ${listen.port}` };
-  return { ok: true, detail: ctx.init === 'systemd' ? `systemctl restart ${UNITS[daemon]}` : `started ${binary} directly (PID 1 is not systemd)` };
+  return {
+    ok: true,
+    detail: ctx.init === 'systemd' ? `systemctl restart ${UNITS[daemon]}` : `started ${binary} directly (PID 1 is not systemd)`,
+  };
 }
 
 // ---- forwarder ----
@@ -234,13 +255,24 @@ export async function startForwarder(
     opts.nodePath,
     [
       SUPERVISOR_PATH,
-      '--pidfile', SUPERVISOR_PIDFILE,
-      '--child-pidfile', `${RUN_DIR}/forwarder.pid`,
-      '--log', `${LOG_DIR}/forwarder.log`,
+      '--pidfile',
+      SUPERVISOR_PIDFILE,
+      '--child-pidfile',
+      `${RUN_DIR}/forwarder.pid`,
+      '--log',
+      `${LOG_DIR}/forwarder.log`,
       '--',
-      opts.nodePath, ...FORWARDER_NODE_FLAGS, FORWARDER_PATH, '--config', opts.configPath,
+      opts.nodePath,
+      ...FORWARDER_NODE_FLAGS,
+      FORWARDER_PATH,
+      '--config',
+      opts.configPath,
     ],
-    { uid: opts.user.uid, gid: opts.user.gid, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'production', ...FORWARDER_ENV } },
+    {
+      uid: opts.user.uid,
+      gid: opts.user.gid,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'production', ...FORWARDER_ENV },
+    },
   );
   const ok = await waitFor(async () => (await isForwarderSupervised(ctx.fs)) !== null, 10_000);
   if (!ok) throw new Error(`the forwarder supervisor did not start; see ${LOG_DIR}/forwarder.log`);
@@ -266,12 +298,18 @@ export async function forwarderUnitState(ctx: Ctx): Promise<{ enabled: boolean; 
 export async function forwarderLastLines(ctx: Ctx, n = 8): Promise<string[]> {
   let text = '';
   if (ctx.init === 'systemd') {
-    const r = await ctx.exec.run('journalctl', ['-u', UNIT_NAME, '-n', String(n), '--no-pager', '-o', 'cat'], { timeoutMs: 30_000 }).catch(() => null);
+    const r = await ctx.exec
+      .run('journalctl', ['-u', UNIT_NAME, '-n', String(n), '--no-pager', '-o', 'cat'], { timeoutMs: 30_000 })
+      .catch(() => null);
     if (r && r.exitCode === 0) text = r.stdout;
   } else {
     text = (await ctx.fs.readText(`${LOG_DIR}/forwarder.log`).catch(() => null)) ?? '';
   }
-  return text.split('\n').map((l) => l.trimEnd()).filter((l) => l && !/^-- No entries --$/.test(l)).slice(-n);
+  return text
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter((l) => l && !/^-- No entries --$/.test(l))
+    .slice(-n);
 }
 
 /** The process-control side of install/uninstall, one object so tests can replace it. */

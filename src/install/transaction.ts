@@ -105,7 +105,16 @@ export class FileTransaction {
       if (!found) this.originals.push({ path: f.path, existed: false, ...flag });
       else {
         const { meta } = found;
-        this.originals.push({ path: f.path, existed: true, backup: path.join(this.backupDir, 'files', f.path), mode: meta.mode, uid: meta.uid, gid: meta.gid, sha256: sha256(found.bytes), ...flag });
+        this.originals.push({
+          path: f.path,
+          existed: true,
+          backup: path.join(this.backupDir, 'files', f.path),
+          mode: meta.mode,
+          uid: meta.uid,
+          gid: meta.gid,
+          sha256: sha256(found.bytes),
+          ...flag,
+        });
       }
     }
   }
@@ -138,7 +147,16 @@ export class FileTransaction {
       const backup = path.join(this.backupDir, 'files', p);
       await this.fs.mkdirp(path.dirname(backup), { mode: 0o700 }, this.madeDirs);
       await this.fs.writeAtomic(backup, bytes, { mode: 0o600 });
-      this.originals.push({ path: p, existed: true, backup, mode: meta.mode, uid: meta.uid, gid: meta.gid, sha256: sha256(bytes), ...flag });
+      this.originals.push({
+        path: p,
+        existed: true,
+        backup,
+        mode: meta.mode,
+        uid: meta.uid,
+        gid: meta.gid,
+        sha256: sha256(bytes),
+        ...flag,
+      });
     }
     await this.writeManifest();
   }
@@ -184,7 +202,6 @@ export class FileTransaction {
       await this.writeManifest();
     }
   }
-
 }
 
 /** Removes the given directories that are empty, innermost first. */
@@ -260,7 +277,8 @@ export async function acquireLock(fs: FsRoot): Promise<Lock> {
           alive = false;
         }
       }
-      if (alive) throw new Error(`another sentinel-cef install or uninstall is running (pid ${pid}); wait for it to finish`, { cause: err });
+      if (alive)
+        throw new Error(`another sentinel-cef install or uninstall is running (pid ${pid}); wait for it to finish`, { cause: err });
       await rm(real, { force: true });
     }
   }

@@ -90,9 +90,7 @@ const built: Extractor = (row, text) => {
 };
 
 // 106023 Deny protocol src intf:addr[/port] [(user)] dst intf:addr[/port] [(user)] … by access-group "acl"
-const DENY_ACL = new RegExp(
-  `^Deny (\\S+) src ${INTF}:${IP}(?:/(\\d+))?(?: \\([^)]*\\))? dst ${INTF}:${IP}(?:/(\\d+))?`,
-);
+const DENY_ACL = new RegExp(`^Deny (\\S+) src ${INTF}:${IP}(?:/(\\d+))?(?: \\([^)]*\\))? dst ${INTF}:${IP}(?:/(\\d+))?`);
 const denyAcl: Extractor = (row, text) => {
   const m = DENY_ACL.exec(text);
   if (!m) return;

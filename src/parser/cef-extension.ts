@@ -8,7 +8,19 @@ import { columnIndex, type KeyRule } from './columns.js';
 import { isInt32, parseInt32, parseInteger, parseReal } from './values.js';
 import { parseCefTimestamp, toIsoUtc } from './time.js';
 import { BACKSLASH, isEscaped, unescapeValue } from './cef-escapes.js';
-import { FAST_COL, FAST_EXTID, FAST_INT, FAST_KIND, FAST_NONE, KEY_CHAR, finishHash, findKey, hashRange, tableKeys, tableRules } from './cef-key-table.js';
+import {
+  FAST_COL,
+  FAST_EXTID,
+  FAST_INT,
+  FAST_KIND,
+  FAST_NONE,
+  KEY_CHAR,
+  finishHash,
+  findKey,
+  hashRange,
+  tableKeys,
+  tableRules,
+} from './cef-key-table.js';
 import { FNV_OFFSET, FNV_PRIME, KERNEL_FREE } from './json-kernel-layout.js';
 import type { CefParseState } from './cef-parse-state.js';
 

@@ -3,7 +3,15 @@
  * JSON.stringify gives for the row object), through the WebAssembly kernel where it is loaded and on,
  * else by the JavaScript loops here.
  */
-import { MAX_JSON_BYTES_PER_UNIT, writeAsciiSpan, writeNumber, writeString, type JsonRow, type JsonTarget, type RowLimits } from './json-out.js';
+import {
+  MAX_JSON_BYTES_PER_UNIT,
+  writeAsciiSpan,
+  writeNumber,
+  writeString,
+  type JsonRow,
+  type JsonTarget,
+  type RowLimits,
+} from './json-out.js';
 import { KEY_JSON, orderOnly, shapeOf } from './cef-row-shapes.js';
 import { jsonKernel } from './json-kernel.js';
 import type { CefParseState } from './cef-parse-state.js';

@@ -39,7 +39,14 @@ const I_EXTRA = columnIndex('AdditionalExtensions');
 const shared = new CefParseState();
 
 /** Fills the slots from the CEF text whose version field starts at `start`; returns why it is not CEF, if so. */
-function fillCef(st: CefParseState, s: string, start: number, timeGenerated: string, host: string | undefined, receivedAt: Date): string | undefined {
+function fillCef(
+  st: CefParseState,
+  s: string,
+  start: number,
+  timeGenerated: string,
+  host: string | undefined,
+  receivedAt: Date,
+): string | undefined {
   st.line = s;
   const p0 = nextPipe(s, start);
   if (p0 === -1) return 'CEF header has no fields after the version';
@@ -82,13 +89,7 @@ function fillCef(st: CefParseState, s: string, start: number, timeGenerated: str
  * `timeGenerated` (ISO) and `host` (syslog HOSTNAME) fill TimeGenerated and Computer; `receivedAt`
  * completes timestamps sent without a year.
  */
-export function parseCefAt(
-  s: string,
-  start: number,
-  timeGenerated: string,
-  host: string | undefined,
-  receivedAt: Date,
-): CslRow | string {
+export function parseCefAt(s: string, start: number, timeGenerated: string, host: string | undefined, receivedAt: Date): CslRow | string {
   const st = shared;
   st.enter();
   try {

@@ -106,7 +106,8 @@ export class JsonKernel {
       keyAt += b.length;
     });
     let at = KEY_TABLE + keys.length * TABLE_ENTRY_BYTES;
-    if (at + keys.reduce((n, k) => n + k.length, 0) + KERNEL_SLACK > KERNEL_DESC) throw new Error('column names do not fit the kernel table');
+    if (at + keys.reduce((n, k) => n + k.length, 0) + KERNEL_SLACK > KERNEL_DESC)
+      throw new Error('column names do not fit the kernel table');
     keys.forEach((k, c) => {
       this.i32[(KEY_TABLE + c * TABLE_ENTRY_BYTES) >> 2] = at;
       this.i32[((KEY_TABLE + c * TABLE_ENTRY_BYTES) >> 2) + 1] = k.length;
@@ -217,7 +218,11 @@ export class JsonKernel {
 }
 
 /** The kernel, or undefined where WebAssembly is unavailable (e.g. node --jitless): rows then use the loops. */
-export function makeJsonKernel(keys: ReadonlyArray<Uint8Array>, keyChars: Uint8Array, cefKeys: ReadonlyArray<string | undefined>): JsonKernel | undefined {
+export function makeJsonKernel(
+  keys: ReadonlyArray<Uint8Array>,
+  keyChars: Uint8Array,
+  cefKeys: ReadonlyArray<string | undefined>,
+): JsonKernel | undefined {
   try {
     return new JsonKernel(keys, keyChars, cefKeys);
   } catch {

@@ -44,11 +44,16 @@ function monthAt(s: string, p: number): boolean {
 
 /** `hh:mm:ss` (optionally `.fraction`) at p; returns the end or -1. */
 function timeAt(s: string, p: number): number {
-  if (
-    !(isDigit(s.charCodeAt(p)) && isDigit(s.charCodeAt(p + 1)) && s.charCodeAt(p + 2) === 58 &&
-      isDigit(s.charCodeAt(p + 3)) && isDigit(s.charCodeAt(p + 4)) && s.charCodeAt(p + 5) === 58 &&
-      isDigit(s.charCodeAt(p + 6)) && isDigit(s.charCodeAt(p + 7)))
-  ) {
+  if (!(
+    isDigit(s.charCodeAt(p)) &&
+    isDigit(s.charCodeAt(p + 1)) &&
+    s.charCodeAt(p + 2) === 58 &&
+    isDigit(s.charCodeAt(p + 3)) &&
+    isDigit(s.charCodeAt(p + 4)) &&
+    s.charCodeAt(p + 5) === 58 &&
+    isDigit(s.charCodeAt(p + 6)) &&
+    isDigit(s.charCodeAt(p + 7))
+  )) {
     return -1;
   }
   let q = p + 8;
@@ -135,7 +140,11 @@ export function parseSyslogHeader(s: string, out: SyslogHeader): SyslogHeader {
       hadPri = true;
     }
   }
-  if (hadPri && isDigit(s.charCodeAt(p)) && (s.charCodeAt(p + 1) === SPACE || (isDigit(s.charCodeAt(p + 1)) && s.charCodeAt(p + 2) === SPACE))) {
+  if (
+    hadPri &&
+    isDigit(s.charCodeAt(p)) &&
+    (s.charCodeAt(p + 1) === SPACE || (isDigit(s.charCodeAt(p + 1)) && s.charCodeAt(p + 2) === SPACE))
+  ) {
     if (parse5424(s, s.charCodeAt(p + 1) === SPACE ? p + 2 : p + 3, out)) return out;
   }
   // ASA `logging timestamp` variants may put a colon before the timestamp.

@@ -4,6 +4,4 @@
  */
 export type CslRow = Record<string, string | number>;
 
-export type ParseResult =
-  | { ok: true; kind: 'cef' | 'asa'; row: CslRow }
-  | { ok: false; reason: string };
+export type ParseResult = { ok: true; kind: 'cef' | 'asa'; row: CslRow } | { ok: false; reason: string };

@@ -126,9 +126,16 @@ export async function sendRows(
   const notes = (list: RowNote<PreparedRow>[] | undefined) => list?.map((n) => ({ row: row(n.row), reason: n.reason }));
   switch (res.status) {
     case 'success':
-      return res.truncated ? { status: 'success', accepted: res.accepted, truncated: notes(res.truncated)! } : { status: 'success', accepted: res.accepted };
+      return res.truncated
+        ? { status: 'success', accepted: res.accepted, truncated: notes(res.truncated)! }
+        : { status: 'success', accepted: res.accepted };
     case 'partial':
-      return { status: 'partial', accepted: res.accepted, rejected: notes(res.rejected)!, ...(res.truncated ? { truncated: notes(res.truncated)! } : {}) };
+      return {
+        status: 'partial',
+        accepted: res.accepted,
+        rejected: notes(res.rejected)!,
+        ...(res.truncated ? { truncated: notes(res.truncated)! } : {}),
+      };
     case 'retryable': {
       const { progress, ...rest } = res;
       if (!progress) return rest;
@@ -146,8 +153,18 @@ export async function sendRows(
 }
 
 /** A sink built on prepare/sendPrepared; send(rows) is derived from them (sendRows). */
-export function preparingSink(parts: Omit<Sink, 'send' | 'prepare' | 'sendPrepared'> & Required<Pick<Sink, 'prepare' | 'sendPrepared'>>): Sink {
-  return { ...parts, send: (rows, opts) => sendRows(rows, (r) => parts.prepare(r), (p) => parts.sendPrepared(p, opts)) };
+export function preparingSink(
+  parts: Omit<Sink, 'send' | 'prepare' | 'sendPrepared'> & Required<Pick<Sink, 'prepare' | 'sendPrepared'>>,
+): Sink {
+  return {
+    ...parts,
+    send: (rows, opts) =>
+      sendRows(
+        rows,
+        (r) => parts.prepare(r),
+        (p) => parts.sendPrepared(p, opts),
+      ),
+  };
 }
 
 /** What one HTTP call said, reduced to what the delivery driver needs. */
@@ -184,7 +201,10 @@ export class BodyPool {
   private readonly free: Buffer[] = [];
 
   /** capacity: bytes of a new buffer at least (the sink's largest call); keeps at most `max` free. */
-  constructor(private readonly capacity: number, private readonly max = 4) {}
+  constructor(
+    private readonly capacity: number,
+    private readonly max = 4,
+  ) {}
 
   /** A body of exactly `size` bytes (a view into a pooled buffer); hand it back with give(). */
   take(size: number): Buffer {
@@ -243,7 +263,7 @@ export function bodyOf(rows: PreparedRow[], pool?: BodyPool): Buffer {
   const out = pool ? pool.take(size) : Buffer.allocUnsafeSlow(size);
   out[0] = 0x5b; // [
   let p = 1;
-  for (let i = 0; i < rows.length; ) {
+  for (let i = 0; i < rows.length;) {
     const first = rows[i]!;
     const buf = first.buf;
     let end = first.start + first.bytes;

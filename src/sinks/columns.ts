@@ -35,6 +35,10 @@ export function valueFitsType(value: unknown, type: ColumnType): boolean {
     case 'real':
       return typeof value === 'number' && Number.isFinite(value);
     case 'datetime':
-      return typeof value === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(value) && !Number.isNaN(Date.parse(value));
+      return (
+        typeof value === 'string' &&
+        /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(value) &&
+        !Number.isNaN(Date.parse(value))
+      );
   }
 }

@@ -33,7 +33,7 @@ function tornTailBytes(fd: number, size: number): number {
   const last = Buffer.allocUnsafe(1);
   if (fsio.readSync(fd, last, 0, 1, size - 1) === 1 && last[0] === 0x0a) return 0;
   const buf = Buffer.allocUnsafe(64 * 1024);
-  for (let end = size; end > 0; ) {
+  for (let end = size; end > 0;) {
     const start = Math.max(0, end - buf.length);
     const n = fsio.readSync(fd, buf, 0, end - start, start);
     const nl = buf.subarray(0, n).lastIndexOf(0x0a);

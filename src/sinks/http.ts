@@ -30,10 +30,13 @@ export class HttpTimeoutError extends Error {
 export function proxyFor(url: URL, env: NodeJS.ProcessEnv): string | undefined {
   const proxy =
     url.protocol === 'https:'
-      ? env.HTTPS_PROXY ?? env.https_proxy ?? env.ALL_PROXY ?? env.all_proxy
-      : env.HTTP_PROXY ?? env.http_proxy ?? env.ALL_PROXY ?? env.all_proxy;
+      ? (env.HTTPS_PROXY ?? env.https_proxy ?? env.ALL_PROXY ?? env.all_proxy)
+      : (env.HTTP_PROXY ?? env.http_proxy ?? env.ALL_PROXY ?? env.all_proxy);
   if (!proxy) return undefined;
-  const noProxy = (env.NO_PROXY ?? env.no_proxy ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const noProxy = (env.NO_PROXY ?? env.no_proxy ?? '')
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
   const host = url.hostname.toLowerCase().replace(/^\[|\]$/g, '');
   for (const entry of noProxy) {
     if (entry === '*') return undefined;
@@ -101,7 +104,12 @@ export class HttpTransport {
       if (init.signal?.aborted) return reject(init.signal.reason ?? new Error('aborted'));
       const mod = url.protocol === 'https:' ? https : http;
       // `ca` on the request too: a proxy agent takes the target's TLS options from the request.
-      const req = mod.request(url, { method: init.method, headers: init.headers, agent: this.agentFor(url), ...(this.ca ? { ca: this.ca } : {}) });
+      const req = mod.request(url, {
+        method: init.method,
+        headers: init.headers,
+        agent: this.agentFor(url),
+        ...(this.ca ? { ca: this.ca } : {}),
+      });
       let settled = false;
       const finish = (err: Error | null, res?: HttpResponse) => {
         if (settled) return;
@@ -156,8 +164,6 @@ export class HttpTransport {
     this.proxyAgents.clear();
   }
 }
-
-
 
 /**
  * Milliseconds to wait from `retry-after-ms` / `x-ms-retry-after-ms` (ms) or `Retry-After`

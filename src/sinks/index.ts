@@ -41,9 +41,15 @@ export function rowPreparer(config: SinkConfig): RowPreparer {
     case 'file':
       return { prepare: (rows, writer) => prepareFileRows(rows, writer), limits: FILE_ROW_LIMITS };
     case 'log-analytics':
-      return { prepare: (rows, writer) => prepareCollectorRows(rows, undefined, writer), limits: { maxFieldBytes: LA_MAX_FIELD_BYTES, maxColumns: LA_MAX_COLUMNS } };
+      return {
+        prepare: (rows, writer) => prepareCollectorRows(rows, undefined, writer),
+        limits: { maxFieldBytes: LA_MAX_FIELD_BYTES, maxColumns: LA_MAX_COLUMNS },
+      };
     case 'logs-ingestion':
-      return { prepare: (rows, writer) => prepareIngestionRows(rows, undefined, writer), limits: { maxFieldBytes: LI_MAX_FIELD_BYTES, maxColumns: Infinity } };
+      return {
+        prepare: (rows, writer) => prepareIngestionRows(rows, undefined, writer),
+        limits: { maxFieldBytes: LI_MAX_FIELD_BYTES, maxColumns: Infinity },
+      };
   }
 }
 

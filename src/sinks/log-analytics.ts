@@ -3,7 +3,15 @@ import type { CslRow } from '../parser/types.js';
 import type { SinkConfig } from '../config/schema.js';
 import { readSecret, redact, validateSharedKey } from '../util/secrets.js';
 import { deliver, prepareRow, preparingSink, type PostOutcome, type RowWriter, type PreparedRow } from './batch.js';
-import { clockSkewMs, describeClockSkew, describeNetworkError, HttpTransport, isRetryableStatus, parseRetryAfter, serviceErrorText } from './http.js';
+import {
+  clockSkewMs,
+  describeClockSkew,
+  describeNetworkError,
+  HttpTransport,
+  isRetryableStatus,
+  parseRetryAfter,
+  serviceErrorText,
+} from './http.js';
 import type { SinkLogger, SinkOptions } from './options.js';
 import type { AuthFailure, SendResult, Sink } from './types.js';
 
@@ -24,12 +32,22 @@ export function prepareCollectorRows(rows: CslRow[], maxFieldBytes = LA_MAX_FIEL
     let columns = 0;
     for (const _ in row) columns++;
     if (columns > LA_MAX_COLUMNS) {
-      return { buf: EMPTY, start: 0, bytes: 0, original: row, rejected: `record has ${columns} columns, over the Data Collector API limit of ${LA_MAX_COLUMNS}` };
+      return {
+        buf: EMPTY,
+        start: 0,
+        bytes: 0,
+        original: row,
+        rejected: `record has ${columns} columns, over the Data Collector API limit of ${LA_MAX_COLUMNS}`,
+      };
     }
     return prepareRow(row, maxFieldBytes, writer);
   });
 }
-const ODS_SUFFIX = { AzureCloud: 'ods.opinsights.azure.com', AzureUSGovernment: 'ods.opinsights.azure.us', AzureChinaCloud: 'ods.opinsights.azure.cn' } as const;
+const ODS_SUFFIX = {
+  AzureCloud: 'ods.opinsights.azure.com',
+  AzureUSGovernment: 'ods.opinsights.azure.us',
+  AzureChinaCloud: 'ods.opinsights.azure.cn',
+} as const;
 
 /** Codes that apply to every call with these headers: no point sending the rest or bisecting. */
 const BATCH_LEVEL_ERRORS = new Set([
@@ -49,13 +67,21 @@ const DC_DATE_WINDOW_MS = 15 * 60_000;
 /** Why a Data Collector 403 (InvalidAuthorization) probably happened, judged by the clock skew. */
 export function forbiddenCause(skewMs: number | undefined): AuthFailure {
   if (skewMs === undefined) {
-    return { hint: "check the workspace id and shared key (a rotated key must be written to the key file), and that this machine's clock is within 15 minutes of UTC" };
+    return {
+      hint: "check the workspace id and shared key (a rotated key must be written to the key file), and that this machine's clock is within 15 minutes of UTC",
+    };
   }
   const clock = `this machine's ${describeClockSkew(skewMs)}`;
   if (Math.abs(skewMs) >= DC_DATE_WINDOW_MS - 5_000) {
-    return { clockSkewMs: skewMs, hint: `${clock}: the service refuses requests dated more than 15 minutes from its time; fix time sync (chronyd, systemd-timesyncd)` };
+    return {
+      clockSkewMs: skewMs,
+      hint: `${clock}: the service refuses requests dated more than 15 minutes from its time; fix time sync (chronyd, systemd-timesyncd)`,
+    };
   }
-  return { clockSkewMs: skewMs, hint: `check the workspace id and shared key (a rotated key must be written to the key file); ${clock}, within the 15 minutes allowed` };
+  return {
+    clockSkewMs: skewMs,
+    hint: `check the workspace id and shared key (a rotated key must be written to the key file); ${clock}, within the 15 minutes allowed`,
+  };
 }
 
 export function dataCollectorUrl(config: Pick<LogAnalyticsConfig, 'workspaceId' | 'cloud' | 'endpoint'>): URL {
@@ -77,7 +103,13 @@ export function dataCollectorSignature(sharedKeyBase64: string, contentLength: n
 }
 
 /** The headers of a signed Data Collector post; the sink and install's probe of the endpoint share them. */
-export function dataCollectorHeaders(workspaceId: string, sharedKeyBase64: string, contentLength: number, date: string, logType: string): Record<string, string> {
+export function dataCollectorHeaders(
+  workspaceId: string,
+  sharedKeyBase64: string,
+  contentLength: number,
+  date: string,
+  logType: string,
+): Record<string, string> {
   return {
     'Content-Type': 'application/json',
     'Content-Length': String(contentLength),
@@ -90,7 +122,8 @@ export function dataCollectorHeaders(workspaceId: string, sharedKeyBase64: strin
 
 export function createLogAnalyticsSink(config: LogAnalyticsConfig, opts: SinkOptions = {}): Sink {
   const env = opts.env ?? process.env;
-  const sharedKey = opts.secrets?.sharedKey ?? readSecret({ file: config.sharedKeyFile, env: 'SENTINEL_CEF_KEY', label: 'workspace shared key' }, env);
+  const sharedKey =
+    opts.secrets?.sharedKey ?? readSecret({ file: config.sharedKeyFile, env: 'SENTINEL_CEF_KEY', label: 'workspace shared key' }, env);
   validateSharedKey(sharedKey);
   const url = dataCollectorUrl(config);
   const transport = new HttpTransport({ timeoutMs: opts.timeoutMs, ca: opts.ca, env });
@@ -115,7 +148,8 @@ export function createLogAnalyticsSink(config: LogAnalyticsConfig, opts: SinkOpt
     const text = clean(serviceErrorText(res.body)) || `HTTP ${res.status}`;
     const error = `Data Collector API HTTP ${res.status}: ${text}`;
     if (res.status === 413) return { kind: 'too-large', error };
-    if (isRetryableStatus(res.status)) return { kind: 'retry', error, retryAfterMs: parseRetryAfter(res.headers, now()), httpStatus: res.status };
+    if (isRetryableStatus(res.status))
+      return { kind: 'retry', error, retryAfterMs: parseRetryAfter(res.headers, now()), httpStatus: res.status };
     if (res.status === 403) {
       // Retryable for a while (the delivery loop bounds it): a skewed clock or a key just rotated heals.
       const auth = forbiddenCause(clockSkewMs(res.headers, now()));

@@ -4,11 +4,18 @@ import type { CslRow } from '../parser/types.js';
 import type { SinkConfig } from '../config/schema.js';
 import { redact } from '../util/secrets.js';
 import { BodyPool, deliver, prepareRow, preparingSink, type PostOutcome, type RowWriter } from './batch.js';
-import { clockSkewMs, describeClockSkew, describeNetworkError, HttpTransport, isRetryableStatus, parseRetryAfter, serviceErrorText } from './http.js';
+import {
+  clockSkewMs,
+  describeClockSkew,
+  describeNetworkError,
+  HttpTransport,
+  isRetryableStatus,
+  parseRetryAfter,
+  serviceErrorText,
+} from './http.js';
 import type { SinkOptions } from './options.js';
 import { createCredential, scopeFor, TokenCache } from './token.js';
 import type { PreparedRow, SendResult, Sink } from './types.js';
-
 
 type IngestionConfig = Extract<SinkConfig, { type: 'logs-ingestion' }>;
 
@@ -87,7 +94,9 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
       // forwarder's normal backoff.
       // @azure/identity wraps the authority's answer (AuthenticationRequiredError), so look for
       // its AADSTS code / OAuth error rather than a status.
-      const refused = /AADSTS\d+|invalid_client|unauthorized_client|invalid_tenant|invalid_scope/.test(String((err as Error)?.message ?? err));
+      const refused = /AADSTS\d+|invalid_client|unauthorized_client|invalid_tenant|invalid_scope/.test(
+        String((err as Error)?.message ?? err),
+      );
       const error = clean(`cannot get an Entra ID token for ${scope}: ${tokenErrorText(err)}`);
       if (!refused) return { kind: 'retry', error };
       // AADSTS700024/700027: a client assertion outside its validity window, i.e. this clock is off.
@@ -132,12 +141,25 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
     switch (res.status) {
       case 401: {
         const hint = `a fresh token was refused too: check the tenant, app registration and cloud${clock}`;
-        return { kind: 'retry', httpStatus: 401, retryAfterMs: AUTH_RETRY_MS, error: `${error} (${hint})`, auth: { hint, ...(skew !== undefined ? { clockSkewMs: skew } : {}) } };
+        return {
+          kind: 'retry',
+          httpStatus: 401,
+          retryAfterMs: AUTH_RETRY_MS,
+          error: `${error} (${hint})`,
+          auth: { hint, ...(skew !== undefined ? { clockSkewMs: skew } : {}) },
+        };
       }
       case 403: {
         forbiddenSince ??= now();
         const hint = `the identity needs the "Monitoring Metrics Publisher" role on the data collection rule; a new assignment can take up to 30 minutes to apply${clock}`;
-        if (now() - forbiddenSince < graceMs) return { kind: 'retry', httpStatus: 403, retryAfterMs: AUTH_RETRY_MS, error: `${error} (${hint})`, auth: { hint, ...(skew !== undefined ? { clockSkewMs: skew } : {}) } };
+        if (now() - forbiddenSince < graceMs)
+          return {
+            kind: 'retry',
+            httpStatus: 403,
+            retryAfterMs: AUTH_RETRY_MS,
+            error: `${error} (${hint})`,
+            auth: { hint, ...(skew !== undefined ? { clockSkewMs: skew } : {}) },
+          };
         return { kind: 'fatal', httpStatus: 403, error: `${error} (${hint})` };
       }
       case 404:
@@ -145,7 +167,8 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
       case 413:
         return { kind: 'too-large', error };
     }
-    if (isRetryableStatus(res.status)) return { kind: 'retry', httpStatus: res.status, retryAfterMs: parseRetryAfter(res.headers, now()), error };
+    if (isRetryableStatus(res.status))
+      return { kind: 'retry', httpStatus: res.status, retryAfterMs: parseRetryAfter(res.headers, now()), error };
     return { kind: 'reject', httpStatus: res.status, error, isolate: res.status === 400 };
   }
 
@@ -155,7 +178,13 @@ export function createLogsIngestionSink(config: IngestionConfig, opts: SinkOptio
 
   async function sendPrepared(rows: PreparedRow[], sendOpts?: { signal?: AbortSignal }): Promise<SendResult<PreparedRow>> {
     if (rows.length === 0) return { status: 'success', accepted: 0 };
-    return deliver(rows, { maxCallBytes, concurrency: opts.concurrency ?? 2, signal: sendOpts?.signal, post: (body) => post(body, sendOpts?.signal), bodies });
+    return deliver(rows, {
+      maxCallBytes,
+      concurrency: opts.concurrency ?? 2,
+      signal: sendOpts?.signal,
+      post: (body) => post(body, sendOpts?.signal),
+      bodies,
+    });
   }
 
   return preparingSink({
@@ -189,5 +218,10 @@ function tokenErrorText(err: unknown): string {
 
 function firstLine(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
-  return msg.split('\n').find((l) => l.trim())?.trim() ?? msg;
+  return (
+    msg
+      .split('\n')
+      .find((l) => l.trim())
+      ?.trim() ?? msg
+  );
 }

@@ -52,8 +52,7 @@ export function createCredential(
   switch (auth.kind) {
     case 'client-secret': {
       const secret =
-        opts.clientSecret ??
-        readSecret({ file: auth.clientSecretFile, env: 'AZURE_CLIENT_SECRET', label: 'client secret' }, env);
+        opts.clientSecret ?? readSecret({ file: auth.clientSecretFile, env: 'AZURE_CLIENT_SECRET', label: 'client secret' }, env);
       return new ClientSecretCredential(auth.tenantId, auth.clientId, secret, common);
     }
     case 'certificate':

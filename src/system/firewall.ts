@@ -44,10 +44,7 @@ export function planFirewallFix(state: FirewallState, ports: PortSpec[]): string
   const missing = ports.filter((p) => !state.allowed.includes(`${p.port}/${p.protocol}`));
   if (missing.length === 0) return [];
   if (state.kind === 'firewalld') {
-    return [
-      ...missing.map((p) => ['firewall-cmd', '--permanent', `--add-port=${p.port}/${p.protocol}`]),
-      ['firewall-cmd', '--reload'],
-    ];
+    return [...missing.map((p) => ['firewall-cmd', '--permanent', `--add-port=${p.port}/${p.protocol}`]), ['firewall-cmd', '--reload']];
   }
   return missing.map((p) => ['ufw', 'allow', `${p.port}/${p.protocol}`]);
 }

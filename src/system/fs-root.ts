@@ -35,7 +35,10 @@ export type FsOp = 'write' | 'rename' | 'mkdir' | 'remove' | 'chmod' | 'chown';
  */
 export class UnsafePathError extends CliError {
   constructor(message: string) {
-    super(message, { code: 'ERR_UNSAFE_PATH', suggestion: 'fix the path by hand (see docs/SECURITY.md), then run again; nothing was changed' });
+    super(message, {
+      code: 'ERR_UNSAFE_PATH',
+      suggestion: 'fix the path by hand (see docs/SECURITY.md), then run again; nothing was changed',
+    });
     this.name = 'UnsafePathError';
   }
 }
@@ -200,7 +203,16 @@ export class FsRoot {
       const s = await fh.stat();
       if (!s.isFile()) throw new UnsafePathError(`refusing to write ${p}: it is not a regular file`);
       const bytes = await fh.readFile();
-      const meta = { mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, size: s.size, isFile: true, isDirectory: false, isSymlink: false, mtimeMs: s.mtimeMs };
+      const meta = {
+        mode: s.mode & 0o7777,
+        uid: s.uid,
+        gid: s.gid,
+        size: s.size,
+        isFile: true,
+        isDirectory: false,
+        isSymlink: false,
+        mtimeMs: s.mtimeMs,
+      };
       return { bytes, meta };
     } finally {
       await fh.close();
@@ -287,7 +299,9 @@ export class FsRoot {
       const below = await lstatOrNull(this.resolve(next));
       const sticky = (st.mode & 0o1000) !== 0;
       if (sticky && (!below || this.isTrustedOwner(below.uid))) continue;
-      throw new UnsafePathError(`refusing to write ${p}: ${dirs[i]} is writable by ${othersWrite ? 'every user' : `group ${st.gid}`} (mode ${modeText})`);
+      throw new UnsafePathError(
+        `refusing to write ${p}: ${dirs[i]} is writable by ${othersWrite ? 'every user' : `group ${st.gid}`} (mode ${modeText})`,
+      );
     }
   }
 

@@ -78,7 +78,9 @@ export function createPrompter(interactive = isInteractive()): Prompter {
 }
 
 /** A scripted prompter for tests: answers are consumed in order; anything unexpected fails the test. */
-export function createScriptedPrompter(answers: Array<string | boolean>): Prompter & { asked: string[]; menus: Array<Array<Choice<string>>> } {
+export function createScriptedPrompter(
+  answers: Array<string | boolean>,
+): Prompter & { asked: string[]; menus: Array<Array<Choice<string>>> } {
   const asked: string[] = [];
   const menus: Array<Array<Choice<string>>> = [];
   const next = (message: string) => {

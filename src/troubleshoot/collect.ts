@@ -33,17 +33,20 @@ export class Redactor {
   }
 
   redact(text: string): string {
-    return redact(text, this.values)
-      .replace(/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g, '[REDACTED PRIVATE KEY]')
-      .replace(/(SharedKey\s+[^:\s"]+:)[A-Za-z0-9+/=]+/g, '$1[REDACTED]')
-      .replace(/(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/gi, '$1[REDACTED]')
-      .replace(/([a-z][a-z0-9+.-]*:\/\/[^:/\s@"]+:)[^@\s"]+@/gi, '$1[REDACTED]@')
-      .replace(/([?&](?:sig|signature|code|client_secret|access_token)=)[^&\s"]+/gi, '$1[REDACTED]')
-      .replace(/(["']?[\w.-]*(?:key|secret|token|password|passwd)["']?\s*[:=]\s*["']?)(?!\[REDACTED)([^\s"',}]{8,})/gi, (m, k: string, v: string) =>
-        /file|path|label|type|kind|id$/i.test(k) || v.startsWith('/') ? m : `${k}[REDACTED]`,
-      )
-      // Workspace keys and similar: long base64 runs with padding (88 characters for a 64-byte key).
-      .replace(/\b[A-Za-z0-9+/]{43,}={1,2}/g, '[REDACTED]');
+    return (
+      redact(text, this.values)
+        .replace(/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g, '[REDACTED PRIVATE KEY]')
+        .replace(/(SharedKey\s+[^:\s"]+:)[A-Za-z0-9+/=]+/g, '$1[REDACTED]')
+        .replace(/(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/gi, '$1[REDACTED]')
+        .replace(/([a-z][a-z0-9+.-]*:\/\/[^:/\s@"]+:)[^@\s"]+@/gi, '$1[REDACTED]@')
+        .replace(/([?&](?:sig|signature|code|client_secret|access_token)=)[^&\s"]+/gi, '$1[REDACTED]')
+        .replace(
+          /(["']?[\w.-]*(?:key|secret|token|password|passwd)["']?\s*[:=]\s*["']?)(?!\[REDACTED)([^\s"',}]{8,})/gi,
+          (m, k: string, v: string) => (/file|path|label|type|kind|id$/i.test(k) || v.startsWith('/') ? m : `${k}[REDACTED]`),
+        )
+        // Workspace keys and similar: long base64 runs with padding (88 characters for a 64-byte key).
+        .replace(/\b[A-Za-z0-9+/]{43,}={1,2}/g, '[REDACTED]')
+    );
   }
 }
 
@@ -83,7 +86,8 @@ export async function writeSupportBundle(
   const sink = cfg.config?.sink;
   const secretPaths: string[] = [];
   if (sink?.type === 'log-analytics' && sink.sharedKeyFile) secretPaths.push(sink.sharedKeyFile);
-  if (sink?.type === 'logs-ingestion' && sink.auth.kind === 'client-secret' && sink.auth.clientSecretFile) secretPaths.push(sink.auth.clientSecretFile);
+  if (sink?.type === 'logs-ingestion' && sink.auth.kind === 'client-secret' && sink.auth.clientSecretFile)
+    secretPaths.push(sink.auth.clientSecretFile);
   if (sink?.type === 'logs-ingestion' && sink.auth.kind === 'certificate') secretPaths.push(sink.auth.certificateFile);
   for (const p of secretPaths) {
     const t = await ctx.readText(p);
@@ -92,7 +96,8 @@ export async function writeSupportBundle(
   for (const [k, v] of Object.entries(deps.env)) if (SECRET_NAME.test(k)) red.addValue(v);
   // A raw config that failed to parse may still hold an inline key: take any secret-looking JSON value.
   if (cfg.raw) {
-    for (const m of cfg.raw.matchAll(/"([^"]+)"\s*:\s*"([^"]*)"/g)) if (SECRET_NAME.test(m[1]) && !/file|path|label|id$/i.test(m[1])) red.addValue(m[2]);
+    for (const m of cfg.raw.matchAll(/"([^"]+)"\s*:\s*"([^"]*)"/g))
+      if (SECRET_NAME.test(m[1]) && !/file|path|label|id$/i.test(m[1])) red.addValue(m[2]);
   }
 
   const staging = await mkdtemp(join(tmpdir(), 'sentinel-cef-bundle-'));
@@ -113,7 +118,9 @@ export async function writeSupportBundle(
     if (osRelease) versions.push('', osRelease.trim());
     const d = await ctx.daemon();
     if (d.name) {
-      const r = await deps.exec(d.name === 'rsyslog' ? 'rsyslogd' : 'syslog-ng', [d.name === 'rsyslog' ? '-v' : '--version'], { timeoutMs: 10_000 });
+      const r = await deps.exec(d.name === 'rsyslog' ? 'rsyslogd' : 'syslog-ng', [d.name === 'rsyslog' ? '-v' : '--version'], {
+        timeoutMs: 10_000,
+      });
       versions.push('', r.stdout.split('\n').slice(0, 3).join('\n'));
     }
     await put('versions.txt', `${versions.join('\n')}\n`);
@@ -140,7 +147,12 @@ export async function writeSupportBundle(
     const sockets = await ctx.sockets();
     await put(
       'sockets.txt',
-      sockets.map((s) => `${s.transport}${s.family === 6 ? '6' : ''} ${s.state} ${s.localAddress}:${s.localPort} ${s.remoteAddress}:${s.remotePort} ${s.process ?? ''}${s.pid ? `[${s.pid}]` : ''}`).join('\n') + '\n',
+      sockets
+        .map(
+          (s) =>
+            `${s.transport}${s.family === 6 ? '6' : ''} ${s.state} ${s.localAddress}:${s.localPort} ${s.remoteAddress}:${s.remotePort} ${s.process ?? ''}${s.pid ? `[${s.pid}]` : ''}`,
+        )
+        .join('\n') + '\n',
     );
 
     for (const p of [...LAYOUT.logFiles, ...LAYOUT.systemLogs]) {

@@ -3,7 +3,13 @@ import { createFsRoot, type FileMeta, type FsRoot } from '../system/fs-root.js';
 import { detectDaemon, type DaemonInfo } from '../system/detect-daemon.js';
 import { detectInitSystem } from '../system/processes.js';
 import { listListeners, type Listener } from '../system/listeners.js';
-import { forwarderConfigSchema, DEFAULT_ADMIN, DEFAULT_CONFIG_PATH, DEFAULT_FORWARDER_PORT, type ForwarderConfig } from '../config/schema.js';
+import {
+  forwarderConfigSchema,
+  DEFAULT_ADMIN,
+  DEFAULT_CONFIG_PATH,
+  DEFAULT_FORWARDER_PORT,
+  type ForwarderConfig,
+} from '../config/schema.js';
 import { LAYOUT } from './layout.js';
 import type { Health } from '../forwarder/admin-types.js';
 import { validateSemantics } from '../config/load.js';
@@ -192,7 +198,12 @@ export class Context {
       const info: DaemonInfo = await detectDaemon(this.fs);
       // The daemon install configured, while it is still installed (both may be).
       const name = this.opts.daemon && info.installed.includes(this.opts.daemon) ? this.opts.daemon : info.daemon;
-      const pids = name ? info.running.filter((r) => r.daemon === name).map((r) => r.pid).sort((a, b) => a - b) : [];
+      const pids = name
+        ? info.running
+            .filter((r) => r.daemon === name)
+            .map((r) => r.pid)
+            .sort((a, b) => a - b)
+        : [];
       return { name, running: pids.length > 0, pid: pids[0], installed: info.installed, binary: info.binary, pids };
     });
   }

@@ -80,7 +80,7 @@ export function sizeLimits(ctx: Context): Promise<SizeLimits | null> {
       const t = stripConfigComments(f.text);
       const m =
         d.name === 'rsyslog'
-          ? /maxMessageSize\s*=\s*"?([^"\s)]+)"?/i.exec(t) ?? /^\s*\$MaxMessageSize\s+(\S+)/im.exec(t)
+          ? (/maxMessageSize\s*=\s*"?([^"\s)]+)"?/i.exec(t) ?? /^\s*\$MaxMessageSize\s+(\S+)/im.exec(t))
           : /\blog[-_]msg[-_]size\s*\(\s*(\d+)\s*\)/.exec(t);
       if (m) {
         size = parseSize(m[1]);
@@ -108,10 +108,14 @@ export async function probeSize(ctx: Context): Promise<number> {
 }
 
 /** Verdicts of the iptables and nftables rulesets for new packets to the daemon port, per transport and origin. */
-export function firewallVerdicts(ctx: Context): Promise<{ kind: 'iptables' | 'nftables' | 'none'; verdicts: Array<{ packet: Packet; verdict: Verdict }> }> {
+export function firewallVerdicts(
+  ctx: Context,
+): Promise<{ kind: 'iptables' | 'nftables' | 'none'; verdicts: Array<{ packet: Packet; verdict: Verdict }> }> {
   return ctx.once('firewall-verdicts', async () => {
     const port = ctx.opts.port;
-    const packets: Packet[] = (['tcp', 'udp'] as const).flatMap((protocol) => (['ext', 'lo'] as const).map((iface) => ({ protocol, port, iface })));
+    const packets: Packet[] = (['tcp', 'udp'] as const).flatMap((protocol) =>
+      (['ext', 'lo'] as const).map((iface) => ({ protocol, port, iface })),
+    );
     const ipt = await ctx.deps.exec('iptables-save', ['-t', 'filter'], { timeoutMs: 15_000 });
     const save = !ipt.notFound && ipt.exitCode === 0 ? parseIptablesSave(ipt.stdout) : null;
     const nft = await ctx.deps.exec('nft', ['-j', 'list', 'ruleset'], { timeoutMs: 15_000 });

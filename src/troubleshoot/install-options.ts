@@ -22,11 +22,20 @@ export async function applyInstalledOptions(
   const inst = await readInstalledOptions(deps);
   const out: TroubleshootOptionsInput = { ...input };
   const settings: Setting[] = [];
-  const pick = <K extends 'port' | 'protocol' | 'daemon' | 'configPath'>(key: K, name: Setting['name'], installed: TroubleshootOptionsInput[K] | undefined) => {
+  const pick = <K extends 'port' | 'protocol' | 'daemon' | 'configPath'>(
+    key: K,
+    name: Setting['name'],
+    installed: TroubleshootOptionsInput[K] | undefined,
+  ) => {
     const flag = input[key];
     if (flag !== undefined) {
       const differs = installed !== undefined && installed !== flag;
-      settings.push({ name, value: flag as string | number, from: 'flag', ...(differs ? { installed: installed as string | number } : {}) });
+      settings.push({
+        name,
+        value: flag as string | number,
+        from: 'flag',
+        ...(differs ? { installed: installed as string | number } : {}),
+      });
     } else if (installed !== undefined) {
       out[key] = installed;
       settings.push({ name, value: installed as string | number, from: 'install' });

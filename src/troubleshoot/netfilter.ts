@@ -178,7 +178,8 @@ export function parseNftJson(text: string): NftChain[] | null {
       });
     }
     const r = o.rule as Json | undefined;
-    if (r) chains.get(key(r.family, r.table, r.chain))?.rules.push({ handle: r.handle as number | undefined, expr: (r.expr as Json[]) ?? [] });
+    if (r)
+      chains.get(key(r.family, r.table, r.chain))?.rules.push({ handle: r.handle as number | undefined, expr: (r.expr as Json[]) ?? [] });
   }
   return [...chains.values()];
 }
@@ -230,7 +231,10 @@ function nftRuleText(expr: Json[]): string {
         const mt = l?.meta as Json | undefined;
         const what = pl ? `${String(pl.protocol)} ${String(pl.field)}` : mt ? `meta ${String(mt.key)}` : Object.keys(l ?? {})[0];
         const right = m.right as Json | number | string;
-        const rv = typeof right === 'object' && right && Array.isArray(right.set) ? `{ ${(right.set as unknown[]).join(', ')} }` : JSON.stringify(right);
+        const rv =
+          typeof right === 'object' && right && Array.isArray(right.set)
+            ? `{ ${(right.set as unknown[]).join(', ')} }`
+            : JSON.stringify(right);
         return `${what} ${m.op === '!=' ? '!= ' : ''}${String(rv).replace(/^"|"$/g, '')}`;
       }
       return Object.keys(e)[0];
@@ -239,7 +243,8 @@ function nftRuleText(expr: Json[]): string {
 }
 
 export function evaluateNft(chains: NftChain[], p: Packet): Verdict | null {
-  const byName = (family: string, table: string, name: string) => chains.find((c) => c.family === family && c.table === table && c.name === name);
+  const byName = (family: string, table: string, name: string) =>
+    chains.find((c) => c.family === family && c.table === table && c.name === name);
   const walk = (c: NftChain, depth: number): { v: Verdict | null; ret: boolean; goto?: boolean } => {
     for (const r of c.rules) {
       if (depth > 32) break;
@@ -256,7 +261,8 @@ export function evaluateNft(chains: NftChain[], p: Packet): Verdict | null {
       const by = `rule handle ${r.handle ?? '?'} of chain ${c.name} in table ${c.family} ${c.table} (${nftRuleText(r.expr)})`;
       for (const e of r.expr) {
         if ('accept' in e) return { v: { action: 'accept', by, chain: c.name, table: { family: c.family, name: c.table } }, ret: false };
-        if ('drop' in e || 'reject' in e) return { v: { action: 'drop', by, chain: c.name, table: { family: c.family, name: c.table } }, ret: false };
+        if ('drop' in e || 'reject' in e)
+          return { v: { action: 'drop', by, chain: c.name, table: { family: c.family, name: c.table } }, ret: false };
         if ('return' in e) return { v: null, ret: true };
         const jump = (e.jump ?? e.goto) as Json | undefined;
         if (jump) {
@@ -280,7 +286,12 @@ export function evaluateNft(chains: NftChain[], p: Packet): Verdict | null {
     const table = { family: base.family, name: base.table };
     const v = r.v
       ? { ...r.v, chain: base.name, table }
-      : { action: base.policy === 'drop' ? ('drop' as const) : ('accept' as const), by: `the ${base.policy ?? 'accept'} policy of chain ${base.name} in table ${base.family} ${base.table}`, chain: base.name, table };
+      : {
+          action: base.policy === 'drop' ? ('drop' as const) : ('accept' as const),
+          by: `the ${base.policy ?? 'accept'} policy of chain ${base.name} in table ${base.family} ${base.table}`,
+          chain: base.name,
+          table,
+        };
     if (v.action === 'drop') return v;
     accepted ??= v;
   }

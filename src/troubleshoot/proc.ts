@@ -60,7 +60,7 @@ function decodeAddress(hex: string): string {
 function compressIPv6(groups: string[]): string {
   let best = -1;
   let bestLen = 0;
-  for (let i = 0; i < groups.length; ) {
+  for (let i = 0; i < groups.length;) {
     if (groups[i] !== '0') {
       i++;
       continue;

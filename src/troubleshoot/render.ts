@@ -32,7 +32,8 @@ export function renderHuman(report: TroubleshootReport, opts: { colour: boolean;
       if (r.fix && (r.status === 'fail' || r.status === 'warn')) lines.push(`      ${c.cyan('fix:')} ${r.fix}`);
       const fix = r.details?.fix as { description: string; applied: boolean; error?: string } | undefined;
       if (fix) lines.push(`      ${c.magenta('fixed:')} ${fix.description}${fix.applied ? '' : ` (failed: ${fix.error})`}`);
-      if (r.id === 'e2e.readback' && Array.isArray(r.details?.hops)) lines.push(...renderHops(r.details!.hops as ProbeHopRow[]).map((l) => `      ${l}`));
+      if (r.id === 'e2e.readback' && Array.isArray(r.details?.hops))
+        lines.push(...renderHops(r.details!.hops as ProbeHopRow[]).map((l) => `      ${l}`));
       if (opts.verbose && r.id === 'e2e.probes' && Array.isArray(r.details?.probes)) {
         for (const p of r.details!.probes as Array<{ id: string; stage: string; latencyMs?: number }>) {
           lines.push(`      ${p.id}: ${p.stage}${p.latencyMs !== undefined ? ` in ${p.latencyMs} ms` : ''}`);
@@ -57,14 +58,34 @@ export function statusCounts(checks: CheckResult[]): Record<CheckStatus, number>
   return out;
 }
 
-const ms = (v: number | null) => (v === null ? '—' : v < 1000 ? `+${v} ms` : v < 120_000 ? `+${(v / 1000).toFixed(1)} s` : `+${Math.floor(v / 60_000)}m${String(Math.round((v % 60_000) / 1000)).padStart(2, '0')}s`);
+const ms = (v: number | null) =>
+  v === null
+    ? '—'
+    : v < 1000
+      ? `+${v} ms`
+      : v < 120_000
+        ? `+${(v / 1000).toFixed(1)} s`
+        : `+${Math.floor(v / 60_000)}m${String(Math.round((v % 60_000) / 1000)).padStart(2, '0')}s`;
 
 /** Each probe's hops, latency from the hop before: sent → daemon → forwarder → ingestion API → table. */
 export function renderHops(hops: ProbeHopRow[]): string[] {
   const rows = [['probe', 'sent', 'daemon', 'forwarder', 'API accepted', 'in table', 'Syslog copy']];
   for (const h of hops) {
-    rows.push([h.id, h.sent ? h.sent.slice(11, 19) : '—', h.daemon ? 'yes' : '—', ms(h.forwarderMs), ms(h.apiMs), ms(h.tableMs), h.inSyslog ? 'yes' : 'no']);
+    rows.push([
+      h.id,
+      h.sent ? h.sent.slice(11, 19) : '—',
+      h.daemon ? 'yes' : '—',
+      ms(h.forwarderMs),
+      ms(h.apiMs),
+      ms(h.tableMs),
+      h.inSyslog ? 'yes' : 'no',
+    ]);
   }
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((c, i) => c.padEnd(w[i]))
+      .join('  ')
+      .trimEnd(),
+  );
 }

@@ -50,12 +50,26 @@ export const CHECKS: Array<{ id: string; run: CheckFn }> = [
 ];
 
 /** Fixes run in this order: a daemon must run before its drop-in can be reloaded, and so on. */
-const FIX_ORDER = ['daemon.running', 'daemon.dropin', 'forwarder.running', 'daemon.forwarding', 'system.firewall', 'daemon.spool', 'daemon.intake-state'];
+const FIX_ORDER = [
+  'daemon.running',
+  'daemon.dropin',
+  'forwarder.running',
+  'daemon.forwarding',
+  'system.firewall',
+  'daemon.spool',
+  'daemon.intake-state',
+];
 
 async function runOne(ctx: Context, c: { id: string; run: CheckFn }): Promise<CheckOutcome> {
   if (ctx.opts.forwarderOnly && c.id.startsWith('daemon.')) {
     // No daemon is in the path by design: its checks would only fail.
-    return { id: c.id, title: c.id, group: 'daemon', status: 'skip', message: `forwarder-only install: the forwarder listens on port ${ctx.opts.port} itself, no syslog daemon is in the path` };
+    return {
+      id: c.id,
+      title: c.id,
+      group: 'daemon',
+      status: 'skip',
+      message: `forwarder-only install: the forwarder listens on port ${ctx.opts.port} itself, no syslog daemon is in the path`,
+    };
   }
   try {
     return await c.run(ctx);
@@ -166,13 +180,18 @@ export async function runTroubleshoot(
         if (applied > 0) {
           ctx.invalidate();
           ctx.startedAt = deps.now(); // a re-check after a fix gets its own --timeout
-          o = await runOne(ctx, CHECKS.find((c) => c.id === first.id)!);
+          o = await runOne(
+            ctx,
+            CHECKS.find((c) => c.id === first.id)!,
+          );
           outcomes = outcomes.map((x) => (x.id === o.id ? o : x));
           if (o.status !== 'fail' && o.status !== 'warn') continue;
         }
         const fix = o.safeFix;
         if (!fix) continue;
-        const ok = opts.yes || (hooks.confirmFix ? await hooks.confirmFix(strip(o), fix.description) : await deps.confirm(`${o.id}: ${fix.description}?`));
+        const ok =
+          opts.yes ||
+          (hooks.confirmFix ? await hooks.confirmFix(strip(o), fix.description) : await deps.confirm(`${o.id}: ${fix.description}?`));
         if (!ok) continue;
         tried.add(o.id);
         deps.progress(`fixing ${o.id}: ${fix.description}`);
@@ -187,13 +206,19 @@ export async function runTroubleshoot(
         await deps.sleep(error ? 0 : 1000);
         ctx.invalidate();
         ctx.startedAt = deps.now();
-        let again = await runOne(ctx, CHECKS.find((c) => c.id === o.id)!);
+        let again = await runOne(
+          ctx,
+          CHECKS.find((c) => c.id === o.id)!,
+        );
         if (!error && (again.status === 'fail' || again.status === 'warn')) {
           // A restarted service may still be starting (the supervisor's restart delay, a slow machine): one more look.
           await deps.sleep(3000);
           ctx.invalidate();
           ctx.startedAt = deps.now();
-          again = await runOne(ctx, CHECKS.find((c) => c.id === o.id)!);
+          again = await runOne(
+            ctx,
+            CHECKS.find((c) => c.id === o.id)!,
+          );
         }
         again.details = { ...again.details, fix: { applied: !error, description: fix.description, error, before: o.status } };
         outcomes = outcomes.map((x) => (x.id === o.id ? again : x));
@@ -202,7 +227,16 @@ export async function runTroubleshoot(
       // The fixes changed the path: follow fresh probes through it, and refresh everything else with them.
       ctx.invalidate();
       ctx.startedAt = deps.now();
-      outcomes = await Promise.all(outcomes.map(async (x) => (x.details?.fix ? x : await runOne(ctx, CHECKS.find((c) => c.id === x.id)!))));
+      outcomes = await Promise.all(
+        outcomes.map(async (x) =>
+          x.details?.fix
+            ? x
+            : await runOne(
+                ctx,
+                CHECKS.find((c) => c.id === x.id)!,
+              ),
+        ),
+      );
     }
   }
 

@@ -127,7 +127,7 @@ export async function inspectRsyslogSpool(ctx: Context): Promise<SpoolState | { 
       dirSource = `rsyslog's workDirectory`;
     } else {
       dirs = RSYSLOG_STOCK_WORKDIRS;
-      dirSource = 'no queue.spoolDirectory and no workDirectory set; looked in the distributions\' usual work directories';
+      dirSource = "no queue.spoolDirectory and no workDirectory set; looked in the distributions' usual work directories";
     }
   }
 
@@ -167,7 +167,10 @@ export async function inspectRsyslogSpool(ctx: Context): Promise<SpoolState | { 
     if (!qi) state.orphaned = `${q.filename}.qi`;
     return state;
   }
-  const offsets = await rsyslogReadOffsets(ctx, data.map((f) => f.path));
+  const offsets = await rsyslogReadOffsets(
+    ctx,
+    data.map((f) => f.path),
+  );
   if (offsets === null) {
     notes.push("rsyslogd's read position is not visible (/proc/PID/fdinfo needs root)");
     return state;

@@ -126,7 +126,11 @@ export interface TroubleshootDeps {
   /** Obtains an Entra ID token for the logs-ingestion sink; rejects with the identity error. */
   getToken(sink: unknown, opts: { timeoutMs: number }): Promise<{ expiresOn: number }>;
   /** Signs in and returns a Logs Query + ARM client for readback (tests pass one backed by the mocks). */
-  readbackClient?(opts: { cloud: import('../config/schema.js').Cloud; logsQueryUrl?: string; armUrl?: string }): Promise<import('../azure/readback.js').ReadbackClient>;
+  readbackClient?(opts: {
+    cloud: import('../config/schema.js').Cloud;
+    logsQueryUrl?: string;
+    armUrl?: string;
+  }): Promise<import('../azure/readback.js').ReadbackClient>;
   /** Free and total bytes of the filesystem holding `path` (a target-system path). */
   statfs(path: string): Promise<{ free: number; total: number } | null>;
   /**
@@ -140,7 +144,13 @@ export interface TroubleshootDeps {
    */
   renderDropIn(
     daemon: 'rsyslog' | 'syslog-ng',
-    opts: { port: number; forwarderPort: number; queueMaxBytes?: number; protocol?: 'tcp' | 'udp' | 'both'; intakeStateFile?: string | null },
+    opts: {
+      port: number;
+      forwarderPort: number;
+      queueMaxBytes?: number;
+      protocol?: 'tcp' | 'udp' | 'both';
+      intakeStateFile?: string | null;
+    },
   ): Promise<Array<{ path: string; content: string }> | null>;
   /** Program on PATH, or null. */
   which: Exec['which'];

@@ -8,17 +8,7 @@
  */
 import * as fs from 'node:fs';
 
-export type FsOp =
-  | 'open'
-  | 'write'
-  | 'read'
-  | 'fsync'
-  | 'close'
-  | 'truncate'
-  | 'rename'
-  | 'unlink'
-  | 'mkdir'
-  | 'stat';
+export type FsOp = 'open' | 'write' | 'read' | 'fsync' | 'close' | 'truncate' | 'rename' | 'unlink' | 'mkdir' | 'stat';
 
 /** What a plan decides for one call: fail with `code`, or (writes only) write at most `short` bytes. */
 export interface FaultDecision {
@@ -41,7 +31,17 @@ export function pathOfFd(fd: number): string {
   return fdPaths.get(fd) ?? `fd ${fd}`;
 }
 
-const ERRNO: Record<string, number> = { EACCES: -13, ENOSPC: -28, EMFILE: -24, EIO: -5, EROFS: -30, EDQUOT: -122, EPERM: -1, ENOENT: -2, EBADF: -9 };
+const ERRNO: Record<string, number> = {
+  EACCES: -13,
+  ENOSPC: -28,
+  EMFILE: -24,
+  EIO: -5,
+  EROFS: -30,
+  EDQUOT: -122,
+  EPERM: -1,
+  ENOENT: -2,
+  EBADF: -9,
+};
 
 export function faultError(code: string, op: FsOp, path: string): NodeJS.ErrnoException {
   const err = new Error(`${code}: injected fault, ${op} '${path}'`) as NodeJS.ErrnoException;
@@ -198,7 +198,7 @@ export function close(fd: number): Promise<void> {
         planned = err as Error;
       }
     }
-    fs.close(fd, (err) => (planned ?? err ? reject(planned ?? err) : resolve()));
+    fs.close(fd, (err) => ((planned ?? err) ? reject(planned ?? err) : resolve()));
   });
 }
 

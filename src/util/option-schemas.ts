@@ -20,7 +20,10 @@ export function secondsOption(max: number, { allowZero = false } = {}) {
   return z.union([z.number(), z.string()]).transform((v, ctx) => {
     const n = typeof v === 'number' ? v : v.trim() === '' ? NaN : Number(v);
     if (!Number.isFinite(n) || (allowZero ? n < 0 : n <= 0) || n > max) {
-      ctx.addIssue({ code: 'custom', message: allowZero ? `must be seconds from 0 to ${max}` : `must be seconds, more than 0 and at most ${max}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: allowZero ? `must be seconds from 0 to ${max}` : `must be seconds, more than 0 and at most ${max}`,
+      });
       return z.NEVER;
     }
     return n;

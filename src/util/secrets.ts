@@ -37,10 +37,7 @@ export function assertPrivateFile(path: string, label = 'secret'): void {
   if (!st.isFile()) throw new SecretError(`the ${label} file ${path} is not a regular file`);
   if ((st.mode & 0o077) !== 0) {
     const mode = (st.mode & 0o777).toString(8).padStart(3, '0');
-    throw new SecretError(
-      `refusing to use the ${label} file ${path}: mode ${mode} lets other users read it`,
-      `run: chmod 600 ${path}`,
-    );
+    throw new SecretError(`refusing to use the ${label} file ${path}: mode ${mode} lets other users read it`, `run: chmod 600 ${path}`);
   }
 }
 
@@ -65,9 +62,7 @@ export function readSecret(source: SecretSource, environment: NodeJS.ProcessEnv 
   if (source.env) {
     const value = environment[source.env]?.trim();
     if (value) return value;
-    throw new SecretError(
-      `no ${label}: set the environment variable ${source.env} or configure a 0600 file that holds it`,
-    );
+    throw new SecretError(`no ${label}: set the environment variable ${source.env} or configure a 0600 file that holds it`);
   }
   throw new SecretError(`no ${label} configured`);
 }

@@ -20,16 +20,33 @@ afterEach(async () => {
   fwd = null;
 });
 
-const row = (i: number) => ({ TimeGenerated: new Date(1_700_000_000_000 + i * 1000).toISOString(), DeviceVendor: 'Acme', DeviceProduct: 'FW', DeviceEventClassID: String(i), Activity: `event ${i}` });
+const row = (i: number) => ({
+  TimeGenerated: new Date(1_700_000_000_000 + i * 1000).toISOString(),
+  DeviceVendor: 'Acme',
+  DeviceProduct: 'FW',
+  DeviceEventClassID: String(i),
+  Activity: `event ${i}`,
+});
 const line = (e: Record<string, unknown>) => JSON.stringify(e) + '\n';
-const rowEntry = (i: number, time: string, reason = 'Data Collector API HTTP 403: InvalidAuthorization') => ({ time, reason, httpStatus: 403, row: row(i) });
+const rowEntry = (i: number, time: string, reason = 'Data Collector API HTTP 403: InvalidAuthorization') => ({
+  time,
+  reason,
+  httpStatus: 403,
+  row: row(i),
+});
 
 /** A config file for the CLI; `admin` is what a running forwarder bound (port 0 is no address for a client). */
 function writeConfig(dir: string, admin: string | false = '127.0.0.1:1'): string {
   const path = join(dir, 'forwarder.json');
   writeFileSync(
     path,
-    JSON.stringify({ listen: ['tcp://127.0.0.1:0'], queue: { dir: join(dir, 'queue') }, sink: { type: 'file', path: join(dir, 'rows.ndjson') }, deadLetterFile: join(dir, 'dead-letter.ndjson'), admin }),
+    JSON.stringify({
+      listen: ['tcp://127.0.0.1:0'],
+      queue: { dir: join(dir, 'queue') },
+      sink: { type: 'file', path: join(dir, 'rows.ndjson') },
+      deadLetterFile: join(dir, 'dead-letter.ndjson'),
+      admin,
+    }),
   );
   return path;
 }
@@ -40,7 +57,12 @@ function seedRotated(dir: string): void {
   writeFileSync(`${dl}.2`, line(rowEntry(0, '2026-12-01T00:00:00.000Z')) + line(rowEntry(1, '2026-12-01T00:00:01.000Z')), { mode: 0o600 });
   writeFileSync(
     `${dl}.1`,
-    line({ time: '2026-12-02T00:00:00.000Z', reason: 'parse failure: no CEF header', raw: '<134>garbage', receivedAt: '2026-12-01T23:59:59.000Z' }) +
+    line({
+      time: '2026-12-02T00:00:00.000Z',
+      reason: 'parse failure: no CEF header',
+      raw: '<134>garbage',
+      receivedAt: '2026-12-01T23:59:59.000Z',
+    }) +
       '{not json\n' +
       line({ time: '2026-12-02T00:00:01.000Z', reason: 'accepted truncated: Message:70000', accepted: true, row: row(2) }),
     { mode: 0o600 },
@@ -59,9 +81,20 @@ describe('dead-letters list', () => {
     const dir = tempDir('dl-');
     seedRotated(dir);
     const r = await runDeadLetters({ action: 'list', config: writeConfig(dir) });
-    expect(r.files.map((f) => f.path.slice(dir.length + 1))).toEqual(['dead-letter.ndjson.2', 'dead-letter.ndjson.1', 'dead-letter.ndjson']);
+    expect(r.files.map((f) => f.path.slice(dir.length + 1))).toEqual([
+      'dead-letter.ndjson.2',
+      'dead-letter.ndjson.1',
+      'dead-letter.ndjson',
+    ]);
     expect(r.files.map((f) => f.entries)).toEqual([2, 3, 1]);
-    expect(r).toMatchObject({ total: 5, malformed: 1, accepted: 1, replayed: 0, from: '2026-12-01T00:00:00.000Z', to: '2026-12-03T00:00:00.000Z' });
+    expect(r).toMatchObject({
+      total: 5,
+      malformed: 1,
+      accepted: 1,
+      replayed: 0,
+      from: '2026-12-01T00:00:00.000Z',
+      to: '2026-12-03T00:00:00.000Z',
+    });
     expect(r.byReason).toEqual([
       { reason: 'Data Collector API HTTP 403: InvalidAuthorization', count: 3 },
       { reason: 'accepted truncated: Message:70000', count: 1 },
@@ -74,7 +107,13 @@ describe('dead-letters list', () => {
       ['row', '2026-12-02T00:00:01.000Z'],
       ['row', '2026-12-03T00:00:00.000Z'],
     ]);
-    const filtered = await runDeadLetters({ action: 'list', config: writeConfig(dir), reason: 'invalidauth', since: new Date('2026-12-01T00:00:01Z'), limit: 1 });
+    const filtered = await runDeadLetters({
+      action: 'list',
+      config: writeConfig(dir),
+      reason: 'invalidauth',
+      since: new Date('2026-12-01T00:00:01Z'),
+      limit: 1,
+    });
     expect(filtered).toMatchObject({ total: 2, entries: [{ time: '2026-12-03T00:00:00.000Z' }] });
     const one = await runDeadLetters({ action: 'list', file: join(dir, 'dead-letter.ndjson.1') });
     expect(one.total).toBe(2);
@@ -83,7 +122,10 @@ describe('dead-letters list', () => {
   it('--json from the CLI is one JSON document on stdout', async () => {
     const dir = tempDir('dl-');
     seedRotated(dir);
-    const r = await execa(bin, ['dead-letters', 'list', '--json', '--config', writeConfig(dir), '--limit', '0'], { env: { CI: 'true', NO_COLOR: '1' }, reject: false });
+    const r = await execa(bin, ['dead-letters', 'list', '--json', '--config', writeConfig(dir), '--limit', '0'], {
+      env: { CI: 'true', NO_COLOR: '1' },
+      reject: false,
+    });
     expect(r.exitCode).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ total: 5, byReason: [{ count: 3 }, {}, {}] });
   });
@@ -91,7 +133,10 @@ describe('dead-letters list', () => {
 
 describe('dead-letters: bad flags and no forwarder', () => {
   it.each([
-    [['list', '--since', 'yesterday'], /^sentinel-cef: --since must be an ISO time \(2026-12-01T08:00:00Z\) or an age \(30m, 2h, 7d\), got 'yesterday'$/],
+    [
+      ['list', '--since', 'yesterday'],
+      /^sentinel-cef: --since must be an ISO time \(2026-12-01T08:00:00Z\) or an age \(30m, 2h, 7d\), got 'yesterday'$/,
+    ],
     [['list', '--limit', '-1'], /--limit must be an integer from 0 to 1000000, got '-1'/],
     [['replay', '--chunk', '0'], /--chunk must be an integer from 1 to 10000, got '0'/],
     [['list', '--no-such-flag'], /unknown option '--no-such-flag'/],
@@ -125,11 +170,20 @@ describe('dead-letters: bad flags and no forwarder', () => {
     const url = `http://${f.adminAddress}${REPLAY_PATH}`;
     const body = JSON.stringify({ records: [{ row: row(1) }] });
     expect((await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).status).toBe(403);
-    expect((await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', [REPLAY_TOKEN_HEADER]: 'x'.repeat(64) }, body })).status).toBe(403);
+    expect(
+      (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', [REPLAY_TOKEN_HEADER]: 'x'.repeat(64) }, body }))
+        .status,
+    ).toBe(403);
     const token = readFileSync(join(dir, 'queue', 'replay.token'), 'utf8').trim();
     expect(statSync(join(dir, 'queue', 'replay.token')).mode & 0o777).toBe(0o600);
-    expect((await fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain', [REPLAY_TOKEN_HEADER]: token }, body })).status).toBe(415);
-    const bad = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', [REPLAY_TOKEN_HEADER]: token }, body: '{"records":[{"nope":1}]}' });
+    expect(
+      (await fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain', [REPLAY_TOKEN_HEADER]: token }, body })).status,
+    ).toBe(415);
+    const bad = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', [REPLAY_TOKEN_HEADER]: token },
+      body: '{"records":[{"nope":1}]}',
+    });
     expect(bad.status).toBe(400);
     expect(f.health().counters.received).toBe(0);
   });
@@ -142,7 +196,11 @@ describe('replay token', () => {
     const { f } = await startFwd(dir);
     faults.clear();
     expect(f.health().status).not.toBe('stopping');
-    const r = await fetch(`http://${f.adminAddress}${REPLAY_PATH}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"records":[]}' });
+    const r = await fetch(`http://${f.adminAddress}${REPLAY_PATH}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"records":[]}',
+    });
     expect(r.status).toBe(405);
     expect(await f.metrics.registry.metrics()).toMatch(/sentinel_cef_background_errors_total\{where="replay_token"\} 1/);
   });
@@ -156,14 +214,28 @@ describe('dead-letters replay', () => {
     let text = '';
     for (let i = 0; i < N; i++) text += line(rowEntry(i, new Date(Date.UTC(2026, 11, 1, 0, 0, i)).toISOString()));
     // A parse failure whose message the parser now takes, one that still fails, and an accepted row (never replayed).
-    text += line({ time: '2026-12-01T01:00:00.000Z', reason: 'parse failure: old parser', raw: cef(1000), receivedAt: '2026-12-01T00:59:59.000Z' });
-    text += line({ time: '2026-12-01T01:00:01.000Z', reason: 'parse failure: no CEF header', raw: '<134>Nov 22 08:00:00 fw1 not cef at all', receivedAt: '2026-12-01T01:00:00.000Z' });
+    text += line({
+      time: '2026-12-01T01:00:00.000Z',
+      reason: 'parse failure: old parser',
+      raw: cef(1000),
+      receivedAt: '2026-12-01T00:59:59.000Z',
+    });
+    text += line({
+      time: '2026-12-01T01:00:01.000Z',
+      reason: 'parse failure: no CEF header',
+      raw: '<134>Nov 22 08:00:00 fw1 not cef at all',
+      receivedAt: '2026-12-01T01:00:00.000Z',
+    });
     text += line({ time: '2026-12-01T01:00:02.000Z', reason: 'accepted truncated: Message:70000', accepted: true, row: row(2000) });
     writeFileSync(dl, text, { mode: 0o600 });
     const { f, configFile } = await startFwd(dir);
     const first = await runDeadLetters({ action: 'replay', config: configFile, chunk: 7 });
     expect(first).toMatchObject({ replayed: N + 2, rows: N, raw: 2, accepted: 1, alreadyReplayed: 0, chunks: 6 });
-    await waitFor(() => f.health().counters.delivered === N + 1 && f.health().counters.deadLettered === 1, 10_000, 'replayed rows delivered');
+    await waitFor(
+      () => f.health().counters.delivered === N + 1 && f.health().counters.deadLettered === 1,
+      10_000,
+      'replayed rows delivered',
+    );
     const ids = readRows(join(dir, 'rows.ndjson')).map((r) => Number(r.DeviceEventClassID));
     expect(ids.sort((a, b) => a - b)).toEqual([...Array.from({ length: N }, (_, i) => i), 1000]);
     // Rows go out as they were: no re-parse, no new columns.
@@ -183,7 +255,10 @@ describe('dead-letters replay', () => {
     unlinkSync(`${dl}.2`);
     const listed = await runDeadLetters({ action: 'list', config: configFile, limit: 0 });
     expect(listed.replayed).toBe(N + 2);
-    expect(listed.entries.filter((e) => !e.replayed).map((e) => e.reason)).toEqual(['accepted truncated: Message:70000', expect.stringMatching(/^parse failure/)]);
+    expect(listed.entries.filter((e) => !e.replayed).map((e) => e.reason)).toEqual([
+      'accepted truncated: Message:70000',
+      expect.stringMatching(/^parse failure/),
+    ]);
     await new Promise((r) => setTimeout(r, 300));
     expect(readRows(join(dir, 'rows.ndjson'))).toHaveLength(N + 1);
   });
@@ -199,7 +274,9 @@ describe('dead-letters replay', () => {
     const { f, configFile } = await startFwd(dir);
     // The third ledger record fails (as if the process died there): chunk 3 is queued but not recorded.
     faults = injectFaults([{ ops: ['write'], path: /\.replayed$/, codes: ['EIO'], after: 2, times: 1 }]);
-    await expect(runDeadLetters({ action: 'replay', config: configFile, chunk: CHUNK })).rejects.toThrow(/cannot record the replay in .*dead-letter\.ndjson\.replayed: EIO/);
+    await expect(runDeadLetters({ action: 'replay', config: configFile, chunk: CHUNK })).rejects.toThrow(
+      /cannot record the replay in .*dead-letter\.ndjson\.replayed: EIO/,
+    );
     faults.clear();
     const again = await runDeadLetters({ action: 'replay', config: configFile, chunk: CHUNK });
     expect(again).toMatchObject({ alreadyReplayed: 2 * CHUNK, replayed: N - 2 * CHUNK });
@@ -214,11 +291,17 @@ describe('dead-letters replay', () => {
     expect(third).toMatchObject({ replayed: 0, alreadyReplayed: N });
     // A crash in the middle of a ledger write leaves a torn last line: ignored, the rest still counts.
     appendFileSync(`${dl}.replayed`, '{"file":"0123","ranges":[[0,');
-    expect(await runDeadLetters({ action: 'replay', config: configFile, chunk: CHUNK, dryRun: true })).toMatchObject({ replayed: 0, alreadyReplayed: N });
+    expect(await runDeadLetters({ action: 'replay', config: configFile, chunk: CHUNK, dryRun: true })).toMatchObject({
+      replayed: 0,
+      alreadyReplayed: N,
+    });
     // The next record after it is still read back (not glued to the torn line).
     appendFileSync(dl, line(rowEntry(N, '2026-12-02T00:00:00.000Z')));
     expect(await runDeadLetters({ action: 'replay', config: configFile, chunk: CHUNK })).toMatchObject({ replayed: 1, alreadyReplayed: N });
-    expect(await runDeadLetters({ action: 'replay', config: configFile, chunk: CHUNK })).toMatchObject({ replayed: 0, alreadyReplayed: N + 1 });
+    expect(await runDeadLetters({ action: 'replay', config: configFile, chunk: CHUNK })).toMatchObject({
+      replayed: 0,
+      alreadyReplayed: N + 1,
+    });
   });
 
   it('a full queue refuses the chunk (disk budget applies) and replay stops with one line; what was queued is recorded', async () => {
@@ -227,7 +310,10 @@ describe('dead-letters replay', () => {
     let text = '';
     for (let i = 0; i < 20; i++) text += line(rowEntry(i, '2026-12-01T00:00:00.000Z'));
     writeFileSync(dl, text, { mode: 0o600 });
-    appendFileSync(dl, line({ time: '2026-12-01T00:00:01.000Z', reason: 'sink refused', row: { ...row(99), Message: 'x'.repeat(20_000) } }));
+    appendFileSync(
+      dl,
+      line({ time: '2026-12-01T00:00:01.000Z', reason: 'sink refused', row: { ...row(99), Message: 'x'.repeat(20_000) } }),
+    );
     const { configFile } = await startFwd(dir, { queue: { maxBytes: 16 * 1024 } });
     const err = await runDeadLetters({ action: 'replay', config: configFile, chunk: 20 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CliError);

@@ -18,12 +18,39 @@ describe('dead-letters replay through the bundled forwarder', () => {
     const dl = join(dir, 'dead-letter.ndjson');
     const N = 30;
     let text = '';
-    for (let i = 0; i < N; i++) text += JSON.stringify({ time: '2026-12-01T00:00:00.000Z', reason: 'Logs Ingestion API HTTP 403', httpStatus: 403, row: { DeviceVendor: 'Acme', DeviceEventClassID: String(i), Activity: `row ${i}` } }) + '\n';
-    text += JSON.stringify({ time: '2026-12-01T00:00:01.000Z', reason: 'parse failure: old parser', raw: cef(1000), receivedAt: '2026-12-01T00:00:00.000Z' }) + '\n';
+    for (let i = 0; i < N; i++)
+      text +=
+        JSON.stringify({
+          time: '2026-12-01T00:00:00.000Z',
+          reason: 'Logs Ingestion API HTTP 403',
+          httpStatus: 403,
+          row: { DeviceVendor: 'Acme', DeviceEventClassID: String(i), Activity: `row ${i}` },
+        }) + '\n';
+    text +=
+      JSON.stringify({
+        time: '2026-12-01T00:00:01.000Z',
+        reason: 'parse failure: old parser',
+        raw: cef(1000),
+        receivedAt: '2026-12-01T00:00:00.000Z',
+      }) + '\n';
     writeFileSync(dl, text, { mode: 0o600 });
     const proc = spawn(
       process.execPath,
-      [bundle, '--listen', 'tcp://127.0.0.1:0', '--queue-dir', join(dir, 'queue'), '--sink', `file:${join(dir, 'rows.ndjson')}`, '--admin', '127.0.0.1:0', '--dead-letter-file', dl, '--parse-workers', '1'],
+      [
+        bundle,
+        '--listen',
+        'tcp://127.0.0.1:0',
+        '--queue-dir',
+        join(dir, 'queue'),
+        '--sink',
+        `file:${join(dir, 'rows.ndjson')}`,
+        '--admin',
+        '127.0.0.1:0',
+        '--dead-letter-file',
+        dl,
+        '--parse-workers',
+        '1',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     children.push(proc);
@@ -36,7 +63,15 @@ describe('dead-letters replay through the bundled forwarder', () => {
     });
     expect(started.parseWorkers).toBe(1);
     const configFile = join(dir, 'forwarder.json');
-    writeFileSync(configFile, JSON.stringify({ queue: { dir: join(dir, 'queue') }, sink: { type: 'file', path: join(dir, 'rows.ndjson') }, deadLetterFile: dl, admin: started.admin }));
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        queue: { dir: join(dir, 'queue') },
+        sink: { type: 'file', path: join(dir, 'rows.ndjson') },
+        deadLetterFile: dl,
+        admin: started.admin,
+      }),
+    );
     const r = await runDeadLetters({ action: 'replay', config: configFile, chunk: 8 });
     expect(r).toMatchObject({ replayed: N + 1, rows: N, raw: 1 });
     await waitFor(() => readRows(join(dir, 'rows.ndjson')).length >= N + 1, 15_000, 'replayed rows written by the file sink');

@@ -57,7 +57,7 @@ describe('deploy/Containerfile (checked statically: no container engine here)', 
     expect(read('deploy/kubernetes/configmap.yaml')).toContain(`"readiness": "0.0.0.0:${url![1]}"`);
   });
 
-  it('the entrypoint is the self-contained forwarder bundle with the unit\'s node flags', () => {
+  it("the entrypoint is the self-contained forwarder bundle with the unit's node flags", () => {
     const ep = JSON.parse(final.find((i) => i.op === 'ENTRYPOINT')!.args) as string[];
     expect(ep).toEqual(['node', '--max-semi-space-size=4', '/opt/sentinel-cef/dist/forwarder.mjs']);
     expect(JSON.parse(final.find((i) => i.op === 'CMD')!.args)).toEqual(['--config', '/etc/sentinel-cef/forwarder.json']);
@@ -66,7 +66,10 @@ describe('deploy/Containerfile (checked statically: no container engine here)', 
 
 describe('deploy/haproxy/haproxy.cfg', () => {
   const cfg = read('deploy/haproxy/haproxy.cfg');
-  const lines = cfg.split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean);
+  const lines = cfg
+    .split('\n')
+    .map((l) => l.replace(/#.*/, '').trim())
+    .filter(Boolean);
 
   it('mode tcp, health checks against the readiness endpoint, PROXY v2 as install --forwarder-only --proxy v2 expects', () => {
     expect(lines).toContain('mode tcp');
@@ -82,19 +85,26 @@ describe('deploy/haproxy/haproxy.cfg', () => {
 
   // The distribution's haproxy, unpacked from its .deb into a cache (scripts/haproxy-check), not installed.
   const probe = spawnSync('bash', ['-c', 'command -v apt-get && command -v dpkg'], { encoding: 'utf8' });
-  it.skipIf(probe.status !== 0)('haproxy -c accepts it, and refuses a broken copy (the check is real)', () => {
-    const ok = spawnSync(path.join(repo, 'scripts/haproxy-check'), [path.join(repo, 'deploy/haproxy/haproxy.cfg')], { encoding: 'utf8', timeout: 170_000 });
-    if (ok.status === 3) return void console.warn(`haproxy -c skipped: ${ok.stderr.trim()}`);
-    expect(ok.status, ok.stdout + ok.stderr).toBe(0);
-    expect(ok.stdout + ok.stderr).toContain('Configuration file is valid');
-    const dir = mkdtempSync(path.join(tmpdir(), 'haproxy-'));
-    try {
-      writeFileSync(path.join(dir, 'bad.cfg'), cfg.replace(/^(\s*default-server .*)send-proxy-v2/m, '$1send-proxy-v9'));
-      const bad = spawnSync(path.join(repo, 'scripts/haproxy-check'), [path.join(dir, 'bad.cfg')], { encoding: 'utf8', timeout: 60_000 });
-      expect(bad.status).not.toBe(0);
-      expect(bad.stderr).toMatch(/send-proxy-v9/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }, 180_000);
+  it.skipIf(probe.status !== 0)(
+    'haproxy -c accepts it, and refuses a broken copy (the check is real)',
+    () => {
+      const ok = spawnSync(path.join(repo, 'scripts/haproxy-check'), [path.join(repo, 'deploy/haproxy/haproxy.cfg')], {
+        encoding: 'utf8',
+        timeout: 170_000,
+      });
+      if (ok.status === 3) return void console.warn(`haproxy -c skipped: ${ok.stderr.trim()}`);
+      expect(ok.status, ok.stdout + ok.stderr).toBe(0);
+      expect(ok.stdout + ok.stderr).toContain('Configuration file is valid');
+      const dir = mkdtempSync(path.join(tmpdir(), 'haproxy-'));
+      try {
+        writeFileSync(path.join(dir, 'bad.cfg'), cfg.replace(/^(\s*default-server .*)send-proxy-v2/m, '$1send-proxy-v9'));
+        const bad = spawnSync(path.join(repo, 'scripts/haproxy-check'), [path.join(dir, 'bad.cfg')], { encoding: 'utf8', timeout: 60_000 });
+        expect(bad.status).not.toBe(0);
+        expect(bad.stderr).toMatch(/send-proxy-v9/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    180_000,
+  );
 });

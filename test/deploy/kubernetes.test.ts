@@ -27,11 +27,14 @@ const docs: Array<{ file: string; obj: Obj }> = readdirSync(dir)
 const find = (kind: string, name?: string) => docs.map((d) => d.obj).filter((o) => o.kind === kind && (!name || o.metadata.name === name));
 
 describe('deploy/kubernetes', () => {
-  it.each(docs.map((d) => [`${d.file}: ${d.obj.kind} ${d.obj.metadata?.name}`, d.obj] as const))('%s validates against the Kubernetes API schema', (_name, obj) => {
-    const Model = MODELS[`${obj.apiVersion}/${obj.kind}`];
-    expect(Model, `no model for ${obj.apiVersion}/${obj.kind}`).toBeDefined();
-    expect(() => new Model(obj as never).validate()).not.toThrow();
-  });
+  it.each(docs.map((d) => [`${d.file}: ${d.obj.kind} ${d.obj.metadata?.name}`, d.obj] as const))(
+    '%s validates against the Kubernetes API schema',
+    (_name, obj) => {
+      const Model = MODELS[`${obj.apiVersion}/${obj.kind}`];
+      expect(Model, `no model for ${obj.apiVersion}/${obj.kind}`).toBeDefined();
+      expect(() => new Model(obj as never).validate()).not.toThrow();
+    },
+  );
 
   it('the schema check is real: a wrong type or a missing required field is refused', () => {
     const sts = structuredClone(find('StatefulSet')[0]);
@@ -49,7 +52,9 @@ describe('deploy/kubernetes', () => {
 
   it('the ConfigMap holds a forwarder config the forwarder accepts, mounted where the container reads it', () => {
     const c = config();
-    const mount = container().volumeMounts.find((m: Obj) => m.name === pod().volumes.find((v: Obj) => v.configMap?.name === 'sentinel-cef').name);
+    const mount = container().volumeMounts.find(
+      (m: Obj) => m.name === pod().volumes.find((v: Obj) => v.configMap?.name === 'sentinel-cef').name,
+    );
     expect(container().args).toEqual(['--config', `${mount.mountPath}/forwarder.json`]);
     expect(c.sink.type).toBe('logs-ingestion');
     // The secret comes from the Secret through the environment, never from the ConfigMap.
@@ -113,8 +118,14 @@ describe('deploy/kubernetes', () => {
   it('non-root, read-only root filesystem, every capability dropped, none added (the pod listens above 1024)', () => {
     expect(pod().securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
     expect(pod().securityContext.runAsUser).toBeGreaterThan(0);
-    expect(container().securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(container().securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
     const listen = config().listen.map((u) => parseListenUrl(u));
-    expect(Math.min(...listen.map((l) => l.port), parseHostPort(config().readiness as string, 'readiness').port)).toBeGreaterThanOrEqual(1024);
+    expect(Math.min(...listen.map((l) => l.port), parseHostPort(config().readiness as string, 'readiness').port)).toBeGreaterThanOrEqual(
+      1024,
+    );
   });
 });

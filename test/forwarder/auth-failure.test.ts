@@ -47,7 +47,12 @@ afterEach(async () => {
 
 async function startWithDataCollector(retry: Record<string, number>, deps: ForwarderDeps = {}) {
   const dir = tempDir('auth-');
-  const sinkConfig = sinkSchema.parse({ type: 'log-analytics', workspaceId: mock.workspaceId, endpoint: mock.url, sharedKeyFile: writeSecretFile(dir, 'key', mock.sharedKey) });
+  const sinkConfig = sinkSchema.parse({
+    type: 'log-analytics',
+    workspaceId: mock.workspaceId,
+    endpoint: mock.url,
+    sharedKeyFile: writeSecretFile(dir, 'key', mock.sharedKey),
+  });
   const config = makeConfig(dir, { listen: ['tcp://127.0.0.1:0'], admin: false, sink: sinkConfig, retry });
   const { logger, lines } = capture();
   const sink = createSink(config.sink, { ca: mock.caPem, timeoutMs: 5000, logger: { info() {}, warn() {} } });
@@ -96,21 +101,30 @@ describe('authorization failures that heal (issue 13 defect 9)', () => {
     mock.setClockOffset(-40 * 60_000);
     // The hold is timed on the fake clock (monotonic and the waits between retries), not in real time.
     const clock = fakeClock();
-    const { f, send, lines } = await startWithDataCollector({ initialMs: 20, maxMs: 100, authFailureMaxSec: 1 }, { sleep: clock.sleep, monotonic: clock.now });
+    const { f, send, lines } = await startWithDataCollector(
+      { initialMs: 20, maxMs: 100, authFailureMaxSec: 1 },
+      { sleep: clock.sleep, monotonic: clock.now },
+    );
     await send(events());
     await waitFor(() => f.health().counters.deadLettered === N, 10_000, 'dead-lettering after the bound');
     expect(clock.now()).toBeGreaterThanOrEqual(1000);
     expect(clock.waits.length).toBeGreaterThan(5);
     const dl = readNdjson(f.deadLetterFile);
-    expect(dl.map((e) => Number((e.row as Record<string, unknown>).DeviceEventClassID)).sort((a, b) => a - b)).toEqual(Array.from({ length: N }, (_, i) => i));
+    expect(dl.map((e) => Number((e.row as Record<string, unknown>).DeviceEventClassID)).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: N }, (_, i) => i),
+    );
     for (const e of dl) {
       expect(e).toMatchObject({ httpStatus: 403 });
-      expect(String(e.reason)).toMatch(/HTTP 403.*clock is \d+ s off \(ahead of.*authorization refused for longer than 1 s \(retry\.authFailureMaxSec\)/);
+      expect(String(e.reason)).toMatch(
+        /HTTP 403.*clock is \d+ s off \(ahead of.*authorization refused for longer than 1 s \(retry\.authFailureMaxSec\)/,
+      );
     }
     expect(mock.rows).toHaveLength(0);
     expect(await f.metrics.registry.metrics()).toMatch(/sentinel_cef_dead_lettered_total\{reason="auth_failure"\} 60/);
     // One error line for the state change, not one per batch.
-    expect(lines.filter((l) => Number(l.level) >= 50).map((l) => String(l.msg).replace(/ for \d+ s \(.*/, ''))).toEqual(['authorization refused']);
+    expect(lines.filter((l) => Number(l.level) >= 50).map((l) => String(l.msg).replace(/ for \d+ s \(.*/, ''))).toEqual([
+      'authorization refused',
+    ]);
   });
 });
 

@@ -28,8 +28,19 @@ describe('forwarder config', () => {
   it('merges file and flags, flags win', () => {
     const dir = tempDir();
     const file = join(dir, 'forwarder.json');
-    writeFileSync(file, JSON.stringify({ listen: ['tcp://127.0.0.1:1'], queue: { dir: '/q', maxBytes: 1000 }, sink: { type: 'file', path: '/a' }, logLevel: 'warn' }));
-    const c = loadForwarderConfig({ config: file, listen: ['udp://127.0.0.1:2'], queueMaxBytes: '1M', maxMessageSize: '8K', admin: 'off' }, none);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        listen: ['tcp://127.0.0.1:1'],
+        queue: { dir: '/q', maxBytes: 1000 },
+        sink: { type: 'file', path: '/a' },
+        logLevel: 'warn',
+      }),
+    );
+    const c = loadForwarderConfig(
+      { config: file, listen: ['udp://127.0.0.1:2'], queueMaxBytes: '1M', maxMessageSize: '8K', admin: 'off' },
+      none,
+    );
     expect(c.listen).toEqual(['udp://127.0.0.1:2']);
     expect(c.queue).toMatchObject({ dir: '/q', maxBytes: 1024 * 1024 });
     expect(c.limits.maxMessageBytes).toBe(8192);
@@ -44,7 +55,8 @@ describe('forwarder config', () => {
     expect(loadForwarderConfig({ ...base, parseWorkers: '0' }, none).batch.parseWorkers).toBe(0);
     expect(loadForwarderConfig({ ...base, parseWorkers: '3' }, none).batch.parseWorkers).toBe(3);
     expect(loadForwarderConfig({ ...base, parseWorkers: 'auto' }, none).batch.parseWorkers).toBe('auto');
-    for (const bad of ['x', '-1', '9', '1.5']) expect(() => loadForwarderConfig({ ...base, parseWorkers: bad }, none)).toThrow(/--parse-workers/);
+    for (const bad of ['x', '-1', '9', '1.5'])
+      expect(() => loadForwarderConfig({ ...base, parseWorkers: bad }, none)).toThrow(/--parse-workers/);
     expect(parseWorkerCount('auto', 1)).toBe(0);
     expect(parseWorkerCount('auto', 2)).toBe(1);
     expect(parseWorkerCount('auto', 64)).toBe(4);
@@ -52,11 +64,37 @@ describe('forwarder config', () => {
   });
 
   it('builds Azure sinks from flags', () => {
-    const la = loadForwarderConfig({ sink: 'log-analytics', workspaceId: '11111111-2222-3333-4444-555555555555', keyFile: '/etc/k', cloud: 'AzureUSGovernment' }, none);
-    expect(la.sink).toMatchObject({ type: 'log-analytics', sharedKeyFile: '/etc/k', cloud: 'AzureUSGovernment', logType: 'CommonSecurityLog' });
-    const li = loadForwarderConfig({ sink: 'logs-ingestion', dce: 'https://x.ingest.monitor.azure.com', dcr: 'dcr-1', tenant: 't', clientId: 'c', clientSecretFile: '/s' }, none);
-    expect(li.sink).toMatchObject({ type: 'logs-ingestion', endpoint: 'https://x.ingest.monitor.azure.com', dcrImmutableId: 'dcr-1', auth: { kind: 'client-secret', tenantId: 't', clientId: 'c', clientSecretFile: '/s' } });
-    const mi = loadForwarderConfig({ sink: 'logs-ingestion', endpoint: 'https://x.ingest.monitor.azure.com', dcr: 'dcr-1', managedIdentity: true }, none);
+    const la = loadForwarderConfig(
+      { sink: 'log-analytics', workspaceId: '11111111-2222-3333-4444-555555555555', keyFile: '/etc/k', cloud: 'AzureUSGovernment' },
+      none,
+    );
+    expect(la.sink).toMatchObject({
+      type: 'log-analytics',
+      sharedKeyFile: '/etc/k',
+      cloud: 'AzureUSGovernment',
+      logType: 'CommonSecurityLog',
+    });
+    const li = loadForwarderConfig(
+      {
+        sink: 'logs-ingestion',
+        dce: 'https://x.ingest.monitor.azure.com',
+        dcr: 'dcr-1',
+        tenant: 't',
+        clientId: 'c',
+        clientSecretFile: '/s',
+      },
+      none,
+    );
+    expect(li.sink).toMatchObject({
+      type: 'logs-ingestion',
+      endpoint: 'https://x.ingest.monitor.azure.com',
+      dcrImmutableId: 'dcr-1',
+      auth: { kind: 'client-secret', tenantId: 't', clientId: 'c', clientSecretFile: '/s' },
+    });
+    const mi = loadForwarderConfig(
+      { sink: 'logs-ingestion', endpoint: 'https://x.ingest.monitor.azure.com', dcr: 'dcr-1', managedIdentity: true },
+      none,
+    );
     expect(mi.sink).toMatchObject({ auth: { kind: 'managed-identity' } });
   });
 
@@ -85,12 +123,18 @@ describe('forwarder config', () => {
     const key = join(dir, 'key');
     writeFileSync(key, 'c2VjcmV0');
     chmodSync(key, 0o644);
-    const c = loadForwarderConfig({ sink: 'log-analytics', workspaceId: '11111111-2222-3333-4444-555555555555', keyFile: key, queueDir: join(dir, 'q') }, none);
+    const c = loadForwarderConfig(
+      { sink: 'log-analytics', workspaceId: '11111111-2222-3333-4444-555555555555', keyFile: key, queueDir: join(dir, 'q') },
+      none,
+    );
     const bad = checkConfig(c, {}).find((x) => x.id === 'sink.sharedKey')!;
     expect(bad).toMatchObject({ ok: false, fix: `chmod 600 ${key}` });
     chmodSync(key, 0o600);
     expect(checkConfig(c, {}).every((x) => x.ok)).toBe(true);
-    const envOnly = loadForwarderConfig({ sink: 'log-analytics', workspaceId: '11111111-2222-3333-4444-555555555555', queueDir: join(dir, 'q') }, none);
+    const envOnly = loadForwarderConfig(
+      { sink: 'log-analytics', workspaceId: '11111111-2222-3333-4444-555555555555', queueDir: join(dir, 'q') },
+      none,
+    );
     expect(checkConfig(envOnly, {}).find((x) => x.id === 'sink.sharedKey')!.ok).toBe(false);
     expect(checkConfig(envOnly, { SENTINEL_CEF_KEY: 'x' }).find((x) => x.id === 'sink.sharedKey')!.ok).toBe(true);
   });
@@ -98,7 +142,10 @@ describe('forwarder config', () => {
   it('forward --check exits 0 for a valid config and 2 with one line per problem', async () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'q'));
-    const ok = await execa(bin, ['forward', '--check', '--sink', `file:${join(dir, 'rows.ndjson')}`, '--queue-dir', join(dir, 'q')], { env, reject: false });
+    const ok = await execa(bin, ['forward', '--check', '--sink', `file:${join(dir, 'rows.ndjson')}`, '--queue-dir', join(dir, 'q')], {
+      env,
+      reject: false,
+    });
     expect(ok.exitCode).toBe(0);
     expect(ok.stdout).toContain('configuration is valid');
     const file = join(dir, 'bad.json');
@@ -111,7 +158,22 @@ describe('forwarder config', () => {
     expect(lines[1]).toMatch(/batch\.flushMs: /);
     const key = join(dir, 'key');
     writeFileSync(key, 'not base64 at all!\n', { mode: 0o600 });
-    const badKey = await execa(bin, ['forward', '--check', '--sink', 'log-analytics', '--workspace-id', '11111111-2222-3333-4444-555555555555', '--key-file', key, '--queue-dir', join(dir, 'q')], { env, reject: false });
+    const badKey = await execa(
+      bin,
+      [
+        'forward',
+        '--check',
+        '--sink',
+        'log-analytics',
+        '--workspace-id',
+        '11111111-2222-3333-4444-555555555555',
+        '--key-file',
+        key,
+        '--queue-dir',
+        join(dir, 'q'),
+      ],
+      { env, reject: false },
+    );
     expect(badKey.exitCode).toBe(2);
     expect(badKey.stdout).toMatch(/FAIL sink: /);
     expect(badKey.stdout).not.toContain('not base64');

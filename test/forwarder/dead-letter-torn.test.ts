@@ -21,32 +21,35 @@ afterEach(() => {
 const entry = (i: number) => ({ reason: 'parse failure: test', raw: `line ${i} ${'x'.repeat(6000)}` });
 
 describe('DeadLetterFile: a failed append whose cut-back fails', () => {
-  it.each([['EIO'], ['ENOSPC'], ['EACCES']])('truncate %s: nothing is appended behind the partial entry; retried, every line is JSON and every entry there once', (code) => {
-    const dir = tempDir('dl-torn-');
-    dirs.push(dir);
-    const path = join(dir, 'dead-letter.ndjson');
-    const dl = new DeadLetterFile(path, { maxBytes: 64 * 1024 * 1024, files: 2 });
-    dl.write([entry(0)]);
-    faults = injectFaults([
-      { ops: ['write'], codes: ['SHORT'], times: 1 },
-      { ops: ['write'], codes: ['EIO'], times: 1 },
-      { ops: ['truncate'], codes: [code], times: 1 },
-    ]);
-    expect(() => dl.write([entry(1)])).toThrow(/EIO/);
-    faults.clear();
-    faults = null;
-    // The caller retries the failed entry, then goes on.
-    dl.write([entry(1)]);
-    dl.write([entry(2)]);
-    dl.close();
-    const text = readFileSync(path, 'utf8');
-    expect(text.endsWith('\n')).toBe(true);
-    const raws = text
-      .split('\n')
-      .slice(0, -1)
-      .map((l) => String((JSON.parse(l) as { raw: string }).raw).split(' ')[1]);
-    expect(raws).toEqual(['0', '1', '2']);
-  });
+  it.each([['EIO'], ['ENOSPC'], ['EACCES']])(
+    'truncate %s: nothing is appended behind the partial entry; retried, every line is JSON and every entry there once',
+    (code) => {
+      const dir = tempDir('dl-torn-');
+      dirs.push(dir);
+      const path = join(dir, 'dead-letter.ndjson');
+      const dl = new DeadLetterFile(path, { maxBytes: 64 * 1024 * 1024, files: 2 });
+      dl.write([entry(0)]);
+      faults = injectFaults([
+        { ops: ['write'], codes: ['SHORT'], times: 1 },
+        { ops: ['write'], codes: ['EIO'], times: 1 },
+        { ops: ['truncate'], codes: [code], times: 1 },
+      ]);
+      expect(() => dl.write([entry(1)])).toThrow(/EIO/);
+      faults.clear();
+      faults = null;
+      // The caller retries the failed entry, then goes on.
+      dl.write([entry(1)]);
+      dl.write([entry(2)]);
+      dl.close();
+      const text = readFileSync(path, 'utf8');
+      expect(text.endsWith('\n')).toBe(true);
+      const raws = text
+        .split('\n')
+        .slice(0, -1)
+        .map((l) => String((JSON.parse(l) as { raw: string }).raw).split(' ')[1]);
+      expect(raws).toEqual(['0', '1', '2']);
+    },
+  );
 });
 
 describe('DeadLetterFile: a rotated file that cannot be read to count its entries', () => {

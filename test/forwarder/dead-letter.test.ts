@@ -45,7 +45,11 @@ function totalBytes(path: string, files: number): number {
   return n;
 }
 
-const entry = (i: number, pad = 0): DeadLetterEntry => ({ reason: 'parse_failure', raw: `CEF:broken ${i} ${'x'.repeat(pad)}`, receivedAt: new Date(0).toISOString() });
+const entry = (i: number, pad = 0): DeadLetterEntry => ({
+  reason: 'parse_failure',
+  raw: `CEF:broken ${i} ${'x'.repeat(pad)}`,
+  receivedAt: new Date(0).toISOString(),
+});
 
 describe('DeadLetterFile: bounded by size, rotated, the oldest dropped and counted', () => {
   it.each([
@@ -189,7 +193,11 @@ describe('forwarder under a flood of malformed lines', () => {
     const d = dir();
     const config = makeConfig(d);
     const dlPath = config.deadLetterFile!;
-    const old = (n: number, tag: string) => Array.from({ length: n }, (_, i) => JSON.stringify({ time: '2026-01-01T00:00:00.000Z', reason: 'parse_failure', raw: `${tag} ${i}` }) + '\n').join('');
+    const old = (n: number, tag: string) =>
+      Array.from(
+        { length: n },
+        (_, i) => JSON.stringify({ time: '2026-01-01T00:00:00.000Z', reason: 'parse_failure', raw: `${tag} ${i}` }) + '\n',
+      ).join('');
     writeFileSync(rotatedPath(dlPath, 1), old(30, 'newer'));
     writeFileSync(rotatedPath(dlPath, 2), old(20, 'older'));
     let failNext = 0;
@@ -213,7 +221,9 @@ describe('forwarder under a flood of malformed lines', () => {
     expect(h.queue.intakePaused).toBe(false);
     expect(h.deadLetters!.droppedEntries).toBeGreaterThanOrEqual(20);
     const metrics = await (await fetch(`http://${f.adminAddress}/metrics`)).text();
-    expect(Number(/sentinel_cef_dead_letter_dropped_total\{reason="disk_full"\} (\d+)/.exec(metrics)?.[1])).toBe(h.deadLetters!.droppedEntries);
+    expect(Number(/sentinel_cef_dead_letter_dropped_total\{reason="disk_full"\} (\d+)/.exec(metrics)?.[1])).toBe(
+      h.deadLetters!.droppedEntries,
+    );
     expect(metrics).not.toMatch(/background_errors_total\{where="queue_write"\} [1-9]/);
   }, 30_000);
 

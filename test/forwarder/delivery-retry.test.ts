@@ -75,7 +75,10 @@ describe('delivery retries on fake timers', () => {
   it('waits on the injected sleep, not on timers', async () => {
     const clock = fakeClock();
     const sink = new FakeSink();
-    sink.script = [() => ({ status: 'retryable', error: 'HTTP 503', httpStatus: 503, retryAfterMs: 60_000 }), () => ({ status: 'retryable', error: 'down' })];
+    sink.script = [
+      () => ({ status: 'retryable', error: 'HTTP 503', httpStatus: 503, retryAfterMs: 60_000 }),
+      () => ({ status: 'retryable', error: 'down' }),
+    ];
     const { p } = processor(sink, { sleep: clock.sleep });
     const t0 = Date.now();
     const report = await p.deliver(await p.prepare(records(2)), new AbortController().signal);
@@ -87,7 +90,12 @@ describe('delivery retries on fake timers', () => {
   it('holds rows refused authorization for authFailureMaxMs of the monotonic clock, then dead-letters them once each', async () => {
     const clock = fakeClock();
     const sink = new FakeSink();
-    sink.script = Array.from({ length: 1000 }, () => () => ({ status: 'retryable' as const, error: 'HTTP 403', httpStatus: 403, auth: { hint: 'role missing' } }));
+    sink.script = Array.from({ length: 1000 }, () => () => ({
+      status: 'retryable' as const,
+      error: 'HTTP 403',
+      httpStatus: 403,
+      auth: { hint: 'role missing' },
+    }));
     const { p, written } = processor(sink, { sleep: clock.sleep, monotonic: clock.now, authFailureMaxMs: 1000 });
     const report = await p.deliver(await p.prepare(records(4)), new AbortController().signal);
     expect(clock.now()).toBeGreaterThanOrEqual(1000);
@@ -126,7 +134,11 @@ describe('sendRows: per-row outcome', () => {
         if (roll < 0.5) {
           const rejected = pick();
           pending.filter((r) => !rejected.includes(r)).forEach(accept);
-          return { status: 'partial', accepted: pending.length - rejected.length, rejected: rejected.map((row) => ({ row, reason: 'bad' })) };
+          return {
+            status: 'partial',
+            accepted: pending.length - rejected.length,
+            rejected: rejected.map((row) => ({ row, reason: 'bad' })),
+          };
         }
         if (roll < 0.6) return { status: 'failure', error: 'HTTP 400', httpStatus: 400 };
         if (roll < 0.8) {
@@ -137,14 +149,27 @@ describe('sendRows: per-row outcome', () => {
           return {
             status: 'retryable',
             error: 'HTTP 500',
-            progress: { accepted: done.length - rejected.length, rejected: rejected.map((row) => ({ row, reason: 'bad' })), pending: pending.filter((r) => !done.includes(r)) },
+            progress: {
+              accepted: done.length - rejected.length,
+              rejected: rejected.map((row) => ({ row, reason: 'bad' })),
+              pending: pending.filter((r) => !done.includes(r)),
+            },
           };
         }
         return { status: 'retryable', error: 'socket hang up' };
       };
       const auth = new AuthHold({ sink: 'fake', logger: silent, maxMs: 60_000, now: () => 0 });
       const clock = fakeClock();
-      const out: RowOutcome<CslRow>[] = await sendRows(rows, { sinkName: 'fake', send, effects, logger: silent, auth, backoff: () => 1, sleep: clock.sleep, signal: new AbortController().signal });
+      const out: RowOutcome<CslRow>[] = await sendRows(rows, {
+        sinkName: 'fake',
+        send,
+        effects,
+        logger: silent,
+        auth,
+        backoff: () => 1,
+        sleep: clock.sleep,
+        signal: new AbortController().signal,
+      });
       const refused = out.filter((o) => o.refused);
       for (const r of rows) {
         const times = (acceptedBy.get(r) ?? 0) + refused.filter((o) => o.row === r).length;

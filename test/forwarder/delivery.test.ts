@@ -55,7 +55,13 @@ describe('delivery loop', () => {
 
   it('dead-letters the rows a partial result refuses and delivers the rest', async () => {
     const sink = new FakeSink();
-    sink.script = [(rows) => ({ status: 'partial', accepted: rows.length - 2, rejected: rows.slice(0, 2).map((row) => ({ row, reason: 'row too large' })) })];
+    sink.script = [
+      (rows) => ({
+        status: 'partial',
+        accepted: rows.length - 2,
+        rejected: rows.slice(0, 2).map((row) => ({ row, reason: 'row too large' })),
+      }),
+    ];
     const { send, f } = await start(sink);
     await send(Array.from({ length: 10 }, (_, i) => cef(i)));
     await waitFor(() => f.health().counters.delivered + f.health().counters.deadLettered === 10, 5000);
@@ -88,7 +94,12 @@ describe('delivery loop', () => {
         status: 'retryable',
         error: 'HTTP 503 on call 2 of 2',
         httpStatus: 503,
-        progress: { accepted: 5, rejected: [{ row: rows[5], reason: 'field type' }], pending: rows.slice(6), truncated: [{ row: rows[0], reason: 'Message:32766' }] },
+        progress: {
+          accepted: 5,
+          rejected: [{ row: rows[5], reason: 'field type' }],
+          pending: rows.slice(6),
+          truncated: [{ row: rows[0], reason: 'Message:32766' }],
+        },
       }),
     ];
     const { send, f } = await start(sink);
@@ -131,9 +142,16 @@ describe('delivery loop', () => {
 
   it('with a preparing sink reports probes accepted and dead-lettered by position', async () => {
     const sink = new PreparingFakeSink();
-    sink.script = [(rows) => ({ status: 'partial', accepted: rows.length - 1, rejected: [{ row: rows.find((r) => r.DeviceCustomString2 === 'p-bad')!, reason: 'poison' }] })];
+    sink.script = [
+      (rows) => ({
+        status: 'partial',
+        accepted: rows.length - 1,
+        rejected: [{ row: rows.find((r) => r.DeviceCustomString2 === 'p-bad')!, reason: 'poison' }],
+      }),
+    ];
     const { send, f } = await start(sink);
-    const probe = (id: string) => `<134>Nov 22 08:00:00 fw1 CEF:0|TestCommonEventFormat|sentinel-cef|1.0|probe|probe|3|cs2Label=ProbeId cs2=${id}`;
+    const probe = (id: string) =>
+      `<134>Nov 22 08:00:00 fw1 CEF:0|TestCommonEventFormat|sentinel-cef|1.0|probe|probe|3|cs2Label=ProbeId cs2=${id}`;
     await send([cef(1), probe('p-ok'), cef(2), probe('p-bad')]);
     await waitFor(() => f.health().counters.delivered === 3, 5000);
     expect(f.probe('p-ok')).toMatchObject({ received: true, accepted: true });
@@ -192,7 +210,11 @@ describe('delivery loop', () => {
 
   it('treats a sink that throws as retryable and counts it', async () => {
     const sink = new FakeSink();
-    sink.script = [() => { throw new Error('boom'); }];
+    sink.script = [
+      () => {
+        throw new Error('boom');
+      },
+    ];
     const { send, f } = await start(sink);
     await send([cef(1)]);
     await waitFor(() => sink.accepted.length === 1, 5000);
@@ -205,7 +227,9 @@ describe('delivery loop', () => {
     await send(['<13>Nov 22 08:00:00 host sshd[1]: not a CEF line', cef(1)]);
     await waitFor(() => sink.accepted.length === 1 && f.health().counters.parseFailures === 1, 5000);
     const dl = readNdjson(f.deadLetterFile);
-    expect(dl).toEqual([expect.objectContaining({ reason: expect.stringMatching(/^parse failure/), raw: '<13>Nov 22 08:00:00 host sshd[1]: not a CEF line' })]);
+    expect(dl).toEqual([
+      expect.objectContaining({ reason: expect.stringMatching(/^parse failure/), raw: '<13>Nov 22 08:00:00 host sshd[1]: not a CEF line' }),
+    ]);
   });
 
   it('batches by record count', async () => {

@@ -28,14 +28,23 @@ describe('demo --azure-mock', () => {
 
   it('the built CLI: --json on stdout, steps on stderr, exit 0; a bad --ingestion-delay is exit 2', async () => {
     if (!existsSync(new URL('../../dist/cli.js', import.meta.url))) return; // npm test builds first
-    const r = await execa(bin, ['demo', '--azure-mock', '--ingestion-delay', '0', '--json'], { env: { CI: 'true', NO_COLOR: '1' }, reject: false, timeout: 80_000 });
+    const r = await execa(bin, ['demo', '--azure-mock', '--ingestion-delay', '0', '--json'], {
+      env: { CI: 'true', NO_COLOR: '1' },
+      reject: false,
+      timeout: 80_000,
+    });
     expect(r.exitCode, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout) as { ok: boolean; hops: unknown[] };
     expect(out.ok).toBe(true);
     expect(out.hops).toHaveLength(2);
     expect(r.stderr).toContain('3/3 readback');
-    const bad = await execa(bin, ['demo', '--azure-mock', '--ingestion-delay', 'soon'], { env: { CI: 'true', NO_COLOR: '1' }, reject: false });
+    const bad = await execa(bin, ['demo', '--azure-mock', '--ingestion-delay', 'soon'], {
+      env: { CI: 'true', NO_COLOR: '1' },
+      reject: false,
+    });
     expect(bad.exitCode).toBe(2);
-    expect(bad.stderr.trim().split('\n')[0]).toMatch(/--ingestion-delay must be seconds, got 'soon'|--ingestion-delay must be seconds, got "soon"|--ingestion-delay must be seconds/);
+    expect(bad.stderr.trim().split('\n')[0]).toMatch(
+      /--ingestion-delay must be seconds, got 'soon'|--ingestion-delay must be seconds, got "soon"|--ingestion-delay must be seconds/,
+    );
   }, 90_000);
 });

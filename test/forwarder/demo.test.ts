@@ -16,7 +16,11 @@ describe('send-test', () => {
       const msg = buildProbeMessage('probe-1', format, 'h1');
       expect(msg.startsWith('<164>')).toBe(true);
       const r = parseLine(msg, new Date());
-      expect(r.ok && r.row).toMatchObject({ DeviceVendor: PROBE_VENDOR, DeviceCustomString2Label: 'ProbeId', DeviceCustomString2: 'probe-1' });
+      expect(r.ok && r.row).toMatchObject({
+        DeviceVendor: PROBE_VENDOR,
+        DeviceCustomString2Label: 'ProbeId',
+        DeviceCustomString2: 'probe-1',
+      });
     }
   });
 
@@ -32,7 +36,11 @@ describe('send-test', () => {
       expect(new Set([...a.ids, ...b.ids]).size).toBe(5);
       await waitFor(() => [...a.ids, ...b.ids].every((id) => f.probe(id).accepted), 5000);
       const path = (config.sink as { path: string }).path;
-      expect(readRows(path).map((r) => r.DeviceCustomString2).sort()).toEqual([...a.ids, ...b.ids].sort());
+      expect(
+        readRows(path)
+          .map((r) => r.DeviceCustomString2)
+          .sort(),
+      ).toEqual([...a.ids, ...b.ids].sort());
     } finally {
       await f.shutdown();
     }

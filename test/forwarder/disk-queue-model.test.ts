@@ -99,7 +99,10 @@ function tryAppend(m: Model, r: Real, recs: Rec[], receivedAt: number, faulty: b
 }
 
 class AppendCmd implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly recs: Rec[], readonly receivedAt: number) {}
+  constructor(
+    readonly recs: Rec[],
+    readonly receivedAt: number,
+  ) {}
   check = () => true;
   async run(m: Model, r: Real) {
     tryAppend(m, r, this.recs, this.receivedAt, false);
@@ -121,11 +124,16 @@ const faultRules: Record<FaultKind, FaultRule[]> = {
 };
 
 class FaultyAppendCmd implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly kind: FaultKind, readonly recs: Rec[], readonly receivedAt: number) {}
+  constructor(
+    readonly kind: FaultKind,
+    readonly recs: Rec[],
+    readonly receivedAt: number,
+  ) {}
   check = () => true;
   async run(m: Model, r: Real) {
     // A rotation is forced by a record that does not fit in what is left of the segment.
-    const recs = this.kind === 'rotation' ? [...this.recs, { data: Buffer.alloc(SEGMENT_BYTES, 7), truncated: false, receivedAt: 0 }] : this.recs;
+    const recs =
+      this.kind === 'rotation' ? [...this.recs, { data: Buffer.alloc(SEGMENT_BYTES, 7), truncated: false, receivedAt: 0 }] : this.recs;
     const faults = injectFaults(faultRules[this.kind], this.receivedAt);
     try {
       tryAppend(m, r, recs, this.receivedAt, true);
@@ -140,11 +148,17 @@ class FaultyAppendCmd implements fc.AsyncCommand<Model, Real> {
 }
 
 class ReadBatchCmd implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly maxRecords: number, readonly maxBytes: number, readonly faulty: boolean) {}
+  constructor(
+    readonly maxRecords: number,
+    readonly maxBytes: number,
+    readonly faulty: boolean,
+  ) {}
   check = () => true;
   async run(m: Model, r: Real) {
     let b: QueueBatch;
-    const faults = this.faulty ? injectFaults([{ ops: ['read', 'stat', 'open'], path: /\.seg$/, codes: ['EIO', 'EMFILE'] }], this.maxRecords) : null;
+    const faults = this.faulty
+      ? injectFaults([{ ops: ['read', 'stat', 'open'], path: /\.seg$/, codes: ['EIO', 'EMFILE'] }], this.maxRecords)
+      : null;
     try {
       b = r.q.readBatch(this.maxRecords, this.maxBytes);
     } catch (err) {
@@ -166,7 +180,8 @@ class ReadBatchCmd implements fc.AsyncCommand<Model, Real> {
     if (b.count > 1) expect(bytes).toBeLessThanOrEqual(this.maxBytes);
     const next = m.unacked[m.handed + b.count];
     // It stops early only at a limit.
-    if (next && b.count < this.maxRecords) expect(b.count > 0 && (bytes >= this.maxBytes || bytes + next.data.length > this.maxBytes)).toBe(true);
+    if (next && b.count < this.maxRecords)
+      expect(b.count > 0 && (bytes >= this.maxBytes || bytes + next.data.length > this.maxBytes)).toBe(true);
     m.handed += b.count;
     m.pending.push({ batch: b, count: b.count });
     checkInvariants(m, r);
@@ -216,14 +231,16 @@ class RewindCmd implements fc.AsyncCommand<Model, Real> {
 }
 
 function segmentFiles(dir: string): string[] {
-  return readdirSync(dir).filter((f) => f.endsWith('.seg')).sort();
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.seg'))
+    .sort();
 }
 
 /** Records of a segment file whose end lies past `cut`. */
 function recordsEndingAfter(file: string, cut: number): number {
   const b = readFileSync(file);
   let n = 0;
-  for (let p = 0; p + 10 <= b.length; ) {
+  for (let p = 0; p + 10 <= b.length;) {
     const end = p + 10 + b.readUInt32LE(p + 2);
     if (end > cut) n++;
     p = end;
@@ -271,7 +288,12 @@ class TickCmd implements fc.AsyncCommand<Model, Real> {
 }
 
 const recArb: fc.Arbitrary<Rec> = fc.record({
-  data: fc.oneof({ weight: 8, arbitrary: fc.uint8Array({ maxLength: 200 }) }, { weight: 1, arbitrary: fc.uint8Array({ minLength: 1500, maxLength: 3000 }) }).map((a) => Buffer.from(a)),
+  data: fc
+    .oneof(
+      { weight: 8, arbitrary: fc.uint8Array({ maxLength: 200 }) },
+      { weight: 1, arbitrary: fc.uint8Array({ minLength: 1500, maxLength: 3000 }) },
+    )
+    .map((a) => Buffer.from(a)),
   truncated: fc.boolean(),
   receivedAt: fc.constant(0),
 });
@@ -281,14 +303,18 @@ const timeArb = fc.integer({ min: 1_600_000_000_000, max: 1_900_000_000_000 });
 const commands = [
   fc.tuple(recsArb, timeArb).map(([recs, t]) => new AppendCmd(recs, t)),
   fc.tuple(recsArb, timeArb).map(([recs, t]) => new AppendCmd(recs, t)),
-  fc.tuple(fc.integer({ min: 1, max: 30 }), fc.integer({ min: 1, max: 8000 }), fc.boolean()).map(([n, b, f]) => new ReadBatchCmd(n, b, f && n % 3 === 0)),
+  fc
+    .tuple(fc.integer({ min: 1, max: 30 }), fc.integer({ min: 1, max: 8000 }), fc.boolean())
+    .map(([n, b, f]) => new ReadBatchCmd(n, b, f && n % 3 === 0)),
   fc.tuple(fc.integer({ min: 1, max: 30 }), fc.integer({ min: 1, max: 8000 })).map(([n, b]) => new ReadBatchCmd(n, b, false)),
   fc.boolean().map((f) => new AckCmd(f)),
   fc.constant(new AckCmd(false)),
   fc.constant(new RewindCmd()),
   fc.constant(new ReopenCmd(null)),
   fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }).map((t) => new ReopenCmd(t)),
-  fc.tuple(fc.constantFrom<FaultKind>('rotation', 'write', 'short-write', 'fsync', 'enospc'), recsArb, timeArb).map(([k, recs, t]) => new FaultyAppendCmd(k, recs, t)),
+  fc
+    .tuple(fc.constantFrom<FaultKind>('rotation', 'write', 'short-write', 'fsync', 'enospc'), recsArb, timeArb)
+    .map(([k, recs, t]) => new FaultyAppendCmd(k, recs, t)),
   fc.constant(new TickCmd()),
 ];
 

@@ -6,14 +6,24 @@ import { DiskQueue, type CorruptionEvent } from '../../src/forwarder/disk-queue.
 import { tempDir } from './helpers.js';
 
 /** The queue's segment files, oldest first. */
-const segments = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.seg')).sort();
+const segments = (dir: string) =>
+  readdirSync(dir)
+    .filter((f) => f.endsWith('.seg'))
+    .sort();
 const firstSegment = (dir: string) => join(dir, segments(dir)[0]!);
 
 const msgs = (from: number, n: number) =>
   Array.from({ length: n }, (_, i) => ({ data: Buffer.from(`message ${from + i}`), truncated: (from + i) % 7 === 0 }));
 
 function open(dir: string, over: Partial<ConstructorParameters<typeof DiskQueue>[0]> = {}, corrupt: CorruptionEvent[] = []) {
-  const q = new DiskQueue({ dir, maxBytes: 1 << 30, segmentBytes: 4096, fsyncIntervalMs: 0, onCorruption: (e) => corrupt.push(e), ...over });
+  const q = new DiskQueue({
+    dir,
+    maxBytes: 1 << 30,
+    segmentBytes: 4096,
+    fsyncIntervalMs: 0,
+    onCorruption: (e) => corrupt.push(e),
+    ...over,
+  });
   q.open();
   return q;
 }
@@ -132,7 +142,11 @@ describe('DiskQueue', () => {
     const corrupt: CorruptionEvent[] = [];
     q = open(dir, {}, corrupt);
     const got = drain(q);
-    expect(got).toEqual(msgs(0, 10).map((m) => m.data.toString()).filter((m) => m !== 'message 3'));
+    expect(got).toEqual(
+      msgs(0, 10)
+        .map((m) => m.data.toString())
+        .filter((m) => m !== 'message 3'),
+    );
     expect(corrupt).toEqual([expect.objectContaining({ kind: 'corrupt-record' })]);
     q.close();
   });
@@ -188,7 +202,11 @@ function batchRecords(b: ReturnType<DiskQueue['readBatch']>): Array<{ raw: strin
   expect(b.buffer.buffer.byteLength).toBe(b.buffer.length);
   // It holds the batch's records as on disk and nothing else (no skipped corrupt bytes).
   expect(b.buffer.length).toBe(b.diskBytes);
-  return Array.from({ length: b.count }, (_, i) => ({ raw: b.buffer.toString('latin1', b.starts[i], b.ends[i]), receivedAt: b.receivedAt[i]!, flags: b.flags[i]! }));
+  return Array.from({ length: b.count }, (_, i) => ({
+    raw: b.buffer.toString('latin1', b.starts[i], b.ends[i]),
+    receivedAt: b.receivedAt[i]!,
+    flags: b.flags[i]!,
+  }));
 }
 
 describe('DiskQueue readBatch', () => {
@@ -229,7 +247,11 @@ describe('DiskQueue readBatch', () => {
     const corrupt: CorruptionEvent[] = [];
     q = open(dir, {}, corrupt);
     const b = q.readBatch(1000, 1 << 20);
-    const want = sized(0, 20, 60).map((m, i) => ({ raw: m.data.toString('latin1'), receivedAt: i < 10 ? 111 : 222, flags: m.truncated ? 1 : 0 }));
+    const want = sized(0, 20, 60).map((m, i) => ({
+      raw: m.data.toString('latin1'),
+      receivedAt: i < 10 ? 111 : 222,
+      flags: m.truncated ? 1 : 0,
+    }));
     const expected = want.filter((_, i) => i !== 4 && i !== 5 && i !== 13);
     expect(batchRecords(b)).toEqual(expected);
     expect(b.records.map((r) => r.raw.toString('latin1'))).toEqual(expected.map((e) => e.raw));
@@ -252,7 +274,13 @@ describe('DiskQueue readBatch', () => {
     q.append(all.slice(40, 340), 2);
     q.append(all.slice(340), 3);
     const got: string[] = [];
-    const limits: Array<[number, number]> = [[7, 1 << 30], [1000, 300_000], [3, 1 << 30], [1000, 1_000_000], [50, 5000]];
+    const limits: Array<[number, number]> = [
+      [7, 1 << 30],
+      [1000, 300_000],
+      [3, 1 << 30],
+      [1000, 1_000_000],
+      [50, 5000],
+    ];
     for (let k = 0; ; k++) {
       const [n, bytes] = limits[k % limits.length]!;
       const b = q.readBatch(n, bytes);
@@ -296,7 +324,9 @@ describe('DiskQueue readBatch', () => {
     const q = open(dir, { segmentBytes: 1024 });
     for (let k = 0; k < 20; k++) q.append(sized(k * 10, 10, 90), k);
     const b = q.readBatch(1000, 1 << 20);
-    expect(batchRecords(b).map((r) => [r.raw, r.receivedAt])).toEqual(sized(0, 200, 90).map((m, i) => [m.data.toString('latin1'), Math.floor(i / 10)]));
+    expect(batchRecords(b).map((r) => [r.raw, r.receivedAt])).toEqual(
+      sized(0, 200, 90).map((m, i) => [m.data.toString('latin1'), Math.floor(i / 10)]),
+    );
     q.ackTo(b.end, b.count, b.diskBytes);
     expect(segments(dir).length).toBe(1);
     q.close();

@@ -26,14 +26,22 @@ interface Child {
 }
 
 function spawnForwarder(dir: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Child> {
-  const proc = spawn(process.execPath, [
-    join(bundleDir, 'forwarder.mjs'),
-    '--listen', 'tcp://127.0.0.1:0',
-    '--queue-dir', join(dir, 'queue'),
-    '--sink', `file:${join(dir, 'rows.ndjson')}`,
-    '--admin', '127.0.0.1:0',
-    ...extra,
-  ], { cwd: bundleDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const proc = spawn(
+    process.execPath,
+    [
+      join(bundleDir, 'forwarder.mjs'),
+      '--listen',
+      'tcp://127.0.0.1:0',
+      '--queue-dir',
+      join(dir, 'queue'),
+      '--sink',
+      `file:${join(dir, 'rows.ndjson')}`,
+      '--admin',
+      '127.0.0.1:0',
+      ...extra,
+    ],
+    { cwd: bundleDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
+  );
   children.push(proc);
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   let stderr = '';
@@ -107,7 +115,11 @@ describe('durability', () => {
     const dir = tempDir();
     const sink = new FakeSink();
     let down = false;
-    sink.script = Array.from({ length: 100_000 }, () => (rows) => (down ? { status: 'retryable', error: 'HTTP 503', httpStatus: 503, retryAfterMs: 50 } : { status: 'success', accepted: rows.length }));
+    sink.script = Array.from(
+      { length: 100_000 },
+      () => (rows) =>
+        down ? { status: 'retryable', error: 'HTTP 503', httpStatus: 503, retryAfterMs: 50 } : { status: 'success', accepted: rows.length },
+    );
     const f = await startForwarder(makeConfig(dir, { listen: ['tcp://127.0.0.1:0'], admin: false }), { logger: silent, sink });
     try {
       const port = f.addresses[0].port;
@@ -127,28 +139,32 @@ describe('durability', () => {
     }
   });
 
-  it.each([1, 0])('delivers every received event after kill -9 of the bundled forwarder, duplicates at most the batches in flight (%i parse workers)', async (workers) => {
-    const dir = tempDir();
-    const batch = ['--queue-max-bytes', '256M', '--parse-workers', String(workers)];
-    const a = await spawnForwarder(dir, batch);
-    // A bounded stream: unbounded, intake outran a parse worker still starting on a loaded machine by
-    // ~170,000 events before the first delivery, and the restart then had that backlog to drain too.
-    const stream = streamSeq(a.tcpPort, 0, 60_000, 100);
-    await waitFor(async () => (await health(a.admin)).counters.delivered > 3000, 30_000, 'deliveries before the kill');
-    const before = (await health(a.admin)).counters.received;
-    a.proc.kill('SIGKILL');
-    await a.exited;
-    stream.stop();
-    await stream.done.catch(() => 0);
-    const b = await spawnForwarder(dir, batch);
-    await waitFor(async () => (await health(b.admin)).queue.records === 0, 30_000, 'queue drained after restart');
-    b.proc.kill('SIGTERM');
-    expect(await b.exited).toBe(0);
-    // Default batches of 1000 rows, 8 in flight: at most 8000 rows are delivered twice.
-    const all = seqs(join(dir, 'rows.ndjson'), 1);
-    if (process.env.DEBUG_DURABILITY) console.log({ before, delivered: all.length, distinct: new Set(all).size });
-    checkPrefix(all, before, 8000);
-  }, 90_000);
+  it.each([1, 0])(
+    'delivers every received event after kill -9 of the bundled forwarder, duplicates at most the batches in flight (%i parse workers)',
+    async (workers) => {
+      const dir = tempDir();
+      const batch = ['--queue-max-bytes', '256M', '--parse-workers', String(workers)];
+      const a = await spawnForwarder(dir, batch);
+      // A bounded stream: unbounded, intake outran a parse worker still starting on a loaded machine by
+      // ~170,000 events before the first delivery, and the restart then had that backlog to drain too.
+      const stream = streamSeq(a.tcpPort, 0, 60_000, 100);
+      await waitFor(async () => (await health(a.admin)).counters.delivered > 3000, 30_000, 'deliveries before the kill');
+      const before = (await health(a.admin)).counters.received;
+      a.proc.kill('SIGKILL');
+      await a.exited;
+      stream.stop();
+      await stream.done.catch(() => 0);
+      const b = await spawnForwarder(dir, batch);
+      await waitFor(async () => (await health(b.admin)).queue.records === 0, 30_000, 'queue drained after restart');
+      b.proc.kill('SIGTERM');
+      expect(await b.exited).toBe(0);
+      // Default batches of 1000 rows, 8 in flight: at most 8000 rows are delivered twice.
+      const all = seqs(join(dir, 'rows.ndjson'), 1);
+      if (process.env.DEBUG_DURABILITY) console.log({ before, delivered: all.length, distinct: new Set(all).size });
+      checkPrefix(all, before, 8000);
+    },
+    90_000,
+  );
 
   it('with --parse-workers 2 the bundle parses in worker threads: probes, metrics, dead letters and health', async () => {
     const dir = tempDir();
@@ -168,7 +184,10 @@ describe('durability', () => {
     const metrics = await (await fetch(`http://${a.admin}/metrics`)).text();
     expect(metrics).toMatch(/^sentinel_cef_delivery_latency_seconds_count 51$/m);
     expect(metrics).toMatch(/^sentinel_cef_sink_request_duration_seconds_count\{sink="file",result="success"\} [1-9]/m);
-    const dead = readFileSync(join(dir, 'dead-letter.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { raw?: string });
+    const dead = readFileSync(join(dir, 'dead-letter.ndjson'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { raw?: string });
     expect(dead).toEqual([expect.objectContaining({ raw: 'not a syslog CEF line at all' })]);
     a.proc.kill('SIGTERM');
     expect(await a.exited).toBe(0);

@@ -51,7 +51,10 @@ describe('SyslogFramer', () => {
     for (let i = 0; i < 100; i++) f.push(Buffer.from('y'.repeat(100)), out);
     expect(f.pendingBytes).toBeLessThanOrEqual(10);
     f.push(Buffer.from('\n<1>next\n'), out);
-    expect(out.map((x) => [x.data.toString(), x.truncated])).toEqual([['y'.repeat(10), true], ['<1>next', false]]);
+    expect(out.map((x) => [x.data.toString(), x.truncated])).toEqual([
+      ['y'.repeat(10), true],
+      ['<1>next', false],
+    ]);
   });
 
   it('emits a last unterminated frame at end of stream', () => {
@@ -72,41 +75,49 @@ describe('SyslogFramer', () => {
   it('never loses or reorders frames for any chunking (property)', () => {
     const msg = fc.stringMatching(/^<[0-9]{1,3}>[ -~]{0,40}$/);
     fc.assert(
-      fc.property(fc.array(fc.tuple(msg, fc.boolean()), { minLength: 1, maxLength: 20 }), fc.array(fc.nat(), { maxLength: 10 }), (msgs, cuts) => {
-        const stream = Buffer.from(msgs.map(([m, oc]) => (oc ? `${Buffer.byteLength(m)} ${m}` : `${m}\n`)).join(''));
-        const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b);
-        const f = new SyslogFramer(1000);
-        const out: string[] = [];
-        let prev = 0;
-        for (const p of [...points, stream.length]) {
-          for (const fr of f.push(stream.subarray(prev, p))) out.push(fr.data.toString());
-          prev = p;
-        }
-        for (const fr of f.end()) out.push(fr.data.toString());
-        expect(out).toEqual(msgs.map(([m]) => m.replace(/[\r\n\0]+$/, '')).filter((m) => m.length > 0));
-      }),
+      fc.property(
+        fc.array(fc.tuple(msg, fc.boolean()), { minLength: 1, maxLength: 20 }),
+        fc.array(fc.nat(), { maxLength: 10 }),
+        (msgs, cuts) => {
+          const stream = Buffer.from(msgs.map(([m, oc]) => (oc ? `${Buffer.byteLength(m)} ${m}` : `${m}\n`)).join(''));
+          const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b);
+          const f = new SyslogFramer(1000);
+          const out: string[] = [];
+          let prev = 0;
+          for (const p of [...points, stream.length]) {
+            for (const fr of f.push(stream.subarray(prev, p))) out.push(fr.data.toString());
+            prev = p;
+          }
+          for (const fr of f.end()) out.push(fr.data.toString());
+          expect(out).toEqual(msgs.map(([m]) => m.replace(/[\r\n\0]+$/, '')).filter((m) => m.length > 0));
+        },
+      ),
     );
   });
   it('frames any chunking of a stream exactly as the whole stream at once, oversize frames included (property)', () => {
     // Frames that start with digits, CR/NUL padding, LF inside octet-counted frames, frames longer than the limit.
     const msg = fc.oneof(fc.stringMatching(/^[0-9<][ -~\r\n]{0,45}$/), fc.stringMatching(/^<[0-9]>x{20,50}$/));
     fc.assert(
-      fc.property(fc.array(fc.tuple(msg, fc.boolean()), { minLength: 1, maxLength: 12 }), fc.array(fc.nat(), { maxLength: 12 }), (msgs, cuts) => {
-        const stream = Buffer.from(msgs.map(([m, oc]) => (oc ? `${Buffer.byteLength(m)} ${m}` : `${m}\n\0`)).join(''));
-        const frames = (fs: Frame[]) => fs.map((x) => [x.data.toString('latin1'), x.truncated]);
-        const whole = new SyslogFramer(30);
-        const want = [...frames(whole.push(stream)), ...frames(whole.end())];
-        const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b);
-        const f = new SyslogFramer(30);
-        const got: unknown[] = [];
-        let prev = 0;
-        for (const p of [...points, stream.length]) {
-          got.push(...frames(f.push(stream.subarray(prev, p))));
-          prev = p;
-        }
-        got.push(...frames(f.end()));
-        expect(got).toEqual(want);
-      }),
+      fc.property(
+        fc.array(fc.tuple(msg, fc.boolean()), { minLength: 1, maxLength: 12 }),
+        fc.array(fc.nat(), { maxLength: 12 }),
+        (msgs, cuts) => {
+          const stream = Buffer.from(msgs.map(([m, oc]) => (oc ? `${Buffer.byteLength(m)} ${m}` : `${m}\n\0`)).join(''));
+          const frames = (fs: Frame[]) => fs.map((x) => [x.data.toString('latin1'), x.truncated]);
+          const whole = new SyslogFramer(30);
+          const want = [...frames(whole.push(stream)), ...frames(whole.end())];
+          const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b);
+          const f = new SyslogFramer(30);
+          const got: unknown[] = [];
+          let prev = 0;
+          for (const p of [...points, stream.length]) {
+            got.push(...frames(f.push(stream.subarray(prev, p))));
+            prev = p;
+          }
+          got.push(...frames(f.end()));
+          expect(got).toEqual(want);
+        },
+      ),
       { numRuns: 500 },
     );
   });

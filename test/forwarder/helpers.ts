@@ -29,7 +29,10 @@ export function makeConfig(dir: string, over: Record<string, unknown> = {}): For
   };
   for (const [k, v] of Object.entries(over)) {
     const b = base[k];
-    base[k] = b && typeof b === 'object' && !Array.isArray(b) && v && typeof v === 'object' && !Array.isArray(v) && k !== 'sink' ? { ...b, ...v } : v;
+    base[k] =
+      b && typeof b === 'object' && !Array.isArray(b) && v && typeof v === 'object' && !Array.isArray(v) && k !== 'sink'
+        ? { ...b, ...v }
+        : v;
   }
   const config = forwarderConfigSchema.parse(base);
   if (!config.queue.dir.startsWith(dir)) throw new Error('test config must keep the queue in its temp dir');
@@ -48,12 +51,18 @@ export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 5000, wha
 
 export function readRows(path: string): CslRow[] {
   if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as CslRow);
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as CslRow);
 }
 
 export function readNdjson(path: string): Array<Record<string, unknown>> {
   if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }
 
 export function cef(n: number | string, extra = ''): string {
@@ -115,7 +124,10 @@ export class PreparingFakeSink extends FakeSink {
     if (res.status === 'success') return { ...res, truncated: map(res.truncated) };
     if (res.status === 'retryable' && res.progress) {
       const pr = res.progress;
-      return { ...res, progress: { ...pr, rejected: map(pr.rejected)!, truncated: map(pr.truncated), pending: pr.pending.map((r) => back.get(r)!) } };
+      return {
+        ...res,
+        progress: { ...pr, rejected: map(pr.rejected)!, truncated: map(pr.truncated), pending: pr.pending.map((r) => back.get(r)!) },
+      };
     }
     return res as SendResult<PreparedRow>;
   }

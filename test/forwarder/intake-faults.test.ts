@@ -20,7 +20,27 @@ afterEach(async () => {
 let certDir = '';
 beforeAll(() => {
   certDir = tempDir('fwd-faults-tls-');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.pem', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: certDir, stdio: 'pipe' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'server.key',
+      '-out',
+      'server.pem',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { cwd: certDir, stdio: 'pipe' },
+  );
 });
 
 async function start(over: Record<string, unknown> = {}, deps: ForwarderDeps = {}) {
@@ -58,13 +78,40 @@ describe('intake: a frame held when a connection closes is kept', () => {
     over?: Record<string, unknown>;
   };
   const cases: Case[] = [
-    { name: 'idle close (slow drip), newline framing', proto: 'tcp', octet: false, reason: 'slow_drip', over: { limits: { idleTimeoutSec: 0.3 } }, close: (s) => closed(s) },
-    { name: 'idle close (slow drip), octet-counted', proto: 'tcp', octet: true, reason: 'slow_drip', over: { limits: { idleTimeoutSec: 0.3 } }, close: (s) => closed(s) },
+    {
+      name: 'idle close (slow drip), newline framing',
+      proto: 'tcp',
+      octet: false,
+      reason: 'slow_drip',
+      over: { limits: { idleTimeoutSec: 0.3 } },
+      close: (s) => closed(s),
+    },
+    {
+      name: 'idle close (slow drip), octet-counted',
+      proto: 'tcp',
+      octet: true,
+      reason: 'slow_drip',
+      over: { limits: { idleTimeoutSec: 0.3 } },
+      close: (s) => closed(s),
+    },
     { name: 'peer FIN, octet-counted', proto: 'tcp', octet: true, reason: 'peer_closed', close: async (s) => void s.end() },
     { name: 'peer reset', proto: 'tcp', octet: false, reason: 'error', close: async (s) => void (await sleep(300), s.resetAndDestroy()) },
     { name: 'forwarder shutdown', proto: 'tcp', octet: true, reason: 'shutdown', close: async (_s, f) => (await sleep(300), f.shutdown()) },
-    { name: 'TLS peer closed mid-frame', proto: 'tls', octet: true, reason: 'peer_closed', close: async (s) => void (await sleep(300), s.destroy()) },
-    { name: 'TLS idle close', proto: 'tls', octet: false, reason: 'slow_drip', over: { limits: { idleTimeoutSec: 0.3 } }, close: (s) => closed(s) },
+    {
+      name: 'TLS peer closed mid-frame',
+      proto: 'tls',
+      octet: true,
+      reason: 'peer_closed',
+      close: async (s) => void (await sleep(300), s.destroy()),
+    },
+    {
+      name: 'TLS idle close',
+      proto: 'tls',
+      octet: false,
+      reason: 'slow_drip',
+      over: { limits: { idleTimeoutSec: 0.3 } },
+      close: (s) => closed(s),
+    },
   ];
 
   it.each(cases)('$name', async (c) => {

@@ -62,7 +62,11 @@ describe('intake state file', () => {
     await stopping;
     fwd = null;
     expect(stateOf(file)).toBe('SUSPENDED\n');
-    expect(readRows((config.sink as { path: string }).path).map((r) => r.DeviceEventClassID).sort()).toEqual(['0', '1']);
+    expect(
+      readRows((config.sink as { path: string }).path)
+        .map((r) => r.DeviceEventClassID)
+        .sort(),
+    ).toEqual(['0', '1']);
     s.destroy();
   });
 

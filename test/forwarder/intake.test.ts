@@ -114,8 +114,46 @@ describe('intake', () => {
     const dir = tempDir('fwd-tls-');
     const ossl = (...a: string[]) => execFileSync('openssl', a, { cwd: dir, stdio: 'pipe' });
     ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=test-ca');
-    ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.pem', '-days', '1', '-subj', '/CN=localhost', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-addext', 'subjectAltName=IP:127.0.0.1');
-    ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.pem', '-days', '1', '-subj', '/CN=client', '-CA', 'ca.pem', '-CAkey', 'ca.key');
+    ossl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'server.key',
+      '-out',
+      'server.pem',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    );
+    ossl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'client.key',
+      '-out',
+      'client.pem',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=client',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+    );
     const { tls, config, f } = await start({
       listen: ['tls://127.0.0.1:0'],
       tls: { certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key'), caFile: join(dir, 'ca.pem'), requireClientCert: true },
@@ -123,9 +161,12 @@ describe('intake', () => {
     const ca = readFileSync(join(dir, 'ca.pem'));
     const m = cef(7);
     await new Promise<void>((resolve, reject) => {
-      const s = tlsConnect({ host: '127.0.0.1', port: tls.port, ca, cert: readFileSync(join(dir, 'client.pem')), key: readFileSync(join(dir, 'client.key')) }, () => {
-        s.end(`${Buffer.byteLength(m)} ${m}`, () => resolve());
-      });
+      const s = tlsConnect(
+        { host: '127.0.0.1', port: tls.port, ca, cert: readFileSync(join(dir, 'client.pem')), key: readFileSync(join(dir, 'client.key')) },
+        () => {
+          s.end(`${Buffer.byteLength(m)} ${m}`, () => resolve());
+        },
+      );
       s.once('error', reject);
     });
     const path = (config.sink as { path: string }).path;
@@ -142,11 +183,19 @@ describe('intake', () => {
   it('stops reading TCP when the queue is full and drops (and counts) UDP; resumes after delivery', async () => {
     const sink = new FakeSink();
     let open = false;
-    sink.script = Array.from({ length: 10_000 }, () => (rows) => (open ? { status: 'success', accepted: rows.length } : { status: 'retryable', error: 'down' }));
-    const { tcp, udp, f } = await start({ queue: { maxBytes: 20_000, fsyncIntervalMs: 50 }, retry: { initialMs: 20, maxMs: 40 } }, { sink });
+    sink.script = Array.from(
+      { length: 10_000 },
+      () => (rows) => (open ? { status: 'success', accepted: rows.length } : { status: 'retryable', error: 'down' }),
+    );
+    const { tcp, udp, f } = await start(
+      { queue: { maxBytes: 20_000, fsyncIntervalMs: 50 }, retry: { initialMs: 20, maxMs: 40 } },
+      { sink },
+    );
     const s = await tcpConnect(tcp.port);
     const total = 1000;
-    const payload = range(total).map((i) => cef(i) + '\n').join('');
+    const payload = range(total)
+      .map((i) => cef(i) + '\n')
+      .join('');
     s.write(payload);
     await waitFor(() => f.health().queue.intakePaused, 5000, 'intake pause');
     const receivedAtPause = f.health().counters.received;
@@ -167,13 +216,16 @@ describe('intake', () => {
 
   it('pauses on a full disk, keeps what it read, and resumes when writes succeed', async () => {
     let diskFull = false;
-    const { tcp, config, f } = await start({}, {
-      diskRetryMs: 50,
-      queueWriteFn: (fd, b, off, len) => {
-        if (diskFull) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-        return writeSync(fd, b, off, len);
+    const { tcp, config, f } = await start(
+      {},
+      {
+        diskRetryMs: 50,
+        queueWriteFn: (fd, b, off, len) => {
+          if (diskFull) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+          return writeSync(fd, b, off, len);
+        },
       },
-    });
+    );
     diskFull = true;
     await sendSyslog([cef(1), cef(2)], { host: '127.0.0.1', port: tcp.port, protocol: 'tcp' });
     await waitFor(() => f.health().queue.intakePaused, 3000);
@@ -200,12 +252,25 @@ describe('admin API', () => {
       return r.status === 200 && j.accepted ? j : null;
     }, 5000);
     expect(st).toMatchObject({ id, received: true, accepted: true });
-    if (!st) throw new Error("no probe status");
+    if (!st) throw new Error('no probe status');
     expect(st.latencyMs).toBeGreaterThanOrEqual(0);
     const h = (await (await fetch(`${base}/healthz`)).json()) as Health;
     expect(h).toMatchObject({ status: 'ok', sink: 'file', counters: { received: 1, delivered: 1 } });
     const m = await (await fetch(`${base}/metrics`)).text();
-    for (const name of ['received_total', 'parse_failures_total', 'delivered_total', 'dead_lettered_total', 'dropped_total', 'truncated_total', 'connections', 'queue_bytes', 'queue_oldest_age_seconds', 'delivery_latency_seconds_bucket', 'sink_request_duration_seconds_bucket', 'process_resident_memory_bytes']) {
+    for (const name of [
+      'received_total',
+      'parse_failures_total',
+      'delivered_total',
+      'dead_lettered_total',
+      'dropped_total',
+      'truncated_total',
+      'connections',
+      'queue_bytes',
+      'queue_oldest_age_seconds',
+      'delivery_latency_seconds_bucket',
+      'sink_request_duration_seconds_bucket',
+      'process_resident_memory_bytes',
+    ]) {
       expect(m).toContain(`sentinel_cef_${name}`);
     }
     expect((await fetch(`${base}/nope`)).status).toBe(404);

@@ -111,7 +111,10 @@ describe('readiness endpoint', () => {
       await gate;
       return send(rows);
     };
-    const { f, tcp } = await start({ queue: { maxBytes: 4000 }, readinessRules: { queueHighWater: 0.5, sinkFailingSec: 3600 }, batch: { maxRecords: 1 } }, { sink });
+    const { f, tcp } = await start(
+      { queue: { maxBytes: 4000 }, readinessRules: { queueHighWater: 0.5, sinkFailingSec: 3600 }, batch: { maxRecords: 1 } },
+      { sink },
+    );
     const s = await tcpConnect(tcp.port);
     const lines = Array.from({ length: 200 }, (_, i) => `${cef(i)}\n`).join('');
     s.write(lines);
@@ -153,16 +156,32 @@ describe('readiness endpoint', () => {
   it('takes --readiness, --drain-grace and --max-connection-age from flags', async () => {
     const { loadForwarderConfig } = await import('../../src/config/load.js');
     const dir = tmp();
-    const c = loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, readiness: '0.0.0.0:8080', drainGrace: '5', maxConnectionAge: '600', listen: ['tcp://0.0.0.0:6514?proxy=v2'] });
-    expect(c).toMatchObject({ readiness: '0.0.0.0:8080', drainGraceSec: 5, limits: { maxConnectionAgeSec: 600, proxyHeaderTimeoutSec: 5 }, listen: ['tcp://0.0.0.0:6514?proxy=v2'] });
+    const c = loadForwarderConfig({
+      sink: `file:${dir}/r.ndjson`,
+      queueDir: dir,
+      readiness: '0.0.0.0:8080',
+      drainGrace: '5',
+      maxConnectionAge: '600',
+      listen: ['tcp://0.0.0.0:6514?proxy=v2'],
+    });
+    expect(c).toMatchObject({
+      readiness: '0.0.0.0:8080',
+      drainGraceSec: 5,
+      limits: { maxConnectionAgeSec: 600, proxyHeaderTimeoutSec: 5 },
+      listen: ['tcp://0.0.0.0:6514?proxy=v2'],
+    });
     expect(loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, readiness: 'off' }).readiness).toBe(false);
-    expect(() => loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, drainGrace: 'soon' })).toThrow(/^--drain-grace must be a number, 0 or more, got 'soon'$/);
+    expect(() => loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, drainGrace: 'soon' })).toThrow(
+      /^--drain-grace must be a number, 0 or more, got 'soon'$/,
+    );
   });
 
   it('refuses a readiness address that is not HOST:PORT with one line', async () => {
     const { loadForwarderConfig } = await import('../../src/config/load.js');
     const dir = tmp();
-    expect(() => loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, readiness: 'nonsense' })).toThrow(/^readiness address must be HOST:PORT, e.g. 127.0.0.1:25227, got 'nonsense'$/);
+    expect(() => loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, readiness: 'nonsense' })).toThrow(
+      /^readiness address must be HOST:PORT, e.g. 127.0.0.1:25227, got 'nonsense'$/,
+    );
   });
 });
 
@@ -182,7 +201,9 @@ describe('graceful drain on SIGTERM', () => {
     await waitFor(() => f.health().counters.received === 3, 3000, 'received during grace');
     await stopped;
     expect(Date.now() - t0).toBeGreaterThanOrEqual(950);
-    const ids = readRows(path).map((r) => Number(r.DeviceEventClassID)).sort();
+    const ids = readRows(path)
+      .map((r) => Number(r.DeviceEventClassID))
+      .sort();
     expect(ids).toEqual([0, 1, 2]);
     await expect(tcpConnect(tcp.port)).rejects.toThrow();
     s.destroy();
@@ -235,7 +256,13 @@ describe('connection rebalancing (limits.maxConnectionAgeSec)', () => {
       s.on('end', () => (ended = true));
       while (!ended && next < total) {
         // Each frame in three writes, with pauses, so deadlines fall inside frames too.
-        const m = next % 2 ? `${cef(next)}\n` : (() => { const b = cef(next); return `${Buffer.byteLength(b)} ${b}`; })();
+        const m =
+          next % 2
+            ? `${cef(next)}\n`
+            : (() => {
+                const b = cef(next);
+                return `${Buffer.byteLength(b)} ${b}`;
+              })();
         const cut = [0, 20, 50, m.length];
         for (let k = 0; k < 3; k++) {
           s.write(m.slice(cut[k], cut[k + 1]));

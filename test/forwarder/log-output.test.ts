@@ -36,32 +36,35 @@ async function healthz(admin: string, timeoutMs: number): Promise<Record<string,
 }
 
 describe('LogDestination: a failing log output never blocks nor throws', () => {
-  it.each([['ENOSPC'], ['EIO'], ['EAGAIN'], ['EPIPE']])('%s on every write: lines dropped and counted, then logging resumes with a count', async (code) => {
-    const { path, fd } = logFile();
-    const dest = new LogDestination({ fd, maxBufferBytes: 4096, retryMs: 5, maxRetryMs: 20, reportIntervalMs: 0 });
-    cleanup.push(() => dest.drain(2000));
-    const logger = createLogger('info', dest);
-    faults = injectFaults([{ ops: ['write'], path: /forwarder\.log$/, codes: [code] }]);
-    const t0 = Date.now();
-    for (let i = 0; i < 2000; i++) logger.info({ i }, 'while the output fails');
-    // 2,000 calls return at once: nothing waits on the output.
-    expect(Date.now() - t0).toBeLessThan(2000);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(dest.dropped).toBeGreaterThan(0);
-    expect(dest.errors).toBeGreaterThan(0);
-    expect(dest.bufferedBytes).toBeLessThanOrEqual(4096);
-    faults.clear();
-    await dest.drain(5000);
-    logger.info('after recovery');
-    await waitFor(() => lines(path).some((l) => l.includes('after recovery')), 5000, 'logging to resume');
-    const all = lines(path).map((l) => JSON.parse(l) as Record<string, unknown>);
-    const report = all.find((o) => typeof o.droppedLogLines === 'number');
-    expect(report?.msg).toMatch(/^\d+ log lines dropped/);
-    // Every line valid JSON (parsed above), and every line accounted for: written or counted as dropped.
-    const written = all.filter((o) => o.msg === 'while the output fails').length;
-    expect(written + dest.dropped).toBe(2000);
-    expect(report!.droppedLogLines).toBe(dest.dropped);
-  });
+  it.each([['ENOSPC'], ['EIO'], ['EAGAIN'], ['EPIPE']])(
+    '%s on every write: lines dropped and counted, then logging resumes with a count',
+    async (code) => {
+      const { path, fd } = logFile();
+      const dest = new LogDestination({ fd, maxBufferBytes: 4096, retryMs: 5, maxRetryMs: 20, reportIntervalMs: 0 });
+      cleanup.push(() => dest.drain(2000));
+      const logger = createLogger('info', dest);
+      faults = injectFaults([{ ops: ['write'], path: /forwarder\.log$/, codes: [code] }]);
+      const t0 = Date.now();
+      for (let i = 0; i < 2000; i++) logger.info({ i }, 'while the output fails');
+      // 2,000 calls return at once: nothing waits on the output.
+      expect(Date.now() - t0).toBeLessThan(2000);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(dest.dropped).toBeGreaterThan(0);
+      expect(dest.errors).toBeGreaterThan(0);
+      expect(dest.bufferedBytes).toBeLessThanOrEqual(4096);
+      faults.clear();
+      await dest.drain(5000);
+      logger.info('after recovery');
+      await waitFor(() => lines(path).some((l) => l.includes('after recovery')), 5000, 'logging to resume');
+      const all = lines(path).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const report = all.find((o) => typeof o.droppedLogLines === 'number');
+      expect(report?.msg).toMatch(/^\d+ log lines dropped/);
+      // Every line valid JSON (parsed above), and every line accounted for: written or counted as dropped.
+      const written = all.filter((o) => o.msg === 'while the output fails').length;
+      expect(written + dest.dropped).toBe(2000);
+      expect(report!.droppedLogLines).toBe(dest.dropped);
+    },
+  );
 
   it('short writes: every line arrives whole, once, in order', async () => {
     const { path, fd } = logFile();
@@ -129,7 +132,24 @@ describe('forwarder with a failing log output', () => {
     const { port: listen } = await freePort();
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', join(root, 'src/cli.ts'), 'forward', '--listen', `tcp://127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--queue-dir', config.queue.dir, '--dead-letter-file', join(dir, 'dl.ndjson'), '--sink', `file:${join(dir, 'rows.ndjson')}`, '--log-level', 'debug'],
+      [
+        '--import',
+        'tsx',
+        join(root, 'src/cli.ts'),
+        'forward',
+        '--listen',
+        `tcp://127.0.0.1:${listen}`,
+        '--admin',
+        `127.0.0.1:${admin}`,
+        '--queue-dir',
+        config.queue.dir,
+        '--dead-letter-file',
+        join(dir, 'dl.ndjson'),
+        '--sink',
+        `file:${join(dir, 'rows.ndjson')}`,
+        '--log-level',
+        'debug',
+      ],
       { cwd: root, stdio: ['ignore', out, 'pipe'], env: { ...process.env, CI: 'true', NO_COLOR: '1' } },
     );
     let stderr = '';

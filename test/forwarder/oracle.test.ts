@@ -66,7 +66,9 @@ const fixtures = new URL('../fixtures/parser/', import.meta.url).pathname;
 /** Fixture lines as bytes (one is Latin-1, not UTF-8), without blank lines and frames a syslog sender would not send. */
 function fixtureLines(): Buffer[] {
   const out: Buffer[] = [];
-  for (const f of readdirSync(fixtures).filter((n) => n.endsWith('.log')).sort()) {
+  for (const f of readdirSync(fixtures)
+    .filter((n) => n.endsWith('.log'))
+    .sort()) {
     const buf = readFileSync(join(fixtures, f));
     let start = 0;
     for (let nl = buf.indexOf(10); start < buf.length; nl = buf.indexOf(10, start)) {
@@ -80,7 +82,13 @@ function fixtureLines(): Buffer[] {
   return out;
 }
 
-const TEXTS = ['Zürich café ✓ 日本語 🚀', 'a\\=b\\\\c\\nsecond line', 'plain text', 'path C:\\\\Windows\\\\System32', 'quote " and <tag> & amp'];
+const TEXTS = [
+  'Zürich café ✓ 日本語 🚀',
+  'a\\=b\\\\c\\nsecond line',
+  'plain text',
+  'path C:\\\\Windows\\\\System32',
+  'quote " and <tag> & amp',
+];
 
 /** The corpus: fixture lines tagged with a sequence number, synthetic CEF, long values, probes. */
 function corpus(seed: number): Buffer[] {
@@ -93,7 +101,9 @@ function corpus(seed: number): Buffer[] {
     if (r < 0.4) {
       const line = pick(base);
       // A CEF line gets its sequence as an extra extension (AdditionalExtensions); others go as they are.
-      lines.push(line.includes('CEF:') && !line.toString('latin1').endsWith('|') ? Buffer.concat([line, Buffer.from(` oracleSeq=${i}`)]) : line);
+      lines.push(
+        line.includes('CEF:') && !line.toString('latin1').endsWith('|') ? Buffer.concat([line, Buffer.from(` oracleSeq=${i}`)]) : line,
+      );
     } else if (r < 0.43) {
       lines.push(Buffer.from(buildProbeMessage(newProbeId(), rand() < 0.5 ? 'rfc3164' : 'rfc5424', `probe-host-${i % 3}`)));
     } else {
@@ -147,7 +157,12 @@ function sinkConfig(kind: SinkKind, dir: string): Record<string, unknown> {
     case 'file':
       return { type: 'file', path: join(dir, 'rows.ndjson') };
     case 'log-analytics':
-      return { type: 'log-analytics', workspaceId: mock.workspaceId, endpoint: mock.url, sharedKeyFile: writeSecretFile(dir, 'workspace.key', mock.sharedKey) };
+      return {
+        type: 'log-analytics',
+        workspaceId: mock.workspaceId,
+        endpoint: mock.url,
+        sharedKeyFile: writeSecretFile(dir, 'workspace.key', mock.sharedKey),
+      };
     case 'logs-ingestion':
       // Managed identity: its token endpoint may be plain HTTP (AZURE_POD_IDENTITY_AUTHORITY_HOST, set below).
       return { type: 'logs-ingestion', endpoint: mock.url, dcrImmutableId: mock.dcrImmutableId, auth: { kind: 'managed-identity' } };
@@ -155,97 +170,116 @@ function sinkConfig(kind: SinkKind, dir: string): Record<string, unknown> {
 }
 
 const matrix: Array<[SinkKind, 0 | 'auto', 1 | 'default']> = [];
-for (const sink of ['file', 'logs-ingestion', 'log-analytics'] as const) for (const workers of [0, 'auto'] as const) for (const inFlight of [1, 'default'] as const) matrix.push([sink, workers, inFlight]);
+for (const sink of ['file', 'logs-ingestion', 'log-analytics'] as const)
+  for (const workers of [0, 'auto'] as const) for (const inFlight of [1, 'default'] as const) matrix.push([sink, workers, inFlight]);
 
 describe('oracle: every row out equals `sentinel-cef parse` of its line', () => {
-  it.each(matrix)('%s sink, parse workers %s, batch.inFlight %s', async (kind, workers, inFlight) => {
-    const dir = tempDir('oracle-');
-    const lines = corpus(matrix.findIndex((m) => m[0] === kind && m[1] === workers && m[2] === inFlight) + 1);
-    const ref = new Date();
-    // What parse makes of each line; the key (the row without TimeGenerated) finds a row's line.
-    const byKey = new Map<string, number[]>();
-    const valid: number[] = [];
-    const invalid: string[] = [];
-    lines.forEach((line, i) => {
-      const r = parseLine(line, ref);
-      if (!r.ok) return void invalid.push(line.toString('utf8'));
-      valid.push(i);
-      const key = withoutTime(documented(kind, r.row));
-      byKey.set(key, [...(byKey.get(key) ?? []), i]);
-    });
-    expect(valid.length).toBeGreaterThan(LINES * 0.9);
-    expect(invalid.length).toBeGreaterThan(0);
+  it.each(matrix)(
+    '%s sink, parse workers %s, batch.inFlight %s',
+    async (kind, workers, inFlight) => {
+      const dir = tempDir('oracle-');
+      const lines = corpus(matrix.findIndex((m) => m[0] === kind && m[1] === workers && m[2] === inFlight) + 1);
+      const ref = new Date();
+      // What parse makes of each line; the key (the row without TimeGenerated) finds a row's line.
+      const byKey = new Map<string, number[]>();
+      const valid: number[] = [];
+      const invalid: string[] = [];
+      lines.forEach((line, i) => {
+        const r = parseLine(line, ref);
+        if (!r.ok) return void invalid.push(line.toString('utf8'));
+        valid.push(i);
+        const key = withoutTime(documented(kind, r.row));
+        byKey.set(key, [...(byKey.get(key) ?? []), i]);
+      });
+      expect(valid.length).toBeGreaterThan(LINES * 0.9);
+      expect(invalid.length).toBeGreaterThan(0);
 
-    const config = makeConfig(dir, {
-      listen: ['tcp://127.0.0.1:0'],
-      admin: false,
-      batch: { maxRecords: 200, flushMs: 20, parseWorkers: workers, ...(inFlight === 1 ? { inFlight: 1 } : {}) },
-      limits: { maxMessageBytes: 256 * 1024 },
-      sink: sinkConfig(kind, dir),
-    });
-    expect(config.batch.inFlight).toBe(inFlight === 1 ? 1 : 8);
-    mock.reset();
-    setWorkerEntry(workers === 'auto' ? bundle : null);
-    const f = await startForwarder(config, { logger: silent });
-    try {
-      const s = await tcpConnect(f.addresses[0]!.port);
-      await writeAndEnd(s, Buffer.concat(lines.flatMap((l) => [l, Buffer.from('\n')])));
-      await waitFor(() => f.metrics.totals.delivered >= valid.length && f.metrics.totals.parseFailures >= invalid.length, 20_000, 'every line settled');
-      await new Promise((r) => setTimeout(r, 100)); // nothing more arrives
-    } finally {
-      await f.shutdown();
-      setWorkerEntry(null);
-    }
-    expect(f.metrics.totals.delivered).toBe(valid.length);
+      const config = makeConfig(dir, {
+        listen: ['tcp://127.0.0.1:0'],
+        admin: false,
+        batch: { maxRecords: 200, flushMs: 20, parseWorkers: workers, ...(inFlight === 1 ? { inFlight: 1 } : {}) },
+        limits: { maxMessageBytes: 256 * 1024 },
+        sink: sinkConfig(kind, dir),
+      });
+      expect(config.batch.inFlight).toBe(inFlight === 1 ? 1 : 8);
+      mock.reset();
+      setWorkerEntry(workers === 'auto' ? bundle : null);
+      const f = await startForwarder(config, { logger: silent });
+      try {
+        const s = await tcpConnect(f.addresses[0]!.port);
+        await writeAndEnd(s, Buffer.concat(lines.flatMap((l) => [l, Buffer.from('\n')])));
+        await waitFor(
+          () => f.metrics.totals.delivered >= valid.length && f.metrics.totals.parseFailures >= invalid.length,
+          20_000,
+          'every line settled',
+        );
+        await new Promise((r) => setTimeout(r, 100)); // nothing more arrives
+      } finally {
+        await f.shutdown();
+        setWorkerEntry(null);
+      }
+      expect(f.metrics.totals.delivered).toBe(valid.length);
 
-    let out: CslRow[];
-    if (kind === 'file') {
-      const text = readFileSync(config.sink.type === 'file' ? config.sink.path : '', 'utf8');
-      expect(text.endsWith('\n')).toBe(true);
-      out = text
-        .split('\n')
-        .slice(0, -1)
-        .map((l, n) => {
-          try {
-            return JSON.parse(l) as CslRow;
-          } catch {
-            throw new Error(`line ${n + 1} of the file is not JSON: ${l.slice(0, 120)}`);
-          }
-        });
-    } else {
-      out = mock.rows.filter((r) => r.api === kind).map((r) => r.row as CslRow);
-    }
-    expect(out.length).toBe(valid.length);
-    // The corpus reaches the paths it is meant to: probes, and values over the Azure field limits.
-    expect(out.some((r) => r.DeviceCustomString2Label === 'ProbeId')).toBe(true);
-    if (kind !== 'file') expect(out.some((r) => String(r.AdditionalExtensions ?? '').includes('sentinelCefTruncated='))).toBe(true);
+      let out: CslRow[];
+      if (kind === 'file') {
+        const text = readFileSync(config.sink.type === 'file' ? config.sink.path : '', 'utf8');
+        expect(text.endsWith('\n')).toBe(true);
+        out = text
+          .split('\n')
+          .slice(0, -1)
+          .map((l, n) => {
+            try {
+              return JSON.parse(l) as CslRow;
+            } catch {
+              throw new Error(`line ${n + 1} of the file is not JSON: ${l.slice(0, 120)}`);
+            }
+          });
+      } else {
+        out = mock.rows.filter((r) => r.api === kind).map((r) => r.row as CslRow);
+      }
+      expect(out.length).toBe(valid.length);
+      // The corpus reaches the paths it is meant to: probes, and values over the Azure field limits.
+      expect(out.some((r) => r.DeviceCustomString2Label === 'ProbeId')).toBe(true);
+      if (kind !== 'file') expect(out.some((r) => String(r.AdditionalExtensions ?? '').includes('sentinelCefTruncated='))).toBe(true);
 
-    // Each row: its line (found by key, each line used once) parsed at the row's receive time.
-    const used = new Map<string, number>();
-    const order: number[] = [];
-    for (const row of out) {
-      const key = withoutTime(row);
-      const candidates = byKey.get(key);
-      const k = used.get(key) ?? 0;
-      expect(candidates, `a row no line gives: ${key.slice(0, 300)}`).toBeDefined();
-      expect(k, `a row more often than its line was sent: ${key.slice(0, 300)}`).toBeLessThan(candidates!.length);
-      used.set(key, k + 1);
-      const i = candidates![k]!;
-      order.push(i);
-      const r = parseLine(lines[i]!, new Date(row.TimeGenerated as string));
-      expect(r.ok).toBe(true);
-      expect(row).toEqual(documented(kind, (r as { row: CslRow }).row));
-    }
-    if (kind === 'file') expect(order).toEqual(valid);
+      // Each row: its line (found by key, each line used once) parsed at the row's receive time.
+      const used = new Map<string, number>();
+      const order: number[] = [];
+      for (const row of out) {
+        const key = withoutTime(row);
+        const candidates = byKey.get(key);
+        const k = used.get(key) ?? 0;
+        expect(candidates, `a row no line gives: ${key.slice(0, 300)}`).toBeDefined();
+        expect(k, `a row more often than its line was sent: ${key.slice(0, 300)}`).toBeLessThan(candidates!.length);
+        used.set(key, k + 1);
+        const i = candidates![k]!;
+        order.push(i);
+        const r = parseLine(lines[i]!, new Date(row.TimeGenerated as string));
+        expect(r.ok).toBe(true);
+        expect(row).toEqual(documented(kind, (r as { row: CslRow }).row));
+      }
+      if (kind === 'file') expect(order).toEqual(valid);
 
-    // Lines that do not parse are kept, not dropped.
-    const dead = existsSync(f.deadLetterFile) ? readFileSync(f.deadLetterFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { raw?: string; accepted?: boolean; row?: CslRow }) : [];
-    expect(dead.filter((d) => d.raw !== undefined).map((d) => d.raw).sort()).toEqual([...invalid].sort());
-    // A row accepted with a value cut keeps its full original there.
-    const cut = out.filter((r) => String(r.AdditionalExtensions ?? '').includes('sentinelCefTruncated='));
-    const kept = dead.filter((d) => d.accepted).map((d) => withoutTime(d.row!));
-    expect(kept.length).toBe(cut.length);
-    for (const k of kept) expect(k).not.toContain('sentinelCefTruncated=');
-    rmSync(dir, { recursive: true, force: true });
-  }, 30_000);
+      // Lines that do not parse are kept, not dropped.
+      const dead = existsSync(f.deadLetterFile)
+        ? readFileSync(f.deadLetterFile, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as { raw?: string; accepted?: boolean; row?: CslRow })
+        : [];
+      expect(
+        dead
+          .filter((d) => d.raw !== undefined)
+          .map((d) => d.raw)
+          .sort(),
+      ).toEqual([...invalid].sort());
+      // A row accepted with a value cut keeps its full original there.
+      const cut = out.filter((r) => String(r.AdditionalExtensions ?? '').includes('sentinelCefTruncated='));
+      const kept = dead.filter((d) => d.accepted).map((d) => withoutTime(d.row!));
+      expect(kept.length).toBe(cut.length);
+      for (const k of kept) expect(k).not.toContain('sentinelCefTruncated=');
+      rmSync(dir, { recursive: true, force: true });
+    },
+    30_000,
+  );
 });

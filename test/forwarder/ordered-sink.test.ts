@@ -49,7 +49,10 @@ describe('an ordered sink', () => {
       retry: { initialMs: 5, maxMs: 20 },
     });
     fwd = await startForwarder(config, { logger: silent, sink, random: () => 0.5 });
-    await sendSyslog(Array.from({ length: 3000 }, (_, i) => cef(i)), { host: '127.0.0.1', port: fwd.addresses[0].port, protocol: 'tcp' });
+    await sendSyslog(
+      Array.from({ length: 3000 }, (_, i) => cef(i)),
+      { host: '127.0.0.1', port: fwd.addresses[0].port, protocol: 'tcp' },
+    );
     await waitFor(() => sink.accepted.length >= 3000, 10_000, 'delivery');
     expect(sink.accepted.map((r) => Number(r.DeviceEventClassID))).toEqual(Array.from({ length: 3000 }, (_, i) => i));
     // One send at a time: no two batches, and no batch split into parallel slices (parallelSends 4).

@@ -39,7 +39,14 @@ function runner(sink: ParseWorkerData['sink'], count: number, workerEntry = entr
     maxMessageBytes,
   });
   const errors: string[] = [];
-  const r = new ParseWorkerRunner(workerEntry, { role: PARSE_WORKER_ROLE, sink, maxMessageBytes, maxBatchBytes: 2 * 1024 * 1024 }, processor, silent, count, (w) => errors.push(w));
+  const r = new ParseWorkerRunner(
+    workerEntry,
+    { role: PARSE_WORKER_ROLE, sink, maxMessageBytes, maxBatchBytes: 2 * 1024 * 1024 },
+    processor,
+    silent,
+    count,
+    (w) => errors.push(w),
+  );
   runners.push(r);
   return { r, errors };
 }
@@ -48,7 +55,10 @@ function runner(sink: ParseWorkerData['sink'], count: number, workerEntry = entr
 function batchOf(lines: string[]) {
   const q = new DiskQueue({ dir: join(tempDir(), 'q'), maxBytes: 1 << 30, segmentBytes: 1 << 24, fsyncIntervalMs: 0 });
   q.open();
-  q.append(lines.map((l, i) => ({ data: Buffer.from(l), truncated: i === 1 })), Date.UTC(2026, 10, 22, 8, 0, 0));
+  q.append(
+    lines.map((l, i) => ({ data: Buffer.from(l), truncated: i === 1 })),
+    Date.UTC(2026, 10, 22, 8, 0, 0),
+  );
   const batch = q.readBatch(10_000, 1 << 30);
   q.close();
   return batch;
@@ -56,7 +66,13 @@ function batchOf(lines: string[]) {
 
 function view(p: Prepared) {
   return {
-    rows: (p.rows as PreparedRow[]).map((r) => ({ json: jsonOf(r), bytes: r.bytes, truncated: r.truncated, original: r.original, rejected: r.rejected })),
+    rows: (p.rows as PreparedRow[]).map((r) => ({
+      json: jsonOf(r),
+      bytes: r.bytes,
+      truncated: r.truncated,
+      original: r.original,
+      rejected: r.rejected,
+    })),
     receivedAt: p.receivedAt,
     parseFailures: p.parseFailures,
     probes: [...p.probes],
@@ -115,7 +131,11 @@ describe('parse workers', () => {
       expect(jsonOf(a.rows[1] as PreparedRow)).toContain('sentinelCefTruncated=message:65536');
       const cut = (a.rows as PreparedRow[]).filter((row) => row.truncated !== undefined);
       // Per-field limits: 64 KiB for Logs Ingestion, 32 KiB for the Data Collector API, none in a file.
-      const expected = { 'logs-ingestion': ['Message:80000, DeviceCustomString1:70000'], 'log-analytics': ['Message:80000, DeviceCustomString1:70000'], file: [] }[sink.type];
+      const expected = {
+        'logs-ingestion': ['Message:80000, DeviceCustomString1:70000'],
+        'log-analytics': ['Message:80000, DeviceCustomString1:70000'],
+        file: [],
+      }[sink.type];
       expect(cut.map((row) => row.truncated)).toEqual(expected);
       expect(errors).toEqual([]);
       // Once delivered, the chunks go back to the worker (the views here are emptied by the transfer),

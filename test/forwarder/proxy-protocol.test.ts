@@ -71,7 +71,13 @@ async function start(listen: string[], over: Record<string, unknown> = {}) {
   const log = capture();
   const config = makeConfig(dir, { listen, ...over });
   fwd = await startForwarder(config, { logger: log.logger });
-  return { f: fwd, dir, log, path: (config.sink as { path: string }).path, port: (p: string) => fwd!.addresses.find((a) => a.protocol === p)!.port };
+  return {
+    f: fwd,
+    dir,
+    log,
+    path: (config.sink as { path: string }).path,
+    port: (p: string) => fwd!.addresses.find((a) => a.protocol === p)!.port,
+  };
 }
 
 function open(port: number): Promise<Socket> {
@@ -92,7 +98,9 @@ async function dribble(s: Socket, data: Buffer, step: number): Promise<void> {
 }
 
 async function rejected(f: RunningForwarder, reason: string): Promise<number> {
-  const m = new RegExp(`sentinel_cef_connections_rejected_total\\{input="(?:tcp|tls)",reason="${reason}"\\} (\\d+)`).exec(await f.metrics.registry.metrics());
+  const m = new RegExp(`sentinel_cef_connections_rejected_total\\{input="(?:tcp|tls)",reason="${reason}"\\} (\\d+)`).exec(
+    await f.metrics.registry.metrics(),
+  );
   return m ? Number(m[1]) : 0;
 }
 
@@ -104,23 +112,38 @@ describe('PROXY protocol on TCP', () => {
     ['v1, TCP6', 'v1', v1('2001:db8::7', 51000, '2001:db8::1'), '2001:db8::7'],
     ['v2, TCP4', 'v2', v2({ src: '198.51.100.8', sport: 51001 }), '198.51.100.8'],
     ['v2, TCP6', 'v2', v2({ src: '2001:db8:0:0:0:0:0:8', sport: 51002 }), '2001:db8::8'],
-    ['v2 with TLVs (authority, unique id, NOOP padding)', 'v2', v2({ src: '198.51.100.9', tlvs: [[0x02, Buffer.from('syslog.example.net')], [0x05, Buffer.alloc(32, 7)], [0x04, Buffer.alloc(40)]] }), '198.51.100.9'],
-  ] as const)('%s: the header split across packets, frames after it in the same reads; the device address is used', async (_n, version, header, device) => {
-    const { f, log, path, port } = await start([`tcp://127.0.0.1:0?proxy=${version}`]);
-    const s = await open(port('tcp'));
-    const frames = Buffer.from(Array.from({ length: 20 }, (_, i) => `${cef(i)}\n`).join(''));
-    await dribble(s, Buffer.concat([header, frames]), 7);
-    s.end();
-    await waitFor(() => readRows(path).length === 20, 5000, 'rows');
-    expect(readRows(path).map((r) => Number(r.DeviceEventClassID))).toEqual(Array.from({ length: 20 }, (_, i) => i));
-    expect(through(log)).toEqual([expect.objectContaining({ remote: device, via: '127.0.0.1' })]);
-    // No header byte leaks into a message.
-    expect(readRows(path).every((r) => !JSON.stringify(r).includes('PROXY') && !JSON.stringify(r).includes('QUIT'))).toBe(true);
-    expect(f.metrics.totals.parseFailures).toBe(0);
-  });
+    [
+      'v2 with TLVs (authority, unique id, NOOP padding)',
+      'v2',
+      v2({
+        src: '198.51.100.9',
+        tlvs: [
+          [0x02, Buffer.from('syslog.example.net')],
+          [0x05, Buffer.alloc(32, 7)],
+          [0x04, Buffer.alloc(40)],
+        ],
+      }),
+      '198.51.100.9',
+    ],
+  ] as const)(
+    '%s: the header split across packets, frames after it in the same reads; the device address is used',
+    async (_n, version, header, device) => {
+      const { f, log, path, port } = await start([`tcp://127.0.0.1:0?proxy=${version}`]);
+      const s = await open(port('tcp'));
+      const frames = Buffer.from(Array.from({ length: 20 }, (_, i) => `${cef(i)}\n`).join(''));
+      await dribble(s, Buffer.concat([header, frames]), 7);
+      s.end();
+      await waitFor(() => readRows(path).length === 20, 5000, 'rows');
+      expect(readRows(path).map((r) => Number(r.DeviceEventClassID))).toEqual(Array.from({ length: 20 }, (_, i) => i));
+      expect(through(log)).toEqual([expect.objectContaining({ remote: device, via: '127.0.0.1' })]);
+      // No header byte leaks into a message.
+      expect(readRows(path).every((r) => !JSON.stringify(r).includes('PROXY') && !JSON.stringify(r).includes('QUIT'))).toBe(true);
+      expect(f.metrics.totals.parseFailures).toBe(0);
+    },
+  );
 
   it.each([
-    ['v2 LOCAL (the balancer\'s own health check)', 'v2', v2({ local: true })],
+    ["v2 LOCAL (the balancer's own health check)", 'v2', v2({ local: true })],
     ['v2 PROXY with UNSPEC family', 'v2', Buffer.concat([SIG, Buffer.from([0x21, 0x00, 0x00, 0x00])])],
     ['v1 UNKNOWN', 'v1', Buffer.from('PROXY UNKNOWN\r\n')],
   ] as const)('%s: accepted, the peer is the sender', async (_n, version, header) => {
@@ -143,7 +166,11 @@ describe('PROXY protocol on TCP', () => {
     ['v2 version 1', 'v2', Buffer.concat([SIG, Buffer.from([0x11, 0x11, 0x00, 0x0c]), Buffer.alloc(12)])],
     ['v2 command 2', 'v2', Buffer.concat([SIG, Buffer.from([0x22, 0x11, 0x00, 0x0c]), Buffer.alloc(12)])],
     ['v2 TCP4 with a short address block', 'v2', Buffer.concat([SIG, Buffer.from([0x21, 0x11, 0x00, 0x04]), Buffer.alloc(4)])],
-    ['v2 with a TLV running past the header', 'v2', Buffer.concat([v2().subarray(0, 14), Buffer.from([0x00, 15]), v2().subarray(16), Buffer.from([0x02, 0x00, 0x09])])],
+    [
+      'v2 with a TLV running past the header',
+      'v2',
+      Buffer.concat([v2().subarray(0, 14), Buffer.from([0x00, 15]), v2().subarray(16), Buffer.from([0x02, 0x00, 0x09])]),
+    ],
     ['v2 UDP on a stream listener', 'v2', v2({ family: 0x12 })],
   ] as const)('%s: closed at once, counted, nothing queued', async (_n, version, bytes) => {
     const { f, port } = await start([`tcp://127.0.0.1:0?proxy=${version}`], { limits: { proxyHeaderTimeoutSec: 30 } });
@@ -188,8 +215,30 @@ describe('PROXY protocol on TCP', () => {
 describe('PROXY protocol on TLS (the header precedes the handshake)', () => {
   it.each(['v1', 'v2'] as const)('%s: header, then TLS; the device address is used and frames arrive intact', async (version) => {
     const dir = tmp('fwd-proxy-tls-');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.pem', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir, stdio: 'pipe' });
-    const { f, log, path, port } = await start([`tls://127.0.0.1:0?proxy=${version}`], { tls: { certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') } });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        'server.key',
+        '-out',
+        'server.pem',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { cwd: dir, stdio: 'pipe' },
+    );
+    const { f, log, path, port } = await start([`tls://127.0.0.1:0?proxy=${version}`], {
+      tls: { certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') },
+    });
     const raw = await open(port('tls'));
     const header = version === 'v1' ? v1('203.0.113.5', 50505) : v2({ src: '203.0.113.5', tlvs: [[0x01, Buffer.from('syslog')]] });
     await dribble(raw, header, 5);
@@ -205,8 +254,30 @@ describe('PROXY protocol on TLS (the header precedes the handshake)', () => {
 describe('PROXY protocol behind a relaying balancer', () => {
   it('a header sent in the same packet as the TLS ClientHello is split off and the handshake completes', async () => {
     const dir = tmp('fwd-proxy-tls-');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.pem', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir, stdio: 'pipe' });
-    const { log, path, port } = await start(['tls://127.0.0.1:0?proxy=v2'], { tls: { certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') } });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        'server.key',
+        '-out',
+        'server.pem',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { cwd: dir, stdio: 'pipe' },
+    );
+    const { log, path, port } = await start(['tls://127.0.0.1:0?proxy=v2'], {
+      tls: { certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') },
+    });
     // A tiny balancer: prepends the header to the client's first bytes in one write, then relays.
     const relay = createServer((client) => {
       client.once('data', (first: Buffer) => {
@@ -234,8 +305,18 @@ describe('PROXY protocol behind a relaying balancer', () => {
 
 describe('listen URL ?proxy=', () => {
   it('parses v1/v2 on tcp and tls and keeps it in the URL', () => {
-    expect(parseListenUrl('tcp://0.0.0.0:514?proxy=v2')).toMatchObject({ protocol: 'tcp', port: 514, proxy: 'v2', url: 'tcp://0.0.0.0:514?proxy=v2' });
-    expect(parseListenUrl('tls://[::]:6514?proxy=v1')).toMatchObject({ protocol: 'tls', host: '::', proxy: 'v1', url: 'tls://[::]:6514?proxy=v1' });
+    expect(parseListenUrl('tcp://0.0.0.0:514?proxy=v2')).toMatchObject({
+      protocol: 'tcp',
+      port: 514,
+      proxy: 'v2',
+      url: 'tcp://0.0.0.0:514?proxy=v2',
+    });
+    expect(parseListenUrl('tls://[::]:6514?proxy=v1')).toMatchObject({
+      protocol: 'tls',
+      host: '::',
+      proxy: 'v1',
+      url: 'tls://[::]:6514?proxy=v1',
+    });
     expect(parseListenUrl('tcp://0.0.0.0:514').proxy).toBeUndefined();
   });
   it.each([
@@ -249,7 +330,10 @@ describe('listen URL ?proxy=', () => {
 
 describe('parseProxyHeader', () => {
   it('asks for more on every strict prefix of a valid header and fails at the first wrong byte', () => {
-    for (const [version, h] of [['v1', v1('198.51.100.7', 1)], ['v2', v2({ tlvs: [[0x02, Buffer.from('x')]] })]] as const) {
+    for (const [version, h] of [
+      ['v1', v1('198.51.100.7', 1)],
+      ['v2', v2({ tlvs: [[0x02, Buffer.from('x')]] })],
+    ] as const) {
       for (let n = 1; n < h.length; n++) expect(parseProxyHeader(h.subarray(0, n), version).status).toBe('more');
       expect(parseProxyHeader(h, version)).toMatchObject({ status: 'done', length: h.length });
     }

@@ -59,7 +59,9 @@ describe('RELP frame parser', () => {
 
   it('accepts hints on TXNR 0 outside the numbering', () => {
     const p = new RelpParser(100);
-    expect(parseAll(p, [Buffer.from(frame(1, 'open', 'relp_version=0') + frame(0, 'abort') + frame(2, 'syslog', 'm'))]).map((c) => c.txnr)).toEqual([1, 0, 2]);
+    expect(
+      parseAll(p, [Buffer.from(frame(1, 'open', 'relp_version=0') + frame(0, 'abort') + frame(2, 'syslog', 'm'))]).map((c) => c.txnr),
+    ).toEqual([1, 0, 2]);
   });
 
   it.each([
@@ -114,7 +116,14 @@ interface Appended {
 }
 
 /** An Intake over a fake queue that records appends and can be told to fail them. */
-async function startIntake(): Promise<{ intake: Intake; port: number; appended: Appended[]; failNext: { n: number }; events: string[]; metrics: ForwarderMetrics }> {
+async function startIntake(): Promise<{
+  intake: Intake;
+  port: number;
+  appended: Appended[];
+  failNext: { n: number };
+  events: string[];
+  metrics: ForwarderMetrics;
+}> {
   const appended: Appended[] = [];
   const failNext = { n: 0 };
   const events: string[] = [];
@@ -138,7 +147,15 @@ async function startIntake(): Promise<{ intake: Intake; port: number; appended: 
     metrics,
     probes: new ProbeTracker(),
     logger: silent,
-    limits: { maxMessageBytes: 64 * 1024, maxConnections: 16, idleTimeoutSec: 300, udpReceiveBufferBytes: 0, tlsHandshakeTimeoutSec: 10, maxConnectionAgeSec: 0, proxyHeaderTimeoutSec: 5 },
+    limits: {
+      maxMessageBytes: 64 * 1024,
+      maxConnections: 16,
+      idleTimeoutSec: 300,
+      udpReceiveBufferBytes: 0,
+      tlsHandshakeTimeoutSec: 10,
+      maxConnectionAgeSec: 0,
+      proxyHeaderTimeoutSec: 5,
+    },
     diskRetryMs: 20,
   });
   await intake.listen([parseListenUrl('relp://127.0.0.1:0')]);
@@ -256,7 +273,11 @@ describe('RELP input', () => {
     await waitFor(() => answers.length === 31, 5000);
     const path = (config.sink as { path: string }).path;
     await waitFor(() => readRows(path).length === 30, 10_000);
-    expect(readRows(path).map((r) => Number(r.DeviceEventClassID)).sort((a, b) => a - b)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    expect(
+      readRows(path)
+        .map((r) => Number(r.DeviceEventClassID))
+        .sort((a, b) => a - b),
+    ).toEqual(Array.from({ length: 30 }, (_, i) => i));
     expect(fwd.health().counters.received).toBe(30);
     s.destroy();
   });

@@ -143,7 +143,13 @@ const QUERY_PATH = /^\/v1\/workspaces\/([^/]+)\/query$/;
 export async function startMockControl(options: MockControlOptions): Promise<MockControl> {
   const edge = options.edge;
   const workspaces = options.workspaces ?? [
-    { subscriptionId: randomUUID(), resourceGroup: 'sentinel-rg', name: 'sentinel-ws', customerId: edge.workspaceId, location: 'westeurope' },
+    {
+      subscriptionId: randomUUID(),
+      resourceGroup: 'sentinel-rg',
+      name: 'sentinel-ws',
+      customerId: edge.workspaceId,
+      location: 'westeurope',
+    },
   ];
   const denied = new Set(options.deny ?? []);
   let ingestionDelayMs = options.ingestionDelayMs ?? 0;
@@ -155,14 +161,24 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
   let noReader = options.noReader ?? false;
   let throttle = { n: 0, retryAfterSec: 1 };
 
-  const wsId = (w: ControlWorkspace) => `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${w.name}`;
+  const wsId = (w: ControlWorkspace) =>
+    `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${w.name}`;
   const findWs = (id: string) => workspaces.find((w) => wsId(w).toLowerCase() === id.toLowerCase());
 
   function requireVersion(url: URL, allowed: readonly string[]) {
     const v = url.searchParams.get('api-version');
-    if (!v) throw new HttpError(400, 'MissingApiVersionParameter', "The api-version query parameter (?api-version=) is required for all requests.");
+    if (!v)
+      throw new HttpError(
+        400,
+        'MissingApiVersionParameter',
+        'The api-version query parameter (?api-version=) is required for all requests.',
+      );
     if (!allowed.includes(v)) {
-      throw new HttpError(400, 'InvalidApiVersionParameter', `The api-version '${v}' is invalid. The supported versions are '${allowed.join(',')}'.`);
+      throw new HttpError(
+        400,
+        'InvalidApiVersionParameter',
+        `The api-version '${v}' is invalid. The supported versions are '${allowed.join(',')}'.`,
+      );
     }
   }
 
@@ -183,7 +199,14 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
 
   function workspaceResource(w: ControlWorkspace) {
     return {
-      properties: { customerId: w.customerId, provisioningState: 'Succeeded', sku: { name: 'PerGB2018' }, retentionInDays: 90, publicNetworkAccessForIngestion: 'Enabled', publicNetworkAccessForQuery: 'Enabled' },
+      properties: {
+        customerId: w.customerId,
+        provisioningState: 'Succeeded',
+        sku: { name: 'PerGB2018' },
+        retentionInDays: 90,
+        publicNetworkAccessForIngestion: 'Enabled',
+        publicNetworkAccessForQuery: 'Enabled',
+      },
       id: wsId(w),
       name: w.name,
       type: 'Microsoft.OperationalInsights/workspaces',
@@ -199,7 +222,11 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
     const rule = body as Partial<DcrBody>;
     if (typeof rule.location !== 'string' || !rule.location) throw bad("'location' is required");
     if (location && rule.location.toLowerCase() !== location.toLowerCase()) {
-      throw new HttpError(400, 'InvalidResourceLocation', `The resource already exists in location '${location}'; it cannot be moved to '${rule.location}'.`);
+      throw new HttpError(
+        400,
+        'InvalidResourceLocation',
+        `The resource already exists in location '${location}'; it cannot be moved to '${rule.location}'.`,
+      );
     }
     const p = rule.properties;
     if (!p || typeof p !== 'object') throw bad("'properties' is required");
@@ -213,7 +240,8 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
     }
     const declared = new Set(Object.keys(p.streamDeclarations ?? {}));
     for (const f of flows) {
-      for (const s of f.streams ?? []) if (String(s).startsWith('Custom-') && !declared.has(s)) throw bad(`stream ${s} is not declared in streamDeclarations`);
+      for (const s of f.streams ?? [])
+        if (String(s).startsWith('Custom-') && !declared.has(s)) throw bad(`stream ${s} is not declared in streamDeclarations`);
       for (const d of f.destinations ?? []) if (!destNames.has(d)) throw bad(`destination ${d} is not defined`);
       if (typeof f.transformKql === 'string' && f.transformKql.length > 15_360) throw bad('transformKql is longer than 15360 characters');
     }
@@ -221,7 +249,10 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
 
   function withWorkspaceIds(d: DcrProperties['destinations']): DcrProperties['destinations'] {
     if (!d || !Array.isArray(d.logAnalytics)) return d;
-    return { ...d, logAnalytics: d.logAnalytics.map((x) => ({ ...x, workspaceId: findWs(String(x.workspaceResourceId ?? ''))?.customerId })) };
+    return {
+      ...d,
+      logAnalytics: d.logAnalytics.map((x) => ({ ...x, workspaceId: findWs(String(x.workspaceResourceId ?? ''))?.customerId })),
+    };
   }
 
   function arm(req: http.IncomingMessage, url: URL, body: unknown): [number, unknown] {
@@ -232,7 +263,8 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
       requireVersion(url, API_VERSIONS.resourceGraph);
       permit('Microsoft.ResourceGraph/resources/read', '/');
       const search = body as { query?: unknown; subscriptions?: unknown } | null | undefined;
-      if (typeof search?.query !== 'string' || !search.query.trim()) throw new HttpError(400, 'BadRequest', 'Please provide below info when asking for support: query is required');
+      if (typeof search?.query !== 'string' || !search.query.trim())
+        throw new HttpError(400, 'BadRequest', 'Please provide below info when asking for support: query is required');
       const q = search.query;
       const subs: string[] | undefined = Array.isArray(search.subscriptions) ? search.subscriptions : undefined;
       if (/microsoft\.insights\/datacollectionrules/i.test(q)) {
@@ -240,14 +272,31 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
         const data = [...dcrs.values()]
           .filter((d) => !imm || String(d.properties?.immutableId).toLowerCase() === imm.toLowerCase())
           .filter((d) => !subs || subs.includes(String(d.id).split('/')[2]))
-          .map((d) => ({ id: d.id, name: d.name, type: 'microsoft.insights/datacollectionrules', location: d.location, resourceGroup: String(d.id).split('/')[4], subscriptionId: String(d.id).split('/')[2], kind: d.kind ?? '', properties: d.properties }));
+          .map((d) => ({
+            id: d.id,
+            name: d.name,
+            type: 'microsoft.insights/datacollectionrules',
+            location: d.location,
+            resourceGroup: String(d.id).split('/')[4],
+            subscriptionId: String(d.id).split('/')[2],
+            kind: d.kind ?? '',
+            properties: d.properties,
+          }));
         return [200, { totalRecords: data.length, count: data.length, resultTruncated: 'false', facets: [], data }];
       }
       const wantType = /microsoft\.operationalinsights\/workspaces/i.test(q);
       const cid = /customerId\s*(?:==|=~)\s*['"]([0-9a-f-]{36})['"]/i.exec(q)?.[1];
       const data = workspaces
         .filter((w) => wantType && (!cid || w.customerId.toLowerCase() === cid.toLowerCase()) && (!subs || subs.includes(w.subscriptionId)))
-        .map((w) => ({ id: wsId(w), name: w.name, type: 'microsoft.operationalinsights/workspaces', location: w.location, resourceGroup: w.resourceGroup, subscriptionId: w.subscriptionId, properties: { customerId: w.customerId } }));
+        .map((w) => ({
+          id: wsId(w),
+          name: w.name,
+          type: 'microsoft.operationalinsights/workspaces',
+          location: w.location,
+          resourceGroup: w.resourceGroup,
+          subscriptionId: w.subscriptionId,
+          properties: { customerId: w.customerId },
+        }));
       return [200, { totalRecords: data.length, count: data.length, resultTruncated: 'false', facets: [], data }];
     }
     if ((m = WS_PATH.exec(path))) {
@@ -255,7 +304,12 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
       if (req.method !== 'GET') throw new HttpError(405, 'MethodNotAllowed', `${req.method} is not supported here`);
       permit('Microsoft.OperationalInsights/workspaces/read', path);
       const w = findWs(path);
-      if (!w) throw new HttpError(404, 'ResourceNotFound', `The Resource 'Microsoft.OperationalInsights/workspaces/${m[3]}' under resource group '${m[2]}' was not found.`);
+      if (!w)
+        throw new HttpError(
+          404,
+          'ResourceNotFound',
+          `The Resource 'Microsoft.OperationalInsights/workspaces/${m[3]}' under resource group '${m[2]}' was not found.`,
+        );
       return [200, workspaceResource(w)];
     }
     if ((m = DCR_PATH.exec(path))) {
@@ -264,15 +318,25 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
       const existing = dcrs.get(key);
       if (req.method === 'GET') {
         permit('Microsoft.Insights/dataCollectionRules/read', path);
-        if (!existing) throw new HttpError(404, 'ResourceNotFound', `The Resource 'Microsoft.Insights/dataCollectionRules/${m[3]}' under resource group '${m[2]}' was not found.`);
+        if (!existing)
+          throw new HttpError(
+            404,
+            'ResourceNotFound',
+            `The Resource 'Microsoft.Insights/dataCollectionRules/${m[3]}' under resource group '${m[2]}' was not found.`,
+          );
         return [200, existing];
       }
       if (req.method !== 'PUT') throw new HttpError(405, 'MethodNotAllowed', `${req.method} is not supported here`);
       permit('Microsoft.Insights/dataCollectionRules/write', path);
       validateDcr(body, existing?.location);
       // The immutable id survives updates; the first rule gets the edge's, so ingestion through it works.
-      const immutableId = existing?.properties.immutableId ?? (edgeDcrUsed ? `dcr-${randomBytes(16).toString('hex')}` : ((edgeDcrUsed = true), edge.dcrImmutableId));
-      const direct = String(body.kind ?? '').trim().toLowerCase() === 'direct';
+      const immutableId =
+        existing?.properties.immutableId ??
+        (edgeDcrUsed ? `dcr-${randomBytes(16).toString('hex')}` : ((edgeDcrUsed = true), edge.dcrImmutableId));
+      const direct =
+        String(body.kind ?? '')
+          .trim()
+          .toLowerCase() === 'direct';
       const resource = {
         id: path,
         name: m[3],
@@ -304,9 +368,17 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
       }
       if (req.method !== 'PUT') throw new HttpError(405, 'MethodNotAllowed', `${req.method} is not supported here`);
       permit('Microsoft.Authorization/roleAssignments/write', scope);
-      if (!GUID.test(name)) throw new HttpError(400, 'InvalidRoleAssignmentId', `The role assignment ID '${name}' is not valid. The role assignment ID must be a GUID.`);
-      if (DCR_PATH.test(scope) && !dcrs.has(scope.toLowerCase())) throw new HttpError(404, 'ResourceNotFound', `The scope '${scope}' does not exist.`);
-      const props = (body as { properties?: { roleDefinitionId?: unknown; principalId?: unknown; principalType?: string } } | null | undefined)?.properties;
+      if (!GUID.test(name))
+        throw new HttpError(
+          400,
+          'InvalidRoleAssignmentId',
+          `The role assignment ID '${name}' is not valid. The role assignment ID must be a GUID.`,
+        );
+      if (DCR_PATH.test(scope) && !dcrs.has(scope.toLowerCase()))
+        throw new HttpError(404, 'ResourceNotFound', `The scope '${scope}' does not exist.`);
+      const props = (
+        body as { properties?: { roleDefinitionId?: unknown; principalId?: unknown; principalType?: string } } | null | undefined
+      )?.properties;
       if (!props || typeof props.roleDefinitionId !== 'string' || typeof props.principalId !== 'string') {
         throw new HttpError(400, 'InvalidRequestContent', 'properties.roleDefinitionId and properties.principalId are required');
       }
@@ -315,11 +387,19 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
         throw new HttpError(400, 'InvalidRoleDefinitionId', `The role definition ID '${props.roleDefinitionId}' is not valid.`);
       }
       const same = [...roleAssignments.values()].find(
-        (r) => r.properties.scope.toLowerCase() === scope.toLowerCase() && r.properties.principalId === props.principalId && r.properties.roleDefinitionId.split('/').pop()!.toLowerCase() === roleGuid,
+        (r) =>
+          r.properties.scope.toLowerCase() === scope.toLowerCase() &&
+          r.properties.principalId === props.principalId &&
+          r.properties.roleDefinitionId.split('/').pop()!.toLowerCase() === roleGuid,
       );
       if (same && same.name !== name) throw new HttpError(409, 'RoleAssignmentExists', 'The role assignment already exists.');
       const resource = {
-        properties: { roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${roleGuid}`, principalId: props.principalId, principalType: props.principalType ?? 'ServicePrincipal', scope },
+        properties: {
+          roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${roleGuid}`,
+          principalId: props.principalId,
+          principalType: props.principalType ?? 'ServicePrincipal',
+          scope,
+        },
         id: path,
         type: 'Microsoft.Authorization/roleAssignments',
         name,
@@ -331,7 +411,13 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
           api: 'logs-ingestion',
           status: 403,
           durationMs: options.roleDelayMs,
-          body: JSON.stringify({ error: { code: 'OperationFailed', message: 'The authentication token provided does not have access to ingest data for the data collection rule with immutable Id. PipelineAccessResult: AccessGranted: False, IsRbacPresent: False' } }),
+          body: JSON.stringify({
+            error: {
+              code: 'OperationFailed',
+              message:
+                'The authentication token provided does not have access to ingest data for the data collection rule with immutable Id. PipelineAccessResult: AccessGranted: False, IsRbacPresent: False',
+            },
+          }),
         });
       }
       return [existed ? 200 : 201, resource];
@@ -363,7 +449,14 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
       const c = /^([A-Za-z0-9_]+)\s*(==|!=|!contains|contains|has|!has)\s*"([^"]*)"$/.exec(cond);
       if (!c) continue;
       const v = String(row[c[1]] ?? '');
-      const ok = { '==': v === c[3], '!=': v !== c[3], contains: v.toLowerCase().includes(c[3].toLowerCase()), has: v.toLowerCase().includes(c[3].toLowerCase()), '!contains': !v.toLowerCase().includes(c[3].toLowerCase()), '!has': !v.toLowerCase().includes(c[3].toLowerCase()) }[c[2]];
+      const ok = {
+        '==': v === c[3],
+        '!=': v !== c[3],
+        contains: v.toLowerCase().includes(c[3].toLowerCase()),
+        has: v.toLowerCase().includes(c[3].toLowerCase()),
+        '!contains': !v.toLowerCase().includes(c[3].toLowerCase()),
+        '!has': !v.toLowerCase().includes(c[3].toLowerCase()),
+      }[c[2]];
       if (!ok) return false;
     }
     return true;
@@ -371,7 +464,10 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
 
   /** AMA 1.41's Syslog row for a CEF message: the `CEF:0|` token stays in SyslogMessage. */
   function asSyslog(r: Record<string, unknown>): Record<string, unknown> {
-    const ext = Object.entries(r).filter(([k]) => /^DeviceCustomString\d(Label)?$/.test(k)).map(([k, v]) => `${k}=${v}`).join(' ');
+    const ext = Object.entries(r)
+      .filter(([k]) => /^DeviceCustomString\d(Label)?$/.test(k))
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
     return {
       TimeGenerated: r.TimeGenerated,
       Computer: r.Computer ?? 'forwarder',
@@ -394,14 +490,20 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
     const syntax = (m: string) => new HttpError(400, 'BadArgumentError', `The request had some invalid properties: ${m}`);
     if (!String(req.headers['content-type'] ?? '').startsWith('application/json')) throw syntax('Content-Type must be application/json');
     for (const k of Object.keys(body ?? {})) if (!['query', 'timespan', 'workspaces'].includes(k)) throw syntax(`unknown property '${k}'`);
-    if (body?.timespan !== undefined && (typeof body.timespan !== 'string' || !/^(P|\d{4}-)/.test(body.timespan))) throw syntax('timespan must be an ISO 8601 duration or interval');
+    if (body?.timespan !== undefined && (typeof body.timespan !== 'string' || !/^(P|\d{4}-)/.test(body.timespan)))
+      throw syntax('timespan must be an ISO 8601 duration or interval');
     if (noReader) {
-      throw new HttpError(403, 'InsufficientAccessError', 'The provided credentials have insufficient access to perform the requested operation');
+      throw new HttpError(
+        403,
+        'InsufficientAccessError',
+        'The provided credentials have insufficient access to perform the requested operation',
+      );
     }
     const q = typeof body?.query === 'string' ? body.query.trim() : '';
     if (!q) throw syntax('query is required');
     const table = /^([A-Za-z_][A-Za-z0-9_]*)/.exec(q)?.[1];
-    if (table !== 'CommonSecurityLog' && table !== 'Syslog' && !table?.endsWith('_CL')) throw syntax(`'${table ?? q.slice(0, 30)}' is not a table this mock holds`);
+    if (table !== 'CommonSecurityLog' && table !== 'Syslog' && !table?.endsWith('_CL'))
+      throw syntax(`'${table ?? q.slice(0, 30)}' is not a table this mock holds`);
     const where = /\|\s*where\s+([A-Za-z0-9_]+)\s*(==|in|has_any|has)\s*(\([^)]*\)|"[^"]*"|'[^']*')/.exec(q);
     const extend = /\|\s*extend\s+([A-Za-z_][A-Za-z0-9_]*)\s*=\s*ingestion_time\(\)/.exec(q)?.[1];
     const wanted = where ? [...where[3].matchAll(/"([^"]*)"|'([^']*)'/g)].map((x) => x[1] ?? x[2]) : null;
@@ -410,17 +512,29 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
     const visible = edge.rows.filter((r) => r.at + ingestionDelayMs <= now);
     let source: Array<{ r: AcceptedRow; v: Record<string, unknown> }>;
     if (table === 'CommonSecurityLog') {
-      source = visible.filter((r) => r.api === 'logs-ingestion').flatMap((r) => {
-        const v = throughDcr(r);
-        return v ? [{ r, v }] : [];
-      });
+      source = visible
+        .filter((r) => r.api === 'logs-ingestion')
+        .flatMap((r) => {
+          const v = throughDcr(r);
+          return v ? [{ r, v }] : [];
+        });
     } else if (table === 'Syslog') {
-      source = syslogCopies ? visible.filter((r) => r.api === 'logs-ingestion' || r.api === 'log-analytics').map((r) => ({ r, v: asSyslog(r.row) })) : [];
+      source = syslogCopies
+        ? visible.filter((r) => r.api === 'logs-ingestion' || r.api === 'log-analytics').map((r) => ({ r, v: asSyslog(r.row) }))
+        : [];
     } else {
       // The Data Collector API suffixes custom columns by type (_s, _d, _b): the _CL table is not CommonSecurityLog.
       source = visible
         .filter((r) => r.api === 'log-analytics' && r.table === table)
-        .map((r) => ({ r, v: Object.fromEntries(Object.entries(r.row).map(([k, v]) => [k === 'TimeGenerated' ? k : `${k}_${typeof v === 'number' ? 'd' : typeof v === 'boolean' ? 'b' : 's'}`, v])) }));
+        .map((r) => ({
+          r,
+          v: Object.fromEntries(
+            Object.entries(r.row).map(([k, v]) => [
+              k === 'TimeGenerated' ? k : `${k}_${typeof v === 'number' ? 'd' : typeof v === 'boolean' ? 'b' : 's'}`,
+              v,
+            ]),
+          ),
+        }));
     }
     const rows = source.filter(({ v }) => {
       if (!wanted) return true;
@@ -433,11 +547,25 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
       for (const [k, val] of Object.entries(v)) {
         if (seen.has(k)) continue;
         seen.add(k);
-        columns.push({ name: k, type: k === 'TimeGenerated' ? 'datetime' : typeof val === 'number' ? (Number.isInteger(val) ? 'long' : 'real') : typeof val === 'boolean' ? 'bool' : 'string' });
+        columns.push({
+          name: k,
+          type:
+            k === 'TimeGenerated'
+              ? 'datetime'
+              : typeof val === 'number'
+                ? Number.isInteger(val)
+                  ? 'long'
+                  : 'real'
+                : typeof val === 'boolean'
+                  ? 'bool'
+                  : 'string',
+        });
       }
     }
     if (extend) columns.push({ name: extend, type: 'datetime' });
-    const out = rows.map(({ r, v }) => [...columns.map((c) => (c.name === extend ? new Date(r.at + ingestionDelayMs).toISOString() : (v[c.name] ?? null)))]);
+    const out = rows.map(({ r, v }) => [
+      ...columns.map((c) => (c.name === extend ? new Date(r.at + ingestionDelayMs).toISOString() : (v[c.name] ?? null))),
+    ]);
     return [200, { tables: [{ name: 'PrimaryResult', columns, rows: out }] }];
   }
 
@@ -446,7 +574,13 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'http://mock');
-      const record: ControlRequest = { at: Date.now(), method: req.method ?? '', path: url.pathname, apiVersion: url.searchParams.get('api-version'), status: 0 };
+      const record: ControlRequest = {
+        at: Date.now(),
+        method: req.method ?? '',
+        path: url.pathname,
+        apiVersion: url.searchParams.get('api-version'),
+        status: 0,
+      };
       requests.push(record);
       let status: number;
       let payload: unknown;
@@ -465,8 +599,14 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
         if (q && throttle.n > 0) {
           throttle.n--;
           record.status = 429;
-          res.writeHead(429, { 'content-type': 'application/json; charset=utf-8', 'retry-after': String(throttle.retryAfterSec), 'x-ms-request-id': randomUUID() });
-          res.end(JSON.stringify({ error: { code: 'ThrottledError', message: 'Your request was throttled; retry after the given time.' } }));
+          res.writeHead(429, {
+            'content-type': 'application/json; charset=utf-8',
+            'retry-after': String(throttle.retryAfterSec),
+            'x-ms-request-id': randomUUID(),
+          });
+          res.end(
+            JSON.stringify({ error: { code: 'ThrottledError', message: 'Your request was throttled; retry after the given time.' } }),
+          );
           return;
         }
         [status, payload] = q && req.method === 'POST' ? logsQuery(req, decodeURIComponent(q[1]), body) : arm(req, url, body);
@@ -486,7 +626,10 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
     });
   };
 
-  const tls = edge.https && edge.caPath ? { cert: readFileSync(edge.caPath), key: readFileSync(edge.caPath.replace(/-cert\.pem$/, '-key.pem')) } : undefined;
+  const tls =
+    edge.https && edge.caPath
+      ? { cert: readFileSync(edge.caPath), key: readFileSync(edge.caPath.replace(/-cert\.pem$/, '-key.pem')) }
+      : undefined;
   const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
   const sockets = new Set<Socket>();
   server.on('connection', (s: Socket) => {

@@ -224,11 +224,27 @@ export function generateCertificate(dir: string): { certPath: string; keyPath: s
   execFileSync(
     'openssl',
     [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', keyPath, '-out', certPath, '-days', '7', '-subj', '/CN=sentinel-cef mock azure',
-      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-addext', 'basicConstraints=critical,CA:TRUE',
-      '-addext', 'keyUsage=critical,digitalSignature,keyCertSign',
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+      '-days',
+      '7',
+      '-subj',
+      '/CN=sentinel-cef mock azure',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,digitalSignature,keyCertSign',
     ],
     { stdio: 'ignore' },
   );
@@ -358,7 +374,11 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
 
   function send(res: http.ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}) {
     const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
-    res.writeHead(status, { date: new Date(serviceNow()).toUTCString(), ...(text ? { 'content-type': 'application/json' } : {}), ...headers });
+    res.writeHead(status, {
+      date: new Date(serviceNow()).toUTCString(),
+      ...(text ? { 'content-type': 'application/json' } : {}),
+      ...headers,
+    });
     res.end(text);
   }
 
@@ -444,7 +464,10 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
         } finally {
           counters.inFlight--;
         }
-      } else if (/^\/[^/]+\/(v2\.0\/\.well-known\/openid-configuration|oauth2\/v2\.0\/token)$/.test(path) || path === '/common/discovery/instance') {
+      } else if (
+        /^\/[^/]+\/(v2\.0\/\.well-known\/openid-configuration|oauth2\/v2\.0\/token)$/.test(path) ||
+        path === '/common/discovery/instance'
+      ) {
         record.api = 'token';
         await authority(req, res, url, record);
       } else if (/^\/(metadata\/identity\/oauth2\/token|msi\/token)\/?$/.test(path)) {
@@ -485,13 +508,16 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
     const date = req.headers['x-ms-date'];
     const auth = req.headers.authorization;
     const cl = req.headers['content-length'];
-    if (typeof date !== 'string' || Number.isNaN(Date.parse(date))) return fail(403, 'InvalidAuthorization', 'x-ms-date is missing or not an RFC 1123 date');
-    if (Math.abs(serviceNow() - Date.parse(date)) > maxSkew) return fail(403, 'InvalidAuthorization', 'x-ms-date is more than 15 minutes from the service time');
+    if (typeof date !== 'string' || Number.isNaN(Date.parse(date)))
+      return fail(403, 'InvalidAuthorization', 'x-ms-date is missing or not an RFC 1123 date');
+    if (Math.abs(serviceNow() - Date.parse(date)) > maxSkew)
+      return fail(403, 'InvalidAuthorization', 'x-ms-date is more than 15 minutes from the service time');
     if (cl === undefined) return fail(411, 'LengthRequired', 'Content-Length is required');
     if (Number(cl) !== total) return fail(400, 'InvalidDataFormat', 'Content-Length does not match the body');
     const m = /^SharedKey ([^:]+):(.+)$/.exec(auth ?? '');
     if (!m) return fail(403, 'InvalidAuthorization', 'An invalid scheme was specified in the Authorization header');
-    if (m[1] !== workspaceId) return fail(403, 'InvalidAuthorization', 'The workspace id in the Authorization header is not this workspace');
+    if (m[1] !== workspaceId)
+      return fail(403, 'InvalidAuthorization', 'The workspace id in the Authorization header is not this workspace');
     if (!safeEqual(m[2]!, expectedSignature(sharedKey, total, date))) {
       return fail(403, 'InvalidAuthorization', 'The signature in the Authorization header does not match');
     }
@@ -503,7 +529,8 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
       return fail(400, 'InvalidDataFormat', 'The request body is not valid JSON');
     }
     const records = Array.isArray(parsed) ? parsed : [parsed];
-    if (!records.every((r) => r && typeof r === 'object' && !Array.isArray(r))) return fail(400, 'InvalidDataFormat', 'Records must be JSON objects');
+    if (!records.every((r) => r && typeof r === 'object' && !Array.isArray(r)))
+      return fail(400, 'InvalidDataFormat', 'Records must be JSON objects');
     const tgf = req.headers['time-generated-field'];
     for (const r of records as Record<string, unknown>[]) {
       if (Object.keys(r).length > 500) return fail(400, 'InvalidDataFormat', 'A record has more than 500 columns');
@@ -569,11 +596,13 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
     if (!tok || tok.generation !== tokenGeneration) return fail(401, 'InvalidToken', 'The provided token is missing or invalid', challenge);
     if (tok.expiresAt <= Date.now()) return fail(401, 'InvalidToken', 'The provided token has expired', challenge);
     if (tok.audience !== audience) return fail(401, 'InvalidAudience', `The token audience ${tok.audience} is not ${audience}`, challenge);
-    if (!m || decodeURIComponent(m[1]!) !== dcrImmutableId) return fail(404, 'NotFound', 'Data collection rule with immutable Id not found');
+    if (!m || decodeURIComponent(m[1]!) !== dcrImmutableId)
+      return fail(404, 'NotFound', 'Data collection rule with immutable Id not found');
     const stream = decodeURIComponent(m[2]!);
     if (!streams.includes(stream)) return fail(404, 'InvalidStream', `Stream ${stream} is not declared in the data collection rule`);
     const apiVersion = url.searchParams.get('api-version');
-    if (apiVersion !== '2023-01-01' && apiVersion !== '2021-11-01-preview') return fail(400, 'InvalidApiVersion', 'Unsupported api-version');
+    if (apiVersion !== '2023-01-01' && apiVersion !== '2021-11-01-preview')
+      return fail(400, 'InvalidApiVersion', 'Unsupported api-version');
     if (total > maxLiBytes) return fail(413, 'ContentLengthLimitExceeded', `Request body (compressed) exceeds ${maxLiBytes} bytes`);
     let raw = body;
     const enc = req.headers['content-encoding'];
@@ -625,17 +654,18 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
     const validate = ++liCalls % validateEvery === 0;
     if (validate) counters.validatedCalls++;
     if (validate && scan && scan.rows !== records.length) counters.scanMismatches++;
-    if (validate) for (const r of records) {
-      for (const [k, v] of Object.entries(r)) {
-        const type = CSL_COLUMN_TYPES[k];
-        if (!type) {
-          counters.undeclared.add(k);
-          continue;
+    if (validate)
+      for (const r of records) {
+        for (const [k, v] of Object.entries(r)) {
+          const type = CSL_COLUMN_TYPES[k];
+          if (!type) {
+            counters.undeclared.add(k);
+            continue;
+          }
+          if (!valueFitsType(v, type)) counters.typeMismatches.push({ column: k, expected: type, value: v });
+          if (typeof v === 'string' && Buffer.byteLength(v) > 64 * 1024) counters.overlongFields++;
         }
-        if (!valueFitsType(v, type)) counters.typeMismatches.push({ column: k, expected: type, value: v });
-        if (typeof v === 'string' && Buffer.byteLength(v) > 64 * 1024) counters.overlongFields++;
       }
-    }
     const at = Date.now();
     accept(records.map((r) => ({ api: 'logs-ingestion' as const, table: stream, row: r, at })));
     record.rows = records.length;
@@ -686,9 +716,14 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
     }
     if (req.method !== 'POST') return oauthFail(405, 'invalid_request', 'POST required');
     const form = new URLSearchParams(body.toString('utf8'));
-    if (form.get('grant_type') !== 'client_credentials') return oauthFail(400, 'unsupported_grant_type', 'AADSTS70003: only client_credentials');
+    if (form.get('grant_type') !== 'client_credentials')
+      return oauthFail(400, 'unsupported_grant_type', 'AADSTS70003: only client_credentials');
     if (form.get('client_id') !== clientId) {
-      return oauthFail(400, 'unauthorized_client', `AADSTS700016: Application with identifier '${form.get('client_id')}' was not found in the directory.`);
+      return oauthFail(
+        400,
+        'unauthorized_client',
+        `AADSTS700016: Application with identifier '${form.get('client_id')}' was not found in the directory.`,
+      );
     }
     const secret = form.get('client_secret');
     const assertion = form.get('client_assertion');
@@ -723,7 +758,8 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
     const cert = new X509Certificate(options.clientCertificatePem);
     const thumbS256 = createHash('sha256').update(cert.raw).digest('base64url');
     const thumbS1 = createHash('sha1').update(cert.raw).digest('base64url');
-    if (header['x5t#S256'] !== thumbS256 && header.x5t !== thumbS1) return 'AADSTS700027: Client assertion contains an unknown certificate thumbprint.';
+    if (header['x5t#S256'] !== thumbS256 && header.x5t !== thumbS1)
+      return 'AADSTS700027: Client assertion contains an unknown certificate thumbprint.';
     const key = createPublicKey(cert.publicKey.export({ type: 'spki', format: 'pem' }));
     const data = Buffer.from(`${h}.${p}`);
     const sig = Buffer.from(s, 'base64url');
@@ -796,7 +832,11 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
       case 'GET rows': {
         const since = Number(url.searchParams.get('since') ?? 0);
         const which = url.searchParams.get('api');
-        return send(res, 200, rows.filter((r) => r.at >= since && (!which || r.api === which)));
+        return send(
+          res,
+          200,
+          rows.filter((r) => r.at >= since && (!which || r.api === which)),
+        );
       }
       case 'GET requests':
         return send(res, 200, requests);

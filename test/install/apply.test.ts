@@ -38,7 +38,13 @@ function snapshot(dir: string): Record<string, string> {
 /** The first rsyslog or syslog-ng config file under root with a line the fake daemon rejects. */
 function brokenConfigFile(root: string): string | null {
   const files = ['etc/rsyslog.conf', 'etc/syslog-ng/syslog-ng.conf'];
-  for (const d of ['etc/rsyslog.d', 'etc/syslog-ng/conf.d']) if (existsSync(path.join(root, d))) files.push(...readdirSync(path.join(root, d)).sort().map((f) => `${d}/${f}`));
+  for (const d of ['etc/rsyslog.d', 'etc/syslog-ng/conf.d'])
+    if (existsSync(path.join(root, d)))
+      files.push(
+        ...readdirSync(path.join(root, d))
+          .sort()
+          .map((f) => `${d}/${f}`),
+      );
   for (const f of files) {
     const p = path.join(root, f);
     if (existsSync(p) && statSync(p).isFile() && /^this is not .*syntax \{$/m.test(readFileSync(p, 'utf8'))) return `/${f}`;
@@ -61,13 +67,21 @@ function fakeExec(opts: { syntaxOk?: boolean; root?: string; nodeVersion?: strin
       if (cmd === '/usr/bin/node' && args[0] === '--version') return ok(`${opts.nodeVersion ?? 'v20.19.0'}\n`);
       if (cmd === 'useradd' && opts.root) {
         const passwd = path.join(opts.root, 'etc/passwd');
-        writeFileSync(passwd, `${existsSync(passwd) ? readFileSync(passwd, 'utf8') : ''}sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`);
+        writeFileSync(
+          passwd,
+          `${existsSync(passwd) ? readFileSync(passwd, 'utf8') : ''}sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`,
+        );
       }
       if (args.includes('-N1') || args.includes('--syntax-only')) {
         // Like the real check: fails on the first daemon config file (in the root) that holds a broken line.
         const bad = opts.root ? brokenConfigFile(opts.root) : null;
         if (opts.syntaxOk === false || bad) {
-          return { exitCode: 1, stdout: '', stderr: `rsyslogd: error during parsing file ${bad ?? '/etc/rsyslog.conf'}, on or before line 2: invalid character '{'`, failed: true };
+          return {
+            exitCode: 1,
+            stdout: '',
+            stderr: `rsyslogd: error during parsing file ${bad ?? '/etc/rsyslog.conf'}, on or before line 2: invalid character '{'`,
+            failed: true,
+          };
         }
       }
       return ok();
@@ -127,7 +141,8 @@ function deps(root: string, exec: Exec, extra: Partial<InstallDeps> = {}) {
   };
 }
 
-const opts = (o: Record<string, unknown>) => installOptionsSchema.parse({ yes: true, verify: false, sink: 'file:/var/tmp/scef/rows.ndjson', ...o });
+const opts = (o: Record<string, unknown>) =>
+  installOptionsSchema.parse({ yes: true, verify: false, sink: 'file:/var/tmp/scef/rows.ndjson', ...o });
 
 describe('planFiles and FileTransaction', () => {
   it('classifies create/update/unchanged and shows a unified diff, never a secret', async () => {
@@ -135,7 +150,12 @@ describe('planFiles and FileTransaction', () => {
     const fs = createFsRoot(root);
     const changes = await planFiles(fs, [
       { path: '/etc/rsyslog.conf', content: 'new\n', mode: 0o644, why: 'x' },
-      { path: '/etc/os-release', content: readFileSync(path.join(root, 'etc/os-release')), mode: statSync(path.join(root, 'etc/os-release')).mode & 0o7777, why: 'y' },
+      {
+        path: '/etc/os-release',
+        content: readFileSync(path.join(root, 'etc/os-release')),
+        mode: statSync(path.join(root, 'etc/os-release')).mode & 0o7777,
+        why: 'y',
+      },
       { path: '/etc/sentinel-cef/shared-key', content: 'c2VjcmV0\n', mode: 0o600, secret: true, why: 'z' },
     ]);
     expect(changes.map((c) => c.kind)).toEqual(['update', 'unchanged', 'create']);
@@ -178,7 +198,10 @@ describe('runInstall against a fixture root', () => {
     expect(out).toContain('Dry run: nothing was changed.');
     expect(snapshot(root)).toEqual(before);
     // Only read-only questions: the version of the node the service would run, and whether the config is valid now.
-    expect(exec.calls).toEqual([['/usr/bin/node', '--version'], [expect.stringMatching(/rsyslogd$/), '-N1']]);
+    expect(exec.calls).toEqual([
+      ['/usr/bin/node', '--version'],
+      [expect.stringMatching(/rsyslogd$/), '-N1'],
+    ]);
   });
 
   it('applies, then a second run changes nothing, then uninstall restores every byte', async () => {
@@ -213,7 +236,8 @@ describe('runInstall against a fixture root', () => {
     expect(u.out.join('')).toContain('delete    /var/log/sentinel-cef (forwarder logs)');
     expect(u.logs).toContain('stopping the forwarder (it delivers what it holds first)…');
     const after = snapshot(root);
-    for (const k of Object.keys(after)) if (k.startsWith('var/lib/sentinel-cef/backup/') || k === 'etc/passwd' || k.startsWith('var/tmp/')) delete after[k];
+    for (const k of Object.keys(after))
+      if (k.startsWith('var/lib/sentinel-cef/backup/') || k === 'etc/passwd' || k.startsWith('var/tmp/')) delete after[k];
     expect(after).toEqual(before);
   });
 
@@ -235,9 +259,12 @@ describe('runInstall against a fixture root', () => {
     const before = snapshot(root);
     const exec = fakeExec({ root });
     const d = deps(root, exec, { mutateDropin: (c) => `${c}\nthis is not rsyslog syntax {\n` });
-    await expect(runInstall(opts({}), d.deps)).rejects.toThrow(/rsyslog rejected the new configuration; nothing was changed \(rolled back\)/);
+    await expect(runInstall(opts({}), d.deps)).rejects.toThrow(
+      /rsyslog rejected the new configuration; nothing was changed \(rolled back\)/,
+    );
     const after = snapshot(root);
-    for (const k of Object.keys(after)) if (k.startsWith('var/lib/sentinel-cef/backup/') || k === 'etc/passwd' || k.startsWith('var/tmp/')) delete after[k];
+    for (const k of Object.keys(after))
+      if (k.startsWith('var/lib/sentinel-cef/backup/') || k === 'etc/passwd' || k.startsWith('var/tmp/')) delete after[k];
     expect(after).toEqual(before);
     expect(await readState(createFsRoot(root))).toBeNull();
   });
@@ -253,7 +280,10 @@ describe('runInstall against a fixture root', () => {
     const exec = fakeExec({ root });
     const d = deps(root, exec);
     for (const dryRun of [true, false]) {
-      const err = await runInstall(opts({ dryRun }), d.deps).then(() => null, (e: unknown) => e);
+      const err = await runInstall(opts({ dryRun }), d.deps).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(CliError);
       expect(formatError(err)).toBe(
         `rsyslog's configuration is already invalid before any change (rsyslogd -N1: rsyslogd: error during parsing file /${file}, ` +
@@ -286,7 +316,12 @@ describe('runInstall against a fixture root', () => {
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
     const cfg = readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8');
     expect(cfg).not.toContain(key);
-    expect(JSON.parse(cfg).sink).toEqual({ type: 'log-analytics', workspaceId: '11111111-2222-3333-4444-555555555555', sharedKeyFile: '/etc/sentinel-cef/shared-key', cloud: 'AzureUSGovernment' });
+    expect(JSON.parse(cfg).sink).toEqual({
+      type: 'log-analytics',
+      workspaceId: '11111111-2222-3333-4444-555555555555',
+      sharedKeyFile: '/etc/sentinel-cef/shared-key',
+      cloud: 'AzureUSGovernment',
+    });
     expect(d.out.join('') + d.logs.join('')).not.toContain(key);
     expect(exec.calls.flat().join(' ')).not.toContain(key);
   });
@@ -319,7 +354,12 @@ describe('a drop-in edited by hand since the last install', () => {
     const d = deps(root, fakeExec({ root }), { env: { SENTINEL_CEF_KEY: Buffer.from('k'.repeat(64)).toString('base64') } });
     await runInstall(opts({ sink: undefined, workspaceId: '11111111-2222-3333-4444-555555555555' }), d.deps);
     const state = (await readState(createFsRoot(root)))!;
-    expect(Object.keys(state.written!).sort()).toEqual(['/etc/rsyslog.d/10-sentinel-cef.conf', '/etc/sentinel-cef/forwarder.json', '/usr/lib/sentinel-cef/forwarder.mjs', '/usr/lib/sentinel-cef/sentinel-cef-supervise.mjs']);
+    expect(Object.keys(state.written!).sort()).toEqual([
+      '/etc/rsyslog.d/10-sentinel-cef.conf',
+      '/etc/sentinel-cef/forwarder.json',
+      '/usr/lib/sentinel-cef/forwarder.mjs',
+      '/usr/lib/sentinel-cef/sentinel-cef-supervise.mjs',
+    ]);
     for (const [p, h] of Object.entries(state.written!)) expect(sha256(readFileSync(path.join(root, p))), p).toBe(h);
   });
 
@@ -327,7 +367,10 @@ describe('a drop-in edited by hand since the last install', () => {
     const { root } = await installedAndEdited();
     const before = snapshot(root);
     const d = deps(root, fakeExec({ root }), { prompter: createPrompter(false) });
-    const err = await runInstall(opts({ yes: false, protocol: 'udp' }), d.deps).then(() => null, (e: unknown) => e);
+    const err = await runInstall(opts({ yes: false, protocol: 'udp' }), d.deps).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(UsageError);
     expect((err as UsageError).exitCode).toBe(2);
     expect(formatError(err)).toBe(
@@ -342,8 +385,12 @@ describe('a drop-in edited by hand since the last install', () => {
     const before = snapshot(root);
     const prompter = createScriptedPrompter([false]);
     const d = deps(root, fakeExec({ root }), { prompter });
-    await expect(runInstall(opts({ yes: false }), d.deps)).rejects.toThrow(/cancelled; nothing was changed \(\/etc\/rsyslog\.d\/10-sentinel-cef\.conf keeps its local edits\)/);
-    expect(prompter.asked).toEqual(['/etc/rsyslog.d/10-sentinel-cef.conf was edited by hand since the last install. Replace it (the edited file is backed up)?']);
+    await expect(runInstall(opts({ yes: false }), d.deps)).rejects.toThrow(
+      /cancelled; nothing was changed \(\/etc\/rsyslog\.d\/10-sentinel-cef\.conf keeps its local edits\)/,
+    );
+    expect(prompter.asked).toEqual([
+      '/etc/rsyslog.d/10-sentinel-cef.conf was edited by hand since the last install. Replace it (the edited file is backed up)?',
+    ]);
     expect(d.logs.join('\n')).toMatch(/^-.*queue\.size="90000" # tuned by hand/m);
     expect(d.logs.join('\n')).toMatch(/^\+.*queue\.size="50000"/m);
     expect(snapshot(root)).toEqual(before);
@@ -356,7 +403,10 @@ describe('a drop-in edited by hand since the last install', () => {
     expect(readFileSync(path.join(root, DROPIN), 'utf8')).toBe(ours);
     const loud = res.warnings.filter((w) => w.startsWith('LOCAL EDITS REPLACED'));
     expect(loud).toHaveLength(1);
-    const m = /^LOCAL EDITS REPLACED: \/etc\/rsyslog\.d\/10-sentinel-cef\.conf had been edited since the last install; the edited file is kept at (\S+)$/.exec(loud[0]);
+    const m =
+      /^LOCAL EDITS REPLACED: \/etc\/rsyslog\.d\/10-sentinel-cef\.conf had been edited since the last install; the edited file is kept at (\S+)$/.exec(
+        loud[0],
+      );
     expect(m, loud[0]).not.toBeNull();
     expect(readFileSync(path.join(root, m![1]), 'utf8')).toBe(edited);
     expect(d.logs).toContain(`warning: ${loud[0]}`);
@@ -367,7 +417,9 @@ describe('a drop-in edited by hand since the last install', () => {
     const before = snapshot(root);
     const d = deps(root, fakeExec({ root }), { prompter: createPrompter(false) });
     const res = await runInstall(opts({ yes: false, dryRun: true }), d.deps);
-    expect(res.warnings).toContain('/etc/rsyslog.d/10-sentinel-cef.conf has local edits that install would replace (the edited file would be backed up)');
+    expect(res.warnings).toContain(
+      '/etc/rsyslog.d/10-sentinel-cef.conf has local edits that install would replace (the edited file would be backed up)',
+    );
     expect(d.logs.join('\n')).toMatch(/^-.*queue\.size="90000" # tuned by hand/m);
     expect(snapshot(root)).toEqual(before);
   });
@@ -391,7 +443,14 @@ describe('Logs Ingestion destination', () => {
     const exec = fakeExec({ root });
     const d = deps(root, exec);
     await runInstall(
-      opts({ sink: undefined, dce: 'https://my-dce.eastus-1.ingest.monitor.azure.com', dcr: 'dcr-0123456789abcdef0123456789abcdef', tenant: 'contoso.onmicrosoft.com', clientId: '00000000-0000-4000-8000-0000000000c1', clientSecretFile: secretFile }),
+      opts({
+        sink: undefined,
+        dce: 'https://my-dce.eastus-1.ingest.monitor.azure.com',
+        dcr: 'dcr-0123456789abcdef0123456789abcdef',
+        tenant: 'contoso.onmicrosoft.com',
+        clientId: '00000000-0000-4000-8000-0000000000c1',
+        clientSecretFile: secretFile,
+      }),
       d.deps,
     );
     const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
@@ -400,7 +459,12 @@ describe('Logs Ingestion destination', () => {
       endpoint: 'https://my-dce.eastus-1.ingest.monitor.azure.com',
       dcrImmutableId: 'dcr-0123456789abcdef0123456789abcdef',
       cloud: 'AzureCloud',
-      auth: { kind: 'client-secret', tenantId: 'contoso.onmicrosoft.com', clientId: '00000000-0000-4000-8000-0000000000c1', clientSecretFile: '/etc/sentinel-cef/client-secret' },
+      auth: {
+        kind: 'client-secret',
+        tenantId: 'contoso.onmicrosoft.com',
+        clientId: '00000000-0000-4000-8000-0000000000c1',
+        clientSecretFile: '/etc/sentinel-cef/client-secret',
+      },
     });
     const sec = path.join(root, 'etc/sentinel-cef/client-secret');
     expect(readFileSync(sec, 'utf8')).toBe('client-secret-value-123\n');
@@ -410,8 +474,13 @@ describe('Logs Ingestion destination', () => {
   it('refuses half a destination in one line', async () => {
     const root = copyFixture('debian12-rsyslog');
     const d = deps(root, fakeExec({ root }));
-    await expect(runInstall(opts({ sink: undefined, dce: 'https://x.example.com' }), d.deps)).rejects.toMatchObject({ exitCode: 2, message: '--dce and --dcr go together' });
-    await expect(runInstall(opts({ dce: 'https://x.example.com', dcr: 'dcr-0123456789abcdef0123456789abcdef' }), d.deps)).rejects.toMatchObject({ exitCode: 2 });
+    await expect(runInstall(opts({ sink: undefined, dce: 'https://x.example.com' }), d.deps)).rejects.toMatchObject({
+      exitCode: 2,
+      message: '--dce and --dcr go together',
+    });
+    await expect(
+      runInstall(opts({ dce: 'https://x.example.com', dcr: 'dcr-0123456789abcdef0123456789abcdef' }), d.deps),
+    ).rejects.toMatchObject({ exitCode: 2 });
   });
 });
 
@@ -515,7 +584,9 @@ describe('under systemd', () => {
     const read = (p: string) => readFileSync(path.join(root, p), 'utf8');
     expect(read('etc/rsyslog.d/10-sentinel-cef.conf')).toContain('action.externalstate.file="/run/sentinel-cef/intake.state"');
     expect(JSON.parse(read('etc/sentinel-cef/forwarder.json')).intakeStateFile).toBe('/run/sentinel-cef/intake.state');
-    expect(read('etc/systemd/system/sentinel-cef-forwarder.service')).toContain('ExecStopPost=/bin/sh -c "echo SUSPENDED >/run/sentinel-cef/intake.state"');
+    expect(read('etc/systemd/system/sentinel-cef-forwarder.service')).toContain(
+      'ExecStopPost=/bin/sh -c "echo SUSPENDED >/run/sentinel-cef/intake.state"',
+    );
     // As a stopped forwarder leaves it (RuntimeDirectoryPreserve=yes).
     mkdirSync(path.join(root, 'run/sentinel-cef'), { recursive: true });
     writeFileSync(path.join(root, 'run/sentinel-cef/intake.state'), 'SUSPENDED\n');
@@ -539,7 +610,10 @@ describe('with no syslog daemon', () => {
     const res = await runInstall(opts({ dryRun: false }), d.deps);
     expect(res.daemon).toBe('rsyslog');
     // The service's node is checked before anything is installed.
-    expect(exec.calls.slice(0, 2)).toEqual([['/usr/bin/node', '--version'], ['apt-get', 'install', '-y', 'rsyslog']]);
+    expect(exec.calls.slice(0, 2)).toEqual([
+      ['/usr/bin/node', '--version'],
+      ['apt-get', 'install', '-y', 'rsyslog'],
+    ]);
     expect(d.logs).toContain('running apt-get install -y rsyslog (this can take a minute)');
   });
 
@@ -563,14 +637,20 @@ describe('with no syslog daemon', () => {
     const d = deps(root, exec);
     const res = await runInstall(opts({ dryRun: false }), d.deps);
     expect(res.daemon).toBe('rsyslog');
-    expect(exec.calls.filter((c) => c[0] === 'apt-get')).toEqual([['apt-get', 'install', '-y', 'rsyslog'], ['apt-get', 'update'], ['apt-get', 'install', '-y', 'rsyslog']]);
+    expect(exec.calls.filter((c) => c[0] === 'apt-get')).toEqual([
+      ['apt-get', 'install', '-y', 'rsyslog'],
+      ['apt-get', 'update'],
+      ['apt-get', 'install', '-y', 'rsyslog'],
+    ]);
     expect(d.logs.some((l) => l.includes('running apt-get update'))).toBe(true);
   });
 
   it('without --yes and without a TTY it stops with the command to run', async () => {
     const root = copyFixture('debian12-rsyslog');
     rmSync(path.join(root, 'usr/sbin/rsyslogd'));
-    const d = deps(root, fakeExec({ root }), { prompter: { ...createScriptedPrompter([]), interactive: false, confirm: createPrompter(false).confirm } });
+    const d = deps(root, fakeExec({ root }), {
+      prompter: { ...createScriptedPrompter([]), interactive: false, confirm: createPrompter(false).confirm },
+    });
     await expect(runInstall(opts({ yes: false }), d.deps)).rejects.toMatchObject({ exitCode: 2, suggestion: 'pass --yes to accept' });
   });
 });
@@ -596,7 +676,8 @@ describe('restart failure', () => {
     expect(restarts).toBe(2);
     expect(d.logs).toContain('rsyslog restarted on its previous config');
     const after = snapshot(root);
-    for (const k of Object.keys(after)) if (k.startsWith('var/lib/sentinel-cef/backup/') || k === 'etc/passwd' || k.startsWith('var/tmp/')) delete after[k];
+    for (const k of Object.keys(after))
+      if (k.startsWith('var/lib/sentinel-cef/backup/') || k === 'etc/passwd' || k.startsWith('var/tmp/')) delete after[k];
     expect(after).toEqual(before);
   });
 
@@ -615,7 +696,9 @@ describe('lock', () => {
     mkdirSync(path.join(root, 'var/lib/sentinel-cef'), { recursive: true });
     const lock = path.join(root, 'var/lib/sentinel-cef/install.lock');
     writeFileSync(lock, `${process.ppid}\n`);
-    await expect(runInstall(opts({}), deps(root, fakeExec({ root })).deps)).rejects.toThrow(/another sentinel-cef install or uninstall is running/);
+    await expect(runInstall(opts({}), deps(root, fakeExec({ root })).deps)).rejects.toThrow(
+      /another sentinel-cef install or uninstall is running/,
+    );
     writeFileSync(lock, '999999999\n');
     await runInstall(opts({}), deps(root, fakeExec({ root })).deps);
     expect(existsSync(lock)).toBe(false);

@@ -47,7 +47,10 @@ describe('sentinel-cef install / uninstall (built CLI)', () => {
   it('--dry-run on Ubuntu prints the plan and a unified diff, and changes nothing', async () => {
     const root = copyFixture('ubuntu2204-rsyslog');
     const before = tree(root);
-    const r = await execa(bin, ['install', '--root', root, '--sink', 'file:/var/tmp/scef/rows.ndjson', '--protocol', 'udp', '--dry-run'], { env, reject: false });
+    const r = await execa(bin, ['install', '--root', root, '--sink', 'file:/var/tmp/scef/rows.ndjson', '--protocol', 'udp', '--dry-run'], {
+      env,
+      reject: false,
+    });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toContain('create    /etc/rsyslog.d/10-sentinel-cef.conf [0644]');
     expect(r.stdout).toContain('+++ b/etc/rsyslog.d/10-sentinel-cef.conf');
@@ -60,7 +63,10 @@ describe('sentinel-cef install / uninstall (built CLI)', () => {
   it('warns that a key on argv is visible, and never prints it', async () => {
     const root = copyFixture('debian12-rsyslog');
     const key = Buffer.from('s'.repeat(64)).toString('base64');
-    const r = await execa(bin, ['install', '11111111-2222-3333-4444-555555555555', key, '--root', root, '--dry-run', '-FF'], { env, reject: false });
+    const r = await execa(bin, ['install', '11111111-2222-3333-4444-555555555555', key, '--root', root, '--dry-run', '-FF'], {
+      env,
+      reject: false,
+    });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toContain('visible to other local users in /proc');
     expect(r.stdout).toContain('AzureUSGovernment');

@@ -14,8 +14,14 @@ syslog-ng documentation: https://www.syslog-ng.com/technical-documents/list/sysl
 
 describe('syntaxErrorLine', () => {
   it.each([
-    [RSYSLOG, "rsyslogd: error during parsing file /etc/rsyslog.d/99-prebroken.conf, on or before line 1: syntax error on token '{' [v8.2302.0 try https://www.rsyslog.com/e/2207 ]"],
-    [SYSLOG_NG, 'Error parsing config, syntax error, unexpected LL_IDENTIFIER, expecting end of file in /etc/syslog-ng/conf.d/zz-prebroken.conf:1:1-1:5:'],
+    [
+      RSYSLOG,
+      "rsyslogd: error during parsing file /etc/rsyslog.d/99-prebroken.conf, on or before line 1: syntax error on token '{' [v8.2302.0 try https://www.rsyslog.com/e/2207 ]",
+    ],
+    [
+      SYSLOG_NG,
+      'Error parsing config, syntax error, unexpected LL_IDENTIFIER, expecting end of file in /etc/syslog-ng/conf.d/zz-prebroken.conf:1:1-1:5:',
+    ],
     ['something odd\nmore', 'something odd'],
     ['', '(no output)'],
   ])('picks the line that names the fault', (output, line) => {

@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
 const root = (c: string) => createFsRoot(path.join(fixtures, c));
 
-const osr = (id: string, version: string, like = '') => `ID=${id}\nVERSION_ID="${version}"\n${like ? `ID_LIKE="${like}"\n` : ''}PRETTY_NAME="${id} ${version}"\n`;
+const osr = (id: string, version: string, like = '') =>
+  `ID=${id}\nVERSION_ID="${version}"\n${like ? `ID_LIKE="${like}"\n` : ''}PRETTY_NAME="${id} ${version}"\n`;
 
 describe('detectDistro', () => {
   it.each([
@@ -37,7 +38,11 @@ describe('detectDistro', () => {
     ['alpine', '3.19', '', 'unknown', null, false],
   ] as const)('%s %s -> %s via %s (supported %s)', (id, version, like, family, pm, supported) => {
     const d = classifyDistro(parseOsRelease(osr(id, version, like)));
-    expect({ family: d.family, packageManager: d.packageManager, supported: d.supported }).toEqual({ family, packageManager: pm, supported });
+    expect({ family: d.family, packageManager: d.packageManager, supported: d.supported }).toEqual({
+      family,
+      packageManager: pm,
+      supported,
+    });
   });
 
   it('reads os-release under the filesystem root, quotes and all', async () => {
@@ -70,7 +75,12 @@ describe('detectDaemon', () => {
     mkdirSync(path.join(dir, 'proc/7'), { recursive: true });
     writeFileSync(path.join(dir, 'proc/7/comm'), 'bash\n');
     const info = await detectDaemon(createFsRoot(dir));
-    expect(info).toMatchObject({ daemon: 'syslog-ng', installed: ['rsyslog', 'syslog-ng'], running: [{ daemon: 'syslog-ng', pid: 42 }], binary: '/usr/sbin/syslog-ng' });
+    expect(info).toMatchObject({
+      daemon: 'syslog-ng',
+      installed: ['rsyslog', 'syslog-ng'],
+      running: [{ daemon: 'syslog-ng', pid: 42 }],
+      binary: '/usr/sbin/syslog-ng',
+    });
   });
 
   it.each([
@@ -107,17 +117,25 @@ describe('listListeners', () => {
 
 describe('firewall and SELinux fixes', () => {
   it('opens only what is missing, with the tool that is active', () => {
-    const ports = [{ port: 514, protocol: 'udp' as const }, { port: 514, protocol: 'tcp' as const }];
+    const ports = [
+      { port: 514, protocol: 'udp' as const },
+      { port: 514, protocol: 'tcp' as const },
+    ];
     expect(planFirewallFix({ kind: 'firewalld', active: true, allowed: ['514/udp'] }, ports)).toEqual([
       ['firewall-cmd', '--permanent', '--add-port=514/tcp'],
       ['firewall-cmd', '--reload'],
     ]);
-    expect(planFirewallFix({ kind: 'ufw', active: true, allowed: [] }, ports)).toEqual([['ufw', 'allow', '514/udp'], ['ufw', 'allow', '514/tcp']]);
+    expect(planFirewallFix({ kind: 'ufw', active: true, allowed: [] }, ports)).toEqual([
+      ['ufw', 'allow', '514/udp'],
+      ['ufw', 'allow', '514/tcp'],
+    ]);
     expect(planFirewallFix({ kind: 'none', active: false, allowed: [] }, ports)).toEqual([]);
   });
 
   it('labels a non-standard forwarder port and relabels written files when SELinux is on', () => {
-    const ports = parseSyslogPorts('syslog_tls_port_t tcp 6514, 10514\nsyslogd_port_t tcp 601, 20514\nsyslogd_port_t udp 514, 601, 20514\n');
+    const ports = parseSyslogPorts(
+      'syslog_tls_port_t tcp 6514, 10514\nsyslogd_port_t tcp 601, 20514\nsyslogd_port_t udp 514, 601, 20514\n',
+    );
     expect(ports).toEqual([601, 20514]);
     expect(planSelinuxFix({ mode: 'enforcing', syslogPorts: ports }, 25226, ['/etc/rsyslog.d/10-sentinel-cef.conf'])).toEqual([
       ['semanage', 'port', '-a', '-t', 'syslogd_port_t', '-p', 'tcp', '25226'],

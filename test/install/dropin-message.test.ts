@@ -17,7 +17,8 @@ const root = (c: string) => createFsRoot(path.join(fixtures, c));
 const opts = { port: 514, protocol: 'both' as const, forwarderPort: 25226 };
 
 const CEF = 'CEF:0|Acme|FW|1.0|100|evt|5|src=10.0.0.1';
-const ASA = '%ASA-6-302013: Built outbound TCP connection 1 for outside:10.1.1.1/443 (10.1.1.1/443) to inside:10.2.2.2/5000 (10.2.2.2/5000)';
+const ASA =
+  '%ASA-6-302013: Built outbound TCP connection 1 for outside:10.1.1.1/443 (10.1.1.1/443) to inside:10.2.2.2/5000 (10.2.2.2/5000)';
 // [raw message as the device sent it, the host the row must name ("sender" = the daemon's name for the sender)]
 const FORMS: Array<[string, string]> = [
   [`<134>Dec  6 10:00:00 fw01 ${CEF}`, 'fw01'],
@@ -42,7 +43,10 @@ function rsyslogLine(dropin: string, raw: string, sender: string): string {
   expect(tpl && cond, 'raw-message template and header rule').toBeTruthy();
   const re = new RegExp(cond![1].replace(/\[\[:space:\]\]/g, '\\s'));
   const hdr = re.test(raw)
-    ? cond![2].split(' & ').map((p) => (p === '$pri' ? '134' : p === '$hostname' ? sender : JSON.parse(p) as string)).join('')
+    ? cond![2]
+        .split(' & ')
+        .map((p) => (p === '$pri' ? '134' : p === '$hostname' ? sender : (JSON.parse(p) as string)))
+        .join('')
     : '';
   return tpl!.replace('%$.sentinel_cef_hdr%', hdr).replace('%rawmsg%', raw);
 }
@@ -60,7 +64,11 @@ function syslogNgLine(dropin: string, raw: string, sender: string): string {
 }
 
 describe.each([
-  ['rsyslog', async () => renderRsyslogDropin(await scanRsyslogConfig(root('debian12-rsyslog'), { exclude: [RSYSLOG_DROPIN] }), opts).content, rsyslogLine],
+  [
+    'rsyslog',
+    async () => renderRsyslogDropin(await scanRsyslogConfig(root('debian12-rsyslog'), { exclude: [RSYSLOG_DROPIN] }), opts).content,
+    rsyslogLine,
+  ],
   ['syslog-ng', async () => renderSyslogNgDropin(await scanSyslogNgConfig(root('rhel8-syslog-ng')), opts).content, syslogNgLine],
 ] as const)('%s drop-in: what the forwarder receives', (_daemon, render, lineOf) => {
   it.each(FORMS)('%s parses, naming the device (or the sender for a line without header)', async (raw, host) => {
@@ -77,11 +85,27 @@ describe.each([
 describe('syslog-ng source we reuse (no raw message): the rebuilt line parses', () => {
   // What syslog-ng's parsers make of a message: [case, macros]. network() reads RFC 5424 as 3164, with "1" as PROGRAM.
   const PARSED: Array<[string, Record<string, string>, string]> = [
-    ['RFC 5424 through network()', { PRI: '134', PROGRAM: '1', MSG: `2026-12-06T10:00:00.000Z fw01 CEF: - - - ${CEF.slice(4)}`, HOST: '192.0.2.7' }, 'fw01'],
-    ['RFC 5424 with APP-NAME CEF: through syslog()', { PRI: '134', PROGRAM: 'CEF:', MSG: CEF.slice(4), HOST: 'fw01', ISODATE: '2026-12-06T10:00:00+00:00' }, 'fw01'],
-    ['RFC 3164 with the CEF: tag', { PRI: '134', PROGRAM: 'CEF', MSG: CEF.slice(4), HOST: 'fw01', ISODATE: '2026-12-06T10:00:00+00:00' }, 'fw01'],
+    [
+      'RFC 5424 through network()',
+      { PRI: '134', PROGRAM: '1', MSG: `2026-12-06T10:00:00.000Z fw01 CEF: - - - ${CEF.slice(4)}`, HOST: '192.0.2.7' },
+      'fw01',
+    ],
+    [
+      'RFC 5424 with APP-NAME CEF: through syslog()',
+      { PRI: '134', PROGRAM: 'CEF:', MSG: CEF.slice(4), HOST: 'fw01', ISODATE: '2026-12-06T10:00:00+00:00' },
+      'fw01',
+    ],
+    [
+      'RFC 3164 with the CEF: tag',
+      { PRI: '134', PROGRAM: 'CEF', MSG: CEF.slice(4), HOST: 'fw01', ISODATE: '2026-12-06T10:00:00+00:00' },
+      'fw01',
+    ],
     ['bare CEF', { PRI: '13', PROGRAM: 'CEF', MSG: CEF.slice(4), HOST: '192.0.2.7', ISODATE: '2026-12-06T10:00:00+00:00' }, '192.0.2.7'],
-    ['RFC 3164 ASA', { PRI: '166', PROGRAM: '%ASA-6-302013', MSG: ASA.slice(ASA.indexOf(' ') + 1), HOST: 'asa01', ISODATE: '2026-12-06T10:00:00+00:00' }, 'asa01'],
+    [
+      'RFC 3164 ASA',
+      { PRI: '166', PROGRAM: '%ASA-6-302013', MSG: ASA.slice(ASA.indexOf(' ') + 1), HOST: 'asa01', ISODATE: '2026-12-06T10:00:00+00:00' },
+      'asa01',
+    ],
   ];
   it.each(PARSED)('%s', async (_case, macros, host) => {
     const r = renderSyslogNgDropin(await scanSyslogNgConfig(root('debian-syslog-ng-514')), opts);
@@ -119,12 +143,18 @@ describe('IPv6 listening', () => {
 
   it.each<[Ipv6Mode, string[], boolean]>([
     ['none', ['network(port(514) transport("udp")', 'network(port(514) transport("tcp")'], false],
-    ['dual-stack', ['network(ip("::") ip-protocol(6) port(514) transport("udp")', 'network(ip("::") ip-protocol(6) port(514) transport("tcp")'], true],
+    [
+      'dual-stack',
+      ['network(ip("::") ip-protocol(6) port(514) transport("udp")', 'network(ip("::") ip-protocol(6) port(514) transport("tcp")'],
+      true,
+    ],
     [
       'separate',
       [
-        'network(port(514) transport("udp")', 'network(ip("::") ip-protocol(6) port(514) transport("udp")',
-        'network(port(514) transport("tcp")', 'network(ip("::") ip-protocol(6) port(514) transport("tcp")',
+        'network(port(514) transport("udp")',
+        'network(ip("::") ip-protocol(6) port(514) transport("udp")',
+        'network(port(514) transport("tcp")',
+        'network(ip("::") ip-protocol(6) port(514) transport("tcp")',
       ],
       false,
     ],

@@ -1,5 +1,16 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -92,9 +103,13 @@ function fakeExec(root: string): Exec & { calls: string[][] } {
       if (cmd === '/usr/bin/node' && args[0] === '--version') return ok('v22.13.0\n');
       if (cmd === 'useradd') {
         const passwd = path.join(root, 'etc/passwd');
-        writeFileSync(passwd, `${existsSync(passwd) ? readFileSync(passwd, 'utf8') : ''}sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`);
+        writeFileSync(
+          passwd,
+          `${existsSync(passwd) ? readFileSync(passwd, 'utf8') : ''}sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`,
+        );
       }
-      if (cmd === 'systemctl' && (args[0] === 'is-enabled' || args[0] === 'is-active')) return { exitCode: 1, stdout: '', stderr: '', failed: true };
+      if (cmd === 'systemctl' && (args[0] === 'is-enabled' || args[0] === 'is-active'))
+        return { exitCode: 1, stdout: '', stderr: '', failed: true };
       return ok();
     },
     async spawnDetached(cmd, args) {
@@ -128,13 +143,23 @@ function deps(root: string, exec: Exec) {
       return [4343];
     },
   };
-  const d: InstallDeps = { fs: createFsRoot(root), exec, prompter: createScriptedPrompter([]), log: (l) => log.push(l), out: (t) => out.push(t), env: {}, forwarderBundle: bundle, services };
+  const d: InstallDeps = {
+    fs: createFsRoot(root),
+    exec,
+    prompter: createScriptedPrompter([]),
+    log: (l) => log.push(l),
+    out: (t) => out.push(t),
+    env: {},
+    forwarderBundle: bundle,
+    services,
+  };
   return { out, log, deps: d };
 }
 
 const opts = (o: Record<string, unknown> = {}) =>
   installOptionsSchema.parse({ yes: true, verify: false, forwarderOnly: true, sink: 'file:/var/log/sentinel-cef-rows/rows.ndjson', ...o });
-const daemonFiles = (snap: Record<string, string>) => Object.fromEntries(Object.entries(snap).filter(([k]) => k.startsWith('etc/rsyslog') || k.startsWith('etc/syslog-ng')));
+const daemonFiles = (snap: Record<string, string>) =>
+  Object.fromEntries(Object.entries(snap).filter(([k]) => k.startsWith('etc/rsyslog') || k.startsWith('etc/syslog-ng')));
 const unitOf = (root: string) => readFileSync(path.join(root, 'etc/systemd/system/sentinel-cef-forwarder.service'), 'utf8');
 const configOf = (root: string) => JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
 
@@ -176,10 +201,15 @@ describe('install --forwarder-only', () => {
     expect(cfg.readiness).toBe('[::]:8081');
     expect(cfg.admin).toBe('127.0.0.1:25227');
     const parsed = forwarderConfigSchema.parse(cfg);
-    expect(parsed.listen.map((u) => parseListenUrl(u))).toMatchObject([{ protocol: 'udp', host: '::', port: 514 }, { protocol: 'tcp', host: '::', port: 514, proxy: 'v2' }]);
+    expect(parsed.listen.map((u) => parseListenUrl(u))).toMatchObject([
+      { protocol: 'udp', host: '::', port: 514 },
+      { protocol: 'tcp', host: '::', port: 514, proxy: 'v2' },
+    ]);
     // The unit stops later than the drain: readiness grace (15 s by default) plus the drain (10 s).
     expect(Number(/^TimeoutStopSec=(\d+)/m.exec(unitOf(root))![1])).toBeGreaterThan(15 + parsed.drainTimeoutSec);
-    expect(d.out.join('')).toContain('Installed: the forwarder listens on port 514 (udp://[::]:514, tcp://[::]:514?proxy=v2); readiness on http://[::]:8081/.');
+    expect(d.out.join('')).toContain(
+      'Installed: the forwarder listens on port 514 (udp://[::]:514, tcp://[::]:514?proxy=v2); readiness on http://[::]:8081/.',
+    );
     const state = await readState(createFsRoot(root));
     expect(state?.options).toMatchObject({ mode: 'forwarder-only', daemon: 'none', port: 514, readiness: '[::]:8081' });
 
@@ -206,8 +236,18 @@ describe('install --forwarder-only', () => {
     const normal = temp('scef-normal-');
     cpSync(root, normal, { recursive: true });
     rmSync(path.join(normal, 'var/lib/sentinel-cef/install-state.json'));
-    const hardening = (u: string) => u.split('\n').filter((l) => /^(NoNewPrivileges|Protect|Private|Restrict|SystemCall|LockPersonality|RemoveIPC|ProcSubset|UMask|User|Group)/.test(l) && !/^PrivateUsers/.test(l));
-    await runInstall(installOptionsSchema.parse({ yes: true, verify: false, sink: 'file:/var/log/sentinel-cef-rows/rows.ndjson' }), deps(normal, fakeExec(normal)).deps);
+    const hardening = (u: string) =>
+      u
+        .split('\n')
+        .filter(
+          (l) =>
+            /^(NoNewPrivileges|Protect|Private|Restrict|SystemCall|LockPersonality|RemoveIPC|ProcSubset|UMask|User|Group)/.test(l) &&
+            !/^PrivateUsers/.test(l),
+        );
+    await runInstall(
+      installOptionsSchema.parse({ yes: true, verify: false, sink: 'file:/var/log/sentinel-cef-rows/rows.ndjson' }),
+      deps(normal, fakeExec(normal)).deps,
+    );
     expect(hardening(unit)).toEqual(hardening(unitOf(normal)));
     expect(unitOf(normal)).toMatch(/^CapabilityBoundingSet=$/m);
     expect(unitOf(normal)).toMatch(/^PrivateUsers=yes$/m);
@@ -268,7 +308,10 @@ describe('install --forwarder-only', () => {
   it('without systemd, refuses a port below the kernel floor (nothing could grant the capability)', async () => {
     const root = debianRoot({ systemd: false });
     const err = (await runInstall(opts(), deps(root, fakeExec(root)).deps).catch((e: unknown) => e)) as CliError;
-    expect([err.message, err.exitCode]).toEqual(['--forwarder-only on port 514 needs systemd to grant CAP_NET_BIND_SERVICE to the sentinel-cef user (PID 1 here is tini)', 2]);
+    expect([err.message, err.exitCode]).toEqual([
+      '--forwarder-only on port 514 needs systemd to grant CAP_NET_BIND_SERVICE to the sentinel-cef user (PID 1 here is tini)',
+      2,
+    ]);
     expect(err.suggestion).toContain('use ports from 1024 up');
     await runInstall(opts({ port: 5514, readiness: '0.0.0.0:8080' }), deps(root, fakeExec(root)).deps);
     expect(configOf(root).listen).toEqual(['udp://[::]:5514', 'tcp://[::]:5514']);
@@ -279,11 +322,17 @@ describe('install --forwarder-only', () => {
     await runInstall(opts(), deps(root, fakeExec(root)).deps);
     const normal = installOptionsSchema.parse({ yes: true, verify: false, sink: 'file:/var/log/sentinel-cef-rows/rows.ndjson' });
     const e1 = (await runInstall(normal, deps(root, fakeExec(root)).deps).catch((e: unknown) => e)) as CliError;
-    expect([e1.message, e1.exitCode]).toEqual(['this machine is installed forwarder-only (no syslog daemon); a daemon in front of it is another install', 2]);
+    expect([e1.message, e1.exitCode]).toEqual([
+      'this machine is installed forwarder-only (no syslog daemon); a daemon in front of it is another install',
+      2,
+    ]);
     await runUninstall({ yes: true, dryRun: false, root, removeUser: false, purge: false }, deps(root, fakeExec(root)).deps);
     await runInstall(normal, deps(root, fakeExec(root)).deps);
     const e2 = (await runInstall(opts(), deps(root, fakeExec(root)).deps).catch((e: unknown) => e)) as CliError;
-    expect([e2.message, e2.exitCode]).toEqual(['this machine is installed with rsyslog in front of the forwarder; --forwarder-only is another install', 2]);
+    expect([e2.message, e2.exitCode]).toEqual([
+      'this machine is installed with rsyslog in front of the forwarder; --forwarder-only is another install',
+      2,
+    ]);
   });
 });
 

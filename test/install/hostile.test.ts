@@ -4,7 +4,20 @@
 // changed owner or mode.
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync,
+  chmodSync,
+  chownSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -83,7 +96,8 @@ function fakeExec(root: string, faults: Faults): Exec & { calls: string[][] } {
       if (cmd === 'useradd' || cmd === 'userdel') faults.onStep?.(cmd);
       // A real system uid as root (so ownership is exercised), our own otherwise.
       const ids = isRoot ? '998:998' : `${process.getuid!()}:${process.getgid!()}`;
-      if (cmd === 'useradd') writeFileSync(passwd, `${readFileSync(passwd, 'utf8')}sentinel-cef:x:${ids}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`);
+      if (cmd === 'useradd')
+        writeFileSync(passwd, `${readFileSync(passwd, 'utf8')}sentinel-cef:x:${ids}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`);
       if (cmd === 'userdel') writeFileSync(passwd, readFileSync(passwd, 'utf8').replace(/^sentinel-cef:.*\n/m, ''));
       return ok;
     },
@@ -145,9 +159,17 @@ function deps(root: string, faults: Faults = {}, extra: Partial<InstallDeps> = {
 const KEY1 = Buffer.from('1'.repeat(48)).toString('base64');
 const KEY2 = Buffer.from('2'.repeat(48)).toString('base64');
 const WS = '11111111-2222-3333-4444-555555555555';
-const fileSink = (o: Record<string, unknown> = {}) => installOptionsSchema.parse({ yes: true, verify: false, sink: 'file:/var/tmp/scef/rows.ndjson', ...o });
+const fileSink = (o: Record<string, unknown> = {}) =>
+  installOptionsSchema.parse({ yes: true, verify: false, sink: 'file:/var/tmp/scef/rows.ndjson', ...o });
 const workspace = (o: Record<string, unknown> = {}) => installOptionsSchema.parse({ yes: true, verify: false, workspaceId: WS, ...o });
-const uninstallOpts = (root: string, o: Record<string, unknown> = {}) => ({ yes: true, dryRun: false, root, removeUser: false, purge: false, ...o });
+const uninstallOpts = (root: string, o: Record<string, unknown> = {}) => ({
+  yes: true,
+  dryRun: false,
+  root,
+  removeUser: false,
+  purge: false,
+  ...o,
+});
 
 function errnoError(code: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: injected fault`), { code });
@@ -192,10 +214,25 @@ describe('links planted at the paths install writes', () => {
   // Every path a clean install writes, and every directory above one: a link there (to a copy of what was there,
   // or to an empty place outside the tree) makes install fail with nothing changed, here or at the target.
   const written = [
-    '/etc', '/etc/rsyslog.d', '/etc/rsyslog.d/10-sentinel-cef.conf', '/etc/sentinel-cef', '/etc/sentinel-cef/forwarder.json',
-    '/usr', '/usr/lib', '/usr/lib/sentinel-cef', '/usr/lib/sentinel-cef/forwarder.mjs',
-    '/usr/lib/sentinel-cef/sentinel-cef-supervise.mjs', '/var', '/var/lib', '/var/lib/sentinel-cef', '/var/lib/sentinel-cef/data',
-    '/var/lib/sentinel-cef/install-state.json', '/var/lib/sentinel-cef/install.lock', '/var/tmp', '/var/tmp/scef', '/var/tmp/scef/rows.ndjson',
+    '/etc',
+    '/etc/rsyslog.d',
+    '/etc/rsyslog.d/10-sentinel-cef.conf',
+    '/etc/sentinel-cef',
+    '/etc/sentinel-cef/forwarder.json',
+    '/usr',
+    '/usr/lib',
+    '/usr/lib/sentinel-cef',
+    '/usr/lib/sentinel-cef/forwarder.mjs',
+    '/usr/lib/sentinel-cef/sentinel-cef-supervise.mjs',
+    '/var',
+    '/var/lib',
+    '/var/lib/sentinel-cef',
+    '/var/lib/sentinel-cef/data',
+    '/var/lib/sentinel-cef/install-state.json',
+    '/var/lib/sentinel-cef/install.lock',
+    '/var/tmp',
+    '/var/tmp/scef',
+    '/var/tmp/scef/rows.ndjson',
   ];
   it.each(written)('a link at %s', async (p) => {
     const root = tree();
@@ -254,9 +291,11 @@ describe('parents others can write', () => {
   it('a read-only /usr: install fails and rolls back everything', async () => {
     const root = tree();
     const before = snapshot(root);
-    const faults: Faults = { onStep: (s) => {
-      if (/^(write|mkdir|rename) \/usr\//.test(s)) throw errnoError('EROFS');
-    } };
+    const faults: Faults = {
+      onStep: (s) => {
+        if (/^(write|mkdir|rename) \/usr\//.test(s)) throw errnoError('EROFS');
+      },
+    };
     await expect(runInstall(fileSink({}), deps(root, faults).deps)).rejects.toThrow(/EROFS.*nothing was changed \(rolled back\)/);
     expect(snapshot(root)).toEqual(before);
   });
@@ -273,13 +312,18 @@ describe('a fault at each step', () => {
       const before = snapshot(root);
       let i = 0;
       let hit = '';
-      const faults: Faults = { onStep: (s) => {
-        if (++i === n) {
-          hit = s;
-          throw errnoError(codes[n % codes.length]);
-        }
-      } };
-      const res = await runInstall(workspace(), deps(root, faults, { env: { SENTINEL_CEF_KEY: KEY1 } }).deps).then(() => 'installed', (e: Error) => e.message);
+      const faults: Faults = {
+        onStep: (s) => {
+          if (++i === n) {
+            hit = s;
+            throw errnoError(codes[n % codes.length]);
+          }
+        },
+      };
+      const res = await runInstall(workspace(), deps(root, faults, { env: { SENTINEL_CEF_KEY: KEY1 } }).deps).then(
+        () => 'installed',
+        (e: Error) => e.message,
+      );
       // A fault in the clean-up after the state says "installed" leaves an installed system, never a broken one.
       if (res === 'installed') {
         expect((await readState(createFsRoot(root)))?.status, `step ${n} (${hit})`).toBe('installed');
@@ -291,36 +335,45 @@ describe('a fault at each step', () => {
     }
   });
 
-  it('reinstall with a new key: any fault goes back to the first install exactly, and the old key stays the live one', { timeout: 120_000 }, async () => {
-    const base = () => {
-      const root = tree();
-      return root;
-    };
-    const installed = async () => {
-      const root = base();
-      await runInstall(workspace(), deps(root, {}, { env: { SENTINEL_CEF_KEY: KEY1 } }).deps);
-      return root;
-    };
-    let total = 0;
-    {
-      const root = await installed();
-      await runInstall(workspace(), deps(root, { onStep: () => void total++ }, { env: { SENTINEL_CEF_KEY: KEY2 } }).deps);
-    }
-    for (let n = 1; n <= total; n++) {
-      const root = await installed();
-      const before = snapshot(root);
-      let i = 0;
-      const faults: Faults = { onStep: () => {
-        if (++i === n) throw errnoError(codes[n % codes.length]);
-      } };
-      const res = await runInstall(workspace(), deps(root, faults, { env: { SENTINEL_CEF_KEY: KEY2 } }).deps).then(() => 'installed', (e: Error) => e.message);
-      if (res === 'installed') continue;
-      expect(res, `step ${n}`).toMatch(/rolled back/);
-      const after = snapshot(root);
-      // The state file's updatedAt is the only field a rollback rewrites from its saved copy: compare it whole.
-      expect(after, `step ${n}`).toEqual(before);
-    }
-  });
+  it(
+    'reinstall with a new key: any fault goes back to the first install exactly, and the old key stays the live one',
+    { timeout: 120_000 },
+    async () => {
+      const base = () => {
+        const root = tree();
+        return root;
+      };
+      const installed = async () => {
+        const root = base();
+        await runInstall(workspace(), deps(root, {}, { env: { SENTINEL_CEF_KEY: KEY1 } }).deps);
+        return root;
+      };
+      let total = 0;
+      {
+        const root = await installed();
+        await runInstall(workspace(), deps(root, { onStep: () => void total++ }, { env: { SENTINEL_CEF_KEY: KEY2 } }).deps);
+      }
+      for (let n = 1; n <= total; n++) {
+        const root = await installed();
+        const before = snapshot(root);
+        let i = 0;
+        const faults: Faults = {
+          onStep: () => {
+            if (++i === n) throw errnoError(codes[n % codes.length]);
+          },
+        };
+        const res = await runInstall(workspace(), deps(root, faults, { env: { SENTINEL_CEF_KEY: KEY2 } }).deps).then(
+          () => 'installed',
+          (e: Error) => e.message,
+        );
+        if (res === 'installed') continue;
+        expect(res, `step ${n}`).toMatch(/rolled back/);
+        const after = snapshot(root);
+        // The state file's updatedAt is the only field a rollback rewrites from its saved copy: compare it whole.
+        expect(after, `step ${n}`).toEqual(before);
+      }
+    },
+  );
 
   it('a signal at any step rolls everything back (exit 143), or arrives after the install is complete', { timeout: 120_000 }, async () => {
     const total = await countSteps(tree, (root, f) => runInstall(fileSink(), deps(root, f).deps));
@@ -328,15 +381,23 @@ describe('a fault at each step', () => {
       const root = tree();
       const before = snapshot(root);
       let i = 0;
-      const faults: Faults = { onStep: () => {
-        if (++i === n) process.emit('SIGTERM', 'SIGTERM');
-      } };
-      const res = await runInstall(fileSink(), deps(root, faults).deps).then(() => null, (e: { message: string; exitCode: number }) => e);
+      const faults: Faults = {
+        onStep: () => {
+          if (++i === n) process.emit('SIGTERM', 'SIGTERM');
+        },
+      };
+      const res = await runInstall(fileSink(), deps(root, faults).deps).then(
+        () => null,
+        (e: { message: string; exitCode: number }) => e,
+      );
       if (res === null) {
         expect((await readState(createFsRoot(root)))?.status, `step ${n}`).toBe('installed');
         continue;
       }
-      expect(res, `step ${n}`).toMatchObject({ exitCode: 143, message: expect.stringMatching(/^interrupted by SIGTERM; nothing was changed \(rolled back\)$/) });
+      expect(res, `step ${n}`).toMatchObject({
+        exitCode: 143,
+        message: expect.stringMatching(/^interrupted by SIGTERM; nothing was changed \(rolled back\)$/),
+      });
       expect(snapshot(root), `step ${n}`).toEqual(before);
     }
   });
@@ -348,9 +409,11 @@ describe('a fault at each step', () => {
       const before = snapshot(root);
       let i = 0;
       // The process dies at step n: that step and every later one fail, the rollback included.
-      const faults: Faults = { onStep: () => {
-        if (++i >= n) throw errnoError('EIO');
-      } };
+      const faults: Faults = {
+        onStep: () => {
+          if (++i >= n) throw errnoError('EIO');
+        },
+      };
       await runInstall(fileSink(), deps(root, faults).deps).catch(() => {});
       const state = await readState(createFsRoot(root));
       if (state?.status === 'installed') continue;
@@ -359,7 +422,8 @@ describe('a fault at each step', () => {
       if (state === null) {
         // Died before the state was written: nothing that was there changed; only empty directories and the
         // state directory's lock can be left (`uninstall` has no state to go by).
-        for (const [k, v] of Object.entries(after)) if (!(k in before) && (v.startsWith('dir ') || k.startsWith('var/lib/sentinel-cef'))) delete after[k];
+        for (const [k, v] of Object.entries(after))
+          if (!(k in before) && (v.startsWith('dir ') || k.startsWith('var/lib/sentinel-cef'))) delete after[k];
       }
       expect(after, `crash at step ${n}`).toEqual(before);
     }
@@ -392,7 +456,8 @@ describe('the forwarder does not start', () => {
     exec.run = async (cmd, args, o) => {
       if (cmd === 'systemctl' && args[0] === 'is-enabled') return { exitCode: 1, stdout: 'disabled', stderr: '', failed: true };
       if (cmd === 'systemctl' && args[0] === 'is-active') return { exitCode: 3, stdout: 'inactive', stderr: '', failed: true };
-      if (cmd === 'journalctl') return { exitCode: 0, stdout: 'Error: EACCES: permission denied, open /var/tmp/scef/rows.ndjson\n', stderr: '', failed: false };
+      if (cmd === 'journalctl')
+        return { exitCode: 0, stdout: 'Error: EACCES: permission denied, open /var/tmp/scef/rows.ndjson\n', stderr: '', failed: false };
       return orig(cmd, args, o);
     };
     // Real unit control (its systemctl calls recorded by the fake exec); only the health answer is made up.
@@ -403,12 +468,14 @@ describe('the forwarder does not start', () => {
     const calls = exec.calls.map((c) => c.join(' '));
     const enable = calls.indexOf('systemctl enable sentinel-cef-forwarder.service');
     expect(enable).toBeGreaterThan(-1);
-    expect(calls.slice(enable)).toEqual(expect.arrayContaining([
-      'systemctl disable --now sentinel-cef-forwarder.service',
-      'systemctl daemon-reload',
-      'systemctl reset-failed sentinel-cef-forwarder.service',
-      'userdel --root ' + root + ' sentinel-cef',
-    ]));
+    expect(calls.slice(enable)).toEqual(
+      expect.arrayContaining([
+        'systemctl disable --now sentinel-cef-forwarder.service',
+        'systemctl daemon-reload',
+        'systemctl reset-failed sentinel-cef-forwarder.service',
+        'userdel --root ' + root + ' sentinel-cef',
+      ]),
+    );
     expect(snapshot(root)).toEqual(before);
   });
 });
@@ -423,16 +490,19 @@ describe('refused at plan time', () => {
     await expect(runInstall(fileSink({ ...o, dryRun: true }), deps(root).deps)).rejects.toMatchObject({ exitCode: 2, message });
   });
 
-  it.each(['/root/rows.ndjson', '/home/alice/cef/rows.ndjson', '/run/user/1000/rows.ndjson'])('a file sink at %s under systemd', async (p) => {
-    const root = tree('rhel9-rsyslog-imtcp');
-    mkdirSync(path.join(root, 'proc/1'), { recursive: true });
-    writeFileSync(path.join(root, 'proc/1/comm'), 'systemd\n');
-    mkdirSync(path.join(root, 'run/systemd/system'), { recursive: true });
-    await expect(runInstall(fileSink({ sink: `file:${p}`, dryRun: true }), deps(root).deps)).rejects.toMatchObject({
-      exitCode: 2,
-      message: `--sink ${p}: the forwarder service cannot write under /root, /home or /run/user (its unit has ProtectHome=yes)`,
-    });
-  });
+  it.each(['/root/rows.ndjson', '/home/alice/cef/rows.ndjson', '/run/user/1000/rows.ndjson'])(
+    'a file sink at %s under systemd',
+    async (p) => {
+      const root = tree('rhel9-rsyslog-imtcp');
+      mkdirSync(path.join(root, 'proc/1'), { recursive: true });
+      writeFileSync(path.join(root, 'proc/1/comm'), 'systemd\n');
+      mkdirSync(path.join(root, 'run/systemd/system'), { recursive: true });
+      await expect(runInstall(fileSink({ sink: `file:${p}`, dryRun: true }), deps(root).deps)).rejects.toMatchObject({
+        exitCode: 2,
+        message: `--sink ${p}: the forwarder service cannot write under /root, /home or /run/user (its unit has ProtectHome=yes)`,
+      });
+    },
+  );
 });
 
 describe('secrets at rest', () => {
@@ -441,7 +511,10 @@ describe('secrets at rest', () => {
     const before = snapshot(root);
     await runInstall(workspace(), deps(root, {}, { env: { SENTINEL_CEF_KEY: KEY1 } }).deps);
     await runInstall(workspace(), deps(root, {}, { env: { SENTINEL_CEF_KEY: KEY2 } }).deps);
-    const grep = (k: string) => Object.entries(snapshot(root)).filter(([, v]) => v.includes(Buffer.from(`${k}\n`).toString('base64'))).map(([p]) => p);
+    const grep = (k: string) =>
+      Object.entries(snapshot(root))
+        .filter(([, v]) => v.includes(Buffer.from(`${k}\n`).toString('base64')))
+        .map(([p]) => p);
     expect(grep(KEY1)).toEqual([]);
     expect(grep(KEY2)).toEqual(['etc/sentinel-cef/shared-key']);
     await runUninstall(uninstallOpts(root, { removeUser: true }), deps(root).deps);
@@ -491,10 +564,19 @@ describe('uninstall on a hostile tree', () => {
 
 describe('firewall and SELinux changes are undone on rollback', () => {
   it.each([
-    [['firewall-cmd', '--permanent', '--add-port=514/udp'], [['firewall-cmd', '--permanent', '--remove-port=514/udp'], ['firewall-cmd', '--reload']]],
+    [
+      ['firewall-cmd', '--permanent', '--add-port=514/udp'],
+      [
+        ['firewall-cmd', '--permanent', '--remove-port=514/udp'],
+        ['firewall-cmd', '--reload'],
+      ],
+    ],
     [['firewall-cmd', '--reload'], []],
     [['ufw', 'allow', '514/tcp'], [['ufw', 'delete', 'allow', '514/tcp']]],
-    [['semanage', 'port', '-a', '-t', 'syslogd_port_t', '-p', 'tcp', '25226'], [['semanage', 'port', '-d', '-t', 'syslogd_port_t', '-p', 'tcp', '25226']]],
+    [
+      ['semanage', 'port', '-a', '-t', 'syslogd_port_t', '-p', 'tcp', '25226'],
+      [['semanage', 'port', '-d', '-t', 'syslogd_port_t', '-p', 'tcp', '25226']],
+    ],
     [['restorecon', '-F', '/etc/rsyslog.d/10-sentinel-cef.conf'], []],
   ])('%j', (cmd, inverse) => {
     expect(inverseCommands(cmd)).toEqual(inverse);

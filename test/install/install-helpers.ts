@@ -18,7 +18,10 @@ export function fakeExec(root: string): Exec {
       if (cmd === '/usr/bin/node' && args[0] === '--version') return ok('v20.19.0\n');
       if (cmd === 'useradd') {
         const passwd = path.join(root, 'etc/passwd');
-        writeFileSync(passwd, `${existsSync(passwd) ? readFileSync(passwd, 'utf8') : ''}sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`);
+        writeFileSync(
+          passwd,
+          `${existsSync(passwd) ? readFileSync(passwd, 'utf8') : ''}sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`,
+        );
       }
       return ok();
     },
@@ -61,4 +64,3 @@ export function installDeps(temp: (prefix: string) => string, root: string, extr
   };
   return { deps: d, stream, text: () => stream.map((s) => s[1]).join('\n') };
 }
-

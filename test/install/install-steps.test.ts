@@ -22,7 +22,8 @@ const copyFixture = (c: string) => {
   cpSync(path.join(fixtures, c), dir, { recursive: true });
   return dir;
 };
-const opts = (o: Record<string, unknown>) => installOptionsSchema.parse({ sink: 'file:/var/log/sentinel-cef-rows/rows.ndjson', verify: false, ...o });
+const opts = (o: Record<string, unknown>) =>
+  installOptionsSchema.parse({ sink: 'file:/var/log/sentinel-cef-rows/rows.ndjson', verify: false, ...o });
 
 /** Every file under a tree with its mode and bytes, to compare before and after. */
 function snapshot(dir: string): Record<string, string> {
@@ -48,17 +49,20 @@ describe('runInstall as named steps', () => {
     expect(seen).toEqual(['detect', 'render', 'plan', 'confirm', 'apply', 'verify']);
   });
 
-  it.each(['debian12-rsyslog', 'rhel8-syslog-ng'])('--dry-run (%s) is the same steps stopping after plan: the tree is byte-identical', async (fixture) => {
-    const root = copyFixture(fixture);
-    const before = snapshot(root);
-    const seen: InstallStepName[] = [];
-    const d = installDeps(temp, root, { onStep: (n) => seen.push(n) });
-    const r = await runInstall(opts({ dryRun: true }), d.deps);
-    expect(seen).toEqual(['detect', 'render', 'plan']);
-    expect(r).toMatchObject({ dryRun: true, changed: true });
-    expect(d.text()).toMatch(/Dry run: nothing was changed\.\n$/);
-    expect(snapshot(root)).toEqual(before);
-  });
+  it.each(['debian12-rsyslog', 'rhel8-syslog-ng'])(
+    '--dry-run (%s) is the same steps stopping after plan: the tree is byte-identical',
+    async (fixture) => {
+      const root = copyFixture(fixture);
+      const before = snapshot(root);
+      const seen: InstallStepName[] = [];
+      const d = installDeps(temp, root, { onStep: (n) => seen.push(n) });
+      const r = await runInstall(opts({ dryRun: true }), d.deps);
+      expect(seen).toEqual(['detect', 'render', 'plan']);
+      expect(r).toMatchObject({ dryRun: true, changed: true });
+      expect(d.text()).toMatch(/Dry run: nothing was changed\.\n$/);
+      expect(snapshot(root)).toEqual(before);
+    },
+  );
 
   it('a "no" at confirm stops before apply and changes nothing', async () => {
     const root = copyFixture('debian12-rsyslog');

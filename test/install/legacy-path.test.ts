@@ -25,7 +25,10 @@ const copyFixture = (c: string) => {
 };
 
 // What Azure's retired endpoint answers is unknown ahead of time: the notice must carry whatever it is.
-const RETIRED_BODY = JSON.stringify({ Error: 'ApiRetired', Message: 'The HTTP Data Collector API was retired on 2026-09-14. Use the Logs Ingestion API.' });
+const RETIRED_BODY = JSON.stringify({
+  Error: 'ApiRetired',
+  Message: 'The HTTP Data Collector API was retired on 2026-09-14. Use the Logs Ingestion API.',
+});
 
 const opts = (o: Record<string, unknown>) => installOptionsSchema.parse({ yes: true, verify: false, ...o });
 
@@ -48,13 +51,21 @@ describe('probeDataCollector', () => {
   });
 
   it('a wrong key is reported as the service words it', async () => {
-    const p = await probeDataCollector({ workspaceId: mock.workspaceId, cloud: 'AzureCloud', endpoint: mock.url }, Buffer.from('w'.repeat(64)).toString('base64'));
+    const p = await probeDataCollector(
+      { workspaceId: mock.workspaceId, cloud: 'AzureCloud', endpoint: mock.url },
+      Buffer.from('w'.repeat(64)).toString('base64'),
+    );
     expect(p.status).toBe(403);
     expect(p.body).toContain('signature');
   });
 
   it('never echoes the key, even when the service does', async () => {
-    mock.fail({ api: 'log-analytics', status: 403, count: 1, body: JSON.stringify({ Error: 'Forbidden', Message: `bad key ${mock.sharedKey}` }) });
+    mock.fail({
+      api: 'log-analytics',
+      status: 403,
+      count: 1,
+      body: JSON.stringify({ Error: 'Forbidden', Message: `bad key ${mock.sharedKey}` }),
+    });
     const p = await probeDataCollector({ workspaceId: mock.workspaceId, cloud: 'AzureCloud', endpoint: mock.url }, mock.sharedKey);
     mock.clearFailures();
     expect(p.status).toBe(403);
@@ -62,7 +73,11 @@ describe('probeDataCollector', () => {
   });
 
   it('an unreachable endpoint is an answer too (no throw)', async () => {
-    const p = await probeDataCollector({ workspaceId: mock.workspaceId, cloud: 'AzureCloud', endpoint: 'http://127.0.0.1:9' }, mock.sharedKey, { timeoutMs: 3000 });
+    const p = await probeDataCollector(
+      { workspaceId: mock.workspaceId, cloud: 'AzureCloud', endpoint: 'http://127.0.0.1:9' },
+      mock.sharedKey,
+      { timeoutMs: 3000 },
+    );
     expect(p.status).toBeUndefined();
     expect(p.error).toMatch(/ECONNREFUSED|refused/i);
   });
@@ -115,11 +130,22 @@ describe('install on a terminal with no destination', () => {
 
   it('an existing DCR: asks endpoint and id (checked like the flags), then the identity', async () => {
     const root = copyFixture('debian12-rsyslog');
-    const p = createScriptedPrompter(['dcr', 'https://x-abcd.eastus-1.ingest.monitor.azure.com', `dcr-${'a'.repeat(32)}`, 'contoso.onmicrosoft.com', '11111111-2222-3333-4444-555555555555', 's3cret-value']);
+    const p = createScriptedPrompter([
+      'dcr',
+      'https://x-abcd.eastus-1.ingest.monitor.azure.com',
+      `dcr-${'a'.repeat(32)}`,
+      'contoso.onmicrosoft.com',
+      '11111111-2222-3333-4444-555555555555',
+      's3cret-value',
+    ]);
     const d = installDeps(temp, root, { prompter: p });
     await runInstall(opts({ dryRun: true }), d.deps);
     expect(p.menus[0].map((c) => c.value)).toEqual(['workspace-setup', 'dcr', 'file', 'legacy']);
-    expect(p.asked.slice(0, 3)).toEqual(['Where should the forwarder send events?', 'Logs ingestion endpoint of the DCR (or of its DCE)', 'DCR immutable id (dcr-…)']);
+    expect(p.asked.slice(0, 3)).toEqual([
+      'Where should the forwarder send events?',
+      'Logs ingestion endpoint of the DCR (or of its DCE)',
+      'DCR immutable id (dcr-…)',
+    ]);
     expect(d.text()).toContain(`Logs Ingestion https://x-abcd.eastus-1.ingest.monitor.azure.com (DCR dcr-${'a'.repeat(32)})`);
     expect(d.text()).not.toContain('s3cret-value');
   });
@@ -131,6 +157,4 @@ describe('install on a terminal with no destination', () => {
     await runInstall(opts({ dryRun: true }), d.deps);
     expect(d.text()).toContain('sink file /var/tmp/scef/rows.ndjson');
   });
-
-
 });

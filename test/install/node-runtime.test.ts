@@ -20,15 +20,27 @@ describe('supported Node versions', () => {
     const lows = NODE_RANGE.split('||').map((t) => t.trim().replace(/^(\^|>=)/, 'v'));
     const deps = Object.keys(JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8')).dependencies);
     for (const dep of deps) {
-      const engines: string | undefined = JSON.parse(readFileSync(path.join(repo, 'node_modules', dep, 'package.json'), 'utf8')).engines?.node;
+      const engines: string | undefined = JSON.parse(readFileSync(path.join(repo, 'node_modules', dep, 'package.json'), 'utf8')).engines
+        ?.node;
       if (!engines || !/^[\s\d.^>=|]+$/.test(engines)) continue; // only the ^ / >= forms that node-support reads
       for (const low of lows) expect(satisfiesNodeRange(low, engines), `${dep} (${engines}) on ${low}`).toBe(true);
     }
   });
 
   it.each([
-    ['v18.20.4', false], ['v20.14.0', false], ['v20.16.0', false], ['v20.17.0', true], ['v20.20.2', true], ['v21.7.3', false],
-    ['v22.12.0', false], ['v22.13.0', true], ['v23.4.0', false], ['v23.5.0', true], ['v24.1.0', true], ['', false], ['garbage', false],
+    ['v18.20.4', false],
+    ['v20.14.0', false],
+    ['v20.16.0', false],
+    ['v20.17.0', true],
+    ['v20.20.2', true],
+    ['v21.7.3', false],
+    ['v22.12.0', false],
+    ['v22.13.0', true],
+    ['v23.4.0', false],
+    ['v23.5.0', true],
+    ['v24.1.0', true],
+    ['', false],
+    ['garbage', false],
   ])('%s: %s', (v, ok) => {
     expect(satisfiesNodeRange(v)).toBe(ok);
     expect(unsupportedNodeMessage(v, 'x') === null).toBe(ok);
@@ -38,7 +50,10 @@ describe('supported Node versions', () => {
 /** A directory with a fake `node` that prints `version` for --version (and fails anything else). */
 function fakeNodeDir(version: string): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'scef-fake-node-'));
-  writeFileSync(path.join(dir, 'node'), `#!/bin/sh\nif [ "$1" = --version ]; then echo ${version}; exit 0; fi\necho "node: crash" >&2; exit 1\n`);
+  writeFileSync(
+    path.join(dir, 'node'),
+    `#!/bin/sh\nif [ "$1" = --version ]; then echo ${version}; exit 0; fi\necho "node: crash" >&2; exit 1\n`,
+  );
   chmodSync(path.join(dir, 'node'), 0o755);
   return dir;
 }
@@ -57,28 +72,39 @@ function tree(dir: string): string[] {
 }
 
 describe('the service runtime', () => {
-  it.each(['v18.20.4', 'v20.14.0'])('install refuses at plan time when `node` on PATH is %s: one line, exit 2, nothing changed', async (version) => {
-    const root = mkdtempSync(path.join(tmpdir(), 'scef-node-'));
-    cpSync(path.join(repo, 'test/fixtures/install/debian12-rsyslog'), root, { recursive: true });
-    const before = tree(root);
-    const fake = fakeNodeDir(version);
-    // bin runs on this (supported) node; the service would get the fake one from PATH.
-    const r = await execa(process.execPath, [bin, 'install', '--sink', 'file:/var/tmp/scef/rows.ndjson', '--root', root, '--yes', '--no-verify'], {
-      env: { CI: 'true', NO_COLOR: '1', PATH: `${fake}:${process.env.PATH}` },
-      reject: false,
-    });
-    expect(r.exitCode, r.stderr).toBe(2);
-    expect(r.stderr.trimEnd().split('\n').pop()).toBe(
-      `sentinel-cef: the service's node (${fake}/node) is Node ${version}, but sentinel-cef needs Node ${NODE_RANGE}` +
-        ' — install Node 22 LTS (or 20.17 and later) system-wide so that `node` on PATH is that version, then run it again',
-    );
-    expect(tree(root)).toEqual(before);
-  }, 60_000);
+  it.each(['v18.20.4', 'v20.14.0'])(
+    'install refuses at plan time when `node` on PATH is %s: one line, exit 2, nothing changed',
+    async (version) => {
+      const root = mkdtempSync(path.join(tmpdir(), 'scef-node-'));
+      cpSync(path.join(repo, 'test/fixtures/install/debian12-rsyslog'), root, { recursive: true });
+      const before = tree(root);
+      const fake = fakeNodeDir(version);
+      // bin runs on this (supported) node; the service would get the fake one from PATH.
+      const r = await execa(
+        process.execPath,
+        [bin, 'install', '--sink', 'file:/var/tmp/scef/rows.ndjson', '--root', root, '--yes', '--no-verify'],
+        {
+          env: { CI: 'true', NO_COLOR: '1', PATH: `${fake}:${process.env.PATH}` },
+          reject: false,
+        },
+      );
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr.trimEnd().split('\n').pop()).toBe(
+        `sentinel-cef: the service's node (${fake}/node) is Node ${version}, but sentinel-cef needs Node ${NODE_RANGE}` +
+          ' — install Node 22 LTS (or 20.17 and later) system-wide so that `node` on PATH is that version, then run it again',
+      );
+      expect(tree(root)).toEqual(before);
+    },
+    60_000,
+  );
 });
 
 describe.skipIf(!existsSync(node18))('the CLI on an unsupported Node', () => {
   it('bin/sentinel-cef under a real Node 18: one line naming the version and the range, exit 2', async () => {
-    const r = await execa(node18, [bin, 'install', '--dry-run', '--sink', 'file:/var/tmp/x.ndjson'], { env: { CI: 'true' }, reject: false });
+    const r = await execa(node18, [bin, 'install', '--dry-run', '--sink', 'file:/var/tmp/x.ndjson'], {
+      env: { CI: 'true' },
+      reject: false,
+    });
     expect(r.exitCode).toBe(2);
     expect(r.stdout).toBe('');
     const lines = r.stderr.trimEnd().split('\n');

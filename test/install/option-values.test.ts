@@ -51,7 +51,10 @@ describe('values that reach rendered files', () => {
     const err = await installCommand()
       .exitOverride()
       .parseAsync(argvFor(flag, value), { from: 'user' })
-      .then(() => null, (e: unknown) => e);
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(UsageError);
     expect((err as UsageError).exitCode).toBe(2);
     const line = formatError(err);
@@ -78,15 +81,23 @@ describe('values that reach rendered files', () => {
     ['--cloud', 'AzureCloud\nUser=root'],
     ['--protocol', 'tcp\nUser=root'],
     ['--port', '514\n'],
-  ])('the built CLI: %s with a newline is exit 2 and one line on stderr', async (flag, value) => {
-    const r = await execa(bin, ['install', '--sink', 'file:/var/tmp/scef/rows.ndjson', flag, value, '--dry-run', '--root', '/nonexistent'], {
-      env: { CI: 'true', NO_COLOR: '1' },
-      reject: false,
-    });
-    expect(r.exitCode).toBe(2);
-    expect(r.stderr.trimEnd().split('\n'), r.stderr).toHaveLength(1);
-    expect(r.stdout).toBe('');
-  }, 60_000);
+  ])(
+    'the built CLI: %s with a newline is exit 2 and one line on stderr',
+    async (flag, value) => {
+      const r = await execa(
+        bin,
+        ['install', '--sink', 'file:/var/tmp/scef/rows.ndjson', flag, value, '--dry-run', '--root', '/nonexistent'],
+        {
+          env: { CI: 'true', NO_COLOR: '1' },
+          reject: false,
+        },
+      );
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr.trimEnd().split('\n'), r.stderr).toHaveLength(1);
+      expect(r.stdout).toBe('');
+    },
+    60_000,
+  );
 });
 
 // ---- render: nothing the schema accepts adds a line or a directive ----
@@ -95,7 +106,35 @@ describe('values that reach rendered files', () => {
 const nasty = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 40 }),
   fc
-    .array(fc.constantFrom('/', 'a', 'Z', '0', '.', '-', '_', '\n', '\r', '"', "'", '\\', '%', '$', '`', ' ', '#', ';', '=', '\u2028', '\u0000', 'file:', 'https://', '..'), { maxLength: 30 })
+    .array(
+      fc.constantFrom(
+        '/',
+        'a',
+        'Z',
+        '0',
+        '.',
+        '-',
+        '_',
+        '\n',
+        '\r',
+        '"',
+        "'",
+        '\\',
+        '%',
+        '$',
+        '`',
+        ' ',
+        '#',
+        ';',
+        '=',
+        '\u2028',
+        '\u0000',
+        'file:',
+        'https://',
+        '..',
+      ),
+      { maxLength: 30 },
+    )
     .map((a) => a.join('')),
 );
 
@@ -181,27 +220,44 @@ describe('rendering what the schema accepts', () => {
     const keys = ['dce', 'endpoint', 'dcr', 'stream', 'tenant', 'clientId', 'workspaceId'] as const;
     let accepted = 0;
     fc.assert(
-      fc.property(fc.constantFrom(...keys), fc.oneof(pathish, nasty), fc.constantFrom('', 'https://a.example/', 'dcr-', 'Custom-', '00000000-0000-4000-8000-00000000000'), (key, tail, head) => {
-        const r = installOptionsSchema.safeParse({ [key]: head + tail });
-        if (!r.success) return;
-        accepted++;
-        const v = r.data[key]!;
-        const text = `${JSON.stringify({ sink: { [key]: v } }, null, 2)}\n`;
-        expect(text.split('\n')).toHaveLength(6);
-        expect(JSON.parse(text).sink[key]).toBe(v);
-        expect(v).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029"\\`]/);
-      }),
+      fc.property(
+        fc.constantFrom(...keys),
+        fc.oneof(pathish, nasty),
+        fc.constantFrom('', 'https://a.example/', 'dcr-', 'Custom-', '00000000-0000-4000-8000-00000000000'),
+        (key, tail, head) => {
+          const r = installOptionsSchema.safeParse({ [key]: head + tail });
+          if (!r.success) return;
+          accepted++;
+          const v = r.data[key]!;
+          const text = `${JSON.stringify({ sink: { [key]: v } }, null, 2)}\n`;
+          expect(text.split('\n')).toHaveLength(6);
+          expect(JSON.parse(text).sink[key]).toBe(v);
+          expect(v).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029"\\`]/);
+        },
+      ),
       { numRuns: 3000 },
     );
     expect(accepted).toBeGreaterThan(50);
   });
 
   const rsyslogScan: RsyslogScan = {
-    mainFile: '/etc/rsyslog.conf', files: [], modules: new Set(), inputs: [], maxMessageSize: '64k',
-    workDirectory: '/var/spool/rsyslog', includesDropins: true, dropinDir: '/etc/rsyslog.d',
+    mainFile: '/etc/rsyslog.conf',
+    files: [],
+    modules: new Set(),
+    inputs: [],
+    maxMessageSize: '64k',
+    workDirectory: '/var/spool/rsyslog',
+    includesDropins: true,
+    dropinDir: '/etc/rsyslog.d',
   };
   const ngScan: SyslogNgScan = {
-    mainFile: '/etc/syslog-ng/syslog-ng.conf', files: [], includesConfD: true, sources: [], destinations: ['d_syslog'], listeners: [], version: null,
+    mainFile: '/etc/syslog-ng/syslog-ng.conf',
+    files: [],
+    includesConfD: true,
+    sources: [],
+    destinations: ['d_syslog'],
+    listeners: [],
+    version: null,
   };
   // Lines with the numbers blanked: a port may change digits, never the shape of the file.
   const shape = (s: string) => s.split('\n').map((l) => l.replace(/[0-9]+/g, 'N'));
@@ -211,13 +267,17 @@ describe('rendering what the schema accepts', () => {
     const rs = shape(renderRsyslogDropin(rsyslogScan, base).content);
     const ng = shape(renderSyslogNgDropin(ngScan, base).content);
     fc.assert(
-      fc.property(fc.oneof(fc.string({ maxLength: 8 }), fc.integer().map(String), fc.double().map(String)), fc.constantFrom('port', 'forwarderPort'), (v, key) => {
-        const r = installOptionsSchema.safeParse({ [key]: v });
-        if (!r.success) return;
-        const o = { ...base, [key]: r.data[key as 'port'] };
-        expect(shape(renderRsyslogDropin(rsyslogScan, o).content)).toEqual(rs);
-        expect(shape(renderSyslogNgDropin(ngScan, o).content)).toEqual(ng);
-      }),
+      fc.property(
+        fc.oneof(fc.string({ maxLength: 8 }), fc.integer().map(String), fc.double().map(String)),
+        fc.constantFrom('port', 'forwarderPort'),
+        (v, key) => {
+          const r = installOptionsSchema.safeParse({ [key]: v });
+          if (!r.success) return;
+          const o = { ...base, [key]: r.data[key as 'port'] };
+          expect(shape(renderRsyslogDropin(rsyslogScan, o).content)).toEqual(rs);
+          expect(shape(renderSyslogNgDropin(ngScan, o).content)).toEqual(ng);
+        },
+      ),
       { numRuns: 2000 },
     );
   });

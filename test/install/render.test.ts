@@ -101,10 +101,12 @@ describe('rsyslog drop-in', () => {
     const r = renderRsyslogDropin(scan, opts);
     expect(r.transport).toBe('tcp');
     expect(r.added.modules).not.toContain('module(load="omrelp")');
-    expect(/action\([^)]*\)/.exec(r.content)![0]).toMatch(/^action\(type="omfwd" .* protocol="tcp" TCP_Framing="octet-counted"\s+template=/);
+    expect(/action\([^)]*\)/.exec(r.content)![0]).toMatch(
+      /^action\(type="omfwd" .* protocol="tcp" TCP_Framing="octet-counted"\s+template=/,
+    );
   });
 
-  it("Ubuntu 22.04: sorts before 50-default.conf, whose rules it must precede", async () => {
+  it('Ubuntu 22.04: sorts before 50-default.conf, whose rules it must precede', async () => {
     const scan = await scanRsyslogConfig(root('ubuntu2204-rsyslog'));
     expect(scan.files).toEqual(['/etc/rsyslog.conf', '/etc/rsyslog.d/20-ufw.conf', '/etc/rsyslog.d/50-default.conf']);
     const r = renderRsyslogDropin(scan, { ...opts, protocol: 'udp' });
@@ -212,8 +214,14 @@ describe('rsyslog drop-in', () => {
 
   it('on another port with UDP only, and without a work directory, gives the queue its own spool', () => {
     const scan: RsyslogScan = {
-      mainFile: '/etc/rsyslog.conf', files: [], modules: new Set(), inputs: [], maxMessageSize: '64k',
-      workDirectory: null, includesDropins: true, dropinDir: '/etc/rsyslog.d',
+      mainFile: '/etc/rsyslog.conf',
+      files: [],
+      modules: new Set(),
+      inputs: [],
+      maxMessageSize: '64k',
+      workDirectory: null,
+      includesDropins: true,
+      dropinDir: '/etc/rsyslog.d',
     };
     const r = renderRsyslogDropin(scan, { port: 1514, protocol: 'udp', forwarderPort: 25300, queueMaxBytes: 256 * 1024 ** 2 });
     expect(r.content).toContain('input(type="imudp" port="1514")');
@@ -224,8 +232,14 @@ describe('rsyslog drop-in', () => {
 
   it('warns when an existing input is bound to another ruleset', () => {
     const scan: RsyslogScan = {
-      mainFile: '/etc/rsyslog.conf', files: [], modules: new Set(['imudp']), inputs: [], maxMessageSize: '64k',
-      workDirectory: '/var/lib/rsyslog', includesDropins: true, dropinDir: '/etc/rsyslog.d',
+      mainFile: '/etc/rsyslog.conf',
+      files: [],
+      modules: new Set(['imudp']),
+      inputs: [],
+      maxMessageSize: '64k',
+      workDirectory: '/var/lib/rsyslog',
+      includesDropins: true,
+      dropinDir: '/etc/rsyslog.d',
     };
     scanRsyslogText('input(type="imudp" port="514" ruleset="remote") # appliances\n', '/etc/rsyslog.d/remote.conf', scan);
     const r = renderRsyslogDropin(scan, { ...opts, protocol: 'udp' });
@@ -277,12 +291,17 @@ describe('rsyslog drop-in', () => {
   });
 
   it('parses rsyslog sizes', () => {
-    expect([parseRsyslogSize('64k'), parseRsyslogSize('8192'), parseRsyslogSize('1m'), parseRsyslogSize(null)]).toEqual([65536, 8192, 1048576, null]);
+    expect([parseRsyslogSize('64k'), parseRsyslogSize('8192'), parseRsyslogSize('1m'), parseRsyslogSize(null)]).toEqual([
+      65536,
+      8192,
+      1048576,
+      null,
+    ]);
   });
 });
 
 describe('syslog-ng drop-in', () => {
-  it("RHEL 8 (s_sys, d_mesg): its own source, never s_sys, and non-CEF on 514 goes to d_mesg", async () => {
+  it('RHEL 8 (s_sys, d_mesg): its own source, never s_sys, and non-CEF on 514 goes to d_mesg', async () => {
     const scan = await scanSyslogNgConfig(root('rhel8-syslog-ng'));
     expect(scan).toMatchObject({ includesConfD: true, sources: ['s_sys'], listeners: [], version: '3.35' });
     const r = renderSyslogNgDropin(scan, opts);
@@ -350,13 +369,19 @@ describe('syslog-ng drop-in', () => {
 
   it('an existing UDP listener on 514 is reused, not bound twice', async () => {
     const scan = await scanSyslogNgConfig(root('debian-syslog-ng-514'));
-    expect(scan.listeners).toEqual([{ source: 's_remote', driver: 'udp', protocol: 'udp', port: 514, file: '/etc/syslog-ng/conf.d/remote.conf' }]);
+    expect(scan.listeners).toEqual([
+      { source: 's_remote', driver: 'udp', protocol: 'udp', port: 514, file: '/etc/syslog-ng/conf.d/remote.conf' },
+    ]);
     const r = renderSyslogNgDropin(scan, opts);
     expect(r.content).toContain('network(port(514) transport("tcp") flags(store-raw-message));');
     expect(r.content).not.toContain('transport("udp")');
-    expect(r.content).toContain('log { source(s_sentinel_cef); filter(f_sentinel_cef); destination(d_sentinel_cef); flags(flow-control, final); };');
+    expect(r.content).toContain(
+      'log { source(s_sentinel_cef); filter(f_sentinel_cef); destination(d_sentinel_cef); flags(flow-control, final); };',
+    );
     // The reused source has no raw message: it goes out parsed, as RFC 5424, with its own persist name.
-    expect(r.content).toContain('log { source(s_remote); filter(f_sentinel_cef); destination(d_sentinel_cef_parsed); flags(flow-control, final); };');
+    expect(r.content).toContain(
+      'log { source(s_remote); filter(f_sentinel_cef); destination(d_sentinel_cef_parsed); flags(flow-control, final); };',
+    );
     expect(r.content).toContain('persist-name("sentinel-cef-parsed")');
     expect(r.warnings[0]).toMatch(/source s_remote already listens on port 514/);
   });

@@ -31,8 +31,17 @@ function deps(log: string[], clock = { t: 0 }): SetupDeps {
     async request(call: AzureCall) {
       let token = tokens.get(call.scope);
       if (!token) {
-        const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: edge.clientId, client_secret: edge.clientSecret, scope: call.scope });
-        token = ((await (await fetch(`${edge.url}/${edge.tenantId}/oauth2/v2.0/token`, { method: 'POST', body: form })).json()) as { access_token: string }).access_token;
+        const form = new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: edge.clientId,
+          client_secret: edge.clientSecret,
+          scope: call.scope,
+        });
+        token = (
+          (await (await fetch(`${edge.url}/${edge.tenantId}/oauth2/v2.0/token`, { method: 'POST', body: form })).json()) as {
+            access_token: string;
+          }
+        ).access_token;
         tokens.set(call.scope, token);
       }
       const r = await fetch(call.url, {
@@ -142,7 +151,8 @@ describe('sentinel-cef install --workspace (runInstall against the mocks)', () =
   };
   const principal = randomUUID();
   const azure = (): AzureClient => ({ request: deps([]).request, forwarderPrincipalId: async () => principal });
-  const installOpts = (o: Record<string, unknown>) => installOptionsSchema.parse({ yes: true, verify: false, workspace: edge.workspaceId, armEndpoint: ctl.url, ...o });
+  const installOpts = (o: Record<string, unknown>) =>
+    installOptionsSchema.parse({ yes: true, verify: false, workspace: edge.workspaceId, armEndpoint: ctl.url, ...o });
 
   it('--dry-run lists the Azure writes, writes no file and calls no Azure write', async () => {
     const root = fixture();
@@ -160,7 +170,12 @@ describe('sentinel-cef install --workspace (runInstall against the mocks)', () =
     const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
     await runInstall(installOpts({}), d.deps);
     const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
-    expect(cfg.sink).toMatchObject({ type: 'logs-ingestion', endpoint: edge.url, dcrImmutableId: edge.dcrImmutableId, auth: { kind: 'managed-identity' } });
+    expect(cfg.sink).toMatchObject({
+      type: 'logs-ingestion',
+      endpoint: edge.url,
+      dcrImmutableId: edge.dcrImmutableId,
+      auth: { kind: 'managed-identity' },
+    });
     expect([...ctl.roleAssignments.values()][0].properties.principalId).toBe(principal);
     const puts = writesSeen().length;
     const d2 = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
@@ -177,7 +192,9 @@ describe('sentinel-cef install --workspace (runInstall against the mocks)', () =
     const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
     await expect(runInstall(installOpts({}), d.deps)).rejects.toMatchObject({
       exitCode: 1,
-      message: expect.stringMatching(/^Azure refused Microsoft\.Insights\/dataCollectionRules\/write: the signed-in identity needs "Monitoring Contributor"/),
+      message: expect.stringMatching(
+        /^Azure refused Microsoft\.Insights\/dataCollectionRules\/write: the signed-in identity needs "Monitoring Contributor"/,
+      ),
     });
     expect(existsSync(path.join(root, 'etc/sentinel-cef'))).toBe(false);
   });
@@ -200,22 +217,41 @@ describe('the built CLI with the real @azure/identity chain (DefaultAzureCredent
     try {
       cpSync(path.resolve(import.meta.dirname, '../fixtures/install/debian12-rsyslog'), root, { recursive: true });
       const bin = path.resolve(import.meta.dirname, '../../bin/sentinel-cef');
-      const r = await execa(bin, ['install', '--workspace', httpsEdge.workspaceId, '--arm-endpoint', httpsCtl.url, '--principal-id', randomUUID(), '--root', root, '--dry-run'], {
-        env: {
-          CI: 'true',
-          NO_COLOR: '1',
-          AZURE_TENANT_ID: httpsEdge.tenantId,
-          AZURE_CLIENT_ID: httpsEdge.clientId,
-          AZURE_CLIENT_SECRET: httpsEdge.clientSecret,
-          AZURE_AUTHORITY_HOST: httpsEdge.url,
-          NODE_EXTRA_CA_CERTS: httpsEdge.caPath!,
+      const r = await execa(
+        bin,
+        [
+          'install',
+          '--workspace',
+          httpsEdge.workspaceId,
+          '--arm-endpoint',
+          httpsCtl.url,
+          '--principal-id',
+          randomUUID(),
+          '--root',
+          root,
+          '--dry-run',
+        ],
+        {
+          env: {
+            CI: 'true',
+            NO_COLOR: '1',
+            AZURE_TENANT_ID: httpsEdge.tenantId,
+            AZURE_CLIENT_ID: httpsEdge.clientId,
+            AZURE_CLIENT_SECRET: httpsEdge.clientSecret,
+            AZURE_AUTHORITY_HOST: httpsEdge.url,
+            NODE_EXTRA_CA_CERTS: httpsEdge.caPath!,
+          },
+          reject: false,
+          timeout: 120_000,
         },
-        reject: false,
-        timeout: 120_000,
-      });
+      );
       expect(r.exitCode, r.stderr).toBe(0);
-      expect(r.stderr).toMatch(/called: POST https:\/\/127\.0\.0\.1:\d+\/providers\/Microsoft\.ResourceGraph\/resources\?api-version=2024-04-01 \{"query":/);
-      expect(r.stderr).toMatch(/would call: PUT \S+\/dataCollectionRules\/sentinel-cef-dcr\?api-version=2023-03-11 \{"location":"westeurope","kind":"Direct"/);
+      expect(r.stderr).toMatch(
+        /called: POST https:\/\/127\.0\.0\.1:\d+\/providers\/Microsoft\.ResourceGraph\/resources\?api-version=2024-04-01 \{"query":/,
+      );
+      expect(r.stderr).toMatch(
+        /would call: PUT \S+\/dataCollectionRules\/sentinel-cef-dcr\?api-version=2023-03-11 \{"location":"westeurope","kind":"Direct"/,
+      );
       expect(r.stderr).toContain('nothing was changed in Azure');
       expect(httpsCtl.requests.filter((q) => q.method === 'PUT')).toHaveLength(0);
       expect(r.stdout + r.stderr).not.toContain(httpsEdge.clientSecret);

@@ -24,7 +24,16 @@ function splitLines(bytes: Buffer): Buffer[] {
 
 describe('parser fixtures', () => {
   it('covers every vendor the brief names', () => {
-    for (const v of ['darktrace', 'delinea-secret-server', 'paloalto', 'trendmicro', 'checkpoint', 'fortinet', 'cisco-asa', 'microsoft-mock']) {
+    for (const v of [
+      'darktrace',
+      'delinea-secret-server',
+      'paloalto',
+      'trendmicro',
+      'checkpoint',
+      'fortinet',
+      'cisco-asa',
+      'microsoft-mock',
+    ]) {
       expect(sources).toContain(v);
     }
   });

@@ -77,7 +77,9 @@ describe.each([
     ];
     for (const l of lines) expect(same(Buffer.from(l, 'utf8'))).toBe('json');
     // Invalid UTF-8 (read as Latin-1).
-    expect(same(Buffer.concat([Buffer.from('CEF:0|V|P|1|id|n|5|msg=bad '), Buffer.from([0xff, 0xfe, 0x22]), Buffer.from(' cs1=x')]))).toBe('json');
+    expect(same(Buffer.concat([Buffer.from('CEF:0|V|P|1|id|n|5|msg=bad '), Buffer.from([0xff, 0xfe, 0x22]), Buffer.from(' cs1=x')]))).toBe(
+      'json',
+    );
   });
 
   it('leaves rows over the sink limits, and rows it is told to, as objects', () => {
@@ -95,7 +97,11 @@ describe.each([
 
   it('reads a span-held device time zone when converting start/end', () => {
     expect(same(Buffer.from('CEF:0|V|P|1|id|n|5|start=Nov 22 2026 10:00:00 end=Nov 22 2026 11:00:00 dtz=Europe/Berlin'))).toBe('json');
-    const j = lineJsonParser(LIMITS)(Buffer.from('CEF:0|V|P|1|id|n|5|dtz=America/New_York start=Nov 22 2026 10:00:00'), at, new RowWriter()) as JsonRow;
+    const j = lineJsonParser(LIMITS)(
+      Buffer.from('CEF:0|V|P|1|id|n|5|dtz=America/New_York start=Nov 22 2026 10:00:00'),
+      at,
+      new RowWriter(),
+    ) as JsonRow;
     expect(JSON.parse(j.buf.toString('utf8', j.start, j.start + j.bytes)).StartTime).toBe('2026-11-22T15:00:00.000Z');
   });
 
@@ -113,24 +119,65 @@ describe.each([
 
   it('agrees with the row path on generated CEF lines (escapes, duplicates, typed keys, any text)', () => {
     const keys = [...KEY_RULES.keys()];
-    const key = fc.oneof(fc.constantFrom(...keys), fc.constantFrom('customKey', 'x_y', 'ad.field', 'k-1', '1src', '.-x', '_'), fc.stringMatching(/^[A-Za-z0-9_.-]{1,12}$/));
+    const key = fc.oneof(
+      fc.constantFrom(...keys),
+      fc.constantFrom('customKey', 'x_y', 'ad.field', 'k-1', '1src', '.-x', '_'),
+      fc.stringMatching(/^[A-Za-z0-9_.-]{1,12}$/),
+    );
     const text = fc.string({
       unit: fc.oneof(
-        fc.constantFrom('=', '|', '\\', '"', '\n', '\r', ' ', '\t', 'a', '1', '-', '.', ':', '_', '#', '#011', '\u0000', '\u007f', 'é', '€', '😀', '\ud800'),
+        fc.constantFrom(
+          '=',
+          '|',
+          '\\',
+          '"',
+          '\n',
+          '\r',
+          ' ',
+          '\t',
+          'a',
+          '1',
+          '-',
+          '.',
+          ':',
+          '_',
+          '#',
+          '#011',
+          '\u0000',
+          '\u007f',
+          'é',
+          '€',
+          '😀',
+          '\ud800',
+        ),
         fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 1 }),
       ),
       maxLength: 40,
     });
-    const pair = fc.tuple(key, fc.oneof(text, fc.integer().map(String), fc.maxSafeInteger().map(String), fc.constantFrom('Nov 22 2026 10:00:00', '1700000000000', '0', '1', 'Europe/Berlin', '1.5e3')));
+    const pair = fc.tuple(
+      key,
+      fc.oneof(
+        text,
+        fc.integer().map(String),
+        fc.maxSafeInteger().map(String),
+        fc.constantFrom('Nov 22 2026 10:00:00', '1700000000000', '0', '1', 'Europe/Berlin', '1.5e3'),
+      ),
+    );
     const header = fc.tuple(text, text, text, text, text, text);
     const prefix = fc.constantFrom('', '<134>Nov 22 08:00:00 host1 ', '<134>1 2026-11-22T10:00:00Z host2 CEF - - - ', 'Nov 22 08:00:00 h ');
     fc.assert(
-      fc.property(prefix, header, fc.array(fc.tuple(pair, fc.constantFrom(' ', ' ', '  ', '\t', '#011', '')), { maxLength: 12 }), fc.boolean(), (pre, h, pairs, latin1) => {
-        // Separators as senders write them: a blank, several, a TAB, rsyslog's #011, or none at all.
-        const ext = pairs.map(([[k, v], sep]) => `${sep}${k}=${v}`).join('');
-        const l = `${pre}CEF:0|${h.join('|')}|${ext}`;
-        same(Buffer.from(l, latin1 ? 'latin1' : 'utf8'));
-      }),
+      fc.property(
+        prefix,
+        header,
+        fc.array(fc.tuple(pair, fc.constantFrom(' ', ' ', '  ', '\t', '#011', '')), { maxLength: 12 }),
+        fc.boolean(),
+        (pre, h, pairs, latin1) => {
+          // Separators as senders write them: a blank, several, a TAB, rsyslog's #011, or none at all.
+          const ext = pairs.map(([[k, v], sep]) => `${sep}${k}=${v}`).join('');
+          const l = `${pre}CEF:0|${h.join('|')}|${ext}`;
+          same(Buffer.from(l, latin1 ? 'latin1' : 'utf8'));
+        },
+      ),
       { numRuns: 3000 },
     );
   });
@@ -179,10 +226,15 @@ describe('JSON kernel', () => {
     const permute = (left: string[], done: string[]) => {
       if (orders.length >= 2500) return;
       if (!left.length) orders.push(done);
-      for (const k of left) permute(left.filter((x) => x !== k), [...done, k]);
+      for (const k of left)
+        permute(
+          left.filter((x) => x !== k),
+          [...done, k],
+        );
     };
     permute(keys, []);
-    for (const o of orders) expect(same(Buffer.from(`CEF:0|V|P|1|id|n|5|${o.map((k, i) => `${k}=${k === 'src' ? '10.0.0.1' : i}`).join(' ')}`))).toBe('json');
+    for (const o of orders)
+      expect(same(Buffer.from(`CEF:0|V|P|1|id|n|5|${o.map((k, i) => `${k}=${k === 'src' ? '10.0.0.1' : i}`).join(' ')}`))).toBe('json');
   });
 
   it('is built from json-kernel.wat and json-kernel-layout.json (the committed outputs are not stale)', () => {

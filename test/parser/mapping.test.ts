@@ -117,7 +117,9 @@ TABLE.push(['flexDate1Label', 'flexDate1Label', 'FlexDate1Label', 'FD', 'FD']);
 
 describe('CEF key → CommonSecurityLog column mapping', () => {
   const cases = TABLE.flatMap(([short, long, column, sent, stored]) =>
-    short === long ? [[short, column, sent, stored] as const] : [[short, column, sent, stored] as const, [long, column, sent, stored] as const],
+    short === long
+      ? [[short, column, sent, stored] as const]
+      : [[short, column, sent, stored] as const, [long, column, sent, stored] as const],
   );
 
   it.each(cases)('%s → %s', (key, column, sent, stored) => {

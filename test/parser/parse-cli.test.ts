@@ -40,7 +40,10 @@ describe('sentinel-cef parse (built CLI)', () => {
 
   it('gives the same rows when Node forbids code generation from strings', async () => {
     const file = join(fixtures, 'paloalto.log');
-    const r = await execa('node', ['--disallow-code-generation-from-strings', bin, 'parse', '--received-at', AT, file], { env, reject: false });
+    const r = await execa('node', ['--disallow-code-generation-from-strings', bin, 'parse', '--received-at', AT, file], {
+      env,
+      reject: false,
+    });
     expect(r.exitCode).toBe(0);
     expect(`${r.stdout}\n`).toBe(readFileSync(join(fixtures, 'paloalto.expected.ndjson'), 'utf8'));
   });
@@ -51,8 +54,27 @@ describe('sentinel-cef parse (built CLI)', () => {
     expect(r.exitCode).toBe(0);
     expect(r.stderr).toBe('');
     expect(r.stdout.split('\n').map((l) => JSON.parse(l))).toEqual([
-      { TimeGenerated: '2026-11-22T10:00:30.000Z', DeviceVendor: 'V', DeviceProduct: 'P', DeviceVersion: '1', DeviceEventClassID: 'id', Activity: 'n', LogSeverity: '5', SourceIP: '10.0.0.1' },
-      { TimeGenerated: '2026-11-22T10:00:30.000Z', Computer: 'h', DeviceVendor: 'V', DeviceProduct: 'P', DeviceVersion: '1', DeviceEventClassID: 'id', Activity: 'n', LogSeverity: '5', DestinationPort: 22 },
+      {
+        TimeGenerated: '2026-11-22T10:00:30.000Z',
+        DeviceVendor: 'V',
+        DeviceProduct: 'P',
+        DeviceVersion: '1',
+        DeviceEventClassID: 'id',
+        Activity: 'n',
+        LogSeverity: '5',
+        SourceIP: '10.0.0.1',
+      },
+      {
+        TimeGenerated: '2026-11-22T10:00:30.000Z',
+        Computer: 'h',
+        DeviceVendor: 'V',
+        DeviceProduct: 'P',
+        DeviceVersion: '1',
+        DeviceEventClassID: 'id',
+        Activity: 'n',
+        LogSeverity: '5',
+        DestinationPort: 22,
+      },
     ]);
   });
 
@@ -148,7 +170,11 @@ describe('runParse', () => {
 
   it('drops an over-long line arriving in many chunks without holding it in memory', async () => {
     const mib = Buffer.alloc(1024 * 1024, 0x61);
-    const chunks = [Buffer.from('CEF:0|V|P|1|id|n|5|\n'), ...Array.from({ length: 17 }, () => mib), Buffer.from('tail\nCEF:0|V|P|1|id|n|5|')];
+    const chunks = [
+      Buffer.from('CEF:0|V|P|1|id|n|5|\n'),
+      ...Array.from({ length: 17 }, () => mib),
+      Buffer.from('tail\nCEF:0|V|P|1|id|n|5|'),
+    ];
     const { summary, err } = await run(chunks);
     expect(summary).toEqual({ lines: 3, parsed: 2, failed: 1, blank: 0 });
     expect(err).toMatch(/^line 2: longer than 16777216 bytes/);

@@ -31,8 +31,16 @@ describe('syslog framing', () => {
     ['logger --rfc3164 -t CEF', `<164>Nov 22 08:21:14 vm CEF: ${BODY}`, 'vm'],
     ['logger --rfc3164 -i -t CEF:', `<164>Nov 22 08:21:21 vm CEF:[2773]: ${BODY}`, 'vm'],
     ['logger --rfc3164 -i -t CEF', `<164>Nov 22 08:21:21 vm CEF[2773]: ${BODY}`, 'vm'],
-    ['logger --rfc5424 -t CEF:', `<164>1 2026-11-22T08:21:14.296926+00:00 vm CEF: - - [timeQuality tzKnown="1" isSynced="0"] ${BODY}`, 'vm'],
-    ['logger --rfc5424 -i --msgid', `<164>1 2026-11-22T08:21:21.195695+00:00 vm CEF: 2772 ID47 [timeQuality tzKnown="1" isSynced="0"] ${BODY}`, 'vm'],
+    [
+      'logger --rfc5424 -t CEF:',
+      `<164>1 2026-11-22T08:21:14.296926+00:00 vm CEF: - - [timeQuality tzKnown="1" isSynced="0"] ${BODY}`,
+      'vm',
+    ],
+    [
+      'logger --rfc5424 -i --msgid',
+      `<164>1 2026-11-22T08:21:21.195695+00:00 vm CEF: 2772 ID47 [timeQuality tzKnown="1" isSynced="0"] ${BODY}`,
+      'vm',
+    ],
     ['logger --rfc5424=notq', `<164>1 2026-11-22T08:21:21.192090+00:00 vm CEF: - - - ${BODY}`, 'vm'],
     ['logger --rfc5424=notq,notime,nohost', `<164>1 - - CEF: - - - ${BODY}`, undefined],
     // rsyslog RSYSLOG_SyslogProtocol23Format: APP-NAME is the programname (tag up to ':'), MSG keeps its space.
@@ -125,7 +133,18 @@ describe('CEF header', () => {
 
   it('maps severities to CEF bands', () => {
     expect(['0', '3', '4', '6', '7', '8', '9', '10', '11', 'low', 'Very-High', 'x'].map(severityBand)).toEqual([
-      'Low', 'Low', 'Medium', 'Medium', 'High', 'High', 'Very-High', 'Very-High', 'Unknown', 'Low', 'Very-High', 'Unknown',
+      'Low',
+      'Low',
+      'Medium',
+      'Medium',
+      'High',
+      'High',
+      'Very-High',
+      'Very-High',
+      'Unknown',
+      'Low',
+      'Very-High',
+      'Unknown',
     ]);
   });
 });
@@ -204,7 +223,9 @@ describe('CEF extension', () => {
 
   it('accepts the ArcSight long key names', () => {
     expect(
-      ext('sourceAddress=1.1.1.1 destinationAddress=2.2.2.2 sourcePort=1 destinationPort=2 deviceCustomString1=s deviceCustomString1Label=L deviceCustomNumber1=7 bytesIn=10 bytesOut=20 transportProtocol=TCP deviceReceiptTime=1 message=m requestUrl=u baseEventCount=3 deviceHostName=h'),
+      ext(
+        'sourceAddress=1.1.1.1 destinationAddress=2.2.2.2 sourcePort=1 destinationPort=2 deviceCustomString1=s deviceCustomString1Label=L deviceCustomNumber1=7 bytesIn=10 bytesOut=20 transportProtocol=TCP deviceReceiptTime=1 message=m requestUrl=u baseEventCount=3 deviceHostName=h',
+      ),
     ).toMatchObject({
       SourceIP: '1.1.1.1',
       DestinationIP: '2.2.2.2',
@@ -354,7 +375,7 @@ describe('Cisco ASA / FTD', () => {
   it.each([
     ['<166>Nov 22 2026 10:00:00: %ASA-6-302014: Teardown TCP connection 1 for a:1.1.1.1/1 to b:2.2.2.2/2', undefined, 'ASA', '302014', '6'],
     ['<166>Nov 22 2026 10:00:00 asa01 : %ASA-6-302014: Teardown TCP', 'asa01', 'ASA', '302014', '6'],
-    ['<166>:Nov 22 10:00:00 UTC: %ASA-5-111008: User \'enable_15\' executed the \'write memory\' command.', undefined, 'ASA', '111008', '5'],
+    ["<166>:Nov 22 10:00:00 UTC: %ASA-5-111008: User 'enable_15' executed the 'write memory' command.", undefined, 'ASA', '111008', '5'],
     ['<164>%ASA-4-106023: Deny udp src a:1.1.1.1/1 dst b:2.2.2.2/2 by access-group "x"', undefined, 'ASA', '106023', '4'],
     ['<166>Nov 22 10:00:03 ftd-01 %FTD-6-430003: EventPriority: Low', 'ftd-01', 'FTD', '430003', '6'],
     ['<166>1 2026-11-22T10:00:02+00:00 asa01 %ASA-3-710003 - - -  TCP access denied', 'asa01', 'ASA', '710003', '3'],
@@ -370,7 +391,9 @@ describe('Cisco ASA / FTD', () => {
   });
 
   it('extracts both ends of an inbound 302013 in order', () => {
-    const r = row('%ASA-6-302013: Built inbound TCP connection 7 for outside:203.0.113.5/4444 (203.0.113.5/4444) to dmz:192.0.2.10/443 (198.51.100.10/443)');
+    const r = row(
+      '%ASA-6-302013: Built inbound TCP connection 7 for outside:203.0.113.5/4444 (203.0.113.5/4444) to dmz:192.0.2.10/443 (198.51.100.10/443)',
+    );
     expect(r).toMatchObject({
       SourceIP: '203.0.113.5',
       SourcePort: 4444,
@@ -385,13 +408,31 @@ describe('Cisco ASA / FTD', () => {
   });
 
   it('reads interface names with spaces (traffic to the ASA itself)', () => {
-    const r = row('%ASA-6-302013: Built inbound TCP connection 8 for inside:10.1.1.2/12523 (10.1.1.2/12523) to NP Identity Ifc:10.1.1.1/22 (10.1.1.1/22)');
-    expect(r).toMatchObject({ SourceIP: '10.1.1.2', SourcePort: 12523, DestinationIP: '10.1.1.1', DestinationPort: 22, DeviceInboundInterface: 'inside', DeviceOutboundInterface: 'NP Identity Ifc' });
+    const r = row(
+      '%ASA-6-302013: Built inbound TCP connection 8 for inside:10.1.1.2/12523 (10.1.1.2/12523) to NP Identity Ifc:10.1.1.1/22 (10.1.1.1/22)',
+    );
+    expect(r).toMatchObject({
+      SourceIP: '10.1.1.2',
+      SourcePort: 12523,
+      DestinationIP: '10.1.1.1',
+      DestinationPort: 22,
+      DeviceInboundInterface: 'inside',
+      DeviceOutboundInterface: 'NP Identity Ifc',
+    });
   });
 
   it('takes the second endpoint of an outbound 302015 as the source', () => {
-    const r = row('%ASA-6-302015: Built outbound UDP connection 414128851 for outside:168.15.3.6/53 (168.15.3.6/53) to inside:192.168.10.5/53 (192.168.10.5/171)');
-    expect(r).toMatchObject({ SourceIP: '192.168.10.5', SourcePort: 53, SourceTranslatedPort: 171, DestinationIP: '168.15.3.6', DestinationPort: 53, Protocol: 'UDP' });
+    const r = row(
+      '%ASA-6-302015: Built outbound UDP connection 414128851 for outside:168.15.3.6/53 (168.15.3.6/53) to inside:192.168.10.5/53 (192.168.10.5/171)',
+    );
+    expect(r).toMatchObject({
+      SourceIP: '192.168.10.5',
+      SourcePort: 53,
+      SourceTranslatedPort: 171,
+      DestinationIP: '168.15.3.6',
+      DestinationPort: 53,
+      Protocol: 'UDP',
+    });
   });
 
   it('keeps the message intact and extracts nothing from a layout it does not know', () => {
@@ -401,8 +442,17 @@ describe('Cisco ASA / FTD', () => {
   });
 
   it('lifts addresses, ports, protocol and action out of FTD 4300xx events', () => {
-    const r = row('<166>Nov 22 10:00:03 ftd-01 %FTD-6-430003: EventPriority: Low, AccessControlRuleAction: Allow, SrcIP: 10.0.6.10, DstIP: 198.51.100.80, SrcPort: 50122, DstPort: 443, Protocol: tcp, URL: http://x.example/a,b');
-    expect(r).toMatchObject({ SourceIP: '10.0.6.10', DestinationIP: '198.51.100.80', SourcePort: 50122, DestinationPort: 443, Protocol: 'tcp', DeviceAction: 'Allow' });
+    const r = row(
+      '<166>Nov 22 10:00:03 ftd-01 %FTD-6-430003: EventPriority: Low, AccessControlRuleAction: Allow, SrcIP: 10.0.6.10, DstIP: 198.51.100.80, SrcPort: 50122, DstPort: 443, Protocol: tcp, URL: http://x.example/a,b',
+    );
+    expect(r).toMatchObject({
+      SourceIP: '10.0.6.10',
+      DestinationIP: '198.51.100.80',
+      SourcePort: 50122,
+      DestinationPort: 443,
+      Protocol: 'tcp',
+      DeviceAction: 'Allow',
+    });
     expect(row('%FTD-1-430001: EventPriority: High, SrcIP: , DstIP: 10.0.0.1')).not.toHaveProperty('SourceIP');
   });
 

@@ -8,7 +8,14 @@ const RUNS = 2000;
 // Values as senders write them: any text, including = | \ newlines and key-like words, but without blanks at
 // the ends (the parser trims those) and without text that would itself look like ` key=` once escaped.
 const value = fc
-  .string({ unit: fc.oneof(fc.constantFrom('=', '|', '\\', '\n', '\r', ' ', '\t', 'a', 'k', '.', ';'), fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 1 }), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 })), maxLength: 60 })
+  .string({
+    unit: fc.oneof(
+      fc.constantFrom('=', '|', '\\', '\n', '\r', ' ', '\t', 'a', 'k', '.', ';'),
+      fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 1 }),
+      fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
+    ),
+    maxLength: 60,
+  })
   // Trailing NULs are stripped with the line ending (framing), so a value may not end in one either.
   .map((s) => s.replace(/^[ \t]+|[ \t\0]+$/g, ''))
   .filter((s) => s.length > 0);
@@ -36,7 +43,30 @@ describe('parser properties', () => {
   });
 
   it('never throws on CEF-shaped noise', () => {
-    const piece = fc.constantFrom('CEF:', '0', '|', '\\', '=', ' ', 'src', 'cn1', 'start', 'msg', 'Nov 22 2026 10:00:00', '<134>', '1 ', '-', '[', ']', '"', '%ASA-6-302013:', 'x', '\t', '\r', '\uFEFF');
+    const piece = fc.constantFrom(
+      'CEF:',
+      '0',
+      '|',
+      '\\',
+      '=',
+      ' ',
+      'src',
+      'cn1',
+      'start',
+      'msg',
+      'Nov 22 2026 10:00:00',
+      '<134>',
+      '1 ',
+      '-',
+      '[',
+      ']',
+      '"',
+      '%ASA-6-302013:',
+      'x',
+      '\t',
+      '\r',
+      '\uFEFF',
+    );
     fc.assert(
       fc.property(fc.array(piece, { maxLength: 60 }), (parts) => {
         const r = parseLine(parts.join(''), at);
@@ -86,7 +116,13 @@ describe('parser properties', () => {
   });
 
   it('loses nothing: first of each mapped key in its column, everything else verbatim in AdditionalExtensions', () => {
-    const stringKeys: Record<string, string> = { msg: 'Message', cs1: 'DeviceCustomString1', suser: 'SourceUserName', act: 'DeviceAction', sourceUserName: 'SourceUserName' };
+    const stringKeys: Record<string, string> = {
+      msg: 'Message',
+      cs1: 'DeviceCustomString1',
+      suser: 'SourceUserName',
+      act: 'DeviceAction',
+      sourceUserName: 'SourceUserName',
+    };
     const key = fc.oneof(
       fc.constantFrom(...Object.keys(stringKeys)),
       fc.stringMatching(/^[a-zA-Z_][a-zA-Z0-9_.]{0,12}$/).filter((k) => !KEY_RULES.has(k)),

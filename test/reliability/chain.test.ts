@@ -19,13 +19,20 @@ beforeAll(() => ensureBundle(), 120_000);
 describe.skipIf(!ready)('chain (short): real daemons in the sandbox', () => {
   it('rsyslog and syslog-ng each carry 20,000 events to the workspace with none lost or duplicated', async () => {
     const run = (daemon: string) =>
-      execa(process.execPath, ['--import', 'tsx', 'scripts/load/chain.ts', '--mode', 'chain', '--daemon', daemon, '--events', '20000', '--connections', '2'], {
-        cwd: REPO,
-        reject: false,
-        timeout: 170_000,
-      });
+      execa(
+        process.execPath,
+        ['--import', 'tsx', 'scripts/load/chain.ts', '--mode', 'chain', '--daemon', daemon, '--events', '20000', '--connections', '2'],
+        {
+          cwd: REPO,
+          reject: false,
+          timeout: 170_000,
+        },
+      );
     const [rs, ng] = await Promise.all([run('rsyslog'), run('syslog-ng')]);
-    for (const [name, r] of [['rsyslog', rs], ['syslog-ng', ng]] as const) {
+    for (const [name, r] of [
+      ['rsyslog', rs],
+      ['syslog-ng', ng],
+    ] as const) {
       const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
       expect(line, `${name}: ${r.stdout}\n${r.stderr}`).toBeDefined();
       const m = JSON.parse(line!.slice(7)) as { received: number; lost: number; duplicates: number };

@@ -16,7 +16,10 @@ afterEach(() => {
 });
 
 function smallDisk(dir: string, capacity: number) {
-  const used = () => readdirSync(dir).filter((f) => f.endsWith('.seg')).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+  const used = () =>
+    readdirSync(dir)
+      .filter((f) => f.endsWith('.seg'))
+      .reduce((n, f) => n + statSync(join(dir, f)).size, 0);
   return (fd: number, buf: Buffer, off: number, len: number): number => {
     if (used() + len > capacity) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
     return writeSync(fd, buf, off, len);

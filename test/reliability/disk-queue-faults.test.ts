@@ -143,47 +143,97 @@ const withFlags = (accepted: string[]) => accepted.map((m) => `${m}|${Number(m.s
 
 const queueDir = /q-faults-/;
 const cases: Array<{ name: string; rules: FaultRule[]; fsyncIntervalMs: number; seed: number }> = [
-  { name: 'rotation: the new segment cannot be created (EACCES, as on a chmod 500 directory)', rules: [{ ops: ['open'], path: /\.seg$/, codes: ['EACCES'], probability: 0.7 }], fsyncIntervalMs: 0, seed: 1 },
-  { name: 'rotation: EMFILE / ENOSPC on open, group fsync on', rules: [{ ops: ['open'], path: /\.seg$/, codes: ['EMFILE', 'ENOSPC'], probability: 0.5 }], fsyncIntervalMs: 1, seed: 2 },
-  { name: 'fsync on every append fails (EIO)', rules: [{ ops: ['fsync'], path: queueDir, codes: ['EIO'], probability: 0.2 }], fsyncIntervalMs: 0, seed: 3 },
-  { name: 'cursor writes fail (EIO, short)', rules: [{ ops: ['write', 'open'], path: /cursor$/, codes: ['EIO', 'SHORT', 'EMFILE'], probability: 0.3 }], fsyncIntervalMs: 0, seed: 4 },
-  { name: 'reads fail (EIO, EMFILE on the reader open)', rules: [{ ops: ['read', 'stat'], path: queueDir, codes: ['EIO'], probability: 0.1 }, { ops: ['open'], path: /\.seg$/, codes: ['EMFILE'], probability: 0.2 }], fsyncIntervalMs: 0, seed: 5 },
-  { name: 'unlink and close fail', rules: [{ ops: ['unlink', 'close'], path: queueDir, codes: ['EIO', 'EACCES'], probability: 0.4 }], fsyncIntervalMs: 0, seed: 6 },
+  {
+    name: 'rotation: the new segment cannot be created (EACCES, as on a chmod 500 directory)',
+    rules: [{ ops: ['open'], path: /\.seg$/, codes: ['EACCES'], probability: 0.7 }],
+    fsyncIntervalMs: 0,
+    seed: 1,
+  },
+  {
+    name: 'rotation: EMFILE / ENOSPC on open, group fsync on',
+    rules: [{ ops: ['open'], path: /\.seg$/, codes: ['EMFILE', 'ENOSPC'], probability: 0.5 }],
+    fsyncIntervalMs: 1,
+    seed: 2,
+  },
+  {
+    name: 'fsync on every append fails (EIO)',
+    rules: [{ ops: ['fsync'], path: queueDir, codes: ['EIO'], probability: 0.2 }],
+    fsyncIntervalMs: 0,
+    seed: 3,
+  },
+  {
+    name: 'cursor writes fail (EIO, short)',
+    rules: [{ ops: ['write', 'open'], path: /cursor$/, codes: ['EIO', 'SHORT', 'EMFILE'], probability: 0.3 }],
+    fsyncIntervalMs: 0,
+    seed: 4,
+  },
+  {
+    name: 'reads fail (EIO, EMFILE on the reader open)',
+    rules: [
+      { ops: ['read', 'stat'], path: queueDir, codes: ['EIO'], probability: 0.1 },
+      { ops: ['open'], path: /\.seg$/, codes: ['EMFILE'], probability: 0.2 },
+    ],
+    fsyncIntervalMs: 0,
+    seed: 5,
+  },
+  {
+    name: 'unlink and close fail',
+    rules: [{ ops: ['unlink', 'close'], path: queueDir, codes: ['EIO', 'EACCES'], probability: 0.4 }],
+    fsyncIntervalMs: 0,
+    seed: 6,
+  },
   {
     name: 'every call may fail (writes also short, truncates too)',
-    rules: [{ ops: ['open', 'write', 'fsync', 'truncate', 'close', 'read', 'stat', 'unlink'], path: queueDir, codes: ['EIO', 'ENOSPC', 'EACCES', 'EMFILE', 'SHORT'], probability: 0.08 }],
+    rules: [
+      {
+        ops: ['open', 'write', 'fsync', 'truncate', 'close', 'read', 'stat', 'unlink'],
+        path: queueDir,
+        codes: ['EIO', 'ENOSPC', 'EACCES', 'EMFILE', 'SHORT'],
+        probability: 0.08,
+      },
+    ],
     fsyncIntervalMs: 0,
     seed: 7,
   },
   {
     name: 'every call may fail, group fsync on',
-    rules: [{ ops: ['open', 'write', 'fsync', 'truncate', 'close', 'read', 'stat', 'unlink'], path: queueDir, codes: ['EIO', 'ENOSPC', 'EACCES', 'EMFILE', 'SHORT'], probability: 0.08 }],
+    rules: [
+      {
+        ops: ['open', 'write', 'fsync', 'truncate', 'close', 'read', 'stat', 'unlink'],
+        path: queueDir,
+        codes: ['EIO', 'ENOSPC', 'EACCES', 'EMFILE', 'SHORT'],
+        probability: 0.08,
+      },
+    ],
     fsyncIntervalMs: 1,
     seed: 8,
   },
 ];
 
 describe('disk queue under failing file calls', () => {
-  it.each(cases)('$name: every accepted message exactly once, in order; no fd closed twice or leaked', async ({ rules, fsyncIntervalMs, seed }) => {
-    const dir = tempDir();
-    const errors: Run['errors'] = [];
-    const q = openQueue(dir, errors, fsyncIntervalMs);
-    faults = injectFaults(rules, seed);
-    const run = await drive(q, dir, 400, seed, errors);
-    expect(faults.total).toBeGreaterThan(0);
-    expect(run.delivered).toEqual(withFlags(run.accepted));
-    expect(run.accepted.length).toBeGreaterThan(1000);
-    expect(errors.filter((e) => e.code === 'EBADF')).toEqual([]);
-    expect(errors.filter((e) => e.where.startsWith('corruption'))).toEqual([]);
-    q.close();
-    faults.clear();
-    await expect.poll(() => openFdsUnder(dir), { timeout: 5000 }).toEqual([]);
-    // Nothing delivered comes back after a restart.
-    const again = openQueue(dir, errors, 0);
-    expect(again.records).toBe(0);
-    expect(again.readBatch(100, 1 << 20).count).toBe(0);
-    again.close();
-  });
+  it.each(cases)(
+    '$name: every accepted message exactly once, in order; no fd closed twice or leaked',
+    async ({ rules, fsyncIntervalMs, seed }) => {
+      const dir = tempDir();
+      const errors: Run['errors'] = [];
+      const q = openQueue(dir, errors, fsyncIntervalMs);
+      faults = injectFaults(rules, seed);
+      const run = await drive(q, dir, 400, seed, errors);
+      expect(faults.total).toBeGreaterThan(0);
+      expect(run.delivered).toEqual(withFlags(run.accepted));
+      expect(run.accepted.length).toBeGreaterThan(1000);
+      expect(errors.filter((e) => e.code === 'EBADF')).toEqual([]);
+      expect(errors.filter((e) => e.where.startsWith('corruption'))).toEqual([]);
+      q.close();
+      faults.clear();
+      await expect.poll(() => openFdsUnder(dir), { timeout: 5000 }).toEqual([]);
+      // Nothing delivered comes back after a restart.
+      const again = openQueue(dir, errors, 0);
+      expect(again.records).toBe(0);
+      expect(again.readBatch(100, 1 << 20).count).toBe(0);
+      again.close();
+    },
+  );
 
   it('a rotation refused by the directory leaves the queue as it was, and the retried append succeeds once it is writable', () => {
     const dir = tempDir();
@@ -255,8 +305,20 @@ console.log(JSON.stringify({ accepted: accepted.map((m) => m.data.toString()), d
     );
     chownSync(script, 65534, 65534);
     const tsx = resolve('node_modules/.bin/tsx');
-    const out = execFileSync('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', tsx, script], { cwd: root, encoding: 'utf8', timeout: 60_000, env: { ...process.env, TMPDIR: root } });
-    const r = JSON.parse(out.trim().split('\n').at(-1)!) as { accepted: string[]; delivered: string[]; refused: number; held: number; errors: string[]; records: number };
+    const out = execFileSync('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', tsx, script], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, TMPDIR: root },
+    });
+    const r = JSON.parse(out.trim().split('\n').at(-1)!) as {
+      accepted: string[];
+      delivered: string[];
+      refused: number;
+      held: number;
+      errors: string[];
+      records: number;
+    };
     expect(r.refused).toBeGreaterThan(0);
     expect(r.held).toBe(0);
     expect(r.accepted).toHaveLength(1500);

@@ -77,9 +77,7 @@ async function run(perConn: number, withFaults: boolean, seed: number): Promise<
   const f = await startForwarder(config, { logger: silent });
   try {
     const port = f.addresses[0]!.port;
-    await Promise.all(
-      Array.from({ length: CONNECTIONS }, async (_, k) => writeAndEnd(await tcpConnect(port), stream(k, perConn))),
-    );
+    await Promise.all(Array.from({ length: CONNECTIONS }, async (_, k) => writeAndEnd(await tcpConnect(port), stream(k, perConn))));
     await waitFor(() => f.metrics.totals.delivered >= CONNECTIONS * perConn, 60_000, 'every event delivered');
   } finally {
     await f.shutdown();
@@ -99,5 +97,9 @@ async function run(perConn: number, withFaults: boolean, seed: number): Promise<
 describe('file sink through the forwarder, several batches in flight', () => {
   it('20,000 events of ~600 bytes over 4 connections: whole lines, each event once, in order', () => run(5000, false, 0), 60_000);
 
-  it.each([1, 2])('the same with ENOSPC/EIO, short writes and failed truncates at random (seed %i)', (seed) => run(2500, true, seed), 60_000);
+  it.each([1, 2])(
+    'the same with ENOSPC/EIO, short writes and failed truncates at random (seed %i)',
+    (seed) => run(2500, true, seed),
+    60_000,
+  );
 });

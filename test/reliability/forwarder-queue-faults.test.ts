@@ -63,12 +63,24 @@ describe('forwarder with a queue directory that refuses new segments for a while
     const sink = new FakeSink();
     const dir = tempDir();
     dirs.push(dir);
-    const config = makeConfig(dir, { listen: ['tcp://127.0.0.1:0'], admin: false, queue: { segmentBytes: 8192, fsyncIntervalMs: 5 }, retry: { initialMs: 10, maxMs: 50 } });
+    const config = makeConfig(dir, {
+      listen: ['tcp://127.0.0.1:0'],
+      admin: false,
+      queue: { segmentBytes: 8192, fsyncIntervalMs: 5 },
+      retry: { initialMs: 10, maxMs: 50 },
+    });
     fwd = await startForwarder(config, { logger: silent, sink, random: () => 0.5, diskRetryMs: 30 });
     const s = await tcpConnect(fwd.addresses[0]!.port);
     const total = 3000;
     faults = injectFaults(
-      [{ ops: ['open', 'write', 'fsync', 'truncate', 'close', 'read', 'stat', 'unlink'], path: /[/]queue[/]/, codes: ['EIO', 'ENOSPC', 'EMFILE', 'EACCES', 'SHORT'], probability: 0.05 }],
+      [
+        {
+          ops: ['open', 'write', 'fsync', 'truncate', 'close', 'read', 'stat', 'unlink'],
+          path: /[/]queue[/]/,
+          codes: ['EIO', 'ENOSPC', 'EMFILE', 'EACCES', 'SHORT'],
+          probability: 0.05,
+        },
+      ],
       11,
     );
     for (let i = 0; i < total; i += 100) {
@@ -81,7 +93,11 @@ describe('forwarder with a queue directory that refuses new segments for a while
     expect(faults.total).toBeGreaterThan(0);
     faults.clear();
     s.end();
-    await waitFor(() => new Set(sink.accepted.map((r) => r.DeviceEventClassID)).size >= total, 20_000, `all delivered (have ${sink.accepted.length})`);
+    await waitFor(
+      () => new Set(sink.accepted.map((r) => r.DeviceEventClassID)).size >= total,
+      20_000,
+      `all delivered (have ${sink.accepted.length})`,
+    );
     const ids = new Set(sink.accepted.map((r) => Number(r.DeviceEventClassID)));
     expect(ids.size).toBe(total);
     // A failed read restarts delivery from the cursor: duplicates are allowed (at-least-once), loss is not.

@@ -39,89 +39,192 @@ const FWD_DOWN = ['forwarder.running', 'forwarder.admin', 'daemon.forwarding', '
 
 export const FAULTS: Fault[] = [
   {
-    id: 'forwarder-down', daemons: BOTH, inject: 'forwarder and its supervisor killed',
-    fail: FWD_DOWN, stoppedAt: 'forwarder-down',
-    check: 'forwarder.running', cause: /no forwarder process|not running/, fix: /troubleshoot --fix|sentinel-cef install/, fixable: true,
+    id: 'forwarder-down',
+    daemons: BOTH,
+    inject: 'forwarder and its supervisor killed',
+    fail: FWD_DOWN,
+    stoppedAt: 'forwarder-down',
+    check: 'forwarder.running',
+    cause: /no forwarder process|not running/,
+    fix: /troubleshoot --fix|sentinel-cef install/,
+    fixable: true,
   },
   {
-    id: 'forwarder-frozen', daemons: BOTH, inject: 'forwarder stopped with SIGSTOP',
-    fail: ['forwarder.running', 'forwarder.admin', 'e2e.probes'], stoppedAt: 'forwarder-hung',
-    check: 'forwarder.running', cause: /alive but hung: stopped by a signal/, fix: /kills pid \d+/, fixable: true,
+    id: 'forwarder-frozen',
+    daemons: BOTH,
+    inject: 'forwarder stopped with SIGSTOP',
+    fail: ['forwarder.running', 'forwarder.admin', 'e2e.probes'],
+    stoppedAt: 'forwarder-hung',
+    check: 'forwarder.running',
+    cause: /alive but hung: stopped by a signal/,
+    fix: /kills pid \d+/,
+    fixable: true,
   },
   {
-    id: 'forwarder-misconfigured', daemons: BOTH, inject: 'an unparsable listen address in forwarder.json, forwarder restarted on it',
-    fail: ['forwarder.config', ...FWD_DOWN], stoppedAt: 'forwarder-down',
-    check: 'forwarder.config', cause: /invalid listen address/, fix: /correct \/etc\/sentinel-cef\/forwarder\.json/, fixable: false,
+    id: 'forwarder-misconfigured',
+    daemons: BOTH,
+    inject: 'an unparsable listen address in forwarder.json, forwarder restarted on it',
+    fail: ['forwarder.config', ...FWD_DOWN],
+    stoppedAt: 'forwarder-down',
+    check: 'forwarder.config',
+    cause: /invalid listen address/,
+    fix: /correct \/etc\/sentinel-cef\/forwarder\.json/,
+    fixable: false,
   },
   {
-    id: 'protocol-mismatch', daemons: BOTH, inject: 'forwarder listens on UDP only; the daemon sends TCP',
-    fail: ['daemon.forwarding', 'e2e.probes'], stoppedAt: 'daemon-not-forwarding',
-    check: 'daemon.forwarding', cause: /sends tcp to 127\.0\.0\.1:25226, but the forwarder listens there on udp only/, fix: /add "tcp:\/\/127\.0\.0\.1:25226" to "listen"/, fixable: false,
+    id: 'protocol-mismatch',
+    daemons: BOTH,
+    inject: 'forwarder listens on UDP only; the daemon sends TCP',
+    fail: ['daemon.forwarding', 'e2e.probes'],
+    stoppedAt: 'daemon-not-forwarding',
+    check: 'daemon.forwarding',
+    cause: /sends tcp to 127\.0\.0\.1:25226, but the forwarder listens there on udp only/,
+    fix: /add "tcp:\/\/127\.0\.0\.1:25226" to "listen"/,
+    fixable: false,
   },
   {
-    id: 'daemon-down', daemons: BOTH, inject: 'syslog daemon stopped',
-    fail: ['daemon.running', 'daemon.listening', 'e2e.probes'], stoppedAt: 'daemon-not-receiving',
-    check: 'daemon.running', cause: /installed but not running/, fix: /start it/, fixable: true,
+    id: 'daemon-down',
+    daemons: BOTH,
+    inject: 'syslog daemon stopped',
+    fail: ['daemon.running', 'daemon.listening', 'e2e.probes'],
+    stoppedAt: 'daemon-not-receiving',
+    check: 'daemon.running',
+    cause: /installed but not running/,
+    fix: /start it/,
+    fixable: true,
   },
   {
-    id: 'dropin-missing', daemons: BOTH, inject: 'our drop-in deleted, daemon restarted',
-    fail: ['daemon.dropin', 'daemon.listening', 'daemon.forwarding', 'e2e.probes'], stoppedAt: 'daemon-not-receiving',
-    check: 'daemon.dropin', cause: /is missing/, fix: /sentinel-cef install/, fixable: true,
+    id: 'dropin-missing',
+    daemons: BOTH,
+    inject: 'our drop-in deleted, daemon restarted',
+    fail: ['daemon.dropin', 'daemon.listening', 'daemon.forwarding', 'e2e.probes'],
+    stoppedAt: 'daemon-not-receiving',
+    check: 'daemon.dropin',
+    cause: /is missing/,
+    fix: /sentinel-cef install/,
+    fixable: true,
   },
   {
-    id: 'dropin-altered', daemons: BOTH, inject: 'our drop-in edited to forward to 25299, daemon restarted',
-    fail: ['daemon.dropin', 'daemon.forwarding', 'e2e.probes'], stoppedAt: 'daemon-not-forwarding',
-    check: 'daemon.dropin', cause: /does not forward to the forwarder port 25226|differs from what install renders/, fix: /re-run `sentinel-cef install`/, fixable: true,
+    id: 'dropin-altered',
+    daemons: BOTH,
+    inject: 'our drop-in edited to forward to 25299, daemon restarted',
+    fail: ['daemon.dropin', 'daemon.forwarding', 'e2e.probes'],
+    stoppedAt: 'daemon-not-forwarding',
+    check: 'daemon.dropin',
+    cause: /does not forward to the forwarder port 25226|differs from what install renders/,
+    fix: /re-run `sentinel-cef install`/,
+    fixable: true,
   },
   {
-    id: 'include-removed', daemons: ['rsyslog'], inject: 'the $IncludeConfig of rsyslog.d removed from rsyslog.conf, rsyslog restarted',
-    fail: ['daemon.dropin', 'daemon.listening', 'e2e.probes'], stoppedAt: 'daemon-not-receiving',
-    check: 'daemon.dropin', cause: /does not include \/etc\/rsyslog\.d\/\*\.conf/, fix: /appends "\$IncludeConfig \/etc\/rsyslog\.d\/\*\.conf"/, fixable: true,
+    id: 'include-removed',
+    daemons: ['rsyslog'],
+    inject: 'the $IncludeConfig of rsyslog.d removed from rsyslog.conf, rsyslog restarted',
+    fail: ['daemon.dropin', 'daemon.listening', 'e2e.probes'],
+    stoppedAt: 'daemon-not-receiving',
+    check: 'daemon.dropin',
+    cause: /does not include \/etc\/rsyslog\.d\/\*\.conf/,
+    fix: /appends "\$IncludeConfig \/etc\/rsyslog\.d\/\*\.conf"/,
+    fixable: true,
   },
   {
-    id: 'port-taken', daemons: BOTH, inject: 'another program binds 514/tcp+udp before the daemon starts',
-    fail: ['daemon.listening', 'e2e.probes'], failOn: { 'syslog-ng': ['daemon.running', 'daemon.listening', 'e2e.probes'] }, stoppedAt: 'daemon-not-receiving',
-    check: 'daemon.listening', cause: /held by another program: .*node pid \d+/, fix: /stop that program/, fixable: false,
+    id: 'port-taken',
+    daemons: BOTH,
+    inject: 'another program binds 514/tcp+udp before the daemon starts',
+    fail: ['daemon.listening', 'e2e.probes'],
+    failOn: { 'syslog-ng': ['daemon.running', 'daemon.listening', 'e2e.probes'] },
+    stoppedAt: 'daemon-not-receiving',
+    check: 'daemon.listening',
+    cause: /held by another program: .*node pid \d+/,
+    fix: /stop that program/,
+    fixable: false,
   },
   {
-    id: 'sink-eisdir', daemons: BOTH, inject: 'a directory where the file sink writes (EISDIR)',
-    fail: ['forwarder.delivery', 'e2e.probes'], stoppedAt: 'forwarder-not-delivering',
-    check: 'forwarder.delivery', cause: /EISDIR/, fix: /is a directory, not a file/, fixable: false,
+    id: 'sink-eisdir',
+    daemons: BOTH,
+    inject: 'a directory where the file sink writes (EISDIR)',
+    fail: ['forwarder.delivery', 'e2e.probes'],
+    stoppedAt: 'forwarder-not-delivering',
+    check: 'forwarder.delivery',
+    cause: /EISDIR/,
+    fix: /is a directory, not a file/,
+    fixable: false,
   },
   {
-    id: 'sink-eperm', daemons: BOTH, inject: "the file sink's directory owned by root, 0755: the forwarder exits at startup",
-    fail: FWD_DOWN, stoppedAt: 'forwarder-down',
-    check: 'forwarder.running', cause: /keeps exiting: .*cannot write under/, fix: /chown sentinel-cef: /, fixable: false,
+    id: 'sink-eperm',
+    daemons: BOTH,
+    inject: "the file sink's directory owned by root, 0755: the forwarder exits at startup",
+    fail: FWD_DOWN,
+    stoppedAt: 'forwarder-down',
+    check: 'forwarder.running',
+    cause: /keeps exiting: .*cannot write under/,
+    fix: /chown sentinel-cef: /,
+    fixable: false,
   },
   {
-    id: 'queue-unwritable', daemons: BOTH, inject: 'the queue directory chowned to root, 0700: the forwarder exits at startup',
-    fail: FWD_DOWN, stoppedAt: 'forwarder-down',
-    check: 'forwarder.running', cause: /cannot write \/var\/lib\/sentinel-cef\/\S*queue/, fix: /chown -R sentinel-cef: /, fixable: true,
+    id: 'queue-unwritable',
+    daemons: BOTH,
+    inject: 'the queue directory chowned to root, 0700: the forwarder exits at startup',
+    fail: FWD_DOWN,
+    stoppedAt: 'forwarder-down',
+    check: 'forwarder.running',
+    cause: /cannot write \/var\/lib\/sentinel-cef\/\S*queue/,
+    fix: /chown -R sentinel-cef: /,
+    fixable: true,
   },
   {
-    id: 'rate-limit', daemons: BOTH, inject: 'a rate limit edited into our drop-in (rsyslog ratelimit.* on imudp, syslog-ng throttle(100))',
-    fail: ['daemon.dropin'], stoppedAt: 'delivered',
-    check: 'daemon.rate-limit', cause: /keeps 100 messages per/, fix: /ratelimit\.interval="0"|remove throttle\(100\)/, fixable: true,
+    id: 'rate-limit',
+    daemons: BOTH,
+    inject: 'a rate limit edited into our drop-in (rsyslog ratelimit.* on imudp, syslog-ng throttle(100))',
+    fail: ['daemon.dropin'],
+    stoppedAt: 'delivered',
+    check: 'daemon.rate-limit',
+    cause: /keeps 100 messages per/,
+    fix: /ratelimit\.interval="0"|remove throttle\(100\)/,
+    fixable: true,
   },
   {
-    id: 'message-size', daemons: BOTH, inject: 'the daemon limits messages to 2 KiB; probes of 4000 bytes (--probe-size 4000)',
-    fail: ['daemon.max-message-size', 'e2e.probes'], stoppedAt: 'delivered-cut',
-    check: 'daemon.max-message-size', cause: /2 KiB/, fix: /\$MaxMessageSize|log-msg-size\(65536\)/, fixable: false,
+    id: 'message-size',
+    daemons: BOTH,
+    inject: 'the daemon limits messages to 2 KiB; probes of 4000 bytes (--probe-size 4000)',
+    fail: ['daemon.max-message-size', 'e2e.probes'],
+    stoppedAt: 'delivered-cut',
+    check: 'daemon.max-message-size',
+    cause: /2 KiB/,
+    fix: /\$MaxMessageSize|log-msg-size\(65536\)/,
+    fixable: false,
   },
   {
-    id: 'duplicates', daemons: BOTH, inject: 'a rule that writes everything, CEF too, to /var/log/syslog',
-    fail: [], stoppedAt: 'delivered',
-    check: 'system.duplicates', cause: /also landed in \/var\/log\/syslog/, fix: /05-everything\.conf|guard/, fixable: false,
+    id: 'duplicates',
+    daemons: BOTH,
+    inject: 'a rule that writes everything, CEF too, to /var/log/syslog',
+    fail: [],
+    stoppedAt: 'delivered',
+    check: 'system.duplicates',
+    cause: /also landed in \/var\/log\/syslog/,
+    fix: /05-everything\.conf|guard/,
+    fixable: false,
   },
   {
-    id: 'legacy-agent', daemons: BOTH, inject: "an OMS agent's leftovers: /etc/opt/microsoft/omsagent and its CEF rule",
-    fail: ['system.legacy-agents'], stoppedAt: 'delivered',
-    check: 'system.legacy-agents', cause: /OMS agent files/, fix: /remove the retired OMS agent/, fixable: false,
+    id: 'legacy-agent',
+    daemons: BOTH,
+    inject: "an OMS agent's leftovers: /etc/opt/microsoft/omsagent and its CEF rule",
+    fail: ['system.legacy-agents'],
+    stoppedAt: 'delivered',
+    check: 'system.legacy-agents',
+    cause: /OMS agent files/,
+    fix: /remove the retired OMS agent/,
+    fixable: false,
   },
   {
-    id: 'custom-port', daemons: BOTH, inject: 'installed with --port 1514 --protocol tcp, then the drop-in edited to 1515',
-    fail: ['daemon.dropin', 'daemon.listening', 'e2e.probes'], stoppedAt: 'daemon-not-receiving',
-    check: 'daemon.dropin', cause: /differs from what install renders/, fix: /re-run `sentinel-cef install`/, fixable: true,
+    id: 'custom-port',
+    daemons: BOTH,
+    inject: 'installed with --port 1514 --protocol tcp, then the drop-in edited to 1515',
+    fail: ['daemon.dropin', 'daemon.listening', 'e2e.probes'],
+    stoppedAt: 'daemon-not-receiving',
+    check: 'daemon.dropin',
+    cause: /differs from what install renders/,
+    fix: /re-run `sentinel-cef install`/,
+    fixable: true,
   },
 ];
 
@@ -171,18 +274,27 @@ function judge(dir: string, daemon: Daemon, f: Fault): Verdict {
     }
   };
   const has = (name: string) => existsSync(path.join(dir, `${name}.json`));
-  const ms = ['', '.fix', '.after'].filter((x) => has(`${f.id}${x}`)).reduce((a, x) => a + Number(readFileSync(path.join(dir, `${f.id}${x}.ms`), 'utf8')), 0);
+  const ms = ['', '.fix', '.after']
+    .filter((x) => has(`${f.id}${x}`))
+    .reduce((a, x) => a + Number(readFileSync(path.join(dir, `${f.id}${x}.ms`), 'utf8')), 0);
   const r = read(f.id);
   const fixed = read(`${f.id}.fix`);
   // fault-matrix.sh runs no third troubleshoot after a --fix run that still fails: its final state is the answer.
   const after = has(`${f.id}.after`) ? read(`${f.id}.after`) : fixed;
   const problems: string[] = [];
-  const failing = r.checks.filter((c) => c.status === 'fail').map((c) => c.id).sort();
+  const failing = r.checks
+    .filter((c) => c.status === 'fail')
+    .map((c) => c.id)
+    .sort();
   const want = [...(f.failOn?.[daemon] ?? f.fail)].sort();
-  if (JSON.stringify(failing) !== JSON.stringify(want)) problems.push(`failing checks ${failing.join(', ') || 'none'}; expected ${want.join(', ') || 'none'}`);
+  if (JSON.stringify(failing) !== JSON.stringify(want))
+    problems.push(`failing checks ${failing.join(', ') || 'none'}; expected ${want.join(', ') || 'none'}`);
   const probes = r.checks.find((c) => c.id === 'e2e.probes');
   // Probes that all arrived, some cut short, fail without a stage: `delivered-cut`.
-  const stopped = probes?.status === 'pass' ? 'delivered' : (probes?.details?.stoppedAt ?? (probes?.status === 'fail' ? 'delivered-cut' : probes?.status));
+  const stopped =
+    probes?.status === 'pass'
+      ? 'delivered'
+      : (probes?.details?.stoppedAt ?? (probes?.status === 'fail' ? 'delivered-cut' : probes?.status));
   if (stopped !== f.stoppedAt) problems.push(`stoppedAt ${stopped}; expected ${f.stoppedAt}`);
   const c = r.checks.find((x) => x.id === f.check);
   if (!c || c.status === 'pass' || c.status === 'skip') problems.push(`${f.check} is ${c?.status ?? 'missing'}: ${c?.message}`);
@@ -199,12 +311,25 @@ function judge(dir: string, daemon: Daemon, f: Fault): Verdict {
   const lies: string[] = [];
   for (const a of attempted) {
     const later = after.checks.find((x) => x.id === a.id);
-    if (a.details!.fix!.applied && a.status === 'pass' && later?.status === 'fail') lies.push(`${a.id} reported fixed, fails again: ${later.message}`);
+    if (a.details!.fix!.applied && a.status === 'pass' && later?.status === 'fail')
+      lies.push(`${a.id} reported fixed, fails again: ${later.message}`);
   }
-  if (fixed.ok && !after.ok) lies.push(`--fix run says ok, the next run fails: ${after.checks.filter((x) => x.status === 'fail').map((x) => x.id).join(', ')}`);
+  if (fixed.ok && !after.ok)
+    lies.push(
+      `--fix run says ok, the next run fails: ${after.checks
+        .filter((x) => x.status === 'fail')
+        .map((x) => x.id)
+        .join(', ')}`,
+    );
   // (A fault that is only a warning leaves every run ok: nothing is claimed there.)
   if (!f.fixable && fixed.ok && !r.ok) lies.push('--fix run says ok on a fault it cannot fix');
-  if (f.fixable && !repaired) problems.push(`not repaired by --fix (offered: ${attempted.map((a) => `${a.id}: ${a.details!.fix!.description}${a.details!.fix!.error ? ` (${a.details!.fix!.error})` : ''}`).join('; ') || 'nothing'}); after: ${after.checks.filter((x) => x.status === 'fail').map((x) => `${x.id}: ${x.message}`).join('; ')}`);
+  if (f.fixable && !repaired)
+    problems.push(
+      `not repaired by --fix (offered: ${attempted.map((a) => `${a.id}: ${a.details!.fix!.description}${a.details!.fix!.error ? ` (${a.details!.fix!.error})` : ''}`).join('; ') || 'nothing'}); after: ${after.checks
+        .filter((x) => x.status === 'fail')
+        .map((x) => `${x.id}: ${x.message}`)
+        .join('; ')}`,
+    );
   if (!f.fixable && repaired) problems.push('repaired by --fix, but the table says it cannot be: update the table');
   problems.push(...lies);
   return { fault: f.id, daemon, diagnosed, offered, repaired, lies, problems, ms };
@@ -227,11 +352,15 @@ beforeAll(async () => {
       chmodSync(dir, 0o755);
       dirs[daemon] = dir;
       const ids = RUN.filter((f) => f.daemons.includes(daemon)).map((f) => f.id);
-      const r = await execa(sandbox, ['run', '--daemon', daemon, '--', 'bash', path.join(repo, 'test/sandbox/fault-matrix.sh'), dir, daemon, ...ids], {
-        reject: false,
-        // ~2 min per daemon on an idle machine; a loaded one takes several times that.
-        timeout: 1_500_000,
-      });
+      const r = await execa(
+        sandbox,
+        ['run', '--daemon', daemon, '--', 'bash', path.join(repo, 'test/sandbox/fault-matrix.sh'), dir, daemon, ...ids],
+        {
+          reject: false,
+          // ~2 min per daemon on an idle machine; a loaded one takes several times that.
+          timeout: 1_500_000,
+        },
+      );
       if (r.exitCode !== 0) throw new Error(`${daemon} sandbox failed (${r.exitCode}): ${r.stderr}`);
     }),
   );
@@ -270,7 +399,9 @@ describe.skipIf(reason !== null)('troubleshoot fault matrix in the sandbox', () 
     const offered = verdicts.filter((v) => v.offered);
     const worked = offered.filter((v) => v.repaired).length;
     const lies = verdicts.flatMap((v) => v.lies.map((l) => `${v.daemon} ${v.fault}: ${l}`));
-    const timing = BOTH.map((d) => `${d} ${readFileSync(path.join(dirs[d]!, 'timing.env'), 'utf8').match(/total_ms=(\d+)/)?.[1]} ms`).join(', ');
+    const timing = BOTH.map((d) => `${d} ${readFileSync(path.join(dirs[d]!, 'timing.env'), 'utf8').match(/total_ms=(\d+)/)?.[1]} ms`).join(
+      ', ',
+    );
     console.log(
       `fault matrix: cause+fix correct ${diagnosed}/${total} (${((100 * diagnosed) / total).toFixed(1)}%); ` +
         `fixes that worked ${worked}/${offered.length}; reported fixed but not: ${lies.length}; time ${timing}`,

@@ -14,7 +14,11 @@ describe.skipIf(reason !== null)('install --forwarder-only in the sandbox (no sy
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'scef-sbx-fwdonly-'));
     chmodSync(dir, 0o755);
-    const r = await execa(sandbox, ['run', '--daemon', 'none', '--', 'bash', path.join(repo, 'test/sandbox/forwarder-only-scenario.sh'), dir], { reject: false, timeout: 150_000 });
+    const r = await execa(
+      sandbox,
+      ['run', '--daemon', 'none', '--', 'bash', path.join(repo, 'test/sandbox/forwarder-only-scenario.sh'), dir],
+      { reject: false, timeout: 150_000 },
+    );
     if (r.exitCode !== 0) throw new Error(`sandbox failed (${r.exitCode}): ${r.stderr}`);
   }, 180_000);
   afterAll(() => {
@@ -23,16 +27,31 @@ describe.skipIf(reason !== null)('install --forwarder-only in the sandbox (no sy
 
   it('without systemd, refuses 514 while it is privileged: one line, exit 2, nothing changed', () => {
     expect(read(dir, 'refused.rc').trim()).toBe('2');
-    expect(read(dir, 'refused.err').trim().split('\n').pop()).toMatch(/^sentinel-cef: --forwarder-only on port 514 needs systemd to grant CAP_NET_BIND_SERVICE to the sentinel-cef user \(PID 1 here is \S+\) — use ports from 1024 up/);
+    expect(read(dir, 'refused.err').trim().split('\n').pop()).toMatch(
+      /^sentinel-cef: --forwarder-only on port 514 needs systemd to grant CAP_NET_BIND_SERVICE to the sentinel-cef user \(PID 1 here is \S+\) — use ports from 1024 up/,
+    );
     expect(read(dir, 'refused.sha')).toBe(read(dir, 'pre.sha'));
   });
 
   it('installs under the supervisor as the service user, proves it with a probe to 514, and takes v4 and v6 senders', () => {
     expect(read(dir, 'install.rc').trim(), read(dir, 'install.err')).toBe('0');
     expect(read(dir, 'install.out')).toMatch(/Probe \S+: port 514\/tcp -> forwarder -> file \S+: accepted after \d+ ms/);
-    expect(read(dir, 'users.txt').trim().split('\n').filter(Boolean).every((u) => u.trim() === 'sentinel-cef')).toBe(true);
-    const rows = read(dir, 'rows.ndjson').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { Activity: string });
-    const got = rows.map((r) => r.Activity).filter((a) => /^(udp|tcp) /.test(a)).sort();
+    expect(
+      read(dir, 'users.txt')
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .every((u) => u.trim() === 'sentinel-cef'),
+    ).toBe(true);
+    const rows = read(dir, 'rows.ndjson')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { Activity: string });
+    const got = rows
+      .map((r) => r.Activity)
+      .filter((a) => /^(udp|tcp) /.test(a))
+      .sort();
     expect(got).toEqual(['tcp 127.0.0.1', 'tcp ::1', 'udp 127.0.0.1', 'udp ::1']);
   });
 

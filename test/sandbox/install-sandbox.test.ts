@@ -30,14 +30,26 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('instal
 
   it('installs, proves the chain with its own probe, and delivers CEF over UDP and TCP and a Cisco ASA line', () => {
     expect(read(dir, 'install1.rc').trim(), read(dir, 'install1.err')).toBe('0');
-    expect(read(dir, 'install1.out')).toMatch(/Probe probe-[0-9a-f-]+: port 514\/tcp -> (rsyslog|syslog-ng) -> forwarder -> file .* accepted after \d+ ms/);
+    expect(read(dir, 'install1.out')).toMatch(
+      /Probe probe-[0-9a-f-]+: port 514\/tcp -> (rsyslog|syslog-ng) -> forwarder -> file .* accepted after \d+ ms/,
+    );
     // Without rsyslog-relp, rsyslog sends over plain TCP, and install says what that risks.
     if (daemon === 'rsyslog') expect(read(dir, 'install1.err') + read(dir, 'install1.out')).toContain('no omrelp module');
-    const rows = read(dir, 'rows.ndjson').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const rows = read(dir, 'rows.ndjson')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
     const activities = rows.map((r) => r.Activity);
     expect(activities).toContain('udp event');
     expect(activities).toContain('tcp event');
-    expect(rows.find((r) => r.Activity === 'tcp event')).toMatchObject({ DeviceVendor: 'Acme', DeviceProduct: 'FW', DeviceEventClassID: '101', SourceIP: '10.0.0.3', DestinationIP: '10.0.0.4' });
+    expect(rows.find((r) => r.Activity === 'tcp event')).toMatchObject({
+      DeviceVendor: 'Acme',
+      DeviceProduct: 'FW',
+      DeviceEventClassID: '101',
+      SourceIP: '10.0.0.3',
+      DestinationIP: '10.0.0.4',
+    });
     expect(rows.some((r) => JSON.stringify(r).includes('302013'))).toBe(true);
     expect(rows.some((r) => r.DeviceCustomString2Label === 'ProbeId')).toBe(true);
   });
@@ -62,9 +74,12 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('instal
 
   // The daemon's own first error line, naming the broken file (rsyslogd -N1 / syslog-ng --syntax-only).
   const alreadyBroken = (file: string) =>
-    new RegExp(`^sentinel-cef: ${daemon}'s configuration is already invalid before any change \\(${daemon === 'rsyslog' ? 'rsyslogd -N1' : 'syslog-ng --syntax-only'}: .*${file}.*\\) — nothing was changed`, 'm');
+    new RegExp(
+      `^sentinel-cef: ${daemon}'s configuration is already invalid before any change \\(${daemon === 'rsyslog' ? 'rsyslogd -N1' : 'syslog-ng --syntax-only'}: .*${file}.*\\) — nothing was changed`,
+      'm',
+    );
 
-  it('refuses a config that was broken before install, naming the daemon\'s error, and changes nothing', () => {
+  it("refuses a config that was broken before install, naming the daemon's error, and changes nothing", () => {
     expect(read(dir, 'prebroken.rc').trim(), read(dir, 'prebroken.err')).toBe('1');
     expect(read(dir, 'prebroken.err')).toMatch(alreadyBroken(daemon === 'rsyslog' ? '99-prebroken\\.conf' : 'zz-prebroken\\.conf'));
     expect(read(dir, 'prebroken.err')).not.toMatch(/new configuration|rolled back/);
@@ -116,7 +131,9 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('instal
     const dropin = daemon === 'rsyslog' ? '/etc/rsyslog.d/10-sentinel-cef.conf' : '/etc/syslog-ng/conf.d/sentinel-cef.conf';
     for (const step of ['link-dryrun', 'link-install']) {
       expect(read(dir, `${step}.rc`).trim()).toBe('1');
-      expect(read(dir, `${step}.err`)).toContain(`refusing to write ${dropin}: it is a symbolic link to /etc/shadow; install never writes through a link`);
+      expect(read(dir, `${step}.err`)).toContain(
+        `refusing to write ${dropin}: it is a symbolic link to /etc/shadow; install never writes through a link`,
+      );
       expect(read(dir, `${step}.out`)).not.toMatch(/^-root:/m);
     }
     expect(read(dir, 'link.post')).toBe(read(dir, 'link.pre'));
@@ -167,17 +184,22 @@ describe.skipIf(reason !== null)('install <workspaceId> --key-file against the m
 });
 
 const relpDebs = path.join(process.env.SENTINEL_CEF_DEB_CACHE ?? path.join(repo, '.cache/debs'), 'rsyslog-relp');
-const relpReason = reason ?? (existsSync(relpDebs) ? null : `no rsyslog-relp .debs in ${relpDebs}: run scripts/sandbox fetch --group rsyslog-relp`);
+const relpReason =
+  reason ?? (existsSync(relpDebs) ? null : `no rsyslog-relp .debs in ${relpDebs}: run scripts/sandbox fetch --group rsyslog-relp`);
 
 describe.skipIf(relpReason !== null)('install on real rsyslog with omrelp (rsyslog-relp) in the sandbox', () => {
   let dir: string;
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'scef-sbx-relp-'));
     chmodSync(dir, 0o755);
-    const r = await execa(sandbox, ['run', '--daemon', 'rsyslog', '--extra', 'rsyslog-relp', '--', 'bash', path.join(repo, 'test/sandbox/scenario.sh'), dir, 'rsyslog'], {
-      reject: false,
-      timeout: 150_000,
-    });
+    const r = await execa(
+      sandbox,
+      ['run', '--daemon', 'rsyslog', '--extra', 'rsyslog-relp', '--', 'bash', path.join(repo, 'test/sandbox/scenario.sh'), dir, 'rsyslog'],
+      {
+        reject: false,
+        timeout: 150_000,
+      },
+    );
     if (r.exitCode !== 0) throw new Error(`sandbox failed (${r.exitCode}): ${r.stderr}`);
   }, 180_000);
   afterAll(() => {
@@ -186,9 +208,15 @@ describe.skipIf(relpReason !== null)('install on real rsyslog with omrelp (rsysl
 
   it('sends over RELP: the probe and CEF over UDP and TCP arrive, without the plain-TCP warning, and uninstalls', () => {
     expect(read(dir, 'install1.rc').trim(), read(dir, 'install1.err')).toBe('0');
-    expect(read(dir, 'install1.out')).toMatch(/Probe probe-[0-9a-f-]+: port 514\/tcp -> rsyslog -> forwarder -> file .* accepted after \d+ ms/);
+    expect(read(dir, 'install1.out')).toMatch(
+      /Probe probe-[0-9a-f-]+: port 514\/tcp -> rsyslog -> forwarder -> file .* accepted after \d+ ms/,
+    );
     expect(read(dir, 'install1.err') + read(dir, 'install1.out')).not.toContain('no omrelp module');
-    const rows = read(dir, 'rows.ndjson').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const rows = read(dir, 'rows.ndjson')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
     expect(rows.map((r) => r.Activity)).toEqual(expect.arrayContaining(['udp event', 'tcp event']));
     expect(read(dir, 'install2.out')).toContain('Nothing to change');
   });

@@ -18,20 +18,35 @@ const BARE = new Set([3, 4]);
 
 const CASES = {
   rsyslog: [
-    'rsyslog-own-udp', 'rsyslog-own-tcp', 'rsyslog-own-udp6', 'rsyslog-own-tcp6',
-    'rsyslog-imudp-limited', 'rsyslog-imudp-unlimited',
-    'rsyslog-imtcp-limited', 'rsyslog-imtcp-unlimited',
-    'rsyslog-imptcp-limited', 'rsyslog-imptcp-unlimited',
+    'rsyslog-own-udp',
+    'rsyslog-own-tcp',
+    'rsyslog-own-udp6',
+    'rsyslog-own-tcp6',
+    'rsyslog-imudp-limited',
+    'rsyslog-imudp-unlimited',
+    'rsyslog-imtcp-limited',
+    'rsyslog-imtcp-unlimited',
+    'rsyslog-imptcp-limited',
+    'rsyslog-imptcp-unlimited',
   ],
   'syslog-ng': [
-    'syslog-ng-own-udp', 'syslog-ng-own-tcp', 'syslog-ng-own-udp6', 'syslog-ng-own-tcp6',
-    'syslog-ng-network-udp', 'syslog-ng-network-tcp',
-    'syslog-ng-syslog-udp', 'syslog-ng-syslog-tcp',
+    'syslog-ng-own-udp',
+    'syslog-ng-own-tcp',
+    'syslog-ng-own-udp6',
+    'syslog-ng-own-tcp6',
+    'syslog-ng-network-udp',
+    'syslog-ng-network-tcp',
+    'syslog-ng-syslog-udp',
+    'syslog-ng-syslog-tcp',
   ],
 } as const;
 
 const read = (dir: string, f: string) => (existsSync(path.join(dir, f)) ? readFileSync(path.join(dir, f), 'utf8') : '');
-const ndjson = (text: string) => text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+const ndjson = (text: string) =>
+  text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('CEF bursts through every %s input kind', (daemon) => {
   let dir: string;
@@ -78,6 +93,7 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('CEF bu
   });
 
   it('uninstalls after each case', () => {
-    for (const name of CASES[daemon]) expect(read(dir, `${name}-uninstall.rc`).trim(), `${name}: ${read(dir, `${name}-uninstall.err`)}`).toBe('0');
+    for (const name of CASES[daemon])
+      expect(read(dir, `${name}-uninstall.rc`).trim(), `${name}: ${read(dir, `${name}-uninstall.err`)}`).toBe('0');
   });
 });

@@ -76,7 +76,7 @@ describe('sendRows', () => {
   const rows: CslRow[] = [{ Message: 'a' }, { Message: 'b' }, { Message: 'c'.repeat(50) }, { Message: 'd' }];
   const prep = (rs: CslRow[]) => rs.map((r) => prepareRow(r, 20));
 
-  it('maps every note of a prepared send back to the caller\'s row objects', async () => {
+  it("maps every note of a prepared send back to the caller's row objects", async () => {
     const res = await sendRows(rows, prep, async (p): Promise<SendResult<PreparedRow>> => ({
       status: 'partial',
       accepted: 2,
@@ -89,7 +89,7 @@ describe('sendRows', () => {
     expect(res.truncated![0]!.row).toBe(rows[2]);
   });
 
-  it('maps progress of a retryable send: pending rows are the caller\'s objects', async () => {
+  it("maps progress of a retryable send: pending rows are the caller's objects", async () => {
     const res = await sendRows(rows, prep, async (p) => ({
       status: 'retryable',
       error: '503',

@@ -4,10 +4,12 @@ import { CSL_COLUMN_TYPES, valueFitsType } from '../../src/sinks/columns.js';
 describe('column types', () => {
   it('types the columns protocols.md §3 names', () => {
     for (const c of ['TimeGenerated', 'StartTime', 'EndTime']) expect(CSL_COLUMN_TYPES[c]).toBe('datetime');
-    for (const c of ['SourcePort', 'DestinationPort', 'EventCount', 'FileSize', 'FlexNumber1', 'DeviceCustomNumber3', 'ExternalID']) expect(CSL_COLUMN_TYPES[c]).toBe('int');
+    for (const c of ['SourcePort', 'DestinationPort', 'EventCount', 'FileSize', 'FlexNumber1', 'DeviceCustomNumber3', 'ExternalID'])
+      expect(CSL_COLUMN_TYPES[c]).toBe('int');
     for (const c of ['ReceivedBytes', 'SentBytes', 'FieldDeviceCustomNumber1']) expect(CSL_COLUMN_TYPES[c]).toBe('long');
     for (const c of ['DeviceCustomFloatingPoint4']) expect(CSL_COLUMN_TYPES[c]).toBe('real');
-    for (const c of ['ReceiptTime', 'FileCreateTime', 'DeviceCustomDate1', 'ExtID', 'AdditionalExtensions', 'CommunicationDirection']) expect(CSL_COLUMN_TYPES[c]).toBe('string');
+    for (const c of ['ReceiptTime', 'FileCreateTime', 'DeviceCustomDate1', 'ExtID', 'AdditionalExtensions', 'CommunicationDirection'])
+      expect(CSL_COLUMN_TYPES[c]).toBe('string');
   });
 
   it.each([

@@ -28,7 +28,12 @@ describe('DCR template', () => {
     expect(cols.find((c) => c.name === 'DeviceCustomFloatingPoint1')!.type).toBe('real');
     expect(cols.find((c) => c.name === 'ReceiptTime')!.type).toBe('string');
     expect(t.properties.dataFlows).toEqual([
-      { streams: ['Custom-CommonSecurityLog'], destinations: ['sentinelWorkspace'], transformKql: 'source', outputStream: 'Microsoft-CommonSecurityLog' },
+      {
+        streams: ['Custom-CommonSecurityLog'],
+        destinations: ['sentinelWorkspace'],
+        transformKql: 'source',
+        outputStream: 'Microsoft-CommonSecurityLog',
+      },
     ]);
     expect(t.kind).toBe('Direct');
     expect(CSL_COLUMNS).toHaveLength(cols.length);
@@ -40,7 +45,9 @@ describe('runDcr', () => {
     const plan = runDcr({ location: 'westeurope', workspaceResourceId: WS, name: 'cef-dcr', assignee: '1234-app' });
     expect(plan.rule.location).toBe('westeurope');
     expect(plan.rule.properties.destinations.logAnalytics[0]!.workspaceResourceId).toBe(WS);
-    expect(plan.commands.create).toBe('az monitor data-collection rule create --resource-group sec-rg --name cef-dcr --location westeurope --rule-file sentinel-cef-dcr.json');
+    expect(plan.commands.create).toBe(
+      'az monitor data-collection rule create --resource-group sec-rg --name cef-dcr --location westeurope --rule-file sentinel-cef-dcr.json',
+    );
     expect(plan.commands.roleAssignment).toBe(
       "az role assignment create --assignee 1234-app --role 'Monitoring Metrics Publisher' --scope /subscriptions/0000-1111/resourceGroups/sec-rg/providers/Microsoft.Insights/dataCollectionRules/cef-dcr",
     );
@@ -80,7 +87,10 @@ describe('sentinel-cef dcr (built CLI)', () => {
   it('--json prints the ARM resource; --output writes the rule file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dcr-cli-'));
     const out = join(dir, 'rule.json');
-    const r = await execa(join(root, 'bin/sentinel-cef'), ['dcr', '--workspace-resource-id', WS, '--json', '--output', out], { env: { CI: 'true', NO_COLOR: '1' }, reject: false });
+    const r = await execa(join(root, 'bin/sentinel-cef'), ['dcr', '--workspace-resource-id', WS, '--json', '--output', out], {
+      env: { CI: 'true', NO_COLOR: '1' },
+      reject: false,
+    });
     expect(r.exitCode).toBe(0);
     const rule = JSON.parse(r.stdout);
     expect(rule.type).toBe('Microsoft.Insights/dataCollectionRules');

@@ -31,7 +31,12 @@ describe('trusting the mock CA in a child process', () => {
     endpoint: mock.url,
     dcrImmutableId: mock.dcrImmutableId,
     authorityHost: mock.url,
-    auth: { kind: 'client-secret', tenantId: mock.tenantId, clientId: mock.clientId, clientSecretFile: writeSecretFile(dir, 'cs', mock.clientSecret) },
+    auth: {
+      kind: 'client-secret',
+      tenantId: mock.tenantId,
+      clientId: mock.clientId,
+      clientSecretFile: writeSecretFile(dir, 'cs', mock.clientSecret),
+    },
   });
 
   it('with NODE_EXTRA_CA_CERTS: token and data calls both succeed', async () => {
@@ -43,7 +48,15 @@ describe('trusting the mock CA in a child process', () => {
 
   it('without it: retryable with a certificate error, nothing sent', async () => {
     const before = mock.rows.length;
-    const r = await child({ type: 'log-analytics', workspaceId: mock.workspaceId, endpoint: mock.url, sharedKeyFile: writeSecretFile(dir, 'k', mock.sharedKey) }, { PATH: process.env.PATH! });
+    const r = await child(
+      {
+        type: 'log-analytics',
+        workspaceId: mock.workspaceId,
+        endpoint: mock.url,
+        sharedKeyFile: writeSecretFile(dir, 'k', mock.sharedKey),
+      },
+      { PATH: process.env.PATH! },
+    );
     const result = JSON.parse(r.stdout);
     expect(result.status).toBe('retryable');
     expect(result.error).toMatch(/certificate/i);

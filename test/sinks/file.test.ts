@@ -107,33 +107,39 @@ describe('file sink', () => {
     checkOutput(path, range(8 * per), true);
   });
 
-  it.each([1, 2, 3, 4])('faults at random points under concurrent batches (seed %i): every line whole JSON, every row exactly once', async (seed) => {
-    const dir = mkdtempSync(join(tmpdir(), 'file-sink-'));
-    dirs.push(dir);
-    const path = join(dir, 'out.ndjson');
-    const sink = createSink({ type: 'file', path }, { fsync: true });
-    const per = 400;
-    const batches = range(16).map((k) => prepared(sink, k * per, (k + 1) * per, 400));
-    const onSink = /out\.ndjson$/;
-    faults = injectFaults(
-      [
-        { ops: ['write'], path: onSink, codes: ['SHORT'], probability: 0.3 },
-        { ops: ['write'], path: onSink, codes: ['ENOSPC', 'EIO'], probability: 0.15 },
-        { ops: ['fsync'], path: onSink, codes: ['EIO'], probability: 0.2 },
-        { ops: ['truncate'], path: onSink, codes: ['EIO', 'ENOSPC'], probability: 0.5 },
-        { ops: ['close', 'stat'], path: onSink, codes: ['EIO'], probability: 0.1 },
-        { ops: ['open'], path: onSink, codes: ['EMFILE', 'ENOSPC'], probability: 0.1 },
-      ],
-      seed,
-    );
-    const attempts = await Promise.all(batches.map((b) => sendUntilAccepted(sink, b)));
-    faults.clear();
-    await sink.close?.();
-    const hit = (op: string) => [...faults!.hits].filter(([k]) => k.startsWith(`${op}:`)).reduce((n, [, v]) => n + v, 0);
-    expect(hit('write') > 0 && hit('truncate') > 0, JSON.stringify([...faults.hits])).toBe(true);
-    expect(attempts.some((a) => a > 1), 'some appends failed').toBe(true);
-    checkOutput(path, range(16 * per), false);
-  });
+  it.each([1, 2, 3, 4])(
+    'faults at random points under concurrent batches (seed %i): every line whole JSON, every row exactly once',
+    async (seed) => {
+      const dir = mkdtempSync(join(tmpdir(), 'file-sink-'));
+      dirs.push(dir);
+      const path = join(dir, 'out.ndjson');
+      const sink = createSink({ type: 'file', path }, { fsync: true });
+      const per = 400;
+      const batches = range(16).map((k) => prepared(sink, k * per, (k + 1) * per, 400));
+      const onSink = /out\.ndjson$/;
+      faults = injectFaults(
+        [
+          { ops: ['write'], path: onSink, codes: ['SHORT'], probability: 0.3 },
+          { ops: ['write'], path: onSink, codes: ['ENOSPC', 'EIO'], probability: 0.15 },
+          { ops: ['fsync'], path: onSink, codes: ['EIO'], probability: 0.2 },
+          { ops: ['truncate'], path: onSink, codes: ['EIO', 'ENOSPC'], probability: 0.5 },
+          { ops: ['close', 'stat'], path: onSink, codes: ['EIO'], probability: 0.1 },
+          { ops: ['open'], path: onSink, codes: ['EMFILE', 'ENOSPC'], probability: 0.1 },
+        ],
+        seed,
+      );
+      const attempts = await Promise.all(batches.map((b) => sendUntilAccepted(sink, b)));
+      faults.clear();
+      await sink.close?.();
+      const hit = (op: string) => [...faults!.hits].filter(([k]) => k.startsWith(`${op}:`)).reduce((n, [, v]) => n + v, 0);
+      expect(hit('write') > 0 && hit('truncate') > 0, JSON.stringify([...faults.hits])).toBe(true);
+      expect(
+        attempts.some((a) => a > 1),
+        'some appends failed',
+      ).toBe(true);
+      checkOutput(path, range(16 * per), false);
+    },
+  );
 
   it('a failed append removes only its own bytes, from the file it wrote to, after a rotation', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'file-sink-'));
@@ -204,15 +210,18 @@ describe('file sink', () => {
     checkOutput(path, range(10), true);
   });
 
-  it.each([10, 100_000])('a line cut by a crash (%i bytes) is removed before the next append, so no row is glued to it', async (partial) => {
-    const dir = mkdtempSync(join(tmpdir(), 'file-sink-'));
-    dirs.push(dir);
-    const path = join(dir, 'out.ndjson');
-    const sink = createSink({ type: 'file', path });
-    await sendUntilAccepted(sink, prepared(sink, 0, 10));
-    // kill -9 in the middle of an append: part of a row, no newline.
-    appendFileSync(path, `{"DeviceEventClassID":"10","Message":"${'y'.repeat(partial)}`);
-    await sendUntilAccepted(sink, prepared(sink, 10, 20));
-    checkOutput(path, range(20), true);
-  });
+  it.each([10, 100_000])(
+    'a line cut by a crash (%i bytes) is removed before the next append, so no row is glued to it',
+    async (partial) => {
+      const dir = mkdtempSync(join(tmpdir(), 'file-sink-'));
+      dirs.push(dir);
+      const path = join(dir, 'out.ndjson');
+      const sink = createSink({ type: 'file', path });
+      await sendUntilAccepted(sink, prepared(sink, 0, 10));
+      // kill -9 in the middle of an append: part of a row, no newline.
+      appendFileSync(path, `{"DeviceEventClassID":"10","Message":"${'y'.repeat(partial)}`);
+      await sendUntilAccepted(sink, prepared(sink, 10, 20));
+      checkOutput(path, range(20), true);
+    },
+  );
 });

@@ -17,7 +17,11 @@ let certFile: string;
 beforeAll(async () => {
   const key = join(dir, 'client.key');
   const crt = join(dir, 'client.crt');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', crt, '-days', '2', '-subj', '/CN=sentinel-cef-test'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', crt, '-days', '2', '-subj', '/CN=sentinel-cef-test'],
+    { stdio: 'ignore' },
+  );
   certPem = readFileSync(crt, 'utf8');
   certFile = join(dir, 'client.pem');
   writeFileSync(certFile, readFileSync(key, 'utf8') + certPem, { mode: 0o600 });
@@ -26,12 +30,20 @@ beforeAll(async () => {
 afterAll(async () => mock.close());
 
 function config(auth: Record<string, unknown>) {
-  return sinkSchema.parse({ type: 'logs-ingestion', endpoint: mock.url, dcrImmutableId: mock.dcrImmutableId, authorityHost: mock.url, auth });
+  return sinkSchema.parse({
+    type: 'logs-ingestion',
+    endpoint: mock.url,
+    dcrImmutableId: mock.dcrImmutableId,
+    authorityHost: mock.url,
+    auth,
+  });
 }
 
 describe('credential kinds', () => {
   it('certificate: a signed client assertion the mock verifies against the registered certificate', async () => {
-    const sink = createSink(config({ kind: 'certificate', tenantId: mock.tenantId, clientId: mock.clientId, certificateFile: certFile }), { ca: mock.caPem });
+    const sink = createSink(config({ kind: 'certificate', tenantId: mock.tenantId, clientId: mock.clientId, certificateFile: certFile }), {
+      ca: mock.caPem,
+    });
     expect(await sink.send([row])).toEqual({ status: 'success', accepted: 1 });
     await sink.close?.();
   });
@@ -40,16 +52,24 @@ describe('credential kinds', () => {
     const open = join(dir, 'open.pem');
     writeFileSync(open, readFileSync(certFile));
     chmodSync(open, 0o644);
-    expect(() => createSink(config({ kind: 'certificate', tenantId: mock.tenantId, clientId: mock.clientId, certificateFile: open }))).toThrow(/chmod 600|mode 644/);
+    expect(() =>
+      createSink(config({ kind: 'certificate', tenantId: mock.tenantId, clientId: mock.clientId, certificateFile: open })),
+    ).toThrow(/chmod 600|mode 644/);
   });
 
   it('certificate: an unregistered certificate is refused by the authority → retryable with its words', async () => {
     const key = join(dir, 'other.key');
     const crt = join(dir, 'other.crt');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', crt, '-days', '2', '-subj', '/CN=other'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', crt, '-days', '2', '-subj', '/CN=other'],
+      { stdio: 'ignore' },
+    );
     const other = join(dir, 'other.pem');
     writeFileSync(other, readFileSync(key, 'utf8') + readFileSync(crt, 'utf8'), { mode: 0o600 });
-    const sink = createSink(config({ kind: 'certificate', tenantId: mock.tenantId, clientId: mock.clientId, certificateFile: other }), { ca: mock.caPem });
+    const sink = createSink(config({ kind: 'certificate', tenantId: mock.tenantId, clientId: mock.clientId, certificateFile: other }), {
+      ca: mock.caPem,
+    });
     const r = await sink.send([row]);
     expect(r.status).toBe('retryable');
     expect((r as { error: string }).error).toMatch(/AADSTS700027/);
@@ -71,7 +91,12 @@ describe('credential kinds', () => {
     process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = imds.url;
     try {
       const sink = createSink(
-        sinkSchema.parse({ type: 'logs-ingestion', endpoint: imds.url, dcrImmutableId: imds.dcrImmutableId, auth: { kind: 'managed-identity' } }),
+        sinkSchema.parse({
+          type: 'logs-ingestion',
+          endpoint: imds.url,
+          dcrImmutableId: imds.dcrImmutableId,
+          auth: { kind: 'managed-identity' },
+        }),
       );
       expect(await sink.send([row])).toEqual({ status: 'success', accepted: 1 });
       const msi = imds.requests.filter((q) => q.api === 'msi' && q.status === 200);

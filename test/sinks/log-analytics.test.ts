@@ -61,7 +61,9 @@ describe('Data Collector API signature', () => {
     const toSign = dataCollectorStringToSign(length, date);
     expect(toSign).toBe(`POST\n${length}\napplication/json\nx-ms-date:${date}\n/api/logs`);
     const hexKey = Buffer.from(key, 'base64').toString('hex');
-    const viaOpenssl = execFileSync('openssl', ['dgst', '-sha256', '-mac', 'HMAC', '-macopt', `hexkey:${hexKey}`, '-binary'], { input: toSign });
+    const viaOpenssl = execFileSync('openssl', ['dgst', '-sha256', '-mac', 'HMAC', '-macopt', `hexkey:${hexKey}`, '-binary'], {
+      input: toSign,
+    });
     expect(dataCollectorSignature(key, length, date)).toBe(viaOpenssl.toString('base64'));
   });
 
@@ -69,7 +71,12 @@ describe('Data Collector API signature', () => {
     // key = base64("secret-key-for-test"), computed once with: printf '%s' "$S" | openssl dgst -sha256 -hmac secret-key-for-test -binary | base64
     const key = Buffer.from('secret-key-for-test').toString('base64');
     expect(dataCollectorSignature(key, 2, 'Thu, 01 Jan 2026 00:00:00 GMT')).toBe(
-      execFileSync('sh', ['-c', `printf 'POST\\n2\\napplication/json\\nx-ms-date:Thu, 01 Jan 2026 00:00:00 GMT\\n/api/logs' | openssl dgst -sha256 -hmac secret-key-for-test -binary | base64`]).toString().trim(),
+      execFileSync('sh', [
+        '-c',
+        `printf 'POST\\n2\\napplication/json\\nx-ms-date:Thu, 01 Jan 2026 00:00:00 GMT\\n/api/logs' | openssl dgst -sha256 -hmac secret-key-for-test -binary | base64`,
+      ])
+        .toString()
+        .trim(),
     );
   });
 });
@@ -187,7 +194,11 @@ describe('log-analytics sink against the mock service', () => {
 
   it('400 on one poison record → partial with that record rejected', async () => {
     const sink = laSink();
-    mock.fail({ api: 'log-analytics', poison: { field: 'Activity', equals: 'event 3' }, body: JSON.stringify({ Error: 'InvalidDataFormat', Message: 'bad record' }) });
+    mock.fail({
+      api: 'log-analytics',
+      poison: { field: 'Activity', equals: 'event 3' },
+      body: JSON.stringify({ Error: 'InvalidDataFormat', Message: 'bad record' }),
+    });
     const r = await sink.send(rows(8));
     expect(r.status).toBe('partial');
     const p = r as Extract<SendResult, { status: 'partial' }>;
@@ -224,7 +235,10 @@ describe('log-analytics sink against the mock service', () => {
   });
 
   it('azureResourceId and a custom Log-Type are sent', async () => {
-    const sink = laSink({ logType: 'CEFTest', azureResourceId: '/subscriptions/x/resourceGroups/y/providers/Microsoft.Compute/virtualMachines/z' });
+    const sink = laSink({
+      logType: 'CEFTest',
+      azureResourceId: '/subscriptions/x/resourceGroups/y/providers/Microsoft.Compute/virtualMachines/z',
+    });
     expect((await sink.send(rows(1))).status).toBe('success');
     expect(mock.rows[0]!.table).toBe('CEFTest_CL');
   });

@@ -131,9 +131,14 @@ describe('logs-ingestion: delivery and auth', () => {
     expect(dataCalls()).toHaveLength(2);
   });
 
-  it('a wrong client secret → retryable with the authority\'s words and no secret in the text', async () => {
+  it("a wrong client secret → retryable with the authority's words and no secret in the text", async () => {
     const sink = ingestionSink({
-      auth: { kind: 'client-secret', tenantId: mock.tenantId, clientId: mock.clientId, clientSecretFile: writeSecretFile(dir, 'bad-secret', 'not-the-secret-value') },
+      auth: {
+        kind: 'client-secret',
+        tenantId: mock.tenantId,
+        clientId: mock.clientId,
+        clientSecretFile: writeSecretFile(dir, 'bad-secret', 'not-the-secret-value'),
+      },
     });
     const r = await sink.send(rows(1));
     expect(r.status).toBe('retryable');
@@ -288,7 +293,11 @@ describe('logs-ingestion: size limits', () => {
     for (const c of dataCalls()) expect(c.rawBytes!).toBeLessThanOrEqual(2000);
     expect(dataCalls().length).toBeGreaterThan(1);
     // Calls run concurrently, so arrival order across calls is not part of the contract.
-    expect(mock.rows.map((x) => String(x.row.Activity)).sort()).toEqual(rows(40).map((x) => String(x.Activity)).sort());
+    expect(mock.rows.map((x) => String(x.row.Activity)).sort()).toEqual(
+      rows(40)
+        .map((x) => String(x.Activity))
+        .sort(),
+    );
   });
 
   it('413 → splits in halves recursively until accepted', async () => {
@@ -378,7 +387,13 @@ describe('logs-ingestion: clouds and endpoints', () => {
   });
 
   it('builds the ingestion URL under the endpoint (path prefixes kept for private links)', () => {
-    expect(ingestionUrl({ endpoint: 'https://my-dce.eastus-1.ingest.monitor.azure.com', dcrImmutableId: 'dcr-abc', stream: 'Custom-CommonSecurityLog' }).href).toBe(
+    expect(
+      ingestionUrl({
+        endpoint: 'https://my-dce.eastus-1.ingest.monitor.azure.com',
+        dcrImmutableId: 'dcr-abc',
+        stream: 'Custom-CommonSecurityLog',
+      }).href,
+    ).toBe(
       'https://my-dce.eastus-1.ingest.monitor.azure.com/dataCollectionRules/dcr-abc/streams/Custom-CommonSecurityLog?api-version=2023-01-01',
     );
     expect(ingestionUrl({ endpoint: 'https://proxy.local/azmon/', dcrImmutableId: 'dcr-abc', stream: 'Custom-X' }).pathname).toBe(

@@ -11,7 +11,12 @@ import { startMockAzure, type MockAzure } from '../helpers/mock-azure.js';
 // The mock must refuse what Azure refuses, or the sink tests prove nothing.
 let mock: MockAzure;
 
-function post(path: string, headers: Record<string, string>, body: Buffer | string, m: MockAzure = mock): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+function post(
+  path: string,
+  headers: Record<string, string>,
+  body: Buffer | string,
+  m: MockAzure = mock,
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = http.request(`${m.url}${path}`, { method: 'POST', headers }, (res) => {
       const chunks: Buffer[] = [];
@@ -65,7 +70,9 @@ describe('mock Data Collector API checks', () => {
     expect(r.status).toBe(403);
   });
   it('refuses a wrong key, a stale date, a bad Log-Type, a missing api-version, a non-JSON body', async () => {
-    expect((await post('/api/logs?api-version=2016-04-01', signed(body, { key: Buffer.alloc(64).toString('base64') }), body)).status).toBe(403);
+    expect((await post('/api/logs?api-version=2016-04-01', signed(body, { key: Buffer.alloc(64).toString('base64') }), body)).status).toBe(
+      403,
+    );
     const stale = new Date(Date.now() - 16 * 60_000).toUTCString();
     expect((await post('/api/logs?api-version=2016-04-01', signed(body, { date: stale }), body)).status).toBe(403);
     const bad = await post('/api/logs?api-version=2016-04-01', signed(body, { logType: 'bad-type!' }), body);
@@ -83,7 +90,11 @@ describe('mock Logs Ingestion API checks', () => {
 
   it('accepts gzip JSON with a token it issued; records type mismatches', async () => {
     const t = await token();
-    const r = await post(path(), { Authorization: `Bearer ${t}`, 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' }, gz([{ Activity: 'a', SourcePort: '80', Bogus: 1 }]));
+    const r = await post(
+      path(),
+      { Authorization: `Bearer ${t}`, 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' },
+      gz([{ Activity: 'a', SourcePort: '80', Bogus: 1 }]),
+    );
     expect(r.status).toBe(204);
     expect(mock.stats().typeMismatches).toEqual([{ column: 'SourcePort', expected: 'int', value: '80' }]);
     expect(mock.stats().undeclaredColumns).toEqual(['Bogus']);
@@ -105,7 +116,9 @@ describe('mock Logs Ingestion API checks', () => {
     const t = await token();
     const h = { Authorization: `Bearer ${t}`, 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' };
     expect((await post(`/dataCollectionRules/dcr-x/streams/Custom-CommonSecurityLog?api-version=2023-01-01`, h, gz([]))).status).toBe(404);
-    expect((await post(`/dataCollectionRules/${mock.dcrImmutableId}/streams/Custom-Other?api-version=2023-01-01`, h, gz([]))).status).toBe(404);
+    expect((await post(`/dataCollectionRules/${mock.dcrImmutableId}/streams/Custom-Other?api-version=2023-01-01`, h, gz([]))).status).toBe(
+      404,
+    );
     expect((await post(path(), h, Buffer.from('not gzip'))).status).toBe(400);
     expect((await post(path(), h, gz({ a: 1 }))).status).toBe(400);
     const big = Array.from({ length: 1200 }, (_, i) => ({ Message: `${i}-${'z'.repeat(1000)}` }));
@@ -140,14 +153,25 @@ describe('scripts/mock-azure.ts (standalone, control API)', () => {
   it('starts, creates 0600 secret files, serves the control API and stops on SIGTERM', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mock-script-'));
     const keyFile = join(dir, 'key');
-    const proc = execa(process.execPath, ['--import', 'tsx', 'scripts/mock-azure.ts', '--http', '--port', '0', '--key-file', keyFile, '--info-file', join(dir, 'info.json')], {
-      cwd: new URL('../..', import.meta.url).pathname,
-      reject: false,
-    });
+    const proc = execa(
+      process.execPath,
+      ['--import', 'tsx', 'scripts/mock-azure.ts', '--http', '--port', '0', '--key-file', keyFile, '--info-file', join(dir, 'info.json')],
+      {
+        cwd: new URL('../..', import.meta.url).pathname,
+        reject: false,
+      },
+    );
     const info = await new Promise<{ url: string; workspaceId: string }>((resolve, reject) => {
       proc.stdout!.on('data', (d: Buffer) => {
         try {
-          resolve(JSON.parse(d.toString().split('\n').find((l) => l.startsWith('{'))!));
+          resolve(
+            JSON.parse(
+              d
+                .toString()
+                .split('\n')
+                .find((l) => l.startsWith('{'))!,
+            ),
+          );
         } catch {
           // partial line
         }

@@ -224,13 +224,22 @@ describe('mock Logs Ingestion with scanBody', () => {
         return s && { rows: s.seqs.length, accept: (at) => checker.addScanned(s, at) };
       },
     });
-    const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: mock.clientId, client_secret: mock.clientSecret, scope: 'https://monitor.azure.com//.default' });
+    const form = new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: mock.clientId,
+      client_secret: mock.clientSecret,
+      scope: 'https://monitor.azure.com//.default',
+    });
     const r = await new Promise<string>((resolve, reject) => {
-      const req = http.request(`${mock.url}/${mock.tenantId}/oauth2/v2.0/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, (res) => {
-        let b = '';
-        res.on('data', (c) => (b += c));
-        res.on('end', () => resolve(b));
-      });
+      const req = http.request(
+        `${mock.url}/${mock.tenantId}/oauth2/v2.0/token`,
+        { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+        (res) => {
+          let b = '';
+          res.on('data', (c) => (b += c));
+          res.on('end', () => resolve(b));
+        },
+      );
       req.on('error', reject);
       req.end(form.toString());
     });
@@ -289,12 +298,17 @@ describe('mock Logs Ingestion with scanBody', () => {
   it('scans a first row whose value ends in },{ and takes firstRow from its bytes', async () => {
     // Three calls: two are scanned, whichever one of them is column-checked (validateEvery 3).
     for (let c = 0; c < 3; c++) {
-      const text = body([{ ...row('s', 2 * c), Activity: 'x},{', DeviceCustomString6: 'strøm' }, { ...row('s', 2 * c + 1), DeviceCustomString6: 'strøm' }]);
+      const text = body([
+        { ...row('s', 2 * c), Activity: 'x},{', DeviceCustomString6: 'strøm' },
+        { ...row('s', 2 * c + 1), DeviceCustomString6: 'strøm' },
+      ]);
       expect(text).toContain('"x},{",');
       expect((await send(text)).status).toBe(204);
     }
     expect(mock.stats()).toMatchObject({ scannedCalls: 2, scanErrors: 0, scanFallbacks: 0 });
-    expect(mock.requests.map((q) => q.firstRow)).toMatchObject([0, 2, 4].map((seq) => ({ ExtID: String(seq), Activity: 'x},{', DeviceCustomString6: 'strøm' })));
+    expect(mock.requests.map((q) => q.firstRow)).toMatchObject(
+      [0, 2, 4].map((seq) => ({ ExtID: String(seq), Activity: 'x},{', DeviceCustomString6: 'strøm' })),
+    );
     checker.expect('strøm', 6);
     expect(checker.report()).toMatchObject({ received: 6, lost: 0, unknown: 0 });
   });
@@ -328,15 +342,27 @@ describe('mock Logs Ingestion with scanBody and validateEvery 1', () => {
       },
     });
     try {
-      const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: m.clientId, client_secret: m.clientSecret, scope: 'https://monitor.azure.com//.default' });
-      const tokRes = await fetch(`${m.url}/${m.tenantId}/oauth2/v2.0/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form });
+      const form = new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: m.clientId,
+        client_secret: m.clientSecret,
+        scope: 'https://monitor.azure.com//.default',
+      });
+      const tokRes = await fetch(`${m.url}/${m.tenantId}/oauth2/v2.0/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: form,
+      });
       const { access_token: t } = (await tokRes.json()) as { access_token: string };
       for (let c = 0; c < 3; c++) {
-        const res = await fetch(`${m.url}/dataCollectionRules/${m.dcrImmutableId}/streams/Custom-CommonSecurityLog?api-version=2023-01-01`, {
-          method: 'POST',
-          headers: { Authorization: `Bearer ${t}`, 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' },
-          body: gzipSync(Buffer.from(body([row('s', 2 * c), row('s', 2 * c + 1)]))),
-        });
+        const res = await fetch(
+          `${m.url}/dataCollectionRules/${m.dcrImmutableId}/streams/Custom-CommonSecurityLog?api-version=2023-01-01`,
+          {
+            method: 'POST',
+            headers: { Authorization: `Bearer ${t}`, 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' },
+            body: gzipSync(Buffer.from(body([row('s', 2 * c), row('s', 2 * c + 1)]))),
+          },
+        );
         expect(res.status).toBe(204);
       }
       expect(parsed).toEqual([2, 2, 2]);

@@ -37,7 +37,12 @@ describe('parser rows through the sinks into the mock', () => {
         endpoint: mock.url,
         dcrImmutableId: mock.dcrImmutableId,
         authorityHost: mock.url,
-        auth: { kind: 'client-secret', tenantId: mock.tenantId, clientId: mock.clientId, clientSecretFile: writeSecretFile(dir, 's', mock.clientSecret) },
+        auth: {
+          kind: 'client-secret',
+          tenantId: mock.tenantId,
+          clientId: mock.clientId,
+          clientSecretFile: writeSecretFile(dir, 's', mock.clientSecret),
+        },
       }),
       { ca: mock.caPem },
     );
@@ -51,7 +56,12 @@ describe('parser rows through the sinks into the mock', () => {
   it('log-analytics: every row accepted (signature over the exact UTF-8 body)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'p2m-'));
     const sink = createSink(
-      sinkSchema.parse({ type: 'log-analytics', workspaceId: mock.workspaceId, endpoint: mock.url, sharedKeyFile: writeSecretFile(dir, 'k', mock.sharedKey) }),
+      sinkSchema.parse({
+        type: 'log-analytics',
+        workspaceId: mock.workspaceId,
+        endpoint: mock.url,
+        sharedKeyFile: writeSecretFile(dir, 'k', mock.sharedKey),
+      }),
       { ca: mock.caPem },
     );
     expect(await sink.send(rows)).toEqual({ status: 'success', accepted: rows.length });

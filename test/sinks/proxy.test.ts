@@ -42,9 +42,17 @@ afterAll(async () => {
 describe('egress proxy', () => {
   it('tunnels through HTTPS_PROXY, trusting the extra CA through the tunnel', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'proxy-'));
-    const cfg = sinkSchema.parse({ type: 'log-analytics', workspaceId: mock.workspaceId, endpoint: mock.url, sharedKeyFile: writeSecretFile(dir, 'k', mock.sharedKey) });
+    const cfg = sinkSchema.parse({
+      type: 'log-analytics',
+      workspaceId: mock.workspaceId,
+      endpoint: mock.url,
+      sharedKeyFile: writeSecretFile(dir, 'k', mock.sharedKey),
+    });
     const sink = createSink(cfg, { ca: mock.caPem, env: { HTTPS_PROXY: proxyUrl } });
-    expect(await sink.send([{ Activity: 'via proxy', TimeGenerated: new Date().toISOString() }])).toEqual({ status: 'success', accepted: 1 });
+    expect(await sink.send([{ Activity: 'via proxy', TimeGenerated: new Date().toISOString() }])).toEqual({
+      status: 'success',
+      accepted: 1,
+    });
     expect(tunnels).toEqual([`127.0.0.1:${mock.port}`]);
     await sink.close?.();
   });
@@ -52,7 +60,12 @@ describe('egress proxy', () => {
   it('NO_PROXY bypasses it', async () => {
     tunnels.length = 0;
     const dir = mkdtempSync(join(tmpdir(), 'proxy-'));
-    const cfg = sinkSchema.parse({ type: 'log-analytics', workspaceId: mock.workspaceId, endpoint: mock.url, sharedKeyFile: writeSecretFile(dir, 'k', mock.sharedKey) });
+    const cfg = sinkSchema.parse({
+      type: 'log-analytics',
+      workspaceId: mock.workspaceId,
+      endpoint: mock.url,
+      sharedKeyFile: writeSecretFile(dir, 'k', mock.sharedKey),
+    });
     const sink = createSink(cfg, { ca: mock.caPem, env: { HTTPS_PROXY: proxyUrl, NO_PROXY: '127.0.0.1' } });
     expect((await sink.send([{ Activity: 'direct' }])).status).toBe('success');
     expect(tunnels).toEqual([]);

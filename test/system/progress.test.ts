@@ -14,7 +14,11 @@ describe('waits say what they are doing', () => {
     const { stream, written } = fakeStream(isTTY);
     const step = createStep(stream, env);
     expect(await step('waiting for the forwarder to answer (up to 15 s)', async () => 42)).toBe(42);
-    await expect(step('stopping the forwarder', async () => { throw new Error('boom'); })).rejects.toThrow('boom');
+    await expect(
+      step('stopping the forwarder', async () => {
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
     expect(written).toEqual(['waiting for the forwarder to answer (up to 15 s)…\n', 'stopping the forwarder…\n']);
   });
 });

@@ -5,7 +5,9 @@ import { cancelledOnExit } from '../../src/system/prompts.js';
 
 describe('Ctrl-C at a prompt', () => {
   it('is "cancelled" with exit 130, not inquirer\'s force-closed message', async () => {
-    const err = await cancelledOnExit(Promise.reject(new ExitPromptError('User force closed the prompt with SIGINT'))).catch((e: unknown) => e);
+    const err = await cancelledOnExit(Promise.reject(new ExitPromptError('User force closed the prompt with SIGINT'))).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(CliError);
     expect(formatError(err)).toBe('cancelled');
     expect((err as CliError).exitCode).toBe(130);

@@ -21,6 +21,8 @@ describe('a prompt that cannot be shown says why', () => {
     const p = createPrompter();
     expect(p.interactive).toBe(false);
     await expect(p.confirm('Uninstall sentinel-cef?', { default: false })).rejects.toThrow(message);
-    await expect(p.input('Workspace id', { flag: '--workspace' })).rejects.toMatchObject({ suggestion: `pass --workspace (cannot ask: ${isTTY ? 'CI is set' : 'no terminal'})` });
+    await expect(p.input('Workspace id', { flag: '--workspace' })).rejects.toMatchObject({
+      suggestion: `pass --workspace (cannot ask: ${isTTY ? 'CI is set' : 'no terminal'})`,
+    });
   });
 });

@@ -61,7 +61,10 @@ function fill(cmd: string): string[] {
     if (!(e in EXPRESSIONS)) throw new Error(`no sample value for \${${e}} in "${cmd}": add one to EXPRESSIONS`);
     return EXPRESSIONS[e];
   });
-  return expanded.split(/\s+/).filter(Boolean).map((w) => PLACEHOLDERS[w] ?? w);
+  return expanded
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((w) => PLACEHOLDERS[w] ?? w);
 }
 
 /** The CLI's commands with their actions swapped for the same option checks the real actions start with. */
@@ -85,7 +88,17 @@ function parsingProgram(): Command {
     }
   };
   const program = new Command('sentinel-cef').exitOverride();
-  for (const cmd of [parseCommand(), forwardCommand(), sendTestCommand(), demoCommand(), dcrCommand(), installCommand(), uninstallCommand(), troubleshootCommand(), deadLettersCommand()]) {
+  for (const cmd of [
+    parseCommand(),
+    forwardCommand(),
+    sendTestCommand(),
+    demoCommand(),
+    dcrCommand(),
+    installCommand(),
+    uninstallCommand(),
+    troubleshootCommand(),
+    deadLettersCommand(),
+  ]) {
     const errors: string[] = [];
     cmd.exitOverride().configureOutput({ writeErr: (s) => errors.push(s), writeOut: () => {} });
     if (cmd.commands.length === 0) {
@@ -112,7 +125,9 @@ const found = adviceCommands(sourceFiles(path.join(src, 'troubleshoot')));
 const extra = [
   { file: 'install/legacy-notice.ts', cmd: switchCommand('11111111-2222-3333-4444-555555555555') },
   { file: 'commands/dcr.ts', cmd: INSTALL_WITH_DCR },
-  ...DESTINATION_CHOICES.flatMap((c) => [...`${c.name} ${c.disabled ?? ''}`.matchAll(/`(sentinel-cef [^`]*)`/g)].map((m) => ({ file: 'install/run-install.ts', cmd: m[1] }))),
+  ...DESTINATION_CHOICES.flatMap((c) =>
+    [...`${c.name} ${c.disabled ?? ''}`.matchAll(/`(sentinel-cef [^`]*)`/g)].map((m) => ({ file: 'install/run-install.ts', cmd: m[1] })),
+  ),
 ];
 const all = [...found, ...extra];
 
@@ -126,7 +141,9 @@ describe('commands printed as advice parse with the CLI', () => {
     expect(await parses(['install', '--sink', 'logs-ingestion'])).toMatch(/--sink must be file:/);
     expect(await parses(['install', '--dce', PLACEHOLDERS['<endpoint>']])).toMatch(/go together/);
     expect(await parses(['troubleshoot', '--nope'])).toMatch(/unknown option/);
-    expect(await parses(['install', '--dce', PLACEHOLDERS['<endpoint>'], '--dcr', PLACEHOLDERS['<dcrImmutableId>'], '--managed-identity'])).toBeNull();
+    expect(
+      await parses(['install', '--dce', PLACEHOLDERS['<endpoint>'], '--dcr', PLACEHOLDERS['<dcrImmutableId>'], '--managed-identity']),
+    ).toBeNull();
     expect(await parses(['install', '--workspace', 'not-a-workspace'])).toMatch(/--workspace must be/);
   });
 

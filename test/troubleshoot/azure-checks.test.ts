@@ -42,11 +42,27 @@ describe('probeEndpoint against real local servers', () => {
   let key: string;
   beforeAll(() => {
     certDir = mkdtempSync(join(tmpdir(), 'ts-cert-'));
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-keyout', join(certDir, 'key.pem'), '-out', join(certDir, 'cert.pem'),
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        '-keyout',
+        join(certDir, 'key.pem'),
+        '-out',
+        join(certDir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
     cert = readFileSync(join(certDir, 'cert.pem'), 'utf8');
     key = readFileSync(join(certDir, 'key.pem'), 'utf8');
   });
@@ -118,13 +134,20 @@ describe('probeEndpoint against real local servers', () => {
     });
 
     it('tunnels and reports the proxy', async () => {
-      const p = await probeEndpoint(`https://localhost:${targetPort}`, { timeoutMs: 3000, env: { HTTPS_PROXY: `http://127.0.0.1:${proxyPort}` }, ca: cert });
+      const p = await probeEndpoint(`https://localhost:${targetPort}`, {
+        timeoutMs: 3000,
+        env: { HTTPS_PROXY: `http://127.0.0.1:${proxyPort}` },
+        ca: cert,
+      });
       expect(p).toMatchObject({ ok: true, httpStatus: 200, via: `127.0.0.1:${proxyPort}` });
       expect(connects.at(-1)).toBe(`CONNECT localhost:${targetPort} HTTP/1.1`);
     });
 
     it('reports a proxy that refuses CONNECT as a TCP-layer failure', async () => {
-      const p = await probeEndpoint(`https://127.0.0.1:${targetPort}`, { timeoutMs: 3000, env: { HTTPS_PROXY: `http://127.0.0.1:${proxyPort}` } });
+      const p = await probeEndpoint(`https://127.0.0.1:${targetPort}`, {
+        timeoutMs: 3000,
+        env: { HTTPS_PROXY: `http://127.0.0.1:${proxyPort}` },
+      });
       expect(p.tcpError).toContain('HTTP 403');
     });
 
@@ -149,7 +172,10 @@ describe('azure.* checks', () => {
   let azurePort: number;
   let serverDate = () => new Date().toUTCString();
   const ctxFor = (deps: Partial<TroubleshootDeps> = {}, probes = 0) =>
-    new Context(troubleshootOptionsSchema.parse({ configPath: '/etc/sentinel-cef/forwarder.json', probes }), testDeps(root, { probeEndpoint, ...deps }));
+    new Context(
+      troubleshootOptionsSchema.parse({ configPath: '/etc/sentinel-cef/forwarder.json', probes }),
+      testDeps(root, { probeEndpoint, ...deps }),
+    );
 
   beforeEach(async () => {
     root = await makeRoot();
@@ -159,7 +185,10 @@ describe('azure.* checks', () => {
     await put(
       root,
       '/etc/sentinel-cef/forwarder.json',
-      JSON.stringify({ admin: `127.0.0.1:${admin.port}`, sink: { type: 'log-analytics', workspaceId: WS, endpoint: `http://127.0.0.1:${azurePort}` } }),
+      JSON.stringify({
+        admin: `127.0.0.1:${admin.port}`,
+        sink: { type: 'log-analytics', workspaceId: WS, endpoint: `http://127.0.0.1:${azurePort}` },
+      }),
     );
   });
   afterEach(async () => {
@@ -212,12 +241,21 @@ describe('azure.* checks', () => {
       '/etc/sentinel-cef/forwarder.json',
       JSON.stringify({
         admin: `127.0.0.1:${admin.port}`,
-        sink: { type: 'logs-ingestion', endpoint: `http://127.0.0.1:${azurePort}`, dcrImmutableId: 'dcr-1', auth: { kind: 'client-secret', tenantId: 't', clientId: 'c', clientSecretFile: '/etc/sentinel-cef/secret' } },
+        sink: {
+          type: 'logs-ingestion',
+          endpoint: `http://127.0.0.1:${azurePort}`,
+          dcrImmutableId: 'dcr-1',
+          auth: { kind: 'client-secret', tenantId: 't', clientId: 'c', clientSecretFile: '/etc/sentinel-cef/secret' },
+        },
       }),
     );
     admin.health = health({ lastDelivery: null });
     const bad = await azure.checkCredentials(
-      ctxFor({ getToken: async () => { throw new Error('AADSTS7000215: Invalid client secret provided.\nTrace ID: x'); } }),
+      ctxFor({
+        getToken: async () => {
+          throw new Error('AADSTS7000215: Invalid client secret provided.\nTrace ID: x');
+        },
+      }),
     );
     expect(bad.status).toBe('fail');
     expect(bad.message).toContain('AADSTS7000215');
@@ -236,12 +274,18 @@ describe('azure.* checks', () => {
   // then blame the key, and every check that sees the 403 points at the clock.
   it.each([
     ['by the endpoint Date header', 7 * 60_000, 'Forbidden: InvalidAuthorization'],
-    ['by the forwarder delivery hint alone', 0, "HTTP 403 InvalidAuthorization; this machine's clock is 1200 s off (behind the service's Date header)"],
+    [
+      'by the forwarder delivery hint alone',
+      0,
+      "HTTP 403 InvalidAuthorization; this machine's clock is 1200 s off (behind the service's Date header)",
+    ],
   ])('a skewed clock (%s) is the one cause of the 403s', async (_name, ahead, error) => {
     serverDate = () => new Date(Date.now() + ahead).toUTCString();
     admin.health = health({ sink: 'log-analytics', lastDelivery: { ok: false, at: 'now', httpStatus: 403, error } });
     // Every probe reaches the forwarder and is refused like the rows.
-    admin.probes = { get: (id: string) => ({ id, received: true, accepted: false, error: 'HTTP 403 Forbidden' }) } as unknown as FakeAdmin['probes'];
+    admin.probes = {
+      get: (id: string) => ({ id, received: true, accepted: false, error: 'HTTP 403 Forbidden' }),
+    } as unknown as FakeAdmin['probes'];
     const report = await runTroubleshoot(
       { configPath: '/etc/sentinel-cef/forwarder.json', probes: 1, timeoutSec: 1 },
       testDeps(root, { probeEndpoint, sendSyslog: async () => {} }),

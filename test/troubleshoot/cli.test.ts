@@ -67,7 +67,12 @@ describe('sentinel-cef troubleshoot (built CLI)', () => {
   it('--fix on a terminal with CI=true refuses to ask, as every command does in CI (one interactivity rule)', async () => {
     // script(1) gives the CLI a real pty on stdin and stderr; CI=true must still win.
     const cmd = `${bin} troubleshoot --root ${root} --probes 0 --fix`;
-    const r = await execa('script', ['-qec', cmd, '/dev/null'], { env: { ...env, TERM: 'xterm' }, reject: false, input: '', timeout: 30_000 });
+    const r = await execa('script', ['-qec', cmd, '/dev/null'], {
+      env: { ...env, TERM: 'xterm' },
+      reject: false,
+      input: '',
+      timeout: 30_000,
+    });
     expect(r.stdout.replace(/\r/g, '')).toContain('--fix needs a terminal to ask before each fix — add --yes');
     expect(r.exitCode).toBe(2);
   });
@@ -79,7 +84,14 @@ describe('renderHuman', () => {
       {
         ok: false,
         checks: [
-          { id: 'forwarder.running', title: 'Forwarder service running', group: 'forwarder', status: 'fail', message: 'no process', fix: 'start it' },
+          {
+            id: 'forwarder.running',
+            title: 'Forwarder service running',
+            group: 'forwarder',
+            status: 'fail',
+            message: 'no process',
+            fix: 'start it',
+          },
           { id: 'daemon.running', title: 'Syslog daemon running', group: 'daemon', status: 'pass', message: 'rsyslog', fix: 'unused' },
         ],
       },

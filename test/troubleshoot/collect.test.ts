@@ -50,14 +50,22 @@ describe('support bundle', () => {
     await healthyTree(root, {
       adminPort: admin.port,
       daemonPort: 514,
-      sink: { type: 'log-analytics', workspaceId: '11111111-2222-3333-4444-555555555555', sharedKeyFile: '/etc/sentinel-cef/workspace.key' },
+      sink: {
+        type: 'log-analytics',
+        workspaceId: '11111111-2222-3333-4444-555555555555',
+        sharedKeyFile: '/etc/sentinel-cef/workspace.key',
+      },
     });
     // Plant the secrets: in the key file, the config (an inline key someone added), the env and the logs.
     await put(root, '/etc/sentinel-cef/workspace.key', `${KEY}\n`, 0o600);
     const cfg = JSON.parse(await readFile(join(root, '/etc/sentinel-cef/forwarder.json'), 'utf8'));
     cfg.sink.sharedKey = KEY;
     await put(root, '/etc/sentinel-cef/forwarder.json', JSON.stringify(cfg));
-    await put(root, '/var/log/sentinel-cef/forwarder.log', `{"level":30,"msg":"posting","auth":"SharedKey 1111:${KEY}"}\nretrying with key=${KEY}\n`);
+    await put(
+      root,
+      '/var/log/sentinel-cef/forwarder.log',
+      `{"level":30,"msg":"posting","auth":"SharedKey 1111:${KEY}"}\nretrying with key=${KEY}\n`,
+    );
     await put(root, '/var/log/syslog', `Nov 22 host app: secret is ${CLIENT_SECRET}\n`);
     await put(root, '/var/lib/sentinel-cef/dead-letter.ndjson', `{"reason":"403","row":{"Message":"${KEY}"}}\n`);
   });

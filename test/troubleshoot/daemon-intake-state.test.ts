@@ -9,13 +9,18 @@ import { cleanup, healthyTree, makeRoot, put, startFakeAdmin, testDeps, type Fak
 const STATE = '/run/sentinel-cef/intake.state';
 let root: string;
 let admin: FakeAdmin | undefined;
-const ctx = () => new Context(troubleshootOptionsSchema.parse({ configPath: '/etc/sentinel-cef/forwarder.json', probes: 0 }), testDeps(root));
+const ctx = () =>
+  new Context(troubleshootOptionsSchema.parse({ configPath: '/etc/sentinel-cef/forwarder.json', probes: 0 }), testDeps(root));
 
 async function tree(o: { forwarderUp: boolean; state: string | null; stateFile?: boolean }) {
   if (o.forwarderUp) admin = await startFakeAdmin();
   const adminPort = admin?.port ?? 1;
   await healthyTree(root, { adminPort, daemonPort: 514 });
-  const config = { sink: { type: 'file', path: '/var/lib/sentinel-cef/out.ndjson' }, admin: `127.0.0.1:${adminPort}`, ...(o.stateFile === false ? {} : { intakeStateFile: STATE }) };
+  const config = {
+    sink: { type: 'file', path: '/var/lib/sentinel-cef/out.ndjson' },
+    admin: `127.0.0.1:${adminPort}`,
+    ...(o.stateFile === false ? {} : { intakeStateFile: STATE }),
+  };
   await put(root, '/etc/sentinel-cef/forwarder.json', JSON.stringify(config));
   if (o.state !== null) await put(root, STATE, o.state);
 }

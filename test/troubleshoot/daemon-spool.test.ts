@@ -36,7 +36,14 @@ async function openFd(fd: number, path: string, pos: number, mode: 'read' | 'wri
 }
 
 /** A syslog-ng disk-buffer header as qdisk.c lays it out (native byte order, flag at byte 5). */
-function qdiskHeader(h: { length: number; backlogLen?: number; readHead: number; writeHead: number; backlogHead?: number; bigEndian?: boolean }): Buffer {
+function qdiskHeader(h: {
+  length: number;
+  backlogLen?: number;
+  readHead: number;
+  writeHead: number;
+  backlogHead?: number;
+  bigEndian?: boolean;
+}): Buffer {
   const b = Buffer.alloc(4096);
   b.write('SLRQ', 0, 'latin1');
   b[4] = 1;
@@ -71,7 +78,11 @@ afterEach(async () => {
 async function rsyslogTree(o: { forwarderUp: boolean; spoolDirectory?: string; rsyslogConf?: string }) {
   if (o.forwarderUp) admin = await startFakeAdmin();
   await healthyTree(root, { adminPort: admin?.port ?? 1, daemonPort: 514, dropIn: dropIn(o.spoolDirectory) });
-  await put(root, '/etc/rsyslog.conf', o.rsyslogConf ?? `module(load="imuxsock")\n$WorkDirectory ${SPOOL}\n$IncludeConfig /etc/rsyslog.d/*.conf\n`);
+  await put(
+    root,
+    '/etc/rsyslog.conf',
+    o.rsyslogConf ?? `module(load="imuxsock")\n$WorkDirectory ${SPOOL}\n$IncludeConfig /etc/rsyslog.d/*.conf\n`,
+  );
 }
 
 describe('daemon.spool on rsyslog', () => {
@@ -107,7 +118,9 @@ describe('daemon.spool on rsyslog', () => {
     const r = await daemon.checkSpool(ctxFor());
     expect(r.status).toBe('warn');
     // 4000 unread in file 1, all 3000 of file 2.
-    expect(r.message).toMatch(/^7000 bytes of CEF wait in rsyslog's disk queue \(\/var\/spool\/rsyslog\) for the forwarder, which is not accepting \(http:\/\/127\.0\.0\.1:1\/healthz: /);
+    expect(r.message).toMatch(
+      /^7000 bytes of CEF wait in rsyslog's disk queue \(\/var\/spool\/rsyslog\) for the forwarder, which is not accepting \(http:\/\/127\.0\.0\.1:1\/healthz: /,
+    );
     expect(r.message).not.toContain('#2646');
     expect(r.fix).toContain('forwarder.running');
     expect(r.safeFix).toBeUndefined();
@@ -150,9 +163,13 @@ describe('daemon.spool on rsyslog', () => {
     await spoolFile(`${SPOOL}/sentinel-cef-fwd.00000001`, 52_000, 90);
     await openFd(21, `${SPOOL}/sentinel-cef-fwd.00000001`, 4096);
     const restarted: string[] = [];
-    const r = await daemon.checkSpool(ctxFor({ services: { startForwarder: async () => '', restartDaemon: async (d) => (restarted.push(d), 'ok') } }));
+    const r = await daemon.checkSpool(
+      ctxFor({ services: { startForwarder: async () => '', restartDaemon: async (d) => (restarted.push(d), 'ok') } }),
+    );
     expect(r.status).toBe('warn');
-    expect(r.message).toContain(`${52_000 - 4096} bytes of CEF wait in rsyslog's disk queue (/var/spool/rsyslog), files unchanged for 90 s`);
+    expect(r.message).toContain(
+      `${52_000 - 4096} bytes of CEF wait in rsyslog's disk queue (/var/spool/rsyslog), files unchanged for 90 s`,
+    );
     expect(r.message).toContain('holds no connection to it, so its forwarding action is suspended');
     expect(r.message).toContain('action.resumeInterval');
     expect(r.message).not.toContain('#2646');
@@ -164,7 +181,11 @@ describe('daemon.spool on rsyslog', () => {
 
   it('without an admin endpoint, takes a listener on the intake port as the forwarder being up', async () => {
     await rsyslogTree({ forwarderUp: false });
-    await put(root, '/etc/sentinel-cef/forwarder.json', JSON.stringify({ sink: { type: 'file', path: '/var/lib/sentinel-cef/out.ndjson' }, admin: false }));
+    await put(
+      root,
+      '/etc/sentinel-cef/forwarder.json',
+      JSON.stringify({ sink: { type: 'file', path: '/var/lib/sentinel-cef/out.ndjson' }, admin: false }),
+    );
     await spoolFile(`${SPOOL}/sentinel-cef-fwd.00000001`, 8000, 120);
     await openFd(21, `${SPOOL}/sentinel-cef-fwd.00000001`, 0);
     const up = await daemon.checkSpool(ctxFor());
@@ -321,7 +342,12 @@ describe('daemon.spool on syslog-ng', () => {
   it('counts messages and bytes from the headers of non-empty buffers, in either byte order', async () => {
     await ngTree({ forwarderUp: false });
     await rqf('syslog-ng-00000.rqf', qdiskHeader({ length: 3, readHead: 4096, writeHead: 4096 + 900 }), 900, 600);
-    await rqf('syslog-ng-00001.rqf', qdiskHeader({ length: 1, backlogLen: 1, readHead: 4396, writeHead: 4696, backlogHead: 4096, bigEndian: true }), 600, 300);
+    await rqf(
+      'syslog-ng-00001.rqf',
+      qdiskHeader({ length: 1, backlogLen: 1, readHead: 4396, writeHead: 4696, backlogHead: 4096, bigEndian: true }),
+      600,
+      300,
+    );
     await rqf('syslog-ng-00002.rqf', qdiskHeader({ length: 0, readHead: 4096, writeHead: 4096 }), 0, 10);
     const r = await daemon.checkSpool(ctxFor());
     expect(r.status).toBe('warn');
@@ -344,18 +370,34 @@ describe('daemon.spool on syslog-ng', () => {
 
 describe('spool file parsers', () => {
   it('finds our omfwd queue in the drop-in, ignoring comments', () => {
-    expect(parseRsyslogDropInQueue(dropIn('/var/spool/rsyslog'))).toEqual({ filename: 'sentinel-cef-fwd', spoolDirectory: '/var/spool/rsyslog' });
+    expect(parseRsyslogDropInQueue(dropIn('/var/spool/rsyslog'))).toEqual({
+      filename: 'sentinel-cef-fwd',
+      spoolDirectory: '/var/spool/rsyslog',
+    });
     expect(parseRsyslogDropInQueue(dropIn())).toEqual({ filename: 'sentinel-cef-fwd', spoolDirectory: undefined });
     expect(parseRsyslogDropInQueue('# action(type="omfwd" queue.filename="x")\n')).toBeNull();
     // install renders an omrelp action when rsyslog has omrelp: same queue.
-    expect(parseRsyslogDropInQueue(dropIn().replace('type="omfwd"', 'type="omrelp"').replace(/ protocol="tcp"| TCP_Framing="octet-counted"/g, ''))).toEqual({ filename: 'sentinel-cef-fwd', spoolDirectory: undefined });
+    expect(
+      parseRsyslogDropInQueue(
+        dropIn()
+          .replace('type="omfwd"', 'type="omrelp"')
+          .replace(/ protocol="tcp"| TCP_Framing="octet-counted"/g, ''),
+      ),
+    ).toEqual({ filename: 'sentinel-cef-fwd', spoolDirectory: undefined });
   });
   it("reads the .qi's queue size and bytes on disk", () => {
-    expect(parseRsyslogQi('<OPB:1:qqueue:1:\n+iQueueSize:2:2:17:\n+tVars.disk.sizeOnDisk:2:4:9000:\n>End\n')).toEqual({ messages: 17, bytes: 9000 });
+    expect(parseRsyslogQi('<OPB:1:qqueue:1:\n+iQueueSize:2:2:17:\n+tVars.disk.sizeOnDisk:2:4:9000:\n>End\n')).toEqual({
+      messages: 17,
+      bytes: 9000,
+    });
     expect(parseRsyslogQi('garbage')).toEqual({ messages: null, bytes: null });
   });
   it('rejects a short disk-buffer header', () => {
     expect(parseQdiskHeader(Buffer.alloc(10))).toBeNull();
-    expect(parseQdiskHeader(qdiskHeader({ length: 7, readHead: 4096, writeHead: 5000, bigEndian: true }))).toMatchObject({ magic: 'SLRQ', length: 7, writeHead: 5000 });
+    expect(parseQdiskHeader(qdiskHeader({ length: 7, readHead: 4096, writeHead: 5000, bigEndian: true }))).toMatchObject({
+      magic: 'SLRQ',
+      length: 7,
+      writeHead: 5000,
+    });
   });
 });

@@ -7,7 +7,10 @@ import { addProcess, cleanup, fakeExec, healthyTree, makeRoot, procNet, put, tes
 
 let root: string;
 const ctxFor = (deps: Partial<TroubleshootDeps> = {}, opts: Record<string, unknown> = {}) =>
-  new Context(troubleshootOptionsSchema.parse({ configPath: '/etc/sentinel-cef/forwarder.json', probes: 0, ...opts }), testDeps(root, deps));
+  new Context(
+    troubleshootOptionsSchema.parse({ configPath: '/etc/sentinel-cef/forwarder.json', probes: 0, ...opts }),
+    testDeps(root, deps),
+  );
 
 beforeEach(async () => {
   root = await makeRoot();
@@ -67,7 +70,8 @@ describe('daemon.dropin', () => {
     expect(r.message).toContain('not stopped');
   });
   it('reports drift against what install renders, ignoring the version header, and re-renders as the safe fix', async () => {
-    const rendered = '# Managed by sentinel-cef 0.2.0.\nif ($rawmsg contains "CEF:") then {\n  action(type="omfwd" target="127.0.0.1" port="25226" protocol="tcp")\n  stop\n}\n';
+    const rendered =
+      '# Managed by sentinel-cef 0.2.0.\nif ($rawmsg contains "CEF:") then {\n  action(type="omfwd" target="127.0.0.1" port="25226" protocol="tcp")\n  stop\n}\n';
     const calls: string[] = [];
     const written: Array<[string, string]> = [];
     const deps: Partial<TroubleshootDeps> = {
@@ -91,17 +95,37 @@ describe('daemon.dropin', () => {
     root = await makeRoot();
     await healthyTree(root, { adminPort: 1, daemonPort: 514, daemon: 'syslog-ng' });
     expect((await daemon.checkDropIn(ctxFor())).status).toBe('pass');
-    await put(root, '/etc/syslog-ng/conf.d/sentinel-cef.conf', 'destination d { syslog("127.0.0.1" port(25226)); };\nlog { source(s); destination(d); };\n');
+    await put(
+      root,
+      '/etc/syslog-ng/conf.d/sentinel-cef.conf',
+      'destination d { syslog("127.0.0.1" port(25226)); };\nlog { source(s); destination(d); };\n',
+    );
     expect((await daemon.checkDropIn(ctxFor())).message).toContain('flags(final)');
   });
 });
 
 describe('daemon.syntax', () => {
   it('runs rsyslogd -N1 and reports the error line', async () => {
-    const ok = await daemon.checkSyntax(ctxFor({ exec: fakeExec({ 'rsyslogd -N1': { stderr: 'rsyslogd: version 8, config validation run (level 1), master config /etc/rsyslog.conf\nEnd of config validation run. Bye.' } }) }));
+    const ok = await daemon.checkSyntax(
+      ctxFor({
+        exec: fakeExec({
+          'rsyslogd -N1': {
+            stderr:
+              'rsyslogd: version 8, config validation run (level 1), master config /etc/rsyslog.conf\nEnd of config validation run. Bye.',
+          },
+        }),
+      }),
+    );
     expect(ok.status).toBe('pass');
     const bad = await daemon.checkSyntax(
-      ctxFor({ exec: fakeExec({ 'rsyslogd -N1': { exitCode: 1, stderr: 'rsyslogd: error during parsing file /etc/rsyslog.d/10-sentinel-cef.conf, on or before line 3: invalid character' } }) }),
+      ctxFor({
+        exec: fakeExec({
+          'rsyslogd -N1': {
+            exitCode: 1,
+            stderr: 'rsyslogd: error during parsing file /etc/rsyslog.d/10-sentinel-cef.conf, on or before line 3: invalid character',
+          },
+        }),
+      }),
     );
     expect(bad.status).toBe('fail');
     expect(bad.message).toContain('on or before line 3');
@@ -239,11 +263,17 @@ describe('daemon.max-message-size and daemon.rate-limit', () => {
     await put(root, '/etc/rsyslog.conf', '$MaxMessageSize 2k\n');
     const low = await daemon.checkMaxMessageSize(ctxFor());
     expect(low.status).toBe('warn');
-    expect(low.fix).toBe('change $MaxMessageSize 2k in /etc/rsyslog.conf to $MaxMessageSize 64k (it must stay before any input), then restart rsyslog');
+    expect(low.fix).toBe(
+      'change $MaxMessageSize 2k in /etc/rsyslog.conf to $MaxMessageSize 64k (it must stay before any input), then restart rsyslog',
+    );
   });
   it('warns about imjournal and imuxsock rate limits, ignoring comments', async () => {
     expect((await daemon.checkRateLimit(ctxFor())).status).toBe('pass');
-    await put(root, '/etc/rsyslog.conf', '# module(load="imjournal")\nmodule(load="imuxsock" SysSock.RateLimit.Interval="5" SysSock.RateLimit.Burst="200")\n');
+    await put(
+      root,
+      '/etc/rsyslog.conf',
+      '# module(load="imjournal")\nmodule(load="imuxsock" SysSock.RateLimit.Interval="5" SysSock.RateLimit.Burst="200")\n',
+    );
     const r = await daemon.checkRateLimit(ctxFor());
     expect(r.status).toBe('warn');
     expect(r.message).toContain('imuxsock drops above 200 messages per 5s');
@@ -253,11 +283,44 @@ describe('daemon.max-message-size and daemon.rate-limit', () => {
 
 describe('system.firewall', () => {
   it.each([
-    ['firewalld blocking', { 'firewall-cmd --state': { stdout: 'running\n' }, 'firewall-cmd --list-ports': { stdout: '22/tcp\n' }, 'firewall-cmd --list-services': { stdout: 'ssh dhcpv6-client\n' } }, 'fail', /firewall-cmd --permanent --add-port=514\/tcp/],
-    ['firewalld open', { 'firewall-cmd --state': { stdout: 'running\n' }, 'firewall-cmd --list-ports': { stdout: '514/tcp 514/udp\n' }, 'firewall-cmd --list-services': { stdout: '' } }, 'pass', null],
-    ['ufw blocking', { 'ufw status': { stdout: 'Status: active\n\nTo Action From\n22/tcp ALLOW Anywhere\n' } }, 'fail', /ufw allow 514\/tcp/],
+    [
+      'firewalld blocking',
+      {
+        'firewall-cmd --state': { stdout: 'running\n' },
+        'firewall-cmd --list-ports': { stdout: '22/tcp\n' },
+        'firewall-cmd --list-services': { stdout: 'ssh dhcpv6-client\n' },
+      },
+      'fail',
+      /firewall-cmd --permanent --add-port=514\/tcp/,
+    ],
+    [
+      'firewalld open',
+      {
+        'firewall-cmd --state': { stdout: 'running\n' },
+        'firewall-cmd --list-ports': { stdout: '514/tcp 514/udp\n' },
+        'firewall-cmd --list-services': { stdout: '' },
+      },
+      'pass',
+      null,
+    ],
+    [
+      'ufw blocking',
+      { 'ufw status': { stdout: 'Status: active\n\nTo Action From\n22/tcp ALLOW Anywhere\n' } },
+      'fail',
+      /ufw allow 514\/tcp/,
+    ],
     ['ufw open', { 'ufw status': { stdout: 'Status: active\n\n514 ALLOW Anywhere\n' } }, 'pass', null],
-    ['iptables drop policy', { 'iptables-save -t filter': { stdout: '*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -p udp -m udp --dport 514 -j ACCEPT\nCOMMIT\n' } }, 'fail', /^iptables -I INPUT 1 -p tcp --dport 514 -j ACCEPT; rules added with iptables are lost at reboot/],
+    [
+      'iptables drop policy',
+      {
+        'iptables-save -t filter': {
+          stdout:
+            '*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -p udp -m udp --dport 514 -j ACCEPT\nCOMMIT\n',
+        },
+      },
+      'fail',
+      /^iptables -I INPUT 1 -p tcp --dport 514 -j ACCEPT; rules added with iptables are lost at reboot/,
+    ],
     ['iptables accept policy', { 'iptables-save -t filter': { stdout: '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n' } }, 'pass', null],
   ] as const)('%s', async (_n, table, status, fix) => {
     const calls: string[] = [];
@@ -279,7 +342,11 @@ describe('system.selinux', () => {
   });
   it('fails in enforcing mode when the forwarder port is not labelled', async () => {
     await put(root, '/sys/fs/selinux/enforce', '1');
-    const semanage = { 'semanage port -l': { stdout: 'syslogd_port_t                 tcp      601, 20514\nsyslogd_port_t                 udp      514, 601, 20514\n' } };
+    const semanage = {
+      'semanage port -l': {
+        stdout: 'syslogd_port_t                 tcp      601, 20514\nsyslogd_port_t                 udp      514, 601, 20514\n',
+      },
+    };
     const r = await system.checkSelinux(ctxFor({ exec: fakeExec(semanage) }));
     expect(r.status).toBe('fail');
     expect(r.message).toContain('514/tcp, 25226/tcp not labelled');
@@ -297,7 +364,11 @@ describe('system.disk', () => {
     expect(r.status).toBe(status);
   });
   it('budgets the dead-letter cap beside the queue when both share a filesystem', async () => {
-    const config = { sink: { type: 'file', path: '/var/lib/sentinel-cef/rows.ndjson' }, queue: { maxBytes: 1024 ** 3 }, deadLetter: { maxBytes: 2 * 1024 ** 3 } };
+    const config = {
+      sink: { type: 'file', path: '/var/lib/sentinel-cef/rows.ndjson' },
+      queue: { maxBytes: 1024 ** 3 },
+      deadLetter: { maxBytes: 2 * 1024 ** 3 },
+    };
     await put(root, '/etc/sentinel-cef/forwarder.json', JSON.stringify(config));
     // 2 GiB free of 10: enough for the queue alone (1 GiB), not for the queue and the dead-letter files (3 GiB).
     const r = await system.checkDisk(ctxFor({ statfs: async () => ({ free: 2 * 1024 ** 3, total: 10 * 1024 ** 3 }) }));
@@ -309,7 +380,11 @@ describe('system.disk', () => {
 describe('system.duplicates and system.legacy-agents', () => {
   it('finds a rule sending Syslog to the Azure Monitor agent', async () => {
     expect((await system.checkDuplicates(ctxFor())).status).toBe('pass');
-    await put(root, '/etc/rsyslog.d/10-azuremonitoragent-omfwd.conf', '*.* action(type="omfwd" target="127.0.0.1" port="28330" protocol="tcp")\n');
+    await put(
+      root,
+      '/etc/rsyslog.d/10-azuremonitoragent-omfwd.conf',
+      '*.* action(type="omfwd" target="127.0.0.1" port="28330" protocol="tcp")\n',
+    );
     const r = await system.checkDuplicates(ctxFor());
     expect(r.status).toBe('warn');
     expect(r.message).toContain('10-azuremonitoragent-omfwd.conf');
@@ -318,7 +393,14 @@ describe('system.duplicates and system.legacy-agents', () => {
   it('fails on OMS agent leftovers and a foreign process on 25226', async () => {
     expect((await system.checkLegacyAgents(ctxFor())).status).toBe('pass');
     await put(root, '/etc/rsyslog.d/security-config-omsagent.conf', 'if $rawmsg contains "CEF:" then @@127.0.0.1:25226\n');
-    await put(root, '/proc/net/tcp', procNet([{ local: ['127.0.0.1', 25226], st: '0A', inode: 6001 }, { local: ['127.0.0.1', 28330], st: '0A', inode: 6002 }]));
+    await put(
+      root,
+      '/proc/net/tcp',
+      procNet([
+        { local: ['127.0.0.1', 25226], st: '0A', inode: 6001 },
+        { local: ['127.0.0.1', 28330], st: '0A', inode: 6002 },
+      ]),
+    );
     await addProcess(root, 600, 'ruby', ['/opt/microsoft/omsagent/ruby/bin/ruby'], [6001, 6002]);
     const r = await system.checkLegacyAgents(ctxFor());
     expect(r.status).toBe('fail');

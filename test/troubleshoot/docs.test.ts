@@ -73,10 +73,17 @@ describe('the README CI example, run as a GitHub runner runs it', () => {
     const step = ciSteps(readme()).find((s) => s.run.includes('troubleshoot --json'))!;
     expect(step.run).toContain('| tee troubleshoot.json');
     // The same line, with the local build for `sudo npx sentinel-cef`, pointed at the broken tree.
-    const line = step.run.replace('sudo npx sentinel-cef troubleshoot', `node ${join(repo, 'dist/cli.js')} troubleshoot --root ${root} --port ${port} --timeout 2`);
+    const line = step.run.replace(
+      'sudo npx sentinel-cef troubleshoot',
+      `node ${join(repo, 'dist/cli.js')} troubleshoot --root ${root} --port ${port} --timeout 2`,
+    );
     await writeFile(join(dir, 'step.sh'), `${line}\n`);
     const [cmd, ...args] = runnerShell(step.shell);
-    const r = await execa(cmd, [...args, join(dir, 'step.sh')], { cwd: dir, reject: false, env: { CI: 'true', NO_COLOR: '1', PATH: process.env.PATH ?? '' } });
+    const r = await execa(cmd, [...args, join(dir, 'step.sh')], {
+      cwd: dir,
+      reject: false,
+      env: { CI: 'true', NO_COLOR: '1', PATH: process.env.PATH ?? '' },
+    });
     expect(r.exitCode).not.toBe(0);
     const report = JSON.parse(await readFile(join(dir, 'troubleshoot.json'), 'utf8'));
     expect(report.ok).toBe(false);

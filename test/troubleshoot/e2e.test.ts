@@ -51,7 +51,8 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
       const id = probeIdOf(msg);
       if (!id || behaviour === 'drop') return;
       const now = new Date().toISOString();
-      if (behaviour === 'deliver') admin.probes.set(id, { id, received: true, receivedAt: now, accepted: true, acceptedAt: now, latencyMs: 12 });
+      if (behaviour === 'deliver')
+        admin.probes.set(id, { id, received: true, receivedAt: now, accepted: true, acceptedAt: now, latencyMs: 12 });
       else {
         admin.probes.set(id, { id, received: true, receivedAt: now, accepted: false, error: 'HTTP 403: Forbidden' });
         // The forwarder's health turns only once the probes have gone through: checks must read it after them.
@@ -82,10 +83,14 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
   it('locates probes the daemon received but did not forward', async () => {
     behaviour = 'drop';
     // The daemon holds no connection to the forwarder.
-    await put(root, '/proc/net/tcp', procNet([
-      { local: ['0.0.0.0', daemon!.port], st: '0A', inode: 1001 },
-      { local: ['127.0.0.1', 25226], st: '0A', inode: 2001 },
-    ]));
+    await put(
+      root,
+      '/proc/net/tcp',
+      procNet([
+        { local: ['0.0.0.0', daemon!.port], st: '0A', inode: 1001 },
+        { local: ['127.0.0.1', 25226], st: '0A', inode: 2001 },
+      ]),
+    );
     const r = await runTroubleshoot(opts(), testDeps(root));
     const p = get(r.checks, 'e2e.probes');
     expect(p.status).toBe('fail');
@@ -114,7 +119,11 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
   it('names the rule that also writes CEF to /var/log/syslog and how to move it', async () => {
     behaviour = 'drop';
     await put(root, '/var/log/syslog', '');
-    await put(root, '/etc/rsyslog.conf', 'module(load="imuxsock")\n*.*;auth,authpriv.none\t\t-/var/log/syslog\n$IncludeConfig /etc/rsyslog.d/*.conf\n');
+    await put(
+      root,
+      '/etc/rsyslog.conf',
+      'module(load="imuxsock")\n*.*;auth,authpriv.none\t\t-/var/log/syslog\n$IncludeConfig /etc/rsyslog.d/*.conf\n',
+    );
     const deps = testDeps(root);
     const send = deps.sendSyslog;
     deps.sendSyslog = async (t, m) => {
@@ -143,7 +152,7 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
   it('locates probes that never reached a daemon: nothing listening', async () => {
     await daemon!.close();
     daemon = undefined;
-    const closedPort = (await startFakeDaemon(() => {}));
+    const closedPort = await startFakeDaemon(() => {});
     const p0 = closedPort.port;
     await closedPort.close();
     await put(root, '/proc/net/tcp', procNet([{ local: ['127.0.0.1', 25226], st: '0A', inode: 2001 }]));
@@ -158,10 +167,14 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
 
   it('names the program holding the port when it is not the daemon', async () => {
     await addProcess(root, 500, 'nc', ['nc', '-l', String(daemon!.port)], [9001]);
-    await put(root, '/proc/net/tcp', procNet([
-      { local: ['0.0.0.0', daemon!.port], st: '0A', inode: 9001 },
-      { local: ['127.0.0.1', 25226], st: '0A', inode: 2001 },
-    ]));
+    await put(
+      root,
+      '/proc/net/tcp',
+      procNet([
+        { local: ['0.0.0.0', daemon!.port], st: '0A', inode: 9001 },
+        { local: ['127.0.0.1', 25226], st: '0A', inode: 2001 },
+      ]),
+    );
     await put(root, '/proc/net/udp', procNet([{ local: ['0.0.0.0', daemon!.port], st: '07', inode: 9002 }]));
     behaviour = 'drop';
     const r = await runTroubleshoot(opts(), testDeps(root));
@@ -184,7 +197,8 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
   // Issue 16 item 3: UDP probes the firewall drops never reached the daemon; they were not "not forwarded".
   it('places probes a firewall rule drops before the daemon, naming the rule', async () => {
     behaviour = 'drop';
-    const save = '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -p udp -m udp --dport PORT -j DROP\nCOMMIT\n';
+    const save =
+      '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -p udp -m udp --dport PORT -j DROP\nCOMMIT\n';
     const exec = fakeExec({ 'iptables-save -t filter': { stdout: save.replace('PORT', String(daemon!.port)) } });
     const r = await runTroubleshoot(opts(), testDeps(root, { exec }));
     const p = get(r.checks, 'e2e.probes');
@@ -192,7 +206,9 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
     const udp = (p.details?.probes as Array<{ transport: string; stage: string; evidence: string[] }>).filter((x) => x.transport === 'udp');
     for (const x of udp) {
       expect(x.stage).toBe('daemon-not-receiving');
-      expect(x.evidence).toContain(`the firewall drops ${daemon!.port}/udp: rule 2 of chain INPUT (-A INPUT -p udp -m udp --dport ${daemon!.port} -j DROP)`);
+      expect(x.evidence).toContain(
+        `the firewall drops ${daemon!.port}/udp: rule 2 of chain INPUT (-A INPUT -p udp -m udp --dport ${daemon!.port} -j DROP)`,
+      );
     }
     expect(p.message).not.toMatch(/udp probes? reached the daemon but were not forwarded/);
     expect(p.fix).toContain('system.firewall');
@@ -203,7 +219,14 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
   it('names the transport mismatch, not a down forwarder, when the forwarder listens on UDP only', async () => {
     behaviour = 'drop';
     await put(root, '/proc/net/tcp', procNet([{ local: ['0.0.0.0', daemon!.port], st: '0A', inode: 1001 }]));
-    await put(root, '/proc/net/udp', procNet([{ local: ['0.0.0.0', daemon!.port], st: '07', inode: 1002 }, { local: ['127.0.0.1', 25226], st: '07', inode: 2001 }]));
+    await put(
+      root,
+      '/proc/net/udp',
+      procNet([
+        { local: ['0.0.0.0', daemon!.port], st: '07', inode: 1002 },
+        { local: ['127.0.0.1', 25226], st: '07', inode: 2001 },
+      ]),
+    );
     const r = await runTroubleshoot(opts(), testDeps(root));
     const p = get(r.checks, 'e2e.probes');
     expect(p.details?.stoppedAt).toBe('daemon-not-forwarding');
@@ -249,15 +272,26 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
   });
 
   it('--capture: reports tcpdump missing as a skip, and a capture as evidence per port', async () => {
-    const none = await runTroubleshoot({ ...opts(), capture: true }, testDeps(root, { startCapture: async () => ({ unavailable: 'tcpdump is not installed (apt-get install tcpdump)' }) }));
-    expect(get(none.checks, 'e2e.capture')).toMatchObject({ status: 'skip', message: 'tcpdump is not installed (apt-get install tcpdump)' });
+    const none = await runTroubleshoot(
+      { ...opts(), capture: true },
+      testDeps(root, { startCapture: async () => ({ unavailable: 'tcpdump is not installed (apt-get install tcpdump)' }) }),
+    );
+    expect(get(none.checks, 'e2e.capture')).toMatchObject({
+      status: 'skip',
+      message: 'tcpdump is not installed (apt-get install tcpdump)',
+    });
     const sent: string[] = [];
     const deps = testDeps(root, {
       startCapture: async (ports) => {
         expect(ports).toEqual([daemon!.port, 25226]);
         return {
           stop: async () =>
-            sent.map((m) => `09:00:00.1 lo In IP 127.0.0.1.40000 > 127.0.0.1.${daemon!.port}: UDP, length 9\n${m}\n09:00:00.2 lo In IP 127.0.0.1.40001 > 127.0.0.1.25226: Flags [P.]\n${m}`).join('\n'),
+            sent
+              .map(
+                (m) =>
+                  `09:00:00.1 lo In IP 127.0.0.1.40000 > 127.0.0.1.${daemon!.port}: UDP, length 9\n${m}\n09:00:00.2 lo In IP 127.0.0.1.40001 > 127.0.0.1.25226: Flags [P.]\n${m}`,
+              )
+              .join('\n'),
         };
       },
     });
@@ -267,7 +301,10 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
       await send(t, m);
     };
     const r = await runTroubleshoot({ ...opts(), capture: true }, deps);
-    expect(get(r.checks, 'e2e.capture')).toMatchObject({ status: 'pass', message: `4/4 probes seen on port ${daemon!.port}, 4/4 on the forwarder port` });
+    expect(get(r.checks, 'e2e.capture')).toMatchObject({
+      status: 'pass',
+      message: `4/4 probes seen on port ${daemon!.port}, 4/4 on the forwarder port`,
+    });
   });
 
   it('skips the probes with --probes 0 and finishes quickly', async () => {

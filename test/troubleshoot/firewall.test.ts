@@ -18,7 +18,12 @@ describe('netfilter evaluation (recorded iptables-save / nft -j output)', () => 
     ['iptables-specific-drop.txt', pkt('tcp'), 'accept', 'the ACCEPT policy of chain INPUT'],
     // The source-limited accept applies to some senders only; the jump's chain drops the rest.
     ['iptables-user-chain.txt', pkt('tcp'), 'drop', 'rule 2 of chain LOGDROP (-A LOGDROP -j DROP)'],
-    ['iptables-user-chain.txt', pkt('udp'), 'accept', 'rule 4 of chain INPUT (-A INPUT -p udp -m udp --dport 514 -m comment --comment "syslog from anywhere" -j ACCEPT)'],
+    [
+      'iptables-user-chain.txt',
+      pkt('udp'),
+      'accept',
+      'rule 4 of chain INPUT (-A INPUT -p udp -m udp --dport 514 -m comment --comment "syslog from anywhere" -j ACCEPT)',
+    ],
     ['iptables-open.txt', pkt('tcp'), 'accept', 'rule 2 of chain INPUT (-A INPUT -p tcp -m tcp --dport 514 -j ACCEPT)'],
     ['iptables-open.txt', pkt('udp', 'lo'), 'accept', 'rule 1 of chain INPUT (-A INPUT -i lo -j ACCEPT)'],
   ] as const)('%s %o: %s by %s', (file, p, action, by) => {
@@ -51,7 +56,9 @@ describe('system.firewall with iptables/nftables rules', () => {
     const programs: Record<string, object> = { 'iptables-save -t filter': { stdout: fixture('iptables-specific-drop.txt') } };
     const r = await system.checkFirewall(ctxFor({ exec: fakeExec(programs as never, calls) }));
     expect(r.status).toBe('fail');
-    expect(r.message).toBe('514/udp is dropped by rule 3 of chain INPUT (-A INPUT -p udp -m udp --dport 514 -j DROP): remote devices cannot reach the daemon');
+    expect(r.message).toBe(
+      '514/udp is dropped by rule 3 of chain INPUT (-A INPUT -p udp -m udp --dport 514 -j DROP): remote devices cannot reach the daemon',
+    );
     expect(r.fix).toBe(
       'iptables -I INPUT 1 -p udp --dport 514 -j ACCEPT; rules added with iptables are lost at reboot: save them with `iptables-save > /etc/iptables/rules.v4` (package iptables-persistent)',
     );
@@ -67,14 +74,18 @@ describe('system.firewall with iptables/nftables rules', () => {
   });
 
   it('names the nft rule, inserts the accept in the base chain and says it does not survive a reboot', async () => {
-    const r = await system.checkFirewall(ctxFor({ exec: fakeExec({ 'nft -j list ruleset': { stdout: fixture('nft-specific-drop.json') } }) }));
+    const r = await system.checkFirewall(
+      ctxFor({ exec: fakeExec({ 'nft -j list ruleset': { stdout: fixture('nft-specific-drop.json') } }) }),
+    );
     expect(r.status).toBe('fail');
     expect(r.message).toContain('514/udp is dropped by rule handle 9 of chain syslog_in in table inet filter');
     expect(r.fix).toMatch(/^nft insert rule inet filter input udp dport 514 accept; rules added with nft are lost at reboot/);
   });
 
   it('passes when the rules accept both transports', async () => {
-    const r = await system.checkFirewall(ctxFor({ exec: fakeExec({ 'iptables-save -t filter': { stdout: fixture('iptables-open.txt') } }) }));
+    const r = await system.checkFirewall(
+      ctxFor({ exec: fakeExec({ 'iptables-save -t filter': { stdout: fixture('iptables-open.txt') } }) }),
+    );
     expect(r).toMatchObject({ status: 'pass', message: 'iptables allows 514/tcp and /udp' });
   });
 });

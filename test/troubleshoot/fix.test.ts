@@ -11,7 +11,8 @@ describe('--fix', () => {
   const programs = () =>
     fakeExec(
       {
-        'systemctl is-active sentinel-cef-forwarder.service': () => (active ? { stdout: 'active\n' } : { exitCode: 3, stdout: 'inactive\n' }),
+        'systemctl is-active sentinel-cef-forwarder.service': () =>
+          active ? { stdout: 'active\n' } : { exitCode: 3, stdout: 'inactive\n' },
         'systemctl restart sentinel-cef-forwarder.service': () => {
           active = true;
           return {};
@@ -63,8 +64,14 @@ describe('--fix', () => {
       { table: base.table },
     );
     const r = await runTroubleshoot({ ...opts, yes: true }, testDeps(root, { exec }));
-    expect(calls.filter((x) => x.startsWith('systemctl restart'))).toEqual(['systemctl restart sentinel-cef-forwarder.service', 'systemctl restart rsyslog']);
-    expect(r.checks.find((x) => x.id === 'daemon.running')).toMatchObject({ status: 'pass', details: { fix: { applied: true, before: 'fail' } } });
+    expect(calls.filter((x) => x.startsWith('systemctl restart'))).toEqual([
+      'systemctl restart sentinel-cef-forwarder.service',
+      'systemctl restart rsyslog',
+    ]);
+    expect(r.checks.find((x) => x.id === 'daemon.running')).toMatchObject({
+      status: 'pass',
+      details: { fix: { applied: true, before: 'fail' } },
+    });
     expect(r.ok).toBe(true);
   });
 
@@ -85,7 +92,10 @@ describe('--fix', () => {
     const r = await runTroubleshoot({ ...opts, yes: true }, testDeps(root, { exec }));
     const c = r.checks.find((x) => x.id === 'forwarder.running')!;
     expect(c.status).toBe('fail');
-    expect(c.details?.fix).toMatchObject({ applied: false, error: expect.stringContaining('Job for sentinel-cef-forwarder.service failed') });
+    expect(c.details?.fix).toMatchObject({
+      applied: false,
+      error: expect.stringContaining('Job for sentinel-cef-forwarder.service failed'),
+    });
   });
 
   it('without --fix never runs a fix', async () => {

@@ -45,7 +45,11 @@ describe('forwarder.installed / forwarder.config', () => {
 
   it.each([
     ['not JSON', '{"sink": ', /not valid JSON/],
-    ['schema error', JSON.stringify({ sink: { type: 'log-analytics', workspaceId: 'nope' } }), /sink.workspaceId: workspaceId must be a GUID/],
+    [
+      'schema error',
+      JSON.stringify({ sink: { type: 'log-analytics', workspaceId: 'nope' } }),
+      /sink.workspaceId: workspaceId must be a GUID/,
+    ],
     ['unknown sink', JSON.stringify({ sink: { type: 'kafka' } }), /sink/],
   ])('fails on %s with the field named', async (_n, text, re) => {
     await put(root, CONFIG, text);
@@ -91,12 +95,16 @@ describe('forwarder.running', () => {
     await put(root, '/proc/1/comm', 'systemd\n');
     await put(root, '/run/systemd/system/.keep', '');
     const calls: string[] = [];
-    const down = await fwd.checkRunning(ctxFor({ exec: fakeExec({ 'systemctl is-active sentinel-cef-forwarder.service': { exitCode: 3, stdout: 'inactive\n' } }, calls) }));
+    const down = await fwd.checkRunning(
+      ctxFor({ exec: fakeExec({ 'systemctl is-active sentinel-cef-forwarder.service': { exitCode: 3, stdout: 'inactive\n' } }, calls) }),
+    );
     expect(down.status).toBe('fail');
     expect(down.message).toContain('inactive');
     expect(down.fix).toContain('systemctl restart sentinel-cef-forwarder.service');
     expect(calls).toEqual(['systemctl is-active sentinel-cef-forwarder.service']);
-    const up = await fwd.checkRunning(ctxFor({ exec: fakeExec({ 'systemctl is-active sentinel-cef-forwarder.service': { stdout: 'active\n' } }) }));
+    const up = await fwd.checkRunning(
+      ctxFor({ exec: fakeExec({ 'systemctl is-active sentinel-cef-forwarder.service': { stdout: 'active\n' } }) }),
+    );
     expect(up.status).toBe('pass');
   });
 
@@ -114,13 +122,21 @@ describe('forwarder.running', () => {
     await stale.safeFix!.apply();
     expect(started).toEqual([CONFIG]);
     await addProcess(root, 777, 'node', ['node', 'sentinel-cef-supervise.mjs']);
-    await put(root, '/var/log/sentinel-cef/forwarder.log', '2026-11-22T08:00:00Z supervisor: forwarder exited (code 2, signal null); restarting in 4000 ms\n');
+    await put(
+      root,
+      '/var/log/sentinel-cef/forwarder.log',
+      '2026-11-22T08:00:00Z supervisor: forwarder exited (code 2, signal null); restarting in 4000 ms\n',
+    );
     const crashing = await fwd.checkRunning(ctxFor());
     expect(crashing.status).toBe('fail');
     expect(crashing.message).toContain('keeps exiting: 2026-11-22T08:00:00Z supervisor: forwarder exited (code 2');
     await put(root, '/run/sentinel-cef/forwarder.pid', '778\n');
     await addProcess(root, 778, 'node', ['node', '/usr/lib/sentinel-cef/forwarder.mjs']);
-    await put(root, '/var/log/sentinel-cef/forwarder.log', '2026-11-22T08:00:00Z supervisor: forwarder exited (code 2, signal null); restarting in 4000 ms\n{"level":30,"msg":"forwarder started"}\n');
+    await put(
+      root,
+      '/var/log/sentinel-cef/forwarder.log',
+      '2026-11-22T08:00:00Z supervisor: forwarder exited (code 2, signal null); restarting in 4000 ms\n{"level":30,"msg":"forwarder started"}\n',
+    );
     const up = await fwd.checkRunning(ctxFor());
     expect(up).toMatchObject({ status: 'pass', message: 'pid 778 (supervisor pid 777)' });
   });
@@ -151,7 +167,11 @@ describe('forwarder.running', () => {
     expect(r.fix).toContain('`chown sentinel-cef: /srv/cef`');
     expect(r.safeFix).toBeUndefined();
     // Killed by a signal (--fix's own kill of a hung forwarder) is not a crash: the new child counts as running.
-    await put(root, '/var/log/sentinel-cef/forwarder.log', '2026-11-22T08:00:00Z supervisor: forwarder exited (code null, signal SIGKILL); restarting in 1000 ms\n');
+    await put(
+      root,
+      '/var/log/sentinel-cef/forwarder.log',
+      '2026-11-22T08:00:00Z supervisor: forwarder exited (code null, signal SIGKILL); restarting in 1000 ms\n',
+    );
     expect(await fwd.checkRunning(ctxFor())).toMatchObject({ status: 'pass', message: 'pid 778 (supervisor pid 777)' });
   });
 
@@ -277,8 +297,16 @@ describe('admin-endpoint checks against a fake admin server', () => {
 describe('forwarder.delivery with an unwritable file sink', () => {
   const path = '/var/lib/sentinel-cef/out.ndjson';
   it.each([
-    ['EISDIR', `open ${path}: EISDIR illegal operation on a directory, open '${path}'`, `${path} is a directory, not a file: point sink.path at a file inside it (e.g. ${path}/rows.ndjson)`],
-    ['EACCES', `open ${path}: EACCES permission denied, open '${path}'`, 'may not write /var/lib/sentinel-cef/out.ndjson: `chown sentinel-cef: /var/lib/sentinel-cef`'],
+    [
+      'EISDIR',
+      `open ${path}: EISDIR illegal operation on a directory, open '${path}'`,
+      `${path} is a directory, not a file: point sink.path at a file inside it (e.g. ${path}/rows.ndjson)`,
+    ],
+    [
+      'EACCES',
+      `open ${path}: EACCES permission denied, open '${path}'`,
+      'may not write /var/lib/sentinel-cef/out.ndjson: `chown sentinel-cef: /var/lib/sentinel-cef`',
+    ],
     ['EPERM', `append ${path}: EPERM operation not permitted, write`, `\`chattr -i -a ${path}\``],
     ['ENOSPC', `append ${path}: ENOSPC no space left on device, write`, '`df -h /var/lib/sentinel-cef`'],
   ])('%s', async (_code, error, fix) => {
@@ -325,7 +353,9 @@ describe('forwarder.running when the service user cannot write the queue', () =>
     const calls: string[] = [];
     const started: string[] = [];
     const exec = async (file: string, args: string[]) => (calls.push(`${file} ${args.join(' ')}`), { exitCode: 0, stdout: '', stderr: '' });
-    const fixable = await fwd.checkRunning(ctxFor({ exec, services: { startForwarder: async (c: string) => (started.push(c), 'started'), restartDaemon: async () => 'no' } }));
+    const fixable = await fwd.checkRunning(
+      ctxFor({ exec, services: { startForwarder: async (c: string) => (started.push(c), 'started'), restartDaemon: async () => 'no' } }),
+    );
     await fixable.safeFix!.apply();
     expect(calls).toEqual([`chown -R 998:998 ${QUEUE}`, `chmod 0750 ${QUEUE}`]);
     expect(started).toEqual([CONFIG]);

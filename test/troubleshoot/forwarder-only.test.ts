@@ -28,11 +28,25 @@ async function installedRoot(mode: 'forwarder-only' | undefined): Promise<string
   roots.push(root);
   cpSync(path.join(fixtures, 'debian12-rsyslog'), root, { recursive: true });
   const state: InstallState = {
-    version: 1, status: 'installed', installedAt: '2026-12-06T00:00:00Z', updatedAt: '2026-12-06T00:00:00Z', daemon: mode ? null : 'rsyslog', init: 'systemd',
-    user: null, files: [], dirs: [], applied: [],
+    version: 1,
+    status: 'installed',
+    installedAt: '2026-12-06T00:00:00Z',
+    updatedAt: '2026-12-06T00:00:00Z',
+    daemon: mode ? null : 'rsyslog',
+    init: 'systemd',
+    user: null,
+    files: [],
+    dirs: [],
+    applied: [],
     options: {
-      port: 514, protocol: 'both', forwarderPort: 25226, daemon: mode ? 'none' : 'rsyslog', configPath: '/etc/sentinel-cef/forwarder.json',
-      dropin: mode ? '' : '/etc/rsyslog.d/10-sentinel-cef.conf', sink: { type: 'file', describe: 'file /var/tmp/rows.ndjson' }, ...(mode ? { mode, readiness: '0.0.0.0:8080' } : {}),
+      port: 514,
+      protocol: 'both',
+      forwarderPort: 25226,
+      daemon: mode ? 'none' : 'rsyslog',
+      configPath: '/etc/sentinel-cef/forwarder.json',
+      dropin: mode ? '' : '/etc/rsyslog.d/10-sentinel-cef.conf',
+      sink: { type: 'file', describe: 'file /var/tmp/rows.ndjson' },
+      ...(mode ? { mode, readiness: '0.0.0.0:8080' } : {}),
     },
   };
   await writeState(createFsRoot(root), state);
@@ -44,10 +58,17 @@ describe('troubleshoot on a forwarder-only install', () => {
     const r = await runTroubleshoot({ probes: 0 }, testDeps(await installedRoot('forwarder-only')));
     const daemon = r.checks.filter((c) => c.id.startsWith('daemon.'));
     expect(daemon.length).toBeGreaterThan(5);
-    for (const c of daemon) expect([c.id, c.status, c.message]).toEqual([c.id, 'skip', 'forwarder-only install: the forwarder listens on port 514 itself, no syslog daemon is in the path']);
+    for (const c of daemon)
+      expect([c.id, c.status, c.message]).toEqual([
+        c.id,
+        'skip',
+        'forwarder-only install: the forwarder listens on port 514 itself, no syslog daemon is in the path',
+      ]);
     // The same machine installed with rsyslog in front: the missing drop-in and the stopped daemon are failures.
     const normal = await runTroubleshoot({ probes: 0 }, testDeps(await installedRoot(undefined)));
-    expect(normal.checks.filter((c) => c.id.startsWith('daemon.') && c.status === 'fail').map((c) => c.id)).toEqual(expect.arrayContaining(['daemon.running', 'daemon.dropin']));
+    expect(normal.checks.filter((c) => c.id.startsWith('daemon.') && c.status === 'fail').map((c) => c.id)).toEqual(
+      expect.arrayContaining(['daemon.running', 'daemon.dropin']),
+    );
   });
 });
 

@@ -98,7 +98,15 @@ export function testDeps(root: string, over: Partial<TroubleshootDeps> = {}): Tr
     },
     renderDropIn: async () => null,
     sleep: (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 20))),
-    probeEndpoint: async (url) => ({ url, host: new URL(url).hostname, port: 443, ok: true, httpStatus: 200, resolved: ['127.0.0.1'], elapsedMs: 1 }),
+    probeEndpoint: async (url) => ({
+      url,
+      host: new URL(url).hostname,
+      port: 443,
+      ok: true,
+      httpStatus: 200,
+      resolved: ['127.0.0.1'],
+      elapsedMs: 1,
+    }),
     getToken: async () => ({ expiresOn: Date.now() + 3600_000 }),
     statfs: async () => ({ free: 50 * 1024 ** 3, total: 100 * 1024 ** 3 }),
     confirm: async () => {
@@ -233,9 +241,26 @@ export async function healthyTree(
   );
   await put(root, '/proc/net/udp', procNet([{ local: ['0.0.0.0', o.daemonPort], st: '07', inode: 1002 }]));
   await addProcess(root, 1, 'sh', ['/bin/sh']);
-  await addProcess(root, 300, daemon === 'rsyslog' ? 'rsyslogd' : 'syslog-ng', [daemon === 'rsyslog' ? '/usr/sbin/rsyslogd' : '/usr/sbin/syslog-ng'], [1001, 1002, 1003]);
-  await addProcess(root, 399, 'node', ['/usr/bin/node', '/usr/lib/sentinel-cef/sentinel-cef-supervise.mjs', '--pidfile', '/run/sentinel-cef/supervisor.pid']);
-  await addProcess(root, 400, 'node', ['/usr/bin/node', '/usr/lib/sentinel-cef/forwarder.mjs', '--config', '/etc/sentinel-cef/forwarder.json'], [2001]);
+  await addProcess(
+    root,
+    300,
+    daemon === 'rsyslog' ? 'rsyslogd' : 'syslog-ng',
+    [daemon === 'rsyslog' ? '/usr/sbin/rsyslogd' : '/usr/sbin/syslog-ng'],
+    [1001, 1002, 1003],
+  );
+  await addProcess(root, 399, 'node', [
+    '/usr/bin/node',
+    '/usr/lib/sentinel-cef/sentinel-cef-supervise.mjs',
+    '--pidfile',
+    '/run/sentinel-cef/supervisor.pid',
+  ]);
+  await addProcess(
+    root,
+    400,
+    'node',
+    ['/usr/bin/node', '/usr/lib/sentinel-cef/forwarder.mjs', '--config', '/etc/sentinel-cef/forwarder.json'],
+    [2001],
+  );
   await put(root, '/run/sentinel-cef/supervisor.pid', '399\n');
   await put(root, '/run/sentinel-cef/forwarder.pid', '400\n');
 }

@@ -48,7 +48,10 @@ describe('a hung (SIGSTOPped) forwarder', () => {
     // Wait (generously: the machine is shared) until it answers.
     const until = Date.now() + 30_000;
     for (;;) {
-      const ok = await fetch(`http://127.0.0.1:${adminPort}/healthz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+      const ok = await fetch(`http://127.0.0.1:${adminPort}/healthz`, { signal: AbortSignal.timeout(1000) }).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (ok) break;
       if (Date.now() > until) throw new Error('the forwarder did not start');
       await new Promise((r) => setTimeout(r, 200));

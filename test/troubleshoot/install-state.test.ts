@@ -44,7 +44,10 @@ async function installInto(
     async run(cmd) {
       if (cmd === '/usr/bin/node') return ok('v20.19.0\n');
       if (cmd === 'useradd') {
-        writeFileSync(path.join(root, 'etc/passwd'), `sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`);
+        writeFileSync(
+          path.join(root, 'etc/passwd'),
+          `sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`,
+        );
       }
       return ok();
     },
@@ -120,7 +123,8 @@ describe('troubleshoot uses what install recorded', () => {
     expect(fixed.checks.find((c) => c.id === 'daemon.dropin')!.status).toBe('pass');
     // Every restart (the fixture runs no daemon, so daemon.running is fixed too) listens where install did.
     expect(restarts.length).toBeGreaterThan(0);
-    for (const r of restarts) expect(r).toEqual(['rsyslog', { port: o.port, protocols: o.protocol === 'both' ? ['tcp', 'udp'] : [o.protocol] }]);
+    for (const r of restarts)
+      expect(r).toEqual(['rsyslog', { port: o.port, protocols: o.protocol === 'both' ? ['tcp', 'udp'] : [o.protocol] }]);
   });
 
   it('an explicit --port overrides the install, and the report says so', async () => {

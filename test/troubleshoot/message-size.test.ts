@@ -43,7 +43,15 @@ describe('truncation along the chain', () => {
       const arrived = Buffer.from(msg).subarray(0, cutAt);
       const now = new Date().toISOString();
       // What the real forwarder answers: probes.ts computes size and tail hash of the bytes it got.
-      admin.probes.set(id, { id, received: true, receivedAt: now, accepted: true, acceptedAt: now, latencyMs: 5, ...probeTail(arrived, id) });
+      admin.probes.set(id, {
+        id,
+        received: true,
+        receivedAt: now,
+        accepted: true,
+        acceptedAt: now,
+        latencyMs: 5,
+        ...probeTail(arrived, id),
+      });
     });
     await healthyTree(root, { adminPort: admin.port, daemonPort: daemon.port });
   });
@@ -61,7 +69,9 @@ describe('truncation along the chain', () => {
     const m = get(r.checks, 'daemon.max-message-size');
     expect(m.status).toBe('fail');
     expect(m.message).toContain('rsyslog cuts 6 KiB messages: a 6144-byte tcp probe arrived as 4096 bytes');
-    expect(m.fix).toBe('change maxMessageSize="4k" in /etc/rsyslog.conf to maxMessageSize="64k" (it must stay before any input), then restart rsyslog');
+    expect(m.fix).toBe(
+      'change maxMessageSize="4k" in /etc/rsyslog.conf to maxMessageSize="64k" (it must stay before any input), then restart rsyslog',
+    );
     const p = get(r.checks, 'e2e.probes');
     expect(p.status).toBe('fail');
     expect(p.message).toContain('arrived cut');
@@ -78,7 +88,15 @@ describe('truncation along the chain', () => {
 
   it('the forwarder as the hop that cuts', async () => {
     await put(root, '/etc/rsyslog.conf', 'global(maxMessageSize="64k")\n$IncludeConfig /etc/rsyslog.d/*.conf\n');
-    await put(root, '/etc/sentinel-cef/forwarder.json', JSON.stringify({ sink: { type: 'file', path: '/var/lib/sentinel-cef/out.ndjson' }, admin: `127.0.0.1:${admin.port}`, limits: { maxMessageBytes: 4096 } }));
+    await put(
+      root,
+      '/etc/sentinel-cef/forwarder.json',
+      JSON.stringify({
+        sink: { type: 'file', path: '/var/lib/sentinel-cef/out.ndjson' },
+        admin: `127.0.0.1:${admin.port}`,
+        limits: { maxMessageBytes: 4096 },
+      }),
+    );
     cutAt = 4096;
     const r = await runTroubleshoot(opts({ probeSize: 6144 }), testDeps(root));
     const m = get(r.checks, 'daemon.max-message-size');

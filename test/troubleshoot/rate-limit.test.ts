@@ -55,7 +55,10 @@ describe('daemon.rate-limit reads the inputs that carry the CEF port', () => {
   it.each([
     ['an input on another port', 'input(type="imudp" port="1514" ratelimit.interval="5" ratelimit.burst="100")\n'],
     ['interval 0 (rsyslog: no limit)', 'input(type="imudp" port="514" ratelimit.interval="0" ratelimit.burst="100")\n'],
-    ['legacy inputs ($SystemLogRateLimit* limits only the local socket)', '$ModLoad imudp\n$UDPServerRun 514\n$ModLoad imtcp\n$InputTCPServerRun 514\n'],
+    [
+      'legacy inputs ($SystemLogRateLimit* limits only the local socket)',
+      '$ModLoad imudp\n$UDPServerRun 514\n$ModLoad imtcp\n$InputTCPServerRun 514\n',
+    ],
     ['a limit in a comment', '# input(type="imudp" port="514" ratelimit.interval="5")\ninput(type="imudp" port="514")\n'],
   ])('passes for %s', async (_n, conf) => {
     await put(root, MAIN, conf + INCLUDE);
@@ -86,7 +89,11 @@ describe('daemon.rate-limit on syslog-ng', () => {
     root = await makeRoot();
     await healthyTree(root, { adminPort: 1, daemonPort: 514, daemon: 'syslog-ng' });
     const path = '/etc/syslog-ng/conf.d/sentinel-cef.conf';
-    await put(root, path, '# Managed by sentinel-cef 0.1.0.\ndestination d { network("127.0.0.1" port(25226) transport("framed") time-reopen(2) throttle(100)); };\nlog { source(s); destination(d); flags(final); };\n');
+    await put(
+      root,
+      path,
+      '# Managed by sentinel-cef 0.1.0.\ndestination d { network("127.0.0.1" port(25226) transport("framed") time-reopen(2) throttle(100)); };\nlog { source(s); destination(d); flags(final); };\n',
+    );
     const r = await daemon.checkRateLimit(ctxFor());
     expect(r.status).toBe('warn');
     expect(r.message).toContain(`throttle(100) on the CEF path keeps 100 messages per second and drops the rest (${path})`);

@@ -29,7 +29,14 @@ afterAll(async () => {
 async function query(env: Record<string, string>) {
   const r = await execa(process.execPath, ['--import', 'tsx', 'test/troubleshoot/fixtures/readback-query.ts'], {
     cwd: root,
-    env: { PATH: process.env.PATH!, HOME: dir, NODE_EXTRA_CA_CERTS: edge.caPath!, QUERY_URL: ctl.url, WORKSPACE_ID: edge.workspaceId, ...env },
+    env: {
+      PATH: process.env.PATH!,
+      HOME: dir,
+      NODE_EXTRA_CA_CERTS: edge.caPath!,
+      QUERY_URL: ctl.url,
+      WORKSPACE_ID: edge.workspaceId,
+      ...env,
+    },
     extendEnv: false,
     reject: false,
     timeout: 60_000,
@@ -42,9 +49,18 @@ const queries = () => ctl.requests.filter((x) => x.path.endsWith('/query'));
 describe('readback sign-in paths (DefaultAzureCredential against the mock Entra ID)', () => {
   it('a service principal from AZURE_TENANT_ID / AZURE_CLIENT_ID / AZURE_CLIENT_SECRET', async () => {
     const n = queries().length;
-    const { out, all } = await query({ AZURE_AUTHORITY_HOST: edge.url, AZURE_TENANT_ID: edge.tenantId, AZURE_CLIENT_ID: edge.clientId, AZURE_CLIENT_SECRET: edge.clientSecret });
+    const { out, all } = await query({
+      AZURE_AUTHORITY_HOST: edge.url,
+      AZURE_TENANT_ID: edge.tenantId,
+      AZURE_CLIENT_ID: edge.clientId,
+      AZURE_CLIENT_SECRET: edge.clientSecret,
+    });
     expect(out, all).toEqual({ rows: 0 });
-    expect(queries().slice(n).map((q) => q.status)).toEqual([200]);
+    expect(
+      queries()
+        .slice(n)
+        .map((q) => q.status),
+    ).toEqual([200]);
     expect(all).not.toContain(edge.clientSecret);
   }, 70_000);
 

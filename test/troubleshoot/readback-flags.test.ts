@@ -10,7 +10,10 @@ describe('troubleshoot --workspace / --readback-timeout', () => {
     const o = troubleshootOptionsSchema.parse(parseTroubleshootFlags(undefined, { ...base, workspace: ws }));
     expect(o.workspaceId).toBe(ws);
     expect(o.readbackTimeoutSec).toBe(300);
-    expect(troubleshootOptionsSchema.parse(parseTroubleshootFlags(ws, { ...base, workspace: ws.toUpperCase(), readbackTimeout: '0' })).readbackTimeoutSec).toBe(0);
+    expect(
+      troubleshootOptionsSchema.parse(parseTroubleshootFlags(ws, { ...base, workspace: ws.toUpperCase(), readbackTimeout: '0' }))
+        .readbackTimeoutSec,
+    ).toBe(0);
   });
 
   it.each([

@@ -94,7 +94,8 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
     const cred = credential;
     const deps = createDefaultDeps({ root: '/', env: {} });
     deps.progress = (t) => progress.push(t);
-    deps.readbackClient = (o) => createReadbackClient({ env: {}, logsQueryUrl: o.logsQueryUrl, armUrl: o.armUrl, ca: edge.caPem, credential: cred });
+    deps.readbackClient = (o) =>
+      createReadbackClient({ env: {}, logsQueryUrl: o.logsQueryUrl, armUrl: o.armUrl, ca: edge.caPem, credential: cred });
     return new Context(
       troubleshootOptionsSchema.parse({
         configPath: join(dir, 'forwarder.json'),
@@ -146,7 +147,10 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
     const progress: string[] = [];
     const r = await checkReadback(ctx(30, progress));
     expect(r.status, r.message).toBe('pass');
-    expect(progress.some((l) => /^readback: [0-3]\/4 probes in CommonSecurityLog after \d+s/.test(l)), progress.join("\n")).toBe(true);
+    expect(
+      progress.some((l) => /^readback: [0-3]\/4 probes in CommonSecurityLog after \d+s/.test(l)),
+      progress.join('\n'),
+    ).toBe(true);
     expect(Math.min(...(r.details!.hops as Hop[]).map((h) => h.tableMs!))).toBeGreaterThanOrEqual(7000);
   }, 60_000);
 
@@ -163,7 +167,10 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
 
   it('dropped by the transform: the rule and its transform are named', async () => {
     const kql = 'source | where DeviceVendor != "TestCommonEventFormat"';
-    ctl.addDcr(ruleId, rule((p) => void (p.dataFlows[0].transformKql = kql)));
+    ctl.addDcr(
+      ruleId,
+      rule((p) => void (p.dataFlows[0].transformKql = kql)),
+    );
     const r = await checkReadback(shared(3));
     expect(r.status).toBe('fail');
     expect(r.message).toContain(`the transform of rule sentinel-cef-dcr drops the probes: ${kql}`);
@@ -186,15 +193,26 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
   it('duplicated: probes also in Syslog warn, name the other rule and give the AMA 1.41 transform', async () => {
     ctl.addDcr(ruleId, rule());
     const w = ctl.workspaces[0];
-    ctl.addDcr(`/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.Insights/dataCollectionRules/ama-cef`, {
-      location: w.location,
-      properties: {
-        immutableId: 'dcr-ama',
-        dataSources: { syslog: [{ name: 'cef', streams: ['Microsoft-CommonSecurityLog'], facilityNames: ['local4'], logLevels: ['*'] }] },
-        destinations: { logAnalytics: [{ name: 'la', workspaceResourceId: `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${w.name}`, workspaceId: w.customerId }] },
-        dataFlows: [{ streams: ['Microsoft-CommonSecurityLog'], destinations: ['la'] }],
+    ctl.addDcr(
+      `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.Insights/dataCollectionRules/ama-cef`,
+      {
+        location: w.location,
+        properties: {
+          immutableId: 'dcr-ama',
+          dataSources: { syslog: [{ name: 'cef', streams: ['Microsoft-CommonSecurityLog'], facilityNames: ['local4'], logLevels: ['*'] }] },
+          destinations: {
+            logAnalytics: [
+              {
+                name: 'la',
+                workspaceResourceId: `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${w.name}`,
+                workspaceId: w.customerId,
+              },
+            ],
+          },
+          dataFlows: [{ streams: ['Microsoft-CommonSecurityLog'], destinations: ['la'] }],
+        },
       },
-    });
+    );
     ctl.setSyslogCopies(true);
     const r = await checkReadback(shared(30));
     expect(r.status, r.message).toBe('warn');
@@ -209,7 +227,9 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
     ctl.setReader(false);
     const r = await checkReadback(shared(30));
     expect(r.status).toBe('warn');
-    expect(r.message).toBe(`cannot query workspace ${edge.workspaceId}: the signed-in identity needs "Log Analytics Reader" on it (probes not verified in the table)`);
+    expect(r.message).toBe(
+      `cannot query workspace ${edge.workspaceId}: the signed-in identity needs "Log Analytics Reader" on it (probes not verified in the table)`,
+    );
     expect(r.fix).toContain('az role assignment create --role "Log Analytics Reader"');
   }, 60_000);
 
@@ -224,8 +244,17 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
   it('the legacy Data Collector path: an honest notice that CommonSecurityLog_CL is not CommonSecurityLog', async () => {
     const cfg = join(dir, 'legacy.json');
     await writeFile(join(dir, 'ws.key'), `${edge.sharedKey}\n`, { mode: 0o600 });
-    await writeFile(cfg, JSON.stringify({ admin: '127.0.0.1:9', sink: { type: 'log-analytics', workspaceId: edge.workspaceId, sharedKeyFile: join(dir, 'ws.key') } }));
-    const c = new Context(troubleshootOptionsSchema.parse({ configPath: cfg, probes: 1, workspaceId: edge.workspaceId }), createDefaultDeps({ root: '/', env: {} }));
+    await writeFile(
+      cfg,
+      JSON.stringify({
+        admin: '127.0.0.1:9',
+        sink: { type: 'log-analytics', workspaceId: edge.workspaceId, sharedKeyFile: join(dir, 'ws.key') },
+      }),
+    );
+    const c = new Context(
+      troubleshootOptionsSchema.parse({ configPath: cfg, probes: 1, workspaceId: edge.workspaceId }),
+      createDefaultDeps({ root: '/', env: {} }),
+    );
     const r = await checkReadback(c);
     expect(r.status).toBe('warn');
     expect(r.message).toContain('CommonSecurityLog_CL, not CommonSecurityLog');
@@ -233,7 +262,10 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
   });
 
   it('without a workspace, readback is skipped and says how to ask for it', async () => {
-    const c = new Context(troubleshootOptionsSchema.parse({ configPath: join(dir, 'forwarder.json'), probes: 1 }), createDefaultDeps({ root: '/', env: {} }));
+    const c = new Context(
+      troubleshootOptionsSchema.parse({ configPath: join(dir, 'forwarder.json'), probes: 1 }),
+      createDefaultDeps({ root: '/', env: {} }),
+    );
     const r = await checkReadback(c);
     expect(r).toMatchObject({ status: 'skip' });
     expect(r.message).toContain('--workspace');

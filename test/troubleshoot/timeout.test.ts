@@ -22,14 +22,17 @@ describe('--timeout is a total bound', () => {
   it('ends within the timeout with undelivered probes and a program that never answers', async () => {
     const seen: Array<number | undefined> = [];
     const exec = fakeExec({ 'iptables-save': {} });
-    const wrapped = Object.assign(async (f: string, a: string[], o?: { timeoutMs?: number }) => {
-      // A wedged iptables that never returns (the real seam ends it at its timeout, which must be capped too).
-      if (f === 'iptables-save') {
-        seen.push(o?.timeoutMs);
-        return new Promise<never>(() => {});
-      }
-      return exec(f, a);
-    }, { table: exec.table });
+    const wrapped = Object.assign(
+      async (f: string, a: string[], o?: { timeoutMs?: number }) => {
+        // A wedged iptables that never returns (the real seam ends it at its timeout, which must be capped too).
+        if (f === 'iptables-save') {
+          seen.push(o?.timeoutMs);
+          return new Promise<never>(() => {});
+        }
+        return exec(f, a);
+      },
+      { table: exec.table },
+    );
     const t0 = Date.now();
     const r = await runTroubleshoot(
       { configPath: '/etc/sentinel-cef/forwarder.json', port: daemon.port, probes: 2, timeoutSec: 2 },
@@ -37,7 +40,10 @@ describe('--timeout is a total bound', () => {
     );
     const took = Date.now() - t0;
     expect(took).toBeLessThan(2000 + 1500); // generous: the machine is shared
-    expect(r.checks.find((c) => c.id === 'system.firewall')).toMatchObject({ status: 'warn', message: expect.stringContaining('did not finish within --timeout 2s') });
+    expect(r.checks.find((c) => c.id === 'system.firewall')).toMatchObject({
+      status: 'warn',
+      message: expect.stringContaining('did not finish within --timeout 2s'),
+    });
     const probes = r.checks.find((c) => c.id === 'e2e.probes')!;
     expect(probes.status).toBe('fail');
     expect(probes.message).not.toContain('did not finish');

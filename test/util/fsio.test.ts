@@ -42,7 +42,10 @@ describe('fsio fault seam', () => {
   });
 
   it('reports how much was written before a failure', async () => {
-    faults = injectFaults([{ ops: ['write'], codes: ['ENOSPC'], after: 1 }, { ops: ['write'], codes: ['SHORT'] }]);
+    faults = injectFaults([
+      { ops: ['write'], codes: ['ENOSPC'], after: 1 },
+      { ops: ['write'], codes: ['SHORT'] },
+    ]);
     const fd = await fsio.open(join(dir, 'partial'), 'w');
     const err = await fsio.writeAll(fd, Buffer.alloc(50_000)).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ENOSPC' });

@@ -43,7 +43,9 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     vm = await bootVm('bookworm', 'bookworm');
     // Debian 12 ships without rsyslog: its .debs are in the image's apt cache (no network in the VM).
     // rsyslog-relp brings omrelp, so install sends to the forwarder over RELP (acknowledged).
-    await vm.ok('apt-get install -y -qq --no-install-recommends rsyslog rsyslog-relp >/dev/null && systemctl is-active rsyslog', { timeout: 180_000 });
+    await vm.ok('apt-get install -y -qq --no-install-recommends rsyslog rsyslog-relp >/dev/null && systemctl is-active rsyslog', {
+      timeout: 180_000,
+    });
     etcBefore = await vm.ok(SNAPSHOT);
   }, 900_000);
 
@@ -75,7 +77,9 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
   it('delivers CEF sent to 514 over TCP and UDP', async () => {
     const lines = cefLines('live', 50);
     await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: lines });
-    await vm.ok(`printf '%s\\n' '<134>Dec  6 10:00:00 fw1 CEF:0|Acme|FW|1.0|100|udp|3|cs1Label=Seq cs1=live-udp' | nc -u -w 1 127.0.0.1 514`);
+    await vm.ok(
+      `printf '%s\\n' '<134>Dec  6 10:00:00 fw1 CEF:0|Acme|FW|1.0|100|udp|3|cs1Label=Seq cs1=live-udp' | nc -u -w 1 127.0.0.1 514`,
+    );
     const expected = [...Array.from({ length: 50 }, (_, i) => `live-${i}`), 'live-udp'];
     const got = await waitRows(vm, expected);
     expect(lossAndDups(expected, got)).toEqual({ lost: [], duplicated: [] });
@@ -86,7 +90,12 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     // The main process only: in nspawn machines here systemd's cgroup kill fails with EIO and systemctl exits 1
     // after killing it anyway. The forwarder is one process (its parse workers are threads).
     await vm.ok(`systemctl kill -s KILL --kill-who=main ${UNIT}`);
-    await waitFor(vm, `[ "$(systemctl show -P MainPID ${UNIT})" != 0 ] && [ "$(systemctl show -P MainPID ${UNIT})" != ${pid1} ] && systemctl is-active ${UNIT}`, 20_000, 'restart');
+    await waitFor(
+      vm,
+      `[ "$(systemctl show -P MainPID ${UNIT})" != 0 ] && [ "$(systemctl show -P MainPID ${UNIT})" != ${pid1} ] && systemctl is-active ${UNIT}`,
+      20_000,
+      'restart',
+    );
     const expected = Array.from({ length: 20 }, (_, i) => `after-kill-${i}`);
     await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines('after-kill', 20) });
     expect(lossAndDups(expected, await waitRows(vm, expected, 40_000))).toEqual({ lost: [], duplicated: [] });
@@ -138,7 +147,10 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     await waitFor(vm, `systemctl is-active ${UNIT}`, 30_000, 'the forwarder restarted by systemd');
     const expected = Array.from({ length: n }, (_, i) => `load-${i}`);
     await waitRows(vm, expected, 120_000);
-    const { lost, duplicated } = lossAndDups(expected, (await seqsIn(vm, ROWS)).filter((s) => s.startsWith('load-')));
+    const { lost, duplicated } = lossAndDups(
+      expected,
+      (await seqsIn(vm, ROWS)).filter((s) => s.startsWith('load-')),
+    );
     expect(lost).toEqual([]);
     // At-least-once: a message in the queue whose answer the kill cut off is sent again. At most one
     // RELP window (128 unanswered frames) per kill.
@@ -153,15 +165,28 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     await waitFor(vm, `[ $(${RECEIVED}) -ge ${before + 100} ]`, 30_000, 'the forwarder to receive 100 events');
     await vm.reboot();
     // "active" comes before the forwarder listens: wait for its admin API too.
-    await waitFor(vm, `systemctl is-active ${UNIT} && systemctl is-active rsyslog && ${RECEIVED} >/dev/null 2>&1`, 30_000, 'both services after reboot');
+    await waitFor(
+      vm,
+      `systemctl is-active ${UNIT} && systemctl is-active rsyslog && ${RECEIVED} >/dev/null 2>&1`,
+      30_000,
+      'both services after reboot',
+    );
     const afterReboot = await received(vm);
     await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines('after-reboot', 100) });
     await waitFor(vm, `[ $(${RECEIVED}) -ge ${afterReboot + 100} ]`, 30_000, 'the forwarder to receive 100 more');
     await vm.powerCut();
     await vm.start();
-    await waitFor(vm, `systemctl is-active ${UNIT} && systemctl is-active rsyslog && ${RECEIVED} >/dev/null 2>&1`, 30_000, 'both services after a power cut');
+    await waitFor(
+      vm,
+      `systemctl is-active ${UNIT} && systemctl is-active rsyslog && ${RECEIVED} >/dev/null 2>&1`,
+      30_000,
+      'both services after a power cut',
+    );
     await vm.ok(`chmod 0640 ${ROWS}`);
-    const expected = [...Array.from({ length: 100 }, (_, i) => `reboot-${i}`), ...Array.from({ length: 100 }, (_, i) => `after-reboot-${i}`)];
+    const expected = [
+      ...Array.from({ length: 100 }, (_, i) => `reboot-${i}`),
+      ...Array.from({ length: 100 }, (_, i) => `after-reboot-${i}`),
+    ];
     // A file sink refused with EACCES is retried after 30 s.
     const got = (await waitRows(vm, expected, 90_000)).filter((id) => id.startsWith('reboot-') || id.startsWith('after-reboot-'));
     expect(lossAndDups(expected, got)).toEqual({ lost: [], duplicated: [] });
@@ -177,7 +202,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
   }, 180_000);
 });
 
-describe.skipIf(reason !== null)('Debian 12 as shipped: no rsyslog, and the distribution\'s Node 18', () => {
+describe.skipIf(reason !== null)("Debian 12 as shipped: no rsyslog, and the distribution's Node 18", () => {
   let vm: Vm;
   let etcBefore = '';
 
@@ -190,22 +215,32 @@ describe.skipIf(reason !== null)('Debian 12 as shipped: no rsyslog, and the dist
     await vm?.down();
   }, 120_000);
 
-  it('refuses a service runtime that is too old (Debian 12\'s nodejs 18) in one line, changing nothing', async () => {
-    await vm.ok('apt-get install -y -qq --no-install-recommends -o Dir::Cache::archives=/var/cache/sentinel-vm/nodejs nodejs >/dev/null 2>&1; /usr/bin/node --version', { timeout: 180_000 });
+  it("refuses a service runtime that is too old (Debian 12's nodejs 18) in one line, changing nothing", async () => {
+    await vm.ok(
+      'apt-get install -y -qq --no-install-recommends -o Dir::Cache::archives=/var/cache/sentinel-vm/nodejs nodejs >/dev/null 2>&1; /usr/bin/node --version',
+      { timeout: 180_000 },
+    );
     etcBefore = await vm.ok(SNAPSHOT);
     // The CLI runs on a supported node; the `node` the service would get from PATH is Debian's.
-    const r = await vm.sh(`CI=true PATH=/usr/sbin:/usr/bin:/sbin:/bin /usr/local/bin/node /opt/sentinel-cef/bin/sentinel-cef install --sink file:${ROWS} --yes`, { timeout: 120_000 });
+    const r = await vm.sh(
+      `CI=true PATH=/usr/sbin:/usr/bin:/sbin:/bin /usr/local/bin/node /opt/sentinel-cef/bin/sentinel-cef install --sink file:${ROWS} --yes`,
+      { timeout: 120_000 },
+    );
     expect(r.exitCode, r.stdout + r.stderr).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/\/usr\/bin\/node.*v18\./);
     expect(await vm.ok(SNAPSHOT)).toBe(etcBefore);
-    await vm.ok('apt-get purge -y -qq nodejs libnode108 >/dev/null 2>&1; apt-get autoremove -y -qq >/dev/null 2>&1; true', { timeout: 120_000 });
+    await vm.ok('apt-get purge -y -qq nodejs libnode108 >/dev/null 2>&1; apt-get autoremove -y -qq >/dev/null 2>&1; true', {
+      timeout: 120_000,
+    });
     etcBefore = await vm.ok(SNAPSHOT);
   }, 400_000);
 
   it('with empty package lists, runs apt-get update itself and says so when that fails (no network here)', async () => {
     // As a fresh image has them: no package lists, no package cache.
-    await vm.ok('cp -a /var/lib/apt/lists /root/lists.bak && find /var/lib/apt/lists -maxdepth 1 -type f ! -name lock -delete && rm -f /var/cache/apt/*.bin');
+    await vm.ok(
+      'cp -a /var/lib/apt/lists /root/lists.bak && find /var/lib/apt/lists -maxdepth 1 -type f ! -name lock -delete && rm -f /var/cache/apt/*.bin',
+    );
     const r = await vm.sh(`CI=true ${CLI} install --sink file:${ROWS} --yes`, { timeout: 300_000 });
     await vm.ok('rm -rf /var/lib/apt/lists && mv /root/lists.bak /var/lib/apt/lists');
     expect(r.exitCode, r.stdout + r.stderr).not.toBe(0);

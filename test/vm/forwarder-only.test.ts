@@ -33,7 +33,9 @@ describe.skipIf(reason !== null)('Debian 12, systemd as PID 1: install --forward
   }, 120_000);
 
   it('installs with no daemon and verifies with a probe to 514', async () => {
-    const r = await vm.sh(`CI=true ${CLI} install --forwarder-only --readiness 0.0.0.0:8080 --sink file:${ROWS} --yes`, { timeout: 180_000 });
+    const r = await vm.sh(`CI=true ${CLI} install --forwarder-only --readiness 0.0.0.0:8080 --sink file:${ROWS} --yes`, {
+      timeout: 180_000,
+    });
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/Probe \S+: port 514\/tcp -> forwarder -> file \S+: accepted after \d+ ms/);
     expect((await vm.sh('ls /etc/rsyslog.d /etc/syslog-ng 2>&1')).stdout).toMatch(/No such file/);
@@ -73,7 +75,10 @@ describe.skipIf(reason !== null)('Debian 12, systemd as PID 1: install --forward
   it('troubleshoot --json: no failure, daemon checks skipped, probes delivered straight to 514', async () => {
     const r = await vm.sh(`CI=true ${CLI} troubleshoot --json --probes 1 --timeout 20`, { timeout: 120_000 });
     const report = JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string; message: string }> };
-    expect(report.checks.filter((c) => c.status === 'fail'), r.stdout).toEqual([]);
+    expect(
+      report.checks.filter((c) => c.status === 'fail'),
+      r.stdout,
+    ).toEqual([]);
     expect(report.checks.filter((c) => c.id.startsWith('daemon.')).every((c) => c.status === 'skip')).toBe(true);
     expect(report.checks.find((c) => c.id === 'e2e.probes')).toMatchObject({ status: 'pass' });
     expect(r.exitCode).toBe(0);
@@ -88,13 +93,22 @@ describe.skipIf(reason !== null)('Debian 12, systemd as PID 1: install --forward
 
   // About two minutes (installing rsyslog in the machine): a long variant, SENTINEL_CEF_VM_LONG=1. The same refusal
   // runs on every `npm test` against a fixture /proc (test/install/forwarder-only.test.ts).
-  it.skipIf(process.env.SENTINEL_CEF_VM_LONG !== '1')('refuses in one line, exit 2, while rsyslog listens on 514, and names the fix', async () => {
-    await vm.ok(`apt-get install -y -qq --no-install-recommends rsyslog >/dev/null && printf 'module(load="imudp")\\ninput(type="imudp" port="514")\\n' > /etc/rsyslog.d/50-udp.conf && systemctl restart rsyslog`, { timeout: 180_000 });
-    const before = await vm.ok(SNAPSHOT);
-    const r = await vm.sh(`CI=true NO_COLOR=1 ${CLI} install --forwarder-only --sink file:${ROWS} --yes`, { timeout: 120_000 });
-    expect(r.exitCode).toBe(2);
-    expect(r.stderr.trim().split('\n').pop()).toMatch(/^sentinel-cef: udp port 514 is held by rsyslogd \(pid \d+\): a forwarder-only node listens there itself — stop it with `systemctl disable --now rsyslog syslog.socket`/);
-    expect(r.stderr).toContain('systemctl disable --now rsyslog syslog.socket');
-    expect(await vm.ok(SNAPSHOT)).toBe(before);
-  }, 240_000);
+  it.skipIf(process.env.SENTINEL_CEF_VM_LONG !== '1')(
+    'refuses in one line, exit 2, while rsyslog listens on 514, and names the fix',
+    async () => {
+      await vm.ok(
+        `apt-get install -y -qq --no-install-recommends rsyslog >/dev/null && printf 'module(load="imudp")\\ninput(type="imudp" port="514")\\n' > /etc/rsyslog.d/50-udp.conf && systemctl restart rsyslog`,
+        { timeout: 180_000 },
+      );
+      const before = await vm.ok(SNAPSHOT);
+      const r = await vm.sh(`CI=true NO_COLOR=1 ${CLI} install --forwarder-only --sink file:${ROWS} --yes`, { timeout: 120_000 });
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr.trim().split('\n').pop()).toMatch(
+        /^sentinel-cef: udp port 514 is held by rsyslogd \(pid \d+\): a forwarder-only node listens there itself — stop it with `systemctl disable --now rsyslog syslog.socket`/,
+      );
+      expect(r.stderr).toContain('systemctl disable --now rsyslog syslog.socket');
+      expect(await vm.ok(SNAPSHOT)).toBe(before);
+    },
+    240_000,
+  );
 });

@@ -67,9 +67,21 @@ async function copyLinkedNodeModules(name: string): Promise<void> {
   const target = realpathSync(nm);
   if (target.startsWith(`${repo}/`)) return;
   const parent = path.dirname(target);
-  await execa('bash', ['-c', `tar -C "$1" -cf - "$2" | "$3" exec "$4" -- bash -c 'mkdir -p "$0" && tar -C "$0" -xf -' "$1"`, '_', parent, path.basename(target), vmScript, name], {
-    timeout: 300_000,
-  });
+  await execa(
+    'bash',
+    [
+      '-c',
+      `tar -C "$1" -cf - "$2" | "$3" exec "$4" -- bash -c 'mkdir -p "$0" && tar -C "$0" -xf -' "$1"`,
+      '_',
+      parent,
+      path.basename(target),
+      vmScript,
+      name,
+    ],
+    {
+      timeout: 300_000,
+    },
+  );
 }
 
 /** The CLI inside a VM: the repo is bind-mounted read-only at /opt/sentinel-cef, a supported node is on PATH. */
@@ -78,7 +90,8 @@ export const CLI = 'node /opt/sentinel-cef/bin/sentinel-cef';
 /** `n` CEF lines with ids prefix-0 … prefix-(n-1), as one printf-able text. */
 export function cefLines(prefix: string, n: number): string {
   let s = '';
-  for (let i = 0; i < n; i++) s += `<134>Dec  6 10:00:00 fw1 CEF:0|Acme|FW|1.0|100|vm event|3|src=10.0.0.1 cs1Label=Seq cs1=${prefix}-${i}\n`;
+  for (let i = 0; i < n; i++)
+    s += `<134>Dec  6 10:00:00 fw1 CEF:0|Acme|FW|1.0|100|vm event|3|src=10.0.0.1 cs1Label=Seq cs1=${prefix}-${i}\n`;
   return s;
 }
 

@@ -20,9 +20,7 @@ export function minutes(ms: number): string {
 export class AuthHold {
   /** Set while every send is refused authorization: since when, and when it was last logged. */
   private state: { since: number; lastLog: number; expired: boolean } | null = null;
-  constructor(
-    private readonly o: { sink: string; logger: Logger; maxMs: number; now: () => number },
-  ) {}
+  constructor(private readonly o: { sink: string; logger: Logger; maxMs: number; now: () => number }) {}
 
   get maxMs(): number {
     return this.o.maxMs;
@@ -42,7 +40,10 @@ export class AuthHold {
     if (!st) {
       st = this.state = { since: now, lastLog: now, expired: false };
       if (max > 0) {
-        logger.warn({ ...fields, holdSec: Math.round(max / 1000) }, `authorization refused (${auth.hint}); rows stay queued and are retried for up to ${minutes(max)} before they are dead-lettered`);
+        logger.warn(
+          { ...fields, holdSec: Math.round(max / 1000) },
+          `authorization refused (${auth.hint}); rows stay queued and are retried for up to ${minutes(max)} before they are dead-lettered`,
+        );
       }
     }
     const held = now - st.since;
@@ -59,7 +60,10 @@ export class AuthHold {
     }
     if (now - st.lastLog >= AUTH_LOG_EVERY_MS) {
       st.lastLog = now;
-      logger.warn({ ...fields, failingSec: Math.round(held / 1000) }, `authorization still refused after ${minutes(held)} (${auth.hint}); rows stay queued, dead-lettered in ${minutes(max - held)}`);
+      logger.warn(
+        { ...fields, failingSec: Math.round(held / 1000) },
+        `authorization still refused after ${minutes(held)} (${auth.hint}); rows stay queued, dead-lettered in ${minutes(max - held)}`,
+      );
     }
     return false;
   }
@@ -69,6 +73,9 @@ export class AuthHold {
     const st = this.state;
     if (!st) return;
     this.state = null;
-    this.o.logger.info({ sink: this.o.sink, failingSec: Math.round((this.o.now() - st.since) / 1000) }, `authorization works again after ${minutes(this.o.now() - st.since)} of refusals; delivering the queued rows`);
+    this.o.logger.info(
+      { sink: this.o.sink, failingSec: Math.round((this.o.now() - st.since) / 1000) },
+      `authorization works again after ${minutes(this.o.now() - st.since)} of refusals; delivering the queued rows`,
+    );
   }
 }

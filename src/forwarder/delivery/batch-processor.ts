@@ -142,7 +142,19 @@ export class BatchProcessor {
     const sends: Array<Promise<RowOutcome<Item>[]>> = [];
     for (let k = 0; k < rows.length; k += per) {
       const slice = k === 0 && per >= rows.length ? rows : rows.slice(k, Math.min(rows.length, k + per));
-      sends.push(sendRows(slice, { sinkName: sink.name, send, effects, logger, auth: this.auth, backoff: (a) => this.backoff(a), sleep: this.sleep, signal, onRetry }));
+      sends.push(
+        sendRows(slice, {
+          sinkName: sink.name,
+          send,
+          effects,
+          logger,
+          auth: this.auth,
+          backoff: (a) => this.backoff(a),
+          sleep: this.sleep,
+          signal,
+          onRetry,
+        }),
+      );
     }
     const settled = await Promise.allSettled(sends);
     for (const s of settled) if (s.status === 'rejected') throw s.reason;
@@ -163,13 +175,20 @@ export class BatchProcessor {
         }
         const i = indexOf(n.row);
         if (i >= 0) state[i] = 2;
-        dead.push(n.httpStatus ? { reason: n.reason, row: rowFor(n.row), httpStatus: n.httpStatus } : { reason: n.reason, row: rowFor(n.row) });
+        dead.push(
+          n.httpStatus ? { reason: n.reason, row: rowFor(n.row), httpStatus: n.httpStatus } : { reason: n.reason, row: rowFor(n.row) },
+        );
         addDead(n.refused, 1);
         const id = probeAt(i);
         if (id) effects.probeDeadLettered(id, p.receivedAt[i], n.reason);
       }
     }
-    await mustSucceed('dead-letter write', () => this.o.deadLetter.write(dead), signal, { backgroundError: (w) => effects.backgroundError(w), logger, backoff: (a) => this.backoff(a), sleep: this.sleep });
+    await mustSucceed('dead-letter write', () => this.o.deadLetter.write(dead), signal, {
+      backgroundError: (w) => effects.backgroundError(w),
+      logger,
+      backoff: (a) => this.backoff(a),
+      sleep: this.sleep,
+    });
     let accepted = 0;
     for (let i = 0; i < rows.length; i++) if (state[i] === 1) accepted++;
     const deliveredAt = new Float64Array(accepted);
@@ -180,7 +199,14 @@ export class BatchProcessor {
       const id = probeAt(i);
       if (id) probes.push([id, p.receivedAt[i]]);
     }
-    return { rows: rows.length, parseFailures: p.parseFailures.length, deadReasons: [...deadReasonCounts], truncatedNotes, deliveredAt, probes };
+    return {
+      rows: rows.length,
+      parseFailures: p.parseFailures.length,
+      deadReasons: [...deadReasonCounts],
+      truncatedNotes,
+      deliveredAt,
+      probes,
+    };
   }
 }
 

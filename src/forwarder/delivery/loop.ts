@@ -14,7 +14,11 @@ interface BatchAck {
 }
 
 /** Effects applied straight to this thread's metrics, probes and health. */
-export function localEffects(metrics: ForwarderMetrics, probes: ProbeTracker, setLast: (d: Health['lastDelivery']) => void): DeliveryEffects {
+export function localEffects(
+  metrics: ForwarderMetrics,
+  probes: ProbeTracker,
+  setLast: (d: Health['lastDelivery']) => void,
+): DeliveryEffects {
   return {
     retried(reason) {
       metrics.totals.retried++;
@@ -91,7 +95,10 @@ export class DeliveryLoop {
       } catch (err) {
         if (err instanceof Aborted || this.abort.signal.aborted) return;
         this.o.metrics.backgroundErrors.inc({ where: 'delivery_loop' });
-        this.o.logger.error({ err: (err as Error).message, stack: (err as Error).stack }, 'delivery loop failed; restarting from the queue cursor in 1 s');
+        this.o.logger.error(
+          { err: (err as Error).message, stack: (err as Error).stack },
+          'delivery loop failed; restarting from the queue cursor in 1 s',
+        );
         this.o.queue.rewind();
         this.runner.reset();
         await this.sleep(1000, this.abort.signal).catch(() => {});
@@ -167,7 +174,8 @@ export class DeliveryLoop {
                 batch = queue.readBatch(cfg.maxRecords, cfg.maxBytes);
               } catch (err) {
                 this.effects.backgroundError('queue_read');
-                if (readFailures++ === 0) this.o.logger.error({ err: (err as Error).message }, 'cannot read the queue; retrying (batches already sent are kept)');
+                if (readFailures++ === 0)
+                  this.o.logger.error({ err: (err as Error).message }, 'cannot read the queue; retrying (batches already sent are kept)');
                 readAgainAt = Date.now() + this.backoff(readFailures);
                 continue;
               }
@@ -199,7 +207,10 @@ export class DeliveryLoop {
         if (wait !== null) {
           // Room for another batch: wake on whichever comes first, the oldest send or more data.
           const settled = await Promise.race([
-            oldest.sending.then(() => true, () => true),
+            oldest.sending.then(
+              () => true,
+              () => true,
+            ),
             queue.waitForData(wait, signal).then(() => false),
           ]);
           if (!settled) continue;

@@ -48,7 +48,8 @@ export async function sendRows<I>(rows: I[], o: SendRowsOptions<I>): Promise<Row
   const { effects, logger, signal } = o;
   const out: RowOutcome<I>[] = [];
   const refuse = (notes: RowNote<I>[], refused: DeadReason, httpStatus?: number) => {
-    for (const n of notes) out.push(httpStatus ? { row: n.row, reason: n.reason, refused, httpStatus } : { row: n.row, reason: n.reason, refused });
+    for (const n of notes)
+      out.push(httpStatus ? { row: n.row, reason: n.reason, refused, httpStatus } : { row: n.row, reason: n.reason, refused });
   };
   // Accepted with a value cut to the service's field limit: the full original row is kept.
   const noteTruncated = (notes: RowNote<I>[] | undefined) => {
@@ -77,18 +78,31 @@ export async function sendRows<I>(rows: I[], o: SendRowsOptions<I>): Promise<Row
     if (res.status === 'retryable' && res.auth && !signal.aborted && o.auth.refused(res.auth, res.httpStatus)) {
       // Refused for longer than retry.authFailureMaxSec: stop holding the rows.
       if (res.progress) settle(res.progress);
-      res = { status: 'failure', error: `${res.error} [authorization refused for longer than ${minutes(o.auth.maxMs)} (retry.authFailureMaxSec)]`, ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}) };
+      res = {
+        status: 'failure',
+        error: `${res.error} [authorization refused for longer than ${minutes(o.auth.maxMs)} (retry.authFailureMaxSec)]`,
+        ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}),
+      };
       authExpired = true;
     }
     if (res.status === 'retryable') {
       if (signal.aborted) throw new Aborted();
       effects.retried(res.httpStatus ? String(res.httpStatus) : 'error');
-      effects.lastDelivery({ ok: false, at: new Date(now).toISOString(), error: res.error, ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}) });
+      effects.lastDelivery({
+        ok: false,
+        at: new Date(now).toISOString(),
+        error: res.error,
+        ...(res.httpStatus ? { httpStatus: res.httpStatus } : {}),
+      });
       if (res.progress) settle(res.progress);
       o.onRetry?.(pending, res.error, now);
       const delay = Math.max(res.retryAfterMs ?? 0, o.backoff(attempt));
       // Authorization refusals are logged per state change (AuthHold), not per attempt.
-      (res.auth ? logger.debug : logger.warn).call(logger, { sink: o.sinkName, rows: pending.length, attempt: attempt + 1, delayMs: delay, httpStatus: res.httpStatus, error: res.error }, 'delivery failed, will retry the same rows');
+      (res.auth ? logger.debug : logger.warn).call(
+        logger,
+        { sink: o.sinkName, rows: pending.length, attempt: attempt + 1, delayMs: delay, httpStatus: res.httpStatus, error: res.error },
+        'delivery failed, will retry the same rows',
+      );
       if (pending.length) await o.sleep(delay, signal);
       continue;
     }
@@ -98,12 +112,23 @@ export async function sendRows<I>(rows: I[], o: SendRowsOptions<I>): Promise<Row
     } else if (res.status === 'partial') {
       refuse(res.rejected, 'sink_rejected');
       noteTruncated(res.truncated);
-      logger.warn({ sink: o.sinkName, rejected: res.rejected.length, firstReason: res.rejected[0]?.reason }, 'sink refused part of a batch; refused rows dead-lettered');
+      logger.warn(
+        { sink: o.sinkName, rejected: res.rejected.length, firstReason: res.rejected[0]?.reason },
+        'sink refused part of a batch; refused rows dead-lettered',
+      );
     } else {
       const error = res.error;
-      refuse(pending.map((row) => ({ row, reason: error })), authExpired ? 'auth_failure' : 'sink_failure', res.httpStatus);
+      refuse(
+        pending.map((row) => ({ row, reason: error })),
+        authExpired ? 'auth_failure' : 'sink_failure',
+        res.httpStatus,
+      );
       // Past the auth bound every batch lands here: AuthHold already logs that state (every 5 min).
-      (authExpired ? logger.debug : logger.error).call(logger, { sink: o.sinkName, rows: pending.length, httpStatus: res.httpStatus, error: res.error }, 'sink refused the batch for good; rows dead-lettered');
+      (authExpired ? logger.debug : logger.error).call(
+        logger,
+        { sink: o.sinkName, rows: pending.length, httpStatus: res.httpStatus, error: res.error },
+        'sink refused the batch for good; rows dead-lettered',
+      );
     }
     effects.lastDelivery(
       res.status === 'failure'

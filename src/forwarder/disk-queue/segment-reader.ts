@@ -46,7 +46,12 @@ export class SegmentReader {
   badBytes = 0;
   badAtEnd = false;
 
-  constructor(path: string, readonly segment: number, start: number, limit: number) {
+  constructor(
+    path: string,
+    readonly segment: number,
+    start: number,
+    limit: number,
+  ) {
     this.fd = openSync(path, 'r');
     this.position = start;
     this.limit = limit;

@@ -44,7 +44,10 @@ export class SegmentWriter {
   private closed = false;
   private readonly writeFn: NonNullable<SegmentWriterOptions['writeFn']>;
 
-  constructor(private readonly dir: string, private readonly opts: SegmentWriterOptions) {
+  constructor(
+    private readonly dir: string,
+    private readonly opts: SegmentWriterOptions,
+  ) {
     this.writeFn = opts.writeFn ?? ((fd, b, o, l) => writeSync(fd, b, o, l));
   }
 

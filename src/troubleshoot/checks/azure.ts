@@ -7,8 +7,6 @@ import { clockFault, endpointProbe, SKEW_FAIL_SEC } from '../facts.js';
 const G = 'azure' as const;
 const SKEW_WARN_SEC = 60;
 
-
-
 export async function checkEndpoint(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'azure.endpoint', title: 'Azure endpoint reachable', group: G };
   const c = await ctx.config();
@@ -55,7 +53,6 @@ export async function checkEndpoint(ctx: Context): Promise<CheckOutcome> {
     details,
   };
 }
-
 
 export async function checkClock(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'azure.clock', title: 'Clock skew against Azure', group: G };
@@ -157,7 +154,12 @@ export async function checkCredentials(ctx: Context): Promise<CheckOutcome> {
 }
 
 /** A 401/403 that the clock explains: not a key or role problem, so say that and send the reader to azure.clock. */
-function clockCaused(base: { id: string; title: string; group: 'azure' }, skew: number, what: string, details: Record<string, unknown>): CheckOutcome {
+function clockCaused(
+  base: { id: string; title: string; group: 'azure' },
+  skew: number,
+  what: string,
+  details: Record<string, unknown>,
+): CheckOutcome {
   return {
     ...base,
     status: 'fail',
@@ -172,8 +174,10 @@ function firstLine(s: string): string {
 }
 
 function tokenFix(message: string, kind: string): string {
-  if (/AADSTS7000215|invalid client secret/i.test(message)) return 'the client secret is wrong or expired: create a new one and re-run `sentinel-cef install`';
-  if (/AADSTS700016|not found in the directory/i.test(message)) return 'the client id is not registered in that tenant: check tenantId and clientId';
+  if (/AADSTS7000215|invalid client secret/i.test(message))
+    return 'the client secret is wrong or expired: create a new one and re-run `sentinel-cef install`';
+  if (/AADSTS700016|not found in the directory/i.test(message))
+    return 'the client id is not registered in that tenant: check tenantId and clientId';
   if (/AADSTS90002|tenant.*not found/i.test(message)) return 'the tenant id is wrong: check tenantId';
   if (/AADSTS7000222|expired/i.test(message)) return 'the client secret expired: create a new one and re-run `sentinel-cef install`';
   if (kind === 'managed-identity') return 'enable a managed identity on this VM (and pass its client id for a user-assigned one)';

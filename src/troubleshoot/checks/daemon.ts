@@ -15,7 +15,6 @@ import { HEADER_MARGIN, probeSize, sizeLimits, UDP_MAX_PAYLOAD } from '../facts.
 
 const G = 'daemon' as const;
 
-
 export async function checkDaemonRunning(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'daemon.running', title: 'Syslog daemon running', group: G };
   const d = await ctx.daemon();
@@ -62,9 +61,7 @@ export async function checkDaemonRunning(ctx: Context): Promise<CheckOutcome> {
 
 /** Ignores the "Managed by sentinel-cef <version>" header so an upgrade alone is not drift. */
 function normalise(text: string): string {
-  return text
-    .replace(/^# Managed by sentinel-cef \S+\./m, '# Managed by sentinel-cef.')
-    .replace(/\s+$/, '');
+  return text.replace(/^# Managed by sentinel-cef \S+\./m, '# Managed by sentinel-cef.').replace(/\s+$/, '');
 }
 
 function firstDifference(a: string, b: string): string {
@@ -179,11 +176,14 @@ async function checkDropInFile(ctx: Context): Promise<CheckOutcome> {
   if (!fwdPorts.some((p) => new RegExp(`port\\s*(=\\s*"|\\()\\s*${p}\\b`).test(text))) {
     problems.push(`it does not forward to the forwarder port ${fwdPorts.join('/')}`);
   }
-  if (d.name === 'rsyslog' && !/\bstop\b/.test(text)) problems.push('CEF is not stopped after forwarding (duplicates into /var/log and Syslog)');
-  if (d.name === 'syslog-ng' && !/\bfinal\b/.test(text)) problems.push('the log path lacks flags(final) (duplicates into /var/log and Syslog)');
+  if (d.name === 'rsyslog' && !/\bstop\b/.test(text))
+    problems.push('CEF is not stopped after forwarding (duplicates into /var/log and Syslog)');
+  if (d.name === 'syslog-ng' && !/\bfinal\b/.test(text))
+    problems.push('the log path lacks flags(final) (duplicates into /var/log and Syslog)');
   if (expected) {
     const match = expected.find((e) => normalise(e.content) === normalise(onDisk));
-    if (!match) problems.push(`it differs from what install renders (${firstDifference(normalise(onDisk), normalise(expected[0].content))})`);
+    if (!match)
+      problems.push(`it differs from what install renders (${firstDifference(normalise(onDisk), normalise(expected[0].content))})`);
   }
   if (problems.length) {
     return {
@@ -214,7 +214,13 @@ export async function checkSyntax(ctx: Context): Promise<CheckOutcome> {
   if (r.exitCode === 0) {
     const warn = out.split('\n').filter((l) => /warning/i.test(l));
     return warn.length
-      ? { ...base, status: 'warn', message: `${cmd} ${args.join(' ')}: valid, with warnings: ${warn[0].trim()}`, fix: 'see the warning above', details: { output: out.slice(0, 4000) } }
+      ? {
+          ...base,
+          status: 'warn',
+          message: `${cmd} ${args.join(' ')}: valid, with warnings: ${warn[0].trim()}`,
+          fix: 'see the warning above',
+          details: { output: out.slice(0, 4000) },
+        }
       : { ...base, status: 'pass', message: `${cmd} ${args.join(' ')} ok` };
   }
   const errLine = out.split('\n').find((l) => /error/i.test(l)) ?? out.split('\n')[0] ?? `exit ${r.exitCode}`;
@@ -260,7 +266,9 @@ export async function checkListening(ctx: Context): Promise<CheckOutcome> {
       ...base,
       status: 'fail',
       message: `nothing listens on ${wanted.map((t) => `${port}/${t}`).join(' or ')}`,
-      fix: d.running ? `re-run \`sentinel-cef install\` so ${d.name} opens port ${port}` : `start ${d.name ?? 'the syslog daemon'} (see daemon.running)`,
+      fix: d.running
+        ? `re-run \`sentinel-cef install\` so ${d.name} opens port ${port}`
+        : `start ${d.name ?? 'the syslog daemon'} (see daemon.running)`,
       details,
     };
   }
@@ -275,7 +283,13 @@ export async function checkListening(ctx: Context): Promise<CheckOutcome> {
     };
   }
   if (missing.length) {
-    return { ...base, status: 'warn', message: `${found.join(', ')}; not on ${missing[0]}`, fix: `senders using ${missing[0]} are not heard: \`sentinel-cef install --protocol both\``, details };
+    return {
+      ...base,
+      status: 'warn',
+      message: `${found.join(', ')}; not on ${missing[0]}`,
+      fix: `senders using ${missing[0]} are not heard: \`sentinel-cef install --protocol both\``,
+      details,
+    };
   }
   // Both address families: a [::] socket takes IPv4 too unless v6 sockets are v6-only (bindv6only=1).
   const ipv6 = await detectIpv6(ctx.fs);
@@ -312,7 +326,13 @@ export async function checkForwarding(ctx: Context): Promise<CheckOutcome> {
     fwdPorts.some((p) => new RegExp(`port\\s*(=\\s*"|\\()\\s*${p}\\b|@@?127\\.0\\.0\\.1:${p}\\b`).test(stripConfigComments(f.text))),
   );
   const fwdListening = (await ctx.listeners()).some((s) => fwdPorts.includes(s.port));
-  const details = { connections: mine.map((s) => `${s.transport} ${s.localAddress}:${s.localPort} -> ${s.remoteAddress}:${s.remotePort} (pid ${s.pid ?? '?'})`), configured, forwarderListening: fwdListening };
+  const details = {
+    connections: mine.map(
+      (s) => `${s.transport} ${s.localAddress}:${s.localPort} -> ${s.remoteAddress}:${s.remotePort} (pid ${s.pid ?? '?'})`,
+    ),
+    configured,
+    forwarderListening: fwdListening,
+  };
   if (mine.length) return { ...base, status: 'pass', message: `${d.name} is connected to 127.0.0.1:${mine[0].remotePort}`, details };
   if (!configured) {
     return {
@@ -340,7 +360,12 @@ export async function checkForwarding(ctx: Context): Promise<CheckOutcome> {
   // Probes the daemon never received give it nothing to forward: no connection then says nothing about this hop,
   // and restarting the daemon would not help (see daemon.listening).
   if (run && run.results.length > 0 && run.results.every((r) => r.stage === 'daemon-not-receiving')) {
-    return { ...base, status: 'skip', message: `configured; no probe reached ${d.name}, so its forwarding could not be seen (see daemon.listening)`, details };
+    return {
+      ...base,
+      status: 'skip',
+      message: `configured; no probe reached ${d.name}, so its forwarding could not be seen (see daemon.listening)`,
+      details,
+    };
   }
   // Typically the forwarder was down and the daemon suspended its forwarding action: it retries on its own
   // (rsyslog every action.resumeInterval, 30 s and growing), a restart reconnects now.
@@ -357,11 +382,6 @@ export async function checkForwarding(ctx: Context): Promise<CheckOutcome> {
   };
 }
 
-
-
-
-
-
 function kib(n: number): string {
   return n % 1024 === 0 ? `${n / 1024} KiB` : `${n} bytes`;
 }
@@ -372,7 +392,12 @@ export async function checkMaxMessageSize(ctx: Context): Promise<CheckOutcome> {
   if (!l) return { ...base, status: 'skip', message: 'no syslog daemon' };
   const size = await probeSize(ctx);
   const explicit = ctx.opts.probeSize !== undefined;
-  const details: Record<string, unknown> = { daemonMax: l.daemonMax, forwarderMax: l.forwarderMax, probeSize: size, daemonSetting: l.daemonSetting };
+  const details: Record<string, unknown> = {
+    daemonMax: l.daemonMax,
+    forwarderMax: l.forwarderMax,
+    probeSize: size,
+    daemonSetting: l.daemonSetting,
+  };
   const msg =
     `${l.daemon} accepts ${kib(l.daemonMax)} per message (${l.daemonWhere ? `${l.daemonSetting} in ${l.daemonWhere}` : 'its default'}), ` +
     `the forwarder ${kib(l.forwarderMax)}`;
@@ -390,8 +415,7 @@ export async function checkMaxMessageSize(ctx: Context): Promise<CheckOutcome> {
         : `add log-msg-size(${want}) to options {} in ${LAYOUT.syslogNgMain}, then restart syslog-ng`;
   const fwdFix = `set "limits": {"maxMessageBytes": ${want}} in ${ctx.opts.configPath}, then restart the forwarder`;
   // The hop that cuts: the first one on the way whose limit is below the size.
-  const hop =
-    size > l.daemonMax - (explicit ? 0 : HEADER_MARGIN) ? 'daemon' : size + HEADER_MARGIN > l.forwarderMax ? 'forwarder' : null;
+  const hop = size > l.daemonMax - (explicit ? 0 : HEADER_MARGIN) ? 'daemon' : size + HEADER_MARGIN > l.forwarderMax ? 'forwarder' : null;
   if (cut.length || (explicit && hop)) {
     const p = cut[0];
     const seen = p ? `: a ${p.sentBytes}-byte ${p.transport} probe arrived as ${p.arrivedBytes ?? '?'} bytes` : '';
@@ -415,7 +439,13 @@ export async function checkMaxMessageSize(ctx: Context): Promise<CheckOutcome> {
     };
   }
   if (size > UDP_MAX_PAYLOAD && ctx.opts.protocol !== 'tcp') {
-    return { ...base, status: 'warn', message: `${msg}; ${size}-byte messages do not fit in a UDP datagram`, fix: 'send such devices over TCP', details };
+    return {
+      ...base,
+      status: 'warn',
+      message: `${msg}; ${size}-byte messages do not fit in a UDP datagram`,
+      fix: 'send such devices over TCP',
+      details,
+    };
   }
   return {
     ...base,
@@ -490,7 +520,8 @@ export async function checkRateLimit(ctx: Context): Promise<CheckOutcome> {
         if (mod === 'imudp' || mod === 'imtcp' || mod === 'imptcp') continue;
         const interval = /ratelimit\.interval\s*=\s*"?(\d+)/i.exec(body)?.[1];
         const burst = /ratelimit\.burst\s*=\s*"?(\d+)/i.exec(body)?.[1];
-        if (mod && interval && Number(interval) > 0) found.push(`${mod} drops above ${burst ?? 'default burst'} messages per ${interval}s (${f.path})`);
+        if (mod && interval && Number(interval) > 0)
+          found.push(`${mod} drops above ${burst ?? 'default burst'} messages per ${interval}s (${f.path})`);
         if (mod === 'imjournal' && !interval) found.push(`imjournal is loaded with its default rate limit (20000 per 600 s) (${f.path})`);
       }
       const legacy = /^\s*\$(SystemLogRateLimitInterval|IMUXSockRateLimitInterval|imjournalRatelimitInterval)\s+(\d+)/im.exec(t);
@@ -539,16 +570,27 @@ export async function checkIntakeState(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'daemon.intake-state', title: 'rsyslog may send to the forwarder', group: G };
   const d = await ctx.daemon();
   const file = (await ctx.config()).config?.intakeStateFile;
-  if (d.name !== 'rsyslog' || !file) return { ...base, status: 'skip', message: 'no intake state file (rsyslog before 8.1904, or syslog-ng)' };
+  if (d.name !== 'rsyslog' || !file)
+    return { ...base, status: 'skip', message: 'no intake state file (rsyslog before 8.1904, or syslog-ng)' };
   const text = await ctx.readText(file);
   const state = text?.trim() ?? null;
   const details = { file, state };
   if (state !== 'SUSPENDED') {
-    return { ...base, status: 'pass', message: `${file} ${state === null ? 'is absent' : `says ${state}`}: rsyslog sends to the forwarder`, details };
+    return {
+      ...base,
+      status: 'pass',
+      message: `${file} ${state === null ? 'is absent' : `says ${state}`}: rsyslog sends to the forwarder`,
+      details,
+    };
   }
   const h = await settledHealth(ctx);
   if (!h.health || h.health.status === 'stopping') {
-    return { ...base, status: 'pass', message: `${file} says SUSPENDED and the forwarder is down: rsyslog keeps CEF in its queue until it starts`, details };
+    return {
+      ...base,
+      status: 'pass',
+      message: `${file} says SUSPENDED and the forwarder is down: rsyslog keeps CEF in its queue until it starts`,
+      details,
+    };
   }
   return {
     ...base,
@@ -702,7 +744,7 @@ export async function checkSpool(ctx: Context): Promise<CheckOutcome> {
     ...base,
     status: 'warn',
     message: `${amount} wait in syslog-ng's reliable disk buffer (${s.dir}) while the forwarder is up, files unchanged for ${age}${notes}`,
-    fix: '`syslog-ng-ctl stats | grep d_sentinel_cef` shows what the destination holds and whether it is connected; syslog-ng\'s own log says why it does not send',
+    fix: "`syslog-ng-ctl stats | grep d_sentinel_cef` shows what the destination holds and whether it is connected; syslog-ng's own log says why it does not send",
     details,
   };
 }

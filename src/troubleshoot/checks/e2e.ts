@@ -65,7 +65,8 @@ function targetHost(listeners: Listener[]): string {
   const l = listeners.find((s) => reachableFromLoopback(s.address)) ?? listeners[0];
   if (!l) return '127.0.0.1';
   if (isLoopback(l.address)) return l.address.replace(/^::ffff:/, '');
-  if (reachableFromLoopback(l.address)) return l.family === 6 && l.address === '::' && !listeners.some((x) => x.family === 4) ? '::1' : '127.0.0.1';
+  if (reachableFromLoopback(l.address))
+    return l.family === 6 && l.address === '::' && !listeners.some((x) => x.family === 4) ? '::1' : '127.0.0.1';
   return l.address.replace(/^::ffff:/, '');
 }
 
@@ -159,7 +160,8 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
     const tails = new Map<string, string>();
     // Only the transports install opened: a TCP-only install refuses UDP by design.
     // Forwarder-only behind a balancer: a TCP listener that wants a PROXY header would close a bare probe.
-    const proxied = opts.forwarderOnly && ((await ctx.config()).config?.listen ?? []).some((u) => u.startsWith('tcp://') && u.includes('?proxy='));
+    const proxied =
+      opts.forwarderOnly && ((await ctx.config()).config?.listen ?? []).some((u) => u.startsWith('tcp://') && u.includes('?proxy='));
     for (const transport of opts.protocol === 'both' ? (['tcp', 'udp'] as const) : [opts.protocol]) {
       if (transport === 'tcp' && proxied) {
         deps.progress(`not probing ${opts.port}/tcp: it expects a PROXY header from the balancer`);
@@ -229,7 +231,12 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
 
     let seen: NonNullable<ProbeRun['capture']>['seen'] = {};
     if (capture) {
-      seen = parseCapture(await capture.stop(), results.map((r) => r.id), opts.port, fwdPorts);
+      seen = parseCapture(
+        await capture.stop(),
+        results.map((r) => r.id),
+        opts.port,
+        fwdPorts,
+      );
       captureInfo = { seen };
     }
 
@@ -237,15 +244,30 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
     const after = await ctx.sockets();
     const toForwarder = daemonToForwarder(after, fwdPorts, daemonPids);
 
-    const logs = await daemonLogHits(ctx, results.map((r) => r.id));
+    const logs = await daemonLogHits(
+      ctx,
+      results.map((r) => r.id),
+    );
     ctx.invalidate(['health']); // delivery state after the probes, for every check that reads it
     const health = (await ctx.health()).health;
     const mismatch = (await protocolMismatch(ctx))?.message;
     // Asked since the start; a firewall tool that does not answer by now must not hold the probes' verdict.
     const fw = await Promise.race([firewallP.then((f) => f.verdicts), new Promise<[]>((r) => setTimeout(r, 100, []))]);
-    const firewallDrop = (t: Transport) => fw.find((x) => x.packet.iface === 'lo' && x.packet.protocol === t && x.verdict.action === 'drop')?.verdict.by;
+    const firewallDrop = (t: Transport) =>
+      fw.find((x) => x.packet.iface === 'lo' && x.packet.protocol === t && x.verdict.action === 'drop')?.verdict.by;
     for (const r of results) {
-      locate(ctx, r, { sockets, daemonPids, daemonToForwarder: toForwarder, fwdPorts, logs, mismatch, firewallDrop: firewallDrop(r.transport), adminError, health, seen: seen[r.id] });
+      locate(ctx, r, {
+        sockets,
+        daemonPids,
+        daemonToForwarder: toForwarder,
+        fwdPorts,
+        logs,
+        mismatch,
+        firewallDrop: firewallDrop(r.transport),
+        adminError,
+        health,
+        seen: seen[r.id],
+      });
     }
     return { results, adminError, capture: captureInfo, daemonToForwarder: toForwarder };
   });
@@ -326,7 +348,8 @@ function locate(
   }
   const listeners = listenersOn(e.sockets, port, r.transport);
   // Forwarder-only: the forwarder itself is the receiver on the port.
-  const receiver = (l: Listener) => (l.pid !== undefined && e.daemonPids.has(l.pid)) || (ctx.opts.forwarderOnly && (l.comm === 'node' || l.comm === 'sentinel-cef'));
+  const receiver = (l: Listener) =>
+    (l.pid !== undefined && e.daemonPids.has(l.pid)) || (ctx.opts.forwarderOnly && (l.comm === 'node' || l.comm === 'sentinel-cef'));
   // An IPv4 probe goes to an IPv4 socket when there is one, before a dual-stack [::] one: a program holding
   // 0.0.0.0:514 takes it even though the daemon holds [::]:514.
   const v4 = /^\d+\.\d+\.\d+\.\d+:/.test(r.target);
@@ -385,7 +408,10 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
   const run = await runProbes(ctx);
   const total = run.results.length;
   const ok = run.results.filter((r) => r.accepted);
-  const lat = ok.map((r) => r.latencyMs).filter((x): x is number => typeof x === 'number').sort((a, b) => a - b);
+  const lat = ok
+    .map((r) => r.latencyMs)
+    .filter((x): x is number => typeof x === 'number')
+    .sort((a, b) => a - b);
   const latText = lat.length ? `, latency p50 ${lat[Math.floor(lat.length / 2)]} ms, max ${lat.at(-1)} ms` : '';
   const byTransport = (t: Transport) =>
     `${t} ${run.results.filter((r) => r.transport === t && r.accepted).length}/${run.results.filter((r) => r.transport === t).length}`;
@@ -415,10 +441,15 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
     };
   }
   // Report the earliest stage where probes stopped: it is the one to fix first.
-  const order: ProbeStage[] = ['daemon-not-receiving', 'daemon-not-forwarding', 'forwarder-down', 'forwarder-hung', 'forwarder-not-delivering', 'unknown'];
-  const groups = order
-    .map((stage) => ({ stage, probes: run.results.filter((r) => r.stage === stage) }))
-    .filter((g) => g.probes.length > 0);
+  const order: ProbeStage[] = [
+    'daemon-not-receiving',
+    'daemon-not-forwarding',
+    'forwarder-down',
+    'forwarder-hung',
+    'forwarder-not-delivering',
+    'unknown',
+  ];
+  const groups = order.map((stage) => ({ stage, probes: run.results.filter((r) => r.stage === stage) })).filter((g) => g.probes.length > 0);
   const parts = groups.map((g) => {
     const ts = [...new Set(g.probes.map((p) => p.transport))].join('+');
     return `${g.probes.length} ${ts} probe${g.probes.length === 1 ? '' : 's'} ${STAGE_TEXT[g.stage as Exclude<ProbeStage, 'delivered'>]} (${g.probes[0].evidence.join('; ')})`;
@@ -428,7 +459,9 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
   const sinkType = sink?.type;
   const skew = first.stage === 'forwarder-not-delivering' ? await clockFault(ctx) : null;
   const mismatch = first.stage === 'daemon-not-forwarding' ? await protocolMismatch(ctx) : null;
-  const fix = mismatch?.fix ?? fixForStage(first.stage, first.probes[0], ctx.opts.port, sinkType, skew, sink?.type === 'file' ? sink.path : undefined);
+  const fix =
+    mismatch?.fix ??
+    fixForStage(first.stage, first.probes[0], ctx.opts.port, sinkType, skew, sink?.type === 'file' ? sink.path : undefined);
   return {
     ...base,
     status: 'fail',

@@ -109,7 +109,11 @@ export async function checkSecret(ctx: Context): Promise<CheckOutcome> {
         fix: 'prefer a 0600 file: re-run `sentinel-cef install`, which stores the secret in a 0600 file',
       };
     }
-    return { ...base, status: 'skip', message: `the ${sink.type} sink (${'auth' in sink ? sink.auth.kind : 'no auth'}) uses no secret file` };
+    return {
+      ...base,
+      status: 'skip',
+      message: `the ${sink.type} sink (${'auth' in sink ? sink.auth.kind : 'no auth'}) uses no secret file`,
+    };
   }
   const problems: string[] = [];
   const fixes: string[] = [];
@@ -162,7 +166,8 @@ export interface ForwarderHang {
 export function forwarderHang(ctx: Context): Promise<ForwarderHang | null> {
   return ctx.once('forwarder-hang', async () => {
     const fromFile = Number((await ctx.readText(LAYOUT.forwarderPidFile))?.trim());
-    const pids = Number.isInteger(fromFile) && fromFile > 0 && (await isProcessAlive(ctx.fs, fromFile)) ? [fromFile] : await ctx.forwarderPids();
+    const pids =
+      Number.isInteger(fromFile) && fromFile > 0 && (await isProcessAlive(ctx.fs, fromFile)) ? [fromFile] : await ctx.forwarderPids();
     for (const pid of pids) {
       const stat = await ctx.readText(`/proc/${pid}/stat`);
       if (!stat) continue;
@@ -184,7 +189,8 @@ export function restartHungFix(ctx: Context, hang: ForwarderHang): SafeFix {
     description: `kill the hung forwarder (pid ${hang.pid}) and ${restart.description}`,
     async apply() {
       const r = await ctx.deps.exec('kill', ['-KILL', String(hang.pid)], { timeoutMs: 10_000 });
-      if (r.exitCode !== 0 && (await isProcessAlive(ctx.fs, hang.pid))) throw new Error(`kill -KILL ${hang.pid}: ${(r.stderr || r.stdout).trim()}`);
+      if (r.exitCode !== 0 && (await isProcessAlive(ctx.fs, hang.pid)))
+        throw new Error(`kill -KILL ${hang.pid}: ${(r.stderr || r.stdout).trim()}`);
       await restart.apply();
       // Without systemd the supervisor, still alive, starts the next forwarder itself after a short delay:
       // wait for it, so the re-check sees the new process rather than the gap.
@@ -305,7 +311,10 @@ function chownQueueFix(ctx: Context, dir: string, user: { uid: number; gid: numb
   return {
     description: `give ${dir} back to ${SERVICE_USER} (chown -R, mode 0750) and ${restart.description}`,
     async apply() {
-      for (const [cmd, args] of [['chown', ['-R', `${user.uid}:${user.gid}`, dir]], ['chmod', ['0750', dir]]] as const) {
+      for (const [cmd, args] of [
+        ['chown', ['-R', `${user.uid}:${user.gid}`, dir]],
+        ['chmod', ['0750', dir]],
+      ] as const) {
         const r = await ctx.deps.exec(cmd, [...args], { timeoutMs: 30_000 });
         if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${(r.stderr || r.stdout).trim() || `exit ${r.exitCode}`}`);
       }
@@ -337,7 +346,10 @@ async function queueDirProblem(ctx: Context): Promise<{ message: string; fix: st
       const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
       return {
         message: `the service user ${SERVICE_USER} cannot ${need === 3 ? 'write' : 'enter'} ${p} (owner ${owner}, mode ${mode}), so the forwarder cannot open its queue ${dir}`,
-        fix: p === dir || deepest ? `\`chown -R ${SERVICE_USER}: ${dir === p ? dir : p}\` (or re-run \`sentinel-cef install\`), then restart the forwarder` : `\`chmod o+x ${p}\`, then restart the forwarder`,
+        fix:
+          p === dir || deepest
+            ? `\`chown -R ${SERVICE_USER}: ${dir === p ? dir : p}\` (or re-run \`sentinel-cef install\`), then restart the forwarder`
+            : `\`chmod o+x ${p}\`, then restart the forwarder`,
         // The queue directory is ours (install made it for the service user): giving it back is safe. Its
         // parents are the system's, so those stay a suggestion.
         ...(p === dir ? { safeFix: chownQueueFix(ctx, dir, user) } : {}),
@@ -476,7 +488,17 @@ export async function checkDeadLetters(ctx: Context): Promise<CheckOutcome> {
   const count = h.health?.counters.deadLettered ?? 0;
   const dropped = h.health?.deadLetters?.droppedEntries ?? 0;
   if (!h.health && !file) return { ...base, status: 'skip', message: 'no admin endpoint and no config' };
-  const details = { deadLettered: count, file, fileCount, rotatedFiles: rotated, bytes, maxBytes: cap, droppedEntries: dropped, oldestEntry, lastReason };
+  const details = {
+    deadLettered: count,
+    file,
+    fileCount,
+    rotatedFiles: rotated,
+    bytes,
+    maxBytes: cap,
+    droppedEntries: dropped,
+    oldestEntry,
+    lastReason,
+  };
   if (count === 0 && fileCount === 0 && bytes === 0 && dropped === 0) return { ...base, status: 'pass', message: 'none', details };
   const size = `${formatBytes(bytes)}${cap ? ` of ${formatBytes(cap)}` : ''}${rotated ? ` in ${rotated + 1} files` : ''}`;
   const parts = [`${count} since start`, `${fileCount} in ${file}`, size];
@@ -522,4 +544,3 @@ export async function checkDelivery(ctx: Context): Promise<CheckOutcome> {
     details,
   };
 }
-

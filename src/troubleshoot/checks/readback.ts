@@ -31,7 +31,10 @@ export function hopRows(probes: Array<ProbeReadback & { transport: string }>): P
   }));
 }
 
-const secs = (ms: number) => (ms < 120_000 ? `${Math.round(ms / 100) / 10}s` : `${Math.floor(ms / 60_000)}m${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}s`);
+const secs = (ms: number) =>
+  ms < 120_000
+    ? `${Math.round(ms / 100) / 10}s`
+    : `${Math.floor(ms / 60_000)}m${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}s`;
 
 /**
  * Reads the probes back from CommonSecurityLog (Logs Query API) and, when the API accepted one that never shows up,
@@ -41,7 +44,12 @@ export async function checkReadback(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'e2e.readback', title: 'Probes in the CommonSecurityLog table', group: G };
   const o = ctx.opts;
   if (o.probes === 0) return { ...base, status: 'skip', message: 'no probes (--probes 0)' };
-  if (!o.workspaceId) return { ...base, status: 'skip', message: 'not asked: pass --workspace <workspace id> to read the probes back from CommonSecurityLog' };
+  if (!o.workspaceId)
+    return {
+      ...base,
+      status: 'skip',
+      message: 'not asked: pass --workspace <workspace id> to read the probes back from CommonSecurityLog',
+    };
   if (o.readbackTimeoutSec === 0) return { ...base, status: 'skip', message: 'disabled with --readback-timeout 0' };
   const c = await ctx.config();
   const sink = c.config?.sink;
@@ -59,7 +67,8 @@ export async function checkReadback(ctx: Context): Promise<CheckOutcome> {
   if (!ctx.deps.readbackClient) return { ...base, status: 'skip', message: 'readback is not available in this build' };
   const run = await runProbes(ctx);
   const accepted = run.results.filter((r) => r.accepted);
-  if (accepted.length === 0) return { ...base, status: 'skip', message: 'no probe was accepted by the ingestion API, so none can be in the table (see e2e.probes)' };
+  if (accepted.length === 0)
+    return { ...base, status: 'skip', message: 'no probe was accepted by the ingestion API, so none can be in the table (see e2e.probes)' };
 
   ctx.deps.progress(`reading ${accepted.length} probes back from workspace ${o.workspaceId} (up to ${o.readbackTimeoutSec}s)`);
   let rb: ReadbackResult;
@@ -68,7 +77,13 @@ export async function checkReadback(ctx: Context): Promise<CheckOutcome> {
     rb = await readBackProbes(
       {
         workspaceId: o.workspaceId,
-        probes: run.results.map((r) => ({ id: r.id, sentAt: r.sentAt ?? ctx.startedAt, receivedAt: r.receivedAt, acceptedAt: r.acceptedAt, accepted: r.accepted })),
+        probes: run.results.map((r) => ({
+          id: r.id,
+          sentAt: r.sentAt ?? ctx.startedAt,
+          receivedAt: r.receivedAt,
+          acceptedAt: r.acceptedAt,
+          accepted: r.accepted,
+        })),
         timeoutMs: o.readbackTimeoutSec * 1000,
         pollMs: Math.min(15_000, Math.max(1000, (o.readbackTimeoutSec * 1000) / 20)),
         dcrImmutableId: sink.dcrImmutableId,
@@ -77,7 +92,12 @@ export async function checkReadback(ctx: Context): Promise<CheckOutcome> {
       { client, now: ctx.deps.now, sleep: ctx.deps.sleep, progress: ctx.deps.progress },
     );
   } catch (err) {
-    return { ...base, status: 'warn', message: `cannot read the workspace: ${(err as Error).message}`, fix: 'sign in with `az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET' };
+    return {
+      ...base,
+      status: 'warn',
+      message: `cannot read the workspace: ${(err as Error).message}`,
+      fix: 'sign in with `az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET',
+    };
   }
   const probes = rb.probes.map((p, i) => ({ ...p, transport: run.results[i].transport }));
   const hops = hopRows(probes);
@@ -95,13 +115,22 @@ export async function checkReadback(ctx: Context): Promise<CheckOutcome> {
       };
     }
     if (e.kind === 'not-found') {
-      return { ...base, status: 'fail', message: `workspace ${o.workspaceId} was not found: ${e.message}`, fix: 'check the workspace id (the GUID on the workspace Overview page)', details };
+      return {
+        ...base,
+        status: 'fail',
+        message: `workspace ${o.workspaceId} was not found: ${e.message}`,
+        fix: 'check the workspace id (the GUID on the workspace Overview page)',
+        details,
+      };
     }
     return {
       ...base,
       status: 'warn',
       message: `cannot query workspace ${o.workspaceId}: ${e.message}`,
-      fix: e.kind === 'sign-in' ? 'sign in with `az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET' : 'run again later; the Logs Query API did not answer',
+      fix:
+        e.kind === 'sign-in'
+          ? 'sign in with `az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET'
+          : 'run again later; the Logs Query API did not answer',
       details,
     };
   }
@@ -109,7 +138,10 @@ export async function checkReadback(ctx: Context): Promise<CheckOutcome> {
   const acc = probes.filter((p) => p.accepted);
   const visible = acc.filter((p) => p.visibleAt !== undefined);
   const dup = acc.filter((p) => p.inSyslog);
-  const lat = hops.map((h) => h.tableMs).filter((x): x is number => x !== null).sort((a, b) => a - b);
+  const lat = hops
+    .map((h) => h.tableMs)
+    .filter((x): x is number => x !== null)
+    .sort((a, b) => a - b);
   const latText = lat.length ? `; accepted → table p50 ${secs(lat[Math.floor(lat.length / 2)])}, max ${secs(lat.at(-1)!)}` : '';
   const others = rb.dcr?.otherRules.length ? ` Other rules also sending to CommonSecurityLog: ${rb.dcr.otherRules.join(', ')}.` : '';
 

@@ -24,7 +24,6 @@ interface FirewallFinding {
   persist?: string;
 }
 
-
 async function inspectFirewall(ctx: Context): Promise<FirewallFinding> {
   const port = ctx.opts.port;
   const want = [`${port}/tcp`, `${port}/udp`];
@@ -49,8 +48,12 @@ async function inspectFirewall(ctx: Context): Promise<FirewallFinding> {
   if (commands.length) {
     if (kind === 'iptables' && (await ctx.deps.which('netfilter-persistent'))) commands.push(['netfilter-persistent', 'save']);
     else if (kind === 'iptables' && (await ctx.stat('/etc/sysconfig/iptables'))) commands.push(['service', 'iptables', 'save']);
-    else if (kind === 'iptables') persist = 'rules added with iptables are lost at reboot: save them with `iptables-save > /etc/iptables/rules.v4` (package iptables-persistent)';
-    else persist = 'rules added with nft are lost at reboot: add the same rule to /etc/nftables.conf (or save with `nft list ruleset > /etc/nftables.conf`)';
+    else if (kind === 'iptables')
+      persist =
+        'rules added with iptables are lost at reboot: save them with `iptables-save > /etc/iptables/rules.v4` (package iptables-persistent)';
+    else
+      persist =
+        'rules added with nft are lost at reboot: add the same rule to /etc/nftables.conf (or save with `nft list ruleset > /etc/nftables.conf`)';
   }
   return {
     kind,
@@ -66,7 +69,8 @@ export async function checkFirewall(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'system.firewall', title: `Firewall allows port ${ctx.opts.port}`, group: G };
   const f = await inspectFirewall(ctx);
   const details = { firewall: f.kind, allowed: f.allowed, blocked: f.blocked, droppedBy: f.droppedBy };
-  if (f.kind === 'none') return { ...base, status: 'pass', message: 'no active host firewall (firewalld, ufw, iptables, nftables)', details };
+  if (f.kind === 'none')
+    return { ...base, status: 'pass', message: 'no active host firewall (firewalld, ufw, iptables, nftables)', details };
   if (f.blocked.length === 0) return { ...base, status: 'pass', message: `${f.kind} allows ${ctx.opts.port}/tcp and /udp`, details };
   const safeFix: SafeFix = {
     description: `open ${f.blocked.join(', ')} in ${f.kind}${f.persist ? ' (until reboot)' : ''}`,
@@ -77,7 +81,9 @@ export async function checkFirewall(ctx: Context): Promise<CheckOutcome> {
       }
     },
   };
-  const why = f.droppedBy ? f.blocked.map((b) => `${b} is dropped by ${f.droppedBy![b]}`).join('; ') : `${f.kind} blocks ${f.blocked.join(', ')}`;
+  const why = f.droppedBy
+    ? f.blocked.map((b) => `${b} is dropped by ${f.droppedBy![b]}`).join('; ')
+    : `${f.kind} blocks ${f.blocked.join(', ')}`;
   return {
     ...base,
     status: 'fail',
@@ -107,7 +113,8 @@ export async function checkSelinux(ctx: Context): Promise<CheckOutcome> {
   const need = [...new Set([ctx.opts.port, ...fwdPorts])];
   const missing = need.filter((p) => !st.syslogPorts!.includes(p));
   const details = { mode, labelled: st.syslogPorts, missing };
-  if (missing.length === 0) return { ...base, status: 'pass', message: `SELinux ${mode}; syslogd_port_t covers tcp ${need.join(', ')}`, details };
+  if (missing.length === 0)
+    return { ...base, status: 'pass', message: `SELinux ${mode}; syslogd_port_t covers tcp ${need.join(', ')}`, details };
   const cmds = [
     ...missing.filter((p) => !fwdPorts.includes(p)).map((p) => ['semanage', 'port', '-a', '-t', 'syslogd_port_t', '-p', 'tcp', String(p)]),
     ...fwdPorts.flatMap((p) => planSelinuxFix(st, p, [])),
@@ -146,7 +153,8 @@ export async function checkDisk(ctx: Context): Promise<CheckOutcome> {
   // The dead-letter files (bounded by deadLetter.maxBytes) share the queue's budget when they share its filesystem.
   const queueFs = results.find((r) => r.path === queueDir);
   const dlFs = dlDir ? await measure(dlDir) : null;
-  const sameFs = (a: { free: number; total: number }, b: { free: number; total: number }) => a.total === b.total && Math.abs(a.free - b.free) < 64 * 1024 ** 2;
+  const sameFs = (a: { free: number; total: number }, b: { free: number; total: number }) =>
+    a.total === b.total && Math.abs(a.free - b.free) < 64 * 1024 ** 2;
   const dlShared = Boolean(dlFs && queueFs && sameFs(dlFs, queueFs));
   if (dlFs && !dlShared && !results.some((r) => sameFs(r, dlFs))) results.push(dlFs);
   const text = results.map((r) => `${r.path} ${formatBytes(r.free)} free (${r.pct}%)`).join(', ');
@@ -157,7 +165,9 @@ export async function checkDisk(ctx: Context): Promise<CheckOutcome> {
   const budget = queueMax ? queueMax + (dlShared ? dlMax : 0) : undefined;
   const queueShort = budget ? results.find((r) => r.path === queueDir && r.free < budget) : undefined;
   const dlShort = dlFs && !dlShared && dlFs.free < dlMax;
-  const budgetText = dlShared ? `queue.maxBytes + deadLetter.maxBytes (${formatBytes(budget!)})` : `queue.maxBytes (${formatBytes(queueMax ?? 0)})`;
+  const budgetText = dlShared
+    ? `queue.maxBytes + deadLetter.maxBytes (${formatBytes(budget!)})`
+    : `queue.maxBytes (${formatBytes(queueMax ?? 0)})`;
   const details = { filesystems: results };
   if (low.length) {
     return {
@@ -216,7 +226,12 @@ export async function checkDuplicates(ctx: Context): Promise<CheckOutcome> {
   if (ctx.opts.probes > 0) {
     const run = await runProbes(ctx);
     const logged = run.results.find((r) => r.evidence.some((e) => e.startsWith('the daemon logged it')));
-    const hit = logged ?? (await probeInLogs(ctx, run.results.map((r) => r.id)));
+    const hit =
+      logged ??
+      (await probeInLogs(
+        ctx,
+        run.results.map((r) => r.id),
+      ));
     if (hit) {
       const file = typeof hit === 'string' ? /landed in (\S+)/.exec(hit)?.[1] : /logged it to (\S+)/.exec(hit.evidence.join(' '))?.[1];
       const rules = file ? await rulesWriting(ctx, file) : [];
@@ -230,7 +245,9 @@ export async function checkDuplicates(ctx: Context): Promise<CheckOutcome> {
       ...base,
       status: 'warn',
       message: `CEF may be ingested twice (Syslog and CommonSecurityLog) or fill /var/log: ${findings.join('; ')}`,
-      fix: ruleFix ?? 'exclude local4 (or your CEF facility) from the Syslog data collection rule, and keep our drop-in first so its `stop` applies',
+      fix:
+        ruleFix ??
+        'exclude local4 (or your CEF facility) from the Syslog data collection rule, and keep our drop-in first so its `stop` applies',
       details: { findings },
     };
   }
@@ -256,13 +273,21 @@ async function fixForLocalRule(ctx: Context, rule: { path: string; line: number;
   if (daemon === 'syslog-ng') {
     // A log path that takes our own source (s_sentinel_cef) to that destination is the rule to remove.
     const files = await ctx.daemonConfigFiles();
-    const upTo = files.find((f) => f.path === rule.path)?.text.split('\n').slice(0, rule.line).join('\n') ?? '';
+    const upTo =
+      files
+        .find((f) => f.path === rule.path)
+        ?.text.split('\n')
+        .slice(0, rule.line)
+        .join('\n') ?? '';
     const name = [...upTo.matchAll(/destination\s+(\w+)\s*\{/g)].at(-1)?.[1];
     if (name) {
       const uses = new RegExp(`destination\\s*\\(\\s*${name}\\s*\\)`);
       for (const f of files) {
-        const i = f.text.split('\n').findIndex((l) => !l.trim().startsWith('#') && uses.test(l) && /source\s*\(\s*s_sentinel_cef\s*\)/.test(l));
-        if (i >= 0) return `${f.path} line ${i + 1} sends our CEF source (s_sentinel_cef) to ${name} (${rule.path} line ${rule.line}): remove that log path, then ${restart}`;
+        const i = f.text
+          .split('\n')
+          .findIndex((l) => !l.trim().startsWith('#') && uses.test(l) && /source\s*\(\s*s_sentinel_cef\s*\)/.test(l));
+        if (i >= 0)
+          return `${f.path} line ${i + 1} sends our CEF source (s_sentinel_cef) to ${name} (${rule.path} line ${rule.line}): remove that log path, then ${restart}`;
       }
     }
     return `in ${rule.path} line ${rule.line}, the log path using this destination runs before ours: move the \`@include "/etc/syslog-ng/conf.d/*.conf"\` line above it, then ${restart}`;
@@ -322,7 +347,9 @@ export async function checkLegacyAgents(ctx: Context): Promise<CheckOutcome> {
   const fwdPorts = await ctx.forwarderPorts();
   for (const s of listeners) {
     if (s.port === 28330) {
-      findings.push(`${s.comm ?? 'a process'}${s.pid ? ` (pid ${s.pid})` : ''} listens on ${s.protocol}/28330 (Azure Monitor agent syslog input)`);
+      findings.push(
+        `${s.comm ?? 'a process'}${s.pid ? ` (pid ${s.pid})` : ''} listens on ${s.protocol}/28330 (Azure Monitor agent syslog input)`,
+      );
     }
     if (fwdPorts.includes(s.port) && s.pid !== undefined && !fwdPids.has(s.pid) && !/^node/.test(s.comm ?? '')) {
       findings.push(`${s.comm} (pid ${s.pid}) holds ${s.protocol}/${s.port}, the forwarder's port`);
