@@ -4,6 +4,9 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 20_000,
+    // Most long files wait on sandboxes, VMs and daemons rather than compute: three at a time on two cores
+    // (vitest's default here would be one).
+    maxWorkers: 3,
     hookTimeout: 60_000,
     // The JSON report feeds the CI summary line; the default reporter is for people.
     reporters: ['default', ['json', { outputFile: '.vitest-report.json' }]],
