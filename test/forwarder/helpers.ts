@@ -49,9 +49,15 @@ export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 5000, wha
   }
 }
 
+/** Whole lines only: the sink may be half-way through an append while a test reads the file. */
+function completeLines(path: string): string {
+  const text = readFileSync(path, 'utf8');
+  return text.slice(0, text.lastIndexOf('\n') + 1);
+}
+
 export function readRows(path: string): CslRow[] {
   if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
+  return completeLines(path)
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as CslRow);

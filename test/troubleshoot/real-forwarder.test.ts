@@ -81,7 +81,8 @@ describe('troubleshoot against the real forwarder and the mock Azure', () => {
       expect(cred.status).toBe('fail');
       expect(cred.message).toContain('HTTP 403');
       // A 403 may heal (clock, rotated key): the probes stay queued for retry.authFailureMaxSec, not dead-lettered.
-      expect((await fwd.checkDeadLetters(ctx())).status).toBe('pass');
+      const dl = await fwd.checkDeadLetters(ctx());
+      expect(dl.status, JSON.stringify(dl)).toBe('pass');
     } finally {
       mock.clearFailures();
     }
