@@ -1,4 +1,4 @@
-import { fchmodSync } from 'node:fs';
+import { constants, fchmodSync } from 'node:fs';
 import * as fsio from '../util/fsio.js';
 
 /**
@@ -10,8 +10,9 @@ export type IntakeState = 'READY' | 'SUSPENDED';
 
 /** Replaces the file whole (rsyslog reads it with one read). World-readable: rsyslog may run as its own user. */
 export function writeIntakeState(path: string, state: IntakeState): void {
-  const tmp = `${path}.tmp`;
-  const fd = fsio.openSync(tmp, 'w', 0o644);
+  // Own name per process (two forwarders on one config must not share it); a planted link is not followed.
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = fsio.openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
   try {
     fchmodSync(fd, 0o644);
     fsio.writeAllSync(fd, Buffer.from(`${state}\n`));

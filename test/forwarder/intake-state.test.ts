@@ -1,4 +1,5 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { writeIntakeState } from '../../src/forwarder/intake-state.js';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -80,5 +81,15 @@ describe('intake state file', () => {
     await fwd.shutdown();
     fwd = null;
     expect(Date.now() - t0).toBeLessThan(30_000);
+  });
+
+  it('does not follow a link planted where it writes its temporary file', () => {
+    const dir = tempDir();
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'keep\n');
+    const state = join(dir, 'intake.state');
+    symlinkSync(victim, `${state}.${process.pid}.tmp`);
+    expect(() => writeIntakeState(state, 'READY')).toThrow(/ELOOP/);
+    expect(readFileSync(victim, 'utf8')).toBe('keep\n');
   });
 });
