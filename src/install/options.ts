@@ -31,7 +31,6 @@ function grammar(flag: string, what: string, ok: (v: string) => boolean, opts: {
 
 // Normal form only (no //, /./, /../ or trailing /): what is checked is what the unit and the config name.
 const isAbsPath = (v: string) => ABS_PATH.test(v) && v.length <= 4096 && v.length > 1 && path.posix.normalize(v) === v && !v.endsWith('/');
-const isUrl = isHttpUrl;
 const isHostPort = (v: string) => {
   const m = /^(\[[0-9A-Fa-f:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(v);
   return m !== null && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
@@ -56,7 +55,7 @@ export const installOptionsSchema = z
     primaryKey: grammar('<primaryKey>', 'a base64 key', (v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v.trim()), { secret: true }).optional(),
     // Read by install, never written into a file: any path will do, on one line.
     keyFile: noControl('--key-file').optional(),
-    dce: grammar('--dce', 'an http(s) URL', isUrl).optional(),
+    dce: grammar('--dce', 'an http(s) URL', isHttpUrl).optional(),
     dcr: grammar('--dcr', 'a DCR immutable id (dcr- and 32 hex digits)', (v) => /^dcr-[0-9a-fA-F]{32}$/.test(v)).optional(),
     stream: grammar('--stream', 'a stream name (Custom-NAME or Microsoft-NAME)', (v) =>
       /^(Custom|Microsoft)-[A-Za-z0-9_]{1,200}$/.test(v),
@@ -83,14 +82,14 @@ export const installOptionsSchema = z
     forwarderPort: port('--forwarder-port').default(DEFAULT_FORWARDER_PORT),
     protocol: z.enum(['tcp', 'udp', 'both']).default('both'),
     daemon: z.enum(['rsyslog', 'syslog-ng']).optional(),
-    endpoint: grammar('--endpoint', 'an http(s) URL', isUrl).optional(),
+    endpoint: grammar('--endpoint', 'an http(s) URL', isHttpUrl).optional(),
     workspace: grammar(
       '--workspace',
       'a workspace id (GUID) or a workspace resource id',
       (v) => GUID.test(v) || WS_RESOURCE_ID.test(v),
     ).optional(),
     principalId: grammar('--principal-id', 'a GUID (the object id of the identity the forwarder sends as)', (v) => GUID.test(v)).optional(),
-    armEndpoint: grammar('--arm-endpoint', 'an http(s) URL', isUrl).optional(),
+    armEndpoint: grammar('--arm-endpoint', 'an http(s) URL', isHttpUrl).optional(),
     dryRun: z.boolean().default(false),
     diff: z.enum(['edited', 'all']).default('edited'),
     yes: z.boolean().default(false),
