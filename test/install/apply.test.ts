@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createFsRoot } from '../../src/system/fs-root.js';
 import { createPrompter, createScriptedPrompter } from '../../src/system/prompts.js';
-import type { Exec, ExecResult } from '../../src/system/exec.js';
+import type { Exec } from '../../src/system/exec.js';
 import { formatPlan, planFiles, summarizePlan } from '../../src/install/plan.js';
 import { FileTransaction, readState, sha256 } from '../../src/install/transaction.js';
 import { runInstall, type InstallDeps } from '../../src/install/run-install.js';
@@ -12,6 +12,7 @@ import { runUninstall } from '../../src/install/run-uninstall.js';
 import { installOptionsSchema } from '../../src/install/options.js';
 import { CliError, formatError, UsageError } from '../../src/errors.js';
 import type { Services } from '../../src/install/service.js';
+import { fakeExec as sharedFakeExec } from './install-helpers.js';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
 
@@ -53,44 +54,22 @@ function brokenConfigFile(root: string): string | null {
 }
 
 /** An exec that records calls; the syslog daemon's syntax check answers as told. */
-function fakeExec(opts: { syntaxOk?: boolean; root?: string; nodeVersion?: string } = {}): Exec & { calls: string[][] } {
-  const calls: string[][] = [];
-  const ok = (stdout = ''): ExecResult => ({ exitCode: 0, stdout, stderr: '', failed: false });
-  return {
-    calls,
-    registerSecret() {},
-    async which(cmd) {
-      return cmd === 'node' ? '/usr/bin/node' : null;
+function fakeExec(opts: { syntaxOk?: boolean; root?: string; nodeVersion?: string } = {}) {
+  return sharedFakeExec(opts.root, {
+    nodeVersion: opts.nodeVersion,
+    answer: (_cmd, args) => {
+      if (!args.includes('-N1') && !args.includes('--syntax-only')) return undefined;
+      // Like the real check: fails on the first daemon config file (in the root) that holds a broken line.
+      const bad = opts.root ? brokenConfigFile(opts.root) : null;
+      if (opts.syntaxOk !== false && !bad) return undefined;
+      return {
+        exitCode: 1,
+        stdout: '',
+        stderr: `rsyslogd: error during parsing file ${bad ?? '/etc/rsyslog.conf'}, on or before line 2: invalid character '{'`,
+        failed: true,
+      };
     },
-    async run(cmd, args) {
-      calls.push([cmd, ...args]);
-      if (cmd === '/usr/bin/node' && args[0] === '--version') return ok(`${opts.nodeVersion ?? 'v20.19.0'}\n`);
-      if (cmd === 'useradd' && opts.root) {
-        const passwd = path.join(opts.root, 'etc/passwd');
-        writeFileSync(
-          passwd,
-          `${existsSync(passwd) ? readFileSync(passwd, 'utf8') : ''}sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`,
-        );
-      }
-      if (args.includes('-N1') || args.includes('--syntax-only')) {
-        // Like the real check: fails on the first daemon config file (in the root) that holds a broken line.
-        const bad = opts.root ? brokenConfigFile(opts.root) : null;
-        if (opts.syntaxOk === false || bad) {
-          return {
-            exitCode: 1,
-            stdout: '',
-            stderr: `rsyslogd: error during parsing file ${bad ?? '/etc/rsyslog.conf'}, on or before line 2: invalid character '{'`,
-            failed: true,
-          };
-        }
-      }
-      return ok();
-    },
-    async spawnDetached(cmd, args) {
-      calls.push(['spawn', cmd, ...args]);
-      return 99999;
-    },
-  };
+  });
 }
 
 /** Process control that only records: the fixture root has no processes to start. */

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createFsRoot } from '../../src/system/fs-root.js';
 import { createScriptedPrompter } from '../../src/system/prompts.js';
-import type { Exec, ExecResult } from '../../src/system/exec.js';
+import type { Exec } from '../../src/system/exec.js';
 import { forwarderOnlyListen, runInstall, sendWithProxyHeader, type InstallDeps } from '../../src/install/run-install.js';
 import { runUninstall } from '../../src/install/run-uninstall.js';
 import { installOptionsSchema } from '../../src/install/options.js';
@@ -28,6 +28,7 @@ import { parseListenUrl } from '../../src/config/listen.js';
 import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
 import { detectIpv6 } from '../../src/system/ipv6.js';
 import { cef, makeConfig, readRows, silent, tcpConnect, tempDir, waitFor, writeAndEnd } from '../forwarder/helpers.js';
+import { fakeExec as sharedFakeExec } from './install-helpers.js';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
 const dirs: string[] = [];
@@ -89,34 +90,14 @@ function snapshot(dir: string): Record<string, string> {
   return out;
 }
 
-function fakeExec(root: string): Exec & { calls: string[][] } {
-  const calls: string[][] = [];
-  const ok = (stdout = ''): ExecResult => ({ exitCode: 0, stdout, stderr: '', failed: false });
-  return {
-    calls,
-    registerSecret() {},
-    async which(cmd) {
-      return cmd === 'node' ? '/usr/bin/node' : null;
-    },
-    async run(cmd, args) {
-      calls.push([cmd, ...args]);
-      if (cmd === '/usr/bin/node' && args[0] === '--version') return ok('v22.13.0\n');
-      if (cmd === 'useradd') {
-        const passwd = path.join(root, 'etc/passwd');
-        writeFileSync(
-          passwd,
-          `${existsSync(passwd) ? readFileSync(passwd, 'utf8') : ''}sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`,
-        );
-      }
-      if (cmd === 'systemctl' && (args[0] === 'is-enabled' || args[0] === 'is-active'))
-        return { exitCode: 1, stdout: '', stderr: '', failed: true };
-      return ok();
-    },
-    async spawnDetached(cmd, args) {
-      calls.push(['spawn', cmd, ...args]);
-      return 99999;
-    },
-  };
+function fakeExec(root: string) {
+  return sharedFakeExec(root, {
+    nodeVersion: 'v22.13.0',
+    answer: (cmd, args) =>
+      cmd === 'systemctl' && (args[0] === 'is-enabled' || args[0] === 'is-active')
+        ? { exitCode: 1, stdout: '', stderr: '', failed: true }
+        : undefined,
+  });
 }
 
 function deps(root: string, exec: Exec) {
