@@ -145,6 +145,21 @@ export class ForwarderProc {
   }
 
   async start(): Promise<void> {
+    // freePort() only finds a port that was free a moment ago: with test files running side by side another
+    // process can take it first. The first start picks again on EADDRINUSE; restarts keep their ports.
+    if (this.adminPort || this.o.tcpPort !== undefined) return this.startOnce();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.startOnce();
+      } catch (err) {
+        if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+        this.adminPort = 0;
+        this.starts--; // the failed attempt was not a start
+      }
+    }
+  }
+
+  private async startOnce(): Promise<void> {
     if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run npm run build`);
     if (!this.adminPort) {
       this.adminPort = await freePort();
