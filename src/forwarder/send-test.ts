@@ -46,14 +46,29 @@ export function buildProbeMessage(id: string, format: SyslogFormat = 'rfc3164', 
   return wrapSyslog(probeCef(id), { format, host });
 }
 
+/** Probe padding fields, each kept under the smallest per-field limit (Data Collector's 32 KiB) so a probe is not truncated. */
+const PAD_FIELDS = ['cs3', 'cs4', 'cs5', 'cs6', 'cs2', 'flexString1', 'flexString2'];
+const PAD_FIELD_MAX = 30_000;
+
 /**
- * A probe of `size` bytes (when longer than the plain probe): padding follows the id in cs3, so a hop that cuts
- * the message keeps the id and the forwarder's tail hash (probes.ts) shows the cut. `tail` is what should arrive.
+ * A probe of `size` bytes (when longer than the plain probe): padding follows the id in custom strings, so a hop that
+ * cuts the message keeps the id and the forwarder's tail hash (probes.ts) shows the cut. `tail` is what should arrive.
+ * Beyond the padding fields' room (~200 KiB) the last one takes the rest and the sink truncates it.
  */
 export function buildSizedProbe(id: string, size: number, host?: string): { message: string; tail: string } {
   const plain = buildProbeMessage(id, 'rfc3164', host);
-  const label = ' cs3Label=ProbePadding cs3=';
-  const pad = size > Buffer.byteLength(plain) + label.length ? label + 'x'.repeat(size - Buffer.byteLength(plain) - label.length) : '';
+  let left = size - Buffer.byteLength(plain);
+  let pad = '';
+  for (let i = 0; i < PAD_FIELDS.length; i++) {
+    const f = PAD_FIELDS[i]!;
+    const head = i === 0 ? ` ${f}Label=ProbePadding ${f}=` : ` ${f}=`;
+    if (left <= head.length) break;
+    const n = i === PAD_FIELDS.length - 1 ? left - head.length : Math.min(PAD_FIELD_MAX, left - head.length);
+    pad += head + 'x'.repeat(n);
+    left -= head.length + n;
+  }
+  // Fewer bytes left than a field's head: lengthen the last padding instead.
+  if (pad && left > 0) pad += 'x'.repeat(left);
   return { message: plain + pad, tail: `${PROBE_ID_KEY}=${id}${pad}` };
 }
 

@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { probeTail, ProbeTracker } from '../../src/forwarder/probes.js';
 import { buildSizedProbe } from '../../src/forwarder/send-test.js';
+import { parseLine } from '../../src/parser/index.js';
+import { LA_MAX_FIELD_BYTES, prepareCollectorRows } from '../../src/sinks/log-analytics.js';
 import { runTroubleshoot } from '../../src/troubleshoot/run.js';
 import type { CheckResult } from '../../src/troubleshoot/types.js';
 import { cleanup, healthyTree, makeRoot, probeIdOf, put, startFakeAdmin, startFakeDaemon, testDeps, type FakeAdmin } from './helpers.js';
@@ -13,6 +15,15 @@ describe('sized probes', () => {
     expect(Buffer.byteLength(p.message)).toBe(Math.max(size, Buffer.byteLength(buildSizedProbe('ts-1-tcp-0001', 0).message)));
     expect(p.message.endsWith(p.tail)).toBe(true);
     expect(probeIdOf(p.message.slice(0, 400))).toBe('ts-1-tcp-0001');
+  });
+
+  // A probe cut by the sink's per-field limit lands in the dead-letter file: troubleshoot would then warn about itself.
+  it.each([6144, 32_000, 64_512, 200_000])('a %i-byte probe keeps every column under the per-field limit', (size) => {
+    const p = buildSizedProbe('ts-3-tcp-0001', size);
+    const parsed = parseLine(p.message);
+    if (!parsed.ok) throw new Error(parsed.reason);
+    const [row] = prepareCollectorRows([parsed.row as never], LA_MAX_FIELD_BYTES);
+    expect(row!.truncated).toBeUndefined();
   });
 
   it('the forwarder records size and tail hash of what arrived, once', () => {
