@@ -12,6 +12,7 @@ import { scanRsyslogConfig } from '../install/rsyslog-config.js';
 import { scanSyslogNgConfig } from '../install/syslog-ng-config.js';
 import type { SinkConfig } from '../config/schema.js';
 import { probeEndpoint } from './endpoint.js';
+import { waitForHealth } from '../install/probe.js';
 import { sendSyslog } from '../forwarder/send-test.js';
 import { createCredential, scopeFor } from '../sinks/token.js';
 import type { TroubleshootDeps, Transport } from './types.js';
@@ -156,6 +157,7 @@ export function createDefaultDeps(o: DefaultDepsOptions = {}): TroubleshootDeps 
         const nodePath = (await ex.which('node')) ?? process.execPath;
         return startForwarder(ctx, { nodePath, configPath, user, restart: true });
       },
+      forwarderReady: (adminBase, timeoutMs) => waitForHealth(adminBase.replace(/^http:\/\//, ''), timeoutMs),
       async restartDaemon(daemon, listen) {
         const ctx = await serviceCtx(fs, ex);
         const binary = await findDaemonBinary(fs, daemon);

@@ -20,13 +20,24 @@ async function protocolsOf(ctx: Context, daemon: DaemonName): Promise<Array<'tcp
   return out;
 }
 
-/** Restarting our own service is always safe: it re-reads its config and resumes from its disk queue. */
+/** How long a restarted forwarder may take to listen (node start-up and queue recovery on a loaded machine). */
+export const FORWARDER_READY_MS = 30_000;
+
+/**
+ * Restarting our own service is always safe: it re-reads its config and resumes from its disk queue. Done means
+ * listening: the unit is Type=simple and the supervisor returns at once, so wait for the admin endpoint.
+ */
 export function restartForwarderFix(ctx: Context): SafeFix {
   return {
     description: `restart the forwarder (${LAYOUT.serviceName})`,
     async apply() {
-      if (await ctx.systemd()) return run(ctx, 'systemctl', ['restart', LAYOUT.serviceName]);
-      await ctx.deps.services.startForwarder(ctx.opts.configPath);
+      if (await ctx.systemd()) await run(ctx, 'systemctl', ['restart', LAYOUT.serviceName]);
+      else await ctx.deps.services.startForwarder(ctx.opts.configPath);
+      const base = await ctx.adminBase();
+      const ready = ctx.deps.services.forwarderReady;
+      if (base && ready && !(await ready(base, FORWARDER_READY_MS))) {
+        throw new Error(`the forwarder was started but its admin endpoint ${base} did not answer within ${FORWARDER_READY_MS / 1000} s`);
+      }
     },
   };
 }

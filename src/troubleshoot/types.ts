@@ -158,6 +158,8 @@ export interface TroubleshootDeps {
   services: {
     startForwarder(configPath: string): Promise<string>;
     restartDaemon(daemon: 'rsyslog' | 'syslog-ng', listen: { port: number; protocols: Array<'tcp' | 'udp'> }): Promise<string>;
+    /** Waits until the forwarder's admin endpoint answers (it opens after the intake listens); false on timeout. */
+    forwarderReady?(adminBase: string, timeoutMs: number): Promise<boolean>;
   };
   /** Writes a target-system file atomically with the given mode (used by --fix only). */
   writeFile(path: string, content: string, mode: number): Promise<void>;

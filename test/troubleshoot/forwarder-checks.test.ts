@@ -141,6 +141,25 @@ describe('forwarder.running', () => {
     expect(up).toMatchObject({ status: 'pass', message: 'pid 778 (supervisor pid 777)' });
   });
 
+  // The supervisor (and a Type=simple unit) returns before the forwarder listens: probes sent right after the fix
+  // found nothing on the intake port (CI). The fix is done when the admin endpoint answers, and fails honestly if not.
+  it('the restart fix waits until the forwarder answers, and fails when it never does', async () => {
+    await put(root, '/proc/1/comm', 'bash\n');
+    const waited: Array<[string, number]> = [];
+    const services = (ok: boolean): TroubleshootDeps['services'] => ({
+      startForwarder: async () => 'started',
+      restartDaemon: async () => 'no',
+      forwarderReady: async (base, ms) => (waited.push([base, ms]), ok),
+    });
+    const down = await fwd.checkRunning(ctxFor({ services: services(true) }, { admin: '127.0.0.1:25999' }));
+    await down.safeFix!.apply();
+    expect(waited).toEqual([['http://127.0.0.1:25999', 30_000]]);
+    const never = await fwd.checkRunning(ctxFor({ services: services(false) }, { admin: '127.0.0.1:25999' }));
+    await expect(never.safeFix!.apply()).rejects.toThrow(
+      'the forwarder was started but its admin endpoint http://127.0.0.1:25999 did not answer within 30 s',
+    );
+  });
+
   // Fault matrix (sink-eperm, queue-unwritable): the supervisor restarts a forwarder that exits at startup, so a
   // child is alive most of the time. Last exit after the last start, and no admin answer: a crash loop, with the
   // forwarder's own last line as the cause, and no restart offered (the supervisor already retries).
