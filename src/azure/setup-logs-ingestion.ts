@@ -42,6 +42,7 @@ interface ArmBody {
   data?: Array<{ id?: unknown; location?: unknown }>;
   id?: unknown;
   location?: unknown;
+  properties?: { customerId?: unknown };
 }
 
 /** A data collection rule as ARM returns it (dataCollectionRules 2023-03-11), the fields compared or read. */
@@ -82,6 +83,8 @@ export interface SetupOptions {
 
 export interface SetupResult {
   workspaceResourceId: string;
+  /** The workspace id (GUID) operators know: troubleshoot reads the probes back from it. */
+  customerId?: string;
   location: string;
   /** Unknown in a dry run that would create the rule. */
   endpoint?: string;
@@ -136,6 +139,7 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
   // ---- the workspace ----
   let wsId: string;
   let location: string;
+  let customerId: string | undefined;
   if (GUID.test(opts.workspace)) {
     const query = `Resources | where type =~ 'microsoft.operationalinsights/workspaces' | where properties.customerId =~ '${opts.workspace}' | project id, location`;
     const a = await send(
@@ -155,11 +159,14 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
       });
     wsId = String(hit.id);
     location = String(hit.location);
+    customerId = opts.workspace;
   } else if (WS_ID.test(opts.workspace)) {
     const a = await send({ method: 'GET', url: arm(opts.workspace, WORKSPACES_API_VERSION), scope: opts.armScope }, [200]);
     const ws = a.json as ArmBody;
     wsId = String(ws.id);
     location = String(ws.location);
+    const cid = ws.properties?.customerId;
+    if (typeof cid === 'string' && GUID.test(cid)) customerId = cid;
   } else {
     throw new CliError('--workspace must be a workspace id (GUID) or a workspace resource id', { exitCode: 2 });
   }
@@ -219,7 +226,7 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
         ? `dry run: ${writes.length} change(s) listed above; nothing was changed in Azure`
         : 'dry run: nothing to change in Azure',
     );
-    return { workspaceResourceId: wsId, location, endpoint, dcrImmutableId: immutableId, writes, calls };
+    return { workspaceResourceId: wsId, customerId, location, endpoint, dcrImmutableId: immutableId, writes, calls };
   }
   if (writes.length === 0) deps.log('Azure: nothing to change, everything is already in place');
 
@@ -250,7 +257,7 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
     await deps.sleep(opts.pollMs ?? 15_000);
   }
   deps.log('ingestion accepts the identity');
-  return { workspaceResourceId: wsId, location, endpoint, dcrImmutableId: immutableId, writes, calls };
+  return { workspaceResourceId: wsId, customerId, location, endpoint, dcrImmutableId: immutableId, writes, calls };
 }
 
 /**

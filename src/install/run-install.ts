@@ -129,6 +129,8 @@ export interface InstallResult {
 
 interface SinkChoice {
   sink: Record<string, unknown>;
+  /** The workspace (GUID) the rows go to, when install knows it: troubleshoot reads probes back from it. */
+  workspaceId?: string;
   secretFile?: { path: string; value: string };
   describe: string;
 }
@@ -784,6 +786,7 @@ async function applyStep(c: InstallContext): Promise<void> {
           dropin: dropin?.path ?? '',
           sink: { type: String(sinkChoice.sink.type), describe: sinkChoice.describe },
           ...(opts.forwarderOnly ? { mode: 'forwarder-only' as const, readiness: c.forwarderConfig.readiness } : {}),
+          ...(sinkChoice.workspaceId ? { workspaceId: sinkChoice.workspaceId } : {}),
         },
       });
       await writeState(fs, { ...state, status: 'installed' });
@@ -1210,7 +1213,8 @@ async function resolveSink(
   if (modes.length === 0 && deps.prompter.interactive) opts = await askDestination(opts, deps.prompter);
   if (modes.length > 1)
     throw new UsageError('choose one destination: <workspaceId> <primaryKey>, --dce/--dcr, --workspace, or --sink file:PATH');
-  if (opts.workspace) opts = await setUpWorkspace(opts, cloud, deps, env);
+  let setUpId: string | undefined;
+  if (opts.workspace) ({ opts, workspaceId: setUpId } = await setUpWorkspace(opts, cloud, deps, env));
   if (opts.sink) {
     const p = opts.sink.slice('file:'.length);
     return { sink: { type: 'file', path: p }, describe: `file ${p}` };
@@ -1238,7 +1242,7 @@ async function resolveSink(
       secretFile = { path: CLIENT_SECRET_PATH, value: secret };
       sink.auth = { kind: 'client-secret', tenantId: tenant, clientId, clientSecretFile: CLIENT_SECRET_PATH };
     }
-    return { sink, secretFile, describe: `Logs Ingestion ${opts.dce} (DCR ${opts.dcr})` };
+    return { sink, secretFile, describe: `Logs Ingestion ${opts.dce} (DCR ${opts.dcr})`, ...(setUpId ? { workspaceId: setUpId } : {}) };
   }
   let workspaceId = opts.workspaceId;
   if (!workspaceId) {
@@ -1276,6 +1280,7 @@ async function resolveSink(
   return {
     sink,
     secretFile: { path: SHARED_KEY_PATH, value: key },
+    workspaceId,
     describe: `workspace ${workspaceId} (${cloud}${opts.endpoint ? `, ${opts.endpoint}` : ''})`,
   };
 }
@@ -1284,7 +1289,12 @@ async function resolveSink(
  * `--workspace`: creates what Logs Ingestion needs in Azure, then continues as `--dce URL --dcr ID` with the
  * forwarder's identity (the app in AZURE_CLIENT_* when set, else the machine's managed identity).
  */
-async function setUpWorkspace(opts: InstallOptions, cloud: Cloud, deps: InstallDeps, env: NodeJS.ProcessEnv): Promise<InstallOptions> {
+async function setUpWorkspace(
+  opts: InstallOptions,
+  cloud: Cloud,
+  deps: InstallDeps,
+  env: NodeJS.ProcessEnv,
+): Promise<{ opts: InstallOptions; workspaceId?: string }> {
   const useApp = Boolean(env.AZURE_CLIENT_SECRET && env.AZURE_CLIENT_ID && env.AZURE_TENANT_ID) && !opts.managedIdentity;
   const azure =
     deps.azure ??
@@ -1315,7 +1325,7 @@ async function setUpWorkspace(opts: InstallOptions, cloud: Cloud, deps: InstallD
     dcr = `dcr-${'0'.repeat(32)}`;
   }
   const auth = useApp ? { tenant: env.AZURE_TENANT_ID, clientId: env.AZURE_CLIENT_ID, managedIdentity: false } : { managedIdentity: true };
-  return { ...opts, workspace: undefined, dce, dcr, ...auth };
+  return { opts: { ...opts, workspace: undefined, dce, dcr, ...auth }, workspaceId: r.customerId };
 }
 
 /** On a terminal with no destination flag: which path, then the values that path needs (checked as the flags are). */

@@ -54,6 +54,8 @@ export interface InstalledOptions {
   /** Absent in a normal install (and in states written before forwarder-only existed). */
   mode?: 'forwarder-only';
   readiness?: string;
+  /** The workspace (GUID) the rows go to, when install knew it (--workspace, or the legacy <workspaceId>). */
+  workspaceId?: string;
 }
 
 export function sha256(b: Buffer): string {

@@ -47,12 +47,23 @@ export async function applyInstalledOptions(
   pick('configPath', 'config', inst?.configPath);
   if (inst && out.forwarderPort === undefined) out.forwarderPort = inst.forwarderPort;
   if (inst?.mode === 'forwarder-only' && out.forwarderOnly === undefined) out.forwarderOnly = true;
+  // The workspace install set up: readback runs without --workspace (a flag, or --readback-timeout 0, wins).
+  if (inst?.workspaceId && input.workspaceId === undefined) {
+    out.workspaceId = inst.workspaceId;
+    settings.push({ name: 'workspace', value: inst.workspaceId, from: 'install' });
+  }
   return { input: out, settings };
 }
 
 /** One line per explicit flag that overrides what install recorded. */
 export function describeOverrides(settings: Setting[] | undefined): string[] {
-  const flag: Record<Setting['name'], string> = { port: '--port', protocol: '--protocol', daemon: '--daemon', config: '--config' };
+  const flag: Record<Setting['name'], string> = {
+    port: '--port',
+    protocol: '--protocol',
+    daemon: '--daemon',
+    config: '--config',
+    workspace: '--workspace',
+  };
   return (settings ?? [])
     .filter((s) => s.from === 'flag' && s.installed !== undefined)
     .map((s) => `${flag[s.name]} ${s.value} overrides ${s.name} ${s.installed} recorded by install`);

@@ -28,7 +28,7 @@ export interface TroubleshootReport {
 }
 
 export interface Setting {
-  name: 'port' | 'protocol' | 'daemon' | 'config';
+  name: 'port' | 'protocol' | 'daemon' | 'config' | 'workspace';
   value: string | number;
   from: 'flag' | 'install' | 'default';
   /** What install recorded, when a flag overrides it. */

@@ -77,6 +77,7 @@ describe('install --workspace: the Azure side (against the control-plane mock)',
     const o = opts();
     const log: string[] = [];
     const r = await setupLogsIngestion(o, deps(log));
+    expect(r.customerId).toBe(edge.workspaceId);
     expect(r.location).toBe(ctl.workspaces[0].location);
     expect(r.endpoint).toBe(edge.url);
     expect(r.dcrImmutableId).toBe(edge.dcrImmutableId);
@@ -103,6 +104,7 @@ describe('install --workspace: the Azure side (against the control-plane mock)',
     const id = `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${w.name}`;
     const r = await setupLogsIngestion(opts({ workspace: id }), deps([]));
     expect(r.workspaceResourceId).toBe(id);
+    expect(r.customerId).toBe(w.customerId);
   });
 
   it('--dry-run lists every write with its URL and body and changes nothing', async () => {

@@ -33,6 +33,7 @@ async function installInto(
   fixture: string,
   o: Record<string, unknown>,
   prepare?: (root: string) => void,
+  extra: Partial<InstallDeps> = {},
 ): Promise<{ root: string; out: string; logs: string[]; deps: InstallDeps }> {
   const root = tmp(`scef-ts-${fixture}-`);
   cpSync(path.join(fixtures, fixture), root, { recursive: true });
@@ -73,6 +74,7 @@ async function installInto(
     env: {},
     forwarderBundle: bundle,
     services,
+    ...extra,
   };
   await runInstall(installOptionsSchema.parse({ yes: true, verify: false, sink: 'file:/var/tmp/scef/rows.ndjson', ...o }), deps);
   return { root, out: out.join(''), logs, deps };
@@ -133,6 +135,21 @@ describe('troubleshoot uses what install recorded', () => {
     expect(r.settings).toContainEqual({ name: 'port', value: 514, from: 'flag', installed: 1514 });
     expect(r.checks.find((c) => c.id === 'daemon.dropin')!.status).toBe('fail');
     expect(renderHuman(r, { colour: false })).toContain('note: --port 514 overrides port 1514 recorded by install');
+  });
+
+  // Issue 17: troubleshoot reads the probes back from the workspace install set up, without being told it again.
+  it('the workspace install sent to is recorded, and troubleshoot reads back from it unless told otherwise', async () => {
+    const ws = '0b9c3a4e-5f60-4718-8a9b-0c1d2e3f4a5b';
+    const key = Buffer.alloc(32, 7).toString('base64');
+    const { root } = await installInto('debian12-rsyslog', { sink: undefined, workspaceId: ws, primaryKey: key }, undefined, {
+      probeLegacy: async () => ({ url: 'https://x/api/logs', status: 403 }),
+    });
+    expect((await readState(createFsRoot(root)))?.options?.workspaceId).toBe(ws);
+    const r = await runTroubleshoot({ probes: 0 }, tsDeps(root, []));
+    expect(r.settings).toContainEqual({ name: 'workspace', value: ws, from: 'install' });
+    const other = '11111111-2222-3333-4444-555555555555';
+    const flagged = await runTroubleshoot({ probes: 0, workspaceId: other }, tsDeps(root, []));
+    expect(flagged.settings?.some((s) => s.name === 'workspace')).toBe(false);
   });
 
   it('without an install state, the defaults stand', async () => {
