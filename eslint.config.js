@@ -14,8 +14,6 @@ export default tseslint.config(
     languageOptions: { globals: globals.node },
     settings: { 'import-x/resolver-next': [createTypeScriptImportResolver()] },
     rules: {
-      // Validating and escaping control characters is what these patterns are for.
-      'no-control-regex': 'off',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true }],
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
     },

@@ -1,3 +1,5 @@
+import { CONTROL_CHARS_G as CONTROL_G } from './util/control-chars.js';
+
 /** An error meant for the operator: one line that says what went wrong and what to do. */
 export class CliError extends Error {
   readonly code: string;
@@ -30,7 +32,6 @@ export function formatError(err: unknown): string {
 }
 
 /** C0, DEL, C1 and the Unicode line and paragraph separators: never printed raw in a one-line error. */
-const CONTROL_G = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
 
 /** A value as it may be shown in a one-line error: escaped, quoted, shortened. */
 export function showValue(v: unknown): string {

@@ -60,6 +60,7 @@ export function oneLineError(str: string, where: string): string {
       /^command-argument value '(.*)' is invalid for argument '([^']+)'\. Allowed choices are (.*)\.$/s,
       (_m, v: string, arg: string, choices: string) => `<${arg}> must be one of ${choices}, got ${showValue(v)}`,
     )
+    // eslint-disable-next-line no-control-regex -- escaping control characters is the point
     .replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return `sentinel-cef: ${text} — see \`${where} --help\`\n`;
 }

@@ -1,8 +1,8 @@
+import { CONTROL_CHARS as CONTROL } from '../util/control-chars.js';
+
 // Escaping for each format install renders into: the second wall behind the option grammar (options.ts).
 // A value that would still change the structure of its file (a newline, a control character) is refused here,
 // as a bug, rather than written.
-
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 export class UnsafeValueError extends Error {
   constructor(where: string, value: string) {

@@ -3,13 +3,13 @@ import { z } from 'zod';
 import { CLOUDS, DEFAULT_FORWARDER_PORT } from '../config/schema.js';
 import { showValue } from '../errors.js';
 import { isHttpUrl } from '../util/option-schemas.js';
+import { CONTROL_CHARS as CONTROL } from '../util/control-chars.js';
 
 // Every value below can reach a rendered file (systemd unit, daemon drop-in, JSON config), so each has a strict
 // grammar: no control characters, no newline, nothing a unit, RainerScript or syslog-ng string could read as syntax.
 // The render sites escape as well (config-escape.ts); this is the first wall.
 
 /** C0, DEL, C1 and the Unicode line and paragraph separators. */
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 /** An absolute path of plain characters: no spaces, quotes, `%`, `$` or `\`. */
 const ABS_PATH = /^\/[A-Za-z0-9._+@,=/-]*$/;
 const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;

@@ -72,6 +72,7 @@ import {
 import { unsupportedNodeMessage } from '../system/node-support.js';
 import { UnsafePathError, type FileMeta } from '../system/fs-root.js';
 import { buildProbeMessage, newProbeId, sendSyslog, waitForHealth, waitForProbe } from './probe.js';
+import { CONTROL_CHARS } from '../util/control-chars.js';
 
 export const SHARED_KEY_PATH = `${CONFIG_DIR}/shared-key`;
 export const CLIENT_SECRET_PATH = `${CONFIG_DIR}/client-secret`;
@@ -1236,7 +1237,7 @@ async function resolveSink(
       else if (env.AZURE_CLIENT_SECRET) secret = env.AZURE_CLIENT_SECRET.trim();
       else secret = (await deps.prompter.password('Client secret', { flag: '--client-secret-file (or AZURE_CLIENT_SECRET)' })).trim();
       if (!secret) throw new UsageError('the client secret is empty');
-      if (/[\u0000-\u001f\u007f]/.test(secret))
+      if (CONTROL_CHARS.test(secret))
         throw new UsageError('the client secret holds a control character or newline', { suggestion: 'put the secret alone on one line' });
       deps.exec.registerSecret(secret);
       secretFile = { path: CLIENT_SECRET_PATH, value: secret };

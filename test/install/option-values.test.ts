@@ -11,6 +11,7 @@ import { renderSyslogNgDropin } from '../../src/install/render-syslog-ng.js';
 import { UnsafeValueError } from '../../src/install/config-escape.js';
 import type { RsyslogScan } from '../../src/install/rsyslog-config.js';
 import type { SyslogNgScan } from '../../src/install/syslog-ng-config.js';
+import { CONTROL_CHARS } from '../../src/util/control-chars.js';
 
 // Every flag whose value reaches a rendered file, with a value it accepts.
 const FLAGS: Array<[flag: string, valid: string]> = [
@@ -59,7 +60,7 @@ describe('values that reach rendered files', () => {
     expect((err as UsageError).exitCode).toBe(2);
     const line = formatError(err);
     expect(line.startsWith(flag), line).toBe(true);
-    expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
+    expect(line).not.toMatch(CONTROL_CHARS);
   });
 
   it.each(FLAGS)('%s accepts %j', (flag, valid) => {
@@ -204,7 +205,7 @@ describe('rendering what the schema accepts', () => {
           unit = renderForwarderUnit({ nodePath, sinkFile: null });
         } catch (e) {
           expect(e).toBeInstanceOf(UnsafeValueError);
-          expect(nodePath).toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
+          expect(nodePath).toMatch(CONTROL_CHARS);
           return;
         }
         const exec = unit.split('\n').filter((l) => l.startsWith('ExecStart='));
@@ -232,7 +233,7 @@ describe('rendering what the schema accepts', () => {
           const text = `${JSON.stringify({ sink: { [key]: v } }, null, 2)}\n`;
           expect(text.split('\n')).toHaveLength(6);
           expect(JSON.parse(text).sink[key]).toBe(v);
-          expect(v).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029"\\`]/);
+          expect(v).not.toMatch(new RegExp(CONTROL_CHARS.source + '|["\\\\`]'));
         },
       ),
       { numRuns: 3000 },
