@@ -52,8 +52,10 @@ export interface ForwarderDeps {
   /** Delivery's waits between retries and its monotonic clock (tests: a fake clock instead of real waits). */
   sleep?: Sleep;
   monotonic?: () => number;
-  /** How long intake stays open after SUSPENDED is written on shutdown (default INTAKE_STATE_GRACE_MS). */
+  /** How long RELP sessions must be quiet after SUSPENDED is written on shutdown (default INTAKE_STATE_GRACE_MS). */
   intakeStateGraceMs?: number;
+  /** The longest intake stays open after SUSPENDED for sessions that keep sending (default INTAKE_STATE_MAX_GRACE_MS). */
+  intakeStateMaxGraceMs?: number;
 }
 
 export interface RunningForwarder {
@@ -215,6 +217,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
     return r;
   };
   const stateGraceMs = deps.intakeStateGraceMs ?? INTAKE_STATE_GRACE_MS;
+  const stateMaxGraceMs = deps.intakeStateMaxGraceMs ?? INTAKE_STATE_MAX_GRACE_MS;
   const setIntakeState = (state: IntakeState): boolean => {
     if (!config.intakeStateFile) return false;
     try {
@@ -299,8 +302,17 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
       stopping = true;
       const graceSec = config.drainGraceSec ?? (readiness ? DEFAULT_DRAIN_GRACE_SEC : 0);
       if (config.intakeStateFile && setIntakeState('SUSPENDED') && graceSec * 1000 < stateGraceMs) {
-        // rsyslog reads the file only when it begins a batch: the one it is sending still needs its answers.
-        await new Promise((r) => setTimeout(r, stateGraceMs));
+        // rsyslog reads the file only when it begins a batch: the one it is sending still needs its answers, and
+        // rsyslog drops a batch cut off here when it stops next (a reboot). So intake stays open until the RELP
+        // sessions have been quiet for the grace, which they are once rsyslog has read SUSPENDED.
+        const suspendedAt = Date.now();
+        for (;;) {
+          const left = Math.min(Math.max(suspendedAt, intake!.lastRelpDataAt) + stateGraceMs, suspendedAt + stateMaxGraceMs) - Date.now();
+          if (left <= 0) break;
+          await new Promise((r) => setTimeout(r, left));
+        }
+        const waitedMs = Date.now() - suspendedAt;
+        logger.info({ waitedMs, quiet: waitedMs < stateMaxGraceMs }, 'RELP intake held open after SUSPENDED');
       }
       if (graceSec > 0) {
         // Not ready from here on: the balancer stops sending new connections while current ones finish.
@@ -338,8 +350,10 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
   };
 }
 
-/** After SUSPENDED is written on shutdown, intake stays open this long for the batch rsyslog has begun. */
+/** After SUSPENDED is written on shutdown, intake stays open until RELP sessions were quiet this long: the batch rsyslog has begun. */
 export const INTAKE_STATE_GRACE_MS = 1000;
+/** Bounds that wait for a sender that never reads the state file (inside the unit's TimeoutStopSec with the queue drain). */
+export const INTAKE_STATE_MAX_GRACE_MS = 10_000;
 
 /** Seconds a node with a readiness endpoint stays not ready but receiving after SIGTERM (2-3 probe intervals). */
 export const DEFAULT_DRAIN_GRACE_SEC = 15;

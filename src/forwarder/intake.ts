@@ -160,6 +160,12 @@ export class Intake {
   get connectionCount(): number {
     return this.sockets.size;
   }
+  /** When a byte last arrived on an open RELP session (0 when none is open). */
+  get lastRelpDataAt(): number {
+    let t = 0;
+    for (const c of this.conns) if (c.relp && c.lastDataAt > t) t = c.lastDataAt;
+    return t;
+  }
 
   async listen(addrs: ListenAddress[]): Promise<void> {
     const { maxConnections } = this.o.limits;

@@ -62,6 +62,13 @@ export function renderForwarderUnit(opts: {
     privateUsers: opts.bindPrivilegedPort
       ? '# PrivateUsers is off: CAP_NET_BIND_SERVICE must count in the host network namespace.'
       : 'PrivateUsers=yes',
+    stopOrder: opts.intakeStateFile
+      ? [
+          '# Started after rsyslog, so stopped before it (at a reboot): rsyslog reads SUSPENDED and keeps its queue, saved',
+          '# when it stops. Stopping with it or after it, rsyslog dropped the batch it was sending (issue 15).',
+          'After=rsyslog.service',
+        ].join('\n')
+      : '',
     intakeState: opts.intakeStateFile
       ? [
           '# rsyslog holds its batches while the forwarder is down (action.externalstate.file): the forwarder writes',

@@ -71,6 +71,51 @@ describe('intake state file', () => {
     s.destroy();
   });
 
+  // A loaded rsyslog can take longer than the grace to finish the batch it began; cut off, that batch was lost
+  // when rsyslog stopped next (the reboot loss of issue 15). Intake stays open until the session is quiet.
+  it('stays open after SUSPENDED while a RELP session keeps sending, until it has been quiet for the grace', async () => {
+    const dir = tempDir('intake-state-');
+    const file = join(dir, 'intake.state');
+    const config = makeConfig(dir, { listen: ['relp://127.0.0.1:0'], intakeStateFile: file });
+    fwd = await startForwarder(config, { logger: silent, intakeStateGraceMs: 1000, intakeStateMaxGraceMs: 20_000 });
+    const s = await tcpConnect(fwd.addresses.find((a) => a.protocol === 'relp')!.port);
+    const ok = okAnswers(s);
+    s.write(frame(1, 'open', OFFERS));
+    await waitFor(() => ok.includes(1), 5000, 'the open answered');
+
+    const stopping = fwd.shutdown();
+    await waitFor(() => stateOf(file) === 'SUSPENDED\n', 2000, 'SUSPENDED');
+    // One frame every 200 ms for 3 s: five times the gap, three times the grace.
+    const n = 15;
+    for (let i = 0; i < n; i++) {
+      s.write(frame(i + 2, 'syslog', cef(i)));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await waitFor(() => ok.includes(n + 1), 5000, 'the last frame answered');
+    await stopping;
+    fwd = null;
+    expect(ok).toEqual(Array.from({ length: n + 1 }, (_, i) => i + 1));
+    expect(readRows((config.sink as { path: string }).path)).toHaveLength(n);
+    s.destroy();
+  });
+
+  it('a session that never goes quiet holds the stop only up to the longest grace', async () => {
+    const dir = tempDir('intake-state-');
+    const config = makeConfig(dir, { listen: ['relp://127.0.0.1:0'], intakeStateFile: join(dir, 'intake.state') });
+    fwd = await startForwarder(config, { logger: silent, intakeStateGraceMs: 500, intakeStateMaxGraceMs: 1500 });
+    const s = await tcpConnect(fwd.addresses.find((a) => a.protocol === 'relp')!.port);
+    s.on('error', () => {});
+    s.write(frame(1, 'open', OFFERS));
+    let txnr = 2;
+    const drip = setInterval(() => s.writable && s.write(frame(txnr++, 'syslog', cef(txnr))), 100);
+    const t0 = Date.now();
+    await fwd.shutdown();
+    fwd = null;
+    clearInterval(drip);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    s.destroy();
+  });
+
   it('a file it cannot write is counted and logged; the forwarder runs and stops without waiting', async () => {
     const dir = tempDir('intake-state-');
     const config = makeConfig(dir, { intakeStateFile: join(dir, 'no-such-dir', 'intake.state') });

@@ -484,6 +484,9 @@ describe('under systemd', () => {
       Documentation=https://www.npmjs.com/package/sentinel-cef
       After=network-online.target
       Wants=network-online.target
+      # Started after rsyslog, so stopped before it (at a reboot): rsyslog reads SUSPENDED and keeps its queue, saved
+      # when it stops. Stopping with it or after it, rsyslog dropped the batch it was sending (issue 15).
+      After=rsyslog.service
 
       [Service]
       Type=simple
@@ -563,9 +566,11 @@ describe('under systemd', () => {
     const read = (p: string) => readFileSync(path.join(root, p), 'utf8');
     expect(read('etc/rsyslog.d/10-sentinel-cef.conf')).toContain('action.externalstate.file="/run/sentinel-cef/intake.state"');
     expect(JSON.parse(read('etc/sentinel-cef/forwarder.json')).intakeStateFile).toBe('/run/sentinel-cef/intake.state');
-    expect(read('etc/systemd/system/sentinel-cef-forwarder.service')).toContain(
-      'ExecStopPost=/bin/sh -c "echo SUSPENDED >/run/sentinel-cef/intake.state"',
-    );
+    const unit = read('etc/systemd/system/sentinel-cef-forwarder.service');
+    expect(unit).toContain('ExecStopPost=/bin/sh -c "echo SUSPENDED >/run/sentinel-cef/intake.state"');
+    // Stopped before rsyslog at a reboot, in [Unit] (a reboot under load lost rsyslog's batch in flight otherwise).
+    expect(unit.slice(0, unit.indexOf('[Service]'))).toMatch(/^After=rsyslog\.service$/m);
+    expect(plan.out.join('')).toMatch(/^\+After=rsyslog\.service$/m);
     // As a stopped forwarder leaves it (RuntimeDirectoryPreserve=yes).
     mkdirSync(path.join(root, 'run/sentinel-cef'), { recursive: true });
     writeFileSync(path.join(root, 'run/sentinel-cef/intake.state'), 'SUSPENDED\n');
