@@ -54,6 +54,8 @@ export interface ForwarderDeps {
   monotonic?: () => number;
   /** How long intake stays open after SUSPENDED is written on shutdown (default INTAKE_STATE_GRACE_MS). */
   intakeStateGraceMs?: number;
+  /** How long intake reads TCP/TLS connections after their FIN on shutdown (default STOP_DRAIN_MS). */
+  stopDrainMs?: number;
 }
 
 export interface RunningForwarder {
@@ -246,6 +248,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
       tls: config.tls,
       diskRetryMs: deps.diskRetryMs,
       reclaimDisk: () => deadLetter.reclaim(),
+      stopDrainMs: deps.stopDrainMs,
     });
     await intake.listen(config.listen.map(parseListenUrl));
     setIntakeState('READY');
