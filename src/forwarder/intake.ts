@@ -711,10 +711,8 @@ export class Intake {
     for (const t of [this.idleTimer, this.resumeTimer]) if (t) clearInterval(t);
     for (const l of [this.refusedLog, this.handshakeLog, this.listenerLog, this.proxyLog]) l.flush(true);
     const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
-    const inConn = new Set<Socket>();
     let streams = 0;
     for (const c of this.conns) {
-      inConn.add(c.socket);
       if (c.relp) {
         // RELP: the serverclose hint tells rsyslog the session is gone before it sends into it. What it sends
         // after this stays unanswered and is sent again.
@@ -728,8 +726,6 @@ export class Intake {
       c.socket.end();
       if (c.socket.isPaused()) c.socket.resume();
     }
-    // TLS sockets still in their handshake and connections still sending their PROXY header are in no conn.
-    for (const s of this.sockets) if (!inConn.has(s)) s.destroy();
     for (const u of this.udpSockets) u.close();
     this.flushUdp();
     const started = Date.now();
@@ -750,6 +746,9 @@ export class Intake {
       this.flushPartial(c, 'shutdown');
       c.socket.destroy();
     }
+    // Besides those: TLS sockets still in their handshake, connections still sending their PROXY header (in no
+    // conn), and the TCP sockets under TLS connections (a TLS socket sits on the socket admit() counted).
+    for (const s of this.sockets) s.destroy();
     if (streams > 0) {
       const fields = { connections: streams, cut, drainMs: Date.now() - started };
       if (cut)

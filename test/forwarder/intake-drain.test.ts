@@ -1,9 +1,12 @@
+import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ForwarderConfig } from '../../src/config/schema.js';
 import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
+import { generateCertificate } from '../helpers/mock-azure.js';
 import { cef, makeConfig, readRows, tempDir, waitFor } from './helpers.js';
 
 // Issue 15: a forwarder stopping under load must not reset TCP connections with data unread. Plain TCP has no
@@ -24,11 +27,29 @@ afterEach(async () => {
   for (const f of running.splice(0)) await f.shutdown();
 });
 
+let cert = { certPath: '', keyPath: '' };
+beforeAll(() => {
+  cert = generateCertificate(tempDir('fwd-drain-tls-'));
+});
+
+type Proto = 'tcp' | 'tls';
+
+function configFor(proto: Proto): ForwarderConfig {
+  const tls = { tls: { certFile: cert.certPath, keyFile: cert.keyPath } };
+  return makeConfig(tempDir('fwd-drain-'), { listen: [`${proto}://127.0.0.1:0`], admin: false, ...(proto === 'tls' ? tls : {}) });
+}
+
 async function start(config: ForwarderConfig, logs: LogLine[], stopDrainMs?: number) {
   const logger = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (logs.push(JSON.parse(String(c))), cb()) }));
   const f = await startForwarder(config, { logger, stopDrainMs });
   running.push(f);
-  return { f, port: f.addresses.find((a) => a.protocol === 'tcp')!.port };
+  return { f, port: f.addresses[0]!.port };
+}
+
+function open(proto: Proto, port: number): { sock: Socket; event: string } {
+  if (proto === 'tcp') return { sock: connect({ host: '127.0.0.1', port, allowHalfOpen: true }), event: 'connect' };
+  const ca = readFileSync(cert.certPath);
+  return { sock: tlsConnect({ host: '127.0.0.1', port, ca, allowHalfOpen: true } as ConnectionOptions), event: 'secureConnect' };
 }
 
 async function stop(f: RunningForwarder): Promise<number> {
@@ -55,12 +76,12 @@ class Sender {
 
   constructor(
     private readonly port: () => number,
-    private readonly opts: { closeOnInput: boolean } = { closeOnInput: true },
+    private readonly opts: { closeOnInput: boolean; proto: Proto } = { closeOnInput: true, proto: 'tcp' },
   ) {}
 
   start(): void {
     if (this.done) return;
-    const sock = connect({ host: '127.0.0.1', port: this.port(), allowHalfOpen: true });
+    const { sock, event } = open(this.opts.proto, this.port());
     this.sock = sock;
     this.peerEnded = false;
     this.closed = new Promise((resolve) => sock.once('close', () => resolve()));
@@ -74,7 +95,7 @@ class Sender {
       this.next = this.sent;
       if (!this.done) setTimeout(() => this.start(), 20);
     });
-    sock.once('connect', () => this.pump(sock));
+    sock.once(event, () => this.pump(sock));
   }
 
   private pump(sock: Socket): void {
@@ -138,59 +159,60 @@ function seqs(rowsPath: string) {
 }
 
 describe('intake: TCP connections are drained on stop, not reset', () => {
-  it('a sender writing across two forwarder restarts, one stop mid-line: every line sent is in the sink exactly once, whole', async () => {
-    const dir = tempDir('fwd-drain-');
-    const config = makeConfig(dir, { listen: ['tcp://127.0.0.1:0'], admin: false });
-    const rowsPath = (config.sink as { path: string }).path;
-    const logs: LogLine[] = [];
-    // A bound far above what a closing sender needs: the drain must end because the sender closed.
-    let fwd = await start(config, logs, 20_000);
-    const sender = new Sender(() => fwd.port);
-    sender.start();
+  it.each<Proto>(['tcp', 'tls'])(
+    '%s: a sender writing across two forwarder restarts, one stop mid-line: every line sent is in the sink exactly once, whole',
+    async (proto) => {
+      const config = configFor(proto);
+      const rowsPath = (config.sink as { path: string }).path;
+      const logs: LogLine[] = [];
+      // A bound far above what a closing sender needs: the drain must end because the sender closed.
+      let fwd = await start(config, logs, 20_000);
+      const sender = new Sender(() => fwd.port, { closeOnInput: true, proto });
+      sender.start();
 
-    // Stop 1: while the sender writes without pause (data in flight and in the socket buffers).
-    await waitFor(() => fwd.f.metrics.totals.received >= 500, 10_000, 'lines before the first stop');
-    const stop1 = await stop(fwd.f);
-    fwd = await start(config, logs, 20_000);
-    // Stop 2: a line split across it (its first half read before the stop, the rest written after the FIN).
-    const base = fwd.f.metrics.totals.received;
-    await waitFor(() => fwd.f.metrics.totals.received >= base + 500, 10_000, 'lines before the second stop');
-    await sender.split();
-    await sleep(100);
-    const stop2 = await stop(fwd.f);
-    fwd = await start(config, logs, 20_000);
-    await waitFor(() => fwd.f.metrics.totals.received >= 500, 10_000, 'lines after the second restart');
-    const sent = await sender.finish();
+      // Stop 1: while the sender writes without pause (data in flight and in the socket buffers).
+      await waitFor(() => fwd.f.metrics.totals.received >= 500, 10_000, 'lines before the first stop');
+      const stop1 = await stop(fwd.f);
+      fwd = await start(config, logs, 20_000);
+      // Stop 2: a line split across it (its first half read before the stop, the rest written after the FIN).
+      const base = fwd.f.metrics.totals.received;
+      await waitFor(() => fwd.f.metrics.totals.received >= base + 500, 10_000, 'lines before the second stop');
+      await sender.split();
+      await sleep(100);
+      const stop2 = await stop(fwd.f);
+      fwd = await start(config, logs, 20_000);
+      await waitFor(() => fwd.f.metrics.totals.received >= 500, 10_000, 'lines after the second restart');
+      const sent = await sender.finish();
 
-    // Lost lines never come: the assertions below say which.
-    await waitFor(() => seqs(rowsPath).ids.length >= sent, 15_000).catch(() => {});
-    await sleep(200);
-    const { ids, whole } = seqs(rowsPath);
-    const counts = new Map<number, number>();
-    for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
-    const missing = Array.from({ length: sent }, (_, i) => i).filter((i) => !counts.has(i));
-    const twice = [...counts].filter(([, c]) => c > 1).map(([id]) => id);
-    expect({ missing: missing.length, twice: twice.length, whole }).toEqual({ missing: 0, twice: 0, whole: true });
-    // Lines the sender wrote but never counted as sent (written after it saw the end) would be sent again: none.
-    expect(ids.length).toBe(sent);
+      // Lost lines never come: the assertions below say which.
+      await waitFor(() => seqs(rowsPath).ids.length >= sent, 15_000).catch(() => {});
+      await sleep(200);
+      const { ids, whole } = seqs(rowsPath);
+      const counts = new Map<number, number>();
+      for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
+      const missing = Array.from({ length: sent }, (_, i) => i).filter((i) => !counts.has(i));
+      const twice = [...counts].filter(([, c]) => c > 1).map(([id]) => id);
+      expect({ missing: missing.length, twice: twice.length, whole }).toEqual({ missing: 0, twice: 0, whole: true });
+      // Lines the sender wrote but never counted as sent (written after it saw the end) would be sent again: none.
+      expect(ids.length).toBe(sent);
 
-    const drains = logs.filter((l) => l.drainMs !== undefined);
-    expect(drains.map((l) => [l.connections, l.cut])).toEqual([
-      [1, 0],
-      [1, 0],
-    ]);
-    // Both ended by the sender's close, far inside the bound; the stop itself includes the delivery drain (2 s).
-    for (const d of drains) expect(d.drainMs).toBeLessThan(5000);
-    expect(stop1).toBeLessThan(10_000);
-    expect(stop2).toBeLessThan(10_000);
-  }, 60_000);
+      const drains = logs.filter((l) => l.drainMs !== undefined);
+      expect(drains.map((l) => [l.connections, l.cut])).toEqual([
+        [1, 0],
+        [1, 0],
+      ]);
+      // Both ended by the sender's close, far inside the bound; the stop itself includes the delivery drain (2 s).
+      for (const d of drains) expect(d.drainMs).toBeLessThan(5000);
+      expect(stop1).toBeLessThan(10_000);
+      expect(stop2).toBeLessThan(10_000);
+    },
+    60_000,
+  );
 
   it('a sender that never closes is read until the bound, then cut', async () => {
-    const dir = tempDir('fwd-drain-');
-    const config = makeConfig(dir, { listen: ['tcp://127.0.0.1:0'], admin: false });
     const logs: LogLine[] = [];
-    const fwd = await start(config, logs, 500);
-    const sender = new Sender(() => fwd.port, { closeOnInput: false });
+    const fwd = await start(configFor('tcp'), logs, 500);
+    const sender = new Sender(() => fwd.port, { closeOnInput: false, proto: 'tcp' });
     sender.start();
     await waitFor(() => fwd.f.metrics.totals.received >= 500, 10_000, 'lines before the stop');
     const received0 = fwd.f.metrics.totals.received;
