@@ -19,6 +19,7 @@ interface LogLine {
   msg: string;
   connections?: number;
   cut?: number;
+  cutWhileSending?: number;
   drainMs?: number;
 }
 
@@ -197,9 +198,9 @@ describe('intake: TCP connections are drained on stop, not reset', () => {
       expect(ids.length).toBe(sent);
 
       const drains = logs.filter((l) => l.drainMs !== undefined);
-      expect(drains.map((l) => [l.connections, l.cut])).toEqual([
-        [1, 0],
-        [1, 0],
+      expect(drains.map((l) => [l.connections, l.cut, l.cutWhileSending])).toEqual([
+        [1, 0, 0],
+        [1, 0, 0],
       ]);
       // Both ended by the sender's close, far inside the bound; the stop itself includes the delivery drain (2 s).
       for (const d of drains) expect(d.drainMs).toBeLessThan(5000);
@@ -219,7 +220,7 @@ describe('intake: TCP connections are drained on stop, not reset', () => {
     await stop(fwd.f);
     await sender.finish();
     const drain = logs.find((l) => l.drainMs !== undefined)!;
-    expect([drain.connections, drain.cut]).toEqual([1, 1]);
+    expect([drain.connections, drain.cut, drain.cutWhileSending]).toEqual([1, 1, 1]);
     expect(drain.drainMs).toBeGreaterThanOrEqual(450);
     expect(drain.drainMs).toBeLessThan(5000);
     // It kept reading until the bound.
