@@ -741,9 +741,11 @@ export class Intake {
     }
     let cut = 0;
     let cutWhileSending = 0;
+    // Bytes in the drain's last second: the sender had not stopped (what arrived right after the FIN was in flight).
+    const sendingSince = Math.max(started, Date.now() - 1000);
     for (const c of this.conns) {
       if (!c.relp) cut++;
-      if (!c.relp && c.lastDataAt >= started) cutWhileSending++;
+      if (!c.relp && c.lastDataAt >= sendingSince) cutWhileSending++;
       // Before destroy: 'close' comes a tick later, and what it would flush must reach the queue now.
       this.flushPartial(c, 'shutdown');
       c.socket.destroy();

@@ -226,4 +226,17 @@ describe('intake: TCP connections are drained on stop, not reset', () => {
     // It kept reading until the bound.
     expect(fwd.f.metrics.totals.received).toBeGreaterThan(received0);
   }, 30_000);
+
+  it('an idle sender that does not read (like rsyslog omfwd) is cut at the bound as idle, with an info line', async () => {
+    const logs: Array<LogLine & { level: number }> = [];
+    const fwd = await start(configFor('tcp'), logs, 500);
+    const sock = connect({ host: '127.0.0.1', port: fwd.port, allowHalfOpen: true });
+    sock.on('error', () => {});
+    sock.write(line(1) + line(2));
+    await waitFor(() => fwd.f.metrics.totals.received === 2, 10_000, 'two lines');
+    await stop(fwd.f);
+    const drain = logs.find((l) => l.drainMs !== undefined)!;
+    expect([drain.connections, drain.cut, drain.cutWhileSending, drain.level]).toEqual([1, 1, 0, 30]);
+    sock.destroy();
+  }, 30_000);
 });
