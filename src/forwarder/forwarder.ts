@@ -56,6 +56,8 @@ export interface ForwarderDeps {
   intakeStateGraceMs?: number;
   /** The longest intake stays open after SUSPENDED for sessions that keep sending (default INTAKE_STATE_MAX_GRACE_MS). */
   intakeStateMaxGraceMs?: number;
+  /** How long intake reads TCP/TLS connections after their FIN on shutdown (default STOP_DRAIN_MS). */
+  stopDrainMs?: number;
 }
 
 export interface RunningForwarder {
@@ -249,6 +251,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
       tls: config.tls,
       diskRetryMs: deps.diskRetryMs,
       reclaimDisk: () => deadLetter.reclaim(),
+      stopDrainMs: deps.stopDrainMs,
     });
     await intake.listen(config.listen.map(parseListenUrl));
     setIntakeState('READY');

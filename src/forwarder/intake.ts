@@ -47,6 +47,15 @@ export const FAILURE_LOG_INTERVAL_MS = 10_000;
  */
 export const AGED_LINGER_MS = 30_000;
 
+/**
+ * On stop, a TCP/TLS connection gets a FIN and is read until the sender closes its side, for at most this long.
+ * Plain TCP has no acknowledgement: a sender counts a line as sent once written (syslog-ng then deletes it from its
+ * reliable disk buffer), so closing with data still unread sends a reset and loses what was in flight. syslog-ng
+ * closes within milliseconds of the FIN (close-on-input); a sender that never reads is cut after this. The unit's
+ * TimeoutStopSec (30) covers it with the readiness grace (15 s) and the delivery drain (10 s).
+ */
+export const STOP_DRAIN_MS = 3000;
+
 /** Descriptors the forwarder needs besides connections: node itself, queue segments, dead letters, admin API, workers. */
 const RESERVED_FDS = 100;
 
@@ -112,6 +121,8 @@ export interface IntakeOptions {
   diskRetryMs?: number;
   /** On ENOSPC, before pausing: frees space held by less valuable files (old dead letters); true when it did. */
   reclaimDisk?: () => boolean;
+  /** How long stop() reads TCP/TLS connections after their FIN (default STOP_DRAIN_MS). */
+  stopDrainMs?: number;
 }
 
 /**
@@ -143,6 +154,8 @@ export class Intake {
   private udpPending = new Map<string, Frame[]>();
   private udpFlushScheduled = false;
   private stopped = false;
+  /** Set by stop() while it waits for the connections to close. */
+  private onAllClosed: (() => void) | null = null;
 
   constructor(private readonly o: IntakeOptions) {
     this.refusedLog = new FailureLog(o.logger, 'connection refused: maximum connections reached');
@@ -392,7 +405,7 @@ export class Intake {
     // A socket handed over after its PROXY header was left paused.
     if (!this.intakePaused && socket.isPaused()) socket.resume();
     socket.on('end', () => {
-      this.flushPartial(conn, 'peer_closed');
+      this.flushPartial(conn, conn.closeReason ?? 'peer_closed');
       socket.end();
     });
     socket.on('error', (err) => {
@@ -402,7 +415,7 @@ export class Intake {
     socket.on('close', () => {
       if (conn.lingerTimer) clearTimeout(conn.lingerTimer);
       this.flushPartial(conn, conn.closeReason ?? 'closed');
-      this.conns.delete(conn);
+      this.connClosed(conn);
     });
   }
 
@@ -503,9 +516,7 @@ export class Intake {
     socket.on('error', (err) => {
       logger.debug({ input, remote: socket.remoteAddress, err: err.message }, 'connection error');
     });
-    socket.on('close', () => {
-      this.conns.delete(conn);
-    });
+    socket.on('close', () => this.connClosed(conn));
   }
 
   /**
@@ -599,7 +610,8 @@ export class Intake {
       return false;
     }
     this.counted(input, frames, receivedAt);
-    if (queue.full && !this.queueFull) {
+    // Not while stopping: a paused connection cannot be drained (the overshoot is bounded by STOP_DRAIN_MS).
+    if (queue.full && !this.queueFull && !this.stopped) {
       this.queueFull = true;
       this.o.logger.warn(
         { queueBytes: queue.bytes },
@@ -689,31 +701,71 @@ export class Intake {
     }
   }
 
-  /** Stops accepting and reading; what was read is written to the queue (or reported lost). */
+  private connClosed(c: Conn): void {
+    this.conns.delete(c);
+    if (this.conns.size === 0) this.onAllClosed?.();
+  }
+
+  /**
+   * Stops accepting; sends every TCP/TLS connection a FIN and reads on until its sender closes (or STOP_DRAIN_MS
+   * passes), so what a sender wrote before it saw the FIN reaches the queue; RELP sessions get the serverclose
+   * hint. What was read is written to the queue (or reported lost).
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of [this.idleTimer, this.resumeTimer]) if (t) clearInterval(t);
     for (const l of [this.refusedLog, this.handshakeLog, this.listenerLog, this.proxyLog]) l.flush(true);
     const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
-    const ending = new Set<Socket>();
+    let streams = 0;
     for (const c of this.conns) {
-      if (c.relp && c.socket.writable) {
+      if (c.relp) {
         // RELP: the serverclose hint tells rsyslog the session is gone before it sends into it. What it sends
         // after this stays unanswered and is sent again.
-        ending.add(c.socket);
-        c.socket.pause().end(RELP_SERVERCLOSE, () => c.socket.destroy());
+        if (c.socket.writable) c.socket.pause().end(RELP_SERVERCLOSE, () => c.socket.destroy());
+        else c.socket.destroy();
         continue;
       }
-      // Before destroy: 'close' comes a tick later, and what it would flush must reach the queue now.
+      // A FIN, never a reset with data unread: the sender stops and closes, and what it had written is read.
+      streams++;
       c.closeReason = 'shutdown';
+      c.socket.end();
+      if (c.socket.isPaused()) c.socket.resume();
+    }
+    for (const u of this.udpSockets) u.close();
+    this.flushUdp();
+    const started = Date.now();
+    if (this.conns.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.o.stopDrainMs ?? STOP_DRAIN_MS);
+        this.onAllClosed = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.onAllClosed = null;
+    }
+    let cut = 0;
+    let cutWhileSending = 0;
+    // Bytes in the drain's last second: the sender had not stopped (what arrived right after the FIN was in flight).
+    const sendingSince = Math.max(started, Date.now() - 1000);
+    for (const c of this.conns) {
+      if (!c.relp) cut++;
+      if (!c.relp && c.lastDataAt >= sendingSince) cutWhileSending++;
+      // Before destroy: 'close' comes a tick later, and what it would flush must reach the queue now.
       this.flushPartial(c, 'shutdown');
       c.socket.destroy();
     }
-    // TLS sockets still in their handshake are in no conn.
-    for (const s of this.sockets) if (!ending.has(s)) s.destroy();
-    for (const u of this.udpSockets) u.close();
-    this.flushUdp();
+    // Besides those: TLS sockets still in their handshake, connections still sending their PROXY header (in no
+    // conn), and the TCP sockets under TLS connections (a TLS socket sits on the socket admit() counted).
+    for (const s of this.sockets) s.destroy();
+    if (streams > 0) {
+      // A sender that does not read (rsyslog's omfwd notices the FIN only when it next sends) is cut idle, losing nothing.
+      const fields = { connections: streams, cut, drainMs: Date.now() - started, cutWhileSending };
+      if (cutWhileSending)
+        this.o.logger.warn(fields, 'stopping intake: cut connections still sending after the drain; what was in flight is lost');
+      else this.o.logger.info(fields, 'stopping intake: connections drained');
+    }
     await Promise.all(closing);
     if (this.held.length) this.retryDisk();
     if (this.diskTimer) clearInterval(this.diskTimer);

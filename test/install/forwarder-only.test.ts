@@ -26,6 +26,7 @@ import type { Services } from '../../src/install/service.js';
 import { forwarderConfigSchema } from '../../src/config/schema.js';
 import { parseListenUrl } from '../../src/config/listen.js';
 import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
+import { STOP_DRAIN_MS } from '../../src/forwarder/intake.js';
 import { detectIpv6 } from '../../src/system/ipv6.js';
 import { cef, makeConfig, readRows, silent, tcpConnect, tempDir, waitFor, writeAndEnd } from '../forwarder/helpers.js';
 import { fakeExec as sharedFakeExec } from './install-helpers.js';
@@ -186,8 +187,8 @@ describe('install --forwarder-only', () => {
       { protocol: 'udp', host: '::', port: 514 },
       { protocol: 'tcp', host: '::', port: 514, proxy: 'v2' },
     ]);
-    // The unit stops later than the drain: readiness grace (15 s by default) plus the drain (10 s).
-    expect(Number(/^TimeoutStopSec=(\d+)/m.exec(unitOf(root))![1])).toBeGreaterThan(15 + parsed.drainTimeoutSec);
+    // The unit stops later than the drain: readiness grace (15 s by default), connections read to their end, the queue (10 s).
+    expect(Number(/^TimeoutStopSec=(\d+)/m.exec(unitOf(root))![1])).toBeGreaterThan(15 + STOP_DRAIN_MS / 1000 + parsed.drainTimeoutSec);
     expect(d.out.join('')).toContain(
       'Installed: the forwarder listens on port 514 (udp://[::]:514, tcp://[::]:514?proxy=v2); readiness on http://[::]:8081/.',
     );
