@@ -54,6 +54,8 @@ export interface InstalledOptions {
   /** Absent in a normal install (and in states written before forwarder-only existed). */
   mode?: 'forwarder-only';
   readiness?: string;
+  /** install --durable: the daemon's queues on disk (absent: the in-memory default). */
+  durable?: true;
 }
 
 export function sha256(b: Buffer): string {

@@ -47,6 +47,7 @@ export async function applyInstalledOptions(
   pick('configPath', 'config', inst?.configPath);
   if (inst && out.forwarderPort === undefined) out.forwarderPort = inst.forwarderPort;
   if (inst?.mode === 'forwarder-only' && out.forwarderOnly === undefined) out.forwarderOnly = true;
+  if (inst?.durable && out.durable === undefined) out.durable = true;
   return { input: out, settings };
 }
 
