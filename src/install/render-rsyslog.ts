@@ -59,7 +59,8 @@ const MEMORY_ACTION_QUEUE = 'queue.type="LinkedList" queue.size="50000" queue.hi
 /**
  * Durable: a disk-only queue, each message synced and the queue's state saved after each (checkpointInterval 1:
  * rsyslog otherwise saves it only at shutdown, and a power cut orphans everything after the last save). The size
- * in messages is not the limit: maxDiskSpace is.
+ * in messages is not the limit: maxDiskSpace is (rsyslog warns at start that the size is "very large", a warning
+ * meant for memory queues).
  */
 const DISK_QUEUE = 'queue.type="Disk" queue.size="10000000" queue.checkpointInterval="1" queue.syncQueueFiles="on"';
 /** What --durable adds in front of the action: the main queue, which every input fills, on disk as well. */
