@@ -151,6 +151,12 @@ describe('troubleshoot uses what install recorded', () => {
     await runTroubleshoot({ probes: 0, fix: true, yes: true }, tsDeps(root, restarts));
     expect(readFileSync(path.join(root, DROPIN), 'utf8')).toBe(installed);
 
+    // --dry-run shows it in the plan's diff and writes nothing.
+    const dry = await installInto('debian12-rsyslog', { durable: true, dryRun: true }, withRelp);
+    expect(dry.out).toMatch(/^\+main_queue\(queue\.type="Disk"/m);
+    expect(dry.out).toMatch(/^\+\s+queue\.type="Disk" queue\.size="10000000" queue\.checkpointInterval="1" queue\.syncQueueFiles="on"$/m);
+    expect(existsSync(path.join(dry.root, DROPIN))).toBe(false);
+
     // Without --durable the same machine gets the in-memory queue and the default group fsync.
     const { root: plainRoot } = await installInto('debian12-rsyslog', {}, withRelp);
     expect(readFileSync(path.join(plainRoot, DROPIN), 'utf8')).not.toMatch(/main_queue|queue\.type="Disk"/);
