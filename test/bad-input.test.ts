@@ -193,6 +193,12 @@ const cases: Array<[string, string[], RegExp | string, number]> = [
     /^sentinel-cef: --readiness goes with --forwarder-only/,
     2,
   ],
+  [
+    'install --durable with --forwarder-only',
+    ['install', '--forwarder-only', '--durable', '--sink', 'file:/x'],
+    /^sentinel-cef: --durable and --forwarder-only exclude each other: --durable puts the syslog daemon's queue on disk — drop one of them$/,
+    2,
+  ],
   ['install --proxy', ['install', '--proxy', 'v3'], /^sentinel-cef: --proxy must be one of v1, v2, got 'v3'/, 2],
   ['install --proxy alone', ['install', '--proxy', 'v2', '--sink', 'file:/x'], /^sentinel-cef: --proxy goes with --forwarder-only/, 2],
   [

@@ -42,6 +42,10 @@ export function installCommand(): Command {
         'v2',
       ]),
     )
+    .option(
+      '--durable',
+      'keep what the syslog daemon accepted on disk, synced, until the forwarder has it: a power cut loses none of it (fewer events/s; docs/RELIABILITY.md)',
+    )
     .option('--endpoint <url>', 'override the workspace endpoint (private link, tests)')
     .option('--no-verify', 'skip the end-to-end probe')
     .option('--dry-run', 'show the plan and diffs; change nothing')

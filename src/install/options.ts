@@ -102,6 +102,8 @@ export const installOptionsSchema = z
     readiness: grammar('--readiness', 'HOST:PORT (IPv6 in brackets, e.g. [::]:8080)', isHostPort).optional(),
     /** With --forwarder-only: TCP connections start with this PROXY protocol header (the balancer sends it). */
     proxy: z.enum(['v1', 'v2']).optional(),
+    /** The daemon's queues for the forwarder on disk and every write synced: a power cut loses nothing accepted. */
+    durable: z.boolean().default(false),
   })
   .superRefine((o, ctx) => {
     // Flags that contradict each other, or do nothing without another, are refused rather than silently ignored.

@@ -27,6 +27,8 @@ export interface RsyslogScan {
   omrelp?: boolean;
   /** Rate limits set on a module(load=...) line: defaults for that module's inputs. */
   moduleRateLimits?: Record<string, { interval?: number; burst?: number; file: string }>;
+  /** The file that configures the main queue (main_queue() or $MainMsgQueue...), if one does. */
+  mainQueue?: string;
 }
 
 export const RSYSLOG_MAIN = '/etc/rsyslog.conf';
@@ -68,6 +70,7 @@ export function scanRsyslogText(text: string, file: string, into: RsyslogScan): 
     into.maxMessageSize = param(m[1], 'maxMessageSize') ?? into.maxMessageSize;
     into.workDirectory = param(m[1], 'workDirectory') ?? into.workDirectory;
   }
+  if (/\bmain_queue\s*\(/.test(clean) || /^\s*\$MainMsgQueue/im.test(clean)) into.mainQueue ??= file;
   for (const m of clean.matchAll(/\binclude\s*\(([^)]*)\)/g)) {
     const f = param(m[1], 'file');
     if (f) includes.push(f);

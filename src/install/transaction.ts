@@ -56,6 +56,8 @@ export interface InstalledOptions {
   readiness?: string;
   /** The workspace (GUID) the rows go to, when install knew it (--workspace, or the legacy <workspaceId>). */
   workspaceId?: string;
+  /** install --durable: the daemon's queues on disk (absent: the in-memory default). */
+  durable?: true;
 }
 
 export function sha256(b: Buffer): string {

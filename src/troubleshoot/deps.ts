@@ -41,12 +41,19 @@ function serviceCtx(fs: FsRoot, exec: Exec): Promise<ServiceCtx> {
 export async function renderDropIn(
   fs: FsRoot,
   daemon: 'rsyslog' | 'syslog-ng',
-  o: { port: number; forwarderPort: number; queueMaxBytes?: number; protocol?: 'tcp' | 'udp' | 'both'; intakeStateFile?: string | null },
+  o: {
+    port: number;
+    forwarderPort: number;
+    queueMaxBytes?: number;
+    protocol?: 'tcp' | 'udp' | 'both';
+    intakeStateFile?: string | null;
+    durable?: boolean;
+  },
 ): Promise<Array<{ path: string; content: string }>> {
   const out: Array<{ path: string; content: string }> = [];
   const ipv6 = await detectIpv6(fs);
   for (const protocol of o.protocol ? [o.protocol] : (['both', 'tcp', 'udp'] as const)) {
-    const opts = { port: o.port, forwarderPort: o.forwarderPort, protocol, ipv6, intakeStateFile: o.intakeStateFile };
+    const opts = { port: o.port, forwarderPort: o.forwarderPort, protocol, ipv6, intakeStateFile: o.intakeStateFile, durable: o.durable };
     const r =
       daemon === 'rsyslog'
         ? renderRsyslogDropin(await scanRsyslogConfig(fs, { exclude: [RSYSLOG_DROPIN] }), opts)

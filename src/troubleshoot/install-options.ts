@@ -52,6 +52,7 @@ export async function applyInstalledOptions(
     out.workspaceId = inst.workspaceId;
     settings.push({ name: 'workspace', value: inst.workspaceId, from: 'install' });
   }
+  if (inst?.durable && out.durable === undefined) out.durable = true;
   return { input: out, settings };
 }
 

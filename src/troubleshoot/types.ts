@@ -79,6 +79,8 @@ export const troubleshootOptionsSchema = z.object({
   yes: z.boolean().default(false),
   /** Install recorded --forwarder-only: no syslog daemon, the forwarder itself listens on `port`. */
   forwarderOnly: z.boolean().default(false),
+  /** Install recorded --durable: the drop-in keeps the daemon's queues on disk. */
+  durable: z.boolean().default(false),
 });
 export type TroubleshootOptions = z.infer<typeof troubleshootOptionsSchema>;
 export type TroubleshootOptionsInput = z.input<typeof troubleshootOptionsSchema>;
@@ -150,6 +152,7 @@ export interface TroubleshootDeps {
       queueMaxBytes?: number;
       protocol?: 'tcp' | 'udp' | 'both';
       intakeStateFile?: string | null;
+      durable?: boolean;
     },
   ): Promise<Array<{ path: string; content: string }> | null>;
   /** Program on PATH, or null. */

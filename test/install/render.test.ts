@@ -277,6 +277,57 @@ describe('rsyslog drop-in', () => {
     expect(renderRsyslogDropin(scan, opts).content).not.toMatch(/SUSPENDED/);
   });
 
+  it('durable (issue 15): the main queue and the action queue on disk, every message synced and checkpointed; the default keeps memory', async () => {
+    const scan = await scanRsyslogConfig(root('debian12-rsyslog'), { exclude: [RSYSLOG_DROPIN] });
+    const params = (block: string) => Object.fromEntries([...block.matchAll(/\b(queue\.[A-Za-z]+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    const durable = renderRsyslogDropin(scan, { ...opts, durable: true });
+    expect(durable.warnings.join('\n')).not.toMatch(/main queue/);
+    const main = params(durable.content.match(/^main_queue\([^)]*\)/ms)?.[0] ?? '');
+    const action = params(durable.content.match(/action\(type="omfwd"[^)]*\)/s)?.[0] ?? '');
+    for (const q of [main, action]) {
+      expect(q).toMatchObject({
+        'queue.type': 'Disk',
+        'queue.checkpointInterval': '1',
+        'queue.syncQueueFiles': 'on',
+        'queue.saveOnShutdown': 'on',
+      });
+      // A disk queue is bounded by maxDiskSpace, not by a message count that a stopped forwarder would reach.
+      expect(Number(q['queue.size'])).toBeGreaterThanOrEqual(1_000_000);
+      expect(q['queue.maxDiskSpace']).toBe('1024m');
+    }
+    expect(main['queue.filename']).not.toBe(action['queue.filename']);
+    // Nothing disk-assisted is left in the action: watermarks apply to memory queues only.
+    expect(action['queue.highWatermark']).toBeUndefined();
+    // The default renders no main queue and keeps the in-memory action queue.
+    const plain = renderRsyslogDropin(scan, opts).content;
+    expect(plain).not.toMatch(/main_queue|queue\.type="Disk"|syncQueueFiles|checkpointInterval/);
+    expect(plain).toContain('queue.type="LinkedList" queue.size="50000"');
+  });
+
+  it('durable with a main queue set elsewhere: rsyslog takes one main_queue(), so only the action queue goes to disk, with a warning', () => {
+    const scan: RsyslogScan = {
+      mainFile: '/etc/rsyslog.conf',
+      files: [],
+      modules: new Set(),
+      inputs: [],
+      maxMessageSize: '64k',
+      workDirectory: null,
+      includesDropins: true,
+      dropinDir: '/etc/rsyslog.d',
+    };
+    scanRsyslogText('$MainMsgQueueType LinkedList\n', '/etc/rsyslog.conf', scan);
+    expect(scan.mainQueue).toBe('/etc/rsyslog.conf');
+    const r = renderRsyslogDropin(scan, { ...opts, durable: true });
+    expect(r.content).not.toMatch(/main_queue/);
+    expect(r.content).toMatch(/action\([^)]*queue\.type="Disk"[^)]*queue\.spoolDirectory="\/var\/spool\/rsyslog"/s);
+    expect(r.warnings).toContainEqual(
+      expect.stringMatching(/^\/etc\/rsyslog\.conf configures rsyslog's main queue, so --durable leaves it/),
+    );
+    const other: RsyslogScan = { ...scan, mainQueue: undefined };
+    scanRsyslogText('main_queue(queue.size="100000")\n', '/etc/rsyslog.d/00-main.conf', other);
+    expect(other.mainQueue).toBe('/etc/rsyslog.d/00-main.conf');
+  });
+
   it.each([
     ['8.2302.0', true],
     ['8.1904.0', true],

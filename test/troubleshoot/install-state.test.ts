@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createFsRoot } from '../../src/system/fs-root.js';
@@ -127,6 +127,57 @@ describe('troubleshoot uses what install recorded', () => {
     expect(restarts.length).toBeGreaterThan(0);
     for (const r of restarts)
       expect(r).toEqual(['rsyslog', { port: o.port, protocols: o.protocol === 'both' ? ['tcp', 'udp'] : [o.protocol] }]);
+  });
+
+  it('install --durable (issue 15): recorded in the state and the forwarder syncs every append; troubleshoot finds the durable drop-in current and --fix rewrites it byte for byte', async () => {
+    const withRelp = (root: string) => {
+      mkdirSync(path.join(root, 'usr/lib/x86_64-linux-gnu/rsyslog'), { recursive: true });
+      writeFileSync(path.join(root, 'usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so'), '');
+    };
+    const { root, out } = await installInto('debian12-rsyslog', { durable: true }, withRelp);
+    const installed = readFileSync(path.join(root, DROPIN), 'utf8');
+    expect(installed).toMatch(/^main_queue\(queue\.type="Disk"/m);
+    expect(installed).toMatch(/action\(type="omrelp"[^)]*queue\.type="Disk"/s);
+    expect((await readState(createFsRoot(root)))?.options?.durable).toBe(true);
+    expect(JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8')).queue.fsyncIntervalMs).toBe(0);
+    expect(out).not.toContain('primaryKey');
+
+    const restarts: unknown[] = [];
+    const plain = await runTroubleshoot({ probes: 0 }, tsDeps(root, restarts));
+    const dropin = plain.checks.find((c) => c.id === 'daemon.dropin')!;
+    expect(dropin.status, dropin.message).toBe('pass');
+    writeFileSync(path.join(root, DROPIN), installed.replace(/^main_queue\([^)]*\)\n/m, ''));
+    expect((await runTroubleshoot({ probes: 0 }, tsDeps(root, restarts))).checks.find((c) => c.id === 'daemon.dropin')!.status).toBe(
+      'fail',
+    );
+    await runTroubleshoot({ probes: 0, fix: true, yes: true }, tsDeps(root, restarts));
+    expect(readFileSync(path.join(root, DROPIN), 'utf8')).toBe(installed);
+
+    // --dry-run shows it in the plan's diff and writes nothing.
+    const dry = await installInto('debian12-rsyslog', { durable: true, dryRun: true }, withRelp);
+    expect(dry.out).toMatch(/^\+main_queue\(queue\.type="Disk"/m);
+    expect(dry.out).toMatch(/^\+\s+queue\.type="Disk" queue\.size="10000000" queue\.checkpointInterval="1" queue\.syncQueueFiles="on"$/m);
+    expect(existsSync(path.join(dry.root, DROPIN))).toBe(false);
+
+    // Without --durable the same machine gets the in-memory queue and the default group fsync.
+    const { root: plainRoot } = await installInto('debian12-rsyslog', {}, withRelp);
+    expect(readFileSync(path.join(plainRoot, DROPIN), 'utf8')).not.toMatch(/main_queue|queue\.type="Disk"/);
+    expect((await readState(createFsRoot(plainRoot)))?.options?.durable).toBeUndefined();
+    expect(JSON.parse(readFileSync(path.join(plainRoot, 'etc/sentinel-cef/forwarder.json'), 'utf8')).queue.fsyncIntervalMs).toBeUndefined();
+  });
+
+  it.each([
+    ['syslog-ng', 'debian-syslog-ng-514', /^--durable needs rsyslog with RELP: syslog-ng sends over plain TCP/],
+    ['rsyslog without omrelp', 'debian12-rsyslog', /^--durable needs rsyslog with RELP: rsyslog without omrelp sends over plain TCP/],
+  ])('install --durable refuses %s (exit 2) and changes nothing', async (_what, fixture, message) => {
+    let root = '';
+    const err = await installInto(fixture, { durable: true }, (r) => {
+      root = r;
+    }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ exitCode: 2, message: expect.stringMatching(message) });
+    expect(existsSync(path.join(root, DROPIN))).toBe(false);
+    expect(existsSync(path.join(root, 'etc/syslog-ng/conf.d/sentinel-cef.conf'))).toBe(false);
+    expect(existsSync(path.join(root, 'etc/sentinel-cef'))).toBe(false);
   });
 
   it('an explicit --port overrides the install, and the report says so', async () => {

@@ -150,6 +150,7 @@ async function checkDropInFile(ctx: Context): Promise<CheckOutcome> {
     queueMaxBytes: c.config?.queue.maxBytes,
     // install renders the drop-in and the forwarder config together: the state file is in both or in neither.
     intakeStateFile: c.config?.intakeStateFile ?? null,
+    durable: ctx.opts.durable,
     ...(protocolKnown ? { protocol: ctx.opts.protocol } : {}),
   });
   const rerender = expected?.length
