@@ -103,13 +103,14 @@ describe('troubleshoot probes straight to a forwarder-only listener', () => {
   });
 
   it('delivers the UDP probes and sends no bare TCP probe to a listener that wants a PROXY header', async () => {
+    // The run ends once both probes are delivered; 8 s was too short for that beside two CPU burners.
     const ctx = new Context(
-      troubleshootOptionsSchema.parse({ configPath: join(dir, 'forwarder.json'), port, probes: 2, timeoutSec: 8, forwarderOnly: true }),
+      troubleshootOptionsSchema.parse({ configPath: join(dir, 'forwarder.json'), port, probes: 2, timeoutSec: 20, forwarderOnly: true }),
       createDefaultDeps({ root: '/', env: {} }),
     );
     const p = await e2e.checkProbes(ctx);
     expect(p.status, p.message).toBe('pass');
     expect(p.message).toContain('2/2 probes delivered (tcp 0/0, udp 2/2)');
     expect((p.details!.probes as Array<{ transport: string }>).map((x) => x.transport)).toEqual(['udp', 'udp']);
-  }, 30_000);
+  }, 60_000);
 });
