@@ -6,6 +6,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NODE_RANGE, satisfiesNodeRange } from '../src/system/node-support.js';
+import { forwarderStarted, portOf } from './helpers/ports.js';
 
 // The CLI, the demo and the forwarder bundle on each official Node build that `scripts/node-matrix fetch` cached:
 // the lowest supported 20.x, 22, 24, 26 — and 18, which must be refused in one line.
@@ -47,14 +48,13 @@ describe.skipIf(supported.length === 0).each(supported)('Node $actual (supported
   it('runs the deployed forwarder bundle with a parse worker: a row arrives, SIGTERM exits 0', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'scef-matrix-'));
     try {
-      const port = 30000 + Math.floor(Math.random() * 20000);
       const rows = path.join(dir, 'rows.ndjson');
       const fwd = execa(
         node,
         [
           bundle,
           '--listen',
-          `tcp://127.0.0.1:${port}`,
+          'tcp://127.0.0.1:0',
           '--queue-dir',
           path.join(dir, 'q'),
           '--sink',
@@ -68,15 +68,12 @@ describe.skipIf(supported.length === 0).each(supported)('Node $actual (supported
         ],
         { reject: false },
       );
-      let sent = false;
-      for (let i = 0; i < 200 && !sent; i++) {
-        sent = await new Promise<boolean>((resolve) => {
-          const s = connect({ port, host: '127.0.0.1' }, () => s.end(`${CEF}\n`, () => resolve(true)));
-          s.on('error', () => resolve(false));
-        });
-        if (!sent) await new Promise((r) => setTimeout(r, 100));
-      }
-      expect(sent).toBe(true);
+      // Port 0: a port picked beforehand can be taken by a test file running alongside.
+      const port = portOf((await forwarderStarted(fwd)).inputs[0]);
+      await new Promise<void>((resolve, reject) => {
+        const s = connect({ port, host: '127.0.0.1' }, () => s.end(`${CEF}\n`, () => resolve()));
+        s.on('error', reject);
+      });
       for (let i = 0; i < 200 && !(existsSync(rows) && readFileSync(rows, 'utf8').includes('matrix event')); i++)
         await new Promise((r) => setTimeout(r, 100));
       expect(readFileSync(rows, 'utf8')).toContain('matrix event');

@@ -225,12 +225,15 @@ export class ForwarderProc {
       async () => {
         if (exitedEarly) throw new Error(`forwarder exited during start: ${this.log().slice(-2000)}`);
         try {
-          return (await fetch(`http://127.0.0.1:${this.adminPort}/healthz`)).status > 0;
+          // Ours, not another test's process that took the port first (that one fails us with EADDRINUSE next).
+          const h = (await (await fetch(`http://127.0.0.1:${this.adminPort}/healthz`)).json()) as { pid?: number };
+          return h.pid === child.pid;
         } catch {
           return false;
         }
       },
-      30_000,
+      // An exit ends the wait at once; the bound is for a hang. Start-up took 48 s at load 38 on 2 cores.
+      90_000,
       50,
     );
   }

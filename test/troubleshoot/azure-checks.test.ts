@@ -287,7 +287,8 @@ describe('azure.* checks', () => {
       get: (id: string) => ({ id, received: true, accepted: false, error: 'HTTP 403 Forbidden' }),
     } as unknown as FakeAdmin['probes'];
     const report = await runTroubleshoot(
-      { configPath: '/etc/sentinel-cef/forwarder.json', probes: 1, timeoutSec: 1 },
+      // The probe check keeps a quarter of the run to conclude: at 1 s that was 0.25 s, too little under load.
+      { configPath: '/etc/sentinel-cef/forwarder.json', probes: 1, timeoutSec: 6 },
       testDeps(root, { probeEndpoint, sendSyslog: async () => {} }),
     );
     const byId = Object.fromEntries(report.checks.map((c) => [c.id, c]));

@@ -1,6 +1,5 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -54,10 +53,8 @@ describe('the README CI example, run as a GitHub runner runs it', () => {
   beforeAll(async () => {
     if (!(await readFile(join(repo, 'dist/cli.js')).catch(() => null))) await execa('node', ['scripts/build.mjs'], { cwd: repo });
     // A broken install: everything in place, the forwarder down (nothing answers on its admin port).
-    const s = createServer();
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-    port = (s.address() as { port: number }).port;
-    await new Promise<void>((r) => s.close(() => r()));
+    // Port 1: privileged and unused, so it stays closed (a port found free a moment ago can be taken by a test alongside).
+    port = 1;
     root = await makeRoot();
     await healthyTree(root, { adminPort: port, daemonPort: port });
     await rm(join(root, 'proc/400'), { recursive: true });

@@ -14,7 +14,8 @@ import { runTroubleshoot } from '../../src/troubleshoot/run.js';
 import { createFsRoot } from '../../src/system/fs-root.js';
 import { detectIpv6 } from '../../src/system/ipv6.js';
 import { writeState, type InstallState } from '../../src/install/transaction.js';
-import { startFakeDaemon, testDeps } from './helpers.js';
+import { testDeps } from './helpers.js';
+import { onFreePorts } from '../helpers/ports.js';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
 const roots: string[] = [];
@@ -79,19 +80,21 @@ describe('troubleshoot probes straight to a forwarder-only listener', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ts-fwdonly-'));
-    const free = await startFakeDaemon(() => {});
-    port = free.port;
-    await free.close();
     const any = (await detectIpv6(createFsRoot('/'))) === 'none' ? '0.0.0.0' : '[::]';
-    const raw = {
-      // As install --forwarder-only --proxy v2 writes it: TCP from the balancer with a PROXY header, UDP bare.
-      listen: [`udp://${any}:${port}`, `tcp://${any}:${port}?proxy=v2`],
-      admin: '127.0.0.1:0',
-      queue: { dir: join(dir, 'queue') },
-      batch: { flushMs: 20 },
-      sink: { type: 'file', path: join(dir, 'rows.ndjson') },
-    };
-    forwarder = await startForwarder(forwarderConfigSchema.parse(raw), { logger: createLogger('fatal') });
+    // One port for UDP and TCP, as install writes it: picked again if a test alongside took it.
+    const raw = await onFreePorts(1, async ([p]) => {
+      port = p;
+      const raw = {
+        // As install --forwarder-only --proxy v2 writes it: TCP from the balancer with a PROXY header, UDP bare.
+        listen: [`udp://${any}:${port}`, `tcp://${any}:${port}?proxy=v2`],
+        admin: '127.0.0.1:0',
+        queue: { dir: join(dir, 'queue') },
+        batch: { flushMs: 20 },
+        sink: { type: 'file', path: join(dir, 'rows.ndjson') },
+      };
+      forwarder = await startForwarder(forwarderConfigSchema.parse(raw), { logger: createLogger('fatal') });
+      return raw;
+    });
     await writeFile(join(dir, 'forwarder.json'), JSON.stringify({ ...raw, admin: forwarder.adminAddress }));
   });
   afterAll(async () => {
@@ -100,13 +103,14 @@ describe('troubleshoot probes straight to a forwarder-only listener', () => {
   });
 
   it('delivers the UDP probes and sends no bare TCP probe to a listener that wants a PROXY header', async () => {
+    // The run ends once both probes are delivered; 8 s was too short for that beside two CPU burners.
     const ctx = new Context(
-      troubleshootOptionsSchema.parse({ configPath: join(dir, 'forwarder.json'), port, probes: 2, timeoutSec: 8, forwarderOnly: true }),
+      troubleshootOptionsSchema.parse({ configPath: join(dir, 'forwarder.json'), port, probes: 2, timeoutSec: 20, forwarderOnly: true }),
       createDefaultDeps({ root: '/', env: {} }),
     );
     const p = await e2e.checkProbes(ctx);
     expect(p.status, p.message).toBe('pass');
     expect(p.message).toContain('2/2 probes delivered (tcp 0/0, udp 2/2)');
     expect((p.details!.probes as Array<{ transport: string }>).map((x) => x.transport)).toEqual(['udp', 'udp']);
-  }, 30_000);
+  }, 60_000);
 });
