@@ -17,6 +17,10 @@ import { formatConfigIssue } from '../errors.js';
 import { listProcesses, listSockets, type ProcessEntry, type SocketEntry } from './proc.js';
 import type { Setting, TroubleshootDeps, TroubleshootOptions } from './types.js';
 
+/** The health call's bound, and the longer second try after a timeout (a hung forwarder fails both). */
+export const HEALTH_TIMEOUT_MS = 2000;
+export const HEALTH_RETRY_MS = 3000;
+
 export type DaemonName = 'rsyslog' | 'syslog-ng';
 
 export interface ConfigState {
@@ -168,7 +172,9 @@ export class Context {
     return this.once('health', async () => {
       const base = await this.adminBase();
       if (!base) return { base, reachable: false, error: 'admin endpoint disabled in the config' };
-      const r = await this.fetchJson<Health>('/healthz');
+      let r = await this.fetchJson<Health>('/healthz', HEALTH_TIMEOUT_MS);
+      // A busy forwarder on a loaded machine can take over 2 s: ask once more, longer, before calling it hung.
+      if (r.status === 0 && /timeout|timed out|aborted/i.test(r.error ?? '')) r = await this.fetchJson<Health>('/healthz', HEALTH_RETRY_MS);
       if (r.status === 0 || !r.body) return { base, reachable: false, httpStatus: r.status || undefined, error: r.error };
       return { base, reachable: true, httpStatus: r.status, health: r.body };
     });

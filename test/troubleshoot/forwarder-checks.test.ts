@@ -141,6 +141,13 @@ describe('forwarder.running', () => {
     expect(up).toMatchObject({ status: 'pass', message: 'pid 778 (supervisor pid 777)' });
   });
 
+  // A forwarder slow to answer once (a busy machine) is asked again, longer, before it is called hung (kill -9 offered).
+  it('waits longer once for a slow health answer before calling the forwarder hung', async () => {
+    admin.healthDelayMs = 10_000;
+    const h = await ctxFor({}, { admin: `127.0.0.1:${admin.port}` }).health();
+    expect(h.reachable, h.error).toBe(true);
+  }, 20_000);
+
   // The supervisor (and a Type=simple unit) returns before the forwarder listens: probes sent right after the fix
   // found nothing on the intake port (CI). The fix is done when the admin endpoint answers, and fails honestly if not.
   it('the restart fix waits until the forwarder answers, and fails when it never does', async () => {

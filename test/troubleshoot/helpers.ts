@@ -136,16 +136,22 @@ export interface FakeAdmin {
   port: number;
   health: Health;
   healthStatus: number;
+  /** Answer the next /healthz this much later (a busy forwarder on a loaded machine); then at once again. */
+  healthDelayMs: number;
   probes: Map<string, ProbeStatus>;
   close(): Promise<void>;
 }
 
 export async function startFakeAdmin(h: Health = health()): Promise<FakeAdmin> {
-  const state = { health: h, healthStatus: 200, probes: new Map<string, ProbeStatus>() };
+  const state = { health: h, healthStatus: 200, healthDelayMs: 0, probes: new Map<string, ProbeStatus>() };
   const server: Server = createServer((req, res) => {
     const url = req.url ?? '';
     if (url === '/healthz') {
-      res.writeHead(state.healthStatus, { 'content-type': 'application/json' }).end(JSON.stringify(state.health));
+      const answer = () => res.writeHead(state.healthStatus, { 'content-type': 'application/json' }).end(JSON.stringify(state.health));
+      const delay = state.healthDelayMs;
+      state.healthDelayMs = 0;
+      if (delay > 0) setTimeout(answer, delay);
+      else answer();
     } else if (url === '/metrics') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('sentinel_cef_received_total 10\n');
     } else if (url.startsWith('/probes/')) {

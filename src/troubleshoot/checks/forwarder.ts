@@ -1,4 +1,4 @@
-import type { Context } from '../context.js';
+import { HEALTH_RETRY_MS, HEALTH_TIMEOUT_MS, type Context } from '../context.js';
 import { deadLetterPath } from '../../config/load.js';
 import { DEFAULT_DEAD_LETTER_LIMITS, rotatedPath } from '../../forwarder/dead-letter.js';
 import { LAYOUT } from '../layout.js';
@@ -175,7 +175,11 @@ export function forwarderHang(ctx: Context): Promise<ForwarderHang | null> {
       if (STOPPED_STATES[state]) return { pid, state, why: `${STOPPED_STATES[state]} (state ${state})` };
       const h = await ctx.health();
       if (h.base && !h.reachable && /timeout|timed out|aborted/i.test(h.error ?? '')) {
-        return { pid, state, why: `${h.base}/healthz accepted the connection but gave no answer within 2 s (state ${state})` };
+        return {
+          pid,
+          state,
+          why: `${h.base}/healthz accepted the connection but gave no answer within ${(HEALTH_TIMEOUT_MS + HEALTH_RETRY_MS) / 1000} s (state ${state})`,
+        };
       }
     }
     return null;
