@@ -6,7 +6,7 @@ import { UsageError, optionError, showValue } from '../errors.js';
 import { DEFAULT_CONFIG_PATH } from '../config/schema.js';
 import { createDefaultDeps } from '../troubleshoot/deps.js';
 import { runTroubleshoot } from '../troubleshoot/run.js';
-import { renderHuman, renderJson, useColour } from '../troubleshoot/render.js';
+import { renderHuman, renderJson, troubleshootExitCode, useColour } from '../troubleshoot/render.js';
 import { writeSupportBundle } from '../troubleshoot/collect.js';
 import { inCi, isInteractive } from '../system/prompts.js';
 import { troubleshootOptionsSchema, type TroubleshootOptionsInput } from '../troubleshoot/types.js';
@@ -169,6 +169,6 @@ Examples:
       process.stdout.write(
         flags.json ? renderJson(report) : renderHuman(report, { colour: useColour(process.stdout), verbose: flags.verbose }),
       );
-      process.exitCode = report.ok ? 0 : 1;
+      process.exitCode = troubleshootExitCode(report);
     });
 }
