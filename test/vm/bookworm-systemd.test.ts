@@ -128,7 +128,9 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     { id: 'daemon-down', inject: 'systemctl stop syslog.socket rsyslog.service', over: { fix: /systemctl start rsyslog/ } },
     { id: 'dropin-altered', inject: 'sed -i s/25226/25299/g /etc/rsyslog.d/10-sentinel-cef.conf && systemctl restart rsyslog' },
   ];
-  it.each(VM_ROWS)(
+  // npm test runs two rows (~2 min at load ~37 on 2 cores); FAULT_MATRIX=full runs all four (~5 min there).
+  const vmRows = process.env.FAULT_MATRIX === 'full' ? VM_ROWS : VM_ROWS.filter((r) => ['forwarder-down', 'daemon-down'].includes(r.id));
+  it.each(vmRows)(
     'troubleshoot fault matrix under systemd: $id',
     async (row) => {
       const f = { ...FAULTS.find((x) => x.id === row.id)!, ...row.over };
