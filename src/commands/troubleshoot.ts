@@ -117,7 +117,8 @@ export function troubleshootCommand(): Command {
     .addHelpText(
       'after',
       `
-Exit status: 0 when no check failed, 1 when one did, 2 on a usage error.
+Exit status: 0 when every check finished and none failed, 1 when one failed, 2 on a usage error, 3 when none failed
+but some did not finish within --timeout (nothing proven there).
 Examples:
   sentinel-cef troubleshoot
   sentinel-cef troubleshoot --json --probes 5          # CI smoke check after install
