@@ -86,7 +86,12 @@ inject_custom-port() {
   sed -i 's/port="1514"/port="1515"/; s/port(1514)/port(1515)/' "$(dropin)"
   restart_daemon 1515
 }
-restore_custom-port() { cp "$(dropin)" "$out/custom-port.dropin"; }
+# Keeps the drop-in --fix rendered for the test, then installs on the defaults again (the rows after it use 514).
+restore_custom-port() {
+  cp "$(dropin)" "$out/custom-port.dropin"
+  step custom-port.reinstall "${cli[@]}" "${install_args[@]}" --no-verify
+  wait_port 514
+}
 
 # Another program on 514 before the daemon starts: rsyslog runs without its listeners, syslog-ng exits.
 squatter=""
