@@ -15,7 +15,8 @@ import { BOTH, FAULTS, judge, type Daemon, type Report, type Verdict } from './f
 const reason = sandboxSkipReason();
 if (reason) console.warn(`fault matrix skipped: ${reason}`);
 
-// npm test runs the rows below (one per hop that a fix touched): 5 min 58 s on a loaded 2-core machine (load 13 to 4);
+// npm test runs the rows below (one per hop that a fix touched): 5 min 58 s on a loaded 2-core machine (load 13 to 4),
+// 12 min at load ~28 (firewall-iptables adds ~1 min in both);
 // FAULT_MATRIX=full runs every row (~32 min there at load ~25). See docs/RELIABILITY.md.
 const CI_ROWS = [
   'forwarder-frozen',
