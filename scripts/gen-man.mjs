@@ -50,7 +50,8 @@ export function renderManPage(program, version) {
   out.push(
     '.SH EXIT STATUS',
     '0 on success, 1 when the work failed (a check failed, nothing was delivered), 2 for bad flags, arguments or',
-    'configuration, 130 when cancelled at a prompt.',
+    'configuration, 3 when troubleshoot found no failure but some checks did not finish within --timeout (nothing',
+    'proven), 130 when cancelled at a prompt.',
     '.SH ENVIRONMENT',
     '.TP',
     '.B NO_COLOR, CI',

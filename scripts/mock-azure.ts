@@ -10,7 +10,7 @@
  * When ready it prints one JSON line on stdout (url, port, caPath, workspaceId, tenantId, clientId,
  * dcrImmutableId, stream, keyFile, clientSecretFile) and writes it to --info-file when given.
  * Control API on the same port: POST /_mock/fail {FailRule}, POST /_mock/clear, POST /_mock/reset,
- * POST /_mock/revoke-tokens, POST /_mock/refuse {"ms":N}, GET /_mock/stats, GET /_mock/rows[?api=&since=],
+ * POST /_mock/revoke-tokens, POST /_mock/refuse {"ms":N}, POST /_mock/clock {"offsetMs":N}, GET /_mock/stats, GET /_mock/rows[?api=&since=],
  * GET /_mock/requests, GET /_mock/info.
  */
 import { randomBytes } from 'node:crypto';

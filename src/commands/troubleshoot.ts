@@ -6,7 +6,7 @@ import { UsageError, optionError, showValue } from '../errors.js';
 import { DEFAULT_CONFIG_PATH } from '../config/schema.js';
 import { createDefaultDeps } from '../troubleshoot/deps.js';
 import { runTroubleshoot } from '../troubleshoot/run.js';
-import { renderHuman, renderJson, useColour } from '../troubleshoot/render.js';
+import { renderHuman, renderJson, troubleshootExitCode, useColour } from '../troubleshoot/render.js';
 import { writeSupportBundle } from '../troubleshoot/collect.js';
 import { inCi, isInteractive } from '../system/prompts.js';
 import { troubleshootOptionsSchema, type TroubleshootOptionsInput } from '../troubleshoot/types.js';
@@ -117,7 +117,8 @@ export function troubleshootCommand(): Command {
     .addHelpText(
       'after',
       `
-Exit status: 0 when no check failed, 1 when one did, 2 on a usage error.
+Exit status: 0 when every check finished and none failed, 1 when one failed, 2 on a usage error, 3 when none failed
+but some did not finish within --timeout (nothing proven there).
 Examples:
   sentinel-cef troubleshoot
   sentinel-cef troubleshoot --json --probes 5          # CI smoke check after install
@@ -169,6 +170,6 @@ Examples:
       process.stdout.write(
         flags.json ? renderJson(report) : renderHuman(report, { colour: useColour(process.stdout), verbose: flags.verbose }),
       );
-      process.exitCode = report.ok ? 0 : 1;
+      process.exitCode = troubleshootExitCode(report);
     });
 }

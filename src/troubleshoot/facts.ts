@@ -126,7 +126,15 @@ export function firewallVerdicts(
       // iptables-nft shows the same rules both ways: a drop in either decides, the iptables view names it.
       const a = save ? evaluateIptables(save, packet) : null;
       const b = chains ? evaluateNft(chains, packet) : null;
-      const v = a?.action === 'drop' ? a : b?.action === 'drop' ? b : (a ?? b);
+      // Both accept: an explicit rule names the firewall in use, not iptables-nft's empty chains with their default policy.
+      const v =
+        a?.action === 'drop'
+          ? a
+          : b?.action === 'drop'
+            ? b
+            : a && b && !a.by.startsWith('rule ') && b.by.startsWith('rule ')
+              ? b
+              : (a ?? b);
       if (!v) continue;
       if (v === a) kind = 'iptables';
       else if (kind === 'none') kind = 'nftables';

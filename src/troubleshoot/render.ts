@@ -44,8 +44,17 @@ export function renderHuman(report: TroubleshootReport, opts: { colour: boolean;
   }
   const count = (s: CheckStatus) => report.checks.filter((r) => r.status === s).length;
   const summary = `${count('pass')} passed, ${count('warn')} warnings, ${count('fail')} failed, ${count('skip')} skipped`;
-  lines.push(report.ok ? c.green(`OK: ${summary}`) : c.red(`NOT OK: ${summary}`));
+  const unproven = report.unfinished?.length
+    ? ` (${report.unfinished.join(', ')} did not finish within --timeout: nothing proven there)`
+    : '';
+  lines.push(report.ok ? c.green(`OK: ${summary}`) : c.red(`NOT OK: ${summary}${unproven}`));
   return `${lines.join('\n')}\n`;
+}
+
+/** 0: every check finished and none failed; 1: a check failed; 3: none failed, but some did not finish (not proven). */
+export function troubleshootExitCode(report: TroubleshootReport): number {
+  if (report.checks.some((c) => c.status === 'fail')) return 1;
+  return report.ok ? 0 : 3;
 }
 
 export function renderJson(report: TroubleshootReport): string {

@@ -94,6 +94,7 @@ function unfinished(id: string, timeoutSec: number): CheckOutcome {
     status: 'warn',
     message: `did not finish within --timeout ${timeoutSec}s (a program or endpoint it waits on does not answer)`,
     fix: `run again with a longer --timeout, e.g. \`sentinel-cef troubleshoot --timeout ${longerTimeout(timeoutSec)}\``,
+    details: { unfinished: true },
   };
 }
 
@@ -241,8 +242,11 @@ export async function runTroubleshoot(
   }
 
   const checks = outcomes.map(strip);
-  const ok = !checks.some((c) => c.status === 'fail');
-  return resolved.settings.length ? { ok, checks, settings: resolved.settings } : { ok, checks };
+  // A check that did not finish proved nothing (probes still on their way are not delivered ones): the run is not ok.
+  const unfinishedIds = checks.filter((c) => c.details?.unfinished === true).map((c) => c.id);
+  const ok = !checks.some((c) => c.status === 'fail') && unfinishedIds.length === 0;
+  const report: TroubleshootReport = unfinishedIds.length ? { ok, unfinished: unfinishedIds, checks } : { ok, checks };
+  return resolved.settings.length ? { ...report, settings: resolved.settings } : report;
 }
 
 function rank(id: string): number {

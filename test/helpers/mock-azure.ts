@@ -818,6 +818,9 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
       case 'POST revoke-tokens':
         api.revokeTokens();
         return send(res, 200, { ok: true });
+      case 'POST clock':
+        api.setClockOffset(Number((json() as { offsetMs?: number }).offsetMs ?? 0));
+        return send(res, 200, { ok: true });
       case 'POST refuse': {
         // Refuse for `ms` milliseconds (the listener must come back to serve the control API again).
         const ms = Number((json() as { ms?: number }).ms ?? 5000);

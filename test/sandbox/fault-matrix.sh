@@ -35,6 +35,8 @@ restart_forwarder() {
   kill "$old" 2>/dev/null
   for _ in $(seq 1 150); do [ "$(fwd_pid)" != "$old" ] && [ -e "/proc/$(fwd_pid)" ] && break; sleep 0.1; done
   sleep 1
+  # Started means answering its admin endpoint (a loaded machine takes seconds); a forwarder that exits never does.
+  for _ in $(seq 1 30); do node -e 'fetch("http://127.0.0.1:25227/health").then(()=>process.exit(0),()=>process.exit(1))' && break; sleep 0.5; done
 }
 # Edits the forwarder config with a JS expression over `c`.
 edit_cfg() { node -e 'const fs=require("fs"),f=process.argv[1];const c=JSON.parse(fs.readFileSync(f,"utf8"));'"$1"';fs.writeFileSync(f,JSON.stringify(c,null,2))' "$cfg"; }
@@ -84,7 +86,12 @@ inject_custom-port() {
   sed -i 's/port="1514"/port="1515"/; s/port(1514)/port(1515)/' "$(dropin)"
   restart_daemon 1515
 }
-restore_custom-port() { cp "$(dropin)" "$out/custom-port.dropin"; }
+# Keeps the drop-in --fix rendered for the test, then installs on the defaults again (the rows after it use 514).
+restore_custom-port() {
+  cp "$(dropin)" "$out/custom-port.dropin"
+  step custom-port.reinstall "${cli[@]}" "${install_args[@]}" --no-verify
+  wait_port 514
+}
 
 # Another program on 514 before the daemon starts: rsyslog runs without its listeners, syslog-ng exits.
 squatter=""
@@ -168,6 +175,68 @@ inject_legacy-agent() {
 }
 restore_legacy-agent() { rm -rf /etc/opt/microsoft /etc/rsyslog.d/security-config-omsagent.conf /etc/syslog-ng/conf.d/security-config-omsagent.conf; restart_daemon; }
 
+# A specific DROP on 514 (tcp and udp) after an unrelated rule, in iptables (iptables-nft, Debian's default).
+inject_firewall-iptables() {
+  iptables -A INPUT -p tcp --dport 22 -j ACCEPT
+  iptables -A INPUT -p tcp --dport 514 -j DROP
+  iptables -A INPUT -p udp --dport 514 -j DROP
+}
+restore_firewall-iptables() { iptables -F INPUT; }
+
+# The same in a plain nftables ruleset (as /etc/nftables.conf writes it).
+inject_firewall-nft() {
+  nft -f - <<'NFT'
+table inet filter {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    tcp dport 22 accept
+    tcp dport 514 drop
+    udp dport 514 drop
+  }
+}
+NFT
+}
+restore_firewall-nft() { nft delete table inet filter; }
+
+# The file sink's filesystem full: a 1 MiB tmpfs over the sink directory, filled, the forwarder restarted on it.
+inject_sink-disk-full() {
+  stat -c '%u:%g %a' "$out/sink" >"$out/sink.owner"
+  read -r own mode <"$out/sink.owner"
+  mount -t tmpfs -o size=1m tmpfs "$out/sink"
+  chown "$own" "$out/sink"; chmod "$mode" "$out/sink"
+  dd if=/dev/zero of="$out/sink/filler" bs=64k 2>/dev/null
+  restart_forwarder
+}
+restore_sink-disk-full() { umount -l "$out/sink"; restart_forwarder; }
+
+# --- Azure rows: the forwarder reinstalled on the Data Collector sink of a mock workspace (scripts/mock-azure.ts, which
+# checks the SharedKey signature and the x-ms-date window as Azure does); they run last and stay on it. -----------
+ws=0b5e7c1a-3f1d-4c2e-9a8b-1234567890ab
+mock_url=""
+mockctl() { node -e 'fetch(process.argv[1],{method:"POST",body:process.argv[2]}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))' "$mock_url/_mock/$1" "${2:-}"; }
+use_azure() {
+  [ -n "$mock_url" ] && return 0
+  node_modules/.bin/tsx scripts/mock-azure.ts --http --port 0 --key-file "$out/ws.key" --workspace-id "$ws" --info-file "$out/mock.json" >/dev/null 2>"$out/mock.err" &
+  mock_pid=$!
+  for _ in $(seq 1 300); do [ -s "$out/mock.json" ] && break; sleep 0.1; done
+  mock_url="$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).url)' "$out/mock.json")"
+  install_args=(install "$ws" --key-file "$out/ws.key" --endpoint "$mock_url" --yes)
+  step azure-install "${cli[@]}" "${install_args[@]}" --no-verify
+  restart_forwarder
+}
+
+# The workspace refuses every post: 401, 403 (a rotated key), 503 with Retry-After (a service outage).
+inject_sink-401() { use_azure; mockctl fail '{"api":"data","status":401}'; }
+restore_sink-401() { mockctl clear; }
+inject_sink-403() { use_azure; mockctl fail '{"api":"data","status":403}'; }
+restore_sink-403() { mockctl clear; }
+inject_sink-503() { use_azure; mockctl fail '{"api":"data","status":503,"retryAfter":"30"}'; }
+restore_sink-503() { mockctl clear; }
+
+# This machine's clock 20 minutes behind the service's (the mock's clock moved ahead).
+inject_clock-skew() { use_azure; mockctl clock '{"offsetMs":1200000}'; }
+restore_clock-skew() { mockctl clock '{"offsetMs":0}'; }
+
 # --- The run ---------------------------------------------------------------------------------------------------
 
 t0=$(ms)
@@ -193,4 +262,5 @@ for f in "$@"; do
   echo "$f=$(($(ms) - t))" >>"$out/timing.env"
 done
 echo "total_ms=$(($(ms) - t0))" >>"$out/timing.env"
+[ -z "$mock_url" ] || kill "$mock_pid" 2>/dev/null
 exit 0

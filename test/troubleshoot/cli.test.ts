@@ -37,6 +37,32 @@ describe('sentinel-cef troubleshoot (built CLI)', () => {
     expect(r.exitCode).toBe(0);
   });
 
+  it('a check that does not finish within --timeout makes the run not ok: exit 3, listed in "unfinished"', async () => {
+    // A wedged iptables-save on PATH: every other check passes, but the run proved nothing about the firewall.
+    const bindir = await makeRoot();
+    await put(bindir, '/iptables-save', '#!/bin/sh\nexec sleep 30\n', 0o755);
+    const r = await execa(bin, ['troubleshoot', '--root', root, '--json', '--probes', '0', '--timeout', '2'], {
+      env: { ...env, PATH: `${bindir}:${env.PATH}` },
+      reject: false,
+    });
+    const report = JSON.parse(r.stdout);
+    expect(report.checks.filter((c: { status: string }) => c.status === 'fail')).toEqual([]);
+    expect(report.checks.find((c: { id: string }) => c.id === 'system.firewall')).toMatchObject({
+      status: 'warn',
+      message: expect.stringContaining('did not finish within --timeout 2s'),
+    });
+    expect(report.ok).toBe(false);
+    expect(report.unfinished).toEqual(['system.firewall']);
+    expect(r.exitCode).toBe(3);
+    const human = await execa(bin, ['troubleshoot', '--root', root, '--probes', '0', '--timeout', '2'], {
+      env: { ...env, PATH: `${bindir}:${env.PATH}` },
+      reject: false,
+    });
+    expect(human.stdout).toMatch(/NOT OK: .* \(system\.firewall did not finish within --timeout: nothing proven there\)/);
+    await cleanup(bindir);
+    expect(human.exitCode).toBe(3);
+  });
+
   it('exits 1 with the fix on a failing check, in plain text without a TTY', async () => {
     // The default config missing is a finding; a --config typed by hand that is missing is a usage error (bad-input.test.ts).
     const empty = await makeRoot();

@@ -82,6 +82,45 @@ describe('system.firewall with iptables/nftables rules', () => {
     expect(r.fix).toMatch(/^nft insert rule inet filter input udp dport 514 accept; rules added with nft are lost at reboot/);
   });
 
+  it('names nftables when its rule accepts the port and iptables(-nft) shows only empty chains', async () => {
+    // As after `troubleshoot --fix` opened the port in an nft ruleset on Debian 12 (fault matrix row firewall-nft).
+    const rule = (handle: number, protocol: string) => ({
+      rule: {
+        family: 'inet',
+        table: 'filter',
+        chain: 'input',
+        handle,
+        expr: [{ match: { op: '==', left: { payload: { protocol, field: 'dport' } }, right: 514 } }, { accept: null }],
+      },
+    });
+    const nft = {
+      nftables: [
+        { table: { family: 'inet', name: 'filter', handle: 1 } },
+        { chain: { family: 'inet', table: 'filter', name: 'input', handle: 1, type: 'filter', hook: 'input', prio: 0, policy: 'accept' } },
+        rule(6, 'udp'),
+        rule(5, 'tcp'),
+        {
+          rule: {
+            family: 'inet',
+            table: 'filter',
+            chain: 'input',
+            handle: 3,
+            expr: [{ match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 514 } }, { drop: null }],
+          },
+        },
+      ],
+    };
+    const r = await system.checkFirewall(
+      ctxFor({
+        exec: fakeExec({
+          'iptables-save -t filter': { stdout: '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n' },
+          'nft -j list ruleset': { stdout: JSON.stringify(nft) },
+        }),
+      }),
+    );
+    expect(r).toMatchObject({ status: 'pass', message: 'nftables allows 514/tcp and /udp' });
+  });
+
   it('passes when the rules accept both transports', async () => {
     const r = await system.checkFirewall(
       ctxFor({ exec: fakeExec({ 'iptables-save -t filter': { stdout: fixture('iptables-open.txt') } }) }),

@@ -49,5 +49,7 @@ describe('--timeout is a total bound', () => {
     expect(probes.status).toBe('fail');
     expect(probes.message).not.toContain('did not finish');
     expect(seen.every((ms) => ms !== undefined && ms <= 6000)).toBe(true);
+    expect(r.ok).toBe(false);
+    expect(r.unfinished).toEqual(['system.firewall']);
   }, 20_000);
 });
