@@ -691,6 +691,8 @@ async function applyStep(c: InstallContext): Promise<void> {
             if (init.kind === 'systemd') {
               // The unit file is back as it was (or gone): systemd must forget the failed run of the new one.
               await exec.run('systemctl', ['daemon-reload']);
+              // The links `enable` made for the new unit's [Install] (rsyslog.service.wants/) go back to the old unit's.
+              if (unitBefore?.enabled) await exec.run('systemctl', ['reenable', UNIT_NAME]);
               if (unitBefore?.active) await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: true });
               else await exec.run('systemctl', ['reset-failed', UNIT_NAME]);
             } else if (forwarderWasRunning !== null) {

@@ -67,8 +67,12 @@ export function renderForwarderUnit(opts: {
           '# Started after rsyslog, so stopped before it (at a reboot): rsyslog reads SUSPENDED and keeps its queue, saved',
           '# when it stops. Stopping with it or after it, rsyslog dropped the batch it was sending (issue 15).',
           'After=rsyslog.service',
+          '# Stopped and restarted with rsyslog (and so first, as above): `systemctl restart rsyslog` under load lost the',
+          '# batch in flight while the forwarder ran on (issue 15). WantedBy= below starts it again with rsyslog.',
+          'PartOf=rsyslog.service',
         ].join('\n')
       : '',
+    startWith: opts.intakeStateFile ? 'WantedBy=rsyslog.service' : '',
     intakeState: opts.intakeStateFile
       ? [
           '# rsyslog holds its batches while the forwarder is down (action.externalstate.file): the forwarder writes',

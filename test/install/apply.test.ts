@@ -487,6 +487,9 @@ describe('under systemd', () => {
       # Started after rsyslog, so stopped before it (at a reboot): rsyslog reads SUSPENDED and keeps its queue, saved
       # when it stops. Stopping with it or after it, rsyslog dropped the batch it was sending (issue 15).
       After=rsyslog.service
+      # Stopped and restarted with rsyslog (and so first, as above): \`systemctl restart rsyslog\` under load lost the
+      # batch in flight while the forwarder ran on (issue 15). WantedBy= below starts it again with rsyslog.
+      PartOf=rsyslog.service
 
       [Service]
       Type=simple
@@ -543,6 +546,7 @@ describe('under systemd', () => {
 
       [Install]
       WantedBy=multi-user.target
+      WantedBy=rsyslog.service
       "
     `);
     expect(unit).not.toMatch(/^MemoryDenyWriteExecute/m);
@@ -571,6 +575,17 @@ describe('under systemd', () => {
     // Stopped before rsyslog at a reboot, in [Unit] (a reboot under load lost rsyslog's batch in flight otherwise).
     expect(unit.slice(0, unit.indexOf('[Service]'))).toMatch(/^After=rsyslog\.service$/m);
     expect(plan.out.join('')).toMatch(/^\+After=rsyslog\.service$/m);
+    // Stopped first and started again with rsyslog at `systemctl restart rsyslog` (it lost its batch in flight
+    // otherwise), and started when rsyslog starts, so a stop and start of rsyslog does not leave it stopped.
+    expect(unit.slice(0, unit.indexOf('[Service]'))).toMatch(/^PartOf=rsyslog\.service$/m);
+    expect(
+      unit
+        .slice(unit.indexOf('[Install]'))
+        .split('\n')
+        .filter((l) => l.startsWith('WantedBy=')),
+    ).toEqual(['WantedBy=multi-user.target', 'WantedBy=rsyslog.service']);
+    expect(plan.out.join('')).toMatch(/^\+PartOf=rsyslog\.service$/m);
+    expect(plan.out.join('')).toMatch(/^\+WantedBy=rsyslog\.service$/m);
     // As a stopped forwarder leaves it (RuntimeDirectoryPreserve=yes).
     mkdirSync(path.join(root, 'run/sentinel-cef'), { recursive: true });
     writeFileSync(path.join(root, 'run/sentinel-cef/intake.state'), 'SUSPENDED\n');

@@ -478,6 +478,27 @@ describe('the forwarder does not start', () => {
     );
     expect(snapshot(root)).toEqual(before);
   });
+  it("under systemd, the rollback of an upgrade puts the enabled unit's links back as its old [Install] says (issue 15)", async () => {
+    const root = tree('rhel9-rsyslog-imtcp');
+    mkdirSync(path.join(root, 'proc/1'), { recursive: true });
+    writeFileSync(path.join(root, 'proc/1/comm'), 'systemd\n');
+    mkdirSync(path.join(root, 'run/systemd/system'), { recursive: true });
+    const d = deps(root);
+    const exec = d.deps.exec as ReturnType<typeof fakeExec>;
+    const orig = exec.run.bind(exec);
+    exec.run = async (cmd, args, o) => {
+      if (cmd === 'systemctl' && (args[0] === 'is-enabled' || args[0] === 'is-active'))
+        return { exitCode: 0, stdout: '', stderr: '', failed: false };
+      return orig(cmd, args, o);
+    };
+    d.deps.services = { ...systemServices, forwarderHealthy: async () => false };
+    await expect(runInstall(fileSink(), d.deps)).rejects.toThrow(/rolled back/);
+    const calls = exec.calls.map((c) => c.join(' '));
+    const after = calls.slice(calls.indexOf('systemctl enable sentinel-cef-forwarder.service'));
+    // The new unit's enable may add links (WantedBy=rsyslog.service) the old one did not have: reenable after the reload.
+    expect(after.indexOf('systemctl reenable sentinel-cef-forwarder.service')).toBe(after.indexOf('systemctl daemon-reload') + 1);
+    expect(after).not.toContain('systemctl disable --now sentinel-cef-forwarder.service');
+  });
 });
 
 describe('refused at plan time', () => {

@@ -291,4 +291,12 @@ describe('rendering what the schema accepts', () => {
     expect(() => renderSyslogNgDropin(reuse, base)).toThrow(UnsafeValueError);
     expect(() => renderForwarderUnit({ nodePath: '/usr/bin/node', sinkFile: '/x\n/y' })).toThrow(UnsafeValueError);
   });
+
+  it('ties the unit to rsyslog (After=, PartOf=, WantedBy=) only when rsyslog reads the intake state file (issue 15)', () => {
+    const tied = (u: string) => u.split('\n').filter((l) => /^(After|PartOf|WantedBy)=.*rsyslog/.test(l));
+    expect(tied(renderForwarderUnit({ nodePath: '/usr/bin/node', sinkFile: null }))).toEqual([]);
+    expect(
+      tied(renderForwarderUnit({ nodePath: '/usr/bin/node', sinkFile: null, intakeStateFile: '/run/sentinel-cef/intake.state' })),
+    ).toEqual(['After=rsyslog.service', 'PartOf=rsyslog.service', 'WantedBy=rsyslog.service']);
+  });
 });

@@ -262,6 +262,30 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     expect(dups).toBeLessThanOrEqual(128);
   }, 400_000);
 
+  // Issue 15: `systemctl restart rsyslog` under load with the forwarder running lost the batch rsyslog was sending
+  // (128, 1 and 128 in 3 runs before the fix): nothing wrote SUSPENDED. PartOf=rsyslog.service now stops the forwarder
+  // first (After=) and starts it again; WantedBy=rsyslog.service starts it when rsyslog is started after a stop.
+  it('loses nothing when rsyslog restarts under load, and a stop and start of rsyslog leaves the forwarder running', async () => {
+    const n = 20_000;
+    await vm.ok(`nc -w 5 -N 127.0.0.1 514`, { input: cefLines('rsl', n), timeout: 120_000 });
+    await vm.ok('systemctl restart rsyslog', { timeout: 120_000 });
+    const count = `grep -o '"rsl-[0-9]*"' ${ROWS} | sort | uniq -c | awk '{u++; if ($1 > 1) d += $1 - 1} END {print u + 0, d + 0}'`;
+    let unique = 0;
+    let dups = 0;
+    for (const end = Date.now() + 120_000; unique < n && Date.now() < end; await new Promise((r) => setTimeout(r, 1000))) {
+      [unique, dups] = (await vm.ok(count)).trim().split(' ').map(Number) as [number, number];
+    }
+    expect({ lost: n - unique }).toEqual({ lost: 0 });
+    expect(dups).toBeLessThanOrEqual(128);
+
+    await vm.ok('systemctl stop rsyslog');
+    await vm.ok('systemctl start rsyslog');
+    await waitFor(vm, `systemctl is-active ${UNIT} && ${RECEIVED} >/dev/null 2>&1`, 30_000, 'the forwarder after rsyslog started');
+    const expected = Array.from({ length: 20 }, (_, i) => `after-start-${i}`);
+    await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines('after-start', 20) });
+    expect(lossAndDups(expected, await waitRows(vm, expected, 40_000))).toEqual({ lost: [], duplicated: [] });
+  }, 300_000);
+
   it('uninstalls: the unit and its files are gone and /etc is as before', async () => {
     const r = await vm.sh(`CI=true ${CLI} uninstall --yes --remove-user --purge`, { timeout: 120_000 });
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
