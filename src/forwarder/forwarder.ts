@@ -247,7 +247,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
       diskRetryMs: deps.diskRetryMs,
       reclaimDisk: () => deadLetter.reclaim(),
     });
-    await intake.listen(config.listen.map(parseListenUrl));
+    await intake.listen(config.listen.map((u) => parseListenUrl(u)));
     setIntakeState('READY');
     if (config.admin !== false) {
       const { host, port } = parseHostPort(config.admin, 'admin address');
