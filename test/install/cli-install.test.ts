@@ -71,7 +71,7 @@ describe('sentinel-cef install / uninstall (built CLI)', () => {
     expect(r.stderr).toContain('visible to other local users in /proc');
     expect(r.stdout).toContain('AzureUSGovernment');
     expect(r.stdout + r.stderr).not.toContain(key);
-    expect(r.stdout).toContain('(secret content not shown');
+    expect(r.stdout).toContain('/etc/sentinel-cef/shared-key: secret, content not shown (');
   });
 
   it('uninstall with nothing installed says so', async () => {
