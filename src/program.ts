@@ -17,7 +17,7 @@ export function buildProgram(): Command {
     .description('CEF log forwarder for Microsoft Sentinel: install, forward, troubleshoot.')
     .version(VERSION)
     .exitOverride()
-    .configureOutput({ outputError: (str, write) => write(oneLineError(str, 'sentinel-cef')) });
+    .configureOutput({ outputError: (str, write) => write(oneLineError(str, 'sentinel-cef', program)) });
   for (const cmd of [
     parseCommand(),
     forwardCommand(),
@@ -38,7 +38,7 @@ export function buildProgram(): Command {
 
 /** Every level, nested commands (dead-letters list) too. */
 function oneLineErrors(cmd: Command, where: string): void {
-  cmd.exitOverride().configureOutput({ outputError: (str, write) => write(oneLineError(str, where)) });
+  cmd.exitOverride().configureOutput({ outputError: (str, write) => write(oneLineError(str, where, cmd)) });
   for (const sub of cmd.commands) oneLineErrors(sub, `${where} ${sub.name()}`);
 }
 
@@ -47,10 +47,16 @@ function oneLineErrors(cmd: Command, where: string): void {
  * '--x' (did you mean --y?) — see \`sentinel-cef install --help\``. It quotes a bad value as typed: a newline
  * in it must not split the error over lines.
  */
-export function oneLineError(str: string, where: string): string {
+export function oneLineError(str: string, where: string, cmd?: Command): string {
   const text = str
     .trimEnd()
     .replace(/^error: /, '')
+    // `--json=yes`: commander reads a value given to a switch as an unknown option; say what it is.
+    .replace(/^unknown option '(--[^=' ]+)=(.*)'(?:\n\(Did you mean .*\?\))?$/s, (m: string, flag: string, v: string) =>
+      cmd?.options.some((o) => o.long === flag && !o.required && !o.optional)
+        ? `${flag} is a switch and takes no value, got ${showValue(`${flag}=${v}`)} (write ${flag} alone)`
+        : m,
+    )
     .replace(/\n\(Did you mean (.*)\?\)$/, ' (did you mean $1?)')
     .replace(
       /^option '(-[^ ',]+(?:, --[^ ']+)?)[^']*' argument '(.*)' is invalid\. Allowed choices are (.*)\.$/s,

@@ -127,13 +127,25 @@ const cases: Array<[string, string[], RegExp | string, number]> = [
   [
     'send-test --json takes no value',
     ['send-test', '--json=yes'],
-    "sentinel-cef: unknown option '--json=yes' — see `sentinel-cef send-test --help`",
+    "sentinel-cef: --json is a switch and takes no value, got '--json=yes' (write --json alone) — see `sentinel-cef send-test --help`",
+    2,
+  ],
+  [
+    'troubleshoot --json takes no value',
+    ['troubleshoot', '--json=no'],
+    "sentinel-cef: --json is a switch and takes no value, got '--json=no' (write --json alone) — see `sentinel-cef troubleshoot --help`",
+    2,
+  ],
+  [
+    'a value for an unknown option stays unknown',
+    ['install', '--bogus=1'],
+    "sentinel-cef: unknown option '--bogus=1' — see `sentinel-cef install --help`",
     2,
   ],
   [
     'demo --keep takes no value',
     ['demo', '--keep=no'],
-    "sentinel-cef: unknown option '--keep=no' (did you mean --keep?) — see `sentinel-cef demo --help`",
+    "sentinel-cef: --keep is a switch and takes no value, got '--keep=no' (write --keep alone) — see `sentinel-cef demo --help`",
     2,
   ],
   [
@@ -301,7 +313,12 @@ const cases: Array<[string, string[], RegExp | string, number]> = [
     "sentinel-cef: --root must be free of control characters and newlines, got '/a\\nb'",
     2,
   ],
-  ['install --no-verify takes no value', ['install', '--no-verify=1'], /^sentinel-cef: unknown option '--no-verify=1'/, 2],
+  [
+    'install --no-verify takes no value',
+    ['install', '--no-verify=1'],
+    "sentinel-cef: --no-verify is a switch and takes no value, got '--no-verify=1' (write --no-verify alone) — see `sentinel-cef install --help`",
+    2,
+  ],
   [
     'uninstall --root',
     ['uninstall', '--root', '/a\nb'],
@@ -342,9 +359,28 @@ const cases: Array<[string, string[], RegExp | string, number]> = [
   [
     'forward --listen',
     ['forward', '--listen', 'bogus', '--sink', 'file:@/rows.ndjson'],
-    /^sentinel-cef: invalid listen address 'bogus' — use tcp:\/\/HOST:PORT/,
+    "sentinel-cef: --listen must be tcp://, udp://, tls:// or relp://HOST:PORT, e.g. tcp://0.0.0.0:514 or udp://[::]:514, got 'bogus'",
     2,
   ],
+  [
+    'forward --listen before a missing sink',
+    ['forward', '--listen', 'bogus'],
+    "sentinel-cef: --listen must be tcp://, udp://, tls:// or relp://HOST:PORT, e.g. tcp://0.0.0.0:514 or udp://[::]:514, got 'bogus'",
+    2,
+  ],
+  [
+    'forward --listen port',
+    ['forward', '--listen', 'udp://[::]:70000', '--sink', 'file:@/rows.ndjson'],
+    /^sentinel-cef: --listen must be tcp:\/\/, udp:\/\/, tls:\/\/ or relp:\/\/HOST:PORT with a port from 0 to 65535, .* got 'udp:\/\/\[::\]:70000'$/,
+    2,
+  ],
+  [
+    'forward --sink file: a character device',
+    ['forward', '--sink', 'file:/dev/null', '--queue-dir', '@/q', '--admin', 'off', '--listen', 'udp://127.0.0.1:0'],
+    'sentinel-cef: --sink: file sink /dev/null is a character device, not a regular file — choose a file path for --sink file:PATH (rows are appended to it as NDJSON)',
+    2,
+  ],
+
   [
     'forward --queue-dir',
     ['forward', '--queue-dir', '', '--sink', 'file:@/rows.ndjson'],
@@ -427,7 +463,7 @@ const cases: Array<[string, string[], RegExp | string, number]> = [
       '--dead-letter-file',
       '@/dl.ndjson',
     ],
-    /^sentinel-cef: tls\.cert: \/nonexistent not found/,
+    'sentinel-cef: --tls-cert: /nonexistent not found — fix the path',
     2,
   ],
   [
@@ -536,7 +572,7 @@ const cases: Array<[string, string[], RegExp | string, number]> = [
   [
     'forward --check takes no value',
     ['forward', '--check=1'],
-    "sentinel-cef: unknown option '--check=1' (did you mean --check?) — see `sentinel-cef forward --help`",
+    "sentinel-cef: --check is a switch and takes no value, got '--check=1' (write --check alone) — see `sentinel-cef forward --help`",
     2,
   ],
   [

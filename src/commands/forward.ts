@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
-import { addForwarderOptions, checkConfig, loadForwarderConfig, type ForwarderFlags } from '../config/load.js';
+import { addForwarderOptions, checkConfig, checkLabel, loadForwarderConfig, type ForwarderFlags } from '../config/load.js';
 import { UsageError, formatError } from '../errors.js';
 import { createSink } from '../sinks/index.js';
 import { runForwarder, setWorkerEntry } from '../forwarder/forwarder.js';
@@ -30,14 +30,15 @@ export async function runForwardCommand(flags: ForwarderFlags, io: ForwardIo = p
   }
   const failed = checks.filter((c) => !c.ok);
   if (flags.check) {
-    for (const c of checks) io.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.id}: ${c.message}${c.fix ? ` — ${c.fix}` : ''}\n`);
+    for (const c of checks)
+      io.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${checkLabel(c.id, flags)}: ${c.message}${c.fix ? ` — ${c.fix}` : ''}\n`);
     if (failed.length) throw new UsageError(`configuration has ${failed.length} problem(s); see above`);
     io.stdout.write('configuration is valid\n');
     return 0;
   }
   if (failed.length) {
     const f = failed[0];
-    throw new UsageError(`${f.id}: ${f.message}`, { suggestion: f.fix });
+    throw new UsageError(`${checkLabel(f.id, flags)}: ${f.message}`, { suggestion: f.fix });
   }
   // From the installed package (dist/cli.js), the self-contained dist/forwarder.mjs beside it hosts
   // the parse worker threads; under tsx/tests there is none and parsing stays on the main thread.

@@ -17,14 +17,10 @@ export interface ListenAddress {
  * Parses tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT, relp://HOST:PORT; IPv6 hosts in brackets ([::1]:25226).
  * `?proxy=v1` or `?proxy=v2` on tcp/tls: connections must start with that PROXY protocol header.
  */
-export function parseListenUrl(url: string): ListenAddress {
+export function parseListenUrl(url: string, what = 'a listen address'): ListenAddress {
   const [base, query] = splitQuery(url.trim());
   const m = /^(tcp|udp|tls|relp):\/\/(\[[^\]]+\]|[^:/\s]+):(\d{1,5})\/?$/.exec(base);
-  if (!m) {
-    throw new UsageError(`invalid listen address '${url}'`, {
-      suggestion: 'use tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT or relp://HOST:PORT (IPv6 as [::1])',
-    });
-  }
+  if (!m) throw new UsageError(listenMessage(what, url));
   const protocol = m[1] as ListenProtocol;
   let host = m[2];
   if (host.startsWith('[')) {
@@ -32,9 +28,14 @@ export function parseListenUrl(url: string): ListenAddress {
     if (isIP(host) !== 6) throw new UsageError(`invalid IPv6 address in listen address '${url}'`);
   }
   const port = Number(m[3]);
-  if (port > 65535) throw new UsageError(`port out of range in listen address '${url}'`, { suggestion: 'use 0-65535' });
+  if (port > 65535) throw new UsageError(listenMessage(what, url, 'with a port from 0 to 65535'));
   const proxy = query === undefined ? undefined : parseProxyQuery(url, protocol, query);
   return { protocol, host, port, url: listenUrlOf(protocol, host, port, proxy), ...(proxy ? { proxy } : {}) };
+}
+
+/** The one wording for a bad listen URL, from --listen or the config's `listen`: what a valid one looks like. */
+function listenMessage(what: string, url: string, detail = ''): string {
+  return `${what} must be tcp://, udp://, tls:// or relp://HOST:PORT${detail ? ` ${detail}` : ''}, e.g. tcp://0.0.0.0:514 or udp://[::]:514, got ${showValue(url)}`;
 }
 
 export function listenUrlOf(protocol: string, host: string, port: number, proxy?: 'v1' | 'v2'): string {

@@ -303,7 +303,11 @@ export function loadForwarderConfig(flags: ForwarderFlags, opts: LoadOptions = {
   }
   if (flags.managedIdentity && flags.workloadIdentity)
     throw new UsageError('--managed-identity and --workload-identity exclude each other');
-  if (flags.listen?.length) merged.listen = flags.listen;
+  if (flags.listen?.length) {
+    // Checked here, before the sink, so a bad --listen is the error a user sees first and names the flag.
+    for (const u of flags.listen) parseListenUrl(u, '--listen');
+    merged.listen = flags.listen;
+  }
   if (flags.queueDir) section('queue').dir = resolve(flags.queueDir);
   if (flags.queueMaxBytes) section('queue').maxBytes = parseSize(flags.queueMaxBytes, '--queue-max-bytes');
   if (flags.maxMessageSize) section('limits').maxMessageBytes = parseSize(flags.maxMessageSize, '--max-message-size');
@@ -345,7 +349,7 @@ export function loadForwarderConfig(flags: ForwarderFlags, opts: LoadOptions = {
 
 /** Rules the schema cannot express; each a one-line UsageError. */
 export function validateSemantics(config: ForwarderConfig): void {
-  const addrs = config.listen.map(parseListenUrl);
+  const addrs = config.listen.map((u) => parseListenUrl(u));
   if (addrs.some((a) => a.protocol === 'tls') && !config.tls) {
     throw new UsageError('a tls:// listener needs a certificate and key', { suggestion: 'pass --tls-cert FILE --tls-key FILE' });
   }
@@ -414,6 +418,17 @@ function checkSecretFile(
   }
 }
 
+/** What an existing non-file at `path` is (a character device such as /dev/null, a directory, …), or '' when it is a file or absent. */
+function notAFile(path: string): string {
+  const st = statSync(path, { throwIfNoEntry: false });
+  if (!st || st.isFile()) return '';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a named pipe';
+  return st.isSocket() ? 'a socket' : 'a special file';
+}
+
 function nearestExisting(dir: string): string {
   let d = resolve(dir);
   while (!existsSync(d)) {
@@ -422,6 +437,22 @@ function nearestExisting(dir: string): string {
     d = up;
   }
   return d;
+}
+
+/** The flag behind a check's field, named in its message when the value came from that flag (else the config field). */
+const CHECK_FLAG: Record<string, [keyof ForwarderFlags, string]> = {
+  'tls.certFile': ['tlsCert', '--tls-cert'],
+  'tls.keyFile': ['tlsKey', '--tls-key'],
+  'tls.caFile': ['tlsCa', '--tls-ca'],
+  'sink.sharedKey': ['keyFile', '--key-file'],
+  'sink.clientSecret': ['clientSecretFile', '--client-secret-file'],
+  'sink.certificate': ['certificateFile', '--certificate-file'],
+  'sink.file': ['sink', '--sink'],
+};
+
+export function checkLabel(id: string, flags: ForwarderFlags): string {
+  const f = CHECK_FLAG[id];
+  return f && flags[f[0]] !== undefined ? f[1] : id;
 }
 
 /** What `forward --check` and start-up verify beyond the schema: secret files, TLS files, queue dir. */
@@ -437,6 +468,13 @@ export function checkConfig(config: ForwarderConfig, env: NodeJS.ProcessEnv = pr
     } else if (sink.auth.kind === 'certificate') {
       checks.push(checkSecretFile('sink.certificate', sink.auth.certificateFile, undefined, env, 'certificate'));
     }
+  } else if (notAFile(sink.path)) {
+    checks.push({
+      id: 'sink.file',
+      ok: false,
+      message: `file sink ${sink.path} is ${notAFile(sink.path)}, not a regular file`,
+      fix: 'choose a file path for --sink file:PATH (rows are appended to it as NDJSON)',
+    });
   } else {
     const d = nearestExisting(dirname(sink.path));
     try {
@@ -448,15 +486,15 @@ export function checkConfig(config: ForwarderConfig, env: NodeJS.ProcessEnv = pr
   }
   if (config.tls) {
     for (const [id, f] of [
-      ['tls.cert', config.tls.certFile],
-      ['tls.ca', config.tls.caFile],
+      ['tls.certFile', config.tls.certFile],
+      ['tls.caFile', config.tls.caFile],
     ] as const) {
       if (!f) continue;
       checks.push(
         existsSync(f) ? { id, ok: true, message: `${f} exists` } : { id, ok: false, message: `${f} not found`, fix: 'fix the path' },
       );
     }
-    checks.push(checkSecretFile('tls.key', config.tls.keyFile, undefined, env, 'TLS private key'));
+    checks.push(checkSecretFile('tls.keyFile', config.tls.keyFile, undefined, env, 'TLS private key'));
   }
   const qd = nearestExisting(config.queue.dir);
   try {

@@ -253,7 +253,7 @@ export async function startForwarder(config: ForwarderConfig, deps: ForwarderDep
       reclaimDisk: () => deadLetter.reclaim(),
       stopDrainMs: deps.stopDrainMs,
     });
-    await intake.listen(config.listen.map(parseListenUrl));
+    await intake.listen(config.listen.map((u) => parseListenUrl(u)));
     setIntakeState('READY');
     if (config.admin !== false) {
       const { host, port } = parseHostPort(config.admin, 'admin address');

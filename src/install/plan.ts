@@ -53,8 +53,9 @@ function isText(b: Buffer): boolean {
 
 function diffOf(file: DesiredFile, before: Buffer | null, after: Buffer): string {
   if (before !== null && before.equals(after)) return '';
-  if (file.secret) return `  (secret content not shown: ${after.length} bytes)\n`;
-  if (after.length > 256 * 1024 || !isText(after)) return `  (${after.length} bytes, not shown)\n`;
+  // Named like the generated files' lines: after the plan, a bare "(not shown)" could be any of them.
+  if (file.secret) return `${file.path}: secret, content not shown (${after.length} bytes)\n`;
+  if (after.length > 256 * 1024 || !isText(after)) return `${file.path}: ${after.length} bytes, not shown\n`;
   return createTwoFilesPatch(
     before === null ? '/dev/null' : `a${file.path}`,
     `b${file.path}`,

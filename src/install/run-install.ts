@@ -1240,6 +1240,13 @@ async function resolveSink(
   if (opts.workspace) ({ opts, workspaceId: setUpId } = await setUpWorkspace(opts, cloud, deps, env));
   if (opts.sink) {
     const p = opts.sink.slice('file:'.length);
+    // The forwarder would refuse it at start (forward --check does too): say so before anything changes.
+    const st = await deps.fs.stat(p);
+    if (st && !st.isFile && !st.isSymlink) {
+      throw new UsageError(`file sink ${p} is ${st.isDirectory ? 'a directory' : 'a device or other special file'}, not a regular file`, {
+        suggestion: 'choose a file path for --sink file:PATH (rows are appended to it as NDJSON)',
+      });
+    }
     return { sink: { type: 'file', path: p }, describe: `file ${p}` };
   }
   if (opts.dce || opts.dcr) {

@@ -15,8 +15,10 @@ describe('forwarder config', () => {
   it('parses listen URLs including IPv6 and rejects bad ones', () => {
     expect(parseListenUrl('tcp://[::1]:25226')).toMatchObject({ protocol: 'tcp', host: '::1', port: 25226, url: 'tcp://[::1]:25226' });
     expect(parseListenUrl('udp://0.0.0.0:514')).toMatchObject({ protocol: 'udp', host: '0.0.0.0', port: 514 });
-    expect(() => parseListenUrl('http://x:1')).toThrow(/invalid listen address/);
-    expect(() => parseListenUrl('tcp://x:70000')).toThrow(/out of range/);
+    expect(() => parseListenUrl('http://x:1')).toThrow(
+      /^a listen address must be tcp:\/\/, udp:\/\/, tls:\/\/ or relp:\/\/HOST:PORT, e\.g\. .*got 'http:\/\/x:1'$/,
+    );
+    expect(() => parseListenUrl('tcp://x:70000')).toThrow(/with a port from 0 to 65535/);
   });
 
   it('parses sizes', () => {
@@ -137,6 +139,55 @@ describe('forwarder config', () => {
     );
     expect(checkConfig(envOnly, {}).find((x) => x.id === 'sink.sharedKey')!.ok).toBe(false);
     expect(checkConfig(envOnly, { SENTINEL_CEF_KEY: 'x' }).find((x) => x.id === 'sink.sharedKey')!.ok).toBe(true);
+  });
+
+  it('check: a file sink must be a regular file (or not exist yet), not a device, directory or pipe', () => {
+    const dir = tempDir();
+    const sinkCheck = (path: string) =>
+      checkConfig(loadForwarderConfig({ sink: `file:${path}`, queueDir: join(dir, 'q') }, none), {}).find((x) => x.id === 'sink.file')!;
+    expect(sinkCheck('/dev/null')).toMatchObject({ ok: false, message: 'file sink /dev/null is a character device, not a regular file' });
+    expect(sinkCheck(dir)).toMatchObject({ ok: false, message: `file sink ${dir} is a directory, not a regular file` });
+    expect(sinkCheck(join(dir, 'new.ndjson')).ok).toBe(true);
+    writeFileSync(join(dir, 'old.ndjson'), '');
+    expect(sinkCheck(join(dir, 'old.ndjson')).ok).toBe(true);
+  });
+
+  it('forward --check names the TLS flags as typed, the config fields when they came from a file', { timeout: 90_000 }, async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'key.pem'), 'k', { mode: 0o644 });
+    chmodSync(join(dir, 'key.pem'), 0o644);
+    const tls = [
+      '--listen',
+      'tls://127.0.0.1:0',
+      '--sink',
+      `file:${join(dir, 'rows.ndjson')}`,
+      '--queue-dir',
+      join(dir, 'q'),
+      '--admin',
+      'off',
+    ];
+    const flags = await execa(bin, ['forward', '--check', '--tls-cert', join(dir, 'none.pem'), '--tls-key', join(dir, 'key.pem'), ...tls], {
+      env,
+      reject: false,
+    });
+    expect(flags.exitCode).toBe(2);
+    expect(flags.stdout).toContain(`FAIL --tls-cert: ${join(dir, 'none.pem')} not found`);
+    expect(flags.stdout).toContain(`FAIL --tls-key: ${join(dir, 'key.pem')} is readable by group/others (mode 644)`);
+    const cfg = join(dir, 'forwarder.json');
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        listen: ['tls://127.0.0.1:0'],
+        tls: { certFile: join(dir, 'none.pem'), keyFile: join(dir, 'key.pem') },
+        sink: { type: 'file', path: join(dir, 'rows.ndjson') },
+        queue: { dir: join(dir, 'q') },
+        admin: false,
+      }),
+    );
+    const file = await execa(bin, ['forward', '--check', '--config', cfg], { env, reject: false });
+    expect(file.exitCode).toBe(2);
+    expect(file.stdout).toContain(`FAIL tls.certFile: ${join(dir, 'none.pem')} not found`);
+    expect(file.stdout).toContain('FAIL tls.keyFile: ');
   });
 
   it('forward --check exits 0 for a valid config and 2 with one line per problem', async () => {

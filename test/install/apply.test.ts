@@ -142,7 +142,7 @@ describe('planFiles and FileTransaction', () => {
     const text = formatPlan(changes, { diffs: true });
     expect(text).toContain('--- a/etc/rsyslog.conf');
     expect(text).toContain('+new');
-    expect(text).toContain('(secret content not shown: 9 bytes)');
+    expect(text).toContain('\n/etc/sentinel-cef/shared-key: secret, content not shown (9 bytes)');
     expect(text).not.toContain('c2VjcmV0');
   });
 

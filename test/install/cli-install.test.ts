@@ -71,7 +71,18 @@ describe('sentinel-cef install / uninstall (built CLI)', () => {
     expect(r.stderr).toContain('visible to other local users in /proc');
     expect(r.stdout).toContain('AzureUSGovernment');
     expect(r.stdout + r.stderr).not.toContain(key);
-    expect(r.stdout).toContain('(secret content not shown');
+    expect(r.stdout).toContain('/etc/sentinel-cef/shared-key: secret, content not shown (');
+  });
+
+  it('refuses a file sink that is a directory or a device in one line, exit 2, before anything changes', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    const before = tree(root);
+    const r = await execa(bin, ['install', '--sink', 'file:/etc', '--root', root, '--yes'], { env, reject: false });
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr.trim()).toBe(
+      'sentinel-cef: file sink /etc is a directory, not a regular file — choose a file path for --sink file:PATH (rows are appended to it as NDJSON)',
+    );
+    expect(tree(root)).toEqual(before);
   });
 
   it('uninstall with nothing installed says so', async () => {

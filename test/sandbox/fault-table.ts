@@ -61,7 +61,7 @@ export const FAULTS: Fault[] = [
     fail: ['forwarder.config', ...FWD_DOWN],
     stoppedAt: 'forwarder-down',
     check: 'forwarder.config',
-    cause: /invalid listen address/,
+    cause: /a listen address must be tcp:/,
     fix: /correct \/etc\/sentinel-cef\/forwarder\.json/,
     fixable: false,
   },

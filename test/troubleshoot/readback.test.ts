@@ -261,6 +261,24 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
     expect(r.status).toBe('warn');
     expect(r.message).toContain('CommonSecurityLog_CL, not CommonSecurityLog');
     expect(r.fix).toContain(`sentinel-cef install --workspace ${edge.workspaceId}`);
+    // Without --workspace it does not suggest passing one: that would read CommonSecurityLog, where these rows never go.
+    const without = new Context(troubleshootOptionsSchema.parse({ configPath: cfg, probes: 1 }), createDefaultDeps({ root: '/', env: {} }));
+    const s = await checkReadback(without);
+    expect(s).toMatchObject({ status: 'skip' });
+    expect(s.message).toContain('CommonSecurityLog_CL');
+    expect(s.message).not.toContain('--workspace');
+  });
+
+  it('a file sink: skipped as nothing goes to a workspace, with or without --workspace', async () => {
+    const cfg = join(dir, 'file.json');
+    await writeFile(cfg, JSON.stringify({ admin: '127.0.0.1:9', sink: { type: 'file', path: join(dir, 'rows.ndjson') } }));
+    for (const workspaceId of [undefined, edge.workspaceId]) {
+      const c = new Context(
+        troubleshootOptionsSchema.parse({ configPath: cfg, probes: 1, workspaceId }),
+        createDefaultDeps({ root: '/', env: {} }),
+      );
+      expect(await checkReadback(c)).toMatchObject({ status: 'skip', message: 'file sink: nothing goes to a workspace' });
+    }
   });
 
   it('without a workspace, readback is skipped and says how to ask for it', async () => {

@@ -44,17 +44,21 @@ export async function checkReadback(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'e2e.readback', title: 'Probes in the CommonSecurityLog table', group: G };
   const o = ctx.opts;
   if (o.probes === 0) return { ...base, status: 'skip', message: 'no probes (--probes 0)' };
+  const c = await ctx.config();
+  const sink = c.config?.sink;
+  // Only a Logs Ingestion sink can be read back: telling a file or Data Collector user to pass --workspace misleads.
+  if (sink?.type === 'file') return { ...base, status: 'skip', message: 'file sink: nothing goes to a workspace' };
   if (!o.workspaceId)
     return {
       ...base,
       status: 'skip',
-      message: 'not asked: pass --workspace <workspace id> to read the probes back from CommonSecurityLog',
+      message:
+        sink?.type === 'log-analytics'
+          ? 'the Data Collector API writes to CommonSecurityLog_CL, so no probe can be read back from CommonSecurityLog (see forwarder.config)'
+          : 'not asked: pass --workspace <workspace id> to read the probes back from CommonSecurityLog',
     };
   if (o.readbackTimeoutSec === 0) return { ...base, status: 'skip', message: 'disabled with --readback-timeout 0' };
-  const c = await ctx.config();
-  const sink = c.config?.sink;
   if (!sink) return { ...base, status: 'skip', message: 'no valid config' };
-  if (sink.type === 'file') return { ...base, status: 'skip', message: 'file sink: nothing goes to a workspace' };
   if (sink.type === 'log-analytics') {
     return {
       ...base,
