@@ -1,4 +1,4 @@
-import { FORWARDER_PATH, LOG_DIR, RUN_DIR, SUPERVISOR_PIDFILE, UNIT_NAME } from '../install/service.js';
+import { FORWARDER_PATH, LOG_DIR, RUN_DIR, SUPERVISOR_PIDFILE, UNIT_NAME, UNIT_PATH } from '../install/service.js';
 import { RSYSLOG_DROPIN } from '../install/render-rsyslog.js';
 import { SYSLOG_NG_DROPIN } from '../install/render-syslog-ng.js';
 
@@ -9,6 +9,7 @@ import { SYSLOG_NG_DROPIN } from '../install/render-syslog-ng.js';
 export const LAYOUT = {
   bundleCandidates: [FORWARDER_PATH],
   serviceName: UNIT_NAME,
+  unitPath: UNIT_PATH,
   /** Without systemd: the supervisor and the forwarder it runs. */
   supervisorPidFile: SUPERVISOR_PIDFILE,
   forwarderPidFile: `${RUN_DIR}/forwarder.pid`,

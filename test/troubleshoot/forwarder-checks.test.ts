@@ -91,6 +91,24 @@ describe('forwarder.secret', () => {
 });
 
 describe('forwarder.running', () => {
+  // The unit is PartOf=rsyslog.service: `systemctl stop rsyslog` stops it too, and starting rsyslog is the fix.
+  it('names a stopped rsyslog as why a unit tied to it is inactive', async () => {
+    await put(root, '/proc/1/comm', 'systemd\n');
+    await put(root, '/run/systemd/system/.keep', '');
+    await put(root, '/etc/systemd/system/sentinel-cef-forwarder.service', '[Unit]\nAfter=rsyslog.service\nPartOf=rsyslog.service\n');
+    const table = {
+      'systemctl is-active sentinel-cef-forwarder.service': { exitCode: 3, stdout: 'inactive\n' },
+      'systemctl is-active rsyslog.service': { exitCode: 3, stdout: 'inactive\n' },
+    };
+    const down = await fwd.checkRunning(ctxFor({ exec: fakeExec(table) }));
+    expect(down.message).toBe(
+      'sentinel-cef-forwarder.service is inactive: it stops with rsyslog (PartOf=rsyslog.service), which is inactive',
+    );
+    expect(down.fix).toContain('systemctl start rsyslog');
+    table['systemctl is-active rsyslog.service'] = { exitCode: 0, stdout: 'active\n' };
+    expect((await fwd.checkRunning(ctxFor({ exec: fakeExec(table) }))).message).toBe('sentinel-cef-forwarder.service is inactive');
+  });
+
   it('asks systemctl when PID 1 is systemd', async () => {
     await put(root, '/proc/1/comm', 'systemd\n');
     await put(root, '/run/systemd/system/.keep', '');

@@ -125,7 +125,15 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     },
     { id: 'forwarder-frozen', inject: `systemctl kill -s STOP --kill-who=main ${UNIT}` },
     // Debian's rsyslog is started by syslog.socket too: stop both, as `systemctl stop rsyslog` alone would not.
-    { id: 'daemon-down', inject: 'systemctl stop syslog.socket rsyslog.service', over: { fix: /systemctl start rsyslog/ } },
+    // The forwarder unit is PartOf=rsyslog.service: it stops with rsyslog, and starts with it again.
+    {
+      id: 'daemon-down',
+      inject: 'systemctl stop syslog.socket rsyslog.service',
+      over: {
+        fix: /systemctl start rsyslog/,
+        fail: ['daemon.running', 'daemon.listening', 'e2e.probes', 'forwarder.running', 'forwarder.admin'],
+      },
+    },
     { id: 'dropin-altered', inject: 'sed -i s/25226/25299/g /etc/rsyslog.d/10-sentinel-cef.conf && systemctl restart rsyslog' },
   ];
   // npm test runs two rows (~2 min at load ~37 on 2 cores); FAULT_MATRIX=full runs all four (~5 min there).

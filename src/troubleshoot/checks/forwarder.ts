@@ -228,6 +228,19 @@ export async function checkRunning(ctx: Context): Promise<CheckOutcome> {
     const r = await ctx.deps.exec('systemctl', ['is-active', LAYOUT.serviceName]);
     const state = r.stdout.trim() || r.stderr.trim();
     if (r.exitCode === 0) return { ...base, status: 'pass', message: `${LAYOUT.serviceName} is ${state}` };
+    // The unit stops and starts with rsyslog (PartOf=, WantedBy=): a stopped rsyslog is the cause, and starting it is the fix.
+    if (/^PartOf=rsyslog\.service\s*$/m.test((await ctx.readText(LAYOUT.unitPath)) ?? '')) {
+      const d = await ctx.deps.exec('systemctl', ['is-active', 'rsyslog.service']);
+      if (d.exitCode !== 0) {
+        return {
+          ...base,
+          status: 'fail',
+          message: `${LAYOUT.serviceName} is ${state || 'not active'}: it stops with rsyslog (PartOf=rsyslog.service), which is ${d.stdout.trim() || 'not active'}`,
+          fix: '`systemctl start rsyslog` starts the forwarder with it (see daemon.running)',
+          safeFix,
+        };
+      }
+    }
     return {
       ...base,
       status: 'fail',
