@@ -71,8 +71,9 @@ describe('troubleshoot against the real forwarder and the mock Azure', () => {
   it('locates probes refused by the workspace (403) with the sink error and the key fix', async () => {
     mock.fail({ api: 'data', status: 403 });
     try {
-      // The probes are held (not dead-lettered), so the check waits its whole timeout: keep it short.
-      const c = ctx(1.5);
+      // The probes are held (not dead-lettered), so the check waits its whole timeout: short, but not so short that a
+      // loaded CI machine misses the probes reaching the forwarder (1.5 s did).
+      const c = ctx(6);
       const p = await e2e.checkProbes(c);
       expect(p.status).toBe('fail');
       expect(p.details!.stoppedAt).toBe('forwarder-not-delivering');
@@ -91,7 +92,7 @@ describe('troubleshoot against the real forwarder and the mock Azure', () => {
   it('locates probes held in the queue while the sink is down (503)', async () => {
     mock.fail({ api: 'data', status: 503 });
     try {
-      const p = await e2e.checkProbes(ctx(1.5));
+      const p = await e2e.checkProbes(ctx(6));
       expect(p.status).toBe('fail');
       expect(p.details!.stoppedAt).toBe('forwarder-not-delivering');
       const probes = p.details!.probes as Array<{ received: boolean; accepted: boolean }>;
@@ -104,5 +105,5 @@ describe('troubleshoot against the real forwarder and the mock Azure', () => {
     } finally {
       mock.clearFailures();
     }
-  });
+  }, 40_000);
 });
