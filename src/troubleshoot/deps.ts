@@ -15,7 +15,7 @@ import { probeEndpoint } from './endpoint.js';
 import { waitForHealth } from '../install/probe.js';
 import { sendSyslog } from '../forwarder/send-test.js';
 import { createCredential, scopeFor } from '../sinks/token.js';
-import type { TroubleshootDeps, Transport } from './types.js';
+import type { DropInRenderOptions, TroubleshootDeps, Transport } from './types.js';
 import { createPrompter, isInteractive } from '../system/prompts.js';
 
 /** Troubleshoot's programs run through the one runner (it refuses a registered secret in argv), with a shorter default timeout. */
@@ -41,14 +41,7 @@ function serviceCtx(fs: FsRoot, exec: Exec): Promise<ServiceCtx> {
 export async function renderDropIn(
   fs: FsRoot,
   daemon: 'rsyslog' | 'syslog-ng',
-  o: {
-    port: number;
-    forwarderPort: number;
-    queueMaxBytes?: number;
-    protocol?: 'tcp' | 'udp' | 'both';
-    intakeStateFile?: string | null;
-    durable?: boolean;
-  },
+  o: DropInRenderOptions,
 ): Promise<Array<{ path: string; content: string }>> {
   const out: Array<{ path: string; content: string }> = [];
   const ipv6 = await detectIpv6(fs);

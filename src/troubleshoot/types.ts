@@ -112,6 +112,16 @@ export interface EndpointProbe {
   elapsedMs?: number;
 }
 
+/** What install rendered the daemon's drop-in from, for troubleshoot's drift comparison and --fix. */
+export interface DropInRenderOptions {
+  port: number;
+  forwarderPort: number;
+  queueMaxBytes?: number;
+  protocol?: 'tcp' | 'udp' | 'both';
+  intakeStateFile?: string | null;
+  durable?: boolean;
+}
+
 /**
  * The outside world, injectable so tests run against fixture trees, fake programs and a fake admin server.
  * Paths given to the checks are absolute paths of the target system; `root` is prepended to reach them.
@@ -147,17 +157,7 @@ export interface TroubleshootDeps {
    * What `install` would write as the daemon drop-in today: for the recorded protocol, or (none recorded) one
    * candidate per install choice (both, TCP, UDP); each excluding our own file from the scan. Null when this build cannot render it.
    */
-  renderDropIn(
-    daemon: 'rsyslog' | 'syslog-ng',
-    opts: {
-      port: number;
-      forwarderPort: number;
-      queueMaxBytes?: number;
-      protocol?: 'tcp' | 'udp' | 'both';
-      intakeStateFile?: string | null;
-      durable?: boolean;
-    },
-  ): Promise<Array<{ path: string; content: string }> | null>;
+  renderDropIn(daemon: 'rsyslog' | 'syslog-ng', opts: DropInRenderOptions): Promise<Array<{ path: string; content: string }> | null>;
   /** Program on PATH, or null. */
   which: Exec['which'];
   /** Starting services where PID 1 is not systemd: the installer's supervisor and daemon start-up. */
