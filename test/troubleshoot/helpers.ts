@@ -4,9 +4,13 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { forwarderConfigSchema } from '../../src/config/schema.js';
 import type { Health, ProbeStatus } from '../../src/forwarder/admin-types.js';
+import { startForwarder, type ForwarderDeps, type RunningForwarder } from '../../src/forwarder/forwarder.js';
+import { createLogger } from '../../src/forwarder/logger.js';
 import { createDefaultDeps } from '../../src/troubleshoot/deps.js';
 import type { ExecResult, TroubleshootDeps } from '../../src/troubleshoot/types.js';
+import { onFreePorts } from '../helpers/ports.js';
 
 export async function makeRoot(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'ts-root-'));
@@ -269,4 +273,30 @@ export async function healthyTree(
   );
   await put(root, '/run/sentinel-cef/supervisor.pid', '399\n');
   await put(root, '/run/sentinel-cef/forwarder.pid', '400\n');
+}
+
+/**
+ * The real forwarder in process, listening on one port for both TCP and UDP (troubleshoot probes both on --port),
+ * with quick batches and retries, and its config written to DIR/forwarder.json with the admin address it bound.
+ * The port is picked again when a test alongside took it.
+ */
+export async function startProbedForwarder(
+  dir: string,
+  sink: Record<string, unknown>,
+  deps: Omit<ForwarderDeps, 'logger'> = {},
+): Promise<{ forwarder: RunningForwarder; port: number }> {
+  const started = await onFreePorts(1, async ([port]) => {
+    const raw = {
+      listen: [`tcp://127.0.0.1:${port}`, `udp://127.0.0.1:${port}`],
+      admin: '127.0.0.1:0',
+      queue: { dir: join(dir, 'queue') },
+      batch: { flushMs: 20 },
+      retry: { initialMs: 50, maxMs: 200 },
+      sink,
+    };
+    const forwarder = await startForwarder(forwarderConfigSchema.parse(raw), { logger: createLogger('fatal'), ...deps });
+    return { forwarder, port, raw };
+  });
+  await writeFile(join(dir, 'forwarder.json'), JSON.stringify({ ...started.raw, admin: started.forwarder.adminAddress }));
+  return { forwarder: started.forwarder, port: started.port };
 }

@@ -6,8 +6,7 @@ import tls from 'node:tls';
 import { ClientSecretCredential } from '@azure/identity';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { forwarderConfigSchema } from '../../src/config/schema.js';
-import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
-import { createLogger } from '../../src/forwarder/logger.js';
+import type { RunningForwarder } from '../../src/forwarder/forwarder.js';
 import { createSink } from '../../src/sinks/index.js';
 import { createReadbackClient } from '../../src/azure/readback.js';
 import { buildDcrTemplate, DCR_STREAM } from '../../src/dcr/render.js';
@@ -18,7 +17,7 @@ import { renderHuman } from '../../src/troubleshoot/render.js';
 import { troubleshootOptionsSchema } from '../../src/troubleshoot/types.js';
 import { startMockAzure, type MockAzure } from '../helpers/mock-azure.js';
 import { startMockControl, type MockControl } from '../helpers/mock-azure-control.js';
-import { onFreePorts } from '../helpers/ports.js';
+import { startProbedForwarder } from './helpers.js';
 
 // The real forwarder (in process) sends to the ingestion mock over TLS; readback goes through @azure/monitor-query-logs
 // and @azure/identity to the Logs Query and ARM mock, which shows rows through the DCR as Azure would.
@@ -45,30 +44,18 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
     const w = ctl.workspaces[0];
     ruleId = `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.Insights/dataCollectionRules/sentinel-cef-dcr`;
     await writeFile(join(dir, 'client.secret'), `${edge.clientSecret}\n`, { mode: 0o600 });
-    // One port for TCP and UDP (troubleshoot probes both on --port): picked again if a test alongside took it.
-    const raw = await onFreePorts(1, async ([p]) => {
-      port = p;
-      const raw = {
-        listen: [`tcp://127.0.0.1:${port}`, `udp://127.0.0.1:${port}`],
-        admin: '127.0.0.1:0',
-        queue: { dir: join(dir, 'queue') },
-        batch: { flushMs: 20 },
-        retry: { initialMs: 50, maxMs: 200 },
-        sink: {
-          type: 'logs-ingestion',
-          endpoint: edge.url,
-          dcrImmutableId: edge.dcrImmutableId,
-          stream: DCR_STREAM,
-          authorityHost: edge.url,
-          auth: { kind: 'client-secret', tenantId: edge.tenantId, clientId: edge.clientId, clientSecretFile: join(dir, 'client.secret') },
-        },
-      };
-      const config = forwarderConfigSchema.parse(raw);
-      const sink = createSink(config.sink, { ca: edge.caPem, logger: { info() {}, warn() {} } });
-      forwarder = await startForwarder(config, { logger: createLogger('fatal'), sink });
-      return raw;
-    });
-    await writeFile(join(dir, 'forwarder.json'), JSON.stringify({ ...raw, admin: forwarder.adminAddress }));
+    const sink = {
+      type: 'logs-ingestion',
+      endpoint: edge.url,
+      dcrImmutableId: edge.dcrImmutableId,
+      stream: DCR_STREAM,
+      authorityHost: edge.url,
+      auth: { kind: 'client-secret', tenantId: edge.tenantId, clientId: edge.clientId, clientSecretFile: join(dir, 'client.secret') },
+    };
+    const config = forwarderConfigSchema.shape.sink.parse(sink);
+    ({ forwarder, port } = await startProbedForwarder(dir, sink, {
+      sink: createSink(config, { ca: edge.caPem, logger: { info() {}, warn() {} } }),
+    }));
   });
 
   afterAll(async () => {

@@ -2,9 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { forwarderConfigSchema } from '../../src/config/schema.js';
-import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
-import { createLogger } from '../../src/forwarder/logger.js';
+import type { RunningForwarder } from '../../src/forwarder/forwarder.js';
 import { Context } from '../../src/troubleshoot/context.js';
 import * as azure from '../../src/troubleshoot/checks/azure.js';
 import * as e2e from '../../src/troubleshoot/checks/e2e.js';
@@ -12,7 +10,7 @@ import * as fwd from '../../src/troubleshoot/checks/forwarder.js';
 import { createDefaultDeps } from '../../src/troubleshoot/deps.js';
 import { troubleshootOptionsSchema } from '../../src/troubleshoot/types.js';
 import { startMockAzure, type MockAzure } from '../helpers/mock-azure.js';
-import { startFakeDaemon } from './helpers.js';
+import { startProbedForwarder } from './helpers.js';
 
 // The real forwarder (in process) and the sinks' mock Azure: the probes go straight to the forwarder's
 // intake port, so this pins the admin API contract, the probe tracking and the sink errors troubleshoot reads.
@@ -26,21 +24,12 @@ describe('troubleshoot against the real forwarder and the mock Azure', () => {
     dir = await mkdtemp(join(tmpdir(), 'ts-real-'));
     mock = await startMockAzure({ https: false, quiet: true });
     await writeFile(join(dir, 'workspace.key'), `${mock.sharedKey}\n`, { mode: 0o600 });
-    // A port free on both TCP and UDP, as a daemon's 514 would be.
-    const probe = await startFakeDaemon(() => {});
-    port = probe.port;
-    await probe.close();
-    const raw = {
-      listen: [`tcp://127.0.0.1:${port}`, `udp://127.0.0.1:${port}`],
-      admin: '127.0.0.1:0',
-      queue: { dir: join(dir, 'queue') },
-      batch: { flushMs: 20 },
-      retry: { initialMs: 50, maxMs: 200 },
-      sink: { type: 'log-analytics', workspaceId: mock.workspaceId, sharedKeyFile: join(dir, 'workspace.key'), endpoint: mock.url },
-    };
-    const config = forwarderConfigSchema.parse(raw);
-    forwarder = await startForwarder(config, { logger: createLogger('fatal') });
-    await writeFile(join(dir, 'forwarder.json'), JSON.stringify({ ...raw, admin: forwarder.adminAddress }));
+    ({ forwarder, port } = await startProbedForwarder(dir, {
+      type: 'log-analytics',
+      workspaceId: mock.workspaceId,
+      sharedKeyFile: join(dir, 'workspace.key'),
+      endpoint: mock.url,
+    }));
   });
 
   afterAll(async () => {
