@@ -10,6 +10,20 @@ import { appendSyslogNgInclude, renderSyslogNgDropin } from '../../src/install/r
 import { renderTemplate } from '../../src/install/templates.js';
 import { VERSION } from '../../src/version.js';
 
+/** An rsyslog.conf with nothing in it but the rsyslog.d include: no modules, inputs or work directory. */
+function bareScan(): RsyslogScan {
+  return {
+    mainFile: '/etc/rsyslog.conf',
+    files: [],
+    modules: new Set(),
+    inputs: [],
+    maxMessageSize: '64k',
+    workDirectory: null,
+    includesDropins: true,
+    dropinDir: '/etc/rsyslog.d',
+  };
+}
+
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
 const root = (c: string) => createFsRoot(path.join(fixtures, c));
 const opts = { port: 514, protocol: 'both' as const, forwarderPort: 25226 };
@@ -213,16 +227,7 @@ describe('rsyslog drop-in', () => {
   });
 
   it('on another port with UDP only, and without a work directory, gives the queue its own spool', () => {
-    const scan: RsyslogScan = {
-      mainFile: '/etc/rsyslog.conf',
-      files: [],
-      modules: new Set(),
-      inputs: [],
-      maxMessageSize: '64k',
-      workDirectory: null,
-      includesDropins: true,
-      dropinDir: '/etc/rsyslog.d',
-    };
+    const scan = bareScan();
     const r = renderRsyslogDropin(scan, { port: 1514, protocol: 'udp', forwarderPort: 25300, queueMaxBytes: 256 * 1024 ** 2 });
     expect(r.content).toContain('input(type="imudp" port="1514")');
     expect(r.content).toContain('port="25300"');
@@ -231,16 +236,7 @@ describe('rsyslog drop-in', () => {
   });
 
   it('warns when an existing input is bound to another ruleset', () => {
-    const scan: RsyslogScan = {
-      mainFile: '/etc/rsyslog.conf',
-      files: [],
-      modules: new Set(['imudp']),
-      inputs: [],
-      maxMessageSize: '64k',
-      workDirectory: '/var/lib/rsyslog',
-      includesDropins: true,
-      dropinDir: '/etc/rsyslog.d',
-    };
+    const scan: RsyslogScan = { ...bareScan(), modules: new Set(['imudp']), workDirectory: '/var/lib/rsyslog' };
     scanRsyslogText('input(type="imudp" port="514" ruleset="remote") # appliances\n', '/etc/rsyslog.d/remote.conf', scan);
     const r = renderRsyslogDropin(scan, { ...opts, protocol: 'udp' });
     expect(r.added.inputs).toEqual([]);
@@ -305,16 +301,7 @@ describe('rsyslog drop-in', () => {
   });
 
   it('durable with a main queue set elsewhere: rsyslog takes one main_queue(), so only the action queue goes to disk, with a warning', () => {
-    const scan: RsyslogScan = {
-      mainFile: '/etc/rsyslog.conf',
-      files: [],
-      modules: new Set(),
-      inputs: [],
-      maxMessageSize: '64k',
-      workDirectory: null,
-      includesDropins: true,
-      dropinDir: '/etc/rsyslog.d',
-    };
+    const scan = bareScan();
     scanRsyslogText('$MainMsgQueueType LinkedList\n', '/etc/rsyslog.conf', scan);
     expect(scan.mainQueue).toBe('/etc/rsyslog.conf');
     const r = renderRsyslogDropin(scan, { ...opts, durable: true });
