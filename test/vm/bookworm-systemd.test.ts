@@ -26,6 +26,18 @@ async function received(vm: Vm): Promise<number> {
   return Number((await vm.ok(RECEIVED)).trim());
 }
 
+/** Distinct TAG-N rows in the sink and extra copies, polled until all N arrived or MS passed; counted inside the
+ * VM, as the rows file is too big to copy out at every poll. */
+async function countTagged(vm: Vm, tag: string, n: number, ms: number): Promise<{ unique: number; dups: number }> {
+  const count = `grep -o '"${tag}-[0-9]*"' ${ROWS} | sort | uniq -c | awk '{u++; if ($1 > 1) d += $1 - 1} END {print u + 0, d + 0}'`;
+  let unique = 0;
+  let dups = 0;
+  for (const end = Date.now() + ms; unique < n && Date.now() < end; await new Promise((r) => setTimeout(r, 1000))) {
+    [unique, dups] = (await vm.ok(count)).trim().split(' ').map(Number) as [number, number];
+  }
+  return { unique, dups };
+}
+
 async function waitRows(vm: Vm, expected: string[], timeoutMs = 30_000): Promise<string[]> {
   const end = Date.now() + timeoutMs;
   for (;;) {
@@ -258,13 +270,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
       60_000,
       'both services after reboot',
     );
-    // Counted inside the VM: the rows file is too big to copy out at every poll.
-    const count = `grep -o '"burst-[0-9]*"' ${ROWS} | sort | uniq -c | awk '{u++; if ($1 > 1) d += $1 - 1} END {print u + 0, d + 0}'`;
-    let unique = 0;
-    let dups = 0;
-    for (const end = Date.now() + 150_000; unique < n && Date.now() < end; await new Promise((r) => setTimeout(r, 1000))) {
-      [unique, dups] = (await vm.ok(count)).trim().split(' ').map(Number) as [number, number];
-    }
+    const { unique, dups } = await countTagged(vm, 'burst', n, 150_000);
     expect({ lost: n - unique }).toEqual({ lost: 0 });
     // At-least-once: at most the RELP window rsyslog sends again after the restart.
     expect(dups).toBeLessThanOrEqual(128);
@@ -277,12 +283,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     const n = 20_000;
     await vm.ok(`nc -w 5 -N 127.0.0.1 514`, { input: cefLines('rsl', n), timeout: 120_000 });
     await vm.ok('systemctl restart rsyslog', { timeout: 120_000 });
-    const count = `grep -o '"rsl-[0-9]*"' ${ROWS} | sort | uniq -c | awk '{u++; if ($1 > 1) d += $1 - 1} END {print u + 0, d + 0}'`;
-    let unique = 0;
-    let dups = 0;
-    for (const end = Date.now() + 120_000; unique < n && Date.now() < end; await new Promise((r) => setTimeout(r, 1000))) {
-      [unique, dups] = (await vm.ok(count)).trim().split(' ').map(Number) as [number, number];
-    }
+    const { unique, dups } = await countTagged(vm, 'rsl', n, 120_000);
     expect({ lost: n - unique }).toEqual({ lost: 0 });
     expect(dups).toBeLessThanOrEqual(128);
 
