@@ -99,7 +99,10 @@ export function cefLines(prefix: string, n: number): string {
 export async function seqsIn(vm: Vm, rowsPath: string): Promise<string[]> {
   const r = await vm.sh(`cat ${rowsPath} 2>/dev/null || true`);
   const out: string[] = [];
-  for (const line of r.stdout.split('\n')) {
+  // Text after the last newline is a row being appended now (or cut by a kill, removed at the next
+  // append): not a row yet. Every complete line must parse.
+  const complete = r.stdout.slice(0, r.stdout.lastIndexOf('\n') + 1);
+  for (const line of complete.split('\n')) {
     if (!line) continue;
     const row = JSON.parse(line) as Record<string, unknown>;
     if (row.DeviceCustomString1Label === 'Seq') out.push(String(row.DeviceCustomString1));
