@@ -27,6 +27,32 @@ describe('source layout (issue 20 item 5)', () => {
     expect(barrels.map((f) => path.relative(src, f))).toEqual([]);
   });
 
+  // ESLint's import-x/no-cycle skips `import type`; a type-only cycle still ties two files together.
+  it('no import cycle, counting type-only imports', () => {
+    const files = tsFiles(src);
+    const deps = new Map(
+      files.map((f) => {
+        const code = readFileSync(f, 'utf8');
+        const targets = [...code.matchAll(/^\s*(?:import|export)\b[^;]*?\bfrom\s*'(\.[^']+)'/gm)].map((m) =>
+          path.resolve(path.dirname(f), m[1].replace(/\.js$/, '.ts')),
+        );
+        return [f, targets.filter((t) => t !== f)];
+      }),
+    );
+    const cycles: string[] = [];
+    const state = new Map<string, 'open' | 'done'>();
+    const walk = (f: string, trail: string[]): void => {
+      state.set(f, 'open');
+      for (const t of deps.get(f) ?? []) {
+        if (state.get(t) === 'open') cycles.push([...trail.slice(trail.indexOf(t)), t].map((x) => path.relative(src, x)).join(' → '));
+        else if (!state.has(t)) walk(t, [...trail, t]);
+      }
+      state.set(f, 'done');
+    };
+    for (const f of files) if (!state.has(f)) walk(f, [f]);
+    expect(cycles).toEqual([]);
+  });
+
   it.each(readdirSync(path.join(src, 'commands')).filter((f) => f.endsWith('.ts')))(
     'src/commands/%s defines its own command',
     async (file) => {

@@ -8,7 +8,7 @@ import { Worker, parentPort, type WorkerOptions } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { CslRow } from '../parser/types.js';
 import { parseLine } from '../parser/index.js';
-import { RowWriter } from '../sinks/batch.js';
+import { RowWriter } from '../sinks/row-writer.js';
 import { rowPreparer } from '../sinks/index.js';
 import type { PreparedRow } from '../sinks/types.js';
 import type { DeadLetterEntry } from './dead-letter.js';

@@ -9,9 +9,17 @@
  * own state and kernel.
  */
 import { CSL_COLUMNS } from './columns.js';
-import type { JsonKernel } from './json-kernel.js';
 
 export const NCOLS = CSL_COLUMNS.length;
+
+/** What a parse uses of the JSON kernel (json-kernel.ts): declared here so the two files do not import each other. */
+export interface KeyFinder {
+  /** Finds the extension's keys of the line in the kernel's memory; the count, or -1 when the JavaScript scan must do it. */
+  findKeys(st: CefParseState, from: number, end: number): number;
+  readonly i32: Int32Array;
+  /** Where (i32 index) the entries of the last findKeys start. */
+  readonly keyEntries: number;
+}
 
 export class CefParseState {
   /** The line being parsed (span values are read back from it). */
@@ -19,7 +27,7 @@ export class CefParseState {
   /** The line's bytes when it is ASCII and the row goes out as JSON, else null: then values are spans of it. */
   src: Uint8Array | null = null;
   /** The JSON kernel when the row goes out as JSON through it (see json-kernel.ts). */
-  kernel: JsonKernel | undefined = undefined;
+  kernel: KeyFinder | undefined = undefined;
   /** Where free kernel memory starts past the line and its key entries when the line is in the kernel's memory, else 0. */
   kernelWork = 0;
   /** Receive time: completes timestamps sent without a year. */

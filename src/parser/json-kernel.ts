@@ -48,7 +48,7 @@ import { writeNumber, writeString, type JsonRow, type JsonTarget } from './json-
 import { columnIndex } from './columns.js';
 import { KEY_CHAR, tableKeys } from './cef-key-table.js';
 import { KEY_JSON } from './cef-row-shapes.js';
-import type { CefParseState } from './cef-parse-state.js';
+import type { CefParseState, KeyFinder } from './cef-parse-state.js';
 
 const SHORT: Record<number, number> = { 8: 98, 9: 116, 10: 110, 12: 102, 13: 114, 34: 34, 92: 92 };
 /** At most this many bytes of TimeGenerated's JSON are kept at KERNEL_TIME. */
@@ -60,7 +60,7 @@ export const KERNEL_SLACK = 32;
 
 const I_TIME = columnIndex('TimeGenerated');
 
-export class JsonKernel {
+export class JsonKernel implements KeyFinder {
   readonly memory: WebAssembly.Memory;
   /** Views of the memory (renewed when it grows): a Buffer for writes, Uint8Array for subarray, i32 for entries. */
   buf!: Buffer;

@@ -1,7 +1,8 @@
 import { dirname } from 'node:path';
 import type { CslRow } from '../parser/types.js';
 import * as fsio from '../util/fsio.js';
-import { prepareRow, preparingSink, type RowWriter } from './batch.js';
+import { prepareRow, preparingSink } from './batch.js';
+import type { RowWriter } from './row-writer.js';
 import type { PreparedRow, RowLimits, SendResult, Sink } from './types.js';
 
 /** No field limit in a file: rows are written whole. */

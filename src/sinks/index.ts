@@ -1,6 +1,6 @@
 import type { SinkConfig } from '../config/schema.js';
 import type { CslRow } from '../parser/types.js';
-import type { RowWriter } from './batch.js';
+import type { RowWriter } from './row-writer.js';
 import { createFileSink, FILE_ROW_LIMITS, prepareFileRows } from './file.js';
 import { createLogAnalyticsSink, LA_MAX_COLUMNS, LA_MAX_FIELD_BYTES, prepareCollectorRows } from './log-analytics.js';
 import { createLogsIngestionSink, LI_MAX_FIELD_BYTES, prepareIngestionRows } from './logs-ingestion.js';

@@ -2,7 +2,8 @@ import { createHmac } from 'node:crypto';
 import type { CslRow } from '../parser/types.js';
 import type { SinkConfig } from '../config/schema.js';
 import { readSecret, redact, validateSharedKey } from '../util/secrets.js';
-import { deliver, prepareRow, preparingSink, type PostOutcome, type RowWriter, type PreparedRow } from './batch.js';
+import { deliver, prepareRow, preparingSink, type PostOutcome, type PreparedRow } from './batch.js';
+import type { RowWriter } from './row-writer.js';
 import {
   clockSkewMs,
   describeClockSkew,

@@ -3,7 +3,8 @@ import { constants as zlibConstants, gzipSync } from 'node:zlib';
 import type { CslRow } from '../parser/types.js';
 import type { SinkConfig } from '../config/schema.js';
 import { redact } from '../util/secrets.js';
-import { BodyPool, deliver, prepareRow, preparingSink, type PostOutcome, type RowWriter } from './batch.js';
+import { BodyPool, deliver, prepareRow, preparingSink, type PostOutcome } from './batch.js';
+import type { RowWriter } from './row-writer.js';
 import {
   clockSkewMs,
   describeClockSkew,

@@ -1,6 +1,6 @@
 import type { CslRow } from '../parser/types.js';
 import type { RowLimits } from '../parser/json-out.js';
-import type { RowWriter } from './batch.js';
+import type { RowWriter } from './row-writer.js';
 
 /**
  * What a sink says about one send. The delivery loop owns retries and dead-lettering:

@@ -9,7 +9,7 @@ import { DiskQueue } from '../../src/forwarder/disk-queue.js';
 import { MAX_WORKER_FAILURES, PARSE_WORKER_ROLE, ParseWorkerRunner, type ParseWorkerData } from '../../src/forwarder/parse-workers.js';
 import { parseLine } from '../../src/parser/index.js';
 import { rowPreparer } from '../../src/sinks/index.js';
-import { RowWriter } from '../../src/sinks/batch.js';
+import { RowWriter } from '../../src/sinks/row-writer.js';
 import { jsonOf, type PreparedRow } from '../../src/sinks/types.js';
 import { PreparingFakeSink, buildForwarderBundle, cef, silent, tempDir } from './helpers.js';
 

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { KEY_RULES, lineJsonParser, parseLine, type JsonOptions, type ParseResult, type JsonRow } from '../../src/parser/index.js';
-import { RowWriter } from '../../src/sinks/batch.js';
+import { RowWriter } from '../../src/sinks/row-writer.js';
 import { KERNEL_MAX_BYTES, setJsonKernel } from '../../src/parser/json-kernel.js';
 import { cefLine } from '../../scripts/load/cef.js';
 

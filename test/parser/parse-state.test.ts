@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { lineJsonParser, parseLine, type JsonRow, type ParseResult } from '../../src/parser/index.js';
-import { RowWriter } from '../../src/sinks/batch.js';
+import { RowWriter } from '../../src/sinks/row-writer.js';
 
 const at = new Date('2026-11-22T10:00:30Z');
 const LIMITS = { maxFieldBytes: 64 * 1024, maxColumns: 500 };

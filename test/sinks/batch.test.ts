@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BodyPool, bodyOf, deliver, packRows, prepareRow, RowWriter, sendRows, truncateUtf8 } from '../../src/sinks/batch.js';
+import { BodyPool, bodyOf, deliver, packRows, prepareRow, sendRows, truncateUtf8 } from '../../src/sinks/batch.js';
+import { RowWriter } from '../../src/sinks/row-writer.js';
 import { jsonOf, rowOf, type PreparedRow, type SendResult } from '../../src/sinks/types.js';
 import type { CslRow } from '../../src/parser/types.js';
 

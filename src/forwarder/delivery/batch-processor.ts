@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { CslRow, ParseResult } from '../../parser/types.js';
 import { parseLine } from '../../parser/index.js';
-import { defaultWriter } from '../../sinks/batch.js';
+import { defaultWriter } from '../../sinks/row-writer.js';
 import { rowOf, type PreparedRow, type SendResult, type Sink } from '../../sinks/types.js';
 import type { DeadLetterEntry, DeadLetterFile } from '../dead-letter.js';
 import type { QueueBatch, QueueRecord } from '../disk-queue.js';

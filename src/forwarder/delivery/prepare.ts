@@ -1,6 +1,6 @@
 import type { CslRow, ParseResult } from '../../parser/types.js';
 import type { PreparedRow, RowLimits } from '../../sinks/types.js';
-import type { RowWriter } from '../../sinks/batch.js';
+import type { RowWriter } from '../../sinks/row-writer.js';
 import { lineJsonParser } from '../../parser/index.js';
 import { PROBE_ID_LABEL } from '../admin-types.js';
 import type { DeadLetterEntry } from '../dead-letter.js';
