@@ -158,7 +158,13 @@ function toReadbackError(err: unknown): ReadbackError {
   if (e.statusCode === 404 || e.code === 'WorkspaceNotFoundError' || e.code === 'PathNotFoundError')
     return new ReadbackError(msg, 'not-found');
   if (e.statusCode === 429) return new ReadbackError(msg, 'throttled');
-  if (e.name === 'CredentialUnavailableError' || e.name === 'AuthenticationError' || e.name === 'AggregateAuthenticationError')
+  if (
+    e.name === 'CredentialUnavailableError' ||
+    e.name === 'AuthenticationError' ||
+    e.name === 'AggregateAuthenticationError' ||
+    // What the SDK's bearer-token policy throws when the credential's sign-in fails (a wrong secret, say).
+    e.name === 'AuthenticationRequiredError'
+  )
     return new ReadbackError(msg, 'sign-in');
   return new ReadbackError(msg, 'other');
 }

@@ -44,8 +44,13 @@ export function renderHuman(report: TroubleshootReport, opts: { colour: boolean;
   }
   const count = (s: CheckStatus) => report.checks.filter((r) => r.status === s).length;
   const summary = `${count('pass')} passed, ${count('warn')} warnings, ${count('fail')} failed, ${count('skip')} skipped`;
+  const unverified = new Set(report.checks.filter((r) => r.details?.unverified === true).map((r) => r.id));
+  const late = report.unfinished?.filter((id) => !unverified.has(id)) ?? [];
   const unproven = report.unfinished?.length
-    ? ` (${report.unfinished.join(', ')} did not finish within --timeout: nothing proven there)`
+    ? ` (${[
+        ...(late.length ? [`${late.join(', ')} did not finish within --timeout`] : []),
+        ...(unverified.size ? [`${[...unverified].join(', ')} could not verify the probes`] : []),
+      ].join('; ')}: nothing proven there)`
     : '';
   lines.push(report.ok ? c.green(`OK: ${summary}`) : c.red(`NOT OK: ${summary}${unproven}`));
   return `${lines.join('\n')}\n`;

@@ -117,6 +117,10 @@ export interface MockControl {
   setIngestionDelay(ms: number): void;
   /** The next `n` queries answer 429 ThrottledError with `Retry-After: retryAfterSec`. */
   throttleQueries(n: number, retryAfterSec?: number): void;
+  /** The next `n` queries answer this error (e.g. 503 with Retry-After 0, so the SDK's retries are quick). */
+  failQueries(n: number, error: { status: number; code: string; message: string; retryAfterSec?: number }): void;
+  /** The next `n` queries answer 200 with their rows and an `error` (a partial result, e.g. a timed-out shard). */
+  partialQueries(n: number): void;
   /** Stores a rule as if created elsewhere (another tool, AMA's CEF rule); the id names its group and name. */
   addDcr(id: string, resource: DcrBody): void;
   setSyslogCopies(on: boolean): void;
@@ -159,7 +163,13 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
   let edgeDcrUsed = false;
   let syslogCopies = options.syslogCopies ?? false;
   let noReader = options.noReader ?? false;
-  let throttle = { n: 0, retryAfterSec: 1 };
+  let failure: { n: number; status: number; code: string; message: string; retryAfterSec?: number } = {
+    n: 0,
+    status: 429,
+    code: '',
+    message: '',
+  };
+  let partial = 0;
 
   const wsId = (w: ControlWorkspace) =>
     `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${w.name}`;
@@ -596,20 +606,30 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
         }
         record.body = body;
         const q = QUERY_PATH.exec(url.pathname);
-        if (q && throttle.n > 0) {
-          throttle.n--;
-          record.status = 429;
-          res.writeHead(429, {
+        if (q && failure.n > 0) {
+          failure.n--;
+          record.status = failure.status;
+          res.writeHead(failure.status, {
             'content-type': 'application/json; charset=utf-8',
-            'retry-after': String(throttle.retryAfterSec),
+            ...(failure.retryAfterSec !== undefined ? { 'retry-after': String(failure.retryAfterSec) } : {}),
             'x-ms-request-id': randomUUID(),
           });
-          res.end(
-            JSON.stringify({ error: { code: 'ThrottledError', message: 'Your request was throttled; retry after the given time.' } }),
-          );
+          res.end(JSON.stringify({ error: { code: failure.code, message: failure.message } }));
           return;
         }
         [status, payload] = q && req.method === 'POST' ? logsQuery(req, decodeURIComponent(q[1]), body) : arm(req, url, body);
+        if (q && status === 200 && partial > 0) {
+          partial--;
+          // LogsQueryResult with `error`: rows from the shards that answered (the SDK reports PartialFailure).
+          payload = {
+            ...(payload as object),
+            error: {
+              code: 'PartialError',
+              message: 'There were some errors when processing your query.',
+              details: [{ code: 'EngineError', message: 'Query execution timed out on a shard.' }],
+            },
+          };
+        }
       } catch (err) {
         if (err instanceof HttpError) {
           status = err.status;
@@ -647,7 +667,16 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
     deny: (a) => void denied.add(a),
     allow: (a) => void denied.delete(a),
     setIngestionDelay: (ms) => void (ingestionDelayMs = ms),
-    throttleQueries: (n, retryAfterSec = 1) => void (throttle = { n, retryAfterSec }),
+    throttleQueries: (n, retryAfterSec = 1) =>
+      void (failure = {
+        n,
+        status: 429,
+        code: 'ThrottledError',
+        message: 'Your request was throttled; retry after the given time.',
+        retryAfterSec,
+      }),
+    failQueries: (n, error) => void (failure = { n, ...error }),
+    partialQueries: (n) => void (partial = n),
     addDcr: (id, resource) => void dcrs.set(id.toLowerCase(), { ...resource, id, name: id.split('/').pop()! }),
     setSyslogCopies: (on) => void (syslogCopies = on),
     setReader: (on) => void (noReader = !on),

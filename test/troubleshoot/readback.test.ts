@@ -13,7 +13,9 @@ import { buildDcrTemplate, DCR_STREAM } from '../../src/dcr/render.js';
 import { Context } from '../../src/troubleshoot/context.js';
 import { checkReadback } from '../../src/troubleshoot/checks/readback.js';
 import { createDefaultDeps } from '../../src/troubleshoot/deps.js';
-import { renderHuman } from '../../src/troubleshoot/render.js';
+import { renderHuman, troubleshootExitCode } from '../../src/troubleshoot/render.js';
+import { summarize } from '../../src/troubleshoot/run.js';
+import type { CheckResult } from '../../src/troubleshoot/types.js';
 import { troubleshootOptionsSchema } from '../../src/troubleshoot/types.js';
 import { startMockAzure, type MockAzure } from '../helpers/mock-azure.js';
 import { startMockControl, type MockControl } from '../helpers/mock-azure-control.js';
@@ -70,6 +72,8 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
     ctl.setIngestionDelay(0);
     ctl.setSyslogCopies(false);
     ctl.setReader(true);
+    ctl.failQueries(0, { status: 200, code: '', message: '' });
+    ctl.partialQueries(0);
   });
 
   // One credential for every case: its token cache keeps sign-in out of the timings ("late" must poll before the rows show).
@@ -211,7 +215,18 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
     expect((r.details!.hops as Hop[]).every((h) => h.inSyslog)).toBe(true);
   }, 60_000);
 
-  it('a missing reader role is one line naming "Log Analytics Reader"', async () => {
+  /** The whole run's verdict with this readback in it: never "OK" / exit 0 while the probes are not proven in the table. */
+  function verdict(r: CheckResult) {
+    const report = summarize([r]);
+    return {
+      ok: report.ok,
+      unfinished: report.unfinished,
+      exit: troubleshootExitCode(report),
+      human: renderHuman(report, { colour: false }),
+    };
+  }
+
+  it('a missing reader role is one line naming "Log Analytics Reader", and the run is not OK (exit 3)', async () => {
     ctl.addDcr(ruleId, rule());
     ctl.setReader(false);
     const r = await checkReadback(shared(30));
@@ -220,6 +235,58 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
       `cannot query workspace ${edge.workspaceId}: the signed-in identity needs "Log Analytics Reader" on it (probes not verified in the table)`,
     );
     expect(r.fix).toContain('az role assignment create --role "Log Analytics Reader"');
+    expect(verdict(r)).toMatchObject({ ok: false, unfinished: ['e2e.readback'], exit: 3 });
+    expect(verdict(r).human).toMatch(/^NOT OK: .*\(e2e\.readback could not verify the probes: nothing proven there\)$/m);
+  }, 60_000);
+
+  // A query that fails says nothing about the rows: the check cannot pass, and the run cannot end "OK", exit 0.
+  const queryFailures: Array<[string, () => void, RegExp]> = [
+    ['throttled past the retries (429)', () => ctl.throttleQueries(20, 0), /throttl/i],
+    [
+      'a 5xx past the retries',
+      () => ctl.failQueries(20, { status: 503, code: 'ServiceUnavailable', message: 'The service is unavailable.', retryAfterSec: 0 }),
+      /unavailable/i,
+    ],
+    ['a partial result', () => ctl.partialQueries(1), /partial result/],
+  ];
+  it.each(queryFailures)(
+    '%s: could not verify, the run is NOT OK with exit 3',
+    async (_name, fail, why) => {
+      ctl.addDcr(ruleId, rule());
+      fail();
+      const r = await checkReadback(shared(30));
+      expect(r.status, r.message).toBe('warn');
+      expect(verdict(r)).toMatchObject({ ok: false, unfinished: ['e2e.readback'], exit: 3 });
+      expect(r.message).toMatch(new RegExp(`^cannot query workspace ${edge.workspaceId}: .*\\(probes not verified in the table\\)$`));
+      expect(r.message).toMatch(why);
+      expect(verdict(r).human).not.toMatch(/^OK:/m);
+      expect(verdict(r).human).toContain('e2e.readback could not verify the probes');
+    },
+    60_000,
+  );
+
+  it('a failed sign-in: could not verify, the run is NOT OK with exit 3', async () => {
+    ctl.addDcr(ruleId, rule());
+    const c = shared(30);
+    const deps = c.deps;
+    const good = deps.readbackClient;
+    const wrong = new ClientSecretCredential(edge.tenantId, edge.clientId, 'not-the-secret', {
+      authorityHost: edge.url,
+      disableInstanceDiscovery: true,
+      agent: new https.Agent({ ca: [...tls.rootCertificates, edge.caPem!] }),
+    });
+    deps.readbackClient = (o) =>
+      createReadbackClient({ env: {}, logsQueryUrl: o.logsQueryUrl, armUrl: o.armUrl, ca: edge.caPem, credential: wrong });
+    try {
+      const r = await checkReadback(c);
+      expect(r.status, r.message).toBe('warn');
+      expect(verdict(r)).toMatchObject({ ok: false, unfinished: ['e2e.readback'], exit: 3 });
+      expect(r.message).toContain('Invalid client secret');
+      expect(r.message).not.toContain('not-the-secret');
+      expect(r.fix).toContain('az login');
+    } finally {
+      deps.readbackClient = good;
+    }
   }, 60_000);
 
   it('a 429 from the Logs Query API is waited out (Retry-After), not reported', async () => {

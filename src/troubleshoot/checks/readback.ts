@@ -31,6 +31,14 @@ export function hopRows(probes: Array<ProbeReadback & { transport: string }>): P
   }));
 }
 
+/**
+ * The query itself failed, so nothing is known about the probes: not a pass and not a warning the run can be OK
+ * with. Marked unfinished, as a check that ran out of time is, so the report is NOT OK and the exit code 3.
+ */
+function unverified(o: Omit<CheckOutcome, 'status'>): CheckOutcome {
+  return { ...o, status: 'warn', details: { ...o.details, unfinished: true, unverified: true } };
+}
+
 const secs = (ms: number) =>
   ms < 120_000
     ? `${Math.round(ms / 100) / 10}s`
@@ -96,12 +104,11 @@ export async function checkReadback(ctx: Context): Promise<CheckOutcome> {
       { client, now: ctx.deps.now, sleep: ctx.deps.sleep, progress: ctx.deps.progress },
     );
   } catch (err) {
-    return {
+    return unverified({
       ...base,
-      status: 'warn',
       message: `cannot read the workspace: ${(err as Error).message}`,
       fix: 'sign in with `az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET',
-    };
+    });
   }
   const probes = rb.probes.map((p, i) => ({ ...p, transport: run.results[i].transport }));
   const hops = hopRows(probes);
@@ -110,13 +117,12 @@ export async function checkReadback(ctx: Context): Promise<CheckOutcome> {
   if (rb.error) {
     const e = rb.error;
     if (e.kind === 'forbidden') {
-      return {
+      return unverified({
         ...base,
-        status: 'warn',
         message: `cannot query workspace ${o.workspaceId}: the signed-in identity needs "${READER_ROLE}" on it (probes not verified in the table)`,
         fix: `grant "${READER_ROLE}" on the workspace to whoever runs troubleshoot (\`az role assignment create --role "${READER_ROLE}" --assignee <you> --scope <workspace resource id>\`)`,
         details: { ...details, error: e.message },
-      };
+      });
     }
     if (e.kind === 'not-found') {
       return {
@@ -127,16 +133,17 @@ export async function checkReadback(ctx: Context): Promise<CheckOutcome> {
         details,
       };
     }
-    return {
+    return unverified({
       ...base,
-      status: 'warn',
-      message: `cannot query workspace ${o.workspaceId}: ${e.message}`,
+      message: `cannot query workspace ${o.workspaceId}: ${e.message} (probes not verified in the table)`,
       fix:
         e.kind === 'sign-in'
           ? 'sign in with `az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET'
-          : 'run again later; the Logs Query API did not answer',
-      details,
-    };
+          : e.kind === 'throttled'
+            ? 'the workspace is throttling queries: run again in a few minutes'
+            : 'run again later; the Logs Query API did not give a full answer',
+      details: { ...details, error: e.message, kind: e.kind },
+    });
   }
 
   const acc = probes.filter((p) => p.accepted);
