@@ -74,6 +74,9 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
     ctl.setReader(true);
     ctl.failQueries(0, { status: 200, code: '', message: '' });
     ctl.partialQueries(0);
+    ctl.setGraphPageSize(1000);
+    ctl.setGraphLag(undefined);
+    ctl.allow('Microsoft.Insights/dataCollectionRules/read');
   });
 
   // One credential for every case: its token cache keeps sign-in out of the timings ("late" must poll before the rows show).
@@ -181,6 +184,80 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
     expect(r.status).toBe('fail');
     expect(r.message).toContain(`rule sentinel-cef-dcr sends ${DCR_STREAM} to Custom-CEF_CL, not Microsoft-CommonSecurityLog`);
     expect(r.message).toContain('does not declare DeviceCustomString2');
+  }, 60_000);
+
+  /** A rule another tool made that also sends CEF to CommonSecurityLog (AMA's), in our workspace. */
+  function otherCslRule(name: string, immutableId: string) {
+    const w = ctl.workspaces[0];
+    ctl.addDcr(
+      `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.Insights/dataCollectionRules/${name}`,
+      {
+        location: w.location,
+        properties: {
+          immutableId,
+          destinations: {
+            logAnalytics: [
+              {
+                name: 'la',
+                workspaceResourceId: `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${w.name}`,
+                workspaceId: w.customerId,
+              },
+            ],
+          },
+          dataFlows: [{ streams: ['Microsoft-CommonSecurityLog'], destinations: ['la'] }],
+        },
+      },
+    );
+  }
+
+  it('the rule is found by immutable id on any Resource Graph page ($skipToken) and read through ARM (2023-03-11)', async () => {
+    // Three other rules come first and a page holds two: ours is on page 2.
+    for (const n of [1, 2, 3]) otherCslRule(`ama-cef-${n}`, `dcr-other${n}`);
+    const kql = 'source | where false';
+    ctl.addDcr(
+      ruleId,
+      rule((p) => void (p.dataFlows[0].transformKql = kql)),
+    );
+    ctl.setGraphPageSize(2);
+    const before = ctl.requests.length;
+    const r = await checkReadback(shared(3));
+    expect(r.status).toBe('fail');
+    expect(r.message).toContain(`the transform of rule sentinel-cef-dcr drops the probes: ${kql}`);
+    expect(r.message).toContain('Other rules also sending to CommonSecurityLog: ama-cef-1, ama-cef-2, ama-cef-3');
+    const sent = ctl.requests.slice(before);
+    const graph = sent.filter((x) => x.path === '/providers/Microsoft.ResourceGraph/resources');
+    expect(graph.map((x) => x.status)).toEqual([200, 200]);
+    const bodies = graph.map((x) => x.body as { query: string; options: { $top?: number; $skipToken?: string } });
+    expect(bodies[0].query).toContain(`properties.immutableId =~ '${edge.dcrImmutableId}'`);
+    expect(bodies[0].options.$skipToken).toBeUndefined();
+    expect(bodies[1].options.$skipToken).toBeTypeOf('string');
+    expect(sent.filter((x) => x.method === 'GET' && x.path === ruleId)).toEqual([
+      expect.objectContaining({ apiVersion: '2023-03-11', status: 200 }),
+    ]);
+  }, 60_000);
+
+  it('the rule read through ARM, not the Resource Graph copy that lags a just-fixed rule', async () => {
+    ctl.addDcr(ruleId, rule());
+    ctl.setIngestionDelay(600_000);
+    // Resource Graph still indexes yesterday's broken rule; ARM holds today's fixed one.
+    ctl.setGraphLag(ruleId, rule((p) => void (p.dataFlows[0].outputStream = 'Custom-CEF_CL')).properties);
+    const r = await checkReadback(shared(3));
+    expect(r.status).toBe('fail');
+    expect(r.message).not.toContain('Custom-CEF_CL');
+    expect(r.message).toContain('the rule looks right');
+  }, 60_000);
+
+  it('a rule the identity may not read: one line naming the role and where', async () => {
+    ctl.addDcr(
+      ruleId,
+      rule((p) => void (p.dataFlows[0].transformKql = 'source | where false')),
+    );
+    ctl.deny('Microsoft.Insights/dataCollectionRules/read');
+    const r = await checkReadback(shared(3));
+    expect(r.status).toBe('fail');
+    expect(r.message).toContain(
+      `no data collection rule with immutable id ${edge.dcrImmutableId} is visible to the signed-in identity: reading it needs "Monitoring Reader" (or "Reader") on the rule's resource group`,
+    );
   }, 60_000);
 
   it('duplicated: probes also in Syslog warn, name the other rule and give the AMA 1.41 transform', async () => {
