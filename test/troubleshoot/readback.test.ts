@@ -11,9 +11,9 @@ import { createSink } from '../../src/sinks/index.js';
 import { createReadbackClient } from '../../src/azure/readback.js';
 import { buildDcrTemplate, DCR_STREAM } from '../../src/dcr/render.js';
 import { Context } from '../../src/troubleshoot/context.js';
-import { checkReadback } from '../../src/troubleshoot/checks/readback.js';
+import { checkReadback, hopRows, type ProbeHopRow } from '../../src/troubleshoot/checks/readback.js';
 import { createDefaultDeps } from '../../src/troubleshoot/deps.js';
-import { renderHuman, troubleshootExitCode } from '../../src/troubleshoot/render.js';
+import { renderHops, renderHuman, troubleshootExitCode } from '../../src/troubleshoot/render.js';
 import { summarize } from '../../src/troubleshoot/run.js';
 import type { CheckResult } from '../../src/troubleshoot/types.js';
 import { troubleshootOptionsSchema } from '../../src/troubleshoot/types.js';
@@ -102,6 +102,8 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
         readbackTimeoutSec,
         logsQueryEndpoint: ctl.url,
         armEndpoint: ctl.url,
+        // The probes go straight to the in-process forwarder: no syslog daemon is in this path.
+        forwarderOnly: true,
       }),
       deps,
     );
@@ -116,7 +118,7 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
     return sharedCtx;
   }
 
-  type Hop = { id: string; daemon: boolean; forwarderMs: number | null; apiMs: number | null; tableMs: number | null; inSyslog: boolean };
+  type Hop = ProbeHopRow;
 
   it('found: every accepted probe is in the table, each hop timed, and the query shape is what the API takes', async () => {
     ctl.addDcr(ruleId, rule());
@@ -126,7 +128,8 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
     const hops = r.details!.hops as Hop[];
     expect(hops).toHaveLength(4);
     for (const h of hops) {
-      expect(h).toMatchObject({ daemon: true, inSyslog: false });
+      // No daemon in this path: its hop is n/a, not a made-up "yes".
+      expect(h).toMatchObject({ daemon: null, daemonMs: null, inSyslog: false });
       for (const v of [h.forwarderMs, h.apiMs, h.tableMs]) expect(v).toBeTypeOf('number');
     }
     const q = ctl.requests.filter((x) => x.path.endsWith('/query'));
@@ -134,7 +137,8 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
     expect(q.every((x) => x.status === 200)).toBe(true);
     const human = renderHuman({ ok: true, checks: [r] }, { colour: false });
     expect(human).toMatch(/probe\s+sent\s+daemon\s+forwarder\s+API accepted\s+in table\s+Syslog copy/);
-    for (const h of hops) expect(human).toContain(h.id);
+    for (const h of hops) expect(human).toMatch(new RegExp(`${h.id}\\s+\\d\\d:\\d\\d:\\d\\d\\s+n/a\\s+\\+\\d`));
+    expect(human).not.toContain('through');
   }, 60_000);
 
   it('late: rows that take a while are waited for, with a progress line per poll', async () => {
@@ -420,5 +424,31 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
     const r = await checkReadback(c);
     expect(r).toMatchObject({ status: 'skip' });
     expect(r.message).toContain('--workspace');
+  });
+});
+
+describe('the hop table', () => {
+  const sentAt = Date.parse('2026-12-06T10:00:00.000Z');
+  const probes = [
+    { id: 'p-1', transport: 'tcp', sentAt, receivedAt: sentAt + 40, acceptedAt: sentAt + 1040, accepted: true, visibleAt: sentAt + 61_040 },
+    { id: 'p-2', transport: 'udp', sentAt, accepted: false },
+  ];
+
+  it('with a daemon in the path: its hop is measured (sent → forwarder through it) and labelled so', () => {
+    const rows = hopRows(probes, 'rsyslog');
+    expect(rows[0]).toMatchObject({ daemon: 'rsyslog', daemonMs: 40, forwarderMs: null, apiMs: 1000, tableMs: 60_000 });
+    expect(rows[1]).toMatchObject({ daemon: 'rsyslog', daemonMs: null, forwarderMs: null, apiMs: null, tableMs: null });
+    const text = renderHops(rows);
+    expect(text[1]).toMatch(/^p-1\s+10:00:00\s+\+40 ms\*\s+\*\s+\+1\.0 s\s+\+60\.0 s\s+no$/);
+    expect(text[2]).toMatch(/^p-2\s+10:00:00\s+—\s+—\s+—\s+—\s+no$/);
+    expect(text.at(-1)).toMatch(/^\* sent → received by the forwarder through rsyslog: the daemon's own receive time/);
+  });
+
+  it('with no daemon in the path (demo, --forwarder-only): n/a, never "yes"', () => {
+    const rows = hopRows(probes, null);
+    expect(rows[0]).toMatchObject({ daemon: null, daemonMs: null, forwarderMs: 40 });
+    const text = renderHops(rows);
+    expect(text[1]).toMatch(/^p-1\s+10:00:00\s+n\/a\s+\+40 ms\s+/);
+    expect(text.join('\n')).not.toMatch(/yes|\*/);
   });
 });

@@ -10,25 +10,35 @@ export interface ProbeHopRow {
   id: string;
   transport: string;
   sent: string | null;
-  daemon: boolean;
+  /** The syslog daemon the probe was sent to (rsyslog, syslog-ng); null: none in the path (demo, --forwarder-only). */
+  daemon: string | null;
+  /**
+   * Sent → received by the forwarder through the daemon. The drop-in passes the raw message on, so the daemon's
+   * own receive time never reaches the forwarder: this hop includes the daemon's delivery to the forwarder.
+   */
+  daemonMs: number | null;
+  /** Sent → received by the forwarder, when no daemon is in the path (with one, that time is daemonMs). */
   forwarderMs: number | null;
   apiMs: number | null;
   tableMs: number | null;
   inSyslog: boolean;
 }
 
-export function hopRows(probes: Array<ProbeReadback & { transport: string }>): ProbeHopRow[] {
-  return probes.map((p) => ({
-    id: p.id,
-    transport: p.transport,
-    sent: p.sentAt ? new Date(p.sentAt).toISOString() : null,
-    // The forwarder hears only from the daemon: a probe it received went through the daemon.
-    daemon: p.receivedAt !== undefined,
-    forwarderMs: p.receivedAt !== undefined ? Math.max(0, p.receivedAt - p.sentAt) : null,
-    apiMs: p.accepted && p.acceptedAt !== undefined && p.receivedAt !== undefined ? Math.max(0, p.acceptedAt - p.receivedAt) : null,
-    tableMs: p.visibleAt !== undefined ? Math.max(0, p.visibleAt - (p.acceptedAt ?? p.sentAt)) : null,
-    inSyslog: Boolean(p.inSyslog),
-  }));
+export function hopRows(probes: Array<ProbeReadback & { transport: string }>, daemon: string | null): ProbeHopRow[] {
+  return probes.map((p) => {
+    const received = p.receivedAt !== undefined ? Math.max(0, p.receivedAt - p.sentAt) : null;
+    return {
+      id: p.id,
+      transport: p.transport,
+      sent: p.sentAt ? new Date(p.sentAt).toISOString() : null,
+      daemon,
+      daemonMs: daemon ? received : null,
+      forwarderMs: daemon ? null : received,
+      apiMs: p.accepted && p.acceptedAt !== undefined && p.receivedAt !== undefined ? Math.max(0, p.acceptedAt - p.receivedAt) : null,
+      tableMs: p.visibleAt !== undefined ? Math.max(0, p.visibleAt - (p.acceptedAt ?? p.sentAt)) : null,
+      inSyslog: Boolean(p.inSyslog),
+    };
+  });
 }
 
 /**
@@ -111,7 +121,8 @@ export async function checkReadback(ctx: Context): Promise<CheckOutcome> {
     });
   }
   const probes = rb.probes.map((p, i) => ({ ...p, transport: run.results[i].transport }));
-  const hops = hopRows(probes);
+  // The probes go to the daemon's port unless the forwarder listens there itself.
+  const hops = hopRows(probes, o.forwarderOnly ? null : ((await ctx.daemon()).name ?? 'syslog daemon'));
   const details: Record<string, unknown> = { workspaceId: o.workspaceId, waitedMs: rb.waitedMs, hops, ...(rb.dcr ? { dcr: rb.dcr } : {}) };
 
   if (rb.error) {
