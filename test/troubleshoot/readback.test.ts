@@ -224,7 +224,7 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
     );
     ctl.setGraphPageSize(2);
     const before = ctl.requests.length;
-    const r = await checkReadback(shared(3));
+    const r = await checkReadback(shared(1));
     expect(r.status).toBe('fail');
     expect(r.message).toContain(`the transform of rule sentinel-cef-dcr drops the probes: ${kql}`);
     expect(r.message).toContain('Other rules also sending to CommonSecurityLog: ama-cef-1, ama-cef-2, ama-cef-3');
@@ -245,7 +245,7 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
     ctl.setIngestionDelay(600_000);
     // Resource Graph still indexes yesterday's broken rule; ARM holds today's fixed one.
     ctl.setGraphLag(ruleId, rule((p) => void (p.dataFlows[0].outputStream = 'Custom-CEF_CL')).properties);
-    const r = await checkReadback(shared(3));
+    const r = await checkReadback(shared(1));
     expect(r.status).toBe('fail');
     expect(r.message).not.toContain('Custom-CEF_CL');
     expect(r.message).toContain('the rule looks right');
@@ -257,7 +257,7 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
       rule((p) => void (p.dataFlows[0].transformKql = 'source | where false')),
     );
     ctl.deny('Microsoft.Insights/dataCollectionRules/read');
-    const r = await checkReadback(shared(3));
+    const r = await checkReadback(shared(1));
     expect(r.status).toBe('fail');
     expect(r.message).toContain(
       `no data collection rule with immutable id ${edge.dcrImmutableId} is visible to the signed-in identity: reading it needs "Monitoring Reader" (or "Reader") on the rule's resource group`,
