@@ -4,8 +4,9 @@
  *
  * Logs Query: data-plane stable/v1 `POST {endpoint}/v1/workspaces/{workspaceId}/query` (Azure/azure-rest-api-specs
  * specification/operationalinsights/data-plane/.../stable/v1/OperationalInsights.json), through @azure/monitor-query-logs.
- * ARM: Resource Graph stable/2024-04-01 (`POST /providers/Microsoft.ResourceGraph/resources`) to find the rules,
- * whose `properties` are the dataCollectionRules stable/2023-03-11 shape (streamDeclarations, dataFlows, destinations).
+ * ARM: Resource Graph stable/2024-04-01 (`POST /providers/Microsoft.ResourceGraph/resources`, paged by `$skipToken`)
+ * finds the rules by immutable id; our rule is then read through ARM, dataCollectionRules stable/2023-03-11
+ * (`GET {id}?api-version=2023-03-11`: streamDeclarations, dataFlows, destinations).
  */
 import type { Agent } from 'node:https';
 import type { TokenCredential } from '@azure/identity';
@@ -14,6 +15,7 @@ import { HttpTransport, describeNetworkError } from '../sinks/http.js';
 import { buildProbeMessage } from '../forwarder/send-test.js';
 import { parseLine } from '../parser/index.js';
 import { ARM_URLS } from './azure-client.js';
+import { DCR_API_VERSION } from '../dcr/render.js';
 import { RESOURCE_GRAPH_API_VERSION, type AzureAnswer } from './setup-logs-ingestion.js';
 
 export const LOGS_QUERY_URLS: Record<Cloud, string> = {
@@ -158,7 +160,13 @@ function toReadbackError(err: unknown): ReadbackError {
   if (e.statusCode === 404 || e.code === 'WorkspaceNotFoundError' || e.code === 'PathNotFoundError')
     return new ReadbackError(msg, 'not-found');
   if (e.statusCode === 429) return new ReadbackError(msg, 'throttled');
-  if (e.name === 'CredentialUnavailableError' || e.name === 'AuthenticationError' || e.name === 'AggregateAuthenticationError')
+  if (
+    e.name === 'CredentialUnavailableError' ||
+    e.name === 'AuthenticationError' ||
+    e.name === 'AggregateAuthenticationError' ||
+    // What the SDK's bearer-token policy throws when the credential's sign-in fails (a wrong secret, say).
+    e.name === 'AuthenticationRequiredError'
+  )
     return new ReadbackError(msg, 'sign-in');
   return new ReadbackError(msg, 'other');
 }
@@ -302,11 +310,6 @@ export function probeColumns(): string[] {
   return r.ok ? Object.keys(r.row) : [];
 }
 
-/**
- * Reads every rule the caller can see and checks ours (by immutable id) against what we send: a flow for our
- * stream, its output to CommonSecurityLog, the declared columns holding the probe's, a transform that keeps rows.
- * Also lists other rules that bring CEF into CommonSecurityLog.
- */
 /** The parts of a data collection rule readback looks at (DataCollectionRuleResource, api-version 2023-03-11). */
 interface RuleFlow {
   streams?: string[];
@@ -321,33 +324,64 @@ interface RuleProperties {
   streamDeclarations?: Record<string, { columns?: Array<{ name: string; type?: string }> }>;
 }
 
+/** Who may read a rule: ARM and Resource Graph show it only to these (built-in roles). */
+export const RULE_READER_ROLES = '"Monitoring Reader" (or "Reader")';
+
+interface GraphRule {
+  id: string;
+  name: string;
+  properties: RuleProperties;
+}
+
+/**
+ * Our rule (by immutable id) and every rule that sends to CommonSecurityLog, from Resource Graph, every page
+ * ($skipToken): a tenant with many rules would otherwise hide ours past the first page.
+ */
+async function findRules(client: ReadbackClient, immutableId: string): Promise<GraphRule[] | string> {
+  const lit = `'${immutableId.replace(/['\\]/g, '\\$&')}'`;
+  const query =
+    `resources | where type =~ 'microsoft.insights/datacollectionrules'` +
+    ` | where properties.immutableId =~ ${lit} or tostring(properties.dataFlows) contains 'Microsoft-CommonSecurityLog'` +
+    ` | project id, name, properties`;
+  const rules: GraphRule[] = [];
+  let skipToken: string | undefined;
+  // Bounded: 50 pages of 1,000 rules is far past any tenant's count of rules sending to CommonSecurityLog.
+  for (let page = 0; page < 50; page++) {
+    let answer: AzureAnswer;
+    try {
+      answer = await client.arm('POST', `/providers/Microsoft.ResourceGraph/resources?api-version=${RESOURCE_GRAPH_API_VERSION}`, {
+        query,
+        options: { $top: 1000, ...(skipToken ? { $skipToken: skipToken } : {}) },
+      });
+    } catch (err) {
+      return (err as Error).message;
+    }
+    if (answer.status === 403)
+      return `cannot search the data collection rules (Resource Graph): the signed-in identity needs ${RULE_READER_ROLES} on the rule's resource group`;
+    if (answer.status !== 200) return `Resource Graph answered ${armError(answer)}`;
+    const json = answer.json as { data?: GraphRule[]; $skipToken?: string } | null;
+    rules.push(...(json?.data ?? []).filter((r) => r && r.properties));
+    skipToken = json?.$skipToken;
+    if (!skipToken) break;
+  }
+  return rules;
+}
+
+function armError(answer: AzureAnswer): string {
+  const e = (answer.json as { error?: { code?: string; message?: string } } | null)?.error;
+  return `HTTP ${answer.status}${e ? `: ${e.code ?? ''} ${firstLine(e.message ?? '')}` : ''}`;
+}
+
+/**
+ * Finds our rule by immutable id (Resource Graph), reads it through ARM (dataCollectionRules GET, api-version
+ * 2023-03-11: Resource Graph's copy can lag a rule just fixed) and checks it against what we send: a flow for our
+ * stream, its output to CommonSecurityLog, the declared columns holding the probe's, a transform that keeps rows.
+ * Also lists other rules that bring CEF into CommonSecurityLog.
+ */
 export async function inspectDcrs(client: ReadbackClient, immutableId: string, stream: string, workspaceId: string): Promise<DcrFinding> {
-  let answer: AzureAnswer;
-  try {
-    answer = await client.arm('POST', `/providers/Microsoft.ResourceGraph/resources?api-version=${RESOURCE_GRAPH_API_VERSION}`, {
-      query: "resources | where type =~ 'microsoft.insights/datacollectionrules' | project id, name, kind, properties",
-    });
-  } catch (err) {
-    return { causes: [], otherRules: [], unreadable: (err as Error).message };
-  }
-  if (answer.status === 403) {
-    return {
-      causes: [],
-      otherRules: [],
-      unreadable: 'cannot read the data collection rules: the signed-in identity needs "Reader" (or "Monitoring Reader") on the rule',
-    };
-  }
-  if (answer.status !== 200) {
-    const e = (answer.json as { error?: { code?: string; message?: string } } | null)?.error;
-    return {
-      causes: [],
-      otherRules: [],
-      unreadable: `Resource Graph answered HTTP ${answer.status}${e ? `: ${e.code ?? ''} ${firstLine(e.message ?? '')}` : ''}`,
-    };
-  }
-  const rules = ((answer.json as { data?: Array<{ id: string; name: string; properties: RuleProperties }> }).data ?? []).filter(
-    (r) => r && r.properties,
-  );
+  const found = await findRules(client, immutableId);
+  if (typeof found === 'string') return { causes: [], otherRules: [], unreadable: found };
+  const rules = found;
   const ours = rules.find((r) => String(r.properties.immutableId ?? '').toLowerCase() === immutableId.toLowerCase());
   const toCsl = (r: { properties: RuleProperties }) =>
     (r.properties.dataFlows ?? []).some(
@@ -362,10 +396,28 @@ export async function inspectDcrs(client: ReadbackClient, immutableId: string, s
     return {
       causes: [],
       otherRules,
-      unreadable: `no data collection rule with immutable id ${immutableId} is visible to the signed-in identity`,
+      unreadable: `no data collection rule with immutable id ${immutableId} is visible to the signed-in identity: reading it needs ${RULE_READER_ROLES} on the rule's resource group`,
     };
+  let got: AzureAnswer;
+  try {
+    got = await client.arm('GET', `${ours.id}?api-version=${DCR_API_VERSION}`);
+  } catch (err) {
+    return { causes: [], otherRules, unreadable: (err as Error).message, ruleId: ours.id };
+  }
+  if (got.status !== 200) {
+    const group = /\/resourceGroups\/([^/]+)/i.exec(ours.id)?.[1] ?? '?';
+    return {
+      causes: [],
+      otherRules,
+      ruleId: ours.id,
+      unreadable:
+        got.status === 403
+          ? `cannot read rule ${ours.name} through ARM: the signed-in identity needs ${RULE_READER_ROLES} on resource group ${group}`
+          : `reading rule ${ours.name} through ARM answered ${armError(got)}`,
+    };
+  }
   const causes: string[] = [];
-  const p = ours.properties;
+  const p = ((got.json as { properties?: RuleProperties } | null)?.properties ?? {}) as RuleProperties;
   const flows = (p.dataFlows ?? []).filter((f) => (f.streams ?? []).includes(stream));
   if (flows.length === 0)
     causes.push(`rule ${ours.name} has no data flow for the stream ${stream} the forwarder sends: rows are accepted and discarded`);

@@ -180,7 +180,8 @@ export async function runAzureDemo(input: AzureDemoOptions, log: (s: string) => 
       workspaceId: edge.workspaceId,
       dcrImmutableId: dcr,
       endpoint,
-      hops: hopRows(probes),
+      // The demo sends straight to the forwarder: no syslog daemon in the path.
+      hops: hopRows(probes, null),
       rowsInTable: rows.length,
       problems,
     };

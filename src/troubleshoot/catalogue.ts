@@ -50,7 +50,7 @@ export const CHECK_DOCS: Record<string, string> = {
   'system.legacy-agents': 'no OMS agent or AMA leftovers, no other program on 25226 or 28330',
   'e2e.probes': 'probes over TCP and UDP followed to the sink; `details.stoppedAt` says where they stopped',
   'e2e.readback':
-    "with `--workspace`, the accepted probes read back from CommonSecurityLog (Logs Query API) with each hop's latency; a probe missing after `--readback-timeout` fails with the DCR's reason (undeclared columns, output stream, transform), copies in Syslog warn",
+    "with `--workspace`, the accepted probes read back from CommonSecurityLog (Logs Query API) with each hop's latency; a probe missing after `--readback-timeout` fails with the DCR's reason (undeclared columns, output stream, transform), copies in Syslog warn; a query that fails (no reader role, sign-in, throttled, 5xx, partial answer) could not verify the probes: listed in `unfinished`, exit 3",
   'e2e.capture': 'with `--capture`, tcpdump evidence of the probes on both ports',
 };
 

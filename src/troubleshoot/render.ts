@@ -44,8 +44,13 @@ export function renderHuman(report: TroubleshootReport, opts: { colour: boolean;
   }
   const count = (s: CheckStatus) => report.checks.filter((r) => r.status === s).length;
   const summary = `${count('pass')} passed, ${count('warn')} warnings, ${count('fail')} failed, ${count('skip')} skipped`;
+  const unverified = new Set(report.checks.filter((r) => r.details?.unverified === true).map((r) => r.id));
+  const late = report.unfinished?.filter((id) => !unverified.has(id)) ?? [];
   const unproven = report.unfinished?.length
-    ? ` (${report.unfinished.join(', ')} did not finish within --timeout: nothing proven there)`
+    ? ` (${[
+        ...(late.length ? [`${late.join(', ')} did not finish within --timeout`] : []),
+        ...(unverified.size ? [`${[...unverified].join(', ')} could not verify the probes`] : []),
+      ].join('; ')}: nothing proven there)`
     : '';
   lines.push(report.ok ? c.green(`OK: ${summary}`) : c.red(`NOT OK: ${summary}${unproven}`));
   return `${lines.join('\n')}\n`;
@@ -76,25 +81,35 @@ const ms = (v: number | null) =>
         ? `+${(v / 1000).toFixed(1)} s`
         : `+${Math.floor(v / 60_000)}m${String(Math.round((v % 60_000) / 1000)).padStart(2, '0')}s`;
 
-/** Each probe's hops, latency from the hop before: sent → daemon → forwarder → ingestion API → table. */
+/**
+ * Each probe's hops, latency from the hop before: sent → daemon → forwarder → ingestion API → table. Without a
+ * daemon in the path its column says n/a; with one, the forwarder's receive time is all that is known, so the
+ * daemon column holds sent → forwarder and a note under the table says so.
+ */
 export function renderHops(hops: ProbeHopRow[]): string[] {
   const rows = [['probe', 'sent', 'daemon', 'forwarder', 'API accepted', 'in table', 'Syslog copy']];
   for (const h of hops) {
     rows.push([
       h.id,
       h.sent ? h.sent.slice(11, 19) : '—',
-      h.daemon ? 'yes' : '—',
-      ms(h.forwarderMs),
+      h.daemon ? `${ms(h.daemonMs)}${h.daemonMs === null ? '' : '*'}` : 'n/a',
+      h.daemon ? (h.daemonMs === null ? '—' : '*') : ms(h.forwarderMs),
       ms(h.apiMs),
       ms(h.tableMs),
       h.inSyslog ? 'yes' : 'no',
     ]);
   }
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) =>
+  const table = rows.map((r) =>
     r
       .map((c, i) => c.padEnd(w[i]))
       .join('  ')
       .trimEnd(),
   );
+  const daemon = hops.find((h) => h.daemon)?.daemon;
+  if (daemon)
+    table.push(
+      `* sent → received by the forwarder through ${daemon}: the daemon's own receive time does not reach the forwarder, so this includes its hop to the forwarder`,
+    );
+  return table;
 }

@@ -241,12 +241,18 @@ export async function runTroubleshoot(
     }
   }
 
-  const checks = outcomes.map(strip);
-  // A check that did not finish proved nothing (probes still on their way are not delivered ones): the run is not ok.
+  const report = summarize(outcomes.map(strip));
+  return resolved.settings.length ? { ...report, settings: resolved.settings } : report;
+}
+
+/**
+ * The verdict over the checks. A check that did not finish, or could not verify what it checks (a readback whose
+ * query failed), proved nothing (probes still on their way are not delivered ones): the run is not ok.
+ */
+export function summarize(checks: CheckResult[]): TroubleshootReport {
   const unfinishedIds = checks.filter((c) => c.details?.unfinished === true).map((c) => c.id);
   const ok = !checks.some((c) => c.status === 'fail') && unfinishedIds.length === 0;
-  const report: TroubleshootReport = unfinishedIds.length ? { ok, unfinished: unfinishedIds, checks } : { ok, checks };
-  return resolved.settings.length ? { ...report, settings: resolved.settings } : report;
+  return unfinishedIds.length ? { ok, unfinished: unfinishedIds, checks } : { ok, checks };
 }
 
 function rank(id: string): number {

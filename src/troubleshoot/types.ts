@@ -23,7 +23,7 @@ export interface CheckResult {
 export interface TroubleshootReport {
   /** No check failed and every check finished within --timeout. */
   ok: boolean;
-  /** Checks that did not finish within --timeout (the run proved nothing about them); absent when all finished. */
+  /** Checks that did not finish within --timeout, or a readback that could not query the workspace (the run proved nothing about them); absent when all finished. */
   unfinished?: string[];
   checks: CheckResult[];
   /** Where each setting the checks use came from; an explicit flag that overrides the install says so. */

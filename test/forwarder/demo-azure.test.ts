@@ -18,7 +18,9 @@ describe('demo --azure-mock', () => {
     expect(log).toContain('    ingestion accepts the identity');
     expect(r.hops).toHaveLength(2);
     for (const h of r.hops) {
-      expect(h.daemon).toBe(true);
+      // The demo sends straight to the forwarder: no daemon hop to claim.
+      expect(h).toMatchObject({ daemon: null, daemonMs: null });
+      expect(h.forwarderMs).toBeTypeOf('number');
       expect(h.tableMs).toBeGreaterThanOrEqual(900);
     }
     // 2 probes and the 4 vendor samples, each once.

@@ -117,6 +117,14 @@ export interface MockControl {
   setIngestionDelay(ms: number): void;
   /** The next `n` queries answer 429 ThrottledError with `Retry-After: retryAfterSec`. */
   throttleQueries(n: number, retryAfterSec?: number): void;
+  /** The next `n` queries answer this error (e.g. 503 with Retry-After 0, so the SDK's retries are quick). */
+  failQueries(n: number, error: { status: number; code: string; message: string; retryAfterSec?: number }): void;
+  /** The next `n` queries answer 200 with their rows and an `error` (a partial result, e.g. a timed-out shard). */
+  partialQueries(n: number): void;
+  /** Rows per Resource Graph page when the request asks for more (the service's own limit; default 1000). */
+  setGraphPageSize(n: number): void;
+  /** Resource Graph answers these properties for rule `id` (its index lags ARM); undefined: no lag. */
+  setGraphLag(id: string | undefined, properties?: DcrProperties): void;
   /** Stores a rule as if created elsewhere (another tool, AMA's CEF rule); the id names its group and name. */
   addDcr(id: string, resource: DcrBody): void;
   setSyslogCopies(on: boolean): void;
@@ -159,7 +167,15 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
   let edgeDcrUsed = false;
   let syslogCopies = options.syslogCopies ?? false;
   let noReader = options.noReader ?? false;
-  let throttle = { n: 0, retryAfterSec: 1 };
+  let failure: { n: number; status: number; code: string; message: string; retryAfterSec?: number } = {
+    n: 0,
+    status: 429,
+    code: '',
+    message: '',
+  };
+  let partial = 0;
+  let graphPageSize = 1000;
+  let graphLag: { id: string; properties: DcrProperties } | undefined;
 
   const wsId = (w: ControlWorkspace) =>
     `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${w.name}`;
@@ -255,6 +271,36 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
     };
   }
 
+  /**
+   * Resource Graph paging (QueryRequestOptions `$top`, at most 1000, and `$skipToken`; QueryResponse `$skipToken`
+   * while rows remain): a page holds `$top` rows, else the service's page size (`graphPageSize`).
+   */
+  function pager(search: { options?: { $top?: unknown; $skipToken?: unknown } }) {
+    const top = search.options?.$top;
+    if (top !== undefined && (typeof top !== 'number' || !Number.isInteger(top) || top < 1 || top > 1000))
+      throw new HttpError(400, 'BadRequest', 'options.$top must be an integer from 1 to 1000');
+    const token = search.options?.$skipToken;
+    let from = 0;
+    if (token !== undefined) {
+      const m = typeof token === 'string' ? /^page:(\d+)$/.exec(Buffer.from(token, 'base64').toString()) : null;
+      if (!m) throw new HttpError(400, 'InvalidSkipToken', 'The $skipToken is invalid.');
+      from = Number(m[1]);
+    }
+    const size = Math.min(typeof top === 'number' ? top : 1000, graphPageSize);
+    return <T>(rows: T[]) => {
+      const data = rows.slice(from, from + size);
+      const more = from + size < rows.length;
+      return {
+        totalRecords: rows.length,
+        count: data.length,
+        resultTruncated: 'false',
+        ...(more ? { $skipToken: Buffer.from(`page:${from + size}`).toString('base64') } : {}),
+        facets: [],
+        data,
+      };
+    };
+  }
+
   function arm(req: http.IncomingMessage, url: URL, body: unknown): [number, unknown] {
     authorize(req, ARM_AUDIENCE);
     const path = url.pathname;
@@ -262,15 +308,27 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
     if (req.method === 'POST' && path.toLowerCase() === '/providers/microsoft.resourcegraph/resources') {
       requireVersion(url, API_VERSIONS.resourceGraph);
       permit('Microsoft.ResourceGraph/resources/read', '/');
-      const search = body as { query?: unknown; subscriptions?: unknown } | null | undefined;
+      const search = body as
+        { query?: unknown; subscriptions?: unknown; options?: { $top?: unknown; $skipToken?: unknown } } | null | undefined;
       if (typeof search?.query !== 'string' || !search.query.trim())
         throw new HttpError(400, 'BadRequest', 'Please provide below info when asking for support: query is required');
       const q = search.query;
       const subs: string[] | undefined = Array.isArray(search.subscriptions) ? search.subscriptions : undefined;
+      const page = pager(search);
       if (/microsoft\.insights\/datacollectionrules/i.test(q)) {
+        // `where properties.immutableId =~ 'x'`, optionally `or tostring(properties.dataFlows) contains 'y'` (either matches).
         const imm = /immutableId\s*(?:==|=~)\s*['"]([^'"]+)['"]/i.exec(q)?.[1];
+        const flows = /dataFlows\)?\s+contains\s+['"]([^'"]+)['"]/i.exec(q)?.[1];
+        // Resource Graph shows only what the caller may read: no rule read permission, no rules.
+        const readable = !denied.has('Microsoft.Insights/dataCollectionRules/read');
         const data = [...dcrs.values()]
-          .filter((d) => !imm || String(d.properties?.immutableId).toLowerCase() === imm.toLowerCase())
+          .filter(() => readable)
+          .filter(
+            (d) =>
+              (!imm && !flows) ||
+              (imm && String(d.properties?.immutableId).toLowerCase() === imm.toLowerCase()) ||
+              (flows && JSON.stringify(d.properties?.dataFlows ?? []).includes(flows)),
+          )
           .filter((d) => !subs || subs.includes(String(d.id).split('/')[2]))
           .map((d) => ({
             id: d.id,
@@ -280,9 +338,9 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
             resourceGroup: String(d.id).split('/')[4],
             subscriptionId: String(d.id).split('/')[2],
             kind: d.kind ?? '',
-            properties: d.properties,
+            properties: graphLag?.id.toLowerCase() === String(d.id).toLowerCase() ? graphLag.properties : d.properties,
           }));
-        return [200, { totalRecords: data.length, count: data.length, resultTruncated: 'false', facets: [], data }];
+        return [200, page(data)];
       }
       const wantType = /microsoft\.operationalinsights\/workspaces/i.test(q);
       const cid = /customerId\s*(?:==|=~)\s*['"]([0-9a-f-]{36})['"]/i.exec(q)?.[1];
@@ -297,7 +355,7 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
           subscriptionId: w.subscriptionId,
           properties: { customerId: w.customerId },
         }));
-      return [200, { totalRecords: data.length, count: data.length, resultTruncated: 'false', facets: [], data }];
+      return [200, page(data)];
     }
     if ((m = WS_PATH.exec(path))) {
       requireVersion(url, API_VERSIONS.workspaces);
@@ -596,20 +654,30 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
         }
         record.body = body;
         const q = QUERY_PATH.exec(url.pathname);
-        if (q && throttle.n > 0) {
-          throttle.n--;
-          record.status = 429;
-          res.writeHead(429, {
+        if (q && failure.n > 0) {
+          failure.n--;
+          record.status = failure.status;
+          res.writeHead(failure.status, {
             'content-type': 'application/json; charset=utf-8',
-            'retry-after': String(throttle.retryAfterSec),
+            ...(failure.retryAfterSec !== undefined ? { 'retry-after': String(failure.retryAfterSec) } : {}),
             'x-ms-request-id': randomUUID(),
           });
-          res.end(
-            JSON.stringify({ error: { code: 'ThrottledError', message: 'Your request was throttled; retry after the given time.' } }),
-          );
+          res.end(JSON.stringify({ error: { code: failure.code, message: failure.message } }));
           return;
         }
         [status, payload] = q && req.method === 'POST' ? logsQuery(req, decodeURIComponent(q[1]), body) : arm(req, url, body);
+        if (q && status === 200 && partial > 0) {
+          partial--;
+          // LogsQueryResult with `error`: rows from the shards that answered (the SDK reports PartialFailure).
+          payload = {
+            ...(payload as object),
+            error: {
+              code: 'PartialError',
+              message: 'There were some errors when processing your query.',
+              details: [{ code: 'EngineError', message: 'Query execution timed out on a shard.' }],
+            },
+          };
+        }
       } catch (err) {
         if (err instanceof HttpError) {
           status = err.status;
@@ -647,7 +715,18 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
     deny: (a) => void denied.add(a),
     allow: (a) => void denied.delete(a),
     setIngestionDelay: (ms) => void (ingestionDelayMs = ms),
-    throttleQueries: (n, retryAfterSec = 1) => void (throttle = { n, retryAfterSec }),
+    throttleQueries: (n, retryAfterSec = 1) =>
+      void (failure = {
+        n,
+        status: 429,
+        code: 'ThrottledError',
+        message: 'Your request was throttled; retry after the given time.',
+        retryAfterSec,
+      }),
+    failQueries: (n, error) => void (failure = { n, ...error }),
+    partialQueries: (n) => void (partial = n),
+    setGraphPageSize: (n) => void (graphPageSize = n),
+    setGraphLag: (id, properties) => void (graphLag = id && properties ? { id, properties } : undefined),
     addDcr: (id, resource) => void dcrs.set(id.toLowerCase(), { ...resource, id, name: id.split('/').pop()! }),
     setSyslogCopies: (on) => void (syslogCopies = on),
     setReader: (on) => void (noReader = !on),

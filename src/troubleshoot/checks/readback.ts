@@ -10,25 +10,43 @@ export interface ProbeHopRow {
   id: string;
   transport: string;
   sent: string | null;
-  daemon: boolean;
+  /** The syslog daemon the probe was sent to (rsyslog, syslog-ng); null: none in the path (demo, --forwarder-only). */
+  daemon: string | null;
+  /**
+   * Sent → received by the forwarder through the daemon. The drop-in passes the raw message on, so the daemon's
+   * own receive time never reaches the forwarder: this hop includes the daemon's delivery to the forwarder.
+   */
+  daemonMs: number | null;
+  /** Sent → received by the forwarder, when no daemon is in the path (with one, that time is daemonMs). */
   forwarderMs: number | null;
   apiMs: number | null;
   tableMs: number | null;
   inSyslog: boolean;
 }
 
-export function hopRows(probes: Array<ProbeReadback & { transport: string }>): ProbeHopRow[] {
-  return probes.map((p) => ({
-    id: p.id,
-    transport: p.transport,
-    sent: p.sentAt ? new Date(p.sentAt).toISOString() : null,
-    // The forwarder hears only from the daemon: a probe it received went through the daemon.
-    daemon: p.receivedAt !== undefined,
-    forwarderMs: p.receivedAt !== undefined ? Math.max(0, p.receivedAt - p.sentAt) : null,
-    apiMs: p.accepted && p.acceptedAt !== undefined && p.receivedAt !== undefined ? Math.max(0, p.acceptedAt - p.receivedAt) : null,
-    tableMs: p.visibleAt !== undefined ? Math.max(0, p.visibleAt - (p.acceptedAt ?? p.sentAt)) : null,
-    inSyslog: Boolean(p.inSyslog),
-  }));
+export function hopRows(probes: Array<ProbeReadback & { transport: string }>, daemon: string | null): ProbeHopRow[] {
+  return probes.map((p) => {
+    const received = p.receivedAt !== undefined ? Math.max(0, p.receivedAt - p.sentAt) : null;
+    return {
+      id: p.id,
+      transport: p.transport,
+      sent: p.sentAt ? new Date(p.sentAt).toISOString() : null,
+      daemon,
+      daemonMs: daemon ? received : null,
+      forwarderMs: daemon ? null : received,
+      apiMs: p.accepted && p.acceptedAt !== undefined && p.receivedAt !== undefined ? Math.max(0, p.acceptedAt - p.receivedAt) : null,
+      tableMs: p.visibleAt !== undefined ? Math.max(0, p.visibleAt - (p.acceptedAt ?? p.sentAt)) : null,
+      inSyslog: Boolean(p.inSyslog),
+    };
+  });
+}
+
+/**
+ * The query itself failed, so nothing is known about the probes: not a pass and not a warning the run can be OK
+ * with. Marked unfinished, as a check that ran out of time is, so the report is NOT OK and the exit code 3.
+ */
+function unverified(o: Omit<CheckOutcome, 'status'>): CheckOutcome {
+  return { ...o, status: 'warn', details: { ...o.details, unfinished: true, unverified: true } };
 }
 
 const secs = (ms: number) =>
@@ -96,27 +114,26 @@ export async function checkReadback(ctx: Context): Promise<CheckOutcome> {
       { client, now: ctx.deps.now, sleep: ctx.deps.sleep, progress: ctx.deps.progress },
     );
   } catch (err) {
-    return {
+    return unverified({
       ...base,
-      status: 'warn',
       message: `cannot read the workspace: ${(err as Error).message}`,
       fix: 'sign in with `az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET',
-    };
+    });
   }
   const probes = rb.probes.map((p, i) => ({ ...p, transport: run.results[i].transport }));
-  const hops = hopRows(probes);
+  // The probes go to the daemon's port unless the forwarder listens there itself.
+  const hops = hopRows(probes, o.forwarderOnly ? null : ((await ctx.daemon()).name ?? 'syslog daemon'));
   const details: Record<string, unknown> = { workspaceId: o.workspaceId, waitedMs: rb.waitedMs, hops, ...(rb.dcr ? { dcr: rb.dcr } : {}) };
 
   if (rb.error) {
     const e = rb.error;
     if (e.kind === 'forbidden') {
-      return {
+      return unverified({
         ...base,
-        status: 'warn',
         message: `cannot query workspace ${o.workspaceId}: the signed-in identity needs "${READER_ROLE}" on it (probes not verified in the table)`,
         fix: `grant "${READER_ROLE}" on the workspace to whoever runs troubleshoot (\`az role assignment create --role "${READER_ROLE}" --assignee <you> --scope <workspace resource id>\`)`,
         details: { ...details, error: e.message },
-      };
+      });
     }
     if (e.kind === 'not-found') {
       return {
@@ -127,16 +144,17 @@ export async function checkReadback(ctx: Context): Promise<CheckOutcome> {
         details,
       };
     }
-    return {
+    return unverified({
       ...base,
-      status: 'warn',
-      message: `cannot query workspace ${o.workspaceId}: ${e.message}`,
+      message: `cannot query workspace ${o.workspaceId}: ${e.message} (probes not verified in the table)`,
       fix:
         e.kind === 'sign-in'
           ? 'sign in with `az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET'
-          : 'run again later; the Logs Query API did not answer',
-      details,
-    };
+          : e.kind === 'throttled'
+            ? 'the workspace is throttling queries: run again in a few minutes'
+            : 'run again later; the Logs Query API did not give a full answer',
+      details: { ...details, error: e.message, kind: e.kind },
+    });
   }
 
   const acc = probes.filter((p) => p.accepted);
