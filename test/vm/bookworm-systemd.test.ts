@@ -3,7 +3,22 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FAULTS, judge, type Fault } from '../sandbox/fault-table.js';
-import { bootVm, CLI, cefLines, countTagged, lossAndDups, seqsIn, vmSkipReason, waitRows, type Vm } from './vm-env.js';
+import {
+  bootVm,
+  CLI,
+  cefLines,
+  countTagged,
+  lossAndDups,
+  RECEIVED,
+  seqsIn,
+  SNAPSHOT,
+  stopForwarder,
+  underLoad,
+  vmSkipReason,
+  waitFor,
+  waitRows,
+  type Vm,
+} from './vm-env.js';
 
 const reason = vmSkipReason();
 if (reason) console.warn(`VM suites skipped: ${reason}`);
@@ -11,24 +26,9 @@ if (reason) console.warn(`VM suites skipped: ${reason}`);
 const ROWS = '/var/lib/sentinel-cef-trial/rows.ndjson';
 const UNIT = 'sentinel-cef-forwarder';
 
-async function waitFor(vm: Vm, script: string, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if ((await vm.sh(script)).exitCode === 0) return;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} in ${vm.name}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-/** Sum of the forwarder's received counter, from its admin API inside the VM. */
-const RECEIVED = `node -e "fetch('http://127.0.0.1:25227/metrics').then(r=>r.text()).then(t=>{let n=0;for(const l of t.split('\\\\n'))if(l.startsWith('sentinel_cef_received_total{'))n+=Number(l.split(' ').pop());console.log(n)})"`;
 /** Distinct TAG-N messages in the forwarder's disk queue (its segments hold the raw messages): only this test's. */
 const queued = (tag: string) =>
   `q=$(node -p "require('/etc/sentinel-cef/forwarder.json').queue.dir") && cat "$q"/*.seg | grep -ao 'cs1=${tag}-[0-9]*' | sort -u | wc -l`;
-
-/** /etc as "mode uid gid sha path" lines: what must be byte-identical after uninstall. */
-// useradd/userdel rewrite their own backups (passwd-, shadow-, …): those are the tools', not ours.
-const SNAPSHOT = `cd /etc && find . -xdev \\( -type f -o -type l -o -type d \\) ! -path './machine-id' ! -path './ld.so.cache' ! -name 'passwd-' ! -name 'group-' ! -name 'shadow-' ! -name 'gshadow-' -printf '%m %U %G %y %p\\n' | sort | while read m u g y p; do if [ "$y" = f ]; then s=$(sha256sum "$p" | cut -c1-16); elif [ "$y" = l ]; then s=$(readlink "$p"); else s=-; fi; echo "$m $u $g $y $p $s"; done`;
 
 describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog from its own packages', () => {
   let vm: Vm;
@@ -204,6 +204,32 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     // RELP window (128 unanswered frames) per kill.
     expect(duplicated.length).toBeLessThanOrEqual(2 * 128);
   }, 300_000);
+
+  // Issue 15: zero loss across `systemctl restart sentinel-cef-forwarder` under load (scripts/vm-restart-figures
+  // fwd-restart). At stop the forwarder writes SUSPENDED and holds RELP intake open until rsyslog has parked.
+  it('loses nothing when the forwarder restarts (systemctl restart) twice under load', async () => {
+    const n = 10_000;
+    await underLoad(vm, 'fwdr', n, [1500, 1500], () => vm.ok(`systemctl restart ${UNIT}`, { timeout: 60_000 }));
+    // rsyslog reads READY at its next retry (action.resumeInterval 5 s).
+    const { unique, dups } = await countTagged(vm, ROWS, 'fwdr', n, 120_000);
+    expect({ lost: n - unique }).toEqual({ lost: 0 });
+    // At-least-once: at most one RELP window (128 unanswered frames) sent again per restart.
+    expect(dups).toBeLessThanOrEqual(2 * 128);
+  }, 240_000);
+
+  it('stops cleanly: systemctl stop ends in success within the stop timeout, and the journal says it stopped', async () => {
+    await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines('stop', 100) });
+    const s = await stopForwarder(vm);
+    expect(s.show).toEqual({ Result: 'success', ExecMainCode: '1', ExecMainStatus: '0', ActiveState: 'inactive' });
+    // TimeoutStopSec=30: a stop that ran into it would have ended in SIGKILL and Result=timeout.
+    expect(s.stopMs).toBeLessThan(30_000);
+    expect(s.messages.at(-1)).toBe('forwarder stopped');
+    expect(s.unitLog).not.toMatch(/timed out|SIGKILL|Killing/);
+    await vm.ok(`systemctl start ${UNIT}`);
+    const expected = Array.from({ length: 100 }, (_, i) => `stop-${i}`);
+    // rsyslog held them while the forwarder was down and reads READY within 5 s.
+    expect(lossAndDups(expected, await waitRows(vm, ROWS, expected, 60_000, 'stop-'))).toEqual({ lost: [], duplicated: [] });
+  }, 150_000);
 
   it('keeps queued events across a reboot and a power cut', async () => {
     // The sink refuses writes (the service user cannot write the rows file), so events wait in the disk queue.
