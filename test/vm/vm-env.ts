@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
+import { expect } from 'vitest';
 
 export const repo = path.resolve(import.meta.dirname, '../..');
 export const vmScript = path.join(repo, 'scripts/vm');
@@ -178,9 +179,7 @@ const FORWARDER = 'sentinel-cef-forwarder';
  * `systemctl stop` of the forwarder and what systemd and the journal say about it: the unit's result and the main
  * process's exit, how long the stop took, and the forwarder's own messages since the stop began.
  */
-export async function stopForwarder(
-  vm: Vm,
-): Promise<{ show: Record<string, string>; stopMs: number; messages: string[]; unitLog: string }> {
+async function stopForwarder(vm: Vm): Promise<{ show: Record<string, string>; stopMs: number; messages: string[]; unitLog: string }> {
   const since = (await vm.ok('date +%s')).trim();
   const t0 = Date.now();
   await vm.ok(`systemctl stop ${FORWARDER}`, { timeout: 60_000 });
@@ -223,4 +222,17 @@ export async function underLoad(vm: Vm, tag: string, n: number, gapsMs: number[]
   }
   const err = await sent;
   if (err) throw err;
+}
+
+/**
+ * Issue 15's "clean stop": `systemctl stop` of the forwarder ends in Result=success with exit 0, inside
+ * TimeoutStopSec (a stop that ran into it ends in SIGKILL and Result=timeout), the forwarder's last message says it
+ * stopped, and systemd logged no kill.
+ */
+export async function expectCleanStop(vm: Vm): Promise<void> {
+  const s = await stopForwarder(vm);
+  expect(s.show).toEqual({ Result: 'success', ExecMainCode: '1', ExecMainStatus: '0', ActiveState: 'inactive' });
+  expect(s.stopMs).toBeLessThan(30_000);
+  expect(s.messages.at(-1)).toBe('forwarder stopped');
+  expect(s.unitLog).not.toMatch(/timed out|SIGKILL|Killing/);
 }
