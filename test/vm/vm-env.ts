@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
+import { expect } from 'vitest';
 
 export const repo = path.resolve(import.meta.dirname, '../..');
 export const vmScript = path.join(repo, 'scripts/vm');
@@ -95,19 +96,48 @@ export function cefLines(prefix: string, n: number): string {
   return s;
 }
 
-/** Sequence ids found in the file sink's rows inside the VM. */
-export async function seqsIn(vm: Vm, rowsPath: string): Promise<string[]> {
-  const r = await vm.sh(`cat ${rowsPath} 2>/dev/null || true`);
-  const out: string[] = [];
-  // Text after the last newline is a row being appended now (or cut by a kill, removed at the next
-  // append): not a row yet. Every complete line must parse.
-  const complete = r.stdout.slice(0, r.stdout.lastIndexOf('\n') + 1);
-  for (const line of complete.split('\n')) {
-    if (!line) continue;
-    const row = JSON.parse(line) as Record<string, unknown>;
-    if (row.DeviceCustomString1Label === 'Seq') out.push(String(row.DeviceCustomString1));
+/**
+ * Run by node inside the VM (the rows file grows to tens of MB: only the ids leave the machine). Text after the
+ * last newline is a row being appended now, or cut by a kill and removed at the next append: not a row yet. Every
+ * complete line that is judged must parse; with no prefix that is every line.
+ */
+const SEQS_JS = `const [file, prefix] = process.argv.slice(2);
+let text = '';
+try { text = require('fs').readFileSync(file, 'utf8'); } catch (e) { if (e.code !== 'ENOENT') throw e; }
+const out = [];
+for (const line of text.slice(0, text.lastIndexOf('\\n') + 1).split('\\n')) {
+  if (!line || (prefix && !line.includes('"' + prefix))) continue;
+  let row;
+  try { row = JSON.parse(line); } catch (e) { throw new Error('not a JSON row: ' + JSON.stringify(line.slice(0, 300))); }
+  if (row.DeviceCustomString1Label === 'Seq' && String(row.DeviceCustomString1).startsWith(prefix)) out.push(row.DeviceCustomString1);
+}
+process.stdout.write(out.join('\\n'));`;
+
+/** Sequence ids in the file sink's complete rows inside the VM; only those starting with `prefix` when given. */
+export async function seqsIn(vm: Vm, rowsPath: string, prefix = ''): Promise<string[]> {
+  const out = await vm.ok(`node - '${rowsPath}' '${prefix}'`, { input: SEQS_JS });
+  return out ? out.split('\n') : [];
+}
+
+/** Rows in the sink whose id starts with `prefix` (or all), polled until every expected id arrived or `timeoutMs` passed. */
+export async function waitRows(vm: Vm, rowsPath: string, expected: string[], timeoutMs = 30_000, prefix = ''): Promise<string[]> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const got = await seqsIn(vm, rowsPath, prefix);
+    if (lossAndDups(expected, got).lost.length === 0 || Date.now() > end) return got;
+    await new Promise((r) => setTimeout(r, 500));
   }
-  return out;
+}
+
+/** Distinct TAG-N rows in the sink and extra copies, polled until `n` distinct arrived or `ms` passed. */
+export async function countTagged(vm: Vm, rowsPath: string, tag: string, n: number, ms: number): Promise<{ unique: number; dups: number }> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const got = await seqsIn(vm, rowsPath, `${tag}-`);
+    const unique = new Set(got).size;
+    if (unique >= n || Date.now() > end) return { unique, dups: got.length - unique };
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }
 
 export function lossAndDups(expected: string[], got: string[]): { lost: string[]; duplicated: string[] } {
@@ -119,4 +149,90 @@ export function lossAndDups(expected: string[], got: string[]): { lost: string[]
     lost: expected.filter((e) => !seen.has(e)),
     duplicated: [...seen].filter(([k, n]) => n > 1 && mine.has(k)).map(([k]) => k),
   };
+}
+
+/** Polls `script` inside the VM until it exits 0; throws naming `what` after `timeoutMs`. */
+export async function waitFor(vm: Vm, script: string, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if ((await vm.sh(script)).exitCode === 0) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what} in ${vm.name}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Sum of the forwarder's received counter, from its admin API inside the VM. */
+export const RECEIVED = `node -e "fetch('http://127.0.0.1:25227/metrics').then(r=>r.text()).then(t=>{let n=0;for(const l of t.split('\\\\n'))if(l.startsWith('sentinel_cef_received_total{'))n+=Number(l.split(' ').pop());console.log(n)})"`;
+
+/** /etc as "mode uid gid sha path" lines: what must be byte-identical after uninstall. */
+// useradd/userdel rewrite their own backups (passwd-, shadow-, …): those are the tools', not ours.
+export const SNAPSHOT = `cd /etc && find . -xdev \\( -type f -o -type l -o -type d \\) ! -path './machine-id' ! -path './ld.so.cache' ! -name 'passwd-' ! -name 'group-' ! -name 'shadow-' ! -name 'gshadow-' -printf '%m %U %G %y %p\\n' | sort | while read m u g y p; do if [ "$y" = f ]; then s=$(sha256sum "$p" | cut -c1-16); elif [ "$y" = l ]; then s=$(readlink "$p"); else s=-; fi; echo "$m $u $g $y $p $s"; done`;
+
+/** A shell pipeline sending `n` CEF lines TAG-0 … TAG-(n-1) to 514 over TCP, 200 every 0.1 s (~5 s for 10,000). */
+export function pacedSend(tag: string, n: number): string {
+  return `for i in $(seq 0 ${n - 1}); do echo "<134>Dec  6 10:00:00 fw1 CEF:0|Acme|FW|1.0|100|vm event|3|src=10.0.0.1 cs1Label=Seq cs1=${tag}-$i"; [ $((i % 200)) = 0 ] && sleep 0.1; done | nc -w 5 -N 127.0.0.1 514`;
+}
+
+const FORWARDER = 'sentinel-cef-forwarder';
+
+/**
+ * `systemctl stop` of the forwarder and what systemd and the journal say about it: the unit's result and the main
+ * process's exit, how long the stop took, and the forwarder's own messages since the stop began.
+ */
+async function stopForwarder(vm: Vm): Promise<{ show: Record<string, string>; stopMs: number; messages: string[]; unitLog: string }> {
+  const since = (await vm.ok('date +%s')).trim();
+  const t0 = Date.now();
+  await vm.ok(`systemctl stop ${FORWARDER}`, { timeout: 60_000 });
+  const stopMs = Date.now() - t0;
+  const show = Object.fromEntries(
+    (await vm.ok(`systemctl show -p Result -p ExecMainCode -p ExecMainStatus -p ActiveState ${FORWARDER}`))
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+  // journald may lag behind on a loaded machine: wait for the last message the forwarder writes.
+  const own = `journalctl -t ${FORWARDER} --since @${since} -o cat -q --no-pager`;
+  await waitFor(vm, `${own} | grep -q '"forwarder stopped"'`, 30_000, 'the forwarder to log its stop');
+  const messages = (await vm.ok(own))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      try {
+        return String((JSON.parse(l) as { msg?: unknown }).msg);
+      } catch {
+        return l;
+      }
+    });
+  const unitLog = await vm.ok(`journalctl -u ${FORWARDER} --since @${since} -o cat -q --no-pager`);
+  return { show, stopMs, messages, unitLog };
+}
+
+/**
+ * Sends `n` paced lines tagged `tag` (pacedSend) and runs `act` after each of `gapsMs` while they flow; resolves
+ * once the sender is done.
+ */
+export async function underLoad(vm: Vm, tag: string, n: number, gapsMs: number[], act: () => Promise<unknown>): Promise<void> {
+  const sent = vm.ok(pacedSend(tag, n), { timeout: 180_000 }).then(
+    () => null,
+    (err: unknown) => err,
+  );
+  for (const ms of gapsMs) {
+    await new Promise((r) => setTimeout(r, ms));
+    await act();
+  }
+  const err = await sent;
+  if (err) throw err;
+}
+
+/**
+ * Issue 15's "clean stop": `systemctl stop` of the forwarder ends in Result=success with exit 0, inside
+ * TimeoutStopSec (a stop that ran into it ends in SIGKILL and Result=timeout), the forwarder's last message says it
+ * stopped, and systemd logged no kill.
+ */
+export async function expectCleanStop(vm: Vm): Promise<void> {
+  const s = await stopForwarder(vm);
+  expect(s.show).toEqual({ Result: 'success', ExecMainCode: '1', ExecMainStatus: '0', ActiveState: 'inactive' });
+  expect(s.stopMs).toBeLessThan(30_000);
+  expect(s.messages.at(-1)).toBe('forwarder stopped');
+  expect(s.unitLog).not.toMatch(/timed out|SIGKILL|Killing/);
 }
