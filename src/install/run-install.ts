@@ -160,7 +160,7 @@ export interface InstallContext {
   binary: string;
   /** What `rsyslogd -v` / `syslog-ng --version` said, or null when it did not answer. */
   daemonVersion: string | null;
-  /** --forwarder-only: the readiness endpoint it listens on. */
+  /** The readiness endpoint it listens on (forwarder-only: always; with a daemon: with --readiness). */
   readiness: { host: string; port: number } | null;
   /** --forwarder-only below port 1024: the unit gets CAP_NET_BIND_SERVICE, nothing else. */
   privilegedPort: boolean;
@@ -171,7 +171,7 @@ export interface InstallContext {
   dropin: RenderedDropin | null;
   sinkFile: string | null;
   /** The forwarder's config as written (listeners, readiness). */
-  forwarderConfig: { listen: string[]; readiness?: string };
+  forwarderConfig: { listen: string[]; readiness?: string; limits?: { maxConnectionAgeSec: number } };
   // plan
   changes: FileChange[];
   sum: ReturnType<typeof summarizePlan>;
@@ -243,9 +243,20 @@ async function detectStep(c: InstallContext): Promise<void> {
 
   // Before anything else, the package install we may offer included: the service runs this node, not ours, and
   // an old one crash-loops with a stack trace after we have changed the system.
-  const nodePath = (c.nodePath = (await exec.which('node')) ?? process.execPath);
+  const nodePath = (c.nodePath = opts.node ?? (await exec.which('node')) ?? process.execPath);
   const nodeVersion = await exec.run(nodePath, ['--version'], { timeoutMs: 30_000 });
-  const oldNode = unsupportedNodeMessage(nodeVersion.exitCode === 0 ? nodeVersion.stdout : '', `the service's node (${nodePath})`);
+  if (opts.node && nodeVersion.exitCode !== 0)
+    throw new UsageError(
+      `--node ${opts.node} does not run: ${(nodeVersion.stderr.trim() || `exit ${nodeVersion.exitCode}`).split('\n')[0]}`,
+      {
+        suggestion: 'give the path of a node binary (`command -v node`)',
+      },
+    );
+  const oldNode = unsupportedNodeMessage(
+    nodeVersion.exitCode === 0 ? nodeVersion.stdout : '',
+    `the service's node (${nodePath})`,
+    opts.node ? 'then run install again' : 'then run install again, or pass --node PATH of a supported node',
+  );
   if (oldNode) throw new CliError(oldNode, { code: 'ERR_NODE_VERSION', exitCode: 2 });
   const distro = await detectDistro(fs);
   const init = (c.init = await detectInitSystem(fs));
@@ -272,7 +283,11 @@ async function detectStep(c: InstallContext): Promise<void> {
     );
   }
   // Only the capability it needs: none when every port it listens on is unprivileged.
-  c.privilegedPort = opts.forwarderOnly === true && Math.min(opts.port, c.readiness?.port ?? 65535) < 1024;
+  c.privilegedPort = Math.min(opts.forwarderOnly ? opts.port : 65535, c.readiness?.port ?? 65535) < 1024;
+  if (!opts.forwarderOnly && c.readiness) {
+    await checkReadinessPort(fs, c.readiness);
+    if (c.privilegedPort && init.kind !== 'systemd') await refuseUnprivilegedBind(fs, opts, init.pid1);
+  }
   if (opts.forwarderOnly) {
     await checkForwarderOnlyPorts(fs, opts, c.readiness!);
     if (c.privilegedPort && init.kind !== 'systemd') await refuseUnprivilegedBind(fs, opts, init.pid1);
@@ -387,7 +402,9 @@ async function renderStep(c: InstallContext): Promise<void> {
     deadLetterFile: `${DATA_DIR}/dead-letter.ndjson`,
     sink: sinkChoice.sink,
     admin: DEFAULT_ADMIN,
-    ...(opts.forwarderOnly ? { readiness: opts.readiness ?? DEFAULT_READINESS } : {}),
+    ...(opts.forwarderOnly || opts.readiness ? { readiness: opts.readiness ?? DEFAULT_READINESS } : {}),
+    // Behind a balancer senders hold a connection for hours; ageing lets it spread them again (issue 18).
+    ...(opts.forwarderOnly ? { limits: { maxConnectionAgeSec: opts.maxConnectionAge ?? DEFAULT_MAX_CONNECTION_AGE_SEC } } : {}),
     ...(intakeStateFile ? { intakeStateFile } : {}),
   };
   c.forwarderConfig = config;
@@ -791,7 +808,8 @@ async function applyStep(c: InstallContext): Promise<void> {
           configPath: DEFAULT_CONFIG_PATH,
           dropin: dropin?.path ?? '',
           sink: { type: String(sinkChoice.sink.type), describe: sinkChoice.describe },
-          ...(opts.forwarderOnly ? { mode: 'forwarder-only' as const, readiness: c.forwarderConfig.readiness } : {}),
+          ...(opts.forwarderOnly ? { mode: 'forwarder-only' as const } : {}),
+          ...(c.forwarderConfig.readiness ? { readiness: c.forwarderConfig.readiness } : {}),
           ...(sinkChoice.workspaceId ? { workspaceId: sinkChoice.workspaceId } : {}),
           ...(opts.durable ? { durable: true as const } : {}),
         },
@@ -825,7 +843,7 @@ async function applyStep(c: InstallContext): Promise<void> {
       .commit((await readState(fs))?.files ?? [])
       .catch((e: Error) => warn(`could not delete backups that are no longer needed in ${tx.backupDir}: ${e.message}`));
     const what = daemon
-      ? `${daemon} routes CEF from port ${opts.port} to the forwarder on 127.0.0.1:${opts.forwarderPort}`
+      ? `${daemon} routes CEF from port ${opts.port} to the forwarder on 127.0.0.1:${opts.forwarderPort}${c.forwarderConfig.readiness ? `; readiness on http://${c.forwarderConfig.readiness}/` : ''}`
       : `the forwarder listens on port ${opts.port} (${c.forwarderConfig.listen.join(', ')}); readiness on http://${c.forwarderConfig.readiness}/`;
     deps.out(changed ? `Installed: ${what}.\n` : 'Nothing to change: everything is already in place.\n');
   }
@@ -1043,16 +1061,20 @@ function durableNeedsRelp(why: string): UsageError {
 
 /** Where a forwarder-only node answers its balancer's health checks unless --readiness says otherwise. */
 export const DEFAULT_READINESS = '0.0.0.0:8080';
+/** limits.maxConnectionAgeSec of a forwarder-only node unless --max-connection-age says otherwise (README, deploy/). */
+export const DEFAULT_MAX_CONNECTION_AGE_SEC = 600;
 
 /** The flags that only mean something without a daemon, and the readiness address, checked before detection. */
 function checkForwarderOnlyOptions(opts: InstallOptions): { host: string; port: number } | null {
   if (!opts.forwarderOnly) {
-    const stray = opts.readiness !== undefined ? '--readiness' : opts.proxy !== undefined ? '--proxy' : null;
+    // Behind a daemon the balancer's connections end at the daemon: a PROXY header or ageing at the forwarder means nothing.
+    const stray = opts.proxy !== undefined ? '--proxy' : opts.maxConnectionAge !== undefined ? '--max-connection-age' : null;
     if (stray)
       throw new UsageError(`${stray} goes with --forwarder-only`, {
         suggestion: 'add --forwarder-only (the forwarder listens on --port itself), or drop the flag',
       });
-    return null;
+    // The readiness endpoint reports the forwarder's own state (sink, queue, intake), whoever sends to it.
+    return opts.readiness === undefined ? null : checkReadinessAddress(opts, opts.readiness);
   }
   if (opts.daemon)
     throw new UsageError('--daemon and --forwarder-only exclude each other: a forwarder-only node has no syslog daemon', {
@@ -1062,7 +1084,11 @@ function checkForwarderOnlyOptions(opts: InstallOptions): { host: string; port: 
     throw new UsageError("--durable and --forwarder-only exclude each other: --durable puts the syslog daemon's queue on disk", {
       suggestion: 'drop one of them',
     });
-  const r = parseHostPort(opts.readiness ?? DEFAULT_READINESS, '--readiness', '0.0.0.0:8080');
+  return checkReadinessAddress(opts, opts.readiness ?? DEFAULT_READINESS);
+}
+
+function checkReadinessAddress(opts: InstallOptions, readiness: string): { host: string; port: number } {
+  const r = parseHostPort(readiness, '--readiness', '0.0.0.0:8080');
   const adminPort = Number(DEFAULT_ADMIN.split(':').pop());
   if (r.port === adminPort)
     throw new UsageError(`--readiness port ${r.port} is the forwarder's admin API port (${DEFAULT_ADMIN})`, {
@@ -1070,6 +1096,10 @@ function checkForwarderOnlyOptions(opts: InstallOptions): { host: string; port: 
     });
   if (r.port === opts.port && opts.protocol !== 'udp')
     throw new UsageError(`--readiness port ${r.port} is the syslog port: both are TCP`, { suggestion: `use ${DEFAULT_READINESS}` });
+  if (!opts.forwarderOnly && r.port === opts.forwarderPort)
+    throw new UsageError(`--readiness port ${r.port} is the forwarder port (--forwarder-port): both are TCP`, {
+      suggestion: `use ${DEFAULT_READINESS}`,
+    });
   return r;
 }
 
@@ -1106,7 +1136,16 @@ async function checkForwarderOnlyPorts(fs: FsRoot, opts: InstallOptions, readine
       });
     }
   }
-  for (const l of findListeners(listeners, readiness.port, 'tcp')) {
+  await checkReadinessPort(fs, readiness, listeners);
+}
+
+async function checkReadinessPort(
+  fs: FsRoot,
+  readiness: { port: number },
+  listeners?: Awaited<ReturnType<typeof listListeners>>,
+): Promise<void> {
+  const ours = (comm: string | undefined) => !comm || comm === 'node' || comm === 'sentinel-cef';
+  for (const l of findListeners(listeners ?? (await listListeners(fs, { withProcesses: true })), readiness.port, 'tcp')) {
     if (!ours(l.comm))
       throw new UsageError(`--readiness port ${readiness.port} is already in use by ${l.comm} (pid ${l.pid})`, {
         suggestion: 'choose another --readiness HOST:PORT',
@@ -1117,10 +1156,12 @@ async function checkForwarderOnlyPorts(fs: FsRoot, opts: InstallOptions, readine
 /** Without systemd nothing grants CAP_NET_BIND_SERVICE to the service user: a port below the kernel's floor cannot work. */
 async function refuseUnprivilegedBind(fs: FsRoot, opts: InstallOptions, pid1: string): Promise<void> {
   const floor = Number((await fs.readText('/proc/sys/net/ipv4/ip_unprivileged_port_start').catch(() => null))?.trim() ?? 1024);
-  const low = [opts.port, Number((opts.readiness ?? DEFAULT_READINESS).split(':').pop())].filter((p) => p < floor);
+  const low = [...(opts.forwarderOnly ? [opts.port] : []), Number((opts.readiness ?? DEFAULT_READINESS).split(':').pop())].filter(
+    (p) => p < floor,
+  );
   if (low.length === 0) return;
   throw new UsageError(
-    `--forwarder-only on port ${low[0]} needs systemd to grant CAP_NET_BIND_SERVICE to the ${SERVICE_USER} user (PID 1 here is ${pid1})`,
+    `${opts.forwarderOnly ? '--forwarder-only' : 'the forwarder'} on port ${low[0]} needs systemd to grant CAP_NET_BIND_SERVICE to the ${SERVICE_USER} user (PID 1 here is ${pid1})`,
     {
       suggestion: `use ports from ${floor} up (--port, --readiness) and let the balancer map 514 to them, or run \`sentinel-cef forward\` in a container (deploy/)`,
     },
