@@ -646,6 +646,7 @@ const noBadInput: Record<string, string> = {
   'sentinel-cef dcr --json': 'a switch',
   'sentinel-cef install --dry-run': 'a switch',
   'sentinel-cef install --yes': 'a switch',
+  'sentinel-cef install --no-install-relp': 'a switch',
   'sentinel-cef uninstall --remove-user': 'a switch',
   'sentinel-cef uninstall --purge': 'a switch',
   'sentinel-cef uninstall --dry-run': 'a switch',

@@ -122,6 +122,8 @@ export const installOptionsSchema = z
       .optional(),
     /** The node binary the service runs (default: `node` on PATH); written into the unit's ExecStart. */
     node: grammar('--node', 'an absolute path of letters, digits and ._+@,=/-', isAbsPath).optional(),
+    /** rsyslog without omrelp: install adds rsyslog-relp (apt) so rsyslog sends to the forwarder over RELP, acknowledged. */
+    installRelp: z.boolean().default(true),
     /** The daemon's queues for the forwarder on disk and every write synced: a power cut loses nothing accepted. */
     durable: z.boolean().default(false),
   })

@@ -22,7 +22,7 @@ import { ARM_URLS, createAzureClient, type AzureClient } from '../azure/azure-cl
 import { MONITOR_SCOPES } from '../sinks/token.js';
 import { DATA_COLLECTOR_RETIRED, legacyNotice, probeDataCollector, type LegacyProbe, type LegacyTarget } from './legacy-notice.js';
 import { loadTemplate, packageRoot } from './templates.js';
-import { scanRsyslogConfig } from './rsyslog-config.js';
+import { hasRsyslogModule, scanRsyslogConfig } from './rsyslog-config.js';
 import { scanSyslogNgConfig } from './syslog-ng-config.js';
 import {
   appendRsyslogInclude,
@@ -162,6 +162,8 @@ export interface InstallContext {
   daemonVersion: string | null;
   /** The readiness endpoint it listens on (forwarder-only: always; with a daemon: with --readiness). */
   readiness: { host: string; port: number } | null;
+  /** rsyslog without omrelp, its package at the installed rsyslog's version: the command apply runs to add it. */
+  relpInstall: string[] | null;
   /** --forwarder-only below port 1024: the unit gets CAP_NET_BIND_SERVICE, nothing else. */
   privilegedPort: boolean;
   // render
@@ -201,7 +203,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     deps.onStep?.(step.name);
     await step.run(c);
     if (step.name === 'plan' && opts.dryRun) {
-      for (const cmd of [...c.fwCmds, ...c.seCmds]) deps.out(`would run: ${cmd.join(' ')}\n`);
+      for (const cmd of [...(c.relpInstall ? [c.relpInstall] : []), ...c.fwCmds, ...c.seCmds]) deps.out(`would run: ${cmd.join(' ')}\n`);
       deps.out(c.changed ? 'Dry run: nothing was changed.\n' : 'Dry run: nothing to change, everything is already in place.\n');
       break;
     }
@@ -282,6 +284,8 @@ async function detectStep(c: InstallContext): Promise<void> {
       `syslog daemon: ${daemon}${info.version ? ` ${info.version}` : ''} (${info.running.some((r) => r.daemon === daemon) ? 'running' : 'not running'})`,
     );
   }
+  c.relpInstall = c.daemon === 'rsyslog' && opts.installRelp ? await planRelpInstall(fs, exec, distro, warn) : null;
+  if (c.relpInstall) log(`rsyslog has no omrelp: install adds package ${RELP_PACKAGE} (${c.relpInstall.join(' ')})`);
   // Only the capability it needs: none when every port it listens on is unprivileged.
   c.privilegedPort = Math.min(opts.forwarderOnly ? opts.port : 65535, c.readiness?.port ?? 65535) < 1024;
   if (!opts.forwarderOnly && c.readiness) {
@@ -317,6 +321,8 @@ async function renderStep(c: InstallContext): Promise<void> {
         `rsyslog ${c.daemonVersion} predates action.externalstate.file (8.1904): the batch it holds while the forwarder is down is lost if rsyslog restarts then`,
       );
     }
+    // Rendered for the module apply installs first; rsyslogd -N1 checks the result with it in place.
+    if (c.relpInstall) scan.omrelp = true;
     if (opts.durable && scan.omrelp !== true) throw durableNeedsRelp('rsyslog without omrelp sends over plain TCP');
     dropin = renderRsyslogDropin(scan, { ...renderOpts, intakeStateFile });
     if (!scan.includesDropins) {
@@ -442,7 +448,7 @@ async function planStep(c: InstallContext): Promise<void> {
   const { opts, deps, fs, exec, prompter, log, warn, daemon, binary, svc, desired, sharedFiles, dropin, sinkChoice, warnings } = c;
   const changes = (c.changes = await planFiles(fs, desired));
   const sum = (c.sum = summarizePlan(changes));
-  const changed = (c.changed = sum.create + sum.update > 0);
+  const changed = (c.changed = sum.create + sum.update > 0 || c.relpInstall !== null);
   deps.out(
     `Plan (${daemon ?? 'forwarder-only'}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes), all: opts.diff === 'all' })}\n`,
   );
@@ -671,6 +677,22 @@ async function applyStep(c: InstallContext): Promise<void> {
       const forwarderWasRunning = init.kind === 'systemd' ? null : await svc.isForwarderSupervised(fs);
       const unitBefore = init.kind === 'systemd' ? await forwarderUnitState(ctx) : null;
       const daemonWasRunning = daemon === null || (await svc.runningDaemonPids(fs, daemon)).length > 0;
+
+      // The RELP module before the files that load it; removed again on rollback, after the old files are back.
+      if (c.relpInstall) {
+        const env = { DEBIAN_FRONTEND: 'noninteractive' };
+        log(`running ${c.relpInstall.join(' ')}`);
+        const r = await exec.run(c.relpInstall[0], c.relpInstall.slice(1), { timeoutMs: 600_000, env });
+        if (r.exitCode !== 0) throw new StepError(`${c.relpInstall.join(' ')} failed`, r.stderr.trim().split('\n').pop() ?? '');
+        undo.push({
+          what: `package ${RELP_PACKAGE}`,
+          run: async () => {
+            const u = await exec.run('apt-get', ['remove', '-y', RELP_PACKAGE], { timeoutMs: 600_000, env });
+            if (u.exitCode !== 0) throw new Error(u.stderr.trim().split('\n').pop() ?? `exit ${u.exitCode}`);
+          },
+        });
+        checkpoint();
+      }
 
       // 4. Files (their undo runs before the directories' undo, which then finds them empty).
       undo.push({ what: 'files', run: () => tx.rollback() });
@@ -1216,6 +1238,43 @@ async function checkPortOwners(fs: FsRoot, opts: InstallOptions, daemon: SyslogD
   }
 }
 
+/** Debian's package of rsyslog's RELP modules (omrelp, imrelp); RHEL's has the same name. */
+const RELP_PACKAGE = 'rsyslog-relp';
+
+/**
+ * The command that adds omrelp to an installed rsyslog, or null: already there, not apt, or no candidate. The
+ * candidate must be the installed rsyslog's own version, or apt would upgrade rsyslog too; then the operator decides.
+ */
+async function planRelpInstall(fs: FsRoot, exec: Exec, distro: Distro, warn: (w: string) => void): Promise<string[] | null> {
+  if (distro.packageManager !== 'apt-get' || (await hasRsyslogModule(fs, 'omrelp'))) return null;
+  const r = await exec.run('apt-cache', ['policy', 'rsyslog', RELP_PACKAGE], { timeoutMs: 60_000 });
+  if (r.exitCode !== 0) return null;
+  const policy = parseAptPolicy(r.stdout);
+  const relp = policy.get(RELP_PACKAGE)?.candidate;
+  const rsyslog = policy.get('rsyslog')?.installed;
+  if (!relp || !rsyslog) return null;
+  if (relp !== rsyslog) {
+    warn(
+      `${RELP_PACKAGE} ${relp} needs rsyslog ${relp} (installed: ${rsyslog}); install leaves packages alone then: run \`apt-get install ${RELP_PACKAGE}\` yourself and install again for RELP`,
+    );
+    return null;
+  }
+  return ['apt-get', 'install', '-y', '--no-install-recommends', RELP_PACKAGE];
+}
+
+/** `apt-cache policy A B` → each package's Installed and Candidate versions (absent when `(none)`). */
+export function parseAptPolicy(text: string): Map<string, { installed?: string; candidate?: string }> {
+  const out = new Map<string, { installed?: string; candidate?: string }>();
+  let cur: { installed?: string; candidate?: string } | null = null;
+  for (const line of text.split('\n')) {
+    const pkg = /^(\S+):$/.exec(line);
+    if (pkg) out.set(pkg[1], (cur = {}));
+    const v = /^\s+(Installed|Candidate):\s*(\S+)/.exec(line);
+    if (cur && v && v[2] !== '(none)') cur[v[1] === 'Installed' ? 'installed' : 'candidate'] = v[2];
+  }
+  return out;
+}
+
 async function offerDaemonInstall(distro: Distro, opts: InstallOptions, deps: InstallDeps) {
   const want = opts.daemon ?? 'rsyslog';
   if (!distro.packageManager) {
@@ -1224,11 +1283,13 @@ async function offerDaemonInstall(distro: Distro, opts: InstallOptions, deps: In
     });
   }
   const cmd = [distro.packageManager, 'install', '-y', want];
+  // With rsyslog, the acknowledged transport to the forwarder too (the plan adds rsyslog-relp after this).
+  const relp = want === 'rsyslog' && opts.installRelp && distro.packageManager === 'apt-get' ? ` ${RELP_PACKAGE}` : '';
   if (opts.dryRun)
     throw new CliError(`no ${want} installed`, {
-      suggestion: `run \`${cmd.join(' ')}\` first, or install without --dry-run to be offered it`,
+      suggestion: `run \`${cmd.join(' ')}${relp}\` first, or install without --dry-run to be offered it`,
     });
-  const ok = await deps.prompter.confirm(`No ${want} found. Install it with \`${cmd.join(' ')}\`?`, {
+  const ok = await deps.prompter.confirm(`No ${want} found. Install it with \`${cmd.join(' ')}\`${relp ? ` (then${relp})` : ''}?`, {
     default: true,
     yes: opts.yes,
     flag: '--yes',
