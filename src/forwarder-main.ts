@@ -9,7 +9,11 @@ import { unsupportedNodeMessage } from './system/node-support.js';
 
 async function main(): Promise<void> {
   // Before anything that needs a newer runtime loads: one line and exit 2 instead of a crash loop's stack traces.
-  const oldNode = unsupportedNodeMessage(process.version, `this node (${process.execPath})`);
+  const oldNode = unsupportedNodeMessage(
+    process.version,
+    `this node (${process.execPath})`,
+    'then `systemctl restart sentinel-cef-forwarder` (or `sentinel-cef install --node PATH` to run the service on another node)',
+  );
   if (oldNode) {
     process.stderr.write(`sentinel-cef forwarder: ${oldNode}\n`);
     process.exit(2);

@@ -200,9 +200,27 @@ const cases: Array<[string, string[], RegExp | string, number]> = [
     2,
   ],
   [
-    'install --readiness alone',
-    ['install', '--readiness', '0.0.0.0:8080', '--sink', 'file:/x'],
-    /^sentinel-cef: --readiness goes with --forwarder-only/,
+    'install --readiness on the forwarder port',
+    ['install', '--readiness', '0.0.0.0:25226', '--sink', 'file:/x'],
+    /^sentinel-cef: --readiness port 25226 is the forwarder port \(--forwarder-port\): both are TCP/,
+    2,
+  ],
+  [
+    'install --max-connection-age',
+    ['install', '--forwarder-only', '--max-connection-age', '-5', '--sink', 'file:/x'],
+    "sentinel-cef: --max-connection-age must be whole seconds from 0 (never) to 86400, got '-5'",
+    2,
+  ],
+  [
+    'install --node',
+    ['install', '--node', 'bin/node', '--sink', 'file:/x'],
+    "sentinel-cef: --node must be an absolute path of letters, digits and ._+@,=/-, got 'bin/node'",
+    2,
+  ],
+  [
+    'install --max-connection-age alone',
+    ['install', '--max-connection-age', '600', '--sink', 'file:/x'],
+    /^sentinel-cef: --max-connection-age goes with --forwarder-only/,
     2,
   ],
   [
@@ -628,6 +646,7 @@ const noBadInput: Record<string, string> = {
   'sentinel-cef dcr --json': 'a switch',
   'sentinel-cef install --dry-run': 'a switch',
   'sentinel-cef install --yes': 'a switch',
+  'sentinel-cef install --no-install-relp': 'a switch',
   'sentinel-cef uninstall --remove-user': 'a switch',
   'sentinel-cef uninstall --purge': 'a switch',
   'sentinel-cef uninstall --dry-run': 'a switch',

@@ -35,7 +35,11 @@ export function installCommand(): Command {
     .addOption(new Option('--protocol <p>', 'protocols to listen on').choices(['tcp', 'udp', 'both']).default('both'))
     .addOption(new Option('--daemon <name>', 'syslog daemon to configure').choices(['rsyslog', 'syslog-ng']))
     .option('--forwarder-only', 'no syslog daemon: the forwarder listens on --port itself, on every address (balancers, scale sets)')
-    .option('--readiness <host:port>', "with --forwarder-only: the balancer's readiness endpoint (default 0.0.0.0:8080)")
+    .option('--readiness <host:port>', "the balancer's readiness endpoint (default with --forwarder-only 0.0.0.0:8080, else none)")
+    .option(
+      '--max-connection-age <sec>',
+      'with --forwarder-only: close connections older than this between frames, so the balancer spreads senders again (default 600; 0 = never)',
+    )
     .addOption(
       new Option('--proxy <version>', 'with --forwarder-only: TCP connections start with a PROXY header from the balancer').choices([
         'v1',
@@ -46,6 +50,8 @@ export function installCommand(): Command {
       '--durable',
       'keep what the syslog daemon accepted on disk, synced, until the forwarder has it: a power cut loses none of it (fewer events/s; docs/RELIABILITY.md)',
     )
+    .option('--no-install-relp', 'rsyslog without omrelp: do not add package rsyslog-relp (rsyslog then sends over plain TCP)')
+    .option('--node <path>', 'the node binary the service runs (default: `node` on PATH; needs a supported version)')
     .option('--endpoint <url>', 'override the workspace endpoint (private link, tests)')
     .option('--no-verify', 'skip the end-to-end probe')
     .option('--dry-run', 'show the plan and diffs; change nothing')

@@ -47,9 +47,9 @@ export async function runAzureDemo(input: AzureDemoOptions, log: (s: string) => 
   if (!parsed.success) throw optionError(parsed.error, { ingestionDelaySec: '--ingestion-delay', timeoutSec: '--timeout' });
   const o = parsed.data;
   const dir = mkdtempSync(join(tmpdir(), 'sentinel-cef-azure-demo-'));
-  // The mocks live with the tests; the build bundles them for this command only.
-  const { startMockAzure } = await import('../../test/helpers/mock-azure.js');
-  const { startMockControl } = await import('../../test/helpers/mock-azure-control.js');
+  // Loaded for this command only: the rest of the CLI never pays for the mocks.
+  const { startMockAzure } = await import('./mock-azure.js');
+  const { startMockControl } = await import('./mock-azure-control.js');
   const edge = await startMockAzure({ https: true, quiet: true, certDir: dir });
   const ctl = await startMockControl({ edge, ingestionDelayMs: o.ingestionDelaySec * 1000 });
   let fwd: RunningForwarder | null = null;

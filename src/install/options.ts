@@ -98,10 +98,32 @@ export const installOptionsSchema = z
     fixFirewall: z.boolean().optional(),
     /** No syslog daemon: the forwarder itself listens on --port (all addresses), for balancers and containers. */
     forwarderOnly: z.boolean().default(false),
-    /** With --forwarder-only: HOST:PORT of the balancer's readiness endpoint. */
+    /** HOST:PORT of the balancer's readiness endpoint (forwarder-only: 0.0.0.0:8080 unless given; with a daemon: none unless given). */
     readiness: grammar('--readiness', 'HOST:PORT (IPv6 in brackets, e.g. [::]:8080)', isHostPort).optional(),
     /** With --forwarder-only: TCP connections start with this PROXY protocol header (the balancer sends it). */
     proxy: z.enum(['v1', 'v2']).optional(),
+    /**
+     * With --forwarder-only: limits.maxConnectionAgeSec, so senders reconnect and the balancer spreads them again
+     * (0 = never). Unset: DEFAULT_MAX_CONNECTION_AGE_SEC.
+     */
+    maxConnectionAge: z
+      .union([z.number(), z.string()])
+      .transform((v, ctx) => {
+        const n = typeof v === 'number' ? v : /^[0-9]{1,7}$/.test(v) ? Number(v) : NaN;
+        if (!Number.isInteger(n) || n < 0 || n > 86_400) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `--max-connection-age must be whole seconds from 0 (never) to 86400, got ${showValue(v)}`,
+          });
+          return z.NEVER;
+        }
+        return n;
+      })
+      .optional(),
+    /** The node binary the service runs (default: `node` on PATH); written into the unit's ExecStart. */
+    node: grammar('--node', 'an absolute path of letters, digits and ._+@,=/-', isAbsPath).optional(),
+    /** rsyslog without omrelp: install adds rsyslog-relp (apt) so rsyslog sends to the forwarder over RELP, acknowledged. */
+    installRelp: z.boolean().default(true),
     /** The daemon's queues for the forwarder on disk and every write synced: a power cut loses nothing accepted. */
     durable: z.boolean().default(false),
   })

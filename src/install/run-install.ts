@@ -22,7 +22,7 @@ import { ARM_URLS, createAzureClient, type AzureClient } from '../azure/azure-cl
 import { MONITOR_SCOPES } from '../sinks/token.js';
 import { DATA_COLLECTOR_RETIRED, legacyNotice, probeDataCollector, type LegacyProbe, type LegacyTarget } from './legacy-notice.js';
 import { loadTemplate, packageRoot } from './templates.js';
-import { scanRsyslogConfig } from './rsyslog-config.js';
+import { hasRsyslogModule, scanRsyslogConfig } from './rsyslog-config.js';
 import { scanSyslogNgConfig } from './syslog-ng-config.js';
 import {
   appendRsyslogInclude,
@@ -160,8 +160,10 @@ export interface InstallContext {
   binary: string;
   /** What `rsyslogd -v` / `syslog-ng --version` said, or null when it did not answer. */
   daemonVersion: string | null;
-  /** --forwarder-only: the readiness endpoint it listens on. */
+  /** The readiness endpoint it listens on (forwarder-only: always; with a daemon: with --readiness). */
   readiness: { host: string; port: number } | null;
+  /** rsyslog without omrelp, its package at the installed rsyslog's version: the command apply runs to add it. */
+  relpInstall: string[] | null;
   /** --forwarder-only below port 1024: the unit gets CAP_NET_BIND_SERVICE, nothing else. */
   privilegedPort: boolean;
   // render
@@ -171,7 +173,7 @@ export interface InstallContext {
   dropin: RenderedDropin | null;
   sinkFile: string | null;
   /** The forwarder's config as written (listeners, readiness). */
-  forwarderConfig: { listen: string[]; readiness?: string };
+  forwarderConfig: { listen: string[]; readiness?: string; limits?: { maxConnectionAgeSec: number } };
   // plan
   changes: FileChange[];
   sum: ReturnType<typeof summarizePlan>;
@@ -201,7 +203,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     deps.onStep?.(step.name);
     await step.run(c);
     if (step.name === 'plan' && opts.dryRun) {
-      for (const cmd of [...c.fwCmds, ...c.seCmds]) deps.out(`would run: ${cmd.join(' ')}\n`);
+      for (const cmd of [...(c.relpInstall ? [c.relpInstall] : []), ...c.fwCmds, ...c.seCmds]) deps.out(`would run: ${cmd.join(' ')}\n`);
       deps.out(c.changed ? 'Dry run: nothing was changed.\n' : 'Dry run: nothing to change, everything is already in place.\n');
       break;
     }
@@ -243,9 +245,20 @@ async function detectStep(c: InstallContext): Promise<void> {
 
   // Before anything else, the package install we may offer included: the service runs this node, not ours, and
   // an old one crash-loops with a stack trace after we have changed the system.
-  const nodePath = (c.nodePath = (await exec.which('node')) ?? process.execPath);
+  const nodePath = (c.nodePath = opts.node ?? (await exec.which('node')) ?? process.execPath);
   const nodeVersion = await exec.run(nodePath, ['--version'], { timeoutMs: 30_000 });
-  const oldNode = unsupportedNodeMessage(nodeVersion.exitCode === 0 ? nodeVersion.stdout : '', `the service's node (${nodePath})`);
+  if (opts.node && nodeVersion.exitCode !== 0)
+    throw new UsageError(
+      `--node ${opts.node} does not run: ${(nodeVersion.stderr.trim() || `exit ${nodeVersion.exitCode}`).split('\n')[0]}`,
+      {
+        suggestion: 'give the path of a node binary (`command -v node`)',
+      },
+    );
+  const oldNode = unsupportedNodeMessage(
+    nodeVersion.exitCode === 0 ? nodeVersion.stdout : '',
+    `the service's node (${nodePath})`,
+    opts.node ? 'then run install again' : 'then run install again, or pass --node PATH of a supported node',
+  );
   if (oldNode) throw new CliError(oldNode, { code: 'ERR_NODE_VERSION', exitCode: 2 });
   const distro = await detectDistro(fs);
   const init = (c.init = await detectInitSystem(fs));
@@ -271,8 +284,14 @@ async function detectStep(c: InstallContext): Promise<void> {
       `syslog daemon: ${daemon}${info.version ? ` ${info.version}` : ''} (${info.running.some((r) => r.daemon === daemon) ? 'running' : 'not running'})`,
     );
   }
+  c.relpInstall = c.daemon === 'rsyslog' && opts.installRelp ? await planRelpInstall(fs, exec, distro, warn) : null;
+  if (c.relpInstall) log(`rsyslog has no omrelp: install adds package ${RELP_PACKAGE} (${c.relpInstall.join(' ')})`);
   // Only the capability it needs: none when every port it listens on is unprivileged.
-  c.privilegedPort = opts.forwarderOnly === true && Math.min(opts.port, c.readiness?.port ?? 65535) < 1024;
+  c.privilegedPort = Math.min(opts.forwarderOnly ? opts.port : 65535, c.readiness?.port ?? 65535) < 1024;
+  if (!opts.forwarderOnly && c.readiness) {
+    await checkReadinessPort(fs, c.readiness);
+    if (c.privilegedPort && init.kind !== 'systemd') await refuseUnprivilegedBind(fs, opts, init.pid1);
+  }
   if (opts.forwarderOnly) {
     await checkForwarderOnlyPorts(fs, opts, c.readiness!);
     if (c.privilegedPort && init.kind !== 'systemd') await refuseUnprivilegedBind(fs, opts, init.pid1);
@@ -302,6 +321,8 @@ async function renderStep(c: InstallContext): Promise<void> {
         `rsyslog ${c.daemonVersion} predates action.externalstate.file (8.1904): the batch it holds while the forwarder is down is lost if rsyslog restarts then`,
       );
     }
+    // Rendered for the module apply installs first; rsyslogd -N1 checks the result with it in place.
+    if (c.relpInstall) scan.omrelp = true;
     if (opts.durable && scan.omrelp !== true) throw durableNeedsRelp('rsyslog without omrelp sends over plain TCP');
     dropin = renderRsyslogDropin(scan, { ...renderOpts, intakeStateFile });
     if (!scan.includesDropins) {
@@ -387,7 +408,9 @@ async function renderStep(c: InstallContext): Promise<void> {
     deadLetterFile: `${DATA_DIR}/dead-letter.ndjson`,
     sink: sinkChoice.sink,
     admin: DEFAULT_ADMIN,
-    ...(opts.forwarderOnly ? { readiness: opts.readiness ?? DEFAULT_READINESS } : {}),
+    ...(opts.forwarderOnly || opts.readiness ? { readiness: opts.readiness ?? DEFAULT_READINESS } : {}),
+    // Behind a balancer senders hold a connection for hours; ageing lets it spread them again (issue 18).
+    ...(opts.forwarderOnly ? { limits: { maxConnectionAgeSec: opts.maxConnectionAge ?? DEFAULT_MAX_CONNECTION_AGE_SEC } } : {}),
     ...(intakeStateFile ? { intakeStateFile } : {}),
   };
   c.forwarderConfig = config;
@@ -425,7 +448,7 @@ async function planStep(c: InstallContext): Promise<void> {
   const { opts, deps, fs, exec, prompter, log, warn, daemon, binary, svc, desired, sharedFiles, dropin, sinkChoice, warnings } = c;
   const changes = (c.changes = await planFiles(fs, desired));
   const sum = (c.sum = summarizePlan(changes));
-  const changed = (c.changed = sum.create + sum.update > 0);
+  const changed = (c.changed = sum.create + sum.update > 0 || c.relpInstall !== null);
   deps.out(
     `Plan (${daemon ?? 'forwarder-only'}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes), all: opts.diff === 'all' })}\n`,
   );
@@ -655,6 +678,22 @@ async function applyStep(c: InstallContext): Promise<void> {
       const unitBefore = init.kind === 'systemd' ? await forwarderUnitState(ctx) : null;
       const daemonWasRunning = daemon === null || (await svc.runningDaemonPids(fs, daemon)).length > 0;
 
+      // The RELP module before the files that load it; removed again on rollback, after the old files are back.
+      if (c.relpInstall) {
+        const env = { DEBIAN_FRONTEND: 'noninteractive' };
+        log(`running ${c.relpInstall.join(' ')}`);
+        const r = await exec.run(c.relpInstall[0], c.relpInstall.slice(1), { timeoutMs: 600_000, env });
+        if (r.exitCode !== 0) throw new StepError(`${c.relpInstall.join(' ')} failed`, r.stderr.trim().split('\n').pop() ?? '');
+        undo.push({
+          what: `package ${RELP_PACKAGE}`,
+          run: async () => {
+            const u = await exec.run('apt-get', ['remove', '-y', RELP_PACKAGE], { timeoutMs: 600_000, env });
+            if (u.exitCode !== 0) throw new Error(u.stderr.trim().split('\n').pop() ?? `exit ${u.exitCode}`);
+          },
+        });
+        checkpoint();
+      }
+
       // 4. Files (their undo runs before the directories' undo, which then finds them empty).
       undo.push({ what: 'files', run: () => tx.rollback() });
       for (const c of toWrite) {
@@ -791,7 +830,8 @@ async function applyStep(c: InstallContext): Promise<void> {
           configPath: DEFAULT_CONFIG_PATH,
           dropin: dropin?.path ?? '',
           sink: { type: String(sinkChoice.sink.type), describe: sinkChoice.describe },
-          ...(opts.forwarderOnly ? { mode: 'forwarder-only' as const, readiness: c.forwarderConfig.readiness } : {}),
+          ...(opts.forwarderOnly ? { mode: 'forwarder-only' as const } : {}),
+          ...(c.forwarderConfig.readiness ? { readiness: c.forwarderConfig.readiness } : {}),
           ...(sinkChoice.workspaceId ? { workspaceId: sinkChoice.workspaceId } : {}),
           ...(opts.durable ? { durable: true as const } : {}),
         },
@@ -825,7 +865,7 @@ async function applyStep(c: InstallContext): Promise<void> {
       .commit((await readState(fs))?.files ?? [])
       .catch((e: Error) => warn(`could not delete backups that are no longer needed in ${tx.backupDir}: ${e.message}`));
     const what = daemon
-      ? `${daemon} routes CEF from port ${opts.port} to the forwarder on 127.0.0.1:${opts.forwarderPort}`
+      ? `${daemon} routes CEF from port ${opts.port} to the forwarder on 127.0.0.1:${opts.forwarderPort}${c.forwarderConfig.readiness ? `; readiness on http://${c.forwarderConfig.readiness}/` : ''}`
       : `the forwarder listens on port ${opts.port} (${c.forwarderConfig.listen.join(', ')}); readiness on http://${c.forwarderConfig.readiness}/`;
     deps.out(changed ? `Installed: ${what}.\n` : 'Nothing to change: everything is already in place.\n');
   }
@@ -1043,16 +1083,20 @@ function durableNeedsRelp(why: string): UsageError {
 
 /** Where a forwarder-only node answers its balancer's health checks unless --readiness says otherwise. */
 export const DEFAULT_READINESS = '0.0.0.0:8080';
+/** limits.maxConnectionAgeSec of a forwarder-only node unless --max-connection-age says otherwise (README, deploy/). */
+export const DEFAULT_MAX_CONNECTION_AGE_SEC = 600;
 
 /** The flags that only mean something without a daemon, and the readiness address, checked before detection. */
 function checkForwarderOnlyOptions(opts: InstallOptions): { host: string; port: number } | null {
   if (!opts.forwarderOnly) {
-    const stray = opts.readiness !== undefined ? '--readiness' : opts.proxy !== undefined ? '--proxy' : null;
+    // Behind a daemon the balancer's connections end at the daemon: a PROXY header or ageing at the forwarder means nothing.
+    const stray = opts.proxy !== undefined ? '--proxy' : opts.maxConnectionAge !== undefined ? '--max-connection-age' : null;
     if (stray)
       throw new UsageError(`${stray} goes with --forwarder-only`, {
         suggestion: 'add --forwarder-only (the forwarder listens on --port itself), or drop the flag',
       });
-    return null;
+    // The readiness endpoint reports the forwarder's own state (sink, queue, intake), whoever sends to it.
+    return opts.readiness === undefined ? null : checkReadinessAddress(opts, opts.readiness);
   }
   if (opts.daemon)
     throw new UsageError('--daemon and --forwarder-only exclude each other: a forwarder-only node has no syslog daemon', {
@@ -1062,7 +1106,11 @@ function checkForwarderOnlyOptions(opts: InstallOptions): { host: string; port: 
     throw new UsageError("--durable and --forwarder-only exclude each other: --durable puts the syslog daemon's queue on disk", {
       suggestion: 'drop one of them',
     });
-  const r = parseHostPort(opts.readiness ?? DEFAULT_READINESS, '--readiness', '0.0.0.0:8080');
+  return checkReadinessAddress(opts, opts.readiness ?? DEFAULT_READINESS);
+}
+
+function checkReadinessAddress(opts: InstallOptions, readiness: string): { host: string; port: number } {
+  const r = parseHostPort(readiness, '--readiness', '0.0.0.0:8080');
   const adminPort = Number(DEFAULT_ADMIN.split(':').pop());
   if (r.port === adminPort)
     throw new UsageError(`--readiness port ${r.port} is the forwarder's admin API port (${DEFAULT_ADMIN})`, {
@@ -1070,6 +1118,10 @@ function checkForwarderOnlyOptions(opts: InstallOptions): { host: string; port: 
     });
   if (r.port === opts.port && opts.protocol !== 'udp')
     throw new UsageError(`--readiness port ${r.port} is the syslog port: both are TCP`, { suggestion: `use ${DEFAULT_READINESS}` });
+  if (!opts.forwarderOnly && r.port === opts.forwarderPort)
+    throw new UsageError(`--readiness port ${r.port} is the forwarder port (--forwarder-port): both are TCP`, {
+      suggestion: `use ${DEFAULT_READINESS}`,
+    });
   return r;
 }
 
@@ -1106,7 +1158,16 @@ async function checkForwarderOnlyPorts(fs: FsRoot, opts: InstallOptions, readine
       });
     }
   }
-  for (const l of findListeners(listeners, readiness.port, 'tcp')) {
+  await checkReadinessPort(fs, readiness, listeners);
+}
+
+async function checkReadinessPort(
+  fs: FsRoot,
+  readiness: { port: number },
+  listeners?: Awaited<ReturnType<typeof listListeners>>,
+): Promise<void> {
+  const ours = (comm: string | undefined) => !comm || comm === 'node' || comm === 'sentinel-cef';
+  for (const l of findListeners(listeners ?? (await listListeners(fs, { withProcesses: true })), readiness.port, 'tcp')) {
     if (!ours(l.comm))
       throw new UsageError(`--readiness port ${readiness.port} is already in use by ${l.comm} (pid ${l.pid})`, {
         suggestion: 'choose another --readiness HOST:PORT',
@@ -1117,10 +1178,12 @@ async function checkForwarderOnlyPorts(fs: FsRoot, opts: InstallOptions, readine
 /** Without systemd nothing grants CAP_NET_BIND_SERVICE to the service user: a port below the kernel's floor cannot work. */
 async function refuseUnprivilegedBind(fs: FsRoot, opts: InstallOptions, pid1: string): Promise<void> {
   const floor = Number((await fs.readText('/proc/sys/net/ipv4/ip_unprivileged_port_start').catch(() => null))?.trim() ?? 1024);
-  const low = [opts.port, Number((opts.readiness ?? DEFAULT_READINESS).split(':').pop())].filter((p) => p < floor);
+  const low = [...(opts.forwarderOnly ? [opts.port] : []), Number((opts.readiness ?? DEFAULT_READINESS).split(':').pop())].filter(
+    (p) => p < floor,
+  );
   if (low.length === 0) return;
   throw new UsageError(
-    `--forwarder-only on port ${low[0]} needs systemd to grant CAP_NET_BIND_SERVICE to the ${SERVICE_USER} user (PID 1 here is ${pid1})`,
+    `${opts.forwarderOnly ? '--forwarder-only' : 'the forwarder'} on port ${low[0]} needs systemd to grant CAP_NET_BIND_SERVICE to the ${SERVICE_USER} user (PID 1 here is ${pid1})`,
     {
       suggestion: `use ports from ${floor} up (--port, --readiness) and let the balancer map 514 to them, or run \`sentinel-cef forward\` in a container (deploy/)`,
     },
@@ -1175,6 +1238,43 @@ async function checkPortOwners(fs: FsRoot, opts: InstallOptions, daemon: SyslogD
   }
 }
 
+/** Debian's package of rsyslog's RELP modules (omrelp, imrelp); RHEL's has the same name. */
+const RELP_PACKAGE = 'rsyslog-relp';
+
+/**
+ * The command that adds omrelp to an installed rsyslog, or null: already there, not apt, or no candidate. The
+ * candidate must be the installed rsyslog's own version, or apt would upgrade rsyslog too; then the operator decides.
+ */
+async function planRelpInstall(fs: FsRoot, exec: Exec, distro: Distro, warn: (w: string) => void): Promise<string[] | null> {
+  if (distro.packageManager !== 'apt-get' || (await hasRsyslogModule(fs, 'omrelp'))) return null;
+  const r = await exec.run('apt-cache', ['policy', 'rsyslog', RELP_PACKAGE], { timeoutMs: 60_000 });
+  if (r.exitCode !== 0) return null;
+  const policy = parseAptPolicy(r.stdout);
+  const relp = policy.get(RELP_PACKAGE)?.candidate;
+  const rsyslog = policy.get('rsyslog')?.installed;
+  if (!relp || !rsyslog) return null;
+  if (relp !== rsyslog) {
+    warn(
+      `${RELP_PACKAGE} ${relp} needs rsyslog ${relp} (installed: ${rsyslog}); install leaves packages alone then: run \`apt-get install ${RELP_PACKAGE}\` yourself and install again for RELP`,
+    );
+    return null;
+  }
+  return ['apt-get', 'install', '-y', '--no-install-recommends', RELP_PACKAGE];
+}
+
+/** `apt-cache policy A B` → each package's Installed and Candidate versions (absent when `(none)`). */
+export function parseAptPolicy(text: string): Map<string, { installed?: string; candidate?: string }> {
+  const out = new Map<string, { installed?: string; candidate?: string }>();
+  let cur: { installed?: string; candidate?: string } | null = null;
+  for (const line of text.split('\n')) {
+    const pkg = /^(\S+):$/.exec(line);
+    if (pkg) out.set(pkg[1], (cur = {}));
+    const v = /^\s+(Installed|Candidate):\s*(\S+)/.exec(line);
+    if (cur && v && v[2] !== '(none)') cur[v[1] === 'Installed' ? 'installed' : 'candidate'] = v[2];
+  }
+  return out;
+}
+
 async function offerDaemonInstall(distro: Distro, opts: InstallOptions, deps: InstallDeps) {
   const want = opts.daemon ?? 'rsyslog';
   if (!distro.packageManager) {
@@ -1183,11 +1283,13 @@ async function offerDaemonInstall(distro: Distro, opts: InstallOptions, deps: In
     });
   }
   const cmd = [distro.packageManager, 'install', '-y', want];
+  // With rsyslog, the acknowledged transport to the forwarder too (the plan adds rsyslog-relp after this).
+  const relp = want === 'rsyslog' && opts.installRelp && distro.packageManager === 'apt-get' ? ` ${RELP_PACKAGE}` : '';
   if (opts.dryRun)
     throw new CliError(`no ${want} installed`, {
-      suggestion: `run \`${cmd.join(' ')}\` first, or install without --dry-run to be offered it`,
+      suggestion: `run \`${cmd.join(' ')}${relp}\` first, or install without --dry-run to be offered it`,
     });
-  const ok = await deps.prompter.confirm(`No ${want} found. Install it with \`${cmd.join(' ')}\`?`, {
+  const ok = await deps.prompter.confirm(`No ${want} found. Install it with \`${cmd.join(' ')}\`${relp ? ` (then${relp})` : ''}?`, {
     default: true,
     yes: opts.yes,
     flag: '--yes',

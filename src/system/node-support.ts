@@ -31,11 +31,18 @@ export function satisfiesNodeRange(version: string, range: string = NODE_RANGE):
   });
 }
 
-/** One line saying why this Node cannot run sentinel-cef, or null when it can. */
-export function unsupportedNodeMessage(version: string, what: string): string | null {
+/**
+ * How to get a supported Node on Debian and Ubuntu: Debian 13's own nodejs is 20.19 (in range); Debian 12's 18.20,
+ * Debian 11's 12.22 and Ubuntu 24.04's 18.19 are not, so NodeSource's Node 22 LTS (its setup script adds the apt source).
+ */
+export const NODE_INSTALL_STEP =
+  'on Debian 13 `apt-get install nodejs`; on Debian 11/12 or Ubuntu `curl -fsSL https://deb.nodesource.com/setup_22.x | bash - && apt-get install -y nodejs`';
+
+/** One line saying why this Node cannot run sentinel-cef and what to do, or null when it can. `then` is the step after. */
+export function unsupportedNodeMessage(version: string, what: string, then: string = 'then run it again'): string | null {
   if (satisfiesNodeRange(version)) return null;
   return (
     `${what} is Node ${version.trim() || '(unknown version)'}, but sentinel-cef needs Node ${NODE_RANGE}` +
-    ' — install Node 22 LTS (or 20.17 and later) system-wide so that `node` on PATH is that version, then run it again'
+    ` — install one (${NODE_INSTALL_STEP}), ${then}`
   );
 }

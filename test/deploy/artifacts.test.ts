@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -62,6 +62,38 @@ describe('deploy/Containerfile (checked statically: no container engine here)', 
     expect(ep).toEqual(['node', '--max-semi-space-size=4', '/opt/sentinel-cef/dist/forwarder.mjs']);
     expect(JSON.parse(final.find((i) => i.op === 'CMD')!.args)).toEqual(['--config', '/etc/sentinel-cef/forwarder.json']);
   });
+
+  it(
+    "the build stage builds from exactly what it copies: scripts/build.mjs on the COPY set alone, in a temp dir",
+    () => {
+      const build = ins.filter((i) => i.stage === 0);
+      const work = build.find((i) => i.op === 'WORKDIR')!.args;
+      const dir = mkdtempSync(path.join(tmpdir(), 'scef-image-build-'));
+      try {
+        for (const c of build.filter((i) => i.op === 'COPY')) {
+          expect(c.args, 'a build-stage COPY takes files from the context').not.toMatch(/^--/);
+          const words = c.args.split(/\s+/);
+          const rawDest = words.pop()!;
+          const dest = path.posix.resolve(work, rawDest);
+          for (const src of words) {
+            // Docker's rule: into a directory when the destination ends in / or there are several sources.
+            const to = words.length > 1 || rawDest.endsWith('/') ? path.posix.join(dest, path.basename(src)) : dest;
+            cpSync(path.join(repo, src), path.join(dir, path.posix.relative(work, to)), { recursive: true });
+          }
+        }
+        // `npm ci` in the image; the same packages here.
+        symlinkSync(path.join(repo, 'node_modules'), path.join(dir, 'node_modules'));
+        const r = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+        expect(r.status, r.stderr).toBe(0);
+        // The final stage copies dist/ from here and runs the bundle: it starts and checks its flags.
+        const v = spawnSync(process.execPath, [path.join(dir, 'dist/forwarder.mjs'), '--version'], { encoding: 'utf8', timeout: 60_000 });
+        expect(v.stdout.trim(), v.stderr).toBe(JSON.parse(read('package.json')).version);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    180_000,
+  );
 });
 
 describe('deploy/haproxy/haproxy.cfg', () => {

@@ -498,6 +498,8 @@ describe('under systemd', () => {
       ExecStart=/usr/bin/node --max-semi-space-size=4 /usr/lib/sentinel-cef/forwarder.mjs --config /etc/sentinel-cef/forwarder.json
       Restart=on-failure
       RestartSec=2
+      # Exit 2 is a refusal (a Node out of range, a bad config): it says so once in the journal; restarting cannot fix it.
+      RestartPreventExitStatus=2
       TimeoutStopSec=30
       UMask=0077
       # journald tags lines with this, not with \`node\`.

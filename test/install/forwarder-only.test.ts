@@ -274,8 +274,9 @@ describe('install --forwarder-only', () => {
   });
 
   it.each([
-    [{ forwarderOnly: false, readiness: '0.0.0.0:8080' }, '--readiness goes with --forwarder-only'],
     [{ forwarderOnly: false, proxy: 'v2' }, '--proxy goes with --forwarder-only'],
+    [{ forwarderOnly: false, maxConnectionAge: 600 }, '--max-connection-age goes with --forwarder-only'],
+    [{ forwarderOnly: false, readiness: '0.0.0.0:25226' }, '--readiness port 25226 is the forwarder port (--forwarder-port): both are TCP'],
     [{ daemon: 'rsyslog' }, '--daemon and --forwarder-only exclude each other: a forwarder-only node has no syslog daemon'],
     [{ readiness: '0.0.0.0:25227' }, "--readiness port 25227 is the forwarder's admin API port (127.0.0.1:25227)"],
     [{ readiness: '0.0.0.0:514' }, '--readiness port 514 is the syslog port: both are TCP'],
@@ -285,6 +286,56 @@ describe('install --forwarder-only', () => {
     const err = (await runInstall(opts(o), deps(root, fakeExec(root)).deps).catch((e: unknown) => e)) as CliError;
     expect([err.message, err.exitCode]).toEqual([message, 2]);
     expect(snapshot(root)).toEqual(before);
+  });
+
+  it.each([
+    [{}, 600],
+    [{ maxConnectionAge: '0' }, 0],
+    [{ maxConnectionAge: '3600' }, 3600],
+  ])('%j: forwarder.json ages connections after %i s (what the balancer needs to spread senders again)', async (o, age) => {
+    const root = debianRoot();
+    const d = deps(root, fakeExec(root));
+    await runInstall(opts(o), d.deps);
+    const cfg = configOf(root);
+    expect(cfg.limits).toEqual({ maxConnectionAgeSec: age });
+    expect(forwarderConfigSchema.parse(cfg).limits.maxConnectionAgeSec).toBe(age);
+  });
+
+  it.each(['-1', '1.5', 'ten', '', '86401', '600s'])('--max-connection-age %j is refused in one line (exit 2)', (v) => {
+    const r = installOptionsSchema.safeParse({ forwarderOnly: true, maxConnectionAge: v });
+    expect(r.success).toBe(false);
+    expect(r.error!.issues.map((i) => i.message)).toEqual([
+      `--max-connection-age must be whole seconds from 0 (never) to 86400, got ${JSON.stringify(v).replace(/"/g, "'")}`,
+    ]);
+  });
+
+  it('--readiness with a daemon in front: the forwarder answers the balancer too; no PROXY listener, no ageing', async () => {
+    const root = debianRoot();
+    const before = snapshot(root);
+    const exec = fakeExec(root);
+    const d = deps(root, exec);
+    const normal = (o: Record<string, unknown> = {}) =>
+      installOptionsSchema.parse({ yes: true, verify: false, sink: 'file:/var/log/sentinel-cef-rows/rows.ndjson', ...o });
+    const r = await runInstall(normal({ readiness: '0.0.0.0:8080' }), d.deps);
+    expect(r.daemon).toBe('rsyslog');
+    const cfg = configOf(root);
+    expect(cfg.readiness).toBe('0.0.0.0:8080');
+    expect(cfg.limits).toBeUndefined();
+    expect(cfg.listen.every((u: string) => u.includes('127.0.0.1:25226'))).toBe(true);
+    expect(forwarderConfigSchema.parse(cfg).readiness).toBe('0.0.0.0:8080');
+    // An unprivileged readiness port needs no capability: the normal hardened unit.
+    expect(unitOf(root)).toMatch(/^CapabilityBoundingSet=$/m);
+    expect((await readState(createFsRoot(root)))?.options).toMatchObject({ daemon: 'rsyslog', readiness: '0.0.0.0:8080' });
+    expect((await readState(createFsRoot(root)))?.options?.mode).toBeUndefined();
+    expect(d.out.join('')).toContain('readiness on http://0.0.0.0:8080/.');
+    // Without --readiness nothing listens beyond loopback.
+    await runUninstall({ yes: true, dryRun: false, root, removeUser: true, purge: true }, deps(root, exec).deps);
+    await runInstall(normal(), deps(root, exec).deps);
+    expect(configOf(root).readiness).toBeUndefined();
+    await runUninstall({ yes: true, dryRun: false, root, removeUser: true, purge: true }, deps(root, exec).deps);
+    const gone = snapshot(root);
+    for (const k of Object.keys(gone)) if (k === 'etc/passwd' || k.startsWith('var/log/sentinel-cef-rows/')) delete gone[k];
+    expect(gone).toEqual(before);
   });
 
   it('without systemd, refuses a port below the kernel floor (nothing could grant the capability)', async () => {
