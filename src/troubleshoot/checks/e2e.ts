@@ -253,8 +253,15 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
     const mismatch = (await protocolMismatch(ctx))?.message;
     // Asked since the start; a firewall tool that does not answer by now must not hold the probes' verdict.
     const fw = await Promise.race([firewallP.then((f) => f.verdicts), new Promise<[]>((r) => setTimeout(r, 100, []))]);
-    const firewallDrop = (t: Transport) =>
-      fw.find((x) => x.packet.iface === 'lo' && x.packet.protocol === t && x.verdict.action === 'drop')?.verdict.by;
+    // The rules of the probe's own address family (a probe to ::1 meets the IPv6 rules).
+    const firewallDrop = (t: Transport, target: string) =>
+      fw.find(
+        (x) =>
+          x.packet.iface === 'lo' &&
+          x.packet.protocol === t &&
+          (x.packet.family === 6) === target.startsWith('[') &&
+          x.verdict.action === 'drop',
+      )?.verdict.by;
     for (const r of results) {
       locate(ctx, r, {
         sockets,
@@ -263,7 +270,7 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
         fwdPorts,
         logs,
         mismatch,
-        firewallDrop: firewallDrop(r.transport),
+        firewallDrop: firewallDrop(r.transport, r.target),
         adminError,
         health,
         seen: seen[r.id],
