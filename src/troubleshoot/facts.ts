@@ -152,3 +152,21 @@ export function firewallVerdicts(
     return { kind, verdicts };
   });
 }
+
+/** Free space below which the queue's filesystem counts as full: the forwarder pauses intake on ENOSPC well before 0. */
+const QUEUE_FULL_BYTES = 16 * 1024 ** 2;
+
+/** The queue's filesystem when it is (nearly) full, measured at the queue dir or the nearest parent that exists. */
+export function queueDiskFull(ctx: Context): Promise<{ dir: string; free: number; total: number } | null> {
+  return ctx.once('queue-disk-full', async () => {
+    const dir = (await ctx.config()).config?.queue.dir;
+    if (!dir) return null;
+    let probe = dir;
+    let st = await ctx.deps.statfs(probe);
+    while (!st && probe !== '/') {
+      probe = probe.slice(0, probe.lastIndexOf('/')) || '/';
+      st = await ctx.deps.statfs(probe);
+    }
+    return st && st.total > 0 && st.free < QUEUE_FULL_BYTES ? { dir, ...st } : null;
+  });
+}

@@ -466,9 +466,12 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
   const sinkType = sink?.type;
   const skew = first.stage === 'forwarder-not-delivering' ? await clockFault(ctx) : null;
   const mismatch = first.stage === 'daemon-not-forwarding' ? await protocolMismatch(ctx) : null;
-  const fix =
-    mismatch?.fix ??
-    fixForStage(first.stage, first.probes[0], ctx.opts.port, sinkType, skew, sink?.type === 'file' ? sink.path : undefined);
+  // A forwarder that paused its intake (a full queue or disk) leaves the probes with the daemon: not a routing fault.
+  const paused = first.stage === 'daemon-not-forwarding' && !mismatch && (await ctx.health()).health?.queue.intakePaused;
+  const fix = paused
+    ? 'the forwarder has paused its intake, so the daemon holds the events: free what stops its queue (see forwarder.queue and system.disk)'
+    : (mismatch?.fix ??
+      fixForStage(first.stage, first.probes[0], ctx.opts.port, sinkType, skew, sink?.type === 'file' ? sink.path : undefined));
   return {
     ...base,
     status: 'fail',

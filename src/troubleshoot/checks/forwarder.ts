@@ -7,7 +7,7 @@ import type { CheckOutcome, SafeFix } from '../types.js';
 import { restartForwarderFix } from '../fixes.js';
 import { fixForDelivery, formatBytes } from '../advice.js';
 import { settledHealth } from './e2e.js';
-import { clockFault } from '../facts.js';
+import { clockFault, queueDiskFull } from '../facts.js';
 import { lookupUser, SERVICE_USER } from '../../install/service.js';
 import { Redactor } from '../collect.js';
 
@@ -542,6 +542,17 @@ export async function checkQueue(ctx: Context): Promise<CheckOutcome> {
   const age = q.oldestAgeSec ?? 0;
   const msg = `${q.records} records, ${formatBytes(q.bytes)} (${pct}% of ${formatBytes(q.maxBytes)}), oldest ${q.oldestAgeSec === null ? '-' : `${Math.round(age)}s`}`;
   const details = { ...q };
+  // Paused with room left in the queue: the disk under it is full, not the queue (see system.disk).
+  const disk = q.intakePaused ? await queueDiskFull(ctx) : null;
+  if (disk) {
+    return {
+      ...base,
+      status: 'fail',
+      message: `${msg}; intake paused: the queue's filesystem is full (${disk.dir}: ${formatBytes(disk.free)} free of ${formatBytes(disk.total)}), so the daemon's queue is filling up instead`,
+      fix: `free space on the queue's filesystem (\`df -h ${disk.dir}\`) or move "queue.dir" in ${ctx.opts.configPath} to a larger one; the forwarder resumes intake by itself once it can write`,
+      details: { ...details, queueFilesystem: disk },
+    };
+  }
   if (q.intakePaused || pct >= 95) {
     return {
       ...base,

@@ -181,11 +181,19 @@ export async function checkDisk(ctx: Context): Promise<CheckOutcome> {
     : `queue.maxBytes (${formatBytes(queueMax ?? 0)})`;
   const details = { filesystems: results };
   if (low.length) {
+    const logFix = 'rotate and compress /var/log (logrotate), check that CEF is not also written to /var/log/syslog (system.duplicates)';
+    // The queue's own filesystem: name it and its command, not /var/log's remedies (unless /var/log is low too).
+    const queueLow = low.some((r) => r.path === queueDir);
+    const queueFix = `the queue's filesystem is full: free space there (\`df -h ${queueDir}\`) or move "queue.dir" in ${ctx.opts.configPath} to a larger one`;
     return {
       ...base,
       status: 'fail',
       message: `${text}: too little space; a full disk stops the queue and the daemon's spool`,
-      fix: 'free space: rotate and compress /var/log (logrotate), check that CEF is not also written to /var/log/syslog (system.duplicates)',
+      fix: queueLow
+        ? low.some((r) => r.path !== queueDir && !sameFs(r, queueFs!))
+          ? `${queueFix}; ${logFix}`
+          : queueFix
+        : `free space: ${logFix}`,
       details,
     };
   }
