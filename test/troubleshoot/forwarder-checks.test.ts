@@ -466,7 +466,7 @@ describe('forwarder.running under systemd when the forwarder exits at start-up',
     );
     expect(r.status).toBe('fail');
     expect(r.message).toBe(
-      `${UNIT} is activating: the forwarder exits at start-up: sink.file: cannot write under ${SINK_DIR} — choose a writable path for --sink file:PATH`,
+      `${UNIT} is activating: the forwarder keeps exiting at start-up, its error: sink.file: cannot write under ${SINK_DIR} — choose a writable path for --sink file:PATH`,
     );
     expect(r.fix).toBe(
       `let sentinel-cef write there (${SINK_DIR}: owner root:root, mode 0755): \`chown sentinel-cef: ${SINK_DIR}\`, or choose a path it can write in "sink.path" of ${CONFIG}, then \`systemctl restart ${UNIT}\``,
@@ -478,7 +478,9 @@ describe('forwarder.running under systemd when the forwarder exits at start-up',
     await chown(join(root, SINK_DIR), 998, 998);
     await writeConfig({ sink: { type: 'file', path: `${SINK_DIR}/rows.ndjson` }, queue: { dir: QUEUE } });
     const r = await fwd.checkRunning(systemdCtx(journal(`sentinel-cef forwarder: sink.file: cannot write under ${SINK_DIR}`), 'failed'));
-    expect(r.message).toContain(`${UNIT} is failed: the forwarder exits at start-up: sink.file: cannot write under ${SINK_DIR}`);
+    expect(r.message).toContain(
+      `${UNIT} is failed: the forwarder keeps exiting at start-up, its error: sink.file: cannot write under ${SINK_DIR}`,
+    );
     expect(r.fix).toContain(`${SINK_DIR} is read-only inside the unit (ProtectSystem=strict, not in its ReadWritePaths=)`);
     expect(r.safeFix).toBeUndefined();
   });
@@ -493,7 +495,7 @@ describe('forwarder.running under systemd when the forwarder exits at start-up',
       systemdCtx(journal('{"level":30,"msg":"listening","listen":"tcp://127.0.0.1:25226"}', err), 'activating', calls),
     );
     expect(r.message).toContain(
-      `the forwarder exits at start-up: cannot open the queue ${QUEUE}: EACCES: permission denied, open '${QUEUE}/ledger'`,
+      `the forwarder keeps exiting at start-up, its error: cannot open the queue ${QUEUE}: EACCES: permission denied, open '${QUEUE}/ledger'`,
     );
     expect(r.message).toContain(`the service user sentinel-cef cannot write ${QUEUE} (owner root:root, mode 0700)`);
     expect(r.fix).toBe(`\`chown -R sentinel-cef: ${QUEUE}\` (or re-run \`sentinel-cef install\`), then restart the forwarder`);
@@ -524,7 +526,7 @@ describe('forwarder.running under systemd when the forwarder exits at start-up',
         ),
       ),
     );
-    expect(r.message).toContain(`the forwarder exits at start-up: tls.keyFile: cannot read ${key}: EACCES`);
+    expect(r.message).toContain(`the forwarder keeps exiting at start-up, its error: tls.keyFile: cannot read ${key}: EACCES`);
     expect(JSON.stringify(r)).not.toContain(secret);
     expect(r.fix).toBe(
       `let sentinel-cef read ${key} (${key}: owner root:root, mode 0600): \`chown sentinel-cef: ${key} && chmod 600 ${key}\`, then \`systemctl restart ${UNIT}\``,

@@ -253,7 +253,7 @@ export async function checkRunning(ctx: Context): Promise<CheckOutcome> {
       return {
         ...base,
         status: 'fail',
-        message: `${LAYOUT.serviceName} is ${state}: the forwarder exits at start-up: ${fault}${queue ? `; ${queue.message}` : ''}`,
+        message: `${LAYOUT.serviceName} is ${state}: the forwarder keeps exiting at start-up, its error: ${fault}${queue ? `; ${queue.message}` : ''}`,
         fix: queue ? queue.fix : `${await startupFaultFix(ctx, fault, user, unit)}, then ${restart}`,
         // Only a fix that removes the cause (our own queue directory) is applied, with the restart after it.
         ...(queue?.safeFix ? { safeFix: queue.safeFix } : {}),
