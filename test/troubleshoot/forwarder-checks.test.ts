@@ -323,6 +323,24 @@ describe('admin-endpoint checks against a fake admin server', () => {
     expect(r.fix).toMatch(re);
   });
 
+  // Fault matrix row li-token-refused: the token authority refuses before any HTTP call, so there is no status.
+  it.each([
+    ['AADSTS7000215: Invalid client secret provided.', 'the client secret is wrong or expired (see azure.credentials)'],
+    [
+      'AADSTS700016: Application with identifier x was not found in the directory',
+      'Entra ID refused the credentials (see azure.credentials)',
+    ],
+  ])('names the credentials for a token refusal (%s), not the forwarder log', async (aad, fix) => {
+    await writeConfig({
+      sink: { type: 'logs-ingestion', endpoint: 'https://dce.example.com', dcrImmutableId: 'dcr-1', auth: { kind: 'managed-identity' } },
+    });
+    const error = `cannot get an Entra ID token for https://monitor.azure.com//.default: invalid_client: Error(s):  - Description: ${aad}`;
+    admin.health = health({ lastDelivery: { ok: false, at: '2026-11-22T08:00:00Z', error } });
+    const r = await fwd.checkDelivery(ctxFor());
+    expect(r.fix).toContain(fix);
+    expect(r.fix).not.toContain('forwarder log');
+  });
+
   it('passes after a good delivery and notes when nothing was sent yet', async () => {
     expect((await fwd.checkDelivery(ctxFor())).status).toBe('pass');
     admin.health = health({ lastDelivery: null, counters: { ...health().counters, received: 0 } });
