@@ -28,6 +28,12 @@ export function fixForDelivery(
   if ((httpStatus === 401 || httpStatus === 403) && clockSkewSec != null) {
     return `${clockText(clockSkewSec)} (see azure.clock), so Azure refuses the requests: ${clockFix()}`;
   }
+  // No HTTP status: the token authority refused before any call to the endpoint (the sink's "cannot get an Entra ID token").
+  if (httpStatus === undefined && /cannot get an Entra ID token|\bAADSTS\d+/.test(error)) {
+    return /AADSTS7000(215|222)\b/.test(error)
+      ? 'the client secret is wrong or expired (see azure.credentials): create a new one and re-run `sentinel-cef install`'
+      : 'Entra ID refused the credentials (see azure.credentials): check the tenant, client id and secret or certificate';
+  }
   if (httpStatus === 403 && sinkType === 'logs-ingestion') {
     return 'grant the app "Monitoring Metrics Publisher" on the DCR (role assignments take up to 30 min to apply)';
   }

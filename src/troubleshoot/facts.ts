@@ -113,18 +113,24 @@ export function firewallVerdicts(
 ): Promise<{ kind: 'iptables' | 'nftables' | 'none'; verdicts: Array<{ packet: Packet; verdict: Verdict }> }> {
   return ctx.once('firewall-verdicts', async () => {
     const port = ctx.opts.port;
-    const packets: Packet[] = (['tcp', 'udp'] as const).flatMap((protocol) =>
-      (['ext', 'lo'] as const).map((iface) => ({ protocol, port, iface })),
+    const packets: Packet[] = ([4, 6] as const).flatMap((family) =>
+      (['tcp', 'udp'] as const).flatMap((protocol) => (['ext', 'lo'] as const).map((iface) => ({ protocol, port, iface, family }))),
     );
-    const ipt = await ctx.deps.exec('iptables-save', ['-t', 'filter'], { timeoutMs: 15_000 });
-    const save = !ipt.notFound && ipt.exitCode === 0 ? parseIptablesSave(ipt.stdout) : null;
+    const saved = async (cmd: string) => {
+      const r = await ctx.deps.exec(cmd, ['-t', 'filter'], { timeoutMs: 15_000 });
+      return !r.notFound && r.exitCode === 0 ? parseIptablesSave(r.stdout) : null;
+    };
+    const save = await saved('iptables-save');
+    // Devices that send over IPv6 meet only the IPv6 rules.
+    const save6 = await saved('ip6tables-save');
     const nft = await ctx.deps.exec('nft', ['-j', 'list', 'ruleset'], { timeoutMs: 15_000 });
     const chains = !nft.notFound && nft.exitCode === 0 ? parseNftJson(nft.stdout) : null;
     const verdicts: Array<{ packet: Packet; verdict: Verdict }> = [];
     let kind: 'iptables' | 'nftables' | 'none' = 'none';
     for (const packet of packets) {
+      const ipt = packet.family === 6 ? save6 : save;
       // iptables-nft shows the same rules both ways: a drop in either decides, the iptables view names it.
-      const a = save ? evaluateIptables(save, packet) : null;
+      const a = ipt ? evaluateIptables(ipt, packet) : null;
       const b = chains ? evaluateNft(chains, packet) : null;
       // Both accept: an explicit rule names the firewall in use, not iptables-nft's empty chains with their default policy.
       const v =
@@ -144,5 +150,23 @@ export function firewallVerdicts(
       kind = verdicts.some((x) => x.verdict.action === 'drop' && !x.verdict.table) ? 'iptables' : 'nftables';
     }
     return { kind, verdicts };
+  });
+}
+
+/** Free space below which the queue's filesystem counts as full: the forwarder pauses intake on ENOSPC well before 0. */
+const QUEUE_FULL_BYTES = 16 * 1024 ** 2;
+
+/** The queue's filesystem when it is (nearly) full, measured at the queue dir or the nearest parent that exists. */
+export function queueDiskFull(ctx: Context): Promise<{ dir: string; free: number; total: number } | null> {
+  return ctx.once('queue-disk-full', async () => {
+    const dir = (await ctx.config()).config?.queue.dir;
+    if (!dir) return null;
+    let probe = dir;
+    let st = await ctx.deps.statfs(probe);
+    while (!st && probe !== '/') {
+      probe = probe.slice(0, probe.lastIndexOf('/')) || '/';
+      st = await ctx.deps.statfs(probe);
+    }
+    return st && st.total > 0 && st.free < QUEUE_FULL_BYTES ? { dir, ...st } : null;
   });
 }

@@ -1,6 +1,7 @@
 /**
  * What the host firewall does with a new packet to a port: the first rule of the filter INPUT path that matches it,
- * following jumps, gotos and returns, as the kernel does. Reads `iptables-save` and `nft -j list ruleset` output.
+ * following jumps, gotos and returns, as the kernel does. Reads `iptables-save`, `ip6tables-save` (the same format, for
+ * IPv6) and `nft -j list ruleset` output (ip and inet tables for IPv4, ip6 and inet for IPv6).
  *
  * A rule with a condition we cannot judge for every sender (source address, a named set, marks) is skipped: it does
  * not decide for all devices, so the next rule is looked at, and the report says which rule decided.
@@ -12,6 +13,8 @@ export interface Packet {
   protocol: Transport;
   port: number;
   iface: 'ext' | 'lo';
+  /** IP version; 4 when absent. IPv6 packets pass ip6tables and nft's ip6 and inet tables, never iptables or ip tables. */
+  family?: 4 | 6;
 }
 
 export interface Verdict {
@@ -202,6 +205,8 @@ function nftMatch(m: Json, p: Packet): boolean | undefined {
   let got: boolean | undefined;
   const payload = left?.payload as Json | undefined;
   const meta = left?.meta as Json | undefined;
+  // `ip …` applies only to IPv4 packets and `ip6 …` only to IPv6 ones, whatever the field or operator (inet tables).
+  if (payload && ((payload.protocol === 'ip' && p.family === 6) || (payload.protocol === 'ip6' && p.family !== 6))) return false;
   if (payload && payload.field === 'dport') {
     got = payload.protocol === p.protocol ? nftValueMatches(m.right, p.port) : false;
   } else if ((meta && meta.key === 'l4proto') || (payload && (payload.field === 'protocol' || payload.field === 'nexthdr'))) {
@@ -213,7 +218,7 @@ function nftMatch(m: Json, p: Packet): boolean | undefined {
     got = nftValueMatches(m.right, 'new');
     if (got === undefined && Array.isArray(m.right)) got = (m.right as string[]).includes('new');
   } else if (meta && meta.key === 'nfproto') {
-    got = true;
+    got = nftValueMatches(m.right, p.family === 6 ? 'ipv6' : 'ipv4');
   }
   if (got === undefined) return undefined;
   if (op === '!=') return !got;
@@ -276,7 +281,7 @@ export function evaluateNft(chains: NftChain[], p: Packet): Verdict | null {
     }
     return { v: null, ret: true };
   };
-  const families = new Set(['ip', 'inet']);
+  const families = new Set(p.family === 6 ? ['ip6', 'inet'] : ['ip', 'inet']);
   const bases = chains.filter((c) => c.hook === 'input' && families.has(c.family)).sort((a, b) => (a.prio ?? 0) - (b.prio ?? 0));
   if (bases.length === 0) return null;
   // Every input base chain must accept: a drop in any of them drops the packet.

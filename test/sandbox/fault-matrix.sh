@@ -183,6 +183,14 @@ inject_firewall-iptables() {
 }
 restore_firewall-iptables() { iptables -F INPUT; }
 
+# The same DROPs for IPv6 only (ip6tables): devices that send over IPv6 are dropped, IPv4 ones are not.
+inject_firewall-ip6tables() {
+  ip6tables -A INPUT -p tcp --dport 22 -j ACCEPT
+  ip6tables -A INPUT -p tcp --dport 514 -j DROP
+  ip6tables -A INPUT -p udp --dport 514 -j DROP
+}
+restore_firewall-ip6tables() { ip6tables -F INPUT; }
+
 # The same in a plain nftables ruleset (as /etc/nftables.conf writes it).
 inject_firewall-nft() {
   nft -f - <<'NFT'
@@ -208,6 +216,18 @@ inject_sink-disk-full() {
   restart_forwarder
 }
 restore_sink-disk-full() { umount -l "$out/sink"; restart_forwarder; }
+
+# The queue's filesystem full: a 1 MiB tmpfs over the queue directory, filled, the forwarder restarted on it.
+inject_queue-disk-full() {
+  local q; q="$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).queue?.dir ?? "/var/lib/sentinel-cef/queue")' "$cfg")"
+  echo "$q" >"$out/queue.dir"
+  read -r own mode < <(stat -c '%u:%g %a' "$q")
+  mount -t tmpfs -o size=1m tmpfs "$q"
+  chown "$own" "$q"; chmod "$mode" "$q"
+  dd if=/dev/zero of="$q/filler" bs=64k 2>/dev/null
+  restart_forwarder
+}
+restore_queue-disk-full() { umount -l "$(cat "$out/queue.dir")"; restart_forwarder; }
 
 # --- Azure rows: the forwarder reinstalled on the Data Collector sink of a mock workspace (scripts/mock-azure.ts, which
 # checks the SharedKey signature and the x-ms-date window as Azure does); they run last and stay on it. -----------
@@ -237,6 +257,58 @@ restore_sink-503() { mockctl clear; }
 inject_clock-skew() { use_azure; mockctl clock '{"offsetMs":1200000}'; }
 restore_clock-skew() { mockctl clock '{"offsetMs":0}'; }
 
+# --- Logs Ingestion rows: the forwarder reinstalled on the Logs Ingestion sink of the mock over HTTPS (scripts/mock-azure.ts:
+# token authority and ingestion endpoint, which check the bearer token, the DCR immutable id and the stream as Azure
+# does). The forwarder trusts the mock's CA as an operator adds a private CA: NODE_EXTRA_CA_CERTS in its environment
+# (the supervisor is restarted with it). They run after the Data Collector rows and stay on this sink. ------------
+li_url=""
+li_ca=""
+# Restarts the supervisor with the command line install gave it, plus the mock's CA.
+li_restart() {
+  local pid; pid="$(cat /run/sentinel-cef/supervisor.pid)"
+  local -a cmd; mapfile -d '' cmd <"/proc/$pid/cmdline"
+  stop_forwarder
+  (cd / && setsid runuser -u sentinel-cef -- env NODE_EXTRA_CA_CERTS="$li_ca" "${cmd[@]}" </dev/null >/dev/null 2>&1 &)
+  for _ in $(seq 1 60); do node -e 'fetch("http://127.0.0.1:25227/health").then(()=>process.exit(0),()=>process.exit(1))' && break; sleep 0.5; done
+}
+use_li() {
+  [ -n "$li_url" ] && return 0
+  mkdir -p "$out/li-certs"
+  node_modules/.bin/tsx scripts/mock-azure.ts --port 0 --cert-dir "$out/li-certs" --client-secret-file "$out/li.secret" --info-file "$out/li.json" >/dev/null 2>"$out/li-mock.err" &
+  li_pid=$!
+  for _ in $(seq 1 300); do [ -s "$out/li.json" ] && break; sleep 0.1; done
+  li() { node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"))[process.argv[2]])' "$out/li.json" "$1"; }
+  li_url="$(li url)"; li_ca="$(li caPath)"; chmod 0644 "$li_ca"
+  # troubleshoot's own Azure checks trust it the same way.
+  export NODE_EXTRA_CA_CERTS="$li_ca"
+  install_args=(install --dce "$li_url" --dcr "$(li dcrImmutableId)" --stream "$(li stream)" --tenant "$(li tenantId)" --client-id "$(li clientId)" --client-secret-file "$out/li.secret" --yes)
+  step li-install "${cli[@]}" "${install_args[@]}" --no-verify
+  # install has no flag for the token authority: point it at the mock, as after every reinstall.
+  after_reinstall() { edit_cfg "c.sink.authorityHost=\"$li_url\""; li_restart; }
+  after_reinstall
+}
+limockctl() { node -e 'fetch(process.argv[1],{method:"POST",body:process.argv[2]}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))' "$li_url/_mock/$1" "${2:-}"; }
+
+# The authority refuses the client secret (rotated in Entra ID, the old one still in the file).
+inject_li-token-refused() {
+  use_li
+  secret_file="$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).sink.auth.clientSecretFile)' "$cfg")"
+  cp -p "$secret_file" "$out/li.secret.orig"
+  printf 'a-rotated-away-secret-0123456789\n' >"$secret_file"
+  li_restart
+}
+restore_li-token-refused() { cp -p "$out/li.secret.orig" "$secret_file"; li_restart; }
+# The ingestion endpoint refuses the token (401), or the app lacks the role on the DCR (403, as Azure words it).
+inject_li-401() { use_li; limockctl fail '{"api":"logs-ingestion","status":401}'; }
+restore_li-401() { limockctl clear; li_restart; }
+inject_li-403() { use_li; limockctl fail '{"api":"logs-ingestion","status":403,"body":"{\"error\":{\"code\":\"OperationFailed\",\"message\":\"The authentication token provided does not have access to ingest data for the data collection rule with immutable Id. PipelineAccessResult: AccessGranted: False, IsRbacPresent: False\"}}"}'; }
+restore_li-403() { limockctl clear; li_restart; }
+# A DCR immutable id or a stream the DCR does not have (404 NotFound / InvalidStream from the endpoint).
+inject_li-wrong-dcr() { use_li; cp "$cfg" "$out/cfg.orig"; edit_cfg 'c.sink.dcrImmutableId="dcr-00000000000000000000000000000000"'; li_restart; }
+restore_li-wrong-dcr() { cp "$out/cfg.orig" "$cfg"; li_restart; }
+inject_li-wrong-stream() { use_li; cp "$cfg" "$out/cfg.orig"; edit_cfg 'c.sink.stream="Custom-NotInTheDcr"'; li_restart; }
+restore_li-wrong-stream() { cp "$out/cfg.orig" "$cfg"; li_restart; }
+
 # --- The run ---------------------------------------------------------------------------------------------------
 
 t0=$(ms)
@@ -257,10 +329,12 @@ for f in "$@"; do
   if [ "$(cat "$out/$f.after.rc")" != 0 ] || declare -F "restore_$f" >/dev/null; then ts "$f.clean"; else cp "$out/$f.after.rc" "$out/$f.clean.rc"; fi
   if [ "$(cat "$out/$f.clean.rc")" != 0 ]; then
     step "$f.reinstall" "${cli[@]}" "${install_args[@]}" --no-verify
+    if declare -F after_reinstall >/dev/null; then after_reinstall >>"$out/$f.inject.log" 2>&1; fi
     ts "$f.clean"
   fi
   echo "$f=$(($(ms) - t))" >>"$out/timing.env"
 done
 echo "total_ms=$(($(ms) - t0))" >>"$out/timing.env"
 [ -z "$mock_url" ] || kill "$mock_pid" 2>/dev/null
+[ -z "$li_url" ] || kill "$li_pid" 2>/dev/null
 exit 0

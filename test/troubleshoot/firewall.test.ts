@@ -128,3 +128,90 @@ describe('system.firewall with iptables/nftables rules', () => {
     expect(r).toMatchObject({ status: 'pass', message: 'iptables allows 514/tcp and /udp' });
   });
 });
+
+// Issue 16: the IPv6 rules were never read, so an ip6tables DROP on 514 was "allowed". Fixtures captured in the
+// sandbox (ip6tables 1.8.9 nf_tables, nft 1.0.6): ip6tables-save, the same rules as nft sees them, and an inet table
+// with family-specific rules.
+describe('IPv6 rules (ip6tables-save, nft ip6 and inet tables)', () => {
+  const v6 = (protocol: 'tcp' | 'udp', iface: 'ext' | 'lo' = 'ext'): Packet => ({ protocol, port: 514, iface, family: 6 });
+
+  it.each([
+    [v6('tcp'), 'drop', 'rule 3 of chain INPUT (-A INPUT -p tcp -m tcp --dport 514 -j DROP)'],
+    [v6('udp'), 'drop', 'rule 4 of chain INPUT (-A INPUT -p udp -m udp --dport 514 -j DROP)'],
+    [v6('tcp', 'lo'), 'accept', 'rule 1 of chain INPUT (-A INPUT -i lo -j ACCEPT)'],
+  ] as const)('ip6tables-specific-drop.txt %o: %s by %s', (p, action, by) => {
+    expect(evaluateIptables(parseIptablesSave(fixture('ip6tables-specific-drop.txt'))!, p)).toMatchObject({ action, by });
+  });
+
+  it.each([
+    [pkt('tcp'), 'accept', 'rule handle 6 of chain input in table inet filter (ip protocol tcp tcp dport 514 accept)'],
+    [pkt('udp'), 'accept', 'the accept policy of chain input in table inet filter'],
+    // fd00::/8 senders only: not a verdict for every device, so the next rule decides.
+    [v6('tcp'), 'drop', 'rule handle 7 of chain input in table inet filter (ip6 nexthdr tcp tcp dport 514 drop)'],
+    [v6('udp'), 'drop', 'rule handle 4 of chain input in table inet filter (meta nfproto ipv6 udp dport 514 drop)'],
+  ] as const)('nft-inet-ipv6-drop.json %o: %s by %s', (p, action, by) => {
+    expect(evaluateNft(parseNftJson(fixture('nft-inet-ipv6-drop.json'))!, p)).toMatchObject({ action, by });
+  });
+
+  it('evaluates the ip6 table that ip6tables-nft writes for IPv6 packets only', () => {
+    const chains = parseNftJson(fixture('nft-ip6tables-nft.json'))!;
+    expect(evaluateNft(chains, v6('udp'))).toMatchObject({ action: 'drop', table: { family: 'ip6', name: 'filter' } });
+    expect(evaluateNft(chains, pkt('udp'))?.action ?? 'accept').toBe('accept');
+  });
+
+  const root = { dir: '' };
+  beforeEach(async () => {
+    root.dir = await makeRoot();
+    await healthyTree(root.dir, { adminPort: 1, daemonPort: 514 });
+  });
+  afterEach(() => cleanup(root.dir));
+  const ctxFor = (deps: Partial<TroubleshootDeps>) =>
+    new Context(troubleshootOptionsSchema.parse({ configPath: '/etc/sentinel-cef/forwarder.json', probes: 0 }), testDeps(root.dir, deps));
+  const EMPTY = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n';
+
+  it('names the ip6tables rules that drop 514 over IPv6 and opens them with ip6tables', async () => {
+    const programs: Record<string, object> = {
+      'iptables-save -t filter': { stdout: EMPTY },
+      'ip6tables-save -t filter': { stdout: fixture('ip6tables-specific-drop.txt') },
+    };
+    const r = await system.checkFirewall(ctxFor({ exec: fakeExec(programs as never) }));
+    expect(r.status).toBe('fail');
+    expect(r.message).toBe(
+      '514/tcp over IPv6 is dropped by rule 3 of chain INPUT (-A INPUT -p tcp -m tcp --dport 514 -j DROP); ' +
+        '514/udp over IPv6 is dropped by rule 4 of chain INPUT (-A INPUT -p udp -m udp --dport 514 -j DROP): remote devices cannot reach the daemon',
+    );
+    expect(r.fix).toBe(
+      'ip6tables -I INPUT 1 -p tcp --dport 514 -j ACCEPT && ip6tables -I INPUT 1 -p udp --dport 514 -j ACCEPT; ' +
+        'rules added with ip6tables are lost at reboot: save them with `ip6tables-save > /etc/iptables/rules.v6` (package iptables-persistent)',
+    );
+    expect(r.details?.blocked).toEqual(['514/tcp over IPv6', '514/udp over IPv6']);
+    const calls: string[] = [];
+    const r2 = await system.checkFirewall(
+      ctxFor({ exec: fakeExec({ ...programs, 'netfilter-persistent': {}, ip6tables: {} } as never, calls) }),
+    );
+    expect(r2.fix).toBe(
+      'ip6tables -I INPUT 1 -p tcp --dport 514 -j ACCEPT && ip6tables -I INPUT 1 -p udp --dport 514 -j ACCEPT && netfilter-persistent save',
+    );
+    await r2.safeFix!.apply();
+    expect(calls.slice(-3)).toEqual([
+      'ip6tables -I INPUT 1 -p tcp --dport 514 -j ACCEPT',
+      'ip6tables -I INPUT 1 -p udp --dport 514 -j ACCEPT',
+      'netfilter-persistent save',
+    ]);
+  });
+
+  it('says once a drop that an inet rule makes for both families, and "over IPv6" for one it makes for IPv6 only', async () => {
+    const both = await system.checkFirewall(
+      ctxFor({ exec: fakeExec({ 'nft -j list ruleset': { stdout: fixture('nft-specific-drop.json') } }) }),
+    );
+    expect(both.details?.blocked).toEqual(['514/udp']);
+    expect(both.fix).toMatch(/^nft insert rule inet filter input udp dport 514 accept; /);
+    const only6 = await system.checkFirewall(
+      ctxFor({ exec: fakeExec({ 'nft -j list ruleset': { stdout: fixture('nft-inet-ipv6-drop.json') } }) }),
+    );
+    expect(only6.details?.blocked).toEqual(['514/tcp over IPv6', '514/udp over IPv6']);
+    expect(only6.fix).toMatch(
+      /^nft insert rule inet filter input tcp dport 514 accept && nft insert rule inet filter input udp dport 514 accept; rules added with nft/,
+    );
+  });
+});

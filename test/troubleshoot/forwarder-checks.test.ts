@@ -323,6 +323,24 @@ describe('admin-endpoint checks against a fake admin server', () => {
     expect(r.fix).toMatch(re);
   });
 
+  // Fault matrix row li-token-refused: the token authority refuses before any HTTP call, so there is no status.
+  it.each([
+    ['AADSTS7000215: Invalid client secret provided.', 'the client secret is wrong or expired (see azure.credentials)'],
+    [
+      'AADSTS700016: Application with identifier x was not found in the directory',
+      'Entra ID refused the credentials (see azure.credentials)',
+    ],
+  ])('names the credentials for a token refusal (%s), not the forwarder log', async (aad, fix) => {
+    await writeConfig({
+      sink: { type: 'logs-ingestion', endpoint: 'https://dce.example.com', dcrImmutableId: 'dcr-1', auth: { kind: 'managed-identity' } },
+    });
+    const error = `cannot get an Entra ID token for https://monitor.azure.com//.default: invalid_client: Error(s):  - Description: ${aad}`;
+    admin.health = health({ lastDelivery: { ok: false, at: '2026-11-22T08:00:00Z', error } });
+    const r = await fwd.checkDelivery(ctxFor());
+    expect(r.fix).toContain(fix);
+    expect(r.fix).not.toContain('forwarder log');
+  });
+
   it('passes after a good delivery and notes when nothing was sent yet', async () => {
     expect((await fwd.checkDelivery(ctxFor())).status).toBe('pass');
     admin.health = health({ lastDelivery: null, counters: { ...health().counters, received: 0 } });
@@ -410,5 +428,139 @@ describe('forwarder.running when the service user cannot write the queue', () =>
     const r = await fwd.checkRunning(ctxFor());
     expect(r.message).not.toContain('cannot write');
     expect(r.fix).toContain('`runuser -u sentinel-cef -- sentinel-cef forward --check --config /etc/sentinel-cef/forwarder.json`');
+  });
+});
+
+// Issue 16: under systemd a forwarder that exits at start-up was only "activating/failed" with a restart as the
+// fix. Its own error comes from the unit's journal; the cause is judged as the unit's User=, and a restart is
+// offered only after a fix that removes the cause.
+describe('forwarder.running under systemd when the forwarder exits at start-up', () => {
+  const UNIT = 'sentinel-cef-forwarder.service';
+  const QUEUE = '/var/lib/sentinel-cef/data/queue';
+  const SINK_DIR = '/srv/cef';
+  const journal = (...own: string[]) =>
+    [
+      `Started ${UNIT} - sentinel-cef forwarder (CEF to Microsoft Sentinel).`,
+      ...own,
+      `${UNIT}: Main process exited, code=exited, status=2/INVALIDARGUMENT`,
+      `${UNIT}: Failed with result 'exit-code'.`,
+      `${UNIT}: Scheduled restart job, restart counter is at 4.`,
+      `Stopped ${UNIT} - sentinel-cef forwarder (CEF to Microsoft Sentinel).`,
+      `Started ${UNIT} - sentinel-cef forwarder (CEF to Microsoft Sentinel).`,
+      '',
+    ].join('\n');
+  function systemdCtx(log: string, state = 'activating', calls: string[] = [], started: string[] = []) {
+    const table = {
+      [`systemctl is-active ${UNIT}`]: { exitCode: 3, stdout: `${state}\n` },
+      [`journalctl -u ${UNIT} -n 60 -o cat --no-pager`]: { stdout: log },
+      chown: {},
+      chmod: {},
+      systemctl: {},
+    };
+    return ctxFor({
+      exec: fakeExec(table, calls),
+      services: { startForwarder: async (c: string) => (started.push(c), 'started'), restartDaemon: async () => 'no' },
+    });
+  }
+  beforeEach(async () => {
+    await chmod(root, 0o755);
+    await put(root, '/proc/1/comm', 'systemd\n');
+    await put(root, '/run/systemd/system/.keep', '');
+    await put(root, '/etc/systemd/system/sentinel-cef-forwarder.service', '[Service]\nUser=sentinel-cef\nProtectSystem=strict\n');
+    await put(root, '/etc/passwd', 'root:x:0:0:root:/root:/bin/bash\nsentinel-cef:x:998:998::/var/lib/sentinel-cef:/usr/sbin/nologin\n');
+    for (const d of ['/var', '/var/lib', '/var/lib/sentinel-cef', '/var/lib/sentinel-cef/data', QUEUE, '/srv', SINK_DIR]) {
+      await mkdir(join(root, d), { recursive: true });
+      await chmod(join(root, d), 0o755);
+    }
+    for (const d of ['/var/lib/sentinel-cef/data', QUEUE]) await chown(join(root, d), 998, 998);
+  });
+
+  it('names an unwritable sink directory with the chown, and offers no restart', async () => {
+    await writeConfig({ sink: { type: 'file', path: `${SINK_DIR}/rows.ndjson` }, queue: { dir: QUEUE } });
+    const r = await fwd.checkRunning(
+      systemdCtx(
+        journal(`sentinel-cef forwarder: sink.file: cannot write under ${SINK_DIR} — choose a writable path for --sink file:PATH`),
+      ),
+    );
+    expect(r.status).toBe('fail');
+    expect(r.message).toBe(
+      `${UNIT} is activating: the forwarder keeps exiting at start-up, its error: sink.file: cannot write under ${SINK_DIR} — choose a writable path for --sink file:PATH`,
+    );
+    expect(r.fix).toBe(
+      `let sentinel-cef write there (${SINK_DIR}: owner root:root, mode 0755): \`chown sentinel-cef: ${SINK_DIR}\`, or choose a path it can write in "sink.path" of ${CONFIG}, then \`systemctl restart ${UNIT}\``,
+    );
+    expect(r.safeFix).toBeUndefined();
+  });
+
+  it('says the unit keeps a writable directory read-only when it is not in ReadWritePaths=', async () => {
+    await chown(join(root, SINK_DIR), 998, 998);
+    await writeConfig({ sink: { type: 'file', path: `${SINK_DIR}/rows.ndjson` }, queue: { dir: QUEUE } });
+    const r = await fwd.checkRunning(systemdCtx(journal(`sentinel-cef forwarder: sink.file: cannot write under ${SINK_DIR}`), 'failed'));
+    expect(r.message).toContain(
+      `${UNIT} is failed: the forwarder keeps exiting at start-up, its error: sink.file: cannot write under ${SINK_DIR}`,
+    );
+    expect(r.fix).toContain(`${SINK_DIR} is read-only inside the unit (ProtectSystem=strict, not in its ReadWritePaths=)`);
+    expect(r.safeFix).toBeUndefined();
+  });
+
+  it("quotes the forwarder's pino error for an unwritable queue and gives it back, then restarts", async () => {
+    await chown(join(root, QUEUE), 0, 0);
+    await chmod(join(root, QUEUE), 0o700);
+    await writeConfig({ sink: { type: 'file', path: '/var/lib/sentinel-cef/data/out.ndjson' }, queue: { dir: QUEUE } });
+    const err = `{"level":60,"time":1763798399000,"pid":812,"msg":"cannot open the queue ${QUEUE}","err":{"type":"Error","message":"EACCES: permission denied, open '${QUEUE}/ledger'"}}`;
+    const calls: string[] = [];
+    const r = await fwd.checkRunning(
+      systemdCtx(journal('{"level":30,"msg":"listening","listen":"tcp://127.0.0.1:25226"}', err), 'activating', calls),
+    );
+    expect(r.message).toContain(
+      `the forwarder keeps exiting at start-up, its error: cannot open the queue ${QUEUE}: EACCES: permission denied, open '${QUEUE}/ledger'`,
+    );
+    expect(r.message).toContain(`the service user sentinel-cef cannot write ${QUEUE} (owner root:root, mode 0700)`);
+    expect(r.fix).toBe(`\`chown -R sentinel-cef: ${QUEUE}\` (or re-run \`sentinel-cef install\`), then restart the forwarder`);
+    await r.safeFix!.apply();
+    expect(calls.slice(-3)).toEqual([`chown -R 998:998 ${QUEUE}`, `chmod 0750 ${QUEUE}`, `systemctl restart ${UNIT}`]);
+  });
+
+  it('names an unreadable TLS key as the service user would meet it, never echoing a secret', async () => {
+    const key = '/etc/sentinel-cef/tls/key.pem';
+    await put(root, key, '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n');
+    await chmod(join(root, key), 0o600);
+    const secret = 'Zq8~s3cr3t-value-0123456789';
+    await put(root, '/etc/sentinel-cef/client-secret', `${secret}\n`);
+    await writeConfig({
+      sink: {
+        type: 'logs-ingestion',
+        endpoint: 'https://dce.example.ingest.monitor.azure.com',
+        dcrImmutableId: 'dcr-00000000000000000000000000000000',
+        auth: { kind: 'client-secret', tenantId: 't', clientId: 'c', clientSecretFile: '/etc/sentinel-cef/client-secret' },
+      },
+      tls: { certFile: '/etc/sentinel-cef/tls/cert.pem', keyFile: key },
+      queue: { dir: QUEUE },
+    });
+    const r = await fwd.checkRunning(
+      systemdCtx(
+        journal(
+          `sentinel-cef forwarder: tls.keyFile: cannot read ${key}: EACCES (client_secret=${secret}) — create it (0600) or fix the path`,
+        ),
+      ),
+    );
+    expect(r.message).toContain(`the forwarder keeps exiting at start-up, its error: tls.keyFile: cannot read ${key}: EACCES`);
+    expect(JSON.stringify(r)).not.toContain(secret);
+    expect(r.fix).toBe(
+      `let sentinel-cef read ${key} (${key}: owner root:root, mode 0600): \`chown sentinel-cef: ${key} && chmod 600 ${key}\`, then \`systemctl restart ${UNIT}\``,
+    );
+    expect(r.safeFix).toBeUndefined();
+  });
+
+  it('keeps the restart for a unit that ran and crashed later, or was stopped', async () => {
+    await writeConfig({ sink: { type: 'file', path: '/var/lib/sentinel-cef/data/out.ndjson' }, queue: { dir: QUEUE } });
+    const later = await fwd.checkRunning(
+      systemdCtx(journal('{"level":30,"msg":"forwarder started"}', '{"level":60,"msg":"out of memory"}')),
+    );
+    expect(later.message).toBe(`${UNIT} is activating`);
+    expect(later.safeFix).toBeDefined();
+    const stopped = await fwd.checkRunning(systemdCtx(`Stopped ${UNIT} - sentinel-cef forwarder.\n`, 'inactive'));
+    expect(stopped.message).toBe(`${UNIT} is inactive`);
+    expect(stopped.fix).toContain(`systemctl restart ${UNIT}`);
   });
 });

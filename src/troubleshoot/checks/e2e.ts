@@ -253,8 +253,15 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
     const mismatch = (await protocolMismatch(ctx))?.message;
     // Asked since the start; a firewall tool that does not answer by now must not hold the probes' verdict.
     const fw = await Promise.race([firewallP.then((f) => f.verdicts), new Promise<[]>((r) => setTimeout(r, 100, []))]);
-    const firewallDrop = (t: Transport) =>
-      fw.find((x) => x.packet.iface === 'lo' && x.packet.protocol === t && x.verdict.action === 'drop')?.verdict.by;
+    // The rules of the probe's own address family (a probe to ::1 meets the IPv6 rules).
+    const firewallDrop = (t: Transport, target: string) =>
+      fw.find(
+        (x) =>
+          x.packet.iface === 'lo' &&
+          x.packet.protocol === t &&
+          (x.packet.family === 6) === target.startsWith('[') &&
+          x.verdict.action === 'drop',
+      )?.verdict.by;
     for (const r of results) {
       locate(ctx, r, {
         sockets,
@@ -263,7 +270,7 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
         fwdPorts,
         logs,
         mismatch,
-        firewallDrop: firewallDrop(r.transport),
+        firewallDrop: firewallDrop(r.transport, r.target),
         adminError,
         health,
         seen: seen[r.id],
@@ -459,9 +466,12 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
   const sinkType = sink?.type;
   const skew = first.stage === 'forwarder-not-delivering' ? await clockFault(ctx) : null;
   const mismatch = first.stage === 'daemon-not-forwarding' ? await protocolMismatch(ctx) : null;
-  const fix =
-    mismatch?.fix ??
-    fixForStage(first.stage, first.probes[0], ctx.opts.port, sinkType, skew, sink?.type === 'file' ? sink.path : undefined);
+  // A forwarder that paused its intake (a full queue or disk) leaves the probes with the daemon: not a routing fault.
+  const paused = first.stage === 'daemon-not-forwarding' && !mismatch && (await ctx.health()).health?.queue.intakePaused;
+  const fix = paused
+    ? 'the forwarder has paused its intake, so the daemon holds the events: free what stops its queue (see forwarder.queue and system.disk)'
+    : (mismatch?.fix ??
+      fixForStage(first.stage, first.probes[0], ctx.opts.port, sinkType, skew, sink?.type === 'file' ? sink.path : undefined));
   return {
     ...base,
     status: 'fail',

@@ -7,8 +7,9 @@ import type { CheckOutcome, SafeFix } from '../types.js';
 import { restartForwarderFix } from '../fixes.js';
 import { fixForDelivery, formatBytes } from '../advice.js';
 import { settledHealth } from './e2e.js';
-import { clockFault } from '../facts.js';
+import { clockFault, queueDiskFull } from '../facts.js';
 import { lookupUser, SERVICE_USER } from '../../install/service.js';
+import { Redactor } from '../collect.js';
 
 const G = 'forwarder' as const;
 
@@ -241,6 +242,24 @@ export async function checkRunning(ctx: Context): Promise<CheckOutcome> {
         };
       }
     }
+    // A unit that exits at start-up (Restart=on-failure keeps it "activating", then "failed"): a restart cannot
+    // repair it, its own last error says what can.
+    const fault = /^(activating|failed)$/.test(state) ? await unitStartupFault(ctx) : null;
+    if (fault) {
+      const unit = (await ctx.readText(LAYOUT.unitPath)) ?? '';
+      const user = /^User=(\S+)\s*$/m.exec(unit)?.[1] ?? SERVICE_USER;
+      const queue = await queueDirProblem(ctx, user);
+      const restart = `\`systemctl restart ${LAYOUT.serviceName}\``;
+      return {
+        ...base,
+        status: 'fail',
+        message: `${LAYOUT.serviceName} is ${state}: the forwarder keeps exiting at start-up, its error: ${fault}${queue ? `; ${queue.message}` : ''}`,
+        fix: queue ? queue.fix : `${await startupFaultFix(ctx, fault, user, unit)}, then ${restart}`,
+        // Only a fix that removes the cause (our own queue directory) is applied, with the restart after it.
+        ...(queue?.safeFix ? { safeFix: queue.safeFix } : {}),
+        details: { state, crashLoop: true, user },
+      };
+    }
     return {
       ...base,
       status: 'fail',
@@ -318,6 +337,75 @@ export async function checkRunning(ctx: Context): Promise<CheckOutcome> {
   };
 }
 
+/** Journal lines read for the unit's last attempt: enough for one start-up and systemd's lines around it. */
+const JOURNAL_LINES = 60;
+/** systemd's own lines about the unit (as `journalctl -o cat` shows them), not the forwarder's. */
+const SYSTEMD_LINE = /^(sentinel-cef-forwarder\.service: |(Started|Starting|Stopped|Stopping) )/;
+
+/**
+ * Why the forwarder unit's last attempt exited before it started, from its journal: the forwarder's own error
+ * (its stderr line or a pino error line), secrets redacted, or null when the last exit was not at start-up.
+ */
+async function unitStartupFault(ctx: Context): Promise<string | null> {
+  const j = await ctx.deps.exec('journalctl', ['-u', LAYOUT.serviceName, '-n', String(JOURNAL_LINES), '-o', 'cat', '--no-pager'], {
+    timeoutMs: 15_000,
+  });
+  if (j.notFound || j.exitCode !== 0) return null;
+  const lines = j.stdout.trimEnd().split('\n');
+  // An exit of its own, with a code (a kill by a signal is not a start-up fault).
+  const lastExit = lastIndex(lines, /: Main process exited, code=exited, status=[1-9]/);
+  if (lastExit < 0) return null;
+  const before = lines.slice(0, lastExit);
+  const attempt = before.slice(lastIndex(before, /^Started |: Main process exited/) + 1);
+  if (attempt.some((l) => /"msg":"forwarder started"/.test(l))) return null;
+  const own = attempt.filter((l) => l.trim() && !SYSTEMD_LINE.test(l));
+  const line = own.filter((l) => /^sentinel-cef forwarder: |"level":\s*[56]0/.test(l)).at(-1) ?? own.at(-1);
+  if (!line) return null;
+  let text = line.replace(/^sentinel-cef forwarder: /, '');
+  try {
+    const o = JSON.parse(text) as { msg?: unknown; err?: { message?: unknown } };
+    const err = typeof o.err?.message === 'string' ? o.err.message : '';
+    if (typeof o.msg === 'string') text = err && !o.msg.includes(err) ? `${o.msg}: ${err}` : o.msg;
+  } catch {
+    /* the stderr line, as it is */
+  }
+  return (await startupRedactor(ctx)).redact(text).slice(0, 300);
+}
+
+/** The product's redaction, primed with the sink's secret values: a quoted error never shows a secret. */
+async function startupRedactor(ctx: Context): Promise<Redactor> {
+  const red = new Redactor();
+  const sink = (await ctx.config()).config?.sink;
+  if (!sink) return red;
+  const { files, env } = secretFiles(ctx, sink);
+  for (const f of files) for (const l of ((await ctx.readText(f.path).catch(() => null)) ?? '').split('\n')) red.addValue(l);
+  if (env) red.addValue(ctx.deps.env[env]);
+  return red;
+}
+
+/** The one command that removes a start-up fault the forwarder named (the unit's restart follows it). */
+async function startupFaultFix(ctx: Context, fault: string, userName: string, unit: string): Promise<string> {
+  const check = `check the config as the service user: \`runuser -u ${userName} -- sentinel-cef forward --check --config ${ctx.opts.configPath}\``;
+  const dir = /cannot write under (\/\S+)/.exec(fault)?.[1];
+  const file = (/cannot read (\/\S+): E(?:ACCES|PERM)\b/.exec(fault) ?? /\bE(?:ACCES|PERM)\b.*?'(\/[^']+)'/.exec(fault))?.[1];
+  const target = dir ?? file;
+  if (!target) return check;
+  const user = await lookupUser(ctx.fs, userName);
+  const denied = user ? await writeProblem(ctx, target, user, dir ? 3 : 4) : null;
+  if (denied) {
+    if (denied.path !== target) return `let ${userName} enter ${denied.path} (${denied.why}): \`chmod o+x ${denied.path}\``;
+    return dir
+      ? `let ${userName} write there (${denied.why}): \`chown ${userName}: ${dir}\`, or choose a path it can write in "sink.path" of ${ctx.opts.configPath}`
+      : // The forwarder reads secrets and keys only from 0600 files: the service user must own it.
+        `let ${userName} read ${target} (${denied.why}): \`chown ${userName}: ${target} && chmod 600 ${target}\``;
+  }
+  // The user may, by owner and mode: the unit's ProtectSystem=strict keeps the path read-only to the service.
+  if (dir && /^ProtectSystem=strict\s*$/m.test(unit)) {
+    return `${dir} is read-only inside the unit (ProtectSystem=strict, not in its ReadWritePaths=): re-run \`sentinel-cef install\` with this sink path (it adds ReadWritePaths=), or choose a path under /var/lib/sentinel-cef/data`;
+  }
+  return check;
+}
+
 function lastIndex(lines: string[], re: RegExp): number {
   for (let i = lines.length - 1; i >= 0; i--) if (re.test(lines[i])) return i;
   return -1;
@@ -340,10 +428,36 @@ function chownQueueFix(ctx: Context, dir: string, user: { uid: number; gid: numb
   };
 }
 
+/**
+ * Whether a user may reach and use a path (bits 4 read, 2|1 write, 1 search), judged by owner, group and mode
+ * along the way: the first directory it may not enter, or the path itself it may not use; null when it may.
+ */
+async function writeProblem(
+  ctx: Context,
+  path: string,
+  user: { uid: number; gid: number },
+  bits: number,
+): Promise<{ path: string; why: string } | null> {
+  if (user.uid === 0) return null;
+  const parts = path.split('/').filter(Boolean);
+  for (let i = 0; i <= parts.length; i++) {
+    const p = `/${parts.slice(0, i).join('/')}`;
+    const st = await ctx.stat(p);
+    if (!st) return null;
+    const need = i === parts.length ? bits : 1;
+    const m = st.uid === user.uid ? (st.mode >> 6) & 7 : st.gid === user.gid ? (st.mode >> 3) & 7 : st.mode & 7;
+    if ((m & need) !== need) {
+      const owner = `${st.uid === 0 ? 'root' : st.uid}:${st.gid === 0 ? 'root' : st.gid}`;
+      return { path: p, why: `${p}: owner ${owner}, mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}` };
+    }
+  }
+  return null;
+}
+
 /** Can the service user create and write the queue directory? Judged by owner, group and mode along the path. */
-async function queueDirProblem(ctx: Context): Promise<{ message: string; fix: string; safeFix?: SafeFix } | null> {
+async function queueDirProblem(ctx: Context, userName = SERVICE_USER): Promise<{ message: string; fix: string; safeFix?: SafeFix } | null> {
   const dir = (await ctx.config()).config?.queue.dir;
-  const user = await lookupUser(ctx.fs, SERVICE_USER);
+  const user = await lookupUser(ctx.fs, userName);
   if (!dir || !user || user.uid === 0) return null;
   const may = (st: { mode: number; uid: number; gid: number }, bits: number) => {
     const m = st.uid === user.uid ? (st.mode >> 6) & 7 : st.gid === user.gid ? (st.mode >> 3) & 7 : st.mode & 7;
@@ -428,6 +542,17 @@ export async function checkQueue(ctx: Context): Promise<CheckOutcome> {
   const age = q.oldestAgeSec ?? 0;
   const msg = `${q.records} records, ${formatBytes(q.bytes)} (${pct}% of ${formatBytes(q.maxBytes)}), oldest ${q.oldestAgeSec === null ? '-' : `${Math.round(age)}s`}`;
   const details = { ...q };
+  // Paused with room left in the queue: the disk under it is full, not the queue (see system.disk).
+  const disk = q.intakePaused ? await queueDiskFull(ctx) : null;
+  if (disk) {
+    return {
+      ...base,
+      status: 'fail',
+      message: `${msg}; intake paused: the queue's filesystem is full (${disk.dir}: ${formatBytes(disk.free)} free of ${formatBytes(disk.total)}), so the daemon's queue is filling up instead`,
+      fix: `free space on the queue's filesystem (\`df -h ${disk.dir}\`) or move "queue.dir" in ${ctx.opts.configPath} to a larger one; the forwarder resumes intake by itself once it can write`,
+      details: { ...details, queueFilesystem: disk },
+    };
+  }
   if (q.intakePaused || pct >= 95) {
     return {
       ...base,

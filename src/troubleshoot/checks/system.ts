@@ -37,28 +37,39 @@ async function inspectFirewall(ctx: Context): Promise<FirewallFinding> {
   const { kind, verdicts } = await firewallVerdicts(ctx);
   if (kind === 'none') return { kind: 'none', blocked: [], allowed: [], commands: [] };
   const ext = verdicts.filter((x) => x.packet.iface === 'ext');
-  const dropped = ext.filter((x) => x.verdict.action === 'drop');
-  const droppedBy = Object.fromEntries(dropped.map((x) => [`${port}/${x.packet.protocol}`, x.verdict.by]));
+  // One entry per protocol and deciding rule: an inet table's rule drops IPv4 and IPv6 alike and is said once;
+  // a rule that drops IPv6 only (ip6tables, an ip6 table) is named "over IPv6".
+  const sameInetRule = (x: (typeof ext)[number], y: (typeof ext)[number]) =>
+    x.verdict.table?.family === 'inet' && y.verdict.table?.family === 'inet' && x.verdict.by === y.verdict.by;
+  const label = (x: (typeof ext)[number]) =>
+    x.packet.family === 6 && !ext.some((y) => y.packet.family !== 6 && y.packet.protocol === x.packet.protocol && sameInetRule(x, y))
+      ? `${port}/${x.packet.protocol} over IPv6`
+      : `${port}/${x.packet.protocol}`;
+  const dropped = [...new Map(ext.filter((x) => x.verdict.action === 'drop').map((x) => [label(x), x])).values()];
+  const droppedBy = Object.fromEntries(dropped.map((x) => [label(x), x.verdict.by]));
   const commands = dropped.map(({ packet: p, verdict: v }) =>
     v.table
       ? ['nft', 'insert', 'rule', v.table.family, v.table.name, v.chain, p.protocol, 'dport', String(port), 'accept']
-      : ['iptables', '-I', 'INPUT', '1', '-p', p.protocol, '--dport', String(port), '-j', 'ACCEPT'],
+      : [p.family === 6 ? 'ip6tables' : 'iptables', '-I', 'INPUT', '1', '-p', p.protocol, '--dport', String(port), '-j', 'ACCEPT'],
   );
+  const v6 = commands.some((c) => c[0] === 'ip6tables');
   let persist: string | undefined;
   if (commands.length) {
+    // netfilter-persistent saves the IPv4 and the IPv6 rules.
     if (kind === 'iptables' && (await ctx.deps.which('netfilter-persistent'))) commands.push(['netfilter-persistent', 'save']);
-    else if (kind === 'iptables' && (await ctx.stat('/etc/sysconfig/iptables'))) commands.push(['service', 'iptables', 'save']);
-    else if (kind === 'iptables')
-      persist =
-        'rules added with iptables are lost at reboot: save them with `iptables-save > /etc/iptables/rules.v4` (package iptables-persistent)';
+    else if (kind === 'iptables' && (await ctx.stat('/etc/sysconfig/iptables'))) {
+      if (commands.some((c) => c[0] === 'iptables')) commands.push(['service', 'iptables', 'save']);
+      if (v6) commands.push(['service', 'ip6tables', 'save']);
+    } else if (kind === 'iptables')
+      persist = `rules added with ${v6 ? 'ip6tables' : 'iptables'} are lost at reboot: save them with \`${v6 ? 'ip6tables-save > /etc/iptables/rules.v6' : 'iptables-save > /etc/iptables/rules.v4'}\`${v6 && commands.some((c) => c[0] === 'iptables') ? ' and `iptables-save > /etc/iptables/rules.v4`' : ''} (package iptables-persistent)`;
     else
       persist =
         'rules added with nft are lost at reboot: add the same rule to /etc/nftables.conf (or save with `nft list ruleset > /etc/nftables.conf`)';
   }
   return {
     kind,
-    blocked: dropped.map((x) => `${port}/${x.packet.protocol}`),
-    allowed: ext.filter((x) => x.verdict.action === 'accept').map((x) => `${port}/${x.packet.protocol}`),
+    blocked: dropped.map(label),
+    allowed: [...new Set(ext.filter((x) => x.verdict.action === 'accept').map(label))],
     commands,
     droppedBy,
     persist,
@@ -170,11 +181,19 @@ export async function checkDisk(ctx: Context): Promise<CheckOutcome> {
     : `queue.maxBytes (${formatBytes(queueMax ?? 0)})`;
   const details = { filesystems: results };
   if (low.length) {
+    const logFix = 'rotate and compress /var/log (logrotate), check that CEF is not also written to /var/log/syslog (system.duplicates)';
+    // The queue's own filesystem: name it and its command, not /var/log's remedies (unless /var/log is low too).
+    const queueLow = low.some((r) => r.path === queueDir);
+    const queueFix = `the queue's filesystem is full: free space there (\`df -h ${queueDir}\`) or move "queue.dir" in ${ctx.opts.configPath} to a larger one`;
     return {
       ...base,
       status: 'fail',
       message: `${text}: too little space; a full disk stops the queue and the daemon's spool`,
-      fix: 'free space: rotate and compress /var/log (logrotate), check that CEF is not also written to /var/log/syslog (system.duplicates)',
+      fix: queueLow
+        ? low.some((r) => r.path !== queueDir && !sameFs(r, queueFs!))
+          ? `${queueFix}; ${logFix}`
+          : queueFix
+        : `free space: ${logFix}`,
       details,
     };
   }
