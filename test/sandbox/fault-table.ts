@@ -346,11 +346,8 @@ export function judge(dir: string, daemon: Daemon, f: Fault): Verdict {
   if (JSON.stringify(failing) !== JSON.stringify(want))
     problems.push(`failing checks ${failing.join(', ') || 'none'}; expected ${want.join(', ') || 'none'}`);
   const probes = r.checks.find((c) => c.id === 'e2e.probes');
-  // Probes that all arrived, some cut short, fail without a stage: `delivered-cut`.
-  const stopped =
-    probes?.status === 'pass'
-      ? 'delivered'
-      : (probes?.details?.stoppedAt ?? (probes?.status === 'fail' ? 'delivered-cut' : probes?.status));
+  // Every failing probe run names its stage (probes that all arrived, some cut short: `delivered-cut`).
+  const stopped = probes?.status === 'pass' ? 'delivered' : (probes?.details?.stoppedAt ?? probes?.status);
   const wantStop = f.stoppedAtOn?.[daemon] ?? f.stoppedAt;
   if (stopped !== wantStop) problems.push(`stoppedAt ${stopped}; expected ${wantStop}`);
   const c = r.checks.find((x) => x.id === f.check);

@@ -16,6 +16,7 @@ const POLL_MS = 200;
 /** Where a probe stopped. */
 export type ProbeStage =
   | 'delivered'
+  | 'delivered-cut' // accepted by the sink, but a hop cut it short (its tail hash differs from what was sent)
   | 'daemon-not-receiving' // nothing listening, connection refused, port held by another program
   | 'daemon-not-forwarding' // the daemon got it (or could have), the forwarder never saw it
   | 'forwarder-down' // the daemon got it, but no forwarder is listening (the daemon queues it meanwhile)
@@ -331,7 +332,7 @@ function locate(
 ): void {
   const port = ctx.opts.port;
   if (r.accepted) {
-    r.stage = 'delivered';
+    r.stage = r.intact === false ? 'delivered-cut' : 'delivered';
     return;
   }
   if (r.received) {
@@ -399,6 +400,7 @@ const STAGE_TEXT: Record<Exclude<ProbeStage, 'delivered'>, string> = {
   'forwarder-down': 'reached the daemon, but the forwarder is not running',
   'forwarder-hung': 'reached the daemon, but the forwarder is hung (alive, not answering)',
   'forwarder-not-delivering': 'reached the forwarder but were not delivered',
+  'delivered-cut': 'were delivered cut short',
   unknown: 'could not be followed',
 };
 
@@ -429,7 +431,7 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
         `${total}/${total} probes delivered, but ${cut.length} arrived cut: a ${cut[0].sentBytes}-byte ${cut[0].transport} probe ` +
         `arrived as ${cut[0].arrivedBytes ?? '?'} bytes`,
       fix: 'a hop cuts long messages: daemon.max-message-size names it and the setting to raise',
-      details: { ...details, cut: cut.map((r) => r.id) },
+      details: { ...details, cut: cut.map((r) => r.id), stoppedAt: 'delivered-cut' },
     };
   }
   if (ok.length === total) {
