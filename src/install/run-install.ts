@@ -25,7 +25,7 @@ import { loadTemplate, packageRoot } from './templates.js';
 import { scanRsyslogConfig } from './rsyslog-config.js';
 import { scanSyslogNgConfig } from './syslog-ng-config.js';
 import {
-  appendRsyslogInclude,
+  insertRsyslogInclude,
   protocolsOf,
   renderRsyslogDropin,
   rsyslogHasExternalState,
@@ -309,7 +309,7 @@ async function renderStep(c: InstallContext): Promise<void> {
       sharedFiles.add(scan.mainFile);
       desired.push({
         path: scan.mainFile,
-        content: appendRsyslogInclude(main),
+        content: insertRsyslogInclude(main),
         mode: (await fs.stat(scan.mainFile))?.mode ?? 0o644,
         why: 'include rsyslog.d drop-ins',
       });

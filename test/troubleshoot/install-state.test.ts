@@ -7,6 +7,7 @@ import { createScriptedPrompter } from '../../src/system/prompts.js';
 import type { Exec, ExecResult } from '../../src/system/exec.js';
 import type { Services } from '../../src/install/service.js';
 import { readState } from '../../src/install/transaction.js';
+import { RSYSLOG_INCLUDE_BLOCK } from '../../src/install/render-rsyslog.js';
 import { runInstall, type InstallDeps } from '../../src/install/run-install.js';
 import { runUninstall } from '../../src/install/run-uninstall.js';
 import { installOptionsSchema } from '../../src/install/options.js';
@@ -219,8 +220,16 @@ describe('rsyslog.conf without the rsyslog.d include', () => {
     writeFileSync(p, readFileSync(p, 'utf8').replace(/^\$IncludeConfig .*\n/m, ''));
   };
   const includes = (text: string) => text.split('\n').filter((l) => l.trim() === INCLUDE).length;
+  /** The include precedes every rule (else CEF also lands in /var/log/syslog), and the rest is the original byte for byte. */
+  const includedBeforeRules = (main: string, original: Buffer) => {
+    const lines = main.split('\n');
+    const rules = lines.map((l, i) => (/^[\w*,;.!=]+\.[\w*!=]+\s+\S/.test(l) ? i : -1)).filter((i) => i >= 0);
+    expect(rules.length).toBeGreaterThan(0);
+    expect(lines.indexOf(INCLUDE)).toBeLessThan(Math.min(...rules));
+    expect(main.replace(RSYSLOG_INCLUDE_BLOCK, '')).toBe(original.toString('utf8'));
+  };
 
-  it('install appends the include, shows it in the plan, and uninstall restores the file byte for byte', async () => {
+  it('install adds the include before the rules, shows it in the plan, and uninstall restores the file byte for byte', async () => {
     const fresh = tmp('scef-ts-orig-');
     cpSync(path.join(fixtures, 'debian12-rsyslog'), fresh, { recursive: true });
     dropInclude(fresh);
@@ -229,7 +238,7 @@ describe('rsyslog.conf without the rsyslog.d include', () => {
     const { root, out, logs, deps } = await installInto('debian12-rsyslog', {}, dropInclude);
     const main = readFileSync(path.join(root, MAIN), 'utf8');
     expect(includes(main)).toBe(1);
-    expect(main.startsWith(original.toString('utf8'))).toBe(true);
+    includedBeforeRules(main, original);
     expect(out).toMatch(/update +\/etc\/rsyslog\.conf/);
     expect(logs.join('\n')).not.toContain('would be ignored');
 
@@ -242,7 +251,7 @@ describe('rsyslog.conf without the rsyslog.d include', () => {
     expect(readFileSync(path.join(root, MAIN)).equals(original)).toBe(true);
   });
 
-  it('troubleshoot fails daemon.dropin, and --fix appends the include once, backed up and restorable', async () => {
+  it('troubleshoot fails daemon.dropin, and --fix adds the include once before the rules, backed up and restorable', async () => {
     const { root } = await installInto('debian12-rsyslog', {});
     dropInclude(root);
     const original = readFileSync(path.join(root, MAIN));
@@ -257,7 +266,7 @@ describe('rsyslog.conf without the rsyslog.d include', () => {
     expect(fixed.checks.find((x) => x.id === 'daemon.dropin')!.status).toBe('pass');
     const main = readFileSync(path.join(root, MAIN), 'utf8');
     expect(includes(main)).toBe(1);
-    expect(main.startsWith(original.toString('utf8'))).toBe(true);
+    includedBeforeRules(main, original);
     expect(restarts.length).toBeGreaterThan(0);
     const state = await readState(createFsRoot(root));
     const rec = state!.files.find((f) => f.path === '/etc/rsyslog.conf')!;

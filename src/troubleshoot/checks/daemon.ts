@@ -9,7 +9,7 @@ import { inspectRsyslogSpool, inspectSyslogNgBuffers } from '../spool.js';
 import { stripConfigComments } from '../../install/config-text.js';
 import { detectIpv6 } from '../../system/ipv6.js';
 import { scanRsyslogConfig } from '../../install/rsyslog-config.js';
-import { appendRsyslogInclude, RSYSLOG_INCLUDE_LINE } from '../../install/render-rsyslog.js';
+import { insertRsyslogInclude, RSYSLOG_INCLUDE_LINE } from '../../install/render-rsyslog.js';
 import { BACKUP_ROOT, FileTransaction, readState, writeState } from '../../install/transaction.js';
 import { HEADER_MARGIN, probeSize, sizeLimits, UDP_MAX_PAYLOAD } from '../facts.js';
 
@@ -74,16 +74,16 @@ function firstDifference(a: string, b: string): string {
 }
 
 /**
- * Appends the rsyslog.d include to rsyslog.conf as install does: the original is backed up (and recorded for
+ * Adds the rsyslog.d include to rsyslog.conf, before its first rule, as install does: the original is backed up (and recorded for
  * uninstall when an install state exists), and a failed write puts the file back.
  */
 function rsyslogIncludeFix(ctx: Context): SafeFix & { apply(): Promise<void> } {
   const main = LAYOUT.rsyslogMain;
   return {
-    description: `append "${RSYSLOG_INCLUDE_LINE}" to ${main} (the original is backed up under ${BACKUP_ROOT})`,
+    description: `add "${RSYSLOG_INCLUDE_LINE}" to ${main} before its first rule (the original is backed up under ${BACKUP_ROOT})`,
     async apply() {
       const before = (await ctx.readText(main)) ?? '';
-      const after = appendRsyslogInclude(before);
+      const after = insertRsyslogInclude(before);
       const tx = new FileTransaction(ctx.fs);
       const mode = (await ctx.stat(main))?.mode ?? 0o644;
       try {
@@ -92,7 +92,7 @@ function rsyslogIncludeFix(ctx: Context): SafeFix & { apply(): Promise<void> } {
         await tx.rollback();
         throw err;
       }
-      ctx.deps.progress(`appended "${RSYSLOG_INCLUDE_LINE}" to ${main}; the original is in ${tx.backupDir}`);
+      ctx.deps.progress(`added "${RSYSLOG_INCLUDE_LINE}" to ${main}; the original is in ${tx.backupDir}`);
       const state = await readState(ctx.fs).catch(() => null);
       if (state) {
         for (const t of tx.touched) if (!state.files.some((f) => f.path === t.path)) state.files.push(t);
@@ -121,7 +121,7 @@ export async function checkDropIn(ctx: Context): Promise<CheckOutcome> {
     ...r,
     status: 'fail',
     message: r.status === 'fail' ? `${missing}; ${r.message}` : `${missing} (the file itself is current)`,
-    fix: `\`sentinel-cef install\` (or --fix) appends "${RSYSLOG_INCLUDE_LINE}" to ${LAYOUT.rsyslogMain}, backed up; or add that line at its end yourself, then restart rsyslog`,
+    fix: `\`sentinel-cef install\` (or --fix) adds "${RSYSLOG_INCLUDE_LINE}" to ${LAYOUT.rsyslogMain} before its first rule, backed up; or add that line there yourself, then restart rsyslog`,
     safeFix: {
       description: rest ? `${include.description}; ${rest.description}` : `${include.description} and restart rsyslog`,
       async apply() {
