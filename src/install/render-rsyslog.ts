@@ -22,6 +22,11 @@ export interface DaemonRenderOptions {
   intakeStateFile?: string | null;
   /** install --durable: the daemon keeps what it accepted on disk, synced, until the forwarder has it. */
   durable?: boolean;
+  /**
+   * rsyslog only: the transport install recorded, rendered even when the omrelp module is no longer there (troubleshoot
+   * reports that): the forwarder listens for this one. Omitted: RELP when omrelp is installed, else TCP.
+   */
+  transport?: 'relp' | 'tcp';
 }
 
 export interface RenderedDropin {
@@ -170,7 +175,7 @@ export function renderRsyslogDropin(scan: RsyslogScan, opts: DaemonRenderOptions
     );
   }
   if (maxSize !== null && maxSize < CEF_MIN_MESSAGE) warnings.push(`maxMessageSize ${scan.maxMessageSize} is below 8k`);
-  const relp = scan.omrelp === true;
+  const relp = opts.transport ? opts.transport === 'relp' : scan.omrelp === true;
   if (relp && !scan.modules.has('omrelp')) modules.push('module(load="omrelp")');
   const queueMax = opts.queueMaxBytes ?? 1024 ** 3;
   const queueMaxDiskSpace = `${Math.max(1, Math.round(queueMax / 1024 ** 2))}m`;

@@ -171,7 +171,7 @@ export interface InstallContext {
   dropin: RenderedDropin | null;
   sinkFile: string | null;
   /** The forwarder's config as written (listeners, readiness). */
-  forwarderConfig: { listen: string[]; readiness?: string };
+  forwarderConfig: { listen: string[]; readiness?: string; intakeStateFile?: string };
   // plan
   changes: FileChange[];
   sum: ReturnType<typeof summarizePlan>;
@@ -794,6 +794,9 @@ async function applyStep(c: InstallContext): Promise<void> {
           ...(opts.forwarderOnly ? { mode: 'forwarder-only' as const, readiness: c.forwarderConfig.readiness } : {}),
           ...(sinkChoice.workspaceId ? { workspaceId: sinkChoice.workspaceId } : {}),
           ...(opts.durable ? { durable: true as const } : {}),
+          ...(daemon === 'rsyslog' && dropin
+            ? { transport: dropin.transport ?? 'tcp', intakeStateFile: c.forwarderConfig.intakeStateFile ?? null }
+            : {}),
         },
       });
       await writeState(fs, { ...state, status: 'installed' });

@@ -103,6 +103,8 @@ describe('troubleshoot uses what install recorded', () => {
       configPath: '/etc/sentinel-cef/forwarder.json',
       dropin: DROPIN,
       sink: { type: 'file', describe: 'file /var/tmp/scef/rows.ndjson' },
+      transport: 'tcp',
+      intakeStateFile: '/run/sentinel-cef/intake.state',
     });
   });
 
@@ -210,6 +212,83 @@ describe('troubleshoot uses what install recorded', () => {
     expect(r.settings).toBeUndefined();
     expect(existsSync(path.join(root, 'var/lib/sentinel-cef/install-state.json'))).toBe(false);
   });
+});
+
+// Issue 16: the transport install chose from the omrelp module is the record; rsyslog-relp installed or removed later
+// must not switch the drop-in alone (the forwarder keeps listening for what install chose).
+describe('the transport to the forwarder follows the install record', () => {
+  const OMRELP = 'usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so';
+  const addRelp = (root: string) => {
+    mkdirSync(path.join(root, path.dirname(OMRELP)), { recursive: true });
+    writeFileSync(path.join(root, OMRELP), '');
+  };
+  /** The state as an install before the transport was recorded wrote it. */
+  const forgetTransport = (root: string) => {
+    const p = path.join(root, 'var/lib/sentinel-cef/install-state.json');
+    const st = JSON.parse(readFileSync(p, 'utf8')) as { options: Record<string, unknown> };
+    delete st.options.transport;
+    delete st.options.intakeStateFile;
+    writeFileSync(p, JSON.stringify(st));
+  };
+  const listenOf = (root: string) =>
+    (JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8')) as { listen: string[] }).listen;
+
+  it('install records the transport and the intake state file it rendered', async () => {
+    const { root } = await installInto('debian12-rsyslog', {}, addRelp);
+    expect((await readState(createFsRoot(root)))?.options).toMatchObject({
+      transport: 'relp',
+      intakeStateFile: '/run/sentinel-cef/intake.state',
+    });
+    expect(listenOf(root)[0]).toBe('relp://127.0.0.1:25226');
+  });
+
+  it.each([['recorded'], ['an older state without it']])(
+    'omrelp.so appears after a TCP install (%s): the drop-in is current, and --fix leaves it and the forwarder config alone',
+    async (how) => {
+      const { root } = await installInto('debian12-rsyslog', {});
+      if (how !== 'recorded') forgetTransport(root);
+      const installed = readFileSync(path.join(root, DROPIN));
+      expect(installed.toString()).toMatch(/type="omfwd"/);
+      addRelp(root); // apt-get install rsyslog-relp, as install's warning recommends
+      const plain = await runTroubleshoot({ probes: 0 }, tsDeps(root, []));
+      const c = plain.checks.find((x) => x.id === 'daemon.dropin')!;
+      expect(c.status, c.message).toBe('pass');
+      expect(c.message).toContain('rsyslog-relp is installed now: `sentinel-cef install` moves rsyslog and the forwarder to RELP together');
+      const writes: string[] = [];
+      const deps = tsDeps(root, []);
+      const fixed = await runTroubleshoot(
+        { probes: 0, fix: true, yes: true },
+        { ...deps, writeFile: (p, t, m) => (writes.push(p), deps.writeFile(p, t, m)) },
+      );
+      expect(fixed.checks.find((x) => x.id === 'daemon.dropin')!.status).toBe('pass');
+      expect(writes).not.toContain(DROPIN);
+      expect(readFileSync(path.join(root, DROPIN)).equals(installed)).toBe(true);
+      expect(listenOf(root)[0]).toBe('tcp://127.0.0.1:25226');
+    },
+  );
+
+  it.each([['recorded'], ['an older state without it']])(
+    'omrelp.so removed after a RELP install (%s): daemon.dropin says so with the fix, and --fix does not switch to TCP',
+    async (how) => {
+      const { root } = await installInto('debian12-rsyslog', {}, addRelp);
+      if (how !== 'recorded') forgetTransport(root);
+      const installed = readFileSync(path.join(root, DROPIN));
+      rmSync(path.join(root, OMRELP));
+      const plain = await runTroubleshoot({ probes: 0 }, tsDeps(root, []));
+      const c = plain.checks.find((x) => x.id === 'daemon.dropin')!;
+      expect(c.status).toBe('fail');
+      expect(c.message).toContain("it sends over RELP as installed, but rsyslog's omrelp module (package rsyslog-relp) is gone");
+      expect(c.message).not.toContain('differs from what install renders');
+      expect(c.fix).toContain('apt-get install rsyslog-relp');
+      expect(c.fix).toContain('re-run `sentinel-cef install` to move rsyslog and the forwarder to TCP together');
+      const fixed = await runTroubleshoot({ probes: 0, fix: true, yes: true }, tsDeps(root, []));
+      const after = fixed.checks.find((x) => x.id === 'daemon.dropin')!;
+      expect(after.status).toBe('fail');
+      expect(after.details?.fix).toBeUndefined();
+      expect(readFileSync(path.join(root, DROPIN)).equals(installed)).toBe(true);
+      expect(listenOf(root)[0]).toBe('relp://127.0.0.1:25226');
+    },
+  );
 });
 
 describe('rsyslog.conf without the rsyslog.d include', () => {
