@@ -23,6 +23,8 @@ export const STOPPED_AT_DOCS: Record<Exclude<ProbeStage, 'delivered'>, string> =
 
 export const CHECK_DOCS: Record<string, string> = {
   'forwarder.installed': 'the forwarder bundle and its config exist',
+  'forwarder.unit':
+    'under systemd, the installed unit is what install renders from its record (an older install lacks the ordering against rsyslog); `--fix` rewrites it, reloads systemd and re-enables it, rolled back on failure',
   'forwarder.config': 'the config parses and validates; names the sink (warns on the retired Data Collector API)',
   'forwarder.secret': 'the key, client secret or certificate file is present, non-empty and 0600',
   'forwarder.running':

@@ -14,7 +14,8 @@ import { installOptionsSchema } from '../../src/install/options.js';
 import { runTroubleshoot } from '../../src/troubleshoot/run.js';
 import { renderHuman } from '../../src/troubleshoot/render.js';
 import { createDefaultDeps } from '../../src/troubleshoot/deps.js';
-import { testDeps } from './helpers.js';
+import { fakeExec, testDeps } from './helpers.js';
+import { createHash } from 'node:crypto';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
 const DROPIN = '/etc/rsyslog.d/10-sentinel-cef.conf';
@@ -350,5 +351,70 @@ describe('rsyslog.conf without the rsyslog.d include', () => {
     const state = await readState(createFsRoot(root));
     const rec = state!.files.find((f) => f.path === '/etc/rsyslog.conf')!;
     expect(readFileSync(path.join(root, rec.backup!)).equals(original)).toBe(true);
+  });
+});
+
+// Issue 15: the unit's ordering against rsyslog reached an existing install only when install ran again.
+describe('forwarder.unit: the installed systemd unit against what install renders', () => {
+  const UNIT = 'etc/systemd/system/sentinel-cef-forwarder.service';
+  const bootedSystemd = (root: string) => {
+    mkdirSync(path.join(root, 'proc/1'), { recursive: true });
+    writeFileSync(path.join(root, 'proc/1/comm'), 'systemd\n');
+    mkdirSync(path.join(root, 'run/systemd/system'), { recursive: true });
+  };
+  /** The unit as installs before the fix wrote it: After= only. */
+  const oldUnit = (unit: string) => unit.replace(/^PartOf=rsyslog\.service\n/m, '').replace(/^WantedBy=rsyslog\.service\n/m, '');
+  const deps = (root: string, calls: string[], fail?: string) =>
+    testDeps(root, {
+      exec: fakeExec({ systemctl: (args) => (args.join(' ') === fail ? { exitCode: 1, stderr: `${fail}: failed` } : {}) }, calls),
+      services: { startForwarder: async () => '', restartDaemon: async () => 'ok' },
+    });
+
+  it('an old (After=-only) unit fails; --fix rewrites it, reloads and re-enables; a second run has nothing to do', async () => {
+    const { root } = await installInto('debian12-rsyslog', {}, bootedSystemd);
+    const installed = readFileSync(path.join(root, UNIT), 'utf8');
+    expect(installed).toMatch(/^PartOf=rsyslog\.service$/m);
+    writeFileSync(path.join(root, UNIT), oldUnit(installed));
+
+    const plain = await runTroubleshoot({ probes: 0 }, deps(root, []));
+    const c = plain.checks.find((x) => x.id === 'forwarder.unit')!;
+    expect(c.status).toBe('fail');
+    expect(c.message).toContain('lacks PartOf=rsyslog.service, WantedBy=rsyslog.service');
+    expect(c.fix).toContain('systemctl reenable sentinel-cef-forwarder.service');
+
+    const calls: string[] = [];
+    const fixed = await runTroubleshoot({ probes: 0, fix: true, yes: true }, deps(root, calls));
+    const after = fixed.checks.find((x) => x.id === 'forwarder.unit')!;
+    expect(after.status).toBe('pass');
+    expect(readFileSync(path.join(root, UNIT), 'utf8')).toBe(installed);
+    const reload = calls.indexOf('systemctl daemon-reload');
+    expect(reload).toBeGreaterThanOrEqual(0);
+    expect(calls.indexOf('systemctl reenable sentinel-cef-forwarder.service')).toBeGreaterThan(reload);
+    // Our own text now: install sees no hand edit to replace.
+    expect((await readState(createFsRoot(root)))?.written?.['/etc/systemd/system/sentinel-cef-forwarder.service']).toBe(
+      createHash('sha256').update(installed).digest('hex'),
+    );
+
+    const again: string[] = [];
+    const second = await runTroubleshoot({ probes: 0, fix: true, yes: true }, deps(root, again));
+    expect(second.checks.find((x) => x.id === 'forwarder.unit')!.details?.fix).toBeUndefined();
+    expect(again).not.toContain('systemctl reenable sentinel-cef-forwarder.service');
+  });
+
+  it('a failing systemctl puts the old unit back byte for byte and says the fix failed', async () => {
+    const { root } = await installInto('debian12-rsyslog', {}, bootedSystemd);
+    const old = oldUnit(readFileSync(path.join(root, UNIT), 'utf8'));
+    writeFileSync(path.join(root, UNIT), old);
+    const fixed = await runTroubleshoot({ probes: 0, fix: true, yes: true }, deps(root, [], 'reenable sentinel-cef-forwarder.service'));
+    const c = fixed.checks.find((x) => x.id === 'forwarder.unit')!;
+    expect(c.status).toBe('fail');
+    expect(c.details?.fix).toMatchObject({ applied: false, error: expect.stringContaining('reenable') });
+    expect(readFileSync(path.join(root, UNIT), 'utf8')).toBe(old);
+  });
+
+  it('skips where PID 1 is not systemd', async () => {
+    const { root } = await installInto('debian12-rsyslog', {});
+    const r = await runTroubleshoot({ probes: 0 }, deps(root, []));
+    expect(r.checks.find((x) => x.id === 'forwarder.unit')!.status).toBe('skip');
   });
 });
