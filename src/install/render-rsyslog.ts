@@ -2,6 +2,7 @@ import { VERSION } from '../version.js';
 import { loadTemplate, renderTemplate } from './templates.js';
 import { parseRsyslogSize, type RsyslogScan } from './rsyslog-config.js';
 import { portValue, rainerString } from './config-escape.js';
+import { stripConfigComments } from './config-text.js';
 import type { Ipv6Mode } from '../system/ipv6.js';
 
 export type Protocol = 'tcp' | 'udp' | 'both';
@@ -21,6 +22,11 @@ export interface DaemonRenderOptions {
   intakeStateFile?: string | null;
   /** install --durable: the daemon keeps what it accepted on disk, synced, until the forwarder has it. */
   durable?: boolean;
+  /**
+   * rsyslog only: the transport install recorded, rendered even when the omrelp module is no longer there (troubleshoot
+   * reports that): the forwarder listens for this one. Omitted: RELP when omrelp is installed, else TCP.
+   */
+  transport?: 'relp' | 'tcp';
 }
 
 export interface RenderedDropin {
@@ -75,10 +81,63 @@ const DURABLE_MAIN_QUEUE = [
 /** The legacy form: every rsyslog version reads it (include() needs 8.33). */
 export const RSYSLOG_INCLUDE_LINE = '$IncludeConfig /etc/rsyslog.d/*.conf';
 
-/** rsyslog.conf with the include of rsyslog.d appended: without it rsyslog never reads our drop-in. */
-export function appendRsyslogInclude(main: string): string {
-  const body = main.length && !main.endsWith('\n') ? `${main}\n` : main;
-  return `${body}\n# Added by sentinel-cef: read the drop-ins in /etc/rsyslog.d (the CEF route is one).\n${RSYSLOG_INCLUDE_LINE}\n`;
+/** What install adds to rsyslog.conf, whole lines, nothing else changed (uninstall puts the original back). */
+export const RSYSLOG_INCLUDE_BLOCK = `# Added by sentinel-cef: read the drop-ins in /etc/rsyslog.d (the CEF route is one) before the rules.\n${RSYSLOG_INCLUDE_LINE}\n`;
+
+/** Statements that configure rather than route: the include goes after them, before the first rule. */
+const CONFIG_STATEMENT =
+  /^(?:\$(?!RuleSet\b)|(?:module|global|input|main_queue|template|include|lookup_table|timezone|parser|license|dyn_stats|percentile_stats|ratelimit)\s*\()/i;
+
+/** Brackets opened minus closed on one comment-free line, outside quoted strings. */
+function bracketBalance(line: string): number {
+  let n = 0;
+  let quote = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quote) {
+      if (c === '\\') i++;
+      else if (c === '"') quote = false;
+    } else if (c === '"') quote = true;
+    else if (c === '(' || c === '{') n++;
+    else if (c === ')' || c === '}') n--;
+  }
+  return n;
+}
+
+/**
+ * rsyslog.conf with the include of rsyslog.d added: without it rsyslog never reads our drop-in. It goes after the
+ * module and global directives and before the first rule, where Debian has it: rsyslog runs rules in the order it
+ * reads them, so our filter must stop CEF before the distribution's `*.*` rules write it to /var/log/syslog. The
+ * rest of the file is kept byte for byte (RSYSLOG_INCLUDE_BLOCK is inserted at a line start); a file without rules
+ * gets it at the end.
+ */
+export function insertRsyslogInclude(main: string): string {
+  const lines = stripConfigComments(main).split('\n');
+  let depth = 0;
+  let inConfig = false;
+  let lastConfig = -1;
+  let firstRule = -1;
+  for (let i = 0; i < lines.length && firstRule < 0; i++) {
+    const t = lines[i].trim();
+    const open = depth;
+    depth = Math.max(0, depth + bracketBalance(lines[i]));
+    // Inside a multi-line statement, or a template's { ... } body starting on its own line.
+    if (open > 0 || (inConfig && t.startsWith('{'))) {
+      if (inConfig) lastConfig = i;
+      continue;
+    }
+    if (!t) continue;
+    inConfig = CONFIG_STATEMENT.test(t);
+    if (inConfig) lastConfig = i;
+    else firstRule = i;
+  }
+  if (firstRule < 0) return `${main.length && !main.endsWith('\n') ? `${main}\n` : main}${RSYSLOG_INCLUDE_BLOCK}`;
+  const at = lastConfig >= 0 ? lastConfig + 1 : firstRule;
+  const offset = main
+    .split('\n')
+    .slice(0, at)
+    .reduce((n, l) => n + l.length + 1, 0);
+  return `${main.slice(0, offset)}${RSYSLOG_INCLUDE_BLOCK}${main.slice(offset)}`;
 }
 
 export function protocolsOf(p: Protocol): Array<'udp' | 'tcp'> {
@@ -116,7 +175,7 @@ export function renderRsyslogDropin(scan: RsyslogScan, opts: DaemonRenderOptions
     );
   }
   if (maxSize !== null && maxSize < CEF_MIN_MESSAGE) warnings.push(`maxMessageSize ${scan.maxMessageSize} is below 8k`);
-  const relp = scan.omrelp === true;
+  const relp = opts.transport ? opts.transport === 'relp' : scan.omrelp === true;
   if (relp && !scan.modules.has('omrelp')) modules.push('module(load="omrelp")');
   const queueMax = opts.queueMaxBytes ?? 1024 ** 3;
   const queueMaxDiskSpace = `${Math.max(1, Math.round(queueMax / 1024 ** 2))}m`;

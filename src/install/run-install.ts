@@ -25,7 +25,7 @@ import { loadTemplate, packageRoot } from './templates.js';
 import { hasRsyslogModule, scanRsyslogConfig } from './rsyslog-config.js';
 import { scanSyslogNgConfig } from './syslog-ng-config.js';
 import {
-  appendRsyslogInclude,
+  insertRsyslogInclude,
   protocolsOf,
   renderRsyslogDropin,
   rsyslogHasExternalState,
@@ -173,7 +173,7 @@ export interface InstallContext {
   dropin: RenderedDropin | null;
   sinkFile: string | null;
   /** The forwarder's config as written (listeners, readiness). */
-  forwarderConfig: { listen: string[]; readiness?: string; limits?: { maxConnectionAgeSec: number } };
+  forwarderConfig: { listen: string[]; readiness?: string; intakeStateFile?: string; limits?: { maxConnectionAgeSec: number } };
   // plan
   changes: FileChange[];
   sum: ReturnType<typeof summarizePlan>;
@@ -330,7 +330,7 @@ async function renderStep(c: InstallContext): Promise<void> {
       sharedFiles.add(scan.mainFile);
       desired.push({
         path: scan.mainFile,
-        content: appendRsyslogInclude(main),
+        content: insertRsyslogInclude(main),
         mode: (await fs.stat(scan.mainFile))?.mode ?? 0o644,
         why: 'include rsyslog.d drop-ins',
       });
@@ -834,6 +834,9 @@ async function applyStep(c: InstallContext): Promise<void> {
           ...(c.forwarderConfig.readiness ? { readiness: c.forwarderConfig.readiness } : {}),
           ...(sinkChoice.workspaceId ? { workspaceId: sinkChoice.workspaceId } : {}),
           ...(opts.durable ? { durable: true as const } : {}),
+          ...(daemon === 'rsyslog' && dropin
+            ? { transport: dropin.transport ?? 'tcp', intakeStateFile: c.forwarderConfig.intakeStateFile ?? null }
+            : {}),
         },
       });
       await writeState(fs, { ...state, status: 'installed' });

@@ -58,6 +58,13 @@ export interface InstalledOptions {
   workspaceId?: string;
   /** install --durable: the daemon's queues on disk (absent: the in-memory default). */
   durable?: true;
+  /**
+   * rsyslog only: how it sends to the forwarder, as install chose from the omrelp module it found; the forwarder
+   * listens to match. Absent in states written before this field.
+   */
+  transport?: 'relp' | 'tcp';
+  /** rsyslog only: the intake state file the drop-in reads (null: this rsyslog predates it). Absent in older states. */
+  intakeStateFile?: string | null;
 }
 
 export function sha256(b: Buffer): string {

@@ -4,6 +4,7 @@
  */
 import type { ProbeStage } from './checks/e2e.js';
 import { CHECK_GROUPS } from './types.js';
+import { HEALTH_RETRY_MS, HEALTH_TIMEOUT_MS } from './context.js';
 
 /** Every stage a probe run can stop at; the type makes a new stage without an entry a compile error. */
 export const STOPPED_AT_DOCS: Record<Exclude<ProbeStage, 'delivered'>, string> = {
@@ -15,16 +16,20 @@ export const STOPPED_AT_DOCS: Record<Exclude<ProbeStage, 'delivered'>, string> =
   'forwarder-hung': 'the forwarder process exists but is stopped or does not answer its admin endpoint in time',
   'forwarder-not-delivering':
     "the forwarder received it; the sink refused it or has not accepted it yet (with the sink's error and HTTP status)",
+  'delivered-cut':
+    'every probe was delivered, but a hop cut some short (what arrived differs from what was sent): `daemon.max-message-size` names the hop and the setting',
   unknown: 'the admin endpoint could not be asked (disabled in the config, or answering errors), so the probe could not be followed',
 };
 
 export const CHECK_DOCS: Record<string, string> = {
   'forwarder.installed': 'the forwarder bundle and its config exist',
+  'forwarder.unit':
+    'under systemd, the installed unit is what install renders from its record (an older install lacks the ordering against rsyslog); `--fix` rewrites it, reloads systemd and re-enables it, rolled back on failure',
   'forwarder.config': 'the config parses and validates; names the sink (warns on the retired Data Collector API)',
   'forwarder.secret': 'the key, client secret or certificate file is present, non-empty and 0600',
   'forwarder.running':
     'the service or supervised process runs; a stopped (SIGSTOP) or unresponsive process is reported as hung, and `--fix` kills and restarts it',
-  'forwarder.admin': 'the admin endpoint answers `/healthz` within 2 s',
+  'forwarder.admin': `the admin endpoint answers \`/healthz\` within ${HEALTH_TIMEOUT_MS / 1000} s, or within ${HEALTH_RETRY_MS / 1000} s more on a second try after a timeout (a hung forwarder fails both)`,
   'forwarder.queue': 'queue depth and oldest record age; fails when intake pauses',
   'forwarder.dead-letters': 'rows the sink refused for good, with the last reason',
   'forwarder.delivery': 'the last delivery to the sink, with the fix for its error (a refusal caused by the clock points at `azure.clock`)',

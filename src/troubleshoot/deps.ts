@@ -46,7 +46,15 @@ export async function renderDropIn(
   const out: Array<{ path: string; content: string }> = [];
   const ipv6 = await detectIpv6(fs);
   for (const protocol of o.protocol ? [o.protocol] : (['both', 'tcp', 'udp'] as const)) {
-    const opts = { port: o.port, forwarderPort: o.forwarderPort, protocol, ipv6, intakeStateFile: o.intakeStateFile, durable: o.durable };
+    const opts = {
+      port: o.port,
+      forwarderPort: o.forwarderPort,
+      protocol,
+      ipv6,
+      intakeStateFile: o.intakeStateFile,
+      durable: o.durable,
+      transport: o.transport,
+    };
     const r =
       daemon === 'rsyslog'
         ? renderRsyslogDropin(await scanRsyslogConfig(fs, { exclude: [RSYSLOG_DROPIN] }), opts)

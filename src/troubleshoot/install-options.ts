@@ -53,6 +53,8 @@ export async function applyInstalledOptions(
     settings.push({ name: 'workspace', value: inst.workspaceId, from: 'install' });
   }
   if (inst?.durable && out.durable === undefined) out.durable = true;
+  if (inst?.transport && out.transport === undefined) out.transport = inst.transport;
+  if (inst && inst.intakeStateFile !== undefined && out.intakeStateFile === undefined) out.intakeStateFile = inst.intakeStateFile;
   return { input: out, settings };
 }
 

@@ -6,6 +6,7 @@ import * as daemon from './checks/daemon.js';
 import * as system from './checks/system.js';
 import * as e2e from './checks/e2e.js';
 import { checkReadback } from './checks/readback.js';
+import { checkUnit } from './checks/unit.js';
 import {
   troubleshootOptionsSchema,
   type CheckOutcome,
@@ -20,6 +21,7 @@ type CheckFn = (ctx: Context) => Promise<CheckOutcome>;
 /** Every check, in report order. Ids are stable: scripts and the README refer to them. */
 export const CHECKS: Array<{ id: string; run: CheckFn }> = [
   { id: 'forwarder.installed', run: fwd.checkInstalled },
+  { id: 'forwarder.unit', run: checkUnit },
   { id: 'forwarder.config', run: fwd.checkConfig },
   { id: 'forwarder.secret', run: fwd.checkSecret },
   { id: 'forwarder.running', run: fwd.checkRunning },
@@ -53,6 +55,7 @@ export const CHECKS: Array<{ id: string; run: CheckFn }> = [
 const FIX_ORDER = [
   'daemon.running',
   'daemon.dropin',
+  'forwarder.unit',
   'forwarder.running',
   'daemon.forwarding',
   'system.firewall',

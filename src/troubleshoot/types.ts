@@ -84,6 +84,10 @@ export const troubleshootOptionsSchema = z.object({
   forwarderOnly: z.boolean().default(false),
   /** Install recorded --durable: the drop-in keeps the daemon's queues on disk. */
   durable: z.boolean().default(false),
+  /** rsyslog: the transport to the forwarder install recorded (absent in older states). */
+  transport: z.enum(['relp', 'tcp']).optional(),
+  /** rsyslog: the intake state file install recorded (null: none; absent in older states). */
+  intakeStateFile: z.string().nullable().optional(),
 });
 export type TroubleshootOptions = z.infer<typeof troubleshootOptionsSchema>;
 export type TroubleshootOptionsInput = z.input<typeof troubleshootOptionsSchema>;
@@ -120,6 +124,8 @@ export interface DropInRenderOptions {
   protocol?: 'tcp' | 'udp' | 'both';
   intakeStateFile?: string | null;
   durable?: boolean;
+  /** rsyslog: render this transport, whatever the omrelp module's presence says. */
+  transport?: 'relp' | 'tcp';
 }
 
 /**

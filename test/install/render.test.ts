@@ -1,11 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createFsRoot } from '../../src/system/fs-root.js';
 import { scanRsyslogConfig, scanRsyslogText, parseRsyslogSize, type RsyslogScan } from '../../src/install/rsyslog-config.js';
 import { scanSyslogNgConfig } from '../../src/install/syslog-ng-config.js';
-import { renderRsyslogDropin, rsyslogHasExternalState, RSYSLOG_DROPIN } from '../../src/install/render-rsyslog.js';
+import {
+  insertRsyslogInclude,
+  renderRsyslogDropin,
+  RSYSLOG_DROPIN,
+  RSYSLOG_INCLUDE_BLOCK,
+  RSYSLOG_INCLUDE_LINE,
+  rsyslogHasExternalState,
+} from '../../src/install/render-rsyslog.js';
 import { appendSyslogNgInclude, renderSyslogNgDropin } from '../../src/install/render-syslog-ng.js';
 import { renderTemplate } from '../../src/install/templates.js';
 import { VERSION } from '../../src/version.js';
@@ -429,5 +436,46 @@ describe('renderTemplate', () => {
   it('substitutes, drops lines that render empty, and refuses unknown names', () => {
     expect(renderTemplate('a={{a}}\n{{b}}\nc', { a: 1, b: '' })).toBe('a=1\nc');
     expect(() => renderTemplate('{{nope}}', {})).toThrow('{{nope}}');
+  });
+});
+
+describe('rsyslog.d include added to rsyslog.conf', () => {
+  const debian = readFileSync(path.join(fixtures, 'debian12-rsyslog/etc/rsyslog.conf'), 'utf8').replace(/^\$IncludeConfig .*\n/m, '');
+  /** Lines that route messages (selector actions, property filters, if, rulesets, legacy $RuleSet), by line number. */
+  const ruleLines = (text: string) =>
+    text
+      .split('\n')
+      .map((l, i) => [l.replace(/#.*/, '').trim(), i] as const)
+      .filter(([l]) => /^([\w*,;.!=]+\.[\w*!=]+\s+\S|:\w+,|if\b|ruleset\s*\(|\$RuleSet\b|action\s*\()/i.test(l))
+      .map(([, i]) => i);
+  it.each([
+    ['Debian 12 (legacy directives, then the distribution rules)', debian],
+    [
+      'RainerScript, multi-line module() and a template body',
+      'module(load="imuxsock"\n       SysSock.RateLimit.Interval="0")\nglobal(workDirectory="/var/lib/rsyslog")\n' +
+        'template(name="t" type="list") {\n  constant(value="(")\n  property(name="msg")\n}\n\n' +
+        '# rules\nif $programname == "x" then /var/log/x.log\n*.info;mail.none /var/log/messages\n',
+    ],
+    [
+      'a quoted parenthesis does not hide the rules',
+      'global(maxMessageSize="64k" defaultNetstreamDriverCAFile="/a(b")\n*.* /var/log/all\n',
+    ],
+    ['rules only', '*.* /var/log/messages\nauth.* /var/log/auth.log\n'],
+    ['a legacy $RuleSet before the rules', '$ModLoad imuxsock\n$RuleSet remote\n*.* /var/log/remote\n'],
+    ['no rules, no final newline', '$ModLoad imuxsock\n$WorkDirectory /var/spool/rsyslog'],
+    ['empty', ''],
+  ])('%s: before every rule, and the rest byte for byte', (_what, original) => {
+    const out = insertRsyslogInclude(original);
+    const at = out.split('\n').indexOf(RSYSLOG_INCLUDE_LINE);
+    expect(at).toBeGreaterThanOrEqual(0);
+    for (const rule of ruleLines(out)) expect(rule).toBeGreaterThan(at);
+    // Whole lines added, nothing else changed (a file without a final newline gets one first).
+    expect(out.replace(RSYSLOG_INCLUDE_BLOCK, '')).toBe(original.length && !original.endsWith('\n') ? `${original}\n` : original);
+    expect(out.split(RSYSLOG_INCLUDE_LINE)).toHaveLength(2);
+  });
+
+  it('Debian: right after the global directives, where the distribution has it', () => {
+    const lines = insertRsyslogInclude(debian).split('\n');
+    expect(lines[lines.indexOf(RSYSLOG_INCLUDE_LINE) - 2]).toBe('$WorkDirectory /var/spool/rsyslog');
   });
 });

@@ -27,6 +27,8 @@ export interface Fault {
   fix: RegExp;
   /** Whether `--fix --yes` can repair it; when not, it must not claim to. */
   fixable: boolean;
+  /** Checks that must pass (not only not fail) once `--fix` has run. */
+  passAfterFix?: string[];
 }
 
 const FWD_DOWN = ['forwarder.running', 'forwarder.admin', 'daemon.forwarding', 'e2e.probes'];
@@ -117,7 +119,9 @@ export const FAULTS: Fault[] = [
     stoppedAt: 'daemon-not-receiving',
     check: 'daemon.dropin',
     cause: /does not include \/etc\/rsyslog\.d\/\*\.conf/,
-    fix: /appends "\$IncludeConfig \/etc\/rsyslog\.d\/\*\.conf"/,
+    fix: /adds "\$IncludeConfig \/etc\/rsyslog\.d\/\*\.conf" to \/etc\/rsyslog\.conf before its first rule/,
+    // Before the distribution's rules: after --fix, CEF no longer lands in /var/log/syslog as well.
+    passAfterFix: ['system.duplicates'],
     fixable: true,
   },
   {
@@ -428,11 +432,8 @@ export function judge(dir: string, daemon: Daemon, f: Fault): Verdict {
   if (JSON.stringify(failing) !== JSON.stringify(want))
     problems.push(`failing checks ${failing.join(', ') || 'none'}; expected ${want.join(', ') || 'none'}`);
   const probes = r.checks.find((c) => c.id === 'e2e.probes');
-  // Probes that all arrived, some cut short, fail without a stage: `delivered-cut`.
-  const stopped =
-    probes?.status === 'pass'
-      ? 'delivered'
-      : (probes?.details?.stoppedAt ?? (probes?.status === 'fail' ? 'delivered-cut' : probes?.status));
+  // Every failing probe run names its stage (probes that all arrived, some cut short: `delivered-cut`).
+  const stopped = probes?.status === 'pass' ? 'delivered' : (probes?.details?.stoppedAt ?? probes?.status);
   const wantStop = f.stoppedAtOn?.[daemon] ?? f.stoppedAt;
   if (stopped !== wantStop) problems.push(`stoppedAt ${stopped}; expected ${wantStop}`);
   const c = r.checks.find((x) => x.id === f.check);
@@ -469,6 +470,10 @@ export function judge(dir: string, daemon: Daemon, f: Fault): Verdict {
         .map((x) => `${x.id}: ${x.message}`)
         .join('; ')}`,
     );
+  for (const id of f.passAfterFix ?? []) {
+    const later = after.checks.find((x) => x.id === id);
+    if (later?.status !== 'pass') problems.push(`${id} is ${later?.status ?? 'missing'} after --fix: ${later?.message}`);
+  }
   if (!f.fixable && repaired) problems.push('repaired by --fix, but the table says it cannot be: update the table');
   problems.push(...lies);
   return { fault: f.id, daemon, diagnosed, offered, repaired, lies, problems, ms };

@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHECK_DOCS, README_MARKERS, renderTroubleshootTables, STOPPED_AT_DOCS } from '../../src/troubleshoot/catalogue.js';
 import { CHECKS } from '../../src/troubleshoot/run.js';
+import { HEALTH_RETRY_MS, HEALTH_TIMEOUT_MS } from '../../src/troubleshoot/context.js';
 import { cleanup, healthyTree, makeRoot } from './helpers.js';
 
 const repo = new URL('../..', import.meta.url).pathname;
@@ -14,6 +15,11 @@ const readme = () => readFileSync(join(repo, 'README.md'), 'utf8');
 describe('README troubleshoot tables', () => {
   it('document every check id, and nothing else', () => {
     expect(Object.keys(CHECK_DOCS).sort()).toEqual(CHECKS.map((c) => c.id).sort());
+  });
+
+  it('say how long forwarder.admin waits as the code does: the bound, then the longer retry after a timeout', () => {
+    expect(CHECK_DOCS['forwarder.admin']).toContain(`within ${HEALTH_TIMEOUT_MS / 1000} s`);
+    expect(CHECK_DOCS['forwarder.admin']).toContain(`${HEALTH_RETRY_MS / 1000} s more`);
   });
 
   it('are what scripts/gen-troubleshoot-docs.ts writes (run it after changing checks or stages)', () => {

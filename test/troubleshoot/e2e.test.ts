@@ -235,6 +235,43 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
     expect(get(r.checks, 'daemon.forwarding').message).not.toContain('nothing listens');
   });
 
+  // RELP runs over TCP: the daemon's connection to the port proves nothing when the two ends speak different protocols.
+  it.each([
+    [
+      'omrelp',
+      'tcp',
+      'action(type="omrelp" target="127.0.0.1" port="25226")',
+      'rsyslog sends relp to 127.0.0.1:25226, but the forwarder listens there on tcp only',
+      '"tcp://127.0.0.1:25226" to "relp://127.0.0.1:25226"',
+    ],
+    [
+      'omfwd TCP',
+      'relp',
+      'action(type="omfwd" target="127.0.0.1" port="25226" protocol="tcp")',
+      'rsyslog sends tcp to 127.0.0.1:25226, but the forwarder listens there on relp only',
+      '"relp://127.0.0.1:25226" to "tcp://127.0.0.1:25226"',
+    ],
+  ])(
+    'names a %s drop-in against a %s listener as a mismatch, though the daemon is connected',
+    async (_what, scheme, action, message, change) => {
+      await put(root, '/etc/rsyslog.d/10-sentinel-cef.conf', `if ($rawmsg contains "CEF:") then {\n  ${action}\n  stop\n}\n`);
+      await put(
+        root,
+        '/etc/sentinel-cef/forwarder.json',
+        JSON.stringify({
+          listen: [`${scheme}://127.0.0.1:25226`],
+          sink: { type: 'file', path: '/var/lib/sentinel-cef/out.ndjson' },
+          admin: `127.0.0.1:${admin.port}`,
+        }),
+      );
+      const r = await runTroubleshoot({ ...opts(), probes: 0 }, testDeps(root));
+      const f = get(r.checks, 'daemon.forwarding');
+      expect(f.status).toBe('fail');
+      expect(f.message).toBe(message);
+      expect(f.fix).toContain(`change ${change} in "listen" in /etc/sentinel-cef/forwarder.json`);
+    },
+  );
+
   // Issue 16 item 4: a forwarder that holds its ports but does not answer is hung, not "unknown".
   it('says the forwarder is hung when its admin endpoint accepts and never answers', async () => {
     await admin.close();

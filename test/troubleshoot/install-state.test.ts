@@ -7,13 +7,15 @@ import { createScriptedPrompter } from '../../src/system/prompts.js';
 import type { Exec, ExecResult } from '../../src/system/exec.js';
 import type { Services } from '../../src/install/service.js';
 import { readState } from '../../src/install/transaction.js';
+import { RSYSLOG_INCLUDE_BLOCK } from '../../src/install/render-rsyslog.js';
 import { runInstall, type InstallDeps } from '../../src/install/run-install.js';
 import { runUninstall } from '../../src/install/run-uninstall.js';
 import { installOptionsSchema } from '../../src/install/options.js';
 import { runTroubleshoot } from '../../src/troubleshoot/run.js';
 import { renderHuman } from '../../src/troubleshoot/render.js';
 import { createDefaultDeps } from '../../src/troubleshoot/deps.js';
-import { testDeps } from './helpers.js';
+import { fakeExec, testDeps } from './helpers.js';
+import { createHash } from 'node:crypto';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
 const DROPIN = '/etc/rsyslog.d/10-sentinel-cef.conf';
@@ -102,6 +104,8 @@ describe('troubleshoot uses what install recorded', () => {
       configPath: '/etc/sentinel-cef/forwarder.json',
       dropin: DROPIN,
       sink: { type: 'file', describe: 'file /var/tmp/scef/rows.ndjson' },
+      transport: 'tcp',
+      intakeStateFile: '/run/sentinel-cef/intake.state',
     });
   });
 
@@ -211,6 +215,83 @@ describe('troubleshoot uses what install recorded', () => {
   });
 });
 
+// Issue 16: the transport install chose from the omrelp module is the record; rsyslog-relp installed or removed later
+// must not switch the drop-in alone (the forwarder keeps listening for what install chose).
+describe('the transport to the forwarder follows the install record', () => {
+  const OMRELP = 'usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so';
+  const addRelp = (root: string) => {
+    mkdirSync(path.join(root, path.dirname(OMRELP)), { recursive: true });
+    writeFileSync(path.join(root, OMRELP), '');
+  };
+  /** The state as an install before the transport was recorded wrote it. */
+  const forgetTransport = (root: string) => {
+    const p = path.join(root, 'var/lib/sentinel-cef/install-state.json');
+    const st = JSON.parse(readFileSync(p, 'utf8')) as { options: Record<string, unknown> };
+    delete st.options.transport;
+    delete st.options.intakeStateFile;
+    writeFileSync(p, JSON.stringify(st));
+  };
+  const listenOf = (root: string) =>
+    (JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8')) as { listen: string[] }).listen;
+
+  it('install records the transport and the intake state file it rendered', async () => {
+    const { root } = await installInto('debian12-rsyslog', {}, addRelp);
+    expect((await readState(createFsRoot(root)))?.options).toMatchObject({
+      transport: 'relp',
+      intakeStateFile: '/run/sentinel-cef/intake.state',
+    });
+    expect(listenOf(root)[0]).toBe('relp://127.0.0.1:25226');
+  });
+
+  it.each([['recorded'], ['an older state without it']])(
+    'omrelp.so appears after a TCP install (%s): the drop-in is current, and --fix leaves it and the forwarder config alone',
+    async (how) => {
+      const { root } = await installInto('debian12-rsyslog', {});
+      if (how !== 'recorded') forgetTransport(root);
+      const installed = readFileSync(path.join(root, DROPIN));
+      expect(installed.toString()).toMatch(/type="omfwd"/);
+      addRelp(root); // apt-get install rsyslog-relp, as install's warning recommends
+      const plain = await runTroubleshoot({ probes: 0 }, tsDeps(root, []));
+      const c = plain.checks.find((x) => x.id === 'daemon.dropin')!;
+      expect(c.status, c.message).toBe('pass');
+      expect(c.message).toContain('rsyslog-relp is installed now: `sentinel-cef install` moves rsyslog and the forwarder to RELP together');
+      const writes: string[] = [];
+      const deps = tsDeps(root, []);
+      const fixed = await runTroubleshoot(
+        { probes: 0, fix: true, yes: true },
+        { ...deps, writeFile: (p, t, m) => (writes.push(p), deps.writeFile(p, t, m)) },
+      );
+      expect(fixed.checks.find((x) => x.id === 'daemon.dropin')!.status).toBe('pass');
+      expect(writes).not.toContain(DROPIN);
+      expect(readFileSync(path.join(root, DROPIN)).equals(installed)).toBe(true);
+      expect(listenOf(root)[0]).toBe('tcp://127.0.0.1:25226');
+    },
+  );
+
+  it.each([['recorded'], ['an older state without it']])(
+    'omrelp.so removed after a RELP install (%s): daemon.dropin says so with the fix, and --fix does not switch to TCP',
+    async (how) => {
+      const { root } = await installInto('debian12-rsyslog', {}, addRelp);
+      if (how !== 'recorded') forgetTransport(root);
+      const installed = readFileSync(path.join(root, DROPIN));
+      rmSync(path.join(root, OMRELP));
+      const plain = await runTroubleshoot({ probes: 0 }, tsDeps(root, []));
+      const c = plain.checks.find((x) => x.id === 'daemon.dropin')!;
+      expect(c.status).toBe('fail');
+      expect(c.message).toContain("it sends over RELP as installed, but rsyslog's omrelp module (package rsyslog-relp) is gone");
+      expect(c.message).not.toContain('differs from what install renders');
+      expect(c.fix).toContain('apt-get install rsyslog-relp');
+      expect(c.fix).toContain('re-run `sentinel-cef install` to move rsyslog and the forwarder to TCP together');
+      const fixed = await runTroubleshoot({ probes: 0, fix: true, yes: true }, tsDeps(root, []));
+      const after = fixed.checks.find((x) => x.id === 'daemon.dropin')!;
+      expect(after.status).toBe('fail');
+      expect(after.details?.fix).toBeUndefined();
+      expect(readFileSync(path.join(root, DROPIN)).equals(installed)).toBe(true);
+      expect(listenOf(root)[0]).toBe('relp://127.0.0.1:25226');
+    },
+  );
+});
+
 describe('rsyslog.conf without the rsyslog.d include', () => {
   const MAIN = 'etc/rsyslog.conf';
   const INCLUDE = '$IncludeConfig /etc/rsyslog.d/*.conf';
@@ -219,8 +300,16 @@ describe('rsyslog.conf without the rsyslog.d include', () => {
     writeFileSync(p, readFileSync(p, 'utf8').replace(/^\$IncludeConfig .*\n/m, ''));
   };
   const includes = (text: string) => text.split('\n').filter((l) => l.trim() === INCLUDE).length;
+  /** The include precedes every rule (else CEF also lands in /var/log/syslog), and the rest is the original byte for byte. */
+  const includedBeforeRules = (main: string, original: Buffer) => {
+    const lines = main.split('\n');
+    const rules = lines.map((l, i) => (/^[\w*,;.!=]+\.[\w*!=]+\s+\S/.test(l) ? i : -1)).filter((i) => i >= 0);
+    expect(rules.length).toBeGreaterThan(0);
+    expect(lines.indexOf(INCLUDE)).toBeLessThan(Math.min(...rules));
+    expect(main.replace(RSYSLOG_INCLUDE_BLOCK, '')).toBe(original.toString('utf8'));
+  };
 
-  it('install appends the include, shows it in the plan, and uninstall restores the file byte for byte', async () => {
+  it('install adds the include before the rules, shows it in the plan, and uninstall restores the file byte for byte', async () => {
     const fresh = tmp('scef-ts-orig-');
     cpSync(path.join(fixtures, 'debian12-rsyslog'), fresh, { recursive: true });
     dropInclude(fresh);
@@ -229,7 +318,7 @@ describe('rsyslog.conf without the rsyslog.d include', () => {
     const { root, out, logs, deps } = await installInto('debian12-rsyslog', {}, dropInclude);
     const main = readFileSync(path.join(root, MAIN), 'utf8');
     expect(includes(main)).toBe(1);
-    expect(main.startsWith(original.toString('utf8'))).toBe(true);
+    includedBeforeRules(main, original);
     expect(out).toMatch(/update +\/etc\/rsyslog\.conf/);
     expect(logs.join('\n')).not.toContain('would be ignored');
 
@@ -242,7 +331,7 @@ describe('rsyslog.conf without the rsyslog.d include', () => {
     expect(readFileSync(path.join(root, MAIN)).equals(original)).toBe(true);
   });
 
-  it('troubleshoot fails daemon.dropin, and --fix appends the include once, backed up and restorable', async () => {
+  it('troubleshoot fails daemon.dropin, and --fix adds the include once before the rules, backed up and restorable', async () => {
     const { root } = await installInto('debian12-rsyslog', {});
     dropInclude(root);
     const original = readFileSync(path.join(root, MAIN));
@@ -257,10 +346,75 @@ describe('rsyslog.conf without the rsyslog.d include', () => {
     expect(fixed.checks.find((x) => x.id === 'daemon.dropin')!.status).toBe('pass');
     const main = readFileSync(path.join(root, MAIN), 'utf8');
     expect(includes(main)).toBe(1);
-    expect(main.startsWith(original.toString('utf8'))).toBe(true);
+    includedBeforeRules(main, original);
     expect(restarts.length).toBeGreaterThan(0);
     const state = await readState(createFsRoot(root));
     const rec = state!.files.find((f) => f.path === '/etc/rsyslog.conf')!;
     expect(readFileSync(path.join(root, rec.backup!)).equals(original)).toBe(true);
+  });
+});
+
+// Issue 15: the unit's ordering against rsyslog reached an existing install only when install ran again.
+describe('forwarder.unit: the installed systemd unit against what install renders', () => {
+  const UNIT = 'etc/systemd/system/sentinel-cef-forwarder.service';
+  const bootedSystemd = (root: string) => {
+    mkdirSync(path.join(root, 'proc/1'), { recursive: true });
+    writeFileSync(path.join(root, 'proc/1/comm'), 'systemd\n');
+    mkdirSync(path.join(root, 'run/systemd/system'), { recursive: true });
+  };
+  /** The unit as installs before the fix wrote it: After= only. */
+  const oldUnit = (unit: string) => unit.replace(/^PartOf=rsyslog\.service\n/m, '').replace(/^WantedBy=rsyslog\.service\n/m, '');
+  const deps = (root: string, calls: string[], fail?: string) =>
+    testDeps(root, {
+      exec: fakeExec({ systemctl: (args) => (args.join(' ') === fail ? { exitCode: 1, stderr: `${fail}: failed` } : {}) }, calls),
+      services: { startForwarder: async () => '', restartDaemon: async () => 'ok' },
+    });
+
+  it('an old (After=-only) unit fails; --fix rewrites it, reloads and re-enables; a second run has nothing to do', async () => {
+    const { root } = await installInto('debian12-rsyslog', {}, bootedSystemd);
+    const installed = readFileSync(path.join(root, UNIT), 'utf8');
+    expect(installed).toMatch(/^PartOf=rsyslog\.service$/m);
+    writeFileSync(path.join(root, UNIT), oldUnit(installed));
+
+    const plain = await runTroubleshoot({ probes: 0 }, deps(root, []));
+    const c = plain.checks.find((x) => x.id === 'forwarder.unit')!;
+    expect(c.status).toBe('fail');
+    expect(c.message).toContain('lacks PartOf=rsyslog.service, WantedBy=rsyslog.service');
+    expect(c.fix).toContain('systemctl reenable sentinel-cef-forwarder.service');
+
+    const calls: string[] = [];
+    const fixed = await runTroubleshoot({ probes: 0, fix: true, yes: true }, deps(root, calls));
+    const after = fixed.checks.find((x) => x.id === 'forwarder.unit')!;
+    expect(after.status).toBe('pass');
+    expect(readFileSync(path.join(root, UNIT), 'utf8')).toBe(installed);
+    const reload = calls.indexOf('systemctl daemon-reload');
+    expect(reload).toBeGreaterThanOrEqual(0);
+    expect(calls.indexOf('systemctl reenable sentinel-cef-forwarder.service')).toBeGreaterThan(reload);
+    // Our own text now: install sees no hand edit to replace.
+    expect((await readState(createFsRoot(root)))?.written?.['/etc/systemd/system/sentinel-cef-forwarder.service']).toBe(
+      createHash('sha256').update(installed).digest('hex'),
+    );
+
+    const again: string[] = [];
+    const second = await runTroubleshoot({ probes: 0, fix: true, yes: true }, deps(root, again));
+    expect(second.checks.find((x) => x.id === 'forwarder.unit')!.details?.fix).toBeUndefined();
+    expect(again).not.toContain('systemctl reenable sentinel-cef-forwarder.service');
+  });
+
+  it('a failing systemctl puts the old unit back byte for byte and says the fix failed', async () => {
+    const { root } = await installInto('debian12-rsyslog', {}, bootedSystemd);
+    const old = oldUnit(readFileSync(path.join(root, UNIT), 'utf8'));
+    writeFileSync(path.join(root, UNIT), old);
+    const fixed = await runTroubleshoot({ probes: 0, fix: true, yes: true }, deps(root, [], 'reenable sentinel-cef-forwarder.service'));
+    const c = fixed.checks.find((x) => x.id === 'forwarder.unit')!;
+    expect(c.status).toBe('fail');
+    expect(c.details?.fix).toMatchObject({ applied: false, error: expect.stringContaining('reenable') });
+    expect(readFileSync(path.join(root, UNIT), 'utf8')).toBe(old);
+  });
+
+  it('skips where PID 1 is not systemd', async () => {
+    const { root } = await installInto('debian12-rsyslog', {});
+    const r = await runTroubleshoot({ probes: 0 }, deps(root, []));
+    expect(r.checks.find((x) => x.id === 'forwarder.unit')!.status).toBe('skip');
   });
 });

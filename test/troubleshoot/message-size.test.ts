@@ -4,6 +4,7 @@ import { buildSizedProbe } from '../../src/forwarder/send-test.js';
 import { parseLine } from '../../src/parser/index.js';
 import { LA_MAX_FIELD_BYTES, prepareCollectorRows } from '../../src/sinks/log-analytics.js';
 import { runTroubleshoot } from '../../src/troubleshoot/run.js';
+import { STOPPED_AT_DOCS } from '../../src/troubleshoot/catalogue.js';
 import type { CheckResult } from '../../src/troubleshoot/types.js';
 import { cleanup, healthyTree, makeRoot, probeIdOf, put, startFakeAdmin, startFakeDaemon, testDeps, type FakeAdmin } from './helpers.js';
 
@@ -87,6 +88,9 @@ describe('truncation along the chain', () => {
     const p = get(r.checks, 'e2e.probes');
     expect(p.status).toBe('fail');
     expect(p.message).toContain('arrived cut');
+    // A documented stage, not one the reader has to invent.
+    expect(p.details?.stoppedAt).toBe('delivered-cut');
+    expect(Object.keys(STOPPED_AT_DOCS)).toContain('delivered-cut');
     expect(r.ok).toBe(false);
   });
 

@@ -8,8 +8,8 @@ import { formatBytes } from '../advice.js';
 import { inspectRsyslogSpool, inspectSyslogNgBuffers } from '../spool.js';
 import { stripConfigComments } from '../../install/config-text.js';
 import { detectIpv6 } from '../../system/ipv6.js';
-import { scanRsyslogConfig } from '../../install/rsyslog-config.js';
-import { appendRsyslogInclude, RSYSLOG_INCLUDE_LINE } from '../../install/render-rsyslog.js';
+import { hasRsyslogModule, scanRsyslogConfig } from '../../install/rsyslog-config.js';
+import { insertRsyslogInclude, RSYSLOG_INCLUDE_LINE } from '../../install/render-rsyslog.js';
 import { BACKUP_ROOT, FileTransaction, readState, writeState } from '../../install/transaction.js';
 import { HEADER_MARGIN, probeSize, sizeLimits, UDP_MAX_PAYLOAD } from '../facts.js';
 
@@ -74,16 +74,16 @@ function firstDifference(a: string, b: string): string {
 }
 
 /**
- * Appends the rsyslog.d include to rsyslog.conf as install does: the original is backed up (and recorded for
+ * Adds the rsyslog.d include to rsyslog.conf, before its first rule, as install does: the original is backed up (and recorded for
  * uninstall when an install state exists), and a failed write puts the file back.
  */
 function rsyslogIncludeFix(ctx: Context): SafeFix & { apply(): Promise<void> } {
   const main = LAYOUT.rsyslogMain;
   return {
-    description: `append "${RSYSLOG_INCLUDE_LINE}" to ${main} (the original is backed up under ${BACKUP_ROOT})`,
+    description: `add "${RSYSLOG_INCLUDE_LINE}" to ${main} before its first rule (the original is backed up under ${BACKUP_ROOT})`,
     async apply() {
       const before = (await ctx.readText(main)) ?? '';
-      const after = appendRsyslogInclude(before);
+      const after = insertRsyslogInclude(before);
       const tx = new FileTransaction(ctx.fs);
       const mode = (await ctx.stat(main))?.mode ?? 0o644;
       try {
@@ -92,7 +92,7 @@ function rsyslogIncludeFix(ctx: Context): SafeFix & { apply(): Promise<void> } {
         await tx.rollback();
         throw err;
       }
-      ctx.deps.progress(`appended "${RSYSLOG_INCLUDE_LINE}" to ${main}; the original is in ${tx.backupDir}`);
+      ctx.deps.progress(`added "${RSYSLOG_INCLUDE_LINE}" to ${main}; the original is in ${tx.backupDir}`);
       const state = await readState(ctx.fs).catch(() => null);
       if (state) {
         for (const t of tx.touched) if (!state.files.some((f) => f.path === t.path)) state.files.push(t);
@@ -121,7 +121,7 @@ export async function checkDropIn(ctx: Context): Promise<CheckOutcome> {
     ...r,
     status: 'fail',
     message: r.status === 'fail' ? `${missing}; ${r.message}` : `${missing} (the file itself is current)`,
-    fix: `\`sentinel-cef install\` (or --fix) appends "${RSYSLOG_INCLUDE_LINE}" to ${LAYOUT.rsyslogMain}, backed up; or add that line at its end yourself, then restart rsyslog`,
+    fix: `\`sentinel-cef install\` (or --fix) adds "${RSYSLOG_INCLUDE_LINE}" to ${LAYOUT.rsyslogMain} before its first rule, backed up; or add that line there yourself, then restart rsyslog`,
     safeFix: {
       description: rest ? `${include.description}; ${rest.description}` : `${include.description} and restart rsyslog`,
       async apply() {
@@ -134,6 +134,21 @@ export async function checkDropIn(ctx: Context): Promise<CheckOutcome> {
   };
 }
 
+/**
+ * How rsyslog sends to the forwarder as installed: the install record, else the forwarder's listen (install writes
+ * both together), else the drop-in on disk. Never what the system would choose today: that would switch one side only.
+ */
+function installedTransport(ctx: Context, listen: readonly string[] | undefined, onDisk: string | null): 'relp' | 'tcp' | undefined {
+  if (ctx.opts.transport) return ctx.opts.transport;
+  const fwd = listen ?? [];
+  if (fwd.some((u) => u.startsWith('relp://'))) return 'relp';
+  if (fwd.some((u) => u.startsWith('tcp://'))) return 'tcp';
+  const text = onDisk === null ? '' : stripConfigComments(onDisk);
+  if (/type\s*=\s*"omrelp"/.test(text)) return 'relp';
+  if (/type\s*=\s*"omfwd"/.test(text)) return 'tcp';
+  return undefined;
+}
+
 async function checkDropInFile(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'daemon.dropin', title: 'Daemon drop-in present and current', group: G };
   const d = await ctx.daemon();
@@ -144,31 +159,41 @@ async function checkDropInFile(ctx: Context): Promise<CheckOutcome> {
   const c = await ctx.config();
   // With the protocol install recorded (or given), only that rendering is current; else any install choice is.
   const protocolKnown = ctx.settings.some((s) => s.name === 'protocol');
+  const transport = d.name === 'rsyslog' ? installedTransport(ctx, c.config?.listen, onDisk) : undefined;
+  // RELP as installed, but the module is gone: rsyslog cannot load the drop-in, and rewriting it cannot help.
+  const relpGone = transport === 'relp' && !(await hasRsyslogModule(ctx.fs, 'omrelp'));
+  const relpNew = transport === 'tcp' && (await hasRsyslogModule(ctx.fs, 'omrelp'));
   const expected = await ctx.deps.renderDropIn(d.name, {
     port: ctx.opts.port,
     forwarderPort: fwdPorts[0],
     queueMaxBytes: c.config?.queue.maxBytes,
     // install renders the drop-in and the forwarder config together: the state file is in both or in neither.
-    intakeStateFile: c.config?.intakeStateFile ?? null,
+    intakeStateFile: ctx.opts.intakeStateFile !== undefined ? ctx.opts.intakeStateFile : (c.config?.intakeStateFile ?? null),
     durable: ctx.opts.durable,
     ...(protocolKnown ? { protocol: ctx.opts.protocol } : {}),
+    ...(transport ? { transport } : {}),
   });
-  const rerender = expected?.length
-    ? {
-        description: `rewrite ${path} as install renders it and restart ${d.name}`,
-        apply: async () => {
-          // The recorded protocol's rendering, else install's default choice (both transports).
-          await ctx.deps.writeFile(path, expected[0].content, 0o644);
-          await restartDaemon(ctx, d.name!);
-        },
-      }
-    : undefined;
+  const relpFix =
+    'reinstall the omrelp module (`apt-get install rsyslog-relp`, or `dnf install rsyslog-relp`) and restart rsyslog; ' +
+    'or re-run `sentinel-cef install` to move rsyslog and the forwarder to TCP together';
+  const relpProblem = `it sends over RELP as installed, but rsyslog's omrelp module (package rsyslog-relp) is gone: rsyslog cannot load it`;
+  const rerender =
+    !relpGone && expected?.length
+      ? {
+          description: `rewrite ${path} as install renders it and restart ${d.name}`,
+          apply: async () => {
+            // The recorded protocol's rendering, else install's default choice (both transports).
+            await ctx.deps.writeFile(path, expected[0].content, 0o644);
+            await restartDaemon(ctx, d.name!);
+          },
+        }
+      : undefined;
   if (onDisk === null) {
     return {
       ...base,
       status: 'fail',
-      message: `${path} is missing: ${d.name} does not route CEF to the forwarder`,
-      fix: `re-run \`sentinel-cef install\` to write ${path}`,
+      message: `${path} is missing: ${d.name} does not route CEF to the forwarder${relpGone ? `; the forwarder expects RELP, and rsyslog's omrelp module (package rsyslog-relp) is gone` : ''}`,
+      fix: relpGone ? relpFix : `re-run \`sentinel-cef install\` to write ${path}`,
       safeFix: rerender,
     };
   }
@@ -186,12 +211,13 @@ async function checkDropInFile(ctx: Context): Promise<CheckOutcome> {
     if (!match)
       problems.push(`it differs from what install renders (${firstDifference(normalise(onDisk), normalise(expected[0].content))})`);
   }
+  if (relpGone) problems.push(relpProblem);
   if (problems.length) {
     return {
       ...base,
       status: 'fail',
       message: `${path}: ${problems.join('; ')}`,
-      fix: `re-run \`sentinel-cef install\` to rewrite ${path} (local edits there are overwritten)`,
+      fix: relpGone ? relpFix : `re-run \`sentinel-cef install\` to rewrite ${path} (local edits there are overwritten)`,
       safeFix: rerender,
       details: { path },
     };
@@ -199,8 +225,10 @@ async function checkDropInFile(ctx: Context): Promise<CheckOutcome> {
   return {
     ...base,
     status: 'pass',
-    message: `${path} ${expected ? 'matches what install renders' : 'forwards CEF to the forwarder'}`,
-    details: { path, compared: Boolean(expected) },
+    message:
+      `${path} ${expected ? 'matches what install renders' : 'forwards CEF to the forwarder'}` +
+      (relpNew ? '; rsyslog-relp is installed now: `sentinel-cef install` moves rsyslog and the forwarder to RELP together' : ''),
+    details: { path, compared: Boolean(expected), ...(transport ? { transport } : {}) },
   };
 }
 
@@ -334,7 +362,10 @@ export async function checkForwarding(ctx: Context): Promise<CheckOutcome> {
     configured,
     forwarderListening: fwdListening,
   };
-  if (mine.length) return { ...base, status: 'pass', message: `${d.name} is connected to 127.0.0.1:${mine[0].remotePort}`, details };
+  // RELP and TCP share a TCP socket: a connection proves nothing when the forwarder speaks the other one.
+  const mismatch = await protocolMismatch(ctx);
+  if (mine.length && !mismatch)
+    return { ...base, status: 'pass', message: `${d.name} is connected to 127.0.0.1:${mine[0].remotePort}`, details };
   if (!configured) {
     return {
       ...base,
@@ -344,7 +375,6 @@ export async function checkForwarding(ctx: Context): Promise<CheckOutcome> {
       details,
     };
   }
-  const mismatch = await protocolMismatch(ctx);
   if (mismatch) return { ...base, status: 'fail', ...mismatch, details };
   if (!fwdListening) {
     return {

@@ -16,6 +16,7 @@ const POLL_MS = 200;
 /** Where a probe stopped. */
 export type ProbeStage =
   | 'delivered'
+  | 'delivered-cut' // accepted by the sink, but a hop cut it short (its tail hash differs from what was sent)
   | 'daemon-not-receiving' // nothing listening, connection refused, port held by another program
   | 'daemon-not-forwarding' // the daemon got it (or could have), the forwarder never saw it
   | 'forwarder-down' // the daemon got it, but no forwarder is listening (the daemon queues it meanwhile)
@@ -86,20 +87,27 @@ function balancedTail(t: string, from: number): string {
   return t.slice(from);
 }
 
+/** How the daemon talks to the forwarder: RELP runs over a TCP socket, so only the forwarder's config tells it from TCP. */
+export type ForwardTransport = Transport | 'relp';
+
 /**
  * The transports the daemon's rules use towards the forwarder's ports (rsyslog omfwd defaults to UDP, `@@` is TCP,
- * syslog-ng's syslog()/network()/tcp() default to TCP), and those the forwarder listens on there.
+ * omrelp is RELP, syslog-ng's syslog()/network()/tcp() default to TCP), and those the forwarder listens on there
+ * (a TCP socket is RELP when the config's listen says relp://).
  */
-export async function forwardPath(ctx: Context): Promise<{ sends: Transport[]; listens: Transport[]; missing: Transport[] }> {
+export async function forwardPath(
+  ctx: Context,
+): Promise<{ sends: ForwardTransport[]; listens: ForwardTransport[]; missing: ForwardTransport[] }> {
   const fwdPorts = await ctx.forwarderPorts();
-  const sends = new Set<Transport>();
+  const sends = new Set<ForwardTransport>();
   for (const f of await ctx.daemonConfigFiles()) {
     const t = stripConfigComments(f.text);
     for (const m of t.matchAll(/action\s*\(([^)]*)\)/g)) {
       const a = m[1];
       const port = /\bport\s*=\s*"?(\d+)/.exec(a);
-      if (!/type\s*=\s*"omfwd"/.test(a) || !port || !fwdPorts.includes(Number(port[1]))) continue;
-      sends.add(/protocol\s*=\s*"tcp"/i.test(a) ? 'tcp' : 'udp');
+      const type = /type\s*=\s*"(omfwd|omrelp)"/.exec(a)?.[1];
+      if (!type || !port || !fwdPorts.includes(Number(port[1]))) continue;
+      sends.add(type === 'omrelp' ? 'relp' : /protocol\s*=\s*"tcp"/i.test(a) ? 'tcp' : 'udp');
     }
     for (const m of t.matchAll(/(^|[\s;])(@@?)(?:\([^)]*\))?\[?[\w.:]+\]?:(\d+)/gm)) {
       if (fwdPorts.includes(Number(m[3]))) sends.add(m[2] === '@@' ? 'tcp' : 'udp');
@@ -113,7 +121,16 @@ export async function forwardPath(ctx: Context): Promise<{ sends: Transport[]; l
       sends.add(m[1].startsWith('udp') || tr === 'udp' ? 'udp' : 'tcp');
     }
   }
-  const listens = [...new Set((await ctx.listeners()).filter((s) => fwdPorts.includes(s.port)).map((s) => s.protocol as Transport))];
+  const relpPorts = new Set(
+    ((await ctx.config()).config?.listen ?? []).filter((u) => u.startsWith('relp://')).map((u) => Number(/:(\d+)\/?$/.exec(u)?.[1])),
+  );
+  const listens = [
+    ...new Set(
+      (await ctx.listeners())
+        .filter((s) => fwdPorts.includes(s.port))
+        .map((s): ForwardTransport => (s.protocol === 'tcp' && relpPorts.has(s.port) ? 'relp' : (s.protocol as Transport))),
+    ),
+  ];
   return { sends: [...sends], listens, missing: [...sends].filter((t) => listens.length > 0 && !listens.includes(t)) };
 }
 
@@ -124,9 +141,17 @@ export async function protocolMismatch(ctx: Context): Promise<{ message: string;
   const d = (await ctx.daemon()).name ?? 'the syslog daemon';
   const port = (await ctx.forwarderPorts())[0];
   const want = p.missing.map((t) => `"${t}://127.0.0.1:${port}"`).join(', ');
+  // TCP and RELP share the port's one TCP socket: the listener changes, it is not added.
+  const stream = (t: ForwardTransport) => t !== 'udp';
+  const swap = p.missing.find(stream);
+  const held = p.listens.find(stream);
+  const change =
+    swap && held
+      ? `change "${held}://127.0.0.1:${port}" to "${swap}://127.0.0.1:${port}" in "listen" in ${ctx.opts.configPath}`
+      : `add ${want} to "listen" in ${ctx.opts.configPath}`;
   return {
     message: `${d} sends ${p.missing.join('+')} to 127.0.0.1:${port}, but the forwarder listens there on ${p.listens.join('+')} only`,
-    fix: `add ${want} to "listen" in ${ctx.opts.configPath} and restart the forwarder (or re-run \`sentinel-cef install\`, which sets both)`,
+    fix: `${change} and restart the forwarder (or re-run \`sentinel-cef install\`, which sets both)`,
   };
 }
 
@@ -338,7 +363,7 @@ function locate(
 ): void {
   const port = ctx.opts.port;
   if (r.accepted) {
-    r.stage = 'delivered';
+    r.stage = r.intact === false ? 'delivered-cut' : 'delivered';
     return;
   }
   if (r.received) {
@@ -406,6 +431,7 @@ const STAGE_TEXT: Record<Exclude<ProbeStage, 'delivered'>, string> = {
   'forwarder-down': 'reached the daemon, but the forwarder is not running',
   'forwarder-hung': 'reached the daemon, but the forwarder is hung (alive, not answering)',
   'forwarder-not-delivering': 'reached the forwarder but were not delivered',
+  'delivered-cut': 'were delivered cut short',
   unknown: 'could not be followed',
 };
 
@@ -436,7 +462,7 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
         `${total}/${total} probes delivered, but ${cut.length} arrived cut: a ${cut[0].sentBytes}-byte ${cut[0].transport} probe ` +
         `arrived as ${cut[0].arrivedBytes ?? '?'} bytes`,
       fix: 'a hop cuts long messages: daemon.max-message-size names it and the setting to raise',
-      details: { ...details, cut: cut.map((r) => r.id) },
+      details: { ...details, cut: cut.map((r) => r.id), stoppedAt: 'delivered-cut' },
     };
   }
   if (ok.length === total) {
