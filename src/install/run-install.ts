@@ -11,7 +11,7 @@ import { detectIpv6, type Ipv6Mode } from '../system/ipv6.js';
 import { listenUrlOf, parseHostPort } from '../config/listen.js';
 import type { Choice, Prompter } from '../system/prompts.js';
 import { detectDistro, type Distro } from '../system/detect-distro.js';
-import { detectDaemon, type SyslogDaemon } from '../system/detect-daemon.js';
+import { detectDaemon, type DaemonInfo, type SyslogDaemon } from '../system/detect-daemon.js';
 import { detectInitSystem, type InitSystem } from '../system/processes.js';
 import { findListeners, listListeners } from '../system/listeners.js';
 import { detectFirewall, planFirewallFix } from '../system/firewall.js';
@@ -262,7 +262,8 @@ async function detectStep(c: InstallContext): Promise<void> {
     if (opts.daemon && !info.installed.includes(opts.daemon)) info = { ...info, daemon: null };
     if (!info.daemon) info = await offerDaemonInstall(distro, opts, deps);
     const daemon = (c.daemon = info.daemon!);
-    c.binary = info.binary!;
+    if (!info.binary) throw unknownDaemonProgram(daemon, info.running);
+    c.binary = info.binary;
     c.daemonVersion = info.version ?? null;
     if (info.running.some((r) => r.daemon !== daemon)) {
       warn(`${info.running.find((r) => r.daemon !== daemon)!.daemon} is running too; only ${daemon} is configured`);
@@ -1218,6 +1219,16 @@ async function offerDaemonInstall(distro: Distro, opts: InstallOptions, deps: In
   const info = await detectDaemon(deps.fs, deps.exec, want);
   if (!info.binary) throw new CliError(`${want} was installed but its binary was not found`);
   return { ...info, daemon: want };
+}
+
+/** A daemon runs but its program is not on this system (a daemon of another container, or a removed package): nothing can check its config. */
+function unknownDaemonProgram(daemon: SyslogDaemon, running: DaemonInfo['running']): UsageError {
+  const r = running.find((p) => p.daemon === daemon);
+  const seen = r ? ` (pid ${r.pid} runs ${r.exe ?? 'a program /proc does not name'}, which is not on this system)` : '';
+  return new UsageError(`${daemon} is running but its program was not found${seen}`, {
+    code: 'ERR_DAEMON_PROGRAM',
+    suggestion: `install the ${daemon} package on this system, or use --forwarder-only to run without a syslog daemon`,
+  });
 }
 
 async function resolveSink(

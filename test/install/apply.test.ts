@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { cpSync, mkdtempSync, readFileSync, statSync, writeFileSync, mkdirSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import {
+  cpSync,
+  mkdtempSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  mkdirSync,
+  existsSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createFsRoot } from '../../src/system/fs-root.js';
@@ -181,6 +192,38 @@ describe('runInstall against a fixture root', () => {
       ['/usr/bin/node', '--version'],
       [expect.stringMatching(/rsyslogd$/), '-N1'],
     ]);
+  });
+
+  /** A running rsyslogd as /proc shows it: its comm, and exe naming its program. */
+  function runningRsyslog(root: string, exe: string): void {
+    rmSync(path.join(root, 'usr/sbin/rsyslogd'));
+    mkdirSync(path.join(root, 'proc/77'), { recursive: true });
+    writeFileSync(path.join(root, 'proc/77/comm'), 'rsyslogd\n');
+    symlinkSync(exe, path.join(root, 'proc/77/exe'));
+  }
+
+  it('a running daemon whose program is not on this system: one line, exit 2, before any check runs', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    runningRsyslog(root, '/usr/sbin/rsyslogd');
+    const exec = fakeExec({ root });
+    const err = await runInstall(opts({ dryRun: true }), deps(root, exec).deps).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as UsageError).exitCode).toBe(2);
+    expect(formatError(err)).toMatch(
+      /^rsyslog is running but its program was not found \(pid 77 runs \/usr\/sbin\/rsyslogd, which is not on this system\) — install the rsyslog package .*--forwarder-only/,
+    );
+    expect(formatError(err)).not.toContain('\n');
+    expect(exec.calls.filter((c) => c[0] !== '/usr/bin/node')).toEqual([]);
+  });
+
+  it("a running daemon's program is read from /proc/<pid>/exe under the root, wherever it lives", async () => {
+    const root = copyFixture('debian12-rsyslog');
+    runningRsyslog(root, '/opt/rsyslog/sbin/rsyslogd');
+    mkdirSync(path.join(root, 'opt/rsyslog/sbin'), { recursive: true });
+    writeFileSync(path.join(root, 'opt/rsyslog/sbin/rsyslogd'), '');
+    const exec = fakeExec({ root });
+    await runInstall(opts({ dryRun: true }), deps(root, exec).deps);
+    expect(exec.calls).toContainEqual(['/opt/rsyslog/sbin/rsyslogd', '-N1']);
   });
 
   it('applies, then a second run changes nothing, then uninstall restores every byte', async () => {
