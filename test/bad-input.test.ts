@@ -24,6 +24,18 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const cases: Array<[string, string[], RegExp | string, number]> = [
   ['top-level unknown option', ['--bogus'], "sentinel-cef: unknown option '--bogus' — see `sentinel-cef --help`", 2],
+  [
+    'a C1 control (CSI) in an unknown option is escaped',
+    ['--x\u009b31m'],
+    "sentinel-cef: unknown option '--x\\u009b31m' — see `sentinel-cef --help`",
+    2,
+  ],
+  [
+    'install unknown option with C1 and C0',
+    ['install', '--x\u0085\u001b'],
+    "sentinel-cef: unknown option '--x\\u0085\\u001b' — see `sentinel-cef install --help`",
+    2,
+  ],
   ['unknown command', ['bogus'], "sentinel-cef: unknown command 'bogus' — see `sentinel-cef --help`", 2],
   ['subcommand unknown option', ['install', '--bogus'], "sentinel-cef: unknown option '--bogus' — see `sentinel-cef install --help`", 2],
   ['typo gets a suggestion', ['install', '--prot', 'x'], /^sentinel-cef: unknown option '--prot' \(did you mean --port\?\)/, 2],
