@@ -24,7 +24,7 @@ describe("troubleshoot's readback sign-in follows the one interactivity rule", (
     ['a terminal with CI=true', 'true', false],
     ['a terminal with CI=1', '1', false],
     ['a terminal with CI=false', 'false', true],
-  ])('%s: device-code login offered = %s', async (_name, ci, interactive) => {
+  ])('%s (CI=%s): device-code login offered = %s', async (_name, ci, interactive) => {
     // A fake terminal on both ends: only CI decides.
     process.stdin.isTTY = true;
     process.stderr.isTTY = true;
