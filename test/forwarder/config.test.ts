@@ -107,7 +107,7 @@ describe('forwarder config', () => {
     [{ sink: 'ftp' }, /unknown sink/],
     [{ sink: 'file:/x', admin: '0.0.0.0:25227' }, /not on loopback/],
     [{ sink: 'file:/x', listen: ['tls://127.0.0.1:6514'] }, /needs a certificate/],
-    [{ sink: 'log-analytics', workspaceId: 'nope' }, /^--workspace-id 'nope': workspaceId must be a GUID $/],
+    [{ sink: 'log-analytics', workspaceId: 'nope' }, /^--workspace-id must be a GUID, got 'nope' $/],
     [{ sink: 'file:/x', maxConnections: '-3' }, /--max-connections/],
   ])('refuses %o with one clear line', (flags, re) => {
     let msg = '';
