@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import { UsageError, flagName, formatConfigIssue, formatOptionError, showValue } from '../errors.js';
 import { CLOUDS, DEFAULT_CONFIG_PATH, forwarderConfigSchema, type ForwarderConfig } from './schema.js';
 import { isLoopback, parseHostPort, parseListenUrl } from './listen.js';
+import { findUnknownKeys } from './unknown-keys.js';
 
 /** Flags of `sentinel-cef forward` and `node forwarder.mjs` (commander camel-cased). */
 export interface ForwarderFlags {
@@ -294,6 +295,17 @@ export function loadForwarderConfig(flags: ForwarderFlags, opts: LoadOptions = {
     }
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       throw new UsageError(`config file ${path} must hold a JSON object`);
+    }
+    const unknown = findUnknownKeys(raw, forwarderConfigSchema);
+    if (unknown.length) {
+      throw new UsageError(
+        unknown
+          .map(
+            (u) =>
+              `${path}: ${formatConfigIssue({ path: u.path, message: `unknown key${u.nearest ? ` (did you mean ${u.nearest}?)` : ''}` })} — fix this field (see \`sentinel-cef forward --help\`)`,
+          )
+          .join('\n'),
+      );
     }
   }
   const merged: Raw = structuredClone(raw);

@@ -120,6 +120,46 @@ describe('forwarder config', () => {
     expect(msg).toMatch(re);
   });
 
+  it.each([
+    [{ deadLeterFile: '/x/dl.ndjson' }, 'deadLeterFile: unknown key (did you mean deadLetterFile?)'],
+    [{ queue: { maxByte: 1024 } }, 'queue.maxByte: unknown key (did you mean maxBytes?)'],
+    [{ sink: { type: 'file', path: '/x', pth: '/y' } }, 'sink.pth: unknown key (did you mean path?)'],
+    [{ colour: 'blue' }, 'colour: unknown key — fix this field'],
+  ])('a config file key the schema does not know is refused, naming it and the nearest key: %j', (extra, want) => {
+    const file = join(tempDir(), 'forwarder.json');
+    writeFileSync(file, JSON.stringify({ sink: { type: 'file', path: '/x' }, ...extra }));
+    const err = (() => {
+      try {
+        loadForwarderConfig({ config: file }, none);
+      } catch (e) {
+        return e as { message: string; exitCode: number };
+      }
+      return null;
+    })();
+    expect(err?.exitCode).toBe(2);
+    expect(err?.message).toContain(`${file}: ${want}`);
+    expect(err?.message.split('\n')).toHaveLength(1);
+  });
+
+  it('every key the schema knows loads, at every level (a full config, as written by hand)', () => {
+    const file = join(tempDir(), 'forwarder.json');
+    const full = {
+      listen: ['tcp://127.0.0.1:25226'],
+      queue: { dir: '/x/q', maxBytes: 1024 },
+      deadLetterFile: '/x/dl.ndjson',
+      sink: {
+        type: 'logs-ingestion',
+        endpoint: 'https://x.example',
+        dcrImmutableId: 'dcr-0123456789abcdef0123456789abcdef',
+        stream: 'Custom-X',
+        auth: { kind: 'managed-identity', clientId: '11111111-2222-3333-4444-555555555555' },
+      },
+      admin: '127.0.0.1:25227',
+    };
+    writeFileSync(file, JSON.stringify(full));
+    expect(loadForwarderConfig({ config: file }, none).sink).toMatchObject({ auth: { kind: 'managed-identity' } });
+  });
+
   it('check: secret files must exist and be 0600', () => {
     const dir = tempDir();
     const key = join(dir, 'key');

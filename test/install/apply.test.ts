@@ -21,6 +21,8 @@ import { FileTransaction, readState, sha256 } from '../../src/install/transactio
 import { runInstall, type InstallDeps } from '../../src/install/run-install.js';
 import { runUninstall } from '../../src/install/run-uninstall.js';
 import { installOptionsSchema } from '../../src/install/options.js';
+import { findUnknownKeys } from '../../src/config/unknown-keys.js';
+import { forwarderConfigSchema } from '../../src/config/schema.js';
 import { CliError, formatError, UsageError } from '../../src/errors.js';
 import type { Services } from '../../src/install/service.js';
 import { fakeExec as sharedFakeExec } from './install-helpers.js';
@@ -238,6 +240,8 @@ describe('runInstall against a fixture root', () => {
     expect(exec.calls.some((c) => c[0] === '/usr/sbin/syslog-ng' && c[1] === '--syntax-only')).toBe(true);
     const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
     expect(cfg.sink).toEqual({ type: 'file', path: '/var/tmp/scef/rows.ndjson' });
+    // What install writes, the forwarder's unknown-key check accepts.
+    expect(findUnknownKeys(cfg, forwarderConfigSchema)).toEqual([]);
     expect(statSync(path.join(root, 'etc/sentinel-cef/forwarder.json')).mode & 0o777).toBe(0o640);
     const installed = snapshot(root);
 
