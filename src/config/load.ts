@@ -433,6 +433,9 @@ function checkSecretFile(
       };
     }
     accessSync(file, constants.R_OK);
+    // Judged here, so the item has one verdict (the sink's own check would add a second, contrary line).
+    if (readFileSync(file, 'utf8').trim() === '')
+      return { id, ok: false, message: `${what} file ${file} is empty`, fix: `write the ${what} into it (mode 0600)` };
     return { id, ok: true, message: `${what} file ${file} exists, mode 0600` };
   } catch (err) {
     return {

@@ -6,6 +6,8 @@ import { checkConfig, loadForwarderConfig, parseSize } from '../../src/config/lo
 import { parseListenUrl } from '../../src/config/listen.js';
 import { parseWorkerCount } from '../../src/forwarder/forwarder.js';
 import { tempDir } from './helpers.js';
+import { PassThrough } from 'node:stream';
+import { runForwardCommand } from '../../src/commands/forward.js';
 
 const none = { defaultConfigPath: '/nonexistent/forwarder.json' };
 const bin = new URL('../../bin/sentinel-cef', import.meta.url).pathname;
@@ -158,6 +160,33 @@ describe('forwarder config', () => {
     };
     writeFileSync(file, JSON.stringify(full));
     expect(loadForwarderConfig({ config: file }, none).sink).toMatchObject({ auth: { kind: 'managed-identity' } });
+  });
+
+  it.each([
+    ['an empty', ''],
+    ['a blank', '  \n'],
+  ])('forward --check with %s key file: one verdict per item, FAIL once, never ok then FAIL', async (_n, content) => {
+    const dir = tempDir();
+    const key = join(dir, 'key');
+    writeFileSync(key, content, { mode: 0o600 });
+    let out = '';
+    const stdout = new PassThrough().on('data', (b: Buffer) => (out += b.toString()));
+    const flags = {
+      check: true,
+      sink: 'log-analytics',
+      workspaceId: '11111111-2222-3333-4444-555555555555',
+      keyFile: key,
+      queueDir: join(dir, 'q'),
+      deadLetterFile: join(dir, 'dl.ndjson'),
+      admin: 'off',
+    };
+    await expect(runForwardCommand(flags, { stdout, stderr: new PassThrough() })).rejects.toMatchObject({ exitCode: 2 });
+    const lines = out.trim().split('\n');
+    const labels = lines.map((l) => l.slice(5, l.indexOf(':')));
+    expect(new Set(labels).size).toBe(labels.length);
+    expect(lines.filter((l) => l.startsWith('FAIL'))).toEqual([
+      `FAIL --key-file: shared key file ${key} is empty — write the shared key into it (mode 0600)`,
+    ]);
   });
 
   it('check: secret files must exist and be 0600', () => {
