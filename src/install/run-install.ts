@@ -703,7 +703,12 @@ async function applyStep(c: InstallContext): Promise<void> {
         });
       }
       try {
-        log(await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: forwarderFilesChanged }));
+        log(
+          await (deps.step ?? stepFromLog(log))(
+            forwarderFilesChanged ? 'starting the forwarder on its new configuration' : 'starting the forwarder',
+            () => svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: forwarderFilesChanged }),
+          ),
+        );
       } catch (err) {
         throw new StepError('the forwarder did not start', `${(err as Error).message}${await forwarderErrorLines(ctx)}`);
       }
@@ -735,7 +740,10 @@ async function applyStep(c: InstallContext): Promise<void> {
             },
           });
         }
-        const r = await svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: protocolsOf(opts.protocol) });
+        const r = await (deps.step ?? stepFromLog(log))(
+          `restarting ${daemon} on the new configuration (up to 90 s, then 15 s to listen)`,
+          () => svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: protocolsOf(opts.protocol) }),
+        );
         if (!r.ok) throw new StepError(`restart of ${daemon} failed`, r.detail);
         log(`${daemon}: ${r.detail}`);
         checkpoint();
@@ -802,12 +810,15 @@ async function applyStep(c: InstallContext): Promise<void> {
     } catch (err) {
       const step = err instanceof StepError ? err : new StepError(`install failed: ${(err as Error).message}`, '');
       const failures: string[] = [];
-      for (const u of [...undo].reverse()) {
-        // A rollback that could not finish keeps the in-progress state, so `uninstall` can finish it.
-        if (u.what === 'install state' && failures.length > 0) continue;
-        await u.run().catch((e: Error) => failures.push(`${u.what}: ${e.message}`));
-      }
-      for (const a of after) await a.run().catch((e: Error) => failures.push(`${a.what}: ${e.message}`));
+      // Restarts included, this can take many seconds: say so before, not only "rolled back" after.
+      await (deps.step ?? stepFromLog(log))(`${step.message}: rolling back every change`, async () => {
+        for (const u of [...undo].reverse()) {
+          // A rollback that could not finish keeps the in-progress state, so `uninstall` can finish it.
+          if (u.what === 'install state' && failures.length > 0) continue;
+          await u.run().catch((e: Error) => failures.push(`${u.what}: ${e.message}`));
+        }
+        for (const a of after) await a.run().catch((e: Error) => failures.push(`${a.what}: ${e.message}`));
+      });
       if (failures.length > 0) {
         throw new CliError(`${step.message}; the rollback did not finish (${failures[0]})`, {
           exitCode: step.exitCode,
@@ -1312,7 +1323,9 @@ async function resolveSink(
   }
   deps.exec.registerSecret(key);
   const target: LegacyTarget = { workspaceId, cloud, endpoint: opts.endpoint };
-  const probe = await (deps.probeLegacy ?? ((t, k) => probeDataCollector(t, k, { env })))(target, key);
+  const probe = await (deps.step ?? stepFromLog(deps.log))('asking the Data Collector API what it answers today (up to 8 s)', () =>
+    (deps.probeLegacy ?? ((t, k) => probeDataCollector(t, k, { env })))(target, key),
+  );
   const [head, ...rest] = legacyNotice(probe, workspaceId);
   warn(head);
   rest.forEach((l) => deps.log(l));

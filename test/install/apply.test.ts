@@ -228,6 +228,40 @@ describe('runInstall against a fixture root', () => {
     expect(exec.calls).toContainEqual(['/opt/rsyslog/sbin/rsyslogd', '-N1']);
   });
 
+  it('every wait that can take more than a second says what it does before it starts (install, rollback, uninstall)', async () => {
+    const root = copyFixture('rhel8-syslog-ng');
+    const exec = fakeExec({ root });
+    const first = deps(root, exec);
+    await runInstall(opts({}), first.deps);
+    const before = (line: string, call: string) => {
+      expect(first.logs).toContain(line);
+      expect(first.logs.indexOf(line)).toBeLessThan(first.logs.indexOf(call));
+    };
+    before('restarting syslog-ng on the new configuration (up to 90 s, then 15 s to listen)…', 'restart syslog-ng');
+    before('starting the forwarder on its new configuration…', 'start forwarder restart=true');
+    // A failing restart: the rollback (which restarts the daemon again) is announced before it runs.
+    const failingRoot = copyFixture('rhel8-syslog-ng');
+    const failing = deps(failingRoot, fakeExec({ root: failingRoot }));
+    const failingServices = failing.deps.services;
+    failing.deps.services = {
+      ...failingServices,
+      async restartDaemon(ctx, d, b, l) {
+        await failingServices.restartDaemon(ctx, d, b, l);
+        return { ok: l.protocols.length === 0, detail: 'timed out after 90 s' };
+      },
+    };
+    await expect(runInstall(opts({}), failing.deps)).rejects.toThrow(/rolled back/);
+    const announce = failing.logs.indexOf('restart of syslog-ng failed: rolling back every change…');
+    expect(announce).toBeGreaterThan(failing.logs.indexOf('restart syslog-ng'));
+    expect(announce).toBeLessThan(failing.logs.findIndex((l) => l.startsWith('rolled back:')));
+    const un = deps(root, exec);
+    await runUninstall({ yes: true, dryRun: false, root, removeUser: false, purge: false }, un.deps);
+    expect(un.logs.indexOf('restarting syslog-ng on its original configuration (up to 90 s)…')).toBeGreaterThan(-1);
+    expect(un.logs.indexOf('restarting syslog-ng on its original configuration (up to 90 s)…')).toBeLessThan(
+      un.logs.indexOf('restart syslog-ng'),
+    );
+  });
+
   it('applies, then a second run changes nothing, then uninstall restores every byte', async () => {
     const root = copyFixture('rhel8-syslog-ng');
     const before = snapshot(root);
