@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { CliError, formatError, showValue } from './errors.js';
 import { VERSION } from './version.js';
+import { CONTROL_CHARS_G } from './util/control-chars.js';
 import { parseCommand } from './commands/parse.js';
 import { forwardCommand } from './commands/forward.js';
 import { sendTestCommand } from './commands/send-test.js';
@@ -66,8 +67,7 @@ export function oneLineError(str: string, where: string, cmd?: Command): string 
       /^command-argument value '(.*)' is invalid for argument '([^']+)'\. Allowed choices are (.*)\.$/s,
       (_m, v: string, arg: string, choices: string) => `<${arg}> must be one of ${choices}, got ${showValue(v)}`,
     )
-    // eslint-disable-next-line no-control-regex -- escaping control characters is the point
-    .replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    .replace(CONTROL_CHARS_G, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return `sentinel-cef: ${text} — see \`${where} --help\`\n`;
 }
 

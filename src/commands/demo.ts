@@ -8,6 +8,7 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { forwarderConfigSchema } from '../config/schema.js';
 import { CliError, UsageError, optionError } from '../errors.js';
+import { secondsOption } from '../util/option-schemas.js';
 import type { Health, ProbeStatus } from '../forwarder/admin-types.js';
 import { startForwarder, type RunningForwarder } from '../forwarder/forwarder.js';
 import { createLogger } from '../forwarder/logger.js';
@@ -28,11 +29,7 @@ export interface DemoOptions {
 export const demoOptionsSchema = z.object({
   json: z.boolean().optional(),
   keep: z.boolean().optional(),
-  timeout: z
-    .string()
-    .default('20')
-    .refine((v) => /^[0-9]+(\.[0-9]+)?$/.test(v) && Number(v) >= 1 && Number(v) <= 600, 'must be seconds from 1 to 600')
-    .transform(Number),
+  timeout: secondsOption(600).default(20),
 });
 
 export interface DemoResult {

@@ -2,9 +2,10 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:
 import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import type { z } from 'zod';
-import { UsageError, flagName, formatConfigIssue, showValue } from '../errors.js';
+import { UsageError, flagName, formatConfigIssue, formatOptionError, showValue } from '../errors.js';
 import { CLOUDS, DEFAULT_CONFIG_PATH, forwarderConfigSchema, type ForwarderConfig } from './schema.js';
 import { isLoopback, parseHostPort, parseListenUrl } from './listen.js';
+import { findUnknownKeys } from './unknown-keys.js';
 
 /** Flags of `sentinel-cef forward` and `node forwarder.mjs` (commander camel-cased). */
 export interface ForwarderFlags {
@@ -160,8 +161,13 @@ function formatFlagIssue(issue: z.core.$ZodIssue, merged: Raw): string | null {
         : '';
     return `missing ${flag}${why}`;
   }
-  if (issue.code === 'invalid_value') return `${flag} must be one of ${issue.values.map(String).join(', ')}, got ${showValue(value)}`;
-  return `${flag} ${showValue(value)}: ${issue.message.replace(/^Invalid string: /, '')}`;
+  // The schema's message names the field (`workspaceId must be a GUID`): the flag replaces it.
+  const field = String(issue.path[issue.path.length - 1]);
+  const message =
+    issue.code === 'invalid_value'
+      ? `must be one of ${issue.values.map(String).join(', ')}`
+      : issue.message.replace(/^Invalid string: /, '').replace(new RegExp(`^${field} (?=must )`), '');
+  return formatOptionError({ issues: [{ path: [key], message, input: value }] }, { [key]: flag });
 }
 
 /** One line per zod issue: path, message, what to do. */
@@ -273,6 +279,9 @@ export function loadForwarderConfig(flags: ForwarderFlags, opts: LoadOptions = {
     try {
       text = readFileSync(path, 'utf8');
     } catch (err) {
+      // A typed path that is not there reads as troubleshoot says it: the flag, the value, "no such file".
+      if (flags.config !== undefined && (err as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new UsageError(`--config ${showValue(path)}: no such file`, { suggestion: `omit --config to use ${defaultPath}` });
       throw new UsageError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
         suggestion: 'check the path and permissions, or run `sentinel-cef install`',
       });
@@ -286,6 +295,17 @@ export function loadForwarderConfig(flags: ForwarderFlags, opts: LoadOptions = {
     }
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       throw new UsageError(`config file ${path} must hold a JSON object`);
+    }
+    const unknown = findUnknownKeys(raw, forwarderConfigSchema);
+    if (unknown.length) {
+      throw new UsageError(
+        unknown
+          .map(
+            (u) =>
+              `${path}: ${formatConfigIssue({ path: u.path, message: `unknown key${u.nearest ? ` (did you mean ${u.nearest}?)` : ''}` })} — fix this field (see \`sentinel-cef forward --help\`)`,
+          )
+          .join('\n'),
+      );
     }
   }
   const merged: Raw = structuredClone(raw);
@@ -320,6 +340,9 @@ export function loadForwarderConfig(flags: ForwarderFlags, opts: LoadOptions = {
     }
     section('batch').parseWorkers = flags.parseWorkers === 'auto' ? 'auto' : Number(flags.parseWorkers);
   }
+  // Checked as flags, so the error names the flag (the config-file check below names the field).
+  if (flags.admin && flags.admin !== 'off') parseHostPort(flags.admin, '--admin');
+  if (flags.readiness && flags.readiness !== 'off') parseHostPort(flags.readiness, '--readiness', READINESS_EXAMPLE);
   if (flags.admin) merged.admin = flags.admin === 'off' ? false : flags.admin;
   if (flags.readiness) merged.readiness = flags.readiness === 'off' ? false : flags.readiness;
   if (flags.drainGrace) merged.drainGraceSec = parseNumber(flags.drainGrace, '--drain-grace', false);
@@ -347,6 +370,9 @@ export function loadForwarderConfig(flags: ForwarderFlags, opts: LoadOptions = {
   return config;
 }
 
+/** The readiness endpoint listens for the balancer, on its own port (25227 is the admin port). */
+const READINESS_EXAMPLE = '[::]:8080';
+
 /** Rules the schema cannot express; each a one-line UsageError. */
 export function validateSemantics(config: ForwarderConfig): void {
   const addrs = config.listen.map((u) => parseListenUrl(u));
@@ -364,7 +390,7 @@ export function validateSemantics(config: ForwarderConfig): void {
       });
     }
   }
-  if (config.readiness !== false) parseHostPort(config.readiness, 'readiness address');
+  if (config.readiness !== false) parseHostPort(config.readiness, 'readiness address', READINESS_EXAMPLE);
   if (config.retry.maxMs < config.retry.initialMs) throw new UsageError('retry.maxMs must be at least retry.initialMs');
 }
 
@@ -407,6 +433,9 @@ function checkSecretFile(
       };
     }
     accessSync(file, constants.R_OK);
+    // Judged here, so the item has one verdict (the sink's own check would add a second, contrary line).
+    if (readFileSync(file, 'utf8').trim() === '')
+      return { id, ok: false, message: `${what} file ${file} is empty`, fix: `write the ${what} into it (mode 0600)` };
     return { id, ok: true, message: `${what} file ${file} exists, mode 0600` };
   } catch (err) {
     return {

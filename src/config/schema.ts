@@ -30,7 +30,7 @@ const logAnalyticsSink = z.object({
   endpoint: z.string().url().optional(),
   logType: z
     .string()
-    .regex(/^[A-Za-z0-9_]{1,100}$/)
+    .regex(/^[A-Za-z0-9_]{1,100}$/, 'logType must be 1-100 letters, digits or _')
     .default('CommonSecurityLog'),
   azureResourceId: z.string().optional(),
 });

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
 import * as fsio from '../util/fsio.js';
+import { formatConfigIssue } from '../errors.js';
 import { REPLAY_TOKEN_FILE, type ReplayResponse } from './admin-types.js';
 import type { DiskQueue } from './disk-queue.js';
 
@@ -40,8 +41,7 @@ export function writeReplayToken(queueDir: string): string {
 export function appendReplay(queue: DiskQueue, body: unknown, now = Date.now()): { status: number; body: ReplayResponse } {
   const parsed = requestSchema.safeParse(body);
   if (!parsed.success) {
-    const i = parsed.error.issues[0]!;
-    return { status: 400, body: { appended: 0, error: `${i.path.join('.') || 'body'}: ${i.message}` } };
+    return { status: 400, body: { appended: 0, error: formatConfigIssue(parsed.error.issues[0]!) } };
   }
   const messages: Array<{ data: Buffer; truncated: boolean; row: boolean; at: number }> = [];
   let bytes = 0;

@@ -56,10 +56,12 @@ function excerpt(text: string, secret: string): string {
 
 /** What install says before it applies a workspace-key setup: the API's status, its answer today, where rows go, the way out. */
 export function legacyNotice(probe: LegacyProbe, workspaceId: string): string[] {
-  const answer = probe.error ? `no answer: ${probe.error}` : `HTTP ${probe.status}${probe.body ? `: ${probe.body}` : ' (empty body)'}`;
+  const answer = probe.error
+    ? `got no answer (${probe.error})`
+    : `answered HTTP ${probe.status}${probe.body ? `: ${probe.body}` : ' (empty body)'}`;
   return [
     `the Data Collector API (workspace id + key) was retired by Microsoft on ${DATA_COLLECTOR_RETIRED}: this path is unsupported`,
-    `  a signed probe to POST ${probe.url} answered ${answer}`,
+    `  a signed probe to POST ${probe.url} ${answer}`,
     `  rows sent this way go to the custom table ${LEGACY_LOG_TYPE}_CL, not to CommonSecurityLog (Sentinel's CEF content reads CommonSecurityLog)`,
     `  switch to the Logs Ingestion API (creates the DCR and grants the role): \`${switchCommand(workspaceId)}\``,
   ];

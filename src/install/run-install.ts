@@ -11,7 +11,7 @@ import { detectIpv6, type Ipv6Mode } from '../system/ipv6.js';
 import { listenUrlOf, parseHostPort } from '../config/listen.js';
 import type { Choice, Prompter } from '../system/prompts.js';
 import { detectDistro, type Distro } from '../system/detect-distro.js';
-import { detectDaemon, type SyslogDaemon } from '../system/detect-daemon.js';
+import { detectDaemon, type DaemonInfo, type SyslogDaemon } from '../system/detect-daemon.js';
 import { detectInitSystem, type InitSystem } from '../system/processes.js';
 import { findListeners, listListeners } from '../system/listeners.js';
 import { detectFirewall, planFirewallFix } from '../system/firewall.js';
@@ -275,7 +275,8 @@ async function detectStep(c: InstallContext): Promise<void> {
     if (opts.daemon && !info.installed.includes(opts.daemon)) info = { ...info, daemon: null };
     if (!info.daemon) info = await offerDaemonInstall(distro, opts, deps);
     const daemon = (c.daemon = info.daemon!);
-    c.binary = info.binary!;
+    if (!info.binary) throw unknownDaemonProgram(daemon, info.running);
+    c.binary = info.binary;
     c.daemonVersion = info.version ?? null;
     if (info.running.some((r) => r.daemon !== daemon)) {
       warn(`${info.running.find((r) => r.daemon !== daemon)!.daemon} is running too; only ${daemon} is configured`);
@@ -741,7 +742,12 @@ async function applyStep(c: InstallContext): Promise<void> {
         });
       }
       try {
-        log(await svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: forwarderFilesChanged }));
+        log(
+          await (deps.step ?? stepFromLog(log))(
+            forwarderFilesChanged ? 'starting the forwarder on its new configuration' : 'starting the forwarder',
+            () => svc.startForwarder(ctx, { nodePath, configPath: DEFAULT_CONFIG_PATH, user, restart: forwarderFilesChanged }),
+          ),
+        );
       } catch (err) {
         throw new StepError('the forwarder did not start', `${(err as Error).message}${await forwarderErrorLines(ctx)}`);
       }
@@ -773,7 +779,10 @@ async function applyStep(c: InstallContext): Promise<void> {
             },
           });
         }
-        const r = await svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: protocolsOf(opts.protocol) });
+        const r = await (deps.step ?? stepFromLog(log))(
+          `restarting ${daemon} on the new configuration (up to 90 s, then 15 s to listen)`,
+          () => svc.restartDaemon(ctx, daemon, binary, { port: opts.port, protocols: protocolsOf(opts.protocol) }),
+        );
         if (!r.ok) throw new StepError(`restart of ${daemon} failed`, r.detail);
         log(`${daemon}: ${r.detail}`);
         checkpoint();
@@ -844,12 +853,15 @@ async function applyStep(c: InstallContext): Promise<void> {
     } catch (err) {
       const step = err instanceof StepError ? err : new StepError(`install failed: ${(err as Error).message}`, '');
       const failures: string[] = [];
-      for (const u of [...undo].reverse()) {
-        // A rollback that could not finish keeps the in-progress state, so `uninstall` can finish it.
-        if (u.what === 'install state' && failures.length > 0) continue;
-        await u.run().catch((e: Error) => failures.push(`${u.what}: ${e.message}`));
-      }
-      for (const a of after) await a.run().catch((e: Error) => failures.push(`${a.what}: ${e.message}`));
+      // Restarts included, this can take many seconds: say so before, not only "rolled back" after.
+      await (deps.step ?? stepFromLog(log))(`${step.message}: rolling back every change`, async () => {
+        for (const u of [...undo].reverse()) {
+          // A rollback that could not finish keeps the in-progress state, so `uninstall` can finish it.
+          if (u.what === 'install state' && failures.length > 0) continue;
+          await u.run().catch((e: Error) => failures.push(`${u.what}: ${e.message}`));
+        }
+        for (const a of after) await a.run().catch((e: Error) => failures.push(`${a.what}: ${e.message}`));
+      });
       if (failures.length > 0) {
         throw new CliError(`${step.message}; the rollback did not finish (${failures[0]})`, {
           exitCode: step.exitCode,
@@ -1325,6 +1337,16 @@ async function offerDaemonInstall(distro: Distro, opts: InstallOptions, deps: In
   return { ...info, daemon: want };
 }
 
+/** A daemon runs but its program is not on this system (a daemon of another container, or a removed package): nothing can check its config. */
+function unknownDaemonProgram(daemon: SyslogDaemon, running: DaemonInfo['running']): UsageError {
+  const r = running.find((p) => p.daemon === daemon);
+  const seen = r ? ` (pid ${r.pid} runs ${r.exe ?? 'a program /proc does not name'}, which is not on this system)` : '';
+  return new UsageError(`${daemon} is running but its program was not found${seen}`, {
+    code: 'ERR_DAEMON_PROGRAM',
+    suggestion: `install the ${daemon} package on this system, or use --forwarder-only to run without a syslog daemon`,
+  });
+}
+
 async function resolveSink(
   opts: InstallOptions,
   cloud: Cloud,
@@ -1406,7 +1428,9 @@ async function resolveSink(
   }
   deps.exec.registerSecret(key);
   const target: LegacyTarget = { workspaceId, cloud, endpoint: opts.endpoint };
-  const probe = await (deps.probeLegacy ?? ((t, k) => probeDataCollector(t, k, { env })))(target, key);
+  const probe = await (deps.step ?? stepFromLog(deps.log))('asking the Data Collector API what it answers today (up to 8 s)', () =>
+    (deps.probeLegacy ?? ((t, k) => probeDataCollector(t, k, { env })))(target, key),
+  );
   const [head, ...rest] = legacyNotice(probe, workspaceId);
   warn(head);
   rest.forEach((l) => deps.log(l));

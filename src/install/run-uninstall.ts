@@ -143,7 +143,9 @@ export async function runUninstall(
         const check = await checkDaemonSyntax(ctx, daemon, binary);
         if (!check.ok) log(`warning: ${daemon} rejects its restored configuration; not restarting it: ${check.output.split('\n')[0]}`);
         else {
-          const r = await svc.restartDaemon(ctx, daemon, binary, { port: 0, protocols: [] });
+          const r = await (deps.step ?? stepFromLog(log))(`restarting ${daemon} on its original configuration (up to 90 s)`, () =>
+            svc.restartDaemon(ctx, daemon, binary, { port: 0, protocols: [] }),
+          );
           log(r.ok ? `${daemon} restarted on its original configuration` : `warning: ${daemon} restart failed: ${r.detail}`);
         }
       }

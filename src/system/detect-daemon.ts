@@ -7,9 +7,9 @@ export type SyslogDaemon = 'rsyslog' | 'syslog-ng';
 export interface DaemonInfo {
   /** The daemon to configure: the running one, else the installed one (rsyslog preferred), else null. */
   daemon: SyslogDaemon | null;
-  running: { daemon: SyslogDaemon; pid: number }[];
+  running: { daemon: SyslogDaemon; pid: number; exe?: string | null }[];
   installed: SyslogDaemon[];
-  /** Path of the daemon binary, when installed. */
+  /** Path of the daemon binary: the running process's program when it exists under the root, else a standard path. */
   binary: string | null;
   version: string | null;
 }
@@ -36,15 +36,23 @@ export async function detectDaemon(fs: FsRoot, exec?: Exec, prefer?: SyslogDaemo
   const running: DaemonInfo['running'] = [];
   for (const p of await listProcesses(fs)) {
     const d = daemonOfProcess(p.comm, p.exe);
-    if (d) running.push({ daemon: d, pid: p.pid });
+    if (d) running.push({ daemon: d, pid: p.pid, exe: p.exe });
   }
   const installed: SyslogDaemon[] = [];
   for (const d of ['rsyslog', 'syslog-ng'] as const) if (await findDaemonBinary(fs, d)) installed.push(d);
   const daemon = prefer ?? running[0]?.daemon ?? installed[0] ?? null;
-  const binary = daemon ? await findDaemonBinary(fs, daemon) : null;
+  const program = daemon ? await runningProgram(fs, running, daemon) : null;
+  if (program && !installed.includes(daemon!)) installed.push(daemon!);
+  const binary = program ?? (daemon ? await findDaemonBinary(fs, daemon) : null);
   let version: string | null = null;
   if (exec && binary && fs.isSystemRoot) version = await readDaemonVersion(exec, daemon!, binary);
   return { daemon, running, installed, binary, version };
+}
+
+/** The program of a running daemon as /proc/<pid>/exe names it, when that path exists under this root (a daemon of another container does not). */
+async function runningProgram(fs: FsRoot, running: DaemonInfo['running'], daemon: SyslogDaemon): Promise<string | null> {
+  for (const r of running) if (r.daemon === daemon && r.exe && r.exe.startsWith('/') && (await fs.exists(r.exe))) return r.exe;
+  return null;
 }
 
 async function readDaemonVersion(exec: Exec, daemon: SyslogDaemon, binary: string): Promise<string | null> {

@@ -17,8 +17,8 @@ export function createStep(stream: NodeJS.WriteStream = process.stderr, env: Nod
       return work();
     }
     const colour = useColour(stream, env);
-    const spinner = ora({ text, stream, color: colour ? 'cyan' : undefined, isEnabled: true }).start();
-    if (!colour) spinner.color = 'white';
+    // `false`, not undefined: ora would fall back to a colour of its own.
+    const spinner = ora({ text, stream, color: colour ? 'cyan' : false, isEnabled: true }).start();
     try {
       const r = await work();
       spinner.stop();

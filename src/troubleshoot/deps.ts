@@ -144,7 +144,7 @@ export function createDefaultDeps(o: DefaultDepsOptions = {}): TroubleshootDeps 
         cloud: r.cloud,
         logsQueryUrl: r.logsQueryUrl,
         armUrl: r.armUrl,
-        interactive: Boolean(process.stdin.isTTY && process.stderr.isTTY),
+        interactive: isInteractive(),
         prompt: (t) => process.stderr.write(`${t}\n`),
       }),
     async statfs(path) {

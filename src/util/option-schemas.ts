@@ -19,11 +19,10 @@ export function intOption(min: number, max: number) {
 export function secondsOption(max: number, { allowZero = false } = {}) {
   return z.union([z.number(), z.string()]).transform((v, ctx) => {
     const n = typeof v === 'number' ? v : v.trim() === '' ? NaN : Number(v);
-    if (!Number.isFinite(n) || (allowZero ? n < 0 : n <= 0) || n > max) {
-      ctx.addIssue({
-        code: 'custom',
-        message: allowZero ? `must be seconds from 0 to ${max}` : `must be seconds, more than 0 and at most ${max}`,
-      });
+    // One wording for every seconds flag; a wait of a fraction of a second is a typo, not a choice.
+    const min = allowZero ? 0 : 1;
+    if (!Number.isFinite(n) || n < min || n > max) {
+      ctx.addIssue({ code: 'custom', message: `must be seconds from ${min} to ${max}` });
       return z.NEVER;
     }
     return n;

@@ -141,7 +141,7 @@ describe('dead-letters: bad flags and no forwarder', () => {
     [['replay', '--chunk', '0'], /--chunk must be an integer from 1 to 10000, got '0'/],
     [['list', '--no-such-flag'], /unknown option '--no-such-flag'/],
     [['list', '--file', '/nonexistent/dead-letter.ndjson'], /--file \/nonexistent\/dead-letter.ndjson does not exist/],
-    [['list', '--config', '/nonexistent/forwarder.json'], /cannot read config file/],
+    [['list', '--config', '/nonexistent/forwarder.json'], /^sentinel-cef: --config '\/nonexistent\/forwarder.json': no such file/],
   ])('%j → exit 2 with one line', async (args, message) => {
     const r = await execa(bin, ['dead-letters', ...args], { env: { CI: 'true', NO_COLOR: '1' }, reject: false });
     expect(r.exitCode).toBe(2);

@@ -6,6 +6,8 @@ import { checkConfig, loadForwarderConfig, parseSize } from '../../src/config/lo
 import { parseListenUrl } from '../../src/config/listen.js';
 import { parseWorkerCount } from '../../src/forwarder/forwarder.js';
 import { tempDir } from './helpers.js';
+import { PassThrough } from 'node:stream';
+import { runForwardCommand } from '../../src/commands/forward.js';
 
 const none = { defaultConfigPath: '/nonexistent/forwarder.json' };
 const bin = new URL('../../bin/sentinel-cef', import.meta.url).pathname;
@@ -107,7 +109,7 @@ describe('forwarder config', () => {
     [{ sink: 'ftp' }, /unknown sink/],
     [{ sink: 'file:/x', admin: '0.0.0.0:25227' }, /not on loopback/],
     [{ sink: 'file:/x', listen: ['tls://127.0.0.1:6514'] }, /needs a certificate/],
-    [{ sink: 'log-analytics', workspaceId: 'nope' }, /^--workspace-id 'nope': workspaceId must be a GUID $/],
+    [{ sink: 'log-analytics', workspaceId: 'nope' }, /^--workspace-id must be a GUID, got 'nope' $/],
     [{ sink: 'file:/x', maxConnections: '-3' }, /--max-connections/],
   ])('refuses %o with one clear line', (flags, re) => {
     let msg = '';
@@ -118,6 +120,73 @@ describe('forwarder config', () => {
       expect((err as { exitCode: number }).exitCode).toBe(2);
     }
     expect(msg).toMatch(re);
+  });
+
+  it.each([
+    [{ deadLeterFile: '/x/dl.ndjson' }, 'deadLeterFile: unknown key (did you mean deadLetterFile?)'],
+    [{ queue: { maxByte: 1024 } }, 'queue.maxByte: unknown key (did you mean maxBytes?)'],
+    [{ sink: { type: 'file', path: '/x', pth: '/y' } }, 'sink.pth: unknown key (did you mean path?)'],
+    [{ colour: 'blue' }, 'colour: unknown key — fix this field'],
+  ])('a config file key the schema does not know is refused, naming it and the nearest key: %j', (extra, want) => {
+    const file = join(tempDir(), 'forwarder.json');
+    writeFileSync(file, JSON.stringify({ sink: { type: 'file', path: '/x' }, ...extra }));
+    const err = (() => {
+      try {
+        loadForwarderConfig({ config: file }, none);
+      } catch (e) {
+        return e as { message: string; exitCode: number };
+      }
+      return null;
+    })();
+    expect(err?.exitCode).toBe(2);
+    expect(err?.message).toContain(`${file}: ${want}`);
+    expect(err?.message.split('\n')).toHaveLength(1);
+  });
+
+  it('every key the schema knows loads, at every level (a full config, as written by hand)', () => {
+    const file = join(tempDir(), 'forwarder.json');
+    const full = {
+      listen: ['tcp://127.0.0.1:25226'],
+      queue: { dir: '/x/q', maxBytes: 1024 },
+      deadLetterFile: '/x/dl.ndjson',
+      sink: {
+        type: 'logs-ingestion',
+        endpoint: 'https://x.example',
+        dcrImmutableId: 'dcr-0123456789abcdef0123456789abcdef',
+        stream: 'Custom-X',
+        auth: { kind: 'managed-identity', clientId: '11111111-2222-3333-4444-555555555555' },
+      },
+      admin: '127.0.0.1:25227',
+    };
+    writeFileSync(file, JSON.stringify(full));
+    expect(loadForwarderConfig({ config: file }, none).sink).toMatchObject({ auth: { kind: 'managed-identity' } });
+  });
+
+  it.each([
+    ['an empty', ''],
+    ['a blank', '  \n'],
+  ])('forward --check with %s key file: one verdict per item, FAIL once, never ok then FAIL', async (_n, content) => {
+    const dir = tempDir();
+    const key = join(dir, 'key');
+    writeFileSync(key, content, { mode: 0o600 });
+    let out = '';
+    const stdout = new PassThrough().on('data', (b: Buffer) => (out += b.toString()));
+    const flags = {
+      check: true,
+      sink: 'log-analytics',
+      workspaceId: '11111111-2222-3333-4444-555555555555',
+      keyFile: key,
+      queueDir: join(dir, 'q'),
+      deadLetterFile: join(dir, 'dl.ndjson'),
+      admin: 'off',
+    };
+    await expect(runForwardCommand(flags, { stdout, stderr: new PassThrough() })).rejects.toMatchObject({ exitCode: 2 });
+    const lines = out.trim().split('\n');
+    const labels = lines.map((l) => l.slice(5, l.indexOf(':')));
+    expect(new Set(labels).size).toBe(labels.length);
+    expect(lines.filter((l) => l.startsWith('FAIL'))).toEqual([
+      `FAIL --key-file: shared key file ${key} is empty — write the shared key into it (mode 0600)`,
+    ]);
   });
 
   it('check: secret files must exist and be 0600', () => {

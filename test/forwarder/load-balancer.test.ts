@@ -180,7 +180,7 @@ describe('readiness endpoint', () => {
     const { loadForwarderConfig } = await import('../../src/config/load.js');
     const dir = tmp();
     expect(() => loadForwarderConfig({ sink: `file:${dir}/r.ndjson`, queueDir: dir, readiness: 'nonsense' })).toThrow(
-      /^readiness address must be HOST:PORT, e.g. 127.0.0.1:25227, got 'nonsense'$/,
+      /^--readiness must be HOST:PORT, e.g. \[::\]:8080, got 'nonsense'$/,
     );
   });
 });

@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { cpSync, mkdtempSync, readFileSync, statSync, writeFileSync, mkdirSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import {
+  cpSync,
+  mkdtempSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  mkdirSync,
+  existsSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createFsRoot } from '../../src/system/fs-root.js';
@@ -10,6 +21,8 @@ import { FileTransaction, readState, sha256 } from '../../src/install/transactio
 import { runInstall, type InstallDeps } from '../../src/install/run-install.js';
 import { runUninstall } from '../../src/install/run-uninstall.js';
 import { installOptionsSchema } from '../../src/install/options.js';
+import { findUnknownKeys } from '../../src/config/unknown-keys.js';
+import { forwarderConfigSchema } from '../../src/config/schema.js';
 import { CliError, formatError, UsageError } from '../../src/errors.js';
 import type { Services } from '../../src/install/service.js';
 import { fakeExec as sharedFakeExec } from './install-helpers.js';
@@ -183,6 +196,72 @@ describe('runInstall against a fixture root', () => {
     ]);
   });
 
+  /** A running rsyslogd as /proc shows it: its comm, and exe naming its program. */
+  function runningRsyslog(root: string, exe: string): void {
+    rmSync(path.join(root, 'usr/sbin/rsyslogd'));
+    mkdirSync(path.join(root, 'proc/77'), { recursive: true });
+    writeFileSync(path.join(root, 'proc/77/comm'), 'rsyslogd\n');
+    symlinkSync(exe, path.join(root, 'proc/77/exe'));
+  }
+
+  it('a running daemon whose program is not on this system: one line, exit 2, before any check runs', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    runningRsyslog(root, '/usr/sbin/rsyslogd');
+    const exec = fakeExec({ root });
+    const err = await runInstall(opts({ dryRun: true }), deps(root, exec).deps).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as UsageError).exitCode).toBe(2);
+    expect(formatError(err)).toMatch(
+      /^rsyslog is running but its program was not found \(pid 77 runs \/usr\/sbin\/rsyslogd, which is not on this system\) — install the rsyslog package .*--forwarder-only/,
+    );
+    expect(formatError(err)).not.toContain('\n');
+    expect(exec.calls.filter((c) => c[0] !== '/usr/bin/node')).toEqual([]);
+  });
+
+  it("a running daemon's program is read from /proc/<pid>/exe under the root, wherever it lives", async () => {
+    const root = copyFixture('debian12-rsyslog');
+    runningRsyslog(root, '/opt/rsyslog/sbin/rsyslogd');
+    mkdirSync(path.join(root, 'opt/rsyslog/sbin'), { recursive: true });
+    writeFileSync(path.join(root, 'opt/rsyslog/sbin/rsyslogd'), '');
+    const exec = fakeExec({ root });
+    await runInstall(opts({ dryRun: true }), deps(root, exec).deps);
+    expect(exec.calls).toContainEqual(['/opt/rsyslog/sbin/rsyslogd', '-N1']);
+  });
+
+  it('every wait that can take more than a second says what it does before it starts (install, rollback, uninstall)', async () => {
+    const root = copyFixture('rhel8-syslog-ng');
+    const exec = fakeExec({ root });
+    const first = deps(root, exec);
+    await runInstall(opts({}), first.deps);
+    const before = (line: string, call: string) => {
+      expect(first.logs).toContain(line);
+      expect(first.logs.indexOf(line)).toBeLessThan(first.logs.indexOf(call));
+    };
+    before('restarting syslog-ng on the new configuration (up to 90 s, then 15 s to listen)…', 'restart syslog-ng');
+    before('starting the forwarder on its new configuration…', 'start forwarder restart=true');
+    // A failing restart: the rollback (which restarts the daemon again) is announced before it runs.
+    const failingRoot = copyFixture('rhel8-syslog-ng');
+    const failing = deps(failingRoot, fakeExec({ root: failingRoot }));
+    const failingServices = failing.deps.services;
+    failing.deps.services = {
+      ...failingServices,
+      async restartDaemon(ctx, d, b, l) {
+        await failingServices.restartDaemon(ctx, d, b, l);
+        return { ok: l.protocols.length === 0, detail: 'timed out after 90 s' };
+      },
+    };
+    await expect(runInstall(opts({}), failing.deps)).rejects.toThrow(/rolled back/);
+    const announce = failing.logs.indexOf('restart of syslog-ng failed: rolling back every change…');
+    expect(announce).toBeGreaterThan(failing.logs.indexOf('restart syslog-ng'));
+    expect(announce).toBeLessThan(failing.logs.findIndex((l) => l.startsWith('rolled back:')));
+    const un = deps(root, exec);
+    await runUninstall({ yes: true, dryRun: false, root, removeUser: false, purge: false }, un.deps);
+    expect(un.logs.indexOf('restarting syslog-ng on its original configuration (up to 90 s)…')).toBeGreaterThan(-1);
+    expect(un.logs.indexOf('restarting syslog-ng on its original configuration (up to 90 s)…')).toBeLessThan(
+      un.logs.indexOf('restart syslog-ng'),
+    );
+  });
+
   it('applies, then a second run changes nothing, then uninstall restores every byte', async () => {
     const root = copyFixture('rhel8-syslog-ng');
     const before = snapshot(root);
@@ -195,6 +274,8 @@ describe('runInstall against a fixture root', () => {
     expect(exec.calls.some((c) => c[0] === '/usr/sbin/syslog-ng' && c[1] === '--syntax-only')).toBe(true);
     const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
     expect(cfg.sink).toEqual({ type: 'file', path: '/var/tmp/scef/rows.ndjson' });
+    // What install writes, the forwarder's unknown-key check accepts.
+    expect(findUnknownKeys(cfg, forwarderConfigSchema)).toEqual([]);
     expect(statSync(path.join(root, 'etc/sentinel-cef/forwarder.json')).mode & 0o777).toBe(0o640);
     const installed = snapshot(root);
 

@@ -7,7 +7,7 @@ import { createScriptedPrompter } from '../../src/system/prompts.js';
 import { DESTINATION_CHOICES, runInstall } from '../../src/install/run-install.js';
 import { installDeps } from './install-helpers.js';
 import { installOptionsSchema } from '../../src/install/options.js';
-import { probeDataCollector } from '../../src/install/legacy-notice.js';
+import { legacyNotice, probeDataCollector } from '../../src/install/legacy-notice.js';
 import { startMockAzure, type MockAzure } from '../helpers/mock-azure.js';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
@@ -83,6 +83,14 @@ describe('probeDataCollector', () => {
   });
 });
 
+describe('legacyNotice', () => {
+  it('says what the probe got, in a sentence that reads: an answer, or none and why', () => {
+    const url = 'https://x.ods.opinsights.azure.com/api/logs?api-version=2016-04-01';
+    expect(legacyNotice({ url, error: 'ENOTFOUND' }, 'w')[1]).toBe(`  a signed probe to POST ${url} got no answer (ENOTFOUND)`);
+    expect(legacyNotice({ url, status: 403, body: '' }, 'w')[1]).toBe(`  a signed probe to POST ${url} answered HTTP 403 (empty body)`);
+  });
+});
+
 describe('install <workspaceId> <key>: the truth before applying', () => {
   it('says retired, the real status and body, CommonSecurityLog_CL and the switch command, before the plan; never the key', async () => {
     mock.fail({ api: 'log-analytics', status: 410, body: RETIRED_BODY });
@@ -93,6 +101,9 @@ describe('install <workspaceId> <key>: the truth before applying', () => {
     const text = d.text();
     expect(text).toContain('retired by Microsoft on 2026-09-14');
     expect(text).toContain('answered HTTP 410: {"Error":"ApiRetired"');
+    // The probe can take up to 8 s: it is announced before it starts, and its answer comes after.
+    expect(text.indexOf('asking the Data Collector API what it answers today (up to 8 s)…')).toBeGreaterThan(-1);
+    expect(text.indexOf('asking the Data Collector API')).toBeLessThan(text.indexOf('answered HTTP 410'));
     expect(text).toContain('CommonSecurityLog_CL');
     expect(text).toContain(`\`sentinel-cef install --workspace ${mock.workspaceId}\``);
     expect(text).not.toContain(mock.sharedKey);

@@ -1,0 +1,66 @@
+import type { z } from 'zod';
+
+/**
+ * Keys of a config file that the schema does not know. zod's objects strip them silently, so a typo
+ * (`deadLeterFile`, `queue.maxByte`) would otherwise leave the default in force and the check would say "valid".
+ */
+export function findUnknownKeys(raw: unknown, schema: z.ZodType): Array<{ path: string[]; nearest: string | null }> {
+  const out: Array<{ path: string[]; nearest: string | null }> = [];
+  walk(raw, [schema], [], out);
+  return out;
+}
+
+function walk(raw: unknown, schemas: z.ZodType[], path: string[], out: Array<{ path: string[]; nearest: string | null }>): void {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return;
+  const shapes = schemas.flatMap(objectShapes);
+  if (shapes.length === 0) return;
+  const known = [...new Set(shapes.flatMap((s) => Object.keys(s)))];
+  for (const [key, value] of Object.entries(raw)) {
+    const children = shapes.map((s) => s[key]).filter((c): c is z.ZodType => c !== undefined);
+    if (children.length === 0) out.push({ path: [...path, key], nearest: nearestKey(key, known) });
+    else walk(value, children, [...path, key], out);
+  }
+}
+
+/** The object shapes a value of this schema may take (through optional, default, union, pipe…). */
+function objectShapes(schema: z.ZodType): Array<Record<string, z.ZodType>> {
+  const def = (schema as unknown as { _zod: { def: Record<string, unknown> } })._zod.def;
+  switch (def.type) {
+    case 'object':
+      return [def.shape as Record<string, z.ZodType>];
+    case 'optional':
+    case 'nullable':
+    case 'default':
+    case 'prefault':
+    case 'readonly':
+    case 'catch':
+      return objectShapes(def.innerType as z.ZodType);
+    case 'pipe':
+      return objectShapes(def.in as z.ZodType);
+    case 'union':
+      return (def.options as z.ZodType[]).flatMap(objectShapes);
+    default:
+      return [];
+  }
+}
+
+/** The known key closest to a typo, when it is close enough to be the one meant. */
+function nearestKey(key: string, known: string[]): string | null {
+  let best: string | null = null;
+  let bestDistance = Infinity;
+  for (const k of known) {
+    const d = editDistance(key.toLowerCase(), k.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? best : null;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
