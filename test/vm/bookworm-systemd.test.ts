@@ -361,6 +361,9 @@ describe.skipIf(reason !== null)("Debian 12 as shipped: no rsyslog, and the dist
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     expect(r.stdout + r.stderr).toMatch(/running apt-get install -y rsyslog/);
     expect((await vm.sh('systemctl is-active rsyslog')).stdout.trim()).toBe('active');
+    // The acknowledged hop comes with it: rsyslog-relp from the suite's own packages, omrelp to a relp:// listener.
+    expect(await vm.ok('cat /etc/rsyslog.d/*sentinel-cef*.conf')).toMatch(/type="omrelp"/);
+    expect(await vm.ok('cat /etc/sentinel-cef/forwarder.json')).toMatch(/"relp:\/\/127\.0\.0\.1:25226"/);
     await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines('fresh', 10) });
     const expected = Array.from({ length: 10 }, (_, i) => `fresh-${i}`);
     expect(lossAndDups(expected, await waitRows(vm, ROWS, expected, 30_000, 'fresh-'))).toEqual({ lost: [], duplicated: [] });
