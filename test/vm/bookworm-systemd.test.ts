@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FAULTS, judge, type Fault } from '../sandbox/fault-table.js';
-import { bootVm, CLI, cefLines, lossAndDups, seqsIn, vmSkipReason, type Vm } from './vm-env.js';
+import { bootVm, CLI, cefLines, countTagged, lossAndDups, seqsIn, vmSkipReason, waitRows, type Vm } from './vm-env.js';
 
 const reason = vmSkipReason();
 if (reason) console.warn(`VM suites skipped: ${reason}`);
@@ -22,30 +22,9 @@ async function waitFor(vm: Vm, script: string, timeoutMs: number, what: string):
 
 /** Sum of the forwarder's received counter, from its admin API inside the VM. */
 const RECEIVED = `node -e "fetch('http://127.0.0.1:25227/metrics').then(r=>r.text()).then(t=>{let n=0;for(const l of t.split('\\\\n'))if(l.startsWith('sentinel_cef_received_total{'))n+=Number(l.split(' ').pop());console.log(n)})"`;
-async function received(vm: Vm): Promise<number> {
-  return Number((await vm.ok(RECEIVED)).trim());
-}
-
-/** Distinct TAG-N rows in the sink and extra copies, polled until all N arrived or MS passed; counted inside the
- * VM, as the rows file is too big to copy out at every poll. */
-async function countTagged(vm: Vm, tag: string, n: number, ms: number): Promise<{ unique: number; dups: number }> {
-  const count = `grep -o '"${tag}-[0-9]*"' ${ROWS} | sort | uniq -c | awk '{u++; if ($1 > 1) d += $1 - 1} END {print u + 0, d + 0}'`;
-  let unique = 0;
-  let dups = 0;
-  for (const end = Date.now() + ms; unique < n && Date.now() < end; await new Promise((r) => setTimeout(r, 1000))) {
-    [unique, dups] = (await vm.ok(count)).trim().split(' ').map(Number) as [number, number];
-  }
-  return { unique, dups };
-}
-
-async function waitRows(vm: Vm, expected: string[], timeoutMs = 30_000): Promise<string[]> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const got = await seqsIn(vm, ROWS);
-    if (lossAndDups(expected, got).lost.length === 0 || Date.now() > end) return got;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+/** Distinct TAG-N messages in the forwarder's disk queue (its segments hold the raw messages): only this test's. */
+const queued = (tag: string) =>
+  `q=$(node -p "require('/etc/sentinel-cef/forwarder.json').queue.dir") && cat "$q"/*.seg | grep -ao 'cs1=${tag}-[0-9]*' | sort -u | wc -l`;
 
 /** /etc as "mode uid gid sha path" lines: what must be byte-identical after uninstall. */
 // useradd/userdel rewrite their own backups (passwd-, shadow-, …): those are the tools', not ours.
@@ -80,7 +59,8 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     const verify = await vm.sh(`systemd-analyze verify /etc/systemd/system/${UNIT}.service`);
     expect(verify.exitCode, verify.stderr).toBe(0);
     expect(verify.stderr.trim()).toBe('');
-    await waitFor(vm, `journalctl -t ${UNIT} -q --no-pager | grep -q .`, 10_000, 'journal entries under the identifier');
+    // journald may take seconds to flush on a loaded machine: a condition with room, not a short budget.
+    await waitFor(vm, `journalctl -t ${UNIT} -q --no-pager | grep -q .`, 30_000, 'journal entries under the identifier');
   }, 240_000);
 
   it('exposure of the hardened unit is at most 1.5 with the file sink working', async () => {
@@ -97,7 +77,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
       `printf '%s\\n' '<134>Dec  6 10:00:00 fw1 CEF:0|Acme|FW|1.0|100|udp|3|cs1Label=Seq cs1=live-udp' | nc -u -w 1 127.0.0.1 514`,
     );
     const expected = [...Array.from({ length: 50 }, (_, i) => `live-${i}`), 'live-udp'];
-    const got = await waitRows(vm, expected);
+    const got = await waitRows(vm, ROWS, expected, 30_000, 'live-');
     expect(lossAndDups(expected, got)).toEqual({ lost: [], duplicated: [] });
   });
 
@@ -109,12 +89,13 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     await waitFor(
       vm,
       `[ "$(systemctl show -P MainPID ${UNIT})" != 0 ] && [ "$(systemctl show -P MainPID ${UNIT})" != ${pid1} ] && systemctl is-active ${UNIT}`,
-      20_000,
+      // RestartSec=2, then node's start on a loaded machine.
+      30_000,
       'restart',
     );
     const expected = Array.from({ length: 20 }, (_, i) => `after-kill-${i}`);
     await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines('after-kill', 20) });
-    expect(lossAndDups(expected, await waitRows(vm, expected, 40_000))).toEqual({ lost: [], duplicated: [] });
+    expect(lossAndDups(expected, await waitRows(vm, ROWS, expected, 40_000, 'after-kill-'))).toEqual({ lost: [], duplicated: [] });
   }, 90_000);
 
   it('troubleshoot --json passes on the installed machine', async () => {
@@ -182,7 +163,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
       const tag = `rst${run}`;
       // A delivered line first: the RELP session is open when the forwarder stops, as on a live system.
       await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines(`${tag}-warm`, 1) });
-      expect(lossAndDups([`${tag}-warm-0`], await waitRows(vm, [`${tag}-warm-0`], 30_000)).lost).toEqual([]);
+      expect(lossAndDups([`${tag}-warm-0`], await waitRows(vm, ROWS, [`${tag}-warm-0`], 30_000, `${tag}-warm-`)).lost).toEqual([]);
       await vm.ok(`systemctl stop ${UNIT}`);
       await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines(tag, 200) });
       await new Promise((r) => setTimeout(r, 1000));
@@ -190,9 +171,10 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
       await vm.ok(`systemctl start ${UNIT}`);
       const expected = Array.from({ length: 200 }, (_, i) => `${tag}-${i}`);
       // rsyslog reads READY at its next retry (action.resumeInterval 5 s).
-      await waitRows(vm, expected, 60_000);
+      await waitRows(vm, ROWS, expected, 60_000, `${tag}-`);
+      // Room for a late copy to show up: duplicates are judged here, not only loss.
       await new Promise((r) => setTimeout(r, 2000));
-      const got = (await seqsIn(vm, ROWS)).filter((s) => s.startsWith(`${tag}-`) && !s.startsWith(`${tag}-warm`));
+      const got = (await seqsIn(vm, ROWS, `${tag}-`)).filter((s) => !s.startsWith(`${tag}-warm`));
       expect({ run, ...lossAndDups(expected, got) }).toEqual({ run, lost: [], duplicated: [] });
     }
   }, 400_000);
@@ -211,7 +193,8 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     await sending;
     await waitFor(vm, `systemctl is-active ${UNIT}`, 30_000, 'the forwarder restarted by systemd');
     const expected = Array.from({ length: n }, (_, i) => `load-${i}`);
-    await waitRows(vm, expected, 120_000);
+    await waitRows(vm, ROWS, expected, 120_000, 'load-');
+    // Every complete line of the file parses (no prefix), not only this test's: the kills cut appends.
     const { lost, duplicated } = lossAndDups(
       expected,
       (await seqsIn(vm, ROWS)).filter((s) => s.startsWith('load-')),
@@ -225,26 +208,26 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
   it('keeps queued events across a reboot and a power cut', async () => {
     // The sink refuses writes (the service user cannot write the rows file), so events wait in the disk queue.
     await vm.ok(`chmod 0400 ${ROWS}`);
-    const before = await received(vm);
+    // Not the received counter: an earlier test's copy sent again would count too, and the power cut below would
+    // then catch lines still in rsyslog's memory.
     await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines('reboot', 100) });
-    await waitFor(vm, `[ $(${RECEIVED}) -ge ${before + 100} ]`, 30_000, 'the forwarder to receive 100 events');
+    await waitFor(vm, `[ $(${queued('reboot')}) -ge 100 ]`, 30_000, 'the forwarder to queue 100 events');
     await vm.reboot();
     // "active" comes before the forwarder listens: wait for its admin API too.
     await waitFor(
       vm,
       `systemctl is-active ${UNIT} && systemctl is-active rsyslog && ${RECEIVED} >/dev/null 2>&1`,
-      30_000,
+      60_000,
       'both services after reboot',
     );
-    const afterReboot = await received(vm);
     await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines('after-reboot', 100) });
-    await waitFor(vm, `[ $(${RECEIVED}) -ge ${afterReboot + 100} ]`, 30_000, 'the forwarder to receive 100 more');
+    await waitFor(vm, `[ $(${queued('after-reboot')}) -ge 100 ]`, 30_000, 'the forwarder to queue 100 more');
     await vm.powerCut();
     await vm.start();
     await waitFor(
       vm,
       `systemctl is-active ${UNIT} && systemctl is-active rsyslog && ${RECEIVED} >/dev/null 2>&1`,
-      30_000,
+      60_000,
       'both services after a power cut',
     );
     await vm.ok(`chmod 0640 ${ROWS}`);
@@ -253,7 +236,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
       ...Array.from({ length: 100 }, (_, i) => `after-reboot-${i}`),
     ];
     // A file sink refused with EACCES is retried after 30 s.
-    const got = (await waitRows(vm, expected, 90_000)).filter((id) => id.startsWith('reboot-') || id.startsWith('after-reboot-'));
+    const got = (await waitRows(vm, ROWS, expected, 90_000)).filter((id) => id.startsWith('reboot-') || id.startsWith('after-reboot-'));
     expect(lossAndDups(expected, got)).toEqual({ lost: [], duplicated: [] });
   }, 400_000);
 
@@ -270,7 +253,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
       60_000,
       'both services after reboot',
     );
-    const { unique, dups } = await countTagged(vm, 'burst', n, 150_000);
+    const { unique, dups } = await countTagged(vm, ROWS, 'burst', n, 150_000);
     expect({ lost: n - unique }).toEqual({ lost: 0 });
     // At-least-once: at most the RELP window rsyslog sends again after the restart.
     expect(dups).toBeLessThanOrEqual(128);
@@ -283,7 +266,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     const n = 20_000;
     await vm.ok(`nc -w 5 -N 127.0.0.1 514`, { input: cefLines('rsl', n), timeout: 120_000 });
     await vm.ok('systemctl restart rsyslog', { timeout: 120_000 });
-    const { unique, dups } = await countTagged(vm, 'rsl', n, 120_000);
+    const { unique, dups } = await countTagged(vm, ROWS, 'rsl', n, 120_000);
     expect({ lost: n - unique }).toEqual({ lost: 0 });
     expect(dups).toBeLessThanOrEqual(128);
 
@@ -292,7 +275,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     await waitFor(vm, `systemctl is-active ${UNIT} && ${RECEIVED} >/dev/null 2>&1`, 30_000, 'the forwarder after rsyslog started');
     const expected = Array.from({ length: 20 }, (_, i) => `after-start-${i}`);
     await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines('after-start', 20) });
-    expect(lossAndDups(expected, await waitRows(vm, expected, 40_000))).toEqual({ lost: [], duplicated: [] });
+    expect(lossAndDups(expected, await waitRows(vm, ROWS, expected, 40_000, 'after-start-'))).toEqual({ lost: [], duplicated: [] });
   }, 300_000);
 
   it('uninstalls: the unit and its files are gone and /etc is as before', async () => {
@@ -359,6 +342,6 @@ describe.skipIf(reason !== null)("Debian 12 as shipped: no rsyslog, and the dist
     expect((await vm.sh('systemctl is-active rsyslog')).stdout.trim()).toBe('active');
     await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines('fresh', 10) });
     const expected = Array.from({ length: 10 }, (_, i) => `fresh-${i}`);
-    expect(lossAndDups(expected, await waitRows(vm, expected))).toEqual({ lost: [], duplicated: [] });
+    expect(lossAndDups(expected, await waitRows(vm, ROWS, expected, 30_000, 'fresh-'))).toEqual({ lost: [], duplicated: [] });
   }, 500_000);
 });

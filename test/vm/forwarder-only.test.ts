@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootVm, CLI, lossAndDups, seqsIn, vmSkipReason, type Vm } from './vm-env.js';
+import { bootVm, CLI, lossAndDups, vmSkipReason, waitRows, type Vm } from './vm-env.js';
 
 const reason = vmSkipReason();
 if (reason) console.warn(`VM suites skipped: ${reason}`);
@@ -8,15 +8,6 @@ const ROWS = '/var/lib/sentinel-cef-trial/rows.ndjson';
 const UNIT = 'sentinel-cef-forwarder';
 const SNAPSHOT = `cd /etc && find . -xdev \\( -type f -o -type l -o -type d \\) ! -path './machine-id' ! -path './ld.so.cache' ! -name 'passwd-' ! -name 'group-' ! -name 'shadow-' ! -name 'gshadow-' -printf '%m %U %G %y %p\\n' | sort | while read m u g y p; do if [ "$y" = f ]; then s=$(sha256sum "$p" | cut -c1-16); elif [ "$y" = l ]; then s=$(readlink "$p"); else s=-; fi; echo "$m $u $g $y $p $s"; done`;
 const line = (seq: string) => `<134>Dec  6 10:00:00 fw1 CEF:0|Acme|FW|1.0|100|vm event|3|src=10.0.0.1 cs1Label=Seq cs1=${seq}`;
-
-async function waitRows(vm: Vm, expected: string[], timeoutMs = 30_000): Promise<string[]> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const got = await seqsIn(vm, ROWS);
-    if (lossAndDups(expected, got).lost.length === 0 || Date.now() > end) return got;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 // A forwarder-only node as a scale set runs it: no syslog daemon, the forwarder on 514 under the real unit.
 describe.skipIf(reason !== null)('Debian 12, systemd as PID 1: install --forwarder-only', () => {
@@ -67,7 +58,7 @@ describe.skipIf(reason !== null)('Debian 12, systemd as PID 1: install --forward
       await vm.ok(`printf '%s\\n' '${line(`udp-${tag}`)}' | nc -u -w 1 ${host} 514`);
       expected.push(...tcp, `udp-${tag}`);
     }
-    expect(lossAndDups(expected, await waitRows(vm, expected))).toEqual({ lost: [], duplicated: [] });
+    expect(lossAndDups(expected, await waitRows(vm, ROWS, expected))).toEqual({ lost: [], duplicated: [] });
     const ready = await vm.ok(`node -e "fetch('http://127.0.0.1:8080/').then(async r=>console.log(r.status, (await r.text()).trim()))"`);
     expect(ready.trim()).toBe('200 ready');
   }, 90_000);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootVm, CLI, cefLines, lossAndDups, seqsIn, vmSkipReason, type Vm } from './vm-env.js';
+import { bootVm, CLI, cefLines, lossAndDups, vmSkipReason, waitRows, type Vm } from './vm-env.js';
 
 const reason = vmSkipReason();
 
@@ -28,14 +28,7 @@ describe.skipIf(reason !== null).each(['bullseye', 'trixie'] as const)('Debian %
     expect(verify.exitCode, verify.stderr).toBe(0);
     await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines('smoke', 20) });
     const expected = Array.from({ length: 20 }, (_, i) => `smoke-${i}`);
-    const end = Date.now() + 30_000;
-    let got: string[] = [];
-    while (Date.now() < end) {
-      got = await seqsIn(vm, ROWS);
-      if (lossAndDups(expected, got).lost.length === 0) break;
-      await new Promise((res) => setTimeout(res, 500));
-    }
-    expect(lossAndDups(expected, got)).toEqual({ lost: [], duplicated: [] });
+    expect(lossAndDups(expected, await waitRows(vm, ROWS, expected, 30_000, 'smoke-'))).toEqual({ lost: [], duplicated: [] });
     const u = await vm.sh(`CI=true ${CLI} uninstall --yes --remove-user --purge`, { timeout: 120_000 });
     expect(u.exitCode, u.stdout + u.stderr).toBe(0);
     expect((await vm.sh(`systemctl cat ${UNIT}`)).exitCode).not.toBe(0);

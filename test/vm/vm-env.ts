@@ -95,19 +95,48 @@ export function cefLines(prefix: string, n: number): string {
   return s;
 }
 
-/** Sequence ids found in the file sink's rows inside the VM. */
-export async function seqsIn(vm: Vm, rowsPath: string): Promise<string[]> {
-  const r = await vm.sh(`cat ${rowsPath} 2>/dev/null || true`);
-  const out: string[] = [];
-  // Text after the last newline is a row being appended now (or cut by a kill, removed at the next
-  // append): not a row yet. Every complete line must parse.
-  const complete = r.stdout.slice(0, r.stdout.lastIndexOf('\n') + 1);
-  for (const line of complete.split('\n')) {
-    if (!line) continue;
-    const row = JSON.parse(line) as Record<string, unknown>;
-    if (row.DeviceCustomString1Label === 'Seq') out.push(String(row.DeviceCustomString1));
+/**
+ * Run by node inside the VM (the rows file grows to tens of MB: only the ids leave the machine). Text after the
+ * last newline is a row being appended now, or cut by a kill and removed at the next append: not a row yet. Every
+ * complete line that is judged must parse; with no prefix that is every line.
+ */
+const SEQS_JS = `const [file, prefix] = process.argv.slice(2);
+let text = '';
+try { text = require('fs').readFileSync(file, 'utf8'); } catch (e) { if (e.code !== 'ENOENT') throw e; }
+const out = [];
+for (const line of text.slice(0, text.lastIndexOf('\\n') + 1).split('\\n')) {
+  if (!line || (prefix && !line.includes('"' + prefix))) continue;
+  let row;
+  try { row = JSON.parse(line); } catch (e) { throw new Error('not a JSON row: ' + JSON.stringify(line.slice(0, 300))); }
+  if (row.DeviceCustomString1Label === 'Seq' && String(row.DeviceCustomString1).startsWith(prefix)) out.push(row.DeviceCustomString1);
+}
+process.stdout.write(out.join('\\n'));`;
+
+/** Sequence ids in the file sink's complete rows inside the VM; only those starting with `prefix` when given. */
+export async function seqsIn(vm: Vm, rowsPath: string, prefix = ''): Promise<string[]> {
+  const out = await vm.ok(`node - '${rowsPath}' '${prefix}'`, { input: SEQS_JS });
+  return out ? out.split('\n') : [];
+}
+
+/** Rows in the sink whose id starts with `prefix` (or all), polled until every expected id arrived or `timeoutMs` passed. */
+export async function waitRows(vm: Vm, rowsPath: string, expected: string[], timeoutMs = 30_000, prefix = ''): Promise<string[]> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const got = await seqsIn(vm, rowsPath, prefix);
+    if (lossAndDups(expected, got).lost.length === 0 || Date.now() > end) return got;
+    await new Promise((r) => setTimeout(r, 500));
   }
-  return out;
+}
+
+/** Distinct TAG-N rows in the sink and extra copies, polled until `n` distinct arrived or `ms` passed. */
+export async function countTagged(vm: Vm, rowsPath: string, tag: string, n: number, ms: number): Promise<{ unique: number; dups: number }> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const got = await seqsIn(vm, rowsPath, `${tag}-`);
+    const unique = new Set(got).size;
+    if (unique >= n || Date.now() > end) return { unique, dups: got.length - unique };
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }
 
 export function lossAndDups(expected: string[], got: string[]): { lost: string[]; duplicated: string[] } {
