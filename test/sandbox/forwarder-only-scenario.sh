@@ -27,7 +27,8 @@ for host in 127.0.0.1 ::1; do
   logger -n "$host" -P 514 -d -p local4.warn -t CEF: "0|Acme|FW|1.0|1$n|udp $host|5|src=10.0.0.1"
   logger -n "$host" -P 514 -T -p local4.warn -t CEF: "0|Acme|FW|1.0|2$n|tcp $host|5|src=10.0.0.1"
 done
-for _ in $(seq 1 300); do copy_rows "$sink" "$out/rows.ndjson"; [ "$(grep -c -e 'udp ' -e 'tcp ' "$out/rows.ndjson")" -ge 4 ] && break; sleep 0.1; done
+rows_in() { copy_rows "$sink" "$out/rows.ndjson"; [ "$(grep -c -e 'udp ' -e 'tcp ' "$out/rows.ndjson")" -ge 4 ]; }
+wait_for 30 rows_in
 step uninstall "${cli[@]}" uninstall --yes --remove-user --purge
 snapshot >"$out/post.sha"
 pgrep -f forwarder.mjs >"$out/forwarder.after" || true
