@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FAULTS, judge, type Fault } from '../sandbox/fault-table.js';
-import { bootVm, CLI, cefLines, countTagged, lossAndDups, seqsIn, vmSkipReason, waitRows, type Vm } from './vm-env.js';
+import { bootVm, CLI, etcSnapshot, cefLines, countTagged, lossAndDups, seqsIn, vmSkipReason, waitRows, type Vm } from './vm-env.js';
 
 const reason = vmSkipReason();
 if (reason) console.warn(`VM suites skipped: ${reason}`);
@@ -26,10 +26,6 @@ const RECEIVED = `node -e "fetch('http://127.0.0.1:25227/metrics').then(r=>r.tex
 const queued = (tag: string) =>
   `q=$(node -p "require('/etc/sentinel-cef/forwarder.json').queue.dir") && cat "$q"/*.seg | grep -ao 'cs1=${tag}-[0-9]*' | sort -u | wc -l`;
 
-/** /etc as "mode uid gid sha path" lines: what must be byte-identical after uninstall. */
-// useradd/userdel rewrite their own backups (passwd-, shadow-, …): those are the tools', not ours.
-const SNAPSHOT = `cd /etc && find . -xdev \\( -type f -o -type l -o -type d \\) ! -path './machine-id' ! -path './ld.so.cache' ! -name 'passwd-' ! -name 'group-' ! -name 'shadow-' ! -name 'gshadow-' -printf '%m %U %G %y %p\\n' | sort | while read m u g y p; do if [ "$y" = f ]; then s=$(sha256sum "$p" | cut -c1-16); elif [ "$y" = l ]; then s=$(readlink "$p"); else s=-; fi; echo "$m $u $g $y $p $s"; done`;
-
 describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog from its own packages', () => {
   let vm: Vm;
   let etcBefore = '';
@@ -41,7 +37,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     await vm.ok('apt-get install -y -qq --no-install-recommends rsyslog rsyslog-relp >/dev/null && systemctl is-active rsyslog', {
       timeout: 180_000,
     });
-    etcBefore = await vm.ok(SNAPSHOT);
+    etcBefore = await etcSnapshot(vm);
   }, 900_000);
 
   afterAll(async () => {
@@ -284,7 +280,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     expect((await vm.sh(`systemctl is-active ${UNIT}`)).stdout.trim()).not.toBe('active');
     expect((await vm.sh(`systemctl cat ${UNIT}`)).exitCode).not.toBe(0);
     expect((await vm.sh('systemctl is-active rsyslog')).stdout.trim()).toBe('active');
-    expect(await vm.ok(SNAPSHOT)).toBe(etcBefore);
+    expect(await etcSnapshot(vm)).toBe(etcBefore);
   }, 180_000);
 });
 
@@ -294,7 +290,7 @@ describe.skipIf(reason !== null)("Debian 12 as shipped: no rsyslog, and the dist
 
   beforeAll(async () => {
     vm = await bootVm('bookworm', 'fresh');
-    etcBefore = await vm.ok(SNAPSHOT);
+    etcBefore = await etcSnapshot(vm);
   }, 900_000);
 
   afterAll(async () => {
@@ -306,7 +302,7 @@ describe.skipIf(reason !== null)("Debian 12 as shipped: no rsyslog, and the dist
       'apt-get install -y -qq --no-install-recommends -o Dir::Cache::archives=/var/cache/sentinel-vm/nodejs nodejs >/dev/null 2>&1; /usr/bin/node --version',
       { timeout: 180_000 },
     );
-    etcBefore = await vm.ok(SNAPSHOT);
+    etcBefore = await etcSnapshot(vm);
     // The CLI runs on a supported node; the `node` the service would get from PATH is Debian's.
     const r = await vm.sh(
       `CI=true PATH=/usr/sbin:/usr/bin:/sbin:/bin /usr/local/bin/node /opt/sentinel-cef/bin/sentinel-cef install --sink file:${ROWS} --yes`,
@@ -315,11 +311,11 @@ describe.skipIf(reason !== null)("Debian 12 as shipped: no rsyslog, and the dist
     expect(r.exitCode, r.stdout + r.stderr).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/\/usr\/bin\/node.*v18\./);
-    expect(await vm.ok(SNAPSHOT)).toBe(etcBefore);
+    expect(await etcSnapshot(vm)).toBe(etcBefore);
     await vm.ok('apt-get purge -y -qq nodejs libnode108 >/dev/null 2>&1; apt-get autoremove -y -qq >/dev/null 2>&1; true', {
       timeout: 120_000,
     });
-    etcBefore = await vm.ok(SNAPSHOT);
+    etcBefore = await etcSnapshot(vm);
   }, 400_000);
 
   it('with empty package lists, runs apt-get update itself and says so when that fails (no network here)', async () => {
@@ -332,7 +328,7 @@ describe.skipIf(reason !== null)("Debian 12 as shipped: no rsyslog, and the dist
     expect(r.exitCode, r.stdout + r.stderr).not.toBe(0);
     expect(r.stdout + r.stderr).toContain('running apt-get update');
     expect(r.stderr).toMatch(/apt-get update (failed|could not reach a package source)/);
-    expect(await vm.ok(SNAPSHOT)).toBe(etcBefore);
+    expect(await etcSnapshot(vm)).toBe(etcBefore);
   }, 400_000);
 
   it('installs rsyslog when the machine has no syslog daemon, says what it runs, and delivers', async () => {
