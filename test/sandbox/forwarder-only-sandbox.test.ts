@@ -17,10 +17,11 @@ describe.skipIf(reason !== null)('install --forwarder-only in the sandbox (no sy
     const r = await execa(
       sandbox,
       ['run', '--daemon', 'none', '--', 'bash', path.join(repo, 'test/sandbox/forwarder-only-scenario.sh'), dir],
-      { reject: false, timeout: 150_000 },
+      // A bound for a loaded machine (the sandbox alone took 100 s to start at load ~35), not a wait.
+      { reject: false, timeout: 420_000 },
     );
     if (r.exitCode !== 0) throw new Error(`sandbox failed (${r.exitCode}): ${r.stderr}`);
-  }, 180_000);
+  }, 450_000);
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });

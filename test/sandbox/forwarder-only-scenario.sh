@@ -7,6 +7,7 @@ cli=(node "$repo/bin/sentinel-cef")
 sink="$out/sink/rows.ndjson"
 export CI=true NO_COLOR=1
 cd "$repo"
+. "$repo/test/sandbox/lib.sh"
 
 snapshot() { find /etc /usr/lib/sentinel-cef -xdev -type f ! -name 'passwd*' ! -name 'group*' ! -name 'shadow*' ! -name 'gshadow*' ! -name 'subuid*' ! -name 'subgid*' ! -name ld.so.cache 2>/dev/null | sort | xargs -r sha256sum; }
 step() { local name="$1"; shift; "$@" >"$out/$name.out" 2>"$out/$name.err"; echo $? >"$out/$name.rc"; }
@@ -26,8 +27,8 @@ for host in 127.0.0.1 ::1; do
   logger -n "$host" -P 514 -d -p local4.warn -t CEF: "0|Acme|FW|1.0|1$n|udp $host|5|src=10.0.0.1"
   logger -n "$host" -P 514 -T -p local4.warn -t CEF: "0|Acme|FW|1.0|2$n|tcp $host|5|src=10.0.0.1"
 done
-for _ in $(seq 1 100); do [ "$(grep -c -e 'udp ' -e 'tcp ' "$sink" 2>/dev/null)" -ge 4 ] && break; sleep 0.1; done
-cp "$sink" "$out/rows.ndjson" 2>/dev/null
+rows_in() { copy_rows "$sink" "$out/rows.ndjson"; [ "$(grep -c -e 'udp ' -e 'tcp ' "$out/rows.ndjson")" -ge 4 ]; }
+wait_for 30 rows_in
 step uninstall "${cli[@]}" uninstall --yes --remove-user --purge
 snapshot >"$out/post.sha"
 pgrep -f forwarder.mjs >"$out/forwarder.after" || true

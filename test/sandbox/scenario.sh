@@ -7,6 +7,7 @@ cli=(node "$repo/bin/sentinel-cef")
 sink="$out/sink/rows.ndjson"
 export CI=true NO_COLOR=1
 cd "$repo"
+. "$repo/test/sandbox/lib.sh"
 
 snapshot() { # every config file that install may touch, with content hashes
   find /etc/rsyslog.conf /etc/rsyslog.d /etc/syslog-ng /etc/sentinel-cef /usr/lib/sentinel-cef /etc/systemd/system \
@@ -29,11 +30,11 @@ logger -n 127.0.0.1 -P 514 -d -p local4.warn -t CEF: "0|Acme|FW|1.0|100|udp even
 logger -n 127.0.0.1 -P 514 -T -p local4.warn -t CEF: "0|Acme|FW|1.0|101|tcp event|5|src=10.0.0.3 dst=10.0.0.4 msg=over tcp"
 logger -n 127.0.0.1 -P 514 -d --rfc3164 -p local4.warn "%ASA-6-302013: Built outbound TCP connection 1 for outside:10.1.1.1/443 (10.1.1.1/443) to inside:10.2.2.2/5000 (10.2.2.2/5000)"
 logger -n 127.0.0.1 -P 514 -d -p user.notice "plain-not-cef-marker"
-for _ in $(seq 1 100); do
-  [ "$(grep -c -e 'udp event' -e 'tcp event' -e '302013' "$sink" 2>/dev/null)" -ge 3 ] && grep -q plain-not-cef-marker /var/log/syslog /var/log/messages 2>/dev/null && break
-  sleep 0.1
-done
-cp "$sink" "$out/rows.ndjson" 2>/dev/null
+rows_in() {
+  copy_rows "$sink" "$out/rows.ndjson"
+  [ "$(grep -c -e 'udp event' -e 'tcp event' -e '302013' "$out/rows.ndjson")" -ge 3 ] && grep -q plain-not-cef-marker /var/log/syslog /var/log/messages 2>/dev/null
+}
+wait_for 30 rows_in
 findmnt -no FSTYPE --mountpoint /dev | tail -1 >"$out/dev.fstype"
 stat -c %F /dev/log >"$out/devlog.type" 2>&1
 cat /var/log/syslog /var/log/messages >"$out/syslog.txt" 2>/dev/null
@@ -65,8 +66,9 @@ if [ "$daemon" = rsyslog ]; then
   step reuse-install "${cli[@]}" install --sink "file:$sink" --yes
   cp /etc/rsyslog.d/10-sentinel-cef.conf "$out/reuse.dropin"
   logger -n 127.0.0.1 -P 514 -d -p local4.warn -t CEF: "0|Acme|FW|1.0|300|reused udp input|5|src=10.0.0.5"
-  for _ in $(seq 1 50); do grep -q 'reused udp input' "$sink" && break; sleep 0.1; done
-  grep -c 'reused udp input' "$sink" >"$out/reuse.rows"
+  reused_in() { copy_rows "$sink" "$out/reuse.ndjson"; grep -q 'reused udp input' "$out/reuse.ndjson"; }
+  wait_for 30 reused_in
+  grep -c 'reused udp input' "$out/reuse.ndjson" >"$out/reuse.rows"
   step reuse-uninstall "${cli[@]}" uninstall --yes
   sha256sum /etc/rsyslog.conf >"$out/reuse.post"
 fi

@@ -8,11 +8,11 @@ import {
   CLI,
   cefLines,
   countTagged,
+  etcSnapshot,
   expectCleanStop,
   lossAndDups,
   RECEIVED,
   seqsIn,
-  SNAPSHOT,
   underLoad,
   vmSkipReason,
   waitFor,
@@ -41,7 +41,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     await vm.ok('apt-get install -y -qq --no-install-recommends rsyslog rsyslog-relp >/dev/null && systemctl is-active rsyslog', {
       timeout: 180_000,
     });
-    etcBefore = await vm.ok(SNAPSHOT);
+    etcBefore = await etcSnapshot(vm);
   }, 900_000);
 
   afterAll(async () => {
@@ -305,7 +305,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     expect((await vm.sh(`systemctl is-active ${UNIT}`)).stdout.trim()).not.toBe('active');
     expect((await vm.sh(`systemctl cat ${UNIT}`)).exitCode).not.toBe(0);
     expect((await vm.sh('systemctl is-active rsyslog')).stdout.trim()).toBe('active');
-    expect(await vm.ok(SNAPSHOT)).toBe(etcBefore);
+    expect(await etcSnapshot(vm)).toBe(etcBefore);
   }, 180_000);
 });
 
@@ -315,7 +315,7 @@ describe.skipIf(reason !== null)("Debian 12 as shipped: no rsyslog, and the dist
 
   beforeAll(async () => {
     vm = await bootVm('bookworm', 'fresh');
-    etcBefore = await vm.ok(SNAPSHOT);
+    etcBefore = await etcSnapshot(vm);
   }, 900_000);
 
   afterAll(async () => {
@@ -327,7 +327,7 @@ describe.skipIf(reason !== null)("Debian 12 as shipped: no rsyslog, and the dist
       'apt-get install -y -qq --no-install-recommends -o Dir::Cache::archives=/var/cache/sentinel-vm/nodejs nodejs >/dev/null 2>&1; /usr/bin/node --version',
       { timeout: 180_000 },
     );
-    etcBefore = await vm.ok(SNAPSHOT);
+    etcBefore = await etcSnapshot(vm);
     // The CLI runs on a supported node; the `node` the service would get from PATH is Debian's.
     const r = await vm.sh(
       `CI=true PATH=/usr/sbin:/usr/bin:/sbin:/bin /usr/local/bin/node /opt/sentinel-cef/bin/sentinel-cef install --sink file:${ROWS} --yes`,
@@ -336,11 +336,11 @@ describe.skipIf(reason !== null)("Debian 12 as shipped: no rsyslog, and the dist
     expect(r.exitCode, r.stdout + r.stderr).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/\/usr\/bin\/node.*v18\./);
-    expect(await vm.ok(SNAPSHOT)).toBe(etcBefore);
+    expect(await etcSnapshot(vm)).toBe(etcBefore);
     await vm.ok('apt-get purge -y -qq nodejs libnode108 >/dev/null 2>&1; apt-get autoremove -y -qq >/dev/null 2>&1; true', {
       timeout: 120_000,
     });
-    etcBefore = await vm.ok(SNAPSHOT);
+    etcBefore = await etcSnapshot(vm);
   }, 400_000);
 
   it('with empty package lists, runs apt-get update itself and says so when that fails (no network here)', async () => {
@@ -353,7 +353,7 @@ describe.skipIf(reason !== null)("Debian 12 as shipped: no rsyslog, and the dist
     expect(r.exitCode, r.stdout + r.stderr).not.toBe(0);
     expect(r.stdout + r.stderr).toContain('running apt-get update');
     expect(r.stderr).toMatch(/apt-get update (failed|could not reach a package source)/);
-    expect(await vm.ok(SNAPSHOT)).toBe(etcBefore);
+    expect(await etcSnapshot(vm)).toBe(etcBefore);
   }, 400_000);
 
   it('installs rsyslog when the machine has no syslog daemon, says what it runs, and delivers', async () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootVm, CLI, lossAndDups, SNAPSHOT, vmSkipReason, waitRows, type Vm } from './vm-env.js';
+import { bootVm, CLI, etcSnapshot, lossAndDups, vmSkipReason, waitRows, type Vm } from './vm-env.js';
 
 const reason = vmSkipReason();
 if (reason) console.warn(`VM suites skipped: ${reason}`);
@@ -15,7 +15,7 @@ describe.skipIf(reason !== null)('Debian 12, systemd as PID 1: install --forward
 
   beforeAll(async () => {
     vm = await bootVm('bookworm', 'fwdonly');
-    etcBefore = await vm.ok(SNAPSHOT);
+    etcBefore = await etcSnapshot(vm);
   }, 900_000);
 
   afterAll(async () => {
@@ -78,7 +78,7 @@ describe.skipIf(reason !== null)('Debian 12, systemd as PID 1: install --forward
     const r = await vm.sh(`CI=true ${CLI} uninstall --yes --remove-user --purge`, { timeout: 120_000 });
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     expect((await vm.sh(`systemctl cat ${UNIT}`)).exitCode).not.toBe(0);
-    expect(await vm.ok(SNAPSHOT)).toBe(etcBefore);
+    expect(await etcSnapshot(vm)).toBe(etcBefore);
   }, 180_000);
 
   // About two minutes (installing rsyslog in the machine): a long variant, SENTINEL_CEF_VM_LONG=1. The same refusal
@@ -90,14 +90,14 @@ describe.skipIf(reason !== null)('Debian 12, systemd as PID 1: install --forward
         `apt-get install -y -qq --no-install-recommends rsyslog >/dev/null && printf 'module(load="imudp")\\ninput(type="imudp" port="514")\\n' > /etc/rsyslog.d/50-udp.conf && systemctl restart rsyslog`,
         { timeout: 180_000 },
       );
-      const before = await vm.ok(SNAPSHOT);
+      const before = await etcSnapshot(vm);
       const r = await vm.sh(`CI=true NO_COLOR=1 ${CLI} install --forwarder-only --sink file:${ROWS} --yes`, { timeout: 120_000 });
       expect(r.exitCode).toBe(2);
       expect(r.stderr.trim().split('\n').pop()).toMatch(
         /^sentinel-cef: udp port 514 is held by rsyslogd \(pid \d+\): a forwarder-only node listens there itself — stop it with `systemctl disable --now rsyslog syslog.socket`/,
       );
       expect(r.stderr).toContain('systemctl disable --now rsyslog syslog.socket');
-      expect(await vm.ok(SNAPSHOT)).toBe(before);
+      expect(await etcSnapshot(vm)).toBe(before);
     },
     240_000,
   );

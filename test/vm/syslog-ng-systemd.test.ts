@@ -2,13 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   bootVm,
   CLI,
+  etcSnapshot,
   cefLines,
   countTagged,
   expectCleanStop,
   lossAndDups,
   RECEIVED,
   seqsIn,
-  SNAPSHOT,
   underLoad,
   vmSkipReason,
   waitFor,
@@ -41,7 +41,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and syslog-ng 
       'apt-get install -y -qq --no-install-recommends -o Dir::Cache::archives=/var/cache/sentinel-vm/syslog-ng syslog-ng-core >/dev/null && systemctl is-active syslog-ng',
       { timeout: 180_000 },
     );
-    etcBefore = await vm.ok(SNAPSHOT);
+    etcBefore = await etcSnapshot(vm);
   }, 900_000);
 
   afterAll(async () => {
@@ -145,6 +145,6 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and syslog-ng 
     expect((await vm.sh(`systemctl is-active ${UNIT}`)).stdout.trim()).not.toBe('active');
     expect((await vm.sh(`systemctl cat ${UNIT}`)).exitCode).not.toBe(0);
     expect((await vm.sh('systemctl is-active syslog-ng')).stdout.trim()).toBe('active');
-    expect(await vm.ok(SNAPSHOT)).toBe(etcBefore);
+    expect(await etcSnapshot(vm)).toBe(etcBefore);
   }, 180_000);
 });

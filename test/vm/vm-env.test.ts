@@ -39,6 +39,13 @@ describe('VM row readers', () => {
     expect(await seqsIn(local, f, 'other-')).toEqual(['other-0']);
   });
 
+  it('count the last row of a file that ends a line (a reader that lost the final newline dropped it every time)', async () => {
+    const f = path.join(dir, 'whole.ndjson');
+    writeFileSync(f, `${row('fresh-0')}\n${row('fresh-1')}\n`);
+    expect(await seqsIn(local, f)).toEqual(['fresh-0', 'fresh-1']);
+    expect(await seqsIn(local, f, 'fresh-')).toEqual(['fresh-0', 'fresh-1']);
+  });
+
   it('fail on a complete line that is not a row (a cut append never removed), naming it', async () => {
     const f = path.join(dir, 'torn.ndjson');
     writeFileSync(f, `${row('load-0')}\n${row('load-1').slice(0, 30)}${row('load-2')}\n`);

@@ -88,6 +88,17 @@ async function copyLinkedNodeModules(name: string): Promise<void> {
 /** The CLI inside a VM: the repo is bind-mounted read-only at /opt/sentinel-cef, a supported node is on PATH. */
 export const CLI = 'node /opt/sentinel-cef/bin/sentinel-cef';
 
+/**
+ * /etc as "mode uid gid type path link-target" lines, then the sha256 of every file: what must be byte-identical
+ * after uninstall. One sha256sum for all files (a process per file took over 120 s at load ~40). useradd/userdel
+ * rewrite their own backups (passwd-, shadow-, …): those are the tools', not ours.
+ */
+const ETC_SNAPSHOT = `cd /etc && skip=(! -path ./machine-id ! -path ./ld.so.cache ! -name passwd- ! -name group- ! -name shadow- ! -name gshadow-) && find . -xdev \\( -type f -o -type l -o -type d \\) "\${skip[@]}" -printf '%m %U %G %y %p %l\\n' | sort && find . -xdev -type f "\${skip[@]}" -print0 | sort -z | xargs -0 -r sha256sum`;
+
+export function etcSnapshot(vm: Vm): Promise<string> {
+  return vm.ok(ETC_SNAPSHOT, { timeout: 300_000 });
+}
+
 /** `n` CEF lines with ids prefix-0 … prefix-(n-1), as one printf-able text. */
 export function cefLines(prefix: string, n: number): string {
   let s = '';
@@ -166,7 +177,6 @@ export const RECEIVED = `node -e "fetch('http://127.0.0.1:25227/metrics').then(r
 
 /** /etc as "mode uid gid sha path" lines: what must be byte-identical after uninstall. */
 // useradd/userdel rewrite their own backups (passwd-, shadow-, …): those are the tools', not ours.
-export const SNAPSHOT = `cd /etc && find . -xdev \\( -type f -o -type l -o -type d \\) ! -path './machine-id' ! -path './ld.so.cache' ! -name 'passwd-' ! -name 'group-' ! -name 'shadow-' ! -name 'gshadow-' -printf '%m %U %G %y %p\\n' | sort | while read m u g y p; do if [ "$y" = f ]; then s=$(sha256sum "$p" | cut -c1-16); elif [ "$y" = l ]; then s=$(readlink "$p"); else s=-; fi; echo "$m $u $g $y $p $s"; done`;
 
 /** A shell pipeline sending `n` CEF lines TAG-0 … TAG-(n-1) to 514 over TCP, 200 every 0.1 s (~5 s for 10,000). */
 export function pacedSend(tag: string, n: number): string {
