@@ -1,11 +1,12 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { execa } from 'execa';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { ChainedTokenCredential, DefaultAzureCredential } from '@azure/identity';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { AzureClient } from '../../src/azure/azure-client.js';
-import { runInstall } from '../../src/install/run-install.js';
+import { createAzureClient, type AzureClient, type AzureClientOptions, type ForwarderIdentity } from '../../src/azure/azure-client.js';
+import { CLIENT_SECRET_PATH, runInstall } from '../../src/install/run-install.js';
 import { installOptionsSchema } from '../../src/install/options.js';
 import { createScriptedPrompter } from '../../src/system/prompts.js';
 import { installDeps } from './install-helpers.js';
@@ -24,25 +25,28 @@ afterEach(async () => {
   await edge.close();
 });
 
-/** Real HTTP against the mocks, tokens from the mock authority (client credentials). */
-function deps(log: string[], clock = { t: 0 }): SetupDeps {
+/**
+ * Real HTTP against the mocks, tokens from the mock authority (client credentials); calls made as the forwarder sign
+ * in with `forwarder`'s tenant, id and secret when it is a service principal (the authority checks the secret).
+ */
+function deps(log: string[], clock = { t: 0 }, forwarder?: ForwarderIdentity): SetupDeps {
   const tokens = new Map<string, string>();
   return {
     async request(call: AzureCall) {
-      let token = tokens.get(call.scope);
+      const app = call.asForwarder && forwarder?.kind === 'client-secret' ? forwarder : undefined;
+      const key = `${app ? 'fwd' : 'op'} ${call.scope}`;
+      let token = tokens.get(key);
       if (!token) {
         const form = new URLSearchParams({
           grant_type: 'client_credentials',
-          client_id: edge.clientId,
-          client_secret: edge.clientSecret,
+          client_id: app?.clientId ?? edge.clientId,
+          client_secret: app?.secret ?? edge.clientSecret,
           scope: call.scope,
         });
-        token = (
-          (await (await fetch(`${edge.url}/${edge.tenantId}/oauth2/v2.0/token`, { method: 'POST', body: form })).json()) as {
-            access_token: string;
-          }
-        ).access_token;
-        tokens.set(call.scope, token);
+        const res = await fetch(`${edge.url}/${app?.tenantId ?? edge.tenantId}/oauth2/v2.0/token`, { method: 'POST', body: form });
+        if (!res.ok) throw new Error(`mock authority refused the sign-in: HTTP ${res.status}`);
+        token = ((await res.json()) as { access_token: string }).access_token;
+        tokens.set(key, token);
       }
       const r = await fetch(call.url, {
         method: call.method,
@@ -152,7 +156,18 @@ describe('sentinel-cef install --workspace (runInstall against the mocks)', () =
     return dir;
   };
   const principal = randomUUID();
-  const azure = (): AzureClient => ({ request: deps([]).request, forwarderPrincipalId: async () => principal });
+  /** The service principal's object id (the `oid` of its tokens); `principal` stands for the managed identity. */
+  const spObjectId = randomUUID();
+  const given: AzureClientOptions[] = [];
+  const azure =
+    () =>
+    async (o: AzureClientOptions): Promise<AzureClient> => {
+      given.push(o);
+      return {
+        request: deps([], { t: 0 }, o.forwarder).request,
+        forwarderPrincipalId: async () => (o.forwarder.kind === 'client-secret' ? spObjectId : principal),
+      };
+    };
   const installOpts = (o: Record<string, unknown>) =>
     installOptionsSchema.parse({ yes: true, verify: false, workspace: edge.workspaceId, armEndpoint: ctl.url, ...o });
 
@@ -186,6 +201,61 @@ describe('sentinel-cef install --workspace (runInstall against the mocks)', () =
     expect(again.changed).toBe(false);
     expect(d2.text()).toContain('Azure: nothing to change, everything is already in place');
     expect(d2.text()).toContain('Nothing to change: everything is already in place.');
+  });
+
+  it('a service principal given by flags: the role goes to it, the probe signs in as it, its secret is stored 0600', async () => {
+    const root = fixture();
+    const secretFile = path.join(temp('scef-sp-'), 'secret');
+    writeFileSync(secretFile, `${edge.clientSecret}\n`, { mode: 0o600 });
+    const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
+    await runInstall(installOpts({ tenant: edge.tenantId, clientId: edge.clientId, clientSecretFile: secretFile }), d.deps);
+    expect(given.at(-1)!.forwarder).toEqual({
+      kind: 'client-secret',
+      tenantId: edge.tenantId,
+      clientId: edge.clientId,
+      secret: edge.clientSecret,
+    });
+    const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
+    expect(cfg.sink.auth).toEqual({
+      kind: 'client-secret',
+      tenantId: edge.tenantId,
+      clientId: edge.clientId,
+      clientSecretFile: CLIENT_SECRET_PATH,
+    });
+    const stored = path.join(root, CLIENT_SECRET_PATH);
+    expect(readFileSync(stored, 'utf8').trim()).toBe(edge.clientSecret);
+    expect(statSync(stored).mode & 0o777).toBe(0o600);
+    expect([...ctl.roleAssignments.values()].map((r) => r.properties.principalId)).toEqual([spObjectId]);
+    expect(d.text()).not.toContain(edge.clientSecret);
+  });
+
+  it('the sign-in offers device code only on a terminal, its prompt on stderr', async () => {
+    const quiet = await createAzureClient({
+      env: {},
+      scope: 'https://monitor.azure.com//.default',
+      forwarder: { kind: 'managed-identity' },
+    });
+    expect(quiet.signIn).toBeInstanceOf(DefaultAzureCredential);
+    const tty = await createAzureClient({
+      env: {},
+      scope: 'https://monitor.azure.com//.default',
+      forwarder: { kind: 'managed-identity' },
+      interactive: true,
+      prompt: () => {},
+    });
+    expect(tty.signIn).toBeInstanceOf(ChainedTokenCredential);
+    // install hands the terminal (or its absence) and its stderr log to the sign-in.
+    for (const interactive of [true, false]) {
+      const d = installDeps(temp, fixture(), {
+        azure: azure(),
+        sleep: async () => {},
+        prompter: { ...createScriptedPrompter([]), interactive },
+      });
+      await runInstall(installOpts({ dryRun: true }), d.deps);
+      expect(given.at(-1)!.interactive).toBe(interactive);
+      given.at(-1)!.prompt!('To sign in, use a web browser to open the page https://microsoft.com/devicelogin');
+      expect(d.stream).toContainEqual(['log', expect.stringContaining('devicelogin')]);
+    }
   });
 
   it('a missing permission: one line naming the role, no file written', async () => {
