@@ -14,6 +14,7 @@ export const WORKSPACES_API_VERSION = '2025-02-01';
 export const ROLE_ASSIGNMENTS_API_VERSION = '2022-04-01';
 export const RESOURCE_GRAPH_API_VERSION = '2024-04-01';
 export const LOGS_INGESTION_API_VERSION = '2023-01-01';
+const ROLE_WAIT_MS = 30 * 60_000;
 /** Built-in role "Monitoring Metrics Publisher". */
 export const MONITORING_METRICS_PUBLISHER_ID = '3913510d-42f4-4e42-8a64-420c390055eb';
 
@@ -78,6 +79,8 @@ export interface SetupOptions {
   dryRun: boolean;
   /** How long to wait for a new role assignment to apply (Azure: up to ~30 min). */
   roleWaitMs?: number;
+  /** Install ends with the end-to-end probe (listed in a dry run). */
+  verify?: boolean;
   pollMs?: number;
 }
 
@@ -220,7 +223,12 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
       );
     }
   }
+  const ingest = `${endpoint ?? '{logs-ingestion-endpoint-of-the-new-rule}'}/dataCollectionRules/${immutableId ?? '{immutable-id-of-the-new-rule}'}/streams/${DCR_STREAM}?api-version=${LOGS_INGESTION_API_VERSION}`;
   if (opts.dryRun) {
+    deps.log(
+      `would call: POST ${ingest} [] (as the forwarder, repeated until the role applies: up to ${Math.round((opts.roleWaitMs ?? ROLE_WAIT_MS) / 60_000)} min)`,
+    );
+    if (opts.verify) deps.log(`would call: POST ${ingest} [<one probe row>] (the end-to-end probe, sent by the forwarder)`);
     deps.log(
       writes.length
         ? `dry run: ${writes.length} change(s) listed above; nothing was changed in Azure`
@@ -231,10 +239,10 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
   if (writes.length === 0) deps.log('Azure: nothing to change, everything is already in place');
 
   // ---- wait until ingestion accepts the identity (a new assignment takes up to ~30 min) ----
-  const deadline = deps.now() + (opts.roleWaitMs ?? 30 * 60_000);
+  const deadline = deps.now() + (opts.roleWaitMs ?? ROLE_WAIT_MS);
   const probe: AzureCall = {
     method: 'POST',
-    url: `${endpoint}/dataCollectionRules/${immutableId}/streams/${DCR_STREAM}?api-version=${LOGS_INGESTION_API_VERSION}`,
+    url: ingest,
     body: [],
     scope: opts.ingestionScope,
     asForwarder: true,

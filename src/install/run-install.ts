@@ -1363,6 +1363,7 @@ async function setUpWorkspace(
       armScope: `${ARM_URLS[cloud]}/.default`,
       ingestionScope: MONITOR_SCOPES[cloud],
       dryRun: opts.dryRun,
+      verify: opts.verify,
     },
     {
       request: (c) => azure.request(c),

@@ -174,9 +174,16 @@ describe('sentinel-cef install --workspace (runInstall against the mocks)', () =
   it('--dry-run lists the Azure writes, writes no file and calls no Azure write', async () => {
     const root = fixture();
     const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
-    const r = await runInstall(installOpts({ dryRun: true }), d.deps);
+    const r = await runInstall(installOpts({ dryRun: true, verify: true }), d.deps);
     expect(r.dryRun).toBe(true);
     expect(writesSeen()).toHaveLength(0);
+    // Every Azure call install would make, the ingestion POSTs included: the role wait and the end-to-end probe.
+    const ingest = /would call: POST \S+\/dataCollectionRules\/\S+\/streams\/Custom-CommonSecurityLog\?api-version=2023-01-01 /;
+    expect(d.stream.filter(([, l]) => ingest.test(l)).map(([, l]) => l.replace(ingest, ''))).toEqual([
+      expect.stringMatching(/^\[\] \(as the forwarder, repeated until the role applies/),
+      expect.stringMatching(/^\[<one probe row>\] \(the end-to-end probe/),
+    ]);
+    expect(edge.requests.filter((q) => q.path.includes('/dataCollectionRules/'))).toHaveLength(0);
     expect(d.text()).toMatch(/would call: PUT .*\/dataCollectionRules\/sentinel-cef-dcr\?api-version=2023-03-11/);
     expect(d.text()).toMatch(/would call: PUT .*\/roleAssignments\/[0-9a-f-]{36}\?api-version=2022-04-01/);
     expect(existsSync(path.join(root, 'etc/sentinel-cef'))).toBe(false);
