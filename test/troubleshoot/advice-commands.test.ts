@@ -153,3 +153,23 @@ describe('commands printed as advice parse with the CLI', () => {
     expect(await parses(argv.slice(1)), `${cmd} → ${argv.join(' ')}`).toBeNull();
   });
 });
+
+describe('install --help', () => {
+  it('leads with --workspace, calls the positional workspace id the legacy form, and its examples parse', async () => {
+    let help = '';
+    installCommand()
+      .configureOutput({ writeOut: (s) => void (help += s) })
+      .outputHelp();
+    expect(help).toMatch(/workspaceId\s+legacy form/);
+    const examples = help
+      .slice(help.indexOf('Examples:'))
+      .split('\n')
+      .filter((l) => l.startsWith('  sentinel-cef install'))
+      .map((l) => l.split('#')[0].trim());
+    expect(examples[0]).toMatch(/^sentinel-cef install --workspace /);
+    // Whole-line examples without placeholders (UPPER_CASE words) run as printed.
+    const literal = examples.filter((e) => !e.endsWith('\\') && !/\b[A-Z][A-Z_]+\b/.test(e.replace(/^\S+=\S+ /, '')));
+    expect(literal.length).toBeGreaterThanOrEqual(2);
+    for (const e of literal) expect(await parses(e.split(/\s+/).slice(1)), e).toBeNull();
+  });
+});
