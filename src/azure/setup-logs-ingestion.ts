@@ -164,8 +164,13 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
     location = String(hit.location);
     customerId = opts.workspace;
   } else if (WS_ID.test(opts.workspace)) {
-    const a = await send({ method: 'GET', url: arm(opts.workspace, WORKSPACES_API_VERSION), scope: opts.armScope }, [200]);
+    const a = await send({ method: 'GET', url: arm(opts.workspace, WORKSPACES_API_VERSION), scope: opts.armScope }, [200, 404]);
     const ws = a.json as ArmBody;
+    if (a.status === 404)
+      throw new CliError(`workspace ${opts.workspace} was not found (${ws?.error?.code ?? 'HTTP 404'})`, {
+        exitCode: 1,
+        suggestion: 'check the subscription, resource group and name (az monitor log-analytics workspace list --query "[].id")',
+      });
     wsId = String(ws.id);
     location = String(ws.location);
     const cid = ws.properties?.customerId;

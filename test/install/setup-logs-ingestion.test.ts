@@ -278,6 +278,55 @@ describe('sentinel-cef install --workspace (runInstall against the mocks)', () =
     expect(existsSync(path.join(root, 'etc/sentinel-cef'))).toBe(false);
   });
 
+  it.each([
+    ['a workspace id no workspace has', () => randomUUID(), /^no workspace with id [0-9a-f-]{36} is visible to the signed-in identity$/],
+    [
+      'a workspace resource id that does not exist',
+      () => `/subscriptions/${randomUUID()}/resourceGroups/rg/providers/Microsoft.OperationalInsights/workspaces/nope`,
+      /^workspace \/subscriptions\/\S+\/workspaces\/nope was not found \(ResourceNotFound\)$/,
+    ],
+  ])('%s: one line, nothing written in Azure or on disk', async (_, workspace, message) => {
+    const root = fixture();
+    const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
+    await expect(runInstall(installOpts({ workspace: workspace() }), d.deps)).rejects.toMatchObject({
+      exitCode: 1,
+      message: expect.stringMatching(message),
+    });
+    expect(writesSeen()).toHaveLength(0);
+    expect(existsSync(path.join(root, 'etc/sentinel-cef'))).toBe(false);
+  });
+
+  it('a workspace the signed-in identity cannot read: one line naming the role, nothing written', async () => {
+    const root = fixture();
+    ctl.deny('Microsoft.OperationalInsights/workspaces/read');
+    const w = ctl.workspaces[0];
+    const id = `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${w.name}`;
+    const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
+    await expect(runInstall(installOpts({ workspace: id }), d.deps)).rejects.toMatchObject({
+      exitCode: 1,
+      message: expect.stringMatching(
+        /^Azure refused Microsoft\.OperationalInsights\/workspaces\/read: the signed-in identity needs "Log Analytics Reader"/,
+      ),
+    });
+    expect(writesSeen()).toHaveLength(0);
+    expect(existsSync(path.join(root, 'etc/sentinel-cef'))).toBe(false);
+  });
+
+  it('role propagation: ingestion answers 403, then accepts; install waits with progress lines and finishes', async () => {
+    await ctl.close();
+    ctl = await startMockControl({ edge, roleDelayMs: 1500 });
+    const root = fixture();
+    const d = installDeps(temp, root, { azure: azure(), sleep: (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 200))) });
+    await runInstall(installOpts({}), d.deps);
+    const lines = d.stream.map(([, l]) => l);
+    const waits = lines.filter((l) => l.startsWith('waiting for the role to apply (ingestion answers 403'));
+    expect(waits.length).toBeGreaterThanOrEqual(1);
+    expect(lines.indexOf('ingestion accepts the identity')).toBeGreaterThan(lines.indexOf(waits[0]));
+    expect(edge.requests.some((q) => q.path.includes('/dataCollectionRules/') && q.status === 403)).toBe(true);
+    const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
+    expect(cfg.sink).toMatchObject({ type: 'logs-ingestion', dcrImmutableId: edge.dcrImmutableId });
+  });
+
   it('on a terminal, "set up Logs Ingestion for me" asks for the workspace and does the same', async () => {
     const root = fixture();
     const p = createScriptedPrompter(['workspace-setup', edge.workspaceId]);
