@@ -17,7 +17,7 @@ import { findListeners, listListeners } from '../system/listeners.js';
 import { detectFirewall, planFirewallFix } from '../system/firewall.js';
 import { detectSelinux, planSelinuxFix } from '../system/selinux.js';
 import { installOptionsSchema, type InstallOptions } from './options.js';
-import { setupLogsIngestion } from '../azure/setup-logs-ingestion.js';
+import { findRuleWorkspace, setupLogsIngestion } from '../azure/setup-logs-ingestion.js';
 import { ARM_URLS, createAzureClient, type AzureClient, type AzureClientOptions, type ForwarderIdentity } from '../azure/azure-client.js';
 import { MONITOR_SCOPES } from '../sinks/token.js';
 import { DATA_COLLECTOR_RETIRED, legacyNotice, probeDataCollector, type LegacyProbe, type LegacyTarget } from './legacy-notice.js';
@@ -1229,7 +1229,8 @@ async function resolveSink(
 ): Promise<SinkChoice> {
   const modes = [
     opts.sink ? 'file' : null,
-    opts.dce || opts.dcr ? 'dce' : null,
+    // With --workspace, --dce names a data collection endpoint for the new rule, not a destination.
+    (opts.dce && !opts.workspace) || opts.dcr ? 'dce' : null,
     opts.workspaceId ? 'workspace' : null,
     opts.workspace ? 'setup' : null,
   ].filter(Boolean);
@@ -1264,7 +1265,8 @@ async function resolveSink(
       secretFile = { path: CLIENT_SECRET_PATH, value: a.secret };
       sink.auth = { kind: 'client-secret', tenantId: a.tenantId, clientId: a.clientId, clientSecretFile: CLIENT_SECRET_PATH };
     }
-    return { sink, secretFile, describe: `Logs Ingestion ${opts.dce} (DCR ${opts.dcr})`, ...(setUpId ? { workspaceId: setUpId } : {}) };
+    const workspaceId = setUpId ?? (await ruleWorkspace(opts.dcr, opts.dce, opts.armEndpoint, cloud, deps, env));
+    return { sink, secretFile, describe: `Logs Ingestion ${opts.dce} (DCR ${opts.dcr})`, ...(workspaceId ? { workspaceId } : {}) };
   }
   let workspaceId = opts.workspaceId;
   if (!workspaceId) {
@@ -1362,6 +1364,7 @@ async function setUpWorkspace(
       armUrl,
       armScope: `${ARM_URLS[cloud]}/.default`,
       ingestionScope: MONITOR_SCOPES[cloud],
+      ...(opts.dce ? { dceResourceId: opts.dce } : {}),
       dryRun: opts.dryRun,
       verify: opts.verify,
     },
@@ -1381,6 +1384,37 @@ async function setUpWorkspace(
   }
   const auth = app ? { tenant: app.tenantId, clientId: app.clientId, managedIdentity: false } : { managedIdentity: true };
   return { opts: { ...opts, workspace: undefined, dce, dcr, ...auth }, workspaceId: r.customerId, app };
+}
+
+/** Azure's own ingestion hosts (a DCR's or a DCE's): only they have a rule in Azure Resource Manager to read. */
+const AZURE_INGESTION_HOST = /\.ingest\.monitor\.azure\.(com|us|cn)$/i;
+
+/**
+ * An existing rule's workspace, recorded so troubleshoot can read the probes back without --workspace. Best effort
+ * and never interactive: install goes on without it (one line says why).
+ */
+async function ruleWorkspace(
+  dcr: string,
+  dce: string,
+  armUrl: string | undefined,
+  cloud: Cloud,
+  deps: InstallDeps,
+  env: NodeJS.ProcessEnv,
+): Promise<string | undefined> {
+  if (!armUrl && !AZURE_INGESTION_HOST.test(new URL(dce).hostname)) return undefined;
+  try {
+    const azure = await (deps.azure ?? createAzureClient)({ env, scope: MONITOR_SCOPES[cloud], forwarder: { kind: 'managed-identity' } });
+    const found = await findRuleWorkspace(dcr, { armUrl: armUrl ?? ARM_URLS[cloud], armScope: `${ARM_URLS[cloud]}/.default` }, (c) =>
+      azure.request(c),
+    );
+    if (found) deps.log(`the rule ${dcr} sends to workspace ${found}: troubleshoot reads the probes back from it`);
+    else deps.log(`the rule ${dcr} is not visible to the signed-in identity: troubleshoot will need --workspace to read probes back`);
+    return found;
+  } catch (err) {
+    const why = (err as Error).message.split('\n')[0].slice(0, 200);
+    deps.log(`cannot read the rule ${dcr} to find its workspace (${why}): troubleshoot will need --workspace to read probes back`);
+    return undefined;
+  }
 }
 
 /** On a terminal with no destination flag: which path, then the values that path needs (checked as the flags are). */

@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createAzureClient, type AzureClient, type AzureClientOptions, type ForwarderIdentity } from '../../src/azure/azure-client.js';
 import { CLIENT_SECRET_PATH, runInstall } from '../../src/install/run-install.js';
+import { STATE_FILE } from '../../src/install/transaction.js';
+import { buildDcrTemplate } from '../../src/dcr/render.js';
 import { installOptionsSchema } from '../../src/install/options.js';
 import { createScriptedPrompter } from '../../src/system/prompts.js';
 import { installDeps } from './install-helpers.js';
@@ -325,6 +327,82 @@ describe('sentinel-cef install --workspace (runInstall against the mocks)', () =
     expect(edge.requests.some((q) => q.path.includes('/dataCollectionRules/') && q.status === 403)).toBe(true);
     const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
     expect(cfg.sink).toMatchObject({ type: 'logs-ingestion', dcrImmutableId: edge.dcrImmutableId });
+  });
+
+  it('--dce/--dcr of an existing rule: its workspace is read from the rule and recorded for readback', async () => {
+    const w = ctl.workspaces[0];
+    const wsId = `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${w.name}`;
+    const t = buildDcrTemplate();
+    t.properties.destinations.logAnalytics[0].workspaceResourceId = wsId;
+    ctl.addDcr(
+      `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.Insights/dataCollectionRules/existing`,
+      {
+        location: w.location,
+        kind: 'Direct',
+        properties: { ...t.properties, immutableId: edge.dcrImmutableId },
+      },
+    );
+    const root = fixture();
+    const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
+    await runInstall(
+      installOptionsSchema.parse({
+        yes: true,
+        verify: false,
+        dce: edge.url,
+        dcr: edge.dcrImmutableId,
+        managedIdentity: true,
+        armEndpoint: ctl.url,
+      }),
+      d.deps,
+    );
+    const state = JSON.parse(readFileSync(path.join(root, STATE_FILE), 'utf8'));
+    expect(state.options.workspaceId).toBe(edge.workspaceId);
+    expect(d.text()).toContain(`sends to workspace ${edge.workspaceId}: troubleshoot reads the probes back from it`);
+    expect(writesSeen()).toHaveLength(0);
+  });
+
+  it('--dce/--dcr of a rule nobody can read: install goes on, one line says readback will need --workspace', async () => {
+    const root = fixture();
+    const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
+    await runInstall(
+      installOptionsSchema.parse({
+        yes: true,
+        verify: false,
+        dce: edge.url,
+        dcr: `dcr-${'a'.repeat(32)}`,
+        managedIdentity: true,
+        armEndpoint: ctl.url,
+      }),
+      d.deps,
+    );
+    expect(JSON.parse(readFileSync(path.join(root, STATE_FILE), 'utf8')).options.workspaceId).toBeUndefined();
+    expect(d.text()).toMatch(/is not visible to the signed-in identity: troubleshoot will need --workspace/);
+  });
+
+  it('--workspace with --dce <resource id>: the rule sends through that endpoint, which the forwarder then uses', async () => {
+    const w = ctl.workspaces[0];
+    const dceId = `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.Insights/dataCollectionEndpoints/my-dce`;
+    ctl.addDce(dceId, w.location);
+    const root = fixture();
+    const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
+    await runInstall(installOpts({ dce: dceId }), d.deps);
+    const [rule] = [...ctl.dcrs.values()];
+    expect(rule.kind).toBeUndefined();
+    expect(rule.properties.dataCollectionEndpointId).toBe(dceId);
+    const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
+    expect(cfg.sink).toMatchObject({ type: 'logs-ingestion', endpoint: edge.url, dcrImmutableId: rule.properties.immutableId });
+    // A second run changes nothing; a DCE in another region is one line, before any write.
+    const puts = writesSeen().length;
+    await runInstall(installOpts({ dce: dceId }), installDeps(temp, root, { azure: azure(), sleep: async () => {} }).deps);
+    expect(writesSeen().length).toBe(puts);
+    const far = dceId.replace('my-dce', 'far-dce');
+    ctl.addDce(far, 'eastus');
+    await expect(runInstall(installOpts({ dce: far }), installDeps(temp, fixture(), { azure: azure() }).deps)).rejects.toThrow(
+      /^data collection endpoint \S+far-dce is in eastus, the workspace in westeurope$/,
+    );
+    expect(writesSeen().length).toBe(puts);
+    // With --workspace, --dce is an endpoint's resource id, not a URL.
+    expect(() => installOpts({ dce: edge.url })).toThrow(/with --workspace, --dce is the resource id of a data collection endpoint/);
   });
 
   it('on a terminal, "set up Logs Ingestion for me" asks for the workspace and does the same', async () => {

@@ -74,7 +74,7 @@ function parsingProgram(): Command {
       const r = installOptionsSchema.safeParse({ ...flags, workspaceId: args[0], primaryKey: args[1] });
       if (!r.success) throw new Error(formatOptionError(r.error, INSTALL_ARGUMENTS));
       const o = r.data;
-      const modes = [o.sink, o.dce || o.dcr, o.workspaceId, o.workspace].filter(Boolean);
+      const modes = [o.sink, (o.dce && !o.workspace) || o.dcr, o.workspaceId, o.workspace].filter(Boolean);
       if (modes.length > 1) throw new Error('more than one destination');
       if (Boolean(o.dce) !== Boolean(o.dcr)) throw new Error('--dce and --dcr go together');
     } else if (name === 'uninstall') {
