@@ -277,7 +277,7 @@ const cases: Array<[string, string[], RegExp | string, number]> = [
   [
     'install --arm-endpoint alone',
     ['install', '--arm-endpoint', 'https://arm.example', '--sink', 'file:/x'],
-    'sentinel-cef: --arm-endpoint only applies with --workspace',
+    'sentinel-cef: --arm-endpoint only applies with --workspace or --dce/--dcr',
     2,
   ],
   ['install --dcr', ['install', '--dcr', 'x y'], "sentinel-cef: --dcr must be a DCR immutable id (dcr- and 32 hex digits), got 'x y'", 2],

@@ -1,14 +1,10 @@
 import type { TokenCredential } from '@azure/identity';
-import type { Cloud } from '../config/schema.js';
 import { CliError } from '../errors.js';
 import { HttpTransport, describeNetworkError } from '../sinks/http.js';
 import type { AzureAnswer, AzureCall } from './setup-logs-ingestion.js';
+import { createReadbackCredential } from './readback.js';
 
-export const ARM_URLS: Record<Cloud, string> = {
-  AzureCloud: 'https://management.azure.com',
-  AzureUSGovernment: 'https://management.usgovcloudapi.net',
-  AzureChinaCloud: 'https://management.chinacloudapi.cn',
-};
+export { ARM_URLS } from './arm-urls.js';
 
 /** The outside world of `install --workspace`; tests pass one backed by the mocks. */
 export interface AzureClient {
@@ -17,16 +13,26 @@ export interface AzureClient {
   forwarderPrincipalId(): Promise<string>;
 }
 
-/**
- * Signs in with DefaultAzureCredential (environment, workload identity, managed identity, Azure CLI, …) for the
- * control-plane calls; the forwarder's own identity (client secret from the environment, else the machine's
- * managed identity) gives the principal to grant. Tokens are used, never printed.
- */
-export async function createAzureClient(opts: {
+/** The identity the forwarder will send as: the one granted the role and the one the role probe signs in as. */
+export type ForwarderIdentity =
+  { kind: 'client-secret'; tenantId: string; clientId: string; secret: string } | { kind: 'managed-identity'; clientId?: string };
+
+export interface AzureClientOptions {
   env: NodeJS.ProcessEnv;
   scope: string;
-  managedIdentityClientId?: string;
-}): Promise<AzureClient> {
+  forwarder: ForwarderIdentity;
+  /** Device code sign-in is offered only on a terminal. */
+  interactive?: boolean;
+  /** Where the device code prompt goes (stderr). */
+  prompt?: (text: string) => void;
+}
+
+/**
+ * Signs the operator in as readback does (DefaultAzureCredential: environment, workload identity, managed identity,
+ * Azure CLI; then device code on a terminal) for the control-plane calls; the forwarder's own identity (the service
+ * principal given, else the machine's managed identity) gives the principal to grant. Tokens are used, never printed.
+ */
+export async function createAzureClient(opts: AzureClientOptions): Promise<AzureClient & { signIn: TokenCredential }> {
   const identity = await import('@azure/identity');
   const env = opts.env;
   // A custom authority (AZURE_AUTHORITY_HOST: private clouds, tests) is not in Microsoft's instance-discovery list.
@@ -34,15 +40,17 @@ export async function createAzureClient(opts: {
     disableInstanceDiscovery: Boolean(env.AZURE_AUTHORITY_HOST),
     ...(env.AZURE_AUTHORITY_HOST ? { authorityHost: env.AZURE_AUTHORITY_HOST } : {}),
   };
-  const signIn: TokenCredential = new identity.DefaultAzureCredential(common);
+  const signIn = await createReadbackCredential({ env, interactive: opts.interactive, prompt: opts.prompt });
+  const f = opts.forwarder;
   const forwarder: TokenCredential =
-    env.AZURE_CLIENT_SECRET && env.AZURE_CLIENT_ID && env.AZURE_TENANT_ID
-      ? new identity.ClientSecretCredential(env.AZURE_TENANT_ID, env.AZURE_CLIENT_ID, env.AZURE_CLIENT_SECRET, common)
-      : opts.managedIdentityClientId
-        ? new identity.ManagedIdentityCredential({ clientId: opts.managedIdentityClientId })
+    f.kind === 'client-secret'
+      ? new identity.ClientSecretCredential(f.tenantId, f.clientId, f.secret, common)
+      : f.clientId
+        ? new identity.ManagedIdentityCredential({ clientId: f.clientId })
         : new identity.ManagedIdentityCredential();
   const transport = new HttpTransport({ env, timeoutMs: 60_000 });
   return {
+    signIn,
     async request(call) {
       let token: string;
       try {

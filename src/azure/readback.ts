@@ -14,7 +14,7 @@ import type { Cloud } from '../config/schema.js';
 import { HttpTransport, describeNetworkError } from '../sinks/http.js';
 import { buildProbeMessage } from '../forwarder/send-test.js';
 import { parseLine } from '../parser/index.js';
-import { ARM_URLS } from './azure-client.js';
+import { ARM_URLS } from './arm-urls.js';
 import { DCR_API_VERSION } from '../dcr/render.js';
 import { RESOURCE_GRAPH_API_VERSION, type AzureAnswer } from './setup-logs-ingestion.js';
 

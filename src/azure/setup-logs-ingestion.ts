@@ -14,6 +14,7 @@ export const WORKSPACES_API_VERSION = '2025-02-01';
 export const ROLE_ASSIGNMENTS_API_VERSION = '2022-04-01';
 export const RESOURCE_GRAPH_API_VERSION = '2024-04-01';
 export const LOGS_INGESTION_API_VERSION = '2023-01-01';
+const ROLE_WAIT_MS = 30 * 60_000;
 /** Built-in role "Monitoring Metrics Publisher". */
 export const MONITORING_METRICS_PUBLISHER_ID = '3913510d-42f4-4e42-8a64-420c390055eb';
 
@@ -52,6 +53,7 @@ interface RuleBody {
   properties?: {
     immutableId?: string;
     endpoints?: { logsIngestion?: string };
+    dataCollectionEndpointId?: unknown;
     streamDeclarations?: unknown;
     destinations?: unknown;
     dataFlows?: unknown;
@@ -75,9 +77,13 @@ export interface SetupOptions {
   armScope: string;
   ingestionScope: string;
   dcrName?: string;
+  /** A data collection endpoint for the rule (only when the user asks for one; else the rule's own endpoint). */
+  dceResourceId?: string;
   dryRun: boolean;
   /** How long to wait for a new role assignment to apply (Azure: up to ~30 min). */
   roleWaitMs?: number;
+  /** Install ends with the end-to-end probe (listed in a dry run). */
+  verify?: boolean;
   pollMs?: number;
 }
 
@@ -161,8 +167,13 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
     location = String(hit.location);
     customerId = opts.workspace;
   } else if (WS_ID.test(opts.workspace)) {
-    const a = await send({ method: 'GET', url: arm(opts.workspace, WORKSPACES_API_VERSION), scope: opts.armScope }, [200]);
+    const a = await send({ method: 'GET', url: arm(opts.workspace, WORKSPACES_API_VERSION), scope: opts.armScope }, [200, 404]);
     const ws = a.json as ArmBody;
+    if (a.status === 404)
+      throw new CliError(`workspace ${opts.workspace} was not found (${ws?.error?.code ?? 'HTTP 404'})`, {
+        exitCode: 1,
+        suggestion: 'check the subscription, resource group and name (az monitor log-analytics workspace list --query "[].id")',
+      });
     wsId = String(ws.id);
     location = String(ws.location);
     const cid = ws.properties?.customerId;
@@ -173,9 +184,31 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
   const [, sub, rg] = WS_ID.exec(wsId)!;
   deps.log(`workspace: ${wsId} (${location})`);
 
+  // ---- the DCE, when asked for: the rule sends through it, so it must be in the workspace's region ----
+  let dceEndpoint: string | undefined;
+  if (opts.dceResourceId) {
+    const a = await send({ method: 'GET', url: arm(opts.dceResourceId, DCR_API_VERSION), scope: opts.armScope }, [200, 404]);
+    const dce = a.json as { location?: unknown; properties?: { logsIngestion?: { endpoint?: unknown } } } | null;
+    if (a.status === 404) throw new CliError(`data collection endpoint ${opts.dceResourceId} was not found`, { exitCode: 1 });
+    if (String(dce?.location ?? '').toLowerCase() !== location.toLowerCase())
+      throw new CliError(`data collection endpoint ${opts.dceResourceId} is in ${String(dce?.location)}, the workspace in ${location}`, {
+        exitCode: 1,
+        suggestion: `pass a data collection endpoint in ${location}, or none (the rule then has its own endpoint)`,
+      });
+    const ep = dce?.properties?.logsIngestion?.endpoint;
+    if (typeof ep !== 'string')
+      throw new CliError(`data collection endpoint ${opts.dceResourceId} has no logs ingestion endpoint`, { exitCode: 1 });
+    dceEndpoint = ep;
+  }
+
   // ---- the DCR ----
   const dcrPath = `/subscriptions/${sub}/resourceGroups/${rg}/providers/Microsoft.Insights/dataCollectionRules/${opts.dcrName ?? 'sentinel-cef-dcr'}`;
-  const desired = renderDcr({ name: opts.dcrName ?? 'sentinel-cef-dcr', location, workspaceResourceId: wsId });
+  const desired = renderDcr({
+    name: opts.dcrName ?? 'sentinel-cef-dcr',
+    location,
+    workspaceResourceId: wsId,
+    ...(opts.dceResourceId ? { dceResourceId: opts.dceResourceId } : {}),
+  });
   const body = { location: desired.location, ...(desired.kind ? { kind: desired.kind } : {}), properties: desired.properties };
   const current = await send({ method: 'GET', url: arm(dcrPath, DCR_API_VERSION), scope: opts.armScope }, [200, 404]);
   let dcr = current.status === 200 ? (current.json as RuleBody | null) : null;
@@ -188,7 +221,7 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
       deps.log(`data collection rule ${dcrPath}: ${a.status === 201 ? 'created' : 'updated'}`);
     }
   }
-  const endpoint: string | undefined = dcr?.properties?.endpoints?.logsIngestion;
+  const endpoint: string | undefined = dceEndpoint ?? dcr?.properties?.endpoints?.logsIngestion;
   const immutableId: string | undefined = dcr?.properties?.immutableId;
   if (dcr && !endpoint) throw new CliError(`the rule ${dcrPath} has no logs ingestion endpoint (not kind Direct)`, { exitCode: 1 });
 
@@ -220,7 +253,12 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
       );
     }
   }
+  const ingest = `${endpoint ?? '{logs-ingestion-endpoint-of-the-new-rule}'}/dataCollectionRules/${immutableId ?? '{immutable-id-of-the-new-rule}'}/streams/${DCR_STREAM}?api-version=${LOGS_INGESTION_API_VERSION}`;
   if (opts.dryRun) {
+    deps.log(
+      `would call: POST ${ingest} [] (as the forwarder, repeated until the role applies: up to ${Math.round((opts.roleWaitMs ?? ROLE_WAIT_MS) / 60_000)} min)`,
+    );
+    if (opts.verify) deps.log(`would call: POST ${ingest} [<one probe row>] (the end-to-end probe, sent by the forwarder)`);
     deps.log(
       writes.length
         ? `dry run: ${writes.length} change(s) listed above; nothing was changed in Azure`
@@ -231,10 +269,10 @@ export async function setupLogsIngestion(opts: SetupOptions, deps: SetupDeps): P
   if (writes.length === 0) deps.log('Azure: nothing to change, everything is already in place');
 
   // ---- wait until ingestion accepts the identity (a new assignment takes up to ~30 min) ----
-  const deadline = deps.now() + (opts.roleWaitMs ?? 30 * 60_000);
+  const deadline = deps.now() + (opts.roleWaitMs ?? ROLE_WAIT_MS);
   const probe: AzureCall = {
     method: 'POST',
-    url: `${endpoint}/dataCollectionRules/${immutableId}/streams/${DCR_STREAM}?api-version=${LOGS_INGESTION_API_VERSION}`,
+    url: ingest,
     body: [],
     scope: opts.ingestionScope,
     asForwarder: true,
@@ -273,6 +311,9 @@ function sameRule(actual: RuleBody, want: RuleBody): boolean {
     canonical({
       location: String(r.location ?? '').toLowerCase(),
       kind: r.kind ? String(r.kind).trim() : undefined,
+      dataCollectionEndpointId: r.properties?.dataCollectionEndpointId
+        ? String(r.properties.dataCollectionEndpointId).toLowerCase()
+        : undefined,
       streamDeclarations: r.properties?.streamDeclarations,
       destinations: dests(r.properties?.destinations),
       dataFlows: r.properties?.dataFlows,
@@ -296,4 +337,45 @@ function canonical(v: unknown): string {
 export function deterministicGuid(seed: string): string {
   const h = createHash('sha256').update(seed).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16], 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/**
+ * The workspace an existing rule sends to (`--dce/--dcr` installs), for troubleshoot's readback: the rule found by
+ * its immutable id in Resource Graph, then its first Log Analytics destination's workspaceId (read-only, filled
+ * by ARM), else that destination's workspace read by resource id. Undefined when the rule or workspace is not visible.
+ */
+export async function findRuleWorkspace(
+  immutableId: string,
+  opts: { armUrl: string; armScope: string },
+  request: (call: AzureCall) => Promise<AzureAnswer>,
+): Promise<string | undefined> {
+  const base = opts.armUrl.replace(/\/+$/, '');
+  const query = `Resources | where type =~ 'microsoft.insights/datacollectionrules' | where properties.immutableId =~ '${immutableId}' | project id, properties`;
+  const a = await request({
+    method: 'POST',
+    url: `${base}/providers/Microsoft.ResourceGraph/resources?api-version=${RESOURCE_GRAPH_API_VERSION}`,
+    body: { query },
+    scope: opts.armScope,
+  });
+  if (a.status !== 200) throw new Error(`Resource Graph answered HTTP ${a.status}${armError(a)}`);
+  const rule = (a.json as { data?: Array<{ properties?: { destinations?: unknown } }> } | null)?.data?.[0];
+  if (!rule) return undefined;
+  const dests = (rule.properties?.destinations as { logAnalytics?: Array<{ workspaceId?: unknown; workspaceResourceId?: unknown }> })
+    ?.logAnalytics;
+  const d = dests?.[0];
+  if (typeof d?.workspaceId === 'string' && GUID.test(d.workspaceId)) return d.workspaceId;
+  if (typeof d?.workspaceResourceId !== 'string' || !WS_ID.test(d.workspaceResourceId)) return undefined;
+  const ws = await request({
+    method: 'GET',
+    url: `${base}${d.workspaceResourceId}?api-version=${WORKSPACES_API_VERSION}`,
+    scope: opts.armScope,
+  });
+  if (ws.status !== 200) throw new Error(`reading workspace ${d.workspaceResourceId}: HTTP ${ws.status}${armError(ws)}`);
+  const cid = (ws.json as ArmBody | null)?.properties?.customerId;
+  return typeof cid === 'string' && GUID.test(cid) ? cid : undefined;
+}
+
+function armError(a: AzureAnswer): string {
+  const e = (a.json as ArmBody | null)?.error;
+  return e?.code ? ` (${e.code})` : '';
 }

@@ -11,7 +11,10 @@ import { INSTALL_STEPS, runInstall, type InstallStepName } from '../install/run-
 export function installCommand(): Command {
   return new Command('install')
     .description('Configure rsyslog or syslog-ng and the forwarder so CEF on port 514 reaches Microsoft Sentinel')
-    .argument('[workspaceId]', 'Log Analytics workspace id (Data Collector API, retired 2026-09-14; see `sentinel-cef dcr`)')
+    .argument(
+      '[workspaceId]',
+      'legacy form: workspace id for the Data Collector API (retired 2026-09-14; rows go to CommonSecurityLog_CL) — use --workspace',
+    )
     .argument('[primaryKey]', 'workspace primary key (prefer --key-file or SENTINEL_CEF_KEY: argv is visible in /proc)')
     .option(
       '--workspace <id>',
@@ -66,6 +69,9 @@ export function installCommand(): Command {
       'after',
       `
 Examples:
+  sentinel-cef install --workspace 11111111-2222-3333-4444-555555555555 --dry-run   # the Azure calls and the plan, nothing changed
+  sentinel-cef install --workspace 11111111-2222-3333-4444-555555555555 --yes   # DCR, role for this machine's managed identity
+  sentinel-cef install --workspace WORKSPACE_ID --tenant contoso.onmicrosoft.com --client-id APP_ID --client-secret-file /root/secret
   sentinel-cef install --dry-run --sink file:/var/tmp/cef.ndjson          # see the plan and diffs, change nothing
   sentinel-cef install --dce https://my-dce.eastus-1.ingest.monitor.azure.com --dcr dcr-0123456789abcdef0123456789abcdef \\
       --tenant contoso.onmicrosoft.com --client-id 00000000-0000-0000-0000-000000000000 --client-secret-file /root/secret

@@ -127,6 +127,8 @@ export interface MockControl {
   setGraphLag(id: string | undefined, properties?: DcrProperties): void;
   /** Stores a rule as if created elsewhere (another tool, AMA's CEF rule); the id names its group and name. */
   addDcr(id: string, resource: DcrBody): void;
+  /** Stores a data collection endpoint (dataCollectionEndpoints 2023-03-11) whose logs ingestion URL is the edge's. */
+  addDce(id: string, location: string): void;
   setSyslogCopies(on: boolean): void;
   setReader(on: boolean): void;
   close(): Promise<void>;
@@ -145,6 +147,7 @@ class HttpError extends Error {
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const WS_PATH = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.OperationalInsights\/workspaces\/([^/]+)$/i;
 const DCR_PATH = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Insights\/dataCollectionRules\/([^/]+)$/i;
+const DCE_PATH = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Insights\/dataCollectionEndpoints\/([^/]+)$/i;
 const RA_PATH = /^(\/.+)\/providers\/Microsoft\.Authorization\/roleAssignments\/([^/]+)$/i;
 const QUERY_PATH = /^\/v1\/workspaces\/([^/]+)\/query$/;
 
@@ -164,6 +167,7 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
   const requests: ControlRequest[] = [];
   const dcrs = new Map<string, StoredDcr>();
   const roleAssignments = new Map<string, StoredRoleAssignment>();
+  const dces = new Map<string, { id: string; name: string; location: string; properties: { logsIngestion: { endpoint: string } } }>();
   let edgeDcrUsed = false;
   let syslogCopies = options.syslogCopies ?? false;
   let noReader = options.noReader ?? false;
@@ -253,6 +257,13 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
     const destNames = new Set(la.map((d) => d.name));
     for (const d of la) {
       if (!findWs(String(d.workspaceResourceId ?? ''))) throw bad(`destination ${d.name}: workspace ${d.workspaceResourceId} not found`);
+    }
+    const dceId = p.dataCollectionEndpointId;
+    if (dceId !== undefined) {
+      const dce = dces.get(String(dceId).toLowerCase());
+      if (!dce) throw bad(`data collection endpoint ${String(dceId)} not found`);
+      if (dce.location.toLowerCase() !== rule.location.toLowerCase())
+        throw bad(`data collection endpoint ${String(dceId)} is in ${dce.location}, not in the rule's region ${rule.location}`);
     }
     const declared = new Set(Object.keys(p.streamDeclarations ?? {}));
     for (const f of flows) {
@@ -369,6 +380,19 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
           `The Resource 'Microsoft.OperationalInsights/workspaces/${m[3]}' under resource group '${m[2]}' was not found.`,
         );
       return [200, workspaceResource(w)];
+    }
+    if ((m = DCE_PATH.exec(path))) {
+      requireVersion(url, API_VERSIONS.dataCollectionRules);
+      if (req.method !== 'GET') throw new HttpError(405, 'MethodNotAllowed', `${req.method} is not supported here`);
+      permit('Microsoft.Insights/dataCollectionEndpoints/read', path);
+      const dce = dces.get(path.toLowerCase());
+      if (!dce)
+        throw new HttpError(
+          404,
+          'ResourceNotFound',
+          `The Resource 'Microsoft.Insights/dataCollectionEndpoints/${m[3]}' under resource group '${m[2]}' was not found.`,
+        );
+      return [200, { ...dce, type: 'Microsoft.Insights/dataCollectionEndpoints' }];
     }
     if ((m = DCR_PATH.exec(path))) {
       requireVersion(url, API_VERSIONS.dataCollectionRules);
@@ -728,6 +752,8 @@ export async function startMockControl(options: MockControlOptions): Promise<Moc
     setGraphPageSize: (n) => void (graphPageSize = n),
     setGraphLag: (id, properties) => void (graphLag = id && properties ? { id, properties } : undefined),
     addDcr: (id, resource) => void dcrs.set(id.toLowerCase(), { ...resource, id, name: id.split('/').pop()! }),
+    addDce: (id, location) =>
+      void dces.set(id.toLowerCase(), { id, name: id.split('/').pop()!, location, properties: { logsIngestion: { endpoint: edge.url } } }),
     setSyslogCopies: (on) => void (syslogCopies = on),
     setReader: (on) => void (noReader = !on),
     async close() {

@@ -14,6 +14,8 @@ import { CONTROL_CHARS as CONTROL } from '../util/control-chars.js';
 const ABS_PATH = /^\/[A-Za-z0-9._+@,=/-]*$/;
 const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const DCE_RESOURCE_ID =
+  /^\/subscriptions\/[0-9a-fA-F-]{36}\/resourceGroups\/[A-Za-z0-9._()-]{1,90}\/providers\/Microsoft\.Insights\/dataCollectionEndpoints\/[A-Za-z0-9-]{3,44}$/i;
 const WS_RESOURCE_ID =
   /^\/subscriptions\/[0-9a-fA-F-]{36}\/resourceGroups\/[A-Za-z0-9._()-]{1,90}\/providers\/Microsoft\.OperationalInsights\/workspaces\/[A-Za-z0-9-]{4,63}$/i;
 /** RFC 3986 characters only (no spaces, quotes, backslashes, braces). */
@@ -55,7 +57,8 @@ export const installOptionsSchema = z
     primaryKey: grammar('<primaryKey>', 'a base64 key', (v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v.trim()), { secret: true }).optional(),
     // Read by install, never written into a file: any path will do, on one line.
     keyFile: noControl('--key-file').optional(),
-    dce: grammar('--dce', 'an http(s) URL', isHttpUrl).optional(),
+    // A URL (the DCE's or the DCR's ingestion endpoint); with --workspace the resource id of a DCE for the new rule.
+    dce: grammar('--dce', 'an http(s) URL', (v) => isHttpUrl(v) || DCE_RESOURCE_ID.test(v)).optional(),
     dcr: grammar('--dcr', 'a DCR immutable id (dcr- and 32 hex digits)', (v) => /^dcr-[0-9a-fA-F]{32}$/.test(v)).optional(),
     stream: grammar('--stream', 'a stream name (Custom-NAME or Microsoft-NAME)', (v) =>
       /^(Custom|Microsoft)-[A-Za-z0-9_]{1,200}$/.test(v),
@@ -137,8 +140,15 @@ export const installOptionsSchema = z
       o.workspaceId !== undefined || o.keyFile !== undefined || o.dcr !== undefined || o.dce !== undefined || o.sink !== undefined;
     if (o.principalId !== undefined && o.workspace === undefined && otherDestination)
       refuse('--principal-id only applies with --workspace');
-    if (o.armEndpoint !== undefined && o.workspace === undefined && otherDestination)
-      refuse('--arm-endpoint only applies with --workspace');
+    // With --dce/--dcr install reads the rule through ARM to learn its workspace.
+    if (o.armEndpoint !== undefined && o.workspace === undefined && o.dcr === undefined && otherDestination)
+      refuse('--arm-endpoint only applies with --workspace or --dce/--dcr');
+    if (o.dce !== undefined && o.workspace !== undefined && !DCE_RESOURCE_ID.test(o.dce))
+      refuse(
+        `with --workspace, --dce is the resource id of a data collection endpoint (/subscriptions/…/dataCollectionEndpoints/NAME), got ${showValue(o.dce)}`,
+      );
+    if (o.dce !== undefined && o.workspace === undefined && DCE_RESOURCE_ID.test(o.dce))
+      refuse(`--dce must be an http(s) URL (a data collection endpoint's resource id goes with --workspace), got ${showValue(o.dce)}`);
     if (o.managedIdentity && o.clientSecretFile !== undefined) refuse('--managed-identity and --client-secret-file exclude each other');
   });
 export type InstallOptions = z.infer<typeof installOptionsSchema>;

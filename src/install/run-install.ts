@@ -17,8 +17,8 @@ import { findListeners, listListeners } from '../system/listeners.js';
 import { detectFirewall, planFirewallFix } from '../system/firewall.js';
 import { detectSelinux, planSelinuxFix } from '../system/selinux.js';
 import { installOptionsSchema, type InstallOptions } from './options.js';
-import { setupLogsIngestion } from '../azure/setup-logs-ingestion.js';
-import { ARM_URLS, createAzureClient, type AzureClient } from '../azure/azure-client.js';
+import { findRuleWorkspace, setupLogsIngestion } from '../azure/setup-logs-ingestion.js';
+import { ARM_URLS, createAzureClient, type AzureClient, type AzureClientOptions, type ForwarderIdentity } from '../azure/azure-client.js';
 import { MONITOR_SCOPES } from '../sinks/token.js';
 import { DATA_COLLECTOR_RETIRED, legacyNotice, probeDataCollector, type LegacyProbe, type LegacyTarget } from './legacy-notice.js';
 import { loadTemplate, packageRoot } from './templates.js';
@@ -97,8 +97,8 @@ export interface InstallDeps {
   services?: Services;
   /** Asks the Data Collector endpoint what it answers (default: a signed HTTPS post); tests pass a fake. */
   probeLegacy?: (target: LegacyTarget, sharedKey: string) => Promise<LegacyProbe>;
-  /** Azure for `--workspace` (default: DefaultAzureCredential over HTTPS); tests pass one backed by the mocks. */
-  azure?: AzureClient;
+  /** Azure for `--workspace` (default: createAzureClient over HTTPS); tests pass one backed by the mocks. */
+  azure?: (o: AzureClientOptions) => Promise<AzureClient>;
   /** Waits between role probes (tests: instant). */
   sleep?: (ms: number) => Promise<void>;
   /** Called as each named step starts (progress on a terminal). */
@@ -1356,7 +1356,8 @@ async function resolveSink(
 ): Promise<SinkChoice> {
   const modes = [
     opts.sink ? 'file' : null,
-    opts.dce || opts.dcr ? 'dce' : null,
+    // With --workspace, --dce names a data collection endpoint for the new rule, not a destination.
+    (opts.dce && !opts.workspace) || opts.dcr ? 'dce' : null,
     opts.workspaceId ? 'workspace' : null,
     opts.workspace ? 'setup' : null,
   ].filter(Boolean);
@@ -1364,7 +1365,8 @@ async function resolveSink(
   if (modes.length > 1)
     throw new UsageError('choose one destination: <workspaceId> <primaryKey>, --dce/--dcr, --workspace, or --sink file:PATH');
   let setUpId: string | undefined;
-  if (opts.workspace) ({ opts, workspaceId: setUpId } = await setUpWorkspace(opts, cloud, deps, env));
+  let app: App | undefined;
+  if (opts.workspace) ({ opts, workspaceId: setUpId, app } = await setUpWorkspace(opts, cloud, deps, env));
   if (opts.sink) {
     const p = opts.sink.slice('file:'.length);
     // The forwarder would refuse it at start (forward --check does too): say so before anything changes.
@@ -1386,20 +1388,12 @@ async function resolveSink(
     if (opts.managedIdentity) {
       sink.auth = opts.clientId ? { kind: 'managed-identity', clientId: opts.clientId } : { kind: 'managed-identity' };
     } else {
-      const tenant = opts.tenant ?? (await deps.prompter.input('Entra tenant id', { flag: '--tenant (or --managed-identity)' }));
-      const clientId = opts.clientId ?? (await deps.prompter.input('Application (client) id', { flag: '--client-id' }));
-      let secret: string;
-      if (opts.clientSecretFile) secret = (await readSecretFile(opts.clientSecretFile, 'client secret')).trim();
-      else if (env.AZURE_CLIENT_SECRET) secret = env.AZURE_CLIENT_SECRET.trim();
-      else secret = (await deps.prompter.password('Client secret', { flag: '--client-secret-file (or AZURE_CLIENT_SECRET)' })).trim();
-      if (!secret) throw new UsageError('the client secret is empty');
-      if (CONTROL_CHARS.test(secret))
-        throw new UsageError('the client secret holds a control character or newline', { suggestion: 'put the secret alone on one line' });
-      deps.exec.registerSecret(secret);
-      secretFile = { path: CLIENT_SECRET_PATH, value: secret };
-      sink.auth = { kind: 'client-secret', tenantId: tenant, clientId, clientSecretFile: CLIENT_SECRET_PATH };
+      const a = app ?? (await resolveApp(opts, deps, env));
+      secretFile = { path: CLIENT_SECRET_PATH, value: a.secret };
+      sink.auth = { kind: 'client-secret', tenantId: a.tenantId, clientId: a.clientId, clientSecretFile: CLIENT_SECRET_PATH };
     }
-    return { sink, secretFile, describe: `Logs Ingestion ${opts.dce} (DCR ${opts.dcr})`, ...(setUpId ? { workspaceId: setUpId } : {}) };
+    const workspaceId = setUpId ?? (await ruleWorkspace(opts.dcr, opts.dce, opts.armEndpoint, cloud, deps, env));
+    return { sink, secretFile, describe: `Logs Ingestion ${opts.dce} (DCR ${opts.dcr})`, ...(workspaceId ? { workspaceId } : {}) };
   }
   let workspaceId = opts.workspaceId;
   if (!workspaceId) {
@@ -1444,20 +1438,52 @@ async function resolveSink(
   };
 }
 
+/** A service principal the forwarder sends as; the secret is registered with exec so no output shows it. */
+type App = Extract<ForwarderIdentity, { kind: 'client-secret' }>;
+
+/** The service principal from the flags, then AZURE_* (with --workspace), then prompts on a terminal. */
+async function resolveApp(opts: InstallOptions, deps: InstallDeps, env: NodeJS.ProcessEnv, fromEnv = false): Promise<App> {
+  const tenantId =
+    opts.tenant ??
+    (fromEnv ? env.AZURE_TENANT_ID : undefined) ??
+    (await deps.prompter.input('Entra tenant id', { flag: '--tenant (or --managed-identity)' }));
+  const clientId =
+    opts.clientId ??
+    (fromEnv ? env.AZURE_CLIENT_ID : undefined) ??
+    (await deps.prompter.input('Application (client) id', { flag: '--client-id' }));
+  let secret: string;
+  if (opts.clientSecretFile) secret = (await readSecretFile(opts.clientSecretFile, 'client secret')).trim();
+  else if (env.AZURE_CLIENT_SECRET) secret = env.AZURE_CLIENT_SECRET.trim();
+  else secret = (await deps.prompter.password('Client secret', { flag: '--client-secret-file (or AZURE_CLIENT_SECRET)' })).trim();
+  if (!secret) throw new UsageError('the client secret is empty');
+  if (CONTROL_CHARS.test(secret))
+    throw new UsageError('the client secret holds a control character or newline', { suggestion: 'put the secret alone on one line' });
+  deps.exec.registerSecret(secret);
+  return { kind: 'client-secret', tenantId, clientId, secret };
+}
+
 /**
  * `--workspace`: creates what Logs Ingestion needs in Azure, then continues as `--dce URL --dcr ID` with the
- * forwarder's identity (the app in AZURE_CLIENT_* when set, else the machine's managed identity).
+ * forwarder's identity: the service principal given (--tenant/--client-secret-file, or AZURE_TENANT_ID,
+ * AZURE_CLIENT_ID and AZURE_CLIENT_SECRET), else the machine's managed identity.
  */
 async function setUpWorkspace(
   opts: InstallOptions,
   cloud: Cloud,
   deps: InstallDeps,
   env: NodeJS.ProcessEnv,
-): Promise<{ opts: InstallOptions; workspaceId?: string }> {
-  const useApp = Boolean(env.AZURE_CLIENT_SECRET && env.AZURE_CLIENT_ID && env.AZURE_TENANT_ID) && !opts.managedIdentity;
-  const azure =
-    deps.azure ??
-    (await createAzureClient({ env, scope: MONITOR_SCOPES[cloud], managedIdentityClientId: useApp ? undefined : opts.clientId }));
+): Promise<{ opts: InstallOptions; workspaceId?: string; app?: App }> {
+  const appGiven = opts.tenant !== undefined || opts.clientSecretFile !== undefined;
+  const appInEnv = Boolean(env.AZURE_CLIENT_SECRET && env.AZURE_CLIENT_ID && env.AZURE_TENANT_ID);
+  const app = !opts.managedIdentity && (appGiven || appInEnv) ? await resolveApp(opts, deps, env, true) : undefined;
+  const forwarder: ForwarderIdentity = app ?? { kind: 'managed-identity', ...(opts.clientId ? { clientId: opts.clientId } : {}) };
+  const azure = await (deps.azure ?? createAzureClient)({
+    env,
+    scope: MONITOR_SCOPES[cloud],
+    forwarder,
+    interactive: deps.prompter.interactive,
+    prompt: deps.log,
+  });
   const principalId = opts.principalId ?? (await azure.forwarderPrincipalId());
   const armUrl = opts.armEndpoint ?? ARM_URLS[cloud];
   const r = await setupLogsIngestion(
@@ -1467,7 +1493,9 @@ async function setUpWorkspace(
       armUrl,
       armScope: `${ARM_URLS[cloud]}/.default`,
       ingestionScope: MONITOR_SCOPES[cloud],
+      ...(opts.dce ? { dceResourceId: opts.dce } : {}),
       dryRun: opts.dryRun,
+      verify: opts.verify,
     },
     {
       request: (c) => azure.request(c),
@@ -1483,8 +1511,39 @@ async function setUpWorkspace(
     dce = 'https://new-dcr-endpoint.invalid';
     dcr = `dcr-${'0'.repeat(32)}`;
   }
-  const auth = useApp ? { tenant: env.AZURE_TENANT_ID, clientId: env.AZURE_CLIENT_ID, managedIdentity: false } : { managedIdentity: true };
-  return { opts: { ...opts, workspace: undefined, dce, dcr, ...auth }, workspaceId: r.customerId };
+  const auth = app ? { tenant: app.tenantId, clientId: app.clientId, managedIdentity: false } : { managedIdentity: true };
+  return { opts: { ...opts, workspace: undefined, dce, dcr, ...auth }, workspaceId: r.customerId, app };
+}
+
+/** Azure's own ingestion hosts (a DCR's or a DCE's): only they have a rule in Azure Resource Manager to read. */
+const AZURE_INGESTION_HOST = /\.ingest\.monitor\.azure\.(com|us|cn)$/i;
+
+/**
+ * An existing rule's workspace, recorded so troubleshoot can read the probes back without --workspace. Best effort
+ * and never interactive: install goes on without it (one line says why).
+ */
+async function ruleWorkspace(
+  dcr: string,
+  dce: string,
+  armUrl: string | undefined,
+  cloud: Cloud,
+  deps: InstallDeps,
+  env: NodeJS.ProcessEnv,
+): Promise<string | undefined> {
+  if (!armUrl && !AZURE_INGESTION_HOST.test(new URL(dce).hostname)) return undefined;
+  try {
+    const azure = await (deps.azure ?? createAzureClient)({ env, scope: MONITOR_SCOPES[cloud], forwarder: { kind: 'managed-identity' } });
+    const found = await findRuleWorkspace(dcr, { armUrl: armUrl ?? ARM_URLS[cloud], armScope: `${ARM_URLS[cloud]}/.default` }, (c) =>
+      azure.request(c),
+    );
+    if (found) deps.log(`the rule ${dcr} sends to workspace ${found}: troubleshoot reads the probes back from it`);
+    else deps.log(`the rule ${dcr} is not visible to the signed-in identity: troubleshoot will need --workspace to read probes back`);
+    return found;
+  } catch (err) {
+    const why = (err as Error).message.split('\n')[0].slice(0, 200);
+    deps.log(`cannot read the rule ${dcr} to find its workspace (${why}): troubleshoot will need --workspace to read probes back`);
+    return undefined;
+  }
 }
 
 /** On a terminal with no destination flag: which path, then the values that path needs (checked as the flags are). */

@@ -70,6 +70,10 @@ export function installDeps(temp: (prefix: string) => string, root: string, extr
     env: {},
     forwarderBundle: bundle,
     services,
+    // Never the real Azure: a rule behind an Azure ingestion host is looked up through this, and is not found.
+    azure: async () => {
+      throw new Error('no Azure in these tests');
+    },
     ...extra,
   };
   return { deps: d, stream, text: () => stream.map((s) => s[1]).join('\n') };

@@ -1,11 +1,14 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { execa } from 'execa';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { ChainedTokenCredential, DefaultAzureCredential } from '@azure/identity';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { AzureClient } from '../../src/azure/azure-client.js';
-import { runInstall } from '../../src/install/run-install.js';
+import { createAzureClient, type AzureClient, type AzureClientOptions, type ForwarderIdentity } from '../../src/azure/azure-client.js';
+import { CLIENT_SECRET_PATH, runInstall } from '../../src/install/run-install.js';
+import { STATE_FILE } from '../../src/install/transaction.js';
+import { buildDcrTemplate } from '../../src/dcr/render.js';
 import { installOptionsSchema } from '../../src/install/options.js';
 import { createScriptedPrompter } from '../../src/system/prompts.js';
 import { installDeps } from './install-helpers.js';
@@ -24,25 +27,28 @@ afterEach(async () => {
   await edge.close();
 });
 
-/** Real HTTP against the mocks, tokens from the mock authority (client credentials). */
-function deps(log: string[], clock = { t: 0 }): SetupDeps {
+/**
+ * Real HTTP against the mocks, tokens from the mock authority (client credentials); calls made as the forwarder sign
+ * in with `forwarder`'s tenant, id and secret when it is a service principal (the authority checks the secret).
+ */
+function deps(log: string[], clock = { t: 0 }, forwarder?: ForwarderIdentity): SetupDeps {
   const tokens = new Map<string, string>();
   return {
     async request(call: AzureCall) {
-      let token = tokens.get(call.scope);
+      const app = call.asForwarder && forwarder?.kind === 'client-secret' ? forwarder : undefined;
+      const key = `${app ? 'fwd' : 'op'} ${call.scope}`;
+      let token = tokens.get(key);
       if (!token) {
         const form = new URLSearchParams({
           grant_type: 'client_credentials',
-          client_id: edge.clientId,
-          client_secret: edge.clientSecret,
+          client_id: app?.clientId ?? edge.clientId,
+          client_secret: app?.secret ?? edge.clientSecret,
           scope: call.scope,
         });
-        token = (
-          (await (await fetch(`${edge.url}/${edge.tenantId}/oauth2/v2.0/token`, { method: 'POST', body: form })).json()) as {
-            access_token: string;
-          }
-        ).access_token;
-        tokens.set(call.scope, token);
+        const res = await fetch(`${edge.url}/${app?.tenantId ?? edge.tenantId}/oauth2/v2.0/token`, { method: 'POST', body: form });
+        if (!res.ok) throw new Error(`mock authority refused the sign-in: HTTP ${res.status}`);
+        token = ((await res.json()) as { access_token: string }).access_token;
+        tokens.set(key, token);
       }
       const r = await fetch(call.url, {
         method: call.method,
@@ -152,16 +158,34 @@ describe('sentinel-cef install --workspace (runInstall against the mocks)', () =
     return dir;
   };
   const principal = randomUUID();
-  const azure = (): AzureClient => ({ request: deps([]).request, forwarderPrincipalId: async () => principal });
+  /** The service principal's object id (the `oid` of its tokens); `principal` stands for the managed identity. */
+  const spObjectId = randomUUID();
+  const given: AzureClientOptions[] = [];
+  const azure =
+    () =>
+    async (o: AzureClientOptions): Promise<AzureClient> => {
+      given.push(o);
+      return {
+        request: deps([], { t: 0 }, o.forwarder).request,
+        forwarderPrincipalId: async () => (o.forwarder.kind === 'client-secret' ? spObjectId : principal),
+      };
+    };
   const installOpts = (o: Record<string, unknown>) =>
     installOptionsSchema.parse({ yes: true, verify: false, workspace: edge.workspaceId, armEndpoint: ctl.url, ...o });
 
   it('--dry-run lists the Azure writes, writes no file and calls no Azure write', async () => {
     const root = fixture();
     const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
-    const r = await runInstall(installOpts({ dryRun: true }), d.deps);
+    const r = await runInstall(installOpts({ dryRun: true, verify: true }), d.deps);
     expect(r.dryRun).toBe(true);
     expect(writesSeen()).toHaveLength(0);
+    // Every Azure call install would make, the ingestion POSTs included: the role wait and the end-to-end probe.
+    const ingest = /would call: POST \S+\/dataCollectionRules\/\S+\/streams\/Custom-CommonSecurityLog\?api-version=2023-01-01 /;
+    expect(d.stream.filter(([, l]) => ingest.test(l)).map(([, l]) => l.replace(ingest, ''))).toEqual([
+      expect.stringMatching(/^\[\] \(as the forwarder, repeated until the role applies/),
+      expect.stringMatching(/^\[<one probe row>\] \(the end-to-end probe/),
+    ]);
+    expect(edge.requests.filter((q) => q.path.includes('/dataCollectionRules/'))).toHaveLength(0);
     expect(d.text()).toMatch(/would call: PUT .*\/dataCollectionRules\/sentinel-cef-dcr\?api-version=2023-03-11/);
     expect(d.text()).toMatch(/would call: PUT .*\/roleAssignments\/[0-9a-f-]{36}\?api-version=2022-04-01/);
     expect(existsSync(path.join(root, 'etc/sentinel-cef'))).toBe(false);
@@ -188,6 +212,61 @@ describe('sentinel-cef install --workspace (runInstall against the mocks)', () =
     expect(d2.text()).toContain('Nothing to change: everything is already in place.');
   });
 
+  it('a service principal given by flags: the role goes to it, the probe signs in as it, its secret is stored 0600', async () => {
+    const root = fixture();
+    const secretFile = path.join(temp('scef-sp-'), 'secret');
+    writeFileSync(secretFile, `${edge.clientSecret}\n`, { mode: 0o600 });
+    const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
+    await runInstall(installOpts({ tenant: edge.tenantId, clientId: edge.clientId, clientSecretFile: secretFile }), d.deps);
+    expect(given.at(-1)!.forwarder).toEqual({
+      kind: 'client-secret',
+      tenantId: edge.tenantId,
+      clientId: edge.clientId,
+      secret: edge.clientSecret,
+    });
+    const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
+    expect(cfg.sink.auth).toEqual({
+      kind: 'client-secret',
+      tenantId: edge.tenantId,
+      clientId: edge.clientId,
+      clientSecretFile: CLIENT_SECRET_PATH,
+    });
+    const stored = path.join(root, CLIENT_SECRET_PATH);
+    expect(readFileSync(stored, 'utf8').trim()).toBe(edge.clientSecret);
+    expect(statSync(stored).mode & 0o777).toBe(0o600);
+    expect([...ctl.roleAssignments.values()].map((r) => r.properties.principalId)).toEqual([spObjectId]);
+    expect(d.text()).not.toContain(edge.clientSecret);
+  });
+
+  it('the sign-in offers device code only on a terminal, its prompt on stderr', async () => {
+    const quiet = await createAzureClient({
+      env: {},
+      scope: 'https://monitor.azure.com//.default',
+      forwarder: { kind: 'managed-identity' },
+    });
+    expect(quiet.signIn).toBeInstanceOf(DefaultAzureCredential);
+    const tty = await createAzureClient({
+      env: {},
+      scope: 'https://monitor.azure.com//.default',
+      forwarder: { kind: 'managed-identity' },
+      interactive: true,
+      prompt: () => {},
+    });
+    expect(tty.signIn).toBeInstanceOf(ChainedTokenCredential);
+    // install hands the terminal (or its absence) and its stderr log to the sign-in.
+    for (const interactive of [true, false]) {
+      const d = installDeps(temp, fixture(), {
+        azure: azure(),
+        sleep: async () => {},
+        prompter: { ...createScriptedPrompter([]), interactive },
+      });
+      await runInstall(installOpts({ dryRun: true }), d.deps);
+      expect(given.at(-1)!.interactive).toBe(interactive);
+      given.at(-1)!.prompt!('To sign in, use a web browser to open the page https://microsoft.com/devicelogin');
+      expect(d.stream).toContainEqual(['log', expect.stringContaining('devicelogin')]);
+    }
+  });
+
   it('a missing permission: one line naming the role, no file written', async () => {
     const root = fixture();
     ctl.deny('Microsoft.Insights/dataCollectionRules/write');
@@ -199,6 +278,131 @@ describe('sentinel-cef install --workspace (runInstall against the mocks)', () =
       ),
     });
     expect(existsSync(path.join(root, 'etc/sentinel-cef'))).toBe(false);
+  });
+
+  it.each([
+    ['a workspace id no workspace has', () => randomUUID(), /^no workspace with id [0-9a-f-]{36} is visible to the signed-in identity$/],
+    [
+      'a workspace resource id that does not exist',
+      () => `/subscriptions/${randomUUID()}/resourceGroups/rg/providers/Microsoft.OperationalInsights/workspaces/nope`,
+      /^workspace \/subscriptions\/\S+\/workspaces\/nope was not found \(ResourceNotFound\)$/,
+    ],
+  ])('%s: one line, nothing written in Azure or on disk', async (_, workspace, message) => {
+    const root = fixture();
+    const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
+    await expect(runInstall(installOpts({ workspace: workspace() }), d.deps)).rejects.toMatchObject({
+      exitCode: 1,
+      message: expect.stringMatching(message),
+    });
+    expect(writesSeen()).toHaveLength(0);
+    expect(existsSync(path.join(root, 'etc/sentinel-cef'))).toBe(false);
+  });
+
+  it('a workspace the signed-in identity cannot read: one line naming the role, nothing written', async () => {
+    const root = fixture();
+    ctl.deny('Microsoft.OperationalInsights/workspaces/read');
+    const w = ctl.workspaces[0];
+    const id = `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${w.name}`;
+    const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
+    await expect(runInstall(installOpts({ workspace: id }), d.deps)).rejects.toMatchObject({
+      exitCode: 1,
+      message: expect.stringMatching(
+        /^Azure refused Microsoft\.OperationalInsights\/workspaces\/read: the signed-in identity needs "Log Analytics Reader"/,
+      ),
+    });
+    expect(writesSeen()).toHaveLength(0);
+    expect(existsSync(path.join(root, 'etc/sentinel-cef'))).toBe(false);
+  });
+
+  it('role propagation: ingestion answers 403, then accepts; install waits with progress lines and finishes', async () => {
+    await ctl.close();
+    ctl = await startMockControl({ edge, roleDelayMs: 1500 });
+    const root = fixture();
+    const d = installDeps(temp, root, { azure: azure(), sleep: (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 200))) });
+    await runInstall(installOpts({}), d.deps);
+    const lines = d.stream.map(([, l]) => l);
+    const waits = lines.filter((l) => l.startsWith('waiting for the role to apply (ingestion answers 403'));
+    expect(waits.length).toBeGreaterThanOrEqual(1);
+    expect(lines.indexOf('ingestion accepts the identity')).toBeGreaterThan(lines.indexOf(waits[0]));
+    expect(edge.requests.some((q) => q.path.includes('/dataCollectionRules/') && q.status === 403)).toBe(true);
+    const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
+    expect(cfg.sink).toMatchObject({ type: 'logs-ingestion', dcrImmutableId: edge.dcrImmutableId });
+  });
+
+  it('--dce/--dcr of an existing rule: its workspace is read from the rule and recorded for readback', async () => {
+    const w = ctl.workspaces[0];
+    const wsId = `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${w.name}`;
+    const t = buildDcrTemplate();
+    t.properties.destinations.logAnalytics[0].workspaceResourceId = wsId;
+    ctl.addDcr(
+      `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.Insights/dataCollectionRules/existing`,
+      {
+        location: w.location,
+        kind: 'Direct',
+        properties: { ...t.properties, immutableId: edge.dcrImmutableId },
+      },
+    );
+    const root = fixture();
+    const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
+    await runInstall(
+      installOptionsSchema.parse({
+        yes: true,
+        verify: false,
+        dce: edge.url,
+        dcr: edge.dcrImmutableId,
+        managedIdentity: true,
+        armEndpoint: ctl.url,
+      }),
+      d.deps,
+    );
+    const state = JSON.parse(readFileSync(path.join(root, STATE_FILE), 'utf8'));
+    expect(state.options.workspaceId).toBe(edge.workspaceId);
+    expect(d.text()).toContain(`sends to workspace ${edge.workspaceId}: troubleshoot reads the probes back from it`);
+    expect(writesSeen()).toHaveLength(0);
+  });
+
+  it('--dce/--dcr of a rule nobody can read: install goes on, one line says readback will need --workspace', async () => {
+    const root = fixture();
+    const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
+    await runInstall(
+      installOptionsSchema.parse({
+        yes: true,
+        verify: false,
+        dce: edge.url,
+        dcr: `dcr-${'a'.repeat(32)}`,
+        managedIdentity: true,
+        armEndpoint: ctl.url,
+      }),
+      d.deps,
+    );
+    expect(JSON.parse(readFileSync(path.join(root, STATE_FILE), 'utf8')).options.workspaceId).toBeUndefined();
+    expect(d.text()).toMatch(/is not visible to the signed-in identity: troubleshoot will need --workspace/);
+  });
+
+  it('--workspace with --dce <resource id>: the rule sends through that endpoint, which the forwarder then uses', async () => {
+    const w = ctl.workspaces[0];
+    const dceId = `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.Insights/dataCollectionEndpoints/my-dce`;
+    ctl.addDce(dceId, w.location);
+    const root = fixture();
+    const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
+    await runInstall(installOpts({ dce: dceId }), d.deps);
+    const [rule] = [...ctl.dcrs.values()];
+    expect(rule.kind).toBeUndefined();
+    expect(rule.properties.dataCollectionEndpointId).toBe(dceId);
+    const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
+    expect(cfg.sink).toMatchObject({ type: 'logs-ingestion', endpoint: edge.url, dcrImmutableId: rule.properties.immutableId });
+    // A second run changes nothing; a DCE in another region is one line, before any write.
+    const puts = writesSeen().length;
+    await runInstall(installOpts({ dce: dceId }), installDeps(temp, root, { azure: azure(), sleep: async () => {} }).deps);
+    expect(writesSeen().length).toBe(puts);
+    const far = dceId.replace('my-dce', 'far-dce');
+    ctl.addDce(far, 'eastus');
+    await expect(runInstall(installOpts({ dce: far }), installDeps(temp, fixture(), { azure: azure() }).deps)).rejects.toThrow(
+      /^data collection endpoint \S+far-dce is in eastus, the workspace in westeurope$/,
+    );
+    expect(writesSeen().length).toBe(puts);
+    // With --workspace, --dce is an endpoint's resource id, not a URL.
+    expect(() => installOpts({ dce: edge.url })).toThrow(/with --workspace, --dce is the resource id of a data collection endpoint/);
   });
 
   it('on a terminal, "set up Logs Ingestion for me" asks for the workspace and does the same', async () => {

@@ -74,7 +74,7 @@ function parsingProgram(): Command {
       const r = installOptionsSchema.safeParse({ ...flags, workspaceId: args[0], primaryKey: args[1] });
       if (!r.success) throw new Error(formatOptionError(r.error, INSTALL_ARGUMENTS));
       const o = r.data;
-      const modes = [o.sink, o.dce || o.dcr, o.workspaceId, o.workspace].filter(Boolean);
+      const modes = [o.sink, (o.dce && !o.workspace) || o.dcr, o.workspaceId, o.workspace].filter(Boolean);
       if (modes.length > 1) throw new Error('more than one destination');
       if (Boolean(o.dce) !== Boolean(o.dcr)) throw new Error('--dce and --dcr go together');
     } else if (name === 'uninstall') {
@@ -151,5 +151,25 @@ describe('commands printed as advice parse with the CLI', () => {
     const argv = fill(cmd);
     expect(argv[0]).toBe('sentinel-cef');
     expect(await parses(argv.slice(1)), `${cmd} → ${argv.join(' ')}`).toBeNull();
+  });
+});
+
+describe('install --help', () => {
+  it('leads with --workspace, calls the positional workspace id the legacy form, and its examples parse', async () => {
+    let help = '';
+    installCommand()
+      .configureOutput({ writeOut: (s) => void (help += s) })
+      .outputHelp();
+    expect(help).toMatch(/workspaceId\s+legacy form/);
+    const examples = help
+      .slice(help.indexOf('Examples:'))
+      .split('\n')
+      .filter((l) => l.startsWith('  sentinel-cef install'))
+      .map((l) => l.split('#')[0].trim());
+    expect(examples[0]).toMatch(/^sentinel-cef install --workspace /);
+    // Whole-line examples without placeholders (UPPER_CASE words) run as printed.
+    const literal = examples.filter((e) => !e.endsWith('\\') && !/\b[A-Z][A-Z_]+\b/.test(e.replace(/^\S+=\S+ /, '')));
+    expect(literal.length).toBeGreaterThanOrEqual(2);
+    for (const e of literal) expect(await parses(e.split(/\s+/).slice(1)), e).toBeNull();
   });
 });

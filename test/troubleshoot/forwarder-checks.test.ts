@@ -65,6 +65,7 @@ describe('forwarder.installed / forwarder.config', () => {
     const other = await fwd.checkConfig(ctxFor({}, { workspaceId: '99999999-2222-3333-4444-555555555555' }));
     expect(other.status).toBe('fail');
     expect(other.message).toContain(`sends to workspace ${WS}`);
+    expect(other.fix).toContain('`sentinel-cef install --workspace 99999999-2222-3333-4444-555555555555`');
   });
 });
 

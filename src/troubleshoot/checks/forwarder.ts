@@ -58,7 +58,7 @@ export async function checkConfig(ctx: Context): Promise<CheckOutcome> {
         ...base,
         status: 'fail',
         message: `the forwarder sends to workspace ${sink.workspaceId}, not ${ctx.opts.workspaceId}`,
-        fix: `re-run \`sentinel-cef install ${ctx.opts.workspaceId}\`, or troubleshoot the workspace configured`,
+        fix: `re-run \`sentinel-cef install --workspace ${ctx.opts.workspaceId}\` (Logs Ingestion), or troubleshoot the workspace configured`,
         details: { sink: target },
       };
     }

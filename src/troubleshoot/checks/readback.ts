@@ -2,6 +2,7 @@ import { readBackProbes, READER_ROLE, SYSLOG_DEDUP_TRANSFORM, type ProbeReadback
 import type { Context } from '../context.js';
 import type { CheckOutcome } from '../types.js';
 import { runProbes } from './e2e.js';
+import { readerRoleCommand } from '../../azure/role-commands.js';
 
 const G = 'e2e' as const;
 
@@ -131,7 +132,7 @@ export async function checkReadback(ctx: Context): Promise<CheckOutcome> {
       return unverified({
         ...base,
         message: `cannot query workspace ${o.workspaceId}: the signed-in identity needs "${READER_ROLE}" on it (probes not verified in the table)`,
-        fix: `grant "${READER_ROLE}" on the workspace to whoever runs troubleshoot (\`az role assignment create --role "${READER_ROLE}" --assignee <you> --scope <workspace resource id>\`)`,
+        fix: `grant "${READER_ROLE}" on the workspace to whoever runs troubleshoot: \`${readerRoleCommand(READER_ROLE, o.workspaceId)}\``,
         details: { ...details, error: e.message },
       });
     }
