@@ -141,6 +141,55 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
     );
   });
 
+  // Issue 15: on a journald-only system no daemon writes /var/log/syslog; a copy of CEF in the journal is the duplicate.
+  describe('journal copies (journald-only systems)', () => {
+    /** A fake journalctl over entries added as the probes pass; it honours -g (the probe ids) and -n. */
+    function fakeJournal(entries: Array<Record<string, string>>, calls: string[]) {
+      return fakeExec(
+        {
+          journalctl: (args) => {
+            const g = new RegExp(args[args.indexOf('-g') + 1]!);
+            const n = Number(args[args.indexOf('-n') + 1]);
+            const hits = entries.filter((e) => g.test(e.MESSAGE!)).slice(-n);
+            return { stdout: hits.map((e) => JSON.stringify(e)).join('\n') + '\n' };
+          },
+        },
+        calls,
+      );
+    }
+
+    it.each([
+      ['rsyslogd', 'journal', 'rsyslog.service', 'rsyslogd (rsyslog.service) via the journal API', 'guard that omjournal action'],
+      ['syslog-ng', 'syslog', 'syslog-ng.service', 'syslog-ng (syslog-ng.service) via /dev/log', 'remove our source (s_sentinel_cef)'],
+    ])('names %s as the writer of a probe copy in the journal, and the fix', async (comm, transport, unit, from, fix) => {
+      const entries: Array<Record<string, string>> = [{ MESSAGE: 'unrelated', _COMM: 'cron' }];
+      const calls: string[] = [];
+      const deps = testDeps(root, { exec: fakeJournal(entries, calls) });
+      const send = deps.sendSyslog;
+      deps.sendSyslog = async (t, m) => {
+        await send(t, m);
+        entries.push({ MESSAGE: m.replace(/^<\d+>/, ''), _COMM: comm, _TRANSPORT: transport, _SYSTEMD_UNIT: unit });
+      };
+      const r = await runTroubleshoot(opts(), deps);
+      const d = get(r.checks, 'system.duplicates');
+      expect(d.status).toBe('warn');
+      expect(d.message).toMatch(new RegExp(`probe ts-\\S+ was also written to the journal by ${from.replace(/[()/]/g, '\\$&')}`));
+      expect(d.fix).toContain(fix);
+      // Bounded: this run's probes only, since the run began, a fixed number of lines.
+      const j = calls.filter((c) => c.startsWith('journalctl '));
+      expect(j).toHaveLength(1);
+      expect(j[0]).toMatch(/^journalctl --since @\d+ -g ts-\S+(\|ts-\S+){3} -n 20 -o json --no-pager$/);
+    });
+
+    it('passes when the journal holds no probe, and when journalctl is absent', async () => {
+      const entries = [{ MESSAGE: 'CEF: 0|Other|x|1|1|old event|1|', _COMM: 'rsyslogd', _TRANSPORT: 'journal' }];
+      const withJournal = await runTroubleshoot(opts(), testDeps(root, { exec: fakeJournal(entries, []) }));
+      expect(get(withJournal.checks, 'system.duplicates').status).toBe('pass');
+      const without = await runTroubleshoot(opts(), testDeps(root));
+      expect(get(without.checks, 'system.duplicates').status).toBe('pass');
+    });
+  });
+
   it('locates probes the forwarder received but could not deliver, with the sink error', async () => {
     behaviour = 'fail-delivery';
     const r = await runTroubleshoot(opts(), testDeps(root));

@@ -251,6 +251,16 @@ export async function checkDuplicates(ctx: Context): Promise<CheckOutcome> {
         ctx,
         run.results.map((r) => r.id),
       ));
+    const journal = hit
+      ? undefined
+      : await probeInJournal(
+          ctx,
+          run.results.map((r) => r.id),
+        );
+    if (journal) {
+      findings.push(journal.finding);
+      ruleFix = journal.fix;
+    }
     if (hit) {
       const file = typeof hit === 'string' ? /landed in (\S+)/.exec(hit)?.[1] : /logged it to (\S+)/.exec(hit.evidence.join(' '))?.[1];
       const rules = file ? await rulesWriting(ctx, file) : [];
@@ -332,6 +342,46 @@ async function probeInLogs(ctx: Context, ids: string[]): Promise<string | undefi
     const tail = t.slice(-4 * 1024 * 1024);
     const id = ids.find((i) => tail.includes(i));
     if (id) return `probe ${id} also landed in ${f} (CEF is logged locally besides being forwarded)`;
+  }
+  return undefined;
+}
+
+/** Journal entries read for the probes: a copy per probe is a handful; more is a flood not worth reading. */
+const JOURNAL_PROBE_LINES = 20;
+
+/**
+ * On journald-only systems (no daemon writing /var/log/syslog) a copy of CEF lands in the journal: a daemon action
+ * writing to it (rsyslog omjournal, syslog-ng systemd-journal()) or a program logging the message to /dev/log.
+ * Searched for this run's probe ids only, since the run began; skipped when journalctl is absent or cannot search.
+ */
+async function probeInJournal(ctx: Context, ids: string[]): Promise<{ finding: string; fix: string } | undefined> {
+  if (!ids.length) return undefined;
+  const since = `@${Math.floor(ctx.startedAt / 1000) - 5}`;
+  const args = ['--since', since, '-g', ids.join('|'), '-n', String(JOURNAL_PROBE_LINES), '-o', 'json', '--no-pager'];
+  const j = await ctx.deps.exec('journalctl', args, { timeoutMs: 15_000 });
+  if (j.notFound || j.exitCode !== 0) return undefined;
+  for (const line of j.stdout.split('\n')) {
+    let e: Record<string, unknown>;
+    try {
+      e = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    const msg = typeof e.MESSAGE === 'string' ? e.MESSAGE : '';
+    const id = ids.find((i) => msg.includes(i));
+    if (!id) continue;
+    const str = (k: string) => (typeof e[k] === 'string' ? (e[k] as string) : undefined);
+    const comm = str('_COMM') ?? str('SYSLOG_IDENTIFIER') ?? 'an unknown program';
+    const transport = str('_TRANSPORT') ?? 'unknown';
+    const unit = str('_SYSTEMD_UNIT');
+    const from = `${comm}${unit ? ` (${unit})` : ''} via ${transport === 'syslog' ? '/dev/log' : transport === 'stdout' ? 'its stdout' : `the ${transport} API`}`;
+    const fix =
+      comm === 'rsyslogd'
+        ? 'rsyslog writes CEF into the journal: guard that omjournal action (or the rule sending to /dev/log) with `if not ($rawmsg contains "CEF:") then`, keep our drop-in first so its `stop` applies, then `systemctl restart rsyslog`'
+        : comm === 'syslog-ng'
+          ? 'syslog-ng writes CEF into the journal: remove our source (s_sentinel_cef) from the log path with the systemd-journal() or /dev/log destination, then `systemctl restart syslog-ng`'
+          : `${comm} writes CEF into the journal: stop it logging the CEF messages, or exclude local4 (or your CEF facility) from the Syslog data collection rule that reads the journal`;
+    return { finding: `probe ${id} was also written to the journal by ${from} (CEF is logged locally besides being forwarded)`, fix };
   }
   return undefined;
 }
