@@ -91,6 +91,12 @@ const cases: Array<[string, string[], RegExp | string, number]> = [
     1,
   ],
   [
+    'send-test over UDP, nothing listening on loopback (runtime)',
+    ['send-test', '--target', '[::1]:9', '--protocol', 'udp'],
+    /^sentinel-cef: cannot send to udp:\/\/\[::1\]:9: ECONNREFUSED \(nothing listens there\)/,
+    1,
+  ],
+  [
     'dcr --location',
     ['dcr', '--location', 'East US'],
     "sentinel-cef: --location must be an Azure region name such as eastus or westeurope, got 'East US'",

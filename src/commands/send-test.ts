@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { z } from 'zod';
-import { hostPortOption, parseHostPort } from '../config/listen.js';
+import { hostPortOption, isLoopback, parseHostPort } from '../config/listen.js';
 import { DEFAULT_FORWARDER_PORT } from '../config/schema.js';
 import { CliError, optionError } from '../errors.js';
 import { intOption } from '../util/option-schemas.js';
@@ -27,6 +27,8 @@ export interface SendTestResult {
   protocol: 'tcp' | 'udp';
   format: SyslogFormat;
   ids: string[];
+  /** UDP to a host that is not loopback: sent, but nothing can say whether it arrived. */
+  unconfirmed?: string;
 }
 
 /** Sends `count` TestCommonEventFormat probes with unique ids; returns the ids. */
@@ -40,19 +42,25 @@ export async function runSendTest(input: SendTestOptions): Promise<SendTestResul
   try {
     await sendSyslog(
       ids.map((id) => buildProbeMessage(id, format)),
-      { host, port, protocol, octetCount },
+      // Loopback answers a closed UDP port at once (ICMP port unreachable); a quarter second is ample on a loaded host.
+      { host, port, protocol, octetCount, confirmMs: 250 },
     );
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // Nothing listening is a runtime failure (exit 1), not a usage error.
-    throw new CliError(`cannot send to ${protocol}://${target}: ${code ?? (err as Error).message}`, {
+    const what = code === 'ECONNREFUSED' ? ' (nothing listens there)' : '';
+    throw new CliError(`cannot send to ${protocol}://${target}: ${code ?? (err as Error).message}${what}`, {
       suggestion:
         code === 'ECONNREFUSED'
           ? 'is the forwarder running? start it with `sentinel-cef forward` or check --target'
           : 'check --target and --protocol',
     });
   }
-  return { target, protocol, format, ids };
+  const unconfirmed =
+    protocol === 'udp' && !isLoopback(host)
+      ? 'UDP cannot confirm receipt: check the receiver (for the forwarder, its /probes/ID)'
+      : undefined;
+  return { target, protocol, format, ids, ...(unconfirmed ? { unconfirmed } : {}) };
 }
 
 export function sendTestCommand(): Command {
@@ -76,6 +84,7 @@ Examples:
       const r = await runSendTest(opts);
       if (opts.json) process.stdout.write(JSON.stringify(r) + '\n');
       else {
+        if (r.unconfirmed) process.stderr.write(`${r.unconfirmed}\n`);
         process.stderr.write(`sent ${r.ids.length} probe(s) to ${r.protocol}://${r.target} (${r.format}); ids:\n`);
         for (const id of r.ids) process.stdout.write(`${id}\n`);
       }

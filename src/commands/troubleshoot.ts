@@ -87,7 +87,11 @@ export function troubleshootCommand(): Command {
     .description('Prove that CEF sent to this machine reaches Sentinel; if not, show where it stops and the fix')
     .argument('[workspaceId]', 'expected Log Analytics workspace id (checked against the config)')
     .option('--json', 'print {"ok", "checks"} (and "settings" taken from install or overriding it) as JSON on stdout and nothing else')
-    .option('--probes <n>', 'probe messages to send per transport (TCP and UDP); 0 to skip', '3')
+    .option(
+      '--probes <n>',
+      'probe messages to send per transport (TCP and UDP), spread over the address families the daemon listens on (at least one each); 0 to skip',
+      '3',
+    )
     .option(
       '--probe-size <bytes>',
       'bytes per probe: the longest line your devices send (default: just under the smallest configured limit)',

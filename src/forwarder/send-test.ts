@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { hostname } from 'node:os';
 import { connect, isIP } from 'node:net';
+import { isLoopback } from '../config/listen.js';
 import { PROBE_ID_KEY, PROBE_ID_LABEL, PROBE_VENDOR } from './admin-types.js';
 
 export type SyslogFormat = 'rfc3164' | 'rfc5424';
@@ -79,6 +80,11 @@ export interface SendOptions {
   /** TCP framing: newline (default) or RFC 6587 octet counting. */
   octetCount?: boolean;
   timeoutMs?: number;
+  /**
+   * UDP to a loopback host: send on a connected socket and wait `confirmMs` for the ICMP port-unreachable that the
+   * kernel turns into ECONNREFUSED, so "nothing listens" is an error as over TCP. Elsewhere UDP cannot tell.
+   */
+  confirmMs?: number;
 }
 
 /** Sends syslog messages: TCP on one connection (newline or octet-counted), UDP one datagram each. */
@@ -86,6 +92,25 @@ export async function sendSyslog(messages: string[], o: SendOptions): Promise<vo
   const timeoutMs = o.timeoutMs ?? 5000;
   if (o.protocol === 'udp') {
     const sock = createSocket(isIP(o.host) === 6 ? 'udp6' : 'udp4');
+    if (o.confirmMs !== undefined && isLoopback(o.host)) {
+      let refused: Error | undefined;
+      sock.on('error', (err) => (refused ??= err));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          sock.once('error', reject);
+          sock.connect(o.port, o.host, () => resolve());
+        });
+        for (const m of messages) {
+          if (refused) break;
+          await new Promise<void>((resolve, reject) => sock.send(Buffer.from(m), (err) => (err ? reject(err) : resolve())));
+        }
+        if (!refused) await new Promise((r) => setTimeout(r, o.confirmMs));
+      } finally {
+        sock.close();
+      }
+      if (refused) throw refused;
+      return;
+    }
     try {
       for (const m of messages) {
         await new Promise<void>((resolve, reject) => sock.send(Buffer.from(m), o.port, o.host, (err) => (err ? reject(err) : resolve())));

@@ -57,6 +57,23 @@ export function renderSyslogNgDropin(scan: SyslogNgScan, input: DaemonRenderOpti
       `        persist-name("sentinel-cef-parsed") time-reopen(2)\n` +
       `        disk-buffer(reliable(yes) disk-buf-size(${opts.queueMaxBytes ?? 1024 ** 3}) mem-buf-size(16777216) dir("/var/lib/syslog-ng")));\n};`;
   }
+  // A reused source is the admin's: we add no listener to it, but say what IPv6 senders need (one line).
+  const ipv6 = opts.ipv6 ?? 'none';
+  const v4only = protocolsOf(opts.protocol).filter(
+    (proto) =>
+      scan.listeners.some((l) => l.port === opts.port && l.protocol === proto) &&
+      !scan.listeners.some((l) => l.port === opts.port && l.protocol === proto && l.ipv6),
+  );
+  if (ipv6 !== 'none' && v4only.length > 0) {
+    const src = [...new Set(v4only.map((p) => scan.listeners.find((l) => l.port === opts.port && l.protocol === p)!.source))].join(', ');
+    const drv = v4only.map((p) => `network(ip("::") ip-protocol(6) port(${opts.port}) transport("${p}"))`).join(' and ');
+    // On a dual-stack host a [::] socket takes IPv4 too, and would collide with the IPv4 one on the same port.
+    warnings.push(
+      ipv6 === 'dual-stack'
+        ? `source ${src} listens on port ${opts.port} over IPv4 only: IPv6 senders are not heard; replace its listener with ${drv} (it takes IPv4 too)`
+        : `source ${src} listens on port ${opts.port} over IPv4 only: IPv6 senders are not heard; add ${drv} to it`,
+    );
+  }
   for (const s of reused) {
     logPaths.push(`log { source(${s}); filter(f_sentinel_cef); destination(d_sentinel_cef_parsed); flags(flow-control, final); };`);
     warnings.push(

@@ -8,6 +8,8 @@ export interface SyslogNgListener {
   protocol: 'tcp' | 'udp';
   port: number;
   file: string;
+  /** Binds IPv6 (udp6()/tcp6(), ip-protocol(6), or an IPv6 ip()); unset: IPv4 only. */
+  ipv6?: true;
 }
 
 export interface SyslogNgScan {
@@ -66,7 +68,15 @@ export function scanSyslogNgText(text: string, file: string, into: SyslogNgScan)
       const port = /\bport\s*\(\s*(\d+)\s*\)/.exec(args);
       const transport = /\btransport\s*\(\s*"?(\w+)"?\s*\)/.exec(args);
       const protocol = def.protocol ?? (transport && /^udp$/i.test(transport[1]) ? 'udp' : 'tcp');
-      into.listeners.push({ source: name, driver: d[1], protocol, port: port ? Number(port[1]) : def.port, file });
+      const ipv6 = d[1].endsWith('6') || /\bip-protocol\s*\(\s*6\s*\)/.test(args) || /\bip\s*\(\s*"?[^")]*:/.test(args);
+      into.listeners.push({
+        source: name,
+        driver: d[1],
+        protocol,
+        port: port ? Number(port[1]) : def.port,
+        file,
+        ...(ipv6 ? { ipv6 } : {}),
+      });
     }
   }
   return includes;

@@ -4,7 +4,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { createFsRoot } from '../../src/system/fs-root.js';
 import { scanRsyslogConfig, scanRsyslogText, parseRsyslogSize, type RsyslogScan } from '../../src/install/rsyslog-config.js';
-import { scanSyslogNgConfig } from '../../src/install/syslog-ng-config.js';
+import { scanSyslogNgConfig, scanSyslogNgText } from '../../src/install/syslog-ng-config.js';
 import {
   insertRsyslogInclude,
   renderRsyslogDropin,
@@ -429,6 +429,43 @@ describe('syslog-ng drop-in', () => {
     );
     expect(r.content).toContain('persist-name("sentinel-cef-parsed")');
     expect(r.warnings[0]).toMatch(/source s_remote already listens on port 514/);
+  });
+
+  // Issue 19: a reused IPv4-only source gets no IPv6 listener from us, so the plan says in one line what to add.
+  it.each([
+    ['none', undefined],
+    [
+      'separate',
+      'source s_remote listens on port 514 over IPv4 only: IPv6 senders are not heard; add network(ip("::") ip-protocol(6) port(514) transport("udp")) to it',
+    ],
+    [
+      'dual-stack',
+      'source s_remote listens on port 514 over IPv4 only: IPv6 senders are not heard; replace its listener with network(ip("::") ip-protocol(6) port(514) transport("udp")) (it takes IPv4 too)',
+    ],
+  ] as const)('a reused IPv4-only source on a host with IPv6 %s warns what to add', async (ipv6, line) => {
+    const scan = await scanSyslogNgConfig(root('debian-syslog-ng-514'));
+    const r = renderSyslogNgDropin(scan, { ...opts, ipv6 });
+    const v6 = r.warnings.filter((w) => w.includes('IPv6'));
+    expect(v6).toEqual(line ? [line] : []);
+    // A reused source that binds IPv6 already needs nothing.
+    const both = { ...scan, listeners: [...scan.listeners, { ...scan.listeners[0], driver: 'udp6', ipv6: true as const }] };
+    expect(renderSyslogNgDropin(both, { ...opts, ipv6 }).warnings.filter((w) => w.includes('IPv6'))).toEqual([]);
+  });
+
+  it('reads which syslog-ng listeners bind IPv6', () => {
+    const scan = { mainFile: 'm', files: [], includesConfD: true, sources: [], destinations: [], listeners: [], version: null };
+    scanSyslogNgText(
+      'source a { udp(port(514)); tcp6(port(514)); network(ip("::") port(515)); network(ip-protocol(6) port(516)); network(ip("0.0.0.0") port(517)); };',
+      'f',
+      scan,
+    );
+    expect((scan.listeners as Array<{ port: number; ipv6?: true }>).map((l) => [l.port, l.ipv6 ?? false])).toEqual([
+      [514, false],
+      [514, true],
+      [515, true],
+      [516, true],
+      [517, false],
+    ]);
   });
 });
 

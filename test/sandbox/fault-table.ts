@@ -229,10 +229,8 @@ export const FAULTS: Fault[] = [
     daemons: BOTH,
     inject: 'iptables: ACCEPT 22/tcp, then DROP 514/tcp and DROP 514/udp in INPUT',
     fail: ['system.firewall', 'e2e.probes'],
-    // syslog-ng listens on :: and troubleshoot probes it over ::1, which IPv4 rules do not see.
-    failOn: { 'syslog-ng': ['system.firewall'] },
+    // Probes go over each family the daemon listens on: the IPv4 ones stop at these rules on both daemons.
     stoppedAt: 'daemon-not-receiving',
-    stoppedAtOn: { 'syslog-ng': 'delivered' },
     check: 'system.firewall',
     cause: /dropped by rule 2 of chain INPUT/,
     fix: /iptables -I INPUT .*514.* ACCEPT.*lost at reboot/,
@@ -253,11 +251,9 @@ export const FAULTS: Fault[] = [
     id: 'firewall-ip6tables',
     daemons: BOTH,
     inject: 'ip6tables only: ACCEPT 22/tcp, then DROP 514/tcp and DROP 514/udp in INPUT (IPv4 open)',
-    fail: ['system.firewall'],
-    // syslog-ng listens on :: and troubleshoot probes it over ::1, which these rules drop.
-    failOn: { 'syslog-ng': ['system.firewall', 'e2e.probes'] },
-    stoppedAt: 'delivered',
-    stoppedAtOn: { 'syslog-ng': 'daemon-not-receiving' },
+    fail: ['system.firewall', 'e2e.probes'],
+    // Both daemons listen on IPv6 too and are probed over ::1, which these rules drop.
+    stoppedAt: 'daemon-not-receiving',
     check: 'system.firewall',
     cause: /514\/tcp over IPv6 is dropped by rule 2 of chain INPUT/,
     fix: /ip6tables -I INPUT 1 -p tcp --dport 514 -j ACCEPT.*lost at reboot/,

@@ -1,4 +1,5 @@
 import { appendFile } from 'node:fs/promises';
+import { createSocket } from 'node:dgram';
 import { createServer as createTcpServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -262,6 +263,58 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
     expect(p.message).not.toMatch(/udp probes? reached the daemon but were not forwarded/);
     expect(p.fix).toContain('system.firewall');
     expect(get(r.checks, 'system.firewall').status).toBe('fail');
+  });
+
+  // Issue 19: a daemon on [::] takes both families; each is probed and followed to its own stop, so an IPv4 rule
+  // that drops the port is not hidden by IPv6 probes that arrive.
+  it('probes every address family the daemon listens on and names the family that stopped', async () => {
+    const port = daemon!.port;
+    const onMessage = (msg: string) => {
+      const id = probeIdOf(msg);
+      const now = new Date().toISOString();
+      if (id) admin.probes.set(id, { id, received: true, receivedAt: now, accepted: true, acceptedAt: now, latencyMs: 12 });
+    };
+    // The same daemon over IPv6 (the fake one above holds 127.0.0.1 only).
+    const tcp6 = createTcpServer((s) => s.on('data', (d) => d.toString().split('\n').filter(Boolean).forEach(onMessage)));
+    await new Promise<void>((r) => tcp6.listen(port, '::1', () => r()));
+    const udp6 = createSocket({ type: 'udp6', ipv6Only: true });
+    await new Promise<void>((r) => udp6.bind(port, '::1', () => r()));
+    udp6.on('message', (m) => onMessage(m.toString()));
+    try {
+      behaviour = 'drop'; // nothing the IPv4 fake gets is delivered: the IPv4 rule must be what the check names
+      const any6 = (st: string, inode: number) =>
+        `  sl  local_address rem_address st\n   0: ${'0'.repeat(32)}:${port.toString(16).toUpperCase().padStart(4, '0')} ${'0'.repeat(32)}:0000 ${st} 00000000:00000000 00:00000000 00000000     0        0 ${inode} 1 0000000000000000 100 0 0 10 0\n`;
+      await put(root, '/proc/net/tcp', procNet([{ local: ['127.0.0.1', 25226], st: '0A', inode: 2001 }]));
+      await put(root, '/proc/net/udp', procNet([]));
+      await put(root, '/proc/net/tcp6', any6('0A', 1001));
+      await put(root, '/proc/net/udp6', any6('07', 1002));
+      await put(root, '/proc/net/if_inet6', '00000000000000000000000000000001 01 80 10 80       lo\n');
+      await put(root, '/proc/sys/net/ipv6/bindv6only', '0\n');
+      const save = `*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -p udp -m udp --dport ${port} -j DROP\n-A INPUT -p tcp -m tcp --dport ${port} -j DROP\nCOMMIT\n`;
+      const exec = fakeExec({
+        'iptables-save -t filter': { stdout: save },
+        'ip6tables-save -t filter': { stdout: '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n' },
+      });
+      const r = await runTroubleshoot(opts(), testDeps(root, { exec }));
+      const p = get(r.checks, 'e2e.probes');
+      const probes = p.details?.probes as Array<{ transport: string; family: number; target: string; stage: string }>;
+      // --probes 2 per transport, spread over both families: each family and transport probed exactly once.
+      for (const t of ['tcp', 'udp'])
+        for (const f of [4, 6]) expect(probes.filter((x) => x.transport === t && x.family === f).length, `${t}/IPv${f}`).toBe(1);
+      for (const x of probes) expect(x.target.startsWith('[::1]:')).toBe(x.family === 6);
+      expect(p.status).toBe('fail');
+      expect(p.details?.stoppedAt).toBe('daemon-not-receiving');
+      expect(p.details?.stoppedAtByFamily).toEqual({ IPv4: 'daemon-not-receiving', IPv6: 'delivered' });
+      expect(p.message).toContain('2/4 probes delivered');
+      expect(p.message).toMatch(
+        /over IPv4: 2 tcp\+udp probes never reached the syslog daemon \(the firewall drops \d+\/tcp: rule 3 of chain INPUT/,
+      );
+      expect(p.message).not.toContain('over IPv6');
+      expect(p.fix).toContain('system.firewall');
+    } finally {
+      tcp6.close();
+      udp6.close();
+    }
   });
 
   // Issue 16 item 5: the daemon sends TCP, the forwarder listens on UDP only.

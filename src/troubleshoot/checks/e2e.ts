@@ -9,6 +9,7 @@ import type { CheckOutcome, Transport } from '../types.js';
 import { fixForDelivery } from '../advice.js';
 import { clockFault, firewallVerdicts, probeSize } from '../facts.js';
 import { stripConfigComments } from '../../install/config-text.js';
+import { detectIpv6, type Ipv6Mode } from '../../system/ipv6.js';
 
 const G = 'e2e' as const;
 const POLL_MS = 200;
@@ -27,6 +28,8 @@ export type ProbeStage =
 export interface ProbeResult {
   id: string;
   transport: Transport;
+  /** The address family the probe was sent over. */
+  family: 4 | 6;
   target: string;
   /** Epoch ms: sent, received by the forwarder, accepted by the sink (hops not reached stay unset). */
   sentAt?: number;
@@ -62,14 +65,27 @@ function listenersOn(listeners: Listener[], port: number, transport: Transport):
   return listeners.filter((s) => s.protocol === transport && s.port === port);
 }
 
-function targetHost(listeners: Listener[]): string {
-  const l = listeners.find((s) => reachableFromLoopback(s.address)) ?? listeners[0];
-  if (!l) return '127.0.0.1';
-  if (isLoopback(l.address)) return l.address.replace(/^::ffff:/, '');
-  if (reachableFromLoopback(l.address))
-    return l.family === 6 && l.address === '::' && !listeners.some((x) => x.family === 4) ? '::1' : '127.0.0.1';
-  return l.address.replace(/^::ffff:/, '');
+/**
+ * One loopback target per address family the listeners take, so each family's path is proven: a [::] socket takes
+ * IPv4 too unless IPv6 sockets are v6-only (bindv6only=1). Sockets bound to one outside address are probed there.
+ */
+export function targetHosts(listeners: Listener[], ipv6: Ipv6Mode): Array<{ family: 4 | 6; host: string }> {
+  if (listeners.length === 0) return [{ family: 4, host: '127.0.0.1' }];
+  const out: Array<{ family: 4 | 6; host: string }> = [];
+  const mapped = (a: string) => a.startsWith('::ffff:');
+  const v4 = listeners.find((l) => (l.family === 4 || mapped(l.address)) && reachableFromLoopback(l.address.replace(/^::ffff:/, '')));
+  if (v4) out.push({ family: 4, host: isLoopback(v4.address) ? v4.address.replace(/^::ffff:/, '') : '127.0.0.1' });
+  else if (ipv6 !== 'separate' && listeners.some((l) => l.family === 6 && l.address === '::')) out.push({ family: 4, host: '127.0.0.1' });
+  const v6 = listeners.find((l) => l.family === 6 && !mapped(l.address) && reachableFromLoopback(l.address));
+  if (v6) out.push({ family: 6, host: isLoopback(v6.address) ? v6.address : '::1' });
+  if (out.length === 0) {
+    const l = listeners[0];
+    out.push({ family: l.family === 6 && !mapped(l.address) ? 6 : 4, host: l.address.replace(/^::ffff:/, '') });
+  }
+  return out;
 }
+
+const FAMILY = { 4: 'IPv4', 6: 'IPv6' } as const;
 
 /** The text from `from` up to the parenthesis that closes the one open there, skipping quoted strings. */
 function balancedTail(t: string, from: number): string {
@@ -183,6 +199,7 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
     // Probes as long as the devices' lines: a hop that cuts them shows in the tail hash the forwarder returns.
     const size = await probeSize(ctx);
     const tails = new Map<string, string>();
+    const ipv6 = await detectIpv6(ctx.fs);
     // Only the transports install opened: a TCP-only install refuses UDP by design.
     // Forwarder-only behind a balancer: a TCP listener that wants a PROXY header would close a bare probe.
     const proxied =
@@ -192,14 +209,16 @@ export function runProbes(ctx: Context): Promise<ProbeRun> {
         deps.progress(`not probing ${opts.port}/tcp: it expects a PROXY header from the balancer`);
         continue;
       }
-      const listeners = listenersOn(sockets, opts.port, transport);
-      const host = targetHost(listeners);
-      for (let i = 0; i < opts.probes; i++) {
+      const hosts = targetHosts(listenersOn(sockets, opts.port, transport), ipv6);
+      // --probes is per transport, spread over the families, but every family gets at least one.
+      for (let i = 0; i < Math.max(opts.probes, hosts.length); i++) {
+        const { host, family } = hosts[i % hosts.length];
         // Fixed width, so no id is a substring of another when searching logs and captures.
         const id = `ts-${runId}-${transport}-${String(i + 1).padStart(4, '0')}`;
         const r: ProbeResult = {
           id,
           transport,
+          family,
           target: `${host.includes(':') ? `[${host}]` : host}:${opts.port}/${transport}`,
           received: false,
           accepted: false,
@@ -435,6 +454,16 @@ const STAGE_TEXT: Record<Exclude<ProbeStage, 'delivered'>, string> = {
   unknown: 'could not be followed',
 };
 
+const STAGE_ORDER: ProbeStage[] = [
+  'daemon-not-receiving',
+  'daemon-not-forwarding',
+  'forwarder-down',
+  'forwarder-hung',
+  'forwarder-not-delivering',
+  'unknown',
+  'delivered-cut',
+];
+
 export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'e2e.probes', title: 'End-to-end probes', group: G };
   if (ctx.opts.probes === 0) return { ...base, status: 'skip', message: 'disabled with --probes 0' };
@@ -448,7 +477,18 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
   const latText = lat.length ? `, latency p50 ${lat[Math.floor(lat.length / 2)]} ms, max ${lat.at(-1)} ms` : '';
   const byTransport = (t: Transport) =>
     `${t} ${run.results.filter((r) => r.transport === t && r.accepted).length}/${run.results.filter((r) => r.transport === t).length}`;
+  const families = ([4, 6] as const).filter((f) => run.results.some((r) => r.family === f));
+  const familyText = families.length > 1 ? ` over ${families.map((f) => FAMILY[f]).join(' and ')}` : '';
+  // Where each family's probes stopped (the earliest stage among them), for the JSON reader and the fault matrix.
+  const stoppedAtByFamily = Object.fromEntries(
+    families.map((f) => {
+      const of = run.results.filter((r) => r.family === f && !r.accepted);
+      const rank = (st: ProbeStage) => STAGE_ORDER.indexOf(st);
+      return [FAMILY[f], of.length ? of.map((r) => r.stage).sort((a, b) => rank(a) - rank(b))[0] : 'delivered'];
+    }),
+  );
   const details = {
+    stoppedAtByFamily,
     probes: run.results,
     capture: run.capture,
     daemonToForwarder: run.daemonToForwarder.map((s) => `${s.localAddress}:${s.localPort} -> ${s.remoteAddress}:${s.remotePort}`),
@@ -469,23 +509,20 @@ export async function checkProbes(ctx: Context): Promise<CheckOutcome> {
     return {
       ...base,
       status: 'pass',
-      message: `${total}/${total} probes delivered (${byTransport('tcp')}, ${byTransport('udp')})${latText}`,
+      message: `${total}/${total} probes delivered (${byTransport('tcp')}, ${byTransport('udp')})${familyText}${latText}`,
       details,
     };
   }
   // Report the earliest stage where probes stopped: it is the one to fix first.
-  const order: ProbeStage[] = [
-    'daemon-not-receiving',
-    'daemon-not-forwarding',
-    'forwarder-down',
-    'forwarder-hung',
-    'forwarder-not-delivering',
-    'unknown',
-  ];
-  const groups = order.map((stage) => ({ stage, probes: run.results.filter((r) => r.stage === stage) })).filter((g) => g.probes.length > 0);
+  const order = STAGE_ORDER.filter((s) => s !== 'delivered-cut');
+  // Each family is followed to its own stop: an IPv4 rule that drops the port must not hide behind delivered IPv6 probes.
+  const groups = order
+    .flatMap((stage) => families.map((f) => ({ stage, family: f, probes: run.results.filter((r) => r.stage === stage && r.family === f) })))
+    .filter((g) => g.probes.length > 0);
   const parts = groups.map((g) => {
     const ts = [...new Set(g.probes.map((p) => p.transport))].join('+');
-    return `${g.probes.length} ${ts} probe${g.probes.length === 1 ? '' : 's'} ${STAGE_TEXT[g.stage as Exclude<ProbeStage, 'delivered'>]} (${g.probes[0].evidence.join('; ')})`;
+    const over = families.length > 1 ? `over ${FAMILY[g.family]}: ` : '';
+    return `${over}${g.probes.length} ${ts} probe${g.probes.length === 1 ? '' : 's'} ${STAGE_TEXT[g.stage as Exclude<ProbeStage, 'delivered'>]} (${g.probes[0].evidence.join('; ')})`;
   });
   const first = groups[0];
   const sink = (await ctx.config()).config?.sink;
