@@ -53,7 +53,10 @@ export function installCommand(): Command {
       '--durable',
       'keep what the syslog daemon accepted on disk, synced, until the forwarder has it: a power cut loses none of it (fewer events/s; docs/RELIABILITY.md)',
     )
-    .option('--no-install-relp', 'rsyslog without omrelp: do not add package rsyslog-relp (rsyslog then sends over plain TCP)')
+    .option(
+      '--no-install-relp',
+      'when install puts rsyslog on the machine: do not add package rsyslog-relp too (rsyslog then sends over plain TCP)',
+    )
     .option('--node <path>', 'the node binary the service runs (default: `node` on PATH; needs a supported version)')
     .option('--endpoint <url>', 'override the workspace endpoint (private link, tests)')
     .option('--no-verify', 'skip the end-to-end probe')

@@ -270,10 +270,14 @@ async function detectStep(c: InstallContext): Promise<void> {
   c.daemon = null;
   c.binary = '';
   c.daemonVersion = null;
+  let addedDaemon = false;
   if (!opts.forwarderOnly) {
     let info = await detectDaemon(fs, exec, opts.daemon);
     if (opts.daemon && !info.installed.includes(opts.daemon)) info = { ...info, daemon: null };
-    if (!info.daemon) info = await offerDaemonInstall(distro, opts, deps);
+    if (!info.daemon) {
+      info = await offerDaemonInstall(distro, opts, deps);
+      addedDaemon = true;
+    }
     const daemon = (c.daemon = info.daemon!);
     if (!info.binary) throw unknownDaemonProgram(daemon, info.running);
     c.binary = info.binary;
@@ -285,7 +289,9 @@ async function detectStep(c: InstallContext): Promise<void> {
       `syslog daemon: ${daemon}${info.version ? ` ${info.version}` : ''} (${info.running.some((r) => r.daemon === daemon) ? 'running' : 'not running'})`,
     );
   }
-  c.relpInstall = c.daemon === 'rsyslog' && opts.installRelp ? await planRelpInstall(fs, exec, distro, warn) : null;
+  // Only with the rsyslog this run installs (apt has just shown it can fetch): an existing rsyslog's packages are the
+  // operator's, and on a machine without a reachable mirror the extra package would fail the whole install.
+  c.relpInstall = c.daemon === 'rsyslog' && addedDaemon && opts.installRelp ? await planRelpInstall(fs, exec, distro, warn) : null;
   if (c.relpInstall) log(`rsyslog has no omrelp: install adds package ${RELP_PACKAGE} (${c.relpInstall.join(' ')})`);
   // Only the capability it needs: none when every port it listens on is unprivileged.
   c.privilegedPort = Math.min(opts.forwarderOnly ? opts.port : 65535, c.readiness?.port ?? 65535) < 1024;
