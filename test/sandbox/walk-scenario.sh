@@ -35,8 +35,10 @@ key="$(cat "$keyfile")"
   while [ ! -e "$out/watch.stop" ]; do
     for p in /proc/[0-9]*; do
       [ "${p#/proc/}" = "$BASHPID" ] && continue
-      if grep -qaF -f "$keyfile" "$p/cmdline" 2>/dev/null; then echo "cmdline $(tr '\0' ' ' <"$p/cmdline" | cut -c1-80)"; fi
-      if grep -qaF -f "$keyfile" "$p/environ" 2>/dev/null; then echo "environ $(tr '\0' ' ' <"$p/cmdline" | cut -c1-80)"; fi
+      # Read once: a process that exits between a check and a second read would show an empty command line.
+      c="$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)"
+      if [[ $c == *"$key"* ]]; then echo "cmdline ${c:0:80}"; fi
+      if grep -qaF -f "$keyfile" "$p/environ" 2>/dev/null; then echo "environ ${c:0:80}"; fi
     done
     sleep 0.05
   done | sort -u >"$out/key-seen"
