@@ -1,16 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -29,7 +18,7 @@ import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwa
 import { STOP_DRAIN_MS } from '../../src/forwarder/intake.js';
 import { detectIpv6 } from '../../src/system/ipv6.js';
 import { cef, makeConfig, readRows, silent, tcpConnect, tempDir, waitFor, writeAndEnd } from '../forwarder/helpers.js';
-import { fakeExec as sharedFakeExec } from './install-helpers.js';
+import { fakeExec as sharedFakeExec, snapshot } from './install-helpers.js';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
 const dirs: string[] = [];
@@ -76,19 +65,6 @@ function rsyslogOn514(root: string): void {
   writeFileSync(path.join(root, 'proc/4343/comm'), 'rsyslogd\n');
   symlinkSync('socket:[1004]', path.join(root, 'proc/4343/fd/3'));
   symlinkSync('socket:[1005]', path.join(root, 'proc/4343/fd/4'));
-}
-
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const n of readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, n.name);
-      if (n.isDirectory()) walk(p);
-      else if (n.isFile()) out[path.relative(dir, p)] = `${(statSync(p).mode & 0o7777).toString(8)} ${readFileSync(p, 'base64')}`;
-    }
-  };
-  walk(dir);
-  return out;
 }
 
 function fakeExec(root: string) {

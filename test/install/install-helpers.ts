@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createFsRoot } from '../../src/system/fs-root.js';
 import { createScriptedPrompter } from '../../src/system/prompts.js';
@@ -77,4 +77,18 @@ export function installDeps(temp: (prefix: string) => string, root: string, extr
     ...extra,
   };
   return { deps: d, stream, text: () => stream.map((s) => s[1]).join('\n') };
+}
+
+/** Every file under a tree: path -> mode and content, to compare byte for byte. */
+export function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const n of readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, n.name);
+      if (n.isDirectory()) walk(p);
+      else if (n.isFile()) out[path.relative(dir, p)] = `${(statSync(p).mode & 0o7777).toString(8)} ${readFileSync(p, 'base64')}`;
+    }
+  };
+  walk(dir);
+  return out;
 }

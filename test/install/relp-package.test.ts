@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runInstall, parseAptPolicy } from '../../src/install/run-install.js';
 import { installOptionsSchema } from '../../src/install/options.js';
 import type { ExecResult } from '../../src/system/exec.js';
-import { fakeExec, installDeps, services } from './install-helpers.js';
+import { fakeExec, installDeps, services, snapshot } from './install-helpers.js';
 
 // rsyslog sends to the forwarder over RELP (acknowledged) only with omrelp; install adds its package (issue 18).
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
@@ -17,19 +17,6 @@ function temp(prefix: string): string {
   const d = mkdtempSync(path.join(tmpdir(), prefix));
   dirs.push(d);
   return d;
-}
-
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const n of readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, n.name);
-      if (n.isDirectory()) walk(p);
-      else if (n.isFile()) out[path.relative(dir, p)] = `${(statSync(p).mode & 0o7777).toString(8)} ${readFileSync(p, 'base64')}`;
-    }
-  };
-  walk(dir);
-  return out;
 }
 
 const OMRELP = 'usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so';

@@ -246,3 +246,14 @@ export async function expectCleanStop(vm: Vm): Promise<void> {
   expect(s.messages.at(-1)).toBe('forwarder stopped');
   expect(s.unitLog).not.toMatch(/timed out|SIGKILL|Killing/);
 }
+
+/** `uninstall --purge --remove-user`: the unit and its files gone, the daemon still active, /etc as before install. */
+export async function expectUninstalled(vm: Vm, daemon: 'rsyslog' | 'syslog-ng', etcBefore: string): Promise<void> {
+  const unit = 'sentinel-cef-forwarder';
+  const r = await vm.sh(`CI=true ${CLI} uninstall --yes --remove-user --purge`, { timeout: 120_000 });
+  expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+  expect((await vm.sh(`systemctl is-active ${unit}`)).stdout.trim()).not.toBe('active');
+  expect((await vm.sh(`systemctl cat ${unit}`)).exitCode).not.toBe(0);
+  expect((await vm.sh(`systemctl is-active ${daemon}`)).stdout.trim()).toBe('active');
+  expect(await etcSnapshot(vm)).toBe(etcBefore);
+}
