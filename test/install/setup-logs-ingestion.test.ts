@@ -329,6 +329,17 @@ describe('sentinel-cef install --workspace (runInstall against the mocks)', () =
     expect(cfg.sink).toMatchObject({ type: 'logs-ingestion', dcrImmutableId: edge.dcrImmutableId });
   });
 
+  /** install --dce/--dcr of the edge endpoint and a rule, signed in to the control-plane mock (no verify, no waits). */
+  async function installEdgeRule(dcr: string) {
+    const root = fixture();
+    const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
+    await runInstall(
+      installOptionsSchema.parse({ yes: true, verify: false, dce: edge.url, dcr, managedIdentity: true, armEndpoint: ctl.url }),
+      d.deps,
+    );
+    return { root, d };
+  }
+
   it('--dce/--dcr of an existing rule: its workspace is read from the rule and recorded for readback', async () => {
     const w = ctl.workspaces[0];
     const wsId = `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${w.name}`;
@@ -342,19 +353,7 @@ describe('sentinel-cef install --workspace (runInstall against the mocks)', () =
         properties: { ...t.properties, immutableId: edge.dcrImmutableId },
       },
     );
-    const root = fixture();
-    const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
-    await runInstall(
-      installOptionsSchema.parse({
-        yes: true,
-        verify: false,
-        dce: edge.url,
-        dcr: edge.dcrImmutableId,
-        managedIdentity: true,
-        armEndpoint: ctl.url,
-      }),
-      d.deps,
-    );
+    const { root, d } = await installEdgeRule(edge.dcrImmutableId);
     const state = JSON.parse(readFileSync(path.join(root, STATE_FILE), 'utf8'));
     expect(state.options.workspaceId).toBe(edge.workspaceId);
     expect(d.text()).toContain(`sends to workspace ${edge.workspaceId}: troubleshoot reads the probes back from it`);
@@ -362,19 +361,7 @@ describe('sentinel-cef install --workspace (runInstall against the mocks)', () =
   });
 
   it('--dce/--dcr of a rule nobody can read: install goes on, one line says readback will need --workspace', async () => {
-    const root = fixture();
-    const d = installDeps(temp, root, { azure: azure(), sleep: async () => {} });
-    await runInstall(
-      installOptionsSchema.parse({
-        yes: true,
-        verify: false,
-        dce: edge.url,
-        dcr: `dcr-${'a'.repeat(32)}`,
-        managedIdentity: true,
-        armEndpoint: ctl.url,
-      }),
-      d.deps,
-    );
+    const { root, d } = await installEdgeRule(`dcr-${'a'.repeat(32)}`);
     expect(JSON.parse(readFileSync(path.join(root, STATE_FILE), 'utf8')).options.workspaceId).toBeUndefined();
     expect(d.text()).toMatch(/is not visible to the signed-in identity: troubleshoot will need --workspace/);
   });

@@ -191,7 +191,7 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
   }, 60_000);
 
   /** A rule another tool made that also sends CEF to CommonSecurityLog (AMA's), in our workspace. */
-  function otherCslRule(name: string, immutableId: string) {
+  function otherCslRule(name: string, immutableId: string, more: Record<string, unknown> = {}) {
     const w = ctl.workspaces[0];
     ctl.addDcr(
       `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.Insights/dataCollectionRules/${name}`,
@@ -199,6 +199,7 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
         location: w.location,
         properties: {
           immutableId,
+          ...more,
           destinations: {
             logAnalytics: [
               {
@@ -266,27 +267,9 @@ describe('e2e.readback: the probes read back from CommonSecurityLog', () => {
 
   it('duplicated: probes also in Syslog warn, name the other rule and give the AMA 1.41 transform', async () => {
     ctl.addDcr(ruleId, rule());
-    const w = ctl.workspaces[0];
-    ctl.addDcr(
-      `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.Insights/dataCollectionRules/ama-cef`,
-      {
-        location: w.location,
-        properties: {
-          immutableId: 'dcr-ama',
-          dataSources: { syslog: [{ name: 'cef', streams: ['Microsoft-CommonSecurityLog'], facilityNames: ['local4'], logLevels: ['*'] }] },
-          destinations: {
-            logAnalytics: [
-              {
-                name: 'la',
-                workspaceResourceId: `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${w.name}`,
-                workspaceId: w.customerId,
-              },
-            ],
-          },
-          dataFlows: [{ streams: ['Microsoft-CommonSecurityLog'], destinations: ['la'] }],
-        },
-      },
-    );
+    otherCslRule('ama-cef', 'dcr-ama', {
+      dataSources: { syslog: [{ name: 'cef', streams: ['Microsoft-CommonSecurityLog'], facilityNames: ['local4'], logLevels: ['*'] }] },
+    });
     ctl.setSyslogCopies(true);
     const r = await checkReadback(shared(30));
     expect(r.status, r.message).toBe('warn');
