@@ -7,6 +7,7 @@ import {
   countTagged,
   expectCleanStop,
   expectUninstalled,
+  expectUnitInstalled,
   lossAndDups,
   RECEIVED,
   seqsIn,
@@ -53,11 +54,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and syslog-ng 
     const r = await vm.sh(`CI=true ${CLI} install --sink file:${ROWS} --yes`, { timeout: 180_000 });
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     expect(await vm.ok('cat /etc/syslog-ng/conf.d/*sentinel-cef*')).toMatch(/destination d_sentinel_cef/);
-    expect((await vm.sh(`systemctl is-active ${UNIT}`)).stdout.trim()).toBe('active');
-    expect((await vm.sh(`systemctl is-enabled ${UNIT}`)).stdout.trim()).toBe('enabled');
-    const verify = await vm.sh(`systemd-analyze verify /etc/systemd/system/${UNIT}.service`);
-    expect(verify.exitCode, verify.stderr).toBe(0);
-    expect(verify.stderr.trim()).toBe('');
+    await expectUnitInstalled(vm);
     expect((await vm.sh('systemctl is-active syslog-ng')).stdout.trim()).toBe('active');
   }, 240_000);
 

@@ -257,3 +257,13 @@ export async function expectUninstalled(vm: Vm, daemon: 'rsyslog' | 'syslog-ng',
   expect((await vm.sh(`systemctl is-active ${daemon}`)).stdout.trim()).toBe('active');
   expect(await etcSnapshot(vm)).toBe(etcBefore);
 }
+
+/** The forwarder's unit as install leaves it under systemd: active, enabled, and `systemd-analyze verify` silent. */
+export async function expectUnitInstalled(vm: Vm): Promise<void> {
+  const unit = 'sentinel-cef-forwarder';
+  expect((await vm.sh(`systemctl is-active ${unit}`)).stdout.trim()).toBe('active');
+  expect((await vm.sh(`systemctl is-enabled ${unit}`)).stdout.trim()).toBe('enabled');
+  const verify = await vm.sh(`systemd-analyze verify /etc/systemd/system/${unit}.service`);
+  expect(verify.exitCode, verify.stderr).toBe(0);
+  expect(verify.stderr.trim()).toBe('');
+}
