@@ -522,6 +522,18 @@ describe('forwarder.running under systemd when the forwarder exits at start-up',
     expect(calls.slice(-3)).toEqual([`chown -R 998:998 ${QUEUE}`, `chmod 0750 ${QUEUE}`, `systemctl restart ${UNIT}`]);
   });
 
+  it("names the unit's own User= for an unwritable queue, in the message and the chown", async () => {
+    await put(root, '/etc/systemd/system/sentinel-cef-forwarder.service', '[Service]\nUser=cefsvc\nProtectSystem=strict\n');
+    await put(root, '/etc/passwd', 'root:x:0:0:root:/root:/bin/bash\ncefsvc:x:997:997::/var/lib/sentinel-cef:/usr/sbin/nologin\n');
+    await chown(join(root, QUEUE), 0, 0);
+    await chmod(join(root, QUEUE), 0o700);
+    await writeConfig({ sink: { type: 'file', path: '/var/lib/sentinel-cef/data/out.ndjson' }, queue: { dir: QUEUE } });
+    const err = `{"level":60,"msg":"cannot open the queue ${QUEUE}","err":{"message":"EACCES: permission denied"}}`;
+    const r = await fwd.checkRunning(systemdCtx(journal(err)));
+    expect(r.message).toContain(`the service user cefsvc cannot write ${QUEUE}`);
+    expect(r.fix).toBe(`\`chown -R cefsvc: ${QUEUE}\` (or re-run \`sentinel-cef install\`), then restart the forwarder`);
+  });
+
   it('names an unreadable TLS key as the service user would meet it, never echoing a secret', async () => {
     const key = '/etc/sentinel-cef/tls/key.pem';
     await put(root, key, '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n');

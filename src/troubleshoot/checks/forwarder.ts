@@ -476,10 +476,10 @@ async function queueDirProblem(ctx: Context, userName = SERVICE_USER): Promise<{
       const owner = `${st.uid === 0 ? 'root' : st.uid}:${st.gid === 0 ? 'root' : st.gid}`;
       const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
       return {
-        message: `the service user ${SERVICE_USER} cannot ${need === 3 ? 'write' : 'enter'} ${p} (owner ${owner}, mode ${mode}), so the forwarder cannot open its queue ${dir}`,
+        message: `the service user ${userName} cannot ${need === 3 ? 'write' : 'enter'} ${p} (owner ${owner}, mode ${mode}), so the forwarder cannot open its queue ${dir}`,
         fix:
           p === dir || deepest
-            ? `\`chown -R ${SERVICE_USER}: ${dir === p ? dir : p}\` (or re-run \`sentinel-cef install\`), then restart the forwarder`
+            ? `\`chown -R ${userName}: ${dir === p ? dir : p}\` (or re-run \`sentinel-cef install\`), then restart the forwarder`
             : `\`chmod o+x ${p}\`, then restart the forwarder`,
         // The queue directory is ours (install made it for the service user): giving it back is safe. Its
         // parents are the system's, so those stay a suggestion.
