@@ -9,6 +9,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { forwarderConfigSchema } from '../../src/config/schema.js';
+import { generateCertificate } from '../../src/demo/mock-azure.js';
 import { formatReport, type SeqReport } from './chkseq.js';
 import { cefLine } from './cef.js';
 import { forkGenerator, generate, prng, type GenResult } from './gen.js';
@@ -134,31 +135,8 @@ export async function throughput(p: ThroughputParams): Promise<ScenarioResult> {
 let cert: { certFile: string; keyFile: string } | null = null;
 function selfSigned(): { certFile: string; keyFile: string } {
   if (cert) return cert;
-  const dir = mkdtempSync(join(tmpdir(), 'chaos-tls-'));
-  const certFile = join(dir, 'cert.pem');
-  const keyFile = join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  cert = { certFile, keyFile };
+  const { certPath, keyPath } = generateCertificate(mkdtempSync(join(tmpdir(), 'chaos-tls-')));
+  cert = { certFile: certPath, keyFile: keyPath };
   return cert;
 }
 
