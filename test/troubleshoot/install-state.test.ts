@@ -412,6 +412,15 @@ describe('forwarder.unit: the installed systemd unit against what install render
     expect(readFileSync(path.join(root, UNIT), 'utf8')).toBe(old);
   });
 
+  it('an install record that cannot be read fails (it is not taken for no install)', async () => {
+    const { root } = await installInto('debian12-rsyslog', {}, bootedSystemd);
+    writeFileSync(path.join(root, 'var/lib/sentinel-cef/install-state.json'), '{"options": {"mode": "daem');
+    const r = await runTroubleshoot({ probes: 0 }, deps(root, []));
+    const c = r.checks.find((x) => x.id === 'forwarder.unit')!;
+    expect(c.status).toBe('fail');
+    expect(c.message).toMatch(/^\/var\/lib\/sentinel-cef\/install-state\.json cannot be read: /);
+  });
+
   it('skips where PID 1 is not systemd', async () => {
     const { root } = await installInto('debian12-rsyslog', {});
     const r = await runTroubleshoot({ probes: 0 }, deps(root, []));

@@ -1,7 +1,7 @@
 import type { Context } from '../context.js';
 import type { CheckOutcome } from '../types.js';
 import { renderForwarderUnit, UNIT_NAME, UNIT_PATH } from '../../install/service.js';
-import { BACKUP_ROOT, FileTransaction, readState, sha256, writeState } from '../../install/transaction.js';
+import { BACKUP_ROOT, FileTransaction, readState, sha256, STATE_FILE, writeState } from '../../install/transaction.js';
 
 const G = 'forwarder' as const;
 
@@ -28,7 +28,18 @@ async function systemctl(ctx: Context, args: string[]): Promise<void> {
 export async function checkUnit(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'forwarder.unit', title: 'Forwarder systemd unit current', group: G };
   if (!(await ctx.systemd())) return { ...base, status: 'skip', message: 'PID 1 is not systemd (the supervisor runs the forwarder)' };
-  const state = await readState(ctx.fs).catch(() => null);
+  let state: Awaited<ReturnType<typeof readState>>;
+  try {
+    state = await readState(ctx.fs);
+  } catch (err) {
+    // A torn or unreadable record is not "nothing installed": say so rather than skip.
+    return {
+      ...base,
+      status: 'fail',
+      message: `${STATE_FILE} cannot be read: ${(err as Error).message}`,
+      fix: 're-run `sentinel-cef install`',
+    };
+  }
   const rec = state?.options;
   if (!rec) return { ...base, status: 'skip', message: 'no install record to render the unit from' };
   const onDisk = await ctx.readText(UNIT_PATH);
