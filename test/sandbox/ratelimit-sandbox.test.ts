@@ -80,7 +80,13 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('CEF bu
       expect(rows.length).toBeGreaterThanOrEqual(BURST);
       expect(rows.length).toBeLessThanOrEqual(COUNT);
     } else {
-      expect(rows.length).toBe(COUNT);
+      // Every datagram the kernel handed to the daemon (all sent, less those it refused: no socket bound yet or a
+      // full buffer, counted in the sandbox's own network namespace) is a row; over TCP that is every message.
+      const refused = name.includes('udp') ? Number(read(dir, `${name}.refused`).trim()) : 0;
+      expect(Number.isInteger(refused) && refused >= 0, `refused count: ${read(dir, `${name}.refused`)}`).toBe(true);
+      expect(rows.length).toBeLessThanOrEqual(COUNT);
+      expect(rows.length, `${refused} datagrams refused by the kernel`).toBeGreaterThanOrEqual(COUNT - refused);
+      if (refused > 0) console.warn(`${name}: the kernel refused ${refused} of ${COUNT} datagrams before the daemon`);
     }
     // The device's HOSTNAME where its header has one; the sender as the daemon names it for bare `CEF:` lines.
     // A syslog-ng source we reuse keeps no raw message, and Debian's keep-hostname(no) names the sender instead.

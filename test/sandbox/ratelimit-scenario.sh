@@ -13,13 +13,25 @@ cd "$repo"
 
 step() { local name="$1"; shift; "$@" >"$out/$name.out" 2>"$out/$name.err"; echo $? >"$out/$name.rc"; }
 lines() { cat "$@" 2>/dev/null | grep -c . ; }
+# Datagrams the kernel of this (private) network namespace refused: no socket bound yet (NoPorts) or a full receive
+# buffer (InErrors, which counts RcvbufErrors). They never reached the daemon, so they cannot become rows.
+udp_refused() {
+  local v4 v6
+  v4=$(awk '$1 == "Udp:" && $2 ~ /^[0-9]/ { print $3 + $4 }' /proc/net/snmp)
+  v6=$(awk '$1 == "Udp6NoPorts" || $1 == "Udp6InErrors" { n += $2 } END { print n + 0 }' /proc/net/snmp6 2>/dev/null)
+  echo $(( ${v4:-0} + ${v6:-0} ))
+}
 
 # run CASE PROTO [HOST [FRAMING]]: install over the config in place, send, wait until nothing more arrives, uninstall.
 run() {
   local name="$1" proto="$2" host="${3:-127.0.0.1}" framing="${4:-newline}" sink="$out/sink-$1/rows.ndjson" prev=-1 now stable=0
+  local before expect="$count"
   step "$name-install" "${cli[@]}" install --sink "file:$sink" --protocol "$proto" --yes --no-verify
   if [ "$(cat "$out/$name-install.rc")" = 0 ]; then
+    before=$(udp_refused)
     step "$name-send" node "$repo/test/sandbox/send-burst.mjs" "$proto" "$count" "$name" "$host" "$framing"
+    echo $(( $(udp_refused) - before )) >"$out/$name.refused"
+    expect=$(( count - $(cat "$out/$name.refused") ))
     # Done when the counts hold still for 3 s (room for a late copy to show). A rate-limited input drops some at
     # once, so that is all; an unlimited one must also have every message as a row or a dead letter first (a daemon
     # that pauses mid-burst, for its action's retry on a loaded machine, would otherwise end the wait early).
@@ -27,7 +39,7 @@ run() {
       copy_rows "$sink" "$out/$name.rows"; copy_rows "$dead" "$out/$name.dead"
       now=$(( $(lines "$out/$name.rows") + $(lines "$out/$name.dead") ))
       if [ "$now" = "$prev" ] && [ "$now" -gt 0 ]; then stable=$((stable + 1)); else stable=0; fi
-      if [ "$stable" -ge 6 ] && { [[ "$name" == *-limited ]] || [ "$now" -ge "$count" ]; }; then break; fi
+      if [ "$stable" -ge 6 ] && { [[ "$name" == *-limited ]] || [ "$now" -ge "$expect" ]; }; then break; fi
       prev=$now; sleep 0.5
     done
   fi
