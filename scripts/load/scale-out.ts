@@ -636,7 +636,8 @@ async function main(): Promise<void> {
     }
     if (want('relp-kill9')) {
       say('fault: kill -9, RELP...');
-      out.faults.push(await faultRun({ ...base, fault: 'relp-kill9', faultAtSec: 5, backAfterSec: 3, durationSec: 30 }));
+      // 60 s like the return run: time after the restart for the aged sessions to spread again.
+      out.faults.push(await faultRun({ ...base, fault: 'relp-kill9', faultAtSec: 5, backAfterSec: 3, durationSec: 60 }));
     }
     if (want('poweroff') || want('return')) {
       say('fault: power-off and return...');
