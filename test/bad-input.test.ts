@@ -389,6 +389,18 @@ const cases: Array<[string, string[], RegExp | string, number]> = [
     2,
   ],
   [
+    'forward --listen relp ?proxy= bad value',
+    ['forward', '--listen', 'relp://127.0.0.1:2514?proxy=v3', '--sink', 'file:@/rows.ndjson'],
+    /^sentinel-cef: invalid option in listen address 'relp:\/\/127\.0\.0\.1:2514\?proxy=v3'/,
+    2,
+  ],
+  [
+    'forward --listen udp ?proxy=',
+    ['forward', '--listen', 'udp://127.0.0.1:514?proxy=v2', '--sink', 'file:@/rows.ndjson'],
+    /^sentinel-cef: \?proxy= needs a tcp:\/\/, tls:\/\/ or relp:\/\/ listener, not 'udp:\/\/127\.0\.0\.1:514\?proxy=v2'/,
+    2,
+  ],
+  [
     'forward --listen before a missing sink',
     ['forward', '--listen', 'bogus'],
     "sentinel-cef: --listen must be tcp://, udp://, tls:// or relp://HOST:PORT, e.g. tcp://0.0.0.0:514 or udp://[::]:514, got 'bogus'",

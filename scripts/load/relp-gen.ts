@@ -26,10 +26,16 @@ const OFFERS = 'relp_version=0\nrelp_software=sentinel-cef-loadgen\ncommands=sys
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const frame = (txnr: number, cmd: string, data: string) => `${txnr} ${cmd} ${Buffer.byteLength(data)}${data ? ` ${data}` : ''}\n`;
 
-/** Answers (`TXNR rsp LEN DATA LF`, `0 serverclose 0 LF`) read from a session, in order. */
-function answerReader(onAnswer: (txnr: number, ok: boolean) => void): (chunk: Buffer) => void {
+/**
+ * Answers (`TXNR rsp LEN DATA LF`, `0 serverclose 0 LF`) read from a session, in order. Like librelp
+ * (cserverclose.c), the serverclose hint breaks the session: nothing after it is read, and what is
+ * still unanswered is sent again on the next session.
+ */
+function answerReader(onAnswer: (txnr: number, ok: boolean) => void, onServerClose: () => void): (chunk: Buffer) => void {
   let buf = '';
+  let done = false;
   return (chunk) => {
+    if (done) return;
     buf += chunk.toString('latin1');
     for (;;) {
       const m = /^(\d+) (\w+) (\d+)/.exec(buf);
@@ -39,14 +45,21 @@ function answerReader(onAnswer: (txnr: number, ok: boolean) => void): (chunk: Bu
       const data = buf.slice(m[0].length + 1, m[0].length + 1 + Number(m[3]));
       buf = buf.slice(end);
       if (m[2] === 'rsp') onAnswer(Number(m[1]), data.startsWith('200'));
+      else if (m[2] === 'serverclose') {
+        done = true;
+        onServerClose();
+        return;
+      }
     }
   };
 }
 
-export async function relpGenerate(o: RelpGenOptions): Promise<GenResult> {
+/** serverCloses: sessions the receiver ended with the serverclose hint (ageing, shutdown). */
+export async function relpGenerate(o: RelpGenOptions): Promise<GenResult & { serverCloses: number }> {
   const t0 = Date.now();
   const expect: Record<string, number> = {};
   let reconnects = 0;
+  let serverCloses = 0;
   let sent = 0;
   const per = Math.ceil(o.events / o.connections);
   const allowed = () => (o.rate > 0 ? Math.min(o.events, Math.floor(((Date.now() - t0) / 1000) * o.rate) + 1) : o.events);
@@ -86,16 +99,23 @@ export async function relpGenerate(o: RelpGenOptions): Promise<GenResult> {
       });
       s.on(
         'data',
-        answerReader((txnr, ok) => {
-          if (txnr === 1 && !opened) {
-            opened = ok;
-            if (!ok) s.destroy();
-          } else if (unanswered.has(txnr) && ok) {
-            unanswered.delete(txnr);
-            acked++;
-          }
-          poke();
-        }),
+        answerReader(
+          (txnr, ok) => {
+            if (txnr === 1 && !opened) {
+              opened = ok;
+              if (!ok) s.destroy();
+            } else if (unanswered.has(txnr) && ok) {
+              unanswered.delete(txnr);
+              acked++;
+            }
+            poke();
+          },
+          () => {
+            serverCloses++;
+            // librelp aborts the connection (a reset) and reconnects.
+            s.destroy();
+          },
+        ),
       );
       let txnr = 1;
       s.write(frame(txnr++, 'open', OFFERS));
@@ -148,5 +168,5 @@ export async function relpGenerate(o: RelpGenOptions): Promise<GenResult> {
   };
   await Promise.all(Array.from({ length: o.connections }, (_, k) => worker(k)));
   const ms = Date.now() - t0;
-  return { run: o.run, sent, ms, eps: Math.round(sent / (ms / 1000)), expect, reconnects };
+  return { run: o.run, sent, ms, eps: Math.round(sent / (ms / 1000)), expect, reconnects, serverCloses };
 }

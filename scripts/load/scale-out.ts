@@ -5,7 +5,7 @@
  * passes SCALE_OUT_DIR, SCALE_OUT_HAPROXY and SCALE_OUT_HAPROXY_LIBS.
  *
  * Addresses: sender 10.77.0.1 ↔ HAProxy 10.77.0.2 (frontend :514); HAProxy 10.77.K.1 ↔ node K 10.77.K.2
- * (forwarder :25226 with PROXY v2, readiness :25228, RELP :2514). HAProxy balances leastconn and checks
+ * (forwarder :25226 with PROXY v2, readiness :25228, RELP :2514 with PROXY v2). HAProxy balances leastconn and checks
  * each node's readiness endpoint (httpchk every 500 ms, down after 2 failures, up after 2 successes).
  * Lost and duplicated events come from the sequence checker over every node's sink file.
  */
@@ -84,7 +84,7 @@ class Node {
   async start(): Promise<void> {
     const a = nodeAddr(this.k);
     const config = {
-      listen: [`tcp://${a}:25226?proxy=v2`, `relp://${a}:2514`],
+      listen: [`tcp://${a}:25226?proxy=v2`, `relp://${a}:2514?proxy=v2`],
       queue: { dir: join(this.dir, 'queue') },
       deadLetterFile: join(this.dir, 'dead-letter.ndjson'),
       admin: false,
@@ -217,7 +217,7 @@ backend forwarders-relp
   option httpchk GET /
   http-check expect status 200
   default-server check port 25228 inter 500ms fall 2 rise 2
-${servers(2514, false)}
+${servers(2514, true)}
 `;
   }
 
@@ -636,7 +636,8 @@ async function main(): Promise<void> {
     }
     if (want('relp-kill9')) {
       say('fault: kill -9, RELP...');
-      out.faults.push(await faultRun({ ...base, fault: 'relp-kill9', faultAtSec: 5, backAfterSec: 3, durationSec: 30 }));
+      // 60 s like the return run: time after the restart for the aged sessions to spread again.
+      out.faults.push(await faultRun({ ...base, fault: 'relp-kill9', faultAtSec: 5, backAfterSec: 3, durationSec: 60 }));
     }
     if (want('poweroff') || want('return')) {
       say('fault: power-off and return...');

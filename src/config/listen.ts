@@ -9,13 +9,13 @@ export interface ListenAddress {
   port: number;
   /** The URL as written, for logs and metric labels. */
   url: string;
-  /** TCP/TLS behind a load balancer: each connection starts with this PROXY protocol header version. */
+  /** TCP/TLS/RELP behind a load balancer: each connection starts with this PROXY protocol header version. */
   proxy?: 'v1' | 'v2';
 }
 
 /**
  * Parses tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT, relp://HOST:PORT; IPv6 hosts in brackets ([::1]:25226).
- * `?proxy=v1` or `?proxy=v2` on tcp/tls: connections must start with that PROXY protocol header.
+ * `?proxy=v1` or `?proxy=v2` on tcp/tls/relp: connections must start with that PROXY protocol header.
  */
 export function parseListenUrl(url: string, what = 'a listen address'): ListenAddress {
   const [base, query] = splitQuery(url.trim());
@@ -53,8 +53,8 @@ function parseProxyQuery(url: string, protocol: string, query: string): 'v1' | '
     throw new UsageError(`invalid option in listen address '${url}'`, {
       suggestion: 'the only option is ?proxy=v1 or ?proxy=v2 (PROXY protocol from a load balancer)',
     });
-  if (protocol !== 'tcp' && protocol !== 'tls') {
-    throw new UsageError(`?proxy= needs a tcp:// or tls:// listener, not '${url}'`, {
+  if (protocol === 'udp') {
+    throw new UsageError(`?proxy= needs a tcp://, tls:// or relp:// listener, not '${url}'`, {
       suggestion: 'UDP carries no PROXY header: the balancer must preserve the source address instead',
     });
   }

@@ -26,6 +26,8 @@ interface Conn {
   /** A RELP session's parser: its partial frames are never flushed (the sender keeps what was not answered). */
   framer: SyslogFramer | RelpParser;
   relp?: boolean;
+  /** A RELP session the forwarder ended (serverclose sent): what arrives after is left unanswered, for the sender to resend. */
+  serverClosed?: boolean;
   /** Why the forwarder closed it, for the partial frame flushed on close. */
   closeReason?: string;
   /** When limits.maxConnectionAgeSec runs out (ms; Infinity when off). */
@@ -242,9 +244,11 @@ export class Intake {
     } else {
       server = createTcpServer((raw) => {
         if (!this.admit(raw, input)) return;
-        if (a.protocol === 'relp') return this.onRelpConnection(raw, input);
-        if (!a.proxy) return this.onConnection(raw, input);
-        this.readProxyHeader(raw, input, a.proxy, (source) => this.onConnection(raw, input, source ?? undefined));
+        const open = (source?: ProxySource) =>
+          a.protocol === 'relp' ? this.onRelpConnection(raw, input, source) : this.onConnection(raw, input, source);
+        if (!a.proxy) return open();
+        // The header precedes the RELP stream too (HAProxy send-proxy-v2 in front of omrelp senders).
+        this.readProxyHeader(raw, input, a.proxy, (source) => open(source ?? undefined));
       });
     }
     server.on('error', (err) => this.listenerLog.note({ err: err.message, listen: a.url }));
@@ -424,23 +428,30 @@ export class Intake {
    * queue, so the sender keeps it until then and sends it again after a broken session. When the
    * queue cannot be written, nothing is answered and the session is closed (see relp.ts).
    */
-  private onRelpConnection(socket: Socket, input: string): void {
+  private onRelpConnection(socket: Socket, input: string, source?: ProxySource): void {
     // admit() has counted the socket against maxConnections.
     const { metrics, logger, limits } = this.o;
+    if (this.stopped) {
+      socket.destroy();
+      return;
+    }
     const parser = new RelpParser(limits.maxMessageBytes);
     const now0 = Date.now();
+    const maxAgeMs = limits.maxConnectionAgeSec * 1000 * (1 - 0.1 * Math.random());
     const conn: Conn = {
       socket,
       input,
-      remote: socket.remoteAddress,
+      remote: source?.address ?? socket.remoteAddress,
+      ...(source ? { via: socket.remoteAddress } : {}),
       lastFrameAt: now0,
       lastDataAt: now0,
       framer: parser,
       relp: true,
-      expiresAt: Infinity,
+      expiresAt: maxAgeMs > 0 ? now0 + maxAgeMs : Infinity,
       expired: false,
     };
     this.conns.add(conn);
+    if (source) logger.debug({ input, remote: conn.remote, remotePort: source.port, via: conn.via }, 'connection through a load balancer');
     if (this.intakePaused) socket.pause();
     let open = false;
     const cmds: RelpCommand[] = [];
@@ -448,7 +459,7 @@ export class Intake {
     const txnrs: number[] = [];
     const abort = (reason: string, message: string): void => {
       metrics.connectionsClosed.inc({ input, reason });
-      logger.warn({ input, remote: socket.remoteAddress, reason }, message);
+      logger.warn({ input, remote: conn.remote, via: conn.via, reason }, message);
       socket.destroy();
     };
     socket.on('data', (chunk: Buffer) => {
@@ -462,7 +473,14 @@ export class Intake {
         parser.push(chunk, cmds);
       } catch (err) {
         // Nothing of this read is answered: the sender sends it again on its next session.
-        abort('relp_protocol', `closing RELP session: ${(err as Error).message}`);
+        if (conn.serverClosed) socket.destroy();
+        else abort('relp_protocol', `closing RELP session: ${(err as Error).message}`);
+        return;
+      }
+      if (conn.serverClosed) {
+        // Sent before the sender read the serverclose hint: librelp reads no answer after it and resends these
+        // on its next session, so appending them here would queue them twice.
+        for (const c of cmds) if (c.command === 'syslog') metrics.relpUnanswered.inc({ input });
         return;
       }
       if (cmds.length === 0) return;
@@ -511,12 +529,19 @@ export class Intake {
       }
       if (!flush()) return;
       if (reply) socket.write(reply);
+      // Aged: every frame read so far is answered, so the session can end here without a resend.
+      if (conn.expired && parser.pendingBytes === 0) this.closeAged(conn);
     });
+    // A socket handed over after its PROXY header was left paused.
+    if (!this.intakePaused && socket.isPaused()) socket.resume();
     socket.on('end', () => socket.end());
     socket.on('error', (err) => {
-      logger.debug({ input, remote: socket.remoteAddress, err: err.message }, 'connection error');
+      logger.debug({ input, remote: conn.remote, via: conn.via, err: err.message }, 'connection error');
     });
-    socket.on('close', () => this.connClosed(conn));
+    socket.on('close', () => {
+      if (conn.lingerTimer) clearTimeout(conn.lingerTimer);
+      this.connClosed(conn);
+    });
   }
 
   /**
@@ -558,7 +583,11 @@ export class Intake {
     c.expiresAt = Infinity;
     this.o.metrics.connectionsClosed.inc({ input: c.input, reason: 'max_age' });
     this.o.logger.debug({ input: c.input, remote: c.remote, via: c.via }, 'closing connection: maximum connection age reached');
-    c.socket.end();
+    if (c.relp) {
+      // RELP: the serverclose hint right after the last answer; omrelp then reconnects at its next message.
+      c.serverClosed = true;
+      if (c.socket.writable) c.socket.end(RELP_SERVERCLOSE);
+    } else c.socket.end();
     c.lingerTimer = setTimeout(() => {
       c.closeReason = 'max_age';
       c.socket.destroy();

@@ -19,6 +19,7 @@ export class ForwarderMetrics {
   readonly connectionsRejected: Counter<'input' | 'reason'>;
   readonly connectionsClosed: Counter<'input' | 'reason'>;
   readonly partialFrames: Counter<'input' | 'reason'>;
+  readonly relpUnanswered: Counter<'input'>;
   readonly probesUntracked: Counter<'reason'>;
   readonly queueBytes: Gauge;
   readonly queueRecords: Gauge;
@@ -98,6 +99,12 @@ export class ForwarderMetrics {
       name: `${p}partial_frames_total`,
       help: 'Frames held without their end when a connection closed, kept as messages (octet-counted ones flagged truncated), by close reason',
       labelNames: ['input', 'reason'],
+      registers: r,
+    });
+    this.relpUnanswered = new Counter({
+      name: `${p}relp_unanswered_total`,
+      help: 'RELP messages that arrived after the forwarder ended an aged session (serverclose sent): not queued, not answered; the sender resends them on its next session',
+      labelNames: ['input'],
       registers: r,
     });
     this.probesUntracked = new Counter({

@@ -98,7 +98,7 @@ async function dribble(s: Socket, data: Buffer, step: number): Promise<void> {
 }
 
 async function rejected(f: RunningForwarder, reason: string): Promise<number> {
-  const m = new RegExp(`sentinel_cef_connections_rejected_total\\{input="(?:tcp|tls)",reason="${reason}"\\} (\\d+)`).exec(
+  const m = new RegExp(`sentinel_cef_connections_rejected_total\\{input="(?:tcp|tls|relp)",reason="${reason}"\\} (\\d+)`).exec(
     await f.metrics.registry.metrics(),
   );
   return m ? Number(m[1]) : 0;
@@ -303,6 +303,117 @@ describe('PROXY protocol behind a relaying balancer', () => {
   });
 });
 
+const RELP_OFFERS = 'relp_version=0\nrelp_software=librelp,1.11.0\ncommands=syslog';
+const relpFrame = (txnr: number, cmd: string, data = ''): string =>
+  data === '' ? `${txnr} ${cmd} 0\n` : `${txnr} ${cmd} ${Buffer.byteLength(data)} ${data}\n`;
+/** An omrelp session: open, `n` CEF messages, close. */
+const relpSession = (n: number): Buffer =>
+  Buffer.from(
+    relpFrame(1, 'open', RELP_OFFERS) +
+      Array.from({ length: n }, (_, i) => relpFrame(i + 2, 'syslog', cef(i))).join('') +
+      relpFrame(n + 2, 'close'),
+  );
+/** The server's answers on a RELP client socket: `TXNR rsp LEN DATA` (data's first line) or a hint's command. */
+function relpAnswers(s: Socket): Array<[number, string]> {
+  const out: Array<[number, string]> = [];
+  let buf = '';
+  s.on('data', (c: Buffer) => {
+    buf += c.toString('latin1');
+    for (;;) {
+      const m = /^(\d+) (\w+) (\d+) ?/.exec(buf);
+      if (!m || buf.length < m[0].length + Number(m[3]) + 1) return;
+      out.push([Number(m[1]), m[2] === 'rsp' ? buf.slice(m[0].length, m[0].length + Number(m[3])).split('\n')[0]! : m[2]!]);
+      buf = buf.slice(m[0].length + Number(m[3]) + 1);
+    }
+  });
+  return out;
+}
+
+describe('PROXY protocol on RELP (HAProxy send-proxy in front of omrelp senders)', () => {
+  it.each([
+    ['v1, TCP4', 'v1', v1('198.51.100.17', 52000), '198.51.100.17'],
+    ['v1, TCP6', 'v1', v1('2001:db8::17', 52000, '2001:db8::1'), '2001:db8::17'],
+    ['v2, TCP4', 'v2', v2({ src: '198.51.100.18', sport: 52001 }), '198.51.100.18'],
+    ['v2, TCP6 with TLVs', 'v2', v2({ src: '2001:db8:0:0:0:0:0:18', tlvs: [[0x05, Buffer.alloc(16, 3)]] }), '2001:db8::18'],
+  ] as const)(
+    '%s: the header split across packets, the RELP session after it in the same reads; every message answered once, the device address used',
+    async (_n, version, header, device) => {
+      const { f, log, path, port } = await start([`relp://127.0.0.1:0?proxy=${version}`]);
+      expect(f.addresses[0]!.url).toMatch(new RegExp(`^relp://127\\.0\\.0\\.1:\\d+\\?proxy=${version}$`));
+      const s = await open(port('relp'));
+      const answers = relpAnswers(s);
+      await dribble(s, Buffer.concat([header, relpSession(20)]), 7);
+      await closed(s);
+      expect(answers).toEqual([
+        [1, '200 OK'],
+        ...Array.from({ length: 20 }, (_, i) => [i + 2, '200 OK']),
+        [22, '200 OK'],
+        [0, 'serverclose'],
+      ]);
+      await waitFor(() => readRows(path).length === 20, 5000, 'rows');
+      expect(readRows(path).map((r) => Number(r.DeviceEventClassID))).toEqual(Array.from({ length: 20 }, (_, i) => i));
+      expect(through(log)).toEqual([expect.objectContaining({ input: 'relp', remote: device, via: '127.0.0.1' })]);
+      expect(readRows(path).every((r) => !JSON.stringify(r).includes('PROXY') && !JSON.stringify(r).includes('QUIT'))).toBe(true);
+      expect(f.metrics.totals.parseFailures).toBe(0);
+    },
+  );
+
+  it.each([
+    ["v2 LOCAL (the balancer's own health check)", 'v2', v2({ local: true })],
+    ['v1 UNKNOWN', 'v1', Buffer.from('PROXY UNKNOWN\r\n')],
+  ] as const)('%s: accepted, the peer is the sender', async (_n, version, header) => {
+    const { log, path, port } = await start([`relp://127.0.0.1:0?proxy=${version}`]);
+    const s = await open(port('relp'));
+    const answers = relpAnswers(s);
+    s.write(Buffer.concat([header, relpSession(1)]));
+    await closed(s);
+    expect(answers.map((a) => a[1])).toEqual(['200 OK', '200 OK', '200 OK', 'serverclose']);
+    await waitFor(() => readRows(path).length === 1, 5000, 'row');
+    expect(through(log)).toEqual([]);
+  });
+
+  it.each([
+    ['no header (omrelp pointed straight at the port)', 'v2', relpSession(2)],
+    ['a v1 header on a v2 listener', 'v2', Buffer.concat([v1('198.51.100.7', 1), relpSession(2)])],
+    ['a v2 header on a v1 listener', 'v1', Buffer.concat([v2(), relpSession(2)])],
+    ['v1 with a bad address', 'v1', Buffer.concat([Buffer.from('PROXY TCP4 300.1.1.1 10.0.0.1 1 2\r\n'), relpSession(2)])],
+  ] as const)('%s: closed at once without an answer, counted and logged once, nothing queued', async (_n, version, bytes) => {
+    const { f, log, port } = await start([`relp://127.0.0.1:0?proxy=${version}`], { limits: { proxyHeaderTimeoutSec: 30 } });
+    const refused = () => log.lines.filter((l) => l.msg === 'connection closed: no valid PROXY protocol header');
+    for (let i = 0; i < 2; i++) {
+      const s = await open(port('relp'));
+      s.on('error', () => {});
+      const answers = relpAnswers(s);
+      const t0 = Date.now();
+      s.write(bytes);
+      await closed(s);
+      expect(Date.now() - t0).toBeLessThan(3000);
+      expect(answers).toEqual([]);
+    }
+    await waitFor(async () => (await rejected(f, 'proxy_header')) === 2, 3000, 'counted');
+    // The same policy as TCP: the first refusal logged at once, the next counted into the interval's summary.
+    expect(refused()).toEqual([expect.objectContaining({ input: 'relp', remote: '127.0.0.1' })]);
+    expect(f.metrics.totals.received).toBe(0);
+  });
+
+  it('closes and counts a RELP connection whose header does not complete within the timeout', async () => {
+    const { f, port } = await start(['relp://127.0.0.1:0?proxy=v2'], { limits: { proxyHeaderTimeoutSec: 0.5 } });
+    const s = await open(port('relp'));
+    s.write(v2().subarray(0, 10));
+    await closed(s);
+    expect(await rejected(f, 'proxy_timeout')).toBe(1);
+    expect(f.health().counters.received).toBe(0);
+  });
+
+  it('counts a connect-and-close without a byte (a TCP health check on the RELP port) apart from bad headers', async () => {
+    const { f, port } = await start(['relp://127.0.0.1:0?proxy=v2']);
+    const s = await open(port('relp'));
+    s.end();
+    await waitFor(async () => (await rejected(f, 'proxy_no_header')) === 1, 3000, 'counted');
+    expect(await rejected(f, 'proxy_header')).toBe(0);
+  });
+});
+
 describe('listen URL ?proxy=', () => {
   it('parses v1/v2 on tcp and tls and keeps it in the URL', () => {
     expect(parseListenUrl('tcp://0.0.0.0:514?proxy=v2')).toMatchObject({
@@ -317,12 +428,20 @@ describe('listen URL ?proxy=', () => {
       proxy: 'v1',
       url: 'tls://[::]:6514?proxy=v1',
     });
+    expect(parseListenUrl('relp://127.0.0.1:2514?proxy=v2')).toMatchObject({
+      protocol: 'relp',
+      proxy: 'v2',
+      url: 'relp://127.0.0.1:2514?proxy=v2',
+    });
     expect(parseListenUrl('tcp://0.0.0.0:514').proxy).toBeUndefined();
+    expect(parseListenUrl('relp://0.0.0.0:2514').proxy).toBeUndefined();
   });
   it.each([
-    ['udp://0.0.0.0:514?proxy=v2', /needs a tcp:\/\/ or tls:\/\/ listener/],
+    ['udp://0.0.0.0:514?proxy=v2', /needs a tcp:\/\/, tls:\/\/ or relp:\/\/ listener/],
     ['tcp://0.0.0.0:514?proxy=v3', /invalid option in listen address/],
     ['tcp://0.0.0.0:514?proxy=v2&x=1', /invalid option in listen address/],
+    ['relp://0.0.0.0:2514?proxy=v3', /invalid option in listen address/],
+    ['relp://0.0.0.0:2514?proxy=', /invalid option in listen address/],
   ])('refuses %s with one line', (url, msg) => {
     expect(() => parseListenUrl(url)).toThrow(msg);
   });

@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseListenUrl } from '../../src/config/listen.js';
 import type { DiskQueue } from '../../src/forwarder/disk-queue.js';
@@ -7,7 +7,9 @@ import { Intake } from '../../src/forwarder/intake.js';
 import { ForwarderMetrics } from '../../src/forwarder/metrics.js';
 import { ProbeTracker } from '../../src/forwarder/probes.js';
 import { RelpParser, RelpProtocolError, relpAcks, relpOpenResponse, type RelpCommand } from '../../src/forwarder/relp.js';
-import { cef, makeConfig, readRows, silent, tcpConnect, tempDir, waitFor } from './helpers.js';
+import { SeqChecker } from '../../scripts/load/chkseq.js';
+import { relpGenerate } from '../../scripts/load/relp-gen.js';
+import { cef, makeConfig, readNdjson, readRows, silent, tcpConnect, tempDir, waitFor } from './helpers.js';
 
 const OFFERS = 'relp_version=0\nrelp_software=librelp,1.11.0,https://librelp.adiscon.com\ncommands=syslog';
 const frame = (txnr: number, cmd: string, data = ''): string =>
@@ -116,7 +118,7 @@ interface Appended {
 }
 
 /** An Intake over a fake queue that records appends and can be told to fail them. */
-async function startIntake(): Promise<{
+async function startIntake(limits: { maxConnectionAgeSec?: number; idleTimeoutSec?: number } = {}): Promise<{
   intake: Intake;
   port: number;
   appended: Appended[];
@@ -155,6 +157,7 @@ async function startIntake(): Promise<{
       tlsHandshakeTimeoutSec: 10,
       maxConnectionAgeSec: 0,
       proxyHeaderTimeoutSec: 5,
+      ...limits,
     },
     diskRetryMs: 20,
   });
@@ -281,4 +284,97 @@ describe('RELP input', () => {
     expect(fwd.health().counters.received).toBe(30);
     s.destroy();
   });
+});
+
+describe('RELP session ageing (limits.maxConnectionAgeSec)', () => {
+  const metric = async (m: ForwarderMetrics, re: RegExp): Promise<number> => Number(re.exec(await m.registry.metrics())?.[1] ?? 0);
+  const maxAge = /sentinel_cef_connections_closed_total\{input="relp",reason="max_age"\} (\d+)/;
+  const unanswered = /sentinel_cef_relp_unanswered_total\{input="relp"\} (\d+)/;
+
+  it('ends a quiet session past its age with the serverclose hint after every answer', async () => {
+    const t = await startIntake({ maxConnectionAgeSec: 0.3, idleTimeoutSec: 1 });
+    stopMe = t.intake;
+    const s = await tcpConnect(t.port);
+    const { answers, closed } = collectAnswers(s);
+    s.write(session(['a', 'b']));
+    await closed;
+    expect(answers.map((a) => [a.txnr, a.text.split('\n')[0]])).toEqual([
+      [1, '200 OK'],
+      [2, '200 OK'],
+      [3, '200 OK'],
+      [0, 'serverclose'],
+    ]);
+    expect(t.appended.flatMap((a) => a.messages)).toEqual(['a', 'b']);
+    expect(await metric(t.metrics, maxAge)).toBe(1);
+  });
+
+  it('finishes and answers a frame in progress at its age, then closes; a frame sent after the hint is left to the sender', async () => {
+    const t = await startIntake({ maxConnectionAgeSec: 0.2, idleTimeoutSec: 1 });
+    stopMe = t.intake;
+    // Half-open like librelp: the forwarder's FIN does not end the sender's side.
+    const s = await new Promise<Socket>((resolve, reject) => {
+      const c = connect({ port: t.port, host: '127.0.0.1', allowHalfOpen: true }, () => resolve(c));
+      c.once('error', reject);
+    });
+    const { answers, closed } = collectAnswers(s);
+    const half = frame(2, 'syslog', 'in progress');
+    s.write(frame(1, 'open', OFFERS) + half.slice(0, 8));
+    await waitFor(() => answers.length === 1, 5000);
+    // Past the age and two sweeps: the half frame keeps the session open.
+    await new Promise((r) => setTimeout(r, 900));
+    expect(answers).toHaveLength(1);
+    s.write(half.slice(8));
+    await waitFor(() => answers.length === 3, 5000);
+    expect(answers.slice(1).map((a) => [a.txnr, a.text])).toEqual([
+      [2, '200 OK'],
+      [0, 'serverclose'],
+    ]);
+    // A sender that had not read the hint yet: neither queued nor answered (librelp reads nothing after the
+    // hint and sends it again on its next session), and counted.
+    s.write(frame(3, 'syslog', 'after the hint'));
+    await waitFor(async () => (await metric(t.metrics, unanswered)) === 1, 5000, 'counted');
+    s.end();
+    await closed;
+    expect(answers).toHaveLength(3);
+    expect(t.appended.flatMap((a) => a.messages)).toEqual(['in progress']);
+  });
+
+  it('under continuous load across several ages: every message exactly once, sessions closed and reopened', async () => {
+    const dir = tempDir();
+    const config = makeConfig(dir, { listen: ['relp://127.0.0.1:0'], limits: { maxConnectionAgeSec: 0.4, idleTimeoutSec: 1 } });
+    fwd = await startForwarder(config, { logger: silent });
+    const port = fwd.addresses.find((a) => a.protocol === 'relp')!.port;
+    // 2 senders at 1,500 events/s each for ~4 s, omrelp's window: the forwarder ages each session every 0.4-1 s.
+    const g = await relpGenerate({
+      host: '127.0.0.1',
+      port,
+      connections: 2,
+      events: 12_000,
+      rate: 3000,
+      size: 200,
+      run: 'age',
+      window: 128,
+    });
+    const path = (config.sink as { path: string }).path;
+    await waitFor(
+      () => fwd!.health().counters.delivered >= fwd!.health().counters.received && readNdjson(path).length >= 12_000,
+      30_000,
+      'rows',
+    );
+    const checker = new SeqChecker();
+    for (const [stream, n] of Object.entries(g.expect)) checker.expect(stream, n);
+    for (const row of readNdjson(path)) checker.addRow(row);
+    const r = checker.report();
+    expect({ lost: r.lost, duplicates: r.duplicates, unknown: r.unknown, received: r.received }).toEqual({
+      lost: 0,
+      duplicates: 0,
+      unknown: 0,
+      received: 12_000,
+    });
+    // At least 3 ages per sender, each a real close and a new session (and one serverclose per sender's own close).
+    const aged = await metric(fwd.metrics, maxAge);
+    expect(aged).toBeGreaterThanOrEqual(6);
+    expect(g.serverCloses).toBe(aged + 2);
+    expect(g.reconnects).toBe(aged);
+  }, 60_000);
 });
