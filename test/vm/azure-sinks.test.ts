@@ -28,8 +28,6 @@ const MOCK = '/var/lib/mock-azure';
 const CA = '/usr/local/share/ca-certificates/mock-azure.crt';
 const DROPIN = `/etc/systemd/system/${UNIT}.service.d/private-ca.conf`;
 const ROWS = '/var/lib/sentinel-cef-trial/rows.ndjson';
-/** Extra copies after the power cut: up to two RELP windows (128 frames each) rsyslog had sent and not marked done. */
-const DURABLE_DUPS_MAX = 256;
 
 interface MockInfo {
   url: string;
@@ -202,11 +200,16 @@ describe.skipIf(reason !== null)('Debian 12, the hardened unit: Azure sinks over
       'both services after the power cut',
     );
     const { unique, dups } = await countTagged(vm, ROWS, 'durable', n, 120_000);
-    console.log(`DURABLE-FIGURES n=${n} atCut=${atCut} unique=${unique} dups=${dups}`);
     expect({ lost: n - unique }).toEqual({ lost: 0 });
     // The cut landed mid-load: the forwarder had not received every line yet.
     expect(atCut).toBeLessThan(n);
-    // At-least-once: what rsyslog had sent but not yet marked done is sent again after the boot.
-    expect(dups).toBeLessThanOrEqual(DURABLE_DUPS_MAX);
+    // At-least-once, each line at most twice. Not bounded by one RELP window as elsewhere: after the cut rsyslog sent
+    // again more than the sink held at the cut (377 copies, 230 in the sink, in one run), most likely all it had
+    // delivered since its disk queue last saved its state, which checkpointInterval 1 does per write, not per
+    // delivery (docs/RELIABILITY.md 14).
+    const copies = new Map<string, number>();
+    for (const id of await seqsIn(vm, ROWS, 'durable-')) copies.set(id, (copies.get(id) ?? 0) + 1);
+    expect(Math.max(...copies.values())).toBeLessThanOrEqual(2);
+    expect(dups).toBe([...copies.values()].filter((c) => c === 2).length);
   }, 400_000);
 });
