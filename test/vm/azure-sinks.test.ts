@@ -5,6 +5,7 @@ import {
   cefLines,
   countTagged,
   etcSnapshot,
+  expectExposureAtMost,
   expectUninstalled,
   expectUnitInstalled,
   lossAndDups,
@@ -90,13 +91,6 @@ describe.skipIf(reason !== null)('Debian 12, the hardened unit: Azure sinks over
     expect(r.exitCode).toBe(0);
   };
 
-  const exposureAtMost = async (max: number) => {
-    const out = await vm.ok(`systemd-analyze security ${UNIT} --no-pager 2>&1 | tail -1`);
-    const m = /exposure level.*?:\s*([\d.]+)/i.exec(out);
-    expect(m, out).not.toBeNull();
-    expect(Number(m![1])).toBeLessThanOrEqual(max);
-  };
-
   /** No secret in the unit (with drop-ins), any argv, the journal, or a file others (or the group) may read. */
   const secretsKept = async () => {
     const values = Object.values(secrets);
@@ -158,7 +152,7 @@ describe.skipIf(reason !== null)('Debian 12, the hardened unit: Azure sinks over
     await expectUnitInstalled(vm);
     await deliversEveryLineOnce('logs-ingestion', 'li');
     await troubleshootPasses();
-    await exposureAtMost(1.5);
+    await expectExposureAtMost(vm, 1.5);
     await secretsKept();
     await expectUninstalled(vm, 'rsyslog', etcBefore);
   }, 600_000);
@@ -173,7 +167,7 @@ describe.skipIf(reason !== null)('Debian 12, the hardened unit: Azure sinks over
     await expectUnitInstalled(vm);
     await deliversEveryLineOnce('log-analytics', 'dc');
     await troubleshootPasses();
-    await exposureAtMost(1.5);
+    await expectExposureAtMost(vm, 1.5);
     await secretsKept();
     await expectUninstalled(vm, 'rsyslog', etcBefore);
   }, 600_000);
