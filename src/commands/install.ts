@@ -30,6 +30,7 @@ export function installCommand(): Command {
     .option('--client-id <id>', 'application (client) id')
     .option('--client-secret-file <path>', 'file holding the client secret')
     .option('--managed-identity', "authenticate with the machine's managed identity")
+    .option('--authority-host <url>', 'Entra ID authority the forwarder gets its token from (sovereign or private clouds, tests)')
     .option('--sink <file:PATH>', 'write rows to a local file instead of Azure (trials, CI)')
     .option('--cloud <name>', `Azure cloud (${CLOUDS.join(', ')})`)
     .option('-F, --us-gov', "Azure US Government (the original installer's -FF)")

@@ -93,6 +93,8 @@ export const installOptionsSchema = z
     ).optional(),
     principalId: grammar('--principal-id', 'a GUID (the object id of the identity the forwarder sends as)', (v) => GUID.test(v)).optional(),
     armEndpoint: grammar('--arm-endpoint', 'an http(s) URL', isHttpUrl).optional(),
+    /** The Entra ID authority the forwarder asks for its token (sink.authorityHost): sovereign or private clouds. */
+    authorityHost: grammar('--authority-host', 'an http(s) URL', isHttpUrl).optional(),
     dryRun: z.boolean().default(false),
     diff: z.enum(['edited', 'all']).default('edited'),
     yes: z.boolean().default(false),
@@ -150,6 +152,9 @@ export const installOptionsSchema = z
     if (o.dce !== undefined && o.workspace === undefined && DCE_RESOURCE_ID.test(o.dce))
       refuse(`--dce must be an http(s) URL (a data collection endpoint's resource id goes with --workspace), got ${showValue(o.dce)}`);
     if (o.managedIdentity && o.clientSecretFile !== undefined) refuse('--managed-identity and --client-secret-file exclude each other');
+    if (o.authorityHost !== undefined && o.managedIdentity) refuse('--authority-host does not apply with --managed-identity');
+    if (o.authorityHost !== undefined && o.dce === undefined && o.dcr === undefined && o.workspace === undefined && otherDestination)
+      refuse('--authority-host only applies with --dce/--dcr or --workspace');
   });
 export type InstallOptions = z.infer<typeof installOptionsSchema>;
 

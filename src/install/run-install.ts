@@ -1397,6 +1397,7 @@ async function resolveSink(
       const a = app ?? (await resolveApp(opts, deps, env));
       secretFile = { path: CLIENT_SECRET_PATH, value: a.secret };
       sink.auth = { kind: 'client-secret', tenantId: a.tenantId, clientId: a.clientId, clientSecretFile: CLIENT_SECRET_PATH };
+      if (opts.authorityHost) sink.authorityHost = opts.authorityHost;
     }
     const workspaceId = setUpId ?? (await ruleWorkspace(opts.dcr, opts.dce, opts.armEndpoint, cloud, deps, env));
     return { sink, secretFile, describe: `Logs Ingestion ${opts.dce} (DCR ${opts.dcr})`, ...(workspaceId ? { workspaceId } : {}) };

@@ -531,6 +531,36 @@ describe('Logs Ingestion destination', () => {
     expect(statSync(sec).mode & 0o777).toBe(0o600);
   });
 
+  // Issue 15: a sovereign or private cloud's authority (or the mock's) could only be set by editing the config after
+  // install, so install's own probe asked login.microsoftonline.com and failed.
+  it('--authority-host: the forwarder asks that authority for its token; refused where it cannot apply', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    const secretFile = path.join(mkdtempSync(path.join(tmpdir(), 'scef-sec-')), 'secret');
+    writeFileSync(secretFile, 'client-secret-value-123\n', { mode: 0o600 });
+    const d = deps(root, fakeExec({ root }));
+    const li = {
+      sink: undefined,
+      dce: 'https://my-dce.eastus-1.ingest.monitor.azure.com',
+      dcr: 'dcr-0123456789abcdef0123456789abcdef',
+      tenant: 'contoso.onmicrosoft.com',
+      clientId: '00000000-0000-4000-8000-0000000000c1',
+      clientSecretFile: secretFile,
+    };
+    await runInstall(opts({ ...li, authorityHost: 'https://login.sovcloud.example' }), d.deps);
+    const cfg = JSON.parse(readFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), 'utf8'));
+    expect(cfg.sink.authorityHost).toBe('https://login.sovcloud.example');
+    expect(forwarderConfigSchema.parse(cfg).sink).toMatchObject({ authorityHost: 'https://login.sovcloud.example' });
+    const refused = (o: Record<string, unknown>) =>
+      installOptionsSchema.safeParse({ yes: true, ...o }).error?.issues.map((i) => i.message) ?? [];
+    expect(refused({ sink: 'file:/tmp/x', authorityHost: 'https://a.example' })).toEqual([
+      '--authority-host only applies with --dce/--dcr or --workspace',
+    ]);
+    expect(refused({ ...li, clientSecretFile: undefined, managedIdentity: true, authorityHost: 'https://a.example' })).toEqual([
+      '--authority-host does not apply with --managed-identity',
+    ]);
+    expect(refused({ ...li, authorityHost: 'login.example' })[0]).toMatch(/^--authority-host must be an http\(s\) URL/);
+  });
+
   it('refuses half a destination in one line', async () => {
     const root = copyFixture('debian12-rsyslog');
     const d = deps(root, fakeExec({ root }));

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootVm, CLI, etcSnapshot, lossAndDups, vmSkipReason, waitRows, type Vm } from './vm-env.js';
+import { bootVm, CLI, etcSnapshot, expectExposureAtMost, lossAndDups, vmSkipReason, waitRows, type Vm } from './vm-env.js';
 
 const reason = vmSkipReason();
 if (reason) console.warn(`VM suites skipped: ${reason}`);
@@ -41,10 +41,7 @@ describe.skipIf(reason !== null)('Debian 12, systemd as PID 1: install --forward
     expect((await vm.ok(`id -u sentinel-cef`)).trim()).toBe(/^Uid:\s*(\d+)/m.exec(status)![1]);
     // CAP_NET_BIND_SERVICE is bit 10.
     for (const k of ['CapEff', 'CapPrm', 'CapBnd', 'CapAmb']) expect([k, BigInt(`0x${field(k)}`)]).toEqual([k, 1n << 10n]);
-    const out = await vm.ok(`systemd-analyze security ${UNIT} --no-pager 2>&1 | tail -1`);
-    const m = /exposure level.*?:\s*([\d.]+)/i.exec(out);
-    console.log(`forwarder-only unit: ${out.trim()}`);
-    expect(Number(m![1])).toBeLessThanOrEqual(1.5);
+    console.log(`forwarder-only unit: ${await expectExposureAtMost(vm, 1.5)}`);
   });
 
   it('delivers CEF sent to 514 over TCP and UDP, IPv4 and IPv6, every row once; readiness answers', async () => {

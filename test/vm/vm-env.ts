@@ -267,3 +267,12 @@ export async function expectUnitInstalled(vm: Vm): Promise<void> {
   expect(verify.exitCode, verify.stderr).toBe(0);
   expect(verify.stderr.trim()).toBe('');
 }
+
+/** `systemd-analyze security` of the forwarder's unit at most `max` (issue 15: 1.5); returns the tool's verdict line. */
+export async function expectExposureAtMost(vm: Vm, max: number): Promise<string> {
+  const out = await vm.ok('systemd-analyze security sentinel-cef-forwarder --no-pager 2>&1 | tail -1');
+  const m = /exposure level.*?:\s*([\d.]+)/i.exec(out);
+  expect(m, out).not.toBeNull();
+  expect(Number(m![1])).toBeLessThanOrEqual(max);
+  return out.trim();
+}
