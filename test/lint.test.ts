@@ -19,6 +19,15 @@ describe('code style gates', () => {
     expect(problems).toEqual([]);
   }, 600_000);
 
+  // Issue 20 item 5: the rules run as configured upstream, with no option added to let code pass.
+  it('the promise rules are errors with no relaxing options', async () => {
+    const config = (await new ESLint({ cwd: root }).calculateConfigForFile(join(root, 'src/cli.ts'))) as {
+      rules: Record<string, unknown[]>;
+    };
+    expect(config.rules['@typescript-eslint/no-floating-promises']).toEqual([2]);
+    expect(config.rules['@typescript-eslint/no-misused-promises']).toEqual([2]);
+  });
+
   it('every tracked source file is formatted by Prettier', async () => {
     const files = execFileSync('git', ['ls-files', '*.ts', '*.mjs', '*.js', '*.json'], { cwd: root, encoding: 'utf8' })
       .split('\n')
