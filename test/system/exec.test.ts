@@ -35,8 +35,8 @@ describe('exec.start', () => {
 
 describe('createExec({ defaultTimeoutMs })', () => {
   it('bounds a run that gives no timeout of its own, and leaves one that does', async () => {
-    const exec = createExec({ defaultTimeoutMs: 300 });
+    const exec = createExec({ defaultTimeoutMs: 100 });
     expect(await exec.run('sleep', ['20'])).toMatchObject({ timedOut: true, failed: true });
-    expect(await exec.run('sleep', ['0.5'], { timeoutMs: 20_000 })).toMatchObject({ exitCode: 0, timedOut: false });
+    expect(await exec.run('sleep', ['0.2'], { timeoutMs: 20_000 })).toMatchObject({ exitCode: 0, timedOut: false });
   });
 });
