@@ -103,13 +103,19 @@ async function core(): Promise<void> {
     }, 100).unref();
   }
   process.send!({ port: f.addresses[0].port });
-  process.on('message', async (m) => {
+  process.on('message', (m) => {
     const c = process.cpuUsage(cpu0);
     process.send!({ accepted, cpuUs: c.user + c.system, rss: peakRssMb(process.pid) - rss0 });
     if (m === 'stop' && process.env.BENCH_DEBUG) console.error('core memory', process.memoryUsage());
     if (m === 'stop') {
-      await f.shutdown();
-      process.exit(0);
+      // A failed shutdown fails the child (and so the benchmark), as an unhandled rejection did.
+      f.shutdown().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          console.error('core: shutdown failed:', err);
+          process.exit(1);
+        },
+      );
     }
   });
 }

@@ -10,14 +10,25 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 // The linter and the formatter run as part of `npm test`, so a cycle or a floating promise fails CI like any test.
 describe('code style gates', () => {
+  // One instance: the config check after the full run reuses the loaded config.
+  const eslint = new ESLint({ cwd: root });
+
   it('ESLint reports nothing (no import cycles, no floating promises, no unused code)', async () => {
-    const eslint = new ESLint({ cwd: root });
     const results = await eslint.lintFiles(['.']);
     const problems = results.flatMap((r) =>
       r.messages.map((m) => `${r.filePath.slice(root.length + 1)}:${m.line}:${m.column} ${m.ruleId ?? ''} ${m.message}`),
     );
     expect(problems).toEqual([]);
   }, 600_000);
+
+  // Issue 20 item 5: the rules run as configured upstream, with no option added to let code pass.
+  it('the promise rules are errors with no relaxing options', async () => {
+    const config = (await eslint.calculateConfigForFile(join(root, 'src/cli.ts'))) as {
+      rules: Record<string, unknown[]>;
+    };
+    expect(config.rules['@typescript-eslint/no-floating-promises']).toEqual([2]);
+    expect(config.rules['@typescript-eslint/no-misused-promises']).toEqual([2]);
+  });
 
   it('every tracked source file is formatted by Prettier', async () => {
     const files = execFileSync('git', ['ls-files', '*.ts', '*.mjs', '*.js', '*.json'], { cwd: root, encoding: 'utf8' })

@@ -4,7 +4,6 @@ import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../src/program.js';
 import { VERSION } from '../src/version.js';
 import { renderBashCompletion, renderZshCompletion } from '../src/commands/completion.js';
-// @ts-expect-error plain ESM script without types
 import { renderManPage } from '../scripts/gen-man.mjs';
 
 const root = new URL('..', import.meta.url).pathname;

@@ -53,6 +53,15 @@ describe('source layout (issue 20 item 5)', () => {
     expect(cycles).toEqual([]);
   });
 
+  // Issue 20 item 4: one process runner. It refuses secrets in argv and strips them from the environment, so a
+  // program started anywhere else would bypass both.
+  it('only src/system/exec.ts starts programs (imports execa or node:child_process)', () => {
+    const starters = tsFiles(src).filter((f) =>
+      /(?:from\s*|import\s*\(\s*|require\s*\(\s*)['"](?:execa|(?:node:)?child_process)['"]/.test(readFileSync(f, 'utf8')),
+    );
+    expect(starters.map((f) => path.relative(src, f))).toEqual(['system/exec.ts']);
+  });
+
   it.each(readdirSync(path.join(src, 'commands')).filter((f) => f.endsWith('.ts')))(
     'src/commands/%s defines its own command',
     async (file) => {

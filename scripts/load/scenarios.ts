@@ -106,7 +106,7 @@ export async function throughput(p: ThroughputParams): Promise<ScenarioResult> {
     {
       nodeArgs: p.nodeArgs,
       config: { logLevel: 'warn', queue: { maxBytes: 8 * 1024 ** 3 } },
-      ...(p.proto === 'tls' ? { tls: selfSigned() } : {}),
+      ...(p.proto === 'tls' ? { tls: await selfSigned() } : {}),
     },
     async ({ ws, fw }) => {
       const cpu0 = fw.cpuSec();
@@ -133,9 +133,9 @@ export async function throughput(p: ThroughputParams): Promise<ScenarioResult> {
 }
 
 let cert: { certFile: string; keyFile: string } | null = null;
-function selfSigned(): { certFile: string; keyFile: string } {
+async function selfSigned(): Promise<{ certFile: string; keyFile: string }> {
   if (cert) return cert;
-  const { certPath, keyPath } = generateCertificate(mkdtempSync(join(tmpdir(), 'chaos-tls-')));
+  const { certPath, keyPath } = await generateCertificate(mkdtempSync(join(tmpdir(), 'chaos-tls-')));
   cert = { certFile: certPath, keyFile: keyPath };
   return cert;
 }

@@ -14,7 +14,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { execFileSync } from 'node:child_process';
+import { createExec } from '../system/exec.js';
 import { CSL_COLUMN_TYPES, valueFitsType, type ColumnType } from '../sinks/columns.js';
 
 export type MockApi = 'log-analytics' | 'logs-ingestion' | 'token' | 'msi';
@@ -218,36 +218,33 @@ interface IssuedToken {
 }
 
 /** Self-signed certificate for 127.0.0.1/localhost; it is its own CA. */
-export function generateCertificate(dir: string): { certPath: string; keyPath: string } {
+export async function generateCertificate(dir: string): Promise<{ certPath: string; keyPath: string }> {
   const certPath = join(dir, 'mock-azure-cert.pem');
   const keyPath = join(dir, 'mock-azure-key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyPath,
-      '-out',
-      certPath,
-      '-days',
-      '7',
-      '-subj',
-      '/CN=sentinel-cef mock azure',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      'keyUsage=critical,digitalSignature,keyCertSign',
-    ],
-    { stdio: 'ignore' },
-  );
+  const r = await createExec().run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    keyPath,
+    '-out',
+    certPath,
+    '-days',
+    '7',
+    '-subj',
+    '/CN=sentinel-cef mock azure',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,digitalSignature,keyCertSign',
+  ]);
+  if (r.exitCode !== 0) throw new Error(`openssl could not make the mock's certificate: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
   return { certPath, keyPath };
 }
 
@@ -327,7 +324,7 @@ export async function startMockAzure(options: MockAzureOptions = {}): Promise<Mo
   let tlsOpts: https.ServerOptions | undefined;
   if (useHttps) {
     const dir = options.certDir ?? mkdtempSync(join(tmpdir(), 'mock-azure-'));
-    const { certPath, keyPath } = generateCertificate(dir);
+    const { certPath, keyPath } = await generateCertificate(dir);
     caPath = certPath;
     caPem = readFileSync(certPath, 'utf8');
     tlsOpts = { cert: caPem, key: readFileSync(keyPath) };

@@ -23,8 +23,21 @@ export interface ExecOptions {
   cwd?: string;
 }
 
+/** A child that runs until stopped (a packet capture): its stderr as it arrives, its result once it exits. */
+export interface StartedProcess {
+  /** Each chunk the child writes to stderr, as it arrives (e.g. to wait for "listening on"). */
+  onStderr(listener: (text: string) => void): void;
+  /** Settles, never rejects, once the child has exited for whatever reason; stdout and stderr are the whole output. */
+  readonly exited: Promise<ExecResult>;
+  /** Sends the signal (default SIGTERM) and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<ExecResult>;
+}
+
 export interface Exec {
+  /** Runs a program to its end; never rejects for a non-zero exit, a timeout or a missing program. */
   run(cmd: string, args: string[], opts?: ExecOptions): Promise<ExecResult>;
+  /** Starts a program that runs until stop() (no timeout unless given); a missing program shows in `exited`. */
+  start(cmd: string, args: string[], opts?: Omit<ExecOptions, 'input'>): StartedProcess;
   /** Full path of a program on PATH, or null. */
   which(cmd: string): Promise<string | null>;
   /** Starts a long-lived process outside our process group; resolves with its pid once spawned. */
@@ -39,6 +52,17 @@ export class SecretInArgvError extends Error {
   }
 }
 
+/** The same runner with every run()'s options passed through `adjust` first (a deadline, say). */
+export function adjustRuns(exec: Exec, adjust: (opts: ExecOptions) => ExecOptions): Exec {
+  return {
+    run: (cmd, args, opts = {}) => exec.run(cmd, args, adjust(opts)),
+    start: (cmd, args, opts) => exec.start(cmd, args, opts),
+    which: (cmd) => exec.which(cmd),
+    spawnDetached: (cmd, args, opts) => exec.spawnDetached(cmd, args, opts),
+    registerSecret: (value) => exec.registerSecret(value),
+  };
+}
+
 /** Variables that may hold secrets: children (daemons that live for months) never inherit them. */
 export const SECRET_ENV = ['SENTINEL_CEF_KEY', 'AZURE_CLIENT_SECRET', 'AZURE_CLIENT_CERTIFICATE_PASSWORD'];
 
@@ -48,7 +72,28 @@ function childEnv(extra?: Record<string, string>): Record<string, string> {
   return { ...env, ...extra };
 }
 
-export function createExec(): Exec {
+function toResult(r: {
+  exitCode?: number;
+  stdout?: unknown;
+  stderr?: unknown;
+  failed?: boolean;
+  timedOut?: boolean;
+  message?: string;
+  code?: string;
+}): ExecResult {
+  const notFound = r.code === 'ENOENT';
+  return {
+    exitCode: typeof r.exitCode === 'number' ? r.exitCode : notFound ? 127 : 1,
+    stdout: String(r.stdout ?? ''),
+    stderr: String(r.stderr ?? '') || (r.failed && r.exitCode === undefined ? String(r.message ?? '') : ''),
+    failed: Boolean(r.failed),
+    notFound,
+    timedOut: Boolean(r.timedOut),
+  };
+}
+
+/** `defaultTimeoutMs` bounds every run() that gives no timeout of its own. */
+export function createExec(o: { defaultTimeoutMs?: number } = {}): Exec {
   const secrets = new Set<string>();
   const guard = (cmd: string, args: string[]) => {
     for (const s of secrets) {
@@ -67,18 +112,32 @@ export function createExec(): Exec {
         env: childEnv(opts.env),
         extendEnv: false,
         cwd: opts.cwd,
-        timeout: opts.timeoutMs ?? 120_000,
+        timeout: opts.timeoutMs ?? o.defaultTimeoutMs ?? 120_000,
         stdin: opts.input === undefined ? 'ignore' : undefined,
         all: false,
       });
-      const notFound = (r as { code?: string }).code === 'ENOENT';
+      return toResult(r);
+    },
+    start(cmd, args, opts = {}) {
+      guard(cmd, args);
+      const child = execa(cmd, args, {
+        reject: false,
+        env: childEnv(opts.env),
+        extendEnv: false,
+        cwd: opts.cwd,
+        timeout: opts.timeoutMs,
+        stdin: 'ignore',
+      });
+      const exited = child.then(toResult);
       return {
-        exitCode: typeof r.exitCode === 'number' ? r.exitCode : notFound ? 127 : 1,
-        stdout: String(r.stdout ?? ''),
-        stderr: String(r.stderr ?? '') || (r.failed && r.exitCode === undefined ? String(r.message ?? '') : ''),
-        failed: Boolean(r.failed),
-        notFound,
-        timedOut: Boolean(r.timedOut),
+        onStderr(listener) {
+          child.stderr?.on('data', (d: Buffer) => listener(d.toString()));
+        },
+        exited,
+        stop(signal = 'SIGTERM') {
+          child.kill(signal);
+          return exited;
+        },
       };
     },
     async which(cmd) {

@@ -118,7 +118,7 @@ export async function writeSupportBundle(
     if (osRelease) versions.push('', osRelease.trim());
     const d = await ctx.daemon();
     if (d.name) {
-      const r = await deps.exec(d.name === 'rsyslog' ? 'rsyslogd' : 'syslog-ng', [d.name === 'rsyslog' ? '-v' : '--version'], {
+      const r = await deps.exec.run(d.name === 'rsyslog' ? 'rsyslogd' : 'syslog-ng', [d.name === 'rsyslog' ? '-v' : '--version'], {
         timeoutMs: 10_000,
       });
       versions.push('', r.stdout.split('\n').slice(0, 3).join('\n'));
@@ -161,7 +161,7 @@ export async function writeSupportBundle(
     }
     if (await ctx.systemd()) {
       for (const unit of [LAYOUT.serviceName, d.name ?? 'rsyslog']) {
-        const r = await deps.exec('journalctl', ['-u', unit, '-n', '500', '--no-pager'], { timeoutMs: 20_000 });
+        const r = await deps.exec.run('journalctl', ['-u', unit, '-n', '500', '--no-pager'], { timeoutMs: 20_000 });
         if (r.exitCode === 0) await put(`logs/journal-${unit}.txt`, r.stdout);
       }
     }

@@ -1,5 +1,4 @@
 import { statfs } from 'node:fs/promises';
-import { execa } from 'execa';
 import { createExec, type Exec } from '../system/exec.js';
 import { createFsRoot, type FsRoot } from '../system/fs-root.js';
 import { detectInitSystem } from '../system/processes.js';
@@ -17,21 +16,6 @@ import { sendSyslog } from '../forwarder/send-test.js';
 import { createCredential, scopeFor } from '../sinks/token.js';
 import type { DropInRenderOptions, TroubleshootDeps, Transport } from './types.js';
 import { createPrompter, isInteractive } from '../system/prompts.js';
-
-/** Troubleshoot's programs run through the one runner (it refuses a registered secret in argv), with a shorter default timeout. */
-export function execAdapter(ex: Exec): TroubleshootDeps['exec'] {
-  return (file, args, opts = {}) => ex.run(file, args, { ...opts, timeoutMs: opts.timeoutMs ?? 30_000 });
-}
-
-/** The installer's detectors take an Exec: the same runner (fakes in tests), nothing translated. */
-export function asInstallerExec(deps: Pick<TroubleshootDeps, 'exec' | 'which'>): Exec {
-  return {
-    run: (cmd, args, opts) => deps.exec(cmd, args, opts),
-    which: (cmd) => deps.which(cmd),
-    spawnDetached: () => Promise.reject(new Error('not available to troubleshoot checks')),
-    registerSecret: () => {},
-  };
-}
 
 function serviceCtx(fs: FsRoot, exec: Exec): Promise<ServiceCtx> {
   return detectInitSystem(fs).then((init) => ({ fs, exec, init: init.kind, log: () => {} }));
@@ -83,24 +67,24 @@ export async function getToken(
   return { expiresOn: token.expiresOnTimestamp };
 }
 
-async function startCapture(ports: number[]): Promise<{ stop(): Promise<string> } | { unavailable: string }> {
-  const which = (await import('which')).default;
-  const bin = await which('tcpdump', { nothrow: true });
+/** A packet capture (tcpdump) of the given ports through the runner; stop() ends it and returns what it printed. */
+export async function startCapture(exec: Exec, ports: number[]): Promise<{ stop(): Promise<string> } | { unavailable: string }> {
+  const bin = await exec.which('tcpdump');
   if (!bin) return { unavailable: 'tcpdump is not installed (apt-get install tcpdump)' };
   const filter = [...new Set(ports)].map((p) => `port ${p}`).join(' or ');
-  const child = execa(bin, ['-i', 'any', '-nn', '-l', '-A', '-s', '0', filter], { reject: false, buffer: true });
+  const child = exec.start(bin, ['-i', 'any', '-nn', '-l', '-A', '-s', '0', filter]);
   // Wait until tcpdump says it is listening, or gives up.
   const ready = await new Promise<string | null>((resolve) => {
     let err = '';
     const t = setTimeout(() => resolve(null), 3000);
-    child.stderr?.on('data', (d: Buffer) => {
-      err += d.toString();
+    child.onStderr((d) => {
+      err += d;
       if (/listening on/i.test(err)) {
         clearTimeout(t);
         resolve(null);
       }
     });
-    void child.then((r) => {
+    void child.exited.then((r) => {
       clearTimeout(t);
       resolve(String(r.stderr || `tcpdump exited with ${r.exitCode}`).split('\n')[0]);
     });
@@ -109,9 +93,7 @@ async function startCapture(ports: number[]): Promise<{ stop(): Promise<string> 
   return {
     async stop() {
       await new Promise((r) => setTimeout(r, 300)); // let the last packets through the kernel buffer
-      child.kill('SIGINT');
-      const r = await child;
-      return String(r.stdout ?? '');
+      return (await child.stop('SIGINT')).stdout;
     },
   };
 }
@@ -126,12 +108,12 @@ export function createDefaultDeps(o: DefaultDepsOptions = {}): TroubleshootDeps 
   const root = o.root ?? '/';
   const env = o.env ?? process.env;
   const fs = createFsRoot(root);
-  const ex = createExec();
+  // Troubleshoot's programs get a shorter default timeout than install's package installs.
+  const ex = createExec({ defaultTimeoutMs: 30_000 });
   return {
     root,
     env,
-    exec: execAdapter(ex),
-    which: (cmd) => ex.which(cmd),
+    exec: ex,
     fetch: globalThis.fetch,
     now: () => Date.now(),
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
@@ -155,7 +137,7 @@ export function createDefaultDeps(o: DefaultDepsOptions = {}): TroubleshootDeps 
         return null;
       }
     },
-    startCapture,
+    startCapture: (ports) => startCapture(ex, ports),
     renderDropIn: (daemon, opts) => renderDropIn(fs, daemon, opts),
     services: {
       async startForwarder(configPath) {

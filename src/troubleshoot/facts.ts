@@ -117,13 +117,13 @@ export function firewallVerdicts(
       (['tcp', 'udp'] as const).flatMap((protocol) => (['ext', 'lo'] as const).map((iface) => ({ protocol, port, iface, family }))),
     );
     const saved = async (cmd: string) => {
-      const r = await ctx.deps.exec(cmd, ['-t', 'filter'], { timeoutMs: 15_000 });
+      const r = await ctx.deps.exec.run(cmd, ['-t', 'filter'], { timeoutMs: 15_000 });
       return !r.notFound && r.exitCode === 0 ? parseIptablesSave(r.stdout) : null;
     };
     const save = await saved('iptables-save');
     // Devices that send over IPv6 meet only the IPv6 rules.
     const save6 = await saved('ip6tables-save');
-    const nft = await ctx.deps.exec('nft', ['-j', 'list', 'ruleset'], { timeoutMs: 15_000 });
+    const nft = await ctx.deps.exec.run('nft', ['-j', 'list', 'ruleset'], { timeoutMs: 15_000 });
     const chains = !nft.notFound && nft.exitCode === 0 ? parseNftJson(nft.stdout) : null;
     const verdicts: Array<{ packet: Packet; verdict: Verdict }> = [];
     let kind: 'iptables' | 'nftables' | 'none' = 'none';

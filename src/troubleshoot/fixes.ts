@@ -3,7 +3,7 @@ import { dropInPath, LAYOUT } from './layout.js';
 import type { SafeFix } from './types.js';
 
 async function run(ctx: Context, file: string, args: string[]): Promise<void> {
-  const r = await ctx.deps.exec(file, args, { timeoutMs: 90_000 });
+  const r = await ctx.deps.exec.run(file, args, { timeoutMs: 90_000 });
   if (r.exitCode !== 0) {
     throw new Error(`${file} ${args.join(' ')} failed: ${(r.stderr || r.stdout).trim().split('\n')[0] || `exit ${r.exitCode}`}`);
   }

@@ -1,3 +1,4 @@
+import { adjustRuns } from '../system/exec.js';
 import { Context } from './context.js';
 import { applyInstalledOptions } from './install-options.js';
 import * as fwd from './checks/forwarder.js';
@@ -129,8 +130,9 @@ export async function runTroubleshoot(
   const deadline = deps.now() + opts.timeoutSec * 1000;
   const bounded: TroubleshootDeps = {
     ...deps,
-    exec: (file, args, o = {}) =>
-      deps.exec(file, args, checking ? { ...o, timeoutMs: Math.min(o.timeoutMs ?? 30_000, Math.max(500, deadline - deps.now())) } : o),
+    exec: adjustRuns(deps.exec, (o) =>
+      checking ? { ...o, timeoutMs: Math.min(o.timeoutMs ?? 30_000, Math.max(500, deadline - deps.now())) } : o,
+    ),
   };
   const ctx = new Context(opts, bounded, resolved.settings);
   // --timeout is a bound on the whole run: a check still waiting then (a hung program, a silent endpoint) is

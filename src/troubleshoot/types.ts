@@ -135,8 +135,8 @@ export interface DropInRenderOptions {
 export interface TroubleshootDeps {
   root: string;
   env: Record<string, string | undefined>;
-  /** Runs a program without a shell; never throws for a non-zero exit or a missing program. */
-  exec: Exec['run'];
+  /** The one process runner (system/exec.ts): programs run without a shell; a non-zero exit or a missing program is a result. */
+  exec: Exec;
   fetch: typeof fetch;
   now(): number;
   sleep(ms: number): Promise<void>;
@@ -164,8 +164,6 @@ export interface TroubleshootDeps {
    * candidate per install choice (both, TCP, UDP); each excluding our own file from the scan. Null when this build cannot render it.
    */
   renderDropIn(daemon: 'rsyslog' | 'syslog-ng', opts: DropInRenderOptions): Promise<Array<{ path: string; content: string }> | null>;
-  /** Program on PATH, or null. */
-  which: Exec['which'];
   /** Starting services where PID 1 is not systemd: the installer's supervisor and daemon start-up. */
   services: {
     startForwarder(configPath: string): Promise<string>;

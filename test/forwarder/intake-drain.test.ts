@@ -29,8 +29,8 @@ afterEach(async () => {
 });
 
 let cert = { certPath: '', keyPath: '' };
-beforeAll(() => {
-  cert = generateCertificate(tempDir('fwd-drain-tls-'));
+beforeAll(async () => {
+  cert = await generateCertificate(tempDir('fwd-drain-tls-'));
 });
 
 type Proto = 'tcp' | 'tls';

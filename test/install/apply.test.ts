@@ -25,7 +25,7 @@ import { findUnknownKeys } from '../../src/config/unknown-keys.js';
 import { forwarderConfigSchema } from '../../src/config/schema.js';
 import { CliError, formatError, UsageError } from '../../src/errors.js';
 import type { Services } from '../../src/install/service.js';
-import { fakeExec as sharedFakeExec } from './install-helpers.js';
+import { fakeSystemExec } from '../helpers/fake-exec.js';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
 
@@ -68,7 +68,7 @@ function brokenConfigFile(root: string): string | null {
 
 /** An exec that records calls; the syslog daemon's syntax check answers as told. */
 function fakeExec(opts: { syntaxOk?: boolean; root?: string; nodeVersion?: string } = {}) {
-  return sharedFakeExec(opts.root, {
+  return fakeSystemExec(opts.root, {
     nodeVersion: opts.nodeVersion,
     answer: (_cmd, args) => {
       if (!args.includes('-N1') && !args.includes('--syntax-only')) return undefined;

@@ -18,7 +18,8 @@ import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwa
 import { STOP_DRAIN_MS } from '../../src/forwarder/intake.js';
 import { detectIpv6 } from '../../src/system/ipv6.js';
 import { cef, makeConfig, readRows, silent, tcpConnect, tempDir, waitFor, writeAndEnd } from '../forwarder/helpers.js';
-import { fakeExec as sharedFakeExec, snapshot } from './install-helpers.js';
+import { snapshot } from './install-helpers.js';
+import { fakeSystemExec } from '../helpers/fake-exec.js';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
 const dirs: string[] = [];
@@ -68,7 +69,7 @@ function rsyslogOn514(root: string): void {
 }
 
 function fakeExec(root: string) {
-  return sharedFakeExec(root, {
+  return fakeSystemExec(root, {
     nodeVersion: 'v22.13.0',
     answer: (cmd, args) =>
       cmd === 'systemctl' && (args[0] === 'is-enabled' || args[0] === 'is-active')

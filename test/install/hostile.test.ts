@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createFsRoot, type FsOp } from '../../src/system/fs-root.js';
 import { createScriptedPrompter } from '../../src/system/prompts.js';
-import type { Exec, ExecResult } from '../../src/system/exec.js';
+import { fakeSystemExec, type FakeExec } from '../helpers/fake-exec.js';
 import { readState } from '../../src/install/transaction.js';
 import { inverseCommands, runInstall, type InstallDeps } from '../../src/install/run-install.js';
 import { runUninstall } from '../../src/install/run-uninstall.js';
@@ -80,31 +80,16 @@ interface Faults {
 }
 
 /** An exec standing in for useradd/userdel and systemctl; the syntax check passes. */
-function fakeExec(root: string, faults: Faults): Exec & { calls: string[][] } {
-  const calls: string[][] = [];
-  const ok: ExecResult = { exitCode: 0, stdout: '', stderr: '', failed: false };
-  const passwd = path.join(root, 'etc/passwd');
-  return {
-    calls,
-    registerSecret() {},
-    async which(cmd) {
-      return cmd === 'node' ? '/usr/bin/node' : null;
-    },
-    async run(cmd, args) {
-      calls.push([cmd, ...args]);
-      if (cmd === '/usr/bin/node' && args[0] === '--version') return { ...ok, stdout: 'v22.13.0\n' };
+function fakeExec(root: string, faults: Faults): FakeExec {
+  return fakeSystemExec(root, {
+    nodeVersion: 'v22.13.0',
+    // A real system uid as root (so ownership is exercised), our own otherwise.
+    ids: isRoot ? '998:998' : undefined,
+    answer: (cmd) => {
       if (cmd === 'useradd' || cmd === 'userdel') faults.onStep?.(cmd);
-      // A real system uid as root (so ownership is exercised), our own otherwise.
-      const ids = isRoot ? '998:998' : `${process.getuid!()}:${process.getgid!()}`;
-      if (cmd === 'useradd')
-        writeFileSync(passwd, `${readFileSync(passwd, 'utf8')}sentinel-cef:x:${ids}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`);
-      if (cmd === 'userdel') writeFileSync(passwd, readFileSync(passwd, 'utf8').replace(/^sentinel-cef:.*\n/m, ''));
-      return ok;
+      return undefined;
     },
-    async spawnDetached() {
-      return 99999;
-    },
-  };
+  });
 }
 
 function fakeServices(faults: Faults, health = true): Services {
@@ -451,7 +436,7 @@ describe('the forwarder does not start', () => {
     mkdirSync(path.join(root, 'run/systemd/system'), { recursive: true });
     const before = snapshot(root);
     const d = deps(root);
-    const exec = d.deps.exec as ReturnType<typeof fakeExec>;
+    const exec = d.deps.exec as FakeExec;
     const orig = exec.run.bind(exec);
     exec.run = async (cmd, args, o) => {
       if (cmd === 'systemctl' && args[0] === 'is-enabled') return { exitCode: 1, stdout: 'disabled', stderr: '', failed: true };
@@ -484,7 +469,7 @@ describe('the forwarder does not start', () => {
     writeFileSync(path.join(root, 'proc/1/comm'), 'systemd\n');
     mkdirSync(path.join(root, 'run/systemd/system'), { recursive: true });
     const d = deps(root);
-    const exec = d.deps.exec as ReturnType<typeof fakeExec>;
+    const exec = d.deps.exec as FakeExec;
     const orig = exec.run.bind(exec);
     exec.run = async (cmd, args, o) => {
       if (cmd === 'systemctl' && (args[0] === 'is-enabled' || args[0] === 'is-active'))

@@ -1,45 +1,10 @@
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createFsRoot } from '../../src/system/fs-root.js';
 import { createScriptedPrompter } from '../../src/system/prompts.js';
-import type { Exec, ExecResult } from '../../src/system/exec.js';
+import { fakeSystemExec } from '../helpers/fake-exec.js';
 import type { InstallDeps } from '../../src/install/run-install.js';
 import type { Services } from '../../src/install/service.js';
-
-/**
- * Install's seams for in-process runs on a fixture root: an exec that records its calls, answers `node --version`
- * and `useradd` (it writes the user into the root's passwd), and anything else through `answer` or with exit 0.
- */
-export function fakeExec(
-  root: string | undefined,
-  opts: { nodeVersion?: string; answer?: (cmd: string, args: readonly string[]) => ExecResult | undefined } = {},
-): Exec & { calls: string[][] } {
-  const calls: string[][] = [];
-  const ok = (stdout = ''): ExecResult => ({ exitCode: 0, stdout, stderr: '', failed: false });
-  return {
-    calls,
-    registerSecret() {},
-    async which(cmd) {
-      return cmd === 'node' ? '/usr/bin/node' : null;
-    },
-    async run(cmd, args) {
-      calls.push([cmd, ...args]);
-      if (cmd === '/usr/bin/node' && args[0] === '--version') return ok(`${opts.nodeVersion ?? 'v20.19.0'}\n`);
-      if (cmd === 'useradd' && root) {
-        const passwd = path.join(root, 'etc/passwd');
-        writeFileSync(
-          passwd,
-          `${existsSync(passwd) ? readFileSync(passwd, 'utf8') : ''}sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`,
-        );
-      }
-      return opts.answer?.(cmd, args) ?? ok();
-    },
-    async spawnDetached(cmd, args) {
-      calls.push(['spawn', cmd, ...args]);
-      return 99999;
-    },
-  };
-}
 
 export const services: Services = {
   async startForwarder() {
@@ -63,7 +28,7 @@ export function installDeps(temp: (prefix: string) => string, root: string, extr
   writeFileSync(bundle, '// forwarder bundle\n');
   const d: InstallDeps = {
     fs: createFsRoot(root),
-    exec: fakeExec(root),
+    exec: fakeSystemExec(root),
     prompter: createScriptedPrompter([]),
     log: (l) => stream.push(['log', l]),
     out: (t) => stream.push(['out', t]),

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { runInstall, parseAptPolicy } from '../../src/install/run-install.js';
 import { installOptionsSchema } from '../../src/install/options.js';
 import type { ExecResult } from '../../src/system/exec.js';
-import { fakeExec, installDeps, services, snapshot } from './install-helpers.js';
+import { installDeps, services, snapshot } from './install-helpers.js';
+import { fakeSystemExec } from '../helpers/fake-exec.js';
 
 // rsyslog sends to the forwarder over RELP (acknowledged) only with omrelp; install adds its package (issue 18).
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
@@ -30,7 +31,7 @@ function machine(o: { rsyslog?: string | null; relp?: string | null; noRsyslog?:
   cpSync(path.join(fixtures, 'debian12-rsyslog'), root, { recursive: true });
   if (o.noRsyslog) rmSync(path.join(root, 'usr/sbin/rsyslogd'));
   const ok = (stdout = ''): ExecResult => ({ exitCode: 0, stdout, stderr: '', failed: false });
-  const exec = fakeExec(root, {
+  const exec = fakeSystemExec(root, {
     answer: (cmd, args) => {
       if (cmd === 'apt-cache' && args[0] === 'policy') {
         const installed = existsSync(path.join(root, 'usr/sbin/rsyslogd')) ? (o.rsyslog ?? '8.2302.0-1+deb12u1') : null;

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-// @ts-expect-error the build script is plain JavaScript, without types
 import { expandWat, readLayout } from '../../scripts/build-wasm.mjs';
 import * as layout from '../../src/parser/json-kernel-layout.js';
 

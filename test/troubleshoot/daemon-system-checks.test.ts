@@ -3,7 +3,8 @@ import { Context } from '../../src/troubleshoot/context.js';
 import * as daemon from '../../src/troubleshoot/checks/daemon.js';
 import * as system from '../../src/troubleshoot/checks/system.js';
 import { troubleshootOptionsSchema, type TroubleshootDeps } from '../../src/troubleshoot/types.js';
-import { addProcess, cleanup, fakeExec, healthyTree, makeRoot, procNet, put, testDeps } from './helpers.js';
+import { addProcess, cleanup, healthyTree, makeRoot, procNet, put, testDeps } from './helpers.js';
+import { commandLines, fakeExec } from '../helpers/fake-exec.js';
 
 let root: string;
 const ctxFor = (deps: Partial<TroubleshootDeps> = {}, opts: Record<string, unknown> = {}) =>
@@ -323,15 +324,15 @@ describe('system.firewall', () => {
     ],
     ['iptables accept policy', { 'iptables-save -t filter': { stdout: '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n' } }, 'pass', null],
   ] as const)('%s', async (_n, table, status, fix) => {
-    const calls: string[] = [];
+    const calls: string[][] = [];
     const programs: Record<string, object> = { ...table };
-    const r = await system.checkFirewall(ctxFor({ exec: fakeExec(programs as never, calls) }));
+    const r = await system.checkFirewall(ctxFor({ exec: fakeExec(programs as never, { calls }) }));
     expect(r.status).toBe(status);
     if (fix) expect(r.fix).toMatch(fix);
     if (status === 'fail') {
       Object.assign(programs, { 'firewall-cmd': {}, ufw: {}, iptables: {} });
       await r.safeFix!.apply();
-      expect(calls.slice(-1)[0]).toMatch(/firewall-cmd --reload|ufw allow 514\/udp|iptables -I INPUT 1 -p tcp/);
+      expect(commandLines(calls).slice(-1)[0]).toMatch(/firewall-cmd --reload|ufw allow 514\/udp|iptables -I INPUT 1 -p tcp/);
     }
   });
 });

@@ -20,9 +20,9 @@ import {
   testDeps,
   health,
   addProcess,
-  fakeExec,
   type FakeAdmin,
 } from './helpers.js';
+import { commandLines, fakeExec } from '../helpers/fake-exec.js';
 
 const get = (checks: CheckResult[], id: string) => checks.find((c) => c.id === id)!;
 
@@ -145,7 +145,7 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
   // Issue 15: on a journald-only system no daemon writes /var/log/syslog; a copy of CEF in the journal is the duplicate.
   describe('journal copies (journald-only systems)', () => {
     /** A fake journalctl over entries added as the probes pass; it honours -g (the probe ids) and -n. */
-    function fakeJournal(entries: Array<Record<string, string>>, calls: string[]) {
+    function fakeJournal(entries: Array<Record<string, string>>, calls: string[][]) {
       return fakeExec(
         {
           journalctl: (args) => {
@@ -155,7 +155,7 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
             return { stdout: hits.map((e) => JSON.stringify(e)).join('\n') + '\n' };
           },
         },
-        calls,
+        { calls },
       );
     }
 
@@ -164,7 +164,7 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
       ['syslog-ng', 'syslog', 'syslog-ng.service', 'syslog-ng (syslog-ng.service) via /dev/log', 'remove our source (s_sentinel_cef)'],
     ])('names %s as the writer of a probe copy in the journal, and the fix', async (comm, transport, unit, from, fix) => {
       const entries: Array<Record<string, string>> = [{ MESSAGE: 'unrelated', _COMM: 'cron' }];
-      const calls: string[] = [];
+      const calls: string[][] = [];
       const deps = testDeps(root, { exec: fakeJournal(entries, calls) });
       const send = deps.sendSyslog;
       deps.sendSyslog = async (t, m) => {
@@ -177,7 +177,7 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
       expect(d.message).toMatch(new RegExp(`probe ts-\\S+ was also written to the journal by ${from.replace(/[()/]/g, '\\$&')}`));
       expect(d.fix).toContain(fix);
       // Bounded: this run's probes only, since the run began, a fixed number of lines.
-      const j = calls.filter((c) => c.startsWith('journalctl '));
+      const j = commandLines(calls).filter((c) => c.startsWith('journalctl '));
       expect(j).toHaveLength(1);
       expect(j[0]).toMatch(/^journalctl --since @\d+ -g ts-\S+(\|ts-\S+){3} -n 20 -o json --no-pager$/);
     });

@@ -5,7 +5,8 @@ import { Context } from '../../src/troubleshoot/context.js';
 import * as system from '../../src/troubleshoot/checks/system.js';
 import { evaluateIptables, evaluateNft, parseIptablesSave, parseNftJson, type Packet } from '../../src/troubleshoot/netfilter.js';
 import { troubleshootOptionsSchema, type TroubleshootDeps } from '../../src/troubleshoot/types.js';
-import { cleanup, fakeExec, healthyTree, makeRoot, testDeps } from './helpers.js';
+import { cleanup, healthyTree, makeRoot, testDeps } from './helpers.js';
+import { commandLines, fakeExec } from '../helpers/fake-exec.js';
 
 const fixture = (name: string) => readFileSync(join(__dirname, '../fixtures/firewall', name), 'utf8');
 const pkt = (protocol: 'tcp' | 'udp', iface: 'ext' | 'lo' = 'ext'): Packet => ({ protocol, port: 514, iface });
@@ -52,9 +53,8 @@ describe('system.firewall with iptables/nftables rules', () => {
     new Context(troubleshootOptionsSchema.parse({ configPath: '/etc/sentinel-cef/forwarder.json', probes: 0 }), testDeps(root, deps));
 
   it('names the iptables rule that drops 514/udp, opens it and persists it where netfilter-persistent exists', async () => {
-    const calls: string[] = [];
     const programs: Record<string, object> = { 'iptables-save -t filter': { stdout: fixture('iptables-specific-drop.txt') } };
-    const r = await system.checkFirewall(ctxFor({ exec: fakeExec(programs as never, calls) }));
+    const r = await system.checkFirewall(ctxFor({ exec: fakeExec(programs as never) }));
     expect(r.status).toBe('fail');
     expect(r.message).toBe(
       '514/udp is dropped by rule 3 of chain INPUT (-A INPUT -p udp -m udp --dport 514 -j DROP): remote devices cannot reach the daemon',
@@ -65,12 +65,11 @@ describe('system.firewall with iptables/nftables rules', () => {
     expect(r.details?.blocked).toEqual(['514/udp']);
 
     const persistent: Record<string, object> = { ...programs, 'netfilter-persistent': {}, iptables: {} };
-    const calls2: string[] = [];
-    const exec = fakeExec(persistent as never, calls2);
+    const exec = fakeExec(persistent as never);
     const r2 = await system.checkFirewall(ctxFor({ exec }));
     expect(r2.fix).toBe('iptables -I INPUT 1 -p udp --dport 514 -j ACCEPT && netfilter-persistent save');
     await r2.safeFix!.apply();
-    expect(calls2.slice(-2)).toEqual(['iptables -I INPUT 1 -p udp --dport 514 -j ACCEPT', 'netfilter-persistent save']);
+    expect(commandLines(exec.calls).slice(-2)).toEqual(['iptables -I INPUT 1 -p udp --dport 514 -j ACCEPT', 'netfilter-persistent save']);
   });
 
   it('names the nft rule, inserts the accept in the base chain and says it does not survive a reboot', async () => {
@@ -185,15 +184,15 @@ describe('IPv6 rules (ip6tables-save, nft ip6 and inet tables)', () => {
         'rules added with ip6tables are lost at reboot: save them with `ip6tables-save > /etc/iptables/rules.v6` (package iptables-persistent)',
     );
     expect(r.details?.blocked).toEqual(['514/tcp over IPv6', '514/udp over IPv6']);
-    const calls: string[] = [];
+    const calls: string[][] = [];
     const r2 = await system.checkFirewall(
-      ctxFor({ exec: fakeExec({ ...programs, 'netfilter-persistent': {}, ip6tables: {} } as never, calls) }),
+      ctxFor({ exec: fakeExec({ ...programs, 'netfilter-persistent': {}, ip6tables: {} } as never, { calls }) }),
     );
     expect(r2.fix).toBe(
       'ip6tables -I INPUT 1 -p tcp --dport 514 -j ACCEPT && ip6tables -I INPUT 1 -p udp --dport 514 -j ACCEPT && netfilter-persistent save',
     );
     await r2.safeFix!.apply();
-    expect(calls.slice(-3)).toEqual([
+    expect(commandLines(calls).slice(-3)).toEqual([
       'ip6tables -I INPUT 1 -p tcp --dport 514 -j ACCEPT',
       'ip6tables -I INPUT 1 -p udp --dport 514 -j ACCEPT',
       'netfilter-persistent save',

@@ -1,13 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { rename } from 'node:fs/promises';
 import { runTroubleshoot } from '../../src/troubleshoot/run.js';
-import { cleanup, fakeExec, healthyTree, makeRoot, put, startFakeAdmin, testDeps, type FakeAdmin } from './helpers.js';
+import { cleanup, healthyTree, makeRoot, put, startFakeAdmin, testDeps, type FakeAdmin } from './helpers.js';
+import { commandLines, fakeExec } from '../helpers/fake-exec.js';
 
 describe('--fix', () => {
   let root: string;
   let admin: FakeAdmin;
   let active: boolean;
-  let calls: string[];
+  let calls: string[][];
   const programs = () =>
     fakeExec(
       {
@@ -18,7 +19,7 @@ describe('--fix', () => {
           return {};
         },
       },
-      calls,
+      { calls },
     );
   const opts = { configPath: '/etc/sentinel-cef/forwarder.json', probes: 0, fix: true };
 
@@ -41,7 +42,7 @@ describe('--fix', () => {
     const c = r.checks.find((x) => x.id === 'forwarder.running')!;
     expect(c.status).toBe('pass');
     expect(c.details?.fix).toMatchObject({ applied: true, before: 'fail' });
-    expect(calls.filter((x) => x.startsWith('systemctl'))).toEqual([
+    expect(commandLines(calls).filter((x) => x.startsWith('systemctl'))).toEqual([
       'systemctl is-active sentinel-cef-forwarder.service',
       'systemctl restart sentinel-cef-forwarder.service',
       'systemctl is-active sentinel-cef-forwarder.service',
@@ -52,19 +53,18 @@ describe('--fix', () => {
   // Fault matrix (forwarder-frozen): restarting the forwarder leaves rsyslog's forwarding action suspended, a
   // fault the first look could not see. The fresh run after a fix gets a second round of fixes.
   it('fixes what the first round of fixes uncovered', async () => {
-    const base = programs();
-    base.table['systemctl restart rsyslog'] = {};
-    const exec = Object.assign(
-      async (file: string, args: string[], o?: object) => {
-        const full = [file, ...args].join(' ');
-        if (full === 'systemctl restart sentinel-cef-forwarder.service') await rename(`${root}/proc/300`, `${root}/proc-300`);
-        if (full === 'systemctl restart rsyslog') await rename(`${root}/proc-300`, `${root}/proc/300`);
-        return base(file, args, o);
-      },
-      { table: base.table },
-    );
+    const exec = programs();
+    const restartForwarder = exec.table['systemctl restart sentinel-cef-forwarder.service'] as () => object;
+    exec.table['systemctl restart sentinel-cef-forwarder.service'] = async () => {
+      await rename(`${root}/proc/300`, `${root}/proc-300`);
+      return restartForwarder();
+    };
+    exec.table['systemctl restart rsyslog'] = async () => {
+      await rename(`${root}/proc-300`, `${root}/proc/300`);
+      return {};
+    };
     const r = await runTroubleshoot({ ...opts, yes: true }, testDeps(root, { exec }));
-    expect(calls.filter((x) => x.startsWith('systemctl restart'))).toEqual([
+    expect(commandLines(calls).filter((x) => x.startsWith('systemctl restart'))).toEqual([
       'systemctl restart sentinel-cef-forwarder.service',
       'systemctl restart rsyslog',
     ]);
@@ -79,7 +79,7 @@ describe('--fix', () => {
     const asked: string[] = [];
     const r = await runTroubleshoot(opts, testDeps(root, { exec: programs(), confirm: async (q) => (asked.push(q), false) }));
     expect(asked).toEqual(['forwarder.running: restart the forwarder (sentinel-cef-forwarder.service)?']);
-    expect(calls).not.toContain('systemctl restart sentinel-cef-forwarder.service');
+    expect(commandLines(calls)).not.toContain('systemctl restart sentinel-cef-forwarder.service');
     expect(r.checks.find((x) => x.id === 'forwarder.running')!.status).toBe('fail');
     expect(r.ok).toBe(false);
   });
@@ -100,6 +100,6 @@ describe('--fix', () => {
 
   it('without --fix never runs a fix', async () => {
     await runTroubleshoot({ ...opts, fix: false }, testDeps(root, { exec: programs() }));
-    expect(calls).not.toContain('systemctl restart sentinel-cef-forwarder.service');
+    expect(commandLines(calls)).not.toContain('systemctl restart sentinel-cef-forwarder.service');
   });
 });

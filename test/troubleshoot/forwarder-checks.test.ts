@@ -4,7 +4,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Context } from '../../src/troubleshoot/context.js';
 import * as fwd from '../../src/troubleshoot/checks/forwarder.js';
 import { troubleshootOptionsSchema, type TroubleshootDeps } from '../../src/troubleshoot/types.js';
-import { addProcess, cleanup, fakeExec, health, makeRoot, put, startFakeAdmin, testDeps, type FakeAdmin } from './helpers.js';
+import { addProcess, cleanup, health, makeRoot, put, startFakeAdmin, testDeps, type FakeAdmin } from './helpers.js';
+import { commandLines, fakeExec } from '../helpers/fake-exec.js';
 
 const CONFIG = '/etc/sentinel-cef/forwarder.json';
 const WS = '11111111-2222-3333-4444-555555555555';
@@ -113,14 +114,16 @@ describe('forwarder.running', () => {
   it('asks systemctl when PID 1 is systemd', async () => {
     await put(root, '/proc/1/comm', 'systemd\n');
     await put(root, '/run/systemd/system/.keep', '');
-    const calls: string[] = [];
+    const calls: string[][] = [];
     const down = await fwd.checkRunning(
-      ctxFor({ exec: fakeExec({ 'systemctl is-active sentinel-cef-forwarder.service': { exitCode: 3, stdout: 'inactive\n' } }, calls) }),
+      ctxFor({
+        exec: fakeExec({ 'systemctl is-active sentinel-cef-forwarder.service': { exitCode: 3, stdout: 'inactive\n' } }, { calls }),
+      }),
     );
     expect(down.status).toBe('fail');
     expect(down.message).toContain('inactive');
     expect(down.fix).toContain('systemctl restart sentinel-cef-forwarder.service');
-    expect(calls).toEqual(['systemctl is-active sentinel-cef-forwarder.service']);
+    expect(commandLines(calls)).toEqual(['systemctl is-active sentinel-cef-forwarder.service']);
     const up = await fwd.checkRunning(
       ctxFor({ exec: fakeExec({ 'systemctl is-active sentinel-cef-forwarder.service': { stdout: 'active\n' } }) }),
     );
@@ -413,14 +416,13 @@ describe('forwarder.running when the service user cannot write the queue', () =>
     expect(r.message).toContain(`the service user sentinel-cef cannot write ${QUEUE} (owner root:root, mode 0755)`);
     expect(r.fix).toBe(`\`chown -R sentinel-cef: ${QUEUE}\` (or re-run \`sentinel-cef install\`), then restart the forwarder`);
     // The queue directory is ours: --fix gives it back to the service user, then restarts the forwarder.
-    const calls: string[] = [];
     const started: string[] = [];
-    const exec = async (file: string, args: string[]) => (calls.push(`${file} ${args.join(' ')}`), { exitCode: 0, stdout: '', stderr: '' });
+    const exec = fakeExec({}, { otherwise: () => ({}) });
     const fixable = await fwd.checkRunning(
       ctxFor({ exec, services: { startForwarder: async (c: string) => (started.push(c), 'started'), restartDaemon: async () => 'no' } }),
     );
     await fixable.safeFix!.apply();
-    expect(calls).toEqual([`chown -R 998:998 ${QUEUE}`, `chmod 0750 ${QUEUE}`]);
+    expect(commandLines(exec.calls)).toEqual([`chown -R 998:998 ${QUEUE}`, `chmod 0750 ${QUEUE}`]);
     expect(started).toEqual([CONFIG]);
   });
 
@@ -450,7 +452,7 @@ describe('forwarder.running under systemd when the forwarder exits at start-up',
       `Started ${UNIT} - sentinel-cef forwarder (CEF to Microsoft Sentinel).`,
       '',
     ].join('\n');
-  function systemdCtx(log: string, state = 'activating', calls: string[] = [], started: string[] = []) {
+  function systemdCtx(log: string, state = 'activating', calls: string[][] = [], started: string[] = []) {
     const table = {
       [`systemctl is-active ${UNIT}`]: { exitCode: 3, stdout: `${state}\n` },
       [`journalctl -u ${UNIT} -n 60 -o cat --no-pager`]: { stdout: log },
@@ -459,7 +461,7 @@ describe('forwarder.running under systemd when the forwarder exits at start-up',
       systemctl: {},
     };
     return ctxFor({
-      exec: fakeExec(table, calls),
+      exec: fakeExec(table, { calls }),
       services: { startForwarder: async (c: string) => (started.push(c), 'started'), restartDaemon: async () => 'no' },
     });
   }
@@ -509,7 +511,7 @@ describe('forwarder.running under systemd when the forwarder exits at start-up',
     await chmod(join(root, QUEUE), 0o700);
     await writeConfig({ sink: { type: 'file', path: '/var/lib/sentinel-cef/data/out.ndjson' }, queue: { dir: QUEUE } });
     const err = `{"level":60,"time":1763798399000,"pid":812,"msg":"cannot open the queue ${QUEUE}","err":{"type":"Error","message":"EACCES: permission denied, open '${QUEUE}/ledger'"}}`;
-    const calls: string[] = [];
+    const calls: string[][] = [];
     const r = await fwd.checkRunning(
       systemdCtx(journal('{"level":30,"msg":"listening","listen":"tcp://127.0.0.1:25226"}', err), 'activating', calls),
     );
@@ -519,7 +521,7 @@ describe('forwarder.running under systemd when the forwarder exits at start-up',
     expect(r.message).toContain(`the service user sentinel-cef cannot write ${QUEUE} (owner root:root, mode 0700)`);
     expect(r.fix).toBe(`\`chown -R sentinel-cef: ${QUEUE}\` (or re-run \`sentinel-cef install\`), then restart the forwarder`);
     await r.safeFix!.apply();
-    expect(calls.slice(-3)).toEqual([`chown -R 998:998 ${QUEUE}`, `chmod 0750 ${QUEUE}`, `systemctl restart ${UNIT}`]);
+    expect(commandLines(calls).slice(-3)).toEqual([`chown -R 998:998 ${QUEUE}`, `chmod 0750 ${QUEUE}`, `systemctl restart ${UNIT}`]);
   });
 
   it("names the unit's own User= for an unwritable queue, in the message and the chown", async () => {

@@ -9,7 +9,8 @@ import type { Health, ProbeStatus } from '../../src/forwarder/admin-types.js';
 import { startForwarder, type ForwarderDeps, type RunningForwarder } from '../../src/forwarder/forwarder.js';
 import { createLogger } from '../../src/forwarder/logger.js';
 import { createDefaultDeps } from '../../src/troubleshoot/deps.js';
-import type { ExecResult, TroubleshootDeps } from '../../src/troubleshoot/types.js';
+import type { TroubleshootDeps } from '../../src/troubleshoot/types.js';
+import { fakeExec } from '../helpers/fake-exec.js';
 import { onFreePorts } from '../helpers/ports.js';
 
 export async function makeRoot(): Promise<string> {
@@ -65,33 +66,11 @@ export async function addProcess(root: string, pid: number, comm: string, cmdlin
   for (const ino of inodes) await symlink(`socket:[${ino}]`, join(root, 'proc', String(pid), 'fd', String(fd++)));
 }
 
-export type ExecTable = Record<string, Partial<ExecResult> | ((args: string[]) => Partial<ExecResult>)>;
-
-/** Fake programs: key "cmd arg1 arg2" or just "cmd"; anything else is "not installed". */
-export function fakeExec(table: ExecTable, calls: string[] = []): TroubleshootDeps['exec'] & { table: ExecTable } {
-  const f = async (file: string, args: string[]) => {
-    const full = [file, ...args].join(' ');
-    calls.push(full);
-    const hit = table[full] ?? table[file];
-    if (!hit) return { exitCode: 127, stdout: '', stderr: `${file}: not found`, notFound: true };
-    const r = typeof hit === 'function' ? hit(args) : hit;
-    return { exitCode: 0, stdout: '', stderr: '', ...r };
-  };
-  return Object.assign(f, { table });
-}
-
-/** `which` for fake programs: a program exists when the table names it. */
-function fakeWhich(exec: unknown): TroubleshootDeps['which'] {
-  const table = (exec as { table?: ExecTable } | undefined)?.table ?? {};
-  return async (cmd) => (Object.keys(table).some((k) => k === cmd || k.startsWith(`${cmd} `)) ? `/usr/sbin/${cmd}` : null);
-}
-
 export function testDeps(root: string, over: Partial<TroubleshootDeps> = {}): TroubleshootDeps {
   const d = createDefaultDeps({ root, env: {} });
   return {
     ...d,
     exec: fakeExec({}),
-    which: fakeWhich(over.exec),
     services: {
       startForwarder: async () => {
         throw new Error('unexpected service start');

@@ -10,6 +10,7 @@ import * as fwd from '../../src/troubleshoot/checks/forwarder.js';
 import { createDefaultDeps } from '../../src/troubleshoot/deps.js';
 import { troubleshootOptionsSchema, type TroubleshootDeps } from '../../src/troubleshoot/types.js';
 import { forwarderStarted } from '../helpers/ports.js';
+import { commandLines, fakeExec } from '../helpers/fake-exec.js';
 
 const repo = resolve(__dirname, '../..');
 
@@ -48,15 +49,14 @@ describe('a hung (SIGSTOPped) forwarder', () => {
   it('is reported as hung, not running or down, and the fix kills and restarts it', async () => {
     const started: string[] = [];
     const real = createDefaultDeps({ root: '/', env: {} });
-    const ran: string[] = [];
+    const ran: string[][] = [];
     const deps: TroubleshootDeps = {
       ...real,
       // Only `kill` is real; nothing else may touch the host's services.
-      exec: async (file, args, opts) => {
-        ran.push([file, ...args].join(' '));
-        if (file === 'kill') return real.exec(file, args, opts);
-        return { exitCode: 1, stdout: '', stderr: 'not in this test' };
-      },
+      exec: fakeExec(
+        { kill: (args, opts) => real.exec.run('kill', args, opts) },
+        { calls: ran, otherwise: () => ({ exitCode: 1, stderr: 'not in this test' }) },
+      ),
       services: {
         startForwarder: async (c) => (started.push(c), 'started'),
         restartDaemon: async () => {
@@ -86,7 +86,7 @@ describe('a hung (SIGSTOPped) forwarder', () => {
     const exited = new Promise((r) => child.once('exit', (_code, sig) => r(sig)));
     await running.safeFix!.apply();
     expect(await exited).toBe('SIGKILL');
-    expect(ran).toContain(`kill -KILL ${child.pid}`);
+    expect(commandLines(ran)).toContain(`kill -KILL ${child.pid}`);
     expect(started).toEqual([configPath]);
   }, 60_000);
 });

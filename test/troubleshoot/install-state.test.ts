@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createFsRoot } from '../../src/system/fs-root.js';
 import { createScriptedPrompter } from '../../src/system/prompts.js';
-import type { Exec, ExecResult } from '../../src/system/exec.js';
 import type { Services } from '../../src/install/service.js';
 import { readState } from '../../src/install/transaction.js';
 import { RSYSLOG_INCLUDE_BLOCK } from '../../src/install/render-rsyslog.js';
@@ -14,7 +13,8 @@ import { installOptionsSchema } from '../../src/install/options.js';
 import { runTroubleshoot } from '../../src/troubleshoot/run.js';
 import { renderHuman } from '../../src/troubleshoot/render.js';
 import { createDefaultDeps } from '../../src/troubleshoot/deps.js';
-import { fakeExec, testDeps } from './helpers.js';
+import { testDeps } from './helpers.js';
+import { commandLines, fakeExec, fakeSystemExec } from '../helpers/fake-exec.js';
 import { createHash } from 'node:crypto';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/install');
@@ -40,22 +40,7 @@ async function installInto(
   const root = tmp(`scef-ts-${fixture}-`);
   cpSync(path.join(fixtures, fixture), root, { recursive: true });
   prepare?.(root);
-  const ok = (stdout = ''): ExecResult => ({ exitCode: 0, stdout, stderr: '', failed: false });
-  const exec: Exec = {
-    registerSecret() {},
-    which: async (cmd) => (cmd === 'node' ? '/usr/bin/node' : null),
-    async run(cmd) {
-      if (cmd === '/usr/bin/node') return ok('v20.19.0\n');
-      if (cmd === 'useradd') {
-        writeFileSync(
-          path.join(root, 'etc/passwd'),
-          `sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`,
-        );
-      }
-      return ok();
-    },
-    spawnDetached: async () => 99999,
-  };
+  const exec = fakeSystemExec(root);
   const services: Services = {
     startForwarder: async () => 'started',
     stopForwarder: async () => {},
@@ -364,9 +349,9 @@ describe('forwarder.unit: the installed systemd unit against what install render
   };
   /** The unit as installs before the fix wrote it: After= only. */
   const oldUnit = (unit: string) => unit.replace(/^PartOf=rsyslog\.service\n/m, '').replace(/^WantedBy=rsyslog\.service\n/m, '');
-  const deps = (root: string, calls: string[], fail?: string) =>
+  const deps = (root: string, calls: string[][], fail?: string) =>
     testDeps(root, {
-      exec: fakeExec({ systemctl: (args) => (args.join(' ') === fail ? { exitCode: 1, stderr: `${fail}: failed` } : {}) }, calls),
+      exec: fakeExec({ systemctl: (args) => (args.join(' ') === fail ? { exitCode: 1, stderr: `${fail}: failed` } : {}) }, { calls }),
       services: { startForwarder: async () => '', restartDaemon: async () => 'ok' },
     });
 
@@ -382,23 +367,23 @@ describe('forwarder.unit: the installed systemd unit against what install render
     expect(c.message).toContain('lacks PartOf=rsyslog.service, WantedBy=rsyslog.service');
     expect(c.fix).toContain('systemctl reenable sentinel-cef-forwarder.service');
 
-    const calls: string[] = [];
+    const calls: string[][] = [];
     const fixed = await runTroubleshoot({ probes: 0, fix: true, yes: true }, deps(root, calls));
     const after = fixed.checks.find((x) => x.id === 'forwarder.unit')!;
     expect(after.status).toBe('pass');
     expect(readFileSync(path.join(root, UNIT), 'utf8')).toBe(installed);
-    const reload = calls.indexOf('systemctl daemon-reload');
+    const reload = commandLines(calls).indexOf('systemctl daemon-reload');
     expect(reload).toBeGreaterThanOrEqual(0);
-    expect(calls.indexOf('systemctl reenable sentinel-cef-forwarder.service')).toBeGreaterThan(reload);
+    expect(commandLines(calls).indexOf('systemctl reenable sentinel-cef-forwarder.service')).toBeGreaterThan(reload);
     // Our own text now: install sees no hand edit to replace.
     expect((await readState(createFsRoot(root)))?.written?.['/etc/systemd/system/sentinel-cef-forwarder.service']).toBe(
       createHash('sha256').update(installed).digest('hex'),
     );
 
-    const again: string[] = [];
+    const again: string[][] = [];
     const second = await runTroubleshoot({ probes: 0, fix: true, yes: true }, deps(root, again));
     expect(second.checks.find((x) => x.id === 'forwarder.unit')!.details?.fix).toBeUndefined();
-    expect(again).not.toContain('systemctl reenable sentinel-cef-forwarder.service');
+    expect(commandLines(again)).not.toContain('systemctl reenable sentinel-cef-forwarder.service');
   });
 
   it('a failing systemctl puts the old unit back byte for byte and says the fix failed', async () => {

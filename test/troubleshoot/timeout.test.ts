@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runTroubleshoot } from '../../src/troubleshoot/run.js';
-import { cleanup, fakeExec, healthyTree, makeRoot, startFakeAdmin, startFakeDaemon, testDeps, type FakeAdmin } from './helpers.js';
+import { cleanup, healthyTree, makeRoot, startFakeAdmin, startFakeDaemon, testDeps, type FakeAdmin } from './helpers.js';
+import { fakeExec } from '../helpers/fake-exec.js';
 
 // Issue 16 item 9: `--timeout 10` ran 20 s. The timeout bounds the whole run, whatever hangs.
 describe('--timeout is a total bound', () => {
@@ -21,18 +22,13 @@ describe('--timeout is a total bound', () => {
 
   it('ends within the timeout with undelivered probes and a program that never answers', async () => {
     const seen: Array<number | undefined> = [];
-    const exec = fakeExec({ 'iptables-save': {} });
-    const wrapped = Object.assign(
-      async (f: string, a: string[], o?: { timeoutMs?: number }) => {
-        // A wedged iptables that never returns (the real seam ends it at its timeout, which must be capped too).
-        if (f === 'iptables-save') {
-          seen.push(o?.timeoutMs);
-          return new Promise<never>(() => {});
-        }
-        return exec(f, a);
+    const wrapped = fakeExec({
+      // A wedged iptables that never returns (the real seam ends it at its timeout, which must be capped too).
+      'iptables-save': (_args, o) => {
+        seen.push(o.timeoutMs);
+        return new Promise<never>(() => {});
       },
-      { table: exec.table },
-    );
+    });
     const t0 = Date.now();
     const r = await runTroubleshoot(
       // 6 s, not 2: the probe check keeps a quarter of the run to conclude, and 0.5 s was not enough under load.

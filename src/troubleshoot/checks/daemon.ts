@@ -237,7 +237,7 @@ export async function checkSyntax(ctx: Context): Promise<CheckOutcome> {
   const d = await ctx.daemon();
   if (!d.name) return { ...base, status: 'skip', message: 'no syslog daemon' };
   const [cmd, args] = d.name === 'rsyslog' ? ['rsyslogd', ['-N1']] : ['syslog-ng', ['--syntax-only']];
-  const r = await ctx.deps.exec(cmd as string, args as string[], { timeoutMs: 30_000 });
+  const r = await ctx.deps.exec.run(cmd as string, args as string[], { timeoutMs: 30_000 });
   if (r.notFound) return { ...base, status: 'skip', message: `${cmd} not found on PATH` };
   const out = `${r.stderr}\n${r.stdout}`.trim();
   if (r.exitCode === 0) {

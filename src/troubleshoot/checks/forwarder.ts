@@ -193,7 +193,7 @@ export function restartHungFix(ctx: Context, hang: ForwarderHang): SafeFix {
   return {
     description: `kill the hung forwarder (pid ${hang.pid}) and ${restart.description}`,
     async apply() {
-      const r = await ctx.deps.exec('kill', ['-KILL', String(hang.pid)], { timeoutMs: 10_000 });
+      const r = await ctx.deps.exec.run('kill', ['-KILL', String(hang.pid)], { timeoutMs: 10_000 });
       if (r.exitCode !== 0 && (await isProcessAlive(ctx.fs, hang.pid)))
         throw new Error(`kill -KILL ${hang.pid}: ${(r.stderr || r.stdout).trim()}`);
       await restart.apply();
@@ -226,12 +226,12 @@ export async function checkRunning(ctx: Context): Promise<CheckOutcome> {
   const hang = await forwarderHang(ctx);
   if (hang) return hungOutcome(base, ctx, hang);
   if (await ctx.systemd()) {
-    const r = await ctx.deps.exec('systemctl', ['is-active', LAYOUT.serviceName]);
+    const r = await ctx.deps.exec.run('systemctl', ['is-active', LAYOUT.serviceName]);
     const state = r.stdout.trim() || r.stderr.trim();
     if (r.exitCode === 0) return { ...base, status: 'pass', message: `${LAYOUT.serviceName} is ${state}` };
     // The unit stops and starts with rsyslog (PartOf=, WantedBy=): a stopped rsyslog is the cause, and starting it is the fix.
     if (/^PartOf=rsyslog\.service\s*$/m.test((await ctx.readText(LAYOUT.unitPath)) ?? '')) {
-      const d = await ctx.deps.exec('systemctl', ['is-active', 'rsyslog.service']);
+      const d = await ctx.deps.exec.run('systemctl', ['is-active', 'rsyslog.service']);
       if (d.exitCode !== 0) {
         return {
           ...base,
@@ -347,7 +347,7 @@ const SYSTEMD_LINE = /^(sentinel-cef-forwarder\.service: |(Started|Starting|Stop
  * (its stderr line or a pino error line), secrets redacted, or null when the last exit was not at start-up.
  */
 async function unitStartupFault(ctx: Context): Promise<string | null> {
-  const j = await ctx.deps.exec('journalctl', ['-u', LAYOUT.serviceName, '-n', String(JOURNAL_LINES), '-o', 'cat', '--no-pager'], {
+  const j = await ctx.deps.exec.run('journalctl', ['-u', LAYOUT.serviceName, '-n', String(JOURNAL_LINES), '-o', 'cat', '--no-pager'], {
     timeoutMs: 15_000,
   });
   if (j.notFound || j.exitCode !== 0) return null;
@@ -420,7 +420,7 @@ function chownQueueFix(ctx: Context, dir: string, user: { uid: number; gid: numb
         ['chown', ['-R', `${user.uid}:${user.gid}`, dir]],
         ['chmod', ['0750', dir]],
       ] as const) {
-        const r = await ctx.deps.exec(cmd, [...args], { timeoutMs: 30_000 });
+        const r = await ctx.deps.exec.run(cmd, [...args], { timeoutMs: 30_000 });
         if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${(r.stderr || r.stdout).trim() || `exit ${r.exitCode}`}`);
       }
       await restart.apply();

@@ -8,7 +8,6 @@ import { stripConfigComments } from '../../install/config-text.js';
 import { runProbes } from './e2e.js';
 import { detectFirewall, planFirewallFix } from '../../system/firewall.js';
 import { detectSelinux, planSelinuxFix } from '../../system/selinux.js';
-import { asInstallerExec } from '../deps.js';
 import { firewallVerdicts } from '../facts.js';
 
 const G = 'system' as const;
@@ -27,7 +26,7 @@ interface FirewallFinding {
 async function inspectFirewall(ctx: Context): Promise<FirewallFinding> {
   const port = ctx.opts.port;
   const want = [`${port}/tcp`, `${port}/udp`];
-  const fw = await detectFirewall(asInstallerExec(ctx.deps));
+  const fw = await detectFirewall(ctx.deps.exec);
   if (fw.active && fw.kind !== 'none') {
     const blocked = want.filter((w) => !fw.allowed.includes(w));
     const specs = blocked.map((b) => ({ port: Number(b.split('/')[0]), protocol: b.split('/')[1] as 'tcp' | 'udp' }));
@@ -56,7 +55,7 @@ async function inspectFirewall(ctx: Context): Promise<FirewallFinding> {
   let persist: string | undefined;
   if (commands.length) {
     // netfilter-persistent saves the IPv4 and the IPv6 rules.
-    if (kind === 'iptables' && (await ctx.deps.which('netfilter-persistent'))) commands.push(['netfilter-persistent', 'save']);
+    if (kind === 'iptables' && (await ctx.deps.exec.which('netfilter-persistent'))) commands.push(['netfilter-persistent', 'save']);
     else if (kind === 'iptables' && (await ctx.stat('/etc/sysconfig/iptables'))) {
       if (commands.some((c) => c[0] === 'iptables')) commands.push(['service', 'iptables', 'save']);
       if (v6) commands.push(['service', 'ip6tables', 'save']);
@@ -87,7 +86,7 @@ export async function checkFirewall(ctx: Context): Promise<CheckOutcome> {
     description: `open ${f.blocked.join(', ')} in ${f.kind}${f.persist ? ' (until reboot)' : ''}`,
     async apply() {
       for (const [cmd, ...args] of f.commands) {
-        const r = await ctx.deps.exec(cmd, args, { timeoutMs: 30_000 });
+        const r = await ctx.deps.exec.run(cmd, args, { timeoutMs: 30_000 });
         if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${(r.stderr || r.stdout).trim()}`);
       }
     },
@@ -107,7 +106,7 @@ export async function checkFirewall(ctx: Context): Promise<CheckOutcome> {
 
 export async function checkSelinux(ctx: Context): Promise<CheckOutcome> {
   const base = { id: 'system.selinux', title: 'SELinux mode and port labels', group: G };
-  const st = await detectSelinux(ctx.fs, asInstallerExec(ctx.deps));
+  const st = await detectSelinux(ctx.fs, ctx.deps.exec);
   const mode = st.mode;
   if (mode === 'disabled') return { ...base, status: 'pass', message: 'SELinux is not enabled', details: { mode } };
   const fwdPorts = await ctx.forwarderPorts();
@@ -358,7 +357,7 @@ async function probeInJournal(ctx: Context, ids: string[]): Promise<{ finding: s
   if (!ids.length) return undefined;
   const since = `@${Math.floor(ctx.startedAt / 1000) - 5}`;
   const args = ['--since', since, '-g', ids.join('|'), '-n', String(JOURNAL_PROBE_LINES), '-o', 'json', '--no-pager'];
-  const j = await ctx.deps.exec('journalctl', args, { timeoutMs: 15_000 });
+  const j = await ctx.deps.exec.run('journalctl', args, { timeoutMs: 15_000 });
   if (j.notFound || j.exitCode !== 0) return undefined;
   for (const line of j.stdout.split('\n')) {
     let e: Record<string, unknown>;

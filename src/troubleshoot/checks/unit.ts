@@ -16,7 +16,7 @@ function nodeOf(unit: string): string | undefined {
 }
 
 async function systemctl(ctx: Context, args: string[]): Promise<void> {
-  const r = await ctx.deps.exec('systemctl', args, { timeoutMs: 60_000 });
+  const r = await ctx.deps.exec.run('systemctl', args, { timeoutMs: 60_000 });
   if (r.exitCode !== 0)
     throw new Error(`systemctl ${args.join(' ')} failed: ${(r.stderr || r.stdout).trim().split('\n')[0] || `exit ${r.exitCode}`}`);
 }
@@ -49,7 +49,7 @@ export async function checkUnit(ctx: Context): Promise<CheckOutcome> {
   const c = (await ctx.config()).config;
   const readinessPort = Number(/:(\d+)$/.exec(rec.readiness ?? '')?.[1] ?? 65535);
   const expected = renderForwarderUnit({
-    nodePath: nodeOf(onDisk) ?? (await ctx.deps.which('node')) ?? '/usr/bin/node',
+    nodePath: nodeOf(onDisk) ?? (await ctx.deps.exec.which('node')) ?? '/usr/bin/node',
     sinkFile: c?.sink.type === 'file' ? String(c.sink.path) : null,
     bindPrivilegedPort: Math.min(rec.mode === 'forwarder-only' ? rec.port : 65535, readinessPort) < 1024,
     intakeStateFile: rec.intakeStateFile !== undefined ? rec.intakeStateFile : (c?.intakeStateFile ?? null),
