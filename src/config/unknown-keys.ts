@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { formatConfigIssue } from '../errors.js';
 
 /**
  * Keys of a config file that the schema does not know. zod's objects strip them silently, so a typo
@@ -8,6 +9,13 @@ export function findUnknownKeys(raw: unknown, schema: z.ZodType): Array<{ path: 
   const out: Array<{ path: string[]; nearest: string | null }> = [];
   walk(raw, [schema], [], out);
   return out;
+}
+
+/** One `path: unknown key (did you mean …?)` line per unknown key, in the style of the schema's own issues. */
+export function unknownKeyMessages(raw: unknown, schema: z.ZodType): string[] {
+  return findUnknownKeys(raw, schema).map((u) =>
+    formatConfigIssue({ path: u.path, message: `unknown key${u.nearest ? ` (did you mean ${u.nearest}?)` : ''}` }),
+  );
 }
 
 function walk(raw: unknown, schemas: z.ZodType[], path: string[], out: Array<{ path: string[]; nearest: string | null }>): void {

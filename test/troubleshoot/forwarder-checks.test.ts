@@ -51,6 +51,12 @@ describe('forwarder.installed / forwarder.config', () => {
       /sink.workspaceId: workspaceId must be a GUID/,
     ],
     ['unknown sink', JSON.stringify({ sink: { type: 'kafka' } }), /sink/],
+    // The service warns and runs with it; the check refuses it, as `forward --check` does.
+    [
+      'an unknown key',
+      JSON.stringify({ sink: { type: 'file', path: '/tmp/x' }, deadLeterFile: '/x' }),
+      /deadLeterFile: unknown key \(did you mean deadLetterFile\?\)/,
+    ],
   ])('fails on %s with the field named', async (_n, text, re) => {
     await put(root, CONFIG, text);
     const r = await fwd.checkConfig(ctxFor());
