@@ -127,6 +127,20 @@ describe('forwarder config', () => {
     [{ queue: { maxByte: 1024 } }, 'queue.maxByte: unknown key (did you mean maxBytes?)'],
     [{ sink: { type: 'file', path: '/x', pth: '/y' } }, 'sink.pth: unknown key (did you mean path?)'],
     [{ colour: 'blue' }, 'colour: unknown key — fix this field'],
+    // A key of another variant of a discriminated union is unknown in the variant its type/kind selects.
+    [{ sink: { type: 'file', path: '/x', dcrImmutableId: 'dcr-1' } }, 'sink.dcrImmutableId: unknown key — fix this field'],
+    [{ sink: { type: 'file', path: '/x', sharedKeyFile: '/k' } }, 'sink.sharedKeyFile: unknown key — fix this field'],
+    [
+      {
+        sink: {
+          type: 'logs-ingestion',
+          endpoint: 'https://x.example',
+          dcrImmutableId: 'dcr-1',
+          auth: { kind: 'managed-identity', clientSecretFile: '/s' },
+        },
+      },
+      'sink.auth.clientSecretFile: unknown key — fix this field',
+    ],
   ])('a config file key the schema does not know is refused, naming it and the nearest key: %j', (extra, want) => {
     const file = join(tempDir(), 'forwarder.json');
     writeFileSync(file, JSON.stringify({ sink: { type: 'file', path: '/x' }, ...extra }));
