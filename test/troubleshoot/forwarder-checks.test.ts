@@ -4,7 +4,18 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Context } from '../../src/troubleshoot/context.js';
 import * as fwd from '../../src/troubleshoot/checks/forwarder.js';
 import { troubleshootOptionsSchema, type TroubleshootDeps } from '../../src/troubleshoot/types.js';
-import { addProcess, cleanup, fakeExec, health, makeRoot, put, startFakeAdmin, testDeps, type FakeAdmin } from './helpers.js';
+import {
+  addProcess,
+  cleanup,
+  fakeExec,
+  health,
+  makeRoot,
+  put,
+  SECRET_SOURCES,
+  startFakeAdmin,
+  testDeps,
+  type FakeAdmin,
+} from './helpers.js';
 
 const CONFIG = '/etc/sentinel-cef/forwarder.json';
 const WS = '11111111-2222-3333-4444-555555555555';
@@ -569,6 +580,14 @@ describe('forwarder.running under systemd when the forwarder exits at start-up',
       `let sentinel-cef read ${key} (${key}: owner root:root, mode 0600): \`chown sentinel-cef: ${key} && chmod 600 ${key}\`, then \`systemctl restart ${UNIT}\``,
     );
     expect(r.safeFix).toBeUndefined();
+  });
+
+  it.each(SECRET_SOURCES)('never quotes the $source from a start-up error', async ({ secret, files, config }) => {
+    for (const [path, text] of Object.entries(files)) await put(root, path, text, 0o600);
+    await writeConfig({ ...config, queue: { dir: QUEUE } });
+    const r = await fwd.checkRunning(systemdCtx(journal(`sentinel-cef forwarder: cannot start: unexpected ${secret} in input`)));
+    expect(r.message).toContain('its error: cannot start: unexpected [REDACTED] in input');
+    expect(JSON.stringify(r)).not.toContain(secret);
   });
 
   it('keeps the restart for a unit that ran and crashed later, or was stopped', async () => {

@@ -9,7 +9,7 @@ import { fixForDelivery, formatBytes } from '../advice.js';
 import { settledHealth } from './e2e.js';
 import { clockFault, queueDiskFull } from '../facts.js';
 import { lookupUser, SERVICE_USER } from '../../install/service.js';
-import { Redactor } from '../collect.js';
+import { secretRedactor } from '../collect.js';
 
 const G = 'forwarder' as const;
 
@@ -369,18 +369,7 @@ async function unitStartupFault(ctx: Context): Promise<string | null> {
   } catch {
     /* the stderr line, as it is */
   }
-  return (await startupRedactor(ctx)).redact(text).slice(0, 300);
-}
-
-/** The product's redaction, primed with the sink's secret values: a quoted error never shows a secret. */
-async function startupRedactor(ctx: Context): Promise<Redactor> {
-  const red = new Redactor();
-  const sink = (await ctx.config()).config?.sink;
-  if (!sink) return red;
-  const { files, env } = secretFiles(ctx, sink);
-  for (const f of files) for (const l of ((await ctx.readText(f.path).catch(() => null)) ?? '').split('\n')) red.addValue(l);
-  if (env) red.addValue(ctx.deps.env[env]);
-  return red;
+  return (await secretRedactor(ctx)).redact(text).slice(0, 300);
 }
 
 /** The one command that removes a start-up fault the forwarder named (the unit's restart follows it). */
