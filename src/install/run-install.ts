@@ -56,6 +56,9 @@ import {
   UNIT_NAME,
   UNIT_PATH,
   renderForwarderUnit,
+  needsPrivilegedPort,
+  unitInputsFrom,
+  type UnitInputs,
   SYNTAX_CHECK,
   checkDaemonSyntax,
   ensureServiceUser,
@@ -168,6 +171,8 @@ export interface InstallContext {
   daemonInstall: string[][];
   /** --forwarder-only below port 1024: the unit gets CAP_NET_BIND_SERVICE, nothing else. */
   privilegedPort: boolean;
+  /** What the systemd unit is rendered from, recorded in the install state for troubleshoot's forwarder.unit. */
+  unitInputs: UnitInputs;
   // render
   desired: DesiredFile[];
   /** Files we only add to (the daemon's main file): edits there are the operator's, not ours to track. */
@@ -307,7 +312,7 @@ async function detectStep(c: InstallContext): Promise<void> {
       : null;
   if (c.relpInstall) log(`rsyslog has no omrelp: install adds package ${RELP_PACKAGE} (${c.relpInstall.join(' ')})`);
   // Only the capability it needs: none when every port it listens on is unprivileged.
-  c.privilegedPort = Math.min(opts.forwarderOnly ? opts.port : 65535, c.readiness?.port ?? 65535) < 1024;
+  c.privilegedPort = needsPrivilegedPort(opts.forwarderOnly, opts.port, c.readiness?.port);
   if (!opts.forwarderOnly && c.readiness) {
     await checkReadinessPort(fs, c.readiness);
     if (c.privilegedPort && init.kind !== 'systemd') await refuseUnprivilegedBind(fs, opts, init.pid1);
@@ -322,7 +327,7 @@ async function detectStep(c: InstallContext): Promise<void> {
 }
 
 async function renderStep(c: InstallContext): Promise<void> {
-  const { opts, deps, fs, warn, daemon, nodePath, init, sinkChoice, privilegedPort } = c;
+  const { opts, deps, fs, warn, daemon, nodePath, init, sinkChoice } = c;
   const ipv6 = await detectIpv6(fs);
   const renderOpts = { port: opts.port, protocol: opts.protocol, forwarderPort: opts.forwarderPort, ipv6, durable: opts.durable };
   const desired: DesiredFile[] = (c.desired = []);
@@ -434,6 +439,14 @@ async function renderStep(c: InstallContext): Promise<void> {
     ...(intakeStateFile ? { intakeStateFile } : {}),
   };
   c.forwarderConfig = config;
+  c.unitInputs = unitInputsFrom({
+    nodePath,
+    sink: sinkChoice.sink as { type: string; path?: unknown },
+    ...(opts.forwarderOnly ? { mode: 'forwarder-only' as const } : {}),
+    port: opts.port,
+    readiness: config.readiness ?? null,
+    intakeStateFile,
+  });
   const parsed = forwarderConfigSchema.safeParse(config);
   if (!parsed.success) throw new UsageError(`the forwarder config would be invalid: ${formatConfigIssue(parsed.error.issues[0])}`);
   desired.push({
@@ -447,7 +460,7 @@ async function renderStep(c: InstallContext): Promise<void> {
   if (init.kind === 'systemd') {
     desired.push({
       path: UNIT_PATH,
-      content: renderForwarderUnit({ nodePath, sinkFile, bindPrivilegedPort: privilegedPort, intakeStateFile }),
+      content: renderForwarderUnit(c.unitInputs),
       mode: 0o644,
       why: 'systemd unit',
     });
@@ -867,6 +880,7 @@ async function applyStep(c: InstallContext): Promise<void> {
           ...(daemon === 'rsyslog' && dropin
             ? { transport: dropin.transport ?? 'tcp', intakeStateFile: c.forwarderConfig.intakeStateFile ?? null }
             : {}),
+          ...(init.kind === 'systemd' ? { unit: c.unitInputs } : {}),
         },
       });
       await writeState(fs, { ...state, status: 'installed' });
