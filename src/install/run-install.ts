@@ -298,7 +298,7 @@ async function detectStep(c: InstallContext): Promise<void> {
       warn(`${info.running.find((r) => r.daemon !== daemon)!.daemon} is running too; only ${daemon} is configured`);
     }
     log(
-      `syslog daemon: ${daemon}${info.version ? ` ${info.version}` : ''} (${info.running.some((r) => r.daemon === daemon) ? 'running' : 'not running'})`,
+      `syslog daemon: ${daemon}${info.version ? ` ${info.version}` : ''} (${c.daemonInstall.length ? 'not installed: the plan is for the package it would install' : info.running.some((r) => r.daemon === daemon) ? 'running' : 'not running'})`,
     );
   }
   // Only with the rsyslog this run installs (apt has just shown it can fetch): an existing rsyslog's packages are the
@@ -350,7 +350,9 @@ async function renderStep(c: InstallContext): Promise<void> {
     if (c.relpInstall) scan.omrelp = true;
     if (opts.durable && scan.omrelp !== true) throw durableNeedsRelp('rsyslog without omrelp sends over plain TCP');
     dropin = renderRsyslogDropin(scan, { ...renderOpts, intakeStateFile });
-    if (!scan.includesDropins) {
+    // --dry-run before the package is installed: its own rsyslog.conf (not on disk yet) includes rsyslog.d.
+    const packageBringsMain = c.daemonInstall.length > 0 && !(await fs.exists(scan.mainFile));
+    if (!scan.includesDropins && !packageBringsMain) {
       const main = (await fs.readText(scan.mainFile)) ?? '';
       sharedFiles.add(scan.mainFile);
       desired.push({

@@ -730,13 +730,17 @@ describe('with no syslog daemon', () => {
   it('--dry-run prints the package commands and the drop-in it would render, and changes nothing', async () => {
     const root = copyFixture('debian12-rsyslog');
     rmSync(path.join(root, 'usr/sbin/rsyslogd'));
+    // As on a machine that never had rsyslog: the package brings its rsyslog.conf (which includes rsyslog.d).
+    rmSync(path.join(root, 'etc/rsyslog.conf'));
     const before = snapshot(root);
     const exec = fakeExec({ root });
     const d = deps(root, exec);
     const res = await runInstall(opts({ dryRun: true, yes: false }), d.deps);
+    expect(d.logs).toContain('syslog daemon: rsyslog (not installed: the plan is for the package it would install)');
     expect(res).toMatchObject({ changed: true, dryRun: true, daemon: 'rsyslog' });
     const out = d.out.join('');
     expect(out).toContain('create    /etc/rsyslog.d/10-sentinel-cef.conf [0644]');
+    expect(out).not.toContain('/etc/rsyslog.conf [');
     // The drop-in for the rsyslog-relp it would install: acknowledged RELP to the forwarder.
     expect(out).toMatch(/^\+.*type="omrelp"/m);
     const would = out.split('\n').filter((l) => l.startsWith('would run: '));
