@@ -9,6 +9,8 @@ import { createLogger, logDestinationOf } from '../forwarder/logger.js';
 export interface ForwardIo {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
+  /** Where the running forwarder's JSON log goes; default the non-blocking destination on stdout. */
+  log?: NodeJS.WritableStream;
 }
 
 /**
@@ -16,7 +18,9 @@ export interface ForwardIo {
  * checks (--check) or run until SIGTERM/SIGINT.
  */
 export async function runForwardCommand(flags: ForwarderFlags, io: ForwardIo = process): Promise<number> {
-  const config = loadForwarderConfig(flags);
+  // --check refuses an unknown key; the service warns and runs, as a stopped forwarder loses events.
+  const unknownKeys: string[] = [];
+  const config = loadForwarderConfig(flags, flags.check ? {} : { onUnknownKeys: (lines) => unknownKeys.push(...lines) });
   const checks = checkConfig(config);
   if (flags.check && checks.every((c) => c.ok)) {
     // Building the sink reads and validates its secret (key format, certificate) without any network call.
@@ -44,7 +48,8 @@ export async function runForwardCommand(flags: ForwarderFlags, io: ForwardIo = p
   // the parse worker threads; under tsx/tests there is none and parsing stays on the main thread.
   const bundle = new URL('./forwarder.mjs', import.meta.url);
   if (import.meta.url.endsWith('/dist/cli.js') && existsSync(bundle)) setWorkerEntry(bundle);
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, io.log);
+  for (const line of unknownKeys) logger.warn(`${line}; ignored`);
   const ac = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {
     logger.info({ signal: sig }, 'signal received');

@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import { UsageError, flagName, formatConfigIssue, formatOptionError, showValue } from '../errors.js';
 import { CLOUDS, DEFAULT_CONFIG_PATH, forwarderConfigSchema, type ForwarderConfig } from './schema.js';
 import { isLoopback, parseHostPort, parseListenUrl } from './listen.js';
-import { findUnknownKeys } from './unknown-keys.js';
+import { unknownKeyMessages } from './unknown-keys.js';
 
 /** Flags of `sentinel-cef forward` and `node forwarder.mjs` (commander camel-cased). */
 export interface ForwarderFlags {
@@ -258,6 +258,11 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** Where to look when --config is absent (tests point this elsewhere). */
   defaultConfigPath?: string;
+  /**
+   * Given, unknown config file keys are handed here (one line each) and ignored instead of refused: the
+   * service then keeps running after a downgrade leaves a newer key (its unit does not restart on exit 2).
+   */
+  onUnknownKeys?: (lines: string[]) => void;
 }
 
 /** Loads the config file (if any), merges flags (flags win), validates. Throws UsageError (exit 2). */
@@ -296,17 +301,11 @@ export function loadForwarderConfig(flags: ForwarderFlags, opts: LoadOptions = {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       throw new UsageError(`config file ${path} must hold a JSON object`);
     }
-    const unknown = findUnknownKeys(raw, forwarderConfigSchema);
-    if (unknown.length) {
-      throw new UsageError(
-        unknown
-          .map(
-            (u) =>
-              `${path}: ${formatConfigIssue({ path: u.path, message: `unknown key${u.nearest ? ` (did you mean ${u.nearest}?)` : ''}` })} — fix this field (see \`sentinel-cef forward --help\`)`,
-          )
-          .join('\n'),
-      );
-    }
+    const unknown = unknownKeyMessages(raw, forwarderConfigSchema).map(
+      (m) => `${path}: ${m} — fix this field (see \`sentinel-cef forward --help\`)`,
+    );
+    if (unknown.length && opts.onUnknownKeys) opts.onUnknownKeys(unknown);
+    else if (unknown.length) throw new UsageError(unknown.join('\n'));
   }
   const merged: Raw = structuredClone(raw);
   const section = (name: string): Raw => {

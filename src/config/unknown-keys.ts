@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { formatConfigIssue } from '../errors.js';
 
 /**
  * Keys of a config file that the schema does not know. zod's objects strip them silently, so a typo
@@ -10,9 +11,16 @@ export function findUnknownKeys(raw: unknown, schema: z.ZodType): Array<{ path: 
   return out;
 }
 
+/** One `path: unknown key (did you mean …?)` line per unknown key, in the style of the schema's own issues. */
+export function unknownKeyMessages(raw: unknown, schema: z.ZodType): string[] {
+  return findUnknownKeys(raw, schema).map((u) =>
+    formatConfigIssue({ path: u.path, message: `unknown key${u.nearest ? ` (did you mean ${u.nearest}?)` : ''}` }),
+  );
+}
+
 function walk(raw: unknown, schemas: z.ZodType[], path: string[], out: Array<{ path: string[]; nearest: string | null }>): void {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return;
-  const shapes = schemas.flatMap(objectShapes);
+  const shapes = schemas.flatMap((s) => objectShapes(s, raw as Record<string, unknown>));
   if (shapes.length === 0) return;
   const known = [...new Set(shapes.flatMap((s) => Object.keys(s)))];
   for (const [key, value] of Object.entries(raw)) {
@@ -22,8 +30,12 @@ function walk(raw: unknown, schemas: z.ZodType[], path: string[], out: Array<{ p
   }
 }
 
-/** The object shapes a value of this schema may take (through optional, default, union, pipe…). */
-function objectShapes(schema: z.ZodType): Array<Record<string, z.ZodType>> {
+/**
+ * The object shapes this value may take under this schema (through optional, default, union, pipe…). A
+ * discriminated union offers only the variant its discriminator selects, so a key of another variant (a `dcr`
+ * key in a `file` sink) is unknown; with no variant selected (a bad `type`, refused by the schema) all of them.
+ */
+function objectShapes(schema: z.ZodType, raw: Record<string, unknown>): Array<Record<string, z.ZodType>> {
   const def = (schema as unknown as { _zod: { def: Record<string, unknown> } })._zod.def;
   switch (def.type) {
     case 'object':
@@ -34,14 +46,22 @@ function objectShapes(schema: z.ZodType): Array<Record<string, z.ZodType>> {
     case 'prefault':
     case 'readonly':
     case 'catch':
-      return objectShapes(def.innerType as z.ZodType);
+      return objectShapes(def.innerType as z.ZodType, raw);
     case 'pipe':
-      return objectShapes(def.in as z.ZodType);
-    case 'union':
-      return (def.options as z.ZodType[]).flatMap(objectShapes);
+      return objectShapes(def.in as z.ZodType, raw);
+    case 'union': {
+      const options = def.options as z.ZodType[];
+      const key = def.discriminator as string | undefined;
+      const selected = key === undefined ? [] : options.filter((o) => discriminatorValues(o, key)?.has(raw[key]));
+      return (selected.length ? selected : options).flatMap((o) => objectShapes(o, raw));
+    }
     default:
       return [];
   }
+}
+
+function discriminatorValues(option: z.ZodType, key: string): Set<unknown> | undefined {
+  return (option as unknown as { _zod: { propValues?: Record<string, Set<unknown>> } })._zod.propValues?.[key];
 }
 
 /** The known key closest to a typo, when it is close enough to be the one meant. */

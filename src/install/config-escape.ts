@@ -36,6 +36,17 @@ export function systemdWord(where: string, v: string): string {
   return `"${esc}"`;
 }
 
+/**
+ * The first word of a systemd command line as systemd reads it back: the inverse of systemdWord (quotes and C
+ * escapes removed, `%%` and `$$` undoubled), or null when the line is empty.
+ */
+export function firstSystemdWord(line: string): string | null {
+  const m = /^\s*(?:"((?:[^"\\]|\\.)*)"|(\S+))/.exec(line);
+  if (!m) return null;
+  const word = m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2];
+  return word.replace(/%%/g, '%').replace(/\$\$/g, '$');
+}
+
 /** The value of a systemd setting that takes a path list (ReadWritePaths=): words, specifiers escaped. */
 export function systemdPath(where: string, v: string): string {
   oneLine(where, v);

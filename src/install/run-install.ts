@@ -56,6 +56,9 @@ import {
   UNIT_NAME,
   UNIT_PATH,
   renderForwarderUnit,
+  needsPrivilegedPort,
+  unitInputsFrom,
+  type UnitInputs,
   SYNTAX_CHECK,
   checkDaemonSyntax,
   ensureServiceUser,
@@ -164,8 +167,12 @@ export interface InstallContext {
   readiness: { host: string; port: number } | null;
   /** rsyslog without omrelp, its package at the installed rsyslog's version: the command apply runs to add it. */
   relpInstall: string[] | null;
+  /** --dry-run with no syslog daemon: the commands that would install one (the plan is for that daemon). */
+  daemonInstall: string[][];
   /** --forwarder-only below port 1024: the unit gets CAP_NET_BIND_SERVICE, nothing else. */
   privilegedPort: boolean;
+  /** What the systemd unit is rendered from, recorded in the install state for troubleshoot's forwarder.unit. */
+  unitInputs: UnitInputs;
   // render
   desired: DesiredFile[];
   /** Files we only add to (the daemon's main file): edits there are the operator's, not ours to track. */
@@ -203,7 +210,8 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
     deps.onStep?.(step.name);
     await step.run(c);
     if (step.name === 'plan' && opts.dryRun) {
-      for (const cmd of [...(c.relpInstall ? [c.relpInstall] : []), ...c.fwCmds, ...c.seCmds]) deps.out(`would run: ${cmd.join(' ')}\n`);
+      for (const cmd of [...c.daemonInstall, ...(c.relpInstall ? [c.relpInstall] : []), ...c.fwCmds, ...c.seCmds])
+        deps.out(`would run: ${cmd.join(' ')}\n`);
       deps.out(c.changed ? 'Dry run: nothing was changed.\n' : 'Dry run: nothing to change, everything is already in place.\n');
       break;
     }
@@ -270,11 +278,15 @@ async function detectStep(c: InstallContext): Promise<void> {
   c.daemon = null;
   c.binary = '';
   c.daemonVersion = null;
+  c.daemonInstall = [];
   let addedDaemon = false;
   if (!opts.forwarderOnly) {
     let info = await detectDaemon(fs, exec, opts.daemon);
     if (opts.daemon && !info.installed.includes(opts.daemon)) info = { ...info, daemon: null };
-    if (!info.daemon) {
+    if (!info.daemon && opts.dryRun) {
+      ({ info, commands: c.daemonInstall } = await planDaemonInstall(fs, distro, opts));
+      addedDaemon = true;
+    } else if (!info.daemon) {
       info = await offerDaemonInstall(distro, opts, deps);
       addedDaemon = true;
     }
@@ -286,15 +298,21 @@ async function detectStep(c: InstallContext): Promise<void> {
       warn(`${info.running.find((r) => r.daemon !== daemon)!.daemon} is running too; only ${daemon} is configured`);
     }
     log(
-      `syslog daemon: ${daemon}${info.version ? ` ${info.version}` : ''} (${info.running.some((r) => r.daemon === daemon) ? 'running' : 'not running'})`,
+      `syslog daemon: ${daemon}${info.version ? ` ${info.version}` : ''} (${c.daemonInstall.length ? 'not installed: the plan is for the package it would install' : info.running.some((r) => r.daemon === daemon) ? 'running' : 'not running'})`,
     );
   }
   // Only with the rsyslog this run installs (apt has just shown it can fetch): an existing rsyslog's packages are the
   // operator's, and on a machine without a reachable mirror the extra package would fail the whole install.
-  c.relpInstall = c.daemon === 'rsyslog' && addedDaemon && opts.installRelp ? await planRelpInstall(fs, exec, distro, warn) : null;
+  c.relpInstall =
+    c.daemon === 'rsyslog' && addedDaemon && opts.installRelp
+      ? opts.dryRun && distro.packageManager === 'apt-get'
+        ? // Nothing installed to ask apt-cache about: the package comes with the rsyslog planned above.
+          [...RELP_INSTALL]
+        : await planRelpInstall(fs, exec, distro, warn)
+      : null;
   if (c.relpInstall) log(`rsyslog has no omrelp: install adds package ${RELP_PACKAGE} (${c.relpInstall.join(' ')})`);
   // Only the capability it needs: none when every port it listens on is unprivileged.
-  c.privilegedPort = Math.min(opts.forwarderOnly ? opts.port : 65535, c.readiness?.port ?? 65535) < 1024;
+  c.privilegedPort = needsPrivilegedPort(opts.forwarderOnly, opts.port, c.readiness?.port);
   if (!opts.forwarderOnly && c.readiness) {
     await checkReadinessPort(fs, c.readiness);
     if (c.privilegedPort && init.kind !== 'systemd') await refuseUnprivilegedBind(fs, opts, init.pid1);
@@ -309,7 +327,7 @@ async function detectStep(c: InstallContext): Promise<void> {
 }
 
 async function renderStep(c: InstallContext): Promise<void> {
-  const { opts, deps, fs, warn, daemon, nodePath, init, sinkChoice, privilegedPort } = c;
+  const { opts, deps, fs, warn, daemon, nodePath, init, sinkChoice } = c;
   const ipv6 = await detectIpv6(fs);
   const renderOpts = { port: opts.port, protocol: opts.protocol, forwarderPort: opts.forwarderPort, ipv6, durable: opts.durable };
   const desired: DesiredFile[] = (c.desired = []);
@@ -332,7 +350,9 @@ async function renderStep(c: InstallContext): Promise<void> {
     if (c.relpInstall) scan.omrelp = true;
     if (opts.durable && scan.omrelp !== true) throw durableNeedsRelp('rsyslog without omrelp sends over plain TCP');
     dropin = renderRsyslogDropin(scan, { ...renderOpts, intakeStateFile });
-    if (!scan.includesDropins) {
+    // --dry-run before the package is installed: its own rsyslog.conf (not on disk yet) includes rsyslog.d.
+    const packageBringsMain = c.daemonInstall.length > 0 && !(await fs.exists(scan.mainFile));
+    if (!scan.includesDropins && !packageBringsMain) {
       const main = (await fs.readText(scan.mainFile)) ?? '';
       sharedFiles.add(scan.mainFile);
       desired.push({
@@ -421,6 +441,14 @@ async function renderStep(c: InstallContext): Promise<void> {
     ...(intakeStateFile ? { intakeStateFile } : {}),
   };
   c.forwarderConfig = config;
+  c.unitInputs = unitInputsFrom({
+    nodePath,
+    sink: sinkChoice.sink as { type: string; path?: unknown },
+    ...(opts.forwarderOnly ? { mode: 'forwarder-only' as const } : {}),
+    port: opts.port,
+    readiness: config.readiness ?? null,
+    intakeStateFile,
+  });
   const parsed = forwarderConfigSchema.safeParse(config);
   if (!parsed.success) throw new UsageError(`the forwarder config would be invalid: ${formatConfigIssue(parsed.error.issues[0])}`);
   desired.push({
@@ -434,7 +462,7 @@ async function renderStep(c: InstallContext): Promise<void> {
   if (init.kind === 'systemd') {
     desired.push({
       path: UNIT_PATH,
-      content: renderForwarderUnit({ nodePath, sinkFile, bindPrivilegedPort: privilegedPort, intakeStateFile }),
+      content: renderForwarderUnit(c.unitInputs),
       mode: 0o644,
       why: 'systemd unit',
     });
@@ -455,12 +483,14 @@ async function planStep(c: InstallContext): Promise<void> {
   const { opts, deps, fs, exec, prompter, log, warn, daemon, binary, svc, desired, sharedFiles, dropin, sinkChoice, warnings } = c;
   const changes = (c.changes = await planFiles(fs, desired));
   const sum = (c.sum = summarizePlan(changes));
-  const changed = (c.changed = sum.create + sum.update > 0 || c.relpInstall !== null);
+  const changed = (c.changed = sum.create + sum.update > 0 || c.relpInstall !== null || c.daemonInstall.length > 0);
   deps.out(
     `Plan (${daemon ?? 'forwarder-only'}, sink ${sinkChoice.describe}): ${sum.create} to create, ${sum.update} to update, ${sum.unchanged} unchanged\n${formatPlan(changes, { diffs: opts.dryRun || (prompter.interactive && !opts.yes), all: opts.diff === 'all' })}\n`,
   );
   c.result = { changed, dryRun: opts.dryRun, daemon, changes, warnings };
-  if (daemon && dropin) await refuseBrokenDaemonConfig(c.ctx, daemon, binary, changes, dropin.path, svc, sharedFiles);
+  // A daemon still to be installed (--dry-run) has no program to check a config with.
+  if (daemon && dropin && c.daemonInstall.length === 0)
+    await refuseBrokenDaemonConfig(c.ctx, daemon, binary, changes, dropin.path, svc, sharedFiles);
   const lastWritten = (await readState(fs))?.written ?? {};
   const edited = (c.edited = changes.filter(
     (ch) =>
@@ -852,6 +882,7 @@ async function applyStep(c: InstallContext): Promise<void> {
           ...(daemon === 'rsyslog' && dropin
             ? { transport: dropin.transport ?? 'tcp', intakeStateFile: c.forwarderConfig.intakeStateFile ?? null }
             : {}),
+          ...(init.kind === 'systemd' ? { unit: c.unitInputs } : {}),
         },
       });
       await writeState(fs, { ...state, status: 'installed' });
@@ -1280,7 +1311,26 @@ async function planRelpInstall(fs: FsRoot, exec: Exec, distro: Distro, warn: (w:
     );
     return null;
   }
-  return ['apt-get', 'install', '-y', '--no-install-recommends', RELP_PACKAGE];
+  return [...RELP_INSTALL];
+}
+
+const RELP_INSTALL = ['apt-get', 'install', '-y', '--no-install-recommends', RELP_PACKAGE] as const;
+
+/**
+ * --dry-run with no syslog daemon: what installing one would run (`apt-get update` first when the package lists
+ * are empty, as on a fresh image), and the daemon to plan for, at its standard path (its version unknown).
+ */
+async function planDaemonInstall(fs: FsRoot, distro: Distro, opts: InstallOptions): Promise<{ info: DaemonInfo; commands: string[][] }> {
+  const want = opts.daemon ?? 'rsyslog';
+  if (!distro.packageManager) {
+    throw new CliError(`no syslog daemon found and no known package manager on ${distro.name}`, {
+      suggestion: `install ${want} and run again`,
+    });
+  }
+  const emptyLists = distro.packageManager === 'apt-get' && (await fs.glob('/var/lib/apt/lists/*_Packages*')).length === 0;
+  const commands = [...(emptyLists ? [['apt-get', 'update']] : []), [distro.packageManager, 'install', '-y', want]];
+  const binary = want === 'rsyslog' ? '/usr/sbin/rsyslogd' : '/usr/sbin/syslog-ng';
+  return { info: { daemon: want, running: [], installed: [], binary, version: null }, commands };
 }
 
 /** `apt-cache policy A B` → each package's Installed and Candidate versions (absent when `(none)`). */
@@ -1306,10 +1356,6 @@ async function offerDaemonInstall(distro: Distro, opts: InstallOptions, deps: In
   const cmd = [distro.packageManager, 'install', '-y', want];
   // With rsyslog, the acknowledged transport to the forwarder too (the plan adds rsyslog-relp after this).
   const relp = want === 'rsyslog' && opts.installRelp && distro.packageManager === 'apt-get' ? ` ${RELP_PACKAGE}` : '';
-  if (opts.dryRun)
-    throw new CliError(`no ${want} installed`, {
-      suggestion: `run \`${cmd.join(' ')}${relp}\` first, or install without --dry-run to be offered it`,
-    });
   const ok = await deps.prompter.confirm(`No ${want} found. Install it with \`${cmd.join(' ')}\`${relp ? ` (then${relp})` : ''}?`, {
     default: true,
     yes: opts.yes,

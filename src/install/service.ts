@@ -34,13 +34,38 @@ export const SUPERVISOR_PIDFILE = `${RUN_DIR}/supervisor.pid`;
 /** READY or SUSPENDED: whether rsyslog may begin a batch for the forwarder (render-rsyslog.ts, forwarder.ts). */
 export const INTAKE_STATE_FILE = `${RUN_DIR}/intake.state`;
 
-/** The forwarder's systemd unit. Every value is escaped for unit syntax (config-escape.ts). */
-export function renderForwarderUnit(opts: {
+/** What the forwarder's unit is rendered from; install records it (InstalledOptions.unit) so a check renders the same. */
+export interface UnitInputs {
   nodePath: string;
   sinkFile: string | null;
   bindPrivilegedPort?: boolean;
   intakeStateFile?: string | null;
-}): string {
+}
+
+/** Forwarder-only below port 1024, or a readiness endpoint there: the one case the unit grants CAP_NET_BIND_SERVICE. */
+export function needsPrivilegedPort(forwarderOnly: boolean, port: number, readinessPort: number | undefined): boolean {
+  return Math.min(forwarderOnly ? port : 65535, readinessPort ?? 65535) < 1024;
+}
+
+/** The unit's inputs from install's options and the forwarder's sink: install renders these; a check of an old record derives them so. */
+export function unitInputsFrom(o: {
+  nodePath: string;
+  sink: { type: string; path?: unknown } | undefined;
+  mode?: 'forwarder-only';
+  port: number;
+  readiness?: string | null;
+  intakeStateFile: string | null;
+}): Required<UnitInputs> {
+  return {
+    nodePath: o.nodePath,
+    sinkFile: o.sink?.type === 'file' ? String(o.sink.path) : null,
+    bindPrivilegedPort: needsPrivilegedPort(o.mode === 'forwarder-only', o.port, Number(/:(\d+)$/.exec(o.readiness ?? '')?.[1] ?? 65535)),
+    intakeStateFile: o.intakeStateFile,
+  };
+}
+
+/** The forwarder's systemd unit. Every value is escaped for unit syntax (config-escape.ts). */
+export function renderForwarderUnit(opts: UnitInputs): string {
   const rw = opts.sinkFile ? [dirnameOf(opts.sinkFile)] : [];
   const underTmp = opts.sinkFile !== null && /^\/(var\/)?tmp\//.test(opts.sinkFile);
   const exec = [opts.nodePath, ...FORWARDER_NODE_FLAGS, FORWARDER_PATH, '--config', DEFAULT_CONFIG_PATH];
@@ -290,7 +315,8 @@ export async function startForwarder(
   return `PID 1 is not systemd: forwarder started under a supervisor (pidfile ${SUPERVISOR_PIDFILE}, log ${LOG_DIR}/forwarder.log)`;
 }
 
-async function mustRun(ctx: Ctx, cmd: string, args: string[]): Promise<void> {
+/** Runs a program that must succeed: its first error line (or exit code) in the error otherwise. */
+export async function mustRun(ctx: Pick<Ctx, 'exec'>, cmd: string, args: string[]): Promise<void> {
   const r = await ctx.exec.run(cmd, args, { timeoutMs: 90_000 });
   if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
 }

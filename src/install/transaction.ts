@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { FsRoot } from '../system/fs-root.js';
+import type { UnitInputs } from './service.js';
 
 export const STATE_DIR = '/var/lib/sentinel-cef';
 export const BACKUP_ROOT = `${STATE_DIR}/backup`;
@@ -65,6 +66,8 @@ export interface InstalledOptions {
   transport?: 'relp' | 'tcp';
   /** rsyslog only: the intake state file the drop-in reads (null: this rsyslog predates it). Absent in older states. */
   intakeStateFile?: string | null;
+  /** What the forwarder's systemd unit was rendered from (systemd only). Absent in older states: derived then. */
+  unit?: UnitInputs;
 }
 
 export function sha256(b: Buffer): string {

@@ -50,6 +50,35 @@ export class Redactor {
   }
 }
 
+/**
+ * The Redactor primed with every secret value this machine's forwarder may echo: the sink's secret files (shared
+ * key, client secret, certificate with its key), the TLS listeners' key file, secret-looking environment variables
+ * and inline values in the raw config. One set for the support bundle and the start-up error troubleshoot quotes.
+ */
+export async function secretRedactor(ctx: Context): Promise<Redactor> {
+  const red = new Redactor();
+  const cfg = await ctx.config();
+  const sink = cfg.config?.sink;
+  const secretPaths: string[] = [];
+  if (sink?.type === 'log-analytics' && sink.sharedKeyFile) secretPaths.push(sink.sharedKeyFile);
+  if (sink?.type === 'logs-ingestion' && sink.auth.kind === 'client-secret' && sink.auth.clientSecretFile)
+    secretPaths.push(sink.auth.clientSecretFile);
+  if (sink?.type === 'logs-ingestion' && sink.auth.kind === 'certificate') secretPaths.push(sink.auth.certificateFile);
+  if (cfg.config?.tls) secretPaths.push(cfg.config.tls.keyFile);
+  for (const p of secretPaths) {
+    const t = await ctx.readText(p);
+    // PEM armour lines are no secret (and redacting them would mangle every certificate shown).
+    if (t) for (const line of t.split('\n')) if (!line.startsWith('-----')) red.addValue(line);
+  }
+  for (const [k, v] of Object.entries(ctx.deps.env)) if (SECRET_NAME.test(k)) red.addValue(v);
+  // A raw config that failed to parse may still hold an inline key: take any secret-looking JSON value.
+  if (cfg.raw) {
+    for (const m of cfg.raw.matchAll(/"([^"]+)"\s*:\s*"([^"]*)"/g))
+      if (SECRET_NAME.test(m[1]) && !/file|path|label|id$/i.test(m[1])) red.addValue(m[2]);
+  }
+  return red;
+}
+
 /** JSON values under secret-looking names are replaced, except paths to secret files (kept: they help). */
 export function redactJson(value: unknown, r: Redactor): unknown {
   if (Array.isArray(value)) return value.map((v) => redactJson(v, r));
@@ -79,26 +108,8 @@ export async function writeSupportBundle(
   const resolved = await applyInstalledOptions(options, deps);
   const opts = troubleshootOptionsSchema.parse(resolved.input);
   const ctx = new Context(opts, deps, resolved.settings);
-  const red = new Redactor();
-
-  // Known secret values, so they are removed wherever they turn up.
+  const red = await secretRedactor(ctx);
   const cfg = await ctx.config();
-  const sink = cfg.config?.sink;
-  const secretPaths: string[] = [];
-  if (sink?.type === 'log-analytics' && sink.sharedKeyFile) secretPaths.push(sink.sharedKeyFile);
-  if (sink?.type === 'logs-ingestion' && sink.auth.kind === 'client-secret' && sink.auth.clientSecretFile)
-    secretPaths.push(sink.auth.clientSecretFile);
-  if (sink?.type === 'logs-ingestion' && sink.auth.kind === 'certificate') secretPaths.push(sink.auth.certificateFile);
-  for (const p of secretPaths) {
-    const t = await ctx.readText(p);
-    if (t) for (const line of t.split('\n')) red.addValue(line);
-  }
-  for (const [k, v] of Object.entries(deps.env)) if (SECRET_NAME.test(k)) red.addValue(v);
-  // A raw config that failed to parse may still hold an inline key: take any secret-looking JSON value.
-  if (cfg.raw) {
-    for (const m of cfg.raw.matchAll(/"([^"]+)"\s*:\s*"([^"]*)"/g))
-      if (SECRET_NAME.test(m[1]) && !/file|path|label|id$/i.test(m[1])) red.addValue(m[2]);
-  }
 
   const staging = await mkdtemp(join(tmpdir(), 'sentinel-cef-bundle-'));
   await chmod(staging, 0o700);

@@ -14,6 +14,7 @@ import { LAYOUT } from './layout.js';
 import type { Health } from '../forwarder/admin-types.js';
 import { validateSemantics } from '../config/load.js';
 import { formatConfigIssue } from '../errors.js';
+import { unknownKeyMessages } from '../config/unknown-keys.js';
 import { listProcesses, listSockets, type ProcessEntry, type SocketEntry } from './proc.js';
 import type { Setting, TroubleshootDeps, TroubleshootOptions } from './types.js';
 
@@ -28,7 +29,7 @@ export interface ConfigState {
   exists: boolean;
   raw?: string;
   config?: ForwarderConfig;
-  /** JSON or schema problems, one line each. */
+  /** JSON or schema problems or unknown keys (then config is set too), one line each. */
   errors?: string[];
 }
 
@@ -119,7 +120,7 @@ export class Context {
           path,
           exists: true,
           raw,
-          errors: r.error.issues.map(formatConfigIssue),
+          errors: [...unknownKeyMessages(json, forwarderConfigSchema), ...r.error.issues.map(formatConfigIssue)],
         };
       }
       try {
@@ -127,7 +128,9 @@ export class Context {
       } catch (err) {
         return { path, exists: true, raw, errors: [(err as Error).message] };
       }
-      return { path, exists: true, raw, config: r.data };
+      // The service warns about an unknown key and runs (the other checks read its config); this check refuses it.
+      const unknown = unknownKeyMessages(json, forwarderConfigSchema);
+      return { path, exists: true, raw, config: r.data, ...(unknown.length ? { errors: unknown } : {}) };
     });
   }
 

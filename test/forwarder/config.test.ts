@@ -127,6 +127,20 @@ describe('forwarder config', () => {
     [{ queue: { maxByte: 1024 } }, 'queue.maxByte: unknown key (did you mean maxBytes?)'],
     [{ sink: { type: 'file', path: '/x', pth: '/y' } }, 'sink.pth: unknown key (did you mean path?)'],
     [{ colour: 'blue' }, 'colour: unknown key — fix this field'],
+    // A key of another variant of a discriminated union is unknown in the variant its type/kind selects.
+    [{ sink: { type: 'file', path: '/x', dcrImmutableId: 'dcr-1' } }, 'sink.dcrImmutableId: unknown key — fix this field'],
+    [{ sink: { type: 'file', path: '/x', sharedKeyFile: '/k' } }, 'sink.sharedKeyFile: unknown key — fix this field'],
+    [
+      {
+        sink: {
+          type: 'logs-ingestion',
+          endpoint: 'https://x.example',
+          dcrImmutableId: 'dcr-1',
+          auth: { kind: 'managed-identity', clientSecretFile: '/s' },
+        },
+      },
+      'sink.auth.clientSecretFile: unknown key — fix this field',
+    ],
   ])('a config file key the schema does not know is refused, naming it and the nearest key: %j', (extra, want) => {
     const file = join(tempDir(), 'forwarder.json');
     writeFileSync(file, JSON.stringify({ sink: { type: 'file', path: '/x' }, ...extra }));
@@ -142,6 +156,51 @@ describe('forwarder config', () => {
     expect(err?.message).toContain(`${file}: ${want}`);
     expect(err?.message.split('\n')).toHaveLength(1);
   });
+
+  // A downgrade that leaves a newer key (or a hand typo) must not stop the service: its unit does not restart on exit 2.
+  it(
+    'the service start with an unknown key runs and logs one warning naming the nearest key; --check still exits 2',
+    { timeout: 90_000 },
+    async () => {
+      const dir = tempDir();
+      const file = join(dir, 'forwarder.json');
+      const rows = join(dir, 'rows.ndjson');
+      writeFileSync(
+        file,
+        JSON.stringify({
+          listen: ['tcp://127.0.0.1:0'],
+          queue: { dir: join(dir, 'q'), maxByte: 1024 },
+          deadLetterFile: join(dir, 'dl.ndjson'),
+          admin: false,
+          sink: { type: 'file', path: rows },
+        }),
+      );
+      const quiet = { stdout: new PassThrough(), stderr: new PassThrough() };
+      await expect(runForwardCommand({ config: file, check: true }, quiet)).rejects.toMatchObject({
+        exitCode: 2,
+        message: expect.stringContaining('queue.maxByte: unknown key (did you mean maxBytes?)') as string,
+      });
+      let log = '';
+      const logStream = new PassThrough().on('data', (b: Buffer) => (log += b.toString()));
+      const run = runForwardCommand({ config: file }, { ...quiet, log: logStream });
+      let settled = false;
+      const settle = () => (settled = true);
+      void run.then(settle, settle);
+      const deadline = Date.now() + 60_000;
+      while (!settled && !log.includes('forwarder started') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      process.emit('SIGTERM', 'SIGTERM');
+      await expect(run).resolves.toBe(0);
+      const lines = log
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { level: number; msg: string });
+      expect(lines.some((l) => l.msg === 'forwarder started')).toBe(true);
+      const warnings = lines.filter((l) => l.msg.includes('unknown key'));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatchObject({ level: 40 });
+      expect(warnings[0].msg).toContain(`${file}: queue.maxByte: unknown key (did you mean maxBytes?)`);
+    },
+  );
 
   it('every key the schema knows loads, at every level (a full config, as written by hand)', () => {
     const file = join(tempDir(), 'forwarder.json');

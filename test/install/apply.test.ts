@@ -757,6 +757,41 @@ describe('with no syslog daemon', () => {
     expect(d.logs.some((l) => l.includes('running apt-get update'))).toBe(true);
   });
 
+  it('--dry-run prints the package commands and the drop-in it would render, and changes nothing', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    rmSync(path.join(root, 'usr/sbin/rsyslogd'));
+    // As on a machine that never had rsyslog: the package brings its rsyslog.conf (which includes rsyslog.d).
+    rmSync(path.join(root, 'etc/rsyslog.conf'));
+    const before = snapshot(root);
+    const exec = fakeExec({ root });
+    const d = deps(root, exec);
+    const res = await runInstall(opts({ dryRun: true, yes: false }), d.deps);
+    expect(d.logs).toContain('syslog daemon: rsyslog (not installed: the plan is for the package it would install)');
+    expect(res).toMatchObject({ changed: true, dryRun: true, daemon: 'rsyslog' });
+    const out = d.out.join('');
+    expect(out).toContain('create    /etc/rsyslog.d/10-sentinel-cef.conf [0644]');
+    expect(out).not.toContain('/etc/rsyslog.conf [');
+    // The drop-in for the rsyslog-relp it would install: acknowledged RELP to the forwarder.
+    expect(out).toMatch(/^\+.*type="omrelp"/m);
+    const would = out.split('\n').filter((l) => l.startsWith('would run: '));
+    expect(would.slice(0, 3)).toEqual([
+      'would run: apt-get update',
+      'would run: apt-get install -y rsyslog',
+      'would run: apt-get install -y --no-install-recommends rsyslog-relp',
+    ]);
+    expect(out).toContain('Dry run: nothing was changed.');
+    expect(snapshot(root)).toEqual(before);
+    // Only read-only questions: nothing installed, and no config check by a program not there yet.
+    expect(exec.calls).toEqual([['/usr/bin/node', '--version']]);
+    // With package lists present, no `apt-get update`.
+    mkdirSync(path.join(root, 'var/lib/apt/lists'), { recursive: true });
+    writeFileSync(path.join(root, 'var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages'), '');
+    const again = deps(root, fakeExec({ root }));
+    await runInstall(opts({ dryRun: true, yes: false }), again.deps);
+    expect(again.out.join('')).not.toContain('would run: apt-get update');
+    expect(again.out.join('')).toContain('would run: apt-get install -y rsyslog\n');
+  });
+
   it('without --yes and without a TTY it stops with the command to run', async () => {
     const root = copyFixture('debian12-rsyslog');
     rmSync(path.join(root, 'usr/sbin/rsyslogd'));

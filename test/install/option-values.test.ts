@@ -8,7 +8,7 @@ import { installOptionsSchema } from '../../src/install/options.js';
 import { renderForwarderUnit } from '../../src/install/service.js';
 import { renderRsyslogDropin } from '../../src/install/render-rsyslog.js';
 import { renderSyslogNgDropin } from '../../src/install/render-syslog-ng.js';
-import { UnsafeValueError } from '../../src/install/config-escape.js';
+import { firstSystemdWord, UnsafeValueError } from '../../src/install/config-escape.js';
 import type { RsyslogScan } from '../../src/install/rsyslog-config.js';
 import type { SyslogNgScan } from '../../src/install/syslog-ng-config.js';
 import { CONTROL_CHARS } from '../../src/util/control-chars.js';
@@ -211,6 +211,8 @@ describe('rendering what the schema accepts', () => {
         const exec = unit.split('\n').filter((l) => l.startsWith('ExecStart='));
         expect(exec).toHaveLength(1);
         expect(systemdWords(exec[0].slice('ExecStart='.length))[0]).toBe(nodePath);
+        // What troubleshoot's forwarder.unit reads back from an install record older than its recorded inputs.
+        expect(firstSystemdWord(exec[0].slice('ExecStart='.length))).toBe(nodePath);
         expect(unitDirectives(unit)).toEqual(baseUnit.filter((d) => d !== 'ReadWritePaths'));
       }),
       { numRuns: 500 },

@@ -5,7 +5,7 @@ import { x as extract } from 'tar';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Redactor, writeSupportBundle } from '../../src/troubleshoot/collect.js';
 import { runTroubleshoot } from '../../src/troubleshoot/run.js';
-import { cleanup, healthyTree, makeRoot, put, startFakeAdmin, testDeps, type FakeAdmin } from './helpers.js';
+import { cleanup, healthyTree, makeRoot, put, SECRET_SOURCES, startFakeAdmin, testDeps, type FakeAdmin } from './helpers.js';
 
 // A workspace key has the shape of a real one: 64 random bytes, base64.
 const KEY = 'q9Zp3kLx0R8vYt2mWc5nHb7jGf1sDa4eUo6iKy9TzXwVq3Nr8Lm2Pb5Hc7Jd1Fg4Sa6Ek0Yu2Ri9Ow3Qt5Zn8Mv1Bx==';
@@ -117,5 +117,43 @@ describe('support bundle', () => {
     expect(all).toContain('/etc/sentinel-cef/workspace.key');
     expect(all).toContain('11111111-2222-3333-4444-555555555555');
     expect(all).toContain('sentinel_cef_received_total');
+  });
+});
+
+// The same secret set as the start-up error troubleshoot quotes (forwarder-checks.test.ts): one source each.
+describe('support bundle secret sources', () => {
+  let root: string;
+  let admin: FakeAdmin;
+  let outDir: string;
+  beforeEach(async () => {
+    root = await makeRoot();
+    admin = await startFakeAdmin();
+    outDir = await mkdtemp(join(tmpdir(), 'ts-bundle-'));
+  });
+  afterEach(async () => {
+    await admin.close();
+    await cleanup(root);
+    await cleanup(outDir);
+  });
+
+  it.each(SECRET_SOURCES)('redacts the $source wherever it was logged', async ({ secret, files, config }) => {
+    await healthyTree(root, { adminPort: admin.port, daemonPort: 514 });
+    await put(root, '/etc/sentinel-cef/forwarder.json', JSON.stringify({ ...config, admin: `127.0.0.1:${admin.port}` }));
+    for (const [path, text] of Object.entries(files)) await put(root, path, text, 0o600);
+    await put(root, '/var/log/sentinel-cef/forwarder.log', `{"level":50,"msg":"cannot start: unexpected ${secret} in input"}\n`);
+    const deps = testDeps(root, { env: {} });
+    const opts = { configPath: '/etc/sentinel-cef/forwarder.json', probes: 0 };
+    const file = join(outDir, 'bundle.tar.gz');
+    const b = await writeSupportBundle(file, await runTroubleshoot(opts, deps), opts, deps);
+    expect(b.entries).toContain('logs/var/log/sentinel-cef/forwarder.log');
+    const x = join(outDir, 'x');
+    await import('node:fs/promises').then((f) => f.mkdir(x));
+    await extract({ file, cwd: x });
+    const log = await readFile(
+      (await filesUnder(x)).find((f) => f.endsWith('forwarder.log'))!,
+      'utf8',
+    );
+    expect(log).toContain('unexpected [REDACTED] in input');
+    for (const f of await filesUnder(x)) expect(await readFile(f, 'utf8'), f).not.toContain(secret);
   });
 });

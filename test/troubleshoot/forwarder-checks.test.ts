@@ -1,10 +1,10 @@
-import { chmod, chown, mkdir } from 'node:fs/promises';
+import { chmod, chown, mkdir, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Context } from '../../src/troubleshoot/context.js';
 import * as fwd from '../../src/troubleshoot/checks/forwarder.js';
 import { troubleshootOptionsSchema, type TroubleshootDeps } from '../../src/troubleshoot/types.js';
-import { addProcess, cleanup, health, makeRoot, put, startFakeAdmin, testDeps, type FakeAdmin } from './helpers.js';
+import { addProcess, cleanup, health, makeRoot, put, SECRET_SOURCES, startFakeAdmin, testDeps, type FakeAdmin } from './helpers.js';
 import { commandLines, fakeExec } from '../helpers/fake-exec.js';
 
 const CONFIG = '/etc/sentinel-cef/forwarder.json';
@@ -52,6 +52,12 @@ describe('forwarder.installed / forwarder.config', () => {
       /sink.workspaceId: workspaceId must be a GUID/,
     ],
     ['unknown sink', JSON.stringify({ sink: { type: 'kafka' } }), /sink/],
+    // The service warns and runs with it; the check refuses it, as `forward --check` does.
+    [
+      'an unknown key',
+      JSON.stringify({ sink: { type: 'file', path: '/tmp/x' }, deadLeterFile: '/x' }),
+      /deadLeterFile: unknown key \(did you mean deadLetterFile\?\)/,
+    ],
   ])('fails on %s with the field named', async (_n, text, re) => {
     await put(root, CONFIG, text);
     const r = await fwd.checkConfig(ctxFor());
@@ -565,6 +571,37 @@ describe('forwarder.running under systemd when the forwarder exits at start-up',
       `let sentinel-cef read ${key} (${key}: owner root:root, mode 0600): \`chown sentinel-cef: ${key} && chmod 600 ${key}\`, then \`systemctl restart ${UNIT}\``,
     );
     expect(r.safeFix).toBeUndefined();
+  });
+
+  it.each(SECRET_SOURCES)('never quotes the $source from a start-up error', async ({ secret, files, config }) => {
+    for (const [path, text] of Object.entries(files)) await put(root, path, text, 0o600);
+    await writeConfig({ ...config, queue: { dir: QUEUE } });
+    const r = await fwd.checkRunning(systemdCtx(journal(`sentinel-cef forwarder: cannot start: unexpected ${secret} in input`)));
+    expect(r.message).toContain('its error: cannot start: unexpected [REDACTED] in input');
+    expect(JSON.stringify(r)).not.toContain(secret);
+  });
+
+  // One permission walk for the queue and the start-up fault: each case below was missed by one of the two before.
+  it('judges a symlinked parent of the queue by its target, not the link', async () => {
+    await rm(join(root, '/var/lib/sentinel-cef/data'), { recursive: true });
+    await mkdir(join(root, '/srv/cefdata/queue'), { recursive: true });
+    await chown(join(root, '/srv/cefdata/queue'), 998, 998);
+    await chmod(join(root, '/srv/cefdata'), 0o700);
+    await symlink('../../../srv/cefdata', join(root, '/var/lib/sentinel-cef/data'));
+    await writeConfig({ sink: { type: 'file', path: '/var/lib/sentinel-cef/data/out.ndjson' }, queue: { dir: QUEUE } });
+    const err = `{"level":60,"msg":"cannot open the queue ${QUEUE}","err":{"message":"EACCES: permission denied"}}`;
+    const r = await fwd.checkRunning(systemdCtx(journal(err)));
+    expect(r.message).toContain(`the service user sentinel-cef cannot enter /srv/cefdata (owner root:root, mode 0700)`);
+    expect(r.fix).toBe('`chmod o+x /srv/cefdata`, then restart the forwarder');
+    expect(r.safeFix).toBeUndefined();
+  });
+
+  it('names the parent it may not create a missing sink directory in', async () => {
+    await writeConfig({ sink: { type: 'file', path: `${SINK_DIR}/new/rows.ndjson` }, queue: { dir: QUEUE } });
+    const r = await fwd.checkRunning(systemdCtx(journal(`sentinel-cef forwarder: sink.file: cannot write under ${SINK_DIR}/new`)));
+    expect(r.fix).toBe(
+      `create ${SINK_DIR}/new for sentinel-cef (${SINK_DIR}: owner root:root, mode 0755): \`install -d -o sentinel-cef ${SINK_DIR}/new\`, or choose a path it can write in "sink.path" of ${CONFIG}, then \`systemctl restart ${UNIT}\``,
+    );
   });
 
   it('keeps the restart for a unit that ran and crashed later, or was stopped', async () => {

@@ -279,3 +279,46 @@ export async function startProbedForwarder(
   await writeFile(join(dir, 'forwarder.json'), JSON.stringify({ ...started.raw, admin: started.forwarder.adminAddress }));
   return { forwarder: started.forwarder, port: started.port };
 }
+
+/**
+ * One secret per source the forwarder may echo (shaped so that only the known-value set, not a pattern, removes
+ * it), with the files and config that hold it: the support bundle and the start-up error must both redact each.
+ */
+export const SECRET_SOURCES: Array<{ source: string; secret: string; files: Record<string, string>; config: object }> = [
+  {
+    source: 'workspace shared key',
+    secret: 'Sh4redK3y-0123456789abcdef',
+    files: { '/etc/sentinel-cef/workspace.key': 'Sh4redK3y-0123456789abcdef\n' },
+    config: {
+      sink: {
+        type: 'log-analytics',
+        workspaceId: '11111111-2222-3333-4444-555555555555',
+        sharedKeyFile: '/etc/sentinel-cef/workspace.key',
+      },
+    },
+  },
+  {
+    source: 'client secret',
+    secret: 'Zq8~cl1ent-s3cret-0123456789',
+    files: { '/etc/sentinel-cef/client-secret': 'Zq8~cl1ent-s3cret-0123456789\n' },
+    config: {
+      sink: {
+        type: 'logs-ingestion',
+        endpoint: 'https://dce.example.ingest.monitor.azure.com',
+        dcrImmutableId: 'dcr-00000000000000000000000000000000',
+        auth: { kind: 'client-secret', tenantId: 't', clientId: 'c', clientSecretFile: '/etc/sentinel-cef/client-secret' },
+      },
+    },
+  },
+  {
+    source: 'TLS listener key',
+    secret: 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASC',
+    files: {
+      '/etc/sentinel-cef/tls/key.pem': '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n',
+    },
+    config: {
+      sink: { type: 'file', path: '/var/lib/sentinel-cef/out.ndjson' },
+      tls: { certFile: '/etc/sentinel-cef/tls/cert.pem', keyFile: '/etc/sentinel-cef/tls/key.pem' },
+    },
+  },
+];

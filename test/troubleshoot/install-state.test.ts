@@ -406,6 +406,76 @@ describe('forwarder.unit: the installed systemd unit against what install render
     expect(c.message).toMatch(/^\/var\/lib\/sentinel-cef\/install-state\.json cannot be read: /);
   });
 
+  // install records the unit's inputs; a record older than that derives them, reading ExecStart's node as systemd does.
+  // --node refuses such a path, but `node` on PATH may be anywhere.
+  const oddNode = '/opt/my node%1/bin/node';
+  const installOddNode = () => {
+    let root = '';
+    const prepare = (r: string) => {
+      root = r;
+      bootedSystemd(r);
+    };
+    const exec = fakeExec(
+      {},
+      {
+        which: (cmd) => (cmd === 'node' ? oddNode : null),
+        otherwise: (cmd) => {
+          if (cmd === 'useradd')
+            writeFileSync(
+              path.join(root, 'etc/passwd'),
+              `sentinel-cef:x:${process.getuid!()}:${process.getgid!()}::/var/lib/sentinel-cef:/usr/sbin/nologin\n`,
+            );
+          return { stdout: cmd === oddNode ? 'v20.19.0\n' : '' };
+        },
+      },
+    );
+    return installInto('debian12-rsyslog', {}, prepare, { exec });
+  };
+
+  it.each([
+    { record: 'recorded', oldRecord: false },
+    { record: 'derived from an older record', oldRecord: true },
+  ])(
+    'a node path with a space and a percent sign is no drift ($record), and --fix writes the unit install wrote',
+    async ({ oldRecord }) => {
+      const { root } = await installOddNode();
+      const installed = readFileSync(path.join(root, UNIT), 'utf8');
+      expect(installed).toContain('ExecStart="/opt/my node%%1/bin/node" ');
+      const statePath = path.join(root, 'var/lib/sentinel-cef/install-state.json');
+      const state = JSON.parse(readFileSync(statePath, 'utf8')) as { options: { unit?: unknown } };
+      if (!oldRecord) expect(state.options.unit).toMatchObject({ nodePath: oddNode });
+      else {
+        delete state.options.unit;
+        writeFileSync(statePath, JSON.stringify(state));
+      }
+      const plain = await runTroubleshoot({ probes: 0 }, deps(root, []));
+      expect(plain.checks.find((x) => x.id === 'forwarder.unit')).toMatchObject({ status: 'pass' });
+      writeFileSync(path.join(root, UNIT), oldUnit(installed));
+      const fixed = await runTroubleshoot({ probes: 0, fix: true, yes: true }, deps(root, []));
+      expect(fixed.checks.find((x) => x.id === 'forwarder.unit')).toMatchObject({ status: 'pass' });
+      expect(readFileSync(path.join(root, UNIT), 'utf8')).toBe(installed);
+    },
+  );
+
+  it('--fix takes the install lock: while an install holds it, the unit is left alone and the fix says why', async () => {
+    const { root } = await installInto('debian12-rsyslog', {}, bootedSystemd);
+    const old = oldUnit(readFileSync(path.join(root, UNIT), 'utf8'));
+    writeFileSync(path.join(root, UNIT), old);
+    // A live process holds it (our parent), as a running install would.
+    writeFileSync(path.join(root, 'var/lib/sentinel-cef/install.lock'), `${process.ppid}\n`);
+    const calls: string[][] = [];
+    const fixed = await runTroubleshoot({ probes: 0, fix: true, yes: true }, deps(root, calls));
+    const c = fixed.checks.find((x) => x.id === 'forwarder.unit')!;
+    expect(c.status).toBe('fail');
+    expect(c.details?.fix).toMatchObject({
+      applied: false,
+      error: expect.stringContaining('another sentinel-cef install or uninstall is running'),
+    });
+    expect(readFileSync(path.join(root, UNIT), 'utf8')).toBe(old);
+    expect(commandLines(calls)).not.toContain('systemctl daemon-reload');
+    expect(existsSync(path.join(root, 'var/lib/sentinel-cef/install.lock'))).toBe(true);
+  });
+
   it('skips where PID 1 is not systemd', async () => {
     const { root } = await installInto('debian12-rsyslog', {});
     const r = await runTroubleshoot({ probes: 0 }, deps(root, []));

@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import { HEALTH_RETRY_MS, HEALTH_TIMEOUT_MS, type Context } from '../context.js';
 import { deadLetterPath } from '../../config/load.js';
 import { DEFAULT_DEAD_LETTER_LIMITS, rotatedPath } from '../../forwarder/dead-letter.js';
@@ -9,7 +10,7 @@ import { fixForDelivery, formatBytes } from '../advice.js';
 import { settledHealth } from './e2e.js';
 import { clockFault, queueDiskFull } from '../facts.js';
 import { lookupUser, SERVICE_USER } from '../../install/service.js';
-import { Redactor } from '../collect.js';
+import { secretRedactor } from '../collect.js';
 
 const G = 'forwarder' as const;
 
@@ -369,18 +370,7 @@ async function unitStartupFault(ctx: Context): Promise<string | null> {
   } catch {
     /* the stderr line, as it is */
   }
-  return (await startupRedactor(ctx)).redact(text).slice(0, 300);
-}
-
-/** The product's redaction, primed with the sink's secret values: a quoted error never shows a secret. */
-async function startupRedactor(ctx: Context): Promise<Redactor> {
-  const red = new Redactor();
-  const sink = (await ctx.config()).config?.sink;
-  if (!sink) return red;
-  const { files, env } = secretFiles(ctx, sink);
-  for (const f of files) for (const l of ((await ctx.readText(f.path).catch(() => null)) ?? '').split('\n')) red.addValue(l);
-  if (env) red.addValue(ctx.deps.env[env]);
-  return red;
+  return (await secretRedactor(ctx)).redact(text).slice(0, 300);
 }
 
 /** The one command that removes a start-up fault the forwarder named (the unit's restart follows it). */
@@ -391,9 +381,12 @@ async function startupFaultFix(ctx: Context, fault: string, userName: string, un
   const target = dir ?? file;
   if (!target) return check;
   const user = await lookupUser(ctx.fs, userName);
-  const denied = user ? await writeProblem(ctx, target, user, dir ? 3 : 4) : null;
+  const denied = user ? await accessProblem(ctx, target, user, dir ? 3 : 4, dir !== undefined) : null;
   if (denied) {
-    if (denied.path !== target) return `let ${userName} enter ${denied.path} (${denied.why}): \`chmod o+x ${denied.path}\``;
+    if (denied.need === 1) return `let ${userName} enter ${denied.path} (${denied.why}): \`chmod o+x ${denied.path}\``;
+    // The directory does not exist yet and the user may not create it where it would go.
+    if (dir && denied.createIn)
+      return `create ${dir} for ${userName} (${denied.why}): \`install -d -o ${userName} ${dir}\`, or choose a path it can write in "sink.path" of ${ctx.opts.configPath}`;
     return dir
       ? `let ${userName} write there (${denied.why}): \`chown ${userName}: ${dir}\`, or choose a path it can write in "sink.path" of ${ctx.opts.configPath}`
       : // The forwarder reads secrets and keys only from 0600 files: the service user must own it.
@@ -429,27 +422,44 @@ function chownQueueFix(ctx: Context, dir: string, user: { uid: number; gid: numb
 }
 
 /**
- * Whether a user may reach and use a path (bits 4 read, 2|1 write, 1 search), judged by owner, group and mode
- * along the way: the first directory it may not enter, or the path itself it may not use; null when it may.
+ * What keeps a user from using a path (bits 4 read, 2|1 write, 1 search), judged by owner, group and mode along
+ * the way and through symlinks (a link's own mode says nothing: its target is walked): the first directory it
+ * may not enter, the path itself it may not use, or, for a missing path to `create`, the deepest existing
+ * directory it may not write in; null when it may (or when the path is missing and not to be created).
  */
-async function writeProblem(
+async function accessProblem(
   ctx: Context,
   path: string,
   user: { uid: number; gid: number },
   bits: number,
-): Promise<{ path: string; why: string } | null> {
+  create: boolean,
+): Promise<{ path: string; need: number; createIn: boolean; why: string; owner: string; mode: string } | null> {
   if (user.uid === 0) return null;
-  const parts = path.split('/').filter(Boolean);
+  let parts = path.split('/').filter(Boolean);
+  let links = 0;
   for (let i = 0; i <= parts.length; i++) {
     const p = `/${parts.slice(0, i).join('/')}`;
     const st = await ctx.stat(p);
     if (!st) return null;
-    const need = i === parts.length ? bits : 1;
+    const target = st.isSymlink && links++ < 40 ? await ctx.fs.readlink(p) : null;
+    if (target !== null) {
+      // Walk again from / along the link's target and the rest of the path.
+      parts = [...posix.resolve(posix.dirname(p), target).split('/').filter(Boolean), ...parts.slice(i)];
+      i = -1;
+      continue;
+    }
+    const last = i === parts.length;
+    const missingNext = !last && !(await ctx.stat(`/${parts.slice(0, i + 1).join('/')}`));
+    if (missingNext && !create) return null;
+    // Every directory on the way must be searchable; the one to create in must also be writable.
+    const need = last ? bits : missingNext ? 3 : 1;
     const m = st.uid === user.uid ? (st.mode >> 6) & 7 : st.gid === user.gid ? (st.mode >> 3) & 7 : st.mode & 7;
     if ((m & need) !== need) {
       const owner = `${st.uid === 0 ? 'root' : st.uid}:${st.gid === 0 ? 'root' : st.gid}`;
-      return { path: p, why: `${p}: owner ${owner}, mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}` };
+      const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+      return { path: p, need, createIn: missingNext, owner, mode, why: `${p}: owner ${owner}, mode ${mode}` };
     }
+    if (missingNext) return null;
   }
   return null;
 }
@@ -458,37 +468,20 @@ async function writeProblem(
 async function queueDirProblem(ctx: Context, userName = SERVICE_USER): Promise<{ message: string; fix: string; safeFix?: SafeFix } | null> {
   const dir = (await ctx.config()).config?.queue.dir;
   const user = await lookupUser(ctx.fs, userName);
-  if (!dir || !user || user.uid === 0) return null;
-  const may = (st: { mode: number; uid: number; gid: number }, bits: number) => {
-    const m = st.uid === user.uid ? (st.mode >> 6) & 7 : st.gid === user.gid ? (st.mode >> 3) & 7 : st.mode & 7;
-    return (m & bits) === bits;
+  if (!dir || !user) return null;
+  const denied = await accessProblem(ctx, dir, user, 3, true);
+  if (!denied) return null;
+  const p = denied.path;
+  return {
+    message: `the service user ${userName} cannot ${denied.need === 3 ? 'write' : 'enter'} ${p} (owner ${denied.owner}, mode ${denied.mode}), so the forwarder cannot open its queue ${dir}`,
+    fix:
+      denied.need === 3
+        ? `\`chown -R ${userName}: ${p}\` (or re-run \`sentinel-cef install\`), then restart the forwarder`
+        : `\`chmod o+x ${p}\`, then restart the forwarder`,
+    // The queue directory is ours (install made it for the service user): giving it back is safe. Its
+    // parents are the system's, so those stay a suggestion.
+    ...(p === dir ? { safeFix: chownQueueFix(ctx, dir, user) } : {}),
   };
-  const parts = dir.split('/').filter(Boolean);
-  for (let i = 0; i <= parts.length; i++) {
-    const p = `/${parts.slice(0, i).join('/')}`;
-    const st = await ctx.stat(p);
-    const next = i < parts.length ? await ctx.stat(`/${parts.slice(0, i + 1).join('/')}`) : null;
-    if (!st) return null;
-    const deepest = i === parts.length || !next;
-    // Every directory on the way must be searchable; the last existing one must also be writable.
-    const need = deepest ? 3 : 1;
-    if (!may(st, need)) {
-      const owner = `${st.uid === 0 ? 'root' : st.uid}:${st.gid === 0 ? 'root' : st.gid}`;
-      const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-      return {
-        message: `the service user ${userName} cannot ${need === 3 ? 'write' : 'enter'} ${p} (owner ${owner}, mode ${mode}), so the forwarder cannot open its queue ${dir}`,
-        fix:
-          p === dir || deepest
-            ? `\`chown -R ${userName}: ${dir === p ? dir : p}\` (or re-run \`sentinel-cef install\`), then restart the forwarder`
-            : `\`chmod o+x ${p}\`, then restart the forwarder`,
-        // The queue directory is ours (install made it for the service user): giving it back is safe. Its
-        // parents are the system's, so those stay a suggestion.
-        ...(p === dir ? { safeFix: chownQueueFix(ctx, dir, user) } : {}),
-      };
-    }
-    if (deepest) return null;
-  }
-  return null;
 }
 
 export async function checkAdmin(ctx: Context): Promise<CheckOutcome> {

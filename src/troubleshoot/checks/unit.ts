@@ -1,7 +1,17 @@
 import type { Context } from '../context.js';
 import type { CheckOutcome } from '../types.js';
-import { renderForwarderUnit, UNIT_NAME, UNIT_PATH } from '../../install/service.js';
-import { BACKUP_ROOT, FileTransaction, readState, sha256, STATE_FILE, writeState } from '../../install/transaction.js';
+import { mustRun, renderForwarderUnit, unitInputsFrom, UNIT_NAME, UNIT_PATH } from '../../install/service.js';
+import { firstSystemdWord } from '../../install/config-escape.js';
+import {
+  acquireLock,
+  BACKUP_ROOT,
+  FileTransaction,
+  readState,
+  sha256,
+  STATE_FILE,
+  writeState,
+  type InstallState,
+} from '../../install/transaction.js';
 
 const G = 'forwarder' as const;
 
@@ -10,15 +20,25 @@ function normalise(text: string): string {
   return text.replace(/^# Managed by sentinel-cef \S+\./m, '# Managed by sentinel-cef.').replace(/\s+$/, '');
 }
 
-/** ExecStart's first word: the node install chose (a system fact it recorded in the unit). */
-function nodeOf(unit: string): string | undefined {
-  return /^ExecStart=(\S+)/m.exec(unit)?.[1];
-}
-
-async function systemctl(ctx: Context, args: string[]): Promise<void> {
-  const r = await ctx.deps.exec.run('systemctl', args, { timeoutMs: 60_000 });
-  if (r.exitCode !== 0)
-    throw new Error(`systemctl ${args.join(' ')} failed: ${(r.stderr || r.stdout).trim().split('\n')[0] || `exit ${r.exitCode}`}`);
+/**
+ * The unit install renders from this record: its recorded inputs, or for a record older than them, inputs derived
+ * as install derives them, with the node install chose read back from ExecStart (unescaped as systemd reads it).
+ */
+async function expectedUnit(ctx: Context, state: InstallState, onDisk: string): Promise<string> {
+  const rec = state.options!;
+  if (rec.unit) return renderForwarderUnit(rec.unit);
+  const c = (await ctx.config()).config;
+  const execStart = /^ExecStart=(.*)$/m.exec(onDisk)?.[1];
+  return renderForwarderUnit(
+    unitInputsFrom({
+      nodePath: (execStart !== undefined ? firstSystemdWord(execStart) : null) ?? (await ctx.deps.exec.which('node')) ?? '/usr/bin/node',
+      sink: c?.sink,
+      ...(rec.mode ? { mode: rec.mode } : {}),
+      port: rec.port,
+      readiness: rec.readiness ?? null,
+      intakeStateFile: rec.intakeStateFile !== undefined ? rec.intakeStateFile : (c?.intakeStateFile ?? null),
+    }),
+  );
 }
 
 /**
@@ -46,14 +66,7 @@ export async function checkUnit(ctx: Context): Promise<CheckOutcome> {
   if (onDisk === null) {
     return { ...base, status: 'fail', message: `${UNIT_PATH} is missing`, fix: 're-run `sentinel-cef install`' };
   }
-  const c = (await ctx.config()).config;
-  const readinessPort = Number(/:(\d+)$/.exec(rec.readiness ?? '')?.[1] ?? 65535);
-  const expected = renderForwarderUnit({
-    nodePath: nodeOf(onDisk) ?? (await ctx.deps.exec.which('node')) ?? '/usr/bin/node',
-    sinkFile: c?.sink.type === 'file' ? String(c.sink.path) : null,
-    bindPrivilegedPort: Math.min(rec.mode === 'forwarder-only' ? rec.port : 65535, readinessPort) < 1024,
-    intakeStateFile: rec.intakeStateFile !== undefined ? rec.intakeStateFile : (c?.intakeStateFile ?? null),
-  });
+  const expected = await expectedUnit(ctx, state!, onDisk);
   if (normalise(onDisk) === normalise(expected)) return { ...base, status: 'pass', message: `${UNIT_PATH} matches what install renders` };
   const have = new Set(onDisk.split('\n').map((l) => l.trim()));
   const lacking = expected.split('\n').filter((l) => /^(After|PartOf|WantedBy)=rsyslog\.service$/.test(l) && !have.has(l));
@@ -72,26 +85,34 @@ export async function checkUnit(ctx: Context): Promise<CheckOutcome> {
     safeFix: {
       description: `rewrite ${UNIT_PATH} as install renders it (backed up under ${BACKUP_ROOT}), systemctl daemon-reload, systemctl reenable ${UNIT_NAME}`,
       async apply() {
-        // Plan: the unit's bytes, mode and owner are noted and backed up before the write; any failing step puts them back.
-        const tx = new FileTransaction(ctx.fs);
-        await tx.describe([{ path: UNIT_PATH }]);
-        await tx.backupAll();
+        // One writer at a time: install or uninstall may run meanwhile; the record is read again under the lock.
+        const release = await acquireLock(ctx.fs);
         try {
-          await tx.write(UNIT_PATH, expected, { mode: 0o644 });
-          await systemctl(ctx, ['daemon-reload']);
-          // The [Install] links (rsyslog.service.wants/) follow WantedBy= only when enabled again.
-          await systemctl(ctx, ['reenable', UNIT_NAME]);
-        } catch (err) {
-          await tx.rollback();
-          await systemctl(ctx, ['daemon-reload']).catch(() => {});
-          await systemctl(ctx, ['reenable', UNIT_NAME]).catch(() => {});
-          throw err;
-        }
-        ctx.deps.progress(`rewrote ${UNIT_PATH}; the previous one is in ${tx.backupDir}`);
-        // Our own text now: a later install must not take it for a hand edit.
-        if (state) {
-          state.written = { ...state.written, [UNIT_PATH]: sha256(Buffer.from(expected)) };
-          await writeState(ctx.fs, state);
+          const now = await readState(ctx.fs);
+          if (!now?.options) throw new Error(`${STATE_FILE} no longer records an install`);
+          const unit = await expectedUnit(ctx, now, (await ctx.fs.readText(UNIT_PATH)) ?? '');
+          const run = { exec: ctx.deps.exec };
+          // Plan: the unit's bytes, mode and owner are noted and backed up before the write; any failing step puts them back.
+          const tx = new FileTransaction(ctx.fs);
+          await tx.describe([{ path: UNIT_PATH }]);
+          await tx.backupAll();
+          try {
+            await tx.write(UNIT_PATH, unit, { mode: 0o644 });
+            await mustRun(run, 'systemctl', ['daemon-reload']);
+            // The [Install] links (rsyslog.service.wants/) follow WantedBy= only when enabled again.
+            await mustRun(run, 'systemctl', ['reenable', UNIT_NAME]);
+          } catch (err) {
+            await tx.rollback();
+            await mustRun(run, 'systemctl', ['daemon-reload']).catch(() => {});
+            await mustRun(run, 'systemctl', ['reenable', UNIT_NAME]).catch(() => {});
+            throw err;
+          }
+          ctx.deps.progress(`rewrote ${UNIT_PATH}; the previous one is in ${tx.backupDir}`);
+          // Our own text now: a later install must not take it for a hand edit.
+          now.written = { ...now.written, [UNIT_PATH]: sha256(Buffer.from(unit)) };
+          await writeState(ctx.fs, now);
+        } finally {
+          await release();
         }
       },
     },
