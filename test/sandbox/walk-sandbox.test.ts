@@ -33,7 +33,7 @@ const blocks = readWalkBlocks(readme);
 const terminalBlocks = readWalkBlocks(readme, 'walk-terminal');
 
 const APPLY = 'Apply these changes\\?';
-/** The terminal walk in tmux: name, command line, the prompt to answer (ERE), the keys, a timeout (s). */
+/** The terminal walk in tmux: name, command line, the prompt to answer (ERE) and the keys (`-`: none), a timeout (s). */
 function terminalSteps(daemon: Daemon): Array<[string, string, string, string, number]> {
   const cmd = (step: string) => `sentinel-cef ${blockFor(terminalBlocks, step, daemon).args.join(' ')}`;
   const answers: Array<[string, string, string, string, number]> = [
@@ -45,8 +45,8 @@ function terminalSteps(daemon: Daemon): Array<[string, string, string, string, n
   return [
     ...(daemon === 'rsyslog' ? answers : []),
     ['install', cmd('install'), APPLY, 'y Enter', 240],
-    ['send-test', cmd('send-test'), '', '', 60],
-    ['troubleshoot', `sentinel-cef ${blockFor(blocks, 'troubleshoot', daemon).args.join(' ')}`, '', '', 180],
+    ['send-test', cmd('send-test'), '-', '-', 60],
+    ['troubleshoot', `sentinel-cef ${blockFor(blocks, 'troubleshoot', daemon).args.join(' ')}`, '-', '-', 180],
     ['uninstall', cmd('uninstall'), 'Uninstall sentinel-cef\\?', 'y Enter', 180],
   ];
 }

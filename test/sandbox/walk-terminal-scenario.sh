@@ -4,7 +4,7 @@
 # text with wrapped lines joined (NAME.pane) and as shown (NAME.wrapped), the bytes the terminal got (NAME.raw), the
 # exit code (NAME.rc), and /etc after it (NAME.etc.*; pre.* before the first).
 #   $1 out dir, $2 NO_COLOR value for the session ("" = colour allowed), $3 steps file: one
-#   `name<TAB>command line<TAB>prompt ERE<TAB>keys<TAB>timeout s` line per step
+#   `name<TAB>command line<TAB>prompt ERE<TAB>keys<TAB>timeout s` line per step, `-` for no prompt and no keys
 set -uo pipefail
 out="$1"; nocolor="$2"; steps="$3"; repo="$(cd "$(dirname "$0")/../.." && pwd)"
 sock="$out/tmux.sock"
@@ -35,7 +35,7 @@ step() {
   tm pipe-pane -t walk -o "cat >'$out/$name.raw'"
   tm send-keys -t walk -l "$cmdline; echo \"<rc=\$?>\""
   tm send-keys -t walk Enter
-  if [ -n "$prompt" ] && wait_for "$prompt" 120; then
+  if [ "$prompt" != - ] && wait_for "$prompt" 120; then
     sleep 0.3
     # shellcheck disable=SC2086 # tmux key names, one word each
     tm send-keys -t walk $keys
@@ -51,6 +51,14 @@ env_line="export TERM=xterm-256color; unset CI; export PATH=\"$repo/bin:\$PATH\"
 [ -n "$nocolor" ] && env_line="$env_line; export NO_COLOR=$nocolor" || env_line="$env_line; unset NO_COLOR"
 tm -f /dev/null new-session -d -s walk -x 120 -y 50 "env PS1='\$ ' bash --norc --noprofile"
 tm send-keys -t walk "$env_line" Enter
+
+# A new user's machine: the daemon installed but not started (the CI walk before this one left it running).
+for pidfile in /run/rsyslogd.pid /run/syslog-ng.pid /var/lib/syslog-ng/syslog-ng.pid; do
+  [ -s "$pidfile" ] || continue
+  pid="$(cat "$pidfile")"
+  kill "$pid" 2>/dev/null
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+done
 
 # Each step: name, command line, prompt (ERE, may be empty), keys, timeout; /etc snapshotted after each step.
 etc_snapshot "$out/pre"
