@@ -9,7 +9,9 @@ import { blockFor, matchWalkBlock, normalise, readWalkBlocks, type WalkBlock, ty
 // The README's walkthrough, run for real: each `<!-- walk:STEP [DAEMON] -->` block's command is run in the sandbox
 // with real rsyslog / syslog-ng, and what it printed must be the block's output line for line once the values that
 // differ between runs (times, ids, pids, ports, versions, free space) are normalised. Then the original's legacy form
-// `install <workspaceId> <key>` against the mock workspace, through troubleshoot and uninstall.
+// `install <workspaceId> <key>` against the mock workspace, through troubleshoot and uninstall. Then the walk on a
+// real terminal (tmux): each `<!-- walk-terminal:STEP -->` block with its prompt answered by keystroke, troubleshoot
+// against the CI block, "n" and Ctrl-C at the prompts (rsyslog with NO_COLOR=1, syslog-ng in colour).
 const reason = sandboxSkipReason();
 if (reason) console.warn(`sandbox tests skipped: ${reason}`);
 

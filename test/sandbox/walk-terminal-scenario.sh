@@ -8,7 +8,9 @@
 set -uo pipefail
 out="$1"; nocolor="$2"; steps="$3"; repo="$(cd "$(dirname "$0")/../.." && pwd)"
 sock="$out/tmux.sock"
-tm() { tmux -S "$sock" "$@"; }
+# -u: UTF-8 whatever the locale (the prompts' ✔ and the spinner frames are not ASCII).
+tm() { tmux -u -S "$sock" "$@"; }
+command -v tmux >/dev/null || { echo "walk-terminal: tmux is not installed (.ci/run installs it)" >&2; exit 1; }
 cd /tmp
 
 etc_snapshot() { find /etc -xdev \( -type f -o -type l \) -print0 | sort -z | xargs -0 stat -c '%n %a %U:%G' | sort >"$1.stat"; find /etc -xdev -type f -print0 | sort -z | xargs -0 sha256sum >"$1.sha"; }
@@ -26,7 +28,7 @@ wait_for() {
 }
 
 # One step: a fresh screen and log, the command, the keys to send once $prompt shows (if any), then its exit code.
-#   $1 name, $2 command line, $3 prompt ERE or "", $4 keys (tmux send-keys words), $5 timeout s
+#   $1 name, $2 command line, $3 prompt ERE or -, $4 keys (tmux send-keys words), $5 timeout s
 step() {
   local name="$1" cmdline="$2" prompt="$3" keys="$4" limit="$5"
   tm send-keys -t walk 'clear' Enter
@@ -60,7 +62,7 @@ for pidfile in /run/rsyslogd.pid /run/syslog-ng.pid /var/lib/syslog-ng/syslog-ng
   for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 done
 
-# Each step: name, command line, prompt (ERE, may be empty), keys, timeout; /etc snapshotted after each step.
+# /etc is snapshotted before the first step and after each.
 etc_snapshot "$out/pre"
 while IFS=$'\t' read -r name cmdline prompt keys limit; do
   [ -n "$name" ] || continue
