@@ -36,12 +36,13 @@ const terminalBlocks = readWalkBlocks(readme, 'walk-terminal');
 
 const APPLY = 'Apply these changes\\?';
 /** The terminal walk in tmux: name, command line, the prompt to answer (ERE) and the keys (`-`: none), a timeout (s). */
-function terminalSteps(daemon: Daemon): Array<[string, string, string, string, number]> {
+function terminalSteps(daemon: Daemon, out = ''): Array<[string, string, string, string, number]> {
   const cmd = (step: string) => `sentinel-cef ${blockFor(terminalBlocks, step, daemon).args.join(' ')}`;
   const answers: Array<[string, string, string, string, number]> = [
     // Once is enough for the answers that change nothing: the destination menu, "n", Ctrl-C at the confirmation.
     ['install-menu', 'sentinel-cef install', 'Where should the forwarder send events\\?', 'C-c', 90],
-    ['install-no', cmd('install'), APPLY, 'n Enter', 120],
+    // stdout to a file: the prompt must still be on the screen (it goes to stderr), and not in the file.
+    ['install-no', `${cmd('install')} >${path.join(out, 'install-no.stdout')}`, APPLY, 'n Enter', 120],
     ['install-ctrlc', cmd('install'), APPLY, 'C-c', 120],
   ];
   return [
@@ -83,7 +84,7 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('the RE
     mkdirSync(path.join(dir, 'terminal'), { mode: 0o755 });
     writeFileSync(
       path.join(dir, 'terminal-steps'),
-      terminalSteps(daemon)
+      terminalSteps(daemon, path.join(dir, 'terminal'))
         .map((s) => `${s.join('\t')}\n`)
         .join(''),
     );
@@ -174,6 +175,12 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('the RE
       const d = path.join(dir, 'terminal');
       expect(etc(d, `${name}.etc.sha`)).toBe(etc(d, 'pre.sha'));
       expect(etc(d, `${name}.etc.stat`)).toBe(etc(d, 'pre.stat'));
+    });
+
+    it.runIf(daemon === 'rsyslog')('the prompt goes to the terminal (stderr), not to stdout', () => {
+      expect(existsSync(path.join(dir, 'terminal/install-no.stdout'))).toBe(true);
+      expect(term('install-no.stdout')).not.toMatch(/Apply these changes/);
+      expect(screen(term('install-no.pane'))).toMatch(/^✔ Apply these changes\? No$/m);
     });
   });
 

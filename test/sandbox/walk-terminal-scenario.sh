@@ -2,7 +2,7 @@
 # Runs inside `scripts/sandbox run --daemon D`: the walk on a real terminal (tmux, 120x50, CI unset), each prompt
 # answered by keystroke. Writes facts into $1 (a host directory) for walk-sandbox.test.ts: per step the pane's final
 # text with wrapped lines joined (NAME.pane) and as shown (NAME.wrapped), the bytes the terminal got (NAME.raw), the
-# exit code (NAME.rc), and /etc after it (NAME.etc.*; pre.* before the first).
+# exit code (NAME.rc), and /etc (pre.* before the first step, NAME.etc.* after install-* and uninstall).
 #   $1 out dir, $2 NO_COLOR value for the session ("" = colour allowed), $3 steps file: one
 #   `name<TAB>command line<TAB>prompt ERE<TAB>keys<TAB>timeout s` line per step, `-` for no prompt and no keys
 set -uo pipefail
@@ -62,12 +62,12 @@ for pidfile in /run/rsyslogd.pid /run/syslog-ng.pid /var/lib/syslog-ng/syslog-ng
   for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 done
 
-# /etc is snapshotted before the first step and after each.
+# /etc before the first step, and after each step that must leave it as it was (seconds each on a loaded machine).
 etc_snapshot "$out/pre"
 while IFS=$'\t' read -r name cmdline prompt keys limit; do
   [ -n "$name" ] || continue
   step "$name" "$cmdline" "$prompt" "$keys" "$limit"
-  etc_snapshot "$out/$name.etc"
+  case "$name" in install-* | uninstall) etc_snapshot "$out/$name.etc" ;; esac
 done <"$steps"
 tm kill-server
 exit 0
