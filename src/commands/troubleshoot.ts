@@ -1,5 +1,4 @@
 import { Command, Option } from 'commander';
-import ora from 'ora';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError, optionError, showValue } from '../errors.js';
@@ -8,7 +7,8 @@ import { createDefaultDeps } from '../troubleshoot/deps.js';
 import { runTroubleshoot } from '../troubleshoot/run.js';
 import { renderHuman, renderJson, troubleshootExitCode, useColour } from '../troubleshoot/render.js';
 import { writeSupportBundle } from '../troubleshoot/collect.js';
-import { inCi, isInteractive } from '../system/prompts.js';
+import { isInteractive } from '../system/prompts.js';
+import { createSpinner } from '../system/progress.js';
 import { troubleshootOptionsSchema, type TroubleshootOptionsInput } from '../troubleshoot/types.js';
 
 interface Flags {
@@ -137,15 +137,7 @@ Examples:
           suggestion: 'add --yes to apply the safe fixes without asking',
         });
       }
-      const colourErr = useColour(process.stderr);
-      const spinner = flags.json
-        ? null
-        : ora({
-            text: 'Checking forwarder, daemon, system and Azure…',
-            stream: process.stderr,
-            isEnabled: colourErr && !inCi(),
-            isSilent: !process.stderr.isTTY,
-          });
+      const spinner = flags.json ? null : createSpinner('Checking forwarder, daemon, system and Azure…');
       spinner?.start();
       let done = 0;
       const deps = createDefaultDeps({

@@ -409,13 +409,16 @@ async function renderStep(c: InstallContext): Promise<void> {
   const group = { user: 'root', group: SERVICE_USER };
   const serviceOwner = { user: SERVICE_USER, group: SERVICE_USER };
   desired.push({ path: FORWARDER_PATH, content: bundle, mode: 0o644, generated: true, why: 'forwarder bundle' });
-  desired.push({
-    path: SUPERVISOR_PATH,
-    content: loadTemplate('supervisor/sentinel-cef-supervise.mjs'),
-    mode: 0o644,
-    generated: true,
-    why: 'supervisor (no systemd)',
-  });
+  // Under systemd the unit runs the forwarder: a supervisor there would be a file nothing runs.
+  if (init.kind !== 'systemd') {
+    desired.push({
+      path: SUPERVISOR_PATH,
+      content: loadTemplate('supervisor/sentinel-cef-supervise.mjs'),
+      mode: 0o644,
+      generated: true,
+      why: 'supervisor (no systemd)',
+    });
+  }
   if (sinkChoice.secretFile) {
     desired.push({
       path: sinkChoice.secretFile.path,

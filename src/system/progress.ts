@@ -1,4 +1,4 @@
-import ora from 'ora';
+import ora, { type Ora } from 'ora';
 import { useColour } from './colour.js';
 import { inCi } from './prompts.js';
 
@@ -10,15 +10,13 @@ export type Step = <T>(text: string, work: () => Promise<T>) => Promise<T>;
  * and pipes read `text…` and never see spinner frames.
  */
 export function createStep(stream: NodeJS.WriteStream = process.stderr, env: NodeJS.ProcessEnv = process.env): Step {
-  const spin = Boolean(stream.isTTY) && !inCi(env);
+  const spin = spins(stream, env);
   return async (text, work) => {
     if (!spin) {
       stream.write(`${text}…\n`);
       return work();
     }
-    const colour = useColour(stream, env);
-    // `false`, not undefined: ora would fall back to a colour of its own.
-    const spinner = ora({ text, stream, color: colour ? 'cyan' : false, isEnabled: true }).start();
+    const spinner = createSpinner(text, stream, env).start();
     try {
       const r = await work();
       spinner.stop();
@@ -28,6 +26,21 @@ export function createStep(stream: NodeJS.WriteStream = process.stderr, env: Nod
       throw err;
     }
   };
+}
+
+/** Spinners animate on a terminal outside CI; NO_COLOR takes their colour away, not the spinner. */
+function spins(stream: Pick<NodeJS.WriteStream, 'isTTY'>, env: NodeJS.ProcessEnv): boolean {
+  return Boolean(stream.isTTY) && !inCi(env);
+}
+
+/**
+ * The one spinner for every command: animated on a terminal outside CI (plain with NO_COLOR), silent elsewhere — a
+ * disabled ora would print its text once as `- text`, a line left behind on a terminal and noise in a log.
+ */
+export function createSpinner(text: string, stream: NodeJS.WriteStream = process.stderr, env: NodeJS.ProcessEnv = process.env): Ora {
+  const spin = spins(stream, env);
+  // `false`, not undefined: ora would fall back to a colour of its own.
+  return ora({ text, stream, color: useColour(stream, env) ? 'cyan' : false, isEnabled: spin, isSilent: !spin });
 }
 
 /** For code given only a log function (tests, library callers): one line per step. */

@@ -72,7 +72,9 @@ export function createPrompter(interactive = isInteractive()): Prompter {
     async select(message, choices, opts) {
       if (!interactive) throw new UsageError(`missing ${opts.flag}`, { suggestion: `pass ${opts.flag} (cannot ask: ${whyNoPrompt()})` });
       const { select } = await import('@inquirer/prompts');
-      return select({ message, choices: choices.map((c) => ({ ...c, disabled: c.disabled ?? false })) }, { output: process.stderr });
+      return cancelledOnExit(
+        select({ message, choices: choices.map((c) => ({ ...c, disabled: c.disabled ?? false })) }, { output: process.stderr }),
+      );
     },
   };
 }

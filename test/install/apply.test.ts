@@ -587,6 +587,9 @@ describe('under systemd', () => {
     // Real service control against the fake exec: systemctl calls are recorded, not run.
     delete (d.deps as Partial<InstallDeps>).services;
     await runInstall(opts({ sink: 'file:/var/log/sentinel-cef-rows/rows.ndjson' }), d.deps);
+    // The unit runs the forwarder: no supervisor file, and the plan does not offer one "(no systemd)".
+    expect(existsSync(path.join(root, 'usr/lib/sentinel-cef/sentinel-cef-supervise.mjs'))).toBe(false);
+    expect(d.logs.join('\n')).not.toContain('supervisor (no systemd)');
     const unit = readFileSync(path.join(root, 'etc/systemd/system/sentinel-cef-forwarder.service'), 'utf8');
     expect(unit.replace(/sentinel-cef \S+\. /, 'sentinel-cef X.Y.Z. ')).toMatchInlineSnapshot(`
       "# Managed by sentinel-cef X.Y.Z. \`sentinel-cef uninstall\` removes it.

@@ -1,74 +1,25 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { repo, sandbox, sandboxSkipReason } from './sandbox-env.js';
+import { blockFor, matchWalkBlock, normalise, readWalkBlocks, type WalkBlock, type WalkDaemon } from '../helpers/readme-walk.js';
 
 // The README's walkthrough, run for real: each `<!-- walk:STEP [DAEMON] -->` block's command is run in the sandbox
 // with real rsyslog / syslog-ng, and what it printed must be the block's output line for line once the values that
 // differ between runs (times, ids, pids, ports, versions, free space) are normalised. Then the original's legacy form
-// `install <workspaceId> <key>` against the mock workspace, through troubleshoot and uninstall.
+// `install <workspaceId> <key>` against the mock workspace, through troubleshoot and uninstall. Then the walk on a
+// real terminal (tmux): each `<!-- walk-terminal:STEP -->` block with its prompt answered by keystroke, troubleshoot
+// against the CI block, "n" and Ctrl-C at the prompts (rsyslog with NO_COLOR=1, syslog-ng in colour).
 const reason = sandboxSkipReason();
 if (reason) console.warn(`sandbox tests skipped: ${reason}`);
 
-type Daemon = 'rsyslog' | 'syslog-ng';
-interface WalkBlock {
-  step: string;
-  daemon?: Daemon;
-  args: string[];
-  output: string;
-}
-
-/** The marked blocks of the README, in order. */
-export function readWalkBlocks(readme: string): WalkBlock[] {
-  const blocks: WalkBlock[] = [];
-  const re = /<!-- walk:([a-z-]+)(?: (rsyslog|syslog-ng))? -->\n```console\n\$ (?:sudo )?npx sentinel-cef ([^\n]*)\n([\s\S]*?)```/g;
-  for (const m of readme.matchAll(re)) {
-    blocks.push({ step: m[1], daemon: m[2] as Daemon | undefined, args: m[3].trim().split(/ +/), output: m[4] });
-  }
-  return blocks;
-}
+type Daemon = WalkDaemon;
 
 /** Each step once, in README order, with the block for this daemon (or the one for both). */
 function stepsFor(blocks: WalkBlock[], daemon: Daemon): WalkBlock[] {
-  const names = [...new Set(blocks.map((b) => b.step))];
-  return names.map((n) => {
-    const b = blocks.find((x) => x.step === n && x.daemon === daemon) ?? blocks.find((x) => x.step === n && !x.daemon);
-    if (!b) throw new Error(`README walk step ${n} has no block for ${daemon}`);
-    return b;
-  });
-}
-
-const KEEP_PORTS = new Set(['514', '25226', '25227']);
-/** Only what truly varies between runs; every word and every other number must match. */
-export function normalise(text: string): string {
-  const lines = text
-    .replace(/\r/g, '')
-    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<id>')
-    .replace(/\d{4}-\d\d-\d\dT\d\d[:-]\d\d[:-]\d\d[.-]\d{3}Z/g, '<time>')
-    .replace(/\b\d+ ms\b/g, 'N ms')
-    .replace(/\bup \d+s\b/g, 'up Ns')
-    .replace(/\b(pid|uid|PID) \d+/g, '$1 N')
-    .replace(/\b\d+ delivered\b/g, 'N delivered')
-    .replace(/\b\d+ GiB free \(\d+%\)/g, 'N GiB free (N%)')
-    .replace(/\b(rsyslog|syslog-ng|version) \d+\.\d+(\.\d+)*/g, '$1 <version>')
-    .replace(/sentinel-cef-demo-[A-Za-z0-9]{6}/g, 'sentinel-cef-demo-XXXXXX')
-    .replace(/127\.0\.0\.1:(\d+)/g, (m, p: string) => (KEEP_PORTS.has(p) ? m : '127.0.0.1:PORT'))
-    .split('\n')
-    .map((l) => l.trimEnd());
-  // The demo's rows arrive over TCP and UDP at once: their order in the table is the order they arrived.
-  const out: string[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    out.push(lines[i]);
-    if (/^─[─ ]+$/.test(lines[i])) {
-      let j = i + 1;
-      while (j < lines.length && lines[j] !== '') j++;
-      out.push(...lines.slice(i + 1, j).sort());
-      i = j - 1;
-    }
-  }
-  return out.join('\n').trim();
+  return [...new Set(blocks.map((b) => b.step))].map((n) => blockFor(blocks, n, daemon));
 }
 
 const read = (dir: string, f: string) => (existsSync(path.join(dir, f)) ? readFileSync(path.join(dir, f), 'utf8') : '');
@@ -79,12 +30,45 @@ const etc = (dir: string, f: string) =>
     .filter((l) => !/\/etc\/(passwd|group|shadow|gshadow|subuid|subgid)-(\s|$)/.test(l))
     .join('\n');
 
-const blocks = readWalkBlocks(readFileSync(path.join(repo, 'README.md'), 'utf8'));
+const readme = readFileSync(path.join(repo, 'README.md'), 'utf8');
+const blocks = readWalkBlocks(readme);
+const terminalBlocks = readWalkBlocks(readme, 'walk-terminal');
+
+const APPLY = 'Apply these changes\\?';
+/** The terminal walk in tmux: name, command line, the prompt to answer (ERE) and the keys (`-`: none), a timeout (s). */
+function terminalSteps(daemon: Daemon, out = ''): Array<[string, string, string, string, number]> {
+  const cmd = (step: string) => `sentinel-cef ${blockFor(terminalBlocks, step, daemon).args.join(' ')}`;
+  const answers: Array<[string, string, string, string, number]> = [
+    // Once is enough for the answers that change nothing: the destination menu, "n", Ctrl-C at the confirmation.
+    ['install-menu', 'sentinel-cef install', 'Where should the forwarder send events\\?', 'C-c', 90],
+    // stdout to a file: the prompt must still be on the screen (it goes to stderr), and not in the file.
+    ['install-no', `${cmd('install')} >${path.join(out, 'install-no.stdout')}`, APPLY, 'n Enter', 120],
+    ['install-ctrlc', cmd('install'), APPLY, 'C-c', 120],
+  ];
+  return [
+    ...(daemon === 'rsyslog' ? answers : []),
+    ['install', cmd('install'), APPLY, 'y Enter', 240],
+    ['send-test', cmd('send-test'), '-', '-', 60],
+    ['troubleshoot', `sentinel-cef ${blockFor(blocks, 'troubleshoot', daemon).args.join(' ')}`, '-', '-', 180],
+    ['uninstall', cmd('uninstall'), 'Uninstall sentinel-cef\\?', 'y Enter', 180],
+  ];
+}
+
+/** What one command put on the screen: the lines between the command line and its `<rc=N>` marker. */
+function screen(pane: string): string {
+  const lines = pane.split('\n');
+  const end = lines.findIndex((l) => /^<rc=\d+>$/.test(l));
+  return lines.slice(1, end < 0 ? undefined : end).join('\n');
+}
+/** With colour, troubleshoot marks each check with a symbol where the plain report says the word. */
+const plainMarks = (text: string) =>
+  text.replace(/^ {2}([✔⚠✖–]) /gm, (_m, s: string) => `  ${{ '✔': 'PASS', '⚠': 'WARN', '✖': 'FAIL', '–': 'SKIP' }[s]} `);
 
 describe('the README walkthrough', () => {
   it('has the marked steps, for both daemons', () => {
     for (const d of ['rsyslog', 'syslog-ng'] as const) {
       expect(stepsFor(blocks, d).map((b) => b.step)).toEqual(['demo', 'install', 'troubleshoot', 'uninstall']);
+      expect(stepsFor(terminalBlocks, d).map((b) => b.step)).toEqual(['install', 'send-test', 'uninstall']);
     }
   });
 });
@@ -97,13 +81,41 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('the RE
     dir = mkdtempSync(path.join(tmpdir(), `scef-walk-${daemon}-`));
     chmodSync(dir, 0o755);
     writeFileSync(path.join(dir, 'steps'), steps.map((s) => `${s.step}\t${s.args.join(' ')}\n`).join(''));
+    mkdirSync(path.join(dir, 'terminal'), { mode: 0o755 });
+    writeFileSync(
+      path.join(dir, 'terminal-steps'),
+      terminalSteps(daemon, path.join(dir, 'terminal'))
+        .map((s) => `${s.join('\t')}\n`)
+        .join(''),
+    );
+    // One sandbox for both walks: CI's, then the terminal's (rsyslog with NO_COLOR=1, syslog-ng in colour).
+    const script = path.join(repo, 'test/sandbox/walk-scenario.sh');
+    const terminal = path.join(repo, 'test/sandbox/walk-terminal-scenario.sh');
     const r = await execa(
       sandbox,
-      ['run', '--daemon', daemon, '--', 'bash', path.join(repo, 'test/sandbox/walk-scenario.sh'), dir, daemon, path.join(dir, 'steps')],
-      { reject: false, timeout: 420_000 },
+      [
+        'run',
+        '--daemon',
+        daemon,
+        '--',
+        'bash',
+        '-c',
+        'bash "$1" "$2" "$3" "$4" && bash "$5" "$6" "$7" "$8"',
+        'walk',
+        script,
+        dir,
+        daemon,
+      ].concat([
+        path.join(dir, 'steps'),
+        terminal,
+        path.join(dir, 'terminal'),
+        daemon === 'rsyslog' ? '1' : '',
+        path.join(dir, 'terminal-steps'),
+      ]),
+      { reject: false, timeout: 600_000 },
     );
     if (r.exitCode !== 0) throw new Error(`sandbox failed (${r.exitCode}): ${r.stderr}`);
-  }, 450_000);
+  }, 630_000);
 
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -118,6 +130,58 @@ describe.skipIf(reason !== null).each(['rsyslog', 'syslog-ng'] as const)('the RE
     expect(etc(dir, 'walk.pre.sha')).not.toBe('');
     expect(etc(dir, 'walk.post.sha')).toBe(etc(dir, 'walk.pre.sha'));
     expect(etc(dir, 'walk.post.stat')).toBe(etc(dir, 'walk.pre.stat'));
+  });
+
+  describe(`on a terminal (tmux 120x50, CI unset${daemon === 'rsyslog' ? ', NO_COLOR=1' : ', colour'})`, () => {
+    const term = (f: string) => read(path.join(dir, 'terminal'), f);
+    const rc = (name: string) => term(`${name}.rc`).trim();
+
+    it.each(['install', 'send-test', 'uninstall'])('`%s` shows what the README shows, the prompt answered by keystroke', (name) => {
+      expect(rc(name), term(`${name}.pane`) + term('terminal.err')).toBe('0');
+      const block = blockFor(terminalBlocks, name, daemon).output;
+      expect(matchWalkBlock(screen(term(`${name}.pane`)), block)).toBe(normalise(block));
+    });
+
+    it('troubleshoot shows the report the README shows, and no spinner line is left above it', () => {
+      expect(rc('troubleshoot'), term('troubleshoot.pane')).toBe('0');
+      const block = blockFor(blocks, 'troubleshoot', daemon).output;
+      expect(matchWalkBlock(plainMarks(screen(term('troubleshoot.pane'))), block)).toBe(normalise(block));
+    });
+
+    it('leaves no spinner frame on the screen, and colour follows NO_COLOR', () => {
+      const steps = terminalSteps(daemon).map(([name]) => name);
+      for (const name of steps) expect(term(`${name}.pane`), name).not.toMatch(/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]/);
+      // eslint-disable-next-line no-control-regex -- colour codes are what is checked
+      const sgr = steps.filter((name) => /\x1b\[[0-9;]*m/.test(term(`${name}.raw`)));
+      if (daemon === 'rsyslog') expect(sgr, 'steps whose bytes hold colour or style codes with NO_COLOR=1').toEqual([]);
+      else expect(sgr).toContain('troubleshoot');
+    });
+
+    it('uninstall leaves /etc byte-identical', () => {
+      expect(etc(path.join(dir, 'terminal'), 'pre.sha')).not.toBe('');
+      expect(etc(path.join(dir, 'terminal'), 'uninstall.etc.sha')).toBe(etc(path.join(dir, 'terminal'), 'pre.sha'));
+      expect(etc(path.join(dir, 'terminal'), 'uninstall.etc.stat')).toBe(etc(path.join(dir, 'terminal'), 'pre.stat'));
+    });
+
+    it.runIf(daemon === 'rsyslog').each([
+      ['install-menu', 'Ctrl-C at the destination menu', '130', 'sentinel-cef: cancelled'],
+      ['install-no', '"n" at the confirmation', '1', 'sentinel-cef: cancelled; nothing was changed'],
+      ['install-ctrlc', 'Ctrl-C at the confirmation', '130', 'sentinel-cef: cancelled'],
+    ])('%s (%s): exit %s, says so in one line, /etc byte-identical', (name, _what, code, last) => {
+      const out = screen(term(`${name}.pane`)).trimEnd();
+      expect(rc(name), out).toBe(code);
+      expect(out.split('\n').at(-1)).toBe(last);
+      expect(out).not.toMatch(/force closed|SIGINT|Error/);
+      const d = path.join(dir, 'terminal');
+      expect(etc(d, `${name}.etc.sha`)).toBe(etc(d, 'pre.sha'));
+      expect(etc(d, `${name}.etc.stat`)).toBe(etc(d, 'pre.stat'));
+    });
+
+    it.runIf(daemon === 'rsyslog')('the prompt goes to the terminal (stderr), not to stdout', () => {
+      expect(existsSync(path.join(dir, 'terminal/install-no.stdout'))).toBe(true);
+      expect(term('install-no.stdout')).not.toMatch(/Apply these changes/);
+      expect(screen(term('install-no.pane'))).toMatch(/^✔ Apply these changes\? No$/m);
+    });
   });
 
   describe('the legacy form `install <workspaceId> <primaryKey>` against the mock workspace', () => {

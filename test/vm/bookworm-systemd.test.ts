@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FAULTS, judge, type Fault } from '../sandbox/fault-table.js';
+import { blockFor, matchWalkBlock, normalise, readWalkBlocks } from '../helpers/readme-walk.js';
 import {
   bootVm,
   CLI,
@@ -27,6 +28,8 @@ const reason = vmSkipReason();
 if (reason) console.warn(`VM suites skipped: ${reason}`);
 
 const ROWS = '/var/lib/sentinel-cef-trial/rows.ndjson';
+/** The README's lines that only a systemd machine prints (`<!-- walk-systemd:STEP rsyslog -->`). */
+const systemdBlocks = readWalkBlocks(readFileSync(path.join(import.meta.dirname, '../../README.md'), 'utf8'), 'walk-systemd');
 const UNIT = 'sentinel-cef-forwarder';
 
 /** Distinct TAG-N messages in the forwarder's disk queue (its segments hold the raw messages): only this test's. */
@@ -52,8 +55,10 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
   }, 120_000);
 
   it('installs under the hardened unit: active, enabled, verified, with its own journal identifier', async () => {
-    const r = await vm.sh(`CI=true ${CLI} install --sink file:${ROWS} --yes`, { timeout: 180_000 });
+    const walk = blockFor(systemdBlocks, 'install', 'rsyslog');
+    const r = await vm.sh(`CI=true NO_COLOR=1 ${CLI} ${walk.args.join(' ')} 2>&1`, { timeout: 180_000 });
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(matchWalkBlock(r.stdout, walk.output)).toBe(normalise(walk.output));
     expect(await vm.ok('cat /etc/rsyslog.d/10-sentinel-cef.conf')).toMatch(/action\(type="omrelp"/);
     expect(await vm.ok('cat /etc/sentinel-cef/forwarder.json')).toContain('relp://127.0.0.1:25226');
     expect(r.stdout).toMatch(/accepted after \d+ ms/);
@@ -61,6 +66,13 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     // journald may take seconds to flush on a loaded machine: a condition with room, not a short budget.
     await waitFor(vm, `journalctl -t ${UNIT} -q --no-pager | grep -q .`, 30_000, 'journal entries under the identifier');
   }, 240_000);
+
+  it('troubleshoot prints what the README shows for a systemd machine (the unit checked, not skipped)', async () => {
+    const walk = blockFor(systemdBlocks, 'troubleshoot', 'rsyslog');
+    const r = await vm.sh(`CI=true NO_COLOR=1 ${CLI} ${walk.args.join(' ')} 2>&1`, { timeout: 120_000 });
+    expect(r.exitCode, r.stdout).toBe(0);
+    expect(matchWalkBlock(r.stdout, walk.output)).toBe(normalise(walk.output));
+  }, 150_000);
 
   it('exposure of the hardened unit is at most 1.5 with the file sink working', async () => {
     await expectExposureAtMost(vm, 1.5);
