@@ -27,7 +27,7 @@ const DIR = process.env.SCALE_OUT_DIR ?? '';
 const HAPROXY = process.env.SCALE_OUT_HAPROXY ?? '';
 const NAMES = (process.env.SCALE_OUT_VM_NAMES ?? '').split(' ').filter(Boolean);
 const VM = join(REPO, 'scripts/vm');
-const FRONT = { host: '127.0.0.1', port: 1514 };
+const FRONT = { host: '127.0.0.1', port: 1514, shutPort: 1515 };
 const ROWS = '/var/lib/sentinel-cef-scale/rows.ndjson';
 const UNIT = 'sentinel-cef-forwarder';
 const READINESS_PORT = 25228;
@@ -142,6 +142,16 @@ backend nodes
   http-check expect status 200
   default-server check port ${READINESS_PORT} inter 500ms fall 2 rise 2
 ${servers}
+# The same nodes, but a node marked down loses its sessions (the senders reconnect to the others).
+frontend syslog-shut
+  bind ${FRONT.host}:${FRONT.shutPort}
+  default_backend nodes-shut
+backend nodes-shut
+  balance leastconn
+  option httpchk GET /
+  http-check expect status 200
+  default-server check port ${READINESS_PORT} inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions
+${servers}
 `;
   }
 
@@ -169,20 +179,25 @@ ${servers}
     });
   }
 
-  async stats(): Promise<Record<string, ServerStat>> {
+  async stats(backend = 'nodes'): Promise<Record<string, ServerStat>> {
     const lines = (await this.command('show stat')).trim().split('\n');
     const head = lines[0].replace(/^# /, '').split(',');
     const out: Record<string, ServerStat> = {};
     for (const l of lines.slice(1)) {
       const f = l.split(',');
-      if (f[0] !== 'nodes' || f[1] === 'BACKEND') continue;
+      if (f[0] !== backend || f[1] === 'BACKEND') continue;
       out[f[1]] = { status: f[head.indexOf('status')], scur: Number(f[head.indexOf('scur')]) };
     }
     return out;
   }
 
   async allUp(): Promise<void> {
-    await waitFor('haproxy marking every enabled node up', async () => Object.values(await this.stats()).every((s) => s.status === 'UP' || s.status === 'MAINT'), 60_000, 200);
+    await waitFor(
+      'haproxy marking every enabled node up',
+      async () => Object.values(await this.stats()).every((s) => s.status === 'UP' || s.status === 'MAINT'),
+      60_000,
+      200,
+    );
   }
 
   stop(): void {
@@ -261,6 +276,10 @@ function installNodes(sinkFailingSec: number): void {
       `node -e "const f='/etc/sentinel-cef/forwarder.json',fs=require('fs'),c=JSON.parse(fs.readFileSync(f));c.readinessRules={...c.readinessRules,sinkFailingSec:${sinkFailingSec}};fs.writeFileSync(f,JSON.stringify(c,null,2))" && systemctl restart ${UNIT}`,
     );
     n.sh(`grep -q 'type="omrelp"' /etc/rsyslog.d/*sentinel-cef*.conf`);
+    // rsyslog's own counters every second (what imtcp took, the queues' sizes): where a lost event was lost.
+    n.sh(
+      `echo 'module(load="impstats" interval="1" format="json" log.syslog="off" log.file="/var/log/rsyslog-stats.json")' >/etc/rsyslog.d/05-scale-out-stats.conf && systemctl restart rsyslog`,
+    );
   }
 }
 
@@ -270,13 +289,13 @@ interface Sample {
   rows: number[];
 }
 
-function sampler(hap: Balancer): { samples: Sample[]; stop: () => Promise<void> } {
+function sampler(hap: Balancer, backend: string): { samples: Sample[]; stop: () => Promise<void> } {
   const samples: Sample[] = [];
   let on = true;
   const loop = (async () => {
     while (on) {
       try {
-        samples.push({ t: Date.now(), s: await hap.stats(), rows: counters.map((c) => c.poll()) });
+        samples.push({ t: Date.now(), s: await hap.stats(backend), rows: counters.map((c) => c.poll()) });
       } catch {
         // HAProxy busy: next round.
       }
@@ -292,7 +311,69 @@ function sampler(hap: Balancer): { samples: Sample[]; stop: () => Promise<void> 
   };
 }
 
-type Fault = 'kill9' | 'rsyslog-restart' | 'poweroff' | 'sink';
+/** Bytes queued in the sockets that carry syslog towards node 1: `ss` here (sender, HAProxy) and in the node. */
+interface SockSample {
+  t: number;
+  /** Sender's unsent bytes to HAProxy plus HAProxy's unread ones from the sender (all nodes' share). */
+  front: number;
+  /** HAProxy's unsent bytes to node 1's 514. */
+  toNode: number;
+  /** Bytes node 1's rsyslog has not read from its 514 connections; -1 when the node did not answer. */
+  inNode: number;
+  nodeConns: number;
+}
+
+function queued(ssOut: string, match: (local: string, peer: string) => boolean, col: 0 | 1): { bytes: number; conns: number } {
+  let bytes = 0;
+  let conns = 0;
+  for (const l of ssOut.split('\n')) {
+    const f = l.trim().split(/\s+/);
+    if (f.length < 4 || !match(f[2], f[3])) continue;
+    bytes += Number(f[col]);
+    conns++;
+  }
+  return { bytes, conns };
+}
+
+const isFront = (addr: string) => addr.endsWith(`:${FRONT.port}`) || addr.endsWith(`:${FRONT.shutPort}`);
+
+function sockSampler(victim: VmNode): { samples: SockSample[]; stop: () => Promise<void> } {
+  const samples: SockSample[] = [];
+  let on = true;
+  const loop = (async () => {
+    while (on) {
+      const t = Date.now();
+      const here = spawnSync('ss', ['-tnH', 'state', 'established'], { encoding: 'utf8' }).stdout ?? '';
+      let inNode = -1;
+      let nodeConns = 0;
+      try {
+        const r = await pexec(VM, ['exec', victim.name, '--', 'ss', '-tnH', 'state', 'established', '( sport = :514 )'], { timeout: 2000 });
+        const q = queued(r.stdout, () => true, 0);
+        inNode = q.bytes;
+        nodeConns = q.conns;
+      } catch {
+        // Off or busy.
+      }
+      samples.push({
+        t,
+        front: queued(here, (_l, p) => isFront(p), 1).bytes + queued(here, (l) => isFront(l), 0).bytes,
+        toNode: queued(here, (_l, p) => p === `${victim.addr}:514`, 1).bytes,
+        inNode,
+        nodeConns,
+      });
+      await sleep(250);
+    }
+  })();
+  return {
+    samples,
+    stop: async () => {
+      on = false;
+      await loop;
+    },
+  };
+}
+
+type Fault = 'kill9' | 'rsyslog-restart' | 'poweroff' | 'sink' | 'sink-shutdown';
 
 export interface VmFaultResult {
   fault: Fault;
@@ -319,13 +400,16 @@ async function faultRun(hap: Balancer, fault: Fault, rate: number, durationSec: 
   const tag = `${fault}${++runNo}`;
   say(`fault ${fault}: ${rate}/s for ${durationSec} s, fault at ${faultAtSec} s`);
   await hap.allUp();
-  const smp = sampler(hap);
+  const shut = fault === 'sink-shutdown';
+  const smp = sampler(hap, shut ? 'nodes-shut' : 'nodes');
+  const socks = sockSampler(victim);
+  const since = victim.sh('date +%s').trim();
   const load = loadAvg();
   let faultAt = 0;
   let backAt = 0;
   const sinkDir = ROWS.slice(0, ROWS.lastIndexOf('/'));
   // As install left them, to put back after the sink fault.
-  const modes = fault === 'sink' ? victim.sh(`stat -c %a ${sinkDir} ${ROWS}`).trim().split('\n') : [];
+  const modes = fault.startsWith('sink') ? victim.sh(`stat -c %a ${sinkDir} ${ROWS}`).trim().split('\n') : [];
   const script = (async () => {
     await sleep(faultAtSec * 1000);
     faultAt = Date.now();
@@ -350,7 +434,7 @@ async function faultRun(hap: Balancer, fault: Fault, rate: number, durationSec: 
   script.catch(() => {});
   const gen = forkGenerator({
     host: FRONT.host,
-    port: FRONT.port,
+    port: shut ? FRONT.shutPort : FRONT.port,
     connections: 6,
     events: rate * durationSec,
     rate,
@@ -363,15 +447,25 @@ async function faultRun(hap: Balancer, fault: Fault, rate: number, durationSec: 
   const sentAt = Date.now();
   say(`fault ${fault}: sender done (${g.sent} events, ${g.reconnects} reconnects)`);
   await script;
-  if (fault === 'sink') {
+  if (fault.startsWith('sink')) {
     // The operator fixes the sink and restarts the forwarder (RELP: rsyslog holds what it sends meanwhile).
     victim.sh(`chmod ${modes[0]} ${sinkDir} && chmod ${modes[1]} ${ROWS} && systemctl restart ${UNIT}`);
   }
   await victim.waitHealthy();
   const lastAt = await drained(Number.MAX_SAFE_INTEGER, 8000, 300_000);
   await smp.stop();
+  await socks.stop();
   const r = await check(g.expect);
-  writeFileSync(join(DIR, `${tag}.json`), JSON.stringify({ expect: g.expect, faultAt, backAt, sentAt, samples: smp.samples }));
+  writeFileSync(
+    join(DIR, `${tag}.json`),
+    JSON.stringify({ expect: g.expect, faultAt, backAt, sentAt, samples: smp.samples, sockets: socks.samples }),
+  );
+  writeFileSync(
+    join(DIR, `${tag}.node1.log`),
+    victim.sh(
+      `journalctl -u rsyslog -u ${UNIT} --since @${since} --no-pager -q -o short-precise | tail -300; echo; tail -n 400 /var/log/rsyslog-stats.json`,
+    ),
+  );
   const after = smp.samples.filter((x) => x.t >= faultAt);
   const down = after.find((x) => x.s.n1?.status.startsWith('DOWN'));
   const span = after.filter((x) => x.t <= (backAt || sentAt));
@@ -410,7 +504,15 @@ async function throughput(hap: Balancer, n: number, events: number) {
   const r = await check(g.expect);
   const perNode = counters.map((c, i) => c.poll() - before[i]);
   for (const x of nodes) await hap.command(`enable server nodes/n${x.k}`);
-  return { nodes: n, events: g.sent, eps: Math.round(g.sent / ((lastAt - t0) / 1000)), perNode, lost: r.lost, duplicated: r.duplicates, load };
+  return {
+    nodes: n,
+    events: g.sent,
+    eps: Math.round(g.sent / ((lastAt - t0) / 1000)),
+    perNode,
+    lost: r.lost,
+    duplicated: r.duplicates,
+    load,
+  };
 }
 
 const fmt = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)} s`);
@@ -426,7 +528,7 @@ async function main(): Promise<void> {
     },
   });
   if (!DIR || !HAPROXY || NAMES.length !== 2) throw new Error('scale-out-vm.ts runs through scripts/scale-out-vm run');
-  const ALL = ['throughput', 'kill9', 'rsyslog-restart', 'poweroff', 'sink'];
+  const ALL = ['throughput', 'kill9', 'rsyslog-restart', 'poweroff', 'sink', 'sink-shutdown'];
   const only = values.only?.split(',') ?? ALL;
   for (const o of only) if (!ALL.includes(o)) throw new Error(`unknown --only ${o} (one of ${ALL.join(', ')})`);
   installNodes(2);
@@ -442,7 +544,7 @@ async function main(): Promise<void> {
       cores: cpus().length,
     };
     if (only.includes('throughput')) for (const n of [1, 2]) out.throughput.push(await throughput(hap, n, Number(values.events)));
-    for (const f of ['kill9', 'rsyslog-restart', 'poweroff', 'sink'] as const)
+    for (const f of ['kill9', 'rsyslog-restart', 'poweroff', 'sink', 'sink-shutdown'] as const)
       if (only.includes(f)) out.faults.push(await faultRun(hap, f, Number(values.rate), Number(values.duration), 5));
     if (values.json) console.log(JSON.stringify(out));
     if (out.throughput.length) {
