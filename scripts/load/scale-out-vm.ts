@@ -474,7 +474,8 @@ async function faultRun(hap: Balancer, fault: Fault, rate: number, durationSec: 
   const span = after.filter((x) => x.t <= (backAt || sentAt));
   let noSession: number | null = null;
   for (let i = span.length - 1; i >= 0 && (span[i].s.n1?.scur ?? 0) === 0; i--) noSession = span[i].t - faultAt;
-  const up = backAt ? smp.samples.find((x) => x.t >= backAt && x.s.n1?.status === 'UP') : undefined;
+  // Back in HAProxy's rotation: the first UP after it was marked down, counted from the fault.
+  const up = down ? after.find((x) => x.t > down.t && x.s.n1?.status === 'UP') : undefined;
   return {
     fault,
     rate,
@@ -488,7 +489,7 @@ async function faultRun(hap: Balancer, fault: Fault, rate: number, durationSec: 
     reconnects: g.reconnects,
     markedDownMs: down ? down.t - faultAt : null,
     noSessionMs: noSession,
-    upAgainMs: up ? up.t - backAt : null,
+    upAgainMs: up ? up.t - faultAt : null,
     drainMs: Math.max(0, lastAt - sentAt),
     load,
   };
