@@ -276,10 +276,6 @@ function installNodes(sinkFailingSec: number): void {
       `node -e "const f='/etc/sentinel-cef/forwarder.json',fs=require('fs'),c=JSON.parse(fs.readFileSync(f));c.readinessRules={...c.readinessRules,sinkFailingSec:${sinkFailingSec}};fs.writeFileSync(f,JSON.stringify(c,null,2))" && systemctl restart ${UNIT}`,
     );
     n.sh(`grep -q 'type="omrelp"' /etc/rsyslog.d/*sentinel-cef*.conf`);
-    // An experiment, not the product: the action queue's disk part writing its state every N messages.
-    const cp = process.env.SCALE_OUT_VM_CHECKPOINT;
-    if (cp && /^\d+$/.test(cp))
-      n.sh(`sed -i 's/queue.filename="sentinel-cef-fwd"/& queue.checkpointInterval="${cp}"/' /etc/rsyslog.d/*sentinel-cef*.conf`);
     // rsyslog's own counters every second (what imtcp took, the queues' sizes): where a lost event was lost.
     n.sh(
       `echo 'module(load="impstats" interval="1" format="json" log.syslog="off" log.file="/var/log/rsyslog-stats.json")' >/etc/rsyslog.d/05-scale-out-stats.conf && systemctl restart rsyslog`,
