@@ -60,8 +60,14 @@ const EXTERNAL_STATE_COMMENT = [
   '# and lost if rsyslog restarts then (up to 128 events).',
 ].join('\n');
 
-/** In memory, spilling to disk only past 40,000 (a stopped forwarder): fast, but a power cut loses what it holds. */
-const MEMORY_ACTION_QUEUE = 'queue.type="LinkedList" queue.size="50000" queue.highWatermark="40000" queue.lowWatermark="10000"';
+/**
+ * In memory, spilling to disk only past 40,000 (a stopped forwarder): fast, but a power cut loses what it holds.
+ * checkpointInterval: the disk part's state is saved every 100 messages it hands on; rsyslog otherwise saves it
+ * only at shutdown, and a power cut after a spill made it send again what it had long delivered (769 duplicates,
+ * 9 with this; docs/RELIABILITY.md "Scale-out on systemd machines").
+ */
+const MEMORY_ACTION_QUEUE =
+  'queue.type="LinkedList" queue.size="50000" queue.highWatermark="40000" queue.lowWatermark="10000" queue.checkpointInterval="100"';
 /**
  * Durable: a disk-only queue, each message synced and the queue's state saved after each (checkpointInterval 1:
  * rsyslog otherwise saves it only at shutdown, and a power cut orphans everything after the last save). The size
