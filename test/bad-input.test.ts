@@ -302,6 +302,27 @@ const cases: Array<[string, string[], RegExp | string, number]> = [
     2,
   ],
   [
+    'install --authority-host',
+    ['install', '--authority-host', 'ftp://x'],
+    "sentinel-cef: --authority-host must be an http(s) URL, got 'ftp://x'",
+    2,
+  ],
+  [
+    'install --authority-host with a managed identity',
+    [
+      'install',
+      '--authority-host',
+      'https://login.example',
+      '--managed-identity',
+      '--dce',
+      'https://a.example',
+      '--dcr',
+      'dcr-00000000000000000000000000000000',
+    ],
+    'sentinel-cef: --authority-host does not apply with --managed-identity',
+    2,
+  ],
+  [
     'install --managed-identity with a secret',
     ['install', '--managed-identity', '--client-secret-file', '/x'],
     'sentinel-cef: --managed-identity and --client-secret-file exclude each other',
