@@ -530,8 +530,9 @@ export class Intake {
       }
       if (!flush()) return;
       if (reply) socket.write(reply);
-      // Aged: every frame read so far is answered, so the session can end here without a resend.
-      if (conn.expired && parser.pendingBytes === 0) this.closeAged(conn);
+      // Aged: every complete frame read so far is answered. A partial one is not, so the sender sends it again on
+      // its next session: a busy session ages even when its reads end mid-frame.
+      if (conn.expired) this.closeAged(conn);
     });
     // A socket handed over after its PROXY header was left paused.
     if (!this.intakePaused && socket.isPaused()) socket.resume();
@@ -557,8 +558,9 @@ export class Intake {
     for (const c of this.conns) {
       if (!c.expired && now >= c.expiresAt) {
         c.expired = true;
-        // Between frames only: one in progress is finished first (the data handler closes after it).
-        if (c.framer.pendingBytes === 0) this.closeAged(c);
+        // Between frames only: one in progress is finished first (the data handler closes after it). RELP need not
+        // wait: a partial frame is unanswered and sent again.
+        if (c.relp || c.framer.pendingBytes === 0) this.closeAged(c);
       }
       const dripping = c.framer.pendingBytes > 0 && now - c.lastFrameAt > idleMs;
       const silent = now - Math.max(c.lastDataAt, c.lastFrameAt) > idleMs * SILENT_FACTOR;
