@@ -584,6 +584,7 @@ export class Intake {
   private closeAged(c: Conn): void {
     c.expired = false;
     c.expiresAt = Infinity;
+    if (c.serverClosed) return; // a RELP session already ending (close command, failed write)
     this.o.metrics.connectionsClosed.inc({ input: c.input, reason: 'max_age' });
     this.o.logger.debug({ input: c.input, remote: c.remote, via: c.via }, 'closing connection: maximum connection age reached');
     if (c.relp) {

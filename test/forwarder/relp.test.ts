@@ -473,10 +473,13 @@ describe('RELP session ageing (limits.maxConnectionAgeSec)', () => {
       unknown: 0,
       received: 12_000,
     });
-    // At least 3 ages per sender, each a real close and a new session (and one serverclose per sender's own close).
+    // At least 3 ages per sender. Every session ends with exactly one serverclose hint (an age, or the answer to the
+    // sender's own close) and all but each sender's last are followed by a new one; an age may land after a sender's
+    // last answer, ending its last session (then no reconnect follows it).
     const aged = await metric(fwd.metrics, maxAge);
     expect(aged).toBeGreaterThanOrEqual(6);
-    expect(g.serverCloses).toBe(aged + 2);
-    expect(g.reconnects).toBe(aged);
+    expect(g.serverCloses).toBe(g.reconnects + 2);
+    expect(aged - g.reconnects).toBeGreaterThanOrEqual(0);
+    expect(aged - g.reconnects).toBeLessThanOrEqual(2);
   }, 60_000);
 });
