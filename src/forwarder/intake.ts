@@ -490,9 +490,10 @@ export class Intake {
       const flush = (): boolean => {
         if (txnrs.length === 0) return true;
         if (frames.length > 0 && (this.diskError !== null || !this.write(input, frames, now, false, true))) {
-          // Unanswered, so kept by the sender; closing makes it resend them once intake resumes.
+          // Unanswered, so kept by the sender; closing makes it resend them once intake resumes. The answers
+          // of this read's earlier flushes still go out (a reset could drop them and cause resends of queued frames).
           metrics.connectionsClosed.inc({ input, reason: 'queue_write_failed' });
-          socket.destroy();
+          this.endRelp(conn, reply);
           return false;
         }
         reply += relpAcks(txnrs);
@@ -518,7 +519,7 @@ export class Intake {
           open = true;
           reply += r.response;
         } else if (c.command === 'close') {
-          socket.end(reply + relpResponse(c.txnr, '200 OK') + RELP_SERVERCLOSE);
+          this.endRelp(conn, reply + relpResponse(c.txnr, '200 OK') + RELP_SERVERCLOSE);
           return;
         } else if (!open) {
           abort('relp_protocol', `closing RELP session: '${c.command}' before 'open'`);
@@ -529,8 +530,9 @@ export class Intake {
       }
       if (!flush()) return;
       if (reply) socket.write(reply);
-      // Aged: every frame read so far is answered, so the session can end here without a resend.
-      if (conn.expired && parser.pendingBytes === 0) this.closeAged(conn);
+      // Aged: every complete frame read so far is answered. A partial one is not, so the sender sends it again on
+      // its next session: a busy session ages even when its reads end mid-frame.
+      if (conn.expired) this.closeAged(conn);
     });
     // A socket handed over after its PROXY header was left paused.
     if (!this.intakePaused && socket.isPaused()) socket.resume();
@@ -556,8 +558,9 @@ export class Intake {
     for (const c of this.conns) {
       if (!c.expired && now >= c.expiresAt) {
         c.expired = true;
-        // Between frames only: one in progress is finished first (the data handler closes after it).
-        if (c.framer.pendingBytes === 0) this.closeAged(c);
+        // Between frames only: one in progress is finished first (the data handler closes after it). RELP need not
+        // wait: a partial frame is unanswered and sent again.
+        if (c.relp || c.framer.pendingBytes === 0) this.closeAged(c);
       }
       const dripping = c.framer.pendingBytes > 0 && now - c.lastFrameAt > idleMs;
       const silent = now - Math.max(c.lastDataAt, c.lastFrameAt) > idleMs * SILENT_FACTOR;
@@ -581,15 +584,33 @@ export class Intake {
   private closeAged(c: Conn): void {
     c.expired = false;
     c.expiresAt = Infinity;
+    if (c.serverClosed) return; // a RELP session already ending (close command, failed write)
     this.o.metrics.connectionsClosed.inc({ input: c.input, reason: 'max_age' });
     this.o.logger.debug({ input: c.input, remote: c.remote, via: c.via }, 'closing connection: maximum connection age reached');
     if (c.relp) {
       // RELP: the serverclose hint right after the last answer; omrelp then reconnects at its next message.
-      c.serverClosed = true;
-      if (c.socket.writable) c.socket.end(RELP_SERVERCLOSE);
-    } else c.socket.end();
+      this.endRelp(c, RELP_SERVERCLOSE, 'max_age');
+      return;
+    }
+    c.socket.end();
     c.lingerTimer = setTimeout(() => {
       c.closeReason = 'max_age';
+      c.socket.destroy();
+    }, AGED_LINGER_MS);
+    c.lingerTimer.unref();
+  }
+
+  /**
+   * Ends a RELP session with a FIN after `text`, never a reset: what arrives later is read and left unanswered
+   * (the sender sends it again), and a reset could drop answers still in our send queue (queued frames resent).
+   */
+  private endRelp(c: Conn, text: string, reason?: string): void {
+    if (c.serverClosed) return;
+    c.serverClosed = true;
+    if (c.socket.writable) c.socket.end(text);
+    if (this.stopped) return; // stop() cuts what is left after its drain
+    c.lingerTimer = setTimeout(() => {
+      if (reason) c.closeReason = reason;
       c.socket.destroy();
     }, AGED_LINGER_MS);
     c.lingerTimer.unref();
@@ -750,9 +771,9 @@ export class Intake {
     for (const c of this.conns) {
       if (c.relp) {
         // RELP: the serverclose hint tells rsyslog the session is gone before it sends into it. What it sends
-        // after this stays unanswered and is sent again.
-        if (c.socket.writable) c.socket.pause().end(RELP_SERVERCLOSE, () => c.socket.destroy());
-        else c.socket.destroy();
+        // after this is read, left unanswered and sent again; the session is drained like a TCP one.
+        this.endRelp(c, RELP_SERVERCLOSE);
+        if (c.socket.isPaused()) c.socket.resume();
         continue;
       }
       // A FIN, never a reset with data unread: the sender stops and closes, and what it had written is read.
