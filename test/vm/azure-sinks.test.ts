@@ -243,6 +243,10 @@ describe.skipIf(reason !== null)('Debian 12, the hardened unit: Azure sinks over
     const copies = new Map<string, number>();
     for (const id of ids) copies.set(id, (copies.get(id) ?? 0) + 1);
     const most = Math.max(...copies.values());
+    // The figures docs/RELIABILITY.md 14 records.
+    console.log(
+      `durable power cut (${tag}): ${atCut} of ${n} in the sink at the cut, ${expected.length} accepted, ${ids.length - unique} extra copies, a line at most ${most} times`,
+    );
     expect(most, `${ids.length - unique} extra copies, ${atCut} lines in the sink at the cut`).toBeLessThanOrEqual(4);
   }, 400_000);
 });
