@@ -248,5 +248,5 @@ describe.skipIf(reason !== null)('Debian 12, the hardened unit: Azure sinks over
       `durable power cut (${tag}): ${atCut} of ${n} in the sink at the cut, ${expected.length} accepted, ${ids.length - unique} extra copies, a line at most ${most} times`,
     );
     expect(most, `${ids.length - unique} extra copies, ${atCut} lines in the sink at the cut`).toBeLessThanOrEqual(4);
-  }, 400_000);
+  }, 700_000);
 });
