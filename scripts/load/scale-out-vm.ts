@@ -13,8 +13,8 @@
  * Lost and duplicated events come from the sequence checker over both nodes' sink files (read through the
  * machines' overlay mounts) once every node is healthy again.
  */
-import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, createWriteStream, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +22,16 @@ import { parseArgs, promisify } from 'node:util';
 import { checkNdjson, SeqChecker } from './chkseq.js';
 import { forkGenerator, type GenResult } from './gen.js';
 import { loadAvg, REPO, sleep, waitFor } from './harness.js';
+import {
+  drained as drainedBy,
+  fmtMs as fmt,
+  haproxyCommand,
+  haproxyGlobals,
+  haproxyServerStats,
+  LineCounter,
+  lossFigures,
+  startHaproxy,
+} from './scale-out-common.js';
 
 const DIR = process.env.SCALE_OUT_DIR ?? '';
 const HAPROXY = process.env.SCALE_OUT_HAPROXY ?? '';
@@ -122,18 +132,7 @@ class Balancer {
 
   config(): string {
     const servers = this.nodes.map((n) => `  server n${n.k} ${n.addr}:514`).join('\n');
-    return `global
-  maxconn 4096
-  stats socket ${this.sock} mode 600 level admin
-defaults
-  mode tcp
-  timeout connect 1s
-  timeout check 3s
-  timeout client 60s
-  timeout server 10s
-  option redispatch
-  retries 2
-frontend syslog
+    return `${haproxyGlobals(this.sock)}frontend syslog
   bind ${FRONT.host}:${FRONT.port}
   default_backend nodes
 backend nodes
@@ -156,38 +155,17 @@ ${servers}
   }
 
   async start(): Promise<void> {
-    const cfg = join(DIR, 'haproxy.cfg');
-    writeFileSync(cfg, this.config());
-    const log = createWriteStream(join(DIR, 'haproxy.log'));
-    this.child = spawn(HAPROXY, ['-db', '-f', cfg], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LD_LIBRARY_PATH: process.env.SCALE_OUT_HAPROXY_LIBS ?? '' },
-    });
-    this.child.stdout!.pipe(log);
-    this.child.stderr!.pipe(log);
-    await waitFor('haproxy stats socket', () => existsSync(this.sock), 10_000, 50);
+    this.child = await startHaproxy(DIR, this.sock, this.config(), [HAPROXY]);
   }
 
   command(cmd: string): Promise<string> {
-    return new Promise<string>((resolve, reject) => {
-      const s = connect(this.sock);
-      let out = '';
-      s.on('connect', () => s.write(`${cmd}\n`));
-      s.on('data', (d) => (out += d.toString()));
-      s.on('end', () => resolve(out));
-      s.on('error', reject);
-    });
+    return haproxyCommand(this.sock, cmd);
   }
 
   async stats(backend = 'nodes'): Promise<Record<string, ServerStat>> {
-    const lines = (await this.command('show stat')).trim().split('\n');
-    const head = lines[0].replace(/^# /, '').split(',');
     const out: Record<string, ServerStat> = {};
-    for (const l of lines.slice(1)) {
-      const f = l.split(',');
-      if (f[0] !== backend || f[1] === 'BACKEND') continue;
-      out[f[1]] = { status: f[head.indexOf('status')], scur: Number(f[head.indexOf('scur')]) };
-    }
+    for (const [name, c] of Object.entries(await haproxyServerStats(this.sock, backend)))
+      out[name] = { status: c.status, scur: Number(c.scur) };
     return out;
   }
 
@@ -205,54 +183,13 @@ ${servers}
   }
 }
 
-/** Lines of a growing file, reading only what was appended since the last call. */
-class LineCounter {
-  private offset = 0;
-  lines = 0;
-  private readonly buf = Buffer.allocUnsafe(1 << 20);
-  constructor(private readonly path: string) {}
-  poll(): number {
-    let fd: number;
-    try {
-      if (!statSync(this.path).isFile()) return this.lines;
-      fd = openSync(this.path, 'r');
-    } catch {
-      return this.lines;
-    }
-    try {
-      for (;;) {
-        const n = readSync(fd, this.buf, 0, this.buf.length, this.offset);
-        if (n <= 0) break;
-        for (let i = 0; i < n; i++) if (this.buf[i] === 0x0a) this.lines++;
-        this.offset += n;
-      }
-    } finally {
-      closeSync(fd);
-    }
-    return this.lines;
-  }
-}
-
 const nodes = NAMES.map((n, i) => new VmNode(i + 1, n));
-const counters = nodes.map((n) => new LineCounter(n.sinkFile));
+const counters = nodes.map((n) => new LineCounter(() => n.sinkFile));
 const delivered = () => counters.reduce((a, c) => a + c.poll(), 0);
 
 /** Until the sinks grew by `want` rows or stopped growing for `quietMs`; returns when the last row came. */
-async function drained(want: number, quietMs: number, maxMs: number): Promise<number> {
-  const base = delivered();
-  const end = Date.now() + maxMs;
-  let last = base;
-  let lastAt = Date.now();
-  while (Date.now() < end) {
-    const d = delivered();
-    if (d !== last) {
-      last = d;
-      lastAt = Date.now();
-    }
-    if (d - base >= want || Date.now() - lastAt > quietMs) break;
-    await sleep(200);
-  }
-  return lastAt;
+function drained(want: number, quietMs: number, maxMs: number): Promise<number> {
+  return drainedBy(delivered, delivered() + want, quietMs, maxMs, 200);
 }
 
 async function check(expect: Record<string, number>) {
@@ -479,13 +416,7 @@ async function faultRun(hap: Balancer, fault: Fault, rate: number, durationSec: 
   return {
     fault,
     rate,
-    sent: g.sent,
-    received: r.received,
-    unknown: r.unknown,
-    lost: r.lost,
-    tail: r.tail,
-    holes: r.holes,
-    duplicated: r.duplicates,
+    ...lossFigures(g, r),
     reconnects: g.reconnects,
     markedDownMs: down ? down.t - faultAt : null,
     noSessionMs: noSession,
@@ -519,8 +450,6 @@ async function throughput(hap: Balancer, n: number, events: number) {
     load,
   };
 }
-
-const fmt = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)} s`);
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

@@ -10,19 +10,7 @@
  * Lost and duplicated events come from the sequence checker over every node's sink file.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import {
-  closeSync,
-  createWriteStream,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import { connect } from 'node:net';
+import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,6 +19,15 @@ import { checkNdjson, SeqChecker, type SeqReport } from './chkseq.js';
 import { forkGenerator, type GenResult } from './gen.js';
 import { BUNDLE, loadAvg, sleep, waitFor } from './harness.js';
 import { relpGenerate } from './relp-gen.js';
+import {
+  drained as drainedBy,
+  fmtMs as fmt,
+  haproxyGlobals,
+  haproxyServerStats,
+  LineCounter,
+  lossFigures,
+  startHaproxy,
+} from './scale-out-common.js';
 
 const DIR = process.env.SCALE_OUT_DIR ?? '';
 const HAPROXY = process.env.SCALE_OUT_HAPROXY ?? '';
@@ -187,20 +184,7 @@ class Balancer {
       Array.from({ length: this.nodes }, (_, i) => `  server n${i + 1} ${nodeAddr(i + 1)}:${port}${proxy ? ' send-proxy-v2' : ''}`).join(
         '\n',
       );
-    return `global
-  maxconn 4096
-  stats socket ${this.sock} mode 600 level admin
-defaults
-  mode tcp
-  timeout connect 1s
-  # Generous: on a loaded machine a node may answer late; a not-ready node answers 503 at once.
-  timeout check 3s
-  timeout client 60s
-  # A powered-off node never acknowledges: its sessions end after this long without progress.
-  timeout server 10s
-  option redispatch
-  retries 2
-frontend syslog
+    return `${haproxyGlobals(this.sock)}frontend syslog
   bind ${FRONT.host}:${FRONT.port}
   default_backend forwarders
 frontend relp
@@ -222,71 +206,19 @@ ${servers(2514, true)}
   }
 
   async start(): Promise<void> {
-    const cfg = join(this.dir, 'haproxy.cfg');
-    writeFileSync(cfg, this.config());
-    const log = createWriteStream(join(this.dir, 'haproxy.log'));
-    this.child = spawn('ip', ['netns', 'exec', 'sco-hap', HAPROXY, '-db', '-f', cfg], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LD_LIBRARY_PATH: process.env.SCALE_OUT_HAPROXY_LIBS ?? '' },
-    });
-    this.child.stdout!.pipe(log);
-    this.child.stderr!.pipe(log);
-    await waitFor('haproxy stats socket', () => existsSync(this.sock), 10_000, 50);
+    this.child = await startHaproxy(this.dir, this.sock, this.config(), ['ip', 'netns', 'exec', 'sco-hap', HAPROXY]);
   }
 
   /** Per server of one backend: status (UP, DOWN, UP 1/2 ...), current sessions, bytes in. */
   async stats(backend = 'forwarders'): Promise<Record<string, ServerStat>> {
-    const text = await new Promise<string>((resolve, reject) => {
-      const s = connect(this.sock);
-      let out = '';
-      s.on('connect', () => s.write('show stat\n'));
-      s.on('data', (d) => (out += d.toString()));
-      s.on('end', () => resolve(out));
-      s.on('error', reject);
-    });
-    const lines = text.trim().split('\n');
-    const head = lines[0].replace(/^# /, '').split(',');
-    const col = (n: string) => head.indexOf(n);
     const out: Record<string, ServerStat> = {};
-    for (const l of lines.slice(1)) {
-      const f = l.split(',');
-      if (f[0] !== backend || f[1] === 'BACKEND' || f[1] === 'FRONTEND') continue;
-      out[f[1]] = { status: f[col('status')], scur: Number(f[col('scur')]), bin: Number(f[col('bin')]) };
-    }
+    for (const [name, c] of Object.entries(await haproxyServerStats(this.sock, backend)))
+      out[name] = { status: c.status, scur: Number(c.scur), bin: Number(c.bin) };
     return out;
   }
 
   stop(): void {
     this.child?.kill('SIGKILL');
-  }
-}
-
-/** Counts a growing NDJSON file's lines by reading only what was appended since the last call. */
-class LineCounter {
-  private offset = 0;
-  lines = 0;
-  private readonly buf = Buffer.allocUnsafe(1 << 20);
-  constructor(private readonly path: () => string) {}
-  poll(): number {
-    const p = this.path();
-    let fd: number;
-    try {
-      if (!statSync(p).isFile()) return this.lines;
-      fd = openSync(p, 'r');
-    } catch {
-      return this.lines;
-    }
-    try {
-      for (;;) {
-        const n = readSync(fd, this.buf, 0, this.buf.length, this.offset);
-        if (n <= 0) break;
-        for (let i = 0; i < n; i++) if (this.buf[i] === 0x0a) this.lines++;
-        this.offset += n;
-      }
-    } finally {
-      closeSync(fd);
-    }
-    return this.lines;
   }
 }
 
@@ -334,20 +266,8 @@ async function check(t: Topology, expect: Record<string, number>): Promise<SeqRe
 }
 
 /** Waits until the sinks hold `want` rows, or stop growing for `quietMs`; returns when the last row came. */
-async function drained(t: Topology, want: number, quietMs: number, maxMs: number): Promise<number> {
-  const end = Date.now() + maxMs;
-  let last = t.delivered();
-  let lastAt = Date.now();
-  while (Date.now() < end) {
-    const d = t.delivered();
-    if (d !== last) {
-      last = d;
-      lastAt = Date.now();
-    }
-    if (d >= want || Date.now() - lastAt > quietMs) break;
-    await sleep(100);
-  }
-  return lastAt;
+function drained(t: Topology, want: number, quietMs: number, maxMs: number): Promise<number> {
+  return drainedBy(() => t.delivered(), want, quietMs, maxMs, 100);
 }
 
 export interface ThroughputResult {
@@ -564,13 +484,7 @@ async function faultRun(p: FaultPlan): Promise<FaultResult> {
       fault: p.fault,
       nodes: p.nodes,
       rate: p.rate,
-      sent: g.sent,
-      received: r.received,
-      unknown: r.unknown,
-      lost: r.lost,
-      tail: r.tail,
-      holes: r.holes,
-      duplicated: r.duplicates,
+      ...lossFigures(g, r),
       markedDownMs: down ? down.t - faultAt : null,
       trafficStoppedMs: stopped,
       upAgainMs,
@@ -586,8 +500,6 @@ async function faultRun(p: FaultPlan): Promise<FaultResult> {
     await t.teardown();
   }
 }
-
-const fmt = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)} s`);
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

@@ -63,8 +63,8 @@ const EXTERNAL_STATE_COMMENT = [
 /**
  * In memory, spilling to disk only past 40,000 (a stopped forwarder): fast, but a power cut loses what it holds.
  * checkpointInterval: the disk part's state is saved every 100 messages it hands on; rsyslog otherwise saves it
- * only at shutdown, and a power cut after a spill made it send again what it had long delivered (769 duplicates,
- * 9 with this; docs/RELIABILITY.md "Scale-out on systemd machines").
+ * only at shutdown, and a power cut after a spill made it send again what it had long delivered (measured in
+ * docs/RELIABILITY.md, "Scale-out on systemd machines").
  */
 const MEMORY_ACTION_QUEUE =
   'queue.type="LinkedList" queue.size="50000" queue.highWatermark="40000" queue.lowWatermark="10000" queue.checkpointInterval="100"';

@@ -310,8 +310,8 @@ describe('rsyslog drop-in', () => {
   it('the in-memory action queue saves its disk part every 100 messages: a power cut after a spill re-sends at most that many', async () => {
     const scan = await scanRsyslogConfig(root('debian12-rsyslog'), { exclude: [RSYSLOG_DROPIN] });
     const action = renderRsyslogDropin(scan, opts).content.match(/action\(type="omfwd"[^)]*\)/s)?.[0] ?? '';
-    // Without it rsyslog writes the queue's state only at shutdown; after a power cut it read 769 delivered
-    // messages again (scripts/scale-out-vm, rsyslog-restart then poweroff).
+    // Without it rsyslog writes the queue's state only at shutdown; after a power cut it sent again what it had
+    // delivered (docs/RELIABILITY.md, "Scale-out on systemd machines").
     expect(action).toMatch(/queue\.type="LinkedList"[^)]*queue\.checkpointInterval="100"/s);
     expect(action).toContain('queue.filename="sentinel-cef-fwd"');
   });
