@@ -432,6 +432,30 @@ describe('forwarder.running when the service user cannot write the queue', () =>
     expect(started).toEqual([CONFIG]);
   });
 
+  // Review finding: a missing queue under a root-owned parent (our state dir, or /srv) must never be answered with
+  // a chown of that parent; create the queue alone for the service user.
+  it.each([
+    ['/var/lib/sentinel-cef', QUEUE],
+    ['/srv', '/srv/q'],
+  ])('a missing queue whose parent %s is root-owned: create only the queue, never chown the parent', async (parent, queue) => {
+    await writeConfig({ sink: { type: 'file', path: '/var/lib/sentinel-cef/out.ndjson' }, queue: { dir: queue } });
+    await rm(join(root, QUEUE), { recursive: true, force: true });
+    await mkdir(join(root, parent), { recursive: true });
+    await chown(join(root, parent), 0, 0);
+    await chmod(join(root, parent), 0o755);
+    const exec = fakeExec({}, { otherwise: () => ({}) });
+    const r = await fwd.checkRunning(
+      ctxFor({ exec, services: { startForwarder: async () => 'started', restartDaemon: async () => 'no' } }),
+    );
+    expect(r.message).toContain(`the service user sentinel-cef cannot write ${parent} (owner root:root, mode 0755)`);
+    expect(r.fix).toBe(
+      `\`install -d -o sentinel-cef -g 998 -m 0750 ${queue}\` (or re-run \`sentinel-cef install\`), then restart the forwarder`,
+    );
+    expect(r.fix).not.toContain('chown');
+    await r.safeFix!.apply();
+    expect(commandLines(exec.calls)).toEqual([`install -d -o 998 -g 998 -m 0750 ${queue}`]);
+  });
+
   it('with the queue writable, suggests the check as the service user, not as root', async () => {
     await chown(join(root, QUEUE), 998, 998);
     const r = await fwd.checkRunning(ctxFor());
