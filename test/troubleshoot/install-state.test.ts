@@ -395,6 +395,30 @@ describe('forwarder.unit: the installed systemd unit against what install render
     expect(c.status).toBe('fail');
     expect(c.details?.fix).toMatchObject({ applied: false, error: expect.stringContaining('reenable') });
     expect(readFileSync(path.join(root, UNIT), 'utf8')).toBe(old);
+    // The rollback's own systemctl failure is reported too, not swallowed (review finding 4).
+    expect((c.details?.fix as { error: string }).error).toMatch(
+      /after restoring \/etc\/systemd\/system\/sentinel-cef-forwarder\.service: .*reenable/,
+    );
+  });
+
+  // Review finding 2: an older record (no unit inputs) with a config that does not parse cannot say the sink's
+  // ReadWritePaths=; rendering anyway would report drift and --fix would lock the forwarder out of its sink.
+  it('an older record and an invalid config: skip, and --fix leaves the unit alone', async () => {
+    const { root } = await installInto('debian12-rsyslog', {}, bootedSystemd);
+    const installed = readFileSync(path.join(root, UNIT), 'utf8');
+    expect(installed).toContain('/var/tmp/scef');
+    const statePath = path.join(root, 'var/lib/sentinel-cef/install-state.json');
+    const state = JSON.parse(readFileSync(statePath, 'utf8')) as { options: { unit?: unknown } };
+    delete state.options.unit;
+    writeFileSync(statePath, JSON.stringify(state));
+    writeFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), '{"sink": ');
+    const calls: string[][] = [];
+    const fixed = await runTroubleshoot({ probes: 0, fix: true, yes: true }, deps(root, calls));
+    const c = fixed.checks.find((x) => x.id === 'forwarder.unit')!;
+    expect(c).toMatchObject({ status: 'skip', message: expect.stringContaining('cannot derive the unit while the config is invalid') });
+    expect(c.details?.fix).toBeUndefined();
+    expect(readFileSync(path.join(root, UNIT), 'utf8')).toBe(installed);
+    expect(commandLines(calls)).not.toContain('systemctl daemon-reload');
   });
 
   it('an install record that cannot be read fails (it is not taken for no install)', async () => {
