@@ -392,6 +392,17 @@ describe('forwarder.delivery with an unwritable file sink', () => {
   });
 });
 
+// Review finding 5: the ports the daemon must forward to are read as the forwarder reads its listen URLs.
+describe('Context.forwarderPorts', () => {
+  it('reads a port behind a ?proxy= query, not the default', async () => {
+    await writeConfig({
+      listen: ['tcp://0.0.0.0:6514?proxy=v2', 'relp://127.0.0.1:2514?proxy=v1', 'udp://127.0.0.1:25230'],
+      sink: { type: 'file', path: '/var/lib/sentinel-cef/out.ndjson' },
+    });
+    expect(await ctxFor().forwarderPorts()).toEqual([6514, 2514, 25230]);
+  });
+});
+
 // Issue 16 item 7: a queue dir the service user cannot write. Quote the forwarder's own error, not the
 // supervisor's restart line, and judge permissions as the service user (as root everything is writable).
 describe('forwarder.running when the service user cannot write the queue', () => {
