@@ -169,6 +169,38 @@ describe('troubleshoot uses what install recorded', () => {
     expect(existsSync(path.join(root, 'etc/sentinel-cef'))).toBe(false);
   });
 
+  // Review finding 3: a drop-in an older release wrote (before queue.checkpointInterval) is healthy, only older:
+  // warn with the advice, and --fix --yes neither rewrites it nor restarts rsyslog.
+  it.each([
+    ['TCP', (_root: string) => {}],
+    [
+      'RELP',
+      (root: string) => {
+        mkdirSync(path.join(root, 'usr/lib/x86_64-linux-gnu/rsyslog'), { recursive: true });
+        writeFileSync(path.join(root, 'usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so'), '');
+      },
+    ],
+  ])("an older install's %s drop-in (no checkpointInterval) warns and --fix --yes leaves rsyslog alone", async (_what, prepare) => {
+    const { root } = await installInto('debian12-rsyslog', {}, prepare);
+    const installed = readFileSync(path.join(root, DROPIN), 'utf8');
+    expect(installed).toContain(' queue.checkpointInterval="100"');
+    const older = installed
+      .replaceAll(' queue.checkpointInterval="100"', '')
+      .replace(/^# Managed by sentinel-cef \S+\./m, '# Managed by sentinel-cef 0.9.0.');
+    writeFileSync(path.join(root, DROPIN), older);
+    // (daemon.running starts the rsyslog this fake machine lacks; that is its own check.)
+    const r = await runTroubleshoot({ probes: 0, fix: true, yes: true }, tsDeps(root, []));
+    const c = r.checks.find((x) => x.id === 'daemon.dropin')!;
+    expect(c.status, c.message).toBe('warn');
+    expect(c.message).toContain('written by an older install: re-run `sentinel-cef install` when quiet to add queue.checkpointInterval');
+    expect(c.details?.fix).toBeUndefined();
+    expect(readFileSync(path.join(root, DROPIN), 'utf8')).toBe(older);
+    // Any other difference is still drift.
+    writeFileSync(path.join(root, DROPIN), older.replace('stop', 'stop\n*.* /var/log/cef.log'));
+    const edited = (await runTroubleshoot({ probes: 0 }, tsDeps(root, []))).checks.find((x) => x.id === 'daemon.dropin')!;
+    expect(edited).toMatchObject({ status: 'fail', message: expect.stringContaining('differs from what install renders') });
+  });
+
   it('an explicit --port overrides the install, and the report says so', async () => {
     const { root } = await installInto('debian12-rsyslog', { port: 1514 });
     const r = await runTroubleshoot({ probes: 0, port: 514 }, tsDeps(root, []));
