@@ -451,7 +451,7 @@ async function renderStep(c: InstallContext): Promise<void> {
     sink: sinkChoice.sink as { type: string; path?: unknown },
     ...(opts.forwarderOnly ? { mode: 'forwarder-only' as const } : {}),
     port: opts.port,
-    readiness: config.readiness ?? null,
+    ...(c.readiness ? { readinessPort: c.readiness.port } : {}),
     intakeStateFile,
   });
   const parsed = forwarderConfigSchema.safeParse(config);

@@ -2,6 +2,7 @@ import type { Context } from '../context.js';
 import type { CheckOutcome } from '../types.js';
 import { mustRun, renderForwarderUnit, unitInputsFrom, UNIT_NAME, UNIT_PATH } from '../../install/service.js';
 import { firstSystemdWord } from '../../install/config-escape.js';
+import { parseHostPort } from '../../config/listen.js';
 import {
   acquireLock,
   BACKUP_ROOT,
@@ -31,16 +32,26 @@ async function expectedUnit(ctx: Context, state: InstallState, onDisk: string): 
   // Without the config the sink's ReadWritePaths= cannot be derived: a unit rendered anyway would lock it out.
   if (!c) return null;
   const execStart = /^ExecStart=(.*)$/m.exec(onDisk)?.[1];
+  const readinessPort = rec.readiness ? readinessPortOf(rec.readiness) : undefined;
   return renderForwarderUnit(
     unitInputsFrom({
       nodePath: (execStart !== undefined ? firstSystemdWord(execStart) : null) ?? (await ctx.deps.exec.which('node')) ?? '/usr/bin/node',
       sink: c?.sink,
       ...(rec.mode ? { mode: rec.mode } : {}),
       port: rec.port,
-      readiness: rec.readiness ?? null,
+      ...(readinessPort !== undefined ? { readinessPort } : {}),
       intakeStateFile: rec.intakeStateFile !== undefined ? rec.intakeStateFile : (c?.intakeStateFile ?? null),
     }),
   );
+}
+
+/** The recorded --readiness address's port, read as install read it. */
+function readinessPortOf(readiness: string): number | undefined {
+  try {
+    return parseHostPort(readiness, '--readiness').port;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
