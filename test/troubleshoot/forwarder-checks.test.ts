@@ -377,7 +377,8 @@ describe('forwarder.delivery with an unwritable file sink', () => {
     [
       'EACCES',
       `open ${path}: EACCES permission denied, open '${path}'`,
-      'may not write /var/lib/sentinel-cef/out.ndjson: `chown sentinel-cef: /var/lib/sentinel-cef`',
+      // Never a chown of our root-owned state directory (review finding 1, the same rule for the sink).
+      "may not write /var/lib/sentinel-cef/out.ndjson, and /var/lib/sentinel-cef is not the forwarder's to own: point sink.path into a directory of its own (e.g. /var/lib/sentinel-cef/data/out.ndjson)",
     ],
     ['EPERM', `append ${path}: EPERM operation not permitted, write`, `\`chattr -i -a ${path}\``],
     ['ENOSPC', `append ${path}: ENOSPC no space left on device, write`, '`df -h /var/lib/sentinel-cef`'],
@@ -389,6 +390,7 @@ describe('forwarder.delivery with an unwritable file sink', () => {
     expect(r.message).toContain(error);
     expect(r.fix).toContain(fix);
     expect(r.fix).not.toContain('see the forwarder log');
+    expect(r.fix).not.toMatch(/chown \S+ \/var\/lib\/sentinel-cef\b(?!\/)/);
   });
 });
 
