@@ -69,6 +69,15 @@ const EXTERNAL_STATE_COMMENT = [
 const MEMORY_ACTION_QUEUE =
   'queue.type="LinkedList" queue.size="50000" queue.highWatermark="40000" queue.lowWatermark="10000" queue.checkpointInterval="100"';
 /**
+ * Template changes since drop-ins were first written, newest first; each `undo` turns a render into the one before
+ * it. troubleshoot takes a drop-in equal to today's render with the first N undone for an older install's, not a
+ * hand edit, and leaves its rewrite (an rsyslog restart) to the operator. The next template change is one entry.
+ */
+export const RSYSLOG_TEMPLATE_CHANGES: ReadonlyArray<{ added: string; undo(text: string): string }> = [
+  { added: 'queue.checkpointInterval', undo: (t) => t.replaceAll(' queue.checkpointInterval="100"', '') },
+];
+
+/**
  * Durable: a disk-only queue, each message synced and the queue's state saved after each (checkpointInterval 1:
  * rsyslog otherwise saves it only at shutdown, and a power cut orphans everything after the last save). The size
  * in messages is not the limit: maxDiskSpace is (rsyslog warns at start that the size is "very large", a warning

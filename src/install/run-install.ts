@@ -366,7 +366,9 @@ async function renderStep(c: InstallContext): Promise<void> {
     if (opts.durable) throw durableNeedsRelp('syslog-ng sends over plain TCP');
     const scan = await scanSyslogNgConfig(fs, { exclude: [SYSLOG_NG_DROPIN] });
     dropin = renderSyslogNgDropin(scan, renderOpts);
-    if (!scan.includesConfD) {
+    // As for rsyslog: the package's own syslog-ng.conf (not on disk yet under --dry-run) includes conf.d.
+    const packageBringsMain = c.daemonInstall.length > 0 && !(await fs.exists(scan.mainFile));
+    if (!scan.includesConfD && !packageBringsMain) {
       // inspect() refuses a link here: its mode would be the link's 0777, its content another file's.
       const main = await fs.inspect(scan.mainFile);
       sharedFiles.add(scan.mainFile);
@@ -449,7 +451,7 @@ async function renderStep(c: InstallContext): Promise<void> {
     sink: sinkChoice.sink as { type: string; path?: unknown },
     ...(opts.forwarderOnly ? { mode: 'forwarder-only' as const } : {}),
     port: opts.port,
-    readiness: config.readiness ?? null,
+    ...(c.readiness ? { readinessPort: c.readiness.port } : {}),
     intakeStateFile,
   });
   const parsed = forwarderConfigSchema.safeParse(config);

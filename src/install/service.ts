@@ -53,13 +53,14 @@ export function unitInputsFrom(o: {
   sink: { type: string; path?: unknown } | undefined;
   mode?: 'forwarder-only';
   port: number;
-  readiness?: string | null;
+  /** The readiness endpoint's port as install parsed it (--readiness), if it listens on one. */
+  readinessPort?: number;
   intakeStateFile: string | null;
 }): Required<UnitInputs> {
   return {
     nodePath: o.nodePath,
     sinkFile: o.sink?.type === 'file' ? String(o.sink.path) : null,
-    bindPrivilegedPort: needsPrivilegedPort(o.mode === 'forwarder-only', o.port, Number(/:(\d+)$/.exec(o.readiness ?? '')?.[1] ?? 65535)),
+    bindPrivilegedPort: needsPrivilegedPort(o.mode === 'forwarder-only', o.port, o.readinessPort),
     intakeStateFile: o.intakeStateFile,
   };
 }

@@ -52,11 +52,14 @@ export class SecretInArgvError extends Error {
   }
 }
 
-/** The same runner with every run()'s options passed through `adjust` first (a deadline, say). */
-export function adjustRuns(exec: Exec, adjust: (opts: ExecOptions) => ExecOptions): Exec {
+/**
+ * The same runner with every run()'s and start()'s options passed through `adjust` first (a deadline, say: a started
+ * child such as a capture must not outlive it either).
+ */
+export function adjustRuns(exec: Exec, adjust: <O extends ExecOptions>(opts: O, kind: 'run' | 'start') => O): Exec {
   return {
-    run: (cmd, args, opts = {}) => exec.run(cmd, args, adjust(opts)),
-    start: (cmd, args, opts) => exec.start(cmd, args, opts),
+    run: (cmd, args, opts = {}) => exec.run(cmd, args, adjust(opts, 'run')),
+    start: (cmd, args, opts = {}) => exec.start(cmd, args, adjust(opts, 'start')),
     which: (cmd) => exec.which(cmd),
     spawnDetached: (cmd, args, opts) => exec.spawnDetached(cmd, args, opts),
     registerSecret: (value) => exec.registerSecret(value),

@@ -1,4 +1,5 @@
 import { SERVICE_USER } from '../install/service.js';
+import { STATE_DIR } from '../install/transaction.js';
 /** One-line advice shared by several checks. */
 
 export function clockText(skewSec: number): string {
@@ -60,6 +61,10 @@ export function fixForFileSink(error: string, path: string): string | undefined 
     case 'EISDIR':
       return `${path} is a directory, not a file: point sink.path at a file inside it (e.g. ${path.replace(/\/$/, '')}/rows.ndjson) in the forwarder config, then restart the forwarder`;
     case 'EACCES':
+      // Our root-owned state (install record, backups uninstall restores into /etc) or a top-level system directory
+      // is never handed to the network-facing service user: the sink moves into a directory of its own instead.
+      if (dir === STATE_DIR || dir.split('/').filter(Boolean).length < 2)
+        return `the service user ${SERVICE_USER} may not write ${path}, and ${dir} is not the forwarder's to own: point sink.path into a directory of its own (e.g. ${STATE_DIR}/data/${path.slice(dir.length + 1) || 'rows.ndjson'}) and re-run \`sentinel-cef install\`; the rows stay queued and are written once it can`;
       return `the service user ${SERVICE_USER} may not write ${path}: \`chown ${SERVICE_USER}: ${dir}\` (and \`chown ${SERVICE_USER}: ${path}\` if it exists); the rows stay queued and are written once it can`;
     case 'EPERM':
       return `${path} refuses writes even to its owner (immutable or append-only attribute?): check \`lsattr ${path}\` and clear it with \`chattr -i -a ${path}\``;

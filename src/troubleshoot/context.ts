@@ -13,6 +13,7 @@ import {
 import { LAYOUT } from './layout.js';
 import type { Health } from '../forwarder/admin-types.js';
 import { validateSemantics } from '../config/load.js';
+import { parseListenUrl, type ListenProtocol } from '../config/listen.js';
 import { formatConfigIssue } from '../errors.js';
 import { unknownKeyMessages } from '../config/unknown-keys.js';
 import { listProcesses, listSockets, type ProcessEntry, type SocketEntry } from './proc.js';
@@ -147,8 +148,8 @@ export class Context {
     const c = await this.config();
     const ports = new Set<number>();
     for (const url of c.config?.listen ?? []) {
-      const m = /:(\d+)\/?$/.exec(url);
-      if (m) ports.add(Number(m[1]));
+      const port = listenPort(url);
+      if (port !== null) ports.add(port);
     }
     if (ports.size === 0) ports.add(this.opts.forwarderPort ?? DEFAULT_FORWARDER_PORT);
     return [...ports];
@@ -261,5 +262,15 @@ export class Context {
   /** Shared result slot for the probe run, read by other checks (e.g. credentials). */
   e2eMemo<T>(f: () => Promise<T>): Promise<T> {
     return this.once('e2e', f);
+  }
+}
+
+/** A listen URL's port as the forwarder reads it (`?proxy=` included), for `protocol` only if given; null if invalid. */
+export function listenPort(url: string, protocol?: ListenProtocol): number | null {
+  try {
+    const l = parseListenUrl(url);
+    return protocol === undefined || l.protocol === protocol ? l.port : null;
+  } catch {
+    return null;
   }
 }

@@ -130,8 +130,11 @@ export async function runTroubleshoot(
   const deadline = deps.now() + opts.timeoutSec * 1000;
   const bounded: TroubleshootDeps = {
     ...deps,
-    exec: adjustRuns(deps.exec, (o) =>
-      checking ? { ...o, timeoutMs: Math.min(o.timeoutMs ?? 30_000, Math.max(500, deadline - deps.now())) } : o,
+    // A started child (the capture) has no timeout of its own: the deadline alone bounds it.
+    exec: adjustRuns(deps.exec, (o, kind) =>
+      checking
+        ? { ...o, timeoutMs: Math.min(o.timeoutMs ?? (kind === 'run' ? 30_000 : Infinity), Math.max(500, deadline - deps.now())) }
+        : o,
     ),
   };
   const ctx = new Context(opts, bounded, resolved.settings);

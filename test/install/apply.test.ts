@@ -795,6 +795,22 @@ describe('with no syslog daemon', () => {
     expect(again.out.join('')).toContain('would run: apt-get install -y rsyslog\n');
   });
 
+  // Review finding 6: the same for syslog-ng; its package's syslog-ng.conf includes conf.d.
+  it('--dry-run --daemon syslog-ng where it is not installed plans the drop-in only, not a syslog-ng.conf of one include', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    rmSync(path.join(root, 'usr/sbin/rsyslogd'));
+    rmSync(path.join(root, 'etc/rsyslog.conf'));
+    const before = snapshot(root);
+    const d = deps(root, fakeExec({ root }));
+    const res = await runInstall(opts({ dryRun: true, yes: false, daemon: 'syslog-ng' }), d.deps);
+    expect(res).toMatchObject({ dryRun: true, daemon: 'syslog-ng' });
+    const out = d.out.join('');
+    expect(out).toMatch(/create {4}\/etc\/syslog-ng\/conf\.d\/\S+\.conf \[0644\]/);
+    expect(out).not.toContain('/etc/syslog-ng/syslog-ng.conf [');
+    expect(out).toContain('would run: apt-get install -y syslog-ng');
+    expect(snapshot(root)).toEqual(before);
+  });
+
   it('without --yes and without a TTY it stops with the command to run', async () => {
     const root = copyFixture('debian12-rsyslog');
     rmSync(path.join(root, 'usr/sbin/rsyslogd'));

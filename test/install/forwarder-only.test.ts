@@ -11,7 +11,7 @@ import { runUninstall } from '../../src/install/run-uninstall.js';
 import { installOptionsSchema } from '../../src/install/options.js';
 import { readState } from '../../src/install/transaction.js';
 import { CliError } from '../../src/errors.js';
-import type { Services } from '../../src/install/service.js';
+import { needsPrivilegedPort, unitInputsFrom, type Services } from '../../src/install/service.js';
 import { forwarderConfigSchema } from '../../src/config/schema.js';
 import { parseListenUrl } from '../../src/config/listen.js';
 import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
@@ -313,6 +313,26 @@ describe('install --forwarder-only', () => {
     const gone = snapshot(root);
     for (const k of Object.keys(gone)) if (k === 'etc/passwd' || k.startsWith('var/log/sentinel-cef-rows/')) delete gone[k];
     expect(gone).toEqual(before);
+  });
+
+  // Review finding 7: the capability follows the readiness port install parsed, one decision for the plan and the unit.
+  it.each([
+    [false, 514, 443, true],
+    [false, 514, 8080, false],
+    [true, 514, undefined, true],
+    [true, 5514, 8080, false],
+    [true, 5514, 80, true],
+  ])('forwarderOnly %s, port %i, readiness port %s: the unit binds below 1024: %s', (forwarderOnly, port, readinessPort, expected) => {
+    const inputs = unitInputsFrom({
+      nodePath: '/usr/bin/node',
+      sink: undefined,
+      ...(forwarderOnly ? { mode: 'forwarder-only' as const } : {}),
+      port,
+      ...(readinessPort !== undefined ? { readinessPort } : {}),
+      intakeStateFile: null,
+    });
+    expect(inputs.bindPrivilegedPort).toBe(expected);
+    expect(inputs.bindPrivilegedPort).toBe(needsPrivilegedPort(forwarderOnly, port, readinessPort));
   });
 
   it('without systemd, refuses a port below the kernel floor (nothing could grant the capability)', async () => {

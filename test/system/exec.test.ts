@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createExec, SecretInArgvError } from '../../src/system/exec.js';
+import { adjustRuns, createExec, SecretInArgvError } from '../../src/system/exec.js';
 
 // The runner's long-lived children (troubleshoot's packet capture): same guards as run(), a stop handle, never a rejection.
 describe('exec.start', () => {
@@ -12,6 +12,21 @@ describe('exec.start', () => {
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect(r.stdout).toBe('packet');
     expect(r.failed).toBe(true);
+  });
+
+  // Review finding 8: troubleshoot's deadline (adjustRuns) bounds a started child too, not only run().
+  it('a deadline given through adjustRuns stops a started child', async () => {
+    const bounded = adjustRuns(createExec(), (o) => ({ ...o, timeoutMs: 300 }));
+    const child = bounded.start('sleep', ['60']);
+    try {
+      const t0 = Date.now();
+      const r = await Promise.race([child.exited, new Promise<null>((res) => setTimeout(() => res(null), 10_000).unref())]);
+      expect(r, 'still running after 10 s').not.toBeNull();
+      expect(r).toMatchObject({ timedOut: true, failed: true });
+      expect(Date.now() - t0).toBeLessThan(10_000);
+    } finally {
+      await child.stop('SIGKILL');
+    }
   });
 
   it('a missing program settles `exited` as not found instead of throwing', async () => {

@@ -353,6 +353,14 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
       'rsyslog sends tcp to 127.0.0.1:25226, but the forwarder listens there on relp only',
       '"relp://127.0.0.1:25226" to "tcp://127.0.0.1:25226"',
     ],
+    // Review finding 5: a PROXY-protocol query on the listen URL still names the port and the protocol.
+    [
+      'omfwd TCP',
+      'relp://127.0.0.1:25226?proxy=v1',
+      'action(type="omfwd" target="127.0.0.1" port="25226" protocol="tcp")',
+      'rsyslog sends tcp to 127.0.0.1:25226, but the forwarder listens there on relp only',
+      '',
+    ],
   ])(
     'names a %s drop-in against a %s listener as a mismatch, though the daemon is connected',
     async (_what, scheme, action, message, change) => {
@@ -361,7 +369,7 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
         root,
         '/etc/sentinel-cef/forwarder.json',
         JSON.stringify({
-          listen: [`${scheme}://127.0.0.1:25226`],
+          listen: [scheme.includes('://') ? scheme : `${scheme}://127.0.0.1:25226`],
           sink: { type: 'file', path: '/var/lib/sentinel-cef/out.ndjson' },
           admin: `127.0.0.1:${admin.port}`,
         }),
@@ -370,7 +378,7 @@ describe('end-to-end probes against a fake daemon and forwarder', () => {
       const f = get(r.checks, 'daemon.forwarding');
       expect(f.status).toBe('fail');
       expect(f.message).toBe(message);
-      expect(f.fix).toContain(`change ${change} in "listen" in /etc/sentinel-cef/forwarder.json`);
+      if (change) expect(f.fix).toContain(`change ${change} in "listen" in /etc/sentinel-cef/forwarder.json`);
     },
   );
 

@@ -377,7 +377,8 @@ describe('forwarder.delivery with an unwritable file sink', () => {
     [
       'EACCES',
       `open ${path}: EACCES permission denied, open '${path}'`,
-      'may not write /var/lib/sentinel-cef/out.ndjson: `chown sentinel-cef: /var/lib/sentinel-cef`',
+      // Never a chown of our root-owned state directory (review finding 1, the same rule for the sink).
+      "may not write /var/lib/sentinel-cef/out.ndjson, and /var/lib/sentinel-cef is not the forwarder's to own: point sink.path into a directory of its own (e.g. /var/lib/sentinel-cef/data/out.ndjson)",
     ],
     ['EPERM', `append ${path}: EPERM operation not permitted, write`, `\`chattr -i -a ${path}\``],
     ['ENOSPC', `append ${path}: ENOSPC no space left on device, write`, '`df -h /var/lib/sentinel-cef`'],
@@ -389,6 +390,18 @@ describe('forwarder.delivery with an unwritable file sink', () => {
     expect(r.message).toContain(error);
     expect(r.fix).toContain(fix);
     expect(r.fix).not.toContain('see the forwarder log');
+    expect(r.fix).not.toMatch(/chown \S+ \/var\/lib\/sentinel-cef\b(?!\/)/);
+  });
+});
+
+// Review finding 5: the ports the daemon must forward to are read as the forwarder reads its listen URLs.
+describe('Context.forwarderPorts', () => {
+  it('reads a port behind a ?proxy= query, not the default', async () => {
+    await writeConfig({
+      listen: ['tcp://0.0.0.0:6514?proxy=v2', 'relp://127.0.0.1:2514?proxy=v1', 'udp://127.0.0.1:25230'],
+      sink: { type: 'file', path: '/var/lib/sentinel-cef/out.ndjson' },
+    });
+    expect(await ctxFor().forwarderPorts()).toEqual([6514, 2514, 25230]);
   });
 });
 
@@ -430,6 +443,30 @@ describe('forwarder.running when the service user cannot write the queue', () =>
     await fixable.safeFix!.apply();
     expect(commandLines(exec.calls)).toEqual([`chown -R 998:998 ${QUEUE}`, `chmod 0750 ${QUEUE}`]);
     expect(started).toEqual([CONFIG]);
+  });
+
+  // Review finding: a missing queue under a root-owned parent (our state dir, or /srv) must never be answered with
+  // a chown of that parent; create the queue alone for the service user.
+  it.each([
+    ['/var/lib/sentinel-cef', QUEUE],
+    ['/srv', '/srv/q'],
+  ])('a missing queue whose parent %s is root-owned: create only the queue, never chown the parent', async (parent, queue) => {
+    await writeConfig({ sink: { type: 'file', path: '/var/lib/sentinel-cef/out.ndjson' }, queue: { dir: queue } });
+    await rm(join(root, QUEUE), { recursive: true, force: true });
+    await mkdir(join(root, parent), { recursive: true });
+    await chown(join(root, parent), 0, 0);
+    await chmod(join(root, parent), 0o755);
+    const exec = fakeExec({}, { otherwise: () => ({}) });
+    const r = await fwd.checkRunning(
+      ctxFor({ exec, services: { startForwarder: async () => 'started', restartDaemon: async () => 'no' } }),
+    );
+    expect(r.message).toContain(`the service user sentinel-cef cannot write ${parent} (owner root:root, mode 0755)`);
+    expect(r.fix).toBe(
+      `\`install -d -o sentinel-cef -g 998 -m 0750 ${queue}\` (or re-run \`sentinel-cef install\`), then restart the forwarder`,
+    );
+    expect(r.fix).not.toContain('chown');
+    await r.safeFix!.apply();
+    expect(commandLines(exec.calls)).toEqual([`install -d -o 998 -g 998 -m 0750 ${queue}`]);
   });
 
   it('with the queue writable, suggests the check as the service user, not as root', async () => {

@@ -169,6 +169,38 @@ describe('troubleshoot uses what install recorded', () => {
     expect(existsSync(path.join(root, 'etc/sentinel-cef'))).toBe(false);
   });
 
+  // Review finding 3: a drop-in an older release wrote (before queue.checkpointInterval) is healthy, only older:
+  // warn with the advice, and --fix --yes neither rewrites it nor restarts rsyslog.
+  it.each([
+    ['TCP', (_root: string) => {}],
+    [
+      'RELP',
+      (root: string) => {
+        mkdirSync(path.join(root, 'usr/lib/x86_64-linux-gnu/rsyslog'), { recursive: true });
+        writeFileSync(path.join(root, 'usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so'), '');
+      },
+    ],
+  ])("an older install's %s drop-in (no checkpointInterval) warns and --fix --yes leaves rsyslog alone", async (_what, prepare) => {
+    const { root } = await installInto('debian12-rsyslog', {}, prepare);
+    const installed = readFileSync(path.join(root, DROPIN), 'utf8');
+    expect(installed).toContain(' queue.checkpointInterval="100"');
+    const older = installed
+      .replaceAll(' queue.checkpointInterval="100"', '')
+      .replace(/^# Managed by sentinel-cef \S+\./m, '# Managed by sentinel-cef 0.9.0.');
+    writeFileSync(path.join(root, DROPIN), older);
+    // (daemon.running starts the rsyslog this fake machine lacks; that is its own check.)
+    const r = await runTroubleshoot({ probes: 0, fix: true, yes: true }, tsDeps(root, []));
+    const c = r.checks.find((x) => x.id === 'daemon.dropin')!;
+    expect(c.status, c.message).toBe('warn');
+    expect(c.message).toContain('written by an older install: re-run `sentinel-cef install` when quiet to add queue.checkpointInterval');
+    expect(c.details?.fix).toBeUndefined();
+    expect(readFileSync(path.join(root, DROPIN), 'utf8')).toBe(older);
+    // Any other difference is still drift.
+    writeFileSync(path.join(root, DROPIN), older.replace('stop', 'stop\n*.* /var/log/cef.log'));
+    const edited = (await runTroubleshoot({ probes: 0 }, tsDeps(root, []))).checks.find((x) => x.id === 'daemon.dropin')!;
+    expect(edited).toMatchObject({ status: 'fail', message: expect.stringContaining('differs from what install renders') });
+  });
+
   it('an explicit --port overrides the install, and the report says so', async () => {
     const { root } = await installInto('debian12-rsyslog', { port: 1514 });
     const r = await runTroubleshoot({ probes: 0, port: 514 }, tsDeps(root, []));
@@ -395,6 +427,30 @@ describe('forwarder.unit: the installed systemd unit against what install render
     expect(c.status).toBe('fail');
     expect(c.details?.fix).toMatchObject({ applied: false, error: expect.stringContaining('reenable') });
     expect(readFileSync(path.join(root, UNIT), 'utf8')).toBe(old);
+    // The rollback's own systemctl failure is reported too, not swallowed (review finding 4).
+    expect((c.details?.fix as { error: string }).error).toMatch(
+      /after restoring \/etc\/systemd\/system\/sentinel-cef-forwarder\.service: .*reenable/,
+    );
+  });
+
+  // Review finding 2: an older record (no unit inputs) with a config that does not parse cannot say the sink's
+  // ReadWritePaths=; rendering anyway would report drift and --fix would lock the forwarder out of its sink.
+  it('an older record and an invalid config: skip, and --fix leaves the unit alone', async () => {
+    const { root } = await installInto('debian12-rsyslog', {}, bootedSystemd);
+    const installed = readFileSync(path.join(root, UNIT), 'utf8');
+    expect(installed).toContain('/var/tmp/scef');
+    const statePath = path.join(root, 'var/lib/sentinel-cef/install-state.json');
+    const state = JSON.parse(readFileSync(statePath, 'utf8')) as { options: { unit?: unknown } };
+    delete state.options.unit;
+    writeFileSync(statePath, JSON.stringify(state));
+    writeFileSync(path.join(root, 'etc/sentinel-cef/forwarder.json'), '{"sink": ');
+    const calls: string[][] = [];
+    const fixed = await runTroubleshoot({ probes: 0, fix: true, yes: true }, deps(root, calls));
+    const c = fixed.checks.find((x) => x.id === 'forwarder.unit')!;
+    expect(c).toMatchObject({ status: 'skip', message: expect.stringContaining('cannot derive the unit while the config is invalid') });
+    expect(c.details?.fix).toBeUndefined();
+    expect(readFileSync(path.join(root, UNIT), 'utf8')).toBe(installed);
+    expect(commandLines(calls)).not.toContain('systemctl daemon-reload');
   });
 
   it('an install record that cannot be read fails (it is not taken for no install)', async () => {

@@ -9,7 +9,7 @@ import { inspectRsyslogSpool, inspectSyslogNgBuffers } from '../spool.js';
 import { stripConfigComments } from '../../install/config-text.js';
 import { detectIpv6 } from '../../system/ipv6.js';
 import { hasRsyslogModule, scanRsyslogConfig } from '../../install/rsyslog-config.js';
-import { insertRsyslogInclude, RSYSLOG_INCLUDE_LINE } from '../../install/render-rsyslog.js';
+import { insertRsyslogInclude, RSYSLOG_INCLUDE_LINE, RSYSLOG_TEMPLATE_CHANGES } from '../../install/render-rsyslog.js';
 import { BACKUP_ROOT, FileTransaction, readState, writeState } from '../../install/transaction.js';
 import { HEADER_MARGIN, probeSize, sizeLimits, UDP_MAX_PAYLOAD } from '../facts.js';
 
@@ -60,6 +60,21 @@ export async function checkDaemonRunning(ctx: Context): Promise<CheckOutcome> {
 }
 
 /** Ignores the "Managed by sentinel-cef <version>" header so an upgrade alone is not drift. */
+/** The settings an older install's drop-in lacks, when it equals a render with the latest template changes undone. */
+function olderRender(expected: Array<{ content: string }>, onDisk: string): string | null {
+  const have = normalise(onDisk);
+  for (const e of expected) {
+    let text = e.content;
+    const added: string[] = [];
+    for (const change of RSYSLOG_TEMPLATE_CHANGES) {
+      text = change.undo(text);
+      added.push(change.added);
+      if (normalise(text) === have) return added.join(', ');
+    }
+  }
+  return null;
+}
+
 function normalise(text: string): string {
   return text.replace(/^# Managed by sentinel-cef \S+\./m, '# Managed by sentinel-cef.').replace(/\s+$/, '');
 }
@@ -206,9 +221,11 @@ async function checkDropInFile(ctx: Context): Promise<CheckOutcome> {
     problems.push('CEF is not stopped after forwarding (duplicates into /var/log and Syslog)');
   if (d.name === 'syslog-ng' && !/\bfinal\b/.test(text))
     problems.push('the log path lacks flags(final) (duplicates into /var/log and Syslog)');
+  let olderInstall: string | null = null;
   if (expected) {
     const match = expected.find((e) => normalise(e.content) === normalise(onDisk));
-    if (!match)
+    if (!match) olderInstall = d.name === 'rsyslog' ? olderRender(expected, onDisk) : null;
+    if (!match && !olderInstall)
       problems.push(`it differs from what install renders (${firstDifference(normalise(onDisk), normalise(expected[0].content))})`);
   }
   if (relpGone) problems.push(relpProblem);
@@ -220,6 +237,18 @@ async function checkDropInFile(ctx: Context): Promise<CheckOutcome> {
       fix: relpGone ? relpFix : `re-run \`sentinel-cef install\` to rewrite ${path} (local edits there are overwritten)`,
       safeFix: rerender,
       details: { path },
+    };
+  }
+  if (olderInstall) {
+    // Healthy, only older: rewriting it restarts rsyslog, which loses the senders' in-flight plain-TCP lines, so
+    // no automatic fix; the operator picks a quiet moment.
+    const advice = `re-run \`sentinel-cef install\` when quiet to add ${olderInstall} (it restarts ${d.name})`;
+    return {
+      ...base,
+      status: 'warn',
+      message: `${path} was written by an older install: ${advice}`,
+      fix: advice,
+      details: { path, olderInstall },
     };
   }
   return {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { ProbeStatus } from '../../forwarder/admin-types.js';
-import type { Context } from '../context.js';
+import { listenPort, type Context } from '../context.js';
 import { LAYOUT } from '../layout.js';
 import { buildSizedProbe } from '../../forwarder/send-test.js';
 import { daemonToForwarder, isLoopback, reachableFromLoopback, type SocketEntry } from '../proc.js';
@@ -137,9 +137,7 @@ export async function forwardPath(
       sends.add(m[1].startsWith('udp') || tr === 'udp' ? 'udp' : 'tcp');
     }
   }
-  const relpPorts = new Set(
-    ((await ctx.config()).config?.listen ?? []).filter((u) => u.startsWith('relp://')).map((u) => Number(/:(\d+)\/?$/.exec(u)?.[1])),
-  );
+  const relpPorts = new Set(((await ctx.config()).config?.listen ?? []).map((u) => listenPort(u, 'relp')));
   const listens = [
     ...new Set(
       (await ctx.listeners())

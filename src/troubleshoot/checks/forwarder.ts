@@ -421,6 +421,19 @@ function chownQueueFix(ctx: Context, dir: string, user: { uid: number; gid: numb
   };
 }
 
+function createQueueFix(ctx: Context, dir: string, user: { uid: number; gid: number }): SafeFix {
+  const restart = restartForwarderFix(ctx);
+  const args = ['-d', '-o', String(user.uid), '-g', String(user.gid), '-m', '0750', dir];
+  return {
+    description: `create ${dir} for ${SERVICE_USER} (install -d, mode 0750) and ${restart.description}`,
+    async apply() {
+      const r = await ctx.deps.exec.run('install', args, { timeoutMs: 30_000 });
+      if (r.exitCode !== 0) throw new Error(`install ${args.join(' ')}: ${(r.stderr || r.stdout).trim() || `exit ${r.exitCode}`}`);
+      await restart.apply();
+    },
+  };
+}
+
 /**
  * What keeps a user from using a path (bits 4 read, 2|1 write, 1 search), judged by owner, group and mode along
  * the way and through symlinks (a link's own mode says nothing: its target is walked): the first directory it
@@ -472,8 +485,18 @@ async function queueDirProblem(ctx: Context, userName = SERVICE_USER): Promise<{
   const denied = await accessProblem(ctx, dir, user, 3, true);
   if (!denied) return null;
   const p = denied.path;
+  const message = `the service user ${userName} cannot ${denied.need === 3 ? 'write' : 'enter'} ${p} (owner ${denied.owner}, mode ${denied.mode}), so the forwarder cannot open its queue ${dir}`;
+  // The queue is missing and its parent is the system's (or our root-owned state): create only the queue for the
+  // service user. Handing it the parent would let it choose what root later writes there (uninstall restores backups).
+  if (denied.createIn) {
+    return {
+      message,
+      fix: `\`install -d -o ${userName} -g ${user.gid} -m 0750 ${dir}\` (or re-run \`sentinel-cef install\`), then restart the forwarder`,
+      safeFix: createQueueFix(ctx, dir, user),
+    };
+  }
   return {
-    message: `the service user ${userName} cannot ${denied.need === 3 ? 'write' : 'enter'} ${p} (owner ${denied.owner}, mode ${denied.mode}), so the forwarder cannot open its queue ${dir}`,
+    message,
     fix:
       denied.need === 3
         ? `\`chown -R ${userName}: ${p}\` (or re-run \`sentinel-cef install\`), then restart the forwarder`

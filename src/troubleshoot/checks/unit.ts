@@ -2,6 +2,7 @@ import type { Context } from '../context.js';
 import type { CheckOutcome } from '../types.js';
 import { mustRun, renderForwarderUnit, unitInputsFrom, UNIT_NAME, UNIT_PATH } from '../../install/service.js';
 import { firstSystemdWord } from '../../install/config-escape.js';
+import { parseHostPort } from '../../config/listen.js';
 import {
   acquireLock,
   BACKUP_ROOT,
@@ -24,21 +25,33 @@ function normalise(text: string): string {
  * The unit install renders from this record: its recorded inputs, or for a record older than them, inputs derived
  * as install derives them, with the node install chose read back from ExecStart (unescaped as systemd reads it).
  */
-async function expectedUnit(ctx: Context, state: InstallState, onDisk: string): Promise<string> {
+async function expectedUnit(ctx: Context, state: InstallState, onDisk: string): Promise<string | null> {
   const rec = state.options!;
   if (rec.unit) return renderForwarderUnit(rec.unit);
   const c = (await ctx.config()).config;
+  // Without the config the sink's ReadWritePaths= cannot be derived: a unit rendered anyway would lock it out.
+  if (!c) return null;
   const execStart = /^ExecStart=(.*)$/m.exec(onDisk)?.[1];
+  const readinessPort = rec.readiness ? readinessPortOf(rec.readiness) : undefined;
   return renderForwarderUnit(
     unitInputsFrom({
       nodePath: (execStart !== undefined ? firstSystemdWord(execStart) : null) ?? (await ctx.deps.exec.which('node')) ?? '/usr/bin/node',
       sink: c?.sink,
       ...(rec.mode ? { mode: rec.mode } : {}),
       port: rec.port,
-      readiness: rec.readiness ?? null,
+      ...(readinessPort !== undefined ? { readinessPort } : {}),
       intakeStateFile: rec.intakeStateFile !== undefined ? rec.intakeStateFile : (c?.intakeStateFile ?? null),
     }),
   );
+}
+
+/** The recorded --readiness address's port, read as install read it. */
+function readinessPortOf(readiness: string): number | undefined {
+  try {
+    return parseHostPort(readiness, '--readiness').port;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -67,6 +80,13 @@ export async function checkUnit(ctx: Context): Promise<CheckOutcome> {
     return { ...base, status: 'fail', message: `${UNIT_PATH} is missing`, fix: 're-run `sentinel-cef install`' };
   }
   const expected = await expectedUnit(ctx, state!, onDisk);
+  if (expected === null) {
+    return {
+      ...base,
+      status: 'skip',
+      message: `cannot derive the unit while the config is invalid: fix ${ctx.opts.configPath} first (see forwarder.config)`,
+    };
+  }
   if (normalise(onDisk) === normalise(expected)) return { ...base, status: 'pass', message: `${UNIT_PATH} matches what install renders` };
   const have = new Set(onDisk.split('\n').map((l) => l.trim()));
   const lacking = expected.split('\n').filter((l) => /^(After|PartOf|WantedBy)=rsyslog\.service$/.test(l) && !have.has(l));
@@ -91,6 +111,7 @@ export async function checkUnit(ctx: Context): Promise<CheckOutcome> {
           const now = await readState(ctx.fs);
           if (!now?.options) throw new Error(`${STATE_FILE} no longer records an install`);
           const unit = await expectedUnit(ctx, now, (await ctx.fs.readText(UNIT_PATH)) ?? '');
+          if (unit === null) throw new Error(`cannot derive the unit while ${ctx.opts.configPath} is invalid`);
           const run = { exec: ctx.deps.exec };
           // Plan: the unit's bytes, mode and owner are noted and backed up before the write; any failing step puts them back.
           const tx = new FileTransaction(ctx.fs);
@@ -103,8 +124,12 @@ export async function checkUnit(ctx: Context): Promise<CheckOutcome> {
             await mustRun(run, 'systemctl', ['reenable', UNIT_NAME]);
           } catch (err) {
             await tx.rollback();
-            await mustRun(run, 'systemctl', ['daemon-reload']).catch(() => {});
-            await mustRun(run, 'systemctl', ['reenable', UNIT_NAME]).catch(() => {});
+            // The unit is back; systemd must read it again. Failures here are reported with the cause, not hidden.
+            const also: string[] = [];
+            for (const args of [['daemon-reload'], ['reenable', UNIT_NAME]]) {
+              await mustRun(run, 'systemctl', args).catch((e: unknown) => also.push((e as Error).message));
+            }
+            if (also.length) throw new Error(`${(err as Error).message}; after restoring ${UNIT_PATH}: ${also.join('; ')}`, { cause: err });
             throw err;
           }
           ctx.deps.progress(`rewrote ${UNIT_PATH}; the previous one is in ${tx.backupDir}`);
