@@ -82,6 +82,38 @@ export function tcpConnect(port: number, host = '127.0.0.1'): Promise<Socket> {
   });
 }
 
+/** What librelp offers when it opens a session. */
+export const RELP_OFFERS = 'relp_version=0\nrelp_software=librelp,1.11.0,https://librelp.adiscon.com\ncommands=syslog';
+
+/** One RELP frame as a sender writes it: `TXNR COMMAND LEN [SP DATA] LF`. */
+export const relpFrame = (txnr: number, cmd: string, data = ''): string =>
+  data === '' ? `${txnr} ${cmd} 0\n` : `${txnr} ${cmd} ${Buffer.byteLength(data)} ${data}\n`;
+
+export interface RelpAnswer {
+  txnr: number;
+  /** A response's data (the open answer's holds LFs), or a hint's command (`serverclose`). */
+  text: string;
+}
+
+/** The server's answers on a RELP client socket as they arrive, and when the socket closed. */
+export function relpAnswers(s: Socket): { answers: RelpAnswer[]; closed: Promise<void> } {
+  const answers: RelpAnswer[] = [];
+  let buf = '';
+  s.on('data', (c: Buffer) => {
+    buf += c.toString('latin1');
+    for (;;) {
+      const m = /^(\d+) (\w+) (\d+) ?/.exec(buf);
+      if (!m) return;
+      const len = Number(m[3]);
+      if (buf.length < m[0].length + len + 1) return;
+      answers.push({ txnr: Number(m[1]), text: m[2] === 'rsp' ? buf.slice(m[0].length, m[0].length + len) : m[2]! });
+      buf = buf.slice(m[0].length + len + 1);
+    }
+  });
+  const closed = new Promise<void>((r) => s.on('close', () => r()));
+  return { answers, closed };
+}
+
 export function writeAndEnd(s: Socket, data: string | Buffer): Promise<void> {
   return new Promise((resolve) => s.end(data, () => resolve()));
 }

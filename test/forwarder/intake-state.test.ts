@@ -4,26 +4,13 @@ import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
-import { cef, makeConfig, readRows, silent, tcpConnect, tempDir, waitFor } from './helpers.js';
+import { cef, makeConfig, readRows, RELP_OFFERS, relpAnswers, relpFrame, silent, tcpConnect, tempDir, waitFor } from './helpers.js';
 
 // rsyslog reads the state file before each batch (action.externalstate.file); issue 15, docs/RELIABILITY.md item 13.
-const OFFERS = 'relp_version=0\nrelp_software=librelp,1.11.0,https://librelp.adiscon.com\ncommands=syslog';
-const frame = (txnr: number, cmd: string, data = ''): string => `${txnr} ${cmd} ${Buffer.byteLength(data)}${data ? ` ${data}` : ''}\n`;
-
-/** Transaction numbers the forwarder answered 200 OK on this session. */
-function okAnswers(s: Socket): number[] {
-  const ok: number[] = [];
-  let buf = '';
-  s.on('data', (c: Buffer) => {
-    buf += c.toString('latin1');
-    for (;;) {
-      const m = /^(\d+) (\w+) (\d+) ?/.exec(buf);
-      if (!m || buf.length < m[0].length + Number(m[3]) + 1) return;
-      if (m[2] === 'rsp' && buf.startsWith('200', m[0].length)) ok.push(Number(m[1]));
-      buf = buf.slice(m[0].length + Number(m[3]) + 1);
-    }
-  });
-  return ok;
+/** Transaction numbers the forwarder answered 200 OK on this session, so far. */
+function okAnswers(s: Socket): () => number[] {
+  const { answers } = relpAnswers(s);
+  return () => answers.filter((a) => a.text.startsWith('200')).map((a) => a.txnr);
 }
 
 const stateOf = (file: string): string | null => {
@@ -52,14 +39,14 @@ describe('intake state file', () => {
 
     const s = await tcpConnect(fwd.addresses.find((a) => a.protocol === 'relp')!.port);
     const ok = okAnswers(s);
-    s.write(frame(1, 'open', OFFERS) + frame(2, 'syslog', cef(0)));
-    await waitFor(() => ok.includes(2), 5000, 'the first message answered');
+    s.write(relpFrame(1, 'open', RELP_OFFERS) + relpFrame(2, 'syslog', cef(0)));
+    await waitFor(() => ok().includes(2), 5000, 'the first message answered');
 
     const stopping = fwd.shutdown();
     await waitFor(() => stateOf(file) === 'SUSPENDED\n', 2000, 'SUSPENDED');
     // The batch rsyslog began before it could read SUSPENDED: still appended and answered.
-    s.write(frame(3, 'syslog', cef(1)));
-    await waitFor(() => ok.includes(3), 2500, 'an answer during the grace');
+    s.write(relpFrame(3, 'syslog', cef(1)));
+    await waitFor(() => ok().includes(3), 2500, 'an answer during the grace');
     await stopping;
     fwd = null;
     expect(stateOf(file)).toBe('SUSPENDED\n');
@@ -80,21 +67,21 @@ describe('intake state file', () => {
     fwd = await startForwarder(config, { logger: silent, intakeStateGraceMs: 1000, intakeStateMaxGraceMs: 20_000 });
     const s = await tcpConnect(fwd.addresses.find((a) => a.protocol === 'relp')!.port);
     const ok = okAnswers(s);
-    s.write(frame(1, 'open', OFFERS));
-    await waitFor(() => ok.includes(1), 5000, 'the open answered');
+    s.write(relpFrame(1, 'open', RELP_OFFERS));
+    await waitFor(() => ok().includes(1), 5000, 'the open answered');
 
     const stopping = fwd.shutdown();
     await waitFor(() => stateOf(file) === 'SUSPENDED\n', 2000, 'SUSPENDED');
     // One frame every 200 ms for 3 s: five times the gap, three times the grace.
     const n = 15;
     for (let i = 0; i < n; i++) {
-      s.write(frame(i + 2, 'syslog', cef(i)));
+      s.write(relpFrame(i + 2, 'syslog', cef(i)));
       await new Promise((r) => setTimeout(r, 200));
     }
-    await waitFor(() => ok.includes(n + 1), 5000, 'the last frame answered');
+    await waitFor(() => ok().includes(n + 1), 5000, 'the last frame answered');
     await stopping;
     fwd = null;
-    expect(ok).toEqual(Array.from({ length: n + 1 }, (_, i) => i + 1));
+    expect(ok()).toEqual(Array.from({ length: n + 1 }, (_, i) => i + 1));
     expect(readRows((config.sink as { path: string }).path)).toHaveLength(n);
     s.destroy();
   });
@@ -105,9 +92,9 @@ describe('intake state file', () => {
     fwd = await startForwarder(config, { logger: silent, intakeStateGraceMs: 500, intakeStateMaxGraceMs: 1500 });
     const s = await tcpConnect(fwd.addresses.find((a) => a.protocol === 'relp')!.port);
     s.on('error', () => {});
-    s.write(frame(1, 'open', OFFERS));
+    s.write(relpFrame(1, 'open', RELP_OFFERS));
     let txnr = 2;
-    const drip = setInterval(() => s.writable && s.write(frame(txnr++, 'syslog', cef(txnr))), 100);
+    const drip = setInterval(() => s.writable && s.write(relpFrame(txnr++, 'syslog', cef(txnr))), 100);
     const t0 = Date.now();
     await fwd.shutdown();
     fwd = null;

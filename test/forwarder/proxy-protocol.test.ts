@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseListenUrl } from '../../src/config/listen.js';
 import { startForwarder, type RunningForwarder } from '../../src/forwarder/forwarder.js';
 import { MAX_V2_BYTES, parseProxyHeader } from '../../src/forwarder/proxy-protocol.js';
-import { cef, makeConfig, readRows, tempDir, waitFor } from './helpers.js';
+import { cef, makeConfig, readRows, type RelpAnswer, RELP_OFFERS, relpAnswers, relpFrame, tempDir, waitFor } from './helpers.js';
 
 let fwd: RunningForwarder | null = null;
 const dirs: string[] = [];
@@ -303,9 +303,6 @@ describe('PROXY protocol behind a relaying balancer', () => {
   });
 });
 
-const RELP_OFFERS = 'relp_version=0\nrelp_software=librelp,1.11.0\ncommands=syslog';
-const relpFrame = (txnr: number, cmd: string, data = ''): string =>
-  data === '' ? `${txnr} ${cmd} 0\n` : `${txnr} ${cmd} ${Buffer.byteLength(data)} ${data}\n`;
 /** An omrelp session: open, `n` CEF messages, close. */
 const relpSession = (n: number): Buffer =>
   Buffer.from(
@@ -313,21 +310,8 @@ const relpSession = (n: number): Buffer =>
       Array.from({ length: n }, (_, i) => relpFrame(i + 2, 'syslog', cef(i))).join('') +
       relpFrame(n + 2, 'close'),
   );
-/** The server's answers on a RELP client socket: `TXNR rsp LEN DATA` (data's first line) or a hint's command. */
-function relpAnswers(s: Socket): Array<[number, string]> {
-  const out: Array<[number, string]> = [];
-  let buf = '';
-  s.on('data', (c: Buffer) => {
-    buf += c.toString('latin1');
-    for (;;) {
-      const m = /^(\d+) (\w+) (\d+) ?/.exec(buf);
-      if (!m || buf.length < m[0].length + Number(m[3]) + 1) return;
-      out.push([Number(m[1]), m[2] === 'rsp' ? buf.slice(m[0].length, m[0].length + Number(m[3])).split('\n')[0]! : m[2]!]);
-      buf = buf.slice(m[0].length + Number(m[3]) + 1);
-    }
-  });
-  return out;
-}
+/** The answers as `[TXNR, first line]`: the open answer's offers are not this test's business. */
+const firstLines = (answers: RelpAnswer[]): Array<[number, string]> => answers.map((a) => [a.txnr, a.text.split('\n')[0]!]);
 
 describe('PROXY protocol on RELP (HAProxy send-proxy in front of omrelp senders)', () => {
   it.each([
@@ -341,10 +325,10 @@ describe('PROXY protocol on RELP (HAProxy send-proxy in front of omrelp senders)
       const { f, log, path, port } = await start([`relp://127.0.0.1:0?proxy=${version}`]);
       expect(f.addresses[0]!.url).toMatch(new RegExp(`^relp://127\\.0\\.0\\.1:\\d+\\?proxy=${version}$`));
       const s = await open(port('relp'));
-      const answers = relpAnswers(s);
+      const { answers } = relpAnswers(s);
       await dribble(s, Buffer.concat([header, relpSession(20)]), 7);
       await closed(s);
-      expect(answers).toEqual([
+      expect(firstLines(answers)).toEqual([
         [1, '200 OK'],
         ...Array.from({ length: 20 }, (_, i) => [i + 2, '200 OK']),
         [22, '200 OK'],
@@ -364,10 +348,10 @@ describe('PROXY protocol on RELP (HAProxy send-proxy in front of omrelp senders)
   ] as const)('%s: accepted, the peer is the sender', async (_n, version, header) => {
     const { log, path, port } = await start([`relp://127.0.0.1:0?proxy=${version}`]);
     const s = await open(port('relp'));
-    const answers = relpAnswers(s);
+    const { answers } = relpAnswers(s);
     s.write(Buffer.concat([header, relpSession(1)]));
     await closed(s);
-    expect(answers.map((a) => a[1])).toEqual(['200 OK', '200 OK', '200 OK', 'serverclose']);
+    expect(firstLines(answers).map((a) => a[1])).toEqual(['200 OK', '200 OK', '200 OK', 'serverclose']);
     await waitFor(() => readRows(path).length === 1, 5000, 'row');
     expect(through(log)).toEqual([]);
   });
@@ -383,7 +367,7 @@ describe('PROXY protocol on RELP (HAProxy send-proxy in front of omrelp senders)
     for (let i = 0; i < 2; i++) {
       const s = await open(port('relp'));
       s.on('error', () => {});
-      const answers = relpAnswers(s);
+      const { answers } = relpAnswers(s);
       const t0 = Date.now();
       s.write(bytes);
       await closed(s);

@@ -9,11 +9,19 @@ import { ProbeTracker } from '../../src/forwarder/probes.js';
 import { RelpParser, RelpProtocolError, relpAcks, relpOpenResponse, type RelpCommand } from '../../src/forwarder/relp.js';
 import { SeqChecker } from '../../scripts/load/chkseq.js';
 import { relpGenerate } from '../../scripts/load/relp-gen.js';
-import { cef, makeConfig, readNdjson, readRows, silent, tcpConnect, tempDir, waitFor } from './helpers.js';
-
-const OFFERS = 'relp_version=0\nrelp_software=librelp,1.11.0,https://librelp.adiscon.com\ncommands=syslog';
-const frame = (txnr: number, cmd: string, data = ''): string =>
-  data === '' ? `${txnr} ${cmd} 0\n` : `${txnr} ${cmd} ${Buffer.byteLength(data)} ${data}\n`;
+import {
+  cef,
+  makeConfig,
+  readNdjson,
+  readRows,
+  RELP_OFFERS as OFFERS,
+  relpAnswers as collectAnswers,
+  relpFrame as frame,
+  silent,
+  tcpConnect,
+  tempDir,
+  waitFor,
+} from './helpers.js';
 const session = (msgs: string[], first = 1): string =>
   frame(first, 'open', OFFERS) + msgs.map((m, i) => frame(first + 1 + i, 'syslog', m)).join('');
 
@@ -92,26 +100,6 @@ describe('RELP frame parser', () => {
     expect(relpAcks([2, 3])).toBe('2 rsp 6 200 OK\n3 rsp 6 200 OK\n');
   });
 });
-
-/** The server's answers on a client socket, parsed with the same frame parser (its TXNRs are the client's). */
-function collectAnswers(s: Socket): { answers: Array<{ txnr: number; text: string }>; closed: Promise<void> } {
-  const answers: Array<{ txnr: number; text: string }> = [];
-  let buf = '';
-  // TXNR COMMAND LEN [SP DATA] LF, where DATA may hold LFs (the open answer); a hint is recorded by its command.
-  s.on('data', (c: Buffer) => {
-    buf += c.toString('latin1');
-    for (;;) {
-      const m = /^(\d+) (\w+) (\d+) ?/.exec(buf);
-      if (!m) return;
-      const len = Number(m[3]);
-      if (buf.length < m[0].length + len + 1) return;
-      answers.push({ txnr: Number(m[1]), text: m[2] === 'rsp' ? buf.slice(m[0].length, m[0].length + len) : m[2]! });
-      buf = buf.slice(m[0].length + len + 1);
-    }
-  });
-  const closed = new Promise<void>((r) => s.on('close', () => r()));
-  return { answers, closed };
-}
 
 interface Appended {
   messages: string[];
