@@ -14,6 +14,8 @@ import {
   waitRows,
   waitFor,
   type Vm,
+  ROWS,
+  UNIT,
 } from './vm-env.js';
 
 // Issue 15: every sink under the real hardened unit (HTTPS, a token from an Entra authority, gzip, the disk queue),
@@ -22,12 +24,10 @@ import {
 const reason = vmSkipReason();
 if (reason) console.warn(`VM suites skipped: ${reason}`);
 
-const UNIT = 'sentinel-cef-forwarder';
 const MOCK = '/var/lib/mock-azure';
 /** Where an operator puts a private CA; the service user can read it under ProtectSystem=strict and PrivateUsers. */
 const CA = '/usr/local/share/ca-certificates/mock-azure.crt';
 const DROPIN = `/etc/systemd/system/${UNIT}.service.d/private-ca.conf`;
-const ROWS = '/var/lib/sentinel-cef-trial/rows.ndjson';
 
 interface MockInfo {
   url: string;

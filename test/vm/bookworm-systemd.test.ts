@@ -22,15 +22,15 @@ import {
   waitFor,
   waitRows,
   type Vm,
+  ROWS,
+  UNIT,
 } from './vm-env.js';
 
 const reason = vmSkipReason();
 if (reason) console.warn(`VM suites skipped: ${reason}`);
 
-const ROWS = '/var/lib/sentinel-cef-trial/rows.ndjson';
 /** The README's lines that only a systemd machine prints (`<!-- walk-systemd:STEP rsyslog -->`). */
 const systemdBlocks = readWalkBlocks(readFileSync(path.join(import.meta.dirname, '../../README.md'), 'utf8'), 'walk-systemd');
-const UNIT = 'sentinel-cef-forwarder';
 
 /** Distinct TAG-N messages in the forwarder's disk queue (its segments hold the raw messages): only this test's. */
 const queued = (tag: string) =>

@@ -3,13 +3,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootVm, repo, seqsIn, vmSkipReason, type Vm } from './vm-env.js';
+import { bootVm, repo, seqsIn, vmSkipReason, type Vm, ROWS, UNIT } from './vm-env.js';
 
 const reason = vmSkipReason();
 if (reason) console.warn(`VM suites skipped: ${reason}`);
 
-const ROWS = '/var/lib/sentinel-cef-trial/rows.ndjson';
-const UNIT = 'sentinel-cef-forwarder';
 const VM_CACHE = process.env.SENTINEL_CEF_VM_CACHE ?? '/var/cache/sentinel-cef-vm';
 
 /**

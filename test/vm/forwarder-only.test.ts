@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootVm, CLI, etcSnapshot, expectExposureAtMost, lossAndDups, vmSkipReason, waitRows, type Vm } from './vm-env.js';
+import { bootVm, CLI, etcSnapshot, expectExposureAtMost, lossAndDups, vmSkipReason, waitRows, type Vm, ROWS, UNIT } from './vm-env.js';
 
 const reason = vmSkipReason();
 if (reason) console.warn(`VM suites skipped: ${reason}`);
 
-const ROWS = '/var/lib/sentinel-cef-trial/rows.ndjson';
-const UNIT = 'sentinel-cef-forwarder';
 const line = (seq: string) => `<134>Dec  6 10:00:00 fw1 CEF:0|Acme|FW|1.0|100|vm event|3|src=10.0.0.1 cs1Label=Seq cs1=${seq}`;
 
 // A forwarder-only node as a scale set runs it: no syslog daemon, the forwarder on 514 under the real unit.

@@ -1,10 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootVm, CLI, cefLines, lossAndDups, vmSkipReason, waitRows, type Vm } from './vm-env.js';
+import { bootVm, CLI, cefLines, lossAndDups, vmSkipReason, waitRows, type Vm, ROWS, UNIT } from './vm-env.js';
 
 const reason = vmSkipReason();
-
-const ROWS = '/var/lib/sentinel-cef-trial/rows.ndjson';
-const UNIT = 'sentinel-cef-forwarder';
 
 // A smoke on the oldest and newest supported Debian: install with each suite's own rsyslog, a CEF line
 // arrives under the hardened unit, uninstall leaves the unit gone and rsyslog running.

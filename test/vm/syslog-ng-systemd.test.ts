@@ -16,12 +16,12 @@ import {
   waitFor,
   waitRows,
   type Vm,
+  ROWS,
+  UNIT,
 } from './vm-env.js';
 
 const reason = vmSkipReason();
 
-const ROWS = '/var/lib/sentinel-cef-trial/rows.ndjson';
-const UNIT = 'sentinel-cef-forwarder';
 /**
  * A cap on the lines one SIGKILL may lose over plain TCP, against a gross regression (everything after a kill lost):
  * measured 2-200 (docs/RELIABILITY.md 13), but loopback socket buffers grow to megabytes, and a kill while syslog-ng

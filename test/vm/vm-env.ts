@@ -3,6 +3,7 @@ import { existsSync, lstatSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { expect } from 'vitest';
+import { UNIT_NAME } from '../../src/install/service.js';
 
 export const repo = path.resolve(import.meta.dirname, '../..');
 export const vmScript = path.join(repo, 'scripts/vm');
@@ -87,6 +88,10 @@ async function copyLinkedNodeModules(name: string): Promise<void> {
 
 /** The CLI inside a VM: the repo is bind-mounted read-only at /opt/sentinel-cef, a supported node is on PATH. */
 export const CLI = 'node /opt/sentinel-cef/bin/sentinel-cef';
+/** The forwarder's unit, and its journal identifier (SyslogIdentifier). */
+export const UNIT = UNIT_NAME.replace(/\.service$/, '');
+/** The file sink the suites install with. */
+export const ROWS = '/var/lib/sentinel-cef-trial/rows.ndjson';
 
 /**
  * /etc as "mode uid gid type path link-target" lines, then the sha256 of every file: what must be byte-identical
@@ -183,8 +188,6 @@ export function pacedSend(tag: string, n: number): string {
   return `for i in $(seq 0 ${n - 1}); do echo "<134>Dec  6 10:00:00 fw1 CEF:0|Acme|FW|1.0|100|vm event|3|src=10.0.0.1 cs1Label=Seq cs1=${tag}-$i"; [ $((i % 200)) = 0 ] && sleep 0.1; done | nc -w 5 -N 127.0.0.1 514`;
 }
 
-const FORWARDER = 'sentinel-cef-forwarder';
-
 /**
  * `systemctl stop` of the forwarder and what systemd and the journal say about it: the unit's result and the main
  * process's exit, how long the stop took, and the forwarder's own messages since the stop began.
@@ -192,16 +195,16 @@ const FORWARDER = 'sentinel-cef-forwarder';
 async function stopForwarder(vm: Vm): Promise<{ show: Record<string, string>; stopMs: number; messages: string[]; unitLog: string }> {
   const since = (await vm.ok('date +%s')).trim();
   const t0 = Date.now();
-  await vm.ok(`systemctl stop ${FORWARDER}`, { timeout: 60_000 });
+  await vm.ok(`systemctl stop ${UNIT}`, { timeout: 60_000 });
   const stopMs = Date.now() - t0;
   const show = Object.fromEntries(
-    (await vm.ok(`systemctl show -p Result -p ExecMainCode -p ExecMainStatus -p ActiveState ${FORWARDER}`))
+    (await vm.ok(`systemctl show -p Result -p ExecMainCode -p ExecMainStatus -p ActiveState ${UNIT}`))
       .trim()
       .split('\n')
       .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   );
   // journald may lag behind on a loaded machine: wait for the last message the forwarder writes.
-  const own = `journalctl -t ${FORWARDER} --since @${since} -o cat -q --no-pager`;
+  const own = `journalctl -t ${UNIT} --since @${since} -o cat -q --no-pager`;
   await waitFor(vm, `${own} | grep -q '"forwarder stopped"'`, 30_000, 'the forwarder to log its stop');
   const messages = (await vm.ok(own))
     .split('\n')
@@ -213,7 +216,7 @@ async function stopForwarder(vm: Vm): Promise<{ show: Record<string, string>; st
         return l;
       }
     });
-  const unitLog = await vm.ok(`journalctl -u ${FORWARDER} --since @${since} -o cat -q --no-pager`);
+  const unitLog = await vm.ok(`journalctl -u ${UNIT} --since @${since} -o cat -q --no-pager`);
   return { show, stopMs, messages, unitLog };
 }
 
@@ -249,28 +252,26 @@ export async function expectCleanStop(vm: Vm): Promise<void> {
 
 /** `uninstall --purge --remove-user`: the unit and its files gone, the daemon still active, /etc as before install. */
 export async function expectUninstalled(vm: Vm, daemon: 'rsyslog' | 'syslog-ng', etcBefore: string): Promise<void> {
-  const unit = 'sentinel-cef-forwarder';
   const r = await vm.sh(`CI=true ${CLI} uninstall --yes --remove-user --purge`, { timeout: 120_000 });
   expect(r.exitCode, r.stdout + r.stderr).toBe(0);
-  expect((await vm.sh(`systemctl is-active ${unit}`)).stdout.trim()).not.toBe('active');
-  expect((await vm.sh(`systemctl cat ${unit}`)).exitCode).not.toBe(0);
+  expect((await vm.sh(`systemctl is-active ${UNIT}`)).stdout.trim()).not.toBe('active');
+  expect((await vm.sh(`systemctl cat ${UNIT}`)).exitCode).not.toBe(0);
   expect((await vm.sh(`systemctl is-active ${daemon}`)).stdout.trim()).toBe('active');
   expect(await etcSnapshot(vm)).toBe(etcBefore);
 }
 
 /** The forwarder's unit as install leaves it under systemd: active, enabled, and `systemd-analyze verify` silent. */
 export async function expectUnitInstalled(vm: Vm): Promise<void> {
-  const unit = 'sentinel-cef-forwarder';
-  expect((await vm.sh(`systemctl is-active ${unit}`)).stdout.trim()).toBe('active');
-  expect((await vm.sh(`systemctl is-enabled ${unit}`)).stdout.trim()).toBe('enabled');
-  const verify = await vm.sh(`systemd-analyze verify /etc/systemd/system/${unit}.service`);
+  expect((await vm.sh(`systemctl is-active ${UNIT}`)).stdout.trim()).toBe('active');
+  expect((await vm.sh(`systemctl is-enabled ${UNIT}`)).stdout.trim()).toBe('enabled');
+  const verify = await vm.sh(`systemd-analyze verify /etc/systemd/system/${UNIT}.service`);
   expect(verify.exitCode, verify.stderr).toBe(0);
   expect(verify.stderr.trim()).toBe('');
 }
 
 /** `systemd-analyze security` of the forwarder's unit at most `max` (issue 15: 1.5); returns the tool's verdict line. */
 export async function expectExposureAtMost(vm: Vm, max: number): Promise<string> {
-  const out = await vm.ok('systemd-analyze security sentinel-cef-forwarder --no-pager 2>&1 | tail -1');
+  const out = await vm.ok(`systemd-analyze security ${UNIT} --no-pager 2>&1 | tail -1`);
   const m = /exposure level.*?:\s*([\d.]+)/i.exec(out);
   expect(m, out).not.toBeNull();
   expect(Number(m![1])).toBeLessThanOrEqual(max);
