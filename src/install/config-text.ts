@@ -17,6 +17,11 @@ export function stripConfigComments(text: string): string {
     .join('\n');
 }
 
+/** A rendered file as compared with what install renders now: the version in the "Managed by" header and trailing space do not count. */
+export function comparableRender(text: string): string {
+  return text.replace(/^# Managed by sentinel-cef \S+\./m, '# Managed by sentinel-cef.').replace(/\s+$/, '');
+}
+
 /**
  * Reads `main` and every file it includes, each once, at most 8 levels deep. `includes` scans one file's text and
  * returns its include targets (globs; a trailing `/` means the whole folder; relative to the including file);

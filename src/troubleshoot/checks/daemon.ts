@@ -6,7 +6,7 @@ import type { CheckOutcome, SafeFix, Transport } from '../types.js';
 import { protocolMismatch, runProbes, settledHealth } from './e2e.js';
 import { formatBytes } from '../advice.js';
 import { inspectRsyslogSpool, inspectSyslogNgBuffers } from '../spool.js';
-import { stripConfigComments } from '../../install/config-text.js';
+import { comparableRender, stripConfigComments } from '../../install/config-text.js';
 import { detectIpv6 } from '../../system/ipv6.js';
 import { hasRsyslogModule, scanRsyslogConfig } from '../../install/rsyslog-config.js';
 import { insertRsyslogInclude, RSYSLOG_INCLUDE_LINE, RSYSLOG_TEMPLATE_CHANGES } from '../../install/render-rsyslog.js';
@@ -59,24 +59,19 @@ export async function checkDaemonRunning(ctx: Context): Promise<CheckOutcome> {
   };
 }
 
-/** Ignores the "Managed by sentinel-cef <version>" header so an upgrade alone is not drift. */
 /** The settings an older install's drop-in lacks, when it equals a render with the latest template changes undone. */
 function olderRender(expected: Array<{ content: string }>, onDisk: string): string | null {
-  const have = normalise(onDisk);
+  const have = comparableRender(onDisk);
   for (const e of expected) {
     let text = e.content;
     const added: string[] = [];
     for (const change of RSYSLOG_TEMPLATE_CHANGES) {
       text = change.undo(text);
       added.push(change.added);
-      if (normalise(text) === have) return added.join(', ');
+      if (comparableRender(text) === have) return added.join(', ');
     }
   }
   return null;
-}
-
-function normalise(text: string): string {
-  return text.replace(/^# Managed by sentinel-cef \S+\./m, '# Managed by sentinel-cef.').replace(/\s+$/, '');
 }
 
 function firstDifference(a: string, b: string): string {
@@ -223,10 +218,12 @@ async function checkDropInFile(ctx: Context): Promise<CheckOutcome> {
     problems.push('the log path lacks flags(final) (duplicates into /var/log and Syslog)');
   let olderInstall: string | null = null;
   if (expected) {
-    const match = expected.find((e) => normalise(e.content) === normalise(onDisk));
+    const match = expected.find((e) => comparableRender(e.content) === comparableRender(onDisk));
     if (!match) olderInstall = d.name === 'rsyslog' ? olderRender(expected, onDisk) : null;
     if (!match && !olderInstall)
-      problems.push(`it differs from what install renders (${firstDifference(normalise(onDisk), normalise(expected[0].content))})`);
+      problems.push(
+        `it differs from what install renders (${firstDifference(comparableRender(onDisk), comparableRender(expected[0].content))})`,
+      );
   }
   if (relpGone) problems.push(relpProblem);
   if (problems.length) {

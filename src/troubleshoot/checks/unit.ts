@@ -2,6 +2,7 @@ import type { Context } from '../context.js';
 import type { CheckOutcome } from '../types.js';
 import { mustRun, renderForwarderUnit, unitInputsFrom, UNIT_NAME, UNIT_PATH } from '../../install/service.js';
 import { firstSystemdWord } from '../../install/config-escape.js';
+import { comparableRender } from '../../install/config-text.js';
 import { parseHostPort } from '../../config/listen.js';
 import {
   acquireLock,
@@ -15,11 +16,6 @@ import {
 } from '../../install/transaction.js';
 
 const G = 'forwarder' as const;
-
-/** The version in the header changes with every release: an upgrade alone is not drift. */
-function normalise(text: string): string {
-  return text.replace(/^# Managed by sentinel-cef \S+\./m, '# Managed by sentinel-cef.').replace(/\s+$/, '');
-}
 
 /**
  * The unit install renders from this record: its recorded inputs, or for a record older than them, inputs derived
@@ -87,11 +83,12 @@ export async function checkUnit(ctx: Context): Promise<CheckOutcome> {
       message: `cannot derive the unit while the config is invalid: fix ${ctx.opts.configPath} first (see forwarder.config)`,
     };
   }
-  if (normalise(onDisk) === normalise(expected)) return { ...base, status: 'pass', message: `${UNIT_PATH} matches what install renders` };
+  if (comparableRender(onDisk) === comparableRender(expected))
+    return { ...base, status: 'pass', message: `${UNIT_PATH} matches what install renders` };
   const have = new Set(onDisk.split('\n').map((l) => l.trim()));
   const lacking = expected.split('\n').filter((l) => /^(After|PartOf|WantedBy)=rsyslog\.service$/.test(l) && !have.has(l));
-  const x = normalise(onDisk).split('\n');
-  const y = normalise(expected).split('\n');
+  const x = comparableRender(onDisk).split('\n');
+  const y = comparableRender(expected).split('\n');
   const i = x.findIndex((l, n) => l !== y[n]);
   const diff = `line ${(i < 0 ? x.length : i) + 1}: on disk "${(x[i] ?? '<end>').trim()}", expected "${(y[i < 0 ? x.length : i] ?? '<end>').trim()}"`;
   return {
