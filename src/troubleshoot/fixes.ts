@@ -44,7 +44,17 @@ export function restartForwarderFix(ctx: Context): SafeFix {
 
 /** (Re)starts the daemon and waits until it listens again. */
 export async function restartDaemon(ctx: Context, daemon: DaemonName): Promise<void> {
-  if (await ctx.systemd()) return run(ctx, 'systemctl', ['restart', UNIT[daemon]]);
+  if (await ctx.systemd()) {
+    await run(ctx, 'systemctl', ['restart', UNIT[daemon]]);
+    // A forwarder unit that is PartOf= the daemon is stopped and started with it, after it: systemctl returns once
+    // the daemon is up, before node listens, and a check run at once would see the forwarder down. Not listening in
+    // time is the forwarder's own fault, which forwarder.running reports, so this fix does not fail on it.
+    const partOf = new RegExp(`^PartOf=${UNIT[daemon]}\\.service\\s*$`, 'm');
+    const base = await ctx.adminBase();
+    const ready = ctx.deps.services.forwarderReady;
+    if (base && ready && partOf.test((await ctx.readText(LAYOUT.unitPath)) ?? '')) await ready(base, FORWARDER_READY_MS);
+    return;
+  }
   await ctx.deps.services.restartDaemon(daemon, { port: ctx.opts.port, protocols: await protocolsOf(ctx, daemon) });
 }
 

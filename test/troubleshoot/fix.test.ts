@@ -1,6 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { rename } from 'node:fs/promises';
+import { Context } from '../../src/troubleshoot/context.js';
+import { restartDaemon } from '../../src/troubleshoot/fixes.js';
+import { LAYOUT } from '../../src/troubleshoot/layout.js';
 import { runTroubleshoot } from '../../src/troubleshoot/run.js';
+import { troubleshootOptionsSchema } from '../../src/troubleshoot/types.js';
 import { cleanup, healthyTree, makeRoot, put, startFakeAdmin, testDeps, type FakeAdmin } from './helpers.js';
 import { commandLines, fakeExec } from '../helpers/fake-exec.js';
 
@@ -101,5 +105,28 @@ describe('--fix', () => {
   it('without --fix never runs a fix', async () => {
     await runTroubleshoot({ ...opts, fix: false }, testDeps(root, { exec: programs() }));
     expect(commandLines(calls)).not.toContain('systemctl restart sentinel-cef-forwarder.service');
+  });
+
+  // VM fault matrix (daemon-down): `systemctl start rsyslog` returns before the forwarder it starts (PartOf=, After=,
+  // WantedBy=rsyslog.service) listens, and the re-run after --fix saw its admin endpoint refuse.
+  it.each([
+    ['rsyslog', 'PartOf=rsyslog.service\n', [30_000]],
+    ['rsyslog', '', []],
+    ['syslog-ng', 'PartOf=rsyslog.service\n', []],
+  ] as const)('restarting %s with the unit %j waits for the forwarder as needed', async (daemon, unitLine, waits) => {
+    await put(root, LAYOUT.unitPath, `[Unit]\nAfter=rsyslog.service\n${unitLine}[Service]\nType=simple\n`);
+    const waited: number[] = [];
+    const deps = testDeps(root, {
+      exec: fakeExec({ [`systemctl restart ${daemon}`]: {} }, { calls }),
+      services: {
+        startForwarder: async () => 'no',
+        restartDaemon: async () => 'no',
+        forwarderReady: async (_base, ms) => (waited.push(ms), false),
+      },
+    });
+    // Not listening in time is forwarder.running's to report: the daemon's own fix still succeeds.
+    await restartDaemon(new Context(troubleshootOptionsSchema.parse(opts), deps), daemon);
+    expect(commandLines(calls)).toEqual([`systemctl restart ${daemon}`]);
+    expect(waited).toEqual(waits);
   });
 });
