@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import path from 'node:path';
-import { CliError, UsageError, formatConfigIssue } from '../errors.js';
+import { CliError, UsageError, formatConfigIssue, formatOptionError } from '../errors.js';
 import { assertPrivateFile } from '../util/secrets.js';
 import { stepFromLog, type Step } from '../system/progress.js';
 import { DEFAULT_ADMIN, DEFAULT_CONFIG_PATH, forwarderConfigSchema, type Cloud } from '../config/schema.js';
@@ -1609,9 +1609,10 @@ async function askDestination(opts: InstallOptions, prompter: Prompter): Promise
   const pick = await prompter.select('Where should the forwarder send events?', DESTINATION_CHOICES, {
     flag: '--dce/--dcr, --sink or <workspaceId>',
   });
-  const check = (key: 'dce' | 'dcr' | 'sink') => (v: string) => {
-    const r = installOptionsSchema.shape[key].safeParse(v.trim());
-    return r.success || r.error.issues[0].message;
+  // Checked as the flag is, and worded by the same formatter (it names the flag for the next, scripted, run).
+  const check = (key: 'dce' | 'dcr' | 'sink' | 'workspace') => (v: string) => {
+    const r = installOptionsSchema.shape[key].safeParse(v.trim(), { reportInput: true });
+    return r.success || formatOptionError({ issues: r.error.issues.map((i) => ({ ...i, path: [key, ...i.path] })) });
   };
   if (pick === 'dcr') {
     const dce = (
@@ -1633,10 +1634,7 @@ async function askDestination(opts: InstallOptions, prompter: Prompter): Promise
     const workspace = (
       await prompter.input('Workspace id (GUID) or workspace resource id', {
         flag: '--workspace',
-        validate: (v) => {
-          const r = installOptionsSchema.shape.workspace.safeParse(v.trim());
-          return r.success || r.error.issues[0].message;
-        },
+        validate: check('workspace'),
       })
     ).trim();
     return { ...opts, workspace };

@@ -82,9 +82,11 @@ export function createPrompter(interactive = isInteractive()): Prompter {
 /** A scripted prompter for tests: answers are consumed in order; anything unexpected fails the test. */
 export function createScriptedPrompter(
   answers: Array<string | boolean>,
-): Prompter & { asked: string[]; menus: Array<Array<Choice<string>>> } {
+): Prompter & { asked: string[]; menus: Array<Array<Choice<string>>>; refused: string[] } {
   const asked: string[] = [];
   const menus: Array<Array<Choice<string>>> = [];
+  // What a validator said to an answer, which (as at a terminal) is then asked again.
+  const refused: string[] = [];
   const next = (message: string) => {
     asked.push(message);
     if (answers.length === 0) throw new Error(`unexpected prompt: ${message}`);
@@ -94,12 +96,18 @@ export function createScriptedPrompter(
     interactive: true,
     asked,
     menus,
+    refused,
     async confirm(message, opts) {
       if (opts.yes) return true;
       return Boolean(next(message));
     },
-    async input(message) {
-      return String(next(message));
+    async input(message, opts) {
+      for (;;) {
+        const v = String(next(message));
+        const ok = opts.validate ? opts.validate(v) : true;
+        if (ok === true) return v;
+        refused.push(ok);
+      }
     },
     async password(message) {
       return String(next(message));

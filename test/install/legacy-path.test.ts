@@ -161,6 +161,25 @@ describe('install on a terminal with no destination', () => {
     expect(d.text()).not.toContain('s3cret-value');
   });
 
+  // A refused answer is worded as the flag's error is, and asked again (inquirer shows the line under the prompt).
+  it('words a refused answer as the flag would be, and asks again', async () => {
+    const root = copyFixture('debian12-rsyslog');
+    const p = createScriptedPrompter([
+      'dcr',
+      'not a url',
+      'https://x-abcd.eastus-1.ingest.monitor.azure.com',
+      'dcr-123',
+      `dcr-${'a'.repeat(32)}`,
+      'contoso.onmicrosoft.com',
+      '11111111-2222-3333-4444-555555555555',
+      's3cret-value',
+    ]);
+    await runInstall(opts({ dryRun: true }), installDeps(temp, root, { prompter: p }).deps);
+    expect(p.refused).toHaveLength(2);
+    expect(p.refused[0]).toMatch(/^--dce must be .*, got 'not a url'$/);
+    expect(p.refused[1]).toBe("--dcr must be a DCR immutable id (dcr- and 32 hex digits), got 'dcr-123'");
+  });
+
   it('a local file: asks the path', async () => {
     const root = copyFixture('debian12-rsyslog');
     const p = createScriptedPrompter(['file', '/var/tmp/scef/rows.ndjson']);
