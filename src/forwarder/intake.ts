@@ -462,8 +462,12 @@ export class Intake {
       logger.warn({ input, remote: conn.remote, via: conn.via, reason }, message);
       socket.destroy();
     };
+    /** Messages read and neither queued nor answered: the sender keeps them and sends them again. */
+    const unanswered = (n: number, from = cmds.length): void => {
+      for (let i = from; i < cmds.length; i++) if (cmds[i]!.command === 'syslog') n++;
+      if (n > 0) metrics.relpUnanswered.inc({ input }, n);
+    };
     socket.on('data', (chunk: Buffer) => {
-      if (this.stopped) return;
       const now = Date.now();
       conn.lastDataAt = now;
       cmds.length = 0;
@@ -473,19 +477,22 @@ export class Intake {
         parser.push(chunk, cmds);
       } catch (err) {
         // Nothing of this read is answered: the sender sends it again on its next session.
-        if (conn.serverClosed) socket.destroy();
+        unanswered(0, 0);
+        if (conn.serverClosed || this.stopped) socket.destroy();
         else abort('relp_protocol', `closing RELP session: ${(err as Error).message}`);
         return;
       }
-      if (conn.serverClosed) {
-        // Sent before the sender read the serverclose hint: librelp reads no answer after it and resends these
-        // on its next session, so appending them here would queue them twice.
-        for (const c of cmds) if (c.command === 'syslog') metrics.relpUnanswered.inc({ input });
+      if (conn.serverClosed || this.stopped) {
+        // Sent before the sender read the serverclose hint (or after stop): librelp reads no answer after it and
+        // resends these on its next session, so appending them here would queue them twice.
+        unanswered(0, 0);
         return;
       }
       if (cmds.length === 0) return;
       conn.lastFrameAt = now;
       let reply = '';
+      // The index of the first command not yet taken up, for what is left unanswered when the session ends mid-read.
+      let next = 0;
       // Answers go out in command order: messages before a control command are queued and answered first.
       const flush = (): boolean => {
         if (txnrs.length === 0) return true;
@@ -494,6 +501,7 @@ export class Intake {
           // of this read's earlier flushes still go out (a reset could drop them and cause resends of queued frames).
           metrics.connectionsClosed.inc({ input, reason: 'queue_write_failed' });
           this.endRelp(conn, reply);
+          unanswered(txnrs.length, next);
           return false;
         }
         reply += relpAcks(txnrs);
@@ -502,6 +510,7 @@ export class Intake {
         return true;
       };
       for (const c of cmds) {
+        next++;
         if (c.command === 'syslog' && open) {
           const data = trimEnd(c.data);
           if (data.length > 0) frames.push({ data, truncated: c.truncated });
@@ -513,16 +522,19 @@ export class Intake {
         if (c.command === 'open' && !open) {
           const r = relpOpenResponse(c.txnr, c.data);
           if (!r.ok) {
-            socket.end(reply + r.response);
+            this.endRelp(conn, reply + r.response);
+            unanswered(0, next);
             return;
           }
           open = true;
           reply += r.response;
         } else if (c.command === 'close') {
           this.endRelp(conn, reply + relpResponse(c.txnr, '200 OK') + RELP_SERVERCLOSE);
+          unanswered(0, next);
           return;
         } else if (!open) {
           abort('relp_protocol', `closing RELP session: '${c.command}' before 'open'`);
+          unanswered(0, next - 1);
           return;
         } else {
           reply += relpResponse(c.txnr, '500 command not supported');

@@ -103,7 +103,7 @@ export class ForwarderMetrics {
     });
     this.relpUnanswered = new Counter({
       name: `${p}relp_unanswered_total`,
-      help: 'RELP messages that arrived after the forwarder ended an aged session (serverclose sent): not queued, not answered; the sender resends them on its next session',
+      help: 'RELP messages read but neither queued nor answered (after the session ended: aged, closed, refused, stopped, a failed queue write or a bad frame); the sender resends them on its next session',
       labelNames: ['input'],
       registers: r,
     });

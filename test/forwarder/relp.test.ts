@@ -197,6 +197,7 @@ describe('RELP input', () => {
     await closed;
     expect(answers).toHaveLength(1); // only the open: no 200 and no 500 for a and b
     expect(t.appended).toEqual([]);
+    expect(await metricOf(t.metrics, unansweredMetric)).toBe(2);
     // The sender keeps unanswered frames and sends them again on a new session once intake resumes.
     await waitFor(() => !t.intake.intakePaused, 5000);
     const s2 = await tcpConnect(t.port);
@@ -219,6 +220,7 @@ describe('RELP input', () => {
     await closed;
     expect(answers).toHaveLength(1);
     expect(t.appended).toEqual([]);
+    expect(await metricOf(t.metrics, unansweredMetric)).toBe(1);
   });
 
   it('refuses syslog before open, and answers close with 200 then a serverclose hint', async () => {
@@ -347,6 +349,7 @@ describe('RELP session end: every queued frame answered, a FIN and never a reset
     s.write(frame(2, 'syslog', 'm2') + frame(3, 'syslog', 'm3') + frame(4, 'nosuchcmd') + frame(5, 'syslog', 'm5'));
     await closed;
     expect(t.events).toEqual(['append 2', 'append-failed']);
+    expect(await metricOf(t.metrics, unansweredMetric)).toBe(1); // m5
     expect(answers.slice(1).map((a) => [a.txnr, a.text])).toEqual([
       [2, '200 OK'],
       [3, '200 OK'],
@@ -368,6 +371,35 @@ describe('RELP session end: every queued frame answered, a FIN and never a reset
     await closed;
     expect(answers.map((a) => a.text.split('\n')[0])).toEqual(['200 OK', '200 OK', '200 OK', 'serverclose']);
     expect(t.appended.flatMap((a) => a.messages)).toEqual(['m2']);
+  });
+
+  // Every message read and not queued is counted, however the session ended in the middle of a read.
+  it.each([
+    [
+      'after close, in the same read',
+      frame(1, 'open', OFFERS) + frame(2, 'syslog', 'm2') + frame(3, 'close') + frame(4, 'syslog', 'm4'),
+      ['m2'],
+      1,
+    ],
+    [
+      'after a refused open, in the same read',
+      frame(1, 'open', 'relp_version=0\ncommands=nosuch') + frame(2, 'syslog', 'm2') + frame(3, 'syslog', 'm3'),
+      [],
+      2,
+    ],
+    ['syslog before open', frame(1, 'syslog', 'm1') + frame(2, 'syslog', 'm2'), [], 2],
+  ])('counts the messages left unanswered %s', async (_name, text, queued, count) => {
+    const t = await startIntake();
+    stopMe = t.intake;
+    const s = await halfOpenConnect(t.port);
+    const { closed } = collectAnswers(s);
+    s.write(text);
+    await waitFor(async () => (await metricOf(t.metrics, unansweredMetric)) === count, 5000, 'counted');
+    // A refused session takes nothing that comes later either.
+    if (!s.destroyed && s.writable) s.write(frame(9, 'syslog', 'late'));
+    s.end();
+    await closed;
+    expect(t.appended.flatMap((a) => a.messages)).toEqual(queued);
   });
 });
 
