@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { createFsRoot, type FileMeta, type FsRoot } from '../system/fs-root.js';
 import { detectDaemon, type DaemonInfo } from '../system/detect-daemon.js';
-import { detectInitSystem } from '../system/processes.js';
+import { detectInitSystem, isProcessAlive } from '../system/processes.js';
 import { listListeners, type Listener } from '../system/listeners.js';
 import {
   forwarderConfigSchema,
@@ -22,6 +22,10 @@ import type { Setting, TroubleshootDeps, TroubleshootOptions } from './types.js'
 /** The health call's bound, and the longer second try after a timeout (a hung forwarder fails both). */
 export const HEALTH_TIMEOUT_MS = 2000;
 export const HEALTH_RETRY_MS = 3000;
+/** The admin error when the forwarder process is stopped, so nothing was asked. */
+export const NOT_ASKED = 'not asked: the forwarder process is stopped';
+/** An admin error that says the forwarder is there but does not answer (hung), rather than gone. */
+export const HUNG_ERROR = /timeout|timed out|aborted|not asked: the forwarder process is stopped/i;
 
 export type DaemonName = 'rsyslog' | 'syslog-ng';
 
@@ -158,6 +162,9 @@ export class Context {
   async fetchJson<T>(path: string, timeoutMs = 2000): Promise<{ status: number; body?: T; error?: string }> {
     const base = await this.adminBase();
     if (!base) return { status: 0, error: 'admin endpoint disabled in the config' };
+    // A stopped process never answers: asking it costs every check the whole timeout, and runs past --timeout.
+    const stopped = await this.stoppedForwarder();
+    if (stopped) return { status: 0, error: `${NOT_ASKED} (pid ${stopped.pid}, state ${stopped.state})` };
     try {
       const res = await this.deps.fetch(`${base}${path}`, { signal: AbortSignal.timeout(timeoutMs) });
       const text = await res.text();
@@ -226,6 +233,23 @@ export class Context {
    * Forwarder processes serving this config: our installed bundle, or `sentinel-cef forward` started by hand,
    * with `--config` naming the config under test (other forwarders on the machine are not ours to report).
    */
+  /** The forwarder's processes now: the one its pid file names while that is alive, else those found by command line. */
+  async forwarderPidsNow(): Promise<number[]> {
+    const fromFile = Number((await this.readText(LAYOUT.forwarderPidFile))?.trim());
+    return Number.isInteger(fromFile) && fromFile > 0 && (await isProcessAlive(this.fs, fromFile)) ? [fromFile] : this.forwarderPids();
+  }
+
+  /** A forwarder process that exists but is stopped by a signal (T) or a debugger (t), with its /proc state letter. */
+  async stoppedForwarder(): Promise<{ pid: number; state: string } | null> {
+    for (const pid of await this.forwarderPidsNow()) {
+      const stat = await this.readText(`/proc/${pid}/stat`);
+      if (!stat) continue;
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      if (state === 'T' || state === 't') return { pid, state };
+    }
+    return null;
+  }
+
   async forwarderPids(): Promise<number[]> {
     const cfg = this.opts.configPath;
     return (await this.processes())

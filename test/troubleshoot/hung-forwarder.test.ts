@@ -50,8 +50,10 @@ describe('a hung (SIGSTOPped) forwarder', () => {
     const started: string[] = [];
     const real = createDefaultDeps({ root: '/', env: {} });
     const ran: string[][] = [];
+    const asked: string[] = [];
     const deps: TroubleshootDeps = {
       ...real,
+      fetch: (url, init) => (asked.push(String(url)), real.fetch(url, init)),
       // Only `kill` is real; nothing else may touch the host's services.
       exec: fakeExec(
         { kill: (args, opts) => real.exec.run('kill', args, opts) },
@@ -73,6 +75,7 @@ describe('a hung (SIGSTOPped) forwarder', () => {
     expect(before.status, before.message).toBe('pass');
 
     child.kill('SIGSTOP');
+    asked.length = 0;
     const c = ctx();
     const running = await fwd.checkRunning(c);
     expect(running.status).toBe('fail');
@@ -82,6 +85,9 @@ describe('a hung (SIGSTOPped) forwarder', () => {
     expect(admin.status).toBe('fail');
     expect(admin.message).toContain('is hung, not down');
     expect(admin.fix).not.toMatch(/^start the forwarder/);
+    // A stopped process is not asked: each request would only wait out its timeout (the run then overran --timeout).
+    expect(asked).toEqual([]);
+    expect(admin.message).toContain(`not asked: the forwarder process is stopped (pid ${child.pid}, state T)`);
 
     const exited = new Promise((r) => child.once('exit', (_code, sig) => r(sig)));
     await running.safeFix!.apply();

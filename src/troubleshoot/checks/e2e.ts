@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { ProbeStatus } from '../../forwarder/admin-types.js';
-import { listenPort, type Context } from '../context.js';
+import { HUNG_ERROR, listenPort, type Context } from '../context.js';
 import { LAYOUT } from '../layout.js';
 import { buildSizedProbe } from '../../forwarder/send-test.js';
 import { daemonToForwarder, isLoopback, reachableFromLoopback, type SocketEntry } from '../proc.js';
@@ -415,7 +415,7 @@ function locate(
   }
   if (e.adminError) {
     const fwdUp = e.sockets.some((s) => e.fwdPorts.includes(s.port));
-    const hung = fwdUp && /timeout|timed out|aborted/i.test(e.adminError);
+    const hung = fwdUp && HUNG_ERROR.test(e.adminError);
     r.stage = hung ? 'forwarder-hung' : fwdUp ? 'unknown' : 'forwarder-down';
     r.evidence.push(
       hung

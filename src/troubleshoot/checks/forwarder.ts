@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { HEALTH_RETRY_MS, HEALTH_TIMEOUT_MS, type Context } from '../context.js';
+import { HEALTH_RETRY_MS, HEALTH_TIMEOUT_MS, HUNG_ERROR, type Context } from '../context.js';
 import { deadLetterPath } from '../../config/load.js';
 import { DEFAULT_DEAD_LETTER_LIMITS, rotatedPath } from '../../forwarder/dead-letter.js';
 import { LAYOUT } from '../layout.js';
@@ -167,16 +167,13 @@ export interface ForwarderHang {
  */
 export function forwarderHang(ctx: Context): Promise<ForwarderHang | null> {
   return ctx.once('forwarder-hang', async () => {
-    const fromFile = Number((await ctx.readText(LAYOUT.forwarderPidFile))?.trim());
-    const pids =
-      Number.isInteger(fromFile) && fromFile > 0 && (await isProcessAlive(ctx.fs, fromFile)) ? [fromFile] : await ctx.forwarderPids();
-    for (const pid of pids) {
+    for (const pid of await ctx.forwarderPidsNow()) {
       const stat = await ctx.readText(`/proc/${pid}/stat`);
       if (!stat) continue;
       const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
       if (STOPPED_STATES[state]) return { pid, state, why: `${STOPPED_STATES[state]} (state ${state})` };
       const h = await ctx.health();
-      if (h.base && !h.reachable && /timeout|timed out|aborted/i.test(h.error ?? '')) {
+      if (h.base && !h.reachable && HUNG_ERROR.test(h.error ?? '')) {
         return {
           pid,
           state,
