@@ -278,8 +278,13 @@ describe('forwarder config', () => {
         write({ type: 'log-analytics', workspaceId: '11111111-2222-3333-4444-555555555555', endpoint: `http://${host}` });
         expect(loadForwarderConfig({ config: file }, none).sink).toMatchObject({ endpoint: `http://${host}` });
       }
-      // The service refuses to start on it, as on any config error.
+      // forward --check refuses it, and the service refuses to start on it, as on any config error.
       write(sinks[0][1]);
+      const quiet = { stdout: new PassThrough(), stderr: new PassThrough() };
+      await expect(runForwardCommand({ config: file, check: true }, quiet)).rejects.toMatchObject({
+        exitCode: 2,
+        message: expect.stringContaining('sink.endpoint: must be an https URL'),
+      });
       const start = await execa(bin, ['forward', '--config', file], { env, reject: false, timeout: 30_000 });
       expect(start.exitCode).toBe(2);
       expect(start.stderr).toContain(`${file}: sink.endpoint: must be an https URL`);
