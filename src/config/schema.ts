@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { azureUrlOption } from '../util/option-schemas.js';
 
 /**
  * The forwarder's config file (/etc/sentinel-cef/forwarder.json). Written by `install`, read by
@@ -26,8 +27,8 @@ const logAnalyticsSink = z.object({
   /** 0600 file holding the base64 primary/secondary key; else env SENTINEL_CEF_KEY. */
   sharedKeyFile: z.string().optional(),
   cloud: z.enum(CLOUDS).default('AzureCloud'),
-  /** Overrides https://{workspaceId}.ods.opinsights.azure.{com,us,cn} (private link, tests). */
-  endpoint: z.string().url().optional(),
+  /** Overrides https://{workspaceId}.ods.opinsights.azure.{com,us,cn} (private link, tests); http only to loopback. */
+  endpoint: azureUrlOption().optional(),
   logType: z
     .string()
     .regex(/^[A-Za-z0-9_]{1,100}$/, 'logType must be 1-100 letters, digits or _')
@@ -56,13 +57,13 @@ const ingestionAuth = z.discriminatedUnion('kind', [
 const logsIngestionSink = z.object({
   type: z.literal('logs-ingestion'),
   /** DCE or DCR logs-ingestion endpoint, e.g. https://my-dce.eastus-1.ingest.monitor.azure.com */
-  endpoint: z.string().url(),
+  endpoint: azureUrlOption(),
   dcrImmutableId: z.string().min(1),
   stream: z.string().default('Custom-CommonSecurityLog'),
   cloud: z.enum(CLOUDS).default('AzureCloud'),
   auth: ingestionAuth,
-  /** Overrides the Entra ID authority host (sovereign clouds, private link, tests). */
-  authorityHost: z.string().url().optional(),
+  /** Overrides the Entra ID authority host (sovereign clouds, private link, tests); http only to loopback. */
+  authorityHost: azureUrlOption().optional(),
   /** Overrides the token scope (defaults from cloud: https://monitor.azure.com//.default ...). */
   scope: z.string().optional(),
 });

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { CLOUDS, DEFAULT_FORWARDER_PORT } from '../config/schema.js';
 import { showValue } from '../errors.js';
-import { isHttpUrl } from '../util/option-schemas.js';
+import { AZURE_URL, isAzureUrl } from '../util/option-schemas.js';
 import { CONTROL_CHARS as CONTROL } from '../util/control-chars.js';
 
 // Every value below can reach a rendered file (systemd unit, daemon drop-in, JSON config), so each has a strict
@@ -58,7 +58,7 @@ export const installOptionsSchema = z
     // Read by install, never written into a file: any path will do, on one line.
     keyFile: noControl('--key-file').optional(),
     // A URL (the DCE's or the DCR's ingestion endpoint); with --workspace the resource id of a DCE for the new rule.
-    dce: grammar('--dce', 'an http(s) URL', (v) => isHttpUrl(v) || DCE_RESOURCE_ID.test(v)).optional(),
+    dce: grammar('--dce', AZURE_URL, (v) => isAzureUrl(v) || DCE_RESOURCE_ID.test(v)).optional(),
     dcr: grammar('--dcr', 'a DCR immutable id (dcr- and 32 hex digits)', (v) => /^dcr-[0-9a-fA-F]{32}$/.test(v)).optional(),
     stream: grammar('--stream', 'a stream name (Custom-NAME or Microsoft-NAME)', (v) =>
       /^(Custom|Microsoft)-[A-Za-z0-9_]{1,200}$/.test(v),
@@ -85,16 +85,16 @@ export const installOptionsSchema = z
     forwarderPort: port('--forwarder-port').default(DEFAULT_FORWARDER_PORT),
     protocol: z.enum(['tcp', 'udp', 'both']).default('both'),
     daemon: z.enum(['rsyslog', 'syslog-ng']).optional(),
-    endpoint: grammar('--endpoint', 'an http(s) URL', isHttpUrl).optional(),
+    endpoint: grammar('--endpoint', AZURE_URL, isAzureUrl).optional(),
     workspace: grammar(
       '--workspace',
       'a workspace id (GUID) or a workspace resource id',
       (v) => GUID.test(v) || WS_RESOURCE_ID.test(v),
     ).optional(),
     principalId: grammar('--principal-id', 'a GUID (the object id of the identity the forwarder sends as)', (v) => GUID.test(v)).optional(),
-    armEndpoint: grammar('--arm-endpoint', 'an http(s) URL', isHttpUrl).optional(),
+    armEndpoint: grammar('--arm-endpoint', AZURE_URL, isAzureUrl).optional(),
     /** The Entra ID authority the forwarder asks for its token (sink.authorityHost): sovereign or private clouds. */
-    authorityHost: grammar('--authority-host', 'an http(s) URL', isHttpUrl).optional(),
+    authorityHost: grammar('--authority-host', AZURE_URL, isAzureUrl).optional(),
     dryRun: z.boolean().default(false),
     diff: z.enum(['edited', 'all']).default('edited'),
     yes: z.boolean().default(false),
@@ -150,7 +150,7 @@ export const installOptionsSchema = z
         `with --workspace, --dce is the resource id of a data collection endpoint (/subscriptions/…/dataCollectionEndpoints/NAME), got ${showValue(o.dce)}`,
       );
     if (o.dce !== undefined && o.workspace === undefined && DCE_RESOURCE_ID.test(o.dce))
-      refuse(`--dce must be an http(s) URL (a data collection endpoint's resource id goes with --workspace), got ${showValue(o.dce)}`);
+      refuse(`--dce must be an https URL (a data collection endpoint's resource id goes with --workspace), got ${showValue(o.dce)}`);
     if (o.managedIdentity && o.clientSecretFile !== undefined) refuse('--managed-identity and --client-secret-file exclude each other');
     if (o.authorityHost !== undefined && o.managedIdentity) refuse('--authority-host does not apply with --managed-identity');
     if (o.authorityHost !== undefined && o.dce === undefined && o.dcr === undefined && o.workspace === undefined && otherDestination)

@@ -3,6 +3,7 @@ import https from 'node:https';
 import tls from 'node:tls';
 import type { IncomingHttpHeaders } from 'node:http';
 import { HttpsProxyAgent } from 'https-proxy-agent';
+import { isLoopbackHost } from '../util/option-schemas.js';
 
 export interface HttpResponse {
   status: number;
@@ -28,6 +29,9 @@ export class HttpTimeoutError extends Error {
 
 /** Honour HTTPS_PROXY/NO_PROXY like curl, because forwarders often sit behind an egress proxy. */
 export function proxyFor(url: URL, env: NodeJS.ProcessEnv): string | undefined {
+  // Plain http is allowed only to this machine (a local mock or relay); through a proxy the request, token and
+  // all, would cross the network in clear text.
+  if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return undefined;
   const proxy =
     url.protocol === 'https:'
       ? (env.HTTPS_PROXY ?? env.https_proxy ?? env.ALL_PROXY ?? env.all_proxy)

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Exec } from '../system/exec.js';
 import { DEFAULT_CONFIG_PATH } from '../config/schema.js';
 import { hostPortOption } from '../config/listen.js';
-import { httpUrlOption, intOption, secondsOption } from '../util/option-schemas.js';
+import { azureUrlOption, intOption, secondsOption } from '../util/option-schemas.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 export const CHECK_GROUPS = ['forwarder', 'azure', 'daemon', 'system', 'e2e'] as const;
@@ -75,8 +75,8 @@ export const troubleshootOptionsSchema = z.object({
   /** How long to wait for the probes to show up in CommonSecurityLog (ingestion takes minutes); 0 turns readback off. */
   readbackTimeoutSec: secondsOption(3600, { allowZero: true }).default(300),
   /** Logs Query and ARM base URLs (private clouds, tests); default from the sink's cloud. */
-  logsQueryEndpoint: httpUrlOption().optional(),
-  armEndpoint: httpUrlOption().optional(),
+  logsQueryEndpoint: azureUrlOption().optional(),
+  armEndpoint: azureUrlOption().optional(),
   capture: z.boolean().default(false),
   fix: z.boolean().default(false),
   yes: z.boolean().default(false),

@@ -42,6 +42,27 @@ export function isHttpUrl(v: string): boolean {
   }
 }
 
-export function httpUrlOption() {
-  return z.string().refine(isHttpUrl, { message: 'must be an http(s) URL' });
+/** What an Azure-facing URL must be, in the words every error about one uses (`--dce must be …`, `sink.endpoint: must be …`). */
+export const AZURE_URL = 'an https URL (http only to a loopback address, for a local mock or relay)';
+
+// Hostnames as WHATWG URL normalises them (lowercase, IPv4 dotted decimal, IPv6 compressed in brackets).
+const LOOPBACK_HOST = /^(?:127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\]|localhost|[a-z0-9._-]+\.localhost)$/;
+
+/**
+ * A URL the product sends a token, a secret, a signed request or the events to: https, or http only to this
+ * machine (a local mock, a TLS-terminating relay). Plain http to another host would carry them in clear text.
+ */
+export function isAzureUrl(v: string): boolean {
+  if (!isHttpUrl(v)) return false;
+  const u = new URL(v);
+  return u.protocol === 'https:' || isLoopbackHost(u.hostname);
+}
+
+/** A URL hostname (`new URL(…).hostname`) that names this machine: 127.0.0.0/8, [::1], localhost, *.localhost. */
+export function isLoopbackHost(hostname: string): boolean {
+  return LOOPBACK_HOST.test(hostname);
+}
+
+export function azureUrlOption() {
+  return z.string().refine(isAzureUrl, { message: `must be ${AZURE_URL}` });
 }

@@ -248,6 +248,49 @@ describe('forwarder config', () => {
     ]);
   });
 
+  it(
+    'an Azure URL in the config must be https (http only to loopback): else a config error, the field named',
+    { timeout: 60_000 },
+    async () => {
+      const dir = tempDir();
+      const li = { type: 'logs-ingestion', endpoint: 'https://x.example', dcrImmutableId: 'dcr-1', auth: { kind: 'managed-identity' } };
+      const sinks: Array<[string, Record<string, unknown>]> = [
+        ['sink.endpoint', { ...li, endpoint: 'http://x-abcd.eastus-1.ingest.monitor.azure.com' }],
+        ['sink.authorityHost', { ...li, authorityHost: 'http://login.microsoftonline.com' }],
+        ['sink.endpoint', { type: 'log-analytics', workspaceId: '11111111-2222-3333-4444-555555555555', endpoint: 'http://10.1.2.3:8080' }],
+      ];
+      const file = join(dir, 'forwarder.json');
+      const write = (sink: Record<string, unknown>) =>
+        writeFileSync(file, JSON.stringify({ listen: ['tcp://127.0.0.1:0'], queue: { dir: join(dir, 'q') }, admin: false, sink }));
+      for (const [field, sink] of sinks) {
+        write(sink);
+        expect(() => loadForwarderConfig({ config: file }, none)).toThrow(
+          expect.objectContaining({
+            exitCode: 2,
+            message: `${file}: ${field}: must be an https URL (http only to a loopback address, for a local mock or relay) — fix this field (see \`sentinel-cef forward --help\`)`,
+          }),
+        );
+      }
+      // The same fields to this machine's loopback (a local mock or relay) load as before.
+      for (const host of ['127.0.0.1:8080', '[::1]:8080', 'localhost:8080']) {
+        write({ ...li, endpoint: `http://${host}`, authorityHost: `http://${host}/` });
+        expect(loadForwarderConfig({ config: file }, none).sink).toMatchObject({ endpoint: `http://${host}` });
+        write({ type: 'log-analytics', workspaceId: '11111111-2222-3333-4444-555555555555', endpoint: `http://${host}` });
+        expect(loadForwarderConfig({ config: file }, none).sink).toMatchObject({ endpoint: `http://${host}` });
+      }
+      // forward --check refuses it, and the service refuses to start on it, as on any config error.
+      write(sinks[0][1]);
+      const quiet = { stdout: new PassThrough(), stderr: new PassThrough() };
+      await expect(runForwardCommand({ config: file, check: true }, quiet)).rejects.toMatchObject({
+        exitCode: 2,
+        message: expect.stringContaining('sink.endpoint: must be an https URL'),
+      });
+      const start = await execa(bin, ['forward', '--config', file], { env, reject: false, timeout: 30_000 });
+      expect(start.exitCode).toBe(2);
+      expect(start.stderr).toContain(`${file}: sink.endpoint: must be an https URL`);
+    },
+  );
+
   it('check: secret files must exist and be 0600', () => {
     const dir = tempDir();
     const key = join(dir, 'key');

@@ -558,7 +558,7 @@ describe('Logs Ingestion destination', () => {
     expect(refused({ ...li, clientSecretFile: undefined, managedIdentity: true, authorityHost: 'https://a.example' })).toEqual([
       '--authority-host does not apply with --managed-identity',
     ]);
-    expect(refused({ ...li, authorityHost: 'login.example' })[0]).toMatch(/^--authority-host must be an http\(s\) URL/);
+    expect(refused({ ...li, authorityHost: 'login.example' })[0]).toMatch(/^--authority-host must be an https URL/);
   });
 
   it('refuses half a destination in one line', async () => {

@@ -167,6 +167,8 @@ describe('install on a terminal with no destination', () => {
     const p = createScriptedPrompter([
       'dcr',
       'not a url',
+      // Plain http to another host would carry the bearer token and the events in clear text.
+      'http://x-abcd.eastus-1.ingest.monitor.azure.com',
       'https://x-abcd.eastus-1.ingest.monitor.azure.com',
       'dcr-123',
       `dcr-${'a'.repeat(32)}`,
@@ -175,9 +177,12 @@ describe('install on a terminal with no destination', () => {
       's3cret-value',
     ]);
     await runInstall(opts({ dryRun: true }), installDeps(temp, root, { prompter: p }).deps);
-    expect(p.refused).toHaveLength(2);
+    expect(p.refused).toHaveLength(3);
     expect(p.refused[0]).toMatch(/^--dce must be .*, got 'not a url'$/);
-    expect(p.refused[1]).toBe("--dcr must be a DCR immutable id (dcr- and 32 hex digits), got 'dcr-123'");
+    expect(p.refused[1]).toBe(
+      "--dce must be an https URL (http only to a loopback address, for a local mock or relay), got 'http://x-abcd.eastus-1.ingest.monitor.azure.com'",
+    );
+    expect(p.refused[2]).toBe("--dcr must be a DCR immutable id (dcr- and 32 hex digits), got 'dcr-123'");
   });
 
   it('a local file: asks the path', async () => {

@@ -58,6 +58,19 @@ describe('forwarder.installed / forwarder.config', () => {
       JSON.stringify({ sink: { type: 'file', path: '/tmp/x' }, deadLeterFile: '/x' }),
       /deadLeterFile: unknown key \(did you mean deadLetterFile\?\)/,
     ],
+    // An older install may have written an http endpoint to a remote host: refused, it sent the token in clear.
+    [
+      'an http endpoint to a remote host',
+      JSON.stringify({
+        sink: { type: 'logs-ingestion', endpoint: 'http://x.example', dcrImmutableId: 'dcr-1', auth: { kind: 'managed-identity' } },
+      }),
+      /sink\.endpoint: must be an https URL \(http only to a loopback address, for a local mock or relay\)/,
+    ],
+    [
+      'an http Data Collector endpoint to a remote host',
+      JSON.stringify({ sink: { type: 'log-analytics', workspaceId: WS, endpoint: 'http://ws.ods.opinsights.azure.com' } }),
+      /sink\.endpoint: must be an https URL/,
+    ],
   ])('fails on %s with the field named', async (_n, text, re) => {
     await put(root, CONFIG, text);
     const r = await fwd.checkConfig(ctxFor());
