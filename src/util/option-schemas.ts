@@ -46,7 +46,8 @@ export function isHttpUrl(v: string): boolean {
 export const AZURE_URL = 'an https URL (http only to a loopback address, for a local mock or relay)';
 
 // Hostnames as WHATWG URL normalises them (lowercase, IPv4 dotted decimal, IPv6 compressed in brackets).
-const LOOPBACK_HOST = /^(?:127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\]|localhost|[a-z0-9._-]+\.localhost)$/;
+// Not *.localhost: glibc sends such a name to DNS, which may answer with another machine.
+const LOOPBACK_HOST = /^(?:127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\]|localhost)$/;
 
 /**
  * A URL the product sends a token, a secret, a signed request or the events to: https, or http only to this
@@ -58,7 +59,7 @@ export function isAzureUrl(v: string): boolean {
   return u.protocol === 'https:' || isLoopbackHost(u.hostname);
 }
 
-/** A URL hostname (`new URL(…).hostname`) that names this machine: 127.0.0.0/8, [::1], localhost, *.localhost. */
+/** A URL hostname (`new URL(…).hostname`) that names this machine: 127.0.0.0/8, [::1], localhost. */
 export function isLoopbackHost(hostname: string): boolean {
   return LOOPBACK_HOST.test(hostname);
 }

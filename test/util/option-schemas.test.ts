@@ -16,7 +16,6 @@ const accepted = [
   'http://[0:0:0:0:0:0:0:1]/',
   'http://localhost:3000',
   'http://LOCALHOST/',
-  'http://relay.localhost:8080/',
 ];
 const refused = [
   'http://x-abcd.eastus-1.ingest.monitor.azure.com',
@@ -26,6 +25,7 @@ const refused = [
   'http://[::2]/',
   'http://[::ffff:203.0.113.7]/',
   'http://localhost.evil.example/',
+  'http://relay.localhost:8080/',
   'http://127.0.0.1.nip.io/',
   'http://0.0.0.0:8080',
   'https://user:pass@x.example',
