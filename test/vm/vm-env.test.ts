@@ -3,7 +3,7 @@ import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { countTagged, seqsIn, type Vm } from './vm-env.js';
+import { countTagged, duplicateRuns, seqsIn, type Vm } from './vm-env.js';
 
 // The VM suites' row readers, run here against a local file: what the forwarder's file sink leaves while it appends,
 // or after a kill cut an append (a line without its newline until the next append removes it).
@@ -55,5 +55,13 @@ describe('VM row readers', () => {
 
   it('read a missing file as no rows', async () => {
     expect(await seqsIn(local, path.join(dir, 'none.ndjson'))).toEqual([]);
+  });
+});
+
+describe('duplicateRuns', () => {
+  it('finds each run of consecutive lines that came more than once, and the most copies of one', () => {
+    const got = ['t-0', 't-1', 't-2', 't-1', 't-2', 't-3', 't-5', 't-5', 't-5', 'x-5', 't-4', 't-9'];
+    expect(duplicateRuns(got, 't', 10)).toEqual({ runs: [2, 1], maxCopies: 3 });
+    expect(duplicateRuns(['t-0', 't-1'], 't', 2)).toEqual({ runs: [], maxCopies: 1 });
   });
 });

@@ -3,6 +3,7 @@ import { existsSync, lstatSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { expect } from 'vitest';
+import { forwarderConfigSchema } from '../../src/config/schema.js';
 import { UNIT_NAME } from '../../src/install/service.js';
 
 export const repo = path.resolve(import.meta.dirname, '../..');
@@ -154,6 +155,30 @@ export async function countTagged(vm: Vm, rowsPath: string, tag: string, n: numb
     if (unique >= n || Date.now() > end) return { unique, dups: got.length - unique };
     await new Promise((r) => setTimeout(r, 1000));
   }
+}
+
+/**
+ * What one SIGKILL of the forwarder may deliver twice: the batches it had handed the sink and not yet marked done in
+ * its queue (batch.inFlight × batch.maxRecords, the config's defaults). The queue re-sends them from its last saved
+ * cursor: one contiguous run of lines per kill, as the lines went in in order.
+ */
+const { batch: BATCH_DEFAULTS } = forwarderConfigSchema.parse({ sink: { type: 'file', path: '/x' } });
+export const RESENT_PER_KILL = BATCH_DEFAULTS.inFlight * BATCH_DEFAULTS.maxRecords;
+
+/** The lengths of the runs of consecutive `${tag}-N` lines that arrived more than once, and the most copies of one. */
+export function duplicateRuns(got: string[], tag: string, n: number): { runs: number[]; maxCopies: number } {
+  const copies = new Array<number>(n).fill(0);
+  for (const g of got) {
+    const i = g.startsWith(`${tag}-`) ? Number(g.slice(tag.length + 1)) : NaN;
+    if (Number.isInteger(i) && i >= 0 && i < n) copies[i]!++;
+  }
+  const runs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (copies[i]! <= 1) continue;
+    if (i > 0 && copies[i - 1]! > 1) runs[runs.length - 1]!++;
+    else runs.push(1);
+  }
+  return { runs, maxCopies: Math.max(0, ...copies) };
 }
 
 export function lossAndDups(expected: string[], got: string[]): { lost: string[]; duplicated: string[] } {
