@@ -254,16 +254,19 @@ describe.skipIf(reason !== null)('Debian 12, the hardened unit: Azure sinks over
         await vm.ok(`CI=true ${CLI} uninstall --yes --remove-user --purge`, { timeout: 120_000 });
         step('uninstalled');
       }
-      // One apt run, offline from the image's cache; --purge with rsyslog- takes rsyslog's /etc with it (a no-op once gone).
-      await vm.ok(
-        'apt-get install -y -qq --no-install-recommends --purge -o Dir::Cache::archives=/var/cache/sentinel-vm/syslog-ng syslog-ng-core rsyslog- rsyslog-relp- >/dev/null',
-        { timeout: 180_000 },
-      );
-      await waitFor(vm, 'systemctl is-active syslog-ng', 60_000, 'syslog-ng');
-      step('syslog-ng active');
-      // The power cut took the mock, a transient unit, with it: a new one (new certificate; the secret files persist).
-      if ((await vm.sh('systemctl is-active mock-azure')).exitCode !== 0) await startMock();
-      step('mock');
+      // Offline from the image's cache. They conflict: apt alone would only remove rsyslog and rsyslog-relp and leave
+      // their conffiles in /etc; rsyslog- with --purge takes those too (a no-op when rsyslog is absent).
+      const swap = vm
+        .ok(
+          'apt-get install -y -qq --no-install-recommends --purge -o Dir::Cache::archives=/var/cache/sentinel-vm/syslog-ng syslog-ng-core rsyslog- rsyslog-relp- >/dev/null',
+          { timeout: 180_000 },
+        )
+        .then(() => waitFor(vm, 'systemctl is-active syslog-ng', 60_000, 'syslog-ng'));
+      // The power cut took the mock, a transient unit, with it: a new one (new certificate; the secret files persist),
+      // started while apt runs.
+      const mockUp = vm.sh('systemctl is-active mock-azure').then((r) => (r.exitCode === 0 ? undefined : startMock()));
+      await Promise.all([swap, mockUp]);
+      step('syslog-ng active, mock up');
       // The machine as this case finds it: what uninstall must give back.
       etcBeforeNg = await etcSnapshot(vm);
       step('/etc snapshot');
