@@ -20,7 +20,8 @@ import {
 
 // Issue 15: every sink under the real hardened unit (HTTPS, a token from an Entra authority, gzip, the disk queue),
 // and `install --durable` across a power cut. One Debian 12 machine; the Azure mock runs in it as its own transient
-// unit (not under the forwarder's hardening), on loopback.
+// unit (not under the forwarder's hardening), on loopback. Each daemon from the suite's own packages fronts one API:
+// Logs Ingestion and --durable with rsyslog (RELP), then syslog-ng replaces it for the Data Collector API (TCP).
 const reason = vmSkipReason();
 if (reason) console.warn(`VM suites skipped: ${reason}`);
 
@@ -114,14 +115,10 @@ describe.skipIf(reason !== null)('Debian 12, the hardened unit: Azure sinks over
     expect(files.stdout).toMatch(/\/etc\/sentinel-cef\//);
   };
 
-  beforeAll(async () => {
-    vm = await bootVm('bookworm', 'azure');
-    await vm.ok('apt-get install -y -qq --no-install-recommends rsyslog rsyslog-relp >/dev/null && systemctl is-active rsyslog', {
-      timeout: 180_000,
-    });
-    // The mock: HTTPS on loopback with a generated certificate, its own Entra authority, secrets in 0600 files.
+  /** The mock: HTTPS on loopback with a generated certificate, its own Entra authority, secrets in 0600 files. */
+  const startMock = async () => {
     await vm.ok(
-      `mkdir -p ${MOCK} && systemd-run --unit=mock-azure --working-directory=/opt/sentinel-cef /opt/sentinel-cef/node_modules/.bin/tsx scripts/mock-azure.ts --port 8443 --cert-dir ${MOCK} --client-secret-file ${MOCK}/client.secret --key-file ${MOCK}/workspace.key --info-file ${MOCK}/info.json`,
+      `rm -f ${MOCK}/info.json && mkdir -p ${MOCK} && systemd-run --unit=mock-azure --working-directory=/opt/sentinel-cef /opt/sentinel-cef/node_modules/.bin/tsx scripts/mock-azure.ts --port 8443 --cert-dir ${MOCK} --client-secret-file ${MOCK}/client.secret --key-file ${MOCK}/workspace.key --info-file ${MOCK}/info.json`,
     );
     await waitFor(vm, `[ -s ${MOCK}/info.json ]`, 120_000, 'the mock to listen');
     mock = JSON.parse(await vm.ok(`cat ${MOCK}/info.json`)) as MockInfo;
@@ -133,6 +130,14 @@ describe.skipIf(reason !== null)('Debian 12, the hardened unit: Azure sinks over
     await vm.ok(
       `install -m 0644 ${mock.caPath} ${CA} && mkdir -p ${DROPIN.slice(0, DROPIN.lastIndexOf('/'))} && printf '[Service]\\nEnvironment=NODE_EXTRA_CA_CERTS=${CA}\\n' >${DROPIN}`,
     );
+  };
+
+  beforeAll(async () => {
+    vm = await bootVm('bookworm', 'azure');
+    await vm.ok('apt-get install -y -qq --no-install-recommends rsyslog rsyslog-relp >/dev/null && systemctl is-active rsyslog', {
+      timeout: 180_000,
+    });
+    await startMock();
     etcBefore = await etcSnapshot(vm);
   }, 900_000);
 
@@ -150,21 +155,6 @@ describe.skipIf(reason !== null)('Debian 12, the hardened unit: Azure sinks over
     expect(r.stdout).toMatch(/accepted after \d+ ms/);
     await expectUnitInstalled(vm);
     await deliversEveryLineOnce('logs-ingestion', 'li');
-    await troubleshootPasses();
-    await expectExposureAtMost(vm, 1.5);
-    await secretsKept();
-    await expectUninstalled(vm, 'rsyslog', etcBefore);
-  }, 600_000);
-
-  it('Data Collector API with a workspace key: install verifies over HTTPS, every line once, exposure <= 1.5, no secret shown', async () => {
-    const r = await vm.sh(
-      `CI=true NODE_EXTRA_CA_CERTS=${CA} ${CLI} install ${mock.workspaceId} --key-file ${MOCK}/workspace.key --endpoint ${mock.url} --yes`,
-      { timeout: 180_000 },
-    );
-    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/accepted after \d+ ms/);
-    await expectUnitInstalled(vm);
-    await deliversEveryLineOnce('log-analytics', 'dc');
     await troubleshootPasses();
     await expectExposureAtMost(vm, 1.5);
     await secretsKept();
@@ -249,4 +239,56 @@ describe.skipIf(reason !== null)('Debian 12, the hardened unit: Azure sinks over
     );
     expect(most, `${ids.length - unique} extra copies, ${atCut} lines in the sink at the cut`).toBeLessThanOrEqual(4);
   }, 700_000);
+
+  // After the rsyslog cases: syslog-ng replaces rsyslog (they conflict), so one boot proves both daemons, one API each.
+  // Its own beforeAll, so the swap happens whenever this case runs (also alone, with -t).
+  describe('with syslog-ng in front', () => {
+    let etcBeforeNg = '';
+
+    beforeAll(async () => {
+      const t0 = Date.now();
+      const took: string[] = [];
+      const step = (what: string) => took.push(`${what} ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      // An rsyslog case may have left its install: uninstall routes rsyslog back, so before rsyslog goes.
+      if ((await vm.sh(`systemctl cat ${UNIT}`)).exitCode === 0) {
+        await vm.ok(`CI=true ${CLI} uninstall --yes --remove-user --purge`, { timeout: 120_000 });
+        step('uninstalled');
+      }
+      // Offline from the image's cache. They conflict: apt alone would only remove rsyslog and rsyslog-relp and leave
+      // their conffiles in /etc; rsyslog- with --purge takes those too (a no-op when rsyslog is absent).
+      const swap = vm
+        .ok(
+          'apt-get install -y -qq --no-install-recommends --purge -o Dir::Cache::archives=/var/cache/sentinel-vm/syslog-ng syslog-ng-core rsyslog- rsyslog-relp- >/dev/null',
+          { timeout: 180_000 },
+        )
+        .then(() => waitFor(vm, 'systemctl is-active syslog-ng', 60_000, 'syslog-ng'));
+      // The power cut took the mock, a transient unit, with it: a new one (new certificate; the secret files persist),
+      // started while apt runs.
+      const mockUp = vm.sh('systemctl is-active mock-azure').then((r) => (r.exitCode === 0 ? undefined : startMock()));
+      await Promise.all([swap, mockUp]);
+      step('syslog-ng active, mock up');
+      // The machine as this case finds it: what uninstall must give back.
+      etcBeforeNg = await etcSnapshot(vm);
+      step('/etc snapshot');
+      console.log(`rsyslog -> syslog-ng swap: ${took.join(', ')}`);
+    }, 600_000);
+
+    it('Data Collector API via syslog-ng: install verifies over HTTPS, every line once, exposure <= 1.5, no secret shown', async () => {
+      const r = await vm.sh(
+        `CI=true NODE_EXTRA_CA_CERTS=${CA} ${CLI} install ${mock.workspaceId} --key-file ${MOCK}/workspace.key --endpoint ${mock.url} --yes`,
+        { timeout: 180_000 },
+      );
+      expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/accepted after \d+ ms/);
+      await expectUnitInstalled(vm);
+      // Routed by syslog-ng: its drop-in, and no rsyslog left to carry the lines.
+      expect(await vm.ok('cat /etc/syslog-ng/conf.d/*sentinel-cef*')).toMatch(/destination d_sentinel_cef/);
+      expect((await vm.sh('dpkg -s rsyslog')).exitCode).not.toBe(0);
+      await deliversEveryLineOnce('log-analytics', 'dc');
+      await troubleshootPasses();
+      console.log(`Data Collector via syslog-ng: ${await expectExposureAtMost(vm, 1.5)}`);
+      await secretsKept();
+      await expectUninstalled(vm, 'syslog-ng', etcBeforeNg);
+    }, 600_000);
+  });
 });
