@@ -230,13 +230,16 @@ export class Context {
   }
 
   /**
-   * Forwarder processes serving this config: our installed bundle, or `sentinel-cef forward` started by hand,
-   * with `--config` naming the config under test (other forwarders on the machine are not ours to report).
+   * The forwarder's processes now: the one its pid file names while that is alive and still a forwarder of this
+   * config (a stale file's pid may be reused by another program), else those found by command line.
    */
-  /** The forwarder's processes now: the one its pid file names while that is alive, else those found by command line. */
   async forwarderPidsNow(): Promise<number[]> {
     const fromFile = Number((await this.readText(LAYOUT.forwarderPidFile))?.trim());
-    return Number.isInteger(fromFile) && fromFile > 0 && (await isProcessAlive(this.fs, fromFile)) ? [fromFile] : this.forwarderPids();
+    if (Number.isInteger(fromFile) && fromFile > 0 && (await isProcessAlive(this.fs, fromFile))) {
+      const argv = ((await this.readText(`/proc/${fromFile}/cmdline`)) ?? '').split('\0').filter(Boolean);
+      if (this.servesConfig(argv)) return [fromFile];
+    }
+    return this.forwarderPids();
   }
 
   /** A forwarder process that exists but is stopped by a signal (T) or a debugger (t), with its /proc state letter. */
@@ -250,18 +253,21 @@ export class Context {
     return null;
   }
 
+  /**
+   * Forwarder processes serving this config: our installed bundle, or `sentinel-cef forward` started by hand,
+   * with `--config` naming the config under test (other forwarders on the machine are not ours to report).
+   */
   async forwarderPids(): Promise<number[]> {
+    return (await this.processes()).filter((p) => this.servesConfig(p.cmdline)).map((p) => p.pid);
+  }
+
+  private servesConfig(argv: string[]): boolean {
     const cfg = this.opts.configPath;
-    return (await this.processes())
-      .filter((p) => {
-        const argv = p.cmdline;
-        const isBundle = argv.some((a) => LAYOUT.bundleCandidates.includes(a));
-        const isCli = argv.some((a) => /sentinel-cef(\.js)?$|dist\/cli\.js$/.test(a)) && argv.includes('forward');
-        const c = argv.indexOf('--config');
-        const configMatches = c >= 0 ? argv[c + 1] === cfg : cfg === DEFAULT_CONFIG_PATH;
-        return (isBundle || isCli) && configMatches;
-      })
-      .map((p) => p.pid);
+    const isBundle = argv.some((a) => LAYOUT.bundleCandidates.includes(a));
+    const isCli = argv.some((a) => /sentinel-cef(\.js)?$|dist\/cli\.js$/.test(a)) && argv.includes('forward');
+    const c = argv.indexOf('--config');
+    const configMatches = c >= 0 ? argv[c + 1] === cfg : cfg === DEFAULT_CONFIG_PATH;
+    return (isBundle || isCli) && configMatches;
   }
 
   /** Daemon configuration text: main file plus drop-ins, each with its path. */

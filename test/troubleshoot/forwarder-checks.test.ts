@@ -370,6 +370,22 @@ describe('admin-endpoint checks against a fake admin server', () => {
     expect((await fwd.checkDelivery(ctxFor())).status).toBe('skip');
   });
 
+  // The pid file outlives a forwarder that died without its supervisor; its pid may then name another user's
+  // stopped job. That process is not the forwarder: it must not be reported as a hung forwarder (--fix would
+  // SIGKILL it) nor keep the checks from asking the forwarder that answers.
+  it('does not take a stopped process of another program, named by a stale pid file, for the forwarder', async () => {
+    await put(root, '/proc/1/comm', 'bash\n');
+    await put(root, '/run/sentinel-cef/forwarder.pid', '4242\n');
+    await addProcess(root, 4242, 'vim', ['vim', 'notes.txt']);
+    await put(root, '/proc/4242/stat', '4242 (vim) T 1 4242 4242 0 -1 4194560\n');
+    const ctx = ctxFor();
+    expect(await ctx.stoppedForwarder()).toBeNull();
+    const running = await fwd.checkRunning(ctx);
+    expect(running.details?.hung).toBeUndefined();
+    expect(running.safeFix?.description ?? '').not.toContain('4242');
+    expect((await fwd.checkAdmin(ctxFor())).status).toBe('pass');
+  });
+
   it('warns when the admin endpoint is disabled in the config', async () => {
     await put(root, CONFIG, JSON.stringify({ sink: { type: 'file', path: '/tmp/x' }, admin: false }));
     const r = await fwd.checkAdmin(ctxFor());
