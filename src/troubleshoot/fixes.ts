@@ -42,17 +42,29 @@ export function restartForwarderFix(ctx: Context): SafeFix {
   };
 }
 
+/**
+ * Whether restarting the daemon brings the forwarder unit tied to it back: it runs now (the restart is propagated to
+ * it) or it is enabled (the WantedBy= link starts it). Else nothing starts it, and waiting would only hold --fix.
+ */
+async function forwarderFollowsDaemon(ctx: Context): Promise<boolean> {
+  const active = await ctx.deps.exec.run('systemctl', ['is-active', LAYOUT.serviceName]);
+  if (/^(active|activating|reloading)$/.test(active.stdout.trim())) return true;
+  return (await ctx.deps.exec.run('systemctl', ['is-enabled', LAYOUT.serviceName])).exitCode === 0;
+}
+
 /** (Re)starts the daemon and waits until it listens again. */
 export async function restartDaemon(ctx: Context, daemon: DaemonName): Promise<void> {
   if (await ctx.systemd()) {
-    await run(ctx, 'systemctl', ['restart', UNIT[daemon]]);
     // A forwarder unit that is PartOf= the daemon is stopped and started with it, after it: systemctl returns once
     // the daemon is up, before node listens, and a check run at once would see the forwarder down. Not listening in
     // time is the forwarder's own fault, which forwarder.running reports, so this fix does not fail on it.
     const partOf = new RegExp(`^PartOf=${UNIT[daemon]}\\.service\\s*$`, 'm');
     const base = await ctx.adminBase();
     const ready = ctx.deps.services.forwarderReady;
-    if (base && ready && partOf.test((await ctx.readText(LAYOUT.unitPath)) ?? '')) await ready(base, FORWARDER_READY_MS);
+    const tied = Boolean(base && ready) && partOf.test((await ctx.readText(LAYOUT.unitPath)) ?? '');
+    const follows = tied && (await forwarderFollowsDaemon(ctx));
+    await run(ctx, 'systemctl', ['restart', UNIT[daemon]]);
+    if (follows) await ready!(base!, FORWARDER_READY_MS);
     return;
   }
   await ctx.deps.services.restartDaemon(daemon, { port: ctx.opts.port, protocols: await protocolsOf(ctx, daemon) });

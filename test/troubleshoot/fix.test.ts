@@ -117,7 +117,14 @@ describe('--fix', () => {
     await put(root, LAYOUT.unitPath, `[Unit]\nAfter=rsyslog.service\n${unitLine}[Service]\nType=simple\n`);
     const waited: number[] = [];
     const deps = testDeps(root, {
-      exec: fakeExec({ [`systemctl restart ${daemon}`]: {} }, { calls }),
+      exec: fakeExec(
+        {
+          [`systemctl restart ${daemon}`]: {},
+          'systemctl is-active sentinel-cef-forwarder.service': { exitCode: 3, stdout: 'inactive\n' },
+          'systemctl is-enabled sentinel-cef-forwarder.service': { stdout: 'enabled\n' },
+        },
+        { calls },
+      ),
       services: {
         startForwarder: async () => 'no',
         restartDaemon: async () => 'no',
@@ -126,7 +133,36 @@ describe('--fix', () => {
     });
     // Not listening in time is forwarder.running's to report: the daemon's own fix still succeeds.
     await restartDaemon(new Context(troubleshootOptionsSchema.parse(opts), deps), daemon);
-    expect(commandLines(calls)).toEqual([`systemctl restart ${daemon}`]);
+    expect(commandLines(calls).filter((c) => c.includes('restart'))).toEqual([`systemctl restart ${daemon}`]);
+    expect(waited).toEqual(waits);
+  });
+
+  // A unit PartOf= rsyslog comes back with it only if it ran (the restart is propagated to it) or is enabled (the
+  // WantedBy=rsyslog.service link starts it); otherwise nothing starts it and waiting would hold --fix for 30 s.
+  it.each([
+    ['inactive', 'disabled', []],
+    ['failed', 'disabled', []],
+    ['inactive', 'enabled', [30_000]],
+    ['active', 'disabled', [30_000]],
+  ] as const)('restarting rsyslog with a forwarder unit %s and %s waits %j', async (state, enabled, waits) => {
+    await put(root, LAYOUT.unitPath, '[Unit]\nAfter=rsyslog.service\nPartOf=rsyslog.service\n[Service]\nType=simple\n');
+    const waited: number[] = [];
+    const deps = testDeps(root, {
+      exec: fakeExec(
+        {
+          'systemctl restart rsyslog': {},
+          'systemctl is-active sentinel-cef-forwarder.service': { exitCode: state === 'active' ? 0 : 3, stdout: `${state}\n` },
+          'systemctl is-enabled sentinel-cef-forwarder.service': { exitCode: enabled === 'enabled' ? 0 : 1, stdout: `${enabled}\n` },
+        },
+        { calls },
+      ),
+      services: {
+        startForwarder: async () => 'no',
+        restartDaemon: async () => 'no',
+        forwarderReady: async (_b, ms) => (waited.push(ms), false),
+      },
+    });
+    await restartDaemon(new Context(troubleshootOptionsSchema.parse(opts), deps), 'rsyslog');
     expect(waited).toEqual(waits);
   });
 });
