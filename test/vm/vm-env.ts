@@ -159,11 +159,31 @@ export async function countTagged(vm: Vm, rowsPath: string, tag: string, n: numb
 
 /**
  * What one SIGKILL of the forwarder may deliver twice: the batches it had handed the sink and not yet marked done in
- * its queue (batch.inFlight × batch.maxRecords, the config's defaults). The queue re-sends them from its last saved
- * cursor: one contiguous run of lines per kill, as the lines went in in order.
+ * its queue (batch.inFlight × batch.maxRecords), sent again from its last saved cursor: one contiguous run of lines
+ * per kill, as the lines went in in order. The SIGKILL tests run with small batches (`withSmallBatches`), so that a
+ * queue which re-sent more (a cursor saved late, or never) could not hide inside the defaults' 8 × 1,000.
  */
+export const SMALL_BATCH = { maxRecords: 100, inFlight: 2 };
+export const RESENT_PER_KILL = SMALL_BATCH.inFlight * SMALL_BATCH.maxRecords;
+// The defaults must stay larger, or the small batches would test nothing the defaults do not.
 const { batch: BATCH_DEFAULTS } = forwarderConfigSchema.parse({ sink: { type: 'file', path: '/x' } });
-export const RESENT_PER_KILL = BATCH_DEFAULTS.inFlight * BATCH_DEFAULTS.maxRecords;
+if (BATCH_DEFAULTS.inFlight * BATCH_DEFAULTS.maxRecords <= RESENT_PER_KILL) throw new Error('SMALL_BATCH is not smaller than the defaults');
+
+/** Runs `fn` with the installed forwarder on SMALL_BATCH (config edited in place, forwarder restarted), then puts it back. */
+export async function withSmallBatches<T>(vm: Vm, fn: () => Promise<T>): Promise<T> {
+  const cfg = '/etc/sentinel-cef/forwarder.json';
+  const before = await vm.ok(`base64 -w0 ${cfg}`);
+  const edit = `const fs = require('fs');
+const c = JSON.parse(fs.readFileSync('${cfg}', 'utf8'));
+c.batch = { ...c.batch, ...${JSON.stringify(SMALL_BATCH)} };
+fs.writeFileSync('${cfg}', JSON.stringify(c, null, 2));`;
+  await vm.ok(`node - && systemctl restart ${UNIT}`, { input: edit, timeout: 60_000 });
+  try {
+    return await fn();
+  } finally {
+    await vm.ok(`echo ${before} | base64 -d >${cfg} && systemctl restart ${UNIT}`, { timeout: 60_000 });
+  }
+}
 
 /** The lengths of the runs of consecutive `${tag}-N` lines that arrived more than once, and the most copies of one. */
 export function duplicateRuns(got: string[], tag: string, n: number): { runs: number[]; maxCopies: number } {
