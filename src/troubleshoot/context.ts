@@ -263,6 +263,8 @@ export class Context {
 
   private servesConfig(argv: string[]): boolean {
     const cfg = this.opts.configPath;
+    // The supervisor carries the forwarder's command line after its own: it is not the forwarder.
+    if (argv.some((a) => a.endsWith(`/${LAYOUT.supervisorName}`))) return false;
     const isBundle = argv.some((a) => LAYOUT.bundleCandidates.includes(a));
     const isCli = argv.some((a) => /sentinel-cef(\.js)?$|dist\/cli\.js$/.test(a)) && argv.includes('forward');
     const c = argv.indexOf('--config');

@@ -1,4 +1,4 @@
-import { FORWARDER_PATH, LOG_DIR, RUN_DIR, SUPERVISOR_PIDFILE, UNIT_NAME, UNIT_PATH } from '../install/service.js';
+import { FORWARDER_PATH, LOG_DIR, RUN_DIR, SUPERVISOR_PATH, SUPERVISOR_PIDFILE, UNIT_NAME, UNIT_PATH } from '../install/service.js';
 import { RSYSLOG_DROPIN } from '../install/render-rsyslog.js';
 import { SYSLOG_NG_DROPIN } from '../install/render-syslog-ng.js';
 
@@ -12,6 +12,7 @@ export const LAYOUT = {
   unitPath: UNIT_PATH,
   /** Without systemd: the supervisor and the forwarder it runs. */
   supervisorPidFile: SUPERVISOR_PIDFILE,
+  supervisorName: SUPERVISOR_PATH.slice(SUPERVISOR_PATH.lastIndexOf('/') + 1),
   forwarderPidFile: `${RUN_DIR}/forwarder.pid`,
   logFiles: [`${LOG_DIR}/forwarder.log`],
   rsyslogDropIn: RSYSLOG_DROPIN,

@@ -386,6 +386,25 @@ describe('admin-endpoint checks against a fake admin server', () => {
     expect((await fwd.checkAdmin(ctxFor())).status).toBe('pass');
   });
 
+  // The supervisor's command line holds the forwarder's (after `--`): without a pid file it was found as a forwarder.
+  it('does not take the supervisor for the forwarder', async () => {
+    await put(root, '/proc/1/comm', 'bash\n');
+    const fwdArgv = ['/usr/bin/node', '/usr/lib/sentinel-cef/forwarder.mjs', '--config', CONFIG];
+    await addProcess(root, 777, 'node', [
+      '/usr/bin/node',
+      '/usr/lib/sentinel-cef/sentinel-cef-supervise.mjs',
+      '--pidfile',
+      'x',
+      '--',
+      ...fwdArgv,
+    ]);
+    await put(root, '/proc/777/stat', '777 (node) T 1 777 777 0 -1 4194560\n');
+    await addProcess(root, 778, 'node', fwdArgv);
+    const ctx = ctxFor();
+    expect(await ctx.forwarderPids()).toEqual([778]);
+    expect(await ctx.stoppedForwarder()).toBeNull();
+  });
+
   it('warns when the admin endpoint is disabled in the config', async () => {
     await put(root, CONFIG, JSON.stringify({ sink: { type: 'file', path: '/tmp/x' }, admin: false }));
     const r = await fwd.checkAdmin(ctxFor());
