@@ -50,8 +50,10 @@ export async function bootVm(suite: 'bullseye' | 'bookworm' | 'trixie', tag: str
     sh,
     ok: async (script, opts) => {
       const r = await sh(script, opts);
-      if (r.exitCode !== 0) throw new Error(`in ${name}: ${script}\nexit ${r.exitCode}\n${r.stdout}\n${r.stderr}`);
-      return r.stdout;
+      if (r.exitCode === 0) return r.stdout;
+      // A unit that failed to start or stop says why only in the journal, which goes with the machine.
+      const journal = /\bsystemctl\b/.test(script) ? (await sh('journalctl -n 40 --no-pager -o short-monotonic')).stdout : '';
+      throw new Error(`in ${name}: ${script}\nexit ${r.exitCode}\n${r.stdout}\n${r.stderr}${journal ? `\njournal:\n${journal}` : ''}`);
     },
     reboot: async () => void (await execa(vmScript, ['reboot', name], { timeout: 120_000 })),
     powerCut: async () => void (await execa(vmScript, ['kill', name], { timeout: 60_000 })),
