@@ -220,6 +220,25 @@ async function killAndWait(fs: FsRoot, pids: number[], timeoutMs = 15_000): Prom
 }
 
 /**
+ * `systemctl restart UNIT`, accepting a failed restart that systemd repairs by itself. Debian 12's rsyslog 8.2302 can
+ * die with SIGSEGV at stop; the start right after it then failed in the unit's vanished cgroup (219/CGROUP), while
+ * Restart=on-failure had rsyslog running, its queue intact, 0.3 s later. Failing there rolled back a good install.
+ */
+export async function restartUnit(exec: Pick<Exec, 'run'>, unit: string, settleMs = 15_000): Promise<{ ok: boolean; detail: string }> {
+  const r = await exec.run('systemctl', ['restart', unit], { timeoutMs: 90_000 });
+  if (r.exitCode === 0) return { ok: true, detail: `systemctl restart ${unit}` };
+  const why = r.stderr.trim().split('\n')[0] || `systemctl restart ${unit} failed (exit ${r.exitCode})`;
+  const back = await waitFor(
+    async () => (await exec.run('systemctl', ['is-active', unit], { timeoutMs: 30_000 })).exitCode === 0,
+    settleMs,
+    250,
+  );
+  return back
+    ? { ok: true, detail: `systemctl restart ${unit} (it said "${why}"; systemd started it again itself)` }
+    : { ok: false, detail: why };
+}
+
+/**
  * Restarts (or starts) the daemon and waits until it listens on the port. Under systemd via systemctl;
  * elsewhere the binary is started directly (it daemonizes and writes its own pidfile).
  */
@@ -229,9 +248,11 @@ export async function restartDaemon(
   binary: string,
   listen: { port: number; protocols: Array<'tcp' | 'udp'> },
 ): Promise<{ ok: boolean; detail: string }> {
+  let restarted = '';
   if (ctx.init === 'systemd') {
-    const r = await ctx.exec.run('systemctl', ['restart', UNITS[daemon]], { timeoutMs: 90_000 });
-    if (r.exitCode !== 0) return { ok: false, detail: r.stderr.trim() || `systemctl restart ${UNITS[daemon]} failed` };
+    const r = await restartUnit(ctx.exec, UNITS[daemon]);
+    if (!r.ok) return r;
+    restarted = r.detail;
   } else {
     const old = await runningDaemonPids(ctx.fs, daemon);
     if (old.length > 0 && !(await killAndWait(ctx.fs, old))) return { ok: false, detail: `${daemon} (pid ${old.join(',')}) did not stop` };
@@ -250,7 +271,7 @@ export async function restartDaemon(
   if (!listening) return { ok: false, detail: `${daemon} runs but does not listen on ${listen.protocols.join('+')} port ${listen.port}` };
   return {
     ok: true,
-    detail: ctx.init === 'systemd' ? `systemctl restart ${UNITS[daemon]}` : `started ${binary} directly (PID 1 is not systemd)`,
+    detail: ctx.init === 'systemd' ? restarted : `started ${binary} directly (PID 1 is not systemd)`,
   };
 }
 

@@ -1,3 +1,4 @@
+import { restartUnit } from '../install/service.js';
 import type { Context, DaemonName } from './context.js';
 import { dropInPath, LAYOUT } from './layout.js';
 import type { SafeFix } from './types.js';
@@ -63,7 +64,8 @@ export async function restartDaemon(ctx: Context, daemon: DaemonName): Promise<v
     const ready = ctx.deps.services.forwarderReady;
     const tied = Boolean(base && ready) && partOf.test((await ctx.readText(LAYOUT.unitPath)) ?? '');
     const follows = tied && (await forwarderFollowsDaemon(ctx));
-    await run(ctx, 'systemctl', ['restart', UNIT[daemon]]);
+    const r = await restartUnit(ctx.deps.exec, UNIT[daemon]);
+    if (!r.ok) throw new Error(`systemctl restart ${UNIT[daemon]} failed: ${r.detail}`);
     if (follows) await ready!(base!, FORWARDER_READY_MS);
     return;
   }

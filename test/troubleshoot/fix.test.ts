@@ -137,6 +137,22 @@ describe('--fix', () => {
     expect(waited).toEqual(waits);
   });
 
+  // VM suite: rsyslog died with SIGSEGV at stop and its next start failed (219/CGROUP); systemd had it up 0.3 s later.
+  it('a restart that systemctl calls failed but systemd repairs is no failed fix', async () => {
+    let asked = 0;
+    const deps = testDeps(root, {
+      exec: fakeExec({
+        'systemctl restart rsyslog': {
+          exitCode: 1,
+          stderr: 'Job for rsyslog.service failed because the control process exited with error code.',
+        },
+        'systemctl is-active rsyslog': () => (++asked < 2 ? { exitCode: 3, stdout: 'activating\n' } : { stdout: 'active\n' }),
+      }),
+    });
+    await expect(restartDaemon(new Context(troubleshootOptionsSchema.parse(opts), deps), 'rsyslog')).resolves.toBeUndefined();
+    expect(asked).toBe(2);
+  });
+
   // A unit PartOf= rsyslog comes back with it only if it ran (the restart is propagated to it) or is enabled (the
   // WantedBy=rsyslog.service link starts it); otherwise nothing starts it and waiting would hold --fix for 30 s.
   it.each([

@@ -18,6 +18,7 @@ import {
   lossAndDups,
   RECEIVED,
   RESENT_PER_KILL,
+  restartCommand,
   seqsIn,
   underLoad,
   vmSkipReason,
@@ -178,7 +179,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
       await vm.ok(`systemctl stop ${UNIT}`);
       await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines(tag, 200) });
       await new Promise((r) => setTimeout(r, 1000));
-      await vm.ok('systemctl restart rsyslog');
+      await vm.ok(restartCommand('rsyslog'));
       await vm.ok(`systemctl start ${UNIT}`);
       const expected = Array.from({ length: 200 }, (_, i) => `${tag}-${i}`);
       // rsyslog reads READY at its next retry (action.resumeInterval 5 s).
@@ -303,7 +304,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
   it('loses nothing when rsyslog restarts under load, and a stop and start of rsyslog leaves the forwarder running', async () => {
     const n = 20_000;
     await vm.ok(`nc -w 5 -N 127.0.0.1 514`, { input: cefLines('rsl', n), timeout: 120_000 });
-    await vm.ok('systemctl restart rsyslog', { timeout: 120_000 });
+    await vm.ok(restartCommand('rsyslog'), { timeout: 120_000 });
     const { unique, dups } = await countTagged(vm, ROWS, 'rsl', n, 120_000);
     expect({ lost: n - unique }).toEqual({ lost: 0 });
     expect(dups).toBeLessThanOrEqual(128);

@@ -214,6 +214,14 @@ export function lossAndDups(expected: string[], got: string[]): { lost: string[]
   };
 }
 
+/**
+ * `systemctl restart UNIT` as the product runs it (install/service.ts restartUnit): a restart systemctl calls failed
+ * but systemd repairs by itself counts. Debian 12's rsyslog 8.2302 can die with SIGSEGV at stop, and the start after
+ * it then failed in the vanished cgroup (219/CGROUP), with rsyslog up again 0.3 s later.
+ */
+export const restartCommand = (unit: string): string =>
+  `systemctl restart ${unit} || { for i in $(seq 60); do systemctl is-active -q ${unit} && exit 0; sleep 0.25; done; exit 1; }`;
+
 /** Polls `script` inside the VM until it exits 0; throws naming `what` after `timeoutMs`. */
 export async function waitFor(vm: Vm, script: string, timeoutMs: number, what: string): Promise<void> {
   const end = Date.now() + timeoutMs;
