@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isLoopback } from '../config/listen.js';
 
 // Pieces shared by the commands' option schemas, so one kind of flag reads the same in every command.
 // Messages start with `must`: the one formatter (errors.ts) adds the flag and the value typed.
@@ -45,10 +46,6 @@ export function isHttpUrl(v: string): boolean {
 /** What an Azure-facing URL must be, in the words every error about one uses (`--dce must be …`, `sink.endpoint: must be …`). */
 export const AZURE_URL = 'an https URL (http only to a loopback address, for a local mock or relay)';
 
-// Hostnames as WHATWG URL normalises them (lowercase, IPv4 dotted decimal, IPv6 compressed in brackets).
-// Not *.localhost: glibc sends such a name to DNS, which may answer with another machine.
-const LOOPBACK_HOST = /^(?:127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\]|localhost)$/;
-
 /**
  * A URL the product sends a token, a secret, a signed request or the events to: https, or http only to this
  * machine (a local mock, a TLS-terminating relay). Plain http to another host would carry them in clear text.
@@ -59,9 +56,12 @@ export function isAzureUrl(v: string): boolean {
   return u.protocol === 'https:' || isLoopbackHost(u.hostname);
 }
 
-/** A URL hostname (`new URL(…).hostname`) that names this machine: 127.0.0.0/8, [::1], localhost. */
+/**
+ * A URL hostname (`new URL(…).hostname`: lowercase, IPv4 dotted decimal, IPv6 in brackets) that names this machine:
+ * 127.0.0.0/8, [::1], localhost. Not *.localhost: glibc sends such a name to DNS, which may answer with another host.
+ */
 export function isLoopbackHost(hostname: string): boolean {
-  return LOOPBACK_HOST.test(hostname);
+  return isLoopback(hostname.replace(/^\[(.*)\]$/, '$1'));
 }
 
 export function azureUrlOption() {
