@@ -19,12 +19,17 @@ export async function listProcesses(fs: FsRoot): Promise<ProcessInfo[]> {
   return out;
 }
 
-export async function isProcessAlive(fs: FsRoot, pid: number): Promise<boolean> {
+/** The one-letter state from /proc/PID/stat (R, S, T, Z…), or null when there is no such process. */
+export async function processState(fs: FsRoot, pid: number): Promise<string | null> {
   const stat = await fs.readText(`/proc/${pid}/stat`).catch(() => null);
-  if (!stat) return false;
+  // After the last ')': the command name itself may hold ')' or spaces.
+  return stat ? stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) : null;
+}
+
+export async function isProcessAlive(fs: FsRoot, pid: number): Promise<boolean> {
+  const state = await processState(fs, pid);
   // A zombie has exited; only its parent has not reaped it yet.
-  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  return state !== 'Z' && state !== 'X';
+  return state !== null && state !== 'Z' && state !== 'X';
 }
 
 export type InitSystem = 'systemd' | 'other';

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { createFsRoot, type FileMeta, type FsRoot } from '../system/fs-root.js';
 import { detectDaemon, type DaemonInfo } from '../system/detect-daemon.js';
-import { detectInitSystem, isProcessAlive } from '../system/processes.js';
+import { detectInitSystem, isProcessAlive, processState } from '../system/processes.js';
 import { listListeners, type Listener } from '../system/listeners.js';
 import {
   forwarderConfigSchema,
@@ -245,9 +245,7 @@ export class Context {
   /** A forwarder process that exists but is stopped by a signal (T) or a debugger (t), with its /proc state letter. */
   async stoppedForwarder(): Promise<{ pid: number; state: string } | null> {
     for (const pid of await this.forwarderPidsNow()) {
-      const stat = await this.readText(`/proc/${pid}/stat`);
-      if (!stat) continue;
-      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      const state = await processState(this.fs, pid);
       if (state === 'T' || state === 't') return { pid, state };
     }
     return null;

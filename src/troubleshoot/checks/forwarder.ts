@@ -3,7 +3,7 @@ import { HEALTH_RETRY_MS, HEALTH_TIMEOUT_MS, HUNG_ERROR, type Context } from '..
 import { deadLetterPath } from '../../config/load.js';
 import { DEFAULT_DEAD_LETTER_LIMITS, rotatedPath } from '../../forwarder/dead-letter.js';
 import { LAYOUT } from '../layout.js';
-import { isProcessAlive } from '../../system/processes.js';
+import { isProcessAlive, processState } from '../../system/processes.js';
 import type { CheckOutcome, SafeFix } from '../types.js';
 import { restartForwarderFix } from '../fixes.js';
 import { fixForDelivery, formatBytes } from '../advice.js';
@@ -167,11 +167,11 @@ export interface ForwarderHang {
  */
 export function forwarderHang(ctx: Context): Promise<ForwarderHang | null> {
   return ctx.once('forwarder-hang', async () => {
+    const stopped = await ctx.stoppedForwarder();
+    if (stopped) return { ...stopped, why: `${STOPPED_STATES[stopped.state]} (state ${stopped.state})` };
     for (const pid of await ctx.forwarderPidsNow()) {
-      const stat = await ctx.readText(`/proc/${pid}/stat`);
-      if (!stat) continue;
-      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-      if (STOPPED_STATES[state]) return { pid, state, why: `${STOPPED_STATES[state]} (state ${state})` };
+      const state = await processState(ctx.fs, pid);
+      if (!state) continue;
       const h = await ctx.health();
       if (h.base && !h.reachable && HUNG_ERROR.test(h.error ?? '')) {
         return {
