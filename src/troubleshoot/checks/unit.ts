@@ -32,11 +32,11 @@ async function expectedUnit(ctx: Context, state: InstallState, onDisk: string): 
   return renderForwarderUnit(
     unitInputsFrom({
       nodePath: (execStart !== undefined ? firstSystemdWord(execStart) : null) ?? (await ctx.deps.exec.which('node')) ?? '/usr/bin/node',
-      sink: c?.sink,
+      sink: c.sink,
       ...(rec.mode ? { mode: rec.mode } : {}),
       port: rec.port,
       ...(readinessPort !== undefined ? { readinessPort } : {}),
-      intakeStateFile: rec.intakeStateFile !== undefined ? rec.intakeStateFile : (c?.intakeStateFile ?? null),
+      intakeStateFile: rec.intakeStateFile !== undefined ? rec.intakeStateFile : (c.intakeStateFile ?? null),
     }),
   );
 }
