@@ -3,7 +3,7 @@ import { existsSync, lstatSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { expect } from 'vitest';
-import { forwarderConfigSchema } from '../../src/config/schema.js';
+import { DEFAULT_CONFIG_PATH, forwarderConfigSchema } from '../../src/config/schema.js';
 import { UNIT_NAME } from '../../src/install/service.js';
 
 export const repo = path.resolve(import.meta.dirname, '../..');
@@ -173,7 +173,7 @@ if (BATCH_DEFAULTS.inFlight * BATCH_DEFAULTS.maxRecords <= RESENT_PER_KILL) thro
 
 /** Runs `fn` with the installed forwarder on SMALL_BATCH (config edited in place, forwarder restarted), then puts it back. */
 export async function withSmallBatches<T>(vm: Vm, fn: () => Promise<T>): Promise<T> {
-  const cfg = '/etc/sentinel-cef/forwarder.json';
+  const cfg = DEFAULT_CONFIG_PATH;
   const before = await vm.ok(`base64 -w0 ${cfg}`);
   const edit = `const fs = require('fs');
 const c = JSON.parse(fs.readFileSync('${cfg}', 'utf8'));
