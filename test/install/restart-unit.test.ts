@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { restartUnit } from '../../src/install/service.js';
+import { restartDaemon, restartUnit } from '../../src/install/service.js';
+import { createFsRoot } from '../../src/system/fs-root.js';
+import { cleanup, makeRoot, procNet, put } from '../troubleshoot/helpers.js';
 import { commandLines, fakeExec } from '../helpers/fake-exec.js';
 
 // VM suite: Debian 12's rsyslog 8.2302 died with SIGSEGV at stop; systemd's start right after failed in the unit's
@@ -42,5 +44,28 @@ describe('restartUnit', () => {
       detail: 'systemctl restart syslog-ng',
     });
     expect(commandLines(calls)).toEqual(['systemctl restart syslog-ng']);
+  });
+});
+
+// The install path itself: restartDaemon goes on to its listening check instead of failing (and rolling back).
+describe('restartDaemon under systemd', () => {
+  it('accepts a restart systemd repaired, once the daemon listens again', async () => {
+    const root = await makeRoot();
+    try {
+      await put(root, '/proc/net/tcp', procNet([{ local: ['0.0.0.0', 514], st: '0A', inode: 1 }]));
+      const exec = fakeExec({
+        'systemctl restart rsyslog': {
+          exitCode: 1,
+          stderr: 'Job for rsyslog.service failed because the control process exited with error code.',
+        },
+        'systemctl is-active rsyslog': { stdout: 'active\n' },
+      });
+      const ctx = { fs: createFsRoot(root), exec, init: 'systemd' as const, log: () => {} };
+      const r = await restartDaemon(ctx, 'rsyslog', '/usr/sbin/rsyslogd', { port: 514, protocols: ['tcp'] });
+      expect(r.ok).toBe(true);
+      expect(r.detail).toMatch(/systemd started it again itself/);
+    } finally {
+      await cleanup(root);
+    }
   });
 });
