@@ -373,6 +373,21 @@ describe('RELP session end: every queued frame answered, a FIN and never a reset
     expect(t.appended.flatMap((a) => a.messages)).toEqual(['m2']);
   });
 
+  it('counts what a sender sends while the intake stops, and queues none of it', async () => {
+    const t = await startIntake();
+    const s = await halfOpenConnect(t.port);
+    const { answers, closed } = collectAnswers(s);
+    s.write(session(['a']));
+    await waitFor(() => answers.length === 2, 5000);
+    const stopping = t.intake.stop();
+    await waitFor(() => answers.some((a) => a.txnr === 0), 5000, 'serverclose');
+    s.write(frame(3, 'syslog', 'late-1') + frame(4, 'syslog', 'late-2'));
+    await waitFor(async () => (await metricOf(t.metrics, unansweredMetric)) === 2, 5000, 'counted');
+    s.end();
+    await Promise.all([stopping, closed]);
+    expect(t.appended.flatMap((a) => a.messages)).toEqual(['a']);
+  });
+
   // Every message read and not queued is counted, however the session ended in the middle of a read.
   it.each([
     [
