@@ -6,8 +6,11 @@
 import { isMainThread, workerData } from 'node:worker_threads';
 import { PARSE_WORKER_ROLE, type ParseWorkerData } from './forwarder/parse-worker-role.js';
 import { unsupportedNodeMessage } from './system/node-support.js';
+import { holdStopSignals } from './forwarder/stop-signals.js';
 
 async function main(): Promise<void> {
+  // First: a stop while the modules below load ends in a clean, logged exit instead of Node's default kill.
+  const held = holdStopSignals();
   // Before anything that needs a newer runtime loads: one line and exit 2 instead of a crash loop's stack traces.
   const oldNode = unsupportedNodeMessage(
     process.version,
@@ -40,7 +43,7 @@ async function main(): Promise<void> {
   try {
     program.parse(process.argv);
     setWorkerEntry(new URL(import.meta.url));
-    const code = await runForwardCommand(program.opts());
+    const code = await runForwardCommand(program.opts(), process, held);
     process.exit(code);
   } catch (err) {
     if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);

@@ -5,6 +5,7 @@ import { UsageError, formatError } from '../errors.js';
 import { createSink } from '../sinks/index.js';
 import { runForwarder, setWorkerEntry } from '../forwarder/forwarder.js';
 import { createLogger, logDestinationOf } from '../forwarder/logger.js';
+import type { HeldStopSignals } from '../forwarder/stop-signals.js';
 
 export interface ForwardIo {
   stdout: NodeJS.WritableStream;
@@ -17,7 +18,7 @@ export interface ForwardIo {
  * `forward` and the bundle's entry share this: load + validate the config, then either report the
  * checks (--check) or run until SIGTERM/SIGINT.
  */
-export async function runForwardCommand(flags: ForwarderFlags, io: ForwardIo = process): Promise<number> {
+export async function runForwardCommand(flags: ForwarderFlags, io: ForwardIo = process, held?: HeldStopSignals): Promise<number> {
   // --check refuses an unknown key; the service warns and runs, as a stopped forwarder loses events.
   const unknownKeys: string[] = [];
   const config = loadForwarderConfig(flags, flags.check ? {} : { onUnknownKeys: (lines) => unknownKeys.push(...lines) });
@@ -57,6 +58,9 @@ export async function runForwardCommand(flags: ForwarderFlags, io: ForwardIo = p
   };
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
+  held?.release();
+  // Asked to stop while loading: it starts and stops at once, so the stop is the usual one (queue closed, logged).
+  if (held?.first) onSignal(held.first);
   try {
     await runForwarder(config, { signal: ac.signal, logger });
   } finally {

@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, constants, openSync, readFileSync, readdirSync, readlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -206,3 +206,56 @@ describe('durability', () => {
     checkPrefix(seqs(join(dir, 'rows.ndjson')), 3000, 0);
   });
 });
+
+describe('a stop while the forwarder loads', () => {
+  // systemd can stop the service while node still loads (a stop right after a start or a restart). Node's default
+  // action then ended the process with no word in the journal, and systemd reported a kill instead of a stop.
+  it('SIGTERM before the forwarder has started: exit 0, and the log says it stopped', async () => {
+    const dir = tempDir();
+    const fifo = join(dir, 'forwarder.json');
+    execFileSync('mkfifo', [fifo]);
+    // The config is a FIFO: loading blocks on it until it is written, which holds the process in its start. Held
+    // open read-write here first, so the forwarder's open returns and it waits in read().
+    const writer = openSync(fifo, constants.O_RDWR);
+    const proc = spawn(process.execPath, [join(bundleDir, 'forwarder.mjs'), '--config', fifo], {
+      cwd: bundleDir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(proc);
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+      proc.once('exit', (code, signal) => r({ code, signal })),
+    );
+    let out = '';
+    proc.stdout!.on('data', (d) => (out += d));
+    const opened = () => readdirSync(`/proc/${proc.pid}/fd`).some((fd) => readlinkSafe(`/proc/${proc.pid}/fd/${fd}`) === fifo);
+    await waitFor(opened, 10_000, 'the forwarder to open its config');
+    proc.kill('SIGTERM');
+    const config = {
+      listen: ['tcp://127.0.0.1:0'],
+      queue: { dir: join(dir, 'queue') },
+      sink: { type: 'file', path: join(dir, 'rows.ndjson') },
+      admin: '127.0.0.1:0',
+    };
+    try {
+      writeSync(writer, JSON.stringify(config));
+    } catch {
+      // the process is gone; exited says how
+    }
+    closeSync(writer);
+    expect(await exited).toEqual({ code: 0, signal: null });
+    const msgs = out
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(msgs).toContain('signal received');
+    expect(msgs.at(-1)).toBe('forwarder stopped');
+  });
+});
+
+function readlinkSafe(p: string): string | null {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return null;
+  }
+}

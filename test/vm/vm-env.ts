@@ -180,10 +180,13 @@ const c = JSON.parse(fs.readFileSync('${cfg}', 'utf8'));
 c.batch = { ...c.batch, ...${JSON.stringify(SMALL_BATCH)} };
 fs.writeFileSync('${cfg}', JSON.stringify(c, null, 2));`;
   await vm.ok(`node - && systemctl restart ${UNIT}`, { input: edit, timeout: 60_000 });
+  await waitFor(vm, FORWARDER_UP, 30_000, 'the forwarder on small batches');
   try {
     return await fn();
   } finally {
     await vm.ok(`echo ${before} | base64 -d >${cfg} && systemctl restart ${UNIT}`, { timeout: 60_000 });
+    // The next test may stop it at once: a stop while node still loads is not the stop that test means.
+    await waitFor(vm, FORWARDER_UP, 30_000, 'the forwarder back on its own batches');
   }
 }
 
@@ -224,16 +227,27 @@ export const restartCommand = (unit: string): string =>
 
 /** Polls `script` inside the VM until it exits 0; throws naming `what` after `timeoutMs`. */
 export async function waitFor(vm: Vm, script: string, timeoutMs: number, what: string): Promise<void> {
+  if (!(await pollUntil(vm, script, timeoutMs))) throw new Error(`timed out waiting for ${what} in ${vm.name}`);
+}
+
+/** Polls `script` inside the VM until it exits 0 (true) or `timeoutMs` passes (false). */
+async function pollUntil(vm: Vm, script: string, timeoutMs: number): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    if ((await vm.sh(script)).exitCode === 0) return;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} in ${vm.name}`);
+    if ((await vm.sh(script)).exitCode === 0) return true;
+    if (Date.now() > end) return false;
     await new Promise((r) => setTimeout(r, 250));
   }
 }
 
 /** Sum of the forwarder's received counter, from its admin API inside the VM. */
 export const RECEIVED = `node -e "fetch('http://127.0.0.1:25227/metrics').then(r=>r.text()).then(t=>{let n=0;for(const l of t.split('\\\\n'))if(l.startsWith('sentinel_cef_received_total{'))n+=Number(l.split(' ').pop());console.log(n)})"`;
+
+/**
+ * The forwarder's unit is active and its admin API answers. A Type=simple unit is "active" as soon as node is forked,
+ * seconds before the forwarder has loaded on a busy machine.
+ */
+export const FORWARDER_UP = `systemctl is-active -q ${UNIT} && ${RECEIVED} >/dev/null 2>&1`;
 
 /** /etc as "mode uid gid sha path" lines: what must be byte-identical after uninstall. */
 // useradd/userdel rewrite their own backups (passwd-, shadow-, …): those are the tools', not ours.
@@ -248,6 +262,7 @@ export function pacedSend(tag: string, n: number): string {
  * process's exit, how long the stop took, and the forwarder's own messages since the stop began.
  */
 async function stopForwarder(vm: Vm): Promise<{ show: Record<string, string>; stopMs: number; messages: string[]; unitLog: string }> {
+  await waitFor(vm, FORWARDER_UP, 30_000, 'the forwarder to be up before its stop');
   const since = (await vm.ok('date +%s')).trim();
   const t0 = Date.now();
   await vm.ok(`systemctl stop ${UNIT}`, { timeout: 60_000 });
@@ -260,7 +275,8 @@ async function stopForwarder(vm: Vm): Promise<{ show: Record<string, string>; st
   );
   // journald may lag behind on a loaded machine: wait for the last message the forwarder writes.
   const own = `journalctl -t ${UNIT} --since @${since} -o cat -q --no-pager`;
-  await waitFor(vm, `${own} | grep -q '"forwarder stopped"'`, 30_000, 'the forwarder to log its stop');
+  // Not a throw here: what systemd says of the stop (below, in expectCleanStop) tells more than a missing line.
+  await pollUntil(vm, `${own} | grep -q '"forwarder stopped"'`, 30_000);
   const messages = (await vm.ok(own))
     .split('\n')
     .filter(Boolean)
@@ -299,9 +315,10 @@ export async function underLoad(vm: Vm, tag: string, n: number, gapsMs: number[]
  */
 export async function expectCleanStop(vm: Vm): Promise<void> {
   const s = await stopForwarder(vm);
-  expect(s.show).toEqual({ Result: 'success', ExecMainCode: '1', ExecMainStatus: '0', ActiveState: 'inactive' });
-  expect(s.stopMs).toBeLessThan(30_000);
-  expect(s.messages.at(-1)).toBe('forwarder stopped');
+  const said = `systemd: ${s.unitLog}\nforwarder: ${s.messages.join(' | ')}`;
+  expect(s.show, said).toEqual({ Result: 'success', ExecMainCode: '1', ExecMainStatus: '0', ActiveState: 'inactive' });
+  expect(s.stopMs, said).toBeLessThan(30_000);
+  expect(s.messages.at(-1), said).toBe('forwarder stopped');
   expect(s.unitLog).not.toMatch(/timed out|SIGKILL|Killing/);
 }
 
