@@ -115,10 +115,13 @@ describe('durability', () => {
     const dir = tempDir();
     const sink = new FakeSink();
     let down = false;
+    let refused = 0;
     sink.script = Array.from(
       { length: 100_000 },
       () => (rows) =>
-        down ? { status: 'retryable', error: 'HTTP 503', httpStatus: 503, retryAfterMs: 50 } : { status: 'success', accepted: rows.length },
+        down
+          ? (refused++, { status: 'retryable', error: 'HTTP 503', httpStatus: 503, retryAfterMs: 50 })
+          : { status: 'success', accepted: rows.length },
     );
     const f = await startForwarder(makeConfig(dir, { listen: ['tcp://127.0.0.1:0'], admin: false }), { logger: silent, sink });
     try {
@@ -127,6 +130,8 @@ describe('durability', () => {
       const streams = [0, 1, 2, 3].map((k) => streamSeq(port, k * per, (k + 1) * per, 100));
       await new Promise((r) => setTimeout(r, 100));
       down = true;
+      // The outage lasts until it has refused a batch (a loaded machine may not send one within a fixed window).
+      await waitFor(() => refused > 0, 30_000, 'the sink to refuse a batch');
       await new Promise((r) => setTimeout(r, 700));
       down = false;
       await Promise.all(streams.map((s) => s.done));
@@ -174,7 +179,7 @@ describe('durability', () => {
     const lines = [...Array.from({ length: 50 }, (_, i) => cef(i)), probe, 'not a syslog CEF line at all'];
     const s = await tcpConnect(a.tcpPort);
     await new Promise<void>((r) => s.end(lines.join('\n') + '\n', () => r()));
-    await waitFor(async () => (await health(a.admin)).counters.delivered === 51, 10_000, 'delivered through the worker');
+    await waitFor(async () => (await health(a.admin)).counters.delivered === 51, 30_000, 'delivered through the worker');
     const h = await health(a.admin);
     expect(h.counters).toMatchObject({ received: 52, delivered: 51, parseFailures: 1, deadLettered: 1 });
     expect(h.lastDelivery?.ok).toBe(true);
@@ -200,7 +205,7 @@ describe('durability', () => {
     expect(a.parseWorkers).toBe(0);
     const s = await tcpConnect(a.tcpPort);
     await new Promise<void>((r) => s.end(Array.from({ length: 3000 }, (_, i) => cef(i) + '\n').join(''), () => r()));
-    await waitFor(async () => (await health(a.admin)).counters.received === 3000, 5000);
+    await waitFor(async () => (await health(a.admin)).counters.received === 3000, 30_000);
     a.proc.kill('SIGTERM');
     expect(await a.exited).toBe(0);
     checkPrefix(seqs(join(dir, 'rows.ndjson')), 3000, 0);

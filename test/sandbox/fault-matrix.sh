@@ -26,7 +26,7 @@ fwd_pid() { cat /run/sentinel-cef/forwarder.pid 2>/dev/null; }
 stop_forwarder() {
   local pid; pid="$(cat /run/sentinel-cef/supervisor.pid 2>/dev/null)"
   [ -n "$pid" ] && kill "$pid"
-  for _ in $(seq 1 300); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
+  wait_for 60 pid_gone "$pid"
 }
 # Kills the forwarder under its supervisor, which starts it again (on whatever config is there now).
 restart_forwarder() {
@@ -240,7 +240,7 @@ use_azure() {
   [ -n "$mock_url" ] && return 0
   node_modules/.bin/tsx scripts/mock-azure.ts --http --port 0 --key-file "$out/ws.key" --workspace-id "$ws" --info-file "$out/mock.json" >/dev/null 2>"$out/mock.err" &
   mock_pid=$!
-  for _ in $(seq 1 300); do [ -s "$out/mock.json" ] && break; sleep 0.1; done
+  wait_for 120 test -s "$out/mock.json"
   mock_url="$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).url)' "$out/mock.json")"
   install_args=(install "$ws" --key-file "$out/ws.key" --endpoint "$mock_url" --yes)
   step azure-install "${cli[@]}" "${install_args[@]}" --no-verify
@@ -278,7 +278,7 @@ use_li() {
   mkdir -p "$out/li-certs"
   node_modules/.bin/tsx scripts/mock-azure.ts --port 0 --cert-dir "$out/li-certs" --client-secret-file "$out/li.secret" --info-file "$out/li.json" >/dev/null 2>"$out/li-mock.err" &
   li_pid=$!
-  for _ in $(seq 1 300); do [ -s "$out/li.json" ] && break; sleep 0.1; done
+  wait_for 120 test -s "$out/li.json"
   li() { node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"))[process.argv[2]])' "$out/li.json" "$1"; }
   li_url="$(li url)"; li_ca="$(li caPath)"; chmod 0644 "$li_ca"
   # troubleshoot's own Azure checks trust it the same way.

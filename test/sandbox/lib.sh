@@ -23,5 +23,8 @@ copy_rows() {
 no_process() { ! pgrep -x "$1" >/dev/null; }
 wait_gone() { wait_for 30 no_process "$1"; }
 
+# pid_gone PID: the process has exited (an empty PID: there was none).
+pid_gone() { [ -z "$1" ] || [ ! -e "/proc/$1" ]; }
+
 # wait_port PORT: until something listens on TCP PORT (30 s).
 wait_port() { wait_for 30 grep -q ":$(printf '%04X' "$1") 00000000:0000 0A" /proc/net/tcp /proc/net/tcp6; }

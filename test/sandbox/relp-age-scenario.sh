@@ -34,7 +34,7 @@ ruleset(name="to-forwarder") {
 CONF
 # Each line of rsyslogd's own output with the second it came, to tell ageing from shutdown.
 rsyslogd -n -f "$out/rsyslog.conf" -i "$out/rsyslogd.pid" 2>&1 | while IFS= read -r l; do printf '%(%s)T %s\n' -1 "$l"; done >"$out/rsyslogd.out" &
-wait_for 10 test -s "$out/rsyslogd.pid"
+wait_for 60 test -s "$out/rsyslogd.pid"
 rsy="$(cat "$out/rsyslogd.pid")"
 wait_port 10514 || { echo "rsyslogd did not listen" >"$out/error"; cat "$out/rsyslogd.out" >>"$out/error"; exit 1; }
 
@@ -43,7 +43,7 @@ npx tsx scripts/load/gen.ts --port 10514 --connections 2 --events "$events" --ra
   --expect-file "$out/expect.json" >"$out/gen.json" 2>"$out/gen.err"
 date +%s.%N >"$out/t1"
 all_in() { copy_rows "$out/sink.ndjson" "$out/rows.ndjson"; [ "$(wc -l <"$out/rows.ndjson")" -ge "$events" ]; }
-wait_for 60 all_in
+wait_for 180 all_in
 date +%s.%N >"$out/t2"
 sleep 1
 copy_rows "$out/sink.ndjson" "$out/rows.ndjson"

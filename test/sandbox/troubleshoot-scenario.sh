@@ -27,7 +27,7 @@ reinstall() { step "reinstall-$1" "${cli[@]}" install --sink "file:$sink" --yes 
 stop_forwarder() {
   local pid; pid="$(cat /run/sentinel-cef/supervisor.pid 2>/dev/null)"
   [ -n "$pid" ] && kill "$pid"
-  for _ in $(seq 1 300); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
+  wait_for 60 pid_gone "$pid"
 }
 
 # 1. A healthy install with the file sink: every check passes, every probe is delivered.
@@ -54,7 +54,7 @@ if [ "$daemon" = rsyslog ]; then
   npx tsx scripts/load/gen.ts --port 514 --events "$spool_events" --connections 2 --size 300 \
     >"$out/spool-gen.json" 2>"$out/spool-gen.err"
   t_sent=$(ms)
-  for _ in $(seq 1 300); do spooled && break; sleep 0.1; done
+  wait_for 60 spooled
   t_spooled=$(ms)
   ls -l /var/spool/rsyslog >"$out/spool-files-down.txt" 2>&1
   ts spool-down --probes 0
@@ -142,7 +142,7 @@ ws=11111111-2222-3333-4444-555555555555
 npx tsx scripts/mock-azure.ts --http --key-file "$out/workspace.key" --workspace-id "$ws" --info-file "$out/mock.json" \
   >"$out/mock.out" 2>"$out/mock.err" &
 mock=$!
-for _ in $(seq 1 300); do [ -s "$out/mock.json" ] && break; sleep 0.1; done
+wait_for 120 test -s "$out/mock.json"
 url="$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).url)' "$out/mock.json")"
 control() { node -e 'fetch(process.argv[1] + process.argv[2], { method: "POST", headers: { "content-type": "application/json" }, body: process.argv[3] }).then((r) => process.exit(r.ok ? 0 : 1))' "$url" "$1" "${2:-{\}}"; }
 step install-azure "${cli[@]}" install "$ws" --key-file "$out/workspace.key" --endpoint "$url" --yes

@@ -5,6 +5,7 @@
 #   $1 out dir, $2 daemon, $3 steps file: one `name<TAB>args` line per README command (args split on spaces)
 set -uo pipefail
 out="$1"; daemon="$2"; steps="$3"; repo="$(cd "$(dirname "$0")/../.." && pwd)"
+. "$repo/test/sandbox/lib.sh"
 cli=(node "$repo/bin/sentinel-cef")
 export CI=true NO_COLOR=1
 cd /tmp # where a new user's shell would be, not the repo
@@ -27,7 +28,7 @@ keyfile="$out/ws.key"
 "$repo/node_modules/.bin/tsx" "$repo/scripts/mock-azure.ts" --http --port 0 --key-file "$keyfile" --workspace-id "$ws" \
   --info-file "$out/mock.json" >/dev/null 2>"$out/mock.err" &
 mock=$!
-for _ in $(seq 1 300); do [ -s "$out/mock.json" ] && break; sleep 0.1; done
+wait_for 120 test -s "$out/mock.json"
 url="$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).url)' "$out/mock.json")"
 key="$(cat "$keyfile")"
 # Every process whose argv or environment holds the key, while install, troubleshoot and uninstall run.

@@ -101,7 +101,7 @@ cloud-init clean --logs`);
 
     it("the node forwards a probe sent to 514 and answers its balancer's readiness check", async () => {
       await vm.ok(
-        `printf '%s\\n' '<134>Dec  6 10:00:00 fw1 CEF:0|Acme|FW|1.0|100|ci|3|cs1Label=Seq cs1=cloud-init-probe' | nc -w 2 -N 127.0.0.1 514`,
+        `printf '%s\\n' '<134>Dec  6 10:00:00 fw1 CEF:0|Acme|FW|1.0|100|ci|3|cs1Label=Seq cs1=cloud-init-probe' | nc -w 30 -N 127.0.0.1 514`,
       );
       const end = Date.now() + 30_000;
       while (!(await seqsIn(vm, ROWS)).includes('cloud-init-probe') && Date.now() < end) await new Promise((r) => setTimeout(r, 500));

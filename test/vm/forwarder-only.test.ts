@@ -48,7 +48,7 @@ describe.skipIf(reason !== null)('Debian 12, systemd as PID 1: install --forward
     for (const host of v6 ? ['127.0.0.1', '::1'] : ['127.0.0.1']) {
       const tag = host === '::1' ? 'v6' : 'v4';
       const tcp = Array.from({ length: 20 }, (_, i) => `tcp-${tag}-${i}`);
-      await vm.ok(`nc -w 2 -N ${host} 514`, { input: `${tcp.map(line).join('\n')}\n` });
+      await vm.ok(`nc -w 30 -N ${host} 514`, { input: `${tcp.map(line).join('\n')}\n` });
       await vm.ok(`printf '%s\\n' '${line(`udp-${tag}`)}' | nc -u -w 1 ${host} 514`);
       expected.push(...tcp, `udp-${tag}`);
     }

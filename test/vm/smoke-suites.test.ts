@@ -23,7 +23,7 @@ describe.skipIf(reason !== null).each(['bullseye', 'trixie'] as const)('Debian %
     expect((await vm.sh(`systemctl is-active ${UNIT}`)).stdout.trim()).toBe('active');
     const verify = await vm.sh(`systemd-analyze verify /etc/systemd/system/${UNIT}.service`);
     expect(verify.exitCode, verify.stderr).toBe(0);
-    await vm.ok(`nc -w 2 -N 127.0.0.1 514`, { input: cefLines('smoke', 20) });
+    await vm.ok(`nc -w 30 -N 127.0.0.1 514`, { input: cefLines('smoke', 20) });
     const expected = Array.from({ length: 20 }, (_, i) => `smoke-${i}`);
     expect(lossAndDups(expected, await waitRows(vm, ROWS, expected, 30_000, 'smoke-'))).toEqual({ lost: [], duplicated: [] });
     const u = await vm.sh(`CI=true ${CLI} uninstall --yes --remove-user --purge`, { timeout: 120_000 });

@@ -55,9 +55,9 @@ export async function bootVm(suite: 'bullseye' | 'bookworm' | 'trixie', tag: str
       const journal = /\bsystemctl\b/.test(script) ? (await sh('journalctl -n 40 --no-pager -o short-monotonic')).stdout : '';
       throw new Error(`in ${name}: ${script}\nexit ${r.exitCode}\n${r.stdout}\n${r.stderr}${journal ? `\njournal:\n${journal}` : ''}`);
     },
-    reboot: async () => void (await execa(vmScript, ['reboot', name], { timeout: 120_000 })),
+    reboot: async () => void (await execa(vmScript, ['reboot', name], { timeout: 300_000 })),
     powerCut: async () => void (await execa(vmScript, ['kill', name], { timeout: 60_000 })),
-    start: async () => void (await execa(vmScript, ['start', name], { timeout: 120_000 })),
+    start: async () => void (await execa(vmScript, ['start', name], { timeout: 300_000 })),
     down: async () => void (await execa(vmScript, ['down', name], { reject: false, timeout: 120_000 })),
   };
 }
@@ -180,13 +180,13 @@ const c = JSON.parse(fs.readFileSync('${cfg}', 'utf8'));
 c.batch = { ...c.batch, ...${JSON.stringify(SMALL_BATCH)} };
 fs.writeFileSync('${cfg}', JSON.stringify(c, null, 2));`;
   await vm.ok(`node - && systemctl restart ${UNIT}`, { input: edit, timeout: 60_000 });
-  await waitFor(vm, FORWARDER_UP, 30_000, 'the forwarder on small batches');
+  await waitFor(vm, FORWARDER_UP, 60_000, 'the forwarder on small batches');
   try {
     return await fn();
   } finally {
     await vm.ok(`echo ${before} | base64 -d >${cfg} && systemctl restart ${UNIT}`, { timeout: 60_000 });
     // The next test may stop it at once: a stop while node still loads is not the stop that test means.
-    await waitFor(vm, FORWARDER_UP, 30_000, 'the forwarder back on its own batches');
+    await waitFor(vm, FORWARDER_UP, 60_000, 'the forwarder back on its own batches');
   }
 }
 
@@ -225,6 +225,9 @@ export function lossAndDups(expected: string[], got: string[]): { lost: string[]
 export const restartCommand = (unit: string): string =>
   `systemctl restart ${unit} || { for i in $(seq 60); do systemctl is-active -q ${unit} && exit 0; sleep 0.25; done; exit 1; }`;
 
+/** `systemctl start UNIT`, tried once more after a failure: the same rsyslog may fail its first start after that crash. */
+export const startCommand = (unit: string): string => `systemctl start ${unit} || { sleep 1; systemctl start ${unit}; }`;
+
 /** Polls `script` inside the VM until it exits 0; throws naming `what` after `timeoutMs`. */
 export async function waitFor(vm: Vm, script: string, timeoutMs: number, what: string): Promise<void> {
   if (!(await pollUntil(vm, script, timeoutMs))) throw new Error(`timed out waiting for ${what} in ${vm.name}`);
@@ -254,7 +257,7 @@ export const FORWARDER_UP = `systemctl is-active -q ${UNIT} && ${RECEIVED} >/dev
 
 /** A shell pipeline sending `n` CEF lines TAG-0 … TAG-(n-1) to 514 over TCP, 200 every 0.1 s (~5 s for 10,000). */
 export function pacedSend(tag: string, n: number): string {
-  return `for i in $(seq 0 ${n - 1}); do echo "<134>Dec  6 10:00:00 fw1 CEF:0|Acme|FW|1.0|100|vm event|3|src=10.0.0.1 cs1Label=Seq cs1=${tag}-$i"; [ $((i % 200)) = 0 ] && sleep 0.1; done | nc -w 5 -N 127.0.0.1 514`;
+  return `for i in $(seq 0 ${n - 1}); do echo "<134>Dec  6 10:00:00 fw1 CEF:0|Acme|FW|1.0|100|vm event|3|src=10.0.0.1 cs1Label=Seq cs1=${tag}-$i"; [ $((i % 200)) = 0 ] && sleep 0.1; done | nc -w 30 -N 127.0.0.1 514`;
 }
 
 /**
@@ -262,7 +265,7 @@ export function pacedSend(tag: string, n: number): string {
  * process's exit, how long the stop took, and the forwarder's own messages since the stop began.
  */
 async function stopForwarder(vm: Vm): Promise<{ show: Record<string, string>; stopMs: number; messages: string[]; unitLog: string }> {
-  await waitFor(vm, FORWARDER_UP, 30_000, 'the forwarder to be up before its stop');
+  await waitFor(vm, FORWARDER_UP, 60_000, 'the forwarder to be up before its stop');
   const since = (await vm.ok('date +%s')).trim();
   const t0 = Date.now();
   await vm.ok(`systemctl stop ${UNIT}`, { timeout: 60_000 });
