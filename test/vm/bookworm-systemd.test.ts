@@ -20,6 +20,7 @@ import {
   RECEIVED,
   RESENT_PER_KILL,
   restartCommand,
+  restartForwarder,
   startCommand,
   seqsIn,
   underLoad,
@@ -229,7 +230,8 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
   // fwd-restart). At stop the forwarder writes SUSPENDED and holds RELP intake open until rsyslog has parked.
   it('loses nothing when the forwarder restarts (systemctl restart) twice under load', async () => {
     const n = 10_000;
-    await underLoad(vm, 'fwdr', n, [1500, 1500], () => vm.ok(`systemctl restart ${UNIT}`, { timeout: 60_000 }));
+    // Each restart waits until the forwarder answers: the second one stops a forwarder that is running, not loading.
+    await underLoad(vm, 'fwdr', n, [1500, 1500], () => restartForwarder(vm));
     // rsyslog reads READY at its next retry (action.resumeInterval 5 s).
     const { unique, dups } = await countTagged(vm, ROWS, 'fwdr', n, 120_000);
     expect({ lost: n - unique }).toEqual({ lost: 0 });

@@ -252,6 +252,12 @@ export const RECEIVED = `node -e "fetch('http://127.0.0.1:25227/metrics').then(r
  */
 export const FORWARDER_UP = `systemctl is-active -q ${UNIT} && ${RECEIVED} >/dev/null 2>&1`;
 
+/** `systemctl restart` of the forwarder, then until it answers: the next action meets a running forwarder. */
+export async function restartForwarder(vm: Vm): Promise<void> {
+  await vm.ok(`systemctl restart ${UNIT}`, { timeout: 60_000 });
+  await waitFor(vm, FORWARDER_UP, 60_000, 'the forwarder to answer after its restart');
+}
+
 /** /etc as "mode uid gid sha path" lines: what must be byte-identical after uninstall. */
 // useradd/userdel rewrite their own backups (passwd-, shadow-, …): those are the tools', not ours.
 
