@@ -238,6 +238,8 @@ describe.skipIf(reason !== null)('Debian 12, the hardened unit: Azure sinks over
       `durable power cut (${tag}): ${atCut} of ${n} in the sink at the cut, ${expected.length} accepted, ${ids.length - unique} extra copies, a line at most ${most} times`,
     );
     expect(most, `${ids.length - unique} extra copies, ${atCut} lines in the sink at the cut`).toBeLessThanOrEqual(4);
+    // --durable adds rsyslog settings of its own: uninstall must give /etc back as the machine had it, power cut or not.
+    await expectUninstalled(vm, 'rsyslog', etcBefore);
   }, 700_000);
 
   // After the rsyslog cases: syslog-ng replaces rsyslog (they conflict), so one boot proves both daemons, one API each.
