@@ -21,6 +21,8 @@ export interface ForwardIo {
 export async function runForwardCommand(flags: ForwarderFlags, io: ForwardIo = process, held?: HeldStopSignals): Promise<number> {
   // --check refuses an unknown key; the service warns and runs, as a stopped forwarder loses events.
   const unknownKeys: string[] = [];
+  // A check runs no service: Ctrl-C ends it as Node's default does.
+  if (flags.check) held?.release();
   const config = loadForwarderConfig(flags, flags.check ? {} : { onUnknownKeys: (lines) => unknownKeys.push(...lines) });
   const checks = checkConfig(config);
   if (flags.check && checks.every((c) => c.ok)) {
@@ -59,9 +61,17 @@ export async function runForwardCommand(flags: ForwarderFlags, io: ForwardIo = p
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   held?.release();
-  // Asked to stop while loading: it starts and stops at once, so the stop is the usual one (queue closed, logged).
   if (held?.first) onSignal(held.first);
+  // A stop signalled while the modules and the config loaded waits in the event loop: two turns deliver it (Node 18
+  // and 20 deliver it only on the second, 22 and later on the first).
+  await new Promise((r) => setImmediate(() => setImmediate(r)));
   try {
+    if (ac.signal.aborted) {
+      // Asked to stop before it ran: nothing is opened (no port, no token request, no drain grace) and the queue
+      // waits for the next start.
+      logger.info({ started: false }, 'forwarder stopped');
+      return 0;
+    }
     await runForwarder(config, { signal: ac.signal, logger });
   } finally {
     process.off('SIGTERM', onSignal);

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
@@ -201,6 +201,38 @@ describe('forwarder config', () => {
       expect(warnings[0].msg).toContain(`${file}: queue.maxByte: unknown key (did you mean maxBytes?)`);
     },
   );
+
+  // The service's entry holds SIGTERM/SIGINT while it loads (stop-signals.ts) and hands them over here.
+  it('a stop held while loading: the forwarder is not started, the log says it stopped, and a --check takes no hold', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'forwarder.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        listen: ['tcp://127.0.0.1:0'],
+        queue: { dir: join(dir, 'q') },
+        admin: false,
+        sink: { type: 'file', path: join(dir, 'rows') },
+      }),
+    );
+    const quiet = { stdout: new PassThrough(), stderr: new PassThrough() };
+    const released: string[] = [];
+    const held = (first: NodeJS.Signals | null, name: string) => ({ first, release: () => void released.push(name) });
+    await expect(runForwardCommand({ config: file, check: true }, quiet, held(null, 'check'))).resolves.toBe(0);
+    let log = '';
+    const logStream = new PassThrough().on('data', (b: Buffer) => (log += b.toString()));
+    await expect(runForwardCommand({ config: file }, { ...quiet, log: logStream }, held('SIGTERM', 'run'))).resolves.toBe(0);
+    expect(released).toEqual(['check', 'run']);
+    const lines = log
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string; signal?: string; started?: boolean });
+    expect(lines).toEqual([
+      expect.objectContaining({ msg: 'signal received', signal: 'SIGTERM' }),
+      expect.objectContaining({ msg: 'forwarder stopped', started: false }),
+    ]);
+    expect(existsSync(join(dir, 'q'))).toBe(false);
+  });
 
   it('every key the schema knows loads, at every level (a full config, as written by hand)', () => {
     const file = join(tempDir(), 'forwarder.json');

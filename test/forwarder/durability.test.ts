@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, constants, openSync, readFileSync, readdirSync, readlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readFileSync, readdirSync, readlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -215,7 +215,7 @@ describe('durability', () => {
 describe('a stop while the forwarder loads', () => {
   // systemd can stop the service while node still loads (a stop right after a start or a restart). Node's default
   // action then ended the process with no word in the journal, and systemd reported a kill instead of a stop.
-  it('SIGTERM before the forwarder has started: exit 0, and the log says it stopped', async () => {
+  it('SIGTERM before the forwarder has started: exit 0, nothing started, and the log says it stopped', async () => {
     const dir = tempDir();
     const fifo = join(dir, 'forwarder.json');
     execFileSync('mkfifo', [fifo]);
@@ -252,8 +252,9 @@ describe('a stop while the forwarder loads', () => {
       .trim()
       .split('\n')
       .map((l) => (JSON.parse(l) as { msg: string }).msg);
-    expect(msgs).toContain('signal received');
-    expect(msgs.at(-1)).toBe('forwarder stopped');
+    expect(msgs).toEqual(['signal received', 'forwarder stopped']);
+    // Nothing was started: a stop before the forwarder ran opens no port and no queue.
+    expect(existsSync(join(dir, 'queue'))).toBe(false);
   });
 });
 

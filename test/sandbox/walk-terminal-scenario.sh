@@ -30,11 +30,15 @@ wait_for() {
 # One step: a fresh screen and log, the command, the keys to send once $prompt shows (if any), then its exit code.
 #   $1 name, $2 command line, $3 prompt ERE or -, $4 keys (tmux send-keys words), $5 timeout s
 step() {
-  local name="$1" cmdline="$2" prompt="$3" keys="$4" limit="$5" i
+  local name="$1" cmdline="$2" prompt="$3" keys="$4" limit="$5"
   tm send-keys -t walk 'clear' Enter
   # The rc line this step reads must be its own: wait until the screen no longer shows the last one (a fixed sleep
   # was not always enough on a loaded machine), then drop the scrollback.
-  for ((i = 0; i < 200; i++)); do tm capture-pane -p -J -t walk | grep -q '^<rc=' || break; sleep 0.1; done
+  local end=$((SECONDS + 20))
+  while tm capture-pane -p -J -t walk | grep -q '^<rc='; do
+    if [ "$SECONDS" -ge "$end" ]; then echo "$name: the screen still showed the last step's rc after clear" >>"$out/terminal.err"; break; fi
+    sleep 0.1
+  done
   tm clear-history -t walk
   tm pipe-pane -t walk -o "cat >'$out/$name.raw'"
   tm send-keys -t walk -l "$cmdline; echo \"<rc=\$?>\""

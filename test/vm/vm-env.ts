@@ -181,12 +181,18 @@ c.batch = { ...c.batch, ...${JSON.stringify(SMALL_BATCH)} };
 fs.writeFileSync('${cfg}', JSON.stringify(c, null, 2));`;
   await vm.ok(`node - && systemctl restart ${UNIT}`, { input: edit, timeout: 60_000 });
   await waitFor(vm, FORWARDER_UP, 60_000, 'the forwarder on small batches');
+  let failed = true;
   try {
-    return await fn();
+    const result = await fn();
+    failed = false;
+    return result;
   } finally {
     await vm.ok(`echo ${before} | base64 -d >${cfg} && systemctl restart ${UNIT}`, { timeout: 60_000 });
-    // The next test may stop it at once: a stop while node still loads is not the stop that test means.
-    await waitFor(vm, FORWARDER_UP, 60_000, 'the forwarder back on its own batches');
+    // The next test may stop it at once: a stop while node still loads is not the stop that test means. After a
+    // failure in fn, its error is the one to report.
+    const up = waitFor(vm, FORWARDER_UP, 60_000, 'the forwarder back on its own batches');
+    if (failed) await up.catch(() => undefined);
+    else await up;
   }
 }
 
@@ -226,7 +232,8 @@ export const restartCommand = (unit: string): string =>
   `systemctl restart ${unit} || { for i in $(seq 60); do systemctl is-active -q ${unit} && exit 0; sleep 0.25; done; exit 1; }`;
 
 /** `systemctl start UNIT`, tried once more after a failure: the same rsyslog may fail its first start after that crash. */
-export const startCommand = (unit: string): string => `systemctl start ${unit} || { sleep 1; systemctl start ${unit}; }`;
+export const startCommand = (unit: string): string =>
+  `systemctl start ${unit} || { echo "first start of ${unit} failed; trying again:" >&2; journalctl -u ${unit} -n 10 --no-pager >&2; sleep 1; systemctl start ${unit}; }`;
 
 /** Polls `script` inside the VM until it exits 0; throws naming `what` after `timeoutMs`. */
 export async function waitFor(vm: Vm, script: string, timeoutMs: number, what: string): Promise<void> {
@@ -305,16 +312,22 @@ async function stopForwarder(vm: Vm): Promise<{ show: Record<string, string>; st
  * once the sender is done.
  */
 export async function underLoad(vm: Vm, tag: string, n: number, gapsMs: number[], act: () => Promise<unknown>): Promise<void> {
+  let sending = true;
   const sent = vm.ok(pacedSend(tag, n), { timeout: 180_000 }).then(
     () => null,
     (err: unknown) => err,
   );
+  void sent.then(() => (sending = false));
+  const during: boolean[] = [];
   for (const ms of gapsMs) {
     await new Promise((r) => setTimeout(r, ms));
+    during.push(sending);
     await act();
   }
   const err = await sent;
   if (err) throw err;
+  // Under load means under load: at least the first action came while lines were still being sent.
+  expect(during[0], `actions while sending: ${JSON.stringify(during)}`).toBe(true);
 }
 
 /**
