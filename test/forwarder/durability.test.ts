@@ -232,7 +232,10 @@ describe('a stop while the forwarder loads', () => {
     );
     let out = '';
     proc.stdout!.on('data', (d) => (out += d));
-    const opened = () => readdirSync(`/proc/${proc.pid}/fd`).some((fd) => readlinkSafe(`/proc/${proc.pid}/fd/${fd}`) === fifo);
+    const opened = () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`the forwarder exited before it read its config: ${out}`);
+      return readdirSync(`/proc/${proc.pid}/fd`).some((fd) => readlinkSafe(`/proc/${proc.pid}/fd/${fd}`) === fifo);
+    };
     await waitFor(opened, 10_000, 'the forwarder to open its config');
     proc.kill('SIGTERM');
     const config = {

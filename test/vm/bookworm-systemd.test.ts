@@ -17,7 +17,7 @@ import {
   expectUnitInstalled,
   FORWARDER_UP,
   lossAndDups,
-  RECEIVED,
+  pacedSend,
   RESENT_PER_KILL,
   restartCommand,
   restartForwarder,
@@ -42,6 +42,9 @@ const systemdBlocks = readWalkBlocks(readFileSync(path.join(import.meta.dirname,
 /** Distinct TAG-N messages in the forwarder's disk queue (its segments hold the raw messages): only this test's. */
 const queued = (tag: string) =>
   `q=$(node -p "require('/etc/sentinel-cef/forwarder.json').queue.dir") && cat "$q"/*.seg | grep -ao 'cs1=${tag}-[0-9]*' | sort -u | wc -l`;
+
+/** After a boot: rsyslog active and the forwarder answering ("active" comes before the forwarder listens). */
+const BOTH_UP = `${FORWARDER_UP} && systemctl is-active -q rsyslog`;
 
 describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog from its own packages', () => {
   let vm: Vm;
@@ -197,11 +200,10 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
   it('loses nothing when the forwarder is killed (SIGKILL) twice under load', async () => {
     const n = 8000;
     // Paced so that the kills land while rsyslog is still sending to the forwarder.
-    const gen = `for i in $(seq 0 ${n - 1}); do echo "<134>Dec  6 10:00:00 fw1 CEF:0|Acme|FW|1.0|100|vm event|3|src=10.0.0.1 cs1Label=Seq cs1=load-$i"; [ $((i % 200)) = 0 ] && sleep 0.1; done | nc -w 30 -N 127.0.0.1 514`;
     const expected = Array.from({ length: n }, (_, i) => `load-${i}`);
     // Every line in before the batches go back to the defaults: that restart must not add a resend of its own.
     const got = await withSmallBatches(vm, async () => {
-      const sending = vm.ok(gen, { timeout: 120_000 });
+      const sending = vm.ok(pacedSend('load', n), { timeout: 120_000 });
       for (const waitMs of [700, 800]) {
         await new Promise((r) => setTimeout(r, waitMs));
         // Killing the main process needs one: after the first kill systemd waits RestartSec (2 s) to start it again.
@@ -256,23 +258,12 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     await vm.ok(`nc -w 30 -N 127.0.0.1 514`, { input: cefLines('reboot', 100) });
     await waitFor(vm, `[ $(${queued('reboot')}) -ge 100 ]`, 60_000, 'the forwarder to queue 100 events');
     await vm.reboot();
-    // "active" comes before the forwarder listens: wait for its admin API too.
-    await waitFor(
-      vm,
-      `systemctl is-active ${UNIT} && systemctl is-active rsyslog && ${RECEIVED} >/dev/null 2>&1`,
-      120_000,
-      'both services after reboot',
-    );
+    await waitFor(vm, BOTH_UP, 120_000, 'both services after reboot');
     await vm.ok(`nc -w 30 -N 127.0.0.1 514`, { input: cefLines('after-reboot', 100) });
     await waitFor(vm, `[ $(${queued('after-reboot')}) -ge 100 ]`, 60_000, 'the forwarder to queue 100 more');
     await vm.powerCut();
     await vm.start();
-    await waitFor(
-      vm,
-      `systemctl is-active ${UNIT} && systemctl is-active rsyslog && ${RECEIVED} >/dev/null 2>&1`,
-      120_000,
-      'both services after a power cut',
-    );
+    await waitFor(vm, BOTH_UP, 120_000, 'both services after a power cut');
     await vm.ok(`chmod 0640 ${ROWS}`);
     const expected = [
       ...Array.from({ length: 100 }, (_, i) => `reboot-${i}`),
@@ -290,12 +281,7 @@ describe.skipIf(reason !== null)('Debian 12 with systemd as PID 1 and rsyslog fr
     const n = 20_000;
     await vm.ok(`nc -w 30 -N 127.0.0.1 514`, { input: cefLines('burst', n), timeout: 120_000 });
     await vm.reboot();
-    await waitFor(
-      vm,
-      `systemctl is-active ${UNIT} && systemctl is-active rsyslog && ${RECEIVED} >/dev/null 2>&1`,
-      120_000,
-      'both services after reboot',
-    );
+    await waitFor(vm, BOTH_UP, 120_000, 'both services after reboot');
     const { unique, dups } = await countTagged(vm, ROWS, 'burst', n, 150_000);
     expect({ lost: n - unique }).toEqual({ lost: 0 });
     // At-least-once: at most the RELP window rsyslog sends again after the restart.

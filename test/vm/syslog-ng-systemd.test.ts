@@ -9,8 +9,8 @@ import {
   expectCleanStop,
   expectUninstalled,
   expectUnitInstalled,
+  FORWARDER_UP,
   lossAndDups,
-  RECEIVED,
   RESENT_PER_KILL,
   restartForwarder,
   seqsIn,
@@ -32,7 +32,7 @@ const reason = vmSkipReason();
  * flushes its backlog at full speed finds more in flight.
  */
 const KILL_WINDOW = 5000;
-const UP = `systemctl is-active ${UNIT} && systemctl is-active syslog-ng && ${RECEIVED} >/dev/null 2>&1`;
+const UP = `${FORWARDER_UP} && systemctl is-active -q syslog-ng`;
 
 // Issue 15: the rsyslog suite's install, delivery, restart and uninstall proofs for syslog-ng, which sends to the
 // forwarder over plain TCP (no acknowledged transport in syslog-ng 3.38 OSE) from a reliable disk buffer.

@@ -179,20 +179,19 @@ export async function withSmallBatches<T>(vm: Vm, fn: () => Promise<T>): Promise
 const c = JSON.parse(fs.readFileSync('${cfg}', 'utf8'));
 c.batch = { ...c.batch, ...${JSON.stringify(SMALL_BATCH)} };
 fs.writeFileSync('${cfg}', JSON.stringify(c, null, 2));`;
-  await vm.ok(`node - && systemctl restart ${UNIT}`, { input: edit, timeout: 60_000 });
-  await waitFor(vm, FORWARDER_UP, 60_000, 'the forwarder on small batches');
+  await vm.ok('node -', { input: edit });
+  await restartForwarder(vm);
   let failed = true;
   try {
     const result = await fn();
     failed = false;
     return result;
   } finally {
-    await vm.ok(`echo ${before} | base64 -d >${cfg} && systemctl restart ${UNIT}`, { timeout: 60_000 });
-    // The next test may stop it at once: a stop while node still loads is not the stop that test means. After a
-    // failure in fn, its error is the one to report.
-    const up = waitFor(vm, FORWARDER_UP, 60_000, 'the forwarder back on its own batches');
-    if (failed) await up.catch(() => undefined);
-    else await up;
+    await vm.ok(`echo ${before} | base64 -d >${cfg}`);
+    // Up again before the next test, which may stop it at once. After a failure in fn, its error is the one to report.
+    const restarted = restartForwarder(vm);
+    if (failed) await restarted.catch(() => undefined);
+    else await restarted;
   }
 }
 
