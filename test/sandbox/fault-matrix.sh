@@ -23,11 +23,6 @@ start_daemon() {
 stop_daemon() { pkill -x "$(dproc)"; wait_gone "$(dproc)"; }
 restart_daemon() { stop_daemon; start_daemon "$@"; }
 fwd_pid() { cat /run/sentinel-cef/forwarder.pid 2>/dev/null; }
-stop_forwarder() {
-  local pid; pid="$(cat /run/sentinel-cef/supervisor.pid 2>/dev/null)"
-  [ -n "$pid" ] && kill "$pid"
-  wait_for 60 pid_gone "$pid"
-}
 # Kills the forwarder under its supervisor, which starts it again (on whatever config is there now).
 restart_forwarder() {
   local old; old="$(fwd_pid)"

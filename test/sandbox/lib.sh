@@ -26,5 +26,12 @@ wait_gone() { wait_for 30 no_process "$1"; }
 # pid_gone PID: the process has exited (an empty PID: there was none).
 pid_gone() { [ -z "$1" ] || [ ! -e "/proc/$1" ]; }
 
+# stop_forwarder: stops the installed forwarder's supervisor (and so the forwarder) and waits for it to exit (60 s).
+stop_forwarder() {
+  local pid; pid="$(cat /run/sentinel-cef/supervisor.pid 2>/dev/null)"
+  [ -n "$pid" ] && kill "$pid"
+  wait_for 60 pid_gone "$pid"
+}
+
 # wait_port PORT: until something listens on TCP PORT (30 s).
 wait_port() { wait_for 30 grep -q ":$(printf '%04X' "$1") 00000000:0000 0A" /proc/net/tcp /proc/net/tcp6; }

@@ -24,11 +24,6 @@ ts() { local name="$1"; shift; "${cli[@]}" troubleshoot --json --probes 2 --time
 ts_pass() { TS_TIMEOUT=30 ts "$@"; }
 step() { local name="$1"; shift; "$@" >"$out/$name.out" 2>"$out/$name.err"; echo $? >"$out/$name.rc"; }
 reinstall() { step "reinstall-$1" "${cli[@]}" install --sink "file:$sink" --yes --no-verify; }
-stop_forwarder() {
-  local pid; pid="$(cat /run/sentinel-cef/supervisor.pid 2>/dev/null)"
-  [ -n "$pid" ] && kill "$pid"
-  wait_for 60 pid_gone "$pid"
-}
 
 # 1. A healthy install with the file sink: every check passes, every probe is delivered.
 step install "${cli[@]}" install --sink "file:$sink" --yes
